@@ -1,0 +1,271 @@
+//! Reading a command's arguments, with Redis's own error wording.
+//!
+//! Every command parser in the workspace is written against [`Args`]: take the arguments
+//! in order, each with the conversion it needs, then [`Args::finish`]. Errors come out as
+//! the exact replies Redis sends, so clients that match on error text keep working:
+//!
+//! ```
+//! use proto::{Args, Frame};
+//! let mut args = Args::new(vec!["SET".into(), "k".into(), "v".into(), "EX".into(), "10".into()]);
+//! let key = args.next_bytes().unwrap();
+//! let value = args.next_bytes().unwrap();
+//! let mut ttl = None;
+//! while let Some(option) = args.next_keyword() {
+//!     match option.as_str() {
+//!         "EX" => ttl = Some(args.next_int().unwrap()),
+//!         _ => panic!("syntax error"),
+//!     }
+//! }
+//! args.finish().unwrap();
+//! assert_eq!((key.as_ref(), value.as_ref(), ttl), (&b"k"[..], &b"v"[..], Some(10)));
+//! ```
+
+use bytes::Bytes;
+
+use crate::decode::parse_int;
+use crate::frame::Frame;
+
+/// An error reply from a command. The connection stays open; only this command failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// `ERR wrong number of arguments for 'get' command`
+    WrongArity(String),
+    /// `ERR value is not an integer or out of range`
+    NotInteger,
+    /// `ERR value is not a valid float`
+    NotFloat,
+    /// `ERR syntax error`
+    Syntax,
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
+    WrongType,
+    /// Any other error; the text includes its code (`ERR ...`, `READONLY ...`).
+    Reply(String),
+}
+
+impl CommandError {
+    /// An `ERR`-coded error with the given message.
+    pub fn err(message: impl std::fmt::Display) -> Self {
+        CommandError::Reply(format!("ERR {message}"))
+    }
+
+    /// An error with its own code: `CommandError::coded("NOAUTH", "Authentication required.")`.
+    pub fn coded(code: &str, message: impl std::fmt::Display) -> Self {
+        CommandError::Reply(format!("{code} {message}"))
+    }
+
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(self.to_string())
+    }
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::WrongArity(cmd) => {
+                write!(f, "ERR wrong number of arguments for '{cmd}' command")
+            }
+            CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            CommandError::NotFloat => f.write_str("ERR value is not a valid float"),
+            CommandError::Syntax => f.write_str("ERR syntax error"),
+            CommandError::WrongType => {
+                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
+            }
+            CommandError::Reply(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+impl From<CommandError> for Frame {
+    fn from(e: CommandError) -> Frame {
+        e.to_frame()
+    }
+}
+
+/// A command name and a cursor over its arguments.
+#[derive(Debug, Clone)]
+pub struct Args {
+    name: String,
+    items: std::vec::IntoIter<Bytes>,
+}
+
+impl Args {
+    /// `words[0]` is the command name. An empty vector gives an empty name.
+    pub fn new(words: Vec<Bytes>) -> Self {
+        let mut items = words.into_iter();
+        let name = items
+            .next()
+            .map(|n| String::from_utf8_lossy(&n).to_ascii_lowercase())
+            .unwrap_or_default();
+        Args { name, items }
+    }
+
+    /// A request frame (array of bulk strings, as the request decoder produces) to `Args`.
+    pub fn from_frame(frame: Frame) -> Result<Args, CommandError> {
+        let Frame::Array(items) = frame else {
+            return Err(CommandError::err(
+                "Protocol error: expected an array of bulk strings",
+            ));
+        };
+        let mut words = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Frame::Bulk(b) | Frame::Simple(b) => words.push(b),
+                Frame::Integer(n) => words.push(Bytes::from(n.to_string())),
+                _ => return Err(CommandError::err("Protocol error: expected bulk strings")),
+            }
+        }
+        Ok(Args::new(words))
+    }
+
+    /// The command name, lowercased (`"get"`), as Redis quotes it in errors.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Arguments not yet taken.
+    pub fn remaining(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.len() == 0
+    }
+
+    /// The remaining arguments, without taking them.
+    pub fn peek_all(&self) -> &[Bytes] {
+        self.items.as_slice()
+    }
+
+    /// The error for a missing or extra argument.
+    pub fn wrong_arity(&self) -> CommandError {
+        CommandError::WrongArity(self.name.clone())
+    }
+
+    /// The next argument as raw bytes.
+    pub fn next_bytes(&mut self) -> Result<Bytes, CommandError> {
+        self.items.next().ok_or_else(|| self.wrong_arity())
+    }
+
+    /// The next argument as UTF-8 text (`syntax error` if it is not).
+    pub fn next_str(&mut self) -> Result<String, CommandError> {
+        let b = self.next_bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| CommandError::Syntax)
+    }
+
+    /// The next argument as a signed 64-bit integer, parsed as strictly as Redis does
+    /// (`"+1"`, `" 1"` and `"01x"` are not integers).
+    pub fn next_int(&mut self) -> Result<i64, CommandError> {
+        let b = self.next_bytes()?;
+        parse_int(&b).ok_or(CommandError::NotInteger)
+    }
+
+    /// The next argument as a float (`inf`/`-inf` allowed, `nan` not, as in Redis).
+    pub fn next_f64(&mut self) -> Result<f64, CommandError> {
+        let b = self.next_bytes()?;
+        parse_f64(&b).ok_or(CommandError::NotFloat)
+    }
+
+    /// Takes the next argument if it equals `flag` (case-insensitively).
+    pub fn next_flag(&mut self, flag: &str) -> bool {
+        let matches = self
+            .items
+            .as_slice()
+            .first()
+            .is_some_and(|b| b.eq_ignore_ascii_case(flag.as_bytes()));
+        if matches {
+            self.items.next();
+        }
+        matches
+    }
+
+    /// The next argument uppercased, for option loops (`EX`, `NX`, `MATCH`...).
+    pub fn next_keyword(&mut self) -> Option<String> {
+        self.items
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).to_ascii_uppercase())
+    }
+
+    /// Takes every remaining argument.
+    pub fn rest(&mut self) -> Vec<Bytes> {
+        self.items.by_ref().collect()
+    }
+
+    /// Ends parsing: leftover arguments are a `wrong number of arguments` error.
+    pub fn finish(&self) -> Result<(), CommandError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self.wrong_arity())
+        }
+    }
+}
+
+/// Parses a float as Redis's `getDoubleFromObject`: no spaces, no `nan`.
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        other => other.parse().ok()?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Args {
+        Args::new(
+            words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn errors_use_redis_wording() {
+        let mut a = args(&["GET"]);
+        assert_eq!(
+            a.next_bytes().unwrap_err().to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        let mut a = args(&["INCRBY", "k", "1x"]);
+        a.next_bytes().unwrap();
+        assert_eq!(
+            a.next_int().unwrap_err().to_string(),
+            "ERR value is not an integer or out of range"
+        );
+        let mut a = args(&["X", "+1", "9223372036854775808", "-9223372036854775808"]);
+        assert!(a.next_int().is_err());
+        assert!(a.next_int().is_err());
+        assert_eq!(a.next_int(), Ok(i64::MIN));
+        assert_eq!(CommandError::Syntax.to_string(), "ERR syntax error");
+        let a = args(&["GET", "k", "extra"]);
+        assert!(a.finish().is_err());
+    }
+
+    #[test]
+    fn flags_are_case_insensitive() {
+        let mut a = args(&["SET", "nx", "ex"]);
+        assert!(a.next_flag("NX"));
+        assert!(!a.next_flag("NX"));
+        assert_eq!(a.next_keyword().as_deref(), Some("EX"));
+        assert!(a.finish().is_ok());
+    }
+
+    #[test]
+    fn floats() {
+        let mut a = args(&["X", "1.5", "inf", "nan", " 1"]);
+        assert_eq!(a.next_f64(), Ok(1.5));
+        assert_eq!(a.next_f64(), Ok(f64::INFINITY));
+        assert_eq!(a.next_f64(), Err(CommandError::NotFloat));
+        assert_eq!(a.next_f64(), Err(CommandError::NotFloat));
+    }
+}

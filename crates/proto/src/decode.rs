@@ -1,0 +1,383 @@
+//! Streaming RESP parser: turns bytes as they arrive from a socket into [`Frame`]s.
+//!
+//! TCP delivers a byte stream, not messages: one read may hold half a command, or forty
+//! pipelined commands and the first bytes of the forty-first. The parser must therefore
+//! (a) say "not yet" without losing anything when a frame is incomplete, and (b) parse
+//! every complete frame in the buffer so a pipeline is served in one go.
+//!
+//! It works in two passes over one grammar ([`walk`]):
+//! 1. **check** — scan the buffer, validate every header against the [`Limits`], and find
+//!    where the first frame ends. Nothing is allocated: a client announcing
+//!    `*1000000000\r\n` gets no billion-element vector, and one announcing a 512 MB bulk
+//!    string gets nothing until those bytes have actually arrived.
+//! 2. **build** — only once the frame is known to be complete, split exactly those bytes
+//!    off the buffer and build the frame. Bulk strings become zero-copy slices of the
+//!    read buffer ([`Bytes::slice`]).
+//!
+//! A note on that zero-copy slice: it keeps the whole read buffer chunk alive. An engine
+//! that stores a value for a long time should copy it (`Bytes::copy_from_slice`) so one
+//! small key does not pin kilobytes of buffer.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::frame::Frame;
+
+/// Bounds on what a peer may make us buffer or build. Every limit a client can push
+/// against is here, so none of them is forgotten in one code path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest bulk string (`proto-max-bulk-len`; Redis's default is 512 MiB).
+    pub max_bulk_len: usize,
+    /// Most elements in one array, map, set or push.
+    pub max_array_len: usize,
+    /// Deepest nesting of aggregates (requests are depth 1; replies nest a little).
+    pub max_depth: usize,
+    /// Longest inline command or header line before its `\r\n` (Redis: 64 KiB).
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024 * 16,
+            max_depth: 64,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// What the decoder accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Server side: a request is an array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
+    /// or an inline command line (`GET k\r\n`, what telnet sends). Empty requests are
+    /// skipped, as Redis does.
+    Request,
+    /// Client side: any RESP2/RESP3 value (replies from a backend server).
+    Reply,
+}
+
+/// A malformed or over-limit input. The connection cannot be trusted to be in sync any
+/// more, so the server replies `-ERR Protocol error: ...` and closes it, as Redis does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    fn new(what: impl Into<String>) -> Self {
+        ProtocolError(what.into())
+    }
+
+    /// The reply a server sends before closing the connection.
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(format!("ERR {self}"))
+    }
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Parses the first complete frame at the front of `buf`, removing its bytes.
+///
+/// Returns `Ok(None)` when more bytes are needed (the buffer is left untouched), and skips
+/// empty requests in [`Mode::Request`].
+pub fn parse_frame(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    mode: Mode,
+) -> Result<Option<Frame>, ProtocolError> {
+    loop {
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        if mode == Mode::Request && !is_request_type_byte(first) {
+            match crate::inline::parse_inline(buf, limits)? {
+                InlineOutcome::Incomplete => return Ok(None),
+                InlineOutcome::Empty => continue,
+                InlineOutcome::Command(frame) => return Ok(Some(frame)),
+            }
+        }
+        let grammar = Grammar { limits, mode };
+        let Some(end) = grammar.walk(buf, 0, 0, None)?.map(|(end, _)| end) else {
+            return Ok(None);
+        };
+        let data = buf.split_to(end).freeze();
+        let frame = grammar
+            .walk(&data, 0, 0, Some(&data))?
+            .and_then(|(_, frame)| frame)
+            .ok_or_else(|| ProtocolError::new("frame changed between passes"))?;
+        match frame {
+            // `*0` and `*-1` are empty requests: Redis silently ignores them.
+            Frame::Array(ref items) if mode == Mode::Request && items.is_empty() => continue,
+            Frame::NullArray if mode == Mode::Request => continue,
+            frame => return Ok(Some(frame)),
+        }
+    }
+}
+
+/// What an inline line turned out to be.
+pub(crate) enum InlineOutcome {
+    Incomplete,
+    Empty,
+    Command(Frame),
+}
+
+/// In a request, these bytes start a RESP frame; anything else starts an inline command.
+/// `$` is included so a desynchronised client sending a bare bulk header gets a protocol
+/// error rather than an "unknown command '$5'".
+fn is_request_type_byte(b: u8) -> bool {
+    b == b'*' || b == b'$'
+}
+
+/// The RESP grammar, walked once to check and once to build.
+struct Grammar<'a> {
+    limits: &'a Limits,
+    mode: Mode,
+}
+
+/// `(end position, frame if building)`, or `None` if the input is incomplete.
+type Step = Option<(usize, Option<Frame>)>;
+
+impl Grammar<'_> {
+    /// Walks one frame starting at `pos`. With `build = None` it only validates and finds
+    /// the end; with `build = Some(bytes)` (the same bytes, frozen) it also constructs the
+    /// frame, slicing bulk payloads out of `bytes` without copying.
+    fn walk(
+        &self,
+        src: &[u8],
+        pos: usize,
+        depth: usize,
+        build: Option<&Bytes>,
+    ) -> Result<Step, ProtocolError> {
+        let Some(&type_byte) = src.get(pos) else {
+            return Ok(None);
+        };
+        if self.mode == Mode::Request && depth > 0 && type_byte != b'$' {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                char::from(type_byte)
+            )));
+        }
+        if self.mode == Mode::Request && depth == 0 && type_byte == b'$' {
+            // A bare bulk string is not a request. Validate its length first so an absurd
+            // header gets the more useful message.
+            let Some((len, _)) = self.length_line(src, pos + 1, "bulk")? else {
+                return Ok(None);
+            };
+            self.check_bulk_len(len)?;
+            return Err(ProtocolError::new("expected '*', got '$'"));
+        }
+        let Some((line, next)) = self.line(src, pos + 1, type_name(type_byte))? else {
+            return Ok(None);
+        };
+        let text = |line: &[u8]| build.map(|b| b.slice_ref(line));
+        match type_byte {
+            b'+' => Ok(Some((next, text(line).map(Frame::Simple)))),
+            b'-' => Ok(Some((next, text(line).map(Frame::Error)))),
+            b'(' => {
+                let digits = line.strip_prefix(b"-").unwrap_or(line);
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(ProtocolError::new("invalid big number"));
+                }
+                Ok(Some((next, text(line).map(Frame::BigNumber))))
+            }
+            b':' => {
+                let n = parse_int(line).ok_or_else(|| ProtocolError::new("invalid integer"))?;
+                Ok(Some((next, Some(Frame::Integer(n)))))
+            }
+            b',' => {
+                let d = parse_double(line).ok_or_else(|| ProtocolError::new("invalid double"))?;
+                Ok(Some((next, Some(Frame::Double(d)))))
+            }
+            b'#' => match line {
+                b"t" => Ok(Some((next, Some(Frame::Boolean(true))))),
+                b"f" => Ok(Some((next, Some(Frame::Boolean(false))))),
+                _ => Err(ProtocolError::new("invalid boolean")),
+            },
+            b'_' if line.is_empty() => Ok(Some((next, Some(Frame::Null)))),
+            b'_' => Err(ProtocolError::new("invalid null")),
+            b'$' | b'=' => {
+                let len = parse_len(line, "bulk")?;
+                if len < 0 {
+                    return Ok(Some((next, Some(Frame::Null))));
+                }
+                let len = self.check_bulk_len(len)?;
+                let end = next + len;
+                if src.len() < end + 2 {
+                    return Ok(None);
+                }
+                if &src[end..end + 2] != b"\r\n" {
+                    return Err(ProtocolError::new("bulk string not terminated by CRLF"));
+                }
+                let frame = match build {
+                    None => None,
+                    Some(bytes) if type_byte == b'$' => Some(Frame::Bulk(bytes.slice(next..end))),
+                    Some(bytes) => Some(verbatim(bytes.slice(next..end))?),
+                };
+                if type_byte == b'=' && build.is_none() && (len < 4 || src[next + 3] != b':') {
+                    return Err(ProtocolError::new("invalid verbatim string"));
+                }
+                Ok(Some((end + 2, frame)))
+            }
+            b'*' | b'~' | b'>' | b'%' => {
+                let len = parse_len(line, "multibulk")?;
+                if len < 0 {
+                    return Ok(Some((next, Some(Frame::NullArray))));
+                }
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                if len > self.limits.max_array_len {
+                    return Err(ProtocolError::new("invalid multibulk length"));
+                }
+                if depth + 1 > self.limits.max_depth {
+                    return Err(ProtocolError::new("too deeply nested aggregate"));
+                }
+                let count = if type_byte == b'%' { len * 2 } else { len };
+                let mut items = build.map(|_| Vec::with_capacity(count));
+                let mut at = next;
+                for _ in 0..count {
+                    let Some((end, frame)) = self.walk(src, at, depth + 1, build)? else {
+                        return Ok(None);
+                    };
+                    at = end;
+                    if let (Some(items), Some(frame)) = (items.as_mut(), frame) {
+                        items.push(frame);
+                    }
+                }
+                let frame = items.map(|items| match type_byte {
+                    b'*' => Frame::Array(items),
+                    b'~' => Frame::Set(items),
+                    b'>' => Frame::Push(items),
+                    _ => Frame::Map(pairs(items)),
+                });
+                Ok(Some((at, frame)))
+            }
+            other => Err(ProtocolError(format!(
+                "invalid type byte '{}'",
+                char::from(other).escape_default()
+            ))),
+        }
+    }
+
+    /// Finds the `\r\n`-terminated line starting at `pos`: `(line, position after CRLF)`.
+    fn line<'s>(
+        &self,
+        src: &'s [u8],
+        pos: usize,
+        what: &str,
+    ) -> Result<Option<(&'s [u8], usize)>, ProtocolError> {
+        let window = &src[pos.min(src.len())..];
+        match window.iter().position(|&b| b == b'\r') {
+            Some(i) if i > self.limits.max_inline_len => {
+                Err(ProtocolError(format!("too big {what} line")))
+            }
+            Some(i) => match window.get(i + 1) {
+                None => Ok(None),
+                Some(b'\n') => Ok(Some((&window[..i], pos + i + 2))),
+                Some(_) => Err(ProtocolError(format!("{what} line not terminated by CRLF"))),
+            },
+            None if window.len() > self.limits.max_inline_len => {
+                Err(ProtocolError(format!("too big {what} line")))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn length_line(
+        &self,
+        src: &[u8],
+        pos: usize,
+        what: &str,
+    ) -> Result<Option<(i64, usize)>, ProtocolError> {
+        match self.line(src, pos, what)? {
+            None => Ok(None),
+            Some((line, next)) => Ok(Some((parse_len(line, what)?, next))),
+        }
+    }
+
+    fn check_bulk_len(&self, len: i64) -> Result<usize, ProtocolError> {
+        match usize::try_from(len) {
+            Ok(len) if len <= self.limits.max_bulk_len => Ok(len),
+            _ => Err(ProtocolError::new("invalid bulk length")),
+        }
+    }
+}
+
+fn type_name(type_byte: u8) -> &'static str {
+    match type_byte {
+        b'*' | b'~' | b'>' | b'%' => "mbulk count",
+        b'$' | b'=' => "bulk count",
+        _ => "simple",
+    }
+}
+
+/// A length header: `-1` (null) or a non-negative count. Anything else is malformed.
+fn parse_len(line: &[u8], what: &str) -> Result<i64, ProtocolError> {
+    match parse_int(line) {
+        Some(n) if n >= -1 => Ok(n),
+        _ => Err(ProtocolError(format!("invalid {what} length"))),
+    }
+}
+
+/// Strict decimal integer: optional `-`, then digits, must fit in `i64`.
+pub fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(digit)?
+        } else {
+            n.checked_add(digit)?
+        };
+    }
+    Some(n)
+}
+
+fn parse_double(text: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(text).ok()?;
+    match s {
+        "inf" | "+inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        "nan" | "-nan" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+fn verbatim(payload: Bytes) -> Result<Frame, ProtocolError> {
+    match payload.get(..4) {
+        Some([a, b, c, b':']) => Ok(Frame::Verbatim {
+            format: [*a, *b, *c],
+            text: payload.slice(4..),
+        }),
+        _ => Err(ProtocolError::new("invalid verbatim string")),
+    }
+}
+
+fn pairs(items: Vec<Frame>) -> Vec<(Frame, Frame)> {
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+/// Advances past `n` bytes (for callers that already looked at them).
+pub(crate) fn consume(buf: &mut BytesMut, n: usize) {
+    buf.advance(n);
+}

@@ -1,0 +1,279 @@
+//! The values RESP can carry, and how each one is written on the wire.
+//!
+//! RESP (REdis Serialization Protocol) is a tiny, text-framed protocol: every value starts
+//! with one *type byte* and ends with `\r\n`. Strings that may contain anything ("bulk"
+//! strings) are length-prefixed, so a parser never scans their contents for a terminator —
+//! that is what makes RESP binary-safe and fast to parse.
+//!
+//! | type byte | RESP2 | RESP3 | example |
+//! |---|---|---|---|
+//! | `+` | simple string | same | `+OK\r\n` |
+//! | `-` | error | same | `-ERR syntax error\r\n` |
+//! | `:` | integer | same | `:-42\r\n` |
+//! | `$` | bulk string (`$-1` is null) | same | `$5\r\nhello\r\n` |
+//! | `*` | array (`*-1` is null) | same | `*2\r\n:1\r\n:2\r\n` |
+//! | `_` | – | null | `_\r\n` |
+//! | `%` | – | map | `%1\r\n+k\r\n:1\r\n` |
+//! | `~` | – | set | `~1\r\n:1\r\n` |
+//! | `,` | – | double | `,3.14\r\n` |
+//! | `#` | – | boolean | `#t\r\n` |
+//! | `>` | – | push (out-of-band data, e.g. pub/sub messages) | `>2\r\n...` |
+//! | `(` | – | big number | `(3492890328409238509324850943850943825024385\r\n` |
+//! | `=` | – | verbatim string | `=15\r\ntxt:Some string\r\n` |
+//!
+//! A server speaks RESP2 until a client sends `HELLO 3`. The RESP3 types exist so a client
+//! can tell a map from a list without knowing the command; when the connection is still on
+//! RESP2, [`Frame::encode`] lowers each RESP3 type to the RESP2 shape Redis itself uses
+//! (a map becomes a flat array of key, value, key, value...).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Which dialect a connection speaks. Chosen per connection by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// The number `HELLO` uses for this dialect.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// One RESP value. Strings are [`Bytes`], never `String`: keys and values are binary-safe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+OK` — a short status line; may not contain `\r` or `\n`.
+    Simple(Bytes),
+    /// `-ERR message` — the first word is the error code (`ERR`, `WRONGTYPE`, `NOAUTH`...).
+    Error(Bytes),
+    /// `:42`
+    Integer(i64),
+    /// `$5\r\nhello` — binary-safe string.
+    Bulk(Bytes),
+    /// The absence of a value: `$-1` in RESP2, `_` in RESP3.
+    Null,
+    /// A missing array (`*-1` in RESP2, what BLPOP returns on timeout); `_` in RESP3.
+    NullArray,
+    /// `*N` followed by N frames.
+    Array(Vec<Frame>),
+    /// RESP3 `%N`: N key/value pairs, in order.
+    Map(Vec<(Frame, Frame)>),
+    /// RESP3 `~N`: N unordered, unique frames.
+    Set(Vec<Frame>),
+    /// RESP3 `,1.5` (also `inf`, `-inf`, `nan`).
+    Double(f64),
+    /// RESP3 `#t` / `#f`.
+    Boolean(bool),
+    /// RESP3 `>N`: data the server pushes without being asked (pub/sub messages).
+    Push(Vec<Frame>),
+    /// RESP3 `(digits`: an integer too big for 64 bits, kept as its decimal text.
+    BigNumber(Bytes),
+    /// RESP3 `=N\r\nfmt:text`: a string with a three-letter format (`txt`, `mkd`).
+    Verbatim { format: [u8; 3], text: Bytes },
+}
+
+impl Frame {
+    /// `+OK`, the most common reply of all.
+    pub fn ok() -> Frame {
+        Frame::Simple(Bytes::from_static(b"OK"))
+    }
+
+    /// A simple-string reply from static text.
+    pub fn simple(text: &'static str) -> Frame {
+        Frame::Simple(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// An error reply. `message` includes the code: `"ERR syntax error"`.
+    pub fn error(message: impl Into<String>) -> Frame {
+        Frame::Error(Bytes::from(message.into()))
+    }
+
+    /// A bulk string reply.
+    pub fn bulk(data: impl Into<Bytes>) -> Frame {
+        Frame::Bulk(data.into())
+    }
+
+    /// An array of bulk strings, the shape of every request and of replies such as KEYS.
+    pub fn bulk_array<I, B>(items: I) -> Frame
+    where
+        I: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        Frame::Array(items.into_iter().map(|b| Frame::Bulk(b.into())).collect())
+    }
+
+    /// `true` for `-...` replies.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Frame::Error(_))
+    }
+
+    /// The bytes of a string-like frame (simple, bulk, verbatim, big number).
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Frame::Simple(b) | Frame::Bulk(b) | Frame::BigNumber(b) | Frame::Error(b) => Some(b),
+            Frame::Verbatim { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Writes this frame in the given dialect, appending to `dst`.
+    ///
+    /// RESP3-only types are lowered for RESP2 clients the way Redis does it, so one
+    /// command implementation serves both: map → flat array, set → array, double → bulk
+    /// string, boolean → integer 0/1, push → array, big number and verbatim → bulk.
+    pub fn encode(&self, protocol: Protocol, dst: &mut BytesMut) {
+        let resp3 = protocol == Protocol::Resp3;
+        match self {
+            Frame::Simple(s) => line(dst, b'+', s),
+            Frame::Error(e) => line(dst, b'-', e),
+            Frame::Integer(n) => header(dst, b':', *n),
+            Frame::Bulk(b) => bulk(dst, b),
+            Frame::Null if resp3 => dst.put_slice(b"_\r\n"),
+            Frame::Null => dst.put_slice(b"$-1\r\n"),
+            Frame::NullArray if resp3 => dst.put_slice(b"_\r\n"),
+            Frame::NullArray => dst.put_slice(b"*-1\r\n"),
+            Frame::Array(items) => aggregate(dst, b'*', items, protocol),
+            Frame::Set(items) => aggregate(dst, if resp3 { b'~' } else { b'*' }, items, protocol),
+            Frame::Push(items) => aggregate(dst, if resp3 { b'>' } else { b'*' }, items, protocol),
+            Frame::Map(pairs) => {
+                if resp3 {
+                    header(dst, b'%', pairs.len() as i64);
+                } else {
+                    header(dst, b'*', 2 * pairs.len() as i64);
+                }
+                for (k, v) in pairs {
+                    k.encode(protocol, dst);
+                    v.encode(protocol, dst);
+                }
+            }
+            Frame::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(dst, b',', text.as_bytes());
+                } else {
+                    bulk(dst, text.as_bytes());
+                }
+            }
+            Frame::Boolean(b) if resp3 => dst.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Frame::Boolean(b) => header(dst, b':', i64::from(*b)),
+            Frame::BigNumber(n) if resp3 => line(dst, b'(', n),
+            Frame::BigNumber(n) => bulk(dst, n),
+            Frame::Verbatim { format, text } if resp3 => {
+                header(dst, b'=', (text.len() + 4) as i64);
+                dst.put_slice(format);
+                dst.put_u8(b':');
+                dst.put_slice(text);
+                dst.put_slice(b"\r\n");
+            }
+            Frame::Verbatim { text, .. } => bulk(dst, text),
+        }
+    }
+
+    /// Encodes into a fresh buffer: handy for tests and for "encode once, send to many"
+    /// (pub/sub fan-out shares the resulting [`Bytes`] among all subscribers).
+    pub fn to_bytes(&self, protocol: Protocol) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.encode(protocol, &mut buf);
+        buf.freeze()
+    }
+}
+
+/// Formats a double the way Redis does in replies: integers without a fraction,
+/// `inf`/`-inf`/`nan` spelled out, otherwise the shortest text that reads back exactly.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".to_string()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if d == d.trunc() && d.abs() < 1e17 {
+        format!("{}", d as i64)
+    } else {
+        format!("{d}")
+    }
+}
+
+fn line(dst: &mut BytesMut, type_byte: u8, text: &[u8]) {
+    dst.reserve(text.len() + 3);
+    dst.put_u8(type_byte);
+    dst.put_slice(text);
+    dst.put_slice(b"\r\n");
+}
+
+fn header(dst: &mut BytesMut, type_byte: u8, n: i64) {
+    dst.put_u8(type_byte);
+    put_decimal(dst, n);
+    dst.put_slice(b"\r\n");
+}
+
+fn bulk(dst: &mut BytesMut, data: &[u8]) {
+    dst.reserve(data.len() + 16);
+    header(dst, b'$', data.len() as i64);
+    dst.put_slice(data);
+    dst.put_slice(b"\r\n");
+}
+
+fn aggregate(dst: &mut BytesMut, type_byte: u8, items: &[Frame], protocol: Protocol) {
+    header(dst, type_byte, items.len() as i64);
+    for item in items {
+        item.encode(protocol, dst);
+    }
+}
+
+/// Writes the decimal digits of `n` without going through `fmt` (this runs for every
+/// reply and every length header, so it is worth the dozen lines).
+fn put_decimal(dst: &mut BytesMut, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        dst.put_u8(b'-');
+    }
+    dst.put_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: &Frame, p: Protocol) -> Vec<u8> {
+        f.to_bytes(p).to_vec()
+    }
+
+    #[test]
+    fn resp2_lowering_matches_redis() {
+        let map = Frame::Map(vec![(Frame::bulk("a"), Frame::Integer(1))]);
+        assert_eq!(enc(&map, Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Frame::Boolean(true), Protocol::Resp2), b":1\r\n");
+        assert_eq!(enc(&Frame::Double(1.5), Protocol::Resp2), b"$3\r\n1.5\r\n");
+        assert_eq!(enc(&Frame::Double(3.0), Protocol::Resp3), b",3\r\n");
+        assert_eq!(enc(&Frame::Null, Protocol::Resp2), b"$-1\r\n");
+        assert_eq!(enc(&Frame::NullArray, Protocol::Resp2), b"*-1\r\n");
+        assert_eq!(enc(&Frame::Null, Protocol::Resp3), b"_\r\n");
+        assert_eq!(
+            enc(&Frame::Integer(i64::MIN), Protocol::Resp2),
+            b":-9223372036854775808\r\n"
+        );
+        let v = Frame::Verbatim {
+            format: *b"txt",
+            text: Bytes::from_static(b"hi"),
+        };
+        assert_eq!(enc(&v, Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
+        assert_eq!(enc(&v, Protocol::Resp2), b"$2\r\nhi\r\n");
+    }
+}

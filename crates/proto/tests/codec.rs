@@ -1,0 +1,289 @@
+//! Properties of the codec: what is encoded decodes to the same frame, however the bytes
+//! are split across reads, and every malformed input gets a precise protocol error.
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use proto::{Frame, Limits, Mode, Protocol, parse_frame};
+
+/// Frames that survive a RESP3 round trip unchanged (NaN is never equal to itself, and
+/// `Null`/`NullArray` are both `_` in RESP3, so they are generated separately).
+fn frame() -> impl Strategy<Value = Frame> {
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from);
+    let line = || "[a-zA-Z0-9 .:_-]{0,20}".prop_map(Bytes::from);
+    let leaf = prop_oneof![
+        line().prop_map(Frame::Simple),
+        line().prop_map(Frame::Error),
+        any::<i64>().prop_map(Frame::Integer),
+        bytes().prop_map(Frame::Bulk),
+        Just(Frame::Null),
+        any::<bool>().prop_map(Frame::Boolean),
+        any::<f64>()
+            .prop_filter("nan", |d| !d.is_nan())
+            .prop_map(Frame::Double),
+        "-?[1-9][0-9]{0,40}".prop_map(|s| Frame::BigNumber(Bytes::from(s))),
+        bytes().prop_map(|text| Frame::Verbatim {
+            format: *b"txt",
+            text
+        }),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Frame::Array),
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Frame::Set),
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Frame::Push),
+            proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Frame::Map),
+        ]
+    })
+}
+
+fn decode_all(chunks: &[&[u8]], mode: Mode) -> Vec<Frame> {
+    let limits = Limits::default();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while let Some(f) = parse_frame(&mut buf, &limits, mode).expect("valid input") {
+            out.push(f);
+        }
+    }
+    assert!(buf.is_empty(), "bytes left over: {buf:?}");
+    out
+}
+
+/// A request as a client sends it: an array of bulk strings.
+fn request() -> impl Strategy<Value = Frame> {
+    proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 1..6)
+        .prop_map(|words| Frame::bulk_array(words.into_iter().map(Bytes::from)))
+}
+
+proptest! {
+    #[test]
+    fn resp3_round_trip(f in frame()) {
+        let bytes = f.to_bytes(Protocol::Resp3);
+        prop_assert_eq!(decode_all(&[&bytes], Mode::Reply), vec![f]);
+    }
+
+    #[test]
+    fn any_split_of_a_pipeline_decodes_the_same(
+        frames in proptest::collection::vec(frame(), 1..10),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let mut wire = Vec::new();
+        for f in &frames {
+            wire.extend_from_slice(&f.to_bytes(Protocol::Resp3));
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for p in points {
+            chunks.push(&wire[last..p]);
+            last = p;
+        }
+        chunks.push(&wire[last..]);
+        prop_assert_eq!(decode_all(&chunks, Mode::Reply), frames);
+    }
+
+    #[test]
+    fn pipelined_requests_split_byte_by_byte(reqs in proptest::collection::vec(request(), 1..8)) {
+        let mut wire = Vec::new();
+        for r in &reqs {
+            wire.extend_from_slice(&r.to_bytes(Protocol::Resp2));
+        }
+        let chunks: Vec<&[u8]> = wire.chunks(1).collect();
+        prop_assert_eq!(decode_all(&chunks, Mode::Request), reqs);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        for mode in [Mode::Request, Mode::Reply] {
+            let mut buf = BytesMut::from(&data[..]);
+            while let Ok(Some(_)) = parse_frame(&mut buf, &Limits::default(), mode) {}
+        }
+    }
+}
+
+#[test]
+fn inline_commands_decode_as_bulk_arrays() {
+    let frames = decode_all(&[b"PING\r\n\r\nSET k \"a b\"\nECHO x\r\n"], Mode::Request);
+    assert_eq!(
+        frames,
+        vec![
+            Frame::bulk_array(["PING"]),
+            Frame::bulk_array(["SET", "k", "a b"]),
+            Frame::bulk_array(["ECHO", "x"]),
+        ]
+    );
+}
+
+#[test]
+fn empty_requests_are_skipped() {
+    let frames = decode_all(&[b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n"], Mode::Request);
+    assert_eq!(frames, vec![Frame::bulk_array(["PING"])]);
+}
+
+#[test]
+fn resp2_null_array_and_bulk() {
+    assert_eq!(
+        decode_all(&[b"*-1\r\n$-1\r\n"], Mode::Reply),
+        vec![Frame::NullArray, Frame::Null]
+    );
+}
+
+/// Each malformed input and the exact error it produces.
+#[test]
+fn malformed_inputs_table() {
+    let small = Limits {
+        max_bulk_len: 100,
+        max_array_len: 10,
+        max_depth: 3,
+        max_inline_len: 32,
+    };
+    let cases: &[(&[u8], Mode, Limits, &str)] = &[
+        (
+            b"*-5\r\n",
+            Mode::Request,
+            Limits::default(),
+            "invalid multibulk length",
+        ),
+        (
+            b"*abc\r\n",
+            Mode::Request,
+            Limits::default(),
+            "invalid multibulk length",
+        ),
+        (
+            b"*1\r\n$99999999999\r\n",
+            Mode::Request,
+            Limits::default(),
+            "invalid bulk length",
+        ),
+        (
+            b"$99999999999\r\n",
+            Mode::Request,
+            Limits::default(),
+            "invalid bulk length",
+        ),
+        (
+            b"$3\r\nabc\r\n",
+            Mode::Request,
+            Limits::default(),
+            "expected '*', got '$'",
+        ),
+        (
+            b"*1\r\n$-2\r\n",
+            Mode::Request,
+            Limits::default(),
+            "invalid bulk length",
+        ),
+        (
+            b"*1\r\n:1\r\n",
+            Mode::Request,
+            Limits::default(),
+            "expected '$', got ':'",
+        ),
+        (
+            b"*2\r\n*1\r\n",
+            Mode::Request,
+            Limits::default(),
+            "expected '$', got '*'",
+        ),
+        (
+            b"*1\r\n$3\r\nabcd\r\n",
+            Mode::Request,
+            Limits::default(),
+            "bulk string not terminated by CRLF",
+        ),
+        (
+            b"*1\r\n$101\r\n",
+            Mode::Request,
+            small,
+            "invalid bulk length",
+        ),
+        (b"*11\r\n", Mode::Request, small, "invalid multibulk length"),
+        (
+            b"*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+            Mode::Reply,
+            small,
+            "too deeply nested aggregate",
+        ),
+        (
+            b"PING aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            Mode::Request,
+            small,
+            "too big inline request",
+        ),
+        (
+            b"*111111111111111111111111111111111111",
+            Mode::Request,
+            small,
+            "too big mbulk count line",
+        ),
+        (
+            b"ECHO \"abc\r\n",
+            Mode::Request,
+            Limits::default(),
+            "unbalanced quotes in request",
+        ),
+        (
+            b"?x\r\n",
+            Mode::Reply,
+            Limits::default(),
+            "invalid type byte '?'",
+        ),
+        (
+            b":12a\r\n",
+            Mode::Reply,
+            Limits::default(),
+            "invalid integer",
+        ),
+        (b"#x\r\n", Mode::Reply, Limits::default(), "invalid boolean"),
+        (
+            b",abc\r\n",
+            Mode::Reply,
+            Limits::default(),
+            "invalid double",
+        ),
+        (
+            b"=3\r\nabc\r\n",
+            Mode::Reply,
+            Limits::default(),
+            "invalid verbatim string",
+        ),
+        (
+            b"+OK\rX",
+            Mode::Reply,
+            Limits::default(),
+            "simple line not terminated by CRLF",
+        ),
+    ];
+    for (input, mode, limits, expected) in cases {
+        let mut buf = BytesMut::from(*input);
+        let err = parse_frame(&mut buf, limits, *mode)
+            .expect_err(&format!("{:?} should fail", Bytes::copy_from_slice(input)));
+        assert_eq!(
+            err.0,
+            *expected,
+            "input {:?}",
+            Bytes::copy_from_slice(input)
+        );
+        assert_eq!(err.to_string(), format!("Protocol error: {expected}"));
+    }
+}
+
+#[test]
+fn incomplete_input_waits_and_keeps_bytes() {
+    for partial in [
+        &b"*2\r\n$3\r\nGET\r\n$1\r\n"[..],
+        b"*1\r\n$4\r\nPI",
+        b"*1",
+        b"PIN",
+    ] {
+        let mut buf = BytesMut::from(partial);
+        assert_eq!(
+            parse_frame(&mut buf, &Limits::default(), Mode::Request),
+            Ok(None)
+        );
+        assert_eq!(&buf[..], partial);
+    }
+}
