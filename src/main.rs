@@ -1,1 +1,130 @@
-fn main() {}
+//! `infralab`: one binary, one subcommand per server, plus `up` to run them all.
+//!
+//! Each server crate owns its `Args` and its `start`/`run`; this file only composes them.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use service::{BoxError, Running};
+
+#[derive(Parser)]
+#[command(
+    name = "infralab",
+    version,
+    about = "Small, real infrastructure servers that teach system design"
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every server in one process on its default port.
+    Up(UpArgs),
+    /// Check that a server answers PING (exit status 0) or not (1): for healthchecks.
+    Ping(PingArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Directory for the durable servers' data (one subdirectory each).
+    #[arg(long, default_value = "./data")]
+    dir: String,
+}
+
+#[derive(clap::Args)]
+struct PingArgs {
+    /// host:port of the server.
+    #[arg(default_value = "127.0.0.1:7379")]
+    addr: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Password, if the server has --requirepass.
+    #[arg(long, env = "INFRALAB_REQUIREPASS")]
+    password: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    service::telemetry::init_logging(cli.log_level.as_deref());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("infralab: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up(args).await,
+            Command::Ping(args) => ping(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("infralab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one server until SIGINT/SIGTERM.
+#[allow(dead_code)]
+async fn serve_until_signal(
+    start: impl Future<Output = Result<Running, BoxError>>,
+) -> Result<(), BoxError> {
+    let running = start.await?;
+    running.wait().await;
+    Ok(())
+}
+
+/// Starts every server that exists on its default port and prints where each runs.
+async fn up(args: UpArgs) -> Result<(), BoxError> {
+    let shutdown = service::telemetry::shutdown_on_signal();
+    let _ = &args.dir;
+    let running: Vec<(&str, &str, Running)> = Vec::new();
+    if running.is_empty() {
+        println!("infralab up: no servers are built yet");
+        return Ok(());
+    }
+    println!("{:<14} {:<22} try it", "server", "address");
+    for (name, hint, server) in &running {
+        println!("{name:<14} {:<22} {hint}", server.addr().to_string());
+    }
+    shutdown.cancelled().await;
+    for (_, _, server) in running {
+        server.wait().await;
+    }
+    Ok(())
+}
+
+/// `PING` with a deadline, for container healthchecks: exit 0 only on `+PONG`.
+async fn ping(args: PingArgs) -> Result<(), BoxError> {
+    let attempt = async {
+        let mut client = service::RespClient::connect(&args.addr).await?;
+        if let Some(password) = &args.password {
+            client
+                .call(["AUTH", password.as_str()].map(str::to_owned))
+                .await?;
+        }
+        client.call(["PING"]).await
+    };
+    let reply = tokio::time::timeout(Duration::from_millis(args.timeout_ms), attempt)
+        .await
+        .map_err(|_| format!("{}: no reply within {} ms", args.addr, args.timeout_ms))??;
+    match reply {
+        proto::Frame::Simple(pong) if pong == "PONG" => {
+            println!("PONG");
+            Ok(())
+        }
+        other => Err(format!("{}: unexpected reply {other:?}", args.addr).into()),
+    }
+}

@@ -87,6 +87,7 @@ impl From<CommandError> for Frame {
 #[derive(Debug, Clone)]
 pub struct Args {
     name: String,
+    raw_name: Bytes,
     items: std::vec::IntoIter<Bytes>,
 }
 
@@ -94,11 +95,13 @@ impl Args {
     /// `words[0]` is the command name. An empty vector gives an empty name.
     pub fn new(words: Vec<Bytes>) -> Self {
         let mut items = words.into_iter();
-        let name = items
-            .next()
-            .map(|n| String::from_utf8_lossy(&n).to_ascii_lowercase())
-            .unwrap_or_default();
-        Args { name, items }
+        let raw_name = items.next().unwrap_or_default();
+        let name = String::from_utf8_lossy(&raw_name).to_ascii_lowercase();
+        Args {
+            name,
+            raw_name,
+            items,
+        }
     }
 
     /// A request frame (array of bulk strings, as the request decoder produces) to `Args`.
@@ -122,6 +125,11 @@ impl Args {
     /// The command name, lowercased (`"get"`), as Redis quotes it in errors.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The command name exactly as the client sent it (for `unknown command 'FoO'`).
+    pub fn raw_name(&self) -> &Bytes {
+        &self.raw_name
     }
 
     /// Arguments not yet taken.

@@ -34,12 +34,11 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((matched, next)) = match_class(pattern, p, text[t]) {
-                        if matched {
-                            p = next;
-                            t += 1;
-                            continue;
-                        }
+                    let (matched, next) = match_class(pattern, p, text[t]);
+                    if matched {
+                        p = next;
+                        t += 1;
+                        continue;
                     }
                 }
                 b'\\' if p + 1 < pattern.len() => {
@@ -73,7 +72,7 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 
 /// Matches `c` against the class starting at `pattern[open] == b'['`.
 /// Returns whether it matched and the pattern index after the closing `]`.
-fn match_class(pattern: &[u8], open: usize, c: u8) -> Option<(bool, usize)> {
+fn match_class(pattern: &[u8], open: usize, c: u8) -> (bool, usize) {
     let mut i = open + 1;
     let negate = pattern.get(i) == Some(&b'^');
     if negate {
@@ -108,7 +107,7 @@ fn match_class(pattern: &[u8], open: usize, c: u8) -> Option<(bool, usize)> {
             }
         }
     }
-    Some((matched != negate, i))
+    (matched != negate, i)
 }
 
 #[cfg(test)]

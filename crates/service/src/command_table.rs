@@ -1,0 +1,152 @@
+//! The command table: what `COMMAND` reports, and what the connection checks before a
+//! command runs (does it exist? does it have the right number of arguments?).
+//!
+//! Arity follows Redis: a positive number is the exact argument count *including the
+//! command name* (`GET key` is 2); a negative one is a minimum (`SET` is -3).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use proto::Frame;
+
+/// One command's metadata, as `COMMAND INFO` and `COMMAND DOCS` describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// Lowercase name.
+    pub name: &'static str,
+    pub arity: i64,
+    /// Redis flags: `write`, `readonly`, `fast`, `admin`, `pubsub`, `blocking`, ...
+    pub flags: &'static [&'static str],
+    /// Position of the first key argument (0: no keys), the last (-1: the last argument)
+    /// and the step between keys (`MSET k v k v` has step 2). Proxies use these.
+    pub first_key: i64,
+    pub last_key: i64,
+    pub step: i64,
+    /// Redis's group name: `string`, `generic`, `connection`, `server`, `list`, ...
+    pub group: &'static str,
+    /// One line for `COMMAND DOCS` and redis-cli's `HELP`.
+    pub summary: &'static str,
+    /// Argument synopsis shown by redis-cli's hints (`key value [EX seconds]`).
+    pub syntax: &'static str,
+}
+
+impl CommandSpec {
+    /// A spec with no keys; set the key positions with struct update syntax when needed.
+    pub const fn new(
+        name: &'static str,
+        arity: i64,
+        flags: &'static [&'static str],
+        group: &'static str,
+        summary: &'static str,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            group,
+            summary,
+            syntax: "",
+        }
+    }
+
+    /// The same spec with key positions (first, last, step).
+    pub const fn keys(mut self, first: i64, last: i64, step: i64) -> Self {
+        self.first_key = first;
+        self.last_key = last;
+        self.step = step;
+        self
+    }
+
+    /// The same spec with an argument synopsis.
+    pub const fn syntax(mut self, syntax: &'static str) -> Self {
+        self.syntax = syntax;
+        self
+    }
+
+    /// Does a request of `argc` words (name included) have an acceptable count?
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// `COMMAND INFO` entry: name, arity, flags, first key, last key, step, ACL
+    /// categories, tips, key specs, subcommands.
+    pub fn info_frame(&self) -> Frame {
+        Frame::Array(vec![
+            Frame::bulk(self.name),
+            Frame::Integer(self.arity),
+            Frame::Set(self.flags.iter().map(|f| Frame::simple(f)).collect()),
+            Frame::Integer(self.first_key),
+            Frame::Integer(self.last_key),
+            Frame::Integer(self.step),
+            Frame::Set(vec![Frame::Simple(Bytes::from(format!("@{}", self.group)))]),
+            Frame::Set(vec![]),
+            Frame::Array(vec![]),
+            Frame::Array(vec![]),
+        ])
+    }
+
+    /// `COMMAND DOCS` entry (the value; the key is the name).
+    pub fn docs_frame(&self) -> Frame {
+        let mut doc = vec![
+            (Frame::bulk("summary"), Frame::bulk(self.summary)),
+            (Frame::bulk("since"), Frame::bulk("1.0.0")),
+            (Frame::bulk("group"), Frame::bulk(self.group)),
+        ];
+        if !self.syntax.is_empty() {
+            doc.push((
+                Frame::bulk("arguments"),
+                Frame::Array(
+                    self.syntax
+                        .split_whitespace()
+                        .map(|word| {
+                            Frame::Map(vec![
+                                (Frame::bulk("name"), Frame::bulk(word.to_ascii_lowercase())),
+                                (Frame::bulk("type"), Frame::bulk("string")),
+                                (Frame::bulk("display_text"), Frame::bulk(word.to_string())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+        }
+        Frame::Map(doc)
+    }
+}
+
+/// Name → spec lookup over the service's built-ins and a server's own commands.
+#[derive(Debug)]
+pub struct CommandTable {
+    by_name: HashMap<&'static str, &'static CommandSpec>,
+    ordered: Vec<&'static CommandSpec>,
+}
+
+impl CommandTable {
+    /// Server commands win over built-ins of the same name (kv's `SELECT`).
+    pub fn new(builtin: &'static [CommandSpec], server: &'static [CommandSpec]) -> Self {
+        let mut by_name = HashMap::new();
+        let mut ordered = Vec::new();
+        for spec in server.iter().chain(builtin) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_name.entry(spec.name) {
+                slot.insert(spec);
+                ordered.push(spec);
+            }
+        }
+        CommandTable { by_name, ordered }
+    }
+
+    pub fn get(&self, lowercase_name: &str) -> Option<&'static CommandSpec> {
+        self.by_name.get(lowercase_name).copied()
+    }
+
+    pub fn all(&self) -> &[&'static CommandSpec] {
+        &self.ordered
+    }
+}

@@ -1,0 +1,149 @@
+//! Bind, accept, enforce `--maxclients`, and shut down gracefully.
+//!
+//! Graceful shutdown, in order: stop accepting; tell every connection to finish (a
+//! connection only notices between commands, so a command in flight completes and its
+//! reply is written); wait for them, for a bounded time; run the server's own shutdown
+//! hook (flush to disk); return.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::builtin;
+use crate::client::{Shared, Stats};
+use crate::command_table::CommandTable;
+use crate::connection::{Context, serve};
+use crate::server::Server;
+use crate::settings::{ServiceArgs, Settings};
+
+/// How long shutdown waits for connections still executing a command.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A server that is running in the background.
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// The address it listens on (the real port when started on port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token that stops it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server has shut down (after its token is cancelled).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            warn!("server task failed: {e}");
+        }
+    }
+
+    /// Shuts the server down and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Binds `--bind`:`--port` (or `default_port`) and serves `server` until `shutdown` is
+/// cancelled. Returns once the socket is bound, so the caller knows the address.
+pub async fn spawn<S: Server>(
+    server: Arc<S>,
+    args: &ServiceArgs,
+    default_port: u16,
+    shutdown: CancellationToken,
+) -> std::io::Result<Running> {
+    let port = args.port.unwrap_or(default_port);
+    let listener = TcpListener::bind((args.bind.as_str(), port)).await?;
+    let addr = listener.local_addr()?;
+    info!("{} listening on {addr}", server.name());
+    let shared = Arc::new(Shared::new(Settings::new(args, addr.port())));
+    let ctx = Arc::new(Context {
+        table: CommandTable::new(builtin::COMMANDS, server.commands()),
+        server,
+        shared,
+    });
+    let task = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+async fn accept_loop<S: Server>(
+    listener: TcpListener,
+    ctx: Arc<Context<S>>,
+    shutdown: CancellationToken,
+) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Stats::add(&ctx.shared.stats.connections_received, 1);
+        if !ctx.shared.try_reserve_slot() {
+            Stats::add(&ctx.shared.stats.rejected_connections, 1);
+            tokio::spawn(reject(stream));
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(addr);
+        let registration = ctx.shared.register(addr, local, shutdown.child_token());
+        let ctx = ctx.clone();
+        connections.spawn(async move {
+            serve(stream, ctx.clone(), registration).await;
+            ctx.shared.release_slot();
+        });
+    }
+    drop(listener);
+    connections.close();
+    info!(
+        "{}: stopped accepting; waiting for {} connection(s) to finish",
+        ctx.server.name(),
+        connections.len()
+    );
+    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            "{}: {} connection(s) still busy; closing them",
+            ctx.server.name(),
+            connections.len()
+        );
+    }
+    ctx.server.shutdown().await;
+    info!("{}: shut down", ctx.server.name());
+}
+
+/// Over `maxclients`: tell the client why, then close, as Redis does.
+async fn reject(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,97 @@
+//! The one trait a server implements.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use proto::{Args, Frame};
+
+use crate::client::Client;
+use crate::command_table::CommandSpec;
+use crate::info::InfoSection;
+
+/// What executing a command produced.
+#[derive(Debug)]
+pub enum Reply {
+    /// One reply frame (the common case).
+    One(Frame),
+    /// Several frames, e.g. `SUBSCRIBE a b c` confirms each channel separately.
+    Many(Vec<Frame>),
+    /// Reply, then close the connection (QUIT).
+    Close(Frame),
+    /// Not a command of this server: let the service answer it (connection-level
+    /// commands such as PING and CLIENT) or report it unknown.
+    Unhandled(Args),
+}
+
+impl From<Frame> for Reply {
+    fn from(frame: Frame) -> Reply {
+        Reply::One(frame)
+    }
+}
+
+impl From<proto::CommandError> for Reply {
+    fn from(e: proto::CommandError) -> Reply {
+        Reply::One(e.to_frame())
+    }
+}
+
+/// Data the server pushes to a client without a request (pub/sub messages).
+#[derive(Debug)]
+pub enum Push {
+    /// Already-encoded bytes to append to the client's output.
+    Bytes(Bytes),
+    /// Close the connection (e.g. a subscriber over its output buffer limit).
+    Disconnect(String),
+}
+
+/// A RESP server built on this crate.
+///
+/// `execute` sees every command first (after the command-table and AUTH checks), so a
+/// server can override a connection-level command (kv implements `SELECT` for 16
+/// databases; pubsub restricts commands in subscribed mode) and returns
+/// [`Reply::Unhandled`] for the rest.
+pub trait Server: Send + Sync + 'static {
+    /// Per-connection state the server keeps (selected database, subscriptions...).
+    type Session: Default + Send + 'static;
+
+    /// Short name for logs and `INFO` (`"kv"`, `"broker"`).
+    fn name(&self) -> &'static str;
+
+    /// The commands this server implements; `COMMAND` lists them and the service checks
+    /// their arity before `execute` is called.
+    fn commands(&self) -> &'static [CommandSpec];
+
+    /// Executes one command.
+    fn execute(
+        &self,
+        client: &mut Client<Self::Session>,
+        args: Args,
+    ) -> impl Future<Output = Reply> + Send;
+
+    /// Waits for the next push to this client. The default never pushes.
+    fn next_push(&self, _session: &mut Self::Session) -> impl Future<Output = Push> + Send {
+        std::future::pending()
+    }
+
+    /// Sections this server adds to `INFO` (fields of a section named like a built-in
+    /// one, such as `stats`, are appended to it).
+    fn info(&self) -> Vec<InfoSection> {
+        Vec::new()
+    }
+
+    /// Runtime parameters for `CONFIG GET`, as `(name, value)`.
+    fn config_get(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// `CONFIG SET name value`. `None`: not a parameter of this server.
+    fn config_set(&self, _name: &str, _value: &str) -> Option<Result<(), String>> {
+        None
+    }
+
+    /// Called once after the last connection has finished, before `run` returns:
+    /// flush to disk here.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}

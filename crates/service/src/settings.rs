@@ -1,0 +1,156 @@
+//! Flags every server takes, and the subset that `CONFIG SET` may change at runtime.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use proto::Limits;
+
+/// `--bind`, `--port`, `--maxclients`, `--requirepass`, `--timeout`, `--proto-max-bulk-len`.
+/// Each server's own `Args` struct flattens this one.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ServiceArgs {
+    /// Address to listen on. The default is loopback only: expose a server on purpose.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// TCP port (0 picks a free one). Each server has its own default.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Connections beyond this many get `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = 10_000)]
+    pub maxclients: usize,
+    /// Require `AUTH <password>` before any other command.
+    #[arg(long, env = "INFRALAB_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// Close connections idle for this many seconds (0: never, as Redis's default).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    pub proto_max_bulk_len: usize,
+}
+
+impl ServiceArgs {
+    /// Settings for tests: loopback, port 0, defaults for everything else.
+    pub fn ephemeral() -> Self {
+        ServiceArgs {
+            bind: "127.0.0.1".into(),
+            port: Some(0),
+            maxclients: 10_000,
+            requirepass: None,
+            timeout: 0,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// The live values behind `CONFIG GET`/`CONFIG SET` for the service's own parameters.
+#[derive(Debug)]
+pub struct Settings {
+    pub bind: String,
+    pub port: u16,
+    inner: RwLock<Mutable>,
+}
+
+#[derive(Debug, Clone)]
+struct Mutable {
+    maxclients: usize,
+    requirepass: Option<String>,
+    timeout: u64,
+    limits: Limits,
+}
+
+impl Settings {
+    pub fn new(args: &ServiceArgs, port: u16) -> Self {
+        let limits = Limits {
+            max_bulk_len: args.proto_max_bulk_len,
+            ..Limits::default()
+        };
+        Settings {
+            bind: args.bind.clone(),
+            port,
+            inner: RwLock::new(Mutable {
+                maxclients: args.maxclients,
+                requirepass: args.requirepass.clone().filter(|p| !p.is_empty()),
+                timeout: args.timeout,
+                limits,
+            }),
+        }
+    }
+
+    fn read(&self) -> Mutable {
+        match self.inner.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Mutable)) {
+        match self.inner.write() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    pub fn maxclients(&self) -> usize {
+        self.read().maxclients
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        self.read().requirepass
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        let t = self.read().timeout;
+        (t > 0).then(|| Duration::from_secs(t))
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.read().limits
+    }
+
+    /// The service's parameters as `CONFIG GET` shows them.
+    pub fn config_get(&self) -> Vec<(String, String)> {
+        let m = self.read();
+        vec![
+            ("bind".into(), self.bind.clone()),
+            ("port".into(), self.port.to_string()),
+            ("maxclients".into(), m.maxclients.to_string()),
+            ("requirepass".into(), m.requirepass.unwrap_or_default()),
+            ("timeout".into(), m.timeout.to_string()),
+            (
+                "proto-max-bulk-len".into(),
+                m.limits.max_bulk_len.to_string(),
+            ),
+        ]
+    }
+
+    /// `CONFIG SET` for the service's parameters. `None`: not one of them.
+    pub fn config_set(&self, name: &str, value: &str) -> Option<Result<(), String>> {
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+        };
+        let result = match name {
+            "maxclients" => number().map(|n| self.write(|m| m.maxclients = n as usize)),
+            "timeout" => number().map(|n| self.write(|m| m.timeout = n)),
+            "proto-max-bulk-len" => number().and_then(|n| {
+                if n < 1024 * 1024 {
+                    Err("argument must be at least 1mb".to_string())
+                } else {
+                    self.write(|m| m.limits.max_bulk_len = n as usize);
+                    Ok(())
+                }
+            }),
+            "requirepass" => {
+                let pass = (!value.is_empty()).then(|| value.to_string());
+                self.write(|m| m.requirepass = pass);
+                Ok(())
+            }
+            "bind" | "port" => Err("can't set immutable config".to_string()),
+            _ => return None,
+        };
+        Some(result)
+    }
+}
