@@ -29,6 +29,8 @@ enum Command {
     Up(UpArgs),
     /// Check that a server answers PING (exit status 0) or not (1): for healthchecks.
     Ping(PingArgs),
+    // Each server: one variant holding the crate's own `Args` (a clap Parser).
+    // servers: variants
 }
 
 #[derive(clap::Args)]
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
+            // servers: run
         }
     });
     match result {
@@ -89,8 +92,12 @@ async fn serve_until_signal(
 /// Starts every server that exists on its default port and prints where each runs.
 async fn up(args: UpArgs) -> Result<(), BoxError> {
     let shutdown = service::telemetry::shutdown_on_signal();
-    let _ = &args.dir;
-    let running: Vec<(&str, &str, Running)> = Vec::new();
+    let dir = args.dir.trim_end_matches('/');
+    let _ = dir;
+    // (name, how to try it, the running server), each on its default port.
+    #[allow(unused_mut)]
+    let mut running: Vec<(&str, &str, Running)> = Vec::new();
+    // servers: up
     if running.is_empty() {
         println!("infralab up: no servers are built yet");
         return Ok(());
