@@ -249,7 +249,10 @@ fn hello<S: Server>(
              select the RESP protocol version at the same time",
         ));
     }
-    client.protocol = protocol;
+    if client.protocol != protocol {
+        client.protocol = protocol;
+        ctx.server.protocol_changed(&mut client.session, protocol);
+    }
     {
         let mut meta = client.info.meta();
         meta.resp = protocol.version();

@@ -51,6 +51,14 @@ impl<S> Client<S> {
     pub fn set_flags(&self, flags: &'static str) {
         self.info.meta().flags = flags;
     }
+
+    /// A token that closes this connection at once when cancelled, even in the middle
+    /// of writing to a client that has stopped reading (a pub/sub subscriber over its
+    /// output buffer limit). `CLIENT KILL` and shutdown, by contrast, let the reply in
+    /// flight finish.
+    pub fn evict_token(&self) -> CancellationToken {
+        self.info.evict.clone()
+    }
 }
 
 /// What is known about a client, shared between its connection task and the registry.
@@ -62,6 +70,8 @@ pub struct ClientInfo {
     pub connected_at: Instant,
     /// Cancelled by `CLIENT KILL` (and on shutdown); the connection task then closes.
     pub kill: CancellationToken,
+    /// Cancelled by the server to drop the client immediately (see [`Client::evict_token`]).
+    pub evict: CancellationToken,
     meta: Mutex<ClientMeta>,
 }
 
@@ -190,6 +200,7 @@ impl Shared {
             local_addr,
             connected_at: now,
             kill,
+            evict: CancellationToken::new(),
             meta: Mutex::new(ClientMeta {
                 name: None,
                 lib_name: None,

@@ -14,6 +14,7 @@ use bytes::{BufMut, BytesMut};
 use proto::{Args, CommandError, Frame, Mode, parse_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::builtin;
@@ -57,12 +58,16 @@ pub(crate) async fn serve<S: Server>(
                 Err(e) => {
                     debug!(client = info.id, "closing after {e}");
                     e.to_frame().encode(client.protocol, &mut output);
-                    let _ = write(&mut stream, &mut output, stats).await;
+                    let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                     break 'connection;
                 }
             };
             executed += 1;
-            let close = match dispatch(&ctx, &mut client, frame).await {
+            let reply = dispatch(&ctx, &mut client, frame).await;
+            while let Some(push) = ctx.server.pending_push(&mut client.session) {
+                output.put(push);
+            }
+            let close = match reply {
                 Reply::One(frame) => {
                     frame.encode(client.protocol, &mut output);
                     false
@@ -85,11 +90,11 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             if close {
-                let _ = write(&mut stream, &mut output, stats).await;
+                let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                 break 'connection;
             }
             if output.len() > FLUSH_THRESHOLD
-                && write(&mut stream, &mut output, stats).await.is_err()
+                && write(&mut stream, &mut output, stats, &info.evict).await.is_err()
             {
                 break 'connection;
             }
@@ -97,7 +102,7 @@ pub(crate) async fn serve<S: Server>(
         Stats::add(&stats.commands_processed, executed);
 
         // 2. One write for the whole batch.
-        if write(&mut stream, &mut output, stats).await.is_err() {
+        if write(&mut stream, &mut output, stats, &info.evict).await.is_err() {
             break;
         }
 
@@ -108,6 +113,7 @@ pub(crate) async fn serve<S: Server>(
         let idle = ctx.shared.settings.idle_timeout();
         tokio::select! {
             _ = info.kill.cancelled() => break,
+            _ = info.evict.cancelled() => break,
             read = stream.read_buf(&mut input) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -119,7 +125,7 @@ pub(crate) async fn serve<S: Server>(
                 Push::Bytes(bytes) => output.put(bytes),
                 Push::Disconnect(reason) => {
                     debug!(client = info.id, "disconnecting: {reason}");
-                    let _ = write(&mut stream, &mut output, stats).await;
+                    let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                     break;
                 }
             },
@@ -183,15 +189,23 @@ pub fn unknown_command(args: &Args) -> CommandError {
     CommandError::err(text)
 }
 
+/// Writes all of `output`, or fails if the client is evicted first: a client that has
+/// stopped reading would otherwise hold this task in `write_all` forever.
 async fn write(
     stream: &mut TcpStream,
     output: &mut BytesMut,
     stats: &Stats,
+    evict: &CancellationToken,
 ) -> std::io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
-    stream.write_all(output).await?;
+    tokio::select! {
+        written = stream.write_all(output) => written?,
+        _ = evict.cancelled() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "evicted"));
+        }
+    }
     Stats::add(&stats.writes_processed, 1);
     Stats::add(&stats.net_output_bytes, output.len() as u64);
     output.clear();

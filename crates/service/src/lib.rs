@@ -19,6 +19,7 @@ pub mod command_table;
 pub mod connection;
 pub mod info;
 pub mod listener;
+pub mod ping;
 pub mod resp_client;
 pub mod server;
 pub mod settings;

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use proto::{Args, Frame};
+use proto::{Args, Frame, Protocol};
 
 use crate::client::Client;
 use crate::command_table::CommandSpec;
@@ -72,6 +72,19 @@ pub trait Server: Send + Sync + 'static {
     fn next_push(&self, _session: &mut Self::Session) -> impl Future<Output = Push> + Send {
         std::future::pending()
     }
+
+    /// A push already waiting for this client, taken without waiting. The connection
+    /// calls it after each command, before writing the command's reply, so pushes and
+    /// replies reach the client in the order they were produced (a subscriber that
+    /// publishes to its own channel sees the message before the `PUBLISH` reply, and no
+    /// message queued before an `UNSUBSCRIBE` arrives after its confirmation), as in Redis.
+    fn pending_push(&self, _session: &mut Self::Session) -> Option<Bytes> {
+        None
+    }
+
+    /// `HELLO` switched the connection to another protocol: pushes encoded from now on
+    /// must use it.
+    fn protocol_changed(&self, _session: &mut Self::Session, _protocol: Protocol) {}
 
     /// Sections this server adds to `INFO` (fields of a section named like a built-in
     /// one, such as `stats`, are appended to it).

@@ -1,0 +1,56 @@
+# Shared helpers for the side-by-side benchmarks. Source it: `. "$(dirname "$0")/lib.sh"`.
+# Everything runs on loopback; every server started here is stopped on exit.
+
+set -euo pipefail
+BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# wait_port PORT: until something answers PING there (at most ~10 s).
+wait_port() {
+  for _ in $(seq 1 100); do
+    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "nothing answered on port $1" >&2
+  return 1
+}
+
+# start_redis PORT: a throwaway redis-server with persistence off.
+start_redis() {
+  redis-server --port "$1" --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_port "$1"
+}
+
+# rps PORT TEST [redis-benchmark args...]: requests per second of one redis-benchmark test.
+rps() {
+  local port=$1 test=$2
+  shift 2
+  redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
+    awk '/requests per second/ { rate = $2 } END { print rate }'
+}
+
+# median of the numbers given as arguments.
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# compare LABEL OURS_PORT PEER_PORT TEST RUNS [redis-benchmark args...]:
+# runs the test RUNS times against each, alternating, and prints medians and the ratio.
+compare() {
+  local label=$1 ours=$2 peer=$3 test=$4 runs=$5
+  shift 5
+  local a=() b=()
+  for _ in $(seq 1 "$runs"); do
+    a+=("$(rps "$ours" "$test" "$@")")
+    b+=("$(rps "$peer" "$test" "$@")")
+  done
+  local ma mb
+  ma=$(median "${a[@]}")
+  mb=$(median "${b[@]}")
+  printf '%-28s infralab %12.0f rps   peer %12.0f rps   ratio %5.2f   (runs: %s | %s)\n' \
+    "$label" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
+    "${a[*]}" "${b[*]}"
+}
