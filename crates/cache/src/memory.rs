@@ -1,0 +1,94 @@
+//! # Memory accounting: what `used_memory` counts
+//!
+//! `--maxmemory` bounds the bytes the *data* costs, estimated per entry as
+//!
+//! ```text
+//! entry_size = key.len() + value.len() + ENTRY_OVERHEAD
+//! ```
+//!
+//! where [`ENTRY_OVERHEAD`] is the bookkeeping every entry carries, computed from the real
+//! type sizes on this platform (about 200 bytes on 64-bit):
+//!
+//! | part | why |
+//! |---|---|
+//! | slab slot (`Option<Entry>`) | the entry record: key and value handles, expiry, hash, size |
+//! | hash-table bucket (`(Bytes, Slot)` ÷ load factor 7/8, + 1 control byte) | key → slot index |
+//! | expiry index node (`(u64, Slot)` + B-tree node share) | active expiry, entries with a TTL |
+//! | policy bookkeeping (the largest policy's per-slot record) | links, segment, hash, size |
+//! | two heap allocation headers | the key's and the value's byte buffers |
+//!
+//! The estimate is what `INFO memory` reports as `used_memory`, and it is *exact with
+//! respect to itself*: the store adds an entry's size when it is written and subtracts the
+//! same number when it leaves, so the bound is enforced precisely. It is not the process's
+//! RSS: connection buffers, the frequency sketch (a few KiB), the slab's spare capacity
+//! and allocator fragmentation are not counted — as in Redis, whose `used_memory` also
+//! excludes fragmentation, you leave headroom between `maxmemory` and the machine.
+//!
+//! Redis's own per-key overhead is similar in spirit (dictEntry + robj + sds headers,
+//! ~50-70 bytes for small strings, plus its expires dict). Its `used_memory` also includes
+//! a fixed baseline of about 1 MB, so a like-for-like comparison gives Redis its baseline
+//! on top of the budget (`bench/cache.sh` does).
+
+use std::mem::size_of;
+
+use bytes::Bytes;
+
+use crate::policy::Slot;
+use crate::store::Entry;
+
+/// A heap allocation's bookkeeping in a typical allocator (size class rounding included).
+const ALLOCATION_HEADER: usize = 16;
+
+/// The largest per-slot record a policy keeps (W-TinyLFU: two links + a node).
+const POLICY_PER_SLOT: usize = 2 * size_of::<Slot>() + 24;
+
+/// Bookkeeping bytes charged to every entry, on top of its key and value.
+pub const ENTRY_OVERHEAD: u64 = (size_of::<Option<Entry>>()
+    + size_of::<(Bytes, Slot)>() * 8 / 7
+    + 1
+    + 2 * size_of::<(u64, Slot)>()
+    + POLICY_PER_SLOT
+    + 2 * ALLOCATION_HEADER) as u64;
+
+/// The accounted size of an entry.
+pub fn entry_size(key_len: usize, value_len: usize) -> u64 {
+    (key_len + value_len) as u64 + ENTRY_OVERHEAD
+}
+
+/// Parses a memory amount as Redis's config does: `1000`, `64kb`, `100mb`, `2gb`
+/// (`k`/`m`/`g` are powers of 1000, `kb`/`mb`/`gb` of 1024).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits_end);
+    let n: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_is_plausible_and_units_parse() {
+        assert!((100..400).contains(&ENTRY_OVERHEAD), "{ENTRY_OVERHEAD}");
+        assert_eq!(entry_size(3, 5), 8 + ENTRY_OVERHEAD);
+        assert_eq!(parse_bytes("100mb"), Some(100 * 1024 * 1024));
+        assert_eq!(parse_bytes("1k"), Some(1000));
+        assert_eq!(parse_bytes("0"), Some(0));
+        assert_eq!(parse_bytes("12x"), None);
+        assert_eq!(parse_bytes("-1"), None);
+    }
+}
