@@ -1,0 +1,80 @@
+//! RESP commands → hub calls → reply frames.
+//!
+//! - [`subscribe`]: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, and the rules of
+//!   *subscribed mode*.
+//! - [`publish`]: PUBLISH and the PUBSUB introspection subcommands.
+
+pub mod publish;
+pub mod subscribe;
+
+use proto::Args;
+use service::{Client, CommandSpec, Reply};
+
+use crate::hub::Hub;
+use crate::server::Session;
+
+/// Arity as Redis counts it (the name included; negative: at least).
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "subscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Listens for messages published to channels.",
+    )
+    .syntax("channel [channel ...]"),
+    CommandSpec::new(
+        "unsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Stops listening to messages posted to channels.",
+    )
+    .syntax("[channel [channel ...]]"),
+    CommandSpec::new(
+        "psubscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Listens for messages published to channels that match one or more patterns.",
+    )
+    .syntax("pattern [pattern ...]"),
+    CommandSpec::new(
+        "punsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Stops listening to messages published to channels that match one or more patterns.",
+    )
+    .syntax("[pattern [pattern ...]]"),
+    CommandSpec::new(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        "pubsub",
+        "Posts a message to a channel.",
+    )
+    .syntax("channel message"),
+    CommandSpec::new(
+        "pubsub",
+        -2,
+        &[],
+        "pubsub",
+        "A container for Pub/Sub commands.",
+    )
+    .syntax("CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB|HELP [arg ...]"),
+];
+
+/// Executes one command; anything not pub/sub goes back to the service's built-ins.
+pub fn execute(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, args: Args) -> Reply {
+    if let Some(refused) = subscribe::subscribed_mode(client, &args) {
+        return refused;
+    }
+    match args.name() {
+        "subscribe" | "psubscribe" => subscribe::subscribe(hub, client, args),
+        "unsubscribe" | "punsubscribe" => subscribe::unsubscribe(client, args),
+        "publish" => publish::publish(hub, args),
+        "pubsub" => publish::pubsub(hub, args),
+        _ => Reply::Unhandled(args),
+    }
+}

@@ -1,0 +1,203 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! The same pub/sub sessions replayed against `redis-server` and infralab: every
+//! connection must receive the same frames, in the same order.
+//!
+//! After each step, every connection is sent `PING <marker>` and read up to the
+//! marker's reply: that collects exactly what the step caused on each connection
+//! (replies, confirmations, pushed messages), whatever the timing.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use proto::Frame;
+use service::RespClient;
+
+/// `(connection, command)`. Connections 0-3 start in RESP2.
+const CORPUS: &[(usize, &str)] = &[
+    // Plain commands and errors outside subscribed mode.
+    (0, "PUBLISH news hello"),
+    (0, "PUBSUB NUMPAT"),
+    (0, "PUBSUB CHANNELS"),
+    (0, "PUBSUB NUMSUB news other"),
+    (0, "UNSUBSCRIBE"),
+    (0, "PUNSUBSCRIBE"),
+    (0, "UNSUBSCRIBE never"),
+    (0, "SUBSCRIBE"),
+    (0, "PUBLISH onlyone"),
+    (0, "PUBSUB"),
+    (0, "PUBSUB nosuch"),
+    (0, "PUBSUB NUMPAT extra"),
+    (0, "PUBSUB CHANNELS a b"),
+    (0, "PUBSUB HELP"),
+    (0, "PUBSUB SHARDCHANNELS"),
+    (0, "PUBSUB SHARDNUMSUB x"),
+    // Subscriptions, confirmations and counts.
+    (1, "SUBSCRIBE news sport"),
+    (1, "SUBSCRIBE news"),
+    (2, "PSUBSCRIBE n* s?ort"),
+    (3, "SUBSCRIBE news"),
+    (3, "PSUBSCRIBE n*"),
+    (0, "PUBSUB NUMSUB news sport nothing"),
+    (0, "PUBSUB NUMPAT"),
+    (0, "PUBSUB CHANNELS n*"),
+    (0, "PUBSUB CHANNELS"),
+    // Fan-out: a channel subscriber, two pattern subscriptions, and one client with
+    // both (it gets the message twice).
+    (0, "PUBLISH news breaking"),
+    (0, "PUBLISH sport goal"),
+    (0, "PUBLISH weather rain"),
+    (0, "PUBLISH nothing-here x"),
+    // Subscribed mode: PING's special reply, Redis's error for other commands.
+    (1, "PING"),
+    (1, "PING hi"),
+    (1, "PUBLISH news x"),
+    (1, "PUBSUB NUMPAT"),
+    (1, "CLIENT ID"),
+    (1, "HELLO 3"),
+    (1, "NOSUCHCOMMAND a"),
+    (1, "SUBSCRIBE"),
+    // Leaving: counts go down; the last one leaves subscribed mode.
+    (1, "UNSUBSCRIBE sport"),
+    (1, "UNSUBSCRIBE sport"),
+    (1, "PUNSUBSCRIBE"),
+    (1, "UNSUBSCRIBE news"),
+    (1, "PING"),
+    (1, "PUBLISH news after"),
+    (2, "PUNSUBSCRIBE s?ort nomatch"),
+    (0, "PUBSUB NUMPAT"),
+    (0, "PUBLISH sport nobody"),
+    (3, "RESET"),
+    (3, "PING"),
+    (0, "PUBLISH news after-reset"),
+    (0, "PUBSUB NUMSUB news"),
+    // RESP3: confirmations and messages are push frames; any command is allowed.
+    (4, "SUBSCRIBE r3"),
+    (4, "PSUBSCRIBE r*"),
+    (4, "PING"),
+    (4, "PUBSUB NUMSUB r3"),
+    (0, "PUBLISH r3 to-resp3"),
+    (4, "PUBLISH r3 to-myself"),
+    (4, "UNSUBSCRIBE r3"),
+    (4, "PUNSUBSCRIBE"),
+    (4, "UNSUBSCRIBE"),
+    (0, "PUBSUB CHANNELS"),
+    // Binary-safe names and payloads.
+    (1, "SUBSCRIBE \"bin\\x00chan\""),
+    (0, "PUBLISH \"bin\\x00chan\" \"\\xff\\x00\\r\\n\""),
+    (1, "UNSUBSCRIBE"),
+    // Glob patterns.
+    (2, "PSUBSCRIBE h[ae]llo \\* a\\?b [^x]y"),
+    (0, "PUBLISH hello 1"),
+    (0, "PUBLISH hallo 2"),
+    (0, "PUBLISH hxllo 3"),
+    (0, "PUBLISH * 4"),
+    (0, "PUBLISH a?b 5"),
+    (0, "PUBLISH axb 6"),
+    (0, "PUBLISH zy 7"),
+    (0, "PUBLISH xy 8"),
+];
+
+/// Splits a command line like redis-cli: words, double quotes with `\xHH` and `\r\n` escapes.
+fn words(line: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c == ' ' {
+            chars.next();
+            continue;
+        }
+        let mut word = Vec::new();
+        if c == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('x') => {
+                            let hex: String = chars.by_ref().take(2).collect();
+                            word.push(u8::from_str_radix(&hex, 16).unwrap());
+                        }
+                        Some('r') => word.push(b'\r'),
+                        Some('n') => word.push(b'\n'),
+                        Some(other) => word.push(other as u8),
+                        None => {}
+                    },
+                    other => word.push(other as u8),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ' ' {
+                    break;
+                }
+                word.push(c as u8);
+                chars.next();
+            }
+        }
+        out.push(word);
+    }
+    out
+}
+
+/// Replays the corpus; returns what each step delivered to each connection.
+async fn replay(addr: SocketAddr) -> Vec<String> {
+    let mut conns = Vec::new();
+    for i in 0..5 {
+        let mut c = RespClient::connect(addr).await.unwrap();
+        if i == 4 {
+            // The HELLO reply names the server; only its shape is compared.
+            assert!(matches!(c.call(["HELLO", "3"]).await.unwrap(), Frame::Map(_)));
+        }
+        conns.push(c);
+    }
+    let mut transcript = Vec::new();
+    for (step, (conn, line)) in CORPUS.iter().enumerate() {
+        let c = &mut conns[*conn];
+        c.queue(words(line));
+        c.flush().await.unwrap();
+        for (i, c) in conns.iter_mut().enumerate() {
+            let marker = format!("marker-{step}-{i}");
+            c.queue(["PING".to_string(), marker.clone()]);
+            c.flush().await.unwrap();
+            let mut frames = Vec::new();
+            loop {
+                let frame = common::read(c).await;
+                let is_marker = match &frame {
+                    Frame::Bulk(b) => b == marker.as_bytes(),
+                    Frame::Array(items) => items.get(1) == Some(&common::bulk(&marker)),
+                    _ => false,
+                };
+                if is_marker {
+                    break;
+                }
+                frames.push(frame);
+            }
+            if line.starts_with("PUBSUB CHANNELS") {
+                // Redis lists channels in hash-table order.
+                for f in &mut frames {
+                    if let Frame::Array(items) = f {
+                        items.sort_by_key(|i| format!("{i:?}"));
+                    }
+                }
+            }
+            if !frames.is_empty() {
+                transcript.push(format!("step {step} `{line}` -> conn {i}: {frames:?}"));
+            }
+        }
+    }
+    transcript
+}
+
+#[tokio::test]
+async fn same_replies_as_redis_server() {
+    let redis = common::RedisServer::start(&[]).await;
+    let ours = common::start(&[]).await;
+    let expected = replay(redis.addr).await;
+    let actual = replay(ours.addr()).await;
+    for (e, a) in expected.iter().zip(&actual) {
+        assert_eq!(a, e, "\n  infralab: {a}\n  redis:    {e}");
+    }
+    assert_eq!(actual.len(), expected.len());
+    ours.stop().await;
+}
