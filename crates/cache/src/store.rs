@@ -78,6 +78,12 @@ impl std::fmt::Display for Oom {
     }
 }
 
+impl From<Oom> for proto::CommandError {
+    fn from(oom: Oom) -> Self {
+        proto::CommandError::Reply(oom.to_string())
+    }
+}
+
 /// Counters for `INFO stats`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StoreStats {

@@ -1,0 +1,318 @@
+//! GET, SET (NX/XX/GET/EX/PX/EXAT/PXAT/KEEPTTL), SETEX, PSETEX, SETNX, MGET, MSET,
+//! INCR/DECR/INCRBY/DECRBY.
+//!
+//! Reads go through [`CacheServer::read`] (read-through on a miss when there is an
+//! origin). Writes in write-through mode are first sent verbatim to the origin; the cache
+//! mirrors them only once the origin has accepted them.
+
+use bytes::Bytes;
+use proto::decode::parse_int;
+use proto::{Args, CommandError, Frame};
+
+use super::{CommandResult, owned, words};
+use crate::server::{CacheServer, now_ms};
+
+pub async fn get(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    Ok(server.read(&key).await?.map_or(Frame::Null, Frame::Bulk))
+}
+
+pub async fn mget(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let keys = args.rest();
+    let mut values = Vec::with_capacity(keys.len());
+    for key in keys {
+        values.push(server.read(&key).await?.map_or(Frame::Null, Frame::Bulk));
+    }
+    Ok(Frame::Array(values))
+}
+
+/// Which TTL a write gives its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// None given: `--default-ttl` (if set).
+    Default,
+    /// KEEPTTL: whatever the key had.
+    Keep,
+    /// An absolute unix time in milliseconds.
+    At(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+/// What the origin's reply to a forwarded write means for the cached copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mirror {
+    /// Not in write-through mode: the cache decides alone.
+    Local,
+    /// The origin applied the write: apply it here unconditionally.
+    Apply,
+    /// The origin did not apply it (NX/XX not met): leave the cache alone.
+    Skip,
+    /// Cannot tell from the reply: drop the cached copy, the next read fetches it.
+    Drop,
+}
+
+fn invalid_expire(command: &str) -> CommandError {
+    CommandError::err(format!("invalid expire time in '{command}' command"))
+}
+
+/// `amount` in `unit_ms` from now (or absolute, for EXAT/PXAT) as unix milliseconds.
+fn expiry_at(
+    amount: i64,
+    unit_ms: u64,
+    absolute: bool,
+    now: u64,
+    command: &str,
+) -> Result<u64, CommandError> {
+    if amount <= 0 {
+        return Err(invalid_expire(command));
+    }
+    let ms = (amount as u64)
+        .checked_mul(unit_ms)
+        .ok_or_else(|| invalid_expire(command))?;
+    if absolute {
+        Ok(ms)
+    } else {
+        now.checked_add(ms).ok_or_else(|| invalid_expire(command))
+    }
+}
+
+/// Writes `value` under the conditions, as the cache part of SET and friends. Returns
+/// whether it was written and the previous value (for SET ... GET).
+fn apply(
+    server: &CacheServer,
+    key: Bytes,
+    value: Bytes,
+    condition: Condition,
+    expiry: Expiry,
+    mirror: Mirror,
+    now: u64,
+) -> Result<(bool, Option<Bytes>), CommandError> {
+    let mut store = server.store();
+    let old = store
+        .peek_value(&key, now)
+        .map(|e| (e.value.clone(), e.expires_at));
+    let old_value = old.as_ref().and_then(|(v, _)| v.clone());
+    match mirror {
+        Mirror::Skip => return Ok((false, old_value)),
+        Mirror::Drop => {
+            store.remove(&key, now);
+            return Ok((false, old_value));
+        }
+        Mirror::Apply => {}
+        Mirror::Local => {
+            let blocked = match condition {
+                Condition::Always => false,
+                Condition::IfAbsent => old.is_some(),
+                Condition::IfPresent => old.is_none(),
+            };
+            if blocked {
+                return Ok((false, old_value));
+            }
+        }
+    }
+    let expires_at = match expiry {
+        Expiry::At(at) => Some(at),
+        Expiry::Keep if old.is_some() => old.and_then(|(_, at)| at),
+        Expiry::Keep | Expiry::Default => server.default_expiry(now),
+    };
+    store.put(owned(key), Some(owned(value)), expires_at, now)?;
+    Ok((true, old_value))
+}
+
+pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let forward = words(args);
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let now = now_ms();
+    let mut condition = Condition::Always;
+    let mut expiry = Expiry::Default;
+    let mut get = false;
+    while let Some(option) = args.next_keyword() {
+        let unit = match option.as_str() {
+            "NX" | "XX" if condition == Condition::Always => {
+                condition = if option == "NX" {
+                    Condition::IfAbsent
+                } else {
+                    Condition::IfPresent
+                };
+                continue;
+            }
+            "GET" if !get => {
+                get = true;
+                continue;
+            }
+            "KEEPTTL" if expiry == Expiry::Default => {
+                expiry = Expiry::Keep;
+                continue;
+            }
+            "EX" => (1000, false),
+            "PX" => (1, false),
+            "EXAT" => (1000, true),
+            "PXAT" => (1, true),
+            _ => return Err(CommandError::Syntax),
+        };
+        if expiry != Expiry::Default {
+            return Err(CommandError::Syntax);
+        }
+        let amount = args.next_int().map_err(|e| match e {
+            CommandError::WrongArity(_) => CommandError::Syntax,
+            other => other,
+        })?;
+        expiry = Expiry::At(expiry_at(amount, unit.0, unit.1, now, "set")?);
+    }
+    let mirror = match server.write_through(forward).await? {
+        None => Mirror::Local,
+        Some(Frame::Null) if !get => Mirror::Skip,
+        Some(_) if get && condition != Condition::Always => Mirror::Drop,
+        Some(_) => Mirror::Apply,
+    };
+    let (written, old) = apply(server, key, value, condition, expiry, mirror, now)?;
+    Ok(match (get, written) {
+        (true, _) => old.map_or(Frame::Null, Frame::Bulk),
+        (false, true) => Frame::ok(),
+        (false, false) if mirror == Mirror::Drop => Frame::ok(),
+        (false, false) => Frame::Null,
+    })
+}
+
+pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let forward = words(args);
+    let command = args.name().to_string();
+    let unit = if command == "setex" { 1000 } else { 1 };
+    let key = args.next_bytes()?;
+    let amount = args.next_int()?;
+    let value = args.next_bytes()?;
+    args.finish()?;
+    let now = now_ms();
+    let at = expiry_at(amount, unit, false, now, &command)?;
+    let mirror = match server.write_through(forward).await? {
+        None => Mirror::Local,
+        Some(_) => Mirror::Apply,
+    };
+    apply(server, key, value, Condition::Always, Expiry::At(at), mirror, now)?;
+    Ok(Frame::ok())
+}
+
+pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let forward = words(args);
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    args.finish()?;
+    let mirror = match server.write_through(forward).await? {
+        None => Mirror::Local,
+        Some(Frame::Integer(1)) => Mirror::Apply,
+        Some(_) => Mirror::Skip,
+    };
+    let (written, _) = apply(
+        server,
+        key,
+        value,
+        Condition::IfAbsent,
+        Expiry::Default,
+        mirror,
+        now_ms(),
+    )?;
+    Ok(Frame::Integer(i64::from(written)))
+}
+
+pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let forward = words(args);
+    let pairs = args.rest();
+    if !pairs.len().is_multiple_of(2) {
+        return Err(args.wrong_arity());
+    }
+    let mirror = match server.write_through(forward).await? {
+        None => Mirror::Local,
+        Some(_) => Mirror::Apply,
+    };
+    let now = now_ms();
+    {
+        // All or nothing under noeviction: refuse before writing any of the pairs.
+        let store = server.store();
+        if store.policy() == crate::policy::PolicyKind::NoEviction && store.maxmemory() > 0 {
+            let needed: u64 = pairs
+                .chunks(2)
+                .map(|kv| crate::memory::entry_size(kv[0].len(), kv[1].len()))
+                .sum();
+            if store.used_memory() + needed > store.maxmemory() {
+                return Err(crate::store::Oom.into());
+            }
+        }
+    }
+    for kv in pairs.chunks(2) {
+        apply(
+            server,
+            kv[0].clone(),
+            kv[1].clone(),
+            Condition::Always,
+            Expiry::Default,
+            mirror,
+            now,
+        )?;
+    }
+    Ok(Frame::ok())
+}
+
+pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
+    let forward = words(args);
+    let command = args.name().to_string();
+    let key = args.next_bytes()?;
+    let delta = match command.as_str() {
+        "incr" => 1,
+        "decr" => -1,
+        "incrby" => args.next_int()?,
+        _ => args
+            .next_int()?
+            .checked_neg()
+            .ok_or_else(|| CommandError::err("decrement would overflow"))?,
+    };
+    args.finish()?;
+    if let Some(reply) = server.write_through(forward).await? {
+        // The origin holds the counter; the cache mirrors the result.
+        let Frame::Integer(n) = reply else {
+            return Err(CommandError::err(format!(
+                "origin sent an unexpected reply to {command}: {reply:?}"
+            )));
+        };
+        let now = now_ms();
+        apply(
+            server,
+            key,
+            Bytes::from(n.to_string()),
+            Condition::Always,
+            Expiry::Keep,
+            Mirror::Apply,
+            now,
+        )?;
+        return Ok(Frame::Integer(n));
+    }
+    if server.origin().is_some() && server.store().peek(&key, now_ms()).is_none() {
+        // Read-through first: the counter may live at the origin.
+        server.read(&key).await?;
+    }
+    let now = now_ms();
+    let mut store = server.store();
+    let (current, expires_at) = match store.peek_value(&key, now) {
+        Some(entry) => (
+            entry
+                .value
+                .as_deref()
+                .and_then(parse_int)
+                .ok_or(CommandError::NotInteger)?,
+            entry.expires_at,
+        ),
+        None => (0, server.default_expiry(now)),
+    };
+    let new = current
+        .checked_add(delta)
+        .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
+    store.put(owned(key), Some(Bytes::from(new.to_string())), expires_at, now)?;
+    Ok(Frame::Integer(new))
+}
