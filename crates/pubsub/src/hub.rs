@@ -28,7 +28,7 @@ use proto::glob::glob_match;
 use proto::{Frame, Protocol};
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::{Offer, OutputLimit, Outbox, QueueGauge, SlowPolicy};
+use crate::outbox::{Offer, Outbox, OutputLimit, QueueGauge, SlowPolicy};
 
 type SubscriberId = u64;
 type Subscribers = HashMap<SubscriberId, Arc<Outbox>>;
@@ -100,11 +100,7 @@ impl Hub {
         Subscriber {
             hub: self.clone(),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            outbox: Arc::new(Outbox::new(
-                protocol,
-                evict,
-                self.stats.queues.clone(),
-            )),
+            outbox: Arc::new(Outbox::new(protocol, evict, self.stats.queues.clone())),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
         }
@@ -221,11 +217,13 @@ impl<F: Fn() -> Frame> Encoded<F> {
 
 fn encoded_len_hint(frame: &Frame) -> usize {
     match frame {
-        Frame::Push(items) => items
-            .iter()
-            .map(|i| i.as_bytes().map_or(24, |b| b.len() + 16))
-            .sum::<usize>()
-            + 8,
+        Frame::Push(items) => {
+            items
+                .iter()
+                .map(|i| i.as_bytes().map_or(24, |b| b.len() + 16))
+                .sum::<usize>()
+                + 8
+        }
         _ => 64,
     }
 }
@@ -462,7 +460,9 @@ mod tests {
         }
         assert!(evict.is_cancelled());
         assert_eq!(hub.stats.slow_disconnects.load(Ordering::Relaxed), 1);
-        let one = message_frame(&b("c"), &payload).to_bytes(Protocol::Resp2).len();
+        let one = message_frame(&b("c"), &payload)
+            .to_bytes(Protocol::Resp2)
+            .len();
         assert_eq!(received, 100 * one, "the fast subscriber got everything");
         assert!(hub.stats.queues.peak.load(Ordering::Relaxed) <= 1000);
     }

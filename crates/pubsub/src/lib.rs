@@ -39,7 +39,10 @@ pub const DEFAULT_PORT: u16 = 7381;
 
 /// `infralab pubsub` flags.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "pubsub", about = "Redis-compatible pub/sub with bounded subscriber queues")]
+#[command(
+    name = "pubsub",
+    about = "Redis-compatible pub/sub with bounded subscriber queues"
+)]
 pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,

@@ -71,7 +71,7 @@ impl FromStr for OutputLimit {
         let words: Vec<&str> = text.split_whitespace().collect();
         let numbers: Vec<&str> = if words.len() == 3 {
             words
-        } else if words.len() % 4 == 0 && !words.is_empty() {
+        } else if words.len().is_multiple_of(4) && !words.is_empty() {
             let mut pubsub = None;
             for class in words.chunks(4) {
                 match class[0].to_ascii_lowercase().as_str() {
@@ -299,7 +299,9 @@ impl Outbox {
     fn push(&self, q: &mut Queue, message: Bytes) {
         let was_empty = q.items.is_empty();
         q.bytes += message.len();
-        self.gauge.queued.fetch_add(message.len(), Ordering::Relaxed);
+        self.gauge
+            .queued
+            .fetch_add(message.len(), Ordering::Relaxed);
         self.gauge.peak.fetch_max(q.bytes, Ordering::Relaxed);
         q.items.push_back(message);
         if was_empty {
@@ -402,7 +404,10 @@ mod tests {
 
     #[test]
     fn parses_redis_syntax() {
-        assert_eq!("32mb 8mb 60".parse::<OutputLimit>(), Ok(OutputLimit::default()));
+        assert_eq!(
+            "32mb 8mb 60".parse::<OutputLimit>(),
+            Ok(OutputLimit::default())
+        );
         assert_eq!(
             "normal 0 0 0 slave 256mb 64mb 60 pubsub 1k 2kb 5".parse::<OutputLimit>(),
             Ok(OutputLimit {
@@ -413,7 +418,10 @@ mod tests {
         );
         assert!("32mb 8mb".parse::<OutputLimit>().is_err());
         assert!("32xb 8mb 60".parse::<OutputLimit>().is_err());
-        assert_eq!(OutputLimit::default().to_string(), "pubsub 33554432 8388608 60");
+        assert_eq!(
+            OutputLimit::default().to_string(),
+            "pubsub 33554432 8388608 60"
+        );
     }
 
     #[test]
@@ -451,14 +459,23 @@ mod tests {
             o.offer(&msg(10, 1), t0, LIMIT, p);
         }
         // 60 bytes: over soft since t0. Still fine at 10 s (not *longer* than 10 s).
-        assert_eq!(o.offer(&msg(1, 1), at(10), LIMIT, p), Offer::Queued { evicted: 0 });
+        assert_eq!(
+            o.offer(&msg(1, 1), at(10), LIMIT, p),
+            Offer::Queued { evicted: 0 }
+        );
         // The subscriber catches up: below soft again, the timer restarts.
         while o.try_take().unwrap().is_some() {}
-        assert_eq!(o.offer(&msg(10, 1), at(11), LIMIT, p), Offer::Queued { evicted: 0 });
+        assert_eq!(
+            o.offer(&msg(10, 1), at(11), LIMIT, p),
+            Offer::Queued { evicted: 0 }
+        );
         for _ in 0..5 {
             o.offer(&msg(10, 1), at(12), LIMIT, p);
         }
-        assert_eq!(o.offer(&msg(1, 1), at(22), LIMIT, p), Offer::Queued { evicted: 0 });
+        assert_eq!(
+            o.offer(&msg(1, 1), at(22), LIMIT, p),
+            Offer::Queued { evicted: 0 }
+        );
         assert_eq!(o.offer(&msg(1, 1), at(23), LIMIT, p), Offer::Disconnected);
     }
 

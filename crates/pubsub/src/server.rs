@@ -66,7 +66,13 @@ impl Server for PubSub {
     }
 
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        session.subscriber.as_ref()?.outbox().try_take().ok().flatten()
+        session
+            .subscriber
+            .as_ref()?
+            .outbox()
+            .try_take()
+            .ok()
+            .flatten()
     }
 
     fn protocol_changed(&self, session: &mut Session, protocol: Protocol) {

@@ -147,7 +147,10 @@ async fn replay(addr: SocketAddr) -> Vec<String> {
         let mut c = RespClient::connect(addr).await.unwrap();
         if i == 4 {
             // The HELLO reply names the server; only its shape is compared.
-            assert!(matches!(c.call(["HELLO", "3"]).await.unwrap(), Frame::Map(_)));
+            assert!(matches!(
+                c.call(["HELLO", "3"]).await.unwrap(),
+                Frame::Map(_)
+            ));
         }
         conns.push(c);
     }

@@ -63,7 +63,11 @@ pub fn pubsub(hub: &Hub, mut args: Args) -> Reply {
             args.rest()
                 .into_iter()
                 .flat_map(|channel| {
-                    let n = if sub == "NUMSUB" { hub.numsub(&channel) } else { 0 };
+                    let n = if sub == "NUMSUB" {
+                        hub.numsub(&channel)
+                    } else {
+                        0
+                    };
                     [Frame::Bulk(channel), Frame::Integer(n as i64)]
                 })
                 .collect(),

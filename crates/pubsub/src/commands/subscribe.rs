@@ -33,7 +33,11 @@ const CONTAINERS: &[&str] = &["pubsub", "client", "config", "command"];
 /// In RESP2 subscribed mode: Redis's error for a command that is not allowed, and
 /// PING's special reply. `None`: execute the command normally.
 pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
-    let subscribed = client.session.subscriber.as_ref().is_some_and(|s| s.count() > 0);
+    let subscribed = client
+        .session
+        .subscriber
+        .as_ref()
+        .is_some_and(|s| s.count() > 0);
     if !subscribed || client.protocol == Protocol::Resp3 {
         return None;
     }
@@ -51,7 +55,10 @@ pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
     }
     let full_name = match args.peek_all().first() {
         Some(sub) if CONTAINERS.contains(&name) => {
-            format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+            format!(
+                "{name}|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            )
         }
         _ => name.to_string(),
     };

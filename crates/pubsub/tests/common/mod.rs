@@ -33,7 +33,14 @@ impl RedisServer {
             .unwrap()
             .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--bind", "127.0.0.1"])
             .args(extra)
             .stdout(Stdio::null())
@@ -41,11 +48,13 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (.ci/run installs it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Owned from here on: dropped (killed and reaped) on every path, panics included.
+        let server = RedisServer { child, addr };
         for _ in 0..200 {
-            if let Ok(mut c) = RespClient::connect(addr).await {
-                if c.call(["PING"]).await.is_ok() {
-                    return RedisServer { child, addr };
-                }
+            if let Ok(mut c) = RespClient::connect(addr).await
+                && c.call(["PING"]).await.is_ok()
+            {
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
