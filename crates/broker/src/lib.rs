@@ -1,0 +1,109 @@
+//! # broker — a durable work queue
+//!
+//! The course's message-broker chapter, as a server: one message goes to one consumer; it
+//! is deleted only when that consumer acknowledges it; a consumer that takes a message and
+//! dies gives it back; the broker holds messages durably until someone can take them, so
+//! producers and consumers never wait for each other. The semantics are those of Amazon
+//! SQS and beanstalkd; the protocol is RESP, so redis-cli and every Redis client drive it.
+//!
+//! Read it in this order:
+//! 1. [`message`] — a message and its three states (ready, delayed, in flight).
+//! 2. [`visibility`] — the visibility timeout: leases, and why redelivery is at-least-once.
+//! 3. [`receipt`] — why each delivery has its own receipt.
+//! 4. [`queue`] — one queue's indexes: priority + FIFO, delays, leases, retention.
+//! 5. [`dead_letter`] — poison messages and redrive.
+//! 6. [`engine`] — all queues and the protocol's operations, deterministic in `now`.
+//! 7. [`store`] and [`codec`] — durability with sled and `--fsync`.
+//! 8. [`commands`] and [`server`] — RESP, long polling, disconnecting consumers.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod codec;
+pub mod commands;
+pub mod dead_letter;
+pub mod engine;
+pub mod journal;
+pub mod message;
+pub mod queue;
+pub mod receipt;
+pub mod schedule;
+pub mod server;
+pub mod store;
+pub mod visibility;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use service::{BoxError, CancellationToken, Running};
+
+use crate::clock::{Clock, SystemClock};
+use crate::engine::Engine;
+use crate::receipt::NonceSource;
+use crate::server::{Broker, Inner};
+
+pub use crate::server::OnDisconnect;
+pub use crate::store::Fsync;
+
+/// The broker's port (`redis-cli -p 7382`).
+pub const DEFAULT_PORT: u16 = 7382;
+
+/// `infralab broker ...`
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "broker", about = "A durable work-queue broker")]
+pub struct Args {
+    #[command(flatten)]
+    pub service: service::ServiceArgs,
+    /// Directory of the message store.
+    #[arg(long, default_value = "./data/broker")]
+    pub dir: PathBuf,
+    /// When writes reach the disk: `always` (before the reply), `everysec`, or `no`.
+    #[arg(long, value_enum, default_value = "everysec")]
+    pub fsync: Fsync,
+    /// A closed consumer connection's in-flight messages: `release` (visible again at
+    /// once) or `keep` (visible when their visibility timeout ends, as SQS).
+    #[arg(long, value_enum, default_value = "release")]
+    pub on_disconnect: OnDisconnect,
+}
+
+/// Opens the store, restores the queues, binds, and returns once listening.
+pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    start_with_clock(args, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with a given clock.
+pub async fn start_with_clock(
+    args: Args,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, BoxError> {
+    let dir = args.dir.clone();
+    let fsync = args.fsync;
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir, fsync)).await??;
+    let (queues, messages) = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.load()).await??
+    };
+    let mut engine = Engine::new(store.clone(), NonceSource::random_seed());
+    let release = args.on_disconnect == OnDisconnect::Release;
+    engine
+        .restore(queues, messages, release, clock.now())
+        .map_err(|e| format!("restoring the queues: {e:?}"))?;
+    let inner = Arc::new(Inner::new(
+        engine,
+        store,
+        fsync,
+        args.on_disconnect,
+        clock,
+        shutdown.clone(),
+    ));
+    tokio::spawn(server::sweep(inner.clone(), Duration::from_secs(1)));
+    let broker = Arc::new(Broker { inner });
+    Ok(service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?)
+}
+
+/// Runs the broker until `shutdown` is cancelled.
+pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), BoxError> {
+    start(args, shutdown).await?.wait().await;
+    Ok(())
+}

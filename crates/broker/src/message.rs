@@ -1,0 +1,59 @@
+//! A message and the three states it moves between.
+//!
+//! ```text
+//!            send (DELAY)                 receive                 ack
+//!   ──────▶ Delayed ──delay passes──▶ Ready ─────────▶ InFlight ─────────▶ deleted
+//!   send ───────────────────────────▶   ▲                  │
+//!                                       └── nack / visibility timeout / consumer gone
+//!                                           (or, after MAXDELIVERIES, the dead-letter queue)
+//! ```
+//!
+//! A broker deletes a message only when a consumer acknowledges it. Until then the message
+//! exists in exactly one of these states, and every rule of the broker is about moving it
+//! from one to the next.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::receipt::Receipt;
+
+/// Unique per broker, increasing with send time (they never repeat, even across restarts).
+pub type MessageId = u64;
+
+/// Lower is more urgent, as in beanstalkd: priority 0 is served before priority 1024.
+pub type Priority = u32;
+
+/// The priority of a message sent without `PRIORITY`.
+pub const DEFAULT_PRIORITY: Priority = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub priority: Priority,
+    pub payload: Bytes,
+    /// When it was first sent: the retention period counts from here.
+    pub sent_at: Millis,
+    /// How many times it has been handed to a consumer.
+    pub deliveries: u32,
+    /// For a message in a dead-letter queue: the queue it came from (where redrive returns it).
+    pub origin: Option<Bytes>,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Waiting to be received.
+    Ready,
+    /// Not receivable before `until` (a send with DELAY, or a nack with a delay).
+    Delayed { until: Millis },
+    /// Handed to a consumer, invisible to the others until the lease ends.
+    InFlight(Lease),
+}
+
+/// One delivery's hold on a message: who holds it (the receipt) and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub receipt: Receipt,
+    pub deadline: Millis,
+}

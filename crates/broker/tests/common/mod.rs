@@ -1,0 +1,139 @@
+#![allow(clippy::unwrap_used, dead_code)] // test code: a panic is a test failure
+//! Shared by the broker's integration tests: a broker on port 0 in a fresh directory, and
+//! a client that speaks its commands.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use clap::Parser;
+use proto::Frame;
+use service::{CancellationToken, RespClient, Running};
+
+/// A fresh, empty directory under the system's temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "infralab-broker-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
+    let mut argv = vec!["broker", "--port", "0", "--dir", dir.to_str().unwrap()];
+    argv.extend_from_slice(extra);
+    broker::start(broker::Args::parse_from(argv), CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// One delivered message, as QRECV describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub id: i64,
+    pub receipt: String,
+    pub body: Bytes,
+    pub deliveries: i64,
+}
+
+pub struct Client(pub RespClient);
+
+impl Client {
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
+        Client(RespClient::connect(addr).await.unwrap())
+    }
+
+    pub async fn call(&mut self, words: &[&str]) -> Frame {
+        self.0
+            .call(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())))
+            .await
+            .unwrap()
+    }
+
+    /// Sends and returns the id.
+    pub async fn send(&mut self, queue: &str, body: &str) -> i64 {
+        match self.call(&["QSEND", queue, body]).await {
+            Frame::Integer(id) => id,
+            other => panic!("QSEND: {other:?}"),
+        }
+    }
+
+    pub async fn recv(&mut self, queue: &str, options: &[&str]) -> Vec<Got> {
+        let mut words = vec!["QRECV", queue];
+        words.extend_from_slice(options);
+        parse_messages(self.call(&words).await)
+    }
+
+    pub async fn ack(&mut self, queue: &str, receipt: &str) -> Frame {
+        self.call(&["QACK", queue, receipt]).await
+    }
+
+    /// QSTATS as (field, integer) pairs; non-integer fields are left out.
+    pub async fn stats(&mut self, queue: &str) -> Vec<(String, i64)> {
+        let Frame::Array(items) = self.call(&["QSTATS", queue]).await else {
+            panic!("QSTATS")
+        };
+        items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [Frame::Bulk(k), Frame::Integer(v)] => {
+                    Some((String::from_utf8_lossy(k).into_owned(), *v))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub async fn stat(&mut self, queue: &str, name: &str) -> i64 {
+        self.stats(queue)
+            .await
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("no {name} in QSTATS"))
+            .1
+    }
+}
+
+/// A QRECV reply (RESP2: an array of flat `field value ...` arrays) to messages.
+pub fn parse_messages(frame: Frame) -> Vec<Got> {
+    let Frame::Array(items) = frame else {
+        panic!("QRECV reply: {frame:?}")
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let Frame::Array(fields) = item else {
+                panic!("message: {item:?}")
+            };
+            let mut got = Got {
+                id: 0,
+                receipt: String::new(),
+                body: Bytes::new(),
+                deliveries: 0,
+            };
+            for pair in fields.chunks(2) {
+                let [Frame::Bulk(key), value] = pair else {
+                    panic!("field: {pair:?}")
+                };
+                match (key.as_ref(), value) {
+                    (b"id", Frame::Integer(n)) => got.id = *n,
+                    (b"receipt", Frame::Bulk(r)) => {
+                        got.receipt = String::from_utf8(r.to_vec()).unwrap()
+                    }
+                    (b"body", Frame::Bulk(b)) => got.body = b.clone(),
+                    (b"deliveries", Frame::Integer(n)) => got.deliveries = *n,
+                    other => panic!("unexpected field {other:?}"),
+                }
+            }
+            got
+        })
+        .collect()
+}
+
+pub fn err(text: &str) -> Frame {
+    Frame::error(text)
+}
