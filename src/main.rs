@@ -31,6 +31,8 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// Push pub/sub, Redis-compatible, with bounded subscriber queues (port 7381).
+    Pubsub(pubsub::Args),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +70,13 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Pubsub(args) => {
+                serve_until_signal(pubsub::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
         }
     });
     match result {
@@ -98,6 +107,11 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     #[allow(unused_mut)]
     let mut running: Vec<(&str, &str, Running)> = Vec::new();
     // servers: up
+    running.push((
+        "pubsub",
+        "redis-cli -p 7381 SUBSCRIBE news",
+        pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?,
+    ));
     if running.is_empty() {
         println!("infralab up: no servers are built yet");
         return Ok(());
