@@ -155,7 +155,11 @@ mod tests {
         for _ in 0..40 {
             s.increment(hash(1));
         }
-        assert_eq!(s.estimate(hash(1)), 16, "15 in the counters + the doorkeeper");
+        assert_eq!(
+            s.estimate(hash(1)),
+            16,
+            "15 in the counters + the doorkeeper"
+        );
     }
 
     #[test]

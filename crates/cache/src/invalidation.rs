@@ -74,7 +74,9 @@ async fn subscribe_and_apply(
         .call(["SUBSCRIBE".to_string(), source.channel.clone()])
         .await?;
     if confirm.is_error() {
-        return Err(std::io::Error::other(format!("SUBSCRIBE failed: {confirm:?}")));
+        return Err(std::io::Error::other(format!(
+            "SUBSCRIBE failed: {confirm:?}"
+        )));
     }
     if !*first {
         // Messages sent while we were away are lost: start clean rather than stale.
@@ -92,7 +94,9 @@ async fn subscribe_and_apply(
             continue;
         };
         if let [kind, _channel, Frame::Bulk(key)] = parts.as_slice()
-            && kind.as_bytes().is_some_and(|k| k.eq_ignore_ascii_case(b"message"))
+            && kind
+                .as_bytes()
+                .is_some_and(|k| k.eq_ignore_ascii_case(b"message"))
         {
             server.invalidate(&Bytes::copy_from_slice(key));
         }

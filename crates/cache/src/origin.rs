@@ -93,16 +93,16 @@ impl Origin {
                 Ok(reply)
             }
             Ok(Err(e)) => Err(self.error(e)),
-            Err(_) => Err(self.error(format!(
-                "no reply within {} ms",
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(self.error(format!("no reply within {} ms", self.timeout.as_millis()))),
         }
     }
 
     /// `GET key` at the origin: `Some(value)`, `None` if it has no such key.
     pub async fn get(&self, key: &Bytes) -> Result<Option<Bytes>, OriginError> {
-        match self.call(vec![Bytes::from_static(b"GET"), key.clone()], true).await? {
+        match self
+            .call(vec![Bytes::from_static(b"GET"), key.clone()], true)
+            .await?
+        {
             Frame::Bulk(v) => Ok(Some(v)),
             Frame::Null => Ok(None),
             Frame::Error(e) => Err(OriginError(String::from_utf8_lossy(&e).into_owned())),

@@ -180,7 +180,9 @@ impl CacheServer {
     /// cache holds. Returns how many the origin had.
     pub async fn warm(&self, keys: Vec<Bytes>) -> Result<i64, CommandError> {
         let Some(origin) = &self.origin else {
-            return Err(CommandError::err("WARM needs an origin (start with --origin)"));
+            return Err(CommandError::err(
+                "WARM needs an origin (start with --origin)",
+            ));
         };
         let mut words = vec![Bytes::from_static(b"MGET")];
         words.extend(keys.iter().cloned());
@@ -304,10 +306,7 @@ impl Server for CacheServer {
                         Population::WriteThrough => "write-through",
                     },
                 )
-                .field(
-                    "origin",
-                    self.origin.as_ref().map_or("", |o| o.addr()),
-                )
+                .field("origin", self.origin.as_ref().map_or("", |o| o.addr()))
                 .field(
                     "default_ttl",
                     self.default_ttl_ms.load(Ordering::Relaxed) / 1000,
@@ -376,9 +375,7 @@ impl Server for CacheServer {
                 .map(|kind| self.store().set_policy(kind))
                 .ok_or_else(|| POLICY_CHOICES.to_string()),
             "default-ttl" => seconds().map(|ms| self.default_ttl_ms.store(ms, Ordering::Relaxed)),
-            "negative-ttl" => {
-                seconds().map(|ms| self.negative_ttl_ms.store(ms, Ordering::Relaxed))
-            }
+            "negative-ttl" => seconds().map(|ms| self.negative_ttl_ms.store(ms, Ordering::Relaxed)),
             "population" | "origin" => Err("can't set immutable config".to_string()),
             _ => return None,
         })

@@ -341,7 +341,11 @@ mod tests {
         }
         assert!(h.live.contains(&1), "the hot key was evicted by a scan");
         h.get_or_insert(1);
-        assert_eq!(h.policy.segment_of(1), "protected", "a hit on probation promotes");
+        assert_eq!(
+            h.policy.segment_of(1),
+            "protected",
+            "a hit on probation promotes"
+        );
     }
 
     #[test]

@@ -78,7 +78,11 @@ async fn a_stampede_of_200_misses_makes_one_origin_request() {
     for c in clients {
         assert_eq!(c.await.unwrap(), bulk("from-origin"));
     }
-    assert_eq!(origin.gets.load(Ordering::SeqCst), 1, "the origin saw one GET");
+    assert_eq!(
+        origin.gets.load(Ordering::SeqCst),
+        1,
+        "the origin saw one GET"
+    );
     assert_eq!(info_u64(&mut monitor, "origin_fetches").await, 1);
     assert_eq!(info_u64(&mut monitor, "keyspace_misses").await, 200);
     // Now it is cached: more reads never reach the origin.
@@ -111,7 +115,10 @@ async fn read_through_with_ttl_negative_caching_and_hit_ratio() {
     let Frame::Integer(ttl) = call(&mut c, "TTL user:1").await else {
         panic!()
     };
-    assert!((59..=60).contains(&ttl), "read-through entries get the default TTL: {ttl}");
+    assert!(
+        (59..=60).contains(&ttl),
+        "read-through entries get the default TTL: {ttl}"
+    );
     // Absent at the origin: nil, cached negatively, so the second miss stays local.
     assert_eq!(call(&mut c, "GET user:2").await, Frame::Null);
     assert_eq!(call(&mut c, "GET user:2").await, Frame::Null);
@@ -134,7 +141,11 @@ async fn origin_down_misses_fail_hits_keep_working() {
     let mut c = client(&cache).await;
     assert_eq!(call(&mut c, "GET hot").await, bulk("1"));
     redis.kill();
-    assert_eq!(call(&mut c, "GET hot").await, bulk("1"), "a hit needs no origin");
+    assert_eq!(
+        call(&mut c, "GET hot").await,
+        bulk("1"),
+        "a hit needs no origin"
+    );
     let Frame::Error(e) = call(&mut c, "GET cold").await else {
         panic!("a miss with the origin down must be an error, not nil")
     };
@@ -161,9 +172,17 @@ async fn write_through_writes_the_origin_first_and_fails_without_it() {
     .await;
     let mut c = client(&cache).await;
     assert_eq!(call(&mut c, "SET k v1").await, Frame::ok());
-    assert_eq!(call(&mut db, "GET k").await, bulk("v1"), "the origin has it");
+    assert_eq!(
+        call(&mut db, "GET k").await,
+        bulk("v1"),
+        "the origin has it"
+    );
     assert_eq!(call(&mut c, "GET k").await, bulk("v1"));
-    assert_eq!(info_u64(&mut c, "origin_fetches").await, 0, "and so does the cache");
+    assert_eq!(
+        info_u64(&mut c, "origin_fetches").await,
+        0,
+        "and so does the cache"
+    );
     // Conditions are decided by the origin, the system of record.
     assert_eq!(call(&mut c, "SET k v9 NX").await, Frame::Null);
     assert_eq!(call(&mut c, "GET k").await, bulk("v1"));
@@ -199,7 +218,11 @@ async fn warm_loads_ahead_of_demand() {
     assert_eq!(info_u64(&mut c, "keyspace_hits").await, 1);
     assert_eq!(info_u64(&mut c, "keyspace_misses").await, 0);
     let uncached = start_cache(&[]).await;
-    assert!(call(&mut client(&uncached).await, "WARM x").await.is_error());
+    assert!(
+        call(&mut client(&uncached).await, "WARM x")
+            .await
+            .is_error()
+    );
     cache.stop().await;
     uncached.stop().await;
 }
@@ -218,7 +241,10 @@ async fn a_published_key_is_invalidated() {
     );
     let mut c = client(&cache).await;
     call(&mut c, "MSET user:42 old user:43 other").await;
-    assert_eq!(call(&mut bus, "PUBLISH invalidations user:42").await, Frame::Integer(1));
+    assert_eq!(
+        call(&mut bus, "PUBLISH invalidations user:42").await,
+        Frame::Integer(1)
+    );
     eventually!(
         Duration::from_secs(1),
         "user:42 is gone within 1 s",

@@ -172,10 +172,9 @@ pub fn scan(server: &CacheServer, args: &mut Args) -> CommandResult {
             _ => return Err(CommandError::Syntax),
         }
     }
-    let (next, keys) =
-        server
-            .store()
-            .scan(cursor, count as usize, pattern.as_deref(), now_ms());
+    let (next, keys) = server
+        .store()
+        .scan(cursor, count as usize, pattern.as_deref(), now_ms());
     Ok(Frame::Array(vec![
         Frame::bulk(next.to_string()),
         Frame::bulk_array(if only_strings { keys } else { Vec::new() }),

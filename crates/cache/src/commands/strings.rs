@@ -196,7 +196,15 @@ pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
         None => Mirror::Local,
         Some(_) => Mirror::Apply,
     };
-    apply(server, key, value, Condition::Always, Expiry::At(at), mirror, now)?;
+    apply(
+        server,
+        key,
+        value,
+        Condition::Always,
+        Expiry::At(at),
+        mirror,
+        now,
+    )?;
     Ok(Frame::ok())
 }
 
@@ -313,6 +321,11 @@ pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
     let new = current
         .checked_add(delta)
         .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
-    store.put(owned(key), Some(Bytes::from(new.to_string())), expires_at, now)?;
+    store.put(
+        owned(key),
+        Some(Bytes::from(new.to_string())),
+        expires_at,
+        now,
+    )?;
     Ok(Frame::Integer(new))
 }
