@@ -31,6 +31,8 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// The durable key-value store with TTL, Redis-compatible (port 7379).
+    Kv(kv::Args),
     /// Push pub/sub, Redis-compatible, with bounded subscriber queues (port 7381).
     Pubsub(pubsub::Args),
 }
@@ -70,6 +72,9 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Kv(args) => {
+                serve_until_signal(kv::start(args, service::telemetry::shutdown_on_signal())).await
+            }
             Command::Pubsub(args) => {
                 serve_until_signal(pubsub::start(
                     args,
@@ -107,6 +112,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     #[allow(unused_mut)]
     let mut running: Vec<(&str, &str, Running)> = Vec::new();
     // servers: up
+    running.push((
+        "kv",
+        "redis-cli -p 7379",
+        kv::start(
+            kv::Args::parse_from(["kv", "--dir", &format!("{dir}/kv")]),
+            shutdown.clone(),
+        )
+        .await?,
+    ));
     running.push((
         "pubsub",
         "redis-cli -p 7381 SUBSCRIBE news",

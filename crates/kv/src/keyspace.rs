@@ -1,0 +1,1212 @@
+//! The keyspace: 16 databases of keys, each with a value and maybe a deadline.
+//!
+//! This is the engine, the part to read first. It is synchronous and knows nothing about
+//! sockets or disks; every method that depends on time takes `now` (Unix milliseconds).
+//!
+//! ## One write path
+//!
+//! Every change goes through [`Keyspace::apply`] with a [`Mutation`]. `apply` is
+//! deterministic given `now`, and it records what it changed, key by key, in the
+//! [`Journal`] as [`Change`]s: the new record of a key, its removal, a flushed or swapped
+//! database. Reads that find an expired key remove it and journal that removal too. The
+//! journal is the single source of truth for "what happened": the server drains it after
+//! each command and hands it to persistence (and, later, to the replication stream), so
+//! the disk can never see a change the memory did not make, or the reverse.
+//!
+//! ## Ordered by hash: why SCAN can keep its promise
+//!
+//! Each database is a `BTreeMap` ordered by [`Slot`] = (64-bit hash of the key, key).
+//! `SCAN`'s cursor is a position in that order: "every key whose hash is below the cursor
+//! has been returned". Adding or removing other keys never moves a key, so a key present
+//! for the whole iteration is returned (exactly once: a key is never seen twice either).
+//! Redis gets the same guarantee from a reverse-binary cursor over a hash table that
+//! resizes; an ordered map gets it for free. The hash (not the key itself) is the order so
+//! that the cursor is a plain number clients can pass back, and so that a prefix of keys
+//! sampled for expiry is spread across the keyspace.
+//!
+//! ## Expiry: lazy, plus an active sweep
+//!
+//! A key past its deadline is dead the moment it is touched: every lookup checks the
+//! deadline and deletes the key instead of returning it (lazy expiry). Keys nobody touches
+//! again would stay in memory forever, so the server also runs [`Keyspace::sweep`]
+//! periodically: Redis's sampling algorithm. Take the next 20 keys that have a TTL
+//! (walking the index of volatile keys with a cursor, as Redis 6+ does), delete the
+//! expired ones, and go again while more than a quarter of the sample was expired — a
+//! high ratio means many more are waiting. Each round holds the lock for 20 keys only, and
+//! the server bounds the time per cycle, so a million keys expiring at once are reclaimed
+//! over many short steps instead of one long stall. We chose sampling over a deadline index
+//! (mini-redis keeps a `BTreeSet<(deadline, key)>`) because it needs no second ordering to
+//! keep in sync on every write; the price is that counting live keys (`DBSIZE`) must look at
+//! the deadlines of the volatile keys.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::ops::Bound;
+
+use bytes::{Bytes, BytesMut};
+use proto::CommandError;
+use proto::glob::glob_match;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::value::{Entry, Value};
+
+/// Databases per server, as Redis (`SELECT 0` .. `SELECT 15`).
+pub const DATABASES: usize = 16;
+/// The largest string Redis allows (`proto-max-bulk-len` default).
+pub const MAX_STRING: usize = 512 * 1024 * 1024;
+/// Bookkeeping bytes per key beyond its key and value (map node share, headers): an
+/// estimate, so `used_memory` grows with the number of keys, not only their sizes.
+const KEY_OVERHEAD: usize = 80;
+/// Keys examined per sweep round (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
+pub const SWEEP_SAMPLE: usize = 20;
+
+/// A key and its position in the database's order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot {
+    hash: u64,
+    key: Bytes,
+}
+
+impl Slot {
+    pub fn new(key: Bytes) -> Self {
+        Slot {
+            hash: xxh3_64(&key),
+            key,
+        }
+    }
+
+    /// The first position at or after `hash` (for cursors and random picks).
+    fn at(hash: u64) -> Self {
+        Slot {
+            hash,
+            key: Bytes::new(),
+        }
+    }
+
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+}
+
+/// One database.
+#[derive(Debug, Default)]
+pub struct Db {
+    entries: BTreeMap<Slot, Entry>,
+    /// Keys that have a TTL, with their deadline: what the expiry sweep samples.
+    expires: BTreeMap<Slot, u64>,
+    /// Where the next sweep round starts.
+    sweep_cursor: Option<Slot>,
+    /// Estimated bytes held.
+    used: usize,
+}
+
+fn footprint(slot: &Slot, entry: &Entry) -> usize {
+    slot.key.len() + entry.value.memory() + KEY_OVERHEAD
+}
+
+impl Db {
+    /// Inserts or replaces, keeping the TTL index and memory estimate in step.
+    fn put(&mut self, slot: Slot, entry: Entry) {
+        self.used += footprint(&slot, &entry);
+        match entry.expires_at {
+            Some(at) => {
+                self.expires.insert(slot.clone(), at);
+            }
+            None => {
+                self.expires.remove(&slot);
+            }
+        }
+        if let Some(old) = self.entries.insert(slot.clone(), entry) {
+            self.used = self.used.saturating_sub(footprint(&slot, &old));
+        }
+    }
+
+    fn take(&mut self, slot: &Slot) -> Option<Entry> {
+        let old = self.entries.remove(slot)?;
+        if old.expires_at.is_some() {
+            self.expires.remove(slot);
+        }
+        self.used = self.used.saturating_sub(footprint(slot, &old));
+        Some(old)
+    }
+
+    /// Keys, counting only live ones: O(keys with a TTL).
+    fn live_len(&self, now: u64) -> usize {
+        self.entries.len() - self.expired_count(now)
+    }
+
+    fn live_volatile(&self, now: u64) -> usize {
+        self.expires.len() - self.expired_count(now)
+    }
+
+    fn expired_count(&self, now: u64) -> usize {
+        self.expires.values().filter(|&&at| at <= now).count()
+    }
+}
+
+/// One change to the durable state, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The key now holds this record (value and absolute deadline).
+    Put {
+        db: usize,
+        key: Bytes,
+        entry: Entry,
+    },
+    Remove {
+        db: usize,
+        key: Bytes,
+    },
+    FlushDb {
+        db: usize,
+    },
+    FlushAll,
+    SwapDb {
+        a: usize,
+        b: usize,
+    },
+}
+
+/// The changes made since the journal was last drained. Off when nobody consumes it
+/// (no `--dir`), so a pure in-memory server pays nothing for it.
+#[derive(Debug, Default)]
+pub struct Journal {
+    enabled: bool,
+    pending: Vec<Change>,
+    /// Number of changes ever journaled: the position of the last one.
+    seq: u64,
+}
+
+impl Journal {
+    fn push(&mut self, change: Change) {
+        if self.enabled {
+            self.seq += 1;
+            self.pending.push(change);
+        }
+    }
+
+    /// Position of the last change journaled.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Counters for `INFO stats`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyspaceStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+}
+
+/// `SET`'s NX/XX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// NX: only if the key does not exist.
+    IfAbsent,
+    /// XX: only if it does.
+    IfPresent,
+}
+
+/// What a write does to the key's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Leave it (`KEEPTTL`, `INCR`, `GETEX` without options).
+    Keep,
+    /// Remove it (a plain `SET`, `GETEX PERSIST`).
+    Clear,
+    /// Expire at this Unix millisecond (relative times are made absolute before `apply`).
+    At(u64),
+}
+
+/// `EXPIRE`'s NX/XX/GT/LT. Redis lets XX combine with GT or LT; the parser rejects the
+/// other combinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpireCondition {
+    /// Only if the key has no TTL.
+    pub nx: bool,
+    /// Only if it has one.
+    pub xx: bool,
+    /// Only if the new deadline is later (no TTL counts as infinitely late).
+    pub gt: bool,
+    /// Only if the new deadline is earlier.
+    pub lt: bool,
+}
+
+impl ExpireCondition {
+    /// May a key whose deadline is `current` get the deadline `at`?
+    pub fn allows(self, current: Option<u64>, at: u64) -> bool {
+        !(self.nx && current.is_some()
+            || self.xx && current.is_none()
+            || self.gt && current.is_none_or(|cur| at <= cur)
+            || self.lt && current.is_some_and(|cur| at >= cur))
+    }
+}
+
+/// Every way the keyspace can change. Times are absolute, so applying the same mutation
+/// at the same `now` always has the same effect (what a replica or a log replay needs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// SET and its family (SETNX, SETEX, PSETEX, GETSET). `get`: reply with the old value.
+    Set {
+        key: Bytes,
+        value: Bytes,
+        condition: Condition,
+        ttl: Ttl,
+        get: bool,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    SetRange {
+        key: Bytes,
+        offset: usize,
+        value: Bytes,
+    },
+    IncrBy {
+        key: Bytes,
+        delta: i64,
+    },
+    IncrByFloat {
+        key: Bytes,
+        delta: f64,
+    },
+    GetDel {
+        key: Bytes,
+    },
+    GetEx {
+        key: Bytes,
+        ttl: Ttl,
+    },
+    /// MSET, or MSETNX with `only_if_none_exist`.
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        only_if_none_exist: bool,
+    },
+    Del {
+        keys: Vec<Bytes>,
+    },
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        only_if_absent: bool,
+    },
+    Copy {
+        from: Bytes,
+        to: Bytes,
+        to_db: usize,
+        replace: bool,
+    },
+    /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT: a deadline at or before `now` deletes the key.
+    Expire {
+        key: Bytes,
+        at: u64,
+        condition: ExpireCondition,
+    },
+    Persist {
+        key: Bytes,
+    },
+    Restore {
+        key: Bytes,
+        value: Value,
+        expires_at: Option<u64>,
+        replace: bool,
+    },
+    FlushDb,
+    FlushAll,
+    SwapDb {
+        a: usize,
+        b: usize,
+    },
+}
+
+impl Mutation {
+    /// Can this write grow memory? Those are refused over `--maxmemory` (Redis's
+    /// `denyoom` commands); deletes and TTL changes are always allowed.
+    pub fn may_grow(&self) -> bool {
+        matches!(
+            self,
+            Mutation::Set { .. }
+                | Mutation::Append { .. }
+                | Mutation::SetRange { .. }
+                | Mutation::IncrBy { .. }
+                | Mutation::IncrByFloat { .. }
+                | Mutation::MSet { .. }
+                | Mutation::Copy { .. }
+                | Mutation::Restore { .. }
+        )
+    }
+}
+
+/// What a mutation answers, before it becomes a reply frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ok,
+    Nil,
+    Integer(i64),
+    Bulk(Bytes),
+}
+
+/// A key's TTL as `TTL`/`PTTL`/`EXPIRETIME` see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlState {
+    Missing,
+    Persistent,
+    At(u64),
+}
+
+/// One page of `SCAN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// Pass back to continue; 0 when the iteration is complete.
+    pub cursor: u64,
+    pub keys: Vec<Bytes>,
+}
+
+/// All databases, the journal of changes and the statistics.
+#[derive(Debug)]
+pub struct Keyspace {
+    dbs: Vec<Db>,
+    journal: Journal,
+    stats: KeyspaceStats,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Keyspace::new(false)
+    }
+}
+
+fn not_integer() -> CommandError {
+    CommandError::NotInteger
+}
+
+fn too_long() -> CommandError {
+    CommandError::err("string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
+/// Copies request bytes into an allocation of their own. Request arguments are slices
+/// of the connection's read buffer; keeping one would pin the whole buffer in memory.
+fn own(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+/// Formats a float as Redis's `INCRBYFLOAT` does: plain decimal, no exponent, no
+/// trailing zeros (`10.5`, `3000`).
+pub fn format_float(v: f64) -> String {
+    // Rust's `Display` is the shortest text that parses back to the same f64, and never
+    // uses an exponent.
+    let text = format!("{v}");
+    if text == "-0" { "0".into() } else { text }
+}
+
+/// [`Keyspace::live`] on borrowed parts, so the caller can still use the others.
+fn live_in<'a>(
+    d: &'a mut Db,
+    db: usize,
+    journal: &mut Journal,
+    stats: &mut KeyspaceStats,
+    key: &Bytes,
+    now: u64,
+) -> Option<&'a mut Entry> {
+    match d.entries.entry(Slot::new(key.clone())) {
+        btree_map::Entry::Vacant(_) => None,
+        btree_map::Entry::Occupied(o) if o.get().is_expired(now) => {
+            let (slot, old) = o.remove_entry();
+            d.expires.remove(&slot);
+            d.used = d.used.saturating_sub(footprint(&slot, &old));
+            stats.expired_keys += 1;
+            journal.push(Change::Remove { db, key: slot.key });
+            None
+        }
+        btree_map::Entry::Occupied(o) => Some(o.into_mut()),
+    }
+}
+
+impl Keyspace {
+    /// `journaling`: record changes for persistence/replication.
+    pub fn new(journaling: bool) -> Self {
+        Keyspace {
+            dbs: (0..DATABASES).map(|_| Db::default()).collect(),
+            journal: Journal {
+                enabled: journaling,
+                ..Journal::default()
+            },
+            stats: KeyspaceStats::default(),
+        }
+    }
+
+    /// Takes the changes made since the last call, with the position of the last one.
+    pub fn drain_changes(&mut self) -> (Vec<Change>, u64) {
+        (std::mem::take(&mut self.journal.pending), self.journal.seq)
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn stats(&self) -> KeyspaceStats {
+        self.stats
+    }
+
+    /// Estimated bytes held by all databases.
+    pub fn used_memory(&self) -> usize {
+        self.dbs.iter().map(|d| d.used).sum()
+    }
+
+    /// Adds a record read from disk at startup (not journaled: it is already durable).
+    /// Returns `false` if it expired while the server was down: the caller removes it.
+    pub fn load(&mut self, db: usize, key: Bytes, entry: Entry, now: u64) -> bool {
+        if entry.is_expired(now) {
+            return false;
+        }
+        self.dbs[db].put(Slot::new(key), entry);
+        true
+    }
+
+    // ----- lookups ---------------------------------------------------------------------
+
+    /// The live entry for `key`, deleting it first if its deadline has passed (lazy
+    /// expiry). Every read and write looks keys up through here.
+    fn live(&mut self, db: usize, key: &Bytes, now: u64) -> Option<&mut Entry> {
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+        } = self;
+        live_in(&mut dbs[db], db, journal, stats, key, now)
+    }
+
+    /// Like [`Self::live`], counting a keyspace hit or miss (`INFO stats`).
+    fn lookup_read(&mut self, db: usize, key: &Bytes, now: u64) -> Option<&mut Entry> {
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+        } = self;
+        let found = live_in(&mut dbs[db], db, journal, stats, key, now);
+        if found.is_some() {
+            stats.keyspace_hits += 1;
+        } else {
+            stats.keyspace_misses += 1;
+        }
+        found
+    }
+
+    fn exists(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
+        self.live(db, key, now).is_some()
+    }
+
+    /// Stores a record and journals it.
+    fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
+        self.journal.push(Change::Put {
+            db,
+            key: key.clone(),
+            entry: entry.clone(),
+        });
+        self.dbs[db].put(Slot::new(key), entry);
+    }
+
+    /// Removes a key (live or not) and journals it; returns what it held.
+    fn remove(&mut self, db: usize, key: &Bytes) -> Option<Entry> {
+        let old = self.dbs[db].take(&Slot::new(key.clone()))?;
+        self.journal.push(Change::Remove {
+            db,
+            key: key.clone(),
+        });
+        Some(old)
+    }
+
+    // ----- reads -----------------------------------------------------------------------
+
+    /// `GET`: `Ok(None)` for a missing key, `WRONGTYPE` for a non-string.
+    pub fn get(&mut self, db: usize, key: &Bytes, now: u64) -> Result<Option<Bytes>, CommandError> {
+        match self.lookup_read(db, key, now) {
+            None => Ok(None),
+            Some(entry) => entry.value.as_string().cloned().map(Some),
+        }
+    }
+
+    /// The entry itself (for `DUMP`), without counting a hit.
+    pub fn entry(&mut self, db: usize, key: &Bytes, now: u64) -> Option<Entry> {
+        self.live(db, key, now).cloned()
+    }
+
+    /// `TYPE`.
+    pub fn type_of(&mut self, db: usize, key: &Bytes, now: u64) -> &'static str {
+        self.live(db, key, now)
+            .map_or("none", |e| e.value.type_name())
+    }
+
+    /// `EXISTS` (repeats count) and `TOUCH`.
+    pub fn count_existing(&mut self, db: usize, keys: &[Bytes], now: u64) -> i64 {
+        keys.iter().filter(|k| self.exists(db, k, now)).count() as i64
+    }
+
+    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`.
+    pub fn ttl(&mut self, db: usize, key: &Bytes, now: u64) -> TtlState {
+        match self.live(db, key, now) {
+            None => TtlState::Missing,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => TtlState::At(*at),
+            Some(_) => TtlState::Persistent,
+        }
+    }
+
+    /// `DBSIZE`: live keys only.
+    pub fn dbsize(&self, db: usize, now: u64) -> usize {
+        self.dbs[db].live_len(now)
+    }
+
+    /// `(keys, keys with a TTL)` per non-empty database, for `INFO keyspace`.
+    pub fn keyspace_info(&self, now: u64) -> Vec<(usize, usize, usize)> {
+        self.dbs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i, d.live_len(now), d.live_volatile(now)))
+            .filter(|&(_, keys, _)| keys > 0)
+            .collect()
+    }
+
+    /// `KEYS pattern`: every live key matching a Redis glob.
+    pub fn keys(&self, db: usize, pattern: &[u8], now: u64) -> Vec<Bytes> {
+        let all = pattern == b"*";
+        self.dbs[db]
+            .entries
+            .iter()
+            .filter(|(slot, entry)| {
+                !entry.is_expired(now) && (all || glob_match(pattern, &slot.key))
+            })
+            .map(|(slot, _)| slot.key.clone())
+            .collect()
+    }
+
+    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: visits about `count` keys
+    /// from the cursor's position on. See the module docs for the guarantee. A group of
+    /// keys with the same hash is never split across pages, so "every hash below the
+    /// cursor is done" stays true.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        pattern: Option<&[u8]>,
+        type_name: Option<&str>,
+        now: u64,
+    ) -> ScanPage {
+        let mut keys = Vec::new();
+        let mut last_hash = None;
+        for (visited, (slot, entry)) in self.dbs[db].entries.range(Slot::at(cursor)..).enumerate() {
+            if visited >= count && last_hash != Some(slot.hash) {
+                // Resume at this key's hash next time.
+                return ScanPage {
+                    cursor: slot.hash,
+                    keys,
+                };
+            }
+            last_hash = Some(slot.hash);
+            let wanted = !entry.is_expired(now)
+                && pattern.is_none_or(|p| glob_match(p, &slot.key))
+                && type_name.is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()));
+            if wanted {
+                keys.push(slot.key.clone());
+            }
+        }
+        ScanPage { cursor: 0, keys }
+    }
+
+    /// `RANDOMKEY`: the first live key at or after a random position. `random` supplies
+    /// positions (injected so tests are deterministic).
+    pub fn random_key(
+        &mut self,
+        db: usize,
+        now: u64,
+        mut random: impl FnMut() -> u64,
+    ) -> Option<Bytes> {
+        // Expired keys found on the way are deleted, as Redis does; give up on sampling
+        // after a few tries and walk in order, so a database full of expired keys ends.
+        for _ in 0..16 {
+            let d = &self.dbs[db];
+            let (slot, entry) = d
+                .entries
+                .range(Slot::at(random())..)
+                .next()
+                .or_else(|| d.entries.iter().next())?;
+            if !entry.is_expired(now) {
+                return Some(slot.key.clone());
+            }
+            let key = slot.key.clone();
+            self.live(db, &key, now);
+        }
+        self.dbs[db]
+            .entries
+            .iter()
+            .find(|(_, e)| !e.is_expired(now))
+            .map(|(slot, _)| slot.key.clone())
+    }
+
+    // ----- active expiry ---------------------------------------------------------------
+
+    /// One round of the active expiry sweep on `db`: examines up to `sample` keys that
+    /// have a TTL, continuing where the previous round stopped, and deletes the expired
+    /// ones. Returns `(examined, expired)`; the caller repeats while more than 25% of a
+    /// sample was expired.
+    pub fn sweep(&mut self, db: usize, now: u64, sample: usize) -> (usize, usize) {
+        let d = &mut self.dbs[db];
+        let start = match d.sweep_cursor.take() {
+            Some(slot) => Bound::Excluded(slot),
+            None => Bound::Unbounded,
+        };
+        let mut examined = 0;
+        let mut due = Vec::new();
+        let mut last = None;
+        for (slot, &at) in d.expires.range((start, Bound::Unbounded)).take(sample) {
+            examined += 1;
+            if at <= now {
+                due.push(slot.clone());
+            }
+            last = Some(slot);
+        }
+        // A short sample means we reached the end: start from the beginning next time.
+        d.sweep_cursor = if examined == sample {
+            last.cloned()
+        } else {
+            None
+        };
+        let expired = due.len();
+        for slot in due {
+            if let Some(old) = self.dbs[db].take(&slot) {
+                debug_assert!(old.is_expired(now));
+                self.stats.expired_keys += 1;
+                self.journal.push(Change::Remove { db, key: slot.key });
+            }
+        }
+        (examined, expired)
+    }
+
+    /// Does `db` have any key with a TTL? (The sweep skips databases without.)
+    pub fn has_volatile(&self, db: usize) -> bool {
+        !self.dbs[db].expires.is_empty()
+    }
+
+    // ----- the write path --------------------------------------------------------------
+
+    /// Applies one mutation to database `db` at time `now`. The only way the keyspace
+    /// changes; every change it makes is journaled.
+    pub fn apply(
+        &mut self,
+        db: usize,
+        mutation: Mutation,
+        now: u64,
+    ) -> Result<Outcome, CommandError> {
+        match mutation {
+            Mutation::Set {
+                key,
+                value,
+                condition,
+                ttl,
+                get,
+            } => self.set(db, key, value, condition, ttl, get, now),
+            Mutation::Append { key, value } => {
+                let mut buf = match self.live(db, &key, now) {
+                    Some(entry) => {
+                        let old = entry.value.as_string()?;
+                        if old.len() + value.len() > MAX_STRING {
+                            return Err(too_long());
+                        }
+                        let mut buf = BytesMut::with_capacity(old.len() + value.len());
+                        buf.extend_from_slice(old);
+                        buf
+                    }
+                    None => BytesMut::with_capacity(value.len()),
+                };
+                buf.extend_from_slice(&value);
+                let len = buf.len() as i64;
+                self.update_string(db, key, buf.freeze(), now);
+                Ok(Outcome::Integer(len))
+            }
+            Mutation::SetRange { key, offset, value } => {
+                let old = match self.live(db, &key, now) {
+                    Some(entry) => entry.value.as_string()?.clone(),
+                    None if value.is_empty() => return Ok(Outcome::Integer(0)),
+                    None => Bytes::new(),
+                };
+                if value.is_empty() {
+                    return Ok(Outcome::Integer(old.len() as i64));
+                }
+                let end = offset.checked_add(value.len()).filter(|&e| e <= MAX_STRING);
+                let Some(end) = end else {
+                    return Err(too_long());
+                };
+                let mut buf = BytesMut::from(&old[..]);
+                if buf.len() < end {
+                    buf.resize(end, 0);
+                }
+                buf[offset..end].copy_from_slice(&value);
+                let len = buf.len() as i64;
+                self.update_string(db, key, buf.freeze(), now);
+                Ok(Outcome::Integer(len))
+            }
+            Mutation::IncrBy { key, delta } => {
+                let current = match self.live(db, &key, now) {
+                    Some(entry) => proto::decode::parse_int(entry.value.as_string()?)
+                        .ok_or_else(not_integer)?,
+                    None => 0,
+                };
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
+                self.update_string(db, key, Bytes::from(next.to_string()), now);
+                Ok(Outcome::Integer(next))
+            }
+            Mutation::IncrByFloat { key, delta } => {
+                let current = match self.live(db, &key, now) {
+                    Some(entry) => proto::args::parse_f64(entry.value.as_string()?)
+                        .ok_or(CommandError::NotFloat)?,
+                    None => 0.0,
+                };
+                let next = current + delta;
+                if !next.is_finite() {
+                    return Err(CommandError::err("increment would produce NaN or Infinity"));
+                }
+                let text = Bytes::from(format_float(next));
+                self.update_string(db, key, text.clone(), now);
+                Ok(Outcome::Bulk(text))
+            }
+            Mutation::GetDel { key } => {
+                let Some(entry) = self.lookup_read(db, &key, now) else {
+                    return Ok(Outcome::Nil);
+                };
+                let value = entry.value.as_string()?.clone();
+                self.remove(db, &key);
+                Ok(Outcome::Bulk(value))
+            }
+            Mutation::GetEx { key, ttl } => {
+                let Some(entry) = self.lookup_read(db, &key, now) else {
+                    return Ok(Outcome::Nil);
+                };
+                let value = entry.value.as_string()?.clone();
+                match ttl {
+                    Ttl::Keep => {}
+                    Ttl::At(at) if at <= now => {
+                        self.remove(db, &key);
+                    }
+                    Ttl::At(at) => self.set_deadline(db, &key, Some(at), now),
+                    Ttl::Clear => self.set_deadline(db, &key, None, now),
+                }
+                Ok(Outcome::Bulk(value))
+            }
+            Mutation::MSet {
+                pairs,
+                only_if_none_exist,
+            } => {
+                if only_if_none_exist && pairs.iter().any(|(k, _)| self.exists(db, k, now)) {
+                    return Ok(Outcome::Integer(0));
+                }
+                for (key, value) in pairs {
+                    let entry = Entry::new(Value::String(own(&value)), None);
+                    self.store(db, own(&key), entry);
+                }
+                Ok(if only_if_none_exist {
+                    Outcome::Integer(1)
+                } else {
+                    Outcome::Ok
+                })
+            }
+            Mutation::Del { keys } => {
+                let mut removed = 0;
+                for key in &keys {
+                    if self.exists(db, key, now) {
+                        self.remove(db, key);
+                        removed += 1;
+                    }
+                }
+                Ok(Outcome::Integer(removed))
+            }
+            Mutation::Rename {
+                from,
+                to,
+                only_if_absent,
+            } => {
+                if !self.exists(db, &from, now) {
+                    return Err(CommandError::err("no such key"));
+                }
+                if from == to {
+                    return Ok(if only_if_absent {
+                        Outcome::Integer(0)
+                    } else {
+                        Outcome::Ok
+                    });
+                }
+                if only_if_absent && self.exists(db, &to, now) {
+                    return Ok(Outcome::Integer(0));
+                }
+                if let Some(entry) = self.remove(db, &from) {
+                    self.store(db, own(&to), entry);
+                }
+                Ok(if only_if_absent {
+                    Outcome::Integer(1)
+                } else {
+                    Outcome::Ok
+                })
+            }
+            Mutation::Copy {
+                from,
+                to,
+                to_db,
+                replace,
+            } => {
+                if db == to_db && from == to {
+                    return Err(CommandError::err(
+                        "source and destination objects are the same",
+                    ));
+                }
+                let Some(entry) = self.live(db, &from, now).cloned() else {
+                    return Ok(Outcome::Integer(0));
+                };
+                if self.exists(to_db, &to, now) {
+                    if !replace {
+                        return Ok(Outcome::Integer(0));
+                    }
+                    self.remove(to_db, &to);
+                }
+                self.store(to_db, own(&to), entry);
+                Ok(Outcome::Integer(1))
+            }
+            Mutation::Expire { key, at, condition } => {
+                let Some(entry) = self.live(db, &key, now) else {
+                    return Ok(Outcome::Integer(0));
+                };
+                let allowed = condition.allows(entry.expires_at, at);
+                if !allowed {
+                    return Ok(Outcome::Integer(0));
+                }
+                if at <= now {
+                    self.remove(db, &key);
+                } else {
+                    self.set_deadline(db, &key, Some(at), now);
+                }
+                Ok(Outcome::Integer(1))
+            }
+            Mutation::Persist { key } => {
+                let has_ttl = self
+                    .live(db, &key, now)
+                    .is_some_and(|e| e.expires_at.is_some());
+                if has_ttl {
+                    self.set_deadline(db, &key, None, now);
+                }
+                Ok(Outcome::Integer(i64::from(has_ttl)))
+            }
+            Mutation::Restore {
+                key,
+                value,
+                expires_at,
+                replace,
+            } => {
+                let exists = self.exists(db, &key, now);
+                if exists && !replace {
+                    return Err(CommandError::coded(
+                        "BUSYKEY",
+                        "Target key name already exists.",
+                    ));
+                }
+                if expires_at.is_some_and(|at| at <= now) {
+                    // Already expired: restoring it means deleting what was there.
+                    if exists {
+                        self.remove(db, &key);
+                    }
+                    return Ok(Outcome::Ok);
+                }
+                self.store(db, own(&key), Entry::new(value, expires_at));
+                Ok(Outcome::Ok)
+            }
+            Mutation::FlushDb => {
+                self.dbs[db] = Db::default();
+                self.journal.push(Change::FlushDb { db });
+                Ok(Outcome::Ok)
+            }
+            Mutation::FlushAll => {
+                self.dbs.iter_mut().for_each(|d| *d = Db::default());
+                self.journal.push(Change::FlushAll);
+                Ok(Outcome::Ok)
+            }
+            Mutation::SwapDb { a, b } => {
+                self.dbs.swap(a, b);
+                self.journal.push(Change::SwapDb { a, b });
+                Ok(Outcome::Ok)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &mut self,
+        db: usize,
+        key: Bytes,
+        value: Bytes,
+        condition: Condition,
+        ttl: Ttl,
+        get: bool,
+        now: u64,
+    ) -> Result<Outcome, CommandError> {
+        let (old_value, old_deadline) = match self.live(db, &key, now) {
+            Some(entry) if get => (Some(entry.value.as_string()?.clone()), entry.expires_at),
+            Some(entry) => (Some(Bytes::new()), entry.expires_at),
+            None => (None, None),
+        };
+        let exists = old_value.is_some();
+        let go = match condition {
+            Condition::Always => true,
+            Condition::IfAbsent => !exists,
+            Condition::IfPresent => exists,
+        };
+        let reply = |old: Option<Bytes>| match (get, old) {
+            (true, Some(v)) => Outcome::Bulk(v),
+            (true, None) => Outcome::Nil,
+            (false, _) if go => Outcome::Ok,
+            (false, _) => Outcome::Nil,
+        };
+        if !go {
+            return Ok(reply(old_value));
+        }
+        let expires_at = match ttl {
+            Ttl::Keep => old_deadline,
+            Ttl::Clear => None,
+            Ttl::At(at) if at <= now => {
+                // Redis: a SET whose deadline has already passed deletes the key.
+                self.remove(db, &key);
+                return Ok(reply(old_value));
+            }
+            Ttl::At(at) => Some(at),
+        };
+        self.store(
+            db,
+            own(&key),
+            Entry::new(Value::String(own(&value)), expires_at),
+        );
+        Ok(reply(old_value))
+    }
+
+    /// Replaces a string's bytes, keeping its TTL (APPEND, SETRANGE, INCR...).
+    fn update_string(&mut self, db: usize, key: Bytes, value: Bytes, now: u64) {
+        let deadline = self.live(db, &key, now).and_then(|e| e.expires_at);
+        self.store(db, own(&key), Entry::new(Value::String(value), deadline));
+    }
+
+    /// Changes a live key's deadline.
+    fn set_deadline(&mut self, db: usize, key: &Bytes, deadline: Option<u64>, now: u64) {
+        if let Some(entry) = self.live(db, key, now) {
+            let mut entry = entry.clone();
+            entry.expires_at = deadline;
+            self.store(db, key.clone(), entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn set(ks: &mut Keyspace, key: &str, value: &str, ttl: Ttl, now: u64) {
+        let m = Mutation::Set {
+            key: b(key),
+            value: b(value),
+            condition: Condition::Always,
+            ttl,
+            get: false,
+        };
+        assert_eq!(ks.apply(0, m, now), Ok(Outcome::Ok));
+    }
+
+    #[test]
+    fn expired_keys_are_never_returned_counted_or_scanned() {
+        let mut ks = Keyspace::new(true);
+        set(&mut ks, "a", "1", Ttl::At(1_000), 0);
+        set(&mut ks, "b", "2", Ttl::Clear, 0);
+        assert_eq!(ks.dbsize(0, 999), 2);
+        assert_eq!(ks.dbsize(0, 1_000), 1);
+        assert_eq!(ks.keys(0, b"*", 1_000), vec![b("b")]);
+        assert_eq!(ks.scan(0, 0, 10, None, None, 1_000).keys, vec![b("b")]);
+        assert_eq!(ks.get(0, &b("a"), 1_000), Ok(None));
+        assert_eq!(ks.stats().expired_keys, 1);
+        let (changes, _) = ks.drain_changes();
+        assert_eq!(changes.last(), Some(&Change::Remove { db: 0, key: b("a") }));
+    }
+
+    #[test]
+    fn the_sweep_reclaims_keys_nobody_touches() {
+        let mut ks = Keyspace::new(false);
+        for i in 0..1_000 {
+            let ttl = if i % 2 == 0 {
+                Ttl::At(100)
+            } else {
+                Ttl::At(10_000)
+            };
+            set(&mut ks, &format!("k{i}"), "v", ttl, 0);
+        }
+        let mut rounds = 0;
+        loop {
+            let (examined, expired) = ks.sweep(0, 100, SWEEP_SAMPLE);
+            rounds += 1;
+            if examined == 0 || expired * 4 <= examined {
+                break;
+            }
+        }
+        assert!(rounds > 1);
+        // Keep cycling, as the server does, until a full pass finds nothing.
+        for _ in 0..1_000 {
+            ks.sweep(0, 100, SWEEP_SAMPLE);
+        }
+        assert_eq!(ks.dbs[0].entries.len(), 500);
+        assert_eq!(ks.stats().expired_keys, 500);
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_throughout_despite_churn() {
+        let mut ks = Keyspace::new(false);
+        for i in 0..500 {
+            set(&mut ks, &format!("stable{i}"), "v", Ttl::Clear, 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            let page = ks.scan(0, cursor, 7, None, None, 0);
+            seen.extend(page.keys);
+            // Churn between pages: add and remove other keys.
+            for j in 0..20 {
+                set(&mut ks, &format!("new{round}-{j}"), "v", Ttl::Clear, 0);
+            }
+            let del = Mutation::Del {
+                keys: (0..10)
+                    .map(|j| b(&format!("new{}-{j}", round / 2)))
+                    .collect(),
+            };
+            ks.apply(0, del, 0).unwrap();
+            round += 1;
+            cursor = page.cursor;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert!(seen.contains(&b(&format!("stable{i}"))), "stable{i} missed");
+        }
+    }
+
+    #[test]
+    fn expire_conditions_follow_redis() {
+        let mut ks = Keyspace::new(false);
+        set(&mut ks, "k", "v", Ttl::Clear, 0);
+        let expire = |at, condition| Mutation::Expire {
+            key: b("k"),
+            at,
+            condition,
+        };
+        let xx = ExpireCondition {
+            xx: true,
+            ..Default::default()
+        };
+        let gt = ExpireCondition {
+            gt: true,
+            ..Default::default()
+        };
+        let lt = ExpireCondition {
+            lt: true,
+            ..Default::default()
+        };
+        let nx = ExpireCondition {
+            nx: true,
+            ..Default::default()
+        };
+        let xx_lt = ExpireCondition {
+            xx: true,
+            lt: true,
+            ..Default::default()
+        };
+        assert_eq!(ks.apply(0, expire(500, xx), 0), Ok(Outcome::Integer(0)));
+        assert_eq!(ks.apply(0, expire(500, gt), 0), Ok(Outcome::Integer(0)));
+        assert_eq!(ks.apply(0, expire(500, xx_lt), 0), Ok(Outcome::Integer(0)));
+        assert_eq!(ks.apply(0, expire(500, lt), 0), Ok(Outcome::Integer(1)));
+        assert_eq!(ks.apply(0, expire(400, gt), 0), Ok(Outcome::Integer(0)));
+        assert_eq!(ks.apply(0, expire(600, gt), 0), Ok(Outcome::Integer(1)));
+        assert_eq!(ks.apply(0, expire(700, nx), 0), Ok(Outcome::Integer(0)));
+        assert_eq!(ks.ttl(0, &b("k"), 0), TtlState::At(600));
+        // A deadline in the past deletes.
+        assert_eq!(
+            ks.apply(0, expire(5, Default::default()), 10),
+            Ok(Outcome::Integer(1))
+        );
+        assert_eq!(ks.ttl(0, &b("k"), 10), TtlState::Missing);
+    }
+
+    #[test]
+    fn every_write_is_journaled_in_order() {
+        let mut ks = Keyspace::new(true);
+        set(&mut ks, "a", "1", Ttl::At(50), 0);
+        ks.apply(
+            0,
+            Mutation::IncrBy {
+                key: b("a"),
+                delta: 2,
+            },
+            1,
+        )
+        .unwrap();
+        ks.apply(
+            0,
+            Mutation::Rename {
+                from: b("a"),
+                to: b("b"),
+                only_if_absent: false,
+            },
+            2,
+        )
+        .unwrap();
+        ks.apply(0, Mutation::SwapDb { a: 0, b: 3 }, 3).unwrap();
+        let (changes, seq) = ks.drain_changes();
+        let put = |key: &str, v: &str| Change::Put {
+            db: 0,
+            key: b(key),
+            entry: Entry::new(Value::String(b(v)), Some(50)),
+        };
+        assert_eq!(
+            changes,
+            vec![
+                put("a", "1"),
+                put("a", "3"),
+                Change::Remove { db: 0, key: b("a") },
+                put("b", "3"),
+                Change::SwapDb { a: 0, b: 3 },
+            ]
+        );
+        assert_eq!(seq, 5);
+        assert_eq!(ks.get(3, &b("b"), 3), Ok(Some(b("3"))));
+    }
+
+    #[test]
+    fn numbers_follow_redis() {
+        let mut ks = Keyspace::new(false);
+        set(&mut ks, "n", "9223372036854775806", Ttl::Clear, 0);
+        let incr = |delta| Mutation::IncrBy { key: b("n"), delta };
+        assert_eq!(ks.apply(0, incr(1), 0), Ok(Outcome::Integer(i64::MAX)));
+        assert_eq!(
+            ks.apply(0, incr(1), 0).unwrap_err().to_string(),
+            "ERR increment or decrement would overflow"
+        );
+        set(&mut ks, "f", "10.5", Ttl::Clear, 0);
+        let incrf = |delta| Mutation::IncrByFloat { key: b("f"), delta };
+        assert_eq!(ks.apply(0, incrf(0.1), 0), Ok(Outcome::Bulk(b("10.6"))));
+        assert_eq!(ks.apply(0, incrf(5.0e3), 0), Ok(Outcome::Bulk(b("5010.6"))));
+        assert_eq!(format_float(3.0e3), "3000");
+        assert!(ks.apply(0, incrf(f64::INFINITY), 0).is_err());
+    }
+}

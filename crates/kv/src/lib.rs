@@ -1,0 +1,81 @@
+//! # kv — a durable, Redis-compatible key-value store with TTL
+//!
+//! The course's "key-value store": the database behind every cache. Point `redis-cli`,
+//! `redis-benchmark` or any Redis client at it.
+//!
+//! Read in this order:
+//! - [`keyspace`]: the engine — 16 databases, lazy and active expiry, SCAN's cursor, and
+//!   the one write path every change goes through ([`keyspace::Keyspace::apply`]).
+//! - [`value`]: what a key holds (an enum, ready for more types).
+//! - [`storage`]: durability — the journal written to sled by one thread, group commit
+//!   under `--fsync always`; [`codec`]: the fixed byte format.
+//! - [`commands`]: RESP arguments → engine → reply, one module per command family.
+//! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod codec;
+pub mod commands;
+pub mod keyspace;
+pub mod server;
+pub mod storage;
+pub mod value;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use service::{BoxError, CancellationToken, Running};
+
+pub use server::{Kv, Session};
+pub use storage::Fsync;
+
+/// The port kv listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7379;
+
+/// `infralab kv` flags.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "kv",
+    about = "A durable, Redis-compatible key-value store with TTL"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub service: service::ServiceArgs,
+    /// Keep the data in this directory (sled); without it the store is in memory only.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// When a write reaches the disk: `always` (before the reply), `everysec`, or `no`
+    /// (left to sled).
+    #[arg(long, value_enum, default_value = "everysec")]
+    pub fsync: Fsync,
+    /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).
+    #[arg(long, default_value = "0", value_parser = server::parse_memory)]
+    pub maxmemory: u64,
+}
+
+/// Opens the store, binds, and serves until `shutdown` is cancelled. Returns once
+/// listening.
+pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    let clock = Arc::new(clock::SystemClock);
+    start_with_clock(args, shutdown, clock).await
+}
+
+/// [`start`] with an injected clock (tests move time by hand).
+pub async fn start_with_clock(
+    args: Args,
+    shutdown: CancellationToken,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<Running, BoxError> {
+    let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
+    let kv = tokio::task::spawn_blocking(move || Kv::open(dir, fsync, maxmemory, clock)).await??;
+    let kv = Arc::new(kv);
+    let running = service::spawn(kv.clone(), &args.service, DEFAULT_PORT, shutdown.clone()).await?;
+    tokio::spawn(kv.expiry_cycle(shutdown));
+    Ok(running)
+}
+
+/// Runs until `shutdown` is cancelled and the server has stopped.
+pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), BoxError> {
+    start(args, shutdown).await?.wait().await;
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Wiring: the keyspace behind a lock, persistence, the expiry sweep, INFO and CONFIG.
+//!
+//! ## One lock, held briefly
+//!
+//! All 16 databases live in one [`Keyspace`] behind one mutex. A command takes the lock,
+//! does its in-memory work (microseconds: no I/O ever happens under it) and releases it;
+//! the socket reads and writes, RESP parsing and reply encoding — most of a request's
+//! cost — happen outside it, on as many threads as tokio runs. One lock keeps multi-key
+//! commands (`MSET`, `RENAME`, `COPY`, `SWAPDB`) atomic without lock ordering, and is
+//! what `MULTI`/`EXEC` will need; `bench/kv.sh` shows it is not the bottleneck.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use proto::{Args, CommandError};
+use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
+
+use crate::clock::Clock;
+use crate::commands;
+use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
+use crate::storage::{Fsync, Storage};
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The database `SELECT` chose.
+    pub db: usize,
+    /// Journal position of this client's last write not yet known durable.
+    unsynced: u64,
+}
+
+/// The kv server.
+pub struct Kv {
+    keyspace: Mutex<Keyspace>,
+    clock: Arc<dyn Clock>,
+    storage: Option<Storage>,
+    /// `--maxmemory` (0: no limit); `CONFIG SET maxmemory` changes it.
+    maxmemory: AtomicU64,
+    dir: Option<PathBuf>,
+    started_unix: u64,
+}
+
+impl Kv {
+    /// Opens the store: in memory only, or loaded from `dir` and persisted there.
+    pub fn open(
+        dir: Option<PathBuf>,
+        fsync: Fsync,
+        maxmemory: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Kv, sled::Error> {
+        let now = clock.now_ms();
+        let mut keyspace = Keyspace::new(dir.is_some());
+        let storage = match &dir {
+            Some(dir) => Some(Storage::open(dir, fsync, &mut keyspace, now)?),
+            None => None,
+        };
+        Ok(Kv {
+            keyspace: Mutex::new(keyspace),
+            clock,
+            storage,
+            maxmemory: AtomicU64::new(maxmemory),
+            dir,
+            started_unix: now / 1000,
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Keyspace> {
+        match self.keyspace.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Sends the journal to storage; call with the lock held so order is preserved.
+    /// Returns the position of the last change, if there were any.
+    fn publish(&self, ks: &mut Keyspace) -> Option<u64> {
+        let storage = self.storage.as_ref()?;
+        let (changes, seq) = ks.drain_changes();
+        if changes.is_empty() {
+            return None;
+        }
+        storage.send(changes, seq);
+        Some(seq)
+    }
+
+    /// The write path: every command that changes data comes through here.
+    pub fn write(
+        &self,
+        session: &mut Session,
+        mutation: Mutation,
+    ) -> Result<Outcome, CommandError> {
+        let db = session.db;
+        self.write_to(session, db, mutation)
+    }
+
+    /// [`Self::write`] against a given database.
+    pub fn write_to(
+        &self,
+        session: &mut Session,
+        db: usize,
+        mutation: Mutation,
+    ) -> Result<Outcome, CommandError> {
+        let now = self.now();
+        let mut ks = self.lock();
+        let limit = self.maxmemory.load(Ordering::Relaxed);
+        if limit > 0 && mutation.may_grow() && ks.used_memory() as u64 > limit {
+            return Err(CommandError::coded(
+                "OOM",
+                "command not allowed when used memory > 'maxmemory'.",
+            ));
+        }
+        let outcome = ks.apply(db, mutation, now);
+        if let Some(seq) = self.publish(&mut ks) {
+            session.unsynced = seq;
+        }
+        outcome
+    }
+
+    /// Runs a read against the keyspace (lazy expiry may still delete keys).
+    pub fn read<R>(&self, f: impl FnOnce(&mut Keyspace, u64) -> R) -> R {
+        let now = self.now();
+        let mut ks = self.lock();
+        let result = f(&mut ks, now);
+        self.publish(&mut ks);
+        result
+    }
+
+    /// Under `--fsync always`, waits until this client's writes are on disk.
+    async fn settle(&self, session: &mut Session) {
+        if session.unsynced == 0 {
+            return;
+        }
+        if let Some(storage) = self.storage.as_ref().filter(|s| s.fsync == Fsync::Always) {
+            storage.durable(session.unsynced).await;
+        }
+        session.unsynced = 0;
+    }
+
+    /// `SAVE`: flush everything written so far.
+    pub async fn save(&self) {
+        if let Some(storage) = &self.storage {
+            storage.sync().await;
+        }
+    }
+
+    /// `LASTSAVE`: Unix seconds of the last flush to disk.
+    pub fn last_save(&self) -> u64 {
+        self.storage
+            .as_ref()
+            .map_or(self.started_unix, |s| s.progress().last_flush)
+    }
+
+    /// The active expiry cycle: ten times a second, sweep each database with keys that
+    /// have a TTL, repeating while more than 25% of a sample had expired, for at most
+    /// 25 ms per cycle (Redis's budget), releasing the lock between rounds.
+    pub async fn expiry_cycle(self: Arc<Self>, shutdown: CancellationToken) {
+        const BUDGET: Duration = Duration::from_millis(25);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let started = Instant::now();
+            for db in 0..DATABASES {
+                loop {
+                    let (examined, expired) = {
+                        let now = self.now();
+                        let mut ks = self.lock();
+                        if !ks.has_volatile(db) {
+                            break;
+                        }
+                        let result = ks.sweep(db, now, SWEEP_SAMPLE);
+                        self.publish(&mut ks);
+                        result
+                    };
+                    if expired * 4 <= examined || started.elapsed() > BUDGET {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", UNITS[unit])
+    }
+}
+
+/// Parses a memory size as Redis's config does: `1000`, `100kb`, `64mb`, `1gb`.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, multiplier) = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)]
+        .iter()
+        .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d.to_string(), *m)))
+        .unwrap_or((lower.clone(), 1u64));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("argument must be a memory value: {text}"))
+}
+
+impl Server for Kv {
+    type Session = Session;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+
+    fn commands(&self) -> &'static [CommandSpec] {
+        commands::TABLE
+    }
+
+    async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
+        let reply = commands::execute(self, client, args).await;
+        self.settle(&mut client.session).await;
+        reply
+    }
+
+    fn info(&self) -> Vec<InfoSection> {
+        let now = self.now();
+        let (used, stats, seq, keyspace) = {
+            let ks = self.lock();
+            (
+                ks.used_memory() as u64,
+                ks.stats(),
+                ks.journal().seq(),
+                ks.keyspace_info(now),
+            )
+        };
+        let maxmemory = self.maxmemory.load(Ordering::Relaxed);
+        let progress = self.storage.as_ref().map(|s| s.progress());
+        let mut keyspace_section = InfoSection::new("keyspace");
+        for (db, keys, expires) in keyspace {
+            keyspace_section = keyspace_section.field(
+                format!("db{db}"),
+                format!("keys={keys},expires={expires},avg_ttl=0"),
+            );
+        }
+        vec![
+            InfoSection::new("memory")
+                .field("used_memory", used)
+                .field("used_memory_human", human(used))
+                .field("maxmemory", maxmemory)
+                .field("maxmemory_human", human(maxmemory))
+                .field("maxmemory_policy", "noeviction"),
+            InfoSection::new("persistence")
+                .field("loading", 0)
+                .field(
+                    "rdb_changes_since_last_save",
+                    progress.map_or(0, |p| seq.saturating_sub(p.durable)),
+                )
+                .field("rdb_last_save_time", self.last_save())
+                .field("aof_enabled", u8::from(self.storage.is_some()))
+                .field(
+                    "infralab_fsync",
+                    self.storage.as_ref().map_or("off", |s| s.fsync.name()),
+                )
+                .field(
+                    "infralab_dir",
+                    self.dir
+                        .as_ref()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            InfoSection::new("stats")
+                .field("keyspace_hits", stats.keyspace_hits)
+                .field("keyspace_misses", stats.keyspace_misses)
+                .field("expired_keys", stats.expired_keys)
+                .field("evicted_keys", 0),
+            keyspace_section,
+        ]
+    }
+
+    fn config_get(&self) -> Vec<(String, String)> {
+        let fsync = self.storage.as_ref().map_or("no", |s| s.fsync.name());
+        vec![
+            (
+                "maxmemory".into(),
+                self.maxmemory.load(Ordering::Relaxed).to_string(),
+            ),
+            ("maxmemory-policy".into(), "noeviction".into()),
+            ("databases".into(), DATABASES.to_string()),
+            (
+                "appendonly".into(),
+                if self.storage.is_some() { "yes" } else { "no" }.into(),
+            ),
+            ("appendfsync".into(), fsync.into()),
+            ("save".into(), String::new()),
+            (
+                "dir".into(),
+                self.dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+
+    fn config_set(&self, name: &str, value: &str) -> Option<Result<(), String>> {
+        match name {
+            "maxmemory" => Some(parse_memory(value).map(|n| {
+                self.maxmemory.store(n, Ordering::Relaxed);
+            })),
+            _ => None,
+        }
+    }
+
+    async fn shutdown(&self) {
+        if let Some(storage) = &self.storage {
+            storage.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("1000"), Ok(1000));
+        assert_eq!(parse_memory("64mb"), Ok(64 << 20));
+        assert_eq!(parse_memory("1GB"), Ok(1 << 30));
+        assert!(parse_memory("lots").is_err());
+        assert_eq!(human(1536), "1.50K");
+    }
+}

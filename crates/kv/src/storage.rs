@@ -1,0 +1,415 @@
+//! Durability: the keyspace's journal, written to sled by one background thread.
+//!
+//! Memory is the primary copy: reads never touch the disk. sled holds the durable copy,
+//! loaded once at start. Every command's changes (see [`crate::keyspace::Change`]) are
+//! sent, in order, to the *writer thread*, which applies them to sled and decides when to
+//! make them durable, by `--fsync`:
+//!
+//! - `always`: after each batch, flush; a write is acknowledged only after the flush
+//!   that covers it. This is *group commit*: while one flush runs, more clients' changes
+//!   queue up, and the next flush covers them all, so throughput grows with concurrency
+//!   instead of being one fsync per write.
+//! - `everysec` (default): flush at most once a second; a crash loses about a second.
+//! - `no`: leave it to sled's own background flush (every 500 ms).
+//!
+//! The writer is a plain thread, so it calls sled's blocking `flush()`; from async code
+//! the same step would be `flush_async().await`.
+//!
+//! Each change carries a sequence number; the writer publishes the number of the last
+//! change known durable, and an `always` client waits until it covers its own change.
+//!
+//! ## Layout on disk
+//!
+//! One sled tree per database, holding `key -> codec::encode_entry(entry)`. `FLUSHDB` and
+//! `SWAPDB` must be atomic, and deleting or renaming a million keys is not, so a `meta`
+//! tree maps each database number to the physical tree that holds it: `FLUSHDB` points
+//! the database at a fresh, empty tree (then drops the old one) and `SWAPDB` swaps two
+//! pointers, each a single atomic write.
+//!
+//! Within a batch, several changes to one key collapse to the last one (the state after
+//! the batch is the same, and a hot key is written once instead of thousands of times).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::codec;
+use crate::keyspace::{Change, DATABASES, Keyspace};
+use crate::value::Entry;
+
+/// `--fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    Always,
+    Everysec,
+    No,
+}
+
+impl Fsync {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::No => "no",
+        }
+    }
+}
+
+/// A message to the writer thread.
+enum Message {
+    /// Changes up to and including position `seq`.
+    Changes(Vec<Change>, u64),
+    /// Flush now (`SAVE`), covering everything sent before.
+    Sync,
+    /// Flush and stop.
+    Stop,
+}
+
+/// What the writer reports back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Last change position known to be on disk.
+    pub durable: u64,
+    /// Number of explicit syncs completed (`SAVE` waits for its own).
+    pub syncs: u64,
+    /// Unix seconds of the last flush (`LASTSAVE`).
+    pub last_flush: u64,
+}
+
+/// The handle the server holds.
+pub struct Storage {
+    tx: mpsc::Sender<Message>,
+    progress: watch::Receiver<Progress>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    pub fsync: Fsync,
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Storage {
+    /// Opens (or creates) the store in `dir`, loads every live record into `keyspace`
+    /// and starts the writer thread. Records that expired while the server was down are
+    /// deleted, not loaded.
+    pub fn open(
+        dir: &Path,
+        fsync: Fsync,
+        keyspace: &mut Keyspace,
+        now: u64,
+    ) -> Result<Storage, sled::Error> {
+        let flush_every = match fsync {
+            Fsync::No => Some(500),
+            Fsync::Always | Fsync::Everysec => None,
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(flush_every)
+            .open()?;
+        let files = Files::open(db)?;
+        let mut loaded = 0usize;
+        let mut expired = Vec::new();
+        for (n, tree) in files.trees.iter().enumerate() {
+            for item in tree.iter() {
+                let (key, record) = item?;
+                let key = Bytes::copy_from_slice(&key);
+                match codec::decode_entry(&record) {
+                    Ok(entry) => {
+                        if keyspace.load(n, key.clone(), entry, now) {
+                            loaded += 1;
+                        } else {
+                            expired.push((n, key));
+                        }
+                    }
+                    Err(e) => warn!("db{n}: skipping undecodable record ({e:?})"),
+                }
+            }
+        }
+        for (n, key) in &expired {
+            files.trees[*n].remove(key)?;
+        }
+        files.db.flush()?;
+        info!(
+            "loaded {loaded} keys from {} ({} expired while down)",
+            dir.display(),
+            expired.len()
+        );
+        let (tx, rx) = mpsc::channel();
+        let (progress_tx, progress) = watch::channel(Progress {
+            durable: keyspace.journal().seq(),
+            syncs: 0,
+            last_flush: unix_secs(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("kv-writer".into())
+            .spawn(move || writer(files, fsync, rx, progress_tx))
+            .map_err(sled::Error::Io)?;
+        Ok(Storage {
+            tx,
+            progress,
+            thread: std::sync::Mutex::new(Some(thread)),
+            fsync,
+        })
+    }
+
+    /// Hands changes to the writer. Called with the keyspace lock held, so the order of
+    /// changes on disk is the order they happened in memory.
+    pub fn send(&self, changes: Vec<Change>, seq: u64) {
+        if !changes.is_empty() && self.tx.send(Message::Changes(changes, seq)).is_err() {
+            error!("the storage writer has stopped; changes are no longer persisted");
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// Waits until change `seq` is on disk (`--fsync always`).
+    pub async fn durable(&self, seq: u64) {
+        let mut rx = self.progress.clone();
+        let _ = rx.wait_for(|p| p.durable >= seq).await;
+    }
+
+    /// Flushes everything sent so far and waits for it (`SAVE`, `BGSAVE`).
+    pub async fn sync(&self) {
+        let mut rx = self.progress.clone();
+        let target = rx.borrow().syncs + 1;
+        if self.tx.send(Message::Sync).is_ok() {
+            let _ = rx.wait_for(|p| p.syncs >= target).await;
+        }
+    }
+
+    /// Flushes, stops the writer and closes the files (shutdown).
+    pub async fn close(&self) {
+        let _ = self.tx.send(Message::Stop);
+        let thread = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// The sled database, its meta tree and the current tree of each database number.
+struct Files {
+    db: sled::Db,
+    meta: sled::Tree,
+    trees: Vec<sled::Tree>,
+    ids: Vec<u64>,
+    next_id: u64,
+}
+
+fn db_key(n: usize) -> Vec<u8> {
+    format!("db/{n}").into_bytes()
+}
+
+fn tree_name(id: u64) -> String {
+    format!("t{id}")
+}
+
+fn read_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+impl Files {
+    fn open(db: sled::Db) -> Result<Files, sled::Error> {
+        let meta = db.open_tree("meta")?;
+        let mut ids = Vec::with_capacity(DATABASES);
+        for n in 0..DATABASES {
+            let id = meta
+                .get(db_key(n))?
+                .and_then(|v| read_u64(&v))
+                .unwrap_or(n as u64);
+            ids.push(id);
+        }
+        let next_id = meta
+            .get("next")?
+            .and_then(|v| read_u64(&v))
+            .unwrap_or(DATABASES as u64);
+        // Trees left behind by a FLUSHDB interrupted before its drop_tree.
+        for name in db.tree_names() {
+            let orphan = name
+                .strip_prefix(b"t")
+                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok())
+                .is_some_and(|id| !ids.contains(&id));
+            if orphan {
+                db.drop_tree(&name)?;
+            }
+        }
+        let trees = ids
+            .iter()
+            .map(|&id| db.open_tree(tree_name(id)))
+            .collect::<Result<_, _>>()?;
+        Ok(Files {
+            db,
+            meta,
+            trees,
+            ids,
+            next_id,
+        })
+    }
+
+    /// Points database `n` at a new empty tree and drops the old one.
+    fn flush_db(&mut self, n: usize) -> Result<(), sled::Error> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut batch = sled::Batch::default();
+        batch.insert(db_key(n), &id.to_be_bytes());
+        batch.insert("next", &self.next_id.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        let old = std::mem::replace(&mut self.ids[n], id);
+        self.trees[n] = self.db.open_tree(tree_name(id))?;
+        self.db.drop_tree(tree_name(old))?;
+        Ok(())
+    }
+
+    fn swap_db(&mut self, a: usize, b: usize) -> Result<(), sled::Error> {
+        let mut batch = sled::Batch::default();
+        batch.insert(db_key(a), &self.ids[b].to_be_bytes());
+        batch.insert(db_key(b), &self.ids[a].to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.ids.swap(a, b);
+        self.trees.swap(a, b);
+        Ok(())
+    }
+
+    /// Writes the collapsed puts and removes of one stretch of changes, one atomic batch
+    /// per database.
+    fn write(
+        &mut self,
+        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
+    ) -> Result<(), sled::Error> {
+        let mut batches: Vec<Option<sled::Batch>> = (0..DATABASES).map(|_| None).collect();
+        for ((n, key), entry) in pending.drain() {
+            let batch = batches[n].get_or_insert_with(sled::Batch::default);
+            match entry {
+                Some(entry) => batch.insert(&key[..], codec::encode_entry(&entry)),
+                None => batch.remove(&key[..]),
+            }
+        }
+        for (n, batch) in batches.into_iter().enumerate() {
+            if let Some(batch) = batch {
+                self.trees[n].apply_batch(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        changes: Vec<Change>,
+        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
+    ) -> Result<(), sled::Error> {
+        for change in changes {
+            match change {
+                Change::Put { db, key, entry } => {
+                    pending.insert((db, key), Some(entry));
+                }
+                Change::Remove { db, key } => {
+                    pending.insert((db, key), None);
+                }
+                // Whole-database changes are barriers: write what came before first.
+                Change::FlushDb { db } => {
+                    self.write(pending)?;
+                    self.flush_db(db)?;
+                }
+                Change::FlushAll => {
+                    self.write(pending)?;
+                    for n in 0..DATABASES {
+                        self.flush_db(n)?;
+                    }
+                }
+                Change::SwapDb { a, b } => {
+                    self.write(pending)?;
+                    self.swap_db(a, b)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest number of messages taken in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// The writer thread: take every queued message, write them, flush per `--fsync`, report.
+fn writer(
+    mut files: Files,
+    fsync: Fsync,
+    rx: mpsc::Receiver<Message>,
+    progress: watch::Sender<Progress>,
+) {
+    let mut pending = HashMap::new();
+    let mut written = progress.borrow().durable;
+    let mut last_flush = Instant::now();
+    let mut dirty = false;
+    let mut stop = false;
+    while !stop {
+        // Wait for work; under everysec wake up in time for the next scheduled flush.
+        let first = if fsync == Fsync::Everysec && dirty {
+            let wait = Duration::from_secs(1).saturating_sub(last_flush.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Message::Stop),
+            }
+        } else {
+            Some(rx.recv().unwrap_or(Message::Stop))
+        };
+        let mut syncs = 0;
+        let mut batch: Vec<Message> = first.into_iter().collect();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        for message in batch {
+            match message {
+                Message::Changes(changes, seq) => {
+                    if let Err(e) = files.apply(changes, &mut pending) {
+                        error!("storage write failed: {e}");
+                    }
+                    written = seq;
+                    dirty = true;
+                }
+                Message::Sync => syncs += 1,
+                Message::Stop => stop = true,
+            }
+        }
+        if let Err(e) = files.write(&mut pending) {
+            error!("storage write failed: {e}");
+        }
+        let due = match fsync {
+            Fsync::Always => dirty,
+            Fsync::Everysec => dirty && last_flush.elapsed() >= Duration::from_secs(1),
+            Fsync::No => false,
+        };
+        if due || syncs > 0 || stop {
+            match files.db.flush() {
+                Ok(_) => {
+                    last_flush = Instant::now();
+                    dirty = false;
+                    progress.send_modify(|p| {
+                        p.durable = written;
+                        p.syncs += syncs;
+                        p.last_flush = unix_secs();
+                    });
+                }
+                Err(e) => error!("storage flush failed: {e}"),
+            }
+        }
+    }
+    info!("storage closed");
+}
