@@ -1,6 +1,7 @@
 //! The one trait a server implements.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use proto::{Args, Frame, Protocol};
@@ -21,6 +22,25 @@ pub enum Reply {
     /// Not a command of this server: let the service answer it (connection-level
     /// commands such as PING and CLIENT) or report it unknown.
     Unhandled(Args),
+    /// The reply will be ready later (a proxy waiting on a backend). The connection goes
+    /// on executing the rest of the pipeline and awaits deferred replies, in order, only
+    /// before it writes: that is how a proxy keeps many requests of one client in flight.
+    Deferred(Deferred),
+}
+
+/// A reply that is still being computed: see [`Reply::Deferred`].
+pub struct Deferred(pub Pin<Box<dyn Future<Output = Frame> + Send + 'static>>);
+
+impl Deferred {
+    pub fn new(reply: impl Future<Output = Frame> + Send + 'static) -> Self {
+        Deferred(Box::pin(reply))
+    }
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 impl From<Frame> for Reply {

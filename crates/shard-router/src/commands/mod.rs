@@ -1,0 +1,157 @@
+//! RESP command → route → backend(s) → reply. One module per kind of routing:
+//!
+//! - single-key commands (and multi-key ones whose keys share a shard) are forwarded
+//!   here, in [`forward`];
+//! - [`multikey`]: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH split by shard and merged;
+//! - [`fanout`]: FLUSHALL, FLUSHDB, DBSIZE, INFO sent to every shard and aggregated;
+//! - [`admin`]: `ROUTER SHARDOF | SHARDS | STATS | RELOAD`;
+//! - [`table`]: what the router knows, and the commands it refuses with a reason.
+
+pub mod admin;
+pub mod fanout;
+pub mod multikey;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use proto::{Args, Frame};
+use service::{CommandSpec, Deferred, Reply};
+
+use crate::migrate;
+use crate::server::{Layout, Router, request};
+
+/// Executes one client command.
+pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
+    match args.name() {
+        "router" => admin::execute(router, lane, args).await,
+        "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
+            multikey::execute(router, lane, args).await
+        }
+        "flushall" | "flushdb" | "dbsize" => fanout::execute(router, lane, args).await,
+        "info" => fanout::info(router, lane, args).await,
+        name => match spec(name) {
+            Some(spec) if spec.first_key > 0 => keyed(router, lane, spec, args).await,
+            Some(spec) if spec.group == "router" => Frame::error(table::refusal(name)).into(),
+            _ => Reply::Unhandled(args),
+        },
+    }
+}
+
+fn spec(name: &str) -> Option<&'static CommandSpec> {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| table::COMMANDS.iter().map(|s| (s.name, s)).collect())
+        .get(name)
+        .copied()
+}
+
+/// A command whose keys must all live on one shard (one key, or RENAME-like pairs).
+async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Reply {
+    let layout = router.layout();
+    let words = args.peek_all();
+    let keys = table::keys(spec, words);
+    let mut shard = None;
+    for key in &keys {
+        let owner = match layout.shard_of(key, lane).await {
+            Ok(owner) => owner,
+            Err(e) => return e.into(),
+        };
+        match shard {
+            Some(first) if first != owner => {
+                return cross_shard(&layout, spec.name, first, owner).into();
+            }
+            _ => shard = Some(owner),
+        }
+    }
+    let Some(shard) = shard else {
+        return Frame::error("ERR no key to route by").into();
+    };
+    if let Err(e) = migrate::pull_keys(&layout, &keys, lane).await {
+        return e.into();
+    }
+    let write = spec.flags.contains(&"write");
+    Reply::Deferred(
+        send(
+            router,
+            &layout,
+            shard,
+            write,
+            lane,
+            request(args.raw_name(), words),
+        )
+        .await,
+    )
+}
+
+/// The error for keys of one command on different shards.
+pub fn cross_shard(layout: &Layout, command: &str, a: usize, b: usize) -> Frame {
+    Frame::error(format!(
+        "CROSSSLOT keys of '{command}' map to different shards ('{}' and '{}'); \
+         put them under one hash tag, e.g. {{user:1}}:a and {{user:1}}:b",
+        layout.shards[a].name, layout.shards[b].name
+    ))
+}
+
+/// Sends `request` to the node serving `shard` *now*, and returns the reply as a deferred
+/// future, so the client's next pipelined command is sent before this one's reply is
+/// back. A failed read is retried once on a healthy replica (reads are idempotent); a
+/// failed write is reported, never retried elsewhere.
+pub async fn send(
+    router: &Router,
+    layout: &Arc<Layout>,
+    shard: usize,
+    write: bool,
+    lane: u64,
+    request: Frame,
+) -> Deferred {
+    let s = &layout.shards[shard];
+    s.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let node = match router.node_for(layout, s, write) {
+        Ok(node) => node,
+        Err(refused) => {
+            s.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Deferred::new(std::future::ready(refused));
+        }
+    };
+    let retry = (!write && !s.replicas.is_empty()).then(|| request.clone());
+    let sent = node.send(lane, request).await;
+    let layout = layout.clone();
+    Deferred::new(async move {
+        let result = match sent {
+            Ok(pending) => pending.reply().await,
+            Err(e) => Err(e),
+        };
+        node.record(&result);
+        let shard = &layout.shards[shard];
+        match result {
+            Ok(frame) => frame,
+            Err(e) => {
+                let fallback = shard
+                    .replicas
+                    .iter()
+                    .find(|r| r.available() && !Arc::ptr_eq(r, &node));
+                if let (Some(request), Some(replica)) = (retry, fallback) {
+                    if let Ok(frame) = replica.call(lane, request).await {
+                        return frame;
+                    }
+                }
+                shard
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                e.to_frame()
+            }
+        }
+    })
+}
+
+/// Words of a sub-request: the command name, then the chosen chunks of arguments.
+pub fn sub_request<'a>(name: &Bytes, chunks: impl Iterator<Item = &'a [Bytes]>) -> Frame {
+    let mut items = vec![Frame::Bulk(name.clone())];
+    for chunk in chunks {
+        items.extend(chunk.iter().cloned().map(Frame::Bulk));
+    }
+    Frame::Array(items)
+}
