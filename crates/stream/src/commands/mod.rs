@@ -1,0 +1,166 @@
+//! The RESP commands: arguments → engine → reply. One module per family.
+//!
+//! | family | commands | Kafka API it mirrors |
+//! |---|---|---|
+//! | [`topic`] | `TOPIC.CREATE` `TOPIC.DESCRIBE` `TOPIC.LIST` `TOPIC.DELETE` `TOPIC.ADDPARTITIONS` `TOPIC.ALTER` | CreateTopics, Metadata, DeleteTopics, CreatePartitions, AlterConfigs |
+//! | [`produce`] | `PRODUCE` `PRODUCE.BATCH` | Produce |
+//! | [`fetch`] | `FETCH` `LISTOFFSETS` | Fetch, ListOffsets |
+//! | [`group`] | `GROUP.JOIN` `GROUP.HEARTBEAT` `GROUP.LEAVE` `GROUP.COMMIT` `GROUP.COMMITTED` `GROUP.DESCRIBE` `GROUP.LIST` | JoinGroup+SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups |
+//!
+//! Errors carry Kafka's error name as their code (`-OFFSET_OUT_OF_RANGE ...`), so what a
+//! learner sees here is what a Kafka client would report.
+
+pub mod fetch;
+pub mod group;
+pub mod produce;
+pub mod topic;
+
+use bytes::Bytes;
+use proto::{Args, CommandError, Frame};
+use service::{CommandSpec, Reply};
+
+use crate::log::LogError;
+use crate::server::StreamServer;
+use crate::topic::{Partition, Topic, TopicError};
+
+const W: &[&str] = &["write"];
+const WF: &[&str] = &["write", "fast"];
+const R: &[&str] = &["readonly"];
+const RF: &[&str] = &["readonly", "fast"];
+const RB: &[&str] = &["readonly", "blocking"];
+
+/// The command table (arity counts the command name; negative: at least).
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("topic.create", -2, W, "stream", "Create a topic with a partition count and configs (retention.ms, retention.bytes, segment.bytes, segment.ms)")
+        .keys(1, 1, 1)
+        .syntax("topic [PARTITIONS n] [RETENTION.MS ms] [RETENTION.BYTES bytes] [SEGMENT.BYTES bytes] [SEGMENT.MS ms]"),
+    CommandSpec::new("topic.describe", 2, R, "stream", "Partitions of a topic with start and end offsets, size and segments, and its configs")
+        .keys(1, 1, 1)
+        .syntax("topic"),
+    CommandSpec::new("topic.list", 1, R, "stream", "Names of all topics"),
+    CommandSpec::new("topic.delete", 2, W, "stream", "Delete a topic and its data; 1 if it existed")
+        .keys(1, 1, 1)
+        .syntax("topic"),
+    CommandSpec::new("topic.addpartitions", 3, W, "stream", "Grow a topic to a new total partition count (keys may move partition)")
+        .keys(1, 1, 1)
+        .syntax("topic total"),
+    CommandSpec::new("topic.alter", -4, W, "stream", "Change topic configs: retention.ms, retention.bytes, segment.bytes, segment.ms")
+        .keys(1, 1, 1)
+        .syntax("topic name value [name value ...]"),
+    CommandSpec::new("produce", -3, WF, "stream", "Append one message; the key picks the partition (Kafka's murmur2), no key: round-robin. Replies partition and offset")
+        .keys(1, 1, 1)
+        .syntax("topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value ...]"),
+    CommandSpec::new("produce.batch", -4, W, "stream", "Append many messages, one record batch per partition. Replies partition and offset of each")
+        .keys(1, 1, 1)
+        .syntax("topic [PARTITION p] VALUES value [value ...] | PAIRS key value [key value ...]"),
+    CommandSpec::new("fetch", -4, RB, "stream", "Read records of a partition from an offset; BLOCK waits for new ones (long poll)")
+        .keys(1, 1, 1)
+        .syntax("topic partition offset [COUNT n] [MAXBYTES bytes] [BLOCK ms]"),
+    CommandSpec::new("listoffsets", 4, RF, "stream", "The earliest or latest offset of a partition, or the first offset at or after a timestamp")
+        .keys(1, 1, 1)
+        .syntax("topic partition EARLIEST|LATEST|timestamp-ms"),
+    CommandSpec::new("group.join", -5, W, "stream", "Join a consumer group; replies the generation and this member's partitions")
+        .syntax("group member [STRATEGY range|roundrobin] [SESSIONTIMEOUT ms] TOPICS topic [topic ...]"),
+    CommandSpec::new("group.heartbeat", 4, WF, "stream", "Keep a group membership alive; an error means rebalanced: join again")
+        .syntax("group member generation"),
+    CommandSpec::new("group.leave", 3, W, "stream", "Leave a consumer group; its partitions move to the others at once")
+        .syntax("group member"),
+    CommandSpec::new("group.commit", -7, W, "stream", "Commit the next offset to read per partition; refused from a stale generation")
+        .syntax("group member generation topic partition offset [partition offset ...]"),
+    CommandSpec::new("group.committed", -3, R, "stream", "Committed offsets of a group for a topic's partitions (nil: none)")
+        .syntax("group topic [partition ...]"),
+    CommandSpec::new("group.describe", 2, R, "stream", "A group's members and assignments (idle members marked) and per-partition committed offset, end offset and lag")
+        .syntax("group"),
+    CommandSpec::new("group.list", 1, R, "stream", "Names of groups with members or committed offsets"),
+];
+
+/// Runs one command.
+pub async fn execute(s: &StreamServer, mut args: Args) -> Reply {
+    let result = match args.name() {
+        "topic.create" => topic::create(s, &mut args),
+        "topic.describe" => topic::describe(s, &mut args),
+        "topic.list" => topic::list(s, &mut args),
+        "topic.delete" => topic::delete(s, &mut args),
+        "topic.addpartitions" => topic::add_partitions(s, &mut args),
+        "topic.alter" => topic::alter(s, &mut args),
+        "produce" => produce::produce(s, &mut args).await,
+        "produce.batch" => produce::produce_batch(s, &mut args).await,
+        "fetch" => fetch::fetch(s, &mut args).await,
+        "listoffsets" => fetch::list_offsets(s, &mut args),
+        "group.join" => group::join(s, &mut args),
+        "group.heartbeat" => group::heartbeat(s, &mut args),
+        "group.leave" => group::leave(s, &mut args),
+        "group.commit" => group::commit(s, &mut args).await,
+        "group.committed" => group::committed(s, &mut args),
+        "group.describe" => group::describe(s, &mut args),
+        "group.list" => group::list(s, &mut args),
+        _ => return Reply::Unhandled(args),
+    };
+    match result {
+        Ok(frame) => Reply::One(frame),
+        Err(e) => Reply::One(e.to_frame()),
+    }
+}
+
+fn topic_error(e: TopicError) -> CommandError {
+    CommandError::coded(e.code(), e)
+}
+
+fn log_error(e: LogError) -> CommandError {
+    let code = match e {
+        LogError::InvalidBatch(_) => "CORRUPT_MESSAGE",
+        LogError::TooLarge { .. } => "MESSAGE_TOO_LARGE",
+        LogError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+        LogError::Io(_) => "KAFKA_STORAGE_ERROR",
+    };
+    CommandError::coded(code, e)
+}
+
+fn io_error(e: std::io::Error) -> CommandError {
+    CommandError::coded("KAFKA_STORAGE_ERROR", e)
+}
+
+/// A topic name argument (UTF-8; validity is checked where topics are created).
+fn next_name(args: &mut Args) -> Result<String, CommandError> {
+    let name = args.next_bytes()?;
+    String::from_utf8(name.to_vec()).map_err(|_| CommandError::err("names must be UTF-8"))
+}
+
+/// A non-negative integer argument of at most `max`.
+fn next_u64(args: &mut Args, what: &str, max: u64) -> Result<u64, CommandError> {
+    let n = args.next_int()?;
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(|| CommandError::err(format!("{what} must be between 0 and {max}")))
+}
+
+/// A partition of a topic, or Kafka's error naming the valid range.
+fn partition(topic: &Topic, id: u64) -> Result<std::sync::Arc<Partition>, CommandError> {
+    u32::try_from(id)
+        .ok()
+        .and_then(|id| topic.partition(id))
+        .ok_or_else(|| {
+            CommandError::coded(
+                "UNKNOWN_TOPIC_OR_PARTITION",
+                format!(
+                    "topic '{}' has {} partition(s): 0 to {}",
+                    topic.name,
+                    topic.partition_count(),
+                    topic.partition_count().saturating_sub(1)
+                ),
+            )
+        })
+}
+
+fn int(n: impl TryInto<i64>) -> Frame {
+    Frame::Integer(n.try_into().unwrap_or(i64::MAX))
+}
+
+fn text(s: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn map(pairs: Vec<(&str, Frame)>) -> Frame {
+    Frame::Map(pairs.into_iter().map(|(k, v)| (text(k), v)).collect())
+}

@@ -1,0 +1,96 @@
+//! # stream — a Kafka-style partitioned log with consumer groups and retention
+//!
+//! Write once, read by many. A *topic* is split into *partitions*; a message's key picks
+//! its partition by hash (Kafka's murmur2), so order holds per key; each partition is an
+//! append-only *log* cut into *segment* files; consumers read at their own offsets, and
+//! reading deletes nothing — messages go when *retention* (time or size) says so. A
+//! *consumer group* shares a topic's partitions among its members, one owner per
+//! partition, and remembers how far it got (*committed offsets*).
+//!
+//! Read it bottom-up:
+//! - [`record`]: the record batch format (Kafka's v2, CRC32C).
+//! - [`segment`]: one segment file and its sparse offset index.
+//! - [`log`]: a partition's log: append, roll, read, retention, crash recovery.
+//! - [`partitioner`]: murmur2, compatible with Kafka's default partitioner.
+//! - [`topic`]: topics and partitions on disk.
+//! - [`group`]: the consumer group coordinator; [`offsets`]: committed offsets, durable.
+//! - [`durability`]: `--fsync` and group commit.
+//! - [`commands`]: the RESP commands; [`server`]: wiring and background tasks.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod commands;
+pub mod durability;
+pub mod group;
+pub mod log;
+pub mod offsets;
+pub mod partitioner;
+pub mod record;
+pub mod segment;
+pub mod server;
+pub mod topic;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use service::{BoxError, CancellationToken, Running};
+
+pub use durability::FsyncPolicy;
+pub use server::StreamServer;
+
+/// The RESP port (the Kafka protocol listener will use 9092).
+pub const DEFAULT_PORT: u16 = 7383;
+
+/// `infralab stream` flags.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "stream", about = "A Kafka-style partitioned log over RESP")]
+pub struct Args {
+    #[command(flatten)]
+    pub service: service::ServiceArgs,
+    /// Directory for topics and committed offsets.
+    #[arg(long, default_value = "./data/stream")]
+    pub dir: PathBuf,
+    /// When a produce is acknowledged: after an fsync (`always`, producers grouped into
+    /// shared fsyncs), with an fsync every second (`everysec`), or when the OS writes (`no`).
+    #[arg(long, value_enum, default_value = "everysec")]
+    pub fsync: FsyncPolicy,
+    /// Create a topic on first produce (with --default-partitions), as Kafka does by default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, and of TOPIC.CREATE without PARTITIONS.
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: u32,
+    /// Default retention.ms of new topics (-1: forever).
+    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000)]
+    pub retention_ms: i64,
+    /// Default retention.bytes of new topics, per partition (-1: no limit).
+    #[arg(long, default_value_t = -1)]
+    pub retention_bytes: i64,
+    /// Default segment.bytes of new topics.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// How often retention runs, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub retention_check_interval_ms: u64,
+    /// Session timeout of a group member that does not give one, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: i64,
+}
+
+/// Opens the data directory (recovering every log), binds and starts serving; returns
+/// once listening.
+pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    let server = Arc::new(StreamServer::open(
+        &args,
+        Arc::new(clock::SystemClock),
+        shutdown.clone(),
+    )?);
+    server::spawn_background(server.clone(), &args, shutdown.clone());
+    Ok(service::spawn(server, &args.service, DEFAULT_PORT, shutdown).await?)
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), BoxError> {
+    start(args, shutdown).await?.wait().await;
+    Ok(())
+}

@@ -1,0 +1,642 @@
+//! A partition's log: an ordered list of segments, the last one active.
+//!
+//! Everything a partition does happens here:
+//! - **append**: batches get consecutive offsets and go to the end of the active segment;
+//!   the segment *rolls* (a new file starts) when it would pass `segment.bytes` or is
+//!   older than `segment.ms`.
+//! - **read**: from any offset between the *log start offset* and the *log end offset*;
+//!   reading does not delete anything — a log is read by many, each at its own offset.
+//! - **retention**: whole segments are deleted from the front when older than
+//!   `retention.ms` or while the log is larger than `retention.bytes`; the log start offset
+//!   moves forward to the first remaining segment.
+//! - **recovery**: on open, the newest segment's tail is validated batch by batch and a
+//!   torn or corrupt tail (a crash mid-write) is cut off at the last whole batch.
+//!
+//! The log is synchronous and takes the time as an argument, so tests control the clock.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::record::{self, BatchError, Record};
+use crate::segment::{Segment, SegmentRecovery};
+
+/// Per-topic settings, named as Kafka names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll the active segment when it would grow past this many bytes.
+    pub segment_bytes: u64,
+    /// Roll the active segment when its first record is this old.
+    pub segment_ms: i64,
+    /// Delete segments whose newest record is older than this (-1: keep forever).
+    pub retention_ms: i64,
+    /// Delete old segments while the log is bigger than this (-1: no limit).
+    pub retention_bytes: i64,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u64,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults: 1 GiB segments, rolled weekly, kept for 7 days, no size limit.
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// Where appended data went, and the file to fsync before acknowledging it.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub file: Arc<File>,
+}
+
+/// Why an append or read failed.
+#[derive(Debug)]
+pub enum LogError {
+    /// The batch bytes are not valid.
+    InvalidBatch(BatchError),
+    /// A single append larger than a segment may hold.
+    TooLarge {
+        size: usize,
+        limit: u64,
+    },
+    /// A read outside `[start, end]`.
+    OffsetOutOfRange {
+        offset: u64,
+        start: u64,
+        end: u64,
+    },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::InvalidBatch(e) => write!(f, "{e}"),
+            LogError::TooLarge { size, limit } => write!(
+                f,
+                "record batch of {size} bytes is larger than segment.bytes ({limit})"
+            ),
+            LogError::OffsetOutOfRange { offset, start, end } => write!(
+                f,
+                "offset {offset} is out of range: the log holds offsets {start} to {end} \
+                 (the end offset is the next one to be written)"
+            ),
+            LogError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+impl From<io::Error> for LogError {
+    fn from(e: io::Error) -> Self {
+        LogError::Io(e)
+    }
+}
+
+/// What opening a log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRecovery {
+    pub segments: usize,
+    pub truncated_bytes: u64,
+    pub indexes_rebuilt: usize,
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Oldest first; never empty; the last is the active segment.
+    segments: Vec<Segment>,
+    /// Fsync a segment when it rolls (on with `--fsync always|everysec`).
+    sync_on_roll: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering the newest segment.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        sync_on_roll: bool,
+        now_ms: i64,
+    ) -> io::Result<(Log, LogRecovery)> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<u64>().ok())
+            {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut recovery = LogRecovery::default();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let newest = i + 1 == bases.len();
+            let (segment, r): (Segment, SegmentRecovery) =
+                Segment::open(dir, base, config.index_interval_bytes, newest, now_ms)?;
+            recovery.truncated_bytes += r.truncated_bytes;
+            recovery.indexes_rebuilt += usize::from(r.index_rebuilt);
+            segments.push(segment);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(
+                dir,
+                0,
+                now_ms,
+                config.index_interval_bytes,
+            )?);
+            sync_dir(dir)?;
+        }
+        recovery.segments = segments.len();
+        Ok((
+            Log {
+                dir: dir.to_path_buf(),
+                config,
+                segments,
+                sync_on_roll,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The first offset still in the log.
+    pub fn start_offset(&self) -> u64 {
+        self.segments.first().map_or(0, Segment::base_offset)
+    }
+
+    /// The offset the next record will get (one past the last record).
+    pub fn end_offset(&self) -> u64 {
+        self.active().next_offset()
+    }
+
+    /// Bytes on disk, all segments.
+    pub fn size(&self) -> u64 {
+        self.segments.iter().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.segments.iter().map(Segment::base_offset).collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn active(&self) -> &Segment {
+        // `segments` is never empty: open() and roll() guarantee it.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Encodes `records` as one batch and appends it.
+    pub fn append_records(
+        &mut self,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        let mut batch = record::encode_batch(records);
+        self.append(&mut batch, now_ms)
+    }
+
+    /// Appends one or more concatenated record batches as they are (from a producer),
+    /// after checking each one's CRC; only the base offsets are rewritten.
+    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<Appended, LogError> {
+        let headers = record::verify_all(batches).map_err(LogError::InvalidBatch)?;
+        if headers.is_empty() {
+            return Err(LogError::InvalidBatch(BatchError::Truncated));
+        }
+        if batches.len() as u64 > self.config.segment_bytes {
+            return Err(LogError::TooLarge {
+                size: batches.len(),
+                limit: self.config.segment_bytes,
+            });
+        }
+        if self.should_roll(batches.len() as u64, now_ms) {
+            self.roll(now_ms)?;
+        }
+        let base_offset = self.end_offset();
+        let mut position = 0;
+        for header in headers {
+            let mut header = header;
+            header.base_offset = self.end_offset();
+            let bytes = &mut batches[position..position + header.size];
+            record::stamp(bytes, header.base_offset);
+            self.active_mut().append(bytes, &header)?;
+            position += header.size;
+        }
+        Ok(Appended {
+            base_offset,
+            last_offset: self.end_offset() - 1,
+            file: self.active().file(),
+        })
+    }
+
+    fn should_roll(&self, incoming: u64, now_ms: i64) -> bool {
+        let active = self.active();
+        !active.is_empty()
+            && (active.size() + incoming > self.config.segment_bytes
+                || now_ms - active.created_ms() >= self.config.segment_ms)
+    }
+
+    /// Starts a new active segment at the end offset.
+    pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        if self.sync_on_roll {
+            self.active().sync()?;
+        }
+        let next = Segment::create(
+            &self.dir,
+            self.end_offset(),
+            now_ms,
+            self.config.index_interval_bytes,
+        )?;
+        self.segments.push(next);
+        if self.sync_on_roll {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `offset`, about `max_bytes` of them. Reading at
+    /// the end offset gives nothing (the caller may wait for more); outside
+    /// `[start, end]` is an error that names the valid range.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start, end });
+        }
+        // The segment holding `offset` is the last one whose base is at or before it; an
+        // empty segment (or the gap a deleted-from-the-front log can leave) moves on.
+        let first = self.segments.partition_point(|s| s.base_offset() <= offset);
+        for segment in &self.segments[first.saturating_sub(1)..] {
+            if let Some(bytes) = segment.read(offset, max_bytes)? {
+                return Ok(bytes);
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    /// The earliest offset whose record timestamp is at or after `timestamp` (Kafka's
+    /// ListOffsets by time), or `None` if every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
+        for segment in &self.segments {
+            let Some(batch) = segment.batch_at_or_after_time(timestamp)? else {
+                continue;
+            };
+            return Ok(match record::decode_batches(&batch, 0) {
+                Ok(records) => records
+                    .iter()
+                    .find(|r| r.record.timestamp >= timestamp)
+                    .map(|r| r.offset),
+                // A compressed batch: its base offset is the right place to start reading.
+                Err(_) => record::BatchHeader::parse(&batch)
+                    .ok()
+                    .map(|h| h.base_offset),
+            });
+        }
+        Ok(None)
+    }
+
+    /// Applies retention: deletes old segments by time and by size, never the last
+    /// remaining data (an expired active segment is rolled first, so the log stays
+    /// writable). Returns the base offsets deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<Vec<u64>> {
+        let config = self.config;
+        if config.retention_ms >= 0 {
+            let active = self.active();
+            if !active.is_empty() && active.max_timestamp() < now_ms - config.retention_ms {
+                self.roll(now_ms)?;
+            }
+        }
+        let mut deleted = Vec::new();
+        let mut size = self.size();
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            let expired =
+                config.retention_ms >= 0 && oldest.max_timestamp() < now_ms - config.retention_ms;
+            let oversized = config.retention_bytes >= 0
+                && size.saturating_sub(oldest.size()) >= config.retention_bytes as u64;
+            if !(expired || oversized) {
+                break;
+            }
+            let segment = self.segments.remove(0);
+            size -= segment.size();
+            deleted.push(segment.base_offset());
+            segment.delete()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Fsyncs the active segment (the others were synced when they rolled).
+    pub fn sync(&self) -> io::Result<()> {
+        self.active().sync()
+    }
+}
+
+/// Fsyncs a directory so a file created or deleted in it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(value: &str, ts: i64) -> Record {
+        Record {
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            timestamp: ts,
+            headers: vec![],
+        }
+    }
+
+    fn small() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 256,
+            ..LogConfig::default()
+        }
+    }
+
+    fn values(log: &Log, from: u64) -> Vec<(u64, String)> {
+        let bytes = log.read(from, usize::MAX >> 1).unwrap();
+        record::decode_batches(&bytes, from)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.offset,
+                    String::from_utf8(r.record.value.unwrap().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn read_all(log: &Log) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let mut offset = log.start_offset();
+        while offset < log.end_offset() {
+            let got = values(log, offset);
+            offset = got.last().unwrap().0 + 1;
+            out.extend(got);
+        }
+        out
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("infralab-stream-log-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn appends_get_consecutive_offsets_and_segments_roll_by_size() {
+        let dir = tmp("roll");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        for i in 0..100 {
+            let a = log.append_records(&[rec(&format!("m{i}"), i)], i).unwrap();
+            assert_eq!((a.base_offset, a.last_offset), (i as u64, i as u64));
+        }
+        let batch = log
+            .append_records(&[rec("x", 100), rec("y", 100), rec("z", 100)], 100)
+            .unwrap();
+        assert_eq!((batch.base_offset, batch.last_offset), (100, 102));
+        assert!(log.segment_count() > 3, "rolled at 1 KiB");
+        assert!(log.size() > 0);
+        let all = read_all(&log);
+        assert_eq!(all.len(), 103);
+        for (i, (offset, value)) in all.iter().enumerate().take(100) {
+            assert_eq!(
+                (*offset, value.as_str()),
+                (i as u64, format!("m{i}").as_str())
+            );
+        }
+        // Reading from the middle of a batch starts at that record.
+        assert_eq!(values(&log, 101)[0], (101, "y".to_string()));
+        // Each segment's file is named by its base offset.
+        for base in log.segment_bases() {
+            assert!(dir.join(format!("{base:020}.log")).exists());
+        }
+        // Reopening finds the same log.
+        let end = log.end_offset();
+        drop(log);
+        let (log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        assert_eq!(recovery.truncated_bytes, 0);
+        assert_eq!(log.end_offset(), end);
+        assert_eq!(read_all(&log).len(), 103);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rolls_by_time() {
+        let dir = tmp("roll-time");
+        let config = LogConfig {
+            segment_ms: 1000,
+            ..LogConfig::default()
+        };
+        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        log.append_records(&[rec("a", 0)], 0).unwrap();
+        log.append_records(&[rec("b", 999)], 999).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        log.append_records(&[rec("c", 1000)], 1000).unwrap();
+        assert_eq!(log.segment_bases(), [0, 2]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_reads_name_the_valid_range() {
+        let dir = tmp("range");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        log.append_records(&[rec("a", 0), rec("b", 0)], 0).unwrap();
+        assert!(
+            log.read(2, 100).unwrap().is_empty(),
+            "at the end: nothing yet"
+        );
+        let err = log.read(3, 100).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "offset 3 is out of range: the log holds offsets 0 to 2 (the end offset is the next one to be written)"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retention_by_size_and_time_deletes_whole_segments() {
+        let dir = tmp("retention");
+        let config = LogConfig {
+            retention_bytes: 2048,
+            retention_ms: 10_000,
+            ..small()
+        };
+        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        for i in 0..200 {
+            log.append_records(&[rec(&format!("{i:040}"), i)], i)
+                .unwrap();
+        }
+        let before = log.segment_count();
+        let deleted = log.apply_retention(200).unwrap();
+        assert!(!deleted.is_empty());
+        assert_eq!(log.segment_count(), before - deleted.len());
+        assert!(log.size() <= 2048 + 1024, "size {}", log.size());
+        let start = log.start_offset();
+        assert!(start > 0);
+        assert!(!dir.join(format!("{:020}.log", deleted[0])).exists());
+        assert!(matches!(
+            log.read(start - 1, 100),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(read_all(&log).first().unwrap().0, start);
+
+        // Time: everything is older than 10 s at t=1_000_000: all data goes, the log
+        // stays writable at the same end offset.
+        let end = log.end_offset();
+        log.apply_retention(1_000_000).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!((log.start_offset(), log.end_offset()), (end, end));
+        assert_eq!(log.size(), 0);
+        let a = log
+            .append_records(&[rec("new", 1_000_000)], 1_000_000)
+            .unwrap();
+        assert_eq!(a.base_offset, end);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lookup_by_timestamp() {
+        let dir = tmp("time");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        for i in 0..100i64 {
+            log.append_records(&[rec("v", i * 10), rec("w", i * 10 + 5)], i * 10)
+                .unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
+        assert_eq!(log.offset_for_timestamp(5).unwrap(), Some(1));
+        assert_eq!(log.offset_for_timestamp(6).unwrap(), Some(2));
+        assert_eq!(log.offset_for_timestamp(500).unwrap(), Some(100));
+        assert_eq!(log.offset_for_timestamp(995).unwrap(), Some(199));
+        assert_eq!(log.offset_for_timestamp(996).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_and_rebuilds_the_index() {
+        let dir = tmp("torn");
+        let (mut log, _) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        for i in 0..50 {
+            log.append_records(&[rec(&format!("{i:0100}"), i)], i)
+                .unwrap();
+        }
+        let good_size = log.size();
+        drop(log);
+        let path = dir.join(format!("{:020}.log", 0));
+        // A torn write: half a batch header at the end.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 1]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (log, recovery) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        assert_eq!(recovery.truncated_bytes, 11);
+        assert_eq!(log.size(), good_size);
+        assert_eq!(log.end_offset(), 50);
+        drop(log);
+
+        // A corrupt last batch (one flipped byte): the CRC catches it, the batch goes.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        // And a mismatched index: garbage.
+        std::fs::write(dir.join(format!("{:020}.index", 0)), [1u8; 16]).unwrap();
+        let (mut log, recovery) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        assert!(recovery.truncated_bytes > 0);
+        assert_eq!(recovery.indexes_rebuilt, 1);
+        assert_eq!(log.end_offset(), 49);
+        let all = read_all(&log);
+        assert_eq!(all.len(), 49);
+        assert_eq!(all[48], (48, format!("{:0100}", 48)));
+        // Appends continue from the truncation point.
+        assert_eq!(
+            log.append_records(&[rec("next", 0)], 0)
+                .unwrap()
+                .base_offset,
+            49
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn older_segments_with_a_bad_index_are_rebuilt() {
+        let dir = tmp("old-index");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        for i in 0..100 {
+            log.append_records(&[rec(&format!("{i:030}"), i)], i)
+                .unwrap();
+        }
+        let bases = log.segment_bases();
+        drop(log);
+        std::fs::write(dir.join(format!("{:020}.index", bases[0])), [7u8; 32]).unwrap();
+        let (log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        assert_eq!(recovery.indexes_rebuilt, 1);
+        assert_eq!(read_all(&log).len(), 100);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn appends_batches_as_received_and_rejects_bad_ones() {
+        let dir = tmp("raw");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let mut two = record::encode_batch(&[rec("a", 1), rec("b", 2)]);
+        two.extend_from_slice(&record::encode_batch(&[rec("c", 3)]));
+        let a = log.append(&mut two, 0).unwrap();
+        assert_eq!((a.base_offset, a.last_offset), (0, 2));
+        assert_eq!(values(&log, 0).len(), 3);
+        let mut bad = record::encode_batch(&[rec("d", 4)]);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(matches!(
+            log.append(&mut bad, 0),
+            Err(LogError::InvalidBatch(BatchError::CrcMismatch { .. }))
+        ));
+        let mut huge = record::encode_batch(&[rec(&"x".repeat(2000), 0)]);
+        assert!(matches!(
+            log.append(&mut huge, 0),
+            Err(LogError::TooLarge { .. })
+        ));
+        assert_eq!(log.end_offset(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,476 @@
+//! Records and record batches, in Kafka's on-disk and on-wire format (message format v2).
+//!
+//! A producer does not send records one by one: it sends a *batch*, and the batch is the
+//! unit everything else works in. The log appends whole batches, the checksum covers a
+//! whole batch, the offset index points at batches, a fetch returns whole batches. Using
+//! Kafka's exact layout means the Kafka listener can store a batch as the client sent it
+//! and serve it back byte for byte; the broker only stamps the base offset (and the
+//! leader epoch), which the checksum deliberately does not cover.
+//!
+//! ```text
+//! offset  field                   type    notes
+//!      0  base_offset             i64     stamped by the log on append
+//!      8  batch_length            i32     bytes after this field
+//!     12  partition_leader_epoch  i32     stamped by the log (-1 here: no replication)
+//!     16  magic                   i8      2
+//!     17  crc                     u32     CRC32C of everything from `attributes` to the end
+//!     21  attributes              i16     bits 0-2 compression, 3 timestamp type, 4 transactional, 5 control
+//!     23  last_offset_delta       i32     records - 1
+//!     27  base_timestamp          i64     ms since the epoch
+//!     35  max_timestamp           i64
+//!     43  producer_id             i64     -1: not idempotent
+//!     51  producer_epoch          i16
+//!     53  base_sequence           i32
+//!     57  records_count           i32
+//!     61  records...
+//!
+//! record: length varint, attributes i8, timestamp_delta varlong, offset_delta varint,
+//!         key_length varint (-1: null), key, value_length varint (-1: null), value,
+//!         header_count varint, then per header: key_length varint, key, value_length varint, value
+//! ```
+//!
+//! Varints are zigzag-encoded (as protobuf's `sint32`/`sint64`), so -1 costs one byte.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Size of the batch header, before the first record.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// `base_offset` + `batch_length`: the part of the header outside `batch_length`.
+pub const LOG_OVERHEAD: usize = 12;
+/// The message format this log stores.
+pub const MAGIC: i8 = 2;
+
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const RECORDS_COUNT_OFFSET: usize = 57;
+const COMPRESSION_MASK: i16 = 0x07;
+const CONTROL_FLAG: i16 = 0x20;
+
+/// One message as producers write it and consumers read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// Picks the partition (by murmur2) when the producer names none.
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// Milliseconds since the Unix epoch (`CreateTime`: set by the producer).
+    pub timestamp: i64,
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
+}
+
+/// A record read back from the log, with the offset the log gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub offset: u64,
+    pub record: Record,
+}
+
+/// Why bytes are not a valid batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Fewer bytes than the header or the length field promises (a torn write).
+    Truncated,
+    /// A field holds an impossible value (bad magic, negative length...).
+    Malformed(&'static str),
+    /// The checksum does not match the contents.
+    CrcMismatch { stored: u32, computed: u32 },
+    /// The batch is compressed with a codec this reader does not decompress.
+    Compressed(i16),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Truncated => f.write_str("truncated record batch"),
+            BatchError::Malformed(what) => write!(f, "malformed record batch: {what}"),
+            BatchError::CrcMismatch { stored, computed } => write!(
+                f,
+                "record batch CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            BatchError::Compressed(codec) => {
+                write!(
+                    f,
+                    "record batch compressed with codec {codec} is not supported"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// The fixed-size facts about a batch, read from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: u64,
+    /// Total bytes of the batch, header included.
+    pub size: usize,
+    pub last_offset_delta: u32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub attributes: i16,
+    pub records_count: u32,
+}
+
+impl BatchHeader {
+    /// The offset of the batch's last record.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    /// The offset the record after this batch will get.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+
+    /// Transaction markers: part of the log, never shown to consumers.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// Reads a header from the start of `buf` (which may hold more than one batch). Checks
+    /// the fields but not the CRC (see [`verify`]), so a reader can skip through a segment
+    /// cheaply.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(BatchError::Truncated);
+        }
+        let batch_length = i32_at(buf, 8);
+        if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::Malformed("batch length too small"));
+        }
+        if buf[16] as i8 != MAGIC {
+            return Err(BatchError::Malformed("unsupported magic (only v2 batches)"));
+        }
+        let last_offset_delta = i32_at(buf, LAST_OFFSET_DELTA_OFFSET);
+        let records_count = i32_at(buf, RECORDS_COUNT_OFFSET);
+        let base_offset = i64_at(buf, 0);
+        if last_offset_delta < 0 || records_count < 0 || base_offset < 0 {
+            return Err(BatchError::Malformed("negative offset or count"));
+        }
+        Ok(BatchHeader {
+            base_offset: base_offset as u64,
+            size: LOG_OVERHEAD + batch_length as usize,
+            last_offset_delta: last_offset_delta as u32,
+            base_timestamp: i64_at(buf, BASE_TIMESTAMP_OFFSET),
+            max_timestamp: i64_at(buf, MAX_TIMESTAMP_OFFSET),
+            attributes: i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]),
+            records_count: records_count as u32,
+        })
+    }
+}
+
+/// Checks one whole batch (`batch` is exactly its bytes): header fields and CRC32C.
+pub fn verify(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    if batch.len() < header.size {
+        return Err(BatchError::Truncated);
+    }
+    let stored = u32::from_be_bytes([
+        batch[CRC_OFFSET],
+        batch[CRC_OFFSET + 1],
+        batch[CRC_OFFSET + 2],
+        batch[CRC_OFFSET + 3],
+    ]);
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..header.size]);
+    if stored != computed {
+        return Err(BatchError::CrcMismatch { stored, computed });
+    }
+    Ok(header)
+}
+
+/// Splits a buffer of concatenated batches into `(header, bytes)` pairs, verifying each.
+/// A trailing partial batch is an error: callers decide whether that is a torn write
+/// (recovery) or a bad request (produce).
+pub fn verify_all(mut buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut headers = Vec::new();
+    while !buf.is_empty() {
+        let header = verify(buf)?;
+        buf = &buf[header.size..];
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
+/// Writes the log-assigned fields into a batch: its base offset and leader epoch. Neither
+/// is covered by the CRC, which is why a broker can stamp them without re-checksumming.
+pub fn stamp(batch: &mut [u8], base_offset: u64) {
+    batch[0..8].copy_from_slice(&(base_offset as i64).to_be_bytes());
+    batch[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+}
+
+/// Encodes records as one uncompressed batch with base offset 0 (the log stamps the real
+/// one). Panics never: an empty slice gives an empty buffer, which the log rejects.
+pub fn encode_batch(records: &[Record]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    let Some(first) = records.first() else {
+        return buf;
+    };
+    let base_timestamp = first.timestamp;
+    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(0);
+    buf.put_i64(0); // base offset
+    buf.put_i32(0); // batch length, filled in below
+    buf.put_i32(-1); // partition leader epoch
+    buf.put_i8(MAGIC);
+    buf.put_u32(0); // crc, filled in below
+    buf.put_i16(0); // attributes: no compression, CreateTime
+    buf.put_i32(records.len() as i32 - 1);
+    buf.put_i64(base_timestamp);
+    buf.put_i64(max_timestamp);
+    buf.put_i64(-1); // producer id
+    buf.put_i16(-1); // producer epoch
+    buf.put_i32(-1); // base sequence
+    buf.put_i32(records.len() as i32);
+    let mut body = Vec::new();
+    for (delta, record) in records.iter().enumerate() {
+        body.clear();
+        body.put_i8(0);
+        put_varlong(&mut body, record.timestamp - base_timestamp);
+        put_varint(&mut body, delta as i32);
+        put_nullable(&mut body, record.key.as_deref());
+        put_nullable(&mut body, record.value.as_deref());
+        put_varint(&mut body, record.headers.len() as i32);
+        for (name, value) in &record.headers {
+            put_nullable(&mut body, Some(name));
+            put_nullable(&mut body, value.as_deref());
+        }
+        put_varint(&mut buf, body.len() as i32);
+        buf.put_slice(&body);
+    }
+    let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
+    buf[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
+/// Decodes the records of concatenated batches (as a fetch returns them), skipping
+/// control batches and records before `from_offset`. `bytes` must be whole batches.
+pub fn decode_batches(bytes: &Bytes, from_offset: u64) -> Result<Vec<StoredRecord>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let header = verify(&bytes[pos..])?;
+        let batch = bytes.slice(pos..pos + header.size);
+        pos += header.size;
+        if header.is_control() || header.last_offset() < from_offset {
+            continue;
+        }
+        let codec = header.attributes & COMPRESSION_MASK;
+        if codec != 0 {
+            return Err(BatchError::Compressed(codec));
+        }
+        let mut cursor = Cursor {
+            buf: &batch,
+            pos: BATCH_HEADER_LEN,
+        };
+        for _ in 0..header.records_count {
+            let length = cursor.varint()?;
+            let end = cursor.pos + usize::try_from(length).map_err(|_| malformed("length"))?;
+            if end > batch.len() {
+                return Err(BatchError::Truncated);
+            }
+            cursor.pos += 1; // record attributes: unused in v2
+            let timestamp = header.base_timestamp + cursor.varlong()?;
+            let offset_delta = u64::try_from(cursor.varint()?).map_err(|_| malformed("delta"))?;
+            let key = cursor.nullable(&batch)?;
+            let value = cursor.nullable(&batch)?;
+            let header_count = cursor.varint()?;
+            let mut headers = Vec::new();
+            for _ in 0..header_count.max(0) {
+                let name = cursor.nullable(&batch)?.unwrap_or_default();
+                headers.push((name, cursor.nullable(&batch)?));
+            }
+            if cursor.pos != end {
+                return Err(malformed("record length"));
+            }
+            let offset = header.base_offset + offset_delta;
+            if offset >= from_offset {
+                out.push(StoredRecord {
+                    offset,
+                    record: Record {
+                        key,
+                        value,
+                        timestamp,
+                        headers,
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn malformed(what: &'static str) -> BatchError {
+    BatchError::Malformed(what)
+}
+
+fn i32_at(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+
+fn i64_at(buf: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+
+fn put_nullable(buf: &mut impl BufMut, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i32);
+            buf.put_slice(b);
+        }
+    }
+}
+
+/// Zigzag varint: 0, -1, 1, -2... become 0, 1, 2, 3..., then 7 bits per byte, low first.
+fn put_varint(buf: &mut impl BufMut, n: i32) {
+    put_varlong(buf, i64::from(n));
+}
+
+fn put_varlong(buf: &mut impl BufMut, n: i64) {
+    let mut v = ((n << 1) ^ (n >> 63)) as u64;
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn varlong(&mut self) -> Result<i64, BatchError> {
+        let mut v: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let byte = *self.buf.get(self.pos).ok_or(BatchError::Truncated)?;
+            self.pos += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
+            }
+        }
+        Err(malformed("varint too long"))
+    }
+
+    fn varint(&mut self) -> Result<i64, BatchError> {
+        let v = self.varlong()?;
+        if i32::try_from(v).is_err() {
+            return Err(malformed("varint out of range"));
+        }
+        Ok(v)
+    }
+
+    fn nullable(&mut self, batch: &Bytes) -> Result<Option<Bytes>, BatchError> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let end = self.pos + len as usize;
+        if end > batch.len() {
+            return Err(BatchError::Truncated);
+        }
+        let out = batch.slice(self.pos..end);
+        self.pos = end;
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: Option<&str>, value: &str, ts: i64) -> Record {
+        Record {
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            timestamp: ts,
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip_with_keys_headers_and_nulls() {
+        let mut with_headers = record(Some("k"), "v", 1_700_000_000_123);
+        with_headers.headers = vec![
+            (
+                Bytes::from_static(b"trace"),
+                Some(Bytes::from_static(b"abc")),
+            ),
+            (Bytes::from_static(b"empty"), None),
+        ];
+        let records = vec![
+            with_headers,
+            record(None, "", 1_700_000_000_000),
+            Record {
+                key: Some(Bytes::from_static(b"tombstone")),
+                value: None,
+                timestamp: 1_700_000_000_500,
+                headers: vec![],
+            },
+        ];
+        let mut batch = encode_batch(&records);
+        stamp(&mut batch, 42);
+        let header = verify(&batch).unwrap();
+        assert_eq!(header.base_offset, 42);
+        assert_eq!(header.last_offset(), 44);
+        assert_eq!(header.max_timestamp, 1_700_000_000_500);
+        assert_eq!(header.size, batch.len());
+        let decoded = decode_batches(&batch.freeze(), 0).unwrap();
+        let offsets: Vec<u64> = decoded.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [42, 43, 44]);
+        let back: Vec<Record> = decoded.into_iter().map(|r| r.record).collect();
+        assert_eq!(back, records);
+    }
+
+    #[test]
+    fn crc_catches_a_flipped_bit_but_not_a_restamped_offset() {
+        let mut batch = encode_batch(&[record(Some("k"), "value", 5)]);
+        stamp(&mut batch, 7);
+        assert!(verify(&batch).is_ok(), "the offset is outside the CRC");
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(
+            verify(&batch),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+        assert_eq!(verify(&batch[..30]), Err(BatchError::Truncated));
+    }
+
+    #[test]
+    fn decode_skips_records_before_the_requested_offset() {
+        let records: Vec<Record> = (0..5).map(|i| record(None, &i.to_string(), i)).collect();
+        let mut batch = encode_batch(&records);
+        stamp(&mut batch, 100);
+        let decoded = decode_batches(&batch.freeze(), 103).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[0].offset, 103);
+        assert_eq!(decoded[0].record.value.as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn varints_match_kafka_zigzag() {
+        // Values and encodings from Kafka's ByteUtilsTest.
+        let cases: [(i64, &[u8]); 5] = [
+            (0, &[0x00]),
+            (-1, &[0x01]),
+            (1, &[0x02]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+        ];
+        for (n, bytes) in cases {
+            let mut buf = Vec::new();
+            put_varlong(&mut buf, n);
+            assert_eq!(buf, bytes, "{n}");
+            let mut c = Cursor { buf: &buf, pos: 0 };
+            assert_eq!(c.varlong().unwrap(), n);
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! One segment: a slice of a partition's log in one file, plus its sparse offset index.
+//!
+//! A partition's log would be one endless file if nothing split it; retention could then
+//! only delete by rewriting. So the log is cut into *segments*, each a file named by the
+//! offset of its first record (`00000000000000001234.log` starts at offset 1234). Only the
+//! newest segment (the *active* one) is appended to; older ones are immutable until
+//! retention deletes them whole — deleting a file is cheap, rewriting one is not.
+//!
+//! Finding offset N inside a segment uses a *sparse* index (`.index`): an entry every
+//! `index_interval` bytes of log, saying "the batch starting at relative offset R is at
+//! byte position P". A lookup takes the last entry at or before N and scans forward over
+//! batch headers from there — at most `index_interval` bytes — instead of indexing every
+//! record. Each entry also records the largest timestamp seen *before* its batch, which is
+//! what makes a lookup by time (`LISTOFFSETS ... <timestamp>`) a binary search too.
+//!
+//! ```text
+//! index entry (16 bytes, big-endian): relative offset u32 | position u32 | max timestamp before i64
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::record::{self, BATCH_HEADER_LEN, BatchHeader};
+
+const INDEX_ENTRY_LEN: usize = 16;
+
+/// One sparse index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Offset of the batch, minus the segment's base offset.
+    pub relative_offset: u32,
+    /// Byte position of the batch in the segment file.
+    pub position: u32,
+    /// The largest record timestamp of every batch before this one (-1: none).
+    pub max_timestamp_before: i64,
+}
+
+impl IndexEntry {
+    fn encode(&self) -> [u8; INDEX_ENTRY_LEN] {
+        let mut out = [0u8; INDEX_ENTRY_LEN];
+        out[0..4].copy_from_slice(&self.relative_offset.to_be_bytes());
+        out[4..8].copy_from_slice(&self.position.to_be_bytes());
+        out[8..16].copy_from_slice(&self.max_timestamp_before.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> IndexEntry {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&b[8..16]);
+        IndexEntry {
+            relative_offset: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            position: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            max_timestamp_before: i64::from_be_bytes(ts),
+        }
+    }
+}
+
+/// What opening a segment found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentRecovery {
+    /// Bytes cut from the end because they were not whole, valid batches.
+    pub truncated_bytes: u64,
+    /// The index on disk did not match the log and was rebuilt.
+    pub index_rebuilt: bool,
+}
+
+/// A segment file and its index.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    /// Shared with the group-commit flusher, which fsyncs it outside the partition lock.
+    file: Arc<File>,
+    index_file: File,
+    index: Vec<IndexEntry>,
+    index_interval: u64,
+    bytes_since_index: u64,
+    size: u64,
+    next_offset: u64,
+    max_timestamp: i64,
+    /// When this segment started, for `segment.ms` rolling: the clock at creation, or the
+    /// first batch's timestamp when reopened.
+    created_ms: i64,
+}
+
+/// The file names of the segment starting at `base_offset`.
+pub fn file_names(dir: &Path, base_offset: u64) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{base_offset:020}.log")),
+        dir.join(format!("{base_offset:020}.index")),
+    )
+}
+
+impl Segment {
+    /// Creates an empty segment (the files must not exist yet).
+    pub fn create(
+        dir: &Path,
+        base_offset: u64,
+        now_ms: i64,
+        index_interval: u64,
+    ) -> io::Result<Segment> {
+        let (log_path, index_path) = file_names(dir, base_offset);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&log_path)?;
+        let index_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&index_path)?;
+        Ok(Segment::empty(
+            base_offset,
+            (log_path, index_path),
+            (file, index_file),
+            index_interval,
+            now_ms,
+        ))
+    }
+
+    /// The in-memory state of a segment with no batches read yet.
+    fn empty(
+        base_offset: u64,
+        (log_path, index_path): (PathBuf, PathBuf),
+        (file, index_file): (File, File),
+        index_interval: u64,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            log_path,
+            index_path,
+            file: Arc::new(file),
+            index_file,
+            index: Vec::new(),
+            index_interval,
+            bytes_since_index: 0,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            created_ms: now_ms,
+        }
+    }
+
+    /// Opens an existing segment. `verify_all` (used for the newest segment, the only one a
+    /// crash can leave half-written) checks every batch's CRC, truncates at the first bad
+    /// one and rebuilds the index from the scan; otherwise the index is checked cheaply
+    /// and rebuilt only if it does not match the log.
+    pub fn open(
+        dir: &Path,
+        base_offset: u64,
+        index_interval: u64,
+        verify_all: bool,
+        now_ms: i64,
+    ) -> io::Result<(Segment, SegmentRecovery)> {
+        let (log_path, index_path) = file_names(dir, base_offset);
+        let file = OpenOptions::new().read(true).append(true).open(&log_path)?;
+        let index_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&index_path)?;
+        let size = file.metadata()?.len();
+        let mut segment = Segment::empty(
+            base_offset,
+            (log_path, index_path),
+            (file, index_file),
+            index_interval,
+            now_ms,
+        );
+        segment.size = size;
+        let mut recovery = SegmentRecovery::default();
+        let on_disk = segment.read_index_file()?;
+        let trusted = !verify_all && on_disk.as_ref().is_some_and(|i| segment.index_plausible(i));
+        let tail_checked = match (trusted, on_disk.as_ref()) {
+            (true, Some(index)) => {
+                segment.index = index.clone();
+                segment.scan_tail()?
+            }
+            _ => false,
+        };
+        if !tail_checked {
+            let valid = segment.rebuild_by_scanning()?;
+            if valid < segment.size {
+                recovery.truncated_bytes = segment.size - valid;
+                segment.file.set_len(valid)?;
+                segment.file.sync_all()?;
+                segment.size = valid;
+            }
+            if on_disk.as_deref() != Some(segment.index.as_slice()) {
+                segment.write_index_file()?;
+                recovery.index_rebuilt = true;
+            }
+        }
+        if let Some(first) = segment.first_batch()? {
+            segment.created_ms = first.max_timestamp;
+        }
+        Ok((segment, recovery))
+    }
+
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The offset the next appended record gets (the base offset when empty).
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The largest record timestamp in the segment (-1 when empty). Time retention
+    /// compares this with `now - retention.ms`: a segment goes when its newest record does.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    pub fn index_entries(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The file handle the group-commit flusher fsyncs.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Appends one verified, stamped batch.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
+        if self.size > 0 && self.bytes_since_index >= self.index_interval {
+            let entry = IndexEntry {
+                relative_offset: (header.base_offset - self.base_offset) as u32,
+                position: self.size as u32,
+                max_timestamp_before: self.max_timestamp,
+            };
+            self.index_file.write_all(&entry.encode())?;
+            self.index.push(entry);
+            self.bytes_since_index = 0;
+        }
+        (&*self.file).write_all(batch)?;
+        self.size += batch.len() as u64;
+        self.bytes_since_index += batch.len() as u64;
+        self.next_offset = header.next_offset();
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        Ok(())
+    }
+
+    /// Whole batches starting with the one that holds `offset`, about `max_bytes` of them
+    /// (at least one, however big: a consumer must always make progress). `None` if the
+    /// segment has nothing at or after `offset`.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> io::Result<Option<Bytes>> {
+        let Some((position, first)) = self.locate(offset)? else {
+            return Ok(None);
+        };
+        let available = (self.size - position) as usize;
+        let want = max_bytes.max(first.size).min(available);
+        let mut buf = BytesMut::zeroed(want);
+        self.file.read_exact_at(&mut buf, position)?;
+        // Keep whole batches only.
+        let mut end = 0;
+        while end < buf.len() {
+            match BatchHeader::parse(&buf[end..]) {
+                Ok(h) if end + h.size <= buf.len() => end += h.size,
+                _ => break,
+            }
+        }
+        buf.truncate(end);
+        Ok(Some(buf.freeze()))
+    }
+
+    /// The first batch whose largest timestamp is at least `timestamp` (its records hold
+    /// the first record at or after that time), as bytes.
+    pub fn batch_at_or_after_time(&self, timestamp: i64) -> io::Result<Option<Bytes>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        // Every batch before entry i has timestamps below max_timestamp_before(i); the
+        // last entry still below `timestamp` is a safe place to start scanning.
+        let i = self
+            .index
+            .partition_point(|e| e.max_timestamp_before < timestamp);
+        let mut position = if i == 0 {
+            0
+        } else {
+            u64::from(self.index[i - 1].position)
+        };
+        while position < self.size {
+            let header = self.header_at(position)?;
+            if header.max_timestamp >= timestamp {
+                let mut buf = BytesMut::zeroed(header.size);
+                self.file.read_exact_at(&mut buf, position)?;
+                return Ok(Some(buf.freeze()));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// Writes the segment's data and index to disk (before it becomes read-only, or for
+    /// `--fsync`).
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.index_file.sync_data()
+    }
+
+    /// Removes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(&self.log_path)?;
+        match std::fs::remove_file(&self.index_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Position and header of the batch holding `offset`.
+    fn locate(&self, offset: u64) -> io::Result<Option<(u64, BatchHeader)>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let relative = offset.saturating_sub(self.base_offset);
+        let i = self
+            .index
+            .partition_point(|e| u64::from(e.relative_offset) <= relative);
+        let mut position = if i == 0 {
+            0
+        } else {
+            u64::from(self.index[i - 1].position)
+        };
+        while position < self.size {
+            let header = self.header_at(position)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    fn header_at(&self, position: u64) -> io::Result<BatchHeader> {
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file.read_exact_at(&mut buf, position)?;
+        BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    fn first_batch(&self) -> io::Result<Option<BatchHeader>> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        self.header_at(0).map(Some)
+    }
+
+    fn read_index_file(&self) -> io::Result<Option<Vec<IndexEntry>>> {
+        let mut bytes = Vec::new();
+        (&self.index_file).read_to_end(&mut bytes)?;
+        if bytes.len() % INDEX_ENTRY_LEN != 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            bytes
+                .chunks_exact(INDEX_ENTRY_LEN)
+                .map(IndexEntry::decode)
+                .collect(),
+        ))
+    }
+
+    /// Cheap checks: entries strictly increasing and inside the file.
+    fn index_plausible(&self, index: &[IndexEntry]) -> bool {
+        let increasing = index
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
+        increasing
+            && index
+                .iter()
+                .all(|e| e.position > 0 && u64::from(e.position) < self.size)
+    }
+
+    /// With a trusted index: walks the headers after the last entry to find the segment's
+    /// end offset and max timestamp, checking that the entry points at a batch boundary
+    /// and that the batches end exactly at the end of the file. `false`: no match.
+    fn scan_tail(&mut self) -> io::Result<bool> {
+        let (mut position, mut max_ts) = match self.index.last() {
+            Some(e) => (u64::from(e.position), e.max_timestamp_before),
+            None => (0, -1),
+        };
+        let mut expect_offset = self
+            .index
+            .last()
+            .map(|e| self.base_offset + u64::from(e.relative_offset));
+        let mut next = self.base_offset;
+        let mut since = 0;
+        while position < self.size {
+            let Ok(header) = self.header_at(position) else {
+                return Ok(false);
+            };
+            if expect_offset
+                .take()
+                .is_some_and(|o| o != header.base_offset)
+                || header.base_offset < next
+            {
+                return Ok(false);
+            }
+            position += header.size as u64;
+            since += header.size as u64;
+            max_ts = max_ts.max(header.max_timestamp);
+            next = header.next_offset();
+        }
+        if position != self.size {
+            return Ok(false);
+        }
+        self.next_offset = next;
+        self.max_timestamp = max_ts;
+        self.bytes_since_index = since;
+        Ok(true)
+    }
+
+    /// Reads the whole segment, verifying each batch, and rebuilds the in-memory index.
+    /// Returns the length of the valid prefix.
+    fn rebuild_by_scanning(&mut self) -> io::Result<u64> {
+        self.index.clear();
+        self.bytes_since_index = 0;
+        self.max_timestamp = -1;
+        self.next_offset = self.base_offset;
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(&self.log_path)?);
+        let mut position: u64 = 0;
+        let mut batch = Vec::new();
+        loop {
+            let mut head = [0u8; BATCH_HEADER_LEN];
+            if read_full(&mut reader, &mut head)? < BATCH_HEADER_LEN {
+                break;
+            }
+            let Ok(header) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if header.base_offset < self.next_offset || position + header.size as u64 > self.size {
+                break;
+            }
+            batch.clear();
+            batch.extend_from_slice(&head);
+            batch.resize(header.size, 0);
+            if read_full(&mut reader, &mut batch[BATCH_HEADER_LEN..])?
+                < header.size - BATCH_HEADER_LEN
+                || record::verify(&batch).is_err()
+            {
+                break;
+            }
+            if position > 0 && self.bytes_since_index >= self.index_interval {
+                self.index.push(IndexEntry {
+                    relative_offset: (header.base_offset - self.base_offset) as u32,
+                    position: position as u32,
+                    max_timestamp_before: self.max_timestamp,
+                });
+                self.bytes_since_index = 0;
+            }
+            position += header.size as u64;
+            self.bytes_since_index += header.size as u64;
+            self.next_offset = header.next_offset();
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        }
+        Ok(position)
+    }
+
+    fn write_index_file(&mut self) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(self.index.len() * INDEX_ENTRY_LEN);
+        for e in &self.index {
+            bytes.extend_from_slice(&e.encode());
+        }
+        self.index_file.set_len(0)?;
+        self.index_file.write_all_at(&bytes, 0)?;
+        self.index_file.sync_all()?;
+        // Later appends go to the end.
+        self.index_file = OpenOptions::new().append(true).open(&self.index_path)?;
+        Ok(())
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

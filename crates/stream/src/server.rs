@@ -1,0 +1,268 @@
+//! Wiring: the engine pieces behind one `Server`, and the background tasks (fsync every
+//! second, retention, expiring silent group members).
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use proto::{Args as CommandArgs, CommandError};
+use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::durability::{FsyncPolicy, GroupCommit};
+use crate::group::Coordinator;
+use crate::log::Appended;
+use crate::offsets::OffsetStore;
+use crate::topic::{Topic, TopicConfig, TopicError, Topics};
+use crate::{Args, commands};
+
+/// How often silent group members are looked for.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+/// The stream server: topics, the group coordinator, durability.
+#[derive(Debug)]
+pub struct StreamServer {
+    pub topics: Topics,
+    offsets: OffsetStore,
+    coordinator: Mutex<Coordinator>,
+    commit: GroupCommit,
+    fsync: FsyncPolicy,
+    /// Settings of topics created without explicit ones.
+    pub defaults: TopicConfig,
+    pub auto_create: bool,
+    pub default_session_timeout_ms: i64,
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled at shutdown: ends long-poll fetches.
+    pub shutdown: CancellationToken,
+}
+
+impl StreamServer {
+    /// Opens (and recovers) every topic and the committed offsets under `args.dir`.
+    pub fn open(
+        args: &Args,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> io::Result<StreamServer> {
+        let now = clock.now_ms();
+        let sync_on_roll = args.fsync != FsyncPolicy::No;
+        std::fs::create_dir_all(&args.dir)?;
+        let topics = Topics::open(&args.dir, sync_on_roll, now)?;
+        let (offsets, replay) = OffsetStore::open(&args.dir, sync_on_roll, now)?;
+        let mut coordinator = Coordinator::default();
+        for c in replay {
+            if topics.get(&c.topic).is_some() {
+                coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
+            }
+        }
+        let mut defaults = TopicConfig {
+            partitions: args.default_partitions.max(1),
+            ..TopicConfig::default()
+        };
+        defaults.log.retention_ms = args.retention_ms;
+        defaults.log.retention_bytes = args.retention_bytes;
+        defaults.log.segment_bytes = args.segment_bytes.clamp(1024, i32::MAX as u64);
+        info!(
+            "stream: {} topic(s) in {}, fsync {}",
+            topics.names().len(),
+            args.dir.display(),
+            args.fsync.name()
+        );
+        Ok(StreamServer {
+            topics,
+            offsets,
+            coordinator: Mutex::new(coordinator),
+            commit: GroupCommit::default(),
+            fsync: args.fsync,
+            defaults,
+            auto_create: args.auto_create_topics,
+            default_session_timeout_ms: args.session_timeout_ms,
+            clock,
+            shutdown,
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The coordinator, locked. Keep the guard short: never across an await.
+    pub fn coordinator(&self) -> MutexGuard<'_, Coordinator> {
+        match self.coordinator.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// A topic by name, created with the defaults if auto-creation is on.
+    pub fn topic_for_produce(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if let Some(t) = self.topics.get(name) {
+            return Ok(t);
+        }
+        if !self.auto_create {
+            return Err(TopicError::Unknown(name.to_string()));
+        }
+        match self.topics.create(name, self.defaults, self.now_ms()) {
+            Err(TopicError::AlreadyExists(_)) => self.topics.require(name),
+            other => other,
+        }
+    }
+
+    /// Makes appends durable as `--fsync` says: with `always`, returns once an fsync
+    /// covers all of them (shared with concurrent producers); otherwise at once.
+    pub async fn make_durable(&self, appended: &[Appended]) -> io::Result<()> {
+        if self.fsync == FsyncPolicy::No {
+            return Ok(());
+        }
+        let mut ticket = 0;
+        for a in appended {
+            ticket = self.commit.written(a.file.clone());
+        }
+        if self.fsync == FsyncPolicy::Always {
+            self.commit.wait(ticket).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends commits to the offsets log, durably, then applies them.
+    pub async fn store_commits(
+        &self,
+        commits: &[crate::offsets::Commit],
+    ) -> Result<(), CommandError> {
+        let appended = self
+            .offsets
+            .append(commits, self.now_ms())
+            .map_err(|e| CommandError::coded("KAFKA_STORAGE_ERROR", e))?;
+        self.make_durable(&[appended])
+            .await
+            .map_err(|e| CommandError::coded("KAFKA_STORAGE_ERROR", e))?;
+        let mut coordinator = self.coordinator();
+        for c in commits {
+            coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
+        }
+        Ok(())
+    }
+
+    /// Partition counts as the coordinator asks for them.
+    pub fn partition_counts(&self) -> impl Fn(&str) -> Option<u32> + '_ {
+        |topic| self.topics.partition_count(topic)
+    }
+
+    /// Removes group members whose session timed out.
+    pub fn expire_members(&self) {
+        let now = self.now_ms();
+        let counts = self.partition_counts();
+        for (group, member) in self.coordinator().expire(now, &counts) {
+            info!("group {group}: member {member} timed out; rebalancing");
+        }
+    }
+
+    async fn sync_everything(&self) {
+        if let Err(e) = self.commit.sync_all().await {
+            warn!("fsync failed: {e}");
+        }
+    }
+}
+
+impl Server for StreamServer {
+    type Session = ();
+
+    fn name(&self) -> &'static str {
+        "stream"
+    }
+
+    fn commands(&self) -> &'static [CommandSpec] {
+        commands::COMMANDS
+    }
+
+    async fn execute(&self, _client: &mut Client<()>, args: CommandArgs) -> Reply {
+        commands::execute(self, args).await
+    }
+
+    fn info(&self) -> Vec<InfoSection> {
+        let names = self.topics.names();
+        let partitions: u32 = names
+            .iter()
+            .filter_map(|n| self.topics.partition_count(n))
+            .sum();
+        vec![
+            InfoSection::new("stream")
+                .field("topics", names.len())
+                .field("partitions", partitions)
+                .field("groups", self.coordinator().group_names().len())
+                .field("fsync", self.fsync.name())
+                .field("fsync_rounds", self.commit.rounds()),
+        ]
+    }
+
+    fn config_get(&self) -> Vec<(String, String)> {
+        vec![
+            ("fsync".into(), self.fsync.name().into()),
+            ("auto-create-topics".into(), self.auto_create.to_string()),
+            (
+                "default-partitions".into(),
+                self.defaults.partitions.to_string(),
+            ),
+        ]
+    }
+
+    async fn shutdown(&self) {
+        self.sync_everything().await;
+        if let Err(e) = self.topics.sync_all() {
+            warn!("fsync at shutdown failed: {e}");
+        }
+    }
+}
+
+/// Starts the background tasks; each ends when `shutdown` is cancelled.
+pub fn spawn_background(server: Arc<StreamServer>, args: &Args, shutdown: CancellationToken) {
+    if args.fsync == FsyncPolicy::Everysec {
+        every(Duration::from_secs(1), shutdown.clone(), {
+            let server = server.clone();
+            move || {
+                let server = server.clone();
+                async move { server.sync_everything().await }
+            }
+        });
+    }
+    let retention = Duration::from_millis(args.retention_check_interval_ms.max(10));
+    every(retention, shutdown.clone(), {
+        let server = server.clone();
+        move || {
+            let server = server.clone();
+            async move {
+                let s = server.clone();
+                let result =
+                    tokio::task::spawn_blocking(move || s.topics.apply_retention(s.now_ms())).await;
+                match result {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => info!("retention deleted {n} segment(s)"),
+                    Ok(Err(e)) => warn!("retention failed: {e}"),
+                    Err(e) => warn!("retention task failed: {e}"),
+                }
+            }
+        }
+    });
+    every(EXPIRY_TICK, shutdown, move || {
+        let server = server.clone();
+        async move { server.expire_members() }
+    });
+}
+
+fn every<F, Fut>(period: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = interval.tick() => tick().await,
+            }
+        }
+    });
+}

@@ -1,0 +1,176 @@
+#![allow(clippy::unwrap_used, dead_code)] // test code: a panic is a test failure
+//! Starting a stream server on port 0 and talking to it.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::Parser;
+use proto::Frame;
+use service::{CancellationToken, RespClient, Running};
+
+pub struct TestServer {
+    pub running: Running,
+    pub dir: PathBuf,
+}
+
+impl TestServer {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.addr()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr()).await
+    }
+}
+
+/// A fresh data directory for one test.
+pub fn tmp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("infralab-stream-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
+    let mut argv = vec!["stream", "--port", "0", "--dir", dir.to_str().unwrap()];
+    argv.extend_from_slice(extra);
+    let args = stream::Args::parse_from(argv);
+    let running = stream::start(args, CancellationToken::new()).await.unwrap();
+    TestServer {
+        running,
+        dir: dir.to_path_buf(),
+    }
+}
+
+pub async fn start(name: &str, extra: &[&str]) -> TestServer {
+    start_in(&tmp_dir(name), extra).await
+}
+
+/// A RESP3 client (maps arrive as maps).
+pub struct Client(pub RespClient);
+
+impl Client {
+    pub async fn connect(addr: std::net::SocketAddr) -> Client {
+        let mut c = RespClient::connect(addr).await.unwrap();
+        assert!(matches!(
+            c.call(["HELLO", "3"]).await.unwrap(),
+            Frame::Map(_)
+        ));
+        Client(c)
+    }
+
+    pub async fn call(&mut self, words: &[&str]) -> Frame {
+        let words: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        self.0.call(words).await.unwrap()
+    }
+
+    pub async fn call_owned(&mut self, words: Vec<String>) -> Frame {
+        self.0.call(words).await.unwrap()
+    }
+
+    /// Calls and panics on an error reply.
+    pub async fn ok(&mut self, words: &[&str]) -> Frame {
+        let reply = self.call(words).await;
+        assert!(!reply.is_error(), "{words:?} -> {reply:?}");
+        reply
+    }
+}
+
+/// A field of a map reply.
+pub fn field<'a>(frame: &'a Frame, key: &str) -> &'a Frame {
+    let Frame::Map(pairs) = frame else {
+        panic!("not a map: {frame:?}")
+    };
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_bytes().is_some_and(|b| b == key.as_bytes()))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no field {key} in {frame:?}"))
+}
+
+pub fn int(frame: &Frame) -> i64 {
+    match frame {
+        Frame::Integer(n) => *n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+pub fn array(frame: &Frame) -> &[Frame] {
+    match frame {
+        Frame::Array(items) => items,
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+pub fn string(frame: &Frame) -> String {
+    String::from_utf8(frame.as_bytes().unwrap().to_vec()).unwrap()
+}
+
+pub fn error_text(frame: &Frame) -> String {
+    match frame {
+        Frame::Error(e) => String::from_utf8_lossy(e).into_owned(),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// Fetched records as `(offset, key, value)`.
+pub fn records(frame: &Frame) -> Vec<(u64, Option<String>, String)> {
+    array(frame)
+        .iter()
+        .map(|r| {
+            let key = match field(r, "key") {
+                Frame::Null => None,
+                k => Some(string(k)),
+            };
+            (
+                int(field(r, "offset")) as u64,
+                key,
+                string(field(r, "value")),
+            )
+        })
+        .collect()
+}
+
+/// Reads a whole partition from `from` to its current end.
+pub async fn read_partition(
+    c: &mut Client,
+    topic: &str,
+    p: u32,
+    from: u64,
+) -> Vec<(u64, Option<String>, String)> {
+    let end = int(&c
+        .ok(&["LISTOFFSETS", topic, &p.to_string(), "LATEST"])
+        .await) as u64;
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < end {
+        let got = records(
+            &c.ok(&["FETCH", topic, &p.to_string(), &offset.to_string()])
+                .await,
+        );
+        offset = got.last().unwrap().0 + 1;
+        out.extend(got);
+    }
+    out
+}
+
+/// Polls `check` until it returns true (a condition, not a sleep, is what the test waits
+/// for); gives up after 20 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

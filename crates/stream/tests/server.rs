@@ -1,0 +1,630 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! The stream server over RESP: topics, produce/fetch, keys and partitions, consumer
+//! groups, retention, durability of commits.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use proto::Frame;
+use stream::partitioner::partition_for_key;
+
+#[tokio::test]
+async fn topics_produce_fetch_and_offsets() {
+    let server = start("basics", &["--auto-create-topics", "false"]).await;
+    let mut c = server.client().await;
+    c.ok(&[
+        "TOPIC.CREATE",
+        "orders",
+        "PARTITIONS",
+        "3",
+        "RETENTION.MS",
+        "60000",
+    ])
+    .await;
+    assert_eq!(
+        error_text(&c.call(&["TOPIC.CREATE", "orders"]).await),
+        "TOPIC_ALREADY_EXISTS topic 'orders' already exists"
+    );
+    assert!(
+        error_text(&c.call(&["TOPIC.CREATE", "a/b"]).await).starts_with("INVALID_TOPIC_EXCEPTION")
+    );
+    assert!(
+        error_text(&c.call(&["TOPIC.CREATE", "x", "NOPE", "1"]).await)
+            .starts_with("INVALID_CONFIG")
+    );
+    assert_eq!(
+        c.ok(&["TOPIC.LIST"]).await,
+        Frame::Array(vec![Frame::bulk("orders")])
+    );
+    assert!(
+        error_text(&c.call(&["PRODUCE", "nosuch", "v"]).await)
+            .starts_with("UNKNOWN_TOPIC_OR_PARTITION")
+    );
+
+    // A keyed message: the partition is Kafka's murmur2 choice.
+    let reply = c
+        .ok(&[
+            "PRODUCE",
+            "orders",
+            "hello",
+            "KEY",
+            "abc",
+            "HEADER",
+            "trace",
+            "t1",
+            "TIMESTAMP",
+            "500",
+        ])
+        .await;
+    let expected = i64::from(partition_for_key(b"abc", 3));
+    assert_eq!(
+        reply,
+        Frame::Array(vec![Frame::Integer(expected), Frame::Integer(0)])
+    );
+    let p = expected.to_string();
+    c.ok(&[
+        "PRODUCE",
+        "orders",
+        "second",
+        "PARTITION",
+        &p,
+        "TIMESTAMP",
+        "1000",
+    ])
+    .await;
+    assert!(
+        error_text(&c.call(&["PRODUCE", "orders", "v", "PARTITION", "9"]).await)
+            .contains("has 3 partition(s): 0 to 2")
+    );
+
+    let fetched = c.ok(&["FETCH", "orders", &p, "0"]).await;
+    let recs = array(&fetched);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(string(field(&recs[0], "value")), "hello");
+    assert_eq!(string(field(&recs[0], "key")), "abc");
+    assert_eq!(
+        field(&recs[0], "headers"),
+        &Frame::Array(vec![Frame::bulk("trace"), Frame::bulk("t1")])
+    );
+    assert_eq!(field(&recs[1], "key"), &Frame::Null);
+    assert_eq!(int(field(&recs[1], "timestamp")), 1000);
+    assert_eq!(
+        array(&c.ok(&["FETCH", "orders", &p, "1", "COUNT", "5"]).await).len(),
+        1
+    );
+    assert_eq!(
+        array(&c.ok(&["FETCH", "orders", &p, "0", "COUNT", "1"]).await).len(),
+        1
+    );
+    // At the end: nothing (yet). Past the end: an error naming the range.
+    assert_eq!(
+        c.ok(&["FETCH", "orders", &p, "2"]).await,
+        Frame::Array(vec![])
+    );
+    assert_eq!(
+        error_text(&c.call(&["FETCH", "orders", &p, "7"]).await),
+        "OFFSET_OUT_OF_RANGE offset 7 is out of range: the log holds offsets 0 to 2 (the end offset is the next one to be written)"
+    );
+
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "orders", &p, "EARLIEST"]).await,
+        Frame::Integer(0)
+    );
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "orders", &p, "latest"]).await,
+        Frame::Integer(2)
+    );
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "orders", &p, "500"]).await,
+        Frame::Integer(0)
+    );
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "orders", &p, "999"]).await,
+        Frame::Integer(1)
+    );
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "orders", &p, "9999999999999"]).await,
+        Frame::Null
+    );
+
+    let described = c.ok(&["TOPIC.DESCRIBE", "orders"]).await;
+    let parts = array(field(&described, "partitions"));
+    assert_eq!(parts.len(), 3);
+    let mine = &parts[expected as usize];
+    assert_eq!((int(field(mine, "start")), int(field(mine, "end"))), (0, 2));
+    assert!(int(field(mine, "size")) > 0);
+    assert_eq!(
+        string(field(field(&described, "config"), "retention.ms")),
+        "60000"
+    );
+
+    c.ok(&["TOPIC.ADDPARTITIONS", "orders", "5"]).await;
+    assert!(
+        c.call(&["TOPIC.ADDPARTITIONS", "orders", "2"])
+            .await
+            .is_error()
+    );
+    c.ok(&["TOPIC.ALTER", "orders", "retention.bytes", "1000000"])
+        .await;
+    let described = c.ok(&["TOPIC.DESCRIBE", "orders"]).await;
+    assert_eq!(array(field(&described, "partitions")).len(), 5);
+    assert_eq!(
+        string(field(field(&described, "config"), "retention.bytes")),
+        "1000000"
+    );
+
+    assert_eq!(c.ok(&["TOPIC.DELETE", "orders"]).await, Frame::Integer(1));
+    assert_eq!(c.ok(&["TOPIC.DELETE", "orders"]).await, Frame::Integer(0));
+    assert_eq!(c.ok(&["TOPIC.LIST"]).await, Frame::Array(vec![]));
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn keyed_messages_keep_order_in_their_murmur2_partition() {
+    let server = start("ordering", &["--fsync", "no"]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "events", "PARTITIONS", "8"]).await;
+    // Known vectors (Kafka's UtilsTest.testMurmur2) turned into partitions of 8:
+    // murmur2("21") = -973932308 → 1173551340 % 8 = 4; "foobar" → 6; "abc" → 3.
+    for (key, partition) in [("21", 4), ("foobar", 6), ("abc", 3)] {
+        let reply = c.ok(&["PRODUCE", "events", "probe", "KEY", key]).await;
+        assert_eq!(array(&reply)[0], Frame::Integer(partition), "key {key}");
+    }
+    // 100,000 keyed messages over 1,000 keys, in batches of 1,000.
+    const TOTAL: usize = 100_000;
+    const KEYS: usize = 1_000;
+    for batch in 0..TOTAL / 1000 {
+        let mut words = vec!["PRODUCE.BATCH".to_string(), "events".into(), "PAIRS".into()];
+        for i in batch * 1000..(batch + 1) * 1000 {
+            words.push(format!("key-{}", i % KEYS));
+            words.push(format!("{}", i / KEYS));
+        }
+        let reply = c.call_owned(words).await;
+        assert_eq!(array(&reply).len(), 1000);
+    }
+    let mut partition_of: HashMap<String, u32> = HashMap::new();
+    let mut last_seq: HashMap<String, i64> = HashMap::new();
+    let mut count = 0;
+    for p in 0..8u32 {
+        for (_, key, value) in read_partition(&mut c, "events", p, 0).await {
+            let key = key.unwrap();
+            if value == "probe" {
+                continue;
+            }
+            count += 1;
+            // One partition per key, and the one Kafka's partitioner picks.
+            assert_eq!(*partition_of.entry(key.clone()).or_insert(p), p, "{key}");
+            assert_eq!(partition_for_key(key.as_bytes(), 8), p);
+            // Send order within the key.
+            let seq: i64 = value.parse().unwrap();
+            let prev = last_seq.insert(key.clone(), seq).unwrap_or(-1);
+            assert_eq!(seq, prev + 1, "{key}: {seq} after {prev}");
+        }
+    }
+    assert_eq!(count, TOTAL);
+    assert_eq!(partition_of.len(), KEYS);
+    let used: BTreeSet<u32> = partition_of.values().copied().collect();
+    assert_eq!(used.len(), 8, "keys spread over all partitions");
+    server.running.stop().await;
+}
+
+/// Reads a topic fully as one member of a group: join, fetch each assigned partition from
+/// the committed offset, commit. Returns the values read.
+async fn consume_all(c: &mut Client, group: &str, topic: &str) -> Vec<String> {
+    let joined = c.ok(&["GROUP.JOIN", group, "m1", "TOPICS", topic]).await;
+    let generation = int(field(&joined, "generation")).to_string();
+    let partitions = array(field(field(&joined, "assignment"), topic)).to_vec();
+    let mut values = Vec::new();
+    for p in partitions {
+        let p = int(&p).to_string();
+        let committed = c.ok(&["GROUP.COMMITTED", group, topic, &p]).await;
+        let from = match &array(&committed)[0] {
+            Frame::Null => 0,
+            f => int(f) as u64,
+        };
+        let got = read_partition(c, topic, p.parse().unwrap(), from).await;
+        if let Some(last) = got.last() {
+            let next = (last.0 + 1).to_string();
+            c.ok(&["GROUP.COMMIT", group, "m1", &generation, topic, &p, &next])
+                .await;
+        }
+        values.extend(got.into_iter().map(|r| r.2));
+    }
+    values
+}
+
+#[tokio::test]
+async fn two_groups_read_the_same_topic_independently() {
+    let server = start("two-groups", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "news", "PARTITIONS", "2"]).await;
+    for i in 0..50 {
+        c.ok(&["PRODUCE", "news", &format!("n{i}")]).await;
+    }
+    let mut a = consume_all(&mut c, "analytics", "news").await;
+    let mut b = consume_all(&mut c, "billing", "news").await;
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), 50);
+    assert_eq!(a, b, "each group reads everything");
+    // Reading deleted nothing, and each group has its own position.
+    for i in 50..60 {
+        c.ok(&["PRODUCE", "news", &format!("n{i}")]).await;
+    }
+    assert_eq!(consume_all(&mut c, "analytics", "news").await.len(), 10);
+    let described = c.ok(&["GROUP.DESCRIBE", "billing"]).await;
+    let lag: i64 = array(field(&described, "partitions"))
+        .iter()
+        .map(|p| int(field(p, "lag")))
+        .sum();
+    assert_eq!(lag, 10, "billing has not read the last 10");
+    assert_eq!(
+        c.ok(&["GROUP.LIST"]).await,
+        Frame::Array(vec![Frame::bulk("analytics"), Frame::bulk("billing")])
+    );
+    server.running.stop().await;
+}
+
+/// What the consumers in the rebalance test saw.
+#[derive(Default)]
+struct Seen {
+    /// value → times processed.
+    values: HashMap<String, usize>,
+    /// generation → member → partitions it was given.
+    assignments: BTreeMap<i64, BTreeMap<String, Vec<i64>>>,
+}
+
+/// A consumer loop: join, then fetch/process/commit its partitions and heartbeat, rejoining
+/// when told the group rebalanced. Runs until the task is aborted ("killed").
+async fn consumer(addr: std::net::SocketAddr, member: String, seen: Arc<Mutex<Seen>>) {
+    let mut c = Client::connect(addr).await;
+    'join: loop {
+        let joined = c
+            .ok(&[
+                "GROUP.JOIN",
+                "workers",
+                &member,
+                "SESSIONTIMEOUT",
+                "400",
+                "TOPICS",
+                "jobs",
+            ])
+            .await;
+        let generation = int(field(&joined, "generation"));
+        let mine: Vec<i64> = match field(&joined, "assignment") {
+            Frame::Map(pairs) if !pairs.is_empty() => array(&pairs[0].1).iter().map(int).collect(),
+            _ => Vec::new(),
+        };
+        seen.lock()
+            .unwrap()
+            .assignments
+            .entry(generation)
+            .or_default()
+            .insert(member.clone(), mine.clone());
+        let g = generation.to_string();
+        loop {
+            for &p in &mine {
+                let p = p.to_string();
+                let committed = c.ok(&["GROUP.COMMITTED", "workers", "jobs", &p]).await;
+                let from = match &array(&committed)[0] {
+                    Frame::Null => 0,
+                    f => int(f),
+                };
+                let got = records(
+                    &c.ok(&["FETCH", "jobs", &p, &from.to_string(), "COUNT", "20"])
+                        .await,
+                );
+                let Some(last) = got.last() else { continue };
+                {
+                    let mut s = seen.lock().unwrap();
+                    for (_, _, v) in &got {
+                        *s.values.entry(v.clone()).or_default() += 1;
+                    }
+                }
+                let next = (last.0 + 1).to_string();
+                let reply = c
+                    .call(&["GROUP.COMMIT", "workers", &member, &g, "jobs", &p, &next])
+                    .await;
+                if reply.is_error() {
+                    continue 'join; // rebalanced: processed but uncommitted → redelivered
+                }
+            }
+            if c.call(&["GROUP.HEARTBEAT", "workers", &member, &g])
+                .await
+                .is_error()
+            {
+                continue 'join;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn rebalance_after_a_consumer_dies_skips_nothing() {
+    let server = start("rebalance", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "jobs", "PARTITIONS", "4"]).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut consumers = Vec::new();
+    for m in ["c1", "c2", "c3"] {
+        consumers.push(tokio::spawn(consumer(
+            server.addr(),
+            m.to_string(),
+            seen.clone(),
+        )));
+    }
+    let members = |d: &Frame| array(field(d, "members")).len();
+    eventually("three members", || async {
+        let d = server
+            .client()
+            .await
+            .call(&["GROUP.DESCRIBE", "workers"])
+            .await;
+        !d.is_error() && members(&d) == 3
+    })
+    .await;
+    const TOTAL: usize = 2000;
+    for batch in 0..TOTAL / 100 {
+        let mut words = vec!["PRODUCE.BATCH".to_string(), "jobs".into(), "PAIRS".into()];
+        for i in batch * 100..(batch + 1) * 100 {
+            words.push(format!("k{i}"));
+            words.push(format!("job-{i}"));
+        }
+        c.call_owned(words).await;
+        if batch == 5 {
+            // Kill c3: no LEAVE, its heartbeats just stop.
+            consumers[2].abort();
+        }
+    }
+    // After the session timeout the other two own all four partitions.
+    eventually("two members owning all partitions", || async {
+        let d = server
+            .client()
+            .await
+            .ok(&["GROUP.DESCRIBE", "workers"])
+            .await;
+        members(&d) == 2
+            && array(field(&d, "partitions"))
+                .iter()
+                .all(|p| field(p, "owner") != &Frame::Null)
+    })
+    .await;
+    // Everything gets processed and committed.
+    eventually("all committed", || async {
+        let d = server
+            .client()
+            .await
+            .ok(&["GROUP.DESCRIBE", "workers"])
+            .await;
+        array(field(&d, "partitions"))
+            .iter()
+            .all(|p| field(p, "lag") == &Frame::Integer(0))
+    })
+    .await;
+    for consumer in &consumers {
+        consumer.abort();
+    }
+    server.running.stop().await;
+    let seen = seen.lock().unwrap();
+    for i in 0..TOTAL {
+        assert!(
+            seen.values.contains_key(&format!("job-{i}")),
+            "job-{i} was skipped"
+        );
+    }
+    let duplicates: usize = seen.values.values().map(|n| n - 1).sum();
+    println!("{TOTAL} jobs, {duplicates} delivered more than once");
+    // Within a generation no partition has two owners.
+    for (generation, members) in &seen.assignments {
+        let mut owned = BTreeSet::new();
+        for parts in members.values() {
+            for p in parts {
+                assert!(
+                    owned.insert(*p),
+                    "generation {generation}: partition {p} owned twice"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fifth_consumer_on_four_partitions_is_idle() {
+    let server = start("idle", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "t", "PARTITIONS", "4"]).await;
+    for m in ["a", "b", "c", "d"] {
+        c.ok(&["GROUP.JOIN", "g", m, "TOPICS", "t"]).await;
+    }
+    let joined = c
+        .ok(&["GROUP.JOIN", "g", "e", "STRATEGY", "range", "TOPICS", "t"])
+        .await;
+    assert_eq!(
+        field(field(&joined, "assignment"), "t"),
+        &Frame::Array(vec![])
+    );
+    let d = c.ok(&["GROUP.DESCRIBE", "g"]).await;
+    assert_eq!(int(field(&d, "generation")), 5);
+    let idle: Vec<String> = array(field(&d, "members"))
+        .iter()
+        .filter(|m| int(field(m, "idle")) == 1)
+        .map(|m| string(field(m, "member")))
+        .collect();
+    assert_eq!(idle, ["e"]);
+    // Members of an older generation are told to rejoin; a stale commit is refused.
+    assert!(
+        error_text(&c.call(&["GROUP.HEARTBEAT", "g", "a", "1"]).await)
+            .starts_with("ILLEGAL_GENERATION")
+    );
+    assert!(
+        error_text(
+            &c.call(&["GROUP.COMMIT", "g", "a", "1", "t", "0", "5"])
+                .await
+        )
+        .starts_with("ILLEGAL_GENERATION")
+    );
+    c.ok(&["GROUP.COMMIT", "g", "a", "5", "t", "0", "0"]).await;
+    assert!(
+        error_text(
+            &c.call(&[
+                "GROUP.JOIN",
+                "g",
+                "f",
+                "STRATEGY",
+                "roundrobin",
+                "TOPICS",
+                "t"
+            ])
+            .await
+        )
+        .starts_with("INCONSISTENT_GROUP_PROTOCOL")
+    );
+    // One leaving hands over at once: the idle member gets a partition.
+    c.ok(&["GROUP.LEAVE", "g", "a"]).await;
+    let joined = c.ok(&["GROUP.JOIN", "g", "e", "TOPICS", "t"]).await;
+    assert_eq!(array(field(field(&joined, "assignment"), "t")).len(), 1);
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_segments_and_moves_the_start() {
+    let server = start("retention", &["--retention-check-interval-ms", "20"]).await;
+    let mut c = server.client().await;
+    c.ok(&[
+        "TOPIC.CREATE",
+        "logs",
+        "SEGMENT.BYTES",
+        "1024",
+        "RETENTION.BYTES",
+        "4096",
+    ])
+    .await;
+    let value = "x".repeat(100);
+    for _ in 0..300 {
+        c.ok(&["PRODUCE", "logs", &value]).await;
+    }
+    let start_offset = |d: &Frame| int(field(&array(field(d, "partitions"))[0], "start"));
+    // Retention may have run mid-produce; wait for a pass after the last one.
+    eventually("size retention", || async {
+        let d = server.client().await.ok(&["TOPIC.DESCRIBE", "logs"]).await;
+        start_offset(&d) > 0
+            && int(field(&array(field(&d, "partitions"))[0], "size")) <= 4096 + 1024
+    })
+    .await;
+    let d = c.ok(&["TOPIC.DESCRIBE", "logs"]).await;
+    let part = &array(field(&d, "partitions"))[0];
+    assert!(int(field(part, "size")) <= 4096 + 1024);
+    let start = start_offset(&d);
+    let below = (start - 1).to_string();
+    assert!(
+        error_text(&c.call(&["FETCH", "logs", "0", &below]).await)
+            .starts_with("OFFSET_OUT_OF_RANGE")
+    );
+    assert_eq!(
+        c.ok(&["LISTOFFSETS", "logs", "0", "EARLIEST"]).await,
+        Frame::Integer(start)
+    );
+    let on_disk = std::fs::read_dir(server.dir.join("topics/logs/0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert_eq!(on_disk as i64, int(field(part, "segments")));
+
+    // Time: with retention.ms 1, everything already written expires.
+    c.ok(&["TOPIC.ALTER", "logs", "retention.ms", "1"]).await;
+    eventually("time retention", || async {
+        let d = server.client().await.ok(&["TOPIC.DESCRIBE", "logs"]).await;
+        let p = &array(field(&d, "partitions"))[0];
+        int(field(p, "start")) == 300 && int(field(p, "end")) == 300
+    })
+    .await;
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn blocking_fetch_returns_when_data_arrives_or_times_out() {
+    let server = start("block", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "t"]).await;
+    let timed_out = c.ok(&["FETCH", "t", "0", "0", "BLOCK", "50"]).await;
+    assert!(
+        matches!(timed_out, Frame::Null | Frame::NullArray),
+        "{timed_out:?}"
+    );
+    let addr = server.addr();
+    let waiter = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        c.ok(&["FETCH", "t", "0", "0", "BLOCK", "0"]).await
+    });
+    // The waiter is parked; a produce wakes it.
+    eventually("the waiter to block", || async {
+        let info = server.client().await.call(&["CLIENT", "LIST"]).await;
+        string(&info).contains("cmd=fetch")
+    })
+    .await;
+    c.ok(&["PRODUCE", "t", "wake"]).await;
+    let got = records(&waiter.await.unwrap());
+    assert_eq!(got, [(0, None, "wake".to_string())]);
+    // Shutdown ends a blocked fetch promptly.
+    let addr = server.addr();
+    let blocked = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        c.0.call(["FETCH", "t", "0", "1", "BLOCK", "0"]).await
+    });
+    eventually("the second waiter to block", || async {
+        let info = server.client().await.call(&["CLIENT", "LIST"]).await;
+        string(&info).matches("cmd=fetch").count() == 1
+    })
+    .await;
+    server.running.stop().await;
+    let _ = blocked.await.unwrap();
+}
+
+#[tokio::test]
+async fn topics_and_committed_offsets_survive_a_restart() {
+    let dir = tmp_dir("restart");
+    let server = start_in(&dir, &["--fsync", "always"]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "t", "PARTITIONS", "2"]).await;
+    c.ok(&[
+        "PRODUCE.BATCH",
+        "t",
+        "PARTITION",
+        "1",
+        "VALUES",
+        "a",
+        "b",
+        "c",
+    ])
+    .await;
+    c.ok(&["GROUP.COMMIT", "solo", "me", "-1", "t", "1", "2", "0", "0"])
+        .await;
+    c.ok(&["GROUP.COMMIT", "solo", "me", "-1", "t", "1", "3"])
+        .await;
+    server.running.stop().await;
+
+    let server = start_in(&dir, &[]).await;
+    let mut c = server.client().await;
+    assert_eq!(
+        c.ok(&["GROUP.COMMITTED", "solo", "t"]).await,
+        Frame::Array(vec![Frame::Integer(0), Frame::Integer(3)])
+    );
+    let got = read_partition(&mut c, "t", 1, 0).await;
+    let values: Vec<&str> = got.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(values, ["a", "b", "c"]);
+    assert_eq!(
+        c.ok(&["PRODUCE", "t", "d", "PARTITION", "1"]).await,
+        Frame::Array(vec![Frame::Integer(1), Frame::Integer(3)])
+    );
+    server.running.stop().await;
+}
