@@ -153,7 +153,7 @@ pub enum TtlView {
     Seconds,
     /// `PTTL`: milliseconds left.
     Millis,
-    /// `EXPIRETIME`: Unix seconds.
+    /// `EXPIRETIME`: Unix seconds, rounded as `TTL` is.
     UnixSeconds,
     /// `PEXPIRETIME`: Unix milliseconds.
     UnixMillis,
@@ -171,7 +171,7 @@ pub fn ttl(kv: &Kv, s: &mut Session, args: &mut Args, view: TtlView) -> Result {
             (match view {
                 TtlView::Seconds => left.saturating_add(500) / 1000,
                 TtlView::Millis => left,
-                TtlView::UnixSeconds => at / 1000,
+                TtlView::UnixSeconds => at.saturating_add(500) / 1000,
                 TtlView::UnixMillis => at,
             }) as i64
         }

@@ -49,10 +49,7 @@ pub fn keys(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
 pub fn scan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let cursor = args.next_bytes()?;
-    let cursor = std::str::from_utf8(&cursor)
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok())
-        .ok_or_else(|| CommandError::err("invalid cursor"))?;
+    let cursor = parse_cursor(&cursor).ok_or_else(|| CommandError::err("invalid cursor"))?;
     let (mut pattern, mut count, mut type_name) = (None, 10usize, None);
     while let Some(option) = args.next_keyword() {
         match option.as_str() {
@@ -85,6 +82,16 @@ pub fn scan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         Frame::Bulk(Bytes::from(page.cursor.to_string())),
         Frame::bulk_array(page.keys),
     ]))
+}
+
+/// A cursor as Redis reads it (`strtoul`): an unsigned number, where a leading `-`
+/// wraps around (`-1` is the largest cursor, which ends the iteration at once).
+fn parse_cursor(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    match text.strip_prefix('-') {
+        Some(digits) => digits.parse::<u64>().ok().map(u64::wrapping_neg),
+        None => text.parse().ok(),
+    }
 }
 
 pub fn randomkey(kv: &Kv, s: &mut Session) -> Result {
@@ -182,6 +189,13 @@ pub fn restore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             }
             _ => return Err(CommandError::Syntax),
         }
+    }
+    // Redis checks, in this order: options, an existing key, the TTL, the payload.
+    if !replace && kv.read(|ks, now| ks.count_existing(s.db, std::slice::from_ref(&key), now)) > 0 {
+        return Err(CommandError::coded(
+            "BUSYKEY",
+            "Target key name already exists.",
+        ));
     }
     let ttl = proto::decode::parse_int(&ttl).ok_or(CommandError::NotInteger)?;
     if ttl < 0 {

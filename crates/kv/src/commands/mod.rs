@@ -343,9 +343,10 @@ fn reply(outcome: Outcome) -> Frame {
 
 /// A database number argument (`SELECT`, `COPY ... DB`): Redis's two errors.
 fn db_index(arg: Result<Bytes>) -> Result<usize> {
-    let n = proto::decode::parse_int(&arg?)
-        .and_then(|n| i32::try_from(n).ok())
-        .ok_or(CommandError::NotInteger)?;
+    let n = proto::decode::parse_int(&arg?).ok_or(CommandError::NotInteger)?;
+    let n = i32::try_from(n).map_err(|_| {
+        CommandError::err("value is out of range, value must between -2147483648 and 2147483647")
+    })?;
     if !(0..DATABASES as i32).contains(&n) {
         return Err(CommandError::err("DB index is out of range"));
     }

@@ -1,0 +1,168 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! Differential test: the corpus in `tests/data/corpus.txt` is sent to kv and to a real
+//! `redis-server`, and every reply must be equal (TTLs within a tolerance, KEYS and SCAN
+//! compared as sets because the two order keys differently).
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::Frame;
+use service::RespClient;
+
+/// A redis-server on a free port, killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_redis() -> (Redis, RespClient) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (.ci/run installs it)");
+    let redis = Redis { child, port };
+    for _ in 0..200 {
+        if let Ok(mut c) = RespClient::connect(("127.0.0.1", redis.port)).await {
+            if c.call(["PING"]).await.is_ok() {
+                return (redis, c);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("redis-server did not start");
+}
+
+/// Splits a corpus line into words (see the corpus header for the syntax).
+fn words(line: &str) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut word = Vec::new();
+        if first == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next().unwrap() {
+                        'r' => word.push(b'\r'),
+                        'n' => word.push(b'\n'),
+                        't' => word.push(b'\t'),
+                        '0' => word.push(0),
+                        'x' => {
+                            let hex: String = [chars.next().unwrap(), chars.next().unwrap()]
+                                .iter()
+                                .collect();
+                            word.push(u8::from_str_radix(&hex, 16).unwrap());
+                        }
+                        other => word.extend(other.to_string().bytes()),
+                    },
+                    c => word.extend(c.to_string().bytes()),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ' ' {
+                    break;
+                }
+                word.extend(c.to_string().bytes());
+                chars.next();
+            }
+        }
+        out.push(Bytes::from(word));
+    }
+    out
+}
+
+/// Puts the key lists of KEYS and SCAN in a canonical order.
+fn normalize(command: &[u8], reply: Frame) -> Frame {
+    let sort = |mut items: Vec<Frame>| {
+        items.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+        Frame::Array(items)
+    };
+    match (command.to_ascii_uppercase().as_slice(), reply) {
+        (b"KEYS", Frame::Array(items)) => sort(items),
+        (b"SCAN", Frame::Array(mut parts)) if parts.len() == 2 => {
+            if let Frame::Array(keys) = parts.pop().unwrap() {
+                parts.push(sort(keys));
+            }
+            Frame::Array(parts)
+        }
+        (_, reply) => reply,
+    }
+}
+
+fn close_enough(a: &Frame, b: &Frame) -> bool {
+    match (a, b) {
+        (Frame::Integer(x), Frame::Integer(y)) => (x - y).abs() <= 2.max(x.abs() / 50),
+        _ => a == b,
+    }
+}
+
+#[tokio::test]
+async fn replies_match_redis_server() {
+    let (_redis, mut peer) = start_redis().await;
+    let server = common::start(&[]).await;
+    let mut kv = common::connect(&server).await;
+    let corpus = include_str!("data/corpus.txt");
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for (n, raw) in corpus.lines().enumerate() {
+        let line = raw.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (mode, text) = match line.as_bytes()[0] {
+            b'~' | b'!' => (line.as_bytes()[0], &line[1..]),
+            _ => (b'=', line),
+        };
+        let request = words(text);
+        let ours = normalize(&request[0], kv.call(request.clone()).await.unwrap());
+        let theirs = normalize(&request[0], peer.call(request.clone()).await.unwrap());
+        let equal = match mode {
+            b'!' => true,
+            b'~' => close_enough(&ours, &theirs),
+            _ => ours == theirs,
+        };
+        compared += 1;
+        if !equal {
+            mismatches.push(format!(
+                "line {}: {text}\n    kv:    {ours:?}\n    redis: {theirs:?}",
+                n + 1
+            ));
+        }
+    }
+    assert!(compared >= 300, "the corpus has only {compared} commands");
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} replies differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    server.stop().await;
+}
