@@ -131,13 +131,18 @@ impl Kv {
         result
     }
 
-    /// Under `--fsync always`, waits until this client's writes are on disk.
+    /// After a write: under `--fsync always`, waits until it is on disk; otherwise
+    /// waits only if the storage writer has fallen far behind.
     async fn settle(&self, session: &mut Session) {
         if session.unsynced == 0 {
             return;
         }
-        if let Some(storage) = self.storage.as_ref().filter(|s| s.fsync == Fsync::Always) {
-            storage.durable(session.unsynced).await;
+        if let Some(storage) = &self.storage {
+            if storage.fsync == Fsync::Always {
+                storage.durable(session.unsynced).await;
+            } else {
+                storage.keep_up(session.unsynced).await;
+            }
         }
         session.unsynced = 0;
     }

@@ -74,6 +74,8 @@ enum Message {
 /// What the writer reports back.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
+    /// Last change position handed to sled (in its buffers, maybe not yet on disk).
+    pub written: u64,
     /// Last change position known to be on disk.
     pub durable: u64,
     /// Number of explicit syncs completed (`SAVE` waits for its own).
@@ -145,6 +147,7 @@ impl Storage {
         );
         let (tx, rx) = mpsc::channel();
         let (progress_tx, progress) = watch::channel(Progress {
+            written: keyspace.journal().seq(),
             durable: keyspace.journal().seq(),
             syncs: 0,
             last_flush: unix_secs(),
@@ -177,6 +180,18 @@ impl Storage {
     pub async fn durable(&self, seq: u64) {
         let mut rx = self.progress.clone();
         let _ = rx.wait_for(|p| p.durable >= seq).await;
+    }
+
+    /// Backpressure: waits while the writer is more than [`MAX_LAG`] changes behind
+    /// change `seq`. Without it a writer slower than the clients would queue changes
+    /// without bound, and `everysec` would lose far more than a second in a crash.
+    pub async fn keep_up(&self, seq: u64) {
+        let behind = |p: &Progress| seq.saturating_sub(p.written) <= MAX_LAG;
+        if behind(&self.progress.borrow()) {
+            return;
+        }
+        let mut rx = self.progress.clone();
+        let _ = rx.wait_for(behind).await;
     }
 
     /// Flushes everything sent so far and waits for it (`SAVE`, `BGSAVE`).
@@ -340,6 +355,9 @@ impl Files {
     }
 }
 
+/// How many changes the writer may fall behind before clients wait for it.
+pub const MAX_LAG: u64 = 16 * 1024;
+
 /// Largest number of messages taken in one batch.
 const MAX_BATCH: usize = 4096;
 
@@ -390,6 +408,9 @@ fn writer(
         }
         if let Err(e) = files.write(&mut pending) {
             error!("storage write failed: {e}");
+        }
+        if progress.borrow().written != written {
+            progress.send_modify(|p| p.written = written);
         }
         let due = match fsync {
             Fsync::Always => dirty,

@@ -44,10 +44,10 @@ async fn start_redis() -> (Redis, RespClient) {
         .expect("redis-server must be installed (.ci/run installs it)");
     let redis = Redis { child, port };
     for _ in 0..200 {
-        if let Ok(mut c) = RespClient::connect(("127.0.0.1", redis.port)).await {
-            if c.call(["PING"]).await.is_ok() {
-                return (redis, c);
-            }
+        if let Ok(mut c) = RespClient::connect(("127.0.0.1", redis.port)).await
+            && c.call(["PING"]).await.is_ok()
+        {
+            return (redis, c);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
