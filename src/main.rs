@@ -31,6 +31,8 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// A Kafka-style partitioned log: topics, partitions, consumer groups, retention (port 7383).
+    Stream(stream::Args),
     /// The durable key-value store with TTL, Redis-compatible (port 7379).
     Kv(kv::Args),
     /// Push pub/sub, Redis-compatible, with bounded subscriber queues (port 7381).
@@ -72,6 +74,13 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Stream(args) => {
+                serve_until_signal(stream::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
             Command::Kv(args) => {
                 serve_until_signal(kv::start(args, service::telemetry::shutdown_on_signal())).await
             }
@@ -112,6 +121,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     #[allow(unused_mut)]
     let mut running: Vec<(&str, &str, Running)> = Vec::new();
     // servers: up
+    running.push((
+        "stream",
+        "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
+        stream::start(
+            stream::Args::parse_from(["stream", "--dir", &format!("{dir}/stream")]),
+            shutdown.clone(),
+        )
+        .await?,
+    ));
     running.push((
         "kv",
         "redis-cli -p 7379",
