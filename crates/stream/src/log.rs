@@ -290,10 +290,11 @@ impl Log {
         Ok(())
     }
 
-    /// Whole batches from the one holding `offset`, about `max_bytes` of them. Reading at
+    /// Whole batches from the one holding `offset`, about `max_bytes` of them, stopping
+    /// once they hold `max_records` records (see [`Segment::read`]). Reading at
     /// the end offset gives nothing (the caller may wait for more); outside
     /// `[start, end]` is an error that names the valid range.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
+    pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {
         let (start, end) = (self.start_offset(), self.end_offset());
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange { offset, start, end });
@@ -302,7 +303,7 @@ impl Log {
         // empty segment (or the gap a deleted-from-the-front log can leave) moves on.
         let first = self.segments.partition_point(|s| s.base_offset() <= offset);
         for segment in &self.segments[first.saturating_sub(1)..] {
-            if let Some(bytes) = segment.read(offset, max_bytes)? {
+            if let Some(bytes) = segment.read(offset, max_bytes, max_records)? {
                 return Ok(bytes);
             }
         }
@@ -316,7 +317,7 @@ impl Log {
             let Some(batch) = segment.batch_at_or_after_time(timestamp)? else {
                 continue;
             };
-            return Ok(match record::decode_batches(&batch, 0) {
+            return Ok(match record::decode_batches(&batch, 0, usize::MAX) {
                 Ok(records) => records
                     .iter()
                     .find(|r| r.record.timestamp >= timestamp)
@@ -393,8 +394,8 @@ mod tests {
     }
 
     fn values(log: &Log, from: u64) -> Vec<(u64, String)> {
-        let bytes = log.read(from, usize::MAX >> 1).unwrap();
-        record::decode_batches(&bytes, from)
+        let bytes = log.read(from, usize::MAX >> 1, u64::MAX).unwrap();
+        record::decode_batches(&bytes, from, usize::MAX)
             .unwrap()
             .into_iter()
             .map(|r| {
@@ -446,6 +447,13 @@ mod tests {
                 (i as u64, format!("m{i}").as_str())
             );
         }
+        // A record limit stops the read early: 3 single-record batches, not the segment.
+        let three = log.read(10, 1 << 20, 3).unwrap();
+        let got = record::decode_batches(&three, 10, usize::MAX).unwrap();
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
         // Reading from the middle of a batch starts at that record.
         assert_eq!(values(&log, 101)[0], (101, "y".to_string()));
         // Each segment's file is named by its base offset.
@@ -484,10 +492,10 @@ mod tests {
         let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
         log.append_records(&[rec("a", 0), rec("b", 0)], 0).unwrap();
         assert!(
-            log.read(2, 100).unwrap().is_empty(),
+            log.read(2, 100, u64::MAX).unwrap().is_empty(),
             "at the end: nothing yet"
         );
-        let err = log.read(3, 100).unwrap_err();
+        let err = log.read(3, 100, u64::MAX).unwrap_err();
         assert_eq!(
             err.to_string(),
             "offset 3 is out of range: the log holds offsets 0 to 2 (the end offset is the next one to be written)"
@@ -517,7 +525,7 @@ mod tests {
         assert!(start > 0);
         assert!(!dir.join(format!("{:020}.log", deleted[0])).exists());
         assert!(matches!(
-            log.read(start - 1, 100),
+            log.read(start - 1, 100, u64::MAX),
             Err(LogError::OffsetOutOfRange { .. })
         ));
         assert_eq!(read_all(&log).first().unwrap().0, start);

@@ -53,8 +53,8 @@ impl OffsetStore {
         let mut commits = Vec::new();
         let mut offset = log.start_offset();
         while offset < log.end_offset() {
-            let bytes = log.read(offset, 1 << 20).map_err(to_io)?;
-            let records = record::decode_batches(&bytes, offset).map_err(to_io)?;
+            let bytes = log.read(offset, 1 << 20, u64::MAX).map_err(to_io)?;
+            let records = record::decode_batches(&bytes, offset, usize::MAX).map_err(to_io)?;
             let Some(last) = records.last() else { break };
             offset = last.offset + 1;
             commits.extend(records.iter().filter_map(|r| decode(&r.record)));

@@ -247,11 +247,16 @@ pub fn encode_batch(records: &[Record]) -> BytesMut {
 }
 
 /// Decodes the records of concatenated batches (as a fetch returns them), skipping
-/// control batches and records before `from_offset`. `bytes` must be whole batches.
-pub fn decode_batches(bytes: &Bytes, from_offset: u64) -> Result<Vec<StoredRecord>, BatchError> {
+/// control batches and records before `from_offset`, up to `limit` records. `bytes` must
+/// be whole batches.
+pub fn decode_batches(
+    bytes: &Bytes,
+    from_offset: u64,
+    limit: usize,
+) -> Result<Vec<StoredRecord>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos < bytes.len() {
+    while pos < bytes.len() && out.len() < limit {
         let header = verify(&bytes[pos..])?;
         let batch = bytes.slice(pos..pos + header.size);
         pos += header.size;
@@ -287,7 +292,7 @@ pub fn decode_batches(bytes: &Bytes, from_offset: u64) -> Result<Vec<StoredRecor
                 return Err(malformed("record length"));
             }
             let offset = header.base_offset + offset_delta;
-            if offset >= from_offset {
+            if offset >= from_offset && out.len() < limit {
                 out.push(StoredRecord {
                     offset,
                     record: Record {
@@ -423,7 +428,7 @@ mod tests {
         assert_eq!(header.last_offset(), 44);
         assert_eq!(header.max_timestamp, 1_700_000_000_500);
         assert_eq!(header.size, batch.len());
-        let decoded = decode_batches(&batch.freeze(), 0).unwrap();
+        let decoded = decode_batches(&batch.freeze(), 0, usize::MAX).unwrap();
         let offsets: Vec<u64> = decoded.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [42, 43, 44]);
         let back: Vec<Record> = decoded.into_iter().map(|r| r.record).collect();
@@ -449,7 +454,7 @@ mod tests {
         let records: Vec<Record> = (0..5).map(|i| record(None, &i.to_string(), i)).collect();
         let mut batch = encode_batch(&records);
         stamp(&mut batch, 100);
-        let decoded = decode_batches(&batch.freeze(), 103).unwrap();
+        let decoded = decode_batches(&batch.freeze(), 103, usize::MAX).unwrap();
         assert_eq!(decoded.len(), 2);
         assert_eq!(decoded[0].offset, 103);
         assert_eq!(decoded[0].record.value.as_deref(), Some(&b"3"[..]));

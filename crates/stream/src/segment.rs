@@ -263,27 +263,42 @@ impl Segment {
         Ok(())
     }
 
-    /// Whole batches starting with the one that holds `offset`, about `max_bytes` of them
-    /// (at least one, however big: a consumer must always make progress). `None` if the
-    /// segment has nothing at or after `offset`.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> io::Result<Option<Bytes>> {
+    /// Whole batches starting with the one that holds `offset`: about `max_bytes` of them
+    /// (at least one, however big: a consumer must always make progress), stopping once
+    /// they hold `max_records` records from `offset` on. `None` if the segment has nothing
+    /// at or after `offset`. Reads 64 KiB first and grows, so a small fetch stays cheap.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: u64,
+    ) -> io::Result<Option<Bytes>> {
         let Some((position, first)) = self.locate(offset)? else {
             return Ok(None);
         };
         let available = (self.size - position) as usize;
-        let want = max_bytes.max(first.size).min(available);
-        let mut buf = BytesMut::zeroed(want);
-        self.file.read_exact_at(&mut buf, position)?;
-        // Keep whole batches only.
-        let mut end = 0;
-        while end < buf.len() {
-            match BatchHeader::parse(&buf[end..]) {
-                Ok(h) if end + h.size <= buf.len() => end += h.size,
-                _ => break,
+        let limit = max_bytes.max(first.size).min(available);
+        let mut want = limit.min(64 * 1024).max(first.size);
+        loop {
+            let mut buf = BytesMut::zeroed(want);
+            self.file.read_exact_at(&mut buf, position)?;
+            // Keep whole batches only, up to the record limit.
+            let (mut end, mut records) = (0, 0);
+            while end < buf.len() && records < max_records {
+                match BatchHeader::parse(&buf[end..]) {
+                    Ok(h) if end + h.size <= buf.len() => {
+                        records += h.next_offset().saturating_sub(offset.max(h.base_offset));
+                        end += h.size;
+                    }
+                    _ => break,
+                }
             }
+            if records >= max_records || want >= limit {
+                buf.truncate(end);
+                return Ok(Some(buf.freeze()));
+            }
+            want = want.saturating_mul(4).min(limit);
         }
-        buf.truncate(end);
-        Ok(Some(buf.freeze()))
     }
 
     /// The first batch whose largest timestamp is at least `timestamp` (its records hold

@@ -234,8 +234,8 @@ impl Partition {
         Ok(appended)
     }
 
-    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes, LogError> {
-        self.log().read(offset, max_bytes)
+    pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {
+        self.log().read(offset, max_bytes, max_records)
     }
 
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {

@@ -62,11 +62,11 @@ fn read(
     max_bytes: u64,
     count: usize,
 ) -> Result<Vec<StoredRecord>, CommandError> {
-    let bytes = p.read(offset, max_bytes as usize).map_err(log_error)?;
-    let mut records = record::decode_batches(&bytes, offset)
-        .map_err(|e| CommandError::coded("CORRUPT_MESSAGE", e))?;
-    records.truncate(count);
-    Ok(records)
+    let bytes = p
+        .read(offset, max_bytes as usize, count as u64)
+        .map_err(log_error)?;
+    record::decode_batches(&bytes, offset, count)
+        .map_err(|e| CommandError::coded("CORRUPT_MESSAGE", e))
 }
 
 fn reply(records: Vec<StoredRecord>) -> Frame {
