@@ -133,10 +133,10 @@ pub async fn send(
                     .replicas
                     .iter()
                     .find(|r| r.available() && !Arc::ptr_eq(r, &node));
-                if let (Some(request), Some(replica)) = (retry, fallback) {
-                    if let Ok(frame) = replica.call(lane, request).await {
-                        return frame;
-                    }
+                if let (Some(request), Some(replica)) = (retry, fallback)
+                    && let Ok(frame) = replica.call(lane, request).await
+                {
+                    return frame;
                 }
                 shard
                     .errors

@@ -17,7 +17,7 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let name = args.name().to_string();
     let words = args.peek_all();
     let step = if name == "mset" { 2 } else { 1 };
-    if words.len() % step != 0 {
+    if !words.len().is_multiple_of(step) {
         return CommandError::WrongArity(name).into();
     }
     let layout = router.layout();

@@ -1,0 +1,122 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Redis, conn, eventually, router};
+use redis::AsyncCommands;
+
+/// Kill a shard's primary under load: reads go on from its replica, writes to that shard
+/// fail with an error, the other shard is unaffected; after a restart the primary is
+/// used again.
+#[tokio::test]
+async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
+    let p0 = Redis::start();
+    let mut p1 = Redis::start();
+    let r1 = Redis::replica_of(&p1);
+    let config = format!(
+        "probe_interval_ms = 50\nserver_failure_limit = 2\nserver_retry_timeout_ms = 60000\n\
+         timeout_ms = 500\n\
+         [[shards]]\nname = \"s0\"\nprimary = \"{}\"\n\
+         [[shards]]\nname = \"s1\"\nprimary = \"{}\"\nreplicas = [\"{}\"]\n",
+        p0.addr(),
+        p1.addr(),
+        r1.addr()
+    );
+    let (running, _) = router(&config).await;
+    let mut c = conn(&running).await;
+
+    // Some keys on each shard, replicated.
+    let mut on: HashMap<String, Vec<String>> = HashMap::new();
+    for i in 0..100 {
+        let key = format!("k{i}");
+        let () = c.set(&key, i).await.unwrap();
+        let info: HashMap<String, String> = redis::cmd("ROUTER")
+            .arg("SHARDOF")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        on.entry(info["shard"].clone()).or_default().push(key);
+    }
+    let replica = r1.client();
+    let expected = on["s1"].len();
+    eventually("the replica has every s1 key", || {
+        let replica = replica.clone();
+        async move {
+            let mut r = replica.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("DBSIZE")
+                .query_async::<usize>(&mut r)
+                .await
+                .unwrap()
+                == expected
+        }
+    })
+    .await;
+
+    // A background load of reads and writes on s0 keeps running across the failure.
+    let s0_keys = on["s0"].clone();
+    let router_client = redis::Client::open(format!("redis://{}/", running.addr())).unwrap();
+    let load = tokio::spawn(async move {
+        let mut c = router_client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        for round in 0..50 {
+            for key in &s0_keys {
+                let () = c.set(key, round).await.unwrap();
+                let v: i64 = c.get(key).await.unwrap();
+                assert_eq!(v, round);
+            }
+        }
+    });
+
+    p1.kill();
+    // Reads of s1 keys continue, from the replica (a failed read is retried there, and
+    // once the primary is ejected reads go there directly).
+    for round in 0..3 {
+        for key in &on["s1"] {
+            let v: i64 = c
+                .get(key)
+                .await
+                .unwrap_or_else(|e| panic!("round {round} {key}: {e}"));
+            assert_eq!(format!("k{v}"), *key);
+        }
+    }
+    // Writes to s1 fail with an error, never land elsewhere.
+    let key = &on["s1"][0];
+    let e = c.set::<_, _, ()>(key, "new").await.unwrap_err();
+    assert!(
+        e.to_string().contains("s1") || e.to_string().contains("backend"),
+        "{e}"
+    );
+    let shards: redis::Value = redis::cmd("ROUTER")
+        .arg("SHARDS")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(format!("{shards:?}").contains("ejected"), "{shards:?}");
+    let mut p0c = p0.conn().await;
+    let stray: Option<String> = p0c.get(key).await.unwrap();
+    assert_eq!(stray, None, "a write for s1 must not be remapped to s0");
+    load.await.unwrap();
+
+    // The primary comes back: the probes notice and writes are accepted again.
+    p1.restart();
+    let client = redis::Client::open(format!("redis://{}/", running.addr())).unwrap();
+    let key = key.clone();
+    eventually("writes to s1 succeed again", || {
+        let client = client.clone();
+        let key = key.clone();
+        async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            c.set::<_, _, ()>(&key, "back").await.is_ok()
+        }
+    })
+    .await;
+    let mut p1c = p1.conn().await;
+    let v: String = p1c.get(&key).await.unwrap();
+    assert_eq!(v, "back");
+    running.stop().await;
+}
