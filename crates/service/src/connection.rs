@@ -113,6 +113,7 @@ pub(crate) async fn serve<S: Server>(
             }
         }
         Stats::add(&stats.commands_processed, executed);
+        ctx.server.batch_executed(&mut client.session);
 
         // 2. One write for the whole batch.
         if write(&mut stream, &mut output, stats, &info.evict).await.is_err() {

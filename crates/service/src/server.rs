@@ -102,6 +102,11 @@ pub trait Server: Send + Sync + 'static {
         None
     }
 
+    /// Called once the connection has executed every request it had buffered, before it
+    /// writes their replies. Pub/sub wakes the subscribers that a pipeline of `PUBLISH`es
+    /// reached here: once per batch, not once per message.
+    fn batch_executed(&self, _session: &mut Self::Session) {}
+
     /// `HELLO` switched the connection to another protocol: pushes encoded from now on
     /// must use it.
     fn protocol_changed(&self, _session: &mut Self::Session, _protocol: Protocol) {}
