@@ -109,7 +109,16 @@ impl Hub {
     /// Sends `payload` to every subscriber of `channel` and of every pattern matching it;
     /// returns how many subscriptions received it (a client subscribed to the channel and
     /// to a matching pattern counts twice, and gets the message twice, as in Redis).
-    pub fn publish(&self, channel: &Bytes, payload: &Bytes, now: Instant) -> usize {
+    ///
+    /// Subscribers whose queue was empty are added to `wakes`; the caller wakes them when
+    /// its batch of commands is done (dropping `wakes` does it too).
+    pub fn publish(
+        &self,
+        channel: &Bytes,
+        payload: &Bytes,
+        now: Instant,
+        wakes: &mut Wakes,
+    ) -> usize {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         let tables = self.lock();
         let (limit, policy) = (tables.limit, tables.policy);
@@ -117,33 +126,41 @@ impl Hub {
         if let Some(subscribers) = tables.channels.get(channel) {
             let mut message = Encoded::new(|| message_frame(channel, payload));
             for outbox in subscribers.values() {
-                received += self.deliver(outbox, &mut message, now, limit, policy);
+                received += self.deliver(outbox, &mut message, now, limit, policy, wakes);
             }
         }
         for (pattern, subscribers) in &tables.patterns {
             if glob_match(pattern, channel) {
                 let mut message = Encoded::new(|| pmessage_frame(pattern, channel, payload));
                 for outbox in subscribers.values() {
-                    received += self.deliver(outbox, &mut message, now, limit, policy);
+                    received += self.deliver(outbox, &mut message, now, limit, policy, wakes);
                 }
             }
         }
+        self.stats
+            .delivered
+            .fetch_add(received as u64, Ordering::Relaxed);
         received
     }
 
     fn deliver<F: Fn() -> Frame>(
         &self,
-        outbox: &Outbox,
+        outbox: &Arc<Outbox>,
         message: &mut Encoded<F>,
         now: Instant,
         limit: OutputLimit,
         policy: SlowPolicy,
+        wakes: &mut Wakes,
     ) -> usize {
         let bytes = message.get(outbox.protocol());
         match outbox.offer(bytes, now, limit, policy) {
             Offer::Queued { evicted } => {
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
+                if evicted > 0 {
+                    self.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
+                }
+                if outbox.claim_wake() {
+                    wakes.0.push(outbox.clone());
+                }
                 1
             }
             Offer::Dropped => {
@@ -178,10 +195,42 @@ impl Hub {
         self.lock().patterns.len()
     }
 
+    /// Bytes waiting in all subscribers' queues.
+    pub fn queued_bytes(&self) -> usize {
+        let t = self.lock();
+        let mut seen = std::collections::HashSet::new();
+        t.channels
+            .values()
+            .chain(t.patterns.values())
+            .flat_map(|subscribers| subscribers.iter())
+            .filter(|(id, _)| seen.insert(**id))
+            .map(|(_, outbox)| outbox.queued_bytes())
+            .sum()
+    }
+
     /// Entries in the two tables (for `INFO` and the no-leak tests).
     pub fn table_sizes(&self) -> (usize, usize) {
         let t = self.lock();
         (t.channels.len(), t.patterns.len())
+    }
+}
+
+/// Subscribers a publisher has queued messages for and must wake: see
+/// [`Outbox::claim_wake`]. Dropping it wakes them.
+#[derive(Debug, Default)]
+pub struct Wakes(Vec<Arc<Outbox>>);
+
+impl Wakes {
+    pub fn wake_all(&mut self) {
+        for outbox in self.0.drain(..) {
+            outbox.wake();
+        }
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 
@@ -380,8 +429,14 @@ mod tests {
         assert!(a.subscribe(Kind::Pattern, b("n*")));
         assert!(c.subscribe(Kind::Pattern, b("n*")));
         assert_eq!(a.count(), 2);
-        assert_eq!(hub.publish(&b("news"), &b("hi"), now), 3);
-        assert_eq!(hub.publish(&b("other"), &b("x"), now), 0);
+        assert_eq!(
+            hub.publish(&b("news"), &b("hi"), now, &mut Wakes::default()),
+            3
+        );
+        assert_eq!(
+            hub.publish(&b("other"), &b("x"), now, &mut Wakes::default()),
+            0
+        );
         assert_eq!(
             drain(&a),
             b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n\
@@ -405,7 +460,12 @@ mod tests {
         for s in &mut subs {
             s.subscribe(Kind::Channel, b("c"));
         }
-        hub.publish(&b("c"), &Bytes::from(vec![7u8; 1000]), Instant::now());
+        hub.publish(
+            &b("c"),
+            &Bytes::from(vec![7u8; 1000]),
+            Instant::now(),
+            &mut Wakes::default(),
+        );
         let batches: Vec<Bytes> = subs
             .iter()
             .map(|s| s.outbox().try_take().unwrap().unwrap())
@@ -455,7 +515,7 @@ mod tests {
         let payload = Bytes::from(vec![0u8; 100]);
         let mut received = 0;
         for _ in 0..100 {
-            hub.publish(&b("c"), &payload, now);
+            hub.publish(&b("c"), &payload, now, &mut Wakes::default());
             received += drain(&fast).len();
         }
         assert!(evict.is_cancelled());

@@ -170,11 +170,11 @@ pub enum Offer {
     Closed,
 }
 
-/// Byte counters shared by every outbox of a server, for `INFO`.
+/// Counters shared by every outbox of a server, for `INFO`. (Bytes queued right now are
+/// summed over the queues when asked: a shared counter updated on every message would be
+/// a cache line bouncing between the publisher's and the subscribers' threads.)
 #[derive(Debug, Default)]
 pub struct QueueGauge {
-    /// Bytes currently queued across all subscribers.
-    pub queued: AtomicUsize,
     /// The most one queue has ever held.
     pub peak: AtomicUsize,
     /// Messages taken out of queues to be written.
@@ -190,6 +190,8 @@ pub struct Outbox {
     /// Closes the connection at once, even mid-write (see `Client::evict_token`).
     evict: CancellationToken,
     resp3: AtomicBool,
+    /// Set when a message lands in an empty queue: the connection must be woken.
+    needs_wake: AtomicBool,
     gauge: Arc<QueueGauge>,
 }
 
@@ -210,6 +212,7 @@ impl Outbox {
             ready: Notify::new(),
             evict,
             resp3: AtomicBool::new(protocol == Protocol::Resp3),
+            needs_wake: AtomicBool::new(false),
             gauge,
         }
     }
@@ -287,7 +290,6 @@ impl Outbox {
                         break;
                     };
                     q.bytes -= old.len();
-                    self.gauge.queued.fetch_sub(old.len(), Ordering::Relaxed);
                     evicted += 1;
                 }
                 self.push(&mut q, message.clone());
@@ -297,23 +299,33 @@ impl Outbox {
     }
 
     fn push(&self, q: &mut Queue, message: Bytes) {
-        let was_empty = q.items.is_empty();
-        q.bytes += message.len();
-        self.gauge
-            .queued
-            .fetch_add(message.len(), Ordering::Relaxed);
-        self.gauge.peak.fetch_max(q.bytes, Ordering::Relaxed);
-        q.items.push_back(message);
-        if was_empty {
-            // A permit is stored if the connection is not waiting right now.
-            self.ready.notify_one();
+        if q.items.is_empty() {
+            self.needs_wake.store(true, Ordering::Release);
         }
+        q.bytes += message.len();
+        if q.bytes > self.gauge.peak.load(Ordering::Relaxed) {
+            self.gauge.peak.fetch_max(q.bytes, Ordering::Relaxed);
+        }
+        q.items.push_back(message);
+    }
+
+    /// After a message was queued: `true` if the queue was empty, so its connection is
+    /// asleep and the caller must [`wake`](Outbox::wake) it. The publisher collects these
+    /// and wakes each subscriber once per pipeline of `PUBLISH`es, not once per message:
+    /// the subscriber then writes the whole batch with one syscall, as Redis does when it
+    /// flushes client buffers once per event-loop turn.
+    pub fn claim_wake(&self) -> bool {
+        self.needs_wake.load(Ordering::Acquire) && self.needs_wake.swap(false, Ordering::AcqRel)
+    }
+
+    /// Wakes the subscriber's connection (a permit is stored if it is not waiting yet).
+    pub fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Disconnects the subscriber: frees its queue and closes its connection.
     fn close(&self, q: &mut Queue, reason: &'static str) {
         q.closed = Some(reason);
-        self.gauge.queued.fetch_sub(q.bytes, Ordering::Relaxed);
         q.items = VecDeque::new();
         q.bytes = 0;
         self.evict.cancel();
@@ -349,7 +361,6 @@ impl Outbox {
             buf.freeze()
         };
         q.bytes -= batch.len();
-        self.gauge.queued.fetch_sub(batch.len(), Ordering::Relaxed);
         self.gauge.sent.fetch_add(taken, Ordering::Relaxed);
         Ok(Some(batch))
     }
@@ -370,13 +381,6 @@ impl Outbox {
             }
             notified.await;
         }
-    }
-}
-
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        let q = self.lock();
-        self.gauge.queued.fetch_sub(q.bytes, Ordering::Relaxed);
     }
 }
 
@@ -441,7 +445,6 @@ mod tests {
         );
         assert!(o.evict.is_cancelled());
         assert_eq!(o.queued_bytes(), 0);
-        assert_eq!(o.gauge.queued.load(Ordering::Relaxed), 0);
         assert_eq!(
             o.offer(&msg(1, 1), now, LIMIT, SlowPolicy::Disconnect),
             Offer::Closed
@@ -547,7 +550,7 @@ mod tests {
             .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(numbers, (0..10_000).collect::<Vec<_>>());
-        assert_eq!(o.gauge.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(o.queued_bytes(), 0);
         assert_eq!(o.gauge.sent.load(Ordering::Relaxed), 10_000);
     }
 
@@ -560,6 +563,9 @@ mod tests {
         });
         tokio::task::yield_now().await;
         o.offer(&msg(3, 5), Instant::now(), LIMIT, SlowPolicy::Disconnect);
+        assert!(o.claim_wake(), "the queue was empty");
+        assert!(!o.claim_wake(), "claimed once");
+        o.wake();
         assert_eq!(waiter.await.unwrap().unwrap(), msg(3, 5));
     }
 }

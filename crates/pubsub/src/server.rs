@@ -13,13 +13,15 @@ use proto::{Args, Protocol};
 use service::{Client, CommandSpec, InfoSection, Push, Reply, Server};
 
 use crate::commands;
-use crate::hub::{Hub, Subscriber};
+use crate::hub::{Hub, Subscriber, Wakes};
 use crate::outbox::{OutputLimit, SlowPolicy};
 
-/// A connection's pub/sub state: a subscriber once it has subscribed to anything.
+/// A connection's pub/sub state: a subscriber once it has subscribed to anything, and
+/// the subscribers its `PUBLISH`es must wake at the end of the current batch.
 #[derive(Debug, Default)]
 pub struct Session {
     pub subscriber: Option<Subscriber>,
+    pub wakes: Wakes,
 }
 
 /// The pub/sub server.
@@ -75,6 +77,10 @@ impl Server for PubSub {
             .flatten()
     }
 
+    fn batch_executed(&self, session: &mut Session) {
+        session.wakes.wake_all();
+    }
+
     fn protocol_changed(&self, session: &mut Session, protocol: Protocol) {
         if let Some(subscriber) = &session.subscriber {
             subscriber.outbox().set_protocol(protocol);
@@ -88,10 +94,7 @@ impl Server for PubSub {
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         vec![
             InfoSection::new("memory")
-                .field(
-                    "pubsub_queued_bytes",
-                    s.queues.queued.load(Ordering::Relaxed),
-                )
+                .field("pubsub_queued_bytes", self.hub.queued_bytes())
                 .field(
                     "pubsub_queue_peak_bytes",
                     s.queues.peak.load(Ordering::Relaxed),

@@ -73,7 +73,7 @@ pub fn execute(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, args: Ar
     match args.name() {
         "subscribe" | "psubscribe" => subscribe::subscribe(hub, client, args),
         "unsubscribe" | "punsubscribe" => subscribe::unsubscribe(client, args),
-        "publish" => publish::publish(hub, args),
+        "publish" => publish::publish(hub, &mut client.session, args),
         "pubsub" => publish::pubsub(hub, args),
         _ => Reply::Unhandled(args),
     }

@@ -7,14 +7,16 @@ use proto::{Args, CommandError, Frame};
 use service::Reply;
 
 use crate::hub::Hub;
+use crate::server::Session;
 
 /// `PUBLISH channel message` → the number of subscriptions that received it.
-pub fn publish(hub: &Hub, mut args: Args) -> Reply {
+pub fn publish(hub: &Hub, session: &mut Session, mut args: Args) -> Reply {
     let (channel, message) = match (args.next_bytes(), args.next_bytes()) {
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return e.into(),
     };
-    Frame::Integer(hub.publish(&channel, &message, Instant::now()) as i64).into()
+    Frame::Integer(hub.publish(&channel, &message, Instant::now(), &mut session.wakes) as i64)
+        .into()
 }
 
 const HELP: &[&str] = &[
