@@ -1,0 +1,6 @@
+# The same image for a machine with a Docker engine but no registry (nothing can be pulled):
+# `docker/build-offline.sh` copies the host-built binary and the shared libraries it links
+# (from `ldd`) into docker/rootfs, and this file puts exactly that into an empty image.
+FROM scratch
+COPY rootfs/ /
+ENTRYPOINT ["/usr/local/bin/infralab"]
