@@ -13,8 +13,8 @@
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 MESSAGES=${2:-500000}
-OURS=7420
-PEER=7421
+OURS=7463
+PEER=7464
 DATA=$(mktemp -d)
 trap 'cleanup; rm -rf "$DATA"' EXIT
 
@@ -34,6 +34,10 @@ redis-server --port "$PEER" --save '' --appendonly yes --appendfsync everysec \
 PIDS+=($!)
 wait_port "$OURS"
 wait_port "$PEER"
+if ! redis-cli -p "$OURS" TOPIC.LIST >/dev/null 2>&1 || redis-cli -p "$OURS" TOPIC.LIST | grep -q ERR; then
+  echo "port $OURS is not the stream server (taken by something else?)" >&2
+  exit 1
+fi
 
 # rps_cmd PORT N PIPELINE COMMAND...: requests/s of one custom redis-benchmark command.
 rps_cmd() {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::record::{self, BatchError, Record};
-use crate::segment::{Segment, SegmentRecovery};
+use crate::segment::{Segment, SegmentRecovery, SegmentView};
 
 /// Per-topic settings, named as Kafka names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,23 +291,26 @@ impl Log {
     }
 
     /// Whole batches from the one holding `offset`, about `max_bytes` of them, stopping
-    /// once they hold `max_records` records (see [`Segment::read`]). Reading at
-    /// the end offset gives nothing (the caller may wait for more); outside
-    /// `[start, end]` is an error that names the valid range.
+    /// once they hold `max_records` records (see [`SegmentView::read`]). Reading at the
+    /// end offset gives nothing (the caller may wait for more); outside `[start, end]` is
+    /// an error that names the valid range.
     pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {
+        read_views(&self.views(offset)?, offset, max_bytes, max_records)
+    }
+
+    /// The segments a read of `offset` may need, as views to read without the log's lock.
+    pub fn views(&self, offset: u64) -> Result<Vec<SegmentView>, LogError> {
         let (start, end) = (self.start_offset(), self.end_offset());
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange { offset, start, end });
         }
         // The segment holding `offset` is the last one whose base is at or before it; an
-        // empty segment (or the gap a deleted-from-the-front log can leave) moves on.
+        // empty segment moves the read on to the next.
         let first = self.segments.partition_point(|s| s.base_offset() <= offset);
-        for segment in &self.segments[first.saturating_sub(1)..] {
-            if let Some(bytes) = segment.read(offset, max_bytes, max_records)? {
-                return Ok(bytes);
-            }
-        }
-        Ok(Bytes::new())
+        Ok(self.segments[first.saturating_sub(1)..]
+            .iter()
+            .filter_map(|s| s.view(offset))
+            .collect())
     }
 
     /// The earliest offset whose record timestamp is at or after `timestamp` (Kafka's
@@ -365,6 +368,21 @@ impl Log {
     pub fn sync(&self) -> io::Result<()> {
         self.active().sync()
     }
+}
+
+/// Reads from the first view that has data at `offset` (see [`Log::views`]).
+pub fn read_views(
+    views: &[SegmentView],
+    offset: u64,
+    max_bytes: usize,
+    max_records: u64,
+) -> Result<Bytes, LogError> {
+    for view in views {
+        if let Some(bytes) = view.read(offset, max_bytes, max_records)? {
+            return Ok(bytes);
+        }
+    }
+    Ok(Bytes::new())
 }
 
 /// Fsyncs a directory so a file created or deleted in it survives a crash.

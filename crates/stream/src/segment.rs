@@ -263,42 +263,38 @@ impl Segment {
         Ok(())
     }
 
-    /// Whole batches starting with the one that holds `offset`: about `max_bytes` of them
-    /// (at least one, however big: a consumer must always make progress), stopping once
-    /// they hold `max_records` records from `offset` on. `None` if the segment has nothing
-    /// at or after `offset`. Reads 64 KiB first and grows, so a small fetch stays cheap.
+    /// Whole batches starting with the one that holds `offset` (see [`SegmentView::read`]).
     pub fn read(
         &self,
         offset: u64,
         max_bytes: usize,
         max_records: u64,
     ) -> io::Result<Option<Bytes>> {
-        let Some((position, first)) = self.locate(offset)? else {
-            return Ok(None);
-        };
-        let available = (self.size - position) as usize;
-        let limit = max_bytes.max(first.size).min(available);
-        let mut want = limit.min(64 * 1024).max(first.size);
-        loop {
-            let mut buf = BytesMut::zeroed(want);
-            self.file.read_exact_at(&mut buf, position)?;
-            // Keep whole batches only, up to the record limit.
-            let (mut end, mut records) = (0, 0);
-            while end < buf.len() && records < max_records {
-                match BatchHeader::parse(&buf[end..]) {
-                    Ok(h) if end + h.size <= buf.len() => {
-                        records += h.next_offset().saturating_sub(offset.max(h.base_offset));
-                        end += h.size;
-                    }
-                    _ => break,
-                }
-            }
-            if records >= max_records || want >= limit {
-                buf.truncate(end);
-                return Ok(Some(buf.freeze()));
-            }
-            want = want.saturating_mul(4).min(limit);
+        match self.view(offset) {
+            Some(view) => view.read(offset, max_bytes, max_records),
+            None => Ok(None),
         }
+    }
+
+    /// What a reader of `offset` needs, without holding the partition lock for the I/O;
+    /// `None` if the segment has nothing at or after `offset`.
+    pub fn view(&self, offset: u64) -> Option<SegmentView> {
+        if offset >= self.next_offset {
+            return None;
+        }
+        let relative = offset.saturating_sub(self.base_offset);
+        let i = self
+            .index
+            .partition_point(|e| u64::from(e.relative_offset) <= relative);
+        Some(SegmentView {
+            file: self.file.clone(),
+            scan_from: if i == 0 {
+                0
+            } else {
+                u64::from(self.index[i - 1].position)
+            },
+            size: self.size,
+        })
     }
 
     /// The first batch whose largest timestamp is at least `timestamp` (its records hold
@@ -345,34 +341,8 @@ impl Segment {
         }
     }
 
-    /// Position and header of the batch holding `offset`.
-    fn locate(&self, offset: u64) -> io::Result<Option<(u64, BatchHeader)>> {
-        if offset >= self.next_offset {
-            return Ok(None);
-        }
-        let relative = offset.saturating_sub(self.base_offset);
-        let i = self
-            .index
-            .partition_point(|e| u64::from(e.relative_offset) <= relative);
-        let mut position = if i == 0 {
-            0
-        } else {
-            u64::from(self.index[i - 1].position)
-        };
-        while position < self.size {
-            let header = self.header_at(position)?;
-            if header.last_offset() >= offset {
-                return Ok(Some((position, header)));
-            }
-            position += header.size as u64;
-        }
-        Ok(None)
-    }
-
     fn header_at(&self, position: u64) -> io::Result<BatchHeader> {
-        let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file.read_exact_at(&mut buf, position)?;
-        BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        header_at(&self.file, position)
     }
 
     fn first_batch(&self) -> io::Result<Option<BatchHeader>> {
@@ -504,6 +474,79 @@ impl Segment {
         self.index_file = OpenOptions::new().append(true).open(&self.index_path)?;
         Ok(())
     }
+}
+
+/// A consistent snapshot of a segment for one read. The log only appends, so the bytes
+/// below `size` never change: a reader can use them while producers append, without the
+/// partition lock. (Retention may delete the file meanwhile; the open handle keeps its
+/// data readable until dropped.)
+#[derive(Debug, Clone)]
+pub struct SegmentView {
+    file: Arc<File>,
+    /// Where the index says to start scanning for the wanted offset.
+    scan_from: u64,
+    size: u64,
+}
+
+impl SegmentView {
+    /// Whole batches starting with the one that holds `offset`: about `max_bytes` of them
+    /// (at least one, however big: a consumer must always make progress), stopping once
+    /// they hold `max_records` records from `offset` on. `None` if the segment has nothing
+    /// at or after `offset`. Reads a little first and grows, so a small fetch stays cheap.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: u64,
+    ) -> io::Result<Option<Bytes>> {
+        let Some((position, first)) = self.locate(offset)? else {
+            return Ok(None);
+        };
+        let available = (self.size - position) as usize;
+        let limit = max_bytes.max(first.size).min(available);
+        let guess = first.size.saturating_mul(max_records.min(1024) as usize);
+        let mut want = limit.min(guess).min(64 * 1024).max(first.size);
+        loop {
+            let mut buf = BytesMut::zeroed(want);
+            self.file.read_exact_at(&mut buf, position)?;
+            // Keep whole batches only, up to the record limit.
+            let (mut end, mut records) = (0, 0);
+            while end < buf.len() && records < max_records {
+                match BatchHeader::parse(&buf[end..]) {
+                    Ok(h) if end + h.size <= buf.len() => {
+                        records += h.next_offset().saturating_sub(offset.max(h.base_offset));
+                        end += h.size;
+                    }
+                    _ => break,
+                }
+            }
+            if records >= max_records || want >= limit {
+                buf.truncate(end);
+                return Ok(Some(buf.freeze()));
+            }
+            want = want.saturating_mul(4).min(limit);
+        }
+    }
+
+    /// Position and header of the batch holding `offset`: scan batch headers from the
+    /// index entry (at most `index.interval.bytes` of them).
+    fn locate(&self, offset: u64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut position = self.scan_from;
+        while position < self.size {
+            let header = header_at(&self.file, position)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+}
+
+fn header_at(file: &File, position: u64) -> io::Result<BatchHeader> {
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut buf, position)?;
+    BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
