@@ -31,6 +31,10 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// A Redis-protocol sharding proxy: six strategies, replicas, failover (port 7390).
+    Router(shard_router::Args),
+    /// Move the keys whose shard changes between two router configs (`--from`, `--to`).
+    Reshard(shard_router::reshard::ReshardArgs),
     /// A Kafka-style partitioned log: topics, partitions, consumer groups, retention (port 7383).
     Stream(stream::Args),
     /// The durable key-value store with TTL, Redis-compatible (port 7379).
@@ -74,6 +78,14 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Router(args) => {
+                serve_until_signal(shard_router::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
+            Command::Reshard(args) => shard_router::reshard::run(args).await.map(|_| ()),
             Command::Stream(args) => {
                 serve_until_signal(stream::start(
                     args,
@@ -121,6 +133,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     #[allow(unused_mut)]
     let mut running: Vec<(&str, &str, Running)> = Vec::new();
     // servers: up
+    running.push((
+        "shard-router",
+        "redis-cli -p 7390 ROUTER SHARDOF user:1",
+        shard_router::start(
+            shard_router::Args::parse_from(["router", "--shards", "127.0.0.1:7379"]),
+            shutdown.clone(),
+        )
+        .await?,
+    ));
     running.push((
         "stream",
         "redis-cli -p 7383 PRODUCE orders hello KEY user-1",

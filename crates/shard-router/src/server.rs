@@ -264,10 +264,15 @@ impl Router {
         loop {
             let layout = self.layout();
             let interval = Duration::from_millis(layout.config.probe_interval_ms.max(10));
+            // All nodes at once: one unreachable node must not delay the others' checks.
+            let mut probes = tokio::task::JoinSet::new();
             for node in layout.nodes() {
-                let _ = node.call(u64::MAX, Frame::bulk_array(["PING"])).await;
+                probes.spawn(async move {
+                    let _ = node.call(u64::MAX, Frame::bulk_array(["PING"])).await;
+                });
             }
             drop(layout);
+            while probes.join_next().await.is_some() {}
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
