@@ -31,6 +31,8 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// A bounded cache: LRU/W-TinyLFU/random/ttl eviction, TTLs, read-/write-through (port 7380).
+    Cache(cache::Args),
     /// A Redis-protocol sharding proxy: six strategies, replicas, failover (port 7390).
     Router(shard_router::Args),
     /// Move the keys whose shard changes between two router configs (`--from`, `--to`).
@@ -78,6 +80,10 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Cache(args) => {
+                serve_until_signal(cache::start(args, service::telemetry::shutdown_on_signal()))
+                    .await
+            }
             Command::Router(args) => {
                 serve_until_signal(shard_router::start(
                     args,
@@ -133,6 +139,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     #[allow(unused_mut)]
     let mut running: Vec<(&str, &str, Running)> = Vec::new();
     // servers: up
+    running.push((
+        "cache",
+        "redis-cli -p 7380 INFO stats",
+        cache::start(
+            cache::Args::parse_from(["cache", "--origin", "127.0.0.1:7379"]),
+            shutdown.clone(),
+        )
+        .await?,
+    ));
     running.push((
         "shard-router",
         "redis-cli -p 7390 ROUTER SHARDOF user:1",
