@@ -489,6 +489,27 @@ mod tests {
     }
 
     #[test]
+    fn reads_scan_across_chunks_without_an_index() {
+        let dir = tmp("scan");
+        let config = LogConfig {
+            index_interval_bytes: u64::MAX,
+            ..LogConfig::default()
+        };
+        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        for i in 0..500 {
+            // Odd sizes, so headers straddle the 8 KiB read chunks.
+            log.append_records(&[rec(&"v".repeat(i % 97), i as i64)], 0)
+                .unwrap();
+        }
+        for offset in [0, 1, 77, 250, 499] {
+            let got = values(&log, offset);
+            assert_eq!(got[0].0, offset);
+            assert_eq!(got[0].1.len(), offset as usize % 97);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn rolls_by_time() {
         let dir = tmp("roll-time");
         let config = LogConfig {

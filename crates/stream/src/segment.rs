@@ -530,10 +530,23 @@ impl SegmentView {
 
     /// Position and header of the batch holding `offset`: scan batch headers from the
     /// index entry (at most `index.interval.bytes` of them).
+    /// The headers are read 8 KiB at a time, so the scan is one or two reads, not one per
+    /// batch.
     fn locate(&self, offset: u64) -> io::Result<Option<(u64, BatchHeader)>> {
+        const CHUNK: u64 = 8 * 1024;
+        let mut chunk = Vec::new();
+        let mut chunk_start = self.scan_from;
         let mut position = self.scan_from;
         while position < self.size {
-            let header = header_at(&self.file, position)?;
+            let at = (position - chunk_start) as usize;
+            if at + BATCH_HEADER_LEN > chunk.len() {
+                chunk_start = position;
+                chunk.resize(CHUNK.min(self.size - position) as usize, 0);
+                self.file.read_exact_at(&mut chunk, position)?;
+                continue;
+            }
+            let header = BatchHeader::parse(&chunk[at..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }

@@ -117,20 +117,18 @@ pub fn error_text(frame: &Frame) -> String {
     }
 }
 
-/// Fetched records as `(offset, key, value)`.
+/// Fetched records (`[offset, timestamp, key, value, headers]` each) as
+/// `(offset, key, value)`.
 pub fn records(frame: &Frame) -> Vec<(u64, Option<String>, String)> {
     array(frame)
         .iter()
         .map(|r| {
-            let key = match field(r, "key") {
+            let r = array(r);
+            let key = match &r[2] {
                 Frame::Null => None,
                 k => Some(string(k)),
             };
-            (
-                int(field(r, "offset")) as u64,
-                key,
-                string(field(r, "value")),
-            )
+            (int(&r[0]) as u64, key, string(&r[3]))
         })
         .collect()
 }

@@ -83,14 +83,19 @@ async fn topics_produce_fetch_and_offsets() {
     let fetched = c.ok(&["FETCH", "orders", &p, "0"]).await;
     let recs = array(&fetched);
     assert_eq!(recs.len(), 2);
-    assert_eq!(string(field(&recs[0], "value")), "hello");
-    assert_eq!(string(field(&recs[0], "key")), "abc");
+    // [offset, timestamp, key, value, headers]
     assert_eq!(
-        field(&recs[0], "headers"),
-        &Frame::Array(vec![Frame::bulk("trace"), Frame::bulk("t1")])
+        recs[0],
+        Frame::Array(vec![
+            Frame::Integer(0),
+            Frame::Integer(500),
+            Frame::bulk("abc"),
+            Frame::bulk("hello"),
+            Frame::Array(vec![Frame::bulk("trace"), Frame::bulk("t1")]),
+        ])
     );
-    assert_eq!(field(&recs[1], "key"), &Frame::Null);
-    assert_eq!(int(field(&recs[1], "timestamp")), 1000);
+    let second = array(&recs[1]);
+    assert_eq!((&second[2], int(&second[1])), (&Frame::Null, 1000));
     assert_eq!(
         array(&c.ok(&["FETCH", "orders", &p, "1", "COUNT", "5"]).await).len(),
         1

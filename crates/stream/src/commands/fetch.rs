@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proto::{Args, CommandError, Frame};
 
-use super::{int, log_error, map, next_name, next_u64, partition, topic_error};
+use super::{int, log_error, next_name, next_u64, partition, topic_error};
 use crate::record::{self, StoredRecord};
 use crate::server::StreamServer;
 
@@ -13,7 +13,7 @@ const DEFAULT_MAX_BYTES: u64 = 1 << 20;
 const MAX_MAX_BYTES: u64 = 64 << 20;
 
 /// `FETCH topic partition offset [COUNT n] [MAXBYTES bytes] [BLOCK ms]` → records, each
-/// `{offset, timestamp, key, value, headers}`. At the end offset it returns an empty array
+/// `[offset, timestamp, key, value, headers]`. At the end offset it returns an empty array
 /// — or, with `BLOCK`, waits until a record arrives or the time is up (`BLOCK 0`: forever),
 /// which is how a consumer tails a partition without polling in a loop.
 pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandError> {
@@ -73,6 +73,9 @@ fn reply(records: Vec<StoredRecord>) -> Frame {
     Frame::Array(records.into_iter().map(record_frame).collect())
 }
 
+/// One record as `[offset, timestamp, key, value, headers]` (`headers` a flat
+/// `[name, value, ...]` array): positional like `XRANGE`'s `[id, fields]`, so a fetch of
+/// many small records stays small on the wire.
 fn record_frame(r: StoredRecord) -> Frame {
     let nullable = |b: Option<bytes::Bytes>| b.map_or(Frame::Null, Frame::Bulk);
     let headers = r
@@ -81,12 +84,12 @@ fn record_frame(r: StoredRecord) -> Frame {
         .into_iter()
         .flat_map(|(k, v)| [Frame::Bulk(k), nullable(v)])
         .collect();
-    map(vec![
-        ("offset", int(r.offset)),
-        ("timestamp", Frame::Integer(r.record.timestamp)),
-        ("key", nullable(r.record.key)),
-        ("value", nullable(r.record.value)),
-        ("headers", Frame::Array(headers)),
+    Frame::Array(vec![
+        int(r.offset),
+        Frame::Integer(r.record.timestamp),
+        nullable(r.record.key),
+        nullable(r.record.value),
+        Frame::Array(headers),
     ])
 }
 

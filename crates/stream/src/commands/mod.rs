@@ -161,6 +161,12 @@ fn text(s: &str) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }
 
-fn map(pairs: Vec<(&str, Frame)>) -> Frame {
-    Frame::Map(pairs.into_iter().map(|(k, v)| (text(k), v)).collect())
+/// A map reply with fixed field names (a flat `[name, value, ...]` array in RESP2).
+fn map(pairs: Vec<(&'static str, Frame)>) -> Frame {
+    Frame::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Frame::Bulk(Bytes::from_static(k.as_bytes())), v))
+            .collect(),
+    )
 }
