@@ -511,11 +511,13 @@ impl Keyspace {
 
     /// Stores a record and journals it.
     fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
-        self.journal.push(Change::Put {
-            db,
-            key: key.clone(),
-            entry: entry.clone(),
-        });
+        if self.journal.enabled {
+            self.journal.push(Change::Put {
+                db,
+                key: key.clone(),
+                entry: entry.clone(),
+            });
+        }
         self.dbs[db].put(Slot::new(key), entry);
     }
 

@@ -383,3 +383,78 @@ async fn info_counts_hits_and_misses() {
     assert_eq!(time.len(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_redis_client_library_works_against_it() {
+    let server = start(&[]).await;
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("user:1")
+        .arg("alice")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let name: String = redis::cmd("GET")
+        .arg("user:1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(name, "alice");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("user:1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(ttl, 60);
+    let n: i64 = redis::cmd("INCRBY")
+        .arg("hits")
+        .arg(5)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let missing: Option<String> = redis::cmd("GET")
+        .arg("nope")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn redis_benchmark_runs_without_errors() {
+    let server = start(&[]).await;
+    let port = server.addr().port().to_string();
+    for pipeline in ["1", "16"] {
+        let out = tokio::process::Command::new("redis-benchmark")
+            .args([
+                "-p",
+                &port,
+                "-t",
+                "set,get,incr,mset",
+                "-c",
+                "10",
+                "-n",
+                "2000",
+            ])
+            .args(["-P", pipeline, "-q"])
+            .output()
+            .await
+            .expect("redis-benchmark must be installed (.ci/run installs redis-tools)");
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n")
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("error"), "{text}");
+        for test in ["SET", "GET", "INCR", "MSET"] {
+            assert!(
+                text.contains(&format!("{test}")),
+                "{test} did not run: {text}"
+            );
+        }
+    }
+    server.stop().await;
+}
