@@ -450,10 +450,7 @@ async fn redis_benchmark_runs_without_errors() {
         assert!(out.status.success(), "{text}");
         assert!(!text.to_ascii_lowercase().contains("error"), "{text}");
         for test in ["SET", "GET", "INCR", "MSET"] {
-            assert!(
-                text.contains(&format!("{test}")),
-                "{test} did not run: {text}"
-            );
+            assert!(text.contains(test), "{test} did not run: {text}");
         }
     }
     server.stop().await;
