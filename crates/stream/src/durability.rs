@@ -70,7 +70,12 @@ impl Default for GroupCommit {
 impl GroupCommit {
     /// Registers a write to `file` and returns its ticket. Call after the write.
     pub fn written(&self, file: Arc<File>) -> u64 {
-        lock(&self.dirty).push(file);
+        let mut dirty = lock(&self.dirty);
+        // Consecutive appends usually hit the same file: keep the list short.
+        if !dirty.last().is_some_and(|last| Arc::ptr_eq(last, &file)) {
+            dirty.push(file);
+        }
+        drop(dirty);
         self.issued.fetch_add(1, Ordering::AcqRel) + 1
     }
 

@@ -124,23 +124,36 @@ impl StreamServer {
         Ok(())
     }
 
-    /// Appends commits to the offsets log, durably, then applies them.
-    pub async fn store_commits(
+    /// Commits offsets for a group member: checks its generation, appends the commits to
+    /// the offsets log and applies them, all under the coordinator lock (so no rebalance
+    /// can slip between the check and the write, and commits apply in log order); then
+    /// waits until they are durable as `--fsync` says.
+    pub async fn commit_offsets(
         &self,
+        member: &str,
+        generation: i32,
         commits: &[crate::offsets::Commit],
     ) -> Result<(), CommandError> {
-        let appended = self
-            .offsets
-            .append(commits, self.now_ms())
-            .map_err(|e| CommandError::coded("KAFKA_STORAGE_ERROR", e))?;
+        let storage = |e: &dyn std::fmt::Display| CommandError::coded("KAFKA_STORAGE_ERROR", e);
+        let appended = {
+            let mut coordinator = self.coordinator();
+            if let Some(first) = commits.first() {
+                coordinator
+                    .check_commit(&first.group, member, generation)
+                    .map_err(|e| CommandError::coded(e.code(), e))?;
+            }
+            let appended = self
+                .offsets
+                .append(commits, self.now_ms())
+                .map_err(|e| storage(&e))?;
+            for c in commits {
+                coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
+            }
+            appended
+        };
         self.make_durable(&[appended])
             .await
-            .map_err(|e| CommandError::coded("KAFKA_STORAGE_ERROR", e))?;
-        let mut coordinator = self.coordinator();
-        for c in commits {
-            coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
-        }
-        Ok(())
+            .map_err(|e| storage(&e))
     }
 
     /// Partition counts as the coordinator asks for them.

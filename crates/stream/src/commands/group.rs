@@ -148,10 +148,7 @@ pub async fn commit(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandE
             offset,
         });
     }
-    s.coordinator()
-        .check_commit(&group, &member, generation)
-        .map_err(group_error)?;
-    s.store_commits(&commits).await?;
+    s.commit_offsets(&member, generation, &commits).await?;
     Ok(Frame::ok())
 }
 
