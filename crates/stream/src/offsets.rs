@@ -5,9 +5,14 @@
 //! `(group, topic, partition)` and value `offset`; on start the coordinator replays it and
 //! the last record per key wins. This module does the same with the partition log of
 //! `log.rs`, so commits get the same append, CRC, torn-tail recovery and `--fsync` path as
-//! messages. (Kafka also *compacts* that topic — keeps only the newest record per key —
-//! which this log does not do yet; it only grows with the number of commits.)
+//! messages.
+//!
+//! Only the newest commit per key matters, so the log is *compacted* — Kafka's cleaner
+//! keeps only the newest record per key. Here that happens on start: when most replayed
+//! records are superseded, the live ones are written to a fresh log, which then replaces
+//! the old one by two renames (a crash at any point leaves one complete log to open).
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
@@ -33,31 +38,52 @@ pub struct OffsetStore {
 }
 
 impl OffsetStore {
-    /// Opens `<dir>/__consumer_offsets` and replays it: every commit, oldest first.
+    /// Opens `<dir>/__consumer_offsets` and replays it: the newest commit per key.
     pub fn open(
         dir: &Path,
         sync_on_roll: bool,
         now_ms: i64,
     ) -> io::Result<(OffsetStore, Vec<Commit>)> {
-        let config = LogConfig {
-            segment_bytes: 64 << 20,
-            retention_ms: -1,
-            ..LogConfig::default()
-        };
-        let (log, _) = Log::open(
-            &dir.join("__consumer_offsets"),
-            config,
-            sync_on_roll,
-            now_ms,
-        )?;
-        let mut commits = Vec::new();
-        let mut offset = log.start_offset();
-        while offset < log.end_offset() {
-            let bytes = log.read(offset, 1 << 20, u64::MAX).map_err(to_io)?;
-            let records = record::decode_batches(&bytes, offset, usize::MAX).map_err(to_io)?;
-            let Some(last) = records.last() else { break };
-            offset = last.offset + 1;
-            commits.extend(records.iter().filter_map(|r| decode(&r.record)));
+        let live_dir = dir.join("__consumer_offsets");
+        let fresh_dir = dir.join("__consumer_offsets.compacted");
+        let old_dir = dir.join("__consumer_offsets.old");
+        // Finish or undo an interrupted compaction: the fresh log is complete whenever the
+        // live one has already been renamed away.
+        if !live_dir.exists() && fresh_dir.exists() {
+            std::fs::rename(&fresh_dir, &live_dir)?;
+        }
+        for leftover in [&fresh_dir, &old_dir] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover)?;
+            }
+        }
+        let (log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
+        let (commits, replayed) = replay(&log)?;
+        if replayed > COMPACT_MIN_RECORDS && replayed > 2 * commits.len() {
+            drop(log);
+            let (fresh, _) = Log::open(&fresh_dir, Self::config(), sync_on_roll, now_ms)?;
+            let store = OffsetStore {
+                log: Mutex::new(fresh),
+            };
+            for chunk in commits.chunks(1000) {
+                store.append(chunk, now_ms).map_err(to_io)?;
+            }
+            lock(&store.log).sync()?;
+            std::fs::rename(&live_dir, &old_dir)?;
+            std::fs::rename(&fresh_dir, &live_dir)?;
+            crate::log::sync_dir(dir)?;
+            std::fs::remove_dir_all(&old_dir)?;
+            tracing::info!(
+                "compacted committed offsets: {replayed} records -> {}",
+                commits.len()
+            );
+            let (log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
+            return Ok((
+                OffsetStore {
+                    log: Mutex::new(log),
+                },
+                commits,
+            ));
         }
         Ok((
             OffsetStore {
@@ -65,6 +91,14 @@ impl OffsetStore {
             },
             commits,
         ))
+    }
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 64 << 20,
+            retention_ms: -1,
+            ..LogConfig::default()
+        }
     }
 
     /// Appends commits as one batch: a multi-partition commit is all-or-nothing.
@@ -78,11 +112,44 @@ impl OffsetStore {
                 headers: Vec::new(),
             })
             .collect();
-        let mut log = match self.log.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        log.append_records(&records, now_ms)
+        lock(&self.log).append_records(&records, now_ms)
+    }
+}
+
+/// Compact on start only when there are at least this many records.
+const COMPACT_MIN_RECORDS: usize = 10_000;
+
+/// Reads every commit in the log; returns the newest per key (in first-seen order) and
+/// the number of records read.
+fn replay(log: &Log) -> io::Result<(Vec<Commit>, usize)> {
+    let mut latest: Vec<Commit> = Vec::new();
+    let mut position: HashMap<(String, String, u32), usize> = HashMap::new();
+    let mut replayed = 0;
+    let mut offset = log.start_offset();
+    while offset < log.end_offset() {
+        let bytes = log.read(offset, 1 << 20, u64::MAX).map_err(to_io)?;
+        let records = record::decode_batches(&bytes, offset, usize::MAX).map_err(to_io)?;
+        let Some(last) = records.last() else { break };
+        offset = last.offset + 1;
+        for c in records.iter().filter_map(|r| decode(&r.record)) {
+            replayed += 1;
+            let key = (c.group.clone(), c.topic.clone(), c.partition);
+            match position.get(&key) {
+                Some(&i) => latest[i] = c,
+                None => {
+                    position.insert(key, latest.len());
+                    latest.push(c);
+                }
+            }
+        }
+    }
+    Ok((latest, replayed))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -141,10 +208,48 @@ mod tests {
         store.append(&[c("g", 0, 9), c("other", 0, 1)], 0).unwrap();
         drop(store);
         let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
-        assert_eq!(
-            replay,
-            [c("g", 0, 5), c("g", 1, 7), c("g", 0, 9), c("other", 0, 1)]
-        );
+        assert_eq!(replay, [c("g", 0, 9), c("g", 1, 7), c("other", 0, 1)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mostly_superseded_log_is_compacted_on_open() {
+        let dir =
+            std::env::temp_dir().join(format!("infralab-offsets-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = OffsetStore::open(&dir, false, 0).unwrap();
+        for i in 0..(COMPACT_MIN_RECORDS as u64 + 10) {
+            let commit = Commit {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: (i % 3) as u32,
+                offset: i,
+            };
+            store.append(&[commit], 0).unwrap();
+        }
+        drop(store);
+        let size = |d: &Path| -> u64 {
+            std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum()
+        };
+        let before = size(&dir.join("__consumer_offsets"));
+        let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        let last = COMPACT_MIN_RECORDS as u64 + 9;
+        let offsets: Vec<u64> = replay.iter().map(|c| c.offset).collect();
+        assert_eq!(offsets, [last - 1, last, last - 2]);
+        assert!(size(&dir.join("__consumer_offsets")) < before / 100);
+
+        // A crash between the two renames: only the compacted log is left; it is used.
+        std::fs::rename(
+            dir.join("__consumer_offsets"),
+            dir.join("__consumer_offsets.compacted"),
+        )
+        .unwrap();
+        let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        assert_eq!(replay.len(), 3);
+        assert!(!dir.join("__consumer_offsets.compacted").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
