@@ -16,8 +16,11 @@
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 REQUESTS=${2:-1000000}
-OURS=7410
-PEER=7411
+# Free ports picked now (several benchmarks may run on one machine at once).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+OURS=$(free_port)
+PEER=$(free_port)
+while [ "$PEER" = "$OURS" ]; do PEER=$(free_port); done
 TARGET="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}"
 BIN="$TARGET/release/examples"
 
@@ -25,11 +28,18 @@ cargo build --release -q -p cache --examples --manifest-path "$BENCH_ROOT/Cargo.
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# is_cache PORT: the server there really is ours (not another benchmark's on a reused port).
+is_cache() {
+  redis-cli -p "$1" INFO server | tr -d '\r' | grep -q '^infralab_server:cache$' ||
+    { echo "port $1 is not our cache" >&2; exit 1; }
+}
+
 # --- 1. throughput ------------------------------------------------------------------
 "$BIN/cache_server" --port "$OURS" --maxmemory 1gb --maxmemory-policy lfu 2>/dev/null &
 CACHE_PID=$!
 PIDS+=("$CACHE_PID")
 wait_port "$OURS"
+is_cache "$OURS"
 start_redis "$PEER"
 REDIS_PID=${PIDS[-1]}
 N=200000
@@ -49,6 +59,7 @@ replay_cache() { # POLICY BUDGET
   "$BIN/cache_server" --port "$OURS" --maxmemory "$2" --maxmemory-policy "$1" 2>/dev/null &
   local pid=$!
   wait_port "$OURS"
+  is_cache "$OURS"
   "${REPLAY[@]}" --port "$OURS"
   stop "$pid"
 }

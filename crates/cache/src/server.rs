@@ -155,17 +155,23 @@ impl CacheServer {
         Ok(value)
     }
 
-    /// Write-through: in that mode, sends the client's command to the origin first and
-    /// returns the origin's reply; the caller then applies it to the cache. An origin
-    /// error (unreachable, or an error reply) leaves the cache untouched. `Ok(None)`: not
-    /// in write-through mode, apply locally only.
-    pub async fn write_through(&self, words: Vec<Bytes>) -> Result<Option<Frame>, CommandError> {
-        let Some(origin) = self.origin.as_ref() else {
+    /// Whether writes go to the origin first (`--population write-through` with an origin).
+    pub fn writes_through(&self) -> bool {
+        self.origin.is_some() && self.population == Population::WriteThrough
+    }
+
+    /// Write-through: sends the client's command (`forward`, present only when
+    /// [`CacheServer::writes_through`]) to the origin first and returns the origin's reply;
+    /// the caller then applies it to the cache. An origin error (unreachable, or an error
+    /// reply) leaves the cache untouched. `Ok(None)`: not in write-through mode, apply
+    /// locally only.
+    pub async fn write_through(
+        &self,
+        forward: Option<Vec<Bytes>>,
+    ) -> Result<Option<Frame>, CommandError> {
+        let (Some(origin), Some(words)) = (self.origin.as_ref(), forward) else {
             return Ok(None);
         };
-        if self.population != Population::WriteThrough {
-            return Ok(None);
-        }
         match origin.call(words, false).await {
             Ok(Frame::Error(e)) => Err(CommandError::Reply(String::from_utf8_lossy(&e).into())),
             Ok(reply) => Ok(Some(reply)),

@@ -9,7 +9,7 @@ use super::{CommandResult, words};
 use crate::server::{CacheServer, now_ms};
 
 pub async fn del(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let keys = args.rest();
     let origin_reply = server.write_through(forward).await?;
     server.note_delete();

@@ -127,7 +127,7 @@ fn apply(
 }
 
 pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     let now = now_ms();
@@ -183,7 +183,7 @@ pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
 }
 
 pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let command = args.name().to_string();
     let unit = if command == "setex" { 1000 } else { 1 };
     let key = args.next_bytes()?;
@@ -209,7 +209,7 @@ pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
 }
 
 pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     args.finish()?;
@@ -231,7 +231,7 @@ pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
 }
 
 pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let pairs = args.rest();
     if !pairs.len().is_multiple_of(2) {
         return Err(args.wrong_arity());
@@ -269,7 +269,7 @@ pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
 }
 
 pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let forward = words(args);
+    let forward = server.writes_through().then(|| words(args));
     let command = args.name().to_string();
     let key = args.next_bytes()?;
     let delta = match command.as_str() {
