@@ -633,3 +633,49 @@ async fn topics_and_committed_offsets_survive_a_restart() {
     );
     server.running.stop().await;
 }
+
+/// A Redis client library (the `redis` crate) as a producer and consumer: the commands are
+/// plain RESP, so any Redis client can drive the stream.
+#[tokio::test]
+async fn a_redis_client_library_produces_and_consumes() {
+    let server = start("redis-crate", &[]).await;
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("TOPIC.CREATE")
+        .arg("clicks")
+        .arg("PARTITIONS")
+        .arg(2)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..100 {
+        pipe.cmd("PRODUCE")
+            .arg("clicks")
+            .arg(format!("click-{i}"))
+            .arg("KEY")
+            .arg("page-7");
+    }
+    let placed: Vec<(u32, u64)> = pipe.query_async(&mut con).await.unwrap();
+    let partition = partition_for_key(b"page-7", 2);
+    for (i, (p, offset)) in placed.iter().enumerate() {
+        assert_eq!((*p, *offset), (partition, i as u64));
+    }
+    type Rec = (u64, i64, Option<Vec<u8>>, Vec<u8>, Vec<Vec<u8>>);
+    let fetched: Vec<Rec> = redis::cmd("FETCH")
+        .arg("clicks")
+        .arg(partition)
+        .arg(40)
+        .arg("COUNT")
+        .arg(3)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let values: Vec<String> = fetched
+        .iter()
+        .map(|r| String::from_utf8(r.3.clone()).unwrap())
+        .collect();
+    assert_eq!(values, ["click-40", "click-41", "click-42"]);
+    assert_eq!(fetched[0].2.as_deref(), Some(&b"page-7"[..]));
+    server.running.stop().await;
+}
