@@ -43,6 +43,8 @@ enum Command {
     Kv(kv::Args),
     /// Push pub/sub, Redis-compatible, with bounded subscriber queues (port 7381).
     Pubsub(pubsub::Args),
+    /// Feed a pub/sub pattern into a broker queue: the hybrid pub/sub + queue.
+    Bridge(pubsub::bridge::BridgeArgs),
 }
 
 #[derive(clap::Args)]
@@ -108,6 +110,9 @@ fn main() -> ExitCode {
                     service::telemetry::shutdown_on_signal(),
                 ))
                 .await
+            }
+            Command::Bridge(args) => {
+                pubsub::bridge::run(args, service::telemetry::shutdown_on_signal()).await
             }
         }
     });

@@ -22,6 +22,7 @@
 //! commands into hub calls; [`server`] plugs the hub into the shared connection loop.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod commands;
 pub mod hub;
 pub mod outbox;
