@@ -20,6 +20,11 @@
 //!   deleted then and reported absent — and *actively* — [`Cache::sweep_expired`] (called
 //!   by a background task) pops everything due from the `expiries` index, so memory held
 //!   by keys nobody reads again is given back too.
+//! - **The index** uses the standard library's SipHash with a per-process random key: a
+//!   cache stores keys chosen by its clients, and a fast unkeyed hash would let a client
+//!   pick keys that all collide (hash flooding). Lookups are memory-bound anyway — the
+//!   bucket, the key bytes and the slab entry are three cache misses on a large cache,
+//!   much like Redis's dict → entry → object chain.
 //! - **Negative entries**: a value of `None` records "the origin has no such key" for a
 //!   short TTL, so repeated misses for absent keys do not all reach the origin. They are
 //!   invisible to EXISTS, KEYS, SCAN and DBSIZE.
@@ -28,7 +33,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use proto::glob::glob_match;
-use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::memory::entry_size;
 use crate::policy::{EntryMeta, Policy, PolicyKind, Slot};
@@ -94,7 +99,7 @@ pub struct StoreStats {
 }
 
 pub struct Cache {
-    index: HashMap<Bytes, Slot, Xxh3Builder>,
+    index: HashMap<Bytes, Slot>,
     slots: Vec<Option<Entry>>,
     free: Vec<Slot>,
     expiries: BTreeSet<(u64, Slot)>,
@@ -110,7 +115,7 @@ impl Cache {
     /// A cache bounded to `maxmemory` accounted bytes (0: unbounded).
     pub fn new(maxmemory: u64, kind: PolicyKind) -> Self {
         Cache {
-            index: HashMap::with_hasher(Xxh3Builder::new()),
+            index: HashMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             expiries: BTreeSet::new(),
