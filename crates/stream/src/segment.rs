@@ -492,7 +492,8 @@ impl SegmentView {
     /// Whole batches starting with the one that holds `offset`: about `max_bytes` of them
     /// (at least one, however big: a consumer must always make progress), stopping once
     /// they hold `max_records` records from `offset` on. `None` if the segment has nothing
-    /// at or after `offset`. Reads a little first and grows, so a small fetch stays cheap.
+    /// at or after `offset`. Reads what the first batch's size suggests and grows, so a
+    /// small fetch stays cheap.
     pub fn read(
         &self,
         offset: u64,
@@ -504,8 +505,9 @@ impl SegmentView {
         };
         let available = (self.size - position) as usize;
         let limit = max_bytes.max(first.size).min(available);
+        // First guess: batches the size of the first one, enough to hold `max_records`.
         let guess = first.size.saturating_mul(max_records.min(1024) as usize);
-        let mut want = limit.min(guess).min(64 * 1024).max(first.size);
+        let mut want = limit.min(guess).max(first.size);
         loop {
             let mut buf = BytesMut::zeroed(want);
             self.file.read_exact_at(&mut buf, position)?;
@@ -524,7 +526,7 @@ impl SegmentView {
                 buf.truncate(end);
                 return Ok(Some(buf.freeze()));
             }
-            want = want.saturating_mul(4).min(limit);
+            want = want.saturating_mul(2).min(limit);
         }
     }
 
