@@ -81,9 +81,8 @@ async fn main() {
             for run in 0..cli.runs {
                 for (i, (_, addr)) in servers.iter().enumerate() {
                     let channel = format!("bench-{subscribers}-{size}-{run}");
-                    samples[i].push(
-                        one_run(addr, &channel, subscribers, size, messages, &cli).await,
-                    );
+                    samples[i]
+                        .push(one_run(addr, &channel, subscribers, size, messages, &cli).await);
                 }
             }
             let ours = median(samples[0].iter().map(|s| s.delivered_per_sec).collect());
@@ -237,8 +236,7 @@ async fn one_run(
             .unwrap_or(0) as f64
     };
     Sample {
-        delivered_per_sec: (messages * subscribers as u64) as f64
-            / (last - start).as_secs_f64(),
+        delivered_per_sec: (messages * subscribers as u64) as f64 / (last - start).as_secs_f64(),
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     }

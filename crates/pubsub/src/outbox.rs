@@ -108,25 +108,10 @@ impl fmt::Display for OutputLimit {
     }
 }
 
-/// A size as Redis writes it in its config: `1k` = 1000, `1kb` = 1024, `m`/`mb`, `g`/`gb`.
+/// A size as Redis writes it in its config (`32mb`, `1k`), in bytes.
 pub fn parse_memory(text: &str) -> Result<usize, String> {
-    let lower = text.to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit: usize = match &lower[digits.len()..] {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return Err(format!("invalid memory size '{text}'")),
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("invalid memory size '{text}'"))
+    let bytes = service::settings::parse_memory(text)?;
+    usize::try_from(bytes).map_err(|_| format!("memory size '{text}' is too large"))
 }
 
 /// Who pays when a subscriber's queue is full. See the module documentation.

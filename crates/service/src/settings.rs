@@ -154,3 +154,44 @@ impl Settings {
         Some(result)
     }
 }
+
+/// Parses a memory size as Redis's config does: `1000`, `64kb`, `100mb`, `2gb` (`k`, `m`,
+/// `g` are powers of 1000; `kb`, `mb`, `gb` powers of 1024; case-insensitive). For flags
+/// such as `--maxmemory` and `--client-output-buffer-limit`, and their `CONFIG SET`.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("invalid memory size '{text}'")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("invalid memory size '{text}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn memory_sizes_as_redis_writes_them() {
+        assert_eq!(parse_memory("1000"), Ok(1000));
+        assert_eq!(parse_memory("1k"), Ok(1000));
+        assert_eq!(parse_memory("64KB"), Ok(64 * 1024));
+        assert_eq!(parse_memory("32mb"), Ok(32 << 20));
+        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
+        assert!(parse_memory("-1").is_err());
+        assert!(parse_memory("12x").is_err());
+        assert!(parse_memory("mb").is_err());
+        assert!(parse_memory("99999999999gb").is_err());
+    }
+}
