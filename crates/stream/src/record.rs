@@ -204,10 +204,25 @@ pub fn stamp(batch: &mut [u8], base_offset: u64) {
 /// Encodes records as one uncompressed batch with base offset 0 (the log stamps the real
 /// one). Panics never: an empty slice gives an empty buffer, which the log rejects.
 pub fn encode_batch(records: &[Record]) -> BytesMut {
-    let mut buf = BytesMut::new();
     let Some(first) = records.first() else {
-        return buf;
+        return BytesMut::new();
     };
+    // Header, plus each record's data and at most ~40 bytes of varints and attributes.
+    let estimate: usize = records
+        .iter()
+        .map(|r| {
+            let headers: usize = r
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 10)
+                .sum();
+            r.key.as_ref().map_or(0, |k| k.len())
+                + r.value.as_ref().map_or(0, |v| v.len())
+                + headers
+                + 40
+        })
+        .sum();
+    let mut buf = BytesMut::with_capacity(BATCH_HEADER_LEN + estimate);
     let base_timestamp = first.timestamp;
     let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(0);
     buf.put_i64(0); // base offset
