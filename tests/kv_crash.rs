@@ -3,7 +3,8 @@
 //! acknowledged write; the process is killed with SIGKILL mid-stream and restarted from
 //! the same directory. With `--fsync always` every acknowledged key must be there with
 //! its value; with `everysec` the test reports how many were lost, which must be at most
-//! the writes of the last few seconds.
+//! what the guarantee allows: the writes since the last flush (about a second; two allowed
+//! here) plus the changes the storage writer may lag behind (`kv::storage::MAX_LAG`).
 
 mod kv_process;
 
@@ -109,15 +110,16 @@ async fn fsync_always_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_everysec_loses_at_most_about_a_second() {
     // A second between flushes, plus slack for a loaded machine.
-    let window = Duration::from_secs(3);
+    let window = Duration::from_secs(2);
     let (acked, lost, recent) =
         crash_and_count("everysec", Duration::from_millis(4500), window).await;
     println!(
         "fsync everysec: {acked} acknowledged, {lost} lost after SIGKILL \
          ({recent} were acknowledged in the last {window:?})"
     );
+    let allowed = recent + kv::storage::MAX_LAG as usize;
     assert!(
-        lost <= recent,
-        "lost {lost}, more than the last {window:?} of writes ({recent})"
+        lost <= allowed,
+        "lost {lost}: more than the last {window:?} of writes ({recent}) plus the writer's lag"
     );
 }
