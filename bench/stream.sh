@@ -9,6 +9,8 @@
 # for 100-byte and 1 KiB values. Durability is the same on both sides:
 #   stream --fsync everysec   vs   redis-server --appendonly yes --appendfsync everysec
 # and the disk's sequential write rate is measured in the same run (dd conv=fdatasync).
+# Last, produce under stream --fsync always vs redis --appendfsync always (-P 1, 50 clients),
+# with the number of fsyncs the group commit needed.
 # Prints medians of messages/s and payload MB/s, and ratios.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
@@ -95,3 +97,26 @@ for size in 100 1024; do
   row "consume $size B, 100 per request" "$size" 100 "$((MESSAGES / 100))" 1 FETCH "t$size" 0 0 COUNT 100 \
     -- "$((MESSAGES / 100))" 1 XREAD COUNT 100 STREAMS "s$size" 0
 done
+
+# fsync always: every produce acknowledged only after an fsync; 50 producers share fsyncs
+# (group commit). Redis's appendfsync always also fsyncs once per event-loop iteration.
+# (Not a disk-throughput test: fsync latency decides it.)
+ALWAYS=7465
+PEER_ALWAYS=7466
+"$BIN" --port "$ALWAYS" --dir "$DATA/stream-always" --fsync always 2>/dev/null &
+PIDS+=($!)
+mkdir -p "$DATA/redis-always"
+redis-server --port "$PEER_ALWAYS" --save '' --appendonly yes --appendfsync always \
+  --dir "$DATA/redis-always" --daemonize no >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$ALWAYS"
+wait_port "$PEER_ALWAYS"
+redis-cli -p "$ALWAYS" TOPIC.CREATE ta >/dev/null
+value=$(head -c 100 /dev/zero | tr '\0' 'x')
+PEER_PER=1
+OURS=$ALWAYS
+PEER=$PEER_ALWAYS
+row "produce 100 B, fsync always, -P 1" 100 1 20000 1 PRODUCE ta "$value" \
+  -- 20000 1 XADD sa '*' v "$value"
+rounds=$(redis-cli -p "$ALWAYS" INFO stream | tr -d '\r' | awk -F: '/^fsync_rounds/ { print $2 }')
+echo "  -> $((RUNS * 20000)) acknowledged produces in $rounds fsyncs (group commit)"
