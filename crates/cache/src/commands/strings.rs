@@ -83,23 +83,50 @@ fn expiry_at(
     }
 }
 
-/// Writes `value` under the conditions, as the cache part of SET and friends. Returns
-/// whether it was written and the previous value (for SET ... GET).
+/// How a write applies to the cached copy.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    condition: Condition,
+    expiry: Expiry,
+    mirror: Mirror,
+    /// The caller wants the previous value (SET ... GET).
+    want_old: bool,
+}
+
+impl Rule {
+    fn plain(expiry: Expiry, mirror: Mirror) -> Rule {
+        Rule {
+            condition: Condition::Always,
+            expiry,
+            mirror,
+            want_old: false,
+        }
+    }
+}
+
+/// Writes `value` under `rule`, as the cache part of SET and friends. Returns whether it
+/// was written and, if asked for, the previous value. The common case (a plain SET) does
+/// not look the key up twice.
 fn apply(
     server: &CacheServer,
     key: Bytes,
     value: Bytes,
-    condition: Condition,
-    expiry: Expiry,
-    mirror: Mirror,
+    rule: Rule,
     now: u64,
 ) -> Result<(bool, Option<Bytes>), CommandError> {
     let mut store = server.store();
-    let old = store
-        .peek_value(&key, now)
-        .map(|e| (e.value.clone(), e.expires_at));
+    let needs_old = rule.want_old
+        || rule.expiry == Expiry::Keep
+        || (rule.mirror == Mirror::Local && rule.condition != Condition::Always);
+    let old = if needs_old {
+        store
+            .peek_value(&key, now)
+            .map(|e| (e.value.clone(), e.expires_at))
+    } else {
+        None
+    };
     let old_value = old.as_ref().and_then(|(v, _)| v.clone());
-    match mirror {
+    match rule.mirror {
         Mirror::Skip => return Ok((false, old_value)),
         Mirror::Drop => {
             store.remove(&key, now);
@@ -107,7 +134,7 @@ fn apply(
         }
         Mirror::Apply => {}
         Mirror::Local => {
-            let blocked = match condition {
+            let blocked = match rule.condition {
                 Condition::Always => false,
                 Condition::IfAbsent => old.is_some(),
                 Condition::IfPresent => old.is_none(),
@@ -117,7 +144,7 @@ fn apply(
             }
         }
     }
-    let expires_at = match expiry {
+    let expires_at = match rule.expiry {
         Expiry::At(at) => Some(at),
         Expiry::Keep if old.is_some() => old.and_then(|(_, at)| at),
         Expiry::Keep | Expiry::Default => server.default_expiry(now),
@@ -173,7 +200,13 @@ pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
         Some(_) if get && condition != Condition::Always => Mirror::Drop,
         Some(_) => Mirror::Apply,
     };
-    let (written, old) = apply(server, key, value, condition, expiry, mirror, now)?;
+    let rule = Rule {
+        condition,
+        expiry,
+        mirror,
+        want_old: get,
+    };
+    let (written, old) = apply(server, key, value, rule, now)?;
     Ok(match (get, written) {
         (true, _) => old.map_or(Frame::Null, Frame::Bulk),
         (false, true) => Frame::ok(),
@@ -196,15 +229,7 @@ pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
         None => Mirror::Local,
         Some(_) => Mirror::Apply,
     };
-    apply(
-        server,
-        key,
-        value,
-        Condition::Always,
-        Expiry::At(at),
-        mirror,
-        now,
-    )?;
+    apply(server, key, value, Rule::plain(Expiry::At(at), mirror), now)?;
     Ok(Frame::ok())
 }
 
@@ -218,15 +243,11 @@ pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
         Some(Frame::Integer(1)) => Mirror::Apply,
         Some(_) => Mirror::Skip,
     };
-    let (written, _) = apply(
-        server,
-        key,
-        value,
-        Condition::IfAbsent,
-        Expiry::Default,
-        mirror,
-        now_ms(),
-    )?;
+    let rule = Rule {
+        condition: Condition::IfAbsent,
+        ..Rule::plain(Expiry::Default, mirror)
+    };
+    let (written, _) = apply(server, key, value, rule, now_ms())?;
     Ok(Frame::Integer(i64::from(written)))
 }
 
@@ -259,9 +280,7 @@ pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
             server,
             kv[0].clone(),
             kv[1].clone(),
-            Condition::Always,
-            Expiry::Default,
-            mirror,
+            Rule::plain(Expiry::Default, mirror),
             now,
         )?;
     }
@@ -294,9 +313,7 @@ pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
             server,
             key,
             Bytes::from(n.to_string()),
-            Condition::Always,
-            Expiry::Keep,
-            Mirror::Apply,
+            Rule::plain(Expiry::Keep, Mirror::Apply),
             now,
         )?;
         return Ok(Frame::Integer(n));
