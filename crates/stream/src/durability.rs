@@ -94,6 +94,9 @@ impl GroupCommit {
             match self.leader.try_lock() {
                 Ok(_guard) => {
                     if *self.synced.borrow() < ticket {
+                        // Let producers whose requests are already here append first, so
+                        // this fsync covers them too (what an event loop does by nature).
+                        tokio::task::yield_now().await;
                         self.sync_now().await?;
                     }
                 }
