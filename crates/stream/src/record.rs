@@ -476,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn compressed_batches_verify_but_are_not_decoded() {
+        let mut batch = encode_batch(&[record(None, "v", 0)]);
+        batch[ATTRIBUTES_OFFSET + 1] = 1; // gzip
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(
+            verify(&batch).is_ok(),
+            "a log stores compressed batches as they are"
+        );
+        assert_eq!(
+            decode_batches(&batch.freeze(), 0, usize::MAX),
+            Err(BatchError::Compressed(1))
+        );
+    }
+
+    #[test]
     fn varints_match_kafka_zigzag() {
         // Values and encodings from Kafka's ByteUtilsTest.
         let cases: [(i64, &[u8]); 5] = [

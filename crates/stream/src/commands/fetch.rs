@@ -5,7 +5,7 @@ use std::time::Duration;
 use proto::{Args, CommandError, Frame};
 
 use super::{int, log_error, next_name, next_u64, partition, topic_error};
-use crate::record::{self, StoredRecord};
+use crate::record::{self, BatchError, StoredRecord};
 use crate::server::StreamServer;
 
 /// Default and largest `MAXBYTES` of one fetch.
@@ -65,8 +65,11 @@ fn read(
     let bytes = p
         .read(offset, max_bytes as usize, count as u64)
         .map_err(log_error)?;
-    record::decode_batches(&bytes, offset, count)
-        .map_err(|e| CommandError::coded("CORRUPT_MESSAGE", e))
+    record::decode_batches(&bytes, offset, count).map_err(|e| match e {
+        // A Kafka client's compressed batch: stored as sent, not decompressed here (yet).
+        BatchError::Compressed(_) => CommandError::coded("UNSUPPORTED_COMPRESSION_TYPE", e),
+        _ => CommandError::coded("CORRUPT_MESSAGE", e),
+    })
 }
 
 fn reply(records: Vec<StoredRecord>) -> Frame {
