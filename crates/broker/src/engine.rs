@@ -368,6 +368,11 @@ impl<J: Journal> Engine<J> {
         self.queues.keys()
     }
 
+    /// How many messages `name` has ready to receive.
+    pub fn ready_len(&self, name: &Bytes) -> usize {
+        self.queues.get(name).map_or(0, Queue::ready_len)
+    }
+
     /// When time alone will next change `name` (a delay passing, a lease ending).
     pub fn next_due(&self, name: &Bytes) -> Option<Millis> {
         self.queues.get(name).and_then(Queue::next_due)

@@ -223,7 +223,9 @@ impl Queue {
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
-            let receipt = self.in_flight.lease(message, timeout, now, nonces.next_nonce());
+            let receipt = self
+                .in_flight
+                .lease(message, timeout, now, nonces.next_nonce());
             self.counters.received += 1;
             if message.deliveries > 1 {
                 self.counters.redelivered += 1;

@@ -105,7 +105,10 @@ impl Inner {
             let wakers = lock(&self.wakers);
             for name in woken {
                 if let Some(notify) = wakers.get(&name) {
-                    notify.notify_waiters();
+                    // One waiter, not all: waking every blocked consumer for one message
+                    // is a thundering herd. The one woken passes the baton on if it
+                    // leaves messages behind (see `receive`).
+                    notify.notify_one();
                 }
             }
         }
@@ -150,11 +153,15 @@ impl Inner {
             let notified = waker.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (deliveries, due_in) = self.run(|engine, now| {
+            let (deliveries, due_in, more) = self.run(|engine, now| {
                 let deliveries = engine.receive(queue, max, visibility, now)?;
                 let due_in = engine.next_due(queue).map(|t| t.saturating_sub(now));
-                Ok((deliveries, due_in))
+                Ok((deliveries, due_in, engine.ready_len(queue) > 0))
             })?;
+            if more && !deliveries.is_empty() && wait != Wait::No {
+                // Messages are left: wake the next waiting consumer for them.
+                waker.notify_one();
+            }
             let deadline = match wait {
                 _ if !deliveries.is_empty() => return Ok(deliveries),
                 Wait::No => return Ok(deliveries),

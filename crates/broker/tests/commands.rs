@@ -370,3 +370,31 @@ async fn command_docs_describe_every_command() {
     assert!(String::from_utf8_lossy(info.as_bytes().unwrap()).contains("fsync:everysec"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_always_under_concurrent_writers_shares_flushes() {
+    // Regression: sled 0.34's own flush_async deadlocks when called concurrently; the
+    // broker's group commit serialises flushes. Many writers at once must all complete.
+    let dir = temp_dir("group-commit");
+    let server = start(&dir, &["--fsync", "always"]).await;
+    let addr = server.addr();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                for i in 0..50 {
+                    c.send("jobs", &format!("{w}-{i}")).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        tokio::time::timeout(Duration::from_secs(60), writer)
+            .await
+            .expect("a writer hung waiting for its flush")
+            .unwrap();
+    }
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.stat("jobs", "ready").await, 800);
+    server.stop().await;
+}
