@@ -19,13 +19,14 @@
 //! names somebody is listening to, however many distinct channels have come and gone.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use proto::Protocol;
 use proto::glob::glob_match;
-use proto::{Frame, Protocol};
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::{Offer, Outbox, OutputLimit, QueueGauge, SlowPolicy};
@@ -116,24 +117,29 @@ impl Hub {
         &self,
         channel: &Bytes,
         payload: &Bytes,
-        now: Instant,
+        clock: &dyn Fn() -> Instant,
         wakes: &mut Wakes,
     ) -> usize {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
+        // The clock is read only if some queue is over its soft limit, at most once.
+        let read_once = std::cell::OnceCell::new();
+        let now = || *read_once.get_or_init(clock);
         let tables = self.lock();
         let (limit, policy) = (tables.limit, tables.policy);
         let mut received = 0;
         if let Some(subscribers) = tables.channels.get(channel) {
-            let mut message = Encoded::new(|| message_frame(channel, payload));
+            let parts: [&[u8]; 3] = [b"message", channel, payload];
+            let mut message = Encoded::new(&parts);
             for outbox in subscribers.values() {
-                received += self.deliver(outbox, &mut message, now, limit, policy, wakes);
+                received += self.deliver(outbox, &mut message, &now, limit, policy, wakes);
             }
         }
         for (pattern, subscribers) in &tables.patterns {
             if glob_match(pattern, channel) {
-                let mut message = Encoded::new(|| pmessage_frame(pattern, channel, payload));
+                let parts: [&[u8]; 4] = [b"pmessage", pattern, channel, payload];
+                let mut message = Encoded::new(&parts);
                 for outbox in subscribers.values() {
-                    received += self.deliver(outbox, &mut message, now, limit, policy, wakes);
+                    received += self.deliver(outbox, &mut message, &now, limit, policy, wakes);
                 }
             }
         }
@@ -143,11 +149,11 @@ impl Hub {
         received
     }
 
-    fn deliver<F: Fn() -> Frame>(
+    fn deliver(
         &self,
         outbox: &Arc<Outbox>,
-        message: &mut Encoded<F>,
-        now: Instant,
+        message: &mut Encoded,
+        now: &dyn Fn() -> Instant,
         limit: OutputLimit,
         policy: SlowPolicy,
         wakes: &mut Wakes,
@@ -235,16 +241,17 @@ impl Drop for Wakes {
 }
 
 /// A message encoded at most once per protocol, on first need.
-struct Encoded<F> {
-    frame: F,
+struct Encoded<'a> {
+    /// `["message", channel, payload]` or `["pmessage", pattern, channel, payload]`.
+    parts: &'a [&'a [u8]],
     resp2: Option<Bytes>,
     resp3: Option<Bytes>,
 }
 
-impl<F: Fn() -> Frame> Encoded<F> {
-    fn new(frame: F) -> Self {
+impl<'a> Encoded<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Self {
         Encoded {
-            frame,
+            parts,
             resp2: None,
             resp3: None,
         }
@@ -255,45 +262,28 @@ impl<F: Fn() -> Frame> Encoded<F> {
             Protocol::Resp2 => &mut self.resp2,
             Protocol::Resp3 => &mut self.resp3,
         };
-        slot.get_or_insert_with(|| {
-            let frame = (self.frame)();
-            let mut buf = BytesMut::with_capacity(encoded_len_hint(&frame));
-            frame.encode(protocol, &mut buf);
-            buf.freeze()
-        })
+        slot.get_or_insert_with(|| encode_push(protocol, self.parts))
     }
 }
 
-fn encoded_len_hint(frame: &Frame) -> usize {
-    match frame {
-        Frame::Push(items) => {
-            items
-                .iter()
-                .map(|i| i.as_bytes().map_or(24, |b| b.len() + 16))
-                .sum::<usize>()
-                + 8
-        }
-        _ => 64,
+/// `parts` as a push frame (RESP3) or an array (RESP2) of bulk strings, written straight
+/// into one buffer of the right size. The same bytes as `Frame::Push(..).encode(..)`,
+/// without building the frame: this runs for every published message.
+pub fn encode_push(protocol: Protocol, parts: &[&[u8]]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(16 + parts.iter().map(|p| p.len() + 16).sum::<usize>());
+    let kind = if protocol == Protocol::Resp3 {
+        '>'
+    } else {
+        '*'
+    };
+    // Writing to a BytesMut cannot fail.
+    let _ = write!(buf, "{kind}{}\r\n", parts.len());
+    for part in parts {
+        let _ = write!(buf, "${}\r\n", part.len());
+        buf.extend_from_slice(part);
+        buf.extend_from_slice(b"\r\n");
     }
-}
-
-/// `message <channel> <payload>`: a push in RESP3, a plain array in RESP2.
-pub fn message_frame(channel: &Bytes, payload: &Bytes) -> Frame {
-    Frame::Push(vec![
-        Frame::bulk("message"),
-        Frame::Bulk(channel.clone()),
-        Frame::Bulk(payload.clone()),
-    ])
-}
-
-/// `pmessage <pattern> <channel> <payload>`.
-pub fn pmessage_frame(pattern: &Bytes, channel: &Bytes, payload: &Bytes) -> Frame {
-    Frame::Push(vec![
-        Frame::bulk("pmessage"),
-        Frame::Bulk(pattern.clone()),
-        Frame::Bulk(channel.clone()),
-        Frame::Bulk(payload.clone()),
-    ])
+    buf.freeze()
 }
 
 /// One client's subscriptions and its queue. Dropping it (the connection closed, or
@@ -400,6 +390,8 @@ impl Drop for Subscriber {
 mod tests {
     use std::time::Duration;
 
+    use proto::Frame;
+
     use super::*;
 
     fn hub() -> Arc<Hub> {
@@ -430,11 +422,11 @@ mod tests {
         assert!(c.subscribe(Kind::Pattern, b("n*")));
         assert_eq!(a.count(), 2);
         assert_eq!(
-            hub.publish(&b("news"), &b("hi"), now, &mut Wakes::default()),
+            hub.publish(&b("news"), &b("hi"), &|| now, &mut Wakes::default()),
             3
         );
         assert_eq!(
-            hub.publish(&b("other"), &b("x"), now, &mut Wakes::default()),
+            hub.publish(&b("other"), &b("x"), &|| now, &mut Wakes::default()),
             0
         );
         assert_eq!(
@@ -452,6 +444,20 @@ mod tests {
     }
 
     #[test]
+    fn direct_encoding_matches_the_frame_encoder() {
+        let parts: [&[u8]; 4] = [b"pmessage", b"n*", b"news", b"\x00\r\n binary"];
+        let frame = Frame::Push(
+            parts
+                .iter()
+                .map(|p| Frame::Bulk(b(std::str::from_utf8(p).unwrap())))
+                .collect(),
+        );
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            assert_eq!(encode_push(protocol, &parts), frame.to_bytes(protocol));
+        }
+    }
+
+    #[test]
     fn one_encoding_shared_by_every_queue() {
         let hub = hub();
         let mut subs: Vec<Subscriber> = (0..3)
@@ -463,7 +469,7 @@ mod tests {
         hub.publish(
             &b("c"),
             &Bytes::from(vec![7u8; 1000]),
-            Instant::now(),
+            &Instant::now,
             &mut Wakes::default(),
         );
         let batches: Vec<Bytes> = subs
@@ -515,14 +521,12 @@ mod tests {
         let payload = Bytes::from(vec![0u8; 100]);
         let mut received = 0;
         for _ in 0..100 {
-            hub.publish(&b("c"), &payload, now, &mut Wakes::default());
+            hub.publish(&b("c"), &payload, &|| now, &mut Wakes::default());
             received += drain(&fast).len();
         }
         assert!(evict.is_cancelled());
         assert_eq!(hub.stats.slow_disconnects.load(Ordering::Relaxed), 1);
-        let one = message_frame(&b("c"), &payload)
-            .to_bytes(Protocol::Resp2)
-            .len();
+        let one = encode_push(Protocol::Resp2, &[b"message", b"c", &payload]).len();
         assert_eq!(received, 100 * one, "the fast subscriber got everything");
         assert!(hub.stats.queues.peak.load(Ordering::Relaxed) <= 1000);
     }

@@ -228,11 +228,12 @@ impl Outbox {
         self.lock().bytes
     }
 
-    /// Offers an encoded message; never waits. `now` drives the soft-limit timer.
+    /// Offers an encoded message; never waits. `now` reads the clock for the soft-limit
+    /// timer; it is only called when the queue is over the soft limit.
     pub fn offer(
         &self,
         message: &Bytes,
-        now: Instant,
+        now: impl Fn() -> Instant,
         limit: OutputLimit,
         policy: SlowPolicy,
     ) -> Offer {
@@ -243,6 +244,7 @@ impl Outbox {
         let after = q.bytes + message.len();
         // Redis's rule: over the soft limit *continuously* for longer than N seconds.
         let over_soft_too_long = if limit.soft > 0 && after > limit.soft {
+            let now = now();
             let since = *q.over_soft_since.get_or_insert(now);
             now.duration_since(since) > limit.soft_for
         } else {
@@ -419,19 +421,19 @@ mod tests {
         let now = Instant::now();
         for _ in 0..10 {
             assert_eq!(
-                o.offer(&msg(10, 1), now, LIMIT, SlowPolicy::Disconnect),
+                o.offer(&msg(10, 1), || now, LIMIT, SlowPolicy::Disconnect),
                 Offer::Queued { evicted: 0 }
             );
         }
         assert_eq!(o.queued_bytes(), 100);
         assert_eq!(
-            o.offer(&msg(1, 1), now, LIMIT, SlowPolicy::Disconnect),
+            o.offer(&msg(1, 1), || now, LIMIT, SlowPolicy::Disconnect),
             Offer::Disconnected
         );
         assert!(o.evict.is_cancelled());
         assert_eq!(o.queued_bytes(), 0);
         assert_eq!(
-            o.offer(&msg(1, 1), now, LIMIT, SlowPolicy::Disconnect),
+            o.offer(&msg(1, 1), || now, LIMIT, SlowPolicy::Disconnect),
             Offer::Closed
         );
         assert!(o.try_take().is_err());
@@ -444,27 +446,30 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let p = SlowPolicy::Disconnect;
         for _ in 0..6 {
-            o.offer(&msg(10, 1), t0, LIMIT, p);
+            o.offer(&msg(10, 1), || t0, LIMIT, p);
         }
         // 60 bytes: over soft since t0. Still fine at 10 s (not *longer* than 10 s).
         assert_eq!(
-            o.offer(&msg(1, 1), at(10), LIMIT, p),
+            o.offer(&msg(1, 1), || at(10), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
         // The subscriber catches up: below soft again, the timer restarts.
         while o.try_take().unwrap().is_some() {}
         assert_eq!(
-            o.offer(&msg(10, 1), at(11), LIMIT, p),
+            o.offer(&msg(10, 1), || at(11), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
         for _ in 0..5 {
-            o.offer(&msg(10, 1), at(12), LIMIT, p);
+            o.offer(&msg(10, 1), || at(12), LIMIT, p);
         }
         assert_eq!(
-            o.offer(&msg(1, 1), at(22), LIMIT, p),
+            o.offer(&msg(1, 1), || at(22), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
-        assert_eq!(o.offer(&msg(1, 1), at(23), LIMIT, p), Offer::Disconnected);
+        assert_eq!(
+            o.offer(&msg(1, 1), || at(23), LIMIT, p),
+            Offer::Disconnected
+        );
     }
 
     #[test]
@@ -473,20 +478,20 @@ mod tests {
         let newest = outbox();
         let oldest = outbox();
         for tag in 0..12u8 {
-            newest.offer(&msg(10, tag), now, LIMIT, SlowPolicy::DropNewest);
-            oldest.offer(&msg(10, tag), now, LIMIT, SlowPolicy::DropOldest);
+            newest.offer(&msg(10, tag), || now, LIMIT, SlowPolicy::DropNewest);
+            oldest.offer(&msg(10, tag), || now, LIMIT, SlowPolicy::DropOldest);
         }
         assert_eq!(
-            newest.offer(&msg(10, 99), now, LIMIT, SlowPolicy::DropNewest),
+            newest.offer(&msg(10, 99), || now, LIMIT, SlowPolicy::DropNewest),
             Offer::Dropped
         );
         assert_eq!(
-            oldest.offer(&msg(20, 99), now, LIMIT, SlowPolicy::DropOldest),
+            oldest.offer(&msg(20, 99), || now, LIMIT, SlowPolicy::DropOldest),
             Offer::Queued { evicted: 2 }
         );
         // Larger than the limit itself: cannot be queued at all.
         assert_eq!(
-            oldest.offer(&msg(101, 7), now, LIMIT, SlowPolicy::DropOldest),
+            oldest.offer(&msg(101, 7), || now, LIMIT, SlowPolicy::DropOldest),
             Offer::Dropped
         );
         let drain = |o: &Outbox| {
@@ -517,7 +522,7 @@ mod tests {
         for i in 0..10_000u32 {
             o.offer(
                 &Bytes::copy_from_slice(&i.to_be_bytes()),
-                now,
+                || now,
                 unlimited,
                 SlowPolicy::Disconnect,
             );
@@ -547,7 +552,7 @@ mod tests {
             async move { o.next().await }
         });
         tokio::task::yield_now().await;
-        o.offer(&msg(3, 5), Instant::now(), LIMIT, SlowPolicy::Disconnect);
+        o.offer(&msg(3, 5), Instant::now, LIMIT, SlowPolicy::Disconnect);
         assert!(o.claim_wake(), "the queue was empty");
         assert!(!o.claim_wake(), "claimed once");
         o.wake();

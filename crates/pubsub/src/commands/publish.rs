@@ -15,8 +15,7 @@ pub fn publish(hub: &Hub, session: &mut Session, mut args: Args) -> Reply {
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return e.into(),
     };
-    Frame::Integer(hub.publish(&channel, &message, Instant::now(), &mut session.wakes) as i64)
-        .into()
+    Frame::Integer(hub.publish(&channel, &message, &Instant::now, &mut session.wakes) as i64).into()
 }
 
 const HELP: &[&str] = &[
