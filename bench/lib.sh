@@ -29,7 +29,7 @@ rps() {
   local port=$1 test=$2
   shift 2
   redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
-    awk '/requests per second/ { rate = $2 } END { print rate }'
+    awk '/requests per second/ { for (i = 2; i <= NF; i++) if ($i == "requests") rate = $(i - 1) } END { print rate }'
 }
 
 # median of the numbers given as arguments.

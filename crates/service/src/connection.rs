@@ -107,7 +107,9 @@ pub(crate) async fn serve<S: Server>(
                 break 'connection;
             }
             if output.must_flush()
-                && write(&mut stream, &mut output, stats, &info.evict).await.is_err()
+                && write(&mut stream, &mut output, stats, &info.evict)
+                    .await
+                    .is_err()
             {
                 break 'connection;
             }
@@ -116,7 +118,10 @@ pub(crate) async fn serve<S: Server>(
         ctx.server.batch_executed(&mut client.session);
 
         // 2. One write for the whole batch.
-        if write(&mut stream, &mut output, stats, &info.evict).await.is_err() {
+        if write(&mut stream, &mut output, stats, &info.evict)
+            .await
+            .is_err()
+        {
             break;
         }
 
@@ -230,7 +235,8 @@ impl Outbox {
         if self.waiting.is_empty() {
             self.output.put(bytes);
         } else {
-            self.waiting.push_back((Protocol::Resp2, Queued::Raw(bytes)));
+            self.waiting
+                .push_back((Protocol::Resp2, Queued::Raw(bytes)));
         }
     }
 

@@ -12,13 +12,22 @@ async fn tool(program: &str, args: &[String]) -> Output {
         .args(args)
         .output()
         .await
-        .unwrap_or_else(|e| panic!("{program} not runnable ({e}); install redis-tools (see .ci/run)"));
-    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("{program} not runnable ({e}); install redis-tools (see .ci/run)")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 fn args(port: u16, rest: &[&str]) -> Vec<String> {
-    ["-p".to_string(), port.to_string()].into_iter().chain(rest.iter().map(|s| s.to_string())).collect()
+    ["-p".to_string(), port.to_string()]
+        .into_iter()
+        .chain(rest.iter().map(|s| s.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -29,7 +38,10 @@ async fn redis_cli_ping_hello_and_command_docs() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
     let out = tool("redis-cli", &args(port, &["HELLO", "3"])).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(text.contains("proto") && text.contains('3') && text.contains("infralab"), "{text}");
+    assert!(
+        text.contains("proto") && text.contains('3') && text.contains("infralab"),
+        "{text}"
+    );
     let out = tool("redis-cli", &args(port, &["COMMAND", "DOCS"])).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("ping") && text.contains("summary"), "{text}");
@@ -53,14 +65,17 @@ async fn redis_cli_ping_hello_and_command_docs() {
 async fn redis_benchmark_ping_inline_and_mbulk() {
     let server = common::start(|_| {}).await;
     let port = server.addr().port();
-    let out = tool("redis-benchmark", &args(port, &["-t", "ping", "-n", "100000", "-q"])).await;
+    let out = tool(
+        "redis-benchmark",
+        &args(port, &["-t", "ping", "-n", "100000", "-q"]),
+    )
+    .await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // One line per test: "PING_INLINE: 98039.22 requests per second, p50=0.255 msec".
     for test in ["PING_INLINE", "PING_MBULK"] {
         let line = text
             .split(['\r', '\n'])
-            .filter(|l| l.starts_with(test) && l.contains("requests per second"))
-            .last()
+            .rfind(|l| l.starts_with(test) && l.contains("requests per second"))
             .unwrap_or_else(|| panic!("{test} missing in {text}"));
         let rps: f64 = line
             .split_whitespace()
