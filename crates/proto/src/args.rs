@@ -86,9 +86,36 @@ impl From<CommandError> for Frame {
 /// A command name and a cursor over its arguments.
 #[derive(Debug, Clone)]
 pub struct Args {
-    name: String,
+    name: CommandName,
     raw_name: Bytes,
     items: std::vec::IntoIter<Bytes>,
+}
+
+/// The lowercased command name, kept inline: every request has one, and a heap allocation
+/// per request for it would show up in a profile. No command name is longer than 32
+/// bytes; a longer or non-ASCII name is stored as empty, which matches no command.
+#[derive(Debug, Clone, Copy)]
+struct CommandName {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl CommandName {
+    fn new(raw: &[u8]) -> Self {
+        let mut bytes = [0u8; 32];
+        let len = if raw.len() <= bytes.len() && raw.is_ascii() {
+            bytes[..raw.len()].copy_from_slice(raw);
+            bytes[..raw.len()].make_ascii_lowercase();
+            raw.len() as u8
+        } else {
+            0
+        };
+        CommandName { bytes, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
 }
 
 impl Args {
@@ -96,7 +123,7 @@ impl Args {
     pub fn new(words: Vec<Bytes>) -> Self {
         let mut items = words.into_iter();
         let raw_name = items.next().unwrap_or_default();
-        let name = String::from_utf8_lossy(&raw_name).to_ascii_lowercase();
+        let name = CommandName::new(&raw_name);
         Args {
             name,
             raw_name,
@@ -124,7 +151,7 @@ impl Args {
 
     /// The command name, lowercased (`"get"`), as Redis quotes it in errors.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// The command name exactly as the client sent it (for `unknown command 'FoO'`).
@@ -148,7 +175,7 @@ impl Args {
 
     /// The error for a missing or extra argument.
     pub fn wrong_arity(&self) -> CommandError {
-        CommandError::WrongArity(self.name.clone())
+        CommandError::WrongArity(self.name().to_string())
     }
 
     /// The next argument as raw bytes.

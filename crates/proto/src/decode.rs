@@ -203,6 +203,9 @@ impl Grammar<'_> {
             b'_' => Err(ProtocolError::new("invalid null")),
             b'$' | b'=' => {
                 let len = parse_len(line, "bulk")?;
+                if len < 0 && self.mode == Mode::Request {
+                    return Err(ProtocolError::new("invalid bulk length"));
+                }
                 if len < 0 {
                     return Ok(Some((next, Some(Frame::Null))));
                 }
@@ -263,28 +266,13 @@ impl Grammar<'_> {
         }
     }
 
-    /// Finds the `\r\n`-terminated line starting at `pos`: `(line, position after CRLF)`.
     fn line<'s>(
         &self,
         src: &'s [u8],
         pos: usize,
         what: &str,
     ) -> Result<Option<(&'s [u8], usize)>, ProtocolError> {
-        let window = &src[pos.min(src.len())..];
-        match window.iter().position(|&b| b == b'\r') {
-            Some(i) if i > self.limits.max_inline_len => {
-                Err(ProtocolError(format!("too big {what} line")))
-            }
-            Some(i) => match window.get(i + 1) {
-                None => Ok(None),
-                Some(b'\n') => Ok(Some((&window[..i], pos + i + 2))),
-                Some(_) => Err(ProtocolError(format!("{what} line not terminated by CRLF"))),
-            },
-            None if window.len() > self.limits.max_inline_len => {
-                Err(ProtocolError(format!("too big {what} line")))
-            }
-            None => Ok(None),
-        }
+        line(src, pos, self.limits.max_inline_len, what)
     }
 
     fn length_line(
@@ -307,6 +295,27 @@ impl Grammar<'_> {
     }
 }
 
+/// Finds the `\r\n`-terminated line starting at `pos`: `(line, position after CRLF)`,
+/// `None` if the line is not complete yet, an error if it is longer than `max` bytes.
+pub(crate) fn line<'s>(
+    src: &'s [u8],
+    pos: usize,
+    max: usize,
+    what: &str,
+) -> Result<Option<(&'s [u8], usize)>, ProtocolError> {
+    let window = &src[pos.min(src.len())..];
+    match window.iter().position(|&b| b == b'\r') {
+        Some(i) if i > max => Err(ProtocolError(format!("too big {what} line"))),
+        Some(i) => match window.get(i + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some((&window[..i], pos + i + 2))),
+            Some(_) => Err(ProtocolError(format!("{what} line not terminated by CRLF"))),
+        },
+        None if window.len() > max => Err(ProtocolError(format!("too big {what} line"))),
+        None => Ok(None),
+    }
+}
+
 fn type_name(type_byte: u8) -> &'static str {
     match type_byte {
         b'*' | b'~' | b'>' | b'%' => "mbulk count",
@@ -316,20 +325,25 @@ fn type_name(type_byte: u8) -> &'static str {
 }
 
 /// A length header: `-1` (null) or a non-negative count. Anything else is malformed.
-fn parse_len(line: &[u8], what: &str) -> Result<i64, ProtocolError> {
+pub(crate) fn parse_len(line: &[u8], what: &str) -> Result<i64, ProtocolError> {
     match parse_int(line) {
         Some(n) if n >= -1 => Ok(n),
         _ => Err(ProtocolError(format!("invalid {what} length"))),
     }
 }
 
-/// Strict decimal integer: optional `-`, then digits, must fit in `i64`.
+/// Strict decimal integer, exactly as Redis's `string2ll`: optional `-`, then digits with
+/// no leading zero (`"0"` itself is fine; `"010"`, `"-0"`, `"+1"` and `" 1"` are not
+/// integers), and the value must fit in `i64`.
 pub fn parse_int(text: &[u8]) -> Option<i64> {
+    if text == b"0" {
+        return Some(0);
+    }
     let (negative, digits) = match text.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, text),
     };
-    if digits.is_empty() || digits.len() > 20 {
+    if digits.is_empty() || digits.len() > 20 || digits[0] == b'0' {
         return None;
     }
     let mut n: i64 = 0;

@@ -22,8 +22,10 @@ pub mod decode;
 pub mod frame;
 pub mod glob;
 pub mod inline;
+pub mod request;
 
 pub use args::{Args, CommandError};
 pub use codec::{CodecError, RespCodec};
 pub use decode::{Limits, Mode, ProtocolError, parse_frame};
 pub use frame::{Frame, Protocol};
+pub use request::RequestParser;

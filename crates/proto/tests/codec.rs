@@ -287,3 +287,84 @@ fn incomplete_input_waits_and_keeps_bytes() {
         assert_eq!(&buf[..], partial);
     }
 }
+
+/// The server's one-pass request parser agrees with the general parser on any stream of
+/// requests, however it is split, and on every malformed input of the table above.
+mod request_parser {
+    use super::*;
+    use proto::{Args, RequestParser};
+
+    fn words(args: Args) -> Vec<Bytes> {
+        let mut args = args;
+        let mut out = vec![args.raw_name().clone()];
+        out.extend(args.rest());
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_general_parser(
+            reqs in proptest::collection::vec(request(), 1..8),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let mut wire = Vec::new();
+            for r in &reqs {
+                wire.extend_from_slice(&r.to_bytes(Protocol::Resp2));
+            }
+            wire.extend_from_slice(b"*0\r\nECHO \"x y\"\r\n");
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            points.sort_unstable();
+            let mut parser = RequestParser::default();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut last = 0;
+            for p in points.into_iter().chain([wire.len()]) {
+                buf.extend_from_slice(&wire[last..p]);
+                last = p;
+                while let Some(args) = parser.next(&mut buf, &Limits::default()).expect("valid") {
+                    got.push(words(args));
+                }
+            }
+            let expected: Vec<Vec<Bytes>> = decode_all(&[&wire], Mode::Request)
+                .into_iter()
+                .map(|f| words(Args::from_frame(f).expect("bulk array")))
+                .collect();
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn same_errors_as_the_general_parser() {
+        let small = Limits {
+            max_bulk_len: 100,
+            max_array_len: 10,
+            max_depth: 3,
+            max_inline_len: 32,
+        };
+        let inputs: &[&[u8]] = &[
+            b"*-5\r\n",
+            b"*abc\r\n",
+            b"*1\r\n$99999999999\r\n",
+            b"$99999999999\r\n",
+            b"$3\r\nabc\r\n",
+            b"*1\r\n$-2\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*1\r\n:1\r\n",
+            b"*2\r\n*1\r\n",
+            b"*1\r\n$3\r\nabcd\r\n",
+            b"*1\r\n$101\r\n",
+            b"*11\r\n",
+            b"*111111111111111111111111111111111111",
+            b"ECHO \"abc\r\n",
+            b"*01\r\n$4\r\nPING\r\n",
+        ];
+        for input in inputs {
+            let general = parse_frame(&mut BytesMut::from(*input), &small, Mode::Request)
+                .expect_err("malformed");
+            let fast = RequestParser::default()
+                .next(&mut BytesMut::from(*input), &small)
+                .expect_err("malformed");
+            assert_eq!(fast, general, "input {:?}", Bytes::copy_from_slice(input));
+        }
+    }
+}

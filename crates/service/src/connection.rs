@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use proto::{Args, CommandError, Frame, Mode, Protocol, parse_frame};
+use proto::{Args, CommandError, Frame, Protocol, RequestParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,7 @@ pub(crate) async fn serve<S: Server>(
     let authenticated = ctx.shared.settings.requirepass().is_none();
     let mut client = Client::new(S::Session::default(), info.clone(), authenticated);
     let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut requests = RequestParser::default();
     let mut output = Outbox::default();
     let stats = &ctx.shared.stats;
 
@@ -62,8 +63,8 @@ pub(crate) async fn serve<S: Server>(
         let limits = ctx.shared.settings.limits();
         let mut executed = 0;
         loop {
-            let frame = match parse_frame(&mut input, &limits, Mode::Request) {
-                Ok(Some(frame)) => frame,
+            let args = match requests.next(&mut input, &limits) {
+                Ok(Some(args)) => args,
                 Ok(None) => break,
                 Err(e) => {
                     debug!(client = info.id, "closing after {e}");
@@ -73,7 +74,7 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             executed += 1;
-            let reply = dispatch(&ctx, &mut client, frame).await;
+            let reply = dispatch(&ctx, &mut client, args).await;
             while let Some(push) = ctx.server.pending_push(&mut client.session) {
                 output.raw(push);
             }
@@ -162,12 +163,8 @@ pub(crate) async fn serve<S: Server>(
 async fn dispatch<S: Server>(
     ctx: &Context<S>,
     client: &mut Client<S::Session>,
-    frame: Frame,
+    args: Args,
 ) -> Reply {
-    let args = match Args::from_frame(frame) {
-        Ok(args) => args,
-        Err(e) => return e.into(),
-    };
     let Some(spec) = ctx.table.get(args.name()) else {
         return unknown_command(&args).into();
     };
