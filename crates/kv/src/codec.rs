@@ -16,6 +16,7 @@
 
 use bincode::Options;
 
+use crate::keyspace::Change;
 use crate::value::{Entry, Value};
 
 /// Version of the on-disk record format.
@@ -59,6 +60,28 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, body)) => options()
+            .deserialize(body)
+            .map_err(|_| CodecError::Malformed),
+        Some(_) => Err(CodecError::Version),
+        None => Err(CodecError::Malformed),
+    }
+}
+
+/// Version of a change record (replication stream and snapshots).
+const CHANGE_VERSION: u8 = 1;
+
+/// Encodes one journaled change for replication: `version: u8 | bincode(Change)`.
+pub fn encode_change(change: &Change) -> Vec<u8> {
+    let mut out = vec![CHANGE_VERSION];
+    if options().serialize_into(&mut out, change).is_err() {
+        out.truncate(1);
+    }
+    out
+}
+
+pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
+    match bytes.split_first() {
+        Some((&CHANGE_VERSION, body)) => options()
             .deserialize(body)
             .map_err(|_| CodecError::Malformed),
         Some(_) => Err(CodecError::Version),

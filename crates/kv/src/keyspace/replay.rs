@@ -1,0 +1,83 @@
+//! What replication needs from the engine: the dataset as a list of changes (the
+//! snapshot), and a way to apply the primary's changes as they are.
+//!
+//! A replica does not re-run the primary's commands: it applies their *effects*, the
+//! [`Change`]s the primary's [`Keyspace::apply`] journaled. An effect is the same on every
+//! machine — `INCRBYFLOAT`'s result, `SET ... EX 10`'s absolute deadline, a key expired
+//! at the primary's moment — so a replica cannot drift from its primary the way it could
+//! re-evaluating commands against its own clock.
+
+use super::{Change, Db, Keyspace, Slot};
+
+impl Keyspace {
+    /// Starts journaling if it was off (an in-memory server gets its first replica):
+    /// every change from now on is drained by [`Keyspace::drain_changes`].
+    pub fn start_journal(&mut self) {
+        self.journal.enabled = true;
+    }
+
+    /// Makes this keyspace a replica's (`true`) or a primary's (`false`). A replica's
+    /// lookups treat a key past its deadline as missing without deleting it: the delete
+    /// comes from the primary's stream, so both copies stay identical.
+    pub fn set_follower(&mut self, follower: bool) {
+        self.journal.follower = follower;
+    }
+
+    pub fn is_follower(&self) -> bool {
+        self.journal.follower
+    }
+
+    /// Every key of every database as a [`Change::Put`], preceded by a
+    /// [`Change::FlushAll`]: replaying the list rebuilds this dataset anywhere. Keys
+    /// already past their deadline are left out. Values are reference-counted, so this is
+    /// a clone of pointers; the caller encodes it after releasing the lock.
+    pub fn snapshot(&self, now: u64) -> Vec<Change> {
+        let mut changes = vec![Change::FlushAll];
+        for (db, d) in self.dbs.iter().enumerate() {
+            for (slot, entry) in &d.entries {
+                if !entry.is_expired(now) {
+                    changes.push(Change::Put {
+                        db,
+                        key: slot.key.clone(),
+                        entry: entry.clone(),
+                    });
+                }
+            }
+        }
+        changes
+    }
+
+    /// Applies one change from a primary, journaling it (so a replica with `--dir`
+    /// persists it too).
+    pub fn replay(&mut self, change: Change) {
+        match change {
+            Change::Put { db, key, entry } if db < self.dbs.len() => self.store(db, key, entry),
+            Change::Remove { db, key } if db < self.dbs.len() => {
+                self.remove(db, &key);
+            }
+            Change::FlushDb { db } if db < self.dbs.len() => {
+                self.dbs[db] = Db::default();
+                self.journal.push(Change::FlushDb { db });
+            }
+            Change::FlushAll => {
+                self.dbs.iter_mut().for_each(|d| *d = Db::default());
+                self.journal.push(Change::FlushAll);
+            }
+            Change::SwapDb { a, b } if a < self.dbs.len() && b < self.dbs.len() => {
+                self.dbs.swap(a, b);
+                self.journal.push(Change::SwapDb { a, b });
+            }
+            // A database number this build does not have: nothing to apply.
+            _ => {}
+        }
+    }
+
+    /// Is `key` present in `db`, expired or not? (Tests of replica expiry: the key is
+    /// hidden from reads but still held until the primary's delete arrives.)
+    pub fn holds(&self, db: usize, key: &[u8]) -> bool {
+        self.dbs.get(db).is_some_and(|d| {
+            d.entries
+                .contains_key(&Slot::new(bytes::Bytes::copy_from_slice(key)))
+        })
+    }
+}

@@ -1,0 +1,358 @@
+//! # Replication: read replicas, synchronous or asynchronous
+//!
+//! The course's *scaling databases*: keep one primary for writes, copy every write to
+//! replicas, and serve reads from them. A replica is another kv process started with
+//! `--replicaof HOST:PORT` (or told `REPLICAOF host port`); it rejects writes with Redis's
+//! `READONLY` error and serves reads.
+//!
+//! ## What travels: effects, from the one write path
+//!
+//! Every change the primary makes goes through [`crate::keyspace::Keyspace::apply`], which
+//! journals it as a [`Change`] (the key's new record with its *absolute* deadline, a
+//! removal, a flushed or swapped database). The server drains that journal after each
+//! command, under the keyspace lock, and hands it to persistence *and* to
+//! [`Replication::feed`] — so the stream has exactly the disk's order, and a new command
+//! or data type replicates with no code here. Each change travels as one RESP array,
+//! `CHANGE <codec::encode_change(change)>`; the primary also sends `PING` once a second.
+//!
+//! ## Offsets, backlog, partial and full resync
+//!
+//! Both sides count the stream's bytes: the primary's `master_repl_offset`, the replica's
+//! `slave_repl_offset`. A replica connects like a Redis replica does, over RESP on the
+//! primary's normal port: `REPLCONF listening-port P`, then `PSYNC <replid> <offset>`.
+//! - `+CONTINUE <replid>` (*partial resync*): the primary's [`backlog::Backlog`] still
+//!   holds every byte from that offset, so it just streams from there.
+//! - `+FULLRESYNC <replid> <offset>` then one bulk string, the *snapshot*: the whole
+//!   dataset (TTLs included, as absolute deadlines) taken under the lock at `offset`,
+//!   followed by the stream from `offset`. Used for a new replica, a replica of another
+//!   history (different replid), or one whose offset the backlog no longer covers.
+//!
+//! The replica acknowledges (`REPLCONF ACK <offset>`) after applying each batch it reads
+//! and once a second: that is what `INFO replication`'s per-replica `offset`, `lag_bytes`
+//! and `lag_ms` report, and what `WAIT` and sync mode wait on. A replica process that
+//! restarts keeps no replid/offset, so it always full-resyncs (Redis 4+ persists them).
+//!
+//! ## Sync versus async: consistency against latency
+//!
+//! - `--replication async` (default, as Redis): the client gets its reply as soon as the
+//!   primary applied the write. Fast; a replica may lag, so a read there can be stale, and
+//!   a failover can lose the writes that had not reached it yet.
+//! - `--replication sync --sync-replicas N --sync-timeout MS`: the reply waits until N
+//!   replicas acknowledged an offset at or past the write. Every acknowledged write is on
+//!   N replicas (promote one and nothing acknowledged is lost), for one network round trip
+//!   more per write (pipelined writes share it). If they do not acknowledge in time the
+//!   client gets `-NOTREPLICATED`: the write *is* applied on the primary, just not
+//!   replicated — the honest answer, since it cannot be taken back.
+//!
+//! `WAIT numreplicas timeout` gives the same guarantee for one client on demand.
+//!
+//! ## Expiry on replicas
+//!
+//! A replica never expires a key itself: the primary sends the delete (a `Change::Remove`
+//! from its lazy lookup or its sweep), so both copies delete the same key at the same
+//! point of the stream. Between the deadline and the delete's arrival is a window where
+//! the replica still holds a dead key. It is closed on reads: a replica's lookup checks
+//! the deadline against its own clock and treats the key as missing, without deleting it
+//! (`Journal::follower`). So a replica never returns a key the primary has expired — up to
+//! clock skew between the two machines, since deadlines are absolute wall-clock times (as
+//! in Redis).
+
+mod backlog;
+mod primary;
+mod replica;
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use service::CancellationToken;
+use tokio::sync::watch;
+
+use crate::codec;
+use crate::keyspace::Change;
+use crate::server::Kv;
+
+pub use backlog::Backlog;
+pub(crate) use primary::{COMMANDS, after_write, execute, info};
+pub use primary::{Link, ReplSession};
+
+/// `--replication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Mode {
+    /// Reply first; replicas catch up.
+    #[default]
+    Async,
+    /// Reply once `--sync-replicas` replicas acknowledged the write.
+    Sync,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Async => "async",
+            Mode::Sync => "sync",
+        }
+    }
+}
+
+/// Replication settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub sync_replicas: usize,
+    pub sync_timeout: Duration,
+    pub backlog_size: usize,
+    /// `--replicaof HOST:PORT`: start as a replica of this primary.
+    pub replicaof: Option<(String, u16)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Async,
+            sync_replicas: 1,
+            sync_timeout: Duration::from_millis(1000),
+            backlog_size: 1 << 20,
+            replicaof: None,
+        }
+    }
+}
+
+/// Parses `--replicaof HOST:PORT`.
+pub fn parse_address(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT, got {text}"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("invalid port in {text}"))?;
+    Ok((host.to_string(), port))
+}
+
+/// A replica connected to this primary, as `INFO replication` shows it.
+#[derive(Debug, Clone)]
+struct Follower {
+    ip: String,
+    port: u16,
+    /// The offset it has acknowledged applying.
+    ack: u64,
+    ack_at: Instant,
+}
+
+/// Acknowledgements, shared with the futures of writes waiting for them.
+#[derive(Debug)]
+pub(crate) struct Acks {
+    followers: Mutex<BTreeMap<u64, Follower>>,
+    /// Bumped on every acknowledgement and on every change of followers.
+    changed: watch::Sender<u64>,
+}
+
+impl Acks {
+    fn followers(&self) -> MutexGuard<'_, BTreeMap<u64, Follower>> {
+        lock(&self.followers)
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// How many replicas have acknowledged `offset`.
+    fn count(&self, offset: u64) -> usize {
+        self.followers()
+            .values()
+            .filter(|f| f.ack >= offset)
+            .count()
+    }
+
+    /// Waits until `wanted` replicas acknowledged `offset`, or `timeout` passes (`None`:
+    /// no limit), or the server shuts down. Returns how many did.
+    pub(crate) async fn wait(
+        &self,
+        offset: u64,
+        wanted: usize,
+        timeout: Option<Duration>,
+        shutdown: &CancellationToken,
+    ) -> usize {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut changed = self.changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            let count = self.count(offset);
+            if count >= wanted {
+                return count;
+            }
+            let expired = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = expired => return self.count(offset),
+                _ = shutdown.cancelled() => return self.count(offset),
+            }
+        }
+    }
+}
+
+/// The link to our primary, when this server is a replica.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    host: String,
+    port: u16,
+    up: std::sync::atomic::AtomicBool,
+    /// Bytes of the primary's stream applied here.
+    offset: AtomicU64,
+    /// Milliseconds since `created` of the last byte received.
+    last_io: AtomicU64,
+    created: Instant,
+    stop: CancellationToken,
+}
+
+/// The server's replication state: both roles, since `REPLICAOF` switches between them.
+pub struct Replication {
+    config: Config,
+    /// This history's id: a replica resumes only a stream with the same id.
+    replid: Mutex<String>,
+    /// `None` until the first replica attaches (no replica, no cost).
+    backlog: Mutex<Option<Backlog>>,
+    /// Where a backlog created later starts (a promoted replica continues its offset).
+    base_offset: AtomicU64,
+    /// The backlog's end offset, for the replicas' senders to wait on.
+    stream: watch::Sender<u64>,
+    /// Bumped whenever the backlog is replaced: links of the old history must go.
+    epoch: AtomicU64,
+    acks: Arc<Acks>,
+    next_follower: AtomicU64,
+    /// Resyncs served: full, and partial (`INFO`'s `sync_full`, `sync_partial_ok`).
+    sync_full: AtomicU64,
+    sync_partial_ok: AtomicU64,
+    upstream: Mutex<Option<Arc<Upstream>>>,
+    /// The server itself and its shutdown token, for tasks (set once listening).
+    server: OnceLock<(Weak<Kv>, CancellationToken, u16)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn new_replid() -> String {
+    format!(
+        "{:016x}{:016x}{:08x}",
+        rand::random::<u64>(),
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    )
+}
+
+/// The stream's framing of a change: `*2\r\n$6\r\nCHANGE\r\n$<n>\r\n<record>\r\n`.
+fn frame_change(change: &Change, out: &mut Vec<u8>) {
+    let record = codec::encode_change(change);
+    out.extend_from_slice(b"*2\r\n$6\r\nCHANGE\r\n$");
+    out.extend_from_slice(record.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&record);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The heartbeat in the stream.
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+impl Replication {
+    pub fn new(config: Config) -> Self {
+        Replication {
+            config,
+            replid: Mutex::new(new_replid()),
+            backlog: Mutex::new(None),
+            base_offset: AtomicU64::new(0),
+            stream: watch::Sender::new(0),
+            epoch: AtomicU64::new(0),
+            acks: Arc::new(Acks {
+                followers: Mutex::new(BTreeMap::new()),
+                changed: watch::Sender::new(0),
+            }),
+            next_follower: AtomicU64::new(1),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            upstream: Mutex::new(None),
+            server: OnceLock::new(),
+        }
+    }
+
+    /// Sync mode: the backlog exists from the start (the server journals from the start
+    /// too), so a write made before any replica attached still waits for one.
+    pub(crate) fn start_backlog_if_sync(&self) {
+        if self.config.mode == Mode::Sync {
+            *lock(&self.backlog) = Some(Backlog::new(self.config.backlog_size, 0));
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Called once the server listens: starts the heartbeat, and the link to a primary
+    /// if `--replicaof` was given.
+    pub fn attach(kv: &Arc<Kv>, shutdown: CancellationToken, port: u16) {
+        let this = &kv.replication;
+        if this
+            .server
+            .set((Arc::downgrade(kv), shutdown.clone(), port))
+            .is_err()
+        {
+            return;
+        }
+        tokio::spawn(primary::heartbeat(kv.clone(), shutdown));
+        if let Some((host, port)) = this.config.replicaof.clone() {
+            replica::follow(kv, host, port);
+        }
+    }
+
+    /// `master_repl_offset`.
+    pub fn offset(&self) -> u64 {
+        match &*lock(&self.backlog) {
+            Some(b) => b.end(),
+            None => self.base_offset.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Appends a command's changes to the stream. Called by the server with the keyspace
+    /// lock held, right where it hands the same changes to persistence, so the stream's
+    /// order is the keyspace's order. Returns the offset just past them, or `None` when no
+    /// replica ever attached (no backlog).
+    pub fn feed(&self, changes: &[Change]) -> Option<u64> {
+        let mut guard = lock(&self.backlog);
+        let backlog = guard.as_mut()?;
+        let mut bytes = Vec::new();
+        for change in changes {
+            frame_change(change, &mut bytes);
+        }
+        backlog.append(&bytes, Some(Instant::now()));
+        let end = backlog.end();
+        drop(guard);
+        self.stream.send_replace(end);
+        Some(end)
+    }
+
+    /// Is this server a replica right now?
+    pub fn is_replica(&self) -> bool {
+        lock(&self.upstream).is_some()
+    }
+
+    pub(crate) fn acks(&self) -> Arc<Acks> {
+        self.acks.clone()
+    }
+
+    pub(crate) fn shutdown_token(&self) -> CancellationToken {
+        self.server
+            .get()
+            .map(|(_, token, _)| token.clone())
+            .unwrap_or_default()
+    }
+}

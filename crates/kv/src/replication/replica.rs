@@ -1,0 +1,297 @@
+//! The replica's side: `REPLICAOF`, and the link task that connects to the primary,
+//! resyncs, applies the stream in order and acknowledges it.
+//!
+//! The link speaks RESP to the primary's ordinary port, as Redis replicas do; it shares
+//! nothing with the primary but the kv crate's formats ([`crate::codec`], the snapshot).
+//! When the connection drops it reconnects (100 ms, doubling to 1 s) and asks to continue
+//! from its offset; the primary answers with a partial or a full resync.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use proto::{Args, CommandError, Frame, Limits, Mode, Protocol, parse_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::{Upstream, lock, new_replid, snapshot};
+use crate::codec;
+use crate::keyspace::Change;
+use crate::server::Kv;
+
+/// A primary sends a `PING` every second; this long without a byte means the link is dead.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a replica acknowledges when nothing arrives.
+const ACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `REPLICAOF host port` / `REPLICAOF NO ONE` (and `SLAVEOF`).
+pub(crate) fn replicaof(kv: &Kv, args: &mut Args) -> Result<Frame, CommandError> {
+    let host = args.next_str()?;
+    let port = args.next_str()?;
+    if host.eq_ignore_ascii_case("no") && port.eq_ignore_ascii_case("one") {
+        promote(kv);
+        return Ok(Frame::ok());
+    }
+    let port: u16 = port.parse().map_err(|_| CommandError::NotInteger)?;
+    let upstream = lock(&kv.replication.upstream).clone();
+    if upstream.is_some_and(|up| up.host == host && up.port == port) {
+        return Ok(Frame::Simple(Bytes::from_static(
+            b"OK Already connected to specified master",
+        )));
+    }
+    let Some(kv) = kv
+        .replication
+        .server
+        .get()
+        .and_then(|(me, _, _)| me.upgrade())
+    else {
+        return Err(CommandError::err("the server is not running"));
+    };
+    follow(&kv, host, port);
+    Ok(Frame::ok())
+}
+
+/// Becomes a replica of `host:port`: writes are refused from now on, local expiry stops
+/// deleting, our own replicas (if we were a primary) are disconnected, and the link
+/// task starts.
+pub(crate) fn follow(kv: &Arc<Kv>, host: String, port: u16) {
+    let repl = &kv.replication;
+    let up = Arc::new(Upstream {
+        host,
+        port,
+        up: AtomicBool::new(false),
+        offset: AtomicU64::new(repl.offset()),
+        last_io: AtomicU64::new(0),
+        created: Instant::now(),
+        stop: repl.shutdown_token().child_token(),
+    });
+    kv.read(|ks, _| {
+        ks.set_follower(true);
+        if let Some(old) = lock(&repl.upstream).replace(up.clone()) {
+            old.stop.cancel();
+        }
+        lock(&repl.backlog).take();
+        repl.epoch.fetch_add(1, Ordering::Relaxed);
+    });
+    repl.stream.send_modify(|_| {});
+    info!(host = %up.host, port = up.port, "replicating");
+    tokio::spawn(run(Arc::downgrade(kv), up));
+}
+
+/// `REPLICAOF NO ONE`: stop following and accept writes. The data and the offset are
+/// kept (a promoted replica continues the history it has); a new replication id says
+/// that from here on it is a different history.
+fn promote(kv: &Kv) {
+    let repl = &kv.replication;
+    kv.read(|ks, _| {
+        let Some(up) = lock(&repl.upstream).take() else {
+            return;
+        };
+        up.stop.cancel();
+        ks.set_follower(false);
+        repl.base_offset
+            .store(up.offset.load(Ordering::Relaxed), Ordering::Relaxed);
+        *lock(&repl.replid) = new_replid();
+        info!("promoted to primary");
+    });
+}
+
+/// Reconnects until stopped.
+async fn run(kv: Weak<Kv>, up: Arc<Upstream>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Some(server) = kv.upgrade() else { return };
+        let result = tokio::select! {
+            _ = up.stop.cancelled() => return,
+            result = link(&server, &up) => result,
+        };
+        drop(server);
+        up.up.store(false, Ordering::Relaxed);
+        match result {
+            Ok(()) => delay = Duration::from_millis(100),
+            Err(e) => warn!(host = %up.host, port = up.port, "replication link: {e}"),
+        }
+        tokio::select! {
+            _ = up.stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// One connection to the primary.
+struct Connection {
+    stream: TcpStream,
+    input: BytesMut,
+    limits: Limits,
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+impl Connection {
+    async fn send(&mut self, words: &[&str]) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        Frame::bulk_array(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())))
+            .encode(Protocol::Resp2, &mut out);
+        self.stream.write_all(&out).await
+    }
+
+    /// The next frame and its size in bytes, reading as needed.
+    async fn frame(&mut self, up: &Upstream) -> io::Result<(Frame, usize)> {
+        loop {
+            if let Some(parsed) = self.parsed()? {
+                return Ok(parsed);
+            }
+            self.fill(up).await?;
+        }
+    }
+
+    /// A frame already buffered, if any.
+    fn parsed(&mut self) -> io::Result<Option<(Frame, usize)>> {
+        let before = self.input.len();
+        match parse_frame(&mut self.input, &self.limits, Mode::Reply) {
+            Ok(Some(frame)) => Ok(Some((frame, before - self.input.len()))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(invalid(e.to_string())),
+        }
+    }
+
+    async fn fill(&mut self, up: &Upstream) -> io::Result<()> {
+        self.input.reserve(64 * 1024);
+        let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.input));
+        match read.await {
+            Err(_) => Err(silent()),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(0)) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "primary closed the link",
+            )),
+            Ok(Ok(_)) => {
+                up.last_io
+                    .store(up.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    async fn ack(&mut self, offset: u64) -> io::Result<()> {
+        self.send(&["REPLCONF", "ACK", &offset.to_string()]).await
+    }
+}
+
+fn silent() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "primary silent")
+}
+
+fn simple(frame: &Frame) -> io::Result<String> {
+    match frame {
+        Frame::Simple(text) => Ok(String::from_utf8_lossy(text).into_owned()),
+        Frame::Error(text) => Err(invalid(String::from_utf8_lossy(text))),
+        other => Err(invalid(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Applies changes from the primary in one step under the keyspace lock.
+fn apply(kv: &Kv, changes: Vec<Change>) {
+    if !changes.is_empty() {
+        kv.read(|ks, _| changes.into_iter().for_each(|c| ks.replay(c)));
+    }
+}
+
+/// A change record from a stream frame: `CHANGE <record>` (or `None` for `PING`).
+fn change_of(frame: Frame) -> io::Result<Option<Change>> {
+    let Frame::Array(mut items) = frame else {
+        return Err(invalid("stream frame is not an array"));
+    };
+    let record = match items.as_mut_slice() {
+        [Frame::Bulk(name)] if name.eq_ignore_ascii_case(b"PING") => return Ok(None),
+        [Frame::Bulk(name), Frame::Bulk(record)] if name.eq_ignore_ascii_case(b"CHANGE") => {
+            std::mem::take(record)
+        }
+        _ => return Err(invalid("unknown stream command")),
+    };
+    codec::decode_change(&record)
+        .map(Some)
+        .map_err(|e| invalid(format!("bad change record: {e:?}")))
+}
+
+/// Handshake, resync, then the stream until the link fails.
+async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
+    let repl = &kv.replication;
+    let address = (up.host.as_str(), up.port);
+    let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(address))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    let mut conn = Connection {
+        stream,
+        input: BytesMut::with_capacity(64 * 1024),
+        limits: Limits::default(),
+    };
+    let my_port = repl.server.get().map_or(0, |(_, _, port)| *port);
+    conn.send(&["REPLCONF", "listening-port", &my_port.to_string()])
+        .await?;
+    simple(&conn.frame(up).await?.0)?;
+    let replid = lock(&repl.replid).clone();
+    let offset = up.offset.load(Ordering::Relaxed).to_string();
+    conn.send(&["PSYNC", &replid, &offset]).await?;
+    let reply = simple(&conn.frame(up).await?.0)?;
+    let mut words = reply.split(' ');
+    match (words.next(), words.next(), words.next()) {
+        (Some("CONTINUE"), Some(id), None) => {
+            *lock(&repl.replid) = id.to_string();
+            info!(offset, "partial resync");
+        }
+        (Some("FULLRESYNC"), Some(id), Some(start)) => {
+            let start: u64 = start
+                .parse()
+                .map_err(|_| invalid("bad FULLRESYNC offset"))?;
+            let Frame::Bulk(payload) = conn.frame(up).await?.0 else {
+                return Err(invalid("expected a snapshot"));
+            };
+            let changes =
+                snapshot::decode(&payload).map_err(|e| invalid(format!("bad snapshot: {e:?}")))?;
+            let keys = changes.len().saturating_sub(1);
+            apply(kv, changes);
+            up.offset.store(start, Ordering::Relaxed);
+            *lock(&repl.replid) = id.to_string();
+            info!(keys, offset = start, "full resync");
+        }
+        _ => return Err(invalid(format!("unexpected PSYNC reply {reply}"))),
+    }
+    up.up.store(true, Ordering::Relaxed);
+    let mut offset = up.offset.load(Ordering::Relaxed);
+    conn.ack(offset).await?;
+    let mut acked = offset;
+    let mut tick = tokio::time::interval(ACK_INTERVAL);
+    loop {
+        // Everything buffered, applied in one step, then acknowledged.
+        let mut batch = Vec::new();
+        while let Some((frame, size)) = conn.parsed()? {
+            offset += size as u64;
+            batch.extend(change_of(frame)?);
+        }
+        apply(kv, batch);
+        up.offset.store(offset, Ordering::Relaxed);
+        if offset != acked {
+            conn.ack(offset).await?;
+            acked = offset;
+        }
+        tokio::select! {
+            filled = conn.fill(up) => filled?,
+            _ = tick.tick() => {
+                let since_io = (up.created.elapsed().as_millis() as u64)
+                    .saturating_sub(up.last_io.load(Ordering::Relaxed));
+                if since_io > READ_TIMEOUT.as_millis() as u64 {
+                    return Err(silent());
+                }
+                conn.ack(offset).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! Read replicas over the network: initial sync with TTLs, streaming in order, partial
+//! and full resync, sync mode, WAIT, lag in INFO, expiry on replicas, READONLY.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{bulk, call, connect, err, int, start, start_with_clock};
+use kv::clock::ManualClock;
+use proto::Frame;
+use service::{RespClient, Running};
+
+fn text(frame: &Frame) -> String {
+    String::from_utf8_lossy(frame.as_bytes().unwrap()).into_owned()
+}
+
+async fn info(server: &Running) -> String {
+    let mut c = connect(server).await;
+    text(&call(&mut c, &["INFO", "replication"]).await)
+}
+
+fn field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_owned))
+}
+
+fn offset_of(info: &str, name: &str) -> u64 {
+    field(info, name).unwrap().parse().unwrap()
+}
+
+async fn replica_of(primary: &Running, extra: &[&str]) -> Running {
+    let address = format!("127.0.0.1:{}", primary.addr().port());
+    let mut argv = vec!["--replicaof", address.as_str()];
+    argv.extend_from_slice(extra);
+    start(&argv).await
+}
+
+/// Waits until every replica's link is up and it has applied the primary's whole stream.
+async fn synced(primary: &Running, replicas: &[&Running]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'retry: loop {
+        assert!(Instant::now() < deadline, "replicas did not catch up");
+        let target = offset_of(&info(primary).await, "master_repl_offset");
+        for r in replicas {
+            let i = info(r).await;
+            if field(&i, "master_link_status").as_deref() != Some("up")
+                || offset_of(&i, "slave_repl_offset") < target
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue 'retry;
+            }
+        }
+        return;
+    }
+}
+
+/// Every key of db 0 with its DUMP payload and absolute deadline.
+async fn dataset(server: &Running) -> Vec<(Frame, Frame, Frame)> {
+    let mut c = connect(server).await;
+    let Frame::Array(keys) = call(&mut c, &["KEYS", "*"]).await else {
+        panic!("KEYS");
+    };
+    let mut keys: Vec<String> = keys.iter().map(text).collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for key in keys {
+        let dump = call(&mut c, &["DUMP", &key]).await;
+        let deadline = call(&mut c, &["PEXPIRETIME", &key]).await;
+        out.push((bulk(&key), dump, deadline));
+    }
+    out
+}
+
+async fn pipeline(c: &mut RespClient, commands: &[Vec<String>]) -> Vec<Frame> {
+    for words in commands {
+        c.queue(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())));
+    }
+    c.flush().await.unwrap();
+    let mut replies = Vec::new();
+    for _ in commands {
+        replies.push(c.read_reply().await.unwrap());
+    }
+    replies
+}
+
+fn words(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn two_replicas_get_the_snapshot_then_every_write_in_order() {
+    let primary = start(&[]).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["SET", "session", "alice", "EX", "1000"]).await;
+    call(&mut c, &["SET", "plain", "v"]).await;
+    call(&mut c, &["SELECT", "3"]).await;
+    call(&mut c, &["SET", "in-db3", "x"]).await;
+    call(&mut c, &["SELECT", "0"]).await;
+
+    let first = replica_of(&primary, &[]).await;
+    synced(&primary, &[&first]).await;
+    // The snapshot carried the TTL as an absolute deadline, and every database.
+    let mut r = connect(&first).await;
+    assert_eq!(call(&mut r, &["GET", "session"]).await, bulk("alice"));
+    assert_eq!(
+        call(&mut r, &["PEXPIRETIME", "session"]).await,
+        call(&mut c, &["PEXPIRETIME", "session"]).await
+    );
+    call(&mut r, &["SELECT", "3"]).await;
+    assert_eq!(call(&mut r, &["GET", "in-db3"]).await, bulk("x"));
+
+    // Load: counters whose final value depends on order, while a second replica joins.
+    let mut second = None;
+    for round in 0..20 {
+        let batch: Vec<Vec<String>> = (0..200)
+            .flat_map(|i| {
+                [
+                    words(&["INCR", "counter"]),
+                    words(&["APPEND", "log", &format!("{round}.{i},")]),
+                    words(&[
+                        "SET",
+                        &format!("key:{i}"),
+                        &format!("{round}"),
+                        "PX",
+                        "600000",
+                    ]),
+                    words(&["DEL", &format!("key:{}", (i + 7) % 200)]),
+                ]
+            })
+            .collect();
+        pipeline(&mut c, &batch).await;
+        if round == 5 {
+            second = Some(replica_of(&primary, &[]).await);
+        }
+    }
+    let second = second.unwrap();
+    synced(&primary, &[&first, &second]).await;
+    let expected = dataset(&primary).await;
+    assert!(expected.len() > 100);
+    assert_eq!(dataset(&first).await, expected);
+    assert_eq!(dataset(&second).await, expected);
+
+    let i = info(&primary).await;
+    assert_eq!(field(&i, "role").as_deref(), Some("master"));
+    assert_eq!(field(&i, "connected_slaves").as_deref(), Some("2"));
+    assert!(
+        field(&i, "slave0")
+            .unwrap()
+            .contains("state=online,offset=")
+    );
+    let i = info(&second).await;
+    assert_eq!(field(&i, "role").as_deref(), Some("slave"));
+    assert_eq!(field(&i, "master_host").as_deref(), Some("127.0.0.1"));
+    // Writes are refused on a replica, with Redis's words.
+    let mut r2 = connect(&second).await;
+    assert_eq!(
+        call(&mut r2, &["SET", "k", "v"]).await,
+        err("READONLY You can't write against a read only replica.")
+    );
+    assert_eq!(
+        call(&mut r2, &["FLUSHALL"]).await,
+        err("READONLY You can't write against a read only replica.")
+    );
+    assert_eq!(call(&mut r2, &["GET", "counter"]).await, bulk("4000"));
+    for s in [first, second, primary] {
+        s.stop().await;
+    }
+}
+
+/// The primary's connection to the replica (flag S in CLIENT LIST): killing it is a
+/// network failure as the replica sees it.
+async fn cut_link(primary: &Running) {
+    let mut c = connect(primary).await;
+    let list = text(&call(&mut c, &["CLIENT", "LIST"]).await);
+    let line = list.lines().find(|l| l.contains(" flags=S ")).unwrap();
+    let addr = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        call(&mut c, &["CLIENT", "KILL", "ADDR", &addr]).await,
+        int(1)
+    );
+}
+
+#[tokio::test]
+async fn reconnect_resumes_from_the_backlog_or_resyncs_fully() {
+    let primary = start(&["--repl-backlog-size", "64kb"]).await;
+    let replica = replica_of(&primary, &[]).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["SET", "a", "1"]).await;
+    synced(&primary, &[&replica]).await;
+    let stats = |i: &str| (offset_of(i, "sync_full"), offset_of(i, "sync_partial_ok"));
+    assert_eq!(stats(&info(&primary).await), (1, 0));
+
+    // A short outage: a few writes, well within 64kb of backlog.
+    cut_link(&primary).await;
+    for i in 0..50 {
+        call(&mut c, &["SET", &format!("short{i}"), "v"]).await;
+    }
+    synced(&primary, &[&replica]).await;
+    assert_eq!(stats(&info(&primary).await), (1, 1));
+    assert_eq!(dataset(&replica).await, dataset(&primary).await);
+
+    // A long one: 200 kb written while cut off; the backlog no longer covers it.
+    cut_link(&primary).await;
+    let value = "x".repeat(1000);
+    let batch: Vec<Vec<String>> = (0..200)
+        .map(|i| words(&["SET", &format!("long{i}"), &value]))
+        .collect();
+    pipeline(&mut c, &batch).await;
+    synced(&primary, &[&replica]).await;
+    assert_eq!(stats(&info(&primary).await).0, 2);
+    assert_eq!(dataset(&replica).await, dataset(&primary).await);
+
+    // A replica process that restarts knows no offset: it resyncs fully and catches up.
+    replica.stop().await;
+    call(&mut c, &["SET", "while-down", "v"]).await;
+    let replica = replica_of(&primary, &[]).await;
+    synced(&primary, &[&replica]).await;
+    assert_eq!(stats(&info(&primary).await).0, 3);
+    assert_eq!(dataset(&replica).await, dataset(&primary).await);
+    replica.stop().await;
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn sync_mode_acknowledges_only_replicated_writes() {
+    let primary = start(&[
+        "--replication",
+        "sync",
+        "--sync-replicas",
+        "1",
+        "--sync-timeout",
+        "200",
+    ])
+    .await;
+    let mut c = connect(&primary).await;
+    // No replica: the write is applied, but the client is told it is not replicated.
+    let reply = call(&mut c, &["SET", "lonely", "v"]).await;
+    assert!(text(&reply).starts_with(
+        "NOTREPLICATED the write is applied and durable on the primary but not replicated: 0 of 1"
+    ));
+    assert_eq!(call(&mut c, &["GET", "lonely"]).await, bulk("v"));
+
+    let replica = replica_of(&primary, &[]).await;
+    synced(&primary, &[&replica]).await;
+    let mut r = connect(&replica).await;
+    for i in 0..300 {
+        let key = format!("k{i}");
+        assert_eq!(
+            call(&mut c, &["SET", &key, &i.to_string()]).await,
+            Frame::ok()
+        );
+        // Acknowledged means on the replica, now.
+        assert_eq!(call(&mut r, &["GET", &key]).await, bulk(&i.to_string()));
+    }
+    // A pipeline of acknowledged writes, then the primary dies.
+    let batch: Vec<Vec<String>> = (0..500)
+        .map(|i| words(&["INCR", &format!("n{}", i % 10)]))
+        .collect();
+    assert!(
+        pipeline(&mut c, &batch)
+            .await
+            .iter()
+            .all(|f| matches!(f, Frame::Integer(_)))
+    );
+    primary.stop().await;
+    assert_eq!(call(&mut r, &["REPLICAOF", "NO", "ONE"]).await, Frame::ok());
+    for i in 0..300 {
+        assert_eq!(
+            call(&mut r, &["GET", &format!("k{i}")]).await,
+            bulk(&i.to_string())
+        );
+    }
+    for i in 0..10 {
+        assert_eq!(call(&mut r, &["GET", &format!("n{i}")]).await, bulk("50"));
+    }
+    // Promoted: it takes writes now.
+    assert_eq!(call(&mut r, &["SET", "after", "v"]).await, Frame::ok());
+    assert_eq!(
+        field(&info(&replica).await, "role").as_deref(),
+        Some("master")
+    );
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn wait_counts_replicas_that_have_the_write() {
+    let primary = start(&[]).await;
+    let replicas = [
+        replica_of(&primary, &[]).await,
+        replica_of(&primary, &[]).await,
+    ];
+    synced(&primary, &[&replicas[0], &replicas[1]]).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["SET", "k", "v"]).await;
+    assert_eq!(call(&mut c, &["WAIT", "2", "5000"]).await, int(2));
+    assert_eq!(call(&mut c, &["WAIT", "3", "50"]).await, int(2));
+    let mut r = connect(&replicas[0]).await;
+    assert_eq!(call(&mut r, &["GET", "k"]).await, bulk("v"));
+    assert!(
+        text(&call(&mut r, &["WAIT", "1", "0"]).await)
+            .starts_with("ERR WAIT cannot be used with replica instances")
+    );
+    let Frame::Array(role) = call(&mut c, &["ROLE"]).await else {
+        panic!("ROLE")
+    };
+    assert_eq!(role[0], bulk("master"));
+    for s in replicas {
+        s.stop().await;
+    }
+    primary.stop().await;
+}
+
+/// A replica that stops acknowledging: the primary acknowledged the writes anyway
+/// (async), and INFO shows how far behind the replica is, in bytes and milliseconds.
+#[tokio::test]
+async fn async_writes_do_not_wait_and_info_reports_the_lag() {
+    let primary = start(&[]).await;
+    // A hand-made replica: handshake, read the snapshot, then never acknowledge.
+    let mut fake = connect(&primary).await;
+    assert_eq!(
+        call(&mut fake, &["REPLCONF", "listening-port", "9999"]).await,
+        Frame::ok()
+    );
+    let reply = call(&mut fake, &["PSYNC", "?", "-1"]).await;
+    assert!(text(&reply).starts_with("FULLRESYNC "));
+    assert!(matches!(fake.read_reply().await.unwrap(), Frame::Bulk(_)));
+
+    let mut c = connect(&primary).await;
+    for i in 0..100 {
+        assert_eq!(
+            call(&mut c, &["SET", &format!("k{i}"), "v"]).await,
+            Frame::ok()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let i = info(&primary).await;
+    let line = field(&i, "slave0").unwrap();
+    assert!(line.starts_with("ip=127.0.0.1,port=9999,state=online,offset=0,"));
+    let lag = |name: &str| -> u64 {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(lag("lag_bytes"), offset_of(&i, "master_repl_offset"));
+    assert!(lag("lag_ms") >= 20);
+    // The stream is RESP: the first write arrives as a CHANGE record.
+    let Frame::Array(first) = fake.read_reply().await.unwrap() else {
+        panic!("stream frame")
+    };
+    assert_eq!(first[0], bulk("CHANGE"));
+    // Acknowledging everything clears the lag.
+    let end = offset_of(&i, "master_repl_offset").to_string();
+    fake.queue(["REPLCONF", "ACK", end.as_str()].map(|w| Bytes::copy_from_slice(w.as_bytes())));
+    fake.flush().await.unwrap();
+    let mut c2 = connect(&primary).await;
+    assert_eq!(call(&mut c2, &["WAIT", "1", "5000"]).await, int(1));
+    let line = field(&info(&primary).await, "slave0").unwrap();
+    assert!(line.contains(&format!("offset={end},")), "{line}");
+    primary.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_hide_expired_keys_but_only_the_primary_deletes_them() {
+    let t0 = 1_700_000_000_000;
+    let (pclock, rclock) = (
+        Arc::new(ManualClock::new(t0)),
+        Arc::new(ManualClock::new(t0)),
+    );
+    let primary = start_with_clock(&[], pclock.clone()).await;
+    let address = format!("127.0.0.1:{}", primary.addr().port());
+    let replica = start_with_clock(&["--replicaof", &address], rclock.clone()).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["SET", "k", "v", "PX", "1000"]).await;
+    synced(&primary, &[&replica]).await;
+    let mut r = connect(&replica).await;
+    assert_eq!(call(&mut r, &["GET", "k"]).await, bulk("v"));
+
+    // The replica's clock passes the deadline before the primary noticed: the key is
+    // hidden (the window is closed on reads)...
+    rclock.advance(1000);
+    assert_eq!(call(&mut r, &["GET", "k"]).await, Frame::Null);
+    assert_eq!(call(&mut r, &["TTL", "k"]).await, int(-2));
+    assert_eq!(call(&mut r, &["DBSIZE"]).await, int(0));
+    // ...but not deleted: only the primary's stream deletes.
+    rclock.set(t0);
+    assert_eq!(call(&mut r, &["GET", "k"]).await, bulk("v"));
+
+    // The primary expires it and streams the delete.
+    pclock.advance(1000);
+    assert_eq!(call(&mut c, &["GET", "k"]).await, Frame::Null);
+    synced(&primary, &[&replica]).await;
+    assert_eq!(call(&mut r, &["GET", "k"]).await, Frame::Null);
+    replica.stop().await;
+    primary.stop().await;
+}
