@@ -50,8 +50,6 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::value::{Entry, Value};
 
-mod replay;
-
 /// Databases per server, as Redis (`SELECT 0` .. `SELECT 15`).
 pub const DATABASES: usize = 16;
 /// The largest string Redis allows (`proto-max-bulk-len` default).
@@ -78,7 +76,7 @@ impl Slot {
     }
 
     /// The first position at or after `hash` (for cursors and random picks).
-    fn at(hash: u64) -> Self {
+    pub fn at(hash: u64) -> Self {
         Slot {
             hash,
             key: Bytes::new(),
@@ -87,6 +85,10 @@ impl Slot {
 
     pub fn key(&self) -> &Bytes {
         &self.key
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -146,10 +148,8 @@ impl Db {
     }
 }
 
-/// One change to the durable state, in the order it happened. Serializable: the
-/// replication stream ships changes as they are (see `crate::replication`), so a new
-/// variant replicates with no further code.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// One change to the durable state, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// The key now holds this record (value and absolute deadline).
     Put {
@@ -179,9 +179,6 @@ pub struct Journal {
     pending: Vec<Change>,
     /// Number of changes ever journaled: the position of the last one.
     seq: u64,
-    /// On a replica the data changes only by the primary's stream: a lookup hides a key
-    /// past its deadline but does not delete it (see `crate::replication`).
-    follower: bool,
 }
 
 impl Journal {
@@ -327,6 +324,8 @@ pub enum Mutation {
         a: usize,
         b: usize,
     },
+    /// A write to hashes, lists, sets or sorted sets (see [`crate::types::ops`]).
+    Collection(crate::types::ops::Op),
 }
 
 impl Mutation {
@@ -343,7 +342,7 @@ impl Mutation {
                 | Mutation::MSet { .. }
                 | Mutation::Copy { .. }
                 | Mutation::Restore { .. }
-        )
+        ) || matches!(self, Mutation::Collection(op) if op.may_grow())
     }
 }
 
@@ -354,6 +353,10 @@ pub enum Outcome {
     Nil,
     Integer(i64),
     Bulk(Bytes),
+    /// A list of answers (`LPOP key 3`, `ZPOPMIN`).
+    Array(Vec<Outcome>),
+    /// No list at all (`LPOP key 3` on a missing key; RESP2 `*-1`).
+    NullArray,
 }
 
 /// A key's TTL as `TTL`/`PTTL`/`EXPIRETIME` see it.
@@ -378,6 +381,11 @@ pub struct Keyspace {
     dbs: Vec<Db>,
     journal: Journal,
     stats: KeyspaceStats,
+    /// Lists written to while clients are blocked on lists (`BLPOP`): the server serves
+    /// those clients right after the write, in the order they blocked.
+    ready: Vec<(usize, Bytes)>,
+    /// Record [`Self::ready`] keys (on while any client is blocked).
+    pub track_ready: bool,
 }
 
 impl Default for Keyspace {
@@ -430,7 +438,6 @@ fn live_in<'a>(
 ) -> Option<&'a mut Entry> {
     match d.entries.entry(Slot::new(key.clone())) {
         btree_map::Entry::Vacant(_) => None,
-        btree_map::Entry::Occupied(o) if journal.follower && o.get().is_expired(now) => None,
         btree_map::Entry::Occupied(o) if o.get().is_expired(now) => {
             let (slot, old) = o.remove_entry();
             d.expires.remove(&slot);
@@ -453,7 +460,14 @@ impl Keyspace {
                 ..Journal::default()
             },
             stats: KeyspaceStats::default(),
+            ready: Vec::new(),
+            track_ready: false,
         }
+    }
+
+    /// Lists that received elements since the last call (see [`Self::track_ready`]).
+    pub fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
+        std::mem::take(&mut self.ready)
     }
 
     /// Takes the changes made since the last call, with the position of the last one.
@@ -493,6 +507,7 @@ impl Keyspace {
             dbs,
             journal,
             stats,
+            ..
         } = self;
         live_in(&mut dbs[db], db, journal, stats, key, now)
     }
@@ -503,6 +518,7 @@ impl Keyspace {
             dbs,
             journal,
             stats,
+            ..
         } = self;
         let found = live_in(&mut dbs[db], db, journal, stats, key, now);
         if found.is_some() {
@@ -513,12 +529,93 @@ impl Keyspace {
         found
     }
 
-    fn exists(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
+    pub(crate) fn exists(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
         self.live(db, key, now).is_some()
     }
 
+    /// The value of a live key, without side effects: lets a command that already looked
+    /// its keys up with [`Self::value`] borrow several values at once (`SINTER`).
+    pub fn peek(&self, db: usize, key: &Bytes, now: u64) -> Option<&Value> {
+        self.dbs[db]
+            .entries
+            .get(&Slot::new(key.clone()))
+            .filter(|e| !e.is_expired(now))
+            .map(|e| &e.value)
+    }
+
+    /// The live value of `key`, counting a keyspace hit or miss: what every read of a
+    /// collection starts from.
+    pub fn value(&mut self, db: usize, key: &Bytes, now: u64) -> Option<&Value> {
+        self.lookup_read(db, key, now).map(|e| &e.value)
+    }
+
+    /// Changes a collection in place: the write path of every hash, list, set and
+    /// sorted-set command (called from [`Self::apply`] via [`crate::types::ops`]).
+    ///
+    /// `f` gets the live value — or, if the key is missing and `create` is given, a new
+    /// empty one — and returns its answer and whether it changed anything. A changed value
+    /// is journaled (the durable record is per key); a collection left empty deletes its
+    /// key, as in Redis. `Ok(None)`: the key is missing and nothing was created. On error
+    /// nothing changes.
+    pub(crate) fn update<R>(
+        &mut self,
+        db: usize,
+        key: &Bytes,
+        now: u64,
+        create: Option<fn() -> Value>,
+        f: impl FnOnce(&mut Value) -> Result<(R, bool), CommandError>,
+    ) -> Result<Option<R>, CommandError> {
+        let exists = self.exists(db, key, now);
+        let d = &mut self.dbs[db];
+        let slot = Slot::new(key.clone());
+        if !exists {
+            let Some(make) = create else {
+                return Ok(None);
+            };
+            d.put(Slot::new(own(key)), Entry::new(make(), None));
+        }
+        let Some(entry) = d.entries.get_mut(&slot) else {
+            return Ok(None);
+        };
+        let before = entry.value.memory();
+        let (answer, changed) = match f(&mut entry.value) {
+            Ok(done) => done,
+            Err(e) => {
+                if !exists {
+                    d.take(&slot);
+                }
+                return Err(e);
+            }
+        };
+        d.used = (d.used + entry.value.memory()).saturating_sub(before);
+        if entry.value.is_empty_collection() {
+            d.take(&slot);
+            if exists {
+                self.journal.push(Change::Remove {
+                    db,
+                    key: key.clone(),
+                });
+            }
+        } else if changed {
+            if self.track_ready && matches!(entry.value, Value::List(_)) {
+                self.ready.push((db, slot.key.clone()));
+            }
+            if self.journal.enabled {
+                self.journal.push(Change::Put {
+                    db,
+                    key: slot.key.clone(),
+                    entry: entry.clone(),
+                });
+            }
+        }
+        Ok(Some(answer))
+    }
+
     /// Stores a record and journals it.
-    fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
+    pub(crate) fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
+        if self.track_ready && matches!(entry.value, Value::List(_)) {
+            self.ready.push((db, key.clone()));
+        }
         if self.journal.enabled {
             self.journal.push(Change::Put {
                 db,
@@ -530,7 +627,7 @@ impl Keyspace {
     }
 
     /// Removes a key (live or not) and journals it; returns what it held.
-    fn remove(&mut self, db: usize, key: &Bytes) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, db: usize, key: &Bytes) -> Option<Entry> {
         let old = self.dbs[db].take(&Slot::new(key.clone()))?;
         self.journal.push(Change::Remove {
             db,
@@ -960,6 +1057,7 @@ impl Keyspace {
                 self.journal.push(Change::SwapDb { a, b });
                 Ok(Outcome::Ok)
             }
+            Mutation::Collection(op) => crate::types::ops::apply(self, db, op, now),
         }
     }
 

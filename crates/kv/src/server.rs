@@ -11,17 +11,15 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use proto::{Args, CommandError};
-use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
+use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
 
 use crate::clock::Clock;
 use crate::commands;
 use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
-use crate::replication::{self, Replication};
 use crate::storage::{Fsync, Storage};
 
 /// Per-connection state.
@@ -31,8 +29,6 @@ pub struct Session {
     pub db: usize,
     /// Journal position of this client's last write not yet known durable.
     unsynced: u64,
-    /// Replication: a replica's link, or this client's last write offset.
-    pub(crate) repl: crate::replication::ReplSession,
 }
 
 /// The kv server.
@@ -44,8 +40,8 @@ pub struct Kv {
     maxmemory: AtomicU64,
     dir: Option<PathBuf>,
     started_unix: u64,
-    /// Read replicas: the stream fed by [`Self::publish`], or the link to our primary.
-    pub(crate) replication: Replication,
+    /// Clients blocked in `BLPOP` and friends (see [`crate::blocking`]).
+    pub(crate) blocked: crate::blocking::Blocked,
 }
 
 impl Kv {
@@ -69,19 +65,8 @@ impl Kv {
             maxmemory: AtomicU64::new(maxmemory),
             dir,
             started_unix: now / 1000,
-            replication: Replication::new(replication::Config::default()),
+            blocked: crate::blocking::Blocked::default(),
         })
-    }
-
-    /// Sets the replication options (before the server starts). Sync mode streams from
-    /// the start, so that even the first write waits for its replicas.
-    pub fn with_replication(mut self, config: replication::Config) -> Self {
-        if config.mode == replication::Mode::Sync {
-            self.lock().start_journal();
-        }
-        self.replication = Replication::new(config);
-        self.replication.start_backlog_if_sync();
-        self
     }
 
     pub fn now(&self) -> u64 {
@@ -95,19 +80,16 @@ impl Kv {
         }
     }
 
-    /// Sends the journal to replication and storage; call with the lock held so order
-    /// is preserved. Returns the position of the last change and the replication offset
-    /// just past it (if a replica ever attached), if there were any changes.
-    fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
+    /// Sends the journal to storage; call with the lock held so order is preserved.
+    /// Returns the position of the last change, if there were any.
+    fn publish(&self, ks: &mut Keyspace) -> Option<u64> {
+        let storage = self.storage.as_ref()?;
         let (changes, seq) = ks.drain_changes();
         if changes.is_empty() {
             return None;
         }
-        let offset = self.replication.feed(&changes);
-        if let Some(storage) = &self.storage {
-            storage.send(changes, seq);
-        }
-        Some((seq, offset))
+        storage.send(changes, seq);
+        Some(seq)
     }
 
     /// The write path: every command that changes data comes through here.
@@ -129,12 +111,6 @@ impl Kv {
     ) -> Result<Outcome, CommandError> {
         let now = self.now();
         let mut ks = self.lock();
-        if ks.is_follower() {
-            return Err(CommandError::coded(
-                "READONLY",
-                "You can't write against a read only replica.",
-            ));
-        }
         let limit = self.maxmemory.load(Ordering::Relaxed);
         if limit > 0 && mutation.may_grow() && ks.used_memory() as u64 > limit {
             return Err(CommandError::coded(
@@ -143,11 +119,20 @@ impl Kv {
             ));
         }
         let outcome = ks.apply(db, mutation, now);
-        if let Some((seq, offset)) = self.publish(&mut ks) {
+        if ks.track_ready {
+            // Clients blocked on a list this write filled are served now, in order.
+            crate::blocking::serve(&self.blocked, &mut ks, now);
+        }
+        if let Some(seq) = self.publish(&mut ks) {
             session.unsynced = seq;
-            session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
+    }
+
+    /// A blocked client served by another client's write (see [`crate::blocking`])
+    /// waits for durability up to `seq`, the journal position of its pop, like a writer.
+    pub(crate) fn served_at(&self, session: &mut Session, seq: u64) {
+        session.unsynced = session.unsynced.max(seq);
     }
 
     /// Runs a read against the keyspace (lazy expiry may still delete keys).
@@ -207,8 +192,7 @@ impl Kv {
                     let (examined, expired) = {
                         let now = self.now();
                         let mut ks = self.lock();
-                        // A replica deletes only what its primary's stream deletes.
-                        if !ks.has_volatile(db) || ks.is_follower() {
+                        if !ks.has_volatile(db) {
                             break;
                         }
                         let result = ks.sweep(db, now, SWEEP_SAMPLE);
@@ -262,26 +246,13 @@ impl Server for Kv {
     }
 
     fn commands(&self) -> &'static [CommandSpec] {
-        static ALL: LazyLock<Vec<CommandSpec>> =
-            LazyLock::new(|| [commands::TABLE, replication::COMMANDS].concat());
-        &ALL
+        commands::TABLE
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
-        let reply = match replication::execute(self, client, args).await {
-            Reply::Unhandled(args) => commands::execute(self, client, args).await,
-            reply => reply,
-        };
+        let reply = commands::execute(self, client, args).await;
         self.settle(&mut client.session).await;
-        replication::after_write(&self.replication, &mut client.session, reply)
-    }
-
-    async fn next_push(&self, session: &mut Session) -> Push {
-        self.replication.next_push(&mut session.repl).await
-    }
-
-    fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        self.replication.pending_push(&mut session.repl)
+        reply
     }
 
     fn info(&self) -> Vec<InfoSection> {
@@ -335,7 +306,6 @@ impl Server for Kv {
                 .field("keyspace_misses", stats.keyspace_misses)
                 .field("expired_keys", stats.expired_keys)
                 .field("evicted_keys", 0),
-            replication::info(&self.replication),
             keyspace_section,
         ]
     }

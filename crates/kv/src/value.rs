@@ -1,18 +1,26 @@
 //! What a key holds.
 //!
-//! [`Value`] is an enum from the start: today every value is a string, tomorrow hashes,
-//! lists, sets and sorted sets join as variants. Every command that expects one type
+//! [`Value`] is an enum: a string, or one of Redis's collections (hash, list, set,
+//! sorted set; see [`crate::types`]). Every command that expects one type
 //! matches on it and answers `WRONGTYPE` for the others, as Redis does.
 
 use bytes::Bytes;
 use proto::CommandError;
 use serde::{Deserialize, Serialize};
 
+use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
+
 /// A value stored under a key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// A binary-safe string (Redis's only scalar type; numbers are strings that parse).
     String(Bytes),
+    // The collections (see `crate::types`). New variants go at the end: the variant's
+    // position is its tag in the byte format.
+    Hash(Hash),
+    List(List),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -20,6 +28,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::String(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -27,6 +39,7 @@ impl Value {
     pub fn as_string(&self) -> Result<&Bytes, CommandError> {
         match self {
             Value::String(b) => Ok(b),
+            _ => Err(CommandError::WrongType),
         }
     }
 
@@ -34,8 +47,53 @@ impl Value {
     pub fn memory(&self) -> usize {
         match self {
             Value::String(b) => b.len(),
+            Value::Hash(h) => h.memory(),
+            Value::List(l) => l.memory(),
+            Value::Set(s) => s.memory(),
+            Value::ZSet(z) => z.memory(),
         }
     }
+
+    /// Is this an empty collection? Redis never keeps one: the key is deleted instead.
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::String(_) => false,
+            Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+/// `as_hash`, `as_hash_mut`, ...: the collection, or `WRONGTYPE`.
+macro_rules! accessors {
+    ($($variant:ident, $ty:ty, $get:ident, $get_mut:ident;)*) => {
+        impl Value {
+            $(
+                pub fn $get(&self) -> Result<&$ty, CommandError> {
+                    match self {
+                        Value::$variant(v) => Ok(v),
+                        _ => Err(CommandError::WrongType),
+                    }
+                }
+
+                pub fn $get_mut(&mut self) -> Result<&mut $ty, CommandError> {
+                    match self {
+                        Value::$variant(v) => Ok(v),
+                        _ => Err(CommandError::WrongType),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+accessors! {
+    Hash, Hash, as_hash, as_hash_mut;
+    List, List, as_list, as_list_mut;
+    Set, Set, as_set, as_set_mut;
+    ZSet, ZSet, as_zset, as_zset_mut;
 }
 
 /// A value with its absolute expiry time, if it has one. This pair is also the durable

@@ -4,9 +4,16 @@
 //! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
 //! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
 
+mod collections;
 mod expiry;
+mod hashes;
 mod keys;
+mod lists;
+mod sets;
 mod strings;
+mod zsets;
+
+pub(crate) use lists::side;
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
@@ -252,6 +259,333 @@ pub static TABLE: &[CommandSpec] = &[
         "server",
         "Unix time of the last flush to disk.",
     ),
+    // hashes, lists, sets, sorted sets (see crate::types)
+    spec("hset", -4, WDF, "hash", "Sets fields of a hash.").keys(1, 1, 1),
+    spec(
+        "hmset",
+        -4,
+        WDF,
+        "hash",
+        "Sets fields of a hash (answers OK).",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "hsetnx",
+        4,
+        WDF,
+        "hash",
+        "Sets a field only if it does not exist.",
+    )
+    .keys(1, 1, 1),
+    spec("hget", 3, RF, "hash", "Returns a field's value.").keys(1, 1, 1),
+    spec("hmget", -3, RF, "hash", "Returns several fields' values.").keys(1, 1, 1),
+    spec("hgetall", 2, R, "hash", "Returns every field and value.").keys(1, 1, 1),
+    spec("hkeys", 2, R, "hash", "Returns every field.").keys(1, 1, 1),
+    spec("hvals", 2, R, "hash", "Returns every value.").keys(1, 1, 1),
+    spec("hdel", -3, WF, "hash", "Deletes fields.").keys(1, 1, 1),
+    spec("hexists", 3, RF, "hash", "Does a field exist?").keys(1, 1, 1),
+    spec("hlen", 2, RF, "hash", "Returns the number of fields.").keys(1, 1, 1),
+    spec(
+        "hstrlen",
+        3,
+        RF,
+        "hash",
+        "Returns the length of a field's value.",
+    )
+    .keys(1, 1, 1),
+    spec("hincrby", 4, WDF, "hash", "Increments an integer field.").keys(1, 1, 1),
+    spec("hincrbyfloat", 4, WDF, "hash", "Increments a float field.").keys(1, 1, 1),
+    spec("hscan", -3, R, "hash", "Iterates over fields and values.").keys(1, 1, 1),
+    spec("hrandfield", -2, R, "hash", "Returns random fields.").keys(1, 1, 1),
+    spec("lpush", -3, WDF, "list", "Prepends elements.").keys(1, 1, 1),
+    spec("rpush", -3, WDF, "list", "Appends elements.").keys(1, 1, 1),
+    spec(
+        "lpushx",
+        -3,
+        WDF,
+        "list",
+        "Prepends elements to an existing list.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "rpushx",
+        -3,
+        WDF,
+        "list",
+        "Appends elements to an existing list.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "lpop",
+        -2,
+        WF,
+        "list",
+        "Removes and returns the first elements.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "rpop",
+        -2,
+        WF,
+        "list",
+        "Removes and returns the last elements.",
+    )
+    .keys(1, 1, 1),
+    spec("llen", 2, RF, "list", "Returns the length of a list.").keys(1, 1, 1),
+    spec("lrange", 4, R, "list", "Returns a range of elements.").keys(1, 1, 1),
+    spec("lindex", 3, R, "list", "Returns the element at an index.").keys(1, 1, 1),
+    spec("lset", 4, WD, "list", "Sets the element at an index.").keys(1, 1, 1),
+    spec(
+        "linsert",
+        5,
+        WD,
+        "list",
+        "Inserts before or after an element.",
+    )
+    .keys(1, 1, 1),
+    spec("lrem", 4, W, "list", "Removes occurrences of an element.").keys(1, 1, 1),
+    spec("ltrim", 4, W, "list", "Keeps only a range of elements.").keys(1, 1, 1),
+    spec(
+        "lpos",
+        -3,
+        R,
+        "list",
+        "Returns the index of matching elements.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "lmove",
+        5,
+        WD,
+        "list",
+        "Pops from one list and pushes onto another.",
+    )
+    .keys(1, 2, 1),
+    spec(
+        "rpoplpush",
+        3,
+        WD,
+        "list",
+        "Pops the last element and pushes it onto another list.",
+    )
+    .keys(1, 2, 1),
+    spec(
+        "blpop",
+        -3,
+        W,
+        "list",
+        "Pops the first element, waiting for one.",
+    )
+    .keys(1, -2, 1),
+    spec(
+        "brpop",
+        -3,
+        W,
+        "list",
+        "Pops the last element, waiting for one.",
+    )
+    .keys(1, -2, 1),
+    spec("blmove", 6, WD, "list", "LMOVE, waiting for an element.").keys(1, 2, 1),
+    spec(
+        "brpoplpush",
+        4,
+        WD,
+        "list",
+        "RPOPLPUSH, waiting for an element.",
+    )
+    .keys(1, 2, 1),
+    spec("sadd", -3, WDF, "set", "Adds members.").keys(1, 1, 1),
+    spec("srem", -3, WF, "set", "Removes members.").keys(1, 1, 1),
+    spec("sismember", 3, RF, "set", "Is this a member?").keys(1, 1, 1),
+    spec("smismember", -3, RF, "set", "Are these members?").keys(1, 1, 1),
+    spec("smembers", 2, R, "set", "Returns every member.").keys(1, 1, 1),
+    spec("scard", 2, RF, "set", "Returns the number of members.").keys(1, 1, 1),
+    spec("spop", -2, WF, "set", "Removes and returns random members.").keys(1, 1, 1),
+    spec("srandmember", -2, R, "set", "Returns random members.").keys(1, 1, 1),
+    spec("sinter", -2, R, "set", "Intersects sets.").keys(1, -1, 1),
+    spec("sunion", -2, R, "set", "Unites sets.").keys(1, -1, 1),
+    spec("sdiff", -2, R, "set", "Subtracts sets.").keys(1, -1, 1),
+    spec(
+        "sinterstore",
+        -3,
+        WD,
+        "set",
+        "Stores the intersection of sets.",
+    )
+    .keys(1, -1, 1),
+    spec("sunionstore", -3, WD, "set", "Stores the union of sets.").keys(1, -1, 1),
+    spec(
+        "sdiffstore",
+        -3,
+        WD,
+        "set",
+        "Stores the difference of sets.",
+    )
+    .keys(1, -1, 1),
+    spec("smove", 4, WF, "set", "Moves a member to another set.").keys(1, 2, 1),
+    spec("sscan", -3, R, "set", "Iterates over members.").keys(1, 1, 1),
+    spec(
+        "zadd",
+        -4,
+        WDF,
+        "sorted-set",
+        "Adds members or updates their scores.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zincrby",
+        4,
+        WDF,
+        "sorted-set",
+        "Increments a member's score.",
+    )
+    .keys(1, 1, 1),
+    spec("zscore", 3, RF, "sorted-set", "Returns a member's score.").keys(1, 1, 1),
+    spec(
+        "zmscore",
+        -3,
+        RF,
+        "sorted-set",
+        "Returns several members' scores.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zcard",
+        2,
+        RF,
+        "sorted-set",
+        "Returns the number of members.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zcount",
+        4,
+        RF,
+        "sorted-set",
+        "Counts members within a score range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zlexcount",
+        4,
+        RF,
+        "sorted-set",
+        "Counts members within a lexicographic range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrank",
+        3,
+        RF,
+        "sorted-set",
+        "Returns a member's rank, lowest score first.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrevrank",
+        3,
+        RF,
+        "sorted-set",
+        "Returns a member's rank, highest score first.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrange",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members by rank, score or lex range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrangebyscore",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members within a score range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrevrangebyscore",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members within a score range, highest first.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrangebylex",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members within a lexicographic range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrevrangebylex",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members within a lexicographic range, reversed.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrevrange",
+        -4,
+        R,
+        "sorted-set",
+        "Returns members by rank, highest first.",
+    )
+    .keys(1, 1, 1),
+    spec("zrem", -3, WF, "sorted-set", "Removes members.").keys(1, 1, 1),
+    spec(
+        "zremrangebyrank",
+        4,
+        W,
+        "sorted-set",
+        "Removes members within a rank range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zremrangebyscore",
+        4,
+        W,
+        "sorted-set",
+        "Removes members within a score range.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zpopmin",
+        -2,
+        WF,
+        "sorted-set",
+        "Removes and returns the lowest-scored members.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zpopmax",
+        -2,
+        WF,
+        "sorted-set",
+        "Removes and returns the highest-scored members.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zrandmember",
+        -2,
+        R,
+        "sorted-set",
+        "Returns random members.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "zscan",
+        -3,
+        R,
+        "sorted-set",
+        "Iterates over members and scores.",
+    )
+    .keys(1, 1, 1),
 ];
 
 /// Runs one command, or hands it back to the service if it is not a kv command.
@@ -323,12 +657,100 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
             Ok(Frame::simple("Background saving started"))
         }
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
-        _ => return Reply::Unhandled(args),
+        other => match collection(kv, s, a, &other.to_owned()) {
+            Some(result) => result,
+            None => match a.name() {
+                "blpop" => return Reply::One(crate::blocking::bpop(kv, s, a, true).await),
+                "brpop" => return Reply::One(crate::blocking::bpop(kv, s, a, false).await),
+                "blmove" => return Reply::One(crate::blocking::bmove(kv, s, a, false).await),
+                "brpoplpush" => return Reply::One(crate::blocking::bmove(kv, s, a, true).await),
+                _ => return Reply::Unhandled(args),
+            },
+        },
     };
     match result {
         Ok(frame) => Reply::One(frame),
         Err(e) => Reply::One(e.to_frame()),
     }
+}
+
+/// The hash, list, set and sorted-set commands (`None`: not one of them).
+fn collection(kv: &Kv, s: &mut Session, a: &mut Args, name: &str) -> Option<Result> {
+    use crate::types::ops::Algebra;
+    use zsets::By;
+    Some(match name {
+        "hset" => hashes::hset(kv, s, a, false),
+        "hmset" => hashes::hset(kv, s, a, true),
+        "hsetnx" => hashes::hsetnx(kv, s, a),
+        "hget" => hashes::hget(kv, s, a),
+        "hmget" => hashes::hmget(kv, s, a),
+        "hgetall" => hashes::hgetall(kv, s, a, true, true),
+        "hkeys" => hashes::hgetall(kv, s, a, true, false),
+        "hvals" => hashes::hgetall(kv, s, a, false, true),
+        "hdel" => hashes::hdel(kv, s, a),
+        "hexists" => hashes::hexists(kv, s, a),
+        "hlen" => hashes::hlen(kv, s, a),
+        "hstrlen" => hashes::hstrlen(kv, s, a),
+        "hincrby" => hashes::hincrby(kv, s, a),
+        "hincrbyfloat" => hashes::hincrbyfloat(kv, s, a),
+        "hscan" => hashes::hscan(kv, s, a),
+        "hrandfield" => hashes::hrandfield(kv, s, a),
+        "lpush" => lists::push(kv, s, a, true, false),
+        "rpush" => lists::push(kv, s, a, false, false),
+        "lpushx" => lists::push(kv, s, a, true, true),
+        "rpushx" => lists::push(kv, s, a, false, true),
+        "lpop" => lists::pop(kv, s, a, true),
+        "rpop" => lists::pop(kv, s, a, false),
+        "llen" => lists::llen(kv, s, a),
+        "lrange" => lists::lrange(kv, s, a),
+        "lindex" => lists::lindex(kv, s, a),
+        "lset" => lists::lset(kv, s, a),
+        "linsert" => lists::linsert(kv, s, a),
+        "lrem" => lists::lrem(kv, s, a),
+        "ltrim" => lists::ltrim(kv, s, a),
+        "lpos" => lists::lpos(kv, s, a),
+        "lmove" => lists::lmove(kv, s, a, false),
+        "rpoplpush" => lists::lmove(kv, s, a, true),
+        "sadd" => sets::sadd(kv, s, a),
+        "srem" => sets::srem(kv, s, a),
+        "sismember" => sets::sismember(kv, s, a),
+        "smismember" => sets::smismember(kv, s, a),
+        "smembers" => sets::smembers(kv, s, a),
+        "scard" => sets::scard(kv, s, a),
+        "spop" => sets::spop(kv, s, a),
+        "srandmember" => sets::srandmember(kv, s, a),
+        "sinter" => sets::algebra(kv, s, a, Algebra::Inter),
+        "sunion" => sets::algebra(kv, s, a, Algebra::Union),
+        "sdiff" => sets::algebra(kv, s, a, Algebra::Diff),
+        "sinterstore" => sets::store(kv, s, a, Algebra::Inter),
+        "sunionstore" => sets::store(kv, s, a, Algebra::Union),
+        "sdiffstore" => sets::store(kv, s, a, Algebra::Diff),
+        "smove" => sets::smove(kv, s, a),
+        "sscan" => sets::sscan(kv, s, a),
+        "zadd" => zsets::zadd(kv, s, a),
+        "zincrby" => zsets::zincrby(kv, s, a),
+        "zscore" => zsets::zscore(kv, s, a),
+        "zmscore" => zsets::zmscore(kv, s, a),
+        "zcard" => zsets::zcard(kv, s, a),
+        "zcount" => zsets::zcount(kv, s, a),
+        "zlexcount" => zsets::zlexcount(kv, s, a),
+        "zrank" => zsets::zrank(kv, s, a, false),
+        "zrevrank" => zsets::zrank(kv, s, a, true),
+        "zrange" => zsets::zrange(kv, s, a, None, None),
+        "zrangebyscore" => zsets::zrange(kv, s, a, Some(By::Score), Some(false)),
+        "zrevrangebyscore" => zsets::zrange(kv, s, a, Some(By::Score), Some(true)),
+        "zrangebylex" => zsets::zrange(kv, s, a, Some(By::Lex), Some(false)),
+        "zrevrangebylex" => zsets::zrange(kv, s, a, Some(By::Lex), Some(true)),
+        "zrevrange" => zsets::zrange(kv, s, a, Some(By::Rank), Some(true)),
+        "zrem" => zsets::zrem(kv, s, a),
+        "zremrangebyrank" => zsets::zremrangebyrank(kv, s, a),
+        "zremrangebyscore" => zsets::zremrangebyscore(kv, s, a),
+        "zpopmin" => zsets::zpop(kv, s, a, false),
+        "zpopmax" => zsets::zpop(kv, s, a, true),
+        "zrandmember" => zsets::zrandmember(kv, s, a),
+        "zscan" => zsets::zscan(kv, s, a),
+        _ => return None,
+    })
 }
 
 /// An engine outcome as a reply frame.
@@ -338,6 +760,8 @@ fn reply(outcome: Outcome) -> Frame {
         Outcome::Nil => Frame::Null,
         Outcome::Integer(n) => Frame::Integer(n),
         Outcome::Bulk(b) => Frame::Bulk(b),
+        Outcome::Array(items) => Frame::Array(items.into_iter().map(reply).collect()),
+        Outcome::NullArray => Frame::NullArray,
     }
 }
 

@@ -1,0 +1,311 @@
+//! Blocking list pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`.
+//!
+//! A client that finds every list empty is *registered* as a waiter on each of its keys
+//! (a FIFO queue per key) and sleeps. Registration happens under the keyspace lock, after
+//! checking the lists are still empty, so no push can slip in between.
+//!
+//! A push does not wake the waiters to let them race for the element (the fastest would
+//! win, not the first). As in Redis, the writer serves them itself: after any write that
+//! added elements to a list somebody waits on, still under the same lock, [`serve`] pops
+//! on behalf of the waiters of that list, oldest first, through the normal write path (so
+//! the pop is journaled, persisted and replicated like any other), and hands each its
+//! reply over a oneshot channel. A client blocked first is served first, and an element
+//! is never handed to two clients.
+//!
+//! A waiter stops waiting when its timeout passes (reply: a null array, `*-1`), when the
+//! server shuts down (same reply), or when its connection goes away; the first two
+//! unregister it under the lock, so a reply that arrives at the same moment is still
+//! delivered rather than lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::{Args, CommandError, Frame};
+use service::CancellationToken;
+use tokio::sync::oneshot;
+
+use crate::keyspace::{Keyspace, Mutation, Outcome};
+use crate::server::{Kv, Session};
+use crate::types::ops::{self, Op};
+
+/// What a waiter does with the first element it gets.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `BLPOP`/`BRPOP`: pop from this end and reply `[key, element]`.
+    Pop { left: bool },
+    /// `BLMOVE`/`BRPOPLPUSH`: pop from `from_left`'s end, push onto `to`, reply the element.
+    Move {
+        to: Bytes,
+        from_left: bool,
+        to_left: bool,
+    },
+}
+
+impl Action {
+    fn op(&self, key: Bytes) -> Op {
+        match self {
+            Action::Pop { left } => Op::Pop {
+                key,
+                left: *left,
+                count: None,
+            },
+            Action::Move {
+                to,
+                from_left,
+                to_left,
+            } => Op::LMove {
+                from: key,
+                to: to.clone(),
+                from_left: *from_left,
+                to_left: *to_left,
+            },
+        }
+    }
+
+    /// The reply once the op ran on `key`; `None` if there was nothing to take.
+    fn reply(&self, key: &Bytes, outcome: Result<Outcome, CommandError>) -> Option<Frame> {
+        match outcome {
+            Ok(Outcome::Bulk(v)) => Some(match self {
+                Action::Pop { .. } => Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]),
+                Action::Move { .. } => Frame::Bulk(v),
+            }),
+            Ok(_) => None,
+            Err(e) => Some(e.to_frame()),
+        }
+    }
+}
+
+/// What a served waiter receives: its reply and the journal position of its pop.
+type Served = (Frame, u64);
+
+struct Waiter {
+    db: usize,
+    keys: Vec<Bytes>,
+    action: Action,
+    tx: oneshot::Sender<Served>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    next_id: u64,
+    /// Per (db, key): waiter ids in the order they blocked.
+    queues: HashMap<(usize, Bytes), VecDeque<u64>>,
+    clients: HashMap<u64, Waiter>,
+}
+
+impl Waiters {
+    fn unregister(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.clients.remove(&id)?;
+        for key in &waiter.keys {
+            let slot = (waiter.db, key.clone());
+            if let Some(queue) = self.queues.get_mut(&slot) {
+                queue.retain(|&w| w != id);
+                if queue.is_empty() {
+                    self.queues.remove(&slot);
+                }
+            }
+        }
+        Some(waiter)
+    }
+}
+
+/// The registry of blocked clients (one per server). Lock order: the keyspace first,
+/// then this.
+#[derive(Default)]
+pub struct Blocked {
+    waiters: Mutex<Waiters>,
+    /// Cancelled at shutdown: every blocked client answers at once.
+    stop: CancellationToken,
+}
+
+impl Blocked {
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        match self.waiters.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Ends every wait (server shutdown).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Clients blocked right now (`INFO clients` `blocked_clients`).
+    pub fn count(&self) -> usize {
+        self.lock().clients.len()
+    }
+}
+
+/// Serves the clients blocked on lists that the last write filled. Called by the write
+/// path with the keyspace lock held, right after the write. See the module docs.
+pub fn serve(blocked: &Blocked, ks: &mut Keyspace, now: u64) {
+    let mut w = blocked.lock();
+    loop {
+        let ready = ks.take_ready();
+        if ready.is_empty() {
+            break;
+        }
+        for (db, key) in ready {
+            let slot = (db, key.clone());
+            while let Some(&id) = w.queues.get(&slot).and_then(VecDeque::front) {
+                let has_items = ks
+                    .peek(db, &key, now)
+                    .is_some_and(|v| v.as_list().is_ok_and(|l| !l.is_empty()));
+                if !has_items {
+                    break;
+                }
+                let Some(waiter) = w.unregister(id) else {
+                    break;
+                };
+                if waiter.tx.is_closed() {
+                    continue; // its connection is gone
+                }
+                let outcome = ops::apply(ks, db, waiter.action.op(key.clone()), now);
+                if let Some(frame) = waiter.action.reply(&key, outcome) {
+                    let _ = waiter.tx.send((frame, ks.journal().seq()));
+                }
+            }
+        }
+    }
+    ks.track_ready = !w.clients.is_empty();
+}
+
+/// Unregisters a waiter when its wait ends for any reason but being served.
+struct Registration<'a> {
+    kv: &'a Kv,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.kv.read(|ks, _| {
+            let mut w = self.kv.blocked.lock();
+            w.unregister(self.id);
+            ks.track_ready = !w.clients.is_empty();
+        });
+    }
+}
+
+/// `BLPOP`/`BRPOP key... timeout`.
+pub async fn bpop(kv: &Kv, s: &mut Session, args: &mut Args, left: bool) -> Frame {
+    let mut keys = args.rest();
+    let timeout = keys.pop().map(|t| parse_timeout(&t));
+    match timeout {
+        Some(Ok(timeout)) => block(kv, s, keys, timeout, Action::Pop { left }).await,
+        Some(Err(e)) => e.to_frame(),
+        None => args.wrong_arity().to_frame(),
+    }
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout` and
+/// `BRPOPLPUSH source destination timeout`.
+pub async fn bmove(kv: &Kv, s: &mut Session, args: &mut Args, brpoplpush: bool) -> Frame {
+    let parsed = (|| {
+        let (from, to) = (args.next_bytes()?, args.next_bytes()?);
+        let (from_left, to_left) = if brpoplpush {
+            (false, true)
+        } else {
+            (crate::commands::side(args)?, crate::commands::side(args)?)
+        };
+        let timeout = parse_timeout(&args.next_bytes()?)?;
+        let action = Action::Move {
+            to,
+            from_left,
+            to_left,
+        };
+        Ok::<_, CommandError>((from, timeout, action))
+    })();
+    match parsed {
+        Ok((from, timeout, action)) => block(kv, s, vec![from], timeout, action).await,
+        Err(e) => e.to_frame(),
+    }
+}
+
+/// A timeout in seconds, fractions allowed; 0 waits forever.
+fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
+    let secs = proto::args::parse_f64(text)
+        .filter(|s| s.is_finite())
+        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+/// Serves from the first non-empty list now, or waits. See the module docs.
+async fn block(
+    kv: &Kv,
+    s: &mut Session,
+    keys: Vec<Bytes>,
+    timeout: Option<Duration>,
+    action: Action,
+) -> Frame {
+    let db = s.db;
+    let rx = loop {
+        // First, the lists as they are: the first non-empty one in argument order.
+        for key in &keys {
+            let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| v.as_list().map(|_| ())));
+            match kind {
+                None => continue,
+                Some(Err(e)) => return e.to_frame(),
+                Some(Ok(())) => {
+                    let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
+                    if let Some(frame) = action.reply(key, outcome) {
+                        return frame;
+                    }
+                }
+            }
+        }
+        // All empty: register, unless something arrived meanwhile (then try again).
+        let registered = kv.read(|ks, now| {
+            if keys.iter().any(|k| ks.peek(db, k, now).is_some()) {
+                return None;
+            }
+            let mut w = kv.blocked.lock();
+            w.next_id += 1;
+            let id = w.next_id;
+            let (tx, rx) = oneshot::channel();
+            for key in &keys {
+                w.queues.entry((db, key.clone())).or_default().push_back(id);
+            }
+            let waiter = Waiter {
+                db,
+                keys: keys.clone(),
+                action: action.clone(),
+                tx,
+            };
+            w.clients.insert(id, waiter);
+            ks.track_ready = true;
+            Some((id, rx))
+        });
+        if let Some(found) = registered {
+            break found;
+        }
+    };
+    let (id, mut rx) = rx;
+    let registration = Registration { kv, id };
+    let expired = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let served = tokio::select! {
+        served = &mut rx => served.ok(),
+        () = expired => None,
+        () = kv.blocked.stop.cancelled() => None,
+    };
+    // Unregister (under the lock), then look once more: a reply sent just before is
+    // delivered, not dropped.
+    drop(registration);
+    match served.or_else(|| rx.try_recv().ok()) {
+        Some((frame, seq)) => {
+            kv.served_at(s, seq);
+            frame
+        }
+        None => Frame::NullArray,
+    }
+}

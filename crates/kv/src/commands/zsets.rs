@@ -1,0 +1,399 @@
+//! Sorted-set commands: ZADD, ZINCRBY, ZSCORE, ZMSCORE, ZCARD, ZCOUNT, ZLEXCOUNT,
+//! ZRANK, ZREVRANK, ZRANGE (BYSCORE/BYLEX/REV/LIMIT/WITHSCORES) and its older forms
+//! (ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX, ZREVRANGE), ZREM,
+//! ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZPOPMIN, ZPOPMAX, ZRANDMEMBER, ZSCAN.
+
+use bytes::Bytes;
+use proto::{Args, CommandError, Frame};
+
+use super::Result;
+use super::collections::{
+    positive_count, random_count, random_entries, read, scan_args, scan_reply, write,
+};
+use crate::server::{Kv, Session};
+use crate::types::ops::{Op, ZAddFlags, index_range};
+use crate::types::scan_slots;
+use crate::types::zset::{LexBound, ScoreBound, ZSet, format_score};
+use crate::value::Value;
+
+fn with_zset<R>(
+    kv: &Kv,
+    s: &Session,
+    key: &Bytes,
+    f: impl FnOnce(Option<&ZSet>) -> R,
+) -> Result<R> {
+    read(kv, s, key, |v| v.map(Value::as_zset).transpose().map(f))
+}
+
+fn score_frame(score: f64) -> Frame {
+    Frame::Bulk(Bytes::from(format_score(score)))
+}
+
+fn parse_score(b: &[u8]) -> Result<f64> {
+    proto::args::parse_f64(b).ok_or(CommandError::NotFloat)
+}
+
+fn score_bound(b: &[u8]) -> Result<ScoreBound> {
+    ScoreBound::parse(b).ok_or_else(|| CommandError::err("min or max is not a float"))
+}
+
+fn lex_bound(b: &Bytes) -> Result<LexBound> {
+    LexBound::parse(b).ok_or_else(|| CommandError::err("min or max not valid string range item"))
+}
+
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+pub fn zadd(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let mut flags = ZAddFlags::default();
+    let mut rest = args.rest();
+    let mut options = 0;
+    for word in &rest {
+        let flag = match word.to_ascii_uppercase().as_slice() {
+            b"NX" => &mut flags.nx,
+            b"XX" => &mut flags.xx,
+            b"GT" => &mut flags.gt,
+            b"LT" => &mut flags.lt,
+            b"CH" => &mut flags.ch,
+            b"INCR" => &mut flags.incr,
+            _ => break,
+        };
+        *flag = true;
+        options += 1;
+    }
+    let elements = rest.split_off(options);
+    if elements.is_empty() || elements.len() % 2 != 0 {
+        return Err(CommandError::Syntax);
+    }
+    if flags.nx && flags.xx {
+        return Err(CommandError::err(
+            "XX and NX options at the same time are not compatible",
+        ));
+    }
+    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+        return Err(CommandError::err(
+            "GT, LT, and/or NX options at the same time are not compatible",
+        ));
+    }
+    if flags.incr && elements.len() > 2 {
+        return Err(CommandError::err(
+            "INCR option supports a single increment-element pair",
+        ));
+    }
+    let mut pairs = Vec::with_capacity(elements.len() / 2);
+    for pair in elements.chunks(2) {
+        pairs.push((parse_score(&pair[0])?, pair[1].clone()));
+    }
+    write(kv, s, Op::ZAdd { key, flags, pairs })
+}
+
+/// `ZINCRBY key increment member`: `ZADD key INCR increment member`.
+pub fn zincrby(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let delta = parse_score(&args.next_bytes()?)?;
+    let member = args.next_bytes()?;
+    let flags = ZAddFlags {
+        incr: true,
+        ..ZAddFlags::default()
+    };
+    let pairs = vec![(delta, member)];
+    write(kv, s, Op::ZAdd { key, flags, pairs })
+}
+
+pub fn zscore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let (key, member) = (args.next_bytes()?, args.next_bytes()?);
+    with_zset(kv, s, &key, |z| {
+        z.and_then(|z| z.score(&member))
+            .map_or(Frame::Null, score_frame)
+    })
+}
+
+pub fn zmscore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let members = args.rest();
+    with_zset(kv, s, &key, |z| {
+        Frame::Array(
+            members
+                .iter()
+                .map(|m| z.and_then(|z| z.score(m)).map_or(Frame::Null, score_frame))
+                .collect(),
+        )
+    })
+}
+
+pub fn zcard(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    with_zset(kv, s, &key, |z| {
+        Frame::Integer(z.map_or(0, ZSet::len) as i64)
+    })
+}
+
+/// `ZCOUNT key min max`: two O(log n) rank lookups.
+pub fn zcount(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let (min, max) = (
+        score_bound(&args.next_bytes()?)?,
+        score_bound(&args.next_bytes()?)?,
+    );
+    with_zset(kv, s, &key, |z| {
+        Frame::Integer(z.map_or(0, |z| {
+            let upto = z.order().count_below(|score, _| max.within_max(score));
+            let below = z.order().count_below(|score, _| min.below_min(score));
+            upto.saturating_sub(below)
+        }) as i64)
+    })
+}
+
+/// `ZLEXCOUNT key min max`.
+pub fn zlexcount(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let (min, max) = (
+        lex_bound(&args.next_bytes()?)?,
+        lex_bound(&args.next_bytes()?)?,
+    );
+    with_zset(kv, s, &key, |z| {
+        Frame::Integer(z.map_or(0, |z| {
+            let upto = z.order().count_below(|_, m| max.within_max(m));
+            let below = z.order().count_below(|_, m| min.below_min(m));
+            upto.saturating_sub(below)
+        }) as i64)
+    })
+}
+
+/// `ZRANK`/`ZREVRANK key member`.
+pub fn zrank(kv: &Kv, s: &mut Session, args: &mut Args, rev: bool) -> Result {
+    let (key, member) = (args.next_bytes()?, args.next_bytes()?);
+    with_zset(kv, s, &key, |z| {
+        z.and_then(|z| z.rank(&member, rev))
+            .map_or(Frame::Null, |r| Frame::Integer(r as i64))
+    })
+}
+
+/// What a range selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// The `ZRANGE` family, parsed as Redis's `zrangeGenericCommand` does: `by`/`rev` fixed
+/// by the older commands, chosen by options for `ZRANGE`.
+pub fn zrange(
+    kv: &Kv,
+    s: &mut Session,
+    args: &mut Args,
+    by: Option<By>,
+    rev: Option<bool>,
+) -> Result {
+    let key = args.next_bytes()?;
+    let (mut start, mut stop) = (args.next_bytes()?, args.next_bytes()?);
+    let (mut by_opt, mut rev_opt) = (by, rev);
+    let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
+    let rest = args.rest();
+    let mut i = 0;
+    while i < rest.len() {
+        let left = rest.len() - i - 1;
+        match rest[i].to_ascii_uppercase().as_slice() {
+            b"WITHSCORES" => withscores = true,
+            b"LIMIT" if left >= 2 => {
+                offset = super::collections::int_arg(&rest[i + 1])?;
+                limit = super::collections::int_arg(&rest[i + 2])?;
+                i += 2;
+            }
+            b"REV" if rev_opt.is_none() => rev_opt = Some(true),
+            b"BYLEX" if by_opt.is_none() => by_opt = Some(By::Lex),
+            b"BYSCORE" if by_opt.is_none() => by_opt = Some(By::Score),
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 1;
+    }
+    let by = by_opt.unwrap_or(By::Rank);
+    let rev = rev_opt.unwrap_or(false);
+    if withscores && by == By::Lex {
+        return Err(CommandError::err(
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
+    }
+    if by == By::Rank && (offset != 0 || limit != -1) {
+        return Err(CommandError::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    if rev && by != By::Rank {
+        // Reverse ranges by score or lex are written max first.
+        std::mem::swap(&mut start, &mut stop);
+    }
+    let range = match by {
+        By::Rank => Range::Rank(
+            super::collections::int_arg(&start)?,
+            super::collections::int_arg(&stop)?,
+        ),
+        By::Score => Range::Score(score_bound(&start)?, score_bound(&stop)?),
+        By::Lex => Range::Lex(lex_bound(&start)?, lex_bound(&stop)?),
+    };
+    with_zset(kv, s, &key, |z| {
+        let items = z
+            .map(|z| select(z, &range, rev, offset, limit))
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(items.len() * (1 + usize::from(withscores)));
+        for (score, member) in items {
+            out.push(Frame::Bulk(member.clone()));
+            if withscores {
+                out.push(score_frame(score));
+            }
+        }
+        Frame::Array(out)
+    })
+}
+
+/// A parsed range; for scores and lex, the first bound is the minimum.
+pub enum Range {
+    Rank(i64, i64),
+    Score(ScoreBound, ScoreBound),
+    Lex(LexBound, LexBound),
+}
+
+/// The elements of `range`, in order (reversed with `rev`), after skipping `offset` and
+/// taking at most `limit` (negative: all). Locating the start is O(log n); each element
+/// after it is O(1) amortized.
+pub fn select<'a>(
+    z: &'a ZSet,
+    range: &Range,
+    rev: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<(f64, &'a Bytes)> {
+    if offset < 0 {
+        return Vec::new();
+    }
+    let offset = offset as usize;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let order = z.order();
+    let len = z.len();
+    match range {
+        Range::Rank(start, stop) => {
+            let (a, b) = index_range(*start, *stop, len);
+            order.iter_from(a, rev).take(b - a).collect()
+        }
+        Range::Score(min, max) => {
+            let (min, max) = (*min, *max);
+            if rev {
+                let first = len - order.count_below(|s, _| max.within_max(s));
+                order
+                    .iter_from(first + offset, true)
+                    .take_while(|(s, _)| !min.below_min(*s))
+                    .take(limit)
+                    .collect()
+            } else {
+                let first = order.count_below(|s, _| min.below_min(s));
+                order
+                    .iter_from(first + offset, false)
+                    .take_while(|(s, _)| max.within_max(*s))
+                    .take(limit)
+                    .collect()
+            }
+        }
+        Range::Lex(min, max) => {
+            if rev {
+                let first = len - order.count_below(|_, m| max.within_max(m));
+                order
+                    .iter_from(first + offset, true)
+                    .take_while(|(_, m)| !min.below_min(m))
+                    .take(limit)
+                    .collect()
+            } else {
+                let first = order.count_below(|_, m| min.below_min(m));
+                order
+                    .iter_from(first + offset, false)
+                    .take_while(|(_, m)| max.within_max(m))
+                    .take(limit)
+                    .collect()
+            }
+        }
+    }
+}
+
+pub fn zrem(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let members = args.rest();
+    write(kv, s, Op::ZRem { key, members })
+}
+
+pub fn zremrangebyrank(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let (start, stop) = (super::next_int(args)?, super::next_int(args)?);
+    write(kv, s, Op::ZRemRangeByRank { key, start, stop })
+}
+
+pub fn zremrangebyscore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let (min, max) = (
+        score_bound(&args.next_bytes()?)?,
+        score_bound(&args.next_bytes()?)?,
+    );
+    write(kv, s, Op::ZRemRangeByScore { key, min, max })
+}
+
+/// `ZPOPMIN`/`ZPOPMAX key [count]`.
+pub fn zpop(kv: &Kv, s: &mut Session, args: &mut Args, max: bool) -> Result {
+    let key = args.next_bytes()?;
+    let count = positive_count(args)?;
+    write(kv, s, Op::ZPop { key, max, count })
+}
+
+/// `ZRANDMEMBER key [count [WITHSCORES]]`.
+pub fn zrandmember(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let count = if args.is_empty() {
+        None
+    } else {
+        Some(random_count(args)?)
+    };
+    let withscores = args.next_flag("WITHSCORES");
+    if !args.is_empty() {
+        return Err(CommandError::Syntax);
+    }
+    with_zset(kv, s, &key, |z| match count {
+        None => z
+            .and_then(|z| {
+                random_entries(z.slots(), 1)
+                    .first()
+                    .map(|(m, _)| (*m).clone())
+            })
+            .map_or(Frame::Null, Frame::Bulk),
+        Some(count) => {
+            let mut out = Vec::new();
+            for (m, &score) in z
+                .map(|z| random_entries(z.slots(), count))
+                .unwrap_or_default()
+            {
+                out.push(Frame::Bulk(m.clone()));
+                if withscores {
+                    out.push(score_frame(score));
+                }
+            }
+            Frame::Array(out)
+        }
+    })
+}
+
+pub fn zscan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let scan = scan_args(args)?;
+    with_zset(kv, s, &key, |z| {
+        let mut items = Vec::new();
+        let cursor = z.map_or(0, |z| {
+            scan_slots(
+                z.slots(),
+                scan.cursor,
+                scan.count,
+                scan.pattern.as_deref(),
+                |m, &score| {
+                    items.push(m.clone());
+                    items.push(Bytes::from(format_score(score)));
+                },
+            )
+        });
+        scan_reply(cursor, items)
+    })
+}

@@ -1,0 +1,723 @@
+//! The writes to collections: one [`Op`] per kind of change, applied through the
+//! keyspace's single write path ([`Keyspace::apply`] → [`apply`] →
+//! [`Keyspace::update`]), so persistence and replication see them like any other write.
+//!
+//! Every `Op` is deterministic given the keyspace and `now`: random choices (`SPOP`) carry
+//! their seed in the op.
+
+use bytes::Bytes;
+use proto::CommandError;
+
+use super::hash::Hash;
+use super::list::List;
+use super::set::Set;
+use super::zset::{ScoreBound, ZSet};
+use super::{own, pick};
+use crate::keyspace::{Keyspace, Outcome, format_float, parse_integer};
+use crate::value::{Entry, Value};
+
+/// `ZADD`'s options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ZAddFlags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    /// Count changed members, not only added ones.
+    pub ch: bool,
+    /// Increment one member's score and reply with it (`ZINCRBY` is `ZADD INCR`).
+    pub incr: bool,
+}
+
+/// Which set-algebra operation (`SINTER`, `SUNION`, `SDIFF` and their `STORE` forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algebra {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// One write to a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    // hashes
+    HSet {
+        key: Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+        only_if_new: bool,
+    },
+    HDel {
+        key: Bytes,
+        fields: Vec<Bytes>,
+    },
+    HIncrBy {
+        key: Bytes,
+        field: Bytes,
+        delta: i64,
+    },
+    HIncrByFloat {
+        key: Bytes,
+        field: Bytes,
+        delta: f64,
+    },
+    // lists
+    Push {
+        key: Bytes,
+        values: Vec<Bytes>,
+        left: bool,
+        only_if_exists: bool,
+    },
+    /// `count: None` pops one and answers a bulk; `Some(n)` answers an array.
+    Pop {
+        key: Bytes,
+        left: bool,
+        count: Option<usize>,
+    },
+    LSet {
+        key: Bytes,
+        index: i64,
+        value: Bytes,
+    },
+    LInsert {
+        key: Bytes,
+        before: bool,
+        pivot: Bytes,
+        value: Bytes,
+    },
+    LRem {
+        key: Bytes,
+        count: i64,
+        value: Bytes,
+    },
+    LTrim {
+        key: Bytes,
+        start: i64,
+        stop: i64,
+    },
+    /// `LMOVE`/`RPOPLPUSH`: pop from one end of `from`, push to one end of `to`.
+    LMove {
+        from: Bytes,
+        to: Bytes,
+        from_left: bool,
+        to_left: bool,
+    },
+    // sets
+    SAdd {
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
+    SRem {
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
+    SPop {
+        key: Bytes,
+        count: Option<usize>,
+        seed: u64,
+    },
+    SMove {
+        from: Bytes,
+        to: Bytes,
+        member: Bytes,
+    },
+    /// `SINTERSTORE`/`SUNIONSTORE`/`SDIFFSTORE`.
+    SStore {
+        dest: Bytes,
+        keys: Vec<Bytes>,
+        algebra: Algebra,
+    },
+    // sorted sets
+    ZAdd {
+        key: Bytes,
+        flags: ZAddFlags,
+        pairs: Vec<(f64, Bytes)>,
+    },
+    ZRem {
+        key: Bytes,
+        members: Vec<Bytes>,
+    },
+    ZRemRangeByRank {
+        key: Bytes,
+        start: i64,
+        stop: i64,
+    },
+    ZRemRangeByScore {
+        key: Bytes,
+        min: ScoreBound,
+        max: ScoreBound,
+    },
+    ZPop {
+        key: Bytes,
+        max: bool,
+        count: Option<usize>,
+    },
+}
+
+impl Op {
+    /// Can this write grow memory (refused over `--maxmemory`)?
+    pub fn may_grow(&self) -> bool {
+        matches!(
+            self,
+            Op::HSet { .. }
+                | Op::HIncrBy { .. }
+                | Op::HIncrByFloat { .. }
+                | Op::Push { .. }
+                | Op::LSet { .. }
+                | Op::LInsert { .. }
+                | Op::LMove { .. }
+                | Op::SAdd { .. }
+                | Op::SMove { .. }
+                | Op::SStore { .. }
+                | Op::ZAdd { .. }
+        )
+    }
+}
+
+fn new_hash() -> Value {
+    Value::Hash(Hash::default())
+}
+fn new_list() -> Value {
+    Value::List(List::default())
+}
+fn new_set() -> Value {
+    Value::Set(Set::default())
+}
+fn new_zset() -> Value {
+    Value::ZSet(ZSet::default())
+}
+
+/// Resolves Redis's `start`/`stop` indexes (negative from the end, inclusive) against a
+/// length: the half-open range, empty if nothing is selected.
+pub fn index_range(start: i64, stop: i64, len: usize) -> (usize, usize) {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    if start > stop || start >= len {
+        (0, 0)
+    } else {
+        (start as usize, stop as usize + 1)
+    }
+}
+
+fn int(n: usize) -> Outcome {
+    Outcome::Integer(n as i64)
+}
+
+fn bulks(items: impl IntoIterator<Item = Bytes>) -> Outcome {
+    Outcome::Array(items.into_iter().map(Outcome::Bulk).collect())
+}
+
+/// A splitmix64 step: the deterministic random sequence of `SPOP`'s seed.
+pub fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The members of several sets combined (`SINTER`, `SUNION`, `SDIFF`). A missing key is
+/// an empty set; any non-set is `WRONGTYPE`.
+pub fn combine(
+    ks: &mut Keyspace,
+    db: usize,
+    keys: &[Bytes],
+    algebra: Algebra,
+    now: u64,
+) -> Result<Vec<Bytes>, CommandError> {
+    let mut sets: Vec<Option<&Set>> = Vec::with_capacity(keys.len());
+    // Type-check every key first (Redis answers WRONGTYPE even if an earlier set is
+    // empty), then borrow them all.
+    for key in keys {
+        if let Some(v) = ks.value(db, key, now) {
+            v.as_set()?;
+        }
+    }
+    let ks = &*ks;
+    for key in keys {
+        sets.push(ks.peek(db, key, now).and_then(|v| v.as_set().ok()));
+    }
+    let Some((first, rest)) = sets.split_first() else {
+        return Ok(Vec::new());
+    };
+    let out = match algebra {
+        Algebra::Inter => {
+            if sets.iter().any(Option::is_none) {
+                return Ok(Vec::new());
+            }
+            let mut all: Vec<&Set> = sets.iter().flatten().copied().collect();
+            all.sort_by_key(|s| s.len());
+            let (smallest, others) = all
+                .split_first()
+                .map_or((None, &[][..]), |(a, b)| (Some(*a), b));
+            smallest
+                .into_iter()
+                .flat_map(|s| s.iter())
+                .filter(|m| others.iter().all(|o| o.contains(m)))
+                .cloned()
+                .collect()
+        }
+        Algebra::Union => {
+            let mut union = Set::default();
+            for s in sets.iter().flatten() {
+                for m in s.iter() {
+                    union.insert(m.clone());
+                }
+            }
+            union.iter().cloned().collect()
+        }
+        Algebra::Diff => match first {
+            None => Vec::new(),
+            Some(first) => first
+                .iter()
+                .filter(|m| !rest.iter().flatten().any(|o| o.contains(m)))
+                .cloned()
+                .collect(),
+        },
+    };
+    Ok(out)
+}
+
+/// Applies one collection write. See the module docs.
+pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, CommandError> {
+    match op {
+        Op::HSet {
+            key,
+            pairs,
+            only_if_new,
+        } => {
+            let n = ks.update(db, &key, now, Some(new_hash), |v| {
+                let h = v.as_hash_mut()?;
+                let mut added = 0;
+                for (field, value) in &pairs {
+                    if only_if_new && h.get(field).is_some() {
+                        continue;
+                    }
+                    added += usize::from(h.insert(own(field), own(value)));
+                }
+                Ok((added, added > 0 || !only_if_new))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::HDel { key, fields } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let h = v.as_hash_mut()?;
+                let n = fields.iter().filter(|f| h.remove(f)).count();
+                Ok((n, n > 0))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::HIncrBy { key, field, delta } => {
+            let n = ks.update(db, &key, now, Some(new_hash), |v| {
+                let h = v.as_hash_mut()?;
+                let current = match h.get(&field) {
+                    Some(text) => parse_integer(text)
+                        .ok_or_else(|| CommandError::err("hash value is not an integer"))?,
+                    None => 0,
+                };
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
+                h.insert(own(&field), Bytes::from(next.to_string()));
+                Ok((next, true))
+            })?;
+            Ok(Outcome::Integer(n.unwrap_or(0)))
+        }
+        Op::HIncrByFloat { key, field, delta } => {
+            let text = ks.update(db, &key, now, Some(new_hash), |v| {
+                let h = v.as_hash_mut()?;
+                let current = match h.get(&field) {
+                    Some(text) => proto::args::parse_f64(text)
+                        .ok_or_else(|| CommandError::err("hash value is not a float"))?,
+                    None => 0.0,
+                };
+                let next = current + delta;
+                if !next.is_finite() {
+                    return Err(CommandError::err("increment would produce NaN or Infinity"));
+                }
+                let text = Bytes::from(format_float(next));
+                h.insert(own(&field), text.clone());
+                Ok((text, true))
+            })?;
+            Ok(text.map_or(Outcome::Nil, Outcome::Bulk))
+        }
+        Op::Push {
+            key,
+            values,
+            left,
+            only_if_exists,
+        } => {
+            let create = if only_if_exists {
+                None
+            } else {
+                Some(new_list as fn() -> Value)
+            };
+            let n = ks.update(db, &key, now, create, |v| {
+                let l = v.as_list_mut()?;
+                for value in &values {
+                    l.push(own(value), left);
+                }
+                Ok((l.len(), true))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::Pop { key, left, count } => {
+            let popped = ks.update(db, &key, now, None, |v| {
+                let l = v.as_list_mut()?;
+                let n = count.unwrap_or(1).min(l.len());
+                let items: Vec<Bytes> = (0..n).filter_map(|_| l.pop(left)).collect();
+                Ok((items, n > 0))
+            })?;
+            Ok(match (popped, count) {
+                (None, None) => Outcome::Nil,
+                (None, Some(_)) => Outcome::NullArray,
+                (Some(mut items), None) => items.pop().map_or(Outcome::Nil, Outcome::Bulk),
+                (Some(items), Some(_)) => bulks(items),
+            })
+        }
+        Op::LSet { key, index, value } => {
+            let done = ks.update(db, &key, now, None, |v| {
+                let l = v.as_list_mut()?;
+                let i = if index < 0 {
+                    l.len() as i64 + index
+                } else {
+                    index
+                };
+                if i < 0 || i >= l.len() as i64 {
+                    return Err(CommandError::err("index out of range"));
+                }
+                l.set(i as usize, own(&value));
+                Ok(((), true))
+            })?;
+            done.map(|()| Outcome::Ok)
+                .ok_or_else(|| CommandError::err("no such key"))
+        }
+        Op::LInsert {
+            key,
+            before,
+            pivot,
+            value,
+        } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let l = v.as_list_mut()?;
+                let at = l.iter().position(|x| *x == pivot);
+                match at {
+                    Some(i) => {
+                        l.insert(if before { i } else { i + 1 }, own(&value));
+                        Ok((l.len() as i64, true))
+                    }
+                    None => Ok((-1, false)),
+                }
+            })?;
+            Ok(Outcome::Integer(n.unwrap_or(0)))
+        }
+        Op::LRem { key, count, value } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let l = v.as_list_mut()?;
+                let limit = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
+                let mut hits: Vec<usize> = Vec::new();
+                if count >= 0 {
+                    hits.extend(
+                        l.iter()
+                            .enumerate()
+                            .filter(|(_, x)| **x == value)
+                            .map(|(i, _)| i)
+                            .take(limit),
+                    );
+                } else {
+                    hits.extend(
+                        l.iter()
+                            .enumerate()
+                            .rev()
+                            .filter(|(_, x)| **x == value)
+                            .map(|(i, _)| i)
+                            .take(limit),
+                    );
+                    hits.reverse();
+                }
+                for &i in hits.iter().rev() {
+                    l.remove(i);
+                }
+                Ok((hits.len(), !hits.is_empty()))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::LTrim { key, start, stop } => {
+            ks.update(db, &key, now, None, |v| {
+                let l = v.as_list_mut()?;
+                let len = l.len();
+                let (a, b) = index_range(start, stop, len);
+                l.keep(a, b);
+                Ok(((), l.len() != len))
+            })?;
+            Ok(Outcome::Ok)
+        }
+        Op::LMove {
+            from,
+            to,
+            from_left,
+            to_left,
+        } => {
+            // Both types are checked before anything moves, as Redis does.
+            let source_len = match ks.value(db, &from, now) {
+                None => return Ok(Outcome::Nil),
+                Some(v) => v.as_list()?.len(),
+            };
+            if let Some(v) = ks.value(db, &to, now) {
+                v.as_list()?;
+            }
+            if from == to && source_len == 1 {
+                // Rotating a one-element list: unchanged, and never momentarily empty.
+                return Ok(ks
+                    .value(db, &from, now)
+                    .and_then(|v| v.as_list().ok()?.get(0).cloned())
+                    .map_or(Outcome::Nil, Outcome::Bulk));
+            }
+            let item = ks.update(db, &from, now, None, |v| {
+                let item = v.as_list_mut()?.pop(from_left);
+                Ok((item, true))
+            })?;
+            let Some(Some(item)) = item else {
+                return Ok(Outcome::Nil);
+            };
+            ks.update(db, &to, now, Some(new_list), |v| {
+                v.as_list_mut()?.push(item.clone(), to_left);
+                Ok(((), true))
+            })?;
+            Ok(Outcome::Bulk(item))
+        }
+        Op::SAdd { key, members } => {
+            let n = ks.update(db, &key, now, Some(new_set), |v| {
+                let s = v.as_set_mut()?;
+                let n = members.iter().filter(|m| s.insert(own(m))).count();
+                Ok((n, n > 0))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::SRem { key, members } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let s = v.as_set_mut()?;
+                let n = members.iter().filter(|m| s.remove(m)).count();
+                Ok((n, n > 0))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::SPop { key, count, seed } => {
+            let popped = ks.update(db, &key, now, None, |v| {
+                let s = v.as_set_mut()?;
+                let n = count.unwrap_or(1).min(s.len());
+                let mut state = seed;
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let Some(m) = pick(s.slots(), next_random(&mut state))
+                        .map(|(slot, ())| slot.key().clone())
+                    else {
+                        break;
+                    };
+                    s.remove(&m);
+                    out.push(m);
+                }
+                Ok((out, n > 0))
+            })?;
+            Ok(match (popped, count) {
+                (None, None) => Outcome::Nil,
+                (None, Some(_)) => Outcome::Array(Vec::new()),
+                (Some(mut items), None) => items.pop().map_or(Outcome::Nil, Outcome::Bulk),
+                (Some(items), Some(_)) => bulks(items),
+            })
+        }
+        Op::SMove { from, to, member } => {
+            let present = match ks.value(db, &from, now) {
+                None => false,
+                Some(v) => v.as_set()?.contains(&member),
+            };
+            if let Some(v) = ks.value(db, &to, now) {
+                v.as_set()?;
+            }
+            if !present {
+                return Ok(Outcome::Integer(0));
+            }
+            if from == to {
+                return Ok(Outcome::Integer(1));
+            }
+            ks.update(db, &from, now, None, |v| {
+                Ok((v.as_set_mut()?.remove(&member), true))
+            })?;
+            ks.update(db, &to, now, Some(new_set), |v| {
+                Ok((v.as_set_mut()?.insert(own(&member)), true))
+            })?;
+            Ok(Outcome::Integer(1))
+        }
+        Op::SStore {
+            dest,
+            keys,
+            algebra,
+        } => {
+            let members = combine(ks, db, &keys, algebra, now)?;
+            let n = members.len();
+            ks.remove(db, &dest);
+            if n > 0 {
+                let set: Set = members.into_iter().collect();
+                ks.store(db, own(&dest), Entry::new(Value::Set(set), None));
+            }
+            Ok(int(n))
+        }
+        Op::ZAdd { key, flags, pairs } => zadd(ks, db, key, flags, pairs, now),
+        Op::ZRem { key, members } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let z = v.as_zset_mut()?;
+                let n = members.iter().filter(|m| z.remove(m)).count();
+                Ok((n, n > 0))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::ZRemRangeByRank { key, start, stop } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let z = v.as_zset_mut()?;
+                let (a, b) = index_range(start, stop, z.len());
+                let doomed: Vec<Bytes> = z
+                    .order()
+                    .iter_from(a, false)
+                    .take(b - a)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                for m in &doomed {
+                    z.remove(m);
+                }
+                Ok((doomed.len(), !doomed.is_empty()))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::ZRemRangeByScore { key, min, max } => {
+            let n = ks.update(db, &key, now, None, |v| {
+                let z = v.as_zset_mut()?;
+                let start = z.order().count_below(|s, _| min.below_min(s));
+                let doomed: Vec<Bytes> = z
+                    .order()
+                    .iter_from(start, false)
+                    .take_while(|(s, _)| max.within_max(*s))
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                for m in &doomed {
+                    z.remove(m);
+                }
+                Ok((doomed.len(), !doomed.is_empty()))
+            })?;
+            Ok(int(n.unwrap_or(0)))
+        }
+        Op::ZPop { key, max, count } => {
+            let popped = ks.update(db, &key, now, None, |v| {
+                let z = v.as_zset_mut()?;
+                let n = count.unwrap_or(1).min(z.len());
+                let items: Vec<(f64, Bytes)> = z
+                    .order()
+                    .iter_from(0, max)
+                    .take(n)
+                    .map(|(s, m)| (s, m.clone()))
+                    .collect();
+                for (_, m) in &items {
+                    z.remove(m);
+                }
+                Ok((items, n > 0))
+            })?;
+            let mut out = Vec::new();
+            for (score, member) in popped.unwrap_or_default() {
+                out.push(Outcome::Bulk(member));
+                out.push(Outcome::Bulk(Bytes::from(super::zset::format_score(score))));
+            }
+            Ok(Outcome::Array(out))
+        }
+    }
+}
+
+/// `ZADD` with its flags (and `ZINCRBY`, which is `ZADD INCR`).
+fn zadd(
+    ks: &mut Keyspace,
+    db: usize,
+    key: Bytes,
+    flags: ZAddFlags,
+    pairs: Vec<(f64, Bytes)>,
+    now: u64,
+) -> Result<Outcome, CommandError> {
+    let create = if flags.xx {
+        None
+    } else {
+        Some(new_zset as fn() -> Value)
+    };
+    let result = ks.update(db, &key, now, create, |v| {
+        let z = v.as_zset_mut()?;
+        let (mut added, mut changed) = (0, 0);
+        let mut incr_result = None;
+        for (score, member) in &pairs {
+            let current = z.score(member);
+            let mut score = *score;
+            if flags.incr {
+                if let Some(cur) = current {
+                    score += cur;
+                    if score.is_nan() {
+                        return Err(CommandError::err("resulting score is not a number (NaN)"));
+                    }
+                }
+            }
+            let go = match current {
+                None => !flags.xx,
+                Some(cur) => {
+                    !flags.nx && !(flags.gt && score <= cur) && !(flags.lt && score >= cur)
+                }
+            };
+            if !go {
+                continue;
+            }
+            incr_result = Some(score);
+            match current {
+                None => {
+                    z.insert(own(member), score);
+                    added += 1;
+                }
+                Some(cur) if cur != score => {
+                    z.insert(member.clone(), score);
+                    changed += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(((added, changed, incr_result), added + changed > 0))
+    })?;
+    let (added, changed, incr_result) = result.unwrap_or((0, 0, None));
+    Ok(if flags.incr {
+        incr_result.map_or(Outcome::Nil, |s| {
+            Outcome::Bulk(Bytes::from(super::zset::format_score(s)))
+        })
+    } else if flags.ch {
+        Outcome::Integer(added + changed)
+    } else {
+        Outcome::Integer(added)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_ranges_follow_redis() {
+        assert_eq!(index_range(0, -1, 5), (0, 5));
+        assert_eq!(index_range(-2, -1, 5), (3, 5));
+        assert_eq!(index_range(-100, 1, 5), (0, 2));
+        assert_eq!(index_range(3, 1, 5), (0, 0));
+        assert_eq!(index_range(5, 10, 5), (0, 0));
+        assert_eq!(index_range(0, -1, 0), (0, 0));
+    }
+}
