@@ -50,6 +50,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::value::{Entry, Value};
 
+mod replay;
+
 /// Databases per server, as Redis (`SELECT 0` .. `SELECT 15`).
 pub const DATABASES: usize = 16;
 /// The largest string Redis allows (`proto-max-bulk-len` default).
@@ -148,8 +150,10 @@ impl Db {
     }
 }
 
-/// One change to the durable state, in the order it happened.
-#[derive(Debug, Clone, PartialEq)]
+/// One change to the durable state, in the order it happened. Serializable: the
+/// replication stream ships changes as they are (see `crate::replication`), so a new
+/// variant replicates with no further code.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// The key now holds this record (value and absolute deadline).
     Put {
@@ -179,6 +183,9 @@ pub struct Journal {
     pending: Vec<Change>,
     /// Number of changes ever journaled: the position of the last one.
     seq: u64,
+    /// On a replica the data changes only by the primary's stream: a lookup hides a key
+    /// past its deadline but does not delete it (see `crate::replication`).
+    follower: bool,
 }
 
 impl Journal {
@@ -438,6 +445,7 @@ fn live_in<'a>(
 ) -> Option<&'a mut Entry> {
     match d.entries.entry(Slot::new(key.clone())) {
         btree_map::Entry::Vacant(_) => None,
+        btree_map::Entry::Occupied(o) if journal.follower && o.get().is_expired(now) => None,
         btree_map::Entry::Occupied(o) if o.get().is_expired(now) => {
             let (slot, old) = o.remove_entry();
             d.expires.remove(&slot);

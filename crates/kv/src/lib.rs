@@ -19,6 +19,7 @@ pub mod clock;
 pub mod codec;
 pub mod commands;
 pub mod keyspace;
+pub mod replication;
 pub mod server;
 pub mod storage;
 pub mod types;
@@ -54,6 +55,23 @@ pub struct Args {
     /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).
     #[arg(long, default_value = "0", value_parser = server::parse_memory)]
     pub maxmemory: u64,
+    /// Start as a read replica of this primary (`HOST:PORT`); `REPLICAOF` changes it.
+    #[arg(long, value_parser = replication::parse_address)]
+    pub replicaof: Option<(String, u16)>,
+    /// `async`: reply before replicas have the write; `sync`: reply once
+    /// `--sync-replicas` replicas acknowledged it.
+    #[arg(long, value_enum, default_value = "async")]
+    pub replication: replication::Mode,
+    /// Replicas that must acknowledge each write in `--replication sync`.
+    #[arg(long, default_value = "1")]
+    pub sync_replicas: usize,
+    /// Milliseconds a sync write waits for its replicas before answering
+    /// `-NOTREPLICATED`.
+    #[arg(long, default_value = "1000")]
+    pub sync_timeout: u64,
+    /// Bytes of recent stream kept for replicas that reconnect (`1mb`, `64mb`).
+    #[arg(long, default_value = "1mb", value_parser = server::parse_memory)]
+    pub repl_backlog_size: u64,
 }
 
 /// Opens the store, binds, and serves until `shutdown` is cancelled. Returns once
@@ -71,8 +89,15 @@ pub async fn start_with_clock(
 ) -> Result<Running, BoxError> {
     let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
     let kv = tokio::task::spawn_blocking(move || Kv::open(dir, fsync, maxmemory, clock)).await??;
-    let kv = Arc::new(kv);
+    let kv = Arc::new(kv.with_replication(replication::Config {
+        mode: args.replication,
+        sync_replicas: args.sync_replicas,
+        sync_timeout: std::time::Duration::from_millis(args.sync_timeout),
+        backlog_size: usize::try_from(args.repl_backlog_size).unwrap_or(usize::MAX),
+        replicaof: args.replicaof.clone(),
+    }));
     let running = service::spawn(kv.clone(), &args.service, DEFAULT_PORT, shutdown.clone()).await?;
+    replication::Replication::attach(&kv, shutdown.clone(), running.addr().port());
     let stopping = (kv.clone(), shutdown.clone());
     tokio::spawn(async move {
         stopping.1.cancelled().await;

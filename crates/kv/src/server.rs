@@ -11,15 +11,17 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use proto::{Args, CommandError};
-use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
+use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
 use crate::clock::Clock;
 use crate::commands;
 use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
+use crate::replication::{self, Replication};
 use crate::storage::{Fsync, Storage};
 
 /// Per-connection state.
@@ -29,6 +31,8 @@ pub struct Session {
     pub db: usize,
     /// Journal position of this client's last write not yet known durable.
     unsynced: u64,
+    /// Replication: a replica's link, or this client's last write offset.
+    pub(crate) repl: crate::replication::ReplSession,
 }
 
 /// The kv server.
@@ -40,6 +44,8 @@ pub struct Kv {
     maxmemory: AtomicU64,
     dir: Option<PathBuf>,
     started_unix: u64,
+    /// Read replicas: the stream fed by [`Self::publish`], or the link to our primary.
+    pub(crate) replication: Replication,
     /// Clients blocked in `BLPOP` and friends (see [`crate::blocking`]).
     pub(crate) blocked: crate::blocking::Blocked,
 }
@@ -65,8 +71,20 @@ impl Kv {
             maxmemory: AtomicU64::new(maxmemory),
             dir,
             started_unix: now / 1000,
+            replication: Replication::new(replication::Config::default()),
             blocked: crate::blocking::Blocked::default(),
         })
+    }
+
+    /// Sets the replication options (before the server starts). Sync mode streams from
+    /// the start, so that even the first write waits for its replicas.
+    pub fn with_replication(mut self, config: replication::Config) -> Self {
+        if config.mode == replication::Mode::Sync {
+            self.lock().start_journal();
+        }
+        self.replication = Replication::new(config);
+        self.replication.start_backlog_if_sync();
+        self
     }
 
     pub fn now(&self) -> u64 {
@@ -80,16 +98,19 @@ impl Kv {
         }
     }
 
-    /// Sends the journal to storage; call with the lock held so order is preserved.
-    /// Returns the position of the last change, if there were any.
-    fn publish(&self, ks: &mut Keyspace) -> Option<u64> {
-        let storage = self.storage.as_ref()?;
+    /// Sends the journal to replication and storage; call with the lock held so order
+    /// is preserved. Returns the position of the last change and the replication offset
+    /// just past it (if a replica ever attached), if there were any changes.
+    fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
         let (changes, seq) = ks.drain_changes();
         if changes.is_empty() {
             return None;
         }
-        storage.send(changes, seq);
-        Some(seq)
+        let offset = self.replication.feed(&changes);
+        if let Some(storage) = &self.storage {
+            storage.send(changes, seq);
+        }
+        Some((seq, offset))
     }
 
     /// The write path: every command that changes data comes through here.
@@ -111,6 +132,12 @@ impl Kv {
     ) -> Result<Outcome, CommandError> {
         let now = self.now();
         let mut ks = self.lock();
+        if ks.is_follower() {
+            return Err(CommandError::coded(
+                "READONLY",
+                "You can't write against a read only replica.",
+            ));
+        }
         let limit = self.maxmemory.load(Ordering::Relaxed);
         if limit > 0 && mutation.may_grow() && ks.used_memory() as u64 > limit {
             return Err(CommandError::coded(
@@ -123,8 +150,9 @@ impl Kv {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);
         }
-        if let Some(seq) = self.publish(&mut ks) {
+        if let Some((seq, offset)) = self.publish(&mut ks) {
             session.unsynced = seq;
+            session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
     }
@@ -192,7 +220,8 @@ impl Kv {
                     let (examined, expired) = {
                         let now = self.now();
                         let mut ks = self.lock();
-                        if !ks.has_volatile(db) {
+                        // A replica deletes only what its primary's stream deletes.
+                        if !ks.has_volatile(db) || ks.is_follower() {
                             break;
                         }
                         let result = ks.sweep(db, now, SWEEP_SAMPLE);
@@ -246,13 +275,26 @@ impl Server for Kv {
     }
 
     fn commands(&self) -> &'static [CommandSpec] {
-        commands::TABLE
+        static ALL: LazyLock<Vec<CommandSpec>> =
+            LazyLock::new(|| [commands::TABLE, replication::COMMANDS].concat());
+        &ALL
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
-        let reply = commands::execute(self, client, args).await;
+        let reply = match replication::execute(self, client, args).await {
+            Reply::Unhandled(args) => commands::execute(self, client, args).await,
+            reply => reply,
+        };
         self.settle(&mut client.session).await;
-        reply
+        replication::after_write(&self.replication, &mut client.session, reply)
+    }
+
+    async fn next_push(&self, session: &mut Session) -> Push {
+        self.replication.next_push(&mut session.repl).await
+    }
+
+    fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
+        self.replication.pending_push(&mut session.repl)
     }
 
     fn info(&self) -> Vec<InfoSection> {
@@ -306,6 +348,7 @@ impl Server for Kv {
                 .field("keyspace_misses", stats.keyspace_misses)
                 .field("expired_keys", stats.expired_keys)
                 .field("evicted_keys", 0),
+            replication::info(&self.replication),
             keyspace_section,
         ]
     }
