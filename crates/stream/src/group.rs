@@ -34,6 +34,9 @@ pub enum Strategy {
     Range,
     /// All partitions of all topics dealt out in turn (Kafka's `RoundRobinAssignor`).
     RoundRobin,
+    /// Chosen by the group's leader member, as Kafka clients do: the Kafka front-end
+    /// runs these groups (join/sync barrier, `kafka/groups.rs`) and publishes them here.
+    Client,
 }
 
 impl Strategy {
@@ -41,6 +44,7 @@ impl Strategy {
         match self {
             Strategy::Range => "range",
             Strategy::RoundRobin => "roundrobin",
+            Strategy::Client => "client",
         }
     }
 
@@ -317,6 +321,9 @@ impl Coordinator {
     ) -> Vec<(String, String)> {
         let mut expired = Vec::new();
         for group in self.groups.values_mut() {
+            if group.strategy == Strategy::Client {
+                continue; // the Kafka front-end expires its own members
+            }
             let before = group.members.len();
             group.members.retain(|id, m| {
                 let alive = now_ms - m.last_heartbeat_ms <= m.session_timeout_ms;
@@ -393,6 +400,23 @@ impl Coordinator {
             .unwrap_or_default()
     }
 
+    /// Publishes a group run by the Kafka front-end (its generation, members and the
+    /// assignments its leader chose), so RESP's `GROUP.*` and offset commits see it.
+    pub fn publish_client_group(&mut self, name: &str, generation: i32, members: Vec<Member>) {
+        let group = self
+            .groups
+            .entry(name.to_string())
+            .or_insert_with(|| Group {
+                name: name.to_string(),
+                generation,
+                strategy: Strategy::Client,
+                members: BTreeMap::new(),
+            });
+        group.generation = generation;
+        group.strategy = Strategy::Client;
+        group.members = members.into_iter().map(|m| (m.id.clone(), m)).collect();
+    }
+
     /// Forgets a deleted topic's committed offsets.
     pub fn forget_topic(&mut self, topic: &str) {
         for offsets in self.committed.values_mut() {
@@ -437,6 +461,9 @@ fn check_member(g: &Group, group: &str, member: &str, generation: i32) -> Result
 
 /// Starts a new generation and recomputes every member's assignment.
 fn rebalance(group: &mut Group, partitions: &dyn Fn(&str) -> Option<u32>) {
+    if group.strategy == Strategy::Client {
+        return; // the Kafka front-end rebalances these (its members rejoin)
+    }
     group.generation += 1;
     let subscriptions: BTreeMap<String, Vec<String>> = group
         .members
@@ -444,7 +471,7 @@ fn rebalance(group: &mut Group, partitions: &dyn Fn(&str) -> Option<u32>) {
         .map(|m| (m.id.clone(), m.topics.clone()))
         .collect();
     let mut assignments = match group.strategy {
-        Strategy::Range => assign_range(&subscriptions, partitions),
+        Strategy::Range | Strategy::Client => assign_range(&subscriptions, partitions),
         Strategy::RoundRobin => assign_round_robin(&subscriptions, partitions),
     };
     for (id, member) in group.members.iter_mut() {

@@ -16,12 +16,14 @@
 //! - [`group`]: the consumer group coordinator; [`offsets`]: committed offsets, durable.
 //! - [`durability`]: `--fsync` and group commit.
 //! - [`commands`]: the RESP commands; [`server`]: wiring and background tasks.
+//! - [`kafka`]: the Kafka wire protocol on a second port, in front of the same engine.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod commands;
 pub mod durability;
 pub mod group;
+pub mod kafka;
 pub mod log;
 pub mod offsets;
 pub mod partitioner;
@@ -75,18 +77,51 @@ pub struct Args {
     /// Session timeout of a group member that does not give one, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub session_timeout_ms: i64,
+    /// Port of the Kafka protocol listener (on the same --bind address; 0: any free port).
+    #[arg(long, default_value_t = kafka::DEFAULT_KAFKA_PORT)]
+    pub kafka_port: u16,
+    /// Host name Kafka clients are told to connect to (Metadata, FindCoordinator);
+    /// default: the bind address, or `localhost` when binding every interface.
+    #[arg(long)]
+    pub kafka_advertised_host: Option<String>,
+}
+
+/// What [`start_with_kafka`] returns: the RESP server and the Kafka listener's address.
+pub struct Started {
+    pub running: Running,
+    pub kafka_addr: std::net::SocketAddr,
 }
 
 /// Opens the data directory (recovering every log), binds and starts serving; returns
 /// once listening.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    Ok(start_with_kafka(args, shutdown).await?.running)
+}
+
+/// Like [`start`], and tells where the Kafka listener is (its port may have been 0).
+pub async fn start_with_kafka(
+    args: Args,
+    shutdown: CancellationToken,
+) -> Result<Started, BoxError> {
     let server = Arc::new(StreamServer::open(
         &args,
         Arc::new(clock::SystemClock),
         shutdown.clone(),
     )?);
     server::spawn_background(server.clone(), &args, shutdown.clone());
-    Ok(service::spawn(server, &args.service, DEFAULT_PORT, shutdown).await?)
+    let kafka_addr = kafka::spawn(
+        server.clone(),
+        &args.service.bind,
+        args.kafka_port,
+        args.kafka_advertised_host.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let running = service::spawn(server, &args.service, DEFAULT_PORT, shutdown).await?;
+    Ok(Started {
+        running,
+        kafka_addr,
+    })
 }
 
 /// Runs until `shutdown` is cancelled.

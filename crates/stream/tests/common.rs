@@ -11,6 +11,8 @@ use service::{CancellationToken, RespClient, Running};
 pub struct TestServer {
     pub running: Running,
     pub dir: PathBuf,
+    /// The Kafka protocol listener.
+    pub kafka: std::net::SocketAddr,
 }
 
 impl TestServer {
@@ -33,13 +35,24 @@ pub fn tmp_dir(name: &str) -> PathBuf {
 }
 
 pub async fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
-    let mut argv = vec!["stream", "--port", "0", "--dir", dir.to_str().unwrap()];
+    let mut argv = vec![
+        "stream",
+        "--port",
+        "0",
+        "--kafka-port",
+        "0",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
     argv.extend_from_slice(extra);
     let args = stream::Args::parse_from(argv);
-    let running = stream::start(args, CancellationToken::new()).await.unwrap();
+    let started = stream::start_with_kafka(args, CancellationToken::new())
+        .await
+        .unwrap();
     TestServer {
-        running,
+        running: started.running,
         dir: dir.to_path_buf(),
+        kafka: started.kafka_addr,
     }
 }
 

@@ -39,6 +39,8 @@ async fn spawn_server(dir: &Path) -> (Process, Client) {
         .args([
             "--port",
             &port.to_string(),
+            "--kafka-port",
+            "0",
             "--dir",
             dir.to_str().unwrap(),
             "--fsync",

@@ -1,0 +1,92 @@
+//! Produce: append the client's record batches as they are.
+//!
+//! The batch bytes a producer sends are the bytes the log stores: the log checks the CRC,
+//! stamps the base offset (outside the CRC) and appends. Compressed batches are stored
+//! compressed; consumers decompress. `acks=0` gets no response at all, as in Kafka;
+//! `acks=1` and `acks=-1` are the same on a single broker: the answer comes once the
+//! batches are durable as `--fsync` says.
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::metadata::topic_error_code;
+use super::{Kafka, Request, name};
+use crate::log::{Appended, LogError};
+
+/// Kafka's error code for a log error.
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::InvalidBatch(_) => ResponseError::CorruptMessage.code(),
+        LogError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<ProduceResponse> {
+    let server = &kafka.server;
+    let now = server.now_ms();
+    let mut appended: Vec<Appended> = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = server.topic_for_produce(&name(&topic_data.name.0));
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let response = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let partition = match &topic {
+                Err(e) => Err(topic_error_code(e)),
+                Ok(t) => u32::try_from(data.index)
+                    .ok()
+                    .and_then(|p| t.partition(p))
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+            };
+            let result = partition.and_then(|p| {
+                let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                    return Err(ResponseError::InvalidRecord.code());
+                };
+                // The request buffer is shared; the log stamps offsets into its own copy.
+                let mut batches = BytesMut::from(&records[..]);
+                let a = p
+                    .append(&mut batches, now)
+                    .map_err(|e| log_error_code(&e))?;
+                Ok((a, p.start_offset()))
+            });
+            partitions.push(match result {
+                Ok((a, start)) => {
+                    let base = a.base_offset as i64;
+                    appended.push(a);
+                    response
+                        .with_base_offset(base)
+                        .with_log_start_offset(start as i64)
+                }
+                Err(code) => response.with_error_code(code),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    if let Err(e) = server.make_durable(&appended).await {
+        tracing::warn!("produce: fsync failed: {e}");
+        for p in responses
+            .iter_mut()
+            .flat_map(|t| t.partition_responses.iter_mut())
+        {
+            if p.error_code == 0 {
+                p.error_code = ResponseError::KafkaStorageError.code();
+            }
+        }
+    }
+    if req.acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,577 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! The Kafka listener against the real `kcat` (librdkafka), and raw protocol requests.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::{Client, array, field, int, read_partition, string, tmp_dir};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use proto::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+impl common::TestServer {
+    fn broker(&self) -> String {
+        self.kafka.to_string()
+    }
+
+    async fn resp(&self) -> Client {
+        self.client().await
+    }
+}
+
+/// Runs kcat to completion with `input` on stdin; returns stdout.
+async fn kcat(args: &[&str], input: &str) -> String {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kcat is installed (.ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("kcat finished")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `kcat -C -o beginning -e` of a whole topic: `(partition, offset, key, value)`.
+async fn consume_all(broker: &str, topic: &str, extra: &[&str]) -> Vec<(u32, u64, String, String)> {
+    let mut args = vec![
+        "-b",
+        broker,
+        "-C",
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        "%p %o %k %s\n",
+    ];
+    args.extend_from_slice(extra);
+    kcat(&args, "")
+        .await
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let p = parts.next().unwrap().parse().unwrap();
+            let o = parts.next().unwrap().parse().unwrap();
+            (
+                p,
+                o,
+                parts.next().unwrap().into(),
+                parts.next().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kcat_produces_10000_keyed_messages_and_reads_them_back_in_order() {
+    let dir = tmp_dir("kafka-keyed");
+    let server = common::start_in(&dir, &[]).await;
+    let broker = server.broker();
+    let mut c = server.resp().await;
+    c.ok(&["TOPIC.CREATE", "keyed", "PARTITIONS", "4"]).await;
+
+    let input: String = (0..10_000)
+        .map(|i| format!("key-{}:msg-{i}\n", i % 50))
+        .collect();
+    kcat(&["-b", &broker, "-P", "-t", "keyed", "-K:"], &input).await;
+
+    let listing = kcat(&["-b", &broker, "-L", "-t", "keyed"], "").await;
+    assert!(
+        listing.contains("topic \"keyed\" with 4 partitions"),
+        "{listing}"
+    );
+    for p in 0..4 {
+        assert!(
+            listing.contains(&format!("partition {p}, leader 0")),
+            "{listing}"
+        );
+    }
+
+    let consumed = consume_all(&broker, "keyed", &[]).await;
+    assert_eq!(consumed.len(), 10_000);
+    let mut next_offset = [0u64; 4];
+    let mut last_of_key: BTreeMap<String, (u32, u64)> = BTreeMap::new();
+    for (p, o, key, value) in &consumed {
+        // Offsets dense from 0 in every partition, read in order.
+        assert_eq!(*o, next_offset[*p as usize], "partition {p}");
+        next_offset[*p as usize] += 1;
+        let i: u64 = value.strip_prefix("msg-").unwrap().parse().unwrap();
+        assert_eq!(key, &format!("key-{}", i % 50), "key intact");
+        // One partition per key, and the key's messages in the order produced.
+        if let Some((kp, last)) = last_of_key.insert(key.clone(), (*p, i)) {
+            assert_eq!(kp, *p, "{key} moved partition");
+            assert!(last < i, "{key}: {last} before {i}");
+        }
+    }
+    // The same records over RESP: produced with kcat, read with FETCH.
+    for p in 0..4u32 {
+        let resp = read_partition(&mut c, "keyed", p, 0).await;
+        let kafka: Vec<_> = consumed.iter().filter(|r| r.0 == p).collect();
+        assert_eq!(resp.len(), kafka.len());
+        for ((o, k, v), (_, ko, kk, kv)) in resp.iter().zip(kafka) {
+            assert_eq!((o, k.as_deref(), v), (ko, Some(kk.as_str()), kv));
+        }
+    }
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn records_produced_over_resp_are_read_by_kcat() {
+    let dir = tmp_dir("kafka-from-resp");
+    let server = common::start_in(&dir, &[]).await;
+    let mut c = server.resp().await;
+    c.ok(&["TOPIC.CREATE", "orders", "PARTITIONS", "2"]).await;
+    c.ok(&[
+        "PRODUCE",
+        "orders",
+        "book",
+        "KEY",
+        "user-1",
+        "PARTITION",
+        "1",
+    ])
+    .await;
+    c.ok(&[
+        "PRODUCE.BATCH",
+        "orders",
+        "PARTITION",
+        "1",
+        "PAIRS",
+        "user-2",
+        "pen",
+        "user-3",
+        "ink",
+    ])
+    .await;
+    let consumed = consume_all(&server.broker(), "orders", &[]).await;
+    assert_eq!(
+        consumed,
+        vec![
+            (1, 0, "user-1".into(), "book".into()),
+            (1, 1, "user-2".into(), "pen".into()),
+            (1, 2, "user-3".into(), "ink".into()),
+        ]
+    );
+    // A consumer starting at an offset gets records from there on, although the batch
+    // holding it starts earlier.
+    let from_2 = kcat(
+        &[
+            "-b",
+            &server.broker(),
+            "-C",
+            "-t",
+            "orders",
+            "-p",
+            "1",
+            "-o",
+            "2",
+            "-e",
+            "-q",
+            "-f",
+            "%o %s\n",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(from_2, "2 ink\n");
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_batches_are_stored_as_produced_and_consumed_back() {
+    let dir = tmp_dir("kafka-compressed");
+    let server = common::start_in(&dir, &[]).await;
+    let broker = server.broker();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("z-{codec}");
+        let input: String = (0..500).map(|i| format!("{codec} message {i}\n")).collect();
+        kcat(&["-b", &broker, "-P", "-t", &topic, "-z", codec], &input).await;
+        let values: Vec<String> = consume_all(&broker, &topic, &[])
+            .await
+            .into_iter()
+            .map(|r| r.3)
+            .collect();
+        let expected: Vec<String> = (0..500).map(|i| format!("{codec} message {i}")).collect();
+        assert_eq!(values, expected, "{codec}");
+    }
+    // librdkafka sends zstd (it ties gzip, snappy and lz4 to Produce/Fetch v2, which this
+    // broker does not speak, and sends those uncompressed): the zstd batches are stored
+    // compressed — RESP's FETCH, which does not decompress, says so — and kcat read them.
+    let mut c = server.resp().await;
+    let reply = c.call(&["FETCH", "z-zstd", "0", "0"]).await;
+    assert!(common::error_text(&reply).starts_with("UNSUPPORTED_COMPRESSION_TYPE"));
+    server.running.stop().await;
+}
+
+/// A `kcat -G` consumer running in the background.
+struct GroupConsumer {
+    child: Child,
+}
+
+impl GroupConsumer {
+    fn start(broker: &str, group: &str, topic: &str, out: &Path) -> GroupConsumer {
+        let child = Command::new("kcat")
+            .args([
+                "-b",
+                broker,
+                "-G",
+                group,
+                topic,
+                "-X",
+                "auto.offset.reset=earliest",
+                "-u",
+                "-q",
+                "-f",
+                "%p %o %s\n",
+                "-X",
+                "auto.commit.interval.ms=100",
+                "-X",
+                "session.timeout.ms=6000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(out).unwrap())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        GroupConsumer { child }
+    }
+
+    /// SIGTERM: kcat commits, leaves the group and exits.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// `member → partitions of topic`, from RESP's view of the group.
+async fn assignment(resp: SocketAddr, group: &str, topic: &str) -> BTreeMap<String, Vec<i64>> {
+    let mut c = Client::connect(resp).await;
+    let d = c.call(&["GROUP.DESCRIBE", group]).await;
+    if d.is_error() || string(field(&d, "state")) != "Stable" {
+        return BTreeMap::new();
+    }
+    array(field(&d, "members"))
+        .iter()
+        .map(|m| {
+            let parts = match field(m, "assignment") {
+                Frame::Map(pairs) => pairs
+                    .iter()
+                    .filter(|(k, _)| string(k) == topic)
+                    .flat_map(|(_, v)| array(v).iter().map(int))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (string(field(m, "member")), parts)
+        })
+        .collect()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[tokio::test]
+async fn a_kcat_consumer_group_splits_partitions_hands_them_over_and_resumes_after_restart() {
+    let dir = tmp_dir("kafka-group");
+    let server = common::start_in(&dir, &[]).await;
+    let broker = server.broker();
+    let mut c = server.resp().await;
+    c.ok(&["TOPIC.CREATE", "jobs", "PARTITIONS", "4"]).await;
+    let input: String = (0..400).map(|i| format!("k{i}:job-{i}\n")).collect();
+    kcat(&["-b", &broker, "-P", "-t", "jobs", "-K:"], &input).await;
+
+    let out_a = dir.join("a.out");
+    let out_b = dir.join("b.out");
+    let a = GroupConsumer::start(&broker, "workers", "jobs", &out_a);
+    let b = GroupConsumer::start(&broker, "workers", "jobs", &out_b);
+    // Two members, two partitions each, all four owned.
+    let resp = server.running.addr();
+    common::eventually("two members splitting four partitions", || async move {
+        let a = assignment(resp, "workers", "jobs").await;
+        let mut all: Vec<i64> = a.values().flatten().copied().collect();
+        all.sort();
+        a.len() == 2 && a.values().all(|p| p.len() == 2) && all == vec![0, 1, 2, 3]
+    })
+    .await;
+    common::eventually("everything consumed", || async {
+        lines(&out_a) + lines(&out_b) >= 400
+    })
+    .await;
+    // Stopping one hands its partitions to the other.
+    b.stop().await;
+    common::eventually("one member owning all four", || async move {
+        let a = assignment(resp, "workers", "jobs").await;
+        a.len() == 1 && a.values().all(|p| p.len() == 4)
+    })
+    .await;
+    // Everything read is committed (auto commit every 100 ms).
+    common::eventually("offsets committed", || async move {
+        let mut c = Client::connect(resp).await;
+        let mut total = 0;
+        for p in 0..4 {
+            let r = c
+                .call(&["GROUP.COMMITTED", "workers", "jobs", &p.to_string()])
+                .await;
+            total += array(&r).first().map_or(0, |f| match f {
+                Frame::Integer(n) => *n,
+                _ => 0,
+            });
+        }
+        total == 400
+    })
+    .await;
+    a.stop().await;
+    server.running.stop().await;
+
+    // Restart; new messages; a new member resumes from the committed offsets.
+    let server = common::start_in(&dir, &[]).await;
+    let broker = server.broker();
+    let input: String = (400..420).map(|i| format!("k{i}:job-{i}\n")).collect();
+    kcat(&["-b", &broker, "-P", "-t", "jobs", "-K:"], &input).await;
+    let out_c = dir.join("c.out");
+    let c2 = GroupConsumer::start(&broker, "workers", "jobs", &out_c);
+    common::eventually("the new messages consumed", || async {
+        lines(&out_c) >= 20
+    })
+    .await;
+    c2.stop().await;
+    let seen = std::fs::read_to_string(&out_c).unwrap();
+    let mut values: Vec<u32> = seen
+        .lines()
+        .map(|l| l.rsplit("job-").next().unwrap().parse().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        (400..420).collect::<Vec<_>>(),
+        "resumed exactly after the commits"
+    );
+    server.running.stop().await;
+}
+
+/// Sends one request frame and reads one response frame (after the correlation id).
+async fn roundtrip(
+    conn: &mut TcpStream,
+    api: i16,
+    version: i16,
+    correlation: i32,
+    body: &[u8],
+) -> Bytes {
+    let mut frame = BytesMut::new();
+    frame.put_i32((8 + 2 + body.len()) as i32);
+    frame.put_i16(api);
+    frame.put_i16(version);
+    frame.put_i32(correlation);
+    frame.put_i16(-1); // null client id
+    frame.put_slice(body);
+    conn.write_all(&frame).await.unwrap();
+    read_response(conn, correlation).await
+}
+
+async fn read_response(conn: &mut TcpStream, correlation: i32) -> Bytes {
+    let len = conn.read_i32().await.unwrap() as usize;
+    let mut buf = vec![0; len];
+    conn.read_exact(&mut buf).await.unwrap();
+    let mut buf = Bytes::from(buf);
+    assert_eq!(buf.get_i32(), correlation);
+    buf
+}
+
+/// Sends a request encoded with kafka-protocol and decodes the answer.
+async fn call<Req: Encodable, Resp: Decodable>(
+    conn: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("test")))
+        .encode(&mut frame, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut frame, version).unwrap();
+    conn.write_i32(frame.len() as i32).await.unwrap();
+    conn.write_all(&frame).await.unwrap();
+    let len = conn.read_i32().await.unwrap() as usize;
+    let mut buf = vec![0; len];
+    conn.read_exact(&mut buf).await.unwrap();
+    let mut buf = Bytes::from(buf);
+    let header = ResponseHeader::decode(&mut buf, api.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    Resp::decode(&mut buf, version).unwrap()
+}
+
+#[tokio::test]
+async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_stays() {
+    let dir = tmp_dir("kafka-unsupported");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    // ApiVersions of a version from the future: a v0 answer, UNSUPPORTED_VERSION, our list.
+    let mut answer = roundtrip(&mut conn, ApiKey::ApiVersions as i16, 99, 1, &[]).await;
+    let v0 = ApiVersionsResponse::decode(&mut answer, 0).unwrap();
+    assert_eq!(v0.error_code, 35);
+    let produce = v0.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (3, 9));
+    // Produce v0 (the pre-2017 message format) and an API we do not implement
+    // (InitProducerId, 22): the error, on the same connection.
+    let mut answer = roundtrip(&mut conn, ApiKey::Produce as i16, 0, 2, &[]).await;
+    assert_eq!(answer.get_i16(), 35);
+    let mut answer = roundtrip(&mut conn, ApiKey::InitProducerId as i16, 0, 3, &[]).await;
+    assert_eq!(answer.get_i16(), 35);
+    // And what is advertised is exactly what is served.
+    let versions: ApiVersionsResponse = call(
+        &mut conn,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(versions.error_code, 0);
+    let advertised: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
+    assert_eq!(advertised.len(), 16);
+    assert!(!advertised.contains(&(ApiKey::InitProducerId as i16)));
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn create_topics_list_offsets_delete_topics_and_list_groups() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let dir = tmp_dir("kafka-admin");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let topic = |name: &'static str| TopicName(StrBytes::from_static_str(name));
+    let created: CreateTopicsResponse = call(
+        &mut conn,
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic("events"))
+                .with_num_partitions(3)
+                .with_replication_factor(1),
+            CreatableTopic::default()
+                .with_name(topic("events"))
+                .with_num_partitions(3)
+                .with_replication_factor(3),
+        ]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[0].num_partitions, 3);
+    assert_eq!(
+        created.topics[1].error_code, 38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    // Seen over RESP too.
+    let mut c = server.resp().await;
+    let d = c.ok(&["TOPIC.DESCRIBE", "events"]).await;
+    assert_eq!(array(field(&d, "partitions")).len(), 3);
+    c.ok(&[
+        "PRODUCE",
+        "events",
+        "a",
+        "PARTITION",
+        "2",
+        "TIMESTAMP",
+        "1000",
+    ])
+    .await;
+    c.ok(&[
+        "PRODUCE",
+        "events",
+        "b",
+        "PARTITION",
+        "2",
+        "TIMESTAMP",
+        "2000",
+    ])
+    .await;
+
+    let ask = |ts: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic("events"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(2)
+                            .with_timestamp(ts),
+                    ]),
+            ])
+    };
+    for (ts, expected) in [(-2, 0), (-1, 2), (1500, 1), (3000, -1)] {
+        let r: ListOffsetsResponse = call(&mut conn, ApiKey::ListOffsets, 5, &ask(ts)).await;
+        assert_eq!(r.topics[0].partitions[0].offset, expected, "timestamp {ts}");
+    }
+
+    c.ok(&["GROUP.COMMIT", "auditors", "x", "-1", "events", "0", "0"])
+        .await;
+    let groups: ListGroupsResponse = call(
+        &mut conn,
+        ApiKey::ListGroups,
+        4,
+        &ListGroupsRequest::default(),
+    )
+    .await;
+    let names: Vec<String> = groups
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.to_string())
+        .collect();
+    assert_eq!(names, vec!["auditors".to_string()]);
+
+    let deleted: DeleteTopicsResponse = call(
+        &mut conn,
+        ApiKey::DeleteTopics,
+        4,
+        &DeleteTopicsRequest::default().with_topic_names(vec![topic("events"), topic("nope")]),
+    )
+    .await;
+    let codes: Vec<i16> = deleted.responses.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, 3]);
+    assert!(c.call(&["TOPIC.DESCRIBE", "events"]).await.is_error());
+    server.running.stop().await;
+}
