@@ -575,3 +575,49 @@ async fn create_topics_list_offsets_delete_topics_and_list_groups() {
     assert!(c.call(&["TOPIC.DESCRIBE", "events"]).await.is_error());
     server.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_fetch_at_the_end_long_polls_until_a_record_arrives() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let dir = tmp_dir("kafka-long-poll");
+    let server = common::start_in(&dir, &[]).await;
+    let mut c = server.resp().await;
+    c.ok(&["TOPIC.CREATE", "ticks", "PARTITIONS", "1"]).await;
+    c.ok(&["PRODUCE", "ticks", "first"]).await;
+    let fetch = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(30_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("ticks")))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(1)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let mut waiting = tokio::spawn(async move {
+        let r: FetchResponse = call(&mut conn, ApiKey::Fetch, 12, &fetch).await;
+        r
+    });
+    // Nothing at offset 1 yet: the fetch is parked at the end of the log (an answer with
+    // no records would end the task) until a produce over RESP wakes it.
+    let parked = tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting).await;
+    assert!(parked.is_err(), "the fetch waited");
+    c.ok(&["PRODUCE", "ticks", "second"]).await;
+    let r = waiting.await.unwrap();
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 2));
+    let records = p.records.as_ref().unwrap();
+    assert!(
+        records.windows(6).any(|w| w == b"second"),
+        "the new record is in the answer"
+    );
+    server.running.stop().await;
+}
