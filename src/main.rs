@@ -45,6 +45,8 @@ enum Command {
     Pubsub(pubsub::Args),
     /// Feed a pub/sub pattern into a broker queue: the hybrid pub/sub + queue.
     Bridge(pubsub::bridge::BridgeArgs),
+    /// The work-queue broker: visibility timeouts, acks, redelivery, dead letters (port 7382).
+    Broker(broker::Args),
 }
 
 #[derive(clap::Args)]
@@ -113,6 +115,13 @@ fn main() -> ExitCode {
             }
             Command::Bridge(args) => {
                 pubsub::bridge::run(args, service::telemetry::shutdown_on_signal()).await
+            }
+            Command::Broker(args) => {
+                serve_until_signal(broker::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
             }
         }
     });
@@ -184,6 +193,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         "pubsub",
         "redis-cli -p 7381 SUBSCRIBE news",
         pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?,
+    ));
+    running.push((
+        "broker",
+        "redis-cli -p 7382 QSEND jobs hello",
+        broker::start(
+            broker::Args::parse_from(["broker", "--dir", &format!("{dir}/broker")]),
+            shutdown.clone(),
+        )
+        .await?,
     ));
     if running.is_empty() {
         println!("infralab up: no servers are built yet");
