@@ -93,7 +93,7 @@ pub fn scan_reply(cursor: u64, items: Vec<Bytes>) -> Frame {
 /// The `count` argument of `SRANDMEMBER`/`HRANDFIELD`/`ZRANDMEMBER`: Redis's range check.
 pub fn random_count(args: &mut Args) -> Result<i64> {
     let n = super::next_int(args)?;
-    if n < -(i64::MAX / 2) || n > i64::MAX / 2 {
+    if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
         return Err(CommandError::err(format!(
             "value is out of range, value must between {} and {}",
             -(i64::MAX / 2),

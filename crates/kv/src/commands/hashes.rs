@@ -26,7 +26,7 @@ fn with_hash<R>(
 pub fn hset(kv: &Kv, s: &mut Session, args: &mut Args, hmset: bool) -> Result {
     let key = args.next_bytes()?;
     let rest = args.rest();
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(args.wrong_arity());
     }
     let mut it = rest.into_iter();

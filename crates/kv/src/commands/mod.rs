@@ -657,7 +657,7 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
             Ok(Frame::simple("Background saving started"))
         }
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
-        other => match collection(kv, s, a, &other.to_owned()) {
+        _ => match collection(kv, s, a) {
             Some(result) => result,
             None => match a.name() {
                 "blpop" => return Reply::One(crate::blocking::bpop(kv, s, a, true).await),
@@ -675,10 +675,10 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
 }
 
 /// The hash, list, set and sorted-set commands (`None`: not one of them).
-fn collection(kv: &Kv, s: &mut Session, a: &mut Args, name: &str) -> Option<Result> {
+fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
     use crate::types::ops::Algebra;
     use zsets::By;
-    Some(match name {
+    Some(match a.name() {
         "hset" => hashes::hset(kv, s, a, false),
         "hmset" => hashes::hset(kv, s, a, true),
         "hsetnx" => hashes::hsetnx(kv, s, a),

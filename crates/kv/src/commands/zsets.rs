@@ -61,7 +61,7 @@ pub fn zadd(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         options += 1;
     }
     let elements = rest.split_off(options);
-    if elements.is_empty() || elements.len() % 2 != 0 {
+    if elements.is_empty() || !elements.len().is_multiple_of(2) {
         return Err(CommandError::Syntax);
     }
     if flags.nx && flags.xx {
@@ -69,7 +69,7 @@ pub fn zadd(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if u8::from(flags.gt) + u8::from(flags.lt) + u8::from(flags.nx) > 1 {
         return Err(CommandError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));

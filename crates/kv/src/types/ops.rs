@@ -663,19 +663,17 @@ fn zadd(
         for (score, member) in &pairs {
             let current = z.score(member);
             let mut score = *score;
-            if flags.incr {
-                if let Some(cur) = current {
-                    score += cur;
-                    if score.is_nan() {
-                        return Err(CommandError::err("resulting score is not a number (NaN)"));
-                    }
+            if flags.incr
+                && let Some(cur) = current
+            {
+                score += cur;
+                if score.is_nan() {
+                    return Err(CommandError::err("resulting score is not a number (NaN)"));
                 }
             }
             let go = match current {
                 None => !flags.xx,
-                Some(cur) => {
-                    !flags.nx && !(flags.gt && score <= cur) && !(flags.lt && score >= cur)
-                }
+                Some(cur) => !(flags.nx || flags.gt && score <= cur || flags.lt && score >= cur),
             };
             if !go {
                 continue;

@@ -79,6 +79,10 @@ impl Treap {
         self.size(self.root())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none()
+    }
+
     /// Cuts `t` in two: the nodes for which `left` holds (which must be a prefix of the
     /// order) and the rest.
     fn split(&mut self, t: usize, left: &impl Fn(&Node) -> bool) -> (usize, usize) {
