@@ -318,6 +318,7 @@ impl Server for Kv {
             );
         }
         vec![
+            InfoSection::new("clients").field("blocked_clients", self.blocked.count()),
             InfoSection::new("memory")
                 .field("used_memory", used)
                 .field("used_memory_human", human(used))

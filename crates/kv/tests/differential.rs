@@ -198,3 +198,98 @@ async fn compare_corpus(corpus: &str, at_least: usize) {
     );
     server.stop().await;
 }
+
+/// The blocking list commands with concurrent clients: the same script against kv and
+/// redis-server, replies compared in order. Clients block one after another (each waits
+/// until the server reports it blocked), so "served in the order they blocked" is
+/// checked, along with timeouts, several keys, BLMOVE woken by a push, and errors.
+#[tokio::test]
+async fn blocking_pops_match_redis_server() {
+    let (redis, _peer) = start_redis().await;
+    let server = common::start(&[]).await;
+    let theirs = blocking_script(("127.0.0.1", redis.port)).await;
+    let ours = blocking_script(server.addr()).await;
+    assert_eq!(ours, theirs);
+    assert!(ours.len() >= 20);
+    server.stop().await;
+}
+
+async fn blocking_script(addr: impl tokio::net::ToSocketAddrs + Copy) -> Vec<Frame> {
+    let connect = || async move { RespClient::connect(addr).await.unwrap() };
+    let mut c = connect().await;
+    let mut log = Vec::new();
+    async fn call(c: &mut RespClient, words: &[&str]) -> Frame {
+        c.call(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())))
+            .await
+            .unwrap()
+    }
+    async fn block(c: &mut RespClient, words: &[&str]) {
+        c.queue(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())));
+        c.flush().await.unwrap();
+    }
+    async fn wait_blocked(c: &mut RespClient, n: usize) {
+        let want = format!("blocked_clients:{n}\r\n");
+        for _ in 0..2_000 {
+            let info = call(c, &["INFO", "clients"]).await;
+            if info
+                .as_bytes()
+                .is_some_and(|b| String::from_utf8_lossy(b).contains(&want))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("never saw {n} blocked clients");
+    }
+    log.push(call(&mut c, &["FLUSHALL"]).await);
+    let (mut a, mut b, mut m) = (connect().await, connect().await, connect().await);
+    block(&mut a, &["BLPOP", "q", "0"]).await;
+    wait_blocked(&mut c, 1).await;
+    block(&mut b, &["BRPOP", "other", "q", "0"]).await;
+    wait_blocked(&mut c, 2).await;
+    block(&mut m, &["BLMOVE", "src", "q", "LEFT", "RIGHT", "0"]).await;
+    wait_blocked(&mut c, 3).await;
+    // One push of three: the first blocked pops the left end, the second the right.
+    log.push(call(&mut c, &["RPUSH", "q", "x", "y", "z"]).await);
+    log.push(a.read_reply().await.unwrap());
+    log.push(b.read_reply().await.unwrap());
+    log.push(call(&mut c, &["LRANGE", "q", "0", "-1"]).await);
+    // BLMOVE woken by a push to its source; the element lands in q.
+    log.push(call(&mut c, &["RPUSH", "src", "m"]).await);
+    log.push(m.read_reply().await.unwrap());
+    log.push(call(&mut c, &["LRANGE", "q", "0", "-1"]).await);
+    log.push(call(&mut c, &["EXISTS", "src"]).await);
+    // Several keys: the first non-empty one in argument order, no waiting.
+    log.push(call(&mut a, &["BLPOP", "empty", "q", "0"]).await);
+    log.push(call(&mut a, &["BRPOP", "q", "0"]).await);
+    log.push(call(&mut a, &["EXISTS", "q"]).await);
+    // Timeouts: a null array, for BLMOVE too.
+    log.push(call(&mut a, &["BLPOP", "none", "0.05"]).await);
+    log.push(call(&mut a, &["BLMOVE", "none", "q", "LEFT", "LEFT", "0.05"]).await);
+    log.push(call(&mut a, &["BRPOPLPUSH", "none", "q", "0.05"]).await);
+    // A client blocked on two keys, woken by an LMOVE into the second.
+    block(&mut a, &["BLPOP", "k1", "k2", "0"]).await;
+    wait_blocked(&mut c, 1).await;
+    log.push(call(&mut c, &["RPUSH", "tmp", "t1", "t2"]).await);
+    log.push(call(&mut c, &["LMOVE", "tmp", "k2", "LEFT", "LEFT"]).await);
+    log.push(a.read_reply().await.unwrap());
+    log.push(call(&mut c, &["EXISTS", "k2"]).await);
+    // FIFO across two pushes: the earlier blocker gets the first element.
+    block(&mut a, &["BRPOP", "f", "0"]).await;
+    wait_blocked(&mut c, 1).await;
+    block(&mut b, &["BRPOP", "f", "0"]).await;
+    wait_blocked(&mut c, 2).await;
+    log.push(call(&mut c, &["LPUSH", "f", "first"]).await);
+    log.push(a.read_reply().await.unwrap());
+    log.push(call(&mut c, &["LPUSH", "f", "second"]).await);
+    log.push(b.read_reply().await.unwrap());
+    // Errors.
+    log.push(call(&mut c, &["SET", "s", "x"]).await);
+    log.push(call(&mut c, &["BLPOP", "s", "0"]).await);
+    log.push(call(&mut c, &["BLPOP", "none", "s", "0"]).await);
+    log.push(call(&mut c, &["BLPOP", "q", "-1"]).await);
+    log.push(call(&mut c, &["BLPOP", "q", "abc"]).await);
+    log.push(call(&mut c, &["BLMOVE", "a", "b", "UP", "LEFT", "0"]).await);
+    log.push(call(&mut c, &["BLPOP", "q"]).await);
+    log
+}
