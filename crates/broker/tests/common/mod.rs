@@ -10,8 +10,29 @@ use clap::Parser;
 use proto::Frame;
 use service::{CancellationToken, RespClient, Running};
 
-/// A fresh, empty directory under the system's temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
+/// A fresh, empty directory under the system's temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> TempDir {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "infralab-broker-{tag}-{}-{}",
@@ -20,7 +41,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
