@@ -31,6 +31,8 @@ enum Command {
     Ping(PingArgs),
     // Each server: one variant holding the crate's own `Args` (a clap Parser).
     // servers: variants
+    /// Replay one of the course's scenarios with a narrated trace (`--against local|compose`).
+    Demo(infralab::demo::DemoArgs),
     /// A bounded cache: LRU/W-TinyLFU/random/ttl eviction, TTLs, read-/write-through (port 7380).
     Cache(cache::Args),
     /// A Redis-protocol sharding proxy: six strategies, replicas, failover (port 7390).
@@ -71,7 +73,12 @@ struct PingArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    service::telemetry::init_logging(cli.log_level.as_deref());
+    // A demo's trace is the output: its in-process servers log only warnings unless asked.
+    let log_level = match (&cli.command, cli.log_level.as_deref()) {
+        (Command::Demo(_), None) => Some("warn"),
+        (_, level) => level,
+    };
+    service::telemetry::init_logging(log_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up(args).await,
             Command::Ping(args) => ping(args).await,
             // servers: run
+            Command::Demo(args) => infralab::demo::run(args).await,
             Command::Cache(args) => {
                 serve_until_signal(cache::start(args, service::telemetry::shutdown_on_signal()))
                     .await
