@@ -331,6 +331,22 @@ async fn a_kcat_consumer_group_splits_partitions_hands_them_over_and_resumes_aft
         a.len() == 2 && a.values().all(|p| p.len() == 2) && all == vec![0, 1, 2, 3]
     })
     .await;
+    // DescribeGroups tells the same story to Kafka tools.
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let described: kafka_protocol::messages::DescribeGroupsResponse = call(
+        &mut conn,
+        ApiKey::DescribeGroups,
+        5,
+        &kafka_protocol::messages::DescribeGroupsRequest::default().with_groups(vec![
+            kafka_protocol::messages::GroupId(StrBytes::from_static_str("workers")),
+        ]),
+    )
+    .await;
+    let g = &described.groups[0];
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(g.protocol_type.as_str(), "consumer");
+    assert_eq!(g.members.len(), 2);
+    assert!(g.members.iter().all(|m| !m.member_assignment.is_empty()));
     common::eventually("everything consumed", || async {
         lines(&out_a) + lines(&out_b) >= 400
     })
