@@ -7,6 +7,7 @@
 //! | `captions` | a work queue: a worker dies mid-job, the job is redelivered to another | [`captions`] |
 //! | `config-push` | pub/sub fan-out to ten servers; a slow one reads from a queue behind a bridge | [`config_push`] |
 //! | `celebrity` | proactive cache warming (WARM) vs lazy caching | [`celebrity`] |
+//! | `replicas` | the same writes with async and sync replication: latency and lag | [`replicas`] |
 //! | `reshard` | adding a fourth shard: keys moved under modulo vs ketama | [`reshard`] |
 //! | `rate` | 1500 writes/s on one node vs spread over three shards | [`rate`] |
 //!
@@ -20,6 +21,7 @@ pub mod celebrity;
 pub mod config_push;
 mod lab;
 pub mod rate;
+pub mod replicas;
 mod reply;
 pub mod reshard;
 mod trace;
@@ -50,6 +52,8 @@ pub enum Scenario {
     ConfigPush,
     /// A celebrity's post is pushed into the cache (WARM); a regular one is cached lazily.
     Celebrity,
+    /// The same writes with async and sync replication: latency and lag side by side.
+    Replicas,
     /// Add a fourth shard: keys moved with modulo vs ketama.
     Reshard,
     /// 1500 writes/s on one node, then spread over three shards.
@@ -66,6 +70,7 @@ pub async fn run(args: DemoArgs) -> Result<(), BoxError> {
             .await?
             .to_string(),
         Scenario::Celebrity => celebrity::run(args.against, &mut trace).await?.to_string(),
+        Scenario::Replicas => replicas::run(args.against, &mut trace).await?.to_string(),
         Scenario::Reshard => reshard::run(args.against, &mut trace).await?.to_string(),
         Scenario::Rate => rate::run(args.against, &mut trace).await?.to_string(),
     };
