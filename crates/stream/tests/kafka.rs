@@ -637,3 +637,69 @@ async fn a_fetch_at_the_end_long_polls_until_a_record_arrives() {
     );
     server.running.stop().await;
 }
+
+#[tokio::test]
+async fn gzip_and_snappy_batches_from_a_java_style_producer_are_read_back_by_kcat() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let dir = tmp_dir("kafka-gzip");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    for (codec, compression) in [("gzip", Compression::Gzip), ("snappy", Compression::Snappy)] {
+        let records: Vec<Record> = (0..200)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: -1,
+                timestamp: 1_700_000_000_000 + i,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("{codec} value {i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        let topic = format!("java-{codec}");
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch.freeze())),
+                    ]),
+            ]);
+        let r: ProduceResponse = call(&mut conn, ApiKey::Produce, 9, &produce).await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, 0), "{codec}");
+        // Stored compressed, as sent (RESP's FETCH does not decompress).
+        let reply = server.resp().await.call(&["FETCH", &topic, "0", "0"]).await;
+        assert!(common::error_text(&reply).starts_with("UNSUPPORTED_COMPRESSION_TYPE"));
+        let consumed = consume_all(&server.broker(), &topic, &[]).await;
+        let expected: Vec<(u32, u64, String, String)> = (0..200)
+            .map(|i| (0, i, format!("k{i}"), format!("{codec} value {i}")))
+            .collect();
+        assert_eq!(consumed, expected, "{codec}");
+    }
+    server.running.stop().await;
+}
