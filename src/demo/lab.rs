@@ -148,7 +148,8 @@ impl Lab {
     /// A stream server.
     pub async fn stream(&mut self) -> Result<String, BoxError> {
         let dir = self.subdir("stream");
-        let args = stream::Args::parse_from(["stream", "--port", "0", "--dir", &dir]);
+        let args =
+            stream::Args::parse_from(["stream", "--port", "0", "--kafka-port", "0", "--dir", &dir]);
         let running = stream::start(args, self.shutdown.clone()).await?;
         Ok(self.keep(running))
     }
