@@ -83,7 +83,7 @@ pub struct Args {
 }
 
 fn parse_memory(s: &str) -> Result<u64, String> {
-    memory::parse_bytes(s).ok_or_else(|| format!("not a memory amount: {s:?} (e.g. 64mb)"))
+    service::settings::parse_memory(s).map_err(|e| format!("{e} (e.g. 64mb)"))
 }
 
 fn parse_policy(s: &str) -> Result<PolicyKind, String> {

@@ -56,40 +56,13 @@ pub fn entry_size(key_len: usize, value_len: usize) -> u64 {
     (key_len + value_len) as u64 + ENTRY_OVERHEAD
 }
 
-/// Parses a memory amount as Redis's config does: `1000`, `64kb`, `100mb`, `2gb`
-/// (`k`/`m`/`g` are powers of 1000, `kb`/`mb`/`gb` of 1024).
-pub fn parse_bytes(text: &str) -> Option<u64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(digits_end);
-    let n: u64 = number.parse().ok()?;
-    let multiplier: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    n.checked_mul(multiplier)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn overhead_is_plausible_and_units_parse() {
+    fn overhead_is_plausible() {
         assert!((100..400).contains(&ENTRY_OVERHEAD), "{ENTRY_OVERHEAD}");
         assert_eq!(entry_size(3, 5), 8 + ENTRY_OVERHEAD);
-        assert_eq!(parse_bytes("100mb"), Some(100 * 1024 * 1024));
-        assert_eq!(parse_bytes("1k"), Some(1000));
-        assert_eq!(parse_bytes("0"), Some(0));
-        assert_eq!(parse_bytes("12x"), None);
-        assert_eq!(parse_bytes("-1"), None);
     }
 }

@@ -16,7 +16,7 @@ use proto::{Args, CommandError, Frame};
 use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
 
 use crate::commands;
-use crate::memory::{ENTRY_OVERHEAD, parse_bytes};
+use crate::memory::ENTRY_OVERHEAD;
 use crate::origin::{Origin, OriginError};
 use crate::policy::PolicyKind;
 use crate::singleflight::SingleFlight;
@@ -247,17 +247,6 @@ pub async fn expiry_task(server: Arc<CacheServer>, shutdown: CancellationToken) 
     }
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.2}{}", UNITS[unit])
-}
-
 const POLICY_CHOICES: &str = "argument(s) must be one of the following: lru, lfu, random, ttl, noeviction (or Redis's allkeys-lru, allkeys-lfu, allkeys-random, volatile-ttl)";
 
 impl Server for CacheServer {
@@ -299,9 +288,15 @@ impl Server for CacheServer {
                 .field("invalidation_resyncs", read(&self.stats.resyncs)),
             InfoSection::new("memory")
                 .field("used_memory", store.used_memory())
-                .field("used_memory_human", human(store.used_memory()))
+                .field(
+                    "used_memory_human",
+                    service::info::human_bytes(store.used_memory()),
+                )
                 .field("maxmemory", store.maxmemory())
-                .field("maxmemory_human", human(store.maxmemory()))
+                .field(
+                    "maxmemory_human",
+                    service::info::human_bytes(store.maxmemory()),
+                )
                 .field("maxmemory_policy", store.policy())
                 .field("entry_overhead_bytes", ENTRY_OVERHEAD),
             InfoSection::new("cache")
@@ -374,9 +369,9 @@ impl Server for CacheServer {
                 .map_err(|_| "argument couldn't be parsed into an integer".to_string())
         };
         Some(match name {
-            "maxmemory" => parse_bytes(value)
+            "maxmemory" => service::settings::parse_memory(value)
                 .map(|bytes| self.store().set_maxmemory(bytes))
-                .ok_or_else(|| "argument must be a memory value".to_string()),
+                .map_err(|_| "argument must be a memory value".to_string()),
             "maxmemory-policy" => PolicyKind::parse(value)
                 .map(|kind| self.store().set_policy(kind))
                 .ok_or_else(|| POLICY_CHOICES.to_string()),

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
     /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).
-    #[arg(long, default_value = "0", value_parser = server::parse_memory)]
+    #[arg(long, default_value = "0", value_parser = service::settings::parse_memory)]
     pub maxmemory: u64,
     /// Start as a read replica of this primary (`HOST:PORT`); `REPLICAOF` changes it.
     #[arg(long, value_parser = replication::parse_address)]
@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value = "1000")]
     pub sync_timeout: u64,
     /// Bytes of recent stream kept for replicas that reconnect (`1mb`, `64mb`).
-    #[arg(long, default_value = "1mb", value_parser = server::parse_memory)]
+    #[arg(long, default_value = "1mb", value_parser = service::settings::parse_memory)]
     pub repl_backlog_size: u64,
 }
 

@@ -238,35 +238,6 @@ impl Kv {
     }
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.2}{}", UNITS[unit])
-    }
-}
-
-/// Parses a memory size as Redis's config does: `1000`, `100kb`, `64mb`, `1gb`.
-pub fn parse_memory(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (digits, multiplier) = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)]
-        .iter()
-        .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d.to_string(), *m)))
-        .unwrap_or((lower.clone(), 1u64));
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("argument must be a memory value: {text}"))
-}
-
 impl Server for Kv {
     type Session = Session;
 
@@ -321,9 +292,9 @@ impl Server for Kv {
             InfoSection::new("clients").field("blocked_clients", self.blocked.count()),
             InfoSection::new("memory")
                 .field("used_memory", used)
-                .field("used_memory_human", human(used))
+                .field("used_memory_human", service::info::human_bytes(used))
                 .field("maxmemory", maxmemory)
-                .field("maxmemory_human", human(maxmemory))
+                .field("maxmemory_human", service::info::human_bytes(maxmemory))
                 .field("maxmemory_policy", "noeviction"),
             InfoSection::new("persistence")
                 .field("loading", 0)
@@ -381,7 +352,7 @@ impl Server for Kv {
 
     fn config_set(&self, name: &str, value: &str) -> Option<Result<(), String>> {
         match name {
-            "maxmemory" => Some(parse_memory(value).map(|n| {
+            "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {
                 self.maxmemory.store(n, Ordering::Relaxed);
             })),
             _ => None,
@@ -392,19 +363,5 @@ impl Server for Kv {
         if let Some(storage) = &self.storage {
             storage.close().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(parse_memory("1000"), Ok(1000));
-        assert_eq!(parse_memory("64mb"), Ok(64 << 20));
-        assert_eq!(parse_memory("1GB"), Ok(1 << 30));
-        assert!(parse_memory("lots").is_err());
-        assert_eq!(human(1536), "1.50K");
     }
 }

@@ -22,6 +22,22 @@ impl InfoSection {
     }
 }
 
+/// A byte count as Redis prints `used_memory_human`: `1000B`, `1.50K`, `64.00M`, `2.00G`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", UNITS[unit])
+    }
+}
+
 /// Joins sections of the same name (server fields after the service's) in first-seen
 /// order, keeps those `wanted` selects (`INFO`, `INFO all`, `INFO clients stats`) and
 /// renders them as Redis does: `# Name\r\nkey:value\r\n`, sections separated by a blank line.
@@ -63,4 +79,16 @@ pub fn render(sections: Vec<InfoSection>, wanted: &[String]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_bytes_as_redis_prints_them() {
+        assert_eq!(human_bytes(1000), "1000B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(64 << 20), "64.00M");
+    }
 }
