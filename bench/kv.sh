@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# kv against redis-server, side by side: SET, GET, INCR, MSET with redis-benchmark
-# (-c 50, -P 1 and -P 16), first in memory, then persistent.
+# kv against redis-server, side by side: SET, GET, INCR, MSET and the collection tests
+# (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100) with
+# redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent.
 #   bench/kv.sh [runs] [requests]
 #   in memory:  kv (no --dir)              vs redis-server --save '' --appendonly no
 #   persistent: kv --dir D --fsync everysec vs redis-server --appendonly yes --appendfsync everysec
@@ -13,6 +14,7 @@ REDIS_MEM=7411
 KV_DISK=7412
 REDIS_DISK=7413
 DATA=$(mktemp -d)
+COLLECTIONS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 
 # rps PORT TEST [args...]: like lib.sh's, but also reads "MSET (10 keys): N requests per second".
 rps() {
@@ -40,7 +42,7 @@ for port in "$KV_MEM" "$KV_DISK" "$REDIS_DISK"; do wait_port "$port"; done
 # The acceptance run: every test passes with no error replies, at both pipeline depths.
 for port in "$KV_MEM" "$KV_DISK"; do
   for p in 1 16; do
-    out=$(redis-benchmark -p "$port" -t set,get,incr,mset -c 50 -n "$N" -P "$p" -q 2>&1 | tr '\r' '\n')
+    out=$(redis-benchmark -p "$port" -t "set,get,incr,mset,$COLLECTIONS" -c 50 -n "$N" -P "$p" -q 2>&1 | tr '\r' '\n')
     if grep -qiE 'error|ERR ' <<<"$out"; then
       echo "errors from kv on port $port at -P $p:" >&2
       grep -iE 'error|ERR ' <<<"$out" | head -5 >&2
@@ -53,7 +55,7 @@ echo "kv vs redis-server $(redis-server --version | awk '{print $3}'): $N reques
 for mode in memory disk; do
   if [ "$mode" = memory ]; then ours=$KV_MEM peer=$REDIS_MEM; else ours=$KV_DISK peer=$REDIS_DISK; fi
   echo "-- $mode"
-  for t in set get incr mset; do
+  for t in set get incr mset ${COLLECTIONS//,/ }; do
     compare "$mode ${t^^} -P 1" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$N" -P 1
     compare "$mode ${t^^} -P 16" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$((N * 5))" -P 16
   done

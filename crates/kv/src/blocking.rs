@@ -12,10 +12,13 @@
 //! reply over a oneshot channel. A client blocked first is served first, and an element
 //! is never handed to two clients.
 //!
-//! A waiter stops waiting when its timeout passes (reply: a null array, `*-1`), when the
-//! server shuts down (same reply), or when its connection goes away; the first two
-//! unregister it under the lock, so a reply that arrives at the same moment is still
-//! delivered rather than lost.
+//! A waiter stops waiting when its timeout passes (reply: a null array, `*-1`) or when the
+//! server shuts down (same reply); it unregisters under the lock, so a reply that arrives
+//! at the same moment is still delivered rather than lost.
+//!
+//! Known gap: the service does not watch a connection's socket while a command runs, so a
+//! client that disconnects while blocked stays registered until its timeout, and a push in
+//! that window is handed to it and lost (Redis unblocks a client when it disconnects).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -268,12 +271,14 @@ async fn block(
             w.next_id += 1;
             let id = w.next_id;
             let (tx, rx) = oneshot::channel();
-            for key in &keys {
+            // Own copies: the request's bytes live in the connection's read buffer.
+            let owned: Vec<Bytes> = keys.iter().map(crate::types::own).collect();
+            for key in &owned {
                 w.queues.entry((db, key.clone())).or_default().push_back(id);
             }
             let waiter = Waiter {
                 db,
-                keys: keys.clone(),
+                keys: owned,
                 action: action.clone(),
                 tx,
             };

@@ -709,6 +709,93 @@ fn zadd(
 mod tests {
     use super::*;
 
+    use crate::keyspace::{Change, Mutation};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn run(ks: &mut Keyspace, op: Op) -> Result<Outcome, CommandError> {
+        ks.apply(0, Mutation::Collection(op), 0)
+    }
+
+    #[test]
+    fn writes_are_journaled_and_an_emptied_collection_deletes_its_key() {
+        let mut ks = Keyspace::new(true);
+        let sadd = Op::SAdd {
+            key: b("s"),
+            members: vec![b("a"), b("b")],
+        };
+        assert_eq!(run(&mut ks, sadd), Ok(Outcome::Integer(2)));
+        for member in ["a", "b"] {
+            let srem = Op::SRem {
+                key: b("s"),
+                members: vec![b(member)],
+            };
+            assert_eq!(run(&mut ks, srem), Ok(Outcome::Integer(1)));
+        }
+        // A no-op write journals nothing.
+        let srem = Op::SRem {
+            key: b("s"),
+            members: vec![b("zz")],
+        };
+        assert_eq!(run(&mut ks, srem), Ok(Outcome::Integer(0)));
+        let (changes, _) = ks.drain_changes();
+        let members = |c: &Change| match c {
+            Change::Put { entry, .. } => entry.value.as_set().unwrap().len(),
+            _ => 0,
+        };
+        assert_eq!(changes.len(), 3);
+        assert_eq!((members(&changes[0]), members(&changes[1])), (2, 1));
+        assert_eq!(changes[2], Change::Remove { db: 0, key: b("s") });
+        assert_eq!(ks.type_of(0, &b("s"), 0), "none");
+        assert_eq!(ks.used_memory(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_trace() {
+        let mut ks = Keyspace::new(true);
+        let bad = Op::HIncrByFloat {
+            key: b("h"),
+            field: b("f"),
+            delta: f64::INFINITY,
+        };
+        assert!(run(&mut ks, bad).is_err());
+        assert_eq!(ks.type_of(0, &b("h"), 0), "none");
+        assert!(ks.drain_changes().0.is_empty());
+        let set = Mutation::Set {
+            key: b("str"),
+            value: b("v"),
+            condition: crate::keyspace::Condition::Always,
+            ttl: crate::keyspace::Ttl::Clear,
+            get: false,
+        };
+        ks.apply(0, set, 0).unwrap();
+        let push = Op::Push {
+            key: b("str"),
+            values: vec![b("x")],
+            left: true,
+            only_if_exists: false,
+        };
+        assert_eq!(run(&mut ks, push), Err(CommandError::WrongType));
+        // LMOVE checks the destination's type before popping anything.
+        let rpush = Op::Push {
+            key: b("l"),
+            values: vec![b("x")],
+            left: false,
+            only_if_exists: false,
+        };
+        run(&mut ks, rpush).unwrap();
+        let lmove = Op::LMove {
+            from: b("l"),
+            to: b("str"),
+            from_left: true,
+            to_left: true,
+        };
+        assert_eq!(run(&mut ks, lmove), Err(CommandError::WrongType));
+        assert_eq!(ks.type_of(0, &b("l"), 0), "list");
+    }
+
     #[test]
     fn index_ranges_follow_redis() {
         assert_eq!(index_range(0, -1, 5), (0, 5));
