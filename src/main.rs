@@ -143,7 +143,6 @@ fn main() -> ExitCode {
 }
 
 /// Runs one server until SIGINT/SIGTERM.
-#[allow(dead_code)]
 async fn serve_until_signal(
     start: impl Future<Output = Result<Running, BoxError>>,
 ) -> Result<(), BoxError> {
@@ -152,75 +151,91 @@ async fn serve_until_signal(
     Ok(())
 }
 
-/// Starts every server that exists on its default port and prints where each runs.
+/// Starts every server on its default port, in dependency order (kv first: the router
+/// and the cache use it), and prints where each runs. Durable servers keep their data
+/// under `--dir`.
 async fn up(args: UpArgs) -> Result<(), BoxError> {
     let shutdown = service::telemetry::shutdown_on_signal();
     let dir = args.dir.trim_end_matches('/');
-    let _ = dir;
-    // (name, how to try it, the running server), each on its default port.
-    #[allow(unused_mut)]
-    let mut running: Vec<(&str, &str, Running)> = Vec::new();
+    let data = |name: &str| format!("{dir}/{name}");
+    // (name, address, how to try it), and the servers to wait for.
+    let mut table: Vec<(&str, String, &str)> = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
     // servers: up
-    running.push((
-        "cache",
-        "redis-cli -p 7380 INFO stats",
-        cache::start(
-            cache::Args::parse_from(["cache", "--origin", "127.0.0.1:7379"]),
-            shutdown.clone(),
-        )
-        .await?,
-    ));
-    running.push((
-        "shard-router",
-        "redis-cli -p 7390 ROUTER SHARDOF user:1",
-        shard_router::start(
-            shard_router::Args::parse_from(["router", "--shards", "127.0.0.1:7379"]),
-            shutdown.clone(),
-        )
-        .await?,
-    ));
-    running.push((
-        "stream",
-        "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
-        stream::start(
-            stream::Args::parse_from(["stream", "--dir", &format!("{dir}/stream")]),
-            shutdown.clone(),
-        )
-        .await?,
-    ));
-    running.push((
+    let kv = kv::start(
+        kv::Args::parse_from(["kv", "--dir", &data("kv")]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
         "kv",
-        "redis-cli -p 7379",
-        kv::start(
-            kv::Args::parse_from(["kv", "--dir", &format!("{dir}/kv")]),
-            shutdown.clone(),
-        )
-        .await?,
+        kv.addr().to_string(),
+        "redis-cli -p 7379 SET greeting hello",
     ));
-    running.push((
-        "pubsub",
-        "redis-cli -p 7381 SUBSCRIBE news",
-        pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?,
+    running.push(kv);
+    let router = shard_router::start(
+        shard_router::Args::parse_from(["router", "--shards", "127.0.0.1:7379"]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "shard-router",
+        router.addr().to_string(),
+        "redis-cli -p 7390 ROUTER SHARDOF user:1",
     ));
-    running.push((
+    running.push(router);
+    let cache = cache::start(
+        cache::Args::parse_from(["cache", "--origin", "127.0.0.1:7379"]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "cache",
+        cache.addr().to_string(),
+        "redis-cli -p 7380 GET greeting",
+    ));
+    running.push(cache);
+    let broker = broker::start(
+        broker::Args::parse_from(["broker", "--dir", &data("broker")]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
         "broker",
+        broker.addr().to_string(),
         "redis-cli -p 7382 QSEND jobs hello",
-        broker::start(
-            broker::Args::parse_from(["broker", "--dir", &format!("{dir}/broker")]),
-            shutdown.clone(),
-        )
-        .await?,
     ));
-    if running.is_empty() {
-        println!("infralab up: no servers are built yet");
-        return Ok(());
-    }
-    println!("{:<14} {:<22} try it", "server", "address");
-    for (name, hint, server) in &running {
-        println!("{name:<14} {:<22} {hint}", server.addr().to_string());
+    running.push(broker);
+    let stream = stream::start_with_kafka(
+        stream::Args::parse_from(["stream", "--dir", &data("stream")]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "stream",
+        stream.running.addr().to_string(),
+        "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
+    ));
+    table.push((
+        "stream (Kafka)",
+        stream.kafka_addr.to_string(),
+        "kcat -b 127.0.0.1:9092 -L",
+    ));
+    running.push(stream.running);
+    let pubsub = pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?;
+    table.push((
+        "pubsub",
+        pubsub.addr().to_string(),
+        "redis-cli -p 7381 SUBSCRIBE news",
+    ));
+    running.push(pubsub);
+
+    println!("{:<16} {:<18} try it", "server", "address");
+    for (name, addr, hint) in &table {
+        println!("{name:<16} {addr:<18} {hint}");
     }
     shutdown.cancelled().await;
-    for (_, _, server) in running {
+    for server in running {
         server.wait().await;
     }
     Ok(())
