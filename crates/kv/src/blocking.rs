@@ -16,9 +16,10 @@
 //! server shuts down (same reply); it unregisters under the lock, so a reply that arrives
 //! at the same moment is still delivered rather than lost.
 //!
-//! Known gap: the service does not watch a connection's socket while a command runs, so a
-//! client that disconnects while blocked stays registered until its timeout, and a push in
-//! that window is handed to it and lost (Redis unblocks a client when it disconnects).
+//! A client that hangs up while blocked is unblocked, as Redis does: these commands are
+//! flagged `blocking`, so the connection watches the socket while they wait and drops the
+//! wait when the peer closes. Dropping it drops the waiter's channel, and `serve` skips a
+//! waiter whose channel is closed, so the element stays in the list for the next client.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};

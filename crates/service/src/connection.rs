@@ -74,7 +74,25 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             executed += 1;
-            let reply = dispatch(&ctx, &mut client, args).await;
+            // A blocking command (BLPOP, a long-poll receive) may wait a long time: watch
+            // for the client hanging up meanwhile and drop the command if it does, so the
+            // server unblocks it instead of handing its next element to a dead socket.
+            let blocking = ctx
+                .table
+                .get(args.name())
+                .is_some_and(|spec| spec.flags.contains(&"blocking"));
+            let reply = if blocking {
+                let command = dispatch(&ctx, &mut client, args);
+                tokio::select! {
+                    reply = command => reply,
+                    () = peer_closed(&stream) => {
+                        debug!(client = info.id, "closed while blocked");
+                        break 'connection;
+                    }
+                }
+            } else {
+                dispatch(&ctx, &mut client, args).await
+            };
             while let Some(push) = ctx.server.pending_push(&mut client.session) {
                 output.raw(push);
             }
@@ -281,6 +299,17 @@ async fn write(
     Stats::add(&stats.net_output_bytes, output.len() as u64);
     output.clear();
     Ok(())
+}
+
+/// Resolves when the client has closed its end of the connection. If it has sent more
+/// requests instead (a pipeline behind a blocking command), a close cannot be seen
+/// without reading them, so it stops watching.
+async fn peer_closed(stream: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(duration: Option<std::time::Duration>) {

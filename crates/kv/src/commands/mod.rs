@@ -28,6 +28,10 @@ type Result<T = Frame> = std::result::Result<T, CommandError>;
 const W: &[&str] = &["write"];
 const WF: &[&str] = &["write", "fast"];
 const WD: &[&str] = &["write", "denyoom"];
+/// Blocking commands: the connection watches for the client hanging up while they wait,
+/// so a disconnected client is unblocked (and never handed an element) as in Redis.
+const WB: &[&str] = &["write", "blocking"];
+const WDB: &[&str] = &["write", "denyoom", "blocking"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
@@ -372,7 +376,7 @@ pub static TABLE: &[CommandSpec] = &[
     spec(
         "blpop",
         -3,
-        W,
+        WB,
         "list",
         "Pops the first element, waiting for one.",
     )
@@ -380,16 +384,16 @@ pub static TABLE: &[CommandSpec] = &[
     spec(
         "brpop",
         -3,
-        W,
+        WB,
         "list",
         "Pops the last element, waiting for one.",
     )
     .keys(1, -2, 1),
-    spec("blmove", 6, WD, "list", "LMOVE, waiting for an element.").keys(1, 2, 1),
+    spec("blmove", 6, WDB, "list", "LMOVE, waiting for an element.").keys(1, 2, 1),
     spec(
         "brpoplpush",
         4,
-        WD,
+        WDB,
         "list",
         "RPOPLPUSH, waiting for an element.",
     )
