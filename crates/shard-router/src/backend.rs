@@ -205,6 +205,11 @@ async fn connection(stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Req
     let write = async move {
         let mut batch = BytesMut::with_capacity(16 * 1024);
         while let Some(first) = requests.recv().await {
+            // Let the other tasks that are ready run first: clients whose requests arrived
+            // in the same tick queue them now, and one write carries them all. This is how
+            // an event loop like twemproxy's batches across clients; without it, at one
+            // request per client, this task wakes for each request and writes it alone.
+            tokio::task::yield_now().await;
             let mut next = Some(first);
             while let Some(request) = next.take() {
                 batch.extend_from_slice(&request.bytes);
