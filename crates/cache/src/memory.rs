@@ -7,16 +7,16 @@
 //! ```
 //!
 //! where [`ENTRY_OVERHEAD`] is the bookkeeping every entry carries, computed from the real
-//! type sizes on this platform (238 bytes on x86-64; `INFO memory` shows it as
+//! type sizes on this platform (173 bytes on x86-64; `INFO memory` shows it as
 //! `entry_overhead_bytes`):
 //!
 //! | part | why |
 //! |---|---|
 //! | slab slot (`Option<Entry>`) | the entry record: key and value handles, expiry, hash, size |
-//! | hash-table bucket (`(Bytes, Slot)` ÷ load factor 7/8, + 1 control byte) | key → slot index |
+//! | hash-table bucket (a `Slot`, + its share of empty buckets at load 7/8, + 1 control byte) | key → slot index |
 //! | expiry index node (`(u64, Slot)` + B-tree node share) | active expiry, entries with a TTL |
 //! | policy bookkeeping (the largest policy's per-slot record) | links, segment, hash, size |
-//! | two heap allocation headers | the key's and the value's byte buffers |
+//! | two heap allocation headers | the key-and-value buffer, and the reference count a large value gets when first read |
 //!
 //! The estimate is what `INFO memory` reports as `used_memory`, and it is *exact with
 //! respect to itself*: the store adds an entry's size when it is written and subtracts the
@@ -32,8 +32,6 @@
 
 use std::mem::size_of;
 
-use bytes::Bytes;
-
 use crate::policy::Slot;
 use crate::store::Entry;
 
@@ -45,7 +43,7 @@ const POLICY_PER_SLOT: usize = 2 * size_of::<Slot>() + 24;
 
 /// Bookkeeping bytes charged to every entry, on top of its key and value.
 pub const ENTRY_OVERHEAD: u64 = (size_of::<Option<Entry>>()
-    + size_of::<(Bytes, Slot)>() * 8 / 7
+    + size_of::<Slot>() + size_of::<Slot>().div_ceil(7) // a table at most 7/8 full
     + 1
     + 2 * size_of::<(u64, Slot)>()
     + POLICY_PER_SLOT

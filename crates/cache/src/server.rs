@@ -135,7 +135,7 @@ impl CacheServer {
         let mut store = self.store();
         if let Some(newer) = store.peek(key, now) {
             // A client wrote the key while we were fetching: theirs is newer.
-            return Ok(newer.value.clone());
+            return Ok(newer.value());
         }
         if self.epoch.load(Ordering::Acquire) != epoch {
             return Ok(value); // deleted meanwhile: answer, but do not cache a maybe-stale value
@@ -151,7 +151,7 @@ impl CacheServer {
             }
         };
         // Out of memory under noeviction: still answer, just do not cache.
-        let _ = store.put(key.clone(), value.clone(), expires_at, now);
+        let _ = store.put(key, value.as_deref(), expires_at, now);
         Ok(value)
     }
 
@@ -208,7 +208,7 @@ impl CacheServer {
         for (key, value) in keys.into_iter().zip(values) {
             if let Frame::Bulk(value) = value {
                 store
-                    .put(key, Some(value), self.default_expiry(now), now)
+                    .put(&key, Some(&value), self.default_expiry(now), now)
                     .map_err(CommandError::from)?;
                 loaded += 1;
             }

@@ -6,8 +6,9 @@
 //! Layout:
 //!
 //! ```text
-//! index: HashMap<key, Slot> ──▶ slots: Vec<Option<Entry>>   (a slab; freed slots are reused)
-//!                                  ▲
+//! index: HashTable<Slot> ──▶ slots: Vec<Option<Entry>>   (a slab; freed slots are reused)
+//!                                  │
+//!                                  └─▶ key bytes ++ value bytes   (one allocation)
 //! expiries: BTreeSet<(expires_at, Slot)>   policy: Box<dyn Policy>  (both speak in slots)
 //! ```
 //!
@@ -20,30 +21,67 @@
 //!   deleted then and reported absent — and *actively* — [`Cache::sweep_expired`] (called
 //!   by a background task) pops everything due from the `expiries` index, so memory held
 //!   by keys nobody reads again is given back too.
-//! - **The index** uses the standard library's SipHash with a per-process random key: a
-//!   cache stores keys chosen by its clients, and a fast unkeyed hash would let a client
-//!   pick keys that all collide (hash flooding). Lookups are memory-bound anyway — the
-//!   bucket, the key bytes and the slab entry are three cache misses on a large cache,
-//!   much like Redis's dict → entry → object chain.
+//! - **The index** is a table of bare slot numbers (4 bytes a bucket, so it stays in the
+//!   CPU cache far longer than a table of keys would); a probe compares against the key in
+//!   the slab. A key is hashed once per store call with XXH3 under a *secret drawn at random
+//!   when the cache is created*: a cache stores keys chosen by its clients, and a fixed,
+//!   public hash would let a client pick keys that all collide (hash flooding). The same
+//!   hash feeds the policy's frequency sketch, so it is computed once, not twice.
+//! - **Key and value share one allocation** (`key ++ value`). Lookups are memory-bound:
+//!   on a large cache every pointer followed is a cache miss, as in Redis's dict → entry →
+//!   object chain. Here it is index → slab entry → one buffer, and comparing the key has
+//!   already brought the start of the value into cache.
 //! - **Negative entries**: a value of `None` records "the origin has no such key" for a
 //!   short TTL, so repeated misses for absent keys do not all reach the origin. They are
 //!   invisible to EXISTS, KEYS, SCAN and DBSIZE.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use proto::glob::glob_match;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{SecretInput, xxh3_64_with_secret_input};
 
 use crate::memory::entry_size;
 use crate::policy::{EntryMeta, Policy, PolicyKind, Slot};
 
+/// Values up to this size are copied out of the store on a read; larger ones are shared
+/// (a reference count, so a read of a 1 MB value does not copy it under the lock). For a
+/// small value the copy is cheaper than the shared count: no atomic, no extra cache line.
+const COPY_OUT_LIMIT: usize = 512;
+
+/// The size of the random XXH3 secret (the library's default secret size).
+const SECRET_SIZE: usize = 192;
+
+/// Hashes keys with XXH3 under a secret drawn at random per cache (see the module docs).
+struct KeyHasher(SecretInput<[u8; SECRET_SIZE]>);
+
+impl KeyHasher {
+    /// A fresh random secret, from the standard library's randomly keyed SipHash state
+    /// (seeded from the operating system).
+    fn random() -> Self {
+        let state = std::collections::hash_map::RandomState::new();
+        let mut secret = [0u8; SECRET_SIZE];
+        for (i, chunk) in secret.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&state.hash_one(i).to_le_bytes());
+        }
+        KeyHasher(SecretInput::new(secret))
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        xxh3_64_with_secret_input(key, &self.0)
+    }
+}
+
 /// One cached key.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub key: Bytes,
-    /// `None`: a negative entry (the origin has no such key).
-    pub value: Option<Bytes>,
+    /// The key's bytes followed by the value's, in one allocation.
+    data: Bytes,
+    key_len: u32,
+    /// A negative entry (the origin has no such key): no value.
+    negative: bool,
     /// Absolute expiry in unix milliseconds.
     pub expires_at: Option<u64>,
     hash: u64,
@@ -51,6 +89,47 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn new(key: &[u8], value: Option<&[u8]>, expires_at: Option<u64>, hash: u64) -> Self {
+        let value_bytes = value.unwrap_or_default();
+        let mut data = Vec::with_capacity(key.len() + value_bytes.len());
+        data.extend_from_slice(key);
+        data.extend_from_slice(value_bytes);
+        Entry {
+            data: Bytes::from(data),
+            key_len: key.len() as u32,
+            negative: value.is_none(),
+            expires_at,
+            hash,
+            size: entry_size(key.len(), value_bytes.len()),
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.data.get(..self.key_len as usize).unwrap_or_default()
+    }
+
+    /// The value's bytes; `None` for a negative entry.
+    pub fn value_bytes(&self) -> Option<&[u8]> {
+        if self.negative {
+            return None;
+        }
+        self.data.get(self.key_len as usize..)
+    }
+
+    /// The value, to hand to a reply (copied if small, shared if large).
+    pub fn value(&self) -> Option<Bytes> {
+        let bytes = self.value_bytes()?;
+        Some(if bytes.len() <= COPY_OUT_LIMIT {
+            Bytes::copy_from_slice(bytes)
+        } else {
+            self.data.slice(self.key_len as usize..)
+        })
+    }
+
+    pub fn has_value(&self) -> bool {
+        !self.negative
+    }
+
     fn meta(&self) -> EntryMeta {
         EntryMeta {
             hash: self.hash,
@@ -99,7 +178,8 @@ pub struct StoreStats {
 }
 
 pub struct Cache {
-    index: HashMap<Bytes, Slot>,
+    index: HashTable<Slot>,
+    hasher: KeyHasher,
     slots: Vec<Option<Entry>>,
     free: Vec<Slot>,
     expiries: BTreeSet<(u64, Slot)>,
@@ -115,7 +195,8 @@ impl Cache {
     /// A cache bounded to `maxmemory` accounted bytes (0: unbounded).
     pub fn new(maxmemory: u64, kind: PolicyKind) -> Self {
         Cache {
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: KeyHasher::random(),
             slots: Vec::new(),
             free: Vec::new(),
             expiries: BTreeSet::new(),
@@ -154,9 +235,22 @@ impl Cache {
         self.expiries.len() - self.negatives
     }
 
+    /// The slot holding `key` (whose hash is `hash`), expired or not.
+    fn find(&self, key: &[u8], hash: u64) -> Option<Slot> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&slot| {
+                slots
+                    .get(slot as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.hash == hash && e.key() == key)
+            })
+            .copied()
+    }
+
     /// The live slot of `key`, deleting it first if it has expired (lazy expiry).
-    fn live_slot(&mut self, key: &[u8], now: u64) -> Option<Slot> {
-        let slot = *self.index.get(key)?;
+    fn live_slot(&mut self, key: &[u8], hash: u64, now: u64) -> Option<Slot> {
+        let slot = self.find(key, hash)?;
         if self.entry(slot)?.expired(now) {
             self.remove_slot(slot);
             self.stats.expired += 1;
@@ -171,14 +265,15 @@ impl Cache {
 
     /// A read: counts a hit or a miss and tells the policy.
     pub fn get(&mut self, key: &[u8], now: u64) -> Lookup {
-        let Some(slot) = self.live_slot(key, now) else {
+        let hash = self.hasher.hash(key);
+        let Some(slot) = self.live_slot(key, hash, now) else {
             self.stats.misses += 1;
-            self.policy.record_miss(xxh3_64(key));
+            self.policy.record_miss(hash);
             return Lookup::Miss;
         };
         self.stats.hits += 1;
         self.policy.access(slot);
-        match self.entry(slot).and_then(|e| e.value.clone()) {
+        match self.entry(slot).and_then(Entry::value) {
             Some(value) => Lookup::Hit(value),
             None => Lookup::NegativeHit,
         }
@@ -187,13 +282,14 @@ impl Cache {
     /// The entry for `key`, if it exists, without counting a read or touching recency
     /// (EXISTS, TTL, the NX/XX checks). Negative entries are included.
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        let slot = self.live_slot(key, now)?;
+        let hash = self.hasher.hash(key);
+        let slot = self.live_slot(key, hash, now)?;
         self.entry(slot)
     }
 
     /// The value of an existing (non-negative) key, as [`Cache::peek`].
     pub fn peek_value(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.peek(key, now).filter(|e| e.value.is_some())
+        self.peek(key, now).filter(|e| e.has_value())
     }
 
     /// Writes `key` (a value, or a negative entry if `value` is `None`), then evicts until
@@ -201,13 +297,14 @@ impl Cache {
     /// to admit it).
     pub fn put(
         &mut self,
-        key: Bytes,
-        value: Option<Bytes>,
+        key: &[u8],
+        value: Option<&[u8]>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<(), Oom> {
-        let size = entry_size(key.len(), value.as_ref().map_or(0, Bytes::len));
-        let existing = self.live_slot(&key, now);
+        let size = entry_size(key.len(), value.map_or(0, <[u8]>::len));
+        let hash = self.hasher.hash(key);
+        let existing = self.live_slot(key, hash, now);
         let old_size = existing.and_then(|s| self.entry(s)).map_or(0, |e| e.size);
         if self.kind == PolicyKind::NoEviction
             && self.maxmemory > 0
@@ -221,31 +318,23 @@ impl Cache {
                 let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
                     return Ok(());
                 };
-                if entry.value.is_none() {
+                if entry.negative {
                     self.negatives -= 1;
                 }
                 if let Some(at) = entry.expires_at {
                     self.expiries.remove(&(at, slot));
                 }
-                entry.value = value;
-                entry.expires_at = expires_at;
-                entry.size = size;
+                *entry = Entry::new(key, value, expires_at, hash);
                 let meta = entry.meta();
-                let negative = entry.value.is_none();
+                let negative = entry.negative;
                 self.after_write(slot, negative, expires_at);
                 self.used = self.used - old_size + size;
                 self.policy.update(slot, meta);
             }
             None => {
-                let entry = Entry {
-                    hash: xxh3_64(&key),
-                    key: key.clone(),
-                    value,
-                    expires_at,
-                    size,
-                };
+                let entry = Entry::new(key, value, expires_at, hash);
                 let meta = entry.meta();
-                let negative = entry.value.is_none();
+                let negative = entry.negative;
                 let slot = match self.free.pop() {
                     Some(slot) => {
                         self.slots[slot as usize] = Some(entry);
@@ -256,7 +345,13 @@ impl Cache {
                         (self.slots.len() - 1) as Slot
                     }
                 };
-                self.index.insert(key, slot);
+                let slots = &self.slots;
+                self.index.insert_unique(hash, slot, |&s| {
+                    slots
+                        .get(s as usize)
+                        .and_then(Option::as_ref)
+                        .map_or(0, |e| e.hash)
+                });
                 self.after_write(slot, negative, expires_at);
                 self.used += size;
                 self.policy.insert(slot, meta);
@@ -277,21 +372,23 @@ impl Cache {
 
     /// Deletes `key`. Returns whether a (non-negative) key existed.
     pub fn remove(&mut self, key: &[u8], now: u64) -> bool {
-        match self.live_slot(key, now) {
-            Some(slot) => self.remove_slot(slot).is_some_and(|e| e.value.is_some()),
+        let hash = self.hasher.hash(key);
+        match self.live_slot(key, hash, now) {
+            Some(slot) => self.remove_slot(slot).is_some_and(|e| e.has_value()),
             None => false,
         }
     }
 
     /// Sets or clears the expiry of an existing key. Returns whether the key existed.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>, now: u64) -> bool {
-        let Some(slot) = self.live_slot(key, now) else {
+        let hash = self.hasher.hash(key);
+        let Some(slot) = self.live_slot(key, hash, now) else {
             return false;
         };
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return false;
         };
-        if entry.value.is_none() {
+        if entry.negative {
             return false;
         }
         if let Some(at) = entry.expires_at {
@@ -308,11 +405,13 @@ impl Cache {
 
     fn remove_slot(&mut self, slot: Slot) -> Option<Entry> {
         let entry = self.slots.get_mut(slot as usize)?.take()?;
-        self.index.remove(&entry.key);
+        if let Ok(found) = self.index.find_entry(entry.hash, |&s| s == slot) {
+            found.remove();
+        }
         if let Some(at) = entry.expires_at {
             self.expiries.remove(&(at, slot));
         }
-        if entry.value.is_none() {
+        if entry.negative {
             self.negatives -= 1;
         }
         self.used -= entry.size;
@@ -385,9 +484,9 @@ impl Cache {
     }
 
     fn visible(entry: &Entry, pattern: Option<&[u8]>, now: u64) -> bool {
-        entry.value.is_some()
+        entry.has_value()
             && !entry.expired(now)
-            && pattern.is_none_or(|p| glob_match(p, &entry.key))
+            && pattern.is_none_or(|p| glob_match(p, entry.key()))
     }
 
     /// KEYS.
@@ -396,7 +495,7 @@ impl Cache {
             .iter()
             .flatten()
             .filter(|e| Self::visible(e, Some(pattern), now))
-            .map(|e| e.key.clone())
+            .map(|e| Bytes::copy_from_slice(e.key()))
             .collect()
     }
 
@@ -418,7 +517,7 @@ impl Cache {
             if let Some(e) = &self.slots[at]
                 && Self::visible(e, pattern, now)
             {
-                keys.push(e.key.clone());
+                keys.push(Bytes::copy_from_slice(e.key()));
             }
             at += 1;
         }
@@ -442,7 +541,7 @@ mod tests {
 
     fn fill(c: &mut Cache, keys: &[&str]) {
         for k in keys {
-            c.put(b(k), Some(b("vvvvvvvv")), None, 0).unwrap();
+            c.put(&b(k), Some(&b("vvvvvvvv")[..]), None, 0).unwrap();
         }
     }
 
@@ -481,14 +580,15 @@ mod tests {
             let mut c = Cache::new(room_for(100), kind);
             for _ in 0..10 {
                 if c.get(b"hot", 0) == Lookup::Miss {
-                    c.put(b("hot"), Some(b("vvvvvvvvv")), None, 0).unwrap();
+                    c.put(&b("hot"), Some(&b("vvvvvvvvv")[..]), None, 0)
+                        .unwrap();
                 }
             }
             // A scan: 1000 distinct keys, each read once (miss, then populate).
             for i in 0..1000 {
                 let key = format!("s{i:03}");
                 assert_eq!(c.get(key.as_bytes(), 0), Lookup::Miss);
-                c.put(b(&key), Some(b("vvvvvvv")), None, 0).unwrap();
+                c.put(&b(&key), Some(&b("vvvvvvv")[..]), None, 0).unwrap();
             }
             assert_eq!(c.peek(b"hot", 0).is_some(), survives, "{kind}");
             assert!(c.used_memory() <= room_for(100));
@@ -498,15 +598,18 @@ mod tests {
     #[test]
     fn ttl_evicts_soonest_expiry_first() {
         let mut c = Cache::new(room_for(3), PolicyKind::Ttl);
-        c.put(b("k1"), Some(b("vvvvvvvv")), Some(9_000), 0).unwrap();
-        c.put(b("k2"), Some(b("vvvvvvvv")), Some(3_000), 0).unwrap();
-        c.put(b("k3"), Some(b("vvvvvvvv")), None, 0).unwrap();
-        c.put(b("k4"), Some(b("vvvvvvvv")), Some(5_000), 0).unwrap();
+        c.put(&b("k1"), Some(&b("vvvvvvvv")[..]), Some(9_000), 0)
+            .unwrap();
+        c.put(&b("k2"), Some(&b("vvvvvvvv")[..]), Some(3_000), 0)
+            .unwrap();
+        c.put(&b("k3"), Some(&b("vvvvvvvv")[..]), None, 0).unwrap();
+        c.put(&b("k4"), Some(&b("vvvvvvvv")[..]), Some(5_000), 0)
+            .unwrap();
         assert_eq!(
             present(&mut c, &["k1", "k2", "k3", "k4"]),
             ["k1", "k3", "k4"]
         );
-        c.put(b("k5"), Some(b("vvvvvvvv")), Some(20_000), 0)
+        c.put(&b("k5"), Some(&b("vvvvvvvv")[..]), Some(20_000), 0)
             .unwrap();
         assert_eq!(
             present(&mut c, &["k1", "k3", "k4", "k5"]),
@@ -518,8 +621,8 @@ mod tests {
     fn noeviction_refuses_writes_but_allows_shrinking_and_deletes() {
         let mut c = Cache::new(room_for(2), PolicyKind::NoEviction);
         fill(&mut c, &["k1", "k2"]);
-        assert_eq!(c.put(b("k3"), Some(b("vvvvvvvv")), None, 0), Err(Oom));
-        assert_eq!(c.put(b("k1"), Some(b("v")), None, 0), Ok(()));
+        assert_eq!(c.put(&b("k3"), Some(&b("vvvvvvvv")[..]), None, 0), Err(Oom));
+        assert_eq!(c.put(&b("k1"), Some(&b("v")[..]), None, 0), Ok(()));
         assert!(c.remove(b"k2", 0));
         fill(&mut c, &["k3"]);
         assert_eq!(c.len(), 2);
@@ -530,7 +633,7 @@ mod tests {
     fn random_stays_within_limit() {
         let mut c = Cache::new(room_for(10), PolicyKind::Random);
         for i in 0..100 {
-            c.put(b(&format!("{i:02}")), Some(b("vvvvvvvv")), None, 0)
+            c.put(&b(&format!("{i:02}")), Some(&b("vvvvvvvv")[..]), None, 0)
                 .unwrap();
             assert!(c.used_memory() <= room_for(10));
         }
@@ -541,9 +644,9 @@ mod tests {
     #[test]
     fn expiry_is_lazy_and_active() {
         let mut c = Cache::new(0, PolicyKind::Lru);
-        c.put(b("a"), Some(b("1")), Some(1_000), 0).unwrap();
-        c.put(b("b"), Some(b("2")), Some(2_000), 0).unwrap();
-        c.put(b("c"), Some(b("3")), None, 0).unwrap();
+        c.put(&b("a"), Some(&b("1")[..]), Some(1_000), 0).unwrap();
+        c.put(&b("b"), Some(&b("2")[..]), Some(2_000), 0).unwrap();
+        c.put(&b("c"), Some(&b("3")[..]), None, 0).unwrap();
         assert_eq!(c.expires_count(), 2);
         assert_eq!(c.get(b"a", 999), Lookup::Hit(b("1")));
         assert_eq!(c.get(b"a", 1_000), Lookup::Miss, "lazy: expired on access");
@@ -564,12 +667,12 @@ mod tests {
     #[test]
     fn negative_entries_are_hits_but_not_keys() {
         let mut c = Cache::new(0, PolicyKind::Lru);
-        c.put(b("gone"), None, Some(100), 0).unwrap();
+        c.put(&b("gone"), None, Some(100), 0).unwrap();
         assert_eq!(c.get(b"gone", 50), Lookup::NegativeHit);
         assert_eq!(c.len(), 0);
         assert!(c.keys(b"*", 50).is_empty());
         assert!(!c.remove(b"gone", 50));
-        c.put(b("gone"), None, Some(100), 0).unwrap();
+        c.put(&b("gone"), None, Some(100), 0).unwrap();
         assert_eq!(c.get(b"gone", 100), Lookup::Miss);
         assert_eq!(c.used_memory(), 0);
     }
@@ -588,10 +691,30 @@ mod tests {
     }
 
     #[test]
+    fn small_and_large_values_read_back_whole() {
+        let mut c = Cache::new(0, PolicyKind::Lru);
+        for len in [0, 1, COPY_OUT_LIMIT, COPY_OUT_LIMIT + 1, 100_000] {
+            let value = vec![b'x'; len];
+            c.put(b"key", Some(&value), None, 0).unwrap();
+            assert_eq!(c.get(b"key", 0), Lookup::Hit(Bytes::from(value)), "{len}");
+            assert_eq!(c.peek(b"key", 0).map(Entry::key), Some(&b"key"[..]));
+        }
+        assert_eq!(c.used_memory(), entry_size(3, 100_000));
+    }
+
+    #[test]
+    fn key_hashes_are_keyed_per_cache() {
+        let (a, b) = (KeyHasher::random(), KeyHasher::random());
+        assert_ne!(a.hash(b"key"), b.hash(b"key"));
+        assert_eq!(a.hash(b"key"), a.hash(b"key"));
+    }
+
+    #[test]
     fn scan_visits_every_key_exactly_once_when_stable() {
         let mut c = Cache::new(0, PolicyKind::Lru);
         for i in 0..50 {
-            c.put(b(&format!("k{i}")), Some(b("v")), None, 0).unwrap();
+            c.put(&b(&format!("k{i}")), Some(&b("v")[..]), None, 0)
+                .unwrap();
         }
         c.remove(b"k7", 0);
         let mut seen = Vec::new();

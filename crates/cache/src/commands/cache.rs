@@ -2,14 +2,14 @@
 
 use proto::{Args, CommandError, Frame};
 
-use super::{CommandResult, owned};
+use super::CommandResult;
 use crate::server::CacheServer;
 
 /// WARM key [key ...]: load keys from the origin before anyone asks for them (the
 /// celebrity's new post, pushed to the cache the moment it is published). Replies with
 /// how many of the keys the origin had.
 pub async fn warm(server: &CacheServer, args: &mut Args) -> CommandResult {
-    let keys = args.rest().into_iter().map(owned).collect();
+    let keys = args.rest();
     Ok(Frame::Integer(server.warm(keys).await?))
 }
 

@@ -81,9 +81,4 @@ pub(crate) fn words(args: &Args) -> Vec<Bytes> {
         .collect()
 }
 
-/// A key or value kept beyond this request: copy it out of the connection's read buffer.
-pub(crate) fn owned(b: Bytes) -> Bytes {
-    Bytes::copy_from_slice(&b)
-}
-
 pub(crate) type CommandResult = Result<Frame, CommandError>;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use proto::decode::parse_int;
 use proto::{Args, CommandError, Frame};
 
-use super::{CommandResult, owned, words};
+use super::{CommandResult, words};
 use crate::server::{CacheServer, now_ms};
 
 pub async fn get(server: &CacheServer, args: &mut Args) -> CommandResult {
@@ -121,7 +121,7 @@ fn apply(
     let old = if needs_old {
         store
             .peek_value(&key, now)
-            .map(|e| (e.value.clone(), e.expires_at))
+            .map(|e| (e.value(), e.expires_at))
     } else {
         None
     };
@@ -149,7 +149,7 @@ fn apply(
         Expiry::Keep if old.is_some() => old.and_then(|(_, at)| at),
         Expiry::Keep | Expiry::Default => server.default_expiry(now),
     };
-    store.put(owned(key), Some(owned(value)), expires_at, now)?;
+    store.put(&key, Some(&value), expires_at, now)?;
     Ok((true, old_value))
 }
 
@@ -327,8 +327,7 @@ pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
     let (current, expires_at) = match store.peek_value(&key, now) {
         Some(entry) => (
             entry
-                .value
-                .as_deref()
+                .value_bytes()
                 .and_then(parse_int)
                 .ok_or(CommandError::NotInteger)?,
             entry.expires_at,
@@ -338,11 +337,6 @@ pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
     let new = current
         .checked_add(delta)
         .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
-    store.put(
-        owned(key),
-        Some(Bytes::from(new.to_string())),
-        expires_at,
-        now,
-    )?;
+    store.put(&key, Some(new.to_string().as_bytes()), expires_at, now)?;
     Ok(Frame::Integer(new))
 }
