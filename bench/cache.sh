@@ -10,7 +10,7 @@
 #
 # Same budget for both: the cache's maxmemory is the budget; Redis's is its own baseline
 # used_memory (measured after start, ~1 MB of non-data) plus the budget. The cache charges
-# 173 bytes of bookkeeping per entry (crates/cache/src/memory.rs), Redis less, so Redis
+# 174 bytes of bookkeeping per entry (crates/cache/src/memory.rs), Redis less, so Redis
 # fits slightly more keys in the same budget: the comparison does not favour the cache.
 # `ttl` degenerates to FIFO here (the trace writes no TTLs); random is the baseline.
 . "$(dirname "$0")/lib.sh"

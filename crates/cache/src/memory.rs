@@ -7,7 +7,7 @@
 //! ```
 //!
 //! where [`ENTRY_OVERHEAD`] is the bookkeeping every entry carries, computed from the real
-//! type sizes on this platform (173 bytes on x86-64; `INFO memory` shows it as
+//! type sizes on this platform (174 bytes on x86-64; `INFO memory` shows it as
 //! `entry_overhead_bytes`):
 //!
 //! | part | why |
