@@ -603,18 +603,7 @@ fn config<S: Server>(ctx: &Context<S>, args: &mut Args) -> Result<Frame, Command
             Ok(Frame::ok())
         }
         "RESETSTAT" => {
-            let s = &ctx.shared.stats;
-            for counter in [
-                &s.connections_received,
-                &s.rejected_connections,
-                &s.commands_processed,
-                &s.reads_processed,
-                &s.writes_processed,
-                &s.net_input_bytes,
-                &s.net_output_bytes,
-            ] {
-                counter.store(0, std::sync::atomic::Ordering::Relaxed);
-            }
+            ctx.shared.reset_stats();
             Ok(Frame::ok())
         }
         "REWRITE" => Err(CommandError::err(
@@ -677,27 +666,21 @@ fn info<S: Server>(ctx: &Context<S>, args: &mut Args) -> Frame {
             )
             .field(
                 "total_commands_processed",
-                Stats::get(&shared.stats.commands_processed),
+                shared.stat(|s| &s.commands_processed),
             )
             .field(
                 "rejected_connections",
                 Stats::get(&shared.stats.rejected_connections),
             )
-            .field(
-                "total_net_input_bytes",
-                Stats::get(&shared.stats.net_input_bytes),
-            )
+            .field("total_net_input_bytes", shared.stat(|s| &s.net_input_bytes))
             .field(
                 "total_net_output_bytes",
-                Stats::get(&shared.stats.net_output_bytes),
+                shared.stat(|s| &s.net_output_bytes),
             )
-            .field(
-                "total_reads_processed",
-                Stats::get(&shared.stats.reads_processed),
-            )
+            .field("total_reads_processed", shared.stat(|s| &s.reads_processed))
             .field(
                 "total_writes_processed",
-                Stats::get(&shared.stats.writes_processed),
+                shared.stat(|s| &s.writes_processed),
             ),
     ];
     sections.extend(ctx.server.info());

@@ -70,6 +70,10 @@ pub struct ClientInfo {
     pub connected_at: Instant,
     /// Cancelled by `CLIENT KILL` (and on shutdown); the connection task then closes.
     pub kill: CancellationToken,
+    /// This connection's own counters (reads, writes, bytes, commands). Only its task
+    /// writes them, so they stay in that core's cache: one shared counter bumped by every
+    /// connection on every request would bounce its cache line between cores.
+    pub stats: Stats,
     /// Cancelled by the server to drop the client immediately (see [`Client::evict_token`]).
     pub evict: CancellationToken,
     meta: Mutex<ClientMeta>,
@@ -141,6 +145,15 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The counters each connection keeps for itself (see [`ClientInfo::stats`]).
+    pub const PER_CONNECTION: [fn(&Stats) -> &AtomicU64; 5] = [
+        |s| &s.commands_processed,
+        |s| &s.reads_processed,
+        |s| &s.writes_processed,
+        |s| &s.net_input_bytes,
+        |s| &s.net_output_bytes,
+    ];
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -201,6 +214,7 @@ impl Shared {
             connected_at: now,
             kill,
             evict: CancellationToken::new(),
+            stats: Stats::default(),
             meta: Mutex::new(ClientMeta {
                 name: None,
                 lib_name: None,
@@ -233,6 +247,30 @@ impl Shared {
         self.connected.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// A counter's total: closed connections' share plus every live connection's.
+    pub fn stat(&self, pick: fn(&Stats) -> &AtomicU64) -> u64 {
+        let live: u64 = self
+            .clients()
+            .values()
+            .map(|c| Stats::get(pick(&c.stats)))
+            .sum();
+        Stats::get(pick(&self.stats)) + live
+    }
+
+    /// `CONFIG RESETSTAT`: zero every counter, live connections' included.
+    pub fn reset_stats(&self) {
+        let s = &self.stats;
+        for counter in [&s.connections_received, &s.rejected_connections] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for pick in Stats::PER_CONNECTION {
+            pick(s).store(0, Ordering::Relaxed);
+            for c in self.clients().values() {
+                pick(&c.stats).store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn client_list(&self) -> Vec<Arc<ClientInfo>> {
         self.clients().values().cloned().collect()
     }
@@ -246,7 +284,12 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Fold the connection's counters into the totals of closed connections.
         self.shared.clients().remove(&self.info.id);
+        let (from, to) = (&self.info.stats, &self.shared.stats);
+        for pick in Stats::PER_CONNECTION {
+            Stats::add(pick(to), Stats::get(pick(from)));
+        }
     }
 }
 

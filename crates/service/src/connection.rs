@@ -25,7 +25,7 @@ use tracing::debug;
 
 use crate::builtin;
 use crate::client::{Client, Registration, Shared, Stats};
-use crate::command_table::CommandTable;
+use crate::command_table::{CommandSpec, CommandTable};
 use crate::server::{Deferred, Push, Reply, Server};
 
 /// Output beyond this many bytes is written before the rest of a pipeline is executed,
@@ -56,7 +56,7 @@ pub(crate) async fn serve<S: Server>(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut requests = RequestParser::default();
     let mut output = Outbox::default();
-    let stats = &ctx.shared.stats;
+    let stats = &info.stats;
 
     'connection: loop {
         // 1. Execute every complete request already buffered, replies into `output`.
@@ -77,12 +77,10 @@ pub(crate) async fn serve<S: Server>(
             // A blocking command (BLPOP, a long-poll receive) may wait a long time: watch
             // for the client hanging up meanwhile and drop the command if it does, so the
             // server unblocks it instead of handing its next element to a dead socket.
-            let blocking = ctx
-                .table
-                .get(args.name())
-                .is_some_and(|spec| spec.flags.contains(&"blocking"));
+            let spec = ctx.table.get(args.name());
+            let blocking = spec.is_some_and(|spec| spec.flags.contains(&"blocking"));
             let reply = if blocking {
-                let command = dispatch(&ctx, &mut client, args);
+                let command = dispatch(&ctx, &mut client, spec, args);
                 tokio::select! {
                     reply = command => reply,
                     () = peer_closed(&stream) => {
@@ -91,7 +89,7 @@ pub(crate) async fn serve<S: Server>(
                     }
                 }
             } else {
-                dispatch(&ctx, &mut client, args).await
+                dispatch(&ctx, &mut client, spec, args).await
             };
             while let Some(push) = ctx.server.pending_push(&mut client.session) {
                 output.raw(push);
@@ -176,14 +174,15 @@ pub(crate) async fn serve<S: Server>(
     let _ = stream.shutdown().await;
 }
 
-/// Looks a command up, checks arity and authentication, then lets the server execute it,
+/// Checks the looked-up command's arity and authentication, then lets the server execute it,
 /// falling back to the built-in connection commands.
 async fn dispatch<S: Server>(
     ctx: &Context<S>,
     client: &mut Client<S::Session>,
+    spec: Option<&'static CommandSpec>,
     args: Args,
 ) -> Reply {
-    let Some(spec) = ctx.table.get(args.name()) else {
+    let Some(spec) = spec else {
         return unknown_command(&args).into();
     };
     if !spec.arity_ok(args.remaining() + 1) {
