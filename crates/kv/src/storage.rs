@@ -31,7 +31,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,8 +64,8 @@ impl Fsync {
 
 /// A message to the writer thread.
 enum Message {
-    /// Changes up to and including position `seq`.
-    Changes(Vec<Change>, u64),
+    /// Changes up to and including position `seq`, and their approximate size in bytes.
+    Changes(Vec<Change>, u64, u64),
     /// Flush now (`SAVE`), covering everything sent before.
     Sync,
     /// Flush and stop.
@@ -89,6 +90,8 @@ pub struct Storage {
     tx: mpsc::Sender<Message>,
     progress: watch::Receiver<Progress>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Bytes of changes handed to the writer and not yet written.
+    queued: Arc<AtomicU64>,
     pub fsync: Fsync,
 }
 
@@ -146,6 +149,7 @@ impl Storage {
             expired.len()
         );
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicU64::new(0));
         let (progress_tx, progress) = watch::channel(Progress {
             written: keyspace.journal().seq(),
             durable: keyspace.journal().seq(),
@@ -154,12 +158,16 @@ impl Storage {
         });
         let thread = std::thread::Builder::new()
             .name("kv-writer".into())
-            .spawn(move || writer(files, fsync, rx, progress_tx))
+            .spawn({
+                let queued = queued.clone();
+                move || writer(files, fsync, rx, progress_tx, queued)
+            })
             .map_err(sled::Error::Io)?;
         Ok(Storage {
             tx,
             progress,
             thread: std::sync::Mutex::new(Some(thread)),
+            queued,
             fsync,
         })
     }
@@ -167,7 +175,9 @@ impl Storage {
     /// Hands changes to the writer. Called with the keyspace lock held, so the order of
     /// changes on disk is the order they happened in memory.
     pub fn send(&self, changes: Vec<Change>, seq: u64) {
-        if !changes.is_empty() && self.tx.send(Message::Changes(changes, seq)).is_err() {
+        let bytes: u64 = changes.iter().map(change_bytes).sum();
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if !changes.is_empty() && self.tx.send(Message::Changes(changes, seq, bytes)).is_err() {
             error!("the storage writer has stopped; changes are no longer persisted");
         }
     }
@@ -183,10 +193,16 @@ impl Storage {
     }
 
     /// Backpressure: waits while the writer is more than [`MAX_LAG`] changes behind
-    /// change `seq`. Without it a writer slower than the clients would queue changes
-    /// without bound, and `everysec` would lose far more than a second in a crash.
+    /// change `seq`, or holds more than [`MAX_QUEUED_BYTES`] of changes not yet written.
+    /// Without it a writer slower than the clients would queue changes without bound (a
+    /// change to a collection carries the whole collection, so 16k changes to one big list
+    /// can be gigabytes), and `everysec` would lose far more than a second in a crash.
     pub async fn keep_up(&self, seq: u64) {
-        let behind = |p: &Progress| seq.saturating_sub(p.written) <= MAX_LAG;
+        let queued = &self.queued;
+        let behind = |p: &Progress| {
+            seq.saturating_sub(p.written) <= MAX_LAG
+                && queued.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES
+        };
         if behind(&self.progress.borrow()) {
             return;
         }
@@ -358,6 +374,18 @@ impl Files {
 /// How many changes the writer may fall behind before clients wait for it.
 pub const MAX_LAG: u64 = 16 * 1024;
 
+/// How many bytes of changes may wait for the writer before clients wait for it.
+pub const MAX_QUEUED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A change's approximate size in memory, for [`MAX_QUEUED_BYTES`].
+fn change_bytes(change: &Change) -> u64 {
+    match change {
+        Change::Put { key, entry, .. } => (key.len() + entry.value.memory()) as u64,
+        Change::Remove { key, .. } => key.len() as u64,
+        _ => 64,
+    }
+}
+
 /// Largest number of messages taken in one batch.
 const MAX_BATCH: usize = 4096;
 
@@ -367,6 +395,7 @@ fn writer(
     fsync: Fsync,
     rx: mpsc::Receiver<Message>,
     progress: watch::Sender<Progress>,
+    queued: Arc<AtomicU64>,
 ) {
     let mut pending = HashMap::new();
     let mut written = progress.borrow().durable;
@@ -393,9 +422,11 @@ fn writer(
                 Err(_) => break,
             }
         }
+        let mut batch_bytes = 0;
         for message in batch {
             match message {
-                Message::Changes(changes, seq) => {
+                Message::Changes(changes, seq, bytes) => {
+                    batch_bytes += bytes;
                     if let Err(e) = files.apply(changes, &mut pending) {
                         error!("storage write failed: {e}");
                     }
@@ -409,6 +440,7 @@ fn writer(
         if let Err(e) = files.write(&mut pending) {
             error!("storage write failed: {e}");
         }
+        queued.fetch_sub(batch_bytes, Ordering::Relaxed);
         if progress.borrow().written != written {
             progress.send_modify(|p| p.written = written);
         }
