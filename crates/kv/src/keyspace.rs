@@ -415,16 +415,6 @@ fn own(b: &Bytes) -> Bytes {
     Bytes::copy_from_slice(b)
 }
 
-/// Parses a stored string as an integer as strictly as Redis's `string2ll`: no sign but
-/// a leading `-`, no spaces, no leading zeros, no `-0`.
-pub fn parse_integer(text: &[u8]) -> Option<i64> {
-    let digits = text.strip_prefix(b"-").unwrap_or(text);
-    if digits.first() == Some(&b'0') && text.len() > 1 {
-        return None;
-    }
-    proto::decode::parse_int(text)
-}
-
 /// Formats a float as Redis's `INCRBYFLOAT` does: plain decimal, no exponent, no
 /// trailing zeros (`10.5`, `3000`).
 pub fn format_float(v: f64) -> String {
@@ -878,9 +868,8 @@ impl Keyspace {
             }
             Mutation::IncrBy { key, delta } => {
                 let current = match self.live(db, &key, now) {
-                    Some(entry) => {
-                        parse_integer(entry.value.as_string()?).ok_or_else(not_integer)?
-                    }
+                    Some(entry) => proto::decode::parse_int(entry.value.as_string()?)
+                        .ok_or_else(not_integer)?,
                     None => 0,
                 };
                 let next = current
@@ -1334,10 +1323,10 @@ mod tests {
         assert_eq!(ks.apply(0, incrf(0.1), 0), Ok(Outcome::Bulk(b("10.6"))));
         assert_eq!(ks.apply(0, incrf(5.0e3), 0), Ok(Outcome::Bulk(b("5010.6"))));
         assert_eq!(format_float(3.0e3), "3000");
-        assert_eq!(parse_integer(b"0"), Some(0));
-        assert_eq!(parse_integer(b"-12"), Some(-12));
+        assert_eq!(proto::decode::parse_int(b"0"), Some(0));
+        assert_eq!(proto::decode::parse_int(b"-12"), Some(-12));
         for bad in [&b"010"[..], b"-0", b"+1", b" 1", b"", b"-"] {
-            assert_eq!(parse_integer(bad), None);
+            assert_eq!(proto::decode::parse_int(bad), None);
         }
         assert!(ks.apply(0, incrf(f64::INFINITY), 0).is_err());
     }

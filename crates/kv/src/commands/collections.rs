@@ -31,7 +31,7 @@ pub fn read<R>(
 
 /// An integer argument already taken from the cursor, parsed as strictly as Redis.
 pub fn int_arg(b: &[u8]) -> Result<i64> {
-    crate::keyspace::parse_integer(b).ok_or(CommandError::NotInteger)
+    proto::decode::parse_int(b).ok_or(CommandError::NotInteger)
 }
 
 /// A count argument that must not be negative (`LPOP key count`, `SPOP`, `ZPOPMIN`).
@@ -39,7 +39,7 @@ pub fn positive_count(args: &mut Args) -> Result<Option<usize>> {
     if args.is_empty() {
         return Ok(None);
     }
-    let n = super::next_int(args)?;
+    let n = args.next_int()?;
     usize::try_from(n)
         .map(Some)
         .map_err(|_| CommandError::err("value is out of range, must be positive"))
@@ -67,7 +67,7 @@ pub fn scan_args(args: &mut Args) -> Result<ScanArgs> {
         match option.as_str() {
             "MATCH" => out.pattern = Some(args.next_bytes().map_err(|_| CommandError::Syntax)?),
             "COUNT" => {
-                let n = super::next_int(args).map_err(|e| match e {
+                let n = args.next_int().map_err(|e| match e {
                     CommandError::NotInteger => e,
                     _ => CommandError::Syntax,
                 })?;
@@ -92,7 +92,7 @@ pub fn scan_reply(cursor: u64, items: Vec<Bytes>) -> Frame {
 
 /// The `count` argument of `SRANDMEMBER`/`HRANDFIELD`/`ZRANDMEMBER`: Redis's range check.
 pub fn random_count(args: &mut Args) -> Result<i64> {
-    let n = super::next_int(args)?;
+    let n = args.next_int()?;
     if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
         return Err(CommandError::err(format!(
             "value is out of range, value must between {} and {}",

@@ -76,7 +76,7 @@ impl WriteOptions {
                     "EXAT" => (1000, false),
                     _ => (1, false),
                 };
-                let amount = crate::keyspace::parse_integer(arg).ok_or(CommandError::NotInteger)?;
+                let amount = proto::decode::parse_int(arg).ok_or(CommandError::NotInteger)?;
                 set_deadline(amount, unit, relative, now, cmd)
             }
         }
@@ -134,7 +134,7 @@ pub fn expire(kv: &Kv, s: &mut Session, args: &mut Args, unit: i64, absolute: bo
             "GT and LT options at the same time are not compatible",
         ));
     }
-    let when = crate::keyspace::parse_integer(&when).ok_or(CommandError::NotInteger)?;
+    let when = proto::decode::parse_int(&when).ok_or(CommandError::NotInteger)?;
     // Redis's overflow checks; a negative result is a deadline in the past (delete).
     let invalid = || invalid_expire(args.name());
     let mut ms = when.checked_mul(unit).ok_or_else(invalid)?;

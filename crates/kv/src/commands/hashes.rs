@@ -126,7 +126,7 @@ pub fn hstrlen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn hincrby(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let (key, field) = (args.next_bytes()?, args.next_bytes()?);
-    let delta = super::next_int(args)?;
+    let delta = args.next_int()?;
     write(kv, s, Op::HIncrBy { key, field, delta })
 }
 

@@ -55,7 +55,7 @@ pub fn scan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         match option.as_str() {
             "MATCH" => pattern = Some(args.next_bytes().map_err(|_| CommandError::Syntax)?),
             "COUNT" => {
-                let n = super::next_int(args).map_err(|e| match e {
+                let n = args.next_int().map_err(|e| match e {
                     CommandError::NotInteger => e,
                     _ => CommandError::Syntax,
                 })?;
@@ -122,7 +122,7 @@ pub fn flush(kv: &Kv, s: &mut Session, args: &mut Args, all: bool) -> Result {
 /// `SWAPDB a b`: every client of `a` now sees `b`'s keys, instantly.
 pub fn swapdb(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let index = |arg: Bytes, which: &str| {
-        let n = crate::keyspace::parse_integer(&arg)
+        let n = proto::decode::parse_int(&arg)
             .and_then(|n| i32::try_from(n).ok())
             .ok_or_else(|| CommandError::err(format!("invalid {which} DB index")))?;
         usize::try_from(n)
@@ -176,12 +176,12 @@ pub fn restore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             "ABSTTL" => absolute = true,
             // Accepted for compatibility; kv keeps no LRU/LFU data.
             "IDLETIME" if !args.is_empty() => {
-                if super::next_int(args)? < 0 {
+                if args.next_int()? < 0 {
                     return Err(CommandError::err("Invalid IDLETIME value, must be >= 0"));
                 }
             }
             "FREQ" if !args.is_empty() => {
-                if !(0..=255).contains(&super::next_int(args)?) {
+                if !(0..=255).contains(&args.next_int()?) {
                     return Err(CommandError::err(
                         "Invalid FREQ value, must be >= 0 and <= 255",
                     ));
@@ -197,7 +197,7 @@ pub fn restore(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             "Target key name already exists.",
         ));
     }
-    let ttl = crate::keyspace::parse_integer(&ttl).ok_or(CommandError::NotInteger)?;
+    let ttl = proto::decode::parse_int(&ttl).ok_or(CommandError::NotInteger)?;
     if ttl < 0 {
         return Err(CommandError::err("Invalid TTL value, must be >= 0"));
     }

@@ -50,7 +50,7 @@ pub fn llen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let (start, stop) = (super::next_int(args)?, super::next_int(args)?);
+    let (start, stop) = (args.next_int()?, args.next_int()?);
     with_list(kv, s, &key, |l| {
         let Some(l) = l else {
             return Ok(Frame::Array(Vec::new()));
@@ -64,7 +64,7 @@ pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn lindex(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let index = super::next_int(args)?;
+    let index = args.next_int()?;
     with_list(kv, s, &key, |l| {
         let Some(l) = l else {
             return Ok(Frame::Null);
@@ -84,7 +84,7 @@ pub fn lindex(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn lset(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let index = super::next_int(args)?;
+    let index = args.next_int()?;
     let value = args.next_bytes()?;
     write(kv, s, Op::LSet { key, index, value })
 }
@@ -109,14 +109,14 @@ pub fn linsert(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn lrem(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let count = super::next_int(args)?;
+    let count = args.next_int()?;
     let value = args.next_bytes()?;
     write(kv, s, Op::LRem { key, count, value })
 }
 
 pub fn ltrim(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let (start, stop) = (super::next_int(args)?, super::next_int(args)?);
+    let (start, stop) = (args.next_int()?, args.next_int()?);
     write(kv, s, Op::LTrim { key, start, stop })
 }
 
@@ -128,7 +128,7 @@ pub fn lpos(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         if args.is_empty() {
             return Err(CommandError::Syntax);
         }
-        let n = super::next_int(args)?;
+        let n = args.next_int()?;
         match option.as_str() {
             "RANK" => {
                 if n == 0 {

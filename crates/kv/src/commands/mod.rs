@@ -769,15 +769,9 @@ fn reply(outcome: Outcome) -> Frame {
     }
 }
 
-/// The next argument as an integer, parsed as strictly as Redis's `string2ll` (no
-/// leading zeros, no `-0`), which is stricter than `Args::next_int`.
-fn next_int(args: &mut Args) -> Result<i64> {
-    crate::keyspace::parse_integer(&args.next_bytes()?).ok_or(CommandError::NotInteger)
-}
-
 /// A database number argument (`SELECT`, `COPY ... DB`): Redis's two errors.
 fn db_index(arg: Result<Bytes>) -> Result<usize> {
-    let n = crate::keyspace::parse_integer(&arg?).ok_or(CommandError::NotInteger)?;
+    let n = proto::decode::parse_int(&arg?).ok_or(CommandError::NotInteger)?;
     let n = i32::try_from(n).map_err(|_| {
         CommandError::err("value is out of range, value must between -2147483648 and 2147483647")
     })?;

@@ -59,7 +59,7 @@ pub fn setnx(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 /// `SETEX key seconds value` (`unit` 1000) and `PSETEX key ms value` (`unit` 1).
 pub fn setex(kv: &Kv, s: &mut Session, args: &mut Args, unit: i64) -> Result {
     let key = args.next_bytes()?;
-    let amount = super::next_int(args)?;
+    let amount = args.next_int()?;
     let value = args.next_bytes()?;
     let ttl = set_deadline(amount, unit, true, kv.now(), args.name())?;
     kv.write(s, plain_set(key, value, Condition::Always, ttl, false))
@@ -136,7 +136,7 @@ pub fn strlen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 /// `GETRANGE key start end`, inclusive, negative offsets counting from the end.
 pub fn getrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let (start, end) = (super::next_int(args)?, super::next_int(args)?);
+    let (start, end) = (args.next_int()?, args.next_int()?);
     let value = kv
         .read(|ks, now| ks.get(s.db, &key, now))?
         .unwrap_or_default();
@@ -164,7 +164,7 @@ fn substring(value: &Bytes, start: i64, end: i64) -> Bytes {
 /// `SETRANGE key offset value`.
 pub fn setrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let offset = super::next_int(args)?;
+    let offset = args.next_int()?;
     let value = args.next_bytes()?;
     let offset =
         usize::try_from(offset).map_err(|_| CommandError::err("offset is out of range"))?;
@@ -177,14 +177,14 @@ pub fn incr(kv: &Kv, s: &mut Session, args: &mut Args, fixed: Option<i64>) -> Re
     let key = args.next_bytes()?;
     let delta = match fixed {
         Some(d) => d,
-        None => super::next_int(args)?,
+        None => args.next_int()?,
     };
     kv.write(s, Mutation::IncrBy { key, delta }).map(reply)
 }
 
 pub fn decrby(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let delta = super::next_int(args)?;
+    let delta = args.next_int()?;
     let delta = delta
         .checked_neg()
         .ok_or_else(|| CommandError::err("decrement would overflow"))?;

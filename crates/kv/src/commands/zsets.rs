@@ -321,7 +321,7 @@ pub fn zrem(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 pub fn zremrangebyrank(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let (start, stop) = (super::next_int(args)?, super::next_int(args)?);
+    let (start, stop) = (args.next_int()?, args.next_int()?);
     write(kv, s, Op::ZRemRangeByRank { key, start, stop })
 }
 

@@ -13,7 +13,7 @@ use super::list::List;
 use super::set::Set;
 use super::zset::{ScoreBound, ZSet};
 use super::{own, pick};
-use crate::keyspace::{Keyspace, Outcome, format_float, parse_integer};
+use crate::keyspace::{Keyspace, Outcome, format_float};
 use crate::value::{Entry, Value};
 
 /// `ZADD`'s options.
@@ -319,7 +319,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             let n = ks.update(db, &key, now, Some(new_hash), |v| {
                 let h = v.as_hash_mut()?;
                 let current = match h.get(&field) {
-                    Some(text) => parse_integer(text)
+                    Some(text) => proto::decode::parse_int(text)
                         .ok_or_else(|| CommandError::err("hash value is not an integer"))?,
                     None => 0,
                 };
