@@ -135,9 +135,53 @@ mod tests {
     }
 
     #[test]
+    fn edits_and_deadlines_travel_as_change_records() {
+        use crate::types::edit::Edit;
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let changes = [
+            Change::Edit {
+                db: 3,
+                key: b("l"),
+                edit: Edit::ListPush {
+                    left: true,
+                    values: vec![b("a"), Bytes::from_static(b"\0\xff")],
+                },
+            },
+            Change::Edit {
+                db: 0,
+                key: b("z"),
+                edit: Edit::ZAdd(vec![(b("m"), -0.5), (b("n"), f64::INFINITY)]),
+            },
+            Change::Edit {
+                db: 0,
+                key: b("l"),
+                edit: Edit::ListTrim { front: 1, back: 2 },
+            },
+            Change::Expire {
+                db: 1,
+                key: b("h"),
+                at: Some(42),
+            },
+            Change::Expire {
+                db: 1,
+                key: b("h"),
+                at: None,
+            },
+        ];
+        for change in changes {
+            let bytes = encode_change(&change);
+            assert_eq!(bytes[0], CHANGE_VERSION);
+            assert_eq!(decode_change(&bytes), Ok(change));
+        }
+    }
+
+    #[test]
     fn dump_payloads_are_checksummed() {
         let value = Value::String(Bytes::from_static(b"hello"));
         let mut payload = dump(&value);
+        // The format is fixed: bincode(Value) | version 1 (u16 LE) | CRC-32C (u32 LE).
+        assert_eq!(payload.len(), 4 + 8 + 5 + 2 + 4);
+        assert_eq!(&payload[17..19], &[1, 0]);
         assert_eq!(undump(&payload), Ok(value));
         payload[3] ^= 1;
         assert_eq!(undump(&payload), Err(CodecError::Checksum));

@@ -48,6 +48,7 @@ use proto::CommandError;
 use proto::glob::glob_match;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::types::edit::{Delta, Edit};
 use crate::value::{Entry, Value};
 
 mod replay;
@@ -136,6 +137,24 @@ impl Db {
         Some(old)
     }
 
+    /// Changes a present key's deadline in place, keeping the TTL index in step.
+    fn set_deadline(&mut self, key: &Bytes, deadline: Option<u64>) {
+        let slot = Slot::new(key.clone());
+        let Some(entry) = self.entries.get_mut(&slot) else {
+            return;
+        };
+        entry.expires_at = deadline;
+        match (deadline, self.expires.get_mut(&slot)) {
+            (Some(at), Some(old)) => *old = at,
+            (Some(at), None) => {
+                self.expires.insert(Slot::new(own(key)), at);
+            }
+            (None, _) => {
+                self.expires.remove(&slot);
+            }
+        }
+    }
+
     /// Keys, counting only live ones: O(keys with a TTL).
     fn live_len(&self, now: u64) -> usize {
         self.entries.len() - self.expired_count(now)
@@ -164,6 +183,21 @@ pub enum Change {
     Remove {
         db: usize,
         key: Bytes,
+    },
+    /// A write to the collection at `key`, as its effect on the elements it touched (see
+    /// [`Edit`]): O(elements touched) to journal, store and replicate. A key missing where
+    /// it is replayed is created empty first (the write created it; no TTL).
+    Edit {
+        db: usize,
+        key: Bytes,
+        edit: Edit,
+    },
+    /// The key's deadline changed (`EXPIRE`, `PERSIST`, `GETEX`), for any type: only the
+    /// deadline travels, not the value.
+    Expire {
+        db: usize,
+        key: Bytes,
+        at: Option<u64>,
     },
     FlushDb {
         db: usize,
@@ -551,19 +585,21 @@ impl Keyspace {
     /// sorted-set command (called from [`Self::apply`] via [`crate::types::ops`]).
     ///
     /// `f` gets the live value — or, if the key is missing and `create` is given, a new
-    /// empty one — and returns its answer and whether it changed anything. A changed value
-    /// is journaled (the durable record is per key); a collection left empty deletes its
-    /// key, as in Redis. `Ok(None)`: the key is missing and nothing was created. On error
-    /// nothing changes.
+    /// empty one — and whether the journal is on, and returns its answer and the
+    /// [`Delta`]: what it changed. An [`Edit`] is journaled as [`Change::Edit`] (the
+    /// elements touched, not the collection); [`Delta::Whole`] as the key's whole record;
+    /// a collection left empty deletes its key, as in Redis. `Ok(None)`: the key is
+    /// missing and nothing was created. On error nothing changes.
     pub(crate) fn update<R>(
         &mut self,
         db: usize,
         key: &Bytes,
         now: u64,
         create: Option<fn() -> Value>,
-        f: impl FnOnce(&mut Value) -> Result<(R, bool), CommandError>,
+        f: impl FnOnce(&mut Value, bool) -> Result<(R, Delta), CommandError>,
     ) -> Result<Option<R>, CommandError> {
         let exists = self.exists(db, key, now);
+        let journaling = self.journal.enabled;
         let d = &mut self.dbs[db];
         let slot = Slot::new(key.clone());
         if !exists {
@@ -576,7 +612,7 @@ impl Keyspace {
             return Ok(None);
         };
         let before = entry.value.memory();
-        let (answer, changed) = match f(&mut entry.value) {
+        let (answer, delta) = match f(&mut entry.value, journaling) {
             Ok(done) => done,
             Err(e) => {
                 if !exists {
@@ -594,17 +630,28 @@ impl Keyspace {
                     key: key.clone(),
                 });
             }
-        } else if changed {
-            if self.track_ready && matches!(entry.value, Value::List(_)) {
-                self.ready.push((db, slot.key.clone()));
-            }
-            if self.journal.enabled {
-                self.journal.push(Change::Put {
+            return Ok(Some(answer));
+        }
+        if delta == Delta::Unchanged {
+            return Ok(Some(answer));
+        }
+        if self.track_ready && matches!(entry.value, Value::List(_)) {
+            self.ready.push((db, slot.key.clone()));
+        }
+        if journaling {
+            let change = match delta {
+                Delta::Edit(edit) => Change::Edit {
+                    db,
+                    key: slot.key.clone(),
+                    edit,
+                },
+                _ => Change::Put {
                     db,
                     key: slot.key.clone(),
                     entry: entry.clone(),
-                });
-            }
+                },
+            };
+            self.journal.push(change);
         }
         Ok(Some(answer))
     }
@@ -1113,12 +1160,16 @@ impl Keyspace {
         self.store(db, own(&key), Entry::new(Value::String(value), deadline));
     }
 
-    /// Changes a live key's deadline.
+    /// Changes a live key's deadline: O(1) whatever the key holds, and journaled as the
+    /// deadline alone ([`Change::Expire`]).
     fn set_deadline(&mut self, db: usize, key: &Bytes, deadline: Option<u64>, now: u64) {
-        if let Some(entry) = self.live(db, key, now) {
-            let mut entry = entry.clone();
-            entry.expires_at = deadline;
-            self.store(db, key.clone(), entry);
+        if self.live(db, key, now).is_some() {
+            self.dbs[db].set_deadline(key, deadline);
+            self.journal.push(Change::Expire {
+                db,
+                key: key.clone(),
+                at: deadline,
+            });
         }
     }
 }

@@ -337,6 +337,21 @@ impl Files {
         Ok(())
     }
 
+    /// A key's record as the changes so far leave it.
+    fn current(
+        &self,
+        db: usize,
+        key: &Bytes,
+        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
+    ) -> Result<Option<Entry>, sled::Error> {
+        if let Some(entry) = pending.remove(&(db, key.clone())) {
+            return Ok(entry);
+        }
+        Ok(self.trees[db]
+            .get(key)?
+            .and_then(|record| codec::decode_entry(&record).ok()))
+    }
+
     fn apply(
         &mut self,
         changes: Vec<Change>,
@@ -349,6 +364,24 @@ impl Files {
                 }
                 Change::Remove { db, key } => {
                     pending.insert((db, key), None);
+                }
+                // Read-modify-write of the key's record: the state after the batch's
+                // earlier changes to it, or the record on disk.
+                Change::Edit { db, key, edit } => {
+                    let mut entry = self
+                        .current(db, &key, pending)?
+                        .unwrap_or_else(|| Entry::new(edit.empty_value(), None));
+                    if let Err(e) = edit.apply(&mut entry.value) {
+                        warn!("db{db}: cannot apply {edit:?}: {e:?}");
+                        continue;
+                    }
+                    pending.insert((db, key), Some(entry));
+                }
+                Change::Expire { db, key, at } => {
+                    if let Some(mut entry) = self.current(db, &key, pending)? {
+                        entry.expires_at = at;
+                        pending.insert((db, key), Some(entry));
+                    }
                 }
                 // Whole-database changes are barriers: write what came before first.
                 Change::FlushDb { db } => {
@@ -381,7 +414,8 @@ pub const MAX_QUEUED_BYTES: u64 = 64 * 1024 * 1024;
 fn change_bytes(change: &Change) -> u64 {
     match change {
         Change::Put { key, entry, .. } => (key.len() + entry.value.memory()) as u64,
-        Change::Remove { key, .. } => key.len() as u64,
+        Change::Remove { key, .. } | Change::Expire { key, .. } => key.len() as u64,
+        Change::Edit { key, edit, .. } => (key.len() + edit.bytes()) as u64,
         _ => 64,
     }
 }

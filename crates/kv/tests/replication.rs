@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{bulk, call, connect, err, int, start, start_with_clock};
+use common::{
+    COLLECTION_EDITS, bulk, call, check_edited, connect, dataset, err, frame_text as text, int,
+    start, start_with_clock,
+};
 use kv::clock::ManualClock;
 use proto::Frame;
 use service::{RespClient, Running};
-
-fn text(frame: &Frame) -> String {
-    String::from_utf8_lossy(frame.as_bytes().unwrap()).into_owned()
-}
 
 async fn info(server: &Running) -> String {
     let mut c = connect(server).await;
@@ -55,23 +54,6 @@ async fn synced(primary: &Running, replicas: &[&Running]) {
         }
         return;
     }
-}
-
-/// Every key of db 0 with its DUMP payload and absolute deadline.
-async fn dataset(server: &Running) -> Vec<(Frame, Frame, Frame)> {
-    let mut c = connect(server).await;
-    let Frame::Array(keys) = call(&mut c, &["KEYS", "*"]).await else {
-        panic!("KEYS");
-    };
-    let mut keys: Vec<String> = keys.iter().map(text).collect();
-    keys.sort();
-    let mut out = Vec::new();
-    for key in keys {
-        let dump = call(&mut c, &["DUMP", &key]).await;
-        let deadline = call(&mut c, &["PEXPIRETIME", &key]).await;
-        out.push((bulk(&key), dump, deadline));
-    }
-    out
 }
 
 async fn pipeline(c: &mut RespClient, commands: &[Vec<String>]) -> Vec<Frame> {
@@ -407,6 +389,32 @@ async fn replicas_hide_expired_keys_but_only_the_primary_deletes_them() {
     assert_eq!(call(&mut c, &["GET", "k"]).await, Frame::Null);
     synced(&primary, &[&replica]).await;
     assert_eq!(call(&mut r, &["GET", "k"]).await, Frame::Null);
+    replica.stop().await;
+    primary.stop().await;
+}
+
+/// Collections replicate as edits (the elements a write touched), not as whole records:
+/// after every kind of edit the replica's data must equal the primary's, key by key
+/// (DUMP and absolute deadline), including the random picks of SPOP, HINCRBYFLOAT's
+/// rounding, ZINCRBY's result and a collection emptied by pops.
+#[tokio::test]
+async fn every_kind_of_collection_edit_reaches_the_replica() {
+    let primary = start(&[]).await;
+    let mut c = connect(&primary).await;
+    // Some collections exist before the replica joins (they travel in the snapshot).
+    call(&mut c, &["RPUSH", "list", "a", "b", "c", "d", "e", "f"]).await;
+    call(&mut c, &["HSET", "hash", "f1", "v1", "f2", "2"]).await;
+    let replica = replica_of(&primary, &[]).await;
+    synced(&primary, &[&replica]).await;
+    assert_eq!(dataset(&replica).await, dataset(&primary).await);
+    for step in COLLECTION_EDITS {
+        call(&mut c, step).await;
+        synced(&primary, &[&replica]).await;
+        let expected = dataset(&primary).await;
+        assert_eq!(dataset(&replica).await, expected, "after {step:?}");
+    }
+    let expected = dataset(&primary).await;
+    check_edited(&expected);
     replica.stop().await;
     primary.stop().await;
 }

@@ -7,7 +7,8 @@
 //! at the primary's moment — so a replica cannot drift from its primary the way it could
 //! re-evaluating commands against its own clock.
 
-use super::{Change, Db, Keyspace, Slot};
+use super::{Change, Db, Entry, Keyspace, Slot};
+use crate::types::edit::Edit;
 
 impl Keyspace {
     /// Starts journaling if it was off (an in-memory server gets its first replica):
@@ -55,6 +56,13 @@ impl Keyspace {
             Change::Remove { db, key } if db < self.dbs.len() => {
                 self.remove(db, &key);
             }
+            Change::Edit { db, key, edit } if db < self.dbs.len() => {
+                self.replay_edit(db, key, edit)
+            }
+            Change::Expire { db, key, at } if db < self.dbs.len() && self.holds(db, &key) => {
+                self.dbs[db].set_deadline(&key, at);
+                self.journal.push(Change::Expire { db, key, at });
+            }
             Change::FlushDb { db } if db < self.dbs.len() => {
                 self.dbs[db] = Db::default();
                 self.journal.push(Change::FlushDb { db });
@@ -69,6 +77,36 @@ impl Keyspace {
             }
             // A database number this build does not have: nothing to apply.
             _ => {}
+        }
+    }
+
+    /// Applies a collection edit: to the key's collection, or to a new empty one if the
+    /// key is missing (the edit created it). A collection the edit empties is removed.
+    fn replay_edit(&mut self, db: usize, key: bytes::Bytes, edit: Edit) {
+        let d = &mut self.dbs[db];
+        let slot = Slot::new(key.clone());
+        if !d.entries.contains_key(&slot) {
+            d.put(slot.clone(), Entry::new(edit.empty_value(), None));
+        }
+        let Some(entry) = d.entries.get_mut(&slot) else {
+            return;
+        };
+        let before = entry.value.memory();
+        if let Err(e) = edit.apply(&mut entry.value) {
+            tracing::warn!("db{db}: cannot apply {edit:?}: {e:?}");
+            if entry.value.is_empty_collection() {
+                d.take(&slot);
+            }
+            return;
+        }
+        d.used = (d.used + entry.value.memory()).saturating_sub(before);
+        if entry.value.is_empty_collection() {
+            self.remove(db, &key);
+        } else {
+            if self.track_ready && matches!(entry.value, crate::value::Value::List(_)) {
+                self.ready.push((db, key.clone()));
+            }
+            self.journal.push(Change::Edit { db, key, edit });
         }
     }
 

@@ -21,6 +21,7 @@
 //! Every structure keeps a running count of its payload bytes, so the memory estimate
 //! (`used_memory`, `--maxmemory`) is O(1) to update after a write.
 
+pub mod edit;
 pub mod hash;
 pub mod list;
 pub mod ops;

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use proto::CommandError;
 
+use super::edit::{Delta, Edit};
 use super::hash::Hash;
 use super::list::List;
 use super::set::Set;
@@ -286,6 +287,27 @@ pub fn combine(
     Ok(out)
 }
 
+/// Runs `change` on each element, counting those it changed and, if `journal`, collecting
+/// them into the edit `make` builds.
+fn touched(
+    elements: &[Bytes],
+    journal: bool,
+    mut change: impl FnMut(&Bytes) -> bool,
+    make: fn(Vec<Bytes>) -> Edit,
+) -> (usize, Delta) {
+    let mut n = 0;
+    let mut touched = Vec::new();
+    for e in elements {
+        if change(e) {
+            n += 1;
+            if journal {
+                touched.push(own(e));
+            }
+        }
+    }
+    (n, Delta::edit_if(n > 0, journal, || make(touched)))
+}
+
 /// Applies one collection write. See the module docs.
 pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, CommandError> {
     match op {
@@ -294,29 +316,37 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             pairs,
             only_if_new,
         } => {
-            let n = ks.update(db, &key, now, Some(new_hash), |v| {
+            let n = ks.update(db, &key, now, Some(new_hash), |v, journal| {
                 let h = v.as_hash_mut()?;
                 let mut added = 0;
+                let mut written = Vec::new();
                 for (field, value) in &pairs {
                     if only_if_new && h.get(field).is_some() {
                         continue;
                     }
-                    added += usize::from(h.insert(own(field), own(value)));
+                    let (field, value) = (own(field), own(value));
+                    if journal {
+                        written.push((field.clone(), value.clone()));
+                    }
+                    added += usize::from(h.insert(field, value));
                 }
-                Ok((added, added > 0 || !only_if_new))
+                let changed = added > 0 || !only_if_new;
+                Ok((
+                    added,
+                    Delta::edit_if(changed, journal, || Edit::HashPut(written)),
+                ))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::HDel { key, fields } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            let n = ks.update(db, &key, now, None, |v, journal| {
                 let h = v.as_hash_mut()?;
-                let n = fields.iter().filter(|f| h.remove(f)).count();
-                Ok((n, n > 0))
+                Ok(touched(&fields, journal, |f| h.remove(f), Edit::HashRemove))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::HIncrBy { key, field, delta } => {
-            let n = ks.update(db, &key, now, Some(new_hash), |v| {
+            let n = ks.update(db, &key, now, Some(new_hash), |v, journal| {
                 let h = v.as_hash_mut()?;
                 let current = match h.get(&field) {
                     Some(text) => proto::decode::parse_int(text)
@@ -326,13 +356,15 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 let next = current
                     .checked_add(delta)
                     .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
-                h.insert(own(&field), Bytes::from(next.to_string()));
-                Ok((next, true))
+                let text = Bytes::from(next.to_string());
+                h.insert(own(&field), text.clone());
+                let delta = Delta::edit(journal, || Edit::HashPut(vec![(own(&field), text)]));
+                Ok((next, delta))
             })?;
             Ok(Outcome::Integer(n.unwrap_or(0)))
         }
         Op::HIncrByFloat { key, field, delta } => {
-            let text = ks.update(db, &key, now, Some(new_hash), |v| {
+            let text = ks.update(db, &key, now, Some(new_hash), |v, journal| {
                 let h = v.as_hash_mut()?;
                 let current = match h.get(&field) {
                     Some(text) => proto::args::parse_f64(text)
@@ -345,7 +377,9 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 }
                 let text = Bytes::from(format_float(next));
                 h.insert(own(&field), text.clone());
-                Ok((text, true))
+                let delta =
+                    Delta::edit(journal, || Edit::HashPut(vec![(own(&field), text.clone())]));
+                Ok((text, delta))
             })?;
             Ok(text.map_or(Outcome::Nil, Outcome::Bulk))
         }
@@ -360,21 +394,31 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             } else {
                 Some(new_list as fn() -> Value)
             };
-            let n = ks.update(db, &key, now, create, |v| {
+            let n = ks.update(db, &key, now, create, |v, journal| {
                 let l = v.as_list_mut()?;
+                let mut pushed = Vec::new();
                 for value in &values {
-                    l.push(own(value), left);
+                    let value = own(value);
+                    if journal {
+                        pushed.push(value.clone());
+                    }
+                    l.push(value, left);
                 }
-                Ok((l.len(), true))
+                let delta = Delta::edit(journal, || Edit::ListPush {
+                    left,
+                    values: pushed,
+                });
+                Ok((l.len(), delta))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::Pop { key, left, count } => {
-            let popped = ks.update(db, &key, now, None, |v| {
+            let popped = ks.update(db, &key, now, None, |v, journal| {
                 let l = v.as_list_mut()?;
                 let n = count.unwrap_or(1).min(l.len());
                 let items: Vec<Bytes> = (0..n).filter_map(|_| l.pop(left)).collect();
-                Ok((items, n > 0))
+                let delta = Delta::edit_if(n > 0, journal, || Edit::ListPop { left, count: n });
+                Ok((items, delta))
             })?;
             Ok(match (popped, count) {
                 (None, None) => Outcome::Nil,
@@ -384,7 +428,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             })
         }
         Op::LSet { key, index, value } => {
-            let done = ks.update(db, &key, now, None, |v| {
+            let done = ks.update(db, &key, now, None, |v, journal| {
                 let l = v.as_list_mut()?;
                 let i = if index < 0 {
                     l.len() as i64 + index
@@ -394,8 +438,10 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 if i < 0 || i >= l.len() as i64 {
                     return Err(CommandError::err("index out of range"));
                 }
-                l.set(i as usize, own(&value));
-                Ok(((), true))
+                let value = own(&value);
+                l.set(i as usize, value.clone());
+                let index = i as usize;
+                Ok(((), Delta::edit(journal, || Edit::ListSet { index, value })))
             })?;
             done.map(|()| Outcome::Ok)
                 .ok_or_else(|| CommandError::err("no such key"))
@@ -406,21 +452,23 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             pivot,
             value,
         } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            // O(n) in Redis too: journaled as the whole list.
+            let n = ks.update(db, &key, now, None, |v, _| {
                 let l = v.as_list_mut()?;
                 let at = l.iter().position(|x| *x == pivot);
                 match at {
                     Some(i) => {
                         l.insert(if before { i } else { i + 1 }, own(&value));
-                        Ok((l.len() as i64, true))
+                        Ok((l.len() as i64, Delta::Whole))
                     }
-                    None => Ok((-1, false)),
+                    None => Ok((-1, Delta::Unchanged)),
                 }
             })?;
             Ok(Outcome::Integer(n.unwrap_or(0)))
         }
         Op::LRem { key, count, value } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            // O(n) in Redis too: journaled as the whole list.
+            let n = ks.update(db, &key, now, None, |v, _| {
                 let l = v.as_list_mut()?;
                 let limit = if count == 0 {
                     usize::MAX
@@ -450,17 +498,24 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for &i in hits.iter().rev() {
                     l.remove(i);
                 }
-                Ok((hits.len(), !hits.is_empty()))
+                let delta = if hits.is_empty() {
+                    Delta::Unchanged
+                } else {
+                    Delta::Whole
+                };
+                Ok((hits.len(), delta))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::LTrim { key, start, stop } => {
-            ks.update(db, &key, now, None, |v| {
+            ks.update(db, &key, now, None, |v, journal| {
                 let l = v.as_list_mut()?;
                 let len = l.len();
                 let (a, b) = index_range(start, stop, len);
                 l.keep(a, b);
-                Ok(((), l.len() != len))
+                let (front, back) = (a, len - b.max(a));
+                let edit = || Edit::ListTrim { front, back };
+                Ok(((), Delta::edit_if(l.len() != len, journal, edit)))
             })?;
             Ok(Outcome::Ok)
         }
@@ -485,37 +540,48 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     .and_then(|v| v.as_list().ok()?.get(0).cloned())
                     .map_or(Outcome::Nil, Outcome::Bulk));
             }
-            let item = ks.update(db, &from, now, None, |v| {
+            let item = ks.update(db, &from, now, None, |v, journal| {
                 let item = v.as_list_mut()?.pop(from_left);
-                Ok((item, true))
+                let edit = || Edit::ListPop {
+                    left: from_left,
+                    count: 1,
+                };
+                Ok((item, Delta::edit(journal, edit)))
             })?;
             let Some(Some(item)) = item else {
                 return Ok(Outcome::Nil);
             };
-            ks.update(db, &to, now, Some(new_list), |v| {
+            ks.update(db, &to, now, Some(new_list), |v, journal| {
                 v.as_list_mut()?.push(item.clone(), to_left);
-                Ok(((), true))
+                let edit = || Edit::ListPush {
+                    left: to_left,
+                    values: vec![item.clone()],
+                };
+                Ok(((), Delta::edit(journal, edit)))
             })?;
             Ok(Outcome::Bulk(item))
         }
         Op::SAdd { key, members } => {
-            let n = ks.update(db, &key, now, Some(new_set), |v| {
+            let n = ks.update(db, &key, now, Some(new_set), |v, journal| {
                 let s = v.as_set_mut()?;
-                let n = members.iter().filter(|m| s.insert(own(m))).count();
-                Ok((n, n > 0))
+                Ok(touched(
+                    &members,
+                    journal,
+                    |m| s.insert(own(m)),
+                    Edit::SetAdd,
+                ))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::SRem { key, members } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            let n = ks.update(db, &key, now, None, |v, journal| {
                 let s = v.as_set_mut()?;
-                let n = members.iter().filter(|m| s.remove(m)).count();
-                Ok((n, n > 0))
+                Ok(touched(&members, journal, |m| s.remove(m), Edit::SetRemove))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::SPop { key, count, seed } => {
-            let popped = ks.update(db, &key, now, None, |v| {
+            let popped = ks.update(db, &key, now, None, |v, journal| {
                 let s = v.as_set_mut()?;
                 let n = count.unwrap_or(1).min(s.len());
                 let mut state = seed;
@@ -529,7 +595,8 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     s.remove(&m);
                     out.push(m);
                 }
-                Ok((out, n > 0))
+                let delta = Delta::edit_if(n > 0, journal, || Edit::SetRemove(out.clone()));
+                Ok((out, delta))
             })?;
             Ok(match (popped, count) {
                 (None, None) => Outcome::Nil,
@@ -552,11 +619,15 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             if from == to {
                 return Ok(Outcome::Integer(1));
             }
-            ks.update(db, &from, now, None, |v| {
-                Ok((v.as_set_mut()?.remove(&member), true))
+            ks.update(db, &from, now, None, |v, journal| {
+                let gone = v.as_set_mut()?.remove(&member);
+                let edit = || Edit::SetRemove(vec![own(&member)]);
+                Ok((gone, Delta::edit(journal, edit)))
             })?;
-            ks.update(db, &to, now, Some(new_set), |v| {
-                Ok((v.as_set_mut()?.insert(own(&member)), true))
+            ks.update(db, &to, now, Some(new_set), |v, journal| {
+                let added = v.as_set_mut()?.insert(own(&member));
+                let edit = || Edit::SetAdd(vec![own(&member)]);
+                Ok((added, Delta::edit_if(added, journal, edit)))
             })?;
             Ok(Outcome::Integer(1))
         }
@@ -576,15 +647,14 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
         }
         Op::ZAdd { key, flags, pairs } => zadd(ks, db, key, flags, pairs, now),
         Op::ZRem { key, members } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            let n = ks.update(db, &key, now, None, |v, journal| {
                 let z = v.as_zset_mut()?;
-                let n = members.iter().filter(|m| z.remove(m)).count();
-                Ok((n, n > 0))
+                Ok(touched(&members, journal, |m| z.remove(m), Edit::ZRemove))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::ZRemRangeByRank { key, start, stop } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            let n = ks.update(db, &key, now, None, |v, journal| {
                 let z = v.as_zset_mut()?;
                 let (a, b) = index_range(start, stop, z.len());
                 let doomed: Vec<Bytes> = z
@@ -596,12 +666,13 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for m in &doomed {
                     z.remove(m);
                 }
-                Ok((doomed.len(), !doomed.is_empty()))
+                let n = doomed.len();
+                Ok((n, Delta::edit_if(n > 0, journal, || Edit::ZRemove(doomed))))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::ZRemRangeByScore { key, min, max } => {
-            let n = ks.update(db, &key, now, None, |v| {
+            let n = ks.update(db, &key, now, None, |v, journal| {
                 let z = v.as_zset_mut()?;
                 let start = z.order().count_below(|s, _| min.below_min(s));
                 let doomed: Vec<Bytes> = z
@@ -613,12 +684,13 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for m in &doomed {
                     z.remove(m);
                 }
-                Ok((doomed.len(), !doomed.is_empty()))
+                let n = doomed.len();
+                Ok((n, Delta::edit_if(n > 0, journal, || Edit::ZRemove(doomed))))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
         Op::ZPop { key, max, count } => {
-            let popped = ks.update(db, &key, now, None, |v| {
+            let popped = ks.update(db, &key, now, None, |v, journal| {
                 let z = v.as_zset_mut()?;
                 let n = count.unwrap_or(1).min(z.len());
                 let items: Vec<(f64, Bytes)> = z
@@ -630,7 +702,9 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for (_, m) in &items {
                     z.remove(m);
                 }
-                Ok((items, n > 0))
+                let edit = || Edit::ZRemove(items.iter().map(|(_, m)| m.clone()).collect());
+                let delta = Delta::edit_if(n > 0, journal, edit);
+                Ok((items, delta))
             })?;
             let mut out = Vec::new();
             for (score, member) in popped.unwrap_or_default() {
@@ -656,9 +730,10 @@ fn zadd(
     } else {
         Some(new_zset as fn() -> Value)
     };
-    let result = ks.update(db, &key, now, create, |v| {
+    let result = ks.update(db, &key, now, create, |v, journal| {
         let z = v.as_zset_mut()?;
         let (mut added, mut changed) = (0, 0);
+        let mut written = Vec::new();
         let mut incr_result = None;
         for (score, member) in &pairs {
             let current = z.score(member);
@@ -688,10 +763,14 @@ fn zadd(
                     z.insert(member.clone(), score);
                     changed += 1;
                 }
-                Some(_) => {}
+                Some(_) => continue,
+            }
+            if journal {
+                written.push((own(member), score));
             }
         }
-        Ok(((added, changed, incr_result), added + changed > 0))
+        let delta = Delta::edit_if(added + changed > 0, journal, || Edit::ZAdd(written));
+        Ok(((added, changed, incr_result), delta))
     })?;
     let (added, changed, incr_result) = result.unwrap_or((0, 0, None));
     Ok(if flags.incr {
@@ -741,15 +820,205 @@ mod tests {
         };
         assert_eq!(run(&mut ks, srem), Ok(Outcome::Integer(0)));
         let (changes, _) = ks.drain_changes();
-        let members = |c: &Change| match c {
-            Change::Put { entry, .. } => entry.value.as_set().unwrap().len(),
-            _ => 0,
+        let edit = |edit| Change::Edit {
+            db: 0,
+            key: b("s"),
+            edit,
         };
-        assert_eq!(changes.len(), 3);
-        assert_eq!((members(&changes[0]), members(&changes[1])), (2, 1));
-        assert_eq!(changes[2], Change::Remove { db: 0, key: b("s") });
+        assert_eq!(
+            changes,
+            vec![
+                edit(Edit::SetAdd(vec![b("a"), b("b")])),
+                edit(Edit::SetRemove(vec![b("a")])),
+                Change::Remove { db: 0, key: b("s") },
+            ]
+        );
         assert_eq!(ks.type_of(0, &b("s"), 0), "none");
         assert_eq!(ks.used_memory(), 0);
+    }
+
+    /// Runs a script of commands on a journaling keyspace and replays its journal onto a
+    /// fresh one: both must hold the same data after every step.
+    #[test]
+    fn replaying_the_journal_rebuilds_every_collection() {
+        let bs = |items: &[&str]| items.iter().map(|s| b(s)).collect::<Vec<_>>();
+        let push = |left, items: &[&str]| Op::Push {
+            key: b("l"),
+            values: bs(items),
+            left,
+            only_if_exists: false,
+        };
+        let pop = |key: &str, left, count| Op::Pop {
+            key: b(key),
+            left,
+            count,
+        };
+        let lset = |index, value: &str| Op::LSet {
+            key: b("l"),
+            index,
+            value: b(value),
+        };
+        let hset = |pairs: &[(&str, &str)], only_if_new| Op::HSet {
+            key: b("h"),
+            pairs: pairs.iter().map(|(f, v)| (b(f), b(v))).collect(),
+            only_if_new,
+        };
+        let hfloat = |delta| Op::HIncrByFloat {
+            key: b("h"),
+            field: b("f5"),
+            delta,
+        };
+        let zadd = |flags, pairs: &[(f64, &str)]| Op::ZAdd {
+            key: b("z"),
+            flags,
+            pairs: pairs.iter().map(|(s, m)| (*s, b(m))).collect(),
+        };
+        let zpop = |max, count| Op::ZPop {
+            key: b("z"),
+            max,
+            count,
+        };
+        let spop = |count, seed| Op::SPop {
+            key: b("s"),
+            count,
+            seed,
+        };
+        let gt_ch = ZAddFlags {
+            gt: true,
+            ch: true,
+            ..ZAddFlags::default()
+        };
+        let incr = ZAddFlags {
+            incr: true,
+            ..ZAddFlags::default()
+        };
+        let script: Vec<Mutation> = [
+            push(false, &["a", "b", "c", "d", "e", "f"]),
+            push(true, &["x", "y"]),
+            pop("l", true, None),
+            pop("l", false, Some(2)),
+            lset(1, "B"),
+            lset(-1, "E"),
+            Op::LTrim {
+                key: b("l"),
+                start: 1,
+                stop: -2,
+            },
+            Op::LInsert {
+                key: b("l"),
+                before: true,
+                pivot: b("B"),
+                value: b("ins"),
+            },
+            Op::LRem {
+                key: b("l"),
+                count: 0,
+                value: b("ins"),
+            },
+            Op::Push {
+                key: b("l2"),
+                values: bs(&["only"]),
+                left: false,
+                only_if_exists: false,
+            },
+            Op::LMove {
+                from: b("l"),
+                to: b("l2"),
+                from_left: true,
+                to_left: false,
+            },
+            Op::LMove {
+                from: b("l2"),
+                to: b("l"),
+                from_left: false,
+                to_left: true,
+            },
+            hset(&[("f1", "v1"), ("f2", "v2"), ("f3", "3")], false),
+            hset(&[("f1", "no")], true),
+            hset(&[("f4", "v4")], true),
+            Op::HDel {
+                key: b("h"),
+                fields: bs(&["f2", "nope"]),
+            },
+            Op::HIncrBy {
+                key: b("h"),
+                field: b("f3"),
+                delta: 4,
+            },
+            hfloat(1.5),
+            hfloat(0.1),
+            Op::SAdd {
+                key: b("s"),
+                members: bs(&["a", "b", "c", "d", "e", "f", "g"]),
+            },
+            Op::SRem {
+                key: b("s"),
+                members: bs(&["a", "zz"]),
+            },
+            spop(None, 7),
+            spop(Some(2), 99),
+            Op::SMove {
+                from: b("s"),
+                to: b("s2"),
+                member: b("b"),
+            },
+            Op::SStore {
+                dest: b("s3"),
+                keys: bs(&["s", "s2"]),
+                algebra: Algebra::Union,
+            },
+            zadd(ZAddFlags::default(), &[(1.0, "a"), (2.0, "b"), (3.0, "c")]),
+            zadd(ZAddFlags::default(), &[(4.0, "d"), (5.0, "e"), (6.0, "f")]),
+            zadd(gt_ch, &[(10.0, "a"), (0.0, "b")]),
+            zadd(incr, &[(2.5, "c")]),
+            zadd(incr, &[(1.0, "new")]),
+            Op::ZRem {
+                key: b("z"),
+                members: bs(&["d", "zz"]),
+            },
+            zpop(false, None),
+            zpop(true, Some(2)),
+            Op::ZRemRangeByRank {
+                key: b("z"),
+                start: 0,
+                stop: 0,
+            },
+            pop("l2", false, Some(10)),
+        ]
+        .into_iter()
+        .map(Mutation::Collection)
+        .chain([
+            Mutation::Expire {
+                key: b("z"),
+                at: 5000,
+                condition: Default::default(),
+            },
+            Mutation::Persist { key: b("z") },
+            Mutation::Expire {
+                key: b("h"),
+                at: 5000,
+                condition: Default::default(),
+            },
+        ])
+        .collect();
+        let mut primary = Keyspace::new(true);
+        let mut replica = Keyspace::new(true);
+        for (step, mutation) in script.into_iter().enumerate() {
+            let line = format!("{mutation:?}");
+            let _ = primary.apply(0, mutation, 1000 + step as u64);
+            let (changes, _) = primary.drain_changes();
+            for change in changes {
+                replica.replay(change);
+            }
+            replica.drain_changes();
+            assert_eq!(replica.snapshot(0), primary.snapshot(0), "after {line}");
+        }
+        // l, h, s, s3, z (l2 was emptied by its pops, s2 by nothing: it holds "b").
+        assert_eq!(primary.snapshot(0).len(), 1 + 6);
+        assert_eq!(
+            primary.ttl(0, &b("h"), 0),
+            crate::keyspace::TtlState::At(5000)
+        );
     }
 
     #[test]

@@ -63,3 +63,81 @@ pub fn int(n: i64) -> Frame {
 pub fn err(s: &str) -> Frame {
     Frame::error(s)
 }
+
+pub fn frame_text(frame: &Frame) -> String {
+    String::from_utf8_lossy(frame.as_bytes().expect("a string reply")).into_owned()
+}
+
+/// Every key of db 0 with its DUMP payload and absolute deadline.
+pub async fn dataset(server: &Running) -> Vec<(Frame, Frame, Frame)> {
+    let mut c = connect(server).await;
+    let Frame::Array(keys) = call(&mut c, &["KEYS", "*"]).await else {
+        panic!("KEYS");
+    };
+    let mut keys: Vec<String> = keys.iter().map(frame_text).collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for key in keys {
+        let dump = call(&mut c, &["DUMP", &key]).await;
+        let deadline = call(&mut c, &["PEXPIRETIME", &key]).await;
+        out.push((bulk(&key), dump, deadline));
+    }
+    out
+}
+
+/// One write of every kind a collection can take, in an order where each applies to
+/// something: replication and restart tests run it and compare the data after each.
+pub const COLLECTION_EDITS: &[&[&str]] = &[
+    &["LPUSH", "list", "x", "y"],
+    &["RPUSH", "list", "z"],
+    &["LPOP", "list"],
+    &["RPOP", "list", "2"],
+    &["LSET", "list", "1", "B"],
+    &["LSET", "list", "-1", "last"],
+    &["LTRIM", "list", "1", "-2"],
+    &["LINSERT", "list", "BEFORE", "B", "ins"],
+    &["LREM", "list", "0", "ins"],
+    &["LMOVE", "list", "other", "LEFT", "RIGHT"],
+    &["RPUSH", "fresh", "1", "2", "3"],
+    &["RPOP", "fresh", "3"],
+    &["HSET", "hash", "f3", "v3", "f1", "new"],
+    &["HSETNX", "hash", "f4", "v4"],
+    &["HDEL", "hash", "f3", "nope"],
+    &["HINCRBY", "hash", "f2", "40"],
+    &["HINCRBYFLOAT", "hash", "fl", "10.5"],
+    &["HINCRBYFLOAT", "hash", "fl", "0.1"],
+    &["SADD", "set", "a", "b", "c", "d", "e", "f", "g", "h"],
+    &["SREM", "set", "a", "zz"],
+    &["SPOP", "set"],
+    &["SPOP", "set", "3"],
+    &["SMOVE", "set", "set2", "b"],
+    &[
+        "ZADD", "zset", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e",
+    ],
+    &["ZADD", "zset", "GT", "CH", "10", "a", "0", "b"],
+    &["ZINCRBY", "zset", "0.1", "c"],
+    &["ZADD", "zset", "INCR", "7", "new"],
+    &["ZREM", "zset", "d", "zz"],
+    &["ZPOPMIN", "zset"],
+    &["ZPOPMAX", "zset", "2"],
+    &["EXPIRE", "zset", "1000"],
+    &["EXPIRE", "hash", "2000"],
+    &["PERSIST", "zset"],
+    &["GETEX", "nothing", "PERSIST"],
+    &["SET", "str", "v", "EX", "100"],
+    &["PERSIST", "str"],
+    &["SPOP", "set2"],
+    &["RPOP", "other", "10"],
+];
+
+/// What [`COLLECTION_EDITS`] leaves, as [`dataset`] shows it: list, hash (with its
+/// deadline), set, str and zset; fresh, set2 and other were emptied by pops.
+pub fn check_edited(data: &[(Frame, Frame, Frame)]) {
+    let keys: Vec<String> = data.iter().map(|(k, _, _)| frame_text(k)).collect();
+    assert_eq!(keys, ["hash", "list", "set", "str", "zset"], "{data:?}");
+    assert!(
+        matches!(data[0].2, Frame::Integer(at) if at > 0),
+        "hash TTL"
+    );
+    assert_eq!(data[4].2, Frame::Integer(-1), "zset persisted");
+}
