@@ -10,17 +10,25 @@
 //! on the way is refused instead of restored as garbage:
 //!
 //! ```text
-//! DUMP payload:  bincode(Value) | format version: u16 LE | crc32c(previous bytes): u32 LE
-//! disk record:   format version: u8 | bincode(Entry { value, expires_at })
+//! DUMP payload:   bincode(Value) | format version: u16 LE | crc32c(previous bytes): u32 LE
+//! disk record:    format version: u8 | bincode(Record { expires_at, body })
+//! element key:    key length: u32 BE | key | field, member or list position (u64 BE)
+//! change record:  format version: u8 | bincode(Change)
 //! ```
+//!
+//! A key's disk record holds a string whole, but only the header of a collection: its
+//! elements are records of their own, under element keys (see `crate::storage` for why).
 
 use bincode::Options;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::keyspace::Change;
-use crate::value::{Entry, Value};
+use crate::value::Value;
 
-/// Version of the on-disk record format.
-const RECORD_VERSION: u8 = 1;
+/// Version of the on-disk record format. 1 held whole collections in the key's record;
+/// 2 holds a header and stores the elements apart. Version 1 records are not read.
+const RECORD_VERSION: u8 = 2;
 /// Version of the `DUMP` payload format.
 const DUMP_VERSION: u16 = 1;
 /// No record is larger than the largest value a client may send, plus framing.
@@ -46,18 +54,46 @@ pub enum CodecError {
     Malformed,
 }
 
+/// A key's record in its database's tree: the deadline, and the string itself or the
+/// header of a collection whose elements live under element keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub expires_at: Option<u64>,
+    pub body: Body,
+}
+
+/// What a [`Record`] holds besides the deadline. New variants go at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Body {
+    String(Bytes),
+    Hash,
+    /// The list's elements sit at positions `head..tail` (see [`list_position`]).
+    List {
+        head: u64,
+        tail: u64,
+    },
+    Set,
+    ZSet,
+}
+
+impl Body {
+    pub fn is_collection(&self) -> bool {
+        !matches!(self, Body::String(_))
+    }
+}
+
 /// Encodes a key's durable record.
-pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+pub fn encode_record(record: &Record) -> Vec<u8> {
     let mut out = vec![RECORD_VERSION];
     // Serializing into a Vec cannot fail for these types (no maps with non-string keys,
     // no size beyond the limit a client could send).
-    if options().serialize_into(&mut out, entry).is_err() {
+    if options().serialize_into(&mut out, record).is_err() {
         out.truncate(1);
     }
     out
 }
 
-pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
+pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, body)) => options()
             .deserialize(body)
@@ -65,6 +101,43 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
         Some(_) => Err(CodecError::Version),
         None => Err(CodecError::Malformed),
     }
+}
+
+/// The prefix every element key of `key` starts with: `len(key): u32 BE | key`.
+pub fn element_prefix(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key.len() + 8);
+    // Keys are at most 512 MiB (proto-max-bulk-len), so the length fits a u32.
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// An element's key: the prefix of `key`, then the field, member or list position.
+pub fn element_key(prefix: &[u8], element: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + element.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(element);
+    out
+}
+
+/// Where a new list's head and tail start: the middle of the u64 range, so pushes on the
+/// left (positions going down) and on the right (going up) both have 2^63 to go.
+pub const LIST_ORIGIN: u64 = 1 << 63;
+
+/// A list position as an element key suffix: big-endian, so byte order is list order.
+/// (Read as a signed offset from [`LIST_ORIGIN`], this is the offset's two's complement
+/// with the sign bit flipped: the usual trick for sorting signed numbers as bytes.)
+pub fn list_position(position: u64) -> [u8; 8] {
+    position.to_be_bytes()
+}
+
+/// A sorted-set member's score as its element's value.
+pub fn encode_score(score: f64) -> [u8; 8] {
+    score.to_bits().to_be_bytes()
+}
+
+pub fn decode_score(bytes: &[u8]) -> Option<f64> {
+    Some(f64::from_bits(u64::from_be_bytes(bytes.try_into().ok()?)))
 }
 
 /// Version of a change record (replication stream and snapshots).
@@ -120,18 +193,41 @@ pub fn undump(payload: &[u8]) -> Result<Value, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn records_round_trip_and_the_format_is_fixed() {
-        let entry = Entry::new(Value::String(Bytes::from_static(b"v\0\xff")), Some(7));
-        let bytes = encode_entry(&entry);
-        // version, variant tag (u32), length (u64), 3 bytes, Some tag, u64 deadline.
-        assert_eq!(bytes.len(), 1 + 4 + 8 + 3 + 1 + 8);
-        assert_eq!(&bytes[..5], &[1, 0, 0, 0, 0]);
-        assert_eq!(decode_entry(&bytes), Ok(entry));
-        assert_eq!(decode_entry(&[9, 0]), Err(CodecError::Version));
-        assert_eq!(decode_entry(&[]), Err(CodecError::Malformed));
+        let record = Record {
+            expires_at: Some(7),
+            body: Body::String(Bytes::from_static(b"v\0\xff")),
+        };
+        let bytes = encode_record(&record);
+        // version, Some tag, u64 deadline, variant tag (u32), length (u64), 3 bytes.
+        assert_eq!(bytes.len(), 1 + 1 + 8 + 4 + 8 + 3);
+        assert_eq!(&bytes[..2], &[2, 1]);
+        assert_eq!(decode_record(&bytes), Ok(record));
+        let list = Record {
+            expires_at: None,
+            body: Body::List {
+                head: LIST_ORIGIN - 1,
+                tail: LIST_ORIGIN + 1,
+            },
+        };
+        assert_eq!(decode_record(&encode_record(&list)), Ok(list));
+        // Version 1 (whole collections in the record) is not read.
+        assert_eq!(decode_record(&[1, 0]), Err(CodecError::Version));
+        assert_eq!(decode_record(&[]), Err(CodecError::Malformed));
+    }
+
+    #[test]
+    fn element_keys_sort_by_key_then_list_order() {
+        let key = |k: &[u8], pos: u64| element_key(&element_prefix(k), &list_position(pos));
+        // Positions left of the origin sort before it, and the key's length keeps "a"'s
+        // elements apart from "ab"'s even when an element starts with "b".
+        assert!(key(b"a", LIST_ORIGIN - 1) < key(b"a", LIST_ORIGIN));
+        assert!(key(b"a", LIST_ORIGIN) < key(b"a", LIST_ORIGIN + 1));
+        assert!(!element_key(&element_prefix(b"a"), b"b").starts_with(&element_prefix(b"ab")));
+        assert_eq!(element_prefix(b"ab"), [0, 0, 0, 2, b'a', b'b']);
+        assert_eq!(decode_score(&encode_score(-2.5)), Some(-2.5));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!
 //! Every change goes through [`Keyspace::apply`] with a [`Mutation`]. `apply` is
 //! deterministic given `now`, and it records what it changed, key by key, in the
-//! [`Journal`] as [`Change`]s: the new record of a key, its removal, a flushed or swapped
-//! database. Reads that find an expired key remove it and journal that removal too. The
+//! [`Journal`] as [`Change`]s: the new record of a key, an edit to a collection's
+//! elements, a new deadline, a removal, a flushed or swapped database. Reads that find an expired key remove it and journal that removal too. The
 //! journal is the single source of truth for "what happened": the server drains it after
 //! each command and hands it to persistence (and, later, to the replication stream), so
 //! the disk can never see a change the memory did not make, or the reverse.

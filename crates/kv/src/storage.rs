@@ -18,18 +18,51 @@
 //! Each change carries a sequence number; the writer publishes the number of the last
 //! change known durable, and an `always` client waits until it covers its own change.
 //!
-//! ## Layout on disk
+//! ## Layout on disk: a record per key, a record per element
 //!
-//! One sled tree per database, holding `key -> codec::encode_entry(entry)`. `FLUSHDB` and
-//! `SWAPDB` must be atomic, and deleting or renaming a million keys is not, so a `meta`
-//! tree maps each database number to the physical tree that holds it: `FLUSHDB` points
-//! the database at a fresh, empty tree (then drops the old one) and `SWAPDB` swaps two
-//! pointers, each a single atomic write.
+//! sled is a sorted key-value store, and a collection can hold millions of elements. If
+//! a list were one record, every `LPUSH` would rewrite all of it: 100k pushes to one list
+//! would copy ~5·10^9 elements. So, as Kvrocks and Pika store Redis's types on RocksDB,
+//! each database has two trees:
 //!
-//! Within a batch, several changes to one key collapse to the last one (the state after
-//! the batch is the same, and a hot key is written once instead of thousands of times).
+//! ```text
+//! records  (t<id>):  key                                  -> Record { expires_at, body }
+//!                    body: the string, or a collection's header (type; a list's head, tail)
+//! elements (e<id>):  len(key): u32 BE | key | field        -> value          (hash)
+//!                    len(key): u32 BE | key | member       -> (empty)        (set)
+//!                    len(key): u32 BE | key | member       -> score: f64     (sorted set)
+//!                    len(key): u32 BE | key | position BE  -> value          (list)
+//! ```
+//!
+//! - **A sub-key per element** makes a write cost what it touches: `HSET h f v` writes
+//!   one element and the header, `LPOP` deletes one element and moves the head. The
+//!   journal already says which elements (a [`Change::Edit`]), so the writer never reads
+//!   or re-encodes the collection.
+//! - **The length prefix** keeps keys apart: without it, key `a` with field `bc` and key
+//!   `ab` with field `c` would both be `abc`. With it, all of a key's elements form one
+//!   contiguous range that starts with its prefix and holds nothing else, found by a
+//!   prefix scan (to load a key, or to delete it).
+//! - **List positions** are u64s written big-endian, so byte order is list order and a
+//!   prefix scan returns the list in order. A new list starts with head = tail = 2^63;
+//!   `LPUSH` writes at `head - 1` and `RPUSH` at `tail`, so the list grows outward from the
+//!   middle of the range: neither end runs out (2^63 pushes each way), and no push moves
+//!   an element already stored. `LSET i` writes position `head + i`. (`LINSERT`/`LREM`,
+//!   O(n) in Redis too, rewrite the list.)
+//!
+//! `FLUSHDB` and `SWAPDB` must be atomic, and deleting or renaming a million keys is not,
+//! so a `meta` tree maps each database number to a physical id that names *both* of its
+//! trees (`t<id>`, `e<id>`): `FLUSHDB` points the database at a fresh id (then drops the
+//! old trees) and `SWAPDB` swaps two ids, each a single atomic write.
+//!
+//! The writer applies changes in order. A batch stages what they leave — each touched
+//! key's record and each touched element, the last write winning — and writes it as one
+//! sled transaction per database over its two trees, so a header and its elements never
+//! disagree on disk. A hot key changed thousands of times in a batch has its record read
+//! once and written once. A `Put` or `Remove` of a collection first drops its old
+//! elements (a prefix scan); an `Edit` touches only its elements and the header.
+//! Records written by format version 1 (whole collections in one record) are not read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -37,12 +70,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use sled::Transactional;
+use sled::transaction::{TransactionError, TransactionResult};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::codec;
+use crate::codec::{self, Body, Record};
 use crate::keyspace::{Change, DATABASES, Keyspace};
-use crate::value::Entry;
+use crate::types::edit::Edit;
+use crate::types::{hash::Hash, list::List, zset::ZSet};
+use crate::value::{Entry, Value};
 
 /// `--fsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,32 +158,11 @@ impl Storage {
             .flush_every_ms(flush_every)
             .open()?;
         let files = Files::open(db)?;
-        let mut loaded = 0usize;
-        let mut expired = Vec::new();
-        for (n, tree) in files.trees.iter().enumerate() {
-            for item in tree.iter() {
-                let (key, record) = item?;
-                let key = Bytes::copy_from_slice(&key);
-                match codec::decode_entry(&record) {
-                    Ok(entry) => {
-                        if keyspace.load(n, key.clone(), entry, now) {
-                            loaded += 1;
-                        } else {
-                            expired.push((n, key));
-                        }
-                    }
-                    Err(e) => warn!("db{n}: skipping undecodable record ({e:?})"),
-                }
-            }
-        }
-        for (n, key) in &expired {
-            files.trees[*n].remove(key)?;
-        }
+        let (loaded, expired) = files.load(keyspace, now)?;
         files.db.flush()?;
         info!(
-            "loaded {loaded} keys from {} ({} expired while down)",
+            "loaded {loaded} keys from {} ({expired} expired while down)",
             dir.display(),
-            expired.len()
         );
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicU64::new(0));
@@ -195,8 +211,7 @@ impl Storage {
     /// Backpressure: waits while the writer is more than [`MAX_LAG`] changes behind
     /// change `seq`, or holds more than [`MAX_QUEUED_BYTES`] of changes not yet written.
     /// Without it a writer slower than the clients would queue changes without bound (a
-    /// change to a collection carries the whole collection, so 16k changes to one big list
-    /// can be gigabytes), and `everysec` would lose far more than a second in a crash.
+    /// `RESTORE` or `RENAME` of a big collection carries all of it), and `everysec` would lose far more than a second in a crash.
     pub async fn keep_up(&self, seq: u64) {
         let queued = &self.queued;
         let behind = |p: &Progress| {
@@ -232,11 +247,14 @@ impl Storage {
     }
 }
 
-/// The sled database, its meta tree and the current tree of each database number.
+/// The sled database, its meta tree and the current trees of each database number.
 struct Files {
     db: sled::Db,
     meta: sled::Tree,
-    trees: Vec<sled::Tree>,
+    /// Per database: key -> [`Record`].
+    records: Vec<sled::Tree>,
+    /// Per database: element key -> element value.
+    elements: Vec<sled::Tree>,
     ids: Vec<u64>,
     next_id: u64,
 }
@@ -245,12 +263,58 @@ fn db_key(n: usize) -> Vec<u8> {
     format!("db/{n}").into_bytes()
 }
 
-fn tree_name(id: u64) -> String {
+fn records_name(id: u64) -> String {
     format!("t{id}")
+}
+
+fn elements_name(id: u64) -> String {
+    format!("e{id}")
+}
+
+/// The physical id a tree name belongs to (`t7`, `e7` -> 7).
+fn tree_id(name: &[u8]) -> Option<u64> {
+    let id = name
+        .strip_prefix(b"t")
+        .or_else(|| name.strip_prefix(b"e"))?;
+    std::str::from_utf8(id).ok()?.parse().ok()
 }
 
 fn read_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+/// What a stretch of changes leaves on disk, gathered before it is written: the record of
+/// each key they touched and each element they wrote or deleted (`None`: delete), the
+/// last change winning.
+#[derive(Default)]
+struct Stage {
+    records: HashMap<(usize, Bytes), Option<Record>>,
+    elements: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>,
+}
+
+/// A key's record and element prefix while a change is applied to it.
+struct Target {
+    db: usize,
+    prefix: Vec<u8>,
+}
+
+impl Target {
+    fn new(db: usize, key: &[u8]) -> Target {
+        Target {
+            db,
+            prefix: codec::element_prefix(key),
+        }
+    }
+
+    fn put(&self, stage: &mut Stage, element: &[u8], value: Vec<u8>) {
+        let key = codec::element_key(&self.prefix, element);
+        stage.elements.insert((self.db, key), Some(value));
+    }
+
+    fn delete(&self, stage: &mut Stage, element: &[u8]) {
+        let key = codec::element_key(&self.prefix, element);
+        stage.elements.insert((self.db, key), None);
+    }
 }
 
 impl Files {
@@ -270,28 +334,101 @@ impl Files {
             .unwrap_or(DATABASES as u64);
         // Trees left behind by a FLUSHDB interrupted before its drop_tree.
         for name in db.tree_names() {
-            let orphan = name
-                .strip_prefix(b"t")
-                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<u64>().ok())
-                .is_some_and(|id| !ids.contains(&id));
-            if orphan {
+            if tree_id(&name).is_some_and(|id| !ids.contains(&id)) {
                 db.drop_tree(&name)?;
             }
         }
-        let trees = ids
-            .iter()
-            .map(|&id| db.open_tree(tree_name(id)))
-            .collect::<Result<_, _>>()?;
+        let open = |name: fn(u64) -> String| {
+            ids.iter()
+                .map(|&id| db.open_tree(name(id)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let records = open(records_name)?;
+        let elements = open(elements_name)?;
         Ok(Files {
             db,
             meta,
-            trees,
+            records,
+            elements,
             ids,
             next_id,
         })
     }
 
-    /// Points database `n` at a new empty tree and drops the old one.
+    /// Loads every live key into `keyspace`: a collection from its header and the prefix
+    /// scan of its elements (in list order, for lists). Keys that expired while the server
+    /// was down are deleted with their elements. Returns (loaded, expired).
+    fn load(&self, keyspace: &mut Keyspace, now: u64) -> Result<(usize, usize), sled::Error> {
+        let (mut loaded, mut expired) = (0, 0);
+        for n in 0..DATABASES {
+            for item in self.records[n].iter() {
+                let (key, bytes) = item?;
+                let record = match codec::decode_record(&bytes) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        warn!("db{n}: skipping undecodable record ({e:?})");
+                        continue;
+                    }
+                };
+                let key = Bytes::copy_from_slice(&key);
+                let value = if record.expires_at.is_some_and(|at| at <= now) {
+                    None
+                } else {
+                    self.read_value(n, &key, record.body)?
+                };
+                match value {
+                    Some(value) => {
+                        keyspace.load(n, key, Entry::new(value, record.expires_at), now);
+                        loaded += 1;
+                    }
+                    None => {
+                        self.records[n].remove(&key)?;
+                        for element in self.elements[n].scan_prefix(codec::element_prefix(&key)) {
+                            self.elements[n].remove(element?.0)?;
+                        }
+                        expired += 1;
+                    }
+                }
+            }
+        }
+        Ok((loaded, expired))
+    }
+
+    /// A key's value from its record's body and, for a collection, its elements (`None`
+    /// for a collection with none: nothing to load).
+    fn read_value(&self, n: usize, key: &[u8], body: Body) -> Result<Option<Value>, sled::Error> {
+        let prefix = codec::element_prefix(key);
+        let mut elements = Vec::new();
+        if body.is_collection() {
+            for item in self.elements[n].scan_prefix(&prefix) {
+                let (k, v) = item?;
+                let element = Bytes::copy_from_slice(&k[prefix.len()..]);
+                elements.push((element, v));
+            }
+            if elements.is_empty() {
+                return Ok(None);
+            }
+        }
+        let bytes = |v: sled::IVec| Bytes::copy_from_slice(&v);
+        let items = elements.into_iter();
+        Ok(Some(match body {
+            Body::String(s) => Value::String(s),
+            Body::Hash => Value::Hash(Hash::from(
+                items.map(|(f, v)| (f, bytes(v))).collect::<Vec<_>>(),
+            )),
+            Body::List { .. } => Value::List(List::from(
+                items.map(|(_, v)| bytes(v)).collect::<VecDeque<_>>(),
+            )),
+            Body::Set => Value::Set(items.map(|(m, _)| m).collect()),
+            Body::ZSet => Value::ZSet(ZSet::from(
+                items
+                    .map(|(m, v)| (m, codec::decode_score(&v).unwrap_or(f64::NAN)))
+                    .collect::<Vec<_>>(),
+            )),
+        }))
+    }
+
+    /// Points database `n` at a new physical id (two empty trees) and drops the old ones.
     fn flush_db(&mut self, n: usize) -> Result<(), sled::Error> {
         let id = self.next_id;
         self.next_id += 1;
@@ -300,8 +437,10 @@ impl Files {
         batch.insert("next", &self.next_id.to_be_bytes());
         self.meta.apply_batch(batch)?;
         let old = std::mem::replace(&mut self.ids[n], id);
-        self.trees[n] = self.db.open_tree(tree_name(id))?;
-        self.db.drop_tree(tree_name(old))?;
+        self.records[n] = self.db.open_tree(records_name(id))?;
+        self.elements[n] = self.db.open_tree(elements_name(id))?;
+        self.db.drop_tree(records_name(old))?;
+        self.db.drop_tree(elements_name(old))?;
         Ok(())
     }
 
@@ -311,97 +450,290 @@ impl Files {
         batch.insert(db_key(b), &self.ids[a].to_be_bytes());
         self.meta.apply_batch(batch)?;
         self.ids.swap(a, b);
-        self.trees.swap(a, b);
+        self.records.swap(a, b);
+        self.elements.swap(a, b);
         Ok(())
     }
 
-    /// Writes the collapsed puts and removes of one stretch of changes, one atomic batch
-    /// per database.
-    fn write(
-        &mut self,
-        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
-    ) -> Result<(), sled::Error> {
-        let mut batches: Vec<Option<sled::Batch>> = (0..DATABASES).map(|_| None).collect();
-        for ((n, key), entry) in pending.drain() {
-            let batch = batches[n].get_or_insert_with(sled::Batch::default);
-            match entry {
-                Some(entry) => batch.insert(&key[..], codec::encode_entry(&entry)),
-                None => batch.remove(&key[..]),
+    /// Writes what the stage gathered: per database, one transaction over its two trees.
+    fn write(&mut self, stage: &mut Stage) -> Result<(), sled::Error> {
+        let mut batches: Vec<Option<(sled::Batch, sled::Batch)>> =
+            (0..DATABASES).map(|_| None).collect();
+        for ((n, key), record) in stage.records.drain() {
+            let (records, _) = batches[n].get_or_insert_with(Default::default);
+            match record {
+                Some(record) => records.insert(&key[..], codec::encode_record(&record)),
+                None => records.remove(&key[..]),
+            }
+        }
+        for ((n, key), value) in std::mem::take(&mut stage.elements) {
+            let (_, elements) = batches[n].get_or_insert_with(Default::default);
+            match value {
+                Some(value) => elements.insert(key, value),
+                None => elements.remove(key),
             }
         }
         for (n, batch) in batches.into_iter().enumerate() {
-            if let Some(batch) = batch {
-                self.trees[n].apply_batch(batch)?;
-            }
+            let Some((records, elements)) = batch else {
+                continue;
+            };
+            let trees = (&self.records[n], &self.elements[n]);
+            let result: TransactionResult<()> = trees.transaction(|(r, e)| {
+                r.apply_batch(&records)?;
+                e.apply_batch(&elements)?;
+                Ok(())
+            });
+            result.map_err(|e| match e {
+                TransactionError::Storage(e) => e,
+                TransactionError::Abort(()) => sled::Error::Unsupported("aborted".into()),
+            })?;
         }
         Ok(())
     }
 
     /// A key's record as the changes so far leave it.
-    fn current(
-        &self,
-        db: usize,
-        key: &Bytes,
-        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
-    ) -> Result<Option<Entry>, sled::Error> {
-        if let Some(entry) = pending.remove(&(db, key.clone())) {
-            return Ok(entry);
+    fn record(&self, stage: &Stage, db: usize, key: &Bytes) -> Result<Option<Record>, sled::Error> {
+        if let Some(record) = stage.records.get(&(db, key.clone())) {
+            return Ok(record.clone());
         }
-        Ok(self.trees[db]
+        Ok(self.records[db]
             .get(key)?
-            .and_then(|record| codec::decode_entry(&record).ok()))
+            .and_then(|bytes| codec::decode_record(&bytes).ok()))
     }
 
-    fn apply(
-        &mut self,
-        changes: Vec<Change>,
-        pending: &mut HashMap<(usize, Bytes), Option<Entry>>,
+    /// Deletes every element of `key`: those on disk and those staged.
+    fn drop_elements(&self, stage: &mut Stage, db: usize, key: &[u8]) -> Result<(), sled::Error> {
+        let prefix = codec::element_prefix(key);
+        for item in self.elements[db].scan_prefix(&prefix) {
+            stage.elements.insert((db, item?.0.to_vec()), None);
+        }
+        let staged = stage
+            .elements
+            .range_mut((db, prefix.clone())..)
+            .take_while(|((n, k), _)| *n == db && k.starts_with(&prefix));
+        for (_, value) in staged {
+            *value = None;
+        }
+        Ok(())
+    }
+
+    /// The key now holds `entry`: its old elements go, the new ones are written.
+    fn put(
+        &self,
+        stage: &mut Stage,
+        db: usize,
+        key: Bytes,
+        entry: Entry,
     ) -> Result<(), sled::Error> {
+        if self
+            .record(stage, db, &key)?
+            .is_some_and(|r| r.body.is_collection())
+        {
+            self.drop_elements(stage, db, &key)?;
+        }
+        let t = Target::new(db, &key);
+        let body = match entry.value {
+            Value::String(s) => Body::String(s),
+            Value::Hash(h) => {
+                for (field, value) in h.iter() {
+                    t.put(stage, field, value.to_vec());
+                }
+                Body::Hash
+            }
+            Value::List(l) => {
+                let mut tail = codec::LIST_ORIGIN;
+                for value in l.iter() {
+                    t.put(stage, &codec::list_position(tail), value.to_vec());
+                    tail += 1;
+                }
+                Body::List {
+                    head: codec::LIST_ORIGIN,
+                    tail,
+                }
+            }
+            Value::Set(set) => {
+                for member in set.iter() {
+                    t.put(stage, member, Vec::new());
+                }
+                Body::Set
+            }
+            Value::ZSet(z) => {
+                for (slot, &score) in z.slots() {
+                    t.put(stage, slot.key(), codec::encode_score(score).to_vec());
+                }
+                Body::ZSet
+            }
+        };
+        let record = Record {
+            expires_at: entry.expires_at,
+            body,
+        };
+        stage.records.insert((db, key), Some(record));
+        Ok(())
+    }
+
+    fn remove(&self, stage: &mut Stage, db: usize, key: Bytes) -> Result<(), sled::Error> {
+        if self
+            .record(stage, db, &key)?
+            .is_some_and(|r| r.body.is_collection())
+        {
+            self.drop_elements(stage, db, &key)?;
+        }
+        stage.records.insert((db, key), None);
+        Ok(())
+    }
+
+    /// Applies an edit to the elements it names and the header (created, with no TTL, if
+    /// the edit created the key).
+    fn edit(
+        &self,
+        stage: &mut Stage,
+        db: usize,
+        key: Bytes,
+        edit: Edit,
+    ) -> Result<(), sled::Error> {
+        let mut record = match self.record(stage, db, &key)? {
+            Some(record) => record,
+            None => Record {
+                expires_at: None,
+                body: match edit.empty_value() {
+                    Value::Hash(_) => Body::Hash,
+                    Value::List(_) => Body::List {
+                        head: codec::LIST_ORIGIN,
+                        tail: codec::LIST_ORIGIN,
+                    },
+                    Value::Set(_) => Body::Set,
+                    _ => Body::ZSet,
+                },
+            },
+        };
+        let t = Target::new(db, &key);
+        let at = codec::list_position;
+        match (&mut record.body, edit) {
+            (Body::List { head, tail }, Edit::ListPush { left, values }) => {
+                for value in values {
+                    let position = if left {
+                        *head -= 1;
+                        *head
+                    } else {
+                        *tail += 1;
+                        *tail - 1
+                    };
+                    t.put(stage, &at(position), value.to_vec());
+                }
+            }
+            (Body::List { head, tail }, Edit::ListPop { left, count }) => {
+                pop_positions(stage, &t, head, tail, left, count);
+            }
+            (Body::List { head, tail }, Edit::ListTrim { front, back }) => {
+                pop_positions(stage, &t, head, tail, true, front);
+                pop_positions(stage, &t, head, tail, false, back);
+            }
+            (Body::List { head, tail }, Edit::ListSet { index, value }) => {
+                let position = *head + index as u64;
+                if position < *tail {
+                    t.put(stage, &at(position), value.to_vec());
+                }
+            }
+            (Body::Hash, Edit::HashPut(pairs)) => {
+                for (field, value) in pairs {
+                    t.put(stage, &field, value.to_vec());
+                }
+            }
+            (Body::Set, Edit::SetAdd(members)) => {
+                for member in members {
+                    t.put(stage, &member, Vec::new());
+                }
+            }
+            (Body::ZSet, Edit::ZAdd(pairs)) => {
+                for (member, score) in pairs {
+                    t.put(stage, &member, codec::encode_score(score).to_vec());
+                }
+            }
+            (Body::Hash, Edit::HashRemove(gone))
+            | (Body::Set, Edit::SetRemove(gone))
+            | (Body::ZSet, Edit::ZRemove(gone)) => {
+                for element in gone {
+                    t.delete(stage, &element);
+                }
+            }
+            (body, edit) => {
+                warn!("db{db}: cannot apply {edit:?} to a {body:?} record");
+                return Ok(());
+            }
+        }
+        stage.records.insert((db, key), Some(record));
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: Vec<Change>, stage: &mut Stage) -> Result<(), sled::Error> {
         for change in changes {
             match change {
-                Change::Put { db, key, entry } => {
-                    pending.insert((db, key), Some(entry));
-                }
-                Change::Remove { db, key } => {
-                    pending.insert((db, key), None);
-                }
-                // Read-modify-write of the key's record: the state after the batch's
-                // earlier changes to it, or the record on disk.
-                Change::Edit { db, key, edit } => {
-                    let mut entry = self
-                        .current(db, &key, pending)?
-                        .unwrap_or_else(|| Entry::new(edit.empty_value(), None));
-                    if let Err(e) = edit.apply(&mut entry.value) {
-                        warn!("db{db}: cannot apply {edit:?}: {e:?}");
-                        continue;
-                    }
-                    pending.insert((db, key), Some(entry));
-                }
+                Change::Put { db, key, entry } => self.put(stage, db, key, entry)?,
+                Change::Remove { db, key } => self.remove(stage, db, key)?,
+                Change::Edit { db, key, edit } => self.edit(stage, db, key, edit)?,
                 Change::Expire { db, key, at } => {
-                    if let Some(mut entry) = self.current(db, &key, pending)? {
-                        entry.expires_at = at;
-                        pending.insert((db, key), Some(entry));
+                    if let Some(mut record) = self.record(stage, db, &key)? {
+                        record.expires_at = at;
+                        stage.records.insert((db, key), Some(record));
                     }
                 }
                 // Whole-database changes are barriers: write what came before first.
                 Change::FlushDb { db } => {
-                    self.write(pending)?;
+                    self.write(stage)?;
                     self.flush_db(db)?;
                 }
                 Change::FlushAll => {
-                    self.write(pending)?;
+                    self.write(stage)?;
                     for n in 0..DATABASES {
                         self.flush_db(n)?;
                     }
                 }
                 Change::SwapDb { a, b } => {
-                    self.write(pending)?;
+                    self.write(stage)?;
                     self.swap_db(a, b)?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Deletes `count` elements from one end of the list at `head..tail`, moving that end.
+fn pop_positions(
+    stage: &mut Stage,
+    t: &Target,
+    head: &mut u64,
+    tail: &mut u64,
+    left: bool,
+    count: usize,
+) {
+    for _ in 0..count {
+        if *head >= *tail {
+            return;
+        }
+        let position = if left {
+            *head += 1;
+            *head - 1
+        } else {
+            *tail -= 1;
+            *tail
+        };
+        t.delete(stage, &codec::list_position(position));
+    }
+}
+
+/// Elements stored in a closed data directory, over every database (tests check that a
+/// deleted or expired collection leaves none behind). Fails if a server has it open.
+pub fn count_elements(dir: &Path) -> Result<usize, sled::Error> {
+    let db = sled::Config::new().path(dir).open()?;
+    let mut n = 0;
+    for name in db.tree_names() {
+        if name.starts_with(b"e") && tree_id(&name).is_some() {
+            n += db.open_tree(&name)?.len();
+        }
+    }
+    Ok(n)
 }
 
 /// How many changes the writer may fall behind before clients wait for it.
@@ -431,7 +763,7 @@ fn writer(
     progress: watch::Sender<Progress>,
     queued: Arc<AtomicU64>,
 ) {
-    let mut pending = HashMap::new();
+    let mut stage = Stage::default();
     let mut written = progress.borrow().durable;
     let mut last_flush = Instant::now();
     let mut dirty = false;
@@ -461,7 +793,7 @@ fn writer(
             match message {
                 Message::Changes(changes, seq, bytes) => {
                     batch_bytes += bytes;
-                    if let Err(e) = files.apply(changes, &mut pending) {
+                    if let Err(e) = files.apply(changes, &mut stage) {
                         error!("storage write failed: {e}");
                     }
                     written = seq;
@@ -471,7 +803,7 @@ fn writer(
                 Message::Stop => stop = true,
             }
         }
-        if let Err(e) = files.write(&mut pending) {
+        if let Err(e) = files.write(&mut stage) {
             error!("storage write failed: {e}");
         }
         queued.fetch_sub(batch_bytes, Ordering::Relaxed);

@@ -289,3 +289,156 @@ async fn the_redis_client_library_drives_a_leaderboard() {
     assert_eq!(members.len(), 2);
     server.stop().await;
 }
+
+/// Pushes `n` elements in pipelined chunks: LPUSH for even i, RPUSH for odd i.
+async fn push_many(c: &mut RespClient, key: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        for &i in chunk {
+            let side = if i % 2 == 0 { "LPUSH" } else { "RPUSH" };
+            c.queue([side, key, &i.to_string()].map(|w| bytes::Bytes::from(w.to_owned())));
+        }
+        c.flush().await.unwrap();
+        for &i in chunk {
+            assert_eq!(c.read_reply().await.unwrap(), int(i as i64 + 1));
+        }
+    }
+}
+
+/// 20,000 pushes to one list under `--dir` (each is one element on disk, not a rewrite
+/// of the list), then a restart: the same list, in the same order.
+#[tokio::test]
+async fn a_long_list_built_by_pushes_survives_a_restart_in_order() {
+    let dir = temp_dir("long-list");
+    let args = ["--dir", dir.to_str().unwrap()];
+    let server = start(&args).await;
+    let mut c = connect(&server).await;
+    push_many(&mut c, "big", 20_000).await;
+    assert_eq!(call(&mut c, &["LPOP", "big"]).await, bulk("19998"));
+    assert_eq!(call(&mut c, &["RPOP", "big"]).await, bulk("19999"));
+    assert_eq!(
+        call(&mut c, &["LSET", "big", "1", "second"]).await,
+        Frame::ok()
+    );
+    let before = call(&mut c, &["LRANGE", "big", "0", "-1"]).await;
+    let Frame::Array(items) = &before else {
+        panic!("{before:?}")
+    };
+    assert_eq!(items.len(), 19_998);
+    // Even numbers were pushed left (so they come out descending), odd ones right.
+    assert_eq!(items[0], bulk("19996"));
+    assert_eq!(items[1], bulk("second"));
+    assert_eq!(items[9_998], bulk("0"));
+    assert_eq!(items[9_999], bulk("1"));
+    assert_eq!(items[19_997], bulk("19997"));
+    server.stop().await;
+    assert_eq!(kv::storage::count_elements(&dir).unwrap(), 19_998);
+
+    let server = start(&args).await;
+    let mut c = connect(&server).await;
+    assert_eq!(call(&mut c, &["LRANGE", "big", "0", "-1"]).await, before);
+    // Pushing and popping after the restart continues from the stored head and tail.
+    assert_eq!(call(&mut c, &["LPUSH", "big", "new"]).await, int(19_999));
+    assert_eq!(
+        call(&mut c, &["RPOP", "big", "2"]).await,
+        Frame::bulk_array(["19997", "19995"])
+    );
+    server.stop().await;
+    let server = start(&args).await;
+    let mut c = connect(&server).await;
+    assert_eq!(call(&mut c, &["LINDEX", "big", "0"]).await, bulk("new"));
+    assert_eq!(call(&mut c, &["LINDEX", "big", "-1"]).await, bulk("19993"));
+    assert_eq!(call(&mut c, &["LLEN", "big"]).await, int(19_997));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A collection whose TTL passes while the server is down is gone after the restart —
+/// its header and every element; one whose TTL has not passed is there with it. A
+/// deleted collection leaves no element behind either.
+#[tokio::test]
+async fn collections_that_expire_while_down_leave_no_elements() {
+    let dir = temp_dir("expired-elements");
+    let args = ["--dir", dir.to_str().unwrap(), "--fsync", "always"];
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let server = start_with_clock(&args, clock.clone()).await;
+    let mut c = connect(&server).await;
+    for (suffix, ttl) in [("short", "100"), ("long", "10000")] {
+        let (h, s, z) = (
+            format!("h:{suffix}"),
+            format!("s:{suffix}"),
+            format!("z:{suffix}"),
+        );
+        call(&mut c, &["HSET", &h, "f1", "v1", "f2", "v2"]).await;
+        call(&mut c, &["SADD", &s, "a", "b", "c"]).await;
+        call(&mut c, &["ZADD", &z, "1", "a", "2.5", "b"]).await;
+        for key in [&h, &s, &z] {
+            assert_eq!(call(&mut c, &["EXPIRE", key, ttl]).await, int(1));
+        }
+    }
+    call(&mut c, &["RPUSH", "deleted", "x", "y"]).await;
+    call(&mut c, &["DEL", "deleted"]).await;
+    server.stop().await;
+    assert_eq!(kv::storage::count_elements(&dir).unwrap(), 2 * (2 + 3 + 2));
+
+    clock.advance(200_000);
+    let server = start_with_clock(&args, clock.clone()).await;
+    let mut c = connect(&server).await;
+    assert_eq!(call(&mut c, &["DBSIZE"]).await, int(3));
+    assert_eq!(
+        call(&mut c, &["HGETALL", "h:short"]).await,
+        Frame::Array(vec![])
+    );
+    assert_eq!(call(&mut c, &["TTL", "h:long"]).await, int(9_800));
+    assert_eq!(call(&mut c, &["TTL", "s:long"]).await, int(9_800));
+    assert_eq!(call(&mut c, &["HGET", "h:long", "f2"]).await, bulk("v2"));
+    assert_eq!(call(&mut c, &["SCARD", "s:long"]).await, int(3));
+    assert_eq!(call(&mut c, &["ZSCORE", "z:long", "b"]).await, bulk("2.5"));
+    server.stop().await;
+    // Only the live collections' elements remain.
+    assert_eq!(kv::storage::count_elements(&dir).unwrap(), 2 + 3 + 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// FLUSHDB and SWAPDB move or drop a database's elements with its keys.
+#[tokio::test]
+async fn flushdb_and_swapdb_carry_collections_across_a_restart() {
+    let dir = temp_dir("flush-swap");
+    let args = ["--dir", dir.to_str().unwrap(), "--fsync", "always"];
+    let server = start(&args).await;
+    let mut c = connect(&server).await;
+    call(&mut c, &["RPUSH", "l", "a", "b", "c"]).await;
+    call(&mut c, &["HSET", "h", "f", "v"]).await;
+    call(&mut c, &["SELECT", "1"]).await;
+    call(&mut c, &["SADD", "s", "m1", "m2"]).await;
+    call(&mut c, &["ZADD", "z", "1", "m"]).await;
+    call(&mut c, &["SELECT", "2"]).await;
+    call(&mut c, &["RPUSH", "doomed", "x", "y", "z"]).await;
+    call(&mut c, &["FLUSHDB"]).await;
+    call(&mut c, &["SWAPDB", "0", "1"]).await;
+    // Written after the swap: lands in the swapped database.
+    call(&mut c, &["SELECT", "0"]).await;
+    call(&mut c, &["SADD", "s", "m3"]).await;
+    server.stop().await;
+    assert_eq!(kv::storage::count_elements(&dir).unwrap(), 3 + 1 + 3 + 1);
+
+    let server = start(&args).await;
+    let mut c = connect(&server).await;
+    let members = call(&mut c, &["SMEMBERS", "s"]).await;
+    let Frame::Array(mut members) = members else {
+        panic!("{members:?}")
+    };
+    members.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+    assert_eq!(members, vec![bulk("m1"), bulk("m2"), bulk("m3")]);
+    assert_eq!(call(&mut c, &["ZSCORE", "z", "m"]).await, bulk("1"));
+    assert_eq!(call(&mut c, &["DBSIZE"]).await, int(2));
+    call(&mut c, &["SELECT", "1"]).await;
+    let lrange = call(&mut c, &["LRANGE", "l", "0", "-1"]).await;
+    assert_eq!(lrange, Frame::bulk_array(["a", "b", "c"]));
+    assert_eq!(call(&mut c, &["HGET", "h", "f"]).await, bulk("v"));
+    call(&mut c, &["SELECT", "2"]).await;
+    assert_eq!(call(&mut c, &["DBSIZE"]).await, int(0));
+    call(&mut c, &["FLUSHALL"]).await;
+    server.stop().await;
+    assert_eq!(kv::storage::count_elements(&dir).unwrap(), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
