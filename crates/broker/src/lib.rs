@@ -79,7 +79,7 @@ pub async fn start_with_clock(
 ) -> Result<Running, BoxError> {
     let dir = args.dir.clone();
     let fsync = args.fsync;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir, fsync)).await??;
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??;
     let (queues, messages) = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.load()).await??

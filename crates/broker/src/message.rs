@@ -57,3 +57,17 @@ pub struct Lease {
     pub receipt: Receipt,
     pub deadline: Millis,
 }
+
+/// A ready message with a small payload, for tests.
+#[cfg(test)]
+pub(crate) fn ready(id: MessageId) -> Message {
+    Message {
+        id,
+        priority: 0,
+        payload: Bytes::from_static(b"job"),
+        sent_at: 0,
+        deliveries: 0,
+        origin: None,
+        state: State::Ready,
+    }
+}

@@ -12,7 +12,7 @@
 //!   RabbitMQ channel closing) or left to their visibility timeout (`keep`, as SQS).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,10 +26,11 @@ use tracing::warn;
 use crate::clock::{Clock, Millis};
 use crate::commands;
 use crate::engine::{Engine, Error};
+use crate::journal::StorageError;
 use crate::message::MessageId;
 use crate::queue::Delivery;
 use crate::receipt::Receipt;
-use crate::store::{Fsync, Store};
+use crate::store::{Fsync, MAX_PENDING, Store, lock};
 
 /// `--on-disconnect`: what happens to a consumer's in-flight messages when its connection
 /// closes (and to every in-flight message when the broker restarts).
@@ -61,13 +62,6 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     wakers: Mutex<HashMap<Bytes, Arc<Notify>>>,
     shutdown: CancellationToken,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Inner {
@@ -124,6 +118,9 @@ impl Inner {
         let result = self.run(f)?;
         if self.fsync == Fsync::Always {
             self.store.flush().await?;
+        } else if self.store.backlog() > MAX_PENDING {
+            // Writers outrunning the once-a-second flush hand the backlog to sled themselves.
+            self.apply().await?;
         }
         Ok(result)
     }
@@ -192,6 +189,24 @@ impl Inner {
 
     pub async fn flush(&self) -> Result<(), Error> {
         Ok(self.store.flush().await?)
+    }
+
+    /// Hands the pending writes to sled without waiting for the disk.
+    async fn apply(&self) -> Result<(), Error> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.apply()).await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(StorageError(format!("apply task failed: {e}")).into()),
+        }
+    }
+
+    /// The once-a-second write of `--fsync everysec` (and `always`, for the writes nobody
+    /// waits for: receives); under `--fsync no` the writes only go to sled.
+    async fn background_flush(&self) -> Result<(), Error> {
+        match self.fsync {
+            Fsync::Always | Fsync::Everysec => self.flush().await,
+            Fsync::No => self.apply().await,
+        }
     }
 }
 
@@ -302,7 +317,8 @@ fn on_disconnect_name(policy: OnDisconnect) -> &'static str {
     }
 }
 
-/// The background sweep: applies retention and lease expiry to queues nobody touches.
+/// The background sweep: applies retention and lease expiry to queues nobody touches,
+/// then writes what is pending (see [`crate::store`]).
 pub(crate) async fn sweep(inner: Arc<Inner>, every: Duration) {
     loop {
         tokio::select! {
@@ -311,6 +327,9 @@ pub(crate) async fn sweep(inner: Arc<Inner>, every: Duration) {
         }
         if let Err(e) = inner.run(|engine, now| engine.tick_all(now)) {
             warn!("broker: sweep failed: {e:?}");
+        }
+        if let Err(e) = inner.background_flush().await {
+            warn!("broker: flush failed: {e:?}");
         }
     }
 }

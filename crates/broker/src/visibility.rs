@@ -119,19 +119,7 @@ impl VisibilityTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn message(id: MessageId) -> Message {
-        Message {
-            id,
-            priority: 0,
-            payload: Bytes::from_static(b"job"),
-            sent_at: 0,
-            deliveries: 0,
-            origin: None,
-            state: State::Ready,
-        }
-    }
+    use crate::message::ready as message;
 
     #[test]
     fn a_lease_ends_at_its_deadline_and_its_receipt_with_it() {

@@ -46,7 +46,7 @@ async fn every_message_acknowledged_exactly_once_despite_crashing_consumers() {
     let server = start(&dir, &[]).await;
     let addr = server.addr();
     let mut producer = Client::connect(addr).await;
-    // Hung workers' messages come back after 300 ms.
+    // Hung workers' messages come back after 300 ms (they cut their lease to that).
     producer
         .call(&["QCREATE", "jobs", "VISIBILITY", "300"])
         .await;
@@ -75,9 +75,20 @@ async fn every_message_acknowledged_exactly_once_despite_crashing_consumers() {
                     if ledger.lock().unwrap().acked.len() == MESSAGES {
                         return;
                     }
+                    // A long lease, so a working consumer's ack is current however slow
+                    // the machine is; a hung one shortens its lease to 300 ms (below).
                     let got = parse_messages(
-                        c.call(&["QRECV", "jobs", "COUNT", "10", "BLOCK", "50"])
-                            .await,
+                        c.call(&[
+                            "QRECV",
+                            "jobs",
+                            "COUNT",
+                            "10",
+                            "VISIBILITY",
+                            "60000",
+                            "BLOCK",
+                            "50",
+                        ])
+                        .await,
                     );
                     {
                         let mut l = ledger.lock().unwrap();
@@ -96,6 +107,8 @@ async fn every_message_acknowledged_exactly_once_despite_crashing_consumers() {
                     for g in got {
                         if rng.chance(1) {
                             // Hung: holds the message past its visibility timeout.
+                            let reply = c.call(&["QEXTEND", "jobs", &g.receipt, "300"]).await;
+                            assert_eq!(reply, Frame::ok());
                             ledger.lock().unwrap().hung.push((g.id, g.receipt));
                         } else {
                             to_ack.push(g);
