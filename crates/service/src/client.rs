@@ -54,8 +54,8 @@ impl<S> Client<S> {
 
     /// A token that closes this connection at once when cancelled, even in the middle
     /// of writing to a client that has stopped reading (a pub/sub subscriber over its
-    /// output buffer limit). `CLIENT KILL` and shutdown, by contrast, let the reply in
-    /// flight finish.
+    /// output buffer limit). `CLIENT KILL` and shutdown cancel it too (it is a child of the
+    /// kill token), so a client that stops reading cannot hold up either.
     pub fn evict_token(&self) -> CancellationToken {
         self.info.evict.clone()
     }
@@ -69,6 +69,7 @@ pub struct ClientInfo {
     pub local_addr: SocketAddr,
     pub connected_at: Instant,
     /// Cancelled by `CLIENT KILL` (and on shutdown); the connection task then closes.
+    /// Cancelling it also cancels [`Self::evict`].
     pub kill: CancellationToken,
     /// This connection's own counters (reads, writes, bytes, commands). Only its task
     /// writes them, so they stay in that core's cache: one shared counter bumped by every
@@ -212,8 +213,10 @@ impl Shared {
             addr,
             local_addr,
             connected_at: now,
+            // A child of `kill`: killing (or shutting down) also evicts, so the connection
+            // loop watches this one token while it waits, one poll per turn instead of two.
+            evict: kill.child_token(),
             kill,
-            evict: CancellationToken::new(),
             stats: Stats::default(),
             meta: Mutex::new(ClientMeta {
                 name: None,

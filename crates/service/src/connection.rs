@@ -57,13 +57,13 @@ pub(crate) async fn serve<S: Server>(
     let mut requests = RequestParser::default();
     let mut output = Outbox::default();
     let stats = &info.stats;
-    // The kill and evict signals, registered once for the connection's life. A
+    // The stop signal, registered once for the connection's life. `evict` is a child of
+    // `kill`, so this one future fires on CLIENT KILL, shutdown and eviction alike. A
     // `cancelled()` future made afresh on every turn of the loop would register itself with
     // the token (a lock) and unregister when dropped (another) on every request: measured,
     // about a tenth of the instructions of a `GET`. Pinned here, a turn costs one poll.
-    let killed = info.kill.cancelled();
-    let evicted = info.evict.cancelled();
-    tokio::pin!(killed, evicted);
+    let stopped = info.evict.cancelled();
+    tokio::pin!(stopped);
 
     'connection: loop {
         // 1. Execute every complete request already buffered, replies into `output`.
@@ -155,8 +155,7 @@ pub(crate) async fn serve<S: Server>(
         }
         let idle = ctx.shared.settings.idle_timeout();
         tokio::select! {
-            _ = &mut killed => break,
-            _ = &mut evicted => break,
+            _ = &mut stopped => break,
             read = stream.read_buf(&mut input) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
