@@ -1,11 +1,16 @@
 //! The hub: who listens to what, and fan-out.
 //!
-//! Two tables, as in Redis:
+//! Three tables, as in Redis 7:
 //!
 //! - `channels`: channel name → its subscribers. `PUBLISH news` finds them in O(1).
 //! - `patterns`: glob pattern → its subscribers. Every publish tests the channel against
 //!   *every* pattern, so patterns cost O(number of patterns) per message: that is why
 //!   a server with thousands of `PSUBSCRIBE`s publishes slower than one with channels.
+//! - `shards`: *shard channels* (`SSUBSCRIBE`/`SPUBLISH`). In a Redis cluster a shard
+//!   channel lives on the one shard that owns its hash slot, so a message travels to one
+//!   shard's subscribers instead of being broadcast to every node. On a single server
+//!   that leaves a separate namespace of plain channels: no patterns, and a `SPUBLISH`
+//!   never reaches a `SUBSCRIBE`r of the same name (nor a `PUBLISH` an `SSUBSCRIBE`r).
 //!
 //! Publishing holds the hub's lock while it appends to the queues, so every subscriber
 //! sees all messages in one global order (Redis gets that from being single-threaded). The
@@ -19,12 +24,11 @@
 //! names somebody is listening to, however many distinct channels have come and gone.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proto::Protocol;
 use proto::glob::glob_match;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +65,7 @@ pub struct Hub {
 struct Tables {
     channels: HashMap<Bytes, Subscribers>,
     patterns: HashMap<Bytes, Subscribers>,
+    shards: HashMap<Bytes, Subscribers>,
     limit: OutputLimit,
     policy: SlowPolicy,
 }
@@ -104,6 +109,7 @@ impl Hub {
             outbox: Arc::new(Outbox::new(protocol, evict, self.stats.queues.clone())),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            shards: BTreeSet::new(),
         }
     }
 
@@ -120,6 +126,31 @@ impl Hub {
         clock: &dyn Fn() -> Instant,
         wakes: &mut Wakes,
     ) -> usize {
+        self.fan_out(Kind::Channel, channel, payload, clock, wakes)
+    }
+
+    /// `SPUBLISH`: sends `payload` as an `smessage` to the subscribers of the shard
+    /// channel `channel` only (patterns never match shard channels). Returns how many.
+    pub fn spublish(
+        &self,
+        channel: &Bytes,
+        payload: &Bytes,
+        clock: &dyn Fn() -> Instant,
+        wakes: &mut Wakes,
+    ) -> usize {
+        self.fan_out(Kind::Shard, channel, payload, clock, wakes)
+    }
+
+    /// `kind` is `Channel` (a `PUBLISH`: the channel's and matching patterns'
+    /// subscribers) or `Shard` (a `SPUBLISH`).
+    fn fan_out(
+        &self,
+        kind: Kind,
+        channel: &Bytes,
+        payload: &Bytes,
+        clock: &dyn Fn() -> Instant,
+        wakes: &mut Wakes,
+    ) -> usize {
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         // The clock is read only if some queue is over its soft limit, at most once.
         let read_once = std::cell::OnceCell::new();
@@ -127,14 +158,22 @@ impl Hub {
         let tables = self.lock();
         let (limit, policy) = (tables.limit, tables.policy);
         let mut received = 0;
-        if let Some(subscribers) = tables.channels.get(channel) {
-            let parts: [&[u8]; 3] = [b"message", channel, payload];
+        let (table, word): (_, &[u8]) = match kind {
+            Kind::Shard => (&tables.shards, b"smessage"),
+            _ => (&tables.channels, b"message"),
+        };
+        if let Some(subscribers) = table.get(channel) {
+            let parts: [&[u8]; 3] = [word, channel, payload];
             let mut message = Encoded::new(&parts);
             for outbox in subscribers.values() {
                 received += self.deliver(outbox, &mut message, &now, limit, policy, wakes);
             }
         }
-        for (pattern, subscribers) in &tables.patterns {
+        let patterns = match kind {
+            Kind::Shard => None,
+            _ => Some(&tables.patterns),
+        };
+        for (pattern, subscribers) in patterns.into_iter().flatten() {
             if glob_match(pattern, channel) {
                 let parts: [&[u8]; 4] = [b"pmessage", pattern, channel, payload];
                 let mut message = Encoded::new(&parts);
@@ -181,19 +220,21 @@ impl Hub {
         }
     }
 
-    /// `PUBSUB CHANNELS [pattern]`: channels with at least one subscriber.
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+    /// `PUBSUB CHANNELS [pattern]` (`kind` `Channel`) and `PUBSUB SHARDCHANNELS
+    /// [pattern]` (`Shard`): channels with at least one subscriber.
+    pub fn channels(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
         self.lock()
-            .channels
+            .table(kind)
             .keys()
             .filter(|c| pattern.is_none_or(|p| glob_match(p, c)))
             .cloned()
             .collect()
     }
 
-    /// `PUBSUB NUMSUB`: subscribers of one channel (pattern subscribers not counted).
-    pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.lock().channels.get(channel).map_or(0, HashMap::len)
+    /// `PUBSUB NUMSUB` (`kind` `Channel`; pattern subscribers not counted) and `PUBSUB
+    /// SHARDNUMSUB` (`Shard`): subscribers of one channel.
+    pub fn numsub(&self, kind: Kind, channel: &[u8]) -> usize {
+        self.lock().table(kind).get(channel).map_or(0, HashMap::len)
     }
 
     /// `PUBSUB NUMPAT`: distinct patterns with at least one subscriber.
@@ -208,16 +249,32 @@ impl Hub {
         t.channels
             .values()
             .chain(t.patterns.values())
+            .chain(t.shards.values())
             .flat_map(|subscribers| subscribers.iter())
             .filter(|(id, _)| seen.insert(**id))
             .map(|(_, outbox)| outbox.queued_bytes())
             .sum()
     }
 
-    /// Entries in the two tables (for `INFO` and the no-leak tests).
+    /// Entries in the channel and pattern tables (for `INFO` and the no-leak tests).
     pub fn table_sizes(&self) -> (usize, usize) {
         let t = self.lock();
         (t.channels.len(), t.patterns.len())
+    }
+
+    /// Entries in the shard channel table (`INFO`'s `pubsubshard_channels`).
+    pub fn shard_channels(&self) -> usize {
+        self.lock().shards.len()
+    }
+}
+
+impl Tables {
+    fn table(&mut self, kind: Kind) -> &mut HashMap<Bytes, Subscribers> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
     }
 }
 
@@ -267,23 +324,61 @@ impl<'a> Encoded<'a> {
 }
 
 /// `parts` as a push frame (RESP3) or an array (RESP2) of bulk strings, written straight
-/// into one buffer of the right size. The same bytes as `Frame::Push(..).encode(..)`,
-/// without building the frame: this runs for every published message.
+/// into one buffer of exactly the right size. The same bytes as `Frame::Push(..).encode(..)`,
+/// without building the frame: this runs for every published message, so it avoids
+/// `write!` (the formatting machinery cost more than the rest of a publish) and sizes the
+/// buffer exactly, which lets `Bytes` take the allocation over without a second one.
 pub fn encode_push(protocol: Protocol, parts: &[&[u8]]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(16 + parts.iter().map(|p| p.len() + 16).sum::<usize>());
-    let kind = if protocol == Protocol::Resp3 {
-        '>'
+    let size = 1
+        + decimal_len(parts.len())
+        + 2
+        + parts
+            .iter()
+            .map(|p| 1 + decimal_len(p.len()) + 2 + p.len() + 2)
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(size);
+    buf.push(if protocol == Protocol::Resp3 {
+        b'>'
     } else {
-        '*'
-    };
-    // Writing to a BytesMut cannot fail.
-    let _ = write!(buf, "{kind}{}\r\n", parts.len());
+        b'*'
+    });
+    push_decimal(&mut buf, parts.len());
+    buf.extend_from_slice(b"\r\n");
     for part in parts {
-        let _ = write!(buf, "${}\r\n", part.len());
+        buf.push(b'$');
+        push_decimal(&mut buf, part.len());
+        buf.extend_from_slice(b"\r\n");
         buf.extend_from_slice(part);
         buf.extend_from_slice(b"\r\n");
     }
-    buf.freeze()
+    debug_assert_eq!(buf.len(), size);
+    Bytes::from(buf)
+}
+
+/// Digits in `n` written in decimal.
+fn decimal_len(mut n: usize) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(buf: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 /// One client's subscriptions and its queue. Dropping it (the connection closed, or
@@ -295,13 +390,15 @@ pub struct Subscriber {
     outbox: Arc<Outbox>,
     channels: BTreeSet<Bytes>,
     patterns: BTreeSet<Bytes>,
+    shards: BTreeSet<Bytes>,
 }
 
-/// Which of the two tables a subscription is in.
+/// Which of the three tables a subscription is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Channel,
     Pattern,
+    Shard,
 }
 
 impl Subscriber {
@@ -309,37 +406,47 @@ impl Subscriber {
         &self.outbox
     }
 
-    /// Channels plus patterns: the count Redis reports in every (un)subscribe reply.
-    pub fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+    /// The count Redis reports in an (un)subscribe confirmation of `kind`: channels plus
+    /// patterns for `(P)SUBSCRIBE`, shard channels alone for `SSUBSCRIBE` (Redis 7 counts
+    /// the two namespaces separately).
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shards.len(),
+            _ => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    /// Every subscription of every kind: the client is in subscribed mode while this is
+    /// above zero.
+    pub fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shards.len()
+    }
+
+    fn mine(&mut self, kind: Kind) -> &mut BTreeSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
     }
 
     /// The client's subscriptions of one kind, in order.
-    pub fn names(&self, kind: Kind) -> Vec<Bytes> {
-        match kind {
-            Kind::Channel => self.channels.iter().cloned().collect(),
-            Kind::Pattern => self.patterns.iter().cloned().collect(),
-        }
+    pub fn names(&mut self, kind: Kind) -> Vec<Bytes> {
+        self.mine(kind).iter().cloned().collect()
     }
 
     /// Subscribes; `false` if it already was.
     pub fn subscribe(&mut self, kind: Kind, name: Bytes) -> bool {
-        let mine = match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-        };
+        let mine = self.mine(kind);
         if mine.contains(&name) {
             return false;
         }
         // Request bytes are slices of the connection's read buffer: keep a copy instead.
         let name = Bytes::copy_from_slice(&name);
         mine.insert(name.clone());
-        let mut tables = self.hub.lock();
-        let table = match kind {
-            Kind::Channel => &mut tables.channels,
-            Kind::Pattern => &mut tables.patterns,
-        };
-        table
+        self.hub
+            .lock()
+            .table(kind)
             .entry(name)
             .or_default()
             .insert(self.id, self.outbox.clone());
@@ -348,10 +455,7 @@ impl Subscriber {
 
     /// Unsubscribes; `false` if it was not subscribed.
     pub fn unsubscribe(&mut self, kind: Kind, name: &[u8]) -> bool {
-        let removed = match kind {
-            Kind::Channel => self.channels.remove(name),
-            Kind::Pattern => self.patterns.remove(name),
-        };
+        let removed = self.mine(kind).remove(name);
         if removed {
             let mut tables = self.hub.lock();
             remove_from(&mut tables, kind, name, self.id);
@@ -362,10 +466,7 @@ impl Subscriber {
 
 /// Removes one subscription, and the table entry with its last subscriber.
 fn remove_from(tables: &mut Tables, kind: Kind, name: &[u8], id: SubscriberId) {
-    let table = match kind {
-        Kind::Channel => &mut tables.channels,
-        Kind::Pattern => &mut tables.patterns,
-    };
+    let table = tables.table(kind);
     if let Some(subscribers) = table.get_mut(name) {
         subscribers.remove(&id);
         if subscribers.is_empty() {
@@ -382,6 +483,9 @@ impl Drop for Subscriber {
         }
         for name in &self.patterns {
             remove_from(&mut tables, Kind::Pattern, name, self.id);
+        }
+        for name in &self.shards {
+            remove_from(&mut tables, Kind::Shard, name, self.id);
         }
     }
 }
@@ -420,7 +524,7 @@ mod tests {
         assert!(!a.subscribe(Kind::Channel, b("news")));
         assert!(a.subscribe(Kind::Pattern, b("n*")));
         assert!(c.subscribe(Kind::Pattern, b("n*")));
-        assert_eq!(a.count(), 2);
+        assert_eq!(a.count(Kind::Channel), 2);
         assert_eq!(
             hub.publish(&b("news"), &b("hi"), &|| now, &mut Wakes::default()),
             3
@@ -438,22 +542,63 @@ mod tests {
             drain(&c),
             b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
-        assert_eq!(hub.numsub(b"news"), 1);
+        assert_eq!(hub.numsub(Kind::Channel, b"news"), 1);
         assert_eq!(hub.numpat(), 1);
-        assert_eq!(hub.channels(Some(b"ne*")), vec![b("news")]);
+        assert_eq!(hub.channels(Kind::Channel, Some(b"ne*")), vec![b("news")]);
+    }
+
+    #[test]
+    fn shard_channels_are_their_own_namespace() {
+        let hub = hub();
+        let now = Instant::now();
+        let mut plain = hub.subscriber(Protocol::Resp2, CancellationToken::new());
+        let mut sharded = hub.subscriber(Protocol::Resp2, CancellationToken::new());
+        plain.subscribe(Kind::Channel, b("orders"));
+        plain.subscribe(Kind::Pattern, b("*"));
+        assert!(sharded.subscribe(Kind::Shard, b("orders")));
+        assert_eq!(
+            (
+                sharded.count(Kind::Shard),
+                sharded.count(Kind::Channel),
+                sharded.total()
+            ),
+            (1, 0, 1)
+        );
+        let mut wakes = Wakes::default();
+        assert_eq!(hub.spublish(&b("orders"), &b("s"), &|| now, &mut wakes), 1);
+        assert_eq!(
+            drain(&sharded),
+            b"*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$1\r\ns\r\n"
+        );
+        assert_eq!(drain(&plain), b"", "no channel or pattern sees a SPUBLISH");
+        assert_eq!(hub.publish(&b("orders"), &b("p"), &|| now, &mut wakes), 2);
+        assert_eq!(
+            drain(&sharded),
+            b"",
+            "a PUBLISH does not reach SSUBSCRIBErs"
+        );
+        assert_eq!(hub.numsub(Kind::Shard, b"orders"), 1);
+        assert_eq!(hub.numsub(Kind::Channel, b"orders"), 1);
+        assert_eq!(hub.channels(Kind::Shard, None), vec![b("orders")]);
+        drop(sharded);
+        assert_eq!(hub.shard_channels(), 0, "freed with its last subscriber");
     }
 
     #[test]
     fn direct_encoding_matches_the_frame_encoder() {
-        let parts: [&[u8]; 4] = [b"pmessage", b"n*", b"news", b"\x00\r\n binary"];
-        let frame = Frame::Push(
-            parts
-                .iter()
-                .map(|p| Frame::Bulk(b(std::str::from_utf8(p).unwrap())))
-                .collect(),
-        );
-        for protocol in [Protocol::Resp2, Protocol::Resp3] {
-            assert_eq!(encode_push(protocol, &parts), frame.to_bytes(protocol));
+        // Lengths on both sides of every digit boundary, and binary content.
+        for len in [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 10_000, 100_000] {
+            let payload = vec![b'\n'; len];
+            let parts: [&[u8]; 4] = [b"pmessage", b"n*", b"news\x00\r\n", &payload];
+            let frame = Frame::Push(
+                parts
+                    .iter()
+                    .map(|p| Frame::Bulk(Bytes::copy_from_slice(p)))
+                    .collect(),
+            );
+            for protocol in [Protocol::Resp2, Protocol::Resp3] {
+                assert_eq!(encode_push(protocol, &parts), frame.to_bytes(protocol));
+            }
         }
     }
 

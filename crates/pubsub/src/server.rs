@@ -102,6 +102,7 @@ impl Server for PubSub {
             InfoSection::new("stats")
                 .field("pubsub_channels", channels)
                 .field("pubsub_patterns", patterns)
+                .field("pubsubshard_channels", self.hub.shard_channels())
                 .field(
                     "client_output_buffer_limit_disconnections",
                     get(&s.slow_disconnects),

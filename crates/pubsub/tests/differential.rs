@@ -96,6 +96,50 @@ const CORPUS: &[(usize, &str)] = &[
     (0, "PUBLISH axb 6"),
     (0, "PUBLISH zy 7"),
     (0, "PUBLISH xy 8"),
+    // Sharded pub/sub (Redis 7): shard channels are a namespace of their own.
+    (0, "SPUBLISH orders nobody"),
+    (0, "SSUBSCRIBE"),
+    (0, "SPUBLISH onlyone"),
+    (0, "SUNSUBSCRIBE"),
+    (0, "SUNSUBSCRIBE never"),
+    (1, "SSUBSCRIBE orders eu"),
+    (1, "SSUBSCRIBE orders"),
+    (2, "SUBSCRIBE orders"),
+    (2, "PSUBSCRIBE o*"),
+    (0, "PUBSUB SHARDCHANNELS"),
+    (0, "PUBSUB SHARDCHANNELS o*"),
+    (0, "PUBSUB SHARDCHANNELS a b"),
+    (0, "PUBSUB SHARDNUMSUB orders eu none"),
+    (0, "PUBSUB NUMSUB orders eu"),
+    (0, "PUBSUB CHANNELS"),
+    (0, "SPUBLISH orders s1"),
+    (0, "PUBLISH orders p1"),
+    (0, "SPUBLISH eu \"\\x00bin\\r\\n\""),
+    // A shard subscription alone puts a RESP2 client in subscribed mode, and is counted
+    // apart from channels and patterns.
+    (1, "PING"),
+    (1, "SPUBLISH orders self"),
+    (1, "SUBSCRIBE plain"),
+    (1, "SUNSUBSCRIBE eu"),
+    (1, "UNSUBSCRIBE"),
+    (1, "PING"),
+    (1, "SUNSUBSCRIBE"),
+    (1, "PING"),
+    (1, "SUNSUBSCRIBE"),
+    (2, "UNSUBSCRIBE orders"),
+    (2, "PUNSUBSCRIBE o*"),
+    // RESP3: `smessage` and the confirmations are push frames.
+    (4, "SSUBSCRIBE r3s other"),
+    (0, "SPUBLISH r3s hi"),
+    (4, "SPUBLISH r3s me"),
+    (4, "PUBSUB SHARDNUMSUB r3s"),
+    (4, "SUNSUBSCRIBE r3s"),
+    (4, "SUNSUBSCRIBE"),
+    // RESET leaves shard channels too.
+    (3, "SSUBSCRIBE gone"),
+    (3, "RESET"),
+    (0, "PUBSUB SHARDNUMSUB gone"),
+    (0, "PUBSUB SHARDCHANNELS"),
 ];
 
 /// Splits a command line like redis-cli: words, double quotes with `\xHH` and `\r\n` escapes.
@@ -176,7 +220,7 @@ async fn replay(addr: SocketAddr) -> Vec<String> {
                 }
                 frames.push(frame);
             }
-            if line.starts_with("PUBSUB CHANNELS") {
+            if line.starts_with("PUBSUB CHANNELS") || line.starts_with("PUBSUB SHARDCHANNELS") {
                 // Redis lists channels in hash-table order.
                 for f in &mut frames {
                     if let Frame::Array(items) = f {

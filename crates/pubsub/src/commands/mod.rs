@@ -1,8 +1,11 @@
 //! RESP commands → hub calls → reply frames.
 //!
-//! - [`subscribe`]: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, and the rules of
+//! - [`subscribe`]: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, and the rules of
 //!   *subscribed mode*.
-//! - [`publish`]: PUBLISH and the PUBSUB introspection subcommands.
+//! - [`publish`]: PUBLISH, SPUBLISH and the PUBSUB introspection subcommands.
+//!
+//! SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH are Redis 7's *sharded* pub/sub: the same
+//! commands on a separate namespace of shard channels (see [`crate::hub`]).
 
 pub mod publish;
 pub mod subscribe;
@@ -48,6 +51,33 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .syntax("[pattern [pattern ...]]"),
     CommandSpec::new(
+        "ssubscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Listens for messages published to shard channels.",
+    )
+    .keys(1, -1, 1)
+    .syntax("shardchannel [shardchannel ...]"),
+    CommandSpec::new(
+        "sunsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        "pubsub",
+        "Stops listening to messages posted to shard channels.",
+    )
+    .keys(1, -1, 1)
+    .syntax("[shardchannel [shardchannel ...]]"),
+    CommandSpec::new(
+        "spublish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        "pubsub",
+        "Post a message to a shard channel",
+    )
+    .keys(1, 1, 1)
+    .syntax("shardchannel message"),
+    CommandSpec::new(
         "publish",
         3,
         &["pubsub", "loading", "stale", "fast"],
@@ -71,9 +101,9 @@ pub fn execute(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, args: Ar
         return refused;
     }
     match args.name() {
-        "subscribe" | "psubscribe" => subscribe::subscribe(hub, client, args),
-        "unsubscribe" | "punsubscribe" => subscribe::unsubscribe(client, args),
-        "publish" => publish::publish(hub, &mut client.session, args),
+        "subscribe" | "psubscribe" | "ssubscribe" => subscribe::subscribe(hub, client, args),
+        "unsubscribe" | "punsubscribe" | "sunsubscribe" => subscribe::unsubscribe(client, args),
+        "publish" | "spublish" => publish::publish(hub, &mut client.session, args),
         "pubsub" => publish::pubsub(hub, args),
         _ => Reply::Unhandled(args),
     }

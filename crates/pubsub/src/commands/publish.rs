@@ -1,4 +1,4 @@
-//! PUBLISH, and PUBSUB CHANNELS / NUMSUB / NUMPAT.
+//! PUBLISH, SPUBLISH, and PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB.
 
 use std::time::Instant;
 
@@ -6,16 +6,23 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 use service::Reply;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Kind};
 use crate::server::Session;
 
-/// `PUBLISH channel message` → the number of subscriptions that received it.
+/// `PUBLISH channel message` / `SPUBLISH shardchannel message` → the number of
+/// subscriptions that received it.
 pub fn publish(hub: &Hub, session: &mut Session, mut args: Args) -> Reply {
     let (channel, message) = match (args.next_bytes(), args.next_bytes()) {
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return e.into(),
     };
-    Frame::Integer(hub.publish(&channel, &message, &Instant::now, &mut session.wakes) as i64).into()
+    let wakes = &mut session.wakes;
+    let received = if args.name() == "spublish" {
+        hub.spublish(&channel, &message, &Instant::now, wakes)
+    } else {
+        hub.publish(&channel, &message, &Instant::now, wakes)
+    };
+    Frame::Integer(received as i64).into()
 }
 
 const HELP: &[&str] = &[
@@ -35,8 +42,7 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// `PUBSUB <subcommand>`. Sharded channels (cluster mode) do not exist here, so the
-/// SHARD* subcommands always report none.
+/// `PUBSUB <subcommand>`. The SHARD* subcommands report the shard channel table.
 pub fn pubsub(hub: &Hub, mut args: Args) -> Reply {
     let raw_sub = args.next_bytes().unwrap_or_default();
     let sub = String::from_utf8_lossy(&raw_sub).to_ascii_uppercase();
@@ -53,22 +59,24 @@ pub fn pubsub(hub: &Hub, mut args: Args) -> Reply {
                 return syntax_error().into();
             }
             let pattern = args.next_bytes().ok();
-            if sub == "SHARDCHANNELS" {
-                Frame::Array(vec![])
+            let kind = if sub == "SHARDCHANNELS" {
+                Kind::Shard
             } else {
-                Frame::bulk_array(hub.channels(pattern.as_deref()))
-            }
+                Kind::Channel
+            };
+            Frame::bulk_array(hub.channels(kind, pattern.as_deref()))
         }
         // A flat array `[channel, count, ...]`, in RESP3 too (as Redis 7 replies).
         "NUMSUB" | "SHARDNUMSUB" => Frame::Array(
             args.rest()
                 .into_iter()
                 .flat_map(|channel| {
-                    let n = if sub == "NUMSUB" {
-                        hub.numsub(&channel)
+                    let kind = if sub == "NUMSUB" {
+                        Kind::Channel
                     } else {
-                        0
+                        Kind::Shard
                     };
+                    let n = hub.numsub(kind, &channel);
                     [Frame::Bulk(channel), Frame::Integer(n as i64)]
                 })
                 .collect(),

@@ -1,7 +1,8 @@
-//! SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, and subscribed mode.
+//! (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, and subscribed mode.
 //!
 //! Every (un)subscription is confirmed by its own reply, `[kind, name, count]`, where
-//! `count` is how many channels *and* patterns the client is still subscribed to. These
+//! `count` is how many channels *and* patterns the client is still subscribed to (for
+//! `SSUBSCRIBE`/`SUNSUBSCRIBE`: how many shard channels, counted apart as Redis 7 does). These
 //! confirmations are push frames in RESP3 and plain arrays in RESP2, exactly like the
 //! messages themselves: a RESP2 client cannot tell a reply from a message, which is why
 //! Redis restricts a RESP2 client in *subscribed mode* (count > 0) to the commands
@@ -37,7 +38,7 @@ pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
         .session
         .subscriber
         .as_ref()
-        .is_some_and(|s| s.count() > 0);
+        .is_some_and(|s| s.total() > 0);
     if !subscribed || client.protocol == Protocol::Resp3 {
         return None;
     }
@@ -76,6 +77,8 @@ fn kind_of(args: &Args) -> (Kind, &'static str) {
         "psubscribe" => (Kind::Pattern, "psubscribe"),
         "punsubscribe" => (Kind::Pattern, "punsubscribe"),
         "unsubscribe" => (Kind::Channel, "unsubscribe"),
+        "ssubscribe" => (Kind::Shard, "ssubscribe"),
+        "sunsubscribe" => (Kind::Shard, "sunsubscribe"),
         _ => (Kind::Channel, "subscribe"),
     }
 }
@@ -88,7 +91,8 @@ fn confirmation(word: &'static str, name: Option<Bytes>, count: usize) -> Frame 
     ])
 }
 
-/// `SUBSCRIBE channel...` / `PSUBSCRIBE pattern...`: one confirmation per name.
+/// `SUBSCRIBE channel...` / `PSUBSCRIBE pattern...` / `SSUBSCRIBE shardchannel...`: one
+/// confirmation per name.
 pub fn subscribe(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, mut args: Args) -> Reply {
     let (kind, word) = kind_of(&args);
     let protocol = client.protocol;
@@ -102,14 +106,15 @@ pub fn subscribe(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, mut ar
         .into_iter()
         .map(|name| {
             subscriber.subscribe(kind, name.clone());
-            confirmation(word, Some(name), subscriber.count())
+            confirmation(word, Some(name), subscriber.count(kind))
         })
         .collect();
     client.set_flags("P");
     Reply::Many(replies)
 }
 
-/// `UNSUBSCRIBE [channel...]` / `PUNSUBSCRIBE [pattern...]`; no names: all of them.
+/// `UNSUBSCRIBE [channel...]` / `PUNSUBSCRIBE [pattern...]` / `SUNSUBSCRIBE
+/// [shardchannel...]`; no names: all of that kind.
 /// With nothing to unsubscribe from, one confirmation with a null name.
 pub fn unsubscribe(client: &mut Client<Session>, mut args: Args) -> Reply {
     let (kind, word) = kind_of(&args);
@@ -128,16 +133,16 @@ pub fn unsubscribe(client: &mut Client<Session>, mut args: Args) -> Reply {
         names = subscriber.names(kind);
     }
     if names.is_empty() {
-        return confirmation(word, None, subscriber.count()).into();
+        return confirmation(word, None, subscriber.count(kind)).into();
     }
     let replies = names
         .into_iter()
         .map(|name| {
             subscriber.unsubscribe(kind, &name);
-            confirmation(word, Some(name), subscriber.count())
+            confirmation(word, Some(name), subscriber.count(kind))
         })
         .collect();
-    if subscriber.count() == 0 {
+    if subscriber.total() == 0 {
         client.set_flags("N");
     }
     Reply::Many(replies)
