@@ -28,7 +28,7 @@ dd if=/dev/zero of="$DATA/dd" bs=1M count=1024 conv=fdatasync 2>"$DATA/dd.out"
 DISK_MBS=$(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.,]+$/ && $(i + 1) ~ /[GM]B\/s/) { v = $i; sub(",", ".", v); print ($(i + 1) ~ /^GB/) ? v * 1000 : v } }' "$DATA/dd.out")
 rm -f "$DATA/dd"
 
-"$BIN" --port "$OURS" --dir "$DATA/stream" --fsync everysec 2>/dev/null &
+"$BIN" --port "$OURS" --kafka-port 0 --dir "$DATA/stream" --fsync everysec 2>/dev/null &
 PIDS+=($!)
 mkdir -p "$DATA/redis"
 redis-server --port "$PEER" --save '' --appendonly yes --appendfsync everysec \
@@ -103,7 +103,7 @@ done
 # (Not a disk-throughput test: fsync latency decides it.)
 ALWAYS=7465
 PEER_ALWAYS=7466
-"$BIN" --port "$ALWAYS" --dir "$DATA/stream-always" --fsync always 2>/dev/null &
+"$BIN" --port "$ALWAYS" --kafka-port 0 --dir "$DATA/stream-always" --fsync always 2>/dev/null &
 PIDS+=($!)
 mkdir -p "$DATA/redis-always"
 redis-server --port "$PEER_ALWAYS" --save '' --appendonly yes --appendfsync always \

@@ -24,6 +24,10 @@ use bytes::Bytes;
 use crate::record::{self, BatchError, Record};
 use crate::segment::{Segment, SegmentRecovery, SegmentView};
 
+/// Unwritten bytes past which an append writes the tail at once instead of waiting for
+/// the caller's flush: bounds the memory a long pipeline of produces holds.
+pub const TAIL_LIMIT: usize = 256 * 1024;
+
 /// Per-topic settings, named as Kafka names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
@@ -122,6 +126,8 @@ pub struct Log {
     segments: Vec<Segment>,
     /// Fsync a segment when it rolls (on with `--fsync always|everysec`).
     sync_on_roll: bool,
+    /// The last flush failed: the tail still holds bytes the file does not.
+    write_failed: bool,
 }
 
 impl Log {
@@ -171,6 +177,7 @@ impl Log {
                 config,
                 segments,
                 sync_on_roll,
+                write_failed: false,
             },
             recovery,
         ))
@@ -222,18 +229,76 @@ impl Log {
         &mut self.segments[last]
     }
 
-    /// Encodes `records` as one batch and appends it.
+    /// Encodes `records` as one batch and appends it; written to the file on return.
     pub fn append_records(
         &mut self,
         records: &[Record],
         now_ms: i64,
     ) -> Result<Appended, LogError> {
-        let mut batch = record::encode_batch(records);
-        self.append(&mut batch, now_ms)
+        let appended = self.append_records_unwritten(records, now_ms)?;
+        self.flush()?;
+        Ok(appended)
+    }
+
+    /// Encodes `records` as one batch straight into the active segment's tail, with its
+    /// offsets assigned, but does not write it: the caller must [`Log::flush`] before it
+    /// acknowledges the records (the RESP front-end flushes once per pipeline of
+    /// requests; see `server.rs`). Reads flush first, so nobody ever reads around the
+    /// tail. A tail past [`TAIL_LIMIT`] is written at once.
+    pub fn append_records_unwritten(
+        &mut self,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        // Flush a full tail; and after a failed write, try again before taking more: a
+        // producer must get the storage error rather than an acknowledgement.
+        if self.write_failed || self.active().unwritten() > TAIL_LIMIT {
+            self.flush()?;
+        }
+        let header = record::batch_header(records, self.end_offset())
+            .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
+        let size = header.size;
+        if size as u64 > self.config.segment_bytes {
+            return Err(LogError::TooLarge {
+                size,
+                limit: self.config.segment_bytes,
+            });
+        }
+        if self.should_roll(size as u64, now_ms) {
+            self.roll(now_ms)?;
+        }
+        let base_offset = self.end_offset();
+        let header = record::BatchHeader {
+            base_offset,
+            ..header
+        };
+        let mut encoded = None;
+        self.active_mut().append_with(&header, |tail| {
+            encoded = record::encode_batch_into(tail, records, base_offset);
+        });
+        debug_assert_eq!(encoded, Some(header));
+        Ok(Appended {
+            base_offset,
+            last_offset: self.end_offset() - 1,
+            file: self.active().file(),
+        })
+    }
+
+    /// The active segment's file (what an fsync of new appends must cover).
+    pub fn active_file(&self) -> Arc<File> {
+        self.active().file()
+    }
+
+    /// Writes what was appended but not yet written (one `write`); `true` if anything was.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let result = self.active_mut().flush();
+        self.write_failed = result.is_err();
+        result
     }
 
     /// Appends one or more concatenated record batches as they are (from a producer),
-    /// after checking each one's CRC; only the base offsets are rewritten.
+    /// after checking each one's CRC; only the base offsets are rewritten. Written to the
+    /// file on return.
     pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<Appended, LogError> {
         let headers = record::verify_all(batches).map_err(LogError::InvalidBatch)?;
         if headers.is_empty() {
@@ -255,9 +320,10 @@ impl Log {
             header.base_offset = self.end_offset();
             let bytes = &mut batches[position..position + header.size];
             record::stamp(bytes, header.base_offset);
-            self.active_mut().append(bytes, &header)?;
+            self.active_mut().append(bytes, &header);
             position += header.size;
         }
+        self.flush()?;
         Ok(Appended {
             base_offset,
             last_offset: self.end_offset() - 1,
@@ -274,8 +340,9 @@ impl Log {
 
     /// Starts a new active segment at the end offset.
     pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        self.flush()?;
         if self.sync_on_roll {
-            self.active().sync()?;
+            self.active_mut().sync()?;
         }
         let next = Segment::create(
             &self.dir,
@@ -294,12 +361,19 @@ impl Log {
     /// once they hold `max_records` records (see [`SegmentView::read`]). Reading at the
     /// end offset gives nothing (the caller may wait for more); outside `[start, end]` is
     /// an error that names the valid range.
-    pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {
+    pub fn read(
+        &mut self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: u64,
+    ) -> Result<Bytes, LogError> {
         read_views(&self.views(offset)?, offset, max_bytes, max_records)
     }
 
     /// The segments a read of `offset` may need, as views to read without the log's lock.
-    pub fn views(&self, offset: u64) -> Result<Vec<SegmentView>, LogError> {
+    /// Writes the tail first: a reader sees every record appended so far.
+    pub fn views(&mut self, offset: u64) -> Result<Vec<SegmentView>, LogError> {
+        self.flush()?;
         let (start, end) = (self.start_offset(), self.end_offset());
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange { offset, start, end });
@@ -315,7 +389,8 @@ impl Log {
 
     /// The earliest offset whose record timestamp is at or after `timestamp` (Kafka's
     /// ListOffsets by time), or `None` if every record is older.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
+    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<u64>, LogError> {
+        self.flush()?;
         for segment in &self.segments {
             let Some(batch) = segment.batch_at_or_after_time(timestamp)? else {
                 continue;
@@ -365,8 +440,8 @@ impl Log {
     }
 
     /// Fsyncs the active segment (the others were synced when they rolled).
-    pub fn sync(&self) -> io::Result<()> {
-        self.active().sync()
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.active_mut().sync()
     }
 }
 
@@ -411,7 +486,7 @@ mod tests {
         }
     }
 
-    fn values(log: &Log, from: u64) -> Vec<(u64, String)> {
+    fn values(log: &mut Log, from: u64) -> Vec<(u64, String)> {
         let bytes = log.read(from, usize::MAX >> 1, u64::MAX).unwrap();
         record::decode_batches(&bytes, from, usize::MAX)
             .unwrap()
@@ -425,7 +500,7 @@ mod tests {
             .collect()
     }
 
-    fn read_all(log: &Log) -> Vec<(u64, String)> {
+    fn read_all(log: &mut Log) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         let mut offset = log.start_offset();
         while offset < log.end_offset() {
@@ -444,6 +519,39 @@ mod tests {
     }
 
     #[test]
+    fn unwritten_appends_reach_the_file_in_one_flush_or_before_a_read() {
+        let dir = tmp("tail");
+        let (mut log, _) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let on_disk = || {
+            std::fs::metadata(dir.join(format!("{:020}.log", 0)))
+                .unwrap()
+                .len()
+        };
+        let a = log.append_records_unwritten(&[rec("a", 0)], 0).unwrap();
+        let b = log
+            .append_records_unwritten(&[rec("b", 1), rec("c", 2)], 2)
+            .unwrap();
+        assert_eq!((a.base_offset, b.base_offset, b.last_offset), (0, 1, 2));
+        assert_eq!(log.end_offset(), 3, "offsets are assigned at append");
+        assert_eq!(on_disk(), 0, "nothing written yet");
+        assert!(log.flush().unwrap());
+        assert_eq!(on_disk(), log.size(), "both batches in one flush");
+        assert!(!log.flush().unwrap(), "nothing left to write");
+        log.append_records_unwritten(&[rec("d", 3)], 3).unwrap();
+        // A reader never misses an appended record: reading writes the tail first.
+        assert_eq!(values(&mut log, 2), [(2, "c".into()), (3, "d".into())]);
+        assert_eq!(on_disk(), log.size());
+        // A tail past TAIL_LIMIT is written by the next append, not held in memory.
+        let big = "x".repeat(1000);
+        for i in 0..(TAIL_LIMIT / 1000 + 2) {
+            log.append_records_unwritten(&[rec(&big, 4 + i as i64)], 4)
+                .unwrap();
+        }
+        assert!(on_disk() > (TAIL_LIMIT as u64), "{}", on_disk());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn appends_get_consecutive_offsets_and_segments_roll_by_size() {
         let dir = tmp("roll");
         let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
@@ -457,7 +565,7 @@ mod tests {
         assert_eq!((batch.base_offset, batch.last_offset), (100, 102));
         assert!(log.segment_count() > 3, "rolled at 1 KiB");
         assert!(log.size() > 0);
-        let all = read_all(&log);
+        let all = read_all(&mut log);
         assert_eq!(all.len(), 103);
         for (i, (offset, value)) in all.iter().enumerate().take(100) {
             assert_eq!(
@@ -473,7 +581,7 @@ mod tests {
             [10, 11, 12]
         );
         // Reading from the middle of a batch starts at that record.
-        assert_eq!(values(&log, 101)[0], (101, "y".to_string()));
+        assert_eq!(values(&mut log, 101)[0], (101, "y".to_string()));
         // Each segment's file is named by its base offset.
         for base in log.segment_bases() {
             assert!(dir.join(format!("{base:020}.log")).exists());
@@ -481,10 +589,10 @@ mod tests {
         // Reopening finds the same log.
         let end = log.end_offset();
         drop(log);
-        let (log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
         assert_eq!(recovery.truncated_bytes, 0);
         assert_eq!(log.end_offset(), end);
-        assert_eq!(read_all(&log).len(), 103);
+        assert_eq!(read_all(&mut log).len(), 103);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -502,7 +610,7 @@ mod tests {
                 .unwrap();
         }
         for offset in [0, 1, 77, 250, 499] {
-            let got = values(&log, offset);
+            let got = values(&mut log, offset);
             assert_eq!(got[0].0, offset);
             assert_eq!(got[0].1.len(), offset as usize % 97);
         }
@@ -567,7 +675,7 @@ mod tests {
             log.read(start - 1, 100, u64::MAX),
             Err(LogError::OffsetOutOfRange { .. })
         ));
-        assert_eq!(read_all(&log).first().unwrap().0, start);
+        assert_eq!(read_all(&mut log).first().unwrap().0, start);
 
         // Time: everything is older than 10 s at t=1_000_000: all data goes, the log
         // stays writable at the same end offset.
@@ -632,7 +740,7 @@ mod tests {
         assert!(recovery.truncated_bytes > 0);
         assert_eq!(recovery.indexes_rebuilt, 1);
         assert_eq!(log.end_offset(), 49);
-        let all = read_all(&log);
+        let all = read_all(&mut log);
         assert_eq!(all.len(), 49);
         assert_eq!(all[48], (48, format!("{:0100}", 48)));
         // Appends continue from the truncation point.
@@ -656,9 +764,9 @@ mod tests {
         let bases = log.segment_bases();
         drop(log);
         std::fs::write(dir.join(format!("{:020}.index", bases[0])), [7u8; 32]).unwrap();
-        let (log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
         assert_eq!(recovery.indexes_rebuilt, 1);
-        assert_eq!(read_all(&log).len(), 100);
+        assert_eq!(read_all(&mut log).len(), 100);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -670,7 +778,7 @@ mod tests {
         two.extend_from_slice(&record::encode_batch(&[rec("c", 3)]));
         let a = log.append(&mut two, 0).unwrap();
         assert_eq!((a.base_offset, a.last_offset), (0, 2));
-        assert_eq!(values(&log, 0).len(), 3);
+        assert_eq!(values(&mut log, 0).len(), 3);
         let mut bad = record::encode_batch(&[rec("d", 4)]);
         let n = bad.len();
         bad[n - 1] ^= 1;

@@ -57,8 +57,8 @@ impl OffsetStore {
                 std::fs::remove_dir_all(leftover)?;
             }
         }
-        let (log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
-        let (commits, replayed) = replay(&log)?;
+        let (mut log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
+        let (commits, replayed) = replay(&mut log)?;
         if replayed > COMPACT_MIN_RECORDS && replayed > 2 * commits.len() {
             drop(log);
             let (fresh, _) = Log::open(&fresh_dir, Self::config(), sync_on_roll, now_ms)?;
@@ -121,7 +121,7 @@ const COMPACT_MIN_RECORDS: usize = 10_000;
 
 /// Reads every commit in the log; returns the newest per key (in first-seen order) and
 /// the number of records read.
-fn replay(log: &Log) -> io::Result<(Vec<Commit>, usize)> {
+fn replay(log: &mut Log) -> io::Result<(Vec<Commit>, usize)> {
     let mut latest: Vec<Commit> = Vec::new();
     let mut position: HashMap<(String, String, u32), usize> = HashMap::new();
     let mut replayed = 0;

@@ -79,6 +79,10 @@ pub struct Segment {
     file: Arc<File>,
     index_file: File,
     index: Vec<IndexEntry>,
+    /// Appended log bytes not yet written to the file (see [`Segment::flush`]).
+    tail: Vec<u8>,
+    /// Index entries not yet written to the index file.
+    index_tail: Vec<u8>,
     index_interval: u64,
     bytes_since_index: u64,
     size: u64,
@@ -87,6 +91,25 @@ pub struct Segment {
     /// When this segment started, for `segment.ms` rolling: the clock at creation, or the
     /// first batch's timestamp when reopened.
     created_ms: i64,
+}
+
+/// Writes all of `buf` to `file` and empties it (keeping its capacity for the next tail);
+/// on an error, removes only the bytes that were written.
+fn write_draining(mut file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut done = 0;
+    let result = loop {
+        if done == buf.len() {
+            break Ok(());
+        }
+        match file.write(&buf[done..]) {
+            Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    buf.drain(..done);
+    result
 }
 
 /// The file names of the segment starting at `base_offset`.
@@ -141,6 +164,8 @@ impl Segment {
             file: Arc::new(file),
             index_file,
             index: Vec::new(),
+            tail: Vec::new(),
+            index_tail: Vec::new(),
             index_interval,
             bytes_since_index: 0,
             size: 0,
@@ -243,24 +268,52 @@ impl Segment {
         self.file.clone()
     }
 
-    /// Appends one verified, stamped batch.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
+    /// Appends one verified, stamped batch to the segment's *tail*: memory, not yet the
+    /// file. [`Segment::flush`] writes the tail with one `write` — the same trick as
+    /// Redis's AOF buffer, which collects every command of an event-loop turn and writes
+    /// them once before the replies go out. A pipeline of 100 one-message produces is
+    /// then one write system call, not 100.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) {
+        self.append_with(header, |tail| tail.extend_from_slice(batch));
+    }
+
+    /// Like [`Segment::append`], but `encode` writes the batch (exactly `header.size`
+    /// bytes) into the tail itself, so a batch encoded here is never copied.
+    pub fn append_with(&mut self, header: &BatchHeader, encode: impl FnOnce(&mut Vec<u8>)) {
         if self.size > 0 && self.bytes_since_index >= self.index_interval {
             let entry = IndexEntry {
                 relative_offset: (header.base_offset - self.base_offset) as u32,
                 position: self.size as u32,
                 max_timestamp_before: self.max_timestamp,
             };
-            self.index_file.write_all(&entry.encode())?;
+            self.index_tail.extend_from_slice(&entry.encode());
             self.index.push(entry);
             self.bytes_since_index = 0;
         }
-        (&*self.file).write_all(batch)?;
-        self.size += batch.len() as u64;
-        self.bytes_since_index += batch.len() as u64;
+        encode(&mut self.tail);
+        self.size += header.size as u64;
+        self.bytes_since_index += header.size as u64;
         self.next_offset = header.next_offset();
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
-        Ok(())
+    }
+
+    /// Bytes appended but not yet written to the file.
+    pub fn unwritten(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Writes the tail (and pending index entries) to the files: one `write` each, however
+    /// many batches were appended since the last flush. `true` if anything was written.
+    /// On an error the bytes not written stay in the tail for the next flush. Index
+    /// entries go after the log bytes they point at; recovery rebuilds an index that
+    /// points past the log anyway.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        if self.tail.is_empty() && self.index_tail.is_empty() {
+            return Ok(false);
+        }
+        write_draining(&self.file, &mut self.tail)?;
+        write_draining(&self.index_file, &mut self.index_tail)?;
+        Ok(true)
     }
 
     /// Whole batches starting with the one that holds `offset` (see [`SegmentView::read`]).
@@ -293,7 +346,8 @@ impl Segment {
             } else {
                 u64::from(self.index[i - 1].position)
             },
-            size: self.size,
+            // Only what is in the file; the log flushes before it hands out views.
+            size: self.size - self.tail.len() as u64,
         })
     }
 
@@ -327,7 +381,8 @@ impl Segment {
 
     /// Writes the segment's data and index to disk (before it becomes read-only, or for
     /// `--fsync`).
-    pub fn sync(&self) -> io::Result<()> {
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
         self.file.sync_data()?;
         self.index_file.sync_data()
     }
@@ -505,8 +560,15 @@ impl SegmentView {
         };
         let available = (self.size - position) as usize;
         let limit = max_bytes.max(first.size).min(available);
-        // First guess: batches the size of the first one, enough to hold `max_records`.
-        let guess = first.size.saturating_mul(max_records.min(1024) as usize);
+        // First guess: batches like the first one, as many as hold `max_records` (a
+        // batch of 100 records is enough for COUNT 100: reading — and zeroing — a whole
+        // `max_bytes` for it was most of a fetch's cost).
+        let in_first = first
+            .next_offset()
+            .saturating_sub(offset.max(first.base_offset))
+            .max(1);
+        let batches = max_records.div_ceil(in_first).min(1024);
+        let guess = first.size.saturating_mul(batches as usize);
         let mut want = limit.min(guess).max(first.size);
         loop {
             let mut buf = BytesMut::zeroed(want);

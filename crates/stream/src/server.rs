@@ -5,8 +5,9 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use proto::Frame;
 use proto::{Args as CommandArgs, CommandError};
-use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
+use service::{CancellationToken, Client, CommandSpec, Deferred, InfoSection, Reply, Server};
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -14,7 +15,7 @@ use crate::durability::{FsyncPolicy, GroupCommit};
 use crate::group::Coordinator;
 use crate::log::Appended;
 use crate::offsets::OffsetStore;
-use crate::topic::{Topic, TopicConfig, TopicError, Topics};
+use crate::topic::{Partition, Topic, TopicConfig, TopicError, Topics};
 use crate::{Args, commands};
 
 /// How often silent group members are looked for.
@@ -26,7 +27,7 @@ pub struct StreamServer {
     pub topics: Topics,
     offsets: OffsetStore,
     coordinator: Mutex<Coordinator>,
-    commit: GroupCommit,
+    commit: Arc<GroupCommit>,
     fsync: FsyncPolicy,
     /// Settings of topics created without explicit ones.
     pub defaults: TopicConfig,
@@ -72,7 +73,7 @@ impl StreamServer {
             topics,
             offsets,
             coordinator: Mutex::new(coordinator),
-            commit: GroupCommit::default(),
+            commit: Arc::default(),
             fsync: args.fsync,
             defaults,
             auto_create: args.auto_create_topics,
@@ -124,6 +125,66 @@ impl StreamServer {
         Ok(())
     }
 
+    /// Whether produces leave their records unwritten for [`Self::reply_when_written`]:
+    /// yes, unless `--fsync always` must write and fsync before acknowledging anyway.
+    pub fn defers_writes(&self) -> bool {
+        self.fsync != FsyncPolicy::Always
+    }
+
+    /// The reply to a produce whose records sit in `partitions`' unwritten tails: a
+    /// deferred reply, which the connection settles only when it is about to write its
+    /// replies — after executing every request of the pipeline it read. Settling it
+    /// writes the tails (the first deferred reply of a pipeline writes everything its
+    /// requests appended; the rest find nothing left to write), so the acknowledgement
+    /// never leaves before the `write` — Redis's rule for its AOF buffer — and a failed
+    /// write becomes the reply. The file written is handed to the fsync policy.
+    pub fn reply_when_written<I>(&self, partitions: I, reply: Frame) -> Reply
+    where
+        I: IntoIterator<Item = Arc<Partition>> + Send + 'static,
+        I::IntoIter: Send,
+    {
+        let commit = (self.fsync != FsyncPolicy::No).then(|| self.commit.clone());
+        Reply::Deferred(Deferred::new(async move {
+            for p in partitions {
+                match p.flush() {
+                    Ok(Some(file)) => {
+                        if let Some(commit) = &commit {
+                            commit.written(file);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return CommandError::coded(
+                            "KAFKA_STORAGE_ERROR",
+                            format!("I/O error: {e}"),
+                        )
+                        .to_frame();
+                    }
+                }
+            }
+            reply
+        }))
+    }
+
+    /// Writes every partition's unwritten tail (records of a produce whose client left
+    /// before its reply was settled) and registers the files for the fsync policy.
+    fn flush_all(&self) {
+        for name in self.topics.names() {
+            let Some(topic) = self.topics.get(&name) else {
+                continue;
+            };
+            for p in topic.partitions() {
+                match p.flush() {
+                    Ok(Some(file)) if self.fsync != FsyncPolicy::No => {
+                        self.commit.written(file);
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!("writing {name}/{}: {e}", p.id),
+                }
+            }
+        }
+    }
+
     /// Commits offsets for a group member: checks its generation, appends the commits to
     /// the offsets log and applies them, all under the coordinator lock (so no rebalance
     /// can slip between the check and the write, and commits apply in log order); then
@@ -171,6 +232,7 @@ impl StreamServer {
     }
 
     async fn sync_everything(&self) {
+        self.flush_all();
         if let Err(e) = self.commit.sync_all().await {
             warn!("fsync failed: {e}");
         }

@@ -11,6 +11,7 @@
 //! waiting at the end of a partition (a long-poll fetch) watch its end offset.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::partitioner::RoundRobin;
+use crate::record::Record;
 
 /// Longest topic name, as Kafka.
 pub const MAX_NAME_LEN: usize = 249;
@@ -226,12 +228,33 @@ impl Partition {
         }
     }
 
-    /// Appends record batches (see [`Log::append`]) and wakes waiting readers.
+    /// Appends record batches (see [`Log::append`]), written to the file, and wakes
+    /// waiting readers.
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<Appended, LogError> {
         let mut log = self.log();
         let appended = log.append(batches, now_ms)?;
         self.end.send_replace(log.end_offset());
         Ok(appended)
+    }
+
+    /// Appends records without writing them yet (see [`Log::append_records_unwritten`]):
+    /// the caller must [`Partition::flush`] before acknowledging them. Waiting readers
+    /// are woken by the flush, once, not by every append.
+    pub fn append_unwritten(&self, records: &[Record], now_ms: i64) -> Result<Appended, LogError> {
+        self.log().append_records_unwritten(records, now_ms)
+    }
+
+    /// Writes appended records to the file and, if the end offset moved since the last
+    /// flush (whoever wrote the bytes: this flush, a reader's, a roll), wakes waiting
+    /// readers and returns the file, for the fsync policy to cover.
+    pub fn flush(&self) -> io::Result<Option<Arc<File>>> {
+        let mut log = self.log();
+        log.flush()?;
+        let end = log.end_offset();
+        let moved = self
+            .end
+            .send_if_modified(|e| std::mem::replace(e, end) != end);
+        Ok(moved.then(|| log.active_file()))
     }
 
     pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {

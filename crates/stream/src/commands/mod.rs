@@ -83,8 +83,8 @@ pub async fn execute(s: &StreamServer, mut args: Args) -> Reply {
         "topic.delete" => topic::delete(s, &mut args),
         "topic.addpartitions" => topic::add_partitions(s, &mut args),
         "topic.alter" => topic::alter(s, &mut args),
-        "produce" => produce::produce(s, &mut args).await,
-        "produce.batch" => produce::produce_batch(s, &mut args).await,
+        "produce" => return reply(produce::produce(s, &mut args).await),
+        "produce.batch" => return reply(produce::produce_batch(s, &mut args).await),
         "fetch" => fetch::fetch(s, &mut args).await,
         "listoffsets" => fetch::list_offsets(s, &mut args),
         "group.join" => group::join(s, &mut args),
@@ -100,6 +100,10 @@ pub async fn execute(s: &StreamServer, mut args: Args) -> Reply {
         Ok(frame) => Reply::One(frame),
         Err(e) => Reply::One(e.to_frame()),
     }
+}
+
+fn reply(result: Result<Reply, CommandError>) -> Reply {
+    result.unwrap_or_else(|e| Reply::One(e.to_frame()))
 }
 
 fn topic_error(e: TopicError) -> CommandError {

@@ -1,20 +1,27 @@
 //! `PRODUCE` and `PRODUCE.BATCH`: append messages and reply where they landed.
+//!
+//! Under `--fsync everysec|no` the records go into the partition's unwritten tail and the
+//! reply is *deferred* until the tail is written (see [`StreamServer::reply_when_written`]):
+//! the connection executes the rest of the client's pipeline first, so a pipeline of 100
+//! produces is one `write` to the segment file, not 100. Under `--fsync always` each
+//! produce is written and fsynced (shared with concurrent producers) before it returns.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
+use service::Reply;
 
-use super::{io_error, log_error, next_name, next_u64, partition, topic_error};
+use super::{io_error, log_error, next_u64, partition, topic_error};
 use crate::log::Appended;
 use crate::record::Record;
 use crate::server::StreamServer;
-use crate::topic::Topic;
+use crate::topic::Partition;
 
 /// `PRODUCE topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value]...`
 /// → `[partition, offset]`.
-pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandError> {
-    let name = next_name(args)?;
+pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
+    let name = args.next_bytes()?;
     let value = args.next_bytes()?;
     let mut record = Record {
         key: None,
@@ -23,105 +30,116 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Frame, Command
         headers: Vec::new(),
     };
     let mut explicit = None;
-    while let Some(option) = args.next_keyword() {
-        match option.as_str() {
-            "KEY" => record.key = Some(args.next_bytes()?),
-            "PARTITION" => explicit = Some(next_u64(args, "PARTITION", u64::from(u32::MAX))?),
-            "TIMESTAMP" => record.timestamp = args.next_int()?,
-            "HEADER" => {
-                let header = args.next_bytes()?;
-                record.headers.push((header, Some(args.next_bytes()?)));
-            }
-            _ => return Err(CommandError::Syntax),
+    while !args.is_empty() {
+        if args.next_flag("KEY") {
+            record.key = Some(args.next_bytes()?);
+        } else if args.next_flag("PARTITION") {
+            explicit = Some(next_u64(args, "PARTITION", u64::from(u32::MAX))?);
+        } else if args.next_flag("TIMESTAMP") {
+            record.timestamp = args.next_int()?;
+        } else if args.next_flag("HEADER") {
+            let header = args.next_bytes()?;
+            record.headers.push((header, Some(args.next_bytes()?)));
+        } else {
+            return Err(CommandError::Syntax);
         }
     }
-    let topic = s.topic_for_produce(&name).map_err(topic_error)?;
+    let topic = s
+        .topic_for_produce(topic_name(&name)?)
+        .map_err(topic_error)?;
     let id = match explicit {
         Some(p) => p as u32,
         None => topic.choose_partition(record.key.as_deref()),
     };
-    let appended = append(s, &topic, id, &[record])?;
-    s.make_durable(std::slice::from_ref(&appended))
-        .await
-        .map_err(io_error)?;
-    Ok(Frame::Array(vec![
+    let p = partition(&topic, u64::from(id))?;
+    let appended = append(s, &p, std::slice::from_ref(&record)).await?;
+    let reply = Frame::Array(vec![
         Frame::Integer(i64::from(id)),
         Frame::Integer(appended.base_offset as i64),
-    ]))
+    ]);
+    Ok(s.reply_when_written(std::iter::once(p), reply))
 }
 
 /// `PRODUCE.BATCH topic [PARTITION p] VALUES v [v ...] | PAIRS k v [k v ...]` → one
 /// `[partition, offset]` per message, in order. Messages bound for the same partition go
 /// into one record batch: one append, one CRC, one index check — that is what batching
 /// buys.
-pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandError> {
-    let name = next_name(args)?;
+pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
+    let name = args.next_bytes()?;
     let mut explicit = None;
     let keyed = loop {
-        match args.next_keyword().as_deref() {
-            Some("PARTITION") => {
-                explicit = Some(next_u64(args, "PARTITION", u64::from(u32::MAX))? as u32)
-            }
-            Some("VALUES") => break false,
-            Some("PAIRS") => break true,
-            Some(_) => return Err(CommandError::Syntax),
-            None => return Err(args.wrong_arity()),
+        if args.next_flag("PARTITION") {
+            explicit = Some(next_u64(args, "PARTITION", u64::from(u32::MAX))? as u32);
+        } else if args.next_flag("VALUES") {
+            break false;
+        } else if args.next_flag("PAIRS") {
+            break true;
+        } else if args.is_empty() {
+            return Err(args.wrong_arity());
+        } else {
+            return Err(CommandError::Syntax);
         }
     };
-    let words = args.rest();
+    let words = args.peek_all();
     if words.is_empty() || (keyed && !words.len().is_multiple_of(2)) {
         return Err(args.wrong_arity());
     }
     let now = s.now_ms();
-    let records: Vec<Record> = if keyed {
-        words
-            .chunks_exact(2)
-            .map(|kv| Record {
-                key: Some(kv[0].clone()),
-                value: Some(kv[1].clone()),
-                timestamp: now,
-                headers: Vec::new(),
-            })
-            .collect()
-    } else {
-        words
-            .into_iter()
-            .map(|v| Record {
-                key: None,
-                value: Some(v),
-                timestamp: now,
-                headers: Vec::new(),
-            })
-            .collect()
+    let message = |key: Option<&Bytes>, value: &Bytes| Record {
+        key: key.cloned(),
+        value: Some(value.clone()),
+        timestamp: now,
+        headers: Vec::new(),
     };
-    let topic = s.topic_for_produce(&name).map_err(topic_error)?;
-    // Which partition each message goes to, then one batch per partition.
-    let targets: Vec<u32> = match explicit {
-        Some(p) => vec![p; records.len()],
-        None if keyed => records
-            .iter()
-            .map(|r| topic.choose_partition(r.key.as_deref()))
-            .collect(),
-        // Unkeyed: the whole batch to the next partition in turn (as Kafka's sticky
-        // partitioner does per batch), keeping the batch whole.
-        None => vec![topic.choose_partition(None); records.len()],
-    };
-    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, &p) in targets.iter().enumerate() {
-        by_partition.entry(p).or_default().push(i);
-    }
-    let mut offsets = vec![0u64; records.len()];
-    let mut appended = Vec::with_capacity(by_partition.len());
-    for (&p, indexes) in &by_partition {
-        let batch: Vec<Record> = indexes.iter().map(|&i| records[i].clone()).collect();
-        let a = append(s, &topic, p, &batch)?;
-        for (n, &i) in indexes.iter().enumerate() {
-            offsets[i] = a.base_offset + n as u64;
+    let topic = s
+        .topic_for_produce(topic_name(&name)?)
+        .map_err(topic_error)?;
+    // Which partition each message goes to, then one batch per partition, in the order
+    // the partitions first appear.
+    let mut batches: Vec<(u32, Vec<Record>, Vec<usize>)> = Vec::new();
+    let mut targets = Vec::with_capacity(words.len() / (1 + usize::from(keyed)));
+    if keyed {
+        for (i, kv) in words.chunks_exact(2).enumerate() {
+            let p = match explicit {
+                Some(p) => p,
+                None => topic.choose_partition(Some(&kv[0])),
+            };
+            targets.push(p);
+            let at = match batches.iter().position(|b| b.0 == p) {
+                Some(at) => at,
+                None => {
+                    batches.push((p, Vec::new(), Vec::new()));
+                    batches.len() - 1
+                }
+            };
+            batches[at].1.push(message(Some(&kv[0]), &kv[1]));
+            batches[at].2.push(i);
         }
-        appended.push(a);
+    } else {
+        // Unkeyed: the whole batch to one partition (the next in turn, as Kafka's sticky
+        // partitioner does per batch), keeping the batch whole.
+        let p = explicit.unwrap_or_else(|| topic.choose_partition(None));
+        targets.resize(words.len(), p);
+        let records = words.iter().map(|v| message(None, v)).collect();
+        batches.push((p, records, Vec::new()));
     }
-    s.make_durable(&appended).await.map_err(io_error)?;
-    Ok(Frame::Array(
+    let mut offsets = vec![0u64; targets.len()];
+    let mut written = Vec::with_capacity(batches.len());
+    for (id, records, indexes) in &batches {
+        let p = partition(&topic, u64::from(*id))?;
+        let a = append(s, &p, records).await?;
+        if keyed {
+            for (n, &i) in indexes.iter().enumerate() {
+                offsets[i] = a.base_offset + n as u64;
+            }
+        } else {
+            for (n, o) in offsets.iter_mut().enumerate() {
+                *o = a.base_offset + n as u64;
+            }
+        }
+        written.push(p);
+    }
+    let reply = Frame::Array(
         targets
             .iter()
             .zip(offsets)
@@ -129,16 +147,29 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Frame, C
                 Frame::Array(vec![Frame::Integer(i64::from(p)), Frame::Integer(o as i64)])
             })
             .collect(),
-    ))
+    );
+    Ok(s.reply_when_written(written, reply))
 }
 
-fn append(
+/// A topic name argument, borrowed (UTF-8; validity is checked where topics are created).
+fn topic_name(name: &Bytes) -> Result<&str, CommandError> {
+    std::str::from_utf8(name).map_err(|_| CommandError::err("names must be UTF-8"))
+}
+
+/// Appends one record batch to a partition: left unwritten for the deferred reply to
+/// write, or, under `--fsync always`, written and fsynced now.
+async fn append(
     s: &StreamServer,
-    topic: &Arc<Topic>,
-    id: u32,
+    p: &Arc<Partition>,
     records: &[Record],
 ) -> Result<Appended, CommandError> {
-    let p = partition(topic, u64::from(id))?;
-    let mut batch = crate::record::encode_batch(records);
-    p.append(&mut batch, s.now_ms()).map_err(log_error)
+    let appended = p.append_unwritten(records, s.now_ms()).map_err(log_error)?;
+    if s.defers_writes() {
+        return Ok(appended);
+    }
+    p.flush().map_err(io_error)?;
+    s.make_durable(std::slice::from_ref(&appended))
+        .await
+        .map_err(io_error)?;
+    Ok(appended)
 }
