@@ -120,6 +120,23 @@ pub fn parse_frame(
     }
 }
 
+/// Where the first complete frame at the front of `buf` ends, without building it — the
+/// check pass of [`parse_frame`] on its own, so it validates exactly what `parse_frame`
+/// validates and allocates nothing. `Ok(None)`: the frame is not complete yet.
+///
+/// A proxy needs no more than this to forward a backend's replies: it only has to know
+/// where each reply ends to hand those bytes, as they came, to the client that asked
+/// (`buf.split_to(len)`), instead of decoding them into a [`Frame`] and encoding it again.
+/// Only RESP frames are measured (any RESP2/RESP3 value, as [`Mode::Reply`] accepts);
+/// an inline command line is not a frame.
+pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+    let grammar = Grammar {
+        limits,
+        mode: Mode::Reply,
+    };
+    Ok(grammar.walk(buf, 0, 0, None)?.map(|(end, _)| end))
+}
+
 /// What an inline line turned out to be.
 pub(crate) enum InlineOutcome {
     Incomplete,

@@ -185,6 +185,17 @@ impl Frame {
     }
 }
 
+/// Writes a command — an array of bulk strings, the shape of every request — straight
+/// from borrowed words, without building a [`Frame::Array`] first. A proxy forwards each
+/// request this way: no vector of frames, no per-word reference count, one copy of each
+/// word into the output buffer. The iterator is walked twice (once to count).
+pub fn encode_command<'a>(dst: &mut BytesMut, words: impl Iterator<Item = &'a [u8]> + Clone) {
+    header(dst, b'*', words.clone().count() as i64);
+    for word in words {
+        bulk(dst, word);
+    }
+}
+
 /// Formats a double the way Redis does in replies: integers without a fraction,
 /// `inf`/`-inf`/`nan` spelled out, otherwise the shortest text that reads back exactly.
 pub fn format_double(d: f64) -> String {

@@ -57,6 +57,29 @@ fn request() -> impl Strategy<Value = Frame> {
 }
 
 proptest! {
+    /// `frame_len` (what a proxy forwards by) ends exactly where `parse_frame` does, and
+    /// says "not yet" for every proper prefix.
+    #[test]
+    fn frame_len_is_where_parse_frame_stops(f in frame(), next in frame()) {
+        let one = f.to_bytes(Protocol::Resp3);
+        let mut wire = one.to_vec();
+        wire.extend_from_slice(&next.to_bytes(Protocol::Resp3));
+        let limits = Limits::default();
+        prop_assert_eq!(proto::frame_len(&wire, &limits), Ok(Some(one.len())));
+        for cut in 0..one.len() {
+            prop_assert_eq!(proto::frame_len(&one[..cut], &limits), Ok(None));
+        }
+    }
+
+    /// `encode_command` writes what encoding the same words as a `Frame` writes.
+    #[test]
+    fn encode_command_matches_a_bulk_array(words in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..6)) {
+        let mut direct = BytesMut::new();
+        proto::encode_command(&mut direct, words.iter().map(Vec::as_slice));
+        let framed = Frame::bulk_array(words.iter().cloned().map(Bytes::from)).to_bytes(Protocol::Resp2);
+        prop_assert_eq!(direct.freeze(), framed);
+    }
+
     #[test]
     fn resp3_round_trip(f in frame()) {
         let bytes = f.to_bytes(Protocol::Resp3);

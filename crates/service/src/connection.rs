@@ -274,7 +274,7 @@ impl Outbox {
             match queued {
                 Queued::Frame(frame) => frame.encode(protocol, &mut self.output),
                 Queued::Raw(bytes) => self.output.put(bytes),
-                Queued::Later(later) => later.0.await.encode(protocol, &mut self.output),
+                Queued::Later(later) => later.settle().await.encode(protocol, &mut self.output),
             }
         }
     }

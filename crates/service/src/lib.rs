@@ -30,7 +30,7 @@ pub use command_table::CommandSpec;
 pub use info::InfoSection;
 pub use listener::{Running, spawn};
 pub use resp_client::RespClient;
-pub use server::{Deferred, Push, Reply, Server};
+pub use server::{Deferred, Push, Reply, Server, Settled};
 pub use settings::ServiceArgs;
 pub use tokio_util::sync::CancellationToken;
 

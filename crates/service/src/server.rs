@@ -29,11 +29,65 @@ pub enum Reply {
 }
 
 /// A reply that is still being computed: see [`Reply::Deferred`].
-pub struct Deferred(pub Pin<Box<dyn Future<Output = Frame> + Send + 'static>>);
+pub struct Deferred(Pin<Box<dyn Future<Output = Settled> + Send + 'static>>);
+
+/// What a [`Deferred`] reply turns out to be.
+#[derive(Debug)]
+pub enum Settled {
+    /// A reply frame, encoded in the client's protocol like any other.
+    Frame(Frame),
+    /// Exactly one complete reply, already encoded in RESP2: a backend's reply bytes as
+    /// they came off its socket. A proxy that forwards them this way never decodes a
+    /// reply into a [`Frame`] only to encode it again; a RESP2 client gets the bytes
+    /// copied into its output as they are. A RESP3 client gets them decoded and
+    /// re-encoded (its nulls differ), which is what a `Frame` reply would have cost.
+    Resp2(Bytes),
+}
+
+impl Settled {
+    /// The reply as a frame (decoding RESP2 bytes), for a caller that must look inside
+    /// it — merging the parts of a split MGET, say.
+    pub fn into_frame(self) -> Frame {
+        match self {
+            Settled::Frame(frame) => frame,
+            Settled::Resp2(bytes) => {
+                let mut buf = bytes::BytesMut::from(bytes);
+                match proto::parse_frame(&mut buf, &proto::Limits::default(), proto::Mode::Reply) {
+                    Ok(Some(frame)) if buf.is_empty() => frame,
+                    _ => Frame::error("ERR malformed reply from backend"),
+                }
+            }
+        }
+    }
+
+    /// Appends the reply to `dst` in `protocol`.
+    pub fn encode(self, protocol: Protocol, dst: &mut bytes::BytesMut) {
+        match self {
+            Settled::Resp2(bytes) if protocol == Protocol::Resp2 => dst.extend_from_slice(&bytes),
+            other => other.into_frame().encode(protocol, dst),
+        }
+    }
+}
 
 impl Deferred {
+    /// A reply frame computed later.
     pub fn new(reply: impl Future<Output = Frame> + Send + 'static) -> Self {
+        Deferred(Box::pin(async move { Settled::Frame(reply.await) }))
+    }
+
+    /// A reply computed later that may be forwarded bytes ([`Settled::Resp2`]).
+    pub fn settled(reply: impl Future<Output = Settled> + Send + 'static) -> Self {
         Deferred(Box::pin(reply))
+    }
+
+    /// Waits for the reply.
+    pub async fn settle(self) -> Settled {
+        self.0.await
+    }
+
+    /// Waits for the reply, as a frame.
+    pub async fn frame(self) -> Frame {
+        self.0.await.into_frame()
     }
 }
 
@@ -131,5 +185,22 @@ pub trait Server: Send + Sync + 'static {
     /// flush to disk here.
     fn shutdown(&self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_bytes_are_copied_for_resp2_and_re_encoded_for_resp3() {
+        let null = || Settled::Resp2(Bytes::from_static(b"$-1\r\n"));
+        let mut out = bytes::BytesMut::new();
+        null().encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"$-1\r\n");
+        out.clear();
+        null().encode(Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"_\r\n");
+        assert_eq!(null().into_frame(), Frame::Null);
     }
 }

@@ -11,30 +11,36 @@
 //! client A ──GET c──┘    GET a SET b GET c                └──▶ reply b ──▶ client B ...
 //! ```
 //!
-//! A connection is two loops. The writer takes every request queued (from any client),
-//! appends them to one buffer and writes it with one syscall, remembering each request's
-//! reply slot in FIFO order. The reader parses replies as they arrive and hands each to the
-//! oldest waiting slot — RESP servers answer a connection's requests strictly in order, so
-//! no request ids are needed. Under load, one write carries dozens of requests.
+//! A connection is one shared queue and two loops. A client encodes its request straight
+//! into the queue's output buffer and appends its reply slot to the queue's FIFO, both
+//! under one lock — so the n-th request on the wire always owns the n-th slot, and RESP
+//! servers answering a connection's requests strictly in order is all the bookkeeping
+//! needed (no request ids). The writer takes the whole buffer, every client's requests
+//! back to back, and writes it with one syscall. The reader finds where each reply ends
+//! ([`proto::frame_len`]) and hands those bytes, untouched, to the oldest slot: the
+//! client writes them to its own socket as they are (`service::Settled::Resp2`). No
+//! reply is decoded into a `Frame` and encoded again, and no request is built as one.
 //!
 //! A client always uses the same connection of a node (chosen by its id), so its own
 //! requests to that node stay in order: `SET k 1` then `GET k` never overtake each other.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::{Frame, Limits, Mode, Protocol, parse_frame};
+use proto::{Frame, Limits, Protocol, encode_command, frame_len};
+use service::Settled;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::health::{Health, Status};
 
-/// Largest batch one write carries.
-const MAX_BATCH: usize = 64 * 1024;
+/// A write buffer that grew past this (a burst of large requests) is not kept for reuse.
+const KEEP_BUFFER: usize = 1024 * 1024;
 
 /// Why a backend gave no reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,15 +68,13 @@ impl BackendError {
     }
 }
 
-struct Request {
-    bytes: Bytes,
-    reply: oneshot::Sender<Frame>,
-}
-
 /// One backend server: its pool, health and counters.
 pub struct Node {
     pub addr: String,
-    slots: Vec<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
+    /// The address again, shared by every [`Pending`] (an error names it; a success must
+    /// not pay for a `String` per request to be able to).
+    shared_addr: Arc<str>,
+    pool: Vec<Mutex<Option<Arc<Connection>>>>,
     timeout: Duration,
     health: Mutex<Health>,
     pub requests: AtomicU64,
@@ -79,19 +83,24 @@ pub struct Node {
 
 /// A request on its way: await it for the reply.
 pub struct Pending {
-    node_addr: String,
-    reply: oneshot::Receiver<Frame>,
+    node_addr: Arc<str>,
+    reply: oneshot::Receiver<Bytes>,
     timeout: Duration,
 }
 
 impl Pending {
-    /// The reply, or why there is none.
-    pub async fn reply(self) -> Result<Frame, BackendError> {
+    /// The reply's RESP2 bytes as the backend sent them, or why there are none.
+    pub async fn bytes(self) -> Result<Bytes, BackendError> {
         match tokio::time::timeout(self.timeout, self.reply).await {
-            Ok(Ok(frame)) => Ok(frame),
-            Ok(Err(_)) => Err(BackendError::Lost(self.node_addr)),
-            Err(_) => Err(BackendError::Timeout(self.node_addr)),
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(_)) => Err(BackendError::Lost(self.node_addr.to_string())),
+            Err(_) => Err(BackendError::Timeout(self.node_addr.to_string())),
         }
+    }
+
+    /// The reply decoded, for a caller that looks inside it.
+    pub async fn reply(self) -> Result<Frame, BackendError> {
+        Ok(Settled::Resp2(self.bytes().await?).into_frame())
     }
 }
 
@@ -99,7 +108,8 @@ impl Node {
     pub fn new(addr: &str, pool_size: usize, timeout: Duration, health: Health) -> Self {
         Node {
             addr: addr.to_string(),
-            slots: (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
+            shared_addr: addr.into(),
+            pool: (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
             timeout,
             health: Mutex::new(health),
             requests: AtomicU64::new(0),
@@ -109,34 +119,55 @@ impl Node {
 
     /// Queues a request on connection `lane` (a client id) and returns at once: the
     /// request is on its way before the caller awaits the reply.
-    pub async fn send(&self, lane: u64, words: Frame) -> Result<Pending, BackendError> {
-        let mut buf = BytesMut::new();
-        words.encode(Protocol::Resp2, &mut buf);
-        self.send_bytes(lane, buf.freeze()).await
+    pub async fn send(&self, lane: u64, request: Frame) -> Result<Pending, BackendError> {
+        self.enqueue(lane, |out| request.encode(Protocol::Resp2, out))
+            .await
     }
 
-    async fn send_bytes(&self, lane: u64, bytes: Bytes) -> Result<Pending, BackendError> {
+    /// Queues a command given as its words (name first), encoded straight into the
+    /// connection's output buffer: the proxy's hot path, no `Frame` built.
+    pub async fn send_command<'a>(
+        &self,
+        lane: u64,
+        words: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> Result<Pending, BackendError> {
+        self.enqueue(lane, |out| encode_command(out, words)).await
+    }
+
+    /// Queues a request that is already encoded (a read retried on a replica).
+    pub async fn send_encoded(&self, lane: u64, request: &[u8]) -> Result<Pending, BackendError> {
+        self.enqueue(lane, |out| out.extend_from_slice(request))
+            .await
+    }
+
+    /// Appends one request to the lane's connection (connecting first if it has none,
+    /// or if the one it had failed) together with the slot its reply will go to.
+    async fn enqueue(
+        &self,
+        lane: u64,
+        encode: impl FnOnce(&mut BytesMut),
+    ) -> Result<Pending, BackendError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.slots[(lane % self.slots.len() as u64) as usize];
-        let connected = lock(slot).as_ref().filter(|s| !s.is_closed()).cloned();
-        let sender = match connected {
-            Some(sender) => sender,
+        let slot = &self.pool[(lane % self.pool.len() as u64) as usize];
+        let connected = lock(slot).as_ref().filter(|c| c.is_open()).cloned();
+        let connection = match connected {
+            Some(connection) => connection,
             None => self.connect(slot).await?,
         };
         let (tx, rx) = oneshot::channel();
-        sender
-            .send(Request { bytes, reply: tx })
-            .map_err(|_| BackendError::Lost(self.addr.clone()))?;
+        if !connection.push(encode, tx) {
+            return Err(BackendError::Lost(self.addr.clone()));
+        }
         Ok(Pending {
-            node_addr: self.addr.clone(),
+            node_addr: self.shared_addr.clone(),
             reply: rx,
             timeout: self.timeout,
         })
     }
 
     /// Sends and waits, recording the outcome in the node's health.
-    pub async fn call(&self, lane: u64, words: Frame) -> Result<Frame, BackendError> {
-        let result = match self.send(lane, words).await {
+    pub async fn call(&self, lane: u64, request: Frame) -> Result<Frame, BackendError> {
+        let result = match self.send(lane, request).await {
             Ok(pending) => pending.reply().await,
             Err(e) => Err(e),
         };
@@ -144,8 +175,18 @@ impl Node {
         result
     }
 
+    /// Sends an encoded request and waits for its reply bytes, recording the outcome.
+    pub async fn call_encoded(&self, lane: u64, request: &[u8]) -> Result<Bytes, BackendError> {
+        let result = match self.send_encoded(lane, request).await {
+            Ok(pending) => pending.bytes().await,
+            Err(e) => Err(e),
+        };
+        self.record(&result);
+        result
+    }
+
     /// Counts a request's outcome towards the node's health.
-    pub fn record(&self, result: &Result<Frame, BackendError>) {
+    pub fn record<T>(&self, result: &Result<T, BackendError>) {
         match result {
             Ok(_) => lock(&self.health).success(),
             Err(_) => {
@@ -167,8 +208,8 @@ impl Node {
 
     async fn connect(
         &self,
-        slot: &Mutex<Option<mpsc::UnboundedSender<Request>>>,
-    ) -> Result<mpsc::UnboundedSender<Request>, BackendError> {
+        slot: &Mutex<Option<Arc<Connection>>>,
+    ) -> Result<Arc<Connection>, BackendError> {
         let connecting = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr));
         let stream = match connecting.await {
             Ok(Ok(stream)) => stream,
@@ -178,13 +219,13 @@ impl Node {
         let _ = stream.set_nodelay(true);
         let mut guard = lock(slot);
         // Another client may have connected this slot meanwhile: use theirs.
-        if let Some(existing) = guard.as_ref().filter(|s| !s.is_closed()) {
+        if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
             return Ok(existing.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(connection(stream, rx));
-        *guard = Some(tx.clone());
-        Ok(tx)
+        let connection = Arc::new(Connection::default());
+        tokio::spawn(serve(stream, connection.clone()));
+        *guard = Some(connection.clone());
+        Ok(connection)
     }
 }
 
@@ -195,54 +236,114 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// One backend connection: a writer that batches every queued request into one write,
-/// and a reader that hands replies to the waiting requests in FIFO order. When either
-/// side fails, both stop, and every waiting request sees its reply slot dropped (an
-/// error for its client, never a wrong reply).
-async fn connection(stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Request>) {
+/// What the clients of one backend connection share with its writer and reader.
+#[derive(Default)]
+struct Connection {
+    queue: Mutex<Queue>,
+    /// Rung by the client that makes `unsent` non-empty; the writer waits on it.
+    wake_writer: Notify,
+    /// Set once the connection has failed: clients then open a new one.
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Encoded requests not yet written, every client's, back to back.
+    unsent: BytesMut,
+    /// One reply slot per request written or unsent, oldest first: the n-th reply the
+    /// backend sends belongs to the n-th slot.
+    waiting: VecDeque<oneshot::Sender<Bytes>>,
+    closed: bool,
+}
+
+impl Connection {
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Encodes one request at the end of the unsent buffer and queues its reply slot,
+    /// under one lock so bytes and slots stay in the same order. Only the client that
+    /// finds the buffer empty wakes the writer: the others' requests ride in the same
+    /// write. `false`: the connection has failed.
+    fn push(&self, encode: impl FnOnce(&mut BytesMut), reply: oneshot::Sender<Bytes>) -> bool {
+        let mut queue = lock(&self.queue);
+        if queue.closed {
+            return false;
+        }
+        let first = queue.unsent.is_empty();
+        encode(&mut queue.unsent);
+        queue.waiting.push_back(reply);
+        drop(queue);
+        if first {
+            self.wake_writer.notify_one();
+        }
+        true
+    }
+
+    /// The connection failed: refuse new requests, and drop every waiting slot, so
+    /// each of their clients gets an error rather than waiting out its timeout.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let mut queue = lock(&self.queue);
+        queue.closed = true;
+        queue.unsent = BytesMut::new();
+        queue.waiting.clear();
+    }
+}
+
+/// One backend connection: a writer that sends everything queued with one write, and a
+/// reader that hands each reply's bytes to the oldest waiting slot. When either side
+/// fails, both stop, and every waiting request sees its reply slot dropped (an error for
+/// its client, never a wrong reply).
+async fn serve(stream: TcpStream, connection: Arc<Connection>) {
     let (mut reader, mut writer) = stream.into_split();
-    let (in_flight, mut waiting) = mpsc::unbounded_channel::<oneshot::Sender<Frame>>();
-    let write = async move {
+    let write = async {
         let mut batch = BytesMut::with_capacity(16 * 1024);
-        while let Some(first) = requests.recv().await {
+        loop {
+            connection.wake_writer.notified().await;
             // Let the other tasks that are ready run first: clients whose requests arrived
-            // in the same tick queue them now, and one write carries them all. This is how
-            // an event loop like twemproxy's batches across clients; without it, at one
-            // request per client, this task wakes for each request and writes it alone.
+            // in the same tick append them now, and one write carries them all. This is
+            // how an event loop like twemproxy's batches across clients; without it, at
+            // one request per client, this task wakes for each request and writes it alone.
             tokio::task::yield_now().await;
-            let mut next = Some(first);
-            while let Some(request) = next.take() {
-                batch.extend_from_slice(&request.bytes);
-                if in_flight.send(request.reply).is_err() {
-                    return;
-                }
-                if batch.len() < MAX_BATCH {
-                    next = requests.try_recv().ok();
-                }
+            std::mem::swap(&mut lock(&connection.queue).unsent, &mut batch);
+            if batch.is_empty() {
+                continue;
             }
             if writer.write_all(&batch).await.is_err() {
                 return;
             }
             batch.clear();
+            if batch.capacity() > KEEP_BUFFER {
+                batch = BytesMut::with_capacity(16 * 1024);
+            }
         }
     };
-    let read = async move {
+    let read = async {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let limits = Limits::default();
         loop {
+            // Every complete reply in the buffer, each split off (no copy: the bytes
+            // stay in the read buffer, shared) and handed to the request it answers.
             loop {
-                match parse_frame(&mut input, &limits, Mode::Reply) {
-                    Ok(Some(frame)) => match waiting.recv().await {
-                        Some(slot) => {
-                            let _ = slot.send(frame);
+                match frame_len(&input, &limits) {
+                    Ok(Some(len)) => {
+                        let reply = input.split_to(len).freeze();
+                        match lock(&connection.queue).waiting.pop_front() {
+                            Some(slot) => {
+                                let _ = slot.send(reply);
+                            }
+                            // A reply nobody asked for: the stream is out of step.
+                            None => return,
                         }
-                        None => return,
-                    },
+                    }
                     Ok(None) => break,
                     Err(_) => return,
                 }
             }
-            input.reserve(16 * 1024);
+            if input.capacity() - input.len() < 4096 {
+                input.reserve(16 * 1024);
+            }
             match reader.read_buf(&mut input).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
@@ -253,4 +354,5 @@ async fn connection(stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Req
         _ = write => {}
         _ = read => {}
     }
+    connection.close();
 }

@@ -13,14 +13,15 @@ pub mod multikey;
 pub mod table;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-use proto::{Args, Frame};
-use service::{CommandSpec, Deferred, Reply};
+use bytes::{Bytes, BytesMut};
+use proto::{Args, Frame, encode_command};
+use service::{CommandSpec, Deferred, Reply, Settled};
 
 use crate::migrate;
-use crate::server::{Layout, Router, request};
+use crate::server::{Layout, Router};
 
 /// Executes one client command.
 pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
@@ -51,9 +52,8 @@ fn spec(name: &str) -> Option<&'static CommandSpec> {
 async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Reply {
     let layout = router.layout();
     let words = args.peek_all();
-    let keys = table::keys(spec, words);
     let mut shard = None;
-    for key in &keys {
+    for key in table::keys(spec, words) {
         let owner = match layout.shard_of(key, lane).await {
             Ok(owner) => owner,
             Err(e) => return e.into(),
@@ -68,21 +68,18 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
     let Some(shard) = shard else {
         return Frame::error("ERR no key to route by").into();
     };
-    if let Err(e) = migrate::pull_keys(&layout, &keys, lane).await {
-        return e.into();
+    if layout.previous.is_some() {
+        let keys: Vec<&Bytes> = table::keys(spec, words).collect();
+        if let Err(e) = migrate::pull_keys(&layout, &keys, lane).await {
+            return e.into();
+        }
     }
     let write = spec.flags.contains(&"write");
-    Reply::Deferred(
-        send(
-            router,
-            &layout,
-            shard,
-            write,
-            lane,
-            request(args.raw_name(), words),
-        )
-        .await,
-    )
+    // The request goes out as the client sent it: its name as spelt, then its words.
+    let request = std::iter::once(args.raw_name())
+        .chain(words)
+        .map(|w| w.as_ref());
+    Reply::Deferred(send(router, &layout, shard, write, lane, request).await)
 }
 
 /// The error for keys of one command on different shards.
@@ -94,64 +91,78 @@ pub fn cross_shard(layout: &Layout, command: &str, a: usize, b: usize) -> Frame 
     ))
 }
 
-/// Sends `request` to the node serving `shard` *now*, and returns the reply as a deferred
-/// future, so the client's next pipelined command is sent before this one's reply is
-/// back. A failed read is retried once on a healthy replica (reads are idempotent); a
-/// failed write is reported, never retried elsewhere.
-pub async fn send(
+/// Sends a request — its words, name first — to the node serving `shard` *now*, and
+/// returns the reply as a deferred future, so the client's next pipelined command is sent
+/// before this one's reply is back. The words are encoded straight into the backend
+/// connection's output buffer, and the reply comes back as the backend's own bytes
+/// ([`Settled::Resp2`]), which the client's connection copies to its socket as they are:
+/// forwarding a GET costs no `Frame` on the way out or back.
+///
+/// A failed read is retried once on a healthy replica (reads are idempotent); a failed
+/// write is reported, never retried elsewhere.
+pub async fn send<'a>(
     router: &Router,
     layout: &Arc<Layout>,
     shard: usize,
     write: bool,
     lane: u64,
-    request: Frame,
+    request: impl Iterator<Item = &'a [u8]> + Clone + Send,
 ) -> Deferred {
     let s = &layout.shards[shard];
-    s.requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    s.requests.fetch_add(1, Ordering::Relaxed);
     let node = match router.node_for(layout, s, write) {
         Ok(node) => node,
         Err(refused) => {
-            s.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.errors.fetch_add(1, Ordering::Relaxed);
             return Deferred::new(std::future::ready(refused));
         }
     };
-    let retry = (!write && !s.replicas.is_empty()).then(|| request.clone());
-    let sent = node.send(lane, request).await;
+    // Only a read with somewhere to retry keeps a copy of its request.
+    let retry = (!write && !s.replicas.is_empty()).then(|| {
+        let mut copy = BytesMut::new();
+        encode_command(&mut copy, request.clone());
+        copy.freeze()
+    });
+    let sent = node.send_command(lane, request).await;
     let layout = layout.clone();
-    Deferred::new(async move {
+    Deferred::settled(async move {
         let result = match sent {
-            Ok(pending) => pending.reply().await,
+            Ok(pending) => pending.bytes().await,
             Err(e) => Err(e),
         };
         node.record(&result);
         let shard = &layout.shards[shard];
         match result {
-            Ok(frame) => frame,
+            Ok(reply) => Settled::Resp2(reply),
             Err(e) => {
                 let fallback = shard
                     .replicas
                     .iter()
                     .find(|r| r.available() && !Arc::ptr_eq(r, &node));
                 if let (Some(request), Some(replica)) = (retry, fallback)
-                    && let Ok(frame) = replica.call(lane, request).await
+                    && let Ok(reply) = replica.call_encoded(lane, &request).await
                 {
-                    return frame;
+                    return Settled::Resp2(reply);
                 }
-                shard
-                    .errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                e.to_frame()
+                shard.errors.fetch_add(1, Ordering::Relaxed);
+                Settled::Frame(e.to_frame())
             }
         }
     })
 }
 
-/// Words of a sub-request: the command name, then the chosen chunks of arguments.
-pub fn sub_request<'a>(name: &Bytes, chunks: impl Iterator<Item = &'a [Bytes]>) -> Frame {
-    let mut items = vec![Frame::Bulk(name.clone())];
-    for chunk in chunks {
-        items.extend(chunk.iter().cloned().map(Frame::Bulk));
+/// Words of a sub-request: the command name, then the `step`-word chunks of arguments at
+/// `positions` (`MSET`'s key-value pairs are chunks of 2).
+pub fn sub_request<'a>(
+    name: &'a Bytes,
+    words: &'a [Bytes],
+    positions: &[usize],
+    step: usize,
+) -> Vec<&'a [u8]> {
+    let mut part = Vec::with_capacity(1 + positions.len() * step);
+    part.push(name.as_ref());
+    for &i in positions {
+        part.extend(words[i * step..(i + 1) * step].iter().map(|w| w.as_ref()));
     }
-    Frame::Array(items)
+    part
 }

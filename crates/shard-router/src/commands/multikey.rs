@@ -11,7 +11,7 @@ use service::{Deferred, Reply};
 
 use crate::commands::{send, sub_request};
 use crate::migrate;
-use crate::server::{Router, request};
+use crate::server::Router;
 
 pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let name = args.name().to_string();
@@ -41,23 +41,22 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let write = matches!(name.as_str(), "mset" | "del" | "unlink");
     if let [(shard, _)] = groups.as_slice() {
         // All on one shard: forward as is.
-        let whole = request(args.raw_name(), words);
+        let whole = std::iter::once(args.raw_name())
+            .chain(words)
+            .map(|w| w.as_ref());
         return Reply::Deferred(send(router, &layout, *shard, write, lane, whole).await);
     }
     let mut sent: Vec<(Vec<usize>, Deferred)> = Vec::with_capacity(groups.len());
     for (shard, positions) in groups {
-        let chunks = positions.iter().map(|&i| &words[i * step..(i + 1) * step]);
-        let part = sub_request(args.raw_name(), chunks);
-        sent.push((
-            positions,
-            send(router, &layout, shard, write, lane, part).await,
-        ));
+        let part = sub_request(args.raw_name(), words, &positions, step);
+        let later = send(router, &layout, shard, write, lane, part.iter().copied()).await;
+        sent.push((positions, later));
     }
     let total = keys.len();
     Reply::Deferred(Deferred::new(async move {
         let mut replies = Vec::with_capacity(sent.len());
         for (positions, later) in sent {
-            replies.push((positions, later.0.await));
+            replies.push((positions, later.frame().await));
         }
         merge(&name, total, replies)
     }))

@@ -247,24 +247,21 @@ pub fn refusal(name: &str) -> String {
 }
 
 /// The keys of a request, by the spec's positions (`words` excludes the command name).
-pub fn keys<'a>(spec: &CommandSpec, words: &'a [bytes::Bytes]) -> Vec<&'a bytes::Bytes> {
-    if spec.first_key <= 0 {
-        return Vec::new();
-    }
+/// An iterator, not a vector: routing a GET allocates nothing to find its key.
+pub fn keys<'a>(
+    spec: &CommandSpec,
+    words: &'a [bytes::Bytes],
+) -> impl Iterator<Item = &'a bytes::Bytes> + use<'a> {
     let argc = words.len() as i64 + 1;
-    let last = if spec.last_key < 0 {
-        argc + spec.last_key
+    let (first, last) = if spec.first_key <= 0 {
+        (1, 0)
+    } else if spec.last_key < 0 {
+        (spec.first_key, argc + spec.last_key)
     } else {
-        spec.last_key.min(argc - 1)
+        (spec.first_key, spec.last_key.min(argc - 1))
     };
-    let step = spec.step.max(1);
-    let mut keys = Vec::new();
-    let mut i = spec.first_key;
-    while i <= last {
-        if let Some(word) = words.get((i - 1) as usize) {
-            keys.push(word);
-        }
-        i += step;
-    }
-    keys
+    let step = spec.step.max(1) as usize;
+    (first.max(1)..=last.max(0))
+        .step_by(step)
+        .filter_map(move |i| words.get((i - 1) as usize))
 }
