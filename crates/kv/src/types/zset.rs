@@ -285,12 +285,18 @@ impl ZSet {
     /// Sets a member's score (adding the member if new); `true` if it is new.
     pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
         let slot = Slot::new(member.clone());
-        match self.scores.get_mut(&slot) {
-            Some(old) => {
-                if *old != score {
-                    self.order.remove(*old, &member);
-                    self.order.insert(score, member);
-                    *old = score;
+        match self.scores.get_key_value(&slot) {
+            Some((stored, &old)) => {
+                if old != score {
+                    // Re-insert the member's own bytes, not `member`: a caller may pass a
+                    // slice of a connection's read buffer, and keeping that would pin the
+                    // whole buffer for as long as the member lives.
+                    let stored = stored.key().clone();
+                    self.order.remove(old, &stored);
+                    self.order.insert(score, stored);
+                    if let Some(old) = self.scores.get_mut(&slot) {
+                        *old = score;
+                    }
                 }
                 false
             }
