@@ -238,8 +238,9 @@ fn aggregate(dst: &mut BytesMut, type_byte: u8, items: &[Frame], protocol: Proto
 }
 
 /// Writes the decimal digits of `n` without going through `fmt` (this runs for every
-/// reply and every length header, so it is worth the dozen lines).
-fn put_decimal(dst: &mut BytesMut, n: i64) {
+/// reply and every length header, so it is worth the dozen lines). Public for encoders
+/// that write RESP by hand into a buffer of their own (pub/sub's `encode_push`).
+pub fn put_decimal(dst: &mut impl BufMut, n: i64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = n.unsigned_abs();

@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use proto::Protocol;
+use proto::frame::put_decimal;
 use proto::glob::glob_match;
 use tokio_util::sync::CancellationToken;
 
@@ -342,11 +343,11 @@ pub fn encode_push(protocol: Protocol, parts: &[&[u8]]) -> Bytes {
     } else {
         b'*'
     });
-    push_decimal(&mut buf, parts.len());
+    put_decimal(&mut buf, parts.len() as i64);
     buf.extend_from_slice(b"\r\n");
     for part in parts {
         buf.push(b'$');
-        push_decimal(&mut buf, part.len());
+        put_decimal(&mut buf, part.len() as i64);
         buf.extend_from_slice(b"\r\n");
         buf.extend_from_slice(part);
         buf.extend_from_slice(b"\r\n");
@@ -363,22 +364,6 @@ fn decimal_len(mut n: usize) -> usize {
         digits += 1;
     }
     digits
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(buf: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[at..]);
 }
 
 /// One client's subscriptions and its queue. Dropping it (the connection closed, or
