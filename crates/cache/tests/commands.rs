@@ -9,6 +9,7 @@ use bytes::Bytes;
 use common::*;
 use proto::Frame;
 use service::RespClient;
+use testkit::RedisServer;
 
 /// Commands whose replies must be identical (TTL values are checked separately).
 const CORPUS: &[&str] = &[
@@ -107,9 +108,9 @@ async fn run_corpus(c: &mut RespClient) -> Vec<Frame> {
 
 #[tokio::test]
 async fn replies_match_redis_server() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start(&[]);
     let cache = start_cache(&[]).await;
-    let expected = run_corpus(&mut redis.client().await).await;
+    let expected = run_corpus(&mut redis_client(&redis).await).await;
     let actual = run_corpus(&mut client(&cache).await).await;
     for ((command, want), got) in CORPUS.iter().zip(&expected).zip(&actual) {
         assert_eq!(got, want, "{command}");
@@ -127,9 +128,9 @@ async fn sorted_keys(c: &mut RespClient, command: &str) -> Vec<Frame> {
 
 #[tokio::test]
 async fn keys_and_scan_match_redis_server() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start(&[]);
     let cache = start_cache(&[]).await;
-    let mut r = redis.client().await;
+    let mut r = redis_client(&redis).await;
     let mut c = client(&cache).await;
     for i in 0..120 {
         let set = format!("SET {}:{i} v", if i % 3 == 0 { "user" } else { "post" });

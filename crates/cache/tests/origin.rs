@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::*;
 use proto::{Args, Frame};
 use service::{CancellationToken, Client, CommandSpec, Reply, Server, ServiceArgs};
+use testkit::{RedisServer, eventually};
 
 /// An origin that counts GETs and holds every reply until the test opens its gate: a
 /// deliberately slow database.
@@ -97,8 +98,8 @@ async fn a_stampede_of_200_misses_makes_one_origin_request() {
 
 #[tokio::test]
 async fn read_through_with_ttl_negative_caching_and_hit_ratio() {
-    let redis = Redis::start().await;
-    let mut db = redis.client().await;
+    let redis = RedisServer::start(&[]);
+    let mut db = redis_client(&redis).await;
     call(&mut db, "SET user:1 alice").await;
     let cache = start_cache(&[
         "--origin",
@@ -135,8 +136,8 @@ async fn read_through_with_ttl_negative_caching_and_hit_ratio() {
 
 #[tokio::test]
 async fn origin_down_misses_fail_hits_keep_working() {
-    let mut redis = Redis::start().await;
-    call(&mut redis.client().await, "SET hot 1").await;
+    let mut redis = RedisServer::start(&[]);
+    call(&mut redis_client(&redis).await, "SET hot 1").await;
     let cache = start_cache(&["--origin", &redis.addr(), "--origin-timeout-ms", "500"]).await;
     let mut c = client(&cache).await;
     assert_eq!(call(&mut c, "GET hot").await, bulk("1"));
@@ -159,8 +160,8 @@ async fn origin_down_misses_fail_hits_keep_working() {
 
 #[tokio::test]
 async fn write_through_writes_the_origin_first_and_fails_without_it() {
-    let mut redis = Redis::start().await;
-    let mut db = redis.client().await;
+    let mut redis = RedisServer::start(&[]);
+    let mut db = redis_client(&redis).await;
     let cache = start_cache(&[
         "--origin",
         &redis.addr(),
@@ -208,8 +209,8 @@ async fn write_through_writes_the_origin_first_and_fails_without_it() {
 
 #[tokio::test]
 async fn warm_loads_ahead_of_demand() {
-    let redis = Redis::start().await;
-    call(&mut redis.client().await, "MSET p:1 one p:2 two").await;
+    let redis = RedisServer::start(&[]);
+    call(&mut redis_client(&redis).await, "MSET p:1 one p:2 two").await;
     let cache = start_cache(&["--origin", &redis.addr(), "--default-ttl", "300"]).await;
     let mut c = client(&cache).await;
     assert_eq!(call(&mut c, "WARM p:1 p:2 p:3").await, Frame::Integer(2));
@@ -229,8 +230,8 @@ async fn warm_loads_ahead_of_demand() {
 
 #[tokio::test]
 async fn a_published_key_is_invalidated() {
-    let redis = Redis::start().await;
-    let mut bus = redis.client().await;
+    let redis = RedisServer::start(&[]);
+    let mut bus = redis_client(&redis).await;
     let channel = format!("{}/invalidations", redis.addr());
     let cache = start_cache(&["--invalidate-channel", &channel]).await;
     eventually!(

@@ -5,53 +5,18 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use proto::Frame;
 use service::RespClient;
+use testkit::RedisServer;
 
-/// A redis-server on a free port, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_redis() -> (Redis, RespClient) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (.ci/run installs it)");
-    let redis = Redis { child, port };
-    for _ in 0..200 {
-        if let Ok(mut c) = RespClient::connect(("127.0.0.1", redis.port)).await
-            && c.call(["PING"]).await.is_ok()
-        {
-            return (redis, c);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("redis-server did not start");
+/// A real redis-server and a client of it.
+async fn start_redis() -> (RedisServer, RespClient) {
+    let redis = RedisServer::start(&[]);
+    let client = RespClient::connect(redis.socket_addr()).await.unwrap();
+    (redis, client)
 }
 
 /// Splits a corpus line into words (see the corpus header for the syntax).
@@ -207,7 +172,7 @@ async fn compare_corpus(corpus: &str, at_least: usize) {
 async fn blocking_pops_match_redis_server() {
     let (redis, _peer) = start_redis().await;
     let server = common::start(&[]).await;
-    let theirs = blocking_script(("127.0.0.1", redis.port)).await;
+    let theirs = blocking_script(redis.socket_addr()).await;
     let ours = blocking_script(server.addr()).await;
     assert_eq!(ours, theirs);
     assert!(ours.len() >= 20);

@@ -238,9 +238,9 @@ async fn replay(addr: SocketAddr) -> Vec<String> {
 
 #[tokio::test]
 async fn same_replies_as_redis_server() {
-    let redis = common::RedisServer::start(&[]).await;
+    let redis = testkit::RedisServer::start(&[]);
     let ours = common::start(&[]).await;
-    let expected = replay(redis.addr).await;
+    let expected = replay(redis.socket_addr()).await;
     let actual = replay(ours.addr()).await;
     for (e, a) in expected.iter().zip(&actual) {
         assert_eq!(a, e, "\n  infralab: {a}\n  redis:    {e}");

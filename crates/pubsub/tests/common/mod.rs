@@ -2,8 +2,6 @@
 //! `redis-server` to compare with, and a reader of pushed frames.
 #![allow(dead_code, clippy::unwrap_used)] // test code: a panic is a test failure
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,56 +15,6 @@ pub async fn start(flags: &[&str]) -> Running {
     pubsub::start(pubsub::Args::parse_from(argv), CancellationToken::new())
         .await
         .unwrap()
-}
-
-/// A `redis-server` on a free port, killed when dropped.
-pub struct RedisServer {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl RedisServer {
-    pub async fn start(extra: &[&str]) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--bind", "127.0.0.1"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        // Owned from here on: dropped (killed and reaped) on every path, panics included.
-        let server = RedisServer { child, addr };
-        for _ in 0..200 {
-            if let Ok(mut c) = RespClient::connect(addr).await
-                && c.call(["PING"]).await.is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Reads one frame, failing the test instead of hanging if none comes.

@@ -1,0 +1,155 @@
+//! Test support shared by the integration tests of every server crate (a dev-dependency
+//! only: no server links it).
+//!
+//! - [`RedisServer`]: a real `redis-server` on a free loopback port — the peer that the
+//!   differential tests compare against, the origin a cache reads through, a router's
+//!   backend. `.ci/run` installs it.
+//! - [`eventually!`]: waits for a condition instead of sleeping for a guessed time, so
+//!   a test is as fast as the server and still fails (with a message) if the condition
+//!   never holds.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test code: a panic is a test failure
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[doc(hidden)]
+pub use tokio;
+
+/// A free loopback port: bind port 0, read what the kernel picked, let it go. (Another
+/// process could take it in between; on a test machine that does not happen in practice.)
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory under the system's temp dir, unique to this process and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "infralab-test-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A throwaway `redis-server` on a free loopback port, without persistence, killed (and
+/// its directory removed) when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    args: Vec<String>,
+    /// Its own working directory: a replica writes the RDB it receives to `dump.rdb`, and
+    /// every redis-server loads `dump.rdb` from its directory at startup.
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one with `extra` command-line options and waits until it answers `PING`.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let mut server = RedisServer {
+            port,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            dir: temp_dir(&format!("redis-{port}")),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts a replica of `primary` (`--replicaof`).
+    pub fn replica_of(primary: &RedisServer) -> RedisServer {
+        let port = primary.port.to_string();
+        RedisServer::start(&["--replicaof", "127.0.0.1", &port])
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// kill -9: the server "goes down".
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port with the same options, and waits until it
+    /// answers `PING`.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--dir", self.dir.to_str().unwrap()])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answers_ping(self.port) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Whether something on `port` answers an inline `PING` with `+PONG`.
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Re-evaluates the (async) condition every 10 ms until it holds; panics after `limit`,
+/// naming `what`.
+///
+/// ```ignore
+/// eventually!(Duration::from_secs(5), "the replica caught up", replica_len().await == 100);
+/// ```
+#[macro_export]
+macro_rules! eventually {
+    ($limit:expr, $what:expr, $check:expr) => {{
+        let limit: std::time::Duration = $limit;
+        let deadline = $crate::tokio::time::Instant::now() + limit;
+        while !$check {
+            assert!(
+                $crate::tokio::time::Instant::now() < deadline,
+                "not within {limit:?}: {}",
+                $what
+            );
+            $crate::tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }};
+}
