@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Redis, conn, eventually, router};
+use common::{RedisServer, client, conn, connect, eventually, router};
 use redis::AsyncCommands;
 
 /// Kill a shard's primary under load: reads go on from its replica, writes to that shard
@@ -12,9 +12,9 @@ use redis::AsyncCommands;
 /// used again.
 #[tokio::test]
 async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
-    let p0 = Redis::start();
-    let mut p1 = Redis::start();
-    let r1 = Redis::replica_of(&p1);
+    let p0 = RedisServer::start(&[]);
+    let mut p1 = RedisServer::start(&[]);
+    let r1 = RedisServer::replica_of(&p1);
     let config = format!(
         "probe_interval_ms = 50\nserver_failure_limit = 2\nserver_retry_timeout_ms = 60000\n\
          timeout_ms = 500\n\
@@ -40,7 +40,7 @@ async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
             .unwrap();
         on.entry(info["shard"].clone()).or_default().push(key);
     }
-    let replica = r1.client();
+    let replica = client(&r1.addr());
     let expected = on["s1"].len();
     eventually("the replica has every s1 key", || {
         let replica = replica.clone();
@@ -97,7 +97,7 @@ async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
         .await
         .unwrap();
     assert!(format!("{shards:?}").contains("ejected"), "{shards:?}");
-    let mut p0c = p0.conn().await;
+    let mut p0c = connect(&p0.addr()).await;
     let stray: Option<String> = p0c.get(key).await.unwrap();
     assert_eq!(stray, None, "a write for s1 must not be remapped to s0");
     load.await.unwrap();
@@ -115,7 +115,7 @@ async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
         }
     })
     .await;
-    let mut p1c = p1.conn().await;
+    let mut p1c = connect(&p1.addr()).await;
     let v: String = p1c.get(&key).await.unwrap();
     assert_eq!(v, "back");
     running.stop().await;

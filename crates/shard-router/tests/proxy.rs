@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::{Redis, conn, router, shards_toml};
+use common::{RedisServer, client, conn, connect, router, shards_toml};
 use redis::AsyncCommands;
 use service::RespClient;
 
@@ -19,8 +19,12 @@ fn words(line: &str) -> Vec<Bytes> {
 /// give byte-for-byte equal replies for every routable command.
 #[tokio::test]
 async fn differential_router_versus_one_server() {
-    let backends = [Redis::start(), Redis::start(), Redis::start()];
-    let direct = Redis::start();
+    let backends = [
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+    ];
+    let direct = RedisServer::start(&[]);
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let mut through = RespClient::connect(running.addr()).await.unwrap();
     let mut straight = RespClient::connect(direct.addr()).await.unwrap();
@@ -97,7 +101,11 @@ async fn differential_router_versus_one_server() {
 
 #[tokio::test]
 async fn redis_crate_split_merge_pipelines_and_placement() {
-    let backends = [Redis::start(), Redis::start(), Redis::start()];
+    let backends = [
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+    ];
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let mut c = conn(&running).await;
 
@@ -125,7 +133,7 @@ async fn redis_crate_split_merge_pipelines_and_placement() {
         let shard = &info["shard"];
         *per_shard.entry(shard.clone()).or_default() += 1;
         let index: usize = shard[1..].parse().unwrap();
-        let mut direct = backends[index].conn().await;
+        let mut direct = connect(&backends[index].addr()).await;
         let v: Option<i64> = direct.get(&key).await.unwrap();
         assert_eq!(v, Some(i), "{key} on {shard}");
         assert_eq!(info["node"], backends[index].addr());
@@ -203,7 +211,7 @@ async fn redis_crate_split_merge_pipelines_and_placement() {
     let () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
     for b in &backends {
         let n: i64 = redis::cmd("DBSIZE")
-            .query_async(&mut b.conn().await)
+            .query_async(&mut connect(&b.addr()).await)
             .await
             .unwrap();
         assert_eq!(n, 0);
@@ -238,8 +246,8 @@ async fn two_keys_on_different_shards(
 
 #[tokio::test]
 async fn redis_cli_session_matches_a_direct_session() {
-    let backends = [Redis::start(), Redis::start()];
-    let direct = Redis::start();
+    let backends = [RedisServer::start(&[]), RedisServer::start(&[])];
+    let direct = RedisServer::start(&[]);
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let script =
         "SET a 1\nSET b 2\nMGET a b nope\nINCR a\nDEL a b\nHSET h f v\nHGETALL h\nEXISTS a h\n";
@@ -271,9 +279,9 @@ async fn redis_cli_session_matches_a_direct_session() {
 
 #[tokio::test]
 async fn directory_and_range_strategies_place_keys_where_configured() {
-    let backends = [Redis::start(), Redis::start()];
-    let dir = Redis::start();
-    let mut d = dir.conn().await;
+    let backends = [RedisServer::start(&[]), RedisServer::start(&[])];
+    let dir = RedisServer::start(&[]);
+    let mut d = connect(&dir.addr()).await;
     let () = d
         .hset("router:directory", "tenant:big", "s1")
         .await
@@ -288,7 +296,7 @@ async fn directory_and_range_strategies_place_keys_where_configured() {
     let () = c.set("{tenant:big}:orders", "many").await.unwrap();
     let () = c.set("{tenant:small}:orders", "few").await.unwrap();
     let on = |i: usize, key: &'static str| {
-        let client = backends[i].client();
+        let client = client(&backends[i].addr());
         async move {
             let mut c = client.get_multiplexed_async_connection().await.unwrap();
             let v: Option<String> = c.get(key).await.unwrap();

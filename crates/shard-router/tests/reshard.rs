@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{Redis, conn, router, shards_toml, temp_dir};
+use common::{RedisServer, conn, connect, router, shards_toml, temp_dir};
 use redis::AsyncCommands;
 use shard_router::reshard::{ReshardArgs, run};
 
@@ -16,10 +16,10 @@ use shard_router::reshard::{ReshardArgs, run};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_to_four_shards_under_concurrent_writes() {
     let backends = [
-        Redis::start(),
-        Redis::start(),
-        Redis::start(),
-        Redis::start(),
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
+        RedisServer::start(&[]),
     ];
     let dir = temp_dir("reshard");
     let old = dir.join("old.toml");
@@ -108,7 +108,7 @@ async fn three_to_four_shards_under_concurrent_writes() {
     // Exactly one copy of each key across the four backends.
     let mut conns = Vec::new();
     for b in &backends {
-        conns.push(b.conn().await);
+        conns.push(connect(&b.addr()).await);
     }
     let mut total = 0;
     for conn in &mut conns {
