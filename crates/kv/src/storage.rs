@@ -153,10 +153,7 @@ impl Storage {
             Fsync::No => Some(500),
             Fsync::Always | Fsync::Everysec => None,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(flush_every)
-            .open()?;
+        let db = open_sled(sled::Config::new().path(dir).flush_every_ms(flush_every))?;
         let files = Files::open(db)?;
         let (loaded, expired) = files.load(keyspace, now)?;
         files.db.flush()?;
@@ -243,6 +240,30 @@ impl Storage {
         };
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Opens sled, waiting up to a second for a previous instance in this process to let go.
+///
+/// sled takes an exclusive `flock` on its directory, so two servers can never share one.
+/// But when a `Db` is dropped, sled only *signals* its background flusher thread, which
+/// holds the lock until it exits a moment later (sled issue #1234). A server stopped and
+/// started again on the same directory within one process (the restart tests) would see
+/// "could not acquire lock" for those milliseconds; a real second server holds it for its
+/// whole life and still gets the error, one second later.
+fn open_sled(config: sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match config.open() {
+            // sled reports it as an `Other` error; only its text names the lock.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
         }
     }
 }
@@ -726,7 +747,7 @@ fn pop_positions(
 /// Elements stored in a closed data directory, over every database (tests check that a
 /// deleted or expired collection leaves none behind). Fails if a server has it open.
 pub fn count_elements(dir: &Path) -> Result<usize, sled::Error> {
-    let db = sled::Config::new().path(dir).open()?;
+    let db = open_sled(sled::Config::new().path(dir))?;
     let mut n = 0;
     for name in db.tree_names() {
         if name.starts_with(b"e") && tree_id(&name).is_some() {

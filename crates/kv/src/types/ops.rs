@@ -308,6 +308,17 @@ fn touched(
     (n, Delta::edit_if(n > 0, journal, || make(touched)))
 }
 
+/// Removes a range of members just read off `z`'s order (`ZREMRANGEBYRANK`/`BYSCORE`).
+/// They are collected first because the order cannot be walked while it changes; the
+/// same list then becomes the journal's edit, so nothing is copied twice.
+fn remove_range(z: &mut ZSet, doomed: Vec<Bytes>, journal: bool) -> (usize, Delta) {
+    for m in &doomed {
+        z.remove(m);
+    }
+    let n = doomed.len();
+    (n, Delta::edit_if(n > 0, journal, || Edit::ZRemove(doomed)))
+}
+
 /// Applies one collection write. See the module docs.
 pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, CommandError> {
     match op {
@@ -663,11 +674,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     .take(b - a)
                     .map(|(_, m)| m.clone())
                     .collect();
-                for m in &doomed {
-                    z.remove(m);
-                }
-                let n = doomed.len();
-                Ok((n, Delta::edit_if(n > 0, journal, || Edit::ZRemove(doomed))))
+                Ok(remove_range(z, doomed, journal))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
@@ -681,11 +688,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     .take_while(|(s, _)| max.within_max(*s))
                     .map(|(_, m)| m.clone())
                     .collect();
-                for m in &doomed {
-                    z.remove(m);
-                }
-                let n = doomed.len();
-                Ok((n, Delta::edit_if(n > 0, journal, || Edit::ZRemove(doomed))))
+                Ok(remove_range(z, doomed, journal))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
