@@ -452,12 +452,27 @@ pub fn read_views(
     max_bytes: usize,
     max_records: u64,
 ) -> Result<Bytes, LogError> {
+    let mut buf = Vec::new();
+    let len = read_views_into(views, offset, max_bytes, max_records, &mut buf)?;
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
+}
+
+/// Like [`read_views`], into `buf[..len]` of a reused buffer (see
+/// [`SegmentView::read_into`]); returns `len` (0: nothing at `offset` yet).
+pub fn read_views_into(
+    views: &[SegmentView],
+    offset: u64,
+    max_bytes: usize,
+    max_records: u64,
+    buf: &mut Vec<u8>,
+) -> Result<usize, LogError> {
     for view in views {
-        if let Some(bytes) = view.read(offset, max_bytes, max_records)? {
-            return Ok(bytes);
+        if let Some(len) = view.read_into(offset, max_bytes, max_records, buf)? {
+            return Ok(len);
         }
     }
-    Ok(Bytes::new())
+    Ok(0)
 }
 
 /// Fsyncs a directory so a file created or deleted in it survives a crash.

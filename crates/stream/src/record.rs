@@ -309,19 +309,71 @@ fn varint_len(n: i64) -> usize {
     (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
 }
 
-/// Decodes the records of concatenated batches (as a fetch returns them), skipping
-/// control batches and records before `from_offset`, up to `limit` records. `bytes` must
-/// be whole batches.
-pub fn decode_batches(
-    bytes: &Bytes,
+/// One record as it lies in a batch: every field borrowed from the batch's bytes, so
+/// reading a record copies nothing. [`for_each_record`] hands these out; an owner that
+/// wants [`Record`]s slices them out of a `Bytes` ([`decode_batches`]), a reply encoder
+/// copies the fields once, straight into the reply.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// How many headers [`RecordRef::headers`] yields.
+    pub header_count: usize,
+    /// The headers, still encoded (already checked to be whole).
+    headers: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// The headers as `(name, value)` pairs (a null name reads as empty).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + use<'a> {
+        let mut cursor = Cursor {
+            buf: self.headers,
+            pos: 0,
+        };
+        // Checked while walking the record: these cannot fail, and stop if they did.
+        std::iter::from_fn(move || {
+            let name = cursor.nullable().ok()?.unwrap_or_default();
+            Some((name, cursor.nullable().ok()?))
+        })
+        .take(self.header_count)
+    }
+}
+
+/// Whether a reader re-checks each batch's CRC32C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crc {
+    /// Recompute it: bytes from outside (recovery, a stored offsets log, tests).
+    Verify,
+    /// Trust it: batches served from the log, which checked every batch when it was
+    /// appended (and re-checks the newest segment after a crash). Kafka's broker does the
+    /// same — its Fetch path never recomputes CRCs, consumers may — and recomputing on
+    /// every read cost a tenth of a fetch. The headers and every record length are still
+    /// checked, so bytes that do not parse are an error, never a panic.
+    Trust,
+}
+
+/// Walks the records of concatenated batches (as a fetch returns them), skipping control
+/// batches and records before `from_offset`, calling `visit` on up to `limit` records;
+/// returns how many it visited. `bytes` must be whole batches.
+pub fn for_each_record<'a>(
+    bytes: &'a [u8],
     from_offset: u64,
     limit: usize,
-) -> Result<Vec<StoredRecord>, BatchError> {
-    let mut out = Vec::new();
+    crc: Crc,
+    mut visit: impl FnMut(RecordRef<'a>),
+) -> Result<usize, BatchError> {
+    let mut visited = 0;
     let mut pos = 0;
-    while pos < bytes.len() && out.len() < limit {
-        let header = verify(&bytes[pos..])?;
-        let batch = bytes.slice(pos..pos + header.size);
+    while pos < bytes.len() && visited < limit {
+        let header = match crc {
+            Crc::Verify => verify(&bytes[pos..])?,
+            Crc::Trust => BatchHeader::parse(&bytes[pos..])?,
+        };
+        let batch = bytes
+            .get(pos..pos + header.size)
+            .ok_or(BatchError::Truncated)?;
         pos += header.size;
         if header.is_control() || header.last_offset() < from_offset {
             continue;
@@ -331,7 +383,7 @@ pub fn decode_batches(
             return Err(BatchError::Compressed(codec));
         }
         let mut cursor = Cursor {
-            buf: &batch,
+            buf: batch,
             pos: BATCH_HEADER_LEN,
         };
         for _ in 0..header.records_count {
@@ -343,31 +395,57 @@ pub fn decode_batches(
             cursor.pos += 1; // record attributes: unused in v2
             let timestamp = header.base_timestamp + cursor.varlong()?;
             let offset_delta = u64::try_from(cursor.varint()?).map_err(|_| malformed("delta"))?;
-            let key = cursor.nullable(&batch)?;
-            let value = cursor.nullable(&batch)?;
-            let header_count = cursor.varint()?;
-            let mut headers = Vec::new();
-            for _ in 0..header_count.max(0) {
-                let name = cursor.nullable(&batch)?.unwrap_or_default();
-                headers.push((name, cursor.nullable(&batch)?));
+            let key = cursor.nullable()?;
+            let value = cursor.nullable()?;
+            let header_count = usize::try_from(cursor.varint()?).unwrap_or(0);
+            let headers_start = cursor.pos;
+            for _ in 0..header_count {
+                cursor.nullable()?;
+                cursor.nullable()?;
             }
             if cursor.pos != end {
                 return Err(malformed("record length"));
             }
             let offset = header.base_offset + offset_delta;
-            if offset >= from_offset && out.len() < limit {
-                out.push(StoredRecord {
+            if offset >= from_offset && visited < limit {
+                visited += 1;
+                visit(RecordRef {
                     offset,
-                    record: Record {
-                        key,
-                        value,
-                        timestamp,
-                        headers,
-                    },
+                    timestamp,
+                    key,
+                    value,
+                    header_count,
+                    headers: &batch[headers_start..end],
                 });
             }
         }
     }
+    Ok(visited)
+}
+
+/// Decodes the records of concatenated batches into owned [`StoredRecord`]s (see
+/// [`for_each_record`]); keys, values and headers are slices of `bytes`, not copies.
+pub fn decode_batches(
+    bytes: &Bytes,
+    from_offset: u64,
+    limit: usize,
+) -> Result<Vec<StoredRecord>, BatchError> {
+    let mut out = Vec::new();
+    let owned = |b: Option<&[u8]>| b.map(|b| bytes.slice_ref(b));
+    for_each_record(bytes, from_offset, limit, Crc::Verify, |r| {
+        out.push(StoredRecord {
+            offset: r.offset,
+            record: Record {
+                key: owned(r.key),
+                value: owned(r.value),
+                timestamp: r.timestamp,
+                headers: r
+                    .headers()
+                    .map(|(name, value)| (bytes.slice_ref(name), owned(value)))
+                    .collect(),
+            },
+        });
+    })?;
     Ok(out)
 }
 
@@ -414,7 +492,7 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn varlong(&mut self) -> Result<i64, BatchError> {
         let mut v: u64 = 0;
         for shift in (0..70).step_by(7) {
@@ -436,16 +514,13 @@ impl Cursor<'_> {
         Ok(v)
     }
 
-    fn nullable(&mut self, batch: &Bytes) -> Result<Option<Bytes>, BatchError> {
+    fn nullable(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
         let len = self.varint()?;
         if len < 0 {
             return Ok(None);
         }
         let end = self.pos + len as usize;
-        if end > batch.len() {
-            return Err(BatchError::Truncated);
-        }
-        let out = batch.slice(self.pos..end);
+        let out = self.buf.get(self.pos..end).ok_or(BatchError::Truncated)?;
         self.pos = end;
         Ok(Some(out))
     }

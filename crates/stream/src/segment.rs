@@ -547,22 +547,46 @@ impl SegmentView {
     /// Whole batches starting with the one that holds `offset`: about `max_bytes` of them
     /// (at least one, however big: a consumer must always make progress), stopping once
     /// they hold `max_records` records from `offset` on. `None` if the segment has nothing
-    /// at or after `offset`. Reads what the first batch's size suggests and grows, so a
-    /// small fetch stays cheap.
+    /// at or after `offset`. (A fresh buffer each call; see [`SegmentView::read_into`].)
     pub fn read(
         &self,
         offset: u64,
         max_bytes: usize,
         max_records: u64,
     ) -> io::Result<Option<Bytes>> {
-        let Some((position, first)) = self.locate(offset)? else {
+        let mut buf = Vec::new();
+        Ok(self
+            .read_into(offset, max_bytes, max_records, &mut buf)?
+            .map(|len| {
+                buf.truncate(len);
+                Bytes::from(buf)
+            }))
+    }
+
+    /// Like [`SegmentView::read`], into `buf[..len]`, returning `len`. Reads what the first
+    /// batch's size suggests and grows, so a small fetch stays cheap.
+    ///
+    /// `buf` is meant to be *reused*: `pread` needs initialised memory to read into (safe
+    /// Rust cannot hand the kernel uninitialised bytes), so a fresh buffer is zeroed first
+    /// and then overwritten — for a 100 KiB fetch that zeroing, and the page faults of a
+    /// fresh allocation, cost as much as the read itself. A buffer kept from the last read
+    /// is already initialised: it only grows (zeroing just the growth), and the read goes
+    /// straight into it.
+    pub fn read_into(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: u64,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<Option<usize>> {
+        let Some((position, first)) = self.locate(offset, buf)? else {
             return Ok(None);
         };
         let available = (self.size - position) as usize;
         let limit = max_bytes.max(first.size).min(available);
         // First guess: batches like the first one, as many as hold `max_records` (a
-        // batch of 100 records is enough for COUNT 100: reading — and zeroing — a whole
-        // `max_bytes` for it was most of a fetch's cost).
+        // batch of 100 records is enough for COUNT 100: reading a whole `max_bytes` for
+        // it was most of a fetch's cost).
         let in_first = first
             .next_offset()
             .saturating_sub(offset.max(first.base_offset))
@@ -571,13 +595,16 @@ impl SegmentView {
         let guess = first.size.saturating_mul(batches as usize);
         let mut want = limit.min(guess).max(first.size);
         loop {
-            let mut buf = BytesMut::zeroed(want);
-            self.file.read_exact_at(&mut buf, position)?;
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+            let read = &mut buf[..want];
+            self.file.read_exact_at(read, position)?;
             // Keep whole batches only, up to the record limit.
             let (mut end, mut records) = (0, 0);
-            while end < buf.len() && records < max_records {
-                match BatchHeader::parse(&buf[end..]) {
-                    Ok(h) if end + h.size <= buf.len() => {
+            while end < read.len() && records < max_records {
+                match BatchHeader::parse(&read[end..]) {
+                    Ok(h) if end + h.size <= read.len() => {
                         records += h.next_offset().saturating_sub(offset.max(h.base_offset));
                         end += h.size;
                     }
@@ -585,8 +612,7 @@ impl SegmentView {
                 }
             }
             if records >= max_records || want >= limit {
-                buf.truncate(end);
-                return Ok(Some(buf.freeze()));
+                return Ok(Some(end));
             }
             want = want.saturating_mul(2).min(limit);
         }
@@ -594,22 +620,26 @@ impl SegmentView {
 
     /// Position and header of the batch holding `offset`: scan batch headers from the
     /// index entry (at most `index.interval.bytes` of them).
-    /// The headers are read 8 KiB at a time, so the scan is one or two reads, not one per
+    /// The headers are read 8 KiB at a time into `buf` (the caller's reused read buffer:
+    /// nothing zeroed, nothing allocated), so the scan is one or two reads, not one per
     /// batch.
-    fn locate(&self, offset: u64) -> io::Result<Option<(u64, BatchHeader)>> {
+    fn locate(&self, offset: u64, buf: &mut Vec<u8>) -> io::Result<Option<(u64, BatchHeader)>> {
         const CHUNK: u64 = 8 * 1024;
-        let mut chunk = Vec::new();
+        let mut chunk_len = 0;
         let mut chunk_start = self.scan_from;
         let mut position = self.scan_from;
         while position < self.size {
             let at = (position - chunk_start) as usize;
-            if at + BATCH_HEADER_LEN > chunk.len() {
+            if at + BATCH_HEADER_LEN > chunk_len {
                 chunk_start = position;
-                chunk.resize(CHUNK.min(self.size - position) as usize, 0);
-                self.file.read_exact_at(&mut chunk, position)?;
+                chunk_len = CHUNK.min(self.size - position) as usize;
+                if buf.len() < chunk_len {
+                    buf.resize(chunk_len, 0);
+                }
+                self.file.read_exact_at(&mut buf[..chunk_len], position)?;
                 continue;
             }
-            let header = BatchHeader::parse(&chunk[at..])
+            let header = BatchHeader::parse(&buf[at..chunk_len])
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));

@@ -264,6 +264,19 @@ impl Partition {
         crate::log::read_views(&views, offset, max_bytes, max_records)
     }
 
+    /// Like [`Partition::read`], into `buf[..len]` of a buffer the caller reuses across
+    /// reads (see [`crate::segment::SegmentView::read_into`]); returns `len`.
+    pub fn read_into(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, LogError> {
+        let views = self.log().views(offset)?;
+        crate::log::read_views_into(&views, offset, max_bytes, max_records, buf)
+    }
+
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
         self.log().offset_for_timestamp(timestamp)
     }

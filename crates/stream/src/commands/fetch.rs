@@ -1,11 +1,15 @@
 //! `FETCH` (read from an offset, optionally waiting) and `LISTOFFSETS`.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use proto::frame::put_decimal;
 use proto::{Args, CommandError, Frame};
+use service::{Deferred, Reply, Settled};
 
 use super::{int, log_error, next_name, next_u64, partition, topic_error};
-use crate::record::{self, BatchError, StoredRecord};
+use crate::record::{self, BatchError, Crc};
 use crate::server::StreamServer;
 
 /// Default and largest `MAXBYTES` of one fetch.
@@ -16,7 +20,7 @@ const MAX_MAX_BYTES: u64 = 64 << 20;
 /// `[offset, timestamp, key, value, headers]`. At the end offset it returns an empty array
 /// — or, with `BLOCK`, waits until a record arrives or the time is up (`BLOCK 0`: forever),
 /// which is how a consumer tails a partition without polling in a loop.
-pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandError> {
+pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
     let name = next_name(args)?;
     let id = next_u64(args, "the partition", u64::from(u32::MAX))?;
     let offset = next_u64(args, "the offset", i64::MAX as u64)?;
@@ -35,7 +39,7 @@ pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandEr
     let p = partition(&topic, id)?;
     let mut end = p.watch_end();
     let records = read(&p, offset, max_bytes, count)?;
-    let Some(block) = block.filter(|_| records.is_empty()) else {
+    let Some(block) = block.filter(|_| records.is_none()) else {
         return Ok(reply(records));
     };
     // Long poll: wait for the end offset to pass `offset`, the deadline, or shutdown.
@@ -51,49 +55,111 @@ pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandEr
         _ = s.shutdown.cancelled() => false,
     };
     if !arrived {
-        return Ok(Frame::NullArray);
+        return Ok(Reply::One(Frame::NullArray));
     }
     Ok(reply(read(&p, offset, max_bytes, count)?))
 }
 
+thread_local! {
+    /// The buffer fetches on this thread read into, kept between fetches so it is never
+    /// zeroed or allocated again (see [`crate::segment::SegmentView::read_into`]).
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A read buffer grown past this (by a big `MAXBYTES`) is freed after its fetch.
+const KEEP_READ_BUFFER: usize = 4 << 20;
+
+/// Reads up to `count` records from `offset` and encodes them as the RESP2 reply; `None`
+/// when there are none (yet).
+///
+/// The bytes are copied twice, the least a reply with RESP's framing allows: the kernel
+/// copies them from the page cache into the read buffer, and encoding copies each field
+/// from there into the reply, between its `$len` headers. Nothing else is made per
+/// record — no zeroed buffer, no owned record, no reply `Frame` tree to build and drop.
 fn read(
     p: &crate::topic::Partition,
     offset: u64,
     max_bytes: u64,
     count: usize,
-) -> Result<Vec<StoredRecord>, CommandError> {
-    let bytes = p
-        .read(offset, max_bytes as usize, count as u64)
-        .map_err(log_error)?;
-    record::decode_batches(&bytes, offset, count).map_err(|e| match e {
-        // A Kafka client's compressed batch: stored as sent, not decompressed here (yet).
-        BatchError::Compressed(_) => CommandError::coded("UNSUPPORTED_COMPRESSION_TYPE", e),
-        _ => CommandError::coded("CORRUPT_MESSAGE", e),
+) -> Result<Option<Bytes>, CommandError> {
+    READ_BUFFER.with_borrow_mut(|buf| {
+        let len = p
+            .read_into(offset, max_bytes as usize, count as u64, buf)
+            .map_err(log_error)?;
+        let reply = encode_records(&buf[..len], offset, count);
+        if buf.len() > KEEP_READ_BUFFER {
+            *buf = Vec::new();
+        }
+        reply
     })
 }
 
-fn reply(records: Vec<StoredRecord>) -> Frame {
-    Frame::Array(records.into_iter().map(record_frame).collect())
+/// Encodes the records of `batches` as a RESP2 array of
+/// `[offset, timestamp, key, value, [header, value, ...]]`: positional like `XRANGE`'s
+/// `[id, fields]`, so a fetch of many small records stays small on the wire.
+fn encode_records(
+    batches: &[u8],
+    offset: u64,
+    count: usize,
+) -> Result<Option<Bytes>, CommandError> {
+    // The array's length comes first but is known last: leave room for its header and
+    // write it right-aligned into that room once the records are counted.
+    const ROOM: usize = 16;
+    let mut out = BytesMut::with_capacity(ROOM + batches.len() + batches.len() / 2 + 64);
+    out.put_bytes(0, ROOM);
+    let records = record::for_each_record(batches, offset, count, Crc::Trust, |r| {
+        out.put_slice(b"*5\r\n");
+        line(&mut out, b':', r.offset as i64);
+        line(&mut out, b':', r.timestamp);
+        bulk(&mut out, r.key);
+        bulk(&mut out, r.value);
+        line(&mut out, b'*', 2 * r.header_count as i64);
+        for (name, value) in r.headers() {
+            bulk(&mut out, Some(name));
+            bulk(&mut out, value);
+        }
+    })
+    .map_err(|e| match e {
+        // A Kafka client's compressed batch: stored as sent, not decompressed here (yet).
+        BatchError::Compressed(_) => CommandError::coded("UNSUPPORTED_COMPRESSION_TYPE", e),
+        _ => CommandError::coded("CORRUPT_MESSAGE", e),
+    })?;
+    if records == 0 {
+        return Ok(None);
+    }
+    let mut header = Vec::with_capacity(ROOM);
+    line(&mut header, b'*', records as i64);
+    let skip = ROOM - header.len();
+    out[skip..ROOM].copy_from_slice(&header);
+    out.advance(skip);
+    Ok(Some(out.freeze()))
 }
 
-/// One record as `[offset, timestamp, key, value, headers]` (`headers` a flat
-/// `[name, value, ...]` array): positional like `XRANGE`'s `[id, fields]`, so a fetch of
-/// many small records stays small on the wire.
-fn record_frame(r: StoredRecord) -> Frame {
-    let nullable = |b: Option<bytes::Bytes>| b.map_or(Frame::Null, Frame::Bulk);
-    let headers = r
-        .record
-        .headers
-        .into_iter()
-        .flat_map(|(k, v)| [Frame::Bulk(k), nullable(v)])
-        .collect();
-    Frame::Array(vec![
-        int(r.offset),
-        Frame::Integer(r.record.timestamp),
-        nullable(r.record.key),
-        nullable(r.record.value),
-        Frame::Array(headers),
-    ])
+/// `<kind><n>\r\n`: an integer (`:`) or an aggregate's length (`*`, `$`).
+fn line(out: &mut impl BufMut, kind: u8, n: i64) {
+    out.put_u8(kind);
+    put_decimal(out, n);
+    out.put_slice(b"\r\n");
+}
+
+/// A bulk string, or RESP2's null bulk (`$-1`).
+fn bulk(out: &mut BytesMut, data: Option<&[u8]>) {
+    match data {
+        None => out.put_slice(b"$-1\r\n"),
+        Some(data) => {
+            line(out, b'$', data.len() as i64);
+            out.put_slice(data);
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// The encoded records as a reply (the empty array when there were none). Already RESP2
+/// bytes, the connection copies them into its output as they are; a RESP3 client gets
+/// them re-encoded (its null is `_`).
+fn reply(records: Option<Bytes>) -> Reply {
+    let bytes = records.unwrap_or_else(|| Bytes::from_static(b"*0\r\n"));
+    Reply::Deferred(Deferred::settled(std::future::ready(Settled::Resp2(bytes))))
 }
 
 /// `LISTOFFSETS topic partition EARLIEST|LATEST|timestamp-ms` → an offset (nil: no
@@ -116,4 +182,109 @@ pub fn list_offsets(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandE
         p.offset_for_timestamp(timestamp).map_err(log_error)?
     };
     Ok(offset.map_or(Frame::Null, int))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    fn parse(bytes: Bytes) -> Frame {
+        let mut buf = BytesMut::from(bytes);
+        let frame = proto::parse_frame(&mut buf, &proto::Limits::default(), proto::Mode::Reply)
+            .unwrap()
+            .unwrap();
+        assert!(buf.is_empty(), "exactly one reply");
+        frame
+    }
+
+    #[test]
+    fn records_encode_as_the_positional_reply() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let records = [
+            Record {
+                key: Some(b("k")),
+                value: Some(b("v1")),
+                timestamp: 1_700_000_000_123,
+                headers: vec![(b("h"), Some(b("x"))), (b("nil"), None)],
+            },
+            Record {
+                key: None,
+                value: None,
+                timestamp: 1_700_000_000_000,
+                headers: vec![],
+            },
+        ];
+        let mut batches = Vec::new();
+        record::encode_batch_into(&mut batches, &records[..1], 41);
+        record::encode_batch_into(&mut batches, &records[1..], 42);
+        let expected = Frame::Array(vec![
+            Frame::Array(vec![
+                Frame::Integer(41),
+                Frame::Integer(1_700_000_000_123),
+                Frame::Bulk(b("k")),
+                Frame::Bulk(b("v1")),
+                Frame::Array(vec![
+                    Frame::Bulk(b("h")),
+                    Frame::Bulk(b("x")),
+                    Frame::Bulk(b("nil")),
+                    Frame::Null,
+                ]),
+            ]),
+            Frame::Array(vec![
+                Frame::Integer(42),
+                Frame::Integer(1_700_000_000_000),
+                Frame::Null,
+                Frame::Null,
+                Frame::Array(vec![]),
+            ]),
+        ]);
+        let reply = encode_records(&batches, 41, usize::MAX).unwrap().unwrap();
+        assert_eq!(parse(reply), expected);
+        // From the middle, and with a count.
+        let reply = encode_records(&batches, 42, 5).unwrap().unwrap();
+        assert_eq!(
+            parse(reply),
+            Frame::Array(vec![array(&expected)[1].clone()])
+        );
+        let reply = encode_records(&batches, 0, 1).unwrap().unwrap();
+        assert_eq!(
+            parse(reply),
+            Frame::Array(vec![array(&expected)[0].clone()])
+        );
+        // Past the end: no records, and the empty reply.
+        assert_eq!(encode_records(&batches, 43, 5).unwrap(), None);
+        assert_eq!(encode_records(&[], 0, 5).unwrap(), None);
+    }
+
+    #[test]
+    fn bytes_that_do_not_parse_are_an_error_not_a_panic() {
+        let record = Record {
+            value: Some(Bytes::from_static(b"value")),
+            ..Record::default()
+        };
+        let mut batch = Vec::new();
+        record::encode_batch_into(&mut batch, &[record], 0);
+        for cut in 1..batch.len() {
+            let _ = encode_records(&batch[..cut], 0, 10);
+        }
+        // A record length that overruns its batch (the CRC is trusted, not checked).
+        let last = batch.len() - 1;
+        let length_at = record::BATCH_HEADER_LEN;
+        batch[length_at] = 0x7e;
+        let e = encode_records(&batch, 0, 10).unwrap_err();
+        assert!(
+            matches!(e.to_frame(), Frame::Error(m) if m.starts_with(b"CORRUPT_MESSAGE")),
+            "{e:?}"
+        );
+        batch[last] ^= 0xff;
+        let _ = encode_records(&batch, 0, 10);
+    }
+
+    fn array(frame: &Frame) -> &[Frame] {
+        match frame {
+            Frame::Array(items) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
 }

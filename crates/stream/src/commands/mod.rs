@@ -85,7 +85,7 @@ pub async fn execute(s: &StreamServer, mut args: Args) -> Reply {
         "topic.alter" => topic::alter(s, &mut args),
         "produce" => return reply(produce::produce(s, &mut args).await),
         "produce.batch" => return reply(produce::produce_batch(s, &mut args).await),
-        "fetch" => fetch::fetch(s, &mut args).await,
+        "fetch" => return reply(fetch::fetch(s, &mut args).await),
         "listoffsets" => fetch::list_offsets(s, &mut args),
         "group.join" => group::join(s, &mut args),
         "group.heartbeat" => group::heartbeat(s, &mut args),
