@@ -79,6 +79,11 @@ impl GroupCommit {
         self.issued.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// The highest ticket known to be on disk.
+    pub fn synced(&self) -> u64 {
+        *self.synced.borrow()
+    }
+
     /// Fsync rounds so far.
     pub fn rounds(&self) -> u64 {
         self.rounds.load(Ordering::Relaxed)

@@ -125,42 +125,45 @@ impl StreamServer {
         Ok(())
     }
 
-    /// Whether produces leave their records unwritten for [`Self::reply_when_written`]:
-    /// yes, unless `--fsync always` must write and fsync before acknowledging anyway.
-    pub fn defers_writes(&self) -> bool {
-        self.fsync != FsyncPolicy::Always
-    }
-
-    /// The reply to a produce whose records sit in `partitions`' unwritten tails: a
-    /// deferred reply, which the connection settles only when it is about to write its
-    /// replies — after executing every request of the pipeline it read. Settling it
-    /// writes the tails (the first deferred reply of a pipeline writes everything its
-    /// requests appended; the rest find nothing left to write), so the acknowledgement
-    /// never leaves before the `write` — Redis's rule for its AOF buffer — and a failed
-    /// write becomes the reply. The file written is handed to the fsync policy.
+    /// The reply to a produce whose records sit in `partitions`' unwritten tails (each
+    /// with the offset of its last record there): a deferred reply, which the connection
+    /// settles only when it is about to write its replies — after executing every request
+    /// of the pipeline it read. Settling it writes the tails (the first deferred reply of
+    /// a pipeline writes everything its requests appended; the rest find nothing left to
+    /// write), so the acknowledgement never leaves before the `write` — Redis's rule for
+    /// its AOF buffer — and a failed write becomes the reply.
+    ///
+    /// Under `--fsync always` it then waits for the fsync that covers its records: **group
+    /// commit**. Replies of one pipeline share a flush and so one fsync, and so do the
+    /// replies of every connection whose records were written before the fsync began; an
+    /// fsync costs about the same for one record or a thousand, so the disk's latency is
+    /// paid per round, not per produce (see [`GroupCommit`]).
     pub fn reply_when_written<I>(&self, partitions: I, reply: Frame) -> Reply
     where
-        I: IntoIterator<Item = Arc<Partition>> + Send + 'static,
+        I: IntoIterator<Item = (Arc<Partition>, u64)> + Send + 'static,
         I::IntoIter: Send,
     {
         let commit = (self.fsync != FsyncPolicy::No).then(|| self.commit.clone());
+        let always = self.fsync == FsyncPolicy::Always;
         Reply::Deferred(Deferred::new(async move {
-            for p in partitions {
-                match p.flush() {
-                    Ok(Some(file)) => {
-                        if let Some(commit) = &commit {
-                            commit.written(file);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        return CommandError::coded(
-                            "KAFKA_STORAGE_ERROR",
-                            format!("I/O error: {e}"),
-                        )
-                        .to_frame();
-                    }
+            let storage_error = |e: io::Error| {
+                CommandError::coded("KAFKA_STORAGE_ERROR", format!("I/O error: {e}")).to_frame()
+            };
+            let mut wait_for = None;
+            for (p, last) in partitions {
+                let flushed = match &commit {
+                    Some(commit) if always => p.flush_for_durability(last, commit),
+                    commit => p.flush(commit.as_deref()).map(|()| None),
+                };
+                match flushed {
+                    Ok(ticket) => wait_for = wait_for.max(ticket),
+                    Err(e) => return storage_error(e),
                 }
+            }
+            if let (Some(commit), Some(ticket)) = (&commit, wait_for)
+                && let Err(e) = commit.wait(ticket).await
+            {
+                return storage_error(e);
             }
             reply
         }))
@@ -169,17 +172,14 @@ impl StreamServer {
     /// Writes every partition's unwritten tail (records of a produce whose client left
     /// before its reply was settled) and registers the files for the fsync policy.
     fn flush_all(&self) {
+        let commit = (self.fsync != FsyncPolicy::No).then_some(&*self.commit);
         for name in self.topics.names() {
             let Some(topic) = self.topics.get(&name) else {
                 continue;
             };
             for p in topic.partitions() {
-                match p.flush() {
-                    Ok(Some(file)) if self.fsync != FsyncPolicy::No => {
-                        self.commit.written(file);
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!("writing {name}/{}: {e}", p.id),
+                if let Err(e) = p.flush(commit) {
+                    warn!("writing {name}/{}: {e}", p.id);
                 }
             }
         }

@@ -10,8 +10,7 @@
 //! a time (its mutex), read by any number of consumers at their own offsets. Readers
 //! waiting at the end of a partition (a long-poll fetch) watch its end offset.
 
-use std::collections::BTreeMap;
-use std::fs::File;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -19,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::durability::GroupCommit;
 use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::partitioner::RoundRobin;
 use crate::record::Record;
@@ -184,6 +184,18 @@ pub struct Partition {
     pub id: u32,
     log: Mutex<Log>,
     end: watch::Sender<u64>,
+    /// Which fsync covers which records, for `--fsync always` (see
+    /// [`Partition::flush_for_durability`]). Locked only while `log` is.
+    unsynced: Mutex<Unsynced>,
+}
+
+/// The writes of a partition that group commit has not synced yet: `(end, ticket)` per
+/// flush — "records below offset `end` are in the file, and the fsync that covers `ticket`
+/// makes them durable" — oldest first, and the highest `end` already synced.
+#[derive(Debug, Default)]
+struct Unsynced {
+    writes: VecDeque<(u64, u64)>,
+    synced_end: u64,
 }
 
 /// A snapshot of a partition's extent.
@@ -218,6 +230,7 @@ impl Partition {
             id,
             log: Mutex::new(log),
             end,
+            unsynced: Mutex::default(),
         })
     }
 
@@ -246,15 +259,64 @@ impl Partition {
 
     /// Writes appended records to the file and, if the end offset moved since the last
     /// flush (whoever wrote the bytes: this flush, a reader's, a roll), wakes waiting
-    /// readers and returns the file, for the fsync policy to cover.
-    pub fn flush(&self) -> io::Result<Option<Arc<File>>> {
+    /// readers and registers the write with group commit (`commit`), under the lock — so
+    /// whoever finds its records already written knows the write's ticket is taken.
+    pub fn flush(&self, commit: Option<&GroupCommit>) -> io::Result<()> {
         let mut log = self.log();
+        self.flush_locked(&mut log, commit).map(|_| ())
+    }
+
+    /// Returns `Some((end, ticket))` when this flush registered a write.
+    fn flush_locked(
+        &self,
+        log: &mut Log,
+        commit: Option<&GroupCommit>,
+    ) -> io::Result<Option<(u64, u64)>> {
         log.flush()?;
         let end = log.end_offset();
         let moved = self
             .end
             .send_if_modified(|e| std::mem::replace(e, end) != end);
-        Ok(moved.then(|| log.active_file()))
+        Ok(match commit {
+            Some(commit) if moved => Some((end, commit.written(log.active_file()))),
+            _ => None,
+        })
+    }
+
+    /// Writes appended records (like [`Partition::flush`]) and returns the group-commit
+    /// ticket whose fsync makes every record up to offset `last` durable — `None` if an
+    /// fsync already did.
+    ///
+    /// This is what lets a *pipeline* of produces share one fsync under `--fsync always`:
+    /// the first reply of the pipeline to settle writes every record the pipeline (and
+    /// any other connection) appended, and waits for one fsync; the replies after it find
+    /// their records written by that flush and synced by that fsync, and wait for
+    /// nothing. Each flush notes `(end offset written, ticket)`, so a reply waits for the
+    /// fsync of the write that carried *its* records, not for whatever was written since.
+    pub fn flush_for_durability(&self, last: u64, commit: &GroupCommit) -> io::Result<Option<u64>> {
+        let mut log = self.log();
+        let written = self.flush_locked(&mut log, Some(commit))?;
+        let mut unsynced = match self.unsynced.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let synced = commit.synced();
+        while let Some(&(end, _)) = unsynced.writes.front().filter(|w| w.1 <= synced) {
+            unsynced.synced_end = unsynced.synced_end.max(end);
+            unsynced.writes.pop_front();
+        }
+        unsynced.writes.extend(written);
+        if unsynced.synced_end > last {
+            return Ok(None);
+        }
+        if let Some(&(_, ticket)) = unsynced.writes.iter().find(|w| w.0 > last) {
+            return Ok(Some(ticket));
+        }
+        // Written by a path that keeps no note (a Kafka produce, a flush of every
+        // partition): register the file again; the next fsync covers it.
+        let ticket = commit.written(log.active_file());
+        unsynced.writes.push_back((log.end_offset(), ticket));
+        Ok(Some(ticket))
     }
 
     pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {

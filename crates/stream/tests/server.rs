@@ -679,3 +679,43 @@ async fn a_redis_client_library_produces_and_consumes() {
     assert_eq!(fetched[0].2.as_deref(), Some(&b"page-7"[..]));
     server.running.stop().await;
 }
+
+/// Group commit across a pipeline: under `--fsync always` a pipeline of produces is
+/// written once and acknowledged after one shared fsync, not one fsync per produce.
+#[tokio::test]
+async fn a_pipeline_of_produces_shares_one_fsync_under_fsync_always() {
+    let server = start("pipeline-fsync", &["--fsync", "always"]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "t"]).await;
+    let rounds = |info: &Frame| -> u64 {
+        let text = string(info);
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"))
+            .unwrap();
+        line.parse().unwrap()
+    };
+    let before = rounds(&c.ok(&["INFO", "stream"]).await);
+    const N: usize = 200;
+    for i in 0..N {
+        c.0.queue(["PRODUCE".to_string(), "t".to_string(), format!("m{i}")]);
+    }
+    c.0.flush().await.unwrap();
+    for i in 0..N {
+        assert_eq!(
+            c.0.read_reply().await.unwrap(),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(i as i64)])
+        );
+    }
+    let after = rounds(&c.ok(&["INFO", "stream"]).await);
+    // One fsync per read of the pipeline (it may arrive in a few reads), not one per
+    // produce as when each produce synced before the next one ran.
+    assert!(
+        (1..=4).contains(&(after - before)),
+        "{N} produces took {} fsyncs",
+        after - before
+    );
+    let got = read_partition(&mut c, "t", 0, 0).await;
+    assert_eq!(got.len(), N);
+    server.running.stop().await;
+}

@@ -120,10 +120,6 @@ fn log_error(e: LogError) -> CommandError {
     CommandError::coded(code, e)
 }
 
-fn io_error(e: std::io::Error) -> CommandError {
-    CommandError::coded("KAFKA_STORAGE_ERROR", e)
-}
-
 /// A topic name argument (UTF-8; validity is checked where topics are created).
 fn next_name(args: &mut Args) -> Result<String, CommandError> {
     let name = args.next_bytes()?;

@@ -1,22 +1,18 @@
 //! `PRODUCE` and `PRODUCE.BATCH`: append messages and reply where they landed.
 //!
-//! Under `--fsync everysec|no` the records go into the partition's unwritten tail and the
-//! reply is *deferred* until the tail is written (see [`StreamServer::reply_when_written`]):
-//! the connection executes the rest of the client's pipeline first, so a pipeline of 100
-//! produces is one `write` to the segment file, not 100. Under `--fsync always` each
-//! produce is written and fsynced (shared with concurrent producers) before it returns.
-
-use std::sync::Arc;
+//! The records go into the partition's unwritten tail and the reply is *deferred* until
+//! the tail is written (see [`StreamServer::reply_when_written`]): the connection executes
+//! the rest of the client's pipeline first, so a pipeline of 100 produces is one `write`
+//! to the segment file, not 100 — and under `--fsync always` one fsync, shared with every
+//! other connection whose records that write or fsync covered (group commit).
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 use service::Reply;
 
-use super::{io_error, log_error, next_u64, partition, topic_error};
-use crate::log::Appended;
+use super::{log_error, next_u64, partition, topic_error};
 use crate::record::Record;
 use crate::server::StreamServer;
-use crate::topic::Partition;
 
 /// `PRODUCE topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value]...`
 /// → `[partition, offset]`.
@@ -52,12 +48,14 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
         None => topic.choose_partition(record.key.as_deref()),
     };
     let p = partition(&topic, u64::from(id))?;
-    let appended = append(s, &p, std::slice::from_ref(&record)).await?;
+    let appended = p
+        .append_unwritten(std::slice::from_ref(&record), s.now_ms())
+        .map_err(log_error)?;
     let reply = Frame::Array(vec![
         Frame::Integer(i64::from(id)),
         Frame::Integer(appended.base_offset as i64),
     ]);
-    Ok(s.reply_when_written(std::iter::once(p), reply))
+    Ok(s.reply_when_written(std::iter::once((p, appended.last_offset)), reply))
 }
 
 /// `PRODUCE.BATCH topic [PARTITION p] VALUES v [v ...] | PAIRS k v [k v ...]` → one
@@ -127,7 +125,7 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
     let mut written = Vec::with_capacity(batches.len());
     for (id, records, indexes) in &batches {
         let p = partition(&topic, u64::from(*id))?;
-        let a = append(s, &p, records).await?;
+        let a = p.append_unwritten(records, now).map_err(log_error)?;
         if keyed {
             for (n, &i) in indexes.iter().enumerate() {
                 offsets[i] = a.base_offset + n as u64;
@@ -137,7 +135,7 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
                 *o = a.base_offset + n as u64;
             }
         }
-        written.push(p);
+        written.push((p, a.last_offset));
     }
     let reply = Frame::Array(
         targets
@@ -154,22 +152,4 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
 /// A topic name argument, borrowed (UTF-8; validity is checked where topics are created).
 fn topic_name(name: &Bytes) -> Result<&str, CommandError> {
     std::str::from_utf8(name).map_err(|_| CommandError::err("names must be UTF-8"))
-}
-
-/// Appends one record batch to a partition: left unwritten for the deferred reply to
-/// write, or, under `--fsync always`, written and fsynced now.
-async fn append(
-    s: &StreamServer,
-    p: &Arc<Partition>,
-    records: &[Record],
-) -> Result<Appended, CommandError> {
-    let appended = p.append_unwritten(records, s.now_ms()).map_err(log_error)?;
-    if s.defers_writes() {
-        return Ok(appended);
-    }
-    p.flush().map_err(io_error)?;
-    s.make_durable(std::slice::from_ref(&appended))
-        .await
-        .map_err(io_error)?;
-    Ok(appended)
 }
