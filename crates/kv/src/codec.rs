@@ -14,7 +14,13 @@
 //! disk record:    format version: u8 | bincode(Record { expires_at, body })
 //! element key:    key length: u32 BE | key | field, member or list position (u64 BE)
 //! change record:  format version: u8 | bincode(Change)
+//! journal file:    magic "KVJRNL" | version: u16 LE | journal record...
+//! journal record:  length of bincode(Change): u32 LE | crc32c(bincode(Change)): u32 LE | bincode(Change)
 //! ```
+//!
+//! A journal record carries its own length and checksum because the journal is appended
+//! to and may be cut anywhere by a crash: reading stops at the first record that is short
+//! or whose checksum does not match (see `crate::storage::journal`).
 //!
 //! A key's disk record holds a string whole, but only the header of a collection: its
 //! elements are records of their own, under element keys (see `crate::storage` for why).
@@ -41,6 +47,16 @@ fn options() -> impl Options {
         .with_little_endian()
         .reject_trailing_bytes()
         .with_limit(MAX_ENCODED)
+}
+
+/// The same format for writing on the hot path, without the size limit: the limit guards
+/// decoding against absurd lengths, and with it bincode walks every value twice (once to
+/// measure it against the limit, once to write it).
+fn write_options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
 }
 
 /// Why bytes could not be decoded.
@@ -162,6 +178,52 @@ pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {
     }
 }
 
+/// The first bytes of every journal file: a name and the record format's version.
+pub const JOURNAL_HEADER: [u8; 8] = *b"KVJRNL\x01\x00";
+
+/// Bytes before a journal record's payload: its length and its CRC-32C.
+pub const JOURNAL_RECORD_HEADER: usize = 8;
+
+/// Appends one change to `out` as a journal record: `len | crc32c | bincode(Change)`.
+/// Encoded in place, so the hot path allocates nothing once `out` has grown.
+pub fn append_journal_record(out: &mut Vec<u8>, change: &Change) {
+    let start = out.len();
+    out.extend_from_slice(&[0; JOURNAL_RECORD_HEADER]);
+    if write_options().serialize_into(&mut *out, change).is_err() {
+        // Cannot happen for a Vec (see encode_record); drop the partial record.
+        out.truncate(start);
+        return;
+    }
+    let payload = &out[start + JOURNAL_RECORD_HEADER..];
+    // Values are at most 512 MiB (proto-max-bulk-len), so a record's length fits a u32.
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c(payload).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// A journal record's header: the payload's length and checksum.
+pub fn journal_record_header(header: [u8; JOURNAL_RECORD_HEADER]) -> (usize, u32) {
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
+    (
+        u32::from_le_bytes([l0, l1, l2, l3]) as usize,
+        u32::from_le_bytes([c0, c1, c2, c3]),
+    )
+}
+
+/// Largest journal record payload a reader accepts (a longer length is damage).
+pub const MAX_JOURNAL_RECORD: usize = MAX_ENCODED as usize;
+
+/// Checks a journal record's payload against its checksum and decodes it.
+pub fn decode_journal_payload(payload: &[u8], crc: u32) -> Result<Change, CodecError> {
+    if crc32c::crc32c(payload) != crc {
+        return Err(CodecError::Checksum);
+    }
+    options()
+        .deserialize(payload)
+        .map_err(|_| CodecError::Malformed)
+}
+
 /// Serializes a value for `DUMP`.
 pub fn dump(value: &Value) -> Vec<u8> {
     let mut out = options().serialize(value).unwrap_or_default();
@@ -269,6 +331,28 @@ mod tests {
             assert_eq!(bytes[0], CHANGE_VERSION);
             assert_eq!(decode_change(&bytes), Ok(change));
         }
+    }
+
+    #[test]
+    fn journal_records_carry_length_and_checksum() {
+        let change = Change::Remove {
+            db: 2,
+            key: Bytes::from_static(b"k"),
+        };
+        let mut out = b"prefix".to_vec();
+        append_journal_record(&mut out, &change);
+        let record = &out[6..];
+        // tag (u32), db (u64), key length (u64), key.
+        assert_eq!(record.len(), JOURNAL_RECORD_HEADER + 4 + 8 + 8 + 1);
+        let (len, crc) = journal_record_header(record[..8].try_into().unwrap());
+        assert_eq!(len, record.len() - JOURNAL_RECORD_HEADER);
+        assert_eq!(decode_journal_payload(&record[8..], crc), Ok(change));
+        let mut damaged = record[8..].to_vec();
+        damaged[0] ^= 1;
+        assert_eq!(
+            decode_journal_payload(&damaged, crc),
+            Err(CodecError::Checksum)
+        );
     }
 
     #[test]

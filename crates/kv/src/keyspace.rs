@@ -507,6 +507,17 @@ impl Keyspace {
         (std::mem::take(&mut self.journal.pending), self.journal.seq)
     }
 
+    /// The changes made since the last [`Self::clear_changes`], to read in place (the
+    /// server encodes them for the disk and the replicas without taking them).
+    pub fn changes(&self) -> &[Change] {
+        &self.journal.pending
+    }
+
+    /// Forgets the changes read with [`Self::changes`], keeping the buffer's capacity.
+    pub fn clear_changes(&mut self) {
+        self.journal.pending.clear();
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.journal
     }

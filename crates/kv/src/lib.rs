@@ -8,8 +8,8 @@
 //!   the one write path every change goes through ([`keyspace::Keyspace::apply`]).
 //! - [`value`]: what a key holds (an enum: a string or a collection); [`types`]: the
 //!   hash, list, set and sorted set (a treap for ranks), and the writes that change them.
-//! - [`storage`]: durability — the journal written to sled by one thread, group commit
-//!   under `--fsync always`; [`codec`]: the fixed byte format.
+//! - [`storage`]: durability — an append-only journal (group commit under `--fsync
+//!   always`) folded into sled, the checkpoint; [`codec`]: the fixed byte format.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family.
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
@@ -45,11 +45,12 @@ pub const DEFAULT_PORT: u16 = 7379;
 pub struct Args {
     #[command(flatten)]
     pub service: service::ServiceArgs,
-    /// Keep the data in this directory (sled); without it the store is in memory only.
+    /// Keep the data in this directory (a journal and a sled checkpoint); without it the
+    /// store is in memory only.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// When a write reaches the disk: `always` (before the reply), `everysec`, or `no`
-    /// (left to sled).
+    /// (left to the kernel).
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
     /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).

@@ -102,14 +102,16 @@ impl Kv {
     /// is preserved. Returns the position of the last change and the replication offset
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
-        let (changes, seq) = ks.drain_changes();
+        let changes = ks.changes();
         if changes.is_empty() {
             return None;
         }
-        let offset = self.replication.feed(&changes);
+        let seq = ks.journal().seq();
+        let offset = self.replication.feed(changes);
         if let Some(storage) = &self.storage {
-            storage.send(changes, seq);
+            storage.append(changes, seq);
         }
+        ks.clear_changes();
         Some((seq, offset))
     }
 
