@@ -272,11 +272,9 @@ impl Log {
             base_offset,
             ..header
         };
-        let mut encoded = None;
         self.active_mut().append_with(&header, |tail| {
-            encoded = record::encode_batch_into(tail, records, base_offset);
+            record::encode_batch_with_header(tail, records, &header);
         });
-        debug_assert_eq!(encoded, Some(header));
         Ok(Appended {
             base_offset,
             last_offset: self.end_offset() - 1,

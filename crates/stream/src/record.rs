@@ -223,6 +223,15 @@ pub fn encode_batch_into(
     base_offset: u64,
 ) -> Option<BatchHeader> {
     let header = batch_header(records, base_offset)?;
+    encode_batch_with_header(out, records, &header);
+    Some(header)
+}
+
+/// [`encode_batch_into`] for a caller that already has the batch's header from
+/// [`batch_header`] (the log computes it to decide on rolling first): every record's size
+/// is then computed once for the header and once for its own length prefix, not again.
+pub fn encode_batch_with_header(out: &mut Vec<u8>, records: &[Record], header: &BatchHeader) {
+    let base_offset = header.base_offset;
     let (size, base_timestamp, max_timestamp) =
         (header.size, header.base_timestamp, header.max_timestamp);
     let start = out.len();
@@ -261,7 +270,6 @@ pub fn encode_batch_into(
     debug_assert_eq!(batch.len(), size);
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    Some(header)
 }
 
 /// The header of the batch [`encode_batch_into`] would write, computed without encoding

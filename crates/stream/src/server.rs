@@ -5,9 +5,11 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use proto::Frame;
+use bytes::Bytes;
 use proto::{Args as CommandArgs, CommandError};
-use service::{CancellationToken, Client, CommandSpec, Deferred, InfoSection, Reply, Server};
+use service::{
+    CancellationToken, Client, CommandSpec, Deferred, InfoSection, Reply, Server, Settled,
+};
 use tracing::{info, warn};
 
 use crate::clock::Clock;
@@ -138,16 +140,19 @@ impl StreamServer {
     /// replies of every connection whose records were written before the fsync began; an
     /// fsync costs about the same for one record or a thousand, so the disk's latency is
     /// paid per round, not per produce (see [`GroupCommit`]).
-    pub fn reply_when_written<I>(&self, partitions: I, reply: Frame) -> Reply
+    ///
+    /// `reply` is already RESP2 (see [`Settled::Resp2`]).
+    pub fn reply_when_written<I>(&self, partitions: I, reply: Bytes) -> Reply
     where
         I: IntoIterator<Item = (Arc<Partition>, u64)> + Send + 'static,
         I::IntoIter: Send,
     {
         let commit = (self.fsync != FsyncPolicy::No).then(|| self.commit.clone());
         let always = self.fsync == FsyncPolicy::Always;
-        Reply::Deferred(Deferred::new(async move {
+        Reply::Deferred(Deferred::settled(async move {
             let storage_error = |e: io::Error| {
-                CommandError::coded("KAFKA_STORAGE_ERROR", format!("I/O error: {e}")).to_frame()
+                let e = CommandError::coded("KAFKA_STORAGE_ERROR", format!("I/O error: {e}"));
+                Settled::Frame(e.to_frame())
             };
             let mut wait_for = None;
             for (p, last) in partitions {
@@ -165,7 +170,7 @@ impl StreamServer {
             {
                 return storage_error(e);
             }
-            reply
+            Settled::Resp2(reply)
         }))
     }
 

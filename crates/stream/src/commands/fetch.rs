@@ -4,11 +4,10 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use proto::frame::put_decimal;
 use proto::{Args, CommandError, Frame};
 use service::{Deferred, Reply, Settled};
 
-use super::{int, log_error, next_name, next_u64, partition, topic_error};
+use super::{int, line, log_error, next_name, next_u64, partition, topic_error};
 use crate::record::{self, BatchError, Crc};
 use crate::server::StreamServer;
 
@@ -133,13 +132,6 @@ fn encode_records(
     out[skip..ROOM].copy_from_slice(&header);
     out.advance(skip);
     Ok(Some(out.freeze()))
-}
-
-/// `<kind><n>\r\n`: an integer (`:`) or an aggregate's length (`*`, `$`).
-fn line(out: &mut impl BufMut, kind: u8, n: i64) {
-    out.put_u8(kind);
-    put_decimal(out, n);
-    out.put_slice(b"\r\n");
 }
 
 /// A bulk string, or RESP2's null bulk (`$-1`).

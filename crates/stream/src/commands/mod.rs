@@ -153,6 +153,14 @@ fn partition(topic: &Topic, id: u64) -> Result<std::sync::Arc<Partition>, Comman
         })
 }
 
+/// `<kind><n>\r\n` in RESP2: an integer (`:`) or an aggregate's length (`*`, `$`), for
+/// replies encoded by hand (`FETCH`, `PRODUCE`).
+fn line(out: &mut impl bytes::BufMut, kind: u8, n: i64) {
+    out.put_u8(kind);
+    proto::frame::put_decimal(out, n);
+    out.put_slice(b"\r\n");
+}
+
 fn int(n: impl TryInto<i64>) -> Frame {
     Frame::Integer(n.try_into().unwrap_or(i64::MAX))
 }
