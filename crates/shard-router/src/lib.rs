@@ -57,7 +57,21 @@ pub struct Args {
 }
 
 /// Binds, starts the health probes and returns once listening.
+///
+/// The router runs on a thread of its own, one event loop like twemproxy's
+/// ([`service::spawn_on_own_thread`]): a forwarded request passes from the client's task
+/// to a backend connection's writer, and its reply from that connection's reader back to
+/// the client's task, and on one thread each hand-off is a push on a local run queue. On
+/// the shared two-thread runtime about every other hand-off woke the idle worker on the
+/// other core (a futex call and two context switches); measured at `-P 1` that was 0.6-0.7
+/// context switches and 10-12 µs of CPU per request, against 0.2 and 7-8 µs here.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    service::spawn_on_own_thread("shard-router", move || start_here(args, shutdown)).await
+}
+
+/// [`start`] on the current runtime: every task the router spawns (client connections,
+/// backend connections, probes) lands on it.
+async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None if args.shards.is_empty() => {
