@@ -314,16 +314,22 @@ impl Storage {
     /// a writer slower than the clients would queue changes without bound, and
     /// `everysec` would lose far more than a second in a crash.
     pub async fn keep_up(&self, seq: u64) {
-        let queued = &self.queued;
-        let caught_up = |p: &Progress| {
-            seq.saturating_sub(p.written) <= MAX_LAG
-                && queued.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES
-        };
-        if caught_up(&self.progress.borrow()) {
+        if self.caught_up(seq) {
             return;
         }
         let mut rx = self.progress.clone();
-        let _ = rx.wait_for(caught_up).await;
+        let _ = rx.wait_for(|p| self.caught_up_with(p, seq)).await;
+    }
+
+    /// Would [`Self::keep_up`] return at once for change `seq`? Under `everysec` and `no`
+    /// it nearly always does, so a caller can answer without awaiting anything.
+    pub fn caught_up(&self, seq: u64) -> bool {
+        self.caught_up_with(&self.progress.borrow(), seq)
+    }
+
+    fn caught_up_with(&self, progress: &Progress, seq: u64) -> bool {
+        seq.saturating_sub(progress.written) <= MAX_LAG
+            && self.queued.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES
     }
 
     /// `SAVE`: makes everything appended so far durable and folds the journal into the
