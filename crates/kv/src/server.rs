@@ -254,12 +254,31 @@ impl Server for Kv {
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
-        let reply = match replication::execute(self, client, args).await {
+        let reply = match replication::execute(self, client, args) {
             Reply::Unhandled(args) => commands::execute(self, client, args).await,
             reply => reply,
         };
         self.settle(&mut client.session).await;
         replication::after_write(&self.replication, &mut client.session, reply)
+    }
+
+    /// [`Self::execute`] without a future, for the in-memory store: with no storage,
+    /// `settle` has nothing to wait for, so only the commands that wait by nature
+    /// ([`commands::waits`]) take the async path. With `--dir` every command does, since
+    /// a write may wait for the disk.
+    fn execute_now(&self, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
+        if self.storage.is_some() || commands::waits(args.name()) {
+            return Err(args);
+        }
+        let reply = match replication::execute(self, client, args) {
+            Reply::Unhandled(args) => commands::execute_now(self, client, args),
+            reply => reply,
+        };
+        Ok(replication::after_write(
+            &self.replication,
+            &mut client.session,
+            reply,
+        ))
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {

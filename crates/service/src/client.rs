@@ -21,6 +21,9 @@ pub struct Client<S> {
     pub protocol: Protocol,
     pub(crate) authenticated: bool,
     pub(crate) info: Arc<ClientInfo>,
+    /// The last command executed and not yet published to [`ClientInfo`]'s metadata
+    /// (see [`Client::publish_activity`]).
+    pub(crate) last_command: Option<&'static str>,
 }
 
 impl<S> Client<S> {
@@ -30,6 +33,24 @@ impl<S> Client<S> {
             protocol: Protocol::Resp2,
             authenticated,
             info,
+            last_command: None,
+        }
+    }
+
+    /// Publishes the connection's latest command and activity time (`cmd=` and `idle=`
+    /// of `CLIENT LIST`). The connection calls it once per batch of pipelined commands,
+    /// and before a built-in command that may describe the client: recording them per
+    /// command cost a lock and a clock read on every request, for a listing that is
+    /// read rarely and shows whole seconds.
+    pub(crate) fn publish_activity(&mut self) {
+        let Some(command) = self.last_command.take() else {
+            return;
+        };
+        let mut meta = self.info.meta();
+        meta.last_active = Instant::now();
+        if meta.last_command != command {
+            meta.last_command.clear();
+            meta.last_command.push_str(command);
         }
     }
 

@@ -151,6 +151,39 @@ async fn requirepass_gates_every_command() {
     server.stop().await;
 }
 
+/// `CLIENT LIST` shows each client's latest command, though the connection records it
+/// once per batch of pipelined commands (and before a built-in one such as `CLIENT`).
+#[tokio::test]
+async fn client_list_shows_the_last_command_of_a_pipeline() {
+    let server = common::start(|_| {}).await;
+    let mut worker = RespClient::connect(server.addr()).await.unwrap();
+    assert_eq!(
+        worker.call(["CLIENT", "SETNAME", "worker"]).await.unwrap(),
+        Frame::ok()
+    );
+    worker.queue(["PING"]);
+    worker.queue(["ECHO", "a"]);
+    worker.queue(["NOSUCH"]);
+    worker.flush().await.unwrap();
+    for _ in 0..3 {
+        worker.read_reply().await.unwrap();
+    }
+    let mut observer = RespClient::connect(server.addr()).await.unwrap();
+    let list = observer.call(["CLIENT", "LIST"]).await.unwrap();
+    let text = String::from_utf8_lossy(list.as_bytes().unwrap()).into_owned();
+    let line = text.lines().find(|l| l.contains("name=worker")).unwrap();
+    assert!(line.contains(" cmd=echo "), "{line}");
+    // A client describing itself sees the command doing it.
+    worker.queue(["PING"]);
+    worker.queue(["CLIENT", "INFO"]);
+    worker.flush().await.unwrap();
+    worker.read_reply().await.unwrap();
+    let info = worker.read_reply().await.unwrap();
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap()).into_owned();
+    assert!(text.contains(" cmd=client "), "{text}");
+    server.stop().await;
+}
+
 /// Sends raw bytes and returns everything the server sends back until it closes or
 /// a non-error reply line has arrived (errors sent here are all followed by a close).
 async fn raw(addr: std::net::SocketAddr, input: &[u8]) -> (Vec<u8>, bool) {

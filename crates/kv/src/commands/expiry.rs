@@ -59,8 +59,9 @@ impl WriteOptions {
         Ok(o)
     }
 
-    /// What the write does to the TTL, given the default when no option says.
-    pub fn ttl(&self, default: Ttl, now: u64, cmd: &str) -> Result<Ttl> {
+    /// What the write does to the TTL, given the default when no option says. The clock
+    /// is read only for a relative time (EX, PX): a plain `SET` does not pay for it.
+    pub fn ttl(&self, default: Ttl, kv: &Kv, cmd: &str) -> Result<Ttl> {
         if self.persist {
             return Ok(Ttl::Clear);
         }
@@ -77,6 +78,7 @@ impl WriteOptions {
                     _ => (1, false),
                 };
                 let amount = proto::decode::parse_int(arg).ok_or(CommandError::NotInteger)?;
+                let now = if relative { kv.now() } else { 0 };
                 set_deadline(amount, unit, relative, now, cmd)
             }
         }

@@ -592,8 +592,41 @@ pub static TABLE: &[CommandSpec] = &[
     .keys(1, 1, 1),
 ];
 
+/// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
+/// need [`execute`]; every other command runs to completion in [`execute_now`].
+pub fn waits(name: &str) -> bool {
+    matches!(
+        name,
+        "save" | "bgsave" | "blpop" | "brpop" | "blmove" | "brpoplpush"
+    )
+}
+
 /// Runs one command, or hands it back to the service if it is not a kv command.
 pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
+    let a = &mut args;
+    let s = &mut client.session;
+    let frame = match a.name() {
+        "save" => {
+            kv.save().await;
+            Frame::ok()
+        }
+        "bgsave" => {
+            kv.save().await;
+            Frame::simple("Background saving started")
+        }
+        "blpop" => crate::blocking::bpop(kv, s, a, true).await,
+        "brpop" => crate::blocking::bpop(kv, s, a, false).await,
+        "blmove" => crate::blocking::bmove(kv, s, a, false).await,
+        "brpoplpush" => crate::blocking::bmove(kv, s, a, true).await,
+        _ => return execute_now(kv, client, args),
+    };
+    Reply::One(frame)
+}
+
+/// Runs a command that does not wait (see [`waits`]), or hands it back to the service if
+/// it is not a kv command. Not `async`: the service calls it straight from its
+/// connection loop (`Server::execute_now`), so a `GET` builds and polls no future.
+pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
     let a = &mut args;
     let s = &mut client.session;
     let result = match a.name() {
@@ -652,24 +685,10 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
         "expiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixSeconds),
         "pexpiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixMillis),
         "time" => Ok(time()),
-        "save" => {
-            kv.save().await;
-            Ok(Frame::ok())
-        }
-        "bgsave" => {
-            kv.save().await;
-            Ok(Frame::simple("Background saving started"))
-        }
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
         _ => match collection(kv, s, a) {
             Some(result) => result,
-            None => match a.name() {
-                "blpop" => return Reply::One(crate::blocking::bpop(kv, s, a, true).await),
-                "brpop" => return Reply::One(crate::blocking::bpop(kv, s, a, false).await),
-                "blmove" => return Reply::One(crate::blocking::bmove(kv, s, a, false).await),
-                "brpoplpush" => return Reply::One(crate::blocking::bmove(kv, s, a, true).await),
-                _ => return Reply::Unhandled(args),
-            },
+            None => return Reply::Unhandled(args),
         },
     };
     match result {

@@ -19,7 +19,7 @@ pub fn set(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     let options = WriteOptions::parse(args, true)?;
-    let ttl = options.ttl(Ttl::Clear, kv.now(), "set")?;
+    let ttl = options.ttl(Ttl::Clear, kv, "set")?;
     let condition = match (options.nx, options.xx) {
         (true, _) => Condition::IfAbsent,
         (_, true) => Condition::IfPresent,
@@ -84,7 +84,7 @@ pub fn getdel(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 pub fn getex(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
     let options = WriteOptions::parse(args, false)?;
-    let ttl = options.ttl(Ttl::Keep, kv.now(), "getex")?;
+    let ttl = options.ttl(Ttl::Keep, kv, "getex")?;
     kv.write(s, Mutation::GetEx { key, ttl }).map(reply)
 }
 

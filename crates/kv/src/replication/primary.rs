@@ -180,8 +180,9 @@ pub(crate) async fn heartbeat(kv: Arc<Kv>, shutdown: CancellationToken) {
     }
 }
 
-/// Runs a replication command, or hands `args` back.
-pub(crate) async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
+/// Runs a replication command, or hands `args` back. None waits (`WAIT` answers
+/// [`Reply::Deferred`]), so this is not `async`: every kv command passes through here.
+pub(crate) fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
     let result = match args.name() {
         "replicaof" | "slaveof" => replica::replicaof(kv, &mut args),
         "replconf" => return replconf(kv, client, &mut args),
