@@ -120,3 +120,42 @@ async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
     assert_eq!(v, "back");
     running.stop().await;
 }
+
+/// A backend that takes requests but never answers: each request waiting on it gets
+/// "timed out" once the connection's watchdog finds its oldest reply `timeout_ms` late,
+/// the connection is dropped, and the next request (on a fresh connection) is failed the
+/// same way rather than hanging.
+#[tokio::test]
+async fn a_backend_that_stops_answering_times_out() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = silent.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let config = format!(
+        "timeout_ms = 200\nprobe_interval_ms = 60000\nserver_failure_limit = 1000\n\
+         [[shards]]\nname = \"s0\"\nprimary = \"{addr}\"\n"
+    );
+    let (running, _) = router(&config).await;
+    let mut c = conn(&running).await;
+    for _ in 0..2 {
+        let err = redis::cmd("GET")
+            .arg("k")
+            .query_async::<Option<String>>(&mut c)
+            .await
+            .unwrap_err();
+        let expected = format!("backend {addr} timed out");
+        assert!(err.to_string().contains(&expected), "{err}");
+    }
+    running.stop().await;
+}
