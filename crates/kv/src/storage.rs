@@ -542,6 +542,11 @@ impl Writer {
             current - 1
         };
         let mut through = through;
+        if through == current
+            && let Err(e) = self.journal.finish()
+        {
+            error!("journal file {current}: {e}");
+        }
         if !stop && through == current {
             match Appender::create(&self.journal_dir, current + 1) {
                 Ok(next) => self.journal = next,
@@ -625,6 +630,14 @@ mod tests {
         changes
     }
 
+    /// Where a journal file's records end.
+    fn records_end(journal_dir: &Path, generation: u64) -> u64 {
+        let mut reader = journal::Reader::open(journal_dir, generation, 0).unwrap();
+        while reader.next_change().unwrap().is_some() {}
+        assert_eq!(reader.damage(), None);
+        reader.offset()
+    }
+
     fn open(dir: &Path, threshold: u64) -> (Keyspace, Storage) {
         let mut ks = Keyspace::new(true);
         let storage = Storage::open_with(dir, Fsync::Always, &mut ks, NOW, threshold).unwrap();
@@ -677,11 +690,13 @@ mod tests {
         let journal_dir = journal::directory(&dir);
         let last = *journal::generations(&journal_dir).unwrap().last().unwrap();
         let path = journal_dir.join(format!("{last:020}.kvj"));
-        let good_len = std::fs::metadata(&path).unwrap().len();
+        let good_len = records_end(&journal_dir, last);
         let mut record = Vec::new();
         codec::append_journal_record(&mut record, &put(0, "torn", "never acknowledged"));
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&record[..record.len() / 2]);
+        let at = good_len as usize;
+        // Half a record where the records end (the zeros written ahead follow it).
+        bytes[at..at + record.len() / 2].copy_from_slice(&record[..record.len() / 2]);
         std::fs::write(&path, &bytes).unwrap();
 
         let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
@@ -696,7 +711,7 @@ mod tests {
         // Damage in a file that is not the last is not a torn tail.
         let path = journal_dir.join(format!("{newest:020}.kvj"));
         let mut bytes = std::fs::read(&path).unwrap();
-        let middle = bytes.len() / 2;
+        let middle = records_end(&journal_dir, newest) as usize / 2;
         bytes[middle] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         Appender::create(&journal_dir, newest + 1).unwrap();
