@@ -615,13 +615,30 @@ mod tests {
         storage.durable(seq).await;
     }
 
-    /// A mix of every kind of change that is not idempotent if replayed twice (pushes,
-    /// swaps), spread over databases.
+    /// A mix of changes to every type, with those that are not idempotent if replayed
+    /// twice (pushes, pops, swaps), spread over databases.
     fn workload(round: usize) -> Vec<Change> {
         let mut changes = Vec::new();
         for i in 0..50 {
             changes.push(put(i % 3, &format!("k{}", i % 20), &format!("{round}-{i}")));
             changes.push(push("l", i % 2 == 0, &format!("{round}-{i}")));
+            let member = b(&format!("m{}", i % 7));
+            let edit = match i % 5 {
+                0 => Edit::HashPut(vec![(member, b(&format!("{round}")))]),
+                1 => Edit::SetAdd(vec![member]),
+                2 => Edit::ZAdd(vec![(member, (round * i) as f64)]),
+                3 => Edit::ListPop {
+                    left: round % 2 == 0,
+                    count: 1,
+                },
+                _ => Edit::SetRemove(vec![member]),
+            };
+            let key = ["h", "s", "z", "l", "s"][i % 5];
+            changes.push(Change::Edit {
+                db: 0,
+                key: b(key),
+                edit,
+            });
         }
         changes.push(Change::SwapDb { a: 1, b: 2 });
         if round % 3 == 2 {
@@ -675,6 +692,42 @@ mod tests {
         let (ks, storage) = open(&dir, 4096);
         assert_eq!(ks.snapshot(NOW), expected);
         storage.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A crash after a fold but before its file was deleted: the checkpoint's position
+    /// says the file is folded, so it is not replayed (the pushes would be doubled).
+    #[tokio::test]
+    async fn a_folded_file_left_behind_is_not_replayed() {
+        let dir = temp_dir("folded");
+        let journal_dir = journal::directory(&dir);
+        std::fs::create_dir_all(&journal_dir).unwrap();
+        let pushes = 2 * checkpoint::FOLD_CHUNK + 10;
+        let mut records = Vec::new();
+        for i in 0..pushes {
+            codec::append_journal_record(&mut records, &push("l", false, &i.to_string()));
+        }
+        let mut appender = Appender::create(&journal_dir, 1).unwrap();
+        appender.append(&records).unwrap();
+        appender.finish().unwrap();
+        {
+            let mut files = Files::open(&dir).unwrap();
+            assert_eq!(files.fold(&journal_dir, 1).unwrap(), pushes);
+            let next = Position {
+                generation: 2,
+                offset: 0,
+            };
+            assert_eq!(files.position(), next);
+            files.db.flush().unwrap();
+        }
+        let mut ks = Keyspace::new(true);
+        let storage = Storage::open(&dir, Fsync::Always, &mut ks, NOW).unwrap();
+        let Some(Value::List(list)) = ks.value(0, &b("l"), NOW) else {
+            panic!("no list");
+        };
+        assert_eq!(list.len(), pushes);
+        storage.close().await;
+        assert!(journal::generations(&journal_dir).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -109,7 +109,7 @@ impl Position {
 const POSITION_KEY: &[u8] = b"journal";
 
 /// Changes applied per sled transaction while folding.
-const FOLD_CHUNK: usize = 4096;
+pub(super) const FOLD_CHUNK: usize = 4096;
 
 /// Opens sled, waiting up to a second for a previous instance in this process to let go.
 ///
@@ -631,7 +631,11 @@ impl Files {
     /// Folds journal file `generation` into sled, from where the checkpoint stands, in
     /// transactions of [`FOLD_CHUNK`] changes; the last one moves the position to the
     /// start of the next file. A file the checkpoint is already past is skipped.
-    fn fold(&mut self, journal_dir: &Path, generation: u64) -> Result<usize, sled::Error> {
+    pub(super) fn fold(
+        &mut self,
+        journal_dir: &Path,
+        generation: u64,
+    ) -> Result<usize, sled::Error> {
         if generation < self.position.generation {
             return Ok(0);
         }
