@@ -621,14 +621,14 @@ mod tests {
         let mut changes = Vec::new();
         for i in 0..50 {
             changes.push(put(i % 3, &format!("k{}", i % 20), &format!("{round}-{i}")));
-            changes.push(push("l", i % 2 == 0, &format!("{round}-{i}")));
+            changes.push(push("l", i.is_multiple_of(2), &format!("{round}-{i}")));
             let member = b(&format!("m{}", i % 7));
             let edit = match i % 5 {
                 0 => Edit::HashPut(vec![(member, b(&format!("{round}")))]),
                 1 => Edit::SetAdd(vec![member]),
                 2 => Edit::ZAdd(vec![(member, (round * i) as f64)]),
                 3 => Edit::ListPop {
-                    left: round % 2 == 0,
+                    left: round.is_multiple_of(2),
                     count: 1,
                 },
                 _ => Edit::SetRemove(vec![member]),
