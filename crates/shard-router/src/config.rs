@@ -4,11 +4,12 @@
 //! strategy = "ketama"            # modulo | ketama | jump | rendezvous | range | directory
 //! vnodes = 160                   # ketama points per unit of weight
 //! read_from = "primary"          # primary | prefer-replica | replica
-//! timeout_ms = 1000              # a backend reply later than this is an error
+//! timeout_ms = 1000              # a backend connection whose oldest reply is this late is closed
 //! server_failure_limit = 2       # consecutive failures before a node is ejected
 //! server_retry_timeout_ms = 30000  # how long an ejected node stays out
 //! probe_interval_ms = 1000       # active health checks (PING) of every node
 //! pool_size = 2                  # connections per backend node, shared by all clients
+//! remap_on_failure = false       # ketama/rendezvous: an ejected shard's keys go to the next
 //! # migrating_from = "old.toml"  # while `infralab reshard` runs (see crate::reshard)
 //!
 //! [[shards]]
@@ -85,6 +86,11 @@ pub struct Config {
     pub probe_interval_ms: u64,
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// twemproxy's `auto_eject_hosts`: while a shard's primary is ejected, its keys go to
+    /// the shard that would own them without it. Availability over consistency — see
+    /// `Layout::shard_of`.
+    #[serde(default)]
+    pub remap_on_failure: bool,
     /// The previous layout while a reshard runs: keys are pulled from it on access.
     #[serde(default)]
     pub migrating_from: Option<PathBuf>,
@@ -158,6 +164,25 @@ impl Config {
         if self.pool_size == 0 {
             return Err("pool_size must be at least 1".into());
         }
+        if self.remap_on_failure {
+            if !matches!(
+                self.strategy,
+                StrategyKind::Ketama | StrategyKind::Rendezvous
+            ) {
+                return Err(
+                    "remap_on_failure needs strategy ketama or rendezvous: the others \
+                            have no next shard to hand a key to"
+                        .into(),
+                );
+            }
+            if self.migrating_from.is_some() {
+                return Err(
+                    "remap_on_failure cannot be used while migrating: a key's shard \
+                            must not depend on health while keys move"
+                        .into(),
+                );
+            }
+        }
         self.strategy().map(|_| ())
     }
 
@@ -222,6 +247,14 @@ mod tests {
         let dup = "[[shards]]\nname='a'\nprimary='x:1'\n[[shards]]\nname='a'\nprimary='x:2'\n";
         assert!(Config::parse(dup).unwrap_err().contains("twice"));
         assert!(Config::parse("bogus = 1\nshards = []").is_err());
+        let remap = "remap_on_failure = true\n[[shards]]\nname='a'\nprimary='x:1'\n";
+        assert!(Config::parse(remap).is_ok());
+        let remap_modulo = format!("strategy = 'modulo'\n{remap}");
+        assert!(
+            Config::parse(&remap_modulo)
+                .unwrap_err()
+                .contains("ketama or rendezvous")
+        );
         let c = Config::from_addresses(
             &["127.0.0.1:1".into(), "127.0.0.1:2".into()],
             StrategyKind::Jump,

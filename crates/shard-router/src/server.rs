@@ -107,7 +107,7 @@ impl Layout {
     /// The shard owning `key`: computed, or asked of the directory.
     pub async fn shard_of(&self, key: &[u8], lane: u64) -> Result<usize, Frame> {
         match self.strategy.place(key) {
-            Place::Shard(i) => Ok(i),
+            Place::Shard(i) => Ok(self.remapped(key, i)),
             Place::Ask(directory) => {
                 let node = self.directory.as_ref().ok_or_else(|| {
                     Frame::error("ERR the directory strategy has no directory node")
@@ -131,6 +131,21 @@ impl Layout {
                     .map_err(|e| Frame::error(format!("ERR {e}")))
             }
         }
+    }
+
+    /// With `remap_on_failure`, a shard whose primary is ejected hands its keys to the
+    /// shard that would own them without it (the next on the ketama ring), as twemproxy's
+    /// `auto_eject_hosts` does. That trades consistency for availability: a write made
+    /// meanwhile lands on the other shard, and when the primary returns its keys go back
+    /// to it — where that write is not (and where an older value may be). Fine for a
+    /// cache (a miss), wrong for a store; hence off by default.
+    fn remapped(&self, key: &[u8], owner: usize) -> usize {
+        if !self.config.remap_on_failure || self.shards[owner].primary.available() {
+            return owner;
+        }
+        self.strategy
+            .place_among(key, |s| self.shards[s].primary.available())
+            .unwrap_or(owner)
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{RedisServer, client, conn, connect, eventually, router};
+use common::{RedisServer, client, conn, connect, eventually, router, routes_to, shard_info};
 use redis::AsyncCommands;
 
 /// Kill a shard's primary under load: reads go on from its replica, writes to that shard
@@ -32,12 +32,7 @@ async fn primary_killed_reads_fall_over_writes_fail_fast_then_recover() {
     for i in 0..100 {
         let key = format!("k{i}");
         let () = c.set(&key, i).await.unwrap();
-        let info: HashMap<String, String> = redis::cmd("ROUTER")
-            .arg("SHARDOF")
-            .arg(&key)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let info = shard_info(&mut c, &key).await;
         on.entry(info["shard"].clone()).or_default().push(key);
     }
     let replica = client(&r1.addr());
@@ -157,5 +152,50 @@ async fn a_backend_that_stops_answering_times_out() {
         let expected = format!("backend {addr} timed out");
         assert!(err.to_string().contains(&expected), "{err}");
     }
+    running.stop().await;
+}
+
+/// `remap_on_failure` (twemproxy's `auto_eject_hosts`): while s1's primary is ejected its
+/// keys go to s0, so writes succeed — and when s1 returns its keys go back to it, where the
+/// write made meanwhile is not. Availability bought with consistency, as documented.
+#[tokio::test]
+async fn remap_on_failure_sends_an_ejected_shards_keys_to_the_next_shard() {
+    let p0 = RedisServer::start(&[]);
+    let mut p1 = RedisServer::start(&[]);
+    let config = format!(
+        "remap_on_failure = true\nprobe_interval_ms = 50\nserver_failure_limit = 1\n\
+         server_retry_timeout_ms = 60000\ntimeout_ms = 500\n\
+         [[shards]]\nname = \"s0\"\nprimary = \"{}\"\n\
+         [[shards]]\nname = \"s1\"\nprimary = \"{}\"\n",
+        p0.addr(),
+        p1.addr()
+    );
+    let (running, _) = router(&config).await;
+    let client = redis::Client::open(format!("redis://{}/", running.addr())).unwrap();
+    let mut c = conn(&running).await;
+    let mut key = String::new();
+    for i in 0.. {
+        key = format!("k{i}");
+        if shard_info(&mut c, &key).await["shard"] == "s1" {
+            break;
+        }
+    }
+
+    p1.kill();
+    routes_to(&client, &key, "s0").await;
+    let mut c = conn(&running).await;
+    let () = c.set(&key, "written during the outage").await.unwrap();
+    let stored: String = c.get(&key).await.unwrap();
+    assert_eq!(stored, "written during the outage");
+    let mut p0c = connect(&p0.addr()).await;
+    let on_s0: Option<String> = p0c.get(&key).await.unwrap();
+    assert_eq!(on_s0.as_deref(), Some("written during the outage"));
+
+    // s1 returns (empty): its keys route back to it, and the write above is not found.
+    p1.restart();
+    routes_to(&client, &key, "s1").await;
+    let mut c = conn(&running).await;
+    let after: Option<String> = c.get(&key).await.unwrap();
+    assert_eq!(after, None, "the write made during the outage stayed on s0");
     running.stop().await;
 }

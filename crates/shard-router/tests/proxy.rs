@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::{RedisServer, client, conn, connect, router, shards_toml};
+use common::{RedisServer, client, conn, connect, router, shard_info, shards_toml};
 use redis::AsyncCommands;
 use service::RespClient;
 
@@ -124,12 +124,7 @@ async fn redis_crate_split_merge_pipelines_and_placement() {
     let mut per_shard: HashMap<String, usize> = HashMap::new();
     for i in 0..200 {
         let key = format!("p{i}");
-        let info: HashMap<String, String> = redis::cmd("ROUTER")
-            .arg("SHARDOF")
-            .arg(&key)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let info = shard_info(&mut c, &key).await;
         let shard = &info["shard"];
         *per_shard.entry(shard.clone()).or_default() += 1;
         let index: usize = shard[1..].parse().unwrap();

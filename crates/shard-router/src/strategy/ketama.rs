@@ -58,6 +58,19 @@ impl Ketama {
         shard
     }
 
+    /// The shard of the first point at or after `hash` whose shard is `usable`: the
+    /// owner once every unusable shard's points are taken off the ring. `None` if no
+    /// shard is usable.
+    pub fn first_usable(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        let i = self.ring.partition_point(|&(point, _)| point < hash);
+        let (after, before) = self.ring.split_at(i);
+        before
+            .iter()
+            .chain(after)
+            .map(|&(_, shard)| shard)
+            .find(|&shard| usable(shard))
+    }
+
     pub fn points(&self) -> usize {
         self.ring.len()
     }

@@ -137,6 +137,17 @@ impl Strategy {
         }
     }
 
+    /// Where `key` would go if only the `usable` shards existed: the next shard on the
+    /// ring (ketama), the next-highest bidder (rendezvous). `None` for the strategies
+    /// without such a successor, or when no shard is usable.
+    pub fn place_among(&self, key: &[u8], usable: impl Fn(usize) -> bool) -> Option<usize> {
+        match self {
+            Strategy::Ketama(ring) => ring.first_usable(key_hash(key), usable),
+            Strategy::Rendezvous(r) => r.best_usable(key_hash(key), usable),
+            _ => None,
+        }
+    }
+
     /// The shard for a computed strategy (`None` for the directory, which must be asked).
     pub fn computed(&self, key: &[u8]) -> Option<usize> {
         match self.place(key) {
@@ -213,6 +224,31 @@ mod tests {
             })
             .collect();
         Strategy::new(kind, &shards, Ketama::DEFAULT_VNODES, None).unwrap()
+    }
+
+    /// Without shard 2, ketama and rendezvous give each of its keys to the shard that
+    /// owns it once shard 2 is gone, and move no other key: exactly a layout without it.
+    #[test]
+    fn place_among_is_the_owner_without_the_unusable_shards() {
+        let all = names(4);
+        let without: Vec<String> = all.iter().filter(|n| *n != "s2").cloned().collect();
+        for kind in [StrategyKind::Ketama, StrategyKind::Rendezvous] {
+            let full = build(kind, &all);
+            let smaller = build(kind, &without);
+            for i in 0..10_000 {
+                let key = format!("key:{i}");
+                let owner = full.computed(key.as_bytes()).unwrap();
+                assert_eq!(full.place_among(key.as_bytes(), |_| true), Some(owner));
+                let remapped = full.place_among(key.as_bytes(), |s| s != 2).unwrap();
+                let expected = &without[smaller.computed(key.as_bytes()).unwrap()];
+                assert_eq!(&all[remapped], expected, "{kind:?} {key}");
+            }
+            assert_eq!(full.place_among(b"k", |_| false), None);
+        }
+        assert_eq!(
+            build(StrategyKind::Jump, &all).place_among(b"k", |_| true),
+            None
+        );
     }
 
     /// The acceptance table: 1M keys over 10 shards, then an 11th shard is added.

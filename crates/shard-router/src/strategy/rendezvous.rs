@@ -36,16 +36,25 @@ impl Rendezvous {
 
     /// The shard with the highest weighted bid for this key hash.
     pub fn shard_of(&self, hash: u64) -> usize {
-        let mut best = (f64::NEG_INFINITY, 0);
+        self.best_usable(hash, |_| true).unwrap_or(0)
+    }
+
+    /// The highest bidder among the `usable` shards: the owner once the others are
+    /// removed. `None` if no shard is usable.
+    pub fn best_usable(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut best: Option<(f64, usize)> = None;
         for (shard, &(seed, weight)) in self.shards.iter().enumerate() {
+            if !usable(shard) {
+                continue;
+            }
             // Top 53 bits as a float in (0, 1): never 0, never 1.
             let u = ((mix(hash ^ seed) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
             let score = weight / -u.ln();
-            if score > best.0 {
-                best = (score, shard);
+            if best.is_none_or(|(top, _)| score > top) {
+                best = Some((score, shard));
             }
         }
-        best.1
+        best.map(|(_, shard)| shard)
     }
 }
 

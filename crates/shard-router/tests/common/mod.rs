@@ -50,6 +50,28 @@ pub async fn conn(running: &Running) -> redis::aio::MultiplexedConnection {
     connect(&running.addr().to_string()).await
 }
 
+/// `ROUTER SHARDOF key`: the key's hash, tag, shard and node.
+pub async fn shard_info(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> std::collections::HashMap<String, String> {
+    redis::cmd("ROUTER")
+        .arg("SHARDOF")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until the router routes `key` to `shard`.
+pub async fn routes_to(router: &redis::Client, key: &str, shard: &str) {
+    eventually(&format!("{key} routes to {shard}"), || async {
+        let mut c = router.get_multiplexed_async_connection().await.unwrap();
+        shard_info(&mut c, key).await["shard"] == shard
+    })
+    .await;
+}
+
 /// Waits (bounded) until `check` holds.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
