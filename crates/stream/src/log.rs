@@ -451,26 +451,25 @@ pub fn read_views(
     max_records: u64,
 ) -> Result<Bytes, LogError> {
     let mut buf = Vec::new();
-    let len = read_views_into(views, offset, max_bytes, max_records, &mut buf)?;
-    buf.truncate(len);
-    Ok(Bytes::from(buf))
+    let range = read_views_into(views, offset, max_bytes, max_records, &mut buf)?;
+    Ok(Bytes::from(buf).slice(range))
 }
 
-/// Like [`read_views`], into `buf[..len]` of a reused buffer (see
-/// [`SegmentView::read_into`]); returns `len` (0: nothing at `offset` yet).
+/// Like [`read_views`], into a reused buffer (see [`SegmentView::read_into`]); returns
+/// where in `buf` the batches are (empty: nothing at `offset` yet).
 pub fn read_views_into(
     views: &[SegmentView],
     offset: u64,
     max_bytes: usize,
     max_records: u64,
     buf: &mut Vec<u8>,
-) -> Result<usize, LogError> {
+) -> Result<std::ops::Range<usize>, LogError> {
     for view in views {
-        if let Some(len) = view.read_into(offset, max_bytes, max_records, buf)? {
-            return Ok(len);
+        if let Some(range) = view.read_into(offset, max_bytes, max_records, buf)? {
+            return Ok(range);
         }
     }
-    Ok(0)
+    Ok(0..0)
 }
 
 /// Fsyncs a directory so a file created or deleted in it survives a crash.
@@ -626,6 +625,36 @@ mod tests {
             let got = values(&mut log, offset);
             assert_eq!(got[0].0, offset);
             assert_eq!(got[0].1.len(), offset as usize % 97);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_into_a_reused_buffer_match_fresh_reads() {
+        let dir = tmp("reuse");
+        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        for i in 0..300 {
+            // Batches of 1 to 4 records of varied sizes.
+            let batch: Vec<Record> = (0..=(i % 4))
+                .map(|j| rec(&"r".repeat((i * 7 + j) % 150), i as i64))
+                .collect();
+            log.append_records(&batch, i as i64).unwrap();
+        }
+        // One buffer for every read, left dirty by the one before (big reads first).
+        let mut buf = Vec::new();
+        for (offset, max_bytes, count) in [
+            (0, 1 << 20, u64::MAX),
+            (5, 100, 1),
+            (333, 1 << 20, 50),
+            (100, 300, 7),
+            (log.end_offset() - 1, 1 << 20, 100),
+            (log.end_offset(), 1 << 20, 100),
+            (17, 1 << 20, 3),
+        ] {
+            let fresh = log.read(offset, max_bytes, count).unwrap();
+            let views = log.views(offset).unwrap();
+            let range = read_views_into(&views, offset, max_bytes, count, &mut buf).unwrap();
+            assert_eq!(&buf[range], &fresh[..], "offset {offset} count {count}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,6 +19,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -339,13 +340,18 @@ impl Segment {
         let i = self
             .index
             .partition_point(|e| u64::from(e.relative_offset) <= relative);
+        let (scan_from, scan_offset) = match i.checked_sub(1).map(|i| self.index[i]) {
+            None => (0, self.base_offset),
+            Some(e) => (
+                u64::from(e.position),
+                self.base_offset + u64::from(e.relative_offset),
+            ),
+        };
         Some(SegmentView {
             file: self.file.clone(),
-            scan_from: if i == 0 {
-                0
-            } else {
-                u64::from(self.index[i - 1].position)
-            },
+            scan_from,
+            scan_offset,
+            bytes_per_record: self.size / (self.next_offset - self.base_offset).max(1),
             // Only what is in the file; the log flushes before it hands out views.
             size: self.size - self.tail.len() as u64,
         })
@@ -538,8 +544,12 @@ impl Segment {
 #[derive(Debug, Clone)]
 pub struct SegmentView {
     file: Arc<File>,
-    /// Where the index says to start scanning for the wanted offset.
+    /// Where the index says to start scanning for the wanted offset...
     scan_from: u64,
+    /// ...and the offset of the batch there.
+    scan_offset: u64,
+    /// The segment's average, for guessing how much to read.
+    bytes_per_record: u64,
     size: u64,
 }
 
@@ -557,14 +567,10 @@ impl SegmentView {
         let mut buf = Vec::new();
         Ok(self
             .read_into(offset, max_bytes, max_records, &mut buf)?
-            .map(|len| {
-                buf.truncate(len);
-                Bytes::from(buf)
-            }))
+            .map(|range| Bytes::from(buf).slice(range)))
     }
 
-    /// Like [`SegmentView::read`], into `buf[..len]`, returning `len`. Reads what the first
-    /// batch's size suggests and grows, so a small fetch stays cheap.
+    /// Like [`SegmentView::read`], into `buf`, returning where in `buf` the batches are.
     ///
     /// `buf` is meant to be *reused*: `pread` needs initialised memory to read into (safe
     /// Rust cannot hand the kernel uninitialised bytes), so a fresh buffer is zeroed first
@@ -572,19 +578,56 @@ impl SegmentView {
     /// fresh allocation, cost as much as the read itself. A buffer kept from the last read
     /// is already initialised: it only grows (zeroing just the growth), and the read goes
     /// straight into it.
+    ///
+    /// The first read starts where the index points and is sized from the segment's
+    /// average record, for the records before `offset` and `max_records` after it: the
+    /// batch headers that locate `offset` and the batches to return usually arrive in
+    /// that one `pread`. If they do not, the scan reads on, and the batches are read again
+    /// from their start, doubling until they hold `max_records` or `max_bytes`.
     pub fn read_into(
         &self,
         offset: u64,
         max_bytes: usize,
         max_records: u64,
         buf: &mut Vec<u8>,
-    ) -> io::Result<Option<usize>> {
-        let Some((position, first)) = self.locate(offset, buf)? else {
-            return Ok(None);
+    ) -> io::Result<Option<Range<usize>>> {
+        const CHUNK: usize = 8 * 1024;
+        let records = offset
+            .saturating_sub(self.scan_offset)
+            .saturating_add(max_records.min(1 << 20));
+        let hint = records
+            .saturating_mul(self.bytes_per_record)
+            .saturating_mul(9)
+            / 8;
+        let hint = usize::try_from(hint)
+            .unwrap_or(usize::MAX)
+            .saturating_add(BATCH_HEADER_LEN)
+            .clamp(CHUNK, max_bytes.max(CHUNK));
+        // `buf[..len]` holds the file's bytes from `start` on.
+        let (mut start, mut len) = (self.scan_from, 0);
+        // Scan batch headers from the index entry (at most `index.interval.bytes` of them)
+        // for the batch that holds `offset`.
+        let mut position = self.scan_from;
+        let first = loop {
+            if position >= self.size {
+                return Ok(None);
+            }
+            let at = (position - start) as usize;
+            if at + BATCH_HEADER_LEN > len {
+                start = position;
+                len = self.fill(buf, start, hint)?;
+                continue;
+            }
+            let header = BatchHeader::parse(&buf[at..len])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if header.last_offset() >= offset {
+                break header;
+            }
+            position += header.size as u64;
         };
         let available = (self.size - position) as usize;
         let limit = max_bytes.max(first.size).min(available);
-        // First guess: batches like the first one, as many as hold `max_records` (a
+        // How much to keep: batches like the first one, as many as hold `max_records` (a
         // batch of 100 records is enough for COUNT 100: reading a whole `max_bytes` for
         // it was most of a fetch's cost).
         let in_first = first
@@ -595,11 +638,12 @@ impl SegmentView {
         let guess = first.size.saturating_mul(batches as usize);
         let mut want = limit.min(guess).max(first.size);
         loop {
-            if buf.len() < want {
-                buf.resize(want, 0);
+            if position + want as u64 > start + len as u64 {
+                start = position;
+                len = self.fill(buf, start, want)?;
             }
-            let read = &mut buf[..want];
-            self.file.read_exact_at(read, position)?;
+            let at = (position - start) as usize;
+            let read = &buf[at..at + want];
             // Keep whole batches only, up to the record limit.
             let (mut end, mut records) = (0, 0);
             while end < read.len() && records < max_records {
@@ -612,41 +656,21 @@ impl SegmentView {
                 }
             }
             if records >= max_records || want >= limit {
-                return Ok(Some(end));
+                return Ok(Some(at..at + end));
             }
             want = want.saturating_mul(2).min(limit);
         }
     }
 
-    /// Position and header of the batch holding `offset`: scan batch headers from the
-    /// index entry (at most `index.interval.bytes` of them).
-    /// The headers are read 8 KiB at a time into `buf` (the caller's reused read buffer:
-    /// nothing zeroed, nothing allocated), so the scan is one or two reads, not one per
-    /// batch.
-    fn locate(&self, offset: u64, buf: &mut Vec<u8>) -> io::Result<Option<(u64, BatchHeader)>> {
-        const CHUNK: u64 = 8 * 1024;
-        let mut chunk_len = 0;
-        let mut chunk_start = self.scan_from;
-        let mut position = self.scan_from;
-        while position < self.size {
-            let at = (position - chunk_start) as usize;
-            if at + BATCH_HEADER_LEN > chunk_len {
-                chunk_start = position;
-                chunk_len = CHUNK.min(self.size - position) as usize;
-                if buf.len() < chunk_len {
-                    buf.resize(chunk_len, 0);
-                }
-                self.file.read_exact_at(&mut buf[..chunk_len], position)?;
-                continue;
-            }
-            let header = BatchHeader::parse(&buf[at..chunk_len])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if header.last_offset() >= offset {
-                return Ok(Some((position, header)));
-            }
-            position += header.size as u64;
+    /// Reads up to `want` bytes of the file from `start` into `buf` (grown if needed);
+    /// returns how many (fewer at the end of the segment).
+    fn fill(&self, buf: &mut Vec<u8>, start: u64, want: usize) -> io::Result<usize> {
+        let len = (want as u64).min(self.size - start) as usize;
+        if buf.len() < len {
+            buf.resize(len, 0);
         }
-        Ok(None)
+        self.file.read_exact_at(&mut buf[..len], start)?;
+        Ok(len)
     }
 }
 

@@ -326,15 +326,15 @@ impl Partition {
         crate::log::read_views(&views, offset, max_bytes, max_records)
     }
 
-    /// Like [`Partition::read`], into `buf[..len]` of a buffer the caller reuses across
-    /// reads (see [`crate::segment::SegmentView::read_into`]); returns `len`.
+    /// Like [`Partition::read`], into a buffer the caller reuses across reads (see
+    /// [`crate::segment::SegmentView::read_into`]); returns where in `buf` the batches are.
     pub fn read_into(
         &self,
         offset: u64,
         max_bytes: usize,
         max_records: u64,
         buf: &mut Vec<u8>,
-    ) -> Result<usize, LogError> {
+    ) -> Result<std::ops::Range<usize>, LogError> {
         let views = self.log().views(offset)?;
         crate::log::read_views_into(&views, offset, max_bytes, max_records, buf)
     }

@@ -82,10 +82,10 @@ fn read(
     count: usize,
 ) -> Result<Option<Bytes>, CommandError> {
     READ_BUFFER.with_borrow_mut(|buf| {
-        let len = p
+        let batches = p
             .read_into(offset, max_bytes as usize, count as u64, buf)
             .map_err(log_error)?;
-        let reply = encode_records(&buf[..len], offset, count);
+        let reply = encode_records(&buf[batches], offset, count);
         if buf.len() > KEEP_READ_BUFFER {
             *buf = Vec::new();
         }
