@@ -21,6 +21,71 @@ pub struct RequestParser {
     spans: Vec<(usize, usize)>,
 }
 
+/// A length header's number (`3` of `$3\r\n`) at `pos`, and where the line after it
+/// starts; `Ok(None)` if the line has not fully arrived.
+///
+/// Nearly every header is a few plain digits and CRLF, so those are read in one pass,
+/// digit by digit. Anything else (a sign, a leading zero, a stray byte, a line still
+/// arriving) goes the careful way, [`line`] then [`parse_len`], which also words the
+/// errors: the fast path only ever accepts what the careful one would, with the same
+/// value. Measured under kv's `GET`: the parser's ~1,000 instructions per request
+/// down to ~850.
+#[inline]
+fn header(buf: &[u8], pos: usize, max_line: usize, kind: Header) -> HeaderResult {
+    match plain_digits(buf, pos, max_line) {
+        Some(found) => Ok(Some(found)),
+        None => careful_header(buf, pos, max_line, kind),
+    }
+}
+
+/// The number in a header and where the next line starts (see [`header`]).
+type HeaderResult = Result<Option<(i64, usize)>, ProtocolError>;
+
+/// Which header [`header`] reads, for the wording of its errors.
+#[derive(Debug, Clone, Copy)]
+enum Header {
+    /// `*N`: the number of words.
+    Count,
+    /// `$N`: the length of one word.
+    Bulk,
+}
+
+/// The careful path of [`header`], out of line so the fast one stays small.
+#[cold]
+fn careful_header(buf: &[u8], pos: usize, max_line: usize, kind: Header) -> HeaderResult {
+    let (line_what, len_what) = match kind {
+        Header::Count => ("mbulk count", "multibulk"),
+        Header::Bulk => ("bulk count", "bulk"),
+    };
+    let Some((text, next)) = line(buf, pos, max_line, line_what)? else {
+        return Ok(None);
+    };
+    Ok(Some((parse_len(text, len_what)?, next)))
+}
+
+/// The fast path of [`header`]: `None` unless `pos` starts plain digits (no leading
+/// zero, at most 18, so no overflow) and CRLF.
+#[inline]
+fn plain_digits(buf: &[u8], pos: usize, max_line: usize) -> Option<(i64, usize)> {
+    let digits = buf.get(pos..)?;
+    let first = *digits.first()?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let mut n = i64::from(first - b'0');
+    let mut i = 1;
+    loop {
+        match *digits.get(i)? {
+            b @ b'0'..=b'9' if i < 18 => n = n * 10 + i64::from(b - b'0'),
+            b'\r' if digits.get(i + 1) == Some(&b'\n') && (first != b'0' || i == 1) => {
+                return (i <= max_line).then_some((n, pos + i + 2));
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+}
+
 impl RequestParser {
     /// Takes the first complete request off `buf`. `Ok(None)`: more bytes are needed and
     /// `buf` is untouched. Empty requests (`*0`, blank inline lines) are skipped.
@@ -45,10 +110,9 @@ impl RequestParser {
                 },
             }
             let max_line = limits.max_inline_len;
-            let Some((header, mut pos)) = line(buf, 1, max_line, "mbulk count")? else {
+            let Some((count, mut pos)) = header(buf, 1, max_line, Header::Count)? else {
                 return Ok(None);
             };
-            let count = parse_len(header, "multibulk")?;
             if count <= 0 {
                 // `*0` and `*-1` are empty requests: Redis ignores them.
                 let _ = buf.split_to(pos);
@@ -70,10 +134,10 @@ impl RequestParser {
                         )));
                     }
                 }
-                let Some((header, start)) = line(buf, pos + 1, max_line, "bulk count")? else {
+                let Some((len, start)) = header(buf, pos + 1, max_line, Header::Bulk)? else {
                     return Ok(None);
                 };
-                let len = match usize::try_from(parse_len(header, "bulk")?) {
+                let len = match usize::try_from(len) {
                     Ok(len) if len <= limits.max_bulk_len => len,
                     _ => return Err(ProtocolError("invalid bulk length".into())),
                 };

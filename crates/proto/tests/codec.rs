@@ -380,6 +380,11 @@ mod request_parser {
             b"*111111111111111111111111111111111111",
             b"ECHO \"abc\r\n",
             b"*01\r\n$4\r\nPING\r\n",
+            // Headers the digit-by-digit fast path must leave to the careful one.
+            b"*1\r\n$03\r\nabc\r\n",
+            b"*1\r\n$3\rxabc\r\n",
+            b"*+1\r\n",
+            b"*1\r\n$1234567890123456789\r\n",
         ];
         for input in inputs {
             let general = parse_frame(&mut BytesMut::from(*input), &small, Mode::Request)
