@@ -71,10 +71,11 @@ const KEEP_READ_BUFFER: usize = 4 << 20;
 /// Reads up to `count` records from `offset` and encodes them as the RESP2 reply; `None`
 /// when there are none (yet).
 ///
-/// The bytes are copied twice, the least a reply with RESP's framing allows: the kernel
-/// copies them from the page cache into the read buffer, and encoding copies each field
-/// from there into the reply, between its `$len` headers. Nothing else is made per
-/// record — no zeroed buffer, no owned record, no reply `Frame` tree to build and drop.
+/// Each value is copied by the kernel from the page cache into the read buffer, by the
+/// encoder from there into the reply (between its `$len` headers), and by the connection
+/// into its output buffer. Nothing else is made per record — no zeroed buffer, no owned
+/// record, no reply `Frame` tree (six frames and a `Vec` per record) to build and drop,
+/// which is what the copies replaced.
 fn read(
     p: &crate::topic::Partition,
     offset: u64,
