@@ -164,7 +164,10 @@ impl Node {
         let connected = lock(slot).as_ref().filter(|c| c.is_open()).cloned();
         let connection = match connected {
             Some(connection) => connection,
-            None => self.connect(slot).await?,
+            // Boxed: connecting is rare, and its future is large. Inline, it would sit
+            // in the state of every future that awaits this one, up to the client's
+            // command, and be copied with it on every request.
+            None => Box::pin(self.connect(slot)).await?,
         };
         let (tx, rx) = oneshot::channel();
         if !connection.push(encode, tx) {

@@ -112,10 +112,11 @@ impl Layout {
                 let node = self.directory.as_ref().ok_or_else(|| {
                     Frame::error("ERR the directory strategy has no directory node")
                 })?;
-                let answer = node
-                    .call(lane, Frame::bulk_array(directory.lookup(hash_tag(key))))
-                    .await
-                    .map_err(|e| Frame::error(format!("ERR directory lookup failed: {e}")))?;
+                // Boxed, as every cold path of the forwarding futures (see `Node::enqueue`).
+                let answer =
+                    Box::pin(node.call(lane, Frame::bulk_array(directory.lookup(hash_tag(key)))))
+                        .await
+                        .map_err(|e| Frame::error(format!("ERR directory lookup failed: {e}")))?;
                 let entry = match &answer {
                     Frame::Bulk(name) => Some(name.as_ref()),
                     Frame::Null => None,

@@ -25,13 +25,17 @@ use crate::server::{Layout, Router};
 
 /// Executes one client command.
 pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
+    // Every branch but the single-key one is boxed: an async fn's future is as large as
+    // its largest branch, and this one is built and moved for every request (boxing the
+    // others took 1.6% off a forwarded GET's instructions). A split or a fan-out pays one
+    // allocation instead, next to several backend requests.
     match args.name() {
-        "router" => admin::execute(router, lane, args).await,
+        "router" => Box::pin(admin::execute(router, lane, args)).await,
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
-            multikey::execute(router, lane, args).await
+            Box::pin(multikey::execute(router, lane, args)).await
         }
-        "flushall" | "flushdb" | "dbsize" => fanout::execute(router, lane, args).await,
-        "info" => fanout::info(router, lane, args).await,
+        "flushall" | "flushdb" | "dbsize" => Box::pin(fanout::execute(router, lane, args)).await,
+        "info" => Box::pin(fanout::info(router, lane, args)).await,
         name => match spec(name) {
             Some(spec) if spec.first_key > 0 => keyed(router, lane, spec, args).await,
             Some(spec) if spec.group == "router" => Frame::error(table::refusal(name)).into(),
@@ -70,7 +74,8 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
     };
     if layout.previous.is_some() {
         let keys: Vec<&Bytes> = table::keys(spec, words).collect();
-        if let Err(e) = migrate::pull_keys(&layout, &keys, lane).await {
+        // Boxed: only while migrating, and a large future (see `Node::enqueue`).
+        if let Err(e) = Box::pin(migrate::pull_keys(&layout, &keys, lane)).await {
             return e.into();
         }
     }
@@ -140,7 +145,8 @@ pub async fn send<'a>(
                     .iter()
                     .find(|r| r.available() && !Arc::ptr_eq(r, &node));
                 if let (Some(request), Some(replica)) = (retry, fallback)
-                    && let Ok(reply) = replica.call_encoded(lane, &request).await
+                    // Boxed: a rare retry must not enlarge every request's reply future.
+                    && let Ok(reply) = Box::pin(replica.call_encoded(lane, &request)).await
                 {
                     return Settled::Resp2(reply);
                 }
