@@ -46,12 +46,10 @@ impl<S> Client<S> {
         let Some(command) = self.last_command.take() else {
             return;
         };
+        let now = Instant::now();
         let mut meta = self.info.meta();
-        meta.last_active = Instant::now();
-        if meta.last_command != command {
-            meta.last_command.clear();
-            meta.last_command.push_str(command);
-        }
+        meta.last_active = now;
+        meta.last_command = command;
     }
 
     /// The unique id `CLIENT ID` reports.
@@ -106,7 +104,8 @@ pub(crate) struct ClientMeta {
     pub name: Option<Bytes>,
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
-    pub last_command: String,
+    /// A command table's name (`""` before the first command).
+    pub last_command: &'static str,
     pub last_active: Instant,
     pub db: usize,
     pub resp: i64,
@@ -145,7 +144,7 @@ impl ClientInfo {
             if m.last_command.is_empty() {
                 "NULL"
             } else {
-                &m.last_command
+                m.last_command
             },
             m.resp,
             text(&m.lib_name),
@@ -243,7 +242,7 @@ impl Shared {
                 name: None,
                 lib_name: None,
                 lib_ver: None,
-                last_command: String::new(),
+                last_command: "",
                 last_active: now,
                 db: 0,
                 resp: 2,
