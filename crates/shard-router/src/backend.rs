@@ -11,15 +11,15 @@
 //! client A ──GET c──┘    GET a SET b GET c                └──▶ reply b ──▶ client B ...
 //! ```
 //!
-//! A connection is one shared queue and two loops (and a watchdog, below). A client
-//! encodes its request straight into the queue's output buffer and appends its reply slot
-//! to the queue's FIFO, both under one lock — so the n-th request on the wire always owns
-//! the n-th slot, and RESP servers answering a connection's requests strictly in order is
-//! all the bookkeeping needed (no request ids). The writer takes the whole buffer, every client's requests
-//! back to back, and writes it with one syscall. The reader finds where each reply ends
-//! ([`proto::frame_len`]) and hands those bytes, untouched, to the oldest slot: the
-//! client writes them to its own socket as they are (`service::Settled::Resp2`). No
-//! reply is decoded into a `Frame` and encoded again, and no request is built as one.
+//! A connection is one shared queue and two loops (and a watchdog, below). A client encodes
+//! its request straight into the queue's output buffer and appends its reply slot to the
+//! queue's FIFO, both under one lock — so the n-th request on the wire always owns the n-th
+//! slot, and RESP servers answering a connection's requests strictly in order is all the
+//! bookkeeping needed (no request ids). The writer takes the whole buffer, every client's
+//! requests back to back, and writes it with one syscall. The reader finds where each reply
+//! ends ([`proto::frame_len`]) and hands those bytes, untouched, to the oldest slot: the
+//! client writes them to its own socket as they are (`service::Settled::Resp2`). No reply
+//! is decoded into a `Frame` and encoded again, and no request is built as one.
 //!
 //! A client always uses the same connection of a node (chosen by its id), so its own
 //! requests to that node stay in order: `SET k 1` then `GET k` never overtake each other.
