@@ -107,10 +107,18 @@ fn encode_records(
     const ROOM: usize = 16;
     let mut out = BytesMut::with_capacity(ROOM + batches.len() + batches.len() / 2 + 64);
     out.put_bytes(0, ROOM);
+    // Records of a batch (and neighbouring batches) mostly share a millisecond: format a
+    // timestamp once and copy it while it repeats.
+    let (mut timestamp, mut timestamp_line) = (None, Vec::with_capacity(24));
     let records = record::for_each_record(batches, offset, count, Crc::Trust, |r| {
         out.put_slice(b"*5\r\n");
         line(&mut out, b':', r.offset as i64);
-        line(&mut out, b':', r.timestamp);
+        if timestamp != Some(r.timestamp) {
+            timestamp = Some(r.timestamp);
+            timestamp_line.clear();
+            line(&mut timestamp_line, b':', r.timestamp);
+        }
+        out.put_slice(&timestamp_line);
         bulk(&mut out, r.key);
         bulk(&mut out, r.value);
         line(&mut out, b'*', 2 * r.header_count as i64);
@@ -244,6 +252,21 @@ mod tests {
         assert_eq!(
             parse(reply),
             Frame::Array(vec![array(&expected)[0].clone()])
+        );
+        // Repeated timestamps (formatted once, copied) and a change after them.
+        let at = |ts: i64| Record {
+            timestamp: ts,
+            ..Record::default()
+        };
+        let mut same = Vec::new();
+        record::encode_batch_into(&mut same, &[at(5), at(5), at(1_700_000_000_000)], 0);
+        let timestamps: Vec<Frame> = array(&parse(encode_records(&same, 0, 9).unwrap().unwrap()))
+            .iter()
+            .map(|r| array(r)[1].clone())
+            .collect();
+        assert_eq!(
+            timestamps,
+            [5, 5, 1_700_000_000_000].map(Frame::Integer).to_vec()
         );
         // Past the end: no records, and the empty reply.
         assert_eq!(encode_records(&batches, 43, 5).unwrap(), None);
