@@ -1167,8 +1167,33 @@ impl Keyspace {
 
     /// Replaces a string's bytes, keeping its TTL (APPEND, SETRANGE, INCR...).
     fn update_string(&mut self, db: usize, key: Bytes, value: Bytes, now: u64) {
-        let deadline = self.live(db, &key, now).and_then(|e| e.expires_at);
-        self.store(db, own(&key), Entry::new(Value::String(value), deadline));
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+            ..
+        } = self;
+        let d = &mut dbs[db];
+        let Some(entry) = live_in(d, db, journal, stats, &key, now) else {
+            self.store(db, own(&key), Entry::new(Value::String(value), None));
+            return;
+        };
+        // The key is there (a counter's second `INCR` onwards): change its value in
+        // place. Storing a whole new entry would copy the key again, insert into the
+        // map a second time and drop the old entry: about 1,100 of an `INCR`'s 4,200
+        // instructions. The deadline and the key's place in the map stay as they are.
+        let before = entry.value.memory();
+        entry.value = Value::String(value);
+        let after = entry.value.memory();
+        if journal.enabled {
+            let entry = entry.clone();
+            journal.push(Change::Put {
+                db,
+                key: own(&key),
+                entry,
+            });
+        }
+        d.used = (d.used + after).saturating_sub(before);
     }
 
     /// Changes a live key's deadline: O(1) whatever the key holds, and journaled as the
@@ -1202,6 +1227,34 @@ mod tests {
             get: false,
         };
         assert_eq!(ks.apply(0, m, now), Ok(Outcome::Ok));
+    }
+
+    /// `INCR` on an existing key changes its value in place: the result must be what
+    /// storing the new value from scratch would give (TTL, memory estimate, journal).
+    #[test]
+    fn updating_a_string_in_place_equals_storing_it_afresh() {
+        let mut ks = Keyspace::new(true);
+        set(&mut ks, "n", "9", Ttl::At(5_000), 0);
+        let incr = Mutation::IncrBy {
+            key: b("n"),
+            delta: 1,
+        };
+        assert_eq!(ks.apply(0, incr, 1), Ok(Outcome::Integer(10)));
+        let mut fresh = Keyspace::new(true);
+        set(&mut fresh, "n", "10", Ttl::At(5_000), 0);
+        assert_eq!(ks.get(0, &b("n"), 1), Ok(Some(b("10"))));
+        assert_eq!(ks.ttl(0, &b("n"), 1), TtlState::At(5_000));
+        assert_eq!(ks.used_memory(), fresh.used_memory());
+        let (changes, _) = ks.drain_changes();
+        let (expected, _) = fresh.drain_changes();
+        assert_eq!(changes.last(), expected.last());
+        // Past its deadline the key is gone: the increment starts from zero, no TTL.
+        let incr = Mutation::IncrBy {
+            key: b("n"),
+            delta: 1,
+        };
+        assert_eq!(ks.apply(0, incr, 5_000), Ok(Outcome::Integer(1)));
+        assert_eq!(ks.ttl(0, &b("n"), 5_000), TtlState::Persistent);
     }
 
     #[test]
