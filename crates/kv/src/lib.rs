@@ -83,7 +83,25 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
 }
 
 /// [`start`] with an injected clock (tests move time by hand).
+///
+/// kv runs on a thread of its own, one event loop like Redis's
+/// ([`service::spawn_on_own_thread`]). Every command already runs under one lock, so more
+/// threads only add parallel parsing and socket work — and, with the keyspace lock, its
+/// map and the allocator's memory passing between cores, each write pays for cache lines
+/// the other core dirtied. On this project's 2-core machines, where redis-benchmark takes
+/// the other core, one thread was faster at every pipeline depth (see the README's
+/// performance section). Durability keeps its own thread (the journal writer).
 pub async fn start_with_clock(
+    args: Args,
+    shutdown: CancellationToken,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<Running, BoxError> {
+    service::spawn_on_own_thread("kv", move || start_here(args, shutdown, clock)).await
+}
+
+/// [`start_with_clock`] on the current runtime: every task kv spawns (connections, the
+/// expiry cycle, replication links) lands on it.
+async fn start_here(
     args: Args,
     shutdown: CancellationToken,
     clock: Arc<dyn clock::Clock>,

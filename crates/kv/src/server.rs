@@ -3,11 +3,17 @@
 //! ## One lock, held briefly
 //!
 //! All 16 databases live in one [`Keyspace`] behind one mutex. A command takes the lock,
-//! does its in-memory work (microseconds: no I/O ever happens under it) and releases it;
-//! the socket reads and writes, RESP parsing and reply encoding — most of a request's
-//! cost — happen outside it, on as many threads as tokio runs. One lock keeps multi-key
-//! commands (`MSET`, `RENAME`, `COPY`, `SWAPDB`) atomic without lock ordering, and is
-//! what `MULTI`/`EXEC` will need; `bench/kv.sh` shows it is not the bottleneck.
+//! does its in-memory work (microseconds: no I/O ever happens under it) and releases it.
+//! One lock keeps multi-key commands (`MSET`, `RENAME`, `COPY`, `SWAPDB`) atomic without
+//! lock ordering, and is what `MULTI`/`EXEC` will need.
+//!
+//! Like Redis, kv serves every client from one event loop on one thread (see
+//! [`crate::start_with_clock`]), so the lock is never contended. It stays because `Kv` is
+//! shared (`Arc`) with code Rust cannot prove runs on that thread (the store is loaded on
+//! a blocking thread at startup), and an uncontended lock costs two atomic instructions,
+//! which also keeps kv correct on a multi-threaded runtime. More threads would
+//! parallelise only parsing and socket work, while every command still queues for the one
+//! lock and drags the keyspace's cache lines from core to core.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,12 +268,20 @@ impl Server for Kv {
         replication::after_write(&self.replication, &mut client.session, reply)
     }
 
-    /// [`Self::execute`] without a future, for the in-memory store: with no storage,
-    /// `settle` has nothing to wait for, so only the commands that wait by nature
-    /// ([`commands::waits`]) take the async path. With `--dir` every command does, since
-    /// a write may wait for the disk.
+    /// [`Self::execute`] without a future, whenever nothing will wait: only the commands
+    /// that wait by nature ([`commands::waits`]) and the writes that must wait for the
+    /// disk take the async path. With `--fsync always` that is every command (a write
+    /// waits for its fsync). With `everysec` or `no` a write waits only when the journal
+    /// writer has fallen behind ([`Storage::caught_up`]); the check looks at this client's
+    /// previous write, so a client gets at most one command past the limit before
+    /// `settle` makes it wait.
     fn execute_now(&self, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
-        if self.storage.is_some() || commands::waits(args.name()) {
+        if commands::waits(args.name()) {
+            return Err(args);
+        }
+        if let Some(storage) = &self.storage
+            && (storage.fsync == Fsync::Always || !storage.caught_up(client.session.unsynced))
+        {
             return Err(args);
         }
         let reply = match replication::execute(self, client, args) {
