@@ -113,18 +113,35 @@ fn footprint(slot: &Slot, entry: &Entry) -> usize {
 
 impl Db {
     /// Inserts or replaces, keeping the TTL index and memory estimate in step.
+    ///
+    /// Overwriting a present key (every `SET` of a hot key) replaces the entry in place:
+    /// the map keeps the key it holds, the TTL index is touched only if a deadline comes
+    /// or goes, and `slot` is never cloned — a clone of a freshly copied `Bytes` allocates
+    /// its shared header, which on this path cost more than the lookup itself.
     fn put(&mut self, slot: Slot, entry: Entry) {
         self.used += footprint(&slot, &entry);
-        match entry.expires_at {
-            Some(at) => {
-                self.expires.insert(slot.clone(), at);
+        let deadline = entry.expires_at;
+        let had_deadline = match self.entries.get_mut(&slot) {
+            Some(old) => {
+                self.used = self.used.saturating_sub(footprint(&slot, old));
+                std::mem::replace(old, entry).expires_at.is_some()
             }
             None => {
+                if let Some(at) = deadline {
+                    self.expires.insert(slot.clone(), at);
+                }
+                self.entries.insert(slot, entry);
+                return;
+            }
+        };
+        match deadline {
+            Some(at) => {
+                self.expires.insert(slot, at);
+            }
+            None if had_deadline => {
                 self.expires.remove(&slot);
             }
-        }
-        if let Some(old) = self.entries.insert(slot.clone(), entry) {
-            self.used = self.used.saturating_sub(footprint(&slot, &old));
+            None => {}
         }
     }
 
@@ -1255,6 +1272,27 @@ mod tests {
         };
         assert_eq!(ks.apply(0, incr, 5_000), Ok(Outcome::Integer(1)));
         assert_eq!(ks.ttl(0, &b("n"), 5_000), TtlState::Persistent);
+    }
+
+    /// Overwriting in place must keep the TTL index and the memory estimate exactly as
+    /// a fresh store would: a deadline that goes, one that comes, one that changes.
+    #[test]
+    fn overwriting_a_key_keeps_the_ttl_index_and_memory_in_step() {
+        let mut ks = Keyspace::new(false);
+        set(&mut ks, "k", "short", Ttl::At(5_000), 0);
+        set(&mut ks, "k", "a longer value", Ttl::Clear, 1);
+        assert_eq!(ks.ttl(0, &b("k"), 1), TtlState::Persistent);
+        assert_eq!(ks.keyspace_info(1), vec![(0, 1, 0)]);
+        set(&mut ks, "k", "v", Ttl::At(7_000), 2);
+        set(&mut ks, "k", "v2", Ttl::At(9_000), 3);
+        assert_eq!(ks.ttl(0, &b("k"), 3), TtlState::At(9_000));
+        assert_eq!(ks.keyspace_info(3), vec![(0, 1, 1)]);
+        let mut fresh = Keyspace::new(false);
+        set(&mut fresh, "k", "v2", Ttl::At(9_000), 3);
+        assert_eq!(ks.used_memory(), fresh.used_memory());
+        // The old deadline (7,000) no longer expires it; the new one does.
+        assert_eq!(ks.get(0, &b("k"), 8_000), Ok(Some(b("v2"))));
+        assert_eq!(ks.get(0, &b("k"), 9_000), Ok(None));
     }
 
     #[test]
