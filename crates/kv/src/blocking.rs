@@ -126,10 +126,7 @@ pub struct Blocked {
 
 impl Blocked {
     fn lock(&self) -> MutexGuard<'_, Waiters> {
-        match self.waiters.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.waiters)
     }
 
     /// Ends every wait (server shutdown).

@@ -26,12 +26,22 @@ pub mod types;
 pub mod value;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use service::{BoxError, CancellationToken, Running};
 
 pub use server::{Kv, Session};
 pub use storage::Fsync;
+
+/// Takes a lock even if a thread panicked while holding it. A panic in one command must
+/// not turn every later command into another panic; each critical section leaves its data
+/// consistent before anything that could panic, so the data is still usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 
 /// The port kv listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7379;

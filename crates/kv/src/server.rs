@@ -98,10 +98,7 @@ impl Kv {
     }
 
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
-        match self.keyspace.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.keyspace)
     }
 
     /// Sends the journal to replication and storage; call with the lock held so order

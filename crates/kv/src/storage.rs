@@ -157,10 +157,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.pending)
     }
 }
 
@@ -359,10 +356,7 @@ impl Storage {
             pending.abandon = abandon;
         }
         self.shared.wake.notify_one();
-        let threads = match self.threads.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
+        let threads = std::mem::take(&mut *crate::lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
                 let _ = thread.join();

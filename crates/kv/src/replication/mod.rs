@@ -72,6 +72,7 @@ use tokio::sync::watch;
 
 use crate::codec;
 use crate::keyspace::Change;
+use crate::lock;
 use crate::server::Kv;
 
 pub use backlog::Backlog;
@@ -233,13 +234,6 @@ pub struct Replication {
     upstream: Mutex<Option<Arc<Upstream>>>,
     /// The server itself and its shutdown token, for tasks (set once listening).
     server: OnceLock<(Weak<Kv>, CancellationToken, u16)>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 fn new_replid() -> String {
