@@ -99,7 +99,9 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
 /// threads only add parallel parsing and socket work — and, with the keyspace lock, its
 /// map and the allocator's memory passing between cores, each write pays for cache lines
 /// the other core dirtied. On this project's 2-core machines, where redis-benchmark takes
-/// the other core, one thread was faster at every pipeline depth (see the README's
+/// the other core, one thread was faster on nearly every `redis-benchmark` test (SET -P 16
+/// 0.80 -> 0.87 of Redis, INCR 0.86 -> 0.96); the exception was MSET -P 16 (0.87 -> 0.60),
+/// whose 21-argument parsing had been spread over both cores (see the README's
 /// performance section). Durability keeps its own thread (the journal writer).
 pub async fn start_with_clock(
     args: Args,
