@@ -246,6 +246,10 @@ impl Kv {
 impl Server for Kv {
     type Session = Session;
 
+    /// kv is Redis's architecture, one event loop on a thread of its own, so it writes its
+    /// replies the way Redis does: after every ready client has been served.
+    const WRITE_AFTER_READS: bool = true;
+
     fn name(&self) -> &'static str {
         "kv"
     }

@@ -29,7 +29,7 @@ use tracing::debug;
 use crate::builtin;
 use crate::client::{Client, Registration, Shared, Stats};
 use crate::command_table::{CommandSpec, CommandTable};
-use crate::server::{Deferred, Push, Reply, Server};
+use crate::server::{Deferred, Push, Reply, Server, Settled};
 
 /// Output beyond this many bytes is written before the rest of a pipeline is executed,
 /// so a huge pipeline does not buffer all of its replies in memory.
@@ -159,7 +159,11 @@ pub(crate) async fn serve<S: Server>(
         client.publish_activity();
         ctx.server.batch_executed(&mut client.session);
 
-        // 2. One write for the whole batch.
+        // 2. One write for the whole batch — on an event loop of its own, only after every
+        // other client with input waiting has had its turn (see `Server::WRITE_AFTER_READS`).
+        if S::WRITE_AFTER_READS && executed > 0 {
+            tokio::task::yield_now().await;
+        }
         if write(&mut stream, &mut output, stats, &info.evict)
             .await
             .is_err()
@@ -238,11 +242,27 @@ pub fn unknown_command(args: &Args) -> CommandError {
 
 /// Replies in request order. Ready replies are encoded straight into the output buffer;
 /// once a deferred reply is waiting, every later reply queues behind it.
+///
+/// A reply settled as [`Settled::Resp2Parts`] is not copied in whole: its large parts are
+/// kept as they are in `parts`, after the output encoded before them (split off as a part
+/// of its own), and the next write sends `parts` then `output` in one vectored write.
 #[derive(Default)]
 struct Outbox {
     output: BytesMut,
     waiting: VecDeque<(Protocol, Queued)>,
+    /// Output to send before `output` (empty unless a settled reply had large parts).
+    parts: Vec<Bytes>,
+    /// Bytes in `parts`.
+    parts_len: usize,
 }
+
+/// A part of a [`Settled::Resp2Parts`] reply this long or longer is sent as it is; a
+/// shorter one before it is cheaper to copy into the output than to describe to the
+/// kernel as one more `iovec`.
+const SEND_AS_IS: usize = 512;
+
+/// At most this many parts are handed to one `writev` (Linux accepts 1024).
+const MAX_IOVECS: usize = 512;
 
 enum Queued {
     Frame(Frame),
@@ -273,7 +293,25 @@ impl Outbox {
     }
 
     fn must_flush(&self) -> bool {
-        self.output.len() > FLUSH_THRESHOLD || self.waiting.len() > MAX_IN_FLIGHT
+        self.output.len() + self.parts_len > FLUSH_THRESHOLD || self.waiting.len() > MAX_IN_FLIGHT
+    }
+
+    /// Appends a reply's part: copied if short and nothing is queued as it is yet, else
+    /// queued as it is behind the output so far. (Once one part is queued, copying the
+    /// short ones after it would mean splitting the output buffer at every long part,
+    /// and a split-off buffer cannot grow in place: an allocation per part.)
+    fn part(&mut self, part: Bytes) {
+        if part.len() < SEND_AS_IS && self.parts.is_empty() {
+            self.output.extend_from_slice(&part);
+            return;
+        }
+        if !self.output.is_empty() {
+            let before = self.output.split().freeze();
+            self.parts_len += before.len();
+            self.parts.push(before);
+        }
+        self.parts_len += part.len();
+        self.parts.push(part);
     }
 
     /// Awaits the deferred replies in order and encodes everything queued.
@@ -282,7 +320,14 @@ impl Outbox {
             match queued {
                 Queued::Frame(frame) => frame.encode(protocol, &mut self.output),
                 Queued::Raw(bytes) => self.output.put(bytes),
-                Queued::Later(later) => later.settle().await.encode(protocol, &mut self.output),
+                Queued::Later(later) => match later.settle().await {
+                    Settled::Resp2Parts(parts) if protocol == Protocol::Resp2 => {
+                        for part in parts {
+                            self.part(part);
+                        }
+                    }
+                    settled => settled.encode(protocol, &mut self.output),
+                },
             }
         }
     }
@@ -298,6 +343,9 @@ async fn write(
     evict: &CancellationToken,
 ) -> std::io::Result<()> {
     outbox.settle().await;
+    if !outbox.parts.is_empty() {
+        return write_parts(stream, outbox, stats, evict).await;
+    }
     let output = &mut outbox.output;
     if output.is_empty() {
         return Ok(());
@@ -321,6 +369,67 @@ async fn write(
     Stats::add(&stats.writes_processed, 1);
     Stats::add(&stats.net_output_bytes, output.len() as u64);
     output.clear();
+    Ok(())
+}
+
+/// [`write`] when the output has parts kept as they are: all of them, then the output, in
+/// vectored writes (usually one).
+async fn write_parts(
+    stream: &mut TcpStream,
+    outbox: &mut Outbox,
+    stats: &Stats,
+    evict: &CancellationToken,
+) -> std::io::Result<()> {
+    if !outbox.output.is_empty() {
+        let rest = outbox.output.split().freeze();
+        outbox.parts_len += rest.len();
+        outbox.parts.push(rest);
+    }
+    let total = outbox.parts_len;
+    let parts = std::mem::take(&mut outbox.parts);
+    outbox.parts_len = 0;
+    // Sent so far: whole parts, then `into` bytes of the next one.
+    let (mut done, mut into) = (0, 0);
+    while done < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[done..]
+            .iter()
+            .take(MAX_IOVECS)
+            .enumerate()
+            .map(|(i, part)| std::io::IoSlice::new(if i == 0 { &part[into..] } else { part }))
+            .collect();
+        let mut sent = match stream.try_write_vectored(&slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // The client is not reading fast enough: wait for room, or its eviction.
+                tokio::select! {
+                    ready = stream.writable() => ready?,
+                    _ = evict.cancelled() => {
+                        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "evicted"));
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        while sent > 0 && done < parts.len() {
+            let left = parts[done].len() - into;
+            if sent >= left {
+                sent -= left;
+                done += 1;
+                into = 0;
+            } else {
+                into += sent;
+                sent = 0;
+            }
+        }
+    }
+    Stats::add(&stats.writes_processed, 1);
+    Stats::add(&stats.net_output_bytes, total as u64);
+    // The parts are dropped here, after the last write, which is what lets their owners
+    // (a log's reused read buffer) have them back.
+    drop(parts);
+    outbox.output.clear();
     Ok(())
 }
 
