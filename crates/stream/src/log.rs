@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::record::{self, BatchError, Record};
 use crate::segment::{Segment, SegmentRecovery, SegmentView};
@@ -450,9 +450,9 @@ pub fn read_views(
     max_bytes: usize,
     max_records: u64,
 ) -> Result<Bytes, LogError> {
-    let mut buf = Vec::new();
+    let mut buf = BytesMut::new();
     let range = read_views_into(views, offset, max_bytes, max_records, &mut buf)?;
-    Ok(Bytes::from(buf).slice(range))
+    Ok(buf.freeze().slice(range))
 }
 
 /// Like [`read_views`], into a reused buffer (see [`SegmentView::read_into`]); returns
@@ -462,7 +462,7 @@ pub fn read_views_into(
     offset: u64,
     max_bytes: usize,
     max_records: u64,
-    buf: &mut Vec<u8>,
+    buf: &mut BytesMut,
 ) -> Result<std::ops::Range<usize>, LogError> {
     for view in views {
         if let Some(range) = view.read_into(offset, max_bytes, max_records, buf)? {
@@ -641,7 +641,7 @@ mod tests {
             log.append_records(&batch, i as i64).unwrap();
         }
         // One buffer for every read, left dirty by the one before (big reads first).
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         for (offset, max_bytes, count) in [
             (0, 1 << 20, u64::MAX),
             (5, 100, 1),

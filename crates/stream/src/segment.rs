@@ -564,10 +564,10 @@ impl SegmentView {
         max_bytes: usize,
         max_records: u64,
     ) -> io::Result<Option<Bytes>> {
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         Ok(self
             .read_into(offset, max_bytes, max_records, &mut buf)?
-            .map(|range| Bytes::from(buf).slice(range)))
+            .map(|range| buf.freeze().slice(range)))
     }
 
     /// Like [`SegmentView::read`], into `buf`, returning where in `buf` the batches are.
@@ -589,7 +589,7 @@ impl SegmentView {
         offset: u64,
         max_bytes: usize,
         max_records: u64,
-        buf: &mut Vec<u8>,
+        buf: &mut BytesMut,
     ) -> io::Result<Option<Range<usize>>> {
         const CHUNK: usize = 8 * 1024;
         let records = offset
@@ -664,7 +664,7 @@ impl SegmentView {
 
     /// Reads up to `want` bytes of the file from `start` into `buf` (grown if needed);
     /// returns how many (fewer at the end of the segment).
-    fn fill(&self, buf: &mut Vec<u8>, start: u64, want: usize) -> io::Result<usize> {
+    fn fill(&self, buf: &mut BytesMut, start: u64, want: usize) -> io::Result<usize> {
         let len = (want as u64).min(self.size - start) as usize;
         if buf.len() < len {
             buf.resize(len, 0);

@@ -333,7 +333,7 @@ impl Partition {
         offset: u64,
         max_bytes: usize,
         max_records: u64,
-        buf: &mut Vec<u8>,
+        buf: &mut bytes::BytesMut,
     ) -> Result<std::ops::Range<usize>, LogError> {
         let views = self.log().views(offset)?;
         crate::log::read_views_into(&views, offset, max_bytes, max_records, buf)

@@ -60,87 +60,162 @@ pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandEr
 }
 
 thread_local! {
-    /// The buffer fetches on this thread read into, kept between fetches so it is never
-    /// zeroed or allocated again (see [`crate::segment::SegmentView::read_into`]).
-    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Buffers fetches on this thread read into, kept between fetches so they are not
+    /// zeroed or allocated again (see [`crate::segment::SegmentView::read_into`]). A
+    /// buffer is lent out with the reply (its large values are slices of it) and can be
+    /// read into again once the connection has sent that reply and dropped the slices:
+    /// usually before the next fetch on this thread, so one or two buffers serve them all.
+    static READ_BUFFERS: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
+    /// The buffer replies are encoded into on this thread. Each reply is split off it
+    /// (the parts go to the connection); once they are sent and dropped, `reserve` takes
+    /// the whole allocation back, so a fetch does not `malloc` and `free` its reply.
+    static REPLY_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// A read buffer grown past this (by a big `MAXBYTES`) is freed after its fetch.
 const KEEP_READ_BUFFER: usize = 4 << 20;
 
-/// Reads up to `count` records from `offset` and encodes them as the RESP2 reply; `None`
-/// when there are none (yet).
+/// At most this many read buffers are kept per thread.
+const KEEP_READ_BUFFERS: usize = 4;
+
+/// A value this long or longer is sent as a slice of the read buffer; a shorter one is
+/// copied into the reply (cheaper than one more part for the connection to send).
+const VALUE_AS_SLICE: usize = 512;
+
+/// Reads up to `count` records from `offset` and encodes them as the RESP2 reply, in
+/// parts; `None` when there are none (yet).
 ///
-/// Each value is copied by the kernel from the page cache into the read buffer, by the
-/// encoder from there into the reply (between its `$len` headers), and by the connection
-/// into its output buffer. Nothing else is made per record — no zeroed buffer, no owned
-/// record, no reply `Frame` tree (six frames and a `Vec` per record) to build and drop,
-/// which is what the copies replaced.
+/// Copies per value: the kernel copies it from the page cache into the read buffer
+/// (`pread`), and from there into the socket (`writev` of the reply's parts) — values of
+/// `VALUE_AS_SLICE` bytes or more are parts of the reply as they are, slices of the read
+/// buffer between the encoded `$len` headers. Shorter values are copied once more, into
+/// the reply, where they cost less than an `iovec` each. Redis copies a value twice too:
+/// from its memory into the client's reply buffer, and from there into the socket.
+/// Nothing else is made per record — no zeroed buffer, no owned record, no reply `Frame`
+/// tree (six frames and a `Vec` per record).
 fn read(
     p: &crate::topic::Partition,
     offset: u64,
     max_bytes: u64,
     count: usize,
-) -> Result<Option<Bytes>, CommandError> {
-    READ_BUFFER.with_borrow_mut(|buf| {
-        let batches = p
-            .read_into(offset, max_bytes as usize, count as u64, buf)
-            .map_err(log_error)?;
-        let reply = encode_records(&buf[batches], offset, count);
-        if buf.len() > KEEP_READ_BUFFER {
-            *buf = Vec::new();
-        }
-        reply
-    })
+) -> Result<Option<Vec<Bytes>>, CommandError> {
+    let mut buf = READ_BUFFERS.with_borrow_mut(|kept| {
+        // A buffer no reply holds slices of any more, with its bytes still initialised.
+        let free = kept.iter().position(Bytes::is_unique)?;
+        kept.swap_remove(free).try_into_mut().ok()
+    });
+    let batches = p
+        .read_into(
+            offset,
+            max_bytes as usize,
+            count as u64,
+            buf.get_or_insert_with(BytesMut::new),
+        )
+        .map_err(log_error)?;
+    let whole = buf.map(BytesMut::freeze).unwrap_or_default();
+    let mut out = REPLY_BUFFER.take();
+    let reply = encode_records(&whole.slice(batches), offset, count, &mut out);
+    REPLY_BUFFER.set(out);
+    if whole.len() <= KEEP_READ_BUFFER {
+        READ_BUFFERS.with_borrow_mut(|kept| {
+            if kept.len() < KEEP_READ_BUFFERS {
+                kept.push(whole);
+            } else if let Some(held) = kept.iter().position(|b| !b.is_unique()) {
+                // Still lent to a reply a slow client has not taken yet: it is freed when
+                // that reply is sent; keep this one instead.
+                kept[held] = whole;
+            }
+        });
+    }
+    reply
 }
 
 /// Encodes the records of `batches` as a RESP2 array of
 /// `[offset, timestamp, key, value, [header, value, ...]]`: positional like `XRANGE`'s
-/// `[id, fields]`, so a fetch of many small records stays small on the wire.
+/// `[id, fields]`, so a fetch of many small records stays small on the wire. The reply
+/// comes in parts: encoded bytes, and values of `VALUE_AS_SLICE` bytes or more as slices
+/// of `batches`.
+///
+/// The parts are split off `out`, which is left empty (see `REPLY_BUFFER`).
 fn encode_records(
-    batches: &[u8],
+    batches: &Bytes,
     offset: u64,
     count: usize,
-) -> Result<Option<Bytes>, CommandError> {
+    out: &mut BytesMut,
+) -> Result<Option<Vec<Bytes>>, CommandError> {
     // The array's length comes first but is known last: leave room for its header and
     // write it right-aligned into that room once the records are counted.
     const ROOM: usize = 16;
-    let mut out = BytesMut::with_capacity(ROOM + batches.len() + batches.len() / 2 + 64);
+    out.clear();
+    // Sized for copied values; with sliced values most of it stays untouched.
+    out.reserve(ROOM + 64 + (batches.len() + batches.len() / 2).min(256 << 10));
+    // The first part is the array's header, filled in at the end; then two parts per
+    // sliced value (the bytes before it, and it), and the bytes after the last.
+    let sliced = count.min(batches.len() / VALUE_AS_SLICE);
+    let mut parts = Vec::with_capacity(2 * sliced + 2);
+    parts.push(Bytes::new());
     out.put_bytes(0, ROOM);
     // Records of a batch (and neighbouring batches) mostly share a millisecond: format a
     // timestamp once and copy it while it repeats.
     let (mut timestamp, mut timestamp_line) = (None, Vec::with_capacity(24));
     let records = record::for_each_record(batches, offset, count, Crc::Trust, |r| {
         out.put_slice(b"*5\r\n");
-        line(&mut out, b':', r.offset as i64);
+        line(out, b':', r.offset as i64);
         if timestamp != Some(r.timestamp) {
             timestamp = Some(r.timestamp);
             timestamp_line.clear();
             line(&mut timestamp_line, b':', r.timestamp);
         }
         out.put_slice(&timestamp_line);
-        bulk(&mut out, r.key);
-        bulk(&mut out, r.value);
-        line(&mut out, b'*', 2 * r.header_count as i64);
-        for (name, value) in r.headers() {
-            bulk(&mut out, Some(name));
-            bulk(&mut out, value);
+        bulk(out, r.key);
+        match r.value {
+            Some(value) if value.len() >= VALUE_AS_SLICE => {
+                line(out, b'$', value.len() as i64);
+                parts.push(out.split().freeze());
+                parts.push(batches.slice_ref(value));
+                out.put_slice(b"\r\n");
+            }
+            value => bulk(out, value),
         }
-    })
-    .map_err(|e| match e {
-        // A Kafka client's compressed batch: stored as sent, not decompressed here (yet).
-        BatchError::Compressed(_) => CommandError::coded("UNSUPPORTED_COMPRESSION_TYPE", e),
-        _ => CommandError::coded("CORRUPT_MESSAGE", e),
-    })?;
-    if records == 0 {
-        return Ok(None);
+        line(out, b'*', 2 * r.header_count as i64);
+        for (name, value) in r.headers() {
+            bulk(out, Some(name));
+            bulk(out, value);
+        }
+    });
+    let records = match records {
+        Ok(0) => {
+            out.clear();
+            return Ok(None);
+        }
+        Ok(records) => records,
+        Err(e) => {
+            out.clear();
+            return Err(match e {
+                // A Kafka client's compressed batch: stored as sent, not decompressed
+                // here (yet).
+                BatchError::Compressed(_) => CommandError::coded("UNSUPPORTED_COMPRESSION_TYPE", e),
+                _ => CommandError::coded("CORRUPT_MESSAGE", e),
+            });
+        }
+    };
+    if parts.len() == 1 {
+        // One part (no value sliced): the header goes right-aligned into the room.
+        let mut header = [0u8; ROOM];
+        let mut at = &mut header[..];
+        line(&mut at, b'*', records as i64);
+        let len = ROOM - at.len();
+        out[ROOM - len..ROOM].copy_from_slice(&header[..len]);
+        out.advance(ROOM - len);
+        parts[0] = out.split().freeze();
+    } else {
+        // The room went out with the first part: skip it, and send the header before.
+        parts[1] = parts[1].slice(ROOM..);
+        parts.push(out.split().freeze());
+        line(out, b'*', records as i64);
+        parts[0] = out.split().freeze();
     }
-    let mut header = Vec::with_capacity(ROOM);
-    line(&mut header, b'*', records as i64);
-    let skip = ROOM - header.len();
-    out[skip..ROOM].copy_from_slice(&header);
-    out.advance(skip);
-    Ok(Some(out.freeze()))
+    Ok(Some(parts))
 }
 
 /// A bulk string, or RESP2's null bulk (`$-1`).
@@ -156,11 +231,14 @@ fn bulk(out: &mut BytesMut, data: Option<&[u8]>) {
 }
 
 /// The encoded records as a reply (the empty array when there were none). Already RESP2
-/// bytes, the connection copies them into its output as they are; a RESP3 client gets
-/// them re-encoded (its null is `_`).
-fn reply(records: Option<Bytes>) -> Reply {
-    let bytes = records.unwrap_or_else(|| Bytes::from_static(b"*0\r\n"));
-    Reply::Deferred(Deferred::settled(std::future::ready(Settled::Resp2(bytes))))
+/// bytes, which the connection sends as they are; a RESP3 client gets them re-encoded
+/// (its null is `_`).
+fn reply(records: Option<Vec<Bytes>>) -> Reply {
+    let settled = match records {
+        Some(parts) => Settled::Resp2Parts(parts),
+        None => Settled::Resp2(Bytes::from_static(b"*0\r\n")),
+    };
+    Reply::Deferred(Deferred::settled(std::future::ready(settled)))
 }
 
 /// `LISTOFFSETS topic partition EARLIEST|LATEST|timestamp-ms` → an offset (nil: no
@@ -190,8 +268,23 @@ mod tests {
     use super::*;
     use crate::record::Record;
 
-    fn parse(bytes: Bytes) -> Frame {
-        let mut buf = BytesMut::from(bytes);
+    /// Encodes with a fresh buffer, and again with one left over from a bigger reply.
+    fn encode(
+        batches: &Bytes,
+        offset: u64,
+        count: usize,
+    ) -> Result<Option<Vec<Bytes>>, CommandError> {
+        let fresh = encode_records(batches, offset, count, &mut BytesMut::new());
+        let mut used = BytesMut::from(&[7u8; 100][..]);
+        used.reserve(1 << 16);
+        let again = encode_records(batches, offset, count, &mut used);
+        assert!(used.is_empty());
+        assert_eq!(format!("{fresh:?}"), format!("{again:?}"));
+        fresh
+    }
+
+    fn parse(parts: Vec<Bytes>) -> Frame {
+        let mut buf = BytesMut::from(&parts.concat()[..]);
         let frame = proto::parse_frame(&mut buf, &proto::Limits::default(), proto::Mode::Reply)
             .unwrap()
             .unwrap();
@@ -219,6 +312,7 @@ mod tests {
         let mut batches = Vec::new();
         record::encode_batch_into(&mut batches, &records[..1], 41);
         record::encode_batch_into(&mut batches, &records[1..], 42);
+        let batches = Bytes::from(batches);
         let expected = Frame::Array(vec![
             Frame::Array(vec![
                 Frame::Integer(41),
@@ -240,15 +334,15 @@ mod tests {
                 Frame::Array(vec![]),
             ]),
         ]);
-        let reply = encode_records(&batches, 41, usize::MAX).unwrap().unwrap();
+        let reply = encode(&batches, 41, usize::MAX).unwrap().unwrap();
         assert_eq!(parse(reply), expected);
         // From the middle, and with a count.
-        let reply = encode_records(&batches, 42, 5).unwrap().unwrap();
+        let reply = encode(&batches, 42, 5).unwrap().unwrap();
         assert_eq!(
             parse(reply),
             Frame::Array(vec![array(&expected)[1].clone()])
         );
-        let reply = encode_records(&batches, 0, 1).unwrap().unwrap();
+        let reply = encode(&batches, 0, 1).unwrap().unwrap();
         assert_eq!(
             parse(reply),
             Frame::Array(vec![array(&expected)[0].clone()])
@@ -260,7 +354,8 @@ mod tests {
         };
         let mut same = Vec::new();
         record::encode_batch_into(&mut same, &[at(5), at(5), at(1_700_000_000_000)], 0);
-        let timestamps: Vec<Frame> = array(&parse(encode_records(&same, 0, 9).unwrap().unwrap()))
+        let same = Bytes::from(same);
+        let timestamps: Vec<Frame> = array(&parse(encode(&same, 0, 9).unwrap().unwrap()))
             .iter()
             .map(|r| array(r)[1].clone())
             .collect();
@@ -269,8 +364,8 @@ mod tests {
             [5, 5, 1_700_000_000_000].map(Frame::Integer).to_vec()
         );
         // Past the end: no records, and the empty reply.
-        assert_eq!(encode_records(&batches, 43, 5).unwrap(), None);
-        assert_eq!(encode_records(&[], 0, 5).unwrap(), None);
+        assert_eq!(encode(&batches, 43, 5).unwrap(), None);
+        assert_eq!(encode(&Bytes::new(), 0, 5).unwrap(), None);
     }
 
     #[test]
@@ -281,20 +376,67 @@ mod tests {
         };
         let mut batch = Vec::new();
         record::encode_batch_into(&mut batch, &[record], 0);
+        let whole = Bytes::from(batch.clone());
         for cut in 1..batch.len() {
-            let _ = encode_records(&batch[..cut], 0, 10);
+            let _ = encode(&whole.slice(..cut), 0, 10);
         }
         // A record length that overruns its batch (the CRC is trusted, not checked).
         let last = batch.len() - 1;
         let length_at = record::BATCH_HEADER_LEN;
         batch[length_at] = 0x7e;
-        let e = encode_records(&batch, 0, 10).unwrap_err();
+        let e = encode(&Bytes::from(batch.clone()), 0, 10).unwrap_err();
         assert!(
             matches!(e.to_frame(), Frame::Error(m) if m.starts_with(b"CORRUPT_MESSAGE")),
             "{e:?}"
         );
         batch[last] ^= 0xff;
-        let _ = encode_records(&batch, 0, 10);
+        let _ = encode(&Bytes::from(batch), 0, 10);
+    }
+
+    #[test]
+    fn large_values_are_slices_of_the_read_buffer() {
+        let value = |n: usize| Some(Bytes::from(vec![b'a' + (n % 26) as u8; n]));
+        let records: Vec<Record> = [10, VALUE_AS_SLICE, 3000, 0, VALUE_AS_SLICE - 1, 70_000]
+            .into_iter()
+            .map(|n| Record {
+                key: Some(Bytes::from_static(b"key")),
+                value: value(n),
+                timestamp: 1_700_000_000_000 + n as i64,
+                headers: vec![(Bytes::from_static(b"h"), value(n))],
+            })
+            .collect();
+        let mut batches = Vec::new();
+        record::encode_batch_into(&mut batches, &records[..3], 7);
+        record::encode_batch_into(&mut batches, &records[3..], 10);
+        let batches = Bytes::from(batches);
+        for from in 7..13 {
+            let parts = encode(&batches, from, usize::MAX).unwrap().unwrap();
+            let sliced = parts
+                .iter()
+                .filter(|p| batches.as_ptr_range().contains(&p.as_ptr()))
+                .count();
+            let large = records[(from - 7) as usize..]
+                .iter()
+                .filter(|r| r.value.as_ref().is_some_and(|v| v.len() >= VALUE_AS_SLICE))
+                .count();
+            assert_eq!(sliced, large, "from {from}");
+            let got = array(&parse(parts)).to_vec();
+            assert_eq!(got.len(), 13 - from as usize);
+            for (i, r) in got.iter().enumerate() {
+                let expected = &records[(from - 7) as usize + i];
+                let fields = array(r);
+                assert_eq!(fields[0], Frame::Integer(from as i64 + i as i64));
+                assert_eq!(fields[1], Frame::Integer(expected.timestamp));
+                assert_eq!(fields[3], Frame::Bulk(expected.value.clone().unwrap()));
+                assert_eq!(
+                    fields[4],
+                    Frame::Array(vec![
+                        Frame::Bulk(Bytes::from_static(b"h")),
+                        Frame::Bulk(expected.value.clone().unwrap())
+                    ])
+                );
+            }
+        }
     }
 
     fn array(frame: &Frame) -> &[Frame] {
