@@ -57,7 +57,7 @@ pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         };
         let (a, b) = index_range(start, stop, l.len());
         Ok(Frame::Array(
-            l.range(a, b).cloned().map(Frame::Bulk).collect(),
+            l.copy_range(a, b).into_iter().map(Frame::Bulk).collect(),
         ))
     })
 }
@@ -77,7 +77,7 @@ pub fn lindex(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         Ok(usize::try_from(i)
             .ok()
             .and_then(|i| l.get(i))
-            .cloned()
+            .map(Bytes::copy_from_slice)
             .map_or(Frame::Null, Frame::Bulk))
     })
 }
@@ -165,9 +165,9 @@ pub fn lpos(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         if let Some(l) = l {
             let limit = if maxlen == 0 { usize::MAX } else { maxlen };
             let skip = (rank.unsigned_abs() - 1) as usize;
-            let hits = |it: &mut dyn Iterator<Item = (usize, &Bytes)>| -> Vec<i64> {
+            let hits = |it: &mut dyn Iterator<Item = (usize, &[u8])>| -> Vec<i64> {
                 it.take(limit)
-                    .filter(|(_, x)| **x == element)
+                    .filter(|(_, x)| *x == &element[..])
                     .skip(skip)
                     .take(want)
                     .map(|(i, _)| i as i64)

@@ -81,7 +81,7 @@ impl Edit {
             Edit::ListPush { left, values } => {
                 let l = value.as_list_mut()?;
                 for v in values {
-                    l.push(v.clone(), *left);
+                    l.push(v, *left);
                 }
             }
             Edit::ListPop { left, count } => {
@@ -90,7 +90,7 @@ impl Edit {
                     l.pop(*left);
                 }
             }
-            Edit::ListSet { index, value: v } => value.as_list_mut()?.set(*index, v.clone()),
+            Edit::ListSet { index, value: v } => value.as_list_mut()?.set(*index, v),
             Edit::ListTrim { front, back } => {
                 let l = value.as_list_mut()?;
                 let len = l.len();
@@ -225,8 +225,8 @@ mod tests {
         for e in &edits {
             e.apply(&mut v).unwrap();
         }
-        let items: Vec<&Bytes> = v.as_list().unwrap().iter().collect();
-        assert_eq!(items, vec![&b("B"), &b("a")]);
+        let items: Vec<&[u8]> = v.as_list().unwrap().iter().collect();
+        assert_eq!(items, vec![&b"B"[..], &b"a"[..]]);
         let wrong = Edit::SetAdd(vec![b("x")]).apply(&mut v);
         assert_eq!(wrong, Err(CommandError::WrongType));
     }

@@ -8,7 +8,7 @@
 //! | type | structure | why |
 //! |---|---|---|
 //! | hash | `BTreeMap` ordered by (hash of field, field) | O(log n) field access, an `HSCAN` cursor that never misses a field, O(log n) random picks |
-//! | list | `VecDeque` | O(1) push and pop at both ends and O(1) `LINDEX` |
+//! | list | `VecDeque` of packed chunks of up to 8 KiB (Redis's quicklist of listpacks) | O(1) push and pop at both ends; a small element costs its bytes plus two, in a shared buffer, not an allocation of its own |
 //! | set | `BTreeMap` ordered by (hash of member, member) | as hashes: `SSCAN`, and `SPOP`/`SRANDMEMBER` in O(log n) |
 //! | sorted set | member → score map plus a treap ordered by (score, member) | O(log n) rank, select and range start |
 //!
@@ -36,7 +36,7 @@ use proto::glob::glob_match;
 use crate::keyspace::Slot;
 
 /// Bytes an element costs beyond its payload (tree node share, `Bytes` header): an
-/// estimate, as for keys.
+/// estimate, as for keys. Lists count their chunks' buffers instead (see [`list`]).
 pub const ELEMENT_OVERHEAD: usize = 48;
 
 /// One page of an `HSCAN`/`SSCAN`/`ZSCAN` over a map ordered by [`Slot`]: visits about

@@ -409,9 +409,10 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 let l = v.as_list_mut()?;
                 let mut pushed = Vec::new();
                 for value in &values {
-                    let value = own(value);
+                    // Copied straight into the list's chunk; the journal needs its own
+                    // copy only when someone reads it.
                     if journal {
-                        pushed.push(value.clone());
+                        pushed.push(own(value));
                     }
                     l.push(value, left);
                 }
@@ -449,10 +450,13 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 if i < 0 || i >= l.len() as i64 {
                     return Err(CommandError::err("index out of range"));
                 }
-                let value = own(&value);
-                l.set(i as usize, value.clone());
                 let index = i as usize;
-                Ok(((), Delta::edit(journal, || Edit::ListSet { index, value })))
+                l.set(index, &value);
+                let edit = || Edit::ListSet {
+                    index,
+                    value: own(&value),
+                };
+                Ok(((), Delta::edit(journal, edit)))
             })?;
             done.map(|()| Outcome::Ok)
                 .ok_or_else(|| CommandError::err("no such key"))
@@ -466,10 +470,10 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             // O(n) in Redis too: journaled as the whole list.
             let n = ks.update(db, &key, now, None, |v, _| {
                 let l = v.as_list_mut()?;
-                let at = l.iter().position(|x| *x == pivot);
+                let at = l.iter().position(|x| x == &pivot[..]);
                 match at {
                     Some(i) => {
-                        l.insert(if before { i } else { i + 1 }, own(&value));
+                        l.insert(if before { i } else { i + 1 }, &value);
                         Ok((l.len() as i64, Delta::Whole))
                     }
                     None => Ok((-1, Delta::Unchanged)),
@@ -481,40 +485,13 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             // O(n) in Redis too: journaled as the whole list.
             let n = ks.update(db, &key, now, None, |v, _| {
                 let l = v.as_list_mut()?;
-                let limit = if count == 0 {
-                    usize::MAX
-                } else {
-                    count.unsigned_abs() as usize
-                };
-                let mut hits: Vec<usize> = Vec::new();
-                if count >= 0 {
-                    hits.extend(
-                        l.iter()
-                            .enumerate()
-                            .filter(|(_, x)| **x == value)
-                            .map(|(i, _)| i)
-                            .take(limit),
-                    );
-                } else {
-                    hits.extend(
-                        l.iter()
-                            .enumerate()
-                            .rev()
-                            .filter(|(_, x)| **x == value)
-                            .map(|(i, _)| i)
-                            .take(limit),
-                    );
-                    hits.reverse();
-                }
-                for &i in hits.iter().rev() {
-                    l.remove(i);
-                }
-                let delta = if hits.is_empty() {
+                let n = l.remove_matching(&value, count);
+                let delta = if n == 0 {
                     Delta::Unchanged
                 } else {
                     Delta::Whole
                 };
-                Ok((hits.len(), delta))
+                Ok((n, delta))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
@@ -548,7 +525,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 // Rotating a one-element list: unchanged, and never momentarily empty.
                 return Ok(ks
                     .value(db, &from, now)
-                    .and_then(|v| v.as_list().ok()?.get(0).cloned())
+                    .and_then(|v| v.as_list().ok()?.get(0).map(Bytes::copy_from_slice))
                     .map_or(Outcome::Nil, Outcome::Bulk));
             }
             let item = ks.update(db, &from, now, None, |v, journal| {
@@ -563,7 +540,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 return Ok(Outcome::Nil);
             };
             ks.update(db, &to, now, Some(new_list), |v, journal| {
-                v.as_list_mut()?.push(item.clone(), to_left);
+                v.as_list_mut()?.push(&item, to_left);
                 let edit = || Edit::ListPush {
                     left: to_left,
                     values: vec![item.clone()],
