@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::lock;
+
 /// The longest a group-commit leader waits for the producers of the last round.
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
@@ -212,13 +214,6 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

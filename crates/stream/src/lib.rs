@@ -27,6 +27,7 @@ pub mod kafka;
 pub mod log;
 pub mod offsets;
 pub mod partitioner;
+pub mod read_cache;
 pub mod record;
 pub mod segment;
 pub mod server;
@@ -128,4 +129,14 @@ pub async fn start_with_kafka(
 pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), BoxError> {
     start(args, shutdown).await?.wait().await;
     Ok(())
+}
+
+/// A mutex's guard, also after a panic elsewhere poisoned it: the data behind these locks
+/// (lists of files, cached batches) stays consistent at every step, so a panic in another
+/// task is no reason to stop serving.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }

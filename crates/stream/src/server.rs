@@ -38,6 +38,8 @@ pub struct StreamServer {
     pub clock: Arc<dyn Clock>,
     /// Cancelled at shutdown: ends long-poll fetches.
     pub shutdown: CancellationToken,
+    /// Batches read more than once lately (see [`crate::read_cache`]).
+    pub read_cache: crate::read_cache::ReadCache,
 }
 
 impl StreamServer {
@@ -82,6 +84,7 @@ impl StreamServer {
             default_session_timeout_ms: args.session_timeout_ms,
             clock,
             shutdown,
+            read_cache: Default::default(),
         })
     }
 
@@ -91,10 +94,7 @@ impl StreamServer {
 
     /// The coordinator, locked. Keep the guard short: never across an await.
     pub fn coordinator(&self) -> MutexGuard<'_, Coordinator> {
-        match self.coordinator.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.coordinator)
     }
 
     /// A topic by name, created with the defaults if auto-creation is on.
@@ -271,7 +271,9 @@ impl Server for StreamServer {
                 .field("partitions", partitions)
                 .field("groups", self.coordinator().group_names().len())
                 .field("fsync", self.fsync.name())
-                .field("fsync_rounds", self.commit.rounds()),
+                .field("fsync_rounds", self.commit.rounds())
+                .field("read_cache_hits", self.read_cache.hits())
+                .field("read_cache_bytes", self.read_cache.bytes()),
         ]
     }
 

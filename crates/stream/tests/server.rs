@@ -719,3 +719,79 @@ async fn a_pipeline_of_produces_shares_one_fsync_under_fsync_always() {
     assert_eq!(got.len(), N);
     server.running.stop().await;
 }
+
+/// Batches read twice are kept in memory (`stream::read_cache`): fetches answered from
+/// there are byte for byte what the file gives, values large enough to be sent as
+/// slices included, and retention still refuses offsets below the start.
+#[tokio::test]
+async fn repeated_fetches_from_memory_match_the_file_and_respect_retention() {
+    let server = start("read-cache", &["--retention-check-interval-ms", "20"]).await;
+    let mut c = server.client().await;
+    c.ok(&[
+        "TOPIC.CREATE",
+        "fan",
+        "SEGMENT.BYTES",
+        "65536",
+        "RETENTION.BYTES",
+        "200000",
+    ])
+    .await;
+    for i in 0..40 {
+        let values: Vec<String> = (0..(i % 5 + 1))
+            .map(|j| format!("{i}-{j}-{}", "v".repeat((i * 97 + j * 31) % 900)))
+            .collect();
+        let mut args = vec!["PRODUCE.BATCH", "fan", "VALUES"];
+        args.extend(values.iter().map(String::as_str));
+        c.ok(&args).await;
+    }
+    for (offset, count, max_bytes) in [
+        ("0", "100", "1048576"),
+        ("3", "7", "2000"),
+        ("50", "9", "1"),
+    ] {
+        let fetch = [
+            "FETCH", "fan", "0", offset, "COUNT", count, "MAXBYTES", max_bytes,
+        ];
+        let first = c.ok(&fetch).await;
+        assert!(!array(&first).is_empty());
+        for _ in 0..3 {
+            assert_eq!(
+                c.ok(&fetch).await,
+                first,
+                "FETCH from {offset} COUNT {count}"
+            );
+        }
+    }
+    let info = c.ok(&["INFO", "stream"]).await;
+    let info = String::from_utf8_lossy(match &info {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => b,
+        other => panic!("INFO: {other:?}"),
+    })
+    .to_string();
+    let hits: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("read_cache_hits:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(hits >= 6, "{info}");
+    // Cached, then deleted by retention: refused like any offset below the start.
+    for _ in 0..3 {
+        c.ok(&["FETCH", "fan", "0", "0", "COUNT", "5"]).await;
+    }
+    let value = "x".repeat(1000);
+    for _ in 0..300 {
+        c.ok(&["PRODUCE", "fan", &value]).await;
+    }
+    eventually("size retention", || async {
+        let d = server.client().await.ok(&["TOPIC.DESCRIBE", "fan"]).await;
+        int(field(&array(field(&d, "partitions"))[0], "start")) > 0
+    })
+    .await;
+    assert!(
+        error_text(&c.call(&["FETCH", "fan", "0", "0", "COUNT", "5"]).await)
+            .starts_with("OFFSET_OUT_OF_RANGE")
+    );
+    server.running.stop().await;
+}

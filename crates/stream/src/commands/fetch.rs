@@ -10,6 +10,8 @@ use service::{Deferred, Reply, Settled};
 use super::{int, line, log_error, next_name, next_u64, partition, topic_error};
 use crate::record::{self, BatchError, Crc};
 use crate::server::StreamServer;
+use crate::topic::Partition;
+use std::sync::Arc;
 
 /// Default and largest `MAXBYTES` of one fetch.
 const DEFAULT_MAX_BYTES: u64 = 1 << 20;
@@ -37,7 +39,7 @@ pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandEr
     let topic = s.topics.require(&name).map_err(topic_error)?;
     let p = partition(&topic, id)?;
     let mut end = p.watch_end();
-    let records = read(&p, offset, max_bytes, count)?;
+    let records = read(s, &p, offset, max_bytes, count)?;
     let Some(block) = block.filter(|_| records.is_none()) else {
         return Ok(reply(records));
     };
@@ -56,7 +58,7 @@ pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandEr
     if !arrived {
         return Ok(Reply::One(Frame::NullArray));
     }
-    Ok(reply(read(&p, offset, max_bytes, count)?))
+    Ok(reply(read(s, &p, offset, max_bytes, count)?))
 }
 
 thread_local! {
@@ -94,11 +96,22 @@ const VALUE_AS_SLICE: usize = 512;
 /// Nothing else is made per record — no zeroed buffer, no owned record, no reply `Frame`
 /// tree (six frames and a `Vec` per record).
 fn read(
-    p: &crate::topic::Partition,
+    s: &StreamServer,
+    p: &Arc<Partition>,
     offset: u64,
     max_bytes: u64,
     count: usize,
 ) -> Result<Option<Vec<Bytes>>, CommandError> {
+    // Batches other fetches read lately are in memory: no `pread`, and the values go to
+    // the socket as slices of the cached bytes (see `crate::read_cache`). Below the
+    // partition's start the read below refuses the offset.
+    if offset >= p.start_offset()
+        && let Some((run, batches)) = s
+            .read_cache
+            .get(p, offset, max_bytes as usize, count as u64)
+    {
+        return encode_reply(&run.slice(batches), offset, count);
+    }
     let mut buf = READ_BUFFERS.with_borrow_mut(|kept| {
         // A buffer no reply holds slices of any more, with its bytes still initialised.
         let free = kept.iter().position(Bytes::is_unique)?;
@@ -113,9 +126,8 @@ fn read(
         )
         .map_err(log_error)?;
     let whole = buf.map(BytesMut::freeze).unwrap_or_default();
-    let mut out = REPLY_BUFFER.take();
-    let reply = encode_records(&whole.slice(batches), offset, count, &mut out);
-    REPLY_BUFFER.set(out);
+    s.read_cache.offer(p, &whole[batches.clone()]);
+    let reply = encode_reply(&whole.slice(batches), offset, count);
     if whole.len() <= KEEP_READ_BUFFER {
         READ_BUFFERS.with_borrow_mut(|kept| {
             if kept.len() < KEEP_READ_BUFFERS {
@@ -127,6 +139,18 @@ fn read(
             }
         });
     }
+    reply
+}
+
+/// [`encode_records`] into this thread's `REPLY_BUFFER`.
+fn encode_reply(
+    batches: &Bytes,
+    offset: u64,
+    count: usize,
+) -> Result<Option<Vec<Bytes>>, CommandError> {
+    let mut out = REPLY_BUFFER.take();
+    let reply = encode_records(batches, offset, count, &mut out);
+    REPLY_BUFFER.set(out);
     reply
 }
 
