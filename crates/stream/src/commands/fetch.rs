@@ -7,7 +7,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use proto::{Args, CommandError, Frame};
 use service::{Deferred, Reply, Settled};
 
-use super::{int, line, log_error, next_name, next_u64, partition, topic_error};
+use super::{Line, int, line, log_error, next_name, next_u64, partition, topic_error};
 use crate::record::{self, BatchError, Crc};
 use crate::server::StreamServer;
 use crate::topic::Partition;
@@ -249,63 +249,6 @@ fn encode_records(
         parts[0] = out.split().freeze();
     }
     Ok(Some(parts))
-}
-
-/// One RESP line of a number (`:n\r\n`, `$n\r\n`), kept formatted for the next record,
-/// which usually has the same number or, for offsets, the next one.
-struct Line {
-    kind: u8,
-    n: Option<i64>,
-    bytes: Vec<u8>,
-}
-
-impl Line {
-    fn new(kind: u8) -> Line {
-        Line {
-            kind,
-            n: None,
-            bytes: Vec::with_capacity(24),
-        }
-    }
-
-    /// Appends the line of `n`, formatting it only if it is not the last one's.
-    fn put(&mut self, out: &mut BytesMut, n: i64) {
-        if self.n != Some(n) {
-            self.n = Some(n);
-            self.bytes.clear();
-            line(&mut self.bytes, self.kind, n);
-        }
-        out.put_slice(&self.bytes);
-    }
-
-    /// Like [`Line::put`] for an offset: one past the last is the last's digits counted
-    /// up in place (the decimal increment a person does: 9s roll over to 0s).
-    fn put_next(&mut self, out: &mut BytesMut, offset: u64) {
-        let n = offset as i64;
-        if n > 0 && self.n == Some(n - 1) && self.increment() {
-            self.n = Some(n);
-            out.put_slice(&self.bytes);
-        } else {
-            self.put(out, n);
-        }
-    }
-
-    /// Adds one to the digits between the kind byte and `\r\n`; `false` when they are
-    /// all 9s (the number gets a digit longer: format it afresh).
-    fn increment(&mut self) -> bool {
-        let digits = self.bytes.len().saturating_sub(2);
-        for d in self.bytes[1..digits].iter_mut().rev() {
-            match *d {
-                b'9' => *d = b'0',
-                b'0'..=b'8' => {
-                    *d += 1;
-                    return true;
-                }
-                _ => return false,
-            }
-        }
-        false
-    }
 }
 
 /// A bulk string, or RESP2's null bulk (`$-1`).

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proto::{Args, CommandError};
 use service::Reply;
 
-use super::{line, log_error, next_u64, partition, topic_error};
+use super::{Line, line, log_error, next_u64, partition, topic_error};
 use crate::record::Record;
 use crate::server::StreamServer;
 
@@ -137,8 +137,12 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
     }
     let mut reply = BytesMut::with_capacity(16 + targets.len() * PLACED_LEN);
     line(&mut reply, b'*', targets.len() as i64);
+    // Mostly one partition and consecutive offsets: lines formatted once, counted up.
+    let (mut partition_line, mut offset_line) = (Line::new(b':'), Line::new(b':'));
     for (&p, o) in targets.iter().zip(offsets) {
-        placed(&mut reply, p, o);
+        reply.put_slice(b"*2\r\n");
+        partition_line.put(&mut reply, i64::from(p));
+        offset_line.put_next(&mut reply, o);
     }
     Ok(s.reply_when_written(written, reply.freeze()))
 }
