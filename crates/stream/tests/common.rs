@@ -23,6 +23,12 @@ impl TestServer {
     pub async fn client(&self) -> Client {
         Client::connect(self.addr()).await
     }
+
+    /// A RESP2 client: no `HELLO 3`, so replies the server already holds as RESP2 bytes
+    /// (`FETCH`'s, sent in parts with `writev`) reach it as they are.
+    pub async fn client_resp2(&self) -> Client {
+        Client(RespClient::connect(self.addr()).await.unwrap())
+    }
 }
 
 /// A fresh data directory for one test.

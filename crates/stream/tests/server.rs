@@ -744,6 +744,8 @@ async fn repeated_fetches_from_memory_match_the_file_and_respect_retention() {
         args.extend(values.iter().map(String::as_str));
         c.ok(&args).await;
     }
+    // Over RESP2 the reply goes out in parts (values as slices); over RESP3 re-encoded.
+    let mut resp2 = server.client_resp2().await;
     for (offset, count, max_bytes) in [
         ("0", "100", "1048576"),
         ("3", "7", "2000"),
@@ -755,6 +757,12 @@ async fn repeated_fetches_from_memory_match_the_file_and_respect_retention() {
         let first = c.ok(&fetch).await;
         assert!(!array(&first).is_empty());
         for _ in 0..3 {
+            let over_resp2 = resp2.ok(&fetch).await;
+            assert_eq!(
+                array(&over_resp2),
+                array(&first),
+                "RESP2 FETCH from {offset}"
+            );
             assert_eq!(
                 c.ok(&fetch).await,
                 first,
@@ -793,5 +801,41 @@ async fn repeated_fetches_from_memory_match_the_file_and_respect_retention() {
         error_text(&c.call(&["FETCH", "fan", "0", "0", "COUNT", "5"]).await)
             .starts_with("OFFSET_OUT_OF_RANGE")
     );
+    server.running.stop().await;
+}
+
+/// A reply far larger than the socket's buffer: its parts (values as slices) go out over
+/// many partial `writev`s, resumed mid-part, and arrive whole and in order.
+#[tokio::test]
+async fn a_fetch_reply_larger_than_the_socket_buffer_arrives_whole() {
+    let server = start("big-fetch", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "big"]).await;
+    let values: Vec<String> = (0..96)
+        .map(|i| {
+            let fill = char::from(b'a' + (i % 26) as u8);
+            format!("{i}:{}", fill.to_string().repeat(65_536 + i * 13))
+        })
+        .collect();
+    let mut words = vec!["PRODUCE.BATCH".to_string(), "big".into(), "VALUES".into()];
+    words.extend(values.iter().cloned());
+    c.call_owned(words).await;
+    let mut resp2 = server.client_resp2().await;
+    for round in 0..4 {
+        let client = if round % 2 == 0 { &mut resp2 } else { &mut c };
+        let reply = client
+            .ok(&[
+                "FETCH", "big", "0", "0", "COUNT", "1000", "MAXBYTES", "16777216",
+            ])
+            .await;
+        let records = array(&reply);
+        assert_eq!(records.len(), values.len());
+        for (record, value) in records.iter().zip(&values) {
+            assert_eq!(
+                array(record)[3],
+                Frame::Bulk(bytes::Bytes::from(value.clone()))
+            );
+        }
+    }
     server.running.stop().await;
 }
