@@ -113,12 +113,27 @@ fn footprint(slot: &Slot, entry: &Entry) -> usize {
 
 impl Db {
     /// Inserts or replaces, keeping the TTL index and memory estimate in step.
-    ///
+    fn put(&mut self, slot: Slot, entry: Entry) {
+        self.put_with(slot, entry, |slot| slot);
+    }
+
+    /// [`Self::put`] for a key that is still a view into the request it came in (a
+    /// `Bytes` slice of the connection's read buffer): the key is copied out only if
+    /// the map does not hold it yet. Storing the view itself would pin the whole read
+    /// buffer in memory for as long as the key lives.
+    fn put_request_key(&mut self, view: Slot, entry: Entry) {
+        self.put_with(view, entry, |view| Slot {
+            hash: view.hash,
+            key: own(&view.key),
+        });
+    }
+
     /// Overwriting a present key (every `SET` of a hot key) replaces the entry in place:
     /// the map keeps the key it holds, the TTL index is touched only if a deadline comes
     /// or goes, and `slot` is never cloned — a clone of a freshly copied `Bytes` allocates
-    /// its shared header, which on this path cost more than the lookup itself.
-    fn put(&mut self, slot: Slot, entry: Entry) {
+    /// its shared header, which on this path cost more than the lookup itself. `keep`
+    /// makes the key the maps hold from `slot`, and runs only if a map takes a new key.
+    fn put_with(&mut self, slot: Slot, entry: Entry, keep: impl FnOnce(Slot) -> Slot) {
         self.used += footprint(&slot, &entry);
         let deadline = entry.expires_at;
         let had_deadline = match self.entries.get_mut(&slot) {
@@ -127,6 +142,7 @@ impl Db {
                 std::mem::replace(old, entry).expires_at.is_some()
             }
             None => {
+                let slot = keep(slot);
                 if let Some(at) = deadline {
                     self.expires.insert(slot.clone(), at);
                 }
@@ -135,9 +151,14 @@ impl Db {
             }
         };
         match deadline {
-            Some(at) => {
-                self.expires.insert(slot, at);
-            }
+            Some(at) => match self.expires.get_mut(&slot) {
+                Some(old) => *old = at,
+                None => {
+                    // Index the key `entries` holds (a clone shares it), not `slot`.
+                    let held = self.entries.get_key_value(&slot).map(|(k, _)| k.clone());
+                    self.expires.insert(held.unwrap_or_else(|| keep(slot)), at);
+                }
+            },
             None if had_deadline => {
                 self.expires.remove(&slot);
             }
@@ -699,6 +720,26 @@ impl Keyspace {
         self.dbs[db].put(Slot::new(key), entry);
     }
 
+    /// Stores a string under a key that is still a view into the request (`SET`,
+    /// `MSET`) and journals it.
+    ///
+    /// The journal gets the request's own bytes: its change is encoded and dropped
+    /// before the command returns, so a view is as good as a copy there, and cloning a
+    /// view is a reference count where cloning a fresh copy allocates (its first clone
+    /// turns it into a shared buffer). The map copies the value, and the key only if it
+    /// is new: overwriting a hot key copies nothing but the value.
+    fn store_string(&mut self, db: usize, key: &Bytes, value: &Bytes, expires_at: Option<u64>) {
+        if self.journal.enabled {
+            self.journal.push(Change::Put {
+                db,
+                key: key.clone(),
+                entry: Entry::new(Value::String(value.clone()), expires_at),
+            });
+        }
+        let entry = Entry::new(Value::String(own(value)), expires_at);
+        self.dbs[db].put_request_key(Slot::new(key.clone()), entry);
+    }
+
     /// Removes a key (live or not) and journals it; returns what it held.
     pub(crate) fn remove(&mut self, db: usize, key: &Bytes) -> Option<Entry> {
         let old = self.dbs[db].take(&Slot::new(key.clone()))?;
@@ -998,8 +1039,7 @@ impl Keyspace {
                     return Ok(Outcome::Integer(0));
                 }
                 for (key, value) in pairs {
-                    let entry = Entry::new(Value::String(own(&value)), None);
-                    self.store(db, own(&key), entry);
+                    self.store_string(db, &key, &value, None);
                 }
                 Ok(if only_if_none_exist {
                     Outcome::Integer(1)
@@ -1174,11 +1214,7 @@ impl Keyspace {
             }
             Ttl::At(at) => Some(at),
         };
-        self.store(
-            db,
-            own(&key),
-            Entry::new(Value::String(own(&value)), expires_at),
-        );
+        self.store_string(db, &key, &value, expires_at);
         Ok(reply(old_value))
     }
 
@@ -1272,6 +1308,46 @@ mod tests {
         };
         assert_eq!(ks.apply(0, incr, 5_000), Ok(Outcome::Integer(1)));
         assert_eq!(ks.ttl(0, &b("n"), 5_000), TtlState::Persistent);
+    }
+
+    /// `SET` and `MSET` get their key and value as views into the connection's read
+    /// buffer. The journal may borrow them (it is drained before the command returns),
+    /// but the map must hold copies: a view would pin the whole buffer for the key's life.
+    #[test]
+    fn stored_strings_never_hold_the_request_buffer() {
+        let request = Bytes::from(b"key1value1key2value2".to_vec());
+        let inside = |b: &Bytes| request.as_ptr_range().contains(&b.as_ptr());
+        let mut ks = Keyspace::new(true);
+        let set = Mutation::Set {
+            key: request.slice(0..4),
+            value: request.slice(4..10),
+            condition: Condition::Always,
+            ttl: Ttl::At(9_000),
+            get: false,
+        };
+        assert_eq!(ks.apply(0, set, 0), Ok(Outcome::Ok));
+        let mset = Mutation::MSet {
+            pairs: vec![
+                (request.slice(0..4), request.slice(10..14)),
+                (request.slice(10..14), request.slice(14..20)),
+            ],
+            only_if_none_exist: false,
+        };
+        assert_eq!(ks.apply(0, mset, 1), Ok(Outcome::Ok));
+        let (changes, _) = ks.drain_changes();
+        assert_eq!(changes.len(), 3);
+        let mut keys = ks.keys(0, b"*", 1);
+        keys.sort();
+        assert_eq!(keys, vec![b("key1"), b("key2")]);
+        for key in &keys {
+            assert!(!inside(key), "the map holds a view of the request");
+            let value = ks.get(0, key, 1).unwrap().unwrap();
+            assert!(!inside(&value), "the map holds a view of the request");
+        }
+        assert_eq!(ks.get(0, &b("key1"), 1), Ok(Some(b("key2"))));
+        // MSET clears the TTL SET gave.
+        assert_eq!(ks.ttl(0, &b("key1"), 1), TtlState::Persistent);
+        assert_eq!(ks.keyspace_info(1), vec![(0, 2, 0)]);
     }
 
     /// Overwriting in place must keep the TTL index and the memory estimate exactly as
