@@ -1240,11 +1240,8 @@ impl Keyspace {
         let after = entry.value.memory();
         if journal.enabled {
             let entry = entry.clone();
-            journal.push(Change::Put {
-                db,
-                key: own(&key),
-                entry,
-            });
+            // The request's key: the change is encoded before the command returns.
+            journal.push(Change::Put { db, key, entry });
         }
         d.used = (d.used + after).saturating_sub(before);
     }
