@@ -289,6 +289,10 @@ pub fn combine(
 
 /// Runs `change` on each element, counting those it changed and, if `journal`, collecting
 /// them into the edit `make` builds.
+///
+/// The edit holds the request's own bytes, not copies: the journal is encoded and
+/// drained before the command returns, and cloning a view of the request is a reference
+/// count, where the first clone of a fresh copy allocates.
 fn touched(
     elements: &[Bytes],
     journal: bool,
@@ -301,7 +305,7 @@ fn touched(
         if change(e) {
             n += 1;
             if journal {
-                touched.push(own(e));
+                touched.push(e.clone());
             }
         }
     }
@@ -335,11 +339,10 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     if only_if_new && h.get(field).is_some() {
                         continue;
                     }
-                    let (field, value) = (own(field), own(value));
                     if journal {
                         written.push((field.clone(), value.clone()));
                     }
-                    added += usize::from(h.insert(field, value));
+                    added += usize::from(h.insert(own(field), own(value)));
                 }
                 let changed = added > 0 || !only_if_new;
                 Ok((
@@ -746,7 +749,7 @@ fn zadd(
                 Some(_) => continue,
             }
             if journal {
-                written.push((own(member), score));
+                written.push((member.clone(), score));
             }
         }
         let delta = Delta::edit_if(added + changed > 0, journal, || Edit::ZAdd(written));
