@@ -56,9 +56,7 @@ pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             return Ok(Frame::Array(Vec::new()));
         };
         let (a, b) = index_range(start, stop, l.len());
-        Ok(Frame::Array(
-            l.copy_range(a, b).into_iter().map(Frame::Bulk).collect(),
-        ))
+        Ok(Frame::Array(l.copy_range(a, b).map(Frame::Bulk).collect()))
     })
 }
 
