@@ -217,6 +217,21 @@ fn line(dst: &mut BytesMut, type_byte: u8, text: &[u8]) {
     dst.put_slice(b"\r\n");
 }
 
+/// Encodes an array of `count` bulk strings straight from borrowed bytes — the same
+/// bytes in RESP2 and RESP3 — without building a [`Frame`] per element: for a server
+/// that replies with many elements read out of its own storage (`LRANGE`). `items` must
+/// yield exactly `count` elements.
+pub fn encode_bulk_array<'a>(
+    dst: &mut BytesMut,
+    count: usize,
+    items: impl IntoIterator<Item = &'a [u8]>,
+) {
+    header(dst, b'*', count as i64);
+    for item in items {
+        bulk(dst, item);
+    }
+}
+
 fn header(dst: &mut BytesMut, type_byte: u8, n: i64) {
     dst.put_u8(type_byte);
     put_decimal(dst, n);
@@ -264,6 +279,27 @@ mod tests {
 
     fn enc(f: &Frame, p: Protocol) -> Vec<u8> {
         f.to_bytes(p).to_vec()
+    }
+
+    /// The borrowed-bytes encoder writes exactly what an array of bulk frames encodes
+    /// to, in both protocols.
+    #[test]
+    fn bulk_array_from_slices_equals_the_frame_encoding() {
+        let items: [&[u8]; 4] = [b"a", b"", b"binary\r\n\0", b"xxx"];
+        let frame = Frame::Array(
+            items
+                .iter()
+                .map(|i| Frame::Bulk(Bytes::copy_from_slice(i)))
+                .collect(),
+        );
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            let mut out = BytesMut::new();
+            encode_bulk_array(&mut out, items.len(), items);
+            assert_eq!(&out[..], &enc(&frame, protocol)[..]);
+        }
+        let mut out = BytesMut::new();
+        encode_bulk_array(&mut out, 0, []);
+        assert_eq!(&out[..], b"*0\r\n");
     }
 
     #[test]

@@ -130,6 +130,10 @@ pub(crate) async fn serve<S: Server>(
                     }
                     false
                 }
+                Reply::Encoded(bytes) => {
+                    output.raw(bytes);
+                    false
+                }
                 Reply::Close(frame) => {
                     output.frame(protocol, frame);
                     true

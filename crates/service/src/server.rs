@@ -22,6 +22,11 @@ pub enum Reply {
     /// Not a command of this server: let the service answer it (connection-level
     /// commands such as PING and CLIENT) or report it unknown.
     Unhandled(Args),
+    /// A reply already encoded, in bytes that mean the same in RESP2 and RESP3 (an array
+    /// of bulk strings, say): copied into the output as they are. A server that can
+    /// write a long reply straight from its own storage (kv's `LRANGE` from a packed
+    /// list) skips building a frame per element only to encode each one.
+    Encoded(Bytes),
     /// The reply will be ready later (a proxy waiting on a backend). The connection goes
     /// on executing the rest of the pipeline and awaits deferred replies, in order, only
     /// before it writes: that is how a proxy keeps many requests of one client in flight.

@@ -2,7 +2,7 @@
 //! LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH. The blocking forms (BLPOP, BRPOP,
 //! BLMOVE, BRPOPLPUSH) are in [`crate::blocking`].
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use proto::{Args, CommandError, Frame};
 
 use super::Result;
@@ -48,15 +48,25 @@ pub fn llen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     })
 }
 
-pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+///
+/// The reply is encoded straight from the list's chunks, under the lock, into bytes the
+/// connection copies as they are ([`service::Reply::Encoded`]): no `Bytes` and no
+/// [`Frame`] per element, as Redis writes `LRANGE` from its listpacks.
+pub fn lrange(kv: &Kv, s: &mut Session, args: &mut Args) -> Result<Bytes> {
     let key = args.next_bytes()?;
     let (start, stop) = (args.next_int()?, args.next_int()?);
     with_list(kv, s, &key, |l| {
-        let Some(l) = l else {
-            return Ok(Frame::Array(Vec::new()));
-        };
-        let (a, b) = index_range(start, stop, l.len());
-        Ok(Frame::Array(l.copy_range(a, b).map(Frame::Bulk).collect()))
+        let mut out = BytesMut::new();
+        match l {
+            None => proto::encode_bulk_array(&mut out, 0, []),
+            Some(l) => {
+                let (a, b) = index_range(start, stop, l.len());
+                let count = b.min(l.len()).saturating_sub(a);
+                out.reserve(16 + count * 16);
+                proto::encode_bulk_array(&mut out, count, l.range(a, a + count));
+            }
+        }
+        Ok(out.freeze())
     })
 }
 

@@ -686,6 +686,9 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "pexpiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixMillis),
         "time" => Ok(time()),
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
+        "lrange" => {
+            return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
+        }
         _ => match collection(kv, s, a) {
             Some(result) => result,
             None => return Reply::Unhandled(args),
@@ -725,7 +728,6 @@ fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "lpop" => lists::pop(kv, s, a, true),
         "rpop" => lists::pop(kv, s, a, false),
         "llen" => lists::llen(kv, s, a),
-        "lrange" => lists::lrange(kv, s, a),
         "lindex" => lists::lindex(kv, s, a),
         "lset" => lists::lset(kv, s, a),
         "linsert" => lists::linsert(kv, s, a),

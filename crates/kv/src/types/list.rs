@@ -47,12 +47,10 @@
 //! faults in as many pages as Redis does (`LPUSH -P 16`: 502 minor faults, Redis 528, the
 //! `VecDeque<Bytes>` 6,240).
 //!
-//! One cost went the other way: `LRANGE` used to clone the stored `Bytes` (a reference
-//! count each); now it copies the range out of the chunks once and slices the elements
-//! from the copy ([`List::copy_range`]), which is more work per element (`LRANGE_100 -P
-//! 16`: 40k instructions per request, 32k before, Redis 67k). Redis writes the reply
-//! straight from the listpack; doing that here needs a reply frame that carries
-//! pre-encoded RESP, which `proto::Frame` does not have yet.
+//! `LRANGE` replies straight from the chunks: `commands::lists::lrange` walks
+//! [`List::range`] (slices of the chunks) and encodes each element into the reply bytes
+//! under the lock, as Redis writes `LRANGE` from its listpacks — no `Bytes` and no frame
+//! per element.
 //!
 //! The byte format on disk and on the wire does not see any of this: a list serializes
 //! as the sequence of its elements, as it did when it was a `VecDeque<Bytes>`.
@@ -657,40 +655,6 @@ impl List {
         self.iter_from(start).take(end.saturating_sub(start))
     }
 
-    /// Elements `start..end` copied out as `Bytes` that share one allocation: what
-    /// `LRANGE` replies with. Each chunk's part of the range is copied in one piece,
-    /// encoded as it is, and the elements are then sliced out of the copy: a `memcpy`
-    /// per chunk instead of an allocation per element.
-    pub fn copy_range(&self, start: usize, end: usize) -> Copied {
-        let count = end.min(self.len).saturating_sub(start);
-        let mut copy = Vec::new();
-        let mut remaining = count;
-        if let Some((first, k)) = self.find(start).filter(|_| count > 0) {
-            for (i, c) in self.chunks.range(first..).enumerate() {
-                let from = if i == 0 { c.position(k) } else { c.start };
-                let mut to = c.end;
-                let in_chunk = if i == 0 { c.count - k } else { c.count };
-                if remaining < in_chunk {
-                    to = from;
-                    for _ in 0..remaining {
-                        let (data, n) = read_forward(&c.buf, to);
-                        to = data + n + varint_len(n);
-                    }
-                }
-                copy.extend_from_slice(&c.buf[from..to]);
-                remaining = remaining.saturating_sub(in_chunk);
-                if remaining == 0 {
-                    break;
-                }
-            }
-        }
-        Copied {
-            copy: Bytes::from(copy),
-            pos: 0,
-            remaining: count,
-        }
-    }
-
     pub fn memory(&self) -> usize {
         self.bytes
     }
@@ -707,34 +671,6 @@ pub struct Iter<'a> {
     back: (usize, usize),
     remaining: usize,
 }
-
-/// The elements of [`List::copy_range`]: slices of one copy of their entries.
-pub struct Copied {
-    copy: Bytes,
-    pos: usize,
-    remaining: usize,
-}
-
-impl Iterator for Copied {
-    type Item = Bytes;
-
-    #[inline]
-    fn next(&mut self) -> Option<Bytes> {
-        if self.remaining == 0 {
-            return None;
-        }
-        self.remaining -= 1;
-        let (data, n) = read_forward(&self.copy, self.pos);
-        self.pos = data + n + varint_len(n);
-        Some(self.copy.slice(data..data + n))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl ExactSizeIterator for Copied {}
 
 impl<'a> Iter<'a> {
     /// From element `index` (the end if `index >= len`) to the end of `list`.
@@ -935,10 +871,10 @@ mod tests {
         backward.reverse();
         first_difference(backward);
         assert_eq!(l.iter().len(), model.len());
-        let copied: Vec<Bytes> = l.copy_range(0, l.len()).collect();
+        let copied: Vec<&[u8]> = l.range(0, l.len()).collect();
         assert!(copied.iter().map(|b| &b[..]).eq(expected.iter().copied()));
         let (a, b) = (l.len() / 3, l.len() * 2 / 3 + 1);
-        let copied: Vec<Bytes> = l.copy_range(a, b).collect();
+        let copied: Vec<&[u8]> = l.range(a, b).collect();
         assert!(
             copied
                 .iter()
@@ -1105,18 +1041,18 @@ mod tests {
         let range: Vec<&[u8]> = l.range(1_234, 1_334).collect();
         let expected: Vec<&[u8]> = model.range(1_234..1_334).map(Vec::as_slice).collect();
         assert_eq!(range, expected);
-        let copied: Vec<Bytes> = l.copy_range(1_234, 1_334).collect();
+        let copied: Vec<&[u8]> = l.range(1_234, 1_334).collect();
         assert_eq!(copied.iter().map(|b| &b[..]).collect::<Vec<_>>(), expected);
         let boundary = l.chunks[0].count;
-        let across: Vec<Bytes> = l.copy_range(boundary - 2, boundary + 2).collect();
+        let across: Vec<&[u8]> = l.range(boundary - 2, boundary + 2).collect();
         let expected: Vec<&[u8]> = model
             .range(boundary - 2..boundary + 2)
             .map(Vec::as_slice)
             .collect();
         assert_eq!(across.iter().map(|b| &b[..]).collect::<Vec<_>>(), expected);
-        assert_eq!(l.copy_range(0, 3_000).len(), 3_000);
-        assert_eq!(l.copy_range(3_000, 3_000).len(), 0);
-        assert_eq!(l.copy_range(5, 3).len(), 0);
+        assert_eq!(l.range(0, 3_000).count(), 3_000);
+        assert_eq!(l.range(3_000, 3_000).count(), 0);
+        assert_eq!(l.range(5, 3).count(), 0);
         assert_eq!(l.range(5, 5).count(), 0);
     }
 
