@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::lock;
 use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::record::{self, Record};
 
@@ -144,13 +145,6 @@ fn replay(log: &mut Log) -> io::Result<(Vec<Commit>, usize)> {
         }
     }
     Ok((latest, replayed))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// Key: `u16 len, group, u16 len, topic, u32 partition`, so no separator can collide.

@@ -235,10 +235,7 @@ impl Partition {
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
-        match self.log.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.log)
     }
 
     /// Appends record batches (see [`Log::append`]), written to the file, and wakes
@@ -296,10 +293,7 @@ impl Partition {
     pub fn flush_for_durability(&self, last: u64, commit: &GroupCommit) -> io::Result<Option<u64>> {
         let mut log = self.log();
         let written = self.flush_locked(&mut log, Some(commit))?;
-        let mut unsynced = match self.unsynced.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut unsynced = crate::lock(&self.unsynced);
         let synced = commit.synced();
         while let Some(&(end, _)) = unsynced.writes.front().filter(|w| w.1 <= synced) {
             unsynced.synced_end = unsynced.synced_end.max(end);

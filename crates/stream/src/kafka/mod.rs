@@ -69,10 +69,7 @@ pub struct Kafka {
 
 impl Kafka {
     pub fn groups(&self) -> MutexGuard<'_, KafkaGroups> {
-        match self.groups.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.groups)
     }
 
     /// Publishes `group` to the shared coordinator and wakes requests waiting on groups.
