@@ -366,7 +366,7 @@ async fn write(
         tokio::select! {
             written = stream.write_all(&output[sent..]) => written?,
             _ = evict.cancelled() => {
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "evicted"));
+                return Err(evicted());
             }
         }
     }
@@ -409,7 +409,7 @@ async fn write_parts(
                 tokio::select! {
                     ready = stream.writable() => ready?,
                     _ = evict.cancelled() => {
-                        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "evicted"));
+                        return Err(evicted());
                     }
                 }
                 continue;
@@ -435,6 +435,12 @@ async fn write_parts(
     drop(parts);
     outbox.output.clear();
     Ok(())
+}
+
+/// Why a write gave up: the client was evicted (over its output limit, killed, or the
+/// server is shutting down) while it was not reading.
+fn evicted() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "evicted")
 }
 
 /// Resolves when the client has closed its end of the connection. If it has sent more
