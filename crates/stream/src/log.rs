@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::record::{self, BatchError, Record};
+use crate::record::{self, BatchError, Encodable};
 use crate::segment::{Segment, SegmentRecovery, SegmentView};
 
 /// Unwritten bytes past which an append writes the tail at once instead of waiting for
@@ -128,6 +128,8 @@ pub struct Log {
     sync_on_roll: bool,
     /// The last flush failed: the tail still holds bytes the file does not.
     write_failed: bool,
+    /// Scratch for [`record::batch_header`]'s record lengths, kept between appends.
+    bodies: Vec<usize>,
 }
 
 impl Log {
@@ -178,6 +180,7 @@ impl Log {
                 segments,
                 sync_on_roll,
                 write_failed: false,
+                bodies: Vec::new(),
             },
             recovery,
         ))
@@ -232,7 +235,7 @@ impl Log {
     /// Encodes `records` as one batch and appends it; written to the file on return.
     pub fn append_records(
         &mut self,
-        records: &[Record],
+        records: &[impl Encodable],
         now_ms: i64,
     ) -> Result<Appended, LogError> {
         let appended = self.append_records_unwritten(records, now_ms)?;
@@ -247,7 +250,7 @@ impl Log {
     /// tail. A tail past [`TAIL_LIMIT`] is written at once.
     pub fn append_records_unwritten(
         &mut self,
-        records: &[Record],
+        records: &[impl Encodable],
         now_ms: i64,
     ) -> Result<Appended, LogError> {
         // Flush a full tail; and after a failed write, try again before taking more: a
@@ -255,7 +258,8 @@ impl Log {
         if self.write_failed || self.active().unwritten() > TAIL_LIMIT {
             self.flush()?;
         }
-        let header = record::batch_header(records, self.end_offset())
+        let mut bodies = std::mem::take(&mut self.bodies);
+        let header = record::batch_header(records, self.end_offset(), &mut bodies)
             .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
         let size = header.size;
         if size as u64 > self.config.segment_bytes {
@@ -273,8 +277,9 @@ impl Log {
             ..header
         };
         self.active_mut().append_with(&header, |tail| {
-            record::encode_batch_with_header(tail, records, &header);
+            record::encode_batch_with_header(tail, records, &header, &bodies);
         });
+        self.bodies = bodies;
         Ok(Appended {
             base_offset,
             last_offset: self.end_offset() - 1,
@@ -480,6 +485,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
 
     fn rec(value: &str, ts: i64) -> Record {
         Record {

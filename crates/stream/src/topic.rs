@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::durability::GroupCommit;
 use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::partitioner::RoundRobin;
-use crate::record::Record;
+use crate::record::Encodable;
 
 /// Longest topic name, as Kafka.
 pub const MAX_NAME_LEN: usize = 249;
@@ -250,7 +250,11 @@ impl Partition {
     /// Appends records without writing them yet (see [`Log::append_records_unwritten`]):
     /// the caller must [`Partition::flush`] before acknowledging them. Waiting readers
     /// are woken by the flush, once, not by every append.
-    pub fn append_unwritten(&self, records: &[Record], now_ms: i64) -> Result<Appended, LogError> {
+    pub fn append_unwritten(
+        &self,
+        records: &[impl Encodable],
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
         self.log().append_records_unwritten(records, now_ms)
     }
 

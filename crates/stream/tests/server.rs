@@ -595,6 +595,74 @@ async fn blocking_fetch_returns_when_data_arrives_or_times_out() {
     let _ = blocked.await.unwrap();
 }
 
+/// `PRODUCE.BATCH` answers `[partition, offset]` per message, in request order, and each
+/// is where the message really is. The reply is encoded three ways — one partition at
+/// consecutive offsets (counted up in place, across 9 → 10, 99 → 100 and 999 → 1000),
+/// keys hashed over several partitions, keys on a one-partition topic — so each is
+/// checked against what a fetch finds there.
+#[tokio::test]
+async fn produce_batch_replies_where_each_message_landed() {
+    let server = start("batch-replies", &[]).await;
+    let mut c = server.client().await;
+    c.ok(&["TOPIC.CREATE", "one"]).await;
+    c.ok(&["TOPIC.CREATE", "three", "PARTITIONS", "3"]).await;
+    // (topic, partition, offset, key, value) of every message, as the replies placed it.
+    let mut sent: Vec<(String, u32, u64, Option<String>, String)> = Vec::new();
+    let mut check = |topic: &str, keys: &[Option<String>], values: &[String], reply: &Frame| {
+        let placed = array(reply);
+        assert_eq!(placed.len(), values.len(), "{reply:?}");
+        for ((key, value), place) in keys.iter().zip(values).zip(placed) {
+            let place = array(place);
+            let (p, o) = (int(&place[0]) as u32, int(&place[1]) as u64);
+            sent.push((topic.to_string(), p, o, key.clone(), value.clone()));
+        }
+    };
+    for (topic, n) in [("one", 7), ("one", 95), ("one", 900), ("three", 50)] {
+        let values: Vec<String> = (0..n).map(|i| format!("{topic}-{n}-{i}")).collect();
+        let mut words = vec!["PRODUCE.BATCH".to_string(), topic.into(), "VALUES".into()];
+        words.extend(values.iter().cloned());
+        let reply = c.call_owned(words).await;
+        check(topic, &vec![None; n], &values, &reply);
+    }
+    for (topic, n) in [("three", 60), ("one", 30)] {
+        let keys: Vec<Option<String>> = (0..n).map(|i| Some(format!("k{}", i % 7))).collect();
+        let values: Vec<String> = (0..n).map(|i| format!("{topic}-pair-{i}")).collect();
+        let mut words = vec!["PRODUCE.BATCH".to_string(), topic.into(), "PAIRS".into()];
+        for (k, v) in keys.iter().zip(&values) {
+            words.push(k.clone().unwrap());
+            words.push(v.clone());
+        }
+        let reply = c.call_owned(words).await;
+        check(topic, &keys, &values, &reply);
+    }
+    let mut seen = BTreeSet::new();
+    for (topic, p, offset, key, value) in &sent {
+        assert!(
+            seen.insert((topic.clone(), *p, *offset)),
+            "{topic} {p} {offset} twice"
+        );
+        if let (Some(key), "three") = (key, topic.as_str()) {
+            assert_eq!(*p, partition_for_key(key.as_bytes(), 3), "{key}");
+        }
+        let got = records(
+            &c.ok(&[
+                "FETCH",
+                topic,
+                &p.to_string(),
+                &offset.to_string(),
+                "COUNT",
+                "1",
+            ])
+            .await,
+        );
+        assert_eq!(got, [(*offset, key.clone(), value.clone())]);
+    }
+    // Every offset of "one" was handed out exactly once: 0 to 1,031.
+    let one: Vec<u64> = sent.iter().filter(|s| s.0 == "one").map(|s| s.2).collect();
+    assert_eq!(one, (0..1032).collect::<Vec<u64>>());
+    server.running.stop().await;
+}
+
 #[tokio::test]
 async fn topics_and_committed_offsets_survive_a_restart() {
     let dir = tmp_dir("restart");
