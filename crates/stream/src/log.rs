@@ -344,6 +344,7 @@ impl Log {
     /// Starts a new active segment at the end offset.
     pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         self.flush()?;
+        self.active_mut().flush_with_index()?;
         if self.sync_on_roll {
             self.active_mut().sync()?;
         }
@@ -798,6 +799,47 @@ mod tests {
                 .base_offset,
             49
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Index entries reach the index file 256 at a time, and all of them when the
+    /// segment rolls; after a crash the held-back ones are rebuilt from the log without
+    /// counting as a repair.
+    #[test]
+    fn index_entries_are_written_in_groups_and_whole_at_roll() {
+        let dir = tmp("index-groups");
+        let config = LogConfig {
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let index_len = |log: &Log, i: usize| {
+            let (_, index) = crate::segment::file_names(&dir, log.segments[i].base_offset());
+            std::fs::metadata(index).unwrap().len() as usize
+        };
+        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        for i in 0..100 {
+            log.append_records(&[rec("v", i)], i).unwrap();
+        }
+        assert_eq!(
+            log.active().index_entries(),
+            99,
+            "one entry per batch but the first"
+        );
+        assert_eq!(index_len(&log, 0), 0, "held back");
+        drop(log); // a crash: nothing synced
+        let (mut log, recovery) = Log::open(&dir, config, false, 0).unwrap();
+        assert_eq!(recovery.indexes_rebuilt, 0, "a lagging index is no repair");
+        assert_eq!(index_len(&log, 0), 99 * 16, "rebuilt from the log");
+        for i in 100..400 {
+            log.append_records(&[rec("v", i)], i).unwrap();
+        }
+        assert_eq!(index_len(&log, 0), 99 * 16 + 4096, "one group of 256");
+        log.roll(400).unwrap();
+        assert_eq!(index_len(&log, 0), 399 * 16, "all of it at the roll");
+        drop(log);
+        let (mut log, recovery) = Log::open(&dir, config, false, 0).unwrap();
+        assert_eq!(recovery.indexes_rebuilt, 0);
+        assert_eq!(values(&mut log, 250)[0], (250, "v".to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -30,6 +30,16 @@ use crate::record::{self, BATCH_HEADER_LEN, BatchHeader};
 
 const INDEX_ENTRY_LEN: usize = 16;
 
+/// Index entries are written to the index file this many bytes at a time (and whenever
+/// the segment is synced or rolled), not with every flush of the log: an entry is added
+/// every `index.interval.bytes` of log, so with 4 KiB batches and bigger, writing them as
+/// they came was a second `write` system call for every flush. Readers use the index in
+/// memory; the file is for the next start, and the newest segment — the only one whose
+/// entries can still be held back — has its index rebuilt by scanning after a crash
+/// anyway (Kafka writes its index through a memory map and flushes it when the segment
+/// rolls).
+const INDEX_WRITE_BYTES: usize = 256 * INDEX_ENTRY_LEN;
+
 /// One sparse index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -224,7 +234,12 @@ impl Segment {
             }
             if on_disk.as_deref() != Some(segment.index.as_slice()) {
                 segment.write_index_file()?;
-                recovery.index_rebuilt = true;
+                // An index file that is a prefix of the rebuilt index only lagged (its
+                // newest entries were held back: see INDEX_WRITE_BYTES): normal after a
+                // crash, not a repair.
+                recovery.index_rebuilt = !on_disk
+                    .as_ref()
+                    .is_some_and(|d| segment.index.starts_with(d));
             }
         }
         if let Some(first) = segment.first_batch()? {
@@ -303,18 +318,28 @@ impl Segment {
         self.tail.len()
     }
 
-    /// Writes the tail (and pending index entries) to the files: one `write` each, however
-    /// many batches were appended since the last flush. `true` if anything was written.
-    /// On an error the bytes not written stay in the tail for the next flush. Index
-    /// entries go after the log bytes they point at; recovery rebuilds an index that
-    /// points past the log anyway.
+    /// Writes the tail to the file: one `write`, however many batches were appended since
+    /// the last flush, and the pending index entries once there are
+    /// [`INDEX_WRITE_BYTES`] of them (see [`Segment::flush_with_index`]). `true` if log bytes
+    /// were written. On an error the bytes not written stay in the tail for the next
+    /// flush. Index entries go after the log bytes they point at; recovery rebuilds an
+    /// index that points past the log anyway.
     pub fn flush(&mut self) -> io::Result<bool> {
-        if self.tail.is_empty() && self.index_tail.is_empty() {
-            return Ok(false);
+        let wrote = !self.tail.is_empty();
+        if wrote {
+            write_draining(&self.file, &mut self.tail)?;
         }
-        write_draining(&self.file, &mut self.tail)?;
-        write_draining(&self.index_file, &mut self.index_tail)?;
-        Ok(true)
+        if self.index_tail.len() >= INDEX_WRITE_BYTES {
+            write_draining(&self.index_file, &mut self.index_tail)?;
+        }
+        Ok(wrote)
+    }
+
+    /// Writes the tail and every index entry still held back: before the segment is synced,
+    /// and when it stops being the active one.
+    pub fn flush_with_index(&mut self) -> io::Result<()> {
+        self.flush()?;
+        write_draining(&self.index_file, &mut self.index_tail)
     }
 
     /// Whole batches starting with the one that holds `offset` (see [`SegmentView::read`]).
@@ -388,7 +413,7 @@ impl Segment {
     /// Writes the segment's data and index to disk (before it becomes read-only, or for
     /// `--fsync`).
     pub fn sync(&mut self) -> io::Result<()> {
-        self.flush()?;
+        self.flush_with_index()?;
         self.file.sync_data()?;
         self.index_file.sync_data()
     }
