@@ -11,6 +11,7 @@ use proto::{Args, CommandError};
 use service::Reply;
 
 use super::{Line, increment_decimal, line, log_error, next_u64, partition, topic_error};
+use crate::partitioner::partition_for_key;
 use crate::record::{Message, Record};
 use crate::server::StreamServer;
 
@@ -110,10 +111,11 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
     // One partition for the whole batch: the one named; without keys, the next in turn
     // (as Kafka's sticky partitioner does per batch), keeping the batch whole; with keys,
     // the only one there is (murmur2 modulo 1).
+    let partitions = topic.partition_count();
     let single = match explicit {
         Some(id) => Some(id),
         None if !keyed => Some(topic.choose_partition(None)),
-        None if topic.partition_count() == 1 => Some(0),
+        None if partitions == 1 => Some(0),
         None => None,
     };
     if let Some(id) = single {
@@ -125,11 +127,12 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
         placed_run(&mut reply, id, a.base_offset, count);
         return Ok(s.reply_when_written([(p, a.last_offset)], Bytes::from(reply)));
     }
-    // Keyed, over several partitions: each message where its key hashes, one batch per
-    // partition in the order the partitions first appear.
+    // Keyed, over several partitions: each message where its key hashes (the partition
+    // count read once for the batch), one batch per partition in the order the
+    // partitions first appear.
     let targets: Vec<u32> = messages
         .iter()
-        .map(|m| topic.choose_partition(m.key))
+        .map(|m| partition_for_key(m.key.unwrap_or_default(), partitions))
         .collect();
     let mut batches: Vec<(u32, Vec<Message>)> = Vec::new();
     for (m, &id) in messages.iter().zip(&targets) {
@@ -138,24 +141,26 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
             None => batches.push((id, vec![*m])),
         }
     }
-    // Per batch (same order), the offset its next message in request order gets.
-    let mut next = Vec::with_capacity(batches.len());
+    // Per batch (same order): its partition's line, and the offset line of the next of
+    // its messages in request order — kept per partition, so each is formatted once and
+    // then counted up, however the keys interleave.
+    let mut lines = Vec::with_capacity(batches.len());
     let mut written = Vec::with_capacity(batches.len());
     for (id, messages) in &batches {
         let p = partition(&topic, u64::from(*id))?;
         let a = p.append_unwritten(messages, now).map_err(log_error)?;
-        next.push(a.base_offset);
+        lines.push((Line::new(b':'), Line::new(b':'), a.base_offset));
         written.push((p, a.last_offset));
     }
     let mut reply = BytesMut::with_capacity(16 + targets.len() * PLACED_LEN);
     line(&mut reply, b'*', targets.len() as i64);
-    let (mut partition_line, mut offset_line) = (Line::new(b':'), Line::new(b':'));
     for &id in &targets {
         let at = batches.iter().position(|b| b.0 == id).unwrap_or(0);
+        let (partition_line, offset_line, next) = &mut lines[at];
         reply.put_slice(b"*2\r\n");
         partition_line.put(&mut reply, i64::from(id));
-        offset_line.put_next(&mut reply, next[at]);
-        next[at] += 1;
+        offset_line.put_next(&mut reply, *next);
+        *next += 1;
     }
     Ok(s.reply_when_written(written, reply.freeze()))
 }
