@@ -191,3 +191,47 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Where a `PRODUCE.BATCH` reply puts each message of the request, given `route[i]`, the
+/// partition message `i` went to: message `j` among a partition's messages is at that
+/// partition's `base_offset + j`. Checks the reply's shape on the way: one
+/// `[partition, base_offset, count]` per partition written, in ascending partition order,
+/// each `count` the number of messages routed there.
+pub fn placements(reply: &Frame, route: &[u32]) -> Vec<(u32, u64)> {
+    let entries: Vec<(u32, u64, u64)> = array(reply)
+        .iter()
+        .map(|e| {
+            let e = array(e);
+            assert_eq!(e.len(), 3, "{reply:?}");
+            (int(&e[0]) as u32, int(&e[1]) as u64, int(&e[2]) as u64)
+        })
+        .collect();
+    assert!(
+        entries.windows(2).all(|w| w[0].0 < w[1].0),
+        "one entry per partition, ascending: {entries:?}"
+    );
+    let mut routed = std::collections::BTreeMap::new();
+    for &p in route {
+        *routed.entry(p).or_insert(0u64) += 1;
+    }
+    let counts: std::collections::BTreeMap<u32, u64> =
+        entries.iter().map(|&(p, _, count)| (p, count)).collect();
+    assert_eq!(counts, routed, "{reply:?}");
+    let mut next: std::collections::BTreeMap<u32, u64> =
+        entries.iter().map(|&(p, base, _)| (p, base)).collect();
+    route
+        .iter()
+        .map(|&p| {
+            let offset = next.get_mut(&p).unwrap();
+            *offset += 1;
+            (p, *offset - 1)
+        })
+        .collect()
+}
+
+/// The one partition a `PRODUCE.BATCH` reply names (a batch that went whole to one).
+pub fn only_partition(reply: &Frame) -> u32 {
+    let entries = array(reply);
+    assert_eq!(entries.len(), 1, "{reply:?}");
+    int(&array(&entries[0])[0]) as u32
+}

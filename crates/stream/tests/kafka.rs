@@ -158,18 +158,29 @@ async fn records_produced_over_resp_are_read_by_kcat() {
         "1",
     ])
     .await;
-    c.ok(&[
-        "PRODUCE.BATCH",
-        "orders",
-        "PARTITION",
-        "1",
-        "PAIRS",
-        "user-2",
-        "pen",
-        "user-3",
-        "ink",
-    ])
-    .await;
+    // One entry, [partition, base_offset, count]: the two records at 1/1 and 1/2,
+    // where the Kafka consumer below finds them.
+    let reply = c
+        .ok(&[
+            "PRODUCE.BATCH",
+            "orders",
+            "PARTITION",
+            "1",
+            "PAIRS",
+            "user-2",
+            "pen",
+            "user-3",
+            "ink",
+        ])
+        .await;
+    assert_eq!(
+        reply,
+        Frame::Array(vec![Frame::Array(vec![
+            Frame::Integer(1),
+            Frame::Integer(1),
+            Frame::Integer(2),
+        ])])
+    );
     let consumed = consume_all(&server.broker(), "orders", &[]).await;
     assert_eq!(
         consumed,

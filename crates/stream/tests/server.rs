@@ -188,7 +188,9 @@ async fn keyed_messages_keep_order_in_their_murmur2_partition() {
             words.push(format!("{}", i / KEYS));
         }
         let reply = c.call_owned(words).await;
-        assert_eq!(array(&reply).len(), 1000);
+        // One [partition, base_offset, count] per partition written: all eight here.
+        let counts: u64 = array(&reply).iter().map(|e| int(&array(e)[2]) as u64).sum();
+        assert_eq!((array(&reply).len(), counts), (8, 1000));
     }
     let mut partition_of: HashMap<String, u32> = HashMap::new();
     let mut last_seq: HashMap<String, i64> = HashMap::new();
@@ -595,11 +597,12 @@ async fn blocking_fetch_returns_when_data_arrives_or_times_out() {
     let _ = blocked.await.unwrap();
 }
 
-/// `PRODUCE.BATCH` answers `[partition, offset]` per message, in request order, and each
-/// is where the message really is. The reply is encoded three ways — one partition at
-/// consecutive offsets (counted up in place, across 9 → 10, 99 → 100 and 999 → 1000),
-/// keys hashed over several partitions, keys on a one-partition topic — so each is
-/// checked against what a fetch finds there.
+/// `PRODUCE.BATCH` answers `[partition, base_offset, count]` per partition it wrote to,
+/// and each message is where that puts it: `base_offset` plus its index among the
+/// partition's messages in the request. Unkeyed batches (whole, to the partition whose
+/// turn it is, across 9 → 10, 99 → 100 and 999 → 1000 offsets), `PARTITION`, keys hashed
+/// over several partitions, keys on a one-partition topic — each checked against what a
+/// fetch finds there.
 #[tokio::test]
 async fn produce_batch_replies_where_each_message_landed() {
     let server = start("batch-replies", &[]).await;
@@ -608,23 +611,61 @@ async fn produce_batch_replies_where_each_message_landed() {
     c.ok(&["TOPIC.CREATE", "three", "PARTITIONS", "3"]).await;
     // (topic, partition, offset, key, value) of every message, as the replies placed it.
     let mut sent: Vec<(String, u32, u64, Option<String>, String)> = Vec::new();
-    let mut check = |topic: &str, keys: &[Option<String>], values: &[String], reply: &Frame| {
-        let placed = array(reply);
-        assert_eq!(placed.len(), values.len(), "{reply:?}");
-        for ((key, value), place) in keys.iter().zip(values).zip(placed) {
-            let place = array(place);
-            let (p, o) = (int(&place[0]) as u32, int(&place[1]) as u64);
-            sent.push((topic.to_string(), p, o, key.clone(), value.clone()));
-        }
-    };
-    for (topic, n) in [("one", 7), ("one", 95), ("one", 900), ("three", 50)] {
+    let mut check =
+        |topic: &str, keys: &[Option<String>], values: &[String], route: &[u32], reply: &Frame| {
+            let placed = placements(reply, route);
+            assert_eq!(placed.len(), values.len(), "{reply:?}");
+            for ((key, value), (p, o)) in keys.iter().zip(values).zip(placed) {
+                sent.push((topic.to_string(), p, o, key.clone(), value.clone()));
+            }
+        };
+    // Unkeyed: the whole batch to one partition, round-robin between batches.
+    let mut unkeyed_partitions = BTreeSet::new();
+    for (topic, n) in [
+        ("one", 7),
+        ("one", 95),
+        ("one", 900),
+        ("three", 50),
+        ("three", 5),
+        ("three", 12),
+    ] {
         let values: Vec<String> = (0..n).map(|i| format!("{topic}-{n}-{i}")).collect();
         let mut words = vec!["PRODUCE.BATCH".to_string(), topic.into(), "VALUES".into()];
         words.extend(values.iter().cloned());
         let reply = c.call_owned(words).await;
-        check(topic, &vec![None; n], &values, &reply);
+        let p = only_partition(&reply);
+        if topic == "three" {
+            unkeyed_partitions.insert(p);
+        }
+        check(topic, &vec![None; n], &values, &vec![p; n], &reply);
     }
-    for (topic, n) in [("three", 60), ("one", 30)] {
+    assert_eq!(unkeyed_partitions.len(), 3, "batches take turns");
+    // PARTITION: keys or not, every message goes there.
+    for keyed in [false, true] {
+        let values: Vec<String> = (0..20).map(|i| format!("to-2-{keyed}-{i}")).collect();
+        let keys: Vec<Option<String>> = (0..20).map(|i| keyed.then(|| format!("k{i}"))).collect();
+        let mut words = vec![
+            "PRODUCE.BATCH".to_string(),
+            "three".into(),
+            "PARTITION".into(),
+            "2".into(),
+        ];
+        if keyed {
+            words.push("PAIRS".into());
+            for (k, v) in keys.iter().zip(&values) {
+                words.push(k.clone().unwrap());
+                words.push(v.clone());
+            }
+        } else {
+            words.push("VALUES".into());
+            words.extend(values.iter().cloned());
+        }
+        let reply = c.call_owned(words).await;
+        assert_eq!(only_partition(&reply), 2);
+        check("three", &keys, &values, &[2; 20], &reply);
+    }
+    // Keys: where they hash, several partitions in one batch; one on a one-partition topic.
+    for (topic, partitions, n) in [("three", 3, 60), ("one", 1, 30)] {
         let keys: Vec<Option<String>> = (0..n).map(|i| Some(format!("k{}", i % 7))).collect();
         let values: Vec<String> = (0..n).map(|i| format!("{topic}-pair-{i}")).collect();
         let mut words = vec!["PRODUCE.BATCH".to_string(), topic.into(), "PAIRS".into()];
@@ -632,8 +673,12 @@ async fn produce_batch_replies_where_each_message_landed() {
             words.push(k.clone().unwrap());
             words.push(v.clone());
         }
+        let route: Vec<u32> = keys
+            .iter()
+            .map(|k| partition_for_key(k.as_ref().unwrap().as_bytes(), partitions))
+            .collect();
         let reply = c.call_owned(words).await;
-        check(topic, &keys, &values, &reply);
+        check(topic, &keys, &values, &route, &reply);
     }
     let mut seen = BTreeSet::new();
     for (topic, p, offset, key, value) in &sent {
@@ -641,9 +686,6 @@ async fn produce_batch_replies_where_each_message_landed() {
             seen.insert((topic.clone(), *p, *offset)),
             "{topic} {p} {offset} twice"
         );
-        if let (Some(key), "three") = (key, topic.as_str()) {
-            assert_eq!(*p, partition_for_key(key.as_bytes(), 3), "{key}");
-        }
         let got = records(
             &c.ok(&[
                 "FETCH",
@@ -663,23 +705,98 @@ async fn produce_batch_replies_where_each_message_landed() {
     server.running.stop().await;
 }
 
+/// Keyed `PAIRS` over eight partitions, keys interleaved, batch after batch: the reply has
+/// one entry per partition the batch's keys hash to, ascending, and every message is
+/// fetched back at its partition's `base_offset` plus its index among that partition's
+/// messages in the request — nowhere else, and the partitions hold nothing unaccounted.
+#[tokio::test]
+async fn keyed_batches_reply_a_base_offset_per_partition() {
+    let server = start("batch-keyed", &["--fsync", "no"]).await;
+    let mut c = server.client().await;
+    const PARTITIONS: u32 = 8;
+    c.ok(&[
+        "TOPIC.CREATE",
+        "keyed",
+        "PARTITIONS",
+        &PARTITIONS.to_string(),
+    ])
+    .await;
+    let mut expected: BTreeMap<u32, BTreeMap<u64, (String, String)>> = BTreeMap::new();
+    for (batch, n, distinct) in [
+        (0, 1, 1),
+        (1, 2, 2),
+        (2, 100, 13),
+        (3, 257, 40),
+        (4, 64, 3),
+        (5, 500, 500),
+    ] {
+        let pairs: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("key-{}", (i * 7919) % distinct),
+                    format!("b{batch}-m{i}"),
+                )
+            })
+            .collect();
+        let route: Vec<u32> = pairs
+            .iter()
+            .map(|(k, _)| partition_for_key(k.as_bytes(), PARTITIONS))
+            .collect();
+        let mut words = vec!["PRODUCE.BATCH".to_string(), "keyed".into(), "PAIRS".into()];
+        for (k, v) in &pairs {
+            words.push(k.clone());
+            words.push(v.clone());
+        }
+        let reply = c.call_owned(words).await;
+        let used: BTreeSet<u32> = route.iter().copied().collect();
+        assert_eq!(array(&reply).len(), used.len(), "batch {batch}: {reply:?}");
+        for ((p, offset), pair) in placements(&reply, &route).into_iter().zip(pairs) {
+            assert!(
+                expected
+                    .entry(p)
+                    .or_default()
+                    .insert(offset, pair)
+                    .is_none(),
+                "{p}/{offset} handed out twice"
+            );
+        }
+    }
+    assert!(expected.len() > 1);
+    for p in 0..PARTITIONS {
+        let got: BTreeMap<u64, (String, String)> = read_partition(&mut c, "keyed", p, 0)
+            .await
+            .into_iter()
+            .map(|(offset, key, value)| (offset, (key.unwrap(), value)))
+            .collect();
+        assert_eq!(
+            got,
+            expected.remove(&p).unwrap_or_default(),
+            "partition {p}"
+        );
+    }
+    server.running.stop().await;
+}
+
 #[tokio::test]
 async fn topics_and_committed_offsets_survive_a_restart() {
     let dir = tmp_dir("restart");
     let server = start_in(&dir, &["--fsync", "always"]).await;
     let mut c = server.client().await;
     c.ok(&["TOPIC.CREATE", "t", "PARTITIONS", "2"]).await;
-    c.ok(&[
-        "PRODUCE.BATCH",
-        "t",
-        "PARTITION",
-        "1",
-        "VALUES",
-        "a",
-        "b",
-        "c",
-    ])
-    .await;
+    let reply = c
+        .ok(&[
+            "PRODUCE.BATCH",
+            "t",
+            "PARTITION",
+            "1",
+            "VALUES",
+            "a",
+            "b",
+            "c",
+        ])
+        .await;
+    // Partition 1, offsets 0, 1, 2: [[1, 0, 3]].
+    assert_eq!(placements(&reply, &[1, 1, 1]), [(1, 0), (1, 1), (1, 2)]);
     c.ok(&["GROUP.COMMIT", "solo", "me", "-1", "t", "1", "2", "0", "0"])
         .await;
     c.ok(&["GROUP.COMMIT", "solo", "me", "-1", "t", "1", "3"])

@@ -50,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("produce", -3, WF, "stream", "Append one message; the key picks the partition (Kafka's murmur2), no key: round-robin. Replies partition and offset")
         .keys(1, 1, 1)
         .syntax("topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value ...]"),
-    CommandSpec::new("produce.batch", -4, W, "stream", "Append many messages, one record batch per partition. Replies partition and offset of each")
+    CommandSpec::new("produce.batch", -4, W, "stream", "Append many messages, one record batch per partition. Replies [partition, base offset, count] per partition written, in partition order")
         .keys(1, 1, 1)
         .syntax("topic [PARTITION p] VALUES value [value ...] | PAIRS key value [key value ...]"),
     CommandSpec::new("fetch", -4, RB, "stream", "Read records of a partition from an offset; BLOCK waits for new ones (long poll)")
@@ -163,7 +163,7 @@ fn line(out: &mut impl bytes::BufMut, kind: u8, n: i64) {
 
 /// One RESP line of a number (`:n\r\n`, `$n\r\n`), kept formatted for the next record,
 /// which usually has the same number or, for offsets, the next one: formatting decimals
-/// was a fifth of a fetch's instructions, and as much of a batched produce's.
+/// was a fifth of a fetch's instructions.
 pub(crate) struct Line {
     kind: u8,
     n: Option<i64>,
