@@ -83,13 +83,21 @@ pub struct Record {
 pub enum Body {
     String(Bytes),
     Hash,
-    /// The list's elements sit at positions `head..tail` (see [`list_position`]).
+    /// Format 2's list: its elements sit at positions `head..tail`, one record per
+    /// element (see [`list_position`]). New lists are [`Body::PagedList`]s.
     List {
         head: u64,
         tail: u64,
     },
     Set,
     ZSet,
+    /// A list whose elements at positions `head..tail` are stored in pages of
+    /// [`LIST_PAGE_SLOTS`] positions (see [`list_page`]). Lists are created this way since
+    /// format 2's `List` (one record per element), which is still read and edited.
+    PagedList {
+        head: u64,
+        tail: u64,
+    },
 }
 
 impl Body {
@@ -145,6 +153,44 @@ pub const LIST_ORIGIN: u64 = 1 << 63;
 /// with the sign bit flipped: the usual trick for sorting signed numbers as bytes.)
 pub fn list_position(position: u64) -> [u8; 8] {
     position.to_be_bytes()
+}
+
+/// Positions per page of a [`Body::PagedList`]: a page is one sled record, so pushing
+/// 64 elements writes one record instead of 64 (and the fold reads and rewrites a page
+/// per batch of changes, not per element).
+pub const LIST_PAGE_SLOTS: usize = 64;
+
+/// The page holding list position `position`, as an element key suffix: big-endian, so
+/// pages sort in list order, like positions.
+pub fn list_page(position: u64) -> [u8; 8] {
+    (position / LIST_PAGE_SLOTS as u64).to_be_bytes()
+}
+
+/// A list page's value: `first slot: u8 | (length: u32 LE | bytes)...` — the elements at
+/// consecutive slots from `first` (a list's positions are consecutive, so a page's
+/// elements are too; only the first and last page of a list are partly filled).
+pub fn encode_page<'a>(first: usize, elements: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = vec![first as u8];
+    for element in elements {
+        out.extend_from_slice(&(element.len() as u32).to_le_bytes());
+        out.extend_from_slice(element);
+    }
+    out
+}
+
+/// The first slot and the elements of a page ([`encode_page`]); `None` if malformed.
+pub fn decode_page(mut bytes: &[u8]) -> Option<(usize, Vec<Bytes>)> {
+    let (&first, rest) = bytes.split_first()?;
+    bytes = rest;
+    let mut elements = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_at_checked(4)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        let (element, rest) = rest.split_at_checked(len)?;
+        elements.push(Bytes::copy_from_slice(element));
+        bytes = rest;
+    }
+    (first as usize + elements.len() <= LIST_PAGE_SLOTS).then_some((first as usize, elements))
 }
 
 /// A sorted-set member's score as its element's value.
@@ -290,6 +336,34 @@ mod tests {
         assert!(!element_key(&element_prefix(b"a"), b"b").starts_with(&element_prefix(b"ab")));
         assert_eq!(element_prefix(b"ab"), [0, 0, 0, 2, b'a', b'b']);
         assert_eq!(decode_score(&encode_score(-2.5)), Some(-2.5));
+        // Pages sort in list order too, and a page holds LIST_PAGE_SLOTS positions.
+        assert!(list_page(LIST_ORIGIN - 1) < list_page(LIST_ORIGIN));
+        assert_eq!(list_page(LIST_ORIGIN), list_page(LIST_ORIGIN + 63));
+        assert!(list_page(LIST_ORIGIN + 63) < list_page(LIST_ORIGIN + 64));
+    }
+
+    #[test]
+    fn list_pages_round_trip_and_reject_what_does_not_fit() {
+        let elements: [&[u8]; 3] = [b"", b"a", b"\0\xffbc"];
+        let page = encode_page(61, elements.iter().copied());
+        assert_eq!(
+            page,
+            [
+                &[61, 0, 0, 0, 0, 1, 0, 0, 0, b'a', 4, 0, 0, 0][..],
+                b"\0\xffbc"
+            ]
+            .concat()
+        );
+        let (first, decoded) = decode_page(&page).unwrap();
+        assert_eq!(first, 61);
+        assert_eq!(decoded, elements.map(Bytes::copy_from_slice));
+        // Cut short, or one element too many for the page.
+        assert_eq!(decode_page(&page[..page.len() - 1]), None);
+        assert_eq!(
+            decode_page(&encode_page(62, elements.iter().copied())),
+            None
+        );
+        assert_eq!(decode_page(&[]), None);
     }
 
     #[test]

@@ -655,6 +655,72 @@ mod tests {
         (ks, storage)
     }
 
+    /// A list stored by format 2 (a record per element) is still read, and pushes, pops
+    /// and LSETs fold into it as records per element; a new list is paged.
+    #[tokio::test]
+    async fn a_format_2_list_is_read_and_edited_in_place() {
+        use codec::{Body, Record, element_key, element_prefix, encode_record, list_position};
+        let dir = temp_dir("format2-list");
+        let origin = codec::LIST_ORIGIN;
+        {
+            let db = sled::open(&dir).unwrap();
+            let list = Body::List {
+                head: origin,
+                tail: origin + 2,
+            };
+            let record = encode_record(&Record {
+                expires_at: None,
+                body: list,
+            });
+            db.open_tree("t0").unwrap().insert("l", record).unwrap();
+            let elements = db.open_tree("e0").unwrap();
+            for (i, value) in ["a", "b"].into_iter().enumerate() {
+                let at = element_key(&element_prefix(b"l"), &list_position(origin + i as u64));
+                elements.insert(at, value).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let list_of = |ks: &mut Keyspace, key: &str| match ks.value(0, &b(key), NOW) {
+            Some(Value::List(list)) => list.iter().map(|e| e.to_vec()).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
+        assert_eq!(list_of(&mut ks, "l"), [b"a", b"b"]);
+        let set = Change::Edit {
+            db: 0,
+            key: b("l"),
+            edit: Edit::ListSet {
+                index: 1,
+                value: b("B"),
+            },
+        };
+        let pop = Change::Edit {
+            db: 0,
+            key: b("l"),
+            edit: Edit::ListPop {
+                left: true,
+                count: 1,
+            },
+        };
+        let changes = vec![push("l", true, "z"), push("l", false, "c"), set, pop];
+        write(
+            &mut ks,
+            &storage,
+            [changes, vec![push("new", false, "x")]].concat(),
+        )
+        .await;
+        storage.close().await;
+        // l: z a b c after the pushes; LSET 1 turns a into B; LPOP takes z.
+        let expected = [b"B".to_vec(), b"b".to_vec(), b"c".to_vec()];
+        // Three element records for "l", one page for "new".
+        assert_eq!(checkpoint::count_elements(&dir).unwrap(), 3 + 1);
+        let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
+        assert_eq!(list_of(&mut ks, "l"), expected);
+        assert_eq!(list_of(&mut ks, "new"), [b"x"]);
+        storage.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn a_crash_replays_the_journal_over_the_folded_checkpoint() {
         let dir = temp_dir("crash");
