@@ -82,7 +82,10 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
 /// of CPU parsing the 100 pairs of each reply — 1,650 instructions per message against the
 /// server's 608 for storing it — so on two cores the client's parsing, not the server or
 /// the disk, set the batched rate. The reply is now built without per-message work: its
-/// size depends on the number of partitions written, not of messages.
+/// size depends on the number of partitions written, not of messages. redis-benchmark per
+/// batch of 100 × 100 B with it: 177,981 → 17,738 instructions, 24.9 → 9.2 µs of CPU
+/// (the server's own 20 µs now the larger share); at 1 KiB 293,250 → 129,972 (the rest is
+/// copying the 103 KB request into its output buffer). See the crate's README.
 ///
 /// The messages are encoded into the batch straight from the request's bytes
 /// ([`Message`] borrows them).
