@@ -320,7 +320,7 @@ impl Segment {
 
     /// Writes the tail to the file: one `write`, however many batches were appended since
     /// the last flush, and the pending index entries once there are
-    /// [`INDEX_WRITE_BYTES`] of them (see [`Segment::flush_with_index`]). `true` if log bytes
+    /// `INDEX_WRITE_BYTES` of them (see [`Segment::flush_with_index`]). `true` if log bytes
     /// were written. On an error the bytes not written stay in the tail for the next
     /// flush. Index entries go after the log bytes they point at; recovery rebuilds an
     /// index that points past the log anyway.
