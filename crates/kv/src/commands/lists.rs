@@ -48,7 +48,6 @@ pub fn llen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     })
 }
 
-///
 /// The reply is encoded straight from the list's chunks, under the lock, into bytes the
 /// connection copies as they are ([`service::Reply::Encoded`]): no `Bytes` and no
 /// [`Frame`] per element, as Redis writes `LRANGE` from its listpacks.

@@ -73,6 +73,7 @@
 //! Records written by format version 1 (whole collections in one record) are not read.
 
 use std::collections::{BTreeMap, HashMap, VecDeque, btree_map};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -680,9 +681,9 @@ impl Files {
                 Body::List { head, tail } | Body::PagedList { head, tail },
                 Edit::ListTrim { front, back },
             ) => {
-                let mut gone = pop_positions(head, tail, true, front);
-                gone.extend(pop_positions(head, tail, false, back));
-                for position in gone {
+                let front = pop_positions(head, tail, true, front);
+                let back = pop_positions(head, tail, false, back);
+                for position in front.chain(back) {
                     self.set_position(stage, &t, paged, position, None)?;
                 }
             }
@@ -881,14 +882,14 @@ pub fn folder(
 
 /// Takes `count` positions from one end of the list at `head..tail`, moving that end, and
 /// returns them (the elements there are to be deleted).
-fn pop_positions(head: &mut u64, tail: &mut u64, left: bool, count: usize) -> Vec<u64> {
-    let count = count.min((*tail - *head) as usize);
+fn pop_positions(head: &mut u64, tail: &mut u64, left: bool, count: usize) -> Range<u64> {
+    let count = (count as u64).min(*tail - *head);
     if left {
-        *head += count as u64;
-        (*head - count as u64..*head).collect()
+        *head += count;
+        *head - count..*head
     } else {
-        *tail -= count as u64;
-        (*tail..*tail + count as u64).collect()
+        *tail -= count;
+        *tail..*tail + count
     }
 }
 
