@@ -201,30 +201,23 @@ impl Line {
         }
     }
 
-    /// Adds one to the digits between the kind byte and `\r\n`; `false` when they are
-    /// all 9s (the number gets a digit longer: format it afresh).
+    /// Adds one to the digits between the kind byte and `\r\n` in place, as a person
+    /// counts: trailing 9s roll over to 0s, the digit before them goes up. `false` when
+    /// they are all 9s (the number gets a digit longer: format it afresh).
     fn increment(&mut self) -> bool {
-        increment_decimal(&mut self.bytes)
-    }
-}
-
-/// Adds one to the non-negative decimal number that ends a RESP line (`:41\r\n` →
-/// `:42\r\n`) in place, as a person counts: trailing 9s roll over to 0s, the digit before
-/// them goes up. `false` when every digit was a 9 (the number needs one more digit:
-/// format it afresh; the digits are then garbage) or the line holds no number.
-pub(crate) fn increment_decimal(line: &mut [u8]) -> bool {
-    let digits_end = line.len().saturating_sub(2);
-    for d in line[..digits_end].iter_mut().rev() {
-        match *d {
-            b'9' => *d = b'0',
-            b'0'..=b'8' => {
-                *d += 1;
-                return true;
+        let digits = self.bytes.len().saturating_sub(2);
+        for d in self.bytes[1..digits].iter_mut().rev() {
+            match *d {
+                b'9' => *d = b'0',
+                b'0'..=b'8' => {
+                    *d += 1;
+                    return true;
+                }
+                _ => return false,
             }
-            _ => return false,
         }
+        false
     }
-    false
 }
 
 fn int(n: impl TryInto<i64>) -> Frame {
