@@ -28,7 +28,7 @@ pub mod telemetry;
 pub use client::Client;
 pub use command_table::CommandSpec;
 pub use info::InfoSection;
-pub use listener::{Running, spawn, spawn_on_own_thread};
+pub use listener::{Running, spawn, spawn_on_own_thread, spawn_on_own_thread_with};
 pub use resp_client::RespClient;
 pub use server::{Deferred, Push, Reply, Server, Settled};
 pub use settings::ServiceArgs;

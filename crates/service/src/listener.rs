@@ -76,6 +76,24 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<Running, BoxError>>,
 {
+    let (running, ()) = spawn_on_own_thread_with(name, move || async move {
+        start().await.map(|running| (running, ()))
+    })
+    .await?;
+    Ok(running)
+}
+
+/// [`spawn_on_own_thread`] for a server whose start function also reports something
+/// else about itself (the stream server: its Kafka listener's address).
+pub async fn spawn_on_own_thread_with<T, F, Fut>(
+    name: &str,
+    start: F,
+) -> Result<(Running, T), BoxError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(Running, T), BoxError>>,
+{
     let (started_tx, started_rx) = oneshot::channel::<Result<_, BoxError>>();
     let (stopped_tx, stopped_rx) = oneshot::channel::<()>();
     std::thread::Builder::new()
@@ -93,8 +111,9 @@ where
             };
             runtime.block_on(async move {
                 match start().await {
-                    Ok(running) => {
-                        let _ = started_tx.send(Ok((running.addr, running.shutdown.clone())));
+                    Ok((running, extra)) => {
+                        let started = (running.addr, running.shutdown.clone(), extra);
+                        let _ = started_tx.send(Ok(started));
                         running.wait().await;
                     }
                     Err(e) => {
@@ -105,17 +124,18 @@ where
             drop(runtime);
             drop(stopped_tx);
         })?;
-    let (addr, shutdown) = started_rx
+    let (addr, shutdown, extra) = started_rx
         .await
         .map_err(|_| format!("{name}: its thread stopped before it started"))??;
-    Ok(Running {
+    let running = Running {
         addr,
         shutdown,
         // Finishes when the server's thread has shut it down and dropped its runtime.
         task: tokio::spawn(async move {
             let _ = stopped_rx.await;
         }),
-    })
+    };
+    Ok((running, extra))
 }
 
 /// Binds `--bind`:`--port` (or `default_port`) and serves `server` until `shutdown` is

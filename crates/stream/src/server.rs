@@ -247,6 +247,15 @@ impl StreamServer {
 impl Server for StreamServer {
     type Session = ();
 
+    /// Replies go out after every ready client has been read, as kv's do. For a produce
+    /// this also batches the *segment* writes: every connection with a request waiting
+    /// appends to the partition's unwritten tail first, and the first reply to settle
+    /// writes them all with one `write` (see [`StreamServer::reply_when_written`]).
+    /// `--fsync always`, 50 producers at `-P 1`, 20,000 produces (`strace -c`): 22,366 ->
+    /// 1,291 `write`s, one per fsync round plus the index — Redis's one AOF write per
+    /// event-loop iteration; with the server on its own thread, `futex` 29,399 -> 800.
+    const WRITE_AFTER_READS: bool = true;
+
     fn name(&self) -> &'static str {
         "stream"
     }
