@@ -107,8 +107,9 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
 /// between tasks — a group-commit fsync waking the fifty producers it covered, a produce
 /// waking a long-polling fetch — could wake a parked worker on the other core: `strace -c`
 /// counted 1.5 `futex` calls per produce under `--fsync always` (29,399 for 20,000). With
-/// the log's disk work off the loop (fsyncs on the blocking pool) one thread is enough on
-/// this project's 2-core machines: `--fsync always`, 50 producers at `-P 1`, 29.4k -> 31.3k
+/// the fsyncs off the loop (on the blocking pool; segment writes and reads, which stay on
+/// it, are copies to and from the page cache) one thread is enough on this project's
+/// 2-core machines: `--fsync always`, 50 producers at `-P 1`, 29.4k -> 31.3k
 /// produces/s (redis-server `appendfsync always` 32.3k in the same runs, medians of 5);
 /// batched produce and fetch unchanged.
 pub async fn start_with_kafka(
