@@ -70,13 +70,17 @@ rps_cmd() {
 }
 
 # best_rps PORT N PIPELINE COMMAND...: "best one two" — requests/s with the better of one
-# and two client threads, then each.
+# and two client threads, then each. (Called inside $(...), where bash drops `set -e`:
+# a failed run is returned, so the caller's assignment stops the script.)
 best_rps() {
   local one two
-  one=$(THREADS=1 rps_cmd "$@")
-  two=$(THREADS=2 rps_cmd "$@")
+  one=$(THREADS=1 rps_cmd "$@") || return 1
+  two=$(THREADS=2 rps_cmd "$@") || return 1
   awk -v a="$one" -v b="$two" 'BEGIN { print ((a > b) ? a : b), a, b }'
 }
+
+# msgs REQUESTS_PER_S MSGS_PER_REQUEST: messages/s.
+msgs() { awk -v r="$1" -v k="$2" 'BEGIN { printf "%.0f", r * k }'; }
 
 # mbs MSGS_PER_S SIZE: payload MB/s.
 mbs() { awk -v m="$1" -v s="$2" 'BEGIN { print m * s / 1e6 }'; }
@@ -99,14 +103,15 @@ row() {
   shift
   local pper=$1 pn=$2 pp=$3
   shift 3
-  local a=() a1=() a2=() b=() b1=() b2=() x y z
+  local a=() a1=() a2=() b=() b1=() b2=() out x y z
   for _ in $(seq 1 "$RUNS"); do
-    read -r x y z <<<"$(best_rps "$OURS" "$on" "$op" "${ours[@]}")"
+    out=$(best_rps "$OURS" "$on" "$op" "${ours[@]}")
+    read -r x y z <<<"$out"
     a+=("$x") a1+=("$y") a2+=("$z")
-    read -r x y z <<<"$(best_rps "$PEER" "$pn" "$pp" "$@")"
+    out=$(best_rps "$PEER" "$pn" "$pp" "$@")
+    read -r x y z <<<"$out"
     b+=("$x") b1+=("$y") b2+=("$z")
   done
-  msgs() { awk -v r="$1" -v k="$2" 'BEGIN { printf "%.0f", r * k }'; }
   report "$label" "$size" "$(msgs "$(median "${a[@]}")" "$per")" "$(msgs "$(median "${b[@]}")" "$pper")"
   printf '  -> msg/s with one / two client threads: stream %s / %s, redis %s / %s\n' \
     "$(msgs "$(median "${a1[@]}")" "$per")" "$(msgs "$(median "${a2[@]}")" "$per")" \
@@ -137,10 +142,10 @@ for size in 100 1024; do
   for _ in $(seq 1 "$RUNS"); do
     d=$(dd_mbs "$DISK_MIB")
     r=$(rps_cmd "$OURS" "$requests" 1 PRODUCE.BATCH "t$size" VALUES "${batch[@]}")
-    m=$(mbs "$(awk -v r="$r" -v k="$per" 'BEGIN { print r * k }')" "$size")
-    ours+=("$(awk -v r="$r" -v k="$per" 'BEGIN { print r * k }')")
+    m=$(msgs "$r" "$per")
+    ours+=("$m")
     disk+=("$d")
-    share+=("$(awk -v a="$m" -v d="$d" 'BEGIN { print 100 * a / d }')")
+    share+=("$(awk -v a="$(mbs "$m" "$size")" -v d="$d" 'BEGIN { print 100 * a / d }')")
     peer+=("$(best_rps "$PEER" "$MESSAGES" "$per" XADD "s$size" '*' v "$value" | awk '{ print $1 }')")
   done
   report "produce $size B, batches of $per" "$size" "$(median "${ours[@]}")" "$(median "${peer[@]}")"
