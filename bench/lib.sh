@@ -38,14 +38,21 @@ median() {
 }
 
 # compare LABEL OURS_PORT PEER_PORT TEST RUNS [redis-benchmark args...]:
-# runs the test RUNS times against each, alternating, and prints medians and the ratio.
+# runs the test RUNS times against each, alternating which goes first (ours, peer, peer,
+# ours, ...: a drift in the machine's speed then favours neither), and prints medians and
+# the ratio.
 compare() {
   local label=$1 ours=$2 peer=$3 test=$4 runs=$5
   shift 5
-  local a=() b=()
-  for _ in $(seq 1 "$runs"); do
-    a+=("$(rps "$ours" "$test" "$@")")
-    b+=("$(rps "$peer" "$test" "$@")")
+  local a=() b=() i
+  for i in $(seq 1 "$runs"); do
+    if ((i % 2)); then
+      a+=("$(rps "$ours" "$test" "$@")")
+      b+=("$(rps "$peer" "$test" "$@")")
+    else
+      b+=("$(rps "$peer" "$test" "$@")")
+      a+=("$(rps "$ours" "$test" "$@")")
+    fi
   done
   local ma mb
   ma=$(median "${a[@]}")

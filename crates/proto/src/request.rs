@@ -2,24 +2,23 @@
 //!
 //! Every request a client sends is an array of bulk strings (`*3\r\n$3\r\nSET\r\n...`), so
 //! the general two-pass [`parse_frame`](crate::decode::parse_frame) does more than a
-//! server needs. [`RequestParser`] walks a request once, remembering where each argument
-//! lies in a scratch list it reuses for every request of the connection (so a request
-//! that has only partly arrived costs no allocation), and only when the whole request is
-//! in the buffer splits those bytes off and slices the arguments out of them without
-//! copying. Inline commands and malformed input take the general path, so both paths give
-//! the same errors.
+//! server needs. [`RequestParser`] walks a request once, checking every header, and only
+//! when the whole request is in the buffer splits those bytes off and hands them to
+//! [`Args`] as they are: the arguments are read out of the request when a command takes
+//! them, with no list built and nothing copied (a request that has only partly arrived
+//! costs nothing but the walk). Inline commands and malformed input take the general
+//! path, so both paths give the same errors.
 
 use bytes::BytesMut;
 
 use crate::args::Args;
 use crate::decode::{InlineOutcome, Limits, Mode, ProtocolError, line, parse_frame, parse_len};
 
-/// Parses requests off a connection's read buffer. Keep one per connection.
+/// Parses requests off a connection's read buffer. Keep one per connection. (It holds
+/// nothing between requests today: the type is where per-connection parsing state would
+/// live, and keeps callers from depending on that.)
 #[derive(Debug, Default)]
-pub struct RequestParser {
-    /// `(start, end)` of each argument of the request being parsed.
-    spans: Vec<(usize, usize)>,
-}
+pub struct RequestParser {}
 
 /// A length header's number (`3` of `$3\r\n`) at `pos`, and where the line after it
 /// starts; `Ok(None)` if the line has not fully arrived.
@@ -122,7 +121,7 @@ impl RequestParser {
             if count > limits.max_array_len {
                 return Err(ProtocolError("invalid multibulk length".into()));
             }
-            self.spans.clear();
+            let first = pos;
             for _ in 0..count {
                 match buf.get(pos) {
                     None => return Ok(None),
@@ -148,16 +147,10 @@ impl RequestParser {
                 if &buf[end..end + 2] != b"\r\n" {
                     return Err(ProtocolError("bulk string not terminated by CRLF".into()));
                 }
-                self.spans.push((start, end));
                 pos = end + 2;
             }
             let request = buf.split_to(pos).freeze();
-            return Ok(Some(Args::new(
-                self.spans
-                    .iter()
-                    .map(|&(s, e)| request.slice(s..e))
-                    .collect(),
-            )));
+            return Ok(Some(Args::from_request(request, first, count)));
         }
     }
 

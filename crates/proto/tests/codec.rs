@@ -319,7 +319,7 @@ mod request_parser {
 
     fn words(args: Args) -> Vec<Bytes> {
         let mut args = args;
-        let mut out = vec![args.raw_name().clone()];
+        let mut out = vec![Bytes::copy_from_slice(args.raw_name())];
         out.extend(args.rest());
         out
     }

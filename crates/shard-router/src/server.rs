@@ -348,9 +348,9 @@ impl Server for Router {
 
 /// A request as the backend receives it: the command name as the client spelt it, then
 /// the arguments.
-pub fn request(name: &Bytes, words: &[Bytes]) -> Frame {
+pub fn request(name: &[u8], words: &[Bytes]) -> Frame {
     let mut items = Vec::with_capacity(words.len() + 1);
-    items.push(Frame::Bulk(name.clone()));
+    items.push(Frame::Bulk(Bytes::copy_from_slice(name)));
     items.extend(words.iter().cloned().map(Frame::Bulk));
     Frame::Array(items)
 }

@@ -76,8 +76,8 @@ pub async fn execute(server: &CacheServer, mut args: Args) -> Reply {
 /// The request as the client sent it (name and arguments), for forwarding to the origin.
 /// Taken before parsing consumes the arguments.
 pub(crate) fn words(args: &Args) -> Vec<Bytes> {
-    std::iter::once(args.raw_name().clone())
-        .chain(args.peek_all().iter().cloned())
+    std::iter::once(Bytes::copy_from_slice(args.raw_name()))
+        .chain(args.peek_bytes())
         .collect()
 }
 

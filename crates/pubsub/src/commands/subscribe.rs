@@ -45,7 +45,11 @@ pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
     let name = args.name();
     if name == "ping" {
         // `["pong", message]`: a RESP2 subscriber reads every reply as a message-shaped array.
-        let message = args.peek_all().first().cloned().unwrap_or_default();
+        let message = args
+            .peek_all()
+            .next()
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default();
         return Some(match args.remaining() {
             0 | 1 => Frame::Push(vec![Frame::bulk("pong"), Frame::Bulk(message)]).into(),
             _ => args.wrong_arity().into(),
@@ -54,7 +58,7 @@ pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
     if ALLOWED_WHEN_SUBSCRIBED.contains(&name) {
         return None;
     }
-    let full_name = match args.peek_all().first() {
+    let full_name = match args.peek_all().next() {
         Some(sub) if CONTAINERS.contains(&name) => {
             format!(
                 "{name}|{}",

@@ -23,7 +23,7 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
         }
     }
     let summing = args.name() == "dbsize";
-    let req = request(args.raw_name(), args.peek_all());
+    let req = request(args.raw_name(), &args.peek_bytes());
     let pending = broadcast(&nodes, lane, &req).await;
     Reply::Deferred(Deferred::new(async move {
         let mut sum = 0;

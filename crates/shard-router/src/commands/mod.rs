@@ -61,7 +61,7 @@ fn spec(name: &str) -> Option<&'static CommandSpec> {
 /// A command whose keys must all live on one shard (one key, or RENAME-like pairs).
 async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Reply {
     let layout = router.layout();
-    let words = args.peek_all();
+    let words = &args.peek_bytes()[..];
     let mut shard = None;
     for key in table::keys(spec, words) {
         let owner = match layout.shard_of(key, lane).await {
@@ -87,9 +87,7 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
     }
     let write = spec.flags.contains(&"write");
     // The request goes out as the client sent it: its name as spelt, then its words.
-    let request = std::iter::once(args.raw_name())
-        .chain(words)
-        .map(|w| w.as_ref());
+    let request = std::iter::once(args.raw_name()).chain(words.iter().map(|w| w.as_ref()));
     Reply::Deferred(send(router, &layout, shard, write, lane, request).await)
 }
 
@@ -166,13 +164,13 @@ pub async fn send<'a>(
 /// Words of a sub-request: the command name, then the `step`-word chunks of arguments at
 /// `positions` (`MSET`'s key-value pairs are chunks of 2).
 pub fn sub_request<'a>(
-    name: &'a Bytes,
+    name: &'a [u8],
     words: &'a [Bytes],
     positions: &[usize],
     step: usize,
 ) -> Vec<&'a [u8]> {
     let mut part = Vec::with_capacity(1 + positions.len() * step);
-    part.push(name.as_ref());
+    part.push(name);
     for &i in positions {
         part.extend(words[i * step..(i + 1) * step].iter().map(|w| w.as_ref()));
     }

@@ -15,7 +15,7 @@ use crate::server::Router;
 
 pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let name = args.name().to_string();
-    let words = args.peek_all();
+    let words = &args.peek_bytes()[..];
     let step = if name == "mset" { 2 } else { 1 };
     if !words.len().is_multiple_of(step) {
         return CommandError::WrongArity(name).into();
@@ -41,9 +41,7 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let write = matches!(name.as_str(), "mset" | "del" | "unlink");
     if let [(shard, _)] = groups.as_slice() {
         // All on one shard: forward as is.
-        let whole = std::iter::once(args.raw_name())
-            .chain(words)
-            .map(|w| w.as_ref());
+        let whole = std::iter::once(args.raw_name()).chain(words.iter().map(|w| w.as_ref()));
         return Reply::Deferred(send(router, &layout, *shard, write, lane, whole).await);
     }
     let mut sent: Vec<(Vec<usize>, Deferred)> = Vec::with_capacity(groups.len());

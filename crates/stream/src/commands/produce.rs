@@ -105,7 +105,8 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
             return Err(CommandError::Syntax);
         }
     };
-    let words = args.peek_all();
+    // Borrowed from the request: the values are encoded into the log straight from it.
+    let words: Vec<&[u8]> = args.peek_all().collect();
     if words.is_empty() || (keyed && !words.len().is_multiple_of(2)) {
         return Err(args.wrong_arity());
     }
@@ -168,10 +169,10 @@ pub async fn produce_batch(s: &StreamServer, args: &mut Args) -> Result<Reply, C
 }
 
 /// A `PAIRS` message, `[key, value]`, borrowed from the request.
-fn pair(kv: &[Bytes], timestamp: i64) -> Message<'_> {
+fn pair<'a>(kv: &[&'a [u8]], timestamp: i64) -> Message<'a> {
     Message {
-        key: Some(&kv[0]),
-        value: Some(&kv[1]),
+        key: Some(kv[0]),
+        value: Some(kv[1]),
         timestamp,
     }
 }
