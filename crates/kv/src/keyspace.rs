@@ -648,13 +648,14 @@ impl Keyspace {
         f: impl FnOnce(&mut Value, bool) -> Result<(R, Delta), CommandError>,
     ) -> Result<Option<R>, CommandError> {
         let exists = self.exists(db, key, now);
+        if !exists && create.is_none() {
+            // A pop from a missing key: nothing to hash, clone or look up again.
+            return Ok(None);
+        }
         let journaling = self.journal.enabled;
         let d = &mut self.dbs[db];
         let slot = Slot::new(key.clone());
-        if !exists {
-            let Some(make) = create else {
-                return Ok(None);
-            };
+        if !exists && let Some(make) = create {
             d.put(Slot::new(own(key)), Entry::new(make(), None));
         }
         let Some(entry) = d.entries.get_mut(&slot) else {
