@@ -20,10 +20,10 @@
 //! assert_eq!((key.as_ref(), value.as_ref(), ttl), (&b"k"[..], &b"v"[..], Some(10)));
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::decode::parse_int;
-use crate::frame::Frame;
+use crate::frame::{Frame, encode_bulk_array};
 
 /// An error reply from a command. The connection stays open; only this command failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,35 +152,25 @@ fn word_at(request: &[u8], pos: usize) -> (usize, usize) {
     (i + 2, i + 2 + len)
 }
 
-/// `*3\r\n` or `$5\r\n`.
-fn put_header(buf: &mut BytesMut, prefix: u8, n: usize) {
-    buf.put_u8(prefix);
-    buf.put_slice(n.to_string().as_bytes());
-    buf.put_slice(b"\r\n");
-}
-
 impl Args {
     /// `words[0]` is the command name. An empty vector gives an empty name.
     ///
     /// The words are copied into one buffer in request form: the way for requests that
     /// did not arrive as RESP arrays (inline commands, frames, commands a server makes up).
     pub fn new(words: Vec<Bytes>) -> Self {
-        // `*0` is not a request: an empty vector stands for one empty word.
-        let count = words.len().max(1);
-        let mut request =
-            BytesMut::with_capacity(16 + words.iter().map(|w| w.len() + 16).sum::<usize>());
-        put_header(&mut request, b'*', count);
-        let first = request.len();
+        let mut request = BytesMut::new();
         if words.is_empty() {
-            put_header(&mut request, b'$', 0);
-            request.put_slice(b"\r\n");
+            // `*0` is not a request: an empty vector stands for one empty word.
+            encode_bulk_array(&mut request, 1, [&b""[..]]);
+        } else {
+            encode_bulk_array(&mut request, words.len(), words.iter().map(|w| &w[..]));
         }
-        for word in &words {
-            put_header(&mut request, b'$', word.len());
-            request.put_slice(word);
-            request.put_slice(b"\r\n");
-        }
-        Args::from_request(request.freeze(), first, count)
+        // The first word's header starts after the `*N\r\n` line.
+        let first = request
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        Args::from_request(request.freeze(), first, words.len().max(1))
     }
 
     /// Arguments over a request in RESP's request form (`*N`, then N bulk strings), whose
@@ -272,13 +262,12 @@ impl Args {
 
     /// Takes the next argument: where it lies in the request.
     fn take(&mut self) -> Result<(usize, usize), CommandError> {
-        if self.left == 0 {
+        let mut words = self.peek_all();
+        let Some(span) = words.advance() else {
             return Err(self.wrong_arity());
-        }
-        let (start, end) = word_at(&self.request, self.next);
-        self.next = end + 2;
-        self.left -= 1;
-        Ok((start, end))
+        };
+        (self.next, self.left) = (words.next, words.left);
+        Ok(span)
     }
 
     /// The next argument as raw bytes: a view of the request, not a copy.
@@ -351,17 +340,25 @@ pub struct Words<'a> {
     left: usize,
 }
 
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
+impl Words<'_> {
+    /// Where the next word lies in the request, stepping past it.
+    fn advance(&mut self) -> Option<(usize, usize)> {
         if self.left == 0 {
             return None;
         }
         let (start, end) = word_at(self.request, self.next);
         self.next = end + 2;
         self.left -= 1;
-        Some(&self.request[start..end])
+        Some((start, end))
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let request = self.request;
+        self.advance().map(|(start, end)| &request[start..end])
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -458,6 +455,17 @@ mod tests {
             while a.next_bytes().is_ok() {}
             assert!(a.finish().is_ok());
         }
+    }
+
+    #[test]
+    fn words_given_as_a_list_read_back_the_same() {
+        let a = Args::new(Vec::new());
+        assert_eq!((a.name(), a.raw_name(), a.remaining()), ("", &b""[..], 0));
+        let mut a = args(&["SeT", "", "a\r\nb"]);
+        assert_eq!((a.name(), a.raw_name()), ("set", &b"SeT"[..]));
+        assert_eq!(a.next_bytes().unwrap(), &b""[..]);
+        assert_eq!(a.next_bytes().unwrap(), &b"a\r\nb"[..]);
+        assert!(a.finish().is_ok());
     }
 
     #[test]
