@@ -136,7 +136,7 @@ pub fn error_text(frame: &Frame) -> String {
     }
 }
 
-/// Fetched records (`[offset, timestamp, key, value, headers]` each) as
+/// Fetched records (`[offset, timestamp, key, value, header, value, ...]` each) as
 /// `(offset, key, value)`.
 pub fn records(frame: &Frame) -> Vec<(u64, Option<String>, String)> {
     array(frame)
