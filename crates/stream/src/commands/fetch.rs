@@ -18,9 +18,10 @@ const DEFAULT_MAX_BYTES: u64 = 1 << 20;
 const MAX_MAX_BYTES: u64 = 64 << 20;
 
 /// `FETCH topic partition offset [COUNT n] [MAXBYTES bytes] [BLOCK ms]` → records, each
-/// `[offset, timestamp, key, value, header, value, ...]`. At the end offset it returns an empty array
-/// — or, with `BLOCK`, waits until a record arrives or the time is up (`BLOCK 0`: forever),
-/// which is how a consumer tails a partition without polling in a loop.
+/// `[offset, timestamp, key, value, header, value, ...]`. At the end offset it returns an
+/// empty array — or, with `BLOCK`, waits until a record arrives or the time is up
+/// (`BLOCK 0`: forever), which is how a consumer tails a partition without polling in a
+/// loop.
 pub async fn fetch(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
     let name = next_name(args)?;
     let id = next_u64(args, "the partition", u64::from(u32::MAX))?;
@@ -161,9 +162,8 @@ fn encode_reply(
 /// rather than in an array of their own: a client library builds one object per RESP
 /// element, and for a 100-byte record an empty headers array was one object in six —
 /// measured, redis-benchmark parsed the nested form at 31k fetches of 100 records per
-/// second and `XREAD`'s five objects per entry at 36k. The reply
-/// comes in parts: encoded bytes, and values of `VALUE_AS_SLICE` bytes or more as slices
-/// of `batches`.
+/// second and `XREAD`'s five objects per entry at 36k. The reply comes in parts: encoded
+/// bytes, and values of `VALUE_AS_SLICE` bytes or more as slices of `batches`.
 ///
 /// The parts are split off `out`, which is left empty (see `REPLY_BUFFER`).
 fn encode_records(
