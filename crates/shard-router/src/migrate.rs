@@ -60,7 +60,7 @@ async fn call(node: &Node, words: Vec<Bytes>, lane: u64) -> Result<Frame, String
 
 /// While `layout` migrates from a previous one, moves each of `keys` whose primary
 /// changes to its new home before the command that touches it runs.
-pub async fn pull_keys(layout: &Layout, keys: &[&Bytes], lane: u64) -> Result<(), Frame> {
+pub async fn pull_keys(layout: &Layout, keys: &[&[u8]], lane: u64) -> Result<(), Frame> {
     let Some(previous) = &layout.previous else {
         return Ok(());
     };
@@ -68,7 +68,7 @@ pub async fn pull_keys(layout: &Layout, keys: &[&Bytes], lane: u64) -> Result<()
         let old = &previous.shards[previous.shard_of(key, lane).await?].primary;
         let new = &layout.shards[layout.shard_of(key, lane).await?].primary;
         if old.addr != new.addr {
-            move_key(old, new, key, lane)
+            move_key(old, new, &Bytes::copy_from_slice(key), lane)
                 .await
                 .map_err(|e| Frame::error(format!("ERR migrating key: {e}")))?;
         }

@@ -17,7 +17,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use proto::{Args, Frame, encode_command};
 use service::command_table::NameHasher;
 use service::{CommandSpec, Deferred, Reply, Settled};
@@ -61,9 +61,10 @@ fn spec(name: &str) -> Option<&'static CommandSpec> {
 /// A command whose keys must all live on one shard (one key, or RENAME-like pairs).
 async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Reply {
     let layout = router.layout();
-    let words = &args.peek_bytes()[..];
+    // Borrowed from the request: routing and forwarding only read the words.
+    let words: Vec<&[u8]> = args.peek_all().collect();
     let mut shard = None;
-    for key in table::keys(spec, words) {
+    for key in table::keys(spec, &words) {
         let owner = match layout.shard_of(key, lane).await {
             Ok(owner) => owner,
             Err(e) => return e.into(),
@@ -79,7 +80,7 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
         return Frame::error("ERR no key to route by").into();
     };
     if layout.previous.is_some() {
-        let keys: Vec<&Bytes> = table::keys(spec, words).collect();
+        let keys: Vec<&[u8]> = table::keys(spec, &words).collect();
         // Boxed: only while migrating, and a large future (see `Node::enqueue`).
         if let Err(e) = Box::pin(migrate::pull_keys(&layout, &keys, lane)).await {
             return e.into();
@@ -87,7 +88,7 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
     }
     let write = spec.flags.contains(&"write");
     // The request goes out as the client sent it: its name as spelt, then its words.
-    let request = std::iter::once(args.raw_name()).chain(words.iter().map(|w| w.as_ref()));
+    let request = std::iter::once(args.raw_name()).chain(words.iter().copied());
     Reply::Deferred(send(router, &layout, shard, write, lane, request).await)
 }
 
@@ -165,14 +166,14 @@ pub async fn send<'a>(
 /// `positions` (`MSET`'s key-value pairs are chunks of 2).
 pub fn sub_request<'a>(
     name: &'a [u8],
-    words: &'a [Bytes],
+    words: &[&'a [u8]],
     positions: &[usize],
     step: usize,
 ) -> Vec<&'a [u8]> {
     let mut part = Vec::with_capacity(1 + positions.len() * step);
     part.push(name);
     for &i in positions {
-        part.extend(words[i * step..(i + 1) * step].iter().map(|w| w.as_ref()));
+        part.extend_from_slice(&words[i * step..(i + 1) * step]);
     }
     part
 }

@@ -15,7 +15,8 @@ use crate::server::Router;
 
 pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let name = args.name().to_string();
-    let words = &args.peek_bytes()[..];
+    // Borrowed from the request: splitting and forwarding only read the words.
+    let words: Vec<&[u8]> = args.peek_all().collect();
     let step = if name == "mset" { 2 } else { 1 };
     if !words.len().is_multiple_of(step) {
         return CommandError::WrongArity(name).into();
@@ -25,11 +26,11 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut keys = Vec::with_capacity(words.len() / step);
     for (i, chunk) in words.chunks(step).enumerate() {
-        let shard = match layout.shard_of(&chunk[0], lane).await {
+        let shard = match layout.shard_of(chunk[0], lane).await {
             Ok(shard) => shard,
             Err(e) => return e.into(),
         };
-        keys.push(&chunk[0]);
+        keys.push(chunk[0]);
         match groups.iter_mut().find(|(s, _)| *s == shard) {
             Some((_, positions)) => positions.push(i),
             None => groups.push((shard, vec![i])),
@@ -41,12 +42,12 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     let write = matches!(name.as_str(), "mset" | "del" | "unlink");
     if let [(shard, _)] = groups.as_slice() {
         // All on one shard: forward as is.
-        let whole = std::iter::once(args.raw_name()).chain(words.iter().map(|w| w.as_ref()));
+        let whole = std::iter::once(args.raw_name()).chain(words.iter().copied());
         return Reply::Deferred(send(router, &layout, *shard, write, lane, whole).await);
     }
     let mut sent: Vec<(Vec<usize>, Deferred)> = Vec::with_capacity(groups.len());
     for (shard, positions) in groups {
-        let part = sub_request(args.raw_name(), words, &positions, step);
+        let part = sub_request(args.raw_name(), &words, &positions, step);
         let later = send(router, &layout, shard, write, lane, part.iter().copied()).await;
         sent.push((positions, later));
     }

@@ -248,10 +248,10 @@ pub fn refusal(name: &str) -> String {
 
 /// The keys of a request, by the spec's positions (`words` excludes the command name).
 /// An iterator, not a vector: routing a GET allocates nothing to find its key.
-pub fn keys<'a>(
+pub fn keys<'a, 'w>(
     spec: &CommandSpec,
-    words: &'a [bytes::Bytes],
-) -> impl Iterator<Item = &'a bytes::Bytes> + use<'a> {
+    words: &'a [&'w [u8]],
+) -> impl Iterator<Item = &'w [u8]> + use<'a, 'w> {
     let argc = words.len() as i64 + 1;
     let (first, last) = if spec.first_key <= 0 {
         (1, 0)
@@ -263,5 +263,5 @@ pub fn keys<'a>(
     let step = spec.step.max(1) as usize;
     (first.max(1)..=last.max(0))
         .step_by(step)
-        .filter_map(move |i| words.get((i - 1) as usize))
+        .filter_map(move |i| words.get((i - 1) as usize).copied())
 }
