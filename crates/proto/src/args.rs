@@ -297,12 +297,12 @@ impl Args {
 
     /// Takes the next argument if it equals `flag` (case-insensitively).
     pub fn next_flag(&mut self, flag: &str) -> bool {
-        let matches = self
-            .peek_all()
+        let mut words = self.peek_all();
+        let matches = words
             .next()
             .is_some_and(|b| b.eq_ignore_ascii_case(flag.as_bytes()));
         if matches {
-            let _ = self.take();
+            (self.next, self.left) = (words.next, words.left);
         }
         matches
     }
