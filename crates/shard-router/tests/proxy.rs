@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use common::{RedisServer, client, conn, connect, router, shard_info, shards_toml};
+use proto::{Frame, Protocol};
 use redis::AsyncCommands;
 use service::RespClient;
 
@@ -19,6 +20,18 @@ fn words(line: &str) -> Vec<Bytes> {
 /// give byte-for-byte equal replies for every routable command.
 #[tokio::test]
 async fn differential_router_versus_one_server() {
+    differential(Protocol::Resp2).await;
+}
+
+/// The same after `HELLO 3` on both connections: forwarded replies keep the type the
+/// backend gives them (HGETALL a map, ZSCORE a double, SMEMBERS a set), and merged ones
+/// (MGET, DEL, EXISTS, DBSIZE across shards) have the type Redis gives them.
+#[tokio::test]
+async fn resp3_differential_router_versus_one_server() {
+    differential(Protocol::Resp3).await;
+}
+
+async fn differential(protocol: Protocol) {
     let backends = [
         RedisServer::start(&[]),
         RedisServer::start(&[]),
@@ -28,6 +41,12 @@ async fn differential_router_versus_one_server() {
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let mut through = RespClient::connect(running.addr()).await.unwrap();
     let mut straight = RespClient::connect(direct.addr()).await.unwrap();
+    if protocol == Protocol::Resp3 {
+        for c in [&mut through, &mut straight] {
+            let hello = c.call(words("HELLO 3")).await.unwrap();
+            assert!(matches!(hello, Frame::Map(_)), "{hello:?}");
+        }
+    }
     let mut corpus: Vec<String> = vec!["FLUSHALL".into()];
     for i in 0..40 {
         corpus.push(format!("SET k{i} v{i}"));
@@ -79,6 +98,19 @@ async fn differential_router_versus_one_server() {
             "ZADD z 1 one 2 two 3 three",
             "ZRANGE z 0 -1 WITHSCORES",
             "ZSCORE z two",
+            "ZMSCORE z one nope three",
+            "ZINCRBY z 0.5 two",
+            "ZADD z INCR 1 one",
+            "ZPOPMIN z 2",
+            "ZSCORE z nope",
+            // One member: a set's order is the server's hash order.
+            "SADD single m",
+            "SMEMBERS single",
+            "SMEMBERS nope",
+            "HGETALL nope",
+            "HMGET h f1 nope",
+            "MGET nope1 nope2 nope3 nope4",
+            "DEL nope1 nope2 nope3 nope4",
             "LPUSH k3 x",
             "GET h",
             "SET {t}a 1",
@@ -94,7 +126,7 @@ async fn differential_router_versus_one_server() {
     for line in &corpus {
         let a = through.call(words(line)).await.unwrap();
         let b = straight.call(words(line)).await.unwrap();
-        assert_eq!(a, b, "{line}");
+        assert_eq!(a, b, "{protocol:?}: {line}");
     }
     running.stop().await;
 }
