@@ -74,6 +74,11 @@ async fn topic_and_group_replies_are_maps_in_resp3() {
     // Nothing committed yet: a RESP3 null, not an empty string.
     assert_eq!(field(&partitions[0], "committed"), &Value::Nil);
     assert_eq!(field(&partitions[0], "owner"), &bulk("m1"));
+    let Value::Array(members) = field(&group, "members") else {
+        panic!("members is an array: {group:?}")
+    };
+    // A yes/no is a RESP3 boolean.
+    assert_eq!(field(&members[0], "idle"), &Value::Boolean(false));
     server.running.stop().await;
 }
 
