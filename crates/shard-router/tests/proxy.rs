@@ -367,3 +367,70 @@ async fn directory_and_range_strategies_place_keys_where_configured() {
     assert_eq!(v.as_deref(), Some("2"));
     running.stop().await;
 }
+
+/// A backend that speaks only RESP2 and refuses `HELLO` (an old server, or a proxy such as
+/// twemproxy): every GET misses, every HGETALL is one flat field/value list.
+async fn resp2_only_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut input = bytes::BytesMut::new();
+                let mut requests = proto::RequestParser::default();
+                loop {
+                    let mut out = Vec::new();
+                    while let Ok(Some(args)) = requests.next(&mut input, &proto::Limits::default())
+                    {
+                        out.extend_from_slice(match &args.raw_name().to_ascii_uppercase()[..] {
+                            b"HELLO" => b"-ERR unknown command 'HELLO'\r\n",
+                            b"GET" => b"$-1\r\n",
+                            b"HGETALL" => b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+                            b"PING" => b"+PONG\r\n",
+                            _ => b"-ERR not in this test\r\n",
+                        });
+                    }
+                    if socket.write_all(&out).await.is_err()
+                        || matches!(socket.read_buf(&mut input).await, Ok(0) | Err(_))
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A RESP3 client of a router whose backend refuses `HELLO 3`: the router keeps that
+/// connection on RESP2 and converts what RESP2 can say — a missing value is RESP3's `_`
+/// (the bytes checked, as `$-1` would decode to the same frame), a flat list stays a list.
+#[tokio::test]
+async fn a_backend_without_resp3_gets_its_replies_converted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = resp2_only_backend().await;
+    let (running, _) = router(&format!(
+        "[[shards]]\nname = \"old\"\nprimary = \"{backend}\"\n"
+    ))
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    socket
+        .write_all(b"HELLO 3\r\nGET k\r\nHGETALL h\r\n")
+        .await
+        .unwrap();
+    let mut input = bytes::BytesMut::new();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        match proto::frame_len(&input, &proto::Limits::default()).unwrap() {
+            Some(len) => replies.push(input.split_to(len).freeze()),
+            None => assert!(socket.read_buf(&mut input).await.unwrap() > 0),
+        }
+    }
+    assert!(replies[0].starts_with(b"%"), "HELLO 3: {:?}", replies[0]);
+    assert_eq!(&replies[1][..], b"_\r\n");
+    assert_eq!(&replies[2][..], b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    running.stop().await;
+}
