@@ -175,25 +175,27 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     let dir = args.dir.trim_end_matches('/');
     let data = |name: &str| format!("{dir}/{name}");
     let bind = args.bind.as_str();
-    let port = |name: &str, default: u16| startup::offset_port(name, default, args.port_offset);
-    // servers: ports
-    let kv_port = port("kv", kv::DEFAULT_PORT)?;
-    let router_port = port("shard-router", shard_router::DEFAULT_PORT)?;
-    let cache_port = port("cache", cache::DEFAULT_PORT)?;
-    let broker_port = port("broker", broker::DEFAULT_PORT)?;
-    let stream_port = port("stream", stream::DEFAULT_PORT)?;
-    let kafka_port = port("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT)?;
-    let pubsub_port = port("pubsub", pubsub::DEFAULT_PORT)?;
-    startup::ensure_ports_free(
+    // Every listener `up` opens, moved by --port-offset and checked before anything starts.
+    let [
+        kv_port,
+        router_port,
+        cache_port,
+        broker_port,
+        stream_port,
+        kafka_port,
+        pubsub_port,
+    ] = startup::free_ports(
         bind,
-        &[
-            ("kv", kv_port),
-            ("shard-router", router_port),
-            ("cache", cache_port),
-            ("broker", broker_port),
-            ("stream", stream_port),
-            ("stream (Kafka protocol)", kafka_port),
-            ("pubsub", pubsub_port),
+        args.port_offset,
+        [
+            // servers: ports
+            ("kv", kv::DEFAULT_PORT),
+            ("shard-router", shard_router::DEFAULT_PORT),
+            ("cache", cache::DEFAULT_PORT),
+            ("broker", broker::DEFAULT_PORT),
+            ("stream", stream::DEFAULT_PORT),
+            ("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT),
+            ("pubsub", pubsub::DEFAULT_PORT),
         ],
     )
     .await?;

@@ -5,21 +5,28 @@ use std::path::Path;
 
 use service::BoxError;
 
-/// Checks, before `infralab up` creates anything on disk, that every port it is about
-/// to listen on is free: a second `up` (or `up` beside the compose topology) then fails
-/// with the name of the first busy server and leaves no `./data/...` directories behind.
+/// The ports of `infralab up`'s listeners — each server's default port plus `offset` —
+/// after checking, before anything is created on disk, that every one is free: a second
+/// `up` (or `up` beside the compose topology) then fails with the name of the first busy
+/// server and leaves no `./data/...` directories behind.
 ///
 /// The listeners are bound and dropped at once; the servers bind again right after. (A
 /// port taken in between still fails cleanly, only later.)
-pub async fn ensure_ports_free(bind: &str, ports: &[(&str, u16)]) -> Result<(), BoxError> {
-    for &(name, port) in ports {
-        service::listener::bind(name, bind, port, "--port-offset N").await?;
+pub async fn free_ports<const N: usize>(
+    bind: &str,
+    offset: u16,
+    defaults: [(&str, u16); N],
+) -> Result<[u16; N], BoxError> {
+    let mut ports = [0; N];
+    for (port, (name, default)) in ports.iter_mut().zip(defaults) {
+        *port = offset_port(name, default, offset)?;
+        service::listener::bind(name, bind, *port, "--port-offset N").await?;
     }
-    Ok(())
+    Ok(ports)
 }
 
 /// `default + offset`, or an error naming the server that would land past port 65535.
-pub fn offset_port(name: &str, default: u16, offset: u16) -> Result<u16, BoxError> {
+fn offset_port(name: &str, default: u16, offset: u16) -> Result<u16, BoxError> {
     default.checked_add(offset).ok_or_else(|| {
         format!("--port-offset {offset} puts {name} (default port {default}) past port 65535")
             .into()

@@ -82,15 +82,13 @@ impl Shell {
         if let Some(assignment) = line.strip_prefix("export ") {
             let (name, value) = assignment.split_once('=').unwrap();
             self.env.insert(name.to_string(), value.to_string());
-            return run(Command::new("true"));
+            return run(&mut Command::new("true"));
         }
         if let Some(name) = line.strip_prefix("unset ") {
             self.env.remove(name.trim());
-            return run(Command::new("true"));
+            return run(&mut Command::new("true"));
         }
-        run(Command::new("bash")
-            .args(["-c", line])
-            .envs(&self.env))
+        run(Command::new("bash").args(["-c", line]).envs(&self.env))
     }
 
     /// A command outside the README's block, with the same environment.
@@ -109,7 +107,15 @@ impl Drop for Topology {
     fn drop(&mut self) {
         let _ = self
             .0
-            .args(["--profile", "demo", "down", "-v", "--remove-orphans", "-t", "2"])
+            .args([
+                "--profile",
+                "demo",
+                "down",
+                "-v",
+                "--remove-orphans",
+                "-t",
+                "2",
+            ])
             .current_dir(root())
             .output();
     }
@@ -173,7 +179,10 @@ async fn compose_topology_serves_the_blog_and_survives_a_primary_loss() {
     };
     let (build_at, up_at) = (step("docker/build-offline.sh"), step(" up -d"));
     let (demo_at, down_at) = (step(" run --rm demo"), step(" down -v"));
-    assert!(build_at < up_at && up_at < demo_at && demo_at < down_at, "{block:#?}");
+    assert!(
+        build_at < up_at && up_at < demo_at && demo_at < down_at,
+        "{block:#?}"
+    );
 
     let mut shell = Shell::new();
     let _topology = Topology(shell.compose());

@@ -2,7 +2,7 @@
 //! a busy port, a data directory another server holds, and logs redirected to a file.
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -44,27 +44,36 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Starts `infralab kv --port 0 --dir DIR` and waits for its "listening on" log line;
+/// Reads `output` line by line up to the first line for which `last` holds; returns
+/// the lines read, or panics with them if the output ends first.
+fn read_until(output: impl Read, last: impl Fn(&str) -> bool) -> String {
+    let mut read = String::new();
+    for line in BufReader::new(output).lines() {
+        let line = line.unwrap();
+        read.push_str(&line);
+        read.push('\n');
+        if last(&line) {
+            return read;
+        }
+    }
+    panic!("the output ended early:\n{read}");
+}
+
+/// Starts `infralab SERVER --port 0 --dir DIR` and waits for its "listening on" log line;
 /// returns the process and everything it logged up to then.
-fn kv_on(dir: &Path) -> (Running, String) {
+fn server_on(server: &str, dir: &Path) -> (Running, String) {
     let mut child = infralab()
-        .args(["kv", "--port", "0", "--dir", dir.to_str().unwrap()])
+        .args([server, "--port", "0", "--dir", dir.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let running = Running(child);
-    let mut log = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("listening on") {
-            return (running, log);
-        }
-    }
-    panic!("kv exited before listening:\n{log}");
+    (
+        running,
+        read_until(stderr, |line| line.contains("listening on")),
+    )
 }
 
 #[test]
@@ -120,15 +129,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let up = Running(child);
-    let mut table = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        table.push_str(&line);
-        table.push('\n');
-        if line.starts_with("pubsub") {
-            break;
-        }
-    }
+    let table = read_until(stdout, |line| line.starts_with("pubsub"));
     for (name, default) in [
         ("kv", 7379),
         ("cache", 7380),
@@ -165,19 +166,8 @@ fn a_second_server_on_a_data_directory_is_told_another_server_uses_it() {
     let data = temp_dir("lock");
     for server in ["kv", "broker"] {
         let dir = data.join(server);
+        let (_first, _) = server_on(server, &dir);
         let dir = dir.to_str().unwrap();
-        let mut first = infralab()
-            .args([server, "--port", "0", "--dir", dir])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = first.stderr.take().unwrap();
-        let _first = Running(first);
-        let mut lines = BufReader::new(stderr).lines();
-        assert!(
-            lines.any(|l| l.unwrap().contains("listening on")),
-            "{server} did not start"
-        );
         let out = run_to_end(&[server, "--port", "0", "--dir", dir]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -193,7 +183,7 @@ fn a_second_server_on_a_data_directory_is_told_another_server_uses_it() {
 fn logs_written_to_a_file_have_no_colour_codes() {
     let data = temp_dir("ansi");
     // stderr is a pipe here, as when redirected to a file: no escape sequences.
-    let (kv, log) = kv_on(&data);
+    let (kv, log) = server_on("kv", &data);
     drop(kv);
     assert!(log.contains("listening on"), "{log}");
     assert!(
