@@ -14,12 +14,15 @@
 //! 5. [`dead_letter`] — poison messages and redrive.
 //! 6. [`engine`] — all queues and the protocol's operations, deterministic in `now`.
 //! 7. [`store`] and [`codec`] — durability with sled and `--fsync`.
-//! 8. [`commands`] and [`server`] — RESP, long polling, disconnecting consumers.
+//! 8. [`shared_engine`] — the engine as connections share it: durability waits, long
+//!    polling; [`consumer`] — consumers that disconnect.
+//! 9. [`commands`] (RESP → shared engine → reply) and [`server`] (wiring).
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod consumer;
 pub mod dead_letter;
 pub mod engine;
 pub mod journal;
@@ -28,6 +31,7 @@ pub mod queue;
 pub mod receipt;
 pub mod schedule;
 pub mod server;
+pub mod shared_engine;
 pub mod store;
 pub mod visibility;
 
@@ -40,9 +44,10 @@ use service::{BoxError, CancellationToken, Running};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
 use crate::receipt::NonceSource;
-use crate::server::{Broker, Inner};
+use crate::server::Broker;
+use crate::shared_engine::SharedEngine;
 
-pub use crate::server::OnDisconnect;
+pub use crate::consumer::OnDisconnect;
 pub use crate::store::Fsync;
 
 /// The broker's port (`redis-cli -p 7382`).
@@ -89,7 +94,7 @@ pub async fn start_with_clock(
     engine
         .restore(queues, messages, release, clock.now())
         .map_err(|e| format!("restoring the queues: {e:?}"))?;
-    let inner = Arc::new(Inner::new(
+    let inner = Arc::new(SharedEngine::new(
         engine,
         store,
         fsync,

@@ -147,7 +147,7 @@ pub async fn spawn<S: Server>(
     shutdown: CancellationToken,
 ) -> std::io::Result<Running> {
     let port = args.port.unwrap_or(default_port);
-    let listener = TcpListener::bind((args.bind.as_str(), port)).await?;
+    let listener = bind(server.name(), &args.bind, port, "--port PORT").await?;
     let addr = listener.local_addr()?;
     info!("{} listening on {addr}", server.name());
     let shared = Arc::new(Shared::new(Settings::new(args, addr.port())));
@@ -161,6 +161,26 @@ pub async fn spawn<S: Server>(
         addr,
         shutdown,
         task,
+    })
+}
+
+/// Binds `bind:port` for the server `name`. A port already in use is the first thing a
+/// newcomer meets (a second `infralab up`, or the compose topology still running), so the
+/// error names the server, the address and the flag that moves it (`flag`, e.g. `--port PORT`)
+/// instead of only the OS's "Address already in use".
+pub async fn bind(name: &str, bind: &str, port: u16, flag: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind((bind, port)).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "; another process (another infralab, or the compose topology) is listening \
+                 there: stop it, or start {name} on another port with {flag}"
+            ),
+            _ => String::new(),
+        };
+        std::io::Error::new(
+            e.kind(),
+            format!("{name}: cannot listen on {bind}:{port}: {e}{hint}"),
+        )
     })
 }
 

@@ -280,7 +280,7 @@ async fn redis_cli_session_matches_a_direct_session() {
         "SET a 1\nSET b 2\nMGET a b nope\nINCR a\nDEL a b\nHSET h f v\nHGETALL h\nEXISTS a h\n";
     let session = |port: u16| {
         use std::io::Write;
-        let mut child = std::process::Command::new("redis-cli")
+        let mut child = testkit::peer("redis-cli")
             .args(["-p", &port.to_string()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
