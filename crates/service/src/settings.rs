@@ -234,7 +234,37 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_memory;
+    use super::{ServiceArgs, parse_memory};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServiceArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map(|cli| cli.service)
+    }
+
+    #[test]
+    fn protected_mode_and_backlog_flags() {
+        let defaults = parse(&[]).map(|a| (a.protected_mode, a.tcp_backlog));
+        assert_eq!(defaults.ok(), Some((true, 511)));
+        let set = parse(&["--protected-mode", "no", "--tcp-backlog", "4096"]);
+        assert_eq!(
+            set.map(|a| (a.protected_mode, a.tcp_backlog)).ok(),
+            Some((false, 4096))
+        );
+        assert_eq!(
+            parse(&["--protected-mode", "YES"])
+                .map(|a| a.protected_mode)
+                .ok(),
+            Some(true)
+        );
+        assert!(parse(&["--protected-mode", "maybe"]).is_err());
+    }
 
     #[test]
     fn memory_sizes_as_redis_writes_them() {
