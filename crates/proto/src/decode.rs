@@ -5,11 +5,13 @@
 //! (a) say "not yet" without losing anything when a frame is incomplete, and (b) parse
 //! every complete frame in the buffer so a pipeline is served in one go.
 //!
-//! It works in two passes over one grammar ([`walk`]):
+//! It works in two passes over one grammar (`Grammar::element`, one element at a time):
 //! 1. **check** — scan the buffer, validate every header against the [`Limits`], and find
 //!    where the first frame ends. Nothing is allocated: a client announcing
 //!    `*1000000000\r\n` gets no billion-element vector, and one announcing a 512 MB bulk
-//!    string gets nothing until those bytes have actually arrived.
+//!    string gets nothing until those bytes have actually arrived. The check is
+//!    *resumable*: when the bytes run out, [`FrameParser`] keeps its place, and the next
+//!    read continues from there instead of from the top of the frame.
 //! 2. **build** — only once the frame is known to be complete, split exactly those bytes
 //!    off the buffer and build the frame. Bulk strings become zero-copy slices of the
 //!    read buffer ([`Bytes::slice`]).
