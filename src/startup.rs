@@ -20,7 +20,14 @@ pub async fn free_ports<const N: usize>(
     let mut ports = [0; N];
     for (port, (name, default)) in ports.iter_mut().zip(defaults) {
         *port = offset_port(name, default, offset)?;
-        service::listener::bind(name, bind, *port, "--port-offset N").await?;
+        service::listener::bind(
+            name,
+            bind,
+            *port,
+            service::settings::DEFAULT_TCP_BACKLOG,
+            "--port-offset N",
+        )
+        .await?;
     }
     Ok(ports)
 }

@@ -17,7 +17,8 @@
 //! slot, and RESP servers answering a connection's requests strictly in order is all the
 //! bookkeeping needed (no request ids). The writer takes the whole buffer, every client's
 //! requests back to back, and writes it with one syscall. The reader finds where each reply
-//! ends ([`proto::frame_len`]) and hands those bytes, untouched, to the oldest slot: the
+//! ends ([`proto::FrameParser::measure`], which keeps its place in a reply still arriving,
+//! so a large one is walked once) and hands those bytes, untouched, to the oldest slot: the
 //! client writes them to its own socket as they are (`service::Settled::Resp2`). No reply
 //! is decoded into a `Frame` and encoded again, and no request is built as one.
 //!
@@ -52,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::{Frame, Limits, Protocol, encode_command, frame_len};
+use proto::{Frame, FrameParser, Limits, Protocol, encode_command};
 use service::Settled;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -305,8 +306,9 @@ async fn hello_3(stream: &mut TcpStream) -> std::io::Result<Protocol> {
         .write_all(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
         .await?;
     let mut input = BytesMut::with_capacity(1024);
+    let mut reply = FrameParser::default();
     loop {
-        match frame_len(&input, &Limits::default()) {
+        match reply.measure(&input, &Limits::default()) {
             Ok(Some(len)) if len == input.len() => {
                 return Ok(if input.first() == Some(&b'-') {
                     Protocol::Resp2
@@ -474,11 +476,13 @@ async fn serve(stream: TcpStream, connection: Arc<Connection>, addr: String, tim
     let read = async {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let limits = Limits::default();
+        // Keeps its place in a large reply arriving over many reads.
+        let mut replies = FrameParser::default();
         loop {
             // Every complete reply in the buffer, each split off (no copy: the bytes
             // stay in the read buffer, shared) and handed to the request it answers.
             loop {
-                match frame_len(&input, &limits) {
+                match replies.measure(&input, &limits) {
                     Ok(Some(len)) => {
                         // A reply nobody asked for: the stream is out of step.
                         if !connection.answer(input.split_to(len).freeze()) {

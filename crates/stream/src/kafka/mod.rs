@@ -88,8 +88,14 @@ pub async fn spawn(
     advertised_host: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let listener =
-        service::listener::bind("stream (Kafka protocol)", bind, port, "--kafka-port PORT").await?;
+    let listener = service::listener::bind(
+        "stream (Kafka protocol)",
+        bind,
+        port,
+        service::settings::DEFAULT_TCP_BACKLOG,
+        "--kafka-port PORT",
+    )
+    .await?;
     let addr = listener.local_addr()?;
     let advertised_host = advertised_host.unwrap_or_else(|| {
         if addr.ip().is_unspecified() {
