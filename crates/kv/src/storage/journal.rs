@@ -49,6 +49,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::codec;
 use crate::keyspace::Change;
@@ -98,7 +99,9 @@ pub const PREALLOCATE: u64 = 4 * 1024 * 1024;
 
 /// The journal file being appended to.
 pub struct Appender {
-    file: File,
+    /// Shared so the writer can `fsync` it without holding the journal's lock while
+    /// the event loop keeps appending (see `super::Storage::write_through`).
+    file: Arc<File>,
     generation: u64,
     /// End of the records.
     len: u64,
@@ -118,7 +121,7 @@ impl Appender {
         file.sync_all()?;
         sync_directory(journal_dir)?;
         Ok(Appender {
-            file,
+            file: Arc::new(file),
             generation,
             len: codec::JOURNAL_HEADER.len() as u64,
             allocated: codec::JOURNAL_HEADER.len() as u64,
@@ -154,6 +157,11 @@ impl Appender {
     /// second disk write).
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// The file, to `fsync` without holding the journal's lock.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     pub fn generation(&self) -> u64 {
