@@ -136,3 +136,96 @@ async fn fsync_everysec_loses_no_acknowledged_write_when_the_process_dies() {
     );
     assert_eq!(lost, 0, "{lost} of {acked} acknowledged writes were lost");
 }
+
+/// Writes `count` keys with `--fsync always` into `dir`, kills kv, and returns the
+/// newest journal file with the start offset of each of its records.
+async fn journal_of(dir: &std::path::Path, count: u64) -> (std::path::PathBuf, Vec<u64>) {
+    let mut server = KvProcess::start(&["--dir", dir.to_str().unwrap(), "--fsync", "always"]);
+    let mut c = RespClient::connect(server.addr).await.unwrap();
+    for n in 0..count {
+        c.queue([Bytes::from_static(b"SET"), key(n), value(n)]);
+    }
+    c.flush().await.unwrap();
+    for _ in 0..count {
+        assert_eq!(c.read_reply().await.unwrap(), Frame::Simple("OK".into()));
+    }
+    server.kill9();
+    let journal_dir = kv::storage::journal::directory(dir);
+    let last = *kv::storage::journal::generations(&journal_dir)
+        .unwrap()
+        .last()
+        .unwrap();
+    let mut reader = kv::storage::journal::Reader::open(&journal_dir, last, 0).unwrap();
+    let mut starts = vec![reader.offset()];
+    while let Some((_, next)) = reader.next_change().unwrap() {
+        starts.push(next);
+    }
+    assert_eq!(reader.damage(), None);
+    (kv::storage::journal::path(&journal_dir, last), starts)
+}
+
+/// Runs kv on `dir` expecting it to refuse to start; returns what it printed.
+fn refused(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infralab"))
+        .args(["kv", "--port", "0", "--dir", dir.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "kv started on a damaged journal");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn dbsize(server: &KvProcess) -> i64 {
+    let mut c = RespClient::connect(server.addr).await.unwrap();
+    match c.call(["DBSIZE"]).await.unwrap() {
+        Frame::Integer(n) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+/// A record cut short at the very end of the journal is what a crash leaves: kv starts,
+/// truncates the file there, and has every record before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_record_is_truncated_and_kv_starts() {
+    let dir = temp_dir("kv-torn-tail");
+    let (path, starts) = journal_of(&dir, 300).await;
+    // The last record's second half never reached the disk.
+    let (last_start, end) = (starts[starts.len() - 2], starts[starts.len() - 1]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let cut = (last_start + (end - last_start) / 2) as usize;
+    bytes[cut..end as usize].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let server = KvProcess::start(&["--dir", dir.to_str().unwrap()]);
+    assert_eq!(dbsize(&server).await, 299);
+    assert!(server.log().contains("torn tail"), "{}", server.log());
+    drop(server);
+    remove(&dir);
+}
+
+/// One flipped byte in the middle of the journal, with valid records after it: kv
+/// refuses to start, naming the file and the byte, instead of dropping (and then folding
+/// away for good) every write after it. `--load-truncated` starts it anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_mid_journal_refuses_to_start_unless_load_truncated() {
+    let dir = temp_dir("kv-flipped");
+    let (path, starts) = journal_of(&dir, 1000).await;
+    let damaged = starts[500];
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[damaged as usize + 12] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let stderr = refused(&dir);
+    let named = format!("{} is damaged at byte {damaged} ", path.display());
+    assert!(stderr.contains(&named), "expected {named:?} in: {stderr}");
+    assert!(stderr.contains("--load-truncated"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The refusal changed nothing: it refuses again.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    let server = KvProcess::start(&["--dir", dir.to_str().unwrap(), "--load-truncated"]);
+    assert_eq!(dbsize(&server).await, 500);
+    drop(server);
+    remove(&dir);
+}

@@ -63,6 +63,11 @@ pub struct Args {
     /// (left to the kernel).
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
+    /// Start even when the journal is damaged in the middle (records after the damage are
+    /// dropped; the damaged file is kept as `*.kvj.damaged`). Without it kv refuses to
+    /// start and names the file and byte. A torn last record is always truncated.
+    #[arg(long)]
+    pub load_truncated: bool,
     /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).
     #[arg(long, default_value = "0", value_parser = service::settings::parse_memory)]
     pub maxmemory: u64,
@@ -119,7 +124,10 @@ async fn start_here(
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Running, BoxError> {
     let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
-    let kv = tokio::task::spawn_blocking(move || Kv::open(dir, fsync, maxmemory, clock)).await??;
+    let load_truncated = args.load_truncated;
+    let kv =
+        tokio::task::spawn_blocking(move || Kv::open(dir, fsync, load_truncated, maxmemory, clock))
+            .await??;
     let kv = Arc::new(kv.with_replication(replication::Config {
         mode: args.replication,
         sync_replicas: args.sync_replicas,

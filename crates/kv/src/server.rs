@@ -64,13 +64,20 @@ impl Kv {
     pub fn open(
         dir: Option<PathBuf>,
         fsync: Fsync,
+        load_truncated: bool,
         maxmemory: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Kv, sled::Error> {
         let now = clock.now_ms();
         let mut keyspace = Keyspace::new(dir.is_some());
         let storage = match &dir {
-            Some(dir) => Some(Storage::open(dir, fsync, &mut keyspace, now)?),
+            Some(dir) => Some(Storage::open(
+                dir,
+                fsync,
+                load_truncated,
+                &mut keyspace,
+                now,
+            )?),
             None => None,
         };
         Ok(Kv {

@@ -248,19 +248,24 @@ fn io(e: std::io::Error) -> sled::Error {
 impl Storage {
     /// Opens (or creates) the store in `dir`, loads the checkpoint and replays the journal
     /// into `keyspace`, and starts the writer and folder threads.
+    ///
+    /// `load_truncated` (`--load-truncated`): start even if the journal is damaged in the
+    /// middle, dropping everything after the damage (see [`replay`]).
     pub fn open(
         dir: &Path,
         fsync: Fsync,
+        load_truncated: bool,
         keyspace: &mut Keyspace,
         now: u64,
     ) -> Result<Storage, sled::Error> {
-        Self::open_with(dir, fsync, keyspace, now, FOLD_THRESHOLD)
+        Self::open_with(dir, fsync, load_truncated, keyspace, now, FOLD_THRESHOLD)
     }
 
     /// [`Self::open`], folding whenever the journal passes `fold_threshold` bytes.
     pub fn open_with(
         dir: &Path,
         fsync: Fsync,
+        load_truncated: bool,
         keyspace: &mut Keyspace,
         now: u64,
         fold_threshold: u64,
@@ -270,7 +275,8 @@ impl Storage {
         files.db.flush()?;
         let journal_dir = journal::directory(dir);
         std::fs::create_dir_all(&journal_dir).map_err(io)?;
-        let (replayed, last) = replay(&journal_dir, files.position(), keyspace).map_err(io)?;
+        let (replayed, last) =
+            replay(&journal_dir, files.position(), keyspace, load_truncated).map_err(io)?;
         // The replayed changes are in the journal already: not to be appended again.
         keyspace.drain_changes();
         info!(
@@ -445,12 +451,16 @@ impl Storage {
 }
 
 /// Replays the journal after `from` into `keyspace`: every file from `from`'s on, in
-/// order. A torn tail of the last file is truncated; damage in an earlier one is an
-/// error. Returns the number of changes replayed and the last file's generation.
+/// order. Damage in the last record of the last file is a torn tail, truncated. Damage
+/// followed by valid records (later in the file, or in a later file) is an error naming
+/// the file and byte — unless `load_truncated` (`--load-truncated`), which truncates there
+/// anyway, keeping a copy of the damaged file and setting later files aside. Returns the
+/// number of changes replayed and the last file's generation.
 fn replay(
     journal_dir: &Path,
     from: Position,
     keyspace: &mut Keyspace,
+    load_truncated: bool,
 ) -> std::io::Result<(usize, Option<u64>)> {
     let generations = journal::generations(journal_dir)?;
     let mut replayed = 0;
@@ -472,22 +482,58 @@ fn replay(
         }
         // Keep the keyspace's own journal from growing while a long one is replayed.
         keyspace.drain_changes();
-        if let Some(damage) = reader.damage() {
-            if i + 1 < generations.len() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "journal file {generation} is damaged at byte {} ({damage}) and is not the last one",
-                        reader.offset()
-                    ),
-                ));
-            }
+        let Some(damage) = reader.damage() else {
+            continue;
+        };
+        let at = reader.offset();
+        let path = journal::path(journal_dir, generation);
+        let later = &generations[i + 1..];
+        let follows = match later.first() {
+            Some(_) => Some(0),
+            None => journal::valid_record_after(journal_dir, generation, at)?,
+        };
+        let Some(valid_at) = follows else {
             warn!(
-                "journal file {generation}: {damage} at byte {}: truncating the torn tail",
-                reader.offset()
+                "journal file {}: {damage} at byte {at}, the last record: a torn tail (a write cut short by a crash), truncating it",
+                path.display()
             );
-            journal::truncate(journal_dir, generation, reader.offset())?;
+            journal::truncate(journal_dir, generation, at)?;
+            continue;
+        };
+        let followed_by = if later.is_empty() {
+            format!("a valid record at byte {valid_at}")
+        } else {
+            format!("{} later journal file(s)", later.len())
+        };
+        if !load_truncated {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "journal file {} is damaged at byte {at} ({damage}), followed by {followed_by}: \
+                     not a torn tail. Refusing to start rather than drop the writes after it; \
+                     restore the file, or start with --load-truncated to drop everything from \
+                     byte {at} on",
+                    path.display()
+                ),
+            ));
         }
+        let copy = path.with_extension("kvj.damaged");
+        std::fs::copy(&path, &copy)?;
+        warn!(
+            "journal file {}: {damage} at byte {at}, followed by {followed_by}; \
+             --load-truncated: dropping everything from there on (the file as it was is kept as {})",
+            path.display(),
+            copy.display()
+        );
+        journal::truncate(journal_dir, generation, at)?;
+        for &dropped in later {
+            let aside = journal::set_aside(journal_dir, dropped)?;
+            warn!(
+                "--load-truncated: journal file set aside as {}",
+                aside.display()
+            );
+        }
+        return Ok((replayed, Some(generation)));
     }
     Ok((replayed, generations.last().copied()))
 }
@@ -733,7 +779,8 @@ mod tests {
 
     fn open(dir: &Path, threshold: u64) -> (Keyspace, Storage) {
         let mut ks = Keyspace::new(true);
-        let storage = Storage::open_with(dir, Fsync::Always, &mut ks, NOW, threshold).unwrap();
+        let storage =
+            Storage::open_with(dir, Fsync::Always, false, &mut ks, NOW, threshold).unwrap();
         (ks, storage)
     }
 
@@ -863,7 +910,7 @@ mod tests {
             files.db.flush().unwrap();
         }
         let mut ks = Keyspace::new(true);
-        let storage = Storage::open(&dir, Fsync::Always, &mut ks, NOW).unwrap();
+        let storage = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).unwrap();
         let Some(Value::List(list)) = ks.value(0, &b("l"), NOW) else {
             panic!("no list");
         };
@@ -911,7 +958,69 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         Appender::create(&journal_dir, newest + 1).unwrap();
         let mut ks = Keyspace::new(true);
-        assert!(Storage::open(&dir, Fsync::Always, &mut ks, NOW).is_err());
+        assert!(Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A flipped byte in the middle of the last file, with valid records after it, is
+    /// not a torn tail: kv refuses to start and names the file and the byte; with
+    /// `--load-truncated` it starts with the records before the damage, keeping a copy.
+    #[tokio::test]
+    async fn damage_in_the_middle_refuses_to_start_unless_load_truncated() {
+        let dir = temp_dir("middle");
+        let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
+        for round in 0..4 {
+            write(&mut ks, &storage, workload(round)).await;
+        }
+        storage.stop(true).await;
+        let journal_dir = journal::directory(&dir);
+        let last = *journal::generations(&journal_dir).unwrap().last().unwrap();
+        let path = journal::path(&journal_dir, last);
+        let end = records_end(&journal_dir, last);
+        // The record holding the middle byte, and where it starts.
+        let middle = end / 2;
+        // The record holding the middle byte, where it starts, and what the records
+        // before it make.
+        let mut prefix = Keyspace::new(true);
+        let mut reader = journal::Reader::open(&journal_dir, last, 0).unwrap();
+        let mut record_start = reader.offset();
+        while let Some((change, next)) = reader.next_change().unwrap() {
+            if next > middle {
+                break;
+            }
+            prefix.replay(change);
+            record_start = next;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[middle as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let mut ks = Keyspace::new(true);
+        let refused = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW)
+            .err()
+            .expect("a journal damaged in the middle must not load")
+            .to_string();
+        assert!(refused.contains(&path.display().to_string()), "{refused}");
+        assert!(
+            refused.contains(&format!("byte {record_start} ")),
+            "{refused}"
+        );
+        assert!(refused.contains("--load-truncated"), "{refused}");
+        // Nothing was truncated or folded by the refusal.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        let mut ks = Keyspace::new(true);
+        let storage = Storage::open(&dir, Fsync::Always, true, &mut ks, NOW).unwrap();
+        storage.close().await;
+        assert_eq!(
+            std::fs::read(path.with_extension("kvj.damaged")).unwrap(),
+            bytes
+        );
+        // What the records before the damage make, and nothing after.
+        let mut ks = Keyspace::new(true);
+        let storage = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).unwrap();
+        assert_eq!(ks.snapshot(NOW), prefix.snapshot(NOW));
+        storage.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -265,6 +265,56 @@ impl Reader {
     }
 }
 
+/// Where the first whole, valid record after byte `damaged` of journal file `generation`
+/// starts, if one does: the difference between a torn tail and damage in the middle.
+///
+/// A crash tears only the last record: whatever follows it (the zeros written ahead, or
+/// nothing) was never a record. A valid record *after* the damage means the damage is
+/// not a crash's work (a flipped bit, a bad sector, an edit by hand) and that records
+/// written later — acknowledged, perhaps synced — would be lost by truncating there.
+/// The damaged record's own length cannot be trusted (it may be the damaged field), so
+/// every byte position after it is tried: a length that fits, then the checksum. A
+/// random match needs a plausible length *and* a 32-bit CRC; this runs only when
+/// recovery has found damage.
+pub fn valid_record_after(
+    journal_dir: &Path,
+    generation: u64,
+    damaged: u64,
+) -> io::Result<Option<u64>> {
+    let mut file = File::open(file_name(journal_dir, generation))?;
+    file.seek(SeekFrom::Start(damaged + 1))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)?;
+    let header = codec::JOURNAL_RECORD_HEADER;
+    for at in 0..rest.len().saturating_sub(header) {
+        let mut head = [0; codec::JOURNAL_RECORD_HEADER];
+        head.copy_from_slice(&rest[at..at + header]);
+        let (len, crc) = codec::journal_record_header(head);
+        if len == 0 || len > codec::MAX_JOURNAL_RECORD || at + header + len > rest.len() {
+            continue;
+        }
+        let payload = &rest[at + header..at + header + len];
+        if codec::decode_journal_payload(payload, crc).is_ok() {
+            return Ok(Some(damaged + 1 + at as u64));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves journal file `generation` aside (`....kvj.dropped`): `--load-truncated` drops
+/// the records after damage, but leaves them on disk for whoever wants to look.
+pub fn set_aside(journal_dir: &Path, generation: u64) -> io::Result<PathBuf> {
+    let from = file_name(journal_dir, generation);
+    let to = from.with_extension("kvj.dropped");
+    fs::rename(&from, &to)?;
+    Ok(to)
+}
+
+/// Journal file `generation`'s path (for messages).
+pub fn path(journal_dir: &Path, generation: u64) -> PathBuf {
+    file_name(journal_dir, generation)
+}
+
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
