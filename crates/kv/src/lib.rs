@@ -14,6 +14,7 @@
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
+pub mod allocator;
 pub mod blocking;
 pub mod clock;
 pub mod codec;
@@ -142,6 +143,7 @@ async fn start_here(
         stopping.1.cancelled().await;
         stopping.0.blocked.stop();
     });
+    tokio::spawn(allocator::run(shutdown.clone()));
     tokio::spawn(kv.expiry_cycle(shutdown));
     Ok(running)
 }

@@ -261,12 +261,24 @@ impl Target {
     }
 }
 
+/// Bytes of sled's page cache. kv's memory is the primary copy and the checkpoint is
+/// only written (by folds) and read once (at startup), so sled's cache would only hold a
+/// second copy of recently folded data — sled's default is 1 GiB, a copy of a 512 MiB
+/// value whole. A fold's updates touch the pages of the keys it changed; this keeps the
+/// index pages those need.
+const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+
 impl Files {
     /// Opens the checkpoint in `dir`.
     pub fn open(dir: &Path) -> Result<Files, sled::Error> {
         // sled never flushes on its own schedule: only a fold writes to it, and the fold
         // flushes before it deletes the journal files it folded.
-        let db = open_sled(sled::Config::new().path(dir).flush_every_ms(None))?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(dir)
+                .flush_every_ms(None)
+                .cache_capacity(CACHE_CAPACITY),
+        )?;
         let meta = db.open_tree("meta")?;
         let position = meta
             .get(POSITION_KEY)?
