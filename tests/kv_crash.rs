@@ -164,16 +164,33 @@ async fn journal_of(dir: &std::path::Path, count: u64) -> (std::path::PathBuf, V
     (kv::storage::journal::path(&journal_dir, last), starts)
 }
 
-/// Runs kv on `dir` expecting it to refuse to start; returns what it printed.
+/// Runs kv on `dir` expecting it to refuse to start (within 30 s); returns what it
+/// printed. A kv that starts instead is killed and fails the test.
 fn refused(dir: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infralab"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infralab"))
         .args(["kv", "--port", "0", "--dir", dir.to_str().unwrap()])
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "kv started on a damaged journal");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kv started on a damaged journal instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "kv exited successfully: {stderr}");
+    stderr
 }
 
 async fn dbsize(server: &KvProcess) -> i64 {
