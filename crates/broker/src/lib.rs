@@ -79,11 +79,8 @@ pub async fn start_with_clock(
 ) -> Result<Running, BoxError> {
     let dir = args.dir.clone();
     let fsync = args.fsync;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??;
-    let (queues, messages) = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.load()).await??
-    };
+    let (store, (queues, messages)) =
+        tokio::task::spawn_blocking(move || store::Store::open_and_load(&dir)).await??;
     let mut engine = Engine::new(store.clone(), NonceSource::random_seed());
     let release = args.on_disconnect == OnDisconnect::Release;
     engine

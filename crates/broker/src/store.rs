@@ -131,7 +131,64 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// sled 0.34 panics on some damage to its files instead of returning an error (a
+/// flipped byte in the middle of `db`: "tried to serialize Uninitialized" while it
+/// recovers). Opening and loading run inside [`std::panic::catch_unwind`], so the panic
+/// becomes an error that names the file; this hook keeps the default hook from printing
+/// a panic trace for it, on the opening thread only, while it opens.
+mod quiet_open {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static OPENING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f`, turning a panic into `Err(message)` without printing a trace.
+    pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !OPENING.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        OPENING.with(|o| o.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        OPENING.with(|o| o.set(false));
+        result.map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into())
+        })
+    }
+}
+
 impl Store {
+    /// Opens the store in `dir` and reads everything back ([`Store::load`]). Damage that
+    /// makes sled panic is reported as an error naming the database file.
+    pub fn open_and_load(dir: &Path) -> Result<(Store, Loaded), StorageError> {
+        let opened = quiet_open::catch(|| {
+            let store = Store::open(dir)?;
+            let loaded = store.load()?;
+            Ok((store, loaded))
+        });
+        let db = dir.join("db");
+        match opened {
+            Ok(Ok(opened)) => Ok(opened),
+            Ok(Err(StorageError(e))) => Err(StorageError(format!("{}: {e}", db.display()))),
+            Err(panic) => Err(StorageError(format!(
+                "{}: the message store is damaged and cannot be opened (sled: {panic}); \
+                 restore the directory from a backup, or move it away to start empty",
+                db.display()
+            ))),
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<Store, StorageError> {
         // No timer of sled's own: the server flushes (see the module's doc).
         let db = sled::Config::new()
