@@ -36,12 +36,17 @@ impl Drop for Broker {
     }
 }
 
-/// Starts the broker binary and waits until it answers PING.
+/// Starts the broker binary (`--fsync always`) and waits until it answers PING.
 async fn spawn_broker(dir: &std::path::Path, port: u16) -> Broker {
+    spawn_broker_with(dir, port, "always").await
+}
+
+/// [`spawn_broker`] with another `--fsync`.
+async fn spawn_broker_with(dir: &std::path::Path, port: u16, fsync: &str) -> Broker {
     let child = Broker(
         Command::new(env!("CARGO_BIN_EXE_infralab-broker"))
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
-            .args(["--fsync", "always", "--on-disconnect", "keep"])
+            .args(["--fsync", fsync, "--on-disconnect", "keep"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -83,10 +88,21 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_ack() {
+    sigkill_under_load("always").await;
+}
+
+/// Under `--fsync everysec` every change is written to the kernel (the redo log) before
+/// its reply, so killing the process loses no confirmed send or ack either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_fsync_everysec_loses_no_confirmed_send_and_resurrects_no_confirmed_ack() {
+    sigkill_under_load("everysec").await;
+}
+
+async fn sigkill_under_load(fsync: &str) {
     let dir = temp_dir("crash");
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let broker = spawn_broker(&dir, port).await;
+    let broker = spawn_broker_with(&dir, port, fsync).await;
     let mut admin = Client::connect(addr).await;
     // Short leases, so messages in flight at the crash come back quickly after it.
     assert_eq!(
@@ -162,7 +178,7 @@ async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
 
-    let broker = spawn_broker(&dir, port).await;
+    let broker = spawn_broker_with(&dir, port, fsync).await;
     let mut c = Client::connect(addr).await;
     // The held message is still under its lease right after the restart...
     let mut drained = Vec::new();
