@@ -20,10 +20,10 @@
 //!   has completed — a confirmed send or ack survives a crash of the process or machine.
 //!   Concurrent requests share flushes (*group commit*, see [`Store::flush`]), so this
 //!   costs latency more than throughput.
-//! - `everysec`: the server flushes once a second; a crash loses at most about a second
-//!   of writes (as before write-behind, when sled's own timer flushed every second).
-//! - `no`: the pending writes are handed to sled once a second, and sled writes them when
-//!   its buffers fill, and on a clean shutdown.
+//! - `everysec`: the server flushes once a second; until then the changes are in the
+//!   redo log ([`crate::redo`]), written to the kernel before the replies, so a crash of
+//!   the process loses nothing and a crash of the machine at most about a second.
+//! - `no`: as `everysec`, without the `fdatasync` of sled's log: the kernel decides.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
