@@ -9,7 +9,8 @@
 //! - [`value`]: what a key holds (an enum: a string or a collection); [`types`]: the
 //!   hash, list, set and sorted set (a treap for ranks), and the writes that change them.
 //! - [`storage`]: durability — an append-only journal (group commit under `--fsync
-//!   always`) folded into sled, the checkpoint; [`codec`]: the fixed byte format.
+//!   always`, written before the replies under `everysec`) folded into sled, the
+//!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family.
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
