@@ -55,9 +55,12 @@
 //!
 //! 1. load sled into memory (keys that expired while the server was down are dropped);
 //! 2. replay the journal from the position sled records, file by file, into memory;
-//! 3. a record cut short or failing its checksum at the end of the last file is a torn
-//!    tail (the crash interrupted a write nobody was answered for): truncate the file there
-//!    and go on. Damage anywhere else refuses to start — that is not a crash's work;
+//! 3. a record cut short or failing its checksum with nothing valid after it, at the end
+//!    of the last file, is a torn tail (the crash interrupted a write nobody was answered
+//!    for): truncate the file there and go on. Damage followed by valid records refuses to
+//!    start, naming the file and the byte — that is not a crash's work, and truncating
+//!    would drop acknowledged writes, which the next fold would then make permanent —
+//!    unless `--load-truncated` says to drop them anyway;
 //! 4. start a new journal file, and fold the replayed ones in the background.
 
 pub mod checkpoint;

@@ -43,7 +43,9 @@
 //! is short or does not match. Nothing after it was acknowledged under `--fsync always`
 //! (a reply waits for the fsync that covers its record, and an fsync covers a prefix of the
 //! file), so recovery truncates the file there and goes on, as Redis does with
-//! `aof-load-truncated yes`.
+//! `aof-load-truncated yes` — if nothing valid follows ([`valid_record_after`]). A crash
+//! tears only the last record; a valid record after the damage means something else
+//! (a flipped bit, a bad sector) and recovery refuses to start unless told otherwise.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
