@@ -25,7 +25,7 @@ const NUDGE: usize = 4 * 1024 * 1024;
 /// How often: mimalloc's purge delay.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Lets the allocator return memory freed at least [`EVERY`] ago.
+/// Lets the allocator return memory freed at least its purge delay (a second) ago.
 pub fn return_freed_memory() {
     let block: Vec<u8> = Vec::with_capacity(NUDGE);
     // Keep the compiler from eliding the allocation as unused.

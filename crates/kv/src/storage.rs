@@ -253,7 +253,7 @@ impl Storage {
     /// into `keyspace`, and starts the writer and folder threads.
     ///
     /// `load_truncated` (`--load-truncated`): start even if the journal is damaged in the
-    /// middle, dropping everything after the damage (see [`replay`]).
+    /// middle, dropping everything after the damage (see the module docs, step 3).
     pub fn open(
         dir: &Path,
         fsync: Fsync,
