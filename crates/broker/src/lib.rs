@@ -29,6 +29,7 @@ pub mod journal;
 pub mod message;
 pub mod queue;
 pub mod receipt;
+pub mod redo;
 pub mod schedule;
 pub mod server;
 pub mod shared_engine;
@@ -65,6 +66,11 @@ pub struct Args {
     /// When writes reach the disk: `always` (before the reply), `everysec`, or `no`.
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
+    /// Start even when the redo log is damaged in the middle (the changes after the
+    /// damage are dropped). Without it the broker refuses to start and names the file and
+    /// byte. A torn last record is always cut off.
+    #[arg(long)]
+    pub load_truncated: bool,
     /// A closed consumer connection's in-flight messages: `release` (visible again at
     /// once) or `keep` (visible when their visibility timeout ends, as SQS).
     #[arg(long, value_enum, default_value = "release")]
@@ -84,11 +90,11 @@ pub async fn start_with_clock(
 ) -> Result<Running, BoxError> {
     let dir = args.dir.clone();
     let fsync = args.fsync;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??;
-    let (queues, messages) = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.load()).await??
-    };
+    let load_truncated = args.load_truncated;
+    let (store, (queues, messages)) = tokio::task::spawn_blocking(move || {
+        store::Store::open_and_load(&dir, fsync, load_truncated)
+    })
+    .await??;
     let mut engine = Engine::new(store.clone(), NonceSource::random_seed());
     let release = args.on_disconnect == OnDisconnect::Release;
     engine

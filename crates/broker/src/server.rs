@@ -32,6 +32,12 @@ impl Server for Broker {
         commands::execute(&self.inner, &mut client.session, args).await
     }
 
+    /// Before the batch's replies go out: the redo log's records reach the kernel
+    /// (`--fsync everysec` and `no`; see [`crate::redo`]).
+    fn batch_executed(&self, _session: &mut Session) {
+        self.inner.write_redo();
+    }
+
     fn info(&self) -> Vec<InfoSection> {
         let (queues, messages) = self.inner.totals();
         vec![

@@ -184,10 +184,15 @@ impl SharedEngine {
     /// The once-a-second write of `--fsync everysec` (and `always`, for the writes nobody
     /// waits for: receives); under `--fsync no` the writes only go to sled.
     pub(crate) async fn background_flush(&self) -> Result<(), Error> {
-        match self.fsync {
-            Fsync::Always | Fsync::Everysec => self.flush().await,
-            Fsync::No => self.apply().await,
-        }
+        // Under `no` too: a flush is what lets the redo log's files go (its fsync of
+        // sled's log is skipped).
+        self.flush().await
+    }
+
+    /// Before a batch's replies go out: the redo log's records reach the kernel
+    /// (`--fsync everysec` and `no`; see [`crate::redo`]).
+    pub(crate) fn write_redo(&self) {
+        self.store.write_redo();
     }
 
     /// Queues and messages, for `INFO`.

@@ -95,6 +95,7 @@ pub(crate) async fn serve<S: Server>(
                 Err(e) => {
                     debug!(client = info.id, "closing after {e}");
                     output.frame(client.protocol, e.to_frame());
+                    ctx.server.batch_executed(&mut client.session);
                     let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                     break 'connection;
                 }
@@ -164,15 +165,20 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             if close {
+                ctx.server.batch_executed(&mut client.session);
                 let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                 break 'connection;
             }
-            if output.must_flush()
-                && write(&mut stream, &mut output, stats, &info.evict)
+            // Replies written before the batch ends (a huge pipeline's) come after the
+            // server's end-of-batch work too: a durable server writes its journal there.
+            if output.must_flush() {
+                ctx.server.batch_executed(&mut client.session);
+                if write(&mut stream, &mut output, stats, &info.evict)
                     .await
                     .is_err()
-            {
-                break 'connection;
+                {
+                    break 'connection;
+                }
             }
         }
         Stats::add(&stats.commands_processed, executed);

@@ -209,8 +209,10 @@ pub trait Server: Send + Sync + 'static {
     }
 
     /// Called once the connection has executed every request it had buffered, before it
-    /// writes their replies. Pub/sub wakes the subscribers that a pipeline of `PUBLISH`es
-    /// reached here: once per batch, not once per message.
+    /// writes their replies (and before any write of replies cut short: a pipeline whose
+    /// replies outgrew the output buffer, a closing error). Pub/sub wakes the subscribers
+    /// that a pipeline of `PUBLISH`es reached here: once per batch, not once per message;
+    /// kv writes its journal here, so no reply leaves before its write reached the kernel.
     fn batch_executed(&self, _session: &mut Self::Session) {}
 
     /// `HELLO` switched the connection to another protocol: pushes encoded from now on
