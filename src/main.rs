@@ -223,11 +223,9 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         stream.running.addr().to_string(),
         "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
     ));
-    table.push((
-        "stream (Kafka)",
-        stream.kafka_addr.to_string(),
-        "kcat -b 127.0.0.1:9092 -L",
-    ));
+    if let Some(kafka) = stream.kafka_addr {
+        table.push(("stream (Kafka)", kafka.to_string(), "kcat -b 127.0.0.1:9092 -L"));
+    }
     running.push(stream.running);
     let pubsub = pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?;
     table.push((
