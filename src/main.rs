@@ -224,7 +224,11 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
     ));
     if let Some(kafka) = stream.kafka_addr {
-        table.push(("stream (Kafka)", kafka.to_string(), "kcat -b 127.0.0.1:9092 -L"));
+        table.push((
+            "stream (Kafka)",
+            kafka.to_string(),
+            "kcat -b 127.0.0.1:9092 -L",
+        ));
     }
     running.push(stream.running);
     let pubsub = pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?;
