@@ -151,7 +151,10 @@ async fn a_request_over_the_size_limit_closes_its_connection() {
 async fn partial_requests_together_stay_under_the_shared_limit() {
     let server = spawn_server(
         "kafka-memory-shared",
-        &["--kafka-max-buffered-request-bytes", &(16 * MIB).to_string()],
+        &[
+            "--kafka-max-buffered-request-bytes",
+            &(16 * MIB).to_string(),
+        ],
     )
     .await;
     let request = 10 * MIB;
