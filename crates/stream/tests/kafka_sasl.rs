@@ -75,8 +75,8 @@ async fn handshake(conn: &mut TcpStream, mechanism: &'static str) -> SaslHandsha
     call(conn, ApiKey::SaslHandshake, 1, &request).await
 }
 
-async fn plain(conn: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticateResponse {
-    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token));
+async fn plain(conn: &mut TcpStream, token: &[u8]) -> SaslAuthenticateResponse {
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
     call(conn, ApiKey::SaslAuthenticate, 2, &request).await
 }
 
@@ -143,7 +143,6 @@ async fn before_authenticating_only_api_versions_and_sasl_are_served() {
     ] {
         let mut conn = TcpStream::connect(server.kafka).await.unwrap();
         assert_eq!(handshake(&mut conn, "PLAIN").await.error_code, 0);
-        let token: &'static [u8] = Box::leak(token.to_vec().into_boxed_slice());
         let failed = plain(&mut conn, token).await;
         assert_eq!(
             failed.error_code,

@@ -99,8 +99,9 @@ impl std::str::FromStr for KafkaPort {
     }
 }
 
-/// How the Kafka listener is set up, from the server's flags.
-#[derive(Debug, Clone)]
+/// How the Kafka listener is set up, from the server's flags. (No `Debug`: it holds the
+/// password.)
+#[derive(Clone)]
 pub struct Listener {
     pub bind: String,
     /// 0: the OS picks.
