@@ -57,7 +57,7 @@ async fn serve_requests(
         if auth.is_done() {
             kafka.max_request
         } else {
-            sasl::MAX_UNAUTHENTICATED_REQUEST
+            sasl::MAX_UNAUTHENTICATED_REQUEST.min(kafka.max_request)
         }
     };
     loop {
