@@ -299,11 +299,13 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         stream.running.addr().to_string(),
         format!("redis-cli {host}-p {stream_port} PRODUCE orders hello KEY user-1"),
     ));
-    table.push((
-        "stream (Kafka)",
-        stream.kafka_addr.to_string(),
-        format!("kcat -b {}:{kafka_port} -L", client_host(bind)),
-    ));
+    if let Some(kafka) = stream.kafka_addr {
+        table.push((
+            "stream (Kafka)",
+            kafka.to_string(),
+            format!("kcat -b {}:{kafka_port} -L", client_host(bind)),
+        ));
+    }
     running.push(stream.running);
     let pubsub = pubsub::start(
         pubsub::Args::parse_from(

@@ -83,19 +83,29 @@ pub struct Args {
     /// Session timeout of a group member that does not give one, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub session_timeout_ms: i64,
-    /// Port of the Kafka protocol listener (on the same --bind address; 0: any free port).
-    #[arg(long, default_value_t = kafka::DEFAULT_KAFKA_PORT)]
-    pub kafka_port: u16,
+    /// Port of the Kafka protocol listener, on the same --bind address: a number, `0` for
+    /// no Kafka listener (as Redis's `port 0`), or `auto` for any free port (tests).
+    #[arg(long, default_value = "9092")]
+    pub kafka_port: kafka::KafkaPort,
+    /// Largest Kafka request accepted, in bytes (Kafka's `socket.request.max.bytes`); a
+    /// client announcing a larger one is disconnected, as Kafka does.
+    #[arg(long, default_value_t = kafka::DEFAULT_MAX_REQUEST_BYTES)]
+    pub kafka_max_request_bytes: usize,
+    /// Memory all Kafka connections together may hold for requests still arriving, in
+    /// bytes; a connection whose partial request would go past it is disconnected.
+    #[arg(long, default_value_t = kafka::DEFAULT_MAX_BUFFERED_REQUEST_BYTES)]
+    pub kafka_max_buffered_request_bytes: usize,
     /// Host name Kafka clients are told to connect to (Metadata, FindCoordinator);
     /// default: the bind address, or `localhost` when binding every interface.
     #[arg(long)]
     pub kafka_advertised_host: Option<String>,
 }
 
-/// What [`start_with_kafka`] returns: the RESP server and the Kafka listener's address.
+/// What [`start_with_kafka`] returns: the RESP server and the Kafka listener's address
+/// (`None` with `--kafka-port 0`).
 pub struct Started {
     pub running: Running,
-    pub kafka_addr: std::net::SocketAddr,
+    pub kafka_addr: Option<std::net::SocketAddr>,
 }
 
 /// Opens the data directory (recovering every log), binds and starts serving; returns
@@ -104,7 +114,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
     Ok(start_with_kafka(args, shutdown).await?.running)
 }
 
-/// Like [`start`], and tells where the Kafka listener is (its port may have been 0).
+/// Like [`start`], and tells where the Kafka listener is (its port may have been `auto`).
 ///
 /// The server runs on a thread of its own, one event loop for both listeners
 /// ([`service::spawn_on_own_thread_with`]), as kv and the shard router do. Producers to a
@@ -141,14 +151,17 @@ async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Started, 
         shutdown.clone(),
     )?);
     server::spawn_background(server.clone(), &args, shutdown.clone());
-    let kafka_addr = kafka::spawn(
-        server.clone(),
-        &args.service.bind,
-        args.kafka_port,
-        args.kafka_advertised_host.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let kafka_addr = match args.kafka_port.to_bind() {
+        Some(port) => Some(
+            kafka::spawn(
+                server.clone(),
+                kafka::Listener::new(&args, port),
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let running = service::spawn(server, &args.service, DEFAULT_PORT, shutdown).await?;
     Ok(Started {
         running,

@@ -40,6 +40,8 @@ pub struct StreamServer {
     pub shutdown: CancellationToken,
     /// Batches read more than once lately (see [`crate::read_cache`]).
     pub read_cache: crate::read_cache::ReadCache,
+    /// The Kafka listener's counters and its partial requests' memory.
+    pub kafka_stats: crate::kafka::stats::KafkaStats,
 }
 
 impl StreamServer {
@@ -88,6 +90,9 @@ impl StreamServer {
             clock,
             shutdown,
             read_cache: Default::default(),
+            kafka_stats: crate::kafka::stats::KafkaStats::new(
+                args.kafka_max_buffered_request_bytes,
+            ),
         })
     }
 
@@ -277,16 +282,20 @@ impl Server for StreamServer {
             .iter()
             .filter_map(|n| self.topics.partition_count(n))
             .sum();
-        vec![
-            InfoSection::new("stream")
-                .field("topics", names.len())
-                .field("partitions", partitions)
-                .field("groups", self.coordinator().group_names().len())
-                .field("fsync", self.fsync.name())
-                .field("fsync_rounds", self.commit.rounds())
-                .field("read_cache_hits", self.read_cache.hits())
-                .field("read_cache_bytes", self.read_cache.bytes()),
-        ]
+        let stream = InfoSection::new("stream")
+            .field("topics", names.len())
+            .field("partitions", partitions)
+            .field("groups", self.coordinator().group_names().len())
+            .field("fsync", self.fsync.name())
+            .field("fsync_rounds", self.commit.rounds())
+            .field("read_cache_hits", self.read_cache.hits())
+            .field("read_cache_bytes", self.read_cache.bytes());
+        let stream = self
+            .kafka_stats
+            .fields()
+            .into_iter()
+            .fold(stream, |section, (name, value)| section.field(name, value));
+        vec![stream]
     }
 
     fn config_get(&self) -> Vec<(String, String)> {

@@ -46,7 +46,7 @@ pub async fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
         "--port",
         "0",
         "--kafka-port",
-        "0",
+        "auto",
         "--dir",
         dir.to_str().unwrap(),
     ];
@@ -58,7 +58,7 @@ pub async fn start_in(dir: &std::path::Path, extra: &[&str]) -> TestServer {
     TestServer {
         running: started.running,
         dir: dir.to_path_buf(),
-        kafka: started.kafka_addr,
+        kafka: started.kafka_addr.unwrap(),
     }
 }
 

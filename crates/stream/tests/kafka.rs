@@ -2,22 +2,23 @@
 //! The Kafka listener against the real `kcat` (librdkafka), and raw protocol requests.
 
 mod common;
+mod kafka_common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use common::{Client, array, field, int, read_partition, string, tmp_dir};
+use kafka_common::{call, kcat, roundtrip};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, RequestHeader, ResponseHeader, TopicName,
+    ListOffsetsRequest, ListOffsetsResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use proto::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -29,31 +30,6 @@ impl common::TestServer {
     async fn resp(&self) -> Client {
         self.client().await
     }
-}
-
-/// Runs kcat to completion with `input` on stdin; returns stdout.
-async fn kcat(args: &[&str], input: &str) -> String {
-    let mut child = Command::from(testkit::peer("kcat"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("kcat did not start ({e}): {}", testkit::INSTALL_PEERS));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("kcat finished")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `kcat -C -o beginning -e` of a whole topic: `(partition, offset, key, value)`.
@@ -414,61 +390,6 @@ async fn a_kcat_consumer_group_splits_partitions_hands_them_over_and_resumes_aft
     server.running.stop().await;
 }
 
-/// Sends one request frame and reads one response frame (after the correlation id).
-async fn roundtrip(
-    conn: &mut TcpStream,
-    api: i16,
-    version: i16,
-    correlation: i32,
-    body: &[u8],
-) -> Bytes {
-    let mut frame = BytesMut::new();
-    frame.put_i32((8 + 2 + body.len()) as i32);
-    frame.put_i16(api);
-    frame.put_i16(version);
-    frame.put_i32(correlation);
-    frame.put_i16(-1); // null client id
-    frame.put_slice(body);
-    conn.write_all(&frame).await.unwrap();
-    read_response(conn, correlation).await
-}
-
-async fn read_response(conn: &mut TcpStream, correlation: i32) -> Bytes {
-    let len = conn.read_i32().await.unwrap() as usize;
-    let mut buf = vec![0; len];
-    conn.read_exact(&mut buf).await.unwrap();
-    let mut buf = Bytes::from(buf);
-    assert_eq!(buf.get_i32(), correlation);
-    buf
-}
-
-/// Sends a request encoded with kafka-protocol and decodes the answer.
-async fn call<Req: Encodable, Resp: Decodable>(
-    conn: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    body: &Req,
-) -> Resp {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("test")))
-        .encode(&mut frame, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut frame, version).unwrap();
-    conn.write_i32(frame.len() as i32).await.unwrap();
-    conn.write_all(&frame).await.unwrap();
-    let len = conn.read_i32().await.unwrap() as usize;
-    let mut buf = vec![0; len];
-    conn.read_exact(&mut buf).await.unwrap();
-    let mut buf = Bytes::from(buf);
-    let header = ResponseHeader::decode(&mut buf, api.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 7);
-    Resp::decode(&mut buf, version).unwrap()
-}
-
 #[tokio::test]
 async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_stays() {
     let dir = tmp_dir("kafka-unsupported");
@@ -496,7 +417,7 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     .await;
     assert_eq!(versions.error_code, 0);
     let advertised: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
-    assert_eq!(advertised.len(), 16);
+    assert_eq!(advertised.len(), 18);
     assert!(!advertised.contains(&(ApiKey::InitProducerId as i16)));
     server.running.stop().await;
 }

@@ -37,6 +37,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 0, 5),
     (ApiKey::DeleteTopics, 0, 5),
+    // SASL (see `sasl`).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The API, if `key` at `version` is implemented.

@@ -15,6 +15,9 @@
 //! highest version both know. Encoding and decoding of the messages is the
 //! `kafka-protocol` crate's; this module is the broker side: what each request *does*.
 //!
+//! - [`connection`]: one client's requests, in order; [`request_buffer`]: reading them
+//!   without trusting their announced size; [`sasl`] and [`scram`]: `--requirepass` on
+//!   this port.
 //! - [`api_versions`]: what is implemented (and nothing more is advertised).
 //! - [`metadata`]: Metadata, FindCoordinator, CreateTopics, DeleteTopics.
 //! - [`produce`] and [`fetch`] (Fetch, with long polling, and ListOffsets).
@@ -25,34 +28,107 @@
 //! clients skip epoch validation.
 
 pub mod api_versions;
+pub mod connection;
 pub mod fetch;
 pub mod group_api;
 pub mod groups;
 pub mod metadata;
 pub mod produce;
+pub mod request_buffer;
+pub mod sasl;
+pub mod scram;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::protocol::Encodable;
 use service::CancellationToken;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::server::StreamServer;
 use groups::KafkaGroups;
+use sasl::Credentials;
 
 /// Kafka's default port.
 pub const DEFAULT_KAFKA_PORT: u16 = 9092;
-/// Largest request accepted (Kafka's `socket.request.max.bytes`).
-const MAX_REQUEST: usize = 100 * 1024 * 1024;
+/// Largest request accepted by default (Kafka's `socket.request.max.bytes`).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// Default memory all partial requests together may hold: five requests of the largest size.
+pub const DEFAULT_MAX_BUFFERED_REQUEST_BYTES: usize = 5 * DEFAULT_MAX_REQUEST_BYTES;
 /// How often group sessions and rebalance deadlines are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+
+/// `--kafka-port`: a port, `0` for no Kafka listener (as Redis's `port 0` turns its TCP
+/// port off), or `auto` for a free port the OS picks (what tests use; the RESP side's
+/// `--port 0` means that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaPort {
+    Off,
+    Port(u16),
+    Auto,
+}
+
+impl KafkaPort {
+    /// The port to bind (0: the OS picks), or `None` for no listener.
+    pub fn to_bind(self) -> Option<u16> {
+        match self {
+            KafkaPort::Off => None,
+            KafkaPort::Port(port) => Some(port),
+            KafkaPort::Auto => Some(0),
+        }
+    }
+}
+
+impl std::str::FromStr for KafkaPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(KafkaPort::Auto),
+            "0" => Ok(KafkaPort::Off),
+            _ => s.parse().map(KafkaPort::Port).map_err(|_| {
+                format!("'{s}' is not a port (a number, 0 for no Kafka listener, or auto)")
+            }),
+        }
+    }
+}
+
+/// How the Kafka listener is set up, from the server's flags. (No `Debug`: it holds the
+/// password.)
+#[derive(Clone)]
+pub struct Listener {
+    pub bind: String,
+    /// 0: the OS picks.
+    pub port: u16,
+    pub advertised_host: Option<String>,
+    pub max_request_bytes: usize,
+    /// `--requirepass`: clients must authenticate with SASL.
+    pub password: Option<String>,
+    /// `--protected-mode`: without a password, only clients on this host are served
+    /// ([`service::protected`], the rule every listener shares).
+    pub protected_mode: bool,
+    /// `--tcp-backlog`, as for the RESP listener.
+    pub tcp_backlog: u32,
+}
+
+impl Listener {
+    pub fn new(args: &crate::Args, port: u16) -> Listener {
+        Listener {
+            bind: args.service.bind.clone(),
+            port,
+            advertised_host: args.kafka_advertised_host.clone(),
+            max_request_bytes: args.kafka_max_request_bytes,
+            password: args.service.requirepass.clone().filter(|p| !p.is_empty()),
+            protected_mode: args.service.protected_mode,
+            tcp_backlog: args.service.tcp_backlog,
+        }
+    }
+}
 
 /// The Kafka front-end's state: the engine, how clients reach this broker, and the
 /// groups it runs.
@@ -62,6 +138,10 @@ pub struct Kafka {
     /// Host and port put in Metadata and FindCoordinator answers.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Largest request of an authenticated client.
+    pub max_request: usize,
+    /// The password clients must prove, if `--requirepass` is set.
+    credentials: Option<Credentials>,
     groups: Mutex<KafkaGroups>,
     /// Changes whenever a group changes: requests waiting at a barrier look again.
     group_changes: watch::Sender<()>,
@@ -79,25 +159,23 @@ impl Kafka {
     }
 }
 
-/// Binds the Kafka listener on `bind:port` (port 0: any free port) and serves until
-/// `shutdown`. Returns the bound address.
+/// Binds the Kafka listener (port 0: any free port) and serves until `shutdown`.
+/// Returns the bound address.
 pub async fn spawn(
     server: Arc<StreamServer>,
-    bind: &str,
-    port: u16,
-    advertised_host: Option<String>,
+    config: Listener,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = service::listener::bind(
         "stream (Kafka protocol)",
-        bind,
-        port,
-        service::settings::DEFAULT_TCP_BACKLOG,
+        &config.bind,
+        config.port,
+        config.tcp_backlog,
         "--kafka-port PORT",
     )
     .await?;
     let addr = listener.local_addr()?;
-    let advertised_host = advertised_host.unwrap_or_else(|| {
+    let advertised_host = config.advertised_host.unwrap_or_else(|| {
         if addr.ip().is_unspecified() {
             "localhost".to_string()
         } else {
@@ -105,13 +183,27 @@ pub async fn spawn(
         }
     });
     info!(
-        "stream: Kafka protocol on {addr} (advertised as {advertised_host}:{})",
-        addr.port()
+        "stream: Kafka protocol on {addr} (advertised as {advertised_host}:{}){}",
+        addr.port(),
+        if config.password.is_some() {
+            ", SASL PLAIN and SCRAM-SHA-256 required"
+        } else {
+            ""
+        }
+    );
+    let (protected_mode, password_set) = (config.protected_mode, config.password.is_some());
+    service::protected::warn_if_exposed(
+        "stream (Kafka protocol)",
+        addr,
+        protected_mode,
+        password_set,
     );
     let kafka = Arc::new(Kafka {
         server,
         advertised_host,
         advertised_port: i32::from(addr.port()),
+        max_request: config.max_request_bytes,
+        credentials: config.password.as_deref().map(Credentials::new),
         groups: Mutex::new(KafkaGroups::default()),
         group_changes: watch::Sender::new(()),
     });
@@ -122,12 +214,24 @@ pub async fn spawn(
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // Kafka has no frame to send before the client's first request:
+                        // a refused client is disconnected, and the log says why.
+                        let local = stream.local_addr().map_or(addr.ip(), |a| a.ip());
+                        if service::protected::refusal(protected_mode, local, password_set, peer.ip())
+                            .is_some()
+                        {
+                            warn!(
+                                "stream (Kafka protocol): refused {peer}: protected mode is on and \
+                                 no password is set (--requirepass, or --protected-mode no)"
+                            );
+                            continue;
+                        }
                         let kafka = kafka.clone();
                         let shutdown = shutdown.clone();
                         tokio::spawn(async move {
                             tokio::select! {
                                 _ = shutdown.cancelled() => {}
-                                r = serve_connection(&kafka, stream, peer) => {
+                                r = connection::serve(&kafka, stream, peer) => {
                                     if let Err(e) = r {
                                         debug!("kafka connection {peer}: {e}");
                                     }
@@ -162,109 +266,6 @@ async fn group_ticker(kafka: Arc<Kafka>, shutdown: CancellationToken) {
             }
         }
     }
-}
-
-/// One client connection: requests are answered in order. Requests already buffered are
-/// all handled before the answers are written, so a pipelining client gets few writes.
-async fn serve_connection(
-    kafka: &Kafka,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut input = BytesMut::with_capacity(64 * 1024);
-    let mut output = BytesMut::with_capacity(64 * 1024);
-    let client_host = format!("/{}", peer.ip());
-    loop {
-        while let Some(frame) = next_frame(&mut input)? {
-            handle(kafka, frame, &client_host, &mut output).await?;
-        }
-        if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
-        }
-        if stream.read_buf(&mut input).await? == 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// Splits one length-prefixed request off the input, if it has arrived whole.
-fn next_frame(input: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-    if input.len() < 4 {
-        return Ok(None);
-    }
-    let len = i32::from_be_bytes([input[0], input[1], input[2], input[3]]);
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|l| (8..=MAX_REQUEST).contains(l))
-        .ok_or_else(|| std::io::Error::other(format!("bad request size {len}")))?;
-    if input.len() < 4 + len {
-        input.reserve(4 + len - input.len());
-        return Ok(None);
-    }
-    input.advance(4);
-    Ok(Some(input.split_to(len).freeze()))
-}
-
-/// Decodes, serves and encodes one request. An `Err` closes the connection (only for
-/// requests that cannot even be parsed).
-async fn handle(
-    kafka: &Kafka,
-    mut frame: Bytes,
-    client_host: &str,
-    out: &mut BytesMut,
-) -> std::io::Result<()> {
-    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some(api) = api_versions::supported(api_key, version) else {
-        debug!("unsupported request: api {api_key} version {version}");
-        api_versions::unsupported(api_key, correlation_id, out);
-        return Ok(());
-    };
-    let header =
-        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(invalid)?;
-    let client_id = header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    let request = Request {
-        version,
-        correlation_id,
-        response_header_version: api.response_header_version(version),
-        client_id,
-        client_host: client_host.to_string(),
-    };
-    macro_rules! serve {
-        ($handler:path) => {{
-            let body = Decodable::decode(&mut frame, version).map_err(invalid)?;
-            if let Some(response) = $handler(kafka, body, &request).await {
-                respond(out, &request, &response)?;
-            }
-        }};
-    }
-    match api {
-        ApiKey::ApiVersions => serve!(api_versions::api_versions),
-        ApiKey::Metadata => serve!(metadata::metadata),
-        ApiKey::FindCoordinator => serve!(metadata::find_coordinator),
-        ApiKey::CreateTopics => serve!(metadata::create_topics),
-        ApiKey::DeleteTopics => serve!(metadata::delete_topics),
-        ApiKey::Produce => serve!(produce::produce),
-        ApiKey::Fetch => serve!(fetch::fetch),
-        ApiKey::ListOffsets => serve!(fetch::list_offsets),
-        ApiKey::JoinGroup => serve!(group_api::join_group),
-        ApiKey::SyncGroup => serve!(group_api::sync_group),
-        ApiKey::Heartbeat => serve!(group_api::heartbeat),
-        ApiKey::LeaveGroup => serve!(group_api::leave_group),
-        ApiKey::OffsetCommit => serve!(group_api::offset_commit),
-        ApiKey::OffsetFetch => serve!(group_api::offset_fetch),
-        ApiKey::DescribeGroups => serve!(group_api::describe_groups),
-        ApiKey::ListGroups => serve!(group_api::list_groups),
-        _ => api_versions::unsupported(api_key, correlation_id, out),
-    }
-    Ok(())
 }
 
 /// What a handler needs to know about the request besides its body.
