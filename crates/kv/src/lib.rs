@@ -10,7 +10,8 @@
 //!   hash, list, set and sorted set (a treap for ranks), and the writes that change them.
 //! - [`storage`]: durability — an append-only journal (group commit under `--fsync
 //!   always`) folded into sled, the checkpoint; [`codec`]: the fixed byte format.
-//! - [`commands`]: RESP arguments → engine → reply, one module per command family.
+//! - [`commands`]: RESP arguments → engine → reply, one module per command family;
+//!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit.
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod keyspace;
 pub mod replication;
 pub mod server;
 pub mod storage;
+pub mod transaction;
 pub mod types;
 pub mod value;
 

@@ -39,6 +39,8 @@ pub struct Session {
     unsynced: u64,
     /// Replication: a replica's link, or this client's last write offset.
     pub(crate) repl: crate::replication::ReplSession,
+    /// `MULTI`'s queue and `WATCH`'s keys (see [`crate::transaction`]).
+    pub(crate) tx: crate::transaction::Transaction,
 }
 
 /// The kv server.
@@ -106,7 +108,8 @@ impl Kv {
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
         let changes = ks.changes();
-        if changes.is_empty() {
+        // An `EXEC` publishes its changes once, as one transaction, when it ends.
+        if changes.is_empty() || ks.in_transaction() {
             return None;
         }
         let seq = ks.journal().seq();
@@ -151,7 +154,7 @@ impl Kv {
             ));
         }
         let outcome = ks.apply(db, mutation, now);
-        if ks.track_ready {
+        if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);
         }
@@ -160,6 +163,56 @@ impl Kv {
             session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
+    }
+
+    /// `WATCH`: the keys' watches, taken under the lock.
+    pub(crate) fn watch(&self, db: usize, keys: &[Bytes]) -> Vec<crate::keyspace::Watch> {
+        let now = self.now();
+        let mut ks = self.lock();
+        keys.iter().map(|key| ks.watch(db, key, now)).collect()
+    }
+
+    /// `UNWATCH` (and the end of every `EXEC` or `DISCARD`).
+    pub(crate) fn unwatch(&self, watching: Vec<crate::keyspace::Watch>) {
+        if !watching.is_empty() {
+            self.lock().unwatch(watching);
+        }
+    }
+
+    /// `EXEC` begins: `false` (and nothing begins) if a watched key changed. Otherwise
+    /// the journal holds every change until [`Self::commit`], so that persistence and
+    /// replication get the transaction as one unit.
+    pub(crate) fn begin(&self, watching: Vec<crate::keyspace::Watch>) -> bool {
+        let now = self.now();
+        let mut ks = self.lock();
+        let changed = ks.any_changed(&watching, now);
+        ks.unwatch(watching);
+        if !changed {
+            ks.begin();
+        }
+        !changed
+    }
+
+    /// `EXEC` ends: publishes its changes as one transaction, then serves the clients
+    /// blocked on lists it filled (after it, as Redis does).
+    pub(crate) fn commit(&self, session: &mut Session) {
+        let now = self.now();
+        let mut ks = self.lock();
+        ks.commit();
+        if ks.track_ready {
+            crate::blocking::serve(&self.blocked, &mut ks, now);
+        }
+        if let Some((seq, offset)) = self.publish(&mut ks) {
+            session.unsynced = seq;
+            session.repl.written = offset.unwrap_or(session.repl.written);
+        }
+    }
+
+    /// `BGSAVE` inside `EXEC`: starts a flush to disk without waiting for it.
+    pub(crate) fn request_save(&self) {
+        if let Some(storage) = &self.storage {
+            storage.request_save();
+        }
     }
 
     /// A blocked client served by another client's write (see [`crate::blocking`])
@@ -255,15 +308,24 @@ impl Server for Kv {
     }
 
     fn commands(&self) -> &'static [CommandSpec] {
-        static ALL: LazyLock<Vec<CommandSpec>> =
-            LazyLock::new(|| [commands::TABLE, replication::COMMANDS].concat());
+        static ALL: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
+            [
+                commands::TABLE,
+                replication::COMMANDS,
+                crate::transaction::COMMANDS,
+            ]
+            .concat()
+        });
         &ALL
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
-        let reply = match replication::execute(self, client, args) {
-            Reply::Unhandled(args) => commands::execute(self, client, args).await,
-            reply => reply,
+        let reply = match crate::transaction::queue(self, client, args) {
+            Ok(reply) => reply,
+            Err(args) => match replication::execute(self, client, args) {
+                Reply::Unhandled(args) => commands::execute(self, client, args).await,
+                reply => reply,
+            },
         };
         self.settle(&mut client.session).await;
         replication::after_write(&self.replication, &mut client.session, reply)
@@ -285,15 +347,24 @@ impl Server for Kv {
         {
             return Err(args);
         }
-        let reply = match replication::execute(self, client, args) {
-            Reply::Unhandled(args) => commands::execute_now(self, client, args),
-            reply => reply,
+        let reply = match crate::transaction::queue(self, client, args) {
+            Ok(reply) => reply,
+            Err(args) => match replication::execute(self, client, args) {
+                Reply::Unhandled(args) => commands::execute_now(self, client, args),
+                reply => reply,
+            },
         };
         Ok(replication::after_write(
             &self.replication,
             &mut client.session,
             reply,
         ))
+    }
+
+    /// A command refused before it ran (unknown, wrong arity) fails the transaction
+    /// being queued, if any: its `EXEC` will answer `EXECABORT`.
+    fn refused(&self, session: &mut Session) {
+        session.tx.refused();
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {

@@ -23,6 +23,16 @@
 //! length: u32 LE | crc32c(payload): u32 LE | payload = bincode(Change)
 //! ```
 //!
+//! ## Transactions
+//!
+//! One `EXEC`'s changes are written as a `TransactionStart { changes: n }` record and
+//! then the `n` changes, each a record of its own (so the checkpoint keeps folding record
+//! by record). The reader hands out none of the `n` until it has read and checked all of
+//! them: a crash that cut the group short leaves a torn tail that starts at the group's
+//! first record, and recovery truncates the whole group, never half of it. A reader
+//! positioned inside a group (the checkpoint had folded part of it) reads the rest as
+//! plain records: a group in a file already folded from was whole.
+//!
 //! ## Space written ahead
 //!
 //! `fdatasync` flushes a file's data, and its metadata only where a read needs it: the
@@ -45,6 +55,7 @@
 //! file), so recovery truncates the file there and goes on, as Redis does with
 //! `aof-load-truncated yes`.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -180,6 +191,9 @@ pub struct Reader {
     /// Set when reading stopped at bytes that are not a whole, valid record.
     damaged: Option<String>,
     payload: Vec<u8>,
+    /// The checked records of a transaction not yet handed out, each with the offset
+    /// just past it.
+    ahead: VecDeque<(Change, u64)>,
 }
 
 impl Reader {
@@ -206,11 +220,47 @@ impl Reader {
             offset,
             damaged,
             payload: Vec::new(),
+            ahead: VecDeque::new(),
         })
     }
 
     /// The next change and the offset just past it; `None` at the end of the good records.
     pub fn next_change(&mut self) -> io::Result<Option<(Change, u64)>> {
+        if let Some((change, end)) = self.ahead.pop_front() {
+            self.offset = end;
+            return Ok(Some((change, end)));
+        }
+        match self.next_record(self.offset)? {
+            Some((Change::TransactionStart { changes }, mut end)) => {
+                // Read and check the whole group before handing out any of it.
+                while (self.ahead.len() as u64) < changes {
+                    match self.next_record(end)? {
+                        Some((change, after)) => {
+                            self.ahead.push_back((change, after));
+                            end = after;
+                        }
+                        None => {
+                            self.ahead.clear();
+                            return self.stop("a transaction cut short");
+                        }
+                    }
+                }
+                if self.ahead.is_empty() {
+                    self.offset = end;
+                }
+                self.next_change()
+            }
+            Some((change, end)) => {
+                self.offset = end;
+                Ok(Some((change, end)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The record at `offset` (where the input stands) and the offset just past it;
+    /// `None` at the end of the good records.
+    fn next_record(&mut self, offset: u64) -> io::Result<Option<(Change, u64)>> {
         if self.damaged.is_some() {
             return Ok(None);
         }
@@ -233,10 +283,10 @@ impl Reader {
             return self.stop("a record cut short");
         }
         match codec::decode_journal_payload(&self.payload, crc) {
-            Ok(change) => {
-                self.offset += (codec::JOURNAL_RECORD_HEADER + len) as u64;
-                Ok(Some((change, self.offset)))
-            }
+            Ok(change) => Ok(Some((
+                change,
+                offset + (codec::JOURNAL_RECORD_HEADER + len) as u64,
+            ))),
             Err(e) => self.stop(&format!("a damaged record ({e:?})")),
         }
     }
