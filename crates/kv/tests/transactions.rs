@@ -69,7 +69,7 @@ async fn an_atomic_pipeline_runs_as_one_transaction() {
         abort,
         Frame::error("EXECABORT Transaction discarded because of previous errors.")
     );
-    assert_eq!(c.exists::<_, bool>("never").await.unwrap(), false);
+    assert!(!c.exists::<_, bool>("never").await.unwrap());
     server.stop().await;
 }
 
