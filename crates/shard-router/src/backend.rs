@@ -224,6 +224,30 @@ impl Node {
         &self,
         slot: &Mutex<Option<Arc<Connection>>>,
     ) -> Result<Arc<Connection>, BackendError> {
+        let stream = self.dial().await?;
+        let mut guard = lock(slot);
+        // Another client may have connected this slot meanwhile: use theirs.
+        if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
+            return Ok(existing.clone());
+        }
+        let connection = self.serve_on(stream);
+        *guard = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// A connection of one client's own, outside the pool: a transaction's (see
+    /// `crate::transaction`). `WATCH` and `MULTI` are state of a backend connection, so
+    /// a client that uses them cannot share one. Closed when dropped.
+    pub async fn dedicated(&self) -> Result<Dedicated, BackendError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let connection = Box::pin(self.dial()).await?;
+        Ok(Dedicated {
+            connection: self.serve_on(connection),
+            node_addr: self.shared_addr.clone(),
+        })
+    }
+
+    async fn dial(&self) -> Result<TcpStream, BackendError> {
         let connecting = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr));
         let stream = match connecting.await {
             Ok(Ok(stream)) => stream,
@@ -231,11 +255,11 @@ impl Node {
             Err(_) => return Err(BackendError::Timeout(self.addr.clone())),
         };
         let _ = stream.set_nodelay(true);
-        let mut guard = lock(slot);
-        // Another client may have connected this slot meanwhile: use theirs.
-        if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
-            return Ok(existing.clone());
-        }
+        Ok(stream)
+    }
+
+    /// Starts a connection's writer, reader and watchdog on `stream`.
+    fn serve_on(&self, stream: TcpStream) -> Arc<Connection> {
         let connection = Arc::new(Connection::default());
         tokio::spawn(serve(
             stream,
@@ -243,8 +267,39 @@ impl Node {
             self.addr.clone(),
             self.timeout,
         ));
-        *guard = Some(connection.clone());
-        Ok(connection)
+        connection
+    }
+}
+
+/// A backend connection of one client's own (see [`Node::dedicated`]): the same
+/// pipelined queue as a pooled one, closed when dropped — which is how the backend
+/// learns to forget the client's `WATCH`es and queued `MULTI`.
+pub struct Dedicated {
+    connection: Arc<Connection>,
+    node_addr: Arc<str>,
+}
+
+impl Dedicated {
+    /// Queues a command given as its words (name first); await the [`Pending`] for the
+    /// reply.
+    pub fn send_command<'a>(
+        &self,
+        words: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> Result<Pending, BackendError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.connection.push(|out| encode_command(out, words), tx) {
+            return Err(BackendError::Lost(self.node_addr.to_string()));
+        }
+        Ok(Pending {
+            node_addr: self.node_addr.clone(),
+            reply: rx,
+        })
+    }
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        self.connection.hang_up.notify_one();
     }
 }
 
@@ -263,6 +318,8 @@ struct Connection {
     wake_writer: Notify,
     /// Set once the connection has failed: clients then open a new one.
     closed: AtomicBool,
+    /// Rung when a [`Dedicated`] connection's owner is done with it.
+    hang_up: Notify,
 }
 
 #[derive(Default)]
@@ -430,6 +487,7 @@ async fn serve(stream: TcpStream, connection: Arc<Connection>, addr: String, tim
         _ = write => BackendError::Lost(addr),
         _ = read => BackendError::Lost(addr),
         _ = watchdog => BackendError::Timeout(addr),
+        _ = connection.hang_up.notified() => BackendError::Lost(addr),
     };
     connection.close(&why);
 }
