@@ -140,18 +140,8 @@ impl Kv {
     ) -> Result<Outcome, CommandError> {
         let now = self.now();
         let mut ks = self.lock();
-        if ks.is_follower() {
-            return Err(CommandError::coded(
-                "READONLY",
-                "You can't write against a read only replica.",
-            ));
-        }
-        let limit = self.maxmemory.load(Ordering::Relaxed);
-        if limit > 0 && mutation.may_grow() && ks.used_memory() as u64 > limit {
-            return Err(CommandError::coded(
-                "OOM",
-                "command not allowed when used memory > 'maxmemory'.",
-            ));
+        if let Some(refused) = self.refuses(&ks, true, mutation.may_grow()) {
+            return Err(refused);
         }
         let outcome = ks.apply(db, mutation, now);
         if ks.track_ready && !ks.in_transaction() {
@@ -163,6 +153,35 @@ impl Kv {
             session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
+    }
+
+    /// Why a write would be refused now, if it would: this is a replica (`READONLY`), or
+    /// memory is over `--maxmemory` and the write may grow it (`OOM`).
+    fn refuses(&self, ks: &Keyspace, write: bool, grows: bool) -> Option<CommandError> {
+        if write && ks.is_follower() {
+            return Some(CommandError::coded(
+                "READONLY",
+                "You can't write against a read only replica.",
+            ));
+        }
+        let limit = self.maxmemory.load(Ordering::Relaxed);
+        if limit > 0 && grows && ks.used_memory() as u64 > limit {
+            return Some(CommandError::coded(
+                "OOM",
+                "command not allowed when used memory > 'maxmemory'.",
+            ));
+        }
+        None
+    }
+
+    /// [`Self::refuses`] for a command being queued by `MULTI` (by its flags: `write`,
+    /// `denyoom`): Redis refuses it already then, which aborts the transaction.
+    pub(crate) fn refuses_queued(&self, flags: &[&str]) -> Option<CommandError> {
+        let (write, grows) = (flags.contains(&"write"), flags.contains(&"denyoom"));
+        if !write && !grows {
+            return None;
+        }
+        self.refuses(&self.lock(), write, grows)
     }
 
     /// `WATCH`: the keys' watches, taken under the lock.

@@ -12,7 +12,8 @@
 //! The other half — all or nothing — Redis gives only in part, on purpose:
 //!
 //! - A command refused *while queueing* (unknown, wrong arity, not allowed in a
-//!   transaction) marks the transaction failed, and `EXEC` runs nothing: `-EXECABORT`.
+//!   transaction, a write on a replica or over `--maxmemory`) marks the transaction
+//!   failed, and `EXEC` runs nothing: `-EXECABORT`.
 //! - A command that fails *while running* (`INCR` of a string: `WRONGTYPE`, a syntax
 //!   error in `SET`'s options) reports its error in its slot of `EXEC`'s reply, and the
 //!   other commands still run. Nothing is rolled back.
@@ -152,14 +153,21 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
         "watch" => CommandError::err("WATCH inside MULTI is not allowed").to_frame(),
         // The connection closes or resets: the queue goes with the session.
         "quit" | "reset" => return Err(args),
-        name if queueable(name) => {
-            queue.commands.push(args);
-            Frame::simple("QUEUED")
-        }
-        _ => {
-            queue.failed = true;
-            not_allowed().to_frame()
-        }
+        name => match queueable(name).map(|flags| kv.refuses_queued(flags)) {
+            Some(None) => {
+                queue.commands.push(args);
+                Frame::simple("QUEUED")
+            }
+            // A write on a replica, or over `--maxmemory`: refused now, as in Redis.
+            Some(Some(refused)) => {
+                queue.failed = true;
+                refused.to_frame()
+            }
+            None => {
+                queue.failed = true;
+                not_allowed().to_frame()
+            }
+        },
     };
     Ok(Reply::One(frame))
 }
@@ -168,11 +176,15 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
 /// disk; Redis refuses it too), `ROLE`, `REPLICAOF`, and `PING`/`ECHO`. The other
 /// connection-level commands are answered by the service, outside kv, so `EXEC` could
 /// not run them in its turn: they are refused like `SAVE`.
-fn queueable(name: &str) -> bool {
+/// Its flags if it can (`write`, `denyoom`...).
+fn queueable(name: &str) -> Option<&'static [&'static str]> {
     match name {
-        "save" => false,
-        "ping" | "echo" | "unwatch" | "role" | "replicaof" | "slaveof" => true,
-        _ => crate::commands::TABLE.iter().any(|spec| spec.name == name),
+        "save" => None,
+        "ping" | "echo" | "unwatch" | "role" | "replicaof" | "slaveof" => Some(&[]),
+        _ => crate::commands::TABLE
+            .iter()
+            .find(|spec| spec.name == name)
+            .map(|spec| spec.flags),
     }
 }
 

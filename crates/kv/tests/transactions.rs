@@ -73,6 +73,81 @@ async fn an_atomic_pipeline_runs_as_one_transaction() {
     server.stop().await;
 }
 
+/// Nothing of a transaction runs before EXEC, nor after DISCARD or a disconnect.
+#[tokio::test]
+async fn queued_commands_run_only_at_exec() {
+    let server = start(&[]).await;
+    let mut other = connect(&server).await;
+    let mut c = connect(&server).await;
+    call(&mut c, &["MULTI"]).await;
+    call(&mut c, &["SET", "queued", "1"]).await;
+    assert_eq!(
+        call(&mut other, &["EXISTS", "queued"]).await,
+        Frame::Integer(0)
+    );
+    assert_eq!(call(&mut c, &["DISCARD"]).await, Frame::ok());
+    assert_eq!(
+        call(&mut other, &["EXISTS", "queued"]).await,
+        Frame::Integer(0)
+    );
+    call(&mut c, &["MULTI"]).await;
+    call(&mut c, &["SET", "queued", "1"]).await;
+    drop(c);
+    // The server has dropped the connection (and its queue) once it no longer lists it.
+    for _ in 0..500 {
+        let list = call(&mut other, &["CLIENT", "LIST"]).await;
+        if list
+            .as_bytes()
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            == 1
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        call(&mut other, &["EXISTS", "queued"]).await,
+        Frame::Integer(0)
+    );
+    server.stop().await;
+}
+
+/// A write on a replica, or over `--maxmemory`, is refused while queueing, as in Redis:
+/// the transaction is then aborted.
+#[tokio::test]
+async fn writes_a_server_refuses_abort_at_queue_time() {
+    let primary = start(&["--maxmemory", "1"]).await;
+    let address = format!("127.0.0.1:{}", primary.addr().port());
+    let replica = start(&["--replicaof", address.as_str()]).await;
+    let mut c = connect(&primary).await;
+    // The first write is allowed (nothing used yet); after it memory is over the limit.
+    assert_eq!(call(&mut c, &["SET", "filler", "x"]).await, Frame::ok());
+    let mut r = connect(&replica).await;
+    // Until the replica is linked, it is still a primary of its own.
+    for _ in 0..1000 {
+        if matches!(call(&mut r, &["SET", "probe", "x"]).await, Frame::Error(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (client, code) in [(&mut r, "READONLY"), (&mut c, "OOM")] {
+        call(client, &["MULTI"]).await;
+        assert_eq!(call(client, &["GET", "k"]).await, Frame::simple("QUEUED"));
+        let refused = call(client, &["SET", "k", "v"]).await;
+        assert!(
+            matches!(&refused, Frame::Error(e) if e.starts_with(code.as_bytes())),
+            "{refused:?}"
+        );
+        let abort = call(client, &["EXEC"]).await;
+        assert!(matches!(&abort, Frame::Error(e) if e.starts_with(b"EXECABORT")));
+    }
+    replica.stop().await;
+    primary.stop().await;
+}
+
 /// The optimistic-locking loop: several clients increment one counter with
 /// WATCH / GET / MULTI / SET / EXEC while another client keeps writing it. Every
 /// increment must count exactly once, whatever the interleaving.
