@@ -172,11 +172,11 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
     Ok(Reply::One(frame))
 }
 
-/// Can `EXEC` run this command? kv's own commands but `SAVE` (which waits for the
-/// disk; Redis refuses it too), `ROLE`, `REPLICAOF`, and `PING`/`ECHO`. The other
-/// connection-level commands are answered by the service, outside kv, so `EXEC` could
-/// not run them in its turn: they are refused like `SAVE`.
-/// Its flags if it can (`write`, `denyoom`...).
+/// The flags (`write`, `denyoom`...) of a command `EXEC` can run; `None` for the others.
+/// `EXEC` runs kv's own commands but `SAVE` (which waits for the disk; Redis refuses it
+/// too), `ROLE`, `REPLICAOF`, and `PING`/`ECHO`. The other connection-level commands are
+/// answered by the service, outside kv, so `EXEC` could not run them in its turn: they
+/// are refused like `SAVE`.
 fn queueable(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "save" => None,
