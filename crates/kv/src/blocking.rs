@@ -190,39 +190,65 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// What a blocking command asks for: the lists to watch, how long, and what to do.
+type Request = (Vec<Bytes>, Option<Duration>, Action);
+
 /// `BLPOP`/`BRPOP key... timeout`.
 pub async fn bpop(kv: &Kv, s: &mut Session, args: &mut Args, left: bool) -> Frame {
-    let mut keys = args.rest();
-    let timeout = keys.pop().map(|t| parse_timeout(&t));
-    match timeout {
-        Some(Ok(timeout)) => block(kv, s, keys, timeout, Action::Pop { left }).await,
-        Some(Err(e)) => e.to_frame(),
-        None => args.wrong_arity().to_frame(),
+    match parse_pop(args, left) {
+        Ok((keys, timeout, action)) => block(kv, s, keys, timeout, action).await,
+        Err(e) => e.to_frame(),
     }
 }
 
 /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout` and
 /// `BRPOPLPUSH source destination timeout`.
 pub async fn bmove(kv: &Kv, s: &mut Session, args: &mut Args, brpoplpush: bool) -> Frame {
-    let parsed = (|| {
-        let (from, to) = (args.next_bytes()?, args.next_bytes()?);
-        let (from_left, to_left) = if brpoplpush {
-            (false, true)
-        } else {
-            (crate::commands::side(args)?, crate::commands::side(args)?)
-        };
-        let timeout = parse_timeout(&args.next_bytes()?)?;
-        let action = Action::Move {
-            to,
-            from_left,
-            to_left,
-        };
-        Ok::<_, CommandError>((from, timeout, action))
-    })();
-    match parsed {
-        Ok((from, timeout, action)) => block(kv, s, vec![from], timeout, action).await,
+    match parse_move(args, brpoplpush) {
+        Ok((keys, timeout, action)) => block(kv, s, keys, timeout, action).await,
         Err(e) => e.to_frame(),
     }
+}
+
+/// `BLPOP`/`BRPOP` inside `EXEC`: a transaction never waits, so, as in Redis, it pops
+/// now or answers a null array, as if the timeout had passed.
+pub fn bpop_now(kv: &Kv, s: &mut Session, args: &mut Args, left: bool) -> Frame {
+    match parse_pop(args, left) {
+        Ok((keys, _, action)) => serve_now(kv, s, &keys, &action).unwrap_or(Frame::NullArray),
+        Err(e) => e.to_frame(),
+    }
+}
+
+/// `BLMOVE`/`BRPOPLPUSH` inside `EXEC`: moves now or answers a null (Redis's reply).
+pub fn bmove_now(kv: &Kv, s: &mut Session, args: &mut Args, brpoplpush: bool) -> Frame {
+    match parse_move(args, brpoplpush) {
+        Ok((keys, _, action)) => serve_now(kv, s, &keys, &action).unwrap_or(Frame::Null),
+        Err(e) => e.to_frame(),
+    }
+}
+
+fn parse_pop(args: &mut Args, left: bool) -> Result<Request, CommandError> {
+    let mut keys = args.rest();
+    match keys.pop().map(|t| parse_timeout(&t)) {
+        Some(timeout) => Ok((keys, timeout?, Action::Pop { left })),
+        None => Err(args.wrong_arity()),
+    }
+}
+
+fn parse_move(args: &mut Args, brpoplpush: bool) -> Result<Request, CommandError> {
+    let (from, to) = (args.next_bytes()?, args.next_bytes()?);
+    let (from_left, to_left) = if brpoplpush {
+        (false, true)
+    } else {
+        (crate::commands::side(args)?, crate::commands::side(args)?)
+    };
+    let timeout = parse_timeout(&args.next_bytes()?)?;
+    let action = Action::Move {
+        to,
+        from_left,
+        to_left,
+    };
+    Ok((vec![from], timeout, action))
 }
 
 /// A timeout in seconds, fractions allowed; 0 waits forever.
@@ -236,6 +262,25 @@ fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
+/// Serves from the first non-empty list in argument order, now; `None` if all are empty.
+fn serve_now(kv: &Kv, s: &mut Session, keys: &[Bytes], action: &Action) -> Option<Frame> {
+    let db = s.db;
+    for key in keys {
+        let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| v.as_list().map(|_| ())));
+        match kind {
+            None => continue,
+            Some(Err(e)) => return Some(e.to_frame()),
+            Some(Ok(())) => {
+                let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
+                if let Some(frame) = action.reply(key, outcome) {
+                    return Some(frame);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Serves from the first non-empty list now, or waits. See the module docs.
 async fn block(
     kv: &Kv,
@@ -246,19 +291,8 @@ async fn block(
 ) -> Frame {
     let db = s.db;
     let rx = loop {
-        // First, the lists as they are: the first non-empty one in argument order.
-        for key in &keys {
-            let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| v.as_list().map(|_| ())));
-            match kind {
-                None => continue,
-                Some(Err(e)) => return e.to_frame(),
-                Some(Ok(())) => {
-                    let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
-                    if let Some(frame) = action.reply(key, outcome) {
-                        return frame;
-                    }
-                }
-            }
+        if let Some(frame) = serve_now(kv, s, &keys, &action) {
+            return frame;
         }
         // All empty: register, unless something arrived meanwhile (then try again).
         let registered = kv.read(|ks, now| {

@@ -232,7 +232,23 @@ pub const JOURNAL_RECORD_HEADER: usize = 8;
 
 /// Appends one change to `out` as a journal record: `len | crc32c | bincode(Change)`.
 /// Encoded in place, so the hot path allocates nothing once `out` has grown.
+///
+/// A [`Change::Transaction`] becomes a [`Change::TransactionStart`] record and then one
+/// record per change: the checkpoint can still fold up to any record, and recovery
+/// applies the group only if every record of it is there (see `storage::journal`).
 pub fn append_journal_record(out: &mut Vec<u8>, change: &Change) {
+    if let Change::Transaction(changes) = change {
+        let start = Change::TransactionStart {
+            changes: changes.len() as u64,
+        };
+        append_one_record(out, &start);
+        changes.iter().for_each(|c| append_one_record(out, c));
+        return;
+    }
+    append_one_record(out, change);
+}
+
+fn append_one_record(out: &mut Vec<u8>, change: &Change) {
     let start = out.len();
     out.extend_from_slice(&[0; JOURNAL_RECORD_HEADER]);
     if write_options().serialize_into(&mut *out, change).is_err() {

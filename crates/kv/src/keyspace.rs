@@ -52,6 +52,9 @@ use crate::types::edit::{Delta, Edit};
 use crate::value::{Entry, Value};
 
 mod replay;
+mod watch;
+
+pub use watch::{Watch, Watches};
 
 /// Databases per server, as Redis (`SELECT 0` .. `SELECT 15`).
 pub const DATABASES: usize = 16;
@@ -245,6 +248,16 @@ pub enum Change {
         a: usize,
         b: usize,
     },
+    /// The changes of one `EXEC`, in order: applied all or none. The replication stream
+    /// carries it as one message, which a replica applies under one lock; a journal file
+    /// holds it as a [`Change::TransactionStart`] and then each change as a record of its
+    /// own (see `crate::storage::journal`).
+    Transaction(Vec<Change>),
+    /// In a journal file only: the next `changes` records are one transaction's. Recovery
+    /// applies none of them unless all are there.
+    TransactionStart {
+        changes: u64,
+    },
 }
 
 /// The changes made since the journal was last drained. Off when nobody consumes it
@@ -258,14 +271,34 @@ pub struct Journal {
     /// On a replica the data changes only by the primary's stream: a lookup hides a key
     /// past its deadline but does not delete it (see `crate::replication`).
     follower: bool,
+    /// Watched keys, whose counters every change bumps (see [`watch`]).
+    watches: Watches,
+    /// While an `EXEC` runs: where its changes start in `pending` (see [`watch`]).
+    open: Option<usize>,
 }
 
 impl Journal {
+    /// Records a change, and tells the clients watching its key.
     fn push(&mut self, change: Change) {
+        if self.watches.is_active() {
+            self.watches.touch(&change);
+        }
+        self.record(change);
+    }
+
+    /// Records a change no watcher needs to hear of: a key deleted because its deadline
+    /// passed was already gone for them (see [`watch`]).
+    fn record(&mut self, change: Change) {
         if self.enabled {
             self.seq += 1;
             self.pending.push(change);
         }
+    }
+
+    /// Must writes describe their changes? Yes while something consumes them (the disk,
+    /// replicas) or some client watches keys.
+    fn recording(&self) -> bool {
+        self.enabled || self.watches.is_active()
     }
 
     /// Position of the last change journaled.
@@ -519,7 +552,7 @@ fn live_in<'a>(
             d.expires.remove(&slot);
             d.used = d.used.saturating_sub(footprint(&slot, &old));
             stats.expired_keys += 1;
-            journal.push(Change::Remove { db, key: slot.key });
+            journal.record(Change::Remove { db, key: slot.key });
             None
         }
         btree_map::Entry::Occupied(o) => Some(o.into_mut()),
@@ -658,7 +691,7 @@ impl Keyspace {
             // A pop from a missing key: nothing to hash, clone or look up again.
             return Ok(None);
         }
-        let journaling = self.journal.enabled;
+        let journaling = self.journal.recording();
         let d = &mut self.dbs[db];
         let slot = Slot::new(key.clone());
         if !exists && let Some(make) = create {
@@ -717,7 +750,7 @@ impl Keyspace {
         if self.track_ready && matches!(entry.value, Value::List(_)) {
             self.ready.push((db, key.clone()));
         }
-        if self.journal.enabled {
+        if self.journal.recording() {
             self.journal.push(Change::Put {
                 db,
                 key: key.clone(),
@@ -736,7 +769,7 @@ impl Keyspace {
     /// turns it into a shared buffer). The map copies the value, and the key only if it
     /// is new: overwriting a hot key copies nothing but the value.
     fn store_string(&mut self, db: usize, key: &Bytes, value: &Bytes, expires_at: Option<u64>) {
-        if self.journal.enabled {
+        if self.journal.recording() {
             self.journal.push(Change::Put {
                 db,
                 key: key.clone(),
@@ -920,7 +953,7 @@ impl Keyspace {
             if let Some(old) = self.dbs[db].take(&slot) {
                 debug_assert!(old.is_expired(now));
                 self.stats.expired_keys += 1;
-                self.journal.push(Change::Remove { db, key: slot.key });
+                self.journal.record(Change::Remove { db, key: slot.key });
             }
         }
         (examined, expired)
@@ -1162,16 +1195,20 @@ impl Keyspace {
                 Ok(Outcome::Ok)
             }
             Mutation::FlushDb => {
+                self.touch_databases(db, None, now);
                 self.dbs[db] = Db::default();
                 self.journal.push(Change::FlushDb { db });
                 Ok(Outcome::Ok)
             }
             Mutation::FlushAll => {
+                (0..DATABASES).for_each(|d| self.touch_databases(d, None, now));
                 self.dbs.iter_mut().for_each(|d| *d = Db::default());
                 self.journal.push(Change::FlushAll);
                 Ok(Outcome::Ok)
             }
             Mutation::SwapDb { a, b } => {
+                self.touch_databases(a, Some(b), now);
+                self.touch_databases(b, Some(a), now);
                 self.dbs.swap(a, b);
                 self.journal.push(Change::SwapDb { a, b });
                 Ok(Outcome::Ok)
@@ -1245,7 +1282,7 @@ impl Keyspace {
         let before = entry.value.memory();
         entry.value = Value::String(value);
         let after = entry.value.memory();
-        if journal.enabled {
+        if journal.recording() {
             let entry = entry.clone();
             // The request's key: the change is encoded before the command returns.
             journal.push(Change::Put { db, key, entry });

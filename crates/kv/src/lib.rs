@@ -11,7 +11,8 @@
 //! - [`storage`]: durability — an append-only journal (group commit under `--fsync
 //!   always`, written before the replies under `everysec`) folded into sled, the
 //!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
-//! - [`commands`]: RESP arguments → engine → reply, one module per command family.
+//! - [`commands`]: RESP arguments → engine → reply, one module per command family;
+//!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit.
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod keyspace;
 pub mod replication;
 pub mod server;
 pub mod storage;
+pub mod transaction;
 pub mod types;
 pub mod value;
 

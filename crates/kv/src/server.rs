@@ -42,6 +42,8 @@ pub struct Session {
     unwritten: u64,
     /// Replication: a replica's link, or this client's last write offset.
     pub(crate) repl: crate::replication::ReplSession,
+    /// `MULTI`'s queue and `WATCH`'s keys (see [`crate::transaction`]).
+    pub(crate) tx: crate::transaction::Transaction,
 }
 
 /// The kv server.
@@ -116,7 +118,8 @@ impl Kv {
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
         let changes = ks.changes();
-        if changes.is_empty() {
+        // An `EXEC` publishes its changes once, as one transaction, when it ends.
+        if changes.is_empty() || ks.in_transaction() {
             return None;
         }
         let seq = ks.journal().seq();
@@ -147,21 +150,11 @@ impl Kv {
     ) -> Result<Outcome, CommandError> {
         let now = self.now();
         let mut ks = self.lock();
-        if ks.is_follower() {
-            return Err(CommandError::coded(
-                "READONLY",
-                "You can't write against a read only replica.",
-            ));
-        }
-        let limit = self.maxmemory.load(Ordering::Relaxed);
-        if limit > 0 && mutation.may_grow() && ks.used_memory() as u64 > limit {
-            return Err(CommandError::coded(
-                "OOM",
-                "command not allowed when used memory > 'maxmemory'.",
-            ));
+        if let Some(refused) = self.refuses(&ks, true, mutation.may_grow()) {
+            return Err(refused);
         }
         let outcome = ks.apply(db, mutation, now);
-        if ks.track_ready {
+        if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);
         }
@@ -171,6 +164,86 @@ impl Kv {
             session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
+    }
+
+    /// Why a write would be refused now, if it would: this is a replica (`READONLY`), or
+    /// memory is over `--maxmemory` and the write may grow it (`OOM`).
+    fn refuses(&self, ks: &Keyspace, write: bool, grows: bool) -> Option<CommandError> {
+        if write && ks.is_follower() {
+            return Some(CommandError::coded(
+                "READONLY",
+                "You can't write against a read only replica.",
+            ));
+        }
+        let limit = self.maxmemory.load(Ordering::Relaxed);
+        if limit > 0 && grows && ks.used_memory() as u64 > limit {
+            return Some(CommandError::coded(
+                "OOM",
+                "command not allowed when used memory > 'maxmemory'.",
+            ));
+        }
+        None
+    }
+
+    /// [`Self::refuses`] for a command being queued by `MULTI` (by its flags: `write`,
+    /// `denyoom`): Redis refuses it already then, which aborts the transaction.
+    pub(crate) fn refuses_queued(&self, flags: &[&str]) -> Option<CommandError> {
+        let (write, grows) = (flags.contains(&"write"), flags.contains(&"denyoom"));
+        if !write && !grows {
+            return None;
+        }
+        self.refuses(&self.lock(), write, grows)
+    }
+
+    /// `WATCH`: the keys' watches, taken under the lock.
+    pub(crate) fn watch(&self, db: usize, keys: &[Bytes]) -> Vec<crate::keyspace::Watch> {
+        let now = self.now();
+        let mut ks = self.lock();
+        keys.iter().map(|key| ks.watch(db, key, now)).collect()
+    }
+
+    /// `UNWATCH` (and the end of every `EXEC` or `DISCARD`).
+    pub(crate) fn unwatch(&self, watching: Vec<crate::keyspace::Watch>) {
+        if !watching.is_empty() {
+            self.lock().unwatch(watching);
+        }
+    }
+
+    /// `EXEC` begins: `false` (and nothing begins) if a watched key changed. Otherwise
+    /// the journal holds every change until [`Self::commit`], so that persistence and
+    /// replication get the transaction as one unit.
+    pub(crate) fn begin(&self, watching: Vec<crate::keyspace::Watch>) -> bool {
+        let now = self.now();
+        let mut ks = self.lock();
+        let changed = ks.any_changed(&watching, now);
+        ks.unwatch(watching);
+        if !changed {
+            ks.begin();
+        }
+        !changed
+    }
+
+    /// `EXEC` ends: publishes its changes as one transaction, then serves the clients
+    /// blocked on lists it filled (after it, as Redis does).
+    pub(crate) fn commit(&self, session: &mut Session) {
+        let now = self.now();
+        let mut ks = self.lock();
+        ks.commit();
+        if ks.track_ready {
+            crate::blocking::serve(&self.blocked, &mut ks, now);
+        }
+        if let Some((seq, offset)) = self.publish(&mut ks) {
+            session.unsynced = seq;
+            session.unwritten = seq;
+            session.repl.written = offset.unwrap_or(session.repl.written);
+        }
+    }
+
+    /// `BGSAVE` inside `EXEC`: starts a flush to disk without waiting for it.
+    pub(crate) fn request_save(&self) {
+        if let Some(storage) = &self.storage {
+            storage.request_save();
+        }
     }
 
     /// A blocked client served by another client's write (see [`crate::blocking`])
@@ -267,15 +340,24 @@ impl Server for Kv {
     }
 
     fn commands(&self) -> &'static [CommandSpec] {
-        static ALL: LazyLock<Vec<CommandSpec>> =
-            LazyLock::new(|| [commands::TABLE, replication::COMMANDS].concat());
+        static ALL: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
+            [
+                commands::TABLE,
+                replication::COMMANDS,
+                crate::transaction::COMMANDS,
+            ]
+            .concat()
+        });
         &ALL
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
-        let reply = match replication::execute(self, client, args) {
-            Reply::Unhandled(args) => commands::execute(self, client, args).await,
-            reply => reply,
+        let reply = match crate::transaction::queue(self, client, args) {
+            Ok(reply) => reply,
+            Err(args) => match replication::execute(self, client, args) {
+                Reply::Unhandled(args) => commands::execute(self, client, args).await,
+                reply => reply,
+            },
         };
         self.settle(&mut client.session).await;
         replication::after_write(&self.replication, &mut client.session, reply)
@@ -297,9 +379,12 @@ impl Server for Kv {
         {
             return Err(args);
         }
-        let reply = match replication::execute(self, client, args) {
-            Reply::Unhandled(args) => commands::execute_now(self, client, args),
-            reply => reply,
+        let reply = match crate::transaction::queue(self, client, args) {
+            Ok(reply) => reply,
+            Err(args) => match replication::execute(self, client, args) {
+                Reply::Unhandled(args) => commands::execute_now(self, client, args),
+                reply => reply,
+            },
         };
         Ok(replication::after_write(
             &self.replication,
@@ -321,6 +406,12 @@ impl Server for Kv {
             storage.write_through(session.unwritten);
         }
         session.unwritten = 0;
+    }
+
+    /// A command refused before it ran (unknown, wrong arity) fails the transaction
+    /// being queued, if any: its `EXEC` will answer `EXECABORT`.
+    fn refused(&self, session: &mut Session) {
+        session.tx.refused();
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {

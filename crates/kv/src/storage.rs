@@ -420,6 +420,12 @@ impl Storage {
     /// checkpoint; waits for it.
     pub async fn sync(&self) {
         let mut rx = self.progress.clone();
+        let target = self.request_save();
+        let _ = rx.wait_for(|p| p.syncs >= target).await;
+    }
+
+    /// Starts what [`Self::sync`] waits for; returns the number of the save asked for.
+    pub fn request_save(&self) -> u64 {
         let target = {
             let mut pending = self.shared.lock();
             pending.saves += 1;
@@ -427,7 +433,7 @@ impl Storage {
             pending.saves
         };
         self.shared.wake.notify_one();
-        let _ = rx.wait_for(|p| p.syncs >= target).await;
+        target
     }
 
     /// Writes and fsyncs what is queued, folds the whole journal into the checkpoint and
@@ -493,7 +499,7 @@ fn replay(
         let later = &generations[i + 1..];
         let follows = match later.first() {
             Some(_) => Some(0),
-            None => journal::valid_record_after(journal_dir, generation, at)?,
+            None => journal::valid_record_after(journal_dir, generation, reader.damaged_at())?,
         };
         let Some(valid_at) = follows else {
             warn!(

@@ -103,7 +103,10 @@ pub(crate) async fn serve<S: Server>(
             executed += 1;
             let spec = ctx.table.get(args.name());
             let reply = match admit(&mut client, spec, &mut args) {
-                Err(refusal) => refusal,
+                Err(refusal) => {
+                    ctx.server.refused(&mut client.session);
+                    refusal
+                }
                 Ok(spec) => match ctx.server.execute_now(&mut client, args) {
                     Ok(reply) => reply,
                     // A blocking command (BLPOP, a long-poll receive) may wait a long

@@ -194,6 +194,11 @@ pub trait Server: Send + Sync + 'static {
         Err(args)
     }
 
+    /// A command was refused before [`Self::execute`] saw it: unknown, wrong number of
+    /// arguments, or not authenticated. A server queueing a `MULTI` transaction marks it
+    /// failed here, so that its `EXEC` answers `EXECABORT` as Redis's does.
+    fn refused(&self, _session: &mut Self::Session) {}
+
     /// Waits for the next push to this client. The default never pushes.
     fn next_push(&self, _session: &mut Self::Session) -> impl Future<Output = Push> + Send {
         std::future::pending()

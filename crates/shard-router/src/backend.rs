@@ -265,6 +265,33 @@ impl Node {
         slot: &Mutex<Option<Arc<Connection>>>,
         protocol: Protocol,
     ) -> Result<Arc<Connection>, BackendError> {
+        let (stream, protocol) = self.dial(protocol).await?;
+        let mut guard = lock(slot);
+        // Another client may have connected this slot meanwhile: use theirs.
+        if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
+            return Ok(existing.clone());
+        }
+        let connection = self.serve_on(stream, protocol);
+        *guard = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// A connection of one client's own, outside the pool, speaking the client's
+    /// `protocol`: a transaction's (see `crate::transaction`). `WATCH` and `MULTI` are
+    /// state of a backend connection, so a client that uses them cannot share one.
+    /// Closed when dropped.
+    pub async fn dedicated(&self, protocol: Protocol) -> Result<Dedicated, BackendError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let (stream, protocol) = Box::pin(self.dial(protocol)).await?;
+        Ok(Dedicated {
+            connection: self.serve_on(stream, protocol),
+            node_addr: self.shared_addr.clone(),
+        })
+    }
+
+    /// Connects, and for a RESP3 pool switches the connection with `HELLO 3`: the stream
+    /// and the protocol it now speaks (RESP2 if the backend refused).
+    async fn dial(&self, protocol: Protocol) -> Result<(TcpStream, Protocol), BackendError> {
         let connecting = tokio::time::timeout(self.timeout, async {
             let mut stream = TcpStream::connect(&self.addr).await?;
             let _ = stream.set_nodelay(true);
@@ -274,16 +301,15 @@ impl Node {
             };
             Ok::<_, std::io::Error>((stream, spoken))
         });
-        let (stream, protocol) = match connecting.await {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(e)) => return Err(BackendError::Connect(self.addr.clone(), e.to_string())),
-            Err(_) => return Err(BackendError::Timeout(self.addr.clone())),
-        };
-        let mut guard = lock(slot);
-        // Another client may have connected this slot meanwhile: use theirs.
-        if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
-            return Ok(existing.clone());
+        match connecting.await {
+            Ok(Ok(connected)) => Ok(connected),
+            Ok(Err(e)) => Err(BackendError::Connect(self.addr.clone(), e.to_string())),
+            Err(_) => Err(BackendError::Timeout(self.addr.clone())),
         }
+    }
+
+    /// Starts a connection's writer, reader and watchdog on `stream`.
+    fn serve_on(&self, stream: TcpStream, protocol: Protocol) -> Arc<Connection> {
         let connection = Arc::new(Connection {
             protocol,
             ..Connection::default()
@@ -294,8 +320,40 @@ impl Node {
             self.addr.clone(),
             self.timeout,
         ));
-        *guard = Some(connection.clone());
-        Ok(connection)
+        connection
+    }
+}
+
+/// A backend connection of one client's own (see [`Node::dedicated`]): the same
+/// pipelined queue as a pooled one, closed when dropped — which is how the backend
+/// learns to forget the client's `WATCH`es and queued `MULTI`.
+pub struct Dedicated {
+    connection: Arc<Connection>,
+    node_addr: Arc<str>,
+}
+
+impl Dedicated {
+    /// Queues a command given as its words (name first); await the [`Pending`] for the
+    /// reply.
+    pub fn send_command<'a>(
+        &self,
+        words: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> Result<Pending, BackendError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.connection.push(|out| encode_command(out, words), tx) {
+            return Err(BackendError::Lost(self.node_addr.to_string()));
+        }
+        Ok(Pending {
+            node_addr: self.node_addr.clone(),
+            protocol: self.connection.protocol,
+            reply: rx,
+        })
+    }
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        self.connection.hang_up.notify_one();
     }
 }
 
@@ -348,6 +406,8 @@ struct Connection {
     wake_writer: Notify,
     /// Set once the connection has failed: clients then open a new one.
     closed: AtomicBool,
+    /// Rung when a [`Dedicated`] connection's owner is done with it.
+    hang_up: Notify,
 }
 
 #[derive(Default)]
@@ -517,6 +577,7 @@ async fn serve(stream: TcpStream, connection: Arc<Connection>, addr: String, tim
         _ = write => BackendError::Lost(addr),
         _ = read => BackendError::Lost(addr),
         _ = watchdog => BackendError::Timeout(addr),
+        _ = connection.hang_up.notified() => BackendError::Lost(addr),
     };
     connection.close(&why);
 }

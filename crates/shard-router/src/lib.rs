@@ -26,6 +26,7 @@ pub mod migrate;
 pub mod reshard;
 pub mod server;
 pub mod strategy;
+pub mod transaction;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -298,7 +298,8 @@ impl Router {
 }
 
 impl Server for Router {
-    type Session = ();
+    /// A client's transaction, if it started one (see [`crate::transaction`]).
+    type Session = crate::transaction::Transaction;
 
     fn name(&self) -> &'static str {
         "shard-router"
@@ -308,8 +309,25 @@ impl Server for Router {
         crate::commands::table::COMMANDS
     }
 
-    async fn execute(&self, client: &mut Client<()>, args: Args) -> Reply {
+    async fn execute(&self, client: &mut Client<Self::Session>, args: Args) -> Reply {
+        if client.session.handles(args.name()) {
+            // Boxed: rare, and its future must not enlarge every forwarded request's.
+            let lane = client.id();
+            return Box::pin(crate::transaction::execute(
+                self,
+                &mut client.session,
+                lane,
+                client.protocol,
+                args,
+            ))
+            .await;
+        }
         crate::commands::execute(self, client.id(), client.protocol, args).await
+    }
+
+    /// An unknown command or a wrong arity inside `MULTI` fails the transaction.
+    fn refused(&self, session: &mut Self::Session) {
+        session.refused();
     }
 
     fn info(&self) -> Vec<InfoSection> {

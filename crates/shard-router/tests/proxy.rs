@@ -196,7 +196,7 @@ async fn redis_crate_split_merge_pipelines_and_placement() {
     let (a, b) = two_keys_on_different_shards(&mut c).await;
     let e = c.rename::<_, _, ()>(&a, &b).await.unwrap_err();
     assert!(e.to_string().contains("different shards"), "{e}");
-    for refused in ["KEYS *", "SCAN 0", "MULTI", "BLPOP q 0", "SUBSCRIBE ch"] {
+    for refused in ["KEYS *", "SCAN 0", "RANDOMKEY", "BLPOP q 0", "SUBSCRIBE ch"] {
         let mut cmd = redis::cmd(refused.split(' ').next().unwrap());
         for arg in refused.split(' ').skip(1) {
             cmd.arg(arg);

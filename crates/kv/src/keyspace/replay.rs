@@ -64,18 +64,30 @@ impl Keyspace {
                 self.journal.push(Change::Expire { db, key, at });
             }
             Change::FlushDb { db } if db < self.dbs.len() => {
+                self.touch_databases(db, None, 0);
                 self.dbs[db] = Db::default();
                 self.journal.push(Change::FlushDb { db });
             }
             Change::FlushAll => {
+                (0..self.dbs.len()).for_each(|d| self.touch_databases(d, None, 0));
                 self.dbs.iter_mut().for_each(|d| *d = Db::default());
                 self.journal.push(Change::FlushAll);
             }
             Change::SwapDb { a, b } if a < self.dbs.len() && b < self.dbs.len() => {
+                self.touch_databases(a, Some(b), 0);
+                self.touch_databases(b, Some(a), 0);
                 self.dbs.swap(a, b);
                 self.journal.push(Change::SwapDb { a, b });
             }
-            // A database number this build does not have: nothing to apply.
+            // One primary `EXEC`: applied here in one call (under the server's one lock),
+            // and journaled again as one transaction.
+            Change::Transaction(changes) => {
+                self.begin();
+                changes.into_iter().for_each(|c| self.replay(c));
+                self.commit();
+            }
+            // A database number this build does not have, or a journal file's
+            // transaction marker (the reader consumes those): nothing to apply.
             _ => {}
         }
     }

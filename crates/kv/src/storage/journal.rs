@@ -23,6 +23,16 @@
 //! length: u32 LE | crc32c(payload): u32 LE | payload = bincode(Change)
 //! ```
 //!
+//! ## Transactions
+//!
+//! One `EXEC`'s changes are written as a `TransactionStart { changes: n }` record and
+//! then the `n` changes, each a record of its own (so the checkpoint keeps folding record
+//! by record). The reader hands out none of the `n` until it has read and checked all of
+//! them: a crash that cut the group short leaves a torn tail that starts at the group's
+//! first record, and recovery truncates the whole group, never half of it. A reader
+//! positioned inside a group (the checkpoint had folded part of it) reads the rest as
+//! plain records: a group in a file already folded from was whole.
+//!
 //! ## Space written ahead
 //!
 //! `fdatasync` flushes a file's data, and its metadata only where a read needs it: the
@@ -47,6 +57,7 @@
 //! tears only the last record; a valid record after the damage means something else
 //! (a flipped bit, a bad sector) and recovery refuses to start unless told otherwise.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -189,7 +200,13 @@ pub struct Reader {
     offset: u64,
     /// Set when reading stopped at bytes that are not a whole, valid record.
     damaged: Option<String>,
+    /// Where those bytes start. Past `offset` when a transaction was cut short: its
+    /// whole records up to there are valid but must not be replayed without the rest.
+    damaged_at: u64,
     payload: Vec<u8>,
+    /// The checked records of a transaction not yet handed out, each with the offset
+    /// just past it.
+    ahead: VecDeque<(Change, u64)>,
 }
 
 impl Reader {
@@ -215,15 +232,59 @@ impl Reader {
             input: BufReader::with_capacity(1 << 16, file),
             offset,
             damaged,
+            damaged_at: offset,
             payload: Vec::new(),
+            ahead: VecDeque::new(),
         })
     }
 
     /// The next change and the offset just past it; `None` at the end of the good records.
     pub fn next_change(&mut self) -> io::Result<Option<(Change, u64)>> {
+        if let Some((change, end)) = self.ahead.pop_front() {
+            self.offset = end;
+            return Ok(Some((change, end)));
+        }
+        match self.next_record(self.offset)? {
+            Some((Change::TransactionStart { changes }, mut end)) => {
+                // Read and check the whole group before handing out any of it.
+                while (self.ahead.len() as u64) < changes {
+                    match self.next_record(end)? {
+                        Some((change, after)) => {
+                            self.ahead.push_back((change, after));
+                            end = after;
+                        }
+                        None => {
+                            // Where the group broke: at a damaged record (already
+                            // noted), or at `end` if the file simply stops there.
+                            self.ahead.clear();
+                            if self.damaged.is_none() {
+                                self.damaged_at = end;
+                            }
+                            self.damaged = Some("a transaction cut short".into());
+                            return Ok(None);
+                        }
+                    }
+                }
+                if self.ahead.is_empty() {
+                    self.offset = end;
+                }
+                self.next_change()
+            }
+            Some((change, end)) => {
+                self.offset = end;
+                Ok(Some((change, end)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The record at `offset` (where the input stands) and the offset just past it;
+    /// `None` at the end of the good records.
+    fn next_record(&mut self, offset: u64) -> io::Result<Option<(Change, u64)>> {
         if self.damaged.is_some() {
             return Ok(None);
         }
+        self.damaged_at = offset;
         let mut header = [0; codec::JOURNAL_RECORD_HEADER];
         match read_full(&mut self.input, &mut header)? {
             0 => return Ok(None),
@@ -243,10 +304,10 @@ impl Reader {
             return self.stop("a record cut short");
         }
         match codec::decode_journal_payload(&self.payload, crc) {
-            Ok(change) => {
-                self.offset += (codec::JOURNAL_RECORD_HEADER + len) as u64;
-                Ok(Some((change, self.offset)))
-            }
+            Ok(change) => Ok(Some((
+                change,
+                offset + (codec::JOURNAL_RECORD_HEADER + len) as u64,
+            ))),
             Err(e) => self.stop(&format!("a damaged record ({e:?})")),
         }
     }
@@ -259,6 +320,13 @@ impl Reader {
     /// Offset just past the last good record.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Where the bytes that stopped reading start (see [`Reader::damage`]): the place
+    /// to look for valid records after. For a transaction cut short this is past
+    /// [`Reader::offset`], where the truncation would be.
+    pub fn damaged_at(&self) -> u64 {
+        self.damaged_at
     }
 
     /// Why reading stopped before the end of the file, if it did.

@@ -50,7 +50,7 @@ pub async fn execute(router: &Router, lane: u64, protocol: Protocol, args: Args)
 /// The router's own spec of a command, hashed with the service's command-table hash
 /// (FNV-1a: these names come from the source, so SipHash's resistance to crafted keys buys
 /// nothing here, and it cost 3% of a forwarded GET's instructions).
-fn spec(name: &str) -> Option<&'static CommandSpec> {
+pub(crate) fn spec(name: &str) -> Option<&'static CommandSpec> {
     type ByName = HashMap<&'static str, &'static CommandSpec, BuildHasherDefault<NameHasher>>;
     static BY_NAME: OnceLock<ByName> = OnceLock::new();
     BY_NAME

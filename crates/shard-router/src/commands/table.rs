@@ -184,11 +184,43 @@ pub static COMMANDS: &[CommandSpec] = &[
     refused("keys", 2),
     refused("scan", -2),
     refused("randomkey", 1),
-    refused("multi", 1),
-    refused("exec", 1),
-    refused("discard", 1),
-    refused("watch", -2),
-    refused("unwatch", 1),
+    // transactions, pinned to one shard (see crate::transaction)
+    CommandSpec::new(
+        "multi",
+        1,
+        &["fast"],
+        "transactions",
+        "Starts a transaction.",
+    ),
+    CommandSpec::new(
+        "exec",
+        1,
+        &[],
+        "transactions",
+        "Runs the transaction on its shard.",
+    ),
+    CommandSpec::new(
+        "discard",
+        1,
+        &["fast"],
+        "transactions",
+        "Discards a transaction.",
+    ),
+    CommandSpec::new(
+        "watch",
+        -2,
+        &["fast"],
+        "transactions",
+        "Watches keys of one shard.",
+    )
+    .keys(1, -1, 1),
+    CommandSpec::new(
+        "unwatch",
+        1,
+        &["fast"],
+        "transactions",
+        "Forgets watched keys.",
+    ),
     refused("blpop", -3),
     refused("brpop", -3),
     refused("brpoplpush", 4),
@@ -230,9 +262,6 @@ pub fn refusal(name: &str) -> String {
     let why = match name {
         "keys" | "scan" | "randomkey" => {
             "spans every shard; run it against each shard (ROUTER SHARDS lists them)"
-        }
-        "multi" | "exec" | "discard" | "watch" | "unwatch" => {
-            "transactions cannot span shards through this proxy"
         }
         "eval" | "evalsha" | "fcall" => "scripts are not proxied",
         "subscribe" | "psubscribe" | "ssubscribe" | "publish" => {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Transactions, kv against redis-server side by side: MULTI, 10 SETs, EXEC.
+# redis-benchmark repeats one command and cannot send a MULTI...EXEC block, so the client
+# here is `redis-cli --pipe`: CLIENTS connections, each sending a file of pre-encoded
+# transactions as fast as the server takes them (pipelined, like redis-py's
+# pipeline(transaction=True) sent back to back). Both servers in memory.
+#   bench/kv-multi.sh [runs] [transactions per client] [clients]
+# Prints the median transactions/s of each and the ratio kv / redis.
+. "$(dirname "$0")/lib.sh"
+RUNS=${1:-3}
+TX=${2:-20000}
+CLIENTS=${3:-4}
+KV_PORT=7414
+REDIS_PORT=7415
+DATA=$(mktemp -d)
+trap 'cleanup; rm -rf "$DATA"' EXIT
+
+cargo build --release -q -p infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
+BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
+"$BIN" kv --port "$KV_PORT" 2>/dev/null &
+PIDS+=($!)
+start_redis "$REDIS_PORT"
+wait_port "$KV_PORT"
+
+# One file per client: TX transactions of MULTI, SET k:<client>:<i>:<j> v (j < 10), EXEC.
+for c in $(seq 1 "$CLIENTS"); do
+  python3 - "$c" "$TX" >"$DATA/tx$c.resp" <<'PY'
+import sys
+c, tx = sys.argv[1], int(sys.argv[2])
+def cmd(*words):
+    out = [f"*{len(words)}\r\n"]
+    for w in words:
+        out.append(f"${len(w)}\r\n{w}\r\n")
+    return "".join(out)
+value = "v" * 16
+parts = []
+for i in range(tx):
+    parts.append(cmd("MULTI"))
+    for j in range(10):
+        parts.append(cmd("SET", f"k:{c}:{i % 1000}:{j}", value))
+    parts.append(cmd("EXEC"))
+sys.stdout.write("".join(parts))
+PY
+done
+
+# Transactions per second of one run against PORT (all clients at once), after checking
+# that every reply was accepted (redis-cli --pipe reports errors).
+run() {
+  local port=$1 start end pipes=() c
+  redis-cli -p "$port" FLUSHALL >/dev/null
+  start=$(date +%s.%N)
+  for c in $(seq 1 "$CLIENTS"); do
+    redis-cli -p "$port" --pipe <"$DATA/tx$c.resp" >"$DATA/out$c" 2>&1 &
+    pipes+=($!)
+  done
+  wait "${pipes[@]}"
+  end=$(date +%s.%N)
+  if grep -q "errors: [1-9]" "$DATA"/out*; then
+    echo "errors from port $port:" >&2
+    cat "$DATA"/out* >&2
+    exit 1
+  fi
+  awk -v n="$((TX * CLIENTS))" -v s="$start" -v e="$end" 'BEGIN { printf "%d\n", n / (e - s) }'
+}
+
+ours=() theirs=()
+for _ in $(seq 1 "$RUNS"); do
+  ours+=("$(run "$KV_PORT")")
+  theirs+=("$(run "$REDIS_PORT")")
+done
+k=$(median "${ours[@]}")
+r=$(median "${theirs[@]}")
+echo "MULTI + 10 SET + EXEC, $CLIENTS clients x $TX transactions (redis-cli --pipe), median of $RUNS runs"
+printf '%-28s kv %10s tx/s   redis %10s tx/s   ratio %s\n' "MULTI/EXEC of 10 SETs" "$k" "$r" \
+  "$(awk -v a="$k" -v b="$r" 'BEGIN { printf "%.2f", a / b }')"

@@ -1,0 +1,279 @@
+//! Transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH`, with Redis's rules.
+//!
+//! ## What a Redis transaction promises
+//!
+//! After `MULTI` the server does not run a client's commands: it checks that each one
+//! exists and has a plausible number of arguments, queues it, and answers `+QUEUED`.
+//! `EXEC` then runs the whole queue at once, and no other client's command runs in
+//! between — kv, like Redis, serves every client from one event loop, and `EXEC` never
+//! waits for anything while it runs the queue (a blocking pop inside it pops now or
+//! answers null). That is the *isolation* half of atomicity.
+//!
+//! The other half — all or nothing — Redis gives only in part, on purpose:
+//!
+//! - A command refused *while queueing* (unknown, wrong arity, not allowed in a
+//!   transaction, a write on a replica or over `--maxmemory`) marks the transaction
+//!   failed, and `EXEC` runs nothing: `-EXECABORT`.
+//! - A command that fails *while running* (`INCR` of a string: `WRONGTYPE`, a syntax
+//!   error in `SET`'s options) reports its error in its slot of `EXEC`'s reply, and the
+//!   other commands still run. Nothing is rolled back.
+//!
+//! Redis chose this because run-time errors are programming errors (the wrong type for a
+//! key, a typo in an option) that a test finds, not conditions to recover from, and
+//! because a rollback needs an undo log of every change, kept in memory and paid for by
+//! every command, on a server built to be fast and simple. The sql server makes the other
+//! choice: its transactions undo everything on any error (see the crate README).
+//!
+//! ## Optimistic locking
+//!
+//! `WATCH key...` before `MULTI` makes `EXEC` conditional: if any watched key changed
+//! since (written by any client, deleted, expired, flushed, swapped), `EXEC` runs nothing
+//! and answers a null reply, and the client retries. See [`crate::keyspace::Watch`].
+//!
+//! ## One unit on disk and on the wire
+//!
+//! While `EXEC` runs, the journal keeps its changes ([`Kv::begin`]), and publishes them
+//! at the end as one [`crate::keyspace::Change::Transaction`] ([`Kv::commit`]):
+//! recovery applies all of it or none (`crate::storage::journal`), and a replica applies
+//! it in one step, so neither a crash nor a replica ever shows half a transaction.
+
+use proto::{Args, CommandError, Frame};
+use service::{Client, CommandSpec, Reply, Settled};
+
+use crate::keyspace::Watch;
+use crate::server::{Kv, Session};
+
+/// The transaction commands, for `COMMAND` and the arity check.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "multi",
+        1,
+        &["fast", "loading", "stale"],
+        "transactions",
+        "Starts a transaction.",
+    ),
+    CommandSpec::new(
+        "exec",
+        1,
+        &["loading", "stale"],
+        "transactions",
+        "Executes all commands in a transaction.",
+    ),
+    CommandSpec::new(
+        "discard",
+        1,
+        &["fast", "loading", "stale"],
+        "transactions",
+        "Discards a transaction.",
+    ),
+    CommandSpec::new(
+        "watch",
+        -2,
+        &["fast", "loading", "stale"],
+        "transactions",
+        "Monitors changes to keys to determine the execution of a transaction.",
+    )
+    .keys(1, -1, 1),
+    CommandSpec::new(
+        "unwatch",
+        1,
+        &["fast", "loading", "stale"],
+        "transactions",
+        "Forgets about watched keys of a transaction.",
+    ),
+];
+
+/// A connection's transaction state, part of its [`Session`].
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// Between `MULTI` and `EXEC`/`DISCARD`: the commands queued.
+    queue: Option<Queue>,
+    /// The keys `WATCH`ed since the last `EXEC`, `DISCARD` or `UNWATCH`.
+    watching: Vec<Watch>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    commands: Vec<Args>,
+    /// A command was refused while queueing: `EXEC` will answer `EXECABORT`.
+    failed: bool,
+}
+
+impl Transaction {
+    /// A command was refused before it could be queued (see `Server::refused`).
+    pub(crate) fn refused(&mut self) {
+        if let Some(queue) = &mut self.queue {
+            queue.failed = true;
+        }
+    }
+}
+
+/// Redis's answer to a command it does not queue (`SAVE`, and here also the
+/// connection-level commands the service answers, such as `CLIENT` and `CONFIG`).
+fn not_allowed() -> CommandError {
+    CommandError::err("Command not allowed inside a transaction")
+}
+
+/// Handles the transaction commands, and every command while `MULTI` is queueing.
+/// `Err(args)`: not this module's, run it as usual.
+pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
+    let tx = &mut client.session.tx;
+    let Some(queue) = &mut tx.queue else {
+        let frame = match args.name() {
+            "multi" => {
+                tx.queue = Some(Queue::default());
+                Frame::ok()
+            }
+            "exec" => CommandError::err("EXEC without MULTI").to_frame(),
+            "discard" => CommandError::err("DISCARD without MULTI").to_frame(),
+            "watch" => {
+                let keys = args.peek_bytes();
+                let db = client.session.db;
+                let watches = kv.watch(db, &keys);
+                client.session.tx.watching.extend(watches);
+                Frame::ok()
+            }
+            "unwatch" => {
+                kv.unwatch(std::mem::take(&mut tx.watching));
+                Frame::ok()
+            }
+            _ => return Err(args),
+        };
+        return Ok(Reply::One(frame));
+    };
+    let frame = match args.name() {
+        "exec" => return Ok(Reply::One(exec(kv, client))),
+        "discard" => {
+            tx.queue = None;
+            kv.unwatch(std::mem::take(&mut tx.watching));
+            Frame::ok()
+        }
+        // Errors that leave the transaction as it was, as in Redis.
+        "multi" => CommandError::err("MULTI calls can not be nested").to_frame(),
+        "watch" => CommandError::err("WATCH inside MULTI is not allowed").to_frame(),
+        // The connection closes or resets: the queue goes with the session.
+        "quit" | "reset" => return Err(args),
+        name => match queueable(name).map(|flags| kv.refuses_queued(flags)) {
+            Some(None) => {
+                queue.commands.push(args);
+                Frame::simple("QUEUED")
+            }
+            // A write on a replica, or over `--maxmemory`: refused now, as in Redis.
+            Some(Some(refused)) => {
+                queue.failed = true;
+                refused.to_frame()
+            }
+            None => {
+                queue.failed = true;
+                not_allowed().to_frame()
+            }
+        },
+    };
+    Ok(Reply::One(frame))
+}
+
+/// The flags (`write`, `denyoom`...) of a command `EXEC` can run; `None` for the others.
+/// `EXEC` runs kv's own commands but `SAVE` (which waits for the disk; Redis refuses it
+/// too), `ROLE`, `REPLICAOF`, and `PING`/`ECHO`. The other connection-level commands are
+/// answered by the service, outside kv, so `EXEC` could not run them in its turn: they
+/// are refused like `SAVE`.
+fn queueable(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "save" => None,
+        "ping" | "echo" | "unwatch" | "role" | "replicaof" | "slaveof" => Some(&[]),
+        _ => crate::commands::TABLE
+            .iter()
+            .find(|spec| spec.name == name)
+            .map(|spec| spec.flags),
+    }
+}
+
+/// `EXEC`: runs the queue (see the module docs) and answers each command's reply in an
+/// array; `EXECABORT` if queueing failed; a null reply if a watched key changed.
+fn exec(kv: &Kv, client: &mut Client<Session>) -> Frame {
+    let tx = &mut client.session.tx;
+    let queue = tx.queue.take().unwrap_or_default();
+    let watching = std::mem::take(&mut tx.watching);
+    if queue.failed {
+        kv.unwatch(watching);
+        return CommandError::coded(
+            "EXECABORT",
+            "Transaction discarded because of previous errors.",
+        )
+        .to_frame();
+    }
+    if !kv.begin(watching) {
+        return Frame::NullArray;
+    }
+    // Committed even if a command panics: the journal must never stay held open.
+    let open = Open {
+        kv,
+        committed: false,
+    };
+    let replies = queue
+        .commands
+        .into_iter()
+        .map(|args| run(kv, client, args))
+        .collect();
+    open.commit(&mut client.session);
+    Frame::Array(replies)
+}
+
+/// Runs one queued command inside `EXEC`.
+fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
+    let s = &mut client.session;
+    let reply = match args.name() {
+        "blpop" => return crate::blocking::bpop_now(kv, s, &mut args, true),
+        "brpop" => return crate::blocking::bpop_now(kv, s, &mut args, false),
+        "blmove" => return crate::blocking::bmove_now(kv, s, &mut args, false),
+        "brpoplpush" => return crate::blocking::bmove_now(kv, s, &mut args, true),
+        "bgsave" => {
+            kv.request_save();
+            return Frame::simple("Background saving started");
+        }
+        // The watches were handed back when `EXEC` began.
+        "unwatch" => return Frame::ok(),
+        "ping" => return ping(&mut args),
+        "echo" => return args.next_bytes().map_or_else(|e| e.to_frame(), Frame::Bulk),
+        _ => match crate::replication::execute(kv, client, args) {
+            Reply::Unhandled(args) => crate::commands::execute_now(kv, client, args),
+            reply => reply,
+        },
+    };
+    match reply {
+        Reply::One(frame) => frame,
+        Reply::Many(frames) => Frame::Array(frames),
+        // Bytes meant for the socket (`LRANGE`): the array needs them as a frame.
+        Reply::Encoded(bytes) => Settled::Resp2(bytes).into_frame(),
+        Reply::Unhandled(_) | Reply::Close(_) | Reply::Deferred(_) => not_allowed().to_frame(),
+    }
+}
+
+fn ping(args: &mut Args) -> Frame {
+    match args.remaining() {
+        0 => Frame::simple("PONG"),
+        1 => args.next_bytes().map_or_else(|e| e.to_frame(), Frame::Bulk),
+        _ => args.wrong_arity().to_frame(),
+    }
+}
+
+/// An `EXEC` under way: commits its changes when dropped, however it ends.
+struct Open<'a> {
+    kv: &'a Kv,
+    committed: bool,
+}
+
+impl Open<'_> {
+    fn commit(mut self, session: &mut Session) {
+        self.committed = true;
+        self.kv.commit(session);
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.kv.commit(&mut Session::default());
+        }
+    }
+}
