@@ -405,6 +405,8 @@ pub enum Mutation {
     },
     /// A write to hashes, lists, sets or sorted sets (see [`crate::types::ops`]).
     Collection(crate::types::ops::Op),
+    /// A bitmap or HyperLogLog write (see [`crate::types::bitwrite`]).
+    Bits(crate::types::bitwrite::BitWrite),
 }
 
 impl Mutation {
@@ -421,6 +423,7 @@ impl Mutation {
                 | Mutation::MSet { .. }
                 | Mutation::Copy { .. }
                 | Mutation::Restore { .. }
+                | Mutation::Bits(_)
         ) || matches!(self, Mutation::Collection(op) if op.may_grow())
     }
 }
@@ -1177,6 +1180,7 @@ impl Keyspace {
                 Ok(Outcome::Ok)
             }
             Mutation::Collection(op) => crate::types::ops::apply(self, db, op, now),
+            Mutation::Bits(op) => crate::types::bitwrite::apply(self, db, op, now),
         }
     }
 

@@ -160,6 +160,14 @@ async fn resp3_collection_replies_match_redis_server() {
     compare_corpus(include_str!("data/collections.txt"), 300, Protocol::Resp3).await;
 }
 
+/// Bitmaps, BITFIELD, SUBSTR and HyperLogLog, in RESP2 and after `HELLO 3`.
+#[tokio::test]
+async fn bitmap_and_hyperloglog_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/bits.txt"), 200, protocol).await;
+    }
+}
+
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
 async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;

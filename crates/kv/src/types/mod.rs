@@ -21,8 +21,12 @@
 //! Every structure keeps a running count of its payload bytes, so the memory estimate
 //! (`used_memory`, `--maxmemory`) is O(1) to update after a write.
 
+pub mod bitfield;
+pub mod bitmap;
+pub mod bitwrite;
 pub mod edit;
 pub mod hash;
+pub mod hyperloglog;
 pub mod list;
 pub mod ops;
 pub mod set;
