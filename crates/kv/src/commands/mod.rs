@@ -143,14 +143,41 @@ pub static TABLE: &[CommandSpec] = &[
     spec("bitcount", -2, R, "bitmap", "Counts set bits.")
         .keys(1, 1, 1)
         .syntax("key [start end [BYTE|BIT]]"),
-    spec("bitpos", -3, R, "bitmap", "Finds the first set or clear bit.")
-        .keys(1, 1, 1)
-        .syntax("key bit [start [end [BYTE|BIT]]]"),
+    spec(
+        "bitpos",
+        -3,
+        R,
+        "bitmap",
+        "Finds the first set or clear bit.",
+    )
+    .keys(1, 1, 1)
+    .syntax("key bit [start [end [BYTE|BIT]]]"),
     spec("bitop", -4, WD, "bitmap", "Combines strings bitwise.").keys(2, -1, 1),
-    spec("bitfield", -2, WD, "bitmap", "Reads and writes integer fields.").keys(1, 1, 1),
+    spec(
+        "bitfield",
+        -2,
+        WD,
+        "bitmap",
+        "Reads and writes integer fields.",
+    )
+    .keys(1, 1, 1),
     spec("bitfield_ro", -2, RF, "bitmap", "Reads integer fields.").keys(1, 1, 1),
-    spec("pfadd", -2, WDF, "hyperloglog", "Adds elements to a HyperLogLog.").keys(1, 1, 1),
-    spec("pfcount", -2, R, "hyperloglog", "Estimates distinct elements.").keys(1, -1, 1),
+    spec(
+        "pfadd",
+        -2,
+        WDF,
+        "hyperloglog",
+        "Adds elements to a HyperLogLog.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "pfcount",
+        -2,
+        R,
+        "hyperloglog",
+        "Estimates distinct elements.",
+    )
+    .keys(1, -1, 1),
     spec("pfmerge", -2, WD, "hyperloglog", "Merges HyperLogLogs.").keys(1, -1, 1),
     // keys
     spec("del", -2, W, "generic", "Deletes keys.").keys(1, -1, 1),

@@ -287,8 +287,14 @@ mod tests {
         );
         assert_eq!(run_on(&mut b, "OVERFLOW FAIL INCRBY i8 0 -2"), [None]);
         // 0x81 holds ...001 in bits 5..7: the old i5 at #1 is 0b00100.
-        assert_eq!(run_on(&mut b, "SET i5 #1 100 GET i5 #1"), [Some(4), Some(4)]);
-        assert_eq!(run_on(&mut b, "SET u8 16 -1 GET u8 16"), [Some(0), Some(255)]);
+        assert_eq!(
+            run_on(&mut b, "SET i5 #1 100 GET i5 #1"),
+            [Some(4), Some(4)]
+        );
+        assert_eq!(
+            run_on(&mut b, "SET u8 16 -1 GET u8 16"),
+            [Some(0), Some(255)]
+        );
         let mut c = Vec::new();
         assert_eq!(
             run_on(&mut c, "SET i64 0 9223372036854775807 INCRBY i64 0 1"),
@@ -314,9 +320,6 @@ mod tests {
         };
         assert_eq!(parse(&words("GET u8")), Err(CommandError::Syntax));
         assert!(parse(&words("OVERFLOW nope GET u8 0")).is_err());
-        assert_eq!(
-            parse(&words("SET u8 0 x")),
-            Err(CommandError::NotInteger)
-        );
+        assert_eq!(parse(&words("SET u8 0 x")), Err(CommandError::NotInteger));
     }
 }

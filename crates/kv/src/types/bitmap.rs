@@ -36,9 +36,7 @@ pub fn parse_offset(arg: &[u8], width: Option<u32>) -> Result<u64, CommandError>
 /// The bit at `offset` (0 past the end).
 pub fn get_bit(bytes: &[u8], offset: u64) -> u8 {
     let byte = (offset >> 3) as usize;
-    bytes
-        .get(byte)
-        .map_or(0, |b| (b >> (7 - (offset & 7))) & 1)
+    bytes.get(byte).map_or(0, |b| (b >> (7 - (offset & 7))) & 1)
 }
 
 /// Sets the bit at `offset` in a buffer already long enough; returns the old bit.

@@ -57,11 +57,17 @@ fn take_bytes(value: &mut Value) -> Result<BytesMut, CommandError> {
     let Value::String(b) = std::mem::replace(value, new_string()) else {
         return Err(CommandError::WrongType);
     };
-    Ok(b.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..])))
+    Ok(b.try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..])))
 }
 
 /// The value of a string key for reading, `None` if missing (lazy expiry applied).
-pub fn string_of(ks: &mut Keyspace, db: usize, key: &Bytes, now: u64) -> Result<Option<Bytes>, CommandError> {
+pub fn string_of(
+    ks: &mut Keyspace,
+    db: usize,
+    key: &Bytes,
+    now: u64,
+) -> Result<Option<Bytes>, CommandError> {
     match ks.value(db, key, now) {
         None => Ok(None),
         Some(v) => v.as_string().cloned().map(Some),
@@ -90,7 +96,12 @@ pub fn merged_registers(
 }
 
 /// Applies one bit-level write. See the module docs.
-pub fn apply(ks: &mut Keyspace, db: usize, op: BitWrite, now: u64) -> Result<Outcome, CommandError> {
+pub fn apply(
+    ks: &mut Keyspace,
+    db: usize,
+    op: BitWrite,
+    now: u64,
+) -> Result<Outcome, CommandError> {
     match op {
         BitWrite::SetBit { key, offset, on } => {
             let old = ks.update(db, &key, now, Some(new_string), |v, _| {
@@ -126,7 +137,11 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: BitWrite, now: u64) -> Result<Out
                     .any(|(op, r)| !matches!(op, FieldOp::Get { .. }) && r.is_some());
                 let changed = grown || wrote;
                 *v = Value::String(bytes.freeze());
-                let delta = if changed { Delta::Whole } else { Delta::Unchanged };
+                let delta = if changed {
+                    Delta::Whole
+                } else {
+                    Delta::Unchanged
+                };
                 Ok((replies, delta))
             })?;
             let replies = replies.unwrap_or_default();

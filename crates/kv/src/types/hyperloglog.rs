@@ -166,7 +166,11 @@ fn check(bytes: &[u8]) -> Result<u8, Invalid> {
         && &bytes[..4] == b"HYLL"
         && bytes[4] <= SPARSE
         && (bytes[4] != DENSE || bytes.len() == DENSE_LEN);
-    if valid { Ok(bytes[4]) } else { Err(Invalid::NotHll) }
+    if valid {
+        Ok(bytes[4])
+    } else {
+        Err(Invalid::NotHll)
+    }
 }
 
 /// Every register of a sketch, one byte each (dense or sparse input).
