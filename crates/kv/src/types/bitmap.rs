@@ -133,13 +133,20 @@ pub fn position(bytes: &[u8], bit: u8, start: i64, end: Option<i64>, unit: Unit)
     else {
         return -1;
     };
-    // Whole bytes that cannot hold the bit are skipped eight bits at a time.
+    // Bit by bit up to a byte boundary, then whole bytes that cannot hold the bit are
+    // skipped with one scan, then bit by bit within the byte that can.
     let skip = if bit == 1 { 0x00 } else { 0xff };
     let mut i = first;
     while i <= last {
-        if i & 7 == 0 && i + 7 <= last && bytes[(i >> 3) as usize] == skip {
-            i += 8;
-            continue;
+        if i & 7 == 0 && i + 7 <= last {
+            let (from, to) = ((i >> 3) as usize, ((last + 1) >> 3) as usize);
+            match bytes[from..to].iter().position(|&b| b != skip) {
+                Some(n) => i += 8 * n as u64,
+                None => i = (to as u64) << 3,
+            }
+            if i > last {
+                break;
+            }
         }
         if get_bit(bytes, i) == bit {
             return i as i64;
@@ -175,21 +182,44 @@ impl BitOp {
 
 /// `BITOP`: combines the sources byte by byte; a shorter source (or a missing key, an
 /// empty slice) counts as zero bytes, so the result is as long as the longest source.
+///
+/// Each source is read once: O(longest + total bytes), however many sources there are
+/// (a byte-at-a-time loop over every source would be O(longest x sources)). For AND,
+/// every byte past the shortest source is 0, so only that prefix is computed.
 pub fn combine(op: BitOp, sources: &[&[u8]]) -> Vec<u8> {
-    let len = sources.iter().map(|s| s.len()).max().unwrap_or(0);
-    let byte = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
-    (0..len)
-        .map(|i| {
-            let mut all = sources.iter().map(|s| byte(s, i));
-            let first = all.next().unwrap_or(0);
-            match op {
-                BitOp::And => all.fold(first, |acc, b| acc & b),
-                BitOp::Or => all.fold(first, |acc, b| acc | b),
-                BitOp::Xor => all.fold(first, |acc, b| acc ^ b),
-                BitOp::Not => !first,
+    let longest = sources.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![0u8; longest];
+    let Some((first, rest)) = sources.split_first() else {
+        return out;
+    };
+    match op {
+        BitOp::Not => {
+            for (o, b) in out.iter_mut().zip(*first) {
+                *o = !b;
             }
-        })
-        .collect()
+        }
+        BitOp::And => {
+            let shortest = sources.iter().map(|s| s.len()).min().unwrap_or(0);
+            out[..shortest].copy_from_slice(&first[..shortest]);
+            for source in rest {
+                for (o, b) in out[..shortest].iter_mut().zip(*source) {
+                    *o &= b;
+                }
+            }
+        }
+        BitOp::Or | BitOp::Xor => {
+            for source in sources {
+                for (o, b) in out.iter_mut().zip(*source) {
+                    if op == BitOp::Or {
+                        *o |= b;
+                    } else {
+                        *o ^= b;
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -237,6 +267,14 @@ mod tests {
         assert_eq!(combine(BitOp::Or, &[b"\xf0", b"\x0f\x01"]), [0xff, 0x01]);
         assert_eq!(combine(BitOp::Xor, &[b"\xff", b"\x0f"]), [0xf0]);
         assert_eq!(combine(BitOp::Not, &[b"\x0f"]), [0xf0]);
+        assert_eq!(
+            combine(BitOp::And, &[b"\xff\xff", b"\xff", b"\x0f\xff\xff"]),
+            [0x0f, 0, 0]
+        );
+        assert_eq!(
+            combine(BitOp::Xor, &[b"\x01", b"\x01\x02", b"\x01"]),
+            [0x01, 0x02]
+        );
     }
 
     #[test]
