@@ -449,3 +449,41 @@ async fn bit_ranges_match_redis_on_random_strings() {
     assert_eq!(compared, 3600);
     server.stop().await;
 }
+
+/// The README's bitmap and HyperLogLog session, typed into `redis-cli` against kv and
+/// against redis-server: the same screen.
+#[tokio::test]
+async fn redis_cli_bitmap_session_matches_redis() {
+    let redis = RedisServer::start(&[]);
+    let server = common::start(&[]).await;
+    let script = "SETBIT active:mon 1001 1\nSETBIT active:mon 1002 1\nSETBIT active:tue 1001 1\n\
+                  BITCOUNT active:mon\nBITOP AND active:both active:mon active:tue\n\
+                  BITPOS active:both 1\nBITFIELD counters INCRBY u4 #7 3 GET u4 #7\n\
+                  PFADD visitors:mon alice bob carol\nPFADD visitors:tue alice dave\n\
+                  PFCOUNT visitors:mon visitors:tue\nPFMERGE visitors:week visitors:mon visitors:tue\n\
+                  PFCOUNT visitors:week\nTYPE visitors:week\nSETBIT active:mon -1 1\n";
+    let session = move |port: u16| {
+        use std::io::Write;
+        let mut child = testkit::peer("redis-cli")
+            .args(["-p", &port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let (kv_port, redis_port) = (server.addr().port(), redis.port);
+    let (ours, theirs) =
+        tokio::task::spawn_blocking(move || (session(kv_port), session(redis_port)))
+            .await
+            .unwrap();
+    assert_eq!(ours, theirs);
+    assert!(ours.contains("1001") && ours.contains("string"), "{ours}");
+    server.stop().await;
+}
