@@ -423,8 +423,8 @@ impl Mutation {
                 | Mutation::MSet { .. }
                 | Mutation::Copy { .. }
                 | Mutation::Restore { .. }
-                | Mutation::Bits(_)
         ) || matches!(self, Mutation::Collection(op) if op.may_grow())
+            || matches!(self, Mutation::Bits(op) if op.may_grow())
     }
 }
 

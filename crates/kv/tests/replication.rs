@@ -433,6 +433,8 @@ async fn bitmaps_and_sketches_reach_the_replica() {
         &["BITOP", "NOT", "inverted", "bits"],
         &["PFADD", "hll", "x", "y", "z"],
         &["PFMERGE", "merged", "hll", "early"],
+        // Caches the estimate in `merged`'s header: replicated like any write.
+        &["PFCOUNT", "merged"],
     ];
     for step in steps {
         call(&mut c, step).await;
@@ -447,6 +449,7 @@ async fn bitmaps_and_sketches_reach_the_replica() {
         );
     }
     assert_eq!(call(&mut r, &["PFCOUNT", "merged"]).await, int(5));
+    assert_eq!(call(&mut r, &["PFCOUNT", "hll"]).await, int(3));
     assert_eq!(call(&mut r, &["PFCOUNT", "hll", "early"]).await, int(5));
     assert_eq!(call(&mut r, &["GETBIT", "bits", "100"]).await, int(1));
     assert_eq!(

@@ -20,25 +20,35 @@ pub fn pfadd(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 /// `PFCOUNT key [key ...]`: the estimate for one sketch, or for the union of several
 /// (computed on a merged copy; no key changes).
 ///
-/// Redis writes the single-key estimate back into the sketch's header as a cache; we
-/// only read a cache that is already valid (a sketch copied from Redis) and otherwise
-/// compute the estimate, so `PFCOUNT` stays a read that replicas can serve.
+/// Like Redis, a single-key count is cached in the sketch's header: a valid cache is
+/// answered by a read; a stale one is counted and stored through the write path (so
+/// the disk and the replicas get the same bytes as Redis's). A replica counts without
+/// caching: it never writes on its own.
 pub fn pfcount(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let keys = args.rest();
-    let count = kv.read(|ks, now| {
+    let answered = kv.read(|ks, now| -> Result<Option<u64>> {
         if let [key] = keys.as_slice() {
             let Some(bytes) = string_of(ks, s.db, key, now)? else {
-                return Ok(0);
+                return Ok(Some(0));
             };
             if let Some(cached) = hll::cached(&bytes) {
-                return Ok(cached);
+                return Ok(Some(cached));
+            }
+            if !ks.is_follower() {
+                return Ok(None);
             }
             let regs = hll::registers(&bytes).map_err(|e| e.error())?;
-            return Ok(hll::count(&regs));
+            return Ok(Some(hll::count(&regs)));
         }
-        merged_registers(ks, s.db, &keys, now).map(|regs| hll::count(&regs))
+        merged_registers(ks, s.db, &keys, now).map(|regs| Some(hll::count(&regs)))
     })?;
-    Ok(Frame::Integer(count as i64))
+    match (answered, keys.into_iter().next()) {
+        (Some(count), _) => Ok(Frame::Integer(count as i64)),
+        (None, Some(key)) => kv
+            .write(s, Mutation::Bits(BitWrite::PfCount { key }))
+            .map(reply),
+        (None, None) => Ok(Frame::Integer(0)),
+    }
 }
 
 /// `PFMERGE destkey [sourcekey ...]`: stores the union of the sketches in `destkey`.

@@ -45,6 +45,18 @@ pub enum BitWrite {
         dest: Bytes,
         sources: Vec<Bytes>,
     },
+    /// A single-key `PFCOUNT` whose sketch has a stale cache: counts, and stores the
+    /// count in the sketch's header as Redis does, so the next `PFCOUNT` is a read.
+    PfCount {
+        key: Bytes,
+    },
+}
+
+impl BitWrite {
+    /// Can this write grow memory? (Caching a count never does.)
+    pub fn may_grow(&self) -> bool {
+        !matches!(self, BitWrite::PfCount { .. })
+    }
 }
 
 fn new_string() -> Value {
@@ -194,6 +206,20 @@ pub fn apply(
                 Ok((grew, Delta::Whole))
             })?;
             Ok(Outcome::Integer(i64::from(created || grew == Some(true))))
+        }
+        BitWrite::PfCount { key } => {
+            let count = ks.update(db, &key, now, None, |v, _| {
+                let current = v.as_string()?;
+                if let Some(cached) = hll::cached(current) {
+                    return Ok((cached, Delta::Unchanged));
+                }
+                let count = hll::count(&hll::registers(current).map_err(|e| e.error())?);
+                let mut bytes = take_bytes(v)?;
+                hll::set_cached(&mut bytes, count);
+                *v = Value::String(bytes.freeze());
+                Ok((count, Delta::Whole))
+            })?;
+            Ok(Outcome::Integer(count.unwrap_or(0) as i64))
         }
         BitWrite::PfMerge { dest, sources } => {
             // The destination is one of the inputs: PFMERGE never loses what it held.

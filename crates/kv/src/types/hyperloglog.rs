@@ -45,7 +45,8 @@
 //! ```
 //!
 //! The top bit of the cached count's last byte marks the cache stale; every write sets
-//! it. We always write the *dense* encoding. Redis starts small sketches in a *sparse*
+//! it, and a single-key `PFCOUNT` stores its estimate there, so counting a sketch that has
+//! not changed is a read of 8 bytes. We always write the *dense* encoding. Redis starts small sketches in a *sparse*
 //! run-length encoding (runs of zero registers cost a byte or two) and converts at 3000
 //! bytes; we read sparse sketches (a string copied from Redis) and turn them dense on
 //! their first change, but never produce them: a simpler format at 12 KB per key.
@@ -253,6 +254,11 @@ pub fn add(dense: &mut [u8], element: &[u8]) -> bool {
 /// Marks the cached count stale (after any change to the registers).
 pub fn invalidate(dense: &mut [u8]) {
     dense[15] |= 0x80;
+}
+
+/// Caches `count` in a valid sketch's header (what Redis's `PFCOUNT` does).
+pub fn set_cached(sketch: &mut [u8], count: u64) {
+    sketch[8..16].copy_from_slice(&(count & (u64::MAX >> 1)).to_le_bytes());
 }
 
 /// The count cached in the header, if it is still valid.
