@@ -53,9 +53,10 @@ pub fn bitcount(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         0 => None,
         2 | 3 => {
             let (start, end) = (args.next_int()?, args.next_int()?);
-            let unit = match args.is_empty() {
-                true => Unit::Byte,
-                false => Unit::parse(&args.next_bytes()?)?,
+            let unit = if args.is_empty() {
+                Unit::Byte
+            } else {
+                Unit::parse(&args.next_bytes()?)?
             };
             Some((start, end, unit))
         }
