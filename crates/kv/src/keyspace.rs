@@ -438,6 +438,8 @@ pub enum Mutation {
     },
     /// A write to hashes, lists, sets or sorted sets (see [`crate::types::ops`]).
     Collection(crate::types::ops::Op),
+    /// A bitmap or HyperLogLog write (see [`crate::types::bitwrite`]).
+    Bits(crate::types::bitwrite::BitWrite),
 }
 
 impl Mutation {
@@ -455,6 +457,7 @@ impl Mutation {
                 | Mutation::Copy { .. }
                 | Mutation::Restore { .. }
         ) || matches!(self, Mutation::Collection(op) if op.may_grow())
+            || matches!(self, Mutation::Bits(op) if op.may_grow())
     }
 }
 
@@ -1214,6 +1217,7 @@ impl Keyspace {
                 Ok(Outcome::Ok)
             }
             Mutation::Collection(op) => crate::types::ops::apply(self, db, op, now),
+            Mutation::Bits(op) => crate::types::bitwrite::apply(self, db, op, now),
         }
     }
 

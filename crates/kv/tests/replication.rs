@@ -418,3 +418,47 @@ async fn every_kind_of_collection_edit_reaches_the_replica() {
     replica.stop().await;
     primary.stop().await;
 }
+
+/// Bitmap and HyperLogLog writes reach a replica, which answers PFCOUNT, GETBIT and
+/// BITFIELD_RO itself and refuses the writes.
+#[tokio::test]
+async fn bitmaps_and_sketches_reach_the_replica() {
+    let primary = start(&[]).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["PFADD", "early", "a", "b"]).await;
+    let replica = replica_of(&primary, &[]).await;
+    let steps: &[&[&str]] = &[
+        &["SETBIT", "bits", "100", "1"],
+        &["BITFIELD", "bits", "INCRBY", "u8", "#3", "200"],
+        &["BITOP", "NOT", "inverted", "bits"],
+        &["PFADD", "hll", "x", "y", "z"],
+        &["PFMERGE", "merged", "hll", "early"],
+        // Caches the estimate in `merged`'s header: replicated like any write.
+        &["PFCOUNT", "merged"],
+    ];
+    for step in steps {
+        call(&mut c, step).await;
+    }
+    synced(&primary, &[&replica]).await;
+    let mut r = connect(&replica).await;
+    for key in ["early", "bits", "inverted", "hll", "merged"] {
+        assert_eq!(
+            call(&mut r, &["GET", key]).await,
+            call(&mut c, &["GET", key]).await,
+            "{key}"
+        );
+    }
+    assert_eq!(call(&mut r, &["PFCOUNT", "merged"]).await, int(5));
+    assert_eq!(call(&mut r, &["PFCOUNT", "hll"]).await, int(3));
+    assert_eq!(call(&mut r, &["PFCOUNT", "hll", "early"]).await, int(5));
+    assert_eq!(call(&mut r, &["GETBIT", "bits", "100"]).await, int(1));
+    assert_eq!(
+        call(&mut r, &["BITFIELD_RO", "bits", "GET", "u8", "#3"]).await,
+        Frame::Array(vec![int(200)])
+    );
+    let readonly = err("READONLY You can't write against a read only replica.");
+    assert_eq!(call(&mut r, &["SETBIT", "bits", "1", "1"]).await, readonly);
+    assert_eq!(call(&mut r, &["PFADD", "hll", "w"]).await, readonly);
+    replica.stop().await;
+    primary.stop().await;
+}

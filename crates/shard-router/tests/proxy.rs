@@ -117,6 +117,21 @@ async fn differential(protocol: Protocol) {
             "SET {t}b 2",
             "RENAME {t}a {t}c",
             "MGET {t}a {t}b {t}c",
+            "SETBIT {b}x 7 1",
+            "SETBIT {b}y 100 1",
+            "GETBIT {b}x 7",
+            "BITCOUNT {b}x",
+            "BITPOS {b}y 1",
+            "BITOP OR {b}d {b}x {b}y",
+            "GET {b}d",
+            "BITFIELD {b}f INCRBY u8 #1 5",
+            "BITFIELD_RO {b}f GET u8 #1",
+            "SUBSTR k1 0 2",
+            "PFADD {p}a x y z",
+            "PFADD {p}b z w",
+            "PFCOUNT {p}a {p}b",
+            "PFMERGE {p}m {p}a {p}b",
+            "PFCOUNT {p}m",
             "GET",
             "SET onlykey",
             "DBSIZE",
@@ -196,6 +211,23 @@ async fn redis_crate_split_merge_pipelines_and_placement() {
     let (a, b) = two_keys_on_different_shards(&mut c).await;
     let e = c.rename::<_, _, ()>(&a, &b).await.unwrap_err();
     assert!(e.to_string().contains("different shards"), "{e}");
+    for (name, keys) in [("PFCOUNT", vec![&a, &b]), ("PFMERGE", vec![&a, &b])] {
+        let e = redis::cmd(name)
+            .arg(keys)
+            .query_async::<redis::Value>(&mut c)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("different shards"), "{name}: {e}");
+    }
+    let e = redis::cmd("BITOP")
+        .arg("AND")
+        .arg("dest")
+        .arg(&a)
+        .arg(&b)
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("different shards"), "BITOP: {e}");
     for refused in ["KEYS *", "SCAN 0", "RANDOMKEY", "BLPOP q 0", "SUBSCRIBE ch"] {
         let mut cmd = redis::cmd(refused.split(' ').next().unwrap());
         for arg in refused.split(' ').skip(1) {

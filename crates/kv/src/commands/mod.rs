@@ -4,9 +4,11 @@
 //! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
 //! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
 
+mod bits;
 mod collections;
 mod expiry;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 mod sets;
@@ -134,6 +136,49 @@ pub static TABLE: &[CommandSpec] = &[
     spec("decr", 2, WDF, "string", "Decrements an integer by one.").keys(1, 1, 1),
     spec("decrby", 3, WDF, "string", "Decrements an integer.").keys(1, 1, 1),
     spec("incrbyfloat", 3, WDF, "string", "Increments a float.").keys(1, 1, 1),
+    spec("substr", 4, R, "string", "Returns a substring (GETRANGE).").keys(1, 1, 1),
+    // bitmaps and HyperLogLog: strings read bit by bit (see crate::types::bitmap)
+    spec("setbit", 4, WD, "bitmap", "Sets or clears a bit.").keys(1, 1, 1),
+    spec("getbit", 3, RF, "bitmap", "Returns a bit.").keys(1, 1, 1),
+    spec("bitcount", -2, R, "bitmap", "Counts set bits.")
+        .keys(1, 1, 1)
+        .syntax("key [start end [BYTE|BIT]]"),
+    spec(
+        "bitpos",
+        -3,
+        R,
+        "bitmap",
+        "Finds the first set or clear bit.",
+    )
+    .keys(1, 1, 1)
+    .syntax("key bit [start [end [BYTE|BIT]]]"),
+    spec("bitop", -4, WD, "bitmap", "Combines strings bitwise.").keys(2, -1, 1),
+    spec(
+        "bitfield",
+        -2,
+        WD,
+        "bitmap",
+        "Reads and writes integer fields.",
+    )
+    .keys(1, 1, 1),
+    spec("bitfield_ro", -2, RF, "bitmap", "Reads integer fields.").keys(1, 1, 1),
+    spec(
+        "pfadd",
+        -2,
+        WDF,
+        "hyperloglog",
+        "Adds elements to a HyperLogLog.",
+    )
+    .keys(1, 1, 1),
+    spec(
+        "pfcount",
+        -2,
+        R,
+        "hyperloglog",
+        "Estimates distinct elements.",
+    )
+    .keys(1, -1, 1),
+    spec("pfmerge", -2, WD, "hyperloglog", "Merges HyperLogLogs.").keys(1, -1, 1),
     // keys
     spec("del", -2, W, "generic", "Deletes keys.").keys(1, -1, 1),
     spec("unlink", -2, WF, "generic", "Deletes keys.").keys(1, -1, 1),
@@ -689,7 +734,7 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "lrange" => {
             return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
         }
-        _ => match collection(kv, s, a) {
+        _ => match collection(kv, s, a).or_else(|| bitwise(kv, s, a)) {
             Some(result) => result,
             None => return Reply::Unhandled(args),
         },
@@ -774,6 +819,24 @@ fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "zpopmax" => zsets::zpop(kv, s, a, true),
         "zrandmember" => zsets::zrandmember(kv, s, a),
         "zscan" => zsets::zscan(kv, s, a),
+        _ => return None,
+    })
+}
+
+/// The bitmap and HyperLogLog commands, and SUBSTR (`None`: not one of them).
+fn bitwise(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
+    Some(match a.name() {
+        "substr" => strings::getrange(kv, s, a),
+        "setbit" => bits::setbit(kv, s, a),
+        "getbit" => bits::getbit(kv, s, a),
+        "bitcount" => bits::bitcount(kv, s, a),
+        "bitpos" => bits::bitpos(kv, s, a),
+        "bitop" => bits::bitop(kv, s, a),
+        "bitfield" => bits::bitfield(kv, s, a, false),
+        "bitfield_ro" => bits::bitfield(kv, s, a, true),
+        "pfadd" => hyperloglog::pfadd(kv, s, a),
+        "pfcount" => hyperloglog::pfcount(kv, s, a),
+        "pfmerge" => hyperloglog::pfmerge(kv, s, a),
         _ => return None,
     })
 }

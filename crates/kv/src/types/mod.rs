@@ -18,11 +18,19 @@
 //! random element without an index. Redis answers `HGETALL`/`SMEMBERS` in no promised
 //! order; neither do we.
 //!
+//! Bitmaps ([`bitmap`], [`bitfield`]) and HyperLogLog ([`hyperloglog`]) are not types of
+//! their own: they are strings read bit by bit, as in Redis, and [`bitwrite`] applies their
+//! writes through the same write path.
+//!
 //! Every structure keeps a running count of its payload bytes, so the memory estimate
 //! (`used_memory`, `--maxmemory`) is O(1) to update after a write.
 
+pub mod bitfield;
+pub mod bitmap;
+pub mod bitwrite;
 pub mod edit;
 pub mod hash;
+pub mod hyperloglog;
 pub mod list;
 pub mod ops;
 pub mod set;

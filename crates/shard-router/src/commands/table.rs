@@ -57,6 +57,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     read("substr", 4, 1, 1, 1),
     write("setrange", 4, 1, 1, 1),
     write("msetnx", -3, 1, -1, 2),
+    // bitmaps and HyperLogLog: strings read bit by bit; BITOP, PFCOUNT and PFMERGE of
+    // several keys need them on one shard, like RENAME
+    write("setbit", 4, 1, 1, 1),
+    read("getbit", 3, 1, 1, 1),
+    read("bitcount", -2, 1, 1, 1),
+    read("bitpos", -3, 1, 1, 1),
+    write("bitop", -4, 2, -1, 1),
+    write("bitfield", -2, 1, 1, 1),
+    read("bitfield_ro", -2, 1, 1, 1),
+    write("pfadd", -2, 1, 1, 1),
+    read("pfcount", -2, 1, -1, 1),
+    write("pfmerge", -2, 1, -1, 1),
     // split across shards and merged (see commands::multikey)
     read("mget", -2, 1, -1, 1),
     write("mset", -3, 1, -1, 2),
