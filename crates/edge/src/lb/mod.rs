@@ -1,0 +1,1 @@
+//! `infralab lb` (placeholder while the edge is built).

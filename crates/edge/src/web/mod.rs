@@ -1,0 +1,1 @@
+//! `infralab web` (placeholder while the edge is built).
