@@ -1,1 +1,215 @@
-//! `infralab web` (placeholder while the edge is built).
+//! `infralab web`: the origin — a small blog server whose every resource chooses its
+//! caching headers, so each level above it has something to obey.
+//!
+//! | resource | `Cache-Control` | why |
+//! |---|---|---|
+//! | `GET /static/:name` | `public, max-age=31536000, immutable` | the name changes when the content does |
+//! | `GET /posts/:id` (HTML, or JSON with `Accept: application/json`: `Vary: Accept`) | `public, max-age=N, stale-while-revalidate=30, stale-if-error=300` + `ETag`, `Last-Modified`, `Surrogate-Key: post-:id posts` | short freshness, cheap revalidation, purgeable by event |
+//! | `GET /api/me` | `private, max-age=60` | one user's data: browsers may keep it, edges must not |
+//! | `PUT`/`POST /posts/:id` | — | edits the post, then purges the edges by surrogate key |
+//! | `GET /test?cc=..&etag=..` | whatever the query says | for tests and the curious: see [`test_page`] |
+//! | `GET /health` | `no-store` | for the load balancer's health checks |
+//!
+//! Edits purge the edges *directly* (`PURGE` with `Surrogate-Key` to each `--purge-edge`),
+//! not through pub/sub: the editor learns when every edge has forgotten the old post, and
+//! an edge that is down is reported at once. At CDN scale (hundreds of nodes) a fan-out
+//! service would take over, as Fastly's purge API does.
+//!
+//! Every request is counted per URI (`X-Origin-Count`, `GET /_web/stats`), which is how
+//! tests prove that N collapsed misses reached the origin once.
+
+mod posts;
+mod test_page;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+use crate::BoxError;
+use crate::http::{self, Body, Handler, HttpArgs, Running, Upstream, text};
+
+pub use test_page::test_page;
+
+/// The origin's default port.
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// `infralab web [--name NAME] [--post-max-age S] [--purge-edge HOST:PORT ...]`
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "web", about = "A small blog origin that sets every caching header")]
+pub struct Args {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// This server's name, in `X-Served-By` (so a load balancer's choices are visible).
+    #[arg(long, default_value = "web")]
+    pub name: String,
+    /// Freshness lifetime of a post, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub post_max_age: u64,
+    /// Edges to purge when a post changes (`host:port`, repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub purge_edge: Vec<String>,
+}
+
+impl Args {
+    /// For tests: port 0, named `name`.
+    pub fn ephemeral(name: &str) -> Args {
+        Args {
+            http: HttpArgs::ephemeral(),
+            name: name.to_owned(),
+            post_max_age: 10,
+            purge_edge: Vec::new(),
+        }
+    }
+}
+
+/// The origin's state.
+pub struct Web {
+    name: String,
+    post_max_age: u64,
+    posts: posts::Posts,
+    edges: Vec<Upstream>,
+    healthy: AtomicBool,
+    counts: Mutex<HashMap<String, u64>>,
+    max_body_bytes: usize,
+}
+
+impl Web {
+    /// Counts a request for `uri`; returns its count so far.
+    fn count(&self, uri: &str) -> u64 {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total = counts.values().sum::<u64>();
+        // Bound the table: past 100,000 distinct URIs, stop adding new ones.
+        if !counts.contains_key(uri) && counts.len() >= 100_000 {
+            return total;
+        }
+        let n = counts.entry(uri.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn stats(&self) -> String {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lines: Vec<String> = counts.iter().map(|(u, n)| format!("{n} {u}")).collect();
+        lines.sort();
+        let total: u64 = counts.values().sum();
+        format!("name:{}\nrequests:{total}\n{}\n", self.name, lines.join("\n"))
+    }
+}
+
+/// Starts the origin; returns once it listens.
+pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    let web = Arc::new(Web {
+        name: args.name.clone(),
+        post_max_age: args.post_max_age,
+        posts: posts::Posts::seeded(),
+        edges: args
+            .purge_edge
+            .iter()
+            .map(|e| Upstream::new(e, Duration::from_secs(5), 64 * 1024))
+            .collect(),
+        healthy: AtomicBool::new(true),
+        counts: Mutex::new(HashMap::new()),
+        max_body_bytes: args.http.max_body_bytes,
+    });
+    let running = http::spawn("web", Arc::new(WebHandler(web)), &args.http, DEFAULT_PORT, shutdown)
+        .await?;
+    Ok(running)
+}
+
+struct WebHandler(Arc<Web>);
+
+impl Handler for WebHandler {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        let web = &self.0;
+        let (parts, body) = req.into_parts();
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        let count = web.count(&uri);
+        let path = parts.uri.path();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut response = match (&parts.method, segments.as_slice()) {
+            (&Method::GET | &Method::HEAD, ["health"]) => health(web),
+            (&Method::PUT, ["_web", "health"]) => {
+                match http::read_body(&parts.headers, body, 64).await {
+                    Ok(b) => {
+                        web.healthy.store(&b[..] != b"down", Ordering::Relaxed);
+                        text(StatusCode::OK, "ok\n")
+                    }
+                    Err(refused) => refused,
+                }
+            }
+            (&Method::GET, ["_web", "stats"]) => text(StatusCode::OK, &web.stats()),
+            (&Method::GET | &Method::HEAD, ["posts", id]) => {
+                posts::get(web, id, &parts.headers)
+            }
+            (&Method::PUT | &Method::POST, ["posts", id]) => {
+                match http::read_body(&parts.headers, body, web.max_body_bytes).await {
+                    Ok(content) => posts::edit(web, id, content).await,
+                    Err(refused) => refused,
+                }
+            }
+            (&Method::GET | &Method::HEAD, ["static", name]) => posts::asset(name),
+            (&Method::GET | &Method::HEAD, ["api", "me"]) => posts::me(count),
+            (&Method::GET | &Method::HEAD, ["test"]) => {
+                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count).await
+            }
+            (_, ["test"]) => {
+                // Unsafe methods on /test succeed (so the edge's invalidation shows).
+                let _ = http::read_body(&parts.headers, body, web.max_body_bytes).await;
+                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count).await
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        let headers = response.headers_mut();
+        if let Ok(name) = HeaderValue::from_str(&web.name) {
+            headers.insert("x-served-by", name);
+        }
+        headers.insert("x-origin-count", HeaderValue::from(count));
+        response
+    }
+}
+
+fn health(web: &Web) -> Response<Body> {
+    let (status, body) = if web.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "down\n")
+    };
+    let mut response = text(status, body);
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A response with a body and headers.
+fn respond(status: StatusCode, headers: &[(&str, String)], body: Bytes) -> Response<Body> {
+    let mut response = Response::new(http_body_util::Full::new(body));
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
