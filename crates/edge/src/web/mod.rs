@@ -79,6 +79,8 @@ pub struct Web {
     healthy: AtomicBool,
     counts: Mutex<HashMap<String, u64>>,
     max_body_bytes: usize,
+    /// When it started, in whole seconds: the anchor of `/test?lm=`.
+    started: std::time::SystemTime,
 }
 
 impl Web {
@@ -124,6 +126,8 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         healthy: AtomicBool::new(true),
         counts: Mutex::new(HashMap::new()),
         max_body_bytes: args.http.max_body_bytes,
+        started: httpdate::parse_http_date(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+            .unwrap_or(std::time::UNIX_EPOCH),
     });
     let running = http::spawn("web", Arc::new(WebHandler(web)), &args.http, DEFAULT_PORT, shutdown)
         .await?;
@@ -168,12 +172,12 @@ impl Handler for WebHandler {
             (&Method::GET | &Method::HEAD, ["static", name]) => posts::asset(name),
             (&Method::GET | &Method::HEAD, ["api", "me"]) => posts::me(count),
             (&Method::GET | &Method::HEAD, ["test"]) => {
-                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count).await
+                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count, web.started).await
             }
             (_, ["test"]) => {
                 // Unsafe methods on /test succeed (so the edge's invalidation shows).
                 let _ = http::read_body(&parts.headers, body, web.max_body_bytes).await;
-                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count).await
+                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count, web.started).await
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };

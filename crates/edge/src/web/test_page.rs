@@ -7,7 +7,7 @@
 //! | `then=max-age=60` | that `Cache-Control` instead of `cc` from the second request on (a 304 that changes freshness) |
 //! | `cdn=max-age=60` | `CDN-Cache-Control: max-age=60` |
 //! | `etag="v1"` | `ETag: "v1"` (and `304` to a matching `If-None-Match`) |
-//! | `lm=3600` | `Last-Modified:` an hour ago (and `304` to a later `If-Modified-Since`) |
+//! | `lm=3600` | `Last-Modified:` an hour before the origin started (the same on every request; `304` to a later `If-Modified-Since`) |
 //! | `expires=60` / `expires=bad` | `Expires:` in a minute / `Expires: bad` |
 //! | `date=-30` | `Date:` 30 s ago |
 //! | `age=20` | `Age: 20` |
@@ -32,7 +32,13 @@ use crate::http::Body;
 /// The most a `delay=` may ask for (a test origin should not be a slowloris itself).
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
-pub async fn test_page(query: &str, request: &HeaderMap, uri: &str, count: u64) -> Response<Body> {
+pub async fn test_page(
+    query: &str,
+    request: &HeaderMap,
+    uri: &str,
+    count: u64,
+    started: SystemTime,
+) -> Response<Body> {
     let now = SystemTime::now();
     let mut headers: Vec<(&str, String)> = Vec::new();
     let mut status = StatusCode::OK;
@@ -54,7 +60,7 @@ pub async fn test_page(query: &str, request: &HeaderMap, uri: &str, count: u64) 
             }
             "lm" => {
                 if let Ok(ago) = value.parse::<i64>() {
-                    let t = shift(now, -ago);
+                    let t = shift(started, -ago);
                     modified = Some(t);
                     headers.push(("last-modified", httpdate::fmt_http_date(t)));
                 }
