@@ -146,6 +146,7 @@ impl Handler for WebHandler {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
         let count = web.count(&uri);
+        let forwarded_for = parts.headers.get("x-forwarded-for").cloned();
         let path = parts.uri.path();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut response = match (&parts.method, segments.as_slice()) {
@@ -186,6 +187,10 @@ impl Handler for WebHandler {
             headers.insert("x-served-by", name);
         }
         headers.insert("x-origin-count", HeaderValue::from(count));
+        // Who the proxies say the client was (tests check X-Forwarded-For with it).
+        if let Some(xff) = forwarded_for {
+            headers.insert("x-echo-forwarded-for", xff);
+        }
         response
     }
 }
