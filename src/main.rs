@@ -56,6 +56,12 @@ enum Command {
     Bridge(pubsub::bridge::BridgeArgs),
     /// The work-queue broker: visibility timeouts, acks, redelivery, dead letters (port 7382).
     Broker(broker::Args),
+    /// An HTTP caching reverse proxy (RFC 9111): one CDN edge node (port 8080).
+    Edge(edge::Args),
+    /// An HTTP load balancer: round robin, least connections, hashing, sticky (port 8090).
+    Lb(edge::lb::Args),
+    /// A small blog origin that sets every caching header (port 8000).
+    Web(edge::web::Args),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +82,9 @@ struct PingArgs {
     /// Password, if the server has --requirepass.
     #[arg(long, env = "INFRALAB_REQUIREPASS")]
     password: Option<String>,
+    /// An HTTP server (edge, lb, web): GET this path instead of PING; 2xx is healthy.
+    #[arg(long)]
+    http: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +147,24 @@ fn main() -> ExitCode {
                 ))
                 .await
             }
+            Command::Edge(args) => {
+                serve_http_until_signal(edge::start(args, service::telemetry::shutdown_on_signal()))
+                    .await
+            }
+            Command::Lb(args) => {
+                serve_http_until_signal(edge::lb::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
+            Command::Web(args) => {
+                serve_http_until_signal(edge::web::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
         }
     });
     match result {
@@ -155,6 +182,14 @@ async fn serve_until_signal(
 ) -> Result<(), BoxError> {
     let running = start.await?;
     running.wait().await;
+    Ok(())
+}
+
+/// Runs one HTTP server (edge, lb, web) until SIGINT/SIGTERM.
+async fn serve_http_until_signal(
+    start: impl Future<Output = Result<edge::Running, BoxError>>,
+) -> Result<(), BoxError> {
+    start.await?.wait().await;
     Ok(())
 }
 
@@ -236,6 +271,38 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         "redis-cli -p 7381 SUBSCRIBE news",
     ));
     running.push(pubsub);
+    // The HTTP levels: web (origin) <- lb <- edge, the path the `levels` demo walks.
+    let web = edge::web::start(
+        edge::web::Args::parse_from(["web", "--purge-edge", "127.0.0.1:8080"]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "web",
+        web.addr().to_string(),
+        "curl -i localhost:8000/posts/1",
+    ));
+    let lb = edge::lb::start(
+        edge::lb::Args::parse_from(["lb", "--backends", "127.0.0.1:8000"]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "lb",
+        lb.addr().to_string(),
+        "curl -i localhost:8090/posts/1",
+    ));
+    let edge = edge::start(
+        edge::Args::parse_from(["edge", "--origin", "127.0.0.1:8090"]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "edge",
+        edge.addr().to_string(),
+        "curl -i localhost:8080/posts/1",
+    ));
+    let http_servers = [edge, lb, web];
 
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
@@ -245,11 +312,17 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     for server in running {
         server.wait().await;
     }
+    for server in http_servers {
+        server.wait().await;
+    }
     Ok(())
 }
 
 /// `PING` with a deadline, for container healthchecks: exit 0 only on `+PONG`.
 async fn ping(args: PingArgs) -> Result<(), BoxError> {
+    if let Some(path) = &args.http {
+        return http_ping(&args, path).await;
+    }
     let attempt = async {
         let mut client = service::RespClient::connect(&args.addr).await?;
         if let Some(password) = &args.password {
@@ -268,5 +341,22 @@ async fn ping(args: PingArgs) -> Result<(), BoxError> {
             Ok(())
         }
         other => Err(format!("{}: unexpected reply {other:?}", args.addr).into()),
+    }
+}
+
+/// `ping --http PATH`: GET the path of an HTTP server; exit 0 only on a 2xx.
+async fn http_ping(args: &PingArgs, path: &str) -> Result<(), BoxError> {
+    let upstream =
+        edge::http::Upstream::new(&args.addr, Duration::from_millis(args.timeout_ms), 1 << 20);
+    let headers = Default::default();
+    let response = upstream
+        .send(Default::default(), path, headers, Default::default())
+        .await
+        .map_err(|e| format!("{}{path}: {e}", args.addr))?;
+    if response.status().is_success() {
+        println!("{}", response.status());
+        Ok(())
+    } else {
+        Err(format!("{}{path}: {}", args.addr, response.status()).into())
     }
 }

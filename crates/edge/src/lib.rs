@@ -38,5 +38,6 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "g" | "gb" => 1 << 30,
         _ => return Err(format!("unknown unit in {text} (use b, kb, mb or gb)")),
     };
-    n.checked_mul(scale).ok_or_else(|| format!("too large: {text}"))
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("too large: {text}"))
 }

@@ -21,7 +21,9 @@ async fn webs(n: usize) -> Vec<Running> {
 async fn balancer(backends: &[String], tweak: impl FnOnce(&mut lb::Args)) -> Running {
     let mut args = lb::Args::ephemeral(backends);
     tweak(&mut args);
-    lb::start(args, CancellationToken::new()).await.expect("lb starts")
+    lb::start(args, CancellationToken::new())
+        .await
+        .expect("lb starts")
 }
 
 fn addrs(webs: &[Running]) -> Vec<String> {
@@ -34,7 +36,9 @@ async fn spread(lb: &Running, n: usize, path: &str) -> HashMap<String, usize> {
     for _ in 0..n {
         let reply = get(lb.addr(), path, &[]).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        *served.entry(reply.header("x-served-by").to_owned()).or_default() += 1;
+        *served
+            .entry(reply.header("x-served-by").to_owned())
+            .or_default() += 1;
     }
     served
 }
@@ -64,9 +68,16 @@ async fn least_connections_avoids_the_busy_backend() {
     .await;
     let busy = get(addr, "/_lb/stats", &[]).await.body;
     let served = spread(&lb, 6, "/health").await;
-    assert_eq!(served.len(), 1, "all went to the idle one: {served:?} ({busy})");
+    assert_eq!(
+        served.len(),
+        1,
+        "all went to the idle one: {served:?} ({busy})"
+    );
     let slow = slow.await.expect("slow");
-    assert!(!served.contains_key(slow.header("x-served-by")), "{served:?}");
+    assert!(
+        !served.contains_key(slow.header("x-served-by")),
+        "{served:?}"
+    );
     lb.stop().await;
 }
 
@@ -113,7 +124,11 @@ async fn sticky_sessions_keep_a_client_on_its_backend() {
     for _ in 0..10 {
         let again = get(lb.addr(), "/api/me", &[("cookie", cookie.as_str())]).await;
         assert_eq!(again.header("x-served-by"), first.header("x-served-by"));
-        assert_eq!(again.header("set-cookie"), "", "no new cookie when it is honoured");
+        assert_eq!(
+            again.header("set-cookie"),
+            "",
+            "no new cookie when it is honoured"
+        );
     }
     // Without the cookie: round robin as usual.
     assert_eq!(spread(&lb, 6, "/api/me").await.len(), 3);
@@ -124,7 +139,9 @@ async fn sticky_sessions_keep_a_client_on_its_backend() {
 async fn a_dead_backend_is_failed_over_ejected_and_readmitted() {
     let webs = webs(1).await;
     let dead = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         listener.local_addr().expect("addr").to_string()
     };
     let mut backends = addrs(&webs);
@@ -136,7 +153,10 @@ async fn a_dead_backend_is_failed_over_ejected_and_readmitted() {
         assert_eq!(reply.status, 200, "retried on the live backend");
     }
     let stats = get(lb.addr(), "/_lb/stats", &[]).await.body;
-    assert!(stats.contains(&format!("backend:{dead} healthy=false")), "{stats}");
+    assert!(
+        stats.contains(&format!("backend:{dead} healthy=false")),
+        "{stats}"
+    );
     lb.stop().await;
 
     // Active checks: the origin reports itself down, then up again.
@@ -144,13 +164,19 @@ async fn a_dead_backend_is_failed_over_ejected_and_readmitted() {
     let lb = balancer(&addrs(&webs), |a| a.health_interval_ms = 20).await;
     send(web.addr(), "PUT", "/_web/health", &[], "down").await;
     eventually("ejected by the health check", || async {
-        get(lb.addr(), "/_lb/stats", &[]).await.body.contains("healthy=false")
+        get(lb.addr(), "/_lb/stats", &[])
+            .await
+            .body
+            .contains("healthy=false")
     })
     .await;
     assert_eq!(get(lb.addr(), "/posts/1", &[]).await.status, 503);
     send(web.addr(), "PUT", "/_web/health", &[], "up").await;
     eventually("re-admitted by the health check", || async {
-        get(lb.addr(), "/_lb/stats", &[]).await.body.contains("healthy=true")
+        get(lb.addr(), "/_lb/stats", &[])
+            .await
+            .body
+            .contains("healthy=true")
     })
     .await;
     assert_eq!(get(lb.addr(), "/posts/1", &[]).await.status, 200);

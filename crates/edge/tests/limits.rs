@@ -36,7 +36,11 @@ async fn a_malformed_request_gets_400() {
         b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
     ] {
         let reply = raw(lab.edge.addr(), bad).await;
-        assert!(reply.starts_with("HTTP/1.1 400"), "{:?} -> {reply:?}", String::from_utf8_lossy(bad));
+        assert!(
+            reply.starts_with("HTTP/1.1 400"),
+            "{:?} -> {reply:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     still_serving(&lab).await;
     lab.stop().await;
@@ -45,11 +49,18 @@ async fn a_malformed_request_gets_400() {
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let lab = Lab::start().await;
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
     let reply = raw(lab.edge.addr(), big.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply:?}");
     let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let reply = raw(lab.edge.addr(), format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()).await;
+    let reply = raw(
+        lab.edge.addr(),
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply:?}");
     still_serving(&lab).await;
     lab.stop().await;
@@ -75,7 +86,9 @@ async fn a_body_over_the_limit_gets_413() {
 async fn a_slowloris_client_is_disconnected_and_others_are_served() {
     let lab = Lab::with(|a| a.http.header_timeout = 1).await;
     let mut slow = TcpStream::connect(lab.edge.addr()).await.expect("connect");
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
     // Meanwhile another client is served.
     still_serving(&lab).await;
     let mut rest = Vec::new();
@@ -85,7 +98,9 @@ async fn a_slowloris_client_is_disconnected_and_others_are_served() {
             if slow.write_all(b"X").await.is_err() {
                 return;
             }
-            match tokio::time::timeout(Duration::from_millis(300), slow.read_to_end(&mut rest)).await {
+            match tokio::time::timeout(Duration::from_millis(300), slow.read_to_end(&mut rest))
+                .await
+            {
                 Ok(_) => return,
                 Err(_) => continue,
             }
@@ -106,17 +121,22 @@ async fn an_origin_that_hangs_gets_504_and_one_that_is_down_502() {
     lab.stop().await;
 
     // An origin that accepts and resets every connection.
-    let resetter = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let resetter = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let origin = resetter.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((stream, _)) = resetter.accept().await {
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            let _ = stream.set_zero_linger();
             drop(stream);
         }
     });
-    let edge = edge::start(edge::Args::ephemeral(&origin.to_string()), Default::default())
-        .await
-        .expect("edge");
+    let edge = edge::start(
+        edge::Args::ephemeral(&origin.to_string()),
+        Default::default(),
+    )
+    .await
+    .expect("edge");
     let reply = get(edge.addr(), "/x", &[]).await;
     assert_eq!(reply.status, 502, "{}", reply.body);
     edge.stop().await;

@@ -15,7 +15,11 @@ async fn a_stale_response_is_revalidated_and_the_304s_headers_are_stored() {
     let second = lab.get(path, &[]).await;
     assert_eq!(second.x_cache(), "REVALIDATED");
     assert_eq!(second.body, format!("{path} #1\n"), "body from the cache");
-    assert_eq!(second.header("cache-control"), "max-age=600", "header from the 304");
+    assert_eq!(
+        second.header("cache-control"),
+        "max-age=600",
+        "header from the 304"
+    );
     let third = lab.get(path, &[]).await;
     assert_eq!(third.x_cache(), "HIT", "fresh again after the 304");
     assert_eq!(lab.stat("origin_requests").await, "2");
@@ -47,7 +51,9 @@ async fn clients_conditional_requests_are_answered_from_the_cache() {
     let other = lab.get(path, &[("if-none-match", "\"v0\"")]).await;
     assert_eq!(other.status, 200);
     let since = first.header("last-modified").to_owned();
-    let reply = lab.get(path, &[("if-modified-since", since.as_str())]).await;
+    let reply = lab
+        .get(path, &[("if-modified-since", since.as_str())])
+        .await;
     assert_eq!(reply.status, 304);
     assert_eq!(lab.stat("origin_requests").await, "1");
     // On a miss the client's condition is not forwarded: the edge fetches the whole
@@ -72,7 +78,11 @@ async fn vary_keeps_one_variant_per_request_header_value() {
     let english = lab.get(path, &en).await;
     assert_eq!(english.x_cache(), "HIT");
     assert!(english.body.ends_with("lang=en\n"), "{}", english.body);
-    assert_eq!(lab.get(path, &[]).await.x_cache(), "MISS", "absent is its own variant");
+    assert_eq!(
+        lab.get(path, &[]).await.x_cache(),
+        "MISS",
+        "absent is its own variant"
+    );
     // Vary: * is never reused.
     let star = "/test?cc=max-age=600&vary=*";
     lab.get(star, &[]).await;
@@ -141,9 +151,19 @@ async fn purge_by_url_and_by_surrogate_key() {
         lab.get(path, &[]).await;
     }
     let purged = send(lab.edge.addr(), "PURGE", a, &[], "").await;
-    assert_eq!((purged.status.as_u16(), purged.body.as_str()), (200, "purged 1\n"));
+    assert_eq!(
+        (purged.status.as_u16(), purged.body.as_str()),
+        (200, "purged 1\n")
+    );
     assert_eq!(lab.get(a, &[]).await.x_cache(), "MISS");
-    let purged = send(lab.edge.addr(), "PURGE", "/", &[("surrogate-key", "posts")], "").await;
+    let purged = send(
+        lab.edge.addr(),
+        "PURGE",
+        "/",
+        &[("surrogate-key", "posts")],
+        "",
+    )
+    .await;
     assert_eq!(purged.body, "purged 2\n");
     assert_eq!(lab.get(a, &[]).await.x_cache(), "MISS");
     assert_eq!(lab.get(b, &[]).await.x_cache(), "MISS");
@@ -169,7 +189,10 @@ async fn head_and_ranges_are_served_from_a_cached_get() {
     );
     // A HEAD miss fills the cache with a GET.
     let cold = "/test?cc=max-age=600&head";
-    assert_eq!(send(lab.edge.addr(), "HEAD", cold, &[], "").await.x_cache(), "MISS");
+    assert_eq!(
+        send(lab.edge.addr(), "HEAD", cold, &[], "").await.x_cache(),
+        "MISS"
+    );
     assert_eq!(lab.get(cold, &[]).await.x_cache(), "HIT");
     lab.stop().await;
 }
@@ -185,7 +208,11 @@ async fn concurrent_misses_are_collapsed_into_one_origin_request() {
     for client in clients {
         let reply = client.await.expect("client");
         assert_eq!(reply.status, 200);
-        assert_eq!(reply.body, format!("{path} #1\n"), "every client got fetch #1");
+        assert_eq!(
+            reply.body,
+            format!("{path} #1\n"),
+            "every client got fetch #1"
+        );
     }
     assert_eq!(lab.stat("origin_requests").await, "1");
     lab.stop().await;
@@ -205,7 +232,11 @@ async fn a_private_response_is_not_shared_with_collapsed_requests() {
     }
     bodies.sort();
     bodies.dedup();
-    assert_eq!(bodies.len(), 5, "each client got its own response: {bodies:?}");
+    assert_eq!(
+        bodies.len(),
+        5,
+        "each client got its own response: {bodies:?}"
+    );
     lab.stop().await;
 }
 
@@ -218,8 +249,14 @@ async fn memory_is_bounded_by_evicting_the_least_recently_used() {
     let used: usize = lab.stat("used_memory").await.parse().expect("number");
     assert!(used <= 4096, "used {used}");
     assert!(lab.stat("evictions").await.parse::<u64>().expect("n") > 0);
-    assert_eq!(lab.get("/test?cc=max-age=600&n=0", &[]).await.x_cache(), "MISS");
-    assert_eq!(lab.get("/test?cc=max-age=600&n=19", &[]).await.x_cache(), "HIT");
+    assert_eq!(
+        lab.get("/test?cc=max-age=600&n=0", &[]).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(
+        lab.get("/test?cc=max-age=600&n=19", &[]).await.x_cache(),
+        "HIT"
+    );
     lab.stop().await;
 }
 

@@ -69,9 +69,10 @@ impl CacheControl {
                 "s-maxage" => first(&mut cc.s_maxage, seconds().unwrap_or(Duration::ZERO)),
                 "min-fresh" => first(&mut cc.min_fresh, seconds().unwrap_or(Duration::ZERO)),
                 "max-stale" => first(&mut cc.max_stale, seconds()),
-                "stale-while-revalidate" => {
-                    first(&mut cc.stale_while_revalidate, seconds().unwrap_or_default())
-                }
+                "stale-while-revalidate" => first(
+                    &mut cc.stale_while_revalidate,
+                    seconds().unwrap_or_default(),
+                ),
                 "stale-if-error" => first(&mut cc.stale_if_error, seconds().unwrap_or_default()),
                 // The qualified forms (`no-cache="Set-Cookie"`) are treated as the
                 // unqualified ones, which the RFC allows (§5.2.2.4, §5.2.2.7).
@@ -175,7 +176,10 @@ mod tests {
     #[test]
     fn max_stale_with_and_without_a_value() {
         assert_eq!(CacheControl::parse("max-stale").max_stale, Some(None));
-        assert_eq!(CacheControl::parse("max-stale=10").max_stale, Some(secs(10)));
+        assert_eq!(
+            CacheControl::parse("max-stale=10").max_stale,
+            Some(secs(10))
+        );
         assert_eq!(CacheControl::parse("max-age=1").max_stale, None);
     }
 
@@ -191,6 +195,9 @@ mod tests {
 
     #[test]
     fn first_occurrence_wins() {
-        assert_eq!(CacheControl::parse("max-age=1, max-age=100").max_age, secs(1));
+        assert_eq!(
+            CacheControl::parse("max-age=1, max-age=100").max_age,
+            secs(1)
+        );
     }
 }

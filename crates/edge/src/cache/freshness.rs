@@ -106,11 +106,11 @@ pub fn lifetime(
             .unwrap_or_default();
         return (lifetime, Source::Expires);
     }
-    if heuristically_cacheable(status) || cc.public {
-        if let Some(modified) = date_field(headers, header::LAST_MODIFIED) {
-            let lifetime = (since(date, modified) / HEURISTIC_FRACTION).min(HEURISTIC_MAX);
-            return (lifetime, Source::Heuristic);
-        }
+    if (heuristically_cacheable(status) || cc.public)
+        && let Some(modified) = date_field(headers, header::LAST_MODIFIED)
+    {
+        let lifetime = (since(date, modified) / HEURISTIC_FRACTION).min(HEURISTIC_MAX);
+        return (lifetime, Source::Heuristic);
     }
     (Duration::ZERO, Source::None)
 }
@@ -152,9 +152,15 @@ mod tests {
         ]);
         let t = timing(0, 0);
         let both = CacheControl::parse("max-age=10, s-maxage=20");
-        assert_eq!(lifetime(StatusCode::OK, &h, &both, t).0, Duration::from_secs(20));
+        assert_eq!(
+            lifetime(StatusCode::OK, &h, &both, t).0,
+            Duration::from_secs(20)
+        );
         let max_age = CacheControl::parse("max-age=10");
-        assert_eq!(lifetime(StatusCode::OK, &h, &max_age, t).0, Duration::from_secs(10));
+        assert_eq!(
+            lifetime(StatusCode::OK, &h, &max_age, t).0,
+            Duration::from_secs(10)
+        );
         let none = CacheControl::default();
         assert_eq!(
             lifetime(StatusCode::OK, &h, &none, t),
@@ -205,6 +211,9 @@ mod tests {
         assert_eq!(current_age(&h, t, at(110)), Duration::from_secs(42));
         // A Date in the future (clock skew) does not make the age negative.
         let skewed = headers(&[("date", httpdate::fmt_http_date(at(200)))]);
-        assert_eq!(current_age(&skewed, timing(100, 100), at(105)), Duration::from_secs(5));
+        assert_eq!(
+            current_age(&skewed, timing(100, 100), at(105)),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -35,7 +35,10 @@ pub fn request_directives(headers: &HeaderMap) -> CacheControl {
                 .get_all(header::PRAGMA)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .any(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache"))),
+                .any(|v| {
+                    v.split(',')
+                        .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+                }),
             ..CacheControl::default()
         },
     }
@@ -115,7 +118,10 @@ mod tests {
     /// A response stored at t=0 with `Cache-Control: cc`.
     fn stored(cc: &str) -> Stored {
         let mut h = HeaderMap::new();
-        h.insert("date", httpdate::fmt_http_date(at(0)).parse().expect("date"));
+        h.insert(
+            "date",
+            httpdate::fmt_http_date(at(0)).parse().expect("date"),
+        );
         h.insert("cache-control", cc.parse().expect("cc"));
         Stored::new(
             StatusCode::OK,
@@ -148,16 +154,28 @@ mod tests {
     #[test]
     fn response_no_cache_always_validates() {
         let s = stored("max-age=100, no-cache");
-        assert!(matches!(decide(&s, &req(""), at(1)), Reuse::Validate { .. }));
+        assert!(matches!(
+            decide(&s, &req(""), at(1)),
+            Reuse::Validate { .. }
+        ));
     }
 
     #[test]
     fn request_directives_narrow_freshness() {
         let s = stored("max-age=100");
-        assert!(matches!(decide(&s, &req("no-cache"), at(1)), Reuse::Validate { .. }));
-        assert!(matches!(decide(&s, &req("max-age=5"), at(6)), Reuse::Validate { .. }));
+        assert!(matches!(
+            decide(&s, &req("no-cache"), at(1)),
+            Reuse::Validate { .. }
+        ));
+        assert!(matches!(
+            decide(&s, &req("max-age=5"), at(6)),
+            Reuse::Validate { .. }
+        ));
         assert_eq!(decide(&s, &req("max-age=5"), at(5)), Reuse::Fresh);
-        assert!(matches!(decide(&s, &req("min-fresh=50"), at(60)), Reuse::Validate { .. }));
+        assert!(matches!(
+            decide(&s, &req("min-fresh=50"), at(60)),
+            Reuse::Validate { .. }
+        ));
         assert_eq!(decide(&s, &req("min-fresh=50"), at(40)), Reuse::Fresh);
     }
 
@@ -166,10 +184,20 @@ mod tests {
         let s = stored("max-age=10");
         assert_eq!(decide(&s, &req("max-stale"), at(1000)), Reuse::StaleAllowed);
         assert_eq!(decide(&s, &req("max-stale=5"), at(14)), Reuse::StaleAllowed);
-        assert!(matches!(decide(&s, &req("max-stale=5"), at(16)), Reuse::Validate { .. }));
-        for cc in ["max-age=10, must-revalidate", "max-age=10, proxy-revalidate", "s-maxage=10"] {
+        assert!(matches!(
+            decide(&s, &req("max-stale=5"), at(16)),
+            Reuse::Validate { .. }
+        ));
+        for cc in [
+            "max-age=10, must-revalidate",
+            "max-age=10, proxy-revalidate",
+            "s-maxage=10",
+        ] {
             assert!(
-                matches!(decide(&stored(cc), &req("max-stale"), at(20)), Reuse::Validate { .. }),
+                matches!(
+                    decide(&stored(cc), &req("max-stale"), at(20)),
+                    Reuse::Validate { .. }
+                ),
                 "{cc}"
             );
         }

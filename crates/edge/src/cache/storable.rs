@@ -77,8 +77,7 @@ pub fn check(
     if vary_of(response) == Vary::Star {
         return Err(NotStored::VaryStar);
     }
-    let heuristic = heuristically_cacheable(status)
-        && response.contains_key(header::LAST_MODIFIED);
+    let heuristic = heuristically_cacheable(status) && response.contains_key(header::LAST_MODIFIED);
     if has_explicit_freshness(response, response_cc)
         || response_cc.public
         || heuristic

@@ -94,7 +94,11 @@ fn tags_of(headers: &HeaderMap) -> Vec<String> {
     for (name, separator) in [("surrogate-key", ' '), ("cache-tag", ',')] {
         for value in headers.get_all(name) {
             let Ok(value) = value.to_str() else { continue };
-            for tag in value.split(separator).map(str::trim).filter(|t| !t.is_empty()) {
+            for tag in value
+                .split(separator)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
                 if !tags.iter().any(|t| t == tag) {
                     tags.push(tag.to_owned());
                 }
@@ -171,10 +175,10 @@ impl Store {
             .position(|v| v.stored.secondary == stored.secondary)
         {
             freed.push(variants.remove(i));
-        } else if variants.len() >= MAX_VARIANTS {
-            if let Some(i) = (0..variants.len()).min_by_key(|&i| variants[i].tick) {
-                freed.push(variants.remove(i));
-            }
+        } else if variants.len() >= MAX_VARIANTS
+            && let Some(i) = (0..variants.len()).min_by_key(|&i| variants[i].tick)
+        {
+            freed.push(variants.remove(i));
         }
         variants.push(Variant { stored, tick, size });
         for old in freed {
@@ -270,8 +274,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::vary::vary_of;
     use crate::cache::vary::Vary;
+    use crate::cache::vary::vary_of;
     use std::time::Duration;
 
     fn response(body: &str, extra: &[(&'static str, &'static str)]) -> Arc<Stored> {
@@ -301,7 +305,10 @@ mod tests {
         }
         assert!(store.get("/a", &HeaderMap::new()).is_some());
         store.insert("/d", response(&"x".repeat(100), &[]));
-        assert!(store.get("/b", &HeaderMap::new()).is_none(), "b was the LRU");
+        assert!(
+            store.get("/b", &HeaderMap::new()).is_none(),
+            "b was the LRU"
+        );
         assert!(store.get("/a", &HeaderMap::new()).is_some());
         assert_eq!(store.evictions(), 1);
         assert!(store.used() <= one * 3);
@@ -334,14 +341,20 @@ mod tests {
     #[test]
     fn purge_by_url_and_by_tag() {
         let mut store = Store::new(1 << 20);
-        store.insert("/posts/1", response("1", &[("surrogate-key", "post-1 posts")]));
+        store.insert(
+            "/posts/1",
+            response("1", &[("surrogate-key", "post-1 posts")]),
+        );
         store.insert("/posts/2", response("2", &[("cache-tag", "post-2, posts")]));
         store.insert("/about", response("a", &[]));
         assert_eq!(store.remove("/about"), 1);
         assert_eq!(store.purge_tag("posts"), 2);
         assert!(store.is_empty());
         assert_eq!(store.used(), 0);
-        assert!(store.tags.is_empty(), "the tag index empties with the store");
+        assert!(
+            store.tags.is_empty(),
+            "the tag index empties with the store"
+        );
     }
 
     #[test]

@@ -135,7 +135,10 @@ mod tests {
     fn stored() -> Stored {
         let mut h = HeaderMap::new();
         h.insert("etag", "\"v1\"".parse().expect("v"));
-        h.insert("last-modified", httpdate::fmt_http_date(at(0)).parse().expect("v"));
+        h.insert(
+            "last-modified",
+            httpdate::fmt_http_date(at(0)).parse().expect("v"),
+        );
         h.insert("cache-control", "max-age=10".parse().expect("v"));
         h.insert("content-length", "5".parse().expect("v"));
         h.insert("x-old", "kept".parse().expect("v"));
@@ -191,9 +194,17 @@ mod tests {
         req.insert("if-none-match", "\"x\"".parse().expect("v"));
         assert!(!client_not_modified(&req, &s));
         let mut ims = HeaderMap::new();
-        ims.insert("if-modified-since", httpdate::fmt_http_date(at(5)).parse().expect("v"));
+        ims.insert(
+            "if-modified-since",
+            httpdate::fmt_http_date(at(5)).parse().expect("v"),
+        );
         assert!(client_not_modified(&ims, &s));
-        ims.insert("if-modified-since", httpdate::fmt_http_date(at(0) - Duration::from_secs(5)).parse().expect("v"));
+        ims.insert(
+            "if-modified-since",
+            httpdate::fmt_http_date(at(0) - Duration::from_secs(5))
+                .parse()
+                .expect("v"),
+        );
         assert!(!client_not_modified(&ims, &s));
     }
 }

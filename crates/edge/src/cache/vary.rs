@@ -77,12 +77,7 @@ impl SecondaryKey {
 /// A header's value with its lines joined and the whitespace around commas dropped, so
 /// `gzip,br` and `gzip, br` select the same variant (§4.1 allows such normalisation).
 fn normalized(request: &HeaderMap, name: &HeaderName) -> Option<String> {
-    joined(request, name).map(|v| {
-        v.split(',')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(",")
-    })
+    joined(request, name).map(|v| v.split(',').map(str::trim).collect::<Vec<_>>().join(","))
 }
 
 #[cfg(test)]
@@ -99,7 +94,10 @@ mod tests {
 
     #[test]
     fn reads_fields_and_star() {
-        let fields = vary_of(&map(&[("vary", "Accept-Encoding, accept"), ("vary", "Accept")]));
+        let fields = vary_of(&map(&[
+            ("vary", "Accept-Encoding, accept"),
+            ("vary", "Accept"),
+        ]));
         assert_eq!(
             fields,
             Vary::Fields(vec![header::ACCEPT_ENCODING, header::ACCEPT])

@@ -27,7 +27,10 @@ pub async fn read_body(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Err(e) => Err(text(StatusCode::BAD_REQUEST, &format!("bad request body: {e}\n"))),
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            &format!("bad request body: {e}\n"),
+        )),
     }
 }
 

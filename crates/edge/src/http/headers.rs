@@ -46,10 +46,7 @@ pub fn add_via(headers: &mut HeaderMap, pseudonym: &str) {
 /// Appends the client's address to `X-Forwarded-For` (`client, proxy1, proxy2`).
 pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     let ip = peer.ip().to_string();
-    let joined = match headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
+    let joined = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(previous) => format!("{previous}, {ip}"),
         None => ip,
     };

@@ -205,7 +205,10 @@ async fn accept_loop<H: Handler>(
         .await
         .is_err()
     {
-        warn!("{name}: {} connection(s) still busy; closing them", connections.len());
+        warn!(
+            "{name}: {} connection(s) still busy; closing them",
+            connections.len()
+        );
     }
     info!("{name}: shut down");
 }

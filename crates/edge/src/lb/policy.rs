@@ -95,9 +95,7 @@ mod tests {
     #[test]
     fn round_robin_skips_the_unusable() {
         let next = AtomicUsize::new(0);
-        let picks: Vec<_> = (0..4)
-            .map(|_| round_robin(&next, 3, |b| b != 1))
-            .collect();
+        let picks: Vec<_> = (0..4).map(|_| round_robin(&next, 3, |b| b != 1)).collect();
         assert_eq!(picks, [Some(0), Some(2), Some(2), Some(0)]);
         assert_eq!(round_robin(&next, 3, |_| false), None);
     }
@@ -106,8 +104,14 @@ mod tests {
     fn least_connections_picks_the_idlest() {
         let next = AtomicUsize::new(0);
         let active = [5, 1, 3];
-        assert_eq!(least_connections(&next, 3, |_| true, |b| active[b]), Some(1));
-        assert_eq!(least_connections(&next, 3, |b| b != 1, |b| active[b]), Some(2));
+        assert_eq!(
+            least_connections(&next, 3, |_| true, |b| active[b]),
+            Some(1)
+        );
+        assert_eq!(
+            least_connections(&next, 3, |b| b != 1, |b| active[b]),
+            Some(2)
+        );
     }
 
     #[test]

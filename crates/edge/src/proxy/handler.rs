@@ -197,7 +197,13 @@ async fn fill(
 
 /// A stored response served to a client: its conditional request answered with 304,
 /// `Age` set, HEAD without body.
-fn serve(edge: &Edge, parts: &Parts, stored: &Stored, label: Label, now: SystemTime) -> Response<Body> {
+fn serve(
+    edge: &Edge,
+    parts: &Parts,
+    stored: &Stored,
+    label: Label,
+    now: SystemTime,
+) -> Response<Body> {
     let counter = match label {
         Label::Hit => &edge.stats.hits,
         Label::Stale => &edge.stats.stale,
@@ -215,40 +221,40 @@ fn serve(edge: &Edge, parts: &Parts, stored: &Stored, label: Label, now: SystemT
 
 fn serve_body(edge: &Edge, parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body> {
     let _ = edge;
-    let (status, mut headers, body) =
-        if stored.status == StatusCode::OK && validate::client_not_modified(&parts.headers, stored)
-        {
-            (
-                StatusCode::NOT_MODIFIED,
-                validate::not_modified_headers(stored),
-                Bytes::new(),
-            )
-        } else if let Some(range) = parts.headers.get(header::RANGE)
-            && stored.status == StatusCode::OK
-        {
-            match super::admin::byte_range(range, stored.body.len()) {
-                Some((start, end)) => {
-                    let mut headers = stored.headers.clone();
-                    let content_range =
-                        format!("bytes {start}-{end}/{}", stored.body.len());
-                    if let Ok(v) = HeaderValue::from_str(&content_range) {
-                        headers.insert(header::CONTENT_RANGE, v);
-                    }
-                    headers.remove(header::CONTENT_LENGTH);
-                    (
-                        StatusCode::PARTIAL_CONTENT,
-                        headers,
-                        stored.body.slice(start..=end),
-                    )
+    let (status, mut headers, body) = if stored.status == StatusCode::OK
+        && validate::client_not_modified(&parts.headers, stored)
+    {
+        (
+            StatusCode::NOT_MODIFIED,
+            validate::not_modified_headers(stored),
+            Bytes::new(),
+        )
+    } else if let Some(range) = parts.headers.get(header::RANGE)
+        && stored.status == StatusCode::OK
+    {
+        match super::admin::byte_range(range, stored.body.len()) {
+            Some((start, end)) => {
+                let mut headers = stored.headers.clone();
+                let content_range = format!("bytes {start}-{end}/{}", stored.body.len());
+                if let Ok(v) = HeaderValue::from_str(&content_range) {
+                    headers.insert(header::CONTENT_RANGE, v);
                 }
-                None => (stored.status, stored.headers.clone(), stored.body.clone()),
+                headers.remove(header::CONTENT_LENGTH);
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    stored.body.slice(start..=end),
+                )
             }
-        } else {
-            (stored.status, stored.headers.clone(), stored.body.clone())
-        };
+            None => (stored.status, stored.headers.clone(), stored.body.clone()),
+        }
+    } else {
+        (stored.status, stored.headers.clone(), stored.body.clone())
+    };
     headers.insert(
         header::AGE,
-        HeaderValue::from_str(&age_header(stored.age(now))).unwrap_or(HeaderValue::from_static("0")),
+        HeaderValue::from_str(&age_header(stored.age(now)))
+            .unwrap_or(HeaderValue::from_static("0")),
     );
     if !headers.contains_key(header::DATE) {
         headers.insert(header::DATE, validate::date_now(now));

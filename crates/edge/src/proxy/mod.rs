@@ -28,7 +28,10 @@ pub const DEFAULT_PORT: u16 = 8080;
 
 /// `infralab edge --origin URL [--region NAME] [--origin-latency MS] [--max-memory SIZE]`
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "edge", about = "An HTTP caching reverse proxy (RFC 9111): one CDN edge node")]
+#[command(
+    name = "edge",
+    about = "An HTTP caching reverse proxy (RFC 9111): one CDN edge node"
+)]
 pub struct Args {
     #[command(flatten)]
     pub http: HttpArgs,

@@ -184,7 +184,12 @@ async fn fetch(edge: &Edge, key: &str, client: &HeaderMap, stale: Option<Arc<Sto
 }
 
 /// Stores `response` under `key` if §3 allows it and it fits; returns what was stored.
-pub fn keep(edge: &Edge, key: &str, client: &HeaderMap, response: &FromOrigin) -> Option<Arc<Stored>> {
+pub fn keep(
+    edge: &Edge,
+    key: &str,
+    client: &HeaderMap,
+    response: &FromOrigin,
+) -> Option<Arc<Stored>> {
     let request_cc = request_directives(client);
     let response_cc = response_directives(&response.headers);
     let verdict = storable::check(

@@ -27,6 +27,10 @@ impl Stats {
     pub fn hit_ratio(&self) -> f64 {
         let served = Self::get(&self.hits) + Self::get(&self.stale) + Self::get(&self.revalidated);
         let all = served + Self::get(&self.misses);
-        if all == 0 { 0.0 } else { served as f64 / all as f64 }
+        if all == 0 {
+            0.0
+        } else {
+            served as f64 / all as f64
+        }
     }
 }

@@ -43,7 +43,10 @@ pub const DEFAULT_PORT: u16 = 8000;
 
 /// `infralab web [--name NAME] [--post-max-age S] [--purge-edge HOST:PORT ...]`
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "web", about = "A small blog origin that sets every caching header")]
+#[command(
+    name = "web",
+    about = "A small blog origin that sets every caching header"
+)]
 pub struct Args {
     #[command(flatten)]
     pub http: HttpArgs,
@@ -108,7 +111,11 @@ impl Web {
         let mut lines: Vec<String> = counts.iter().map(|(u, n)| format!("{n} {u}")).collect();
         lines.sort();
         let total: u64 = counts.values().sum();
-        format!("name:{}\nrequests:{total}\n{}\n", self.name, lines.join("\n"))
+        format!(
+            "name:{}\nrequests:{total}\n{}\n",
+            self.name,
+            lines.join("\n")
+        )
     }
 }
 
@@ -129,8 +136,14 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         started: httpdate::parse_http_date(&httpdate::fmt_http_date(std::time::SystemTime::now()))
             .unwrap_or(std::time::UNIX_EPOCH),
     });
-    let running = http::spawn("web", Arc::new(WebHandler(web)), &args.http, DEFAULT_PORT, shutdown)
-        .await?;
+    let running = http::spawn(
+        "web",
+        Arc::new(WebHandler(web)),
+        &args.http,
+        DEFAULT_PORT,
+        shutdown,
+    )
+    .await?;
     Ok(running)
 }
 
@@ -161,9 +174,7 @@ impl Handler for WebHandler {
                 }
             }
             (&Method::GET, ["_web", "stats"]) => text(StatusCode::OK, &web.stats()),
-            (&Method::GET | &Method::HEAD, ["posts", id]) => {
-                posts::get(web, id, &parts.headers)
-            }
+            (&Method::GET | &Method::HEAD, ["posts", id]) => posts::get(web, id, &parts.headers),
             (&Method::PUT | &Method::POST, ["posts", id]) => {
                 match http::read_body(&parts.headers, body, web.max_body_bytes).await {
                     Ok(content) => posts::edit(web, id, content).await,
@@ -173,12 +184,26 @@ impl Handler for WebHandler {
             (&Method::GET | &Method::HEAD, ["static", name]) => posts::asset(name),
             (&Method::GET | &Method::HEAD, ["api", "me"]) => posts::me(count),
             (&Method::GET | &Method::HEAD, ["test"]) => {
-                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count, web.started).await
+                test_page(
+                    parts.uri.query().unwrap_or(""),
+                    &parts.headers,
+                    &uri,
+                    count,
+                    web.started,
+                )
+                .await
             }
             (_, ["test"]) => {
                 // Unsafe methods on /test succeed (so the edge's invalidation shows).
                 let _ = http::read_body(&parts.headers, body, web.max_body_bytes).await;
-                test_page(parts.uri.query().unwrap_or(""), &parts.headers, &uri, count, web.started).await
+                test_page(
+                    parts.uri.query().unwrap_or(""),
+                    &parts.headers,
+                    &uri,
+                    count,
+                    web.started,
+                )
+                .await
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };

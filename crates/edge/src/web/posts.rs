@@ -44,7 +44,9 @@ impl Posts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Post>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -100,7 +102,10 @@ pub fn get(web: &Web, id: &str, request: &HeaderMap) -> Response<Body> {
             "text/html; charset=utf-8",
             format!(
                 "<!doctype html><title>{t}</title><h1>{t}</h1><p>{}</p><p>version {} from {}</p>\n",
-                post.body, post.version, web.name, t = post.title
+                post.body,
+                post.version,
+                web.name,
+                t = post.title
             ),
         )
     };
@@ -113,7 +118,10 @@ pub fn get(web: &Web, id: &str, request: &HeaderMap) -> Response<Body> {
 
 /// The origin's own answer to a conditional GET.
 fn not_modified(request: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
-    if let Some(inm) = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         return inm
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
@@ -177,7 +185,10 @@ pub fn asset(name: &str) -> Response<Body> {
     respond(
         StatusCode::OK,
         &[
-            ("cache-control", "public, max-age=31536000, immutable".into()),
+            (
+                "cache-control",
+                "public, max-age=31536000, immutable".into(),
+            ),
             ("content-type", "text/css".into()),
             ("etag", etag),
         ],

@@ -79,7 +79,11 @@ pub async fn test_page(
             "tag" => headers.push(("surrogate-key", value)),
             "location" => headers.push(("location", value)),
             "status" => {
-                if let Some(s) = value.parse::<u16>().ok().and_then(|s| StatusCode::from_u16(s).ok()) {
+                if let Some(s) = value
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                {
                     status = s;
                 }
             }
@@ -96,15 +100,25 @@ pub async fn test_page(
     }
     // Echo the varied request headers, so a test sees which variant it got.
     let mut body = format!("{uri} #{count}");
-    if let Some(lang) = request.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) {
+    if let Some(lang) = request
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+    {
         body.push_str(&format!(" lang={lang}"));
     }
     body.push('\n');
     respond(status, &headers, Bytes::from(body))
 }
 
-fn conditional_match(request: &HeaderMap, etag: Option<&str>, modified: Option<SystemTime>) -> bool {
-    if let Some(inm) = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+fn conditional_match(
+    request: &HeaderMap,
+    etag: Option<&str>,
+    modified: Option<SystemTime>,
+) -> bool {
+    if let Some(inm) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         let Some(etag) = etag else { return false };
         let etag = etag.trim_start_matches("W/");
         return inm.split(',').any(|t| {
