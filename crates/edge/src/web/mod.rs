@@ -19,6 +19,7 @@
 //! tests prove that N collapsed misses reached the origin once.
 
 mod posts;
+pub mod store;
 mod test_page;
 
 use std::collections::HashMap;
@@ -59,6 +60,12 @@ pub struct Args {
     /// Edges to purge when a post changes (`host:port`, repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub purge_edge: Vec<String>,
+    /// Keep posts in this kv server (or the router in front of the shards) instead of memory.
+    #[arg(long)]
+    pub kv: Option<String>,
+    /// With `--kv`: read posts cache-aside through this cache server.
+    #[arg(long, requires = "kv")]
+    pub cache: Option<String>,
 }
 
 impl Args {
@@ -69,6 +76,8 @@ impl Args {
             name: name.to_owned(),
             post_max_age: 10,
             purge_edge: Vec::new(),
+            kv: None,
+            cache: None,
         }
     }
 }
@@ -77,7 +86,7 @@ impl Args {
 pub struct Web {
     name: String,
     post_max_age: u64,
-    posts: posts::Posts,
+    posts: store::PostStore,
     edges: Vec<Upstream>,
     healthy: AtomicBool,
     counts: Mutex<HashMap<String, u64>>,
@@ -121,10 +130,16 @@ impl Web {
 
 /// Starts the origin; returns once it listens.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    let posts = match &args.kv {
+        Some(kv) => store::PostStore::resp(kv, args.cache.as_deref())
+            .await
+            .map_err(|e| format!("web: posts in kv {kv}: {e}"))?,
+        None => store::PostStore::memory(),
+    };
     let web = Arc::new(Web {
         name: args.name.clone(),
         post_max_age: args.post_max_age,
-        posts: posts::Posts::seeded(),
+        posts,
         edges: args
             .purge_edge
             .iter()
@@ -174,7 +189,9 @@ impl Handler for WebHandler {
                 }
             }
             (&Method::GET, ["_web", "stats"]) => text(StatusCode::OK, &web.stats()),
-            (&Method::GET | &Method::HEAD, ["posts", id]) => posts::get(web, id, &parts.headers),
+            (&Method::GET | &Method::HEAD, ["posts", id]) => {
+                posts::get(web, id, &parts.headers).await
+            }
             (&Method::PUT | &Method::POST, ["posts", id]) => {
                 match http::read_body(&parts.headers, body, web.max_body_bytes).await {
                     Ok(content) => posts::edit(web, id, content).await,

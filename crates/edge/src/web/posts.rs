@@ -1,9 +1,7 @@
 //! The blog's resources: posts (with validators and surrogate keys), static assets
 //! (immutable), and `/api/me` (private).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap};
@@ -12,64 +10,20 @@ use hyper::{Method, Response, StatusCode};
 use super::{Web, respond};
 use crate::http::{Body, text};
 
-struct Post {
-    title: String,
-    body: String,
-    version: u64,
-    modified: SystemTime,
-}
-
-/// The posts, in memory.
-pub struct Posts(Mutex<HashMap<u64, Post>>);
-
-/// Most posts kept: edits of new ids past this are refused.
-const MAX_POSTS: usize = 10_000;
-
-impl Posts {
-    /// Three posts, last modified a day ago.
-    pub fn seeded() -> Posts {
-        let day_ago = whole_seconds(SystemTime::now() - Duration::from_secs(86_400));
-        let posts = (1..=3)
-            .map(|id| {
-                let post = Post {
-                    title: format!("Post {id}"),
-                    body: format!("The text of post {id}."),
-                    version: 1,
-                    modified: day_ago,
-                };
-                (id, post)
-            })
-            .collect();
-        Posts(Mutex::new(posts))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Post>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// HTTP dates have whole seconds: a `Last-Modified` compared with an `If-Modified-Since`
-/// must too.
-fn whole_seconds(t: SystemTime) -> SystemTime {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
 /// `GET /posts/:id`: HTML, or JSON for `Accept: application/json`.
-pub fn get(web: &Web, id: &str, request: &HeaderMap) -> Response<Body> {
+pub async fn get(web: &Web, id: &str, request: &HeaderMap) -> Response<Body> {
     let Ok(id) = id.parse::<u64>() else {
         return text(StatusCode::NOT_FOUND, "no such post\n");
+    };
+    let (post, source) = match web.posts.load(id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "no such post\n"),
+        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("posts: {e}\n")),
     };
     let json = request
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
-    let posts = web.posts.lock();
-    let Some(post) = posts.get(&id) else {
-        return text(StatusCode::NOT_FOUND, "no such post\n");
-    };
     let kind = if json { "json" } else { "html" };
     let etag = format!("\"{id}-v{}-{kind}\"", post.version);
     let last_modified = httpdate::fmt_http_date(post.modified);
@@ -85,6 +39,8 @@ pub fn get(web: &Web, id: &str, request: &HeaderMap) -> Response<Body> {
         ("last-modified", last_modified),
         ("vary", "Accept".to_owned()),
         ("surrogate-key", format!("post-{id} posts")),
+        // Which level below the origin answered: memory, the remote cache, or kv.
+        ("x-data-source", source.as_str().to_owned()),
     ];
     if not_modified(request, &etag, post.modified) {
         return respond(StatusCode::NOT_MODIFIED, &headers, Bytes::new());
@@ -139,24 +95,15 @@ pub async fn edit(web: &Web, id: &str, content: Bytes) -> Response<Body> {
     let Ok(id) = id.parse::<u64>() else {
         return text(StatusCode::NOT_FOUND, "no such post\n");
     };
-    let version = {
-        let mut posts = web.posts.lock();
-        if !posts.contains_key(&id) && posts.len() >= MAX_POSTS {
-            return text(StatusCode::INSUFFICIENT_STORAGE, "too many posts\n");
-        }
-        let post = posts.entry(id).or_insert_with(|| Post {
-            title: format!("Post {id}"),
-            body: String::new(),
-            version: 0,
-            modified: UNIX_EPOCH,
-        });
-        post.body = String::from_utf8_lossy(&content).into_owned();
-        post.version += 1;
-        // Strictly later than before, at HTTP-date resolution.
-        let now = whole_seconds(SystemTime::now());
-        post.modified = now.max(post.modified + Duration::from_secs(1));
-        post.version
+    let post = match web
+        .posts
+        .save(id, String::from_utf8_lossy(&content).into_owned())
+        .await
+    {
+        Ok(post) => post,
+        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &format!("posts: {e}\n")),
     };
+    let version = post.version;
     let mut report = format!("post {id} is now version {version}\n");
     for edge in &web.edges {
         let mut headers = HeaderMap::new();
