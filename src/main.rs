@@ -273,7 +273,15 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     running.push(pubsub);
     // The HTTP levels: web (origin) <- lb <- edge, the path the `levels` demo walks.
     let web = edge::web::start(
-        edge::web::Args::parse_from(["web", "--purge-edge", "127.0.0.1:8080"]),
+        edge::web::Args::parse_from([
+            "web",
+            "--purge-edge",
+            "127.0.0.1:8080",
+            "--kv",
+            "127.0.0.1:7390",
+            "--cache",
+            "127.0.0.1:7380",
+        ]),
         shutdown.clone(),
     )
     .await?;

@@ -176,9 +176,19 @@ async fn fill(
         Ok(_) => None,
     };
     if let Some(error) = failed {
-        // RFC 5861 stale-if-error: a stale copy beats an error page.
         return match stale {
+            // RFC 5861 stale-if-error: a stale copy beats an error page.
             Some(stale) if stale_if_error => serve(edge, parts, &stale, Label::Stale, now),
+            // must-revalidate and the origin cannot be reached: "the cache MUST generate an
+            // error response rather than reuse the stale response", preferably 504 (§5.2.2.2).
+            Some(stale)
+                if origin.is_err()
+                    && (stale.cc.must_revalidate
+                        || stale.cc.proxy_revalidate
+                        || stale.cc.s_maxage.is_some()) =>
+            {
+                gateway_timeout("the origin cannot be reached to revalidate (must-revalidate)")
+            }
             _ => error,
         };
     }
