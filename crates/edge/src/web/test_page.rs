@@ -16,6 +16,7 @@
 //! | `status=404` | that status |
 //! | `delay=300` | answers after 300 ms (to make concurrent misses overlap) |
 //! | `location=/x` | `Location: /x` |
+//! | `size=1024` | a body padded to that many bytes (at most 16 MiB; for benchmarks) |
 //!
 //! The body names the URI and how many times the origin has been asked for it:
 //! `/test?cc=max-age=60 #1`.
@@ -31,6 +32,8 @@ use crate::http::Body;
 
 /// The most a `delay=` may ask for (a test origin should not be a slowloris itself).
 const MAX_DELAY: Duration = Duration::from_secs(60);
+/// The largest body `size=` may ask for.
+const MAX_SIZE: usize = 16 << 20;
 
 pub async fn test_page(
     query: &str,
@@ -43,6 +46,7 @@ pub async fn test_page(
     let mut headers: Vec<(&str, String)> = Vec::new();
     let mut status = StatusCode::OK;
     let mut etag = None;
+    let mut size = 0;
     let mut modified = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -78,6 +82,7 @@ pub async fn test_page(
             "vary" => headers.push(("vary", value)),
             "tag" => headers.push(("surrogate-key", value)),
             "location" => headers.push(("location", value)),
+            "size" => size = value.parse::<usize>().unwrap_or(0).min(MAX_SIZE),
             "status" => {
                 if let Some(s) = value
                     .parse::<u16>()
@@ -107,6 +112,10 @@ pub async fn test_page(
         body.push_str(&format!(" lang={lang}"));
     }
     body.push('\n');
+    if body.len() < size {
+        let pad = size - body.len();
+        body.insert_str(body.len() - 1, &".".repeat(pad));
+    }
     respond(status, &headers, Bytes::from(body))
 }
 
