@@ -148,18 +148,18 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Edge(args) => {
-                serve_http_until_signal(edge::start(args, service::telemetry::shutdown_on_signal()))
+                serve_until_signal(edge::start(args, service::telemetry::shutdown_on_signal()))
                     .await
             }
             Command::Lb(args) => {
-                serve_http_until_signal(edge::lb::start(
+                serve_until_signal(edge::lb::start(
                     args,
                     service::telemetry::shutdown_on_signal(),
                 ))
                 .await
             }
             Command::Web(args) => {
-                serve_http_until_signal(edge::web::start(
+                serve_until_signal(edge::web::start(
                     args,
                     service::telemetry::shutdown_on_signal(),
                 ))
@@ -182,14 +182,6 @@ async fn serve_until_signal(
 ) -> Result<(), BoxError> {
     let running = start.await?;
     running.wait().await;
-    Ok(())
-}
-
-/// Runs one HTTP server (edge, lb, web) until SIGINT/SIGTERM.
-async fn serve_http_until_signal(
-    start: impl Future<Output = Result<edge::Running, BoxError>>,
-) -> Result<(), BoxError> {
-    start.await?.wait().await;
     Ok(())
 }
 
@@ -310,7 +302,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         edge.addr().to_string(),
         "curl -i localhost:8080/posts/1",
     ));
-    let http_servers = [edge, lb, web];
+    running.extend([edge, lb, web]);
 
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
@@ -318,9 +310,6 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     }
     shutdown.cancelled().await;
     for server in running {
-        server.wait().await;
-    }
-    for server in http_servers {
         server.wait().await;
     }
     Ok(())

@@ -16,11 +16,8 @@ pub mod lb;
 pub mod proxy;
 pub mod web;
 
-/// The error type of `start`: any error, sendable across tasks.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-pub use http::Running;
 pub use proxy::{Args, start};
+pub use service::{BoxError, Running};
 
 /// Parses a size with an optional unit: `1048576`, `64kb`, `10mb`, `1gb` (as Redis's
 /// `maxmemory`: powers of 1024).

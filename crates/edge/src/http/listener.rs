@@ -25,10 +25,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+
+pub use service::Running;
 
 use super::Body;
 
@@ -82,38 +83,6 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// A server running in the background (the HTTP twin of `service::Running`).
-pub struct Running {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    /// The address it listens on (the real port when started on port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The token that stops it.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Waits until the server has shut down (after its token is cancelled).
-    pub async fn wait(self) {
-        if let Err(e) = self.task.await {
-            warn!("server task failed: {e}");
-        }
-    }
-
-    /// Shuts the server down and waits for it.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.wait().await;
-    }
-}
-
 /// Binds `--bind`:`--port` (or `default_port`) and serves `handler` until `shutdown` is
 /// cancelled. Returns once the socket is bound. `background` tasks (health checks,
 /// revalidations) are stopped with the server.
@@ -135,11 +104,7 @@ pub async fn spawn<H: Handler>(
         args.clone(),
         shutdown.clone(),
     ));
-    Ok(Running {
-        addr,
-        shutdown,
-        task,
-    })
+    Ok(Running::new(addr, shutdown, task))
 }
 
 async fn accept_loop<H: Handler>(

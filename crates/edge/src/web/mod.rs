@@ -200,27 +200,13 @@ impl Handler for WebHandler {
             }
             (&Method::GET | &Method::HEAD, ["static", name]) => posts::asset(name),
             (&Method::GET | &Method::HEAD, ["api", "me"]) => posts::me(count),
-            (&Method::GET | &Method::HEAD, ["test"]) => {
-                test_page(
-                    parts.uri.query().unwrap_or(""),
-                    &parts.headers,
-                    &uri,
-                    count,
-                    web.started,
-                )
-                .await
-            }
-            (_, ["test"]) => {
-                // Unsafe methods on /test succeed (so the edge's invalidation shows).
-                let _ = http::read_body(&parts.headers, body, web.max_body_bytes).await;
-                test_page(
-                    parts.uri.query().unwrap_or(""),
-                    &parts.headers,
-                    &uri,
-                    count,
-                    web.started,
-                )
-                .await
+            (method, ["test"]) => {
+                // Any method: unsafe ones succeed too, so the edge's invalidation shows.
+                if method != Method::GET && method != Method::HEAD {
+                    let _ = http::read_body(&parts.headers, body, web.max_body_bytes).await;
+                }
+                let query = parts.uri.query().unwrap_or("");
+                test_page(query, &parts.headers, &uri, count, web.started).await
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
