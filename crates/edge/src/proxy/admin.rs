@@ -4,8 +4,13 @@
 //! - `PURGE /` with `Surrogate-Key: post-1 posts` (or `Cache-Tag: post-1,posts`) removes
 //!   every URL whose response carried one of those tags — how an origin invalidates all
 //!   the pages showing a post when the post changes.
+//! - Purges are accepted from loopback and private networks only (where the origins
+//!   live), unless `--purge-from-anywhere`: anyone who can purge can empty the cache and
+//!   send every request to the origin.
 //! - `GET /_edge/stats`: hits, misses, hit ratio, bytes served from cache, origin
 //!   requests, evictions, memory, as `key:value` lines like Redis's INFO.
+
+use std::net::IpAddr;
 
 use hyper::header::HeaderValue;
 use hyper::http::request::Parts;
@@ -15,8 +20,29 @@ use super::Edge;
 use super::stats::Stats;
 use crate::http::{Body, text};
 
+/// Whether `PURGE` from `ip` is accepted without `--purge-from-anywhere`: loopback,
+/// RFC 1918 and RFC 4193 (unique local) addresses.
+pub fn may_purge(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+    }
+}
+
 /// `PURGE`: by tag if the request names tags, else by URL.
-pub fn purge(edge: &Edge, parts: &Parts) -> Response<Body> {
+pub fn purge(edge: &Edge, parts: &Parts, peer: IpAddr) -> Response<Body> {
+    if !edge.purge_from_anywhere && !may_purge(peer) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "PURGE is accepted from loopback and private networks only (--purge-from-anywhere)\n",
+        );
+    }
     let mut tags: Vec<String> = Vec::new();
     for (name, separator) in [("surrogate-key", ' '), ("cache-tag", ',')] {
         for value in parts.headers.get_all(name) {
@@ -117,6 +143,24 @@ mod tests {
 
     fn range(s: &'static str, len: usize) -> Option<(usize, usize)> {
         byte_range(&HeaderValue::from_static(s), len)
+    }
+
+    #[test]
+    fn purges_come_from_private_networks() {
+        for ok in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.18.0.5",
+            "192.168.1.1",
+            "::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(may_purge(ok.parse().expect("ip")), "{ok}");
+        }
+        for no in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!may_purge(no.parse().expect("ip")), "{no}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Handler for EdgeHandler {
         let (mut parts, body) = req.into_parts();
         add_forwarded_for(&mut parts.headers, peer);
         let response = if parts.method.as_str() == "PURGE" {
-            admin::purge(edge, &parts)
+            admin::purge(edge, &parts, peer.ip())
         } else if parts.uri.path().starts_with("/_edge/") {
             admin::page(edge, &parts)
         } else if parts.method == Method::GET || parts.method == Method::HEAD {

@@ -53,6 +53,10 @@ pub struct Args {
     /// Seconds to wait for the origin before answering `504`.
     #[arg(long, default_value_t = 30)]
     pub origin_timeout: u64,
+    /// Accept `PURGE` from any address (by default: loopback and private networks only,
+    /// where the origins that purge on events live).
+    #[arg(long)]
+    pub purge_from_anywhere: bool,
 }
 
 impl Args {
@@ -66,6 +70,7 @@ impl Args {
             max_memory: 64 << 20,
             max_object_size: 8 << 20,
             origin_timeout: 30,
+            purge_from_anywhere: false,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct Edge {
     pub origin_latency: Duration,
     pub max_object_size: usize,
     pub max_body_bytes: usize,
+    pub purge_from_anywhere: bool,
 }
 
 impl Edge {
@@ -100,6 +106,7 @@ impl Edge {
             origin_latency: Duration::from_millis(args.origin_latency),
             max_object_size: args.max_object_size,
             max_body_bytes: args.http.max_body_bytes,
+            purge_from_anywhere: args.purge_from_anywhere,
         }
     }
 
