@@ -6,7 +6,9 @@
 //! above `rate` is not — the behaviour of nginx's `limit_req ... burst=N nodelay`.
 //!
 //! The table of buckets is bounded: past [`MAX_CLIENTS`] entries, the buckets that have
-//! refilled completely (indistinguishable from new ones) are dropped.
+//! refilled completely (indistinguishable from new ones) are dropped, at most once a second
+//! (the sweep is O(clients)); if it is still full, a new client is refused until there is
+//! room — under a flood from that many addresses, failing closed protects the backends.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,6 +29,7 @@ pub struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: HashMap<IpAddr, Bucket>,
+    last_sweep: Option<Instant>,
 }
 
 impl RateLimiter {
@@ -36,13 +39,23 @@ impl RateLimiter {
             rate: f64::from(rate.max(1)),
             burst: f64::from(burst.max(1)),
             buckets: HashMap::new(),
+            last_sweep: None,
         }
     }
 
     /// Takes a token for `client` at `now`; `Err(wait)` if there is none yet.
     pub fn check(&mut self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         if self.buckets.len() >= MAX_CLIENTS && !self.buckets.contains_key(&client) {
-            self.forget_full(now);
+            let due = self
+                .last_sweep
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+            if due {
+                self.last_sweep = Some(now);
+                self.forget_full(now);
+            }
+            if self.buckets.len() >= MAX_CLIENTS {
+                return Err(Duration::from_secs(1));
+            }
         }
         let (rate, burst) = (self.rate, self.burst);
         let bucket = self.buckets.entry(client).or_insert(Bucket {

@@ -82,6 +82,17 @@ impl Args {
     }
 }
 
+/// Bytes of URIs the per-URI request counts may hold.
+const MAX_COUNTED_BYTES: usize = 16 << 20;
+
+/// Requests counted, per URI and in all.
+#[derive(Default)]
+struct Counts {
+    per_uri: HashMap<String, u64>,
+    key_bytes: usize,
+    total: u64,
+}
+
 /// The origin's state.
 pub struct Web {
     name: String,
@@ -89,7 +100,7 @@ pub struct Web {
     posts: store::PostStore,
     edges: Vec<Upstream>,
     healthy: AtomicBool,
-    counts: Mutex<HashMap<String, u64>>,
+    counts: Mutex<Counts>,
     max_body_bytes: usize,
     /// When it started, in whole seconds: the anchor of `/test?lm=`.
     started: std::time::SystemTime,
@@ -102,14 +113,19 @@ impl Web {
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total = counts.values().sum::<u64>();
-        // Bound the table: past 100,000 distinct URIs, stop adding new ones.
-        if !counts.contains_key(uri) && counts.len() >= 100_000 {
-            return total;
+        counts.total += 1;
+        if let Some(n) = counts.per_uri.get_mut(uri) {
+            *n += 1;
+            return *n;
         }
-        let n = counts.entry(uri.to_owned()).or_insert(0);
-        *n += 1;
-        *n
+        // Bound the table by the bytes of its keys: past the budget, new URIs are counted
+        // in the total only (and report 0).
+        if counts.key_bytes + uri.len() > MAX_COUNTED_BYTES {
+            return 0;
+        }
+        counts.key_bytes += uri.len();
+        counts.per_uri.insert(uri.to_owned(), 1);
+        1
     }
 
     fn stats(&self) -> String {
@@ -117,9 +133,13 @@ impl Web {
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut lines: Vec<String> = counts.iter().map(|(u, n)| format!("{n} {u}")).collect();
+        let mut lines: Vec<String> = counts
+            .per_uri
+            .iter()
+            .map(|(u, n)| format!("{n} {u}"))
+            .collect();
         lines.sort();
-        let total: u64 = counts.values().sum();
+        let total = counts.total;
         format!(
             "name:{}\nrequests:{total}\n{}\n",
             self.name,
@@ -146,7 +166,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
             .map(|e| Upstream::new(e, Duration::from_secs(5), 64 * 1024))
             .collect(),
         healthy: AtomicBool::new(true),
-        counts: Mutex::new(HashMap::new()),
+        counts: Mutex::new(Counts::default()),
         max_body_bytes: args.http.max_body_bytes,
         started: httpdate::parse_http_date(&httpdate::fmt_http_date(std::time::SystemTime::now()))
             .unwrap_or(std::time::UNIX_EPOCH),
