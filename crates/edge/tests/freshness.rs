@@ -64,6 +64,9 @@ async fn heuristic_freshness_from_last_modified_only_for_heuristically_cacheable
     assert_eq!(twice(&lab, "/test?lm=10000").await.1, "HIT");
     assert_eq!(twice(&lab, "/test?lm=10000&status=404").await.1, "HIT");
     assert_eq!(twice(&lab, "/test?lm=10000&status=201").await.1, "MISS");
+    // A status that is not heuristically cacheable is stored with explicit freshness.
+    assert_eq!(twice(&lab, "/test?status=302&cc=max-age=60").await.1, "HIT");
+    assert_eq!(twice(&lab, "/test?status=302&lm=10000").await.1, "MISS");
     // No validator, no freshness: nothing to go on.
     assert_eq!(twice(&lab, "/test?x=1").await.1, "MISS");
     lab.stop().await;
@@ -110,6 +113,9 @@ async fn no_store_private_and_authorization_are_not_stored() {
             .1,
         "HIT"
     );
+    // ...and with one it does not know, it is not stored at all.
+    let unknown = twice(&lab, "/test?cc=max-age=60,must-understand&status=299").await;
+    assert_eq!(unknown.1, "MISS");
     lab.stop().await;
 }
 

@@ -193,6 +193,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any header value parses (hostile input never panics), and directives written
+        /// in any case, with any spacing, come back with their values.
+        #[test]
+        fn any_input_parses_and_written_directives_come_back(
+            junk in ".{0,200}",
+            max_age in 0u64..100_000,
+            stale in proptest::option::of(0u64..100_000),
+            upper in proptest::bool::ANY,
+            spaces in 0usize..3,
+        ) {
+            let _ = CacheControl::parse(&junk);
+            let pad = " ".repeat(spaces);
+            let mut text = format!("{pad}max-age={max_age}{pad},{pad}no-cache");
+            if let Some(s) = stale {
+                text.push_str(&format!(",max-stale={s}"));
+            }
+            if upper {
+                text = text.to_uppercase();
+            }
+            let cc = CacheControl::parse(&text);
+            proptest::prop_assert_eq!(cc.max_age, secs(max_age));
+            proptest::prop_assert!(cc.no_cache);
+            proptest::prop_assert_eq!(cc.max_stale, stale.map(secs));
+        }
+    }
+
     #[test]
     fn first_occurrence_wins() {
         assert_eq!(
