@@ -171,12 +171,11 @@ async fn fill(
         revalidated,
     } = &*outcome;
     let failed = match origin {
-        Err(e) => Some(text(e.status(), &format!("{e}\n"))),
-        Ok(r) if r.status.is_server_error() => Some(from_origin(edge, parts, r)),
-        Ok(_) => None,
+        Err(_) => true,
+        Ok(r) => r.status.is_server_error(),
     };
-    if let Some(error) = failed {
-        return match stale {
+    match (stored, origin) {
+        (_, _) if failed => match stale {
             // RFC 5861 stale-if-error: a stale copy beats an error page.
             Some(stale) if stale_if_error => serve(edge, parts, &stale, Label::Stale, now),
             // must-revalidate and the origin cannot be reached: "the cache MUST generate an
@@ -189,19 +188,23 @@ async fn fill(
             {
                 gateway_timeout("the origin cannot be reached to revalidate (must-revalidate)")
             }
-            _ => error,
-        };
-    }
-    match (stored, origin) {
+            _ => passed_on(edge, parts, origin),
+        },
         (Some(stored), _) if *revalidated => serve(edge, parts, stored, Label::Revalidated, now),
-        (Some(stored), _) => {
-            Stats::add(&edge.stats.misses, 1);
-            let mut response = serve_body(edge, parts, stored, now);
-            set_label(&mut response, edge, Label::Miss);
-            response
-        }
-        (None, Ok(response)) => from_origin(edge, parts, response),
-        (None, Err(e)) => text(e.status(), &format!("{e}\n")),
+        (Some(stored), _) => serve(edge, parts, stored, Label::Miss, now),
+        (None, _) => passed_on(edge, parts, origin),
+    }
+}
+
+/// What the origin said, passed to the client unstored (or why it said nothing).
+fn passed_on(
+    edge: &Edge,
+    parts: &Parts,
+    origin: &Result<FromOrigin, crate::http::UpstreamError>,
+) -> Response<Body> {
+    match origin {
+        Ok(response) => from_origin(edge, parts, response),
+        Err(e) => text(e.status(), &format!("{e}\n")),
     }
 }
 
@@ -221,7 +224,7 @@ fn serve(
         Label::Miss => &edge.stats.misses,
     };
     Stats::add(counter, 1);
-    let mut response = serve_body(edge, parts, stored, now);
+    let mut response = serve_body(parts, stored, now);
     if label != Label::Miss && response.status() != StatusCode::NOT_MODIFIED {
         Stats::add(&edge.stats.bytes_from_cache, stored.body.len() as u64);
     }
@@ -229,8 +232,7 @@ fn serve(
     response
 }
 
-fn serve_body(edge: &Edge, parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body> {
-    let _ = edge;
+fn serve_body(parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body> {
     let (status, mut headers, body) = if stored.status == StatusCode::OK
         && validate::client_not_modified(&parts.headers, stored)
     {
