@@ -140,6 +140,11 @@ async fn unsafe_methods_invalidate_the_uri_and_its_location() {
     let target = "/test?location=/test%3Fcc%3Dmax-age%3D600%26other";
     send(lab.edge.addr(), "POST", target, &[], "").await;
     assert_eq!(lab.get(other, &[]).await.x_cache(), "MISS");
+    // Another host's URL in Location is not ours to invalidate (RFC 9111 §4.4).
+    lab.get(other, &[]).await;
+    let foreign = "/test?location=http://elsewhere.example/test%3Fcc%3Dmax-age%3D600%26other";
+    send(lab.edge.addr(), "POST", foreign, &[], "").await;
+    assert_eq!(lab.get(other, &[]).await.x_cache(), "HIT");
     lab.stop().await;
 }
 
