@@ -77,3 +77,17 @@ async fn curl_sees_miss_hit_304_and_revalidated() {
     assert_eq!(lab_ref.stat("origin_requests").await, "4");
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_speaks_http2_over_cleartext_to_the_edge() {
+    let lab = Lab::start().await;
+    let url = format!("http://{}/test?cc=max-age=60", lab.edge.addr());
+    let run =
+        |url: String| tokio::task::spawn_blocking(move || curl(&["--http2-prior-knowledge", &url]));
+    let first = run(url.clone()).await.expect("curl");
+    assert!(first.starts_with("HTTP/2 200"), "{first}");
+    assert_eq!(header(&first, "x-cache"), Some("MISS"));
+    let second = run(url).await.expect("curl");
+    assert_eq!(header(&second, "x-cache"), Some("HIT"));
+    lab.stop().await;
+}

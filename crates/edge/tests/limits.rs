@@ -113,6 +113,17 @@ async fn a_slowloris_client_is_disconnected_and_others_are_served() {
 }
 
 #[tokio::test]
+async fn a_connection_that_never_sends_a_request_is_closed() {
+    let lab = Lab::with(|a| a.http.header_timeout = 1).await;
+    let mut silent = TcpStream::connect(lab.edge.addr()).await.expect("connect");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a silent connection was kept open");
+    still_serving(&lab).await;
+    lab.stop().await;
+}
+
+#[tokio::test]
 async fn an_origin_that_hangs_gets_504_and_one_that_is_down_502() {
     let lab = Lab::with(|a| a.origin_timeout = 1).await;
     let reply = lab.get("/test?delay=5000", &[]).await;

@@ -1,12 +1,14 @@
-//! Bind, accept, serve HTTP/1.1 with hyper, and shut down gracefully — once, for the edge,
-//! the load balancer and the origin.
+//! Bind, accept, serve HTTP/1.1 (and HTTP/2 over cleartext, "h2c" with prior knowledge:
+//! `curl --http2-prior-knowledge`) with hyper, and shut down gracefully — once, for the
+//! edge, the load balancer and the origin.
 //!
 //! The limits a client could abuse are set here, with nginx's defaults in mind:
 //! - request head size (`--max-header-bytes`, like `large_client_header_buffers 4 8k`):
 //!   hyper stops reading a head past its buffer and answers `431 Request Header Fields Too
 //!   Large`; a malformed head gets `400 Bad Request`; both close the connection;
 //! - time to send a whole head (`--header-timeout`, nginx's `client_header_timeout`): a
-//!   slowloris client that trickles one header byte a second is disconnected;
+//!   slowloris client that trickles one header byte a second is disconnected, and so is one
+//!   that connects and sends nothing;
 //! - request body size (`--max-body-bytes`, `client_max_body_size`): `413` (see
 //!   [`super::body`]);
 //! - connections (`--maxclients`): one more gets `503` and is closed.
@@ -18,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -116,11 +118,17 @@ async fn accept_loop<H: Handler>(
 ) {
     let slots = Arc::new(Semaphore::new(args.maxclients));
     let connections = TaskTracker::new();
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(args.header_timeout.max(1)))
         .max_buf_size(args.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(args.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -143,19 +151,37 @@ async fn accept_loop<H: Handler>(
         let handler = handler.clone();
         let builder = builder.clone();
         let shutdown = shutdown.clone();
+        let header_timeout = Duration::from_secs(args.header_timeout.max(1));
         connections.spawn(async move {
+            // hyper times out a slow request head, but not a client that sends nothing (or
+            // half of HTTP/2's preface) before its first request: this does.
+            let first_request = Arc::new(Notify::new());
+            let arrived = first_request.clone();
             let service = service_fn(move |req| {
+                arrived.notify_one();
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
+            let silent = async {
+                if tokio::time::timeout(header_timeout, first_request.notified())
+                    .await
+                    .is_ok()
+                {
+                    std::future::pending::<()>().await;
+                }
+            };
             let result = tokio::select! {
                 result = conn.as_mut() => result,
                 _ = shutdown.cancelled() => {
                     // Finish the request in flight, then close.
                     conn.as_mut().graceful_shutdown();
                     conn.await
+                }
+                _ = silent => {
+                    debug!("{name}: {peer} sent no request within {header_timeout:?}");
+                    Ok(())
                 }
             };
             if let Err(e) = result {
