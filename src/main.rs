@@ -58,6 +58,12 @@ enum Command {
     Bridge(pubsub::bridge::BridgeArgs),
     /// The work-queue broker: visibility timeouts, acks, redelivery, dead letters (port 7382).
     Broker(broker::Args),
+    /// An HTTP caching reverse proxy (RFC 9111): one CDN edge node (port 8080).
+    Edge(edge::Args),
+    /// An HTTP load balancer: round robin, least connections, hashing, sticky (port 8090).
+    Lb(edge::lb::Args),
+    /// A small blog origin that sets every caching header (port 8000).
+    Web(edge::web::Args),
 }
 
 #[derive(clap::Args)]
@@ -85,6 +91,9 @@ struct PingArgs {
     /// Password, if the server has --requirepass.
     #[arg(long, env = "INFRALAB_REQUIREPASS")]
     password: Option<String>,
+    /// An HTTP server (edge, lb, web): GET this path instead of PING; 2xx is healthy.
+    #[arg(long)]
+    http: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -147,6 +156,24 @@ fn main() -> ExitCode {
                 ))
                 .await
             }
+            Command::Edge(args) => {
+                serve_until_signal(edge::start(args, service::telemetry::shutdown_on_signal()))
+                    .await
+            }
+            Command::Lb(args) => {
+                serve_until_signal(edge::lb::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
+            Command::Web(args) => {
+                serve_until_signal(edge::web::start(
+                    args,
+                    service::telemetry::shutdown_on_signal(),
+                ))
+                .await
+            }
         }
     });
     match result {
@@ -184,6 +211,9 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         stream_port,
         kafka_port,
         pubsub_port,
+        web_port,
+        lb_port,
+        edge_port,
     ] = startup::free_ports(
         bind,
         args.port_offset,
@@ -196,6 +226,9 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
             ("stream", stream::DEFAULT_PORT),
             ("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT),
             ("pubsub", pubsub::DEFAULT_PORT),
+            ("web", edge::web::DEFAULT_PORT),
+            ("lb", edge::lb::DEFAULT_PORT),
+            ("edge", edge::proxy::DEFAULT_PORT),
         ],
     )
     .await?;
@@ -322,6 +355,67 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         format!("redis-cli {host}-p {pubsub_port} SUBSCRIBE news"),
     ));
     running.push(pubsub);
+    // The HTTP levels: web (origin) <- lb <- edge, the path the `levels` demo walks.
+    let near = client_host(bind);
+    let web = edge::web::start(
+        edge::web::Args::parse_from(
+            [
+                "web".to_string(),
+                "--purge-edge".into(),
+                format!("{near}:{edge_port}"),
+                "--kv".into(),
+                format!("{near}:{router_port}"),
+                "--cache".into(),
+                format!("{near}:{cache_port}"),
+            ]
+            .into_iter()
+            .chain(listen(web_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "web",
+        web.addr().to_string(),
+        format!("curl -i {near}:{web_port}/posts/1"),
+    ));
+    let lb = edge::lb::start(
+        edge::lb::Args::parse_from(
+            [
+                "lb".to_string(),
+                "--backends".into(),
+                format!("{near}:{web_port}"),
+            ]
+            .into_iter()
+            .chain(listen(lb_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "lb",
+        lb.addr().to_string(),
+        format!("curl -i {near}:{lb_port}/posts/1"),
+    ));
+    let edge = edge::start(
+        edge::Args::parse_from(
+            [
+                "edge".to_string(),
+                "--origin".into(),
+                format!("{near}:{lb_port}"),
+            ]
+            .into_iter()
+            .chain(listen(edge_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "edge",
+        edge.addr().to_string(),
+        format!("curl -i {near}:{edge_port}/posts/1"),
+    ));
+    running.extend([edge, lb, web]);
 
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
@@ -344,6 +438,9 @@ fn client_host(bind: &str) -> &str {
 
 /// `PING` with a deadline, for container healthchecks: exit 0 only on `+PONG`.
 async fn ping(args: PingArgs) -> Result<(), BoxError> {
+    if let Some(path) = &args.http {
+        return http_ping(&args, path).await;
+    }
     let attempt = async {
         let mut client = service::RespClient::connect(&args.addr).await?;
         if let Some(password) = &args.password {
@@ -362,5 +459,22 @@ async fn ping(args: PingArgs) -> Result<(), BoxError> {
             Ok(())
         }
         other => Err(format!("{}: unexpected reply {other:?}", args.addr).into()),
+    }
+}
+
+/// `ping --http PATH`: GET the path of an HTTP server; exit 0 only on a 2xx.
+async fn http_ping(args: &PingArgs, path: &str) -> Result<(), BoxError> {
+    let upstream =
+        edge::http::Upstream::new(&args.addr, Duration::from_millis(args.timeout_ms), 1 << 20);
+    let headers = Default::default();
+    let response = upstream
+        .send(Default::default(), path, headers, Default::default())
+        .await
+        .map_err(|e| format!("{}{path}: {e}", args.addr))?;
+    if response.status().is_success() {
+        println!("{}", response.status());
+        Ok(())
+    } else {
+        Err(format!("{}{path}: {}", args.addr, response.status()).into())
     }
 }

@@ -1,5 +1,6 @@
 //! The docker-compose topology, brought up for real: 3 kv shards each with an async
-//! replica, the router, the cache over the router, broker, stream, pubsub and the bridge.
+//! replica, the router, the cache over the router, broker, stream, pubsub and the bridge,
+//! and the HTTP levels: two web servers, the load balancer, two edges.
 //!
 //! It runs README.md's offline containers block as written, command by command: it builds
 //! the `infralab:local` image FROM scratch with `docker/build-offline.sh` (which finds
@@ -156,6 +157,26 @@ fn field<'a>(map: &'a Frame, name: &str) -> Option<&'a Frame> {
     }
 }
 
+/// GET through an HTTP server: status and `X-Cache`.
+async fn http_get(addr: &str, path: &str) -> (u16, Option<String>) {
+    let client = edge::http::Upstream::new(addr, Duration::from_secs(10), 1 << 20);
+    let response = client
+        .send(
+            hyper::Method::GET,
+            path,
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let x_cache = response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (response.status().as_u16(), x_cache)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn compose_topology_serves_the_blog_and_survives_a_primary_loss() {
     match Command::new("docker").arg("info").output() {
@@ -219,6 +240,32 @@ async fn compose_topology_serves_the_blog_and_survives_a_primary_loss() {
         trace.contains("router") && trace.contains("cache"),
         "demo trace:\n{trace}"
     );
+
+    // The HTTP levels: the levels demo inside the network, then curl-like requests from
+    // the host through each edge (eu and us) -> lb -> web-0/web-1 -> cache -> router -> kv.
+    let levels = run(shell.compose().args([
+        "--profile",
+        "demo",
+        "run",
+        "--rm",
+        "demo",
+        "demo",
+        "levels",
+        "--against",
+        "compose",
+    ]));
+    let trace = String::from_utf8_lossy(&levels.stdout).into_owned();
+    assert!(trace.contains("1 origin request"), "levels trace:\n{trace}");
+    for edge in ["127.0.0.1:8080", "127.0.0.1:8081"] {
+        let first = http_get(edge, "/posts/1").await;
+        let second = http_get(edge, "/posts/1").await;
+        assert_eq!(first.0, 200, "{edge}");
+        assert_eq!(
+            second.1.as_deref(),
+            Some("HIT"),
+            "{edge}: the repeat is served by the edge"
+        );
+    }
 
     // Find a key on shard s0 and one elsewhere; write both through the router.
     let mut on_s0 = None;

@@ -10,6 +10,7 @@
 //! | `replicas` | the same writes with async and sync replication: latency and lag | [`replicas`] |
 //! | `reshard` | adding a fourth shard: keys moved under modulo vs ketama | [`reshard`] |
 //! | `rate` | 1500 writes/s on one node vs spread over three shards | [`rate`] |
+//! | `levels` | one request down every caching level: browser, two CDN edges, lb, web, cache, kv | [`levels`] |
 //!
 //! With `--against local` a demo starts what it needs in this process ([`Lab`]); with
 //! `--against compose` it talks to the addresses in `INFRALAB_ROUTER`, `INFRALAB_CACHE`,
@@ -20,6 +21,7 @@ pub mod captions;
 pub mod celebrity;
 pub mod config_push;
 mod lab;
+pub mod levels;
 pub mod rate;
 pub mod replicas;
 mod reply;
@@ -59,6 +61,8 @@ pub enum Scenario {
     Reshard,
     /// 1500 writes/s on one node, then spread over three shards.
     Rate,
+    /// Caching at every level: browser, CDN edges in two regions, lb, web, cache, kv.
+    Levels,
 }
 
 /// Runs one scenario, printing its trace and a one-line summary of its outcome.
@@ -74,6 +78,7 @@ pub async fn run(args: DemoArgs) -> Result<(), BoxError> {
         Scenario::Replicas => replicas::run(args.against, &mut trace).await?.to_string(),
         Scenario::Reshard => reshard::run(args.against, &mut trace).await?.to_string(),
         Scenario::Rate => rate::run(args.against, &mut trace).await?.to_string(),
+        Scenario::Levels => levels::run(args.against, &mut trace).await?.to_string(),
     };
     println!(
         "\n{summary}\n(done in {:.2} s)",

@@ -44,6 +44,17 @@ pub struct Running {
 }
 
 impl Running {
+    /// The handle of a server with an accept loop of its own (`task`, which ends once
+    /// `shutdown` is cancelled and it has drained): the HTTP servers (edge, lb, web) serve
+    /// HTTP with hyper rather than RESP with [`spawn`], and are run and stopped the same way.
+    pub fn new(addr: SocketAddr, shutdown: CancellationToken, task: JoinHandle<()>) -> Running {
+        Running {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
     /// The address it listens on (the real port when started on port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
