@@ -42,6 +42,7 @@ async fn spawn_broker(dir: &std::path::Path, port: u16) -> Broker {
         Command::new(env!("CARGO_BIN_EXE_infralab-broker"))
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
             .args(["--fsync", "always", "--on-disconnect", "keep"])
+            .args(["--beanstalk-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
