@@ -18,7 +18,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::parse::{BAD_FORMAT, Command, JOB_TOO_BIG};
+use super::parse::{BAD_FORMAT, Command, JOB_TOO_BIG, is_tube_name};
 use super::state::{Beanstalk, millis};
 use super::stats;
 use crate::consumer::Session;
@@ -313,8 +313,13 @@ impl Conn {
                 ok(out, &yaml);
             }
             Command::ListTubes => {
-                let mut tubes: Vec<Bytes> =
-                    inner.run(|engine, _| Ok(engine.names().cloned().collect()))?;
+                let mut tubes: Vec<Bytes> = inner.run(|engine, _| {
+                    Ok(engine
+                        .names()
+                        .filter(|name| is_tube_name(name))
+                        .cloned()
+                        .collect())
+                })?;
                 tubes.extend(self.watching.iter().cloned());
                 tubes.push(self.using.clone());
                 tubes.push(Bytes::from_static(DEFAULT_TUBE));

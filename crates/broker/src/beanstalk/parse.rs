@@ -304,6 +304,14 @@ fn parse_line(line: &[u8], max_job_size: usize) -> Parsed {
     done(command)
 }
 
+/// Can `name` be a tube? 1 to 200 of `A-Za-z0-9-+/;.$_()`, not starting with `-`. (A
+/// queue made over RESP may have any name; one that is not a tube name, such as a
+/// dead-letter queue's `jobs:dlq`, is not listed to beanstalkd clients.)
+pub fn is_tube_name(name: &[u8]) -> bool {
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"-+/;.$_()".contains(b);
+    !name.is_empty() && name.len() <= MAX_TUBE_NAME && name[0] != b'-' && name.iter().all(allowed)
+}
+
 /// The space-separated arguments of a line.
 struct Args<'a, I: Iterator<Item = &'a [u8]>>(I);
 
@@ -320,15 +328,10 @@ impl<'a, I: Iterator<Item = &'a [u8]>> Args<'a, I> {
             .ok_or(BAD_FORMAT)
     }
 
-    /// A tube name: 1 to 200 of `A-Za-z0-9-+/;.$_()`, not starting with `-`.
+    /// A tube name ([`is_tube_name`]).
     fn tube(&mut self) -> Result<Bytes, &'static str> {
         let word = self.0.next().ok_or(BAD_FORMAT)?;
-        let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"-+/;.$_()".contains(b);
-        if word.is_empty()
-            || word.len() > MAX_TUBE_NAME
-            || word[0] == b'-'
-            || !word.iter().all(allowed)
-        {
+        if !is_tube_name(word) {
             return Err(BAD_FORMAT);
         }
         Ok(Bytes::copy_from_slice(word))

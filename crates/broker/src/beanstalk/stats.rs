@@ -11,7 +11,7 @@ use std::fmt::Write;
 use bytes::Bytes;
 
 use super::commands::is_buried;
-use super::parse::Command;
+use super::parse::{Command, is_tube_name};
 use super::state::Beanstalk;
 use crate::clock::Millis;
 use crate::engine::{Engine, Error};
@@ -230,7 +230,7 @@ pub fn server(b: &Beanstalk, engine: &mut Engine<Store>, now: Millis) -> Result<
         sum.timeouts,
         sum.total,
         b.max_job_size,
-        names.len(),
+        names.iter().filter(|name| is_tube_name(name)).count(),
         b.current_connections.load(load),
         b.total_connections.load(load),
         std::process::id(),
