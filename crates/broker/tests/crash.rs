@@ -3,7 +3,8 @@
 //! send/receive/ack load, restart it on the same directory, and check that every send it
 //! confirmed and no consumer acknowledged is still there, that nothing whose ack it
 //! confirmed comes back, and that a message received but never acknowledged becomes
-//! visible again after its visibility timeout, across the restart.
+//! visible again after its visibility timeout, across the restart. Jobs are put over
+//! both protocols: RESP's `QSEND` and beanstalkd's `put`.
 
 mod common;
 
@@ -36,13 +37,14 @@ impl Drop for Broker {
     }
 }
 
-/// Starts the broker binary and waits until it answers PING.
-async fn spawn_broker(dir: &std::path::Path, port: u16) -> Broker {
+/// Starts the broker binary (RESP on `port`, beanstalkd on `beanstalk_port`) and waits
+/// until it answers PING.
+async fn spawn_broker(dir: &std::path::Path, port: u16, beanstalk_port: u16) -> Broker {
     let child = Broker(
         Command::new(env!("CARGO_BIN_EXE_infralab-broker"))
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
             .args(["--fsync", "always", "--on-disconnect", "keep"])
-            .args(["--beanstalk-port", "0"])
+            .args(["--beanstalk-port", &beanstalk_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -75,6 +77,8 @@ async fn drain(c: &mut Client, options: &[&str], into: &mut Vec<common::Got>) ->
 struct Seen {
     /// Sends the broker confirmed.
     sent: HashSet<i64>,
+    /// How many of them were beanstalkd `put`s.
+    puts: usize,
     /// Acks the broker confirmed.
     acked: HashSet<i64>,
     /// Acks sent, confirmed or not: one whose reply the crash swallowed may or may not
@@ -85,9 +89,10 @@ struct Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_ack() {
     let dir = temp_dir("crash");
-    let port = free_port();
+    let (port, beanstalk_port) = (free_port(), free_port());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let broker = spawn_broker(&dir, port).await;
+    let beanstalk: SocketAddr = ([127, 0, 0, 1], beanstalk_port).into();
+    let broker = spawn_broker(&dir, port, beanstalk_port).await;
     let mut admin = Client::connect(addr).await;
     // Short leases, so messages in flight at the crash come back quickly after it.
     assert_eq!(
@@ -116,6 +121,35 @@ async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_
                     Ok(other) => panic!("QSEND: {other:?}"),
                     Err(_) => return, // the broker is gone
                 };
+            }
+        }));
+    }
+    // A beanstalkd producer: `INSERTED <id>` is a confirmed send like QSEND's reply.
+    {
+        let seen = seen.clone();
+        load.push(tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            let stream = tokio::net::TcpStream::connect(beanstalk).await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut r = tokio::io::BufReader::new(r);
+            w.write_all(b"use jobs\r\n").await.unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "USING jobs\r\n");
+            for n in 0.. {
+                let body = format!("b-{n}");
+                let put = format!("put 0 0 60 {}\r\n{body}\r\n", body.len());
+                line.clear();
+                if w.write_all(put.as_bytes()).await.is_err()
+                    || !matches!(r.read_line(&mut line).await, Ok(1..))
+                {
+                    return; // the broker is gone
+                }
+                let id = line.trim_end().strip_prefix("INSERTED ");
+                let id: i64 = id.and_then(|id| id.parse().ok()).expect(&line);
+                let mut seen = seen.lock().unwrap();
+                seen.sent.insert(id);
+                seen.puts += 1;
             }
         }));
     }
@@ -153,7 +187,7 @@ async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let s = seen.lock().unwrap();
-        if s.sent.len() >= 400 && s.acked.len() >= 100 {
+        if s.sent.len() >= 400 && s.acked.len() >= 100 && s.puts >= 50 {
             break;
         }
     }
@@ -163,7 +197,7 @@ async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
 
-    let broker = spawn_broker(&dir, port).await;
+    let broker = spawn_broker(&dir, port, beanstalk_port).await;
     let mut c = Client::connect(addr).await;
     // The held message is still under its lease right after the restart...
     let mut drained = Vec::new();
@@ -198,8 +232,9 @@ async fn sigkill_under_load_loses_no_confirmed_send_and_resurrects_no_confirmed_
         "acked messages came back: {resurrected:?}"
     );
     println!(
-        "confirmed {} sends and {} acks before SIGKILL; {} messages after restart",
+        "confirmed {} sends ({} beanstalkd puts) and {} acks before SIGKILL; {} messages after restart",
         seen.sent.len(),
+        seen.puts,
         seen.acked.len(),
         drained.len()
     );

@@ -195,3 +195,19 @@ async fn serve(b: &Arc<Beanstalk>, stream: TcpStream) -> std::io::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_refuses_the_unauthenticated_port_off_loopback_only() {
+        assert!(check_auth("0.0.0.0", false).is_ok());
+        assert!(check_auth("127.0.0.1", true).is_ok());
+        assert!(check_auth("::1", true).is_ok());
+        assert!(check_auth("localhost", true).is_ok());
+        let refused = check_auth("0.0.0.0", true).unwrap_err();
+        assert!(refused.contains("no authentication"), "{refused}");
+        assert!(check_auth("10.0.0.5", true).is_err());
+    }
+}
