@@ -120,6 +120,13 @@ const COMPARED: &[&str] = &[
     "current-jobs-buried",
     "total-jobs",
     "pause",
+    "current-using",
+    "current-watching",
+    "current-waiting",
+    "current-tubes",
+    "current-connections",
+    "current-producers",
+    "current-workers",
     "max-job-size",
     "version",
     "draining",
@@ -344,15 +351,21 @@ async fn a_job_put_over_beanstalkd_is_received_over_resp_and_the_reverse() {
         .write_all(b"reserve-with-timeout 30\r\n")
         .await
         .unwrap();
-    // The reserve is waiting once the broker counts it; send then.
+    // The reserve is waiting once the tube counts a waiting connection; send then.
     let mut probe = Conn::connect(ours.beanstalk_addr).await;
+    let mut waiting = false;
     for _ in 0..500 {
-        let stats = probe.call(b"stats\r\n").await;
-        if stats.contains("cmd-reserve-with-timeout: 1\n") {
+        if probe
+            .call(b"stats-tube cross\r\n")
+            .await
+            .contains("current-waiting: 1\n")
+        {
+            waiting = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(waiting, "the reserve never showed as waiting");
     let sent: i64 = redis::cmd("QSEND")
         .arg("cross")
         .arg("world")

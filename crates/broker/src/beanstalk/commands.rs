@@ -18,8 +18,8 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::parse::{BAD_FORMAT, Command, JOB_TOO_BIG, is_tube_name};
-use super::state::{Beanstalk, millis};
+use super::parse::{BAD_FORMAT, Command, JOB_TOO_BIG};
+use super::state::{Beanstalk, TubeUse, millis};
 use super::stats;
 use crate::consumer::Session;
 use crate::engine::{Error, SendOptions};
@@ -79,15 +79,78 @@ pub struct Conn {
     using: Bytes,
     watching: Vec<Bytes>,
     session: Session,
+    /// Has it put a job / reserved one (beanstalkd's producers and workers)?
+    producer: bool,
+    worker: bool,
+    /// For the counts of who uses and watches what, undone when the connection ends.
+    beanstalk: Arc<Beanstalk>,
 }
 
-impl Default for Conn {
-    fn default() -> Self {
+impl Conn {
+    pub fn new(beanstalk: Arc<Beanstalk>) -> Self {
+        let default = Bytes::from_static(DEFAULT_TUBE);
+        beanstalk.adjust(&default, |u| {
+            u.using += 1;
+            u.watching += 1;
+        });
         Conn {
-            using: Bytes::from_static(DEFAULT_TUBE),
-            watching: vec![Bytes::from_static(DEFAULT_TUBE)],
+            using: default.clone(),
+            watching: vec![default],
             session: Session::default(),
+            producer: false,
+            worker: false,
+            beanstalk,
         }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let b = &self.beanstalk;
+        b.adjust(&self.using, |u| u.using -= 1);
+        for tube in &self.watching {
+            b.adjust(tube, |u| u.watching -= 1);
+        }
+        let load = std::sync::atomic::Ordering::Relaxed;
+        if self.producer {
+            b.producers.fetch_sub(1, load);
+        }
+        if self.worker {
+            b.workers.fetch_sub(1, load);
+        }
+    }
+}
+
+/// A connection waiting in `reserve` on `tubes`, counted as such until dropped (also when
+/// the wait is cancelled by a shutdown).
+struct Waiting<'a> {
+    beanstalk: &'a Beanstalk,
+    tubes: Vec<Bytes>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(beanstalk: &'a Beanstalk, tubes: &[Bytes]) -> Self {
+        for tube in tubes {
+            beanstalk.adjust(tube, |u| u.waiting += 1);
+        }
+        beanstalk
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting {
+            beanstalk,
+            tubes: tubes.to_vec(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        for tube in &self.tubes {
+            self.beanstalk.adjust(tube, |u| u.waiting -= 1);
+        }
+        self.beanstalk
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -107,6 +170,14 @@ impl Conn {
         input: &mut Input,
     ) -> Flow {
         b.count(stats::name(&command));
+        // As beanstalkd: a connection that asks for a job is a worker from then on.
+        if matches!(
+            command,
+            Command::Reserve | Command::ReserveWithTimeout(_) | Command::ReserveJob(_)
+        ) && !std::mem::replace(&mut self.worker, true)
+        {
+            b.workers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if command == Command::Quit {
             return Flow::Quit;
         }
@@ -152,10 +223,16 @@ impl Conn {
                         Ok(id)
                     })
                     .await?;
+                if !std::mem::replace(&mut self.producer, true) {
+                    b.producers
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 line(out, format!("INSERTED {id}"));
             }
             Command::Use(tube) => {
                 line(out, format!("USING {}", String::from_utf8_lossy(&tube)));
+                b.adjust(&tube, |u| u.using += 1);
+                b.adjust(&self.using, |u| u.using -= 1);
                 self.using = tube;
             }
             Command::Reserve => self.reserve(b, None, out, input).await?,
@@ -239,6 +316,7 @@ impl Conn {
             }
             Command::Watch(tube) => {
                 if !self.watching.contains(&tube) {
+                    b.adjust(&tube, |u| u.watching += 1);
                     self.watching.push(tube);
                 }
                 line(out, format!("WATCHING {}", self.watching.len()));
@@ -248,6 +326,7 @@ impl Conn {
                     if self.watching.len() < 2 {
                         return reply(out, "NOT_IGNORED");
                     }
+                    b.adjust(&tube, |u| u.watching -= 1);
                     self.watching.remove(i);
                 }
                 line(out, format!("WATCHING {}", self.watching.len()));
@@ -313,18 +392,7 @@ impl Conn {
                 ok(out, &yaml);
             }
             Command::ListTubes => {
-                let mut tubes: Vec<Bytes> = inner.run(|engine, _| {
-                    Ok(engine
-                        .names()
-                        .filter(|name| is_tube_name(name))
-                        .cloned()
-                        .collect())
-                })?;
-                tubes.extend(self.watching.iter().cloned());
-                tubes.push(self.using.clone());
-                tubes.push(Bytes::from_static(DEFAULT_TUBE));
-                tubes.sort();
-                tubes.dedup();
+                let tubes = inner.run(|engine, _| Ok(stats::tube_names(b, engine)))?;
                 ok(out, &stats::list(&tubes));
             }
             Command::ListTubeUsed => line(
@@ -361,8 +429,7 @@ impl Conn {
     /// Does `tube` exist, as beanstalkd sees it (it has jobs, or someone uses it)?
     fn knows(&self, b: &Beanstalk, tube: &Bytes) -> bool {
         tube[..] == *DEFAULT_TUBE
-            || self.using == *tube
-            || self.watching.contains(tube)
+            || b.tube_use(tube) != TubeUse::default()
             || b.inner
                 .run(|engine, _| Ok(engine.names().any(|name| name == tube)))
                 .unwrap_or(false)
@@ -486,6 +553,7 @@ impl Conn {
                 }
                 Poll::Pending
             });
+            let _waiting = Waiting::new(b, &self.watching);
             tokio::select! {
                 _ = notified => {}
                 _ = sleep => {}

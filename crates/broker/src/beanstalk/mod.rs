@@ -161,7 +161,7 @@ async fn serve(b: &Arc<Beanstalk>, stream: TcpStream) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut input = Input::new(reader, b.max_job_size + MAX_LINE + 2);
     let mut codec = Codec::new(b.max_job_size);
-    let mut conn = Conn::default();
+    let mut conn = Conn::new(b.clone());
     let mut out = BytesMut::new();
     loop {
         while let Some(request) = codec.decode(&mut input.buf)? {

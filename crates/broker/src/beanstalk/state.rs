@@ -1,5 +1,6 @@
 //! What the beanstalkd front-end keeps beside the engine, shared by its connections:
-//! each job's TTR, paused tubes, and the counters `stats` reports.
+//! each job's TTR, paused tubes, who uses, watches and waits on each tube, and the
+//! counters `stats` reports.
 //!
 //! A job's TTR is the visibility timeout each of its deliveries gets. The engine's
 //! messages do not store one (a RESP receive chooses its lease when it receives), so the
@@ -27,11 +28,26 @@ pub struct Beanstalk {
     ttrs: Mutex<Ttrs>,
     /// Paused tubes: (the pause asked for, in seconds; when it ends).
     paused: Mutex<HashMap<Bytes, (u32, Instant)>>,
+    /// Connections using, watching and waiting on each tube (beanstalkd's tubes exist
+    /// while someone uses or watches them, jobs or not).
+    tubes: Mutex<HashMap<Bytes, TubeUse>>,
     /// `cmd-*` counters for `stats`, by command name.
     commands: Mutex<HashMap<&'static str, u64>>,
     pub current_connections: AtomicU64,
+    /// Connections that have put a job, reserved one, are waiting in a reserve.
+    pub producers: AtomicU64,
+    pub workers: AtomicU64,
+    pub waiting: AtomicU64,
     pub total_connections: AtomicU64,
     pub started: Instant,
+}
+
+/// How many connections use, watch and wait on one tube.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TubeUse {
+    pub using: u64,
+    pub watching: u64,
+    pub waiting: u64,
 }
 
 struct Ttrs {
@@ -50,8 +66,12 @@ impl Beanstalk {
                 prune_at: 1024,
             }),
             paused: Mutex::new(HashMap::new()),
+            tubes: Mutex::new(HashMap::new()),
             commands: Mutex::new(HashMap::new()),
             current_connections: AtomicU64::new(0),
+            producers: AtomicU64::new(0),
+            workers: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             started: Instant::now(),
         }
@@ -92,6 +112,26 @@ impl Beanstalk {
                 None
             }
             other => other.copied(),
+        }
+    }
+
+    /// Who uses, watches and waits on `tube` now.
+    pub fn tube_use(&self, tube: &Bytes) -> TubeUse {
+        lock(&self.tubes).get(tube).copied().unwrap_or_default()
+    }
+
+    /// The tubes someone uses, watches or waits on.
+    pub fn tubes_in_use(&self) -> Vec<Bytes> {
+        lock(&self.tubes).keys().cloned().collect()
+    }
+
+    /// Changes `tube`'s counts; a tube nobody uses, watches or waits on is forgotten.
+    pub fn adjust(&self, tube: &Bytes, change: impl FnOnce(&mut TubeUse)) {
+        let mut tubes = lock(&self.tubes);
+        let counts = tubes.entry(tube.clone()).or_default();
+        change(counts);
+        if *counts == TubeUse::default() {
+            tubes.remove(tube);
         }
     }
 

@@ -3,14 +3,14 @@
 //! greenstalk's `stats()`) find what they expect.
 //!
 //! Where the engine keeps no such number the value is 0: per-job `timeouts`, `releases`,
-//! `buries` and `kicks` (the engine counts per queue), and the per-tube and server counts
-//! of connections using, watching and waiting on a tube.
+//! `buries` and `kicks` and per-tube `cmd-delete` and `cmd-pause-tube` (the engine counts
+//! per queue, and other things).
 
 use std::fmt::Write;
 
 use bytes::Bytes;
 
-use super::commands::is_buried;
+use super::commands::{DEFAULT_TUBE, is_buried};
 use super::parse::{Command, is_tube_name};
 use super::state::Beanstalk;
 use crate::clock::Millis;
@@ -51,6 +51,21 @@ pub fn name(command: &Command) -> &'static str {
 
 fn text(name: &Bytes) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(name)
+}
+
+/// Every tube, as beanstalkd counts them: `default`, the tubes someone uses or watches,
+/// and the queues with a name a tube may have; sorted.
+pub fn tube_names(b: &Beanstalk, engine: &Engine<Store>) -> Vec<Bytes> {
+    let mut tubes: Vec<Bytes> = engine
+        .names()
+        .filter(|name| is_tube_name(name))
+        .cloned()
+        .chain(b.tubes_in_use())
+        .chain([Bytes::from_static(DEFAULT_TUBE)])
+        .collect();
+    tubes.sort();
+    tubes.dedup();
+    tubes
 }
 
 /// A YAML list of tube names.
@@ -137,6 +152,7 @@ pub fn tube(
     now: Millis,
 ) -> Result<String, Error> {
     let c = counts(engine, tube, now)?;
+    let using = b.tube_use(tube);
     let (pause, left) = b.paused(tube).map_or((0, 0), |(seconds, until)| {
         let left = until.saturating_duration_since(std::time::Instant::now());
         (seconds, left.as_secs())
@@ -145,8 +161,8 @@ pub fn tube(
     let _ = write!(
         out,
         "name: {}\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n\
-         current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ntotal-jobs: {}\ncurrent-using: 0\n\
-         current-watching: 0\ncurrent-waiting: 0\ncmd-delete: 0\ncmd-pause-tube: 0\n\
+         current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ntotal-jobs: {}\ncurrent-using: {}\n\
+         current-watching: {}\ncurrent-waiting: {}\ncmd-delete: 0\ncmd-pause-tube: 0\n\
          pause: {pause}\npause-time-left: {left}\n",
         text(tube),
         c.urgent,
@@ -155,6 +171,9 @@ pub fn tube(
         c.delayed,
         c.buried,
         c.total,
+        using.using,
+        using.watching,
+        using.waiting,
     );
     Ok(out)
 }
@@ -221,8 +240,8 @@ pub fn server(b: &Beanstalk, engine: &mut Engine<Store>, now: Millis) -> Result<
     let _ = write!(
         out,
         "job-timeouts: {}\ntotal-jobs: {}\nmax-job-size: {}\ncurrent-tubes: {}\n\
-         current-connections: {}\ncurrent-producers: 0\ncurrent-workers: 0\n\
-         current-waiting: 0\ntotal-connections: {}\npid: {}\nversion: \"1.12\"\n\
+         current-connections: {}\ncurrent-producers: {}\ncurrent-workers: {}\n\
+         current-waiting: {}\ntotal-connections: {}\npid: {}\nversion: \"1.12\"\n\
          rusage-utime: 0.000000\nrusage-stime: 0.000000\nuptime: {}\n\
          binlog-oldest-index: 0\nbinlog-current-index: 0\nbinlog-records-migrated: 0\n\
          binlog-records-written: 0\nbinlog-max-size: 0\ndraining: false\nid: infralab\n\
@@ -230,8 +249,11 @@ pub fn server(b: &Beanstalk, engine: &mut Engine<Store>, now: Millis) -> Result<
         sum.timeouts,
         sum.total,
         b.max_job_size,
-        names.iter().filter(|name| is_tube_name(name)).count(),
+        tube_names(b, engine).len(),
         b.current_connections.load(load),
+        b.producers.load(load),
+        b.workers.load(load),
+        b.waiting.load(load),
         b.total_connections.load(load),
         std::process::id(),
         b.started.elapsed().as_secs(),
