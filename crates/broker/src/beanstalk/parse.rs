@@ -142,7 +142,14 @@ impl Decoder for Codec {
                                     len,
                                 }
                             }
-                            Parsed::TooBig(len) => self.state = State::TooBig { left: len + 2 },
+                            Parsed::TooBig(len) => {
+                                // The body and its `\r\n` (a size near 2^64 saturates: it
+                                // is never all sent, and the connection drops bytes until
+                                // the client gives up).
+                                self.state = State::TooBig {
+                                    left: len.saturating_add(2),
+                                }
+                            }
                         }
                     }
                     Some(end) => {
@@ -259,7 +266,7 @@ fn parse_line(line: &[u8], max_job_size: usize) -> Parsed {
         return match header {
             Err(e) => done(Err(e)),
             Ok((_, _, _, len)) if len > max_job_size as u64 => {
-                Parsed::TooBig(usize::try_from(len).unwrap_or(usize::MAX - 2))
+                Parsed::TooBig(usize::try_from(len).unwrap_or(usize::MAX))
             }
             Ok((pri, delay, ttr, len)) => Parsed::Body {
                 pri,
@@ -453,6 +460,20 @@ mod tests {
                 vec![Request::Error(BAD_FORMAT), cmd(Command::Stats)]
             );
         }
+    }
+
+    #[test]
+    fn the_largest_size_announced_is_skipped_without_overflow() {
+        let mut codec = Codec::new(16);
+        let mut buf = BytesMut::from(&b"put 0 0 1 18446744073709551615\r\nxyz"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty(), "the body's bytes are dropped as they come");
+        assert_eq!(
+            codec.state,
+            State::TooBig {
+                left: usize::MAX - 3
+            }
+        );
     }
 
     #[test]
