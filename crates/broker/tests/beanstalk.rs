@@ -210,7 +210,17 @@ async fn the_same_script_gets_the_same_replies_as_beanstalkd() {
         b"list-tube-used\r\n",
         b"use default\r\n",
         b"list-tube-used\r\n",
+        // A paused tube keeps its jobs from reserves until the pause ends.
+        b"use jobs\r\n",
+        b"put 0 0 60 1\r\np\r\n",
+        b"pause-tube jobs 60\r\n",
+        b"reserve-with-timeout 0\r\n",
+        b"peek-ready\r\n",
+        b"stats-tube jobs\r\n",
         b"pause-tube jobs 0\r\n",
+        b"reserve-with-timeout 0\r\n",
+        b"delete 5\r\n",
+        b"use default\r\n",
         b"stats-tube jobs\r\n",
         b"list-tubes\r\n",
         // Bad input: each answered, the connection still serving.
