@@ -6,13 +6,15 @@
 # infralab; put, reserve-with-timeout, delete for beanstalkd. Both persist every message:
 # infralab with --fsync everysec / always, beanstalkd with its binlog (-b) and -f 1000 / -f 0.
 # Prints the median end-to-end messages/s (a message counts once its ack is confirmed) of
-# each, for 16-byte and 1 KiB payloads, and the ratio infralab / beanstalkd.
+# each, for 16-byte and 1 KiB payloads, and the ratio infralab / beanstalkd; a third column
+# drives infralab over its beanstalkd listener with beanstalkd's own harness (its ratio second).
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-5}
 N=${2:-20000}
 N_ALWAYS=${3:-5000}
 OURS=7410
 PEER=7411
+OURS_BEANSTALK=7412
 TARGET=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}
 DATA=$(mktemp -d)
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -46,7 +48,8 @@ scenario() {
   local label=$1 fsync=$2 f=$3 n=$4
   rm -rf "$DATA/ours" "$DATA/peer"
   mkdir -p "$DATA/peer"
-  "$TARGET/release/infralab-broker" --port "$OURS" --dir "$DATA/ours" --fsync "$fsync" 2>/dev/null &
+  "$TARGET/release/infralab-broker" --port "$OURS" --beanstalk-port "$OURS_BEANSTALK" \
+    --dir "$DATA/ours" --fsync "$fsync" 2>/dev/null &
   local ours=$!
   beanstalkd -l 127.0.0.1 -p "$PEER" -b "$DATA/peer" -f "$f" -z 2048 &
   local peer=$!
@@ -54,17 +57,21 @@ scenario() {
   wait_tcp "$OURS"
   wait_tcp "$PEER"
   for size in 16 1024; do
-    local a=() b=()
+    local a=() b=() c=()
     for _ in $(seq 1 "$RUNS"); do
       a+=("$(one_run resp "$OURS" "$n" "$size")")
       b+=("$(one_run beanstalk "$PEER" "$n" "$size")")
+      c+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
     done
-    local ma mb
+    local ma mb mc
     ma=$(median "${a[@]}")
     mb=$(median "${b[@]}")
+    mc=$(median "${c[@]}")
     printf '%-34s infralab %9.0f msg/s   beanstalkd %9.0f msg/s   ratio %5.2f   (runs: %s | %s)\n' \
       "$label, $size B" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
       "${a[*]}" "${b[*]}"
+    printf '%-34s infralab over beanstalkd protocol %9.0f msg/s   ratio %5.2f   (runs: %s)\n' \
+      "$label, $size B" "$mc" "$(awk -v x="$mc" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" "${c[*]}"
   done
   kill "$ours" "$peer" 2>/dev/null || true
   wait "$ours" "$peer" 2>/dev/null || true

@@ -208,6 +208,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         router_port,
         cache_port,
         broker_port,
+        beanstalk_port,
         stream_port,
         kafka_port,
         pubsub_port,
@@ -223,6 +224,10 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
             ("shard-router", shard_router::DEFAULT_PORT),
             ("cache", cache::DEFAULT_PORT),
             ("broker", broker::DEFAULT_PORT),
+            (
+                "broker (beanstalkd protocol)",
+                broker::beanstalk::DEFAULT_BEANSTALK_PORT,
+            ),
             ("stream", stream::DEFAULT_PORT),
             ("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT),
             ("pubsub", pubsub::DEFAULT_PORT),
@@ -297,21 +302,35 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         format!("redis-cli {host}-p {cache_port} GET greeting"),
     ));
     running.push(cache);
-    let broker = broker::start(
+    let broker = broker::start_with_beanstalk(
         broker::Args::parse_from(
-            ["broker".to_string(), "--dir".into(), data("broker")]
-                .into_iter()
-                .chain(listen(broker_port)),
+            [
+                "broker".to_string(),
+                "--dir".into(),
+                data("broker"),
+                "--beanstalk-port".into(),
+                beanstalk_port.to_string(),
+            ]
+            .into_iter()
+            .chain(listen(broker_port)),
         ),
         shutdown.clone(),
     )
     .await?;
     table.push((
         "broker",
-        broker.addr().to_string(),
+        broker.running.addr().to_string(),
         format!("redis-cli {host}-p {broker_port} QSEND jobs hello"),
     ));
-    running.push(broker);
+    table.push((
+        "broker (beanstalkd)",
+        broker.beanstalk_addr.to_string(),
+        format!(
+            "printf 'stats\\r\\n' | nc {} {beanstalk_port}",
+            client_host(bind)
+        ),
+    ));
+    running.push(broker.running);
     let stream = stream::start_with_kafka(
         stream::Args::parse_from(
             [

@@ -29,6 +29,8 @@ async fn start_broker(port: u16, dir: &std::path::Path) -> Running {
         "broker",
         "--port",
         &port.to_string(),
+        "--beanstalk-port",
+        "0",
         "--dir",
         dir.to_str().unwrap(),
     ]);

@@ -64,6 +64,11 @@ fn read_until(output: impl Read, last: impl Fn(&str) -> bool) -> String {
 fn server_on(server: &str, dir: &Path) -> (Running, String) {
     let mut child = infralab()
         .args([server, "--port", "0", "--dir", dir.to_str().unwrap()])
+        .args(if server == "broker" {
+            &["--beanstalk-port", "0"][..]
+        } else {
+            &[]
+        })
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -134,6 +139,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         ("kv", 7379),
         ("cache", 7380),
         ("broker", 7382),
+        ("broker (beanstalkd)", 11300),
         ("stream", 7383),
         ("stream (Kafka)", 9092),
         ("pubsub", 7381),

@@ -139,7 +139,17 @@ impl Lab {
     /// A broker; `extra` flags such as `--on-disconnect keep`.
     pub async fn broker(&mut self, extra: &[&str]) -> Result<String, BoxError> {
         let dir = self.subdir("broker");
-        let mut argv = vec!["broker", "--port", "0", "--dir", &dir, "--fsync", "no"];
+        let mut argv = vec![
+            "broker",
+            "--port",
+            "0",
+            "--beanstalk-port",
+            "0",
+            "--dir",
+            &dir,
+            "--fsync",
+            "no",
+        ];
         argv.extend_from_slice(extra);
         let running = broker::start(broker::Args::parse_from(argv), self.shutdown.clone()).await?;
         Ok(self.keep(running))

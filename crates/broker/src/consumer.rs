@@ -65,6 +65,19 @@ impl Session {
         }
     }
 
+    /// The queue and receipt of message `id`, if this consumer holds a delivery of it.
+    pub(crate) fn held(&self, id: MessageId) -> Option<(Bytes, Receipt)> {
+        let consumer = self.consumer.as_ref()?;
+        consumer.held.get(&id).cloned()
+    }
+
+    /// Every delivery this consumer holds (some may have expired since).
+    pub(crate) fn holding(&self) -> Vec<(Bytes, Receipt)> {
+        self.consumer
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.held.values().cloned().collect())
+    }
+
     pub(crate) fn done(&mut self, receipt: &Receipt) {
         if let Some(consumer) = &mut self.consumer {
             consumer.held.remove(&receipt.message);

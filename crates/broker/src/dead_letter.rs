@@ -28,12 +28,15 @@ pub fn destination(queue: &[u8], config: &QueueConfig, message: &Message) -> Opt
     if message.deliveries < max {
         return None;
     }
-    Some(
-        config
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| default_dead_letter_queue(queue)),
-    )
+    Some(dead_letter_queue(queue, config))
+}
+
+/// Where `queue`'s dead letters go: its `DEADLETTER`, or `<queue>:dlq`.
+pub fn dead_letter_queue(queue: &[u8], config: &QueueConfig) -> Bytes {
+    config
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| default_dead_letter_queue(queue))
 }
 
 #[cfg(test)]

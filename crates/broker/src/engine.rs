@@ -450,5 +450,6 @@ impl<J: Journal> Engine<J> {
     }
 }
 
+mod jobs;
 #[cfg(test)]
 mod tests;

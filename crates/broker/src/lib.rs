@@ -17,8 +17,10 @@
 //! 8. [`shared_engine`] — the engine as connections share it: durability waits, long
 //!    polling; [`consumer`] — consumers that disconnect.
 //! 9. [`commands`] (RESP → shared engine → reply) and [`server`] (wiring).
+//! 10. [`beanstalk`] — beanstalkd's protocol on a second port, on the same queues.
 #![forbid(unsafe_code)]
 
+pub mod beanstalk;
 pub mod clock;
 pub mod codec;
 pub mod commands;
@@ -75,6 +77,19 @@ pub struct Args {
     /// once) or `keep` (visible when their visibility timeout ends, as SQS).
     #[arg(long, value_enum, default_value = "release")]
     pub on_disconnect: OnDisconnect,
+    /// Port of the beanstalkd protocol listener (on the same --bind address; 0: any free port).
+    #[arg(long, default_value_t = beanstalk::DEFAULT_BEANSTALK_PORT)]
+    pub beanstalk_port: u16,
+    /// Largest job body a beanstalkd `put` may carry, in bytes (beanstalkd's `-z`).
+    #[arg(short = 'z', long, default_value_t = beanstalk::DEFAULT_MAX_JOB_SIZE)]
+    pub max_job_size: usize,
+}
+
+/// What [`start_with_beanstalk`] returns: the RESP server and the beanstalkd listener's
+/// address.
+pub struct Started {
+    pub running: Running,
+    pub beanstalk_addr: std::net::SocketAddr,
 }
 
 /// Opens the store, restores the queues, binds, and returns once listening.
@@ -88,6 +103,23 @@ pub async fn start_with_clock(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, BoxError> {
+    Ok(start_on(args, shutdown, clock).await?.running)
+}
+
+/// Like [`start`], and tells where the beanstalkd listener is (its port may have been 0).
+pub async fn start_with_beanstalk(
+    args: Args,
+    shutdown: CancellationToken,
+) -> Result<Started, BoxError> {
+    start_on(args, shutdown, Arc::new(SystemClock)).await
+}
+
+async fn start_on(
+    args: Args,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> Result<Started, BoxError> {
+    beanstalk::check_auth(&args.service.bind, args.service.requirepass.is_some())?;
     let dir = args.dir.clone();
     let fsync = args.fsync;
     let load_truncated = args.load_truncated;
@@ -109,8 +141,20 @@ pub async fn start_with_clock(
         shutdown.clone(),
     ));
     tokio::spawn(server::sweep(inner.clone(), Duration::from_secs(1)));
+    let beanstalk_addr = beanstalk::spawn(
+        inner.clone(),
+        &args.service,
+        args.beanstalk_port,
+        args.max_job_size,
+        shutdown.clone(),
+    )
+    .await?;
     let broker = Arc::new(Broker { inner });
-    Ok(service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?)
+    let running = service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?;
+    Ok(Started {
+        running,
+        beanstalk_addr,
+    })
 }
 
 /// Runs the broker until `shutdown` is cancelled.

@@ -151,6 +151,12 @@ impl Queue {
         self.messages.get(&id)
     }
 
+    /// Every message, oldest first (for the few operations that look at all of them:
+    /// beanstalkd's `kick` of delayed jobs, `peek-delayed`, `peek-buried`).
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages.values()
+    }
+
     /// Applies the passage of time up to `now`: delays that have passed, leases that have
     /// run out, messages past the retention period.
     pub fn tick(&mut self, now: Millis, changes: &mut Changes) {

@@ -106,7 +106,7 @@ impl SharedEngine {
         Ok(result)
     }
 
-    fn waker(&self, queue: &Bytes) -> Arc<Notify> {
+    pub(crate) fn waker(&self, queue: &Bytes) -> Arc<Notify> {
         lock(&self.wakers).entry(queue.clone()).or_default().clone()
     }
 

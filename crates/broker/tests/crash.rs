@@ -3,7 +3,8 @@
 //! send/receive/ack load, restart it on the same directory, and check that every send it
 //! confirmed and no consumer acknowledged is still there, that nothing whose ack it
 //! confirmed comes back, and that a message received but never acknowledged becomes
-//! visible again after its visibility timeout, across the restart.
+//! visible again after its visibility timeout, across the restart. Jobs are put over
+//! both protocols: RESP's `QSEND` and beanstalkd's `put`.
 
 mod common;
 
@@ -36,17 +37,24 @@ impl Drop for Broker {
     }
 }
 
-/// Starts the broker binary (`--fsync always`) and waits until it answers PING.
-async fn spawn_broker(dir: &std::path::Path, port: u16) -> Broker {
-    spawn_broker_with(dir, port, "always").await
+/// Starts the broker binary (`--fsync always`; RESP on `port`, beanstalkd on
+/// `beanstalk_port`) and waits until it answers PING.
+async fn spawn_broker(dir: &std::path::Path, port: u16, beanstalk_port: u16) -> Broker {
+    spawn_broker_with(dir, port, beanstalk_port, "always").await
 }
 
 /// [`spawn_broker`] with another `--fsync`.
-async fn spawn_broker_with(dir: &std::path::Path, port: u16, fsync: &str) -> Broker {
+async fn spawn_broker_with(
+    dir: &std::path::Path,
+    port: u16,
+    beanstalk_port: u16,
+    fsync: &str,
+) -> Broker {
     let child = Broker(
         Command::new(env!("CARGO_BIN_EXE_infralab-broker"))
             .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
             .args(["--fsync", fsync, "--on-disconnect", "keep"])
+            .args(["--beanstalk-port", &beanstalk_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -79,6 +87,8 @@ async fn drain(c: &mut Client, options: &[&str], into: &mut Vec<common::Got>) ->
 struct Seen {
     /// Sends the broker confirmed.
     sent: HashSet<i64>,
+    /// How many of them were beanstalkd `put`s.
+    puts: usize,
     /// Acks the broker confirmed.
     acked: HashSet<i64>,
     /// Acks sent, confirmed or not: one whose reply the crash swallowed may or may not
@@ -100,9 +110,10 @@ async fn sigkill_under_fsync_everysec_loses_no_confirmed_send_and_resurrects_no_
 
 async fn sigkill_under_load(fsync: &str) {
     let dir = temp_dir("crash");
-    let port = free_port();
+    let (port, beanstalk_port) = (free_port(), free_port());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let broker = spawn_broker_with(&dir, port, fsync).await;
+    let beanstalk: SocketAddr = ([127, 0, 0, 1], beanstalk_port).into();
+    let broker = spawn_broker_with(&dir, port, beanstalk_port, fsync).await;
     let mut admin = Client::connect(addr).await;
     // Short leases, so messages in flight at the crash come back quickly after it.
     assert_eq!(
@@ -131,6 +142,35 @@ async fn sigkill_under_load(fsync: &str) {
                     Ok(other) => panic!("QSEND: {other:?}"),
                     Err(_) => return, // the broker is gone
                 };
+            }
+        }));
+    }
+    // A beanstalkd producer: `INSERTED <id>` is a confirmed send like QSEND's reply.
+    {
+        let seen = seen.clone();
+        load.push(tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            let stream = tokio::net::TcpStream::connect(beanstalk).await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut r = tokio::io::BufReader::new(r);
+            w.write_all(b"use jobs\r\n").await.unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "USING jobs\r\n");
+            for n in 0.. {
+                let body = format!("b-{n}");
+                let put = format!("put 0 0 60 {}\r\n{body}\r\n", body.len());
+                line.clear();
+                if w.write_all(put.as_bytes()).await.is_err()
+                    || !matches!(r.read_line(&mut line).await, Ok(1..))
+                {
+                    return; // the broker is gone
+                }
+                let id = line.trim_end().strip_prefix("INSERTED ");
+                let id: i64 = id.and_then(|id| id.parse().ok()).expect(&line);
+                let mut seen = seen.lock().unwrap();
+                seen.sent.insert(id);
+                seen.puts += 1;
             }
         }));
     }
@@ -168,7 +208,7 @@ async fn sigkill_under_load(fsync: &str) {
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let s = seen.lock().unwrap();
-        if s.sent.len() >= 400 && s.acked.len() >= 100 {
+        if s.sent.len() >= 400 && s.acked.len() >= 100 && s.puts >= 50 {
             break;
         }
     }
@@ -178,7 +218,7 @@ async fn sigkill_under_load(fsync: &str) {
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
 
-    let broker = spawn_broker_with(&dir, port, fsync).await;
+    let broker = spawn_broker_with(&dir, port, beanstalk_port, fsync).await;
     let mut c = Client::connect(addr).await;
     // The held message is still under its lease right after the restart...
     let mut drained = Vec::new();
@@ -213,8 +253,9 @@ async fn sigkill_under_load(fsync: &str) {
         "acked messages came back: {resurrected:?}"
     );
     println!(
-        "confirmed {} sends and {} acks before SIGKILL; {} messages after restart",
+        "confirmed {} sends ({} beanstalkd puts) and {} acks before SIGKILL; {} messages after restart",
         seen.sent.len(),
+        seen.puts,
         seen.acked.len(),
         drained.len()
     );
@@ -229,6 +270,7 @@ fn start_or_refuse(dir: &std::path::Path) -> Option<String> {
     let mut child = Broker(
         Command::new(env!("CARGO_BIN_EXE_infralab-broker"))
             .args(["--port", "0", "--dir", dir.to_str().unwrap()])
+            .args(["--beanstalk-port", "0"])
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -260,7 +302,7 @@ fn start_or_refuse(dir: &std::path::Path) -> Option<String> {
 async fn a_damaged_store_is_a_clear_error_never_a_panic() {
     let dir = temp_dir("damaged");
     let port = free_port();
-    let broker = spawn_broker(&dir, port).await;
+    let broker = spawn_broker(&dir, port, free_port()).await;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut c = RespClient::connect(addr).await.unwrap();
     assert_eq!(c.call(["QCREATE", "q"]).await.unwrap(), Frame::ok());

@@ -45,7 +45,15 @@ pub fn temp_dir(tag: &str) -> TempDir {
 }
 
 pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
-    let mut argv = vec!["broker", "--port", "0", "--dir", dir.to_str().unwrap()];
+    let mut argv = vec![
+        "broker",
+        "--port",
+        "0",
+        "--beanstalk-port",
+        "0",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
     argv.extend_from_slice(extra);
     broker::start(broker::Args::parse_from(argv), CancellationToken::new())
         .await
