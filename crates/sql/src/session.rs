@@ -1,0 +1,264 @@
+//! A client session: its transaction state machine, and running one statement in it.
+//!
+//! ```text
+//!   Idle --BEGIN--> InBlock --error--> Failed --ROLLBACK/COMMIT--> Idle
+//!     ^               |                  (every other statement: 25P02)
+//!     +---COMMIT------+
+//! ```
+//!
+//! Outside a block each statement is its own transaction (autocommit). A statement that
+//! fails is undone as a whole; inside a block the transaction then refuses everything
+//! but ROLLBACK, as PostgreSQL does. A session that ends (the client disconnects) rolls
+//! its open transaction back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlparser::ast::{Set, Statement};
+
+use crate::database::Database;
+use crate::engine::{Halt, TxState};
+use crate::error::SqlError;
+use crate::executor::{Ctx, Output, execute};
+use crate::types::{DataType, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// No BEGIN: each statement commits on its own.
+    None,
+    InBlock,
+    /// An error happened in the block: only ROLLBACK (or COMMIT, which rolls back) helps.
+    Failed,
+}
+
+/// What a statement did to the transaction state, for the protocol's status byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEffect {
+    None,
+    Began,
+    Ended,
+}
+
+pub struct Session {
+    db: Arc<Database>,
+    tx: Option<TxState>,
+    pub block: Block,
+    settings: BTreeMap<String, String>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Session {
+        Session {
+            db,
+            tx: None,
+            block: Block::None,
+            settings: BTreeMap::new(),
+        }
+    }
+
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// Runs one statement; returns its output and its effect on the transaction.
+    pub async fn run(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+    ) -> Result<(Output, TxEffect), SqlError> {
+        let tag = |t: &str| Output {
+            tag: t.into(),
+            ..Output::default()
+        };
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                if self.block == Block::None {
+                    self.block = Block::InBlock;
+                }
+                // PostgreSQL warns "there is already a transaction in progress" and goes on.
+                return Ok((tag("BEGIN"), TxEffect::Began));
+            }
+            Statement::Commit { .. } => {
+                let failed = self.block == Block::Failed;
+                self.block = Block::None;
+                if failed {
+                    self.end(false);
+                    return Ok((tag("ROLLBACK"), TxEffect::Ended));
+                }
+                self.commit().await?;
+                return Ok((tag("COMMIT"), TxEffect::Ended));
+            }
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                self.block = Block::None;
+                self.end(false);
+                return Ok((tag("ROLLBACK"), TxEffect::Ended));
+            }
+            _ if self.block == Block::Failed => return Err(SqlError::in_failed_transaction()),
+            Statement::Set(set) => return self.set(set).map(|o| (o, TxEffect::None)),
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let value = self.setting(&name);
+                return Ok((
+                    Output {
+                        columns: vec![(name, DataType::Text)],
+                        rows: vec![vec![Value::Text(value)]],
+                        tag: "SHOW".into(),
+                        returns_rows: true,
+                    },
+                    TxEffect::None,
+                ));
+            }
+            Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => {
+                return Err(SqlError::unsupported("SAVEPOINT"));
+            }
+            _ => {}
+        }
+        let result = self.statement(stmt, params).await;
+        match result {
+            Ok(out) => {
+                if self.block == Block::None {
+                    self.commit().await?;
+                }
+                Ok((out, TxEffect::None))
+            }
+            Err(e) => {
+                if self.block == Block::None {
+                    self.end(false);
+                } else {
+                    self.block = Block::Failed;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a statement in the current transaction (starting one if needed). A statement
+    /// that meets a locked row is undone, waits for the lock holder, and runs again.
+    async fn statement(&mut self, stmt: &Statement, params: &[Value]) -> Result<Output, SqlError> {
+        loop {
+            let waited_for = {
+                let mut engine = self.db.engine();
+                let tx = match &mut self.tx {
+                    Some(tx) => tx,
+                    None => {
+                        let tx = engine.begin();
+                        self.db.locks.register(tx.id);
+                        self.tx.insert(tx)
+                    }
+                };
+                let mark = tx.mark();
+                let snapshot = engine.snapshot(tx);
+                let mut ctx = Ctx {
+                    engine: &mut engine,
+                    tx,
+                    snapshot,
+                    params,
+                };
+                match execute(&mut ctx, stmt) {
+                    Ok(out) => return Ok(out),
+                    Err(halt) => {
+                        engine.undo_to(tx, mark);
+                        match halt {
+                            Halt::Error(e) => return Err(e),
+                            Halt::Wait(holder) => (tx.id, holder),
+                        }
+                    }
+                }
+            };
+            self.db.locks.wait(waited_for.0, waited_for.1).await?;
+        }
+    }
+
+    /// Commits the open transaction: its record goes to the log (in commit order, under
+    /// the engine lock), it becomes visible and its row locks are released; the reply
+    /// waits until the log says the record is durable.
+    async fn commit(&mut self) -> Result<(), SqlError> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(());
+        };
+        let lsn = {
+            let mut engine = self.db.engine();
+            let lsn = match (&self.db.wal, tx.redo.is_empty()) {
+                (Some(wal), false) => Some(wal.append(&tx.redo)),
+                _ => None,
+            };
+            engine.finish(&mut tx, true);
+            lsn
+        };
+        self.db.locks.release(tx.id);
+        if let (Some(wal), Some(lsn)) = (&self.db.wal, lsn) {
+            wal.durable(lsn)
+                .await
+                .map_err(|e| SqlError::new("58030", e))?;
+        }
+        Ok(())
+    }
+
+    /// Rolls back (or, with `commit`, commits without logging: read-only) the open
+    /// transaction.
+    fn end(&mut self, commit: bool) {
+        if let Some(mut tx) = self.tx.take() {
+            self.db.engine().finish(&mut tx, commit);
+            self.db.locks.release(tx.id);
+        }
+    }
+
+    fn set(&mut self, set: &Set) -> Result<Output, SqlError> {
+        if let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        {
+            let name = crate::catalog::object_name(variable);
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    sqlparser::ast::Expr::Value(v) => match &v.value {
+                        sqlparser::ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.settings.insert(name, value);
+        }
+        // Other SET forms (SET TIME ZONE, SET NAMES...) are accepted and ignored.
+        Ok(Output {
+            tag: "SET".into(),
+            ..Output::default()
+        })
+    }
+
+    pub fn setting(&self, name: &str) -> String {
+        if let Some(v) = self.settings.get(name) {
+            return v.clone();
+        }
+        match name {
+            "transaction isolation level" | "transaction_isolation" => "read committed",
+            "server_version" => "15.0",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "standard_conforming_strings" => "on",
+            "datestyle" => "ISO, MDY",
+            "timezone" => "UTC",
+            "search_path" => "\"$user\", public",
+            "max_identifier_length" => "63",
+            _ => "",
+        }
+        .to_string()
+    }
+}
+
+impl Drop for Session {
+    /// A client that disconnects without COMMIT loses its transaction.
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
