@@ -56,6 +56,8 @@ enum Command {
     Bridge(pubsub::bridge::BridgeArgs),
     /// The work-queue broker: visibility timeouts, acks, redelivery, dead letters (port 7382).
     Broker(broker::Args),
+    /// A relational database with ACID transactions, over the PostgreSQL protocol (port 7432).
+    Sql(sql::Args),
 }
 
 #[derive(clap::Args)]
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
             Command::Bridge(args) => {
                 pubsub::bridge::run(args, service::telemetry::shutdown_on_signal()).await
             }
+            Command::Sql(args) => sql::run(args, service::telemetry::shutdown_on_signal()).await,
             Command::Broker(args) => {
                 serve_until_signal(broker::start(
                     args,
@@ -237,6 +240,14 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     ));
     running.push(pubsub);
 
+    let sql_args = sql::Args::parse_from(["sql", "--dir", &data("sql")]);
+    let sql_server = sql::start(sql_args, shutdown.clone()).await?;
+    table.push((
+        "sql",
+        sql_server.addr().to_string(),
+        "psql -h 127.0.0.1 -p 7432 -c 'SELECT 1'",
+    ));
+
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
         println!("{name:<16} {addr:<18} {hint}");
@@ -245,6 +256,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     for server in running {
         server.wait().await;
     }
+    sql_server.wait().await;
     Ok(())
 }
 

@@ -115,6 +115,8 @@ pub fn from_parser(sql: &str, err: sqlparser::parser::ParserError) -> SqlError {
             .sum();
         before + column
     });
+    // Errors at the end of the input carry no line/column: point just past the end.
+    let position = position.or_else(|| text.contains("EOF").then(|| sql.chars().count() + 1));
     let message = text
         .trim_start_matches("sql parser error: ")
         .split(" at Line:")

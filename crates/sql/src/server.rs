@@ -176,6 +176,15 @@ fn encode(
             .clone()
             .cast(ty)
             .unwrap_or_else(|_| Value::Text(v.to_string()));
+        // Text format: PostgreSQL's own text forms (`10` for a float8 ten, `t`/`f`).
+        if schema
+            .get(i)
+            .is_some_and(|f| f.format() == pgwire::api::results::FieldFormat::Text)
+        {
+            let text = (!v.is_null()).then(|| v.to_string());
+            enc.encode_field(&text)?;
+            continue;
+        }
         match (v, ty) {
             (Value::Null, _) => enc.encode_field(&None::<i32>)?,
             (Value::Int(n), DataType::SmallInt) => enc.encode_field(&(n as i16))?,
