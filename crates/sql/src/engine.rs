@@ -20,6 +20,10 @@ use crate::storage::{Heap, RowId, Version, key_of};
 use crate::types::Value;
 use crate::wal::Change;
 
+/// A foreign key pointing at a table: (child table, fk columns, parent columns,
+/// action, constraint name).
+type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, String);
+
 /// Why a statement stopped.
 #[derive(Debug)]
 pub enum Halt {
@@ -440,7 +444,7 @@ impl Engine {
         new: Option<&[Value]>,
     ) -> Result<()> {
         // (child table, fk columns, parent columns, action, constraint name)
-        let fks: Vec<(String, Vec<usize>, Vec<usize>, OnDelete, String)> = self
+        let fks: Vec<Referencing> = self
             .tables
             .values()
             .flat_map(|c| {

@@ -255,11 +255,12 @@ fn column_name(e: &Expr) -> String {
 /// Every aggregate call inside `e`.
 fn collect_aggregates(e: &Expr, out: &mut Vec<Expr>) {
     match e {
-        Expr::Function(f) if AGGREGATES.contains(&function_name(f).as_str()) => {
-            if !out.contains(e) {
-                out.push(e.clone());
-            }
+        Expr::Function(f)
+            if AGGREGATES.contains(&function_name(f).as_str()) && !out.contains(e) =>
+        {
+            out.push(e.clone());
         }
+        Expr::Function(f) if AGGREGATES.contains(&function_name(f).as_str()) => {}
         Expr::Function(f) => {
             for a in function_args(f).into_iter().flatten() {
                 collect_aggregates(a, out);
@@ -363,6 +364,9 @@ fn const_usize(e: &Expr, params: &[Value]) -> Result<usize> {
     }
 }
 
+/// One output unit of a query: a representative row and, when grouped, its aggregates.
+type Unit = (Vec<Value>, Option<HashMap<String, Value>>);
+
 fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
@@ -413,7 +417,7 @@ fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
     }
     let grouped = !group_by.is_empty() || !aggs.is_empty();
     // Each output unit: a representative row and, when grouped, its aggregate values.
-    let mut units: Vec<(Vec<Value>, Option<HashMap<String, Value>>)> = Vec::new();
+    let mut units: Vec<Unit> = Vec::new();
     if grouped {
         let mut groups: Vec<(Vec<Value>, Vec<&Vec<Value>>)> = Vec::new();
         let mut index: HashMap<Vec<Value>, usize> = HashMap::new();

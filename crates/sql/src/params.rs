@@ -85,10 +85,10 @@ fn walk(e: &Expr, scope: &Scope, types: &mut Vec<DataType>) {
             }
         }
         Expr::Value(_) => {
-            if let Some(n) = placeholder(e) {
-                if types.len() < n {
-                    types.resize(n, DataType::Text);
-                }
+            if let Some(n) = placeholder(e)
+                && types.len() < n
+            {
+                types.resize(n, DataType::Text);
             }
         }
         _ => {}
