@@ -106,6 +106,9 @@ impl TxState {
 pub struct Engine {
     pub tables: BTreeMap<String, Table>,
     pub clog: CommitLog,
+    /// Transactions that ran DDL and have not ended: the catalog is not versioned, so a
+    /// checkpoint waits until they are gone (it would otherwise save their schema).
+    pub ddl_in_flight: std::collections::BTreeSet<TxId>,
 }
 
 impl Default for Engine {
@@ -113,6 +116,7 @@ impl Default for Engine {
         Engine {
             tables: BTreeMap::new(),
             clog: CommitLog::new(),
+            ddl_in_flight: Default::default(),
         }
     }
 }
@@ -175,6 +179,7 @@ impl Engine {
         if !commit {
             self.undo_to(tx, (0, 0));
         }
+        self.ddl_in_flight.remove(&tx.id);
         self.clog.finish(
             tx.id,
             if commit {
@@ -542,6 +547,52 @@ impl Engine {
             value: next,
         });
         Ok(next)
+    }
+}
+
+impl Engine {
+    /// The committed state as a list of changes — the checkpoint: each table's DDL
+    /// (referenced tables first), the newest committed version of every row, and the
+    /// sequences. Versions of transactions still running are left out: their commit
+    /// records will follow in the next log.
+    pub fn checkpoint(&self) -> Vec<Change> {
+        let committed = self.clog.snapshot(0);
+        let mut out = Vec::new();
+        let mut done: Vec<&str> = Vec::new();
+        while done.len() < self.tables.len() {
+            let before = done.len();
+            for t in self.tables.values() {
+                let ready = t
+                    .def
+                    .foreign_keys
+                    .iter()
+                    .all(|fk| fk.parent == t.def.name || done.contains(&fk.parent.as_str()));
+                if ready && !done.contains(&t.def.name.as_str()) {
+                    done.push(&t.def.name);
+                    out.extend(t.def.ddl.iter().cloned().map(Change::Ddl));
+                }
+            }
+            if done.len() == before {
+                break; // a reference cycle cannot be created; stop rather than spin
+            }
+        }
+        for t in self.tables.values() {
+            for (row, v) in t.heap.scan(&committed, &self.clog) {
+                out.push(Change::Put {
+                    table: t.def.name.clone(),
+                    row,
+                    values: v.values.clone(),
+                });
+            }
+            for (&column, &value) in &t.heap.sequences {
+                out.push(Change::Sequence {
+                    table: t.def.name.clone(),
+                    column: column as u32,
+                    value,
+                });
+            }
+        }
+        out
     }
 }
 

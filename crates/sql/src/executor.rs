@@ -870,6 +870,7 @@ fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
 // ---- DDL ----
 
 fn create_table(ctx: &mut Ctx<'_>, create: &ast::CreateTable, stmt: &Statement) -> Result<Output> {
+    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
     let name = object_name(&create.name);
     let tag = Output {
         tag: "CREATE TABLE".into(),
@@ -896,6 +897,7 @@ fn create_table(ctx: &mut Ctx<'_>, create: &ast::CreateTable, stmt: &Statement) 
 }
 
 fn create_index(ctx: &mut Ctx<'_>, create: &ast::CreateIndex, stmt: &Statement) -> Result<Output> {
+    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
     let table = object_name(&create.table_name);
     let sql = stmt.to_string();
     let t = ctx
@@ -934,6 +936,7 @@ fn drop_tables(
     cascade: bool,
     stmt: &Statement,
 ) -> Result<Output> {
+    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
     if cascade {
         return Err(SqlError::unsupported("DROP TABLE ... CASCADE").into());
     }

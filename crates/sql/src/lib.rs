@@ -65,6 +65,9 @@ pub struct Args {
     /// Connections beyond this many are refused with SQLSTATE 53300.
     #[arg(long, default_value_t = 1000)]
     pub maxclients: usize,
+    /// Take a checkpoint (and start a new log) after this many bytes of log.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub checkpoint_bytes: u64,
     /// Require this password (SCRAM-SHA-256) from every client.
     #[arg(long, alias = "requirepass", env = "INFRALAB_REQUIREPASS")]
     pub password: Option<String>,
@@ -79,6 +82,7 @@ impl Args {
             dir: None,
             fsync: Fsync::Always,
             maxclients: 1000,
+            checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
         }
     }
@@ -108,21 +112,26 @@ impl Running {
 
 /// Recovers the database, binds, and serves until `shutdown` is cancelled.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
-    let (engine, wal) = match &args.dir {
+    let (engine, wal, generation) = match &args.dir {
         Some(dir) => {
             let dir = dir.clone();
             let fsync = args.fsync;
-            tokio::task::spawn_blocking(move || -> Result<(Engine, Wal), BoxError> {
+            tokio::task::spawn_blocking(move || -> Result<(Engine, Wal, u64), BoxError> {
                 let (engine, generation) = recovery::recover(&dir)?;
                 let wal = Wal::open(&dir, generation, fsync)?;
-                Ok((engine, wal))
+                Ok((engine, wal, generation))
             })
             .await?
-            .map(|(e, w)| (e, Some(w)))?
+            .map(|(e, w, g)| (e, Some(w), g))?
         }
-        None => (Engine::default(), None),
+        None => (Engine::default(), None, 0),
     };
-    let db = Arc::new(Database::new(engine, wal));
+    let db = Arc::new(Database::new(
+        engine,
+        wal,
+        generation,
+        args.checkpoint_bytes,
+    ));
     if args.password.is_none()
         && args.bind != "127.0.0.1"
         && args.bind != "localhost"

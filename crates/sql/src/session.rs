@@ -198,6 +198,7 @@ impl Session {
             wal.durable(lsn)
                 .await
                 .map_err(|e| SqlError::new("58030", e))?;
+            self.db.maybe_checkpoint(lsn);
         }
         Ok(())
     }

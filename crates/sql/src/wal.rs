@@ -300,6 +300,7 @@ struct Shared {
 pub struct Wal {
     shared: Arc<Shared>,
     durable: watch::Receiver<u64>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 pub fn wal_path(dir: &Path, generation: u64) -> PathBuf {
@@ -330,12 +331,13 @@ impl Wal {
             size: 0,
             fsync,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sql-wal".into())
             .spawn(move || writer.run())?;
         Ok(Wal {
             shared,
             durable: receiver,
+            writer: Arc::new(Mutex::new(Some(thread))),
         })
     }
 
@@ -375,9 +377,15 @@ impl Wal {
     }
 
     /// Stops the writer after it has written everything queued.
+    /// Stops the writer after it has written (and fsynced) everything queued, and waits
+    /// for it.
     pub fn close(&self) {
         self.queue().closed = true;
         self.shared.wake.notify_one();
+        let thread = self.writer.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -445,3 +445,71 @@ with psycopg.connect("host=127.0.0.1 port={port} user=test dbname=test") as conn
     assert_eq!(stdout.trim(), "('ink', Decimal('7.25'))\nunique 23505");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn checkpoints_bound_the_log_and_recovery_reads_them() {
+    let dir = std::env::temp_dir().join(format!("infralab-sql-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = sql::Args {
+        dir: Some(dir.clone()),
+        checkpoint_bytes: 4096,
+        ..sql::Args::ephemeral()
+    };
+    let srv = sql::start(args.clone(), CancellationToken::new())
+        .await
+        .expect("start");
+    let c = connect(srv.addr()).await;
+    c.batch_execute("CREATE TABLE p (id INT PRIMARY KEY); CREATE TABLE t (id SERIAL PRIMARY KEY, p INT REFERENCES p(id), v TEXT); INSERT INTO p VALUES (1)")
+        .await
+        .expect("schema");
+    for i in 0..300 {
+        c.batch_execute(&format!(
+            "INSERT INTO t (p, v) VALUES (1, 'row {i} with some padding to grow the log')"
+        ))
+        .await
+        .expect("insert");
+    }
+    c.batch_execute("UPDATE t SET v = 'changed' WHERE id = 7; DELETE FROM t WHERE id = 8")
+        .await
+        .expect("write");
+    drop(c);
+    srv.stop().await;
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("checkpoint.") && n != "checkpoint.0"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"wal.0".to_string()),
+        "the first log was superseded: {names:?}"
+    );
+    let srv = sql::start(args, CancellationToken::new())
+        .await
+        .expect("restart");
+    let c = connect(srv.addr()).await;
+    assert_eq!(
+        rows(&c, "SELECT count(*) FROM t").await,
+        vec![vec![s("299")]]
+    );
+    assert_eq!(
+        rows(&c, "SELECT v FROM t WHERE id = 7").await,
+        vec![vec![s("changed")]]
+    );
+    // The sequence continues after the checkpoint, and the foreign key still holds.
+    assert_eq!(
+        rows(&c, "INSERT INTO t (p, v) VALUES (1, 'next') RETURNING id").await,
+        vec![vec![s("301")]]
+    );
+    assert_eq!(
+        code(&c, "INSERT INTO t (p, v) VALUES (2, 'x')").await,
+        "23503"
+    );
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
