@@ -228,7 +228,13 @@ pub fn table_from_ast(
                     fk.columns = vec![col.name.clone()];
                     constraints.push(TableConstraint::ForeignKey(fk));
                 }
-                ColumnOption::Check(c) => constraints.push(TableConstraint::Check(c.clone())),
+                ColumnOption::Check(c) => {
+                    let mut c = c.clone();
+                    if c.name.is_none() {
+                        c.name = Some(ast::Ident::new(format!("{name}_{cname}_check")));
+                    }
+                    constraints.push(TableConstraint::Check(c));
+                }
                 ColumnOption::Generated {
                     generation_expr: None,
                     ..

@@ -1005,8 +1005,14 @@ fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     if let Some(w) = &s.selection
         && let Some(first) = plan_lines.first().cloned()
     {
+        // After the node's own detail line (an index scan's Index Cond).
+        let at = if matches!(plan, Plan::IndexScan { .. }) {
+            2
+        } else {
+            1
+        };
         plan_lines.insert(
-            1,
+            at.min(plan_lines.len()),
             format!(
                 "{}  Filter: ({w})",
                 " ".repeat(first.len() - first.trim_start().len())

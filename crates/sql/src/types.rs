@@ -206,7 +206,13 @@ impl Value {
                     _ => return Err(SqlError::cannot_cast(&v, ty)),
                 };
                 Value::Numeric(match scale {
-                    Some(s) => d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero),
+                    Some(s) => {
+                        // NUMERIC(p,s) keeps exactly s digits: 100 is stored as 100.00.
+                        let mut r =
+                            d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
+                        r.rescale(s);
+                        r
+                    }
                     None => d,
                 })
             }

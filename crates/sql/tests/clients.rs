@@ -403,6 +403,12 @@ async fn psql_runs_commands() {
         String::from_utf8_lossy(&out.stderr)
             .contains("duplicate key value violates unique constraint \"p_pkey\"")
     );
+    // psql's \dt is a catalog query; the server answers it from its own catalog.
+    let out = psql("\\dt").await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "public|p|table|infralab"
+    );
     srv.stop().await;
 }
 
@@ -512,4 +518,51 @@ async fn checkpoints_bound_the_log_and_recovery_reads_them() {
     );
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn malformed_protocol_input_does_not_hurt_other_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = server().await;
+    let c = connect(srv.addr()).await;
+    c.batch_execute("CREATE TABLE t (id INT)")
+        .await
+        .expect("create");
+    let bad_inputs: Vec<Vec<u8>> = vec![
+        b"garbage that is not a startup packet".to_vec(),
+        // A startup packet announcing 1 GiB.
+        [0x40u8, 0, 0, 0, 0, 3, 0, 0].to_vec(),
+        // A length smaller than its own header.
+        [0u8, 0, 0, 1].to_vec(),
+    ];
+    for bad in bad_inputs {
+        let mut s = tokio::net::TcpStream::connect(srv.addr())
+            .await
+            .expect("connect");
+        s.write_all(&bad).await.expect("write");
+        let mut buf = vec![0u8; 1024];
+        // The server answers with an error or closes; either way it goes on serving.
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    }
+    // After a valid startup: a query message announcing 2 GiB.
+    let mut raw = tokio::net::TcpStream::connect(srv.addr())
+        .await
+        .expect("connect");
+    let params = b"user\0test\0database\0test\0\0";
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&((8 + params.len()) as u32).to_be_bytes());
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    startup.extend_from_slice(params);
+    raw.write_all(&startup).await.expect("startup");
+    let mut buf = vec![0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await;
+    raw.write_all(&[b'Q', 0x7f, 0xff, 0xff, 0xff])
+        .await
+        .expect("huge query");
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await;
+    // Everyone else is still served.
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, vec![vec![s("0")]]);
+    let again = connect(srv.addr()).await;
+    assert_eq!(rows(&again, "SELECT 1").await, vec![vec![s("1")]]);
+    srv.stop().await;
 }
