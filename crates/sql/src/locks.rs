@@ -45,7 +45,10 @@ impl LockTable {
 
     /// A transaction ended (committed or rolled back): wake everyone waiting for it.
     pub fn release(&self, tx: TxId) {
-        if let Some(done) = self.inner().running.remove(&tx) {
+        let mut inner = self.inner();
+        // A waiter whose client vanished mid-wait never removed its own edge.
+        inner.waits_for.remove(&tx);
+        if let Some(done) = inner.running.remove(&tx) {
             let _ = done.send(true);
         }
     }

@@ -566,3 +566,30 @@ async fn malformed_protocol_input_does_not_hurt_other_clients() {
     assert_eq!(rows(&again, "SELECT 1").await, vec![vec![s("1")]]);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn password_is_required_with_scram() {
+    let args = sql::Args {
+        password: Some("s3cret".into()),
+        ..sql::Args::ephemeral()
+    };
+    let srv = sql::start(args, CancellationToken::new())
+        .await
+        .expect("start");
+    let port = srv.addr().port();
+    let wrong = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=u password=nope"),
+        NoTls,
+    )
+    .await;
+    assert!(wrong.is_err(), "a wrong password is refused");
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=u password=s3cret"),
+        NoTls,
+    )
+    .await
+    .expect("the right password is accepted (SCRAM-SHA-256)");
+    tokio::spawn(conn);
+    assert_eq!(rows(&client, "SELECT 1 + 1").await, vec![vec![s("2")]]);
+    srv.stop().await;
+}
