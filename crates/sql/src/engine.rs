@@ -86,6 +86,11 @@ pub enum Undo {
     CreatedIndex {
         table: String,
     },
+    /// ALTER TABLE: the definition before it (indexes added since are dropped).
+    AlteredTable {
+        table: String,
+        def: Box<TableDef>,
+    },
 }
 
 /// A running transaction's bookkeeping.
@@ -161,6 +166,12 @@ impl Engine {
                 }
                 Undo::DroppedTable(t) => {
                     self.tables.insert(t.def.name.clone(), *t);
+                }
+                Undo::AlteredTable { table, def } => {
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        t.heap.indexes.truncate(def.indexes.len());
+                        t.def = *def;
+                    }
                 }
                 Undo::CreatedIndex { table } => {
                     if let Some(t) = self.tables.get_mut(&table) {

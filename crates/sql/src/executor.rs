@@ -33,6 +33,8 @@ pub struct Output {
     pub tag: String,
     /// Whether this statement returns rows (SELECT, RETURNING) even if there are none.
     pub returns_rows: bool,
+    /// `COPY ... FROM STDIN` started, with this many columns.
+    pub copy_in: Option<usize>,
 }
 
 pub struct Ctx<'a> {
@@ -67,6 +69,8 @@ pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
             ..
         } => drop_tables(ctx, names, *if_exists, *cascade, stmt),
         Statement::Explain { statement, .. } => explain(ctx, statement),
+        Statement::Truncate(t) => truncate(ctx, t, stmt),
+        Statement::AlterTable(alter) => alter_table(ctx, alter, stmt),
         other => Err(SqlError::unsupported(
             other
                 .to_string()
@@ -565,6 +569,7 @@ fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
         columns,
         rows,
         returns_rows: true,
+        copy_in: None,
     })
 }
 
@@ -587,6 +592,7 @@ fn values_query(ctx: &Ctx<'_>, v: &ast::Values) -> Result<Output> {
             .collect(),
         rows,
         returns_rows: true,
+        copy_in: None,
     })
 }
 
@@ -703,6 +709,7 @@ fn returning(
         rows: out,
         tag,
         returns_rows: true,
+        copy_in: None,
     })
 }
 
@@ -1025,5 +1032,202 @@ fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
         tag: "EXPLAIN".into(),
         rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
         returns_rows: true,
+        copy_in: None,
+    })
+}
+
+/// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
+pub fn copy_field(raw: &str) -> Option<String> {
+    if raw == "\\N" {
+        return None;
+    }
+    if !raw.contains('\\') {
+        return Some(raw.to_string());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Some(out)
+}
+
+/// Inserts one row given as text fields for `columns` (COPY): the other columns get
+/// their defaults, every value is cast to its column's type.
+pub fn insert_text_row(
+    ctx: &mut Ctx<'_>,
+    table: &str,
+    columns: &[usize],
+    fields: &[Option<String>],
+) -> Result<()> {
+    let def = ctx.engine.table(table)?.def.clone();
+    if fields.len() != columns.len() {
+        return Err(SqlError::new(
+            "22P04",
+            format!(
+                "expected {} columns in a COPY row, found {}",
+                columns.len(),
+                fields.len()
+            ),
+        )
+        .into());
+    }
+    let mut given: Vec<Option<Option<&String>>> = vec![None; def.columns.len()];
+    for (f, &c) in fields.iter().zip(columns) {
+        given[c] = Some(f.as_ref());
+    }
+    let mut row = Vec::with_capacity(def.columns.len());
+    for (i, (g, col)) in given.into_iter().zip(&def.columns).enumerate() {
+        let v = match g {
+            Some(Some(text)) => Value::Text(text.clone()),
+            Some(None) => Value::Null,
+            None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, table, i)?),
+            None => match &col.default {
+                Some(d) => eval(d, &env(&Scope::default(), &[], &[]))?,
+                None => Value::Null,
+            },
+        };
+        row.push(v.cast(col.ty)?);
+    }
+    ctx.engine.insert(ctx.tx, table, row)?;
+    Ok(())
+}
+
+fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) -> Result<Output> {
+    for target in &t.table_names {
+        let table = object_name(&target.name);
+        let rows: Vec<RowId> = {
+            let tab = ctx.engine.table(&table)?;
+            tab.heap
+                .scan(&ctx.snapshot, &ctx.engine.clog)
+                .map(|(id, _)| id)
+                .collect()
+        };
+        // Row by row, so MVCC, row locks, foreign keys and the log all apply as to DELETE
+        // (PostgreSQL swaps in a new empty file instead, which is not MVCC-safe).
+        for id in rows {
+            ctx.engine.delete(ctx.tx, &table, id)?;
+        }
+    }
+    Ok(Output {
+        tag: "TRUNCATE TABLE".into(),
+        ..Output::default()
+    })
+}
+
+fn alter_table(ctx: &mut Ctx<'_>, alter: &ast::AlterTable, stmt: &Statement) -> Result<Output> {
+    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    let table = object_name(&alter.name);
+    let sql = stmt.to_string();
+    for op in &alter.operations {
+        let constraint = match op {
+            ast::AlterTableOperation::AddConstraint { constraint, .. } => constraint,
+            other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}")).into()),
+        };
+        let (columns, primary, name) = match constraint {
+            ast::TableConstraint::PrimaryKey(pk) => {
+                (&pk.columns, true, pk.name.as_ref().map(ident))
+            }
+            ast::TableConstraint::Unique(u) => (&u.columns, false, u.name.as_ref().map(ident)),
+            other => return Err(SqlError::unsupported(format!("ALTER TABLE ADD {other}")).into()),
+        };
+        let t = ctx
+            .engine
+            .tables
+            .get(&table)
+            .ok_or_else(|| SqlError::undefined_table(&table))?;
+        if primary && t.def.primary_key().is_some() {
+            return Err(SqlError::new(
+                "42P16",
+                format!("multiple primary keys for table \"{table}\" are not allowed"),
+            )
+            .into());
+        }
+        let create = ast::CreateIndex {
+            name: None,
+            table_name: alter.name.clone(),
+            using: None,
+            columns: columns.clone(),
+            unique: true,
+            concurrently: false,
+            r#async: false,
+            if_not_exists: false,
+            include: Vec::new(),
+            nulls_distinct: None,
+            with: Vec::new(),
+            predicate: None,
+            index_options: Vec::new(),
+            alter_options: Vec::new(),
+        };
+        let mut index = catalog::index_from_ast(&t.def, &create)?;
+        index.primary = primary;
+        let cols: Vec<&str> = index
+            .columns
+            .iter()
+            .map(|&i| t.def.columns[i].name.as_str())
+            .collect();
+        index.name = name.unwrap_or_else(|| {
+            if primary {
+                format!("{table}_pkey")
+            } else {
+                format!("{table}_{}_key", cols.join("_"))
+            }
+        });
+        // Existing rows must satisfy the new key: no NULLs (primary key), no duplicates.
+        let mut seen = std::collections::HashSet::new();
+        for (_, v) in t.heap.scan(&ctx.snapshot, &ctx.engine.clog) {
+            let key = crate::storage::key_of(&v.values, &index.columns);
+            if primary && key.iter().any(Value::is_null) {
+                return Err(SqlError::new(
+                    "23502",
+                    format!(
+                        "column \"{}\" of relation \"{table}\" contains null values",
+                        cols.join(", ")
+                    ),
+                )
+                .into());
+            }
+            if !key.iter().any(Value::is_null) && !seen.insert(key) {
+                return Err(SqlError::new(
+                    "23505",
+                    format!("could not create unique index \"{}\"", index.name),
+                )
+                .into());
+            }
+        }
+        let before = Box::new(t.def.clone());
+        let t = ctx
+            .engine
+            .tables
+            .get_mut(&table)
+            .ok_or_else(|| SqlError::undefined_table(&table))?;
+        let tree = t.heap.build_index(&index.columns);
+        if primary {
+            for &c in &index.columns {
+                t.def.columns[c].not_null = true;
+            }
+        }
+        t.def.indexes.push(index);
+        t.heap.indexes.push(tree);
+        t.def.ddl.push(sql.clone());
+        ctx.tx.undo.push(Undo::AlteredTable {
+            table: table.clone(),
+            def: before,
+        });
+    }
+    ctx.tx.redo.push(Change::Ddl(sql));
+    Ok(Output {
+        tag: "ALTER TABLE".into(),
+        ..Output::default()
     })
 }

@@ -17,6 +17,7 @@ use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -128,6 +129,12 @@ impl PgWireServerHandlers for Open {
             parser: self.0.parser.clone(),
         })
     }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
 }
 
 impl PgWireServerHandlers for Secured {
@@ -138,6 +145,12 @@ impl PgWireServerHandlers for Secured {
         })
     }
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
         Arc::new(Handler {
             session: self.0.session.clone(),
             parser: self.0.parser.clone(),
@@ -201,6 +214,13 @@ fn encode(
 }
 
 fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<Response> {
+    if let Some(columns) = out.copy_in {
+        return Ok(Response::CopyIn(pgwire::api::results::CopyResponse::new(
+            0,
+            columns,
+            stream::empty(),
+        )));
+    }
     if out.returns_rows {
         let fields = Arc::new(schema(&out, format));
         let types: Vec<DataType> = out.columns.iter().map(|c| c.1).collect();
@@ -243,7 +263,15 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
-        let statements = match parse(query) {
+        if let Some(canned) = crate::pg_catalog::canned(query) {
+            return Ok(vec![to_response(
+                canned,
+                TxEffect::None,
+                &Format::UnifiedText,
+            )?]);
+        }
+        let query = crate::pg_catalog::rewrite(query);
+        let statements = match parse(&query) {
             Ok(s) => s,
             Err(e) => {
                 if session.block == crate::session::Block::InBlock {
@@ -420,5 +448,55 @@ impl ExtendedQueryHandler for Handler {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(
+        &self,
+        _client: &mut C,
+        copy_data: pgwire::messages::copy::CopyData,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_data(&copy_data.data).await;
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(
+        &self,
+        client: &mut C,
+        _done: pgwire::messages::copy::CopyDone,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let rows = self.session.lock().await.copy_done().await?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(
+        &self,
+        _client: &mut C,
+        fail: pgwire::messages::copy::CopyFail,
+    ) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_fail();
+        SqlError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into()
     }
 }

@@ -44,6 +44,18 @@ pub struct Session {
     tx: Option<TxState>,
     pub block: Block,
     settings: BTreeMap<String, String>,
+    copy: Option<CopyIn>,
+}
+
+/// A `COPY ... FROM STDIN` in progress.
+struct CopyIn {
+    table: String,
+    columns: Vec<usize>,
+    /// The bytes of an incomplete last line, until the rest arrives.
+    partial: Vec<u8>,
+    rows: u64,
+    /// The first error; the rest of the data is consumed and dropped.
+    error: Option<SqlError>,
 }
 
 impl Session {
@@ -53,6 +65,7 @@ impl Session {
             tx: None,
             block: Block::None,
             settings: BTreeMap::new(),
+            copy: None,
         }
     }
 
@@ -97,6 +110,19 @@ impl Session {
             }
             _ if self.block == Block::Failed => return Err(SqlError::in_failed_transaction()),
             Statement::Set(set) => return self.set(set).map(|o| (o, TxEffect::None)),
+            Statement::Copy {
+                source:
+                    sqlparser::ast::CopySource::Table {
+                        table_name,
+                        columns,
+                    },
+                to: false,
+                target: sqlparser::ast::CopyTarget::Stdin,
+                ..
+            } => {
+                let table = crate::catalog::object_name(table_name);
+                return self.copy_from(&table, columns).map(|o| (o, TxEffect::None));
+            }
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()
@@ -110,6 +136,7 @@ impl Session {
                         rows: vec![vec![Value::Text(value)]],
                         tag: "SHOW".into(),
                         returns_rows: true,
+                        copy_in: None,
                     },
                     TxEffect::None,
                 ));
@@ -143,6 +170,15 @@ impl Session {
     /// Runs a statement in the current transaction (starting one if needed). A statement
     /// that meets a locked row is undone, waits for the lock holder, and runs again.
     async fn statement(&mut self, stmt: &Statement, params: &[Value]) -> Result<Output, SqlError> {
+        self.in_tx(|ctx| execute(ctx, stmt), params).await
+    }
+
+    /// Runs `work` in the current transaction (starting one if needed). Work that meets
+    /// a locked row is undone, waits for the lock holder, and runs again.
+    async fn in_tx<F>(&mut self, mut work: F, params: &[Value]) -> Result<Output, SqlError>
+    where
+        F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
+    {
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -162,7 +198,7 @@ impl Session {
                     snapshot,
                     params,
                 };
-                match execute(&mut ctx, stmt) {
+                match work(&mut ctx) {
                     Ok(out) => return Ok(out),
                     Err(halt) => {
                         engine.undo_to(tx, mark);
@@ -174,6 +210,126 @@ impl Session {
                 }
             };
             self.db.locks.wait(waited_for.0, waited_for.1).await?;
+        }
+    }
+
+    /// `COPY table FROM STDIN` starts: remember the target; rows arrive as CopyData.
+    fn copy_from(
+        &mut self,
+        table: &str,
+        columns: &[sqlparser::ast::Ident],
+    ) -> Result<Output, SqlError> {
+        let engine = self.db.engine();
+        let t = engine.table(table)?;
+        let columns: Vec<usize> = if columns.is_empty() {
+            (0..t.def.columns.len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| t.def.column_or_err(&crate::catalog::ident(c)))
+                .collect::<Result<_, _>>()?
+        };
+        let width = columns.len();
+        drop(engine);
+        self.copy = Some(CopyIn {
+            table: table.to_string(),
+            columns,
+            partial: Vec::new(),
+            rows: 0,
+            error: None,
+        });
+        Ok(Output {
+            tag: "COPY".into(),
+            copy_in: Some(width),
+            ..Output::default()
+        })
+    }
+
+    /// A chunk of COPY data: every complete line becomes a row, in the transaction.
+    pub async fn copy_data(&mut self, data: &[u8]) {
+        let Some(mut copy) = self.copy.take() else {
+            return;
+        };
+        if copy.error.is_none() {
+            copy.partial.extend_from_slice(data);
+            let end = copy
+                .partial
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let lines: Vec<u8> = copy.partial.drain(..end).collect();
+            if let Err(e) = self.copy_lines(&copy, &lines).await {
+                copy.error = Some(e);
+            } else {
+                copy.rows += lines
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty() && *l != b"\\.")
+                    .count() as u64;
+            }
+        }
+        self.copy = Some(copy);
+    }
+
+    async fn copy_lines(&mut self, copy: &CopyIn, lines: &[u8]) -> Result<(), SqlError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(lines)
+            .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+        let rows: Vec<Vec<Option<String>>> = text
+            .lines()
+            .filter(|l| !l.is_empty() && *l != "\\.")
+            .map(|l| l.split('\t').map(crate::executor::copy_field).collect())
+            .collect();
+        self.in_tx(
+            |ctx| {
+                for fields in &rows {
+                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)?;
+                }
+                Ok(Output::default())
+            },
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The end of COPY data: commit (outside a block) and report `COPY n`.
+    pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
+        let Some(copy) = self.copy.take() else {
+            return Err(SqlError::new("08P01", "no COPY in progress"));
+        };
+        let rest = copy.partial.clone();
+        let mut result = match copy.error.clone() {
+            Some(e) => Err(e),
+            None => self.copy_lines(&copy, &rest).await.map(|_| {
+                copy.rows
+                    + rest
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty() && *l != b"\\.")
+                        .count() as u64
+            }),
+        };
+        match (&result, self.block) {
+            (Ok(_), Block::None) => {
+                if let Err(e) = self.commit().await {
+                    result = Err(e);
+                }
+            }
+            (Err(_), Block::None) => self.end(false),
+            (Err(_), _) => self.block = Block::Failed,
+            _ => {}
+        }
+        result
+    }
+
+    /// The client aborted the COPY.
+    pub fn copy_fail(&mut self) {
+        self.copy = None;
+        if self.block == Block::None {
+            self.end(false);
+        } else {
+            self.block = Block::Failed;
         }
     }
 

@@ -593,3 +593,64 @@ async fn password_is_required_with_scram() {
     assert_eq!(rows(&client, "SELECT 1 + 1").await, vec![vec![s("2")]]);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn pgbench_initialises_and_runs_tpc_b() {
+    need("pgbench");
+    let srv = server().await;
+    let port = srv.addr().port().to_string();
+    let run = |args: Vec<&'static str>| {
+        let port = port.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new("pgbench")
+                    .args(["-h", "127.0.0.1", "-p", &port, "-U", "test"])
+                    .args(args)
+                    .arg("test")
+                    .output()
+                    .expect("pgbench runs")
+            })
+            .await
+            .expect("join")
+        }
+    };
+    // Client-side generation: COPY ... FROM STDIN, then ALTER TABLE ... ADD PRIMARY KEY.
+    let init = run(vec!["-i", "-s", "1"]).await;
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    for mode in ["simple", "prepared"] {
+        let out = run(vec!["-n", "-c", "4", "-j", "2", "-t", "25", "-M", mode]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("number of transactions actually processed: 100/100"),
+            "{stdout}"
+        );
+    }
+    // TPC-B keeps the books balanced: every delta is applied to an account, a teller
+    // and a branch, and logged in the history.
+    let c = connect(srv.addr()).await;
+    assert_eq!(
+        rows(&c, "SELECT count(*) FROM pgbench_history").await,
+        vec![vec![s("200")]]
+    );
+    let a = rows(&c, "SELECT sum(abalance) FROM pgbench_accounts").await;
+    let t = rows(&c, "SELECT sum(tbalance) FROM pgbench_tellers").await;
+    let b = rows(&c, "SELECT sum(bbalance) FROM pgbench_branches").await;
+    let h = rows(&c, "SELECT sum(delta) FROM pgbench_history").await;
+    assert_eq!(a, t);
+    assert_eq!(t, b);
+    assert_eq!(b, h);
+    assert_eq!(
+        rows(&c, "SELECT count(*) FROM pgbench_accounts").await,
+        vec![vec![s("100000")]]
+    );
+    srv.stop().await;
+}
