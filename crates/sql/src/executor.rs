@@ -10,20 +10,25 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use sqlparser::ast::{
     self, Expr, FunctionArguments, GroupByExpr, LimitClause, ObjectType, OrderByKind, SelectItem,
-    SetExpr, Statement, TableFactor,
+    SetExpr, Statement,
 };
 
-use crate::catalog::{self, ident, object_name};
-use crate::engine::{Engine, Halt, Result, Table, TxState, Undo};
+use crate::catalog::ident;
+use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
 use crate::expr::{
     AGGREGATES, Env, Scope, eval, function_args, function_name, infer_type, is_aggregate,
 };
 use crate::mvcc::Snapshot;
-use crate::planner::{Plan, plan_from, plan_table};
+use crate::planner::{Plan, plan_from};
 use crate::storage::RowId;
 use crate::types::{DataType, Value};
-use crate::wal::Change;
+
+mod ddl;
+mod dml;
+
+pub use dml::{copy_field, insert_text_row};
+use dml::{delete_table, insert_table, target_table};
 
 /// A statement's result: rows (possibly none) and the command tag.
 #[derive(Debug, Default)]
@@ -44,7 +49,7 @@ pub struct Ctx<'a> {
     pub params: &'a [Value],
 }
 
-fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -> Env<'a> {
+pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -> Env<'a> {
     Env {
         scope,
         row,
@@ -56,21 +61,21 @@ fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -> Env<'a> {
 pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     match stmt {
         Statement::Query(q) => query(ctx, q),
-        Statement::Insert(ins) => insert(ctx, ins),
-        Statement::Update(up) => update(ctx, up),
-        Statement::Delete(del) => delete(ctx, del),
-        Statement::CreateTable(create) => create_table(ctx, create, stmt),
-        Statement::CreateIndex(create) => create_index(ctx, create, stmt),
+        Statement::Insert(ins) => dml::insert(ctx, ins),
+        Statement::Update(up) => dml::update(ctx, up),
+        Statement::Delete(del) => dml::delete(ctx, del),
+        Statement::CreateTable(create) => ddl::create_table(ctx, create, stmt),
+        Statement::CreateIndex(create) => ddl::create_index(ctx, create, stmt),
         Statement::Drop {
             object_type: ObjectType::Table,
             if_exists,
             names,
             cascade,
             ..
-        } => drop_tables(ctx, names, *if_exists, *cascade, stmt),
+        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt),
         Statement::Explain { statement, .. } => explain(ctx, statement),
-        Statement::Truncate(t) => truncate(ctx, t, stmt),
-        Statement::AlterTable(alter) => alter_table(ctx, alter, stmt),
+        Statement::Truncate(t) => ddl::truncate(ctx, t, stmt),
+        Statement::AlterTable(alter) => ddl::alter_table(ctx, alter, stmt),
         other => Err(SqlError::unsupported(
             other
                 .to_string()
@@ -86,7 +91,7 @@ pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
 // ---- scans ----
 
 /// Runs a single-table plan, returning row ids with the visible values.
-fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<Value>)>> {
+pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<Value>)>> {
     let (table, index_key) = match plan {
         Plan::SeqScan { table, .. } => (table, None),
         Plan::IndexScan {
@@ -216,7 +221,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
 // ---- SELECT ----
 
 /// The select list's (expression, output name); `*` expanded.
-fn projection(items: &[SelectItem], scope: &Scope) -> Result<Vec<(Expr, String)>> {
+pub(crate) fn projection(items: &[SelectItem], scope: &Scope) -> Result<Vec<(Expr, String)>> {
     let mut out = Vec::new();
     for item in items {
         match item {
@@ -371,7 +376,7 @@ fn const_usize(e: &Expr, params: &[Value]) -> Result<usize> {
 /// One output unit of a query: a representative row and, when grouped, its aggregates.
 type Unit = (Vec<Value>, Option<HashMap<String, Value>>);
 
-fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
+pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::Values(v) => return values_query(ctx, v),
@@ -642,343 +647,6 @@ fn halt_error(h: Halt) -> SqlError {
     }
 }
 
-// ---- INSERT / UPDATE / DELETE ----
-
-fn insert_table(ins: &ast::Insert) -> std::result::Result<String, SqlError> {
-    match &ins.table {
-        ast::TableObject::TableName(n) => Ok(object_name(n)),
-        _ => Err(SqlError::unsupported("INSERT into a table function")),
-    }
-}
-
-fn target_table(f: &TableFactor) -> std::result::Result<(String, String), SqlError> {
-    match f {
-        TableFactor::Table { name, alias, .. } => {
-            let t = object_name(name);
-            let a = alias
-                .as_ref()
-                .map(|a| ident(&a.name))
-                .unwrap_or_else(|| t.clone());
-            Ok((t, a))
-        }
-        other => Err(SqlError::unsupported(format!("target {other}"))),
-    }
-}
-
-fn delete_table(d: &ast::Delete) -> std::result::Result<(String, String), SqlError> {
-    let from = match &d.from {
-        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
-    };
-    match from.first() {
-        Some(t) if from.len() == 1 && t.joins.is_empty() && d.using.is_none() => {
-            target_table(&t.relation)
-        }
-        _ => Err(SqlError::unsupported("DELETE with several tables or USING")),
-    }
-}
-
-fn returning(
-    table: &Table,
-    items: &Option<Vec<SelectItem>>,
-    rows: &[Vec<Value>],
-    params: &[Value],
-    tag: String,
-) -> Result<Output> {
-    let Some(items) = items else {
-        return Ok(Output {
-            tag,
-            ..Output::default()
-        });
-    };
-    let scope = table.scope(&table.def.name);
-    let items = projection(items, &scope)?;
-    let out: Vec<Vec<Value>> = rows
-        .iter()
-        .map(|r| {
-            items
-                .iter()
-                .map(|(e, _)| eval(e, &env(&scope, r, params)))
-                .collect()
-        })
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(Output {
-        columns: items
-            .iter()
-            .map(|(e, n)| (n.clone(), infer_type(e, &scope)))
-            .collect(),
-        rows: out,
-        tag,
-        returns_rows: true,
-        copy_in: None,
-    })
-}
-
-fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
-    if ins.on.is_some() {
-        return Err(SqlError::unsupported("INSERT ... ON CONFLICT").into());
-    }
-    let table = insert_table(ins)?;
-    let def = ctx.engine.table(&table)?.def.clone();
-    let targets: Vec<usize> = if ins.columns.is_empty() {
-        (0..def.columns.len()).collect()
-    } else {
-        ins.columns
-            .iter()
-            .map(|c| def.column_or_err(&object_name(c)))
-            .collect::<std::result::Result<_, _>>()?
-    };
-    let source_rows: Vec<Vec<Option<Value>>> = match ins.source.as_deref().map(|q| q.body.as_ref())
-    {
-        Some(SetExpr::Values(v)) => {
-            let empty = Scope::default();
-            let mut rows = Vec::with_capacity(v.rows.len());
-            for r in &v.rows {
-                let mut row = Vec::with_capacity(r.len());
-                for e in r.iter() {
-                    // `DEFAULT` in a VALUES list parses as an identifier.
-                    if matches!(e, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-                    {
-                        row.push(None);
-                    } else {
-                        row.push(Some(eval(e, &env(&empty, &[], ctx.params))?));
-                    }
-                }
-                rows.push(row);
-            }
-            rows
-        }
-        Some(_) => {
-            let q = ins
-                .source
-                .as_deref()
-                .ok_or_else(|| SqlError::syntax("INSERT without values", None))?;
-            query(ctx, q)?
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(Some).collect())
-                .collect()
-        }
-        None => vec![Vec::new()],
-    };
-    let mut written = Vec::with_capacity(source_rows.len());
-    for src in source_rows {
-        if src.len() > targets.len() {
-            return Err(
-                SqlError::syntax("INSERT has more expressions than target columns", None).into(),
-            );
-        }
-        let mut values = vec![None; def.columns.len()];
-        for (v, &col) in src.into_iter().zip(&targets) {
-            values[col] = v;
-        }
-        let mut row = Vec::with_capacity(values.len());
-        for (i, (v, col)) in values.into_iter().zip(&def.columns).enumerate() {
-            let v = match v {
-                Some(v) => v,
-                None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, &table, i)?),
-                None => match &col.default {
-                    Some(d) => eval(d, &env(&Scope::default(), &[], ctx.params))?,
-                    None => Value::Null,
-                },
-            };
-            row.push(v.cast(col.ty)?);
-        }
-        ctx.engine.insert(ctx.tx, &table, row.clone())?;
-        written.push(row);
-    }
-    let tag = format!("INSERT 0 {}", written.len());
-    returning(
-        ctx.engine.table(&table)?,
-        &ins.returning,
-        &written,
-        ctx.params,
-        tag,
-    )
-}
-
-/// Rows of `table` matching `filter` in the snapshot, with their ids.
-fn targets(
-    ctx: &Ctx<'_>,
-    table: &str,
-    alias: &str,
-    filter: Option<&Expr>,
-) -> Result<Vec<(RowId, Vec<Value>)>> {
-    let plan = plan_table(ctx.engine, table.into(), alias.into(), filter)?;
-    let scope = ctx.engine.table(table)?.scope(alias);
-    let mut out = Vec::new();
-    for (id, values) in scan_table(ctx, &plan)? {
-        let keep = match filter {
-            Some(f) => eval(f, &env(&scope, &values, ctx.params))?.truthy()? == Some(true),
-            None => true,
-        };
-        if keep {
-            out.push((id, values));
-        }
-    }
-    Ok(out)
-}
-
-fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
-    if up.from.is_some() || !up.table.joins.is_empty() {
-        return Err(SqlError::unsupported("UPDATE ... FROM").into());
-    }
-    let (table, alias) = target_table(&up.table.relation)?;
-    let t = ctx.engine.table(&table)?;
-    let scope = t.scope(&alias);
-    let mut sets = Vec::new();
-    for a in &up.assignments {
-        let name = match &a.target {
-            ast::AssignmentTarget::ColumnName(n) => object_name(n),
-            _ => return Err(SqlError::unsupported("tuple assignment").into()),
-        };
-        let col = t.def.column_or_err(&name)?;
-        sets.push((col, t.def.columns[col].ty, a.value.clone()));
-    }
-    let rows = targets(ctx, &table, &alias, up.selection.as_ref())?;
-    let mut written = Vec::with_capacity(rows.len());
-    for (id, old) in rows {
-        let mut new = old.clone();
-        for (col, ty, e) in &sets {
-            new[*col] = eval(e, &env(&scope, &old, ctx.params))?.cast(*ty)?;
-        }
-        if ctx.engine.update(ctx.tx, &table, id, new.clone())? {
-            written.push(new);
-        }
-    }
-    let tag = format!("UPDATE {}", written.len());
-    returning(
-        ctx.engine.table(&table)?,
-        &up.returning,
-        &written,
-        ctx.params,
-        tag,
-    )
-}
-
-fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
-    let (table, alias) = delete_table(del)?;
-    let rows = targets(ctx, &table, &alias, del.selection.as_ref())?;
-    let mut deleted = Vec::with_capacity(rows.len());
-    for (id, old) in rows {
-        if ctx.engine.delete(ctx.tx, &table, id)? {
-            deleted.push(old);
-        }
-    }
-    let tag = format!("DELETE {}", deleted.len());
-    returning(
-        ctx.engine.table(&table)?,
-        &del.returning,
-        &deleted,
-        ctx.params,
-        tag,
-    )
-}
-
-// ---- DDL ----
-
-fn create_table(ctx: &mut Ctx<'_>, create: &ast::CreateTable, stmt: &Statement) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    let name = object_name(&create.name);
-    let tag = Output {
-        tag: "CREATE TABLE".into(),
-        ..Output::default()
-    };
-    if ctx.engine.tables.contains_key(&name) {
-        if create.if_not_exists {
-            return Ok(tag);
-        }
-        return Err(SqlError::new("42P07", format!("relation \"{name}\" already exists")).into());
-    }
-    if create.query.is_some() {
-        return Err(SqlError::unsupported("CREATE TABLE AS").into());
-    }
-    let sql = stmt.to_string();
-    let engine = &*ctx.engine;
-    let def = catalog::table_from_ast(create, &sql, &|p| {
-        engine.tables.get(p).map(|t| t.def.clone())
-    })?;
-    ctx.engine.tables.insert(name.clone(), Table::new(def));
-    ctx.tx.undo.push(Undo::CreatedTable(name));
-    ctx.tx.redo.push(Change::Ddl(sql));
-    Ok(tag)
-}
-
-fn create_index(ctx: &mut Ctx<'_>, create: &ast::CreateIndex, stmt: &Statement) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    let table = object_name(&create.table_name);
-    let sql = stmt.to_string();
-    let t = ctx
-        .engine
-        .tables
-        .get_mut(&table)
-        .ok_or_else(|| SqlError::undefined_table(&table))?;
-    let def = catalog::index_from_ast(&t.def, create)?;
-    if t.def.indexes.iter().any(|i| i.name == def.name) {
-        if create.if_not_exists {
-            return Ok(Output {
-                tag: "CREATE INDEX".into(),
-                ..Output::default()
-            });
-        }
-        return Err(
-            SqlError::new("42P07", format!("relation \"{}\" already exists", def.name)).into(),
-        );
-    }
-    let tree = t.heap.build_index(&def.columns);
-    t.def.indexes.push(def);
-    t.heap.indexes.push(tree);
-    t.def.ddl.push(sql.clone());
-    ctx.tx.undo.push(Undo::CreatedIndex { table });
-    ctx.tx.redo.push(Change::Ddl(sql));
-    Ok(Output {
-        tag: "CREATE INDEX".into(),
-        ..Output::default()
-    })
-}
-
-fn drop_tables(
-    ctx: &mut Ctx<'_>,
-    names: &[ast::ObjectName],
-    if_exists: bool,
-    cascade: bool,
-    stmt: &Statement,
-) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    if cascade {
-        return Err(SqlError::unsupported("DROP TABLE ... CASCADE").into());
-    }
-    for n in names {
-        let name = object_name(n);
-        if !ctx.engine.tables.contains_key(&name) {
-            if if_exists {
-                continue;
-            }
-            return Err(SqlError::undefined_table(&name).into());
-        }
-        if let Some(child) = ctx
-            .engine
-            .tables
-            .values()
-            .find(|t| t.def.name != name && t.def.foreign_keys.iter().any(|f| f.parent == name))
-        {
-            return Err(SqlError::new(
-                "2BP01",
-                format!("cannot drop table {name} because other objects depend on it"),
-            )
-            .with_detail(format!("table {} references it", child.def.name))
-            .into());
-        }
-        if let Some(t) = ctx.engine.tables.remove(&name) {
-            ctx.tx.undo.push(Undo::DroppedTable(Box::new(t)));
-        }
-    }
-    ctx.tx.redo.push(Change::Ddl(stmt.to_string()));
-    Ok(Output {
-        tag: "DROP TABLE".into(),
-        ..Output::default()
-    })
-}
-
 fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     let Statement::Query(q) = stmt else {
         return Err(SqlError::unsupported("EXPLAIN of a statement other than SELECT").into());
@@ -1033,201 +701,5 @@ fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
         rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
         returns_rows: true,
         copy_in: None,
-    })
-}
-
-/// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
-pub fn copy_field(raw: &str) -> Option<String> {
-    if raw == "\\N" {
-        return None;
-    }
-    if !raw.contains('\\') {
-        return Some(raw.to_string());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Some(out)
-}
-
-/// Inserts one row given as text fields for `columns` (COPY): the other columns get
-/// their defaults, every value is cast to its column's type.
-pub fn insert_text_row(
-    ctx: &mut Ctx<'_>,
-    table: &str,
-    columns: &[usize],
-    fields: &[Option<String>],
-) -> Result<()> {
-    let def = ctx.engine.table(table)?.def.clone();
-    if fields.len() != columns.len() {
-        return Err(SqlError::new(
-            "22P04",
-            format!(
-                "expected {} columns in a COPY row, found {}",
-                columns.len(),
-                fields.len()
-            ),
-        )
-        .into());
-    }
-    let mut given: Vec<Option<Option<&String>>> = vec![None; def.columns.len()];
-    for (f, &c) in fields.iter().zip(columns) {
-        given[c] = Some(f.as_ref());
-    }
-    let mut row = Vec::with_capacity(def.columns.len());
-    for (i, (g, col)) in given.into_iter().zip(&def.columns).enumerate() {
-        let v = match g {
-            Some(Some(text)) => Value::Text(text.clone()),
-            Some(None) => Value::Null,
-            None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, table, i)?),
-            None => match &col.default {
-                Some(d) => eval(d, &env(&Scope::default(), &[], &[]))?,
-                None => Value::Null,
-            },
-        };
-        row.push(v.cast(col.ty)?);
-    }
-    ctx.engine.insert(ctx.tx, table, row)?;
-    Ok(())
-}
-
-fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) -> Result<Output> {
-    for target in &t.table_names {
-        let table = object_name(&target.name);
-        let rows: Vec<RowId> = {
-            let tab = ctx.engine.table(&table)?;
-            tab.heap
-                .scan(&ctx.snapshot, &ctx.engine.clog)
-                .map(|(id, _)| id)
-                .collect()
-        };
-        // Row by row, so MVCC, row locks, foreign keys and the log all apply as to DELETE
-        // (PostgreSQL swaps in a new empty file instead, which is not MVCC-safe).
-        for id in rows {
-            ctx.engine.delete(ctx.tx, &table, id)?;
-        }
-    }
-    Ok(Output {
-        tag: "TRUNCATE TABLE".into(),
-        ..Output::default()
-    })
-}
-
-fn alter_table(ctx: &mut Ctx<'_>, alter: &ast::AlterTable, stmt: &Statement) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    let table = object_name(&alter.name);
-    let sql = stmt.to_string();
-    for op in &alter.operations {
-        let constraint = match op {
-            ast::AlterTableOperation::AddConstraint { constraint, .. } => constraint,
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}")).into()),
-        };
-        let (columns, primary, name) = match constraint {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                (&pk.columns, true, pk.name.as_ref().map(ident))
-            }
-            ast::TableConstraint::Unique(u) => (&u.columns, false, u.name.as_ref().map(ident)),
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE ADD {other}")).into()),
-        };
-        let t = ctx
-            .engine
-            .tables
-            .get(&table)
-            .ok_or_else(|| SqlError::undefined_table(&table))?;
-        if primary && t.def.primary_key().is_some() {
-            return Err(SqlError::new(
-                "42P16",
-                format!("multiple primary keys for table \"{table}\" are not allowed"),
-            )
-            .into());
-        }
-        let create = ast::CreateIndex {
-            name: None,
-            table_name: alter.name.clone(),
-            using: None,
-            columns: columns.clone(),
-            unique: true,
-            concurrently: false,
-            r#async: false,
-            if_not_exists: false,
-            include: Vec::new(),
-            nulls_distinct: None,
-            with: Vec::new(),
-            predicate: None,
-            index_options: Vec::new(),
-            alter_options: Vec::new(),
-        };
-        let mut index = catalog::index_from_ast(&t.def, &create)?;
-        index.primary = primary;
-        let cols: Vec<&str> = index
-            .columns
-            .iter()
-            .map(|&i| t.def.columns[i].name.as_str())
-            .collect();
-        index.name = name.unwrap_or_else(|| {
-            if primary {
-                format!("{table}_pkey")
-            } else {
-                format!("{table}_{}_key", cols.join("_"))
-            }
-        });
-        // Existing rows must satisfy the new key: no NULLs (primary key), no duplicates.
-        let mut seen = std::collections::HashSet::new();
-        for (_, v) in t.heap.scan(&ctx.snapshot, &ctx.engine.clog) {
-            let key = crate::storage::key_of(&v.values, &index.columns);
-            if primary && key.iter().any(Value::is_null) {
-                return Err(SqlError::new(
-                    "23502",
-                    format!(
-                        "column \"{}\" of relation \"{table}\" contains null values",
-                        cols.join(", ")
-                    ),
-                )
-                .into());
-            }
-            if !key.iter().any(Value::is_null) && !seen.insert(key) {
-                return Err(SqlError::new(
-                    "23505",
-                    format!("could not create unique index \"{}\"", index.name),
-                )
-                .into());
-            }
-        }
-        let before = Box::new(t.def.clone());
-        let t = ctx
-            .engine
-            .tables
-            .get_mut(&table)
-            .ok_or_else(|| SqlError::undefined_table(&table))?;
-        let tree = t.heap.build_index(&index.columns);
-        if primary {
-            for &c in &index.columns {
-                t.def.columns[c].not_null = true;
-            }
-        }
-        t.def.indexes.push(index);
-        t.heap.indexes.push(tree);
-        t.def.ddl.push(sql.clone());
-        ctx.tx.undo.push(Undo::AlteredTable {
-            table: table.clone(),
-            def: before,
-        });
-    }
-    ctx.tx.redo.push(Change::Ddl(sql));
-    Ok(Output {
-        tag: "ALTER TABLE".into(),
-        ..Output::default()
     })
 }
