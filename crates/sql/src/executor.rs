@@ -88,6 +88,9 @@ pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     }
 }
 
+/// The most rows one `generate_series` may produce (results are built in memory).
+const MAX_SERIES_ROWS: i64 = 10_000_000;
+
 // ---- scans ----
 
 /// Runs a single-table plan, returning row ids with the visible values.
@@ -130,6 +133,42 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
 fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
     Ok(match plan {
         Plan::Empty => vec![Vec::new()],
+        Plan::Series { args, .. } => {
+            let empty = Scope::default();
+            let mut v = Vec::with_capacity(3);
+            for a in args {
+                v.push(eval(a, &env(&empty, &[], ctx.params))?.cast(DataType::BigInt)?);
+            }
+            let (start, stop, step) = match v.as_slice() {
+                [Value::Int(a), Value::Int(b)] => (*a, *b, 1),
+                [Value::Int(a), Value::Int(b), Value::Int(c)] => (*a, *b, *c),
+                _ if v.iter().any(Value::is_null) => return Ok(Vec::new()),
+                _ => {
+                    return Err(SqlError::undefined_function(
+                        "function generate_series takes 2 or 3 integers",
+                    )
+                    .into());
+                }
+            };
+            if step == 0 {
+                return Err(SqlError::new("22023", "step size cannot equal zero").into());
+            }
+            let count = if (step > 0 && stop < start) || (step < 0 && stop > start) {
+                0
+            } else {
+                (stop as i128 - start as i128) / step as i128 + 1
+            };
+            if count > MAX_SERIES_ROWS as i128 {
+                return Err(SqlError::new(
+                    "54000",
+                    format!("generate_series would produce more than {MAX_SERIES_ROWS} rows"),
+                )
+                .into());
+            }
+            (0..count as i64)
+                .map(|i| vec![Value::Int(start + i * step)])
+                .collect()
+        }
         Plan::SeqScan { .. } | Plan::IndexScan { .. } => {
             scan_table(ctx, plan)?.into_iter().map(|(_, v)| v).collect()
         }
@@ -664,21 +703,17 @@ fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
         depth += 1;
     }
     if q.order_by.is_some() {
-        lines.push(format!("{}Sort", if depth > 0 { "  ->  " } else { "" }));
+        lines.push(format!("{}Sort", crate::planner::arrow(depth)));
         depth += 1;
     }
     if grouped {
-        lines.push(format!(
-            "{}{}Aggregate",
-            "      ".repeat(depth.max(1) - 1),
-            if depth > 0 { "->  " } else { "" }
-        ));
+        lines.push(format!("{}Aggregate", crate::planner::arrow(depth)));
         depth += 1;
     }
     let mut plan_lines = Vec::new();
     plan.explain(ctx.engine, depth, &mut plan_lines);
     if let Some(w) = &s.selection
-        && let Some(first) = plan_lines.first().cloned()
+        && !plan_lines.is_empty()
     {
         // After the node's own detail line (an index scan's Index Cond).
         let at = if matches!(plan, Plan::IndexScan { .. }) {
@@ -690,7 +725,7 @@ fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
             at.min(plan_lines.len()),
             format!(
                 "{}  Filter: ({w})",
-                " ".repeat(first.len() - first.trim_start().len())
+                " ".repeat(crate::planner::arrow(depth).len())
             ),
         );
     }

@@ -25,6 +25,12 @@ use crate::expr::Scope;
 pub enum Plan {
     /// `SELECT` without `FROM`: one row with no columns.
     Empty,
+    /// `generate_series(start, stop [, step])` in FROM: one integer column.
+    Series {
+        alias: String,
+        column: String,
+        args: Vec<Expr>,
+    },
     SeqScan {
         table: String,
         alias: String,
@@ -50,6 +56,17 @@ pub enum Plan {
         on: Option<Expr>,
         outer: bool,
     },
+}
+
+/// How EXPLAIN starts a line at `depth`, as PostgreSQL lays it out: a child's line starts
+/// "->  ", six columns right of its parent's; detail lines sit two columns right of the
+/// node's name.
+pub fn arrow(depth: usize) -> String {
+    if depth == 0 {
+        String::new()
+    } else {
+        format!("{}->  ", " ".repeat(2 + 6 * (depth - 1)))
+    }
 }
 
 /// `a AND b AND c` as `[a, b, c]`.
@@ -85,6 +102,9 @@ impl Plan {
     pub fn scope(&self, engine: &Engine) -> Result<Scope, SqlError> {
         Ok(match self {
             Plan::Empty => Scope::default(),
+            Plan::Series { alias, column, .. } => Scope {
+                columns: vec![(alias.clone(), column.clone(), crate::types::DataType::Int)],
+            },
             Plan::SeqScan { table, alias } | Plan::IndexScan { table, alias, .. } => {
                 engine.table(table)?.scope(alias)
             }
@@ -98,13 +118,14 @@ impl Plan {
 
     /// The plan as `EXPLAIN` prints it, one line per node.
     pub fn explain(&self, engine: &Engine, depth: usize, out: &mut Vec<String>) {
-        let pad = if depth == 0 {
-            String::new()
-        } else {
-            format!("{}->  ", "      ".repeat(depth - 1))
-        };
+        // PostgreSQL's layout: a child's line starts "->  ", six columns right of its
+        // parent's; a node's detail lines sit two columns right of its name.
+        let pad = arrow(depth);
         match self {
             Plan::Empty => out.push(format!("{pad}Result")),
+            Plan::Series { alias, .. } => {
+                out.push(format!("{pad}Function Scan on generate_series {alias}"))
+            }
             Plan::SeqScan { table, alias } => out.push(format!(
                 "{pad}Seq Scan on {table}{}",
                 if alias != table {
@@ -156,7 +177,7 @@ impl Plan {
                 ));
                 out.push(format!("{}  Hash Cond: ({on})", " ".repeat(pad.len())));
                 left.explain(engine, depth + 1, out);
-                out.push(format!("{}      ->  Hash", "      ".repeat(depth)));
+                out.push(format!("{}Hash", arrow(depth + 1)));
                 right.explain(engine, depth + 2, out);
             }
             Plan::NestedLoop {
@@ -177,6 +198,55 @@ impl Plan {
             }
         }
     }
+}
+
+/// `generate_series(...) [AS alias[(column)]]`, if that is what `factor` is.
+fn series(factor: &TableFactor) -> Option<Plan> {
+    let TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if object_name(name) != "generate_series" {
+        return None;
+    }
+    let alias_name = alias
+        .as_ref()
+        .map(|a| ident(&a.name))
+        .unwrap_or_else(|| "generate_series".into());
+    let column = alias
+        .as_ref()
+        .and_then(|a| a.columns.first())
+        .map(|c| ident(&c.name))
+        .unwrap_or_else(|| alias_name.clone());
+    let args = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    Some(Plan::Series {
+        alias: alias_name,
+        column,
+        args,
+    })
+}
+
+/// The plan for one FROM item without a WHERE clause to use.
+fn scan_of(engine: &Engine, factor: &TableFactor) -> Result<Plan, SqlError> {
+    if let Some(plan) = series(factor) {
+        return Ok(plan);
+    }
+    let (table, alias) = base_table(engine, factor)?;
+    Ok(Plan::SeqScan { table, alias })
 }
 
 fn base_table(engine: &Engine, factor: &TableFactor) -> Result<(String, String), SqlError> {
@@ -259,15 +329,16 @@ pub fn plan_from(
     let mut plan: Option<Plan> = None;
     let single = from.len() == 1 && from.first().is_some_and(|f| f.joins.is_empty());
     for item in from {
-        let (table, alias) = base_table(engine, &item.relation)?;
-        let mut current = if single {
-            plan_table(engine, table, alias, filter)?
-        } else {
-            Plan::SeqScan { table, alias }
+        let mut current = match series(&item.relation) {
+            Some(plan) => plan,
+            None if single => {
+                let (table, alias) = base_table(engine, &item.relation)?;
+                plan_table(engine, table, alias, filter)?
+            }
+            None => scan_of(engine, &item.relation)?,
         };
         for join in &item.joins {
-            let (table, alias) = base_table(engine, &join.relation)?;
-            let right = Plan::SeqScan { table, alias };
+            let right = scan_of(engine, &join.relation)?;
             let (constraint, outer) = match &join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) => (c, false),
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (c, true),

@@ -125,6 +125,14 @@ async fn ddl_dml_queries_and_constraint_errors() {
             .contains("Index Scan using users_pkey"),
         "{plan:?}"
     );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT count(*), sum(g) FROM generate_series(1, 10) AS g"
+        )
+        .await,
+        vec![vec![s("10"), s("55")]]
+    );
     let plan = rows(
         &c,
         "EXPLAIN SELECT * FROM users u JOIN orders o ON o.user_id = u.id",
