@@ -293,6 +293,8 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     durable: watch::Sender<u64>,
+    /// The writer hit an I/O error: nothing more will become durable.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The log of one database directory. Cheap to clone.
@@ -323,6 +325,7 @@ impl Wal {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             durable,
+            failed: Default::default(),
         });
         let writer = Writer {
             shared: shared.clone(),
@@ -369,14 +372,19 @@ impl Wal {
 
     /// Waits until every record up to `lsn` is durable (per `--fsync`).
     pub async fn durable(&self, lsn: u64) -> Result<(), String> {
+        let failed = || self.shared.failed.load(std::sync::atomic::Ordering::SeqCst);
         let mut rx = self.durable.clone();
-        rx.wait_for(|&d| d >= lsn)
+        rx.wait_for(|&d| d >= lsn || failed())
             .await
-            .map(|_| ())
-            .map_err(|_| "the write-ahead log writer stopped".to_string())
+            .map_err(|_| "the write-ahead log writer stopped".to_string())?;
+        if failed() {
+            // The commit is visible in memory but could not be made durable: say so
+            // rather than acknowledge it (the server must be restarted to recover).
+            return Err("could not write the write-ahead log; see the server log".into());
+        }
+        Ok(())
     }
 
-    /// Stops the writer after it has written everything queued.
     /// Stops the writer after it has written (and fsynced) everything queued, and waits
     /// for it.
     pub fn close(&self) {
@@ -419,6 +427,7 @@ impl Writer {
             if let Err(e) = self.write(items) {
                 // Without the log nothing more can be acknowledged: stop waking committers.
                 error!("write-ahead log: {e}; commits can no longer be acknowledged");
+                self.fail();
                 return;
             }
             let sync_now = match self.fsync {
@@ -429,6 +438,7 @@ impl Writer {
             if sync_now {
                 if let Err(e) = self.file.sync_data() {
                     error!("write-ahead log fsync: {e}; commits can no longer be acknowledged");
+                    self.fail();
                     return;
                 }
                 last_sync = Instant::now();
@@ -439,6 +449,14 @@ impl Writer {
                 return;
             }
         }
+    }
+
+    /// Wakes every committer with the news that its record will never be durable.
+    fn fail(&self) {
+        self.shared
+            .failed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared.durable.send_modify(|_| {});
     }
 
     fn write(&mut self, items: Vec<Item>) -> std::io::Result<()> {

@@ -662,3 +662,26 @@ async fn pgbench_initialises_and_runs_tpc_b() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn maxclients_refuses_with_53300() {
+    let args = sql::Args {
+        maxclients: 1,
+        ..sql::Args::ephemeral()
+    };
+    let srv = sql::start(args, CancellationToken::new())
+        .await
+        .expect("start");
+    let first = connect(srv.addr()).await;
+    let second = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={} user=test", srv.addr().port()),
+        NoTls,
+    )
+    .await;
+    let code = second
+        .err()
+        .and_then(|e| e.code().map(|c| c.code().to_string()));
+    assert_eq!(code.as_deref(), Some("53300"));
+    assert_eq!(rows(&first, "SELECT 1").await, vec![vec![s("1")]]);
+    srv.stop().await;
+}
