@@ -260,6 +260,7 @@ impl Engine {
                 row: values,
                 params: &[],
                 aggregates: None,
+                subquery: None,
             };
             if eval(&check.expr, &env)?.truthy()? == Some(false) {
                 return Err(SqlError::new(

@@ -17,7 +17,7 @@ use crate::catalog::ident;
 use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
 use crate::expr::{
-    AGGREGATES, Env, Scope, eval, function_args, function_name, infer_type, is_aggregate,
+    AGGREGATES, Env, Scope, Subquery, eval, function_args, function_name, infer_type, is_aggregate,
 };
 use crate::mvcc::Snapshot;
 use crate::planner::{Plan, plan_from};
@@ -55,6 +55,7 @@ pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -
         row,
         params,
         aggregates: None,
+        subquery: None,
     }
 }
 
@@ -415,7 +416,7 @@ fn const_usize(e: &Expr, params: &[Value]) -> Result<usize> {
 /// One output unit of a query: a representative row and, when grouped, its aggregates.
 type Unit = (Vec<Value>, Option<HashMap<String, Value>>);
 
-pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
+pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::Values(v) => return values_query(ctx, v),
@@ -434,11 +435,52 @@ pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
         .iter()
         .map(|(e, name)| (name.clone(), infer_type(e, &scope)))
         .collect();
-    let mut rows = run(ctx, &plan)?;
+    with_subqueries(ctx, |sub| {
+        select_rows(ctx, q, select, &plan, &scope, &items, columns, sub)
+    })
+}
+
+/// Runs `f` with a subquery runner for this statement. Subqueries run against the same
+/// snapshot; being uncorrelated, each runs once per statement and its rows are reused
+/// for every outer row.
+pub(crate) fn with_subqueries<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Subquery<'_>) -> R) -> R {
+    let cache: std::cell::RefCell<HashMap<String, Vec<Vec<Value>>>> = Default::default();
+    let sub = |q: &ast::Query| -> std::result::Result<Vec<Vec<Value>>, SqlError> {
+        let key = q.to_string();
+        if let Some(rows) = cache.borrow().get(&key) {
+            return Ok(rows.clone());
+        }
+        let rows = query(ctx, q).map_err(halt_error)?.rows;
+        cache.borrow_mut().insert(key, rows.clone());
+        Ok(rows)
+    };
+    f(&sub)
+}
+
+/// The pipeline after the scan: WHERE, grouping, projection, DISTINCT, ORDER BY, LIMIT.
+#[allow(clippy::too_many_arguments)]
+fn select_rows(
+    ctx: &Ctx<'_>,
+    q: &ast::Query,
+    select: &ast::Select,
+    plan: &Plan,
+    scope: &Scope,
+    items: &[(Expr, String)],
+    columns: Vec<(String, DataType)>,
+    sub: &Subquery<'_>,
+) -> Result<Output> {
+    let mut rows = run(ctx, plan)?;
     if let Some(w) = &select.selection {
         let mut kept = Vec::with_capacity(rows.len());
         for r in rows {
-            if eval(w, &env(&scope, &r, ctx.params))?.truthy()? == Some(true) {
+            let e = Env {
+                scope: &scope,
+                row: &r,
+                params: ctx.params,
+                aggregates: None,
+                subquery: Some(sub),
+            };
+            if eval(w, &e)?.truthy()? == Some(true) {
                 kept.push(r);
             }
         }
@@ -454,7 +496,7 @@ pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
         None => Vec::new(),
     };
     let mut aggs = Vec::new();
-    for (e, _) in &items {
+    for (e, _) in items {
         collect_aggregates(e, &mut aggs);
     }
     if let Some(h) = &select.having {
@@ -498,6 +540,7 @@ pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
                     row: &representative,
                     params: ctx.params,
                     aggregates: Some(&values),
+                    subquery: Some(sub),
                 };
                 if eval(h, &e)?.truthy()? != Some(true) {
                     continue;
@@ -516,6 +559,7 @@ pub(crate) fn query(ctx: &mut Ctx<'_>, q: &ast::Query) -> Result<Output> {
             row,
             params: ctx.params,
             aggregates: aggs.as_ref(),
+            subquery: Some(sub),
         };
         let projected: Vec<Value> = items
             .iter()

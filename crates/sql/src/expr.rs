@@ -63,6 +63,27 @@ pub struct Env<'a> {
     pub params: &'a [Value],
     /// In a grouped query: each aggregate call's value for this group, by its text.
     pub aggregates: Option<&'a HashMap<String, Value>>,
+    /// Runs a subquery (in IN, EXISTS or scalar position); `None` where none may run
+    /// (CHECK constraints). Subqueries are uncorrelated: a reference to an outer query's
+    /// column is reported as an unknown column.
+    pub subquery: Option<&'a Subquery<'a>>,
+}
+
+/// Runs a subquery to its rows.
+pub type Subquery<'a> = dyn Fn(&sqlparser::ast::Query) -> Result<Vec<Vec<Value>>, SqlError> + 'a;
+
+fn run_subquery(q: &sqlparser::ast::Query, env: &Env<'_>) -> Result<Vec<Vec<Value>>, SqlError> {
+    let run = env
+        .subquery
+        .ok_or_else(|| SqlError::unsupported("a subquery here"))?;
+    let rows = run(q)?;
+    if rows.first().is_some_and(|r| r.len() != 1) {
+        return Err(SqlError::syntax(
+            "subquery must return only one column",
+            None,
+        ));
+    }
+    Ok(rows)
 }
 
 pub const AGGREGATES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
@@ -324,6 +345,36 @@ pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                 result = or(result, eq);
             }
             bool_value(if *negated { result.map(|b| !b) } else { result })
+        }
+        Expr::In {
+            expr,
+            target: InTarget::Subquery(q),
+            negated,
+            ..
+        } => {
+            let v = eval(expr, env)?;
+            let mut result = Some(false);
+            for row in run_subquery(q, env)? {
+                let eq = v.sql_cmp(&row[0])?.map(|o| o.is_eq());
+                result = or(result, eq);
+            }
+            bool_value(if *negated { result.map(|b| !b) } else { result })
+        }
+        Expr::Exists { subquery, negated } => {
+            let run = env
+                .subquery
+                .ok_or_else(|| SqlError::unsupported("a subquery here"))?;
+            Value::Bool(run(subquery)?.is_empty() == *negated)
+        }
+        Expr::Subquery(q) => {
+            let mut rows = run_subquery(q, env)?;
+            if rows.len() > 1 {
+                return Err(SqlError::new(
+                    "21000",
+                    "more than one row returned by a subquery used as an expression",
+                ));
+            }
+            rows.pop().and_then(|mut r| r.pop()).unwrap_or(Value::Null)
         }
         Expr::Like {
             negated,

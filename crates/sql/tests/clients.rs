@@ -125,6 +125,24 @@ async fn ddl_dml_queries_and_constraint_errors() {
             .contains("Index Scan using users_pkey"),
         "{plan:?}"
     );
+    // Subqueries (uncorrelated) in IN, EXISTS and scalar position.
+    assert_eq!(
+        rows(&c, "SELECT email FROM users WHERE id IN (SELECT user_id FROM orders WHERE total > 2) ORDER BY email").await,
+        vec![vec![s("a@x")]]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT (SELECT max(total) FROM orders), EXISTS (SELECT 1 FROM orders WHERE id = 99)"
+        )
+        .await,
+        vec![vec![s("5.5"), s("f")]]
+    );
+    assert_eq!(code(&c, "SELECT (SELECT id FROM orders)").await, "21000");
+    assert_eq!(
+        rows(&c, "UPDATE orders SET note = 'big' WHERE user_id IN (SELECT id FROM users WHERE age > 25) RETURNING id").await.len(),
+        2
+    );
     assert_eq!(
         rows(
             &c,

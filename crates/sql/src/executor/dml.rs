@@ -176,17 +176,24 @@ fn targets(
 ) -> Result<Vec<(RowId, Vec<Value>)>> {
     let plan = plan_table(ctx.engine, table.into(), alias.into(), filter)?;
     let scope = ctx.engine.table(table)?.scope(alias);
-    let mut out = Vec::new();
-    for (id, values) in scan_table(ctx, &plan)? {
-        let keep = match filter {
-            Some(f) => eval(f, &env(&scope, &values, ctx.params))?.truthy()? == Some(true),
-            None => true,
-        };
-        if keep {
-            out.push((id, values));
+    let rows = scan_table(ctx, &plan)?;
+    let Some(f) = filter else { return Ok(rows) };
+    super::with_subqueries(ctx, |sub| {
+        let mut out = Vec::new();
+        for (id, values) in rows {
+            let e = crate::expr::Env {
+                scope: &scope,
+                row: &values,
+                params: ctx.params,
+                aggregates: None,
+                subquery: Some(sub),
+            };
+            if eval(f, &e)?.truthy()? == Some(true) {
+                out.push((id, values));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
