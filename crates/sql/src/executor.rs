@@ -474,7 +474,7 @@ fn select_rows(
         let mut kept = Vec::with_capacity(rows.len());
         for r in rows {
             let e = Env {
-                scope: &scope,
+                scope,
                 row: &r,
                 params: ctx.params,
                 aggregates: None,
@@ -514,7 +514,7 @@ fn select_rows(
         for r in &rows {
             let key: Vec<Value> = group_by
                 .iter()
-                .map(|g| eval(g, &env(&scope, r, ctx.params)))
+                .map(|g| eval(g, &env(scope, r, ctx.params)))
                 .collect::<std::result::Result<_, _>>()?;
             let at = *index.entry(key.clone()).or_insert_with(|| {
                 groups.push((key, Vec::new()));
@@ -528,7 +528,7 @@ fn select_rows(
         for (_, members) in groups {
             let mut values = HashMap::new();
             for a in &aggs {
-                values.insert(a.to_string(), aggregate(a, &members, &scope, ctx.params)?);
+                values.insert(a.to_string(), aggregate(a, &members, scope, ctx.params)?);
             }
             let representative = members
                 .first()
@@ -536,7 +536,7 @@ fn select_rows(
                 .unwrap_or_else(|| vec![Value::Null; scope.columns.len()]);
             if let Some(h) = &select.having {
                 let e = Env {
-                    scope: &scope,
+                    scope,
                     row: &representative,
                     params: ctx.params,
                     aggregates: Some(&values),
@@ -555,7 +555,7 @@ fn select_rows(
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
     for (row, aggs) in &units {
         let e = Env {
-            scope: &scope,
+            scope,
             row,
             params: ctx.params,
             aggregates: aggs.as_ref(),
