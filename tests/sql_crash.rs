@@ -65,7 +65,7 @@ async fn acknowledged_commits_survive_sigkill() {
         .await
         .expect("accounts");
     drop(c);
-    for trial in 0..3u64 {
+    for trial in 0..5u64 {
         let acknowledged = Arc::new(Mutex::new(HashSet::new()));
         let mut clients = Vec::new();
         for worker in 0..8u64 {

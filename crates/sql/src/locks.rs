@@ -80,6 +80,11 @@ impl LockTable {
         Ok(())
     }
 
+    /// `tx` gave up waiting (a timeout): forget its edge in the wait-for graph.
+    pub fn stop_waiting(&self, tx: TxId) {
+        self.inner().waits_for.remove(&tx);
+    }
+
     /// Who `tx` is waiting for, if anyone (for tests and diagnostics).
     pub fn waiting_for(&self, tx: TxId) -> Option<TxId> {
         self.inner().waits_for.get(&tx).copied()

@@ -179,6 +179,7 @@ impl Session {
     where
         F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
     {
+        let started = std::time::Instant::now();
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -209,7 +210,39 @@ impl Session {
                     }
                 }
             };
-            self.db.locks.wait(waited_for.0, waited_for.1).await?;
+            self.wait_for_lock(waited_for.0, waited_for.1, started)
+                .await?;
+        }
+    }
+
+    /// Waits for `holder` to end, within `lock_timeout` (55P03) and what is left of
+    /// `statement_timeout` (57014). A statement runs under the engine lock without
+    /// interruption; its waits for row locks are where the timeouts can cancel it.
+    async fn wait_for_lock(
+        &self,
+        me: crate::mvcc::TxId,
+        holder: crate::mvcc::TxId,
+        started: std::time::Instant,
+    ) -> Result<(), SqlError> {
+        let lock = duration_setting(&self.setting("lock_timeout"));
+        let statement = duration_setting(&self.setting("statement_timeout"))
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let (limit, error) = match (lock, statement) {
+            (Some(l), Some(s)) if s < l => (Some(s), statement_timeout()),
+            (Some(l), _) => (Some(l), lock_timeout()),
+            (None, Some(s)) => (Some(s), statement_timeout()),
+            (None, None) => (None, lock_timeout()),
+        };
+        let wait = self.db.locks.wait(me, holder);
+        match limit {
+            None => wait.await,
+            Some(limit) => match tokio::time::timeout(limit, wait).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.db.locks.stop_waiting(me);
+                    Err(error)
+                }
+            },
         }
     }
 
@@ -418,4 +451,29 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.end(false);
     }
+}
+
+/// A duration setting as PostgreSQL reads it: a number of milliseconds, or with a unit
+/// (`ms`, `s`, `min`); 0 or empty means no limit.
+fn duration_setting(value: &str) -> Option<std::time::Duration> {
+    let v = value.trim().trim_matches('\'').to_ascii_lowercase();
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n: u64 = digits.parse().ok()?;
+    let unit = v[digits.len()..].trim();
+    let ms = match unit {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
+}
+
+fn lock_timeout() -> SqlError {
+    SqlError::new("55P03", "canceling statement due to lock timeout")
+}
+
+fn statement_timeout() -> SqlError {
+    SqlError::new("57014", "canceling statement due to statement timeout")
 }

@@ -703,3 +703,27 @@ async fn maxclients_refuses_with_53300() {
     assert_eq!(rows(&first, "SELECT 1").await, vec![vec![s("1")]]);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn lock_timeout_and_statement_timeout_cancel_a_wait() {
+    let srv = server().await;
+    let a = connect(srv.addr()).await;
+    let b = connect(srv.addr()).await;
+    a.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 0)")
+        .await
+        .expect("setup");
+    a.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1")
+        .await
+        .expect("lock");
+    b.batch_execute("SET lock_timeout = '100ms'")
+        .await
+        .expect("set");
+    assert_eq!(code(&b, "UPDATE t SET v = 2 WHERE id = 1").await, "55P03");
+    b.batch_execute("SET lock_timeout = 0; SET statement_timeout = 100")
+        .await
+        .expect("set");
+    assert_eq!(code(&b, "UPDATE t SET v = 2 WHERE id = 1").await, "57014");
+    a.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(rows(&b, "SELECT v FROM t").await, vec![vec![s("1")]]);
+    srv.stop().await;
+}
