@@ -64,9 +64,13 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
+        let session = Arc::new(Mutex::new(Session::new(db.clone())));
         Connection {
-            session: Arc::new(Mutex::new(Session::new(db.clone()))),
-            parser: Arc::new(SqlParser { db }),
+            parser: Arc::new(SqlParser {
+                db,
+                session: session.clone(),
+            }),
+            session,
             password,
         }
     }
@@ -274,9 +278,7 @@ impl SimpleQueryHandler for Handler {
         let statements = match parse(&query) {
             Ok(s) => s,
             Err(e) => {
-                if session.block == crate::session::Block::InBlock {
-                    session.block = crate::session::Block::Failed;
-                }
+                session.abort_block();
                 return Ok(vec![Response::Error(Box::new(e.into()))]);
             }
         };
@@ -309,6 +311,9 @@ pub struct Prepared {
 
 pub struct SqlParser {
     db: Arc<Database>,
+    /// The connection's session: a statement that fails to parse inside a transaction
+    /// block aborts the block, as any other error does.
+    session: Arc<Mutex<Session>>,
 }
 
 #[async_trait]
@@ -324,7 +329,13 @@ impl QueryParser for SqlParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut statements = parse(sql)?;
+        let mut statements = match parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.session.lock().await.abort_block();
+                return Err(e.into());
+            }
+        };
         if statements.len() > 1 {
             return Err(SqlError::new(
                 "42601",
@@ -427,6 +438,7 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        let mut session = self.session.lock().await;
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, raw) in portal.parameters.iter().enumerate() {
             let ty = prepared
@@ -434,13 +446,14 @@ impl ExtendedQueryHandler for Handler {
                 .get(i)
                 .copied()
                 .unwrap_or(DataType::Text);
-            params.push(decode_param(
-                raw.as_deref(),
-                ty,
-                portal.parameter_format.is_binary(i),
-            )?);
+            match decode_param(raw.as_deref(), ty, portal.parameter_format.is_binary(i)) {
+                Ok(v) => params.push(v),
+                Err(e) => {
+                    session.abort_block();
+                    return Err(e);
+                }
+            }
         }
-        let mut session = self.session.lock().await;
         if let Some(r) = crate::pg_catalog::answer(&prepared.stmt, &session) {
             return to_response(r, TxEffect::None, &portal.result_column_format);
         }

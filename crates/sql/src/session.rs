@@ -73,6 +73,14 @@ impl Session {
         &self.db
     }
 
+    /// An error outside `run` (a statement that did not parse, a parameter that did not
+    /// decode): inside a block, the block is now aborted.
+    pub fn abort_block(&mut self) {
+        if self.block == Block::InBlock {
+            self.block = Block::Failed;
+        }
+    }
+
     /// Runs one statement; returns its output and its effect on the transaction.
     pub async fn run(
         &mut self,
@@ -84,6 +92,9 @@ impl Session {
             ..Output::default()
         };
         match stmt {
+            Statement::StartTransaction { .. } if self.block == Block::Failed => {
+                return Err(SqlError::in_failed_transaction());
+            }
             Statement::StartTransaction { .. } => {
                 if self.block == Block::None {
                     self.block = Block::InBlock;

@@ -727,3 +727,25 @@ async fn lock_timeout_and_statement_timeout_cancel_a_wait() {
     assert_eq!(rows(&b, "SELECT v FROM t").await, vec![vec![s("1")]]);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_parse_error_in_a_block_aborts_it_in_both_protocols() {
+    let srv = server().await;
+    let c = connect(srv.addr()).await;
+    c.batch_execute("CREATE TABLE t (id INT)")
+        .await
+        .expect("create");
+    c.batch_execute("BEGIN").await.expect("begin");
+    // Extended protocol: Parse fails.
+    assert!(c.prepare("SELEC 1").await.is_err());
+    assert_eq!(code(&c, "INSERT INTO t VALUES (1)").await, "25P02");
+    assert_eq!(code(&c, "BEGIN").await, "25P02");
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+    // Simple protocol: the same.
+    c.batch_execute("BEGIN").await.expect("begin");
+    assert_eq!(code(&c, "SELEC 1").await, "42601");
+    assert_eq!(code(&c, "INSERT INTO t VALUES (1)").await, "25P02");
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, vec![vec![s("0")]]);
+    srv.stop().await;
+}
