@@ -183,11 +183,23 @@ async fn ddl_dml_queries_and_constraint_errors() {
     assert_eq!(
         code(
             &c,
-            "INSERT INTO users (email) VALUES ('e@x') ON CONFLICT DO NOTHING"
+            "INSERT INTO users (email) VALUES ('a@x') ON CONFLICT (email) DO UPDATE SET age = 1"
         )
         .await,
         "0A000"
     );
+    // ON CONFLICT DO NOTHING skips the duplicate and inserts the rest.
+    let inserted = c
+        .execute(
+            "INSERT INTO users (email) VALUES ('a@x'), ('z@x') ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await
+        .expect("insert");
+    assert_eq!(inserted, 1);
+    c.batch_execute("DELETE FROM users WHERE email = 'z@x'")
+        .await
+        .expect("delete");
     match c.simple_query("SELECT * FROM users WHERE").await {
         Err(e) => {
             let db = e.as_db_error().expect("a server error");

@@ -4,7 +4,7 @@
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::catalog::{ident, object_name};
-use crate::engine::{Result, Table};
+use crate::engine::{Halt, Result, Table};
 use crate::error::SqlError;
 use crate::expr::{Scope, eval, infer_type};
 use crate::planner::plan_table;
@@ -85,9 +85,16 @@ fn returning(
 }
 
 pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
-    if ins.on.is_some() {
-        return Err(SqlError::unsupported("INSERT ... ON CONFLICT").into());
-    }
+    // ON CONFLICT DO NOTHING: a row that would violate a unique constraint is skipped
+    // (whichever constraint; a conflict target is not checked against it).
+    let do_nothing = match &ins.on {
+        None => false,
+        Some(ast::OnInsert::OnConflict(ast::OnConflict {
+            action: ast::OnConflictAction::DoNothing,
+            ..
+        })) => true,
+        Some(_) => return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE").into()),
+    };
     let table = insert_table(ins)?;
     let def = ctx.engine.table(&table)?.def.clone();
     let targets: Vec<usize> = if ins.columns.is_empty() {
@@ -154,8 +161,11 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
             };
             row.push(v.cast(col.ty)?);
         }
-        ctx.engine.insert(ctx.tx, &table, row.clone())?;
-        written.push(row);
+        match ctx.engine.insert(ctx.tx, &table, row.clone()) {
+            Ok(_) => written.push(row),
+            Err(Halt::Error(e)) if do_nothing && e.code == "23505" => {}
+            Err(halt) => return Err(halt),
+        }
     }
     let tag = format!("INSERT 0 {}", written.len());
     returning(
