@@ -420,6 +420,12 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::Values(v) => return values_query(ctx, v),
+        SetExpr::SetOperation {
+            left,
+            op: ast::SetOperator::Union,
+            set_quantifier,
+            right,
+        } => return union(ctx, q, left, right, *set_quantifier),
         other => {
             return Err(SqlError::unsupported(format!(
                 "query {}",
@@ -438,6 +444,88 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
     with_subqueries(ctx, |sub| {
         select_rows(ctx, q, select, &plan, &scope, &items, columns, sub)
     })
+}
+
+/// `left UNION [ALL] right`, then the query's ORDER BY (by output column name or
+/// position) and LIMIT/OFFSET. Without ALL, duplicate rows are removed.
+fn union(
+    ctx: &Ctx<'_>,
+    q: &ast::Query,
+    left: &SetExpr,
+    right: &SetExpr,
+    quantifier: ast::SetQuantifier,
+) -> Result<Output> {
+    let part = |body: &SetExpr| {
+        let mut sub = q.clone();
+        sub.body = Box::new(body.clone());
+        sub.order_by = None;
+        sub.limit_clause = None;
+        query(ctx, &sub)
+    };
+    let mut out = part(left)?;
+    let more = part(right)?;
+    if more.columns.len() != out.columns.len() {
+        return Err(SqlError::syntax(
+            "each UNION query must have the same number of columns",
+            None,
+        )
+        .into());
+    }
+    out.rows.extend(more.rows);
+    if !matches!(quantifier, ast::SetQuantifier::All) {
+        let mut seen = std::collections::HashSet::new();
+        out.rows.retain(|r| seen.insert(r.clone()));
+    }
+    if let Some(OrderByKind::Expressions(order)) = q.order_by.as_ref().map(|o| &o.kind) {
+        let mut keys = Vec::with_capacity(order.len());
+        for o in order {
+            let at = match &o.expr {
+                Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => {
+                        n.parse::<usize>().ok().and_then(|k| k.checked_sub(1))
+                    }
+                    _ => None,
+                },
+                Expr::Identifier(i) => out.columns.iter().position(|(name, _)| *name == ident(i)),
+                _ => None,
+            }
+            .filter(|&k| k < out.columns.len())
+            .ok_or_else(|| SqlError::unsupported(format!("ORDER BY {} on a UNION", o.expr)))?;
+            keys.push((at, matches!(o.options.sort, Some(ast::OrderBySort::Desc))));
+        }
+        out.rows.sort_by(|a, b| {
+            keys.iter()
+                .map(|&(k, desc)| {
+                    if desc {
+                        b[k].cmp(&a[k])
+                    } else {
+                        a[k].cmp(&b[k])
+                    }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let (limit, offset) = match &q.limit_clause {
+        Some(LimitClause::LimitOffset { limit, offset, .. }) => (
+            limit
+                .as_ref()
+                .map(|l| const_usize(l, ctx.params))
+                .transpose()?,
+            offset
+                .as_ref()
+                .map(|o| const_usize(&o.value, ctx.params))
+                .transpose()?,
+        ),
+        _ => (None, None),
+    };
+    out.rows = std::mem::take(&mut out.rows)
+        .into_iter()
+        .skip(offset.unwrap_or(0))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    out.tag = format!("SELECT {}", out.rows.len());
+    Ok(out)
 }
 
 /// Runs `f` with a subquery runner for this statement. Subqueries run against the same
@@ -703,22 +791,34 @@ pub fn describe(
             .collect())
     };
     match stmt {
-        Statement::Query(q) => match q.body.as_ref() {
-            SetExpr::Select(s) => {
-                let plan = plan_from(engine, &s.from, s.selection.as_ref())?;
-                let scope = plan.scope(engine)?;
-                let items = projection(&s.projection, &scope).map_err(halt_error)?;
-                Ok(items
-                    .iter()
-                    .map(|(e, n)| (n.clone(), infer_type(e, &scope)))
-                    .collect())
-            }
-            _ => Ok(Vec::new()),
-        },
+        Statement::Query(q) => describe_body(engine, &q.body),
         Statement::Insert(i) => returning(&insert_table(i)?, &i.returning),
         Statement::Update(u) => returning(&target_table(&u.table.relation)?.0, &u.returning),
         Statement::Delete(d) => returning(&delete_table(d)?.0, &d.returning),
         Statement::Explain { .. } => Ok(vec![("QUERY PLAN".into(), DataType::Text)]),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn describe_body(
+    engine: &Engine,
+    body: &SetExpr,
+) -> std::result::Result<Vec<(String, DataType)>, SqlError> {
+    match body {
+        SetExpr::Select(s) => {
+            let plan = plan_from(engine, &s.from, s.selection.as_ref())?;
+            let scope = plan.scope(engine)?;
+            let items = projection(&s.projection, &scope).map_err(halt_error)?;
+            Ok(items
+                .iter()
+                .map(|(e, n)| (n.clone(), infer_type(e, &scope)))
+                .collect())
+        }
+        SetExpr::SetOperation { left, .. } => describe_body(engine, left),
+        SetExpr::Values(v) => Ok((1..=v.rows.first().map_or(0, |r| r.len()))
+            .map(|i| (format!("column{i}"), DataType::Text))
+            .collect()),
+        SetExpr::Query(q) => describe_body(engine, &q.body),
         _ => Ok(Vec::new()),
     }
 }

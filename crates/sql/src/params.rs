@@ -106,27 +106,40 @@ fn walk_limit(limit: &Option<LimitClause>, scope: &Scope, types: &mut Vec<DataTy
     }
 }
 
+/// Parameters in a query body: each SELECT of a UNION in its own scope.
+fn walk_body(engine: &Engine, body: &SetExpr, types: &mut Vec<DataType>) {
+    match body {
+        SetExpr::Select(s) => {
+            let scope = crate::planner::plan_from(engine, &s.from, None)
+                .and_then(|p| p.scope(engine))
+                .unwrap_or_default();
+            if let Some(w) = &s.selection {
+                walk(w, &scope, types);
+            }
+            for item in &s.projection {
+                if let sqlparser::ast::SelectItem::UnnamedExpr(e)
+                | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    walk(e, &scope, types);
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            walk_body(engine, left, types);
+            walk_body(engine, right, types);
+        }
+        SetExpr::Query(q) => walk_body(engine, &q.body, types),
+        _ => {}
+    }
+}
+
 /// The type of each `$n` in `stmt`, as far as its context says (text otherwise).
 pub fn param_types(engine: &Engine, stmt: &Statement) -> Vec<DataType> {
     let mut types = Vec::new();
     match stmt {
         Statement::Query(q) => {
-            if let SetExpr::Select(s) = q.body.as_ref() {
-                let scope = crate::planner::plan_from(engine, &s.from, None)
-                    .and_then(|p| p.scope(engine))
-                    .unwrap_or_default();
-                if let Some(w) = &s.selection {
-                    walk(w, &scope, &mut types);
-                }
-                for item in &s.projection {
-                    if let sqlparser::ast::SelectItem::UnnamedExpr(e)
-                    | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } = item
-                    {
-                        walk(e, &scope, &mut types);
-                    }
-                }
-                walk_limit(&q.limit_clause, &scope, &mut types);
-            }
+            walk_body(engine, &q.body, &mut types);
+            walk_limit(&q.limit_clause, &Scope::default(), &mut types);
         }
         Statement::Insert(ins) => {
             let table = match &ins.table {

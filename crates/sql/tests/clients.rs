@@ -140,6 +140,15 @@ async fn ddl_dml_queries_and_constraint_errors() {
     );
     assert_eq!(code(&c, "SELECT (SELECT id FROM orders)").await, "21000");
     assert_eq!(
+        rows(
+            &c,
+            "SELECT user_id FROM orders UNION SELECT id FROM users ORDER BY 1 DESC LIMIT 2"
+        )
+        .await,
+        vec![vec![s("3")], vec![s("2")]]
+    );
+    assert_eq!(rows(&c, "SELECT 1 UNION ALL SELECT 1").await.len(), 2);
+    assert_eq!(
         rows(&c, "UPDATE orders SET note = 'big' WHERE user_id IN (SELECT id FROM users WHERE age > 25) RETURNING id").await.len(),
         2
     );
@@ -375,6 +384,17 @@ async fn extended_protocol_with_parameters() {
     assert_eq!(
         all.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
         vec![3, 4]
+    );
+    let both = c
+        .query(
+            "SELECT k FROM kv WHERE k < $1 UNION SELECT k FROM kv WHERE k > $2 ORDER BY 1",
+            &[&1i32, &3i32],
+        )
+        .await
+        .expect("union over the extended protocol");
+    assert_eq!(
+        both.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        vec![0, 4]
     );
     let err = c
         .execute(&insert, &[&1i32, &"dup", &0i64, &true])
