@@ -457,7 +457,7 @@ fn union(
 ) -> Result<Output> {
     let part = |body: &SetExpr| {
         let mut sub = q.clone();
-        sub.body = Box::new(body.clone());
+        *sub.body = body.clone();
         sub.order_by = None;
         sub.limit_clause = None;
         query(ctx, &sub)
