@@ -112,11 +112,28 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
             .collect(),
         Some((index, key)) => {
             let empty = Scope::default();
-            let key: Vec<Value> = key
-                .iter()
+            let mut values = Vec::with_capacity(key.len());
+            for e in key {
+                values.push(eval(e, &env(&empty, &[], ctx.params))?);
+            }
+            // The key in the column's type. A value the type cannot hold exactly (1.5 or
+            // 2^40 against an INT column) cannot be looked up: read every row instead, and
+            // let the WHERE clause, which every caller rechecks, decide.
+            let key: Option<Vec<Value>> = values
+                .into_iter()
                 .zip(&t.def.indexes[*index].columns)
-                .map(|(e, &c)| eval(e, &env(&empty, &[], ctx.params))?.cast(t.def.columns[c].ty))
-                .collect::<std::result::Result<_, _>>()?;
+                .map(|(v, &c)| {
+                    let cast = v.clone().cast(t.def.columns[c].ty).ok()?;
+                    (cast == v).then_some(cast)
+                })
+                .collect();
+            let Some(key) = key else {
+                return Ok(t
+                    .heap
+                    .scan(&ctx.snapshot, clog)
+                    .map(|(id, v)| (id, v.values.clone()))
+                    .collect());
+            };
             t.heap
                 .lookup(*index, &key)
                 .into_iter()

@@ -107,6 +107,17 @@ async fn ddl_dml_queries_and_constraint_errors() {
         rows(&c, "SELECT DISTINCT user_id FROM orders ORDER BY 1").await,
         vec![vec![s("1")], vec![s("2")]]
     );
+    // A key the column's type cannot hold finds nothing (and is no error).
+    assert!(
+        rows(&c, "SELECT * FROM users WHERE id = 1.5")
+            .await
+            .is_empty()
+    );
+    assert!(
+        rows(&c, "SELECT * FROM users WHERE id = 3000000000")
+            .await
+            .is_empty()
+    );
     // NUMERIC is exact and rounds to its scale.
     assert_eq!(
         rows(
