@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use service::{BoxError, Running};
 
+mod startup;
+
 /// mimalloc instead of glibc's malloc, as Redis links jemalloc: kv's checkpoint fold writes
 /// sled, which copies a page on every insert and frees the old copy later, and glibc's heap
 /// fragments under that pattern (a third of the folder's CPU was `malloc`/`free`; with
@@ -32,7 +34,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start every server in one process on its default port.
+    /// Start every server in one process on its default port (plus --port-offset).
     Up(UpArgs),
     /// Check that a server answers PING (exit status 0) or not (1): for healthchecks.
     Ping(PingArgs),
@@ -65,6 +67,13 @@ struct UpArgs {
     /// Directory for the durable servers' data (one subdirectory each).
     #[arg(long, default_value = "./data")]
     dir: String,
+    /// Address every server listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Added to every default port (kv 7379+N, ..., Kafka 9092+N), to run beside the
+    /// compose topology or another `up`.
+    #[arg(long, default_value_t = 0)]
+    port_offset: u16,
 }
 
 #[derive(clap::Args)]
@@ -146,7 +155,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("infralab: {e}");
+            eprintln!("infralab: {}", startup::explain(&e));
             ExitCode::FAILURE
         }
     }
@@ -161,91 +170,175 @@ async fn serve_until_signal(
     Ok(())
 }
 
-/// Starts every server on its default port, in dependency order (kv first: the router
-/// and the cache use it), and prints where each runs. Durable servers keep their data
-/// under `--dir`.
+/// Starts every server on its default port (moved by `--port-offset`, on `--bind`), in
+/// dependency order (kv first: the router and the cache use it), and prints where each
+/// runs. Durable servers keep their data under `--dir`. Every port is checked before
+/// anything is created, so a busy port leaves nothing behind.
 async fn up(args: UpArgs) -> Result<(), BoxError> {
-    let shutdown = service::telemetry::shutdown_on_signal();
     let dir = args.dir.trim_end_matches('/');
     let data = |name: &str| format!("{dir}/{name}");
+    let bind = args.bind.as_str();
+    // Every listener `up` opens, moved by --port-offset and checked before anything starts.
+    let [
+        kv_port,
+        router_port,
+        cache_port,
+        broker_port,
+        stream_port,
+        kafka_port,
+        pubsub_port,
+        sql_port,
+    ] = startup::free_ports(
+        bind,
+        args.port_offset,
+        [
+            // servers: ports
+            ("kv", kv::DEFAULT_PORT),
+            ("shard-router", shard_router::DEFAULT_PORT),
+            ("cache", cache::DEFAULT_PORT),
+            ("broker", broker::DEFAULT_PORT),
+            ("stream", stream::DEFAULT_PORT),
+            ("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT),
+            ("pubsub", pubsub::DEFAULT_PORT),
+            ("sql", sql::DEFAULT_PORT),
+        ],
+    )
+    .await?;
+    // How a client reaches them: `-h` only when not on the default loopback address.
+    let host = match client_host(bind) {
+        "127.0.0.1" => String::new(),
+        other => format!("-h {other} "),
+    };
+    let listen = |port: u16| {
+        [
+            "--bind".to_string(),
+            bind.to_string(),
+            "--port".into(),
+            port.to_string(),
+        ]
+    };
+
+    let shutdown = service::telemetry::shutdown_on_signal();
     // (name, address, how to try it), and the servers to wait for.
-    let mut table: Vec<(&str, String, &str)> = Vec::new();
+    let mut table: Vec<(&str, String, String)> = Vec::new();
     let mut running: Vec<Running> = Vec::new();
     // servers: up
     let kv = kv::start(
-        kv::Args::parse_from(["kv", "--dir", &data("kv")]),
+        kv::Args::parse_from(
+            ["kv".to_string(), "--dir".into(), data("kv")]
+                .into_iter()
+                .chain(listen(kv_port)),
+        ),
         shutdown.clone(),
     )
     .await?;
+    let kv_addr = kv.addr().to_string();
     table.push((
         "kv",
-        kv.addr().to_string(),
-        "redis-cli -p 7379 SET greeting hello",
+        kv_addr.clone(),
+        format!("redis-cli {host}-p {kv_port} SET greeting hello"),
     ));
     running.push(kv);
     let router = shard_router::start(
-        shard_router::Args::parse_from(["router", "--shards", "127.0.0.1:7379"]),
+        shard_router::Args::parse_from(
+            ["router".to_string(), "--shards".into(), kv_addr.clone()]
+                .into_iter()
+                .chain(listen(router_port)),
+        ),
         shutdown.clone(),
     )
     .await?;
     table.push((
         "shard-router",
         router.addr().to_string(),
-        "redis-cli -p 7390 ROUTER SHARDOF user:1",
+        format!("redis-cli {host}-p {router_port} ROUTER SHARDOF user:1"),
     ));
     running.push(router);
     let cache = cache::start(
-        cache::Args::parse_from(["cache", "--origin", "127.0.0.1:7379"]),
+        cache::Args::parse_from(
+            ["cache".to_string(), "--origin".into(), kv_addr]
+                .into_iter()
+                .chain(listen(cache_port)),
+        ),
         shutdown.clone(),
     )
     .await?;
     table.push((
         "cache",
         cache.addr().to_string(),
-        "redis-cli -p 7380 GET greeting",
+        format!("redis-cli {host}-p {cache_port} GET greeting"),
     ));
     running.push(cache);
     let broker = broker::start(
-        broker::Args::parse_from(["broker", "--dir", &data("broker")]),
+        broker::Args::parse_from(
+            ["broker".to_string(), "--dir".into(), data("broker")]
+                .into_iter()
+                .chain(listen(broker_port)),
+        ),
         shutdown.clone(),
     )
     .await?;
     table.push((
         "broker",
         broker.addr().to_string(),
-        "redis-cli -p 7382 QSEND jobs hello",
+        format!("redis-cli {host}-p {broker_port} QSEND jobs hello"),
     ));
     running.push(broker);
     let stream = stream::start_with_kafka(
-        stream::Args::parse_from(["stream", "--dir", &data("stream")]),
+        stream::Args::parse_from(
+            [
+                "stream".to_string(),
+                "--dir".into(),
+                data("stream"),
+                "--kafka-port".into(),
+                kafka_port.to_string(),
+            ]
+            .into_iter()
+            .chain(listen(stream_port)),
+        ),
         shutdown.clone(),
     )
     .await?;
     table.push((
         "stream",
         stream.running.addr().to_string(),
-        "redis-cli -p 7383 PRODUCE orders hello KEY user-1",
+        format!("redis-cli {host}-p {stream_port} PRODUCE orders hello KEY user-1"),
     ));
     table.push((
         "stream (Kafka)",
         stream.kafka_addr.to_string(),
-        "kcat -b 127.0.0.1:9092 -L",
+        format!("kcat -b {}:{kafka_port} -L", client_host(bind)),
     ));
     running.push(stream.running);
-    let pubsub = pubsub::start(pubsub::Args::parse_from(["pubsub"]), shutdown.clone()).await?;
+    let pubsub = pubsub::start(
+        pubsub::Args::parse_from(
+            ["pubsub".to_string()]
+                .into_iter()
+                .chain(listen(pubsub_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
     table.push((
         "pubsub",
         pubsub.addr().to_string(),
-        "redis-cli -p 7381 SUBSCRIBE news",
+        format!("redis-cli {host}-p {pubsub_port} SUBSCRIBE news"),
     ));
     running.push(pubsub);
 
-    let sql_args = sql::Args::parse_from(["sql", "--dir", &data("sql")]);
-    let sql_server = sql::start(sql_args, shutdown.clone()).await?;
+    let sql_server = sql::start(
+        sql::Args::parse_from(
+            ["sql".to_string(), "--dir".into(), data("sql")]
+                .into_iter()
+                .chain(listen(sql_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
     table.push((
         "sql",
         sql_server.addr().to_string(),
-        "psql -h 127.0.0.1 -p 7432 -c 'SELECT 1'",
+        format!("psql -h {} -p {sql_port} -c 'SELECT 1'", client_host(bind)),
     ));
 
     println!("{:<16} {:<18} try it", "server", "address");
@@ -258,6 +351,14 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     }
     sql_server.wait().await;
     Ok(())
+}
+
+/// The host a client on this machine dials for a server bound to `bind`.
+fn client_host(bind: &str) -> &str {
+    match bind {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        other => other,
+    }
 }
 
 /// `PING` with a deadline, for container healthchecks: exit 0 only on `+PONG`.

@@ -24,6 +24,7 @@ pub mod rate;
 pub mod replicas;
 mod reply;
 pub mod reshard;
+mod slow_link;
 mod trace;
 
 pub use lab::{Against, Endpoints, Lab};

@@ -110,6 +110,13 @@ pub fn show(frame: &Frame) -> String {
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
+        Frame::Pairs(pairs) => {
+            let inner: Vec<String> = pairs
+                .iter()
+                .map(|(a, b)| format!("[{}, {}]", show(a), show(b)))
+                .collect();
+            format!("[{}]", inner.join(", "))
+        }
         Frame::Double(d) => d.to_string(),
         Frame::Boolean(b) => b.to_string(),
         Frame::BigNumber(b) => String::from_utf8_lossy(b).into_owned(),

@@ -14,20 +14,25 @@
 //! 5. [`dead_letter`] — poison messages and redrive.
 //! 6. [`engine`] — all queues and the protocol's operations, deterministic in `now`.
 //! 7. [`store`] and [`codec`] — durability with sled and `--fsync`.
-//! 8. [`commands`] and [`server`] — RESP, long polling, disconnecting consumers.
+//! 8. [`shared_engine`] — the engine as connections share it: durability waits, long
+//!    polling; [`consumer`] — consumers that disconnect.
+//! 9. [`commands`] (RESP → shared engine → reply) and [`server`] (wiring).
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod consumer;
 pub mod dead_letter;
 pub mod engine;
 pub mod journal;
 pub mod message;
 pub mod queue;
 pub mod receipt;
+pub mod redo;
 pub mod schedule;
 pub mod server;
+pub mod shared_engine;
 pub mod store;
 pub mod visibility;
 
@@ -40,9 +45,10 @@ use service::{BoxError, CancellationToken, Running};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
 use crate::receipt::NonceSource;
-use crate::server::{Broker, Inner};
+use crate::server::Broker;
+use crate::shared_engine::SharedEngine;
 
-pub use crate::server::OnDisconnect;
+pub use crate::consumer::OnDisconnect;
 pub use crate::store::Fsync;
 
 /// The broker's port (`redis-cli -p 7382`).
@@ -60,6 +66,11 @@ pub struct Args {
     /// When writes reach the disk: `always` (before the reply), `everysec`, or `no`.
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
+    /// Start even when the redo log is damaged in the middle (the changes after the
+    /// damage are dropped). Without it the broker refuses to start and names the file and
+    /// byte. A torn last record is always cut off.
+    #[arg(long)]
+    pub load_truncated: bool,
     /// A closed consumer connection's in-flight messages: `release` (visible again at
     /// once) or `keep` (visible when their visibility timeout ends, as SQS).
     #[arg(long, value_enum, default_value = "release")]
@@ -79,17 +90,17 @@ pub async fn start_with_clock(
 ) -> Result<Running, BoxError> {
     let dir = args.dir.clone();
     let fsync = args.fsync;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir)).await??;
-    let (queues, messages) = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.load()).await??
-    };
+    let load_truncated = args.load_truncated;
+    let (store, (queues, messages)) = tokio::task::spawn_blocking(move || {
+        store::Store::open_and_load(&dir, fsync, load_truncated)
+    })
+    .await??;
     let mut engine = Engine::new(store.clone(), NonceSource::random_seed());
     let release = args.on_disconnect == OnDisconnect::Release;
     engine
         .restore(queues, messages, release, clock.now())
         .map_err(|e| format!("restoring the queues: {e:?}"))?;
-    let inner = Arc::new(Inner::new(
+    let inner = Arc::new(SharedEngine::new(
         engine,
         store,
         fsync,

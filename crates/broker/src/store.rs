@@ -20,10 +20,10 @@
 //!   has completed — a confirmed send or ack survives a crash of the process or machine.
 //!   Concurrent requests share flushes (*group commit*, see [`Store::flush`]), so this
 //!   costs latency more than throughput.
-//! - `everysec`: the server flushes once a second; a crash loses at most about a second
-//!   of writes (as before write-behind, when sled's own timer flushed every second).
-//! - `no`: the pending writes are handed to sled once a second, and sled writes them when
-//!   its buffers fill, and on a clean shutdown.
+//! - `everysec`: the server flushes once a second; until then the changes are in the
+//!   redo log ([`crate::redo`]), written to the kernel before the replies, so a crash of
+//!   the process loses nothing and a crash of the machine at most about a second.
+//! - `no`: as `everysec`, without the `fdatasync` of sled's log: the kernel decides.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -37,6 +37,7 @@ use crate::codec;
 use crate::journal::{Journal, StorageError};
 use crate::message::{Message, MessageId};
 use crate::queue::QueueConfig;
+use crate::redo::{self, Change, Redo};
 
 /// `--fsync`: when writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +73,11 @@ pub struct Store {
     /// Held while a batch is taken from `pending` and applied, so batches reach sled in
     /// the order they were taken.
     applying: Arc<Mutex<()>>,
+    /// Under `--fsync everysec` and `no`: every change, written to the kernel before the
+    /// replies (see [`crate::redo`]). `None` under `always`, whose replies wait for sled.
+    redo: Option<Arc<Mutex<Redo>>>,
+    /// `fdatasync` sled's log after a flush (not under `--fsync no`).
+    sync_log: bool,
 }
 
 /// The engine's writes since the last batch: the newest version of each record (`None`:
@@ -131,7 +137,82 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// sled 0.34 panics on some damage to its files instead of returning an error (a
+/// flipped byte in the middle of `db`: "tried to serialize Uninitialized" while it
+/// recovers). Opening and loading run inside [`std::panic::catch_unwind`], so the panic
+/// becomes an error that names the file; this hook keeps the default hook from printing
+/// a panic trace for it, on the opening thread only, while it opens.
+mod quiet_open {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static OPENING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f`, turning a panic into `Err(message)` without printing a trace.
+    pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !OPENING.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+        OPENING.with(|o| o.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        OPENING.with(|o| o.set(false));
+        result.map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into())
+        })
+    }
+}
+
 impl Store {
+    /// Opens the store in `dir`, replays the redo log into it (see [`crate::redo`]; with
+    /// `load_truncated`, past damage in its middle), and reads everything back
+    /// ([`Store::load`]). Damage that makes sled panic is reported as an error naming the
+    /// database file.
+    pub fn open_and_load(
+        dir: &Path,
+        fsync: Fsync,
+        load_truncated: bool,
+    ) -> Result<(Store, Loaded), StorageError> {
+        let opened = quiet_open::catch(|| {
+            let mut store = Store::open(dir)?;
+            let redo_dir = dir.join("redo");
+            let (changes, last) = redo::recover(&redo_dir, load_truncated)?;
+            let replayed = changes.len();
+            store.replay(changes)?;
+            let redo = Redo::create(&redo_dir, last)?;
+            // The replayed changes are on disk in sled now: their files can go.
+            redo.forget(last)?;
+            if replayed > 0 {
+                tracing::info!("replayed {replayed} changes from the redo log");
+            }
+            store.sync_log = fsync != Fsync::No;
+            store.redo = (fsync != Fsync::Always).then(|| Arc::new(Mutex::new(redo)));
+            let loaded = store.load()?;
+            Ok((store, loaded))
+        });
+        let db = dir.join("db");
+        match opened {
+            Ok(Ok(opened)) => Ok(opened),
+            Ok(Err(StorageError(e))) => Err(StorageError(format!("{}: {e}", db.display()))),
+            Err(panic) => Err(StorageError(format!(
+                "{}: the message store is damaged and cannot be opened (sled: {panic}); \
+                 restore the directory from a backup, or move it away to start empty",
+                db.display()
+            ))),
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<Store, StorageError> {
         // No timer of sled's own: the server flushes (see the module's doc).
         let db = sled::Config::new()
@@ -154,7 +235,50 @@ impl Store {
             }),
             pending: Arc::default(),
             applying: Arc::default(),
+            redo: None,
+            sync_log: true,
         })
+    }
+
+    /// Applies changes recovered from the redo log to sled and makes them durable. Every
+    /// delete is written (the ids of messages sled holds are not known yet).
+    fn replay(&mut self, changes: Vec<Change>) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        lock(&self.pending).batched_up_to = MessageId::MAX;
+        for change in changes {
+            match change {
+                Change::PutMessage(queue, message) => self.put_message(&queue, &message)?,
+                Change::DeleteMessage(id) => self.delete_message(id)?,
+                Change::PutQueue(name, config) => self.put_queue(&name, &config)?,
+                Change::DeleteQueue(name) => self.delete_queue(&name)?,
+            }
+        }
+        self.apply()?;
+        lock(&self.pending).batched_up_to = 0;
+        self.db.flush().map_err(storage)?;
+        self.log
+            .sync_data()
+            .map_err(|e| StorageError(e.to_string()))
+    }
+
+    /// Writes the redo log's buffered changes to the kernel: one `write()`, called after a
+    /// connection's batch of commands and before their replies (see [`crate::redo`]).
+    pub fn write_redo(&self) {
+        if let Some(redo) = &self.redo
+            && let Err(e) = lock(redo).write()
+        {
+            tracing::error!("redo log write failed: {e}");
+        }
+    }
+
+    /// Adds a change to the redo log's buffer (under `--fsync everysec` and `no`).
+    fn log_change(&self, change: impl FnOnce() -> Change) -> Result<(), StorageError> {
+        match &self.redo {
+            Some(redo) => lock(redo).push(&change()),
+            None => Ok(()),
+        }
     }
 
     /// Reads every queue and message, in id order.
@@ -246,12 +370,25 @@ impl Store {
             let target = commits.requested.load(Ordering::SeqCst);
             let store = self.clone();
             let flush = move || -> Result<(), String> {
+                // A new redo file first: every change in the older ones is then in the
+                // batch applied below (or an earlier one), and they can go once sled has
+                // it on disk.
+                let sealed = match &store.redo {
+                    Some(redo) => Some(lock(redo).rotate().map_err(|e| e.0)?),
+                    None => None,
+                };
                 store.apply().map_err(|e| e.0)?;
                 store.db.flush().map_err(|e| e.to_string())?;
                 // On Linux sled 0.34 ends a flush with `sync_file_range`, which survives a
                 // crash of the process but not of the machine (it neither flushes the
                 // drive's cache nor the file's metadata). `fdatasync` does.
-                store.log.sync_data().map_err(|e| e.to_string())
+                if store.sync_log {
+                    store.log.sync_data().map_err(|e| e.to_string())?;
+                }
+                match (&store.redo, sealed) {
+                    (Some(redo), Some(sealed)) => lock(redo).forget(sealed).map_err(|e| e.0),
+                    _ => Ok(()),
+                }
             };
             let result = match tokio::task::spawn_blocking(flush).await {
                 Ok(result) => result.err(),
@@ -274,6 +411,7 @@ impl Journal for Store {
     }
 
     fn put_message(&mut self, queue: &Bytes, message: &Message) -> Result<(), StorageError> {
+        self.log_change(|| Change::PutMessage(queue.clone(), message.clone()))?;
         // A clone shares the payload (`Bytes`): encoding waits for the batch, and is
         // skipped if the message is gone by then.
         lock(&self.pending)
@@ -283,6 +421,7 @@ impl Journal for Store {
     }
 
     fn delete_message(&mut self, id: MessageId) -> Result<(), StorageError> {
+        self.log_change(|| Change::DeleteMessage(id))?;
         let mut pending = lock(&self.pending);
         if id > pending.batched_up_to {
             // Never handed to sled: forgetting its pending put is the whole deletion.
@@ -294,6 +433,7 @@ impl Journal for Store {
     }
 
     fn put_queue(&mut self, name: &Bytes, config: &QueueConfig) -> Result<(), StorageError> {
+        self.log_change(|| Change::PutQueue(name.clone(), config.clone()))?;
         lock(&self.pending)
             .queues
             .insert(name.clone(), Some(config.clone()));
@@ -301,6 +441,7 @@ impl Journal for Store {
     }
 
     fn delete_queue(&mut self, name: &Bytes) -> Result<(), StorageError> {
+        self.log_change(|| Change::DeleteQueue(name.clone()))?;
         lock(&self.pending).queues.insert(name.clone(), None);
         Ok(())
     }

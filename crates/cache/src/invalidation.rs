@@ -19,7 +19,7 @@ use proto::Frame;
 use service::{CancellationToken, RespClient};
 use tracing::{info, warn};
 
-use crate::server::CacheServer;
+use crate::layer::CacheLayer;
 
 /// `HOST:PORT/CHANNEL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ impl std::str::FromStr for ChannelAddr {
 }
 
 /// Subscribes to `source` until `shutdown`, deleting every key published on it.
-pub async fn run(server: Arc<CacheServer>, source: ChannelAddr, shutdown: CancellationToken) {
+pub async fn run(server: Arc<CacheLayer>, source: ChannelAddr, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
@@ -64,7 +64,7 @@ pub async fn run(server: Arc<CacheServer>, source: ChannelAddr, shutdown: Cancel
 }
 
 async fn subscribe_and_apply(
-    server: &CacheServer,
+    server: &CacheLayer,
     source: &ChannelAddr,
     first: &mut bool,
     backoff: &mut Duration,

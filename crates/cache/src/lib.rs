@@ -11,14 +11,17 @@
 //! 1. [`store`] — the engine: slab + index + expiry, memory accounting ([`memory`]).
 //! 2. [`policy`] and the policies: [`lru`] (exact), [`tinylfu`] with its
 //!    [`frequency_sketch`], [`random`], [`ttl`], [`noeviction`].
-//! 3. [`server`] — read-through with [`singleflight`], write-through, to the [`origin`];
-//!    event-based [`invalidation`].
-//! 4. [`commands`] — RESP → engine → reply.
+//! 3. [`layer`] — the cache layer every connection shares: read-through with
+//!    [`singleflight`], write-through and WARM, to the [`origin`]; event-based
+//!    [`invalidation`].
+//! 4. [`commands`] — RESP → cache layer → reply.
+//! 5. [`server`] — wiring: the layer as a RESP server (INFO, CONFIG), the expiry task.
 #![forbid(unsafe_code)]
 
 pub mod commands;
 pub mod frequency_sketch;
 pub mod invalidation;
+pub mod layer;
 pub mod lru;
 pub mod memory;
 pub mod noeviction;
@@ -36,8 +39,8 @@ use std::sync::Arc;
 use service::{BoxError, CancellationToken, Running};
 
 use crate::invalidation::ChannelAddr;
+use crate::layer::CacheLayer;
 use crate::policy::PolicyKind;
-use crate::server::CacheServer;
 
 /// The cache's port: one above kv's, so a cache in front of kv is 7380 → 7379.
 pub const DEFAULT_PORT: u16 = 7380;
@@ -94,7 +97,7 @@ fn parse_policy(s: &str) -> Result<PolicyKind, String> {
 
 /// Binds, starts the background tasks and returns once listening.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
-    let server = Arc::new(CacheServer::new(&args));
+    let server = Arc::new(CacheLayer::new(&args));
     let running = service::spawn(
         server.clone(),
         &args.service,

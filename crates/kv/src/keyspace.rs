@@ -432,10 +432,16 @@ pub enum Outcome {
     Nil,
     Integer(i64),
     Bulk(Bytes),
-    /// A list of answers (`LPOP key 3`, `ZPOPMIN`).
+    /// A list of answers (`LPOP key 3`, `ZPOPMIN key`).
     Array(Vec<Outcome>),
     /// No list at all (`LPOP key 3` on a missing key; RESP2 `*-1`).
     NullArray,
+    /// A sorted-set score (`ZADD ... INCR`): a double in RESP3.
+    Score(f64),
+    /// Distinct members (`SPOP key count`): a set in RESP3.
+    Members(Vec<Bytes>),
+    /// Members with their scores (`ZPOPMIN key count`): [member, score] pairs in RESP3.
+    Scored(Vec<(Bytes, f64)>),
 }
 
 /// A key's TTL as `TTL`/`PTTL`/`EXPIRETIME` see it.

@@ -9,11 +9,13 @@
 //! - [`value`]: what a key holds (an enum: a string or a collection); [`types`]: the
 //!   hash, list, set and sorted set (a treap for ranks), and the writes that change them.
 //! - [`storage`]: durability — an append-only journal (group commit under `--fsync
-//!   always`) folded into sled, the checkpoint; [`codec`]: the fixed byte format.
+//!   always`, written before the replies under `everysec`) folded into sled, the
+//!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family.
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
+pub mod allocator;
 pub mod blocking;
 pub mod clock;
 pub mod codec;
@@ -63,6 +65,11 @@ pub struct Args {
     /// (left to the kernel).
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
+    /// Start even when the journal is damaged in the middle (records after the damage are
+    /// dropped; the damaged file is kept as `*.kvj.damaged`). Without it kv refuses to
+    /// start and names the file and byte. A torn last record is always truncated.
+    #[arg(long)]
+    pub load_truncated: bool,
     /// Refuse writes that grow memory beyond this many bytes (`100mb`, `1gb`; 0: no limit).
     #[arg(long, default_value = "0", value_parser = service::settings::parse_memory)]
     pub maxmemory: u64,
@@ -119,7 +126,10 @@ async fn start_here(
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Running, BoxError> {
     let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
-    let kv = tokio::task::spawn_blocking(move || Kv::open(dir, fsync, maxmemory, clock)).await??;
+    let load_truncated = args.load_truncated;
+    let kv =
+        tokio::task::spawn_blocking(move || Kv::open(dir, fsync, load_truncated, maxmemory, clock))
+            .await??;
     let kv = Arc::new(kv.with_replication(replication::Config {
         mode: args.replication,
         sync_replicas: args.sync_replicas,
@@ -134,6 +144,7 @@ async fn start_here(
         stopping.1.cancelled().await;
         stopping.0.blocked.stop();
     });
+    tokio::spawn(allocator::run(shutdown.clone()));
     tokio::spawn(kv.expiry_cycle(shutdown));
     Ok(running)
 }

@@ -37,6 +37,9 @@ pub struct Session {
     pub db: usize,
     /// Journal position of this client's last write not yet known durable.
     unsynced: u64,
+    /// Journal position of this client's last write: written to the kernel before its
+    /// reply goes out ([`Kv::batch_executed`](service::Server::batch_executed)).
+    unwritten: u64,
     /// Replication: a replica's link, or this client's last write offset.
     pub(crate) repl: crate::replication::ReplSession,
 }
@@ -61,13 +64,20 @@ impl Kv {
     pub fn open(
         dir: Option<PathBuf>,
         fsync: Fsync,
+        load_truncated: bool,
         maxmemory: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Kv, sled::Error> {
         let now = clock.now_ms();
         let mut keyspace = Keyspace::new(dir.is_some());
         let storage = match &dir {
-            Some(dir) => Some(Storage::open(dir, fsync, &mut keyspace, now)?),
+            Some(dir) => Some(Storage::open(
+                dir,
+                fsync,
+                load_truncated,
+                &mut keyspace,
+                now,
+            )?),
             None => None,
         };
         Ok(Kv {
@@ -157,6 +167,7 @@ impl Kv {
         }
         if let Some((seq, offset)) = self.publish(&mut ks) {
             session.unsynced = seq;
+            session.unwritten = seq;
             session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
@@ -166,6 +177,7 @@ impl Kv {
     /// waits for durability up to `seq`, the journal position of its pop, like a writer.
     pub(crate) fn served_at(&self, session: &mut Session, seq: u64) {
         session.unsynced = session.unsynced.max(seq);
+        session.unwritten = session.unwritten.max(seq);
     }
 
     /// Runs a read against the keyspace (lazy expiry may still delete keys).
@@ -294,6 +306,21 @@ impl Server for Kv {
             &mut client.session,
             reply,
         ))
+    }
+
+    /// Before the batch's replies are written: under `--fsync everysec` and `no`, the
+    /// journal records of its writes go to the kernel now, with one `write()` (see
+    /// [`Storage::write_through`]). Under `always` each write already waited for its fsync.
+    fn batch_executed(&self, session: &mut Session) {
+        if session.unwritten == 0 {
+            return;
+        }
+        if let Some(storage) = &self.storage
+            && storage.fsync != Fsync::Always
+        {
+            storage.write_through(session.unwritten);
+        }
+        session.unwritten = 0;
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {

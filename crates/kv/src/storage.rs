@@ -24,14 +24,21 @@
 //!   fsync runs, more clients' records pile up in the buffer, and the next write and
 //!   fsync cover them all, so throughput grows with the number of clients instead of being
 //!   one disk flush per write.
-//! - `everysec` (default): the writer wakes every [`WRITE_INTERVAL`] (or sooner when a lot
-//!   has queued), writes what gathered, and fsyncs once a second. A crash of the process
-//!   loses at most the last interval's writes (what was written is in the kernel's page
-//!   cache); a crash of the machine at most about a second.
+//! - `everysec` (default): the records are written to the kernel *before the replies go
+//!   out*, and only the fsync waits, once a second on the writer thread: Redis's
+//!   `appendfsync everysec`. The event loop itself does the `write()`, once per batch of
+//!   replies ([`Storage::write_through`], called from the server's `batch_executed`), not
+//!   once per command: a pipeline of 16 `SET`s, or every client served in one round, is
+//!   one `write()`. A crash of the process then loses no acknowledged write (the kernel
+//!   has the bytes and writes them after the process is gone); a crash of the machine
+//!   loses at most about a second.
 //! - `no`: as `everysec`, but the kernel decides when to flush.
 //!
-//! The writer never touches sled, and clients never wait for it except under `always`, or
-//! when it has fallen more than [`MAX_LAG`] changes or [`MAX_QUEUED_BYTES`] behind.
+//! Under `everysec` and `no` the writer thread still wakes every [`WRITE_INTERVAL`] to
+//! write changes no reply waits for (keys the expiry cycle deleted), fsyncs, and starts a
+//! new file when one is full. The writer never touches sled, and clients never wait for it
+//! except under `always`, or when it has fallen more than [`MAX_LAG`] changes or
+//! [`MAX_QUEUED_BYTES`] behind.
 //!
 //! Why not write into sled directly? That was the first design, and every change became a
 //! sled insert: find the key's place in the tree, copy its page, log it — 10-14 thousand
@@ -48,9 +55,12 @@
 //!
 //! 1. load sled into memory (keys that expired while the server was down are dropped);
 //! 2. replay the journal from the position sled records, file by file, into memory;
-//! 3. a record cut short or failing its checksum at the end of the last file is a torn
-//!    tail (the crash interrupted a write nobody was answered for): truncate the file there
-//!    and go on. Damage anywhere else refuses to start — that is not a crash's work;
+//! 3. a record cut short or failing its checksum with nothing valid after it, at the end
+//!    of the last file, is a torn tail (the crash interrupted a write nobody was answered
+//!    for): truncate the file there and go on. Damage followed by valid records refuses to
+//!    start, naming the file and the byte — that is not a crash's work, and truncating
+//!    would drop acknowledged writes, which the next fold would then make permanent —
+//!    unless `--load-truncated` says to drop them anyway;
 //! 4. start a new journal file, and fold the replayed ones in the background.
 
 pub mod checkpoint;
@@ -103,8 +113,8 @@ pub struct Progress {
     pub last_flush: u64,
 }
 
-/// How long, under `everysec` and `no`, records may wait in memory before the writer
-/// writes them: the batch a `write()` carries, against what a crash of the process loses.
+/// How long, under `everysec` and `no`, records no reply waits for (the expiry cycle's
+/// deletions) may stay in memory before the writer thread writes them.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Journal bytes after which the writer starts a new file and the full one is folded into
@@ -150,14 +160,72 @@ struct Pending {
     abandon: bool,
 }
 
+/// The journal file being appended to, and the buffer its records are taken in.
+struct Open {
+    appender: Appender,
+    /// The next batch's buffer, swapped with [`Pending::records`] so that appending
+    /// reuses its capacity instead of growing a new buffer for every batch.
+    spare: Vec<u8>,
+}
+
+/// A buffer that grew past this (a large value went through it) is dropped after its
+/// batch rather than kept: capacity kept for later batches would hold a copy's worth of
+/// memory for the life of the process.
+const KEEP_CAPACITY: usize = 4 * 1024 * 1024;
+
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Held while records are taken from `pending` and written, so batches reach the
+    /// file in the order they were taken, whichever thread writes them. Lock order:
+    /// `journal`, then `pending`.
+    journal: Mutex<Open>,
+    /// Position of the last change written to the kernel.
+    written: AtomicU64,
+    /// Bytes of records appended and not yet taken by a write.
+    queued: AtomicU64,
+    progress: Arc<watch::Sender<Progress>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         crate::lock(&self.pending)
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Open> {
+        crate::lock(&self.journal)
+    }
+
+    /// Takes every record appended so far and writes it to the journal file with one
+    /// `write()`; returns the position now written.
+    fn write_out(&self) -> u64 {
+        let mut open = self.journal();
+        let mut batch = std::mem::take(&mut open.spare);
+        let seq = {
+            let mut pending = self.lock();
+            std::mem::swap(&mut pending.records, &mut batch);
+            pending.changes = 0;
+            pending.seq
+        };
+        self.queued.store(0, Ordering::Relaxed);
+        if !batch.is_empty() {
+            match open.appender.append(&batch) {
+                Ok(()) => {
+                    self.written.store(seq, Ordering::Release);
+                    self.progress.send_if_modified(|p| {
+                        let moved = p.written < seq;
+                        p.written = p.written.max(seq);
+                        moved
+                    });
+                }
+                Err(e) => error!("journal write failed: {e}"),
+            }
+        }
+        batch.clear();
+        if batch.capacity() <= KEEP_CAPACITY {
+            open.spare = batch;
+        }
+        self.written.load(Ordering::Acquire)
     }
 }
 
@@ -166,8 +234,6 @@ pub struct Storage {
     shared: Arc<Shared>,
     progress: watch::Receiver<Progress>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Bytes of records appended and not yet taken by the writer.
-    queued: Arc<AtomicU64>,
     pub fsync: Fsync,
 }
 
@@ -185,19 +251,24 @@ fn io(e: std::io::Error) -> sled::Error {
 impl Storage {
     /// Opens (or creates) the store in `dir`, loads the checkpoint and replays the journal
     /// into `keyspace`, and starts the writer and folder threads.
+    ///
+    /// `load_truncated` (`--load-truncated`): start even if the journal is damaged in the
+    /// middle, dropping everything after the damage (see the module docs, step 3).
     pub fn open(
         dir: &Path,
         fsync: Fsync,
+        load_truncated: bool,
         keyspace: &mut Keyspace,
         now: u64,
     ) -> Result<Storage, sled::Error> {
-        Self::open_with(dir, fsync, keyspace, now, FOLD_THRESHOLD)
+        Self::open_with(dir, fsync, load_truncated, keyspace, now, FOLD_THRESHOLD)
     }
 
     /// [`Self::open`], folding whenever the journal passes `fold_threshold` bytes.
     pub fn open_with(
         dir: &Path,
         fsync: Fsync,
+        load_truncated: bool,
         keyspace: &mut Keyspace,
         now: u64,
         fold_threshold: u64,
@@ -207,7 +278,8 @@ impl Storage {
         files.db.flush()?;
         let journal_dir = journal::directory(dir);
         std::fs::create_dir_all(&journal_dir).map_err(io)?;
-        let (replayed, last) = replay(&journal_dir, files.position(), keyspace).map_err(io)?;
+        let (replayed, last) =
+            replay(&journal_dir, files.position(), keyspace, load_truncated).map_err(io)?;
         // The replayed changes are in the journal already: not to be appended again.
         keyspace.drain_changes();
         info!(
@@ -239,21 +311,24 @@ impl Storage {
                 ..Pending::default()
             }),
             wake: Condvar::new(),
+            journal: Mutex::new(Open {
+                appender,
+                spare: Vec::new(),
+            }),
+            written: AtomicU64::new(seq),
+            queued: AtomicU64::new(0),
+            progress: progress.clone(),
         });
-        let queued = Arc::new(AtomicU64::new(0));
         let folder = std::thread::Builder::new().name("kv-folder".into()).spawn({
             let (journal_dir, progress) = (journal_dir.clone(), progress.clone());
             move || checkpoint::folder(files, journal_dir, fold_rx, progress)
         });
         let writer = Writer {
             shared: shared.clone(),
-            journal: appender,
             journal_dir,
             fsync,
-            progress: progress.clone(),
             folder: fold_tx,
             fold_threshold,
-            queued: queued.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("kv-writer".into())
@@ -263,7 +338,6 @@ impl Storage {
             shared,
             progress: progress.subscribe(),
             threads: Mutex::new(threads),
-            queued,
             fsync,
         })
     }
@@ -278,7 +352,8 @@ impl Storage {
         }
         pending.changes += changes.len() as u64;
         pending.seq = seq;
-        self.queued
+        self.shared
+            .queued
             .store(pending.records.len() as u64, Ordering::Relaxed);
         let wake = match pending.writer {
             Waiting::No => false,
@@ -293,6 +368,18 @@ impl Storage {
             pending.writer = Waiting::No;
             drop(pending);
             self.shared.wake.notify_one();
+        }
+    }
+
+    /// Writes every record appended so far to the kernel unless change `seq` is there
+    /// already: called by the event loop after it has executed a client's batch of
+    /// commands and before it writes their replies, under `--fsync everysec` and `no`.
+    /// One `write()` per batch of replies (and none when another client's batch already
+    /// carried this one's records): no reply leaves before its write, so killing the
+    /// process loses no acknowledged write, as with Redis's AOF.
+    pub fn write_through(&self, seq: u64) {
+        if self.shared.written.load(Ordering::Acquire) < seq {
+            self.shared.write_out();
         }
     }
 
@@ -326,7 +413,7 @@ impl Storage {
 
     fn caught_up_with(&self, progress: &Progress, seq: u64) -> bool {
         seq.saturating_sub(progress.written) <= MAX_LAG
-            && self.queued.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES
+            && self.shared.queued.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES
     }
 
     /// `SAVE`: makes everything appended so far durable and folds the journal into the
@@ -367,12 +454,16 @@ impl Storage {
 }
 
 /// Replays the journal after `from` into `keyspace`: every file from `from`'s on, in
-/// order. A torn tail of the last file is truncated; damage in an earlier one is an
-/// error. Returns the number of changes replayed and the last file's generation.
+/// order. Damage in the last record of the last file is a torn tail, truncated. Damage
+/// followed by valid records (later in the file, or in a later file) is an error naming
+/// the file and byte — unless `load_truncated` (`--load-truncated`), which truncates there
+/// anyway, keeping a copy of the damaged file and setting later files aside. Returns the
+/// number of changes replayed and the last file's generation.
 fn replay(
     journal_dir: &Path,
     from: Position,
     keyspace: &mut Keyspace,
+    load_truncated: bool,
 ) -> std::io::Result<(usize, Option<u64>)> {
     let generations = journal::generations(journal_dir)?;
     let mut replayed = 0;
@@ -394,22 +485,58 @@ fn replay(
         }
         // Keep the keyspace's own journal from growing while a long one is replayed.
         keyspace.drain_changes();
-        if let Some(damage) = reader.damage() {
-            if i + 1 < generations.len() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "journal file {generation} is damaged at byte {} ({damage}) and is not the last one",
-                        reader.offset()
-                    ),
-                ));
-            }
+        let Some(damage) = reader.damage() else {
+            continue;
+        };
+        let at = reader.offset();
+        let path = journal::path(journal_dir, generation);
+        let later = &generations[i + 1..];
+        let follows = match later.first() {
+            Some(_) => Some(0),
+            None => journal::valid_record_after(journal_dir, generation, at)?,
+        };
+        let Some(valid_at) = follows else {
             warn!(
-                "journal file {generation}: {damage} at byte {}: truncating the torn tail",
-                reader.offset()
+                "journal file {}: {damage} at byte {at}, the last record: a torn tail (a write cut short by a crash), truncating it",
+                path.display()
             );
-            journal::truncate(journal_dir, generation, reader.offset())?;
+            journal::truncate(journal_dir, generation, at)?;
+            continue;
+        };
+        let followed_by = if later.is_empty() {
+            format!("a valid record at byte {valid_at}")
+        } else {
+            format!("{} later journal file(s)", later.len())
+        };
+        if !load_truncated {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "journal file {} is damaged at byte {at} ({damage}), followed by {followed_by}: \
+                     not a torn tail. Refusing to start rather than drop the writes after it; \
+                     restore the file, or start with --load-truncated to drop everything from \
+                     byte {at} on",
+                    path.display()
+                ),
+            ));
         }
+        let copy = path.with_extension("kvj.damaged");
+        std::fs::copy(&path, &copy)?;
+        warn!(
+            "journal file {}: {damage} at byte {at}, followed by {followed_by}; \
+             --load-truncated: dropping everything from there on (the file as it was is kept as {})",
+            path.display(),
+            copy.display()
+        );
+        journal::truncate(journal_dir, generation, at)?;
+        for &dropped in later {
+            let aside = journal::set_aside(journal_dir, dropped)?;
+            warn!(
+                "--load-truncated: journal file set aside as {}",
+                aside.display()
+            );
+        }
+        return Ok((replayed, Some(generation)));
     }
     Ok((replayed, generations.last().copied()))
 }
@@ -417,32 +544,26 @@ fn replay(
 /// The writer thread's state.
 struct Writer {
     shared: Arc<Shared>,
-    journal: Appender,
     journal_dir: PathBuf,
     fsync: Fsync,
-    progress: Arc<watch::Sender<Progress>>,
     folder: mpsc::Sender<Fold>,
     fold_threshold: u64,
-    queued: Arc<AtomicU64>,
 }
 
 impl Writer {
-    /// Takes what was appended, writes it, fsyncs per `--fsync`, starts a new file and
-    /// asks for a fold when one is due; until told to stop.
+    /// Writes what was appended and no reply has written yet, fsyncs per `--fsync`,
+    /// starts a new file and asks for a fold when one is due; until told to stop.
     fn run(mut self) {
-        let mut batch = Vec::new();
-        let (mut written, mut durable) = {
-            let p = self.progress.borrow();
-            (p.written, p.durable)
-        };
+        let mut durable = self.shared.progress.borrow().durable;
         let mut last_write = Instant::now();
         let mut last_sync = Instant::now();
         let mut saves_done = 0;
         loop {
-            let (seq, saves, stop, abandon) = {
+            let (saves, stop, abandon) = {
                 let mut pending = self.shared.lock();
                 loop {
                     let now = Instant::now();
+                    let written = self.shared.written.load(Ordering::Acquire);
                     let sync_at = (self.fsync == Fsync::Everysec && durable < written)
                         .then(|| last_sync + Duration::from_secs(1));
                     let write_at = (!pending.records.is_empty()).then(|| {
@@ -477,20 +598,10 @@ impl Writer {
                     };
                     pending.writer = Waiting::No;
                 }
-                std::mem::swap(&mut pending.records, &mut batch);
-                pending.changes = 0;
-                self.queued.store(0, Ordering::Relaxed);
-                (pending.seq, pending.saves, pending.stop, pending.abandon)
+                (pending.saves, pending.stop, pending.abandon)
             };
-            if !batch.is_empty() {
-                match self.journal.append(&batch) {
-                    Ok(()) => written = seq,
-                    Err(e) => error!("journal write failed: {e}"),
-                }
-                batch.clear();
-                last_write = Instant::now();
-                self.progress.send_modify(|p| p.written = written);
-            }
+            let written = self.shared.write_out();
+            last_write = Instant::now();
             let save = saves > saves_done;
             let sync_due = match self.fsync {
                 Fsync::Always => durable < written,
@@ -500,12 +611,14 @@ impl Writer {
                 Fsync::No => false,
             };
             if sync_due || save || stop {
-                match self.journal.sync() {
+                // Outside the journal's lock: the event loop keeps appending meanwhile.
+                let file = self.shared.journal().appender.file();
+                match file.sync_data() {
                     Ok(()) => {
                         durable = written;
                         last_sync = Instant::now();
-                        self.progress.send_modify(|p| {
-                            p.durable = written;
+                        self.shared.progress.send_modify(|p| {
+                            p.durable = p.durable.max(written);
                             p.last_flush = unix_secs();
                         });
                     }
@@ -515,7 +628,8 @@ impl Writer {
             if stop && abandon {
                 break;
             }
-            if save || stop || self.journal.bytes() >= self.fold_threshold {
+            let full = self.shared.journal().appender.bytes() >= self.fold_threshold;
+            if save || stop || full {
                 self.start_fold(saves, stop);
             }
             saves_done = saves;
@@ -528,27 +642,44 @@ impl Writer {
 
     /// Closes the current journal file (starting the next one, unless stopping) and asks
     /// the folder to fold every closed file.
+    ///
+    /// The next file is created before the journal's lock is taken and the full one is
+    /// finished (cut and fsynced) after it is released: the event loop, which writes
+    /// under that lock, waits for neither.
     fn start_fold(&mut self, saves: u64, stop: bool) {
-        let current = self.journal.generation();
-        let through = if stop || self.journal.has_records() {
+        let (current, has_records) = {
+            let open = self.shared.journal();
+            (open.appender.generation(), open.appender.has_records())
+        };
+        let mut through = if stop || has_records {
             current
         } else {
             current - 1
         };
-        let mut through = through;
-        if through == current
-            && let Err(e) = self.journal.finish()
-        {
-            error!("journal file {current}: {e}");
-        }
-        if !stop && through == current {
-            match Appender::create(&self.journal_dir, current + 1) {
-                Ok(next) => self.journal = next,
+        if through == current {
+            let closed = if stop {
+                Ok(None)
+            } else {
+                match Appender::create(&self.journal_dir, current + 1) {
+                    Ok(next) => Ok(Some(std::mem::replace(
+                        &mut self.shared.journal().appender,
+                        next,
+                    ))),
+                    Err(e) => Err(e),
+                }
+            };
+            let finished = match closed {
+                Ok(Some(full)) => full.finish(),
+                Ok(None) => self.shared.journal().appender.finish(),
                 Err(e) => {
                     // Keep appending to this file; fold the closed ones (if any).
                     error!("cannot start a new journal file: {e}");
                     through = current - 1;
+                    Ok(())
                 }
+            };
+            if let Err(e) = finished {
+                error!("journal file {current}: {e}");
             }
         }
         let _ = self.folder.send(Fold {
@@ -651,7 +782,8 @@ mod tests {
 
     fn open(dir: &Path, threshold: u64) -> (Keyspace, Storage) {
         let mut ks = Keyspace::new(true);
-        let storage = Storage::open_with(dir, Fsync::Always, &mut ks, NOW, threshold).unwrap();
+        let storage =
+            Storage::open_with(dir, Fsync::Always, false, &mut ks, NOW, threshold).unwrap();
         (ks, storage)
     }
 
@@ -781,7 +913,7 @@ mod tests {
             files.db.flush().unwrap();
         }
         let mut ks = Keyspace::new(true);
-        let storage = Storage::open(&dir, Fsync::Always, &mut ks, NOW).unwrap();
+        let storage = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).unwrap();
         let Some(Value::List(list)) = ks.value(0, &b("l"), NOW) else {
             panic!("no list");
         };
@@ -829,7 +961,69 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         Appender::create(&journal_dir, newest + 1).unwrap();
         let mut ks = Keyspace::new(true);
-        assert!(Storage::open(&dir, Fsync::Always, &mut ks, NOW).is_err());
+        assert!(Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A flipped byte in the middle of the last file, with valid records after it, is
+    /// not a torn tail: kv refuses to start and names the file and the byte; with
+    /// `--load-truncated` it starts with the records before the damage, keeping a copy.
+    #[tokio::test]
+    async fn damage_in_the_middle_refuses_to_start_unless_load_truncated() {
+        let dir = temp_dir("middle");
+        let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
+        for round in 0..4 {
+            write(&mut ks, &storage, workload(round)).await;
+        }
+        storage.stop(true).await;
+        let journal_dir = journal::directory(&dir);
+        let last = *journal::generations(&journal_dir).unwrap().last().unwrap();
+        let path = journal::path(&journal_dir, last);
+        let end = records_end(&journal_dir, last);
+        // The record holding the middle byte, and where it starts.
+        let middle = end / 2;
+        // The record holding the middle byte, where it starts, and what the records
+        // before it make.
+        let mut prefix = Keyspace::new(true);
+        let mut reader = journal::Reader::open(&journal_dir, last, 0).unwrap();
+        let mut record_start = reader.offset();
+        while let Some((change, next)) = reader.next_change().unwrap() {
+            if next > middle {
+                break;
+            }
+            prefix.replay(change);
+            record_start = next;
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[middle as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let mut ks = Keyspace::new(true);
+        let refused = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW)
+            .err()
+            .expect("a journal damaged in the middle must not load")
+            .to_string();
+        assert!(refused.contains(&path.display().to_string()), "{refused}");
+        assert!(
+            refused.contains(&format!("byte {record_start} ")),
+            "{refused}"
+        );
+        assert!(refused.contains("--load-truncated"), "{refused}");
+        // Nothing was truncated or folded by the refusal.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        let mut ks = Keyspace::new(true);
+        let storage = Storage::open(&dir, Fsync::Always, true, &mut ks, NOW).unwrap();
+        storage.close().await;
+        assert_eq!(
+            std::fs::read(path.with_extension("kvj.damaged")).unwrap(),
+            bytes
+        );
+        // What the records before the damage make, and nothing after.
+        let mut ks = Keyspace::new(true);
+        let storage = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).unwrap();
+        assert_eq!(ks.snapshot(NOW), prefix.snapshot(NOW));
+        storage.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use proto::Frame;
+use proto::{Frame, Protocol};
 use service::RespClient;
 use testkit::RedisServer;
 
@@ -67,12 +67,39 @@ fn words(line: &str) -> Vec<Bytes> {
 /// Puts replies that Redis documents as unordered (KEYS, SCAN, HGETALL, SMEMBERS, ...)
 /// in a canonical order; field/value and member/score pairs are sorted as pairs.
 fn normalize(request: &[Bytes], reply: Frame) -> Frame {
+    // RESP3 maps and sets are unordered by definition: canonical order for both.
+    let reply = match reply {
+        Frame::Map(mut pairs) => {
+            pairs.sort_by(|a, b| {
+                (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()))
+            });
+            return Frame::Map(pairs);
+        }
+        Frame::Set(mut items) => {
+            items.sort_by(|a, b| a.as_bytes().cmp(&b.as_bytes()));
+            return Frame::Set(items);
+        }
+        reply => reply,
+    };
     let command = request[0].to_ascii_uppercase();
     let paired = matches!(command.as_slice(), b"HGETALL" | b"HSCAN" | b"ZSCAN")
         || request.iter().any(|w| {
             w.eq_ignore_ascii_case(b"WITHVALUES") || w.eq_ignore_ascii_case(b"WITHSCORES")
         });
     let sort = |items: Vec<Frame>| {
+        let nested = items.iter().all(|f| matches!(f, Frame::Array(_)));
+        if paired && nested && !items.is_empty() {
+            // RESP3 pairs: [[member, score], ...], each pair sorted as one.
+            let mut items = items;
+            items.sort_by(|a, b| {
+                let key = |f: &Frame| match f {
+                    Frame::Array(pair) => pair.iter().map(|f| f.as_bytes().cloned()).collect(),
+                    _ => Vec::new(),
+                };
+                key(a).cmp(&key(b))
+            });
+            return Frame::Array(items);
+        }
         let mut groups: Vec<Vec<Frame>> = if paired {
             items.chunks(2).map(<[Frame]>::to_vec).collect()
         } else {
@@ -110,20 +137,40 @@ fn close_enough(a: &Frame, b: &Frame) -> bool {
 
 #[tokio::test]
 async fn replies_match_redis_server() {
-    compare_corpus(include_str!("data/corpus.txt"), 300).await;
+    compare_corpus(include_str!("data/corpus.txt"), 300, Protocol::Resp2).await;
 }
 
 /// Hashes, lists, sets and sorted sets.
 #[tokio::test]
 async fn collection_replies_match_redis_server() {
-    compare_corpus(include_str!("data/collections.txt"), 300).await;
+    compare_corpus(include_str!("data/collections.txt"), 300, Protocol::Resp2).await;
+}
+
+/// The same corpus after `HELLO 3`: every reply must have the RESP3 type Redis gives it
+/// (a map, a set, a double, a null...), not only the same contents.
+#[tokio::test]
+async fn resp3_replies_match_redis_server() {
+    compare_corpus(include_str!("data/corpus.txt"), 300, Protocol::Resp3).await;
+}
+
+/// Collections after `HELLO 3`: HGETALL a map, SMEMBERS a set, ZSCORE a double,
+/// WITHSCORES as [member, score] pairs.
+#[tokio::test]
+async fn resp3_collection_replies_match_redis_server() {
+    compare_corpus(include_str!("data/collections.txt"), 300, Protocol::Resp3).await;
 }
 
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
-async fn compare_corpus(corpus: &str, at_least: usize) {
+async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;
     let server = common::start(&[]).await;
     let mut kv = common::connect(&server).await;
+    if protocol == Protocol::Resp3 {
+        for client in [&mut kv, &mut peer] {
+            let hello = client.call(["HELLO", "3"]).await.unwrap();
+            assert!(matches!(hello, Frame::Map(_)), "HELLO 3: {hello:?}");
+        }
+    }
     let mut compared = 0;
     let mut mismatches = Vec::new();
     for (n, raw) in corpus.lines().enumerate() {
@@ -132,7 +179,7 @@ async fn compare_corpus(corpus: &str, at_least: usize) {
             continue;
         }
         let (mode, text) = match line.as_bytes()[0] {
-            b'~' | b'!' => (line.as_bytes()[0], &line[1..]),
+            b'~' | b'!' | b'?' => (line.as_bytes()[0], &line[1..]),
             _ => (b'=', line),
         };
         let request = words(text);
@@ -141,6 +188,7 @@ async fn compare_corpus(corpus: &str, at_least: usize) {
         let equal = match mode {
             b'!' => true,
             b'~' => close_enough(&ours, &theirs),
+            b'?' => std::mem::discriminant(&ours) == std::mem::discriminant(&theirs),
             _ => ours == theirs,
         };
         compared += 1;
@@ -170,17 +218,28 @@ async fn compare_corpus(corpus: &str, at_least: usize) {
 /// checked, along with timeouts, several keys, BLMOVE woken by a push, and errors.
 #[tokio::test]
 async fn blocking_pops_match_redis_server() {
-    let (redis, _peer) = start_redis().await;
-    let server = common::start(&[]).await;
-    let theirs = blocking_script(redis.socket_addr()).await;
-    let ours = blocking_script(server.addr()).await;
-    assert_eq!(ours, theirs);
-    assert!(ours.len() >= 20);
-    server.stop().await;
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        let (redis, _peer) = start_redis().await;
+        let server = common::start(&[]).await;
+        let theirs = blocking_script(redis.socket_addr(), protocol).await;
+        let ours = blocking_script(server.addr(), protocol).await;
+        assert_eq!(ours, theirs, "{protocol:?}");
+        assert!(ours.len() >= 20);
+        server.stop().await;
+    }
 }
 
-async fn blocking_script(addr: impl tokio::net::ToSocketAddrs + Copy) -> Vec<Frame> {
-    let connect = || async move { RespClient::connect(addr).await.unwrap() };
+async fn blocking_script(
+    addr: impl tokio::net::ToSocketAddrs + Copy,
+    protocol: Protocol,
+) -> Vec<Frame> {
+    let connect = || async move {
+        let mut c = RespClient::connect(addr).await.unwrap();
+        if protocol == Protocol::Resp3 {
+            c.call(["HELLO", "3"]).await.unwrap();
+        }
+        c
+    };
     let mut c = connect().await;
     let mut log = Vec::new();
     async fn call(c: &mut RespClient, words: &[&str]) -> Frame {

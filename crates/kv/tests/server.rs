@@ -430,7 +430,7 @@ async fn redis_benchmark_runs_without_errors() {
     let server = start(&[]).await;
     let port = server.addr().port().to_string();
     for pipeline in ["1", "16"] {
-        let out = tokio::process::Command::new("redis-benchmark")
+        let out = tokio::process::Command::from(testkit::peer("redis-benchmark"))
             .args([
                 "-p",
                 &port,
@@ -444,7 +444,12 @@ async fn redis_benchmark_runs_without_errors() {
             .args(["-P", pipeline, "-q"])
             .output()
             .await
-            .expect("redis-benchmark must be installed (.ci/run installs redis-tools)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "redis-benchmark did not run ({e}): {}",
+                    testkit::INSTALL_PEERS
+                )
+            });
         let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n")
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{text}");

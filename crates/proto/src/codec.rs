@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::decode::{Limits, Mode, ProtocolError, parse_frame};
+use crate::decode::{FrameParser, Limits, Mode, ProtocolError};
 use crate::frame::{Frame, Protocol};
 
 /// RESP decoder and encoder with limits, a mode (request or reply) and a dialect.
@@ -15,6 +15,8 @@ pub struct RespCodec {
     pub limits: Limits,
     pub mode: Mode,
     pub protocol: Protocol,
+    /// How far into a partly arrived frame decoding has got.
+    parser: FrameParser,
 }
 
 impl RespCodec {
@@ -24,6 +26,7 @@ impl RespCodec {
             limits,
             mode: Mode::Request,
             protocol: Protocol::Resp2,
+            parser: FrameParser::default(),
         }
     }
 
@@ -33,6 +36,7 @@ impl RespCodec {
             limits: Limits::default(),
             mode: Mode::Reply,
             protocol: Protocol::Resp2,
+            parser: FrameParser::default(),
         }
     }
 }
@@ -72,7 +76,7 @@ impl Decoder for RespCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        Ok(parse_frame(src, &self.limits, self.mode)?)
+        Ok(self.parser.next(src, &self.limits, self.mode)?)
     }
 }
 

@@ -25,6 +25,29 @@
 //! can tell a map from a list without knowing the command; when the connection is still on
 //! RESP2, [`Frame::encode`] lowers each RESP3 type to the RESP2 shape Redis itself uses
 //! (a map becomes a flat array of key, value, key, value...).
+//!
+//! ## Which type a reply has: decided here, once
+//!
+//! A command says what its reply *is* — a map, a set, a score — by the variant it builds,
+//! and never looks at the connection's protocol. [`Frame::encode`] is the one place that
+//! turns that meaning into bytes for the dialect the connection speaks, the way Redis's
+//! `addReplyMap`, `addReplySet` and `addReplyDouble` do. So RESP2 clients keep getting
+//! exactly the bytes they always got, and RESP3 clients get Redis 7's types:
+//!
+//! | the reply is... | build | RESP3 | RESP2 | Redis commands |
+//! |---|---|---|---|---|
+//! | fields and values | [`Frame::Map`] | `%` | flat `*` | HGETALL, CONFIG GET, HELLO, stats |
+//! | unique members | [`Frame::Set`] | `~` | `*` | SMEMBERS, SINTER, SUNION, SDIFF, SPOP n |
+//! | a floating-point number | [`Frame::Double`] | `,` | `$` text | ZSCORE, ZMSCORE, ZINCRBY, ZADD INCR |
+//! | a list of pairs | [`Frame::Pairs`] | `*` of `*2` | flat `*` | WITHSCORES, WITHVALUES, ZPOPMIN n |
+//! | nothing | [`Frame::Null`], [`Frame::NullArray`] | `_` | `$-1`, `*-1` | GET missing, BLPOP timeout |
+//! | yes or no | [`Frame::Boolean`] | `#` | `:1`/`:0` | our servers' structured replies |
+//! | a message nobody asked for | [`Frame::Push`] | `>` | `*` | pub/sub messages |
+//! | text for humans | [`Frame::Verbatim`] | `=` | `$` | INFO, CLIENT INFO, CLIENT LIST |
+//!
+//! Everything else (strings, integers, errors, plain arrays) is the same in both. The
+//! common replies — `+OK`, a bulk string, an integer — take the first arms of the match,
+//! so `GET` and `SET` pay nothing for RESP3.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -65,9 +88,16 @@ pub enum Frame {
     Array(Vec<Frame>),
     /// RESP3 `%N`: N key/value pairs, in order.
     Map(Vec<(Frame, Frame)>),
+    /// A list of pairs that is not a map (a member may repeat, order matters): RESP3
+    /// sends an array of two-element arrays, RESP2 one flat array — Redis's
+    /// `if (c->resp > 2) addReplyArrayLen(c, 2)` before each pair of `ZRANGE ...
+    /// WITHSCORES`, `HRANDFIELD ... WITHVALUES` or `ZPOPMIN key count`. Only ever built
+    /// by a server; a RESP3 decoder reads these bytes back as arrays.
+    Pairs(Vec<(Frame, Frame)>),
     /// RESP3 `~N`: N unordered, unique frames.
     Set(Vec<Frame>),
-    /// RESP3 `,1.5` (also `inf`, `-inf`, `nan`).
+    /// RESP3 `,1.5` (also `inf`, `-inf`, `nan`); a bulk string of the same text in
+    /// RESP2 (see [`format_double`]).
     Double(f64),
     /// RESP3 `#t` / `#f`.
     Boolean(bool),
@@ -109,6 +139,15 @@ impl Frame {
         Frame::Array(items.into_iter().map(|b| Frame::Bulk(b.into())).collect())
     }
 
+    /// A set of bulk strings (SMEMBERS, SINTER...): `~` in RESP3, an array in RESP2.
+    pub fn bulk_set<I, B>(items: I) -> Frame
+    where
+        I: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        Frame::Set(items.into_iter().map(|b| Frame::Bulk(b.into())).collect())
+    }
+
     /// `true` for `-...` replies.
     pub fn is_error(&self) -> bool {
         matches!(self, Frame::Error(_))
@@ -126,8 +165,9 @@ impl Frame {
     /// Writes this frame in the given dialect, appending to `dst`.
     ///
     /// RESP3-only types are lowered for RESP2 clients the way Redis does it, so one
-    /// command implementation serves both: map → flat array, set → array, double → bulk
-    /// string, boolean → integer 0/1, push → array, big number and verbatim → bulk.
+    /// command implementation serves both: map and pairs → flat array, set → array,
+    /// double → bulk string, boolean → integer 0/1, push → array, big number and
+    /// verbatim → bulk. (The table at the top of this module lists them.)
     pub fn encode(&self, protocol: Protocol, dst: &mut BytesMut) {
         let resp3 = protocol == Protocol::Resp3;
         match self {
@@ -151,6 +191,17 @@ impl Frame {
                 for (k, v) in pairs {
                     k.encode(protocol, dst);
                     v.encode(protocol, dst);
+                }
+            }
+            Frame::Pairs(pairs) => {
+                let len = pairs.len() as i64;
+                header(dst, b'*', if resp3 { len } else { 2 * len });
+                for (a, b) in pairs {
+                    if resp3 {
+                        dst.put_slice(b"*2\r\n");
+                    }
+                    a.encode(protocol, dst);
+                    b.encode(protocol, dst);
                 }
             }
             Frame::Double(d) => {
@@ -196,17 +247,45 @@ pub fn encode_command<'a>(dst: &mut BytesMut, words: impl Iterator<Item = &'a [u
     }
 }
 
-/// Formats a double the way Redis does in replies: integers without a fraction,
-/// `inf`/`-inf`/`nan` spelled out, otherwise the shortest text that reads back exactly.
-pub fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        "nan".to_string()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if d == d.trunc() && d.abs() < 1e17 {
-        format!("{}", d as i64)
+/// Formats a double as Redis 7.0 replies it (`addReplyDouble`): C's `%.17g` — 17
+/// significant digits, trailing zeros dropped, an exponent below 1e-4 or from 1e17 —
+/// and `inf`, `-inf`, `nan`. `1500` → `1500`, `2.5` → `2.5`, `0.1` →
+/// `0.10000000000000001`, `1e20` → `1e+20`. Seventeen digits always read back as the
+/// same `f64`, which is why Redis chose them.
+pub fn format_double(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // `{:.16e}` rounds to 17 significant digits exactly as printf does.
+    let sci = format!("{:.16e}", v.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let sign = if v < 0.0 { "-" } else { "" };
+    if !(-4..17).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{dot}{rest}e{esign}{:02}", exp.abs());
+    }
+    if exp < 0 {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let int_len = exp as usize + 1;
+    if digits.len() <= int_len {
+        format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
     } else {
-        format!("{d}")
+        let (int, frac) = digits.split_at(int_len);
+        format!("{sign}{int}.{frac}")
     }
 }
 
@@ -323,5 +402,47 @@ mod tests {
         };
         assert_eq!(enc(&v, Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
         assert_eq!(enc(&v, Protocol::Resp2), b"$2\r\nhi\r\n");
+    }
+
+    /// Pairs: nested in RESP3, one flat array in RESP2 (what Redis 7 sends for
+    /// `ZRANGE z 0 -1 WITHSCORES`).
+    #[test]
+    fn pairs_nest_in_resp3_and_flatten_in_resp2() {
+        let pairs = Frame::Pairs(vec![
+            (Frame::bulk("a"), Frame::Double(1.5)),
+            (Frame::bulk("b"), Frame::Double(2.0)),
+        ]);
+        assert_eq!(
+            enc(&pairs, Protocol::Resp3),
+            b"*2\r\n*2\r\n$1\r\na\r\n,1.5\r\n*2\r\n$1\r\nb\r\n,2\r\n"
+        );
+        assert_eq!(
+            enc(&pairs, Protocol::Resp2),
+            b"*4\r\n$1\r\na\r\n$3\r\n1.5\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(enc(&Frame::Pairs(vec![]), Protocol::Resp3), b"*0\r\n");
+    }
+
+    #[test]
+    fn doubles_print_like_redis_7_0() {
+        for (v, text) in [
+            (1500.0, "1500"),
+            (2.5, "2.5"),
+            (-2.5, "-2.5"),
+            (0.1, "0.10000000000000001"),
+            (1e20, "1e+20"),
+            (1.5e-7, "1.4999999999999999e-07"),
+            (0.0001, "0.0001"),
+            (123456789.0, "123456789"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ] {
+            assert_eq!(format_double(v), text);
+            assert_eq!(
+                enc(&Frame::Double(v), Protocol::Resp3),
+                format!(",{text}\r\n").as_bytes()
+            );
+        }
     }
 }

@@ -8,16 +8,29 @@ use crate::decode::{InlineOutcome, Limits, ProtocolError, consume};
 use crate::frame::Frame;
 
 /// Takes one inline line off the front of `buf`.
+///
+/// The search for its `\n` starts at `*scan_from`: while the line is incomplete, the
+/// parser remembers there how far it has searched (and resets it to 0 once the line is
+/// taken), so a long line arriving a byte at a time is searched once, not once per byte.
+/// The bytes searched are added to `scanned`.
 pub(crate) fn parse_inline(
     buf: &mut BytesMut,
     limits: &Limits,
+    scan_from: &mut usize,
+    scanned: &mut u64,
 ) -> Result<InlineOutcome, ProtocolError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+    let skip = (*scan_from).min(buf.len());
+    let found = buf[skip..].iter().position(|&b| b == b'\n');
+    let Some(newline) = found.map(|i| i + skip) else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError("too big inline request".into()));
         }
+        *scanned += (buf.len() - skip) as u64;
+        *scan_from = buf.len();
         return Ok(InlineOutcome::Incomplete);
     };
+    *scanned += (newline + 1 - skip) as u64;
+    *scan_from = 0;
     if newline > limits.max_inline_len {
         return Err(ProtocolError("too big inline request".into()));
     }

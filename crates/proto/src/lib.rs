@@ -26,6 +26,6 @@ pub mod request;
 
 pub use args::{Args, CommandError};
 pub use codec::{CodecError, RespCodec};
-pub use decode::{Limits, Mode, ProtocolError, frame_len, parse_frame};
+pub use decode::{FrameParser, Limits, Mode, ProtocolError, frame_len, parse_frame};
 pub use frame::{Frame, Protocol, encode_bulk_array, encode_command};
 pub use request::RequestParser;

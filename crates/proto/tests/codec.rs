@@ -36,13 +36,16 @@ fn frame() -> impl Strategy<Value = Frame> {
     })
 }
 
+/// Decodes chunks arriving one after another with one parser, as a connection does: the
+/// parser resumes a partly arrived frame where it stopped.
 fn decode_all(chunks: &[&[u8]], mode: Mode) -> Vec<Frame> {
     let limits = Limits::default();
+    let mut parser = proto::FrameParser::default();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
-        while let Some(f) = parse_frame(&mut buf, &limits, mode).expect("valid input") {
+        while let Some(f) = parser.next(&mut buf, &limits, mode).expect("valid input") {
             out.push(f);
         }
     }
@@ -69,6 +72,12 @@ proptest! {
         for cut in 0..one.len() {
             prop_assert_eq!(proto::frame_len(&one[..cut], &limits), Ok(None));
         }
+        // Resumed: one parser fed the frame a byte at a time stops at the same place.
+        let mut parser = proto::FrameParser::default();
+        for cut in 0..one.len() {
+            prop_assert_eq!(parser.measure(&wire[..cut], &limits), Ok(None));
+        }
+        prop_assert_eq!(parser.measure(&wire, &limits), Ok(Some(one.len())));
     }
 
     /// `encode_command` writes what encoding the same words as a `Frame` writes.

@@ -118,7 +118,7 @@ async fn redis_crate_resp3_push() {
 async fn redis_cli_subscribe_and_publish() {
     let server = common::start(&[]).await;
     let port = server.addr().port().to_string();
-    let mut subscriber = Command::new("redis-cli")
+    let mut subscriber = Command::from(testkit::peer("redis-cli"))
         .args(["-p", &port, "SUBSCRIBE", "alerts"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -130,7 +130,7 @@ async fn redis_cli_subscribe_and_publish() {
         got.push(lines.next_line().await.unwrap().unwrap());
     }
     assert_eq!(got, ["subscribe", "alerts", "1"]);
-    let publish = Command::new("redis-cli")
+    let publish = Command::from(testkit::peer("redis-cli"))
         .args(["-p", &port, "PUBLISH", "alerts", "disk full"])
         .output()
         .await
@@ -141,7 +141,7 @@ async fn redis_cli_subscribe_and_publish() {
         got.push(lines.next_line().await.unwrap().unwrap());
     }
     assert_eq!(got, ["message", "alerts", "disk full"]);
-    let numsub = Command::new("redis-cli")
+    let numsub = Command::from(testkit::peer("redis-cli"))
         .args(["-p", &port, "PUBSUB", "NUMSUB", "alerts"])
         .output()
         .await

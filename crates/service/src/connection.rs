@@ -15,13 +15,21 @@
 //! on a backend). The loop then keeps executing the rest of the pipeline and awaits the
 //! deferred replies, in request order, only just before it writes — so one client's
 //! pipeline of 16 GETs is 16 requests in flight to the backends, not 16 round trips.
+//!
+//! Memory: a server may hold thousands of connections that are idle nearly all the time,
+//! so a connection holds buffers only while it uses them. It waits for input *without* a
+//! read buffer — one is taken when the socket is readable, and let go again when every
+//! request in it has been served (Redis 7 likewise frees an idle client's query buffer).
+//! A partly arrived request keeps its buffer, which grows only as its bytes arrive. The
+//! reply buffer is kept between batches while small, and let go when a large reply grew
+//! it, so one big request does not cost its size for the rest of the connection's life.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proto::{Args, CommandError, Frame, Protocol, RequestParser};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -38,6 +46,13 @@ const FLUSH_THRESHOLD: usize = 1024 * 1024;
 /// Deferred replies beyond this many are settled and written before the rest of a
 /// pipeline is executed, bounding what one client keeps in flight.
 const MAX_IN_FLIGHT: usize = 4096;
+
+/// The read buffer taken when the socket is readable: what one read may bring.
+const READ_SIZE: usize = 16 * 1024;
+
+/// A reply buffer up to this size is kept between batches (reused, it costs no
+/// allocation per batch); a larger one, grown by a large reply, is let go once written.
+const KEEP_OUTPUT: usize = 16 * 1024;
 
 /// What a connection needs to execute commands: the server, the shared state and the
 /// command table.
@@ -56,7 +71,8 @@ pub(crate) async fn serve<S: Server>(
     let info = registration.info.clone();
     let authenticated = ctx.shared.settings.requirepass().is_none();
     let mut client = Client::new(S::Session::default(), info.clone(), authenticated);
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    // No read buffer until there is something to read (see the module's notes on memory).
+    let mut input = BytesMut::new();
     let mut requests = RequestParser::default();
     let mut output = Outbox::default();
     let stats = &info.stats;
@@ -79,6 +95,7 @@ pub(crate) async fn serve<S: Server>(
                 Err(e) => {
                     debug!(client = info.id, "closing after {e}");
                     output.frame(client.protocol, e.to_frame());
+                    ctx.server.batch_executed(&mut client.session);
                     let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                     break 'connection;
                 }
@@ -148,15 +165,20 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             if close {
+                ctx.server.batch_executed(&mut client.session);
                 let _ = write(&mut stream, &mut output, stats, &info.evict).await;
                 break 'connection;
             }
-            if output.must_flush()
-                && write(&mut stream, &mut output, stats, &info.evict)
+            // Replies written before the batch ends (a huge pipeline's) come after the
+            // server's end-of-batch work too: a durable server writes its journal there.
+            if output.must_flush() {
+                ctx.server.batch_executed(&mut client.session);
+                if write(&mut stream, &mut output, stats, &info.evict)
                     .await
                     .is_err()
-            {
-                break 'connection;
+                {
+                    break 'connection;
+                }
             }
         }
         Stats::add(&stats.commands_processed, executed);
@@ -175,18 +197,31 @@ pub(crate) async fn serve<S: Server>(
             break;
         }
 
-        // 3. Wait for more input, a push, a kill/shutdown, or the idle timeout.
-        if input.capacity() - input.len() < 4096 {
-            input.reserve(16 * 1024);
+        // 3. Wait for more input, a push, a kill/shutdown, or the idle timeout — holding
+        // no read buffer if every request in the last one was served.
+        if input.is_empty() {
+            input = BytesMut::new();
         }
+        output.let_go_of_large_buffers();
         let idle = ctx.shared.settings.idle_timeout();
         tokio::select! {
             _ = &mut stopped => break,
-            read = stream.read_buf(&mut input) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    Stats::add(&stats.reads_processed, 1);
-                    Stats::add(&stats.net_input_bytes, n as u64);
+            ready = stream.readable() => {
+                if ready.is_err() {
+                    break;
+                }
+                if input.capacity() - input.len() < 4096 {
+                    input.reserve(READ_SIZE);
+                }
+                match stream.try_read_buf(&mut input) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        Stats::add(&stats.reads_processed, 1);
+                        Stats::add(&stats.net_input_bytes, n as u64);
+                    }
+                    // Readiness can be spurious: go round and wait again.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
                 }
             },
             push = ctx.server.next_push(&mut client.session) => match push {
@@ -294,6 +329,20 @@ impl Outbox {
 
     fn later(&mut self, protocol: Protocol, later: Deferred) {
         self.waiting.push_back((protocol, Queued::Later(later)));
+    }
+
+    /// Between batches, with everything written: drops buffers a large reply or a long
+    /// pipeline grew, so an idle connection holds only small ones.
+    fn let_go_of_large_buffers(&mut self) {
+        if self.output.capacity() > KEEP_OUTPUT && self.output.is_empty() {
+            self.output = BytesMut::new();
+        }
+        if self.waiting.capacity() > 64 && self.waiting.is_empty() {
+            self.waiting = VecDeque::new();
+        }
+        if self.parts.capacity() > 64 && self.parts.is_empty() {
+            self.parts = Vec::new();
+        }
     }
 
     fn must_flush(&self) -> bool {

@@ -10,6 +10,8 @@
 //! - [`builtin`]: the connection-level commands every server answers the same way — PING,
 //!   ECHO, QUIT, HELLO, AUTH, CLIENT, COMMAND, CONFIG, INFO, SELECT 0.
 //! - [`settings`]: the shared command-line flags (`--bind`, `--port`, `--requirepass`...).
+//! - [`protected`]: protected mode, the rule that refuses remote clients of a server
+//!   exposed without a password.
 //! - [`telemetry`]: logging setup and the signal handler.
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod connection;
 pub mod info;
 pub mod listener;
 pub mod ping;
+pub mod protected;
 pub mod resp_client;
 pub mod server;
 pub mod settings;

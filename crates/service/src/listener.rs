@@ -1,4 +1,10 @@
-//! Bind, accept, enforce `--maxclients`, and shut down gracefully.
+//! Bind, accept, enforce `--maxclients` and protected mode, and shut down gracefully.
+//!
+//! The listen backlog is the queue of connections the kernel has completed but the server
+//! has not accepted yet. When a burst of clients connects at once (a pool warming up, every
+//! worker of a restarted service) beyond it, the kernel drops their handshakes and they
+//! retry a second or more later. `--tcp-backlog` sets it, 511 by default as Redis's
+//! `tcp-backlog`, and the accept loop takes connections as fast as they come.
 //!
 //! Graceful shutdown, in order: stop accepting; tell every connection to finish (a
 //! connection only notices between commands, so a command in flight completes and its
@@ -11,18 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::BoxError;
 use crate::builtin;
 use crate::client::{Shared, Stats};
 use crate::command_table::CommandTable;
 use crate::connection::{Context, serve};
+use crate::protected;
 use crate::server::Server;
 use crate::settings::{ServiceArgs, Settings};
 
@@ -147,10 +154,23 @@ pub async fn spawn<S: Server>(
     shutdown: CancellationToken,
 ) -> std::io::Result<Running> {
     let port = args.port.unwrap_or(default_port);
-    let listener = TcpListener::bind((args.bind.as_str(), port)).await?;
+    let listener = bind(
+        server.name(),
+        &args.bind,
+        port,
+        args.tcp_backlog,
+        "--port PORT",
+    )
+    .await?;
     let addr = listener.local_addr()?;
     info!("{} listening on {addr}", server.name());
     let shared = Arc::new(Shared::new(Settings::new(args, addr.port())));
+    protected::warn_if_exposed(
+        server.name(),
+        addr,
+        shared.settings.protected_mode(),
+        shared.settings.has_password(),
+    );
     let ctx = Arc::new(Context {
         table: CommandTable::new(builtin::COMMANDS, server.commands()),
         server,
@@ -162,6 +182,60 @@ pub async fn spawn<S: Server>(
         shutdown,
         task,
     })
+}
+
+/// Binds `host:port` for the server `name` with a listen backlog of `backlog` (the first of
+/// the host's addresses that binds, as `TcpListener::bind` does). Every listener of every
+/// server goes through here, so they all take `--tcp-backlog`.
+///
+/// A port already in use is the first thing a newcomer meets (a second `infralab up`, or the
+/// compose topology still running), so the error names the server, the address and the flag
+/// that moves it (`flag`, e.g. `--port PORT`) instead of only the OS's "Address already in use".
+pub async fn bind(
+    name: &str,
+    host: &str,
+    port: u16,
+    backlog: u32,
+    flag: &str,
+) -> std::io::Result<TcpListener> {
+    bind_with_backlog(host, port, backlog).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "; another process (another infralab, or the compose topology) is listening \
+                 there: stop it, or start {name} on another port with {flag}"
+            ),
+            _ => String::new(),
+        };
+        std::io::Error::new(
+            e.kind(),
+            format!("{name}: cannot listen on {host}:{port}: {e}{hint}"),
+        )
+    })
+}
+
+async fn bind_with_backlog(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind`: a restarted server can bind its port at once, while
+        // connections of its previous run are still in TIME_WAIT.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("could not resolve to any address: {host}"),
+        )
+    }))
 }
 
 async fn accept_loop<S: Server>(
@@ -186,12 +260,25 @@ async fn accept_loop<S: Server>(
         };
         let _ = stream.set_nodelay(true);
         Stats::add(&ctx.shared.stats.connections_received, 1);
-        if !ctx.shared.try_reserve_slot() {
+        let local = stream.local_addr().unwrap_or(addr);
+        let settings = &ctx.shared.settings;
+        let refused = protected::refusal(
+            settings.protected_mode(),
+            local.ip(),
+            settings.has_password(),
+            addr.ip(),
+        );
+        if let Some(reason) = refused {
+            debug!("refusing {addr}: protected mode");
             Stats::add(&ctx.shared.stats.rejected_connections, 1);
-            tokio::spawn(reject(stream));
+            tokio::spawn(refuse(stream, reason));
             continue;
         }
-        let local = stream.local_addr().unwrap_or(addr);
+        if !ctx.shared.try_reserve_slot() {
+            Stats::add(&ctx.shared.stats.rejected_connections, 1);
+            tokio::spawn(refuse(stream, "ERR max number of clients reached"));
+            continue;
+        }
         let registration = ctx.shared.register(addr, local, shutdown.child_token());
         let ctx = ctx.clone();
         connections.spawn(async move {
@@ -220,10 +307,10 @@ async fn accept_loop<S: Server>(
     info!("{}: shut down", ctx.server.name());
 }
 
-/// Over `maxclients`: tell the client why, then close, as Redis does.
-async fn reject(mut stream: TcpStream) {
-    let _ = stream
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+/// Refused (over `maxclients`, or by protected mode): tell the client why in one error
+/// line, then close, as Redis does.
+async fn refuse(mut stream: TcpStream, reason: &str) {
+    let line = format!("-{reason}\r\n");
+    let _ = stream.write_all(line.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

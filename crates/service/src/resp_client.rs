@@ -8,7 +8,7 @@
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use proto::{Frame, Limits, Mode, Protocol, parse_frame};
+use proto::{Frame, FrameParser, Limits, Mode, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -17,6 +17,8 @@ pub struct RespClient {
     input: BytesMut,
     output: BytesMut,
     limits: Limits,
+    /// Keeps its place in a reply that arrives over many reads.
+    replies: FrameParser,
 }
 
 impl RespClient {
@@ -28,6 +30,7 @@ impl RespClient {
             input: BytesMut::with_capacity(16 * 1024),
             output: BytesMut::with_capacity(4 * 1024),
             limits: Limits::default(),
+            replies: FrameParser::default(),
         })
     }
 
@@ -55,7 +58,10 @@ impl RespClient {
     /// Reads the next reply.
     pub async fn read_reply(&mut self) -> io::Result<Frame> {
         loop {
-            match parse_frame(&mut self.input, &self.limits, Mode::Reply) {
+            match self
+                .replies
+                .next(&mut self.input, &self.limits, Mode::Reply)
+            {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),

@@ -55,6 +55,11 @@ pub enum Settled {
     /// into the output buffer, then into the socket. A RESP3 client gets the parts joined
     /// and re-encoded, like [`Settled::Resp2`].
     Resp2Parts(Vec<Bytes>),
+    /// Exactly one complete reply, already encoded in RESP3: a backend's reply bytes,
+    /// from a connection that the proxy opened with `HELLO 3` for its RESP3 clients. A
+    /// RESP3 client gets the bytes as they are; a RESP2 client gets them decoded and
+    /// lowered (maps flattened, doubles as text), as any [`Frame`] reply would be.
+    Resp3(Bytes),
 }
 
 impl Settled {
@@ -63,7 +68,7 @@ impl Settled {
     pub fn into_frame(self) -> Frame {
         match self {
             Settled::Frame(frame) => frame,
-            Settled::Resp2(bytes) => {
+            Settled::Resp2(bytes) | Settled::Resp3(bytes) => {
                 let mut buf = bytes::BytesMut::from(bytes);
                 match proto::parse_frame(&mut buf, &proto::Limits::default(), proto::Mode::Reply) {
                     Ok(Some(frame)) if buf.is_empty() => frame,
@@ -78,6 +83,7 @@ impl Settled {
     pub fn encode(self, protocol: Protocol, dst: &mut bytes::BytesMut) {
         match self {
             Settled::Resp2(bytes) if protocol == Protocol::Resp2 => dst.extend_from_slice(&bytes),
+            Settled::Resp3(bytes) if protocol == Protocol::Resp3 => dst.extend_from_slice(&bytes),
             Settled::Resp2Parts(parts) if protocol == Protocol::Resp2 => {
                 for part in parts {
                     dst.extend_from_slice(&part);
@@ -203,8 +209,10 @@ pub trait Server: Send + Sync + 'static {
     }
 
     /// Called once the connection has executed every request it had buffered, before it
-    /// writes their replies. Pub/sub wakes the subscribers that a pipeline of `PUBLISH`es
-    /// reached here: once per batch, not once per message.
+    /// writes their replies (and before any write of replies cut short: a pipeline whose
+    /// replies outgrew the output buffer, a closing error). Pub/sub wakes the subscribers
+    /// that a pipeline of `PUBLISH`es reached here: once per batch, not once per message;
+    /// kv writes its journal here, so no reply leaves before its write reached the kernel.
     fn batch_executed(&self, _session: &mut Self::Session) {}
 
     /// `HELLO` switched the connection to another protocol: pushes encoded from now on
@@ -248,6 +256,17 @@ mod tests {
         null().encode(Protocol::Resp3, &mut out);
         assert_eq!(&out[..], b"_\r\n");
         assert_eq!(null().into_frame(), Frame::Null);
+    }
+
+    #[test]
+    fn resp3_bytes_are_copied_for_resp3_and_lowered_for_resp2() {
+        let map = || Settled::Resp3(Bytes::from_static(b"%1\r\n$1\r\nf\r\n,1.5\r\n"));
+        let mut out = bytes::BytesMut::new();
+        map().encode(Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"%1\r\n$1\r\nf\r\n,1.5\r\n");
+        out.clear();
+        map().encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"*2\r\n$1\r\nf\r\n$3\r\n1.5\r\n");
     }
 
     #[test]

@@ -6,8 +6,11 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 use proto::Limits;
 
-/// `--bind`, `--port`, `--maxclients`, `--requirepass`, `--timeout`, `--proto-max-bulk-len`.
-/// Each server's own `Args` struct flattens this one.
+/// Redis's default `tcp-backlog`: how many connections the kernel queues before `accept`.
+pub const DEFAULT_TCP_BACKLOG: u32 = 511;
+
+/// `--bind`, `--port`, `--maxclients`, `--requirepass`, `--protected-mode`, `--timeout`,
+/// `--tcp-backlog`, `--proto-max-bulk-len`. Each server's own `Args` struct flattens this one.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ServiceArgs {
     /// Address to listen on. The default is loopback only: expose a server on purpose.
@@ -22,9 +25,24 @@ pub struct ServiceArgs {
     /// Require `AUTH <password>` before any other command.
     #[arg(long, env = "INFRALAB_REQUIREPASS")]
     pub requirepass: Option<String>,
+    /// `yes`: while no password is set, refuse clients that are not on this host (Redis's
+    /// protected mode). `no`: accept anyone who can reach the port.
+    #[arg(
+        long,
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub protected_mode: bool,
     /// Close connections idle for this many seconds (0: never, as Redis's default).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// Connections the kernel queues for the server before it accepts them (Redis's
+    /// `tcp-backlog`; capped by the kernel's `net.core.somaxconn`). A burst of connects
+    /// beyond it is dropped and retried by the clients a second later.
+    #[arg(long, default_value_t = DEFAULT_TCP_BACKLOG)]
+    pub tcp_backlog: u32,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     pub proto_max_bulk_len: usize,
@@ -38,9 +56,20 @@ impl ServiceArgs {
             port: Some(0),
             maxclients: 10_000,
             requirepass: None,
+            protected_mode: true,
             timeout: 0,
+            tcp_backlog: DEFAULT_TCP_BACKLOG,
             proto_max_bulk_len: 512 * 1024 * 1024,
         }
+    }
+}
+
+/// `yes` or `no`, as Redis writes a boolean setting.
+fn yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".to_string()),
     }
 }
 
@@ -49,6 +78,7 @@ impl ServiceArgs {
 pub struct Settings {
     pub bind: String,
     pub port: u16,
+    pub tcp_backlog: u32,
     inner: RwLock<Mutable>,
 }
 
@@ -56,6 +86,7 @@ pub struct Settings {
 struct Mutable {
     maxclients: usize,
     requirepass: Option<String>,
+    protected_mode: bool,
     timeout: u64,
     limits: Limits,
 }
@@ -69,9 +100,11 @@ impl Settings {
         Settings {
             bind: args.bind.clone(),
             port,
+            tcp_backlog: args.tcp_backlog,
             inner: RwLock::new(Mutable {
                 maxclients: args.maxclients,
                 requirepass: args.requirepass.clone().filter(|p| !p.is_empty()),
+                protected_mode: args.protected_mode,
                 timeout: args.timeout,
                 limits,
             }),
@@ -107,6 +140,16 @@ impl Settings {
         self.read_with(|m| m.requirepass.clone())
     }
 
+    /// Whether protected mode is on (see [`crate::protected`]).
+    pub fn protected_mode(&self) -> bool {
+        self.read_with(|m| m.protected_mode)
+    }
+
+    /// Whether a password is set, without cloning it.
+    pub fn has_password(&self) -> bool {
+        self.read_with(|m| m.requirepass.is_some())
+    }
+
     pub fn idle_timeout(&self) -> Option<Duration> {
         let t = self.read_with(|m| m.timeout);
         (t > 0).then(|| Duration::from_secs(t))
@@ -124,7 +167,9 @@ impl Settings {
             ("port".into(), self.port.to_string()),
             ("maxclients".into(), m.maxclients.to_string()),
             ("requirepass".into(), m.requirepass.unwrap_or_default()),
+            ("protected-mode".into(), yes_or_no(m.protected_mode).into()),
             ("timeout".into(), m.timeout.to_string()),
+            ("tcp-backlog".into(), self.tcp_backlog.to_string()),
             (
                 "proto-max-bulk-len".into(),
                 m.limits.max_bulk_len.to_string(),
@@ -155,11 +200,16 @@ impl Settings {
                 self.write(|m| m.requirepass = pass);
                 Ok(())
             }
-            "bind" | "port" => Err("can't set immutable config".to_string()),
+            "protected-mode" => yes_no(value).map(|on| self.write(|m| m.protected_mode = on)),
+            "bind" | "port" | "tcp-backlog" => Err("can't set immutable config".to_string()),
             _ => return None,
         };
         Some(result)
     }
+}
+
+fn yes_or_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
 }
 
 /// Parses a memory size as Redis's config does: `1000`, `64kb`, `100mb`, `2gb` (`k`, `m`,
@@ -187,7 +237,37 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_memory;
+    use super::{ServiceArgs, parse_memory};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServiceArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map(|cli| cli.service)
+    }
+
+    #[test]
+    fn protected_mode_and_backlog_flags() {
+        let defaults = parse(&[]).map(|a| (a.protected_mode, a.tcp_backlog));
+        assert_eq!(defaults.ok(), Some((true, 511)));
+        let set = parse(&["--protected-mode", "no", "--tcp-backlog", "4096"]);
+        assert_eq!(
+            set.map(|a| (a.protected_mode, a.tcp_backlog)).ok(),
+            Some((false, 4096))
+        );
+        assert_eq!(
+            parse(&["--protected-mode", "YES"])
+                .map(|a| a.protected_mode)
+                .ok(),
+            Some(true)
+        );
+        assert!(parse(&["--protected-mode", "maybe"]).is_err());
+    }
 
     #[test]
     fn memory_sizes_as_redis_writes_them() {

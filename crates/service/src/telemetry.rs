@@ -1,15 +1,19 @@
 //! Logging and process signals.
 
+use std::io::IsTerminal;
+
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr. `RUST_LOG` wins over `level` (`error`...`trace`), default `info`.
+/// Colours only when stderr is a terminal: a log redirected to a file stays plain text.
 pub fn init_logging(level: Option<&str>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1,6 +1,6 @@
 //! The real Redis tools against the scaffolding: redis-cli (one-shot and the COMMAND DOCS
 //! it fetches for interactive hints) and redis-benchmark (inline and multibulk PING).
-//! `.ci/run` installs redis-tools; without it these tests fail with a message saying so.
+//! Without redis-tools these tests fail saying how to install it (`testkit::INSTALL_PEERS`).
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 
 mod common;
@@ -8,13 +8,11 @@ mod common;
 use std::process::Output;
 
 async fn tool(program: &str, args: &[String]) -> Output {
-    let out = tokio::process::Command::new(program)
+    let out = tokio::process::Command::from(testkit::peer(program))
         .args(args)
         .output()
         .await
-        .unwrap_or_else(|e| {
-            panic!("{program} not runnable ({e}); install redis-tools (see .ci/run)")
-        });
+        .unwrap_or_else(|e| panic!("{program} not runnable ({e}): {}", testkit::INSTALL_PEERS));
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}",
@@ -46,7 +44,7 @@ async fn redis_cli_ping_hello_and_command_docs() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("ping") && text.contains("summary"), "{text}");
     // Interactive mode: redis-cli reads COMMAND DOCS at start-up, then runs what it reads.
-    let mut child = tokio::process::Command::new("redis-cli")
+    let mut child = tokio::process::Command::from(testkit::peer("redis-cli"))
         .args(args(port, &[]))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

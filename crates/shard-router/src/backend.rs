@@ -17,12 +17,24 @@
 //! slot, and RESP servers answering a connection's requests strictly in order is all the
 //! bookkeeping needed (no request ids). The writer takes the whole buffer, every client's
 //! requests back to back, and writes it with one syscall. The reader finds where each reply
-//! ends ([`proto::frame_len`]) and hands those bytes, untouched, to the oldest slot: the
+//! ends ([`proto::FrameParser::measure`], which keeps its place in a reply still arriving,
+//! so a large one is walked once) and hands those bytes, untouched, to the oldest slot: the
 //! client writes them to its own socket as they are (`service::Settled::Resp2`). No reply
 //! is decoded into a `Frame` and encoded again, and no request is built as one.
 //!
 //! A client always uses the same connection of a node (chosen by its id), so its own
 //! requests to that node stay in order: `SET k 1` then `GET k` never overtake each other.
+//!
+//! **Each client's protocol is relayed.** A reply's bytes can only be passed through if
+//! the backend wrote them in the dialect the client speaks: a RESP2 `HGETALL` is a flat
+//! array, and nothing in the bytes says it should be a map for a RESP3 client. So a node
+//! keeps two pools, one per protocol. Connections of the RESP3 pool open with `HELLO 3`,
+//! and a RESP3 client's forwarded commands go there: the backend itself chooses each
+//! reply's type, exactly as if the client were connected to it. (A backend that refuses
+//! `HELLO 3` leaves that connection on RESP2, and its replies are converted as well as
+//! RESP2 allows: nulls become `_`.) The router's own requests — a split MGET's parts, a
+//! DBSIZE fan-out, health probes — use RESP2 and are merged into a [`Frame`], which the
+//! client's connection encodes in the client's protocol like any reply.
 //!
 //! **Timeouts are per connection, not per request.** A timer per request (armed when it
 //! is queued, disarmed when its reply arrives) is two operations on the runtime's timer
@@ -41,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::{Frame, Limits, Protocol, encode_command, frame_len};
+use proto::{Frame, FrameParser, Limits, Protocol, encode_command};
 use service::Settled;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -84,7 +96,8 @@ pub struct Node {
     /// The address again, shared by every [`Pending`] (an error names it; a success must
     /// not pay for a `String` per request to be able to).
     shared_addr: Arc<str>,
-    pool: Vec<Mutex<Option<Arc<Connection>>>>,
+    /// Connections by protocol: `[RESP2, RESP3]` (see "each client's protocol").
+    pools: [Vec<Mutex<Option<Arc<Connection>>>>; 2],
     timeout: Duration,
     health: Mutex<Health>,
     pub requests: AtomicU64,
@@ -97,22 +110,29 @@ type Slot = oneshot::Sender<Result<Bytes, BackendError>>;
 /// A request on its way: await it for the reply.
 pub struct Pending {
     node_addr: Arc<str>,
+    /// The dialect of the connection it went on, which its reply's bytes are in.
+    protocol: Protocol,
     reply: oneshot::Receiver<Result<Bytes, BackendError>>,
 }
 
 impl Pending {
-    /// The reply's RESP2 bytes as the backend sent them, or why there are none. No
-    /// timer of its own: the connection's watchdog fails it if the backend is late.
-    pub async fn bytes(self) -> Result<Bytes, BackendError> {
-        match self.reply.await {
-            Ok(result) => result,
-            Err(_) => Err(BackendError::Lost(self.node_addr.to_string())),
-        }
+    /// The reply's bytes as the backend sent them, tagged with their protocol, or why
+    /// there are none. No timer of its own: the connection's watchdog fails it if the
+    /// backend is late.
+    pub async fn settled(self) -> Result<Settled, BackendError> {
+        let bytes = match self.reply.await {
+            Ok(result) => result?,
+            Err(_) => return Err(BackendError::Lost(self.node_addr.to_string())),
+        };
+        Ok(match self.protocol {
+            Protocol::Resp2 => Settled::Resp2(bytes),
+            Protocol::Resp3 => Settled::Resp3(bytes),
+        })
     }
 
     /// The reply decoded, for a caller that looks inside it.
     pub async fn reply(self) -> Result<Frame, BackendError> {
-        Ok(Settled::Resp2(self.bytes().await?).into_frame())
+        Ok(self.settled().await?.into_frame())
     }
 }
 
@@ -121,7 +141,7 @@ impl Node {
         Node {
             addr: addr.to_string(),
             shared_addr: addr.into(),
-            pool: (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
+            pools: [0, 1].map(|_| (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect()),
             timeout,
             health: Mutex::new(health),
             requests: AtomicU64::new(0),
@@ -130,44 +150,58 @@ impl Node {
     }
 
     /// Queues a request on connection `lane` (a client id) and returns at once: the
-    /// request is on its way before the caller awaits the reply.
+    /// request is on its way before the caller awaits the reply. The router's own
+    /// requests go this way, in RESP2.
     pub async fn send(&self, lane: u64, request: Frame) -> Result<Pending, BackendError> {
-        self.enqueue(lane, |out| request.encode(Protocol::Resp2, out))
-            .await
+        self.enqueue(lane, Protocol::Resp2, |out| {
+            request.encode(Protocol::Resp2, out)
+        })
+        .await
     }
 
-    /// Queues a command given as its words (name first), encoded straight into the
-    /// connection's output buffer: the proxy's hot path, no `Frame` built.
+    /// Queues a client's command given as its words (name first), on a connection that
+    /// speaks the client's `protocol`, encoded straight into the connection's output
+    /// buffer: the proxy's hot path, no `Frame` built.
     pub async fn send_command<'a>(
         &self,
         lane: u64,
+        protocol: Protocol,
         words: impl Iterator<Item = &'a [u8]> + Clone,
     ) -> Result<Pending, BackendError> {
-        self.enqueue(lane, |out| encode_command(out, words)).await
-    }
-
-    /// Queues a request that is already encoded (a read retried on a replica).
-    pub async fn send_encoded(&self, lane: u64, request: &[u8]) -> Result<Pending, BackendError> {
-        self.enqueue(lane, |out| out.extend_from_slice(request))
+        self.enqueue(lane, protocol, |out| encode_command(out, words))
             .await
     }
 
-    /// Appends one request to the lane's connection (connecting first if it has none,
-    /// or if the one it had failed) together with the slot its reply will go to.
+    /// Queues a request that is already encoded (a read retried on a replica).
+    pub async fn send_encoded(
+        &self,
+        lane: u64,
+        protocol: Protocol,
+        request: &[u8],
+    ) -> Result<Pending, BackendError> {
+        self.enqueue(lane, protocol, |out| out.extend_from_slice(request))
+            .await
+    }
+
+    /// Appends one request to the lane's connection of the `protocol` pool (connecting
+    /// first if it has none, or if the one it had failed) together with the slot its
+    /// reply will go to.
     async fn enqueue(
         &self,
         lane: u64,
+        protocol: Protocol,
         encode: impl FnOnce(&mut BytesMut),
     ) -> Result<Pending, BackendError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.pool[(lane % self.pool.len() as u64) as usize];
+        let pool = &self.pools[usize::from(protocol == Protocol::Resp3)];
+        let slot = &pool[(lane % pool.len() as u64) as usize];
         let connected = lock(slot).as_ref().filter(|c| c.is_open()).cloned();
         let connection = match connected {
             Some(connection) => connection,
             // Boxed: connecting is rare, and its future is large. Inline, it would sit
             // in the state of every future that awaits this one, up to the client's
             // command, and be copied with it on every request.
-            None => Box::pin(self.connect(slot)).await?,
+            None => Box::pin(self.connect(slot, protocol)).await?,
         };
         let (tx, rx) = oneshot::channel();
         if !connection.push(encode, tx) {
@@ -175,6 +209,7 @@ impl Node {
         }
         Ok(Pending {
             node_addr: self.shared_addr.clone(),
+            protocol: connection.protocol,
             reply: rx,
         })
     }
@@ -190,9 +225,14 @@ impl Node {
     }
 
     /// Sends an encoded request and waits for its reply bytes, recording the outcome.
-    pub async fn call_encoded(&self, lane: u64, request: &[u8]) -> Result<Bytes, BackendError> {
-        let result = match self.send_encoded(lane, request).await {
-            Ok(pending) => pending.bytes().await,
+    pub async fn call_encoded(
+        &self,
+        lane: u64,
+        protocol: Protocol,
+        request: &[u8],
+    ) -> Result<Settled, BackendError> {
+        let result = match self.send_encoded(lane, protocol, request).await {
+            Ok(pending) => pending.settled().await,
             Err(e) => Err(e),
         };
         self.record(&result);
@@ -223,20 +263,31 @@ impl Node {
     async fn connect(
         &self,
         slot: &Mutex<Option<Arc<Connection>>>,
+        protocol: Protocol,
     ) -> Result<Arc<Connection>, BackendError> {
-        let connecting = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr));
-        let stream = match connecting.await {
-            Ok(Ok(stream)) => stream,
+        let connecting = tokio::time::timeout(self.timeout, async {
+            let mut stream = TcpStream::connect(&self.addr).await?;
+            let _ = stream.set_nodelay(true);
+            let spoken = match protocol {
+                Protocol::Resp2 => Protocol::Resp2,
+                Protocol::Resp3 => hello_3(&mut stream).await?,
+            };
+            Ok::<_, std::io::Error>((stream, spoken))
+        });
+        let (stream, protocol) = match connecting.await {
+            Ok(Ok(connected)) => connected,
             Ok(Err(e)) => return Err(BackendError::Connect(self.addr.clone(), e.to_string())),
             Err(_) => return Err(BackendError::Timeout(self.addr.clone())),
         };
-        let _ = stream.set_nodelay(true);
         let mut guard = lock(slot);
         // Another client may have connected this slot meanwhile: use theirs.
         if let Some(existing) = guard.as_ref().filter(|c| c.is_open()) {
             return Ok(existing.clone());
         }
-        let connection = Arc::new(Connection::default());
+        let connection = Arc::new(Connection {
+            protocol,
+            ..Connection::default()
+        });
         tokio::spawn(serve(
             stream,
             connection.clone(),
@@ -245,6 +296,38 @@ impl Node {
         ));
         *guard = Some(connection.clone());
         Ok(connection)
+    }
+}
+
+/// Switches a fresh backend connection to RESP3 with `HELLO 3` and reads the reply:
+/// the protocol the connection now speaks (RESP2 if the backend refused).
+async fn hello_3(stream: &mut TcpStream) -> std::io::Result<Protocol> {
+    stream
+        .write_all(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+        .await?;
+    let mut input = BytesMut::with_capacity(1024);
+    let mut reply = FrameParser::default();
+    loop {
+        match reply.measure(&input, &Limits::default()) {
+            Ok(Some(len)) if len == input.len() => {
+                return Ok(if input.first() == Some(&b'-') {
+                    Protocol::Resp2
+                } else {
+                    Protocol::Resp3
+                });
+            }
+            // More than one reply to one request: the backend is out of step.
+            Ok(Some(_)) | Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "unexpected reply to HELLO 3",
+                ));
+            }
+            Ok(None) => {}
+        }
+        if stream.read_buf(&mut input).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
     }
 }
 
@@ -258,6 +341,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What the clients of one backend connection share with its writer and reader.
 #[derive(Default)]
 struct Connection {
+    /// What the backend speaks on this connection (what its reply bytes are in).
+    protocol: Protocol,
     queue: Mutex<Queue>,
     /// Rung by the client that makes `unsent` non-empty; the writer waits on it.
     wake_writer: Notify,
@@ -391,11 +476,13 @@ async fn serve(stream: TcpStream, connection: Arc<Connection>, addr: String, tim
     let read = async {
         let mut input = BytesMut::with_capacity(16 * 1024);
         let limits = Limits::default();
+        // Keeps its place in a large reply arriving over many reads.
+        let mut replies = FrameParser::default();
         loop {
             // Every complete reply in the buffer, each split off (no copy: the bytes
             // stay in the read buffer, shared) and handed to the request it answers.
             loop {
-                match frame_len(&input, &limits) {
+                match replies.measure(&input, &limits) {
                     Ok(Some(len)) => {
                         // A reply nobody asked for: the stream is out of step.
                         if !connection.answer(input.split_to(len).freeze()) {

@@ -309,7 +309,7 @@ impl Server for Router {
     }
 
     async fn execute(&self, client: &mut Client<()>, args: Args) -> Reply {
-        crate::commands::execute(self, client.id(), args).await
+        crate::commands::execute(self, client.id(), client.protocol, args).await
     }
 
     fn info(&self) -> Vec<InfoSection> {

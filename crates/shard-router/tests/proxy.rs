@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use common::{RedisServer, client, conn, connect, router, shard_info, shards_toml};
+use proto::{Frame, Protocol};
 use redis::AsyncCommands;
 use service::RespClient;
 
@@ -19,6 +20,18 @@ fn words(line: &str) -> Vec<Bytes> {
 /// give byte-for-byte equal replies for every routable command.
 #[tokio::test]
 async fn differential_router_versus_one_server() {
+    differential(Protocol::Resp2).await;
+}
+
+/// The same after `HELLO 3` on both connections: forwarded replies keep the type the
+/// backend gives them (HGETALL a map, ZSCORE a double, SMEMBERS a set), and merged ones
+/// (MGET, DEL, EXISTS, DBSIZE across shards) have the type Redis gives them.
+#[tokio::test]
+async fn resp3_differential_router_versus_one_server() {
+    differential(Protocol::Resp3).await;
+}
+
+async fn differential(protocol: Protocol) {
     let backends = [
         RedisServer::start(&[]),
         RedisServer::start(&[]),
@@ -28,6 +41,12 @@ async fn differential_router_versus_one_server() {
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let mut through = RespClient::connect(running.addr()).await.unwrap();
     let mut straight = RespClient::connect(direct.addr()).await.unwrap();
+    if protocol == Protocol::Resp3 {
+        for c in [&mut through, &mut straight] {
+            let hello = c.call(words("HELLO 3")).await.unwrap();
+            assert!(matches!(hello, Frame::Map(_)), "{hello:?}");
+        }
+    }
     let mut corpus: Vec<String> = vec!["FLUSHALL".into()];
     for i in 0..40 {
         corpus.push(format!("SET k{i} v{i}"));
@@ -79,6 +98,19 @@ async fn differential_router_versus_one_server() {
             "ZADD z 1 one 2 two 3 three",
             "ZRANGE z 0 -1 WITHSCORES",
             "ZSCORE z two",
+            "ZMSCORE z one nope three",
+            "ZINCRBY z 0.5 two",
+            "ZADD z INCR 1 one",
+            "ZPOPMIN z 2",
+            "ZSCORE z nope",
+            // One member: a set's order is the server's hash order.
+            "SADD single m",
+            "SMEMBERS single",
+            "SMEMBERS nope",
+            "HGETALL nope",
+            "HMGET h f1 nope",
+            "MGET nope1 nope2 nope3 nope4",
+            "DEL nope1 nope2 nope3 nope4",
             "LPUSH k3 x",
             "GET h",
             "SET {t}a 1",
@@ -94,7 +126,7 @@ async fn differential_router_versus_one_server() {
     for line in &corpus {
         let a = through.call(words(line)).await.unwrap();
         let b = straight.call(words(line)).await.unwrap();
-        assert_eq!(a, b, "{line}");
+        assert_eq!(a, b, "{protocol:?}: {line}");
     }
     running.stop().await;
 }
@@ -248,7 +280,7 @@ async fn redis_cli_session_matches_a_direct_session() {
         "SET a 1\nSET b 2\nMGET a b nope\nINCR a\nDEL a b\nHSET h f v\nHGETALL h\nEXISTS a h\n";
     let session = |port: u16| {
         use std::io::Write;
-        let mut child = std::process::Command::new("redis-cli")
+        let mut child = testkit::peer("redis-cli")
             .args(["-p", &port.to_string()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -333,5 +365,72 @@ async fn directory_and_range_strategies_place_keys_where_configured() {
         .unwrap();
     let v: Option<String> = c.get("zebra").await.unwrap();
     assert_eq!(v.as_deref(), Some("2"));
+    running.stop().await;
+}
+
+/// A backend that speaks only RESP2 and refuses `HELLO` (an old server, or a proxy such as
+/// twemproxy): every GET misses, every HGETALL is one flat field/value list.
+async fn resp2_only_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut input = bytes::BytesMut::new();
+                let mut requests = proto::RequestParser::default();
+                loop {
+                    let mut out = Vec::new();
+                    while let Ok(Some(args)) = requests.next(&mut input, &proto::Limits::default())
+                    {
+                        out.extend_from_slice(match &args.raw_name().to_ascii_uppercase()[..] {
+                            b"HELLO" => b"-ERR unknown command 'HELLO'\r\n",
+                            b"GET" => b"$-1\r\n",
+                            b"HGETALL" => b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+                            b"PING" => b"+PONG\r\n",
+                            _ => b"-ERR not in this test\r\n",
+                        });
+                    }
+                    if socket.write_all(&out).await.is_err()
+                        || matches!(socket.read_buf(&mut input).await, Ok(0) | Err(_))
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A RESP3 client of a router whose backend refuses `HELLO 3`: the router keeps that
+/// connection on RESP2 and converts what RESP2 can say — a missing value is RESP3's `_`
+/// (the bytes checked, as `$-1` would decode to the same frame), a flat list stays a list.
+#[tokio::test]
+async fn a_backend_without_resp3_gets_its_replies_converted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = resp2_only_backend().await;
+    let (running, _) = router(&format!(
+        "[[shards]]\nname = \"old\"\nprimary = \"{backend}\"\n"
+    ))
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    socket
+        .write_all(b"HELLO 3\r\nGET k\r\nHGETALL h\r\n")
+        .await
+        .unwrap();
+    let mut input = bytes::BytesMut::new();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        match proto::frame_len(&input, &proto::Limits::default()).unwrap() {
+            Some(len) => replies.push(input.split_to(len).freeze()),
+            None => assert!(socket.read_buf(&mut input).await.unwrap() > 0),
+        }
+    }
+    assert!(replies[0].starts_with(b"%"), "HELLO 3: {:?}", replies[0]);
+    assert_eq!(&replies[1][..], b"_\r\n");
+    assert_eq!(&replies[2][..], b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
     running.stop().await;
 }

@@ -5,7 +5,8 @@
 //! a crash of the *machine* loses what was not synced. The three policies trade that
 //! window for speed:
 //! - `always`: a produce is acknowledged only after an fsync that covers it;
-//! - `everysec`: a background task fsyncs once a second (lose at most ~1 s on power loss);
+//! - `everysec`: written before the reply (so a crash of the process loses nothing), and a
+//!   background task fsyncs once a second (lose at most ~1 s on power loss);
 //! - `no`: leave it to the OS.
 //!
 //! An fsync costs about the same whether it covers one write or a thousand, so `always`

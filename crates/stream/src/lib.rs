@@ -57,6 +57,11 @@ pub struct Args {
     /// shared fsyncs), with an fsync every second (`everysec`), or when the OS writes (`no`).
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: FsyncPolicy,
+    /// Start even when a segment is damaged in the middle, cutting it at the damage (the
+    /// records after it are dropped). Without it the server refuses to start and names
+    /// the file and byte. A torn last batch is always cut off.
+    #[arg(long)]
+    pub load_truncated: bool,
     /// Create a topic on first produce (with --default-partitions), as Kafka does by default.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,

@@ -109,6 +109,16 @@ impl From<io::Error> for LogError {
     }
 }
 
+/// How logs are opened and kept: the server's flags, the same for every partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// Fsync a segment when it rolls (on with `--fsync always|everysec`).
+    pub sync_on_roll: bool,
+    /// `--load-truncated`: open a segment damaged in the middle anyway, cutting it at the
+    /// damage (see [`Segment::open`]). Without it, opening refuses.
+    pub load_truncated: bool,
+}
+
 /// What opening a log found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogRecovery {
@@ -137,7 +147,7 @@ impl Log {
     pub fn open(
         dir: &Path,
         config: LogConfig,
-        sync_on_roll: bool,
+        disk: DiskOptions,
         now_ms: i64,
     ) -> io::Result<(Log, LogRecovery)> {
         std::fs::create_dir_all(dir)?;
@@ -158,7 +168,7 @@ impl Log {
         for (i, &base) in bases.iter().enumerate() {
             let newest = i + 1 == bases.len();
             let (segment, r): (Segment, SegmentRecovery) =
-                Segment::open(dir, base, config.index_interval_bytes, newest, now_ms)?;
+                Segment::open(dir, base, config.index_interval_bytes, newest, disk, now_ms)?;
             recovery.truncated_bytes += r.truncated_bytes;
             recovery.indexes_rebuilt += usize::from(r.index_rebuilt);
             segments.push(segment);
@@ -178,7 +188,7 @@ impl Log {
                 dir: dir.to_path_buf(),
                 config,
                 segments,
-                sync_on_roll,
+                sync_on_roll: disk.sync_on_roll,
                 write_failed: false,
                 bodies: Vec::new(),
             },
@@ -540,7 +550,8 @@ mod tests {
     #[test]
     fn unwritten_appends_reach_the_file_in_one_flush_or_before_a_read() {
         let dir = tmp("tail");
-        let (mut log, _) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let (mut log, _) =
+            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
         let on_disk = || {
             std::fs::metadata(dir.join(format!("{:020}.log", 0)))
                 .unwrap()
@@ -573,7 +584,7 @@ mod tests {
     #[test]
     fn appends_get_consecutive_offsets_and_segments_roll_by_size() {
         let dir = tmp("roll");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         for i in 0..100 {
             let a = log.append_records(&[rec(&format!("m{i}"), i)], i).unwrap();
             assert_eq!((a.base_offset, a.last_offset), (i as u64, i as u64));
@@ -608,7 +619,7 @@ mod tests {
         // Reopening finds the same log.
         let end = log.end_offset();
         drop(log);
-        let (mut log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         assert_eq!(recovery.truncated_bytes, 0);
         assert_eq!(log.end_offset(), end);
         assert_eq!(read_all(&mut log).len(), 103);
@@ -622,7 +633,7 @@ mod tests {
             index_interval_bytes: u64::MAX,
             ..LogConfig::default()
         };
-        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         for i in 0..500 {
             // Odd sizes, so headers straddle the 8 KiB read chunks.
             log.append_records(&[rec(&"v".repeat(i % 97), i as i64)], 0)
@@ -639,7 +650,7 @@ mod tests {
     #[test]
     fn reads_into_a_reused_buffer_match_fresh_reads() {
         let dir = tmp("reuse");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         for i in 0..300 {
             // Batches of 1 to 4 records of varied sizes.
             let batch: Vec<Record> = (0..=(i % 4))
@@ -673,7 +684,7 @@ mod tests {
             segment_ms: 1000,
             ..LogConfig::default()
         };
-        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         log.append_records(&[rec("a", 0)], 0).unwrap();
         log.append_records(&[rec("b", 999)], 999).unwrap();
         assert_eq!(log.segment_count(), 1);
@@ -685,7 +696,7 @@ mod tests {
     #[test]
     fn out_of_range_reads_name_the_valid_range() {
         let dir = tmp("range");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         log.append_records(&[rec("a", 0), rec("b", 0)], 0).unwrap();
         assert!(
             log.read(2, 100, u64::MAX).unwrap().is_empty(),
@@ -707,7 +718,7 @@ mod tests {
             retention_ms: 10_000,
             ..small()
         };
-        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         for i in 0..200 {
             log.append_records(&[rec(&format!("{i:040}"), i)], i)
                 .unwrap();
@@ -743,7 +754,7 @@ mod tests {
     #[test]
     fn lookup_by_timestamp() {
         let dir = tmp("time");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         for i in 0..100i64 {
             log.append_records(&[rec("v", i * 10), rec("w", i * 10 + 5)], i * 10)
                 .unwrap();
@@ -760,7 +771,8 @@ mod tests {
     #[test]
     fn recovery_truncates_a_torn_tail_and_rebuilds_the_index() {
         let dir = tmp("torn");
-        let (mut log, _) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let (mut log, _) =
+            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
         for i in 0..50 {
             log.append_records(&[rec(&format!("{i:0100}"), i)], i)
                 .unwrap();
@@ -772,7 +784,8 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 1]);
         std::fs::write(&path, &bytes).unwrap();
-        let (log, recovery) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let (log, recovery) =
+            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
         assert_eq!(recovery.truncated_bytes, 11);
         assert_eq!(log.size(), good_size);
         assert_eq!(log.end_offset(), 50);
@@ -785,7 +798,8 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         // And a mismatched index: garbage.
         std::fs::write(dir.join(format!("{:020}.index", 0)), [1u8; 16]).unwrap();
-        let (mut log, recovery) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let (mut log, recovery) =
+            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
         assert!(recovery.truncated_bytes > 0);
         assert_eq!(recovery.indexes_rebuilt, 1);
         assert_eq!(log.end_offset(), 49);
@@ -816,7 +830,7 @@ mod tests {
             let (_, index) = crate::segment::file_names(&dir, log.segments[i].base_offset());
             std::fs::metadata(index).unwrap().len() as usize
         };
-        let (mut log, _) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         for i in 0..100 {
             log.append_records(&[rec("v", i)], i).unwrap();
         }
@@ -827,7 +841,7 @@ mod tests {
         );
         assert_eq!(index_len(&log, 0), 0, "held back");
         drop(log); // a crash: nothing synced
-        let (mut log, recovery) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         assert_eq!(recovery.indexes_rebuilt, 0, "a lagging index is no repair");
         assert_eq!(index_len(&log, 0), 99 * 16, "rebuilt from the log");
         for i in 100..400 {
@@ -837,7 +851,7 @@ mod tests {
         log.roll(400).unwrap();
         assert_eq!(index_len(&log, 0), 399 * 16, "all of it at the roll");
         drop(log);
-        let (mut log, recovery) = Log::open(&dir, config, false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
         assert_eq!(recovery.indexes_rebuilt, 0);
         assert_eq!(values(&mut log, 250)[0], (250, "v".to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -846,7 +860,7 @@ mod tests {
     #[test]
     fn older_segments_with_a_bad_index_are_rebuilt() {
         let dir = tmp("old-index");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         for i in 0..100 {
             log.append_records(&[rec(&format!("{i:030}"), i)], i)
                 .unwrap();
@@ -854,7 +868,7 @@ mod tests {
         let bases = log.segment_bases();
         drop(log);
         std::fs::write(dir.join(format!("{:020}.index", bases[0])), [7u8; 32]).unwrap();
-        let (mut log, recovery) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, recovery) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         assert_eq!(recovery.indexes_rebuilt, 1);
         assert_eq!(read_all(&mut log).len(), 100);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -863,7 +877,7 @@ mod tests {
     #[test]
     fn appends_batches_as_received_and_rejects_bad_ones() {
         let dir = tmp("raw");
-        let (mut log, _) = Log::open(&dir, small(), false, 0).unwrap();
+        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
         let mut two = record::encode_batch(&[rec("a", 1), rec("b", 2)]);
         two.extend_from_slice(&record::encode_batch(&[rec("c", 3)]));
         let a = log.append(&mut two, 0).unwrap();

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::lock;
-use crate::log::{Appended, Log, LogConfig, LogError};
+use crate::log::{Appended, DiskOptions, Log, LogConfig, LogError};
 use crate::record::{self, Record};
 
 /// One committed offset.
@@ -42,7 +42,7 @@ impl OffsetStore {
     /// Opens `<dir>/__consumer_offsets` and replays it: the newest commit per key.
     pub fn open(
         dir: &Path,
-        sync_on_roll: bool,
+        disk: DiskOptions,
         now_ms: i64,
     ) -> io::Result<(OffsetStore, Vec<Commit>)> {
         let live_dir = dir.join("__consumer_offsets");
@@ -58,11 +58,11 @@ impl OffsetStore {
                 std::fs::remove_dir_all(leftover)?;
             }
         }
-        let (mut log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
+        let (mut log, _) = Log::open(&live_dir, Self::config(), disk, now_ms)?;
         let (commits, replayed) = replay(&mut log)?;
         if replayed > COMPACT_MIN_RECORDS && replayed > 2 * commits.len() {
             drop(log);
-            let (fresh, _) = Log::open(&fresh_dir, Self::config(), sync_on_roll, now_ms)?;
+            let (fresh, _) = Log::open(&fresh_dir, Self::config(), disk, now_ms)?;
             let store = OffsetStore {
                 log: Mutex::new(fresh),
             };
@@ -78,7 +78,7 @@ impl OffsetStore {
                 "compacted committed offsets: {replayed} records -> {}",
                 commits.len()
             );
-            let (log, _) = Log::open(&live_dir, Self::config(), sync_on_roll, now_ms)?;
+            let (log, _) = Log::open(&live_dir, Self::config(), disk, now_ms)?;
             return Ok((
                 OffsetStore {
                     log: Mutex::new(log),
@@ -190,7 +190,7 @@ mod tests {
     fn commits_survive_reopen_last_wins_in_replay_order() {
         let dir = std::env::temp_dir().join(format!("infralab-offsets-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (store, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        let (store, replay) = OffsetStore::open(&dir, DiskOptions::default(), 0).unwrap();
         assert!(replay.is_empty());
         let c = |group: &str, partition, offset| Commit {
             group: group.into(),
@@ -201,7 +201,7 @@ mod tests {
         store.append(&[c("g", 0, 5), c("g", 1, 7)], 0).unwrap();
         store.append(&[c("g", 0, 9), c("other", 0, 1)], 0).unwrap();
         drop(store);
-        let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        let (_, replay) = OffsetStore::open(&dir, DiskOptions::default(), 0).unwrap();
         assert_eq!(replay, [c("g", 0, 9), c("g", 1, 7), c("other", 0, 1)]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -211,7 +211,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("infralab-offsets-compact-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (store, _) = OffsetStore::open(&dir, false, 0).unwrap();
+        let (store, _) = OffsetStore::open(&dir, DiskOptions::default(), 0).unwrap();
         for i in 0..(COMPACT_MIN_RECORDS as u64 + 10) {
             let commit = Commit {
                 group: "g".into(),
@@ -229,7 +229,7 @@ mod tests {
                 .sum()
         };
         let before = size(&dir.join("__consumer_offsets"));
-        let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        let (_, replay) = OffsetStore::open(&dir, DiskOptions::default(), 0).unwrap();
         let last = COMPACT_MIN_RECORDS as u64 + 9;
         let offsets: Vec<u64> = replay.iter().map(|c| c.offset).collect();
         assert_eq!(offsets, [last - 1, last, last - 2]);
@@ -241,7 +241,7 @@ mod tests {
             dir.join("__consumer_offsets.compacted"),
         )
         .unwrap();
-        let (_, replay) = OffsetStore::open(&dir, false, 0).unwrap();
+        let (_, replay) = OffsetStore::open(&dir, DiskOptions::default(), 0).unwrap();
         assert_eq!(replay.len(), 3);
         assert!(!dir.join("__consumer_offsets.compacted").exists());
         std::fs::remove_dir_all(&dir).unwrap();

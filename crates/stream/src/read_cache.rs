@@ -228,7 +228,13 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("infralab-stream-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (mut log, _) = Log::open(&dir, LogConfig::default(), false, 0).unwrap();
+        let (mut log, _) = Log::open(
+            &dir,
+            LogConfig::default(),
+            crate::log::DiskOptions::default(),
+            0,
+        )
+        .unwrap();
         for i in 0..120usize {
             // Batches of 1 to 4 records of varied sizes.
             let batch: Vec<Record> = (0..=(i % 4))

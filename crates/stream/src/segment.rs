@@ -187,14 +187,23 @@ impl Segment {
     }
 
     /// Opens an existing segment. `verify_all` (used for the newest segment, the only one a
-    /// crash can leave half-written) checks every batch's CRC, truncates at the first bad
-    /// one and rebuilds the index from the scan; otherwise the index is checked cheaply
-    /// and rebuilt only if it does not match the log.
+    /// crash can leave half-written) checks every batch's CRC and rebuilds the index from
+    /// the scan; otherwise the index is checked cheaply and rebuilt only if it does not
+    /// match the log.
+    ///
+    /// Bytes that are not a whole, valid batch end the scan. If they are the newest
+    /// segment's last batch — nothing valid after them — they are a torn tail (a write
+    /// cut short by a crash, never acknowledged under `--fsync always`) and are cut off.
+    /// Damage followed by a valid batch, or in an older segment (the newer segments
+    /// follow it), is not a crash's work: cutting there would drop acknowledged records,
+    /// so opening fails with an error naming the file and the byte, unless
+    /// `disk.load_truncated` (`--load-truncated`) says to cut it anyway.
     pub fn open(
         dir: &Path,
         base_offset: u64,
         index_interval: u64,
         verify_all: bool,
+        disk: crate::log::DiskOptions,
         now_ms: i64,
     ) -> io::Result<(Segment, SegmentRecovery)> {
         let (log_path, index_path) = file_names(dir, base_offset);
@@ -227,6 +236,28 @@ impl Segment {
         if !tail_checked {
             let valid = segment.rebuild_by_scanning()?;
             if valid < segment.size {
+                let follows = if verify_all {
+                    valid_batch_after(&segment.log_path, valid)?
+                        .map(|at| format!("a valid batch at byte {at}"))
+                } else {
+                    Some("newer segments".to_string())
+                };
+                if let Some(follows) = follows {
+                    let damage = format!(
+                        "segment {} is damaged at byte {valid}, followed by {follows}: not a torn tail",
+                        segment.log_path.display()
+                    );
+                    if !disk.load_truncated {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{damage}. Refusing to start rather than drop the records after it; \
+                                 restore the file, or start with --load-truncated to cut the segment there"
+                            ),
+                        ));
+                    }
+                    tracing::warn!("{damage}; --load-truncated: cutting the segment there");
+                }
                 recovery.truncated_bytes = segment.size - valid;
                 segment.file.set_len(valid)?;
                 segment.file.sync_all()?;
@@ -697,6 +728,25 @@ impl SegmentView {
         self.file.read_exact_at(&mut buf[..len], start)?;
         Ok(len)
     }
+}
+
+/// Where the first whole batch with a valid CRC after byte `damaged` of a segment file
+/// starts, if one does: what tells damage in the middle from a torn tail. The damaged
+/// batch's own length cannot be trusted, so every position after it is tried (a header
+/// that parses and fits, then the CRC); this runs only when opening found damage.
+fn valid_batch_after(log_path: &Path, damaged: u64) -> io::Result<Option<u64>> {
+    let mut rest = Vec::new();
+    let mut file = File::open(log_path)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(damaged + 1))?;
+    file.read_to_end(&mut rest)?;
+    for at in 0..rest.len() {
+        let candidate = &rest[at..];
+        let fits = BatchHeader::parse(candidate).is_ok_and(|h| h.size <= candidate.len());
+        if fits && record::verify(candidate).is_ok() {
+            return Ok(Some(damaged + 1 + at as u64));
+        }
+    }
+    Ok(None)
 }
 
 fn header_at(file: &File, position: u64) -> io::Result<BatchHeader> {

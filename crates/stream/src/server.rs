@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::durability::{FsyncPolicy, GroupCommit};
 use crate::group::Coordinator;
-use crate::log::Appended;
+use crate::log::{Appended, DiskOptions};
 use crate::offsets::OffsetStore;
 use crate::topic::{Partition, Topic, TopicConfig, TopicError, Topics};
 use crate::{Args, commands};
@@ -50,10 +50,13 @@ impl StreamServer {
         shutdown: CancellationToken,
     ) -> io::Result<StreamServer> {
         let now = clock.now_ms();
-        let sync_on_roll = args.fsync != FsyncPolicy::No;
+        let disk = DiskOptions {
+            sync_on_roll: args.fsync != FsyncPolicy::No,
+            load_truncated: args.load_truncated,
+        };
         std::fs::create_dir_all(&args.dir)?;
-        let topics = Topics::open(&args.dir, sync_on_roll, now)?;
-        let (offsets, replay) = OffsetStore::open(&args.dir, sync_on_roll, now)?;
+        let topics = Topics::open(&args.dir, disk, now)?;
+        let (offsets, replay) = OffsetStore::open(&args.dir, disk, now)?;
         let mut coordinator = Coordinator::default();
         for c in replay {
             if topics.get(&c.topic).is_some() {

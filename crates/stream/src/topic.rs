@@ -19,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::durability::GroupCommit;
-use crate::log::{Appended, Log, LogConfig, LogError};
+use crate::log::{Appended, DiskOptions, Log, LogConfig, LogError};
 use crate::partitioner::RoundRobin;
 use crate::record::Encodable;
 
@@ -213,10 +213,10 @@ impl Partition {
         id: u32,
         dir: &Path,
         config: LogConfig,
-        sync_on_roll: bool,
+        disk: DiskOptions,
         now_ms: i64,
     ) -> io::Result<Partition> {
-        let (log, recovery) = Log::open(dir, config, sync_on_roll, now_ms)?;
+        let (log, recovery) = Log::open(dir, config, disk, now_ms)?;
         if recovery.truncated_bytes > 0 || recovery.indexes_rebuilt > 0 {
             tracing::warn!(
                 "recovered {}: truncated {} bytes of torn tail, rebuilt {} index(es)",
@@ -423,18 +423,18 @@ impl Topic {
 #[derive(Debug)]
 pub struct Topics {
     dir: PathBuf,
-    sync_on_roll: bool,
+    disk: DiskOptions,
     map: RwLock<BTreeMap<String, Arc<Topic>>>,
 }
 
 impl Topics {
     /// Opens every topic under `<dir>/topics`, recovering each partition's log.
-    pub fn open(dir: &Path, sync_on_roll: bool, now_ms: i64) -> io::Result<Topics> {
+    pub fn open(dir: &Path, disk: DiskOptions, now_ms: i64) -> io::Result<Topics> {
         let dir = dir.join("topics");
         std::fs::create_dir_all(&dir)?;
         let topics = Topics {
             dir: dir.clone(),
-            sync_on_roll,
+            disk,
             map: RwLock::new(BTreeMap::new()),
         };
         for entry in std::fs::read_dir(&dir)? {
@@ -468,7 +468,7 @@ impl Topics {
                 id,
                 &dir.join(id.to_string()),
                 config.log,
-                self.sync_on_roll,
+                self.disk,
                 now_ms,
             )?));
         }
@@ -551,7 +551,7 @@ impl Topics {
                 id,
                 &topic.dir.join(id.to_string()),
                 config.log,
-                self.sync_on_roll,
+                self.disk,
                 now_ms,
             )?));
         }
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn create_reopen_grow_delete() {
         let dir = tmp("lifecycle");
-        let topics = Topics::open(&dir, false, 0).unwrap();
+        let topics = Topics::open(&dir, DiskOptions::default(), 0).unwrap();
         let mut config = TopicConfig::default();
         config.set("partitions", "3").unwrap();
         config.set("retention.ms", "1000").unwrap();
@@ -662,7 +662,7 @@ mod tests {
         topics.add_partitions("orders", 5, 0).unwrap();
         assert!(topics.add_partitions("orders", 4, 0).is_err());
         drop(topics);
-        let topics = Topics::open(&dir, false, 0).unwrap();
+        let topics = Topics::open(&dir, DiskOptions::default(), 0).unwrap();
         let t = topics.get("orders").unwrap();
         assert_eq!(t.partition_count(), 5);
         assert_eq!(t.config().log.retention_ms, 1000);

@@ -235,3 +235,32 @@ pub fn only_partition(reply: &Frame) -> u32 {
     assert_eq!(entries.len(), 1, "{reply:?}");
     int(&array(&entries[0])[0]) as u32
 }
+
+/// Runs a server command that must refuse to start (exit with an error) within 30 s;
+/// returns what it printed on stderr. One that keeps running is killed and fails the test.
+pub fn refuses_to_start(mut command: std::process::Command) -> String {
+    use std::process::Stdio;
+    let mut child = command
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started (or hung) instead of refusing to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "exited successfully: {stderr}");
+    stderr
+}

@@ -34,6 +34,11 @@ impl Drop for Process {
 }
 
 async fn spawn_server(dir: &Path) -> (Process, Client) {
+    spawn_server_with(dir, &["--fsync", "always"]).await
+}
+
+/// The server on `dir` with extra flags (`--fsync`, `--load-truncated`).
+async fn spawn_server_with(dir: &Path, extra: &[&str]) -> (Process, Client) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_infralab-stream"))
         .args([
@@ -43,9 +48,8 @@ async fn spawn_server(dir: &Path) -> (Process, Client) {
             "0",
             "--dir",
             dir.to_str().unwrap(),
-            "--fsync",
-            "always",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -101,6 +105,89 @@ async fn check_acked(c: &mut Client, acked: &[(i64, i64, String)]) {
         assert_eq!(got.len(), 1, "acknowledged message at {p}/{o} missing");
         assert_eq!(&got[0].2, value, "at {p}/{o}");
     }
+}
+
+/// Under `--fsync everysec` a produce's records are written to the segment file before
+/// its reply (only the fsync is once a second): killing the process loses none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_fsync_everysec_loses_no_acknowledged_message() {
+    let dir = tmp_dir("crash-everysec");
+    let (mut server, mut c) = spawn_server_with(&dir, &["--fsync", "everysec"]).await;
+    c.ok(&["TOPIC.CREATE", "crash", "PARTITIONS", "4"]).await;
+    let acked: Acked = Arc::default();
+    let producers: Vec<_> = (0..8)
+        .map(|id| tokio::spawn(producer(server.addr, id, acked.clone())))
+        .collect();
+    eventually("3000 acknowledged produces", || {
+        let n = acked.lock().unwrap().len();
+        async move { n >= 3000 }
+    })
+    .await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for p in producers {
+        p.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let (_server, mut c) = spawn_server_with(&dir, &["--fsync", "everysec"]).await;
+    check_acked(&mut c, &acked).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The start of every batch in a segment file (the batch length is at bytes 8..12).
+fn batch_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        starts.push(at);
+        let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+        at += 12 + len as usize;
+    }
+    starts
+}
+
+/// A flipped byte in a batch in the middle of the newest segment, with valid batches
+/// after it, is not a torn tail: the server refuses to start and names the file and
+/// the byte; `--load-truncated` starts it, cut at the damaged batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_mid_segment_refuses_to_start_unless_load_truncated() {
+    let dir = tmp_dir("flipped");
+    let (server, mut c) = spawn_server(&dir).await;
+    c.ok(&["TOPIC.CREATE", "flip", "PARTITIONS", "1"]).await;
+    for i in 0..200 {
+        let value = format!("message-{i}");
+        c.ok(&["PRODUCE", "flip", &value, "PARTITION", "0"]).await;
+    }
+    drop(c);
+    drop(server);
+    let path = dir.join("topics/flip/0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let starts = batch_starts(&bytes);
+    assert_eq!(starts.len(), 200, "one batch per PRODUCE");
+    // The last byte of batch 100's record: covered by its CRC.
+    let damaged = starts[100];
+    bytes[starts[101] - 1] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut refused = Command::new(env!("CARGO_BIN_EXE_infralab-stream"));
+    refused
+        .args(["--port", "0", "--kafka-port", "0", "--dir"])
+        .arg(&dir);
+    let stderr = common::refuses_to_start(refused);
+    let named = format!("{} is damaged at byte {damaged},", path.display());
+    assert!(stderr.contains(&named), "expected {named:?} in: {stderr}");
+    assert!(stderr.contains("--load-truncated"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the refusal changed the file"
+    );
+
+    let (_server, mut c) = spawn_server_with(&dir, &["--load-truncated"]).await;
+    let end = int(&c.ok(&["LISTOFFSETS", "flip", "0", "LATEST"]).await);
+    assert_eq!(end, 100, "cut at the damaged batch");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,14 +33,14 @@ impl common::TestServer {
 
 /// Runs kcat to completion with `input` on stdin; returns stdout.
 async fn kcat(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kcat")
+    let mut child = Command::from(testkit::peer("kcat"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("kcat is installed (.ci/run installs it)");
+        .unwrap_or_else(|e| panic!("kcat did not start ({e}): {}", testkit::INSTALL_PEERS));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).await.unwrap();
     drop(stdin);
@@ -248,7 +248,7 @@ struct GroupConsumer {
 
 impl GroupConsumer {
     fn start(broker: &str, group: &str, topic: &str, out: &Path) -> GroupConsumer {
-        let child = Command::new("kcat")
+        let child = Command::from(testkit::peer("kcat"))
             .args([
                 "-b",
                 broker,

@@ -460,7 +460,7 @@ async fn a_fifth_consumer_on_four_partitions_is_idle() {
     assert_eq!(int(field(&d, "generation")), 5);
     let idle: Vec<String> = array(field(&d, "members"))
         .iter()
-        .filter(|m| int(field(m, "idle")) == 1)
+        .filter(|m| field(m, "idle") == &Frame::Boolean(true))
         .map(|m| string(field(m, "member")))
         .collect();
     assert_eq!(idle, ["e"]);

@@ -1,9 +1,12 @@
 //! Test support shared by the integration tests of every server crate (a dev-dependency
 //! only: no server links it).
 //!
+//! - [`peer`]: an external program a test drives (`redis-server`, `redis-cli`, `kcat`,
+//!   `python3` with a client library...), or a failure that says the one thing to run:
+//!   [`INSTALL_PEERS`]. A test never skips because its peer is missing.
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port — the peer that the
 //!   differential tests compare against, the origin a cache reads through, a router's
-//!   backend. `.ci/run` installs it.
+//!   backend.
 //! - [`eventually!`]: waits for a condition instead of sleeping for a guessed time, so
 //!   a test is as fast as the server and still fails (with a message) if the condition
 //!   never holds.
@@ -18,6 +21,22 @@ use std::time::{Duration, Instant};
 
 #[doc(hidden)]
 pub use tokio;
+
+/// What a test whose peer is missing asks for: one command that installs every peer the
+/// suite uses (`.ci/run`'s apt and pip lines) and runs the suite.
+pub const INSTALL_PEERS: &str = "run `scripts/test` from the workspace root: it installs the \
+     test peers with apt and pip (as root, or through sudo) and then runs the whole suite";
+
+/// A command for the external program `program`, after checking it is installed: when it
+/// is not on `PATH`, the test fails here with [`INSTALL_PEERS`] instead of with a bare
+/// "No such file or directory" later. (`tokio::process::Command::from` turns it into an
+/// async command.)
+pub fn peer(program: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(found, "`{program}` is not installed: {INSTALL_PEERS}");
+    Command::new(program)
+}
 
 /// A free loopback port: bind port 0, read what the kernel picked, let it go. (Another
 /// process could take it in between; on a test machine that does not happen in practice.)
@@ -91,7 +110,7 @@ impl RedisServer {
     /// answers `PING`.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        let child = peer("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--dir", self.dir.to_str().unwrap()])
@@ -99,7 +118,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
+            .unwrap_or_else(|e| panic!("redis-server did not start ({e}): {INSTALL_PEERS}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers_ping(self.port) {
@@ -152,4 +171,19 @@ macro_rules! eventually {
             $crate::tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "`infralab-no-such-peer` is not installed: run `scripts/test`")]
+    fn a_missing_peer_fails_with_the_one_command_that_installs_it() {
+        let _ = super::peer("infralab-no-such-peer");
+    }
+
+    #[test]
+    fn an_installed_program_is_found_on_the_path() {
+        let out = super::peer("sh").args(["-c", "echo ok"]).output().unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+    }
 }

@@ -6,12 +6,13 @@ use proto::{Args, CommandError, Frame};
 
 use super::messages::MAX_DELAY;
 use super::{millis, queue_name, receipt};
-use crate::server::{Inner, Session};
+use crate::consumer::Session;
+use crate::shared_engine::SharedEngine;
 use crate::visibility::MAX_VISIBILITY;
 
 /// `QACK queue receipt` → OK once the deletion is durable.
 pub(super) async fn ack(
-    inner: &Arc<Inner>,
+    inner: &Arc<SharedEngine>,
     session: &mut Session,
     args: &mut Args,
 ) -> Result<Frame, CommandError> {
@@ -26,7 +27,7 @@ pub(super) async fn ack(
 
 /// `QNACK queue receipt [DELAY ms]` → OK.
 pub(super) async fn nack(
-    inner: &Arc<Inner>,
+    inner: &Arc<SharedEngine>,
     session: &mut Session,
     args: &mut Args,
 ) -> Result<Frame, CommandError> {
@@ -47,7 +48,10 @@ pub(super) async fn nack(
 }
 
 /// `QEXTEND queue receipt ms` → OK.
-pub(super) async fn extend(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn extend(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let receipt = receipt(args)?;
     let timeout = millis(args, "timeout", MAX_VISIBILITY)?;

@@ -8,9 +8,10 @@ use proto::{Args, CommandError, Frame};
 use tokio::time::Instant;
 
 use super::{count, field, integer, millis, queue_name};
+use crate::consumer::Session;
 use crate::engine::SendOptions;
 use crate::queue::Delivery;
-use crate::server::{Inner, Session, Wait};
+use crate::shared_engine::{SharedEngine, Wait};
 use crate::visibility::MAX_VISIBILITY;
 
 /// The longest DELAY (14 days, SQS's longest retention: a message delayed longer would
@@ -24,7 +25,10 @@ const MAX_RECEIVE: usize = 1000;
 const MAX_BLOCK: u64 = 24 * 60 * 60 * 1000;
 
 /// `QSEND queue payload [DELAY ms] [PRIORITY n]` → the message id.
-pub(super) async fn send(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn send(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let payload = Bytes::copy_from_slice(&args.next_bytes()?);
     let mut options = SendOptions::default();
@@ -45,7 +49,10 @@ pub(super) async fn send(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, C
 }
 
 /// `QSENDBATCH queue payload [payload ...]` → the ids, in order.
-pub(super) async fn send_batch(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn send_batch(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let payloads = args
         .rest()
@@ -61,7 +68,7 @@ pub(super) async fn send_batch(inner: &Arc<Inner>, args: &mut Args) -> Result<Fr
 /// `QRECV queue [COUNT n] [VISIBILITY ms] [BLOCK ms]` → an array of messages, each
 /// `id`, `receipt`, `body`, `deliveries` (empty when none came).
 pub(super) async fn receive(
-    inner: &Arc<Inner>,
+    inner: &Arc<SharedEngine>,
     session: &mut Session,
     args: &mut Args,
 ) -> Result<Frame, CommandError> {

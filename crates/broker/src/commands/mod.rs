@@ -16,9 +16,10 @@ use proto::{Args, CommandError, Frame};
 use service::{CommandSpec, Reply};
 
 use crate::clock::Millis;
+use crate::consumer::Session;
 use crate::engine::Error;
 use crate::receipt::Receipt;
-use crate::server::{Inner, Session};
+use crate::shared_engine::SharedEngine;
 use crate::visibility::Stale;
 
 const fn spec(
@@ -129,7 +130,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-pub(crate) async fn execute(inner: &Arc<Inner>, session: &mut Session, mut args: Args) -> Reply {
+pub(crate) async fn execute(
+    inner: &Arc<SharedEngine>,
+    session: &mut Session,
+    mut args: Args,
+) -> Reply {
     let result = match args.name() {
         "qcreate" => queues::create(inner, &mut args).await,
         "qsend" => messages::send(inner, &mut args).await,

@@ -6,7 +6,7 @@ use proto::{Args, CommandError, Frame};
 
 use super::messages::MAX_DELAY;
 use super::{count, field, integer, millis, queue_name};
-use crate::server::Inner;
+use crate::shared_engine::SharedEngine;
 use crate::visibility::MAX_VISIBILITY;
 
 /// The longest RETENTION: 14 days, as SQS.
@@ -17,7 +17,10 @@ const MAX_MESSAGE_SIZE: u64 = 512 * 1024 * 1024;
 
 /// `QCREATE queue [VISIBILITY ms] [MAXDELIVERIES n] [DEADLETTER queue] [RETENTION ms]
 /// [MAXSIZE bytes] [DELAY ms]` → OK. Attributes not given keep their value (or default).
-pub(super) async fn create(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn create(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let mut visibility = None;
     let mut max_deliveries = None;
@@ -63,7 +66,7 @@ pub(super) async fn create(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame,
 }
 
 /// `QSTATS queue` → a map of counts and attributes.
-pub(super) fn stats(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) fn stats(inner: &Arc<SharedEngine>, args: &mut Args) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let s = inner.run(|engine, now| engine.stats(&queue, now))?;
     let c = s.counters;
@@ -106,7 +109,7 @@ pub(super) fn stats(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, Comman
 
 /// `QPEEK queue [COUNT n]` → the next ready messages: `id`, `body`, `deliveries`,
 /// `priority` (and `origin` for dead letters).
-pub(super) fn peek(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) fn peek(inner: &Arc<SharedEngine>, args: &mut Args) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let mut n = 1;
     while let Some(option) = args.next_keyword() {
@@ -136,7 +139,7 @@ pub(super) fn peek(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, Command
 }
 
 /// `QLIST [pattern]` → queue names, sorted.
-pub(super) fn list(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) fn list(inner: &Arc<SharedEngine>, args: &mut Args) -> Result<Frame, CommandError> {
     let pattern = if args.is_empty() {
         None
     } else {
@@ -160,14 +163,20 @@ pub(super) fn list(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, Command
 }
 
 /// `QPURGE queue` → how many messages were deleted.
-pub(super) async fn purge(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn purge(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let n = inner.write(|engine, now| engine.purge(&queue, now)).await?;
     Ok(integer(n))
 }
 
 /// `QDEL queue` → 1 if it existed, else 0.
-pub(super) async fn delete(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn delete(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let existed = inner.write(|engine, _| engine.delete(&queue)).await?;
     inner.forget_waker(&queue);
@@ -175,7 +184,10 @@ pub(super) async fn delete(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame,
 }
 
 /// `QREDRIVE dead-letter-queue [COUNT n]` → how many messages went back.
-pub(super) async fn redrive(inner: &Arc<Inner>, args: &mut Args) -> Result<Frame, CommandError> {
+pub(super) async fn redrive(
+    inner: &Arc<SharedEngine>,
+    args: &mut Args,
+) -> Result<Frame, CommandError> {
     let queue = queue_name(args)?;
     let mut n = usize::MAX;
     while let Some(option) = args.next_keyword() {

@@ -6,9 +6,9 @@
 use proto::{Args, CommandError, Frame};
 
 use super::{CommandResult, words};
-use crate::server::{CacheServer, now_ms};
+use crate::layer::{CacheLayer, now_ms};
 
-pub async fn del(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn del(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let keys = args.rest();
     let origin_reply = server.write_through(forward).await?;
@@ -26,7 +26,7 @@ pub async fn del(server: &CacheServer, args: &mut Args) -> CommandResult {
     })
 }
 
-pub fn exists(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn exists(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let now = now_ms();
     let mut store = server.store();
     let found = args
@@ -37,14 +37,14 @@ pub fn exists(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::Integer(found as i64))
 }
 
-pub fn key_type(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn key_type(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let key = args.next_bytes()?;
     let exists = server.store().peek_value(&key, now_ms()).is_some();
     Ok(Frame::simple(if exists { "string" } else { "none" }))
 }
 
 /// EXPIRE key amount [NX|XX|GT|LT] and its millisecond / absolute variants.
-pub fn expire(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn expire(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let command = args.name().to_string();
     let key = args.next_bytes()?;
     let amount = args.next_int()?;
@@ -109,7 +109,7 @@ pub fn expire(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::Integer(1))
 }
 
-pub fn ttl(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn ttl(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let millis = args.name() == "pttl";
     let key = args.next_bytes()?;
     let now = now_ms();
@@ -125,7 +125,7 @@ pub fn ttl(server: &CacheServer, args: &mut Args) -> CommandResult {
     }))
 }
 
-pub fn persist(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn persist(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let key = args.next_bytes()?;
     let now = now_ms();
     let mut store = server.store();
@@ -138,13 +138,13 @@ pub fn persist(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::Integer(i64::from(has_ttl)))
 }
 
-pub fn keys(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn keys(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let pattern = args.next_bytes()?;
     Ok(Frame::bulk_array(server.store().keys(&pattern, now_ms())))
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
-pub fn scan(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub fn scan(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let cursor_text = args.next_bytes()?;
     let cursor: u64 = std::str::from_utf8(&cursor_text)
         .ok()

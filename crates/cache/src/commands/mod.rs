@@ -10,7 +10,7 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 use service::{CommandSpec, Reply};
 
-use crate::server::CacheServer;
+use crate::layer::CacheLayer;
 
 /// Every command the cache implements; the service checks arity before `execute`.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -45,7 +45,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Runs one command.
-pub async fn execute(server: &CacheServer, mut args: Args) -> Reply {
+pub async fn execute(server: &CacheLayer, mut args: Args) -> Reply {
     let result = match args.name() {
         "get" => strings::get(server, &mut args).await,
         "set" => strings::set(server, &mut args).await,

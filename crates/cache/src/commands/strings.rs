@@ -1,7 +1,7 @@
 //! GET, SET (NX/XX/GET/EX/PX/EXAT/PXAT/KEEPTTL), SETEX, PSETEX, SETNX, MGET, MSET,
 //! INCR/DECR/INCRBY/DECRBY.
 //!
-//! Reads go through [`CacheServer::read`] (read-through on a miss when there is an
+//! Reads go through [`CacheLayer::read`] (read-through on a miss when there is an
 //! origin). Writes in write-through mode are first sent verbatim to the origin; the cache
 //! mirrors them only once the origin has accepted them.
 
@@ -10,15 +10,15 @@ use proto::decode::parse_int;
 use proto::{Args, CommandError, Frame};
 
 use super::{CommandResult, words};
-use crate::server::{CacheServer, now_ms};
+use crate::layer::{CacheLayer, now_ms};
 
-pub async fn get(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn get(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let key = args.next_bytes()?;
     args.finish()?;
     Ok(server.read(&key).await?.map_or(Frame::Null, Frame::Bulk))
 }
 
-pub async fn mget(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn mget(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let keys = args.rest();
     let mut values = Vec::with_capacity(keys.len());
     for key in keys {
@@ -108,7 +108,7 @@ impl Rule {
 /// was written and, if asked for, the previous value. The common case (a plain SET) does
 /// not look the key up twice.
 fn apply(
-    server: &CacheServer,
+    server: &CacheLayer,
     key: Bytes,
     value: Bytes,
     rule: Rule,
@@ -153,7 +153,7 @@ fn apply(
     Ok((true, old_value))
 }
 
-pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn set(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
@@ -215,7 +215,7 @@ pub async fn set(server: &CacheServer, args: &mut Args) -> CommandResult {
     })
 }
 
-pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn setex(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let command = args.name().to_string();
     let unit = if command == "setex" { 1000 } else { 1 };
@@ -233,7 +233,7 @@ pub async fn setex(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::ok())
 }
 
-pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn setnx(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
@@ -251,7 +251,7 @@ pub async fn setnx(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::Integer(i64::from(written)))
 }
 
-pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn mset(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let pairs = args.rest();
     if !pairs.len().is_multiple_of(2) {
@@ -287,7 +287,7 @@ pub async fn mset(server: &CacheServer, args: &mut Args) -> CommandResult {
     Ok(Frame::ok())
 }
 
-pub async fn incr(server: &CacheServer, args: &mut Args) -> CommandResult {
+pub async fn incr(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
     let command = args.name().to_string();
     let key = args.next_bytes()?;

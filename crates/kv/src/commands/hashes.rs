@@ -80,12 +80,20 @@ pub fn hmget(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     })
 }
 
-/// `HGETALL` (fields and values, flat), `HKEYS`, `HVALS`.
+/// `HGETALL` (a map of fields to values), `HKEYS`, `HVALS` (arrays).
 pub fn hgetall(kv: &Kv, s: &mut Session, args: &mut Args, keys: bool, values: bool) -> Result {
     let key = args.next_bytes()?;
     with_hash(kv, s, &key, |h| {
+        let fields = h.into_iter().flat_map(Hash::iter);
+        if keys && values {
+            return Frame::Map(
+                fields
+                    .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
+                    .collect(),
+            );
+        }
         let mut out = Vec::new();
-        for (f, v) in h.into_iter().flat_map(Hash::iter) {
+        for (f, v) in fields {
             if keys {
                 out.push(Frame::Bulk(f.clone()));
             }
@@ -182,17 +190,20 @@ pub fn hrandfield(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             })
             .map_or(Frame::Null, Frame::Bulk),
         Some(count) => {
-            let mut out = Vec::new();
-            for (f, v) in h
+            let picked = h
                 .map(|h| random_entries(h.slots(), count))
                 .unwrap_or_default()
-            {
-                out.push(Frame::Bulk(f.clone()));
-                if with_values {
-                    out.push(Frame::Bulk(v.clone()));
-                }
+                .into_iter();
+            if with_values {
+                // [field, value] pairs: a field may repeat, so not a map.
+                Frame::Pairs(
+                    picked
+                        .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
+                        .collect(),
+                )
+            } else {
+                Frame::Array(picked.map(|(f, _)| Frame::Bulk(f.clone())).collect())
             }
-            Frame::Array(out)
         }
     })
 }

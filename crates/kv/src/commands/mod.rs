@@ -787,6 +787,14 @@ fn reply(outcome: Outcome) -> Frame {
         Outcome::Bulk(b) => Frame::Bulk(b),
         Outcome::Array(items) => Frame::Array(items.into_iter().map(reply).collect()),
         Outcome::NullArray => Frame::NullArray,
+        Outcome::Score(score) => zsets::score_frame(score),
+        Outcome::Members(members) => Frame::Set(members.into_iter().map(Frame::Bulk).collect()),
+        Outcome::Scored(pairs) => Frame::Pairs(
+            pairs
+                .into_iter()
+                .map(|(m, score)| (Frame::Bulk(m), zsets::score_frame(score)))
+                .collect(),
+        ),
     }
 }
 

@@ -53,7 +53,7 @@ pub fn smismember(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 pub fn smembers(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
     with_set(kv, s, &key, |set| {
-        Frame::bulk_array(
+        Frame::bulk_set(
             set.into_iter()
                 .flat_map(Set::iter)
                 .cloned()
@@ -108,7 +108,7 @@ pub fn srandmember(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 pub fn algebra(kv: &Kv, s: &mut Session, args: &mut Args, algebra: Algebra) -> Result {
     let keys = args.rest();
     let members = kv.read(|ks, now| combine(ks, s.db, &keys, algebra, now))?;
-    Ok(Frame::bulk_array(members))
+    Ok(Frame::bulk_set(members))
 }
 
 /// `SINTERSTORE`/`SUNIONSTORE`/`SDIFFSTORE destination key...`.

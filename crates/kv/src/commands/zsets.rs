@@ -13,7 +13,7 @@ use super::collections::{
 use crate::server::{Kv, Session};
 use crate::types::ops::{Op, ZAddFlags, index_range};
 use crate::types::scan_slots;
-use crate::types::zset::{LexBound, ScoreBound, ZSet, format_score};
+use crate::types::zset::{LexBound, ScoreBound, ZSet, format_score, reply_score};
 use crate::value::Value;
 
 fn with_zset<R>(
@@ -25,8 +25,18 @@ fn with_zset<R>(
     read(kv, s, key, |v| v.map(Value::as_zset).transpose().map(f))
 }
 
-fn score_frame(score: f64) -> Frame {
-    Frame::Bulk(Bytes::from(format_score(score)))
+/// A score in a reply: a double (RESP3 `,2.5`; RESP2 `$3 2.5`, see `proto::frame`).
+pub(super) fn score_frame(score: f64) -> Frame {
+    Frame::Double(reply_score(score))
+}
+
+/// Members `WITHSCORES`: [member, score] pairs (flat in RESP2).
+fn scored<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>) -> Frame {
+    Frame::Pairs(
+        items
+            .map(|(m, score)| (Frame::Bulk(m.clone()), score_frame(score)))
+            .collect(),
+    )
 }
 
 fn parse_score(b: &[u8]) -> Result<f64> {
@@ -235,14 +245,16 @@ pub fn zrange(
         let items = z
             .map(|z| select(z, &range, rev, offset, limit))
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(items.len() * (1 + usize::from(withscores)));
-        for (score, member) in items {
-            out.push(Frame::Bulk(member.clone()));
-            if withscores {
-                out.push(score_frame(score));
-            }
+        if withscores {
+            scored(items.into_iter().map(|(score, m)| (m, score)))
+        } else {
+            Frame::Array(
+                items
+                    .into_iter()
+                    .map(|(_, m)| Frame::Bulk(m.clone()))
+                    .collect(),
+            )
         }
-        Frame::Array(out)
     })
 }
 
@@ -362,17 +374,19 @@ pub fn zrandmember(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
             })
             .map_or(Frame::Null, Frame::Bulk),
         Some(count) => {
-            let mut out = Vec::new();
-            for (m, &score) in z
+            let picked = z
                 .map(|z| random_entries(z.slots(), count))
-                .unwrap_or_default()
-            {
-                out.push(Frame::Bulk(m.clone()));
-                if withscores {
-                    out.push(score_frame(score));
-                }
+                .unwrap_or_default();
+            if withscores {
+                scored(picked.into_iter().map(|(m, &score)| (m, score)))
+            } else {
+                Frame::Array(
+                    picked
+                        .into_iter()
+                        .map(|(m, _)| Frame::Bulk(m.clone()))
+                        .collect(),
+                )
             }
-            Frame::Array(out)
         }
     })
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::{Args, CommandError, Frame, Limits, Mode, Protocol, parse_frame};
+use proto::{Args, CommandError, Frame, FrameParser, Limits, Mode, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
@@ -127,6 +127,8 @@ struct Connection {
     stream: TcpStream,
     input: BytesMut,
     limits: Limits,
+    /// Keeps its place in a frame arriving over many reads (a large snapshot).
+    frames: FrameParser,
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
@@ -154,7 +156,7 @@ impl Connection {
     /// A frame already buffered, if any.
     fn parsed(&mut self) -> io::Result<Option<(Frame, usize)>> {
         let before = self.input.len();
-        match parse_frame(&mut self.input, &self.limits, Mode::Reply) {
+        match self.frames.next(&mut self.input, &self.limits, Mode::Reply) {
             Ok(Some(frame)) => Ok(Some((frame, before - self.input.len()))),
             Ok(None) => Ok(None),
             Err(e) => Err(invalid(e.to_string())),
@@ -232,6 +234,7 @@ async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
         stream,
         input: BytesMut::with_capacity(64 * 1024),
         limits: Limits::default(),
+        frames: FrameParser::default(),
     };
     let my_port = repl.server.get().map_or(0, |(_, _, port)| *port);
     conn.send(&["REPLCONF", "listening-port", &my_port.to_string()])

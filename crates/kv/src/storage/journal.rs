@@ -43,12 +43,15 @@
 //! is short or does not match. Nothing after it was acknowledged under `--fsync always`
 //! (a reply waits for the fsync that covers its record, and an fsync covers a prefix of the
 //! file), so recovery truncates the file there and goes on, as Redis does with
-//! `aof-load-truncated yes`.
+//! `aof-load-truncated yes` — if nothing valid follows ([`valid_record_after`]). A crash
+//! tears only the last record; a valid record after the damage means something else
+//! (a flipped bit, a bad sector) and recovery refuses to start unless told otherwise.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::codec;
 use crate::keyspace::Change;
@@ -98,7 +101,9 @@ pub const PREALLOCATE: u64 = 4 * 1024 * 1024;
 
 /// The journal file being appended to.
 pub struct Appender {
-    file: File,
+    /// Shared so the writer can `fsync` it without holding the journal's lock while
+    /// the event loop keeps appending (see `super::Storage::write_through`).
+    file: Arc<File>,
     generation: u64,
     /// End of the records.
     len: u64,
@@ -118,7 +123,7 @@ impl Appender {
         file.sync_all()?;
         sync_directory(journal_dir)?;
         Ok(Appender {
-            file,
+            file: Arc::new(file),
             generation,
             len: codec::JOURNAL_HEADER.len() as u64,
             allocated: codec::JOURNAL_HEADER.len() as u64,
@@ -154,6 +159,11 @@ impl Appender {
     /// second disk write).
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// The file, to `fsync` without holding the journal's lock.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     pub fn generation(&self) -> u64 {
@@ -255,6 +265,56 @@ impl Reader {
     pub fn damage(&self) -> Option<&str> {
         self.damaged.as_deref()
     }
+}
+
+/// Where the first whole, valid record after byte `damaged` of journal file `generation`
+/// starts, if one does: the difference between a torn tail and damage in the middle.
+///
+/// A crash tears only the last record: whatever follows it (the zeros written ahead, or
+/// nothing) was never a record. A valid record *after* the damage means the damage is
+/// not a crash's work (a flipped bit, a bad sector, an edit by hand) and that records
+/// written later — acknowledged, perhaps synced — would be lost by truncating there.
+/// The damaged record's own length cannot be trusted (it may be the damaged field), so
+/// every byte position after it is tried: a length that fits, then the checksum. A
+/// random match needs a plausible length *and* a 32-bit CRC; this runs only when
+/// recovery has found damage.
+pub fn valid_record_after(
+    journal_dir: &Path,
+    generation: u64,
+    damaged: u64,
+) -> io::Result<Option<u64>> {
+    let mut file = File::open(file_name(journal_dir, generation))?;
+    file.seek(SeekFrom::Start(damaged + 1))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)?;
+    let header = codec::JOURNAL_RECORD_HEADER;
+    for at in 0..rest.len().saturating_sub(header) {
+        let mut head = [0; codec::JOURNAL_RECORD_HEADER];
+        head.copy_from_slice(&rest[at..at + header]);
+        let (len, crc) = codec::journal_record_header(head);
+        if len == 0 || len > codec::MAX_JOURNAL_RECORD || at + header + len > rest.len() {
+            continue;
+        }
+        let payload = &rest[at + header..at + header + len];
+        if codec::decode_journal_payload(payload, crc).is_ok() {
+            return Ok(Some(damaged + 1 + at as u64));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves journal file `generation` aside (`....kvj.dropped`): `--load-truncated` drops
+/// the records after damage, but leaves them on disk for whoever wants to look.
+pub fn set_aside(journal_dir: &Path, generation: u64) -> io::Result<PathBuf> {
+    let from = file_name(journal_dir, generation);
+    let to = from.with_extension("kvj.dropped");
+    fs::rename(&from, &to)?;
+    Ok(to)
+}
+
+/// Journal file `generation`'s path (for messages).
+pub fn path(journal_dir: &Path, generation: u64) -> PathBuf {
+    file_name(journal_dir, generation)
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

@@ -591,9 +591,9 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             })?;
             Ok(match (popped, count) {
                 (None, None) => Outcome::Nil,
-                (None, Some(_)) => Outcome::Array(Vec::new()),
+                (None, Some(_)) => Outcome::Members(Vec::new()),
                 (Some(mut items), None) => items.pop().map_or(Outcome::Nil, Outcome::Bulk),
-                (Some(items), Some(_)) => bulks(items),
+                (Some(items), Some(_)) => Outcome::Members(items),
             })
         }
         Op::SMove { from, to, member } => {
@@ -689,12 +689,16 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 let delta = Delta::edit_if(n > 0, journal, edit);
                 Ok((items, delta))
             })?;
-            let mut out = Vec::new();
-            for (score, member) in popped.unwrap_or_default() {
-                out.push(Outcome::Bulk(member));
-                out.push(Outcome::Bulk(Bytes::from(super::zset::format_score(score))));
-            }
-            Ok(Outcome::Array(out))
+            let popped = popped.unwrap_or_default().into_iter().map(|(s, m)| (m, s));
+            Ok(match count {
+                // Without a count, one flat [member, score] (or nothing), as Redis.
+                None => Outcome::Array(
+                    popped
+                        .flat_map(|(m, s)| [Outcome::Bulk(m), Outcome::Score(s)])
+                        .collect(),
+                ),
+                Some(_) => Outcome::Scored(popped.collect()),
+            })
         }
     }
 }
@@ -757,9 +761,7 @@ fn zadd(
     })?;
     let (added, changed, incr_result) = result.unwrap_or((0, 0, None));
     Ok(if flags.incr {
-        incr_result.map_or(Outcome::Nil, |s| {
-            Outcome::Bulk(Bytes::from(super::zset::format_score(s)))
-        })
+        incr_result.map_or(Outcome::Nil, Outcome::Score)
     } else if flags.ch {
         Outcome::Integer(added + changed)
     } else {

@@ -435,43 +435,16 @@ impl LexBound {
     }
 }
 
-/// Formats a score as Redis 7.0 replies it in RESP2: C's `%.17g` (17 significant digits,
-/// trailing zeros dropped, an exponent below 1e-4 or from 1e17), `inf`/`-inf`.
-/// `1500` → `1500`, `2.5` → `2.5`, `0.1` → `0.10000000000000001`, `1e20` → `1e+20`.
+/// Formats a score as Redis 7.0 replies it where it is text (`ZSCAN`): `%.17g`, as
+/// [`proto::frame::format_double`] writes every double, except that `-0` reads `0`.
 pub fn format_score(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    if v == 0.0 {
-        // Redis stores small sorted sets' integral scores as integers, so `-0` reads
-        // back as `0`.
-        return "0".into();
-    }
-    // `{:.16e}` rounds to 17 significant digits exactly as printf does.
-    let sci = format!("{:.16e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    let sign = if v < 0.0 { "-" } else { "" };
-    if !(-4..17).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { "" } else { "." };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{dot}{rest}e{esign}{:02}", exp.abs());
-    }
-    if exp < 0 {
-        let zeros = "0".repeat((-exp - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let int_len = exp as usize + 1;
-    if digits.len() <= int_len {
-        format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
-    } else {
-        let (int, frac) = digits.split_at(int_len);
-        format!("{sign}{int}.{frac}")
-    }
+    proto::frame::format_double(reply_score(v))
+}
+
+/// A score as Redis reads it back: it stores small sorted sets' integral scores as
+/// integers, so `-0` comes back as `0`.
+pub fn reply_score(v: f64) -> f64 {
+    if v == 0.0 { 0.0 } else { v }
 }
 
 #[cfg(test)]

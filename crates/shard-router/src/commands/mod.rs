@@ -18,15 +18,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use bytes::BytesMut;
-use proto::{Args, Frame, encode_command};
+use proto::{Args, Frame, Protocol, encode_command};
 use service::command_table::NameHasher;
 use service::{CommandSpec, Deferred, Reply, Settled};
 
 use crate::migrate;
 use crate::server::{Layout, Router};
 
-/// Executes one client command.
-pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
+/// Executes one client command. `protocol` is the client's: its forwarded commands are
+/// answered by the backend in that dialect (see `backend`, "each client's protocol").
+pub async fn execute(router: &Router, lane: u64, protocol: Protocol, args: Args) -> Reply {
     // Every branch but the single-key one is boxed: an async fn's future is as large as
     // its largest branch, and this one is built and moved for every request (boxing the
     // others took 1.6% off a forwarded GET's instructions). A split or a fan-out pays one
@@ -34,12 +35,12 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
     match args.name() {
         "router" => Box::pin(admin::execute(router, lane, args)).await,
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
-            Box::pin(multikey::execute(router, lane, args)).await
+            Box::pin(multikey::execute(router, lane, protocol, args)).await
         }
         "flushall" | "flushdb" | "dbsize" => Box::pin(fanout::execute(router, lane, args)).await,
         "info" => Box::pin(fanout::info(router, lane, args)).await,
         name => match spec(name) {
-            Some(spec) if spec.first_key > 0 => keyed(router, lane, spec, args).await,
+            Some(spec) if spec.first_key > 0 => keyed(router, lane, protocol, spec, args).await,
             Some(spec) if spec.group == "router" => Frame::error(table::refusal(name)).into(),
             _ => Reply::Unhandled(args),
         },
@@ -59,7 +60,13 @@ fn spec(name: &str) -> Option<&'static CommandSpec> {
 }
 
 /// A command whose keys must all live on one shard (one key, or RENAME-like pairs).
-async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Reply {
+async fn keyed(
+    router: &Router,
+    lane: u64,
+    protocol: Protocol,
+    spec: &CommandSpec,
+    args: Args,
+) -> Reply {
     let layout = router.layout();
     // Borrowed from the request: routing and forwarding only read the words.
     let words: Vec<&[u8]> = args.peek_all().collect();
@@ -89,7 +96,13 @@ async fn keyed(router: &Router, lane: u64, spec: &CommandSpec, args: Args) -> Re
     let write = spec.flags.contains(&"write");
     // The request goes out as the client sent it: its name as spelt, then its words.
     let request = std::iter::once(args.raw_name()).chain(words.iter().copied());
-    Reply::Deferred(send(router, &layout, shard, write, lane, request).await)
+    let to = Route {
+        shard,
+        write,
+        lane,
+        protocol,
+    };
+    Reply::Deferred(send(router, &layout, to, request).await)
 }
 
 /// The error for keys of one command on different shards.
@@ -101,23 +114,40 @@ pub fn cross_shard(layout: &Layout, command: &str, a: usize, b: usize) -> Frame 
     ))
 }
 
-/// Sends a request — its words, name first — to the node serving `shard` *now*, and
+/// Where [`send`] sends a client's request, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub shard: usize,
+    /// A write goes to the primary and is never retried elsewhere.
+    pub write: bool,
+    /// The client's id: its requests to a node share one connection, in order.
+    pub lane: u64,
+    /// The client's protocol, which the backend is asked to answer in.
+    pub protocol: Protocol,
+}
+
+/// Sends a request — its words, name first — to the node serving `to.shard` *now*, and
 /// returns the reply as a deferred future, so the client's next pipelined command is sent
 /// before this one's reply is back. The words are encoded straight into the backend
-/// connection's output buffer, and the reply comes back as the backend's own bytes
-/// ([`Settled::Resp2`]), which the client's connection copies to its socket as they are:
-/// forwarding a GET costs no `Frame` on the way out or back.
+/// connection's output buffer, and the reply comes back as the backend's own bytes, in
+/// the client's protocol ([`Settled::Resp2`] or [`Settled::Resp3`]), which the client's
+/// connection copies to its socket as they are: forwarding a GET costs no `Frame` on the
+/// way out or back.
 ///
 /// A failed read is retried once on a healthy replica (reads are idempotent); a failed
 /// write is reported, never retried elsewhere.
 pub async fn send<'a>(
     router: &Router,
     layout: &Arc<Layout>,
-    shard: usize,
-    write: bool,
-    lane: u64,
+    to: Route,
     request: impl Iterator<Item = &'a [u8]> + Clone + Send,
 ) -> Deferred {
+    let Route {
+        shard,
+        write,
+        lane,
+        protocol,
+    } = to;
     let s = &layout.shards[shard];
     s.requests.fetch_add(1, Ordering::Relaxed);
     let node = match router.node_for(layout, s, write) {
@@ -133,17 +163,17 @@ pub async fn send<'a>(
         encode_command(&mut copy, request.clone());
         copy.freeze()
     });
-    let sent = node.send_command(lane, request).await;
+    let sent = node.send_command(lane, protocol, request).await;
     let layout = layout.clone();
     Deferred::settled(async move {
         let result = match sent {
-            Ok(pending) => pending.bytes().await,
+            Ok(pending) => pending.settled().await,
             Err(e) => Err(e),
         };
         node.record(&result);
         let shard = &layout.shards[shard];
         match result {
-            Ok(reply) => Settled::Resp2(reply),
+            Ok(reply) => reply,
             Err(e) => {
                 let fallback = shard
                     .replicas
@@ -151,9 +181,10 @@ pub async fn send<'a>(
                     .find(|r| r.available() && !Arc::ptr_eq(r, &node));
                 if let (Some(request), Some(replica)) = (retry, fallback)
                     // Boxed: a rare retry must not enlarge every request's reply future.
-                    && let Ok(reply) = Box::pin(replica.call_encoded(lane, &request)).await
+                    && let Ok(reply) =
+                        Box::pin(replica.call_encoded(lane, protocol, &request)).await
                 {
-                    return Settled::Resp2(reply);
+                    return reply;
                 }
                 shard.errors.fetch_add(1, Ordering::Relaxed);
                 Settled::Frame(e.to_frame())

@@ -6,14 +6,14 @@
 //! same way (each shard's part is atomic, the whole is not — unlike Redis, where MSET is
 //! all or nothing); DEL, UNLINK, EXISTS and TOUCH add up the shards' counts.
 
-use proto::{Args, CommandError, Frame};
+use proto::{Args, CommandError, Frame, Protocol};
 use service::{Deferred, Reply};
 
-use crate::commands::{send, sub_request};
+use crate::commands::{Route, send, sub_request};
 use crate::migrate;
 use crate::server::Router;
 
-pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
+pub async fn execute(router: &Router, lane: u64, protocol: Protocol, args: Args) -> Reply {
     let name = args.name().to_string();
     // Borrowed from the request: splitting and forwarding only read the words.
     let words: Vec<&[u8]> = args.peek_all().collect();
@@ -40,15 +40,23 @@ pub async fn execute(router: &Router, lane: u64, args: Args) -> Reply {
         return e.into();
     }
     let write = matches!(name.as_str(), "mset" | "del" | "unlink");
+    let to = |shard| Route {
+        shard,
+        write,
+        lane,
+        protocol,
+    };
     if let [(shard, _)] = groups.as_slice() {
         // All on one shard: forward as is.
         let whole = std::iter::once(args.raw_name()).chain(words.iter().copied());
-        return Reply::Deferred(send(router, &layout, *shard, write, lane, whole).await);
+        return Reply::Deferred(send(router, &layout, to(*shard), whole).await);
     }
+    // The merged reply is a `Frame`, encoded in the client's protocol: an array for
+    // MGET (its missing values `_` in RESP3), an integer for DEL, +OK for MSET.
     let mut sent: Vec<(Vec<usize>, Deferred)> = Vec::with_capacity(groups.len());
     for (shard, positions) in groups {
         let part = sub_request(args.raw_name(), &words, &positions, step);
-        let later = send(router, &layout, shard, write, lane, part.iter().copied()).await;
+        let later = send(router, &layout, to(shard), part.iter().copied()).await;
         sent.push((positions, later));
     }
     let total = keys.len();

@@ -148,6 +148,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     read("zrangebyscore", -4, 1, 1, 1),
     read("zrevrangebyscore", -4, 1, 1, 1),
     read("zrangebylex", -4, 1, 1, 1),
+    read("zrevrangebylex", -4, 1, 1, 1),
+    read("zrandmember", -2, 1, 1, 1),
     write("zpopmin", -2, 1, 1, 1),
     write("zpopmax", -2, 1, 1, 1),
     write("zremrangebyscore", 4, 1, 1, 1),

@@ -207,7 +207,8 @@ pub fn describe(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandError
                             Frame::Array(m.topics.iter().map(|t| text(t)).collect()),
                         ),
                         ("assignment", assignment_frame(&m.assignment)),
-                        ("idle", Frame::Integer(i64::from(m.is_idle()))),
+                        // A yes/no: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+                        ("idle", Frame::Boolean(m.is_idle())),
                     ])
                 })
                 .collect()

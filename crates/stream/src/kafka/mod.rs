@@ -40,7 +40,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use service::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -88,7 +88,14 @@ pub async fn spawn(
     advertised_host: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind((bind, port)).await?;
+    let listener = service::listener::bind(
+        "stream (Kafka protocol)",
+        bind,
+        port,
+        service::settings::DEFAULT_TCP_BACKLOG,
+        "--kafka-port PORT",
+    )
+    .await?;
     let addr = listener.local_addr()?;
     let advertised_host = advertised_host.unwrap_or_else(|| {
         if addr.ip().is_unspecified() {

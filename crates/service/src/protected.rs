@@ -1,0 +1,115 @@
+//! Protected mode: a server with no password answers only clients on the same host.
+//!
+//! A server started with `--bind 0.0.0.0` "to try it from my laptop" and no password is a
+//! database anyone on the network — or the internet — can read, rewrite and wipe. Redis's
+//! answer, copied here: while protected mode is on (the default) and no password is set,
+//! a client connecting from anywhere but the loopback interface gets one error line that
+//! explains how to fix it, and is disconnected. Exposing a server is then a decision, made
+//! with `--requirepass` (or, knowingly, `--protected-mode no`), never an accident.
+//!
+//! The rule is [`refusal`], one function for every listener of every server: the RESP
+//! accept loop calls it with each new peer, and a listener of another protocol (the
+//! stream server's Kafka port) can call it too and send the text in its own error form.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tracing::warn;
+
+/// Why a client is refused, in Redis's words (Redis sends it as `-DENIED ...`).
+pub const DENIED: &str = "DENIED infralab is running in protected mode because protected mode \
+     is enabled and no password is set for the default user. In this mode connections are \
+     only accepted from the loopback interface. If you want to connect from external \
+     computers you may adopt one of the following solutions: \
+     1) Set a password: restart the server with '--requirepass <password>' (or the \
+     INFRALAB_REQUIREPASS environment variable), or send 'CONFIG SET requirepass <password>' \
+     from the loopback interface, and have clients AUTH with it. \
+     2) Disable protected mode: restart the server with '--protected-mode no', or send \
+     'CONFIG SET protected-mode no' from the loopback interface; MAKE SURE the server is \
+     not publicly accessible from the internet if you do so. \
+     NOTE: You only need to do one of the above things in order for the server to start \
+     accepting connections from the outside.";
+
+/// Must a client connecting from `peer` to `local` be refused? `Some(reason)` (the text of
+/// the error to send before closing) when protected mode is on, no password is set, and
+/// the peer is not on the loopback interface. `local` is the listener's address the client
+/// reached (its bind address, or the interface's for a wildcard bind): one on loopback
+/// only ever has loopback peers, so it never refuses.
+pub fn refusal(
+    protected_mode: bool,
+    local: IpAddr,
+    password_set: bool,
+    peer: IpAddr,
+) -> Option<&'static str> {
+    let exposed = protected_mode && !password_set && !is_loopback(local);
+    (exposed && !is_loopback(peer)).then_some(DENIED)
+}
+
+/// Warns, at startup, about a listener on `addr` that other hosts can reach without a
+/// password: refused by protected mode, or — with it off — open to anyone.
+pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, password_set: bool) {
+    if is_loopback(addr.ip()) || password_set {
+        return;
+    }
+    if protected_mode {
+        warn!(
+            "WARNING: {server} listens on {addr}, reachable from other hosts, and no password \
+             is set: protected mode is on, so clients that are not on this host will be \
+             refused with -DENIED. Set a password (--requirepass) to let them in, or turn \
+             protected mode off (--protected-mode no) if this network is trusted."
+        );
+    } else {
+        warn!(
+            "WARNING: {server} listens on {addr} with no password and protected mode off: \
+             anyone who can reach this address can read, change and delete everything. \
+             Set a password with --requirepass."
+        );
+    }
+}
+
+/// Loopback, counting an IPv4 address written as IPv6 (`::ffff:127.0.0.1`).
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn refuses_only_remote_peers_of_an_exposed_server_without_password() {
+        let any = ip("0.0.0.0");
+        for peer in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(refusal(true, any, false, ip(peer)), None, "{peer}");
+        }
+        for peer in ["192.0.2.7", "10.0.0.1", "::ffff:192.0.2.7", "2001:db8::1"] {
+            assert_eq!(refusal(true, any, false, ip(peer)), Some(DENIED), "{peer}");
+            assert_eq!(refusal(true, ip("::"), false, ip(peer)), Some(DENIED));
+            assert_eq!(
+                refusal(true, ip("192.0.2.2"), false, ip(peer)),
+                Some(DENIED)
+            );
+            // A password, or protected mode off, lets them in.
+            assert_eq!(refusal(true, any, true, ip(peer)), None);
+            assert_eq!(refusal(false, any, false, ip(peer)), None);
+        }
+        // Bound to loopback: nothing is exposed.
+        assert_eq!(refusal(true, ip("127.0.0.1"), false, ip("127.0.0.1")), None);
+    }
+
+    #[test]
+    fn the_refusal_says_how_to_get_in() {
+        assert!(DENIED.starts_with("DENIED "));
+        for hint in [
+            "--requirepass",
+            "--protected-mode no",
+            "CONFIG SET protected-mode no",
+        ] {
+            assert!(DENIED.contains(hint), "{hint}");
+        }
+        assert!(!DENIED.contains('\r') && !DENIED.contains('\n'));
+    }
+}

@@ -1,0 +1,96 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! Memory of the real `infralab kv` binary (its allocator included) around one large
+//! value: `SETRANGE big 67108863 x` makes a 64 MiB string. In memory it must cost about
+//! its size and come back after `DEL`; with `--dir` the journal and the checkpoint must
+//! not keep extra whole copies of it (at most 2.5x its size while the checkpoint holds
+//! it), and it must come back once it is deleted and the deletion is folded (`SAVE`).
+//! RSS is read from `/proc`; the bounds are generous, and every wait is for a condition.
+
+mod kv_process;
+
+use std::time::{Duration, Instant};
+
+use kv_process::{KvProcess, remove, temp_dir};
+use proto::Frame;
+use service::RespClient;
+
+const SIZE: u64 = 64 * 1024 * 1024;
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Waits (at most 30 s) for the server's RSS to be at most `bound`; fails with what it was.
+async fn rss_falls_to(server: &KvProcess, bound: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = rss(server.pid());
+        if now <= bound {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: RSS {} MiB, expected at most {} MiB",
+            now >> 20,
+            bound >> 20
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call(c: &mut RespClient, words: &[&str]) -> Frame {
+    c.call(words.iter().map(|w| w.to_string())).await.unwrap()
+}
+
+/// Starts kv, lets it settle, and returns it with its RSS at rest.
+async fn settled(extra: &[&str]) -> (KvProcess, RespClient, u64) {
+    let server = KvProcess::start(extra);
+    let mut c = RespClient::connect(server.addr).await.unwrap();
+    assert_eq!(call(&mut c, &["PING"]).await, Frame::Simple("PONG".into()));
+    let base = rss(server.pid());
+    (server, c, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_value_in_memory_costs_its_size_and_comes_back_after_del() {
+    let (server, mut c, base) = settled(&[]).await;
+    let offset = (SIZE - 1).to_string();
+    let reply = call(&mut c, &["SETRANGE", "big", &offset, "x"]).await;
+    assert_eq!(reply, Frame::Integer(SIZE as i64));
+    rss_falls_to(&server, base + SIZE * 3 / 2, "in memory, after SETRANGE").await;
+    assert_eq!(call(&mut c, &["DEL", "big"]).await, Frame::Integer(1));
+    rss_falls_to(&server, base + SIZE / 2, "in memory, after DEL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_persistent_value_is_not_copied_by_the_journal_and_checkpoint() {
+    let dir = temp_dir("kv-memory");
+    let (server, mut c, base) = settled(&["--dir", dir.to_str().unwrap()]).await;
+    let offset = (SIZE - 1).to_string();
+    let reply = call(&mut c, &["SETRANGE", "big", &offset, "x"]).await;
+    assert_eq!(reply, Frame::Integer(SIZE as i64));
+    // Journaled, then folded into the checkpoint.
+    assert_eq!(call(&mut c, &["SAVE"]).await, Frame::Simple("OK".into()));
+    rss_falls_to(
+        &server,
+        base + SIZE * 5 / 2,
+        "with --dir, after SETRANGE and SAVE",
+    )
+    .await;
+    assert_eq!(call(&mut c, &["DEL", "big"]).await, Frame::Integer(1));
+    assert_eq!(call(&mut c, &["SAVE"]).await, Frame::Simple("OK".into()));
+    rss_falls_to(&server, base + SIZE / 2, "with --dir, after DEL and SAVE").await;
+    // And it is really gone from the checkpoint.
+    drop(server);
+    let (_server, mut c, _) = settled(&["--dir", dir.to_str().unwrap()]).await;
+    assert_eq!(call(&mut c, &["EXISTS", "big"]).await, Frame::Integer(0));
+    remove(&dir);
+}
