@@ -64,6 +64,8 @@ enum Command {
     Lb(edge::lb::Args),
     /// A small blog origin that sets every caching header (port 8000).
     Web(edge::web::Args),
+    /// A relational database with ACID transactions, over the PostgreSQL protocol (port 7432).
+    Sql(sql::Args),
 }
 
 #[derive(clap::Args)]
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
             Command::Bridge(args) => {
                 pubsub::bridge::run(args, service::telemetry::shutdown_on_signal()).await
             }
+            Command::Sql(args) => sql::run(args, service::telemetry::shutdown_on_signal()).await,
             Command::Broker(args) => {
                 serve_until_signal(broker::start(
                     args,
@@ -215,6 +218,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         web_port,
         lb_port,
         edge_port,
+        sql_port,
     ] = startup::free_ports(
         bind,
         args.port_offset,
@@ -234,6 +238,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
             ("web", edge::web::DEFAULT_PORT),
             ("lb", edge::lb::DEFAULT_PORT),
             ("edge", edge::proxy::DEFAULT_PORT),
+            ("sql", sql::DEFAULT_PORT),
         ],
     )
     .await?;
@@ -436,6 +441,21 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     ));
     running.extend([edge, lb, web]);
 
+    let sql_server = sql::start(
+        sql::Args::parse_from(
+            ["sql".to_string(), "--dir".into(), data("sql")]
+                .into_iter()
+                .chain(listen(sql_port)),
+        ),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "sql",
+        sql_server.addr().to_string(),
+        format!("psql -h {} -p {sql_port} -c 'SELECT 1'", client_host(bind)),
+    ));
+
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
         println!("{name:<16} {addr:<18} {hint}");
@@ -444,6 +464,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     for server in running {
         server.wait().await;
     }
+    sql_server.wait().await;
     Ok(())
 }
 

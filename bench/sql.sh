@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# sql against PostgreSQL 15, side by side, with pgbench as the client for both.
+#   bench/sql.sh [runs] [seconds] [scale]
+# Equal durability: infralab sql --fsync always (COMMIT after fsync, group commit) vs
+# PostgreSQL with fsync=on and synchronous_commit=on. PostgreSQL is Debian's `postgresql`
+# package (.ci/run installs it), initdb'd into a temporary directory as the `postgres`
+# user and started on its own port; both listen on loopback.
+#   load:        pgbench -i -s SCALE (client-side COPY), and -I dtGp (server-side generate)
+#   TPC-B:       pgbench -n -c 8 -j 2 -T SECONDS, -M simple and -M prepared
+#   select-only: pgbench -n -S -c 8 -j 2 -T SECONDS -M prepared
+# Prints medians of RUNS runs (tps, p50/p99 latency from pgbench's per-transaction log)
+# and the ratio ours/PostgreSQL. BIN=path/to/infralab skips the release build.
+. "$(dirname "$0")/lib.sh"
+RUNS=${1:-3}
+SECONDS_PER_RUN=${2:-20}
+SCALE=${3:-10}
+OURS=7532
+PEER=7533
+DATA=$(mktemp -d)
+chmod 755 "$DATA"
+trap 'cleanup; rm -rf "$DATA"' EXIT
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$PGBIN" ] || ! command -v pgbench >/dev/null; then
+  echo "PostgreSQL is not installed: run .ci/run" >&2
+  exit 1
+fi
+
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q --bin infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
+  BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
+fi
+"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always 2>/dev/null &
+PIDS+=($!)
+
+mkdir -p "$DATA/pg" "$DATA/sock"
+chown postgres "$DATA/pg" "$DATA/sock"
+runuser -u postgres -- "$PGBIN/initdb" -D "$DATA/pg" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$PGBIN/postgres" -D "$DATA/pg" -p "$PEER" -k "$DATA/sock" \
+  -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+  -c max_connections=50 >/dev/null 2>&1 &
+PIDS+=($!)
+for port in "$OURS" "$PEER"; do
+  for _ in $(seq 1 100); do
+    pg_isready -h 127.0.0.1 -p "$port" -q && break
+    sleep 0.1
+  done
+done
+
+pgb() { local port=$1; shift; pgbench -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
+
+# load_seconds PORT [init steps]: seconds pgbench -i reports ("done in X s").
+load_seconds() {
+  local port=$1
+  shift
+  pgb "$port" -i -s "$SCALE" -q "$@" 2>&1 | awk '/done in/ { for (i = 1; i <= NF; i++) if ($i == "in") { sub("s", "", $(i + 1)); print $(i + 1) } }'
+}
+
+# run PORT LABEL [pgbench args]: "tps p50_ms p99_ms" of one timed run.
+run() {
+  local port=$1 label=$2
+  shift 2
+  rm -f "$DATA"/log.*
+  local tps
+  tps=$(pgb "$port" -n -c 8 -j 2 -T "$SECONDS_PER_RUN" -l --log-prefix="$DATA/log" "$@" 2>/dev/null |
+    awk '/^tps/ { print $3 }')
+  cat "$DATA"/log.* | awk '{ print $3 / 1000 }' | sort -g |
+    awk -v tps="$tps" '{ v[NR] = $1 } END { if (NR == 0) { print tps, "n/a", "n/a"; exit }
+      printf "%s %.2f %.2f\n", tps, v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1] }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "") printf "%.2fx", a / b; else print "n/a" }'; }
+
+printf '%-34s %14s %14s %8s\n' "scale $SCALE, $RUNS runs, medians" "infralab sql" "PostgreSQL" "ratio"
+for steps in "" "-I dtGp"; do
+  a=() b=()
+  for _ in $(seq 1 "$RUNS"); do
+    x=$(load_seconds "$OURS" $steps || true)
+    [ -n "$x" ] && a+=("$x")
+    x=$(load_seconds "$PEER" $steps || true)
+    [ -n "$x" ] && b+=("$x")
+  done
+  ma=n/a mb=n/a
+  [ ${#a[@]} -gt 0 ] && ma=$(median "${a[@]}")
+  [ ${#b[@]} -gt 0 ] && mb=$(median "${b[@]}")
+  # A load is better when shorter: the ratio is PostgreSQL's time over ours.
+  printf '%-34s %14s %14s %8s\n' "pgbench -i ${steps:-(client COPY)} s" "$ma" "$mb" "$(ratio "$mb" "$ma")"
+done
+pgb "$OURS" -i -s "$SCALE" -q >/dev/null 2>&1
+pgb "$PEER" -i -s "$SCALE" -q >/dev/null 2>&1
+
+for mode in "TPC-B -M simple:-M simple" "TPC-B -M prepared:-M prepared" "select-only -M prepared:-S -M prepared"; do
+  label=${mode%%:*}
+  args=${mode#*:}
+  ta=() tb=() pa=() pb=() qa=() qb=()
+  for _ in $(seq 1 "$RUNS"); do
+    read -r t p q < <(run "$OURS" "$label" $args)
+    ta+=("$t") pa+=("$p") qa+=("$q")
+    read -r t p q < <(run "$PEER" "$label" $args)
+    tb+=("$t") pb+=("$p") qb+=("$q")
+  done
+  mta=$(median "${ta[@]}") mtb=$(median "${tb[@]}")
+  printf '%-34s %14s %14s %8s\n' "$label tps" "$mta" "$mtb" "$(ratio "$mta" "$mtb")"
+  printf '%-34s %14s %14s\n' "  latency p50 / p99 (ms)" "$(median "${pa[@]}") / $(median "${qa[@]}")" "$(median "${pb[@]}") / $(median "${qb[@]}")"
+done

@@ -1,0 +1,404 @@
+//! The catalog: which tables exist, their columns, types and constraints, and their
+//! indexes — the schema the planner and the constraint checks read.
+//!
+//! A [`TableDef`] is built from `CREATE TABLE` and keeps the statement texts that built it
+//! (`ddl`), so a checkpoint can write the schema as SQL and recovery can replay it.
+
+use sqlparser::ast::{self, ColumnOption, Expr, ReferentialAction, TableConstraint};
+
+use crate::error::SqlError;
+use crate::types::DataType;
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub ty: DataType,
+    pub not_null: bool,
+    pub default: Option<Expr>,
+    /// SERIAL/BIGSERIAL/IDENTITY: the default is the table's next sequence value.
+    pub serial: bool,
+}
+
+/// An index over some columns: a B-tree from key to row ids (see `storage`).
+#[derive(Debug, Clone)]
+pub struct IndexDef {
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub unique: bool,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// RESTRICT and NO ACTION (checked at the statement, not deferred).
+    Restrict,
+    Cascade,
+    SetNull,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub parent: String,
+    pub parent_columns: Vec<usize>,
+    pub on_delete: OnDelete,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub expr: Expr,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub indexes: Vec<IndexDef>,
+    pub checks: Vec<Check>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// The DDL statements that built this table, in order (CREATE TABLE, CREATE INDEX).
+    pub ddl: Vec<String>,
+}
+
+impl TableDef {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn column_or_err(&self, name: &str) -> Result<usize, SqlError> {
+        self.column(name).ok_or_else(|| {
+            SqlError::new(
+                "42703",
+                format!(
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    self.name
+                ),
+            )
+        })
+    }
+
+    pub fn primary_key(&self) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.primary)
+    }
+
+    /// A unique index on exactly these columns (what a foreign key must reference).
+    pub fn unique_index_on(&self, columns: &[usize]) -> Option<usize> {
+        self.indexes
+            .iter()
+            .position(|i| i.unique && i.columns == columns)
+    }
+}
+
+/// Lower-cases unquoted identifiers, as PostgreSQL folds them.
+pub fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+/// The last part of a possibly schema-qualified name (`public.accounts` -> `accounts`).
+pub fn object_name(name: &ast::ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident)
+        .unwrap_or_default()
+}
+
+/// Maps a SQL type name to ours; `serial` says whether it was SERIAL/BIGSERIAL.
+pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool), SqlError> {
+    use ast::DataType as T;
+    let length = |l: &Option<ast::CharacterLength>| match l {
+        Some(ast::CharacterLength::IntegerLength { length, .. }) => Some(*length as u32),
+        _ => None,
+    };
+    Ok(match t {
+        T::SmallInt(_) | T::Int2(_) => (DataType::SmallInt, false),
+        T::Int(_) | T::Integer(_) | T::Int4(_) => (DataType::Int, false),
+        T::BigInt(_) | T::Int8(_) => (DataType::BigInt, false),
+        T::Real | T::Float4 | T::Float8 | T::Double(_) | T::DoublePrecision | T::Float(_) => {
+            (DataType::Double, false)
+        }
+        T::Numeric(info) | T::Decimal(info) => (
+            DataType::Numeric(match info {
+                ast::ExactNumberInfo::PrecisionAndScale(_, s) => Some((*s).max(0) as u32),
+                ast::ExactNumberInfo::Precision(_) => Some(0),
+                ast::ExactNumberInfo::None => None,
+            }),
+            false,
+        ),
+        T::Text | T::String(_) => (DataType::Text, false),
+        T::Varchar(l) | T::CharacterVarying(l) | T::Char(l) | T::Character(l) => {
+            (DataType::Varchar(length(l)), false)
+        }
+        T::Bool | T::Boolean => (DataType::Bool, false),
+        T::Timestamp(..) | T::Date | T::Datetime(_) => (DataType::Timestamp, false),
+        T::Custom(name, _) => match object_name(name).as_str() {
+            "serial" | "serial4" => (DataType::Int, true),
+            "bigserial" | "serial8" => (DataType::BigInt, true),
+            "smallserial" | "serial2" => (DataType::SmallInt, true),
+            "timestamptz" => (DataType::Timestamp, false),
+            "int4" => (DataType::Int, false),
+            other => {
+                return Err(SqlError::new(
+                    "42704",
+                    format!("type \"{other}\" does not exist"),
+                ));
+            }
+        },
+        other => return Err(SqlError::unsupported(format!("type {other}"))),
+    })
+}
+
+fn index_columns(def: &TableDef, cols: &[ast::IndexColumn]) -> Result<Vec<usize>, SqlError> {
+    cols.iter()
+        .map(|c| match &c.column.expr {
+            Expr::Identifier(i) => def.column_or_err(&ident(i)),
+            other => Err(SqlError::unsupported(format!(
+                "index on expression {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// Builds a table definition from `CREATE TABLE`. `parent` looks up a referenced table.
+pub fn table_from_ast(
+    create: &ast::CreateTable,
+    sql: &str,
+    parent: &dyn Fn(&str) -> Option<TableDef>,
+) -> Result<TableDef, SqlError> {
+    let name = object_name(&create.name);
+    let mut def = TableDef {
+        name: name.clone(),
+        columns: Vec::new(),
+        indexes: Vec::new(),
+        checks: Vec::new(),
+        foreign_keys: Vec::new(),
+        ddl: vec![sql.to_string()],
+    };
+    let mut constraints: Vec<TableConstraint> = create.constraints.clone();
+    for col in &create.columns {
+        let cname = ident(&col.name);
+        if def.column(&cname).is_some() {
+            return Err(SqlError::new(
+                "42701",
+                format!("column \"{cname}\" specified more than once"),
+            ));
+        }
+        let (ty, mut serial) = data_type(&col.data_type)?;
+        let mut column = Column {
+            name: cname.clone(),
+            ty,
+            not_null: serial,
+            default: None,
+            serial,
+        };
+        let me = vec![ast::IndexColumn {
+            column: ast::OrderByExpr {
+                expr: Expr::Identifier(col.name.clone()),
+                options: ast::OrderByOptions {
+                    sort: None,
+                    nulls_first: None,
+                },
+                with_fill: None,
+            },
+            operator_class: None,
+        }];
+        for opt in &col.options {
+            match &opt.option {
+                ColumnOption::Null => column.not_null = false,
+                ColumnOption::NotNull => column.not_null = true,
+                ColumnOption::Default(e) => column.default = Some(e.clone()),
+                ColumnOption::PrimaryKey(pk) => {
+                    let mut pk = pk.clone();
+                    pk.columns = me.clone();
+                    constraints.push(TableConstraint::PrimaryKey(pk));
+                }
+                ColumnOption::Unique(u) => {
+                    let mut u = u.clone();
+                    u.columns = me.clone();
+                    constraints.push(TableConstraint::Unique(u));
+                }
+                ColumnOption::ForeignKey(fk) => {
+                    let mut fk = fk.clone();
+                    fk.columns = vec![col.name.clone()];
+                    constraints.push(TableConstraint::ForeignKey(fk));
+                }
+                ColumnOption::Check(c) => {
+                    let mut c = c.clone();
+                    if c.name.is_none() {
+                        c.name = Some(ast::Ident::new(format!("{name}_{cname}_check")));
+                    }
+                    constraints.push(TableConstraint::Check(c));
+                }
+                ColumnOption::Generated {
+                    generation_expr: None,
+                    ..
+                } => {
+                    serial = true;
+                    column.serial = true;
+                    column.not_null = true;
+                }
+                other => return Err(SqlError::unsupported(format!("column option {other}"))),
+            }
+        }
+        let _ = serial;
+        def.columns.push(column);
+    }
+    for c in &constraints {
+        match c {
+            TableConstraint::PrimaryKey(pk) => {
+                if def.primary_key().is_some() {
+                    return Err(SqlError::new(
+                        "42P16",
+                        format!("multiple primary keys for table \"{name}\" are not allowed"),
+                    ));
+                }
+                let columns = index_columns(&def, &pk.columns)?;
+                for &i in &columns {
+                    def.columns[i].not_null = true;
+                }
+                def.indexes.push(IndexDef {
+                    name: pk
+                        .name
+                        .as_ref()
+                        .map(ident)
+                        .unwrap_or_else(|| format!("{name}_pkey")),
+                    columns,
+                    unique: true,
+                    primary: true,
+                });
+            }
+            TableConstraint::Unique(u) => {
+                let columns = index_columns(&def, &u.columns)?;
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|&i| def.columns[i].name.as_str())
+                    .collect();
+                def.indexes.push(IndexDef {
+                    name: u
+                        .name
+                        .as_ref()
+                        .map(ident)
+                        .unwrap_or_else(|| format!("{name}_{}_key", cols.join("_"))),
+                    columns,
+                    unique: true,
+                    primary: false,
+                });
+            }
+            TableConstraint::Check(c) => def.checks.push(Check {
+                name: c.name.as_ref().map(ident).unwrap_or_else(|| {
+                    format!(
+                        "{name}_check{}",
+                        if def.checks.is_empty() {
+                            String::new()
+                        } else {
+                            def.checks.len().to_string()
+                        }
+                    )
+                }),
+                expr: (*c.expr).clone(),
+            }),
+            TableConstraint::ForeignKey(fk) => {
+                let columns: Vec<usize> = fk
+                    .columns
+                    .iter()
+                    .map(|i| def.column_or_err(&ident(i)))
+                    .collect::<Result<_, _>>()?;
+                let parent_name = object_name(&fk.foreign_table);
+                let parent_def = if parent_name == name {
+                    Some(def.clone())
+                } else {
+                    parent(&parent_name)
+                }
+                .ok_or_else(|| SqlError::undefined_table(&parent_name))?;
+                let parent_columns: Vec<usize> = if fk.referred_columns.is_empty() {
+                    parent_def
+                        .primary_key()
+                        .map(|pk| pk.columns.clone())
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                "42830",
+                                format!(
+                                    "there is no primary key for referenced table \"{parent_name}\""
+                                ),
+                            )
+                        })?
+                } else {
+                    fk.referred_columns
+                        .iter()
+                        .map(|i| parent_def.column_or_err(&ident(i)))
+                        .collect::<Result<_, _>>()?
+                };
+                if parent_def.unique_index_on(&parent_columns).is_none() {
+                    return Err(SqlError::new(
+                        "42830",
+                        format!(
+                            "there is no unique constraint matching given keys for referenced table \"{parent_name}\""
+                        ),
+                    ));
+                }
+                let on_delete = match fk.on_delete {
+                    Some(ReferentialAction::Cascade) => OnDelete::Cascade,
+                    Some(ReferentialAction::SetNull) => OnDelete::SetNull,
+                    Some(ReferentialAction::SetDefault) => {
+                        return Err(SqlError::unsupported("ON DELETE SET DEFAULT"));
+                    }
+                    _ => OnDelete::Restrict,
+                };
+                if matches!(
+                    fk.on_update,
+                    Some(
+                        ReferentialAction::Cascade
+                            | ReferentialAction::SetNull
+                            | ReferentialAction::SetDefault
+                    )
+                ) {
+                    return Err(SqlError::unsupported(
+                        "ON UPDATE actions other than RESTRICT",
+                    ));
+                }
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|&i| def.columns[i].name.as_str())
+                    .collect();
+                def.foreign_keys.push(ForeignKey {
+                    name: fk
+                        .name
+                        .as_ref()
+                        .map(ident)
+                        .unwrap_or_else(|| format!("{name}_{}_fkey", cols.join("_"))),
+                    columns,
+                    parent: parent_name,
+                    parent_columns,
+                    on_delete,
+                });
+            }
+            other => return Err(SqlError::unsupported(format!("constraint {other}"))),
+        }
+    }
+    Ok(def)
+}
+
+/// An index definition from `CREATE INDEX`.
+pub fn index_from_ast(def: &TableDef, create: &ast::CreateIndex) -> Result<IndexDef, SqlError> {
+    let columns = index_columns(def, &create.columns)?;
+    let cols: Vec<&str> = columns
+        .iter()
+        .map(|&i| def.columns[i].name.as_str())
+        .collect();
+    Ok(IndexDef {
+        name: create
+            .name
+            .as_ref()
+            .map(object_name)
+            .unwrap_or_else(|| format!("{}_{}_idx", def.name, cols.join("_"))),
+        columns,
+        unique: create.unique,
+        primary: false,
+    })
+}

@@ -1,0 +1,617 @@
+//! The engine: tables, the commit log, and the one write path every change goes through
+//! — row locks, constraint checks, undo for rollback and redo for the log.
+//!
+//! The engine is plain data behind one mutex (`database`). A statement runs start to
+//! end holding it; when it meets a row locked by another running transaction it does
+//! not wait *here*: it returns [`Halt::Wait`], the session undoes the statement's partial
+//! work, waits on the lock table without the mutex, and runs the statement again with a
+//! fresh snapshot. Re-running sees the other transaction's committed result, which is
+//! how read committed avoids lost updates (PostgreSQL instead re-evaluates just the
+//! waited-for row, "EvalPlanQual"; issue 23 adds the repeatable-read rule: fail with
+//! 40001 instead of re-running).
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{OnDelete, TableDef};
+use crate::error::SqlError;
+use crate::expr::{Env, Scope, eval};
+use crate::mvcc::{CommitLog, Snapshot, TxId, TxStatus};
+use crate::storage::{Heap, RowId, Version, key_of};
+use crate::types::Value;
+use crate::wal::Change;
+
+/// A foreign key pointing at a table: (child table, fk columns, parent columns,
+/// action, constraint name).
+type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, String);
+
+/// Why a statement stopped.
+#[derive(Debug)]
+pub enum Halt {
+    Error(SqlError),
+    /// A row it needs is locked by this running transaction: wait for it, then retry.
+    Wait(TxId),
+}
+
+impl From<SqlError> for Halt {
+    fn from(e: SqlError) -> Halt {
+        Halt::Error(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Halt>;
+
+#[derive(Debug)]
+pub struct Table {
+    pub def: TableDef,
+    pub heap: Heap,
+}
+
+impl Table {
+    pub fn new(def: TableDef) -> Table {
+        let heap = Heap::new(def.indexes.len());
+        Table { def, heap }
+    }
+
+    pub fn index_columns(&self) -> Vec<Vec<usize>> {
+        self.def.indexes.iter().map(|i| i.columns.clone()).collect()
+    }
+
+    pub fn scope(&self, alias: &str) -> Scope {
+        Scope {
+            columns: self
+                .def
+                .columns
+                .iter()
+                .map(|c| (alias.to_string(), c.name.clone(), c.ty))
+                .collect(),
+        }
+    }
+}
+
+/// How to take back one change (statement failure, ROLLBACK).
+#[derive(Debug)]
+pub enum Undo {
+    /// A version was appended to this row.
+    Pushed {
+        table: String,
+        row: RowId,
+    },
+    /// The newest version's `xmax` was set (it was 0).
+    Xmax {
+        table: String,
+        row: RowId,
+    },
+    CreatedTable(String),
+    DroppedTable(Box<Table>),
+    CreatedIndex {
+        table: String,
+    },
+    /// ALTER TABLE: the definition before it (indexes added since are dropped).
+    AlteredTable {
+        table: String,
+        def: Box<TableDef>,
+    },
+}
+
+/// A running transaction's bookkeeping.
+#[derive(Debug)]
+pub struct TxState {
+    pub id: TxId,
+    pub undo: Vec<Undo>,
+    pub redo: Vec<Change>,
+}
+
+impl TxState {
+    pub fn mark(&self) -> (usize, usize) {
+        (self.undo.len(), self.redo.len())
+    }
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    pub tables: BTreeMap<String, Table>,
+    pub clog: CommitLog,
+    /// Transactions that ran DDL and have not ended: the catalog is not versioned, so a
+    /// checkpoint waits until they are gone (it would otherwise save their schema).
+    pub ddl_in_flight: std::collections::BTreeSet<TxId>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            tables: BTreeMap::new(),
+            clog: CommitLog::new(),
+            ddl_in_flight: Default::default(),
+        }
+    }
+}
+
+impl Engine {
+    pub fn table(&self, name: &str) -> std::result::Result<&Table, SqlError> {
+        self.tables
+            .get(name)
+            .ok_or_else(|| SqlError::undefined_table(name))
+    }
+
+    pub fn begin(&mut self) -> TxState {
+        TxState {
+            id: self.clog.begin(),
+            undo: Vec::new(),
+            redo: Vec::new(),
+        }
+    }
+
+    pub fn snapshot(&self, tx: &TxState) -> Snapshot {
+        self.clog.snapshot(tx.id)
+    }
+
+    /// Takes back everything `tx` did after `mark`, newest first.
+    pub fn undo_to(&mut self, tx: &mut TxState, mark: (usize, usize)) {
+        while tx.undo.len() > mark.0 {
+            let Some(u) = tx.undo.pop() else { break };
+            match u {
+                Undo::Pushed { table, row } => {
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        let cols = t.index_columns();
+                        t.heap.pop_version(row, &cols);
+                    }
+                }
+                Undo::Xmax { table, row } => {
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        t.heap.set_xmax(row, 0);
+                    }
+                }
+                Undo::CreatedTable(name) => {
+                    self.tables.remove(&name);
+                }
+                Undo::DroppedTable(t) => {
+                    self.tables.insert(t.def.name.clone(), *t);
+                }
+                Undo::AlteredTable { table, def } => {
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        t.heap.indexes.truncate(def.indexes.len());
+                        t.def = *def;
+                    }
+                }
+                Undo::CreatedIndex { table } => {
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        t.def.indexes.pop();
+                        t.heap.indexes.pop();
+                        t.def.ddl.pop();
+                    }
+                }
+            }
+        }
+        tx.redo.truncate(mark.1);
+    }
+
+    /// Ends `tx`: committed (its redo goes to the log first, by the caller) or rolled back.
+    pub fn finish(&mut self, tx: &mut TxState, commit: bool) {
+        if !commit {
+            self.undo_to(tx, (0, 0));
+        }
+        self.ddl_in_flight.remove(&tx.id);
+        self.clog.finish(
+            tx.id,
+            if commit {
+                TxStatus::Committed
+            } else {
+                TxStatus::Aborted
+            },
+        );
+    }
+
+    /// The newest version of `row` if it is live for `me`; waits (via [`Halt::Wait`]) if
+    /// another running transaction is creating or deleting it. This is the check a
+    /// writer makes before touching a row, and what unique and foreign-key checks use:
+    /// they must see the newest state, not a snapshot, or two transactions could both
+    /// insert the same key.
+    pub fn live_newest<'a>(
+        clog: &CommitLog,
+        heap: &'a Heap,
+        row: RowId,
+        me: TxId,
+    ) -> Result<Option<&'a Version>> {
+        let Some(v) = heap.newest(row) else {
+            return Ok(None);
+        };
+        if v.xmin != me && clog.status(v.xmin) == TxStatus::InProgress {
+            return Err(Halt::Wait(v.xmin));
+        }
+        if v.xmax == 0 {
+            return Ok(Some(v));
+        }
+        if v.xmax == me || clog.status(v.xmax) == TxStatus::Committed {
+            return Ok(None);
+        }
+        if clog.status(v.xmax) == TxStatus::InProgress {
+            return Err(Halt::Wait(v.xmax));
+        }
+        Ok(Some(v))
+    }
+
+    /// Fills defaults, applies types, and checks NOT NULL, CHECK, UNIQUE and FOREIGN KEY
+    /// for a row about to be written to `table` (as row `row`, when it replaces one).
+    fn check_row(
+        &self,
+        tx: &TxState,
+        table: &str,
+        values: &[Value],
+        row: Option<RowId>,
+    ) -> Result<()> {
+        let t = self.table(table)?;
+        let def = &t.def;
+        for (c, v) in def.columns.iter().zip(values) {
+            if c.not_null && v.is_null() {
+                return Err(SqlError::new(
+                    "23502",
+                    format!(
+                        "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                        c.name, def.name
+                    ),
+                )
+                .into());
+            }
+        }
+        let scope = t.scope(&def.name);
+        for check in &def.checks {
+            let env = Env {
+                scope: &scope,
+                row: values,
+                params: &[],
+                aggregates: None,
+                subquery: None,
+            };
+            if eval(&check.expr, &env)?.truthy()? == Some(false) {
+                return Err(SqlError::new(
+                    "23514",
+                    format!(
+                        "new row for relation \"{}\" violates check constraint \"{}\"",
+                        def.name, check.name
+                    ),
+                )
+                .into());
+            }
+        }
+        for (i, index) in def.indexes.iter().enumerate().filter(|(_, i)| i.unique) {
+            let key = key_of(values, &index.columns);
+            if key.iter().any(Value::is_null) {
+                continue; // NULLs are distinct: never a duplicate
+            }
+            for other in t.heap.lookup(i, &key) {
+                if Some(other) == row {
+                    continue;
+                }
+                if let Some(v) = Self::live_newest(&self.clog, &t.heap, other, tx.id)?
+                    && key_of(&v.values, &index.columns) == key
+                {
+                    return Err(SqlError::new(
+                        "23505",
+                        format!(
+                            "duplicate key value violates unique constraint \"{}\"",
+                            index.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "Key ({})=({}) already exists.",
+                        names(def, &index.columns),
+                        key.iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .into());
+                }
+            }
+        }
+        for fk in &def.foreign_keys {
+            let key = key_of(values, &fk.columns);
+            if key.iter().any(Value::is_null) {
+                continue;
+            }
+            let parent = self.table(&fk.parent)?;
+            let found = match parent.def.unique_index_on(&fk.parent_columns) {
+                Some(idx) => {
+                    let mut found = false;
+                    for r in parent.heap.lookup(idx, &key) {
+                        if let Some(v) = Self::live_newest(&self.clog, &parent.heap, r, tx.id)?
+                            && key_of(&v.values, &fk.parent_columns) == key
+                        {
+                            found = true;
+                            break;
+                        }
+                    }
+                    found
+                }
+                None => false,
+            };
+            if !found {
+                return Err(SqlError::new(
+                    "23503",
+                    format!(
+                        "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                        def.name, fk.name
+                    ),
+                )
+                .with_detail(format!(
+                    "Key ({})=({}) is not present in table \"{}\".",
+                    names(def, &fk.columns),
+                    key.iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    fk.parent
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a row; returns its id.
+    pub fn insert(&mut self, tx: &mut TxState, table: &str, values: Vec<Value>) -> Result<RowId> {
+        self.check_row(tx, table, &values, None)?;
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| SqlError::undefined_table(table))?;
+        let row = t.heap.next_row;
+        let cols = t.index_columns();
+        t.heap.push_version(
+            row,
+            Version {
+                xmin: tx.id,
+                xmax: 0,
+                values: values.clone(),
+            },
+            &cols,
+        );
+        tx.undo.push(Undo::Pushed {
+            table: table.into(),
+            row,
+        });
+        tx.redo.push(Change::Put {
+            table: table.into(),
+            row,
+            values,
+        });
+        Ok(row)
+    }
+
+    /// Takes the row lock on `row` (by checking nobody else holds it) and returns its
+    /// current values; `None` if it was deleted.
+    fn lock_row(&self, tx: &TxState, table: &str, row: RowId) -> Result<Option<Vec<Value>>> {
+        let t = self.table(table)?;
+        Ok(Self::live_newest(&self.clog, &t.heap, row, tx.id)?.map(|v| v.values.clone()))
+    }
+
+    /// Replaces row `row` with `values`: the old version gets `xmax`, a new one is added.
+    pub fn update(
+        &mut self,
+        tx: &mut TxState,
+        table: &str,
+        row: RowId,
+        values: Vec<Value>,
+    ) -> Result<bool> {
+        let Some(old) = self.lock_row(tx, table, row)? else {
+            return Ok(false);
+        };
+        self.check_row(tx, table, &values, Some(row))?;
+        self.check_referencing(tx, table, &old, Some(&values))?;
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| SqlError::undefined_table(table))?;
+        let cols = t.index_columns();
+        t.heap.set_xmax(row, tx.id);
+        tx.undo.push(Undo::Xmax {
+            table: table.into(),
+            row,
+        });
+        t.heap.push_version(
+            row,
+            Version {
+                xmin: tx.id,
+                xmax: 0,
+                values: values.clone(),
+            },
+            &cols,
+        );
+        tx.undo.push(Undo::Pushed {
+            table: table.into(),
+            row,
+        });
+        tx.redo.push(Change::Put {
+            table: table.into(),
+            row,
+            values,
+        });
+        Ok(true)
+    }
+
+    /// Deletes row `row` (sets `xmax`), applying ON DELETE actions to referencing rows.
+    pub fn delete(&mut self, tx: &mut TxState, table: &str, row: RowId) -> Result<bool> {
+        let Some(old) = self.lock_row(tx, table, row)? else {
+            return Ok(false);
+        };
+        self.check_referencing(tx, table, &old, None)?;
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| SqlError::undefined_table(table))?;
+        t.heap.set_xmax(row, tx.id);
+        tx.undo.push(Undo::Xmax {
+            table: table.into(),
+            row,
+        });
+        tx.redo.push(Change::Delete {
+            table: table.into(),
+            row,
+        });
+        Ok(true)
+    }
+
+    /// A parent row `old` of `table` is being deleted (`new` is `None`) or updated: find
+    /// the rows that reference its key and RESTRICT, CASCADE or SET NULL them.
+    fn check_referencing(
+        &mut self,
+        tx: &mut TxState,
+        table: &str,
+        old: &[Value],
+        new: Option<&[Value]>,
+    ) -> Result<()> {
+        // (child table, fk columns, parent columns, action, constraint name)
+        let fks: Vec<Referencing> = self
+            .tables
+            .values()
+            .flat_map(|c| {
+                c.def
+                    .foreign_keys
+                    .iter()
+                    .filter(|fk| fk.parent == table)
+                    .map(|fk| {
+                        (
+                            c.def.name.clone(),
+                            fk.columns.clone(),
+                            fk.parent_columns.clone(),
+                            fk.on_delete,
+                            fk.name.clone(),
+                        )
+                    })
+            })
+            .collect();
+        for (child, columns, parent_columns, action, name) in fks {
+            let key = key_of(old, &parent_columns);
+            if key.iter().any(Value::is_null) {
+                continue;
+            }
+            if let Some(new) = new
+                && key_of(new, &parent_columns) == key
+            {
+                continue; // key unchanged
+            }
+            let referencing: Vec<(RowId, Vec<Value>)> = {
+                let c = self.table(&child)?;
+                let candidates: Vec<RowId> =
+                    match c.def.indexes.iter().position(|i| i.columns == columns) {
+                        Some(idx) => c.heap.lookup(idx, &key),
+                        None => c.heap.rows.keys().copied().collect(),
+                    };
+                let mut found = Vec::new();
+                for r in candidates {
+                    if let Some(v) = Self::live_newest(&self.clog, &c.heap, r, tx.id)?
+                        && key_of(&v.values, &columns) == key
+                    {
+                        found.push((r, v.values.clone()));
+                    }
+                }
+                found
+            };
+            if referencing.is_empty() {
+                continue;
+            }
+            match (action, new) {
+                (OnDelete::Cascade, None) => {
+                    for (r, _) in referencing {
+                        self.delete(tx, &child, r)?;
+                    }
+                }
+                (OnDelete::SetNull, None) => {
+                    for (r, mut values) in referencing {
+                        for &c in &columns {
+                            values[c] = Value::Null;
+                        }
+                        self.update(tx, &child, r, values)?;
+                    }
+                }
+                _ => {
+                    let def = &self.table(table)?.def;
+                    return Err(SqlError::new(
+                        "23503",
+                        format!(
+                            "update or delete on table \"{table}\" violates foreign key constraint \"{name}\" on table \"{child}\""
+                        ),
+                    )
+                    .with_detail(format!(
+                        "Key ({})=({}) is still referenced from table \"{child}\".",
+                        names(def, &parent_columns),
+                        key.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next value of a SERIAL column's sequence. Sequences are not transactional (a
+    /// rolled-back insert leaves a gap), as in PostgreSQL.
+    pub fn next_serial(&mut self, tx: &mut TxState, table: &str, column: usize) -> Result<i64> {
+        let t = self
+            .tables
+            .get_mut(table)
+            .ok_or_else(|| SqlError::undefined_table(table))?;
+        let next = t.heap.sequences.get(&column).copied().unwrap_or(0) + 1;
+        t.heap.sequences.insert(column, next);
+        tx.redo.push(Change::Sequence {
+            table: table.into(),
+            column: column as u32,
+            value: next,
+        });
+        Ok(next)
+    }
+}
+
+impl Engine {
+    /// The committed state as a list of changes — the checkpoint: each table's DDL
+    /// (referenced tables first), the newest committed version of every row, and the
+    /// sequences. Versions of transactions still running are left out: their commit
+    /// records will follow in the next log.
+    pub fn checkpoint(&self) -> Vec<Change> {
+        let committed = self.clog.snapshot(0);
+        let mut out = Vec::new();
+        let mut done: Vec<&str> = Vec::new();
+        while done.len() < self.tables.len() {
+            let before = done.len();
+            for t in self.tables.values() {
+                let ready = t
+                    .def
+                    .foreign_keys
+                    .iter()
+                    .all(|fk| fk.parent == t.def.name || done.contains(&fk.parent.as_str()));
+                if ready && !done.contains(&t.def.name.as_str()) {
+                    done.push(&t.def.name);
+                    out.extend(t.def.ddl.iter().cloned().map(Change::Ddl));
+                }
+            }
+            if done.len() == before {
+                break; // a reference cycle cannot be created; stop rather than spin
+            }
+        }
+        for t in self.tables.values() {
+            for (row, v) in t.heap.scan(&committed, &self.clog) {
+                out.push(Change::Put {
+                    table: t.def.name.clone(),
+                    row,
+                    values: v.values.clone(),
+                });
+            }
+            for (&column, &value) in &t.heap.sequences {
+                out.push(Change::Sequence {
+                    table: t.def.name.clone(),
+                    column: column as u32,
+                    value,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn names(def: &TableDef, columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|&i| def.columns[i].name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

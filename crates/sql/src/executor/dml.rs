@@ -1,0 +1,330 @@
+//! INSERT, UPDATE, DELETE (and COPY's rows): find the target rows as a query would,
+//! then hand each to the engine's write path, which locks it and checks constraints.
+
+use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
+
+use crate::catalog::{ident, object_name};
+use crate::engine::{Halt, Result, Table};
+use crate::error::SqlError;
+use crate::expr::{Scope, eval, infer_type};
+use crate::planner::plan_table;
+use crate::storage::RowId;
+use crate::types::Value;
+
+use super::{Ctx, Output, env, projection, query, scan_table};
+
+// ---- INSERT / UPDATE / DELETE ----
+
+pub(super) fn insert_table(ins: &ast::Insert) -> std::result::Result<String, SqlError> {
+    match &ins.table {
+        ast::TableObject::TableName(n) => Ok(object_name(n)),
+        _ => Err(SqlError::unsupported("INSERT into a table function")),
+    }
+}
+
+pub(super) fn target_table(f: &TableFactor) -> std::result::Result<(String, String), SqlError> {
+    match f {
+        TableFactor::Table { name, alias, .. } => {
+            let t = object_name(name);
+            let a = alias
+                .as_ref()
+                .map(|a| ident(&a.name))
+                .unwrap_or_else(|| t.clone());
+            Ok((t, a))
+        }
+        other => Err(SqlError::unsupported(format!("target {other}"))),
+    }
+}
+
+pub(super) fn delete_table(d: &ast::Delete) -> std::result::Result<(String, String), SqlError> {
+    let from = match &d.from {
+        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+    };
+    match from.first() {
+        Some(t) if from.len() == 1 && t.joins.is_empty() && d.using.is_none() => {
+            target_table(&t.relation)
+        }
+        _ => Err(SqlError::unsupported("DELETE with several tables or USING")),
+    }
+}
+
+fn returning(
+    table: &Table,
+    items: &Option<Vec<SelectItem>>,
+    rows: &[Vec<Value>],
+    params: &[Value],
+    tag: String,
+) -> Result<Output> {
+    let Some(items) = items else {
+        return Ok(Output {
+            tag,
+            ..Output::default()
+        });
+    };
+    let scope = table.scope(&table.def.name);
+    let items = projection(items, &scope)?;
+    let out: Vec<Vec<Value>> = rows
+        .iter()
+        .map(|r| {
+            items
+                .iter()
+                .map(|(e, _)| eval(e, &env(&scope, r, params)))
+                .collect()
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(Output {
+        columns: items
+            .iter()
+            .map(|(e, n)| (n.clone(), infer_type(e, &scope)))
+            .collect(),
+        rows: out,
+        tag,
+        returns_rows: true,
+        copy_in: None,
+    })
+}
+
+pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
+    // ON CONFLICT DO NOTHING: a row that would violate a unique constraint is skipped
+    // (whichever constraint; a conflict target is not checked against it).
+    let do_nothing = match &ins.on {
+        None => false,
+        Some(ast::OnInsert::OnConflict(ast::OnConflict {
+            action: ast::OnConflictAction::DoNothing,
+            ..
+        })) => true,
+        Some(_) => return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE").into()),
+    };
+    let table = insert_table(ins)?;
+    let def = ctx.engine.table(&table)?.def.clone();
+    let targets: Vec<usize> = if ins.columns.is_empty() {
+        (0..def.columns.len()).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| def.column_or_err(&object_name(c)))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    let source_rows: Vec<Vec<Option<Value>>> = match ins.source.as_deref().map(|q| q.body.as_ref())
+    {
+        Some(SetExpr::Values(v)) => {
+            let empty = Scope::default();
+            let mut rows = Vec::with_capacity(v.rows.len());
+            for r in &v.rows {
+                let mut row = Vec::with_capacity(r.len());
+                for e in r.iter() {
+                    // `DEFAULT` in a VALUES list parses as an identifier.
+                    if matches!(e, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+                    {
+                        row.push(None);
+                    } else {
+                        row.push(Some(eval(e, &env(&empty, &[], ctx.params))?));
+                    }
+                }
+                rows.push(row);
+            }
+            rows
+        }
+        Some(_) => {
+            let q = ins
+                .source
+                .as_deref()
+                .ok_or_else(|| SqlError::syntax("INSERT without values", None))?;
+            query(ctx, q)?
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(Some).collect())
+                .collect()
+        }
+        None => vec![Vec::new()],
+    };
+    let mut written = Vec::with_capacity(source_rows.len());
+    for src in source_rows {
+        if src.len() > targets.len() {
+            return Err(
+                SqlError::syntax("INSERT has more expressions than target columns", None).into(),
+            );
+        }
+        let mut values = vec![None; def.columns.len()];
+        for (v, &col) in src.into_iter().zip(&targets) {
+            values[col] = v;
+        }
+        let mut row = Vec::with_capacity(values.len());
+        for (i, (v, col)) in values.into_iter().zip(&def.columns).enumerate() {
+            let v = match v {
+                Some(v) => v,
+                None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, &table, i)?),
+                None => match &col.default {
+                    Some(d) => eval(d, &env(&Scope::default(), &[], ctx.params))?,
+                    None => Value::Null,
+                },
+            };
+            row.push(v.cast(col.ty)?);
+        }
+        match ctx.engine.insert(ctx.tx, &table, row.clone()) {
+            Ok(_) => written.push(row),
+            Err(Halt::Error(e)) if do_nothing && e.code == "23505" => {}
+            Err(halt) => return Err(halt),
+        }
+    }
+    let tag = format!("INSERT 0 {}", written.len());
+    returning(
+        ctx.engine.table(&table)?,
+        &ins.returning,
+        &written,
+        ctx.params,
+        tag,
+    )
+}
+
+/// Rows of `table` matching `filter` in the snapshot, with their ids.
+fn targets(
+    ctx: &Ctx<'_>,
+    table: &str,
+    alias: &str,
+    filter: Option<&Expr>,
+) -> Result<Vec<(RowId, Vec<Value>)>> {
+    let plan = plan_table(ctx.engine, table.into(), alias.into(), filter)?;
+    let scope = ctx.engine.table(table)?.scope(alias);
+    let rows = scan_table(ctx, &plan)?;
+    let Some(f) = filter else { return Ok(rows) };
+    super::with_subqueries(ctx, |sub| {
+        let mut out = Vec::new();
+        for (id, values) in rows {
+            let e = crate::expr::Env {
+                scope: &scope,
+                row: &values,
+                params: ctx.params,
+                aggregates: None,
+                subquery: Some(sub),
+            };
+            if eval(f, &e)?.truthy()? == Some(true) {
+                out.push((id, values));
+            }
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
+    if up.from.is_some() || !up.table.joins.is_empty() {
+        return Err(SqlError::unsupported("UPDATE ... FROM").into());
+    }
+    let (table, alias) = target_table(&up.table.relation)?;
+    let t = ctx.engine.table(&table)?;
+    let scope = t.scope(&alias);
+    let mut sets = Vec::new();
+    for a in &up.assignments {
+        let name = match &a.target {
+            ast::AssignmentTarget::ColumnName(n) => object_name(n),
+            _ => return Err(SqlError::unsupported("tuple assignment").into()),
+        };
+        let col = t.def.column_or_err(&name)?;
+        sets.push((col, t.def.columns[col].ty, a.value.clone()));
+    }
+    let rows = targets(ctx, &table, &alias, up.selection.as_ref())?;
+    let mut written = Vec::with_capacity(rows.len());
+    for (id, old) in rows {
+        let mut new = old.clone();
+        for (col, ty, e) in &sets {
+            new[*col] = eval(e, &env(&scope, &old, ctx.params))?.cast(*ty)?;
+        }
+        if ctx.engine.update(ctx.tx, &table, id, new.clone())? {
+            written.push(new);
+        }
+    }
+    let tag = format!("UPDATE {}", written.len());
+    returning(
+        ctx.engine.table(&table)?,
+        &up.returning,
+        &written,
+        ctx.params,
+        tag,
+    )
+}
+
+pub(super) fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
+    let (table, alias) = delete_table(del)?;
+    let rows = targets(ctx, &table, &alias, del.selection.as_ref())?;
+    let mut deleted = Vec::with_capacity(rows.len());
+    for (id, old) in rows {
+        if ctx.engine.delete(ctx.tx, &table, id)? {
+            deleted.push(old);
+        }
+    }
+    let tag = format!("DELETE {}", deleted.len());
+    returning(
+        ctx.engine.table(&table)?,
+        &del.returning,
+        &deleted,
+        ctx.params,
+        tag,
+    )
+}
+
+/// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
+pub fn copy_field(raw: &str) -> Option<String> {
+    if raw == "\\N" {
+        return None;
+    }
+    if !raw.contains('\\') {
+        return Some(raw.to_string());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Some(out)
+}
+
+/// Inserts one row given as text fields for `columns` (COPY): the other columns get
+/// their defaults, every value is cast to its column's type.
+pub fn insert_text_row(
+    ctx: &mut Ctx<'_>,
+    table: &str,
+    columns: &[usize],
+    fields: &[Option<String>],
+) -> Result<()> {
+    let def = ctx.engine.table(table)?.def.clone();
+    if fields.len() != columns.len() {
+        return Err(SqlError::new(
+            "22P04",
+            format!(
+                "expected {} columns in a COPY row, found {}",
+                columns.len(),
+                fields.len()
+            ),
+        )
+        .into());
+    }
+    let mut given: Vec<Option<Option<&String>>> = vec![None; def.columns.len()];
+    for (f, &c) in fields.iter().zip(columns) {
+        given[c] = Some(f.as_ref());
+    }
+    let mut row = Vec::with_capacity(def.columns.len());
+    for (i, (g, col)) in given.into_iter().zip(&def.columns).enumerate() {
+        let v = match g {
+            Some(Some(text)) => Value::Text(text.clone()),
+            Some(None) => Value::Null,
+            None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, table, i)?),
+            None => match &col.default {
+                Some(d) => eval(d, &env(&Scope::default(), &[], &[]))?,
+                None => Value::Null,
+            },
+        };
+        row.push(v.cast(col.ty)?);
+    }
+    ctx.engine.insert(ctx.tx, table, row)?;
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! # sql — a relational database with ACID transactions, over the PostgreSQL protocol
+//!
+//! Read in this order: [`types`] (values), [`catalog`] (schemas), [`mvcc`] (transaction
+//! ids, snapshots, visibility), [`storage`] (row versions and indexes), [`locks`] (waits
+//! and deadlocks), [`engine`] (the write path: locks, constraints, undo/redo), [`wal`]
+//! (the log and group commit), [`recovery`], [`planner`] and [`executor`] (queries),
+//! [`session`] (transaction blocks), [`server`] (the protocol).
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod database;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod expr;
+pub mod locks;
+pub mod mvcc;
+pub mod params;
+pub mod pg_catalog;
+pub mod planner;
+pub mod recovery;
+pub mod server;
+pub mod session;
+pub mod storage;
+pub mod types;
+pub mod wal;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use service::{BoxError, CancellationToken};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::database::Database;
+use crate::engine::Engine;
+use crate::server::{Connection, Open, Secured};
+use crate::wal::{Fsync, Wal};
+
+pub const DEFAULT_PORT: u16 = 7432;
+
+/// `infralab sql`: the house flags. (`service::ServiceArgs` is shaped for RESP servers —
+/// `--requirepass`, `--proto-max-bulk-len` — so this server has its own, with the same
+/// names where they mean the same; `--password` is also accepted as `--requirepass`.)
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "sql")]
+pub struct Args {
+    /// Address to listen on. The default is loopback only: expose a server on purpose.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// TCP port (0 picks a free one).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Data directory (write-ahead log and checkpoints). Without it the database lives
+    /// in memory only.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// When a COMMIT is acknowledged: after fsync (always), after the write with an fsync
+    /// every second (everysec), or after the write (no).
+    #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+    /// Connections beyond this many are refused with SQLSTATE 53300.
+    #[arg(long, default_value_t = 1000)]
+    pub maxclients: usize,
+    /// Take a checkpoint (and start a new log) after this many bytes of log.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub checkpoint_bytes: u64,
+    /// Require this password (SCRAM-SHA-256) from every client.
+    #[arg(long, alias = "requirepass", env = "INFRALAB_REQUIREPASS")]
+    pub password: Option<String>,
+}
+
+impl Args {
+    /// Settings for tests: loopback, port 0, in memory.
+    pub fn ephemeral() -> Args {
+        Args {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            dir: None,
+            fsync: Fsync::Always,
+            maxclients: 1000,
+            checkpoint_bytes: 64 * 1024 * 1024,
+            password: None,
+        }
+    }
+}
+
+/// A running sql server.
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            warn!("sql server task failed: {e}");
+        }
+    }
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Recovers the database, binds, and serves until `shutdown` is cancelled.
+pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    let (engine, wal, generation) = match &args.dir {
+        Some(dir) => {
+            let dir = dir.clone();
+            let fsync = args.fsync;
+            tokio::task::spawn_blocking(move || -> Result<(Engine, Wal, u64), BoxError> {
+                let (engine, generation) = recovery::recover(&dir)?;
+                let wal = Wal::open(&dir, generation, fsync)?;
+                Ok((engine, wal, generation))
+            })
+            .await?
+            .map(|(e, w, g)| (e, Some(w), g))?
+        }
+        None => (Engine::default(), None, 0),
+    };
+    let db = Arc::new(Database::new(
+        engine,
+        wal,
+        generation,
+        args.checkpoint_bytes,
+    ));
+    if args.password.is_none()
+        && args.bind != "127.0.0.1"
+        && args.bind != "localhost"
+        && args.bind != "::1"
+    {
+        warn!(
+            "sql: listening on {} without --password: anyone who can reach it has full access",
+            args.bind
+        );
+    }
+    let listener = TcpListener::bind((args.bind.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    info!("sql listening on {addr}");
+    let token = shutdown.clone();
+    let task = tokio::spawn(accept_loop(listener, db, args, token));
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// `start`, then wait for shutdown.
+pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), BoxError> {
+    start(args, shutdown).await?.wait().await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    db: Arc<Database>,
+    args: Args,
+    shutdown: CancellationToken,
+) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (socket, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        if clients.fetch_add(1, Ordering::SeqCst) >= args.maxclients {
+            clients.fetch_sub(1, Ordering::SeqCst);
+            tokio::spawn(refuse(socket));
+            continue;
+        }
+        let connection = Connection::new(db.clone(), args.password.clone());
+        let secured = args.password.is_some();
+        let clients = clients.clone();
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let serve = async {
+                let result = if secured {
+                    pgwire::tokio::process_socket(socket, None, Secured(connection)).await
+                } else {
+                    pgwire::tokio::process_socket(socket, None, Open(connection)).await
+                };
+                if let Err(e) = result {
+                    tracing::debug!("connection ended: {e}");
+                }
+            };
+            tokio::select! {
+                _ = serve => {}
+                _ = stop.cancelled() => {}
+            }
+            clients.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    if let Some(wal) = &db.wal {
+        wal.close();
+    }
+    info!("sql: shut down");
+}
+
+/// Over `--maxclients`: PostgreSQL's "too many clients" error, then close.
+async fn refuse(mut socket: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    // An ErrorResponse ('E') with severity, SQLSTATE 53300 and message.
+    let fields = b"SFATAL\0C53300\0Msorry, too many clients already\0\0";
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+    msg.extend_from_slice(fields);
+    let _ = socket.write_all(&msg).await;
+    let _ = socket.shutdown().await;
+}

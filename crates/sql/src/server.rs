@@ -1,0 +1,515 @@
+//! Wiring: the PostgreSQL protocol (framing by `pgwire`) onto sessions.
+//!
+//! Each accepted connection gets its own handler object holding its [`Session`], so
+//! per-connection state needs no lookup; when the connection ends the handler (and the
+//! session, rolling back any open transaction) is dropped. The simple query protocol
+//! runs every statement of the query string; the extended protocol parses once (Parse),
+//! binds parameters (Bind, text or binary), describes and executes.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, stream};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use tokio::sync::Mutex;
+
+use crate::database::Database;
+use crate::error::{SqlError, from_parser};
+use crate::executor::{Output, describe};
+use crate::params::{decode_param, param_types};
+use crate::session::{Session, TxEffect};
+use crate::types::{DataType, Value};
+
+/// Longest statement text accepted, in bytes (a bound on parse work and memory).
+pub const MAX_STATEMENT_LEN: usize = 16 * 1024 * 1024;
+
+pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    if sql.len() > MAX_STATEMENT_LEN {
+        return Err(SqlError::new("54000", "statement is too long"));
+    }
+    Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| from_parser(sql, e))
+}
+
+/// One connection's handlers.
+pub struct Connection {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<SqlParser>,
+    password: Option<String>,
+}
+
+impl Connection {
+    pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
+        let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        Connection {
+            parser: Arc::new(SqlParser {
+                db,
+                session: session.clone(),
+            }),
+            session,
+            password,
+        }
+    }
+}
+
+/// Open access: no password configured.
+pub struct Open(pub Connection);
+/// SCRAM-SHA-256 password authentication.
+pub struct Secured(pub Connection);
+
+#[derive(Debug)]
+struct OnePassword(String);
+
+#[async_trait]
+impl AuthSource for OnePassword {
+    async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
+        let salt: Vec<u8> = (0..16).map(|_| rand_byte()).collect();
+        let hash = gen_salted_password(&self.0, &salt, 4096);
+        Ok(Password::new(Some(salt), hash))
+    }
+}
+
+fn rand_byte() -> u8 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish() as u8
+}
+
+#[async_trait]
+impl NoopStartupHandler for Handler {}
+
+/// The shared handler type for queries.
+pub struct Handler {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<SqlParser>,
+}
+
+impl PgWireServerHandlers for Open {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+}
+
+impl PgWireServerHandlers for Secured {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(Handler {
+            session: self.0.session.clone(),
+            parser: self.0.parser.clone(),
+        })
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
+        let mut scram = ScramAuth::new(source);
+        scram.set_iterations(4096);
+        Arc::new(
+            SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
+                .with_scram(scram),
+        )
+    }
+}
+
+fn schema(out: &Output, format: &Format) -> Vec<FieldInfo> {
+    out.columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| {
+            FieldInfo::new(name.clone(), None, None, ty.pg_type(), format.format_for(i))
+        })
+        .collect()
+}
+
+fn encode(
+    row: &[Value],
+    schema: &Arc<Vec<FieldInfo>>,
+    types: &[DataType],
+) -> PgWireResult<pgwire::messages::data::DataRow> {
+    let mut enc = DataRowEncoder::new(schema.clone());
+    for (i, v) in row.iter().enumerate() {
+        let ty = types.get(i).copied().unwrap_or(DataType::Text);
+        let v = v
+            .clone()
+            .cast(ty)
+            .unwrap_or_else(|_| Value::Text(v.to_string()));
+        // Text format: PostgreSQL's own text forms (`10` for a float8 ten, `t`/`f`).
+        if schema
+            .get(i)
+            .is_some_and(|f| f.format() == pgwire::api::results::FieldFormat::Text)
+        {
+            let text = (!v.is_null()).then(|| v.to_string());
+            enc.encode_field(&text)?;
+            continue;
+        }
+        match (v, ty) {
+            (Value::Null, _) => enc.encode_field(&None::<i32>)?,
+            (Value::Int(n), DataType::SmallInt) => enc.encode_field(&(n as i16))?,
+            (Value::Int(n), DataType::Int) => enc.encode_field(&(n as i32))?,
+            (Value::Int(n), _) => enc.encode_field(&n)?,
+            (Value::Double(f), _) => enc.encode_field(&f)?,
+            (Value::Numeric(d), _) => enc.encode_field(&d)?,
+            (Value::Bool(b), _) => enc.encode_field(&b)?,
+            (Value::Timestamp(t), _) => enc.encode_field(&t)?,
+            (Value::Text(s), _) => enc.encode_field(&s)?,
+        }
+    }
+    Ok(enc.take_row())
+}
+
+fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<Response> {
+    if let Some(columns) = out.copy_in {
+        return Ok(Response::CopyIn(pgwire::api::results::CopyResponse::new(
+            0,
+            columns,
+            stream::empty(),
+        )));
+    }
+    if out.returns_rows {
+        let fields = Arc::new(schema(&out, format));
+        let types: Vec<DataType> = out.columns.iter().map(|c| c.1).collect();
+        let rows: Vec<_> = out
+            .rows
+            .iter()
+            .map(|r| encode(r, &fields, &types))
+            .collect();
+        let mut response = QueryResponse::new(fields, stream::iter(rows));
+        let command = out.tag.split_whitespace().next().unwrap_or("SELECT");
+        response.set_command_tag(if command == "INSERT" {
+            "INSERT 0"
+        } else {
+            command
+        });
+        return Ok(Response::Query(response));
+    }
+    let mut words = out.tag.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let numbers: Vec<usize> = words.filter_map(|w| w.parse().ok()).collect();
+    let tag = match (command, numbers.as_slice()) {
+        ("INSERT", [oid, rows]) => Tag::new("INSERT").with_oid(*oid as u32).with_rows(*rows),
+        (_, [rows]) => Tag::new(command).with_rows(*rows),
+        _ => Tag::new(&out.tag),
+    };
+    Ok(match effect {
+        TxEffect::Began => Response::TransactionStart(tag),
+        TxEffect::Ended => Response::TransactionEnd(tag),
+        TxEffect::None => Response::Execution(tag),
+    })
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        if let Some(canned) = crate::pg_catalog::canned(query) {
+            return Ok(vec![to_response(
+                canned,
+                TxEffect::None,
+                &Format::UnifiedText,
+            )?]);
+        }
+        let query = crate::pg_catalog::rewrite(query);
+        let statements = match parse(&query) {
+            Ok(s) => s,
+            Err(e) => {
+                session.abort_block();
+                return Ok(vec![Response::Error(Box::new(e.into()))]);
+            }
+        };
+        let mut responses = Vec::with_capacity(statements.len());
+        for stmt in &statements {
+            if let Some(r) = crate::pg_catalog::answer(stmt, &session) {
+                responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
+                continue;
+            }
+            match session.run(stmt, &[]).await {
+                Ok((out, effect)) => {
+                    responses.push(to_response(out, effect, &Format::UnifiedText)?)
+                }
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// A parsed statement kept by Parse, for Bind/Describe/Execute.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stmt: Statement,
+    pub param_types: Vec<DataType>,
+}
+
+pub struct SqlParser {
+    db: Arc<Database>,
+    /// The connection's session: a statement that fails to parse inside a transaction
+    /// block aborts the block, as any other error does.
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for SqlParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = match parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.session.lock().await.abort_block();
+                return Err(e.into());
+            }
+        };
+        if statements.len() > 1 {
+            return Err(SqlError::new(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into());
+        }
+        let Some(stmt) = statements.pop() else {
+            return Ok(None);
+        };
+        let mut param_types = {
+            let engine = self.db.engine();
+            param_types(&engine, &stmt)
+        };
+        for (i, t) in types.iter().enumerate() {
+            if let Some(t) = t.as_ref().and_then(DataType::from_pg_type) {
+                if param_types.len() <= i {
+                    param_types.resize(i + 1, DataType::Text);
+                }
+                param_types[i] = t;
+            }
+        }
+        Ok(Some(Prepared { stmt, param_types }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(|t| t.pg_type()).collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let columns = match crate::pg_catalog::columns(&stmt.stmt) {
+            Some(c) => c,
+            None => describe(&self.db.engine(), &stmt.stmt)?,
+        };
+        let out = Output {
+            columns,
+            ..Output::default()
+        };
+        Ok(schema(&out, format.unwrap_or(&Format::UnifiedText)))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = SqlParser;
+
+    fn query_parser(&self) -> Arc<SqlParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = self.parser.get_parameter_types(&target.statement)?;
+        let fields = self.parser.get_result_schema(&target.statement, None)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = self.parser.get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let mut session = self.session.lock().await;
+        let mut params = Vec::with_capacity(portal.parameters.len());
+        for (i, raw) in portal.parameters.iter().enumerate() {
+            let ty = prepared
+                .param_types
+                .get(i)
+                .copied()
+                .unwrap_or(DataType::Text);
+            match decode_param(raw.as_deref(), ty, portal.parameter_format.is_binary(i)) {
+                Ok(v) => params.push(v),
+                Err(e) => {
+                    session.abort_block();
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(r) = crate::pg_catalog::answer(&prepared.stmt, &session) {
+            return to_response(r, TxEffect::None, &portal.result_column_format);
+        }
+        match session.run(&prepared.stmt, &params).await {
+            Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(
+        &self,
+        _client: &mut C,
+        copy_data: pgwire::messages::copy::CopyData,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_data(&copy_data.data).await;
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(
+        &self,
+        client: &mut C,
+        _done: pgwire::messages::copy::CopyDone,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let rows = self.session.lock().await.copy_done().await?;
+        let tag = Tag::new("COPY").with_rows(rows as usize);
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(
+        &self,
+        _client: &mut C,
+        fail: pgwire::messages::copy::CopyFail,
+    ) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_fail();
+        SqlError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into()
+    }
+}

@@ -1,0 +1,490 @@
+//! A client session: its transaction state machine, and running one statement in it.
+//!
+//! ```text
+//!   Idle --BEGIN--> InBlock --error--> Failed --ROLLBACK/COMMIT--> Idle
+//!     ^               |                  (every other statement: 25P02)
+//!     +---COMMIT------+
+//! ```
+//!
+//! Outside a block each statement is its own transaction (autocommit). A statement that
+//! fails is undone as a whole; inside a block the transaction then refuses everything
+//! but ROLLBACK, as PostgreSQL does. A session that ends (the client disconnects) rolls
+//! its open transaction back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlparser::ast::{Set, Statement};
+
+use crate::database::Database;
+use crate::engine::{Halt, TxState};
+use crate::error::SqlError;
+use crate::executor::{Ctx, Output, execute};
+use crate::types::{DataType, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// No BEGIN: each statement commits on its own.
+    None,
+    InBlock,
+    /// An error happened in the block: only ROLLBACK (or COMMIT, which rolls back) helps.
+    Failed,
+}
+
+/// What a statement did to the transaction state, for the protocol's status byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEffect {
+    None,
+    Began,
+    Ended,
+}
+
+pub struct Session {
+    db: Arc<Database>,
+    tx: Option<TxState>,
+    pub block: Block,
+    settings: BTreeMap<String, String>,
+    copy: Option<CopyIn>,
+}
+
+/// A `COPY ... FROM STDIN` in progress.
+struct CopyIn {
+    table: String,
+    columns: Vec<usize>,
+    /// The bytes of an incomplete last line, until the rest arrives.
+    partial: Vec<u8>,
+    rows: u64,
+    /// The first error; the rest of the data is consumed and dropped.
+    error: Option<SqlError>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Session {
+        Session {
+            db,
+            tx: None,
+            block: Block::None,
+            settings: BTreeMap::new(),
+            copy: None,
+        }
+    }
+
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// An error outside `run` (a statement that did not parse, a parameter that did not
+    /// decode): inside a block, the block is now aborted.
+    pub fn abort_block(&mut self) {
+        if self.block == Block::InBlock {
+            self.block = Block::Failed;
+        }
+    }
+
+    /// Runs one statement; returns its output and its effect on the transaction.
+    pub async fn run(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+    ) -> Result<(Output, TxEffect), SqlError> {
+        let tag = |t: &str| Output {
+            tag: t.into(),
+            ..Output::default()
+        };
+        match stmt {
+            Statement::StartTransaction { .. } if self.block == Block::Failed => {
+                return Err(SqlError::in_failed_transaction());
+            }
+            Statement::StartTransaction { .. } => {
+                if self.block == Block::None {
+                    self.block = Block::InBlock;
+                }
+                // PostgreSQL warns "there is already a transaction in progress" and goes on.
+                return Ok((tag("BEGIN"), TxEffect::Began));
+            }
+            Statement::Commit { .. } => {
+                let failed = self.block == Block::Failed;
+                self.block = Block::None;
+                if failed {
+                    self.end(false);
+                    return Ok((tag("ROLLBACK"), TxEffect::Ended));
+                }
+                self.commit().await?;
+                return Ok((tag("COMMIT"), TxEffect::Ended));
+            }
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                self.block = Block::None;
+                self.end(false);
+                return Ok((tag("ROLLBACK"), TxEffect::Ended));
+            }
+            _ if self.block == Block::Failed => return Err(SqlError::in_failed_transaction()),
+            Statement::Set(set) => return self.set(set).map(|o| (o, TxEffect::None)),
+            Statement::Copy {
+                source:
+                    sqlparser::ast::CopySource::Table {
+                        table_name,
+                        columns,
+                    },
+                to: false,
+                target: sqlparser::ast::CopyTarget::Stdin,
+                ..
+            } => {
+                let table = crate::catalog::object_name(table_name);
+                return self.copy_from(&table, columns).map(|o| (o, TxEffect::None));
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let value = self.setting(&name);
+                return Ok((
+                    Output {
+                        columns: vec![(name, DataType::Text)],
+                        rows: vec![vec![Value::Text(value)]],
+                        tag: "SHOW".into(),
+                        returns_rows: true,
+                        copy_in: None,
+                    },
+                    TxEffect::None,
+                ));
+            }
+            Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => {
+                return Err(SqlError::unsupported("SAVEPOINT"));
+            }
+            _ => {}
+        }
+        let result = self.statement(stmt, params).await;
+        match result {
+            Ok(out) => {
+                if self.block == Block::None {
+                    self.commit().await?;
+                }
+                Ok((out, TxEffect::None))
+            }
+            Err(e) => {
+                if self.block == Block::None {
+                    self.end(false);
+                } else {
+                    self.block = Block::Failed;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a statement in the current transaction (starting one if needed). A statement
+    /// that meets a locked row is undone, waits for the lock holder, and runs again.
+    async fn statement(&mut self, stmt: &Statement, params: &[Value]) -> Result<Output, SqlError> {
+        self.in_tx(|ctx| execute(ctx, stmt), params).await
+    }
+
+    /// Runs `work` in the current transaction (starting one if needed). Work that meets
+    /// a locked row is undone, waits for the lock holder, and runs again.
+    async fn in_tx<F>(&mut self, mut work: F, params: &[Value]) -> Result<Output, SqlError>
+    where
+        F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
+    {
+        let started = std::time::Instant::now();
+        loop {
+            let waited_for = {
+                let mut engine = self.db.engine();
+                let tx = match &mut self.tx {
+                    Some(tx) => tx,
+                    None => {
+                        let tx = engine.begin();
+                        self.db.locks.register(tx.id);
+                        self.tx.insert(tx)
+                    }
+                };
+                let mark = tx.mark();
+                let snapshot = engine.snapshot(tx);
+                let mut ctx = Ctx {
+                    engine: &mut engine,
+                    tx,
+                    snapshot,
+                    params,
+                };
+                match work(&mut ctx) {
+                    Ok(out) => return Ok(out),
+                    Err(halt) => {
+                        engine.undo_to(tx, mark);
+                        match halt {
+                            Halt::Error(e) => return Err(e),
+                            Halt::Wait(holder) => (tx.id, holder),
+                        }
+                    }
+                }
+            };
+            self.wait_for_lock(waited_for.0, waited_for.1, started)
+                .await?;
+        }
+    }
+
+    /// Waits for `holder` to end, within `lock_timeout` (55P03) and what is left of
+    /// `statement_timeout` (57014). A statement runs under the engine lock without
+    /// interruption; its waits for row locks are where the timeouts can cancel it.
+    async fn wait_for_lock(
+        &self,
+        me: crate::mvcc::TxId,
+        holder: crate::mvcc::TxId,
+        started: std::time::Instant,
+    ) -> Result<(), SqlError> {
+        let lock = duration_setting(&self.setting("lock_timeout"));
+        let statement = duration_setting(&self.setting("statement_timeout"))
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let (limit, error) = match (lock, statement) {
+            (Some(l), Some(s)) if s < l => (Some(s), statement_timeout()),
+            (Some(l), _) => (Some(l), lock_timeout()),
+            (None, Some(s)) => (Some(s), statement_timeout()),
+            (None, None) => (None, lock_timeout()),
+        };
+        let wait = self.db.locks.wait(me, holder);
+        match limit {
+            None => wait.await,
+            Some(limit) => match tokio::time::timeout(limit, wait).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.db.locks.stop_waiting(me);
+                    Err(error)
+                }
+            },
+        }
+    }
+
+    /// `COPY table FROM STDIN` starts: remember the target; rows arrive as CopyData.
+    fn copy_from(
+        &mut self,
+        table: &str,
+        columns: &[sqlparser::ast::Ident],
+    ) -> Result<Output, SqlError> {
+        let engine = self.db.engine();
+        let t = engine.table(table)?;
+        let columns: Vec<usize> = if columns.is_empty() {
+            (0..t.def.columns.len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| t.def.column_or_err(&crate::catalog::ident(c)))
+                .collect::<Result<_, _>>()?
+        };
+        let width = columns.len();
+        drop(engine);
+        self.copy = Some(CopyIn {
+            table: table.to_string(),
+            columns,
+            partial: Vec::new(),
+            rows: 0,
+            error: None,
+        });
+        Ok(Output {
+            tag: "COPY".into(),
+            copy_in: Some(width),
+            ..Output::default()
+        })
+    }
+
+    /// A chunk of COPY data: every complete line becomes a row, in the transaction.
+    pub async fn copy_data(&mut self, data: &[u8]) {
+        let Some(mut copy) = self.copy.take() else {
+            return;
+        };
+        if copy.error.is_none() {
+            copy.partial.extend_from_slice(data);
+            let end = copy
+                .partial
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let lines: Vec<u8> = copy.partial.drain(..end).collect();
+            if let Err(e) = self.copy_lines(&copy, &lines).await {
+                copy.error = Some(e);
+            } else {
+                copy.rows += lines
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty() && *l != b"\\.")
+                    .count() as u64;
+            }
+        }
+        self.copy = Some(copy);
+    }
+
+    async fn copy_lines(&mut self, copy: &CopyIn, lines: &[u8]) -> Result<(), SqlError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(lines)
+            .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+        let rows: Vec<Vec<Option<String>>> = text
+            .lines()
+            .filter(|l| !l.is_empty() && *l != "\\.")
+            .map(|l| l.split('\t').map(crate::executor::copy_field).collect())
+            .collect();
+        self.in_tx(
+            |ctx| {
+                for fields in &rows {
+                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)?;
+                }
+                Ok(Output::default())
+            },
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The end of COPY data: commit (outside a block) and report `COPY n`.
+    pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
+        let Some(copy) = self.copy.take() else {
+            return Err(SqlError::new("08P01", "no COPY in progress"));
+        };
+        let rest = copy.partial.clone();
+        let mut result = match copy.error.clone() {
+            Some(e) => Err(e),
+            None => self.copy_lines(&copy, &rest).await.map(|_| {
+                copy.rows
+                    + rest
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty() && *l != b"\\.")
+                        .count() as u64
+            }),
+        };
+        match (&result, self.block) {
+            (Ok(_), Block::None) => {
+                if let Err(e) = self.commit().await {
+                    result = Err(e);
+                }
+            }
+            (Err(_), Block::None) => self.end(false),
+            (Err(_), _) => self.block = Block::Failed,
+            _ => {}
+        }
+        result
+    }
+
+    /// The client aborted the COPY.
+    pub fn copy_fail(&mut self) {
+        self.copy = None;
+        if self.block == Block::None {
+            self.end(false);
+        } else {
+            self.block = Block::Failed;
+        }
+    }
+
+    /// Commits the open transaction: its record goes to the log (in commit order, under
+    /// the engine lock), it becomes visible and its row locks are released; the reply
+    /// waits until the log says the record is durable.
+    async fn commit(&mut self) -> Result<(), SqlError> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(());
+        };
+        let lsn = {
+            let mut engine = self.db.engine();
+            let lsn = match (&self.db.wal, tx.redo.is_empty()) {
+                (Some(wal), false) => Some(wal.append(&tx.redo)),
+                _ => None,
+            };
+            engine.finish(&mut tx, true);
+            lsn
+        };
+        self.db.locks.release(tx.id);
+        if let (Some(wal), Some(lsn)) = (&self.db.wal, lsn) {
+            wal.durable(lsn)
+                .await
+                .map_err(|e| SqlError::new("58030", e))?;
+            self.db.maybe_checkpoint(lsn);
+        }
+        Ok(())
+    }
+
+    /// Rolls back (or, with `commit`, commits without logging: read-only) the open
+    /// transaction.
+    fn end(&mut self, commit: bool) {
+        if let Some(mut tx) = self.tx.take() {
+            self.db.engine().finish(&mut tx, commit);
+            self.db.locks.release(tx.id);
+        }
+    }
+
+    fn set(&mut self, set: &Set) -> Result<Output, SqlError> {
+        if let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        {
+            let name = crate::catalog::object_name(variable);
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    sqlparser::ast::Expr::Value(v) => match &v.value {
+                        sqlparser::ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.settings.insert(name, value);
+        }
+        // Other SET forms (SET TIME ZONE, SET NAMES...) are accepted and ignored.
+        Ok(Output {
+            tag: "SET".into(),
+            ..Output::default()
+        })
+    }
+
+    pub fn setting(&self, name: &str) -> String {
+        if let Some(v) = self.settings.get(name) {
+            return v.clone();
+        }
+        match name {
+            "transaction isolation level" | "transaction_isolation" => "read committed",
+            "server_version" => "15.0",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "standard_conforming_strings" => "on",
+            "datestyle" => "ISO, MDY",
+            "timezone" => "UTC",
+            "search_path" => "\"$user\", public",
+            "max_identifier_length" => "63",
+            _ => "",
+        }
+        .to_string()
+    }
+}
+
+impl Drop for Session {
+    /// A client that disconnects without COMMIT loses its transaction.
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
+
+/// A duration setting as PostgreSQL reads it: a number of milliseconds, or with a unit
+/// (`ms`, `s`, `min`); 0 or empty means no limit.
+fn duration_setting(value: &str) -> Option<std::time::Duration> {
+    let v = value.trim().trim_matches('\'').to_ascii_lowercase();
+    let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n: u64 = digits.parse().ok()?;
+    let unit = v[digits.len()..].trim();
+    let ms = match unit {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
+}
+
+fn lock_timeout() -> SqlError {
+    SqlError::new("55P03", "canceling statement due to lock timeout")
+}
+
+fn statement_timeout() -> SqlError {
+    SqlError::new("57014", "canceling statement due to statement timeout")
+}

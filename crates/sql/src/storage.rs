@@ -1,0 +1,153 @@
+//! Table storage: each row a chain of versions, and B-tree indexes from key to row.
+//!
+//! ```text
+//!  row 7:  [xmin=12 xmax=15 (id=7, balance=100)] -> [xmin=15 xmax=0 (id=7, balance=90)]
+//!           ^ replaced by tx 15                      ^ current since tx 15 committed
+//! ```
+//!
+//! A row id names the row across its versions; the newest version is last. An UPDATE
+//! sets `xmax` on the newest version and appends a new one; a DELETE only sets `xmax`.
+//! Old versions stay until no snapshot can see them (vacuum, issue 23).
+//!
+//! Indexes are ordered sets of `(key, row id)`: a key maps to every row that has *some*
+//! version with that key, and the reader checks which version it can see. That is why
+//! an index lookup rechecks the key on the visible version, as PostgreSQL's heap recheck.
+//!
+//! Everything is in memory; durability comes from the write-ahead log and checkpoints.
+//! Tables larger than memory are not supported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use crate::mvcc::{CommitLog, Snapshot, TxId};
+use crate::types::Value;
+
+pub type RowId = u64;
+
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub xmin: TxId,
+    pub xmax: TxId,
+    pub values: Vec<Value>,
+}
+
+/// One index's entries.
+pub type IndexTree = BTreeSet<(Vec<Value>, RowId)>;
+
+#[derive(Debug, Default)]
+pub struct Heap {
+    pub rows: BTreeMap<RowId, Vec<Version>>,
+    pub next_row: RowId,
+    /// Parallel to `TableDef::indexes`.
+    pub indexes: Vec<IndexTree>,
+    /// The last value handed out by each SERIAL column's sequence (by column index).
+    pub sequences: BTreeMap<usize, i64>,
+}
+
+/// The key of `values` for an index over `columns`.
+pub fn key_of(values: &[Value], columns: &[usize]) -> Vec<Value> {
+    columns
+        .iter()
+        .map(|&i| values.get(i).cloned().unwrap_or(Value::Null))
+        .collect()
+}
+
+impl Heap {
+    pub fn new(index_count: usize) -> Self {
+        Heap {
+            rows: BTreeMap::new(),
+            next_row: 1,
+            indexes: vec![IndexTree::new(); index_count],
+            sequences: BTreeMap::new(),
+        }
+    }
+
+    /// The version of `row` that `snapshot` sees, if any.
+    pub fn visible<'a>(
+        &'a self,
+        row: RowId,
+        snapshot: &Snapshot,
+        clog: &CommitLog,
+    ) -> Option<&'a Version> {
+        self.rows
+            .get(&row)?
+            .iter()
+            .rev()
+            .find(|v| snapshot.visible(v.xmin, v.xmax, clog))
+    }
+
+    /// Every row visible to `snapshot`, in row id order (a sequential scan).
+    pub fn scan<'a>(
+        &'a self,
+        snapshot: &'a Snapshot,
+        clog: &'a CommitLog,
+    ) -> impl Iterator<Item = (RowId, &'a Version)> + 'a {
+        self.rows.iter().filter_map(move |(&id, chain)| {
+            chain
+                .iter()
+                .rev()
+                .find(|v| snapshot.visible(v.xmin, v.xmax, clog))
+                .map(|v| (id, v))
+        })
+    }
+
+    /// Row ids with some version whose key in index `index` equals `key`.
+    pub fn lookup(&self, index: usize, key: &[Value]) -> Vec<RowId> {
+        let Some(tree) = self.indexes.get(index) else {
+            return Vec::new();
+        };
+        let start = (key.to_vec(), 0);
+        tree.range((Bound::Included(start), Bound::Unbounded))
+            .take_while(|(k, _)| k.as_slice() == key)
+            .map(|(_, r)| *r)
+            .collect()
+    }
+
+    pub fn newest(&self, row: RowId) -> Option<&Version> {
+        self.rows.get(&row).and_then(|c| c.last())
+    }
+
+    /// Appends a version to `row` (a new row if it has none) and indexes it.
+    pub fn push_version(&mut self, row: RowId, version: Version, index_columns: &[Vec<usize>]) {
+        for (tree, cols) in self.indexes.iter_mut().zip(index_columns) {
+            tree.insert((key_of(&version.values, cols), row));
+        }
+        self.next_row = self.next_row.max(row + 1);
+        self.rows.entry(row).or_default().push(version);
+    }
+
+    /// Removes the newest version of `row` (undo of an insert or update), and the index
+    /// entries no remaining version needs.
+    pub fn pop_version(&mut self, row: RowId, index_columns: &[Vec<usize>]) {
+        let Some(chain) = self.rows.get_mut(&row) else {
+            return;
+        };
+        let Some(gone) = chain.pop() else { return };
+        for (tree, cols) in self.indexes.iter_mut().zip(index_columns) {
+            let key = key_of(&gone.values, cols);
+            if !chain.iter().any(|v| key_of(&v.values, cols) == key) {
+                tree.remove(&(key, row));
+            }
+        }
+        if chain.is_empty() {
+            self.rows.remove(&row);
+        }
+    }
+
+    pub fn set_xmax(&mut self, row: RowId, xmax: TxId) {
+        if let Some(v) = self.rows.get_mut(&row).and_then(|c| c.last_mut()) {
+            v.xmax = xmax;
+        }
+    }
+
+    /// Builds the entries of a new index over every version.
+    pub fn build_index(&mut self, columns: &[usize]) -> IndexTree {
+        let mut tree = IndexTree::new();
+        for (&row, chain) in &self.rows {
+            for v in chain {
+                tree.insert((key_of(&v.values, columns), row));
+            }
+        }
+        tree
+    }
+}
