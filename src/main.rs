@@ -455,6 +455,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         sql_server.addr().to_string(),
         format!("psql -h {} -p {sql_port} -c 'SELECT 1'", client_host(bind)),
     ));
+    running.push(sql_server);
 
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {
@@ -464,7 +465,6 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     for server in running {
         server.wait().await;
     }
-    sql_server.wait().await;
     Ok(())
 }
 

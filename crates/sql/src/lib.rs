@@ -25,14 +25,13 @@ pub mod storage;
 pub mod types;
 pub mod wal;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use service::Running;
 use service::{BoxError, CancellationToken};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::database::Database;
@@ -88,28 +87,6 @@ impl Args {
     }
 }
 
-/// A running sql server.
-pub struct Running {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    pub async fn wait(self) {
-        if let Err(e) = self.task.await {
-            warn!("sql server task failed: {e}");
-        }
-    }
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.wait().await;
-    }
-}
-
 /// Recovers the database, binds, and serves until `shutdown` is cancelled.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
     let (engine, wal, generation) = match &args.dir {
@@ -142,16 +119,19 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
             args.bind
         );
     }
-    let listener = TcpListener::bind((args.bind.as_str(), args.port)).await?;
+    let listener = service::listener::bind(
+        "sql",
+        &args.bind,
+        args.port,
+        service::settings::DEFAULT_TCP_BACKLOG,
+        "--port PORT",
+    )
+    .await?;
     let addr = listener.local_addr()?;
     info!("sql listening on {addr}");
     let token = shutdown.clone();
     let task = tokio::spawn(accept_loop(listener, db, args, token));
-    Ok(Running {
-        addr,
-        shutdown,
-        task,
-    })
+    Ok(Running::new(addr, shutdown, task))
 }
 
 /// `start`, then wait for shutdown.
