@@ -89,6 +89,26 @@ async fn producer(addr: std::net::SocketAddr, id: usize, acked: Acked) {
     }
 }
 
+/// Eight producers write to topic `crash` until 3,000 produces are acknowledged, then the
+/// server gets SIGKILL (no shutdown hook, no final fsync): the acknowledged records.
+async fn sigkill_under_produce_load(server: &mut Process) -> Vec<(i64, i64, String)> {
+    let acked: Acked = Arc::default();
+    let producers: Vec<_> = (0..8)
+        .map(|id| tokio::spawn(producer(server.addr, id, acked.clone())))
+        .collect();
+    eventually("3000 acknowledged produces", || {
+        let n = acked.lock().unwrap().len();
+        async move { n >= 3000 }
+    })
+    .await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for p in producers {
+        p.await.unwrap();
+    }
+    acked.lock().unwrap().clone()
+}
+
 async fn check_acked(c: &mut Client, acked: &[(i64, i64, String)]) {
     for (p, o, value) in acked {
         let got = records(
@@ -114,21 +134,7 @@ async fn sigkill_under_fsync_everysec_loses_no_acknowledged_message() {
     let dir = tmp_dir("crash-everysec");
     let (mut server, mut c) = spawn_server_with(&dir, &["--fsync", "everysec"]).await;
     c.ok(&["TOPIC.CREATE", "crash", "PARTITIONS", "4"]).await;
-    let acked: Acked = Arc::default();
-    let producers: Vec<_> = (0..8)
-        .map(|id| tokio::spawn(producer(server.addr, id, acked.clone())))
-        .collect();
-    eventually("3000 acknowledged produces", || {
-        let n = acked.lock().unwrap().len();
-        async move { n >= 3000 }
-    })
-    .await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    for p in producers {
-        p.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = sigkill_under_produce_load(&mut server).await;
     let (_server, mut c) = spawn_server_with(&dir, &["--fsync", "everysec"]).await;
     check_acked(&mut c, &acked).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -203,22 +209,7 @@ async fn sigkill_during_produce_loses_no_acknowledged_message() {
         "65536",
     ])
     .await;
-    let acked: Acked = Arc::default();
-    let producers: Vec<_> = (0..8)
-        .map(|id| tokio::spawn(producer(server.addr, id, acked.clone())))
-        .collect();
-    eventually("3000 acknowledged produces", || {
-        let n = acked.lock().unwrap().len();
-        async move { n >= 3000 }
-    })
-    .await;
-    // SIGKILL: no shutdown hook, no final fsync.
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    for p in producers {
-        p.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = sigkill_under_produce_load(&mut server).await;
 
     let (server, mut c) = spawn_server(&dir).await;
     check_acked(&mut c, &acked).await;
