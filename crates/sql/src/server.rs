@@ -63,6 +63,14 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The query, startup and COPY handler pgwire asks for: this connection's session.
+    fn handler(&self) -> Arc<Handler> {
+        Arc::new(Handler {
+            session: self.session.clone(),
+            parser: self.parser.clone(),
+        })
+    }
+
     pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
         let session = Arc::new(Mutex::new(Session::new(db.clone())));
         Connection {
@@ -116,49 +124,28 @@ pub struct Handler {
 
 impl PgWireServerHandlers for Open {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
 }
 
 impl PgWireServerHandlers for Secured {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        Arc::new(Handler {
-            session: self.0.session.clone(),
-            parser: self.0.parser.clone(),
-        })
+        self.0.handler()
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
