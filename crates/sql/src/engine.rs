@@ -356,25 +356,7 @@ impl Engine {
             .get_mut(table)
             .ok_or_else(|| SqlError::undefined_table(table))?;
         let row = t.heap.next_row;
-        let cols = t.index_columns();
-        t.heap.push_version(
-            row,
-            Version {
-                xmin: tx.id,
-                xmax: 0,
-                values: values.clone(),
-            },
-            &cols,
-        );
-        tx.undo.push(Undo::Pushed {
-            table: table.into(),
-            row,
-        });
-        tx.redo.push(Change::Put {
-            table: table.into(),
-            row,
-            values,
-        });
+        push_version(t, tx, table, row, values);
         Ok(row)
     }
 
@@ -402,30 +384,12 @@ impl Engine {
             .tables
             .get_mut(table)
             .ok_or_else(|| SqlError::undefined_table(table))?;
-        let cols = t.index_columns();
         t.heap.set_xmax(row, tx.id);
         tx.undo.push(Undo::Xmax {
             table: table.into(),
             row,
         });
-        t.heap.push_version(
-            row,
-            Version {
-                xmin: tx.id,
-                xmax: 0,
-                values: values.clone(),
-            },
-            &cols,
-        );
-        tx.undo.push(Undo::Pushed {
-            table: table.into(),
-            row,
-        });
-        tx.redo.push(Change::Put {
-            table: table.into(),
-            row,
-            values,
-        });
+        push_version(t, tx, table, row, values);
         Ok(true)
     }
 
@@ -614,4 +578,28 @@ fn names(def: &TableDef, columns: &[usize]) -> String {
         .map(|&i| def.columns[i].name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Adds `values` as `tx`'s new version of `row` (an insert, or an update's second half),
+/// with the undo entry that removes it on rollback and the redo entry the log will carry.
+fn push_version(t: &mut Table, tx: &mut TxState, table: &str, row: RowId, values: Vec<Value>) {
+    let cols = t.index_columns();
+    t.heap.push_version(
+        row,
+        Version {
+            xmin: tx.id,
+            xmax: 0,
+            values: values.clone(),
+        },
+        &cols,
+    );
+    tx.undo.push(Undo::Pushed {
+        table: table.into(),
+        row,
+    });
+    tx.redo.push(Change::Put {
+        table: table.into(),
+        row,
+        values,
+    });
 }
