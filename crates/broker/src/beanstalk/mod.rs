@@ -187,28 +187,38 @@ async fn serve(b: &Arc<Beanstalk>, stream: TcpStream) -> std::io::Result<()> {
                     if matches!(command, Command::Reserve | Command::ReserveWithTimeout(_))
                         && !out.is_empty()
                     {
-                        writer.write_all(&out).await?;
-                        out.clear();
+                        reply(b, &mut writer, &mut out).await?;
                     }
                     if conn.execute(b, command, &mut out, &mut input).await == Flow::Quit {
-                        writer.write_all(&out).await?;
-                        return Ok(());
+                        return reply(b, &mut writer, &mut out).await;
                     }
                 }
             }
             if out.len() >= WRITE_AT {
-                writer.write_all(&out).await?;
-                out.clear();
+                reply(b, &mut writer, &mut out).await?;
             }
         }
         if !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
+            reply(b, &mut writer, &mut out).await?;
         }
         if input.fill().await? == 0 {
             return Ok(());
         }
     }
+}
+
+/// Sends the replies gathered in `out`. Under `--fsync everysec` and `no` the changes
+/// they confirm reach the kernel first (the redo log, see [`crate::redo`]): an
+/// `INSERTED` must not go out for a job that a `kill -9` could still lose.
+async fn reply(
+    b: &Beanstalk,
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    b.inner.write_redo();
+    writer.write_all(out).await?;
+    out.clear();
+    Ok(())
 }
 
 #[cfg(test)]
