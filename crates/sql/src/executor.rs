@@ -21,8 +21,13 @@ use crate::storage::RowId;
 use crate::types::{DataType, Value};
 
 mod aggregate;
+mod alter;
 mod ddl;
 mod dml;
+mod matview;
+
+pub use alter::rename_table;
+pub use matview::relations;
 
 use aggregate::{aggregate, collect_aggregates};
 
@@ -58,7 +63,22 @@ pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -
     }
 }
 
+/// Runs one statement, then the AFTER ROW triggers its row changes queued (see
+/// `triggers`). On failure the queued events are dropped with the statement's work.
 pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
+    let result = statement(ctx, stmt).and_then(|out| {
+        crate::triggers::fire(ctx)?;
+        Ok(out)
+    });
+    if result.is_err() {
+        ctx.tx.events.clear();
+    }
+    result
+}
+
+/// One statement without firing triggers (the trigger runner calls this for the
+/// statements of a trigger function, and fires what they queue itself).
+pub(crate) fn statement(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     match stmt {
         Statement::Query(q) => query(ctx, q),
         Statement::Insert(ins) => dml::insert(ctx, ins),
@@ -72,10 +92,23 @@ pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
             names,
             cascade,
             ..
-        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt),
+        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt, false),
+        Statement::Drop {
+            object_type: ObjectType::MaterializedView,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt, true),
+        Statement::CreateView(view) if view.materialized => matview::create(ctx, view, stmt),
+        Statement::RefreshMaterializedView(r) => matview::refresh(ctx, r),
+        Statement::CreateFunction(f) => crate::triggers::create_function(ctx, f, stmt),
+        Statement::CreateTrigger(t) => crate::triggers::create_trigger(ctx, t, stmt),
+        Statement::DropTrigger(d) => crate::triggers::drop_trigger(ctx, d, stmt),
+        Statement::DropFunction(d) => crate::triggers::drop_function(ctx, d, stmt),
         Statement::Explain { statement, .. } => explain(ctx, statement),
         Statement::Truncate(t) => ddl::truncate(ctx, t, stmt),
-        Statement::AlterTable(alter) => ddl::alter_table(ctx, alter, stmt),
+        Statement::AlterTable(alter) => alter::alter_table(ctx, alter, stmt),
         other => Err(SqlError::unsupported(
             other
                 .to_string()
@@ -289,7 +322,9 @@ pub(crate) fn projection(items: &[SelectItem], scope: &Scope) -> Result<Vec<(Exp
                     _ => None,
                 };
                 for (t, c, _) in &scope.columns {
-                    if qualifier.as_ref().is_none_or(|q| q == t) {
+                    if qualifier.as_ref().is_none_or(|q| q == t)
+                        && !c.starts_with(crate::catalog::DROPPED_PREFIX)
+                    {
                         out.push((
                             Expr::CompoundIdentifier(vec![
                                 ast::Ident::with_quote('"', t),

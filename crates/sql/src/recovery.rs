@@ -75,6 +75,7 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
     for change in changes {
         match change {
             Change::Ddl(sql) => {
+                engine.replaying = true;
                 let statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
                     .map_err(|e| format!("replaying {sql}: {e}"))?;
                 let mut tx = engine.begin();
@@ -91,6 +92,7 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
                     }
                 }
                 engine.finish(&mut tx, true);
+                engine.replaying = false;
             }
             Change::Put { table, row, values } => {
                 let t = engine

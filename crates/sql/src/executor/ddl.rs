@@ -1,14 +1,13 @@
-//! DDL: CREATE TABLE/INDEX, DROP TABLE, ALTER TABLE, TRUNCATE. Each change to the catalog
-//! is undone with its transaction and logged as its statement text, which recovery
-//! replays.
+//! DDL: CREATE TABLE/INDEX, DROP TABLE and DROP MATERIALIZED VIEW, TRUNCATE (ALTER TABLE
+//! is `alter`). Each change to the catalog is undone with its transaction and logged as
+//! its statement text, which recovery replays.
 
 use sqlparser::ast::{self, Statement};
 
-use crate::catalog::{self, ident, object_name};
+use crate::catalog::{self, object_name};
 use crate::engine::{Result, Table, Undo};
 use crate::error::SqlError;
 use crate::storage::RowId;
-use crate::types::Value;
 use crate::wal::Change;
 
 use super::{Ctx, Output};
@@ -37,9 +36,7 @@ pub(super) fn create_table(
     }
     let sql = stmt.to_string();
     let engine = &*ctx.engine;
-    let def = catalog::table_from_ast(create, &sql, &|p| {
-        engine.tables.get(p).map(|t| t.def.clone())
-    })?;
+    let def = catalog::table_from_ast(create, &|p| engine.tables.get(p).map(|t| t.def.clone()))?;
     ctx.engine.tables.insert(name.clone(), Table::new(def));
     ctx.tx.undo.push(Undo::CreatedTable(name));
     ctx.tx.redo.push(Change::Ddl(sql));
@@ -74,7 +71,6 @@ pub(super) fn create_index(
     let tree = t.heap.build_index(&def.columns);
     t.def.indexes.push(def);
     t.heap.indexes.push(tree);
-    t.def.ddl.push(sql.clone());
     ctx.tx.undo.push(Undo::CreatedIndex { table });
     ctx.tx.redo.push(Change::Ddl(sql));
     Ok(Output {
@@ -89,18 +85,80 @@ pub(super) fn drop_tables(
     if_exists: bool,
     cascade: bool,
     stmt: &Statement,
+    materialized: bool,
 ) -> Result<Output> {
     ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    let what = if materialized {
+        "MATERIALIZED VIEW"
+    } else {
+        "TABLE"
+    };
     if cascade {
-        return Err(SqlError::unsupported("DROP TABLE ... CASCADE").into());
+        return Err(SqlError::unsupported(format!("DROP {what} ... CASCADE")).into());
     }
     for n in names {
         let name = object_name(n);
-        if !ctx.engine.tables.contains_key(&name) {
+        let Some(t) = ctx.engine.tables.get(&name) else {
             if if_exists {
                 continue;
             }
-            return Err(SqlError::undefined_table(&name).into());
+            return Err(if materialized {
+                SqlError::new(
+                    "42P01",
+                    format!("materialized view \"{name}\" does not exist"),
+                )
+            } else {
+                SqlError::undefined_table(&name)
+            }
+            .into());
+        };
+        if t.def.view.is_some() != materialized {
+            return Err(SqlError::new(
+                "42809",
+                format!(
+                    "\"{name}\" is not a {}",
+                    if materialized {
+                        "materialized view"
+                    } else {
+                        "table"
+                    }
+                ),
+            )
+            .with_detail(format!(
+                "Use DROP {} to remove {}.",
+                if materialized {
+                    "TABLE"
+                } else {
+                    "MATERIALIZED VIEW"
+                },
+                if materialized {
+                    "a table"
+                } else {
+                    "a materialized view"
+                }
+            ))
+            .into());
+        }
+        if let Some(view) = ctx.engine.tables.values().find(|t| {
+            t.def.name != name
+                && t.def
+                    .view
+                    .as_ref()
+                    .is_some_and(|q| super::relations(q).contains(&name))
+        }) {
+            return Err(SqlError::new(
+                "2BP01",
+                format!(
+                    "cannot drop {} {name} because other objects depend on it",
+                    what.to_lowercase()
+                ),
+            )
+            .with_detail(format!(
+                "materialized view {} depends on {} {name}",
+                view.def.name,
+                what.to_lowercase()
+            ))
+            .into());
         }
         if let Some(child) = ctx
             .engine
@@ -121,7 +179,7 @@ pub(super) fn drop_tables(
     }
     ctx.tx.redo.push(Change::Ddl(stmt.to_string()));
     Ok(Output {
-        tag: "DROP TABLE".into(),
+        tag: format!("DROP {what}"),
         ..Output::default()
     })
 }
@@ -131,6 +189,7 @@ pub(super) fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) 
         let table = object_name(&target.name);
         let rows: Vec<RowId> = {
             let tab = ctx.engine.table(&table)?;
+            super::dml::writable(&tab.def)?;
             tab.heap
                 .scan(&ctx.snapshot, &ctx.engine.clog)
                 .map(|(id, _)| id)
@@ -144,117 +203,6 @@ pub(super) fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) 
     }
     Ok(Output {
         tag: "TRUNCATE TABLE".into(),
-        ..Output::default()
-    })
-}
-
-pub(super) fn alter_table(
-    ctx: &mut Ctx<'_>,
-    alter: &ast::AlterTable,
-    stmt: &Statement,
-) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    let table = object_name(&alter.name);
-    let sql = stmt.to_string();
-    for op in &alter.operations {
-        let constraint = match op {
-            ast::AlterTableOperation::AddConstraint { constraint, .. } => constraint,
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}")).into()),
-        };
-        let (columns, primary, name) = match constraint {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                (&pk.columns, true, pk.name.as_ref().map(ident))
-            }
-            ast::TableConstraint::Unique(u) => (&u.columns, false, u.name.as_ref().map(ident)),
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE ADD {other}")).into()),
-        };
-        let t = ctx
-            .engine
-            .tables
-            .get(&table)
-            .ok_or_else(|| SqlError::undefined_table(&table))?;
-        if primary && t.def.primary_key().is_some() {
-            return Err(SqlError::new(
-                "42P16",
-                format!("multiple primary keys for table \"{table}\" are not allowed"),
-            )
-            .into());
-        }
-        let create = ast::CreateIndex {
-            name: None,
-            table_name: alter.name.clone(),
-            using: None,
-            columns: columns.clone(),
-            unique: true,
-            concurrently: false,
-            r#async: false,
-            if_not_exists: false,
-            include: Vec::new(),
-            nulls_distinct: None,
-            with: Vec::new(),
-            predicate: None,
-            index_options: Vec::new(),
-            alter_options: Vec::new(),
-        };
-        let mut index = catalog::index_from_ast(&t.def, &create)?;
-        index.primary = primary;
-        let cols: Vec<&str> = index
-            .columns
-            .iter()
-            .map(|&i| t.def.columns[i].name.as_str())
-            .collect();
-        index.name = name.unwrap_or_else(|| {
-            if primary {
-                format!("{table}_pkey")
-            } else {
-                format!("{table}_{}_key", cols.join("_"))
-            }
-        });
-        // Existing rows must satisfy the new key: no NULLs (primary key), no duplicates.
-        let mut seen = std::collections::HashSet::new();
-        for (_, v) in t.heap.scan(&ctx.snapshot, &ctx.engine.clog) {
-            let key = crate::storage::key_of(&v.values, &index.columns);
-            if primary && key.iter().any(Value::is_null) {
-                return Err(SqlError::new(
-                    "23502",
-                    format!(
-                        "column \"{}\" of relation \"{table}\" contains null values",
-                        cols.join(", ")
-                    ),
-                )
-                .into());
-            }
-            if !key.iter().any(Value::is_null) && !seen.insert(key) {
-                return Err(SqlError::new(
-                    "23505",
-                    format!("could not create unique index \"{}\"", index.name),
-                )
-                .into());
-            }
-        }
-        let before = Box::new(t.def.clone());
-        let t = ctx
-            .engine
-            .tables
-            .get_mut(&table)
-            .ok_or_else(|| SqlError::undefined_table(&table))?;
-        let tree = t.heap.build_index(&index.columns);
-        if primary {
-            for &c in &index.columns {
-                t.def.columns[c].not_null = true;
-            }
-        }
-        t.def.indexes.push(index);
-        t.heap.indexes.push(tree);
-        t.def.ddl.push(sql.clone());
-        ctx.tx.undo.push(Undo::AlteredTable {
-            table: table.clone(),
-            def: before,
-        });
-    }
-    ctx.tx.redo.push(Change::Ddl(sql));
-    Ok(Output {
-        tag: "ALTER TABLE".into(),
         ..Output::default()
     })
 }
