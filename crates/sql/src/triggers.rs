@@ -316,7 +316,7 @@ pub fn create_function(
             SqlError::new("42P13", "trigger functions cannot have declared arguments").into(),
         );
     }
-    if !f.language.as_ref().is_some_and(|l| ident(l) == "plpgsql") {
+    if f.language.as_ref().is_none_or(|l| ident(l) != "plpgsql") {
         return Err(
             SqlError::unsupported("trigger functions in a language other than plpgsql").into(),
         );
