@@ -39,6 +39,9 @@ pub struct IndexDef {
     pub columns: Vec<usize>,
     pub unique: bool,
     pub primary: bool,
+    /// Made by a PRIMARY KEY or UNIQUE constraint (not by CREATE INDEX): `\d` tells
+    /// them apart, and the constraint can be dropped by name.
+    pub constraint: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +400,7 @@ pub fn add_constraint(
                 columns,
                 unique: true,
                 primary: true,
+                constraint: true,
             });
         }
         TableConstraint::Unique(u) => {
@@ -416,6 +420,7 @@ pub fn add_constraint(
                 columns,
                 unique: true,
                 primary: false,
+                constraint: true,
             });
         }
         TableConstraint::Check(c) => {
@@ -539,5 +544,6 @@ pub fn index_from_ast(def: &TableDef, create: &ast::CreateIndex) -> Result<Index
         columns,
         unique: create.unique,
         primary: false,
+        constraint: false,
     })
 }

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod database;
+pub mod describe;
 pub mod dump;
 pub mod engine;
 pub mod error;

@@ -1,8 +1,8 @@
 //! Answers to the catalog queries clients send on their own. psql implements `\dt` as a
 //! query over `pg_catalog.pg_class`; rather than emulate PostgreSQL's system tables, the
-//! server recognises that query and answers it from its own catalog. A small, honest
-//! subset: `\dt` works; `\d table` (half a dozen queries over `pg_attribute`,
-//! `pg_index`, `pg_constraint`...) is not answered yet and gets 42P01 for `pg_class`.
+//! server recognises that query and answers it from its own catalog. This module keeps
+//! the `\dt` query as it arrives through the extended protocol (parsed); the simple
+//! protocol's describe queries — `\d`, `\di`, `\d table`... — are `describe`'s.
 
 use sqlparser::ast::Statement;
 

@@ -292,6 +292,14 @@ impl SimpleQueryHandler for Handler {
         if let Some(vacuum) = crate::vacuum::parse(query) {
             return Ok(vec![run_vacuum(&mut session, client, vacuum).await?]);
         }
+        let described = crate::describe::answer(query, &session.db().engine());
+        if let Some(out) = described {
+            return Ok(vec![to_response(
+                out,
+                TxEffect::None,
+                &Format::UnifiedText,
+            )?]);
+        }
         if let Some(canned) = crate::pg_catalog::canned(query) {
             return Ok(vec![to_response(
                 canned,

@@ -525,3 +525,125 @@ async fn schema_changes_survive_restarts_through_the_log_and_checkpoints() {
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `psql -X -c sql` in psql's default (aligned) format: stdout and stderr.
+async fn psql_aligned(port: u16, sql: &str) -> (String, String) {
+    let sql = sql.to_string();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "test",
+                "-d",
+                "test",
+            ])
+            .args(["-X", "-c", &sql])
+            .output()
+            .expect("psql is installed (.ci/run installs it)");
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test]
+async fn psql_describes_tables_indexes_and_views() {
+    let srv = server().await;
+    let port = srv.addr().port();
+    let c = connect(srv.addr()).await;
+    exec(&c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL,
+                  balance NUMERIC(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
+                  total INT GENERATED ALWAYS AS (id * 2) STORED, code SERIAL UNIQUE);
+              CREATE TABLE transfers (id SERIAL PRIMARY KEY, from_id INT REFERENCES accounts(id) ON DELETE CASCADE, amount NUMERIC(12,2));
+              CREATE INDEX tr_amount ON transfers (amount);
+              CREATE UNIQUE INDEX tr_u ON transfers (from_id, amount);
+              CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+              CREATE TRIGGER tr AFTER INSERT OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION f();
+              CREATE MATERIALIZED VIEW mv AS SELECT id, owner FROM accounts").await;
+    // The layouts below are PostgreSQL 15's own for the same schema (its owner and the
+    // CHECK's cast aside).
+    let (out, err) = psql_aligned(port, "\\d accounts").await;
+    assert_eq!(
+        out,
+        r#"                                 Table "public.accounts"
+ Column  |     Type      | Collation | Nullable |                Default                 
+---------+---------------+-----------+----------+----------------------------------------
+ id      | integer       |           | not null | 
+ owner   | text          |           | not null | 
+ balance | numeric(12,2) |           | not null | 0
+ total   | integer       |           |          | generated always as (id * 2) stored
+ code    | integer       |           | not null | nextval('accounts_code_seq'::regclass)
+Indexes:
+    "accounts_pkey" PRIMARY KEY, btree (id)
+    "accounts_code_key" UNIQUE CONSTRAINT, btree (code)
+Check constraints:
+    "accounts_balance_check" CHECK (balance >= 0)
+Referenced by:
+    TABLE "transfers" CONSTRAINT "transfers_from_id_fkey" FOREIGN KEY (from_id) REFERENCES accounts(id) ON DELETE CASCADE
+Triggers:
+    tr AFTER INSERT OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION f()
+
+"#,
+        "{err}"
+    );
+    let (out, err) = psql_aligned(port, "\\d transfers").await;
+    assert_eq!(
+        out,
+        r#"                                Table "public.transfers"
+ Column  |     Type      | Collation | Nullable |                Default                
+---------+---------------+-----------+----------+---------------------------------------
+ id      | integer       |           | not null | nextval('transfers_id_seq'::regclass)
+ from_id | integer       |           |          | 
+ amount  | numeric(12,2) |           |          | 
+Indexes:
+    "transfers_pkey" PRIMARY KEY, btree (id)
+    "tr_amount" btree (amount)
+    "tr_u" UNIQUE, btree (from_id, amount)
+Foreign-key constraints:
+    "transfers_from_id_fkey" FOREIGN KEY (from_id) REFERENCES accounts(id) ON DELETE CASCADE
+
+"#,
+        "{err}"
+    );
+    let (out, _) = psql_aligned(port, "\\d mv").await;
+    assert!(
+        out.starts_with("           Materialized view \"public.mv\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" owner  | text    |           |          | \n"),
+        "{out}"
+    );
+    let (out, _) = psql(port, "\\di").await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "public|accounts_code_key|index|infralab|accounts",
+            "public|accounts_pkey|index|infralab|accounts",
+            "public|tr_amount|index|infralab|transfers",
+            "public|tr_u|index|infralab|transfers",
+            "public|transfers_pkey|index|infralab|transfers",
+        ]
+    );
+    let (out, _) = psql(port, "\\d").await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "public|accounts|table|infralab",
+            "public|mv|materialized view|infralab",
+            "public|transfers|table|infralab",
+        ]
+    );
+    let (out, _) = psql(port, "\\dt tr*").await;
+    assert_eq!(out.trim(), "public|transfers|table|infralab");
+    let (_, err) = psql(port, "\\d nosuch").await;
+    assert_eq!(err.trim(), "Did not find any relation named \"nosuch\".");
+    srv.stop().await;
+}

@@ -478,7 +478,12 @@ fn set_def(engine: &mut Engine, table: &str, def: TableDef) -> Result<()> {
 
 fn drop_constraint(engine: &mut Engine, table: &str, name: &str, if_exists: bool) -> Result<()> {
     let t = engine.table(table)?;
-    if let Some(at) = t.def.indexes.iter().position(|i| i.name == name) {
+    if let Some(at) = t
+        .def
+        .indexes
+        .iter()
+        .position(|i| i.name == name && i.constraint)
+    {
         let columns = t.def.indexes[at].columns.clone();
         if let Some((child, fk)) = engine.tables.values().find_map(|o| {
             o.def
