@@ -160,7 +160,8 @@ impl Engine {
 
     pub fn begin(&mut self) -> TxState {
         let id = self.clog.begin();
-        let oldest = self.horizons.values().next().copied().unwrap_or(id);
+        // The oldest transaction running now (every running one registered here).
+        let oldest = self.horizons.keys().next().copied().unwrap_or(id);
         self.horizons.insert(id, oldest.min(id));
         TxState {
             id,

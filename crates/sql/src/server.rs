@@ -292,7 +292,10 @@ impl SimpleQueryHandler for Handler {
         if let Some(vacuum) = crate::vacuum::parse(query) {
             return Ok(vec![run_vacuum(&mut session, client, vacuum).await?]);
         }
-        let described = crate::describe::answer(query, &session.db().engine());
+        let described = query
+            .contains("pg_catalog.")
+            .then(|| crate::describe::answer(query, &session.db().engine()))
+            .flatten();
         if let Some(out) = described {
             return Ok(vec![to_response(
                 out,

@@ -364,6 +364,13 @@ pub fn insert_text_row(
         };
         row.push(v.cast(col.ty)?);
     }
-    ctx.engine.insert(ctx.tx, table, row)?;
-    Ok(())
+    // COPY does not go through `execute`: its rows fire their triggers here.
+    let result = ctx
+        .engine
+        .insert(ctx.tx, table, row)
+        .and_then(|_| crate::triggers::fire(ctx));
+    if result.is_err() {
+        ctx.tx.events.clear();
+    }
+    result
 }
