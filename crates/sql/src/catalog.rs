@@ -44,6 +44,7 @@ pub struct IndexDef {
     pub constraint: bool,
 }
 
+/// A foreign key's referential action, for ON DELETE and for ON UPDATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDelete {
     /// RESTRICT and NO ACTION (checked at the statement, not deferred).
@@ -59,6 +60,9 @@ pub struct ForeignKey {
     pub parent: String,
     pub parent_columns: Vec<usize>,
     pub on_delete: OnDelete,
+    /// What a change of the referenced key does to referencing rows (CASCADE: they
+    /// take the new key; SET NULL; RESTRICT refuses the change).
+    pub on_update: OnDelete,
 }
 
 #[derive(Debug, Clone)]
@@ -493,18 +497,14 @@ pub fn add_constraint(
                 }
                 _ => OnDelete::Restrict,
             };
-            if matches!(
-                fk.on_update,
-                Some(
-                    ReferentialAction::Cascade
-                        | ReferentialAction::SetNull
-                        | ReferentialAction::SetDefault
-                )
-            ) {
-                return Err(SqlError::unsupported(
-                    "ON UPDATE actions other than RESTRICT",
-                ));
-            }
+            let on_update = match fk.on_update {
+                Some(ReferentialAction::Cascade) => OnDelete::Cascade,
+                Some(ReferentialAction::SetNull) => OnDelete::SetNull,
+                Some(ReferentialAction::SetDefault) => {
+                    return Err(SqlError::unsupported("ON UPDATE SET DEFAULT"));
+                }
+                _ => OnDelete::Restrict,
+            };
             let cols: Vec<&str> = columns
                 .iter()
                 .map(|&i| def.columns[i].name.as_str())
@@ -521,6 +521,7 @@ pub fn add_constraint(
                 parent: parent_name,
                 parent_columns,
                 on_delete,
+                on_update,
             });
         }
         other => return Err(SqlError::unsupported(format!("constraint {other}"))),

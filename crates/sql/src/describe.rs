@@ -15,7 +15,7 @@
 //! A query that merely resembles these is not answered here and goes to the executor
 //! (which knows no `pg_catalog` and reports 42P01).
 
-use crate::catalog::{OnDelete, TableDef};
+use crate::catalog::TableDef;
 use crate::engine::Engine;
 use crate::executor::Output;
 use crate::types::{DataType, Value};
@@ -414,11 +414,7 @@ fn fk_def(engine: &Engine, d: &TableDef, fk: &crate::catalog::ForeignKey) -> Str
         "FOREIGN KEY ({}) REFERENCES {}({parent_cols}){}",
         column_list(d, &fk.columns),
         fk.parent,
-        match fk.on_delete {
-            OnDelete::Cascade => " ON DELETE CASCADE",
-            OnDelete::SetNull => " ON DELETE SET NULL",
-            OnDelete::Restrict => "",
-        }
+        crate::dump::actions(fk)
     )
 }
 

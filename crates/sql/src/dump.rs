@@ -131,6 +131,23 @@ fn table(def: &TableDef) -> Vec<String> {
     out
 }
 
+/// ` ON UPDATE CASCADE ON DELETE SET NULL`, as pg_get_constraintdef writes the actions.
+pub fn actions(fk: &crate::catalog::ForeignKey) -> String {
+    let word = |a: OnDelete| match a {
+        OnDelete::Cascade => Some("CASCADE"),
+        OnDelete::SetNull => Some("SET NULL"),
+        OnDelete::Restrict => None,
+    };
+    let mut s = String::new();
+    if let Some(w) = word(fk.on_update) {
+        s.push_str(&format!(" ON UPDATE {w}"));
+    }
+    if let Some(w) = word(fk.on_delete) {
+        s.push_str(&format!(" ON DELETE {w}"));
+    }
+    s
+}
+
 fn foreign_keys(engine: &Engine, def: &TableDef) -> Vec<String> {
     def.foreign_keys
         .iter()
@@ -146,11 +163,7 @@ fn foreign_keys(engine: &Engine, def: &TableDef) -> Vec<String> {
                 quote(&fk.name),
                 names(def, &fk.columns),
                 quote(&fk.parent),
-                match fk.on_delete {
-                    OnDelete::Cascade => " ON DELETE CASCADE",
-                    OnDelete::SetNull => " ON DELETE SET NULL",
-                    OnDelete::Restrict => "",
-                }
+                actions(fk)
             )
         })
         .collect()

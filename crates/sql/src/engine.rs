@@ -21,8 +21,8 @@ use crate::types::Value;
 use crate::wal::Change;
 
 /// A foreign key pointing at a table: (child table, fk columns, parent columns,
-/// action, constraint name).
-type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, String);
+/// ON DELETE action, ON UPDATE action, constraint name).
+type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, OnDelete, String);
 
 /// Why a statement stopped.
 #[derive(Debug)]
@@ -436,7 +436,6 @@ impl Engine {
         };
         crate::generated::compute(&self.table(table)?.def, &mut values)?;
         self.check_row(tx, table, &values, Some(row))?;
-        self.check_referencing(tx, table, &old, Some(&values))?;
         let t = self
             .tables
             .get_mut(table)
@@ -447,7 +446,10 @@ impl Engine {
             row,
         });
         crate::triggers::queue(&t.def, tx, Some(&old), Some(&values));
-        push_version(t, tx, table, row, values);
+        push_version(t, tx, table, row, values.clone());
+        // After the new version is in place, so rows that ON UPDATE CASCADE moves to
+        // the new key find it.
+        self.check_referencing(tx, table, &old, Some(&values))?;
         Ok(true)
     }
 
@@ -498,12 +500,13 @@ impl Engine {
                             fk.columns.clone(),
                             fk.parent_columns.clone(),
                             fk.on_delete,
+                            fk.on_update,
                             fk.name.clone(),
                         )
                     })
             })
             .collect();
-        for (child, columns, parent_columns, action, name) in fks {
+        for (child, columns, parent_columns, on_delete, on_update, name) in fks {
             let key = key_of(old, &parent_columns);
             if key.iter().any(Value::is_null) {
                 continue;
@@ -533,16 +536,25 @@ impl Engine {
             if referencing.is_empty() {
                 continue;
             }
-            match (action, new) {
+            match (if new.is_some() { on_update } else { on_delete }, new) {
                 (OnDelete::Cascade, None) => {
                     for (r, _) in referencing {
                         self.delete(tx, &child, r)?;
                     }
                 }
-                (OnDelete::SetNull, None) => {
+                (OnDelete::SetNull, _) => {
                     for (r, mut values) in referencing {
                         for &c in &columns {
                             values[c] = Value::Null;
+                        }
+                        self.update(tx, &child, r, values)?;
+                    }
+                }
+                (OnDelete::Cascade, Some(new)) => {
+                    let new_key = key_of(new, &parent_columns);
+                    for (r, mut values) in referencing {
+                        for (&c, v) in columns.iter().zip(&new_key) {
+                            values[c] = v.clone();
                         }
                         self.update(tx, &child, r, values)?;
                     }

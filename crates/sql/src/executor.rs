@@ -100,6 +100,12 @@ pub(crate) fn statement(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
             cascade,
             ..
         } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt, true),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            if_exists,
+            names,
+            ..
+        } => ddl::drop_indexes(ctx, names, *if_exists, stmt),
         Statement::CreateView(view) if view.materialized => matview::create(ctx, view, stmt),
         Statement::RefreshMaterializedView(r) => matview::refresh(ctx, r),
         Statement::CreateFunction(f) => crate::triggers::create_function(ctx, f, stmt),

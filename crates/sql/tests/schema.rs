@@ -647,3 +647,62 @@ Foreign-key constraints:
     assert_eq!(err.trim(), "Did not find any relation named \"nosuch\".");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn on_update_cascade_drop_index_and_drop_cascade() {
+    let srv = server().await;
+    let c = connect(srv.addr()).await;
+    exec(&c, "CREATE TABLE parents (code TEXT PRIMARY KEY);
+              CREATE TABLE kids (id INT PRIMARY KEY, parent TEXT REFERENCES parents (code) ON UPDATE CASCADE ON DELETE SET NULL);
+              CREATE TABLE pets (id INT PRIMARY KEY, owner TEXT REFERENCES parents (code) ON UPDATE SET NULL);
+              CREATE TABLE strict (id INT PRIMARY KEY, parent TEXT REFERENCES parents (code));
+              INSERT INTO parents VALUES ('a'), ('b');
+              INSERT INTO kids VALUES (1, 'a'), (2, 'a'), (3, 'b');
+              INSERT INTO pets VALUES (1, 'a')").await;
+    exec(&c, "UPDATE parents SET code = 'z' WHERE code = 'a'").await;
+    assert_eq!(
+        lines(&c, "SELECT id, parent FROM kids ORDER BY id").await,
+        ["1|z", "2|z", "3|b"]
+    );
+    assert_eq!(lines(&c, "SELECT owner FROM pets").await, [""]);
+    exec(&c, "INSERT INTO strict VALUES (1, 'b')").await;
+    assert_eq!(
+        code(&c, "UPDATE parents SET code = 'y' WHERE code = 'b'").await,
+        "23503"
+    );
+    assert_eq!(
+        lines(&c, "SELECT parent FROM kids WHERE id = 3").await,
+        ["b"]
+    );
+    // DROP INDEX: plain indexes only; a constraint's index goes with the constraint.
+    exec(&c, "CREATE INDEX kids_parent ON kids (parent)").await;
+    assert_eq!(code(&c, "DROP INDEX kids_pkey").await, "2BP01");
+    exec(
+        &c,
+        "DROP INDEX kids_parent; DROP INDEX IF EXISTS kids_parent",
+    )
+    .await;
+    assert_eq!(code(&c, "DROP INDEX kids_parent").await, "42704");
+    assert_eq!(
+        lines(&c, "SELECT count(*) FROM kids WHERE parent = 'z'").await,
+        ["2"]
+    );
+    // DROP TABLE ... CASCADE removes the referencing constraints and dependent views.
+    exec(
+        &c,
+        "CREATE MATERIALIZED VIEW kid_count AS SELECT count(*) AS n FROM kids",
+    )
+    .await;
+    assert_eq!(code(&c, "DROP TABLE parents").await, "2BP01");
+    exec(
+        &c,
+        "BEGIN; DROP TABLE kids CASCADE; DROP TABLE parents CASCADE; ROLLBACK",
+    )
+    .await;
+    assert_eq!(lines(&c, "SELECT n FROM kid_count").await, ["3"]);
+    exec(&c, "DROP TABLE parents CASCADE").await;
+    exec(&c, "INSERT INTO kids VALUES (4, 'nobody')").await;
+    exec(&c, "DROP TABLE kids CASCADE").await;
+    assert_eq!(code(&c, "SELECT * FROM kid_count").await, "42P01");
+    srv.stop().await;
+}

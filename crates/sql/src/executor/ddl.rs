@@ -93,9 +93,6 @@ pub(super) fn drop_tables(
     } else {
         "TABLE"
     };
-    if cascade {
-        return Err(SqlError::unsupported(format!("DROP {what} ... CASCADE")).into());
-    }
     for n in names {
         let name = object_name(n);
         let Some(t) = ctx.engine.tables.get(&name) else {
@@ -139,6 +136,9 @@ pub(super) fn drop_tables(
             ))
             .into());
         }
+        if cascade {
+            drop_dependents(ctx, &name);
+        }
         if let Some(view) = ctx.engine.tables.values().find(|t| {
             t.def.name != name
                 && t.def
@@ -170,7 +170,16 @@ pub(super) fn drop_tables(
                 "2BP01",
                 format!("cannot drop table {name} because other objects depend on it"),
             )
-            .with_detail(format!("table {} references it", child.def.name))
+            .with_detail(format!(
+                "constraint {} on table {} depends on table {name}",
+                child
+                    .def
+                    .foreign_keys
+                    .iter()
+                    .find(|f| f.parent == name)
+                    .map_or("", |f| f.name.as_str()),
+                child.def.name
+            ))
             .into());
         }
         if let Some(t) = ctx.engine.tables.remove(&name) {
@@ -203,6 +212,95 @@ pub(super) fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) 
     }
     Ok(Output {
         tag: "TRUNCATE TABLE".into(),
+        ..Output::default()
+    })
+}
+
+/// DROP ... CASCADE: what depends on table `name` goes first — the materialized views
+/// that read it (and theirs, in turn), and the foreign keys of other tables that
+/// reference it (the referencing tables stay, as in PostgreSQL).
+fn drop_dependents(ctx: &mut Ctx<'_>, name: &str) {
+    let views: Vec<String> = ctx
+        .engine
+        .tables
+        .values()
+        .filter(|t| {
+            t.def.name != name
+                && t.def
+                    .view
+                    .as_ref()
+                    .is_some_and(|q| super::relations(q).iter().any(|r| r == name))
+        })
+        .map(|t| t.def.name.clone())
+        .collect();
+    for v in views {
+        drop_dependents(ctx, &v);
+        if let Some(t) = ctx.engine.tables.remove(&v) {
+            ctx.tx.undo.push(Undo::DroppedTable(Box::new(t)));
+        }
+    }
+    for t in ctx.engine.tables.values_mut() {
+        if t.def.name != name && t.def.foreign_keys.iter().any(|f| f.parent == name) {
+            ctx.tx.undo.push(Undo::AlteredTable {
+                table: t.def.name.clone(),
+                def: Box::new(t.def.clone()),
+            });
+            t.def.foreign_keys.retain(|f| f.parent != name);
+        }
+    }
+}
+
+/// `DROP INDEX [IF EXISTS] name [, ...]`. An index that enforces a PRIMARY KEY or
+/// UNIQUE constraint goes with `ALTER TABLE ... DROP CONSTRAINT` instead (2BP01).
+pub(super) fn drop_indexes(
+    ctx: &mut Ctx<'_>,
+    names: &[ast::ObjectName],
+    if_exists: bool,
+    stmt: &Statement,
+) -> Result<Output> {
+    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    for n in names {
+        let name = object_name(n);
+        let found = ctx.engine.tables.values().find_map(|t| {
+            t.def
+                .indexes
+                .iter()
+                .position(|i| i.name == name)
+                .map(|at| (t.def.name.clone(), at))
+        });
+        let Some((table, at)) = found else {
+            if if_exists {
+                continue;
+            }
+            return Err(SqlError::new("42704", format!("index \"{name}\" does not exist")).into());
+        };
+        let t = ctx
+            .engine
+            .tables
+            .get_mut(&table)
+            .ok_or_else(|| SqlError::undefined_table(&table))?;
+        if t.def.indexes[at].constraint {
+            return Err(SqlError::new(
+                "2BP01",
+                format!(
+                    "cannot drop index {name} because constraint {name} on table {table} requires it"
+                ),
+            )
+            .with_detail(format!(
+                "You can drop constraint {name} on table {table} instead."
+            ))
+            .into());
+        }
+        ctx.tx.undo.push(Undo::AlteredTable {
+            table: table.clone(),
+            def: Box::new(t.def.clone()),
+        });
+        t.def.indexes.remove(at);
+        t.heap.indexes.remove(at);
+    }
+    ctx.tx.redo.push(Change::Ddl(stmt.to_string()));
+    Ok(Output {
+        tag: "DROP INDEX".into(),
         ..Output::default()
     })
 }
