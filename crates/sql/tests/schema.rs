@@ -277,6 +277,16 @@ async fn generated_columns_are_computed_on_every_write() {
         lines(&c, "SELECT id, double_qty FROM lines ORDER BY id").await,
         ["1|20", "2|2", "3|8"]
     );
+    // A NUMERIC expression stored in an integer column (the README's example).
+    exec(
+        &c,
+        "ALTER TABLE lines ADD COLUMN cents BIGINT GENERATED ALWAYS AS (price * 100) STORED",
+    )
+    .await;
+    assert_eq!(
+        lines(&c, "SELECT id, cents FROM lines ORDER BY id").await,
+        ["1|350", "2|1000", "3|100"]
+    );
     srv.stop().await;
 }
 
