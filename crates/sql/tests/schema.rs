@@ -359,6 +359,50 @@ async fn triggers_run_in_the_writing_transaction_with_new_and_old() {
         lines(&c, "SELECT account, old_balance, new_balance FROM audit").await,
         ["1||100", "2||50", "1|100|70", "2|50|"]
     );
+    // Rows that COPY brings in fire the trigger as well.
+    let port = srv.addr().port();
+    let copied = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "test",
+                "-d",
+                "test",
+            ])
+            .args(["-X", "-c", "COPY accounts FROM STDIN"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql is installed");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"7\t700\n")
+            .expect("write");
+        child.wait_with_output().expect("psql ends")
+    })
+    .await
+    .expect("join");
+    assert_eq!(String::from_utf8_lossy(&copied.stdout).trim(), "COPY 1");
+    assert_eq!(
+        lines(
+            &c,
+            "SELECT account, new_balance FROM audit WHERE account = 7"
+        )
+        .await,
+        ["7|700"]
+    );
+    exec(
+        &c,
+        "DELETE FROM accounts WHERE id = 7; DELETE FROM audit WHERE account = 7",
+    )
+    .await;
     // Same transaction: a rolled-back change leaves no audit row.
     exec(&c, "BEGIN; UPDATE accounts SET balance = 0; ROLLBACK").await;
     assert_eq!(lines(&c, "SELECT count(*) FROM audit").await, ["4"]);
