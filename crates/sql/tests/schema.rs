@@ -327,6 +327,10 @@ async fn a_materialized_view_is_stale_until_refreshed() {
     assert_eq!(code(&c, "DROP TABLE sales").await, "2BP01");
     assert_eq!(code(&c, "DROP TABLE totals").await, "42809");
     assert_eq!(code(&c, "REFRESH MATERIALIZED VIEW sales").await, "42809");
+    assert_eq!(
+        code(&c, "REFRESH MATERIALIZED VIEW totals WITH NO DATA").await,
+        "0A000"
+    );
     exec(&c, "DROP MATERIALIZED VIEW totals; DROP TABLE sales").await;
     assert_eq!(code(&c, "SELECT * FROM totals").await, "42P01");
     srv.stop().await;

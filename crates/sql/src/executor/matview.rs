@@ -98,6 +98,10 @@ pub(super) fn create(
 
 pub(super) fn refresh(ctx: &mut Ctx<'_>, r: &ast::RefreshMaterializedView) -> Result<Output> {
     let name = object_name(&r.name);
+    if r.with_data == Some(false) {
+        // PostgreSQL then leaves the view unreadable until the next refresh.
+        return Err(SqlError::unsupported("REFRESH MATERIALIZED VIEW ... WITH NO DATA").into());
+    }
     let t = ctx.engine.table(&name)?;
     if t.def.view.is_none() {
         return Err(
