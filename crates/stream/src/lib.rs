@@ -25,13 +25,18 @@ pub mod durability;
 pub mod group;
 pub mod kafka;
 pub mod log;
+pub mod marker;
 pub mod offsets;
 pub mod partitioner;
+pub mod producer_state;
 pub mod read_cache;
 pub mod record;
 pub mod segment;
 pub mod server;
 pub mod topic;
+pub mod transaction;
+pub mod transaction_log;
+pub mod txn_coordinator;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,6 +155,7 @@ async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Started, 
         Arc::new(clock::SystemClock),
         shutdown.clone(),
     )?);
+    txn_coordinator::recover(&server).await;
     server::spawn_background(server.clone(), &args, shutdown.clone());
     let kafka_addr = match args.kafka_port.to_bind() {
         Some(port) => Some(

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::marker::{self, Outcome};
+use crate::producer_state::{AbortedTransaction, Admission, ProducerStates, SequenceError};
 use crate::record::{self, BatchError, Encodable};
 use crate::segment::{Segment, SegmentRecovery, SegmentView};
 
@@ -80,6 +82,9 @@ pub enum LogError {
         start: u64,
         end: u64,
     },
+    /// An idempotent producer's batch out of sequence or from a fenced epoch (see
+    /// [`crate::producer_state`]).
+    Sequence(SequenceError),
     Io(io::Error),
 }
 
@@ -96,6 +101,7 @@ impl std::fmt::Display for LogError {
                 "offset {offset} is out of range: the log holds offsets {start} to {end} \
                  (the end offset is the next one to be written)"
             ),
+            LogError::Sequence(e) => write!(f, "{e}"),
             LogError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -140,6 +146,9 @@ pub struct Log {
     write_failed: bool,
     /// Scratch for [`record::batch_header`]'s record lengths, kept between appends.
     bodies: Vec<usize>,
+    /// Idempotent producers' sequences and open/aborted transactions, rebuilt from the
+    /// batch headers on open.
+    producers: ProducerStates,
 }
 
 impl Log {
@@ -183,6 +192,10 @@ impl Log {
             sync_dir(dir)?;
         }
         recovery.segments = segments.len();
+        let mut producers = ProducerStates::default();
+        for segment in &segments {
+            segment.scan_batches(|header, batch| producers.on_append(header, batch))?;
+        }
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -191,9 +204,41 @@ impl Log {
                 sync_on_roll: disk.sync_on_roll,
                 write_failed: false,
                 bodies: Vec::new(),
+                producers,
             },
             recovery,
         ))
+    }
+
+    /// The producers writing to this log (see [`crate::producer_state`]).
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// The last stable offset: how far `read_committed` consumers may read.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.producers.last_stable_offset(self.end_offset())
+    }
+
+    /// Aborted transactions with records in `from..to`.
+    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.producers.aborted_between(from, to)
+    }
+
+    /// Ends `producer_id`'s open transaction in this log with a marker (see
+    /// [`crate::marker`]); nothing if it has none here. Written to the file on return.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        outcome: Outcome,
+        now_ms: i64,
+    ) -> Result<Option<Appended>, LogError> {
+        if self.producers.open_transaction(producer_id).is_none() {
+            return Ok(None);
+        }
+        let mut batch = marker::encode(producer_id, producer_epoch, outcome, now_ms);
+        self.append(&mut batch, now_ms).map(Some)
     }
 
     pub fn config(&self) -> LogConfig {
@@ -317,6 +362,27 @@ impl Log {
         if headers.is_empty() {
             return Err(LogError::InvalidBatch(BatchError::Truncated));
         }
+        if let [header] = headers.as_slice() {
+            if let Admission::Duplicate {
+                base_offset,
+                last_offset,
+            } = self.producers.check(header).map_err(LogError::Sequence)?
+            {
+                // A retry of a batch already here: acknowledged as the first time, and
+                // durable once the fsync that covers the active segment is done.
+                return Ok(Appended {
+                    base_offset,
+                    last_offset,
+                    file: self.active().file(),
+                });
+            }
+        } else if headers.iter().any(|h| h.producer_id >= 0) {
+            // Sequence checks are per batch; Kafka refuses more than one batch per
+            // partition from an idempotent producer too.
+            return Err(LogError::InvalidBatch(BatchError::Malformed(
+                "an idempotent producer sends one record batch per partition",
+            )));
+        }
         if batches.len() as u64 > self.config.segment_bytes {
             return Err(LogError::TooLarge {
                 size: batches.len(),
@@ -334,6 +400,7 @@ impl Log {
             let bytes = &mut batches[position..position + header.size];
             record::stamp(bytes, header.base_offset);
             self.active_mut().append(bytes, &header);
+            self.producers.on_append(&header, bytes);
             position += header.size;
         }
         self.flush()?;
@@ -450,6 +517,8 @@ impl Log {
             deleted.push(segment.base_offset());
             segment.delete()?;
         }
+        let start = self.start_offset();
+        self.producers.trim(start, now_ms);
         Ok(deleted)
     }
 

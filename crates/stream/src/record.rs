@@ -45,9 +45,17 @@ const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 const BASE_TIMESTAMP_OFFSET: usize = 27;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
 const RECORDS_COUNT_OFFSET: usize = 57;
 const COMPRESSION_MASK: i16 = 0x07;
-const CONTROL_FLAG: i16 = 0x20;
+/// Attribute bit 4: the batch belongs to a transaction (see `crate::transaction`).
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit 5: a control batch (a transaction marker, see `crate::marker`).
+pub const CONTROL_FLAG: i16 = 0x20;
+/// `producer_id` of a batch written without an idempotent producer.
+pub const NO_PRODUCER_ID: i64 = -1;
 
 /// One message as producers write it and consumers read it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -165,6 +173,12 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     pub attributes: i16,
     pub records_count: u32,
+    /// The idempotent producer that wrote the batch ([`NO_PRODUCER_ID`]: none), its
+    /// epoch and the sequence number of the batch's first record (see
+    /// `crate::producer_state`).
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -181,6 +195,19 @@ impl BatchHeader {
     /// Transaction markers: part of the log, never shown to consumers.
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// Written inside a transaction: hidden from `read_committed` consumers until its
+    /// commit marker, and for ever if the transaction aborts.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// The sequence number of the batch's last record (sequences wrap at `i32::MAX`, as
+    /// Kafka's do).
+    pub fn last_sequence(&self) -> i32 {
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        (last % (i64::from(i32::MAX) + 1)) as i32
     }
 
     /// Reads a header from the start of `buf` (which may hold more than one batch). Checks
@@ -211,6 +238,12 @@ impl BatchHeader {
             max_timestamp: i64_at(buf, MAX_TIMESTAMP_OFFSET),
             attributes: i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]),
             records_count: records_count as u32,
+            producer_id: i64_at(buf, PRODUCER_ID_OFFSET),
+            producer_epoch: i16::from_be_bytes([
+                buf[PRODUCER_EPOCH_OFFSET],
+                buf[PRODUCER_EPOCH_OFFSET + 1],
+            ]),
+            base_sequence: i32_at(buf, BASE_SEQUENCE_OFFSET),
         })
     }
 }
@@ -300,13 +333,13 @@ pub fn encode_batch_with_header(
     out.put_i32(-1); // partition leader epoch
     out.put_i8(MAGIC);
     out.put_u32(0); // crc, filled in below
-    out.put_i16(0); // attributes: no compression, CreateTime
+    out.put_i16(header.attributes); // no compression, CreateTime; transactional, control
     out.put_i32(records.len() as i32 - 1);
     out.put_i64(base_timestamp);
     out.put_i64(max_timestamp);
-    out.put_i64(-1); // producer id
-    out.put_i16(-1); // producer epoch
-    out.put_i32(-1); // base sequence
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
     out.put_i32(records.len() as i32);
     for (delta, (record, &body)) in records.iter().zip(bodies).enumerate() {
         let timestamp_delta = record.timestamp() - base_timestamp;
@@ -356,6 +389,9 @@ pub fn batch_header(
         max_timestamp,
         attributes: 0,
         records_count: records.len() as u32,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: -1,
+        base_sequence: -1,
     })
 }
 
@@ -527,6 +563,25 @@ pub fn decode_batches(
         });
     })?;
     Ok(out)
+}
+
+/// The key of a batch's first record, read without decoding the rest: what a transaction
+/// marker's type is stored in (see `crate::marker`). `None` for a compressed batch or
+/// bytes that do not parse.
+pub fn first_record_key(batch: &[u8]) -> Option<&[u8]> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if header.attributes & COMPRESSION_MASK != 0 || header.records_count == 0 {
+        return None;
+    }
+    let mut cursor = Cursor {
+        buf: batch.get(..header.size)?,
+        pos: BATCH_HEADER_LEN,
+    };
+    cursor.varint().ok()?;
+    cursor.pos += 1;
+    cursor.varlong().ok()?;
+    cursor.varint().ok()?;
+    cursor.nullable().ok()?
 }
 
 fn malformed(what: &'static str) -> BatchError {

@@ -20,6 +20,7 @@ use proto::{Args, CommandError, Frame};
 use service::{CommandSpec, Reply};
 
 use crate::log::LogError;
+use crate::producer_state::SequenceError;
 use crate::server::StreamServer;
 use crate::topic::{Partition, Topic, TopicError};
 
@@ -115,6 +116,8 @@ fn log_error(e: LogError) -> CommandError {
         LogError::InvalidBatch(_) => "CORRUPT_MESSAGE",
         LogError::TooLarge { .. } => "MESSAGE_TOO_LARGE",
         LogError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        LogError::Sequence(SequenceError::StaleEpoch { .. }) => "INVALID_PRODUCER_EPOCH",
         LogError::Io(_) => "KAFKA_STORAGE_ERROR",
     };
     CommandError::coded(code, e)

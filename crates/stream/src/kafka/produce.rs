@@ -14,6 +14,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::metadata::topic_error_code;
 use super::{Kafka, Request, name};
 use crate::log::{Appended, LogError};
+use crate::producer_state::SequenceError;
 
 /// Kafka's error code for a log error.
 pub fn log_error_code(e: &LogError) -> i16 {
@@ -21,6 +22,12 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidBatch(_) => ResponseError::CorruptMessage.code(),
         LogError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
+        LogError::Sequence(SequenceError::StaleEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
     }
 }
