@@ -17,9 +17,10 @@ use tracing::{info, warn};
 
 use crate::log::{Appended, DiskOptions, LogError};
 use crate::marker::Outcome;
+use crate::record::BatchHeader;
 use crate::server::StreamServer;
 use crate::transaction::{
-    End, Init, TransactionMetadata, Transactions, TxnError, TxnRecord, outcome_of,
+    End, Init, TransactionMetadata, Transactions, TxnError, TxnRecord, TxnState, outcome_of,
 };
 use crate::transaction_log::TransactionLog;
 
@@ -55,6 +56,33 @@ impl TransactionCoordinator {
 
     pub fn state(&self) -> MutexGuard<'_, Transactions> {
         crate::lock(&self.state)
+    }
+
+    /// May this transactional batch be appended to `topic`/`partition`? Only by the
+    /// current epoch of its transactional id, into a partition added to the open
+    /// transaction: a zombie's late batch is refused here even in a partition the new
+    /// instance has not written to yet.
+    pub fn check_produce(
+        &self,
+        transactional_id: Option<&str>,
+        batch: &BatchHeader,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(), Code> {
+        let state = self.state();
+        let Some(m) = transactional_id.and_then(|id| state.get(id)) else {
+            return Err(ResponseError::TransactionalIdNotFound.code());
+        };
+        if m.producer_id != batch.producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping.code());
+        }
+        if m.producer_epoch != batch.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch.code());
+        }
+        if m.state != TxnState::Ongoing || !m.partitions.contains(&(topic.to_string(), partition)) {
+            return Err(ResponseError::InvalidTxnState.code());
+        }
+        Ok(())
     }
 
     /// A state change under the lock, its records appended to the log before the lock is

@@ -94,14 +94,15 @@ fn describe_topic(
     }
 }
 
-/// Every group's coordinator is this broker. Transactions are not implemented.
+/// This broker coordinates every group (key type 0) and every transactional id (key
+/// type 1).
 pub async fn find_coordinator(
     kafka: &Kafka,
     req: FindCoordinatorRequest,
     _: &Request,
 ) -> Option<FindCoordinatorResponse> {
     let response = FindCoordinatorResponse::default();
-    if req.key_type != 0 {
+    if !matches!(req.key_type, 0 | 1) {
         return Some(
             response
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())

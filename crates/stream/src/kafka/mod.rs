@@ -38,6 +38,7 @@ pub mod request_buffer;
 pub mod sasl;
 pub mod scram;
 pub mod stats;
+pub mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,5 +1,11 @@
 //! Produce: append the client's record batches as they are.
 //!
+//! Batches of an idempotent producer are checked against the partition's producer state
+//! first (see [`crate::producer_state`]): a retry is acknowledged with its first offset,
+//! a gap is `OUT_OF_ORDER_SEQUENCE_NUMBER`, a fenced epoch `INVALID_PRODUCER_EPOCH`.
+//! Transactional batches must also belong to an open transaction that added the
+//! partition (see [`crate::txn_coordinator`]).
+//!
 //! The batch bytes a producer sends are the bytes the log stores: the log checks the CRC,
 //! stamps the base offset (outside the CRC) and appends. Compressed batches are stored
 //! compressed; consumers decompress. `acks=0` gets no response at all, as in Kafka;
@@ -15,6 +21,7 @@ use super::metadata::topic_error_code;
 use super::{Kafka, Request, name};
 use crate::log::{Appended, LogError};
 use crate::producer_state::SequenceError;
+use crate::record::BatchHeader;
 
 /// Kafka's error code for a log error.
 pub fn log_error_code(e: &LogError) -> i16 {
@@ -37,6 +44,7 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
     let now = server.now_ms();
     let mut appended: Vec<Appended> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let transactional_id = req.transactional_id.as_ref().map(|t| name(&t.0));
     for topic_data in req.topic_data {
         let topic = server.topic_for_produce(&name(&topic_data.name.0));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
@@ -57,6 +65,16 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
                 let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                     return Err(ResponseError::InvalidRecord.code());
                 };
+                if let Ok(h) = BatchHeader::parse(&records)
+                    && h.is_transactional()
+                {
+                    server.transactions.check_produce(
+                        transactional_id.as_deref(),
+                        &h,
+                        &name(&topic_data.name.0),
+                        p.id,
+                    )?;
+                }
                 // The request buffer is shared; the log stamps offsets into its own copy.
                 let mut batches = BytesMut::from(&records[..]);
                 let a = p
