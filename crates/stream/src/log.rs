@@ -149,7 +149,13 @@ pub struct Log {
     /// Idempotent producers' sequences and open/aborted transactions, rebuilt from the
     /// batch headers on open.
     producers: ProducerStates,
+    /// A log start offset inside the first segment, set by DeleteRecords (kept in
+    /// [`START_OFFSET_FILE`]); 0 when only whole segments were deleted.
+    deleted_before: u64,
 }
+
+/// Where DeleteRecords' log start offset is kept (Kafka's `log-start-offset-checkpoint`).
+const START_OFFSET_FILE: &str = "log-start-offset";
 
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering the newest segment.
@@ -192,6 +198,11 @@ impl Log {
             sync_dir(dir)?;
         }
         recovery.segments = segments.len();
+        let deleted_before = match std::fs::read_to_string(dir.join(START_OFFSET_FILE)) {
+            Ok(text) => text.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
         let mut producers = ProducerStates::default();
         for segment in &segments {
             segment.scan_batches(|header, batch| producers.on_append(header, batch))?;
@@ -205,6 +216,7 @@ impl Log {
                 write_failed: false,
                 bodies: Vec::new(),
                 producers,
+                deleted_before,
             },
             recovery,
         ))
@@ -251,7 +263,43 @@ impl Log {
 
     /// The first offset still in the log.
     pub fn start_offset(&self) -> u64 {
-        self.segments.first().map_or(0, Segment::base_offset)
+        self.segments
+            .first()
+            .map_or(0, Segment::base_offset)
+            .max(self.deleted_before)
+    }
+
+    /// DeleteRecords: the log start offset moves to `before` (at most the end offset):
+    /// segments wholly below it are deleted, the records left below it in the first
+    /// segment are no longer served. Durable when this returns (the new start offset is
+    /// written to a file and fsynced, then renamed into place). Returns the start offset.
+    pub fn delete_records(&mut self, before: u64, now_ms: i64) -> Result<u64, LogError> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if before > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: before,
+                start,
+                end,
+            });
+        }
+        if before <= start {
+            return Ok(start);
+        }
+        let path = self.dir.join(START_OFFSET_FILE);
+        let temporary = self.dir.join(format!("{START_OFFSET_FILE}.tmp"));
+        std::fs::write(&temporary, format!("{before}\n"))?;
+        File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        sync_dir(&self.dir)?;
+        self.deleted_before = before;
+        if before == end && !self.active().is_empty() {
+            self.roll(now_ms)?;
+        }
+        while self.segments.len() > 1 && self.segments[0].next_offset() <= before {
+            self.segments.remove(0).delete()?;
+        }
+        self.producers.trim(before, now_ms);
+        Ok(before)
     }
 
     /// The offset the next record will get (one past the last record).

@@ -73,6 +73,31 @@ impl OffsetStore {
             .collect();
         lock(&self.log).append_records(&records, now_ms)
     }
+
+    /// Forgets committed offsets (OffsetDelete): a *tombstone* per key, a record with no
+    /// value — replay and compaction then drop the key, as Kafka's cleaner does.
+    pub fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        let records: Vec<Record> = partitions
+            .iter()
+            .map(|(topic, partition)| Record {
+                key: Some(key(&Commit {
+                    group: group.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: 0,
+                })),
+                value: None,
+                timestamp: now_ms,
+                headers: Vec::new(),
+            })
+            .collect();
+        lock(&self.log).append_records(&records, now_ms)
+    }
 }
 
 /// Compact on start only when there are at least this many records.
@@ -110,7 +135,9 @@ pub fn open_compacted(
         }
     }
     let (mut log, _) = Log::open(&live_dir, config, disk, now_ms)?;
-    let (live, replayed) = replay(&mut log)?;
+    let (mut live, replayed) = replay(&mut log)?;
+    // Tombstones (no value) only had to outlive the records they delete.
+    live.retain(|r| r.value.is_some());
     if replayed > COMPACT_MIN_RECORDS && replayed > 2 * live.len() {
         drop(log);
         let (mut fresh, _) = Log::open(&fresh_dir, config, disk, now_ms)?;

@@ -250,6 +250,29 @@ impl StreamServer {
         Ok(appended)
     }
 
+    /// Forgets a group's committed offsets (OffsetDelete), durably.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> io::Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let appended = {
+            let mut coordinator = self.coordinator();
+            let appended = self
+                .offsets
+                .delete(group, partitions, self.now_ms())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            for (topic, partition) in partitions {
+                coordinator.delete_committed(group, topic, *partition);
+            }
+            appended
+        };
+        self.make_durable(&[appended]).await
+    }
+
     /// Commits a transaction's offsets: checked when TxnOffsetCommit held them, so
     /// written whatever the group's generation is now.
     pub async fn commit_offsets_unchecked(

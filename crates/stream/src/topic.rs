@@ -334,6 +334,11 @@ impl Partition {
         Ok(appended)
     }
 
+    /// DeleteRecords (see [`Log::delete_records`]); returns the new start offset.
+    pub fn delete_records(&self, before: u64, now_ms: i64) -> Result<u64, LogError> {
+        self.log().delete_records(before, now_ms)
+    }
+
     /// The last stable offset (see [`crate::producer_state`]).
     pub fn last_stable_offset(&self) -> u64 {
         self.log().last_stable_offset()

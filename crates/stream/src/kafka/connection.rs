@@ -16,7 +16,7 @@ use super::request_buffer::RequestBuffer;
 use super::sasl::{self, Authentication};
 use super::stats::KafkaStats;
 use super::{
-    Kafka, Request, api_versions, fetch, group_api, invalid, metadata, produce, respond,
+    Kafka, Request, admin, api_versions, fetch, group_api, invalid, metadata, produce, respond,
     transactions,
 };
 
@@ -198,6 +198,13 @@ async fn handle(
         ApiKey::DescribeProducers => serve!(transactions::describe_producers),
         ApiKey::ListTransactions => serve!(transactions::list_transactions),
         ApiKey::DescribeTransactions => serve!(transactions::describe_transactions),
+        ApiKey::DescribeConfigs => serve!(admin::describe_configs),
+        ApiKey::AlterConfigs => serve!(admin::alter_configs),
+        ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
+        ApiKey::CreatePartitions => serve!(admin::create_partitions),
+        ApiKey::DeleteRecords => serve!(admin::delete_records),
+        ApiKey::OffsetDelete => serve!(admin::offset_delete),
+        ApiKey::DescribeCluster => serve!(admin::describe_cluster),
         _ => api_versions::unsupported(api_key, correlation_id, out),
     }
     Ok(Next::Continue)

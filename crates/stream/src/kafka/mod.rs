@@ -27,6 +27,7 @@
 //! There is one broker (node 0), the leader of every partition; leader epochs are -1 so
 //! clients skip epoch validation.
 
+pub mod admin;
 pub mod api_versions;
 pub mod connection;
 pub mod fetch;
