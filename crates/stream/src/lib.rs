@@ -104,6 +104,10 @@ pub struct Args {
     /// default: the bind address, or `localhost` when binding every interface.
     #[arg(long)]
     pub kafka_advertised_host: Option<String>,
+    /// Port Kafka clients are told to connect to; default: the listener's own. For a
+    /// broker behind a proxy or a port mapping (Kafka's `advertised.listeners`).
+    #[arg(long)]
+    pub kafka_advertised_port: Option<u16>,
 }
 
 /// What [`start_with_kafka`] returns: the RESP server and the Kafka listener's address

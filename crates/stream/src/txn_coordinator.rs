@@ -71,7 +71,7 @@ impl TransactionCoordinator {
     ) -> Result<(), Code> {
         let state = self.state();
         let Some(m) = transactional_id.and_then(|id| state.get(id)) else {
-            return Err(ResponseError::TransactionalIdNotFound.code());
+            return Err(ResponseError::InvalidTxnState.code());
         };
         if m.producer_id != batch.producer_id {
             return Err(ResponseError::InvalidProducerIdMapping.code());

@@ -108,6 +108,8 @@ pub struct Listener {
     /// 0: the OS picks.
     pub port: u16,
     pub advertised_host: Option<String>,
+    /// `None`: the bound port.
+    pub advertised_port: Option<u16>,
     pub max_request_bytes: usize,
     /// `--requirepass`: clients must authenticate with SASL.
     pub password: Option<String>,
@@ -124,6 +126,7 @@ impl Listener {
             bind: args.service.bind.clone(),
             port,
             advertised_host: args.kafka_advertised_host.clone(),
+            advertised_port: args.kafka_advertised_port,
             max_request_bytes: args.kafka_max_request_bytes,
             password: args.service.requirepass.clone().filter(|p| !p.is_empty()),
             protected_mode: args.service.protected_mode,
@@ -186,7 +189,7 @@ pub async fn spawn(
     });
     info!(
         "stream: Kafka protocol on {addr} (advertised as {advertised_host}:{}){}",
-        addr.port(),
+        config.advertised_port.unwrap_or(addr.port()),
         if config.password.is_some() {
             ", SASL PLAIN and SCRAM-SHA-256 required"
         } else {
@@ -203,7 +206,7 @@ pub async fn spawn(
     let kafka = Arc::new(Kafka {
         server,
         advertised_host,
-        advertised_port: i32::from(addr.port()),
+        advertised_port: i32::from(config.advertised_port.unwrap_or(addr.port())),
         max_request: config.max_request_bytes,
         credentials: config.password.as_deref().map(Credentials::new),
         groups: Mutex::new(KafkaGroups::default()),

@@ -1,0 +1,171 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! Exactly once, end to end, with confluent-kafka: a transactional consume-transform-
+//! produce loop is SIGKILLed mid-transaction, the server too, both restarted; a
+//! read_committed consumer then finds every input record in the output exactly once, a
+//! read_uncommitted one the aborted records as well. And the admin APIs with kafka-python:
+//! altered retention that the log obeys, a topic grown under a running consumer group.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Client, eventually, int, tmp_dir};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_eos_clients.py");
+
+/// Runs the client script to completion; returns its output lines.
+async fn python(args: &[&str]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the Python client finished")
+        .expect("python3 is installed (.ci/run)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() != Some(3),
+        "a client is missing: run .ci/run (pip install kafka-python confluent-kafka): {stderr}"
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The items of the output line starting with `key`.
+fn items(lines: &[String], key: &str) -> Vec<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.split(' ').next() == Some(key))
+        .unwrap_or_else(|| panic!("no '{key}' line in {lines:?}"));
+    line.split(' ').skip(1).map(str::to_string).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real server binary on fixed ports, `--fsync always`; killed (SIGKILL) on drop.
+struct Process(Child);
+
+async fn spawn_server(dir: &Path, port: u16, kafka_port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_infralab-stream"))
+        .args(["--port", &port.to_string(), "--kafka-port", &kafka_port.to_string()])
+        .args(["--dir", dir.to_str().unwrap(), "--fsync", "always"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    eventually("the server to listen", || async move {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    Process(child)
+}
+
+#[tokio::test]
+async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for_read_committed() {
+    let dir = tmp_dir("kafka-eos-sigkill");
+    let (port, kafka_port) = (free_port(), free_port());
+    let broker = format!("127.0.0.1:{kafka_port}");
+    let mut server = spawn_server(&dir, port, kafka_port).await;
+    let acked = items(&python(&["produce", &broker, "kafka-python", "in", "50"]).await, "acked");
+    assert_eq!(acked.len(), 50);
+
+    // The loop commits two transactions, starts a third, writes half of it: SIGKILL.
+    let mut etl = Command::new("python3")
+        .arg(SCRIPT)
+        .args(["etl", &broker, "in", "out", "etl-group", "etl-1", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(etl.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the loop reached the middle of a transaction")
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("mid_transaction"));
+    etl.kill().await.unwrap();
+    // The open transaction's records are in the log, above the last stable offset.
+    let uncommitted = items(&python(&["read", &broker, "out", "read_uncommitted"]).await, "values");
+    let committed = items(&python(&["read", &broker, "out", "read_committed"]).await, "values");
+    assert_eq!(committed.len(), 20, "two transactions of ten: {committed:?}");
+    assert!(uncommitted.len() > 20, "{uncommitted:?}");
+
+    // The server dies too (SIGKILL) and comes back: the transaction state is recovered.
+    server.0.kill().await.unwrap();
+    let _server = spawn_server(&dir, port, kafka_port).await;
+    // A new instance of the loop (same transactional.id) fences the old one, whose open
+    // transaction is aborted, and finishes the input.
+    let done = python(&["etl", &broker, "in", "out", "etl-group", "etl-1"]).await;
+    assert!(!items(&done, "committed_transactions").is_empty());
+
+    let mut committed = items(&python(&["read", &broker, "out", "read_committed"]).await, "values");
+    committed.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("v{i}!")).collect();
+    expected.sort();
+    assert_eq!(committed, expected, "each input record once, for read_committed");
+    let uncommitted = items(&python(&["read", &broker, "out", "read_uncommitted"]).await, "values");
+    assert!(
+        uncommitted.len() > 50 && expected.iter().all(|v| uncommitted.contains(v)),
+        "read_uncommitted sees the aborted records too: {uncommitted:?}"
+    );
+}
+
+#[tokio::test]
+async fn altered_retention_is_described_and_obeyed_by_the_log() {
+    let server = common::start("kafka-configs", &["--retention-check-interval-ms", "50"]).await;
+    let broker = server.kafka.to_string();
+    let mut c = Client::connect(server.addr()).await;
+    c.ok(&["TOPIC.CREATE", "kept"]).await;
+    let lines = python(&["configs", &broker, "kept"]).await;
+    let before = items(&lines, "before");
+    assert!(before.contains(&"retention.ms=604800000".to_string()), "{before:?}");
+    assert!(before.contains(&"cleanup.policy=delete".to_string()), "{before:?}");
+    let after = items(&lines, "after");
+    assert!(after.contains(&"retention.ms=200".to_string()), "{after:?}");
+    assert!(after.contains(&"segment.bytes=1024".to_string()), "{after:?}");
+    assert_ne!(items(&lines, "bad"), ["None"], "an unknown config is refused");
+    // The log obeys: 1 KiB segments, and everything older than 200 ms goes.
+    for i in 0..40 {
+        c.call(&["PRODUCE", "kept", &format!("{i:0>64}")]).await;
+    }
+    eventually("retention to delete the old segments", || {
+        let addr = server.addr();
+        async move {
+            let mut c = Client::connect(addr).await;
+            int(&c.call(&["LISTOFFSETS", "kept", "0", "EARLIEST"]).await) == 40
+        }
+    })
+    .await;
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_consumer_group_rebalances_onto_new_partitions() {
+    let server = common::start("kafka-grow", &[]).await;
+    let broker = server.kafka.to_string();
+    let mut c = Client::connect(server.addr()).await;
+    c.ok(&["TOPIC.CREATE", "growing", "PARTITIONS", "1"]).await;
+    let lines = python(&["grow", &broker, "growing", "growers"]).await;
+    assert_eq!(items(&lines, "assignment"), ["0", "1", "2"]);
+    assert_eq!(items(&lines, "value"), ["on-new-partition"]);
+    server.running.stop().await;
+}
