@@ -62,7 +62,12 @@ struct Process(Child);
 
 async fn spawn_server(dir: &Path, port: u16, kafka_port: u16) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_infralab-stream"))
-        .args(["--port", &port.to_string(), "--kafka-port", &kafka_port.to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--kafka-port",
+            &kafka_port.to_string(),
+        ])
         .args(["--dir", dir.to_str().unwrap(), "--fsync", "always"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -84,7 +89,10 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     let (port, kafka_port) = (free_port(), free_port());
     let broker = format!("127.0.0.1:{kafka_port}");
     let mut server = spawn_server(&dir, port, kafka_port).await;
-    let acked = items(&python(&["produce", &broker, "kafka-python", "in", "50"]).await, "acked");
+    let acked = items(
+        &python(&["produce", &broker, "kafka-python", "in", "50"]).await,
+        "acked",
+    );
     assert_eq!(acked.len(), 50);
 
     // The loop commits two transactions, starts a third, writes half of it: SIGKILL.
@@ -104,9 +112,19 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     assert_eq!(line.as_deref(), Some("mid_transaction"));
     etl.kill().await.unwrap();
     // The open transaction's records are in the log, above the last stable offset.
-    let uncommitted = items(&python(&["read", &broker, "out", "read_uncommitted"]).await, "values");
-    let committed = items(&python(&["read", &broker, "out", "read_committed"]).await, "values");
-    assert_eq!(committed.len(), 20, "two transactions of ten: {committed:?}");
+    let uncommitted = items(
+        &python(&["read", &broker, "out", "read_uncommitted"]).await,
+        "values",
+    );
+    let committed = items(
+        &python(&["read", &broker, "out", "read_committed"]).await,
+        "values",
+    );
+    assert_eq!(
+        committed.len(),
+        20,
+        "two transactions of ten: {committed:?}"
+    );
     assert!(uncommitted.len() > 20, "{uncommitted:?}");
 
     // The server dies too (SIGKILL) and comes back: the transaction state is recovered.
@@ -117,12 +135,21 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     let done = python(&["etl", &broker, "in", "out", "etl-group", "etl-1"]).await;
     assert!(!items(&done, "committed_transactions").is_empty());
 
-    let mut committed = items(&python(&["read", &broker, "out", "read_committed"]).await, "values");
+    let mut committed = items(
+        &python(&["read", &broker, "out", "read_committed"]).await,
+        "values",
+    );
     committed.sort();
     let mut expected: Vec<String> = (0..50).map(|i| format!("v{i}!")).collect();
     expected.sort();
-    assert_eq!(committed, expected, "each input record once, for read_committed");
-    let uncommitted = items(&python(&["read", &broker, "out", "read_uncommitted"]).await, "values");
+    assert_eq!(
+        committed, expected,
+        "each input record once, for read_committed"
+    );
+    let uncommitted = items(
+        &python(&["read", &broker, "out", "read_uncommitted"]).await,
+        "values",
+    );
     assert!(
         uncommitted.len() > 50 && expected.iter().all(|v| uncommitted.contains(v)),
         "read_uncommitted sees the aborted records too: {uncommitted:?}"
@@ -137,12 +164,25 @@ async fn altered_retention_is_described_and_obeyed_by_the_log() {
     c.ok(&["TOPIC.CREATE", "kept"]).await;
     let lines = python(&["configs", &broker, "kept"]).await;
     let before = items(&lines, "before");
-    assert!(before.contains(&"retention.ms=604800000".to_string()), "{before:?}");
-    assert!(before.contains(&"cleanup.policy=delete".to_string()), "{before:?}");
+    assert!(
+        before.contains(&"retention.ms=604800000".to_string()),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&"cleanup.policy=delete".to_string()),
+        "{before:?}"
+    );
     let after = items(&lines, "after");
     assert!(after.contains(&"retention.ms=200".to_string()), "{after:?}");
-    assert!(after.contains(&"segment.bytes=1024".to_string()), "{after:?}");
-    assert_ne!(items(&lines, "bad"), ["None"], "an unknown config is refused");
+    assert!(
+        after.contains(&"segment.bytes=1024".to_string()),
+        "{after:?}"
+    );
+    assert_ne!(
+        items(&lines, "bad"),
+        ["None"],
+        "an unknown config is refused"
+    );
     // The log obeys: 1 KiB segments, and everything older than 200 ms goes.
     for i in 0..40 {
         c.call(&["PRODUCE", "kept", &format!("{i:0>64}")]).await;

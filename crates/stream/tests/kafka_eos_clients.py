@@ -77,8 +77,7 @@ def produce(client, topic, n):
 
         for i in range(n):
             producer.produce(topic, value=f"v{i}".encode(), on_delivery=report)
-            producer.poll(0)
-        producer.flush(30)
+            producer.flush(30)  # one by one: a request per record
         if errors:
             out("errors", *(e.replace(" ", "_") for e in errors))
             return

@@ -111,26 +111,44 @@ async fn sequence_checks_dedupe_retries_refuse_gaps_and_fence_old_epochs_across_
     let (other, _) = init_producer_id(&mut conn, None).await;
     assert_ne!(pid, other, "every idempotent producer gets its own id");
 
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch, 0, 3, false)).await, (0, 0));
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch, 3, 2, false)).await, (0, 3));
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch, 0, 3, false)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch, 3, 2, false)).await,
+        (0, 3)
+    );
     // The first batch again, as a producer retries one whose answer it lost: its original
     // offset, and nothing written.
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch, 0, 3, false)).await, (0, 0));
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch, 0, 3, false)).await,
+        (0, 0)
+    );
     assert_eq!(end_offset(&server, "t").await, 5);
     // A gap: sequence 7 when 5 is next.
     let (code, _) = produce(&mut conn, "t", batch(pid, epoch, 7, 1, false)).await;
     assert_eq!(code, OUT_OF_ORDER_SEQUENCE_NUMBER);
     // Another producer interleaves freely.
-    assert_eq!(produce(&mut conn, "t", batch(other, 0, 0, 1, false)).await, (0, 5));
+    assert_eq!(
+        produce(&mut conn, "t", batch(other, 0, 0, 1, false)).await,
+        (0, 5)
+    );
 
     // Restart: the producer state is rebuilt from the batch headers in the log.
     server.running.stop().await;
     let server = common::start_in(&dir, &[]).await;
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch, 3, 2, false)).await, (0, 3));
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch, 3, 2, false)).await,
+        (0, 3)
+    );
     let (code, _) = produce(&mut conn, "t", batch(pid, epoch, 9, 1, false)).await;
     assert_eq!(code, OUT_OF_ORDER_SEQUENCE_NUMBER);
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch, 5, 1, false)).await, (0, 6));
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch, 5, 1, false)).await,
+        (0, 6)
+    );
     assert_eq!(end_offset(&server, "t").await, 7);
     // Producer ids are never handed out twice, even after a restart.
     let (third, _) = init_producer_id(&mut conn, None).await;
@@ -144,7 +162,10 @@ async fn sequence_checks_dedupe_retries_refuse_gaps_and_fence_old_epochs_across_
     let (code, _) = produce(&mut conn, "t", batch(tpid, e1, 0, 1, true)).await;
     assert_eq!(code, INVALID_TXN_STATE);
     // In the partition log, a newer epoch fences the older one.
-    assert_eq!(produce(&mut conn, "t", batch(pid, epoch + 1, 0, 1, false)).await, (0, 7));
+    assert_eq!(
+        produce(&mut conn, "t", batch(pid, epoch + 1, 0, 1, false)).await,
+        (0, 7)
+    );
     let (code, _) = produce(&mut conn, "t", batch(pid, epoch, 6, 1, false)).await;
     assert_eq!(code, INVALID_PRODUCER_EPOCH);
     server.running.stop().await;
@@ -277,13 +298,23 @@ async fn default_clients_whose_connection_is_cut_mid_produce_write_each_record_o
         let cut = cutting_proxy(proxy, server.kafka).await;
         let broker = format!("127.0.0.1:{proxy_port}");
         let lines = python(&["produce", &broker, client, "cut", "30"]).await;
-        assert!(cut.load(Ordering::SeqCst), "{client}: the proxy cut a produce");
+        assert!(
+            cut.load(Ordering::SeqCst),
+            "{client}: the proxy cut a produce"
+        );
         let mut acked: Vec<String> = items(&lines, "acked");
         acked.sort_by_key(|a| a.split(':').nth(1).unwrap().parse::<u32>().unwrap());
         let expected: Vec<String> = (0..30).map(|i| format!("0:{i}")).collect();
         assert_eq!(acked, expected, "{client}: every record acknowledged once");
-        assert_eq!(end_offset(&server, "cut").await, 30, "{client}: nothing written twice");
-        let values = items(&python(&["read", &broker, "cut", "read_uncommitted"]).await, "values");
+        assert_eq!(
+            end_offset(&server, "cut").await,
+            30,
+            "{client}: nothing written twice"
+        );
+        let values = items(
+            &python(&["read", &broker, "cut", "read_uncommitted"]).await,
+            "values",
+        );
         let expected: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
         assert_eq!(values, expected, "{client}");
         server.running.stop().await;
@@ -296,9 +327,15 @@ async fn every_client_default_produces_and_consumes() {
     let broker = server.kafka.to_string();
     for client in ["kafka-python", "confluent-kafka", "confluent-idempotent"] {
         let topic = format!("defaults-{client}");
-        let acked = items(&python(&["produce", &broker, client, &topic, "20"]).await, "acked");
+        let acked = items(
+            &python(&["produce", &broker, client, &topic, "20"]).await,
+            "acked",
+        );
         assert_eq!(acked.len(), 20, "{client}");
-        let values = items(&python(&["read", &broker, &topic, "read_committed"]).await, "values");
+        let values = items(
+            &python(&["read", &broker, &topic, "read_committed"]).await,
+            "values",
+        );
         let expected: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
         assert_eq!(values, expected, "{client}");
     }
