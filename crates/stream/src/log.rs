@@ -115,6 +115,15 @@ impl From<io::Error> for LogError {
     }
 }
 
+/// Who wrote a batch, for an idempotent producer's RESP `PRODUCE ... PRODUCER id epoch
+/// sequence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
 /// How logs are opened and kept: the server's flags, the same for every partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiskOptions {
@@ -356,6 +365,19 @@ impl Log {
         records: &[impl Encodable],
         now_ms: i64,
     ) -> Result<Appended, LogError> {
+        self.append_records_from(records, None, now_ms)
+    }
+
+    /// [`Log::append_records_unwritten`] for an idempotent producer: the batch carries
+    /// its producer id, epoch and base sequence, and is checked as a Kafka producer's is
+    /// (see [`crate::producer_state`]) — a retry is not appended again and gets the
+    /// offsets of the first time.
+    pub fn append_records_from(
+        &mut self,
+        records: &[impl Encodable],
+        producer: Option<ProducerStamp>,
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
         // Flush a full tail; and after a failed write, try again before taking more: a
         // producer must get the storage error rather than an acknowledgement.
         if self.write_failed || self.active().unwritten() > TAIL_LIMIT {
@@ -375,13 +397,36 @@ impl Log {
             self.roll(now_ms)?;
         }
         let base_offset = self.end_offset();
-        let header = record::BatchHeader {
+        let mut header = record::BatchHeader {
             base_offset,
             ..header
         };
+        if let Some(p) = producer {
+            header.producer_id = p.producer_id;
+            header.producer_epoch = p.epoch;
+            header.base_sequence = p.base_sequence;
+            let admission = self.producers.check(&header);
+            if let Ok(Admission::Duplicate {
+                base_offset,
+                last_offset,
+            }) = admission
+            {
+                self.bodies = bodies;
+                return Ok(Appended {
+                    base_offset,
+                    last_offset,
+                    file: self.active().file(),
+                });
+            }
+            if let Err(e) = admission {
+                self.bodies = bodies;
+                return Err(LogError::Sequence(e));
+            }
+        }
         self.active_mut().append_with(&header, |tail| {
             record::encode_batch_with_header(tail, records, &header, &bodies);
         });
+        self.producers.on_append(&header, &[]);
         self.bodies = bodies;
         Ok(Appended {
             base_offset,

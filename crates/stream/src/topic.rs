@@ -259,6 +259,17 @@ impl Partition {
         self.log().append_records_unwritten(records, now_ms)
     }
 
+    /// [`Partition::append_unwritten`] for an idempotent producer (see
+    /// [`Log::append_records_from`]).
+    pub fn append_unwritten_from(
+        &self,
+        records: &[impl Encodable],
+        producer: Option<crate::log::ProducerStamp>,
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        self.log().append_records_from(records, producer, now_ms)
+    }
+
     /// Writes appended records to the file and, if the end offset moved since the last
     /// flush (whoever wrote the bytes: this flush, a reader's, a roll), wakes waiting
     /// readers and registers the write with group commit (`commit`), under the lock — so

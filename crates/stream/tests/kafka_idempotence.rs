@@ -341,3 +341,144 @@ async fn every_client_default_produces_and_consumes() {
     }
     server.running.stop().await;
 }
+
+#[tokio::test]
+async fn resp_produce_with_a_producer_id_is_idempotent_too() {
+    let server = common::start("resp-idempotence", &[]).await;
+    let mut c = server.client().await;
+    let init = c.call(&["PRODUCER.INIT"]).await;
+    let (id, epoch) = (int(&common::array(&init)[0]), int(&common::array(&init)[1]));
+    assert_eq!(epoch, 0);
+    let (id, epoch) = (id.to_string(), epoch.to_string());
+    let produce = |value: &'static str, sequence: &'static str| {
+        let (id, epoch) = (id.clone(), epoch.clone());
+        let addr = server.addr();
+        async move {
+            let mut c = common::Client::connect(addr).await;
+            let words = [
+                "PRODUCE",
+                "r",
+                value,
+                "PARTITION",
+                "0",
+                "PRODUCER",
+                &id,
+                &epoch,
+            ];
+            let mut words: Vec<&str> = words.to_vec();
+            words.push(sequence);
+            c.call(&words).await
+        }
+    };
+    let placed = |reply: &proto::Frame| int(&common::array(reply)[1]);
+    assert_eq!(placed(&produce("a", "0").await), 0);
+    assert_eq!(placed(&produce("b", "1").await), 1);
+    // The first one again (a retry): its offset, not a new record.
+    assert_eq!(placed(&produce("a", "0").await), 0);
+    let gap = produce("c", "5").await;
+    assert!(
+        common::error_text(&gap).starts_with("OUT_OF_ORDER_SEQUENCE_NUMBER"),
+        "{gap:?}"
+    );
+    assert_eq!(int(&c.call(&["LISTOFFSETS", "r", "0", "LATEST"]).await), 2);
+    server.running.stop().await;
+}
+
+/// ListOffsets latest with read_committed: the last stable offset of partition 0.
+async fn stable_offset(conn: &mut TcpStream, topic: &str) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_isolation_level(1)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)]),
+        ]);
+    let r: ListOffsetsResponse = call(conn, ApiKey::ListOffsets, 5, &request).await;
+    r.topics[0].partitions[0].offset
+}
+
+#[tokio::test]
+async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
+        DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    };
+    const PRODUCER_FENCED: i16 = 90;
+    let server = common::start("kafka-txn-timeout", &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("abandoned"));
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txid.clone()))
+        .with_transaction_timeout_ms(1000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &request).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txid.clone())
+        .with_v3_and_below_producer_id(pid.into())
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("txn")))
+                .with_partitions(vec![0]),
+        ]);
+    common::Client::connect(server.addr())
+        .await
+        .ok(&["TOPIC.CREATE", "txn"])
+        .await;
+    let r: AddPartitionsToTxnResponse = call(&mut conn, ApiKey::AddPartitionsToTxn, 3, &add).await;
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    let mut records = BytesMut::from(&batch(pid, epoch, 0, 3, true)[..]);
+    // The transactional id goes with a transactional produce.
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(txid.clone()))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("txn")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records.split().freeze())),
+                ]),
+        ]);
+    let r: ProduceResponse = call(&mut conn, ApiKey::Produce, 9, &request).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+
+    // read_committed's latest offset (the last stable offset) stays at 0 while the
+    // transaction is open; the timeout aborts it (a marker at 3), and it moves to 4.
+    assert_eq!(stable_offset(&mut conn, "txn").await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stable_offset(&mut conn, "txn").await != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let describe =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![txid.clone()]);
+    let r: DescribeTransactionsResponse =
+        call(&mut conn, ApiKey::DescribeTransactions, 0, &describe).await;
+    let state = &r.transaction_states[0];
+    assert_eq!(state.transaction_state.as_str(), "CompleteAbort");
+    assert_eq!(state.producer_epoch, epoch + 1, "the epoch was bumped");
+    // The zombie comes back to commit: fenced.
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txid)
+        .with_producer_id(pid.into())
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
+    assert_eq!(r.error_code, PRODUCER_FENCED);
+    server.running.stop().await;
+}
