@@ -6,10 +6,15 @@
 # RESP:   redis-benchmark, 50 connections: PRODUCE.BATCH t VALUES <100 B>x100 (one record batch
 #         per request, like a producer's batch), then FETCH t 0 0 COUNT 1000 (1000 records
 #         per request).
+# Delivery guarantees (issue 27): the same kcat -P with enable.idempotence=true (producer
+#         id + sequence numbers checked per batch), and confluent-kafka's Python producer
+#         plain vs transactional (transactional.id, 100 records per transaction:
+#         AddPartitionsToTxn, the records, EndTxn writing a commit marker), TXN_MESSAGES each.
 # Both sides: the same server process, --fsync everysec. Prints medians of messages/s.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 MESSAGES=${2:-1000000}
+TXN_MESSAGES=${3:-200000}
 RESP=7465
 KAFKA=19465
 DATA=$(mktemp -d)
@@ -27,7 +32,40 @@ awk -v n="$MESSAGES" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) print v }' >
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 
-kp=() kc=() rp=() rc=()
+# confluent-kafka, plain or transactional (100 records per transaction): messages/s.
+python_produce() {
+  python3 - "$1" "$2" "$3" "127.0.0.1:$KAFKA" <<'PY'
+import sys, time
+from confluent_kafka import Producer
+mode, topic, n, broker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+conf = {"bootstrap.servers": broker, "linger.ms": 5}
+if mode == "txn":
+    conf["transactional.id"] = "bench-" + topic
+p = Producer(conf)
+value = b"x" * 100
+if mode == "txn":
+    p.init_transactions(30)
+t0 = time.time()
+for start in range(0, n, 100):
+    if mode == "txn":
+        p.begin_transaction()
+    for _ in range(min(100, n - start)):
+        while True:
+            try:
+                p.produce(topic, value)
+                break
+            except BufferError:
+                p.poll(0.01)
+    if mode == "txn":
+        p.commit_transaction(30)
+    else:
+        p.poll(0)
+p.flush(60)
+print(round(n / (time.time() - t0)))
+PY
+}
+
+kp=() kc=() rp=() rc=() ki=() pp=() pt=()
 for run in $(seq 1 "$RUNS"); do
   topic="k$run"
   redis-cli -p "$RESP" TOPIC.CREATE "$topic" PARTITIONS 1 >/dev/null
@@ -39,6 +77,18 @@ for run in $(seq 1 "$RUNS"); do
   [ "$got" -eq "$MESSAGES" ] || { echo "kcat read $got of $MESSAGES" >&2; exit 1; }
   kp+=("$(rate "$MESSAGES" "$t0" "$t1")")
   kc+=("$(rate "$MESSAGES" "$t1" "$t2")")
+
+  topic="i$run"
+  redis-cli -p "$RESP" TOPIC.CREATE "$topic" PARTITIONS 1 >/dev/null
+  t0=$(now)
+  kcat -b "127.0.0.1:$KAFKA" -P -t "$topic" -X acks=all -X linger.ms=5 -X enable.idempotence=true -l "$DATA/messages"
+  t1=$(now)
+  ki+=("$(rate "$MESSAGES" "$t0" "$t1")")
+  for mode in plain txn; do
+    redis-cli -p "$RESP" TOPIC.CREATE "$mode$run" PARTITIONS 1 >/dev/null
+  done
+  pp+=("$(python_produce plain "plain$run" "$TXN_MESSAGES")")
+  pt+=("$(python_produce txn "txn$run" "$TXN_MESSAGES")")
 
   topic="r$run"
   redis-cli -p "$RESP" TOPIC.CREATE "$topic" PARTITIONS 1 >/dev/null
@@ -54,3 +104,8 @@ printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka (kcat -P, $MESSAGES x
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, RESP (PRODUCE.BATCH x100, 50 conns)" "$(median "${rp[@]}")" "${rp[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "consume, Kafka (kcat -C -e)" "$(median "${kc[@]}")" "${kc[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "consume, RESP (FETCH COUNT 1000, 50 conns)" "$(median "${rc[@]}")" "${rc[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka idempotent (kcat -P)" "$(median "${ki[@]}")" "${ki[*]}"
+printf '%-44s %10.2f\n' "  idempotent / plain (kcat)" "$(awk -v a="$(median "${ki[@]}")" -v b="$(median "${kp[@]}")" 'BEGIN { print a / b }')"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain ($TXN_MESSAGES)" "$(median "${pp[@]}")" "${pp[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka 100/transaction" "$(median "${pt[@]}")" "${pt[*]}"
+printf '%-44s %10.2f\n' "  transactional / plain (confluent-kafka)" "$(awk -v a="$(median "${pt[@]}")" -v b="$(median "${pp[@]}")" 'BEGIN { print a / b }')"
