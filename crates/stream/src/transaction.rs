@@ -35,6 +35,10 @@ use crate::offsets::Commit;
 
 /// Kafka's `transaction.max.timeout.ms` (15 minutes): a longer timeout is refused.
 pub const MAX_TIMEOUT_MS: i64 = 15 * 60 * 1000;
+/// A transactional id with no transaction for this long is forgotten, as Kafka's
+/// `transactional.id.expiration.ms` (7 days): bounds the memory clients inventing ids
+/// can take. Coming back later is like coming for the first time (a new producer id).
+pub const EXPIRATION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Producer ids are handed out in blocks; each block is written to the transaction log
 /// before any of its ids is used, so no id is handed out twice, even after a crash.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -422,8 +426,9 @@ impl Transactions {
     }
 
     /// After the markers are written: Complete*, ready for the next transaction.
-    pub fn complete(&mut self, transactional_id: &str) -> Option<TxnRecord> {
+    pub fn complete(&mut self, transactional_id: &str, now_ms: i64) -> Option<TxnRecord> {
         let m = self.by_id.get_mut(transactional_id)?;
+        m.started_ms = now_ms; // the last activity, for expiration
         m.state = match m.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             TxnState::PrepareAbort => TxnState::CompleteAbort,
@@ -436,8 +441,15 @@ impl Transactions {
     }
 
     /// Ongoing transactions past their timeout, moved to PrepareAbort with the epoch
-    /// bumped; the caller writes their markers and completes them.
+    /// bumped; the caller writes their markers and completes them. Idle transactional ids
+    /// past [`EXPIRATION_MS`] are forgotten.
     pub fn expire(&mut self, now_ms: i64) -> Vec<TransactionMetadata> {
+        self.by_id.retain(|_, m| {
+            matches!(
+                m.state,
+                TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+            ) || now_ms - m.started_ms < EXPIRATION_MS
+        });
         let expired: Vec<String> = self
             .by_id
             .values()
@@ -604,7 +616,7 @@ mod tests {
         };
         assert_eq!(aborting.state, TxnState::PrepareAbort);
         assert_eq!(aborting.producer_epoch, 1);
-        t.complete("etl");
+        t.complete("etl", 0);
         // ... then it gets epoch 2, and the first instance is fenced.
         assert_eq!(ready(t.init("etl", 60_000, 0).unwrap().0), (pid, 2));
         assert_eq!(
@@ -638,7 +650,7 @@ mod tests {
             t.end("etl", pid, e, Outcome::Commit),
             Err(TxnError::ConcurrentTransactions)
         );
-        t.complete("etl");
+        t.complete("etl", 0);
         assert_eq!(t.end("etl", pid, e, Outcome::Commit).unwrap().0, End::Done);
         assert_eq!(
             t.end("etl", pid, e, Outcome::Abort),
@@ -658,6 +670,12 @@ mod tests {
         assert_eq!(expired[0].producer_epoch, e + 1);
         assert_eq!(expired[0].state, TxnState::PrepareAbort);
         assert_eq!(t.prepared().len(), 1);
+        t.complete("etl", 2_000);
+        // Idle for a week: forgotten.
+        t.expire(2_000 + EXPIRATION_MS - 1);
+        assert!(t.get("etl").is_some());
+        t.expire(2_000 + EXPIRATION_MS);
+        assert!(t.get("etl").is_none());
     }
 
     #[test]

@@ -236,7 +236,10 @@ async fn finish(
         }
     }
     let (_, appended) = server.transactions.change(now, |t| {
-        Ok(((), t.complete(&m.transactional_id).into_iter().collect()))
+        Ok((
+            (),
+            t.complete(&m.transactional_id, now).into_iter().collect(),
+        ))
     })?;
     durable(server, appended).await
 }
