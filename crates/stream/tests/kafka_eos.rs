@@ -6,56 +6,19 @@
 //! altered retention that the log obeys, a topic grown under a running consumer group.
 
 mod common;
+mod kafka_common;
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Client, eventually, int, tmp_dir};
+use kafka_common::{eos_client, items};
+use testkit::free_port;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_eos_clients.py");
-
-/// Runs the client script to completion; returns its output lines.
-async fn python(args: &[&str]) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg(SCRIPT)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the Python client finished")
-        .expect("python3 is installed (.ci/run)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() != Some(3),
-        "a client is missing: run .ci/run (pip install kafka-python confluent-kafka): {stderr}"
-    );
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The items of the output line starting with `key`.
-fn items(lines: &[String], key: &str) -> Vec<String> {
-    let line = lines
-        .iter()
-        .find(|l| l.split(' ').next() == Some(key))
-        .unwrap_or_else(|| panic!("no '{key}' line in {lines:?}"));
-    line.split(' ').skip(1).map(str::to_string).collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The real server binary on fixed ports, `--fsync always`; killed (SIGKILL) on drop.
 struct Process(Child);
@@ -90,7 +53,7 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     let broker = format!("127.0.0.1:{kafka_port}");
     let mut server = spawn_server(&dir, port, kafka_port).await;
     let acked = items(
-        &python(&["produce", &broker, "kafka-python", "in", "50"]).await,
+        &eos_client(&["produce", &broker, "kafka-python", "in", "50"]).await,
         "acked",
     );
     assert_eq!(acked.len(), 50);
@@ -113,11 +76,11 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     etl.kill().await.unwrap();
     // The open transaction's records are in the log, above the last stable offset.
     let uncommitted = items(
-        &python(&["read", &broker, "out", "read_uncommitted"]).await,
+        &eos_client(&["read", &broker, "out", "read_uncommitted"]).await,
         "values",
     );
     let committed = items(
-        &python(&["read", &broker, "out", "read_committed"]).await,
+        &eos_client(&["read", &broker, "out", "read_committed"]).await,
         "values",
     );
     assert_eq!(
@@ -132,11 +95,11 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     let _server = spawn_server(&dir, port, kafka_port).await;
     // A new instance of the loop (same transactional.id) fences the old one, whose open
     // transaction is aborted, and finishes the input.
-    let done = python(&["etl", &broker, "in", "out", "etl-group", "etl-1"]).await;
+    let done = eos_client(&["etl", &broker, "in", "out", "etl-group", "etl-1"]).await;
     assert!(!items(&done, "committed_transactions").is_empty());
 
     let mut committed = items(
-        &python(&["read", &broker, "out", "read_committed"]).await,
+        &eos_client(&["read", &broker, "out", "read_committed"]).await,
         "values",
     );
     committed.sort();
@@ -147,7 +110,7 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
         "each input record once, for read_committed"
     );
     let uncommitted = items(
-        &python(&["read", &broker, "out", "read_uncommitted"]).await,
+        &eos_client(&["read", &broker, "out", "read_uncommitted"]).await,
         "values",
     );
     assert!(
@@ -162,7 +125,7 @@ async fn altered_retention_is_described_and_obeyed_by_the_log() {
     let broker = server.kafka.to_string();
     let mut c = Client::connect(server.addr()).await;
     c.ok(&["TOPIC.CREATE", "kept"]).await;
-    let lines = python(&["configs", &broker, "kept"]).await;
+    let lines = eos_client(&["configs", &broker, "kept"]).await;
     let before = items(&lines, "before");
     assert!(
         before.contains(&"retention.ms=604800000".to_string()),
@@ -204,7 +167,7 @@ async fn a_running_consumer_group_rebalances_onto_new_partitions() {
     let broker = server.kafka.to_string();
     let mut c = Client::connect(server.addr()).await;
     c.ok(&["TOPIC.CREATE", "growing", "PARTITIONS", "1"]).await;
-    let lines = python(&["grow", &broker, "growing", "growers"]).await;
+    let lines = eos_client(&["grow", &broker, "growing", "growers"]).await;
     assert_eq!(items(&lines, "assignment"), ["0", "1", "2"]);
     assert_eq!(items(&lines, "value"), ["on-new-partition"]);
     server.running.stop().await;

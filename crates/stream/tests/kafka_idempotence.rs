@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::{int, tmp_dir};
-use kafka_common::call;
+use kafka_common::{call, eos_client, items};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
@@ -252,39 +252,6 @@ async fn pump(
     }
 }
 
-/// Runs `tests/kafka_eos_clients.py`; returns its output lines.
-pub async fn python(args: &[&str]) -> Vec<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_eos_clients.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the Python client finished")
-        .expect("python3 is installed (.ci/run)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() != Some(3),
-        "a client is missing: run .ci/run (pip install kafka-python confluent-kafka): {stderr}"
-    );
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The items of the output line starting with `key`.
-pub fn items(lines: &[String], key: &str) -> Vec<String> {
-    let line = lines
-        .iter()
-        .find(|l| l.split(' ').next() == Some(key))
-        .unwrap_or_else(|| panic!("no '{key}' line in {lines:?}"));
-    line.split(' ').skip(1).map(str::to_string).collect()
-}
-
 #[tokio::test]
 async fn default_clients_whose_connection_is_cut_mid_produce_write_each_record_once() {
     for client in ["kafka-python", "confluent-idempotent"] {
@@ -297,7 +264,7 @@ async fn default_clients_whose_connection_is_cut_mid_produce_write_each_record_o
         .await;
         let cut = cutting_proxy(proxy, server.kafka).await;
         let broker = format!("127.0.0.1:{proxy_port}");
-        let lines = python(&["produce", &broker, client, "cut", "30"]).await;
+        let lines = eos_client(&["produce", &broker, client, "cut", "30"]).await;
         assert!(
             cut.load(Ordering::SeqCst),
             "{client}: the proxy cut a produce"
@@ -312,7 +279,7 @@ async fn default_clients_whose_connection_is_cut_mid_produce_write_each_record_o
             "{client}: nothing written twice"
         );
         let values = items(
-            &python(&["read", &broker, "cut", "read_uncommitted"]).await,
+            &eos_client(&["read", &broker, "cut", "read_uncommitted"]).await,
             "values",
         );
         let expected: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
@@ -328,12 +295,12 @@ async fn every_client_default_produces_and_consumes() {
     for client in ["kafka-python", "confluent-kafka", "confluent-idempotent"] {
         let topic = format!("defaults-{client}");
         let acked = items(
-            &python(&["produce", &broker, client, &topic, "20"]).await,
+            &eos_client(&["produce", &broker, client, &topic, "20"]).await,
             "acked",
         );
         assert_eq!(acked.len(), 20, "{client}");
         let values = items(
-            &python(&["read", &broker, &topic, "read_committed"]).await,
+            &eos_client(&["read", &broker, &topic, "read_committed"]).await,
             "values",
         );
         let expected: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();

@@ -30,7 +30,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::{NODE_ID, topic_error_code};
+use super::metadata::{NODE_ID, partition_of, topic_error_code};
 use super::produce::log_error_code;
 use super::{Kafka, Request, name, str_bytes};
 use crate::topic::{TopicConfig, TopicError};
@@ -173,11 +173,12 @@ fn broker_entries(kafka: &Kafka) -> Vec<(String, String, bool, i8)> {
 /// message.
 fn alter_topic(
     kafka: &Kafka,
+    topic: &StrBytes,
     resource_type: i8,
-    topic: &str,
     changes: Result<Vec<(String, String)>, String>,
     validate_only: bool,
 ) -> (i16, Option<String>) {
+    let topic = topic.as_str();
     if resource_type != TOPIC {
         return (
             ResponseError::InvalidRequest.code(),
@@ -201,6 +202,19 @@ fn alter_topic(
         Ok(()) => (0, None),
         Err(e) => (topic_error_code(&e), Some(e.to_string())),
     }
+}
+
+/// The answer for one resource of AlterConfigs or IncrementalAlterConfigs (two types of
+/// the same shape).
+macro_rules! altered {
+    ($ty:ty, $resource:expr, $result:expr) => {{
+        let (code, message) = $result;
+        <$ty>::default()
+            .with_error_code(code)
+            .with_error_message(message.map(str_bytes))
+            .with_resource_type($resource.resource_type)
+            .with_resource_name($resource.resource_name)
+    }};
 }
 
 /// AlterConfigs replaces a topic's whole config: keys not named go back to the defaults.
@@ -228,18 +242,18 @@ pub async fn alter_configs(
                 }
             }
             let changes = missing.map_or(Ok(changes), Err);
-            let (code, message) = alter_topic(
+            let result = alter_topic(
                 kafka,
+                &r.resource_name,
                 r.resource_type,
-                r.resource_name.as_str(),
                 changes,
                 req.validate_only,
             );
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes))
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
+            altered!(
+                alter_configs_response::AlterConfigsResourceResponse,
+                r,
+                result
+            )
         })
         .collect();
     Some(AlterConfigsResponse::default().with_responses(responses))
@@ -277,18 +291,8 @@ pub async fn incremental_alter_configs(
                     }
                 })
                 .collect();
-            let (code, message) = alter_topic(
-                kafka,
-                r.resource_type,
-                r.resource_name.as_str(),
-                changes,
-                req.validate_only,
-            );
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes))
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
+            let result = alter_topic(kafka, &r.resource_name, r.resource_type, changes, req.validate_only);
+            altered!(incremental_alter_configs_response::AlterConfigsResourceResponse, r, result)
         })
         .collect();
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
@@ -374,13 +378,7 @@ pub async fn delete_records(
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let partition = match &topic {
-                        Err(e) => Err(topic_error_code(e)),
-                        Ok(t) => u32::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|id| t.partition(id))
-                            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-                    };
+                    let partition = partition_of(&topic, p.partition_index);
                     // -1: everything (up to the high watermark).
                     let result = partition.and_then(|partition| {
                         let before = if p.offset == -1 {

@@ -31,11 +31,10 @@ use kafka_protocol::messages::{
 };
 use tokio::sync::watch;
 
-use super::metadata::topic_error_code;
+use super::metadata::partition_of;
 use super::produce::log_error_code;
 use super::{Kafka, Request, name};
 use crate::record::BatchHeader;
-use crate::topic::TopicError;
 
 /// ListOffsets' special timestamps.
 const LATEST: i64 = -1;
@@ -111,13 +110,7 @@ fn read(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(Some(Vec::new()));
-            let partition = match &topic {
-                Err(e) => Err(topic_error_code(e)),
-                Ok(topic) => u32::try_from(p.partition)
-                    .ok()
-                    .and_then(|id| topic.partition(id))
-                    .ok_or_else(|| topic_error_code(&TopicError::Unknown(topic.name.clone()))),
-            };
+            let partition = partition_of(&topic, p.partition);
             let result = partition.and_then(|partition| {
                 watchers.push(partition.watch_end());
                 let info = partition.info();
@@ -215,13 +208,7 @@ pub async fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let partition = match &topic {
-                        Err(e) => Err(topic_error_code(e)),
-                        Ok(topic) => u32::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|id| topic.partition(id))
-                            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-                    };
+                    let partition = partition_of(&topic, p.partition_index);
                     let found = partition.and_then(|partition| match p.timestamp {
                         EARLIEST => Ok(Some((partition.start_offset(), -1))),
                         LATEST if req.isolation_level == READ_COMMITTED => {

@@ -31,6 +31,21 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
     }
 }
 
+/// Partition `index` of a topic a request named (as `Topics::require` found it), or the
+/// error code to answer for it.
+pub fn partition_of(
+    topic: &Result<std::sync::Arc<Topic>, TopicError>,
+    index: i32,
+) -> Result<std::sync::Arc<crate::topic::Partition>, i16> {
+    match topic {
+        Err(e) => Err(topic_error_code(e)),
+        Ok(t) => u32::try_from(index)
+            .ok()
+            .and_then(|id| t.partition(id))
+            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+    }
+}
+
 pub async fn metadata(
     kafka: &Kafka,
     req: MetadataRequest,

@@ -17,7 +17,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::metadata::topic_error_code;
+use super::metadata::partition_of;
 use super::{Kafka, Request, name};
 use crate::log::{Appended, LogError};
 use crate::producer_state::SequenceError;
@@ -54,13 +54,7 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let partition = match &topic {
-                Err(e) => Err(topic_error_code(e)),
-                Ok(t) => u32::try_from(data.index)
-                    .ok()
-                    .and_then(|p| t.partition(p))
-                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-            };
+            let partition = partition_of(&topic, data.index);
             let result = partition.and_then(|p| {
                 let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                     return Err(ResponseError::InvalidRecord.code());

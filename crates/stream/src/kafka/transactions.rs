@@ -30,6 +30,7 @@ use kafka_protocol::messages::{
     TxnOffsetCommitResponse,
 };
 
+use super::metadata::partition_of;
 use super::{Kafka, Request, name, str_bytes};
 use crate::marker::Outcome;
 use crate::txn_coordinator as coordinator;
@@ -73,12 +74,7 @@ pub async fn add_partitions_to_txn(
     // Every partition must exist; otherwise none is added (Kafka answers the others
     // OPERATION_NOT_ATTEMPTED).
     let exists = |topic: &TopicName, p: i32| {
-        server
-            .topics
-            .get(&name(&topic.0))
-            .zip(u32::try_from(p).ok())
-            .and_then(|(t, p)| t.partition(p))
-            .is_some()
+        partition_of(&server.topics.require(&name(&topic.0)), p).is_ok()
     };
     let all_exist = topics
         .iter()
@@ -238,19 +234,15 @@ pub async fn describe_producers(
         .topics
         .into_iter()
         .map(|t| {
-            let topic = kafka.server.topics.get(&name(&t.name.0));
+            let topic = kafka.server.topics.require(&name(&t.name.0));
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let response = PartitionResponse::default().with_partition_index(p);
-                    let Some(partition) = topic
-                        .as_ref()
-                        .zip(u32::try_from(p).ok())
-                        .and_then(|(t, p)| t.partition(p))
-                    else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match partition_of(&topic, p) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     let producers = partition
                         .producers()
