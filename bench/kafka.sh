@@ -9,7 +9,9 @@
 # Delivery guarantees (issue 27): the same kcat -P with enable.idempotence=true (producer
 #         id + sequence numbers checked per batch), and confluent-kafka's Python producer
 #         plain vs transactional (transactional.id, 100 records per transaction:
-#         AddPartitionsToTxn, the records, EndTxn writing a commit marker), TXN_MESSAGES each.
+#         AddPartitionsToTxn, the records, EndTxn writing a commit marker), TXN_MESSAGES each,
+#         with one producer and with four side by side (a transaction costs round trips, not
+#         server work: producers in parallel overlap them).
 # Both sides: the same server process, --fsync everysec. Prints medians of messages/s.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
@@ -32,19 +34,25 @@ awk -v n="$MESSAGES" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) print v }' >
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 
-# confluent-kafka, plain or transactional (100 records per transaction): messages/s.
+# confluent-kafka, plain or transactional (100 records per transaction), PRODUCERS processes
+# side by side, each with its own transactional.id, TXN_MESSAGES in all: messages/s from the
+# first producer's start to the last one's end (each prints its own start and end).
 python_produce() {
-  python3 - "$1" "$2" "$3" "127.0.0.1:$KAFKA" <<'PY'
+  local mode=$1 topic=$2 n=$3 producers=$4 i
+  for i in $(seq 1 "$producers"); do
+    python3 - "$mode" "$topic" $((n / producers)) "127.0.0.1:$KAFKA" "$i" <<'PY' &
 import sys, time
 from confluent_kafka import Producer
-mode, topic, n, broker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+mode, topic, n, broker, me = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 conf = {"bootstrap.servers": broker, "linger.ms": 5}
 if mode == "txn":
-    conf["transactional.id"] = "bench-" + topic
+    conf["transactional.id"] = f"bench-{topic}-{me}"
 p = Producer(conf)
 value = b"x" * 100
 if mode == "txn":
     p.init_transactions(30)
+else:
+    p.list_topics(topic, timeout=10)
 t0 = time.time()
 for start in range(0, n, 100):
     if mode == "txn":
@@ -61,11 +69,13 @@ for start in range(0, n, 100):
     else:
         p.poll(0)
 p.flush(60)
-print(round(n / (time.time() - t0)))
+print(t0, time.time())
 PY
+  done | awk -v n="$n" 'NR == 1 || $1 < a { a = $1 } NR == 1 || $2 > b { b = $2 } END { printf "%.0f", n / (b - a) }'
+  wait
 }
 
-kp=() kc=() rp=() rc=() ki=() pp=() pt=()
+kp=() kc=() rp=() rc=() ki=() pp=() pt=() pp4=() pt4=()
 for run in $(seq 1 "$RUNS"); do
   topic="k$run"
   redis-cli -p "$RESP" TOPIC.CREATE "$topic" PARTITIONS 1 >/dev/null
@@ -87,8 +97,10 @@ for run in $(seq 1 "$RUNS"); do
   for mode in plain txn; do
     redis-cli -p "$RESP" TOPIC.CREATE "$mode$run" PARTITIONS 1 >/dev/null
   done
-  pp+=("$(python_produce plain "plain$run" "$TXN_MESSAGES")")
-  pt+=("$(python_produce txn "txn$run" "$TXN_MESSAGES")")
+  pp+=("$(python_produce plain "plain$run" "$TXN_MESSAGES" 1)")
+  pt+=("$(python_produce txn "txn$run" "$TXN_MESSAGES" 1)")
+  pp4+=("$(python_produce plain "plain$run" "$TXN_MESSAGES" 4)")
+  pt4+=("$(python_produce txn "txn$run" "$TXN_MESSAGES" 4)")
 
   topic="r$run"
   redis-cli -p "$RESP" TOPIC.CREATE "$topic" PARTITIONS 1 >/dev/null
@@ -109,3 +121,6 @@ printf '%-44s %10.2f\n' "  idempotent / plain (kcat)" "$(awk -v a="$(median "${k
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain ($TXN_MESSAGES)" "$(median "${pp[@]}")" "${pp[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka 100/transaction" "$(median "${pt[@]}")" "${pt[*]}"
 printf '%-44s %10.2f\n' "  transactional / plain (confluent-kafka)" "$(awk -v a="$(median "${pt[@]}")" -v b="$(median "${pp[@]}")" 'BEGIN { print a / b }')"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain, 4 producers" "$(median "${pp4[@]}")" "${pp4[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, 100/transaction, 4 producers" "$(median "${pt4[@]}")" "${pt4[*]}"
+printf '%-44s %10.2f\n' "  transactional / plain, 4 producers" "$(awk -v a="$(median "${pt4[@]}")" -v b="$(median "${pp4[@]}")" 'BEGIN { print a / b }')"
