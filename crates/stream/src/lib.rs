@@ -15,6 +15,10 @@
 //! - [`topic`]: topics and partitions on disk.
 //! - [`group`]: the consumer group coordinator; [`offsets`]: committed offsets, durable.
 //! - [`durability`]: `--fsync` and group commit.
+//! - Delivery guarantees: [`producer_state`] (idempotent producers: sequence numbers per
+//!   partition), [`marker`] (transaction markers in the log), [`transaction`] (the
+//!   coordinator's state machine), [`transaction_log`] (its durable state) and
+//!   [`txn_coordinator`] (ending transactions: the decision, the markers, the offsets).
 //! - [`commands`]: the RESP commands; [`server`]: wiring and background tasks.
 //! - [`kafka`]: the Kafka wire protocol on a second port, in front of the same engine.
 #![forbid(unsafe_code)]

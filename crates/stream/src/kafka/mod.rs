@@ -23,6 +23,10 @@
 //! - [`produce`] and [`fetch`] (Fetch, with long polling, and ListOffsets).
 //! - [`groups`]: the JoinGroup/SyncGroup barrier; [`group_api`]: the group APIs and
 //!   committed offsets, shared with the RESP front-end's coordinator.
+//! - [`transactions`]: InitProducerId and the transaction APIs (idempotent and
+//!   transactional producers, see `crate::txn_coordinator`).
+//! - [`admin`]: topic configs, CreatePartitions, DeleteRecords, OffsetDelete,
+//!   DescribeCluster.
 //!
 //! There is one broker (node 0), the leader of every partition; leader epochs are -1 so
 //! clients skip epoch validation.
