@@ -2,8 +2,9 @@
 //! Exactly once, end to end, with confluent-kafka: a transactional consume-transform-
 //! produce loop is SIGKILLed mid-transaction, the server too, both restarted; a
 //! read_committed consumer then finds every input record in the output exactly once, a
-//! read_uncommitted one the aborted records as well. And the admin APIs with kafka-python:
-//! altered retention that the log obeys, a topic grown under a running consumer group.
+//! read_uncommitted one the aborted records as well; kafka-python's admin client describes
+//! the transaction and its producer, deletes records and the group's offsets. And altered
+//! retention that the log obeys, a topic grown under a running consumer group.
 
 mod common;
 mod kafka_common;
@@ -116,6 +117,30 @@ async fn a_transactional_loop_killed_mid_transaction_leaves_each_record_once_for
     assert!(
         uncommitted.len() > 50 && expected.iter().all(|v| uncommitted.contains(v)),
         "read_uncommitted sees the aborted records too: {uncommitted:?}"
+    );
+
+    // The admin views of it, and DeleteRecords / OffsetDelete on the input.
+    let admin = eos_client(&["admin", &broker, "etl-1", "in", "etl-group"]).await;
+    assert_eq!(items(&admin, "txn_state"), ["COMPLETE_COMMIT"]);
+    assert_eq!(items(&admin, "listed"), ["etl-1"]);
+    assert_eq!(
+        items(&admin, "producers"),
+        ["1"],
+        "kafka-python's idempotent producer"
+    );
+    assert_eq!(items(&admin, "brokers"), ["1"]);
+    assert_eq!(items(&admin, "low_watermark"), ["10"]);
+    assert_eq!(items(&admin, "offset_delete"), ["NoError"]);
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    assert_eq!(
+        int(&c.call(&["LISTOFFSETS", "in", "0", "EARLIEST"]).await),
+        10
+    );
+    let committed = c.call(&["GROUP.COMMITTED", "etl-group", "in", "0"]).await;
+    assert_eq!(
+        common::array(&committed)[0],
+        proto::Frame::Null,
+        "{committed:?}"
     );
 }
 

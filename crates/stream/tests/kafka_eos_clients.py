@@ -23,6 +23,10 @@ client library is missing.
                                `committed_transactions N`
   configs TOPIC                kafka-python admin: describe, alter retention, describe again:
                                `before K=V ...`, `after K=V ...`, `bad ERROR-NAME`
+  admin TXID TOPIC GROUP       kafka-python's admin views after a transactional run: `txn_state S`,
+                               `listed TXID...`, `producers N` (of TOPIC partition 0), `brokers N`;
+                               then DeleteRecords below offset 10 of TOPIC (`low_watermark N`) and
+                               OffsetDelete of GROUP's offset for TOPIC 0 (`offset_delete ERROR`)
   grow TOPIC GROUP             a kafka-python consumer group member subscribed to TOPIC (1
                                partition); the topic grows to 3 partitions with create_partitions;
                                the member must get all 3 and read a record produced to partition
@@ -193,6 +197,26 @@ def configs(topic):
     out("bad", bad)
 
 
+def admin(txid, topic, group):
+    need("kafka")
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    a = KafkaAdminClient(bootstrap_servers=broker)
+    state = a.describe_transactions([txid])[txid].state
+    out("txn_state", getattr(state, "name", state))
+    listed = a.list_transactions()
+    out("listed", *sorted(t.transactional_id for ts in listed.values() for t in ts))
+    tp = TopicPartition(topic, 0)
+    producers = a.describe_producers([tp])[tp].active_producers
+    out("producers", len(producers))
+    out("brokers", len(a.describe_cluster()["brokers"]))
+    deleted = a.delete_records({tp: 10})[tp]
+    out("low_watermark", deleted["low_watermark"])
+    result = a.delete_group_offsets(group, [tp])[tp]
+    out("offset_delete", result.__name__)
+
+
 def grow(topic, group):
     need("kafka")
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -236,6 +260,8 @@ elif command == "etl":
     etl(args[0], args[1], args[2], args[3], int(args[4]) if len(args) > 4 else None)
 elif command == "configs":
     configs(args[0])
+elif command == "admin":
+    admin(args[0], args[1], args[2])
 elif command == "grow":
     grow(args[0], args[1])
 else:

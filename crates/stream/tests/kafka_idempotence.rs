@@ -367,23 +367,22 @@ async fn stable_offset(conn: &mut TcpStream, topic: &str) -> i64 {
     r.topics[0].partitions[0].offset
 }
 
-#[tokio::test]
-async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced() {
+/// Starts a transaction of `txid` (timeout `timeout_ms`) that wrote three records to
+/// partition 0 of topic `txn`, and leaves it open; returns the producer id and epoch.
+async fn open_transaction(
+    server: &common::TestServer,
+    conn: &mut TcpStream,
+    txid: &TransactionalId,
+    timeout_ms: i32,
+) -> (i64, i16) {
     use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-    use kafka_protocol::messages::{
-        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
-        DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
-    };
-    const PRODUCER_FENCED: i16 = 90;
-    let server = common::start("kafka-txn-timeout", &[]).await;
-    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
-    let txid = TransactionalId(StrBytes::from_static_str("abandoned"));
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
     let request = InitProducerIdRequest::default()
         .with_transactional_id(Some(txid.clone()))
-        .with_transaction_timeout_ms(1000)
+        .with_transaction_timeout_ms(timeout_ms)
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &request).await;
+    let r: InitProducerIdResponse = call(conn, ApiKey::InitProducerId, 4, &request).await;
     let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
     let add = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(txid.clone())
@@ -396,14 +395,13 @@ async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced()
         ]);
     common::Client::connect(server.addr())
         .await
-        .ok(&["TOPIC.CREATE", "txn"])
+        .call(&["TOPIC.CREATE", "txn"])
         .await;
-    let r: AddPartitionsToTxnResponse = call(&mut conn, ApiKey::AddPartitionsToTxn, 3, &add).await;
+    let r: AddPartitionsToTxnResponse = call(conn, ApiKey::AddPartitionsToTxn, 3, &add).await;
     assert_eq!(
         r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
         0
     );
-    let mut records = BytesMut::from(&batch(pid, epoch, 0, 3, true)[..]);
     // The transactional id goes with a transactional produce.
     let request = ProduceRequest::default()
         .with_transactional_id(Some(txid.clone()))
@@ -415,11 +413,34 @@ async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced()
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(records.split().freeze())),
+                        .with_records(Some(batch(pid, epoch, 0, 3, true))),
                 ]),
         ]);
-    let r: ProduceResponse = call(&mut conn, ApiKey::Produce, 9, &request).await;
+    let r: ProduceResponse = call(conn, ApiKey::Produce, 9, &request).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    (pid, epoch)
+}
+
+async fn describe_transaction(
+    conn: &mut TcpStream,
+    txid: &TransactionalId,
+) -> kafka_protocol::messages::describe_transactions_response::TransactionState {
+    use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse};
+    let describe =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![txid.clone()]);
+    let r: DescribeTransactionsResponse =
+        call(conn, ApiKey::DescribeTransactions, 0, &describe).await;
+    r.transaction_states.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced() {
+    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+    const PRODUCER_FENCED: i16 = 90;
+    let server = common::start("kafka-txn-timeout", &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("abandoned"));
+    let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 1000).await;
 
     // read_committed's latest offset (the last stable offset) stays at 0 while the
     // transaction is open; the timeout aborts it (a marker at 3), and it moves to 4.
@@ -432,11 +453,7 @@ async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let describe =
-        DescribeTransactionsRequest::default().with_transactional_ids(vec![txid.clone()]);
-    let r: DescribeTransactionsResponse =
-        call(&mut conn, ApiKey::DescribeTransactions, 0, &describe).await;
-    let state = &r.transaction_states[0];
+    let state = describe_transaction(&mut conn, &txid).await;
     assert_eq!(state.transaction_state.as_str(), "CompleteAbort");
     assert_eq!(state.producer_epoch, epoch + 1, "the epoch was bumped");
     // The zombie comes back to commit: fenced.
@@ -447,5 +464,42 @@ async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced()
         .with_committed(true);
     let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
     assert_eq!(r.error_code, PRODUCER_FENCED);
+    server.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_transaction_decided_before_a_crash_is_finished_on_restart() {
+    use stream::log::DiskOptions;
+    use stream::transaction::{TxnRecord, TxnState};
+    use stream::transaction_log::TransactionLog;
+    let dir = tmp_dir("kafka-txn-recover");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("decided"));
+    open_transaction(&server, &mut conn, &txid, 60_000).await;
+    assert_eq!(stable_offset(&mut conn, "txn").await, 0);
+    server.running.stop().await;
+    // The crash came right after EndTxn(commit) made its decision durable: the
+    // PrepareCommit record is in the transaction log, no marker in the partition.
+    {
+        let (log, records) = TransactionLog::open(&dir, DiskOptions::default(), 0).unwrap();
+        let mut decided = records
+            .into_iter()
+            .find_map(|r| match r {
+                TxnRecord::Metadata(m) if m.transactional_id == "decided" => Some(m),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(decided.state, TxnState::Ongoing);
+        decided.state = TxnState::PrepareCommit;
+        log.append(&[TxnRecord::Metadata(decided)], 0).unwrap();
+    }
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    // On start the coordinator wrote the COMMIT marker (offset 3) and completed it.
+    assert_eq!(stable_offset(&mut conn, "txn").await, 4);
+    assert_eq!(end_offset(&server, "txn").await, 4);
+    let state = describe_transaction(&mut conn, &txid).await;
+    assert_eq!(state.transaction_state.as_str(), "CompleteCommit");
     server.running.stop().await;
 }
