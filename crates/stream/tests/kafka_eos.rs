@@ -171,6 +171,17 @@ async fn altered_retention_is_described_and_obeyed_by_the_log() {
         ["None"],
         "an unknown config is refused"
     );
+    let incremental = items(&lines, "incremental");
+    assert_eq!(incremental[0], "ok");
+    assert!(
+        incremental.contains(&"retention.bytes=1000000".to_string()),
+        "{incremental:?}"
+    );
+    assert!(
+        incremental.contains(&"retention.ms=200".to_string()),
+        "{incremental:?}"
+    );
+    assert_eq!(items(&lines, "incremental_bad"), ["INVALID_CONFIG"]);
     // The log obeys: 1 KiB segments, and everything older than 200 ms goes.
     for i in 0..40 {
         c.call(&["PRODUCE", "kept", &format!("{i:0>64}")]).await;

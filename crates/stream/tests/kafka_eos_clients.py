@@ -22,7 +22,9 @@ client library is missing.
                                Otherwise it ends once it has consumed all of INPUT:
                                `committed_transactions N`
   configs TOPIC                kafka-python admin: describe, alter retention, describe again:
-                               `before K=V ...`, `after K=V ...`, `bad ERROR-NAME`
+                               `before K=V ...`, `after K=V ...`, `bad ERROR-NAME`; then
+                               confluent-kafka's incremental_alter_configs: `incremental ok K=V
+                               ...`, and of an unknown key `incremental_bad ERROR-NAME`
   admin TXID TOPIC GROUP       kafka-python's admin views after a transactional run: `txn_state S`,
                                `listed TXID...`, `producers N` (of TOPIC partition 0), `brokers N`;
                                then DeleteRecords below offset 10 of TOPIC (`low_watermark N`) and
@@ -192,9 +194,31 @@ def configs(topic):
         bad = None
     except Exception as e:  # the client refuses, or the broker does
         bad = type(e).__name__
+    # confluent-kafka's IncrementalAlterConfigs: SET one key, and an unknown key, which
+    # this client leaves to the broker to refuse.
+    need("confluent_kafka")
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
+    from confluent_kafka.admin import ConfigResource as CResource
+
+    ca = AdminClient({"bootstrap.servers": broker})
+
+    def incremental(key, value):
+        entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        futures = ca.incremental_alter_configs([CResource("topic", topic, incremental_configs=[entry])])
+        try:
+            list(futures.values())[0].result()
+            return "ok"
+        except KafkaException as e:
+            return e.args[0].name()
+
+    set_result = incremental("retention.bytes", "1000000")
+    incremental_after = describe()
     out("before", *(f"{k}={v}" for k, v in sorted(before.items())))
     out("after", *(f"{k}={v}" for k, v in sorted(after.items())))
     out("bad", bad)
+    out("incremental", set_result, *(f"{k}={v}" for k, v in sorted(incremental_after.items())))
+    out("incremental_bad", incremental("no.such.config", "1"))
 
 
 def admin(txid, topic, group):
