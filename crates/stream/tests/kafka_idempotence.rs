@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
+const INVALID_RECORD: i16 = 87;
 
 /// One batch of `count` records from producer `pid`/`epoch` starting at `sequence`.
 fn batch(pid: i64, epoch: i16, sequence: i32, count: i32, transactional: bool) -> Bytes {
@@ -168,6 +169,11 @@ async fn sequence_checks_dedupe_retries_refuse_gaps_and_fence_old_epochs_across_
     );
     let (code, _) = produce(&mut conn, "t", batch(pid, epoch, 6, 1, false)).await;
     assert_eq!(code, INVALID_PRODUCER_EPOCH);
+    // Markers are the coordinator's to write: a control batch from a client is refused.
+    let forged = stream::marker::encode(tpid, e1, stream::marker::Outcome::Abort, 0);
+    let (code, _) = produce(&mut conn, "t", Bytes::from(forged)).await;
+    assert_eq!(code, INVALID_RECORD);
+    assert_eq!(end_offset(&server, "t").await, 8);
     server.running.stop().await;
 }
 

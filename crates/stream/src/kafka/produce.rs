@@ -59,15 +59,26 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
                 let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                     return Err(ResponseError::InvalidRecord.code());
                 };
-                if let Ok(h) = BatchHeader::parse(&records)
-                    && h.is_transactional()
-                {
-                    server.transactions.check_produce(
-                        transactional_id.as_deref(),
-                        &h,
-                        &name(&topic_data.name.0),
-                        p.id,
-                    )?;
+                // Markers are the coordinator's to write: a client's control batch could
+                // end someone else's transaction. Transactional batches need an open
+                // transaction that added this partition.
+                let mut at = 0;
+                while let Ok(h) = BatchHeader::parse(&records[at..]) {
+                    if h.is_control() {
+                        return Err(ResponseError::InvalidRecord.code());
+                    }
+                    if h.is_transactional() {
+                        server.transactions.check_produce(
+                            transactional_id.as_deref(),
+                            &h,
+                            &name(&topic_data.name.0),
+                            p.id,
+                        )?;
+                    }
+                    at += h.size;
+                    if at >= records.len() {
+                        break;
+                    }
                 }
                 // The request buffer is shared; the log stamps offsets into its own copy.
                 let mut batches = BytesMut::from(&records[..]);
