@@ -392,6 +392,16 @@ impl Coordinator {
             .copied()
     }
 
+    /// Forgets a committed offset (OffsetDelete).
+    pub fn delete_committed(&mut self, group: &str, topic: &str, partition: u32) {
+        if let Some(offsets) = self.committed.get_mut(group) {
+            offsets.remove(&(topic.to_string(), partition));
+            if offsets.is_empty() {
+                self.committed.remove(group);
+            }
+        }
+    }
+
     /// All committed offsets of a group.
     pub fn committed_all(&self, group: &str) -> Vec<(String, u32, u64)> {
         self.committed

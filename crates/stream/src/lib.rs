@@ -15,6 +15,10 @@
 //! - [`topic`]: topics and partitions on disk.
 //! - [`group`]: the consumer group coordinator; [`offsets`]: committed offsets, durable.
 //! - [`durability`]: `--fsync` and group commit.
+//! - Delivery guarantees: [`producer_state`] (idempotent producers: sequence numbers per
+//!   partition), [`marker`] (transaction markers in the log), [`transaction`] (the
+//!   coordinator's state machine), [`transaction_log`] (its durable state) and
+//!   [`txn_coordinator`] (ending transactions: the decision, the markers, the offsets).
 //! - [`commands`]: the RESP commands; [`server`]: wiring and background tasks.
 //! - [`kafka`]: the Kafka wire protocol on a second port, in front of the same engine.
 #![forbid(unsafe_code)]
@@ -25,13 +29,18 @@ pub mod durability;
 pub mod group;
 pub mod kafka;
 pub mod log;
+pub mod marker;
 pub mod offsets;
 pub mod partitioner;
+pub mod producer_state;
 pub mod read_cache;
 pub mod record;
 pub mod segment;
 pub mod server;
 pub mod topic;
+pub mod transaction;
+pub mod transaction_log;
+pub mod txn_coordinator;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,6 +108,10 @@ pub struct Args {
     /// default: the bind address, or `localhost` when binding every interface.
     #[arg(long)]
     pub kafka_advertised_host: Option<String>,
+    /// Port Kafka clients are told to connect to; default: the listener's own. For a
+    /// broker behind a proxy or a port mapping (Kafka's `advertised.listeners`).
+    #[arg(long)]
+    pub kafka_advertised_port: Option<u16>,
 }
 
 /// What [`start_with_kafka`] returns: the RESP server and the Kafka listener's address
@@ -150,6 +163,7 @@ async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Started, 
         Arc::new(clock::SystemClock),
         shutdown.clone(),
     )?);
+    txn_coordinator::recover(&server).await;
     server::spawn_background(server.clone(), &args, shutdown.clone());
     let kafka_addr = match args.kafka_port.to_bind() {
         Some(port) => Some(

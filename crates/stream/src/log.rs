@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::marker::{self, Outcome};
+use crate::producer_state::{AbortedTransaction, Admission, ProducerStates, SequenceError};
 use crate::record::{self, BatchError, Encodable};
 use crate::segment::{Segment, SegmentRecovery, SegmentView};
 
@@ -80,6 +82,9 @@ pub enum LogError {
         start: u64,
         end: u64,
     },
+    /// An idempotent producer's batch out of sequence or from a fenced epoch (see
+    /// [`crate::producer_state`]).
+    Sequence(SequenceError),
     Io(io::Error),
 }
 
@@ -96,6 +101,7 @@ impl std::fmt::Display for LogError {
                 "offset {offset} is out of range: the log holds offsets {start} to {end} \
                  (the end offset is the next one to be written)"
             ),
+            LogError::Sequence(e) => write!(f, "{e}"),
             LogError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -107,6 +113,15 @@ impl From<io::Error> for LogError {
     fn from(e: io::Error) -> Self {
         LogError::Io(e)
     }
+}
+
+/// Who wrote a batch, for an idempotent producer's RESP `PRODUCE ... PRODUCER id epoch
+/// sequence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
 }
 
 /// How logs are opened and kept: the server's flags, the same for every partition.
@@ -140,7 +155,16 @@ pub struct Log {
     write_failed: bool,
     /// Scratch for [`record::batch_header`]'s record lengths, kept between appends.
     bodies: Vec<usize>,
+    /// Idempotent producers' sequences and open/aborted transactions, rebuilt from the
+    /// batch headers on open.
+    producers: ProducerStates,
+    /// A log start offset inside the first segment, set by DeleteRecords (kept in
+    /// [`START_OFFSET_FILE`]); 0 when only whole segments were deleted.
+    deleted_before: u64,
 }
+
+/// Where DeleteRecords' log start offset is kept (Kafka's `log-start-offset-checkpoint`).
+const START_OFFSET_FILE: &str = "log-start-offset";
 
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering the newest segment.
@@ -183,6 +207,15 @@ impl Log {
             sync_dir(dir)?;
         }
         recovery.segments = segments.len();
+        let deleted_before = match std::fs::read_to_string(dir.join(START_OFFSET_FILE)) {
+            Ok(text) => text.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        let mut producers = ProducerStates::default();
+        for segment in &segments {
+            segment.scan_batches(|header, batch| producers.on_append(header, batch))?;
+        }
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -191,9 +224,42 @@ impl Log {
                 sync_on_roll: disk.sync_on_roll,
                 write_failed: false,
                 bodies: Vec::new(),
+                producers,
+                deleted_before,
             },
             recovery,
         ))
+    }
+
+    /// The producers writing to this log (see [`crate::producer_state`]).
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// The last stable offset: how far `read_committed` consumers may read.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.producers.last_stable_offset(self.end_offset())
+    }
+
+    /// Aborted transactions with records in `from..to`.
+    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.producers.aborted_between(from, to)
+    }
+
+    /// Ends `producer_id`'s open transaction in this log with a marker (see
+    /// [`crate::marker`]); nothing if it has none here. Written to the file on return.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        outcome: Outcome,
+        now_ms: i64,
+    ) -> Result<Option<Appended>, LogError> {
+        if self.producers.open_transaction(producer_id).is_none() {
+            return Ok(None);
+        }
+        let mut batch = marker::encode(producer_id, producer_epoch, outcome, now_ms);
+        self.append(&mut batch, now_ms).map(Some)
     }
 
     pub fn config(&self) -> LogConfig {
@@ -206,7 +272,43 @@ impl Log {
 
     /// The first offset still in the log.
     pub fn start_offset(&self) -> u64 {
-        self.segments.first().map_or(0, Segment::base_offset)
+        self.segments
+            .first()
+            .map_or(0, Segment::base_offset)
+            .max(self.deleted_before)
+    }
+
+    /// DeleteRecords: the log start offset moves to `before` (at most the end offset):
+    /// segments wholly below it are deleted, the records left below it in the first
+    /// segment are no longer served. Durable when this returns (the new start offset is
+    /// written to a file and fsynced, then renamed into place). Returns the start offset.
+    pub fn delete_records(&mut self, before: u64, now_ms: i64) -> Result<u64, LogError> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if before > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: before,
+                start,
+                end,
+            });
+        }
+        if before <= start {
+            return Ok(start);
+        }
+        let path = self.dir.join(START_OFFSET_FILE);
+        let temporary = self.dir.join(format!("{START_OFFSET_FILE}.tmp"));
+        std::fs::write(&temporary, format!("{before}\n"))?;
+        File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        sync_dir(&self.dir)?;
+        self.deleted_before = before;
+        if before == end && !self.active().is_empty() {
+            self.roll(now_ms)?;
+        }
+        while self.segments.len() > 1 && self.segments[0].next_offset() <= before {
+            self.segments.remove(0).delete()?;
+        }
+        self.producers.trim(before, now_ms);
+        Ok(before)
     }
 
     /// The offset the next record will get (one past the last record).
@@ -263,6 +365,19 @@ impl Log {
         records: &[impl Encodable],
         now_ms: i64,
     ) -> Result<Appended, LogError> {
+        self.append_records_from(records, None, now_ms)
+    }
+
+    /// [`Log::append_records_unwritten`] for an idempotent producer: the batch carries
+    /// its producer id, epoch and base sequence, and is checked as a Kafka producer's is
+    /// (see [`crate::producer_state`]) — a retry is not appended again and gets the
+    /// offsets of the first time.
+    pub fn append_records_from(
+        &mut self,
+        records: &[impl Encodable],
+        producer: Option<ProducerStamp>,
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
         // Flush a full tail; and after a failed write, try again before taking more: a
         // producer must get the storage error rather than an acknowledgement.
         if self.write_failed || self.active().unwritten() > TAIL_LIMIT {
@@ -282,13 +397,36 @@ impl Log {
             self.roll(now_ms)?;
         }
         let base_offset = self.end_offset();
-        let header = record::BatchHeader {
+        let mut header = record::BatchHeader {
             base_offset,
             ..header
         };
+        if let Some(p) = producer {
+            header.producer_id = p.producer_id;
+            header.producer_epoch = p.epoch;
+            header.base_sequence = p.base_sequence;
+            let admission = self.producers.check(&header);
+            if let Ok(Admission::Duplicate {
+                base_offset,
+                last_offset,
+            }) = admission
+            {
+                self.bodies = bodies;
+                return Ok(Appended {
+                    base_offset,
+                    last_offset,
+                    file: self.active().file(),
+                });
+            }
+            if let Err(e) = admission {
+                self.bodies = bodies;
+                return Err(LogError::Sequence(e));
+            }
+        }
         self.active_mut().append_with(&header, |tail| {
             record::encode_batch_with_header(tail, records, &header, &bodies);
         });
+        self.producers.on_append(&header, &[]);
         self.bodies = bodies;
         Ok(Appended {
             base_offset,
@@ -317,6 +455,27 @@ impl Log {
         if headers.is_empty() {
             return Err(LogError::InvalidBatch(BatchError::Truncated));
         }
+        if let [header] = headers.as_slice() {
+            if let Admission::Duplicate {
+                base_offset,
+                last_offset,
+            } = self.producers.check(header).map_err(LogError::Sequence)?
+            {
+                // A retry of a batch already here: acknowledged as the first time, and
+                // durable once the fsync that covers the active segment is done.
+                return Ok(Appended {
+                    base_offset,
+                    last_offset,
+                    file: self.active().file(),
+                });
+            }
+        } else if headers.iter().any(|h| h.producer_id >= 0) {
+            // Sequence checks are per batch; Kafka refuses more than one batch per
+            // partition from an idempotent producer too.
+            return Err(LogError::InvalidBatch(BatchError::Malformed(
+                "an idempotent producer sends one record batch per partition",
+            )));
+        }
         if batches.len() as u64 > self.config.segment_bytes {
             return Err(LogError::TooLarge {
                 size: batches.len(),
@@ -334,6 +493,7 @@ impl Log {
             let bytes = &mut batches[position..position + header.size];
             record::stamp(bytes, header.base_offset);
             self.active_mut().append(bytes, &header);
+            self.producers.on_append(&header, bytes);
             position += header.size;
         }
         self.flush()?;
@@ -450,6 +610,8 @@ impl Log {
             deleted.push(segment.base_offset());
             segment.delete()?;
         }
+        let start = self.start_offset();
+        self.producers.trim(start, now_ms);
         Ok(deleted)
     }
 
@@ -494,408 +656,4 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::Record;
-
-    fn rec(value: &str, ts: i64) -> Record {
-        Record {
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            timestamp: ts,
-            headers: vec![],
-        }
-    }
-
-    fn small() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1024,
-            index_interval_bytes: 256,
-            ..LogConfig::default()
-        }
-    }
-
-    fn values(log: &mut Log, from: u64) -> Vec<(u64, String)> {
-        let bytes = log.read(from, usize::MAX >> 1, u64::MAX).unwrap();
-        record::decode_batches(&bytes, from, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                (
-                    r.offset,
-                    String::from_utf8(r.record.value.unwrap().to_vec()).unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    fn read_all(log: &mut Log) -> Vec<(u64, String)> {
-        let mut out = Vec::new();
-        let mut offset = log.start_offset();
-        while offset < log.end_offset() {
-            let got = values(log, offset);
-            offset = got.last().unwrap().0 + 1;
-            out.extend(got);
-        }
-        out
-    }
-
-    fn tmp(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("infralab-stream-log-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
-    #[test]
-    fn unwritten_appends_reach_the_file_in_one_flush_or_before_a_read() {
-        let dir = tmp("tail");
-        let (mut log, _) =
-            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
-        let on_disk = || {
-            std::fs::metadata(dir.join(format!("{:020}.log", 0)))
-                .unwrap()
-                .len()
-        };
-        let a = log.append_records_unwritten(&[rec("a", 0)], 0).unwrap();
-        let b = log
-            .append_records_unwritten(&[rec("b", 1), rec("c", 2)], 2)
-            .unwrap();
-        assert_eq!((a.base_offset, b.base_offset, b.last_offset), (0, 1, 2));
-        assert_eq!(log.end_offset(), 3, "offsets are assigned at append");
-        assert_eq!(on_disk(), 0, "nothing written yet");
-        assert!(log.flush().unwrap());
-        assert_eq!(on_disk(), log.size(), "both batches in one flush");
-        assert!(!log.flush().unwrap(), "nothing left to write");
-        log.append_records_unwritten(&[rec("d", 3)], 3).unwrap();
-        // A reader never misses an appended record: reading writes the tail first.
-        assert_eq!(values(&mut log, 2), [(2, "c".into()), (3, "d".into())]);
-        assert_eq!(on_disk(), log.size());
-        // A tail past TAIL_LIMIT is written by the next append, not held in memory.
-        let big = "x".repeat(1000);
-        for i in 0..(TAIL_LIMIT / 1000 + 2) {
-            log.append_records_unwritten(&[rec(&big, 4 + i as i64)], 4)
-                .unwrap();
-        }
-        assert!(on_disk() > (TAIL_LIMIT as u64), "{}", on_disk());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn appends_get_consecutive_offsets_and_segments_roll_by_size() {
-        let dir = tmp("roll");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        for i in 0..100 {
-            let a = log.append_records(&[rec(&format!("m{i}"), i)], i).unwrap();
-            assert_eq!((a.base_offset, a.last_offset), (i as u64, i as u64));
-        }
-        let batch = log
-            .append_records(&[rec("x", 100), rec("y", 100), rec("z", 100)], 100)
-            .unwrap();
-        assert_eq!((batch.base_offset, batch.last_offset), (100, 102));
-        assert!(log.segment_count() > 3, "rolled at 1 KiB");
-        assert!(log.size() > 0);
-        let all = read_all(&mut log);
-        assert_eq!(all.len(), 103);
-        for (i, (offset, value)) in all.iter().enumerate().take(100) {
-            assert_eq!(
-                (*offset, value.as_str()),
-                (i as u64, format!("m{i}").as_str())
-            );
-        }
-        // A record limit stops the read early: 3 single-record batches, not the segment.
-        let three = log.read(10, 1 << 20, 3).unwrap();
-        let got = record::decode_batches(&three, 10, usize::MAX).unwrap();
-        assert_eq!(
-            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [10, 11, 12]
-        );
-        // Reading from the middle of a batch starts at that record.
-        assert_eq!(values(&mut log, 101)[0], (101, "y".to_string()));
-        // Each segment's file is named by its base offset.
-        for base in log.segment_bases() {
-            assert!(dir.join(format!("{base:020}.log")).exists());
-        }
-        // Reopening finds the same log.
-        let end = log.end_offset();
-        drop(log);
-        let (mut log, recovery) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        assert_eq!(recovery.truncated_bytes, 0);
-        assert_eq!(log.end_offset(), end);
-        assert_eq!(read_all(&mut log).len(), 103);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn reads_scan_across_chunks_without_an_index() {
-        let dir = tmp("scan");
-        let config = LogConfig {
-            index_interval_bytes: u64::MAX,
-            ..LogConfig::default()
-        };
-        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        for i in 0..500 {
-            // Odd sizes, so headers straddle the 8 KiB read chunks.
-            log.append_records(&[rec(&"v".repeat(i % 97), i as i64)], 0)
-                .unwrap();
-        }
-        for offset in [0, 1, 77, 250, 499] {
-            let got = values(&mut log, offset);
-            assert_eq!(got[0].0, offset);
-            assert_eq!(got[0].1.len(), offset as usize % 97);
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn reads_into_a_reused_buffer_match_fresh_reads() {
-        let dir = tmp("reuse");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        for i in 0..300 {
-            // Batches of 1 to 4 records of varied sizes.
-            let batch: Vec<Record> = (0..=(i % 4))
-                .map(|j| rec(&"r".repeat((i * 7 + j) % 150), i as i64))
-                .collect();
-            log.append_records(&batch, i as i64).unwrap();
-        }
-        // One buffer for every read, left dirty by the one before (big reads first).
-        let mut buf = BytesMut::new();
-        for (offset, max_bytes, count) in [
-            (0, 1 << 20, u64::MAX),
-            (5, 100, 1),
-            (333, 1 << 20, 50),
-            (100, 300, 7),
-            (log.end_offset() - 1, 1 << 20, 100),
-            (log.end_offset(), 1 << 20, 100),
-            (17, 1 << 20, 3),
-        ] {
-            let fresh = log.read(offset, max_bytes, count).unwrap();
-            let views = log.views(offset).unwrap();
-            let range = read_views_into(&views, offset, max_bytes, count, &mut buf).unwrap();
-            assert_eq!(&buf[range], &fresh[..], "offset {offset} count {count}");
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn rolls_by_time() {
-        let dir = tmp("roll-time");
-        let config = LogConfig {
-            segment_ms: 1000,
-            ..LogConfig::default()
-        };
-        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        log.append_records(&[rec("a", 0)], 0).unwrap();
-        log.append_records(&[rec("b", 999)], 999).unwrap();
-        assert_eq!(log.segment_count(), 1);
-        log.append_records(&[rec("c", 1000)], 1000).unwrap();
-        assert_eq!(log.segment_bases(), [0, 2]);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn out_of_range_reads_name_the_valid_range() {
-        let dir = tmp("range");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        log.append_records(&[rec("a", 0), rec("b", 0)], 0).unwrap();
-        assert!(
-            log.read(2, 100, u64::MAX).unwrap().is_empty(),
-            "at the end: nothing yet"
-        );
-        let err = log.read(3, 100, u64::MAX).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "offset 3 is out of range: the log holds offsets 0 to 2 (the end offset is the next one to be written)"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn retention_by_size_and_time_deletes_whole_segments() {
-        let dir = tmp("retention");
-        let config = LogConfig {
-            retention_bytes: 2048,
-            retention_ms: 10_000,
-            ..small()
-        };
-        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        for i in 0..200 {
-            log.append_records(&[rec(&format!("{i:040}"), i)], i)
-                .unwrap();
-        }
-        let before = log.segment_count();
-        let deleted = log.apply_retention(200).unwrap();
-        assert!(!deleted.is_empty());
-        assert_eq!(log.segment_count(), before - deleted.len());
-        assert!(log.size() <= 2048 + 1024, "size {}", log.size());
-        let start = log.start_offset();
-        assert!(start > 0);
-        assert!(!dir.join(format!("{:020}.log", deleted[0])).exists());
-        assert!(matches!(
-            log.read(start - 1, 100, u64::MAX),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
-        assert_eq!(read_all(&mut log).first().unwrap().0, start);
-
-        // Time: everything is older than 10 s at t=1_000_000: all data goes, the log
-        // stays writable at the same end offset.
-        let end = log.end_offset();
-        log.apply_retention(1_000_000).unwrap();
-        assert_eq!(log.segment_count(), 1);
-        assert_eq!((log.start_offset(), log.end_offset()), (end, end));
-        assert_eq!(log.size(), 0);
-        let a = log
-            .append_records(&[rec("new", 1_000_000)], 1_000_000)
-            .unwrap();
-        assert_eq!(a.base_offset, end);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn lookup_by_timestamp() {
-        let dir = tmp("time");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        for i in 0..100i64 {
-            log.append_records(&[rec("v", i * 10), rec("w", i * 10 + 5)], i * 10)
-                .unwrap();
-        }
-        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
-        assert_eq!(log.offset_for_timestamp(5).unwrap(), Some(1));
-        assert_eq!(log.offset_for_timestamp(6).unwrap(), Some(2));
-        assert_eq!(log.offset_for_timestamp(500).unwrap(), Some(100));
-        assert_eq!(log.offset_for_timestamp(995).unwrap(), Some(199));
-        assert_eq!(log.offset_for_timestamp(996).unwrap(), None);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn recovery_truncates_a_torn_tail_and_rebuilds_the_index() {
-        let dir = tmp("torn");
-        let (mut log, _) =
-            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
-        for i in 0..50 {
-            log.append_records(&[rec(&format!("{i:0100}"), i)], i)
-                .unwrap();
-        }
-        let good_size = log.size();
-        drop(log);
-        let path = dir.join(format!("{:020}.log", 0));
-        // A torn write: half a batch header at the end.
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 1]);
-        std::fs::write(&path, &bytes).unwrap();
-        let (log, recovery) =
-            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
-        assert_eq!(recovery.truncated_bytes, 11);
-        assert_eq!(log.size(), good_size);
-        assert_eq!(log.end_offset(), 50);
-        drop(log);
-
-        // A corrupt last batch (one flipped byte): the CRC catches it, the batch goes.
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 3;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-        // And a mismatched index: garbage.
-        std::fs::write(dir.join(format!("{:020}.index", 0)), [1u8; 16]).unwrap();
-        let (mut log, recovery) =
-            Log::open(&dir, LogConfig::default(), DiskOptions::default(), 0).unwrap();
-        assert!(recovery.truncated_bytes > 0);
-        assert_eq!(recovery.indexes_rebuilt, 1);
-        assert_eq!(log.end_offset(), 49);
-        let all = read_all(&mut log);
-        assert_eq!(all.len(), 49);
-        assert_eq!(all[48], (48, format!("{:0100}", 48)));
-        // Appends continue from the truncation point.
-        assert_eq!(
-            log.append_records(&[rec("next", 0)], 0)
-                .unwrap()
-                .base_offset,
-            49
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// Index entries reach the index file 256 at a time, and all of them when the
-    /// segment rolls; after a crash the held-back ones are rebuilt from the log without
-    /// counting as a repair.
-    #[test]
-    fn index_entries_are_written_in_groups_and_whole_at_roll() {
-        let dir = tmp("index-groups");
-        let config = LogConfig {
-            index_interval_bytes: 1,
-            ..LogConfig::default()
-        };
-        let index_len = |log: &Log, i: usize| {
-            let (_, index) = crate::segment::file_names(&dir, log.segments[i].base_offset());
-            std::fs::metadata(index).unwrap().len() as usize
-        };
-        let (mut log, _) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        for i in 0..100 {
-            log.append_records(&[rec("v", i)], i).unwrap();
-        }
-        assert_eq!(
-            log.active().index_entries(),
-            99,
-            "one entry per batch but the first"
-        );
-        assert_eq!(index_len(&log, 0), 0, "held back");
-        drop(log); // a crash: nothing synced
-        let (mut log, recovery) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        assert_eq!(recovery.indexes_rebuilt, 0, "a lagging index is no repair");
-        assert_eq!(index_len(&log, 0), 99 * 16, "rebuilt from the log");
-        for i in 100..400 {
-            log.append_records(&[rec("v", i)], i).unwrap();
-        }
-        assert_eq!(index_len(&log, 0), 99 * 16 + 4096, "one group of 256");
-        log.roll(400).unwrap();
-        assert_eq!(index_len(&log, 0), 399 * 16, "all of it at the roll");
-        drop(log);
-        let (mut log, recovery) = Log::open(&dir, config, DiskOptions::default(), 0).unwrap();
-        assert_eq!(recovery.indexes_rebuilt, 0);
-        assert_eq!(values(&mut log, 250)[0], (250, "v".to_string()));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn older_segments_with_a_bad_index_are_rebuilt() {
-        let dir = tmp("old-index");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        for i in 0..100 {
-            log.append_records(&[rec(&format!("{i:030}"), i)], i)
-                .unwrap();
-        }
-        let bases = log.segment_bases();
-        drop(log);
-        std::fs::write(dir.join(format!("{:020}.index", bases[0])), [7u8; 32]).unwrap();
-        let (mut log, recovery) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        assert_eq!(recovery.indexes_rebuilt, 1);
-        assert_eq!(read_all(&mut log).len(), 100);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn appends_batches_as_received_and_rejects_bad_ones() {
-        let dir = tmp("raw");
-        let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
-        let mut two = record::encode_batch(&[rec("a", 1), rec("b", 2)]);
-        two.extend_from_slice(&record::encode_batch(&[rec("c", 3)]));
-        let a = log.append(&mut two, 0).unwrap();
-        assert_eq!((a.base_offset, a.last_offset), (0, 2));
-        assert_eq!(values(&mut log, 0).len(), 3);
-        let mut bad = record::encode_batch(&[rec("d", 4)]);
-        let n = bad.len();
-        bad[n - 1] ^= 1;
-        assert!(matches!(
-            log.append(&mut bad, 0),
-            Err(LogError::InvalidBatch(BatchError::CrcMismatch { .. }))
-        ));
-        let mut huge = record::encode_batch(&[rec(&"x".repeat(2000), 0)]);
-        assert!(matches!(
-            log.append(&mut huge, 0),
-            Err(LogError::TooLarge { .. })
-        ));
-        assert_eq!(log.end_offset(), 3);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

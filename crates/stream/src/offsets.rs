@@ -45,61 +45,19 @@ impl OffsetStore {
         disk: DiskOptions,
         now_ms: i64,
     ) -> io::Result<(OffsetStore, Vec<Commit>)> {
-        let live_dir = dir.join("__consumer_offsets");
-        let fresh_dir = dir.join("__consumer_offsets.compacted");
-        let old_dir = dir.join("__consumer_offsets.old");
-        // Finish or undo an interrupted compaction: the fresh log is complete whenever the
-        // live one has already been renamed away.
-        if !live_dir.exists() && fresh_dir.exists() {
-            std::fs::rename(&fresh_dir, &live_dir)?;
-        }
-        for leftover in [&fresh_dir, &old_dir] {
-            if leftover.exists() {
-                std::fs::remove_dir_all(leftover)?;
-            }
-        }
-        let (mut log, _) = Log::open(&live_dir, Self::config(), disk, now_ms)?;
-        let (commits, replayed) = replay(&mut log)?;
-        if replayed > COMPACT_MIN_RECORDS && replayed > 2 * commits.len() {
-            drop(log);
-            let (fresh, _) = Log::open(&fresh_dir, Self::config(), disk, now_ms)?;
-            let store = OffsetStore {
-                log: Mutex::new(fresh),
-            };
-            for chunk in commits.chunks(1000) {
-                store.append(chunk, now_ms).map_err(to_io)?;
-            }
-            lock(&store.log).sync()?;
-            std::fs::rename(&live_dir, &old_dir)?;
-            std::fs::rename(&fresh_dir, &live_dir)?;
-            crate::log::sync_dir(dir)?;
-            std::fs::remove_dir_all(&old_dir)?;
-            tracing::info!(
-                "compacted committed offsets: {replayed} records -> {}",
-                commits.len()
-            );
-            let (log, _) = Log::open(&live_dir, Self::config(), disk, now_ms)?;
-            return Ok((
-                OffsetStore {
-                    log: Mutex::new(log),
-                },
-                commits,
-            ));
-        }
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
+        let CompactedLog { log, live } =
+            open_compacted(dir, "__consumer_offsets", config, disk, now_ms)?;
         Ok((
             OffsetStore {
                 log: Mutex::new(log),
             },
-            commits,
+            live.iter().filter_map(decode).collect(),
         ))
-    }
-
-    fn config() -> LogConfig {
-        LogConfig {
-            segment_bytes: 64 << 20,
-            retention_ms: -1,
-            ..LogConfig::default()
-        }
     }
 
     /// Appends commits as one batch: a multi-partition commit is all-or-nothing.
@@ -115,16 +73,94 @@ impl OffsetStore {
             .collect();
         lock(&self.log).append_records(&records, now_ms)
     }
+
+    /// Forgets committed offsets (OffsetDelete): a *tombstone* per key, a record with no
+    /// value — replay and compaction then drop the key, as Kafka's cleaner does.
+    pub fn delete(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        let records: Vec<Record> = partitions
+            .iter()
+            .map(|(topic, partition)| Record {
+                key: Some(key(&Commit {
+                    group: group.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: 0,
+                })),
+                value: None,
+                timestamp: now_ms,
+                headers: Vec::new(),
+            })
+            .collect();
+        lock(&self.log).append_records(&records, now_ms)
+    }
 }
 
 /// Compact on start only when there are at least this many records.
 const COMPACT_MIN_RECORDS: usize = 10_000;
 
-/// Reads every commit in the log; returns the newest per key (in first-seen order) and
-/// the number of records read.
-fn replay(log: &mut Log) -> io::Result<(Vec<Commit>, usize)> {
-    let mut latest: Vec<Commit> = Vec::new();
-    let mut position: HashMap<(String, String, u32), usize> = HashMap::new();
+/// An internal keyed log after [`open_compacted`]: the log, and its live records (the
+/// newest per key, in first-seen order).
+#[derive(Debug)]
+pub struct CompactedLog {
+    pub log: Log,
+    pub live: Vec<Record>,
+}
+
+/// Opens the internal log `<dir>/<name>` whose records are keyed states (the newest per
+/// key is the state), replays it, and compacts it when most of it is superseded (see the
+/// module docs). Used for committed offsets and for the transaction log.
+pub fn open_compacted(
+    dir: &Path,
+    name: &str,
+    config: LogConfig,
+    disk: DiskOptions,
+    now_ms: i64,
+) -> io::Result<CompactedLog> {
+    let live_dir = dir.join(name);
+    let fresh_dir = dir.join(format!("{name}.compacted"));
+    let old_dir = dir.join(format!("{name}.old"));
+    // Finish or undo an interrupted compaction: the fresh log is complete whenever the
+    // live one has already been renamed away.
+    if !live_dir.exists() && fresh_dir.exists() {
+        std::fs::rename(&fresh_dir, &live_dir)?;
+    }
+    for leftover in [&fresh_dir, &old_dir] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover)?;
+        }
+    }
+    let (mut log, _) = Log::open(&live_dir, config, disk, now_ms)?;
+    let (mut live, replayed) = replay(&mut log)?;
+    // Tombstones (no value) only had to outlive the records they delete.
+    live.retain(|r| r.value.is_some());
+    if replayed > COMPACT_MIN_RECORDS && replayed > 2 * live.len() {
+        drop(log);
+        let (mut fresh, _) = Log::open(&fresh_dir, config, disk, now_ms)?;
+        for chunk in live.chunks(1000) {
+            fresh.append_records(chunk, now_ms).map_err(to_io)?;
+        }
+        fresh.sync()?;
+        drop(fresh);
+        std::fs::rename(&live_dir, &old_dir)?;
+        std::fs::rename(&fresh_dir, &live_dir)?;
+        crate::log::sync_dir(dir)?;
+        std::fs::remove_dir_all(&old_dir)?;
+        tracing::info!("compacted {name}: {replayed} records -> {}", live.len());
+        log = Log::open(&live_dir, config, disk, now_ms)?.0;
+    }
+    Ok(CompactedLog { log, live })
+}
+
+/// Reads every keyed record in the log; returns the newest per key (in first-seen order)
+/// and the number of records read.
+fn replay(log: &mut Log) -> io::Result<(Vec<Record>, usize)> {
+    let mut latest: Vec<Record> = Vec::new();
+    let mut position: HashMap<Bytes, usize> = HashMap::new();
     let mut replayed = 0;
     let mut offset = log.start_offset();
     while offset < log.end_offset() {
@@ -132,14 +168,16 @@ fn replay(log: &mut Log) -> io::Result<(Vec<Commit>, usize)> {
         let records = record::decode_batches(&bytes, offset, usize::MAX).map_err(to_io)?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;
-        for c in records.iter().filter_map(|r| decode(&r.record)) {
+        for r in records {
+            let Some(key) = r.record.key.clone() else {
+                continue;
+            };
             replayed += 1;
-            let key = (c.group.clone(), c.topic.clone(), c.partition);
             match position.get(&key) {
-                Some(&i) => latest[i] = c,
+                Some(&i) => latest[i] = r.record,
                 None => {
                     position.insert(key, latest.len());
-                    latest.push(c);
+                    latest.push(r.record);
                 }
             }
         }

@@ -45,9 +45,17 @@ const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 const BASE_TIMESTAMP_OFFSET: usize = 27;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
 const RECORDS_COUNT_OFFSET: usize = 57;
 const COMPRESSION_MASK: i16 = 0x07;
-const CONTROL_FLAG: i16 = 0x20;
+/// Attribute bit 4: the batch belongs to a transaction (see `crate::transaction`).
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit 5: a control batch (a transaction marker, see `crate::marker`).
+pub const CONTROL_FLAG: i16 = 0x20;
+/// `producer_id` of a batch written without an idempotent producer.
+pub const NO_PRODUCER_ID: i64 = -1;
 
 /// One message as producers write it and consumers read it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -165,6 +173,12 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     pub attributes: i16,
     pub records_count: u32,
+    /// The idempotent producer that wrote the batch ([`NO_PRODUCER_ID`]: none), its
+    /// epoch and the sequence number of the batch's first record (see
+    /// `crate::producer_state`).
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -181,6 +195,19 @@ impl BatchHeader {
     /// Transaction markers: part of the log, never shown to consumers.
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// Written inside a transaction: hidden from `read_committed` consumers until its
+    /// commit marker, and for ever if the transaction aborts.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    /// The sequence number of the batch's last record (sequences wrap at `i32::MAX`, as
+    /// Kafka's do).
+    pub fn last_sequence(&self) -> i32 {
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        (last % (i64::from(i32::MAX) + 1)) as i32
     }
 
     /// Reads a header from the start of `buf` (which may hold more than one batch). Checks
@@ -211,6 +238,12 @@ impl BatchHeader {
             max_timestamp: i64_at(buf, MAX_TIMESTAMP_OFFSET),
             attributes: i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]),
             records_count: records_count as u32,
+            producer_id: i64_at(buf, PRODUCER_ID_OFFSET),
+            producer_epoch: i16::from_be_bytes([
+                buf[PRODUCER_EPOCH_OFFSET],
+                buf[PRODUCER_EPOCH_OFFSET + 1],
+            ]),
+            base_sequence: i32_at(buf, BASE_SEQUENCE_OFFSET),
         })
     }
 }
@@ -300,13 +333,13 @@ pub fn encode_batch_with_header(
     out.put_i32(-1); // partition leader epoch
     out.put_i8(MAGIC);
     out.put_u32(0); // crc, filled in below
-    out.put_i16(0); // attributes: no compression, CreateTime
+    out.put_i16(header.attributes); // no compression, CreateTime; transactional, control
     out.put_i32(records.len() as i32 - 1);
     out.put_i64(base_timestamp);
     out.put_i64(max_timestamp);
-    out.put_i64(-1); // producer id
-    out.put_i16(-1); // producer epoch
-    out.put_i32(-1); // base sequence
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
     out.put_i32(records.len() as i32);
     for (delta, (record, &body)) in records.iter().zip(bodies).enumerate() {
         let timestamp_delta = record.timestamp() - base_timestamp;
@@ -356,6 +389,9 @@ pub fn batch_header(
         max_timestamp,
         attributes: 0,
         records_count: records.len() as u32,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: -1,
+        base_sequence: -1,
     })
 }
 
@@ -529,6 +565,25 @@ pub fn decode_batches(
     Ok(out)
 }
 
+/// The key of a batch's first record, read without decoding the rest: what a transaction
+/// marker's type is stored in (see `crate::marker`). `None` for a compressed batch or
+/// bytes that do not parse.
+pub fn first_record_key(batch: &[u8]) -> Option<&[u8]> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if header.attributes & COMPRESSION_MASK != 0 || header.records_count == 0 {
+        return None;
+    }
+    let mut cursor = Cursor {
+        buf: batch.get(..header.size)?,
+        pos: BATCH_HEADER_LEN,
+    };
+    cursor.varint().ok()?;
+    cursor.pos += 1;
+    cursor.varlong().ok()?;
+    cursor.varint().ok()?;
+    cursor.nullable().ok()?
+}
+
 fn malformed(what: &'static str) -> BatchError {
     BatchError::Malformed(what)
 }
@@ -609,169 +664,4 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(key: Option<&str>, value: &str, ts: i64) -> Record {
-        Record {
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            timestamp: ts,
-            headers: vec![],
-        }
-    }
-
-    #[test]
-    fn round_trip_with_keys_headers_and_nulls() {
-        let mut with_headers = record(Some("k"), "v", 1_700_000_000_123);
-        with_headers.headers = vec![
-            (
-                Bytes::from_static(b"trace"),
-                Some(Bytes::from_static(b"abc")),
-            ),
-            (Bytes::from_static(b"empty"), None),
-        ];
-        let records = vec![
-            with_headers,
-            record(None, "", 1_700_000_000_000),
-            Record {
-                key: Some(Bytes::from_static(b"tombstone")),
-                value: None,
-                timestamp: 1_700_000_000_500,
-                headers: vec![],
-            },
-        ];
-        let mut batch = encode_batch(&records);
-        stamp(&mut batch, 42);
-        let header = verify(&batch).unwrap();
-        assert_eq!(header.base_offset, 42);
-        assert_eq!(header.last_offset(), 44);
-        assert_eq!(header.max_timestamp, 1_700_000_000_500);
-        assert_eq!(header.size, batch.len());
-        let decoded = decode_batches(&batch.freeze(), 0, usize::MAX).unwrap();
-        let offsets: Vec<u64> = decoded.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, [42, 43, 44]);
-        let back: Vec<Record> = decoded.into_iter().map(|r| r.record).collect();
-        assert_eq!(back, records);
-    }
-
-    /// A batch of borrowed [`Message`]s is byte for byte the batch of the same
-    /// [`Record`]s: the produce path encodes from the request, other paths from owned
-    /// records, and the log and Kafka clients see one format.
-    #[test]
-    fn messages_encode_like_records() {
-        let long = "v".repeat(300);
-        let records = vec![
-            record(Some("k"), "a", 1_700_000_000_000),
-            record(None, &long, 1_700_000_000_000),
-            record(Some(""), "", 1_700_000_000_007),
-            Record {
-                key: Some(Bytes::from_static(b"tombstone")),
-                value: None,
-                timestamp: 1_699_999_999_000,
-                headers: vec![],
-            },
-        ];
-        let messages: Vec<Message> = records
-            .iter()
-            .map(|r| Message {
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                timestamp: r.timestamp,
-            })
-            .collect();
-        let mut from_records = Vec::new();
-        let mut from_messages = Vec::new();
-        let a = encode_batch_into(&mut from_records, &records, 9);
-        let b = encode_batch_into(&mut from_messages, &messages, 9);
-        assert_eq!(a, b);
-        assert_eq!(from_records, from_messages);
-        assert_eq!(verify(&from_messages).unwrap().size, from_messages.len());
-        let decoded = decode_batches(&Bytes::from(from_messages), 0, usize::MAX).unwrap();
-        let back: Vec<Record> = decoded.into_iter().map(|r| r.record).collect();
-        assert_eq!(back, records);
-    }
-
-    #[test]
-    fn crc_catches_a_flipped_bit_but_not_a_restamped_offset() {
-        let mut batch = encode_batch(&[record(Some("k"), "value", 5)]);
-        stamp(&mut batch, 7);
-        assert!(verify(&batch).is_ok(), "the offset is outside the CRC");
-        let last = batch.len() - 1;
-        batch[last] ^= 1;
-        assert!(matches!(
-            verify(&batch),
-            Err(BatchError::CrcMismatch { .. })
-        ));
-        assert_eq!(verify(&batch[..30]), Err(BatchError::Truncated));
-    }
-
-    #[test]
-    fn decode_skips_records_before_the_requested_offset() {
-        let records: Vec<Record> = (0..5).map(|i| record(None, &i.to_string(), i)).collect();
-        let mut batch = encode_batch(&records);
-        stamp(&mut batch, 100);
-        let decoded = decode_batches(&batch.freeze(), 103, usize::MAX).unwrap();
-        assert_eq!(decoded.len(), 2);
-        assert_eq!(decoded[0].offset, 103);
-        assert_eq!(decoded[0].record.value.as_deref(), Some(&b"3"[..]));
-    }
-
-    #[test]
-    fn compressed_batches_verify_but_are_not_decoded() {
-        let mut batch = encode_batch(&[record(None, "v", 0)]);
-        batch[ATTRIBUTES_OFFSET + 1] = 1; // gzip
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-        assert!(
-            verify(&batch).is_ok(),
-            "a log stores compressed batches as they are"
-        );
-        assert_eq!(
-            decode_batches(&batch.freeze(), 0, usize::MAX),
-            Err(BatchError::Compressed(1))
-        );
-    }
-
-    #[test]
-    fn varint_len_matches_the_encoding() {
-        for n in [
-            0,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            -65,
-            8191,
-            8192,
-            i64::from(i32::MAX),
-            i64::MIN,
-            i64::MAX,
-        ] {
-            let mut buf = Vec::new();
-            put_varlong(&mut buf, n);
-            assert_eq!(varint_len(n), buf.len(), "{n}");
-        }
-    }
-
-    #[test]
-    fn varints_match_kafka_zigzag() {
-        // Values and encodings from Kafka's ByteUtilsTest.
-        let cases: [(i64, &[u8]); 5] = [
-            (0, &[0x00]),
-            (-1, &[0x01]),
-            (1, &[0x02]),
-            (-64, &[0x7f]),
-            (64, &[0x80, 0x01]),
-        ];
-        for (n, bytes) in cases {
-            let mut buf = Vec::new();
-            put_varlong(&mut buf, n);
-            assert_eq!(buf, bytes, "{n}");
-            let mut c = Cursor { buf: &buf, pos: 0 };
-            assert_eq!(c.varlong().unwrap(), n);
-            assert_eq!(varint_len(n), bytes.len(), "{n}");
-        }
-    }
-}
+mod tests;

@@ -579,6 +579,40 @@ impl Segment {
         Ok(position)
     }
 
+    /// Calls `visit` with every batch header in the segment, oldest first, and for a
+    /// control batch its bytes too (other batches: an empty slice — their records are
+    /// skipped, not read). How a partition rebuilds its producer state on start (see
+    /// [`crate::producer_state`]): one sequential pass over the headers.
+    pub fn scan_batches(&self, mut visit: impl FnMut(&BatchHeader, &[u8])) -> io::Result<()> {
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(&self.log_path)?);
+        let mut position: u64 = 0;
+        let mut batch = Vec::new();
+        while position < self.size {
+            let mut head = [0u8; BATCH_HEADER_LEN];
+            if read_full(&mut reader, &mut head)? < BATCH_HEADER_LEN {
+                break;
+            }
+            let Ok(header) = BatchHeader::parse(&head) else {
+                break;
+            };
+            let rest = header.size - BATCH_HEADER_LEN;
+            if header.is_control() {
+                batch.clear();
+                batch.extend_from_slice(&head);
+                batch.resize(header.size, 0);
+                if read_full(&mut reader, &mut batch[BATCH_HEADER_LEN..])? < rest {
+                    break;
+                }
+                visit(&header, &batch);
+            } else {
+                reader.seek_relative(rest as i64)?;
+                visit(&header, &[]);
+            }
+            position += header.size as u64;
+        }
+        Ok(())
+    }
+
     fn write_index_file(&mut self) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(self.index.len() * INDEX_ENTRY_LEN);
         for e in &self.index {

@@ -18,6 +18,7 @@ use crate::group::Coordinator;
 use crate::log::{Appended, DiskOptions};
 use crate::offsets::OffsetStore;
 use crate::topic::{Partition, Topic, TopicConfig, TopicError, Topics};
+use crate::txn_coordinator::TransactionCoordinator;
 use crate::{Args, commands};
 
 /// How often silent group members are looked for.
@@ -29,6 +30,8 @@ pub struct StreamServer {
     pub topics: Topics,
     offsets: OffsetStore,
     coordinator: Mutex<Coordinator>,
+    /// Transactions and producer ids (see [`crate::txn_coordinator`]).
+    pub transactions: TransactionCoordinator,
     commit: Arc<GroupCommit>,
     fsync: FsyncPolicy,
     /// Settings of topics created without explicit ones.
@@ -65,6 +68,15 @@ impl StreamServer {
                 coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
             }
         }
+        let max_producer_id = topics
+            .names()
+            .iter()
+            .filter_map(|name| topics.get(name))
+            .flat_map(|t| t.partitions())
+            .map(|p| p.max_producer_id())
+            .max()
+            .unwrap_or(-1);
+        let transactions = TransactionCoordinator::open(&args.dir, disk, now, max_producer_id)?;
         let mut defaults = TopicConfig {
             partitions: args.default_partitions.max(1),
             ..TopicConfig::default()
@@ -82,6 +94,7 @@ impl StreamServer {
             topics,
             offsets,
             coordinator: Mutex::new(coordinator),
+            transactions,
             commit: Arc::default(),
             fsync: args.fsync,
             defaults,
@@ -216,18 +229,62 @@ impl StreamServer {
                     .check_commit(&first.group, member, generation)
                     .map_err(|e| CommandError::coded(e.code(), e))?;
             }
-            let appended = self
-                .offsets
-                .append(commits, self.now_ms())
-                .map_err(|e| storage(&e))?;
-            for c in commits {
-                coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
-            }
-            appended
+            self.write_commits(&mut coordinator, commits)
+                .map_err(|e| storage(&e))?
         };
         self.make_durable(&[appended])
             .await
             .map_err(|e| storage(&e))
+    }
+
+    /// Appends commits to the offsets log and applies them, under the coordinator lock.
+    fn write_commits(
+        &self,
+        coordinator: &mut Coordinator,
+        commits: &[crate::offsets::Commit],
+    ) -> Result<Appended, crate::log::LogError> {
+        let appended = self.offsets.append(commits, self.now_ms())?;
+        for c in commits {
+            coordinator.set_committed(&c.group, &c.topic, c.partition, c.offset);
+        }
+        Ok(appended)
+    }
+
+    /// Forgets a group's committed offsets (OffsetDelete), durably.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> io::Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let appended = {
+            let mut coordinator = self.coordinator();
+            let appended = self
+                .offsets
+                .delete(group, partitions, self.now_ms())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            for (topic, partition) in partitions {
+                coordinator.delete_committed(group, topic, *partition);
+            }
+            appended
+        };
+        self.make_durable(&[appended]).await
+    }
+
+    /// Commits a transaction's offsets: checked when TxnOffsetCommit held them, so
+    /// written whatever the group's generation is now.
+    pub async fn commit_offsets_unchecked(
+        &self,
+        commits: &[crate::offsets::Commit],
+    ) -> io::Result<()> {
+        let appended = {
+            let mut coordinator = self.coordinator();
+            self.write_commits(&mut coordinator, commits)
+                .map_err(|e| io::Error::other(e.to_string()))?
+        };
+        self.make_durable(&[appended]).await
     }
 
     /// Partition counts as the coordinator asks for them.
@@ -348,7 +405,10 @@ pub fn spawn_background(server: Arc<StreamServer>, args: &Args, shutdown: Cancel
     });
     every(EXPIRY_TICK, shutdown, move || {
         let server = server.clone();
-        async move { server.expire_members() }
+        async move {
+            server.expire_members();
+            crate::txn_coordinator::abort_expired(&server).await;
+        }
     });
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::durability::GroupCommit;
 use crate::log::{Appended, DiskOptions, Log, LogConfig, LogError};
 use crate::partitioner::RoundRobin;
+use crate::producer_state::AbortedTransaction;
 use crate::record::Encodable;
 
 /// Longest topic name, as Kafka.
@@ -258,6 +259,17 @@ impl Partition {
         self.log().append_records_unwritten(records, now_ms)
     }
 
+    /// [`Partition::append_unwritten`] for an idempotent producer (see
+    /// [`Log::append_records_from`]).
+    pub fn append_unwritten_from(
+        &self,
+        records: &[impl Encodable],
+        producer: Option<crate::log::ProducerStamp>,
+        now_ms: i64,
+    ) -> Result<Appended, LogError> {
+        self.log().append_records_from(records, producer, now_ms)
+    }
+
     /// Writes appended records to the file and, if the end offset moved since the last
     /// flush (whoever wrote the bytes: this flush, a reader's, a roll), wakes waiting
     /// readers and registers the write with group commit (`commit`), under the lock — so
@@ -315,6 +327,60 @@ impl Partition {
         let ticket = commit.written(log.active_file());
         unsynced.writes.push_back((log.end_offset(), ticket));
         Ok(Some(ticket))
+    }
+
+    /// Ends `producer_id`'s open transaction here with a marker (see
+    /// [`Log::append_marker`]), written to the file, and wakes waiting readers (the last
+    /// stable offset moved).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        outcome: crate::marker::Outcome,
+        now_ms: i64,
+    ) -> Result<Option<Appended>, LogError> {
+        let mut log = self.log();
+        let appended = log.append_marker(producer_id, producer_epoch, outcome, now_ms)?;
+        self.end.send_replace(log.end_offset());
+        Ok(appended)
+    }
+
+    /// DeleteRecords (see [`Log::delete_records`]); returns the new start offset.
+    pub fn delete_records(&self, before: u64, now_ms: i64) -> Result<u64, LogError> {
+        self.log().delete_records(before, now_ms)
+    }
+
+    /// The last stable offset (see [`crate::producer_state`]).
+    pub fn last_stable_offset(&self) -> u64 {
+        self.log().last_stable_offset()
+    }
+
+    /// Aborted transactions with records in `from..to`.
+    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.log().aborted_between(from, to)
+    }
+
+    /// `(producer id, epoch, last sequence, last timestamp, open transaction's first
+    /// offset)` of every producer of this partition.
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64, Option<u64>)> {
+        self.log()
+            .producers()
+            .producers()
+            .map(|(id, e)| {
+                (
+                    id,
+                    e.epoch,
+                    e.last_sequence(),
+                    e.last_timestamp,
+                    e.transaction_start,
+                )
+            })
+            .collect()
+    }
+
+    /// The highest producer id in this partition's log.
+    pub fn max_producer_id(&self) -> i64 {
+        self.log().producers().max_producer_id()
     }
 
     pub fn read(&self, offset: u64, max_bytes: usize, max_records: u64) -> Result<Bytes, LogError> {

@@ -402,10 +402,10 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     let produce = v0.api_keys.iter().find(|k| k.api_key == 0).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (3, 9));
     // Produce v0 (the pre-2017 message format) and an API we do not implement
-    // (InitProducerId, 22): the error, on the same connection.
+    // (WriteTxnMarkers, 27: broker to broker): the error, on the same connection.
     let mut answer = roundtrip(&mut conn, ApiKey::Produce as i16, 0, 2, &[]).await;
     assert_eq!(answer.get_i16(), 35);
-    let mut answer = roundtrip(&mut conn, ApiKey::InitProducerId as i16, 0, 3, &[]).await;
+    let mut answer = roundtrip(&mut conn, ApiKey::WriteTxnMarkers as i16, 0, 3, &[]).await;
     assert_eq!(answer.get_i16(), 35);
     // And what is advertised is exactly what is served.
     let versions: ApiVersionsResponse = call(
@@ -417,8 +417,9 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     .await;
     assert_eq!(versions.error_code, 0);
     let advertised: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
-    assert_eq!(advertised.len(), 18);
-    assert!(!advertised.contains(&(ApiKey::InitProducerId as i16)));
+    assert_eq!(advertised.len(), 33);
+    assert!(advertised.contains(&(ApiKey::InitProducerId as i16)));
+    assert!(!advertised.contains(&(ApiKey::WriteTxnMarkers as i16)));
     server.running.stop().await;
 }
 

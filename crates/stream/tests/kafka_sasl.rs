@@ -317,24 +317,8 @@ async fn python_client(
     mechanism: &str,
     password: &str,
 ) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_sasl_clients.py");
-    let out = tokio::process::Command::new("python3")
-        .args([
-            script, client, broker, topic, mechanism, "default", password,
-        ])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the Python client finished")
-        .expect("python3 is installed (.ci/run)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() != Some(3),
-        "{client} is missing: run .ci/run (pip install kafka-python confluent-kafka): {stderr}"
-    );
-    assert!(out.status.success(), "{client}: {stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let args = [client, broker, topic, mechanism, "default", password];
+    let stdout = kafka_common::python("kafka_sasl_clients.py", &args).await;
     stdout.lines().last().unwrap_or_default().to_string()
 }
 

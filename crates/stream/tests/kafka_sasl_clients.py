@@ -30,9 +30,8 @@ def kafka_python():
             sasl_plain_password=password,
         )
     try:
-        # kafka-python 3 turns idempotence on by default; this broker has no
-        # InitProducerId yet, so these tests turn it off.
-        producer = KafkaProducer(enable_idempotence=False, max_block_ms=5000, **conf)
+        # kafka-python 3's defaults: an idempotent producer (InitProducerId first).
+        producer = KafkaProducer(max_block_ms=5000, **conf)
         for v in VALUES:
             producer.send(topic, key=b"k", value=v.encode()).get(timeout=10)
         producer.close()

@@ -3,7 +3,7 @@
 //! | family | commands | Kafka API it mirrors |
 //! |---|---|---|
 //! | [`topic`] | `TOPIC.CREATE` `TOPIC.DESCRIBE` `TOPIC.LIST` `TOPIC.DELETE` `TOPIC.ADDPARTITIONS` `TOPIC.ALTER` | CreateTopics, Metadata, DeleteTopics, CreatePartitions, AlterConfigs |
-//! | [`produce`] | `PRODUCE` `PRODUCE.BATCH` | Produce |
+//! | [`produce`] | `PRODUCE` `PRODUCE.BATCH` `PRODUCER.INIT` | Produce, InitProducerId |
 //! | [`fetch`] | `FETCH` `LISTOFFSETS` | Fetch, ListOffsets |
 //! | [`group`] | `GROUP.JOIN` `GROUP.HEARTBEAT` `GROUP.LEAVE` `GROUP.COMMIT` `GROUP.COMMITTED` `GROUP.DESCRIBE` `GROUP.LIST` | JoinGroup+SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups |
 //!
@@ -20,6 +20,7 @@ use proto::{Args, CommandError, Frame};
 use service::{CommandSpec, Reply};
 
 use crate::log::LogError;
+use crate::producer_state::SequenceError;
 use crate::server::StreamServer;
 use crate::topic::{Partition, Topic, TopicError};
 
@@ -49,7 +50,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         .syntax("topic name value [name value ...]"),
     CommandSpec::new("produce", -3, WF, "stream", "Append one message; the key picks the partition (Kafka's murmur2), no key: round-robin. Replies partition and offset")
         .keys(1, 1, 1)
-        .syntax("topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value ...]"),
+        .syntax("topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value ...] [PRODUCER id epoch sequence]"),
+    CommandSpec::new("producer.init", 1, W, "stream", "A new idempotent producer id and epoch (Kafka's InitProducerId), for PRODUCE ... PRODUCER id epoch sequence"),
     CommandSpec::new("produce.batch", -4, W, "stream", "Append many messages, one record batch per partition. Replies [partition, base offset, count] per partition written, in partition order")
         .keys(1, 1, 1)
         .syntax("topic [PARTITION p] VALUES value [value ...] | PAIRS key value [key value ...]"),
@@ -85,6 +87,7 @@ pub async fn execute(s: &StreamServer, mut args: Args) -> Reply {
         "topic.alter" => topic::alter(s, &mut args),
         "produce" => return reply(produce::produce(s, &mut args).await),
         "produce.batch" => return reply(produce::produce_batch(s, &mut args).await),
+        "producer.init" => return reply(produce::producer_init(s, &mut args).await),
         "fetch" => return reply(fetch::fetch(s, &mut args).await),
         "listoffsets" => fetch::list_offsets(s, &mut args),
         "group.join" => group::join(s, &mut args),
@@ -115,6 +118,8 @@ fn log_error(e: LogError) -> CommandError {
         LogError::InvalidBatch(_) => "CORRUPT_MESSAGE",
         LogError::TooLarge { .. } => "MESSAGE_TOO_LARGE",
         LogError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        LogError::Sequence(SequenceError::StaleEpoch { .. }) => "INVALID_PRODUCER_EPOCH",
         LogError::Io(_) => "KAFKA_STORAGE_ERROR",
     };
     CommandError::coded(code, e)

@@ -11,12 +11,19 @@ use proto::{Args, CommandError};
 use service::Reply;
 
 use super::{line, log_error, next_u64, partition, topic_error};
+use crate::log::ProducerStamp;
 use crate::partitioner::partition_for_key;
 use crate::record::{Message, Record};
 use crate::server::StreamServer;
 
-/// `PRODUCE topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value]...`
-/// → `[partition, offset]`.
+/// `PRODUCE topic value [KEY key] [PARTITION p] [TIMESTAMP ms] [HEADER name value]...
+/// [PRODUCER id epoch sequence]` → `[partition, offset]`.
+///
+/// `PRODUCER` makes it an idempotent produce (id and epoch from `PRODUCER.INIT`, the
+/// sequence counting this producer's messages to the partition from 0): sent again — a
+/// retry after a lost reply — it is not appended twice and replies the first offset; a
+/// gap in the sequence is `OUT_OF_ORDER_SEQUENCE_NUMBER`, an old epoch
+/// `INVALID_PRODUCER_EPOCH` (see [`crate::producer_state`]).
 pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
     let name = args.next_bytes()?;
     let value = args.next_bytes()?;
@@ -27,6 +34,7 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
         headers: Vec::new(),
     };
     let mut explicit = None;
+    let mut producer = None;
     while !args.is_empty() {
         if args.next_flag("KEY") {
             record.key = Some(args.next_bytes()?);
@@ -37,6 +45,15 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
         } else if args.next_flag("HEADER") {
             let header = args.next_bytes()?;
             record.headers.push((header, Some(args.next_bytes()?)));
+        } else if args.next_flag("PRODUCER") {
+            let producer_id = next_u64(args, "the producer id", i64::MAX as u64)? as i64;
+            let epoch = next_u64(args, "the producer epoch", i16::MAX as u64)? as i16;
+            let base_sequence = next_u64(args, "the sequence", i32::MAX as u64)? as i32;
+            producer = Some(ProducerStamp {
+                producer_id,
+                epoch,
+                base_sequence,
+            });
         } else {
             return Err(CommandError::Syntax);
         }
@@ -50,11 +67,24 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
     };
     let p = partition(&topic, u64::from(id))?;
     let appended = p
-        .append_unwritten(std::slice::from_ref(&record), s.now_ms())
+        .append_unwritten_from(std::slice::from_ref(&record), producer, s.now_ms())
         .map_err(log_error)?;
     let mut reply = BytesMut::with_capacity(PLACED_LEN);
     placed(&mut reply, id, appended.base_offset);
     Ok(s.reply_when_written(std::iter::once((p, appended.last_offset)), reply.freeze()))
+}
+
+/// `PRODUCER.INIT` → `[producer id, epoch]`: a new idempotent producer (Kafka's
+/// InitProducerId), for `PRODUCE ... PRODUCER id epoch sequence`. Ids are never reused.
+pub async fn producer_init(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
+    args.finish()?;
+    let (id, epoch) = crate::txn_coordinator::init_producer_id(s, None, 0)
+        .await
+        .map_err(|code| CommandError::coded("KAFKA_STORAGE_ERROR", format!("error {code}")))?;
+    Ok(Reply::One(proto::Frame::Array(vec![
+        proto::Frame::Integer(id),
+        proto::Frame::Integer(i64::from(epoch)),
+    ])))
 }
 
 /// `PRODUCE.BATCH topic [PARTITION p] VALUES v [v ...] | PAIRS k v [k v ...]` →

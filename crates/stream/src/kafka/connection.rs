@@ -15,7 +15,10 @@ use tracing::debug;
 use super::request_buffer::RequestBuffer;
 use super::sasl::{self, Authentication};
 use super::stats::KafkaStats;
-use super::{Kafka, Request, api_versions, fetch, group_api, invalid, metadata, produce, respond};
+use super::{
+    Kafka, Request, admin, api_versions, fetch, group_api, invalid, metadata, produce, respond,
+    transactions,
+};
 
 /// The output buffer is replaced by an empty one after a write this large, so one big
 /// fetch answer does not stay allocated for the life of the connection.
@@ -187,6 +190,21 @@ async fn handle(
         ApiKey::OffsetFetch => serve!(group_api::offset_fetch),
         ApiKey::DescribeGroups => serve!(group_api::describe_groups),
         ApiKey::ListGroups => serve!(group_api::list_groups),
+        ApiKey::InitProducerId => serve!(transactions::init_producer_id),
+        ApiKey::AddPartitionsToTxn => serve!(transactions::add_partitions_to_txn),
+        ApiKey::AddOffsetsToTxn => serve!(transactions::add_offsets_to_txn),
+        ApiKey::TxnOffsetCommit => serve!(transactions::txn_offset_commit),
+        ApiKey::EndTxn => serve!(transactions::end_txn),
+        ApiKey::DescribeProducers => serve!(transactions::describe_producers),
+        ApiKey::ListTransactions => serve!(transactions::list_transactions),
+        ApiKey::DescribeTransactions => serve!(transactions::describe_transactions),
+        ApiKey::DescribeConfigs => serve!(admin::describe_configs),
+        ApiKey::AlterConfigs => serve!(admin::alter_configs),
+        ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
+        ApiKey::CreatePartitions => serve!(admin::create_partitions),
+        ApiKey::DeleteRecords => serve!(admin::delete_records),
+        ApiKey::OffsetDelete => serve!(admin::offset_delete),
+        ApiKey::DescribeCluster => serve!(admin::describe_cluster),
         _ => api_versions::unsupported(api_key, correlation_id, out),
     }
     Ok(Next::Continue)

@@ -5,6 +5,13 @@
 //! first batch may begin before it; clients skip the records they did not ask for, as
 //! with Kafka. If fewer than `min_bytes` are ready, the fetch waits up to `max_wait_ms`
 //! for any of its partitions to grow.
+//!
+//! `isolation_level = read_committed` (1) is how exactly-once reaches the consumer: the
+//! answer stops before the *last stable offset* (the first record of a transaction still
+//! open, see [`crate::producer_state`]), so the consumer never holds a record whose fate
+//! is undecided, and it lists the aborted transactions among the batches returned — the
+//! client drops those producers' records up to their ABORT marker. A read_uncommitted
+//! consumer gets everything, aborted records included. Both skip the markers themselves.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,23 +20,50 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProducerId,
 };
 use tokio::sync::watch;
 
-use super::metadata::topic_error_code;
+use super::metadata::partition_of;
 use super::produce::log_error_code;
 use super::{Kafka, Request, name};
-use crate::topic::TopicError;
+use crate::record::BatchHeader;
 
 /// ListOffsets' special timestamps.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// `isolation_level` of Fetch and ListOffsets.
+const READ_COMMITTED: i8 = 1;
+
+/// The whole batches of `records` that end before `limit` (the last stable offset).
+fn before(records: Bytes, limit: u64) -> Bytes {
+    let mut end = 0;
+    while let Ok(h) = BatchHeader::parse(&records[end..]) {
+        if h.last_offset() >= limit || end + h.size > records.len() {
+            break;
+        }
+        end += h.size;
+    }
+    records.slice(..end)
+}
+
+/// The offset after the last batch of `records` (`from` if there is none).
+fn next_offset_after(records: &[u8], from: u64) -> u64 {
+    let mut pos = 0;
+    let mut next = from;
+    while let Ok(h) = BatchHeader::parse(&records[pos..]) {
+        next = h.next_offset();
+        pos += h.size;
+    }
+    next
+}
 
 pub async fn fetch(kafka: &Kafka, req: FetchRequest, _: &Request) -> Option<FetchResponse> {
     let deadline = tokio::time::Instant::now()
@@ -76,13 +110,7 @@ fn read(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(Some(Vec::new()));
-            let partition = match &topic {
-                Err(e) => Err(topic_error_code(e)),
-                Ok(topic) => u32::try_from(p.partition)
-                    .ok()
-                    .and_then(|id| topic.partition(id))
-                    .ok_or_else(|| topic_error_code(&TopicError::Unknown(topic.name.clone()))),
-            };
+            let partition = partition_of(&topic, p.partition);
             let result = partition.and_then(|partition| {
                 watchers.push(partition.watch_end());
                 let info = partition.info();
@@ -91,22 +119,40 @@ fn read(
                     .min(budget);
                 let offset = u64::try_from(p.fetch_offset)
                     .map_err(|_| ResponseError::OffsetOutOfRange.code())?;
-                let records = if max == 0 && total > 0 {
+                let stable = partition.last_stable_offset();
+                let mut records = if max == 0 && total > 0 {
                     Bytes::new()
                 } else {
                     partition
                         .read(offset, max.max(1), u64::MAX)
                         .map_err(|e| log_error_code(&e))?
                 };
-                Ok((info, records))
+                let mut aborted = None;
+                if req.isolation_level == READ_COMMITTED {
+                    records = before(records, stable);
+                    let upper = next_offset_after(&records, offset);
+                    aborted = Some(
+                        partition
+                            .aborted_between(offset, upper)
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset as i64)
+                            })
+                            .collect(),
+                    );
+                }
+                Ok((info, stable, records, aborted))
             });
             partitions.push(match result {
-                Ok((info, records)) => {
+                Ok((info, stable, records, aborted)) => {
                     total += records.len();
                     budget = budget.saturating_sub(records.len());
                     data.with_high_watermark(info.end_offset as i64)
-                        .with_last_stable_offset(info.end_offset as i64)
+                        .with_last_stable_offset(stable as i64)
                         .with_log_start_offset(info.start_offset as i64)
+                        .with_aborted_transactions(aborted)
                         .with_records(Some(records))
                 }
                 Err(code) => {
@@ -162,15 +208,12 @@ pub async fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let partition = match &topic {
-                        Err(e) => Err(topic_error_code(e)),
-                        Ok(topic) => u32::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|id| topic.partition(id))
-                            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-                    };
+                    let partition = partition_of(&topic, p.partition_index);
                     let found = partition.and_then(|partition| match p.timestamp {
                         EARLIEST => Ok(Some((partition.start_offset(), -1))),
+                        LATEST if req.isolation_level == READ_COMMITTED => {
+                            Ok(Some((partition.last_stable_offset(), -1)))
+                        }
                         LATEST => Ok(Some((partition.end_offset(), -1))),
                         ts if ts < 0 => Err(ResponseError::UnsupportedVersion.code()),
                         ts => partition

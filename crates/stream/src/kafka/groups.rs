@@ -515,6 +515,31 @@ impl KafkaGroups {
         changed
     }
 
+    /// A topic gained partitions: every group with a member subscribed to it rebalances
+    /// (the members learn it from their next heartbeat, and the leader, assigning, finds
+    /// the new partitions in its metadata — Kafka leaves this to the leader's periodic
+    /// metadata refresh, up to `metadata.max.age.ms` later). Returns the groups.
+    pub fn topic_grew(&mut self, topic: &str, now_ms: i64) -> Vec<String> {
+        let mut changed = Vec::new();
+        for g in self.groups.values_mut() {
+            let protocol = g.protocol.clone().unwrap_or_default();
+            let subscribed = g.state == State::Stable
+                && g.members.values().any(|m| {
+                    subscribed_topics(&m.metadata(&protocol))
+                        .iter()
+                        .any(|t| t == topic)
+                });
+            if subscribed {
+                g.prepare_rebalance(now_ms);
+                changed.push(g.name.clone());
+            }
+        }
+        if !changed.is_empty() {
+            self.version += 1;
+        }
+        changed
+    }
+
     /// Publishes a group to the shared coordinator: generation, members, subscriptions and
     /// assignments decoded from the consumer protocol's metadata.
     pub fn publish(&self, name: &str, coordinator: &mut Coordinator) {

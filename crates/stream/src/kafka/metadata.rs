@@ -31,6 +31,21 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
     }
 }
 
+/// Partition `index` of a topic a request named (as `Topics::require` found it), or the
+/// error code to answer for it.
+pub fn partition_of(
+    topic: &Result<std::sync::Arc<Topic>, TopicError>,
+    index: i32,
+) -> Result<std::sync::Arc<crate::topic::Partition>, i16> {
+    match topic {
+        Err(e) => Err(topic_error_code(e)),
+        Ok(t) => u32::try_from(index)
+            .ok()
+            .and_then(|id| t.partition(id))
+            .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+    }
+}
+
 pub async fn metadata(
     kafka: &Kafka,
     req: MetadataRequest,
@@ -94,14 +109,15 @@ fn describe_topic(
     }
 }
 
-/// Every group's coordinator is this broker. Transactions are not implemented.
+/// This broker coordinates every group (key type 0) and every transactional id (key
+/// type 1).
 pub async fn find_coordinator(
     kafka: &Kafka,
     req: FindCoordinatorRequest,
     _: &Request,
 ) -> Option<FindCoordinatorResponse> {
     let response = FindCoordinatorResponse::default();
-    if req.key_type != 0 {
+    if !matches!(req.key_type, 0 | 1) {
         return Some(
             response
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())

@@ -23,10 +23,15 @@
 //! - [`produce`] and [`fetch`] (Fetch, with long polling, and ListOffsets).
 //! - [`groups`]: the JoinGroup/SyncGroup barrier; [`group_api`]: the group APIs and
 //!   committed offsets, shared with the RESP front-end's coordinator.
+//! - [`transactions`]: InitProducerId and the transaction APIs (idempotent and
+//!   transactional producers, see `crate::txn_coordinator`).
+//! - [`admin`]: topic configs, CreatePartitions, DeleteRecords, OffsetDelete,
+//!   DescribeCluster.
 //!
 //! There is one broker (node 0), the leader of every partition; leader epochs are -1 so
 //! clients skip epoch validation.
 
+pub mod admin;
 pub mod api_versions;
 pub mod connection;
 pub mod fetch;
@@ -38,6 +43,7 @@ pub mod request_buffer;
 pub mod sasl;
 pub mod scram;
 pub mod stats;
+pub mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,6 +112,8 @@ pub struct Listener {
     /// 0: the OS picks.
     pub port: u16,
     pub advertised_host: Option<String>,
+    /// `None`: the bound port.
+    pub advertised_port: Option<u16>,
     pub max_request_bytes: usize,
     /// `--requirepass`: clients must authenticate with SASL.
     pub password: Option<String>,
@@ -122,6 +130,7 @@ impl Listener {
             bind: args.service.bind.clone(),
             port,
             advertised_host: args.kafka_advertised_host.clone(),
+            advertised_port: args.kafka_advertised_port,
             max_request_bytes: args.kafka_max_request_bytes,
             password: args.service.requirepass.clone().filter(|p| !p.is_empty()),
             protected_mode: args.service.protected_mode,
@@ -184,7 +193,7 @@ pub async fn spawn(
     });
     info!(
         "stream: Kafka protocol on {addr} (advertised as {advertised_host}:{}){}",
-        addr.port(),
+        config.advertised_port.unwrap_or(addr.port()),
         if config.password.is_some() {
             ", SASL PLAIN and SCRAM-SHA-256 required"
         } else {
@@ -201,7 +210,7 @@ pub async fn spawn(
     let kafka = Arc::new(Kafka {
         server,
         advertised_host,
-        advertised_port: i32::from(addr.port()),
+        advertised_port: i32::from(config.advertised_port.unwrap_or(addr.port())),
         max_request: config.max_request_bytes,
         credentials: config.password.as_deref().map(Credentials::new),
         groups: Mutex::new(KafkaGroups::default()),

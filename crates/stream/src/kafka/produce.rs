@@ -1,5 +1,11 @@
 //! Produce: append the client's record batches as they are.
 //!
+//! Batches of an idempotent producer are checked against the partition's producer state
+//! first (see [`crate::producer_state`]): a retry is acknowledged with its first offset,
+//! a gap is `OUT_OF_ORDER_SEQUENCE_NUMBER`, a fenced epoch `INVALID_PRODUCER_EPOCH`.
+//! Transactional batches must also belong to an open transaction that added the
+//! partition (see [`crate::txn_coordinator`]).
+//!
 //! The batch bytes a producer sends are the bytes the log stores: the log checks the CRC,
 //! stamps the base offset (outside the CRC) and appends. Compressed batches are stored
 //! compressed; consumers decompress. `acks=0` gets no response at all, as in Kafka;
@@ -11,9 +17,11 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::metadata::topic_error_code;
+use super::metadata::partition_of;
 use super::{Kafka, Request, name};
 use crate::log::{Appended, LogError};
+use crate::producer_state::SequenceError;
+use crate::record::BatchHeader;
 
 /// Kafka's error code for a log error.
 pub fn log_error_code(e: &LogError) -> i16 {
@@ -21,6 +29,12 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidBatch(_) => ResponseError::CorruptMessage.code(),
         LogError::TooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
+        LogError::Sequence(SequenceError::StaleEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
     }
 }
@@ -30,6 +44,7 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
     let now = server.now_ms();
     let mut appended: Vec<Appended> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let transactional_id = req.transactional_id.as_ref().map(|t| name(&t.0));
     for topic_data in req.topic_data {
         let topic = server.topic_for_produce(&name(&topic_data.name.0));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
@@ -39,17 +54,32 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let partition = match &topic {
-                Err(e) => Err(topic_error_code(e)),
-                Ok(t) => u32::try_from(data.index)
-                    .ok()
-                    .and_then(|p| t.partition(p))
-                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-            };
+            let partition = partition_of(&topic, data.index);
             let result = partition.and_then(|p| {
                 let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                     return Err(ResponseError::InvalidRecord.code());
                 };
+                // Markers are the coordinator's to write: a client's control batch could
+                // end someone else's transaction. Transactional batches need an open
+                // transaction that added this partition.
+                let mut at = 0;
+                while let Ok(h) = BatchHeader::parse(&records[at..]) {
+                    if h.is_control() {
+                        return Err(ResponseError::InvalidRecord.code());
+                    }
+                    if h.is_transactional() {
+                        server.transactions.check_produce(
+                            transactional_id.as_deref(),
+                            &h,
+                            &name(&topic_data.name.0),
+                            p.id,
+                        )?;
+                    }
+                    at += h.size;
+                    if at >= records.len() {
+                        break;
+                    }
+                }
                 // The request buffer is shared; the log stamps offsets into its own copy.
                 let mut batches = BytesMut::from(&records[..]);
                 let a = p

@@ -95,3 +95,44 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     assert_eq!(header.correlation_id, 7);
     Resp::decode(&mut buf, version).unwrap()
 }
+
+/// Runs one of this crate's Python client scripts (`tests/<script>`) to completion;
+/// returns its stdout. Exit code 3 means a client library is missing (`.ci/run` installs
+/// kafka-python and confluent-kafka).
+pub async fn python(script: &str, args: &[&str]) -> String {
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect("the Python client finished")
+        .expect("python3 is installed (.ci/run)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() != Some(3),
+        "a client library is missing: run .ci/run (pip install kafka-python confluent-kafka): {stderr}"
+    );
+    assert!(out.status.success(), "{script} {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `tests/kafka_eos_clients.py`'s output lines.
+pub async fn eos_client(args: &[&str]) -> Vec<String> {
+    python("kafka_eos_clients.py", args)
+        .await
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The items of the output line starting with `key` (`KEY ITEM ITEM ...`).
+pub fn items(lines: &[String], key: &str) -> Vec<String> {
+    let line = lines
+        .iter()
+        .find(|l| l.split(' ').next() == Some(key))
+        .unwrap_or_else(|| panic!("no '{key}' line in {lines:?}"));
+    line.split(' ').skip(1).map(str::to_string).collect()
+}
