@@ -169,6 +169,7 @@ fn stats(lb: &Lb) -> Response<Body> {
             b.active()
         ));
     }
+    body.push_str(&crate::http::tls::stats_lines(lb.tls.as_deref()));
     let mut response = text(StatusCode::OK, &body);
     response
         .headers_mut()

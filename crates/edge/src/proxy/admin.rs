@@ -105,6 +105,7 @@ pub fn page(edge: &Edge, parts: &Parts) -> Response<Body> {
         Stats::get(&s.purges),
         edge.collapser.in_flight(),
     );
+    let body = body + &crate::http::tls::stats_lines(edge.tls.as_deref());
     let mut response = text(StatusCode::OK, &body);
     response
         .headers_mut()
