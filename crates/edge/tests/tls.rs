@@ -113,6 +113,8 @@ async fn the_balancer_terminates_tls_and_resumes_sessions_from_its_cache() {
     let (first, resumed) = https_get(&client, secure, "/posts/1").await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     assert!(first.contains("x-served-by: web-tls"), "{first}");
+    // The backend is reached over plain HTTP, and told the client used HTTPS.
+    assert!(first.contains("x-echo-forwarded-proto: https"), "{first}");
     assert!(!resumed, "a first visit is a full handshake");
     // A new connection from the same client: the session it kept is resumed.
     let (second, resumed) = https_get(&client, secure, "/posts/1").await;

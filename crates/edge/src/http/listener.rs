@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 
 pub use service::Running;
 
+use super::headers::ArrivedOverTls;
 use super::tls::{Tls, TlsArgs};
 use super::{Body, protected};
 
@@ -247,7 +248,10 @@ async fn accept_loop<H: Handler>(
         serving.connections.spawn(async move {
             let serving = serving2;
             match tls {
-                None => serving.serve(TokioIo::new(stream), peer, refused, slot).await,
+                None => {
+                    let io = TokioIo::new(stream);
+                    serving.serve(io, peer, refused, false, slot).await;
+                }
                 Some(tls) => {
                     let handshake = tokio::select! {
                         _ = serving.shutdown.cancelled() => return,
@@ -256,7 +260,8 @@ async fn accept_loop<H: Handler>(
                     match handshake {
                         Ok(Ok(stream)) => {
                             tls.handshake_done(stream.get_ref().1.handshake_kind());
-                            serving.serve(TokioIo::new(stream), peer, refused, slot).await;
+                            let io = TokioIo::new(stream);
+                            serving.serve(io, peer, refused, true, slot).await;
                         }
                         Ok(Err(e)) => {
                             tls.handshake_failed();
@@ -275,9 +280,16 @@ async fn accept_loop<H: Handler>(
 
 impl<H: Handler> Serving<H> {
     /// Serves one connection (plain or TLS) until it closes. A connection refused by
-    /// protected mode gets `403` for each request.
-    async fn serve<I>(&self, io: I, peer: SocketAddr, refused: bool, slot: OwnedSemaphorePermit)
-    where
+    /// protected mode gets `403` for each request; a TLS one marks its requests
+    /// [`ArrivedOverTls`].
+    async fn serve<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        refused: bool,
+        over_tls: bool,
+        slot: OwnedSemaphorePermit,
+    ) where
         I: Read + Write + Unpin + Send + 'static,
     {
         let name = self.name;
@@ -287,8 +299,11 @@ impl<H: Handler> Serving<H> {
         let first_request = Arc::new(Notify::new());
         let arrived = first_request.clone();
         let handler = self.handler.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             arrived.notify_one();
+            if over_tls {
+                req.extensions_mut().insert(ArrivedOverTls);
+            }
             let handler = handler.clone();
             async move {
                 if refused {

@@ -32,7 +32,9 @@ use super::stats::Stats;
 use super::{Edge, admin};
 use crate::cache::reuse::{Reuse, age_header, decide, request_directives};
 use crate::cache::{CacheControl, Stored, partial, validate};
-use crate::http::headers::{add_forwarded_for, add_via, strip_hop_by_hop};
+use crate::http::headers::{
+    ArrivedOverTls, add_forwarded_for, add_forwarded_proto, add_via, strip_hop_by_hop,
+};
 use crate::http::{Body, Handler, read_body, text};
 
 /// What `X-Cache` tells the client about where its response came from.
@@ -68,6 +70,8 @@ impl Handler for EdgeHandler {
         let edge = &self.0;
         let (mut parts, body) = req.into_parts();
         add_forwarded_for(&mut parts.headers, peer);
+        let over_tls = parts.extensions.get::<ArrivedOverTls>().is_some();
+        add_forwarded_proto(&mut parts.headers, over_tls);
         let response = if parts.method.as_str() == "PURGE" {
             admin::purge(edge, &parts, peer.ip())
         } else if parts.uri.path().starts_with("/_edge/") {

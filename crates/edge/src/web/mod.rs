@@ -201,6 +201,7 @@ impl Handler for WebHandler {
             .unwrap_or_else(|| "/".into());
         let count = web.count(&uri);
         let forwarded_for = parts.headers.get("x-forwarded-for").cloned();
+        let forwarded_proto = parts.headers.get("x-forwarded-proto").cloned();
         let path = parts.uri.path();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut response = match (&parts.method, segments.as_slice()) {
@@ -244,6 +245,9 @@ impl Handler for WebHandler {
         // Who the proxies say the client was (tests check X-Forwarded-For with it).
         if let Some(xff) = forwarded_for {
             headers.insert("x-echo-forwarded-for", xff);
+        }
+        if let Some(proto) = forwarded_proto {
+            headers.insert("x-echo-forwarded-proto", proto);
         }
         response
     }
