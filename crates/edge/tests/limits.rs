@@ -169,25 +169,12 @@ async fn over_maxclients_gets_503() {
     lab.stop().await;
 }
 
-/// This host's address on its default route: a connection to it from here comes from a
-/// non-loopback peer, as another host's would. (Connecting a UDP socket sends nothing.)
-fn non_loopback_ip() -> std::net::IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
-    socket
-        .connect("192.0.2.1:9")
-        .and_then(|()| socket.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
-}
-
 /// Protected mode (issue 28) on all three HTTP servers: bound to every interface, they
 /// answer other hosts `403` with how to open them, serve loopback, and serve everyone with
 /// `--protected-mode no`.
 #[tokio::test]
 async fn bound_to_every_interface_other_hosts_get_403_until_protected_mode_is_off() {
-    let outside = non_loopback_ip();
+    let outside = testkit::non_loopback_ip();
     for protected in [true, false] {
         let mut web_args = edge::web::Args::ephemeral("web");
         web_args.http.bind = "0.0.0.0".into();

@@ -27,8 +27,7 @@ impl Certificate {
     fn new(test: &str) -> Certificate {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .unwrap();
-        let dir = std::env::temp_dir().join(format!("infralab-tls-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = testkit::temp_dir(test);
         std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), made.key_pair.serialize_pem()).unwrap();
         Certificate {
@@ -89,6 +88,36 @@ async fn tls_addr(page_addr: SocketAddr, page: &str) -> SocketAddr {
     stat(page_addr, page, "tls_addr").await.parse().unwrap()
 }
 
+/// `(full, resumed, failed)` handshakes from a stats page.
+async fn handshakes(page_addr: SocketAddr, page: &str) -> (u64, u64, u64) {
+    let n = |v: String| v.parse::<u64>().unwrap();
+    (
+        n(stat(page_addr, page, "tls_handshakes_full").await),
+        n(stat(page_addr, page, "tls_handshakes_resumed").await),
+        n(stat(page_addr, page, "tls_handshakes_failed").await),
+    )
+}
+
+/// `curl -s -i` over HTTPS to `localhost:port` (resolved to 127.0.0.1), trusting `cert`.
+async fn curl(cert: &Certificate, port: u16, args: &[&str], paths: &[&str]) -> String {
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let out = tokio::process::Command::from(testkit::peer("curl"))
+        .args([
+            "-s",
+            "-i",
+            "--cacert",
+            &cert.path("cert.pem"),
+            "--resolve",
+            &resolve,
+        ])
+        .args(args)
+        .args(paths.iter().map(|p| format!("https://localhost:{port}{p}")))
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 async fn lb_with_tls(
     cert: &Certificate,
     tweak: impl FnOnce(&mut edge::lb::Args),
@@ -124,14 +153,7 @@ async fn the_balancer_terminates_tls_and_resumes_sessions_from_its_cache() {
         "the second connection resumes the first one's session"
     );
 
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_full").await,
-        "1"
-    );
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_resumed").await,
-        "1"
-    );
+    assert_eq!(handshakes(lb.addr(), "/_lb/stats").await, (1, 1, 0));
     // The plain port still serves, and a client that speaks plain HTTP to the TLS port is
     // a failed handshake, not a crash.
     let plain = TcpStream::connect(secure).await.unwrap();
@@ -141,10 +163,7 @@ async fn the_balancer_terminates_tls_and_resumes_sessions_from_its_cache() {
         .unwrap();
     let mut junk = Vec::new();
     let _ = r.read_to_end(&mut junk).await;
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_failed").await,
-        "1"
-    );
+    assert_eq!(handshakes(lb.addr(), "/_lb/stats").await, (1, 1, 1));
     lb.stop().await;
     web.stop().await;
 }
@@ -159,14 +178,7 @@ async fn without_a_session_cache_every_handshake_is_full_and_tickets_resume_too(
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(!resumed);
     }
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_full").await,
-        "2"
-    );
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_resumed").await,
-        "0"
-    );
+    assert_eq!(handshakes(lb.addr(), "/_lb/stats").await, (2, 0, 0));
     lb.stop().await;
     web.stop().await;
 
@@ -179,10 +191,7 @@ async fn without_a_session_cache_every_handshake_is_full_and_tickets_resume_too(
     let client = cert.client();
     assert!(!https_get(&client, secure, "/health").await.1);
     assert!(https_get(&client, secure, "/health").await.1);
-    assert_eq!(
-        stat(lb.addr(), "/_lb/stats", "tls_handshakes_resumed").await,
-        "1"
-    );
+    assert_eq!(handshakes(lb.addr(), "/_lb/stats").await, (1, 1, 0));
     lb.stop().await;
     web.stop().await;
 }
@@ -197,48 +206,15 @@ async fn curl_over_https_through_the_edge() {
     cert.configure(&mut args.http);
     let edge = edge::start(args, CancellationToken::new()).await.unwrap();
     let secure = tls_addr(edge.addr(), "/_edge/stats").await;
-    let url = |path: &str| format!("https://localhost:{}{path}", secure.port());
-    let resolve = format!("localhost:{}:127.0.0.1", secure.port());
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "-i",
-            "--cacert",
-            &cert.path("cert.pem"),
-            "--resolve",
-            &resolve,
-        ])
-        .arg(url("/static/app.css"))
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let port = secure.port();
+    let text = curl(&cert, port, &[], &["/static/app.css"]).await;
     assert!(text.starts_with("HTTP/2 200"), "{text}");
     assert!(text.contains("x-cache: MISS"), "{text}");
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "-i",
-            "--cacert",
-            &cert.path("cert.pem"),
-            "--resolve",
-            &resolve,
-        ])
-        .args(["-H", "Connection: close", "--http1.1"])
-        .arg(url("/static/app.css"))
-        .arg(url("/static/app.css"))
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let two = ["/static/app.css", "/static/app.css"];
+    let text = curl(&cert, port, &["-H", "Connection: close", "--http1.1"], &two).await;
     assert_eq!(text.matches("x-cache: HIT").count(), 2, "{text}");
-    let stats = |key: &'static str| stat(edge.addr(), "/_edge/stats", key);
-    assert_eq!(stats("tls_handshakes_full").await, "2", "one per curl run");
-    assert_eq!(
-        stats("tls_handshakes_resumed").await,
-        "1",
-        "curl's second connection"
-    );
+    // One full handshake per curl run; curl's second connection resumed the first's session.
+    assert_eq!(handshakes(edge.addr(), "/_edge/stats").await, (2, 1, 0));
     edge.stop().await;
     web.stop().await;
 }
