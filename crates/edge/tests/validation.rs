@@ -258,6 +258,26 @@ async fn partial_responses_are_stored_combined_and_completed() {
     lab.stop().await;
 }
 
+/// A range of a stale complete response revalidates it and is cut from it: the complete
+/// response is not replaced by a piece.
+#[tokio::test]
+async fn a_range_of_a_stale_response_is_revalidated_then_cut() {
+    let lab = Lab::start().await;
+    let path = "/test?cc=max-age=0&etag=%22z%22&ranges=1&size=100";
+    assert_eq!(lab.get(path, &[]).await.x_cache(), "MISS");
+    let part = lab.get(path, &[("range", "bytes=0-9")]).await;
+    assert_eq!((part.status.as_u16(), part.x_cache()), (206, "REVALIDATED"));
+    assert_eq!(part.body, "0123456789");
+    assert_eq!(part.header("content-range"), "bytes 0-9/100");
+    let whole = lab.get(path, &[]).await;
+    assert_eq!(
+        (whole.status.as_u16(), whole.x_cache()),
+        (200, "REVALIDATED")
+    );
+    assert_eq!(whole.body.len(), 100);
+    lab.stop().await;
+}
+
 /// Without a strong validator nothing proves two pieces are of one version: the newer
 /// piece replaces the older instead of joining it.
 #[tokio::test]

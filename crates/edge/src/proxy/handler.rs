@@ -116,7 +116,11 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
     let now = SystemTime::now();
     let stored = edge.store().get(&key, &parts.headers);
 
-    if parts.headers.contains_key(header::RANGE) {
+    // A range of a complete stored response takes the usual path (served, or validated
+    // first, then cut); without one, ranges have their own (pieces, or the origin's 206).
+    if parts.headers.contains_key(header::RANGE)
+        && stored.as_ref().is_none_or(|s| s.partial.is_some())
+    {
         return ranged(edge, parts, &key, stored, &request_cc, now).await;
     }
     // Pieces of a representation answer range requests only.
@@ -149,9 +153,9 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
     }
 }
 
-/// A GET with `Range`: from a fresh stored response that holds the bytes — a complete
-/// one, or the pieces of earlier `206`s — else from the origin, whose `206` is stored
-/// with the pieces already held (see [`crate::cache::partial`]).
+/// A GET with `Range` and no complete stored response: from the fresh pieces of earlier
+/// `206`s when they hold the bytes, else from the origin, whose `206` is stored with the
+/// pieces already held (see [`crate::cache::partial`]).
 async fn ranged(
     edge: &Arc<Edge>,
     parts: &Parts,
@@ -162,7 +166,7 @@ async fn ranged(
 ) -> Response<Body> {
     if let Some(s) = &stored
         && decide(s, request_cc, now) == Reuse::Fresh
-        && (s.partial.is_none() || piece_for(parts, s).is_some())
+        && piece_for(parts, s).is_some()
     {
         return serve(edge, parts, s, Label::Hit, now);
     }
@@ -177,7 +181,7 @@ async fn ranged(
         Ok(response) => response,
         Err(e) => return text(e.status(), &format!("{e}\n")),
     };
-    let held = stored.as_deref().filter(|s| s.partial.is_some());
+    let held = stored.as_deref();
     match response.status {
         StatusCode::PARTIAL_CONTENT => {
             origin::keep_piece(edge, key, &parts.headers, &response, held);
