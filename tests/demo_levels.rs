@@ -2,7 +2,8 @@
 //! `infralab demo levels --against local`: the first request misses at every level, the
 //! repeat is served by the nearest level allowed to, a private response is never shared,
 //! an edit purges the edges while the browser's copy stays stale, and a crowd of cold
-//! requests costs the origin one request.
+//! requests costs the origin one request; at the database level a materialized view
+//! answers like the live aggregate, stays stale after new rows until REFRESH.
 
 use infralab::demo::{Against, Trace, levels};
 
@@ -36,6 +37,19 @@ async fn one_request_down_every_level() {
         (2, 1)
     );
     assert_eq!(out.crowd_origin_requests, 1);
+    // The database level: the materialized result equals the live one, misses the views
+    // recorded after it (stale), and catches up at REFRESH.
+    let db = &out.database;
+    assert!(
+        matches!(db.mode, "materialized view" | "summary table"),
+        "{}",
+        db.mode
+    );
+    assert_eq!(db.live_top, vec![(50, 400), (49, 392), (48, 384)]);
+    assert_eq!(db.materialized_top, db.live_top);
+    assert_eq!(db.live_after_views[0], (1, 1008));
+    assert_eq!(db.stale_top, db.live_top, "not refreshed yet");
+    assert_eq!(db.refreshed_top, db.live_after_views);
     let text = trace.lines().join("\n");
     assert!(text.contains("cache (miss) → kv"), "{text}");
 }

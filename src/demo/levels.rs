@@ -11,7 +11,8 @@
 //!
 //! Below the web servers, posts live in kv (two shards behind the router) and are read
 //! cache-aside through the cache server: `X-Data-Source` says which of them answered.
-//! (The database level — the sql server's materialized views — is not in this demo yet.)
+//! Last, the database level ([`super::materialized`]): the sql server's "most viewed posts"
+//! as a live aggregate vs a materialized view, stale until it is refreshed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -27,6 +28,7 @@ use edge::http::{Running, Upstream};
 use hyper::{HeaderMap, Method, StatusCode};
 use service::{BoxError, CancellationToken};
 
+use super::materialized::DatabaseLevel;
 use super::{Against, Lab, Trace};
 
 /// Readers who ask for the cold post at the same moment.
@@ -38,16 +40,19 @@ pub struct HttpEndpoints {
     pub edge_eu: String,
     pub edge_us: String,
     pub lb: String,
+    pub sql: String,
 }
 
 impl HttpEndpoints {
-    /// `INFRALAB_EDGE_EU`, `INFRALAB_EDGE_US`, `INFRALAB_LB` (defaults: the compose ports).
+    /// `INFRALAB_EDGE_EU`, `INFRALAB_EDGE_US`, `INFRALAB_LB`, `INFRALAB_SQL` (defaults: the
+    /// compose ports).
     pub fn from_env() -> Self {
         let var = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_owned());
         HttpEndpoints {
             edge_eu: var("INFRALAB_EDGE_EU", "127.0.0.1:8080"),
             edge_us: var("INFRALAB_EDGE_US", "127.0.0.1:8081"),
             lb: var("INFRALAB_LB", "127.0.0.1:8090"),
+            sql: var("INFRALAB_SQL", "127.0.0.1:7432"),
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct LevelsOutcome {
     pub crowd_origin_requests: u64,
     /// The edit's report from the origin (one purge line per edge).
     pub purges: Vec<String>,
+    /// The database level: live aggregate vs materialized view.
+    pub database: DatabaseLevel,
 }
 
 impl LevelsOutcome {
@@ -90,7 +97,8 @@ impl fmt::Display for LevelsOutcome {
             f,
             "levels: eu miss {:.1} ms → eu edge hit {:.2} ms → browser {:.3} ms; us miss {:.1} ms; \
              after the edit the edges served v{} while the browser kept v{} until its max-age; \
-             {CROWD} concurrent cold requests → {} origin request(s)",
+             {CROWD} concurrent cold requests → {} origin request(s); database: live GROUP BY \
+             {:.1} ms vs {} {:.1} ms, stale until REFRESH",
             ms(self.eu_miss),
             ms(self.eu_hit),
             ms(self.browser_hit),
@@ -98,6 +106,9 @@ impl fmt::Display for LevelsOutcome {
             self.edge_version_after_edit,
             self.browser_version_after_edit,
             self.crowd_origin_requests,
+            ms(self.database.live),
+            self.database.mode,
+            ms(self.database.materialized),
         )
     }
 }
@@ -138,7 +149,7 @@ async fn start_local(
     running: &mut Vec<Running>,
     below: &mut Vec<service::Running>,
 ) -> Result<HttpEndpoints, BoxError> {
-    trace.section("Starting 2 kv shards, a router, a cache, two web servers, a load balancer, edges in eu (20 ms) and us (200 ms)");
+    trace.section("Starting 2 kv shards, a router, a cache, two web servers, a load balancer, edges in eu (20 ms) and us (200 ms), the sql server");
     let router = lab.sharded_kv(2).await?.router;
     // A cache without an origin: the web server does cache-aside itself.
     let cache = cache::start(
@@ -148,6 +159,9 @@ async fn start_local(
     .await?;
     let cache_addr = cache.addr().to_string();
     below.push(cache);
+    let sql = sql::start(sql::Args::ephemeral(), shutdown.clone()).await?;
+    let sql_addr = sql.addr().to_string();
+    below.push(sql);
     // The origins purge the edges, which start last: reserve the edges' ports first.
     let mut edge_ports = Vec::new();
     for _ in 0..2 {
@@ -210,6 +224,7 @@ async fn start_local(
         edge_eu: edges[0].clone(),
         edge_us: edges[1].clone(),
         lb: lb_addr,
+        sql: sql_addr,
     })
 }
 
@@ -513,5 +528,15 @@ async fn scenario(ends: &HttpEndpoints, trace: &mut Trace) -> Result<LevelsOutco
             out.crowd_origin_requests
         ),
     );
+
+    trace.section(
+        "6. The database level: \"most viewed posts\" as a live GROUP BY vs a materialized view",
+    );
+    out.database = super::materialized::walk(&ends.sql, &super::lab::run_id(), trace).await?;
+    trace.note(format!(
+        "the live query aggregates {} rows on every request; the {} is read from one stored \
+         row per post, and is as stale as its last REFRESH",
+        out.database.rows, out.database.mode,
+    ));
     Ok(out)
 }

@@ -10,7 +10,7 @@
 //! | `replicas` | the same writes with async and sync replication: latency and lag | [`replicas`] |
 //! | `reshard` | adding a fourth shard: keys moved under modulo vs ketama | [`reshard`] |
 //! | `rate` | 1500 writes/s on one node vs spread over three shards | [`rate`] |
-//! | `levels` | one request down every caching level: browser, two CDN edges, lb, web, cache, kv | [`levels`] |
+//! | `levels` | one request down every caching level: browser, two CDN edges, lb, web, cache, kv, and the database's materialized view | [`levels`], [`materialized`] |
 //!
 //! With `--against local` a demo starts what it needs in this process ([`Lab`]); with
 //! `--against compose` it talks to the addresses in `INFRALAB_ROUTER`, `INFRALAB_CACHE`,
@@ -22,6 +22,7 @@ pub mod celebrity;
 pub mod config_push;
 mod lab;
 pub mod levels;
+pub mod materialized;
 pub mod rate;
 pub mod replicas;
 mod reply;

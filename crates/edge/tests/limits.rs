@@ -168,3 +168,50 @@ async fn over_maxclients_gets_503() {
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply:?}");
     lab.stop().await;
 }
+
+/// Protected mode (issue 28) on all three HTTP servers: bound to every interface, they
+/// answer other hosts `403` with how to open them, serve loopback, and serve everyone with
+/// `--protected-mode no`.
+#[tokio::test]
+async fn bound_to_every_interface_other_hosts_get_403_until_protected_mode_is_off() {
+    let outside = testkit::non_loopback_ip();
+    for protected in [true, false] {
+        let mut web_args = edge::web::Args::ephemeral("web");
+        web_args.http.bind = "0.0.0.0".into();
+        web_args.http.protected_mode = protected;
+        let web = edge::web::start(web_args, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect("web");
+        let mut lb_args = edge::lb::Args::ephemeral(&[web.addr().to_string()]);
+        lb_args.http.bind = "0.0.0.0".into();
+        lb_args.http.protected_mode = protected;
+        let lb = edge::lb::start(lb_args, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect("lb");
+        let mut edge_args = edge::Args::ephemeral(&lb.addr().to_string());
+        edge_args.http.bind = "0.0.0.0".into();
+        edge_args.http.protected_mode = protected;
+        let edge = edge::start(edge_args, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect("edge");
+        for port in [web.addr().port(), lb.addr().port(), edge.addr().port()] {
+            let loopback = get(SocketAddr::from(([127, 0, 0, 1], port)), "/health", &[]).await;
+            assert_eq!(loopback.status, 200, "loopback is always served");
+            let remote = raw(
+                SocketAddr::new(outside, port),
+                b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+            if protected {
+                assert!(remote.starts_with("HTTP/1.1 403"), "{remote}");
+                assert!(remote.contains("--protected-mode no"), "{remote}");
+                assert!(remote.contains("connection: close"), "{remote}");
+            } else {
+                assert!(remote.starts_with("HTTP/1.1 200"), "{remote}");
+            }
+        }
+        edge.stop().await;
+        lb.stop().await;
+        web.stop().await;
+    }
+}

@@ -203,6 +203,112 @@ async fn head_and_ranges_are_served_from_a_cached_get() {
     lab.stop().await;
 }
 
+/// RFC 9111 §3.3/§3.4: a `206` is stored as a piece; a range inside what is held is a HIT;
+/// pieces with the same strong ETag combine, and once they cover the object it is a
+/// complete response that answers a plain GET.
+#[tokio::test]
+async fn partial_responses_are_stored_combined_and_completed() {
+    let lab = Lab::start().await;
+    let path = "/test?cc=max-age=600&etag=%22r1%22&ranges=1&size=100";
+    let digits = |first: usize, last: usize| -> String {
+        (first..=last)
+            .map(|i| char::from(b'0' + (i % 10) as u8))
+            .collect()
+    };
+    let first = lab.get(path, &[("range", "bytes=0-39")]).await;
+    assert_eq!((first.status.as_u16(), first.x_cache()), (206, "MISS"));
+    assert_eq!(first.header("content-range"), "bytes 0-39/100");
+    // Inside the stored piece: from the cache.
+    let inside = lab.get(path, &[("range", "bytes=10-19")]).await;
+    assert_eq!((inside.status.as_u16(), inside.x_cache()), (206, "HIT"));
+    assert_eq!(inside.header("content-range"), "bytes 10-19/100");
+    assert_eq!(inside.body, digits(10, 19));
+    // Past it: the origin, and the new piece joins the first.
+    let second = lab.get(path, &[("range", "bytes=40-79")]).await;
+    assert_eq!((second.status.as_u16(), second.x_cache()), (206, "MISS"));
+    let across = lab.get(path, &[("range", "bytes=30-49")]).await;
+    assert_eq!((across.status.as_u16(), across.x_cache()), (206, "HIT"));
+    assert_eq!(across.body, digits(30, 49));
+    // An If-Range naming another version is not served from these pieces.
+    let other = lab
+        .get(path, &[("range", "bytes=0-9"), ("if-range", "\"r0\"")])
+        .await;
+    assert_eq!(other.x_cache(), "MISS");
+    // A plain GET while only pieces are held goes to the origin...
+    let origin_before = lab.stat("origin_requests").await;
+    // ...but first the last piece: now the pieces cover the object.
+    let last = lab.get(path, &[("range", "bytes=80-")]).await;
+    assert_eq!((last.status.as_u16(), last.x_cache()), (206, "MISS"));
+    let whole = lab.get(path, &[]).await;
+    assert_eq!((whole.status.as_u16(), whole.x_cache()), (200, "HIT"));
+    assert_eq!(whole.body, digits(0, 99));
+    assert_eq!(whole.header("content-length"), "100");
+    assert_eq!(whole.header("content-range"), "");
+    let suffix = lab.get(path, &[("range", "bytes=-5")]).await;
+    assert_eq!((suffix.status.as_u16(), suffix.x_cache()), (206, "HIT"));
+    assert_eq!(suffix.body, digits(95, 99));
+    assert_eq!(
+        lab.stat("origin_requests")
+            .await
+            .parse::<u64>()
+            .expect("a count"),
+        origin_before.parse::<u64>().expect("a count") + 1,
+        "only the last piece went to the origin"
+    );
+    lab.stop().await;
+}
+
+/// A range of a stale complete response revalidates it and is cut from it: the complete
+/// response is not replaced by a piece.
+#[tokio::test]
+async fn a_range_of_a_stale_response_is_revalidated_then_cut() {
+    let lab = Lab::start().await;
+    let path = "/test?cc=max-age=0&etag=%22z%22&ranges=1&size=100";
+    assert_eq!(lab.get(path, &[]).await.x_cache(), "MISS");
+    let part = lab.get(path, &[("range", "bytes=0-9")]).await;
+    assert_eq!((part.status.as_u16(), part.x_cache()), (206, "REVALIDATED"));
+    assert_eq!(part.body, "0123456789");
+    assert_eq!(part.header("content-range"), "bytes 0-9/100");
+    let whole = lab.get(path, &[]).await;
+    assert_eq!(
+        (whole.status.as_u16(), whole.x_cache()),
+        (200, "REVALIDATED")
+    );
+    assert_eq!(whole.body.len(), 100);
+    lab.stop().await;
+}
+
+/// Without a strong validator nothing proves two pieces are of one version: the newer
+/// piece replaces the older instead of joining it.
+#[tokio::test]
+async fn pieces_without_a_strong_etag_are_not_combined() {
+    let lab = Lab::start().await;
+    let path = "/test?cc=max-age=600&etag=W/%22r1%22&ranges=1&size=100";
+    assert_eq!(
+        lab.get(path, &[("range", "bytes=0-49")]).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(
+        lab.get(path, &[("range", "bytes=0-9")]).await.x_cache(),
+        "HIT"
+    );
+    assert_eq!(
+        lab.get(path, &[("range", "bytes=50-99")]).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(
+        lab.get(path, &[("range", "bytes=60-69")]).await.x_cache(),
+        "HIT"
+    );
+    // The first piece was replaced, and the two were never made whole.
+    assert_eq!(
+        lab.get(path, &[("range", "bytes=0-9")]).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(lab.get(path, &[]).await.x_cache(), "MISS");
+    lab.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_misses_are_collapsed_into_one_origin_request() {
     let lab = Lab::start().await;

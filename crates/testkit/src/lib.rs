@@ -48,6 +48,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// This host's address on its default route: not loopback, so a connection to it from
+/// here comes from a non-loopback peer, as another host's would — how the protected-mode
+/// tests play a remote client. (Connecting a UDP socket sends nothing; it only picks the
+/// route.)
+pub fn non_loopback_ip() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .and_then(|()| socket.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
+}
+
 /// A fresh directory under the system's temp dir, unique to this process and call.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -11,13 +11,15 @@
 //! 6. [`validate`] — conditional requests to the origin, merging a 304, and answering
 //!    clients' conditional requests (§4.3).
 //! 7. [`store`] — the bounded store: variants per URL, LRU eviction, purge by URL or tag.
-//! 8. [`collapse`] — one origin request for N concurrent misses.
+//! 8. [`partial`] — byte ranges, `206` responses stored as pieces and combined (§3.3, §3.4).
+//! 9. [`collapse`] — one origin request for N concurrent misses.
 //!
 //! Time is passed in (`now: SystemTime`), so every rule is tested with a fixed clock.
 
 pub mod collapse;
 pub mod directives;
 pub mod freshness;
+pub mod partial;
 pub mod reuse;
 pub mod storable;
 pub mod store;

@@ -7,6 +7,7 @@ use hyper::{HeaderMap, Method, StatusCode, header};
 
 use super::directives::CacheControl;
 use super::freshness::{has_explicit_freshness, heuristically_cacheable};
+use super::partial::content_range;
 use super::vary::{Vary, vary_of};
 
 /// Why a response was not stored.
@@ -22,8 +23,9 @@ pub enum NotStored {
     Private,
     /// The request had `Authorization` and the response did not say it may be shared.
     Authorization,
-    /// A status this cache does not store: partial content, or an unknown status with
-    /// `must-understand`, or one with no freshness information.
+    /// A status this cache does not store: a `206` that is not one range of a known
+    /// length, an unknown status with `must-understand`, or one with no freshness
+    /// information.
     Status,
     /// Nothing says how long it stays fresh, and its status allows no heuristic.
     NoFreshness,
@@ -35,7 +37,7 @@ pub enum NotStored {
 fn understood(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
-        200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
+        200 | 203 | 204 | 206 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
     )
 }
 
@@ -54,8 +56,10 @@ pub fn check(
     if request_cc.no_store {
         return Err(NotStored::RequestNoStore);
     }
-    // Partial content needs range bookkeeping this cache does not do: 206s pass through.
-    if status == StatusCode::PARTIAL_CONTENT || status.is_informational() {
+    // Partial content is stored as pieces of one range each (§3.3): a multipart answer,
+    // or a piece of an object of unknown length, passes through.
+    let one_piece = || content_range(response).is_some_and(|r| r.complete.is_some());
+    if status.is_informational() || (status == StatusCode::PARTIAL_CONTENT && !one_piece()) {
         return Err(NotStored::Status);
     }
     if response_cc.must_understand {

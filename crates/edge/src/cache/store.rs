@@ -15,6 +15,7 @@ use hyper::{HeaderMap, StatusCode, header};
 
 use super::directives::CacheControl;
 use super::freshness::{self, Source, Timing};
+use super::partial::Pieces;
 use super::vary::SecondaryKey;
 
 /// Fixed cost charged per stored variant besides its bytes (maps, Arc, bookkeeping).
@@ -36,6 +37,9 @@ pub struct Stored {
     pub cc: CacheControl,
     /// `Surrogate-Key` / `Cache-Tag` values, for purges by tag.
     pub tags: Vec<String>,
+    /// For a stored `206` (status `206`, empty `body`): the pieces of the representation
+    /// held so far ([`super::partial`]).
+    pub partial: Option<Arc<Pieces>>,
 }
 
 impl Stored {
@@ -56,6 +60,26 @@ impl Stored {
             secondary,
             cc,
             tags,
+            partial: None,
+        }
+    }
+
+    /// A partial response: the headers of the latest `206`, and the pieces held.
+    pub fn partial(
+        headers: HeaderMap,
+        pieces: Pieces,
+        timing: Timing,
+        secondary: SecondaryKey,
+    ) -> Stored {
+        Stored {
+            partial: Some(Arc::new(pieces)),
+            ..Stored::new(
+                StatusCode::PARTIAL_CONTENT,
+                headers,
+                Bytes::new(),
+                timing,
+                secondary,
+            )
         }
     }
 
@@ -76,7 +100,8 @@ impl Stored {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len())
             .sum();
-        OVERHEAD + key.len() + headers + self.body.len() + self.secondary.len()
+        let pieces = self.partial.as_ref().map_or(0, |p| p.held());
+        OVERHEAD + key.len() + headers + self.body.len() + pieces + self.secondary.len()
     }
 }
 

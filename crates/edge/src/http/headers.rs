@@ -55,6 +55,21 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     }
 }
 
+/// Marks a request that arrived over TLS (a request extension the listener sets).
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivedOverTls;
+
+/// `X-Forwarded-Proto`: tells the servers behind a TLS-terminating proxy that the client
+/// used HTTPS (for redirects, secure cookies), though they are reached over plain HTTP.
+/// The first proxy's word stands: one behind it, reached over HTTP, keeps it.
+pub fn add_forwarded_proto(headers: &mut HeaderMap, over_tls: bool) {
+    if over_tls {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    } else if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+}
+
 /// Every line of a field joined by `, ` (RFC 9110 §5.3): how a list-valued field
 /// (`Cache-Control`, `Vary`, `If-None-Match`) is read whether it came on one line or many.
 pub fn joined(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {

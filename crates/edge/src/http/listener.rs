@@ -11,7 +11,12 @@
 //!   that connects and sends nothing;
 //! - request body size (`--max-body-bytes`, `client_max_body_size`): `413` (see
 //!   [`super::body`]);
-//! - connections (`--maxclients`): one more gets `503` and is closed.
+//! - connections (`--maxclients`): one more gets `503` and is closed;
+//! - clients from other hosts while protected mode is on: `403` (see [`super::protected`]).
+//!
+//! With `--tls-port` a second listener serves the same handler over TLS ([`super::tls`]):
+//! the handshake must finish within `--header-timeout` too, and every handshake is counted
+//! as full or resumed.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,20 +25,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 pub use service::Running;
 
-use super::Body;
+use super::headers::ArrivedOverTls;
+use super::tls::{Tls, TlsArgs};
+use super::{Body, protected};
 
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,12 +61,25 @@ pub struct HttpArgs {
     /// Largest request head (request line + headers) in bytes; more gets `431` (min 8192).
     #[arg(long, default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
-    /// Seconds a client has to send a whole request head (slowloris protection).
+    /// Seconds a client has to send a whole request head (slowloris protection), and to
+    /// finish a TLS handshake.
     #[arg(long, default_value_t = 60)]
     pub header_timeout: u64,
     /// Largest request body in bytes; more gets `413 Content Too Large`.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// `yes`: bound to a non-loopback address, serve clients on this host only (others get
+    /// `403`), as Redis's protected mode. `no`: serve anyone who can reach the port.
+    #[arg(
+        long,
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = service::settings::yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub protected_mode: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl HttpArgs {
@@ -71,6 +92,8 @@ impl HttpArgs {
             max_header_bytes: 32 * 1024,
             header_timeout: 60,
             max_body_bytes: 1024 * 1024,
+            protected_mode: true,
+            tls: TlsArgs::off(),
         }
     }
 }
@@ -85,53 +108,117 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// Binds `--bind`:`--port` (or `default_port`) and serves `handler` until `shutdown` is
-/// cancelled. Returns once the socket is bound. `background` tasks (health checks,
-/// revalidations) are stopped with the server.
+/// Binds `--bind`:`--port` (or `default_port`), and `--tls-port` when `tls` is given, and
+/// serves `handler` on both until `shutdown` is cancelled. Returns once the sockets are
+/// bound.
 pub async fn spawn<H: Handler>(
     name: &'static str,
     handler: Arc<H>,
     args: &HttpArgs,
     default_port: u16,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<Running> {
     let port = args.port.unwrap_or(default_port);
-    let listener = TcpListener::bind((args.bind.as_str(), port)).await?;
+    let backlog = service::settings::DEFAULT_TCP_BACKLOG;
+    let listener = service::listener::bind(name, &args.bind, port, backlog, "--port PORT").await?;
     let addr = listener.local_addr()?;
     info!("{name} listening on http://{addr}");
-    let task = tokio::spawn(accept_loop(
-        name,
-        listener,
-        handler,
-        args.clone(),
-        shutdown.clone(),
-    ));
+    protected::warn_if_exposed(name, addr, args.protected_mode);
+    let secure = match (&tls, args.tls.tls_port) {
+        (Some(tls), Some(tls_port)) => {
+            let listener =
+                service::listener::bind(name, &args.bind, tls_port, backlog, "--tls-port PORT")
+                    .await?;
+            let tls_addr = listener.local_addr()?;
+            tls.bound(tls_addr);
+            info!("{name} listening on https://{tls_addr}");
+            protected::warn_if_exposed(name, tls_addr, args.protected_mode);
+            Some((listener, tls.clone()))
+        }
+        _ => None,
+    };
+    let serving = Arc::new(Serving::new(name, handler, args, shutdown.clone()));
+    let task = tokio::spawn(async move {
+        let plain = tokio::spawn(accept_loop(serving.clone(), listener, None));
+        if let Some((listener, tls)) = secure {
+            let _ = accept_loop(serving.clone(), listener, Some(tls)).await;
+        }
+        let _ = plain.await;
+        serving.drain().await;
+    });
     Ok(Running::new(addr, shutdown, task))
 }
 
-async fn accept_loop<H: Handler>(
+/// What every connection of one server shares.
+struct Serving<H> {
     name: &'static str,
-    listener: TcpListener,
     handler: Arc<H>,
-    args: HttpArgs,
+    builder: auto::Builder<TokioExecutor>,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+    header_timeout: Duration,
+    protected_mode: bool,
     shutdown: CancellationToken,
+}
+
+impl<H: Handler> Serving<H> {
+    fn new(
+        name: &'static str,
+        handler: Arc<H>,
+        args: &HttpArgs,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let header_timeout = Duration::from_secs(args.header_timeout.max(1));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(args.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(args.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Serving {
+            name,
+            handler,
+            builder,
+            slots: Arc::new(Semaphore::new(args.maxclients)),
+            connections: TaskTracker::new(),
+            header_timeout,
+            protected_mode: args.protected_mode,
+            shutdown,
+        }
+    }
+
+    /// After the accept loops stopped: let requests in flight finish, for a while.
+    async fn drain(&self) {
+        self.connections.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                "{}: {} connection(s) still busy; closing them",
+                self.name,
+                self.connections.len()
+            );
+        }
+        info!("{}: shut down", self.name);
+    }
+}
+
+async fn accept_loop<H: Handler>(
+    serving: Arc<Serving<H>>,
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
 ) {
-    let slots = Arc::new(Semaphore::new(args.maxclients));
-    let connections = TaskTracker::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(args.header_timeout.max(1)))
-        .max_buf_size(args.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(args.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
+    let name = serving.name;
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = serving.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -144,64 +231,114 @@ async fn accept_loop<H: Handler>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(reject(stream));
+        let Ok(slot) = serving.slots.clone().try_acquire_owned() else {
+            if tls.is_none() {
+                tokio::spawn(reject(stream));
+            } // (a TLS client cannot read a plain-text answer: it is just closed)
             continue;
         };
-        let handler = handler.clone();
-        let builder = builder.clone();
-        let shutdown = shutdown.clone();
-        let header_timeout = Duration::from_secs(args.header_timeout.max(1));
-        connections.spawn(async move {
-            // hyper times out a slow request head, but not a client that sends nothing (or
-            // half of HTTP/2's preface) before its first request: this does.
-            let first_request = Arc::new(Notify::new());
-            let arrived = first_request.clone();
-            let service = service_fn(move |req| {
-                arrived.notify_one();
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            let silent = async {
-                if tokio::time::timeout(header_timeout, first_request.notified())
-                    .await
-                    .is_ok()
-                {
-                    std::future::pending::<()>().await;
+        let refused = stream
+            .local_addr()
+            .is_ok_and(|local| protected::refused(serving.protected_mode, local.ip(), peer.ip()));
+        if refused {
+            debug!("{name}: {peer} refused: protected mode");
+        }
+        let serving2 = serving.clone();
+        let tls = tls.clone();
+        serving.connections.spawn(async move {
+            let serving = serving2;
+            match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    serving.serve(io, peer, refused, false, slot).await;
                 }
-            };
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = shutdown.cancelled() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+                Some(tls) => {
+                    let handshake = tokio::select! {
+                        _ = serving.shutdown.cancelled() => return,
+                        done = tokio::time::timeout(serving.header_timeout, tls.acceptor.accept(stream)) => done,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            tls.handshake_done(stream.get_ref().1.handshake_kind());
+                            let io = TokioIo::new(stream);
+                            serving.serve(io, peer, refused, true, slot).await;
+                        }
+                        Ok(Err(e)) => {
+                            tls.handshake_failed();
+                            debug!("{name}: TLS handshake with {peer} failed: {e}");
+                        }
+                        Err(_) => {
+                            tls.handshake_failed();
+                            debug!("{name}: TLS handshake with {peer} timed out");
+                        }
+                    }
                 }
-                _ = silent => {
-                    debug!("{name}: {peer} sent no request within {header_timeout:?}");
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                debug!("{name}: connection from {peer}: {e}");
             }
-            drop(slot);
         });
     }
-    drop(listener);
-    connections.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, connections.wait())
-        .await
-        .is_err()
+}
+
+impl<H: Handler> Serving<H> {
+    /// Serves one connection (plain or TLS) until it closes. A connection refused by
+    /// protected mode gets `403` for each request; a TLS one marks its requests
+    /// [`ArrivedOverTls`].
+    async fn serve<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        refused: bool,
+        over_tls: bool,
+        slot: OwnedSemaphorePermit,
+    ) where
+        I: Read + Write + Unpin + Send + 'static,
     {
-        warn!(
-            "{name}: {} connection(s) still busy; closing them",
-            connections.len()
-        );
+        let name = self.name;
+        let header_timeout = self.header_timeout;
+        // hyper times out a slow request head, but not a client that sends nothing (or
+        // half of HTTP/2's preface) before its first request: this does.
+        let first_request = Arc::new(Notify::new());
+        let arrived = first_request.clone();
+        let handler = self.handler.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            arrived.notify_one();
+            if over_tls {
+                req.extensions_mut().insert(ArrivedOverTls);
+            }
+            let handler = handler.clone();
+            async move {
+                if refused {
+                    return Ok::<_, Infallible>(protected::forbidden());
+                }
+                Ok::<_, Infallible>(handler.handle(req, peer).await)
+            }
+        });
+        let conn = self.builder.serve_connection(io, service);
+        let mut conn = std::pin::pin!(conn);
+        let silent = async {
+            if tokio::time::timeout(header_timeout, first_request.notified())
+                .await
+                .is_ok()
+            {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            _ = self.shutdown.cancelled() => {
+                // Finish the request in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            _ = silent => {
+                debug!("{name}: {peer} sent no request within {header_timeout:?}");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            debug!("{name}: connection from {peer}: {e}");
+        }
+        drop(slot);
     }
-    info!("{name}: shut down");
 }
 
 /// Over `--maxclients`: say so, then close.

@@ -17,7 +17,9 @@ use tracing::debug;
 
 use super::policy::{self, Policy};
 use super::{HashOn, Lb, sticky};
-use crate::http::headers::{add_forwarded_for, add_via, strip_hop_by_hop};
+use crate::http::headers::{
+    ArrivedOverTls, add_forwarded_for, add_forwarded_proto, add_via, strip_hop_by_hop,
+};
 use crate::http::{Body, Handler, UpstreamError, read_body, text};
 
 /// How many backends one request may try.
@@ -67,6 +69,10 @@ async fn forward(lb: &Lb, parts: &Parts, body: Bytes, peer: SocketAddr) -> Respo
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     add_forwarded_for(&mut headers, peer);
+    add_forwarded_proto(
+        &mut headers,
+        parts.extensions.get::<ArrivedOverTls>().is_some(),
+    );
     add_via(&mut headers, "lb");
     let idempotent = matches!(
         parts.method,
@@ -169,6 +175,7 @@ fn stats(lb: &Lb) -> Response<Body> {
             b.active()
         ));
     }
+    body.push_str(&crate::http::tls::stats_lines(lb.tls.as_deref()));
     let mut response = text(StatusCode::OK, &body);
     response
         .headers_mut()

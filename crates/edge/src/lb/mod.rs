@@ -118,6 +118,8 @@ pub struct Lb {
     pub limiter: Option<Mutex<rate::RateLimiter>>,
     pub max_body_bytes: usize,
     pub rejected: std::sync::atomic::AtomicU64,
+    /// TLS termination, with `--tls-port`: the balancer decrypts once for every backend.
+    pub tls: Option<Arc<http::Tls>>,
 }
 
 /// Starts a balancer and its health checks; returns once it listens.
@@ -132,6 +134,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
             .map(|b| Backend::new(b, timeout))
             .collect(),
     );
+    let tls = http::Tls::from_args(&args.http.tls)?;
     let names: Vec<String> = backends.iter().map(|b| b.name.clone()).collect();
     let lb = Arc::new(Lb {
         backends: backends.clone(),
@@ -149,12 +152,14 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         }),
         max_body_bytes: args.http.max_body_bytes,
         rejected: Default::default(),
+        tls: tls.clone(),
     });
     let running = http::spawn(
         "lb",
         Arc::new(handler::LbHandler(lb)),
         &args.http,
         DEFAULT_PORT,
+        tls,
         shutdown.clone(),
     )
     .await?;

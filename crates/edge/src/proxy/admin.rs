@@ -105,6 +105,7 @@ pub fn page(edge: &Edge, parts: &Parts) -> Response<Body> {
         Stats::get(&s.purges),
         edge.collapser.in_flight(),
     );
+    let body = body + &crate::http::tls::stats_lines(edge.tls.as_deref());
     let mut response = text(StatusCode::OK, &body);
     response
         .headers_mut()
@@ -112,38 +113,9 @@ pub fn page(edge: &Edge, parts: &Parts) -> Response<Body> {
     response
 }
 
-/// One `bytes=a-b` range (or `a-`, `-n`) of a body of `len` bytes, inclusive; `None`
-/// for anything else (several ranges, other units, unsatisfiable), which is then
-/// answered with the whole body as RFC 9110 §14.2 allows.
-pub fn byte_range(value: &HeaderValue, len: usize) -> Option<(usize, usize)> {
-    let spec = value.to_str().ok()?.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || len == 0 {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
-    let (start, end) = if first.is_empty() {
-        let suffix: usize = last.parse().ok()?;
-        (len.checked_sub(suffix.min(len))?, len - 1)
-    } else {
-        let start: usize = first.parse().ok()?;
-        let end = if last.is_empty() {
-            len - 1
-        } else {
-            last.parse::<usize>().ok()?.min(len - 1)
-        };
-        (start, end)
-    };
-    (start <= end && start < len).then_some((start, end))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn range(s: &'static str, len: usize) -> Option<(usize, usize)> {
-        byte_range(&HeaderValue::from_static(s), len)
-    }
 
     #[test]
     fn purges_come_from_private_networks() {
@@ -161,17 +133,5 @@ mod tests {
         for no in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8"] {
             assert!(!may_purge(no.parse().expect("ip")), "{no}");
         }
-    }
-
-    #[test]
-    fn byte_ranges() {
-        assert_eq!(range("bytes=0-4", 10), Some((0, 4)));
-        assert_eq!(range("bytes=5-", 10), Some((5, 9)));
-        assert_eq!(range("bytes=-3", 10), Some((7, 9)));
-        assert_eq!(range("bytes=8-100", 10), Some((8, 9)));
-        assert_eq!(range("bytes=10-", 10), None);
-        assert_eq!(range("bytes=0-1,3-4", 10), None);
-        assert_eq!(range("items=0-1", 10), None);
-        assert_eq!(range("bytes=-0", 10), None);
     }
 }

@@ -8,6 +8,9 @@
 //!                                │                                    ├─ 200 ▶ store, serve MISS
 //!                                │                                    └─ error ▶ stale-if-error? STALE : 502/504
 //!                                └─ nothing stored ─▶ collapsed GET ─▶ store if allowed, serve MISS
+//! GET + Range ─▶ stored and fresh, holding those bytes? ─ yes ▶ 206 HIT (from a 200 or pieces)
+//!                                                     └─ no ─▶ the range from the origin;
+//!                                                              its 206 joins the pieces held
 //! other methods ─▶ forward; on success invalidate the URL, Location, Content-Location
 //! PURGE ─▶ remove the URL (or the tags in Surrogate-Key)
 //! ```
@@ -28,8 +31,10 @@ use super::origin::{self, FromOrigin, Outcome};
 use super::stats::Stats;
 use super::{Edge, admin};
 use crate::cache::reuse::{Reuse, age_header, decide, request_directives};
-use crate::cache::{Stored, validate};
-use crate::http::headers::{add_forwarded_for, add_via, strip_hop_by_hop};
+use crate::cache::{CacheControl, Stored, partial, validate};
+use crate::http::headers::{
+    ArrivedOverTls, add_forwarded_for, add_forwarded_proto, add_via, strip_hop_by_hop,
+};
 use crate::http::{Body, Handler, read_body, text};
 
 /// What `X-Cache` tells the client about where its response came from.
@@ -65,6 +70,8 @@ impl Handler for EdgeHandler {
         let edge = &self.0;
         let (mut parts, body) = req.into_parts();
         add_forwarded_for(&mut parts.headers, peer);
+        let over_tls = parts.extensions.get::<ArrivedOverTls>().is_some();
+        add_forwarded_proto(&mut parts.headers, over_tls);
         let response = if parts.method.as_str() == "PURGE" {
             admin::purge(edge, &parts, peer.ip())
         } else if parts.uri.path().starts_with("/_edge/") {
@@ -109,15 +116,15 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
     let now = SystemTime::now();
     let stored = edge.store().get(&key, &parts.headers);
 
-    // Range requests: served from a whole stored response, else passed through.
-    if parts.headers.contains_key(header::RANGE) {
-        return match stored {
-            Some(s) if decide(&s, &request_cc, now) == Reuse::Fresh => {
-                serve(edge, parts, &s, Label::Hit, now)
-            }
-            _ => forward(edge, parts, Bytes::new()).await,
-        };
+    // A range of a complete stored response takes the usual path (served, or validated
+    // first, then cut); without one, ranges have their own (pieces, or the origin's 206).
+    if parts.headers.contains_key(header::RANGE)
+        && stored.as_ref().is_none_or(|s| s.partial.is_some())
+    {
+        return ranged(edge, parts, &key, stored, &request_cc, now).await;
     }
+    // Pieces of a representation answer range requests only.
+    let stored = stored.filter(|s| s.partial.is_none());
 
     let Some(stored) = stored else {
         if request_cc.only_if_cached {
@@ -144,6 +151,64 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
             fill(edge, parts, &key, Some(stored), stale_if_error).await
         }
     }
+}
+
+/// A GET with `Range` and no complete stored response: from the fresh pieces of earlier
+/// `206`s when they hold the bytes, else from the origin, whose `206` is stored with the
+/// pieces already held (see [`crate::cache::partial`]).
+async fn ranged(
+    edge: &Arc<Edge>,
+    parts: &Parts,
+    key: &str,
+    stored: Option<Arc<Stored>>,
+    request_cc: &CacheControl,
+    now: SystemTime,
+) -> Response<Body> {
+    if let Some(s) = &stored
+        && decide(s, request_cc, now) == Reuse::Fresh
+        && piece_for(parts, s).is_some()
+    {
+        return serve(edge, parts, s, Label::Hit, now);
+    }
+    if request_cc.only_if_cached {
+        return gateway_timeout("only-if-cached and the range is not stored");
+    }
+    let mut headers = origin::fill_headers(&parts.headers);
+    if let Some(range) = parts.headers.get(header::RANGE) {
+        headers.insert(header::RANGE, range.clone());
+    }
+    let response = match origin::send(edge, Method::GET, key, headers, Bytes::new()).await {
+        Ok(response) => response,
+        Err(e) => return text(e.status(), &format!("{e}\n")),
+    };
+    let held = stored.as_deref();
+    match response.status {
+        StatusCode::PARTIAL_CONTENT => {
+            origin::keep_piece(edge, key, &parts.headers, &response, held);
+        }
+        // The origin ignored the range: the whole response, stored as any other.
+        StatusCode::OK => {
+            origin::keep(edge, key, &parts.headers, &response);
+        }
+        _ => {}
+    }
+    from_origin(edge, parts, &response)
+}
+
+/// The range a request asks of a stored partial response, if its pieces hold it (and
+/// `If-Range` still names this representation): `(first, last, complete, bytes)`.
+fn piece_for(parts: &Parts, stored: &Stored) -> Option<(u64, u64, u64, Bytes)> {
+    let pieces = stored.partial.as_deref()?;
+    if !partial::if_range_holds(&parts.headers, &stored.headers) {
+        return None;
+    }
+    let complete = pieces.complete_length();
+    let range = parts.headers.get(header::RANGE)?;
+    let (first, last) = partial::byte_range(range, usize::try_from(complete).ok()?)?;
+    let (first, last) = (first as u64, last as u64);
+    pieces
+        .get(first, last)
+        .map(|bytes| (first, last, complete, bytes))
 }
 
 /// A trip to the origin for a miss or a validation, collapsed with concurrent ones.
@@ -233,36 +298,39 @@ fn serve(
 }
 
 fn serve_body(parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body> {
-    let (status, mut headers, body) = if stored.status == StatusCode::OK
-        && validate::client_not_modified(&parts.headers, stored)
-    {
-        (
-            StatusCode::NOT_MODIFIED,
-            validate::not_modified_headers(stored),
-            Bytes::new(),
-        )
-    } else if let Some(range) = parts.headers.get(header::RANGE)
-        && stored.status == StatusCode::OK
-    {
-        match super::admin::byte_range(range, stored.body.len()) {
-            Some((start, end)) => {
-                let mut headers = stored.headers.clone();
-                let content_range = format!("bytes {start}-{end}/{}", stored.body.len());
-                if let Ok(v) = HeaderValue::from_str(&content_range) {
-                    headers.insert(header::CONTENT_RANGE, v);
-                }
-                headers.remove(header::CONTENT_LENGTH);
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    headers,
-                    stored.body.slice(start..=end),
-                )
-            }
-            None => (stored.status, stored.headers.clone(), stored.body.clone()),
-        }
-    } else {
-        (stored.status, stored.headers.clone(), stored.body.clone())
-    };
+    let (status, mut headers, body) =
+        if let Some((first, last, complete, bytes)) = piece_for(parts, stored) {
+            (
+                StatusCode::PARTIAL_CONTENT,
+                range_headers(&stored.headers, first, last, complete),
+                bytes,
+            )
+        } else if stored.status == StatusCode::OK
+            && validate::client_not_modified(&parts.headers, stored)
+        {
+            (
+                StatusCode::NOT_MODIFIED,
+                validate::not_modified_headers(stored),
+                Bytes::new(),
+            )
+        } else if let Some(range) = parts.headers.get(header::RANGE)
+            && stored.status == StatusCode::OK
+            && partial::if_range_holds(&parts.headers, &stored.headers)
+            && let Some((first, last)) = partial::byte_range(range, stored.body.len())
+        {
+            (
+                StatusCode::PARTIAL_CONTENT,
+                range_headers(
+                    &stored.headers,
+                    first as u64,
+                    last as u64,
+                    stored.body.len() as u64,
+                ),
+                stored.body.slice(first..=last),
+            )
+        } else {
+            (stored.status, stored.headers.clone(), stored.body.clone())
+        };
     headers.insert(
         header::AGE,
         HeaderValue::from_str(&age_header(stored.age(now)))
@@ -272,6 +340,16 @@ fn serve_body(parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body>
         headers.insert(header::DATE, validate::date_now(now));
     }
     build(parts, status, headers, body)
+}
+
+/// The stored headers for `bytes first-last/complete` of the representation.
+fn range_headers(stored: &HeaderMap, first: u64, last: u64, complete: u64) -> HeaderMap {
+    let mut headers = stored.clone();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{complete}")) {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    headers
 }
 
 /// An origin response passed to the client as it came (not stored).

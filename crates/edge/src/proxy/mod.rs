@@ -89,11 +89,14 @@ pub struct Edge {
     pub max_object_size: usize,
     pub max_body_bytes: usize,
     pub purge_from_anywhere: bool,
+    /// HTTPS, with `--tls-port`.
+    pub tls: Option<Arc<http::Tls>>,
 }
 
 impl Edge {
     pub fn new(args: &Args) -> Edge {
         Edge {
+            tls: None,
             store: Mutex::new(Store::new(args.max_memory)),
             collapser: Arc::new(Collapser::default()),
             origin: Upstream::new(
@@ -121,12 +124,17 @@ impl Edge {
 
 /// Starts an edge; returns once it listens.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
-    let edge = Arc::new(Edge::new(&args));
+    let tls = http::Tls::from_args(&args.http.tls)?;
+    let edge = Arc::new(Edge {
+        tls: tls.clone(),
+        ..Edge::new(&args)
+    });
     let running = http::spawn(
         "edge",
         Arc::new(handler::EdgeHandler(edge)),
         &args.http,
         DEFAULT_PORT,
+        tls,
         shutdown,
     )
     .await?;

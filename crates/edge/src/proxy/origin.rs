@@ -12,6 +12,7 @@ use super::Edge;
 use super::stats::Stats;
 use crate::cache::collapse::{self, Role};
 use crate::cache::freshness::Timing;
+use crate::cache::partial::{self, Pieces};
 use crate::cache::reuse::request_directives;
 use crate::cache::store::response_directives;
 use crate::cache::vary::{SecondaryKey, Vary, vary_of};
@@ -211,5 +212,59 @@ pub fn keep(
         response.timing,
         SecondaryKey::of(&fields, client),
     ));
+    edge.store().insert(key, stored.clone()).then_some(stored)
+}
+
+/// Stores a `206`'s piece (RFC 9111 §3.3, §3.4): with the pieces already held of the same
+/// representation (the same strong `ETag`, the same length), else as the first piece of a
+/// new one. Pieces that cover the whole object become a complete `200`.
+pub fn keep_piece(
+    edge: &Edge,
+    key: &str,
+    client: &HeaderMap,
+    response: &FromOrigin,
+    held: Option<&Stored>,
+) -> Option<Arc<Stored>> {
+    let range = partial::content_range(&response.headers)?;
+    let complete = range.complete?;
+    let announced = range.last - range.first + 1;
+    if response.body.len() as u64 != announced
+        || complete > edge.max_object_size as u64
+        || storable::check(
+            &Method::GET,
+            client,
+            &request_directives(client),
+            response.status,
+            &response.headers,
+            &response_directives(&response.headers),
+        )
+        .is_err()
+    {
+        return None;
+    }
+    let Vary::Fields(fields) = vary_of(&response.headers) else {
+        return None;
+    };
+    let mut pieces = match held.and_then(|s| s.partial.as_deref().map(|p| (s, p))) {
+        Some((s, p))
+            if p.complete_length() == complete
+                && partial::same_representation(&s.headers, &response.headers) =>
+        {
+            p.clone()
+        }
+        _ => Pieces::new(complete),
+    };
+    pieces.add(range.first, response.body.clone());
+    let secondary = SecondaryKey::of(&fields, client);
+    let mut headers = response.headers.clone();
+    let stored = match pieces.whole() {
+        Some(body) => {
+            headers.remove(header::CONTENT_RANGE);
+            headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(complete));
+            Stored::new(StatusCode::OK, headers, body, response.timing, secondary)
+        }
+        None => Stored::partial(headers, pieces, response.timing, secondary),
+    };
+    let stored = Arc::new(stored);
     edge.store().insert(key, stored.clone()).then_some(stored)
 }

@@ -104,6 +104,8 @@ pub struct Web {
     max_body_bytes: usize,
     /// When it started, in whole seconds: the anchor of `/test?lm=`.
     started: std::time::SystemTime,
+    /// HTTPS, with `--tls-port`.
+    tls: Option<Arc<http::Tls>>,
 }
 
 impl Web {
@@ -141,8 +143,9 @@ impl Web {
         lines.sort();
         let total = counts.total;
         format!(
-            "name:{}\nrequests:{total}\n{}\n",
+            "name:{}\nrequests:{total}\n{}{}\n",
             self.name,
+            http::tls::stats_lines(self.tls.as_deref()),
             lines.join("\n")
         )
     }
@@ -156,6 +159,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
             .map_err(|e| format!("web: posts in kv {kv}: {e}"))?,
         None => store::PostStore::memory(),
     };
+    let tls = http::Tls::from_args(&args.http.tls)?;
     let web = Arc::new(Web {
         name: args.name.clone(),
         post_max_age: args.post_max_age,
@@ -170,12 +174,14 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         max_body_bytes: args.http.max_body_bytes,
         started: httpdate::parse_http_date(&httpdate::fmt_http_date(std::time::SystemTime::now()))
             .unwrap_or(std::time::UNIX_EPOCH),
+        tls: tls.clone(),
     });
     let running = http::spawn(
         "web",
         Arc::new(WebHandler(web)),
         &args.http,
         DEFAULT_PORT,
+        tls,
         shutdown,
     )
     .await?;
@@ -195,6 +201,7 @@ impl Handler for WebHandler {
             .unwrap_or_else(|| "/".into());
         let count = web.count(&uri);
         let forwarded_for = parts.headers.get("x-forwarded-for").cloned();
+        let forwarded_proto = parts.headers.get("x-forwarded-proto").cloned();
         let path = parts.uri.path();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut response = match (&parts.method, segments.as_slice()) {
@@ -238,6 +245,9 @@ impl Handler for WebHandler {
         // Who the proxies say the client was (tests check X-Forwarded-For with it).
         if let Some(xff) = forwarded_for {
             headers.insert("x-echo-forwarded-for", xff);
+        }
+        if let Some(proto) = forwarded_proto {
+            headers.insert("x-echo-forwarded-proto", proto);
         }
         response
     }

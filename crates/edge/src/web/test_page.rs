@@ -17,6 +17,7 @@
 //! | `delay=300` | answers after 300 ms (to make concurrent misses overlap) |
 //! | `location=/x` | `Location: /x` |
 //! | `size=1024` | a body padded to that many bytes (at most 16 MiB; for benchmarks) |
+//! | `ranges=1` | `Accept-Ranges: bytes`; the body is `size` bytes of `0123456789...`, the same on every request, and a single `Range` gets `206` with `Content-Range` |
 //!
 //! The body names the URI and how many times the origin has been asked for it:
 //! `/test?cc=max-age=60 #1`.
@@ -47,6 +48,7 @@ pub async fn test_page(
     let mut status = StatusCode::OK;
     let mut etag = None;
     let mut size = 0;
+    let mut ranges = false;
     let mut modified = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -83,6 +85,7 @@ pub async fn test_page(
             "tag" => headers.push(("surrogate-key", value)),
             "location" => headers.push(("location", value)),
             "size" => size = value.parse::<usize>().unwrap_or(0).min(MAX_SIZE),
+            "ranges" => ranges = true,
             "status" => {
                 if let Some(s) = value
                     .parse::<u16>()
@@ -103,6 +106,9 @@ pub async fn test_page(
     if status == StatusCode::OK && conditional_match(request, etag.as_deref(), modified) {
         return respond(StatusCode::NOT_MODIFIED, &headers, Bytes::new());
     }
+    if ranges {
+        return ranged(request, headers, size);
+    }
     // Echo the varied request headers, so a test sees which variant it got.
     let mut body = format!("{uri} #{count}");
     if let Some(lang) = request
@@ -117,6 +123,27 @@ pub async fn test_page(
         body.insert_str(body.len() - 1, &".".repeat(pad));
     }
     respond(status, &headers, Bytes::from(body))
+}
+
+/// `ranges=1`: a body that is the same on every request (pieces of it can be combined),
+/// and a single byte range answered `206`.
+fn ranged(request: &HeaderMap, mut headers: Vec<(&str, String)>, size: usize) -> Response<Body> {
+    let body: Bytes = (0..size).map(|i| b'0' + (i % 10) as u8).collect();
+    headers.push(("accept-ranges", "bytes".into()));
+    let range = request
+        .get(header::RANGE)
+        .and_then(|r| crate::cache::partial::byte_range(r, body.len()));
+    match range {
+        Some((first, last)) => {
+            headers.push(("content-range", format!("bytes {first}-{last}/{size}")));
+            respond(
+                StatusCode::PARTIAL_CONTENT,
+                &headers,
+                body.slice(first..=last),
+            )
+        }
+        None => respond(StatusCode::OK, &headers, body),
+    }
 }
 
 fn conditional_match(
