@@ -634,10 +634,8 @@ impl Writer {
                     };
                     pending.writer = Waiting::No;
                 }
-                let fold_soon = pending
-                    .fold_soon
-                    .then(|| last_fold.is_none_or(|at| at.elapsed() >= FOLD_SOON))
-                    .unwrap_or(false);
+                let fold_soon = pending.fold_soon
+                    && last_fold.is_none_or(|at| at.elapsed() >= FOLD_SOON);
                 if fold_soon {
                     pending.fold_soon = false;
                 }
