@@ -157,7 +157,8 @@ impl Kv {
         let outcome = ks.apply(db, mutation, now);
         if let (Some(storage), Some(before)) = (&self.storage, before) {
             // The checkpoint may still hold a large value this write freed.
-            storage.freed(before.saturating_sub(ks.used_memory()));
+            let freed = before.saturating_sub(ks.used_memory());
+            storage.freed(freed, ks.journal().seq());
         }
         if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.

@@ -155,8 +155,9 @@ struct Pending {
     writer: Waiting,
     /// `SAVE`s requested so far.
     saves: u64,
-    /// A write freed a large value ([`Storage::freed`]): fold soon.
-    fold_soon: bool,
+    /// A write freed a large value ([`Storage::freed`]): fold soon, once the journal
+    /// holds the change at this position (0: no fold asked for).
+    fold_after: u64,
     stop: bool,
     /// Stop without folding: what a crash right after the last fsync leaves (tests).
     abandon: bool,
@@ -453,11 +454,15 @@ impl Storage {
     /// ([`FOLD_THRESHOLD`]) may be never on a quiet server. So a write that frees
     /// [`FREED_FOLDS`] or more asks the writer for a fold soon (at most one a second),
     /// and the fold's deletion lets sled, and then the allocator, give the memory back.
-    pub fn freed(&self, bytes: usize) {
+    /// `seq` is the journal position of the write: the fold waits until the journal has
+    /// it (a write inside `EXEC` reaches it only when the transaction ends).
+    pub fn freed(&self, bytes: usize, seq: u64) {
         if bytes < FREED_FOLDS {
             return;
         }
-        self.shared.lock().fold_soon = true;
+        let mut pending = self.shared.lock();
+        pending.fold_after = pending.fold_after.max(seq);
+        drop(pending);
         self.shared.wake.notify_one();
     }
 
@@ -609,8 +614,7 @@ impl Writer {
                             last_write + WRITE_INTERVAL
                         }
                     });
-                    let fold_at = pending
-                        .fold_soon
+                    let fold_at = (pending.fold_after > 0 && pending.seq >= pending.fold_after)
                         .then(|| last_fold.map_or(now, |at| at + FOLD_SOON));
                     let due = sync_at.into_iter().chain(write_at).chain(fold_at).min();
                     if pending.stop || pending.saves > saves_done || due.is_some_and(|d| d <= now) {
@@ -634,10 +638,11 @@ impl Writer {
                     };
                     pending.writer = Waiting::No;
                 }
-                let fold_soon = pending.fold_soon
+                let fold_soon = pending.fold_after > 0
+                    && pending.seq >= pending.fold_after
                     && last_fold.is_none_or(|at| at.elapsed() >= FOLD_SOON);
                 if fold_soon {
-                    pending.fold_soon = false;
+                    pending.fold_after = 0;
                 }
                 (pending.saves, pending.stop, pending.abandon, fold_soon)
             };

@@ -255,6 +255,8 @@ struct Replies {
     encoded: Option<bytes::BytesMut>,
     /// The protocol when `EXEC` began.
     started: Protocol,
+    /// How many replies the array holds.
+    len: usize,
 }
 
 impl Replies {
@@ -263,6 +265,7 @@ impl Replies {
             frames: Vec::with_capacity(len),
             encoded: None,
             started: protocol,
+            len,
         }
     }
 
@@ -270,8 +273,7 @@ impl Replies {
     fn push(&mut self, protocol: Protocol, reply: Frame) {
         if self.encoded.is_none() && protocol != self.started {
             let mut encoded = bytes::BytesMut::new();
-            let len = self.frames.capacity();
-            encoded.extend_from_slice(format!("*{len}\r\n").as_bytes());
+            encoded.extend_from_slice(format!("*{}\r\n", self.len).as_bytes());
             for frame in self.frames.drain(..) {
                 frame.encode(self.started, &mut encoded);
             }
