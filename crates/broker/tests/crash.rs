@@ -377,7 +377,6 @@ fn damaged_copy(dir: &std::path::Path, original: &[u8], at: usize) -> common::Te
 /// (`src/seal.rs`), and `--load-truncated` then starts on what sled recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damage_sled_recovers_from_by_dropping_flushes_refuses_to_start() {
-    use broker::store::{Fsync, Store};
     let dir = filled_store("sled-truncated").await;
     let original = std::fs::read(dir.join("db")).unwrap();
     let (mut intact, mut lost, mut unreadable) = (0, 0, 0);
@@ -385,7 +384,7 @@ async fn damage_sled_recovers_from_by_dropping_flushes_refuses_to_start() {
         let at = original.len() * step / 48;
         let copy = damaged_copy(&dir, &original, at);
         let db = copy.join("db").display().to_string();
-        match Store::open_and_load(&copy, Fsync::Always, false) {
+        match open_when_released(&copy, false) {
             Ok((_store, (_queues, messages))) => {
                 assert_eq!(messages.len(), FILLED, "byte {at}: messages lost silently");
                 intact += 1;
@@ -393,8 +392,7 @@ async fn damage_sled_recovers_from_by_dropping_flushes_refuses_to_start() {
             Err(e) if e.0.contains("sled recovered it only up to flush") => {
                 assert!(e.0.starts_with(&db), "byte {at}: {e}");
                 assert!(e.0.contains("--load-truncated"), "byte {at}: {e}");
-                let (_store, (_queues, messages)) =
-                    Store::open_and_load(&copy, Fsync::Always, true).unwrap();
+                let (_store, (_queues, messages)) = open_when_released(&copy, true).unwrap();
                 assert!(messages.len() < FILLED, "byte {at}: nothing was lost");
                 lost += 1;
             }
@@ -409,4 +407,25 @@ async fn damage_sled_recovers_from_by_dropping_flushes_refuses_to_start() {
         lost > 0,
         "no damaged byte made sled drop flushes: the test tests nothing"
     );
+}
+
+/// Opens the store in `dir` in this process. sled's background threads hold its file
+/// lock a moment after a refused open dropped the database: wait (at most 10 s) for it.
+fn open_when_released(
+    dir: &std::path::Path,
+    load_truncated: bool,
+) -> Result<(broker::store::Store, broker::store::Loaded), broker::journal::StorageError> {
+    use broker::store::{Fsync, Store};
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open_and_load(dir, Fsync::Always, load_truncated) {
+            Err(e)
+                if e.0.contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
 }
