@@ -9,42 +9,20 @@
 
 mod kv_process;
 
-use std::time::{Duration, Instant};
-
 use kv_process::{KvProcess, remove, temp_dir};
 use proto::Frame;
 use service::RespClient;
 
 const SIZE: u64 = 64 * 1024 * 1024;
 
-/// Resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
+/// Resident memory of the kv process, in bytes.
+fn rss(server: &KvProcess) -> u64 {
+    testkit::rss(&server.pid().to_string())
 }
 
-/// Waits (at most 30 s) for the server's RSS to be at most `bound`; fails with what it was.
+/// Waits for the kv process's RSS to be at most `bound`.
 async fn rss_falls_to(server: &KvProcess, bound: u64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = rss(server.pid());
-        if now <= bound {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: RSS {} MiB, expected at most {} MiB",
-            now >> 20,
-            bound >> 20
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::rss_falls_to(&server.pid().to_string(), bound, what).await;
 }
 
 async fn call(c: &mut RespClient, words: &[&str]) -> Frame {
@@ -56,7 +34,7 @@ async fn settled(extra: &[&str]) -> (KvProcess, RespClient, u64) {
     let server = KvProcess::start(extra);
     let mut c = RespClient::connect(server.addr).await.unwrap();
     assert_eq!(call(&mut c, &["PING"]).await, Frame::Simple("PONG".into()));
-    let base = rss(server.pid());
+    let base = rss(&server);
     (server, c, base)
 }
 
@@ -109,7 +87,7 @@ async fn idle_connections_of_the_real_binary_cost_less_than_redis() {
         assert_eq!(call(&mut c, &["PING"]).await, Frame::Simple("PONG".into()));
         idle.push(c);
     }
-    let per_connection = rss(server.pid()).saturating_sub(base) / IDLE;
+    let per_connection = rss(&server).saturating_sub(base) / IDLE;
     eprintln!("{per_connection} bytes resident per idle connection");
     assert!(
         per_connection < 8 * 1024,

@@ -10,47 +10,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{call, connect, int, start, temp_dir};
+use testkit::{rss, rss_falls_to};
 
 const SIZE: u64 = 64 * 1024 * 1024;
-
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
-/// Waits (at most 20 s) for RSS to be at most `bound`; fails with what it was.
-async fn rss_falls_to(bound: u64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = rss();
-        if now <= bound {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: RSS {} MiB, expected at most {} MiB",
-            now >> 20,
-            bound >> 20
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_large_value_leaves_memory_without_a_save() {
     let dir = temp_dir("memory-after-del");
     let server = start(&["--dir", dir.to_str().unwrap()]).await;
     let mut c = connect(&server).await;
-    let base = rss();
+    let base = rss("self");
     let offset = (SIZE - 1).to_string();
     assert_eq!(
         call(&mut c, &["SETRANGE", "big", &offset, "x"]).await,
@@ -61,10 +31,13 @@ async fn a_deleted_large_value_leaves_memory_without_a_save() {
         call(&mut c, &["SAVE"]).await,
         proto::Frame::Simple("OK".into())
     );
-    assert!(rss() > base + SIZE * 3 / 2, "both copies are resident");
+    assert!(
+        rss("self") > base + SIZE * 3 / 2,
+        "both copies are resident"
+    );
     assert_eq!(call(&mut c, &["DEL", "big"]).await, int(1));
     // No SAVE: the deletion is folded on its own, and both copies go.
-    rss_falls_to(base + SIZE / 2, "after DEL").await;
+    rss_falls_to("self", base + SIZE / 2, "after DEL").await;
     server.stop().await;
     // And the checkpoint no longer has it.
     let server = start(&["--dir", dir.to_str().unwrap()]).await;
