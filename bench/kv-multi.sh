@@ -64,9 +64,11 @@ run() {
 }
 
 ours=() theirs=()
-for _ in $(seq 1 "$RUNS"); do
+for i in $(seq 1 "$RUNS"); do
   ours+=("$(run "$KV_PORT")")
   theirs+=("$(run "$REDIS_PORT")")
+  # Each run's pair: other load on the machine moves both, so a ratio is read per run.
+  echo "run $i: kv ${ours[-1]} tx/s, redis ${theirs[-1]} tx/s" >&2
 done
 k=$(median "${ours[@]}")
 r=$(median "${theirs[@]}")

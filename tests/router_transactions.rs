@@ -148,11 +148,24 @@ async fn a_key_of_another_shard_aborts_and_nothing_runs() {
         Frame::Integer(0)
     );
 
-    // A keyless command and an unknown one abort too.
-    for bad in [&["PING"][..], &["NOSUCHCOMMAND", "x"]] {
+    // A keyless command the router spreads over the shards, or answers for the client's
+    // own connection, aborts too, saying why; and so does an unknown one.
+    for bad in [
+        &["DBSIZE"][..],
+        &["FLUSHALL"],
+        &["CLIENT", "SETNAME", "x"],
+        &["NOSUCHCOMMAND", "x"],
+    ] {
         call(&mut c, &["MULTI"]).await;
         call(&mut c, &["SET", &a, "1"]).await;
-        assert!(matches!(call(&mut c, bad).await, Frame::Error(_)));
+        let refused = call(&mut c, bad).await;
+        let Frame::Error(text) = &refused else {
+            panic!("{bad:?}: {refused:?}")
+        };
+        if bad[0] != "NOSUCHCOMMAND" {
+            let text = String::from_utf8_lossy(text);
+            assert!(text.contains("cannot run inside a transaction"), "{text}");
+        }
         let abort = call(&mut c, &["EXEC"]).await;
         assert!(matches!(&abort, Frame::Error(e) if e.starts_with(b"EXECABORT")));
         assert_eq!(call(&mut c, &["EXISTS", &a]).await, Frame::Integer(0));
@@ -168,6 +181,59 @@ async fn a_key_of_another_shard_aborts_and_nothing_runs() {
     // And WATCH of keys on two shards is refused outright.
     let refused = call(&mut c, &["WATCH", &a, &other]).await;
     assert!(matches!(&refused, Frame::Error(e) if e.starts_with(b"CROSSSLOT")));
+    router.stop().await;
+}
+
+/// PING and ECHO answer the same on every shard: queued on the transaction's shard as in
+/// Redis Cluster, also before a key has chosen it (held by the router, then relayed after
+/// MULTI), and a transaction of nothing else runs on the first shard.
+#[tokio::test]
+async fn ping_and_echo_are_queued_on_the_transactions_shard() {
+    let (s0, s1, s2) = (kv().await, kv().await, kv().await);
+    let router = router(&[&s0, &s1, &s2]).await;
+    let mut c = RespClient::connect(router.addr()).await.unwrap();
+    let (a, _, other) = keys_on_two_shards(&mut c).await;
+    let queued = Frame::simple("QUEUED");
+    call(&mut c, &["MULTI"]).await;
+    assert_eq!(call(&mut c, &["PING"]).await, queued);
+    assert_eq!(call(&mut c, &["ECHO", "before"]).await, queued);
+    assert_eq!(call(&mut c, &["SET", &a, "1"]).await, queued);
+    assert_eq!(call(&mut c, &["ECHO", "after"]).await, queued);
+    assert_eq!(call(&mut c, &["INCR", &a]).await, queued);
+    assert_eq!(
+        call(&mut c, &["EXEC"]).await,
+        Frame::Array(vec![
+            Frame::simple("PONG"),
+            Frame::Bulk("before".into()),
+            Frame::ok(),
+            Frame::Bulk("after".into()),
+            Frame::Integer(2),
+        ])
+    );
+    // Only keyless commands: they run, on one shard.
+    call(&mut c, &["MULTI"]).await;
+    assert_eq!(call(&mut c, &["PING", "hi"]).await, queued);
+    assert_eq!(
+        call(&mut c, &["EXEC"]).await,
+        Frame::Array(vec![Frame::Bulk("hi".into())])
+    );
+    // A held PING does not save a transaction that a key of another shard aborted, and
+    // DISCARD drops what was held.
+    call(&mut c, &["MULTI"]).await;
+    assert_eq!(call(&mut c, &["PING"]).await, queued);
+    call(&mut c, &["SET", &a, "x"]).await;
+    assert!(matches!(
+        call(&mut c, &["SET", &other, "1"]).await,
+        Frame::Error(_)
+    ));
+    let abort = call(&mut c, &["EXEC"]).await;
+    assert!(matches!(&abort, Frame::Error(e) if e.starts_with(b"EXECABORT")));
+    assert_eq!(call(&mut c, &["GET", &a]).await, Frame::Bulk("2".into()));
+    call(&mut c, &["MULTI"]).await;
+    assert_eq!(call(&mut c, &["PING"]).await, queued);
+    assert_eq!(call(&mut c, &["DISCARD"]).await, Frame::ok());
+    call(&mut c, &["MULTI"]).await;
+    assert_eq!(call(&mut c, &["EXEC"]).await, Frame::Array(vec![]));
     router.stop().await;
 }
 

@@ -33,6 +33,7 @@ pub mod queue;
 pub mod receipt;
 pub mod redo;
 pub mod schedule;
+pub mod seal;
 pub mod server;
 pub mod shared_engine;
 pub mod store;
@@ -69,8 +70,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "everysec")]
     pub fsync: Fsync,
     /// Start even when the redo log is damaged in the middle (the changes after the
-    /// damage are dropped). Without it the broker refuses to start and names the file and
-    /// byte. A torn last record is always cut off.
+    /// damage are dropped), or when sled's log came back without flushes that had
+    /// completed (see `seal`). Without it the broker refuses to start and names the file.
+    /// A torn last record is always cut off.
     #[arg(long)]
     pub load_truncated: bool,
     /// A closed consumer connection's in-flight messages: `release` (visible again at

@@ -38,6 +38,7 @@ use crate::journal::{Journal, StorageError};
 use crate::message::{Message, MessageId};
 use crate::queue::QueueConfig;
 use crate::redo::{self, Change, Redo};
+use crate::seal::{Check, Seal};
 
 /// `--fsync`: when writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +79,8 @@ pub struct Store {
     redo: Option<Arc<Mutex<Redo>>>,
     /// `fdatasync` sled's log after a flush (not under `--fsync no`).
     sync_log: bool,
+    /// Each flush's number, in sled and outside it (see [`crate::seal`]).
+    seal: Arc<Seal>,
 }
 
 /// The engine's writes since the last batch: the newest version of each record (`None`:
@@ -185,7 +188,24 @@ impl Store {
         load_truncated: bool,
     ) -> Result<(Store, Loaded), StorageError> {
         let opened = quiet_open::catch(|| {
-            let mut store = Store::open(dir)?;
+            let (mut store, check) = Store::open_checked(dir)?;
+            if let Check::Lost { recovered, sealed } = check {
+                let what = format!(
+                    "the message store's log is damaged in the middle: sled recovered it \
+                     only up to flush {recovered}, but flush {sealed} had completed, so \
+                     the messages confirmed after it would be lost"
+                );
+                if !load_truncated {
+                    return Err(StorageError(format!(
+                        "{what}; restore the directory from a backup, or start with \
+                         --load-truncated to serve what sled recovered"
+                    )));
+                }
+                tracing::warn!(
+                    "{}: {what}; --load-truncated: serving what sled recovered",
+                    dir.join("db").display()
+                );
+            }
             let redo_dir = dir.join("redo");
             let (changes, last) = redo::recover(&redo_dir, load_truncated)?;
             let replayed = changes.len();
@@ -213,14 +233,21 @@ impl Store {
         }
     }
 
+    /// Opens the store in `dir` (without the seal's check: see [`Self::open_and_load`]).
     pub fn open(dir: &Path) -> Result<Store, StorageError> {
+        Self::open_checked(dir).map(|(store, _)| store)
+    }
+
+    /// Opens the store, and compares sled's log with the seal ([`crate::seal`]).
+    fn open_checked(dir: &Path) -> Result<(Store, Check), StorageError> {
         // No timer of sled's own: the server flushes (see the module's doc).
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
             .open()
             .map_err(storage)?;
-        Ok(Store {
+        let (seal, check) = Seal::open(dir, &db)?;
+        let store = Store {
             messages: db.open_tree("messages").map_err(storage)?,
             queues: db.open_tree("queues").map_err(storage)?,
             db,
@@ -237,7 +264,26 @@ impl Store {
             applying: Arc::default(),
             redo: None,
             sync_log: true,
-        })
+            seal: Arc::new(seal),
+        };
+        Ok((store, check))
+    }
+
+    /// Makes what was applied to sled durable, sealed: the seal's counter goes into the
+    /// batch, sled's log is flushed (and `fdatasync`ed), then the counter is recorded
+    /// outside sled. Blocking.
+    fn flush_sealed(&self) -> Result<(), StorageError> {
+        let n = self.seal.stamp(&self.db)?;
+        self.db.flush().map_err(storage)?;
+        // On Linux sled 0.34 ends a flush with `sync_file_range`, which survives a crash
+        // of the process but not of the machine (it neither flushes the drive's cache nor
+        // the file's metadata). `fdatasync` does.
+        if self.sync_log {
+            self.log
+                .sync_data()
+                .map_err(|e| StorageError(e.to_string()))?;
+        }
+        self.seal.sealed(n)
     }
 
     /// Applies changes recovered from the redo log to sled and makes them durable. Every
@@ -257,10 +303,7 @@ impl Store {
         }
         self.apply()?;
         lock(&self.pending).batched_up_to = 0;
-        self.db.flush().map_err(storage)?;
-        self.log
-            .sync_data()
-            .map_err(|e| StorageError(e.to_string()))
+        self.flush_sealed()
     }
 
     /// Writes the redo log's buffered changes to the kernel: one `write()`, called after a
@@ -378,13 +421,7 @@ impl Store {
                     None => None,
                 };
                 store.apply().map_err(|e| e.0)?;
-                store.db.flush().map_err(|e| e.to_string())?;
-                // On Linux sled 0.34 ends a flush with `sync_file_range`, which survives a
-                // crash of the process but not of the machine (it neither flushes the
-                // drive's cache nor the file's metadata). `fdatasync` does.
-                if store.sync_log {
-                    store.log.sync_data().map_err(|e| e.to_string())?;
-                }
+                store.flush_sealed().map_err(|e| e.0)?;
                 match (&store.redo, sealed) {
                     (Some(redo), Some(sealed)) => lock(redo).forget(sealed).map_err(|e| e.0),
                     _ => Ok(()),

@@ -153,7 +153,13 @@ impl Kv {
         if let Some(refused) = self.refuses(&ks, true, mutation.may_grow()) {
             return Err(refused);
         }
+        let before = self.storage.as_ref().map(|_| ks.used_memory());
         let outcome = ks.apply(db, mutation, now);
+        if let (Some(storage), Some(before)) = (&self.storage, before) {
+            // The checkpoint may still hold a large value this write freed.
+            let freed = before.saturating_sub(ks.used_memory());
+            storage.freed(freed, ks.journal().seq());
+        }
         if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);

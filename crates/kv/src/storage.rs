@@ -155,6 +155,9 @@ struct Pending {
     writer: Waiting,
     /// `SAVE`s requested so far.
     saves: u64,
+    /// A write freed a large value ([`Storage::freed`]): fold soon, once the journal
+    /// holds the change at this position (0: no fold asked for).
+    fold_after: u64,
     stop: bool,
     /// Stop without folding: what a crash right after the last fsync leaves (tests).
     abandon: bool,
@@ -172,6 +175,14 @@ struct Open {
 /// batch rather than kept: capacity kept for later batches would hold a copy's worth of
 /// memory for the life of the process.
 const KEEP_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// A write that frees this much memory (a large value deleted, overwritten, flushed)
+/// makes the next fold come soon: see [`Storage::freed`].
+pub const FREED_FOLDS: usize = 4 * 1024 * 1024;
+
+/// At most one fold per this long is started for [`Storage::freed`], so a client that
+/// writes and deletes large values in a loop costs a fold a second, not one per value.
+const FOLD_SOON: Duration = Duration::from_secs(1);
 
 struct Shared {
     pending: Mutex<Pending>,
@@ -436,6 +447,25 @@ impl Storage {
         target
     }
 
+    /// A write just freed `bytes` of memory. Memory is not the only copy of a value: once
+    /// folded, the checkpoint holds it too, and sled keeps the pages it touched in its
+    /// cache until it writes over them. A large value deleted from memory would so stay
+    /// resident in sled's cache until the deletion is folded, which by size alone
+    /// ([`FOLD_THRESHOLD`]) may be never on a quiet server. So a write that frees
+    /// [`FREED_FOLDS`] or more asks the writer for a fold soon (at most one a second),
+    /// and the fold's deletion lets sled, and then the allocator, give the memory back.
+    /// `seq` is the journal position of the write: the fold waits until the journal has
+    /// it (a write inside `EXEC` reaches it only when the transaction ends).
+    pub fn freed(&self, bytes: usize, seq: u64) {
+        if bytes < FREED_FOLDS {
+            return;
+        }
+        let mut pending = self.shared.lock();
+        pending.fold_after = pending.fold_after.max(seq);
+        drop(pending);
+        self.shared.wake.notify_one();
+    }
+
     /// Writes and fsyncs what is queued, folds the whole journal into the checkpoint and
     /// stops both threads (shutdown).
     pub async fn close(&self) {
@@ -564,8 +594,10 @@ impl Writer {
         let mut last_write = Instant::now();
         let mut last_sync = Instant::now();
         let mut saves_done = 0;
+        // When the last fold was started, for `Storage::freed`'s rate.
+        let mut last_fold: Option<Instant> = None;
         loop {
-            let (saves, stop, abandon) = {
+            let (saves, stop, abandon, fold_soon) = {
                 let mut pending = self.shared.lock();
                 loop {
                     let now = Instant::now();
@@ -582,7 +614,9 @@ impl Writer {
                             last_write + WRITE_INTERVAL
                         }
                     });
-                    let due = sync_at.into_iter().chain(write_at).min();
+                    let fold_at = (pending.fold_after > 0 && pending.seq >= pending.fold_after)
+                        .then(|| last_fold.map_or(now, |at| at + FOLD_SOON));
+                    let due = sync_at.into_iter().chain(write_at).chain(fold_at).min();
                     if pending.stop || pending.saves > saves_done || due.is_some_and(|d| d <= now) {
                         break;
                     }
@@ -604,7 +638,13 @@ impl Writer {
                     };
                     pending.writer = Waiting::No;
                 }
-                (pending.saves, pending.stop, pending.abandon)
+                let fold_soon = pending.fold_after > 0
+                    && pending.seq >= pending.fold_after
+                    && last_fold.is_none_or(|at| at.elapsed() >= FOLD_SOON);
+                if fold_soon {
+                    pending.fold_after = 0;
+                }
+                (pending.saves, pending.stop, pending.abandon, fold_soon)
             };
             let written = self.shared.write_out();
             last_write = Instant::now();
@@ -635,8 +675,9 @@ impl Writer {
                 break;
             }
             let full = self.shared.journal().appender.bytes() >= self.fold_threshold;
-            if save || stop || full {
+            if save || stop || full || fold_soon {
                 self.start_fold(saves, stop);
+                last_fold = Some(Instant::now());
             }
             saves_done = saves;
             if stop {

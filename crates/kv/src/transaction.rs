@@ -37,7 +37,7 @@
 //! recovery applies all of it or none (`crate::storage::journal`), and a replica applies
 //! it in one step, so neither a crash nor a replica ever shows half a transaction.
 
-use proto::{Args, CommandError, Frame};
+use proto::{Args, CommandError, Frame, Protocol};
 use service::{Client, CommandSpec, Reply, Settled};
 
 use crate::keyspace::Watch;
@@ -108,8 +108,7 @@ impl Transaction {
     }
 }
 
-/// Redis's answer to a command it does not queue (`SAVE`, and here also the
-/// connection-level commands the service answers, such as `CLIENT` and `CONFIG`).
+/// Redis's answer to a command it does not queue ([`NOT_QUEUED`]).
 fn not_allowed() -> CommandError {
     CommandError::err("Command not allowed inside a transaction")
 }
@@ -117,6 +116,7 @@ fn not_allowed() -> CommandError {
 /// Handles the transaction commands, and every command while `MULTI` is queueing.
 /// `Err(args)`: not this module's, run it as usual.
 pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
+    let spec = client.spec();
     let tx = &mut client.session.tx;
     let Some(queue) = &mut tx.queue else {
         let frame = match args.name() {
@@ -142,7 +142,7 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
         return Ok(Reply::One(frame));
     };
     let frame = match args.name() {
-        "exec" => return Ok(Reply::One(exec(kv, client))),
+        "exec" => return Ok(exec(kv, client)),
         "discard" => {
             tx.queue = None;
             kv.unwatch(std::mem::take(&mut tx.watching));
@@ -153,44 +153,36 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
         "watch" => CommandError::err("WATCH inside MULTI is not allowed").to_frame(),
         // The connection closes or resets: the queue goes with the session.
         "quit" | "reset" => return Err(args),
-        name => match queueable(name).map(|flags| kv.refuses_queued(flags)) {
-            Some(None) => {
+        name if NOT_QUEUED.contains(&name) => {
+            queue.failed = true;
+            not_allowed().to_frame()
+        }
+        // Every other command is queued, kv's own and the service's alike (`CLIENT
+        // SETNAME`, `CONFIG GET`, `INFO`, `HELLO`): its name, arity and subcommand were
+        // checked already, before kv saw it, so a mistake there aborted the transaction.
+        _ => match kv.refuses_queued(spec.map_or(&[][..], |spec| spec.flags)) {
+            None => {
                 queue.commands.push(args);
                 Frame::simple("QUEUED")
             }
             // A write on a replica, or over `--maxmemory`: refused now, as in Redis.
-            Some(Some(refused)) => {
+            Some(refused) => {
                 queue.failed = true;
                 refused.to_frame()
-            }
-            None => {
-                queue.failed = true;
-                not_allowed().to_frame()
             }
         },
     };
     Ok(Reply::One(frame))
 }
 
-/// The flags (`write`, `denyoom`...) of a command `EXEC` can run; `None` for the others.
-/// `EXEC` runs kv's own commands but `SAVE` (which waits for the disk; Redis refuses it
-/// too), `ROLE`, `REPLICAOF`, and `PING`/`ECHO`. The other connection-level commands are
-/// answered by the service, outside kv, so `EXEC` could not run them in its turn: they
-/// are refused like `SAVE`.
-fn queueable(name: &str) -> Option<&'static [&'static str]> {
-    match name {
-        "save" => None,
-        "ping" | "echo" | "unwatch" | "role" | "replicaof" | "slaveof" => Some(&[]),
-        _ => crate::commands::TABLE
-            .iter()
-            .find(|spec| spec.name == name)
-            .map(|spec| spec.flags),
-    }
-}
+/// The commands Redis 7 refuses inside `MULTI` (its `no-multi` flag), of those kv has:
+/// `SAVE` waits for the disk, and `SYNC`/`PSYNC` turn the connection into a replica's
+/// link, neither of which can happen in `EXEC`'s turn.
+const NOT_QUEUED: &[&str] = &["save", "sync", "psync"];
 
 /// `EXEC`: runs the queue (see the module docs) and answers each command's reply in an
 /// array; `EXECABORT` if queueing failed; a null reply if a watched key changed.
-fn exec(kv: &Kv, client: &mut Client<Session>) -> Frame {
+fn exec(kv: &Kv, client: &mut Client<Session>) -> Reply {
     let tx = &mut client.session.tx;
     let queue = tx.queue.take().unwrap_or_default();
     let watching = std::mem::take(&mut tx.watching);
@@ -200,23 +192,23 @@ fn exec(kv: &Kv, client: &mut Client<Session>) -> Frame {
             "EXECABORT",
             "Transaction discarded because of previous errors.",
         )
-        .to_frame();
+        .into();
     }
     if !kv.begin(watching) {
-        return Frame::NullArray;
+        return Frame::NullArray.into();
     }
     // Committed even if a command panics: the journal must never stay held open.
     let open = Open {
         kv,
         committed: false,
     };
-    let replies = queue
-        .commands
-        .into_iter()
-        .map(|args| run(kv, client, args))
-        .collect();
+    let mut replies = Replies::new(client.protocol, queue.commands.len());
+    for args in queue.commands {
+        let reply = run(kv, client, args);
+        replies.push(client.protocol, reply);
+    }
     open.commit(&mut client.session);
-    Frame::Array(replies)
+    replies.finish()
 }
 
 /// Runs one queued command inside `EXEC`.
@@ -233,10 +225,12 @@ fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
         }
         // The watches were handed back when `EXEC` began.
         "unwatch" => return Frame::ok(),
-        "ping" => return ping(&mut args),
-        "echo" => return args.next_bytes().map_or_else(|e| e.to_frame(), Frame::Bulk),
         _ => match crate::replication::execute(kv, client, args) {
-            Reply::Unhandled(args) => crate::commands::execute_now(kv, client, args),
+            Reply::Unhandled(args) => match crate::commands::execute_now(kv, client, args) {
+                // The service's commands, run in their turn like kv's.
+                Reply::Unhandled(args) => client.run_builtin(args),
+                reply => reply,
+            },
             reply => reply,
         },
     };
@@ -249,11 +243,53 @@ fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
     }
 }
 
-fn ping(args: &mut Args) -> Frame {
-    match args.remaining() {
-        0 => Frame::simple("PONG"),
-        1 => args.next_bytes().map_or_else(|e| e.to_frame(), Frame::Bulk),
-        _ => args.wrong_arity().to_frame(),
+/// `EXEC`'s reply, one command's reply at a time.
+///
+/// Redis writes each reply in the protocol of the moment, so a `HELLO 3` queued in the
+/// middle turns the replies after it (and its own) into RESP3 while those before it stay
+/// RESP2. The connection encodes a reply frame once, in the protocol of the end, so in
+/// that rare case the array is encoded here, piece by piece.
+struct Replies {
+    frames: Vec<Frame>,
+    /// The array encoded so far, once the protocol has changed.
+    encoded: Option<bytes::BytesMut>,
+    /// The protocol when `EXEC` began.
+    started: Protocol,
+    /// How many replies the array holds.
+    len: usize,
+}
+
+impl Replies {
+    fn new(protocol: Protocol, len: usize) -> Self {
+        Replies {
+            frames: Vec::with_capacity(len),
+            encoded: None,
+            started: protocol,
+            len,
+        }
+    }
+
+    /// `reply`, made while the connection spoke `protocol`.
+    fn push(&mut self, protocol: Protocol, reply: Frame) {
+        if self.encoded.is_none() && protocol != self.started {
+            let mut encoded = bytes::BytesMut::new();
+            encoded.extend_from_slice(format!("*{}\r\n", self.len).as_bytes());
+            for frame in self.frames.drain(..) {
+                frame.encode(self.started, &mut encoded);
+            }
+            self.encoded = Some(encoded);
+        }
+        match &mut self.encoded {
+            Some(encoded) => reply.encode(protocol, encoded),
+            None => self.frames.push(reply),
+        }
+    }
+
+    fn finish(self) -> Reply {
+        match self.encoded {
+            Some(encoded) => Reply::Encoded(encoded.freeze()),
+            None => Reply::One(Frame::Array(self.frames)),
+        }
     }
 }
 

@@ -78,6 +78,19 @@ const SCRIPTS: &[&str] = &[
     // RESP3: EXEC's null is `_`, its array holds RESP3 replies (HELLO's reply, which
     // names the server, is not compared).
     "!0: HELLO 3\n0: SET k 1\n0: WATCH k\n1: SET k 2\n0: MULTI\n0: GET k\n0: EXEC\n0: MULTI\n0: GET nope\n0: INCR k\n0: EXEC",
+    // The connection's own commands are queued too and run in their turn (Redis 7 queues
+    // all but a few, such as SAVE and SYNC): CLIENT, CONFIG, ECHO, PING, AUTH, SELECT.
+    "0: MULTI\n0: CLIENT SETNAME tx\n0: CLIENT GETNAME\n0: CONFIG SET maxmemory 0\n0: CONFIG GET maxmemory\n0: PING\n0: PING hi\n0: ECHO hi\n0: SELECT 1\n0: SET a 1\n0: EXEC\n0: CLIENT GETNAME\n0: GET a\n0: SELECT 0\n0: EXISTS a",
+    "0: MULTI\n0: AUTH nopass\n0: SELECT 99\n0: HELLO 4\n0: COMMAND GETKEYS SET a b\n0: INFO nosuchsection\n0: SET x 1\n0: EXEC\n0: GET x",
+    // ... and nothing of them runs before EXEC, or after a DISCARD.
+    "0: MULTI\n0: CLIENT SETNAME early\n1: PING\n0: DISCARD\n0: CLIENT GETNAME",
+    // Their mistakes are queueing errors: an unknown subcommand, a subcommand's arity.
+    "0: MULTI\n0: SET x 1\n0: CLIENT NOSUCH\n0: EXEC\n0: EXISTS x",
+    "0: MULTI\n0: SET x 1\n0: client nosuch\n0: EXEC\n0: EXISTS x",
+    "0: MULTI\n0: SET x 1\n0: CONFIG GET\n0: EXEC\n0: EXISTS x",
+    "0: MULTI\n0: SET x 1\n0: CLIENT SETNAME\n0: EXEC\n0: EXISTS x",
+    "0: MULTI\n0: SET x 1\n0: CLIENT\n0: EXEC\n0: EXISTS x",
+    "0: MULTI\n0: SET x 1\n0: PSYNC ? -1\n0: EXEC\n0: EXISTS x",
     // Keys in a database selected before WATCH.
     "0: SELECT 5\n0: SET k 1\n0: WATCH k\n1: SELECT 5\n1: INCR k\n0: MULTI\n0: GET k\n0: EXEC",
 ];
@@ -157,4 +170,38 @@ async fn call(client: &mut RespClient, command: &str) -> Frame {
         )
         .await
         .unwrap()
+}
+
+/// A `HELLO 3` queued in the middle of a transaction: Redis writes the replies before it
+/// in RESP2 and the rest (its own map included) in RESP3, inside one array. The HELLO map
+/// names the server, so the bytes are compared around it.
+#[tokio::test]
+async fn hello_inside_exec_switches_protocol_mid_array_as_redis_does() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = RedisServer::start(&[]);
+    let server = common::start(&[]).await;
+    let request = b"MULTI\r\nGET nope\r\nHELLO 3\r\nGET nope\r\nEXEC\r\nGET nope\r\n";
+    let mut shapes = Vec::new();
+    for addr in [server.addr(), redis.socket_addr()] {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut reply = Vec::new();
+        // Read until the last reply (the null of the GET after EXEC) is in.
+        while !reply.ends_with(b"_\r\n_\r\n") {
+            let mut chunk = [0u8; 4096];
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&reply));
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let map = text.find('%').unwrap();
+        // Up to the map (kv's has more fields), and the two nulls after it.
+        shapes.push((text[..=map].to_string(), text[text.len() - 6..].to_string()));
+    }
+    assert_eq!(
+        shapes[0].0,
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$-1\r\n%"
+    );
+    assert_eq!(shapes[0], shapes[1]);
+    server.stop().await;
 }

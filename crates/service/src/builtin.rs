@@ -65,7 +65,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "A container for client connection commands.",
     )
-    .syntax("ID|INFO|LIST|GETNAME|SETNAME|SETINFO|KILL|NO-EVICT|NO-TOUCH|HELP"),
+    .syntax("ID|INFO|LIST|GETNAME|SETNAME|SETINFO|KILL|NO-EVICT|NO-TOUCH|HELP")
+    .subcommands(&[
+        ("id", 2),
+        ("info", 2),
+        ("list", -2),
+        ("getname", 2),
+        ("setname", 3),
+        ("setinfo", 4),
+        ("kill", -3),
+        ("no-evict", 3),
+        ("no-touch", 3),
+        ("help", 2),
+    ]),
     CommandSpec::new(
         "command",
         -1,
@@ -73,7 +85,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Returns detailed information about all commands.",
     )
-    .syntax("[COUNT|DOCS|INFO|LIST|GETKEYS] [arg ...]"),
+    .syntax("[COUNT|DOCS|INFO|LIST|GETKEYS] [arg ...]")
+    .subcommands(&[
+        ("count", 2),
+        ("docs", -2),
+        ("info", -2),
+        ("list", -2),
+        ("getkeys", -3),
+        ("help", 2),
+    ]),
     CommandSpec::new(
         "config",
         -2,
@@ -81,7 +101,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "A container for server configuration commands.",
     )
-    .syntax("GET|SET|RESETSTAT|REWRITE parameter [value]"),
+    .syntax("GET|SET|RESETSTAT|REWRITE parameter [value]")
+    .subcommands(&[
+        ("get", -3),
+        ("set", -4),
+        ("resetstat", 2),
+        ("rewrite", 2),
+        ("help", 2),
+    ]),
     CommandSpec::new(
         "info",
         -1,

@@ -8,10 +8,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use proto::Protocol;
+use proto::{Args, Protocol};
 use tokio_util::sync::CancellationToken;
 
+use crate::command_table::CommandSpec;
+use crate::server::Reply;
 use crate::settings::Settings;
+
+/// The service's own commands (`CLIENT`, `CONFIG`, `INFO`, `HELLO`...) bound to the
+/// server a connection serves: what [`Client::run_builtin`] calls.
+pub(crate) type Builtins<S> = Arc<dyn Fn(&mut Client<S>, Args) -> Reply + Send + Sync>;
 
 /// The connection state a command sees. `session` belongs to the server.
 pub struct Client<S> {
@@ -24,17 +30,45 @@ pub struct Client<S> {
     /// The last command executed and not yet published to [`ClientInfo`]'s metadata
     /// (see [`Client::publish_activity`]).
     pub(crate) last_command: Option<&'static str>,
+    /// The table entry of the command being executed (see [`Client::spec`]).
+    pub(crate) spec: Option<&'static CommandSpec>,
+    builtins: Builtins<S>,
 }
 
 impl<S> Client<S> {
-    pub(crate) fn new(session: S, info: Arc<ClientInfo>, authenticated: bool) -> Self {
+    pub(crate) fn new(
+        session: S,
+        info: Arc<ClientInfo>,
+        authenticated: bool,
+        builtins: Builtins<S>,
+    ) -> Self {
         Client {
             session,
             protocol: Protocol::Resp2,
             authenticated,
             info,
             last_command: None,
+            spec: None,
+            builtins,
         }
+    }
+
+    /// The command table's entry for the command being executed (its flags, keys,
+    /// arity), looked up once by the connection before the server sees the command.
+    pub fn spec(&self) -> Option<&'static CommandSpec> {
+        self.spec
+    }
+
+    /// Runs one of the service's connection-level commands (`CLIENT`, `CONFIG`, `INFO`,
+    /// `HELLO`, `AUTH`, `COMMAND`, `PING`, `ECHO`...) for this client, now.
+    ///
+    /// The connection runs these itself when a server hands a command back
+    /// ([`Reply::Unhandled`]). A server that runs commands *later* needs to run them in
+    /// their turn instead: kv's `EXEC` runs a `MULTI`'s queue, and Redis queues
+    /// `CLIENT SETNAME` or `CONFIG GET` like any other command.
+    pub fn run_builtin(&mut self, args: Args) -> Reply {
+        let builtins = Arc::clone(&self.builtins);
+        builtins(self, args)
     }
 
     /// Publishes the connection's latest command and activity time (`cmd=` and `idle=`

@@ -29,6 +29,9 @@ pub struct CommandSpec {
     pub summary: &'static str,
     /// Argument synopsis shown by redis-cli's hints (`key value [EX seconds]`).
     pub syntax: &'static str,
+    /// A container command's subcommands (`CLIENT SETNAME`, `CONFIG GET`) and the arity
+    /// of each, counted like `arity` (`CONFIG GET pattern` is 3). Empty for the others.
+    pub subcommands: &'static [(&'static str, i64)],
 }
 
 impl CommandSpec {
@@ -50,7 +53,14 @@ impl CommandSpec {
             group,
             summary,
             syntax: "",
+            subcommands: &[],
         }
+    }
+
+    /// The same spec as a container of `subcommands` (lowercase names, with arities).
+    pub const fn subcommands(mut self, subcommands: &'static [(&'static str, i64)]) -> Self {
+        self.subcommands = subcommands;
+        self
     }
 
     /// The same spec with key positions (first, last, step).
@@ -75,6 +85,38 @@ impl CommandSpec {
         } else {
             argc >= -self.arity
         }
+    }
+
+    /// For a container command, is `args` (after the name) one of its subcommands with
+    /// the right number of arguments? Redis checks this before it runs, or queues, a
+    /// command, with these words; so a transaction refuses `CONFIG GET` without a
+    /// pattern when it is queued, not when `EXEC` runs it.
+    pub fn check_subcommand(&self, args: &proto::Args) -> Result<(), proto::CommandError> {
+        let Some(sub) = args.peek_all().next() else {
+            return Ok(());
+        };
+        if self.subcommands.is_empty() {
+            return Ok(());
+        }
+        let found = self
+            .subcommands
+            .iter()
+            .find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(sub));
+        let Some(&(name, arity)) = found else {
+            return Err(proto::CommandError::err(format!(
+                "unknown subcommand '{}'. Try {} HELP.",
+                String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+                self.name.to_ascii_uppercase()
+            )));
+        };
+        let argc = args.remaining() as i64 + 1;
+        if (arity >= 0 && argc != arity) || (arity < 0 && argc < -arity) {
+            return Err(proto::CommandError::WrongArity(format!(
+                "{}|{name}",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// `COMMAND INFO` entry: name, arity, flags, first key, last key, step, ACL

@@ -70,7 +70,11 @@ pub(crate) async fn serve<S: Server>(
 ) {
     let info = registration.info.clone();
     let authenticated = ctx.shared.settings.requirepass().is_none();
-    let mut client = Client::new(S::Session::default(), info.clone(), authenticated);
+    let builtins = {
+        let ctx = Arc::clone(&ctx);
+        Arc::new(move |client: &mut Client<S::Session>, args| builtin::execute(&ctx, client, args))
+    };
+    let mut client = Client::new(S::Session::default(), info.clone(), authenticated, builtins);
     // No read buffer until there is something to read (see the module's notes on memory).
     let mut input = BytesMut::new();
     let mut requests = RequestParser::default();
@@ -257,11 +261,13 @@ fn admit<S>(
     if !spec.arity_ok(args.remaining() + 1) {
         return Err(args.wrong_arity().into());
     }
+    spec.check_subcommand(args)?;
     if !client.authenticated && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
         return Err(CommandError::coded("NOAUTH", "Authentication required.").into());
     }
     args.set_known_name(spec.name);
     client.last_command = Some(spec.name);
+    client.spec = Some(spec);
     Ok(spec)
 }
 

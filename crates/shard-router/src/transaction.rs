@@ -12,12 +12,24 @@
 //! the backend answers them (`+QUEUED`, the `EXEC` array, its null when a watched key
 //! changed): the router adds no semantics of its own.
 //!
+//! Commands without keys: in Redis Cluster a client's transaction runs on the node it is
+//! connected to, and `PING` or `ECHO` queued in it run there like the rest. The router
+//! does the same with the commands whose answer is the same on every shard ([`ANYWHERE`]):
+//! they are queued on the transaction's shard. Before a key has chosen the shard the
+//! router holds them, answers `+QUEUED` itself, and relays them (after `MULTI`) when the
+//! first key pins the transaction; a transaction of such commands only runs on the first
+//! shard. The other keyless commands are the router's own business, not one shard's: the
+//! connection's (`CLIENT SETNAME` would name the router's connection to the shard, not
+//! the client's), the ones the router spreads over every shard (`DBSIZE`, `FLUSHALL`,
+//! `INFO`), and those it never proxies (`KEYS`). A shard's transaction cannot run those,
+//! so they are refused at queue time, with an error saying why.
+//!
 //! The router refuses, at queue time, a command whose key maps to another shard
-//! (`CROSSSLOT`, as Redis Cluster does) or that it cannot relay inside a transaction (a
-//! command without keys, one it never proxies). Like an unknown command, that marks the
-//! transaction failed: its `EXEC` answers `EXECABORT`, and the router sends `DISCARD` to
-//! the backend, so no queued command ever runs. A client that disconnects closes its
-//! pinned connection, and the backend drops what it had queued.
+//! (`CROSSSLOT`, as Redis Cluster does) or that it cannot relay inside a transaction.
+//! Like an unknown command, that marks the transaction failed: its `EXEC` answers
+//! `EXECABORT`, and the router sends `DISCARD` to the backend, so no queued command ever
+//! runs. A client that disconnects closes its pinned connection, and the backend drops
+//! what it had queued.
 //!
 //! `MULTI` itself names no key, so the router answers it and relays it only once the
 //! first key has chosen the shard (at once if a `WATCH` already had). A transaction with
@@ -44,7 +56,12 @@ pub struct Transaction {
     /// The client's protocol: a pinned connection speaks it too (`HELLO 3` for RESP3),
     /// so `EXEC`'s replies keep their types.
     protocol: Protocol,
+    /// Keyless commands queued before a key chose the shard ([`ANYWHERE`]).
+    held: Vec<Args>,
 }
+
+/// Keyless commands that answer the same on every shard: queued on the transaction's.
+const ANYWHERE: &[&str] = &["ping", "echo"];
 
 struct Pinned {
     shard: usize,
@@ -102,7 +119,17 @@ pub async fn execute(
             tx.pinned = None;
             Reply::One(Frame::ok())
         }
-        ("exec", true) => finish(tx, &args, true),
+        ("exec", true) => {
+            if tx.pinned.is_none() && !tx.held.is_empty() && !tx.failed {
+                // Only keyless commands: any shard answers them the same.
+                if let Err(refusal) = pin_to(router, tx, 0).await {
+                    tx.failed = true;
+                    tx.held.clear();
+                    return Reply::One(refusal);
+                }
+            }
+            finish(tx, &args, true)
+        }
         ("discard", true) => finish(tx, &args, false),
         // The service answers these, and they end the session (and its transaction).
         ("quit" | "reset", true) => Reply::Unhandled(args),
@@ -111,19 +138,25 @@ pub async fn execute(
     }
 }
 
-/// A command inside `MULTI`: relayed to the pinned shard for the backend to queue, or
-/// refused (and the transaction failed).
+/// A command inside `MULTI`: relayed to the pinned shard for the backend to queue, held
+/// until a key pins the transaction ([`ANYWHERE`]), or refused (and the transaction
+/// failed).
 async fn queue(router: &Router, tx: &mut Transaction, lane: u64, args: Args) -> Reply {
-    match pin(router, tx, lane, &args).await {
+    if ANYWHERE.contains(&args.name()) && tx.pinned.is_none() {
+        tx.held.push(args);
+        return Reply::One(Frame::simple("QUEUED"));
+    }
+    let held = std::mem::take(&mut tx.held);
+    let pinned = if ANYWHERE.contains(&args.name()) {
+        tx.pinned
+            .as_mut()
+            .ok_or_else(|| Frame::error("ERR no shard pinned"))
+    } else {
+        pin(router, tx, lane, &args).await
+    };
+    match pinned {
         Ok(pinned) => {
-            if !pinned.in_multi {
-                // The first key chose the shard: the backend's transaction starts now.
-                // Its `+OK` was answered already; a failure shows in the next reply.
-                pinned.in_multi = true;
-                let _ = pinned
-                    .connection
-                    .send_command(std::iter::once(&b"MULTI"[..]));
-            }
+            start_multi(pinned, held);
             relay(&pinned.connection, &args)
         }
         Err(refusal) => {
@@ -131,6 +164,49 @@ async fn queue(router: &Router, tx: &mut Transaction, lane: u64, args: Args) -> 
             Reply::One(refusal)
         }
     }
+}
+
+/// Starts the backend's transaction on the pinned connection, if not yet: `MULTI`, then
+/// the commands held until the shard was known. Their replies (`+OK`, `+QUEUED`) were
+/// answered already; a failure shows in `EXEC`'s (`EXECABORT`).
+fn start_multi(pinned: &mut Pinned, held: Vec<Args>) {
+    if pinned.in_multi {
+        return;
+    }
+    pinned.in_multi = true;
+    let _ = pinned
+        .connection
+        .send_command(std::iter::once(&b"MULTI"[..]));
+    for args in held {
+        let words = std::iter::once(args.raw_name()).chain(args.peek_all());
+        let _ = pinned.connection.send_command(words);
+    }
+}
+
+/// Pins a transaction of keyless commands only to `shard`, and starts it there.
+async fn pin_to(router: &Router, tx: &mut Transaction, shard: usize) -> Result<(), Frame> {
+    let layout = router.layout();
+    let pinned = tx
+        .pinned
+        .insert(connect(router, &layout, shard, tx.protocol).await?);
+    start_multi(pinned, std::mem::take(&mut tx.held));
+    Ok(())
+}
+
+/// Why a keyless command cannot be queued through the router.
+fn keyless_refusal(name: &str) -> Frame {
+    let why = match name {
+        "flushall" | "flushdb" | "dbsize" | "info" => {
+            "the router runs it on every shard, and a transaction runs on one"
+        }
+        "router" => "it is the router's own command, not a shard's",
+        _ if commands::spec(name).is_some() => "the router does not relay it to a shard",
+        _ => "it acts on the client's connection to the router, not on a shard",
+    };
+    Frame::error(format!(
+        "ERR '{name}' cannot run inside a transaction through the shard router: {why}; \
+         a transaction queues commands with keys, and PING and ECHO"
+    ))
 }
 
 /// Pins the client to the shard of every key of `args` (opening its connection), or
@@ -145,10 +221,7 @@ async fn pin<'t>(
     let name = args.name();
     let spec = commands::spec(name).filter(|s| s.first_key > 0 && s.group != "router");
     let Some(spec) = spec else {
-        return Err(Frame::error(format!(
-            "ERR '{name}' cannot run inside a transaction through the shard router: \
-             only commands with keys are relayed to the transaction's shard"
-        )));
+        return Err(keyless_refusal(name));
     };
     let layout = router.layout();
     let words: Vec<&[u8]> = args.peek_all().collect();
@@ -192,6 +265,7 @@ async fn connect(
 fn finish(tx: &mut Transaction, args: &Args, run: bool) -> Reply {
     let failed = std::mem::take(&mut tx.failed);
     tx.multi = false;
+    tx.held.clear();
     let pinned = tx.pinned.take();
     let execabort = || {
         CommandError::coded(

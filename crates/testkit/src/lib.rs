@@ -188,6 +188,38 @@ macro_rules! eventually {
     }};
 }
 
+/// Resident memory of process `pid` (`"self"` for this one), in bytes, from `/proc`.
+pub fn rss(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Waits (at most 30 s) for [`rss`] of `pid` to be at most `bound`; fails saying `what`
+/// and how much it still was. Freed memory leaves the resident set when the allocator
+/// gives it back, which takes a moment: a condition to wait for, not a time to guess.
+pub async fn rss_falls_to(pid: &str, bound: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = rss(pid);
+        if now <= bound {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: RSS {} MiB, expected at most {} MiB",
+            now >> 20,
+            bound >> 20
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
