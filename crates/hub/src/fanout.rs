@@ -260,6 +260,14 @@ impl Hub {
         self.lock().table(kind).get(channel).map_or(0, HashMap::len)
     }
 
+    /// Is the subscriber whose queue is `outbox` subscribed to `name`?
+    pub fn listens(&self, kind: Kind, name: &[u8], outbox: &Arc<Outbox>) -> bool {
+        self.lock()
+            .table(kind)
+            .get(name)
+            .is_some_and(|subscribers| subscribers.values().any(|o| Arc::ptr_eq(o, outbox)))
+    }
+
     /// `PUBSUB NUMPAT`: distinct patterns with at least one subscriber.
     pub fn numpat(&self) -> usize {
         self.lock().patterns.len()

@@ -167,6 +167,12 @@ pub trait Server: Send + Sync + 'static {
     /// per batch, about 10% more instructions for a lone `GET`; off by default.
     const WRITE_AFTER_READS: bool = false;
 
+    /// The Redis version `HELLO` and `INFO` report: the Redis whose behaviour this server
+    /// implements. Client libraries turn features on by it (redis-py 8's client-side cache
+    /// needs 7.4), so a server claims a version only when it has what that version's
+    /// clients use.
+    const REDIS_VERSION: &'static str = crate::REDIS_COMPAT_VERSION;
+
     /// Short name for logs and `INFO` (`"kv"`, `"broker"`).
     fn name(&self) -> &'static str;
 
