@@ -86,11 +86,11 @@ impl Listener {
 }
 
 /// A tracking client's command, seen before it runs: the keys it reads (if it is a
-/// read) and whether it is `CLIENT CACHING` (which must not spend itself).
+/// read) and whether it is a `CLIENT` subcommand (which does not spend `CLIENT CACHING`).
 struct Reads {
     client: u64,
     keys: Option<Vec<Bytes>>,
-    caching: bool,
+    client_command: bool,
 }
 
 impl Drop for Listener {
@@ -249,15 +249,12 @@ impl Kv {
         if !client.session.tracking {
             return None;
         }
-        let caching = args.name() == "client"
-            && args
-                .peek_all()
-                .next()
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"caching"));
+        // Redis spends the flag on the next command that is not a `CLIENT` subcommand.
+        let client_command = args.name() == "client";
         Some(Reads {
             client: client.id(),
             keys: messaging::read_keys(args),
-            caching,
+            client_command,
         })
     }
 
@@ -267,14 +264,14 @@ impl Kv {
         let Some(Reads {
             client,
             keys,
-            caching,
+            client_command,
         }) = reads
         else {
             return;
         };
         self.events.tracking(|t| {
             let evicted = keys.map(|k| t.remember(client, &k)).unwrap_or_default();
-            if !caching {
+            if !client_command {
                 t.command_done(client);
             }
             ((), evicted)
@@ -460,6 +457,7 @@ impl Server for Kv {
     /// kv implements what redis-py 8's client-side cache needs (`CLIENT TRACKING`, RESP3
     /// invalidation pushes); the client refuses a server that reports less than 7.4.
     const REDIS_VERSION: &'static str = "7.4.0";
+    const HELLO_SERVER: &'static str = "redis";
 
     fn name(&self) -> &'static str {
         "kv"

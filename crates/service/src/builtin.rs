@@ -261,7 +261,7 @@ fn hello<S: Server>(
         }
     }
     Ok(Frame::Map(vec![
-        (Frame::bulk("server"), Frame::bulk("infralab")),
+        (Frame::bulk("server"), Frame::bulk(S::HELLO_SERVER)),
         (Frame::bulk("version"), Frame::bulk(S::REDIS_VERSION)),
         (Frame::bulk("proto"), Frame::Integer(protocol.version())),
         (Frame::bulk("id"), Frame::Integer(client.id() as i64)),

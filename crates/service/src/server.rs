@@ -173,6 +173,11 @@ pub trait Server: Send + Sync + 'static {
     /// clients use.
     const REDIS_VERSION: &'static str = crate::REDIS_COMPAT_VERSION;
 
+    /// The `server` field of `HELLO`'s reply. Clients check it with the version: redis-py
+    /// 8 enables its client-side cache only for a server that says `redis`, so a server
+    /// that implements what that cache needs says so (`infralab_server` still names it).
+    const HELLO_SERVER: &'static str = "infralab";
+
     /// Short name for logs and `INFO` (`"kv"`, `"broker"`).
     fn name(&self) -> &'static str;
 
