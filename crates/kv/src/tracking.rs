@@ -247,8 +247,9 @@ impl Tracking {
     pub fn tracks_reads(&self, client: u64) -> bool {
         self.clients.get(&client).is_some_and(|t| {
             let o = &t.options;
-            !o.bcast
-                && !(o.optin && t.caching != Some(true) || o.optout && t.caching == Some(false))
+            let opted_out =
+                o.optin && t.caching != Some(true) || o.optout && t.caching == Some(false);
+            !o.bcast && !opted_out
         })
     }
 
