@@ -97,11 +97,16 @@ impl Events {
     /// After a command: publishes the keyspace notifications of what it did (`plan`, see
     /// [`notify::plan`]; expired keys announce themselves) and sends the invalidations of
     /// the keys it touched. `writer`: the client whose command it was, for `NOLOOP`.
+    ///
+    /// On a replica (`replica`), changes come from the primary's stream, not commands: a
+    /// replica never expires keys itself, and announces a key the primary removed (expired
+    /// or deleted) as `del`, as a Redis replica does on its primary's `DEL`.
     pub fn after(
         &self,
         touched: Vec<Touch>,
         plan: &[Planned],
         writer: Option<u64>,
+        replica: bool,
         now: impl Fn() -> Instant,
     ) {
         if touched.is_empty() {
@@ -130,6 +135,19 @@ impl Events {
             }
             for p in plan.iter().filter(|p| p.fires(&touched)) {
                 send(p.class, p.db, p.event, &p.key);
+            }
+            if replica {
+                for t in &touched {
+                    if let Touch::Key {
+                        db,
+                        key,
+                        removed: true,
+                        ..
+                    } = t
+                    {
+                        send(notify::GENERIC, *db, "del", key);
+                    }
+                }
             }
         }
         let mut state = self.state();

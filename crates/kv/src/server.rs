@@ -238,7 +238,9 @@ impl Kv {
         if touched.is_empty() {
             return;
         }
-        self.events.after(touched, plan, writer, Instant::now);
+        let replica = ks.is_follower();
+        self.events
+            .after(touched, plan, writer, replica, Instant::now);
         if !self.events.observing() {
             ks.observe(false);
         }

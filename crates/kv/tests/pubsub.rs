@@ -267,3 +267,38 @@ async fn a_subscriber_that_stops_reading_is_cut_off_at_its_limit() {
     // The server goes on serving.
     assert_eq!(call(&mut admin, &["PING"]).await, Frame::simple("PONG"));
 }
+
+/// A replica never expires keys itself: the primary's expiry reaches it as a removal, which
+/// it announces as `del` (as a Redis replica does on its primary's `DEL`), never `expired`.
+#[tokio::test]
+async fn a_replica_announces_the_primarys_expiry_as_del() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let t0 = 1_700_000_000_000;
+    let clock = Arc::new(kv::clock::ManualClock::new(t0));
+    let primary = common::start_with_clock(&[], clock.clone()).await;
+    let address = format!("127.0.0.1:{}", primary.addr().port());
+    let replica = common::start(&["--replicaof", &address]).await;
+    let mut r = connect(&replica).await;
+    call(&mut r, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]).await;
+    let mut sub = connect(&replica).await;
+    call(&mut sub, &["PSUBSCRIBE", "__key*@0__:*"]).await;
+    let mut p = connect(&primary).await;
+    call(&mut p, &["SET", "k", "v", "PX", "1000"]).await;
+    // Wait until the replica has the key, then expire it on the primary.
+    while call(&mut r, &["EXISTS", "k"]).await != int(1) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    clock.advance(1000);
+    assert_eq!(call(&mut p, &["GET", "k"]).await, Frame::Null);
+    let mut next = async || {
+        let frame = tokio::time::timeout(Duration::from_secs(10), sub.read_reply())
+            .await
+            .expect("a notification on the replica")
+            .unwrap();
+        words(&frame)[2..].to_vec()
+    };
+    assert_eq!(next().await, ["__keyspace@0__:k", "del"]);
+    assert_eq!(next().await, ["__keyevent@0__:del", "k"]);
+}
