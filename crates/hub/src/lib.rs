@@ -9,16 +9,22 @@
 //!   message is encoded once per protocol and every subscriber's queue shares the bytes.
 //! - [`outbox`]: one subscriber's bounded queue (Redis's `client-output-buffer-limit
 //!   pubsub`), and the policy that decides who pays when a subscriber is slow.
-//! - [`commands`]: the RESP commands (SUBSCRIBE ... PUBSUB) and the rules of subscribed
-//!   mode, for any server whose session holds [`Subscriptions`].
+//! - [`tracking`] and [`tracker`]: `CLIENT TRACKING`, client-side caching's server half —
+//!   who may have cached which key, and the invalidations pushed when a key changes.
+//! - [`commands`]: the RESP commands (SUBSCRIBE ... PUBSUB, the tracking subcommands of
+//!   CLIENT) and the rules of subscribed mode, for any server whose session holds
+//!   [`Subscriptions`] (and a [`tracker::ClientCache`]).
 #![forbid(unsafe_code)]
 
 pub mod commands;
 pub mod fanout;
 pub mod outbox;
+pub mod tracker;
+pub mod tracking;
 
 pub use fanout::{Hub, Kind, Subscriber, Wakes, encode_push};
 pub use outbox::{OutputLimit, SlowPolicy};
+pub use tracker::{ClientCache, Tracker};
 
 /// A connection's pub/sub state: a subscriber once it has subscribed to anything (or
 /// needs a queue for other pushes, such as kv's invalidation messages), and the

@@ -13,9 +13,9 @@
 //!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family;
 //!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit.
-//! - [`notify`], [`tracking`], [`events`]: what kv tells clients when data changes —
-//!   keyspace notifications and `CLIENT TRACKING` invalidations, on the pub/sub hub kv
-//!   shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
+//! - [`notify`], [`events`]: what kv tells clients when data changes — keyspace
+//!   notifications and `CLIENT TRACKING` invalidations (`hub::tracking`), on the pub/sub
+//!   hub kv shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
@@ -30,7 +30,6 @@ pub mod notify;
 pub mod replication;
 pub mod server;
 pub mod storage;
-pub mod tracking;
 pub mod transaction;
 pub mod types;
 pub mod value;

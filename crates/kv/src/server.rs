@@ -15,6 +15,7 @@
 //! parallelise only parsing and socket work, while every command still queues for the one
 //! lock and drags the keyspace's cache lines from core to core.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -31,6 +32,7 @@ use crate::events::Events;
 use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
 use crate::replication::{self, Replication};
 use crate::storage::{Fsync, Storage};
+use hub::commands::tracking::Reads;
 
 /// Per-connection state.
 #[derive(Debug, Default)]
@@ -49,10 +51,8 @@ pub struct Session {
     /// Pub/sub subscriptions and the queue of pushes: messages, keyspace notifications,
     /// invalidations (see [`crate::events`]).
     pub(crate) pubsub: hub::Subscriptions,
-    /// Registered with [`crate::events`] once the client has a queue.
-    pub(crate) listener: Option<Listener>,
-    /// `CLIENT TRACKING` is on: its reads are remembered.
-    pub(crate) tracking: bool,
+    /// `CLIENT TRACKING`'s state (see `hub::tracker`).
+    pub(crate) client_cache: hub::ClientCache,
 }
 
 impl AsMut<hub::Subscriptions> for Session {
@@ -67,35 +67,15 @@ impl AsRef<hub::Subscriptions> for Session {
     }
 }
 
-/// A client known to [`Events`] by its `CLIENT ID`; dropping it (the connection closed,
-/// or `RESET`) turns its tracking off and forgets it as a redirect target.
-#[derive(Debug)]
-pub(crate) struct Listener {
-    id: u64,
-    events: Arc<Events>,
-}
-
-impl Listener {
-    pub(crate) fn new(id: u64, events: Arc<Events>) -> Self {
-        Listener { id, events }
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.id
+impl AsMut<hub::ClientCache> for Session {
+    fn as_mut(&mut self) -> &mut hub::ClientCache {
+        &mut self.client_cache
     }
 }
 
-/// A tracking client's command, seen before it runs: the keys it reads (if it is a
-/// read) and whether it is a `CLIENT` subcommand (which does not spend `CLIENT CACHING`).
-struct Reads {
-    client: u64,
-    keys: Option<Vec<Bytes>>,
-    client_command: bool,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.events.unregister(self.id);
+impl AsRef<hub::ClientCache> for Session {
+    fn as_ref(&self) -> &hub::ClientCache {
+        &self.client_cache
     }
 }
 
@@ -216,7 +196,7 @@ impl Kv {
             Vec::new()
         };
         let outcome = ks.apply(db, mutation, now);
-        let writer = session.listener.as_ref().map(Listener::id);
+        let writer = session.client_cache.id();
         self.observed(&mut ks, &plan, writer);
         if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
@@ -246,38 +226,18 @@ impl Kv {
         }
     }
 
-    /// Before a tracking client's command: what [`Self::remember`] needs afterwards.
+    /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
     fn reads(client: &Client<Session>, args: &Args) -> Option<Reads> {
-        if !client.session.tracking {
-            return None;
-        }
-        // Redis spends the flag on the next command that is not a `CLIENT` subcommand.
-        let client_command = args.name() == "client";
-        Some(Reads {
-            client: client.id(),
-            keys: messaging::read_keys(args),
-            client_command,
-        })
+        static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+            LazyLock::new(|| commands::TABLE.iter().map(|s| (s.name, s)).collect());
+        Reads::before(client, BY_NAME.get(args.name()).copied(), args)
     }
 
-    /// After a tracking client's command: remembers the keys it read (it may cache them
-    /// now), and spends a `CLIENT CACHING` given for this command.
+    /// After a tracking client's command: see [`Reads::after`].
     fn remember(&self, reads: Option<Reads>) {
-        let Some(Reads {
-            client,
-            keys,
-            client_command,
-        }) = reads
-        else {
-            return;
-        };
-        self.events.tracking(|t| {
-            let evicted = keys.map(|k| t.remember(client, &k)).unwrap_or_default();
-            if !client_command {
-                t.command_done(client);
-            }
-            ((), evicted)
-        });
+        if let Some(reads) = reads {
+            reads.after(&self.events.tracker);
+        }
     }
 
     /// Turns on noting what writes touch if notifications or tracking need it (they turn
@@ -610,8 +570,9 @@ impl Server for Kv {
         let (channels, patterns) = self.events.hub.table_sizes();
         let (tracking_clients, tracking_keys, tracking_prefixes) = self
             .events
-            .tracking(|t| ((t.clients(), t.keys(), t.prefixes()), Vec::new()));
-        let pubsub_clients = self.events.queues();
+            .tracker
+            .with(|t| ((t.clients(), t.keys(), t.prefixes()), Vec::new()));
+        let pubsub_clients = self.events.tracker.queues();
         let progress = self.storage.as_ref().map(|s| s.progress());
         let mut keyspace_section = InfoSection::new("keyspace");
         for (db, keys, expires) in keyspace {
@@ -688,7 +649,8 @@ impl Server for Kv {
             (
                 "tracking-table-max-keys".into(),
                 self.events
-                    .tracking(|t| (t.max_keys(), Vec::new()))
+                    .tracker
+                    .with(|t| (t.max_keys(), Vec::new()))
                     .to_string(),
             ),
             (
@@ -718,7 +680,7 @@ impl Server for Kv {
                 value
                     .parse::<usize>()
                     .map_err(|_| "argument couldn't be parsed into an integer".to_string())
-                    .map(|max| self.events.tracking(|t| ((), t.set_max_keys(max)))),
+                    .map(|max| self.events.tracker.with(|t| ((), t.set_max_keys(max)))),
             ),
             "client-output-buffer-limit" => Some(value.parse::<hub::OutputLimit>().map(|limit| {
                 let (_, policy) = self.events.hub.limits();

@@ -279,7 +279,9 @@ async fn a_replica_announces_the_primarys_expiry_as_del() {
     let clock = Arc::new(kv::clock::ManualClock::new(t0));
     let primary = common::start_with_clock(&[], clock.clone()).await;
     let address = format!("127.0.0.1:{}", primary.addr().port());
-    let replica = common::start(&["--replicaof", &address]).await;
+    // The replica's clock agrees with the primary's: it hides keys past their deadline.
+    let replica_clock = Arc::new(kv::clock::ManualClock::new(t0));
+    let replica = common::start_with_clock(&["--replicaof", &address], replica_clock).await;
     let mut r = connect(&replica).await;
     call(&mut r, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]).await;
     let mut sub = connect(&replica).await;
@@ -287,7 +289,12 @@ async fn a_replica_announces_the_primarys_expiry_as_del() {
     let mut p = connect(&primary).await;
     call(&mut p, &["SET", "k", "v", "PX", "1000"]).await;
     // Wait until the replica has the key, then expire it on the primary.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while call(&mut r, &["EXISTS", "k"]).await != int(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never got the key"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     clock.advance(1000);

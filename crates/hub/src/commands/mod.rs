@@ -3,12 +3,15 @@
 //! - [`subscribe`]: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, and the rules of
 //!   *subscribed mode*.
 //! - [`publish`]: PUBLISH, SPUBLISH and the PUBSUB introspection subcommands.
+//! - [`tracking`]: the tracking subcommands of CLIENT, and [`tracking::Reads`], what a
+//!   server does around each command of a tracking client.
 //!
 //! SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH are Redis 7's *sharded* pub/sub: the same
 //! commands on a separate namespace of shard channels (see [`crate::fanout`]).
 
 pub mod publish;
 pub mod subscribe;
+pub mod tracking;
 
 use proto::Args;
 use service::{Client, CommandSpec, Reply};

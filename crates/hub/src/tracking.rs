@@ -25,7 +25,7 @@
 //! carries a null instead of keys.
 //!
 //! This module is the engine: who tracks what. It decides *which* client must drop
-//! *which* keys; [`crate::events`] encodes the messages and queues them.
+//! *which* keys; [`crate::tracker`] encodes the messages and queues them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
