@@ -233,10 +233,10 @@ impl Kv {
         Reads::before(client, BY_NAME.get(args.name()).copied(), args)
     }
 
-    /// After a tracking client's command: see [`Reads::after`].
+    /// After a tracking client's command: see [`Reads::remember`].
     fn remember(&self, reads: Option<Reads>) {
         if let Some(reads) = reads {
-            reads.after(&self.events.tracker);
+            reads.remember(&self.events.tracker);
         }
     }
 

@@ -162,9 +162,9 @@ impl Reads {
         })
     }
 
-    /// After the command: remembers the keys it read (the client may cache them now)
-    /// and spends a `CLIENT CACHING` given for it.
-    pub fn after(self, tracker: &Tracker) {
+    /// Remembers the keys the command reads (the client may cache them) and spends a
+    /// `CLIENT CACHING` given for it. kv calls it after the command, the cache before.
+    pub fn remember(self, tracker: &Tracker) {
         tracker.with(|t| {
             let evicted = self
                 .keys
