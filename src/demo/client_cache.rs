@@ -12,7 +12,7 @@ use bytes::Bytes;
 use proto::Frame;
 use service::{BoxError, RespClient};
 
-use super::reply::{check, info_field};
+use super::reply::{check, info_field, words};
 use super::{Against, Endpoints, Lab, Trace, lab};
 
 /// Reads of the post before and after the update.
@@ -101,7 +101,7 @@ impl Reader {
             return Ok(value.clone());
         }
         self.network_reads += 1;
-        let mut reply = self.conn.call(["GET", key]).await?;
+        let mut reply = self.conn.call(words(&["GET", key])).await?;
         while matches!(reply, Frame::Push(_)) {
             self.invalidate(&reply);
             reply = self.conn.read_reply().await?;

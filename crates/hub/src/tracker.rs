@@ -81,11 +81,6 @@ impl Tracker {
             .is_some_and(|q| q.strong_count() > 0)
     }
 
-    /// Clients with a queue (subscribers and tracking clients), for `INFO`.
-    pub fn queues(&self) -> usize {
-        self.state().queues.len()
-    }
-
     /// A client disconnected (or `RESET`): it stops tracking and is no target any more.
     pub fn unregister(&self, client: u64) {
         let mut state = self.state();

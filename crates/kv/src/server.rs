@@ -572,7 +572,6 @@ impl Server for Kv {
             .events
             .tracker
             .with(|t| ((t.clients(), t.keys(), t.prefixes()), Vec::new()));
-        let pubsub_clients = self.events.tracker.queues();
         let progress = self.storage.as_ref().map(|s| s.progress());
         let mut keyspace_section = InfoSection::new("keyspace");
         for (db, keys, expires) in keyspace {
@@ -584,8 +583,7 @@ impl Server for Kv {
         vec![
             InfoSection::new("clients")
                 .field("blocked_clients", self.blocked.count())
-                .field("tracking_clients", tracking_clients)
-                .field("pubsub_clients", pubsub_clients),
+                .field("tracking_clients", tracking_clients),
             InfoSection::new("memory")
                 .field("used_memory", used)
                 .field("used_memory_human", service::info::human_bytes(used))

@@ -79,3 +79,36 @@ impl Touches {
         std::mem::take(&mut self.notes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_only_while_observed_and_marks_expiries() {
+        let key = Bytes::from_static(b"k");
+        let remove = Change::Remove {
+            db: 2,
+            key: key.clone(),
+        };
+        let mut t = Touches::default();
+        t.note(&remove, false);
+        assert!(t.take().is_empty(), "nobody observes: nothing noted");
+        t.set_observed(true);
+        t.note(&remove, true);
+        t.note(&Change::Transaction(vec![Change::FlushAll]), false);
+        assert_eq!(
+            t.take(),
+            vec![
+                Touch::Key {
+                    db: 2,
+                    key,
+                    removed: true,
+                    expired: true
+                },
+                Touch::Databases
+            ]
+        );
+        assert!(t.take().is_empty());
+    }
+}
