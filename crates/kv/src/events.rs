@@ -18,7 +18,7 @@ use bytes::Bytes;
 use hub::{Hub, Tracker, Wakes};
 
 use crate::keyspace::Touch;
-use crate::notify::{self, Planned};
+use crate::notify::{self, Plan};
 
 /// The hub, the notification flags and the tracker.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ impl Events {
     pub fn after(
         &self,
         touched: Vec<Touch>,
-        plan: &[Planned],
+        plan: &Plan,
         writer: Option<u64>,
         replica: bool,
         now: impl Fn() -> Instant,
@@ -81,19 +81,23 @@ impl Events {
                     }
                 }
             };
+            // What lookups found, as they found it: a key past its deadline, a read's miss.
             for t in &touched {
-                if let Touch::Key {
-                    db,
-                    key,
-                    expired: true,
-                    ..
-                } = t
-                {
-                    send(notify::EXPIRED, *db, "expired", key);
+                match t {
+                    Touch::Key {
+                        db,
+                        key,
+                        expired: true,
+                        ..
+                    } => send(notify::EXPIRED, *db, "expired", key),
+                    Touch::Miss { db, key } if !plan.write => {
+                        send(notify::KEY_MISS, *db, "keymiss", key)
+                    }
+                    _ => {}
                 }
             }
-            for p in plan.iter().filter(|p| p.fires(&touched)) {
-                send(p.class, p.db, p.event, &p.key);
+            for (class, event, db, key) in plan.fired(&touched) {
+                send(class, db, event, &key);
             }
             if replica {
                 for t in &touched {
@@ -116,7 +120,7 @@ impl Events {
                 .into_iter()
                 .filter_map(|t| match t {
                     Touch::Key { key, .. } => Some(key),
-                    Touch::Databases => None,
+                    Touch::Databases | Touch::Miss { .. } => None,
                 })
                 .collect();
             self.tracker.changed(&keys, writer, &mut wakes);

@@ -670,6 +670,7 @@ impl Keyspace {
             stats.keyspace_hits += 1;
         } else {
             stats.keyspace_misses += 1;
+            journal.touches.miss(db, key);
         }
         found
     }

@@ -12,7 +12,8 @@
 //! The other letters choose classes of events: `g` generic (`del`, `expire`, `rename_from`,
 //! ...), `$` strings, `l` lists, `s` sets, `h` hashes, `z` sorted sets, `x` expired (a key
 //! removed because its deadline passed, found by a lookup or by the background sweep), `e`
-//! evicted, `t` streams, `d` modules, `m` key misses, `n` new keys; `A` is `g$lshzxetd`.
+//! evicted, `t` streams, `d` modules, `m` key misses (`keymiss`: a read found no key), `n`
+//! new keys (`new`: a write created the key); `A` is `g$lshzxetd`.
 //! Messages are fire-and-forget like every pub/sub message: a subscriber that is not
 //! connected when a key changes never hears of it.
 //!
@@ -158,8 +159,70 @@ impl Planned {
     }
 }
 
+/// What a write may announce: its events, and the keys it created (`new`, class `n`:
+/// found absent before the write and present after it, see [`Plan::created`]).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub events: Vec<Planned>,
+    pub created: Vec<(usize, Bytes)>,
+    /// Redis announces the new keys before all the events (`RENAME`, whose target is
+    /// added before the source is deleted), not each before its key's first event.
+    pub new_first: bool,
+    /// A write's plan: the keys its lookups miss are no `keymiss` (Redis reports misses
+    /// of reads only). [`Plan::default`] is a read's.
+    pub write: bool,
+}
+
+impl Plan {
+    /// The keys the events name (each once): the candidates for `new`.
+    pub fn keys(&self) -> Vec<(usize, Bytes)> {
+        let mut keys: Vec<(usize, Bytes)> = Vec::new();
+        for p in &self.events {
+            if !keys.iter().any(|(db, k)| *db == p.db && *k == p.key) {
+                keys.push((p.db, p.key.clone()));
+            }
+        }
+        keys
+    }
+
+    /// The announcements, in Redis's order: `(class, event, db, key)` for each event that
+    /// fired, with `new` before the first event of a key the write created.
+    pub fn fired(&self, touched: &[Touch]) -> Vec<(Flags, &'static str, usize, Bytes)> {
+        let mut out = Vec::new();
+        let mut announced: Vec<&(usize, Bytes)> = Vec::new();
+        if self.new_first {
+            for created in &self.created {
+                out.push((NEW, "new", created.0, created.1.clone()));
+                announced.push(created);
+            }
+        }
+        for p in self.events.iter().filter(|p| p.fires(touched)) {
+            if let Some(created) = self
+                .created
+                .iter()
+                .find(|(db, k)| *db == p.db && *k == p.key)
+                && !announced.contains(&created)
+            {
+                out.push((NEW, "new", p.db, p.key.clone()));
+                announced.push(created);
+            }
+            out.push((p.class, p.event, p.db, p.key.clone()));
+        }
+        out
+    }
+}
+
 /// The events `mutation` (against database `db`) may cause, in the order Redis sends them.
-pub fn plan(mutation: &Mutation, db: usize) -> Vec<Planned> {
+pub fn plan(mutation: &Mutation, db: usize) -> Plan {
+    Plan {
+        new_first: matches!(mutation, Mutation::Rename { .. }),
+        events: events(mutation, db),
+        created: Vec::new(),
+        write: true,
+    }
+}
+
+fn events(mutation: &Mutation, db: usize) -> Vec<Planned> {
     let mut out = Vec::new();
     let mut add = |class, event, key: &Bytes, when| {
         out.push(Planned {

@@ -153,7 +153,7 @@ impl Kv {
     /// is preserved. Returns the position of the last change and the replication offset
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
-        self.observed(ks, &[], None);
+        self.observed(ks, &crate::notify::Plan::default(), None);
         let changes = ks.changes();
         // An `EXEC` publishes its changes once, as one transaction, when it ends.
         if changes.is_empty() || ks.in_transaction() {
@@ -190,12 +190,26 @@ impl Kv {
         if let Some(refused) = self.refuses(&ks, true, mutation.may_grow()) {
             return Err(refused);
         }
-        let plan = if crate::notify::active(self.events.flags()) {
+        let flags = self.events.flags();
+        let mut plan = if crate::notify::active(flags) {
             crate::notify::plan(&mutation, db)
+        } else {
+            crate::notify::Plan::default()
+        };
+        // `new` events: the keys absent before the write and present after it.
+        let absent: Vec<(usize, Bytes)> = if flags & crate::notify::NEW != 0 {
+            plan.keys()
+                .into_iter()
+                .filter(|(db, key)| !ks.exists(*db, key, now))
+                .collect()
         } else {
             Vec::new()
         };
         let outcome = ks.apply(db, mutation, now);
+        plan.created = absent
+            .into_iter()
+            .filter(|(db, key)| ks.exists(*db, key, now))
+            .collect();
         let writer = session.client_cache.id();
         self.observed(&mut ks, &plan, writer);
         if ks.track_ready && !ks.in_transaction() {
@@ -213,7 +227,7 @@ impl Kv {
     /// Tells [`Events`] what the last command touched (`plan`: the keyspace
     /// notifications it may send; `writer`: its client, for `NOLOOP`). With the lock held,
     /// so notifications and invalidations go out in the order of the changes.
-    fn observed(&self, ks: &mut Keyspace, plan: &[crate::notify::Planned], writer: Option<u64>) {
+    fn observed(&self, ks: &mut Keyspace, plan: &crate::notify::Plan, writer: Option<u64>) {
         let touched = ks.take_touched();
         if touched.is_empty() {
             return;

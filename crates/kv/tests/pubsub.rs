@@ -124,14 +124,14 @@ async fn hello_reports_the_redis_version_kv_implements() {
 
 /// The messages a subscriber to every keyspace and keyevent channel of db 0 receives
 /// while `commands` run, up to a final `PUBLISH done`.
-async fn notifications(addr: SocketAddr, commands: &[&[&str]]) -> Vec<Vec<String>> {
+async fn notifications(addr: SocketAddr, flags: &str, commands: &[&[&str]]) -> Vec<Vec<String>> {
     let mut writer = RespClient::connect(addr).await.unwrap();
     let mut sub = RespClient::connect(addr).await.unwrap();
     call(&mut writer, &["FLUSHALL"]).await;
     assert_eq!(
         call(
             &mut writer,
-            &["CONFIG", "SET", "notify-keyspace-events", "KEA"]
+            &["CONFIG", "SET", "notify-keyspace-events", flags]
         )
         .await,
         Frame::simple("OK")
@@ -195,9 +195,38 @@ async fn keyspace_notifications_equal_redis_servers() {
     ];
     let kv = common::start(&[]).await;
     let redis = RedisServer::start(&[]);
-    let ours = notifications(kv.addr(), commands).await;
-    let theirs = notifications(redis.socket_addr(), commands).await;
+    let ours = notifications(kv.addr(), "KEA", commands).await;
+    let theirs = notifications(redis.socket_addr(), "KEA", commands).await;
     assert!(theirs.iter().any(|m| m[1] == "expired"), "{theirs:?}");
+    assert_eq!(ours, theirs);
+}
+
+/// `n` (a write created the key) and `m` (a read found no key), which `A` leaves out.
+#[tokio::test]
+async fn new_key_and_key_miss_events_equal_redis_servers() {
+    let commands: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["SET", "a", "2"],
+        &["GET", "missing"],
+        &["GET", "a"],
+        &["LPUSH", "l", "x"],
+        &["LPUSH", "l", "y"],
+        &["MSET", "m1", "1", "m2", "2", "a", "3"],
+        &["RENAME", "a", "b"],
+        &["HSET", "h", "f", "v"],
+        &["HGET", "nohash", "f"],
+        &["SADD", "s", "x"],
+        &["ZADD", "z", "1", "m"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["INCR", "n"],
+        &["SET", "e", "v", "PX", "1"],
+    ];
+    let kv = common::start(&[]).await;
+    let redis = RedisServer::start(&[]);
+    let ours = notifications(kv.addr(), "KEAnm", commands).await;
+    let theirs = notifications(redis.socket_addr(), "KEAnm", commands).await;
+    assert!(theirs.iter().any(|m| m[1] == "keymiss"), "{theirs:?}");
+    assert!(theirs.iter().any(|m| m[1] == "new"), "{theirs:?}");
     assert_eq!(ours, theirs);
 }
 

@@ -25,6 +25,9 @@ pub enum Touch {
     /// Every key of a database (`FLUSHDB`, or `None`: of all of them, `FLUSHALL`), or of
     /// two (`SWAPDB`): too many to name one by one.
     Databases,
+    /// A read looked for a key that is not there (a keyspace notification's `keymiss`;
+    /// nothing changed).
+    Miss { db: usize, key: Bytes },
 }
 
 /// The notes, and whether anyone reads them.
@@ -71,6 +74,16 @@ impl Touches {
             }
             Change::Transaction(changes) => changes.iter().for_each(|c| self.note(c, expired)),
             Change::TransactionStart { .. } => {}
+        }
+    }
+
+    /// A read missed `key` (noted while observed).
+    pub(super) fn miss(&mut self, db: usize, key: &Bytes) {
+        if self.observed {
+            self.notes.push(Touch::Miss {
+                db,
+                key: key.clone(),
+            });
         }
     }
 
