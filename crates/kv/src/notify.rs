@@ -403,7 +403,8 @@ mod tests {
                 keys: vec![key.clone()],
             },
             0,
-        )[0];
+        )
+        .events[0];
         let removed = Touch::Key {
             db: 0,
             key: key.clone(),
@@ -427,6 +428,59 @@ mod tests {
             *db = 1;
         }
         assert!(!del.fires(&[other_db]));
+    }
+
+    #[test]
+    fn new_comes_before_a_created_keys_first_event_or_before_all_for_rename() {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let touched = |keys: &[&'static str]| -> Vec<Touch> {
+            keys.iter()
+                .map(|k| Touch::Key {
+                    db: 0,
+                    key: b(k),
+                    removed: false,
+                    expired: false,
+                })
+                .collect()
+        };
+        let mut mset = plan(
+            &Mutation::MSet {
+                pairs: vec![(b("a"), b("1")), (b("b"), b("2"))],
+                only_if_none_exist: false,
+            },
+            0,
+        );
+        mset.created = vec![(0, b("b"))];
+        let names = |p: &Plan, t: &[Touch]| -> Vec<String> {
+            p.fired(t)
+                .into_iter()
+                .map(|(_, e, _, k)| format!("{e} {}", String::from_utf8_lossy(&k)))
+                .collect()
+        };
+        assert_eq!(
+            names(&mset, &touched(&["a", "b"])),
+            ["set a", "new b", "set b"]
+        );
+        let mut rename = plan(
+            &Mutation::Rename {
+                from: b("a"),
+                to: b("c"),
+                only_if_absent: false,
+            },
+            0,
+        );
+        rename.created = vec![(0, b("c"))];
+        let mut t = touched(&["c"]);
+        t.push(Touch::Key {
+            db: 0,
+            key: b("a"),
+            removed: true,
+            expired: false,
+        });
+        assert_eq!(
+            names(&rename, &t),
+            ["new c", "rename_from a", "rename_to c"]
+        );
     }
 
     #[test]
