@@ -123,7 +123,9 @@ impl Events {
                     Touch::Databases | Touch::Miss { .. } => None,
                 })
                 .collect();
-            self.tracker.changed(&keys, writer, &mut wakes);
+            if !keys.is_empty() {
+                self.tracker.changed(&keys, writer, &mut wakes);
+            }
         }
     }
 }
