@@ -7,6 +7,7 @@
 //! | `captions` | a work queue: a worker dies mid-job, the job is redelivered to another | [`captions`] |
 //! | `config-push` | pub/sub fan-out to ten servers; a slow one reads from a queue behind a bridge | [`config_push`] |
 //! | `celebrity` | proactive cache warming (WARM) vs lazy caching | [`celebrity`] |
+//! | `client-cache` | client-side caching: local hits, kv's invalidation push after an update | [`client_cache`] |
 //! | `replicas` | the same writes with async and sync replication: latency and lag | [`replicas`] |
 //! | `reshard` | adding a fourth shard: keys moved under modulo vs ketama | [`reshard`] |
 //! | `rate` | 1500 writes/s on one node vs spread over three shards | [`rate`] |
@@ -19,6 +20,7 @@
 pub mod blog;
 pub mod captions;
 pub mod celebrity;
+pub mod client_cache;
 pub mod config_push;
 mod lab;
 pub mod levels;
@@ -56,6 +58,8 @@ pub enum Scenario {
     ConfigPush,
     /// A celebrity's post is pushed into the cache (WARM); a regular one is cached lazily.
     Celebrity,
+    /// Client-side caching: reads served from local memory, invalidated by kv's push.
+    ClientCache,
     /// The same writes with async and sync replication: latency and lag side by side.
     Replicas,
     /// Add a fourth shard: keys moved with modulo vs ketama.
@@ -76,6 +80,9 @@ pub async fn run(args: DemoArgs) -> Result<(), BoxError> {
             .await?
             .to_string(),
         Scenario::Celebrity => celebrity::run(args.against, &mut trace).await?.to_string(),
+        Scenario::ClientCache => client_cache::run(args.against, &mut trace)
+            .await?
+            .to_string(),
         Scenario::Replicas => replicas::run(args.against, &mut trace).await?.to_string(),
         Scenario::Reshard => reshard::run(args.against, &mut trace).await?.to_string(),
         Scenario::Rate => rate::run(args.against, &mut trace).await?.to_string(),

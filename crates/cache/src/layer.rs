@@ -9,10 +9,11 @@
 //! would scale writes across cores at the price of per-shard approximations.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hub::{Hub, Tracker, Wakes};
 use proto::{CommandError, Frame};
 
 use crate::origin::{Origin, OriginError};
@@ -59,6 +60,8 @@ pub struct CacheLayer {
     /// started before a delete does not cache what it got: it may predate the delete.
     epoch: AtomicU64,
     pub stats: OriginStats,
+    /// `CLIENT TRACKING`: who may have cached which key (`hub::tracking`, as kv's).
+    pub(crate) tracker: Arc<Tracker>,
 }
 
 impl CacheLayer {
@@ -74,6 +77,7 @@ impl CacheLayer {
             flights: SingleFlight::default(),
             epoch: AtomicU64::new(0),
             stats: OriginStats::default(),
+            tracker: Arc::new(Tracker::new(Arc::new(Hub::default()))),
         }
     }
 
@@ -149,7 +153,7 @@ impl CacheLayer {
             }
         };
         // Out of memory under noeviction: still answer, just do not cache.
-        let _ = store.put(key, value.as_deref(), expires_at, now);
+        let _ = store.fill(key, value.as_deref(), expires_at, now);
         Ok(value)
     }
 
@@ -219,6 +223,7 @@ impl CacheLayer {
         self.note_delete();
         self.store().remove(key, now_ms());
         bump(&self.stats.invalidations);
+        self.announce(None);
     }
 
     /// After missing invalidation messages: drop everything.
@@ -226,5 +231,33 @@ impl CacheLayer {
         self.note_delete();
         self.store().clear();
         bump(&self.stats.resyncs);
+        self.announce(None);
+    }
+
+    /// Sends the `CLIENT TRACKING` invalidations of what the store changed since the last
+    /// call (`writer`: the client whose command it was, for `NOLOOP`). Called after every
+    /// command, expiry sweep and origin invalidation.
+    pub fn announce(&self, writer: Option<u64>) {
+        let (keys, flushed) = {
+            let mut store = self.store();
+            if !self.tracker.is_active() {
+                store.changes.set_on(false);
+                return;
+            }
+            store.changes.take()
+        };
+        let mut wakes = Wakes::default();
+        if flushed {
+            self.tracker.flushed(&mut wakes);
+        }
+        if !keys.is_empty() {
+            self.tracker.changed(&keys, writer, &mut wakes);
+        }
+    }
+
+    /// Turns recording changed keys on if some client tracks (after `CLIENT TRACKING`).
+    pub fn watch_changes(&self) {
+        let on = self.tracker.is_active();
+        self.store().changes.set_on(on);
     }
 }

@@ -18,6 +18,7 @@
 //! 5. [`server`] — wiring: the layer as a RESP server (INFO, CONFIG), the expiry task.
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod commands;
 pub mod frequency_sketch;
 pub mod invalidation;

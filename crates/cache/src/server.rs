@@ -1,12 +1,15 @@
 //! Wiring: the [`CacheLayer`] as a RESP server (its commands, INFO and CONFIG), and the
 //! active-expiry task.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use hub::commands::tracking::Reads;
 use proto::Args;
-use service::{CancellationToken, Client, CommandSpec, InfoSection, Reply, Server};
+use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
 use crate::Population;
 use crate::commands;
@@ -25,26 +28,132 @@ pub async fn expiry_task(server: Arc<CacheLayer>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         while server.store().sweep_expired(now_ms(), BATCH) == BATCH {
+            server.announce(None);
             tokio::task::yield_now().await;
         }
+        server.announce(None);
     }
 }
 
 const POLICY_CHOICES: &str = "argument(s) must be one of the following: lru, lfu, random, ttl, noeviction (or Redis's allkeys-lru, allkeys-lfu, allkeys-random, volatile-ttl)";
 
+/// A connection's pub/sub queue and `CLIENT TRACKING` state: the cache pushes
+/// invalidations to the clients that cache in front of it, as kv does.
+#[derive(Debug, Default)]
+pub struct Session {
+    pubsub: hub::Subscriptions,
+    client_cache: hub::ClientCache,
+}
+
+impl AsMut<hub::Subscriptions> for Session {
+    fn as_mut(&mut self) -> &mut hub::Subscriptions {
+        &mut self.pubsub
+    }
+}
+
+impl AsRef<hub::Subscriptions> for Session {
+    fn as_ref(&self) -> &hub::Subscriptions {
+        &self.pubsub
+    }
+}
+
+impl AsMut<hub::ClientCache> for Session {
+    fn as_mut(&mut self) -> &mut hub::ClientCache {
+        &mut self.client_cache
+    }
+}
+
+impl AsRef<hub::ClientCache> for Session {
+    fn as_ref(&self) -> &hub::ClientCache {
+        &self.client_cache
+    }
+}
+
 impl Server for CacheLayer {
-    type Session = ();
+    type Session = Session;
+
+    /// The cache has what redis-py 8's client-side cache needs (`CLIENT TRACKING`, RESP3
+    /// invalidation pushes), so it reports the Redis version that client asks for.
+    const REDIS_VERSION: &'static str = "7.4.0";
+    const HELLO_SERVER: &'static str = "redis";
 
     fn name(&self) -> &'static str {
         "cache"
     }
 
     fn commands(&self) -> &'static [CommandSpec] {
-        commands::COMMANDS
+        static ALL: LazyLock<Vec<CommandSpec>> =
+            LazyLock::new(|| [commands::COMMANDS, hub::commands::COMMANDS].concat());
+        &ALL
     }
 
-    async fn execute(&self, _client: &mut Client<()>, args: Args) -> Reply {
-        commands::execute(self, args).await
+    /// Pub/sub (so a RESP2 `REDIRECT` target can subscribe to `__redis__:invalidate`) and
+    /// the tracking subcommands of `CLIENT` come from the `hub` library; a tracking
+    /// client's reads are remembered *before* they run, because a read-through read waits
+    /// for the origin and a write may land meanwhile: remembered first, the reader is told
+    /// of that write (and a client drops a reply an invalidation overtook).
+    async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
+        if let Some(refused) = hub::commands::subscribe::subscribed_mode(client, &args) {
+            return refused;
+        }
+        let tracker = &self.tracker;
+        let reply = match args.name() {
+            "client" => {
+                let reply = hub::commands::tracking::client(tracker, client, args);
+                self.watch_changes();
+                return reply;
+            }
+            "subscribe" | "psubscribe" | "ssubscribe" => {
+                let reply = hub::commands::execute(tracker.hub(), client, args);
+                hub::commands::tracking::attach(tracker, client);
+                return reply;
+            }
+            "unsubscribe" | "punsubscribe" | "sunsubscribe" | "publish" | "spublish" | "pubsub" => {
+                return hub::commands::execute(tracker.hub(), client, args);
+            }
+            _ => {
+                static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+                    LazyLock::new(|| commands::COMMANDS.iter().map(|s| (s.name, s)).collect());
+                let spec = BY_NAME.get(args.name()).copied();
+                if let Some(reads) = Reads::before(client, spec, &args) {
+                    reads.remember(tracker);
+                }
+                commands::execute(self, args).await
+            }
+        };
+        self.announce(client.session.client_cache.id());
+        reply
+    }
+
+    async fn next_push(&self, session: &mut Session) -> Push {
+        let Some(subscriber) = session.pubsub.subscriber.as_ref() else {
+            return std::future::pending().await;
+        };
+        match subscriber.outbox().next().await {
+            Ok(batch) => Push::Bytes(batch),
+            Err(reason) => Push::Disconnect(reason.to_string()),
+        }
+    }
+
+    fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
+        session
+            .pubsub
+            .subscriber
+            .as_ref()?
+            .outbox()
+            .try_take()
+            .ok()
+            .flatten()
+    }
+
+    fn batch_executed(&self, session: &mut Session) {
+        session.pubsub.wakes.wake_all();
+    }
+
+    fn protocol_changed(&self, session: &mut Session, protocol: proto::Protocol) {
+        if let Some(subscriber) = &session.pubsub.subscriber {
+            subscriber.outbox().set_protocol(protocol);
+        }
     }
 
     fn info(&self) -> Vec<InfoSection> {
@@ -141,6 +250,12 @@ impl Server for CacheLayer {
                     .as_ref()
                     .map_or(String::new(), |o| o.addr().to_string()),
             ),
+            (
+                "tracking-table-max-keys".into(),
+                self.tracker
+                    .with(|t| (t.max_keys(), Vec::new()))
+                    .to_string(),
+            ),
         ]
     }
 
@@ -160,6 +275,10 @@ impl Server for CacheLayer {
                 .ok_or_else(|| POLICY_CHOICES.to_string()),
             "default-ttl" => seconds().map(|ms| self.default_ttl_ms.store(ms, Ordering::Relaxed)),
             "negative-ttl" => seconds().map(|ms| self.negative_ttl_ms.store(ms, Ordering::Relaxed)),
+            "tracking-table-max-keys" => value
+                .parse::<usize>()
+                .map(|max| self.tracker.with(|t| ((), t.set_max_keys(max))))
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string()),
             "population" | "origin" => Err("can't set immutable config".to_string()),
             _ => return None,
         })

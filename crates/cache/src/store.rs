@@ -43,6 +43,7 @@ use hashbrown::HashTable;
 use proto::glob::glob_match;
 use xxhash_rust::xxh3::{SecretInput, xxh3_64_with_secret_input};
 
+use crate::changes::Changes;
 use crate::memory::entry_size;
 use crate::policy::{EntryMeta, Policy, PolicyKind, Slot};
 
@@ -189,6 +190,8 @@ pub struct Cache {
     policy: Box<dyn Policy>,
     negatives: usize,
     pub stats: StoreStats,
+    /// Keys changed, for `CLIENT TRACKING` (see [`crate::changes`]).
+    pub changes: Changes,
 }
 
 impl Cache {
@@ -206,6 +209,7 @@ impl Cache {
             policy: kind.build(maxmemory),
             negatives: 0,
             stats: StoreStats::default(),
+            changes: Changes::default(),
         }
     }
 
@@ -357,8 +361,24 @@ impl Cache {
                 self.policy.insert(slot, meta);
             }
         }
+        self.changes.note(key);
         self.evict_to_limit();
         Ok(())
+    }
+
+    /// [`Self::put`] of a value read through from the origin: not a change of the key
+    /// (see [`crate::changes`]).
+    pub fn fill(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<(), Oom> {
+        let was_on = self.changes.pause();
+        let result = self.put(key, value, expires_at, now);
+        self.changes.resume(was_on);
+        result
     }
 
     fn after_write(&mut self, slot: Slot, negative: bool, expires_at: Option<u64>) {
@@ -395,6 +415,7 @@ impl Cache {
             self.expiries.remove(&(at, slot));
         }
         entry.expires_at = expires_at;
+        self.changes.note(key);
         let meta = entry.meta();
         if let Some(at) = expires_at {
             self.expiries.insert((at, slot));
@@ -417,6 +438,7 @@ impl Cache {
         self.used -= entry.size;
         self.policy.remove(slot);
         self.free.push(slot);
+        self.changes.note(entry.key());
         Some(entry)
     }
 
@@ -481,6 +503,7 @@ impl Cache {
         self.used = 0;
         self.negatives = 0;
         self.policy.clear();
+        self.changes.flush();
     }
 
     fn visible(entry: &Entry, pattern: Option<&[u8]>, now: u64) -> bool {

@@ -52,8 +52,10 @@ use crate::types::edit::{Delta, Edit};
 use crate::value::{Entry, Value};
 
 mod replay;
+mod touched;
 mod watch;
 
+pub use touched::{Touch, Touches};
 pub use watch::{Watch, Watches};
 
 /// Databases per server, as Redis (`SELECT 0` .. `SELECT 15`).
@@ -275,6 +277,8 @@ pub struct Journal {
     watches: Watches,
     /// While an `EXEC` runs: where its changes start in `pending` (see [`watch`]).
     open: Option<usize>,
+    /// What changes touched, for notifications and client-side caching (see [`touched`]).
+    touches: Touches,
 }
 
 impl Journal {
@@ -283,6 +287,14 @@ impl Journal {
         if self.watches.is_active() {
             self.watches.touch(&change);
         }
+        self.touches.note(&change, false);
+        self.record(change);
+    }
+
+    /// Records the removal of a key whose deadline passed: no watcher hears of it (see
+    /// [`Self::record`]), but observers do, as an expiry.
+    fn expired(&mut self, change: Change) {
+        self.touches.note(&change, true);
         self.record(change);
     }
 
@@ -296,9 +308,9 @@ impl Journal {
     }
 
     /// Must writes describe their changes? Yes while something consumes them (the disk,
-    /// replicas) or some client watches keys.
+    /// replicas), some client watches keys, or an observer reads what they touch.
     fn recording(&self) -> bool {
-        self.enabled || self.watches.is_active()
+        self.enabled || self.watches.is_active() || self.touches.is_observed()
     }
 
     /// Position of the last change journaled.
@@ -555,7 +567,7 @@ fn live_in<'a>(
             d.expires.remove(&slot);
             d.used = d.used.saturating_sub(footprint(&slot, &old));
             stats.expired_keys += 1;
-            journal.record(Change::Remove { db, key: slot.key });
+            journal.expired(Change::Remove { db, key: slot.key });
             None
         }
         btree_map::Entry::Occupied(o) => Some(o.into_mut()),
@@ -600,6 +612,16 @@ impl Keyspace {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Turns on (or off) noting what each change touches (see [`touched`]).
+    pub fn observe(&mut self, on: bool) {
+        self.journal.touches.set_observed(on);
+    }
+
+    /// What changes touched since the last call (empty unless [`Self::observe`] is on).
+    pub fn take_touched(&mut self) -> Vec<Touch> {
+        self.journal.touches.take()
     }
 
     pub fn stats(&self) -> KeyspaceStats {
@@ -648,6 +670,7 @@ impl Keyspace {
             stats.keyspace_hits += 1;
         } else {
             stats.keyspace_misses += 1;
+            journal.touches.miss(db, key);
         }
         found
     }
@@ -956,7 +979,7 @@ impl Keyspace {
             if let Some(old) = self.dbs[db].take(&slot) {
                 debug_assert!(old.is_expired(now));
                 self.stats.expired_keys += 1;
-                self.journal.record(Change::Remove { db, key: slot.key });
+                self.journal.expired(Change::Remove { db, key: slot.key });
             }
         }
         (examined, expired)

@@ -13,6 +13,9 @@
 //!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family;
 //!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit.
+//! - [`notify`], [`events`]: what kv tells clients when data changes — keyspace
+//!   notifications and `CLIENT TRACKING` invalidations (`hub::tracking`), on the pub/sub
+//!   hub kv shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
 //! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
 #![forbid(unsafe_code)]
 
@@ -21,7 +24,9 @@ pub mod blocking;
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod events;
 pub mod keyspace;
+pub mod notify;
 pub mod replication;
 pub mod server;
 pub mod storage;

@@ -15,6 +15,7 @@
 //! parallelise only parsing and socket work, while every command still queues for the one
 //! lock and drags the keyspace's cache lines from core to core.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -26,9 +27,12 @@ use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, 
 
 use crate::clock::Clock;
 use crate::commands;
+use crate::commands::messaging;
+use crate::events::Events;
 use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
 use crate::replication::{self, Replication};
 use crate::storage::{Fsync, Storage};
+use hub::commands::tracking::Reads;
 
 /// Per-connection state.
 #[derive(Debug, Default)]
@@ -44,6 +48,35 @@ pub struct Session {
     pub(crate) repl: crate::replication::ReplSession,
     /// `MULTI`'s queue and `WATCH`'s keys (see [`crate::transaction`]).
     pub(crate) tx: crate::transaction::Transaction,
+    /// Pub/sub subscriptions and the queue of pushes: messages, keyspace notifications,
+    /// invalidations (see [`crate::events`]).
+    pub(crate) pubsub: hub::Subscriptions,
+    /// `CLIENT TRACKING`'s state (see `hub::tracker`).
+    pub(crate) client_cache: hub::ClientCache,
+}
+
+impl AsMut<hub::Subscriptions> for Session {
+    fn as_mut(&mut self) -> &mut hub::Subscriptions {
+        &mut self.pubsub
+    }
+}
+
+impl AsRef<hub::Subscriptions> for Session {
+    fn as_ref(&self) -> &hub::Subscriptions {
+        &self.pubsub
+    }
+}
+
+impl AsMut<hub::ClientCache> for Session {
+    fn as_mut(&mut self) -> &mut hub::ClientCache {
+        &mut self.client_cache
+    }
+}
+
+impl AsRef<hub::ClientCache> for Session {
+    fn as_ref(&self) -> &hub::ClientCache {
+        &self.client_cache
+    }
 }
 
 /// The kv server.
@@ -59,6 +92,8 @@ pub struct Kv {
     pub(crate) replication: Replication,
     /// Clients blocked in `BLPOP` and friends (see [`crate::blocking`]).
     pub(crate) blocked: crate::blocking::Blocked,
+    /// Pub/sub, keyspace notifications and client-side caching (see [`crate::events`]).
+    pub(crate) events: Arc<Events>,
 }
 
 impl Kv {
@@ -91,6 +126,7 @@ impl Kv {
             started_unix: now / 1000,
             replication: Replication::new(replication::Config::default()),
             blocked: crate::blocking::Blocked::default(),
+            events: Arc::new(Events::default()),
         })
     }
 
@@ -117,6 +153,7 @@ impl Kv {
     /// is preserved. Returns the position of the last change and the replication offset
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
+        self.observed(ks, &crate::notify::Plan::default(), None);
         let changes = ks.changes();
         // An `EXEC` publishes its changes once, as one transaction, when it ends.
         if changes.is_empty() || ks.in_transaction() {
@@ -153,6 +190,21 @@ impl Kv {
         if let Some(refused) = self.refuses(&ks, true, mutation.may_grow()) {
             return Err(refused);
         }
+        let flags = self.events.flags();
+        let mut plan = if crate::notify::active(flags) {
+            crate::notify::plan(&mutation, db)
+        } else {
+            crate::notify::Plan::default()
+        };
+        // `new` events: the keys absent before the write and present after it.
+        let absent: Vec<(usize, Bytes)> = if flags & crate::notify::NEW != 0 {
+            plan.keys()
+                .into_iter()
+                .filter(|(db, key)| !ks.exists(*db, key, now))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let before = self.storage.as_ref().map(|_| ks.used_memory());
         let outcome = ks.apply(db, mutation, now);
         if let (Some(storage), Some(before)) = (&self.storage, before) {
@@ -160,6 +212,12 @@ impl Kv {
             let freed = before.saturating_sub(ks.used_memory());
             storage.freed(freed, ks.journal().seq());
         }
+        plan.created = absent
+            .into_iter()
+            .filter(|(db, key)| ks.exists(*db, key, now))
+            .collect();
+        let writer = session.client_cache.id();
+        self.observed(&mut ks, &plan, writer);
         if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);
@@ -170,6 +228,43 @@ impl Kv {
             session.repl.written = offset.unwrap_or(session.repl.written);
         }
         outcome
+    }
+
+    /// Tells [`Events`] what the last command touched (`plan`: the keyspace
+    /// notifications it may send; `writer`: its client, for `NOLOOP`). With the lock held,
+    /// so notifications and invalidations go out in the order of the changes.
+    fn observed(&self, ks: &mut Keyspace, plan: &crate::notify::Plan, writer: Option<u64>) {
+        let touched = ks.take_touched();
+        if touched.is_empty() {
+            return;
+        }
+        let replica = ks.is_follower();
+        self.events
+            .after(touched, plan, writer, replica, Instant::now);
+        if !self.events.observing() {
+            ks.observe(false);
+        }
+    }
+
+    /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
+    fn reads(client: &Client<Session>, args: &Args) -> Option<Reads> {
+        static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+            LazyLock::new(|| commands::TABLE.iter().map(|s| (s.name, s)).collect());
+        Reads::before(client, BY_NAME.get(args.name()).copied(), args)
+    }
+
+    /// After a tracking client's command: see [`Reads::remember`].
+    fn remember(&self, reads: Option<Reads>) {
+        if let Some(reads) = reads {
+            reads.remember(&self.events.tracker);
+        }
+    }
+
+    /// Turns on noting what writes touch if notifications or tracking need it (they turn
+    /// it off themselves, see [`Self::observed`]).
+    pub(crate) fn observe_changes(&self) {
+        let on = self.events.observing();
+        self.lock().observe(on);
     }
 
     /// Why a write would be refused now, if it would: this is a replica (`READONLY`), or
@@ -341,6 +436,11 @@ impl Server for Kv {
     /// replies the way Redis does: after every ready client has been served.
     const WRITE_AFTER_READS: bool = true;
 
+    /// kv implements what redis-py 8's client-side cache needs (`CLIENT TRACKING`, RESP3
+    /// invalidation pushes); the client refuses a server that reports less than 7.4.
+    const REDIS_VERSION: &'static str = "7.4.0";
+    const HELLO_SERVER: &'static str = "redis";
+
     fn name(&self) -> &'static str {
         "kv"
     }
@@ -351,6 +451,7 @@ impl Server for Kv {
                 commands::TABLE,
                 replication::COMMANDS,
                 crate::transaction::COMMANDS,
+                messaging::COMMANDS,
             ]
             .concat()
         });
@@ -358,13 +459,21 @@ impl Server for Kv {
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
+        if let Some(refused) = messaging::subscribed_mode(client, &args) {
+            return refused;
+        }
+        let reads = Self::reads(client, &args);
         let reply = match crate::transaction::queue(self, client, args) {
             Ok(reply) => reply,
             Err(args) => match replication::execute(self, client, args) {
-                Reply::Unhandled(args) => commands::execute(self, client, args).await,
+                Reply::Unhandled(args) => match messaging::execute(self, client, args) {
+                    Reply::Unhandled(args) => commands::execute(self, client, args).await,
+                    reply => reply,
+                },
                 reply => reply,
             },
         };
+        self.remember(reads);
         self.settle(&mut client.session).await;
         replication::after_write(&self.replication, &mut client.session, reply)
     }
@@ -385,13 +494,21 @@ impl Server for Kv {
         {
             return Err(args);
         }
+        if let Some(refused) = messaging::subscribed_mode(client, &args) {
+            return Ok(refused);
+        }
+        let reads = Self::reads(client, &args);
         let reply = match crate::transaction::queue(self, client, args) {
             Ok(reply) => reply,
             Err(args) => match replication::execute(self, client, args) {
-                Reply::Unhandled(args) => commands::execute_now(self, client, args),
+                Reply::Unhandled(args) => match messaging::execute(self, client, args) {
+                    Reply::Unhandled(args) => commands::execute_now(self, client, args),
+                    reply => reply,
+                },
                 reply => reply,
             },
         };
+        self.remember(reads);
         Ok(replication::after_write(
             &self.replication,
             &mut client.session,
@@ -403,6 +520,7 @@ impl Server for Kv {
     /// journal records of its writes go to the kernel now, with one `write()` (see
     /// [`Storage::write_through`]). Under `always` each write already waited for its fsync.
     fn batch_executed(&self, session: &mut Session) {
+        session.pubsub.wakes.wake_all();
         if session.unwritten == 0 {
             return;
         }
@@ -420,12 +538,41 @@ impl Server for Kv {
         session.tx.refused();
     }
 
+    /// A replica's stream, or this client's pub/sub queue (messages, notifications,
+    /// invalidations), whichever has something first.
     async fn next_push(&self, session: &mut Session) -> Push {
-        self.replication.next_push(&mut session.repl).await
+        let Session { repl, pubsub, .. } = session;
+        let Some(subscriber) = pubsub.subscriber.as_ref() else {
+            return self.replication.next_push(repl).await;
+        };
+        tokio::select! {
+            push = self.replication.next_push(repl) => push,
+            batch = subscriber.outbox().next() => match batch {
+                Ok(batch) => Push::Bytes(batch),
+                Err(reason) => Push::Disconnect(reason.to_string()),
+            },
+        }
     }
 
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        self.replication.pending_push(&mut session.repl)
+        self.replication
+            .pending_push(&mut session.repl)
+            .or_else(|| {
+                session
+                    .pubsub
+                    .subscriber
+                    .as_ref()?
+                    .outbox()
+                    .try_take()
+                    .ok()
+                    .flatten()
+            })
+    }
+
+    fn protocol_changed(&self, session: &mut Session, protocol: proto::Protocol) {
+        if let Some(subscriber) = &session.pubsub.subscriber {
+            subscriber.outbox().set_protocol(protocol);
+        }
     }
 
     fn info(&self) -> Vec<InfoSection> {
@@ -440,6 +587,11 @@ impl Server for Kv {
             )
         };
         let maxmemory = self.maxmemory.load(Ordering::Relaxed);
+        let (channels, patterns) = self.events.hub.table_sizes();
+        let (tracking_clients, tracking_keys, tracking_prefixes) = self
+            .events
+            .tracker
+            .with(|t| ((t.clients(), t.keys(), t.prefixes()), Vec::new()));
         let progress = self.storage.as_ref().map(|s| s.progress());
         let mut keyspace_section = InfoSection::new("keyspace");
         for (db, keys, expires) in keyspace {
@@ -449,7 +601,9 @@ impl Server for Kv {
             );
         }
         vec![
-            InfoSection::new("clients").field("blocked_clients", self.blocked.count()),
+            InfoSection::new("clients")
+                .field("blocked_clients", self.blocked.count())
+                .field("tracking_clients", tracking_clients),
             InfoSection::new("memory")
                 .field("used_memory", used)
                 .field("used_memory_human", service::info::human_bytes(used))
@@ -476,6 +630,12 @@ impl Server for Kv {
                         .unwrap_or_default(),
                 ),
             InfoSection::new("stats")
+                .field("pubsub_channels", channels)
+                .field("pubsub_patterns", patterns)
+                .field("pubsubshard_channels", self.events.hub.shard_channels())
+                .field("tracking_total_keys", tracking_keys)
+                .field("tracking_total_items", tracking_keys)
+                .field("tracking_total_prefixes", tracking_prefixes)
                 .field("keyspace_hits", stats.keyspace_hits)
                 .field("keyspace_misses", stats.keyspace_misses)
                 .field("expired_keys", stats.expired_keys)
@@ -501,6 +661,21 @@ impl Server for Kv {
             ("appendfsync".into(), fsync.into()),
             ("save".into(), String::new()),
             (
+                "notify-keyspace-events".into(),
+                crate::notify::format(self.events.flags()),
+            ),
+            (
+                "tracking-table-max-keys".into(),
+                self.events
+                    .tracker
+                    .with(|t| (t.max_keys(), Vec::new()))
+                    .to_string(),
+            ),
+            (
+                "client-output-buffer-limit".into(),
+                self.events.hub.limits().0.to_string(),
+            ),
+            (
                 "dir".into(),
                 self.dir
                     .as_ref()
@@ -514,6 +689,20 @@ impl Server for Kv {
         match name {
             "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {
                 self.maxmemory.store(n, Ordering::Relaxed);
+            })),
+            "notify-keyspace-events" => Some(crate::notify::parse(value).map(|flags| {
+                self.events.set_flags(flags);
+                self.observe_changes();
+            })),
+            "tracking-table-max-keys" => Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+                    .map(|max| self.events.tracker.with(|t| ((), t.set_max_keys(max)))),
+            ),
+            "client-output-buffer-limit" => Some(value.parse::<hub::OutputLimit>().map(|limit| {
+                let (_, policy) = self.events.hub.limits();
+                self.events.hub.set_limits(limit, policy);
             })),
             _ => None,
         }

@@ -42,7 +42,7 @@ use service::{BoxError, CancellationToken, RespClient};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::outbox::parse_memory;
+use hub::outbox::parse_memory;
 
 /// How long a stopping bridge keeps trying to hand its backlog to the broker.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);

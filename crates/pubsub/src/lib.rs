@@ -8,31 +8,31 @@
 //!   is no persistence: a subscriber that is not connected at publish time never sees the
 //!   message.
 //! - **Fan-out.** One publish reaches many subscribers, so the cost that matters is per
-//!   recipient. [`hub`] encodes a message once and hands every subscriber's queue the same
-//!   bytes; the publisher never waits for any subscriber.
+//!   recipient. The hub ([`hub::fanout`], a library kv's pub/sub shares) encodes a message
+//!   once and hands every subscriber's queue the same bytes; the publisher never waits for
+//!   any subscriber.
 //! - **No back-pressure.** A publisher cannot be slowed by a subscriber, so a slow
-//!   subscriber's queue grows. [`outbox`] bounds every queue (Redis's
+//!   subscriber's queue grows. [`hub::outbox`] bounds every queue (Redis's
 //!   `client-output-buffer-limit pubsub 32mb 8mb 60`) and applies a policy — disconnect,
 //!   drop the oldest or drop the newest — when a subscriber cannot keep up.
 //! - **The hybrid.** Subscribers that must not lose messages put a durable queue behind the
 //!   pub/sub server: [`bridge`] subscribes to a pattern and feeds every message into a
 //!   broker queue, where consumers take them at their own pace.
 //!
-//! Layers: [`outbox`] and [`hub`] are the engine (no sockets); [`commands`] turns RESP
-//! commands into hub calls; [`server`] plugs the hub into the shared connection loop.
+//! Layers: the engine and the commands live in the [`hub`] library crate (the outbox and
+//! the fan-out tables, no sockets; RESP commands → hub calls), shared with kv, which serves
+//! `SUBSCRIBE` from the database as Redis does; [`server`] plugs the hub into the shared
+//! connection loop, and [`bridge`] feeds a pattern's messages into a broker queue.
 #![forbid(unsafe_code)]
 
 pub mod bridge;
-pub mod commands;
-pub mod hub;
-pub mod outbox;
 pub mod server;
 
 use std::sync::Arc;
 
 use service::{BoxError, CancellationToken, Running, ServiceArgs};
 
-pub use outbox::{OutputLimit, SlowPolicy};
+pub use hub::{OutputLimit, SlowPolicy};
 pub use server::PubSub;
 
 /// The pub/sub server's port.

@@ -12,17 +12,11 @@ use bytes::Bytes;
 use proto::{Args, Protocol};
 use service::{Client, CommandSpec, InfoSection, Push, Reply, Server};
 
-use crate::commands;
-use crate::hub::{Hub, Subscriber, Wakes};
-use crate::outbox::{OutputLimit, SlowPolicy};
+use hub::commands;
+use hub::{Hub, OutputLimit, SlowPolicy};
 
-/// A connection's pub/sub state: a subscriber once it has subscribed to anything, and
-/// the subscribers its `PUBLISH`es must wake at the end of the current batch.
-#[derive(Debug, Default)]
-pub struct Session {
-    pub subscriber: Option<Subscriber>,
-    pub wakes: Wakes,
-}
+/// A connection's pub/sub state (see [`hub::Subscriptions`]).
+pub type Session = hub::Subscriptions;
 
 /// The pub/sub server.
 #[derive(Debug)]

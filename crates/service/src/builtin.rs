@@ -288,11 +288,8 @@ fn hello<S: Server>(
         }
     }
     Ok(Frame::Map(vec![
-        (Frame::bulk("server"), Frame::bulk("infralab")),
-        (
-            Frame::bulk("version"),
-            Frame::bulk(crate::REDIS_COMPAT_VERSION),
-        ),
+        (Frame::bulk("server"), Frame::bulk(S::HELLO_SERVER)),
+        (Frame::bulk("version"), Frame::bulk(S::REDIS_VERSION)),
         (Frame::bulk("proto"), Frame::Integer(protocol.version())),
         (Frame::bulk("id"), Frame::Integer(client.id() as i64)),
         (Frame::bulk("mode"), Frame::bulk("standalone")),
@@ -660,7 +657,7 @@ fn info<S: Server>(ctx: &Context<S>, args: &mut Args) -> Frame {
         .unwrap_or(0);
     let mut sections = vec![
         InfoSection::new("server")
-            .field("redis_version", crate::REDIS_COMPAT_VERSION)
+            .field("redis_version", S::REDIS_VERSION)
             .field("infralab_version", crate::VERSION)
             .field("infralab_server", ctx.server.name())
             .field("redis_mode", "standalone")

@@ -167,6 +167,17 @@ pub trait Server: Send + Sync + 'static {
     /// per batch, about 10% more instructions for a lone `GET`; off by default.
     const WRITE_AFTER_READS: bool = false;
 
+    /// The Redis version `HELLO` and `INFO` report: the Redis whose behaviour this server
+    /// implements. Client libraries turn features on by it (redis-py 8's client-side cache
+    /// needs 7.4), so a server claims a version only when it has what that version's
+    /// clients use.
+    const REDIS_VERSION: &'static str = crate::REDIS_COMPAT_VERSION;
+
+    /// The `server` field of `HELLO`'s reply. Clients check it with the version: redis-py
+    /// 8 enables its client-side cache only for a server that says `redis`, so a server
+    /// that implements what that cache needs says so (`infralab_server` still names it).
+    const HELLO_SERVER: &'static str = "infralab";
+
     /// Short name for logs and `INFO` (`"kv"`, `"broker"`).
     fn name(&self) -> &'static str;
 

@@ -11,6 +11,7 @@ mod hashes;
 mod hyperloglog;
 mod keys;
 mod lists;
+pub(crate) mod messaging;
 mod sets;
 mod strings;
 mod zsets;

@@ -221,6 +221,28 @@ impl Hub {
         }
     }
 
+    /// Sends one message (a push frame: a plain array in RESP2) to one client's queue,
+    /// under the same limits as a published message: how kv delivers a `CLIENT TRACKING`
+    /// invalidation to the client that must drop its cached keys. `false` if it was not
+    /// queued (the client is over its limit, or gone).
+    pub fn send(
+        &self,
+        outbox: &Arc<Outbox>,
+        message: &proto::Frame,
+        clock: &dyn Fn() -> Instant,
+        wakes: &mut Wakes,
+    ) -> bool {
+        let (limit, policy) = self.limits();
+        let mut encoded = Encoded::new(&[]);
+        let protocol = outbox.protocol();
+        let slot = match protocol {
+            Protocol::Resp2 => &mut encoded.resp2,
+            Protocol::Resp3 => &mut encoded.resp3,
+        };
+        *slot = Some(message.to_bytes(protocol));
+        self.deliver(outbox, &mut encoded, clock, limit, policy, wakes) == 1
+    }
+
     /// `PUBSUB CHANNELS [pattern]` (`kind` `Channel`) and `PUBSUB SHARDCHANNELS
     /// [pattern]` (`Shard`): channels with at least one subscriber.
     pub fn channels(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
@@ -236,6 +258,14 @@ impl Hub {
     /// SHARDNUMSUB` (`Shard`): subscribers of one channel.
     pub fn numsub(&self, kind: Kind, channel: &[u8]) -> usize {
         self.lock().table(kind).get(channel).map_or(0, HashMap::len)
+    }
+
+    /// Is the subscriber whose queue is `outbox` subscribed to `name`?
+    pub fn listens(&self, kind: Kind, name: &[u8], outbox: &Arc<Outbox>) -> bool {
+        self.lock()
+            .table(kind)
+            .get(name)
+            .is_some_and(|subscribers| subscribers.values().any(|o| Arc::ptr_eq(o, outbox)))
     }
 
     /// `PUBSUB NUMPAT`: distinct patterns with at least one subscriber.
@@ -389,6 +419,17 @@ pub enum Kind {
 impl Subscriber {
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// The queue itself, for a sender that delivers to this client directly
+    /// ([`Hub::send`]).
+    pub fn outbox_handle(&self) -> Arc<Outbox> {
+        self.outbox.clone()
+    }
+
+    /// The connection's unique id (not the client's `CLIENT ID`).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The count Redis reports in an (un)subscribe confirmation of `kind`: channels plus

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame, Protocol};
 use service::{Client, Reply};
 
-use crate::hub::{Hub, Kind};
-use crate::server::Session;
+use crate::Subscriptions;
+use crate::fanout::{Hub, Kind};
 
 /// Commands a RESP2 client may send while subscribed.
 const ALLOWED_WHEN_SUBSCRIBED: &[&str] = &[
@@ -33,12 +33,8 @@ const CONTAINERS: &[&str] = &["pubsub", "client", "config", "command"];
 
 /// In RESP2 subscribed mode: Redis's error for a command that is not allowed, and
 /// PING's special reply. `None`: execute the command normally.
-pub fn subscribed_mode(client: &Client<Session>, args: &Args) -> Option<Reply> {
-    let subscribed = client
-        .session
-        .subscriber
-        .as_ref()
-        .is_some_and(|s| s.total() > 0);
+pub fn subscribed_mode<S: AsRef<Subscriptions>>(client: &Client<S>, args: &Args) -> Option<Reply> {
+    let subscribed = client.session.as_ref().subscribed();
     if !subscribed || client.protocol == Protocol::Resp3 {
         return None;
     }
@@ -97,12 +93,17 @@ fn confirmation(word: &'static str, name: Option<Bytes>, count: usize) -> Frame 
 
 /// `SUBSCRIBE channel...` / `PSUBSCRIBE pattern...` / `SSUBSCRIBE shardchannel...`: one
 /// confirmation per name.
-pub fn subscribe(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, mut args: Args) -> Reply {
+pub fn subscribe<S: AsMut<Subscriptions>>(
+    hub: &std::sync::Arc<Hub>,
+    client: &mut Client<S>,
+    mut args: Args,
+) -> Reply {
     let (kind, word) = kind_of(&args);
     let protocol = client.protocol;
     let evict = client.evict_token();
     let subscriber = client
         .session
+        .as_mut()
         .subscriber
         .get_or_insert_with(|| hub.subscriber(protocol, evict));
     let replies = args
@@ -120,10 +121,10 @@ pub fn subscribe(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, mut ar
 /// `UNSUBSCRIBE [channel...]` / `PUNSUBSCRIBE [pattern...]` / `SUNSUBSCRIBE
 /// [shardchannel...]`; no names: all of that kind.
 /// With nothing to unsubscribe from, one confirmation with a null name.
-pub fn unsubscribe(client: &mut Client<Session>, mut args: Args) -> Reply {
+pub fn unsubscribe<S: AsMut<Subscriptions>>(client: &mut Client<S>, mut args: Args) -> Reply {
     let (kind, word) = kind_of(&args);
     let mut names = args.rest();
-    let Some(subscriber) = client.session.subscriber.as_mut() else {
+    let Some(subscriber) = client.session.as_mut().subscriber.as_mut() else {
         return Reply::Many(if names.is_empty() {
             vec![confirmation(word, None, 0)]
         } else {

@@ -3,18 +3,21 @@
 //! - [`subscribe`]: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, and the rules of
 //!   *subscribed mode*.
 //! - [`publish`]: PUBLISH, SPUBLISH and the PUBSUB introspection subcommands.
+//! - [`tracking`]: the tracking subcommands of CLIENT, and [`tracking::Reads`], what a
+//!   server does around each command of a tracking client.
 //!
 //! SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH are Redis 7's *sharded* pub/sub: the same
-//! commands on a separate namespace of shard channels (see [`crate::hub`]).
+//! commands on a separate namespace of shard channels (see [`crate::fanout`]).
 
 pub mod publish;
 pub mod subscribe;
+pub mod tracking;
 
 use proto::Args;
 use service::{Client, CommandSpec, Reply};
 
-use crate::hub::Hub;
-use crate::server::Session;
+use crate::Subscriptions;
+use crate::fanout::Hub;
 
 /// Arity as Redis counts it (the name included; negative: at least).
 pub static COMMANDS: &[CommandSpec] = &[
@@ -96,14 +99,17 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Executes one command; anything not pub/sub goes back to the service's built-ins.
-pub fn execute(hub: &std::sync::Arc<Hub>, client: &mut Client<Session>, args: Args) -> Reply {
+pub fn execute<S>(hub: &std::sync::Arc<Hub>, client: &mut Client<S>, args: Args) -> Reply
+where
+    S: AsMut<Subscriptions> + AsRef<Subscriptions>,
+{
     if let Some(refused) = subscribe::subscribed_mode(client, &args) {
         return refused;
     }
     match args.name() {
         "subscribe" | "psubscribe" | "ssubscribe" => subscribe::subscribe(hub, client, args),
         "unsubscribe" | "punsubscribe" | "sunsubscribe" => subscribe::unsubscribe(client, args),
-        "publish" | "spublish" => publish::publish(hub, &mut client.session, args),
+        "publish" | "spublish" => publish::publish(hub, client.session.as_mut(), args),
         "pubsub" => publish::pubsub(hub, args),
         _ => Reply::Unhandled(args),
     }

@@ -6,12 +6,12 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 use service::Reply;
 
-use crate::hub::{Hub, Kind};
-use crate::server::Session;
+use crate::Subscriptions;
+use crate::fanout::{Hub, Kind};
 
 /// `PUBLISH channel message` / `SPUBLISH shardchannel message` → the number of
 /// subscriptions that received it.
-pub fn publish(hub: &Hub, session: &mut Session, mut args: Args) -> Reply {
+pub fn publish(hub: &Hub, session: &mut Subscriptions, mut args: Args) -> Reply {
     let (channel, message) = match (args.next_bytes(), args.next_bytes()) {
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return e.into(),
