@@ -65,7 +65,7 @@ fn server_on(server: &str, dir: &Path) -> (Running, String) {
     let mut child = infralab()
         .args([server, "--port", "0", "--dir", dir.to_str().unwrap()])
         .args(if server == "broker" {
-            &["--beanstalk-port", "0"][..]
+            &["--beanstalk-port", "0", "--sqs-port", "0"][..]
         } else {
             &[]
         })

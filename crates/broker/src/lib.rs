@@ -18,6 +18,7 @@
 //!    polling; [`consumer`] — consumers that disconnect.
 //! 9. [`commands`] (RESP → shared engine → reply) and [`server`] (wiring).
 //! 10. [`beanstalk`] — beanstalkd's protocol on a second port, on the same queues.
+//! 11. [`sqs`] — Amazon SQS's API on a third port (HTTP), on the same queues.
 #![forbid(unsafe_code)]
 
 pub mod beanstalk;
@@ -35,6 +36,7 @@ pub mod redo;
 pub mod schedule;
 pub mod server;
 pub mod shared_engine;
+pub mod sqs;
 pub mod store;
 pub mod visibility;
 
@@ -42,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use service::protocol_port::ProtocolPort;
 use service::{BoxError, CancellationToken, Running};
 
 use crate::clock::{Clock, SystemClock};
@@ -77,19 +80,25 @@ pub struct Args {
     /// once) or `keep` (visible when their visibility timeout ends, as SQS).
     #[arg(long, value_enum, default_value = "release")]
     pub on_disconnect: OnDisconnect,
-    /// Port of the beanstalkd protocol listener (on the same --bind address; 0: any free port).
-    #[arg(long, default_value_t = beanstalk::DEFAULT_BEANSTALK_PORT)]
-    pub beanstalk_port: u16,
+    /// Port of the beanstalkd protocol listener, on the same --bind address: a number, `0`
+    /// for no beanstalkd listener, or `auto` for any free port (tests).
+    #[arg(long, default_value = "11300")]
+    pub beanstalk_port: ProtocolPort,
+    /// Port of the SQS API listener (HTTP), on the same --bind address: a number, `0` for
+    /// no SQS listener, or `auto` for any free port (tests).
+    #[arg(long, default_value = "9324")]
+    pub sqs_port: ProtocolPort,
     /// Largest job body a beanstalkd `put` may carry, in bytes (beanstalkd's `-z`).
     #[arg(short = 'z', long, default_value_t = beanstalk::DEFAULT_MAX_JOB_SIZE)]
     pub max_job_size: usize,
 }
 
-/// What [`start_with_beanstalk`] returns: the RESP server and the beanstalkd listener's
-/// address.
+/// What [`start_with_protocols`] returns: the RESP server and the addresses of the
+/// beanstalkd and SQS listeners (`None` when their port is 0).
 pub struct Started {
     pub running: Running,
-    pub beanstalk_addr: std::net::SocketAddr,
+    pub beanstalk_addr: Option<std::net::SocketAddr>,
+    pub sqs_addr: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store, restores the queues, binds, and returns once listening.
@@ -106,8 +115,9 @@ pub async fn start_with_clock(
     Ok(start_on(args, shutdown, clock).await?.running)
 }
 
-/// Like [`start`], and tells where the beanstalkd listener is (its port may have been 0).
-pub async fn start_with_beanstalk(
+/// Like [`start`], and tells where the beanstalkd and SQS listeners are (their ports may
+/// have been `auto`).
+pub async fn start_with_protocols(
     args: Args,
     shutdown: CancellationToken,
 ) -> Result<Started, BoxError> {
@@ -119,7 +129,9 @@ async fn start_on(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> Result<Started, BoxError> {
-    beanstalk::check_auth(&args.service.bind, args.service.requirepass.is_some())?;
+    if args.beanstalk_port.to_bind().is_some() {
+        beanstalk::check_auth(&args.service.bind, args.service.requirepass.is_some())?;
+    }
     let dir = args.dir.clone();
     let fsync = args.fsync;
     let load_truncated = args.load_truncated;
@@ -141,19 +153,29 @@ async fn start_on(
         shutdown.clone(),
     ));
     tokio::spawn(server::sweep(inner.clone(), Duration::from_secs(1)));
-    let beanstalk_addr = beanstalk::spawn(
-        inner.clone(),
-        &args.service,
-        args.beanstalk_port,
-        args.max_job_size,
-        shutdown.clone(),
-    )
-    .await?;
+    let beanstalk_addr = match args.beanstalk_port.to_bind() {
+        Some(port) => Some(
+            beanstalk::spawn(
+                inner.clone(),
+                &args.service,
+                port,
+                args.max_job_size,
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let sqs_addr = match args.sqs_port.to_bind() {
+        Some(port) => Some(sqs::spawn(inner.clone(), &args.service, port, shutdown.clone()).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker { inner });
     let running = service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?;
     Ok(Started {
         running,
         beanstalk_addr,
+        sqs_addr,
     })
 }
 

@@ -49,13 +49,13 @@ pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use service::CancellationToken;
+use service::protocol_port::{Admission, Protocol, accept_loop};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::Decoder;
 use tracing::{debug, info, warn};
 
@@ -115,58 +115,42 @@ pub(crate) async fn spawn(
     .await?;
     let addr = listener.local_addr()?;
     info!("broker: beanstalkd protocol on {addr}");
-    let (protected_mode, password_set) = (service.protected_mode, service.requirepass.is_some());
-    service::protected::warn_if_exposed(name, addr, protected_mode, password_set);
-    let maxclients = service.maxclients;
+    let admission = Admission {
+        protected_mode: service.protected_mode,
+        password_set: service.requirepass.is_some(),
+        maxclients: service.maxclients,
+    };
+    service::protected::warn_if_exposed(
+        name,
+        addr,
+        admission.protected_mode,
+        admission.password_set,
+    );
     let beanstalk = Arc::new(Beanstalk::new(inner, max_job_size));
-    let slots = Arc::new(Semaphore::new(maxclients));
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!("beanstalk accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            // Protected mode, the rule every listener shares: beanstalkd's protocol has no
-            // reply before a command, so a refused client is disconnected and the log says why.
-            let local = stream.local_addr().map_or(addr.ip(), |a| a.ip());
-            if service::protected::refusal(protected_mode, local, password_set, peer.ip()).is_some()
-            {
-                warn!(
-                    "{name}: refused {peer}: protected mode is on and no password is set \
-                     (--requirepass, or --protected-mode no)"
-                );
-                continue;
-            }
-            // Past --maxclients the connection is closed (the protocol has no error for it).
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                debug!("beanstalk connection {peer}: refused, --maxclients reached");
-                continue;
-            };
-            let beanstalk = beanstalk.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                beanstalk.connected();
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    r = serve(&beanstalk, stream) => {
-                        if let Err(e) = r {
-                            debug!("beanstalk connection {peer}: {e}");
-                        }
-                    }
-                }
-                beanstalk.disconnected();
-                drop(slot);
-            });
-        }
-    });
+    // beanstalkd's protocol has no reply before a command, so a refused client (protected
+    // mode, --maxclients) is disconnected and the log says why.
+    tokio::spawn(accept_loop(name, listener, beanstalk, admission, shutdown));
     Ok(addr)
+}
+
+impl Protocol for Beanstalk {
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        self.connected();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            r = serve(&self, stream) => {
+                if let Err(e) = r {
+                    debug!("beanstalk connection {peer}: {e}");
+                }
+            }
+        }
+        self.disconnected();
+    }
 }
 
 /// One connection: decode what has arrived, run each command, write the replies once
@@ -187,28 +171,36 @@ async fn serve(b: &Arc<Beanstalk>, stream: TcpStream) -> std::io::Result<()> {
                     if matches!(command, Command::Reserve | Command::ReserveWithTimeout(_))
                         && !out.is_empty()
                     {
-                        writer.write_all(&out).await?;
+                        send(b, &mut writer, &out).await?;
                         out.clear();
                     }
                     if conn.execute(b, command, &mut out, &mut input).await == Flow::Quit {
-                        writer.write_all(&out).await?;
+                        send(b, &mut writer, &out).await?;
                         return Ok(());
                     }
                 }
             }
             if out.len() >= WRITE_AT {
-                writer.write_all(&out).await?;
+                send(b, &mut writer, &out).await?;
                 out.clear();
             }
         }
         if !out.is_empty() {
-            writer.write_all(&out).await?;
+            send(b, &mut writer, &out).await?;
             out.clear();
         }
         if input.fill().await? == 0 {
             return Ok(());
         }
     }
+}
+
+/// Writes replies, after the changes they confirm have reached the kernel: the redo log
+/// is written first (`--fsync everysec` and `no`, see [`crate::redo`]), as the RESP
+/// listener does after each batch, so a `put` answered `INSERTED` survives a crash.
+async fn send(b: &Beanstalk, writer: &mut OwnedWriteHalf, out: &[u8]) -> std::io::Result<()> {
+    b.inner.write_redo();
+    writer.write_all(out).await
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
         "0",
         "--beanstalk-port",
         "0",
+        "--sqs-port",
+        "0",
         "--dir",
         dir.to_str().unwrap(),
     ];
