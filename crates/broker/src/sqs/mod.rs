@@ -191,6 +191,11 @@ impl Sqs {
 
     async fn answer(&self, req: Request<Incoming>) -> Result<serde_json::Value, SqsError> {
         let (parts, body) = req.into_parts();
+        // An announced length past the limit is refused before any of it is read.
+        let announced = hyper::body::Body::size_hint(&body).lower();
+        if announced > MAX_REQUEST_BYTES as u64 {
+            return Err(SqsError::too_large(MAX_REQUEST_BYTES));
+        }
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
