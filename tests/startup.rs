@@ -140,6 +140,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         ("cache", 7380),
         ("broker", 7382),
         ("broker (beanstalkd)", 11300),
+        ("broker (SQS)", 9324),
         ("stream", 7383),
         ("stream (Kafka)", 9092),
         ("pubsub", 7381),
