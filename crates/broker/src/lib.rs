@@ -152,25 +152,36 @@ async fn start_on(
         clock,
         shutdown.clone(),
     ));
-    tokio::spawn(server::sweep(inner.clone(), Duration::from_secs(1)));
-    let beanstalk_addr = match args.beanstalk_port.to_bind() {
-        Some(port) => Some(
-            beanstalk::spawn(
-                inner.clone(),
-                &args.service,
-                port,
-                args.max_job_size,
-                shutdown.clone(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let sqs_addr = match args.sqs_port.to_bind() {
-        Some(port) => Some(sqs::spawn(inner.clone(), &args.service, port, shutdown.clone()).await?),
-        None => None,
-    };
-    let broker = Arc::new(Broker { inner });
+    // The sweep and the other protocols' listeners: the RESP server's shutdown waits for
+    // them (see `Broker::background`).
+    let mut background = vec![tokio::spawn(server::sweep(
+        inner.clone(),
+        Duration::from_secs(1),
+    ))];
+    let mut beanstalk_addr = None;
+    if let Some(port) = args.beanstalk_port.to_bind() {
+        let service = &args.service;
+        let spawned = beanstalk::spawn(
+            inner.clone(),
+            service,
+            port,
+            args.max_job_size,
+            shutdown.clone(),
+        );
+        let (addr, task) = spawned.await?;
+        background.push(task);
+        beanstalk_addr = Some(addr);
+    }
+    let mut sqs_addr = None;
+    if let Some(port) = args.sqs_port.to_bind() {
+        let (addr, task) = sqs::spawn(inner.clone(), &args.service, port, shutdown.clone()).await?;
+        background.push(task);
+        sqs_addr = Some(addr);
+    }
+    let broker = Arc::new(Broker {
+        inner,
+        background: std::sync::Mutex::new(background),
+    });
     let running = service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?;
     Ok(Started {
         running,

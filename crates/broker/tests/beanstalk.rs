@@ -465,30 +465,8 @@ async fn job_ids_and_ttrs_survive_a_restart() {
 async fn greenstalk_puts_reserves_buries_kicks_and_deletes() {
     let dir = common::temp_dir("beanstalk-greenstalk");
     let ours = broker(&dir).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/beanstalk/greenstalk_session.py"
-    );
-    let check = testkit::peer("python3")
-        .args(["-c", "import greenstalk"])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "greenstalk is not installed: {}",
-        testkit::INSTALL_PEERS
-    );
     let addr = ours.beanstalk_addr.unwrap();
-    let out = tokio::process::Command::from(testkit::peer("python3"))
-        .args([script, &addr.ip().to_string(), &addr.port().to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && out.stdout == b"ok\n",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [addr.ip().to_string(), addr.port().to_string()];
+    common::python("beanstalk/greenstalk_session.py", "greenstalk", &args).await;
     ours.running.stop().await;
 }

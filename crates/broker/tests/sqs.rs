@@ -33,40 +33,15 @@ async fn broker(dir: &std::path::Path, extra: &[&str]) -> broker::Started {
         .unwrap()
 }
 
-/// Runs one of the Python scripts beside this file; it prints "ok" when every step held.
-async fn python(script: &str, args: &[String]) {
-    let check = testkit::peer("python3")
-        .args(["-c", "import boto3, greenstalk, redis"])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "boto3, greenstalk or redis-py is not installed: {}",
-        testkit::INSTALL_PEERS
-    );
-    let path = format!("{}/tests/sqs/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::process::Command::from(testkit::peer("python3"))
-        .arg(path)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && out.stdout == b"ok\n",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_every_action_on_the_queues_beanstalkd_and_resp_share() {
     let dir = common::temp_dir("sqs-boto3");
     let ours = broker(&dir, &[]).await;
     let sqs = ours.sqs_addr.unwrap();
     let beanstalk = ours.beanstalk_addr.unwrap();
-    python(
-        "boto3_session.py",
+    common::python(
+        "sqs/boto3_session.py",
+        "boto3, greenstalk, redis",
         &[
             format!("http://{sqs}"),
             beanstalk.ip().to_string(),
@@ -83,11 +58,8 @@ async fn with_a_password_requests_must_be_signed_with_it() {
     let dir = common::temp_dir("sqs-signed");
     let ours = broker(&dir, &["--requirepass", "s3cret"]).await;
     let sqs = ours.sqs_addr.unwrap();
-    python(
-        "boto3_signed.py",
-        &[format!("http://{sqs}"), "s3cret".into()],
-    )
-    .await;
+    let args = [format!("http://{sqs}"), "s3cret".into()];
+    common::python("sqs/boto3_signed.py", "boto3", &args).await;
     // Unsigned: refused.
     let (status, body) = post(sqs, "ListQueues", "{}").await;
     assert_eq!(status, 403, "{body}");

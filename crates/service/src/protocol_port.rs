@@ -3,7 +3,7 @@
 //! One engine, several listeners: the stream server also speaks Kafka's protocol, the
 //! broker beanstalkd's and the SQS API. Each extra listener is configured the same way
 //! ([`ProtocolPort`]: a port, `0` for none, `auto` for a free one) and accepts the same
-//! way ([`accept_loop`]): protected mode and `--maxclients` are checked for every new
+//! way ([`listen`], [`accept_loop`]): protected mode and `--maxclients` are checked for every new
 //! connection, each connection runs in its own task, and shutdown waits a bounded time
 //! for the connections to finish. Only what is said on the wire differs, so that is all a
 //! protocol supplies ([`Protocol`]).
@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::listener;
 use crate::protected;
+use crate::settings::ServiceArgs;
 
 /// How long shutdown waits for connections still busy.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -99,6 +102,33 @@ pub struct Admission {
     pub protected_mode: bool,
     pub password_set: bool,
     pub maxclients: usize,
+}
+
+/// Binds `--bind`:`port` for the protocol `name` (`flag` is the option that moves it, for
+/// the error if the port is taken), warns if it is exposed without a password, and serves
+/// the protocol `make` builds (told the bound address) until `shutdown`. Returns once
+/// listening: the bound address, and the accept loop's task, which ends when the listener
+/// has shut down (its connections finished or, after a bounded wait, abandoned).
+pub async fn listen<P: Protocol>(
+    name: &'static str,
+    flag: &str,
+    args: &ServiceArgs,
+    port: u16,
+    make: impl FnOnce(SocketAddr) -> P,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = listener::bind(name, &args.bind, port, args.tcp_backlog, flag).await?;
+    let addr = listener.local_addr()?;
+    info!("{name} listening on {addr}");
+    let admission = Admission {
+        protected_mode: args.protected_mode,
+        password_set: args.requirepass.is_some(),
+        maxclients: args.maxclients,
+    };
+    protected::warn_if_exposed(name, addr, admission.protected_mode, admission.password_set);
+    let protocol = Arc::new(make(addr));
+    let task = tokio::spawn(accept_loop(name, listener, protocol, admission, shutdown));
+    Ok((addr, task))
 }
 
 /// The reason given to a client past `--maxclients`.

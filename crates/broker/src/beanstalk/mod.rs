@@ -52,12 +52,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use service::CancellationToken;
-use service::protocol_port::{Admission, Protocol, accept_loop};
+use service::protocol_port::{Protocol, listen};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::shared_engine::SharedEngine;
 use commands::{Conn, Flow, Input};
@@ -96,41 +96,27 @@ pub fn check_auth(bind: &str, requirepass: bool) -> Result<(), String> {
 }
 
 /// Binds the beanstalkd listener on `bind:port` (0: any free port) and serves until
-/// `shutdown`. Returns the bound address.
+/// `shutdown`. Returns the bound address and the listener's task.
 pub(crate) async fn spawn(
     inner: Arc<SharedEngine>,
     service: &service::ServiceArgs,
     port: u16,
     max_job_size: usize,
     shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let name = "broker (beanstalkd protocol)";
-    let listener = service::listener::bind(
-        name,
-        &service.bind,
-        port,
-        service.tcp_backlog,
-        "--beanstalk-port PORT",
-    )
-    .await?;
-    let addr = listener.local_addr()?;
-    info!("broker: beanstalkd protocol on {addr}");
-    let admission = Admission {
-        protected_mode: service.protected_mode,
-        password_set: service.requirepass.is_some(),
-        maxclients: service.maxclients,
-    };
-    service::protected::warn_if_exposed(
-        name,
-        addr,
-        admission.protected_mode,
-        admission.password_set,
-    );
-    let beanstalk = Arc::new(Beanstalk::new(inner, max_job_size));
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     // beanstalkd's protocol has no reply before a command, so a refused client (protected
-    // mode, --maxclients) is disconnected and the log says why.
-    tokio::spawn(accept_loop(name, listener, beanstalk, admission, shutdown));
-    Ok(addr)
+    // mode, --maxclients) is disconnected (`Protocol::refuse`'s default) and the log says why.
+    let make = |_| Beanstalk::new(inner, max_job_size);
+    let flag = "--beanstalk-port PORT";
+    listen(
+        "broker (beanstalkd protocol)",
+        flag,
+        service,
+        port,
+        make,
+        shutdown,
+    )
+    .await
 }
 
 impl Protocol for Beanstalk {

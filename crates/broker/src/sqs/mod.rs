@@ -59,10 +59,10 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use service::CancellationToken;
-use service::protocol_port::{Admission, Protocol, accept_loop};
+use service::protocol_port::{Protocol, listen};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::shared_engine::SharedEngine;
 use actions::Caller;
@@ -92,42 +92,28 @@ pub struct Sqs {
 }
 
 /// Binds the SQS listener on `bind:port` (0: any free port) and serves until `shutdown`.
-/// Returns the bound address.
+/// Returns the bound address and the listener's task.
 pub(crate) async fn spawn(
     inner: Arc<SharedEngine>,
     service: &service::ServiceArgs,
     port: u16,
     shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let name = "broker (SQS API)";
-    let listener = service::listener::bind(
-        name,
-        &service.bind,
-        port,
-        service.tcp_backlog,
-        "--sqs-port PORT",
-    )
-    .await?;
-    let addr = listener.local_addr()?;
-    info!("broker: SQS API on http://{addr}");
-    let admission = Admission {
-        protected_mode: service.protected_mode,
-        password_set: service.requirepass.is_some(),
-        maxclients: service.maxclients,
-    };
-    service::protected::warn_if_exposed(
-        name,
-        addr,
-        admission.protected_mode,
-        admission.password_set,
-    );
-    let sqs = Arc::new(Sqs {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let password = service.requirepass.clone();
+    let make = |addr| Sqs {
         inner,
-        password: service.requirepass.clone(),
+        password,
         addr,
-    });
-    tokio::spawn(accept_loop(name, listener, sqs, admission, shutdown));
-    Ok(addr)
+    };
+    listen(
+        "broker (SQS API)",
+        "--sqs-port PORT",
+        service,
+        port,
+        make,
+        shutdown,
+    )
+    .await
 }
 
 impl Protocol for Sqs {
@@ -204,14 +190,14 @@ impl Sqs {
             Err(e) => return Err(SqsError::malformed(format!("reading the body: {e}"))),
         };
         if let Some(password) = &self.password {
-            signature::verify(
-                parts.method.as_str(),
-                parts.uri.path(),
-                parts.uri.query().unwrap_or(""),
-                &parts.headers,
-                &body,
-                password,
-            )?;
+            let signed = signature::Request {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &parts.headers,
+                body: &body,
+            };
+            signature::verify(&signed, password)?;
         }
         let target = parts
             .headers

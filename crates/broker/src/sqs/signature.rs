@@ -85,15 +85,18 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The parts of a request its signature covers.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
 /// Checks the request's signature against `secret`.
-pub fn verify(
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    secret: &str,
-) -> Result<(), SqsError> {
+pub fn verify(request: &Request<'_>, secret: &str) -> Result<(), SqsError> {
+    let headers = request.headers;
     let missing = || {
         SqsError::denied(
             "MissingAuthenticationToken",
@@ -115,7 +118,7 @@ pub fn verify(
         .get("x-amz-date")
         .and_then(|h| h.to_str().ok())
         .ok_or_else(missing)?;
-    let expected = signature(method, path, query, headers, body, secret, &auth, amz_date);
+    let expected = signature(request, secret, &auth, amz_date);
     // Compare in full, not up to the first difference, so the time taken says nothing.
     let same = expected.len() == auth.signature.len()
         && expected
@@ -135,20 +138,16 @@ pub fn verify(
 }
 
 /// The signature a client holding `secret` computes for this request.
-#[allow(clippy::too_many_arguments)]
 fn signature(
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
     secret: &str,
     auth: &Authorization<'_>,
     amz_date: &str,
 ) -> String {
     let mut canonical_headers = String::new();
     for name in &auth.signed_headers {
-        let values: Vec<String> = headers
+        let values: Vec<String> = request
+            .headers
             .get_all(*name)
             .iter()
             .map(|v| {
@@ -160,13 +159,15 @@ fn signature(
             .collect();
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let mut pairs: Vec<&str> = request.query.split('&').filter(|p| !p.is_empty()).collect();
     pairs.sort_unstable();
     let canonical_request = format!(
-        "{method}\n{path}\n{}\n{canonical_headers}\n{}\n{}",
+        "{}\n{}\n{}\n{canonical_headers}\n{}\n{}",
+        request.method,
+        request.path,
         pairs.join("&"),
         auth.signed_headers.join(";"),
-        hex(&Sha256::digest(body)),
+        hex(&Sha256::digest(request.body)),
     );
     let scope = format!(
         "{}/{}/{}/aws4_request",
@@ -197,13 +198,20 @@ mod tests {
         let header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
         headers.insert("authorization", header.parse().unwrap());
         let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-        assert_eq!(verify("GET", "/", "", &headers, b"", secret), Ok(()));
-        let wrong = verify("GET", "/", "", &headers, b"", "not the secret").unwrap_err();
+        let get = |headers, body| Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        };
+        assert_eq!(verify(&get(&headers, b""), secret), Ok(()));
+        let wrong = verify(&get(&headers, b""), "not the secret").unwrap_err();
         assert_eq!(wrong.code, "SignatureDoesNotMatch");
-        let tampered = verify("GET", "/", "", &headers, b"x", secret).unwrap_err();
+        let tampered = verify(&get(&headers, b"x"), secret).unwrap_err();
         assert_eq!(tampered.code, "SignatureDoesNotMatch");
         assert_eq!(region(&headers).as_deref(), Some("us-east-1"));
-        let unsigned = verify("GET", "/", "", &HeaderMap::new(), b"", secret).unwrap_err();
+        let unsigned = verify(&get(&HeaderMap::new(), b""), secret).unwrap_err();
         assert_eq!(unsigned.code, "MissingAuthenticationToken");
     }
 }

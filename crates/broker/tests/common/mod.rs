@@ -62,6 +62,33 @@ pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
         .unwrap()
 }
 
+/// Runs the Python script `tests/<script>` with `args` (after checking that the modules
+/// `imports` are installed); it prints "ok" when every step it asserts held.
+pub async fn python(script: &str, imports: &str, args: &[String]) {
+    let check = testkit::peer("python3")
+        .args(["-c", &format!("import {imports}")])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{imports}: not installed: {}",
+        testkit::INSTALL_PEERS
+    );
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::from(testkit::peer("python3"))
+        .arg(path)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// One delivered message, as QRECV describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Got {
