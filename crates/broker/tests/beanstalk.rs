@@ -9,28 +9,13 @@ use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use clap::Parser;
-use service::CancellationToken;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// A broker on free ports (RESP and beanstalkd) in `dir`.
+/// A broker on free ports (RESP, beanstalkd, SQS) in `dir`.
 async fn broker(dir: &std::path::Path) -> broker::Started {
-    let args = broker::Args::parse_from([
-        "broker",
-        "--port",
-        "0",
-        "--beanstalk-port",
-        "auto",
-        "--sqs-port",
-        "0",
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
-    broker::start_with_protocols(args, CancellationToken::new())
-        .await
-        .unwrap()
+    common::start_with_protocols(dir, &[]).await
 }
 
 /// A raw beanstalkd connection: bytes out, one reply (with its body) in.

@@ -9,28 +9,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use service::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A broker on free ports (RESP, beanstalkd, SQS) in `dir`, with `extra` flags.
 async fn broker(dir: &std::path::Path, extra: &[&str]) -> broker::Started {
-    let mut argv = vec![
-        "broker",
-        "--port",
-        "0",
-        "--beanstalk-port",
-        "auto",
-        "--sqs-port",
-        "auto",
-        "--dir",
-        dir.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(extra);
-    broker::start_with_protocols(broker::Args::parse_from(argv), CancellationToken::new())
-        .await
-        .unwrap()
+    common::start_with_protocols(dir, extra).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

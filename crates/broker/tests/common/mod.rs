@@ -44,20 +44,22 @@ pub fn temp_dir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
+/// A broker on free ports in `dir` (RESP only: the other protocols' ports are off).
 pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
-    let mut argv = vec![
-        "broker",
-        "--port",
-        "0",
-        "--beanstalk-port",
-        "0",
-        "--sqs-port",
-        "0",
-        "--dir",
-        dir.to_str().unwrap(),
-    ];
+    start_on(dir, "0", extra).await.running
+}
+
+/// A broker on free ports (RESP, beanstalkd, SQS) in `dir`, with `extra` flags.
+pub async fn start_with_protocols(dir: &std::path::Path, extra: &[&str]) -> broker::Started {
+    start_on(dir, "auto", extra).await
+}
+
+/// A broker with `--beanstalk-port` and `--sqs-port` set to `ports`.
+async fn start_on(dir: &std::path::Path, ports: &str, extra: &[&str]) -> broker::Started {
+    let mut argv = vec!["broker", "--port", "0", "--dir", dir.to_str().unwrap()];
+    argv.extend_from_slice(&["--beanstalk-port", ports, "--sqs-port", ports]);
     argv.extend_from_slice(extra);
-    broker::start(broker::Args::parse_from(argv), CancellationToken::new())
+    broker::start_with_protocols(broker::Args::parse_from(argv), CancellationToken::new())
         .await
         .unwrap()
 }
