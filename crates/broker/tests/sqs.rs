@@ -150,3 +150,18 @@ async fn bad_requests_get_sqs_errors_and_the_server_keeps_serving() {
     assert!(body.contains(&url), "{body}");
     ours.running.stop().await;
 }
+
+#[tokio::test]
+async fn protected_mode_refuses_remote_sqs_clients_without_a_password() {
+    let dir = common::temp_dir("sqs-protected");
+    let ours = broker(&dir, &["--bind", "0.0.0.0"]).await;
+    let port = ours.sqs_addr.unwrap().port();
+    let remote = SocketAddr::new(testkit::non_loopback_ip(), port);
+    let (status, body) = post(remote, "ListQueues", "{}").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("protected mode"), "{body}");
+    let local = SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, body) = post(local, "ListQueues", "{}").await;
+    assert_eq!(status, 200, "{body}");
+    ours.running.stop().await;
+}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use proto::Frame;
 use service::RespClient;
@@ -89,25 +89,11 @@ async fn a_burst_of_2000_connects_is_served() {
     server.stop().await;
 }
 
-/// This host's address on its default route: not loopback, so a connection to it from
-/// here comes from a non-loopback peer, as another host's would. (Connecting a UDP socket
-/// sends nothing; it only picks the route.)
-fn non_loopback_ip() -> IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket
-        .connect("192.0.2.1:9")
-        .and_then(|()| socket.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
-}
-
 #[tokio::test]
 async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
     let server = common::start(|args| args.bind = "0.0.0.0".into()).await;
     let port = server.addr().port();
-    let remote = SocketAddr::new(non_loopback_ip(), port);
+    let remote = SocketAddr::new(testkit::non_loopback_ip(), port);
     let local = SocketAddr::from(([127, 0, 0, 1], port));
 
     // From another address: one line saying why and how to fix it, then the close.
@@ -178,7 +164,7 @@ async fn protected_mode_off_by_flag_serves_remote_clients() {
         args.protected_mode = false;
     })
     .await;
-    let remote = SocketAddr::new(non_loopback_ip(), server.addr().port());
+    let remote = SocketAddr::new(testkit::non_loopback_ip(), server.addr().port());
     assert_eq!(ping(remote).await.unwrap(), "+PONG");
     server.stop().await;
 }
