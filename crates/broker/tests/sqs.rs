@@ -1,17 +1,20 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 //! The SQS listener: boto3 (with greenstalk and redis-py beside it) through every action,
 //! redelivery, dead letters, long polling and jobs crossing protocols; signed requests
-//! under `--requirepass`; and bad requests answered with SQS's errors while the server
-//! keeps serving.
+//! under `--requirepass`; protected mode; and bad requests answered with SQS's errors
+//! while the server keeps serving.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::Parser;
+use service::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A broker with every protocol on a free port, in `dir`.
 async fn broker(dir: &std::path::Path, extra: &[&str]) -> broker::Started {
     common::start_with_protocols(dir, extra).await
 }
@@ -39,8 +42,23 @@ async fn boto3_drives_every_action_on_the_queues_beanstalkd_and_resp_share() {
 #[tokio::test]
 async fn with_a_password_requests_must_be_signed_with_it() {
     let dir = common::temp_dir("sqs-signed");
-    let ours = broker(&dir, &["--requirepass", "s3cret"]).await;
-    let sqs = ours.sqs_addr.unwrap();
+    // Exposed, with a password: allowed once the beanstalkd port (no authentication) is off.
+    let argv = [
+        "broker",
+        "--port",
+        "0",
+        "--bind",
+        "0.0.0.0",
+        "--requirepass",
+        "s3cret",
+    ];
+    let ports = ["--beanstalk-port", "0", "--sqs-port", "auto", "--dir"];
+    let args = broker::Args::parse_from(argv.iter().chain(&ports).chain([&dir.to_str().unwrap()]));
+    let ours = broker::start_with_protocols(args, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ours.beanstalk_addr, None);
+    let sqs = SocketAddr::from(([127, 0, 0, 1], ours.sqs_addr.unwrap().port()));
     let args = [format!("http://{sqs}"), "s3cret".into()];
     common::python("sqs/boto3_signed.py", "boto3", &args).await;
     // Unsigned: refused.

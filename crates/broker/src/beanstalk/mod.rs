@@ -35,6 +35,7 @@
 //! **No authentication.** beanstalkd's protocol has none, so `--requirepass` cannot apply
 //! to this port. Rather than open a password-less door beside a password-protected one,
 //! the broker refuses to start when `--requirepass` is set with a non-loopback `--bind`
+//! and this listener is on (`--beanstalk-port 0` turns it off)
 //! (see [`check_auth`]); on loopback it starts, and warns that this port has no password.
 //!
 //! - [`parse`]: the byte stream -> commands (bounded, linear, table-tested).
@@ -90,12 +91,13 @@ pub fn check_auth(bind: &str, requirepass: bool) -> Result<(), String> {
     } else {
         Err(format!(
             "broker: --requirepass is set and --bind {bind} is not loopback, but beanstalkd's \
-             protocol has no authentication: bind to 127.0.0.1, or drop the password"
+             protocol has no authentication: bind to 127.0.0.1, turn its listener off with \
+             --beanstalk-port 0, or drop the password"
         ))
     }
 }
 
-/// Binds the beanstalkd listener on `bind:port` (0: any free port) and serves until
+/// Binds the beanstalkd listener on `bind:port` (0 here: any free port) and serves until
 /// `shutdown`. Returns the bound address and the listener's task.
 pub(crate) async fn spawn(
     inner: Arc<SharedEngine>,

@@ -91,7 +91,7 @@ pub struct Sqs {
     addr: SocketAddr,
 }
 
-/// Binds the SQS listener on `bind:port` (0: any free port) and serves until `shutdown`.
+/// Binds the SQS listener on `bind:port` (0 here: any free port) and serves until `shutdown`.
 /// Returns the bound address and the listener's task.
 pub(crate) async fn spawn(
     inner: Arc<SharedEngine>,
