@@ -174,7 +174,7 @@ fn list_queues(inner: &SharedEngine, caller: &Caller, input: &Input) -> Result<V
         .collect();
     let mut out = json!({ "QueueUrls": urls });
     if page < names.len()
-        && let Some(last) = names.get(page.wrapping_sub(1))
+        && let Some(last) = page.checked_sub(1).and_then(|i| names.get(i))
     {
         out["NextToken"] = String::from_utf8_lossy(last).into_owned().into();
     }

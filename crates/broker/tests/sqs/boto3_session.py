@@ -53,6 +53,9 @@ assert sqs.create_queue(
 assert code(sqs.create_queue, QueueName="jobs", Attributes={"VisibilityTimeout": "9"}) == "QueueAlreadyExists"
 assert sqs.list_queues(QueueNamePrefix="jo")["QueueUrls"] == [jobs]
 assert set(sqs.list_queues()["QueueUrls"]) >= {dead, jobs}
+page = sqs.list_queues(MaxResults=1)
+assert page["QueueUrls"] == [dead] and "NextToken" in page, page
+assert sqs.list_queues(MaxResults=1000, NextToken=page["NextToken"])["QueueUrls"] == [jobs]
 assert sqs.list_dead_letter_source_queues(QueueUrl=dead)["queueUrls"] == [jobs]
 attributes = sqs.get_queue_attributes(QueueUrl=jobs, AttributeNames=["All"])["Attributes"]
 assert attributes["VisibilityTimeout"] == "1", attributes
