@@ -4,7 +4,8 @@
 //! is deleted only when that consumer acknowledges it; a consumer that takes a message and
 //! dies gives it back; the broker holds messages durably until someone can take them, so
 //! producers and consumers never wait for each other. The semantics are those of Amazon
-//! SQS and beanstalkd; the protocol is RESP, so redis-cli and every Redis client drive it.
+//! SQS and beanstalkd; the protocol is RESP, so redis-cli and every Redis client drive it,
+//! and beanstalkd's and SQS's own protocols on two more ports, on the same queues.
 //!
 //! Read it in this order:
 //! 1. [`message`] — a message and its three states (ready, delayed, in flight).
