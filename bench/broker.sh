@@ -48,7 +48,7 @@ scenario() {
   local label=$1 fsync=$2 f=$3 n=$4
   rm -rf "$DATA/ours" "$DATA/peer"
   mkdir -p "$DATA/peer"
-  "$TARGET/release/infralab-broker" --port "$OURS" --beanstalk-port "$OURS_BEANSTALK" \
+  "$TARGET/release/infralab-broker" --port "$OURS" --beanstalk-port "$OURS_BEANSTALK" --sqs-port 0 \
     --dir "$DATA/ours" --fsync "$fsync" 2>/dev/null &
   local ours=$!
   beanstalkd -l 127.0.0.1 -p "$PEER" -b "$DATA/peer" -f "$f" -z 2048 &

@@ -212,6 +212,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         cache_port,
         broker_port,
         beanstalk_port,
+        sqs_port,
         stream_port,
         kafka_port,
         pubsub_port,
@@ -232,6 +233,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
                 "broker (beanstalkd protocol)",
                 broker::beanstalk::DEFAULT_BEANSTALK_PORT,
             ),
+            ("broker (SQS API)", broker::sqs::DEFAULT_SQS_PORT),
             ("stream", stream::DEFAULT_PORT),
             ("stream (Kafka protocol)", stream::kafka::DEFAULT_KAFKA_PORT),
             ("pubsub", pubsub::DEFAULT_PORT),
@@ -307,7 +309,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         format!("redis-cli {host}-p {cache_port} GET greeting"),
     ));
     running.push(cache);
-    let broker = broker::start_with_beanstalk(
+    let broker = broker::start_with_protocols(
         broker::Args::parse_from(
             [
                 "broker".to_string(),
@@ -315,6 +317,8 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
                 data("broker"),
                 "--beanstalk-port".into(),
                 beanstalk_port.to_string(),
+                "--sqs-port".into(),
+                sqs_port.to_string(),
             ]
             .into_iter()
             .chain(listen(broker_port)),
@@ -329,9 +333,21 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
     ));
     table.push((
         "broker (beanstalkd)",
-        broker.beanstalk_addr.to_string(),
+        broker
+            .beanstalk_addr
+            .map_or_else(|| "off".into(), |a| a.to_string()),
         format!(
             "printf 'stats\\r\\n' | nc {} {beanstalk_port}",
+            client_host(bind)
+        ),
+    ));
+    table.push((
+        "broker (SQS)",
+        broker
+            .sqs_addr
+            .map_or_else(|| "off".into(), |a| a.to_string()),
+        format!(
+            "aws sqs list-queues --endpoint-url http://{}:{sqs_port}",
             client_host(bind)
         ),
     ));

@@ -31,6 +31,8 @@ async fn start_broker(port: u16, dir: &std::path::Path) -> Running {
         &port.to_string(),
         "--beanstalk-port",
         "0",
+        "--sqs-port",
+        "0",
         "--dir",
         dir.to_str().unwrap(),
     ]);

@@ -65,7 +65,7 @@ fn server_on(server: &str, dir: &Path) -> (Running, String) {
     let mut child = infralab()
         .args([server, "--port", "0", "--dir", dir.to_str().unwrap()])
         .args(if server == "broker" {
-            &["--beanstalk-port", "0"][..]
+            &["--beanstalk-port", "0", "--sqs-port", "0"][..]
         } else {
             &[]
         })
@@ -140,6 +140,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         ("cache", 7380),
         ("broker", 7382),
         ("broker (beanstalkd)", 11300),
+        ("broker (SQS)", 9324),
         ("stream", 7383),
         ("stream (Kafka)", 9092),
         ("pubsub", 7381),

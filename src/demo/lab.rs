@@ -145,6 +145,8 @@ impl Lab {
             "0",
             "--beanstalk-port",
             "0",
+            "--sqs-port",
+            "0",
             "--dir",
             &dir,
             "--fsync",

@@ -3,6 +3,12 @@
 //! bincode with its options spelled out (fixed-width little-endian integers, no trailing
 //! bytes, a size limit) rather than bincode's defaults, so the format cannot change under
 //! us; and a version byte in front of every record, so a future format can be told apart.
+//!
+//! bincode writes a struct as its fields one after the other, with no names: adding a
+//! field changes every record. So a change of the types is a new version: format 2 added
+//! a message's TTR, first receive time and attributes, and a queue's receive wait. Format
+//! 1 records are still read ([`format_v1`]: the old types, converted on the way in), so a
+//! directory written by an older broker opens; everything is written in format 2.
 
 use bincode::Options;
 use serde::Serialize;
@@ -10,8 +16,15 @@ use serde::de::DeserializeOwned;
 
 use crate::journal::StorageError;
 
-/// The first byte of every record.
-const FORMAT_VERSION: u8 = 1;
+mod format_v1;
+
+/// The first byte of every record written now.
+const FORMAT_VERSION: u8 = 2;
+
+/// A type stored on disk, and how format 1 wrote it.
+pub trait Record: Serialize + DeserializeOwned {
+    type V1: DeserializeOwned + Into<Self>;
+}
 
 /// Records larger than this are refused (a message is at most 512 MiB on the wire).
 const MAX_RECORD: u64 = 1 << 30;
@@ -36,11 +49,14 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     Ok(out)
 }
 
-pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, StorageError> {
+pub fn decode<T: Record>(record: &[u8]) -> Result<T, StorageError> {
+    let failed = |e| StorageError(format!("decode: {e}"));
     match record.split_first() {
-        Some((&FORMAT_VERSION, body)) => options()
-            .deserialize(body)
-            .map_err(|e| StorageError(format!("decode: {e}"))),
+        Some((&FORMAT_VERSION, body)) => options().deserialize(body).map_err(failed),
+        Some((1, body)) => options()
+            .deserialize::<T::V1>(body)
+            .map(Into::into)
+            .map_err(failed),
         Some((version, _)) => Err(StorageError(format!(
             "record format {version} is not supported"
         ))),
@@ -72,16 +88,23 @@ mod tests {
                 },
                 deadline: 5,
             }),
+            ttr: Some(120_000),
+            first_received: Some(1_700_000_000_001),
+            attributes: vec![crate::message::Attribute {
+                name: "kind".into(),
+                data_type: "String".into(),
+                value: Bytes::from_static(b"video"),
+            }],
         };
         let record = encode(&(Bytes::from_static(b"q"), &message)).unwrap();
         let (queue, back): (Bytes, Message) = decode(&record).unwrap();
         assert_eq!((queue.as_ref(), back), (&b"q"[..], message));
         // Version byte, then the queue name as u64 length + bytes, then the id.
-        assert_eq!(&record[..10], &[1, 1, 0, 0, 0, 0, 0, 0, 0, b'q']);
+        assert_eq!(&record[..10], &[2, 1, 0, 0, 0, 0, 0, 0, 0, b'q']);
         assert_eq!(&record[10..18], &7u64.to_le_bytes());
         assert!(decode::<(Bytes, Message)>(&record[..record.len() - 1]).is_err());
         let mut future = record.clone();
-        future[0] = 2;
+        future[0] = 3;
         assert!(decode::<(Bytes, Message)>(&future).is_err());
     }
 }

@@ -55,6 +55,9 @@ mod tests {
             deliveries: 2,
             origin: None,
             state: State::Ready,
+            ttr: None,
+            first_received: None,
+            attributes: Vec::new(),
         };
         assert_eq!(destination(b"jobs", &config, &m), None, "no limit set");
         config.max_deliveries = Some(3);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::clock::Millis;
 use crate::journal::{Journal, StorageError};
-use crate::message::{DEFAULT_PRIORITY, Message, MessageId, Priority, State};
+use crate::message::{Attribute, DEFAULT_PRIORITY, Message, MessageId, Priority, State};
 use crate::queue::{Changes, Counters, Delivery, Queue, QueueConfig};
 use crate::receipt::{NonceSource, Receipt};
 use crate::visibility::Stale;
@@ -49,11 +49,15 @@ impl From<Stale> for Error {
 }
 
 /// Options of one send.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SendOptions {
     /// Overrides the queue's default delay.
     pub delay: Option<Millis>,
     pub priority: Priority,
+    /// The message's own lease per delivery (beanstalkd's TTR); `None`: the queue's.
+    pub ttr: Option<Millis>,
+    /// Metadata kept beside the body (SQS's message attributes).
+    pub attributes: Vec<Attribute>,
 }
 
 impl Default for SendOptions {
@@ -61,6 +65,8 @@ impl Default for SendOptions {
         SendOptions {
             delay: None,
             priority: DEFAULT_PRIORITY,
+            ttr: None,
+            attributes: Vec::new(),
         }
     }
 }
@@ -200,6 +206,9 @@ impl<J: Journal> Engine<J> {
                 deliveries: 0,
                 origin: None,
                 state,
+                ttr: options.ttr,
+                first_received: None,
+                attributes: options.attributes.clone(),
             };
             self.journal.put_message(name, &message)?;
             ids.push(message.id);
@@ -222,15 +231,32 @@ impl<J: Journal> Engine<J> {
         visibility: Option<Millis>,
         now: Millis,
     ) -> Result<Vec<Delivery>, Error> {
+        self.lease(name, max, now, |default, _| visibility.unwrap_or(default))
+    }
+
+    /// beanstalkd's `reserve` of one message of `name`: leased for its own TTR (the one
+    /// `put` gave it), or the queue's visibility timeout if it has none.
+    pub fn reserve(&mut self, name: &Bytes, now: Millis) -> Result<Vec<Delivery>, Error> {
+        self.lease(name, 1, now, |default, m| m.ttr.unwrap_or(default))
+    }
+
+    /// Receives up to `max` messages, each leased for `timeout(queue's visibility, it)`.
+    fn lease(
+        &mut self,
+        name: &Bytes,
+        max: usize,
+        now: Millis,
+        timeout: impl Fn(Millis, &Message) -> Millis,
+    ) -> Result<Vec<Delivery>, Error> {
         self.tick(name, now)?;
         let nonces = &mut self.nonces;
         let queue = match self.queues.get_mut(name) {
             Some(queue) => queue,
             None => return self.queue_or_create(name).map(|_| Vec::new()),
         };
-        let timeout = visibility.unwrap_or(queue.config.visibility);
+        let default = queue.config.visibility;
         let mut out = Vec::new();
-        queue.receive(max, timeout, now, nonces, &mut out);
+        queue.receive(max, |m| timeout(default, m), now, nonces, &mut out);
         for delivery in &out {
             if let Some(message) = queue.get(delivery.id) {
                 self.journal.put_message(name, message)?;
@@ -361,6 +387,16 @@ impl<J: Journal> Engine<J> {
             counters: queue.counters,
             config: queue.config.clone(),
         })
+    }
+
+    /// Does queue `name` exist?
+    pub fn exists(&self, name: &Bytes) -> bool {
+        self.queues.contains_key(name)
+    }
+
+    /// Queue `name`'s attributes, if it exists.
+    pub fn config(&self, name: &Bytes) -> Option<&QueueConfig> {
+        self.queues.get(name).map(|q| &q.config)
     }
 
     /// Every queue's name, sorted.

@@ -4,7 +4,8 @@
 //! is deleted only when that consumer acknowledges it; a consumer that takes a message and
 //! dies gives it back; the broker holds messages durably until someone can take them, so
 //! producers and consumers never wait for each other. The semantics are those of Amazon
-//! SQS and beanstalkd; the protocol is RESP, so redis-cli and every Redis client drive it.
+//! SQS and beanstalkd; the protocol is RESP, so redis-cli and every Redis client drive it,
+//! and beanstalkd's and SQS's own protocols on two more ports, on the same queues.
 //!
 //! Read it in this order:
 //! 1. [`message`] — a message and its three states (ready, delayed, in flight).
@@ -18,6 +19,7 @@
 //!    polling; [`consumer`] — consumers that disconnect.
 //! 9. [`commands`] (RESP → shared engine → reply) and [`server`] (wiring).
 //! 10. [`beanstalk`] — beanstalkd's protocol on a second port, on the same queues.
+//! 11. [`sqs`] — Amazon SQS's API on a third port (HTTP), on the same queues.
 #![forbid(unsafe_code)]
 
 pub mod beanstalk;
@@ -36,6 +38,7 @@ pub mod schedule;
 pub mod seal;
 pub mod server;
 pub mod shared_engine;
+pub mod sqs;
 pub mod store;
 pub mod visibility;
 
@@ -43,6 +46,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use service::protocol_port::ProtocolPort;
 use service::{BoxError, CancellationToken, Running};
 
 use crate::clock::{Clock, SystemClock};
@@ -79,19 +83,25 @@ pub struct Args {
     /// once) or `keep` (visible when their visibility timeout ends, as SQS).
     #[arg(long, value_enum, default_value = "release")]
     pub on_disconnect: OnDisconnect,
-    /// Port of the beanstalkd protocol listener (on the same --bind address; 0: any free port).
-    #[arg(long, default_value_t = beanstalk::DEFAULT_BEANSTALK_PORT)]
-    pub beanstalk_port: u16,
+    /// Port of the beanstalkd protocol listener, on the same --bind address: a number, `0`
+    /// for no beanstalkd listener, or `auto` for any free port (tests).
+    #[arg(long, default_value = "11300")]
+    pub beanstalk_port: ProtocolPort,
+    /// Port of the SQS API listener (HTTP), on the same --bind address: a number, `0` for
+    /// no SQS listener, or `auto` for any free port (tests).
+    #[arg(long, default_value = "9324")]
+    pub sqs_port: ProtocolPort,
     /// Largest job body a beanstalkd `put` may carry, in bytes (beanstalkd's `-z`).
     #[arg(short = 'z', long, default_value_t = beanstalk::DEFAULT_MAX_JOB_SIZE)]
     pub max_job_size: usize,
 }
 
-/// What [`start_with_beanstalk`] returns: the RESP server and the beanstalkd listener's
-/// address.
+/// What [`start_with_protocols`] returns: the RESP server and the addresses of the
+/// beanstalkd and SQS listeners (`None` when their port is 0).
 pub struct Started {
     pub running: Running,
-    pub beanstalk_addr: std::net::SocketAddr,
+    pub beanstalk_addr: Option<std::net::SocketAddr>,
+    pub sqs_addr: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store, restores the queues, binds, and returns once listening.
@@ -108,8 +118,9 @@ pub async fn start_with_clock(
     Ok(start_on(args, shutdown, clock).await?.running)
 }
 
-/// Like [`start`], and tells where the beanstalkd listener is (its port may have been 0).
-pub async fn start_with_beanstalk(
+/// Like [`start`], and tells where the beanstalkd and SQS listeners are (their ports may
+/// have been `auto`).
+pub async fn start_with_protocols(
     args: Args,
     shutdown: CancellationToken,
 ) -> Result<Started, BoxError> {
@@ -121,7 +132,9 @@ async fn start_on(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> Result<Started, BoxError> {
-    beanstalk::check_auth(&args.service.bind, args.service.requirepass.is_some())?;
+    if args.beanstalk_port.to_bind().is_some() {
+        beanstalk::check_auth(&args.service.bind, args.service.requirepass.is_some())?;
+    }
     let dir = args.dir.clone();
     let fsync = args.fsync;
     let load_truncated = args.load_truncated;
@@ -142,20 +155,41 @@ async fn start_on(
         clock,
         shutdown.clone(),
     ));
-    tokio::spawn(server::sweep(inner.clone(), Duration::from_secs(1)));
-    let beanstalk_addr = beanstalk::spawn(
+    // The sweep and the other protocols' listeners: the RESP server's shutdown waits for
+    // them (see `Broker::background`).
+    let mut background = vec![tokio::spawn(server::sweep(
         inner.clone(),
-        &args.service,
-        args.beanstalk_port,
-        args.max_job_size,
-        shutdown.clone(),
-    )
-    .await?;
-    let broker = Arc::new(Broker { inner });
+        Duration::from_secs(1),
+    ))];
+    let mut beanstalk_addr = None;
+    if let Some(port) = args.beanstalk_port.to_bind() {
+        let service = &args.service;
+        let spawned = beanstalk::spawn(
+            inner.clone(),
+            service,
+            port,
+            args.max_job_size,
+            shutdown.clone(),
+        );
+        let (addr, task) = spawned.await?;
+        background.push(task);
+        beanstalk_addr = Some(addr);
+    }
+    let mut sqs_addr = None;
+    if let Some(port) = args.sqs_port.to_bind() {
+        let (addr, task) = sqs::spawn(inner.clone(), &args.service, port, shutdown.clone()).await?;
+        background.push(task);
+        sqs_addr = Some(addr);
+    }
+    let broker = Arc::new(Broker {
+        inner,
+        background: std::sync::Mutex::new(background),
+    });
     let running = service::spawn(broker, &args.service, DEFAULT_PORT, shutdown).await?;
     Ok(Started {
         running,
         beanstalk_addr,
+        sqs_addr,
     })
 }
 

@@ -39,6 +39,31 @@ pub struct Message {
     /// For a message in a dead-letter queue: the queue it came from (where redrive returns it).
     pub origin: Option<Bytes>,
     pub state: State,
+    /// The lease each delivery gets when the receiver does not choose one: beanstalkd's
+    /// TTR, given to `put`. `None`: the queue's visibility timeout. Kept with the message
+    /// (on disk too), so a job's TTR survives a restart.
+    pub ttr: Option<Millis>,
+    /// When it was first handed to a consumer (SQS's `ApproximateFirstReceiveTimestamp`).
+    pub first_received: Option<Millis>,
+    /// Typed metadata beside the body (SQS's message attributes), returned with it.
+    pub attributes: Vec<Attribute>,
+}
+
+/// One named, typed value sent beside a message's body. SQS's `MessageAttributes`: the
+/// type is `String`, `Number` or `Binary`, optionally with a custom suffix
+/// (`Number.float`); `value` is the string's UTF-8 or the binary's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub name: String,
+    pub data_type: String,
+    pub value: Bytes,
+}
+
+impl Attribute {
+    /// Binary attributes carry bytes; the others text.
+    pub fn is_binary(&self) -> bool {
+        self.data_type.starts_with("Binary")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,5 +94,8 @@ pub(crate) fn ready(id: MessageId) -> Message {
         deliveries: 0,
         origin: None,
         state: State::Ready,
+        ttr: None,
+        first_received: None,
+        attributes: Vec::new(),
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::dead_letter;
-use crate::message::{Message, MessageId, Priority, State};
+use crate::message::{Attribute, Message, MessageId, Priority, State};
 use crate::receipt::{NonceSource, Receipt};
 use crate::schedule::Schedule;
 use crate::visibility::{Stale, VisibilityTimeout};
@@ -40,6 +40,9 @@ pub struct QueueConfig {
     pub max_size: u64,
     /// Delay applied to every message sent without its own DELAY (default 0).
     pub delay: Millis,
+    /// How long a receive that does not say waits for a message (SQS's
+    /// `ReceiveMessageWaitTimeSeconds`, default 0: it returns at once).
+    pub receive_wait: Millis,
 }
 
 impl Default for QueueConfig {
@@ -51,6 +54,7 @@ impl Default for QueueConfig {
             retention: 4 * 24 * 60 * 60 * 1000,
             max_size: 256 * 1024,
             delay: 0,
+            receive_wait: 0,
         }
     }
 }
@@ -83,6 +87,26 @@ pub struct Delivery {
     pub payload: Bytes,
     pub deliveries: u32,
     pub priority: Priority,
+    /// When the message was sent, and first received.
+    pub sent_at: Millis,
+    pub first_received: Millis,
+    pub attributes: Vec<Attribute>,
+}
+
+impl Delivery {
+    /// The delivery `receipt` of `message`, just leased.
+    pub fn of(message: &Message, receipt: Receipt) -> Delivery {
+        Delivery {
+            id: message.id,
+            receipt,
+            payload: message.payload.clone(),
+            deliveries: message.deliveries,
+            priority: message.priority,
+            sent_at: message.sent_at,
+            first_received: message.first_received.unwrap_or(message.sent_at),
+            attributes: message.attributes.clone(),
+        }
+    }
 }
 
 /// What an operation changed, for the engine to persist and route.
@@ -213,22 +237,24 @@ impl Queue {
         changes.saved.push(id);
     }
 
-    /// Leases up to `max` ready messages for `timeout` ms each, in priority-then-FIFO order.
+    /// Leases up to `max` ready messages in priority-then-FIFO order, each for
+    /// `timeout(message)` ms.
     pub fn receive(
         &mut self,
         max: usize,
-        timeout: Millis,
+        timeout: impl Fn(&Message) -> Millis,
         now: Millis,
         nonces: &mut NonceSource,
         out: &mut Vec<Delivery>,
     ) {
         while out.len() < max {
-            let Some((priority, id)) = self.ready.pop_first() else {
+            let Some((_, id)) = self.ready.pop_first() else {
                 break;
             };
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
+            let timeout = timeout(message);
             let receipt = self
                 .in_flight
                 .lease(message, timeout, now, nonces.next_nonce());
@@ -236,13 +262,7 @@ impl Queue {
             if message.deliveries > 1 {
                 self.counters.redelivered += 1;
             }
-            out.push(Delivery {
-                id,
-                receipt,
-                payload: message.payload.clone(),
-                deliveries: message.deliveries,
-                priority,
-            });
+            out.push(Delivery::of(message, receipt));
         }
     }
 

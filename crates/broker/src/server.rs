@@ -15,6 +15,10 @@ use crate::shared_engine::SharedEngine;
 /// The broker as a [`Server`]: every connection's commands run against `inner`.
 pub struct Broker {
     pub(crate) inner: Arc<SharedEngine>,
+    /// The sweep and the other protocols' listeners (beanstalkd, SQS): the RESP server's
+    /// shutdown waits for them, so that once it has stopped nothing holds the store any
+    /// more (a restart in the same process can open it).
+    pub(crate) background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server for Broker {
@@ -63,6 +67,12 @@ impl Server for Broker {
     }
 
     async fn shutdown(&self) {
+        let background = std::mem::take(&mut *crate::store::lock(&self.background));
+        for task in background {
+            if let Err(e) = task.await {
+                warn!("broker: a background task failed: {e}");
+            }
+        }
         if let Err(e) = self.inner.flush().await {
             warn!("broker: final flush failed: {e:?}");
         }

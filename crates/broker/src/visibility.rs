@@ -46,6 +46,7 @@ impl VisibilityTimeout {
         nonce: u64,
     ) -> Receipt {
         message.deliveries = message.deliveries.saturating_add(1);
+        message.first_received.get_or_insert(now);
         let receipt = Receipt {
             message: message.id,
             delivery: message.deliveries,

@@ -9,26 +9,13 @@ use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use clap::Parser;
-use service::CancellationToken;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// A broker on port 0 (RESP and beanstalkd) in `dir`.
+/// A broker on free ports (RESP, beanstalkd, SQS) in `dir`.
 async fn broker(dir: &std::path::Path) -> broker::Started {
-    let args = broker::Args::parse_from([
-        "broker",
-        "--port",
-        "0",
-        "--beanstalk-port",
-        "0",
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
-    broker::start_with_beanstalk(args, CancellationToken::new())
-        .await
-        .unwrap()
+    common::start_with_protocols(dir, &[]).await
 }
 
 /// A raw beanstalkd connection: bytes out, one reply (with its body) in.
@@ -235,7 +222,7 @@ async fn the_same_script_gets_the_same_replies_as_beanstalkd() {
         &too_big,
         b"stats\r\n",
     ];
-    let mut a = Conn::connect(ours.beanstalk_addr).await;
+    let mut a = Conn::connect(ours.beanstalk_addr.unwrap()).await;
     let mut b = Conn::connect(peer.1).await;
     let mut mismatches = Vec::new();
     for request in script {
@@ -255,7 +242,7 @@ async fn the_same_script_gets_the_same_replies_as_beanstalkd() {
 async fn bad_input_gets_an_error_and_the_connection_keeps_serving() {
     let dir = common::temp_dir("beanstalk-bad");
     let ours = broker(&dir).await;
-    let mut c = Conn::connect(ours.beanstalk_addr).await;
+    let mut c = Conn::connect(ours.beanstalk_addr.unwrap()).await;
     let overlong = format!("use {}\r\n", "a".repeat(10_000));
     let mut too_big = b"put 0 0 1 65536\r\n".to_vec();
     too_big.extend(std::iter::repeat_n(b'x', 65_536));
@@ -321,7 +308,7 @@ async fn a_job_put_over_beanstalkd_is_received_over_resp_and_the_reverse() {
     let ours = broker(&dir).await;
     let client = redis::Client::open(format!("redis://{}/", ours.running.addr())).unwrap();
     let mut resp = client.get_multiplexed_async_connection().await.unwrap();
-    let mut b = Conn::connect(ours.beanstalk_addr).await;
+    let mut b = Conn::connect(ours.beanstalk_addr.unwrap()).await;
 
     // beanstalkd -> RESP.
     assert_eq!(b.call(b"use cross\r\n").await, "USING cross\r\n");
@@ -354,7 +341,7 @@ async fn a_job_put_over_beanstalkd_is_received_over_resp_and_the_reverse() {
     );
 
     // RESP -> beanstalkd, and a reserve already waiting is woken by the send.
-    let mut waiter = Conn::connect(ours.beanstalk_addr).await;
+    let mut waiter = Conn::connect(ours.beanstalk_addr.unwrap()).await;
     assert_eq!(waiter.call(b"watch cross\r\n").await, "WATCHING 2\r\n");
     waiter
         .writer
@@ -362,7 +349,7 @@ async fn a_job_put_over_beanstalkd_is_received_over_resp_and_the_reverse() {
         .await
         .unwrap();
     // The reserve is waiting once the tube counts a waiting connection; send then.
-    let mut probe = Conn::connect(ours.beanstalk_addr).await;
+    let mut probe = Conn::connect(ours.beanstalk_addr.unwrap()).await;
     let mut waiting = false;
     for _ in 0..500 {
         if probe
@@ -412,12 +399,21 @@ async fn a_job_put_over_beanstalkd_is_received_over_resp_and_the_reverse() {
     ours.running.stop().await;
 }
 
+/// The value of `key` in a YAML reply of `stats-job`.
+fn yaml_field(yaml: &str, key: &str) -> String {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+        .to_string()
+}
+
 #[tokio::test]
-async fn job_ids_survive_a_restart() {
+async fn job_ids_and_ttrs_survive_a_restart() {
     let dir = common::temp_dir("beanstalk-restart");
     let ours = broker(&dir).await;
-    let mut b = Conn::connect(ours.beanstalk_addr).await;
-    let inserted = b.call(b"put 0 0 60 4\r\nkeep\r\n").await;
+    let mut b = Conn::connect(ours.beanstalk_addr.unwrap()).await;
+    // A TTR far from the tube's 30 s visibility timeout, so a lost TTR shows.
+    let inserted = b.call(b"put 0 0 600 4\r\nkeep\r\n").await;
     let id = inserted
         .trim_end()
         .strip_prefix("INSERTED ")
@@ -425,11 +421,17 @@ async fn job_ids_survive_a_restart() {
         .to_string();
     ours.running.stop().await;
     let ours = broker(&dir).await;
-    let mut b = Conn::connect(ours.beanstalk_addr).await;
+    let mut b = Conn::connect(ours.beanstalk_addr.unwrap()).await;
+    let stats = b.call(format!("stats-job {id}\r\n").as_bytes()).await;
+    assert_eq!(yaml_field(&stats, "ttr"), "600", "{stats}");
     assert_eq!(
         b.call(b"reserve\r\n").await,
         format!("RESERVED {id} 4\r\nkeep\r\n")
     );
+    // Reserved for its own TTR, not the tube's 30 s.
+    let stats = b.call(format!("stats-job {id}\r\n").as_bytes()).await;
+    let left: u64 = yaml_field(&stats, "time-left").parse().unwrap();
+    assert!(left > 500, "time-left {left} after a restart: {stats}");
     let next = b.call(b"put 0 0 60 1\r\nn\r\n").await;
     let next: u64 = next
         .trim_end()
@@ -448,30 +450,8 @@ async fn job_ids_survive_a_restart() {
 async fn greenstalk_puts_reserves_buries_kicks_and_deletes() {
     let dir = common::temp_dir("beanstalk-greenstalk");
     let ours = broker(&dir).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/beanstalk/greenstalk_session.py"
-    );
-    let check = testkit::peer("python3")
-        .args(["-c", "import greenstalk"])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "greenstalk is not installed: {}",
-        testkit::INSTALL_PEERS
-    );
-    let addr = ours.beanstalk_addr;
-    let out = tokio::process::Command::from(testkit::peer("python3"))
-        .args([script, &addr.ip().to_string(), &addr.port().to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success() && out.stdout == b"ok\n",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let addr = ours.beanstalk_addr.unwrap();
+    let args = [addr.ip().to_string(), addr.port().to_string()];
+    common::python("beanstalk/greenstalk_session.py", "greenstalk", &args).await;
     ours.running.stop().await;
 }

@@ -12,6 +12,8 @@
 //! - [`settings`]: the shared command-line flags (`--bind`, `--port`, `--requirepass`...).
 //! - [`protected`]: protected mode, the rule that refuses remote clients of a server
 //!   exposed without a password.
+//! - [`protocol_port`]: the port flag and accept loop of a second protocol's listener
+//!   (Kafka on the stream server, beanstalkd and SQS on the broker).
 //! - [`telemetry`]: logging setup and the signal handler.
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ pub mod info;
 pub mod listener;
 pub mod ping;
 pub mod protected;
+pub mod protocol_port;
 pub mod resp_client;
 pub mod server;
 pub mod settings;

@@ -214,14 +214,12 @@ impl Conn {
                 let options = SendOptions {
                     delay: Some(millis(delay)),
                     priority: pri,
+                    // beanstalkd gives a TTR of 0 one second.
+                    ttr: Some(millis(ttr.max(1))),
+                    ..SendOptions::default()
                 };
                 let id = inner
-                    .write(|engine, now| {
-                        let id = engine.send(&tube, body, options, now)?;
-                        // Under the engine's lock, so no reserve sees the job without it.
-                        b.set_ttr(id, ttr.max(1), |id| engine.contains(id));
-                        Ok(id)
-                    })
+                    .write(|engine, now| engine.send(&tube, body, options, now))
                     .await?;
                 if !std::mem::replace(&mut self.producer, true) {
                     b.producers
@@ -240,12 +238,8 @@ impl Conn {
                 self.reserve(b, Some(seconds), out, input).await?
             }
             Command::ReserveJob(id) => {
-                let ttr = b.ttr(id);
                 let got = inner.run(|engine, now| {
-                    let ttr = match ttr {
-                        Some(ttr) => millis(ttr),
-                        None => engine.visibility_of(id, now)?,
-                    };
+                    let ttr = engine.ttr_of(id, now)?;
                     engine.receive_job(id, ttr, now)
                 })?;
                 match got {
@@ -270,9 +264,6 @@ impl Conn {
                     }
                     None => inner.write(|engine, now| engine.remove(id, now)).await?,
                 };
-                if deleted {
-                    b.forget(id);
-                }
                 line(out, if deleted { "DELETED" } else { "NOT_FOUND" });
             }
             Command::Release { id, pri, delay } => {
@@ -302,13 +293,9 @@ impl Conn {
                 let Some((tube, receipt)) = self.held(b, id) else {
                     return reply(out, "NOT_FOUND");
                 };
-                let ttr = b.ttr(id);
                 inner
                     .write(|engine, now| {
-                        let ttr = match ttr {
-                            Some(ttr) => millis(ttr),
-                            None => engine.visibility_of(id, now)?,
-                        };
+                        let ttr = engine.ttr_of(id, now)?;
                         engine.extend(&tube, &receipt, ttr, now)
                     })
                     .await?;
@@ -369,10 +356,7 @@ impl Conn {
                     let Some((tube, message)) = engine.find(id, now)? else {
                         return Ok(None);
                     };
-                    let ttr = match b.ttr(id) {
-                        Some(ttr) => millis(ttr),
-                        None => engine.visibility_of(id, now)?,
-                    };
+                    let ttr = engine.ttr_of(id, now)?;
                     Ok(Some(stats::job(&tube, &message, ttr, now)))
                 })?;
                 match yaml {
@@ -486,9 +470,9 @@ impl Conn {
                         }
                     }
                 }
-                if let Some(((_, id), tube)) = best {
-                    let ttr = b.ttr(id).map(millis);
-                    let got = engine.receive(tube, 1, ttr, now)?;
+                if let Some((_, tube)) = best {
+                    // The job's lease is its TTR (kept with it, see `Message::ttr`).
+                    let got = engine.reserve(tube, now)?;
                     return Ok(Reserved::Got(tube.clone(), got));
                 }
                 let soonest = held

@@ -35,6 +35,7 @@
 //! **No authentication.** beanstalkd's protocol has none, so `--requirepass` cannot apply
 //! to this port. Rather than open a password-less door beside a password-protected one,
 //! the broker refuses to start when `--requirepass` is set with a non-loopback `--bind`
+//! and this listener is on (`--beanstalk-port 0` turns it off)
 //! (see [`check_auth`]); on loopback it starts, and warns that this port has no password.
 //!
 //! - [`parse`]: the byte stream -> commands (bounded, linear, table-tested).
@@ -49,15 +50,14 @@ pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use service::CancellationToken;
+use service::protocol_port::{Protocol, listen};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::shared_engine::SharedEngine;
 use commands::{Conn, Flow, Input};
@@ -90,83 +90,54 @@ pub fn check_auth(bind: &str, requirepass: bool) -> Result<(), String> {
     } else {
         Err(format!(
             "broker: --requirepass is set and --bind {bind} is not loopback, but beanstalkd's \
-             protocol has no authentication: bind to 127.0.0.1, or drop the password"
+             protocol has no authentication: bind to 127.0.0.1, turn its listener off with \
+             --beanstalk-port 0, or drop the password"
         ))
     }
 }
 
-/// Binds the beanstalkd listener on `bind:port` (0: any free port) and serves until
-/// `shutdown`. Returns the bound address.
+/// Binds the beanstalkd listener on `bind:port` (0 here: any free port) and serves until
+/// `shutdown`. Returns the bound address and the listener's task.
 pub(crate) async fn spawn(
     inner: Arc<SharedEngine>,
     service: &service::ServiceArgs,
     port: u16,
     max_job_size: usize,
     shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let name = "broker (beanstalkd protocol)";
-    let listener = service::listener::bind(
-        name,
-        &service.bind,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    // beanstalkd's protocol has no reply before a command, so a refused client (protected
+    // mode, --maxclients) is disconnected (`Protocol::refuse`'s default) and the log says why.
+    let make = |_| Beanstalk::new(inner, max_job_size);
+    let flag = "--beanstalk-port PORT";
+    listen(
+        "broker (beanstalkd protocol)",
+        flag,
+        service,
         port,
-        service.tcp_backlog,
-        "--beanstalk-port PORT",
+        make,
+        shutdown,
     )
-    .await?;
-    let addr = listener.local_addr()?;
-    info!("broker: beanstalkd protocol on {addr}");
-    let (protected_mode, password_set) = (service.protected_mode, service.requirepass.is_some());
-    service::protected::warn_if_exposed(name, addr, protected_mode, password_set);
-    let maxclients = service.maxclients;
-    let beanstalk = Arc::new(Beanstalk::new(inner, max_job_size));
-    let slots = Arc::new(Semaphore::new(maxclients));
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!("beanstalk accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
-            // Protected mode, the rule every listener shares: beanstalkd's protocol has no
-            // reply before a command, so a refused client is disconnected and the log says why.
-            let local = stream.local_addr().map_or(addr.ip(), |a| a.ip());
-            if service::protected::refusal(protected_mode, local, password_set, peer.ip()).is_some()
-            {
-                warn!(
-                    "{name}: refused {peer}: protected mode is on and no password is set \
-                     (--requirepass, or --protected-mode no)"
-                );
-                continue;
-            }
-            // Past --maxclients the connection is closed (the protocol has no error for it).
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                debug!("beanstalk connection {peer}: refused, --maxclients reached");
-                continue;
-            };
-            let beanstalk = beanstalk.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                beanstalk.connected();
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    r = serve(&beanstalk, stream) => {
-                        if let Err(e) = r {
-                            debug!("beanstalk connection {peer}: {e}");
-                        }
-                    }
+    .await
+}
+
+impl Protocol for Beanstalk {
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        self.connected();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            r = serve(&self, stream) => {
+                if let Err(e) = r {
+                    debug!("beanstalk connection {peer}: {e}");
                 }
-                beanstalk.disconnected();
-                drop(slot);
-            });
+            }
         }
-    });
-    Ok(addr)
+        self.disconnected();
+    }
 }
 
 /// One connection: decode what has arrived, run each command, write the replies once

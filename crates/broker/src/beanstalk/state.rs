@@ -1,11 +1,9 @@
 //! What the beanstalkd front-end keeps beside the engine, shared by its connections:
-//! each job's TTR, paused tubes, who uses, watches and waits on each tube, and the
-//! counters `stats` reports.
+//! paused tubes, who uses, watches and waits on each tube, and the counters `stats`
+//! reports. (A job's TTR is not here: it is the message's own lease, [`Message::ttr`],
+//! stored with it, so it survives a restart.)
 //!
-//! A job's TTR is the visibility timeout each of its deliveries gets. The engine's
-//! messages do not store one (a RESP receive chooses its lease when it receives), so the
-//! TTR given to `put` is kept here, in memory: after a restart a job's deliveries get its
-//! tube's visibility timeout instead (30 s unless `QCREATE ... VISIBILITY` set another).
+//! [`Message::ttr`]: crate::message::Message::ttr
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +14,6 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::clock::Millis;
-use crate::message::MessageId;
 use crate::shared_engine::SharedEngine;
 use crate::store::lock;
 
@@ -25,7 +22,6 @@ pub struct Beanstalk {
     pub(crate) inner: Arc<SharedEngine>,
     /// `-z`: the largest job body accepted.
     pub max_job_size: usize,
-    ttrs: Mutex<Ttrs>,
     /// Paused tubes: (the pause asked for, in seconds; when it ends).
     paused: Mutex<HashMap<Bytes, (u32, Instant)>>,
     /// Connections using, watching and waiting on each tube (beanstalkd's tubes exist
@@ -50,21 +46,11 @@ pub struct TubeUse {
     pub waiting: u64,
 }
 
-struct Ttrs {
-    seconds: HashMap<MessageId, u32>,
-    /// Forget the TTRs of jobs that are gone when the table grows past this.
-    prune_at: usize,
-}
-
 impl Beanstalk {
     pub(crate) fn new(inner: Arc<SharedEngine>, max_job_size: usize) -> Self {
         Beanstalk {
             inner,
             max_job_size,
-            ttrs: Mutex::new(Ttrs {
-                seconds: HashMap::new(),
-                prune_at: 1024,
-            }),
             paused: Mutex::new(HashMap::new()),
             tubes: Mutex::new(HashMap::new()),
             commands: Mutex::new(HashMap::new()),
@@ -75,27 +61,6 @@ impl Beanstalk {
             total_connections: AtomicU64::new(0),
             started: Instant::now(),
         }
-    }
-
-    /// Records a job's TTR. Jobs deleted over RESP leave entries behind: when the table
-    /// doubles, the entries of jobs that no longer exist are dropped (`exists` asks the
-    /// engine), so it stays proportional to the live jobs.
-    pub fn set_ttr(&self, id: MessageId, ttr: u32, exists: impl Fn(MessageId) -> bool) {
-        let mut ttrs = lock(&self.ttrs);
-        ttrs.seconds.insert(id, ttr);
-        if ttrs.seconds.len() > ttrs.prune_at {
-            ttrs.seconds.retain(|&id, _| exists(id));
-            ttrs.prune_at = (ttrs.seconds.len() * 2).max(1024);
-        }
-    }
-
-    /// A job's TTR in seconds, if it was put over this protocol since the start.
-    pub fn ttr(&self, id: MessageId) -> Option<u32> {
-        lock(&self.ttrs).seconds.get(&id).copied()
-    }
-
-    pub fn forget(&self, id: MessageId) {
-        lock(&self.ttrs).seconds.remove(&id);
     }
 
     pub fn pause(&self, tube: &Bytes, seconds: u32) {

@@ -188,13 +188,18 @@ impl<J: Journal> Engine<J> {
         self.queue_of(id).is_some()
     }
 
-    /// The visibility timeout of the queue holding `id` (its lease when no other is given).
-    pub fn visibility_of(&mut self, id: MessageId, now: Millis) -> Result<Millis, Error> {
-        let name = self.find(id, now)?.map(|(name, _)| name);
-        Ok(name.and_then(|name| self.queues.get(&name)).map_or_else(
-            || QueueConfig::default().visibility,
-            |q| q.config.visibility,
-        ))
+    /// The lease a delivery of message `id` gets when none is asked for: its TTR, else
+    /// the visibility timeout of the queue holding it.
+    pub fn ttr_of(&mut self, id: MessageId, now: Millis) -> Result<Millis, Error> {
+        let found = self.find(id, now)?;
+        Ok(match found {
+            Some((_, Message { ttr: Some(ttr), .. })) => ttr,
+            Some((name, _)) => self
+                .queues
+                .get(&name)
+                .map_or(QueueConfig::default().visibility, |q| q.config.visibility),
+            None => QueueConfig::default().visibility,
+        })
     }
 
     /// The lease of message `id` in `name`, if it is in flight.
@@ -230,13 +235,7 @@ impl<J: Journal> Engine<J> {
         };
         // The lease as `VisibilityTimeout::lease` makes it; `insert` indexes it.
         let receipt = VisibilityTimeout::default().lease(&mut message, timeout, now, nonce);
-        let delivery = Delivery {
-            id,
-            receipt,
-            payload: message.payload.clone(),
-            deliveries: message.deliveries,
-            priority: message.priority,
-        };
+        let delivery = Delivery::of(&message, receipt);
         self.journal.put_message(&name, &message)?;
         let queue = self.existing(&name)?;
         queue.counters.received += 1;

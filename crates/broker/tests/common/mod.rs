@@ -44,20 +44,51 @@ pub fn temp_dir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
+/// A broker on free ports in `dir` (RESP only: the other protocols' ports are off).
 pub async fn start(dir: &std::path::Path, extra: &[&str]) -> Running {
-    let mut argv = vec![
-        "broker",
-        "--port",
-        "0",
-        "--beanstalk-port",
-        "0",
-        "--dir",
-        dir.to_str().unwrap(),
-    ];
+    start_on(dir, "0", extra).await.running
+}
+
+/// A broker on free ports (RESP, beanstalkd, SQS) in `dir`, with `extra` flags.
+pub async fn start_with_protocols(dir: &std::path::Path, extra: &[&str]) -> broker::Started {
+    start_on(dir, "auto", extra).await
+}
+
+/// A broker with `--beanstalk-port` and `--sqs-port` set to `ports`.
+async fn start_on(dir: &std::path::Path, ports: &str, extra: &[&str]) -> broker::Started {
+    let mut argv = vec!["broker", "--port", "0", "--dir", dir.to_str().unwrap()];
+    argv.extend_from_slice(&["--beanstalk-port", ports, "--sqs-port", ports]);
     argv.extend_from_slice(extra);
-    broker::start(broker::Args::parse_from(argv), CancellationToken::new())
+    broker::start_with_protocols(broker::Args::parse_from(argv), CancellationToken::new())
         .await
         .unwrap()
+}
+
+/// Runs the Python script `tests/<script>` with `args` (after checking that the modules
+/// `imports` are installed); it prints "ok" when every step it asserts held.
+pub async fn python(script: &str, imports: &str, args: &[String]) {
+    let check = testkit::peer("python3")
+        .args(["-c", &format!("import {imports}")])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{imports}: not installed: {}",
+        testkit::INSTALL_PEERS
+    );
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::from(testkit::peer("python3"))
+        .arg(path)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One delivered message, as QRECV describes it.

@@ -69,40 +69,9 @@ pub const DEFAULT_MAX_BUFFERED_REQUEST_BYTES: usize = 5 * DEFAULT_MAX_REQUEST_BY
 /// How often group sessions and rebalance deadlines are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
-/// `--kafka-port`: a port, `0` for no Kafka listener (as Redis's `port 0` turns its TCP
-/// port off), or `auto` for a free port the OS picks (what tests use; the RESP side's
-/// `--port 0` means that).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KafkaPort {
-    Off,
-    Port(u16),
-    Auto,
-}
-
-impl KafkaPort {
-    /// The port to bind (0: the OS picks), or `None` for no listener.
-    pub fn to_bind(self) -> Option<u16> {
-        match self {
-            KafkaPort::Off => None,
-            KafkaPort::Port(port) => Some(port),
-            KafkaPort::Auto => Some(0),
-        }
-    }
-}
-
-impl std::str::FromStr for KafkaPort {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(KafkaPort::Auto),
-            "0" => Ok(KafkaPort::Off),
-            _ => s.parse().map(KafkaPort::Port).map_err(|_| {
-                format!("'{s}' is not a port (a number, 0 for no Kafka listener, or auto)")
-            }),
-        }
-    }
-}
+/// `--kafka-port`: a port, `0` for no Kafka listener, or `auto` for a free port (the
+/// flag every second protocol's port shares, see [`service::protocol_port`]).
+pub type KafkaPort = service::protocol_port::ProtocolPort;
 
 /// How the Kafka listener is set up, from the server's flags. (No `Debug`: it holds the
 /// password.)
