@@ -218,6 +218,8 @@ pub async fn rss_falls_to(pid: &str, bound: u64, what: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
 /// This host's address on its default route: not loopback, so a connection to it from
 /// here comes from a non-loopback peer, as another host's would (for protected-mode
 /// tests). Connecting a UDP socket sends nothing; it only picks the route.
