@@ -220,22 +220,6 @@ pub async fn rss_falls_to(pid: &str, bound: u64, what: &str) {
     }
 }
 
-/// This host's address on its default route: not loopback, so a connection to it from
-/// here comes from a non-loopback peer, as another host's would (for protected-mode
-/// tests). Connecting a UDP socket sends nothing; it only picks the route.
-pub fn non_loopback_ip() -> std::net::IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
-    socket
-        .connect("192.0.2.1:9")
-        .and_then(|()| socket.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .unwrap_or_else(|| {
-            panic!("this test needs a non-loopback IPv4 address with a route (eth0)")
-        })
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
