@@ -65,7 +65,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "A container for client connection commands.",
     )
-    .syntax("ID|INFO|LIST|GETNAME|SETNAME|SETINFO|KILL|NO-EVICT|NO-TOUCH|HELP")
+    .syntax("ID|INFO|LIST|GETNAME|SETNAME|SETINFO|KILL|NO-EVICT|NO-TOUCH|TRACKING|CACHING|GETREDIR|TRACKINGINFO|HELP")
     .subcommands(&[
         ("id", 2),
         ("info", 2),
@@ -76,6 +76,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         ("kill", -3),
         ("no-evict", 3),
         ("no-touch", 3),
+        // Client-side caching: answered by the servers that track (kv, cache; see `hub`),
+        // an unknown subcommand on the others.
+        ("tracking", -3),
+        ("caching", 3),
+        ("getredir", 2),
+        ("trackinginfo", 2),
         ("help", 2),
     ]),
     CommandSpec::new(
