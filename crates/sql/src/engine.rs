@@ -21,8 +21,8 @@ use crate::types::Value;
 use crate::wal::Change;
 
 /// A foreign key pointing at a table: (child table, fk columns, parent columns,
-/// action, constraint name).
-type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, String);
+/// ON DELETE action, ON UPDATE action, constraint name).
+type Referencing = (String, Vec<usize>, Vec<usize>, OnDelete, OnDelete, String);
 
 /// Why a statement stopped.
 #[derive(Debug)]
@@ -86,10 +86,21 @@ pub enum Undo {
     CreatedIndex {
         table: String,
     },
-    /// ALTER TABLE: the definition before it (indexes added since are dropped).
+    /// ALTER TABLE, CREATE/DROP TRIGGER: the definition before it. Undo restores it,
+    /// cuts rows back to its width (ADD COLUMN) and rebuilds the indexes it has.
     AlteredTable {
         table: String,
         def: Box<TableDef>,
+    },
+    /// ALTER TABLE ... RENAME TO: renamed back.
+    RenamedTable {
+        from: String,
+        to: String,
+    },
+    /// CREATE FUNCTION (`None`: there was none of that name) or DROP FUNCTION.
+    Function {
+        name: String,
+        before: Option<Box<crate::triggers::Function>>,
     },
 }
 
@@ -99,6 +110,9 @@ pub struct TxState {
     pub id: TxId,
     pub undo: Vec<Undo>,
     pub redo: Vec<Change>,
+    /// Row changes of this statement that AFTER ROW triggers must see, fired when the
+    /// statement ends (see `triggers`). Empty unless a table has triggers.
+    pub events: Vec<crate::triggers::RowEvent>,
 }
 
 impl TxState {
@@ -114,6 +128,14 @@ pub struct Engine {
     /// Transactions that ran DDL and have not ended: the catalog is not versioned, so a
     /// checkpoint waits until they are gone (it would otherwise save their schema).
     pub ddl_in_flight: std::collections::BTreeSet<TxId>,
+    /// Trigger functions (`CREATE FUNCTION ... RETURNS trigger`), by name.
+    pub functions: BTreeMap<String, crate::triggers::Function>,
+    /// Set while recovery replays the log: a materialized view created by replayed DDL
+    /// is left empty, its rows follow in the log.
+    pub replaying: bool,
+    /// For each running transaction, the oldest transaction still running when it
+    /// began: no snapshot it takes can need a version deleted before that (`vacuum`).
+    pub horizons: BTreeMap<TxId, TxId>,
 }
 
 impl Default for Engine {
@@ -122,6 +144,9 @@ impl Default for Engine {
             tables: BTreeMap::new(),
             clog: CommitLog::new(),
             ddl_in_flight: Default::default(),
+            functions: BTreeMap::new(),
+            replaying: false,
+            horizons: BTreeMap::new(),
         }
     }
 }
@@ -134,10 +159,15 @@ impl Engine {
     }
 
     pub fn begin(&mut self) -> TxState {
+        let id = self.clog.begin();
+        // The oldest transaction running now (every running one registered here).
+        let oldest = self.horizons.keys().next().copied().unwrap_or(id);
+        self.horizons.insert(id, oldest.min(id));
         TxState {
-            id: self.clog.begin(),
+            id,
             undo: Vec::new(),
             redo: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -169,15 +199,33 @@ impl Engine {
                 }
                 Undo::AlteredTable { table, def } => {
                     if let Some(t) = self.tables.get_mut(&table) {
-                        t.heap.indexes.truncate(def.indexes.len());
+                        let width = def.columns.len();
+                        for chain in t.heap.rows.values_mut() {
+                            for v in chain {
+                                v.values.truncate(width);
+                            }
+                        }
+                        t.heap.indexes = def
+                            .indexes
+                            .iter()
+                            .map(|i| t.heap.build_index(&i.columns))
+                            .collect();
                         t.def = *def;
                     }
                 }
+                Undo::RenamedTable { from, to } => crate::executor::rename_table(self, &to, &from),
+                Undo::Function { name, before } => match before {
+                    Some(f) => {
+                        self.functions.insert(name, *f);
+                    }
+                    None => {
+                        self.functions.remove(&name);
+                    }
+                },
                 Undo::CreatedIndex { table } => {
                     if let Some(t) = self.tables.get_mut(&table) {
                         t.def.indexes.pop();
                         t.heap.indexes.pop();
-                        t.def.ddl.pop();
                     }
                 }
             }
@@ -191,6 +239,7 @@ impl Engine {
             self.undo_to(tx, (0, 0));
         }
         self.ddl_in_flight.remove(&tx.id);
+        self.horizons.remove(&tx.id);
         self.clog.finish(
             tx.id,
             if commit {
@@ -232,7 +281,7 @@ impl Engine {
 
     /// Fills defaults, applies types, and checks NOT NULL, CHECK, UNIQUE and FOREIGN KEY
     /// for a row about to be written to `table` (as row `row`, when it replaces one).
-    fn check_row(
+    pub(crate) fn check_row(
         &self,
         tx: &TxState,
         table: &str,
@@ -349,13 +398,20 @@ impl Engine {
     }
 
     /// Inserts a row; returns its id.
-    pub fn insert(&mut self, tx: &mut TxState, table: &str, values: Vec<Value>) -> Result<RowId> {
+    pub fn insert(
+        &mut self,
+        tx: &mut TxState,
+        table: &str,
+        mut values: Vec<Value>,
+    ) -> Result<RowId> {
+        crate::generated::compute(&self.table(table)?.def, &mut values)?;
         self.check_row(tx, table, &values, None)?;
         let t = self
             .tables
             .get_mut(table)
             .ok_or_else(|| SqlError::undefined_table(table))?;
         let row = t.heap.next_row;
+        crate::triggers::queue(&t.def, tx, None, Some(&values));
         push_version(t, tx, table, row, values);
         Ok(row)
     }
@@ -373,13 +429,13 @@ impl Engine {
         tx: &mut TxState,
         table: &str,
         row: RowId,
-        values: Vec<Value>,
+        mut values: Vec<Value>,
     ) -> Result<bool> {
         let Some(old) = self.lock_row(tx, table, row)? else {
             return Ok(false);
         };
+        crate::generated::compute(&self.table(table)?.def, &mut values)?;
         self.check_row(tx, table, &values, Some(row))?;
-        self.check_referencing(tx, table, &old, Some(&values))?;
         let t = self
             .tables
             .get_mut(table)
@@ -389,7 +445,11 @@ impl Engine {
             table: table.into(),
             row,
         });
-        push_version(t, tx, table, row, values);
+        crate::triggers::queue(&t.def, tx, Some(&old), Some(&values));
+        push_version(t, tx, table, row, values.clone());
+        // After the new version is in place, so rows that ON UPDATE CASCADE moves to
+        // the new key find it.
+        self.check_referencing(tx, table, &old, Some(&values))?;
         Ok(true)
     }
 
@@ -408,6 +468,7 @@ impl Engine {
             table: table.into(),
             row,
         });
+        crate::triggers::queue(&t.def, tx, Some(&old), None);
         tx.redo.push(Change::Delete {
             table: table.into(),
             row,
@@ -439,12 +500,13 @@ impl Engine {
                             fk.columns.clone(),
                             fk.parent_columns.clone(),
                             fk.on_delete,
+                            fk.on_update,
                             fk.name.clone(),
                         )
                     })
             })
             .collect();
-        for (child, columns, parent_columns, action, name) in fks {
+        for (child, columns, parent_columns, on_delete, on_update, name) in fks {
             let key = key_of(old, &parent_columns);
             if key.iter().any(Value::is_null) {
                 continue;
@@ -474,16 +536,25 @@ impl Engine {
             if referencing.is_empty() {
                 continue;
             }
-            match (action, new) {
+            match (if new.is_some() { on_update } else { on_delete }, new) {
                 (OnDelete::Cascade, None) => {
                     for (r, _) in referencing {
                         self.delete(tx, &child, r)?;
                     }
                 }
-                (OnDelete::SetNull, None) => {
+                (OnDelete::SetNull, _) => {
                     for (r, mut values) in referencing {
                         for &c in &columns {
                             values[c] = Value::Null;
+                        }
+                        self.update(tx, &child, r, values)?;
+                    }
+                }
+                (OnDelete::Cascade, Some(new)) => {
+                    let new_key = key_of(new, &parent_columns);
+                    for (r, mut values) in referencing {
+                        for (&c, v) in columns.iter().zip(&new_key) {
+                            values[c] = v.clone();
                         }
                         self.update(tx, &child, r, values)?;
                     }
@@ -527,31 +598,13 @@ impl Engine {
 }
 
 impl Engine {
-    /// The committed state as a list of changes — the checkpoint: each table's DDL
-    /// (referenced tables first), the newest committed version of every row, and the
-    /// sequences. Versions of transactions still running are left out: their commit
+    /// The committed state as a list of changes — the checkpoint: the schema as DDL
+    /// (`dump`), the newest committed version of every row, and the sequences. Versions of transactions still running are left out: their commit
     /// records will follow in the next log.
     pub fn checkpoint(&self) -> Vec<Change> {
         let committed = self.clog.snapshot(0);
         let mut out = Vec::new();
-        let mut done: Vec<&str> = Vec::new();
-        while done.len() < self.tables.len() {
-            let before = done.len();
-            for t in self.tables.values() {
-                let ready = t
-                    .def
-                    .foreign_keys
-                    .iter()
-                    .all(|fk| fk.parent == t.def.name || done.contains(&fk.parent.as_str()));
-                if ready && !done.contains(&t.def.name.as_str()) {
-                    done.push(&t.def.name);
-                    out.extend(t.def.ddl.iter().cloned().map(Change::Ddl));
-                }
-            }
-            if done.len() == before {
-                break; // a reference cycle cannot be created; stop rather than spin
-            }
-        }
+        out.extend(crate::dump::schema(self).into_iter().map(Change::Ddl));
         for t in self.tables.values() {
             for (row, v) in t.heap.scan(&committed, &self.clog) {
                 out.push(Change::Put {

@@ -14,15 +14,21 @@ use sqlparser::ast::{
 use crate::catalog::ident;
 use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
-use crate::expr::{Env, Scope, Subquery, eval, function_name, infer_type, is_aggregate};
+use crate::expr::{Env, Scope, Subquery, eval, function_name, infer_type};
 use crate::mvcc::Snapshot;
 use crate::planner::{Plan, plan_from};
 use crate::storage::RowId;
 use crate::types::{DataType, Value};
 
 mod aggregate;
+mod alter;
 mod ddl;
 mod dml;
+mod explain;
+mod matview;
+
+pub use alter::rename_table;
+pub use matview::relations;
 
 use aggregate::{aggregate, collect_aggregates};
 
@@ -58,7 +64,22 @@ pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -
     }
 }
 
+/// Runs one statement, then the AFTER ROW triggers its row changes queued (see
+/// `triggers`). On failure the queued events are dropped with the statement's work.
 pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
+    let result = statement(ctx, stmt).and_then(|out| {
+        crate::triggers::fire(ctx)?;
+        Ok(out)
+    });
+    if result.is_err() {
+        ctx.tx.events.clear();
+    }
+    result
+}
+
+/// One statement without firing triggers (the trigger runner calls this for the
+/// statements of a trigger function, and fires what they queue itself).
+pub(crate) fn statement(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
     match stmt {
         Statement::Query(q) => query(ctx, q),
         Statement::Insert(ins) => dml::insert(ctx, ins),
@@ -72,10 +93,29 @@ pub fn execute(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
             names,
             cascade,
             ..
-        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt),
-        Statement::Explain { statement, .. } => explain(ctx, statement),
+        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt, false),
+        Statement::Drop {
+            object_type: ObjectType::MaterializedView,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => ddl::drop_tables(ctx, names, *if_exists, *cascade, stmt, true),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            if_exists,
+            names,
+            ..
+        } => ddl::drop_indexes(ctx, names, *if_exists, stmt),
+        Statement::CreateView(view) if view.materialized => matview::create(ctx, view, stmt),
+        Statement::RefreshMaterializedView(r) => matview::refresh(ctx, r),
+        Statement::CreateFunction(f) => crate::triggers::create_function(ctx, f, stmt),
+        Statement::CreateTrigger(t) => crate::triggers::create_trigger(ctx, t, stmt),
+        Statement::DropTrigger(d) => crate::triggers::drop_trigger(ctx, d, stmt),
+        Statement::DropFunction(d) => crate::triggers::drop_function(ctx, d, stmt),
+        Statement::Explain { statement, .. } => explain::explain(ctx, statement),
         Statement::Truncate(t) => ddl::truncate(ctx, t, stmt),
-        Statement::AlterTable(alter) => ddl::alter_table(ctx, alter, stmt),
+        Statement::AlterTable(alter) => alter::alter_table(ctx, alter, stmt),
         other => Err(SqlError::unsupported(
             other
                 .to_string()
@@ -289,7 +329,9 @@ pub(crate) fn projection(items: &[SelectItem], scope: &Scope) -> Result<Vec<(Exp
                     _ => None,
                 };
                 for (t, c, _) in &scope.columns {
-                    if qualifier.as_ref().is_none_or(|q| q == t) {
+                    if qualifier.as_ref().is_none_or(|q| q == t)
+                        && !c.starts_with(crate::catalog::DROPPED_PREFIX)
+                    {
                         out.push((
                             Expr::CompoundIdentifier(vec![
                                 ast::Ident::with_quote('"', t),
@@ -741,57 +783,4 @@ fn halt_error(h: Halt) -> SqlError {
         Halt::Error(e) => e,
         Halt::Wait(_) => SqlError::new("XX000", "unexpected wait while describing"),
     }
-}
-
-fn explain(ctx: &mut Ctx<'_>, stmt: &Statement) -> Result<Output> {
-    let Statement::Query(q) = stmt else {
-        return Err(SqlError::unsupported("EXPLAIN of a statement other than SELECT").into());
-    };
-    let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(SqlError::unsupported("EXPLAIN of this query").into());
-    };
-    let plan = plan_from(ctx.engine, &s.from, s.selection.as_ref())?;
-    let mut lines = Vec::new();
-    let grouped = !matches!(&s.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
-        || s.projection.iter().any(|i| matches!(i, SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if is_aggregate(e)));
-    let mut depth = 0;
-    if q.limit_clause.is_some() {
-        lines.push("Limit".to_string());
-        depth += 1;
-    }
-    if q.order_by.is_some() {
-        lines.push(format!("{}Sort", crate::planner::arrow(depth)));
-        depth += 1;
-    }
-    if grouped {
-        lines.push(format!("{}Aggregate", crate::planner::arrow(depth)));
-        depth += 1;
-    }
-    let mut plan_lines = Vec::new();
-    plan.explain(ctx.engine, depth, &mut plan_lines);
-    if let Some(w) = &s.selection
-        && !plan_lines.is_empty()
-    {
-        // After the node's own detail line (an index scan's Index Cond).
-        let at = if matches!(plan, Plan::IndexScan { .. }) {
-            2
-        } else {
-            1
-        };
-        plan_lines.insert(
-            at.min(plan_lines.len()),
-            format!(
-                "{}  Filter: ({w})",
-                " ".repeat(crate::planner::arrow(depth).len())
-            ),
-        );
-    }
-    lines.extend(plan_lines);
-    Ok(Output {
-        columns: vec![("QUERY PLAN".into(), DataType::Text)],
-        tag: "EXPLAIN".into(),
-        rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
-        returns_rows: true,
-        copy_in: None,
-    })
 }

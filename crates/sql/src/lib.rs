@@ -9,10 +9,13 @@
 
 pub mod catalog;
 pub mod database;
+pub mod describe;
+pub mod dump;
 pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod expr;
+pub mod generated;
 pub mod locks;
 pub mod mvcc;
 pub mod params;
@@ -22,7 +25,9 @@ pub mod recovery;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod triggers;
 pub mod types;
+pub mod vacuum;
 pub mod wal;
 
 use std::path::PathBuf;

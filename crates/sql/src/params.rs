@@ -150,7 +150,7 @@ pub fn param_types(engine: &Engine, stmt: &Statement) -> Vec<DataType> {
                 return types;
             };
             let targets: Vec<usize> = if ins.columns.is_empty() {
-                (0..t.def.columns.len()).collect()
+                t.def.live_columns()
             } else {
                 ins.columns
                     .iter()

@@ -1,8 +1,8 @@
 //! Answers to the catalog queries clients send on their own. psql implements `\dt` as a
 //! query over `pg_catalog.pg_class`; rather than emulate PostgreSQL's system tables, the
-//! server recognises that query and answers it from its own catalog. A small, honest
-//! subset: `\dt` works; `\d table` (half a dozen queries over `pg_attribute`,
-//! `pg_index`, `pg_constraint`...) is not answered yet and gets 42P01 for `pg_class`.
+//! server recognises that query and answers it from its own catalog. This module keeps
+//! the `\dt` query as it arrives through the extended protocol (parsed); the simple
+//! protocol's describe queries — `\d`, `\di`, `\d table`... — are `describe`'s.
 
 use sqlparser::ast::Statement;
 
@@ -52,19 +52,14 @@ pub fn columns(stmt: &Statement) -> Option<Vec<(String, DataType)>> {
     })
 }
 
-/// Queries answered before parsing (sqlparser does not parse them): VACUUM/ANALYZE are
-/// no-ops here (there is no vacuum yet: issue 23), and pgbench's partition probe — "is
-/// pgbench_accounts partitioned?" — is answered "no".
+/// Queries answered before parsing (sqlparser does not parse them): ANALYZE is a no-op
+/// here (the planner keeps no statistics; VACUUM is `vacuum`), and pgbench's partition
+/// probe — "is pgbench_accounts partitioned?" — is answered "no".
 pub fn canned(sql: &str) -> Option<Output> {
     let lower = sql.trim_start().to_ascii_lowercase();
-    if lower.starts_with("vacuum") || lower.starts_with("analyze") {
-        let tag = if lower.starts_with("vacuum") {
-            "VACUUM"
-        } else {
-            "ANALYZE"
-        };
+    if lower.starts_with("analyze") {
         return Some(Output {
-            tag: tag.into(),
+            tag: "ANALYZE".into(),
             ..Output::default()
         });
     }

@@ -75,6 +75,7 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
     for change in changes {
         match change {
             Change::Ddl(sql) => {
+                engine.replaying = true;
                 let statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
                     .map_err(|e| format!("replaying {sql}: {e}"))?;
                 let mut tx = engine.begin();
@@ -91,12 +92,20 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
                     }
                 }
                 engine.finish(&mut tx, true);
+                engine.replaying = false;
             }
-            Change::Put { table, row, values } => {
+            Change::Put {
+                table,
+                row,
+                mut values,
+            } => {
                 let t = engine
                     .tables
                     .get_mut(&table)
                     .ok_or_else(|| format!("log names unknown table {table}"))?;
+                // A row written while another session's ALTER TABLE ADD COLUMN was in
+                // flight and later rolled back is one value wider than the table.
+                values.resize(t.def.columns.len(), crate::types::Value::Null);
                 let cols = t.index_columns();
                 t.heap.pop_version(row, &cols);
                 t.heap.push_version(

@@ -113,8 +113,46 @@ fn rand_byte() -> u8 {
     h.finish() as u8
 }
 
+/// The PostgreSQL version this server reports (`server_version`, and `SHOW
+/// server_version`): the protocol and catalog queries it answers are PostgreSQL 15's, the
+/// version psql and pgbench in the course come from. Clients choose their catalog
+/// queries by it (psql's `\d`).
+pub const SERVER_VERSION: &str = "15.0";
+
+/// The ParameterStatus values sent at startup.
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = SERVER_VERSION.to_string();
+    p
+}
+
 #[async_trait]
-impl NoopStartupHandler for Handler {}
+impl NoopStartupHandler for Handler {
+    /// pgwire's no-password startup sends its default parameters (server_version
+    /// 16.6-pgwire); a second ParameterStatus replaces the value, as a server may send one
+    /// at any time.
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: pgwire::messages::PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        client
+            .send(PgWireBackendMessage::ParameterStatus(
+                pgwire::messages::startup::ParameterStatus::new(
+                    "server_version".into(),
+                    SERVER_VERSION.into(),
+                ),
+            ))
+            .await?;
+        Ok(())
+    }
+}
 
 /// The shared handler type for queries.
 pub struct Handler {
@@ -151,10 +189,7 @@ impl PgWireServerHandlers for Secured {
         let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
         let mut scram = ScramAuth::new(source);
         scram.set_iterations(4096);
-        Arc::new(
-            SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
-                .with_scram(scram),
-        )
+        Arc::new(SASLAuthStartupHandler::new(Arc::new(server_parameters())).with_scram(scram))
     }
 }
 
@@ -246,7 +281,7 @@ fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<R
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -254,6 +289,20 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
+        if let Some(vacuum) = crate::vacuum::parse(query) {
+            return Ok(vec![run_vacuum(&mut session, client, vacuum).await?]);
+        }
+        let described = query
+            .contains("pg_catalog.")
+            .then(|| crate::describe::answer(query, &session.db().engine()))
+            .flatten();
+        if let Some(out) = described {
+            return Ok(vec![to_response(
+                out,
+                TxEffect::None,
+                &Format::UnifiedText,
+            )?]);
+        }
         if let Some(canned) = crate::pg_catalog::canned(query) {
             return Ok(vec![to_response(
                 canned,
@@ -287,6 +336,46 @@ impl SimpleQueryHandler for Handler {
         }
         Ok(responses)
     }
+}
+
+/// `VACUUM [VERBOSE] [tables]`: outside a transaction block only (25001, as PostgreSQL);
+/// with VERBOSE, what it removed from each table comes back as INFO notices.
+async fn run_vacuum<C>(
+    session: &mut Session,
+    client: &mut C,
+    vacuum: Result<crate::vacuum::Vacuum, SqlError>,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    let result = vacuum.and_then(|v| {
+        if session.block != crate::session::Block::None {
+            session.abort_block();
+            return Err(SqlError::new(
+                "25001",
+                "VACUUM cannot run inside a transaction block",
+            ));
+        }
+        let reports = crate::vacuum::run(&mut session.db().engine(), &v)?;
+        Ok((v.verbose, reports))
+    });
+    let (verbose, reports) = match result {
+        Ok(r) => r,
+        Err(e) => return Ok(Response::Error(Box::new(e.into()))),
+    };
+    if verbose {
+        for r in &reports {
+            for message in [format!("vacuuming \"public.{}\"", r.table), r.message()] {
+                let notice = pgwire::error::ErrorInfo::new("INFO".into(), "00000".into(), message);
+                client
+                    .send(PgWireBackendMessage::NoticeResponse(notice.into()))
+                    .await?;
+            }
+        }
+    }
+    Ok(Response::Execution(Tag::new("VACUUM")))
 }
 
 /// A parsed statement kept by Parse, for Bind/Describe/Execute.

@@ -266,7 +266,11 @@ impl Session {
         let engine = self.db.engine();
         let t = engine.table(table)?;
         let columns: Vec<usize> = if columns.is_empty() {
-            (0..t.def.columns.len()).collect()
+            t.def
+                .live_columns()
+                .into_iter()
+                .filter(|&c| t.def.columns[c].generated.is_none())
+                .collect()
         } else {
             columns
                 .iter()
@@ -444,7 +448,7 @@ impl Session {
         }
         match name {
             "transaction isolation level" | "transaction_isolation" => "read committed",
-            "server_version" => "15.0",
+            "server_version" => crate::server::SERVER_VERSION,
             "server_encoding" | "client_encoding" => "UTF8",
             "standard_conforming_strings" => "on",
             "datestyle" => "ISO, MDY",

@@ -1,14 +1,13 @@
-//! DDL: CREATE TABLE/INDEX, DROP TABLE, ALTER TABLE, TRUNCATE. Each change to the catalog
-//! is undone with its transaction and logged as its statement text, which recovery
-//! replays.
+//! DDL: CREATE TABLE/INDEX, DROP TABLE and DROP MATERIALIZED VIEW, TRUNCATE (ALTER TABLE
+//! is `alter`). Each change to the catalog is undone with its transaction and logged as
+//! its statement text, which recovery replays.
 
 use sqlparser::ast::{self, Statement};
 
-use crate::catalog::{self, ident, object_name};
+use crate::catalog::{self, object_name};
 use crate::engine::{Result, Table, Undo};
 use crate::error::SqlError;
 use crate::storage::RowId;
-use crate::types::Value;
 use crate::wal::Change;
 
 use super::{Ctx, Output};
@@ -37,9 +36,7 @@ pub(super) fn create_table(
     }
     let sql = stmt.to_string();
     let engine = &*ctx.engine;
-    let def = catalog::table_from_ast(create, &sql, &|p| {
-        engine.tables.get(p).map(|t| t.def.clone())
-    })?;
+    let def = catalog::table_from_ast(create, &|p| engine.tables.get(p).map(|t| t.def.clone()))?;
     ctx.engine.tables.insert(name.clone(), Table::new(def));
     ctx.tx.undo.push(Undo::CreatedTable(name));
     ctx.tx.redo.push(Change::Ddl(sql));
@@ -74,7 +71,6 @@ pub(super) fn create_index(
     let tree = t.heap.build_index(&def.columns);
     t.def.indexes.push(def);
     t.heap.indexes.push(tree);
-    t.def.ddl.push(sql.clone());
     ctx.tx.undo.push(Undo::CreatedIndex { table });
     ctx.tx.redo.push(Change::Ddl(sql));
     Ok(Output {
@@ -89,18 +85,80 @@ pub(super) fn drop_tables(
     if_exists: bool,
     cascade: bool,
     stmt: &Statement,
+    materialized: bool,
 ) -> Result<Output> {
     ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    if cascade {
-        return Err(SqlError::unsupported("DROP TABLE ... CASCADE").into());
-    }
+    let what = if materialized {
+        "MATERIALIZED VIEW"
+    } else {
+        "TABLE"
+    };
     for n in names {
         let name = object_name(n);
-        if !ctx.engine.tables.contains_key(&name) {
+        let Some(t) = ctx.engine.tables.get(&name) else {
             if if_exists {
                 continue;
             }
-            return Err(SqlError::undefined_table(&name).into());
+            return Err(if materialized {
+                SqlError::new(
+                    "42P01",
+                    format!("materialized view \"{name}\" does not exist"),
+                )
+            } else {
+                SqlError::undefined_table(&name)
+            }
+            .into());
+        };
+        if t.def.view.is_some() != materialized {
+            return Err(SqlError::new(
+                "42809",
+                format!(
+                    "\"{name}\" is not a {}",
+                    if materialized {
+                        "materialized view"
+                    } else {
+                        "table"
+                    }
+                ),
+            )
+            .with_detail(format!(
+                "Use DROP {} to remove {}.",
+                if materialized {
+                    "TABLE"
+                } else {
+                    "MATERIALIZED VIEW"
+                },
+                if materialized {
+                    "a table"
+                } else {
+                    "a materialized view"
+                }
+            ))
+            .into());
+        }
+        if cascade {
+            drop_dependents(ctx, &name);
+        }
+        if let Some(view) = ctx.engine.tables.values().find(|t| {
+            t.def.name != name
+                && t.def
+                    .view
+                    .as_ref()
+                    .is_some_and(|q| super::relations(q).contains(&name))
+        }) {
+            return Err(SqlError::new(
+                "2BP01",
+                format!(
+                    "cannot drop {} {name} because other objects depend on it",
+                    what.to_lowercase()
+                ),
+            )
+            .with_detail(format!(
+                "materialized view {} depends on {} {name}",
+                view.def.name,
+                what.to_lowercase()
+            ))
+            .into());
         }
         if let Some(child) = ctx
             .engine
@@ -112,7 +170,16 @@ pub(super) fn drop_tables(
                 "2BP01",
                 format!("cannot drop table {name} because other objects depend on it"),
             )
-            .with_detail(format!("table {} references it", child.def.name))
+            .with_detail(format!(
+                "constraint {} on table {} depends on table {name}",
+                child
+                    .def
+                    .foreign_keys
+                    .iter()
+                    .find(|f| f.parent == name)
+                    .map_or("", |f| f.name.as_str()),
+                child.def.name
+            ))
             .into());
         }
         if let Some(t) = ctx.engine.tables.remove(&name) {
@@ -121,7 +188,7 @@ pub(super) fn drop_tables(
     }
     ctx.tx.redo.push(Change::Ddl(stmt.to_string()));
     Ok(Output {
-        tag: "DROP TABLE".into(),
+        tag: format!("DROP {what}"),
         ..Output::default()
     })
 }
@@ -131,6 +198,7 @@ pub(super) fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) 
         let table = object_name(&target.name);
         let rows: Vec<RowId> = {
             let tab = ctx.engine.table(&table)?;
+            super::dml::writable(&tab.def)?;
             tab.heap
                 .scan(&ctx.snapshot, &ctx.engine.clog)
                 .map(|(id, _)| id)
@@ -148,113 +216,91 @@ pub(super) fn truncate(ctx: &mut Ctx<'_>, t: &ast::Truncate, _stmt: &Statement) 
     })
 }
 
-pub(super) fn alter_table(
+/// DROP ... CASCADE: what depends on table `name` goes first — the materialized views
+/// that read it (and theirs, in turn), and the foreign keys of other tables that
+/// reference it (the referencing tables stay, as in PostgreSQL).
+fn drop_dependents(ctx: &mut Ctx<'_>, name: &str) {
+    let views: Vec<String> = ctx
+        .engine
+        .tables
+        .values()
+        .filter(|t| {
+            t.def.name != name
+                && t.def
+                    .view
+                    .as_ref()
+                    .is_some_and(|q| super::relations(q).iter().any(|r| r == name))
+        })
+        .map(|t| t.def.name.clone())
+        .collect();
+    for v in views {
+        drop_dependents(ctx, &v);
+        if let Some(t) = ctx.engine.tables.remove(&v) {
+            ctx.tx.undo.push(Undo::DroppedTable(Box::new(t)));
+        }
+    }
+    for t in ctx.engine.tables.values_mut() {
+        if t.def.name != name && t.def.foreign_keys.iter().any(|f| f.parent == name) {
+            ctx.tx.undo.push(Undo::AlteredTable {
+                table: t.def.name.clone(),
+                def: Box::new(t.def.clone()),
+            });
+            t.def.foreign_keys.retain(|f| f.parent != name);
+        }
+    }
+}
+
+/// `DROP INDEX [IF EXISTS] name [, ...]`. An index that enforces a PRIMARY KEY or
+/// UNIQUE constraint goes with `ALTER TABLE ... DROP CONSTRAINT` instead (2BP01).
+pub(super) fn drop_indexes(
     ctx: &mut Ctx<'_>,
-    alter: &ast::AlterTable,
+    names: &[ast::ObjectName],
+    if_exists: bool,
     stmt: &Statement,
 ) -> Result<Output> {
     ctx.engine.ddl_in_flight.insert(ctx.tx.id);
-    let table = object_name(&alter.name);
-    let sql = stmt.to_string();
-    for op in &alter.operations {
-        let constraint = match op {
-            ast::AlterTableOperation::AddConstraint { constraint, .. } => constraint,
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}")).into()),
-        };
-        let (columns, primary, name) = match constraint {
-            ast::TableConstraint::PrimaryKey(pk) => {
-                (&pk.columns, true, pk.name.as_ref().map(ident))
-            }
-            ast::TableConstraint::Unique(u) => (&u.columns, false, u.name.as_ref().map(ident)),
-            other => return Err(SqlError::unsupported(format!("ALTER TABLE ADD {other}")).into()),
-        };
-        let t = ctx
-            .engine
-            .tables
-            .get(&table)
-            .ok_or_else(|| SqlError::undefined_table(&table))?;
-        if primary && t.def.primary_key().is_some() {
-            return Err(SqlError::new(
-                "42P16",
-                format!("multiple primary keys for table \"{table}\" are not allowed"),
-            )
-            .into());
-        }
-        let create = ast::CreateIndex {
-            name: None,
-            table_name: alter.name.clone(),
-            using: None,
-            columns: columns.clone(),
-            unique: true,
-            concurrently: false,
-            r#async: false,
-            if_not_exists: false,
-            include: Vec::new(),
-            nulls_distinct: None,
-            with: Vec::new(),
-            predicate: None,
-            index_options: Vec::new(),
-            alter_options: Vec::new(),
-        };
-        let mut index = catalog::index_from_ast(&t.def, &create)?;
-        index.primary = primary;
-        let cols: Vec<&str> = index
-            .columns
-            .iter()
-            .map(|&i| t.def.columns[i].name.as_str())
-            .collect();
-        index.name = name.unwrap_or_else(|| {
-            if primary {
-                format!("{table}_pkey")
-            } else {
-                format!("{table}_{}_key", cols.join("_"))
-            }
+    for n in names {
+        let name = object_name(n);
+        let found = ctx.engine.tables.values().find_map(|t| {
+            t.def
+                .indexes
+                .iter()
+                .position(|i| i.name == name)
+                .map(|at| (t.def.name.clone(), at))
         });
-        // Existing rows must satisfy the new key: no NULLs (primary key), no duplicates.
-        let mut seen = std::collections::HashSet::new();
-        for (_, v) in t.heap.scan(&ctx.snapshot, &ctx.engine.clog) {
-            let key = crate::storage::key_of(&v.values, &index.columns);
-            if primary && key.iter().any(Value::is_null) {
-                return Err(SqlError::new(
-                    "23502",
-                    format!(
-                        "column \"{}\" of relation \"{table}\" contains null values",
-                        cols.join(", ")
-                    ),
-                )
-                .into());
+        let Some((table, at)) = found else {
+            if if_exists {
+                continue;
             }
-            if !key.iter().any(Value::is_null) && !seen.insert(key) {
-                return Err(SqlError::new(
-                    "23505",
-                    format!("could not create unique index \"{}\"", index.name),
-                )
-                .into());
-            }
-        }
-        let before = Box::new(t.def.clone());
+            return Err(SqlError::new("42704", format!("index \"{name}\" does not exist")).into());
+        };
         let t = ctx
             .engine
             .tables
             .get_mut(&table)
             .ok_or_else(|| SqlError::undefined_table(&table))?;
-        let tree = t.heap.build_index(&index.columns);
-        if primary {
-            for &c in &index.columns {
-                t.def.columns[c].not_null = true;
-            }
+        if t.def.indexes[at].constraint {
+            return Err(SqlError::new(
+                "2BP01",
+                format!(
+                    "cannot drop index {name} because constraint {name} on table {table} requires it"
+                ),
+            )
+            .with_detail(format!(
+                "You can drop constraint {name} on table {table} instead."
+            ))
+            .into());
         }
-        t.def.indexes.push(index);
-        t.heap.indexes.push(tree);
-        t.def.ddl.push(sql.clone());
         ctx.tx.undo.push(Undo::AlteredTable {
             table: table.clone(),
-            def: before,
+            def: Box::new(t.def.clone()),
         });
+        t.def.indexes.remove(at);
+        t.heap.indexes.remove(at);
     }
-    ctx.tx.redo.push(Change::Ddl(sql));
+    ctx.tx.redo.push(Change::Ddl(stmt.to_string()));
     Ok(Output {
-        tag: "ALTER TABLE".into(),
+        tag: "DROP INDEX".into(),
         ..Output::default()
     })
 }

@@ -97,8 +97,9 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
     };
     let table = insert_table(ins)?;
     let def = ctx.engine.table(&table)?.def.clone();
+    writable(&def)?;
     let targets: Vec<usize> = if ins.columns.is_empty() {
-        (0..def.columns.len()).collect()
+        def.live_columns()
     } else {
         ins.columns
             .iter()
@@ -114,8 +115,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
                 let mut row = Vec::with_capacity(r.len());
                 for e in r.iter() {
                     // `DEFAULT` in a VALUES list parses as an identifier.
-                    if matches!(e, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-                    {
+                    if crate::generated::is_default(e) {
                         row.push(None);
                     } else {
                         row.push(Some(eval(e, &env(&empty, &[], ctx.params))?));
@@ -147,6 +147,9 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
         }
         let mut values = vec![None; def.columns.len()];
         for (v, &col) in src.into_iter().zip(&targets) {
+            if v.is_some() && def.columns[col].generated.is_some() {
+                return Err(crate::generated::not_writable(&def.columns[col].name, false).into());
+            }
             values[col] = v;
         }
         let mut row = Vec::with_capacity(values.len());
@@ -212,6 +215,7 @@ pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
     }
     let (table, alias) = target_table(&up.table.relation)?;
     let t = ctx.engine.table(&table)?;
+    writable(&t.def)?;
     let scope = t.scope(&alias);
     let mut sets = Vec::new();
     for a in &up.assignments {
@@ -220,7 +224,22 @@ pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
             _ => return Err(SqlError::unsupported("tuple assignment").into()),
         };
         let col = t.def.column_or_err(&name)?;
-        sets.push((col, t.def.columns[col].ty, a.value.clone()));
+        let column = &t.def.columns[col];
+        let value = if crate::generated::is_default(&a.value) {
+            // SET c = DEFAULT: the column's default (a generated column is recomputed).
+            if column.generated.is_some() {
+                continue;
+            }
+            column
+                .default
+                .clone()
+                .unwrap_or(Expr::Value(ast::Value::Null.into()))
+        } else if column.generated.is_some() {
+            return Err(crate::generated::not_writable(&name, true).into());
+        } else {
+            a.value.clone()
+        };
+        sets.push((col, column.ty, value));
     }
     let rows = targets(ctx, &table, &alias, up.selection.as_ref())?;
     let mut written = Vec::with_capacity(rows.len());
@@ -245,6 +264,7 @@ pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
 
 pub(super) fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
     let (table, alias) = delete_table(del)?;
+    writable(&ctx.engine.table(&table)?.def)?;
     let rows = targets(ctx, &table, &alias, del.selection.as_ref())?;
     let mut deleted = Vec::with_capacity(rows.len());
     for (id, old) in rows {
@@ -260,6 +280,18 @@ pub(super) fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
         ctx.params,
         tag,
     )
+}
+
+/// Only tables take INSERT, UPDATE, DELETE and COPY: a materialized view changes by
+/// `REFRESH MATERIALIZED VIEW` alone (42809, as PostgreSQL).
+pub(crate) fn writable(def: &crate::catalog::TableDef) -> std::result::Result<(), SqlError> {
+    if def.view.is_some() {
+        return Err(SqlError::new(
+            "42809",
+            format!("cannot change materialized view \"{}\"", def.name),
+        ));
+    }
+    Ok(())
 }
 
 /// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
@@ -297,6 +329,13 @@ pub fn insert_text_row(
     fields: &[Option<String>],
 ) -> Result<()> {
     let def = ctx.engine.table(table)?.def.clone();
+    writable(&def)?;
+    if let Some(&c) = columns
+        .iter()
+        .find(|&&c| def.columns[c].generated.is_some())
+    {
+        return Err(crate::generated::not_writable(&def.columns[c].name, false).into());
+    }
     if fields.len() != columns.len() {
         return Err(SqlError::new(
             "22P04",
@@ -325,6 +364,13 @@ pub fn insert_text_row(
         };
         row.push(v.cast(col.ty)?);
     }
-    ctx.engine.insert(ctx.tx, table, row)?;
-    Ok(())
+    // COPY does not go through `execute`: its rows fire their triggers here.
+    let result = ctx
+        .engine
+        .insert(ctx.tx, table, row)
+        .and_then(|_| crate::triggers::fire(ctx));
+    if result.is_err() {
+        ctx.tx.events.clear();
+    }
+    result
 }
