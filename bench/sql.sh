@@ -29,7 +29,8 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q --bin infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
   BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
 fi
-"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always 2>/dev/null &
+# read committed on both sides: PostgreSQL's default, and pgbench does not retry 40001.
+"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always --default-isolation read-committed 2>/dev/null &
 PIDS+=($!)
 
 mkdir -p "$DATA/pg" "$DATA/sock"

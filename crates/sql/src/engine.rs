@@ -7,17 +7,21 @@
 //! work, waits on the lock table without the mutex, and runs the statement again with a
 //! fresh snapshot. Re-running sees the other transaction's committed result, which is
 //! how read committed avoids lost updates (PostgreSQL instead re-evaluates just the
-//! waited-for row, "EvalPlanQual"; issue 23 adds the repeatable-read rule: fail with
-//! 40001 instead of re-running).
+//! waited-for row, "EvalPlanQual"). What a repeatable-read writer does instead — fail
+//! with 40001 — and the shared locks serializable readers leave for writers to respect
+//! are decided in `isolation` and `predicate_locks`; this module only asks them.
 
 use std::collections::BTreeMap;
 
 use crate::catalog::{OnDelete, TableDef};
 use crate::error::SqlError;
 use crate::expr::{Env, Scope, eval};
+use crate::isolation::Isolation;
 use crate::mvcc::{CommitLog, Snapshot, TxId, TxStatus};
+use crate::predicate_locks::{self, PredicateLocks};
 use crate::storage::{Heap, RowId, Version, key_of};
 use crate::types::Value;
+use crate::vacuum::Vacuum;
 use crate::wal::Change;
 
 /// A foreign key pointing at a table: (child table, fk columns, parent columns,
@@ -99,6 +103,10 @@ pub struct TxState {
     pub id: TxId,
     pub undo: Vec<Undo>,
     pub redo: Vec<Change>,
+    /// Its isolation level (see `isolation`), fixed by its first statement.
+    pub isolation: Isolation,
+    /// The snapshot it keeps across statements (repeatable read), once taken.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl TxState {
@@ -114,6 +122,10 @@ pub struct Engine {
     /// Transactions that ran DDL and have not ended: the catalog is not versioned, so a
     /// checkpoint waits until they are gone (it would otherwise save their schema).
     pub ddl_in_flight: std::collections::BTreeSet<TxId>,
+    /// Serializable readers' shared locks, which every writer checks.
+    pub predicate_locks: PredicateLocks,
+    /// The snapshots vacuum must respect, and when to sweep.
+    pub vacuum: Vacuum,
 }
 
 impl Default for Engine {
@@ -122,6 +134,8 @@ impl Default for Engine {
             tables: BTreeMap::new(),
             clog: CommitLog::new(),
             ddl_in_flight: Default::default(),
+            predicate_locks: PredicateLocks::default(),
+            vacuum: Vacuum::default(),
         }
     }
 }
@@ -138,6 +152,8 @@ impl Engine {
             id: self.clog.begin(),
             undo: Vec::new(),
             redo: Vec::new(),
+            isolation: Isolation::ReadCommitted,
+            snapshot: None,
         }
     }
 
@@ -191,6 +207,8 @@ impl Engine {
             self.undo_to(tx, (0, 0));
         }
         self.ddl_in_flight.remove(&tx.id);
+        self.predicate_locks.release(tx.id);
+        let sweep_due = self.vacuum.finished(tx.id);
         self.clog.finish(
             tx.id,
             if commit {
@@ -199,6 +217,9 @@ impl Engine {
                 TxStatus::Aborted
             },
         );
+        if sweep_due {
+            crate::vacuum::sweep(self);
+        }
     }
 
     /// The newest version of `row` if it is live for `me`; waits (via [`Halt::Wait`]) if
@@ -351,6 +372,7 @@ impl Engine {
     /// Inserts a row; returns its id.
     pub fn insert(&mut self, tx: &mut TxState, table: &str, values: Vec<Value>) -> Result<RowId> {
         self.check_row(tx, table, &values, None)?;
+        predicate_locks::before_write(&self.predicate_locks, tx.id, self.table(table)?, &[&values])?;
         let t = self
             .tables
             .get_mut(table)
@@ -361,10 +383,17 @@ impl Engine {
     }
 
     /// Takes the row lock on `row` (by checking nobody else holds it) and returns its
-    /// current values; `None` if it was deleted.
-    fn lock_row(&self, tx: &TxState, table: &str, row: RowId) -> Result<Option<Vec<Value>>> {
+    /// current values; `None` if it was deleted. Under repeatable read the row must also
+    /// be unchanged since the transaction's snapshot (`isolation::first_updater_wins`).
+    fn lock_row(&mut self, tx: &TxState, table: &str, row: RowId) -> Result<Option<Vec<Value>>> {
+        crate::vacuum::prune_before_write(self, table, row);
         let t = self.table(table)?;
-        Ok(Self::live_newest(&self.clog, &t.heap, row, tx.id)?.map(|v| v.values.clone()))
+        // A running writer is waited for first; its fate decides what follows.
+        let live = Self::live_newest(&self.clog, &t.heap, row, tx.id)?;
+        if let Some(newest) = t.heap.newest(row) {
+            crate::isolation::first_updater_wins(tx, &self.clog, newest)?;
+        }
+        Ok(live.map(|v| v.values.clone()))
     }
 
     /// Replaces row `row` with `values`: the old version gets `xmax`, a new one is added.
@@ -379,6 +408,12 @@ impl Engine {
             return Ok(false);
         };
         self.check_row(tx, table, &values, Some(row))?;
+        predicate_locks::before_write(
+            &self.predicate_locks,
+            tx.id,
+            self.table(table)?,
+            &[&old, &values],
+        )?;
         self.check_referencing(tx, table, &old, Some(&values))?;
         let t = self
             .tables
@@ -398,6 +433,7 @@ impl Engine {
         let Some(old) = self.lock_row(tx, table, row)? else {
             return Ok(false);
         };
+        predicate_locks::before_write(&self.predicate_locks, tx.id, self.table(table)?, &[&old])?;
         self.check_referencing(tx, table, &old, None)?;
         let t = self
             .tables
