@@ -46,7 +46,8 @@ use sqlparser::ast::TransactionIsolationLevel;
 use crate::engine::{Engine, TxState};
 use crate::error::SqlError;
 use crate::mvcc::{CommitLog, Snapshot, TxStatus};
-use crate::storage::Version;
+use crate::storage::{RowId, Version};
+use crate::types::Value;
 
 /// The four levels of the SQL standard, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -117,14 +118,23 @@ impl From<&TransactionIsolationLevel> for Isolation {
     }
 }
 
-/// Decision 1: the snapshot the next statement of `tx` reads.
+/// Decision 1: the snapshot the next statement of `tx` reads. `earlier` is the snapshot
+/// of this statement's previous attempt, if it waited for a lock and runs again.
 ///
-/// Repeatable read's snapshot is taken by its first statement (not by BEGIN, as in
-/// PostgreSQL) and registered with vacuum, which must keep every version it can see.
-pub fn statement_snapshot(engine: &mut Engine, tx: &mut TxState) -> Snapshot {
+/// Read committed runs again with the *same* snapshot and rechecks only the rows it
+/// waited for ([`newest_for_write`]); serializable takes a new one (what it read is
+/// locked, so it reads the newest); read uncommitted's dirty snapshot is always new.
+/// Repeatable read's snapshot is taken by its first statement (as in PostgreSQL, not by
+/// BEGIN) and registered with vacuum, which must keep every version it can see.
+pub fn statement_snapshot(
+    engine: &mut Engine,
+    tx: &mut TxState,
+    earlier: Option<Snapshot>,
+) -> Snapshot {
     match tx.isolation {
         Isolation::ReadUncommitted => engine.clog.dirty_snapshot(tx.id),
-        Isolation::ReadCommitted | Isolation::Serializable => engine.clog.snapshot(tx.id),
+        Isolation::ReadCommitted => earlier.unwrap_or_else(|| engine.clog.snapshot(tx.id)),
+        Isolation::Serializable => engine.clog.snapshot(tx.id),
         Isolation::RepeatableRead => {
             if let Some(s) = &tx.snapshot {
                 return s.clone();
@@ -135,6 +145,30 @@ pub fn statement_snapshot(engine: &mut Engine, tx: &mut TxState) -> Snapshot {
             s
         }
     }
+}
+
+/// Decision 2a, read committed's (and read uncommitted's) half: an UPDATE or DELETE found
+/// row `row` with values `read` in its snapshot and the WHERE clause matched; which
+/// values should it work on? The row's newest committed version — after waiting for a
+/// running writer of it ([`Halt::Wait`]) — or `None` if that writer deleted it. The
+/// caller evaluates the WHERE clause again on what this returns (PostgreSQL's
+/// "EvalPlanQual"); rows that did *not* match in the snapshot are not looked at again,
+/// which is how a predicate write at read committed can miss a row (PMP).
+///
+/// Repeatable read and serializable work on what they read: for them `read` is returned
+/// as it is, and [`first_updater_wins`] or the read locks decide.
+pub fn newest_for_write(
+    engine: &Engine,
+    tx: &TxState,
+    table: &str,
+    row: RowId,
+    read: Vec<Value>,
+) -> crate::engine::Result<Option<Vec<Value>>> {
+    if tx.snapshot.is_some() || tx.isolation.locking_reads() {
+        return Ok(Some(read));
+    }
+    let t = engine.table(table)?;
+    Ok(Engine::live_newest(&engine.clog, &t.heap, row, tx.id)?.map(|v| v.values.clone()))
 }
 
 /// Decision 2: may `tx` write a row whose newest version is `newest`? Called once no
@@ -251,7 +285,7 @@ mod tests {
         let mut first = engine.begin();
         let mut second = engine.begin();
         second.isolation = Isolation::RepeatableRead;
-        let _ = statement_snapshot(&mut engine, &mut second);
+        let _ = statement_snapshot(&mut engine, &mut second, None);
         engine.finish(&mut first, true);
         let theirs = Version {
             xmin: first.id,

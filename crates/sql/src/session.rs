@@ -97,7 +97,20 @@ impl Session {
     /// decode): inside a block, the block is now aborted.
     pub fn abort_block(&mut self) {
         match self.block {
-            Block::InBlock => self.block = Block::Failed,
+            Block::InBlock => {
+                // The transaction is aborted now, as in PostgreSQL: its writes are undone
+                // and its locks released (others stop waiting for it), back to the last
+                // savepoint if there is one; the block stays until ROLLBACK.
+                match self.savepoints.last() {
+                    Some(&(_, mark)) => {
+                        if let Some(tx) = &mut self.tx {
+                            self.db.engine().undo_to(tx, mark);
+                        }
+                    }
+                    None => self.end(false),
+                }
+                self.block = Block::Failed;
+            }
             Block::Implicit => {
                 self.end(false);
                 self.block = Block::None;
@@ -208,6 +221,7 @@ impl Session {
         F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
     {
         let started = std::time::Instant::now();
+        let mut earlier = None;
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -221,7 +235,8 @@ impl Session {
                     }
                 };
                 let mark = tx.mark();
-                let snapshot = crate::isolation::statement_snapshot(&mut engine, tx);
+                let snapshot = crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
+                earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
                     tx,

@@ -140,7 +140,7 @@ mod tests {
             .and_then(|mut s| s.pop())
             .expect("parses");
         let mut tx = engine.begin();
-        let snapshot = statement_snapshot(engine, &mut tx);
+        let snapshot = statement_snapshot(engine, &mut tx, None);
         let mut ctx = crate::executor::Ctx {
             engine,
             tx: &mut tx,
@@ -195,7 +195,7 @@ mod tests {
         engine.finish(&mut tx, true);
         let mut reader = engine.begin();
         reader.isolation = Isolation::RepeatableRead;
-        let old = statement_snapshot(&mut engine, &mut reader);
+        let old = statement_snapshot(&mut engine, &mut reader, None);
         for n in 1..=100 {
             update(&mut engine, 1, n);
         }
