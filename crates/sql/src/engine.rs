@@ -372,7 +372,12 @@ impl Engine {
     /// Inserts a row; returns its id.
     pub fn insert(&mut self, tx: &mut TxState, table: &str, values: Vec<Value>) -> Result<RowId> {
         self.check_row(tx, table, &values, None)?;
-        predicate_locks::before_write(&self.predicate_locks, tx.id, self.table(table)?, &[&values])?;
+        predicate_locks::before_write(
+            &self.predicate_locks,
+            tx.id,
+            self.table(table)?,
+            &[&values],
+        )?;
         let t = self
             .tables
             .get_mut(table)

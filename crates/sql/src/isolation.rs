@@ -147,6 +147,21 @@ pub fn statement_snapshot(
     }
 }
 
+/// A read-committed statement is about to wait for a lock and run again with
+/// `snapshot`: vacuum must keep the versions it sees until then.
+pub fn hold_for_retry(engine: &mut Engine, tx: &TxState, snapshot: &Snapshot) {
+    if tx.isolation == Isolation::ReadCommitted {
+        engine.vacuum.hold(tx.id, snapshot.horizon());
+    }
+}
+
+/// A statement ended: a read-committed statement's snapshot is no longer needed.
+pub fn statement_done(engine: &mut Engine, tx: &TxState) {
+    if tx.isolation == Isolation::ReadCommitted {
+        engine.vacuum.release(tx.id);
+    }
+}
+
 /// Decision 2a, read committed's (and read uncommitted's) half: an UPDATE or DELETE found
 /// row `row` with values `read` in its snapshot and the WHERE clause matched; which
 /// values should it work on? The row's newest committed version — after waiting for a
@@ -262,7 +277,10 @@ mod tests {
             Isolation::parse("READ-UNCOMMITTED").ok(),
             Some(Isolation::ReadUncommitted)
         );
-        assert_eq!(Isolation::parse("chaos").err().map(|e| e.code), Some("22023"));
+        assert_eq!(
+            Isolation::parse("chaos").err().map(|e| e.code),
+            Some("22023")
+        );
     }
 
     #[test]

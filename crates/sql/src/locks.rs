@@ -87,7 +87,12 @@ impl LockTable {
 
     /// Every wait now: (waiter, holder), for `pg_locks`.
     pub fn waits(&self) -> Vec<(TxId, TxId)> {
-        let mut waits: Vec<_> = self.inner().waits_for.iter().map(|(&w, &h)| (w, h)).collect();
+        let mut waits: Vec<_> = self
+            .inner()
+            .waits_for
+            .iter()
+            .map(|(&w, &h)| (w, h))
+            .collect();
         waits.sort_unstable();
         waits
     }

@@ -144,7 +144,11 @@ impl Snapshot {
     /// Every transaction below this id has its fate decided for this snapshot: seen if
     /// it committed. Vacuum keeps whatever a transaction at or above it deleted.
     pub fn horizon(&self) -> TxId {
-        self.active.first().copied().unwrap_or(self.xmax).min(self.xmax)
+        self.active
+            .first()
+            .copied()
+            .unwrap_or(self.xmax)
+            .min(self.xmax)
     }
 }
 

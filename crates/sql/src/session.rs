@@ -22,9 +22,9 @@ use sqlparser::ast::{Set, Statement};
 
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
-use crate::isolation::Isolation;
 use crate::error::SqlError;
 use crate::executor::{Ctx, Output, execute};
+use crate::isolation::Isolation;
 use crate::types::{DataType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +235,8 @@ impl Session {
                     }
                 };
                 let mark = tx.mark();
-                let snapshot = crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
+                let snapshot =
+                    crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
                 earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
@@ -247,14 +248,23 @@ impl Session {
                 let result = work(&mut ctx);
                 let waited_in_subquery = ctx.waited_in_subquery.take();
                 match result {
-                    Ok(out) => return Ok(out),
+                    Ok(out) => {
+                        crate::isolation::statement_done(&mut engine, tx);
+                        return Ok(out);
+                    }
                     Err(halt) => {
                         engine.undo_to(tx, mark);
                         match (halt, waited_in_subquery) {
                             (Halt::Wait(holder), _) | (Halt::Error(_), Some(holder)) => {
+                                if let Some(snapshot) = &earlier {
+                                    crate::isolation::hold_for_retry(&mut engine, tx, snapshot);
+                                }
                                 (tx.id, holder)
                             }
-                            (Halt::Error(e), None) => return Err(e),
+                            (Halt::Error(e), None) => {
+                                crate::isolation::statement_done(&mut engine, tx);
+                                return Err(e);
+                            }
                         }
                     }
                 }

@@ -7,7 +7,8 @@
 //!
 //! Statement snapshots live only while their statement holds the engine lock, and
 //! vacuum runs under that lock too, so the only snapshots it must respect are the ones
-//! repeatable-read transactions keep across statements. Each registers its *horizon*
+//! repeatable-read transactions keep across statements, and the one a read-committed
+//! statement keeps while it waits for a row lock to run again. Each registers its *horizon*
 //! (the oldest transaction id its snapshot might not see, [`Snapshot::horizon`]); the
 //! oldest horizon is the line: a version deleted by a committed transaction below it is
 //! dead. One long repeatable-read transaction therefore holds back vacuum for everyone —
@@ -44,6 +45,11 @@ impl Vacuum {
         self.held.insert(tx, horizon);
     }
 
+    /// `tx` no longer keeps a snapshot (a read-committed statement that waited ended).
+    pub fn release(&mut self, tx: TxId) {
+        self.held.remove(&tx);
+    }
+
     /// `tx` ended. Returns true when a sweep is due.
     pub fn finished(&mut self, tx: TxId) -> bool {
         self.held.remove(&tx);
@@ -63,8 +69,7 @@ impl Vacuum {
 
 /// Removes the dead versions of `row`; returns how many went.
 pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId) -> u64 {
-    let dead =
-        |xmax: TxId| xmax != 0 && xmax < horizon && clog.status(xmax) == TxStatus::Committed;
+    let dead = |xmax: TxId| xmax != 0 && xmax < horizon && clog.status(xmax) == TxStatus::Committed;
     let columns = table.index_columns();
     let heap = &mut table.heap;
     let Some(chain) = heap.rows.get_mut(&row) else {
@@ -73,8 +78,9 @@ pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId)
     if !chain.iter().any(|v| dead(v.xmax)) {
         return 0;
     }
-    let (gone, kept): (Vec<_>, Vec<_>) =
-        std::mem::take(chain).into_iter().partition(|v| dead(v.xmax));
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(chain)
+        .into_iter()
+        .partition(|v| dead(v.xmax));
     for (tree, cols) in heap.indexes.iter_mut().zip(&columns) {
         for v in &gone {
             let key = key_of(&v.values, cols);
@@ -155,7 +161,12 @@ mod tests {
     fn update(engine: &mut Engine, row: RowId, n: i64) {
         let mut tx = engine.begin();
         assert!(matches!(
-            engine.update(&mut tx, "t", row, vec![Value::Int(row as i64), Value::Int(n)]),
+            engine.update(
+                &mut tx,
+                "t",
+                row,
+                vec![Value::Int(row as i64), Value::Int(n)]
+            ),
             Ok(true)
         ));
         engine.finish(&mut tx, true);
@@ -201,7 +212,10 @@ mod tests {
         }
         sweep(&mut engine);
         // The reader still sees the value of its snapshot.
-        let seen = engine.tables["t"].heap.visible(1, &old, &engine.clog).map(|v| v.values[1].clone());
+        let seen = engine.tables["t"]
+            .heap
+            .visible(1, &old, &engine.clog)
+            .map(|v| v.values[1].clone());
         assert_eq!(seen, Some(Value::Int(0)));
         engine.finish(&mut reader, true);
         sweep(&mut engine);

@@ -197,13 +197,22 @@ fn row(id: i64, value: i64) -> Vec<Option<String>> {
 /// half one, half the other. Every level makes the second writer of x wait.
 async fn g0(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "UPDATE test SET value = 11 WHERE id = 1").await.ok();
+    s.run(0, "UPDATE test SET value = 11 WHERE id = 1")
+        .await
+        .ok();
     let t2_x = s.step(1, "UPDATE test SET value = 12 WHERE id = 1").await;
-    assert!(t2_x.blocked, "{level}: the second writer of a row must wait");
-    s.run(0, "UPDATE test SET value = 21 WHERE id = 2").await.ok();
+    assert!(
+        t2_x.blocked,
+        "{level}: the second writer of a row must wait"
+    );
+    s.run(0, "UPDATE test SET value = 21 WHERE id = 2")
+        .await
+        .ok();
     s.run(0, "COMMIT").await.ok();
     t2_x.outcome().await.ok();
-    s.run(1, "UPDATE test SET value = 22 WHERE id = 2").await.ok();
+    s.run(1, "UPDATE test SET value = 22 WHERE id = 2")
+        .await
+        .ok();
     s.run(1, "COMMIT").await.ok();
     let table = s.table().await;
     s.stop().await;
@@ -213,7 +222,9 @@ async fn g0(level: Isolation) -> bool {
 /// G1a, aborted read: T2 reads a value T1 wrote and then rolled back.
 async fn g1a(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "UPDATE test SET value = 101 WHERE id = 1").await.ok();
+    s.run(0, "UPDATE test SET value = 101 WHERE id = 1")
+        .await
+        .ok();
     let read = s.step(1, "SELECT value FROM test WHERE id = 1").await;
     s.run(0, "ROLLBACK").await.ok();
     let seen = value(&read.outcome().await);
@@ -225,9 +236,13 @@ async fn g1a(level: Isolation) -> bool {
 /// G1b, intermediate read: T2 reads a value T1 overwrote before committing.
 async fn g1b(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "UPDATE test SET value = 101 WHERE id = 1").await.ok();
+    s.run(0, "UPDATE test SET value = 101 WHERE id = 1")
+        .await
+        .ok();
     let read = s.step(1, "SELECT value FROM test WHERE id = 1").await;
-    s.run(0, "UPDATE test SET value = 11 WHERE id = 1").await.ok();
+    s.run(0, "UPDATE test SET value = 11 WHERE id = 1")
+        .await
+        .ok();
     s.run(0, "COMMIT").await.ok();
     let seen = value(&read.outcome().await);
     s.run(1, "COMMIT").await.ok();
@@ -238,8 +253,12 @@ async fn g1b(level: Isolation) -> bool {
 /// G1c, circular information flow: each transaction reads what the other wrote.
 async fn g1c(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "UPDATE test SET value = 11 WHERE id = 1").await.ok();
-    s.run(1, "UPDATE test SET value = 22 WHERE id = 2").await.ok();
+    s.run(0, "UPDATE test SET value = 11 WHERE id = 1")
+        .await
+        .ok();
+    s.run(1, "UPDATE test SET value = 22 WHERE id = 2")
+        .await
+        .ok();
     let t1_reads = s.step(0, "SELECT value FROM test WHERE id = 2").await;
     let t2_reads = s.step(1, "SELECT value FROM test WHERE id = 1").await;
     // Under serializable the two reads wait for each other: one is the deadlock victim.
@@ -262,8 +281,12 @@ async fn g1c(level: Isolation) -> bool {
 /// replaced T1's before its writer (T2) committed.
 async fn otv(level: Isolation) -> bool {
     let s = Scenario::new(level, 3).await;
-    s.run(0, "UPDATE test SET value = 11 WHERE id = 1").await.ok();
-    s.run(0, "UPDATE test SET value = 19 WHERE id = 2").await.ok();
+    s.run(0, "UPDATE test SET value = 11 WHERE id = 1")
+        .await
+        .ok();
+    s.run(0, "UPDATE test SET value = 19 WHERE id = 2")
+        .await
+        .ok();
     let t2_x = s.step(1, "UPDATE test SET value = 12 WHERE id = 1").await;
     assert!(t2_x.blocked, "{level}: T2 waits for T1's row lock");
     s.run(0, "COMMIT").await.ok();
@@ -376,7 +399,9 @@ async fn g_single(level: Isolation) -> bool {
         return value(&x) == Some(10) && value(&y) == Some(18);
     }
     t2_x.outcome().await.ok();
-    s.run(1, "UPDATE test SET value = 18 WHERE id = 2").await.ok();
+    s.run(1, "UPDATE test SET value = 18 WHERE id = 2")
+        .await
+        .ok();
     s.run(1, "COMMIT").await.ok();
     let y = s.run(0, "SELECT value FROM test WHERE id = 2").await;
     s.run(0, "COMMIT").await.ok();
@@ -397,15 +422,21 @@ async fn g_single_write(level: Isolation) -> bool {
         let delete = s.run(0, "DELETE FROM test WHERE value = 20").await;
         let commit = s.run(0, "COMMIT").await;
         t2_x.outcome().await.ok();
-        s.run(1, "UPDATE test SET value = 18 WHERE id = 2").await.ok();
+        s.run(1, "UPDATE test SET value = 18 WHERE id = 2")
+            .await
+            .ok();
         s.run(1, "COMMIT").await.ok();
         s.stop().await;
         return value(&x) == Some(10) && delete == Ok(Vec::new()) && commit.is_ok();
     }
     t2_x.outcome().await.ok();
-    s.run(1, "UPDATE test SET value = 18 WHERE id = 2").await.ok();
+    s.run(1, "UPDATE test SET value = 18 WHERE id = 2")
+        .await
+        .ok();
     s.run(1, "COMMIT").await.ok();
-    let delete = s.run(0, "DELETE FROM test WHERE value = 20 RETURNING id").await;
+    let delete = s
+        .run(0, "DELETE FROM test WHERE value = 20 RETURNING id")
+        .await;
     let commit = s.run(0, "COMMIT").await;
     s.stop().await;
     // T1 saw x before T2, but its delete ran after T2: it found no row with 20.
@@ -415,8 +446,12 @@ async fn g_single_write(level: Isolation) -> bool {
 /// G2-item, write skew: both read x and y, each writes one of them, both commit.
 async fn g2_item(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "SELECT value FROM test WHERE id IN (1, 2)").await.ok();
-    s.run(1, "SELECT value FROM test WHERE id IN (1, 2)").await.ok();
+    s.run(0, "SELECT value FROM test WHERE id IN (1, 2)")
+        .await
+        .ok();
+    s.run(1, "SELECT value FROM test WHERE id IN (1, 2)")
+        .await
+        .ok();
     let t1 = s.step(0, "UPDATE test SET value = 11 WHERE id = 1").await;
     let t2 = s.step(1, "UPDATE test SET value = 21 WHERE id = 2").await;
     let (r1, r2) = if t1.blocked {
@@ -436,8 +471,12 @@ async fn g2_item(level: Isolation) -> bool {
 /// inserts a row that matches the other's predicate, both commit.
 async fn g2(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
-    s.run(0, "SELECT id FROM test WHERE value % 3 = 0").await.ok();
-    s.run(1, "SELECT id FROM test WHERE value % 3 = 0").await.ok();
+    s.run(0, "SELECT id FROM test WHERE value % 3 = 0")
+        .await
+        .ok();
+    s.run(1, "SELECT id FROM test WHERE value % 3 = 0")
+        .await
+        .ok();
     let t1 = s.step(0, "INSERT INTO test VALUES (3, 30)").await;
     let t2 = s.step(1, "INSERT INTO test VALUES (4, 42)").await;
     let (r1, r2) = if t1.blocked {
@@ -472,15 +511,63 @@ macro_rules! anomaly {
     };
 }
 
-anomaly!(g0_dirty_write_is_prevented_at_every_level, g0, [false, false, false, false]);
-anomaly!(g1a_aborted_read_only_under_read_uncommitted, g1a, [true, false, false, false]);
-anomaly!(g1b_intermediate_read_only_under_read_uncommitted, g1b, [true, false, false, false]);
-anomaly!(g1c_circular_information_flow_only_under_read_uncommitted, g1c, [true, false, false, false]);
-anomaly!(otv_observed_transaction_vanishes_only_under_read_uncommitted, otv, [true, false, false, false]);
-anomaly!(pmp_phantom_read_up_to_read_committed, pmp, [true, true, false, false]);
-anomaly!(pmp_write_predicate_up_to_read_committed, pmp_write, [true, true, false, false]);
-anomaly!(p4_lost_update_up_to_read_committed, p4, [true, true, false, false]);
-anomaly!(g_single_read_skew_up_to_read_committed, g_single, [true, true, false, false]);
-anomaly!(g_single_write_skew_of_a_delete_up_to_read_committed, g_single_write, [true, true, false, false]);
-anomaly!(g2_item_write_skew_up_to_repeatable_read, g2_item, [true, true, true, false]);
-anomaly!(g2_predicate_anti_dependency_cycle_up_to_repeatable_read, g2, [true, true, true, false]);
+anomaly!(
+    g0_dirty_write_is_prevented_at_every_level,
+    g0,
+    [false, false, false, false]
+);
+anomaly!(
+    g1a_aborted_read_only_under_read_uncommitted,
+    g1a,
+    [true, false, false, false]
+);
+anomaly!(
+    g1b_intermediate_read_only_under_read_uncommitted,
+    g1b,
+    [true, false, false, false]
+);
+anomaly!(
+    g1c_circular_information_flow_only_under_read_uncommitted,
+    g1c,
+    [true, false, false, false]
+);
+anomaly!(
+    otv_observed_transaction_vanishes_only_under_read_uncommitted,
+    otv,
+    [true, false, false, false]
+);
+anomaly!(
+    pmp_phantom_read_up_to_read_committed,
+    pmp,
+    [true, true, false, false]
+);
+anomaly!(
+    pmp_write_predicate_up_to_read_committed,
+    pmp_write,
+    [true, true, false, false]
+);
+anomaly!(
+    p4_lost_update_up_to_read_committed,
+    p4,
+    [true, true, false, false]
+);
+anomaly!(
+    g_single_read_skew_up_to_read_committed,
+    g_single,
+    [true, true, false, false]
+);
+anomaly!(
+    g_single_write_skew_of_a_delete_up_to_read_committed,
+    g_single_write,
+    [true, true, false, false]
+);
+anomaly!(
+    g2_item_write_skew_up_to_repeatable_read,
+    g2_item,
+    [true, true, true, false]
+);
+anomaly!(
+    g2_predicate_anti_dependency_cycle_up_to_repeatable_read,
+    g2,
+    [true, true, true, false]
+);

@@ -188,7 +188,8 @@ fn targets(
     let scope = ctx.engine.table(table)?.scope(alias);
     let rows = scan_table(ctx, &plan)?;
     // Matches in the snapshot, then (read committed) again on the newest version.
-    let newest = |id, values| crate::isolation::newest_for_write(ctx.engine, ctx.tx, table, id, values);
+    let newest =
+        |id, values| crate::isolation::newest_for_write(ctx.engine, ctx.tx, table, id, values);
     let Some(f) = filter else {
         let mut out = Vec::with_capacity(rows.len());
         for (id, values) in rows {

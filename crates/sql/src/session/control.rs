@@ -71,16 +71,16 @@ impl Session {
     pub(super) async fn control(&mut self, stmt: &Statement) -> Option<Reply> {
         let failed = self.block == Block::Failed;
         Some(match stmt {
-            Statement::StartTransaction { .. } if failed => {
-                Err(SqlError::in_failed_transaction())
-            }
+            Statement::StartTransaction { .. } if failed => Err(SqlError::in_failed_transaction()),
             Statement::StartTransaction { modes, .. } => self.begin(modes),
             Statement::Commit { .. } => {
                 let outcome = if failed {
                     self.end(false);
                     Ok((tag("ROLLBACK"), TxEffect::Ended))
                 } else {
-                    self.commit().await.map(|_| (tag("COMMIT"), TxEffect::Ended))
+                    self.commit()
+                        .await
+                        .map(|_| (tag("COMMIT"), TxEffect::Ended))
                 };
                 self.reset_block();
                 outcome
