@@ -7,13 +7,15 @@
 //! (as PostgreSQL's own isolation tester decides), and the scenario goes on with the
 //! other session until the step completes.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use service::CancellationToken;
+use common::{Outcome, Rows, connect, query, server, waiting};
 use sql::isolation::Isolation;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 const LEVELS: [Isolation; 4] = [
     Isolation::ReadUncommitted,
@@ -21,62 +23,6 @@ const LEVELS: [Isolation; 4] = [
     Isolation::RepeatableRead,
     Isolation::Serializable,
 ];
-
-type Rows = Vec<Vec<Option<String>>>;
-/// A step's outcome: its rows, or the SQLSTATE it failed with.
-type Outcome = Result<Rows, String>;
-
-async fn server(default: Isolation) -> sql::Running {
-    let args = sql::Args {
-        default_isolation: default,
-        ..sql::Args::ephemeral()
-    };
-    sql::start(args, CancellationToken::new())
-        .await
-        .expect("sql server starts")
-}
-
-async fn connect(srv: &sql::Running) -> Arc<Client> {
-    let (client, conn) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=test dbname=test",
-            srv.addr().port()
-        ),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
-    Arc::new(client)
-}
-
-async fn query(c: &Client, sql: &str) -> Outcome {
-    match c.simple_query(sql).await {
-        Ok(messages) => Ok(messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()),
-        Err(e) => Err(e
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_else(|| e.to_string())),
-    }
-}
-
-async fn waiting(observer: &Client) -> usize {
-    let rows = query(observer, "SELECT count(*) FROM pg_locks WHERE NOT granted")
-        .await
-        .expect("pg_locks");
-    rows.first()
-        .and_then(|r| r.first().cloned().flatten())
-        .and_then(|n| n.parse().ok())
-        .expect("a count")
-}
 
 /// A step sent to the server: finished, or blocked on a lock.
 struct Step {
@@ -571,3 +517,270 @@ anomaly!(
     g2,
     [true, true, true, false]
 );
+
+// ---- choosing the level, and the course's example ----
+
+/// The course's example: balance 100; T1 reads it, T2 sets 200 and commits, T1 reads
+/// again. Returns T1's second read. `setup` chooses T1's level and begins its
+/// transaction, in one of the ways a client can.
+async fn course_example(srv: &sql::Running, setup: &[&str]) -> (Outcome, Outcome) {
+    let t1 = connect(srv).await;
+    let t2 = connect(srv).await;
+    query(
+        &t1,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT); \
+         INSERT INTO accounts VALUES (1, 100)",
+    )
+    .await
+    .expect("setup");
+    for s in setup {
+        query(&t1, s).await.expect("choose the level");
+    }
+    let shown = query(&t1, "SHOW transaction_isolation").await;
+    let first = query(&t1, "SELECT balance FROM accounts WHERE id = 1").await;
+    assert_eq!(first, Ok(common::cell("100")));
+    query(&t2, "UPDATE accounts SET balance = 200 WHERE id = 1")
+        .await
+        .expect("T2 commits");
+    let again = query(&t1, "SELECT balance FROM accounts WHERE id = 1").await;
+    query(&t1, "COMMIT").await.expect("commit");
+    (shown, again)
+}
+
+#[tokio::test]
+async fn every_way_of_choosing_the_level_takes_effect() {
+    for (level, other, expected) in [
+        (Isolation::ReadCommitted, Isolation::RepeatableRead, "200"),
+        (Isolation::RepeatableRead, Isolation::ReadCommitted, "100"),
+    ] {
+        let name = level.name();
+        let upper = name.to_uppercase();
+        let ways: Vec<Vec<String>> = vec![
+            vec![
+                format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {upper}"),
+                "BEGIN".into(),
+            ],
+            vec![
+                format!("SET default_transaction_isolation = '{name}'"),
+                "BEGIN".into(),
+            ],
+            vec![
+                format!("SET SESSION TRANSACTION ISOLATION LEVEL {upper}"),
+                "START TRANSACTION".into(),
+            ],
+            vec![format!("BEGIN ISOLATION LEVEL {upper}")],
+            vec![format!("START TRANSACTION ISOLATION LEVEL {upper}")],
+            vec![
+                "BEGIN".into(),
+                format!("SET TRANSACTION ISOLATION LEVEL {upper}"),
+            ],
+            vec![
+                "BEGIN".into(),
+                format!("SET transaction_isolation = '{name}'"),
+            ],
+        ];
+        for way in ways {
+            let srv = server(other).await;
+            let setup: Vec<&str> = way.iter().map(String::as_str).collect();
+            let (shown, again) = course_example(&srv, &setup).await;
+            assert_eq!(shown, Ok(common::cell(name)), "{way:?}");
+            assert_eq!(again, Ok(common::cell(expected)), "{way:?}");
+            srv.stop().await;
+        }
+        // --default-isolation, as the flag is parsed.
+        let args = <sql::Args as clap::Parser>::parse_from([
+            "sql",
+            "--port",
+            "0",
+            "--default-isolation",
+            &name.replace(' ', "-"),
+        ]);
+        let srv = sql::start(args, service::CancellationToken::new())
+            .await
+            .expect("start");
+        let (shown, again) = course_example(&srv, &["BEGIN"]).await;
+        assert_eq!(shown, Ok(common::cell(name)));
+        assert_eq!(again, Ok(common::cell(expected)));
+        srv.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_default_is_repeatable_read_and_misuse_is_refused() {
+    let srv = sql::start(
+        <sql::Args as clap::Parser>::parse_from(["sql", "--port", "0"]),
+        service::CancellationToken::new(),
+    )
+    .await
+    .expect("start");
+    let c = connect(&srv).await;
+    let show = "SHOW transaction_isolation";
+    assert_eq!(query(&c, show).await, Ok(common::cell("repeatable read")));
+    assert_eq!(
+        query(&c, "SHOW default_transaction_isolation").await,
+        Ok(common::cell("repeatable read"))
+    );
+    // Too late: the transaction's first query has run (PostgreSQL's 25001).
+    query(&c, "BEGIN").await.expect("begin");
+    query(&c, "SELECT 1").await.expect("a query");
+    assert_eq!(
+        query(&c, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").await,
+        Err("25001".into())
+    );
+    query(&c, "ROLLBACK").await.expect("rollback");
+    // Outside a block SET TRANSACTION changes nothing (PostgreSQL warns).
+    query(&c, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .expect("set");
+    assert_eq!(query(&c, show).await, Ok(common::cell("repeatable read")));
+    assert_eq!(
+        query(&c, "SET default_transaction_isolation = 'chaos'").await,
+        Err("22023".into())
+    );
+    // A block's level does not outlive it.
+    query(
+        &c,
+        "BEGIN ISOLATION LEVEL READ UNCOMMITTED; SHOW transaction_isolation; COMMIT",
+    )
+    .await
+    .expect("a block");
+    assert_eq!(query(&c, show).await, Ok(common::cell("repeatable read")));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn psql_sets_and_shows_the_level() {
+    let srv = server(Isolation::RepeatableRead).await;
+    let out = common::psql(
+        &srv,
+        &[
+            "SHOW transaction_isolation",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE; SHOW transaction_isolation; COMMIT",
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+            "SHOW transaction_isolation",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.lines()
+            .filter(|l| !l.is_empty() && *l != "BEGIN" && *l != "COMMIT" && *l != "SET")
+            .collect::<Vec<_>>(),
+        ["repeatable read", "serializable", "read uncommitted"]
+    );
+    srv.stop().await;
+}
+
+// ---- concurrency stress: read-modify-write transfers at each level ----
+
+const ACCOUNTS: i64 = 100;
+const START_BALANCE: i64 = 1_000;
+
+/// One transfer as a client would write it: read both balances, compute, write both.
+/// Returns false if the server refused it with 40001 or 40P01 (to be retried).
+async fn transfer(c: &Client, from: i64, to: i64, amount: i64) -> bool {
+    let balance = |id: i64| format!("SELECT balance FROM accounts WHERE id = {id}");
+    let attempt = async {
+        query(c, "BEGIN").await?;
+        let a = query(c, &balance(from)).await?;
+        let b = query(c, &balance(to)).await?;
+        let (Some(a), Some(b)) = (value(&Ok(a)), value(&Ok(b))) else {
+            return Err("no such account".to_string());
+        };
+        query(
+            c,
+            &format!(
+                "UPDATE accounts SET balance = {} WHERE id = {from}",
+                a - amount
+            ),
+        )
+        .await?;
+        query(
+            c,
+            &format!(
+                "UPDATE accounts SET balance = {} WHERE id = {to}",
+                b + amount
+            ),
+        )
+        .await?;
+        query(c, "COMMIT").await
+    };
+    match attempt.await {
+        Ok(_) => true,
+        Err(code) if code == "40001" || code == "40P01" => {
+            query(c, "ROLLBACK")
+                .await
+                .expect("rollback after a conflict");
+            false
+        }
+        Err(other) => panic!("transfer failed: {other}"),
+    }
+}
+
+/// 8 clients transfer for `run` between 100 accounts at `level`; returns the total
+/// afterwards, the transfers committed and the retries.
+async fn transfers(level: Isolation, run: Duration) -> (i64, u64, u64) {
+    let srv = server(level).await;
+    let setup = connect(&srv).await;
+    let values: Vec<String> = (1..=ACCOUNTS)
+        .map(|i| format!("({i}, {START_BALANCE})"))
+        .collect();
+    query(
+        &setup,
+        &format!(
+            "CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL); \
+             INSERT INTO accounts VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await
+    .expect("setup");
+    let deadline = tokio::time::Instant::now() + run;
+    let mut clients = Vec::new();
+    for worker in 0..8i64 {
+        let c = connect(&srv).await;
+        clients.push(tokio::spawn(async move {
+            let (mut done, mut retries) = (0u64, 0u64);
+            let mut n = worker;
+            while tokio::time::Instant::now() < deadline {
+                n = (n * 7919 + 104_729) % 1_000_003;
+                let from = n % ACCOUNTS + 1;
+                let to = (n / ACCOUNTS) % ACCOUNTS + 1;
+                if from == to {
+                    continue;
+                }
+                if transfer(&c, from, to, 1 + n % 10).await {
+                    done += 1;
+                } else {
+                    retries += 1;
+                }
+            }
+            (done, retries)
+        }));
+    }
+    let (mut done, mut retries) = (0, 0);
+    for c in clients {
+        let (d, r) = c.await.expect("client");
+        done += d;
+        retries += r;
+    }
+    let total = value(&query(&setup, "SELECT sum(balance) FROM accounts").await).expect("a sum");
+    srv.stop().await;
+    (total, done, retries)
+}
+
+#[tokio::test]
+async fn transfers_conserve_money_from_repeatable_read_up() {
+    let expected = ACCOUNTS * START_BALANCE;
+    for level in LEVELS {
+        let (total, done, retries) = transfers(level, Duration::from_millis(1_500)).await;
+        println!(
+            "{level:>16}: {done} transfers, {retries} retried (40001/40P01), total {total} \
+             (drift {:+})",
+            total - expected
+        );
+        assert!(done > 0, "{level}: no transfer committed");
+        if level >= Isolation::RepeatableRead {
+            assert_eq!(total, expected, "{level} must conserve the total");
+        }
+    }
+}
