@@ -155,6 +155,9 @@ impl Session {
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
         if let Some(reply) = self.control(stmt).await {
+            if reply.is_err() {
+                self.abort_block();
+            }
             return reply;
         }
         match stmt {

@@ -67,7 +67,8 @@ impl Session {
             .unwrap_or(self.characteristics)
     }
 
-    /// A transaction-control statement, or `None` for any other.
+    /// A transaction-control statement, or `None` for any other. (An error here fails
+    /// the block like any other: the caller aborts it.)
     pub(super) async fn control(&mut self, stmt: &Statement) -> Option<Reply> {
         let failed = self.block == Block::Failed;
         Some(match stmt {
@@ -184,7 +185,6 @@ impl Session {
             return Err(no_block("ROLLBACK TO SAVEPOINT"));
         }
         let Some(at) = self.find_savepoint(name) else {
-            self.block = Block::Failed;
             return Err(no_savepoint(name));
         };
         let mark = self.savepoints[at].1;
@@ -201,7 +201,6 @@ impl Session {
             return Err(no_block("RELEASE SAVEPOINT"));
         }
         let Some(at) = self.find_savepoint(name) else {
-            self.block = Block::Failed;
             return Err(no_savepoint(name));
         };
         self.savepoints.truncate(at);
