@@ -52,8 +52,8 @@ pub fn columns(stmt: &Statement) -> Option<Vec<(String, DataType)>> {
     })
 }
 
-/// Queries answered before parsing (sqlparser does not parse them): VACUUM/ANALYZE are
-/// no-ops here (there is no vacuum yet: issue 23), and pgbench's partition probe — "is
+/// Queries answered before parsing (sqlparser does not parse them): VACUUM (the sweep
+/// itself runs in the server, see `vacuum`) and ANALYZE (a no-op: no statistics), and pgbench's partition probe — "is
 /// pgbench_accounts partitioned?" — is answered "no".
 pub fn canned(sql: &str) -> Option<Output> {
     let lower = sql.trim_start().to_ascii_lowercase();

@@ -172,6 +172,7 @@ async fn g1a(level: Isolation) -> bool {
         .await
         .ok();
     let read = s.step(1, "SELECT value FROM test WHERE id = 1").await;
+    assert_eq!(read.blocked, level == Isolation::Serializable, "{level}");
     s.run(0, "ROLLBACK").await.ok();
     let seen = value(&read.outcome().await);
     s.run(1, "COMMIT").await.ok();
@@ -186,6 +187,7 @@ async fn g1b(level: Isolation) -> bool {
         .await
         .ok();
     let read = s.step(1, "SELECT value FROM test WHERE id = 1").await;
+    assert_eq!(read.blocked, level == Isolation::Serializable, "{level}");
     s.run(0, "UPDATE test SET value = 11 WHERE id = 1")
         .await
         .ok();
@@ -206,6 +208,11 @@ async fn g1c(level: Isolation) -> bool {
         .await
         .ok();
     let t1_reads = s.step(0, "SELECT value FROM test WHERE id = 2").await;
+    assert_eq!(
+        t1_reads.blocked,
+        level == Isolation::Serializable,
+        "{level}"
+    );
     let t2_reads = s.step(1, "SELECT value FROM test WHERE id = 1").await;
     // Under serializable the two reads wait for each other: one is the deadlock victim.
     let (a, b) = if t2_reads.blocked {
@@ -263,6 +270,7 @@ async fn pmp(level: Isolation) -> bool {
     let s = Scenario::new(level, 2).await;
     let first = s.run(0, "SELECT id FROM test WHERE value = 30").await;
     let insert = s.step(1, "INSERT INTO test VALUES (3, 30)").await;
+    assert_eq!(insert.blocked, level == Isolation::Serializable, "{level}");
     if insert.blocked {
         // Serializable: T1's predicate lock holds the insert back until T1 ends.
         let second = s.run(0, "SELECT id FROM test WHERE value % 3 = 0").await;
@@ -288,6 +296,7 @@ async fn pmp_write(level: Isolation) -> bool {
     let deleted = s.run(0, "DELETE FROM test WHERE value = 30").await;
     assert_eq!(deleted, Ok(Vec::new()));
     let insert = s.step(1, "INSERT INTO test VALUES (3, 30)").await;
+    assert_eq!(insert.blocked, level == Isolation::Serializable, "{level}");
     let seen = if insert.blocked {
         let seen = s.run(0, "SELECT id FROM test WHERE value = 30").await;
         s.run(0, "COMMIT").await.ok();
@@ -312,6 +321,7 @@ async fn p4(level: Isolation) -> bool {
     s.run(0, "SELECT value FROM test WHERE id = 1").await.ok();
     s.run(1, "SELECT value FROM test WHERE id = 1").await.ok();
     let t1 = s.step(0, "UPDATE test SET value = 11 WHERE id = 1").await;
+    assert_eq!(t1.blocked, level == Isolation::Serializable, "{level}");
     let t2 = s.step(1, "UPDATE test SET value = 11 WHERE id = 1").await;
     let (r1, r2) = if t1.blocked {
         // Serializable: T1 waits for T2's shared lock, T2 for T1's: a deadlock.
@@ -335,6 +345,7 @@ async fn g_single(level: Isolation) -> bool {
     let x = s.run(0, "SELECT value FROM test WHERE id = 1").await;
     s.run(1, "SELECT value FROM test WHERE id = 1").await.ok();
     let t2_x = s.step(1, "UPDATE test SET value = 12 WHERE id = 1").await;
+    assert_eq!(t2_x.blocked, level == Isolation::Serializable, "{level}");
     if t2_x.blocked {
         // Serializable: T2 waits for T1's shared lock on x.
         let y = s.run(0, "SELECT value FROM test WHERE id = 2").await;
@@ -362,6 +373,7 @@ async fn g_single_write(level: Isolation) -> bool {
     let x = s.run(0, "SELECT value FROM test WHERE id = 1").await;
     s.run(1, "SELECT id, value FROM test").await.ok();
     let t2_x = s.step(1, "UPDATE test SET value = 12 WHERE id = 1").await;
+    assert_eq!(t2_x.blocked, level == Isolation::Serializable, "{level}");
     if t2_x.blocked {
         // Serializable: T1's delete needs T2's table lock gone, T2 T1's key lock: a
         // deadlock, and T1 is the victim.
@@ -399,6 +411,7 @@ async fn g2_item(level: Isolation) -> bool {
         .await
         .ok();
     let t1 = s.step(0, "UPDATE test SET value = 11 WHERE id = 1").await;
+    assert_eq!(t1.blocked, level == Isolation::Serializable, "{level}");
     let t2 = s.step(1, "UPDATE test SET value = 21 WHERE id = 2").await;
     let (r1, r2) = if t1.blocked {
         let r2 = t2.outcome().await;
@@ -424,6 +437,7 @@ async fn g2(level: Isolation) -> bool {
         .await
         .ok();
     let t1 = s.step(0, "INSERT INTO test VALUES (3, 30)").await;
+    assert_eq!(t1.blocked, level == Isolation::Serializable, "{level}");
     let t2 = s.step(1, "INSERT INTO test VALUES (4, 42)").await;
     let (r1, r2) = if t1.blocked {
         let r2 = t2.outcome().await;
