@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::engine::Engine;
+use crate::isolation::Isolation;
 use crate::locks::LockTable;
 use crate::wal::Wal;
 
@@ -18,6 +19,8 @@ pub struct Database {
     /// Log position of the last checkpoint, and its generation.
     checkpointed_at: AtomicU64,
     generation: AtomicU64,
+    /// The isolation level sessions start with (`--default-isolation`).
+    pub default_isolation: Isolation,
 }
 
 impl Database {
@@ -34,7 +37,14 @@ impl Database {
             checkpoint_bytes,
             checkpointed_at: AtomicU64::new(0),
             generation: AtomicU64::new(generation),
+            default_isolation: Isolation::RepeatableRead,
         }
+    }
+
+    /// Sessions start at `level` instead of repeatable read.
+    pub fn with_default_isolation(mut self, level: Isolation) -> Database {
+        self.default_isolation = level;
+        self
     }
 
     /// Called after a commit at log position `lsn`: once the log has grown by

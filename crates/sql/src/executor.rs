@@ -52,6 +52,9 @@ pub struct Ctx<'a> {
     pub tx: &'a mut TxState,
     pub snapshot: Snapshot,
     pub params: &'a [Value],
+    /// A subquery that had to wait for a lock (serializable reads): subqueries report
+    /// errors as `SqlError`, so the wait is left here for the session to find.
+    pub waited_in_subquery: std::cell::Cell<Option<crate::mvcc::TxId>>,
 }
 
 pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -> Env<'a> {
@@ -144,12 +147,28 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
     };
     let t = ctx.engine.table(table)?;
     let clog = &ctx.engine.clog;
+    let locking = ctx.tx.isolation.locking_reads();
+    let lock = |index_key: Option<(usize, &[Value])>| {
+        if locking {
+            crate::predicate_locks::before_read(
+                &ctx.engine.predicate_locks,
+                clog,
+                ctx.tx.id,
+                t,
+                index_key,
+            )
+        } else {
+            Ok(())
+        }
+    };
     Ok(match index_key {
-        None => t
-            .heap
-            .scan(&ctx.snapshot, clog)
-            .map(|(id, v)| (id, v.values.clone()))
-            .collect(),
+        None => {
+            lock(None)?;
+            t.heap
+                .scan(&ctx.snapshot, clog)
+                .map(|(id, v)| (id, v.values.clone()))
+                .collect()
+        }
         Some((index, key)) => {
             let empty = Scope::default();
             let mut values = Vec::with_capacity(key.len());
@@ -168,12 +187,14 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
                 })
                 .collect();
             let Some(key) = key else {
+                lock(None)?;
                 return Ok(t
                     .heap
                     .scan(&ctx.snapshot, clog)
                     .map(|(id, v)| (id, v.values.clone()))
                     .collect());
             };
+            lock(Some((*index, &key)))?;
             t.heap
                 .lookup(*index, &key)
                 .into_iter()
@@ -493,7 +514,14 @@ pub(crate) fn with_subqueries<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Subquery<'_>) ->
         if let Some(rows) = cache.borrow().get(&key) {
             return Ok(rows.clone());
         }
-        let rows = query(ctx, q).map_err(halt_error)?.rows;
+        let rows = match query(ctx, q) {
+            Ok(out) => out.rows,
+            Err(Halt::Wait(holder)) => {
+                ctx.waited_in_subquery.set(Some(holder));
+                return Err(SqlError::new("55P03", "waiting for a lock in a subquery"));
+            }
+            Err(Halt::Error(e)) => return Err(e),
+        };
         cache.borrow_mut().insert(key, rows.clone());
         Ok(rows)
     };

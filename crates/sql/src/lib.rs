@@ -4,7 +4,9 @@
 //! ids, snapshots, visibility), [`storage`] (row versions and indexes), [`locks`] (waits
 //! and deadlocks), [`engine`] (the write path: locks, constraints, undo/redo), [`wal`]
 //! (the log and group commit), [`recovery`], [`planner`] and [`executor`] (queries),
-//! [`session`] (transaction blocks), [`server`] (the protocol).
+//! [`session`] (transaction blocks, savepoints), [`isolation`] (the four levels),
+//! [`predicate_locks`] (serializable's shared locks), [`vacuum`] (old versions),
+//! [`server`] (the protocol).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -16,11 +18,14 @@ pub mod error;
 pub mod executor;
 pub mod expr;
 pub mod generated;
+pub mod isolation;
 pub mod locks;
 pub mod mvcc;
 pub mod params;
 pub mod pg_catalog;
+pub mod pg_locks;
 pub mod planner;
+pub mod predicate_locks;
 pub mod recovery;
 pub mod server;
 pub mod session;
@@ -41,6 +46,7 @@ use tracing::{info, warn};
 
 use crate::database::Database;
 use crate::engine::Engine;
+use crate::isolation::Isolation;
 use crate::server::{Connection, Open, Secured};
 use crate::wal::{Fsync, Wal};
 
@@ -75,6 +81,11 @@ pub struct Args {
     /// Require this password (SCRAM-SHA-256) from every client.
     #[arg(long, alias = "requirepass", env = "INFRALAB_REQUIREPASS")]
     pub password: Option<String>,
+    /// The isolation level every session starts with (`SET SESSION CHARACTERISTICS`
+    /// changes it for one session). Repeatable read, as the course says; PostgreSQL's
+    /// own default is read committed.
+    #[arg(long, value_enum, default_value_t = Isolation::RepeatableRead)]
+    pub default_isolation: Isolation,
 }
 
 impl Args {
@@ -88,6 +99,7 @@ impl Args {
             maxclients: 1000,
             checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
+            default_isolation: Isolation::RepeatableRead,
         }
     }
 }
@@ -108,12 +120,10 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         }
         None => (Engine::default(), None, 0),
     };
-    let db = Arc::new(Database::new(
-        engine,
-        wal,
-        generation,
-        args.checkpoint_bytes,
-    ));
+    let db = Arc::new(
+        Database::new(engine, wal, generation, args.checkpoint_bytes)
+            .with_default_isolation(args.default_isolation),
+    );
     if args.password.is_none()
         && args.bind != "127.0.0.1"
         && args.bind != "localhost"

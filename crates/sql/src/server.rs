@@ -3,8 +3,14 @@
 //! Each accepted connection gets its own handler object holding its [`Session`], so
 //! per-connection state needs no lookup; when the connection ends the handler (and the
 //! session, rolling back any open transaction) is dropped. The simple query protocol
-//! runs every statement of the query string; the extended protocol parses once (Parse),
-//! binds parameters (Bind, text or binary), describes and executes.
+//! runs every statement of the query string (several in one implicit transaction); the
+//! extended protocol parses once (Parse), binds parameters (Bind, text or binary),
+//! describes and executes.
+//!
+//! The transaction status in each ReadyForQuery ('I' idle, 'T' in a block, 'E' failed
+//! block) is read from the session, the one place that knows it: pgwire infers it from
+//! the replies, which cannot express `ROLLBACK TO SAVEPOINT` taking a failed block back
+//! to 'T'.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -17,18 +23,28 @@ use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use pgwire::api::copy::CopyHandler;
+use pgwire::api::copy::{
+    CopyHandler, send_copy_both_response, send_copy_in_response, send_copy_out_response,
+};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
 use pgwire::api::results::{
     DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::simplequery::Query;
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -48,6 +64,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if sql.len() > MAX_STATEMENT_LEN {
         return Err(SqlError::new("54000", "statement is too long"));
     }
+    let sql = &*crate::isolation::mysql_session_syntax(sql);
     Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(64)
         .try_with_sql(sql)
@@ -319,8 +336,14 @@ impl SimpleQueryHandler for Handler {
             }
         };
         let mut responses = Vec::with_capacity(statements.len());
+        let implicit = statements.len() > 1;
         for stmt in &statements {
-            if let Some(r) = crate::pg_catalog::answer(stmt, &session) {
+            if implicit {
+                session.begin_implicit();
+            }
+            if let Some(r) = crate::pg_locks::answer(stmt, &session)
+                .or_else(|| crate::pg_catalog::answer(stmt, &session))
+            {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
             }
@@ -334,7 +357,66 @@ impl SimpleQueryHandler for Handler {
                 }
             }
         }
+        if let Err(e) = session.end_implicit().await {
+            responses.push(Response::Error(Box::new(e.into())));
+        }
         Ok(responses)
+    }
+
+    /// pgwire's `_on_query`, with the ReadyForQuery status taken from the session.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+            vec![Response::EmptyQuery]
+        } else {
+            SimpleQueryHandler::do_query(self, client, &query.query).await?
+        };
+        for r in responses {
+            match r {
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Query(results) => send_query_response(client, results, true).await?,
+                Response::Execution(tag)
+                | Response::TransactionStart(tag)
+                | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+                Response::Error(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                        .await?;
+                }
+                Response::CopyIn(result) => {
+                    send_copy_in_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+                Response::CopyOut(result) => send_copy_out_response(client, result).await?,
+                Response::CopyBoth(result) => {
+                    send_copy_both_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+            }
+        }
+        let status = self.session.lock().await.status();
+        client.set_transaction_status(status);
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            send_ready_for_query(client, status).await?;
+        }
+        Ok(())
     }
 }
 
@@ -343,7 +425,7 @@ impl SimpleQueryHandler for Handler {
 async fn run_vacuum<C>(
     session: &mut Session,
     client: &mut C,
-    vacuum: Result<crate::vacuum::Vacuum, SqlError>,
+    vacuum: Result<crate::vacuum::Command, SqlError>,
 ) -> PgWireResult<Response>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -446,7 +528,9 @@ impl QueryParser for SqlParser {
         stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let columns = match crate::pg_catalog::columns(&stmt.stmt) {
+        let columns = match crate::pg_locks::columns(&stmt.stmt)
+            .or_else(|| crate::pg_catalog::columns(&stmt.stmt))
+        {
             Some(c) => c,
             None => describe(&self.db.engine(), &stmt.stmt)?,
         };
@@ -465,6 +549,27 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<SqlParser> {
         self.parser.clone()
+    }
+
+    /// pgwire's `on_sync`, with the ReadyForQuery status taken from the session.
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        let status = self.session.lock().await.status();
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
     }
 
     async fn do_describe_statement<C>(
@@ -530,7 +635,9 @@ impl ExtendedQueryHandler for Handler {
                 }
             }
         }
-        if let Some(r) = crate::pg_catalog::answer(&prepared.stmt, &session) {
+        if let Some(r) = crate::pg_locks::answer(&prepared.stmt, &session)
+            .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
+        {
             return to_response(r, TxEffect::None, &portal.result_column_format);
         }
         match session.run(&prepared.stmt, &params).await {

@@ -2,14 +2,18 @@
 //!
 //! ```text
 //!   Idle --BEGIN--> InBlock --error--> Failed --ROLLBACK/COMMIT--> Idle
-//!     ^               |                  (every other statement: 25P02)
-//!     +---COMMIT------+
+//!     ^               |  ^               |  (every other statement: 25P02)
+//!     +---COMMIT------+  +--ROLLBACK TO--+
 //! ```
 //!
-//! Outside a block each statement is its own transaction (autocommit). A statement that
-//! fails is undone as a whole; inside a block the transaction then refuses everything
-//! but ROLLBACK, as PostgreSQL does. A session that ends (the client disconnects) rolls
-//! its open transaction back.
+//! Outside a block each statement is its own transaction (autocommit), except that the
+//! statements of one multi-statement simple query share one *implicit* transaction, as
+//! in PostgreSQL (`INSERT ...; INSERT ...` commits both or neither; a BEGIN inside it
+//! turns it into an ordinary block). A statement that fails is undone as a whole;
+//! inside a block the transaction then refuses everything but ROLLBACK (or ROLLBACK TO
+//! a savepoint), as PostgreSQL does. A session that ends (the client disconnects) rolls
+//! its open transaction back. Transaction-control statements are in `control`; the
+//! isolation level a transaction gets is fixed when its first statement runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
 use crate::executor::{Ctx, Output, execute};
+use crate::isolation::Isolation;
 use crate::types::{DataType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +34,12 @@ pub enum Block {
     InBlock,
     /// An error happened in the block: only ROLLBACK (or COMMIT, which rolls back) helps.
     Failed,
+    /// The implicit transaction of a multi-statement simple query: committed after its
+    /// last statement, rolled back as a whole if one fails.
+    Implicit,
 }
+
+mod control;
 
 /// What a statement did to the transaction state, for the protocol's status byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +55,13 @@ pub struct Session {
     pub block: Block,
     settings: BTreeMap<String, String>,
     copy: Option<CopyIn>,
+    /// The session's default isolation level (`SET SESSION CHARACTERISTICS ...`).
+    characteristics: Isolation,
+    /// The level chosen for the current block before its first query (`BEGIN ISOLATION
+    /// LEVEL ...`, `SET TRANSACTION ...`).
+    next_isolation: Option<Isolation>,
+    /// Savepoints of the current block, oldest first: name and undo/redo position.
+    savepoints: Vec<(String, (usize, usize))>,
 }
 
 /// A `COPY ... FROM STDIN` in progress.
@@ -61,11 +78,14 @@ struct CopyIn {
 impl Session {
     pub fn new(db: Arc<Database>) -> Session {
         Session {
-            db,
             tx: None,
             block: Block::None,
             settings: BTreeMap::new(),
             copy: None,
+            characteristics: db.default_isolation,
+            next_isolation: None,
+            savepoints: Vec::new(),
+            db,
         }
     }
 
@@ -76,8 +96,55 @@ impl Session {
     /// An error outside `run` (a statement that did not parse, a parameter that did not
     /// decode): inside a block, the block is now aborted.
     pub fn abort_block(&mut self) {
-        if self.block == Block::InBlock {
-            self.block = Block::Failed;
+        match self.block {
+            Block::InBlock => {
+                // The transaction is aborted now, as in PostgreSQL: its writes are undone
+                // and its locks released (others stop waiting for it), back to the last
+                // savepoint if there is one; the block stays until ROLLBACK.
+                match self.savepoints.last() {
+                    Some(&(_, mark)) => {
+                        if let Some(tx) = &mut self.tx {
+                            self.db.engine().undo_to(tx, mark);
+                        }
+                    }
+                    None => self.end(false),
+                }
+                self.block = Block::Failed;
+            }
+            Block::Implicit => {
+                self.end(false);
+                self.block = Block::None;
+            }
+            Block::None => self.end(false),
+            Block::Failed => {}
+        }
+    }
+
+    /// A multi-statement simple query starts (or, after a COMMIT inside it, goes on):
+    /// outside a block, its statements now share one implicit transaction.
+    pub fn begin_implicit(&mut self) {
+        if self.block == Block::None {
+            self.block = Block::Implicit;
+        }
+    }
+
+    /// The multi-statement query ended: commit its implicit transaction, if still open.
+    pub async fn end_implicit(&mut self) -> Result<(), SqlError> {
+        if self.block != Block::Implicit {
+            return Ok(());
+        }
+        self.block = Block::None;
+        self.savepoints.clear();
+        self.commit().await
+    }
+
+    /// The protocol's transaction status: idle, in a block, or in a failed block.
+    pub fn status(&self) -> pgwire::messages::response::TransactionStatus {
+        use pgwire::messages::response::TransactionStatus;
+        match self.block {
+            Block::None | Block::Implicit => TransactionStatus::Idle,
+            Block::InBlock => TransactionStatus::Transaction,
+            Block::Failed => TransactionStatus::Error,
         }
     }
 
@@ -87,38 +154,13 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
-        let tag = |t: &str| Output {
-            tag: t.into(),
-            ..Output::default()
-        };
+        if let Some(reply) = self.control(stmt).await {
+            if reply.is_err() {
+                self.abort_block();
+            }
+            return reply;
+        }
         match stmt {
-            Statement::StartTransaction { .. } if self.block == Block::Failed => {
-                return Err(SqlError::in_failed_transaction());
-            }
-            Statement::StartTransaction { .. } => {
-                if self.block == Block::None {
-                    self.block = Block::InBlock;
-                }
-                // PostgreSQL warns "there is already a transaction in progress" and goes on.
-                return Ok((tag("BEGIN"), TxEffect::Began));
-            }
-            Statement::Commit { .. } => {
-                let failed = self.block == Block::Failed;
-                self.block = Block::None;
-                if failed {
-                    self.end(false);
-                    return Ok((tag("ROLLBACK"), TxEffect::Ended));
-                }
-                self.commit().await?;
-                return Ok((tag("COMMIT"), TxEffect::Ended));
-            }
-            Statement::Rollback {
-                savepoint: None, ..
-            } => {
-                self.block = Block::None;
-                self.end(false);
-                return Ok((tag("ROLLBACK"), TxEffect::Ended));
-            }
             _ if self.block == Block::Failed => return Err(SqlError::in_failed_transaction()),
             Statement::Set(set) => return self.set(set).map(|o| (o, TxEffect::None)),
             Statement::Copy {
@@ -152,11 +194,6 @@ impl Session {
                     TxEffect::None,
                 ));
             }
-            Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => {
-                return Err(SqlError::unsupported("SAVEPOINT"));
-            }
             _ => {}
         }
         let result = self.statement(stmt, params).await;
@@ -168,11 +205,7 @@ impl Session {
                 Ok((out, TxEffect::None))
             }
             Err(e) => {
-                if self.block == Block::None {
-                    self.end(false);
-                } else {
-                    self.block = Block::Failed;
-                }
+                self.abort_block();
                 Err(e)
             }
         }
@@ -191,32 +224,50 @@ impl Session {
         F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
     {
         let started = std::time::Instant::now();
+        let mut earlier = None;
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
                 let tx = match &mut self.tx {
                     Some(tx) => tx,
                     None => {
-                        let tx = engine.begin();
+                        let mut tx = engine.begin();
+                        tx.isolation = self.next_isolation.unwrap_or(self.characteristics);
                         self.db.locks.register(tx.id);
                         self.tx.insert(tx)
                     }
                 };
                 let mark = tx.mark();
-                let snapshot = engine.snapshot(tx);
+                let snapshot =
+                    crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
+                earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
                     tx,
                     snapshot,
                     params,
+                    waited_in_subquery: Default::default(),
                 };
-                match work(&mut ctx) {
-                    Ok(out) => return Ok(out),
+                let result = work(&mut ctx);
+                let waited_in_subquery = ctx.waited_in_subquery.take();
+                match result {
+                    Ok(out) => {
+                        crate::isolation::statement_done(&mut engine, tx);
+                        return Ok(out);
+                    }
                     Err(halt) => {
                         engine.undo_to(tx, mark);
-                        match halt {
-                            Halt::Error(e) => return Err(e),
-                            Halt::Wait(holder) => (tx.id, holder),
+                        match (halt, waited_in_subquery) {
+                            (Halt::Wait(holder), _) | (Halt::Error(_), Some(holder)) => {
+                                if let Some(snapshot) = &earlier {
+                                    crate::isolation::hold_for_retry(&mut engine, tx, snapshot);
+                                }
+                                (tx.id, holder)
+                            }
+                            (Halt::Error(e), None) => {
+                                crate::isolation::statement_done(&mut engine, tx);
+                                return Err(e);
+                            }
                         }
                     }
                 }
@@ -433,7 +484,17 @@ impl Session {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            self.settings.insert(name, value);
+            match name.as_str() {
+                "default_transaction_isolation" => {
+                    self.characteristics = Isolation::parse(&value)?;
+                }
+                "transaction_isolation" => {
+                    self.set_transaction_level(Isolation::parse(&value)?)?;
+                }
+                _ => {
+                    self.settings.insert(name, value);
+                }
+            }
         }
         // Other SET forms (SET TIME ZONE, SET NAMES...) are accepted and ignored.
         Ok(Output {
@@ -443,11 +504,17 @@ impl Session {
     }
 
     pub fn setting(&self, name: &str) -> String {
+        match name {
+            "transaction isolation level" | "transaction_isolation" => {
+                return self.isolation().name().to_string();
+            }
+            "default_transaction_isolation" => return self.characteristics.name().to_string(),
+            _ => {}
+        }
         if let Some(v) = self.settings.get(name) {
             return v.clone();
         }
         match name {
-            "transaction isolation level" | "transaction_isolation" => "read committed",
             "server_version" => crate::server::SERVER_VERSION,
             "server_encoding" | "client_encoding" => "UTF8",
             "standard_conforming_strings" => "on",

@@ -190,19 +190,38 @@ fn targets(
     let plan = plan_table(ctx.engine, table.into(), alias.into(), filter)?;
     let scope = ctx.engine.table(table)?.scope(alias);
     let rows = scan_table(ctx, &plan)?;
-    let Some(f) = filter else { return Ok(rows) };
-    super::with_subqueries(ctx, |sub| {
-        let mut out = Vec::new();
+    // Matches in the snapshot, then (read committed) again on the newest version.
+    let newest =
+        |id, values| crate::isolation::newest_for_write(ctx.engine, ctx.tx, table, id, values);
+    let Some(f) = filter else {
+        let mut out = Vec::with_capacity(rows.len());
         for (id, values) in rows {
+            if let Some(v) = newest(id, values)? {
+                out.push((id, v));
+            }
+        }
+        return Ok(out);
+    };
+    super::with_subqueries(ctx, |sub| {
+        let matches = |values: &[Value]| -> Result<bool> {
             let e = crate::expr::Env {
                 scope: &scope,
-                row: &values,
+                row: values,
                 params: ctx.params,
                 aggregates: None,
                 subquery: Some(sub),
             };
-            if eval(f, &e)?.truthy()? == Some(true) {
-                out.push((id, values));
+            Ok(eval(f, &e)?.truthy()? == Some(true))
+        };
+        let mut out = Vec::new();
+        for (id, values) in rows {
+            if !matches(&values)? {
+                continue;
+            }
+            match newest(id, values.clone())? {
+                Some(v) if v == values => out.push((id, values)),
+                Some(v) if matches(&v)? => out.push((id, v)),
+                _ => {}
             }
         }
         Ok(out)
