@@ -261,6 +261,7 @@ impl Engine {
                 params: &[],
                 aggregates: None,
                 subquery: None,
+                outer: None,
             };
             if eval(&check.expr, &env)?.truthy()? == Some(false) {
                 return Err(SqlError::new(

@@ -14,7 +14,7 @@ use sqlparser::ast::{
 use crate::catalog::ident;
 use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
-use crate::expr::{Env, Scope, Subquery, eval, function_name, infer_type, is_aggregate};
+use crate::expr::{Env, Outer, Scope, Subquery, eval, function_name, infer_type, is_aggregate};
 use crate::mvcc::Snapshot;
 use crate::planner::{Plan, plan_from};
 use crate::storage::RowId;
@@ -23,11 +23,14 @@ use crate::types::{DataType, Value};
 mod aggregate;
 mod ddl;
 mod dml;
+mod subquery;
+mod upsert;
 
 use aggregate::{aggregate, collect_aggregates};
 
 pub use dml::{copy_field, insert_text_row};
 use dml::{delete_table, insert_table, target_table};
+pub(crate) use subquery::with_subqueries;
 
 /// A statement's result: rows (possibly none) and the command tag.
 #[derive(Debug, Default)]
@@ -55,6 +58,7 @@ pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -
         params,
         aggregates: None,
         subquery: None,
+        outer: None,
     }
 }
 
@@ -330,6 +334,16 @@ fn const_usize(e: &Expr, params: &[Value]) -> Result<usize> {
 type Unit = (Vec<Value>, Option<HashMap<String, Value>>);
 
 pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
+    query_with(ctx, q, None)
+}
+
+/// Runs a query; `outer` is the enclosing query's row when this is a subquery (a name
+/// not found in this query's FROM items is looked up there: see [`Outer`]).
+pub(crate) fn query_with(
+    ctx: &Ctx<'_>,
+    q: &ast::Query,
+    outer: Option<&Outer<'_>>,
+) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::Values(v) => return values_query(ctx, v),
@@ -338,7 +352,7 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
             op: ast::SetOperator::Union,
             set_quantifier,
             right,
-        } => return union(ctx, q, left, right, *set_quantifier),
+        } => return union(ctx, q, left, right, *set_quantifier, outer),
         other => {
             return Err(SqlError::unsupported(format!(
                 "query {}",
@@ -355,7 +369,7 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
         .map(|(e, name)| (name.clone(), infer_type(e, &scope)))
         .collect();
     with_subqueries(ctx, |sub| {
-        select_rows(ctx, q, select, &plan, &scope, &items, columns, sub)
+        select_rows(ctx, q, select, &plan, &scope, &items, columns, sub, outer)
     })
 }
 
@@ -367,13 +381,14 @@ fn union(
     left: &SetExpr,
     right: &SetExpr,
     quantifier: ast::SetQuantifier,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Output> {
     let part = |body: &SetExpr| {
         let mut sub = q.clone();
         *sub.body = body.clone();
         sub.order_by = None;
         sub.limit_clause = None;
-        query(ctx, &sub)
+        query_with(ctx, &sub, outer)
     };
     let mut out = part(left)?;
     let more = part(right)?;
@@ -441,23 +456,6 @@ fn union(
     Ok(out)
 }
 
-/// Runs `f` with a subquery runner for this statement. Subqueries run against the same
-/// snapshot; being uncorrelated, each runs once per statement and its rows are reused
-/// for every outer row.
-pub(crate) fn with_subqueries<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Subquery<'_>) -> R) -> R {
-    let cache: std::cell::RefCell<HashMap<String, Vec<Vec<Value>>>> = Default::default();
-    let sub = |q: &ast::Query| -> std::result::Result<Vec<Vec<Value>>, SqlError> {
-        let key = q.to_string();
-        if let Some(rows) = cache.borrow().get(&key) {
-            return Ok(rows.clone());
-        }
-        let rows = query(ctx, q).map_err(halt_error)?.rows;
-        cache.borrow_mut().insert(key, rows.clone());
-        Ok(rows)
-    };
-    f(&sub)
-}
-
 /// The pipeline after the scan: WHERE, grouping, projection, DISTINCT, ORDER BY, LIMIT.
 #[allow(clippy::too_many_arguments)]
 fn select_rows(
@@ -469,6 +467,7 @@ fn select_rows(
     items: &[(Expr, String)],
     columns: Vec<(String, DataType)>,
     sub: &Subquery<'_>,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Output> {
     let mut rows = run(ctx, plan)?;
     if let Some(w) = &select.selection {
@@ -480,6 +479,7 @@ fn select_rows(
                 params: ctx.params,
                 aggregates: None,
                 subquery: Some(sub),
+                outer,
             };
             if eval(w, &e)?.truthy()? == Some(true) {
                 kept.push(r);
@@ -542,6 +542,7 @@ fn select_rows(
                     params: ctx.params,
                     aggregates: Some(&values),
                     subquery: Some(sub),
+                    outer,
                 };
                 if eval(h, &e)?.truthy()? != Some(true) {
                     continue;
@@ -561,6 +562,7 @@ fn select_rows(
             params: ctx.params,
             aggregates: aggs.as_ref(),
             subquery: Some(sub),
+            outer,
         };
         let projected: Vec<Value> = items
             .iter()

@@ -4,14 +4,15 @@
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::catalog::{ident, object_name};
-use crate::engine::{Halt, Result, Table};
+use crate::engine::{Result, Table};
 use crate::error::SqlError;
 use crate::expr::{Scope, eval, infer_type};
 use crate::planner::plan_table;
 use crate::storage::RowId;
 use crate::types::Value;
 
-use super::{Ctx, Output, env, projection, query, scan_table};
+use super::upsert::Upsert;
+use super::{Ctx, Output, env, projection, query, scan_table, with_subqueries};
 
 // ---- INSERT / UPDATE / DELETE ----
 
@@ -85,18 +86,9 @@ fn returning(
 }
 
 pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
-    // ON CONFLICT DO NOTHING: a row that would violate a unique constraint is skipped
-    // (whichever constraint; a conflict target is not checked against it).
-    let do_nothing = match &ins.on {
-        None => false,
-        Some(ast::OnInsert::OnConflict(ast::OnConflict {
-            action: ast::OnConflictAction::DoNothing,
-            ..
-        })) => true,
-        Some(_) => return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE").into()),
-    };
     let table = insert_table(ins)?;
     let def = ctx.engine.table(&table)?.def.clone();
+    let mut upsert = Upsert::of(ins, &def)?;
     let targets: Vec<usize> = if ins.columns.is_empty() {
         (0..def.columns.len()).collect()
     } else {
@@ -161,10 +153,12 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
             };
             row.push(v.cast(col.ty)?);
         }
-        match ctx.engine.insert(ctx.tx, &table, row.clone()) {
-            Ok(_) => written.push(row),
-            Err(Halt::Error(e)) if do_nothing && e.code == "23505" => {}
-            Err(halt) => return Err(halt),
+        match &mut upsert {
+            None => {
+                ctx.engine.insert(ctx.tx, &table, row.clone())?;
+                written.push(row);
+            }
+            Some(upsert) => written.extend(upsert.write(ctx, &table, row)?),
         }
     }
     let tag = format!("INSERT 0 {}", written.len());
@@ -188,7 +182,7 @@ fn targets(
     let scope = ctx.engine.table(table)?.scope(alias);
     let rows = scan_table(ctx, &plan)?;
     let Some(f) = filter else { return Ok(rows) };
-    super::with_subqueries(ctx, |sub| {
+    with_subqueries(ctx, |sub| {
         let mut out = Vec::new();
         for (id, values) in rows {
             let e = crate::expr::Env {
@@ -197,6 +191,7 @@ fn targets(
                 params: ctx.params,
                 aggregates: None,
                 subquery: Some(sub),
+                outer: None,
             };
             if eval(f, &e)?.truthy()? == Some(true) {
                 out.push((id, values));
@@ -225,10 +220,18 @@ pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
     let rows = targets(ctx, &table, &alias, up.selection.as_ref())?;
     let mut written = Vec::with_capacity(rows.len());
     for (id, old) in rows {
-        let mut new = old.clone();
-        for (col, ty, e) in &sets {
-            new[*col] = eval(e, &env(&scope, &old, ctx.params))?.cast(*ty)?;
-        }
+        // `SET x = (SELECT ... WHERE other.k = t.k)`: a subquery may read the old row.
+        let new = with_subqueries(ctx, |sub| -> Result<Vec<Value>> {
+            let e = crate::expr::Env {
+                subquery: Some(sub),
+                ..env(&scope, &old, ctx.params)
+            };
+            let mut new = old.clone();
+            for (col, ty, x) in &sets {
+                new[*col] = eval(x, &e)?.cast(*ty)?;
+            }
+            Ok(new)
+        })?;
         if ctx.engine.update(ctx.tx, &table, id, new.clone())? {
             written.push(new);
         }
