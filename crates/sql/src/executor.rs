@@ -28,7 +28,7 @@ mod upsert;
 
 use aggregate::{aggregate, collect_aggregates};
 
-pub use dml::{copy_field, insert_text_row};
+pub use dml::insert_text_row;
 use dml::{delete_table, insert_table, target_table};
 pub(crate) use subquery::with_subqueries;
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod copy;
 pub mod database;
 pub mod engine;
 pub mod error;

@@ -176,19 +176,18 @@ fn encode(
     let mut enc = DataRowEncoder::new(schema.clone());
     for (i, v) in row.iter().enumerate() {
         let ty = types.get(i).copied().unwrap_or(DataType::Text);
-        let v = v
-            .clone()
-            .cast(ty)
-            .unwrap_or_else(|_| Value::Text(v.to_string()));
         // Text format: PostgreSQL's own text forms (`10` for a float8 ten, `t`/`f`).
         if schema
             .get(i)
             .is_some_and(|f| f.format() == pgwire::api::results::FieldFormat::Text)
         {
-            let text = (!v.is_null()).then(|| v.to_string());
-            enc.encode_field(&text)?;
+            enc.encode_field(&crate::copy::text_form(v, ty))?;
             continue;
         }
+        let v = v
+            .clone()
+            .cast(ty)
+            .unwrap_or_else(|_| Value::Text(v.to_string()));
         match (v, ty) {
             (Value::Null, _) => enc.encode_field(&None::<i32>)?,
             (Value::Int(n), DataType::SmallInt) => enc.encode_field(&(n as i16))?,
@@ -202,6 +201,53 @@ fn encode(
         }
     }
     Ok(enc.take_row())
+}
+
+/// `COPY ... TO STDOUT`: runs its query in the session and sends the rows as CopyData,
+/// one message per row (`None` for any other statement). A statement that cannot run
+/// (binary format, a file target) fails like any other, aborting an open block.
+async fn copy_out(
+    session: &mut Session,
+    stmt: &Statement,
+    params: &[Value],
+) -> Option<Result<Response, SqlError>> {
+    let (query, options) = match crate::copy::copy_out(stmt) {
+        Ok(None) => return None,
+        Ok(Some(found)) => found,
+        Err(e) => {
+            session.abort_block();
+            return Some(Err(e));
+        }
+    };
+    Some(session.run(&query, params).await.map(|(out, _)| {
+        let types: Vec<DataType> = out.columns.iter().map(|c| c.1).collect();
+        let mut lines: Vec<Vec<u8>> = out
+            .rows
+            .iter()
+            .map(|r| options.encode_row(r, &types))
+            .collect();
+        if options.header {
+            // In the first message, so that pgwire's count of messages (the `COPY n`
+            // tag) stays the count of rows.
+            let names: Vec<&str> = out.columns.iter().map(|c| c.0.as_str()).collect();
+            let mut header = options.header_line(&names);
+            match lines.first_mut() {
+                Some(first) => {
+                    header.append(first);
+                    *first = header;
+                }
+                None => lines.push(header),
+            }
+        }
+        let data = lines
+            .into_iter()
+            .map(|l| Ok(pgwire::messages::copy::CopyData::new(l.into())));
+        Response::CopyOut(pgwire::api::results::CopyResponse::new(
+            0,
+            out.columns.len(),
+            stream::iter(data),
+        ))
+    }))
 }
 
 fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<Response> {
@@ -274,6 +320,17 @@ impl SimpleQueryHandler for Handler {
             if let Some(r) = crate::pg_catalog::answer(stmt, &session) {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
+            }
+            match copy_out(&mut session, stmt, &[]).await {
+                Some(Ok(r)) => {
+                    responses.push(r);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                None => {}
             }
             match session.run(stmt, &[]).await {
                 Ok((out, effect)) => {
@@ -443,6 +500,9 @@ impl ExtendedQueryHandler for Handler {
         }
         if let Some(r) = crate::pg_catalog::answer(&prepared.stmt, &session) {
             return to_response(r, TxEffect::None, &portal.result_column_format);
+        }
+        if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
+            return r.map_err(Into::into);
         }
         match session.run(&prepared.stmt, &params).await {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),

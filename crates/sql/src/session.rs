@@ -51,8 +51,8 @@ pub struct Session {
 struct CopyIn {
     table: String,
     columns: Vec<usize>,
-    /// The bytes of an incomplete last line, until the rest arrives.
-    partial: Vec<u8>,
+    /// Cuts the data into rows (and keeps an incomplete last one until the rest arrives).
+    decoder: crate::copy::Decoder,
     rows: u64,
     /// The first error; the rest of the data is consumed and dropped.
     error: Option<SqlError>,
@@ -129,10 +129,17 @@ impl Session {
                     },
                 to: false,
                 target: sqlparser::ast::CopyTarget::Stdin,
+                options,
+                legacy_options,
                 ..
             } => {
                 let table = crate::catalog::object_name(table_name);
-                return self.copy_from(&table, columns).map(|o| (o, TxEffect::None));
+                let started = crate::copy::Options::of(options, legacy_options)
+                    .and_then(|options| self.copy_from(&table, columns, options));
+                if started.is_err() {
+                    self.abort_block();
+                }
+                return started.map(|o| (o, TxEffect::None));
             }
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -262,6 +269,7 @@ impl Session {
         &mut self,
         table: &str,
         columns: &[sqlparser::ast::Ident],
+        options: crate::copy::Options,
     ) -> Result<Output, SqlError> {
         let engine = self.db.engine();
         let t = engine.table(table)?;
@@ -278,7 +286,7 @@ impl Session {
         self.copy = Some(CopyIn {
             table: table.to_string(),
             columns,
-            partial: Vec::new(),
+            decoder: crate::copy::Decoder::new(options),
             rows: 0,
             error: None,
         });
@@ -289,70 +297,71 @@ impl Session {
         })
     }
 
-    /// A chunk of COPY data: every complete line becomes a row, in the transaction.
+    /// A chunk of COPY data: every complete row is inserted, in the transaction.
     pub async fn copy_data(&mut self, data: &[u8]) {
         let Some(mut copy) = self.copy.take() else {
             return;
         };
         if copy.error.is_none() {
-            copy.partial.extend_from_slice(data);
-            let end = copy
-                .partial
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            let lines: Vec<u8> = copy.partial.drain(..end).collect();
-            if let Err(e) = self.copy_lines(&copy, &lines).await {
-                copy.error = Some(e);
-            } else {
-                copy.rows += lines
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty() && *l != b"\\.")
-                    .count() as u64;
+            let inserted = match copy.decoder.feed(data) {
+                Ok(rows) => self.copy_rows(&copy, rows).await,
+                Err(e) => Err(e),
+            };
+            match inserted {
+                Ok(n) => copy.rows += n,
+                Err(e) => copy.error = Some(e),
             }
         }
         self.copy = Some(copy);
     }
 
-    async fn copy_lines(&mut self, copy: &CopyIn, lines: &[u8]) -> Result<(), SqlError> {
-        if lines.is_empty() {
-            return Ok(());
+    /// Inserts decoded COPY rows; returns how many.
+    async fn copy_rows(
+        &mut self,
+        copy: &CopyIn,
+        rows: Vec<Vec<Option<String>>>,
+    ) -> Result<u64, SqlError> {
+        if rows.is_empty() {
+            return Ok(0);
         }
-        let text = std::str::from_utf8(lines)
-            .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
-        let rows: Vec<Vec<Option<String>>> = text
-            .lines()
-            .filter(|l| !l.is_empty() && *l != "\\.")
-            .map(|l| l.split('\t').map(crate::executor::copy_field).collect())
-            .collect();
+        let line = copy.decoder.line - rows.len() as u64;
         self.in_tx(
             |ctx| {
-                for fields in &rows {
-                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)?;
+                for (i, fields) in rows.iter().enumerate() {
+                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)
+                        .map_err(|h| match h {
+                            // PostgreSQL's CONTEXT line, folded into the message.
+                            crate::engine::Halt::Error(mut e) => {
+                                e.message = format!(
+                                    "{} (COPY {}, line {})",
+                                    e.message,
+                                    copy.table,
+                                    line + i as u64 + 1
+                                );
+                                crate::engine::Halt::Error(e)
+                            }
+                            wait => wait,
+                        })?;
                 }
                 Ok(Output::default())
             },
             &[],
         )
         .await
-        .map(|_| ())
+        .map(|_| rows.len() as u64)
     }
 
     /// The end of COPY data: commit (outside a block) and report `COPY n`.
     pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
-        let Some(copy) = self.copy.take() else {
+        let Some(mut copy) = self.copy.take() else {
             return Err(SqlError::new("08P01", "no COPY in progress"));
         };
-        let rest = copy.partial.clone();
-        let mut result = match copy.error.clone() {
+        let mut result = match copy.error.take() {
             Some(e) => Err(e),
-            None => self.copy_lines(&copy, &rest).await.map(|_| {
-                copy.rows
-                    + rest
-                        .split(|&b| b == b'\n')
-                        .filter(|l| !l.is_empty() && *l != b"\\.")
-                        .count() as u64
-            }),
+            None => match copy.decoder.finish() {
+                Ok(rows) => self.copy_rows(&copy, rows).await.map(|n| copy.rows + n),
+                Err(e) => Err(e),
+            },
         };
         match (&result, self.block) {
             (Ok(_), Block::None) => {

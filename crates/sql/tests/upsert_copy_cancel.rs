@@ -381,3 +381,209 @@ async fn correlated_subqueries_read_the_outer_row() {
     );
     srv.stop().await;
 }
+
+/// Runs a program to completion off the test's runtime; returns (success, stdout, stderr).
+async fn run(program: &str, args: Vec<String>) -> (bool, String, String) {
+    let program = program.to_string();
+    let out = tokio::task::spawn_blocking(move || Command::new(&program).args(&args).output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("not runnable ({e}): run .ci/run"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn psql_args(port: u16, command: &str) -> Vec<String> {
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "test",
+        "-d",
+        "test",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        command,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[tokio::test]
+async fn copy_from_stdin_and_to_stdout_in_text_and_csv_with_tokio_postgres() {
+    use futures::{SinkExt, TryStreamExt};
+    let srv = server().await;
+    let c = connect(srv.addr()).await;
+    rows(
+        &c,
+        "CREATE TABLE people (id INT PRIMARY KEY, name TEXT, note TEXT, \
+         score NUMERIC(5,1) DEFAULT 0)",
+    )
+    .await;
+
+    // CSV with a header, quotes, a NULL and a line break inside quotes, sent in chunks
+    // that cut rows (and a quoted field) in the middle.
+    let data = "id,name,note\n1,\"Ann, \"\"the first\"\"\",\n2,bob,\"two\nlines\"\n3,\"\",x\n";
+    let sink = c
+        .copy_in("COPY people (id, name, note) FROM STDIN (FORMAT csv, HEADER)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    for chunk in data.as_bytes().chunks(7) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap();
+    }
+    assert_eq!(sink.finish().await.unwrap(), 3);
+    assert_eq!(
+        rows(&c, "SELECT id, name, note, score FROM people ORDER BY id").await,
+        table(&[
+            &["1", "Ann, \"the first\"", "NULL", "0.0"],
+            &["2", "bob", "two\nlines", "0.0"],
+            &["3", "", "x", "0.0"],
+        ])
+    );
+
+    // Text format, the default: tabs, \N, backslash escapes.
+    let sink = c.copy_in("COPY people FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(
+        b"4\ttab\\there\t\\N\t1.5\n5\tback\\\\slash\tn\t2\n",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+
+    // Out again, exactly as PostgreSQL writes it.
+    let out = |sql: &'static str| {
+        let c = &c;
+        async move {
+            let stream = c.copy_out(sql).await.unwrap();
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+            String::from_utf8(chunks.concat()).unwrap()
+        }
+    };
+    assert_eq!(
+        out("COPY people TO STDOUT").await,
+        "1\tAnn, \"the first\"\t\\N\t0.0\n2\tbob\ttwo\\nlines\t0.0\n3\t\tx\t0.0\n\
+         4\ttab\\there\t\\N\t1.5\n5\tback\\\\slash\tn\t2.0\n"
+    );
+    assert_eq!(
+        out("COPY people (id, name, note) TO STDOUT WITH (FORMAT csv, HEADER)").await,
+        "id,name,note\n1,\"Ann, \"\"the first\"\"\",\n2,bob,\"two\nlines\"\n3,\"\",x\n\
+         4,tab\there,\n5,back\\slash,n\n"
+    );
+    assert_eq!(
+        out(
+            "COPY (SELECT id, score * 2 AS double FROM people WHERE id > 3 ORDER BY id DESC) \
+             TO STDOUT CSV HEADER"
+        )
+        .await,
+        "id,double\n5,4.0\n4,3.0\n"
+    );
+
+    // A bad row fails the whole COPY: nothing of it stays, the server goes on.
+    let sink = c
+        .copy_in("COPY people (id, name) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"6\tok\nseven\tbad\n"))
+        .await
+        .unwrap();
+    let err = sink.finish().await.unwrap_err();
+    let db = err.as_db_error().expect("an error response");
+    assert_eq!(db.code().code(), "22P02");
+    assert!(db.message().contains("line 2"), "{}", db.message());
+    assert_eq!(
+        rows(&c, "SELECT count(*) FROM people").await,
+        table(&[&["5"]])
+    );
+    // Unsupported and refused forms get errors, not silence.
+    assert_eq!(
+        error(&c, "COPY people TO STDOUT (FORMAT binary)").await.0,
+        "0A000"
+    );
+    assert_eq!(error(&c, "COPY people TO '/tmp/x'").await.0, "42501");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn psql_copy_and_psycopg_copy() {
+    let srv = server().await;
+    let port = srv.addr().port();
+    let c = connect(srv.addr()).await;
+    rows(
+        &c,
+        "CREATE TABLE t (id INT PRIMARY KEY, name TEXT, ok BOOLEAN)",
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("sql-copy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.csv");
+    std::fs::write(&input, "id,name,ok\n1,\"a, b\",true\n2,,false\n").unwrap();
+
+    // psql's \copy reads the file itself and sends COPY ... FROM STDIN ... csv header.
+    let (ok, out, err) = run(
+        "psql",
+        psql_args(
+            port,
+            &format!("\\copy t from '{}' csv header", input.display()),
+        ),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "COPY 2");
+    let output = dir.join("out.txt");
+    let (ok, _, err) = run(
+        "psql",
+        psql_args(port, &format!("\\copy t to '{}'", output.display())),
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "1\ta, b\tt\n2\t\\N\tf\n"
+    );
+
+    // psycopg 3: write_row (text format) and reading CSV back.
+    let script = format!(
+        r#"
+import psycopg
+with psycopg.connect("host=127.0.0.1 port={port} user=test dbname=test") as conn:
+    with conn.cursor() as cur:
+        with cur.copy("COPY t (id, name) FROM STDIN") as copy:
+            copy.write_row((3, "tab\there"))
+            copy.write_row((4, None))
+        print(cur.rowcount)
+    conn.commit()
+    with conn.cursor() as cur:
+        data = b""
+        with cur.copy("COPY (SELECT id, name FROM t WHERE id > 2 ORDER BY id) TO STDOUT (FORMAT CSV)") as copy:
+            for chunk in copy:
+                data += bytes(chunk)
+        print(repr(data.decode()))
+        with cur.copy("COPY t (id, name) TO STDOUT") as copy:
+            print(sorted(copy.rows()))
+"#
+    );
+    let (ok, out, err) = run("python3", vec!["-c".into(), script]).await;
+    assert!(
+        !err.contains("No module named 'psycopg'"),
+        "psycopg missing: run .ci/run"
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "2\n'3,tab\\there\\n4,\\n'\n[('1', 'a, b'), ('2', None), ('3', 'tab\\there'), ('4', None)]"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    srv.stop().await;
+}

@@ -265,32 +265,6 @@ pub(super) fn delete(ctx: &mut Ctx<'_>, del: &ast::Delete) -> Result<Output> {
     )
 }
 
-/// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
-pub fn copy_field(raw: &str) -> Option<String> {
-    if raw == "\\N" {
-        return None;
-    }
-    if !raw.contains('\\') {
-        return Some(raw.to_string());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Some(out)
-}
-
 /// Inserts one row given as text fields for `columns` (COPY): the other columns get
 /// their defaults, every value is cast to its column's type.
 pub fn insert_text_row(
