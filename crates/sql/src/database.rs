@@ -2,8 +2,9 @@
 //! write-ahead log. Sessions hold an `Arc<Database>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::cancel::Backends;
 use crate::engine::Engine;
 use crate::locks::LockTable;
 use crate::wal::Wal;
@@ -11,6 +12,8 @@ use crate::wal::Wal;
 pub struct Database {
     engine: Mutex<Engine>,
     pub locks: LockTable,
+    /// The connected sessions, for CancelRequest and `pg_cancel_backend`.
+    pub backends: Arc<Backends>,
     /// `None` when the database lives only in memory (no `--dir`).
     pub wal: Option<Wal>,
     /// Log bytes after which a checkpoint is taken.
@@ -30,6 +33,7 @@ impl Database {
         Database {
             engine: Mutex::new(engine),
             locks: LockTable::default(),
+            backends: Arc::default(),
             wal,
             checkpoint_bytes,
             checkpointed_at: AtomicU64::new(0),

@@ -11,6 +11,7 @@ use sqlparser::ast::{
     self, Expr, GroupByExpr, LimitClause, ObjectType, OrderByKind, SelectItem, SetExpr, Statement,
 };
 
+use crate::cancel::check_for_interrupts;
 use crate::catalog::ident;
 use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
@@ -186,9 +187,12 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
                 )
                 .into());
             }
-            (0..count as i64)
-                .map(|i| vec![Value::Int(start + i * step)])
-                .collect()
+            let mut rows = Vec::with_capacity(count.min(1 << 16) as usize);
+            for i in 0..count as i64 {
+                check_for_interrupts()?;
+                rows.push(vec![Value::Int(start + i * step)]);
+            }
+            rows
         }
         Plan::SeqScan { .. } | Plan::IndexScan { .. } => {
             scan_table(ctx, plan)?.into_iter().map(|(_, v)| v).collect()
@@ -208,6 +212,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             let right_width = rs.columns.len();
             let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
             for (i, r) in right_rows.iter().enumerate() {
+                check_for_interrupts()?;
                 let key: Vec<Value> = right_keys
                     .iter()
                     .map(|k| eval(k, &env(&rs, r, ctx.params)))
@@ -218,6 +223,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             }
             let mut out = Vec::new();
             for l in run(ctx, left)? {
+                check_for_interrupts()?;
                 let key: Vec<Value> = left_keys
                     .iter()
                     .map(|k| eval(k, &env(&ls, &l, ctx.params)))
@@ -254,6 +260,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             for l in run(ctx, left)? {
                 let mut matched = false;
                 for r in &right_rows {
+                    check_for_interrupts()?;
                     let mut row = l.clone();
                     row.extend(r.iter().cloned());
                     let keep = match on {
@@ -473,6 +480,7 @@ fn select_rows(
     if let Some(w) = &select.selection {
         let mut kept = Vec::with_capacity(rows.len());
         for r in rows {
+            check_for_interrupts()?;
             let e = Env {
                 scope,
                 row: &r,
@@ -513,6 +521,7 @@ fn select_rows(
         let mut groups: Vec<(Vec<Value>, Vec<&Vec<Value>>)> = Vec::new();
         let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
         for r in &rows {
+            check_for_interrupts()?;
             let key: Vec<Value> = group_by
                 .iter()
                 .map(|g| eval(g, &env(scope, r, ctx.params)))
@@ -556,6 +565,7 @@ fn select_rows(
     // Project, computing sort keys alongside.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
     for (row, aggs) in &units {
+        check_for_interrupts()?;
         let e = Env {
             scope,
             row,

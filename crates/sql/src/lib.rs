@@ -7,6 +7,7 @@
 //! [`session`] (transaction blocks), [`server`] (the protocol).
 #![forbid(unsafe_code)]
 
+pub mod cancel;
 pub mod catalog;
 pub mod copy;
 pub mod database;

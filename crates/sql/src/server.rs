@@ -34,6 +34,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use tokio::sync::Mutex;
 
+use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
 use crate::error::{SqlError, from_parser};
 use crate::executor::{Output, describe};
@@ -60,6 +61,9 @@ pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
     password: Option<String>,
+    /// The pid and secret key this connection is given at startup, for CancelRequest.
+    key: Arc<BackendKey>,
+    backends: Arc<Backends>,
 }
 
 impl Connection {
@@ -68,12 +72,26 @@ impl Connection {
         Arc::new(Handler {
             session: self.session.clone(),
             parser: self.parser.clone(),
+            key: self.key.clone(),
         })
     }
 
+    /// Where CancelRequests (which arrive on connections of their own) are looked up.
+    fn cancel_requests(&self) -> Arc<CancelRequests> {
+        Arc::new(CancelRequests(self.backends.clone()))
+    }
+
     pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
-        let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        let session = Session::new(db.clone());
+        let key = Arc::new(BackendKey::new(
+            db.backends.clone(),
+            session.backend().clone(),
+        ));
+        let backends = db.backends.clone();
+        let session = Arc::new(Mutex::new(session));
         Connection {
+            key,
+            backends,
             parser: Arc::new(SqlParser {
                 db,
                 session: session.clone(),
@@ -114,12 +132,28 @@ fn rand_byte() -> u8 {
 }
 
 #[async_trait]
-impl NoopStartupHandler for Handler {}
+impl NoopStartupHandler for Handler {
+    fn pid_secret_key_generator(&self) -> &dyn pgwire::api::PidSecretKeyGenerator {
+        &*self.key
+    }
+}
 
 /// The shared handler type for queries.
 pub struct Handler {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
+    key: Arc<BackendKey>,
+}
+
+/// Answers CancelRequests: see `cancel`.
+pub struct CancelRequests(Arc<Backends>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let found = self.0.cancel_request(request.pid, &request.secret_key);
+        tracing::debug!("cancel request for pid {}: {found}", request.pid);
+    }
 }
 
 impl PgWireServerHandlers for Open {
@@ -135,6 +169,9 @@ impl PgWireServerHandlers for Open {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
 }
 
 impl PgWireServerHandlers for Secured {
@@ -147,13 +184,17 @@ impl PgWireServerHandlers for Secured {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
         let mut scram = ScramAuth::new(source);
         scram.set_iterations(4096);
         Arc::new(
             SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
-                .with_scram(scram),
+                .with_scram(scram)
+                .with_pid_secret_key_generator(self.0.key.clone()),
         )
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use sqlparser::ast::{Set, Statement};
 
+use crate::cancel::{Backend, SessionCall};
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
@@ -45,6 +46,8 @@ pub struct Session {
     pub block: Block,
     settings: BTreeMap<String, String>,
     copy: Option<CopyIn>,
+    /// This connection's cancel flag and pid (see `cancel`).
+    backend: Arc<Backend>,
 }
 
 /// A `COPY ... FROM STDIN` in progress.
@@ -66,11 +69,16 @@ impl Session {
             block: Block::None,
             settings: BTreeMap::new(),
             copy: None,
+            backend: Arc::default(),
         }
     }
 
     pub fn db(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
     }
 
     /// An error outside `run` (a statement that did not parse, a parameter that did not
@@ -91,6 +99,7 @@ impl Session {
             tag: t.into(),
             ..Output::default()
         };
+        self.backend.begin_statement();
         match stmt {
             Statement::StartTransaction { .. } if self.block == Block::Failed => {
                 return Err(SqlError::in_failed_transaction());
@@ -166,6 +175,13 @@ impl Session {
             }
             _ => {}
         }
+        if let Some(call) = SessionCall::of(stmt) {
+            let result = self.session_call(call, params).await;
+            if result.is_err() {
+                self.abort_block();
+            }
+            return result.map(|o| (o, TxEffect::None));
+        }
         let result = self.statement(stmt, params).await;
         match result {
             Ok(out) => {
@@ -198,6 +214,8 @@ impl Session {
         F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
     {
         let started = std::time::Instant::now();
+        let deadline =
+            duration_setting(&self.setting("statement_timeout")).map(|limit| started + limit);
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -217,7 +235,7 @@ impl Session {
                     snapshot,
                     params,
                 };
-                match work(&mut ctx) {
+                match crate::cancel::running(&self.backend, deadline, || work(&mut ctx)) {
                     Ok(out) => return Ok(out),
                     Err(halt) => {
                         engine.undo_to(tx, mark);
@@ -252,16 +270,80 @@ impl Session {
             (None, None) => (None, lock_timeout()),
         };
         let wait = self.db.locks.wait(me, holder);
-        match limit {
-            None => wait.await,
-            Some(limit) => match tokio::time::timeout(limit, wait).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.db.locks.stop_waiting(me);
-                    Err(error)
-                }
-            },
+        let limited = async {
+            match limit {
+                None => wait.await,
+                Some(limit) => match tokio::time::timeout(limit, wait).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.db.locks.stop_waiting(me);
+                        Err(error)
+                    }
+                },
+            }
+        };
+        // A cancel (psql's Ctrl-C) ends the wait too.
+        tokio::select! {
+            result = limited => result,
+            () = self.backend.cancelled() => {
+                self.db.locks.stop_waiting(me);
+                Err(crate::cancel::user_request())
+            }
         }
+    }
+
+    /// `pg_sleep`, `pg_backend_pid`, `pg_cancel_backend`: run here, without the engine
+    /// (see `cancel::SessionCall`). Outside a block they need no transaction.
+    async fn session_call(
+        &mut self,
+        call: SessionCall,
+        params: &[Value],
+    ) -> Result<Output, SqlError> {
+        let arg = |e: &sqlparser::ast::Expr| {
+            let empty = crate::expr::Scope::default();
+            crate::expr::eval(e, &crate::executor::env(&empty, &[], params))
+        };
+        let value = match &call {
+            SessionCall::BackendPid => Value::Int(i64::from(self.backend.pid())),
+            SessionCall::CancelBackend(pid) => match arg(pid)?.cast(DataType::Int)? {
+                Value::Int(pid) => Value::Bool(
+                    i32::try_from(pid).is_ok_and(|pid| self.db.backends.cancel_pid(pid)),
+                ),
+                _ => Value::Null,
+            },
+            SessionCall::Sleep(seconds) => {
+                let seconds = match arg(seconds)?.cast(DataType::Double)? {
+                    Value::Double(s) if s.is_finite() && s > 0.0 => s.min(1e9),
+                    _ => 0.0,
+                };
+                let sleep = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds));
+                let limit = duration_setting(&self.setting("statement_timeout"));
+                let timeout = async {
+                    match limit {
+                        Some(limit) => tokio::time::sleep(limit).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = sleep => {}
+                    () = timeout => return Err(statement_timeout()),
+                    () = self.backend.cancelled() => return Err(crate::cancel::user_request()),
+                }
+                Value::Text(String::new())
+            }
+        };
+        let ty = match value {
+            Value::Int(_) => DataType::Int,
+            Value::Bool(_) => DataType::Bool,
+            _ => DataType::Text,
+        };
+        Ok(Output {
+            columns: vec![(call.column().to_string(), ty)],
+            rows: vec![vec![value]],
+            tag: "SELECT 1".into(),
+            returns_rows: true,
+            copy_in: None,
+        })
     }
 
     /// `COPY table FROM STDIN` starts: remember the target; rows arrive as CopyData.
@@ -494,6 +576,4 @@ fn lock_timeout() -> SqlError {
     SqlError::new("55P03", "canceling statement due to lock timeout")
 }
 
-fn statement_timeout() -> SqlError {
-    SqlError::new("57014", "canceling statement due to statement timeout")
-}
+use crate::cancel::statement_timeout;

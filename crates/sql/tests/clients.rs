@@ -203,7 +203,7 @@ async fn ddl_dml_queries_and_constraint_errors() {
     assert_eq!(
         code(
             &c,
-            "INSERT INTO users (email) VALUES ('a@x') ON CONFLICT (email) DO UPDATE SET age = 1"
+            "INSERT INTO users (email) VALUES ('a@x') ON CONFLICT (email) WHERE age > 0 DO NOTHING"
         )
         .await,
         "0A000"

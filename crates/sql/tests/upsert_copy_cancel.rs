@@ -83,14 +83,6 @@ fn table(rows: &[&[&str]]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-fn need(tool: &str) {
-    if Command::new(tool).arg("--version").output().is_err() {
-        panic!(
-            "{tool} is not installed: run .ci/run (it installs PostgreSQL's client tools and psycopg)"
-        );
-    }
-}
-
 #[tokio::test]
 async fn on_conflict_do_nothing_and_do_update_with_excluded() {
     let srv = server().await;
@@ -585,5 +577,148 @@ with psycopg.connect("host=127.0.0.1 port={port} user=test dbname=test") as conn
         "2\n'3,tab\\there\\n4,\\n'\n[('1', 'a, b'), ('2', None), ('3', 'tab\\there'), ('4', None)]"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+    srv.stop().await;
+}
+
+/// A statement that runs for a long time (25 million join pairs, none kept) without
+/// holding much memory.
+const LONG_QUERY: &str = "SELECT count(*) FROM generate_series(1, 5000) a \
+                          JOIN generate_series(1, 5000) b ON a.a + b.b < 0";
+
+/// The SQLSTATE and message a query ended with (it must fail).
+fn failure(result: Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>) -> (String, String) {
+    let e = result.expect_err("the statement must fail");
+    let db = e.as_db_error().expect("an error response");
+    (db.code().code().to_string(), db.message().to_string())
+}
+
+/// Keeps asking `cancel` until `query` ends (a cancel that arrives before the statement
+/// starts is dropped, as in PostgreSQL), and returns how it ended.
+async fn cancel_until_done<F, T>(
+    mut query: tokio::task::JoinHandle<T>,
+    mut cancel: impl FnMut() -> F,
+) -> T
+where
+    F: std::future::Future<Output = ()>,
+{
+    for _ in 0..200 {
+        cancel().await;
+        if let Ok(done) =
+            tokio::time::timeout(std::time::Duration::from_millis(100), &mut query).await
+        {
+            return done.unwrap();
+        }
+    }
+    panic!("the statement was not cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_statement_timeout_and_pg_cancel_backend_stop_a_running_statement() {
+    let srv = server().await;
+    let a = connect(srv.addr()).await;
+    let b = connect(srv.addr()).await;
+    rows(&a, "CREATE TABLE t (id INT PRIMARY KEY)").await;
+
+    // A CancelRequest with this connection's key (tokio-postgres's cancel token is what
+    // psql's Ctrl-C sends). The statement is undone; the connection goes on.
+    let token = a.cancel_token();
+    let a = std::sync::Arc::new(a);
+    let runner = a.clone();
+    let query = tokio::spawn(async move {
+        runner
+            .simple_query(&format!("INSERT INTO t VALUES (1); {LONG_QUERY}"))
+            .await
+    });
+    let result = cancel_until_done(query, || {
+        let token = token.clone();
+        async move { token.cancel_query(NoTls).await.unwrap() }
+    })
+    .await;
+    assert_eq!(
+        failure(result),
+        (
+            "57014".into(),
+            "canceling statement due to user request".into()
+        )
+    );
+    assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["1"]]));
+
+    // statement_timeout stops a statement that is running, not only one that waits.
+    rows(&a, "SET statement_timeout = '200ms'").await;
+    assert_eq!(
+        failure(a.simple_query(LONG_QUERY).await),
+        (
+            "57014".into(),
+            "canceling statement due to statement timeout".into()
+        )
+    );
+    rows(&a, "SET statement_timeout = 0").await;
+
+    // pg_cancel_backend(pid) from another session, with the pid from pg_backend_pid().
+    let pid = rows(&a, "SELECT pg_backend_pid()").await[0][0]
+        .clone()
+        .unwrap();
+    assert_eq!(
+        rows(&b, "SELECT pg_cancel_backend(999999)").await,
+        table(&[&["f"]])
+    );
+    let runner = a.clone();
+    let query = tokio::spawn(async move { runner.simple_query(LONG_QUERY).await });
+    let b = &b;
+    let pid = &pid;
+    let result = cancel_until_done(query, || async move {
+        assert_eq!(
+            rows(b, &format!("SELECT pg_cancel_backend({pid})")).await,
+            table(&[&["t"]])
+        );
+    })
+    .await;
+    assert_eq!(failure(result).0, "57014");
+
+    // A cancel sent while the connection is idle does not hit its next statement.
+    token.cancel_query(NoTls).await.unwrap();
+    assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["1"]]));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn psql_ctrl_c_cancels_pg_sleep() {
+    let srv = server().await;
+    let port = srv.addr().port();
+    // `\echo` first: once it is printed psql is connected and has its Ctrl-C handler.
+    let mut args = psql_args(port, "\\echo started");
+    args.extend(["-c".to_string(), "SELECT pg_sleep(60)".to_string()]);
+    let mut child = tokio::process::Command::new("psql")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("psql not runnable ({e}): run .ci/run"));
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("started"));
+    let pid = child.id().unwrap().to_string();
+    let waiting = tokio::spawn(child.wait_with_output());
+    // Ctrl-C is SIGINT to psql, which sends a CancelRequest on a new connection.
+    let out = cancel_until_done(waiting, || {
+        let pid = pid.clone();
+        async move {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .await;
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    // A sleep that ends by itself returns one empty row.
+    let (ok, out, err) = run("psql", psql_args(port, "SELECT pg_sleep(0.01)")).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "\n");
     srv.stop().await;
 }

@@ -185,6 +185,7 @@ fn targets(
     with_subqueries(ctx, |sub| {
         let mut out = Vec::new();
         for (id, values) in rows {
+            crate::cancel::check_for_interrupts()?;
             let e = crate::expr::Env {
                 scope: &scope,
                 row: &values,
