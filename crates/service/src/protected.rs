@@ -54,7 +54,7 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, pas
         warn!(
             "WARNING: {server} listens on {addr}, reachable from other hosts, and no password \
              is set: protected mode is on, so clients that are not on this host will be \
-             refused with -DENIED. Set a password (--requirepass) to let them in, or turn \
+             refused with an error that says why. Set a password (--requirepass) to let them in, or turn \
              protected mode off (--protected-mode no) if this network is trusted."
         );
     } else {

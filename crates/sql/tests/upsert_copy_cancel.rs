@@ -1,7 +1,8 @@
 //! INSERT ... ON CONFLICT, correlated subqueries, COPY FROM STDIN / TO STDOUT (text and
-//! CSV), CancelRequest and protected mode, each against real clients: tokio-postgres,
-//! psql (`\copy`, Ctrl-C's cancel) and psycopg 3's `copy()`. Each test starts an
-//! in-memory server on port 0.
+//! CSV), CancelRequest (and pg_cancel_backend, statement_timeout) and protected mode,
+//! each against real clients: tokio-postgres, psql (`\copy`, Ctrl-C's cancel) and
+//! psycopg 3's `copy()`. Each test starts an in-memory server on port 0 (the protected
+//! mode test binds 0.0.0.0 and connects through this host's non-loopback address).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
 use std::process::Command;
@@ -720,5 +721,87 @@ async fn psql_ctrl_c_cancels_pg_sleep() {
     let (ok, out, err) = run("psql", psql_args(port, "SELECT pg_sleep(0.01)")).await;
     assert!(ok, "{err}");
     assert_eq!(out, "\n");
+    srv.stop().await;
+}
+
+/// This host's address on its default route: not loopback, so a connection to it from
+/// here comes from a non-loopback peer, as another host's would.
+fn non_loopback_ip() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .and_then(|()| socket.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
+}
+
+#[tokio::test]
+async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
+    let exposed = sql::Args {
+        bind: "0.0.0.0".into(),
+        ..sql::Args::ephemeral()
+    };
+    let srv = server_with(exposed.clone()).await;
+    let port = srv.addr().port();
+    let remote = std::net::SocketAddr::new(non_loopback_ip(), port);
+
+    // From another address: a FATAL error that says why and how to fix it.
+    let refused = tokio_postgres::connect(
+        &format!("host={} port={port} user=test dbname=test", remote.ip()),
+        NoTls,
+    )
+    .await
+    .err()
+    .expect("a remote client is refused");
+    let db = refused.as_db_error().expect("an error response");
+    assert_eq!(db.code().code(), "28000");
+    assert!(
+        db.message().contains("protected mode")
+            && db.message().contains("--password")
+            && db.message().contains("--protected-mode no"),
+        "{}",
+        db.message()
+    );
+    // psql (which asks for SSL first) prints it.
+    let mut args = psql_args(port, "SELECT 1");
+    args[1] = remote.ip().to_string();
+    let (ok, _, err) = run("psql", args).await;
+    assert!(!ok);
+    assert!(err.contains("protected mode"), "{err}");
+    // From loopback: served.
+    let local = connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+    assert_eq!(rows(&local, "SELECT 1").await, table(&[&["1"]]));
+    srv.stop().await;
+
+    // With a password, remote clients may log in with it.
+    let srv = server_with(sql::Args {
+        password: Some("s3cret".into()),
+        ..exposed.clone()
+    })
+    .await;
+    let (c, conn) = tokio_postgres::connect(
+        &format!(
+            "host={} port={} user=test dbname=test password=s3cret",
+            remote.ip(),
+            srv.addr().port()
+        ),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(rows(&c, "SELECT 2").await, table(&[&["2"]]));
+    srv.stop().await;
+
+    // And with protected mode off, anyone is served.
+    let srv = server_with(sql::Args {
+        protected_mode: false,
+        ..exposed
+    })
+    .await;
+    let c = connect(std::net::SocketAddr::new(remote.ip(), srv.addr().port())).await;
+    assert_eq!(rows(&c, "SELECT 3").await, table(&[&["3"]]));
     srv.stop().await;
 }
