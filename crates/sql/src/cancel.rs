@@ -35,6 +35,8 @@ use pgwire::messages::ProtocolVersion;
 use pgwire::messages::startup::SecretKey;
 use sqlparser::ast::{Expr, SelectItem, SetExpr, Statement};
 
+use service::client::random_u64;
+
 use crate::error::SqlError;
 
 /// One connection's side of cancelling: its pid and its "please stop" flag.
@@ -161,20 +163,6 @@ impl Drop for BackendKey {
             map.remove(&pid);
         }
     }
-}
-
-/// 64 unpredictable bits from the standard library's randomly seeded hasher (a secret
-/// key must not be guessable from the pid; no cryptographic strength is claimed).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
 
 // ---- CHECK_FOR_INTERRUPTS ----

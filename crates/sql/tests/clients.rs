@@ -7,37 +7,9 @@ use std::time::Duration;
 use service::CancellationToken;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-async fn server() -> sql::Running {
-    sql::start(sql::Args::ephemeral(), CancellationToken::new())
-        .await
-        .expect("sql server starts")
-}
+mod common;
 
-async fn connect(addr: std::net::SocketAddr) -> Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={} user=test dbname=test", addr.port()),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-/// The rows of a simple query, as text.
-async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
-}
+use common::{connect, rows, server};
 
 async fn code(c: &Client, sql: &str) -> String {
     match c.simple_query(sql).await {

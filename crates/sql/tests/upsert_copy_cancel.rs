@@ -7,48 +7,11 @@
 
 use std::process::Command;
 
-use service::CancellationToken;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-async fn server_with(args: sql::Args) -> sql::Running {
-    sql::start(args, CancellationToken::new())
-        .await
-        .expect("sql server starts")
-}
+mod common;
 
-async fn server() -> sql::Running {
-    server_with(sql::Args::ephemeral()).await
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!(
-            "host={} port={} user=test dbname=test",
-            addr.ip(),
-            addr.port()
-        ),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-/// The rows of a simple query, as text.
-async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
-}
+use common::{connect, rows, server, server_with};
 
 /// The command tag's row count of a simple query (`INSERT 0 n`, `COPY n`, ...).
 async fn count(c: &Client, sql: &str) -> u64 {
@@ -724,16 +687,8 @@ async fn psql_ctrl_c_cancels_pg_sleep() {
     srv.stop().await;
 }
 
-/// This host's address on its default route: not loopback, so a connection to it from
-/// here comes from a non-loopback peer, as another host's would.
 fn non_loopback_ip() -> std::net::IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket
-        .connect("192.0.2.1:9")
-        .and_then(|()| socket.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    service::protected::route_address()
         .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
 }
 
