@@ -399,28 +399,13 @@ fn need(tool: &str) {
 async fn psql_runs_commands() {
     need("psql");
     let srv = server().await;
-    let port = srv.addr().port().to_string();
+    let port = srv.addr().port();
     let psql = |sql: &str| {
-        let port = port.clone();
         let sql = sql.to_string();
         async move {
             tokio::task::spawn_blocking(move || {
                 Command::new("psql")
-                    .args([
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &port,
-                        "-U",
-                        "test",
-                        "-d",
-                        "test",
-                        "-X",
-                        "-A",
-                        "-t",
-                        "-c",
-                        &sql,
-                    ])
+                    .args(common::psql_args(port, &sql))
                     .output()
                     .expect("psql runs")
             })

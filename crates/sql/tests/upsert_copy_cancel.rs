@@ -11,7 +11,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 mod common;
 
-use common::{connect, rows, server, server_with};
+use common::{connect, psql_args, rows, server, server_with};
 
 /// The command tag's row count of a simple query (`INSERT 0 n`, `COPY n`, ...).
 async fn count(c: &Client, sql: &str) -> u64 {
@@ -350,26 +350,6 @@ async fn run(program: &str, args: Vec<String>) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn psql_args(port: u16, command: &str) -> Vec<String> {
-    [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "test",
-        "-d",
-        "test",
-        "-X",
-        "-A",
-        "-t",
-        "-c",
-        command,
-    ]
-    .map(String::from)
-    .to_vec()
 }
 
 #[tokio::test]

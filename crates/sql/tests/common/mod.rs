@@ -1,5 +1,5 @@
 //! What the sql server's test files share: a server on port 0, a tokio-postgres client,
-//! and a simple query's rows as text.
+//! a simple query's rows as text, and psql's arguments.
 #![allow(dead_code, clippy::expect_used)] // each test file uses a part; a panic fails the test
 
 use service::CancellationToken;
@@ -44,4 +44,27 @@ pub async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
             _ => None,
         })
         .collect()
+}
+
+/// psql's arguments to run `command` against the server on `port`, unaligned and
+/// tuples only (`-A -t`), ignoring any ~/.psqlrc (`-X`).
+pub fn psql_args(port: u16, command: &str) -> Vec<String> {
+    let port = port.to_string();
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "test",
+        "-d",
+        "test",
+        "-X",
+        "-A",
+        "-t",
+        "-c",
+        command,
+    ]
+    .map(String::from)
+    .to_vec()
 }
