@@ -64,8 +64,9 @@ impl ServiceArgs {
     }
 }
 
-/// `yes` or `no`, as Redis writes a boolean setting.
-fn yes_no(text: &str) -> Result<bool, String> {
+/// `yes` or `no`, as Redis writes a boolean setting (also the parser of servers whose
+/// flags are not `ServiceArgs`, such as sql's `--protected-mode`).
+pub fn yes_no(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
         "no" => Ok(false),

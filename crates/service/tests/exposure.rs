@@ -89,17 +89,8 @@ async fn a_burst_of_2000_connects_is_served() {
     server.stop().await;
 }
 
-/// This host's address on its default route: not loopback, so a connection to it from
-/// here comes from a non-loopback peer, as another host's would. (Connecting a UDP socket
-/// sends nothing; it only picks the route.)
 fn non_loopback_ip() -> IpAddr {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket
-        .connect("192.0.2.1:9")
-        .and_then(|()| socket.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    service::protected::route_address()
         .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
 }
 

@@ -2,8 +2,9 @@
 //! write-ahead log. Sessions hold an `Arc<Database>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::cancel::Backends;
 use crate::engine::Engine;
 use crate::isolation::Isolation;
 use crate::locks::LockTable;
@@ -12,6 +13,8 @@ use crate::wal::Wal;
 pub struct Database {
     engine: Mutex<Engine>,
     pub locks: LockTable,
+    /// The connected sessions, for CancelRequest and `pg_cancel_backend`.
+    pub backends: Arc<Backends>,
     /// `None` when the database lives only in memory (no `--dir`).
     pub wal: Option<Wal>,
     /// Log bytes after which a checkpoint is taken.
@@ -33,6 +36,7 @@ impl Database {
         Database {
             engine: Mutex::new(engine),
             locks: LockTable::default(),
+            backends: Arc::default(),
             wal,
             checkpoint_bytes,
             checkpointed_at: AtomicU64::new(0),

@@ -322,6 +322,7 @@ impl Engine {
                 params: &[],
                 aggregates: None,
                 subquery: None,
+                outer: None,
             };
             if eval(&check.expr, &env)?.truthy()? == Some(false) {
                 return Err(SqlError::new(

@@ -9,7 +9,10 @@
 //! [`server`] (the protocol).
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod cancel;
 pub mod catalog;
+pub mod copy;
 pub mod database;
 pub mod describe;
 pub mod dump;
@@ -86,6 +89,17 @@ pub struct Args {
     /// own default is read committed.
     #[arg(long, value_enum, default_value_t = Isolation::RepeatableRead)]
     pub default_isolation: Isolation,
+    /// `yes`: while no password is set, refuse clients that are not on this host
+    /// (protected mode, as every infralab server). `no`: accept anyone who can reach
+    /// the port.
+    #[arg(
+        long,
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = service::settings::yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub protected_mode: bool,
 }
 
 impl Args {
@@ -100,6 +114,7 @@ impl Args {
             checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
             default_isolation: Isolation::RepeatableRead,
+            protected_mode: true,
         }
     }
 }
@@ -124,16 +139,6 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         Database::new(engine, wal, generation, args.checkpoint_bytes)
             .with_default_isolation(args.default_isolation),
     );
-    if args.password.is_none()
-        && args.bind != "127.0.0.1"
-        && args.bind != "localhost"
-        && args.bind != "::1"
-    {
-        warn!(
-            "sql: listening on {} without --password: anyone who can reach it has full access",
-            args.bind
-        );
-    }
     let listener = service::listener::bind(
         "sql",
         &args.bind,
@@ -144,6 +149,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
     .await?;
     let addr = listener.local_addr()?;
     info!("sql listening on {addr}");
+    service::protected::warn_if_exposed("sql", addr, args.protected_mode, args.password.is_some());
     let token = shutdown.clone();
     let task = tokio::spawn(accept_loop(listener, db, args, token));
     Ok(Running::new(addr, shutdown, task))
@@ -164,7 +170,7 @@ async fn accept_loop(
     let clients = Arc::new(AtomicUsize::new(0));
     let connections = tokio_util::task::TaskTracker::new();
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -176,9 +182,23 @@ async fn accept_loop(
             },
         };
         let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().map_or(peer.ip(), |a| a.ip());
+        let password_set = args.password.is_some();
+        if service::protected::refusal(args.protected_mode, local, password_set, peer.ip())
+            .is_some()
+        {
+            warn!("sql: refused {peer}: protected mode is on and no password is set");
+            let message = admission::protected_mode_message(peer.ip());
+            tokio::spawn(async move { admission::refuse(socket, "28000", &message).await });
+            continue;
+        }
         if clients.fetch_add(1, Ordering::SeqCst) >= args.maxclients {
             clients.fetch_sub(1, Ordering::SeqCst);
-            tokio::spawn(refuse(socket));
+            tokio::spawn(admission::refuse(
+                socket,
+                "53300",
+                admission::TOO_MANY_CLIENTS,
+            ));
             continue;
         }
         let connection = Connection::new(db.clone(), args.password.clone());
@@ -209,16 +229,4 @@ async fn accept_loop(
         wal.close();
     }
     info!("sql: shut down");
-}
-
-/// Over `--maxclients`: PostgreSQL's "too many clients" error, then close.
-async fn refuse(mut socket: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    // An ErrorResponse ('E') with severity, SQLSTATE 53300 and message.
-    let fields = b"SFATAL\0C53300\0Msorry, too many clients already\0\0";
-    let mut msg = vec![b'E'];
-    msg.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
-    msg.extend_from_slice(fields);
-    let _ = socket.write_all(&msg).await;
-    let _ = socket.shutdown().await;
 }

@@ -50,6 +50,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use tokio::sync::Mutex;
 
+use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
 use crate::error::{SqlError, from_parser};
 use crate::executor::{Output, describe};
@@ -77,6 +78,9 @@ pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
     password: Option<String>,
+    /// The pid and secret key this connection is given at startup, for CancelRequest.
+    key: Arc<BackendKey>,
+    backends: Arc<Backends>,
 }
 
 impl Connection {
@@ -85,12 +89,26 @@ impl Connection {
         Arc::new(Handler {
             session: self.session.clone(),
             parser: self.parser.clone(),
+            key: self.key.clone(),
         })
     }
 
+    /// Where CancelRequests (which arrive on connections of their own) are looked up.
+    fn cancel_requests(&self) -> Arc<CancelRequests> {
+        Arc::new(CancelRequests(self.backends.clone()))
+    }
+
     pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
-        let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        let session = Session::new(db.clone());
+        let key = Arc::new(BackendKey::new(
+            db.backends.clone(),
+            session.backend().clone(),
+        ));
+        let backends = db.backends.clone();
+        let session = Arc::new(Mutex::new(session));
         Connection {
+            key,
+            backends,
             parser: Arc::new(SqlParser {
                 db,
                 session: session.clone(),
@@ -119,15 +137,7 @@ impl AuthSource for OnePassword {
 }
 
 fn rand_byte() -> u8 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish() as u8
+    service::client::random_u64() as u8
 }
 
 /// The PostgreSQL version this server reports (`server_version`, and `SHOW
@@ -169,12 +179,28 @@ impl NoopStartupHandler for Handler {
             .await?;
         Ok(())
     }
+
+    fn pid_secret_key_generator(&self) -> &dyn pgwire::api::PidSecretKeyGenerator {
+        &*self.key
+    }
 }
 
 /// The shared handler type for queries.
 pub struct Handler {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
+    key: Arc<BackendKey>,
+}
+
+/// Answers CancelRequests: see `cancel`.
+pub struct CancelRequests(Arc<Backends>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let found = self.0.cancel_request(request.pid, &request.secret_key);
+        tracing::debug!("cancel request for pid {}: {found}", request.pid);
+    }
 }
 
 impl PgWireServerHandlers for Open {
@@ -190,6 +216,9 @@ impl PgWireServerHandlers for Open {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
 }
 
 impl PgWireServerHandlers for Secured {
@@ -202,11 +231,18 @@ impl PgWireServerHandlers for Secured {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
         let mut scram = ScramAuth::new(source);
         scram.set_iterations(4096);
-        Arc::new(SASLAuthStartupHandler::new(Arc::new(server_parameters())).with_scram(scram))
+        Arc::new(
+            SASLAuthStartupHandler::new(Arc::new(server_parameters()))
+                .with_scram(scram)
+                .with_pid_secret_key_generator(self.0.key.clone()),
+        )
     }
 }
 
@@ -228,19 +264,18 @@ fn encode(
     let mut enc = DataRowEncoder::new(schema.clone());
     for (i, v) in row.iter().enumerate() {
         let ty = types.get(i).copied().unwrap_or(DataType::Text);
-        let v = v
-            .clone()
-            .cast(ty)
-            .unwrap_or_else(|_| Value::Text(v.to_string()));
         // Text format: PostgreSQL's own text forms (`10` for a float8 ten, `t`/`f`).
         if schema
             .get(i)
             .is_some_and(|f| f.format() == pgwire::api::results::FieldFormat::Text)
         {
-            let text = (!v.is_null()).then(|| v.to_string());
-            enc.encode_field(&text)?;
+            enc.encode_field(&crate::copy::text_form(v, ty))?;
             continue;
         }
+        let v = v
+            .clone()
+            .cast(ty)
+            .unwrap_or_else(|_| Value::Text(v.to_string()));
         match (v, ty) {
             (Value::Null, _) => enc.encode_field(&None::<i32>)?,
             (Value::Int(n), DataType::SmallInt) => enc.encode_field(&(n as i16))?,
@@ -254,6 +289,53 @@ fn encode(
         }
     }
     Ok(enc.take_row())
+}
+
+/// `COPY ... TO STDOUT`: runs its query in the session and sends the rows as CopyData,
+/// one message per row (`None` for any other statement). A statement that cannot run
+/// (binary format, a file target) fails like any other, aborting an open block.
+async fn copy_out(
+    session: &mut Session,
+    stmt: &Statement,
+    params: &[Value],
+) -> Option<Result<Response, SqlError>> {
+    let (query, options) = match crate::copy::copy_out(stmt) {
+        Ok(None) => return None,
+        Ok(Some(found)) => found,
+        Err(e) => {
+            session.abort_block();
+            return Some(Err(e));
+        }
+    };
+    Some(session.run(&query, params).await.map(|(out, _)| {
+        let types: Vec<DataType> = out.columns.iter().map(|c| c.1).collect();
+        let mut lines: Vec<Vec<u8>> = out
+            .rows
+            .iter()
+            .map(|r| options.encode_row(r, &types))
+            .collect();
+        if options.header {
+            // In the first message, so that pgwire's count of messages (the `COPY n`
+            // tag) stays the count of rows.
+            let names: Vec<&str> = out.columns.iter().map(|c| c.0.as_str()).collect();
+            let mut header = options.header_line(&names);
+            match lines.first_mut() {
+                Some(first) => {
+                    header.append(first);
+                    *first = header;
+                }
+                None => lines.push(header),
+            }
+        }
+        let data = lines
+            .into_iter()
+            .map(|l| Ok(pgwire::messages::copy::CopyData::new(l.into())));
+        Response::CopyOut(pgwire::api::results::CopyResponse::new(
+            0,
+            out.columns.len(),
+            stream::iter(data),
+        ))
+    }))
 }
 
 fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<Response> {
@@ -346,6 +428,17 @@ impl SimpleQueryHandler for Handler {
             {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
+            }
+            match copy_out(&mut session, stmt, &[]).await {
+                Some(Ok(r)) => {
+                    responses.push(r);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                None => {}
             }
             match session.run(stmt, &[]).await {
                 Ok((out, effect)) => {
@@ -639,6 +732,9 @@ impl ExtendedQueryHandler for Handler {
             .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
         {
             return to_response(r, TxEffect::None, &portal.result_column_format);
+        }
+        if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
+            return r.map_err(Into::into);
         }
         match session.run(&prepared.stmt, &params).await {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use sqlparser::ast::{Set, Statement};
 
+use crate::cancel::{Backend, SessionCall};
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
@@ -62,14 +63,16 @@ pub struct Session {
     next_isolation: Option<Isolation>,
     /// Savepoints of the current block, oldest first: name and undo/redo position.
     savepoints: Vec<(String, (usize, usize))>,
+    /// This connection's cancel flag and pid (see `cancel`).
+    backend: Arc<Backend>,
 }
 
 /// A `COPY ... FROM STDIN` in progress.
 struct CopyIn {
     table: String,
     columns: Vec<usize>,
-    /// The bytes of an incomplete last line, until the rest arrives.
-    partial: Vec<u8>,
+    /// Cuts the data into rows (and keeps an incomplete last one until the rest arrives).
+    decoder: crate::copy::Decoder,
     rows: u64,
     /// The first error; the rest of the data is consumed and dropped.
     error: Option<SqlError>,
@@ -85,12 +88,17 @@ impl Session {
             characteristics: db.default_isolation,
             next_isolation: None,
             savepoints: Vec::new(),
+            backend: Arc::default(),
             db,
         }
     }
 
     pub fn db(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
     }
 
     /// An error outside `run` (a statement that did not parse, a parameter that did not
@@ -154,6 +162,7 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
+        self.backend.begin_statement();
         if let Some(reply) = self.control(stmt).await {
             if reply.is_err() {
                 self.abort_block();
@@ -171,10 +180,17 @@ impl Session {
                     },
                 to: false,
                 target: sqlparser::ast::CopyTarget::Stdin,
+                options,
+                legacy_options,
                 ..
             } => {
                 let table = crate::catalog::object_name(table_name);
-                return self.copy_from(&table, columns).map(|o| (o, TxEffect::None));
+                let started = crate::copy::Options::of(options, legacy_options)
+                    .and_then(|options| self.copy_from(&table, columns, options));
+                if started.is_err() {
+                    self.abort_block();
+                }
+                return started.map(|o| (o, TxEffect::None));
             }
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -195,6 +211,13 @@ impl Session {
                 ));
             }
             _ => {}
+        }
+        if let Some(call) = SessionCall::of(stmt) {
+            let result = self.session_call(call, params).await;
+            if result.is_err() {
+                self.abort_block();
+            }
+            return result.map(|o| (o, TxEffect::None));
         }
         let result = self.statement(stmt, params).await;
         match result {
@@ -225,6 +248,8 @@ impl Session {
     {
         let started = std::time::Instant::now();
         let mut earlier = None;
+        let deadline =
+            duration_setting(&self.setting("statement_timeout")).map(|limit| started + limit);
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -248,7 +273,7 @@ impl Session {
                     params,
                     waited_in_subquery: Default::default(),
                 };
-                let result = work(&mut ctx);
+                let result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
                 let waited_in_subquery = ctx.waited_in_subquery.take();
                 match result {
                     Ok(out) => {
@@ -296,16 +321,80 @@ impl Session {
             (None, None) => (None, lock_timeout()),
         };
         let wait = self.db.locks.wait(me, holder);
-        match limit {
-            None => wait.await,
-            Some(limit) => match tokio::time::timeout(limit, wait).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.db.locks.stop_waiting(me);
-                    Err(error)
-                }
-            },
+        let limited = async {
+            match limit {
+                None => wait.await,
+                Some(limit) => match tokio::time::timeout(limit, wait).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.db.locks.stop_waiting(me);
+                        Err(error)
+                    }
+                },
+            }
+        };
+        // A cancel (psql's Ctrl-C) ends the wait too.
+        tokio::select! {
+            result = limited => result,
+            () = self.backend.cancelled() => {
+                self.db.locks.stop_waiting(me);
+                Err(crate::cancel::user_request())
+            }
         }
+    }
+
+    /// `pg_sleep`, `pg_backend_pid`, `pg_cancel_backend`: run here, without the engine
+    /// (see `cancel::SessionCall`). Outside a block they need no transaction.
+    async fn session_call(
+        &mut self,
+        call: SessionCall,
+        params: &[Value],
+    ) -> Result<Output, SqlError> {
+        let arg = |e: &sqlparser::ast::Expr| {
+            let empty = crate::expr::Scope::default();
+            crate::expr::eval(e, &crate::executor::env(&empty, &[], params))
+        };
+        let value = match &call {
+            SessionCall::BackendPid => Value::Int(i64::from(self.backend.pid())),
+            SessionCall::CancelBackend(pid) => match arg(pid)?.cast(DataType::Int)? {
+                Value::Int(pid) => Value::Bool(
+                    i32::try_from(pid).is_ok_and(|pid| self.db.backends.cancel_pid(pid)),
+                ),
+                _ => Value::Null,
+            },
+            SessionCall::Sleep(seconds) => {
+                let seconds = match arg(seconds)?.cast(DataType::Double)? {
+                    Value::Double(s) if s.is_finite() && s > 0.0 => s.min(1e9),
+                    _ => 0.0,
+                };
+                let sleep = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds));
+                let limit = duration_setting(&self.setting("statement_timeout"));
+                let timeout = async {
+                    match limit {
+                        Some(limit) => tokio::time::sleep(limit).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = sleep => {}
+                    () = timeout => return Err(statement_timeout()),
+                    () = self.backend.cancelled() => return Err(crate::cancel::user_request()),
+                }
+                Value::Text(String::new())
+            }
+        };
+        let ty = match value {
+            Value::Int(_) => DataType::Int,
+            Value::Bool(_) => DataType::Bool,
+            _ => DataType::Text,
+        };
+        Ok(Output {
+            columns: vec![(call.column().to_string(), ty)],
+            rows: vec![vec![value]],
+            tag: "SELECT 1".into(),
+            returns_rows: true,
+            copy_in: None,
+        })
     }
 
     /// `COPY table FROM STDIN` starts: remember the target; rows arrive as CopyData.
@@ -313,6 +402,7 @@ impl Session {
         &mut self,
         table: &str,
         columns: &[sqlparser::ast::Ident],
+        options: crate::copy::Options,
     ) -> Result<Output, SqlError> {
         let engine = self.db.engine();
         let t = engine.table(table)?;
@@ -333,7 +423,7 @@ impl Session {
         self.copy = Some(CopyIn {
             table: table.to_string(),
             columns,
-            partial: Vec::new(),
+            decoder: crate::copy::Decoder::new(options),
             rows: 0,
             error: None,
         });
@@ -344,70 +434,71 @@ impl Session {
         })
     }
 
-    /// A chunk of COPY data: every complete line becomes a row, in the transaction.
+    /// A chunk of COPY data: every complete row is inserted, in the transaction.
     pub async fn copy_data(&mut self, data: &[u8]) {
         let Some(mut copy) = self.copy.take() else {
             return;
         };
         if copy.error.is_none() {
-            copy.partial.extend_from_slice(data);
-            let end = copy
-                .partial
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            let lines: Vec<u8> = copy.partial.drain(..end).collect();
-            if let Err(e) = self.copy_lines(&copy, &lines).await {
-                copy.error = Some(e);
-            } else {
-                copy.rows += lines
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty() && *l != b"\\.")
-                    .count() as u64;
+            let inserted = match copy.decoder.feed(data) {
+                Ok(rows) => self.copy_rows(&copy, rows).await,
+                Err(e) => Err(e),
+            };
+            match inserted {
+                Ok(n) => copy.rows += n,
+                Err(e) => copy.error = Some(e),
             }
         }
         self.copy = Some(copy);
     }
 
-    async fn copy_lines(&mut self, copy: &CopyIn, lines: &[u8]) -> Result<(), SqlError> {
-        if lines.is_empty() {
-            return Ok(());
+    /// Inserts decoded COPY rows; returns how many.
+    async fn copy_rows(
+        &mut self,
+        copy: &CopyIn,
+        rows: Vec<Vec<Option<String>>>,
+    ) -> Result<u64, SqlError> {
+        if rows.is_empty() {
+            return Ok(0);
         }
-        let text = std::str::from_utf8(lines)
-            .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
-        let rows: Vec<Vec<Option<String>>> = text
-            .lines()
-            .filter(|l| !l.is_empty() && *l != "\\.")
-            .map(|l| l.split('\t').map(crate::executor::copy_field).collect())
-            .collect();
+        let line = copy.decoder.line - rows.len() as u64;
         self.in_tx(
             |ctx| {
-                for fields in &rows {
-                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)?;
+                for (i, fields) in rows.iter().enumerate() {
+                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)
+                        .map_err(|h| match h {
+                            // PostgreSQL's CONTEXT line, folded into the message.
+                            crate::engine::Halt::Error(mut e) => {
+                                e.message = format!(
+                                    "{} (COPY {}, line {})",
+                                    e.message,
+                                    copy.table,
+                                    line + i as u64 + 1
+                                );
+                                crate::engine::Halt::Error(e)
+                            }
+                            wait => wait,
+                        })?;
                 }
                 Ok(Output::default())
             },
             &[],
         )
         .await
-        .map(|_| ())
+        .map(|_| rows.len() as u64)
     }
 
     /// The end of COPY data: commit (outside a block) and report `COPY n`.
     pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
-        let Some(copy) = self.copy.take() else {
+        let Some(mut copy) = self.copy.take() else {
             return Err(SqlError::new("08P01", "no COPY in progress"));
         };
-        let rest = copy.partial.clone();
-        let mut result = match copy.error.clone() {
+        let mut result = match copy.error.take() {
             Some(e) => Err(e),
-            None => self.copy_lines(&copy, &rest).await.map(|_| {
-                copy.rows
-                    + rest
-                        .split(|&b| b == b'\n')
-                        .filter(|l| !l.is_empty() && *l != b"\\.")
-                        .count() as u64
-            }),
+            None => match copy.decoder.finish() {
+                Ok(rows) => self.copy_rows(&copy, rows).await.map(|n| copy.rows + n),
+                Err(e) => Err(e),
+            },
         };
         match (&result, self.block) {
             (Ok(_), Block::None) => {
@@ -415,8 +506,7 @@ impl Session {
                     result = Err(e);
                 }
             }
-            (Err(_), Block::None) => self.end(false),
-            (Err(_), _) => self.block = Block::Failed,
+            (Err(_), _) => self.abort_block(),
             _ => {}
         }
         result
@@ -556,6 +646,4 @@ fn lock_timeout() -> SqlError {
     SqlError::new("55P03", "canceling statement due to lock timeout")
 }
 
-fn statement_timeout() -> SqlError {
-    SqlError::new("57014", "canceling statement due to statement timeout")
-}
+use crate::cancel::statement_timeout;

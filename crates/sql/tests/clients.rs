@@ -7,60 +7,26 @@ use std::time::Duration;
 use service::CancellationToken;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-async fn server() -> sql::Running {
-    sql::start(sql::Args::ephemeral(), CancellationToken::new())
-        .await
-        .expect("sql server starts")
-}
+mod common;
+
+use common::{connect, rows, server, server_at, waiting};
+use sql::isolation::Isolation;
 
 /// A server whose sessions default to read committed (PostgreSQL's default, which
 /// pgbench and the row-lock tests of issue 22 assume).
 async fn read_committed_server() -> sql::Running {
-    let args = sql::Args {
-        default_isolation: sql::isolation::Isolation::ReadCommitted,
-        ..sql::Args::ephemeral()
-    };
-    sql::start(args, CancellationToken::new())
-        .await
-        .expect("sql server starts")
+    server_at(Isolation::ReadCommitted).await
 }
 
 /// Waits until `n` transactions are blocked on a lock, as `pg_locks` shows them.
 async fn until_waiting(c: &Client, n: usize) {
     for _ in 0..2_000 {
-        let waiting = rows(c, "SELECT count(*) FROM pg_locks WHERE NOT granted").await;
-        if waiting == vec![vec![Some(n.to_string())]] {
+        if waiting(c).await == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("expected {n} waiting transactions");
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={} user=test dbname=test", addr.port()),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-/// The rows of a simple query, as text.
-async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 async fn code(c: &Client, sql: &str) -> String {
@@ -227,7 +193,7 @@ async fn ddl_dml_queries_and_constraint_errors() {
     assert_eq!(
         code(
             &c,
-            "INSERT INTO users (email) VALUES ('a@x') ON CONFLICT (email) DO UPDATE SET age = 1"
+            "INSERT INTO users (email) VALUES ('a@x') ON CONFLICT (email) WHERE age > 0 DO NOTHING"
         )
         .await,
         "0A000"
@@ -450,28 +416,13 @@ fn need(tool: &str) {
 async fn psql_runs_commands() {
     need("psql");
     let srv = server().await;
-    let port = srv.addr().port().to_string();
+    let port = srv.addr().port();
     let psql = |sql: &str| {
-        let port = port.clone();
         let sql = sql.to_string();
         async move {
             tokio::task::spawn_blocking(move || {
                 Command::new("psql")
-                    .args([
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &port,
-                        "-U",
-                        "test",
-                        "-d",
-                        "test",
-                        "-X",
-                        "-A",
-                        "-t",
-                        "-c",
-                        &sql,
-                    ])
+                    .args(common::psql_args(port, &sql))
                     .output()
                     .expect("psql runs")
             })

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Outcome, Rows, connect, query, server, waiting};
+use common::{Outcome, Rows, query, server_at, session, waiting};
 use sql::isolation::Isolation;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -48,8 +48,8 @@ impl Scenario {
     /// transaction at `level`, begun in one of the ways a client can choose a level.
     async fn new(level: Isolation, sessions: usize) -> Scenario {
         // The server's default is some other level: every session chooses its own.
-        let srv = server(Isolation::ReadCommitted).await;
-        let observer = connect(&srv).await;
+        let srv = server_at(Isolation::ReadCommitted).await;
+        let observer = session(&srv).await;
         query(
             &observer,
             "CREATE TABLE test (id INT PRIMARY KEY, value INT NOT NULL); \
@@ -60,7 +60,7 @@ impl Scenario {
         let name = level.name().to_uppercase();
         let mut t = Vec::new();
         for i in 0..sessions {
-            let c = connect(&srv).await;
+            let c = session(&srv).await;
             let begin = match i {
                 0 => format!("BEGIN ISOLATION LEVEL {name}"),
                 1 => format!("START TRANSACTION ISOLATION LEVEL {name}"),
@@ -538,8 +538,8 @@ anomaly!(
 /// again. Returns T1's second read. `setup` chooses T1's level and begins its
 /// transaction, in one of the ways a client can.
 async fn course_example(srv: &sql::Running, setup: &[&str]) -> (Outcome, Outcome) {
-    let t1 = connect(srv).await;
-    let t2 = connect(srv).await;
+    let t1 = session(srv).await;
+    let t2 = session(srv).await;
     query(
         &t1,
         "CREATE TABLE accounts (id INT PRIMARY KEY, balance INT); \
@@ -594,7 +594,7 @@ async fn every_way_of_choosing_the_level_takes_effect() {
             ],
         ];
         for way in ways {
-            let srv = server(other).await;
+            let srv = server_at(other).await;
             let setup: Vec<&str> = way.iter().map(String::as_str).collect();
             let (shown, again) = course_example(&srv, &setup).await;
             assert_eq!(shown, Ok(common::cell(name)), "{way:?}");
@@ -627,7 +627,7 @@ async fn the_default_is_repeatable_read_and_misuse_is_refused() {
     )
     .await
     .expect("start");
-    let c = connect(&srv).await;
+    let c = session(&srv).await;
     let show = "SHOW transaction_isolation";
     assert_eq!(query(&c, show).await, Ok(common::cell("repeatable read")));
     assert_eq!(
@@ -664,7 +664,7 @@ async fn the_default_is_repeatable_read_and_misuse_is_refused() {
 
 #[tokio::test]
 async fn psql_sets_and_shows_the_level() {
-    let srv = server(Isolation::RepeatableRead).await;
+    let srv = server_at(Isolation::RepeatableRead).await;
     let out = common::psql(
         &srv,
         &[
@@ -733,8 +733,8 @@ async fn transfer(c: &Client, from: i64, to: i64, amount: i64) -> bool {
 /// 8 clients transfer for `run` between 100 accounts at `level`; returns the total
 /// afterwards, the transfers committed and the retries.
 async fn transfers(level: Isolation, run: Duration) -> (i64, u64, u64) {
-    let srv = server(level).await;
-    let setup = connect(&srv).await;
+    let srv = server_at(level).await;
+    let setup = session(&srv).await;
     let values: Vec<String> = (1..=ACCOUNTS)
         .map(|i| format!("({i}, {START_BALANCE})"))
         .collect();
@@ -751,7 +751,7 @@ async fn transfers(level: Isolation, run: Duration) -> (i64, u64, u64) {
     let deadline = tokio::time::Instant::now() + run;
     let mut clients = Vec::new();
     for worker in 0..8i64 {
-        let c = connect(&srv).await;
+        let c = session(&srv).await;
         clients.push(tokio::spawn(async move {
             let (mut done, mut retries) = (0u64, 0u64);
             let mut n = worker;

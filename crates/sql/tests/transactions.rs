@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::{cell, connect, query, rows, server};
+use common::{cell, query, rows, server_at, session};
 use sql::isolation::Isolation;
 
 #[tokio::test]
 async fn savepoints_undo_part_of_a_transaction_and_rescue_a_failed_one() {
-    let srv = server(Isolation::RepeatableRead).await;
-    let c = connect(&srv).await;
+    let srv = server_at(Isolation::RepeatableRead).await;
+    let c = session(&srv).await;
     rows(&c, "CREATE TABLE t (id INT PRIMARY KEY)").await;
     // Outside a block there is nothing to mark.
     assert_eq!(query(&c, "SAVEPOINT a").await, Err("25P01".into()));
@@ -46,7 +46,7 @@ async fn savepoints_undo_part_of_a_transaction_and_rescue_a_failed_one() {
     assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("0"));
 
     rows(&c, "BEGIN; INSERT INTO t VALUES (1); SAVEPOINT s; INSERT INTO t VALUES (2); ROLLBACK TO s; INSERT INTO t VALUES (3); COMMIT").await;
-    let other = connect(&srv).await;
+    let other = session(&srv).await;
     assert_eq!(
         rows(&other, "SELECT id FROM t ORDER BY id").await,
         vec![vec![Some("1".into())], vec![Some("3".into())]]
@@ -56,8 +56,8 @@ async fn savepoints_undo_part_of_a_transaction_and_rescue_a_failed_one() {
 
 #[tokio::test]
 async fn a_multi_statement_query_is_one_implicit_transaction() {
-    let srv = server(Isolation::ReadCommitted).await;
-    let c = connect(&srv).await;
+    let srv = server_at(Isolation::ReadCommitted).await;
+    let c = session(&srv).await;
     rows(&c, "CREATE TABLE t (id INT PRIMARY KEY)").await;
     // The second INSERT fails: the first is rolled back with it.
     assert_eq!(
@@ -79,7 +79,7 @@ async fn a_multi_statement_query_is_one_implicit_transaction() {
         "INSERT INTO t VALUES (5); BEGIN; INSERT INTO t VALUES (6)",
     )
     .await;
-    let other = connect(&srv).await;
+    let other = session(&srv).await;
     assert_eq!(
         rows(&other, "SELECT count(*) FROM t WHERE id > 4").await,
         cell("0")
@@ -94,7 +94,7 @@ async fn a_multi_statement_query_is_one_implicit_transaction() {
 
 #[tokio::test]
 async fn psycopg_nested_transactions_use_savepoints() {
-    let srv = server(Isolation::RepeatableRead).await;
+    let srv = server_at(Isolation::RepeatableRead).await;
     let port = srv.addr().port();
     let out = common::python(format!(
         r#"

@@ -1,7 +1,7 @@
-//! Helpers shared by the transaction and isolation tests: a server on port 0 at a chosen
-//! default isolation level, tokio-postgres sessions, and queries whose outcome is the
-//! rows as text or the SQLSTATE.
-#![allow(dead_code)]
+//! What the sql server's test files share: a server on port 0 (at a chosen default
+//! isolation level if need be), tokio-postgres sessions, queries whose outcome is the rows
+//! as text or the SQLSTATE, and the client programs (psql, psycopg) the tests drive.
+#![allow(dead_code, clippy::expect_used)] // each test file uses a part; a panic fails the test
 
 use std::process::Command;
 use std::sync::Arc;
@@ -14,28 +14,44 @@ pub type Rows = Vec<Vec<Option<String>>>;
 /// A query's outcome: its rows, or the SQLSTATE it failed with.
 pub type Outcome = Result<Rows, String>;
 
-pub async fn server(default: Isolation) -> sql::Running {
-    let args = sql::Args {
-        default_isolation: default,
-        ..sql::Args::ephemeral()
-    };
+pub async fn server_with(args: sql::Args) -> sql::Running {
     sql::start(args, CancellationToken::new())
         .await
         .expect("sql server starts")
 }
 
-pub async fn connect(srv: &sql::Running) -> Arc<Client> {
+/// An in-memory server on 127.0.0.1, port 0.
+pub async fn server() -> sql::Running {
+    server_with(sql::Args::ephemeral()).await
+}
+
+/// The same, its sessions starting at `default`.
+pub async fn server_at(default: Isolation) -> sql::Running {
+    server_with(sql::Args {
+        default_isolation: default,
+        ..sql::Args::ephemeral()
+    })
+    .await
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> Client {
     let (client, conn) = tokio_postgres::connect(
         &format!(
-            "host=127.0.0.1 port={} user=test dbname=test",
-            srv.addr().port()
+            "host={} port={} user=test dbname=test",
+            addr.ip(),
+            addr.port()
         ),
         NoTls,
     )
     .await
     .expect("connect");
     tokio::spawn(conn);
-    Arc::new(client)
+    client
+}
+
+/// A session that tasks of a test share.
+pub async fn session(srv: &sql::Running) -> Arc<Client> {
+    Arc::new(connect(srv.addr()).await)
 }
 
 /// Runs `sql` (one or several statements) with the simple query protocol.
@@ -101,10 +117,10 @@ pub async fn python(script: String) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Runs `psql -X -A -t` with one `-c` per command; returns its standard output.
-pub async fn psql(srv: &sql::Running, commands: &[&str]) -> String {
-    need("psql");
-    let port = srv.addr().port().to_string();
+/// psql's arguments to run `commands` (one `-c` each) against the server on `port`,
+/// unaligned and tuples only (`-A -t`), ignoring any ~/.psqlrc (`-X`).
+pub fn psql_args_all(port: u16, commands: &[&str]) -> Vec<String> {
+    let port = port.to_string();
     let mut args: Vec<String> = [
         "-h",
         "127.0.0.1",
@@ -118,13 +134,24 @@ pub async fn psql(srv: &sql::Running, commands: &[&str]) -> String {
         "-A",
         "-t",
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    .map(String::from)
+    .to_vec();
     for c in commands {
         args.push("-c".into());
         args.push(c.to_string());
     }
+    args
+}
+
+/// psql's arguments to run one `command`.
+pub fn psql_args(port: u16, command: &str) -> Vec<String> {
+    psql_args_all(port, &[command])
+}
+
+/// Runs psql with one `-c` per command; returns its standard output.
+pub async fn psql(srv: &sql::Running, commands: &[&str]) -> String {
+    need("psql");
+    let args = psql_args_all(srv.addr().port(), commands);
     let out = tokio::task::spawn_blocking(move || Command::new("psql").args(args).output())
         .await
         .expect("join")
