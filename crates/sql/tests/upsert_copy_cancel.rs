@@ -11,7 +11,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 mod common;
 
-use common::{connect, psql_args, rows, server, server_with};
+use common::{connect, psql_args, rows, server, server_at, server_with};
+use sql::isolation::Isolation;
 
 /// The command tag's row count of a simple query (`INSERT 0 n`, `COPY n`, ...).
 async fn count(c: &Client, sql: &str) -> u64 {
@@ -197,20 +198,32 @@ async fn on_conflict_do_nothing_and_do_update_with_excluded() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_upserts_of_one_new_key_never_lose_a_count() {
-    let srv = server().await;
+/// Two sessions upsert one new key; the first holds its uncommitted insert. The second
+/// must wait for it (neither inserting nor failing with 23505), then, at `level`, either
+/// update the committed row (read committed) or give up with `outcome` (repeatable read:
+/// the row changed after its snapshot, 40001, as PostgreSQL).
+async fn concurrent_upserts(level: Isolation) -> Result<u64, String> {
+    let srv = server_at(level).await;
     let setup = connect(srv.addr()).await;
     rows(&setup, "CREATE TABLE hits (page TEXT PRIMARY KEY, n INT)").await;
-    // The first upserter holds its uncommitted insert; the second must wait for it, then
-    // update the committed row instead of failing with 23505.
     let a = connect(srv.addr()).await;
     let b = connect(srv.addr()).await;
     let upsert = "INSERT INTO hits VALUES ('home', 1) ON CONFLICT (page) \
                   DO UPDATE SET n = hits.n + excluded.n";
     rows(&a, "BEGIN").await;
     assert_eq!(count(&a, upsert).await, 1);
-    let mut waiting = tokio::spawn(async move { count(&b, upsert).await });
+    let mut waiting = tokio::spawn(async move {
+        match b.simple_query(upsert).await {
+            Ok(messages) => Ok(messages
+                .into_iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(n),
+                    _ => None,
+                })
+                .unwrap_or(0)),
+            Err(e) => Err(e.code().map(|c| c.code().to_string()).unwrap_or_default()),
+        }
+    });
     // It does not finish (neither inserting nor failing) while a's insert is open.
     assert!(
         tokio::time::timeout(std::time::Duration::from_millis(300), &mut waiting)
@@ -219,9 +232,23 @@ async fn concurrent_upserts_of_one_new_key_never_lose_a_count() {
         "the second upsert must wait for the first's uncommitted row"
     );
     rows(&a, "COMMIT").await;
-    assert_eq!(waiting.await.unwrap(), 1);
-    assert_eq!(rows(&setup, "SELECT n FROM hits").await, table(&[&["2"]]));
+    let outcome = waiting.await.unwrap();
+    let expected = if outcome.is_ok() { "2" } else { "1" };
+    assert_eq!(
+        rows(&setup, "SELECT n FROM hits").await,
+        table(&[&[expected]])
+    );
     srv.stop().await;
+    outcome
+}
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_new_key_never_lose_a_count() {
+    assert_eq!(concurrent_upserts(Isolation::ReadCommitted).await, Ok(1));
+    assert_eq!(
+        concurrent_upserts(Isolation::RepeatableRead).await,
+        Err("40001".to_string())
+    );
 }
 
 #[tokio::test]
@@ -564,7 +591,8 @@ async fn cancel_request_statement_timeout_and_pg_cancel_backend_stop_a_running_s
     rows(&a, "CREATE TABLE t (id INT PRIMARY KEY)").await;
 
     // A CancelRequest with this connection's key (tokio-postgres's cancel token is what
-    // psql's Ctrl-C sends). The statement is undone; the connection goes on.
+    // psql's Ctrl-C sends). The statement is undone — with the INSERT before it, as the
+    // two share the implicit transaction of one simple query — and the connection goes on.
     let token = a.cancel_token();
     let a = std::sync::Arc::new(a);
     let runner = a.clone();
@@ -585,7 +613,8 @@ async fn cancel_request_statement_timeout_and_pg_cancel_backend_stop_a_running_s
             "canceling statement due to user request".into()
         )
     );
-    assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["1"]]));
+    assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["0"]]));
+    rows(&a, "INSERT INTO t VALUES (1)").await;
 
     // statement_timeout stops a statement that is running, not only one that waits.
     rows(&a, "SET statement_timeout = '200ms'").await;
