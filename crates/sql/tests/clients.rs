@@ -9,7 +9,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 mod common;
 
-use common::{connect, rows, server, server_at, waiting};
+use common::{code, connect, need, python, rows, server, server_at, waiting};
 use sql::isolation::Isolation;
 
 /// A server whose sessions default to read committed (PostgreSQL's default, which
@@ -27,16 +27,6 @@ async fn until_waiting(c: &Client, n: usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("expected {n} waiting transactions");
-}
-
-async fn code(c: &Client, sql: &str) -> String {
-    match c.simple_query(sql).await {
-        Ok(_) => panic!("{sql}: expected an error"),
-        Err(e) => e
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_else(|| e.to_string()),
-    }
 }
 
 fn s(v: &str) -> Option<String> {
@@ -404,14 +394,6 @@ async fn extended_protocol_with_parameters() {
     srv.stop().await;
 }
 
-fn need(tool: &str) {
-    if Command::new(tool).arg("--version").output().is_err() {
-        panic!(
-            "{tool} is not installed: run .ci/run (it installs PostgreSQL's client tools and psycopg)"
-        );
-    }
-}
-
 #[tokio::test]
 async fn psql_runs_commands() {
     need("psql");
@@ -457,7 +439,6 @@ async fn psql_runs_commands() {
 
 #[tokio::test]
 async fn psycopg_end_to_end() {
-    need("python3");
     let srv = server().await;
     let port = srv.addr().port();
     let script = format!(
@@ -479,18 +460,7 @@ with psycopg.connect("host=127.0.0.1 port={port} user=test dbname=test") as conn
     conn.rollback()
 "#
     );
-    let out =
-        tokio::task::spawn_blocking(move || Command::new("python3").arg("-c").arg(script).output())
-            .await
-            .expect("join")
-            .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named 'psycopg'"),
-        "psycopg missing: run .ci/run"
-    );
-    assert!(out.status.success(), "{stderr}");
+    let stdout = python(script).await;
     assert_eq!(stdout.trim(), "('ink', Decimal('7.25'))\nunique 23505");
     srv.stop().await;
 }

@@ -5,13 +5,11 @@
 //! mode test binds 0.0.0.0 and connects through this host's non-loopback address).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a test failure
 
-use std::process::Command;
-
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 mod common;
 
-use common::{connect, psql_args, rows, server, server_at, server_with};
+use common::{connect, psql_args, rows, run, server, server_at, server_with};
 use sql::isolation::Isolation;
 
 /// The command tag's row count of a simple query (`INSERT 0 n`, `COPY n`, ...).
@@ -363,20 +361,6 @@ async fn correlated_subqueries_read_the_outer_row() {
         "42703"
     );
     srv.stop().await;
-}
-
-/// Runs a program to completion off the test's runtime; returns (success, stdout, stderr).
-async fn run(program: &str, args: Vec<String>) -> (bool, String, String) {
-    let program = program.to_string();
-    let out = tokio::task::spawn_blocking(move || Command::new(&program).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("not runnable ({e}): run .ci/run"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -78,6 +78,14 @@ pub async fn rows(c: &Client, sql: &str) -> Rows {
     query(c, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The SQLSTATE `sql` fails with (it must fail).
+pub async fn code(c: &Client, sql: &str) -> String {
+    match query(c, sql).await {
+        Ok(_) => panic!("{sql}: expected an error"),
+        Err(code) => code,
+    }
+}
+
 /// One text cell as a one-row, one-column result.
 pub fn cell(v: &str) -> Rows {
     vec![vec![Some(v.to_string())]]
@@ -117,11 +125,25 @@ pub async fn python(script: String) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// psql's arguments to run `commands` (one `-c` each) against the server on `port`,
-/// unaligned and tuples only (`-A -t`), ignoring any ~/.psqlrc (`-X`).
-pub fn psql_args_all(port: u16, commands: &[&str]) -> Vec<String> {
+/// Runs a program to completion off the test's runtime; returns (success, stdout, stderr).
+pub async fn run(program: &str, args: Vec<String>) -> (bool, String, String) {
+    let name = program.to_string();
+    let out = tokio::task::spawn_blocking(move || Command::new(&name).args(&args).output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{program} not runnable ({e}): run .ci/run"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// psql's arguments to reach the server on `port` as user and database `test`, ignoring
+/// any ~/.psqlrc (`-X`); psql's default (aligned) output.
+pub fn psql_connection_args(port: u16) -> Vec<String> {
     let port = port.to_string();
-    let mut args: Vec<String> = [
+    [
         "-h",
         "127.0.0.1",
         "-p",
@@ -131,11 +153,16 @@ pub fn psql_args_all(port: u16, commands: &[&str]) -> Vec<String> {
         "-d",
         "test",
         "-X",
-        "-A",
-        "-t",
     ]
     .map(String::from)
-    .to_vec();
+    .to_vec()
+}
+
+/// psql's arguments to run `commands` (one `-c` each) against the server on `port`,
+/// unaligned and tuples only (`-A -t`).
+pub fn psql_args_all(port: u16, commands: &[&str]) -> Vec<String> {
+    let mut args = psql_connection_args(port);
+    args.extend(["-A", "-t"].map(String::from));
     for c in commands {
         args.push("-c".into());
         args.push(c.to_string());
@@ -148,18 +175,10 @@ pub fn psql_args(port: u16, command: &str) -> Vec<String> {
     psql_args_all(port, &[command])
 }
 
-/// Runs psql with one `-c` per command; returns its standard output.
+/// Runs psql with one `-c` per command, which must succeed; returns its standard output.
 pub async fn psql(srv: &sql::Running, commands: &[&str]) -> String {
     need("psql");
-    let args = psql_args_all(srv.addr().port(), commands);
-    let out = tokio::task::spawn_blocking(move || Command::new("psql").args(args).output())
-        .await
-        .expect("join")
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let (ok, out, err) = run("psql", psql_args_all(srv.addr().port(), commands)).await;
+    assert!(ok, "{err}");
+    out.trim().to_string()
 }
