@@ -194,6 +194,27 @@ async fn generated_columns_are_computed_on_every_write() {
     assert_eq!(
         code(
             &c,
+            "INSERT INTO lines (id, qty, price) VALUES (2, 1, 1) \
+             ON CONFLICT (id) DO UPDATE SET total = 5"
+        )
+        .await,
+        "428C9"
+    );
+    // An upsert's update recomputes the stored value like any other update.
+    exec(
+        &c,
+        "INSERT INTO lines (id, qty, price) VALUES (2, 3, 1) \
+         ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty",
+    )
+    .await;
+    assert_eq!(
+        lines(&c, "SELECT total FROM lines WHERE id = 2").await,
+        ["30.00"]
+    );
+    exec(&c, "UPDATE lines SET qty = 1 WHERE id = 2").await;
+    assert_eq!(
+        code(
+            &c,
             "CREATE TABLE bad (a INT, b TIMESTAMP GENERATED ALWAYS AS (now()) STORED)"
         )
         .await,

@@ -134,6 +134,12 @@ impl<'q> Upsert<'q> {
                         return Err(SqlError::unsupported("tuple assignment").into());
                     };
                     let col = def.column_or_err(&object_name(name))?;
+                    if def.columns[col].generated.is_some() {
+                        // A generated column is recomputed from the row (see `generated`).
+                        return Err(
+                            crate::generated::not_writable(&def.columns[col].name, true).into()
+                        );
+                    }
                     sets.push((col, def.columns[col].ty, &a.value));
                 }
                 Action::Update {
