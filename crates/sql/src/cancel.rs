@@ -184,11 +184,28 @@ const CLOCK_EVERY: u32 = 256;
 
 /// Runs `work` (one statement's synchronous part) as `backend`'s, so that
 /// [`check_for_interrupts`] inside it sees that backend's cancel flag and `deadline`.
+///
+/// A statement can run for seconds on the runtime thread that polled its connection.
+/// On a multi-threaded runtime it runs in [`tokio::task::block_in_place`], which hands
+/// that thread's queued tasks to another: otherwise a connection task queued behind it —
+/// the very session sending `pg_cancel_backend`, or any other client — could wait for
+/// the statement to end.
 pub fn running<R>(
     backend: &Arc<Backend>,
     deadline: Option<Instant>,
     work: impl FnOnce() -> R,
 ) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_threaded =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_threaded {
+        tokio::task::block_in_place(|| as_backend(backend, deadline, work))
+    } else {
+        as_backend(backend, deadline, work)
+    }
+}
+
+fn as_backend<R>(backend: &Arc<Backend>, deadline: Option<Instant>, work: impl FnOnce() -> R) -> R {
     struct Restore(Option<Running>);
     impl Drop for Restore {
         fn drop(&mut self) {
