@@ -19,7 +19,7 @@
 //! [`VACUUM_EVERY`] finished transactions — or on `VACUUM` — every table is swept, which
 //! also removes deleted rows nobody touches again (autovacuum). `VACUUM VERBOSE` says per
 //! table how many versions went and how many are "dead but not yet removable": deleted by
-//! a committed transaction, but held back by a snapshot below the horizon.
+//! a committed transaction at or above the horizon, which some kept snapshot may not see.
 //!
 //! Removing a version also removes the index entries only it needed (an index maps a
 //! key to a row if *some* version of the row has that key).
