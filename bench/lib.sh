@@ -61,3 +61,41 @@ compare() {
     "$label" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
     "${a[*]}" "${b[*]}"
 }
+
+# start_postgres PORT DIR: PostgreSQL (Debian's `postgresql` package, which .ci/run installs)
+# initdb'd into DIR as the `postgres` user and started on loopback with fsync=on and
+# synchronous_commit=on; waits until it accepts connections. Sets PGBIN.
+start_postgres() {
+  local port=$1 dir=$2
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$PGBIN" ] || ! command -v pgbench >/dev/null; then
+    echo "PostgreSQL is not installed: run .ci/run" >&2
+    exit 1
+  fi
+  mkdir -p "$dir/pg" "$dir/sock"
+  chown postgres "$dir/pg" "$dir/sock"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$dir/pg" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$PGBIN/postgres" -D "$dir/pg" -p "$port" -k "$dir/sock" \
+    -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+    -c max_connections=50 >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_pg "$port"
+}
+
+# wait_pg PORT: until a PostgreSQL-protocol server accepts connections there (~10 s).
+wait_pg() {
+  for _ in $(seq 1 100); do
+    pg_isready -h 127.0.0.1 -p "$1" -q && return 0
+    sleep 0.1
+  done
+  echo "nothing accepted PostgreSQL connections on port $1" >&2
+  return 1
+}
+
+# infralab_bin: the release binary (built unless BIN is set).
+infralab_bin() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release -q --bin infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
+    BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
+  fi
+}

@@ -19,32 +19,12 @@ PEER=7533
 DATA=$(mktemp -d)
 chmod 755 "$DATA"
 trap 'cleanup; rm -rf "$DATA"' EXIT
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -z "$PGBIN" ] || ! command -v pgbench >/dev/null; then
-  echo "PostgreSQL is not installed: run .ci/run" >&2
-  exit 1
-fi
-
-if [ -z "${BIN:-}" ]; then
-  cargo build --release -q --bin infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
-  BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
-fi
-"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always 2>/dev/null &
+infralab_bin
+# read committed on both sides: PostgreSQL's default, and pgbench does not retry 40001.
+"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always --default-isolation read-committed 2>/dev/null &
 PIDS+=($!)
-
-mkdir -p "$DATA/pg" "$DATA/sock"
-chown postgres "$DATA/pg" "$DATA/sock"
-runuser -u postgres -- "$PGBIN/initdb" -D "$DATA/pg" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$PGBIN/postgres" -D "$DATA/pg" -p "$PEER" -k "$DATA/sock" \
-  -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
-  -c max_connections=50 >/dev/null 2>&1 &
-PIDS+=($!)
-for port in "$OURS" "$PEER"; do
-  for _ in $(seq 1 100); do
-    pg_isready -h 127.0.0.1 -p "$port" -q && break
-    sleep 0.1
-  done
-done
+start_postgres "$PEER" "$DATA"
+wait_pg "$OURS"
 
 pgb() { local port=$1; shift; pgbench -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
 

@@ -28,6 +28,9 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
             &port.to_string(),
             "--fsync",
             "always",
+            // The transfers lock in id order and expect no 40001 (PostgreSQL's default).
+            "--default-isolation",
+            "read-committed",
             "--dir",
         ])
         .arg(dir)

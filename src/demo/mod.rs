@@ -12,16 +12,19 @@
 //! | `reshard` | adding a fourth shard: keys moved under modulo vs ketama | [`reshard`] |
 //! | `rate` | 1500 writes/s on one node vs spread over three shards | [`rate`] |
 //! | `levels` | one request down every caching level: browser, two CDN edges, lb, web, cache, kv, and the database's materialized view | [`levels`], [`materialized`] |
+//! | `isolation` | two sql sessions: each isolation level's anomalies happening or prevented | [`isolation`] |
 //!
 //! With `--against local` a demo starts what it needs in this process ([`Lab`]); with
 //! `--against compose` it talks to the addresses in `INFRALAB_ROUTER`, `INFRALAB_CACHE`,
-//! `INFRALAB_BROKER`, `INFRALAB_STREAM`, `INFRALAB_PUBSUB`, `INFRALAB_KV_SHARDS` ([`Endpoints`]).
+//! `INFRALAB_BROKER`, `INFRALAB_STREAM`, `INFRALAB_PUBSUB`, `INFRALAB_KV_SHARDS` ([`Endpoints`]),
+//! and `INFRALAB_SQL` for `isolation`.
 
 pub mod blog;
 pub mod captions;
 pub mod celebrity;
 pub mod client_cache;
 pub mod config_push;
+pub mod isolation;
 mod lab;
 pub mod levels;
 pub mod materialized;
@@ -68,6 +71,9 @@ pub enum Scenario {
     Rate,
     /// Caching at every level: browser, CDN edges in two regions, lb, web, cache, kv.
     Levels,
+    /// Isolation levels on the sql server: the course's example, a dirty read, a phantom,
+    /// write skew, and serializable making a writer wait.
+    Isolation,
 }
 
 /// Runs one scenario, printing its trace and a one-line summary of its outcome.
@@ -87,6 +93,7 @@ pub async fn run(args: DemoArgs) -> Result<(), BoxError> {
         Scenario::Reshard => reshard::run(args.against, &mut trace).await?.to_string(),
         Scenario::Rate => rate::run(args.against, &mut trace).await?.to_string(),
         Scenario::Levels => levels::run(args.against, &mut trace).await?.to_string(),
+        Scenario::Isolation => isolation::run(args.against, &mut trace).await?.to_string(),
     };
     println!(
         "\n{summary}\n(done in {:.2} s)",

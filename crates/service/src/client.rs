@@ -352,18 +352,24 @@ impl Drop for Registration {
 
 /// A 40-hex-digit id for this process run, as `INFO server` reports `run_id`.
 fn run_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(40);
     while out.len() < 40 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
+        out.push_str(&format!("{:016x}", random_u64()));
     }
     out.truncate(40);
     out
+}
+
+/// 64 unpredictable bits from the standard library's randomly seeded hasher, for ids and
+/// keys that must not be guessable (no cryptographic strength is claimed).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }

@@ -54,7 +54,7 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, pas
         warn!(
             "WARNING: {server} listens on {addr}, reachable from other hosts, and no password \
              is set: protected mode is on, so clients that are not on this host will be \
-             refused with -DENIED. Set a password (--requirepass) to let them in, or turn \
+             refused with an error that says why. Set a password (--requirepass) to let them in, or turn \
              protected mode off (--protected-mode no) if this network is trusted."
         );
     } else {
@@ -64,6 +64,17 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, pas
              Set a password with --requirepass."
         );
     }
+}
+
+/// This host's address on its default route, if it has one: not loopback, so a client
+/// connecting to it from this host is a non-loopback peer, as another host's would be
+/// (tests use it to play the remote client). Connecting a UDP socket sends nothing; it
+/// only picks the route.
+pub fn route_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// Loopback, counting an IPv4 address written as IPv6 (`::ffff:127.0.0.1`).

@@ -2,15 +2,19 @@
 //! write-ahead log. Sessions hold an `Arc<Database>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::cancel::Backends;
 use crate::engine::Engine;
+use crate::isolation::Isolation;
 use crate::locks::LockTable;
 use crate::wal::Wal;
 
 pub struct Database {
     engine: Mutex<Engine>,
     pub locks: LockTable,
+    /// The connected sessions, for CancelRequest and `pg_cancel_backend`.
+    pub backends: Arc<Backends>,
     /// `None` when the database lives only in memory (no `--dir`).
     pub wal: Option<Wal>,
     /// Log bytes after which a checkpoint is taken.
@@ -18,6 +22,8 @@ pub struct Database {
     /// Log position of the last checkpoint, and its generation.
     checkpointed_at: AtomicU64,
     generation: AtomicU64,
+    /// The isolation level sessions start with (`--default-isolation`).
+    pub default_isolation: Isolation,
 }
 
 impl Database {
@@ -30,11 +36,19 @@ impl Database {
         Database {
             engine: Mutex::new(engine),
             locks: LockTable::default(),
+            backends: Arc::default(),
             wal,
             checkpoint_bytes,
             checkpointed_at: AtomicU64::new(0),
             generation: AtomicU64::new(generation),
+            default_isolation: Isolation::RepeatableRead,
         }
+    }
+
+    /// Sessions start at `level` instead of repeatable read.
+    pub fn with_default_isolation(mut self, level: Isolation) -> Database {
+        self.default_isolation = level;
+        self
     }
 
     /// Called after a commit at log position `lsn`: once the log has grown by

@@ -7,17 +7,21 @@
 //! work, waits on the lock table without the mutex, and runs the statement again with a
 //! fresh snapshot. Re-running sees the other transaction's committed result, which is
 //! how read committed avoids lost updates (PostgreSQL instead re-evaluates just the
-//! waited-for row, "EvalPlanQual"; issue 23 adds the repeatable-read rule: fail with
-//! 40001 instead of re-running).
+//! waited-for row, "EvalPlanQual"). What a repeatable-read writer does instead — fail
+//! with 40001 — and the shared locks serializable readers leave for writers to respect
+//! are decided in `isolation` and `predicate_locks`; this module only asks them.
 
 use std::collections::BTreeMap;
 
 use crate::catalog::{OnDelete, TableDef};
 use crate::error::SqlError;
 use crate::expr::{Env, Scope, eval};
+use crate::isolation::Isolation;
 use crate::mvcc::{CommitLog, Snapshot, TxId, TxStatus};
+use crate::predicate_locks::{self, PredicateLocks};
 use crate::storage::{Heap, RowId, Version, key_of};
 use crate::types::Value;
+use crate::vacuum::Vacuum;
 use crate::wal::Change;
 
 /// A foreign key pointing at a table: (child table, fk columns, parent columns,
@@ -113,6 +117,10 @@ pub struct TxState {
     /// Row changes of this statement that AFTER ROW triggers must see, fired when the
     /// statement ends (see `triggers`). Empty unless a table has triggers.
     pub events: Vec<crate::triggers::RowEvent>,
+    /// Its isolation level (see `isolation`), fixed by its first statement.
+    pub isolation: Isolation,
+    /// The snapshot it keeps across statements (repeatable read), once taken.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl TxState {
@@ -133,9 +141,10 @@ pub struct Engine {
     /// Set while recovery replays the log: a materialized view created by replayed DDL
     /// is left empty, its rows follow in the log.
     pub replaying: bool,
-    /// For each running transaction, the oldest transaction still running when it
-    /// began: no snapshot it takes can need a version deleted before that (`vacuum`).
-    pub horizons: BTreeMap<TxId, TxId>,
+    /// Serializable readers' shared locks, which every writer checks.
+    pub predicate_locks: PredicateLocks,
+    /// The snapshots vacuum must respect, and when to sweep.
+    pub vacuum: Vacuum,
 }
 
 impl Default for Engine {
@@ -146,7 +155,8 @@ impl Default for Engine {
             ddl_in_flight: Default::default(),
             functions: BTreeMap::new(),
             replaying: false,
-            horizons: BTreeMap::new(),
+            predicate_locks: PredicateLocks::default(),
+            vacuum: Vacuum::default(),
         }
     }
 }
@@ -159,15 +169,13 @@ impl Engine {
     }
 
     pub fn begin(&mut self) -> TxState {
-        let id = self.clog.begin();
-        // The oldest transaction running now (every running one registered here).
-        let oldest = self.horizons.keys().next().copied().unwrap_or(id);
-        self.horizons.insert(id, oldest.min(id));
         TxState {
-            id,
+            id: self.clog.begin(),
             undo: Vec::new(),
             redo: Vec::new(),
             events: Vec::new(),
+            isolation: Isolation::ReadCommitted,
+            snapshot: None,
         }
     }
 
@@ -239,7 +247,8 @@ impl Engine {
             self.undo_to(tx, (0, 0));
         }
         self.ddl_in_flight.remove(&tx.id);
-        self.horizons.remove(&tx.id);
+        self.predicate_locks.release(tx.id);
+        let sweep_due = self.vacuum.finished(tx.id);
         self.clog.finish(
             tx.id,
             if commit {
@@ -248,6 +257,9 @@ impl Engine {
                 TxStatus::Aborted
             },
         );
+        if sweep_due {
+            crate::vacuum::sweep(self);
+        }
     }
 
     /// The newest version of `row` if it is live for `me`; waits (via [`Halt::Wait`]) if
@@ -310,6 +322,7 @@ impl Engine {
                 params: &[],
                 aggregates: None,
                 subquery: None,
+                outer: None,
             };
             if eval(&check.expr, &env)?.truthy()? == Some(false) {
                 return Err(SqlError::new(
@@ -406,6 +419,12 @@ impl Engine {
     ) -> Result<RowId> {
         crate::generated::compute(&self.table(table)?.def, &mut values)?;
         self.check_row(tx, table, &values, None)?;
+        predicate_locks::before_write(
+            &self.predicate_locks,
+            tx.id,
+            self.table(table)?,
+            &[&values],
+        )?;
         let t = self
             .tables
             .get_mut(table)
@@ -417,10 +436,17 @@ impl Engine {
     }
 
     /// Takes the row lock on `row` (by checking nobody else holds it) and returns its
-    /// current values; `None` if it was deleted.
-    fn lock_row(&self, tx: &TxState, table: &str, row: RowId) -> Result<Option<Vec<Value>>> {
+    /// current values; `None` if it was deleted. Under repeatable read the row must also
+    /// be unchanged since the transaction's snapshot (`isolation::first_updater_wins`).
+    fn lock_row(&mut self, tx: &TxState, table: &str, row: RowId) -> Result<Option<Vec<Value>>> {
+        crate::vacuum::prune_before_write(self, table, row);
         let t = self.table(table)?;
-        Ok(Self::live_newest(&self.clog, &t.heap, row, tx.id)?.map(|v| v.values.clone()))
+        // A running writer is waited for first; its fate decides what follows.
+        let live = Self::live_newest(&self.clog, &t.heap, row, tx.id)?;
+        if let Some(newest) = t.heap.newest(row) {
+            crate::isolation::first_updater_wins(tx, &self.clog, newest)?;
+        }
+        Ok(live.map(|v| v.values.clone()))
     }
 
     /// Replaces row `row` with `values`: the old version gets `xmax`, a new one is added.
@@ -436,6 +462,12 @@ impl Engine {
         };
         crate::generated::compute(&self.table(table)?.def, &mut values)?;
         self.check_row(tx, table, &values, Some(row))?;
+        predicate_locks::before_write(
+            &self.predicate_locks,
+            tx.id,
+            self.table(table)?,
+            &[&old, &values],
+        )?;
         let t = self
             .tables
             .get_mut(table)
@@ -458,6 +490,7 @@ impl Engine {
         let Some(old) = self.lock_row(tx, table, row)? else {
             return Ok(false);
         };
+        predicate_locks::before_write(&self.predicate_locks, tx.id, self.table(table)?, &[&old])?;
         self.check_referencing(tx, table, &old, None)?;
         let t = self
             .tables

@@ -11,10 +11,11 @@ use sqlparser::ast::{
     self, Expr, GroupByExpr, LimitClause, ObjectType, OrderByKind, SelectItem, SetExpr, Statement,
 };
 
+use crate::cancel::check_for_interrupts;
 use crate::catalog::ident;
 use crate::engine::{Engine, Halt, Result, TxState};
 use crate::error::SqlError;
-use crate::expr::{Env, Scope, Subquery, eval, function_name, infer_type};
+use crate::expr::{Env, Outer, Scope, Subquery, eval, function_name, infer_type};
 use crate::mvcc::Snapshot;
 use crate::planner::{Plan, plan_from};
 use crate::storage::RowId;
@@ -26,14 +27,17 @@ mod ddl;
 mod dml;
 mod explain;
 mod matview;
+mod subquery;
+mod upsert;
 
 pub use alter::rename_table;
 pub use matview::relations;
 
 use aggregate::{aggregate, collect_aggregates};
 
-pub use dml::{copy_field, insert_text_row};
+pub use dml::insert_text_row;
 use dml::{delete_table, insert_table, target_table};
+pub(crate) use subquery::with_subqueries;
 
 /// A statement's result: rows (possibly none) and the command tag.
 #[derive(Debug, Default)]
@@ -52,6 +56,9 @@ pub struct Ctx<'a> {
     pub tx: &'a mut TxState,
     pub snapshot: Snapshot,
     pub params: &'a [Value],
+    /// A subquery that had to wait for a lock (serializable reads): subqueries report
+    /// errors as `SqlError`, so the wait is left here for the session to find.
+    pub waited_in_subquery: std::cell::Cell<Option<crate::mvcc::TxId>>,
 }
 
 pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -> Env<'a> {
@@ -61,6 +68,7 @@ pub(crate) fn env<'a>(scope: &'a Scope, row: &'a [Value], params: &'a [Value]) -
         params,
         aggregates: None,
         subquery: None,
+        outer: None,
     }
 }
 
@@ -144,12 +152,28 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
     };
     let t = ctx.engine.table(table)?;
     let clog = &ctx.engine.clog;
+    let locking = ctx.tx.isolation.locking_reads();
+    let lock = |index_key: Option<(usize, &[Value])>| {
+        if locking {
+            crate::predicate_locks::before_read(
+                &ctx.engine.predicate_locks,
+                clog,
+                ctx.tx.id,
+                t,
+                index_key,
+            )
+        } else {
+            Ok(())
+        }
+    };
     Ok(match index_key {
-        None => t
-            .heap
-            .scan(&ctx.snapshot, clog)
-            .map(|(id, v)| (id, v.values.clone()))
-            .collect(),
+        None => {
+            lock(None)?;
+            t.heap
+                .scan(&ctx.snapshot, clog)
+                .map(|(id, v)| (id, v.values.clone()))
+                .collect()
+        }
         Some((index, key)) => {
             let empty = Scope::default();
             let mut values = Vec::with_capacity(key.len());
@@ -168,12 +192,14 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
                 })
                 .collect();
             let Some(key) = key else {
+                lock(None)?;
                 return Ok(t
                     .heap
                     .scan(&ctx.snapshot, clog)
                     .map(|(id, v)| (id, v.values.clone()))
                     .collect());
             };
+            lock(Some((*index, &key)))?;
             t.heap
                 .lookup(*index, &key)
                 .into_iter()
@@ -222,9 +248,12 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
                 )
                 .into());
             }
-            (0..count as i64)
-                .map(|i| vec![Value::Int(start + i * step)])
-                .collect()
+            let mut rows = Vec::with_capacity(count.min(1 << 16) as usize);
+            for i in 0..count as i64 {
+                check_for_interrupts()?;
+                rows.push(vec![Value::Int(start + i * step)]);
+            }
+            rows
         }
         Plan::SeqScan { .. } | Plan::IndexScan { .. } => {
             scan_table(ctx, plan)?.into_iter().map(|(_, v)| v).collect()
@@ -244,6 +273,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             let right_width = rs.columns.len();
             let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
             for (i, r) in right_rows.iter().enumerate() {
+                check_for_interrupts()?;
                 let key: Vec<Value> = right_keys
                     .iter()
                     .map(|k| eval(k, &env(&rs, r, ctx.params)))
@@ -254,6 +284,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             }
             let mut out = Vec::new();
             for l in run(ctx, left)? {
+                check_for_interrupts()?;
                 let key: Vec<Value> = left_keys
                     .iter()
                     .map(|k| eval(k, &env(&ls, &l, ctx.params)))
@@ -290,6 +321,7 @@ fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {
             for l in run(ctx, left)? {
                 let mut matched = false;
                 for r in &right_rows {
+                    check_for_interrupts()?;
                     let mut row = l.clone();
                     row.extend(r.iter().cloned());
                     let keep = match on {
@@ -372,6 +404,16 @@ fn const_usize(e: &Expr, params: &[Value]) -> Result<usize> {
 type Unit = (Vec<Value>, Option<HashMap<String, Value>>);
 
 pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
+    query_with(ctx, q, None)
+}
+
+/// Runs a query; `outer` is the enclosing query's row when this is a subquery (a name
+/// not found in this query's FROM items is looked up there: see [`Outer`]).
+pub(crate) fn query_with(
+    ctx: &Ctx<'_>,
+    q: &ast::Query,
+    outer: Option<&Outer<'_>>,
+) -> Result<Output> {
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::Values(v) => return values_query(ctx, v),
@@ -380,7 +422,7 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
             op: ast::SetOperator::Union,
             set_quantifier,
             right,
-        } => return union(ctx, q, left, right, *set_quantifier),
+        } => return union(ctx, q, left, right, *set_quantifier, outer),
         other => {
             return Err(SqlError::unsupported(format!(
                 "query {}",
@@ -397,7 +439,7 @@ pub(crate) fn query(ctx: &Ctx<'_>, q: &ast::Query) -> Result<Output> {
         .map(|(e, name)| (name.clone(), infer_type(e, &scope)))
         .collect();
     with_subqueries(ctx, |sub| {
-        select_rows(ctx, q, select, &plan, &scope, &items, columns, sub)
+        select_rows(ctx, q, select, &plan, &scope, &items, columns, sub, outer)
     })
 }
 
@@ -409,13 +451,14 @@ fn union(
     left: &SetExpr,
     right: &SetExpr,
     quantifier: ast::SetQuantifier,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Output> {
     let part = |body: &SetExpr| {
         let mut sub = q.clone();
         *sub.body = body.clone();
         sub.order_by = None;
         sub.limit_clause = None;
-        query(ctx, &sub)
+        query_with(ctx, &sub, outer)
     };
     let mut out = part(left)?;
     let more = part(right)?;
@@ -483,23 +526,6 @@ fn union(
     Ok(out)
 }
 
-/// Runs `f` with a subquery runner for this statement. Subqueries run against the same
-/// snapshot; being uncorrelated, each runs once per statement and its rows are reused
-/// for every outer row.
-pub(crate) fn with_subqueries<R>(ctx: &Ctx<'_>, f: impl FnOnce(&Subquery<'_>) -> R) -> R {
-    let cache: std::cell::RefCell<HashMap<String, Vec<Vec<Value>>>> = Default::default();
-    let sub = |q: &ast::Query| -> std::result::Result<Vec<Vec<Value>>, SqlError> {
-        let key = q.to_string();
-        if let Some(rows) = cache.borrow().get(&key) {
-            return Ok(rows.clone());
-        }
-        let rows = query(ctx, q).map_err(halt_error)?.rows;
-        cache.borrow_mut().insert(key, rows.clone());
-        Ok(rows)
-    };
-    f(&sub)
-}
-
 /// The pipeline after the scan: WHERE, grouping, projection, DISTINCT, ORDER BY, LIMIT.
 #[allow(clippy::too_many_arguments)]
 fn select_rows(
@@ -511,17 +537,20 @@ fn select_rows(
     items: &[(Expr, String)],
     columns: Vec<(String, DataType)>,
     sub: &Subquery<'_>,
+    outer: Option<&Outer<'_>>,
 ) -> Result<Output> {
     let mut rows = run(ctx, plan)?;
     if let Some(w) = &select.selection {
         let mut kept = Vec::with_capacity(rows.len());
         for r in rows {
+            check_for_interrupts()?;
             let e = Env {
                 scope,
                 row: &r,
                 params: ctx.params,
                 aggregates: None,
                 subquery: Some(sub),
+                outer,
             };
             if eval(w, &e)?.truthy()? == Some(true) {
                 kept.push(r);
@@ -555,6 +584,7 @@ fn select_rows(
         let mut groups: Vec<(Vec<Value>, Vec<&Vec<Value>>)> = Vec::new();
         let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
         for r in &rows {
+            check_for_interrupts()?;
             let key: Vec<Value> = group_by
                 .iter()
                 .map(|g| eval(g, &env(scope, r, ctx.params)))
@@ -584,6 +614,7 @@ fn select_rows(
                     params: ctx.params,
                     aggregates: Some(&values),
                     subquery: Some(sub),
+                    outer,
                 };
                 if eval(h, &e)?.truthy()? != Some(true) {
                     continue;
@@ -597,12 +628,14 @@ fn select_rows(
     // Project, computing sort keys alongside.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
     for (row, aggs) in &units {
+        check_for_interrupts()?;
         let e = Env {
             scope,
             row,
             params: ctx.params,
             aggregates: aggs.as_ref(),
             subquery: Some(sub),
+            outer,
         };
         let projected: Vec<Value> = items
             .iter()

@@ -64,19 +64,48 @@ pub struct Env<'a> {
     /// In a grouped query: each aggregate call's value for this group, by its text.
     pub aggregates: Option<&'a HashMap<String, Value>>,
     /// Runs a subquery (in IN, EXISTS or scalar position); `None` where none may run
-    /// (CHECK constraints). Subqueries are uncorrelated: a reference to an outer query's
-    /// column is reported as an unknown column.
+    /// (CHECK constraints). It is given this environment, which becomes the subquery's
+    /// [`Outer`]: that is how a *correlated* subquery reads the current outer row.
     pub subquery: Option<&'a Subquery<'a>>,
+    /// The enclosing query's row, when this is a subquery's environment (or, for
+    /// `ON CONFLICT DO UPDATE`, the `EXCLUDED` row): see [`Outer`].
+    pub outer: Option<&'a Outer<'a>>,
 }
 
-/// Runs a subquery to its rows.
-pub type Subquery<'a> = dyn Fn(&sqlparser::ast::Query) -> Result<Vec<Vec<Value>>, SqlError> + 'a;
+/// The environment around a subquery: SQL's scoping rule for names.
+///
+/// A column name is looked up in the subquery's own FROM items first; only when it is not
+/// found there is it looked up in the enclosing query's row, then that query's enclosing
+/// one, outwards. In `SELECT * FROM customers c WHERE EXISTS (SELECT 1 FROM orders o
+/// WHERE o.customer_id = c.id)`, `c.id` is not a column of `orders`, so it is read from
+/// the outer row: the subquery is *correlated*, its result depends on which customer is
+/// being filtered, and it must run again for each one. A subquery that never reached
+/// outwards gives the same rows for every outer row, so it runs once per statement and
+/// its rows are reused (`used` records which case this is).
+pub struct Outer<'a> {
+    pub env: &'a Env<'a>,
+    /// Set when a name was resolved in `env` (or further out).
+    pub used: std::cell::Cell<bool>,
+}
+
+impl<'a> Outer<'a> {
+    pub fn new(env: &'a Env<'a>) -> Outer<'a> {
+        Outer {
+            env,
+            used: std::cell::Cell::new(false),
+        }
+    }
+}
+
+/// Runs a subquery to its rows, given the environment of the row it is evaluated for.
+pub type Subquery<'a> =
+    dyn Fn(&sqlparser::ast::Query, &Env<'_>) -> Result<Vec<Vec<Value>>, SqlError> + 'a;
 
 fn run_subquery(q: &sqlparser::ast::Query, env: &Env<'_>) -> Result<Vec<Vec<Value>>, SqlError> {
     let run = env
         .subquery
         .ok_or_else(|| SqlError::unsupported("a subquery here"))?;
-    let rows = run(q)?;
+    let rows = run(q, env)?;
     if rows.first().is_some_and(|r| r.len() != 1) {
         return Err(SqlError::syntax(
             "subquery must return only one column",
@@ -254,8 +283,18 @@ pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                 },
                 _ => unreachable_expr()?,
             };
-            let i = env.scope.resolve(q.as_deref(), &name)?;
-            env.row.get(i).cloned().unwrap_or(Value::Null)
+            match env.scope.resolve(q.as_deref(), &name) {
+                Ok(i) => env.row.get(i).cloned().unwrap_or(Value::Null),
+                // Not a column here: the enclosing query's (see `Outer`).
+                Err(err) if matches!(err.code, "42703" | "42P01") => match env.outer {
+                    Some(outer) => {
+                        outer.used.set(true);
+                        eval(e, outer.env).map_err(|_| err)?
+                    }
+                    None => return Err(err),
+                },
+                Err(err) => return Err(err),
+            }
         }
         Expr::Value(v) => match &v.value {
             Lit::Placeholder(p) => {
@@ -364,7 +403,7 @@ pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
             let run = env
                 .subquery
                 .ok_or_else(|| SqlError::unsupported("a subquery here"))?;
-            Value::Bool(run(subquery)?.is_empty() == *negated)
+            Value::Bool(run(subquery, env)?.is_empty() == *negated)
         }
         Expr::Subquery(q) => {
             let mut rows = run_subquery(q, env)?;

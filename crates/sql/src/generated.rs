@@ -35,6 +35,7 @@ pub fn compute(def: &TableDef, values: &mut [Value]) -> Result<(), SqlError> {
             params: &[],
             aggregates: None,
             subquery: None,
+            outer: None,
         };
         let v = eval(e, &env)?.cast(c.ty)?;
         if let Some(slot) = values.get_mut(i) {
@@ -81,6 +82,7 @@ pub fn check_definitions(def: &TableDef) -> Result<(), SqlError> {
             params: &[],
             aggregates: None,
             subquery: None,
+            outer: None,
         };
         if let Err(err) = eval(e, &env)
             && err.code == "42703"

@@ -4,10 +4,15 @@
 //! ids, snapshots, visibility), [`storage`] (row versions and indexes), [`locks`] (waits
 //! and deadlocks), [`engine`] (the write path: locks, constraints, undo/redo), [`wal`]
 //! (the log and group commit), [`recovery`], [`planner`] and [`executor`] (queries),
-//! [`session`] (transaction blocks), [`server`] (the protocol).
+//! [`session`] (transaction blocks, savepoints), [`isolation`] (the four levels),
+//! [`predicate_locks`] (serializable's shared locks), [`vacuum`] (old versions),
+//! [`server`] (the protocol).
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod cancel;
 pub mod catalog;
+pub mod copy;
 pub mod database;
 pub mod describe;
 pub mod dump;
@@ -16,11 +21,14 @@ pub mod error;
 pub mod executor;
 pub mod expr;
 pub mod generated;
+pub mod isolation;
 pub mod locks;
 pub mod mvcc;
 pub mod params;
 pub mod pg_catalog;
+pub mod pg_locks;
 pub mod planner;
+pub mod predicate_locks;
 pub mod recovery;
 pub mod server;
 pub mod session;
@@ -41,6 +49,7 @@ use tracing::{info, warn};
 
 use crate::database::Database;
 use crate::engine::Engine;
+use crate::isolation::Isolation;
 use crate::server::{Connection, Open, Secured};
 use crate::wal::{Fsync, Wal};
 
@@ -75,6 +84,22 @@ pub struct Args {
     /// Require this password (SCRAM-SHA-256) from every client.
     #[arg(long, alias = "requirepass", env = "INFRALAB_REQUIREPASS")]
     pub password: Option<String>,
+    /// The isolation level every session starts with (`SET SESSION CHARACTERISTICS`
+    /// changes it for one session). Repeatable read, as the course says; PostgreSQL's
+    /// own default is read committed.
+    #[arg(long, value_enum, default_value_t = Isolation::RepeatableRead)]
+    pub default_isolation: Isolation,
+    /// `yes`: while no password is set, refuse clients that are not on this host
+    /// (protected mode, as every infralab server). `no`: accept anyone who can reach
+    /// the port.
+    #[arg(
+        long,
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = service::settings::yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub protected_mode: bool,
 }
 
 impl Args {
@@ -88,6 +113,8 @@ impl Args {
             maxclients: 1000,
             checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
+            default_isolation: Isolation::RepeatableRead,
+            protected_mode: true,
         }
     }
 }
@@ -108,22 +135,10 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
         }
         None => (Engine::default(), None, 0),
     };
-    let db = Arc::new(Database::new(
-        engine,
-        wal,
-        generation,
-        args.checkpoint_bytes,
-    ));
-    if args.password.is_none()
-        && args.bind != "127.0.0.1"
-        && args.bind != "localhost"
-        && args.bind != "::1"
-    {
-        warn!(
-            "sql: listening on {} without --password: anyone who can reach it has full access",
-            args.bind
-        );
-    }
+    let db = Arc::new(
+        Database::new(engine, wal, generation, args.checkpoint_bytes)
+            .with_default_isolation(args.default_isolation),
+    );
     let listener = service::listener::bind(
         "sql",
         &args.bind,
@@ -134,6 +149,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
     .await?;
     let addr = listener.local_addr()?;
     info!("sql listening on {addr}");
+    service::protected::warn_if_exposed("sql", addr, args.protected_mode, args.password.is_some());
     let token = shutdown.clone();
     let task = tokio::spawn(accept_loop(listener, db, args, token));
     Ok(Running::new(addr, shutdown, task))
@@ -154,7 +170,7 @@ async fn accept_loop(
     let clients = Arc::new(AtomicUsize::new(0));
     let connections = tokio_util::task::TaskTracker::new();
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -166,9 +182,23 @@ async fn accept_loop(
             },
         };
         let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().map_or(peer.ip(), |a| a.ip());
+        let password_set = args.password.is_some();
+        if service::protected::refusal(args.protected_mode, local, password_set, peer.ip())
+            .is_some()
+        {
+            warn!("sql: refused {peer}: protected mode is on and no password is set");
+            let message = admission::protected_mode_message(peer.ip());
+            tokio::spawn(async move { admission::refuse(socket, "28000", &message).await });
+            continue;
+        }
         if clients.fetch_add(1, Ordering::SeqCst) >= args.maxclients {
             clients.fetch_sub(1, Ordering::SeqCst);
-            tokio::spawn(refuse(socket));
+            tokio::spawn(admission::refuse(
+                socket,
+                "53300",
+                admission::TOO_MANY_CLIENTS,
+            ));
             continue;
         }
         let connection = Connection::new(db.clone(), args.password.clone());
@@ -199,16 +229,4 @@ async fn accept_loop(
         wal.close();
     }
     info!("sql: shut down");
-}
-
-/// Over `--maxclients`: PostgreSQL's "too many clients" error, then close.
-async fn refuse(mut socket: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    // An ErrorResponse ('E') with severity, SQLSTATE 53300 and message.
-    let fields = b"SFATAL\0C53300\0Msorry, too many clients already\0\0";
-    let mut msg = vec![b'E'];
-    msg.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
-    msg.extend_from_slice(fields);
-    let _ = socket.write_all(&msg).await;
-    let _ = socket.shutdown().await;
 }

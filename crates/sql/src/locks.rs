@@ -85,6 +85,18 @@ impl LockTable {
         self.inner().waits_for.remove(&tx);
     }
 
+    /// Every wait now: (waiter, holder), for `pg_locks`.
+    pub fn waits(&self) -> Vec<(TxId, TxId)> {
+        let mut waits: Vec<_> = self
+            .inner()
+            .waits_for
+            .iter()
+            .map(|(&w, &h)| (w, h))
+            .collect();
+        waits.sort_unstable();
+        waits
+    }
+
     /// Who `tx` is waiting for, if anyone (for tests and diagnostics).
     pub fn waiting_for(&self, tx: TxId) -> Option<TxId> {
         self.inner().waits_for.get(&tx).copied()

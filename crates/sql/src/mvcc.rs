@@ -12,9 +12,10 @@
 //! a row another transaction is still changing must wait for it (see `locks`): the
 //! uncommitted `xmax` *is* the row lock, so the lock table needs no entry per row.
 //!
-//! Isolation levels (issue 23) differ only in *when* a snapshot is taken (per statement
-//! for read committed, per transaction for repeatable read) and in what a writer does
-//! after waiting; this module's rule stays the same.
+//! Isolation levels (see `isolation`) differ in *when* a snapshot is taken (per statement
+//! for read committed and serializable, per transaction for repeatable read), in what a
+//! writer does after waiting, and — for read uncommitted only — in a *dirty* snapshot
+//! that counts running transactions as seen. The rule itself stays the same.
 
 use std::collections::BTreeSet;
 
@@ -84,7 +85,28 @@ impl CommitLog {
             me,
             xmax: FROZEN + self.status.len() as u64,
             active: self.active.iter().copied().filter(|&t| t != me).collect(),
+            dirty: false,
         }
+    }
+
+    /// Read uncommitted's "snapshot": every transaction that has not rolled back counts
+    /// as seen, committed or not, so a reader sees the newest version of every row —
+    /// including writes that are later rolled back (a dirty read).
+    pub fn dirty_snapshot(&self, me: TxId) -> Snapshot {
+        Snapshot {
+            dirty: true,
+            ..self.snapshot(me)
+        }
+    }
+
+    /// The oldest transaction still running, if any.
+    pub fn oldest_active(&self) -> Option<TxId> {
+        self.active.first().copied()
+    }
+
+    /// The first id not yet handed out.
+    pub fn next_id(&self) -> TxId {
+        FROZEN + self.status.len() as u64
     }
 }
 
@@ -96,11 +118,17 @@ pub struct Snapshot {
     pub me: TxId,
     pub xmax: TxId,
     pub active: BTreeSet<TxId>,
+    /// Read uncommitted: running transactions count as seen too.
+    pub dirty: bool,
 }
 
 impl Snapshot {
-    /// Did `tx`'s commit happen before this snapshot? (`me`'s own writes count as seen.)
-    fn sees(&self, tx: TxId, clog: &CommitLog) -> bool {
+    /// Did `tx`'s commit happen before this snapshot? (`me`'s own writes count as seen;
+    /// a dirty snapshot sees every transaction that has not rolled back.)
+    pub fn sees(&self, tx: TxId, clog: &CommitLog) -> bool {
+        if self.dirty {
+            return tx == self.me || clog.status(tx) != TxStatus::Aborted;
+        }
         tx == self.me
             || (tx < self.xmax
                 && !self.active.contains(&tx)
@@ -111,6 +139,16 @@ impl Snapshot {
     /// (if any) is not.
     pub fn visible(&self, xmin: TxId, xmax: TxId, clog: &CommitLog) -> bool {
         self.sees(xmin, clog) && (xmax == 0 || !self.sees(xmax, clog))
+    }
+
+    /// Every transaction below this id has its fate decided for this snapshot: seen if
+    /// it committed. Vacuum keeps whatever a transaction at or above it deleted.
+    pub fn horizon(&self) -> TxId {
+        self.active
+            .first()
+            .copied()
+            .unwrap_or(self.xmax)
+            .min(self.xmax)
     }
 }
 
@@ -135,5 +173,9 @@ mod tests {
         assert!(snap_c.visible(a, b, &clog));
         assert!(!snap_c.visible(b, 0, &clog));
         assert!(snap_c.visible(FROZEN, 0, &clog));
+        // A dirty snapshot sees b's uncommitted version, and not the one b replaced.
+        let dirty = clog.dirty_snapshot(c);
+        assert!(dirty.visible(b, 0, &clog));
+        assert!(!dirty.visible(a, b, &clog));
     }
 }

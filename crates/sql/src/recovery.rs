@@ -86,6 +86,7 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
                         tx: &mut tx,
                         snapshot,
                         params: &[],
+                        waited_in_subquery: Default::default(),
                     };
                     if let Err(e) = execute(&mut ctx, stmt) {
                         return Err(format!("replaying {sql}: {e:?}"));

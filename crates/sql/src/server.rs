@@ -3,8 +3,14 @@
 //! Each accepted connection gets its own handler object holding its [`Session`], so
 //! per-connection state needs no lookup; when the connection ends the handler (and the
 //! session, rolling back any open transaction) is dropped. The simple query protocol
-//! runs every statement of the query string; the extended protocol parses once (Parse),
-//! binds parameters (Bind, text or binary), describes and executes.
+//! runs every statement of the query string (several in one implicit transaction); the
+//! extended protocol parses once (Parse), binds parameters (Bind, text or binary),
+//! describes and executes.
+//!
+//! The transaction status in each ReadyForQuery ('I' idle, 'T' in a block, 'E' failed
+//! block) is read from the session, the one place that knows it: pgwire infers it from
+//! the replies, which cannot express `ROLLBACK TO SAVEPOINT` taking a failed block back
+//! to 'T'.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -17,23 +23,34 @@ use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use pgwire::api::copy::CopyHandler;
+use pgwire::api::copy::{
+    CopyHandler, send_copy_both_response, send_copy_in_response, send_copy_out_response,
+};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
 use pgwire::api::results::{
     DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::simplequery::Query;
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use tokio::sync::Mutex;
 
+use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
 use crate::error::{SqlError, from_parser};
 use crate::executor::{Output, describe};
@@ -48,6 +65,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if sql.len() > MAX_STATEMENT_LEN {
         return Err(SqlError::new("54000", "statement is too long"));
     }
+    let sql = &*crate::isolation::mysql_session_syntax(sql);
     Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(64)
         .try_with_sql(sql)
@@ -60,6 +78,9 @@ pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
     password: Option<String>,
+    /// The pid and secret key this connection is given at startup, for CancelRequest.
+    key: Arc<BackendKey>,
+    backends: Arc<Backends>,
 }
 
 impl Connection {
@@ -68,12 +89,26 @@ impl Connection {
         Arc::new(Handler {
             session: self.session.clone(),
             parser: self.parser.clone(),
+            key: self.key.clone(),
         })
     }
 
+    /// Where CancelRequests (which arrive on connections of their own) are looked up.
+    fn cancel_requests(&self) -> Arc<CancelRequests> {
+        Arc::new(CancelRequests(self.backends.clone()))
+    }
+
     pub fn new(db: Arc<Database>, password: Option<String>) -> Connection {
-        let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        let session = Session::new(db.clone());
+        let key = Arc::new(BackendKey::new(
+            db.backends.clone(),
+            session.backend().clone(),
+        ));
+        let backends = db.backends.clone();
+        let session = Arc::new(Mutex::new(session));
         Connection {
+            key,
+            backends,
             parser: Arc::new(SqlParser {
                 db,
                 session: session.clone(),
@@ -102,15 +137,7 @@ impl AuthSource for OnePassword {
 }
 
 fn rand_byte() -> u8 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish() as u8
+    service::client::random_u64() as u8
 }
 
 /// The PostgreSQL version this server reports (`server_version`, and `SHOW
@@ -152,12 +179,28 @@ impl NoopStartupHandler for Handler {
             .await?;
         Ok(())
     }
+
+    fn pid_secret_key_generator(&self) -> &dyn pgwire::api::PidSecretKeyGenerator {
+        &*self.key
+    }
 }
 
 /// The shared handler type for queries.
 pub struct Handler {
     session: Arc<Mutex<Session>>,
     parser: Arc<SqlParser>,
+    key: Arc<BackendKey>,
+}
+
+/// Answers CancelRequests: see `cancel`.
+pub struct CancelRequests(Arc<Backends>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let found = self.0.cancel_request(request.pid, &request.secret_key);
+        tracing::debug!("cancel request for pid {}: {found}", request.pid);
+    }
 }
 
 impl PgWireServerHandlers for Open {
@@ -173,6 +216,9 @@ impl PgWireServerHandlers for Open {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
 }
 
 impl PgWireServerHandlers for Secured {
@@ -185,11 +231,18 @@ impl PgWireServerHandlers for Secured {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.0.handler()
     }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancel_requests()
+    }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         let source = Arc::new(OnePassword(self.0.password.clone().unwrap_or_default()));
         let mut scram = ScramAuth::new(source);
         scram.set_iterations(4096);
-        Arc::new(SASLAuthStartupHandler::new(Arc::new(server_parameters())).with_scram(scram))
+        Arc::new(
+            SASLAuthStartupHandler::new(Arc::new(server_parameters()))
+                .with_scram(scram)
+                .with_pid_secret_key_generator(self.0.key.clone()),
+        )
     }
 }
 
@@ -211,19 +264,18 @@ fn encode(
     let mut enc = DataRowEncoder::new(schema.clone());
     for (i, v) in row.iter().enumerate() {
         let ty = types.get(i).copied().unwrap_or(DataType::Text);
-        let v = v
-            .clone()
-            .cast(ty)
-            .unwrap_or_else(|_| Value::Text(v.to_string()));
         // Text format: PostgreSQL's own text forms (`10` for a float8 ten, `t`/`f`).
         if schema
             .get(i)
             .is_some_and(|f| f.format() == pgwire::api::results::FieldFormat::Text)
         {
-            let text = (!v.is_null()).then(|| v.to_string());
-            enc.encode_field(&text)?;
+            enc.encode_field(&crate::copy::text_form(v, ty))?;
             continue;
         }
+        let v = v
+            .clone()
+            .cast(ty)
+            .unwrap_or_else(|_| Value::Text(v.to_string()));
         match (v, ty) {
             (Value::Null, _) => enc.encode_field(&None::<i32>)?,
             (Value::Int(n), DataType::SmallInt) => enc.encode_field(&(n as i16))?,
@@ -237,6 +289,53 @@ fn encode(
         }
     }
     Ok(enc.take_row())
+}
+
+/// `COPY ... TO STDOUT`: runs its query in the session and sends the rows as CopyData,
+/// one message per row (`None` for any other statement). A statement that cannot run
+/// (binary format, a file target) fails like any other, aborting an open block.
+async fn copy_out(
+    session: &mut Session,
+    stmt: &Statement,
+    params: &[Value],
+) -> Option<Result<Response, SqlError>> {
+    let (query, options) = match crate::copy::copy_out(stmt) {
+        Ok(None) => return None,
+        Ok(Some(found)) => found,
+        Err(e) => {
+            session.abort_block();
+            return Some(Err(e));
+        }
+    };
+    Some(session.run(&query, params).await.map(|(out, _)| {
+        let types: Vec<DataType> = out.columns.iter().map(|c| c.1).collect();
+        let mut lines: Vec<Vec<u8>> = out
+            .rows
+            .iter()
+            .map(|r| options.encode_row(r, &types))
+            .collect();
+        if options.header {
+            // In the first message, so that pgwire's count of messages (the `COPY n`
+            // tag) stays the count of rows.
+            let names: Vec<&str> = out.columns.iter().map(|c| c.0.as_str()).collect();
+            let mut header = options.header_line(&names);
+            match lines.first_mut() {
+                Some(first) => {
+                    header.append(first);
+                    *first = header;
+                }
+                None => lines.push(header),
+            }
+        }
+        let data = lines
+            .into_iter()
+            .map(|l| Ok(pgwire::messages::copy::CopyData::new(l.into())));
+        Response::CopyOut(pgwire::api::results::CopyResponse::new(
+            0,
+            out.columns.len(),
+            stream::iter(data),
+        ))
+    }))
 }
 
 fn to_response(out: Output, effect: TxEffect, format: &Format) -> PgWireResult<Response> {
@@ -319,10 +418,27 @@ impl SimpleQueryHandler for Handler {
             }
         };
         let mut responses = Vec::with_capacity(statements.len());
+        let implicit = statements.len() > 1;
         for stmt in &statements {
-            if let Some(r) = crate::pg_catalog::answer(stmt, &session) {
+            if implicit {
+                session.begin_implicit();
+            }
+            if let Some(r) = crate::pg_locks::answer(stmt, &session)
+                .or_else(|| crate::pg_catalog::answer(stmt, &session))
+            {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
+            }
+            match copy_out(&mut session, stmt, &[]).await {
+                Some(Ok(r)) => {
+                    responses.push(r);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                None => {}
             }
             match session.run(stmt, &[]).await {
                 Ok((out, effect)) => {
@@ -334,7 +450,66 @@ impl SimpleQueryHandler for Handler {
                 }
             }
         }
+        if let Err(e) = session.end_implicit().await {
+            responses.push(Response::Error(Box::new(e.into())));
+        }
         Ok(responses)
+    }
+
+    /// pgwire's `_on_query`, with the ReadyForQuery status taken from the session.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = if query.query.chars().all(|c| c == ';' || c.is_whitespace()) {
+            vec![Response::EmptyQuery]
+        } else {
+            SimpleQueryHandler::do_query(self, client, &query.query).await?
+        };
+        for r in responses {
+            match r {
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Query(results) => send_query_response(client, results, true).await?,
+                Response::Execution(tag)
+                | Response::TransactionStart(tag)
+                | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+                Response::Error(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                        .await?;
+                }
+                Response::CopyIn(result) => {
+                    send_copy_in_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+                Response::CopyOut(result) => send_copy_out_response(client, result).await?,
+                Response::CopyBoth(result) => {
+                    send_copy_both_response(client, result).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                }
+            }
+        }
+        let status = self.session.lock().await.status();
+        client.set_transaction_status(status);
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            send_ready_for_query(client, status).await?;
+        }
+        Ok(())
     }
 }
 
@@ -343,7 +518,7 @@ impl SimpleQueryHandler for Handler {
 async fn run_vacuum<C>(
     session: &mut Session,
     client: &mut C,
-    vacuum: Result<crate::vacuum::Vacuum, SqlError>,
+    vacuum: Result<crate::vacuum::Command, SqlError>,
 ) -> PgWireResult<Response>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -446,7 +621,9 @@ impl QueryParser for SqlParser {
         stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let columns = match crate::pg_catalog::columns(&stmt.stmt) {
+        let columns = match crate::pg_locks::columns(&stmt.stmt)
+            .or_else(|| crate::pg_catalog::columns(&stmt.stmt))
+        {
             Some(c) => c,
             None => describe(&self.db.engine(), &stmt.stmt)?,
         };
@@ -465,6 +642,27 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<SqlParser> {
         self.parser.clone()
+    }
+
+    /// pgwire's `on_sync`, with the ReadyForQuery status taken from the session.
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        let status = self.session.lock().await.status();
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
     }
 
     async fn do_describe_statement<C>(
@@ -530,8 +728,13 @@ impl ExtendedQueryHandler for Handler {
                 }
             }
         }
-        if let Some(r) = crate::pg_catalog::answer(&prepared.stmt, &session) {
+        if let Some(r) = crate::pg_locks::answer(&prepared.stmt, &session)
+            .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
+        {
             return to_response(r, TxEffect::None, &portal.result_column_format);
+        }
+        if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
+            return r.map_err(Into::into);
         }
         match session.run(&prepared.stmt, &params).await {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),

@@ -2,24 +2,30 @@
 //!
 //! ```text
 //!   Idle --BEGIN--> InBlock --error--> Failed --ROLLBACK/COMMIT--> Idle
-//!     ^               |                  (every other statement: 25P02)
-//!     +---COMMIT------+
+//!     ^               |  ^               |  (every other statement: 25P02)
+//!     +---COMMIT------+  +--ROLLBACK TO--+
 //! ```
 //!
-//! Outside a block each statement is its own transaction (autocommit). A statement that
-//! fails is undone as a whole; inside a block the transaction then refuses everything
-//! but ROLLBACK, as PostgreSQL does. A session that ends (the client disconnects) rolls
-//! its open transaction back.
+//! Outside a block each statement is its own transaction (autocommit), except that the
+//! statements of one multi-statement simple query share one *implicit* transaction, as
+//! in PostgreSQL (`INSERT ...; INSERT ...` commits both or neither; a BEGIN inside it
+//! turns it into an ordinary block). A statement that fails is undone as a whole;
+//! inside a block the transaction then refuses everything but ROLLBACK (or ROLLBACK TO
+//! a savepoint), as PostgreSQL does. A session that ends (the client disconnects) rolls
+//! its open transaction back. Transaction-control statements are in `control`; the
+//! isolation level a transaction gets is fixed when its first statement runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sqlparser::ast::{Set, Statement};
 
+use crate::cancel::{Backend, SessionCall};
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
 use crate::executor::{Ctx, Output, execute};
+use crate::isolation::Isolation;
 use crate::types::{DataType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +35,12 @@ pub enum Block {
     InBlock,
     /// An error happened in the block: only ROLLBACK (or COMMIT, which rolls back) helps.
     Failed,
+    /// The implicit transaction of a multi-statement simple query: committed after its
+    /// last statement, rolled back as a whole if one fails.
+    Implicit,
 }
+
+mod control;
 
 /// What a statement did to the transaction state, for the protocol's status byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +56,23 @@ pub struct Session {
     pub block: Block,
     settings: BTreeMap<String, String>,
     copy: Option<CopyIn>,
+    /// The session's default isolation level (`SET SESSION CHARACTERISTICS ...`).
+    characteristics: Isolation,
+    /// The level chosen for the current block before its first query (`BEGIN ISOLATION
+    /// LEVEL ...`, `SET TRANSACTION ...`).
+    next_isolation: Option<Isolation>,
+    /// Savepoints of the current block, oldest first: name and undo/redo position.
+    savepoints: Vec<(String, (usize, usize))>,
+    /// This connection's cancel flag and pid (see `cancel`).
+    backend: Arc<Backend>,
 }
 
 /// A `COPY ... FROM STDIN` in progress.
 struct CopyIn {
     table: String,
     columns: Vec<usize>,
-    /// The bytes of an incomplete last line, until the rest arrives.
-    partial: Vec<u8>,
+    /// Cuts the data into rows (and keeps an incomplete last one until the rest arrives).
+    decoder: crate::copy::Decoder,
     rows: u64,
     /// The first error; the rest of the data is consumed and dropped.
     error: Option<SqlError>,
@@ -61,11 +81,15 @@ struct CopyIn {
 impl Session {
     pub fn new(db: Arc<Database>) -> Session {
         Session {
-            db,
             tx: None,
             block: Block::None,
             settings: BTreeMap::new(),
             copy: None,
+            characteristics: db.default_isolation,
+            next_isolation: None,
+            savepoints: Vec::new(),
+            backend: Arc::default(),
+            db,
         }
     }
 
@@ -73,11 +97,62 @@ impl Session {
         &self.db
     }
 
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
     /// An error outside `run` (a statement that did not parse, a parameter that did not
     /// decode): inside a block, the block is now aborted.
     pub fn abort_block(&mut self) {
-        if self.block == Block::InBlock {
-            self.block = Block::Failed;
+        match self.block {
+            Block::InBlock => {
+                // The transaction is aborted now, as in PostgreSQL: its writes are undone
+                // and its locks released (others stop waiting for it), back to the last
+                // savepoint if there is one; the block stays until ROLLBACK.
+                match self.savepoints.last() {
+                    Some(&(_, mark)) => {
+                        if let Some(tx) = &mut self.tx {
+                            self.db.engine().undo_to(tx, mark);
+                        }
+                    }
+                    None => self.end(false),
+                }
+                self.block = Block::Failed;
+            }
+            Block::Implicit => {
+                self.end(false);
+                self.block = Block::None;
+            }
+            Block::None => self.end(false),
+            Block::Failed => {}
+        }
+    }
+
+    /// A multi-statement simple query starts (or, after a COMMIT inside it, goes on):
+    /// outside a block, its statements now share one implicit transaction.
+    pub fn begin_implicit(&mut self) {
+        if self.block == Block::None {
+            self.block = Block::Implicit;
+        }
+    }
+
+    /// The multi-statement query ended: commit its implicit transaction, if still open.
+    pub async fn end_implicit(&mut self) -> Result<(), SqlError> {
+        if self.block != Block::Implicit {
+            return Ok(());
+        }
+        self.block = Block::None;
+        self.savepoints.clear();
+        self.commit().await
+    }
+
+    /// The protocol's transaction status: idle, in a block, or in a failed block.
+    pub fn status(&self) -> pgwire::messages::response::TransactionStatus {
+        use pgwire::messages::response::TransactionStatus;
+        match self.block {
+            Block::None | Block::Implicit => TransactionStatus::Idle,
+            Block::InBlock => TransactionStatus::Transaction,
+            Block::Failed => TransactionStatus::Error,
         }
     }
 
@@ -87,38 +162,14 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
-        let tag = |t: &str| Output {
-            tag: t.into(),
-            ..Output::default()
-        };
+        self.backend.begin_statement();
+        if let Some(reply) = self.control(stmt).await {
+            if reply.is_err() {
+                self.abort_block();
+            }
+            return reply;
+        }
         match stmt {
-            Statement::StartTransaction { .. } if self.block == Block::Failed => {
-                return Err(SqlError::in_failed_transaction());
-            }
-            Statement::StartTransaction { .. } => {
-                if self.block == Block::None {
-                    self.block = Block::InBlock;
-                }
-                // PostgreSQL warns "there is already a transaction in progress" and goes on.
-                return Ok((tag("BEGIN"), TxEffect::Began));
-            }
-            Statement::Commit { .. } => {
-                let failed = self.block == Block::Failed;
-                self.block = Block::None;
-                if failed {
-                    self.end(false);
-                    return Ok((tag("ROLLBACK"), TxEffect::Ended));
-                }
-                self.commit().await?;
-                return Ok((tag("COMMIT"), TxEffect::Ended));
-            }
-            Statement::Rollback {
-                savepoint: None, ..
-            } => {
-                self.block = Block::None;
-                self.end(false);
-                return Ok((tag("ROLLBACK"), TxEffect::Ended));
-            }
             _ if self.block == Block::Failed => return Err(SqlError::in_failed_transaction()),
             Statement::Set(set) => return self.set(set).map(|o| (o, TxEffect::None)),
             Statement::Copy {
@@ -129,10 +180,17 @@ impl Session {
                     },
                 to: false,
                 target: sqlparser::ast::CopyTarget::Stdin,
+                options,
+                legacy_options,
                 ..
             } => {
                 let table = crate::catalog::object_name(table_name);
-                return self.copy_from(&table, columns).map(|o| (o, TxEffect::None));
+                let started = crate::copy::Options::of(options, legacy_options)
+                    .and_then(|options| self.copy_from(&table, columns, options));
+                if started.is_err() {
+                    self.abort_block();
+                }
+                return started.map(|o| (o, TxEffect::None));
             }
             Statement::ShowVariable { variable } => {
                 let name = variable
@@ -152,12 +210,14 @@ impl Session {
                     TxEffect::None,
                 ));
             }
-            Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => {
-                return Err(SqlError::unsupported("SAVEPOINT"));
-            }
             _ => {}
+        }
+        if let Some(call) = SessionCall::of(stmt) {
+            let result = self.session_call(call, params).await;
+            if result.is_err() {
+                self.abort_block();
+            }
+            return result.map(|o| (o, TxEffect::None));
         }
         let result = self.statement(stmt, params).await;
         match result {
@@ -168,11 +228,7 @@ impl Session {
                 Ok((out, TxEffect::None))
             }
             Err(e) => {
-                if self.block == Block::None {
-                    self.end(false);
-                } else {
-                    self.block = Block::Failed;
-                }
+                self.abort_block();
                 Err(e)
             }
         }
@@ -191,32 +247,52 @@ impl Session {
         F: FnMut(&mut Ctx<'_>) -> crate::engine::Result<Output>,
     {
         let started = std::time::Instant::now();
+        let mut earlier = None;
+        let deadline =
+            duration_setting(&self.setting("statement_timeout")).map(|limit| started + limit);
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
                 let tx = match &mut self.tx {
                     Some(tx) => tx,
                     None => {
-                        let tx = engine.begin();
+                        let mut tx = engine.begin();
+                        tx.isolation = self.next_isolation.unwrap_or(self.characteristics);
                         self.db.locks.register(tx.id);
                         self.tx.insert(tx)
                     }
                 };
                 let mark = tx.mark();
-                let snapshot = engine.snapshot(tx);
+                let snapshot =
+                    crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
+                earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
                     tx,
                     snapshot,
                     params,
+                    waited_in_subquery: Default::default(),
                 };
-                match work(&mut ctx) {
-                    Ok(out) => return Ok(out),
+                let result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
+                let waited_in_subquery = ctx.waited_in_subquery.take();
+                match result {
+                    Ok(out) => {
+                        crate::isolation::statement_done(&mut engine, tx);
+                        return Ok(out);
+                    }
                     Err(halt) => {
                         engine.undo_to(tx, mark);
-                        match halt {
-                            Halt::Error(e) => return Err(e),
-                            Halt::Wait(holder) => (tx.id, holder),
+                        match (halt, waited_in_subquery) {
+                            (Halt::Wait(holder), _) | (Halt::Error(_), Some(holder)) => {
+                                if let Some(snapshot) = &earlier {
+                                    crate::isolation::hold_for_retry(&mut engine, tx, snapshot);
+                                }
+                                (tx.id, holder)
+                            }
+                            (Halt::Error(e), None) => {
+                                crate::isolation::statement_done(&mut engine, tx);
+                                return Err(e);
+                            }
                         }
                     }
                 }
@@ -245,16 +321,80 @@ impl Session {
             (None, None) => (None, lock_timeout()),
         };
         let wait = self.db.locks.wait(me, holder);
-        match limit {
-            None => wait.await,
-            Some(limit) => match tokio::time::timeout(limit, wait).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.db.locks.stop_waiting(me);
-                    Err(error)
-                }
-            },
+        let limited = async {
+            match limit {
+                None => wait.await,
+                Some(limit) => match tokio::time::timeout(limit, wait).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.db.locks.stop_waiting(me);
+                        Err(error)
+                    }
+                },
+            }
+        };
+        // A cancel (psql's Ctrl-C) ends the wait too.
+        tokio::select! {
+            result = limited => result,
+            () = self.backend.cancelled() => {
+                self.db.locks.stop_waiting(me);
+                Err(crate::cancel::user_request())
+            }
         }
+    }
+
+    /// `pg_sleep`, `pg_backend_pid`, `pg_cancel_backend`: run here, without the engine
+    /// (see `cancel::SessionCall`). Outside a block they need no transaction.
+    async fn session_call(
+        &mut self,
+        call: SessionCall,
+        params: &[Value],
+    ) -> Result<Output, SqlError> {
+        let arg = |e: &sqlparser::ast::Expr| {
+            let empty = crate::expr::Scope::default();
+            crate::expr::eval(e, &crate::executor::env(&empty, &[], params))
+        };
+        let value = match &call {
+            SessionCall::BackendPid => Value::Int(i64::from(self.backend.pid())),
+            SessionCall::CancelBackend(pid) => match arg(pid)?.cast(DataType::Int)? {
+                Value::Int(pid) => Value::Bool(
+                    i32::try_from(pid).is_ok_and(|pid| self.db.backends.cancel_pid(pid)),
+                ),
+                _ => Value::Null,
+            },
+            SessionCall::Sleep(seconds) => {
+                let seconds = match arg(seconds)?.cast(DataType::Double)? {
+                    Value::Double(s) if s.is_finite() && s > 0.0 => s.min(1e9),
+                    _ => 0.0,
+                };
+                let sleep = tokio::time::sleep(std::time::Duration::from_secs_f64(seconds));
+                let limit = duration_setting(&self.setting("statement_timeout"));
+                let timeout = async {
+                    match limit {
+                        Some(limit) => tokio::time::sleep(limit).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = sleep => {}
+                    () = timeout => return Err(statement_timeout()),
+                    () = self.backend.cancelled() => return Err(crate::cancel::user_request()),
+                }
+                Value::Text(String::new())
+            }
+        };
+        let ty = match value {
+            Value::Int(_) => DataType::Int,
+            Value::Bool(_) => DataType::Bool,
+            _ => DataType::Text,
+        };
+        Ok(Output {
+            columns: vec![(call.column().to_string(), ty)],
+            rows: vec![vec![value]],
+            tag: "SELECT 1".into(),
+            returns_rows: true,
+            copy_in: None,
+        })
     }
 
     /// `COPY table FROM STDIN` starts: remember the target; rows arrive as CopyData.
@@ -262,6 +402,7 @@ impl Session {
         &mut self,
         table: &str,
         columns: &[sqlparser::ast::Ident],
+        options: crate::copy::Options,
     ) -> Result<Output, SqlError> {
         let engine = self.db.engine();
         let t = engine.table(table)?;
@@ -282,7 +423,7 @@ impl Session {
         self.copy = Some(CopyIn {
             table: table.to_string(),
             columns,
-            partial: Vec::new(),
+            decoder: crate::copy::Decoder::new(options),
             rows: 0,
             error: None,
         });
@@ -293,70 +434,71 @@ impl Session {
         })
     }
 
-    /// A chunk of COPY data: every complete line becomes a row, in the transaction.
+    /// A chunk of COPY data: every complete row is inserted, in the transaction.
     pub async fn copy_data(&mut self, data: &[u8]) {
         let Some(mut copy) = self.copy.take() else {
             return;
         };
         if copy.error.is_none() {
-            copy.partial.extend_from_slice(data);
-            let end = copy
-                .partial
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            let lines: Vec<u8> = copy.partial.drain(..end).collect();
-            if let Err(e) = self.copy_lines(&copy, &lines).await {
-                copy.error = Some(e);
-            } else {
-                copy.rows += lines
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty() && *l != b"\\.")
-                    .count() as u64;
+            let inserted = match copy.decoder.feed(data) {
+                Ok(rows) => self.copy_rows(&copy, rows).await,
+                Err(e) => Err(e),
+            };
+            match inserted {
+                Ok(n) => copy.rows += n,
+                Err(e) => copy.error = Some(e),
             }
         }
         self.copy = Some(copy);
     }
 
-    async fn copy_lines(&mut self, copy: &CopyIn, lines: &[u8]) -> Result<(), SqlError> {
-        if lines.is_empty() {
-            return Ok(());
+    /// Inserts decoded COPY rows; returns how many.
+    async fn copy_rows(
+        &mut self,
+        copy: &CopyIn,
+        rows: Vec<Vec<Option<String>>>,
+    ) -> Result<u64, SqlError> {
+        if rows.is_empty() {
+            return Ok(0);
         }
-        let text = std::str::from_utf8(lines)
-            .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;
-        let rows: Vec<Vec<Option<String>>> = text
-            .lines()
-            .filter(|l| !l.is_empty() && *l != "\\.")
-            .map(|l| l.split('\t').map(crate::executor::copy_field).collect())
-            .collect();
+        let line = copy.decoder.line - rows.len() as u64;
         self.in_tx(
             |ctx| {
-                for fields in &rows {
-                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)?;
+                for (i, fields) in rows.iter().enumerate() {
+                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)
+                        .map_err(|h| match h {
+                            // PostgreSQL's CONTEXT line, folded into the message.
+                            crate::engine::Halt::Error(mut e) => {
+                                e.message = format!(
+                                    "{} (COPY {}, line {})",
+                                    e.message,
+                                    copy.table,
+                                    line + i as u64 + 1
+                                );
+                                crate::engine::Halt::Error(e)
+                            }
+                            wait => wait,
+                        })?;
                 }
                 Ok(Output::default())
             },
             &[],
         )
         .await
-        .map(|_| ())
+        .map(|_| rows.len() as u64)
     }
 
     /// The end of COPY data: commit (outside a block) and report `COPY n`.
     pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
-        let Some(copy) = self.copy.take() else {
+        let Some(mut copy) = self.copy.take() else {
             return Err(SqlError::new("08P01", "no COPY in progress"));
         };
-        let rest = copy.partial.clone();
-        let mut result = match copy.error.clone() {
+        let mut result = match copy.error.take() {
             Some(e) => Err(e),
-            None => self.copy_lines(&copy, &rest).await.map(|_| {
-                copy.rows
-                    + rest
-                        .split(|&b| b == b'\n')
-                        .filter(|l| !l.is_empty() && *l != b"\\.")
-                        .count() as u64
-            }),
+            None => match copy.decoder.finish() {
+                Ok(rows) => self.copy_rows(&copy, rows).await.map(|n| copy.rows + n),
+                Err(e) => Err(e),
+            },
         };
         match (&result, self.block) {
             (Ok(_), Block::None) => {
@@ -364,8 +506,7 @@ impl Session {
                     result = Err(e);
                 }
             }
-            (Err(_), Block::None) => self.end(false),
-            (Err(_), _) => self.block = Block::Failed,
+            (Err(_), _) => self.abort_block(),
             _ => {}
         }
         result
@@ -433,7 +574,17 @@ impl Session {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            self.settings.insert(name, value);
+            match name.as_str() {
+                "default_transaction_isolation" => {
+                    self.characteristics = Isolation::parse(&value)?;
+                }
+                "transaction_isolation" => {
+                    self.set_transaction_level(Isolation::parse(&value)?)?;
+                }
+                _ => {
+                    self.settings.insert(name, value);
+                }
+            }
         }
         // Other SET forms (SET TIME ZONE, SET NAMES...) are accepted and ignored.
         Ok(Output {
@@ -443,11 +594,17 @@ impl Session {
     }
 
     pub fn setting(&self, name: &str) -> String {
+        match name {
+            "transaction isolation level" | "transaction_isolation" => {
+                return self.isolation().name().to_string();
+            }
+            "default_transaction_isolation" => return self.characteristics.name().to_string(),
+            _ => {}
+        }
         if let Some(v) = self.settings.get(name) {
             return v.clone();
         }
         match name {
-            "transaction isolation level" | "transaction_isolation" => "read committed",
             "server_version" => crate::server::SERVER_VERSION,
             "server_encoding" | "client_encoding" => "UTF8",
             "standard_conforming_strings" => "on",
@@ -489,6 +646,4 @@ fn lock_timeout() -> SqlError {
     SqlError::new("55P03", "canceling statement due to lock timeout")
 }
 
-fn statement_timeout() -> SqlError {
-    SqlError::new("57014", "canceling statement due to statement timeout")
-}
+use crate::cancel::statement_timeout;

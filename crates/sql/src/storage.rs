@@ -7,7 +7,7 @@
 //!
 //! A row id names the row across its versions; the newest version is last. An UPDATE
 //! sets `xmax` on the newest version and appends a new one; a DELETE only sets `xmax`.
-//! Old versions stay until no snapshot can see them (vacuum, issue 23).
+//! Old versions stay until no snapshot can see them (`vacuum`).
 //!
 //! Indexes are ordered sets of `(key, row id)`: a key maps to every row that has *some*
 //! version with that key, and the reader checks which version it can see. That is why

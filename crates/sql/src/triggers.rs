@@ -183,14 +183,22 @@ pub fn fire(ctx: &mut Ctx<'_>) -> Result<()> {
                         })?;
                         params.push(row[at].clone());
                     }
-                    let snapshot = ctx.engine.snapshot(ctx.tx);
+                    // Each statement of the function reads as a statement of the
+                    // transaction at its isolation level would (one snapshot for all of
+                    // them under repeatable read).
+                    let snapshot = crate::isolation::statement_snapshot(ctx.engine, ctx.tx, None);
                     let mut inner = Ctx {
                         engine: &mut *ctx.engine,
                         tx: &mut *ctx.tx,
                         snapshot,
                         params: &params,
+                        waited_in_subquery: Default::default(),
                     };
-                    crate::executor::statement(&mut inner, stmt)?;
+                    let result = crate::executor::statement(&mut inner, stmt);
+                    if let Some(holder) = inner.waited_in_subquery.take() {
+                        ctx.waited_in_subquery.set(Some(holder));
+                    }
+                    result?;
                 }
             }
         }

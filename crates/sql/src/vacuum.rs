@@ -1,32 +1,183 @@
-//! VACUUM: reclaiming the row versions no snapshot can see any more.
+//! Vacuum: reclaiming row versions no snapshot can see any more.
 //!
-//! MVCC never overwrites: an UPDATE leaves the old version behind (with its `xmax` set)
-//! and a DELETE only marks the row. Those versions must stay while some transaction may
-//! still read them — one whose snapshot was taken before the deleting transaction
-//! committed. After that they are *dead*: nobody can ever see them again, yet they take
-//! memory and every index lookup and scan walks past them. VACUUM removes them.
+//! MVCC never overwrites: every UPDATE adds a version and every DELETE leaves the old one
+//! in place, so a table updated in a loop would grow without bound. A version can go
+//! once its deleter (`xmax`) committed *and every snapshot that exists or can still be
+//! taken sees that commit* — then no reader can ever pick that version again.
 //!
-//! **The horizon.** Which versions can no snapshot see? Every snapshot in use belongs to
-//! a running transaction, and a snapshot can only miss commits of transactions that were
-//! still running when it was taken. So when a transaction begins, the engine notes the
-//! oldest transaction running at that moment (`Engine::horizons`); the minimum over the
-//! running transactions is the horizon. A version whose deleter committed and is older
-//! than the horizon is seen as deleted by every present and future snapshot: dead.
-//! Versions deleted more recently are "dead but not yet removable" — a long-running
-//! transaction holds them back, the classic cause of table bloat in PostgreSQL.
+//! Statement snapshots live only while their statement holds the engine lock, and
+//! vacuum runs under that lock too, so the only snapshots it must respect are the ones
+//! repeatable-read transactions keep across statements, and the one a read-committed
+//! statement keeps while it waits for a row lock to run again. Each registers its *horizon*
+//! (the oldest transaction id its snapshot might not see, [`Snapshot::horizon`]); the
+//! oldest horizon is the line: a version deleted by a committed transaction below it is
+//! dead. One long repeatable-read transaction therefore holds back vacuum for everyone —
+//! PostgreSQL's famous "long transaction bloats the table".
+//!
+//! Pruning happens in two places, as in PostgreSQL: the row an UPDATE or DELETE is about
+//! to change is pruned on the spot (PostgreSQL prunes the page on access), and every
+//! [`VACUUM_EVERY`] finished transactions — or on `VACUUM` — every table is swept, which
+//! also removes deleted rows nobody touches again (autovacuum). `VACUUM VERBOSE` says per
+//! table how many versions went and how many are "dead but not yet removable": deleted by
+//! a committed transaction at or above the horizon, which some kept snapshot may not see.
 //!
 //! Removing a version also removes the index entries only it needed (an index maps a
 //! key to a row if *some* version of the row has that key).
+//!
+//! [`Snapshot::horizon`]: crate::mvcc::Snapshot::horizon
 
-use crate::engine::Engine;
+use std::collections::BTreeMap;
+
+use crate::engine::{Engine, Table};
 use crate::error::SqlError;
-use crate::mvcc::{TxId, TxStatus};
-use crate::storage::key_of;
+use crate::mvcc::{CommitLog, TxId, TxStatus};
+use crate::storage::{RowId, key_of};
+
+/// Finished transactions between two sweeps of every table.
+pub const VACUUM_EVERY: u64 = 4096;
+
+#[derive(Debug, Default)]
+pub struct Vacuum {
+    /// Repeatable-read transactions -> the horizon of the snapshot they keep.
+    held: BTreeMap<TxId, TxId>,
+    since_sweep: u64,
+    /// Versions reclaimed since startup (for tests and `pg_stat`-style curiosity).
+    pub reclaimed: u64,
+}
+
+impl Vacuum {
+    /// `tx` keeps a snapshot with this horizon until it ends.
+    pub fn hold(&mut self, tx: TxId, horizon: TxId) {
+        self.held.insert(tx, horizon);
+    }
+
+    /// `tx` no longer keeps a snapshot (a read-committed statement that waited ended).
+    pub fn release(&mut self, tx: TxId) {
+        self.held.remove(&tx);
+    }
+
+    /// `tx` ended. Returns true when a sweep is due.
+    pub fn finished(&mut self, tx: TxId) -> bool {
+        self.held.remove(&tx);
+        self.since_sweep += 1;
+        self.since_sweep >= VACUUM_EVERY
+    }
+
+    /// Deleters below this id are seen by every snapshot that exists or will be taken.
+    pub fn horizon(&self, clog: &CommitLog) -> TxId {
+        self.held
+            .values()
+            .copied()
+            .min()
+            .unwrap_or_else(|| clog.next_id())
+    }
+}
+
+/// What pruning one row removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pruned {
+    pub versions: u64,
+    pub index_entries: u64,
+}
+
+/// Removes the dead versions of `row`.
+pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId) -> Pruned {
+    let dead = |xmax: TxId| xmax != 0 && xmax < horizon && clog.status(xmax) == TxStatus::Committed;
+    let mut pruned = Pruned::default();
+    let columns = table.index_columns();
+    let heap = &mut table.heap;
+    let Some(chain) = heap.rows.get_mut(&row) else {
+        return pruned;
+    };
+    if !chain.iter().any(|v| dead(v.xmax)) {
+        return pruned;
+    }
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(chain)
+        .into_iter()
+        .partition(|v| dead(v.xmax));
+    for (tree, cols) in heap.indexes.iter_mut().zip(&columns) {
+        for v in &gone {
+            let key = key_of(&v.values, cols);
+            if !kept.iter().any(|k| key_of(&k.values, cols) == key) && tree.remove(&(key, row)) {
+                pruned.index_entries += 1;
+            }
+        }
+    }
+    if kept.is_empty() {
+        heap.rows.remove(&row);
+    } else {
+        *chain = kept;
+    }
+    pruned.versions = gone.len() as u64;
+    pruned
+}
+
+/// Prunes every row of every table (the periodic sweep); returns the versions reclaimed.
+pub fn sweep(engine: &mut Engine) -> u64 {
+    let names: Vec<String> = engine.tables.keys().cloned().collect();
+    names
+        .iter()
+        .map(|name| vacuum_table(engine, name).removed as u64)
+        .sum()
+}
+
+/// `VACUUM [tables]`: sweeps the named tables (every table when none is named) and says
+/// what it did to each.
+pub fn run(engine: &mut Engine, command: &Command) -> Result<Vec<Report>, SqlError> {
+    let names: Vec<String> = if command.tables.is_empty() {
+        engine.tables.keys().cloned().collect()
+    } else {
+        for t in &command.tables {
+            engine.table(t)?;
+        }
+        command.tables.clone()
+    };
+    Ok(names
+        .iter()
+        .map(|name| vacuum_table(engine, name))
+        .collect())
+}
+
+/// Prunes every row of one table and counts what is left.
+fn vacuum_table(engine: &mut Engine, name: &str) -> Report {
+    let mut report = Report {
+        table: name.to_string(),
+        ..Report::default()
+    };
+    let horizon = engine.vacuum.horizon(&engine.clog);
+    let clog = &engine.clog;
+    let Some(table) = engine.tables.get_mut(name) else {
+        return report;
+    };
+    let rows: Vec<RowId> = table.heap.rows.keys().copied().collect();
+    for row in rows {
+        let pruned = prune_row(table, row, clog, horizon);
+        report.removed += pruned.versions as usize;
+        report.index_entries_removed += pruned.index_entries as usize;
+    }
+    let deleted = |xmax: TxId| xmax != 0 && clog.status(xmax) == TxStatus::Committed;
+    for chain in table.heap.rows.values() {
+        report.remain += chain.len();
+        report.not_yet_removable += chain.iter().filter(|v| deleted(v.xmax)).count();
+    }
+    engine.vacuum.reclaimed += report.removed as u64;
+    engine.vacuum.since_sweep = 0;
+    report
+}
+
+/// Prunes one row before a write to it.
+pub fn prune_before_write(engine: &mut Engine, table: &str, row: RowId) {
+    let horizon = engine.vacuum.horizon(&engine.clog);
+    let clog = &engine.clog;
+    if let Some(t) = engine.tables.get_mut(table) {
+        engine.vacuum.reclaimed += prune_row(t, row, clog, horizon).versions;
+    }
+}
 
 /// A parsed `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [, ...]]` (or with the
 /// options in parentheses).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Vacuum {
+pub struct Command {
     pub verbose: bool,
     /// Empty: every table.
     pub tables: Vec<String>,
@@ -61,7 +212,7 @@ impl Report {
 
 /// Parses a VACUUM command (sqlparser does not know PostgreSQL's form); `None` if the
 /// text is not one.
-pub fn parse(sql: &str) -> Option<Result<Vacuum, SqlError>> {
+pub fn parse(sql: &str) -> Option<Result<Command, SqlError>> {
     let text = sql.trim().trim_end_matches(';').trim();
     let (head, rest) = text.split_at(
         text.find(|c: char| !c.is_ascii_alphabetic())
@@ -125,93 +276,131 @@ pub fn parse(sql: &str) -> Option<Result<Vacuum, SqlError>> {
         };
         tables.push(name);
     }
-    Some(Ok(Vacuum { verbose, tables }))
-}
-
-/// The oldest transaction a running transaction's snapshot may not have seen commit;
-/// `None` when nothing is running.
-pub fn horizon(engine: &Engine) -> Option<TxId> {
-    engine.horizons.values().min().copied()
-}
-
-/// Vacuums the named tables (all when empty).
-pub fn run(engine: &mut Engine, vacuum: &Vacuum) -> Result<Vec<Report>, SqlError> {
-    let names: Vec<String> = if vacuum.tables.is_empty() {
-        engine.tables.keys().cloned().collect()
-    } else {
-        for t in &vacuum.tables {
-            engine.table(t)?;
-        }
-        vacuum.tables.clone()
-    };
-    let horizon = horizon(engine);
-    let mut reports = Vec::with_capacity(names.len());
-    for name in names {
-        reports.push(vacuum_table(engine, &name, horizon));
-    }
-    Ok(reports)
-}
-
-fn vacuum_table(engine: &mut Engine, name: &str, horizon: Option<TxId>) -> Report {
-    let mut report = Report {
-        table: name.to_string(),
-        ..Report::default()
-    };
-    let Engine { tables, clog, .. } = engine;
-    let Some(t) = tables.get_mut(name) else {
-        return report;
-    };
-    let index_columns = t.index_columns();
-    let deleted = |xmax: TxId| xmax != 0 && clog.status(xmax) == TxStatus::Committed;
-    let dead = |xmax: TxId| deleted(xmax) && horizon.is_none_or(|h| xmax < h);
-    let mut emptied = Vec::new();
-    for (&row, chain) in t.heap.rows.iter_mut() {
-        let before = chain.len();
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(chain)
-            .into_iter()
-            .partition(|v| dead(v.xmax));
-        *chain = kept;
-        report.removed += before - chain.len();
-        report.remain += chain.len();
-        report.not_yet_removable += chain.iter().filter(|v| deleted(v.xmax)).count();
-        for v in &gone {
-            for (tree, cols) in t.heap.indexes.iter_mut().zip(&index_columns) {
-                let key = key_of(&v.values, cols);
-                if !chain.iter().any(|k| key_of(&k.values, cols) == key) && tree.remove(&(key, row))
-                {
-                    report.index_entries_removed += 1;
-                }
-            }
-        }
-        if chain.is_empty() {
-            emptied.push(row);
-        }
-    }
-    for row in emptied {
-        t.heap.rows.remove(&row);
-    }
-    report
+    Some(Ok(Command { verbose, tables }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isolation::{Isolation, statement_snapshot};
+    use crate::types::Value;
+
+    fn versions(engine: &Engine) -> usize {
+        engine.tables["t"].heap.rows.values().map(Vec::len).sum()
+    }
+
+    fn create(engine: &mut Engine) {
+        let stmt = crate::server::parse("CREATE TABLE t (id INT PRIMARY KEY, n INT)")
+            .ok()
+            .and_then(|mut s| s.pop())
+            .expect("parses");
+        let mut tx = engine.begin();
+        let snapshot = statement_snapshot(engine, &mut tx, None);
+        let mut ctx = crate::executor::Ctx {
+            engine,
+            tx: &mut tx,
+            snapshot,
+            params: &[],
+            waited_in_subquery: Default::default(),
+        };
+        assert!(crate::executor::execute(&mut ctx, &stmt).is_ok());
+        engine.finish(&mut tx, true);
+    }
+
+    fn update(engine: &mut Engine, row: RowId, n: i64) {
+        let mut tx = engine.begin();
+        assert!(matches!(
+            engine.update(
+                &mut tx,
+                "t",
+                row,
+                vec![Value::Int(row as i64), Value::Int(n)]
+            ),
+            Ok(true)
+        ));
+        engine.finish(&mut tx, true);
+    }
+
+    #[test]
+    fn an_update_loop_keeps_a_bounded_number_of_versions() {
+        let mut engine = Engine::default();
+        create(&mut engine);
+        let mut tx = engine.begin();
+        for id in 1..=10 {
+            assert!(
+                engine
+                    .insert(&mut tx, "t", vec![Value::Int(id), Value::Int(0)])
+                    .is_ok()
+            );
+        }
+        engine.finish(&mut tx, true);
+        for round in 1..=2_000 {
+            update(&mut engine, 1 + (round % 10), round as i64);
+        }
+        // Each row keeps its current version and at most the one before it.
+        assert!(versions(&engine) <= 20, "{} versions", versions(&engine));
+        assert_eq!(engine.tables["t"].heap.indexes[0].len(), 10);
+    }
+
+    #[test]
+    fn a_repeatable_read_snapshot_holds_back_vacuum_until_it_ends() {
+        let mut engine = Engine::default();
+        create(&mut engine);
+        let mut tx = engine.begin();
+        assert!(
+            engine
+                .insert(&mut tx, "t", vec![Value::Int(1), Value::Int(0)])
+                .is_ok()
+        );
+        engine.finish(&mut tx, true);
+        let mut reader = engine.begin();
+        reader.isolation = Isolation::RepeatableRead;
+        let old = statement_snapshot(&mut engine, &mut reader, None);
+        for n in 1..=100 {
+            update(&mut engine, 1, n);
+        }
+        sweep(&mut engine);
+        // The reader still sees the value of its snapshot.
+        let seen = engine.tables["t"]
+            .heap
+            .visible(1, &old, &engine.clog)
+            .map(|v| v.values[1].clone());
+        assert_eq!(seen, Some(Value::Int(0)));
+        engine.finish(&mut reader, true);
+        sweep(&mut engine);
+        assert_eq!(versions(&engine), 1);
+        // A deleted row goes entirely, index entries too.
+        let mut tx = engine.begin();
+        assert!(matches!(engine.delete(&mut tx, "t", 1), Ok(true)));
+        engine.finish(&mut tx, true);
+        sweep(&mut engine);
+        assert!(engine.tables["t"].heap.rows.is_empty());
+        assert!(engine.tables["t"].heap.indexes[0].is_empty());
+    }
 
     #[test]
     fn the_horizon_advances_while_transactions_keep_overlapping() {
         let mut e = Engine::default();
-        let mut t1 = e.begin();
-        let mut t2 = e.begin();
-        assert_eq!(horizon(&e), Some(t1.id));
+        fn snapshot_of(e: &mut Engine) -> crate::engine::TxState {
+            let mut tx = e.begin();
+            tx.isolation = Isolation::RepeatableRead;
+            statement_snapshot(e, &mut tx, None);
+            tx
+        }
+        let mut t1 = snapshot_of(&mut e);
+        let mut t2 = snapshot_of(&mut e);
+        assert_eq!(e.vacuum.horizon(&e.clog), t1.id);
         e.finish(&mut t1, true);
-        let mut t3 = e.begin();
+        let mut t3 = snapshot_of(&mut e);
         e.finish(&mut t2, true);
-        let t4 = e.begin();
+        let mut t4 = snapshot_of(&mut e);
         e.finish(&mut t3, true);
-        // Never a moment without a running transaction, yet the horizon moved on: t4
-        // began while t3 ran, so only t3's commit might be unseen by t4's snapshots.
-        assert_eq!(horizon(&e), Some(t3.id));
-        assert!(t4.id > t3.id);
+        // Never a moment without a snapshot held, yet the horizon moved on: t4's snapshot
+        // was taken while t3 ran, so only t3's commit might be unseen by it.
+        assert_eq!(e.vacuum.horizon(&e.clog), t3.id);
+        e.finish(&mut t4, true);
+        // Nothing held: every deleter that committed is below the horizon.
+        assert_eq!(e.vacuum.horizon(&e.clog), e.clog.next_id());
     }
 
     #[test]
@@ -219,21 +408,21 @@ mod tests {
         let p = |s: &str| parse(s).expect("a vacuum").expect("parses");
         assert_eq!(
             p("VACUUM"),
-            Vacuum {
+            Command {
                 verbose: false,
                 tables: vec![]
             }
         );
         assert_eq!(
             p("vacuum verbose analyze Accounts, public.\"Mixed\";"),
-            Vacuum {
+            Command {
                 verbose: true,
                 tables: vec!["accounts".into(), "Mixed".into()]
             }
         );
         assert_eq!(
             p("VACUUM (VERBOSE, ANALYZE) t"),
-            Vacuum {
+            Command {
                 verbose: true,
                 tables: vec!["t".into()]
             }

@@ -3,41 +3,12 @@
 //! them surviving a restart (log replay and checkpoint). Each test starts its own server
 //! on port 0.
 
+mod common;
+
 use std::process::Command;
 
-use service::CancellationToken;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-async fn server() -> sql::Running {
-    sql::start(sql::Args::ephemeral(), CancellationToken::new())
-        .await
-        .expect("sql server starts")
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={} user=test dbname=test", addr.port()),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-async fn rows(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
-}
+use common::{code, connect, psql_args, psql_connection_args, rows, run, server, server_with};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The rows as `a|b` lines (NULL as empty), for compact assertions.
 async fn lines(c: &Client, sql: &str) -> Vec<String> {
@@ -53,16 +24,6 @@ async fn lines(c: &Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
-async fn code(c: &Client, sql: &str) -> String {
-    match c.simple_query(sql).await {
-        Ok(_) => panic!("{sql}: expected an error"),
-        Err(e) => e
-            .code()
-            .map(|c| c.code().to_string())
-            .unwrap_or_else(|| e.to_string()),
-    }
-}
-
 async fn exec(c: &Client, sql: &str) {
     c.batch_execute(sql)
         .await
@@ -71,29 +32,8 @@ async fn exec(c: &Client, sql: &str) {
 
 /// `psql -X -A -t -c sql` against the server: (stdout, stderr).
 async fn psql(port: u16, sql: &str) -> (String, String) {
-    let sql = sql.to_string();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "test",
-                "-d",
-                "test",
-            ])
-            .args(["-X", "-A", "-t", "-c", &sql])
-            .output()
-            .expect("psql is installed (.ci/run installs it)");
-        (
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    })
-    .await
-    .expect("join")
+    let (_, out, err) = run("psql", psql_args(port, sql)).await;
+    (out, err)
 }
 
 #[tokio::test]
@@ -251,6 +191,27 @@ async fn generated_columns_are_computed_on_every_write() {
         "428C9"
     );
     assert_eq!(code(&c, "UPDATE lines SET total = 5").await, "428C9");
+    assert_eq!(
+        code(
+            &c,
+            "INSERT INTO lines (id, qty, price) VALUES (2, 1, 1) \
+             ON CONFLICT (id) DO UPDATE SET total = 5"
+        )
+        .await,
+        "428C9"
+    );
+    // An upsert's update recomputes the stored value like any other update.
+    exec(
+        &c,
+        "INSERT INTO lines (id, qty, price) VALUES (2, 3, 1) \
+         ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty",
+    )
+    .await;
+    assert_eq!(
+        lines(&c, "SELECT total FROM lines WHERE id = 2").await,
+        ["30.00"]
+    );
+    exec(&c, "UPDATE lines SET qty = 1 WHERE id = 2").await;
     assert_eq!(
         code(
             &c,
@@ -529,12 +490,7 @@ async fn schema_changes_survive_restarts_through_the_log_and_checkpoints() {
         dir: Some(dir.clone()),
         ..sql::Args::ephemeral()
     };
-    let start = |args: sql::Args| async move {
-        sql::start(args, CancellationToken::new())
-            .await
-            .expect("start")
-    };
-    let srv = start(args.clone()).await;
+    let srv = server_with(args.clone()).await;
     let c = connect(srv.addr()).await;
     exec(&c, &AUDIT.replace("TG_OP_PLACEHOLDER", "'change'")).await;
     exec(&c, "INSERT INTO accounts VALUES (1, 10), (2, 20);
@@ -564,11 +520,11 @@ async fn schema_changes_survive_restarts_through_the_log_and_checkpoints() {
     check(c).await;
     srv.stop().await;
     // 1: replayed from the log.
-    let srv = start(args.clone()).await;
+    let srv = server_with(args.clone()).await;
     check(connect(srv.addr()).await).await;
     srv.stop().await;
     // 2: from a checkpoint (every commit takes one), then the log after it.
-    let srv = start(sql::Args {
+    let srv = server_with(sql::Args {
         checkpoint_bytes: 1,
         ..args.clone()
     })
@@ -577,7 +533,7 @@ async fn schema_changes_survive_restarts_through_the_log_and_checkpoints() {
     exec(&c, "INSERT INTO b VALUES (1, NULL)").await;
     check(c).await;
     srv.stop().await;
-    let srv = start(args.clone()).await;
+    let srv = server_with(args.clone()).await;
     let c = connect(srv.addr()).await;
     check(c).await;
     srv.stop().await;
@@ -586,29 +542,10 @@ async fn schema_changes_survive_restarts_through_the_log_and_checkpoints() {
 
 /// `psql -X -c sql` in psql's default (aligned) format: stdout and stderr.
 async fn psql_aligned(port: u16, sql: &str) -> (String, String) {
-    let sql = sql.to_string();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "test",
-                "-d",
-                "test",
-            ])
-            .args(["-X", "-c", &sql])
-            .output()
-            .expect("psql is installed (.ci/run installs it)");
-        (
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    })
-    .await
-    .expect("join")
+    let mut args = psql_connection_args(port);
+    args.extend(["-c".to_string(), sql.to_string()]);
+    let (_, out, err) = run("psql", args).await;
+    (out, err)
 }
 
 #[tokio::test]

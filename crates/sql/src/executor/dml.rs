@@ -4,14 +4,15 @@
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::catalog::{ident, object_name};
-use crate::engine::{Halt, Result, Table};
+use crate::engine::{Result, Table};
 use crate::error::SqlError;
 use crate::expr::{Scope, eval, infer_type};
 use crate::planner::plan_table;
 use crate::storage::RowId;
 use crate::types::Value;
 
-use super::{Ctx, Output, env, projection, query, scan_table};
+use super::upsert::Upsert;
+use super::{Ctx, Output, env, projection, query, scan_table, with_subqueries};
 
 // ---- INSERT / UPDATE / DELETE ----
 
@@ -85,19 +86,10 @@ fn returning(
 }
 
 pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
-    // ON CONFLICT DO NOTHING: a row that would violate a unique constraint is skipped
-    // (whichever constraint; a conflict target is not checked against it).
-    let do_nothing = match &ins.on {
-        None => false,
-        Some(ast::OnInsert::OnConflict(ast::OnConflict {
-            action: ast::OnConflictAction::DoNothing,
-            ..
-        })) => true,
-        Some(_) => return Err(SqlError::unsupported("INSERT ... ON CONFLICT DO UPDATE").into()),
-    };
     let table = insert_table(ins)?;
     let def = ctx.engine.table(&table)?.def.clone();
     writable(&def)?;
+    let mut upsert = Upsert::of(ins, &def)?;
     let targets: Vec<usize> = if ins.columns.is_empty() {
         def.live_columns()
     } else {
@@ -164,10 +156,12 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
             };
             row.push(v.cast(col.ty)?);
         }
-        match ctx.engine.insert(ctx.tx, &table, row.clone()) {
-            Ok(_) => written.push(row),
-            Err(Halt::Error(e)) if do_nothing && e.code == "23505" => {}
-            Err(halt) => return Err(halt),
+        match &mut upsert {
+            None => {
+                ctx.engine.insert(ctx.tx, &table, row.clone())?;
+                written.push(row);
+            }
+            Some(upsert) => written.extend(upsert.write(ctx, &table, row)?),
         }
     }
     let tag = format!("INSERT 0 {}", written.len());
@@ -190,19 +184,41 @@ fn targets(
     let plan = plan_table(ctx.engine, table.into(), alias.into(), filter)?;
     let scope = ctx.engine.table(table)?.scope(alias);
     let rows = scan_table(ctx, &plan)?;
-    let Some(f) = filter else { return Ok(rows) };
-    super::with_subqueries(ctx, |sub| {
-        let mut out = Vec::new();
+    // Matches in the snapshot, then (read committed) again on the newest version.
+    let newest =
+        |id, values| crate::isolation::newest_for_write(ctx.engine, ctx.tx, table, id, values);
+    let Some(f) = filter else {
+        let mut out = Vec::with_capacity(rows.len());
         for (id, values) in rows {
+            crate::cancel::check_for_interrupts()?;
+            if let Some(v) = newest(id, values)? {
+                out.push((id, v));
+            }
+        }
+        return Ok(out);
+    };
+    with_subqueries(ctx, |sub| {
+        let matches = |values: &[Value]| -> Result<bool> {
             let e = crate::expr::Env {
                 scope: &scope,
-                row: &values,
+                row: values,
                 params: ctx.params,
                 aggregates: None,
                 subquery: Some(sub),
+                outer: None,
             };
-            if eval(f, &e)?.truthy()? == Some(true) {
-                out.push((id, values));
+            Ok(eval(f, &e)?.truthy()? == Some(true))
+        };
+        let mut out = Vec::new();
+        for (id, values) in rows {
+            crate::cancel::check_for_interrupts()?;
+            if !matches(&values)? {
+                continue;
+            }
+            match newest(id, values.clone())? {
+                Some(v) if v == values => out.push((id, values)),
+                Some(v) if matches(&v)? => out.push((id, v)),
+                _ => {}
             }
         }
         Ok(out)
@@ -244,10 +260,18 @@ pub(super) fn update(ctx: &mut Ctx<'_>, up: &ast::Update) -> Result<Output> {
     let rows = targets(ctx, &table, &alias, up.selection.as_ref())?;
     let mut written = Vec::with_capacity(rows.len());
     for (id, old) in rows {
-        let mut new = old.clone();
-        for (col, ty, e) in &sets {
-            new[*col] = eval(e, &env(&scope, &old, ctx.params))?.cast(*ty)?;
-        }
+        // `SET x = (SELECT ... WHERE other.k = t.k)`: a subquery may read the old row.
+        let new = with_subqueries(ctx, |sub| -> Result<Vec<Value>> {
+            let e = crate::expr::Env {
+                subquery: Some(sub),
+                ..env(&scope, &old, ctx.params)
+            };
+            let mut new = old.clone();
+            for (col, ty, x) in &sets {
+                new[*col] = eval(x, &e)?.cast(*ty)?;
+            }
+            Ok(new)
+        })?;
         if ctx.engine.update(ctx.tx, &table, id, new.clone())? {
             written.push(new);
         }
@@ -292,32 +316,6 @@ pub(crate) fn writable(def: &crate::catalog::TableDef) -> std::result::Result<()
         ));
     }
     Ok(())
-}
-
-/// One field of COPY's text format: `\N` is NULL; backslash escapes are decoded.
-pub fn copy_field(raw: &str) -> Option<String> {
-    if raw == "\\N" {
-        return None;
-    }
-    if !raw.contains('\\') {
-        return Some(raw.to_string());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Some(out)
 }
 
 /// Inserts one row given as text fields for `columns` (COPY): the other columns get
