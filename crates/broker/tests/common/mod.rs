@@ -54,14 +54,29 @@ pub async fn start_with_protocols(dir: &std::path::Path, extra: &[&str]) -> brok
     start_on(dir, "auto", extra).await
 }
 
-/// A broker with `--beanstalk-port` and `--sqs-port` set to `ports`.
+/// A broker with `--beanstalk-port` and `--sqs-port` set to `ports`. A restart in the
+/// same process can find `dir` still locked: the stopped broker's last connection tasks
+/// and sled's background threads let go of the store a moment after `stop` returns (a
+/// new process never sees this: the kernel drops a dead process's lock). So a refusal
+/// for the lock is retried, for at most 10 s.
 async fn start_on(dir: &std::path::Path, ports: &str, extra: &[&str]) -> broker::Started {
     let mut argv = vec!["broker", "--port", "0", "--dir", dir.to_str().unwrap()];
     argv.extend_from_slice(&["--beanstalk-port", ports, "--sqs-port", ports]);
     argv.extend_from_slice(extra);
-    broker::start_with_protocols(broker::Args::parse_from(argv), CancellationToken::new())
-        .await
-        .unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let args = broker::Args::parse_from(&argv);
+        match broker::start_with_protocols(args, CancellationToken::new()).await {
+            Ok(started) => return started,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("broker did not start: {e}"),
+        }
+    }
 }
 
 /// Runs the Python script `tests/<script>` with `args` (after checking that the modules
