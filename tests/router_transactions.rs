@@ -19,9 +19,9 @@ async fn kv() -> Running {
 }
 
 async fn router(shards: &[&Running]) -> Running {
-    let dir = std::env::temp_dir().join(format!("infralab-router-tx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("router.toml");
+    // A directory of its own: the tests run at once, and a shared config file would let
+    // one test's router read another's shards.
+    let config = testkit::temp_dir("router-tx").join("router.toml");
     let text: String = shards
         .iter()
         .enumerate()
