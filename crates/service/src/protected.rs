@@ -66,17 +66,6 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, pas
     }
 }
 
-/// This host's address on its default route, if it has one: not loopback, so a client
-/// connecting to it from this host is a non-loopback peer, as another host's would be
-/// (tests use it to play the remote client). Connecting a UDP socket sends nothing; it
-/// only picks the route.
-pub fn route_address() -> Option<IpAddr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
-
 /// Loopback, counting an IPv4 address written as IPv6 (`::ffff:127.0.0.1`).
 fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()

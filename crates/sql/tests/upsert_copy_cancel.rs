@@ -680,11 +680,6 @@ async fn psql_ctrl_c_cancels_pg_sleep() {
     srv.stop().await;
 }
 
-fn non_loopback_ip() -> std::net::IpAddr {
-    service::protected::route_address()
-        .expect("this test needs a non-loopback IPv4 address with a route (eth0)")
-}
-
 #[tokio::test]
 async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
     let exposed = sql::Args {
@@ -693,7 +688,7 @@ async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
     };
     let srv = server_with(exposed.clone()).await;
     let port = srv.addr().port();
-    let remote = std::net::SocketAddr::new(non_loopback_ip(), port);
+    let remote = std::net::SocketAddr::new(testkit::non_loopback_ip(), port);
 
     // From another address: a FATAL error that says why and how to fix it.
     let refused = tokio_postgres::connect(
