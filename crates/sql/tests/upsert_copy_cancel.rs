@@ -632,8 +632,15 @@ async fn cancel_request_statement_timeout_and_pg_cancel_backend_stop_a_running_s
     .await;
     assert_eq!(failure(result).0, "57014");
 
-    // A cancel sent while the connection is idle does not hit its next statement.
-    token.cancel_query(NoTls).await.unwrap();
+    // A cancel that arrives while the connection is idle does not hit its next statement.
+    // pg_cancel_backend, not the token: a CancelRequest travels on its own connection and
+    // nothing tells its sender when the server has read it, so (as with PostgreSQL) one sent
+    // just before a statement may land during it. The function's effect is done when its
+    // SELECT returns, so "idle" is certain here.
+    assert_eq!(
+        rows(&b, &format!("SELECT pg_cancel_backend({pid})")).await,
+        table(&[&["t"]])
+    );
     assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["1"]]));
     srv.stop().await;
 }
