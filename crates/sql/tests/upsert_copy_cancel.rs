@@ -638,7 +638,7 @@ async fn cancel_request_statement_timeout_and_pg_cancel_backend_stop_a_running_s
     // just before a statement may land during it. The function's effect is done when its
     // SELECT returns, so "idle" is certain here.
     assert_eq!(
-        rows(&b, &format!("SELECT pg_cancel_backend({pid})")).await,
+        rows(b, &format!("SELECT pg_cancel_backend({pid})")).await,
         table(&[&["t"]])
     );
     assert_eq!(rows(&a, "SELECT count(*) FROM t").await, table(&[&["1"]]));
