@@ -654,7 +654,19 @@ impl ExtendedQueryHandler for Handler {
     {
         use futures::SinkExt;
         client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
-        let status = self.session.lock().await.status();
+        let mut session = self.session.lock().await;
+        // Sync ends the implicit transaction of the Executes before it: commit it now
+        // (after an error it was rolled back already, and pgwire skipped to this Sync).
+        if let Err(e) = session.end_implicit().await {
+            let error: PgWireError = e.into();
+            client
+                .feed(PgWireBackendMessage::ErrorResponse(
+                    pgwire::error::ErrorInfo::from(error).into(),
+                ))
+                .await?;
+        }
+        let status = session.status();
+        drop(session);
         client.set_transaction_status(status);
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
@@ -733,6 +745,10 @@ impl ExtendedQueryHandler for Handler {
         {
             return to_response(r, TxEffect::None, &portal.result_column_format);
         }
+        // Outside a block, the Executes up to the next Sync share one implicit
+        // transaction, as in PostgreSQL: Sync commits it, and an error in any of them
+        // rolls back the ones before (pgwire then skips to the Sync).
+        session.begin_implicit();
         if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
             return r.map_err(Into::into);
         }

@@ -515,11 +515,7 @@ impl Session {
     /// The client aborted the COPY.
     pub fn copy_fail(&mut self) {
         self.copy = None;
-        if self.block == Block::None {
-            self.end(false);
-        } else {
-            self.block = Block::Failed;
-        }
+        self.abort_block();
     }
 
     /// Commits the open transaction: its record goes to the log (in commit order, under

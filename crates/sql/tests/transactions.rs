@@ -122,3 +122,136 @@ with psycopg.connect("host=127.0.0.1 port={port} user=test dbname=test") as conn
     );
     srv.stop().await;
 }
+
+/// The extended protocol by hand: the frontend messages tokio-postgres never sends in this
+/// order (several Executes before one Sync), and the backend's replies as message types.
+mod wire {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// Parse (unnamed, no parameter types), Bind (unnamed portal, no parameters), Execute.
+    pub fn parse_bind_execute(sql: &str) -> Vec<u8> {
+        let mut parse = vec![0u8];
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(&[0, 0, 0]);
+        let mut out = message(b'P', &parse);
+        out.extend(message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+        out.extend(message(b'E', &[0, 0, 0, 0, 0]));
+        out
+    }
+
+    pub fn sync() -> Vec<u8> {
+        message(b'S', &[])
+    }
+
+    pub fn flush() -> Vec<u8> {
+        message(b'H', &[])
+    }
+
+    /// A started connection, ready for queries.
+    pub async fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let params = b"user\0test\0database\0test\0\0";
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&((8 + params.len()) as u32).to_be_bytes());
+        startup.extend_from_slice(&196608u32.to_be_bytes());
+        startup.extend_from_slice(params);
+        s.write_all(&startup).await.expect("startup");
+        read_until(&mut s, b'Z').await;
+        s
+    }
+
+    /// Backend messages up to and including one of type `last`: each as its type byte,
+    /// an ErrorResponse as `E` followed by its SQLSTATE.
+    pub async fn read_until(s: &mut TcpStream, last: u8) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let kind = s.read_u8().await.expect("message type");
+            let len = s.read_u32().await.expect("length") as usize;
+            let mut body = vec![0u8; len - 4];
+            s.read_exact(&mut body).await.expect("body");
+            let mut entry = (kind as char).to_string();
+            if kind == b'E' {
+                // Fields: a type byte, then a NUL-terminated string; 'C' is the SQLSTATE.
+                let mut fields = body.split(|&b| b == 0);
+                while let Some(f) = fields.next().filter(|f| !f.is_empty()) {
+                    if f[0] == b'C' {
+                        entry.push_str(&String::from_utf8_lossy(&f[1..]));
+                    }
+                }
+            }
+            seen.push(entry);
+            if kind == last {
+                return seen;
+            }
+        }
+    }
+
+    pub async fn send(s: &mut TcpStream, bytes: &[u8]) {
+        s.write_all(bytes).await.expect("send");
+    }
+}
+
+#[tokio::test]
+async fn executes_before_one_sync_are_one_implicit_transaction() {
+    let srv = server_at(Isolation::ReadCommitted).await;
+    let c = session(&srv).await;
+    rows(&c, "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let mut raw = wire::connect(srv.addr()).await;
+
+    // Until Sync, the first INSERT is not committed: another session does not see it.
+    let mut batch = wire::parse_bind_execute("INSERT INTO t VALUES (1)");
+    batch.extend(wire::flush());
+    wire::send(&mut raw, &batch).await;
+    // ParseComplete, BindComplete, CommandComplete.
+    assert_eq!(wire::read_until(&mut raw, b'C').await, ["1", "2", "C"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("0"));
+    wire::send(&mut raw, &wire::sync()).await;
+    assert_eq!(wire::read_until(&mut raw, b'Z').await, ["Z"]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("1"));
+
+    // The second Execute fails: the first (which succeeded) is rolled back with it, and
+    // the third is skipped up to the Sync.
+    let mut batch = wire::parse_bind_execute("INSERT INTO t VALUES (2)");
+    batch.extend(wire::parse_bind_execute("INSERT INTO t VALUES (1)"));
+    batch.extend(wire::parse_bind_execute("INSERT INTO t VALUES (3)"));
+    batch.extend(wire::sync());
+    wire::send(&mut raw, &batch).await;
+    assert_eq!(
+        wire::read_until(&mut raw, b'Z').await,
+        ["1", "2", "C", "1", "2", "E23505", "Z"]
+    );
+    assert_eq!(rows(&c, "SELECT id FROM t ORDER BY id").await, cell("1"));
+
+    // Both succeed: one commit at the Sync.
+    let mut batch = wire::parse_bind_execute("INSERT INTO t VALUES (2)");
+    batch.extend(wire::parse_bind_execute("INSERT INTO t VALUES (3)"));
+    batch.extend(wire::sync());
+    wire::send(&mut raw, &batch).await;
+    assert_eq!(
+        wire::read_until(&mut raw, b'Z').await,
+        ["1", "2", "C", "1", "2", "C", "Z"]
+    );
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("3"));
+
+    // An explicit block is not ended by Sync; the connection still works afterwards.
+    let mut batch = wire::parse_bind_execute("BEGIN");
+    batch.extend(wire::parse_bind_execute("INSERT INTO t VALUES (4)"));
+    batch.extend(wire::sync());
+    wire::send(&mut raw, &batch).await;
+    wire::read_until(&mut raw, b'Z').await;
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("3"));
+    let mut batch = wire::parse_bind_execute("COMMIT");
+    batch.extend(wire::sync());
+    wire::send(&mut raw, &batch).await;
+    wire::read_until(&mut raw, b'Z').await;
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, cell("4"));
+    srv.stop().await;
+}

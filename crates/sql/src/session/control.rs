@@ -143,6 +143,12 @@ impl Session {
         Ok((tag("BEGIN"), TxEffect::Began))
     }
 
+    /// No BEGIN is open: autocommit, or an implicit transaction (which has no
+    /// savepoints in PostgreSQL either).
+    fn outside_block(&self) -> bool {
+        matches!(self.block, Block::None | Block::Implicit)
+    }
+
     /// Back to autocommit after COMMIT or ROLLBACK.
     fn reset_block(&mut self) {
         self.block = Block::None;
@@ -168,7 +174,7 @@ impl Session {
     }
 
     fn savepoint(&mut self, name: &str) -> Reply {
-        if self.block == Block::None {
+        if self.outside_block() {
             return Err(no_block("SAVEPOINT"));
         }
         let mark = self.tx.as_ref().map_or((0, 0), |tx| tx.mark());
@@ -181,7 +187,7 @@ impl Session {
     }
 
     fn rollback_to(&mut self, name: &str) -> Reply {
-        if self.block == Block::None {
+        if self.outside_block() {
             return Err(no_block("ROLLBACK TO SAVEPOINT"));
         }
         let Some(at) = self.find_savepoint(name) else {
@@ -197,7 +203,7 @@ impl Session {
     }
 
     fn release(&mut self, name: &str) -> Reply {
-        if self.block == Block::None {
+        if self.outside_block() {
             return Err(no_block("RELEASE SAVEPOINT"));
         }
         let Some(at) = self.find_savepoint(name) else {
