@@ -96,6 +96,13 @@ pub enum Undo {
         table: String,
         def: Box<TableDef>,
     },
+    /// ALTER COLUMN ... TYPE rewrote one column of every row: its old value in each
+    /// version of each row (oldest version first).
+    RewroteColumn {
+        table: String,
+        column: usize,
+        values: Vec<(RowId, Vec<Value>)>,
+    },
     /// ALTER TABLE ... RENAME TO: renamed back.
     RenamedTable {
         from: String,
@@ -219,6 +226,26 @@ impl Engine {
                             .map(|i| t.heap.build_index(&i.columns))
                             .collect();
                         t.def = *def;
+                    }
+                }
+                Undo::RewroteColumn {
+                    table,
+                    column,
+                    values,
+                } => {
+                    // The AlteredTable record below this one restores the type and
+                    // rebuilds the indexes.
+                    if let Some(t) = self.tables.get_mut(&table) {
+                        for (row, old) in values {
+                            let Some(chain) = t.heap.rows.get_mut(&row) else {
+                                continue;
+                            };
+                            for (version, v) in chain.iter_mut().zip(old) {
+                                if let Some(slot) = version.values.get_mut(column) {
+                                    *slot = v;
+                                }
+                            }
+                        }
                     }
                 }
                 Undo::RenamedTable { from, to } => crate::executor::rename_table(self, &to, &from),

@@ -16,6 +16,8 @@ pub struct SqlError {
     /// 1-based character offset into the query text (syntax errors).
     pub position: Option<usize>,
     pub detail: Option<String>,
+    /// PostgreSQL's HINT line: what the user might do about it.
+    pub hint: Option<String>,
 }
 
 impl SqlError {
@@ -25,11 +27,17 @@ impl SqlError {
             message: message.into(),
             position: None,
             detail: None,
+            hint: None,
         }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
         self
     }
 
@@ -93,6 +101,7 @@ impl From<SqlError> for ErrorInfo {
         let mut info = ErrorInfo::new("ERROR".to_owned(), e.code.to_owned(), e.message);
         info.position = e.position.map(|p| p.to_string());
         info.detail = e.detail;
+        info.hint = e.hint;
         info
     }
 }

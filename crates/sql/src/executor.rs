@@ -23,6 +23,7 @@ use crate::types::{DataType, Value};
 
 mod aggregate;
 mod alter;
+mod alter_type;
 mod ddl;
 mod dml;
 mod explain;

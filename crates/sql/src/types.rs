@@ -166,14 +166,20 @@ impl Value {
                 let n: i64 = match &v {
                     Value::Int(n) => *n,
                     Value::Double(f) => {
-                        let r = f.round();
+                        // PostgreSQL rounds a float to the nearest even integer (rint),
+                        // and a numeric half away from zero: 2.5::float8::int is 2,
+                        // 2.5::numeric::int is 3.
+                        let r = f.round_ties_even();
                         if !r.is_finite() || r.abs() > 9.2e18 {
                             return Err(SqlError::out_of_range(ty));
                         }
                         r as i64
                     }
                     Value::Numeric(d) => {
-                        let r = d.round();
+                        let r = d.round_dp_with_strategy(
+                            0,
+                            rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                        );
                         i64::try_from(r).map_err(|_| SqlError::out_of_range(ty))?
                     }
                     Value::Text(s) => s.trim().parse().map_err(|_| invalid(&v))?,

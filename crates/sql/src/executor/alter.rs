@@ -12,6 +12,7 @@
 //!   row first — a constraint the data already breaks is refused, unless `NOT VALID`
 //!   (CHECK and FOREIGN KEY), which only applies it to rows written from now on.
 //! - `DROP CONSTRAINT`, `ALTER COLUMN SET/DROP DEFAULT`, `SET/DROP NOT NULL`.
+//! - `ALTER COLUMN ... TYPE ... [USING ...]` rewrites every row: see [`super::alter_type`].
 //!
 //! The statement is one unit: undone as a whole with its transaction (the table's
 //! previous definition is the undo record) and logged as its text.
@@ -148,7 +149,7 @@ fn operation(ctx: &mut Ctx<'_>, table: &str, op: &AlterTableOperation) -> Result
 }
 
 /// The rows a statement of this transaction sees, with their ids.
-fn visible_rows(ctx: &Ctx<'_>, table: &str) -> Result<Vec<(RowId, Vec<Value>)>> {
+pub(super) fn visible_rows(ctx: &Ctx<'_>, table: &str) -> Result<Vec<(RowId, Vec<Value>)>> {
     let t = ctx.engine.table(table)?;
     Ok(t.heap
         .scan(&ctx.snapshot, &ctx.engine.clog)
@@ -289,7 +290,7 @@ fn drop_column(ctx: &mut Ctx<'_>, table: &str, name: &str, if_exists: bool) -> R
 }
 
 /// Does `e` name column `column`? (Over its identifiers, by tokens.)
-fn names(e: &Expr, column: &str) -> bool {
+pub(super) fn names(e: &Expr, column: &str) -> bool {
     Tokenizer::new(&PostgreSqlDialect {}, &e.to_string())
         .tokenize()
         .unwrap_or_default()
@@ -387,42 +388,7 @@ fn add_constraint(
             let Some(index) = def.indexes.last().cloned() else {
                 return Ok(());
             };
-            let mut seen = std::collections::HashSet::new();
-            for (_, v) in &rows {
-                let key = key_of(v, &index.columns);
-                if index.primary
-                    && let Some(&c) = index.columns.iter().find(|&&c| v[c].is_null())
-                {
-                    return Err(SqlError::new(
-                        "23502",
-                        format!(
-                            "column \"{}\" of relation \"{table}\" contains null values",
-                            def.columns[c].name
-                        ),
-                    )
-                    .into());
-                }
-                if !key.iter().any(Value::is_null) && !seen.insert(key.clone()) {
-                    return Err(SqlError::new(
-                        "23505",
-                        format!("could not create unique index \"{}\"", index.name),
-                    )
-                    .with_detail(format!(
-                        "Key ({})=({}) is duplicated.",
-                        index
-                            .columns
-                            .iter()
-                            .map(|&c| def.columns[c].name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        key.iter()
-                            .map(Value::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                    .into());
-                }
-            }
+            check_unique(&def, &index, &rows)?;
             let t = ctx
                 .engine
                 .tables
@@ -438,18 +404,7 @@ fn add_constraint(
             };
             if !not_valid {
                 let scope = ctx.engine.table(table)?.scope(table);
-                for (_, v) in &rows {
-                    if eval(&check.expr, &env(&scope, v, &[]))?.truthy()? == Some(false) {
-                        return Err(SqlError::new(
-                            "23514",
-                            format!(
-                                "check constraint \"{}\" of relation \"{table}\" is violated by some row",
-                                check.name
-                            ),
-                        )
-                        .into());
-                    }
-                }
+                check_holds(table, &check, &scope, &rows)?;
             }
             set_def(ctx.engine, table, def)?;
         }
@@ -463,6 +418,75 @@ fn add_constraint(
             }
         }
         _ => set_def(ctx.engine, table, def)?,
+    }
+    Ok(())
+}
+
+/// Refuses a unique (or primary key) index whose key `rows` already repeat, or, for a
+/// primary key, leave NULL.
+pub(super) fn check_unique(
+    def: &TableDef,
+    index: &catalog::IndexDef,
+    rows: &[(RowId, Vec<Value>)],
+) -> Result<()> {
+    let table = &def.name;
+    let mut seen = std::collections::HashSet::new();
+    for (_, v) in rows {
+        let key = key_of(v, &index.columns);
+        if index.primary
+            && let Some(&c) = index.columns.iter().find(|&&c| v[c].is_null())
+        {
+            return Err(SqlError::new(
+                "23502",
+                format!(
+                    "column \"{}\" of relation \"{table}\" contains null values",
+                    def.columns[c].name
+                ),
+            )
+            .into());
+        }
+        if !key.iter().any(Value::is_null) && !seen.insert(key.clone()) {
+            return Err(SqlError::new(
+                "23505",
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(format!(
+                "Key ({})=({}) is duplicated.",
+                index
+                    .columns
+                    .iter()
+                    .map(|&c| def.columns[c].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                key.iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a CHECK constraint that one of `rows` violates.
+pub(super) fn check_holds(
+    table: &str,
+    check: &catalog::Check,
+    scope: &Scope,
+    rows: &[(RowId, Vec<Value>)],
+) -> Result<()> {
+    for (_, v) in rows {
+        if eval(&check.expr, &env(scope, v, &[]))?.truthy()? == Some(false) {
+            return Err(SqlError::new(
+                "23514",
+                format!(
+                    "check constraint \"{}\" of relation \"{table}\" is violated by some row",
+                    check.name
+                ),
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -542,6 +566,12 @@ fn alter_column(
     let def = &ctx.engine.table(table)?.def;
     let at = def.column_or_err(column)?;
     let in_primary_key = def.primary_key().is_some_and(|pk| pk.columns.contains(&at));
+    if let AlterColumnOperation::SetDataType {
+        data_type, using, ..
+    } = op
+    {
+        return super::alter_type::set_data_type(ctx, table, at, data_type, using.as_ref());
+    }
     match op {
         AlterColumnOperation::SetNotNull => {
             check_no_nulls(ctx, table, at)?;
