@@ -1,5 +1,5 @@
-//! psql's describe commands — `\d`, `\dt`, `\di`, `\dm`, `\d table` — answered as
-//! PostgreSQL 15 answers them.
+//! psql's describe commands — `\d`, `\dt`, `\di`, `\dm`, `\d table`, `\d+ table` —
+//! answered as PostgreSQL 15 answers them.
 //!
 //! psql has no protocol command for "describe": each backslash command is one or more
 //! ordinary queries over PostgreSQL's system catalogs (`pg_class`, `pg_attribute`,
@@ -99,24 +99,40 @@ pub fn answer(sql: &str, engine: &Engine) -> Option<Output> {
         ));
     }
     if sql.starts_with("SELECT a.attname,") && sql.contains("FROM pg_catalog.pg_attribute a") {
+        // `\d+` asks for four more: storage, compression, statistics target, comment.
+        let verbose = sql.contains("a.attstorage");
         let rows = def("WHERE a.attrelid = ")
-            .map(attributes)
+            .map(|d| attributes(d, verbose))
             .unwrap_or_default();
-        let mut out = output(
-            &[
-                "attname",
-                "format_type",
-                "pg_get_expr",
-                "attnotnull",
-                "attcollation",
-                "attidentity",
-                "attgenerated",
-            ],
-            Vec::new(),
-        );
+        let mut columns = vec![
+            "attname",
+            "format_type",
+            "pg_get_expr",
+            "attnotnull",
+            "attcollation",
+            "attidentity",
+            "attgenerated",
+        ];
+        if verbose {
+            columns.extend([
+                "attstorage",
+                "attcompression",
+                "attstattarget",
+                "col_description",
+            ]);
+        }
+        let mut out = output(&columns, Vec::new());
         out.rows = rows;
         out.tag = format!("SELECT {}", out.rows.len());
         return Some(out);
+    }
+    // `\d+` of a materialized view: its query.
+    if sql.starts_with("SELECT pg_catalog.pg_get_viewdef(") {
+        let rows = def("pg_get_viewdef(")
+            .and_then(|d| d.view.as_ref())
+            .map(|q| vec![vec![format!(" {q};")]])
+            .unwrap_or_default();
+        return Some(output(&["pg_get_viewdef"], rows));
     }
     if sql.starts_with("SELECT c2.relname, i.indisprimary") {
         let rows = def("WHERE c.oid = ").map(indexes).unwrap_or_default();
@@ -221,7 +237,7 @@ pub fn answer(sql: &str, engine: &Engine) -> Option<Output> {
         return Some(out);
     }
     // What this server has none of: row-level security policies, extended statistics,
-    // publications, inheritance and partitions.
+    // publications, inheritance and partitions, rewrite rules.
     let empty: &[(&str, &[&str])] = &[
         (
             "FROM pg_catalog.pg_policy pol",
@@ -253,6 +269,8 @@ pub fn answer(sql: &str, engine: &Engine) -> Option<Output> {
             &["pubname", "?column?", "?column?"],
         ),
         ("i.inhparent AND i.inhrelid", &["oid"]),
+        // Rules other than a view's own `_RETURN` (`\d+` of a materialized view).
+        ("FROM pg_catalog.pg_rewrite r", &["rulename", "btrim"]),
         (
             "i.inhrelid AND i.inhparent",
             &["oid", "relkind", "inhdetachpending", "pg_get_expr"],
@@ -318,7 +336,19 @@ fn list(sql: &str, engine: &Engine) -> Output {
     output(&columns, rows)
 }
 
-fn attributes(d: &TableDef) -> Vec<Vec<Value>> {
+/// How PostgreSQL stores a type's values (`attstorage`, `\d+`'s Storage column):
+/// fixed-size types `p`lain in the row; `numeric` `m`ain (compressible, kept in the row
+/// if it can be); text e`x`tended (compressed, then moved out of line to TOAST).
+fn storage(ty: DataType) -> &'static str {
+    match ty {
+        DataType::Text | DataType::Varchar(_) => "x",
+        DataType::Numeric(_) => "m",
+        _ => "p",
+    }
+}
+
+/// One row per live column, as psql's `\d` (and with `verbose`, `\d+`) query asks.
+fn attributes(d: &TableDef, verbose: bool) -> Vec<Vec<Value>> {
     d.live_columns()
         .into_iter()
         .map(|i| {
@@ -332,7 +362,7 @@ fn attributes(d: &TableDef) -> Vec<Vec<Value>> {
                     .as_ref()
                     .map_or(Value::Null, |e| Value::Text(e.to_string()))
             };
-            vec![
+            let mut row = vec![
                 Value::Text(c.name.clone()),
                 Value::Text(c.type_name.clone()),
                 default,
@@ -340,7 +370,18 @@ fn attributes(d: &TableDef) -> Vec<Vec<Value>> {
                 Value::Null,
                 Value::Text(String::new()),
                 Value::Text(if c.generated.is_some() { "s" } else { "" }.into()),
-            ]
+            ];
+            if verbose {
+                // No compression method chosen, the default statistics target, no
+                // COMMENT (this server has no COMMENT ON).
+                row.extend([
+                    Value::Text(storage(c.ty).into()),
+                    Value::Text(String::new()),
+                    Value::Null,
+                    Value::Null,
+                ]);
+            }
+            row
         })
         .collect()
 }

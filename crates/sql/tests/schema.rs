@@ -643,6 +643,79 @@ Foreign-key constraints:
     srv.stop().await;
 }
 
+/// `\d+`: psql asks for each column's storage, compression, statistics target and
+/// comment too, and for a materialized view's query; the layout is PostgreSQL 15's.
+#[tokio::test]
+async fn psql_describes_a_table_verbosely() {
+    let srv = server().await;
+    let port = srv.addr().port();
+    let c = connect(srv.addr()).await;
+    exec(&c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL,
+                  balance NUMERIC(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
+                  total INT GENERATED ALWAYS AS (id * 2) STORED, code SERIAL UNIQUE);
+              CREATE TABLE transfers (id SERIAL PRIMARY KEY, from_id INT REFERENCES accounts(id) ON DELETE CASCADE, amount NUMERIC(12,2));
+              CREATE MATERIALIZED VIEW mv AS SELECT id, owner FROM accounts").await;
+    // PostgreSQL 15's output for the same schema (the CHECK's cast aside).
+    let (out, err) = psql_aligned(port, "\\d+ accounts").await;
+    assert_eq!(
+        out,
+        r#"                                                            Table "public.accounts"
+ Column  |     Type      | Collation | Nullable |                Default                 | Storage  | Compression | Stats target | Description 
+---------+---------------+-----------+----------+----------------------------------------+----------+-------------+--------------+-------------
+ id      | integer       |           | not null |                                        | plain    |             |              | 
+ owner   | text          |           | not null |                                        | extended |             |              | 
+ balance | numeric(12,2) |           | not null | 0                                      | main     |             |              | 
+ total   | integer       |           |          | generated always as (id * 2) stored    | plain    |             |              | 
+ code    | integer       |           | not null | nextval('accounts_code_seq'::regclass) | plain    |             |              | 
+Indexes:
+    "accounts_pkey" PRIMARY KEY, btree (id)
+    "accounts_code_key" UNIQUE CONSTRAINT, btree (code)
+Check constraints:
+    "accounts_balance_check" CHECK (balance >= 0)
+Referenced by:
+    TABLE "transfers" CONSTRAINT "transfers_from_id_fkey" FOREIGN KEY (from_id) REFERENCES accounts(id) ON DELETE CASCADE
+Access method: heap
+
+"#,
+        "{err}"
+    );
+    let (out, err) = psql_aligned(port, "\\d+ transfers").await;
+    assert_eq!(
+        out,
+        r#"                                                          Table "public.transfers"
+ Column  |     Type      | Collation | Nullable |                Default                | Storage | Compression | Stats target | Description 
+---------+---------------+-----------+----------+---------------------------------------+---------+-------------+--------------+-------------
+ id      | integer       |           | not null | nextval('transfers_id_seq'::regclass) | plain   |             |              | 
+ from_id | integer       |           |          |                                       | plain   |             |              | 
+ amount  | numeric(12,2) |           |          |                                       | main    |             |              | 
+Indexes:
+    "transfers_pkey" PRIMARY KEY, btree (id)
+Foreign-key constraints:
+    "transfers_from_id_fkey" FOREIGN KEY (from_id) REFERENCES accounts(id) ON DELETE CASCADE
+Access method: heap
+
+"#,
+        "{err}"
+    );
+    // A materialized view: its columns, then its query (as this server prints it).
+    let (out, err) = psql_aligned(port, "\\d+ mv").await;
+    assert!(
+        out.starts_with(
+            r#"                                      Materialized view "public.mv"
+ Column |  Type   | Collation | Nullable | Default | Storage  | Compression | Stats target | Description 
+--------+---------+-----------+----------+---------+----------+-------------+--------------+-------------
+ id     | integer |           |          |         | plain    |             |              | 
+ owner  | text    |           |          |         | extended |             |              | 
+View definition:
+ SELECT id, owner FROM accounts;
+Access method: heap
+"#
+        ),
+        "{out}{err}"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn on_update_cascade_drop_index_and_drop_cascade() {
     let srv = server().await;
