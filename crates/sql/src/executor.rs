@@ -36,7 +36,7 @@ pub use matview::relations;
 
 use aggregate::{aggregate, collect_aggregates};
 
-pub use dml::insert_text_row;
+pub use dml::insert_text_rows;
 use dml::{delete_table, insert_table, target_table};
 pub(crate) use subquery::with_subqueries;
 

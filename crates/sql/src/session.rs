@@ -67,12 +67,23 @@ pub struct Session {
     backend: Arc<Backend>,
 }
 
+/// COPY rows inserted at once: enough that the per-statement work (the engine lock, a
+/// snapshot, the table's definition) is spread thin; bounded with the bytes below so a
+/// batch of wide rows stays small.
+const COPY_BATCH_ROWS: usize = 4096;
+const COPY_BATCH_BYTES: usize = 4 << 20;
+
 /// A `COPY ... FROM STDIN` in progress.
 struct CopyIn {
     table: String,
     columns: Vec<usize>,
     /// Cuts the data into rows (and keeps an incomplete last one until the rest arrives).
     decoder: crate::copy::Decoder,
+    /// Decoded rows not inserted yet: rows go into the table a batch at a time (one
+    /// engine lock, one statement's bookkeeping), not one per CopyData message.
+    batch: Vec<Vec<Option<String>>>,
+    /// The bytes of text in `batch`, for its bound.
+    batch_bytes: usize,
     rows: u64,
     /// The first error; the rest of the data is consumed and dropped.
     error: Option<SqlError>,
@@ -424,6 +435,8 @@ impl Session {
             table: table.to_string(),
             columns,
             decoder: crate::copy::Decoder::new(options),
+            batch: Vec::new(),
+            batch_bytes: 0,
             rows: 0,
             error: None,
         });
@@ -434,71 +447,78 @@ impl Session {
         })
     }
 
-    /// A chunk of COPY data: every complete row is inserted, in the transaction.
+    /// A chunk of COPY data: its complete rows join the batch, which is inserted (in the
+    /// transaction) once it holds [`COPY_BATCH_ROWS`] rows or [`COPY_BATCH_BYTES`].
     pub async fn copy_data(&mut self, data: &[u8]) {
         let Some(mut copy) = self.copy.take() else {
             return;
         };
         if copy.error.is_none() {
-            let inserted = match copy.decoder.feed(data) {
-                Ok(rows) => self.copy_rows(&copy, rows).await,
-                Err(e) => Err(e),
-            };
-            match inserted {
-                Ok(n) => copy.rows += n,
+            match copy.decoder.feed(data) {
+                Ok(rows) => {
+                    copy.batch_bytes += rows
+                        .iter()
+                        .flatten()
+                        .map(|f| f.as_ref().map_or(0, String::len))
+                        .sum::<usize>();
+                    copy.batch.extend(rows);
+                    if copy.batch.len() >= COPY_BATCH_ROWS || copy.batch_bytes >= COPY_BATCH_BYTES
+                    {
+                        self.copy_batch(&mut copy).await;
+                    }
+                }
                 Err(e) => copy.error = Some(e),
             }
         }
         self.copy = Some(copy);
     }
 
-    /// Inserts decoded COPY rows; returns how many.
-    async fn copy_rows(
-        &mut self,
-        copy: &CopyIn,
-        rows: Vec<Vec<Option<String>>>,
-    ) -> Result<u64, SqlError> {
-        if rows.is_empty() {
-            return Ok(0);
+    /// Inserts the batch of decoded COPY rows (remembering the first error).
+    async fn copy_batch(&mut self, copy: &mut CopyIn) {
+        let rows = std::mem::take(&mut copy.batch);
+        copy.batch_bytes = 0;
+        if rows.is_empty() || copy.error.is_some() {
+            return;
         }
+        // The decoder has counted every row decoded so far; the batch is the last ones.
         let line = copy.decoder.line - rows.len() as u64;
-        self.in_tx(
-            |ctx| {
-                for (i, fields) in rows.iter().enumerate() {
-                    crate::executor::insert_text_row(ctx, &copy.table, &copy.columns, fields)
-                        .map_err(|h| match h {
-                            // PostgreSQL's CONTEXT line, folded into the message.
-                            crate::engine::Halt::Error(mut e) => {
-                                e.message = format!(
-                                    "{} (COPY {}, line {})",
-                                    e.message,
-                                    copy.table,
-                                    line + i as u64 + 1
-                                );
-                                crate::engine::Halt::Error(e)
-                            }
-                            wait => wait,
-                        })?;
-                }
-                Ok(Output::default())
-            },
-            &[],
-        )
-        .await
-        .map(|_| rows.len() as u64)
+        let (table, columns) = (&copy.table, &copy.columns);
+        let inserted = self
+            .in_tx(
+                |ctx| {
+                    crate::executor::insert_text_rows(ctx, table, columns, &rows, |mut e, i| {
+                        // PostgreSQL's CONTEXT line, folded into the message.
+                        e.message =
+                            format!("{} (COPY {table}, line {})", e.message, line + i as u64 + 1);
+                        e
+                    })?;
+                    Ok(Output::default())
+                },
+                &[],
+            )
+            .await;
+        match inserted {
+            Ok(_) => copy.rows += rows.len() as u64,
+            Err(e) => copy.error = Some(e),
+        }
     }
 
-    /// The end of COPY data: commit (outside a block) and report `COPY n`.
+    /// The end of COPY data: insert what is left, commit (outside a block) and report
+    /// `COPY n`.
     pub async fn copy_done(&mut self) -> Result<u64, SqlError> {
         let Some(mut copy) = self.copy.take() else {
             return Err(SqlError::new("08P01", "no COPY in progress"));
         };
+        if copy.error.is_none() {
+            match copy.decoder.finish() {
+                Ok(rows) => copy.batch.extend(rows),
+                Err(e) => copy.error = Some(e),
+            }
+        }
+        self.copy_batch(&mut copy).await;
         let mut result = match copy.error.take() {
             Some(e) => Err(e),
-            None => match copy.decoder.finish() {
-                Ok(rows) => self.copy_rows(&copy, rows).await.map(|n| copy.rows + n),
-                Err(e) => Err(e),
-            },
+            None => Ok(copy.rows),
         };
         match (&result, self.block) {
             (Ok(_), Block::None) => {

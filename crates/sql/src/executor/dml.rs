@@ -4,7 +4,7 @@
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::catalog::{ident, object_name};
-use crate::engine::{Result, Table};
+use crate::engine::{Halt, Result, Table};
 use crate::error::SqlError;
 use crate::expr::{Scope, eval, infer_type};
 use crate::planner::plan_table;
@@ -318,13 +318,17 @@ pub(crate) fn writable(def: &crate::catalog::TableDef) -> std::result::Result<()
     Ok(())
 }
 
-/// Inserts one row given as text fields for `columns` (COPY): the other columns get
-/// their defaults, every value is cast to its column's type.
-pub fn insert_text_row(
+/// Inserts rows given as text fields for `columns` (COPY): the other columns get their
+/// defaults, and every field is converted to its column's type as an INSERT would.
+/// `on_error` turns a failing row's error and its position in `rows` into the error
+/// reported (COPY adds the line number). The table's definition is read once for the
+/// whole batch, not once per row.
+pub fn insert_text_rows(
     ctx: &mut Ctx<'_>,
     table: &str,
     columns: &[usize],
-    fields: &[Option<String>],
+    rows: &[Vec<Option<String>>],
+    on_error: impl Fn(SqlError, usize) -> SqlError,
 ) -> Result<()> {
     let def = ctx.engine.table(table)?.def.clone();
     writable(&def)?;
@@ -334,24 +338,38 @@ pub fn insert_text_row(
     {
         return Err(crate::generated::not_writable(&def.columns[c].name, false).into());
     }
-    if fields.len() != columns.len() {
+    let mut slot_of: Vec<Option<usize>> = vec![None; def.columns.len()];
+    for (k, &c) in columns.iter().enumerate() {
+        slot_of[c] = Some(k);
+    }
+    for (n, fields) in rows.iter().enumerate() {
+        insert_text_row(ctx, &def, &slot_of, fields).map_err(|h| match h {
+            Halt::Error(e) => Halt::Error(on_error(e, n)),
+            wait => wait,
+        })?;
+    }
+    Ok(())
+}
+
+/// One COPY row: `slot_of[column]` is the field that holds the column, if one does.
+fn insert_text_row(
+    ctx: &mut Ctx<'_>,
+    def: &crate::catalog::TableDef,
+    slot_of: &[Option<usize>],
+    fields: &[Option<String>],
+) -> Result<()> {
+    let width = slot_of.iter().flatten().count();
+    if fields.len() != width {
         return Err(SqlError::new(
             "22P04",
-            format!(
-                "expected {} columns in a COPY row, found {}",
-                columns.len(),
-                fields.len()
-            ),
+            format!("expected {width} columns in a COPY row, found {}", fields.len()),
         )
         .into());
     }
-    let mut given: Vec<Option<Option<&String>>> = vec![None; def.columns.len()];
-    for (f, &c) in fields.iter().zip(columns) {
-        given[c] = Some(f.as_ref());
-    }
+    let table = def.name.as_str();
     let mut row = Vec::with_capacity(def.columns.len());
-    for (i, (g, col)) in given.into_iter().zip(&def.columns).enumerate() {
-        let v = match g {
+    for (i, (slot, col)) in slot_of.iter().zip(&def.columns).enumerate() {
+        let v = match slot.map(|k| &fields[k]) {
             Some(Some(text)) => Value::Text(text.clone()),
             Some(None) => Value::Null,
             None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, table, i)?),
