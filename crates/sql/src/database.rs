@@ -12,6 +12,8 @@ use crate::wal::Wal;
 
 pub struct Database {
     engine: Mutex<Engine>,
+    /// The engine's catalog version, readable without its lock.
+    catalog_version: Arc<AtomicU64>,
     pub locks: LockTable,
     /// The connected sessions, for CancelRequest and `pg_cancel_backend`.
     pub backends: Arc<Backends>,
@@ -34,6 +36,7 @@ impl Database {
         checkpoint_bytes: u64,
     ) -> Database {
         Database {
+            catalog_version: engine.catalog_version.clone(),
             engine: Mutex::new(engine),
             locks: LockTable::default(),
             backends: Arc::default(),
@@ -70,6 +73,11 @@ impl Database {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         wal.checkpoint(generation, &engine.checkpoint());
         self.checkpointed_at.store(lsn, Ordering::Relaxed);
+    }
+
+    /// Changes whenever the catalog changes (see `Engine::catalog_version`).
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.load(Ordering::Acquire)
     }
 
     pub fn engine(&self) -> MutexGuard<'_, Engine> {

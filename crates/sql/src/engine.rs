@@ -143,6 +143,10 @@ pub struct Engine {
     /// Transactions that ran DDL and have not ended: the catalog is not versioned, so a
     /// checkpoint waits until they are gone (it would otherwise save their schema).
     pub ddl_in_flight: std::collections::BTreeSet<TxId>,
+    /// Bumped by every change to the catalog (DDL, and its undo): what a prepared
+    /// statement derived from the catalog (its result columns) is still valid while this
+    /// has not moved. Shared so it can be read without the engine lock.
+    pub catalog_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Trigger functions (`CREATE FUNCTION ... RETURNS trigger`), by name.
     pub functions: BTreeMap<String, crate::triggers::Function>,
     /// Set while recovery replays the log: a materialized view created by replayed DDL
@@ -160,6 +164,7 @@ impl Default for Engine {
             tables: BTreeMap::new(),
             clog: CommitLog::new(),
             ddl_in_flight: Default::default(),
+            catalog_version: Default::default(),
             functions: BTreeMap::new(),
             replaying: false,
             predicate_locks: PredicateLocks::default(),
@@ -190,10 +195,25 @@ impl Engine {
         self.clog.snapshot(tx.id)
     }
 
+    /// `tx` is about to change the catalog: a checkpoint waits for it to end, and what
+    /// prepared statements derived from the catalog is stale.
+    pub fn begin_ddl(&mut self, tx: TxId) {
+        self.ddl_in_flight.insert(tx);
+        self.catalog_changed();
+    }
+
+    fn catalog_changed(&self) {
+        self.catalog_version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
     /// Takes back everything `tx` did after `mark`, newest first.
     pub fn undo_to(&mut self, tx: &mut TxState, mark: (usize, usize)) {
         while tx.undo.len() > mark.0 {
             let Some(u) = tx.undo.pop() else { break };
+            if !matches!(u, Undo::Pushed { .. } | Undo::Xmax { .. }) {
+                self.catalog_changed();
+            }
             match u {
                 Undo::Pushed { table, row } => {
                     if let Some(t) = self.tables.get_mut(&table) {

@@ -4,7 +4,7 @@
 //! the `\dt` query as it arrives through the extended protocol (parsed); the simple
 //! protocol's describe queries — `\d`, `\di`, `\d table`... — are `describe`'s.
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{SetExpr, Statement, TableFactor};
 
 use crate::executor::Output;
 use crate::session::Session;
@@ -17,8 +17,31 @@ fn is_list_tables(sql: &str) -> bool {
         && sql.contains("AS \"Owner\"")
 }
 
+/// Does `stmt` read a system view (a `pg_...` relation in its FROM)? Only such a query
+/// can be one this module or `pg_locks` answers: the check that spares every other
+/// statement from being printed back to text to be recognised.
+pub fn reads_system_view(stmt: &Statement) -> bool {
+    let Statement::Query(q) = stmt else {
+        return false;
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return false;
+    };
+    select.from.iter().any(|f| match &f.relation {
+        TableFactor::Table { name, .. } => name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .is_some_and(|i| i.value.to_ascii_lowercase().starts_with("pg_")),
+        _ => false,
+    })
+}
+
 /// An answer for `stmt` if it is one of the known catalog queries.
 pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
+    if !reads_system_view(stmt) {
+        return None;
+    }
     let sql = stmt.to_string();
     if !is_list_tables(&sql) {
         return None;
@@ -45,7 +68,7 @@ pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
 
 /// The columns such an answer has (for Describe).
 pub fn columns(stmt: &Statement) -> Option<Vec<(String, DataType)>> {
-    is_list_tables(&stmt.to_string()).then(|| {
+    (reads_system_view(stmt) && is_list_tables(&stmt.to_string())).then(|| {
         ["Schema", "Name", "Type", "Owner"]
             .map(|c| (c.to_string(), DataType::Text))
             .to_vec()

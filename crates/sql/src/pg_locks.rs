@@ -22,6 +22,9 @@ use crate::types::{DataType, Value};
 
 /// Which of the supported forms `stmt` is: (count only, waits only).
 fn form(stmt: &Statement) -> Option<(bool, bool)> {
+    if !crate::pg_catalog::reads_system_view(stmt) {
+        return None;
+    }
     let sql = stmt.to_string().to_ascii_lowercase();
     let rest = sql.strip_prefix("select ")?;
     let (count, rest) = if let Some(r) = rest.strip_prefix("count(*) ") {

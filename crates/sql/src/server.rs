@@ -558,6 +558,43 @@ where
 pub struct Prepared {
     pub stmt: Statement,
     pub param_types: Vec<DataType>,
+    /// Whether it reads a system view (`pg_locks`, `pg_catalog...`): only then can it
+    /// be one of the queries answered outside the executor.
+    system_view: bool,
+    /// Its result columns, and the catalog version they were computed at: libpq
+    /// describes the portal before every Execute, and the answer only changes with the
+    /// catalog (a table altered or dropped).
+    columns: Arc<std::sync::Mutex<Option<(u64, Vec<(String, DataType)>)>>>,
+}
+
+impl Prepared {
+    fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
+        Prepared {
+            system_view: crate::pg_catalog::reads_system_view(&stmt),
+            stmt,
+            param_types,
+            columns: Arc::default(),
+        }
+    }
+
+    /// The result columns, computed again only when the catalog has changed.
+    fn columns(&self, db: &Database) -> Result<Vec<(String, DataType)>, SqlError> {
+        let version = db.catalog_version();
+        let mut cached = self.columns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, columns)) = cached.as_ref()
+            && *at == version
+        {
+            return Ok(columns.clone());
+        }
+        let columns = match crate::pg_locks::columns(&self.stmt)
+            .or_else(|| crate::pg_catalog::columns(&self.stmt))
+        {
+            Some(c) => c,
+            None => describe(&db.engine(), &self.stmt)?,
+        };
+        *cached = Some((version, columns.clone()));
+        Ok(columns)
+    }
 }
 
 pub struct SqlParser {
@@ -609,7 +646,7 @@ impl QueryParser for SqlParser {
                 param_types[i] = t;
             }
         }
-        Ok(Some(Prepared { stmt, param_types }))
+        Ok(Some(Prepared::new(stmt, param_types)))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -621,12 +658,7 @@ impl QueryParser for SqlParser {
         stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let columns = match crate::pg_locks::columns(&stmt.stmt)
-            .or_else(|| crate::pg_catalog::columns(&stmt.stmt))
-        {
-            Some(c) => c,
-            None => describe(&self.db.engine(), &stmt.stmt)?,
-        };
+        let columns = stmt.columns(&self.db)?;
         let out = Output {
             columns,
             ..Output::default()
@@ -740,8 +772,9 @@ impl ExtendedQueryHandler for Handler {
                 }
             }
         }
-        if let Some(r) = crate::pg_locks::answer(&prepared.stmt, &session)
-            .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
+        if prepared.system_view
+            && let Some(r) = crate::pg_locks::answer(&prepared.stmt, &session)
+                .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
         {
             return to_response(r, TxEffect::None, &portal.result_column_format);
         }

@@ -312,7 +312,7 @@ pub fn create_function(
     f: &ast::CreateFunction,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let name = object_name(&f.name);
     let returns_trigger =
         matches!(&f.return_type, Some(t) if t.to_string().eq_ignore_ascii_case("trigger"));
@@ -367,7 +367,7 @@ pub fn create_function(
 
 /// `DROP FUNCTION [IF EXISTS] name[()]`: refused while a trigger uses it (2BP01).
 pub fn drop_function(ctx: &mut Ctx<'_>, d: &ast::DropFunction, stmt: &Statement) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     for desc in &d.func_desc {
         let name = object_name(&desc.name);
         if !ctx.engine.functions.contains_key(&name) {
@@ -414,7 +414,7 @@ pub fn create_trigger(
     t: &ast::CreateTrigger,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let name = object_name(&t.name);
     let table = object_name(&t.table_name);
     if !matches!(t.period, Some(ast::TriggerPeriod::After)) {
@@ -479,7 +479,7 @@ pub fn create_trigger(
 
 /// `DROP TRIGGER [IF EXISTS] name ON table`.
 pub fn drop_trigger(ctx: &mut Ctx<'_>, d: &ast::DropTrigger, stmt: &Statement) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let name = object_name(&d.trigger_name);
     let table = d
         .table_name

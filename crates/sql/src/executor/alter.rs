@@ -37,7 +37,7 @@ pub(super) fn alter_table(
     alter: &ast::AlterTable,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let mut table = object_name(&alter.name);
     match ctx.engine.tables.get(&table) {
         None if alter.if_exists => {

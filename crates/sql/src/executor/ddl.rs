@@ -19,7 +19,7 @@ pub(super) fn create_table(
     create: &ast::CreateTable,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let name = object_name(&create.name);
     let tag = Output {
         tag: "CREATE TABLE".into(),
@@ -48,7 +48,7 @@ pub(super) fn create_index(
     create: &ast::CreateIndex,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let table = object_name(&create.table_name);
     let sql = stmt.to_string();
     let t = ctx
@@ -87,7 +87,7 @@ pub(super) fn drop_tables(
     stmt: &Statement,
     materialized: bool,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let what = if materialized {
         "MATERIALIZED VIEW"
     } else {
@@ -258,7 +258,7 @@ pub(super) fn drop_indexes(
     if_exists: bool,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     for n in names {
         let name = object_name(n);
         let found = ctx.engine.tables.values().find_map(|t| {

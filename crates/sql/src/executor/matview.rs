@@ -31,7 +31,7 @@ pub(super) fn create(
     view: &ast::CreateView,
     stmt: &Statement,
 ) -> Result<Output> {
-    ctx.engine.ddl_in_flight.insert(ctx.tx.id);
+    ctx.engine.begin_ddl(ctx.tx.id);
     let name = object_name(&view.name);
     let tag = |rows: usize| Output {
         tag: format!("SELECT {rows}"),
