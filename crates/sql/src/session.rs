@@ -284,7 +284,16 @@ impl Session {
                     params,
                     waited_in_subquery: Default::default(),
                 };
-                let result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
+                let mut result =
+                    crate::cancel::running_inline(&self.backend, deadline, || work(&mut ctx));
+                if matches!(&result, Err(Halt::Error(e)) if crate::cancel::ran_long(e)) {
+                    // Too long to keep the async worker: undo the attempt and run it
+                    // again off the worker. The engine lock is held throughout, so the
+                    // second run sees exactly what the first saw.
+                    ctx.engine.undo_to(ctx.tx, mark);
+                    ctx.waited_in_subquery.take();
+                    result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
+                }
                 let waited_in_subquery = ctx.waited_in_subquery.take();
                 match result {
                     Ok(out) => {

@@ -119,7 +119,7 @@ pub(super) fn set_data_type(
                 .visible(version.xmin, version.xmax, &ctx.engine.clog);
             values.push(match new {
                 Ok(v) => v,
-                Err(e) if seen => return Err(e.into()),
+                Err(e) if seen || crate::cancel::ran_long(&e) => return Err(e.into()),
                 Err(_) => Value::Null,
             });
         }
