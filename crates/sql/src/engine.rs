@@ -290,12 +290,15 @@ impl Engine {
 
     /// Ends `tx`: committed (its redo goes to the log first, by the caller) or rolled back.
     pub fn finish(&mut self, tx: &mut TxState, commit: bool) {
+        // Only a committed writer can leave dead versions behind (a rollback's are
+        // taken out by its undo): reads do not bring the next sweep closer.
+        let wrote = commit && !tx.undo.is_empty();
         if !commit {
             self.undo_to(tx, (0, 0));
         }
         self.ddl_in_flight.remove(&tx.id);
         self.predicate_locks.release(tx.id);
-        let sweep_due = self.vacuum.finished(tx.id);
+        let sweep_due = self.vacuum.finished(tx.id, wrote);
         self.clog.finish(
             tx.id,
             if commit {

@@ -16,7 +16,7 @@
 //!
 //! Pruning happens in two places, as in PostgreSQL: the row an UPDATE or DELETE is about
 //! to change is pruned on the spot (PostgreSQL prunes the page on access), and every
-//! [`VACUUM_EVERY`] finished transactions — or on `VACUUM` — every table is swept, which
+//! [`VACUUM_EVERY`] transactions that wrote — or on `VACUUM` — every table is swept, which
 //! also removes deleted rows nobody touches again (autovacuum). `VACUUM VERBOSE` says per
 //! table how many versions went and how many are "dead but not yet removable": deleted by
 //! a committed transaction at or above the horizon, which some kept snapshot may not see.
@@ -33,7 +33,7 @@ use crate::error::SqlError;
 use crate::mvcc::{CommitLog, TxId, TxStatus};
 use crate::storage::{RowId, key_of};
 
-/// Finished transactions between two sweeps of every table.
+/// Writing transactions between two sweeps of every table (reads leave nothing to sweep).
 pub const VACUUM_EVERY: u64 = 4096;
 
 #[derive(Debug, Default)]
@@ -56,10 +56,11 @@ impl Vacuum {
         self.held.remove(&tx);
     }
 
-    /// `tx` ended. Returns true when a sweep is due.
-    pub fn finished(&mut self, tx: TxId) -> bool {
+    /// `tx` ended (having committed writes, or not). Returns true when a sweep is due:
+    /// every [`VACUUM_EVERY`] writing transactions.
+    pub fn finished(&mut self, tx: TxId, wrote: bool) -> bool {
         self.held.remove(&tx);
-        self.since_sweep += 1;
+        self.since_sweep += u64::from(wrote);
         self.since_sweep >= VACUUM_EVERY
     }
 
