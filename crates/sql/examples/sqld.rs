@@ -19,8 +19,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result =
-        runtime.block_on(sql::run(args, service::telemetry::shutdown_on_signal()));
+    let result = runtime.block_on(sql::run(args, service::telemetry::shutdown_on_signal()));
     if let Err(e) = result {
         eprintln!("sqld: {e}");
         std::process::exit(1);

@@ -276,7 +276,10 @@ pub fn check_for_interrupts() -> Result<(), SqlError> {
         }
         if let Some(left) = running.budget.as_mut() {
             if *left == 0 {
-                return Err(SqlError::new(RAN_LONG, "statement ran past the inline budget"));
+                return Err(SqlError::new(
+                    RAN_LONG,
+                    "statement ran past the inline budget",
+                ));
             }
             *left -= 1;
         }

@@ -471,8 +471,7 @@ impl Session {
                         .map(|f| f.as_ref().map_or(0, String::len))
                         .sum::<usize>();
                     copy.batch.extend(rows);
-                    if copy.batch.len() >= COPY_BATCH_ROWS || copy.batch_bytes >= COPY_BATCH_BYTES
-                    {
+                    if copy.batch.len() >= COPY_BATCH_ROWS || copy.batch_bytes >= COPY_BATCH_BYTES {
                         self.copy_batch(&mut copy).await;
                     }
                 }

@@ -69,7 +69,11 @@ async fn alter_column_type_rewrites_rows_and_refuses_what_cannot_be_cast() {
     );
     // The rows now hold integers: arithmetic and comparisons are integer ones.
     assert_eq!(
-        lines(&c, "SELECT price / 2 FROM items WHERE price > 4 ORDER BY id").await,
+        lines(
+            &c,
+            "SELECT price / 2 FROM items WHERE price > 4 ORDER BY id"
+        )
+        .await,
         ["2", "3"]
     );
 
@@ -78,6 +82,15 @@ async fn alter_column_type_rewrites_rows_and_refuses_what_cannot_be_cast() {
         error(&c, "ALTER TABLE items ALTER COLUMN code TYPE INTEGER").await,
         "42804: column \"code\" cannot be cast automatically to type integer \
          (You might need to specify \"USING code::integer\".)"
+    );
+    assert_eq!(
+        error(
+            &c,
+            "ALTER TABLE items ALTER COLUMN code TYPE INTEGER USING code || ''"
+        )
+        .await,
+        "42804: result of USING clause for column \"code\" cannot be cast automatically \
+         to type integer (You might need to add an explicit cast.)"
     );
     exec(
         &c,
@@ -119,7 +132,11 @@ async fn alter_column_type_rewrites_rows_and_refuses_what_cannot_be_cast() {
     exec(&c, "CREATE TABLE tags (id INT PRIMARY KEY, label TEXT)").await;
     exec(&c, "INSERT INTO tags VALUES (1, '5'), (2, 'five')").await;
     assert_eq!(
-        code(&c, "ALTER TABLE tags ALTER COLUMN label TYPE INT USING label::int").await,
+        code(
+            &c,
+            "ALTER TABLE tags ALTER COLUMN label TYPE INT USING label::int"
+        )
+        .await,
         "22P02"
     );
     exec(&c, "INSERT INTO tags VALUES (3, 'still text')").await;
@@ -144,8 +161,14 @@ async fn alter_column_type_rewrites_rows_and_refuses_what_cannot_be_cast() {
         "CREATE TABLE m (v DOUBLE PRECISION UNIQUE); INSERT INTO m VALUES (1.2), (1.4)",
     )
     .await;
-    assert_eq!(code(&c, "ALTER TABLE m ALTER COLUMN v TYPE INT").await, "23505");
-    assert_eq!(lines(&c, "SELECT v FROM m ORDER BY v").await, ["1.2", "1.4"]);
+    assert_eq!(
+        code(&c, "ALTER TABLE m ALTER COLUMN v TYPE INT").await,
+        "23505"
+    );
+    assert_eq!(
+        lines(&c, "SELECT v FROM m ORDER BY v").await,
+        ["1.2", "1.4"]
+    );
 
     // In a transaction block, ROLLBACK puts the old values and type back.
     exec(
@@ -163,7 +186,10 @@ async fn alter_column_type_rewrites_rows_and_refuses_what_cannot_be_cast() {
         ["2", "3", "4"]
     );
     // The primary key index was rebuilt both times: lookups by key still work.
-    assert_eq!(lines(&c, "SELECT label FROM tags WHERE id = 2").await, ["five"]);
+    assert_eq!(
+        lines(&c, "SELECT label FROM tags WHERE id = 2").await,
+        ["five"]
+    );
     srv.stop().await;
 }
 

@@ -37,12 +37,6 @@ fn assignment_cast(from: DataType, to: DataType) -> bool {
         || matches!((from, to), (Timestamp, Timestamp) | (Bool, Bool))
 }
 
-fn datatype_mismatch(message: String, column: &str, type_name: &str) -> SqlError {
-    SqlError::new("42804", message).with_hint(format!(
-        "You might need to specify \"USING {column}::{type_name}\"."
-    ))
-}
-
 pub(super) fn set_data_type(
     ctx: &mut Ctx<'_>,
     table: &str,
@@ -55,7 +49,10 @@ pub(super) fn set_data_type(
         // SERIAL is shorthand for a default and a sequence, not a type.
         return Err(SqlError::new(
             "42704",
-            format!("type \"{}\" does not exist", data_type.to_string().to_lowercase()),
+            format!(
+                "type \"{}\" does not exist",
+                data_type.to_string().to_lowercase()
+            ),
         )
         .into());
     }
@@ -63,11 +60,11 @@ pub(super) fn set_data_type(
     let t = ctx.engine.table(table)?;
     let def = &t.def;
     let column = def.columns[at].name.clone();
-    if let Some(g) = def
-        .columns
-        .iter()
-        .find(|c| c.generated.as_ref().is_some_and(|e| super::alter::names(e, &column)))
-    {
+    if let Some(g) = def.columns.iter().find(|c| {
+        c.generated
+            .as_ref()
+            .is_some_and(|e| super::alter::names(e, &column))
+    }) {
         return Err(SqlError::new(
             "0A000",
             "cannot alter type of a column used by a generated column",
@@ -93,13 +90,23 @@ pub(super) fn set_data_type(
         None => def.columns[at].ty,
     };
     if !assignment_cast(from, ty) {
-        let message = match using {
-            Some(_) => format!(
-                "result of USING clause for column \"{column}\" cannot be cast automatically to type {type_name}"
-            ),
-            None => format!("column \"{column}\" cannot be cast automatically to type {type_name}"),
+        let error = match using {
+            Some(_) => SqlError::new(
+                "42804",
+                format!(
+                    "result of USING clause for column \"{column}\" cannot be cast automatically to type {type_name}"
+                ),
+            )
+            .with_hint("You might need to add an explicit cast."),
+            None => SqlError::new(
+                "42804",
+                format!("column \"{column}\" cannot be cast automatically to type {type_name}"),
+            )
+            .with_hint(format!(
+                "You might need to specify \"USING {column}::{type_name}\"."
+            )),
         };
-        return Err(datatype_mismatch(message, &column, &type_name).into());
+        return Err(error.into());
     }
 
     // Convert every version of every row; a conversion error fails the statement. The

@@ -362,7 +362,10 @@ fn insert_text_row(
     if fields.len() != width {
         return Err(SqlError::new(
             "22P04",
-            format!("expected {width} columns in a COPY row, found {}", fields.len()),
+            format!(
+                "expected {width} columns in a COPY row, found {}",
+                fields.len()
+            ),
         )
         .into());
     }
