@@ -10,6 +10,9 @@
 #   select-only: pgbench -n -S -c 8 -j 2 -T SECONDS -M prepared
 # Prints medians of RUNS runs (tps, p50/p99 latency from pgbench's per-transaction log)
 # and the ratio ours/PostgreSQL. BIN=path/to/infralab skips the release build.
+# Pinned: both servers on CPU 1 (PostgreSQL's postmaster and every process it forks),
+# pgbench on CPU 0, so the two servers get the same core and neither competes with the
+# load generator; each run alternates which server goes first.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 SECONDS_PER_RUN=${2:-20}
@@ -21,12 +24,17 @@ chmod 755 "$DATA"
 trap 'cleanup; rm -rf "$DATA"' EXIT
 infralab_bin
 # read committed on both sides: PostgreSQL's default, and pgbench does not retry 40001.
-"$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always --default-isolation read-committed 2>/dev/null &
+taskset -c 1 "$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always --default-isolation read-committed 2>/dev/null &
 PIDS+=($!)
 start_postgres "$PEER" "$DATA"
+# The postmaster and its background processes; backends forked later inherit the CPU.
+for pid in $(pgrep -f "postgres -D $DATA/pg"); do
+  taskset -a -p -c 1 "$pid" >/dev/null
+  for child in $(pgrep -P "$pid"); do taskset -a -p -c 1 "$child" >/dev/null; done
+done
 wait_pg "$OURS"
 
-pgb() { local port=$1; shift; pgbench -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
+pgb() { local port=$1; shift; taskset -c 0 pgbench -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
 
 # load_seconds PORT [init steps]: seconds pgbench -i reports ("done in X s").
 load_seconds() {
@@ -53,11 +61,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "") printf "%.2fx",
 printf '%-34s %14s %14s %8s\n' "scale $SCALE, $RUNS runs, medians" "infralab sql" "PostgreSQL" "ratio"
 for steps in "" "-I dtGp"; do
   a=() b=()
-  for _ in $(seq 1 "$RUNS"); do
-    x=$(load_seconds "$OURS" $steps || true)
-    [ -n "$x" ] && a+=("$x")
-    x=$(load_seconds "$PEER" $steps || true)
-    [ -n "$x" ] && b+=("$x")
+  for i in $(seq 1 "$RUNS"); do
+    for port in $( ((i % 2)) && echo "$OURS $PEER" || echo "$PEER $OURS"); do
+      x=$(load_seconds "$port" $steps || true)
+      [ -z "$x" ] && continue
+      if [ "$port" = "$OURS" ]; then a+=("$x"); else b+=("$x"); fi
+    done
   done
   ma=n/a mb=n/a
   [ ${#a[@]} -gt 0 ] && ma=$(median "${a[@]}")
@@ -72,11 +81,15 @@ for mode in "TPC-B -M simple:-M simple" "TPC-B -M prepared:-M prepared" "select-
   label=${mode%%:*}
   args=${mode#*:}
   ta=() tb=() pa=() pb=() qa=() qb=()
-  for _ in $(seq 1 "$RUNS"); do
-    read -r t p q < <(run "$OURS" "$label" $args)
-    ta+=("$t") pa+=("$p") qa+=("$q")
-    read -r t p q < <(run "$PEER" "$label" $args)
-    tb+=("$t") pb+=("$p") qb+=("$q")
+  for i in $(seq 1 "$RUNS"); do
+    for port in $( ((i % 2)) && echo "$OURS $PEER" || echo "$PEER $OURS"); do
+      read -r t p q < <(run "$port" "$label" $args)
+      if [ "$port" = "$OURS" ]; then
+        ta+=("$t") pa+=("$p") qa+=("$q")
+      else
+        tb+=("$t") pb+=("$p") qb+=("$q")
+      fi
+    done
   done
   mta=$(median "${ta[@]}") mtb=$(median "${tb[@]}")
   printf '%-34s %14s %14s %8s\n' "$label tps" "$mta" "$mtb" "$(ratio "$mta" "$mtb")"

@@ -92,6 +92,12 @@ impl Isolation {
         }
     }
 
+    /// Does what a statement read outlive the statement — repeatable read's snapshot,
+    /// serializable's read locks? Then even a read-only transaction lasts until COMMIT.
+    pub fn keeps_reads(self) -> bool {
+        matches!(self, Isolation::RepeatableRead | Isolation::Serializable)
+    }
+
     /// Does a read take shared locks (two-phase locking)?
     pub fn locking_reads(self) -> bool {
         self == Isolation::Serializable

@@ -261,6 +261,8 @@ impl Session {
         let mut earlier = None;
         let deadline =
             duration_setting(&self.setting("statement_timeout")).map(|limit| started + limit);
+        // No BEGIN: a read-only statement can end its transaction as soon as it ends.
+        let autocommit = matches!(self.block, Block::None | Block::Implicit);
         loop {
             let waited_for = {
                 let mut engine = self.db.engine();
@@ -298,6 +300,20 @@ impl Session {
                 match result {
                     Ok(out) => {
                         crate::isolation::statement_done(&mut engine, tx);
+                        if autocommit
+                            && tx.undo.is_empty()
+                            && tx.redo.is_empty()
+                            && !tx.isolation.keeps_reads()
+                        {
+                            // Nothing written, nothing the next statement would share
+                            // (it takes its own snapshot): end the transaction under this
+                            // same lock instead of taking it again to commit.
+                            engine.finish(tx, true);
+                            let id = tx.id;
+                            drop(engine);
+                            self.tx = None;
+                            self.db.locks.release(id);
+                        }
                         return Ok(out);
                     }
                     Err(halt) => {
