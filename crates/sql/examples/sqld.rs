@@ -19,7 +19,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(sql::run(args, service::telemetry::shutdown_on_signal()));
+    // The signal handler is a task: spawned inside the runtime.
+    let result =
+        runtime.block_on(async { sql::run(args, service::telemetry::shutdown_on_signal()).await });
     if let Err(e) = result {
         eprintln!("sqld: {e}");
         std::process::exit(1);
