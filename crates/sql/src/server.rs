@@ -564,8 +564,11 @@ pub struct Prepared {
     /// Its result columns, and the catalog version they were computed at: libpq
     /// describes the portal before every Execute, and the answer only changes with the
     /// catalog (a table altered or dropped).
-    columns: Arc<std::sync::Mutex<Option<(u64, Vec<(String, DataType)>)>>>,
+    columns: Arc<std::sync::Mutex<Option<(u64, Columns)>>>,
 }
+
+/// A statement's result columns: name and type.
+type Columns = Vec<(String, DataType)>;
 
 impl Prepared {
     fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
@@ -578,7 +581,7 @@ impl Prepared {
     }
 
     /// The result columns, computed again only when the catalog has changed.
-    fn columns(&self, db: &Database) -> Result<Vec<(String, DataType)>, SqlError> {
+    fn columns(&self, db: &Database) -> Result<Columns, SqlError> {
         let version = db.catalog_version();
         let mut cached = self.columns.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, columns)) = cached.as_ref()
