@@ -5,28 +5,8 @@
 
 mod common;
 
-use common::{code, connect, rows, server, server_with};
+use common::{code, connect, exec, lines, server, server_with};
 use tokio_postgres::Client;
-
-/// The rows as `a|b` lines (NULL as empty).
-async fn lines(c: &Client, sql: &str) -> Vec<String> {
-    rows(c, sql)
-        .await
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(Option::unwrap_or_default)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
-async fn exec(c: &Client, sql: &str) {
-    c.batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
 
 /// The error of `sql` as "SQLSTATE: message (hint)".
 async fn error(c: &Client, sql: &str) -> String {

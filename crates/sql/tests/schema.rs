@@ -7,28 +7,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{code, connect, psql_args, psql_connection_args, rows, run, server, server_with};
+use common::{
+    code, connect, exec, lines, psql_args, psql_connection_args, run, server, server_with,
+};
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-/// The rows as `a|b` lines (NULL as empty), for compact assertions.
-async fn lines(c: &Client, sql: &str) -> Vec<String> {
-    rows(c, sql)
-        .await
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(Option::unwrap_or_default)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
-
-async fn exec(c: &Client, sql: &str) {
-    c.batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
 
 /// `psql -X -A -t -c sql` against the server: (stdout, stderr).
 async fn psql(port: u16, sql: &str) -> (String, String) {

@@ -78,6 +78,27 @@ pub async fn rows(c: &Client, sql: &str) -> Rows {
     query(c, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The rows as `a|b` lines (NULL as empty), for compact assertions.
+pub async fn lines(c: &Client, sql: &str) -> Vec<String> {
+    rows(c, sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(Option::unwrap_or_default)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// Runs `sql` (simple protocol), which must succeed.
+pub async fn exec(c: &Client, sql: &str) {
+    c.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
 /// The SQLSTATE `sql` fails with (it must fail).
 pub async fn code(c: &Client, sql: &str) -> String {
     match query(c, sql).await {
