@@ -423,6 +423,56 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     server.running.stop().await;
 }
 
+/// The transaction APIs are advertised at the versions implemented, and KIP-890 part 2
+/// (transaction version 2: Produce v12 adding partitions implicitly, EndTxn v5 bumping the
+/// epoch, AddPartitionsToTxn v4+ batched for brokers) is not: no `transaction.version`
+/// feature is finalized, and those versions are refused, so a client never sends one.
+#[tokio::test]
+async fn transaction_apis_are_advertised_at_the_versions_served_and_kip_890_v2_is_not() {
+    let dir = tmp_dir("kafka-txn-versions");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let versions: ApiVersionsResponse = call(
+        &mut conn,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    let range = |api: ApiKey| {
+        let k = versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api as i16)
+            .unwrap();
+        (k.min_version, k.max_version)
+    };
+    assert_eq!(range(ApiKey::Produce), (3, 9));
+    assert_eq!(range(ApiKey::InitProducerId), (0, 4));
+    assert_eq!(range(ApiKey::AddPartitionsToTxn), (0, 3));
+    assert_eq!(range(ApiKey::AddOffsetsToTxn), (0, 3));
+    assert_eq!(range(ApiKey::EndTxn), (0, 3));
+    assert_eq!(range(ApiKey::TxnOffsetCommit), (0, 3));
+    assert!(versions.finalized_features.is_empty());
+    assert!(versions.supported_features.is_empty());
+    let refused = [
+        (ApiKey::Produce, 10),
+        (ApiKey::Produce, 12),
+        (ApiKey::InitProducerId, 5),
+        (ApiKey::AddPartitionsToTxn, 4),
+        (ApiKey::AddPartitionsToTxn, 5),
+        (ApiKey::EndTxn, 4),
+        (ApiKey::EndTxn, 5),
+        (ApiKey::TxnOffsetCommit, 4),
+    ];
+    for (i, (api, version)) in refused.into_iter().enumerate() {
+        let correlation = 100 + i as i32;
+        let mut answer = roundtrip(&mut conn, api as i16, version, correlation, &[]).await;
+        assert_eq!(answer.get_i16(), 35, "{api:?} v{version}");
+    }
+    server.running.stop().await;
+}
+
 #[tokio::test]
 async fn create_topics_list_offsets_delete_topics_and_list_groups() {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
