@@ -509,3 +509,42 @@ async fn a_transaction_decided_before_a_crash_is_finished_on_restart() {
     assert_eq!(state.transaction_state.as_str(), "CompleteCommit");
     server.running.stop().await;
 }
+
+/// InitProducerId v3+ (KIP-360): a running producer names its id and epoch to bump its
+/// own epoch (how clients recover from an error without a restart). Only the current
+/// epoch may: once a new instance took over, the old one naming its epoch is fenced —
+/// `PRODUCER_FENCED` from v4, `INVALID_PRODUCER_EPOCH` before — instead of fencing its
+/// successor.
+#[tokio::test]
+async fn a_producer_may_bump_only_its_own_current_epoch() {
+    const PRODUCER_FENCED: i16 = 90;
+    let server = common::start("kafka-kip360", &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let init = |pid: i64, epoch: i16| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("bumper"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(pid.into())
+            .with_producer_epoch(epoch)
+    };
+    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &init(-1, -1)).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch)).await;
+    assert_eq!((r.error_code, r.producer_id.0), (0, pid));
+    assert_eq!(r.producer_epoch, epoch + 1, "its own epoch, bumped");
+    // A new instance of the transactional id takes over ...
+    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &init(-1, -1)).await;
+    assert_eq!(r.producer_epoch, epoch + 2);
+    // ... and the old one cannot bump its way back.
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch + 1)).await;
+    assert_eq!(r.error_code, PRODUCER_FENCED);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 3, &init(pid, epoch + 1)).await;
+    assert_eq!(r.error_code, INVALID_PRODUCER_EPOCH);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch + 2)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 3));
+    server.running.stop().await;
+}
