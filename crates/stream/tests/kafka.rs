@@ -11,11 +11,11 @@ use std::process::Stdio;
 
 use bytes::{Buf, Bytes, BytesMut};
 use common::{Client, array, field, int, read_partition, string, tmp_dir};
-use kafka_common::{call, kcat, roundtrip};
+use kafka_common::{advertised, api_versions, call, kcat, roundtrip};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    ApiKey, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use proto::Frame;
@@ -408,13 +408,7 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     let mut answer = roundtrip(&mut conn, ApiKey::WriteTxnMarkers as i16, 0, 3, &[]).await;
     assert_eq!(answer.get_i16(), 35);
     // And what is advertised is exactly what is served.
-    let versions: ApiVersionsResponse = call(
-        &mut conn,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
+    let versions = api_versions(&mut conn).await;
     assert_eq!(versions.error_code, 0);
     let advertised: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
     assert_eq!(advertised.len(), 33);
@@ -432,21 +426,8 @@ async fn transaction_apis_are_advertised_at_the_versions_served_and_kip_890_v2_i
     let dir = tmp_dir("kafka-txn-versions");
     let server = common::start_in(&dir, &[]).await;
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
-    let versions: ApiVersionsResponse = call(
-        &mut conn,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
-    let range = |api: ApiKey| {
-        let k = versions
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == api as i16)
-            .unwrap();
-        (k.min_version, k.max_version)
-    };
+    let versions = api_versions(&mut conn).await;
+    let range = |api| advertised(&versions, api).unwrap();
     assert_eq!(range(ApiKey::Produce), (3, 9));
     assert_eq!(range(ApiKey::InitProducerId), (0, 4));
     assert_eq!(range(ApiKey::AddPartitionsToTxn), (0, 3));
