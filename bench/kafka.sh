@@ -8,7 +8,7 @@
 #         per request).
 # Delivery guarantees (issue 27): the same kcat -P with enable.idempotence=true (producer
 #         id + sequence numbers checked per batch), plain and idempotent alternating which
-#         goes first; and confluent-kafka's Python producer plain vs transactional
+#         goes first; and confluent-kafka's Python producer plain vs idempotent vs transactional
 #         (transactional.id, 100 records per transaction: AddPartitionsToTxn, the records,
 #         EndTxn writing a commit marker), TXN_MESSAGES each, with one producer and with four
 #         side by side (a transaction costs round trips, not server work: producers in
@@ -50,8 +50,8 @@ kcat_produce() { # topic [extra kcat args]
   taskset -c 0 kcat -b "127.0.0.1:$KAFKA" -P -t "$topic" -X acks=all -X linger.ms=5 "$@" -l "$DATA/messages"
 }
 
-# confluent-kafka, plain or transactional (100 records per transaction), PRODUCERS processes
-# side by side, each with its own transactional.id, TXN_MESSAGES in all: messages/s from the
+# confluent-kafka, plain, idempotent or transactional (100 records per transaction),
+# PRODUCERS processes side by side, each with its own transactional.id, TXN_MESSAGES in all: messages/s from the
 # first producer's start to the last one's end (each prints its own start and end).
 python_produce() {
   local mode=$1 topic=$2 n=$3 producers=$4 i
@@ -63,6 +63,8 @@ mode, topic, n, broker, me = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.arg
 conf = {"bootstrap.servers": broker, "linger.ms": 5}
 if mode == "txn":
     conf["transactional.id"] = f"bench-{topic}-{me}"
+elif mode == "idempotent":
+    conf["enable.idempotence"] = True
 p = Producer(conf)
 value = b"x" * 100
 if mode == "txn":
@@ -139,7 +141,7 @@ print()
 PY
 }
 
-kp=() kc=() rp=() rc=() ki=() pp=() pt=() pp4=() pt4=()
+kp=() kc=() rp=() rc=() ki=() pp=() pi=() pt=() pp4=() pt4=()
 cpu_plain=() cpu_txn=() anatomy=()
 for run in $(seq 1 "$RUNS"); do
   # Plain and idempotent kcat -P, alternating which goes first (a drift in the machine's
@@ -162,9 +164,10 @@ for run in $(seq 1 "$RUNS"); do
   [ "$got" -eq "$MESSAGES" ] || { echo "kcat read $got of $MESSAGES" >&2; exit 1; }
   kc+=("$(rate "$MESSAGES" "$t1" "$t2")")
 
-  for mode in plain txn; do
+  for mode in plain idempotent txn; do
     redis-cli -p "$RESP" TOPIC.CREATE "$mode$run" PARTITIONS 1 >/dev/null
   done
+  pi+=("$(python_produce idempotent "idempotent$run" "$TXN_MESSAGES" 1)")
   c0=$(server_ticks)
   pp+=("$(python_produce plain "plain$run" "$TXN_MESSAGES" 1)")
   c1=$(server_ticks)
@@ -193,6 +196,8 @@ printf '%-44s %10.0f msg/s   (runs: %s)\n' "consume, RESP (FETCH COUNT 1000, 50 
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka idempotent (kcat -P)" "$(median "${ki[@]}")" "${ki[*]}"
 printf '%-44s %10.2f   (target >= 0.90)\n' "  idempotent / plain (kcat)" "$(awk -v a="$(median "${ki[@]}")" -v b="$(median "${kp[@]}")" 'BEGIN { print a / b }')"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain ($TXN_MESSAGES)" "$(median "${pp[@]}")" "${pp[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka idempotent" "$(median "${pi[@]}")" "${pi[*]}"
+printf '%-44s %10.2f   (target >= 0.90)\n' "  idempotent / plain (confluent-kafka)" "$(awk -v a="$(median "${pi[@]}")" -v b="$(median "${pp[@]}")" 'BEGIN { print a / b }')"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka 100/transaction" "$(median "${pt[@]}")" "${pt[*]}"
 printf '%-44s %10.2f   (target >= 0.50)\n' "  transactional / plain (confluent-kafka)" "$(awk -v a="$(median "${pt[@]}")" -v b="$(median "${pp[@]}")" 'BEGIN { print a / b }')"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain, 4 producers" "$(median "${pp4[@]}")" "${pp4[*]}"
