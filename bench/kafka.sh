@@ -51,8 +51,9 @@ kcat_produce() { # topic [extra kcat args]
 }
 
 # confluent-kafka, plain, idempotent or transactional (100 records per transaction),
-# PRODUCERS processes side by side, each with its own transactional.id, TXN_MESSAGES in all: messages/s from the
-# first producer's start to the last one's end (each prints its own start and end).
+# PRODUCERS processes side by side, each with its own transactional.id, TXN_MESSAGES in
+# all: messages/s from the first producer's start to the last one's end (each prints its
+# own start and end).
 python_produce() {
   local mode=$1 topic=$2 n=$3 producers=$4 i
   for i in $(seq 1 "$producers"); do
