@@ -548,3 +548,36 @@ async fn a_producer_may_bump_only_its_own_current_epoch() {
     assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 3));
     server.running.stop().await;
 }
+
+/// Under `--fsync always`, EndTxn waits for two fsyncs: the Prepare record (the decision)
+/// and one covering the markers (and the offsets, had there been any) — not one more for
+/// the Complete record, which a restart can do without. The answer still comes only
+/// after the marker is durable: the partition's last stable offset is past it.
+#[tokio::test]
+async fn end_txn_under_fsync_always_waits_for_two_fsyncs() {
+    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+    let dir = tmp_dir("kafka-txn-fsyncs");
+    let server = common::start_in(&dir, &["--fsync", "always"]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("synced"));
+    let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 60_000).await;
+    let mut info = common::Client::connect(server.addr()).await;
+    let mut rounds = async || -> u64 {
+        let text = common::string(&info.call(&["INFO", "stream"]).await);
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
+        line.unwrap().parse().unwrap()
+    };
+    let before = rounds().await;
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txid.clone())
+        .with_producer_id(pid.into())
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(rounds().await - before, 2);
+    assert_eq!(stable_offset(&mut conn, "txn").await, 4);
+    server.running.stop().await;
+}
