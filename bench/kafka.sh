@@ -16,7 +16,8 @@
 #         time per transaction and per 100 plain records (/proc/PID/stat over those runs),
 #         and, from librdkafka's debug log of 500 more transactions, the wait between the
 #         first record of a transaction and its AddPartitionsToTxn (librdkafka registers
-#         partitions from a 1 ms timer) and the round trip of each request.
+#         partitions from a 1 ms timer) and the round trip of each request. The server's CPU
+#         time per 1000 records of the kcat -P runs, plain and idempotent, too.
 # Both sides: the same server process, --fsync everysec, pinned to CPU 1; every client on
 # CPU 0 (taskset). Prints medians of messages/s.
 . "$(dirname "$0")/lib.sh"
@@ -143,7 +144,7 @@ PY
 }
 
 kp=() kc=() rp=() rc=() ki=() pp=() pi=() pt=() pp4=() pt4=()
-cpu_plain=() cpu_txn=() anatomy=()
+cpu_plain=() cpu_txn=() anatomy=() cpu_kp=() cpu_ki=()
 for run in $(seq 1 "$RUNS"); do
   # Plain and idempotent kcat -P, alternating which goes first (a drift in the machine's
   # speed then favours neither).
@@ -151,12 +152,15 @@ for run in $(seq 1 "$RUNS"); do
   redis-cli -p "$RESP" TOPIC.CREATE "i$run" PARTITIONS 1 >/dev/null
   for mode in $( ((run % 2)) && echo plain idempotent || echo idempotent plain); do
     t0=$(now)
+    c0=$(server_ticks)
     if [ "$mode" = plain ]; then
       kcat_produce "k$run"
       kp+=("$(rate "$MESSAGES" "$t0" "$(now)")")
+      cpu_kp+=("$(per_unit_us $(($(server_ticks) - c0)) $((MESSAGES / 1000)))")
     else
       kcat_produce "i$run" -X enable.idempotence=true
       ki+=("$(rate "$MESSAGES" "$t0" "$(now)")")
+      cpu_ki+=("$(per_unit_us $(($(server_ticks) - c0)) $((MESSAGES / 1000)))")
     fi
   done
   t1=$(now)
@@ -195,6 +199,8 @@ printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, RESP (PRODUCE.BATCH x100, 5
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "consume, Kafka (kcat -C -e)" "$(median "${kc[@]}")" "${kc[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "consume, RESP (FETCH COUNT 1000, 50 conns)" "$(median "${rc[@]}")" "${rc[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka idempotent (kcat -P)" "$(median "${ki[@]}")" "${ki[*]}"
+printf '%-44s %10.1f us   (idempotent: %.1f us; runs: %s / %s)\n' "  server CPU per 1000 records, plain (kcat)" \
+  "$(median "${cpu_kp[@]}")" "$(median "${cpu_ki[@]}")" "${cpu_kp[*]}" "${cpu_ki[*]}"
 printf '%-44s %10.2f   (target >= 0.90)\n' "  idempotent / plain (kcat)" "$(awk -v a="$(median "${ki[@]}")" -v b="$(median "${kp[@]}")" 'BEGIN { print a / b }')"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain ($TXN_MESSAGES)" "$(median "${pp[@]}")" "${pp[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka idempotent" "$(median "${pi[@]}")" "${pi[*]}"
