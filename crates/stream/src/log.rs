@@ -258,8 +258,8 @@ impl Log {
         if self.producers.open_transaction(producer_id).is_none() {
             return Ok(None);
         }
-        let mut batch = marker::encode(producer_id, producer_epoch, outcome, now_ms);
-        self.append(&mut batch, now_ms).map(Some)
+        let batch = marker::encode(producer_id, producer_epoch, outcome, now_ms);
+        self.append(&batch, now_ms).map(Some)
     }
 
     pub fn config(&self) -> LogConfig {
@@ -448,9 +448,10 @@ impl Log {
     }
 
     /// Appends one or more concatenated record batches as they are (from a producer),
-    /// after checking each one's CRC; only the base offsets are rewritten. Written to the
+    /// after checking each one's CRC; only the base offsets are rewritten, in the copy the
+    /// segment's tail takes (the request's bytes are not copied first). Written to the
     /// file on return.
-    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<Appended, LogError> {
+    pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<Appended, LogError> {
         let headers = record::verify_all(batches).map_err(LogError::InvalidBatch)?;
         if headers.is_empty() {
             return Err(LogError::InvalidBatch(BatchError::Truncated));
@@ -490,8 +491,7 @@ impl Log {
         for header in headers {
             let mut header = header;
             header.base_offset = self.end_offset();
-            let bytes = &mut batches[position..position + header.size];
-            record::stamp(bytes, header.base_offset);
+            let bytes = &batches[position..position + header.size];
             self.active_mut().append(bytes, &header);
             self.producers.on_append(&header, bytes);
             position += header.size;

@@ -315,13 +315,19 @@ impl Segment {
         self.file.clone()
     }
 
-    /// Appends one verified, stamped batch to the segment's *tail*: memory, not yet the
-    /// file. [`Segment::flush`] writes the tail with one `write` — the same trick as
-    /// Redis's AOF buffer, which collects every command of an event-loop turn and writes
-    /// them once before the replies go out. A pipeline of 100 one-message produces is
-    /// then one write system call, not 100.
+    /// Appends one verified batch to the segment's *tail*: memory, not yet the file.
+    /// [`Segment::flush`] writes the tail with one `write` — the same trick as Redis's
+    /// AOF buffer, which collects every command of an event-loop turn and writes them once
+    /// before the replies go out. A pipeline of 100 one-message produces is then one write
+    /// system call, not 100. The batch's base offset (`header.base_offset`) is stamped
+    /// into the tail's copy (see [`record::stamp`]), so the producer's bytes are copied
+    /// once, here, and never changed.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) {
-        self.append_with(header, |tail| tail.extend_from_slice(batch));
+        self.append_with(header, |tail| {
+            let start = tail.len();
+            tail.extend_from_slice(batch);
+            record::stamp(&mut tail[start..], header.base_offset);
+        });
     }
 
     /// Like [`Segment::append`], but `encode` writes the batch (exactly `header.size`

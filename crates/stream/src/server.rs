@@ -148,6 +148,16 @@ impl StreamServer {
         Ok(())
     }
 
+    /// Registers writes for the next fsync without waiting for it: for records whose loss
+    /// a restart repairs (a transaction's Complete record, see `txn_coordinator`).
+    pub fn written(&self, appended: &[Appended]) {
+        if self.fsync != FsyncPolicy::No {
+            for a in appended {
+                self.commit.written(a.file.clone());
+            }
+        }
+    }
+
     /// The reply to a produce whose records sit in `partitions`' unwritten tails (each
     /// with the offset of its last record there): a deferred reply, which the connection
     /// settles only when it is about to write its replies — after executing every request
@@ -273,18 +283,16 @@ impl StreamServer {
         self.make_durable(&[appended]).await
     }
 
-    /// Commits a transaction's offsets: checked when TxnOffsetCommit held them, so
-    /// written whatever the group's generation is now.
-    pub async fn commit_offsets_unchecked(
+    /// Writes a transaction's offsets: checked when TxnOffsetCommit held them, so
+    /// written whatever the group's generation is now. Not yet durable: the caller waits
+    /// for them together with the transaction's markers (one fsync for both).
+    pub fn write_offsets_unchecked(
         &self,
         commits: &[crate::offsets::Commit],
-    ) -> io::Result<()> {
-        let appended = {
-            let mut coordinator = self.coordinator();
-            self.write_commits(&mut coordinator, commits)
-                .map_err(|e| io::Error::other(e.to_string()))?
-        };
-        self.make_durable(&[appended]).await
+    ) -> io::Result<Appended> {
+        let mut coordinator = self.coordinator();
+        self.write_commits(&mut coordinator, commits)
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// Partition counts as the coordinator asks for them.

@@ -241,7 +241,7 @@ impl Partition {
 
     /// Appends record batches (see [`Log::append`]), written to the file, and wakes
     /// waiting readers.
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<Appended, LogError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<Appended, LogError> {
         let mut log = self.log();
         let appended = log.append(batches, now_ms)?;
         self.end.send_replace(log.end_offset());

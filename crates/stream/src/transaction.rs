@@ -104,6 +104,9 @@ pub struct TransactionMetadata {
     /// TxnOffsetCommit's offsets, committed with the transaction: `(group, topic,
     /// partition) → offset`.
     pub offsets: BTreeMap<(String, String, u32), u64>,
+    /// The epoch before the last bump a producer asked for by naming its own (KIP-360),
+    /// so a retry of that InitProducerId gets the same answer; -1 after any other bump.
+    pub last_epoch: i16,
 }
 
 impl TransactionMetadata {
@@ -226,17 +229,43 @@ impl Transactions {
 
     /// InitProducerId for a transactional id: a new id (epoch 0), or the same id with
     /// the epoch bumped, which fences every older instance. Returns the records to write.
+    ///
+    /// `expected` is the producer id and epoch a running producer names (InitProducerId
+    /// v3+, KIP-360: it bumps its own epoch to recover from an error without a restart).
+    /// Only the current epoch may do that — a zombie naming an older one is
+    /// `PRODUCER_FENCED` instead of fencing its successor — and a retry whose answer was
+    /// lost (naming the epoch before that bump) gets the same answer again.
     pub fn init(
         &mut self,
         transactional_id: &str,
         timeout_ms: i64,
         now_ms: i64,
+        expected: Option<(i64, i16)>,
     ) -> Result<(Init, Vec<TxnRecord>), TxnError> {
         if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(TxnError::InvalidTransactionTimeout);
         }
         let mut records = Vec::new();
         let existing = self.by_id.get(transactional_id).cloned();
+        let mut last_epoch = -1;
+        if let (Some(m), Some((producer_id, epoch))) = (&existing, expected) {
+            if producer_id != m.producer_id {
+                return Err(TxnError::ProducerFenced);
+            }
+            if matches!(
+                m.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            ) {
+                if epoch == m.last_epoch && epoch != m.producer_epoch {
+                    let (producer_id, epoch) = (m.producer_id, m.producer_epoch);
+                    return Ok((Init::Ready { producer_id, epoch }, records));
+                }
+                if epoch != m.producer_epoch {
+                    return Err(TxnError::ProducerFenced);
+                }
+                last_epoch = epoch;
+            }
+        }
         let (producer_id, epoch) = match existing {
             Some(m) => match m.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
@@ -272,6 +301,7 @@ impl Transactions {
             partitions: BTreeSet::new(),
             groups: BTreeSet::new(),
             offsets: BTreeMap::new(),
+            last_epoch,
         };
         records.push(TxnRecord::Metadata(metadata.clone()));
         self.by_id.insert(transactional_id.to_string(), metadata);
@@ -517,6 +547,7 @@ impl TxnRecord {
                     v.put_u32(*p);
                     v.put_u64(*o);
                 }
+                v.put_i16(m.last_epoch);
                 (
                     Bytes::copy_from_slice(m.transactional_id.as_bytes()),
                     v.freeze(),
@@ -558,6 +589,8 @@ impl TxnRecord {
             }
             offsets.insert((g, t, p), v.get_u64());
         }
+        // Absent from records written before KIP-360's check was implemented.
+        let last_epoch = if v.len() >= 2 { v.get_i16() } else { -1 };
         Some(TxnRecord::Metadata(TransactionMetadata {
             transactional_id,
             producer_id,
@@ -568,6 +601,7 @@ impl TxnRecord {
             partitions,
             groups,
             offsets,
+            last_epoch,
         }))
     }
 }
@@ -605,12 +639,12 @@ mod tests {
     #[test]
     fn re_init_bumps_the_epoch_and_fences_the_old_instance() {
         let mut t = Transactions::recover(Vec::new(), -1);
-        let (pid, epoch) = ready(t.init("etl", 60_000, 0).unwrap().0);
+        let (pid, epoch) = ready(t.init("etl", 60_000, 0, None).unwrap().0);
         assert_eq!(epoch, 0);
         t.add_partitions("etl", pid, 0, &[("out".into(), 0)], 0)
             .unwrap();
         // A second instance: the first one's transaction is aborted under epoch 1 ...
-        let (init, _) = t.init("etl", 60_000, 0).unwrap();
+        let (init, _) = t.init("etl", 60_000, 0, None).unwrap();
         let Init::AbortFirst(aborting) = init else {
             panic!("{init:?}")
         };
@@ -618,7 +652,7 @@ mod tests {
         assert_eq!(aborting.producer_epoch, 1);
         t.complete("etl", 0);
         // ... then it gets epoch 2, and the first instance is fenced.
-        assert_eq!(ready(t.init("etl", 60_000, 0).unwrap().0), (pid, 2));
+        assert_eq!(ready(t.init("etl", 60_000, 0, None).unwrap().0), (pid, 2));
         assert_eq!(
             t.end("etl", pid, 0, Outcome::Commit),
             Err(TxnError::ProducerFenced)
@@ -630,9 +664,48 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_bumps_its_own_epoch_and_a_zombie_naming_an_old_one_is_fenced() {
+        let mut t = Transactions::recover(Vec::new(), -1);
+        let (pid, e0) = ready(t.init("etl", 60_000, 0, None).unwrap().0);
+        // KIP-360: the running producer names its id and epoch; the epoch goes up by one.
+        let (bumped, records) = t.init("etl", 60_000, 0, Some((pid, e0))).unwrap();
+        assert_eq!(ready(bumped), (pid, e0 + 1));
+        assert_eq!(records.len(), 1);
+        // Its answer was lost: the retry names the old epoch and gets the same answer.
+        let (again, records) = t.init("etl", 60_000, 0, Some((pid, e0))).unwrap();
+        assert_eq!(ready(again), (pid, e0 + 1));
+        assert!(records.is_empty());
+        // A new instance (naming nothing) fences it; the fenced one may not bump back.
+        assert_eq!(
+            ready(t.init("etl", 60_000, 0, None).unwrap().0),
+            (pid, e0 + 2)
+        );
+        assert_eq!(
+            t.init("etl", 60_000, 0, Some((pid, e0 + 1))),
+            Err(TxnError::ProducerFenced)
+        );
+        assert_eq!(
+            t.init("etl", 60_000, 0, Some((pid, e0))),
+            Err(TxnError::ProducerFenced)
+        );
+        assert_eq!(
+            t.init("etl", 60_000, 0, Some((pid + 1, e0 + 2))),
+            Err(TxnError::ProducerFenced)
+        );
+        // The last epoch survives the log (the retry rule holds after a restart).
+        let (_, records) = t.init("etl", 60_000, 0, Some((pid, e0 + 2))).unwrap();
+        let TxnRecord::Metadata(m) = &records[0] else {
+            panic!("{records:?}")
+        };
+        let (k, v) = records[0].encode();
+        assert_eq!(TxnRecord::decode(&k, &v), Some(records[0].clone()));
+        assert_eq!(m.last_epoch, e0 + 2);
+    }
+
+    #[test]
     fn commit_holds_the_offsets_and_a_retried_end_is_done() {
         let mut t = Transactions::recover(Vec::new(), -1);
-        let (pid, e) = ready(t.init("etl", 60_000, 0).unwrap().0);
+        let (pid, e) = ready(t.init("etl", 60_000, 0, None).unwrap().0);
         assert_eq!(
             t.add_offsets("etl", pid, e, "g", &[("in".into(), 0, 5)]),
             Err(TxnError::InvalidTxnState)
@@ -661,7 +734,7 @@ mod tests {
     #[test]
     fn a_timed_out_transaction_is_aborted_with_a_new_epoch() {
         let mut t = Transactions::recover(Vec::new(), -1);
-        let (pid, e) = ready(t.init("etl", 1_000, 0).unwrap().0);
+        let (pid, e) = ready(t.init("etl", 1_000, 0, None).unwrap().0);
         t.add_partitions("etl", pid, e, &[("out".into(), 1)], 100)
             .unwrap();
         assert!(t.expire(1_000).is_empty());
@@ -681,7 +754,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_recovery_never_reuses_producer_ids() {
         let mut t = Transactions::recover(Vec::new(), -1);
-        let (init, records) = t.init("etl", 60_000, 7).unwrap();
+        let (init, records) = t.init("etl", 60_000, 7, None).unwrap();
         let (pid, e) = ready(init);
         let mut all = records;
         all.push(t.add_group("etl", pid, e, "g", 7).unwrap());

@@ -11,11 +11,11 @@ use std::process::Stdio;
 
 use bytes::{Buf, Bytes, BytesMut};
 use common::{Client, array, field, int, read_partition, string, tmp_dir};
-use kafka_common::{call, kcat, roundtrip};
+use kafka_common::{advertised, api_versions, call, kcat, roundtrip};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    ApiKey, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use proto::Frame;
@@ -408,18 +408,49 @@ async fn unsupported_apis_and_versions_get_error_responses_and_the_connection_st
     let mut answer = roundtrip(&mut conn, ApiKey::WriteTxnMarkers as i16, 0, 3, &[]).await;
     assert_eq!(answer.get_i16(), 35);
     // And what is advertised is exactly what is served.
-    let versions: ApiVersionsResponse = call(
-        &mut conn,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
+    let versions = api_versions(&mut conn).await;
     assert_eq!(versions.error_code, 0);
     let advertised: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
     assert_eq!(advertised.len(), 33);
     assert!(advertised.contains(&(ApiKey::InitProducerId as i16)));
     assert!(!advertised.contains(&(ApiKey::WriteTxnMarkers as i16)));
+    server.running.stop().await;
+}
+
+/// The transaction APIs are advertised at the versions implemented, and KIP-890 part 2
+/// (transaction version 2: Produce v12 adding partitions implicitly, EndTxn v5 bumping the
+/// epoch, AddPartitionsToTxn v4+ batched for brokers) is not: no `transaction.version`
+/// feature is finalized, and those versions are refused, so a client never sends one.
+#[tokio::test]
+async fn transaction_apis_are_advertised_at_the_versions_served_and_kip_890_v2_is_not() {
+    let dir = tmp_dir("kafka-txn-versions");
+    let server = common::start_in(&dir, &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let versions = api_versions(&mut conn).await;
+    let range = |api| advertised(&versions, api).unwrap();
+    assert_eq!(range(ApiKey::Produce), (3, 9));
+    assert_eq!(range(ApiKey::InitProducerId), (0, 4));
+    assert_eq!(range(ApiKey::AddPartitionsToTxn), (0, 3));
+    assert_eq!(range(ApiKey::AddOffsetsToTxn), (0, 3));
+    assert_eq!(range(ApiKey::EndTxn), (0, 3));
+    assert_eq!(range(ApiKey::TxnOffsetCommit), (0, 3));
+    assert!(versions.finalized_features.is_empty());
+    assert!(versions.supported_features.is_empty());
+    let refused = [
+        (ApiKey::Produce, 10),
+        (ApiKey::Produce, 12),
+        (ApiKey::InitProducerId, 5),
+        (ApiKey::AddPartitionsToTxn, 4),
+        (ApiKey::AddPartitionsToTxn, 5),
+        (ApiKey::EndTxn, 4),
+        (ApiKey::EndTxn, 5),
+        (ApiKey::TxnOffsetCommit, 4),
+    ];
+    for (i, (api, version)) in refused.into_iter().enumerate() {
+        let correlation = 100 + i as i32;
+        let mut answer = roundtrip(&mut conn, api as i16, version, correlation, &[]).await;
+        assert_eq!(answer.get_i16(), 35, "{api:?} v{version}");
+    }
     server.running.stop().await;
 }
 

@@ -208,3 +208,37 @@ async fn a_running_consumer_group_rebalances_onto_new_partitions() {
     assert_eq!(items(&lines, "value"), ["on-new-partition"]);
     server.running.stop().await;
 }
+
+/// kafka-python 3's transactional producer against what ApiVersions advertises
+/// (TxnOffsetCommit v3, KIP-447): offsets sent with the group metadata of the current
+/// member commit; the same member's metadata one generation back — a zombie processor
+/// that missed a rebalance — is refused (`ILLEGAL_GENERATION`, which the client turns
+/// into an aborted transaction), so neither its offset nor its output is committed; a
+/// bare group id (no member named) commits as before KIP-447.
+#[tokio::test]
+async fn a_zombie_consumers_offsets_are_refused_in_a_transaction() {
+    let server = common::start("kafka-kip447", &[]).await;
+    let broker = server.kafka.to_string();
+    let mut c = Client::connect(server.addr()).await;
+    for topic in ["fenced-in", "fenced-out"] {
+        c.ok(&["TOPIC.CREATE", topic, "PARTITIONS", "1"]).await;
+    }
+    for v in ["a", "b", "c"] {
+        c.call(&["PRODUCE", "fenced-in", v]).await;
+    }
+    let lines = eos_client(&[
+        "fencing",
+        &broker,
+        "fenced-in",
+        "fenced-out",
+        "fenced-group",
+        "fenced-1",
+    ])
+    .await;
+    assert_eq!(items(&lines, "current"), ["committed"]);
+    assert_eq!(items(&lines, "zombie"), ["CommitFailedError"]);
+    assert_eq!(items(&lines, "bare"), ["committed"]);
+    assert_eq!(items(&lines, "committed"), ["1", "1", "3"]);
+    assert_eq!(items(&lines, "values"), ["current", "bare"]);
+    server.running.stop().await;
+}

@@ -33,6 +33,16 @@ client library is missing.
                                partition); the topic grows to 3 partitions with create_partitions;
                                the member must get all 3 and read a record produced to partition
                                2: `assignment P P P`, `value V`
+  fencing INPUT OUTPUT GROUP TXID
+                               kafka-python 3's transactional producer (KIP-447: it sends the
+                               consumer's group metadata with its offsets) next to a kafka-python
+                               group member of GROUP reading INPUT (1 partition): a transaction
+                               committing offset 1 as the current member (`current RESULT`), then
+                               one as a zombie of the previous generation (`zombie RESULT`,
+                               aborted), then one with a bare group id (`bare RESULT`); the
+                               group's committed offset after each (`committed N N N`), and what a
+                               read_committed kafka-python consumer finds in OUTPUT (`values V
+                               ...`)
 """
 
 import sys
@@ -276,6 +286,56 @@ def grow(topic, group):
     out("value", value)
 
 
+def fencing(input_topic, output_topic, group, txid):
+    need("kafka")
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(
+        input_topic, bootstrap_servers=broker, group_id=group, enable_auto_commit=False
+    )
+    deadline = time.time() + 30
+    while not consumer.assignment() and time.time() < deadline:
+        consumer.poll(timeout_ms=200)
+    member = consumer.group_metadata()
+    producer = KafkaProducer(bootstrap_servers=broker, transactional_id=txid)
+    producer.init_transactions()
+    tp = TopicPartition(input_topic, 0)
+    committed = []
+
+    def transaction(name, value, offset, metadata):
+        producer.begin_transaction()
+        producer.send(output_topic, value=value)
+        try:
+            producer.send_offsets_to_transaction(
+                {tp: OffsetAndMetadata(offset, "", -1)}, metadata
+            )
+            producer.commit_transaction()
+            out(name, "committed")
+        except Exception as e:
+            out(name, type(e).__name__)
+            producer.abort_transaction()
+        committed.append(consumer.committed(tp))
+
+    transaction("current", b"current", 1, member)
+    stale = member._replace(generation_id=member.generation_id - 1)
+    transaction("zombie", b"zombie", 2, stale)
+    transaction("bare", b"bare", 3, group)
+    producer.close()
+    consumer.close()
+    out("committed", *committed)
+
+    reader = KafkaConsumer(
+        output_topic,
+        bootstrap_servers=broker,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    out("values", *(r.value.decode() for r in reader))
+    reader.close()
+
+
 if command == "produce":
     produce(args[0], args[1], int(args[2]))
 elif command == "read":
@@ -288,5 +348,7 @@ elif command == "admin":
     admin(args[0], args[1], args[2])
 elif command == "grow":
     grow(args[0], args[1])
+elif command == "fencing":
+    fencing(args[0], args[1], args[2], args[3])
 else:
     sys.exit(f"unknown command {command}")

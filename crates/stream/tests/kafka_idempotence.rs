@@ -509,3 +509,75 @@ async fn a_transaction_decided_before_a_crash_is_finished_on_restart() {
     assert_eq!(state.transaction_state.as_str(), "CompleteCommit");
     server.running.stop().await;
 }
+
+/// InitProducerId v3+ (KIP-360): a running producer names its id and epoch to bump its
+/// own epoch (how clients recover from an error without a restart). Only the current
+/// epoch may: once a new instance took over, the old one naming its epoch is fenced —
+/// `PRODUCER_FENCED` from v4, `INVALID_PRODUCER_EPOCH` before — instead of fencing its
+/// successor.
+#[tokio::test]
+async fn a_producer_may_bump_only_its_own_current_epoch() {
+    const PRODUCER_FENCED: i16 = 90;
+    let server = common::start("kafka-kip360", &[]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let init = |pid: i64, epoch: i16| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("bumper"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(pid.into())
+            .with_producer_epoch(epoch)
+    };
+    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &init(-1, -1)).await;
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch)).await;
+    assert_eq!((r.error_code, r.producer_id.0), (0, pid));
+    assert_eq!(r.producer_epoch, epoch + 1, "its own epoch, bumped");
+    // A new instance of the transactional id takes over ...
+    let r: InitProducerIdResponse = call(&mut conn, ApiKey::InitProducerId, 4, &init(-1, -1)).await;
+    assert_eq!(r.producer_epoch, epoch + 2);
+    // ... and the old one cannot bump its way back.
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch + 1)).await;
+    assert_eq!(r.error_code, PRODUCER_FENCED);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 3, &init(pid, epoch + 1)).await;
+    assert_eq!(r.error_code, INVALID_PRODUCER_EPOCH);
+    let r: InitProducerIdResponse =
+        call(&mut conn, ApiKey::InitProducerId, 4, &init(pid, epoch + 2)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 3));
+    server.running.stop().await;
+}
+
+/// Under `--fsync always`, EndTxn waits for two fsyncs: the Prepare record (the decision)
+/// and one covering the markers (and the offsets, had there been any) — not one more for
+/// the Complete record, which a restart can do without. The answer still comes only
+/// after the marker is durable: the partition's last stable offset is past it.
+#[tokio::test]
+async fn end_txn_under_fsync_always_waits_for_two_fsyncs() {
+    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+    let dir = tmp_dir("kafka-txn-fsyncs");
+    let server = common::start_in(&dir, &["--fsync", "always"]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("synced"));
+    let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 60_000).await;
+    let mut info = common::Client::connect(server.addr()).await;
+    let mut rounds = async || -> u64 {
+        let text = common::string(&info.call(&["INFO", "stream"]).await);
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
+        line.unwrap().parse().unwrap()
+    };
+    let before = rounds().await;
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txid.clone())
+        .with_producer_id(pid.into())
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(rounds().await - before, 2);
+    assert_eq!(stable_offset(&mut conn, "txn").await, 4);
+    server.running.stop().await;
+}

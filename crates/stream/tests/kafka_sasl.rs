@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Client, int, tmp_dir};
-use kafka_common::{call, kcat, kcat_status};
+use kafka_common::{advertised, api_versions, call, kcat, kcat_status};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, MetadataRequest,
-    MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse, TopicName,
+    ApiKey, DeleteTopicsRequest, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use service::RespClient;
@@ -93,20 +92,8 @@ async fn before_authenticating_only_api_versions_and_sasl_are_served() {
 
     // ApiVersions is answered, and offers the SASL APIs.
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
-    let versions: ApiVersionsResponse = call(
-        &mut conn,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
-    let offered = |api: ApiKey| {
-        versions
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == api as i16)
-            .map(|k| (k.min_version, k.max_version))
-    };
+    let versions = api_versions(&mut conn).await;
+    let offered = |api| advertised(&versions, api);
     assert_eq!(offered(ApiKey::SaslHandshake), Some((0, 1)));
     assert_eq!(offered(ApiKey::SaslAuthenticate), Some((0, 2)));
     // Anything else closes the connection, unanswered, and changes nothing.
@@ -200,13 +187,7 @@ async fn without_a_password_sasl_requests_get_illegal_sasl_state() {
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
     let answer = handshake(&mut conn, "PLAIN").await;
     assert_eq!(answer.error_code, 34);
-    let versions: ApiVersionsResponse = call(
-        &mut conn,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    )
-    .await;
+    let versions = api_versions(&mut conn).await;
     assert_eq!(versions.error_code, 0, "the connection stays open");
     server.running.stop().await;
 }

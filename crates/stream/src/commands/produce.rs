@@ -78,7 +78,7 @@ pub async fn produce(s: &StreamServer, args: &mut Args) -> Result<Reply, Command
 /// InitProducerId), for `PRODUCE ... PRODUCER id epoch sequence`. Ids are never reused.
 pub async fn producer_init(s: &StreamServer, args: &mut Args) -> Result<Reply, CommandError> {
     args.finish()?;
-    let (id, epoch) = crate::txn_coordinator::init_producer_id(s, None, 0)
+    let (id, epoch) = crate::txn_coordinator::init_producer_id(s, None, 0, None)
         .await
         .map_err(|code| CommandError::coded("KAFKA_STORAGE_ERROR", format!("error {code}")))?;
     Ok(Reply::One(proto::Frame::Array(vec![

@@ -438,6 +438,28 @@ impl KafkaGroups {
         m.sync_result.take()
     }
 
+    /// TxnOffsetCommit v3+ (KIP-447): a transactional producer may name the consumer whose
+    /// offsets it commits (its member id and generation, from the consumer's group
+    /// metadata). If it does, that consumer must be a member of the group's current
+    /// generation — a zombie processor that missed a rebalance cannot commit offsets for
+    /// partitions that moved away from it. Without a name (generation -1, no member id),
+    /// anyone may, as before KIP-447.
+    pub fn check_txn_commit(
+        &self,
+        group: &str,
+        member: &str,
+        generation: i32,
+        named: bool,
+    ) -> Result<(), i16> {
+        if !named && member.is_empty() && generation < 0 {
+            return Ok(());
+        }
+        self.groups
+            .get(group)
+            .ok_or(ResponseError::UnknownMemberId.code())?
+            .check_member(member, generation)
+    }
+
     pub fn heartbeat(
         &mut self,
         group: &str,

@@ -12,7 +12,6 @@
 //! `acks=1` and `acks=-1` are the same on a single broker: the answer comes once the
 //! batches are durable as `--fsync` says.
 
-use bytes::BytesMut;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -80,11 +79,8 @@ pub async fn produce(kafka: &Kafka, req: ProduceRequest, _: &Request) -> Option<
                         break;
                     }
                 }
-                // The request buffer is shared; the log stamps offsets into its own copy.
-                let mut batches = BytesMut::from(&records[..]);
-                let a = p
-                    .append(&mut batches, now)
-                    .map_err(|e| log_error_code(&e))?;
+                // Appended from the request's bytes: the log stamps offsets into its copy.
+                let a = p.append(&records, now).map_err(|e| log_error_code(&e))?;
                 Ok((a, p.start_offset()))
             });
             partitions.push(match result {

@@ -43,15 +43,26 @@ fn code(result: Result<(), i16>) -> i16 {
 pub async fn init_producer_id(
     kafka: &Kafka,
     req: InitProducerIdRequest,
-    _: &Request,
+    request: &Request,
 ) -> Option<InitProducerIdResponse> {
     let id = req.transactional_id.as_ref().map(|t| name(&t.0));
+    // v3+ (KIP-360): a running producer names its id and epoch to bump its own epoch.
+    let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
     let result = coordinator::init_producer_id(
         &kafka.server,
         id.as_deref().filter(|id| !id.is_empty()),
         i64::from(req.transaction_timeout_ms),
+        expected,
     )
-    .await;
+    .await
+    .map_err(|code| {
+        // PRODUCER_FENCED is new in v4; older clients know it as INVALID_PRODUCER_EPOCH.
+        if code == ResponseError::ProducerFenced.code() && request.version < 4 {
+            ResponseError::InvalidProducerEpoch.code()
+        } else {
+            code
+        }
+    });
     let response = InitProducerIdResponse::default();
     Some(match result {
         Ok((producer_id, epoch)) => response
@@ -169,13 +180,22 @@ pub async fn txn_offset_commit(
             }
         }
     }
-    let result = if invalid.is_empty() {
+    let group = name(&req.group_id.0);
+    let consumer = kafka.groups().check_txn_commit(
+        &group,
+        req.member_id.as_str(),
+        req.generation_id,
+        req.group_instance_id.is_some(),
+    );
+    let result = if let Err(code) = consumer {
+        Err(code)
+    } else if invalid.is_empty() {
         coordinator::add_offsets(
             server,
             &name(&req.transactional_id.0),
             req.producer_id.0,
             req.producer_epoch,
-            &name(&req.group_id.0),
+            &group,
             &offsets,
         )
         .await

@@ -380,19 +380,19 @@ fn appends_batches_as_received_and_rejects_bad_ones() {
     let (mut log, _) = Log::open(&dir, small(), DiskOptions::default(), 0).unwrap();
     let mut two = record::encode_batch(&[rec("a", 1), rec("b", 2)]);
     two.extend_from_slice(&record::encode_batch(&[rec("c", 3)]));
-    let a = log.append(&mut two, 0).unwrap();
+    let a = log.append(&two, 0).unwrap();
     assert_eq!((a.base_offset, a.last_offset), (0, 2));
     assert_eq!(values(&mut log, 0).len(), 3);
     let mut bad = record::encode_batch(&[rec("d", 4)]);
     let n = bad.len();
     bad[n - 1] ^= 1;
     assert!(matches!(
-        log.append(&mut bad, 0),
+        log.append(&bad, 0),
         Err(LogError::InvalidBatch(BatchError::CrcMismatch { .. }))
     ));
-    let mut huge = record::encode_batch(&[rec(&"x".repeat(2000), 0)]);
+    let huge = record::encode_batch(&[rec(&"x".repeat(2000), 0)]);
     assert!(matches!(
-        log.append(&mut huge, 0),
+        log.append(&huge, 0),
         Err(LogError::TooLarge { .. })
     ));
     assert_eq!(log.end_offset(), 3);

@@ -4,7 +4,9 @@
 use std::process::Stdio;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -94,6 +96,20 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     let header = ResponseHeader::decode(&mut buf, api.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 7);
     Resp::decode(&mut buf, version).unwrap()
+}
+
+/// What the broker advertises (ApiVersions v3), and a lookup in it: `(min, max)` of `api`,
+/// `None` if not advertised.
+pub async fn api_versions(conn: &mut TcpStream) -> ApiVersionsResponse {
+    call(conn, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await
+}
+
+pub fn advertised(versions: &ApiVersionsResponse, api: ApiKey) -> Option<(i16, i16)> {
+    versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == api as i16)
+        .map(|k| (k.min_version, k.max_version))
 }
 
 /// Runs one of this crate's Python client scripts (`tests/<script>`) to completion;
