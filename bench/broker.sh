@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Work-queue throughput: infralab's broker against beanstalkd, side by side.
 #   bench/broker.sh [runs] [messages] [messages-with-fsync-always]
-# A producer process and a consumer process (4 connections each, one message per request)
-# move N messages through each broker: send/QSEND, receive/QRECV BLOCK, ack/QACK for
-# infralab; put, reserve-with-timeout, delete for beanstalkd. Both persist every message:
-# infralab with --fsync everysec / always, beanstalkd with its binlog (-b) and -f 1000 / -f 0.
-# Prints the median end-to-end messages/s (a message counts once its ack is confirmed) of
-# each, for 16-byte and 1 KiB payloads, and the ratio infralab / beanstalkd; a third column
-# drives infralab over its beanstalkd listener with beanstalkd's own harness (its ratio second).
+# One harness (crates/broker/examples/queue_load.rs) moves N messages through each broker,
+# a producer process and a consumer process of 4 connections each, one message per request:
+#   - beanstalkd:                      put, reserve-with-timeout, delete
+#   - infralab over beanstalkd's protocol (--beanstalk-port): the very same requests
+#   - infralab over RESP:              QSEND, QRECV BLOCK, QACK
+# The figure is end-to-end messages/s (a message counts once its delete/ack is confirmed).
+#
+# Durability is the same on both sides, row by row:
+#   everysec | -f 1000: every change written to the kernel (write(2)) before its reply,
+#                       fsync at most once a second (infralab --fsync everysec, its default;
+#                       beanstalkd with its binlog, -b DIR -f 1000). A killed process loses
+#                       nothing acknowledged; a machine crash up to a second.
+#   always   | -f 0:    fsync before the reply (infralab --fsync always; beanstalkd -f 0).
+# (beanstalkd's own default is no binlog at all, i.e. nothing survives a restart, so it is
+# not a like-for-like row; with -b and no -f it fsyncs at most every 50 ms.)
+#
+# The machine is shared: servers are pinned to CPU 1 and the load generator to CPU 0
+# (taskset), the brokers are run in alternating order (a drift in the machine's speed then
+# favours neither), and the median of RUNS runs is printed with every run's figure. The
+# ratio is infralab / beanstalkd.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-5}
-N=${2:-20000}
+N=${2:-50000}
 N_ALWAYS=${3:-5000}
 OURS=7410
 PEER=7411
 OURS_BEANSTALK=7412
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
 TARGET=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}
 DATA=$(mktemp -d)
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -37,46 +52,56 @@ wait_tcp() {
 # one_run PROTOCOL PORT MESSAGES SIZE: messages/s measured by the consumer.
 one_run() {
   local protocol=$1 port=$2 n=$3 size=$4
-  "$LOAD" --protocol "$protocol" --addr "127.0.0.1:$port" --role produce --messages "$n" --size "$size" >/dev/null &
+  local load=(taskset -c "$LOAD_CPU" "$LOAD" --protocol "$protocol" --addr "127.0.0.1:$port" --messages "$n" --size "$size")
+  "${load[@]}" --role produce >/dev/null &
   local producer=$!
-  "$LOAD" --protocol "$protocol" --addr "127.0.0.1:$port" --role consume --messages "$n" --size "$size" | awk '{ print $4 }'
+  "${load[@]}" --role consume | awk '{ print $4 }'
   wait "$producer"
 }
+
+# ratio X Y: X / Y with two decimals.
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0) ? x / y : 0 }'; }
 
 # scenario LABEL FSYNC BEANSTALK_F MESSAGES: fresh servers, both payload sizes.
 scenario() {
   local label=$1 fsync=$2 f=$3 n=$4
   rm -rf "$DATA/ours" "$DATA/peer"
   mkdir -p "$DATA/peer"
-  "$TARGET/release/infralab-broker" --port "$OURS" --beanstalk-port "$OURS_BEANSTALK" --sqs-port 0 \
-    --dir "$DATA/ours" --fsync "$fsync" 2>/dev/null &
+  taskset -c "$SERVER_CPU" "$TARGET/release/infralab-broker" --port "$OURS" \
+    --beanstalk-port "$OURS_BEANSTALK" --sqs-port 0 --dir "$DATA/ours" --fsync "$fsync" 2>/dev/null &
   local ours=$!
-  beanstalkd -l 127.0.0.1 -p "$PEER" -b "$DATA/peer" -f "$f" -z 2048 &
+  taskset -c "$SERVER_CPU" beanstalkd -l 127.0.0.1 -p "$PEER" -b "$DATA/peer" -f "$f" -z 2048 &
   local peer=$!
   PIDS+=("$ours" "$peer")
   wait_tcp "$OURS"
   wait_tcp "$PEER"
   for size in 16 1024; do
-    local a=() b=() c=()
-    for _ in $(seq 1 "$RUNS"); do
-      a+=("$(one_run resp "$OURS" "$n" "$size")")
-      b+=("$(one_run beanstalk "$PEER" "$n" "$size")")
-      c+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
+    local resp=() peer_runs=() ours_runs=() i
+    for i in $(seq 1 "$RUNS"); do
+      if ((i % 2)); then
+        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size")")
+        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
+        resp+=("$(one_run resp "$OURS" "$n" "$size")")
+      else
+        resp+=("$(one_run resp "$OURS" "$n" "$size")")
+        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
+        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size")")
+      fi
     done
-    local ma mb mc
-    ma=$(median "${a[@]}")
-    mb=$(median "${b[@]}")
-    mc=$(median "${c[@]}")
-    printf '%-34s infralab %9.0f msg/s   beanstalkd %9.0f msg/s   ratio %5.2f   (runs: %s | %s)\n' \
-      "$label, $size B" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
-      "${a[*]}" "${b[*]}"
-    printf '%-34s infralab over beanstalkd protocol %9.0f msg/s   ratio %5.2f   (runs: %s)\n' \
-      "$label, $size B" "$mc" "$(awk -v x="$mc" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" "${c[*]}"
+    local mp mo mr
+    mp=$(median "${peer_runs[@]}")
+    mo=$(median "${ours_runs[@]}")
+    mr=$(median "${resp[@]}")
+    printf '%-30s beanstalkd %8.0f msg/s | infralab, beanstalkd protocol %8.0f msg/s  ratio %s | infralab, RESP %8.0f msg/s  ratio %s\n' \
+      "$label, $size B" "$mp" "$mo" "$(ratio "$mo" "$mp")" "$mr" "$(ratio "$mr" "$mp")"
+    printf '%-30s   runs: beanstalkd %s | beanstalkd protocol %s | RESP %s\n' \
+      "" "${peer_runs[*]}" "${ours_runs[*]}" "${resp[*]}"
   done
   kill "$ours" "$peer" 2>/dev/null || true
   wait "$ours" "$peer" 2>/dev/null || true
 }
 
-echo "send+receive+ack, 4 producer + 4 consumer connections, median of $RUNS runs ($(beanstalkd -v))"
+echo "put/send + reserve/receive + delete/ack, 4 producer + 4 consumer connections, median of $RUNS runs"
+echo "($(beanstalkd -v); servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
 scenario "everysec | -f 1000, $N msgs" everysec 1000 "$N"
 scenario "always | -f 0, $N_ALWAYS msgs" always 0 "$N_ALWAYS"

@@ -6,9 +6,11 @@
 //!
 //! bincode writes a struct as its fields one after the other, with no names: adding a
 //! field changes every record. So a change of the types is a new version: format 2 added
-//! a message's TTR, first receive time and attributes, and a queue's receive wait. Format
-//! 1 records are still read ([`format_v1`]: the old types, converted on the way in), so a
-//! directory written by an older broker opens; everything is written in format 2.
+//! a message's TTR, first receive time and attributes, and a queue's receive wait; format
+//! 3 a message's group and deduplication id and a queue's FIFO attributes. Format 1 and 2
+//! records are still read ([`format_v1`], [`format_v2`]: the old types, converted on the
+//! way in), so a directory written by an older broker opens; everything is written in
+//! format 3.
 
 use bincode::Options;
 use serde::Serialize;
@@ -17,13 +19,15 @@ use serde::de::DeserializeOwned;
 use crate::journal::StorageError;
 
 mod format_v1;
+mod format_v2;
 
 /// The first byte of every record written now.
-const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION: u8 = 3;
 
-/// A type stored on disk, and how format 1 wrote it.
+/// A type stored on disk, and how formats 1 and 2 wrote it.
 pub trait Record: Serialize + DeserializeOwned {
     type V1: DeserializeOwned + Into<Self>;
+    type V2: DeserializeOwned + Into<Self>;
 }
 
 /// Records larger than this are refused (a message is at most 512 MiB on the wire).
@@ -49,10 +53,23 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     Ok(out)
 }
 
+/// Appends the record of `value` to `out` (the redo log encodes into its buffer, with no
+/// record of its own to allocate and copy).
+pub fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), StorageError> {
+    out.push(FORMAT_VERSION);
+    options()
+        .serialize_into(&mut *out, value)
+        .map_err(|e| StorageError(format!("encode: {e}")))
+}
+
 pub fn decode<T: Record>(record: &[u8]) -> Result<T, StorageError> {
     let failed = |e| StorageError(format!("decode: {e}"));
     match record.split_first() {
         Some((&FORMAT_VERSION, body)) => options().deserialize(body).map_err(failed),
+        Some((2, body)) => options()
+            .deserialize::<T::V2>(body)
+            .map(Into::into)
+            .map_err(failed),
         Some((1, body)) => options()
             .deserialize::<T::V1>(body)
             .map(Into::into)
@@ -95,16 +112,18 @@ mod tests {
                 data_type: "String".into(),
                 value: Bytes::from_static(b"video"),
             }],
+            group: Some(Bytes::from_static(b"customer-1")),
+            deduplication_id: Some(Bytes::from_static(b"order-1")),
         };
         let record = encode(&(Bytes::from_static(b"q"), &message)).unwrap();
         let (queue, back): (Bytes, Message) = decode(&record).unwrap();
         assert_eq!((queue.as_ref(), back), (&b"q"[..], message));
         // Version byte, then the queue name as u64 length + bytes, then the id.
-        assert_eq!(&record[..10], &[2, 1, 0, 0, 0, 0, 0, 0, 0, b'q']);
+        assert_eq!(&record[..10], &[3, 1, 0, 0, 0, 0, 0, 0, 0, b'q']);
         assert_eq!(&record[10..18], &7u64.to_le_bytes());
         assert!(decode::<(Bytes, Message)>(&record[..record.len() - 1]).is_err());
         let mut future = record.clone();
-        future[0] = 3;
+        future[0] = 4;
         assert!(decode::<(Bytes, Message)>(&future).is_err());
     }
 }

@@ -58,6 +58,11 @@ pub struct SendOptions {
     pub ttr: Option<Millis>,
     /// Metadata kept beside the body (SQS's message attributes).
     pub attributes: Vec<Attribute>,
+    /// SQS's `MessageGroupId` (see [`crate::fifo`]).
+    pub group: Option<Bytes>,
+    /// SQS's `MessageDeduplicationId`: in a FIFO queue, a second send with it within
+    /// five minutes adds nothing and returns the first one's id.
+    pub deduplication_id: Option<Bytes>,
 }
 
 impl Default for SendOptions {
@@ -67,6 +72,8 @@ impl Default for SendOptions {
             priority: DEFAULT_PRIORITY,
             ttr: None,
             attributes: Vec::new(),
+            group: None,
+            deduplication_id: None,
         }
     }
 }
@@ -196,8 +203,16 @@ impl<J: Journal> Engine<J> {
         } else {
             State::Ready
         };
+        let fifo = queue.config.fifo.is_some();
         let mut ids = Vec::with_capacity(payloads.len());
         for payload in payloads {
+            if fifo
+                && let Some(dedup) = &options.deduplication_id
+                && let Some(first) = self.existing(name)?.duplicate_of(dedup, now)
+            {
+                ids.push(first);
+                continue;
+            }
             let message = Message {
                 id: self.journal.next_id()?,
                 priority: options.priority,
@@ -209,6 +224,8 @@ impl<J: Journal> Engine<J> {
                 ttr: options.ttr,
                 first_received: None,
                 attributes: options.attributes.clone(),
+                group: options.group.clone(),
+                deduplication_id: options.deduplication_id.clone(),
             };
             self.journal.put_message(name, &message)?;
             ids.push(message.id);

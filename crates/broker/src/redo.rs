@@ -99,15 +99,23 @@ impl Redo {
         })
     }
 
-    /// Encodes a change into the buffer (no system call).
+    /// Encodes a change into the buffer (no system call): the header's place first, then
+    /// the payload straight into the buffer, then the header filled in.
     pub fn push(&mut self, change: &Change) -> Result<(), StorageError> {
-        let payload = codec::encode(change)?;
-        let len = u32::try_from(payload.len())
-            .map_err(|_| StorageError("a change too large for the redo log".into()))?;
-        self.buffer.extend_from_slice(&len.to_le_bytes());
-        self.buffer
-            .extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-        self.buffer.extend_from_slice(&payload);
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; HEADER]);
+        if let Err(e) = codec::encode_into(&mut self.buffer, change) {
+            self.buffer.truncate(start);
+            return Err(e);
+        }
+        let payload = &self.buffer[start + HEADER..];
+        let Ok(len) = u32::try_from(payload.len()) else {
+            self.buffer.truncate(start);
+            return Err(StorageError("a change too large for the redo log".into()));
+        };
+        let crc = crc32c::crc32c(payload);
+        self.buffer[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.buffer[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Format 1's records: the types as they were before format 2, read and converted.
 //!
 //! A message of format 1 has no TTR (its deliveries get the queue's visibility timeout),
-//! no first receive time and no attributes; a queue has no receive wait (0).
+//! no first receive time and no attributes; a queue has no receive wait (0). (Nor what
+//! format 3 added: see [`super::format_v2`].)
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,8 @@ impl From<MessageV1> for Message {
             ttr: None,
             first_received: None,
             attributes: Vec::new(),
+            group: None,
+            deduplication_id: None,
         }
     }
 }
@@ -60,6 +63,7 @@ impl From<QueueConfigV1> for QueueConfig {
             max_size: c.max_size,
             delay: c.delay,
             receive_wait: 0,
+            fifo: None,
         }
     }
 }
@@ -95,14 +99,17 @@ impl From<ChangeV1> for Change {
 
 impl Record for (Bytes, Message) {
     type V1 = StoredV1;
+    type V2 = super::format_v2::StoredV2;
 }
 
 impl Record for QueueConfig {
     type V1 = QueueConfigV1;
+    type V2 = super::format_v2::QueueConfigV2;
 }
 
 impl Record for Change {
     type V1 = ChangeV1;
+    type V2 = super::format_v2::ChangeV2;
 }
 
 #[cfg(test)]

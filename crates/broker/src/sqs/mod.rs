@@ -37,11 +37,13 @@
 //!
 //! - [`wire`]: reading parameters, queue URLs and ARNs, message attributes, batches.
 //! - [`actions`]: each action -> the shared engine -> its reply.
-//! - [`queue_attributes`], [`digest`] (the MD5s), [`signature`], [`errors`].
+//! - [`queue_attributes`], [`fifo`] (FIFO queues' send parameters), [`digest`] (the
+//!   MD5s), [`signature`], [`errors`].
 
 pub mod actions;
 pub mod digest;
 pub mod errors;
+pub mod fifo;
 pub mod queue_attributes;
 pub mod signature;
 pub mod wire;
