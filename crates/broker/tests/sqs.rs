@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 //! The SQS listener: boto3 (with greenstalk and redis-py beside it) through every action,
+//! FIFO queues (message groups, deduplication),
 //! redelivery, dead letters, long polling and jobs crossing protocols; signed requests
 //! under `--requirepass`; protected mode; and bad requests answered with SQS's errors
 //! while the server keeps serving.
@@ -36,6 +37,15 @@ async fn boto3_drives_every_action_on_the_queues_beanstalkd_and_resp_share() {
         ],
     )
     .await;
+    ours.running.stop().await;
+}
+
+#[tokio::test]
+async fn boto3_fifo_queues_keep_group_order_and_drop_duplicate_sends() {
+    let dir = common::temp_dir("sqs-fifo");
+    let ours = broker(&dir, &[]).await;
+    let sqs = ours.sqs_addr.unwrap();
+    common::python("sqs/boto3_fifo.py", "boto3", &[format!("http://{sqs}")]).await;
     ours.running.stop().await;
 }
 
