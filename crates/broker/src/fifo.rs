@@ -137,7 +137,10 @@ mod tests {
         d.remember(id.clone(), 7, 1000);
         assert_eq!(d.find(&id, 1000 + DEDUP_WINDOW - 1), Some(7));
         assert_eq!(d.find(&id, 1000 + DEDUP_WINDOW), None);
-        assert!(d.seen.is_empty() && d.order.is_empty(), "expired ids are dropped");
+        assert!(
+            d.seen.is_empty() && d.order.is_empty(),
+            "expired ids are dropped"
+        );
     }
 
     #[test]

@@ -96,7 +96,10 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     assert!(body.contains(response), "{body}");
     let url = element(&body, "QueueUrl");
     assert_eq!(url, format!("http://{sqs}/000000000000/legacy"));
-    assert!(body.contains("</CreateQueueResult><ResponseMetadata><RequestId>"), "{body}");
+    assert!(
+        body.contains("</CreateQueueResult><ResponseMetadata><RequestId>"),
+        "{body}"
+    );
 
     // A send with a message attribute, its body form-encoded.
     let encoded_url = url.replace(':', "%3A").replace('/', "%2F");
@@ -119,7 +122,10 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     // The JSON protocol sees the same queue and message.
     let json = format!(r#"{{"QueueUrl": "{url}", "AttributeNames": ["All"]}}"#);
     let (_, body) = post(sqs, "GetQueueAttributes", &json).await;
-    assert!(body.contains(r#""ApproximateNumberOfMessages":"1""#), "{body}");
+    assert!(
+        body.contains(r#""ApproximateNumberOfMessages":"1""#),
+        "{body}"
+    );
     assert!(body.contains(r#""VisibilityTimeout":"7""#), "{body}");
 
     // Received at the queue's own URL (as older SDKs post), attributes as Name/Value pairs.
@@ -135,7 +141,9 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     assert_eq!(element(&body, "MD5OfBody"), md5);
     assert!(body.contains("<Body>hello &lt;world&gt;</Body>"), "{body}");
     assert!(
-        body.contains("<Attribute><Name>ApproximateReceiveCount</Name><Value>1</Value></Attribute>"),
+        body.contains(
+            "<Attribute><Name>ApproximateReceiveCount</Name><Value>1</Value></Attribute>"
+        ),
         "{body}"
     );
     assert!(
@@ -162,7 +170,9 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("<DeleteMessageBatchResultEntry><Id>good</Id></DeleteMessageBatchResultEntry>"),
+        body.contains(
+            "<DeleteMessageBatchResultEntry><Id>good</Id></DeleteMessageBatchResultEntry>"
+        ),
         "{body}"
     );
     let failed = element_block(&body, "BatchResultErrorEntry");
@@ -175,7 +185,12 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     }
 
     // An action without a result: the response holds only its metadata.
-    let (status, body) = form(sqs, "/", &format!("Action=PurgeQueue&QueueUrl={encoded_url}")).await;
+    let (status, body) = form(
+        sqs,
+        "/",
+        &format!("Action=PurgeQueue&QueueUrl={encoded_url}"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains(r#"<PurgeQueueResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/"><ResponseMetadata>"#),
@@ -197,10 +212,16 @@ async fn the_query_protocol_serves_the_same_actions_with_xml_replies() {
     assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
 
     // Parameters in the URL of a GET work too.
-    let raw = format!("GET /?Action=ListQueues HTTP/1.1\r\nhost: {sqs}\r\nconnection: close\r\n\r\n");
+    let raw =
+        format!("GET /?Action=ListQueues HTTP/1.1\r\nhost: {sqs}\r\nconnection: close\r\n\r\n");
     let (status, body) = request(sqs, raw.as_bytes()).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains(&format!("<ListQueuesResult><QueueUrl>{url}</QueueUrl></ListQueuesResult>")), "{body}");
+    assert!(
+        body.contains(&format!(
+            "<ListQueuesResult><QueueUrl>{url}</QueueUrl></ListQueuesResult>"
+        )),
+        "{body}"
+    );
     ours.running.stop().await;
 }
 
@@ -218,7 +239,10 @@ async fn form(addr: SocketAddr, path: &str, params: &str) -> (u16, String) {
 /// The text of the first `<tag>` element in `xml`.
 fn element(xml: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
-    let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + open.len();
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
     let end = xml[start..].find('<').unwrap() + start;
     xml[start..end].to_string()
 }
@@ -226,7 +250,10 @@ fn element(xml: &str, tag: &str) -> String {
 /// The content of the first `<tag>` element in `xml`, elements and all.
 fn element_block(xml: &str, tag: &str) -> String {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + open.len();
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
     let end = xml[start..].find(&close).unwrap() + start;
     xml[start..end].to_string()
 }

@@ -336,7 +336,13 @@ impl<J: Journal> Engine<J> {
 }
 
 /// A FIFO queue's send to `group`, deduplicated by `dedup`.
-fn send_fifo(e: &mut Engine<MemoryJournal>, body: &str, group: &str, dedup: &str, now: Millis) -> MessageId {
+fn send_fifo(
+    e: &mut Engine<MemoryJournal>,
+    body: &str,
+    group: &str,
+    dedup: &str,
+    now: Millis,
+) -> MessageId {
     let options = SendOptions {
         group: Some(q(group)),
         deduplication_id: Some(q(dedup)),
@@ -361,7 +367,11 @@ fn a_fifo_group_is_blocked_while_one_of_its_messages_is_in_flight() {
     // Group a is blocked while a1 is in flight: the next consumer gets group b.
     let second = e.receive(&q("orders.fifo"), 10, None, 0).unwrap();
     assert_eq!(bodies(&second), [b"b1"]);
-    assert!(e.receive(&q("orders.fifo"), 10, None, 0).unwrap().is_empty());
+    assert!(
+        e.receive(&q("orders.fifo"), 10, None, 0)
+            .unwrap()
+            .is_empty()
+    );
     e.ack(&q("orders.fifo"), &second[0].receipt, 500).unwrap();
     // a1 times out: it comes back first, before a2, and blocks the group again.
     let again = e.receive(&q("orders.fifo"), 10, None, 1000).unwrap();
@@ -371,7 +381,11 @@ fn a_fifo_group_is_blocked_while_one_of_its_messages_is_in_flight() {
         e.ack(&q("orders.fifo"), &d.receipt, 1001).unwrap();
     }
     // a3 is still in flight: group a stays blocked.
-    assert!(e.receive(&q("orders.fifo"), 10, None, 1001).unwrap().is_empty());
+    assert!(
+        e.receive(&q("orders.fifo"), 10, None, 1001)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

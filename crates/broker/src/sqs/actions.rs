@@ -28,8 +28,8 @@ use super::wire::{
 use crate::dead_letter::dead_letter_queue;
 use crate::engine::{Error, SendOptions};
 use crate::fifo::FifoQueue;
-use crate::queue::QueueConfig;
 use crate::queue::Delivery;
+use crate::queue::QueueConfig;
 use crate::receipt::Receipt;
 use crate::shared_engine::{SharedEngine, Wait};
 
@@ -156,7 +156,8 @@ fn check_target(
     let Some(target) = target else {
         return Ok(());
     };
-    let target_fifo = inner.run(|engine, _| Ok(engine.config(&target).map(|c| c.fifo.is_some())))?;
+    let target_fifo =
+        inner.run(|engine, _| Ok(engine.config(&target).map(|c| c.fifo.is_some())))?;
     match target_fifo {
         None => Err(SqsError::attribute_value(
             "RedrivePolicy",
@@ -345,10 +346,10 @@ fn message_json(d: &Delivery, system: &[&str], wanted: &[&str]) -> Map<String, V
     }
     // FIFO messages: their group, deduplication id and sequence number.
     let fifo = [
-        ("MessageGroupId", d.group.as_ref().map(|g| text(g))),
+        ("MessageGroupId", d.group.as_ref().map(text)),
         (
             "MessageDeduplicationId",
-            d.deduplication_id.as_ref().map(|g| text(g)),
+            d.deduplication_id.as_ref().map(text),
         ),
         (
             "SequenceNumber",

@@ -102,7 +102,9 @@ mod tests {
     }
 
     fn code(fifo: Option<FifoQueue>, v: serde_json::Value) -> &'static str {
-        send_ids(fifo, &input(v), "body").err().map_or("ok", |e| e.code)
+        send_ids(fifo, &input(v), "body")
+            .err()
+            .map_or("ok", |e| e.code)
     }
 
     #[test]
@@ -112,15 +114,22 @@ mod tests {
             content_based_deduplication: true,
         });
         assert_eq!(code(fifo, json!({})), "MissingParameter");
-        assert_eq!(code(fifo, json!({"MessageGroupId": "g"})), "InvalidParameterValue");
+        assert_eq!(
+            code(fifo, json!({"MessageGroupId": "g"})),
+            "InvalidParameterValue"
+        );
         let both = json!({"MessageGroupId": "g", "MessageDeduplicationId": "d"});
         assert_eq!(code(fifo, both), "ok");
         assert_eq!(code(content, json!({"MessageGroupId": "g"})), "ok");
-        let delayed = json!({"MessageGroupId": "g", "MessageDeduplicationId": "d", "DelaySeconds": 5});
+        let delayed =
+            json!({"MessageGroupId": "g", "MessageDeduplicationId": "d", "DelaySeconds": 5});
         assert_eq!(code(fifo, delayed), "InvalidParameterValue");
         let long = json!({"MessageGroupId": "g".repeat(129), "MessageDeduplicationId": "d"});
         assert_eq!(code(fifo, long), "InvalidParameterValue");
-        assert_eq!(code(None, json!({"MessageDeduplicationId": "d"})), "InvalidParameterValue");
+        assert_eq!(
+            code(None, json!({"MessageDeduplicationId": "d"})),
+            "InvalidParameterValue"
+        );
         assert_eq!(code(None, json!({"MessageGroupId": "g"})), "ok");
         let ids = send_ids(content, &input(json!({"MessageGroupId": "g"})), "hello").unwrap();
         // sha256("hello")

@@ -149,8 +149,8 @@ pub fn parse(path: &str, query: &str, body: &[u8]) -> Result<(String, Input), Sq
         match name.as_str() {
             "Action" => action = Some(value),
             // The API version, and signature-v2 fields: nothing to do with them.
-            "Version" | "AWSAccessKeyId" | "SignatureMethod" | "SignatureVersion"
-            | "Signature" | "Timestamp" | "Expires" => {}
+            "Version" | "AWSAccessKeyId" | "SignatureMethod" | "SignatureVersion" | "Signature"
+            | "Timestamp" | "Expires" => {}
             _ => insert(&mut tree, &name.split('.').collect::<Vec<_>>(), value),
         }
     }
@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(entries[0].0, "a");
         assert_eq!(entries[0].1.str("MessageBody").unwrap(), Some("one & more"));
         let attributes = entries[0].1.message_attributes().unwrap();
-        assert_eq!((attributes[0].name.as_str(), &attributes[0].value[..]), ("kind", &b"video"[..]));
+        assert_eq!(
+            (attributes[0].name.as_str(), &attributes[0].value[..]),
+            ("kind", &b"video"[..])
+        );
         assert_eq!(entries[1].1.str("MessageBody").unwrap(), Some("two"));
 
         let (_, input) = parse(
@@ -330,7 +333,10 @@ mod tests {
             input.string_map("Attributes").unwrap(),
             [("VisibilityTimeout", "5")]
         );
-        assert_eq!(parse("/", "", b"QueueName=x").err().unwrap().code, "MissingParameter");
+        assert_eq!(
+            parse("/", "", b"QueueName=x").err().unwrap().code,
+            "MissingParameter"
+        );
     }
 
     #[test]
@@ -346,7 +352,10 @@ mod tests {
         let bytes = futures_body(body);
         assert!(bytes.contains("<ReceiveMessageResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><ReceiveMessageResult><Message>"), "{bytes}");
         assert!(bytes.contains("<Body>a&lt;b</Body>"), "{bytes}");
-        assert!(bytes.contains("<Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>"), "{bytes}");
+        assert!(
+            bytes.contains("<Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>"),
+            "{bytes}"
+        );
         let empty = futures_body(response_body("DeleteMessage", &json!({})));
         assert!(empty.contains("<DeleteMessageResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><ResponseMetadata>"), "{empty}");
     }

@@ -86,7 +86,13 @@ pub fn apply(
             | "RedriveAllowPolicy" => {}
             // Decided when the queue is created (by its name and this attribute), and
             // never changed: the same value is accepted, another is not.
-            "FifoQueue" if value == (if config.fifo.is_some() { "true" } else { "false" }) => {}
+            "FifoQueue"
+                if value
+                    == (if config.fifo.is_some() {
+                        "true"
+                    } else {
+                        "false"
+                    }) => {}
             "FifoQueue" => {
                 return Err(SqsError::attribute_value(
                     name,
@@ -237,7 +243,10 @@ mod tests {
         assert_eq!(code("RedrivePolicy", "{}"), "InvalidAttributeValue");
         // FIFO attributes: on a standard queue, unknown; the type cannot change.
         assert_eq!(code("FifoQueue", "true"), "InvalidAttributeValue");
-        assert_eq!(code("ContentBasedDeduplication", "true"), "InvalidAttributeName");
+        assert_eq!(
+            code("ContentBasedDeduplication", "true"),
+            "InvalidAttributeName"
+        );
         let mut fifo = QueueConfig {
             fifo: Some(crate::fifo::FifoQueue::default()),
             ..QueueConfig::default()
