@@ -17,9 +17,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::journal::StorageError;
+use crate::message::{Message, MessageId};
+use crate::queue::QueueConfig;
+use crate::redo::Change;
 
 mod format_v1;
 mod format_v2;
+
+use format_v1::{MessageV1, QueueConfigV1};
+use format_v2::{MessageV2, QueueConfigV2};
 
 /// The first byte of every record written now.
 const FORMAT_VERSION: u8 = 3;
@@ -28,6 +34,52 @@ const FORMAT_VERSION: u8 = 3;
 pub trait Record: Serialize + DeserializeOwned {
     type V1: DeserializeOwned + Into<Self>;
     type V2: DeserializeOwned + Into<Self>;
+}
+
+/// A message record of an older format: (queue name, that format's message).
+#[derive(serde::Deserialize)]
+pub struct OldStored<M>(bytes::Bytes, M);
+
+impl<M: Into<Message>> From<OldStored<M>> for (bytes::Bytes, Message) {
+    fn from(OldStored(queue, message): OldStored<M>) -> (bytes::Bytes, Message) {
+        (queue, message.into())
+    }
+}
+
+/// A redo-log change of an older format, over that format's message and queue types.
+#[derive(serde::Deserialize)]
+pub enum OldChange<M, C> {
+    PutMessage(bytes::Bytes, M),
+    DeleteMessage(MessageId),
+    PutQueue(bytes::Bytes, C),
+    DeleteQueue(bytes::Bytes),
+}
+
+impl<M: Into<Message>, C: Into<QueueConfig>> From<OldChange<M, C>> for Change {
+    fn from(c: OldChange<M, C>) -> Change {
+        match c {
+            OldChange::PutMessage(queue, m) => Change::PutMessage(queue, m.into()),
+            OldChange::DeleteMessage(id) => Change::DeleteMessage(id),
+            OldChange::PutQueue(name, c) => Change::PutQueue(name, c.into()),
+            OldChange::DeleteQueue(name) => Change::DeleteQueue(name),
+        }
+    }
+}
+
+// Each stored type, and how each older format wrote it.
+impl Record for (bytes::Bytes, Message) {
+    type V1 = OldStored<MessageV1>;
+    type V2 = OldStored<MessageV2>;
+}
+
+impl Record for QueueConfig {
+    type V1 = QueueConfigV1;
+    type V2 = QueueConfigV2;
+}
+
+impl Record for Change {
+    type V1 = OldChange<MessageV1, QueueConfigV1>;
+    type V2 = OldChange<MessageV2, QueueConfigV2>;
 }
 
 /// Records larger than this are refused (a message is at most 512 MiB on the wire).

@@ -7,11 +7,9 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::Record;
 use crate::clock::Millis;
 use crate::message::{Message, MessageId, Priority, State};
 use crate::queue::QueueConfig;
-use crate::redo::Change;
 
 #[derive(Serialize, Deserialize)]
 pub struct MessageV1 {
@@ -66,50 +64,6 @@ impl From<QueueConfigV1> for QueueConfig {
             fifo: None,
         }
     }
-}
-
-/// A queue's message record: (queue name, message).
-#[derive(Deserialize)]
-pub struct StoredV1(Bytes, MessageV1);
-
-impl From<StoredV1> for (Bytes, Message) {
-    fn from(StoredV1(queue, message): StoredV1) -> (Bytes, Message) {
-        (queue, message.into())
-    }
-}
-
-#[derive(Deserialize)]
-pub enum ChangeV1 {
-    PutMessage(Bytes, MessageV1),
-    DeleteMessage(MessageId),
-    PutQueue(Bytes, QueueConfigV1),
-    DeleteQueue(Bytes),
-}
-
-impl From<ChangeV1> for Change {
-    fn from(c: ChangeV1) -> Change {
-        match c {
-            ChangeV1::PutMessage(queue, m) => Change::PutMessage(queue, m.into()),
-            ChangeV1::DeleteMessage(id) => Change::DeleteMessage(id),
-            ChangeV1::PutQueue(name, c) => Change::PutQueue(name, c.into()),
-            ChangeV1::DeleteQueue(name) => Change::DeleteQueue(name),
-        }
-    }
-}
-
-impl Record for (Bytes, Message) {
-    type V1 = StoredV1;
-    type V2 = super::format_v2::StoredV2;
-}
-
-impl Record for QueueConfig {
-    type V1 = QueueConfigV1;
-    type V2 = super::format_v2::QueueConfigV2;
-}
-
-impl Record for Change {
-    type V1 = ChangeV1;
-    type V2 = super::format_v2::ChangeV2;
 }
 
 #[cfg(test)]

@@ -4,14 +4,13 @@
 //! FIFO (FIFO queues came with format 3).
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::message::{Attribute, Message, MessageId, Priority, State};
 use crate::queue::QueueConfig;
-use crate::redo::Change;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct MessageV2 {
     id: MessageId,
     priority: Priority,
@@ -70,60 +69,15 @@ impl From<QueueConfigV2> for QueueConfig {
     }
 }
 
-/// A queue's message record: (queue name, message).
-#[derive(Deserialize)]
-pub struct StoredV2(Bytes, MessageV2);
-
-impl From<StoredV2> for (Bytes, Message) {
-    fn from(StoredV2(queue, message): StoredV2) -> (Bytes, Message) {
-        (queue, message.into())
-    }
-}
-
-#[derive(Deserialize)]
-pub enum ChangeV2 {
-    PutMessage(Bytes, MessageV2),
-    DeleteMessage(MessageId),
-    PutQueue(Bytes, QueueConfigV2),
-    DeleteQueue(Bytes),
-}
-
-impl From<ChangeV2> for Change {
-    fn from(c: ChangeV2) -> Change {
-        match c {
-            ChangeV2::PutMessage(queue, m) => Change::PutMessage(queue, m.into()),
-            ChangeV2::DeleteMessage(id) => Change::DeleteMessage(id),
-            ChangeV2::PutQueue(name, c) => Change::PutQueue(name, c.into()),
-            ChangeV2::DeleteQueue(name) => Change::DeleteQueue(name),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{decode, options};
     use super::*;
     use bincode::Options;
-    use serde::Serialize;
-
-    /// Format 2's message, as format 2 wrote it.
-    #[derive(Serialize)]
-    struct Written {
-        id: MessageId,
-        priority: Priority,
-        payload: Bytes,
-        sent_at: Millis,
-        deliveries: u32,
-        origin: Option<Bytes>,
-        state: State,
-        ttr: Option<Millis>,
-        first_received: Option<Millis>,
-        attributes: Vec<Attribute>,
-    }
 
     #[test]
     fn format_2_records_are_read_with_no_group_and_not_fifo() {
-        let old = Written {
+        let old = MessageV2 {
             id: 9,
             priority: 4,
             payload: Bytes::from_static(b"job"),

@@ -8,26 +8,9 @@ asserts on what the server answered; the Rust test checks the final "ok".
 import hashlib
 import sys
 
-import boto3
-from botocore.config import Config
+from sqs_client import client, code
 
-sqs = boto3.client(
-    "sqs",
-    endpoint_url=sys.argv[1],
-    region_name="us-east-1",
-    aws_access_key_id="anything",
-    aws_secret_access_key="anything",
-    config=Config(retries={"max_attempts": 1}),
-)
-
-
-def code(call, *args, **kwargs):
-    """The error code a call fails with."""
-    try:
-        call(*args, **kwargs)
-    except sqs.exceptions.ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{call.__name__} succeeded")
+sqs = client(sys.argv[1], "us-east-1")
 
 
 def receive(url, n=10):

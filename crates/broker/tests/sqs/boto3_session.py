@@ -8,29 +8,12 @@ import sys
 import threading
 import time
 
-import boto3
 import greenstalk
 import redis
-from botocore.config import Config
+from sqs_client import client, code
 
 endpoint, bhost, bport, rport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-sqs = boto3.client(
-    "sqs",
-    endpoint_url=endpoint,
-    region_name="eu-west-1",
-    aws_access_key_id="anything",
-    aws_secret_access_key="anything",
-    config=Config(retries={"max_attempts": 1}),
-)
-
-
-def code(call, *args, **kwargs):
-    """The error code a call fails with."""
-    try:
-        call(*args, **kwargs)
-    except sqs.exceptions.ClientError as e:
-        return e.response["Error"]["Code"]
-    raise AssertionError(f"{call.__name__} succeeded")
+sqs = client(endpoint, "eu-west-1")
 
 
 # Queues: a dead-letter queue, and a work queue whose poison messages go there after 2
