@@ -83,6 +83,8 @@ pub struct Redo {
     buffer: Vec<u8>,
     file: File,
     generation: u64,
+    /// Bytes written to the current file (how much a restart would replay).
+    written: u64,
 }
 
 impl Redo {
@@ -96,6 +98,7 @@ impl Redo {
             buffer: Vec::new(),
             file: new_file(dir, generation)?,
             generation,
+            written: 0,
         })
     }
 
@@ -125,6 +128,7 @@ impl Redo {
             return Ok(());
         }
         let result = self.file.write_all(&self.buffer).map_err(io_error);
+        self.written += self.buffer.len() as u64;
         self.buffer.clear();
         if self.buffer.capacity() > KEEP_CAPACITY {
             self.buffer = Vec::new();
@@ -139,7 +143,18 @@ impl Redo {
         let next = new_file(&self.dir, self.generation + 1)?;
         self.file = next;
         self.generation += 1;
+        self.written = 0;
         Ok(self.generation - 1)
+    }
+
+    /// Bytes in the current file.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// A handle on the current file, to `fdatasync` it without holding the log.
+    pub fn current_file(&self) -> Result<File, StorageError> {
+        self.file.try_clone().map_err(io_error)
     }
 
     /// Deletes the files up to and including `generation`: sled has their changes on disk.

@@ -286,6 +286,29 @@ impl Store {
         self.seal.sealed(n)
     }
 
+    /// `--fsync everysec` between checkpoints: `fdatasync` of the redo log's current file,
+    /// so a crash of the machine loses at most the last second (the older files were
+    /// synced when they were current, or their changes are in sled). Nothing under `no`
+    /// (the kernel decides) or `always` (no redo log: sled is flushed before each reply).
+    pub async fn sync_redo(&self) -> Result<(), StorageError> {
+        let Some(redo) = &self.redo else {
+            return Ok(());
+        };
+        if !self.sync_log {
+            return Ok(());
+        }
+        let file = lock(redo).current_file()?;
+        match tokio::task::spawn_blocking(move || file.sync_data()).await {
+            Ok(result) => result.map_err(|e| StorageError(e.to_string())),
+            Err(e) => Err(StorageError(format!("redo sync task failed: {e}"))),
+        }
+    }
+
+    /// Bytes in the redo log's current file: what a restart would replay.
+    pub fn redo_written(&self) -> u64 {
+        self.redo.as_ref().map_or(0, |redo| lock(redo).written())
+    }
+
     /// Applies changes recovered from the redo log to sled and makes them durable. Every
     /// delete is written (the ids of messages sled holds are not known yet).
     fn replay(&mut self, changes: Vec<Change>) -> Result<(), StorageError> {
