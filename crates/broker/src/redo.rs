@@ -10,7 +10,11 @@
 //! the connection has executed its batch of commands and before their replies are sent
 //! ([`Store::write_redo`](crate::store::Store::write_redo)). The kernel then holds every
 //! confirmed change; a crash of the process loses none of them, only a crash of the
-//! machine can lose what was not yet fsynced (about a second).
+//! machine can lose what was not yet fsynced: under `everysec` the file is fsynced once a
+//! second, so about a second.
+//!
+//! Being the durable copy, the log lets sled lag: sled gets the changes only at a
+//! *checkpoint*, every 10 seconds, as a database's data files lag its write-ahead log.
 //!
 //! The log only has to cover what sled does not: each flush of the store first starts a
 //! new file ([`Redo::rotate`]), then hands its batch to sled, and once sled has it on disk

@@ -20,10 +20,15 @@
 //!   has completed — a confirmed send or ack survives a crash of the process or machine.
 //!   Concurrent requests share flushes (*group commit*, see [`Store::flush`]), so this
 //!   costs latency more than throughput.
-//! - `everysec`: the server flushes once a second; until then the changes are in the
-//!   redo log ([`crate::redo`]), written to the kernel before the replies, so a crash of
-//!   the process loses nothing and a crash of the machine at most about a second.
-//! - `no`: as `everysec`, without the `fdatasync` of sled's log: the kernel decides.
+//! - `everysec`: every change is in the redo log ([`crate::redo`]), written to the kernel
+//!   before the replies and fsynced once a second, so a crash of the process loses
+//!   nothing and a crash of the machine at most about a second. sled is the log's
+//!   checkpoint: the server flushes the pending batch into it every 10 seconds (or once
+//!   the log holds 64 MiB; see [`SharedEngine::background_flush`]), so a message sent and
+//!   acknowledged within that window never reaches sled at all.
+//! - `no`: as `everysec`, without any `fdatasync`: the kernel decides.
+//!
+//! [`SharedEngine::background_flush`]: crate::shared_engine::SharedEngine::background_flush
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
