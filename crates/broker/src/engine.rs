@@ -378,6 +378,18 @@ impl<J: Journal> Engine<J> {
     /// Moves up to `max` dead letters from `dlq` back to the queues they came from, with
     /// their delivery counts reset. Returns how many moved.
     pub fn redrive(&mut self, dlq: &Bytes, max: usize, now: Millis) -> Result<usize, Error> {
+        self.redrive_to(dlq, None, max, now)
+    }
+
+    /// [`Engine::redrive`], to queue `to` instead of each message's origin if given
+    /// (SQS's `StartMessageMoveTask` with a `DestinationArn`).
+    pub fn redrive_to(
+        &mut self,
+        dlq: &Bytes,
+        to: Option<&Bytes>,
+        max: usize,
+        now: Millis,
+    ) -> Result<usize, Error> {
         self.tick(dlq, now)?;
         let letters = self.existing(dlq)?.take_dead_letters(max);
         let moved = letters.len();
@@ -385,11 +397,12 @@ impl<J: Journal> Engine<J> {
             let Some(origin) = message.origin.take() else {
                 continue;
             };
+            let target = to.cloned().unwrap_or(origin);
             message.deliveries = 0;
             message.state = State::Ready;
-            self.journal.put_message(&origin, &message)?;
-            self.queue_or_create(&origin)?.insert(message);
-            self.woken.push(origin);
+            self.journal.put_message(&target, &message)?;
+            self.queue_or_create(&target)?.insert(message);
+            self.woken.push(target);
         }
         Ok(moved)
     }

@@ -482,23 +482,22 @@ fn dead_letter_sources(
 }
 
 /// `StartMessageMoveTask`: redrive — every dead letter of `SourceArn` back to the queue it
-/// came from (`QREDRIVE`, beanstalkd's `kick`), done before the reply.
+/// came from (`QREDRIVE`, beanstalkd's `kick`), or to `DestinationArn`, done before the
+/// reply (`MaxNumberOfMessagesPerSecond` is accepted: there is no rate to keep).
 async fn move_messages(
     inner: &SharedEngine,
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, SqsError> {
     let dlq = queue_of_arn(input.required_str("SourceArn")?)?;
-    if input.get("DestinationArn").is_some() {
-        return Err(SqsError::unsupported(
-            "DestinationArn: messages are moved back to the queues they came from only",
-        ));
-    }
-    if !inner.run(|engine, _| Ok(engine.exists(&dlq)))? {
+    let to = input.str("DestinationArn")?.map(queue_of_arn).transpose()?;
+    input.int("MaxNumberOfMessagesPerSecond", 1..=500)?;
+    let exists = |q: &Bytes| inner.run(|engine, _| Ok(engine.exists(q)));
+    if !exists(&dlq)? || to.as_ref().map(exists).transpose()? == Some(false) {
         return Err(SqsError::no_queue());
     }
     let moved = inner
-        .write(|engine, now| engine.redrive(&dlq, usize::MAX, now))
+        .write(|engine, now| engine.redrive_to(&dlq, to.as_ref(), usize::MAX, now))
         .await?;
     let handle = format!("{}:{moved}", super::wire::queue_arn(&caller.region, &dlq));
     Ok(json!({ "TaskHandle": handle }))

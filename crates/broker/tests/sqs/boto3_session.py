@@ -118,6 +118,20 @@ back = sqs.receive_message(QueueUrl=jobs, WaitTimeSeconds=10, VisibilityTimeout=
 assert back["MessageId"] == first["MessageId"], back
 sqs.delete_message(QueueUrl=jobs, ReceiptHandle=back["ReceiptHandle"])
 
+# A redrive to another queue (DestinationArn): given back twice, the job is a dead letter;
+# the move task sends it to "retry" instead of where it came from.
+retry = sqs.create_queue(QueueName="retry")["QueueUrl"]
+retry_arn = sqs.get_queue_attributes(QueueUrl=retry, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+sqs.send_message(QueueUrl=jobs, MessageBody="poison again")
+for _ in range(2):
+    got = sqs.receive_message(QueueUrl=jobs, WaitTimeSeconds=10)["Messages"][0]
+    sqs.change_message_visibility(QueueUrl=jobs, ReceiptHandle=got["ReceiptHandle"], VisibilityTimeout=0)
+assert code(sqs.start_message_move_task, SourceArn=dead_arn, DestinationArn=dead_arn + "-nope") == "AWS.SimpleQueueService.NonExistentQueue"
+sqs.start_message_move_task(SourceArn=dead_arn, DestinationArn=retry_arn, MaxNumberOfMessagesPerSecond=10)
+moved = sqs.receive_message(QueueUrl=retry, WaitTimeSeconds=10)["Messages"][0]
+assert moved["MessageId"] == got["MessageId"] and moved["Body"] == "poison again", moved
+sqs.delete_message(QueueUrl=retry, ReceiptHandle=moved["ReceiptHandle"])
+
 # Long polling wakes on a send: a receive waiting up to 20 s returns with the message
 # sent while it waits, not when its wait runs out.
 waited = {}
