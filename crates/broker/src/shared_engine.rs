@@ -201,7 +201,7 @@ impl SharedEngine {
     /// second in a backlog was written to sled and deleted from it again.
     pub(crate) async fn background_flush(&self, second: u64) -> Result<(), Error> {
         let checkpoint = self.fsync == Fsync::Always
-            || second % CHECKPOINT_EVERY == 0
+            || second.is_multiple_of(CHECKPOINT_EVERY)
             || self.store.redo_written() >= CHECKPOINT_BYTES;
         if checkpoint {
             self.flush().await
