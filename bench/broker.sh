@@ -20,7 +20,9 @@
 # The machine is shared: servers are pinned to CPU 1 and the load generator to CPU 0
 # (taskset), the brokers are run in alternating order (a drift in the machine's speed then
 # favours neither), and the median of RUNS runs is printed with every run's figure. The
-# ratio is infralab / beanstalkd.
+# ratio is infralab / beanstalkd. Beside the rate, the server's CPU time per message (user +
+# system, from /proc/PID/stat, over the run): under load the rate swings with what else the
+# machine runs, the CPU a message costs much less.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-5}
 N=${2:-50000}
@@ -49,15 +51,27 @@ wait_tcp() {
   return 1
 }
 
-# one_run PROTOCOL PORT MESSAGES SIZE: messages/s measured by the consumer.
+# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# one_run PROTOCOL PORT MESSAGES SIZE SERVER_PID: "messages/s µs-of-server-CPU-per-message",
+# the rate measured by the consumer.
 one_run() {
-  local protocol=$1 port=$2 n=$3 size=$4
+  local protocol=$1 port=$2 n=$3 size=$4 server=$5
   local load=(taskset -c "$LOAD_CPU" "$LOAD" --protocol "$protocol" --addr "127.0.0.1:$port" --messages "$n" --size "$size")
+  local before rate after
+  before=$(cpu_ticks "$server")
   "${load[@]}" --role produce >/dev/null &
   local producer=$!
-  "${load[@]}" --role consume | awk '{ print $4 }'
+  rate=$("${load[@]}" --role consume | awk '{ print $4 }')
   wait "$producer"
+  after=$(cpu_ticks "$server")
+  echo "$rate $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')"
 }
+
+# first and second of "a b" pairs: the rates and the CPU figures of a list of runs.
+rates() { printf '%s\n' "$@" | awk '{ print $1 }'; }
+cpus() { printf '%s\n' "$@" | awk '{ print $2 }'; }
 
 # ratio X Y: X / Y with two decimals.
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0) ? x / y : 0 }'; }
@@ -79,23 +93,28 @@ scenario() {
     local resp=() peer_runs=() ours_runs=() i
     for i in $(seq 1 "$RUNS"); do
       if ((i % 2)); then
-        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size")")
-        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
-        resp+=("$(one_run resp "$OURS" "$n" "$size")")
+        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size" "$peer")")
+        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size" "$ours")")
+        resp+=("$(one_run resp "$OURS" "$n" "$size" "$ours")")
       else
-        resp+=("$(one_run resp "$OURS" "$n" "$size")")
-        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size")")
-        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size")")
+        resp+=("$(one_run resp "$OURS" "$n" "$size" "$ours")")
+        ours_runs+=("$(one_run beanstalk "$OURS_BEANSTALK" "$n" "$size" "$ours")")
+        peer_runs+=("$(one_run beanstalk "$PEER" "$n" "$size" "$peer")")
       fi
     done
-    local mp mo mr
-    mp=$(median "${peer_runs[@]}")
-    mo=$(median "${ours_runs[@]}")
-    mr=$(median "${resp[@]}")
+    local mp mo mr cp co cr
+    mp=$(median $(rates "${peer_runs[@]}"))
+    mo=$(median $(rates "${ours_runs[@]}"))
+    mr=$(median $(rates "${resp[@]}"))
+    cp=$(median $(cpus "${peer_runs[@]}"))
+    co=$(median $(cpus "${ours_runs[@]}"))
+    cr=$(median $(cpus "${resp[@]}"))
     printf '%-30s beanstalkd %8.0f msg/s | infralab, beanstalkd protocol %8.0f msg/s  ratio %s | infralab, RESP %8.0f msg/s  ratio %s\n' \
       "$label, $size B" "$mp" "$mo" "$(ratio "$mo" "$mp")" "$mr" "$(ratio "$mr" "$mp")"
-    printf '%-30s   runs: beanstalkd %s | beanstalkd protocol %s | RESP %s\n' \
-      "" "${peer_runs[*]}" "${ours_runs[*]}" "${resp[*]}"
+    printf '%-30s server CPU per message: beanstalkd %s µs | beanstalkd protocol %s µs | RESP %s µs\n' \
+      "" "$cp" "$co" "$cr"
+    printf '%-30s   runs (msg/s): beanstalkd %s | beanstalkd protocol %s | RESP %s\n' \
+      "" "$(rates "${peer_runs[@]}" | xargs)" "$(rates "${ours_runs[@]}" | xargs)" "$(rates "${resp[@]}" | xargs)"
   done
   kill "$ours" "$peer" 2>/dev/null || true
   wait "$ours" "$peer" 2>/dev/null || true
