@@ -42,22 +42,13 @@ pub fn dead_letter_queue(queue: &[u8], config: &QueueConfig) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::State;
 
     #[test]
     fn only_after_the_last_allowed_delivery() {
         let mut config = QueueConfig::default();
         let mut m = Message {
-            id: 1,
-            priority: 0,
-            payload: Bytes::new(),
-            sent_at: 0,
             deliveries: 2,
-            origin: None,
-            state: State::Ready,
-            ttr: None,
-            first_received: None,
-            attributes: Vec::new(),
+            ..crate::message::ready(1)
         };
         assert_eq!(destination(b"jobs", &config, &m), None, "no limit set");
         config.max_deliveries = Some(3);

@@ -58,6 +58,11 @@ pub struct SendOptions {
     pub ttr: Option<Millis>,
     /// Metadata kept beside the body (SQS's message attributes).
     pub attributes: Vec<Attribute>,
+    /// SQS's `MessageGroupId` (see [`crate::fifo`]).
+    pub group: Option<Bytes>,
+    /// SQS's `MessageDeduplicationId`: in a FIFO queue, a second send with it within
+    /// five minutes adds nothing and returns the first one's id.
+    pub deduplication_id: Option<Bytes>,
 }
 
 impl Default for SendOptions {
@@ -67,6 +72,8 @@ impl Default for SendOptions {
             priority: DEFAULT_PRIORITY,
             ttr: None,
             attributes: Vec::new(),
+            group: None,
+            deduplication_id: None,
         }
     }
 }
@@ -196,8 +203,16 @@ impl<J: Journal> Engine<J> {
         } else {
             State::Ready
         };
+        let fifo = queue.config.fifo.is_some();
         let mut ids = Vec::with_capacity(payloads.len());
         for payload in payloads {
+            if fifo
+                && let Some(dedup) = &options.deduplication_id
+                && let Some(first) = self.existing(name)?.duplicate_of(dedup, now)
+            {
+                ids.push(first);
+                continue;
+            }
             let message = Message {
                 id: self.journal.next_id()?,
                 priority: options.priority,
@@ -209,6 +224,8 @@ impl<J: Journal> Engine<J> {
                 ttr: options.ttr,
                 first_received: None,
                 attributes: options.attributes.clone(),
+                group: options.group.clone(),
+                deduplication_id: options.deduplication_id.clone(),
             };
             self.journal.put_message(name, &message)?;
             ids.push(message.id);
@@ -361,6 +378,18 @@ impl<J: Journal> Engine<J> {
     /// Moves up to `max` dead letters from `dlq` back to the queues they came from, with
     /// their delivery counts reset. Returns how many moved.
     pub fn redrive(&mut self, dlq: &Bytes, max: usize, now: Millis) -> Result<usize, Error> {
+        self.redrive_to(dlq, None, max, now)
+    }
+
+    /// [`Engine::redrive`], to queue `to` instead of each message's origin if given
+    /// (SQS's `StartMessageMoveTask` with a `DestinationArn`).
+    pub fn redrive_to(
+        &mut self,
+        dlq: &Bytes,
+        to: Option<&Bytes>,
+        max: usize,
+        now: Millis,
+    ) -> Result<usize, Error> {
         self.tick(dlq, now)?;
         let letters = self.existing(dlq)?.take_dead_letters(max);
         let moved = letters.len();
@@ -368,11 +397,12 @@ impl<J: Journal> Engine<J> {
             let Some(origin) = message.origin.take() else {
                 continue;
             };
+            let target = to.cloned().unwrap_or(origin);
             message.deliveries = 0;
             message.state = State::Ready;
-            self.journal.put_message(&origin, &message)?;
-            self.queue_or_create(&origin)?.insert(message);
-            self.woken.push(origin);
+            self.journal.put_message(&target, &message)?;
+            self.queue_or_create(&target)?.insert(message);
+            self.woken.push(target);
         }
         Ok(moved)
     }

@@ -12,7 +12,8 @@
 //! 2. [`visibility`] — the visibility timeout: leases, and why redelivery is at-least-once.
 //! 3. [`receipt`] — why each delivery has its own receipt.
 //! 4. [`queue`] — one queue's indexes: priority + FIFO, delays, leases, retention.
-//! 5. [`dead_letter`] — poison messages and redrive.
+//! 5. [`dead_letter`] — poison messages and redrive; [`fifo`] — FIFO queues: ordered
+//!    message groups and deduplicated sends.
 //! 6. [`engine`] — all queues and the protocol's operations, deterministic in `now`.
 //! 7. [`store`] and [`codec`] — durability with sled and `--fsync`.
 //! 8. [`shared_engine`] — the engine as connections share it: durability waits, long
@@ -29,6 +30,7 @@ pub mod commands;
 pub mod consumer;
 pub mod dead_letter;
 pub mod engine;
+pub mod fifo;
 pub mod journal;
 pub mod message;
 pub mod queue;

@@ -47,6 +47,12 @@ pub struct Message {
     pub first_received: Option<Millis>,
     /// Typed metadata beside the body (SQS's message attributes), returned with it.
     pub attributes: Vec<Attribute>,
+    /// SQS's `MessageGroupId`: in a FIFO queue, one in-flight message of a group blocks
+    /// the rest of it (see [`crate::fifo`]).
+    pub group: Option<Bytes>,
+    /// SQS's `MessageDeduplicationId` (given, or the body's SHA-256), kept so that the
+    /// deduplication window is rebuilt after a restart.
+    pub deduplication_id: Option<Bytes>,
 }
 
 /// One named, typed value sent beside a message's body. SQS's `MessageAttributes`: the
@@ -97,5 +103,7 @@ pub(crate) fn ready(id: MessageId) -> Message {
         ttr: None,
         first_received: None,
         attributes: Vec::new(),
+        group: None,
+        deduplication_id: None,
     }
 }

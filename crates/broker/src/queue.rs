@@ -13,13 +13,14 @@
 //! A queue never touches the disk or another queue: operations report what changed in a
 //! [`Changes`], and the engine persists it and moves dead letters.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::dead_letter;
+use crate::fifo::{Dedup, FifoQueue, InFlightGroups};
 use crate::message::{Attribute, Message, MessageId, Priority, State};
 use crate::receipt::{NonceSource, Receipt};
 use crate::schedule::Schedule;
@@ -43,6 +44,9 @@ pub struct QueueConfig {
     /// How long a receive that does not say waits for a message (SQS's
     /// `ReceiveMessageWaitTimeSeconds`, default 0: it returns at once).
     pub receive_wait: Millis,
+    /// A FIFO queue (SQS's `FifoQueue`, a name ending in `.fifo`): message groups are
+    /// received in order, one in-flight message per group (see [`crate::fifo`]).
+    pub fifo: Option<FifoQueue>,
 }
 
 impl Default for QueueConfig {
@@ -55,6 +59,7 @@ impl Default for QueueConfig {
             max_size: 256 * 1024,
             delay: 0,
             receive_wait: 0,
+            fifo: None,
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct Delivery {
     pub sent_at: Millis,
     pub first_received: Millis,
     pub attributes: Vec<Attribute>,
+    /// SQS FIFO: the message's group and deduplication id.
+    pub group: Option<Bytes>,
+    pub deduplication_id: Option<Bytes>,
 }
 
 impl Delivery {
@@ -105,6 +113,8 @@ impl Delivery {
             sent_at: message.sent_at,
             first_received: message.first_received.unwrap_or(message.sent_at),
             attributes: message.attributes.clone(),
+            group: message.group.clone(),
+            deduplication_id: message.deduplication_id.clone(),
         }
     }
 }
@@ -131,6 +141,10 @@ pub struct Queue {
     ready: BTreeSet<(Priority, MessageId)>,
     delayed: Schedule,
     in_flight: VisibilityTimeout,
+    /// The message groups with a message in flight (FIFO queues receive around them).
+    groups: InFlightGroups,
+    /// FIFO queues: the deduplication ids of the last five minutes.
+    dedup: Dedup,
 }
 
 impl Queue {
@@ -143,6 +157,8 @@ impl Queue {
             ready: BTreeSet::new(),
             delayed: Schedule::default(),
             in_flight: VisibilityTimeout::default(),
+            groups: InFlightGroups::default(),
+            dedup: Dedup::default(),
         }
     }
 
@@ -153,7 +169,13 @@ impl Queue {
                 self.ready.insert((message.priority, message.id));
             }
             State::Delayed { until } => self.delayed.insert(until, message.id),
-            State::InFlight(_) => self.in_flight.restore(&message),
+            State::InFlight(_) => {
+                self.in_flight.restore(&message);
+                self.groups.leased(&message);
+            }
+        }
+        if let Some(id) = &message.deduplication_id {
+            self.dedup.remember(id.clone(), message.id, message.sent_at);
         }
         self.messages.insert(message.id, message);
     }
@@ -166,7 +188,10 @@ impl Queue {
                 self.ready.remove(&(message.priority, id));
             }
             State::Delayed { until } => self.delayed.remove(until, id),
-            State::InFlight(_) => self.in_flight.end(&message),
+            State::InFlight(_) => {
+                self.in_flight.end(&message);
+                self.groups.ended(&message);
+            }
         }
         Some(message)
     }
@@ -225,6 +250,7 @@ impl Queue {
             return;
         };
         self.in_flight.end(message);
+        self.groups.ended(message);
         if delay > 0 {
             let until = now.saturating_add(delay);
             message.state = State::Delayed { until };
@@ -239,6 +265,11 @@ impl Queue {
 
     /// Leases up to `max` ready messages in priority-then-FIFO order, each for
     /// `timeout(message)` ms.
+    ///
+    /// In a FIFO queue a message group with a message in flight is blocked: its messages
+    /// are skipped, so the next consumer gets another group's (or nothing). One receive
+    /// may take several messages of one open group, in order (as SQS does); the group is
+    /// then blocked until all of them are done.
     pub fn receive(
         &mut self,
         max: usize,
@@ -247,8 +278,34 @@ impl Queue {
         nonces: &mut NonceSource,
         out: &mut Vec<Delivery>,
     ) {
+        let blocked: HashSet<Bytes> = match self.config.fifo {
+            Some(_) if !self.groups.is_empty() => self
+                .ready
+                .iter()
+                .filter_map(|(_, id)| self.messages.get(id)?.group.clone())
+                .filter(|g| self.groups.is_blocked(g))
+                .collect(),
+            _ => HashSet::new(),
+        };
         while out.len() < max {
-            let Some((_, id)) = self.ready.pop_first() else {
+            // Standard queues (and FIFO ones with no group blocked): the first ready
+            // message. Otherwise a scan past the blocked groups' messages.
+            let next = if blocked.is_empty() {
+                self.ready.pop_first()
+            } else {
+                let open = self
+                    .ready
+                    .iter()
+                    .find(|(_, id)| {
+                        self.messages
+                            .get(id)
+                            .and_then(|m| m.group.as_ref())
+                            .is_none_or(|g| !blocked.contains(g))
+                    })
+                    .copied();
+                open.filter(|key| self.ready.remove(key))
+            };
+            let Some((_, id)) = next else {
                 break;
             };
             let Some(message) = self.messages.get_mut(&id) else {
@@ -258,6 +315,7 @@ impl Queue {
             let receipt = self
                 .in_flight
                 .lease(message, timeout, now, nonces.next_nonce());
+            self.groups.leased(message);
             self.counters.received += 1;
             if message.deliveries > 1 {
                 self.counters.redelivered += 1;
@@ -331,6 +389,11 @@ impl Queue {
         }
     }
 
+    /// A FIFO queue's earlier send with deduplication id `id`, within the window.
+    pub fn duplicate_of(&mut self, id: &Bytes, now: Millis) -> Option<MessageId> {
+        self.dedup.find(id, now)
+    }
+
     /// The next `count` ready messages, in the order they would be received.
     pub fn peek(&self, count: usize) -> impl Iterator<Item = &Message> {
         self.ready
@@ -346,6 +409,7 @@ impl Queue {
         self.ready.clear();
         self.delayed.clear();
         self.in_flight.clear();
+        self.groups.clear();
         self.counters.purged += ids.len() as u64;
         ids
     }
@@ -369,6 +433,12 @@ impl Queue {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The next ready message's place in receive order (in a FIFO queue it may belong to
+    /// a blocked group, and be skipped).
+    pub fn head(&self) -> Option<(Priority, MessageId)> {
+        self.ready.first().copied()
     }
 
     pub fn ready_len(&self) -> usize {

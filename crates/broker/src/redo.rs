@@ -10,7 +10,11 @@
 //! the connection has executed its batch of commands and before their replies are sent
 //! ([`Store::write_redo`](crate::store::Store::write_redo)). The kernel then holds every
 //! confirmed change; a crash of the process loses none of them, only a crash of the
-//! machine can lose what was not yet fsynced (about a second).
+//! machine can lose what was not yet fsynced: under `everysec` the file is fsynced once a
+//! second, so about a second.
+//!
+//! Being the durable copy, the log lets sled lag: sled gets the changes only at a
+//! *checkpoint*, every 10 seconds, as a database's data files lag its write-ahead log.
 //!
 //! The log only has to cover what sled does not: each flush of the store first starts a
 //! new file ([`Redo::rotate`]), then hands its batch to sled, and once sled has it on disk
@@ -83,6 +87,8 @@ pub struct Redo {
     buffer: Vec<u8>,
     file: File,
     generation: u64,
+    /// Bytes written to the current file (how much a restart would replay).
+    written: u64,
 }
 
 impl Redo {
@@ -96,18 +102,27 @@ impl Redo {
             buffer: Vec::new(),
             file: new_file(dir, generation)?,
             generation,
+            written: 0,
         })
     }
 
-    /// Encodes a change into the buffer (no system call).
+    /// Encodes a change into the buffer (no system call): the header's place first, then
+    /// the payload straight into the buffer, then the header filled in.
     pub fn push(&mut self, change: &Change) -> Result<(), StorageError> {
-        let payload = codec::encode(change)?;
-        let len = u32::try_from(payload.len())
-            .map_err(|_| StorageError("a change too large for the redo log".into()))?;
-        self.buffer.extend_from_slice(&len.to_le_bytes());
-        self.buffer
-            .extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-        self.buffer.extend_from_slice(&payload);
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(&[0; HEADER]);
+        if let Err(e) = codec::encode_into(&mut self.buffer, change) {
+            self.buffer.truncate(start);
+            return Err(e);
+        }
+        let payload = &self.buffer[start + HEADER..];
+        let Ok(len) = u32::try_from(payload.len()) else {
+            self.buffer.truncate(start);
+            return Err(StorageError("a change too large for the redo log".into()));
+        };
+        let crc = crc32c::crc32c(payload);
+        self.buffer[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.buffer[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
         Ok(())
     }
 
@@ -117,6 +132,7 @@ impl Redo {
             return Ok(());
         }
         let result = self.file.write_all(&self.buffer).map_err(io_error);
+        self.written += self.buffer.len() as u64;
         self.buffer.clear();
         if self.buffer.capacity() > KEEP_CAPACITY {
             self.buffer = Vec::new();
@@ -131,7 +147,18 @@ impl Redo {
         let next = new_file(&self.dir, self.generation + 1)?;
         self.file = next;
         self.generation += 1;
+        self.written = 0;
         Ok(self.generation - 1)
+    }
+
+    /// Bytes in the current file.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// A handle on the current file, to `fdatasync` it without holding the log.
+    pub fn current_file(&self) -> Result<File, StorageError> {
+        self.file.try_clone().map_err(io_error)
     }
 
     /// Deletes the files up to and including `generation`: sled has their changes on disk.

@@ -89,7 +89,9 @@ fn on_disconnect_name(policy: OnDisconnect) -> &'static str {
 /// The background sweep: applies retention and lease expiry to queues nobody touches,
 /// then writes what is pending (see [`crate::store`]).
 pub(crate) async fn sweep(inner: Arc<SharedEngine>, every: Duration) {
+    let mut second = 0;
     loop {
+        second += 1;
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
@@ -97,7 +99,7 @@ pub(crate) async fn sweep(inner: Arc<SharedEngine>, every: Duration) {
         if let Err(e) = inner.run(|engine, now| engine.tick_all(now)) {
             warn!("broker: sweep failed: {e:?}");
         }
-        if let Err(e) = inner.background_flush().await {
+        if let Err(e) = inner.background_flush(second).await {
             warn!("broker: flush failed: {e:?}");
         }
     }

@@ -25,6 +25,12 @@ use crate::journal::StorageError;
 use crate::queue::Delivery;
 use crate::store::{Fsync, MAX_PENDING, Store, lock};
 
+/// Seconds between checkpoints of the redo log into sled (`--fsync everysec` and `no`).
+pub const CHECKPOINT_EVERY: u64 = 10;
+/// A redo log file this large is checkpointed at the next second, whatever the time: it
+/// bounds the log's size on disk and the replay after a crash.
+pub const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How long a `QRECV` waits: not at all, until a deadline, or for ever (`BLOCK 0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -181,12 +187,27 @@ impl SharedEngine {
         }
     }
 
-    /// The once-a-second write of `--fsync everysec` (and `always`, for the writes nobody
-    /// waits for: receives); under `--fsync no` the writes only go to sled.
-    pub(crate) async fn background_flush(&self) -> Result<(), Error> {
-        // Under `no` too: a flush is what lets the redo log's files go (its fsync of
-        // sled's log is skipped).
-        self.flush().await
+    /// The once-a-second work of durability; `second` counts the calls.
+    ///
+    /// Under `--fsync always` a flush of sled (for the writes nobody waits for: receives).
+    /// Under `everysec` and `no` every change is already in the redo log, written to the
+    /// kernel before its reply: the log *is* the durable copy, as a database's write-ahead
+    /// log is, and sled is its checkpoint. So once a second only the log is fsynced
+    /// (`everysec`; nothing under `no`), and sled gets the batch of changes — a
+    /// checkpoint, after which the log's older files go — every [`CHECKPOINT_EVERY`]
+    /// seconds, or sooner once the log holds [`CHECKPOINT_BYTES`]. A message sent and
+    /// acknowledged between two checkpoints (a busy queue's normal job) then never costs
+    /// sled anything; with a flush every second, every message that waited longer than a
+    /// second in a backlog was written to sled and deleted from it again.
+    pub(crate) async fn background_flush(&self, second: u64) -> Result<(), Error> {
+        let checkpoint = self.fsync == Fsync::Always
+            || second.is_multiple_of(CHECKPOINT_EVERY)
+            || self.store.redo_written() >= CHECKPOINT_BYTES;
+        if checkpoint {
+            self.flush().await
+        } else {
+            Ok(self.store.sync_redo().await?)
+        }
     }
 
     /// Before a batch's replies go out: the redo log's records reach the kernel

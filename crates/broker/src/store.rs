@@ -20,10 +20,15 @@
 //!   has completed — a confirmed send or ack survives a crash of the process or machine.
 //!   Concurrent requests share flushes (*group commit*, see [`Store::flush`]), so this
 //!   costs latency more than throughput.
-//! - `everysec`: the server flushes once a second; until then the changes are in the
-//!   redo log ([`crate::redo`]), written to the kernel before the replies, so a crash of
-//!   the process loses nothing and a crash of the machine at most about a second.
-//! - `no`: as `everysec`, without the `fdatasync` of sled's log: the kernel decides.
+//! - `everysec`: every change is in the redo log ([`crate::redo`]), written to the kernel
+//!   before the replies and fsynced once a second, so a crash of the process loses
+//!   nothing and a crash of the machine at most about a second. sled is the log's
+//!   checkpoint: the server flushes the pending batch into it every 10 seconds (or once
+//!   the log holds 64 MiB; see [`SharedEngine::background_flush`]), so a message sent and
+//!   acknowledged within that window never reaches sled at all.
+//! - `no`: as `everysec`, without any `fdatasync`: the kernel decides.
+//!
+//! [`SharedEngine::background_flush`]: crate::shared_engine::SharedEngine::background_flush
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -284,6 +289,29 @@ impl Store {
                 .map_err(|e| StorageError(e.to_string()))?;
         }
         self.seal.sealed(n)
+    }
+
+    /// `--fsync everysec` between checkpoints: `fdatasync` of the redo log's current file,
+    /// so a crash of the machine loses at most the last second (the older files were
+    /// synced when they were current, or their changes are in sled). Nothing under `no`
+    /// (the kernel decides) or `always` (no redo log: sled is flushed before each reply).
+    pub async fn sync_redo(&self) -> Result<(), StorageError> {
+        let Some(redo) = &self.redo else {
+            return Ok(());
+        };
+        if !self.sync_log {
+            return Ok(());
+        }
+        let file = lock(redo).current_file()?;
+        match tokio::task::spawn_blocking(move || file.sync_data()).await {
+            Ok(result) => result.map_err(|e| StorageError(e.to_string())),
+            Err(e) => Err(StorageError(format!("redo sync task failed: {e}"))),
+        }
+    }
+
+    /// Bytes in the redo log's current file: what a restart would replay.
+    pub fn redo_written(&self) -> u64 {
+        self.redo.as_ref().map_or(0, |redo| lock(redo).written())
     }
 
     /// Applies changes recovered from the redo log to sled and makes them durable. Every

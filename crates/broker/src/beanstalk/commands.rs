@@ -7,6 +7,7 @@
 //! can finish it, as in beanstalkd. When the connection closes its jobs are released
 //! (`--on-disconnect release`, beanstalkd's behaviour) or left to their TTR (`keep`).
 
+use std::fmt::Write;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::Poll;
@@ -169,7 +170,7 @@ impl Conn {
         out: &mut BytesMut,
         input: &mut Input,
     ) -> Flow {
-        b.count(stats::name(&command));
+        b.count(&command);
         // As beanstalkd: a connection that asks for a job is a worker from then on.
         if matches!(
             command,
@@ -225,7 +226,7 @@ impl Conn {
                     b.producers
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                line(out, format!("INSERTED {id}"));
+                let _ = write!(out, "INSERTED {id}\r\n");
             }
             Command::Use(tube) => {
                 line(out, format!("USING {}", String::from_utf8_lossy(&tube)));
@@ -433,6 +434,10 @@ impl Conn {
     /// queues: register on every watched tube's waker *before* looking, then sleep until
     /// one is notified, a delay or lease in them falls due, a reserved job nears its
     /// deadline (`DEADLINE_SOON`), the timeout passes (`TIMED_OUT`), or the client hangs up.
+    ///
+    /// A busy worker rarely waits, so the first look is made without registering (it
+    /// costs one lock of the engine and no allocation); only if it finds nothing does the
+    /// registered loop start, and looks again.
     async fn reserve(
         &mut self,
         b: &Arc<Beanstalk>,
@@ -441,61 +446,26 @@ impl Conn {
         input: &mut Input,
     ) -> Result<(), Error> {
         let deadline = timeout.map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        if let Reserved::Got(tube, got) = self.look(b, false)? {
+            self.reserved(b, tube, got, out);
+            return Ok(());
+        }
         loop {
             let wakers: Vec<Arc<Notify>> = self.watching.iter().map(|t| b.inner.waker(t)).collect();
             let mut waits: Vec<_> = wakers.iter().map(|w| Box::pin(w.notified())).collect();
             for wait in &mut waits {
                 wait.as_mut().enable();
             }
-            let active: Vec<Bytes> = self
-                .watching
-                .iter()
-                .filter(|t| b.paused(t).is_none())
-                .cloned()
-                .collect();
             let unpause = self
                 .watching
                 .iter()
                 .filter_map(|t| b.paused(t))
                 .map(|p| p.1)
                 .min();
-            let held = self.session.holding();
-            let outcome = b.inner.run(|engine, now| {
-                let mut best: Option<((u32, MessageId), &Bytes)> = None;
-                for tube in &active {
-                    if let Some(m) = engine.peek(tube, 1, now).unwrap_or_default().first() {
-                        let key = (m.priority, m.id);
-                        if best.is_none_or(|(k, _)| key < k) {
-                            best = Some((key, tube));
-                        }
-                    }
-                }
-                if let Some((_, tube)) = best {
-                    // The job's lease is its TTR (kept with it, see `Message::ttr`).
-                    let got = engine.reserve(tube, now)?;
-                    return Ok(Reserved::Got(tube.clone(), got));
-                }
-                let soonest = held
-                    .iter()
-                    .filter_map(|(tube, r)| {
-                        engine.lease_of(tube, r.message).filter(|l| l.receipt == *r)
-                    })
-                    .map(|lease| lease.deadline)
-                    .min();
-                if soonest.is_some_and(|d| d.saturating_sub(now) <= SAFETY_MARGIN) {
-                    return Ok(Reserved::DeadlineSoon);
-                }
-                let due = active
-                    .iter()
-                    .filter_map(|t| engine.next_due(t))
-                    .chain(soonest.map(|d| d - SAFETY_MARGIN))
-                    .min()
-                    .map(|t| t.saturating_sub(now));
-                Ok(Reserved::Wait(due))
-            })?;
-            let due = match outcome {
-                Reserved::Got(tube, got) if !got.is_empty() => {
-                    // Jobs left behind: wake the next waiting consumer of each tube.
+            let due = match self.look(b, true)? {
+                Reserved::Got(tube, got) => {
+                    // Woken for a job and left others behind: wake the next waiting
+                    // consumer of each tube that still has some.
                     let left = b.inner.run(|engine, _| {
                         Ok(self
                             .watching
@@ -511,7 +481,6 @@ impl Conn {
                     self.reserved(b, tube, got, out);
                     return Ok(());
                 }
-                Reserved::Got(..) => continue,
                 Reserved::DeadlineSoon => return reply(out, "DEADLINE_SOON"),
                 Reserved::Wait(due) => due,
             };
@@ -546,6 +515,68 @@ impl Conn {
             }
         }
     }
+
+    /// One look for a job, under one lock of the engine: the watched, unpaused tubes by
+    /// their most urgent ready job, the first that hands one out (a FIFO queue's next job
+    /// may be held back by its group). With nothing to hand out, and `to_wait` (the
+    /// registered loop), whether a reserved job's deadline is near, and when time alone
+    /// changes a watched tube.
+    fn look(&self, b: &Beanstalk, to_wait: bool) -> Result<Reserved, Error> {
+        let one = self.watching.len() == 1;
+        let active = |t: &&Bytes| b.paused(t).is_none();
+        let held = if to_wait {
+            self.session.holding()
+        } else {
+            Vec::new()
+        };
+        b.inner.run(|engine, now| {
+            if one {
+                // The usual case: no choosing between tubes.
+                if let Some(tube) = self.watching.iter().find(active) {
+                    let got = engine.reserve(tube, now)?;
+                    if !got.is_empty() {
+                        return Ok(Reserved::Got(tube.clone(), got));
+                    }
+                }
+            } else {
+                let mut heads = Vec::new();
+                for tube in self.watching.iter().filter(active) {
+                    if let Some(key) = engine.ready_head(tube, now)? {
+                        heads.push((key, tube));
+                    }
+                }
+                heads.sort_unstable();
+                for (_, tube) in heads {
+                    let got = engine.reserve(tube, now)?;
+                    if !got.is_empty() {
+                        return Ok(Reserved::Got(tube.clone(), got));
+                    }
+                }
+            }
+            if !to_wait {
+                return Ok(Reserved::Wait(None));
+            }
+            let soonest = held
+                .iter()
+                .filter_map(|(tube, r)| {
+                    engine.lease_of(tube, r.message).filter(|l| l.receipt == *r)
+                })
+                .map(|lease| lease.deadline)
+                .min();
+            if soonest.is_some_and(|d| d.saturating_sub(now) <= SAFETY_MARGIN) {
+                return Ok(Reserved::DeadlineSoon);
+            }
+            let due = self
+                .watching
+                .iter()
+                .filter(active)
+                .filter_map(|t| engine.next_due(t))
+                .chain(soonest.map(|d| d - SAFETY_MARGIN))
+                .min()
+                .map(|t| t.saturating_sub(now));
+            Ok(Reserved::Wait(due))
+        })
+    }
 }
 
 /// Answers with one line and ends the command.
@@ -561,7 +592,7 @@ fn line(out: &mut BytesMut, text: impl AsRef<str>) {
 
 /// `<word> <id> <bytes>\r\n<body>\r\n`: RESERVED and FOUND.
 fn job(out: &mut BytesMut, word: &str, id: MessageId, body: &Bytes) {
-    line(out, format!("{word} {id} {}", body.len()));
+    let _ = write!(out, "{word} {id} {}\r\n", body.len());
     out.extend_from_slice(body);
     out.extend_from_slice(b"\r\n");
 }

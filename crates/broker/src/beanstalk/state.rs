@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::parse::Command;
+use super::stats;
 use crate::clock::Millis;
 use crate::shared_engine::SharedEngine;
 use crate::store::lock;
@@ -27,8 +29,8 @@ pub struct Beanstalk {
     /// Connections using, watching and waiting on each tube (beanstalkd's tubes exist
     /// while someone uses or watches them, jobs or not).
     tubes: Mutex<HashMap<Bytes, TubeUse>>,
-    /// `cmd-*` counters for `stats`, by command name.
-    commands: Mutex<HashMap<&'static str, u64>>,
+    /// `cmd-*` counters for `stats`, by [`stats::index`].
+    commands: [AtomicU64; stats::NAMES.len()],
     pub current_connections: AtomicU64,
     /// Connections that have put a job, reserved one, are waiting in a reserve.
     pub producers: AtomicU64,
@@ -53,7 +55,7 @@ impl Beanstalk {
             max_job_size,
             paused: Mutex::new(HashMap::new()),
             tubes: Mutex::new(HashMap::new()),
-            commands: Mutex::new(HashMap::new()),
+            commands: std::array::from_fn(|_| AtomicU64::new(0)),
             current_connections: AtomicU64::new(0),
             producers: AtomicU64::new(0),
             workers: AtomicU64::new(0),
@@ -100,12 +102,15 @@ impl Beanstalk {
         }
     }
 
-    pub fn count(&self, command: &'static str) {
-        *lock(&self.commands).entry(command).or_default() += 1;
+    pub fn count(&self, command: &Command) {
+        self.commands[stats::index(command)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn counted(&self, command: &str) -> u64 {
-        lock(&self.commands).get(command).copied().unwrap_or(0)
+        stats::NAMES
+            .iter()
+            .position(|name| *name == command)
+            .map_or(0, |i| self.commands[i].load(Ordering::Relaxed))
     }
 
     pub fn connected(&self) {

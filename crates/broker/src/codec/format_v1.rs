@@ -1,16 +1,15 @@
 //! Format 1's records: the types as they were before format 2, read and converted.
 //!
 //! A message of format 1 has no TTR (its deliveries get the queue's visibility timeout),
-//! no first receive time and no attributes; a queue has no receive wait (0).
+//! no first receive time and no attributes; a queue has no receive wait (0). (Nor what
+//! format 3 added: see [`super::format_v2`].)
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::Record;
 use crate::clock::Millis;
 use crate::message::{Message, MessageId, Priority, State};
 use crate::queue::QueueConfig;
-use crate::redo::Change;
 
 #[derive(Serialize, Deserialize)]
 pub struct MessageV1 {
@@ -36,6 +35,8 @@ impl From<MessageV1> for Message {
             ttr: None,
             first_received: None,
             attributes: Vec::new(),
+            group: None,
+            deduplication_id: None,
         }
     }
 }
@@ -60,49 +61,9 @@ impl From<QueueConfigV1> for QueueConfig {
             max_size: c.max_size,
             delay: c.delay,
             receive_wait: 0,
+            fifo: None,
         }
     }
-}
-
-/// A queue's message record: (queue name, message).
-#[derive(Deserialize)]
-pub struct StoredV1(Bytes, MessageV1);
-
-impl From<StoredV1> for (Bytes, Message) {
-    fn from(StoredV1(queue, message): StoredV1) -> (Bytes, Message) {
-        (queue, message.into())
-    }
-}
-
-#[derive(Deserialize)]
-pub enum ChangeV1 {
-    PutMessage(Bytes, MessageV1),
-    DeleteMessage(MessageId),
-    PutQueue(Bytes, QueueConfigV1),
-    DeleteQueue(Bytes),
-}
-
-impl From<ChangeV1> for Change {
-    fn from(c: ChangeV1) -> Change {
-        match c {
-            ChangeV1::PutMessage(queue, m) => Change::PutMessage(queue, m.into()),
-            ChangeV1::DeleteMessage(id) => Change::DeleteMessage(id),
-            ChangeV1::PutQueue(name, c) => Change::PutQueue(name, c.into()),
-            ChangeV1::DeleteQueue(name) => Change::DeleteQueue(name),
-        }
-    }
-}
-
-impl Record for (Bytes, Message) {
-    type V1 = StoredV1;
-}
-
-impl Record for QueueConfig {
-    type V1 = QueueConfigV1;
-}
-
-impl Record for Change {
-    type V1 = ChangeV1;
 }
 
 #[cfg(test)]

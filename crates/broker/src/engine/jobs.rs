@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::dead_letter::dead_letter_queue;
 use crate::journal::Journal;
 use crate::message::{Lease, Message, MessageId, Priority, State};
-use crate::queue::{Changes, Delivery, QueueConfig};
+use crate::queue::{Changes, Delivery, Queue, QueueConfig};
 use crate::receipt::Receipt;
 use crate::visibility::{Stale, VisibilityTimeout};
 
@@ -183,6 +183,17 @@ impl<J: Journal> Engine<J> {
 }
 
 impl<J: Journal> Engine<J> {
+    /// The (priority, id) of `name`'s next ready message, time applied: how a `reserve`
+    /// watching several tubes picks the most urgent job without copying any.
+    pub fn ready_head(
+        &mut self,
+        name: &Bytes,
+        now: Millis,
+    ) -> Result<Option<(Priority, MessageId)>, Error> {
+        self.tick(name, now)?;
+        Ok(self.queues.get(name).and_then(Queue::head))
+    }
+
     /// Does message `id` exist?
     pub fn contains(&self, id: MessageId) -> bool {
         self.queue_of(id).is_some()

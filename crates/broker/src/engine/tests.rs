@@ -334,3 +334,82 @@ impl<J: Journal> Engine<J> {
         self.queues[name].get(id).unwrap().clone()
     }
 }
+
+/// A FIFO queue's send to `group`, deduplicated by `dedup`.
+fn send_fifo(
+    e: &mut Engine<MemoryJournal>,
+    body: &str,
+    group: &str,
+    dedup: &str,
+    now: Millis,
+) -> MessageId {
+    let options = SendOptions {
+        group: Some(q(group)),
+        deduplication_id: Some(q(dedup)),
+        ..SendOptions::default()
+    };
+    e.send(&q("orders.fifo"), q(body), options, now).unwrap()
+}
+
+#[test]
+fn a_fifo_group_is_blocked_while_one_of_its_messages_is_in_flight() {
+    let mut e = engine();
+    e.configure(&q("orders.fifo"), |c| {
+        c.fifo = Some(crate::fifo::FifoQueue::default());
+        c.visibility = 1000;
+    })
+    .unwrap();
+    for (body, group) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("a3", "a")] {
+        send_fifo(&mut e, body, group, body, 0);
+    }
+    let first = e.receive(&q("orders.fifo"), 1, None, 0).unwrap();
+    assert_eq!(bodies(&first), [b"a1"]);
+    // Group a is blocked while a1 is in flight: the next consumer gets group b.
+    let second = e.receive(&q("orders.fifo"), 10, None, 0).unwrap();
+    assert_eq!(bodies(&second), [b"b1"]);
+    assert!(
+        e.receive(&q("orders.fifo"), 10, None, 0)
+            .unwrap()
+            .is_empty()
+    );
+    e.ack(&q("orders.fifo"), &second[0].receipt, 500).unwrap();
+    // a1 times out: it comes back first, before a2, and blocks the group again.
+    let again = e.receive(&q("orders.fifo"), 10, None, 1000).unwrap();
+    assert_eq!(bodies(&again), [b"a1", b"a2", b"a3"]);
+    assert_eq!(again[0].deliveries, 2);
+    for d in &again[..2] {
+        e.ack(&q("orders.fifo"), &d.receipt, 1001).unwrap();
+    }
+    // a3 is still in flight: group a stays blocked.
+    assert!(
+        e.receive(&q("orders.fifo"), 10, None, 1001)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_fifo_send_with_a_seen_deduplication_id_adds_nothing_for_five_minutes() {
+    let mut e = engine();
+    e.configure(&q("orders.fifo"), |c| {
+        c.fifo = Some(crate::fifo::FifoQueue::default())
+    })
+    .unwrap();
+    let first = send_fifo(&mut e, "x", "g", "order-1", 0);
+    assert_eq!(send_fifo(&mut e, "x", "g", "order-1", 1000), first);
+    // Received and acknowledged: still a duplicate within the window.
+    let got = e.receive(&q("orders.fifo"), 10, None, 2000).unwrap();
+    assert_eq!(got.len(), 1);
+    e.ack(&q("orders.fifo"), &got[0].receipt, 2000).unwrap();
+    assert_eq!(send_fifo(&mut e, "x", "g", "order-1", 3000), first);
+    assert_eq!(e.stats(&q("orders.fifo"), 3000).unwrap().ready, 0);
+    let later = send_fifo(&mut e, "x", "g", "order-1", crate::fifo::DEDUP_WINDOW);
+    assert!(later > first, "past the window it is a new message");
+    // A standard queue ignores deduplication ids.
+    let options = SendOptions {
+        deduplication_id: Some(q("d")),
+        ..SendOptions::default()
+    };
+    let a = e.send(&q("plain"), q("x"), options.clone(), 0).unwrap();
+    assert_ne!(e.send(&q("plain"), q("x"), options, 0).unwrap(), a);
+}

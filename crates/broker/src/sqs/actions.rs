@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::digest::{attributes_md5, md5_hex};
 use super::errors::SqsError;
+use super::fifo::{is_fifo_name, send_ids};
 use super::queue_attributes;
 use super::wire::{
     ACCOUNT, Input, attributes_json, message_size, queue_of_arn, queue_of_url, queue_url,
@@ -26,7 +27,9 @@ use super::wire::{
 };
 use crate::dead_letter::dead_letter_queue;
 use crate::engine::{Error, SendOptions};
+use crate::fifo::FifoQueue;
 use crate::queue::Delivery;
+use crate::queue::QueueConfig;
 use crate::receipt::Receipt;
 use crate::shared_engine::{SharedEngine, Wait};
 
@@ -106,23 +109,30 @@ async fn create_queue(
     input: &Input,
 ) -> Result<Value, SqsError> {
     let name = input.required_str("QueueName")?;
-    if name.ends_with(".fifo") {
-        return Err(SqsError::unsupported(
-            "FIFO queues are not supported by this broker (its queues are standard queues)",
+    let given = input.string_map("Attributes")?;
+    // A FIFO queue is asked for with `FifoQueue: true`, and its name must end in `.fifo`.
+    let fifo = given.contains(&("FifoQueue", "true"));
+    if fifo && !is_fifo_name(name) {
+        return Err(SqsError::invalid(
+            "The name of a FIFO queue can only include alphanumeric characters, hyphens, or \
+             underscores, must end with .fifo suffix and be 1 to 80 in length.",
         ));
     }
-    if !valid_queue_name(name) {
+    let stem = if fifo { &name[..name.len() - 5] } else { name };
+    if !valid_queue_name(stem) || name.len() > 80 {
         return Err(SqsError::invalid(
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in \
              length",
         ));
     }
     let queue = Bytes::copy_from_slice(name.as_bytes());
-    let given = input.string_map("Attributes")?;
     let current = inner.run(|engine, _| Ok(engine.config(&queue).cloned()))?;
-    let mut config = current.clone().unwrap_or_default();
+    let mut config = current.clone().unwrap_or_else(|| QueueConfig {
+        fifo: fifo.then(FifoQueue::default),
+        ..QueueConfig::default()
+    });
     let target = queue_attributes::apply(&mut config, &given)?;
-    check_target(inner, target)?;
+    check_target(inner, &config, target)?;
     match current {
         // As SQS: creating an existing queue is fine if it would be the same.
         Some(current) if current != config => return Err(SqsError::queue_exists(name)),
@@ -136,13 +146,28 @@ async fn create_queue(
     Ok(json!({ "QueueUrl": queue_url(&caller.host, &queue) }))
 }
 
-/// A `RedrivePolicy` must name a queue that exists (SQS checks it too).
-fn check_target(inner: &SharedEngine, target: Option<Bytes>) -> Result<(), SqsError> {
-    match target {
-        Some(target) if !inner.run(|engine, _| Ok(engine.exists(&target)))? => Err(
-            SqsError::attribute_value("RedrivePolicy", "Dead letter target does not exist."),
-        ),
-        _ => Ok(()),
+/// A `RedrivePolicy` must name a queue that exists, of the same type (a FIFO queue's
+/// dead letters go to a FIFO queue): SQS checks both.
+fn check_target(
+    inner: &SharedEngine,
+    config: &QueueConfig,
+    target: Option<Bytes>,
+) -> Result<(), SqsError> {
+    let Some(target) = target else {
+        return Ok(());
+    };
+    let target_fifo =
+        inner.run(|engine, _| Ok(engine.config(&target).map(|c| c.fifo.is_some())))?;
+    match target_fifo {
+        None => Err(SqsError::attribute_value(
+            "RedrivePolicy",
+            "Dead letter target does not exist.",
+        )),
+        Some(fifo) if fifo != config.fifo.is_some() => Err(SqsError::attribute_value(
+            "RedrivePolicy",
+            "Dead-letter queue must be same type of queue as the source.",
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -199,7 +224,7 @@ async fn set_queue_attributes(inner: &SharedEngine, input: &Input) -> Result<Val
     let current = inner.run(|engine, _| Ok(engine.config(&queue).cloned()))?;
     let mut config = current.ok_or_else(SqsError::no_queue)?;
     let target = queue_attributes::apply(&mut config, &given)?;
-    check_target(inner, target)?;
+    check_target(inner, &config, target)?;
     inner
         .write(|engine, _| engine.configure(&queue, |c| *c = config))
         .await?;
@@ -229,6 +254,8 @@ async fn send(
         Some(body) if !body.is_empty() => body,
         _ => return Err(SqsError::missing("MessageBody")),
     };
+    let fifo = inner.run(|engine, _| Ok(engine.config(queue).and_then(|c| c.fifo)))?;
+    let ids = send_ids(fifo, input, body)?;
     let delay = input.int("DelaySeconds", 0..=900)?;
     let attributes = input.message_attributes()?;
     let size = message_size(body.as_bytes(), &attributes);
@@ -240,6 +267,8 @@ async fn send(
     let options = SendOptions {
         delay: delay.map(|s| s * 1000),
         attributes,
+        group: ids.group,
+        deduplication_id: ids.deduplication_id,
         ..SendOptions::default()
     };
     let payload = Bytes::copy_from_slice(body.as_bytes());
@@ -257,6 +286,11 @@ async fn send(
         })
         .await?;
     reply.insert("MessageId".into(), id.to_string().into());
+    if fifo.is_some() {
+        // Increasing within a group (and across the broker): the message id, as SQS's
+        // 20-digit form.
+        reply.insert("SequenceNumber".into(), sequence_number(id).into());
+    }
     Ok(reply)
 }
 
@@ -310,6 +344,25 @@ fn message_json(d: &Delivery, system: &[&str], wanted: &[&str]) -> Map<String, V
             attributes.insert(name.into(), value.into());
         }
     }
+    // FIFO messages: their group, deduplication id and sequence number.
+    let fifo = [
+        ("MessageGroupId", d.group.as_ref().map(text)),
+        (
+            "MessageDeduplicationId",
+            d.deduplication_id.as_ref().map(text),
+        ),
+        (
+            "SequenceNumber",
+            d.deduplication_id.as_ref().map(|_| sequence_number(d.id)),
+        ),
+    ];
+    for (name, value) in fifo {
+        if let Some(value) = value
+            && (all || system.contains(&name))
+        {
+            attributes.insert(name.into(), value.into());
+        }
+    }
     if !attributes.is_empty() {
         m.insert("Attributes".into(), Value::Object(attributes));
     }
@@ -327,6 +380,16 @@ fn message_json(d: &Delivery, system: &[&str], wanted: &[&str]) -> Map<String, V
         m.insert("MessageAttributes".into(), Value::Object(user));
     }
     m
+}
+
+/// A FIFO message's `SequenceNumber`: its id, zero-padded to SQS's 20 digits.
+fn sequence_number(id: u64) -> String {
+    format!("{id:020}")
+}
+
+/// A group or deduplication id (checked ASCII when sent) as text.
+fn text(bytes: &Bytes) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn receipt(input: &Input) -> Result<Receipt, SqsError> {
@@ -419,23 +482,22 @@ fn dead_letter_sources(
 }
 
 /// `StartMessageMoveTask`: redrive — every dead letter of `SourceArn` back to the queue it
-/// came from (`QREDRIVE`, beanstalkd's `kick`), done before the reply.
+/// came from (`QREDRIVE`, beanstalkd's `kick`), or to `DestinationArn`, done before the
+/// reply (`MaxNumberOfMessagesPerSecond` is accepted: there is no rate to keep).
 async fn move_messages(
     inner: &SharedEngine,
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, SqsError> {
     let dlq = queue_of_arn(input.required_str("SourceArn")?)?;
-    if input.get("DestinationArn").is_some() {
-        return Err(SqsError::unsupported(
-            "DestinationArn: messages are moved back to the queues they came from only",
-        ));
-    }
-    if !inner.run(|engine, _| Ok(engine.exists(&dlq)))? {
+    let to = input.str("DestinationArn")?.map(queue_of_arn).transpose()?;
+    input.int("MaxNumberOfMessagesPerSecond", 1..=500)?;
+    let exists = |q: &Bytes| inner.run(|engine, _| Ok(engine.exists(q)));
+    if !exists(&dlq)? || to.as_ref().map(exists).transpose()? == Some(false) {
         return Err(SqsError::no_queue());
     }
     let moved = inner
-        .write(|engine, now| engine.redrive(&dlq, usize::MAX, now))
+        .write(|engine, now| engine.redrive_to(&dlq, to.as_ref(), usize::MAX, now))
         .await?;
     let handle = format!("{}:{moved}", super::wire::queue_arn(&caller.region, &dlq));
     Ok(json!({ "TaskHandle": handle }))

@@ -16,6 +16,12 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
 
+/// Lower-case hex of the SHA-256 of `bytes`: a FIFO queue's content-based
+/// deduplication id (SQS hashes the body alone, not the attributes).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&sha2::Sha256::digest(bytes))
+}
+
 /// `MD5OfMessageAttributes`; `None` when there are none (SQS then omits it).
 pub fn attributes_md5(attributes: &[Attribute]) -> Option<String> {
     if attributes.is_empty() {

@@ -22,8 +22,9 @@
 //! AmazonSQS.<Action>` header names the action and whose body is a JSON object of its
 //! parameters (AWS's "JSON 1.0" protocol, which the SDKs use since late 2023); the reply
 //! is a JSON object, or an error ([`errors`]). SQS's older query protocol (form-encoded
-//! parameters, XML replies) is not spoken: a request without `X-Amz-Target` gets an
-//! error saying so.
+//! parameters, `Action=SendMessage&...`, XML replies), which the AWS CLI v1 and older
+//! SDKs speak, is spoken too: a request without `X-Amz-Target` is read as one ([`query`]),
+//! and goes to the same action handlers.
 //!
 //! **Long polling.** `WaitTimeSeconds` (or the queue's `ReceiveMessageWaitTimeSeconds`)
 //! is the RESP long poll of [`crate::shared_engine`]: the request waits, holding nothing
@@ -37,11 +38,14 @@
 //!
 //! - [`wire`]: reading parameters, queue URLs and ARNs, message attributes, batches.
 //! - [`actions`]: each action -> the shared engine -> its reply.
-//! - [`queue_attributes`], [`digest`] (the MD5s), [`signature`], [`errors`].
+//! - [`queue_attributes`], [`fifo`] (FIFO queues' send parameters), [`digest`] (the
+//!   MD5s), [`signature`], [`errors`].
 
 pub mod actions;
 pub mod digest;
 pub mod errors;
+pub mod fifo;
+pub mod query;
 pub mod queue_attributes;
 pub mod signature;
 pub mod wire;
@@ -163,11 +167,23 @@ impl Protocol for Sqs {
     }
 }
 
+/// The two wire formats of the same actions.
+enum Wire {
+    /// `X-Amz-Target` and a JSON body; a JSON reply.
+    Json,
+    /// Form parameters naming the `Action`; an XML reply ([`query`]).
+    Query { action: String },
+}
+
 impl Sqs {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let response = match self.answer(req).await {
-            Ok(reply) => json_response(StatusCode::OK, &reply),
-            Err(e) => e.response(),
+        let mut wire = Wire::Json;
+        let answer = self.answer(req, &mut wire).await;
+        let response = match (&wire, answer) {
+            (Wire::Json, Ok(reply)) => json_response(StatusCode::OK, &reply),
+            (Wire::Json, Err(e)) => e.response(),
+            (Wire::Query { action }, Ok(reply)) => query::response(action, &reply),
+            (Wire::Query { .. }, Err(e)) => query::error_response(&e),
         };
         // Before the reply: the changes it confirms reach the kernel (`--fsync everysec`
         // and `no`, see [`crate::redo`]), as on the other listeners.
@@ -175,7 +191,11 @@ impl Sqs {
         response
     }
 
-    async fn answer(&self, req: Request<Incoming>) -> Result<serde_json::Value, SqsError> {
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        wire: &mut Wire,
+    ) -> Result<serde_json::Value, SqsError> {
         let (parts, body) = req.into_parts();
         // An announced length past the limit is refused before any of it is read.
         let announced = hyper::body::Body::size_hint(&body).lower();
@@ -203,24 +223,36 @@ impl Sqs {
             .headers
             .get("x-amz-target")
             .and_then(|t| t.to_str().ok());
-        let Some(action) = target.and_then(|t| t.strip_prefix("AmazonSQS.")) else {
-            return Err(SqsError::unknown_action(&format!(
-                "{} (only SQS's JSON protocol is spoken: POST / with an X-Amz-Target: \
-                 AmazonSQS.<Action> header, as current AWS SDKs send)",
-                target.unwrap_or("without X-Amz-Target")
-            )));
+        let (action, input) = match target {
+            Some(target) => {
+                let Some(action) = target.strip_prefix("AmazonSQS.") else {
+                    return Err(SqsError::unknown_action(target));
+                };
+                if parts.method != Method::POST {
+                    return Err(SqsError::malformed("SQS actions are POST requests"));
+                }
+                (action.to_string(), Input::parse(&body)?)
+            }
+            // No target: the query protocol (parameters in the form or the URL).
+            None => {
+                let query = parts.uri.query().unwrap_or("");
+                *wire = Wire::Query {
+                    action: String::new(),
+                };
+                let (action, input) = query::parse(parts.uri.path(), query, &body)?;
+                *wire = Wire::Query {
+                    action: action.clone(),
+                };
+                (action, input)
+            }
         };
-        if parts.method != Method::POST {
-            return Err(SqsError::malformed("SQS actions are POST requests"));
-        }
-        let input = Input::parse(&body)?;
         let host = parts
             .headers
             .get("host")
             .and_then(|h| h.to_str().ok())
             .map_or_else(|| self.addr.to_string(), str::to_string);
         let region = signature::region(&parts.headers).unwrap_or_else(|| DEFAULT_REGION.into());
-        actions::dispatch(&self.inner, &Caller { host, region }, action, input).await
+        actions::dispatch(&self.inner, &Caller { host, region }, &action, input).await
     }
 }
 

@@ -9,6 +9,9 @@
 //! | `ReceiveMessageWaitTimeSeconds` | `receive_wait` | (a `QRECV`'s own `BLOCK`) |
 //! | `RedrivePolicy` `{"deadLetterTargetArn", "maxReceiveCount"}` | `dead_letter`, `max_deliveries` | `DEADLETTER`, `MAXDELIVERIES` |
 //!
+//! | `FifoQueue` (at creation, with a `.fifo` name) | `fifo` | (a queue created over SQS) |
+//! | `ContentBasedDeduplication` (FIFO only) | `fifo.content_based_deduplication` | |
+//!
 //! and the read-only counts: `ApproximateNumberOfMessages` (ready),
 //! `ApproximateNumberOfMessagesNotVisible` (in flight), `ApproximateNumberOfMessagesDelayed`.
 
@@ -32,6 +35,11 @@ pub const NAMES: &[&str] = &[
     "ReceiveMessageWaitTimeSeconds",
     "RedrivePolicy",
     "VisibilityTimeout",
+    // FIFO queues only.
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
 ];
 
 /// The largest message SQS accepts (1 MiB since 2025; 256 KiB before).
@@ -76,13 +84,49 @@ pub fn apply(
             | "KmsDataKeyReusePeriodSeconds"
             | "SqsManagedSseEnabled"
             | "RedriveAllowPolicy" => {}
+            // Decided when the queue is created (by its name and this attribute), and
+            // never changed: the same value is accepted, another is not.
             "FifoQueue"
-            | "ContentBasedDeduplication"
-            | "DeduplicationScope"
-            | "FifoThroughputLimit" => {
+                if value
+                    == (if config.fifo.is_some() {
+                        "true"
+                    } else {
+                        "false"
+                    }) => {}
+            "FifoQueue" => {
+                return Err(SqsError::attribute_value(
+                    name,
+                    "a queue's type is set when it is created (a FIFO queue's name ends in .fifo)",
+                ));
+            }
+            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit"
+                if config.fifo.is_none() =>
+            {
+                return Err(SqsError::attribute_name(name));
+            }
+            "ContentBasedDeduplication" => {
+                let on = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(SqsError::attribute_value(name, "must be true or false")),
+                };
+                if let Some(fifo) = &mut config.fifo {
+                    fifo.content_based_deduplication = on;
+                }
+            }
+            // The deduplication window is per queue, and there is no throughput limit
+            // to choose: the defaults are what this broker does.
+            "DeduplicationScope" if value == "queue" => {}
+            "FifoThroughputLimit" if value == "perQueue" || value == "perMessageGroupId" => {}
+            "DeduplicationScope" => {
                 return Err(SqsError::unsupported(
-                    "FIFO queues are not supported by this broker (its queues are standard \
-                     queues: at-least-once, ordered by priority then age)",
+                    "DeduplicationScope: only \"queue\" (the deduplication window is per queue)",
+                ));
+            }
+            "FifoThroughputLimit" => {
+                return Err(SqsError::attribute_value(
+                    name,
+                    "must be perQueue or perMessageGroupId",
                 ));
             }
             _ => return Err(SqsError::attribute_name(name)),
@@ -148,6 +192,14 @@ pub fn get(
                 .to_string(),
                 None => continue,
             },
+            _ if config.fifo.is_none() => continue,
+            "FifoQueue" => "true".into(),
+            "ContentBasedDeduplication" => config
+                .fifo
+                .is_some_and(|f| f.content_based_deduplication)
+                .to_string(),
+            "DeduplicationScope" => "queue".into(),
+            "FifoThroughputLimit" => "perQueue".into(),
             _ => continue,
         };
         out.insert(attribute.into(), value.into());
@@ -189,6 +241,21 @@ mod tests {
         assert_eq!(code("VisibilityTimeout", "43201"), "InvalidAttributeValue");
         assert_eq!(code("Colour", "blue"), "InvalidAttributeName");
         assert_eq!(code("RedrivePolicy", "{}"), "InvalidAttributeValue");
-        assert_eq!(code("FifoQueue", "true"), "UnsupportedOperation");
+        // FIFO attributes: on a standard queue, unknown; the type cannot change.
+        assert_eq!(code("FifoQueue", "true"), "InvalidAttributeValue");
+        assert_eq!(
+            code("ContentBasedDeduplication", "true"),
+            "InvalidAttributeName"
+        );
+        let mut fifo = QueueConfig {
+            fifo: Some(crate::fifo::FifoQueue::default()),
+            ..QueueConfig::default()
+        };
+        apply(
+            &mut fifo,
+            &[("FifoQueue", "true"), ("ContentBasedDeduplication", "true")],
+        )
+        .unwrap();
+        assert!(fifo.fifo.unwrap().content_based_deduplication);
     }
 }
