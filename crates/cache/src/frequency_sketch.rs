@@ -12,7 +12,7 @@
 //!
 //! - **4-bit counters**, 16 per `u64`. Admission only compares frequencies, and a cache
 //!   only cares whether a key is "hot", so counting up to 15 is enough.
-//! - **Aging ("reset")**: after `sample_size` increments (10 × the expected number of
+//! - **Aging ("reset")**: after `sample_size` increments (80 × the expected number of
 //!   entries) every counter is halved. Old popularity decays, so yesterday's hit does not
 //!   keep its place forever — the sketch measures *recent* frequency.
 //! - **Doorkeeper**: a Bloom filter in front of the counters. A key's first occurrence
@@ -21,6 +21,12 @@
 //!   estimate adds one if the doorkeeper knows the key. The reset clears the doorkeeper.
 
 const DEPTH: usize = 4;
+/// 4-bit counters per expected entry: 32 (16 bytes), twice Caffeine's.
+const COUNTERS_PER_ENTRY: usize = 32;
+/// Doorkeeper bits per expected entry (8 bytes).
+const DOORKEEPER_BITS_PER_ENTRY: usize = 64;
+/// Increments between two agings, per expected entry (Caffeine: 10).
+const SAMPLE_PER_ENTRY: usize = 80;
 
 #[derive(Debug, Clone)]
 pub struct FrequencySketch {
@@ -45,23 +51,40 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl FrequencySketch {
-    /// A sketch sized for about `expected_entries` distinct hot keys.
+    /// A sketch sized for about `expected_entries` distinct hot keys: `width` is that
+    /// rounded up to a power of two.
+    ///
+    /// The sizes are chosen for *discrimination* at the cache's boundary, where admission
+    /// decisions are made. On a Zipf(0.99) trace the key ranked C (the last that should
+    /// fit a C-entry cache) is seen about once per 10·C requests, and the keys just
+    /// outside the cache barely less: counted over Caffeine's 10·C requests, both read "1"
+    /// and the contest is a coin toss. So this sketch ages every
+    /// [`SAMPLE_PER_ENTRY`]·width increments, and has [`COUNTERS_PER_ENTRY`] counters per
+    /// expected entry (a key uses [`DEPTH`] of them, so collisions stay rare at that
+    /// longer horizon). A workload whose popularity *moves* is the window's business: the
+    /// hill climber ([`crate::hill_climber`]) grows it when recency pays.
     pub fn new(expected_entries: usize) -> Self {
         let width = expected_entries.max(64).next_power_of_two();
-        let words = DEPTH * width / 16;
+        let words = width * COUNTERS_PER_ENTRY / 16;
+        let doorkeeper_words = width * DOORKEEPER_BITS_PER_ENTRY / 64;
         FrequencySketch {
             counters: vec![0; words],
-            doorkeeper: vec![0; DEPTH * width / 64],
+            doorkeeper: vec![0; doorkeeper_words],
             width,
             block_mask: words / 8 - 1,
-            doorkeeper_mask: DEPTH * width / 64 - 1,
+            doorkeeper_mask: doorkeeper_words - 1,
             additions: 0,
-            sample_size: 10 * width,
+            sample_size: SAMPLE_PER_ENTRY * width,
         }
     }
 
     pub fn width(&self) -> usize {
         self.width
+    }
+
+    /// Increments between two agings: the "recent" in recent frequency.
+    pub fn sample_size(&self) -> usize {
+        self.sample_size
     }
 
     /// Where the key's counter for each row lives: `(word, shift)`.

@@ -70,6 +70,17 @@ impl KeyHasher {
         KeyHasher(SecretInput::new(secret))
     }
 
+    /// A secret derived from `seed`: the same keys hash the same way in every run
+    /// (simulations and tests that must be reproducible; never a server's).
+    fn seeded(seed: u64) -> Self {
+        let mut secret = [0u8; SECRET_SIZE];
+        for (i, chunk) in secret.chunks_exact_mut(8).enumerate() {
+            let word = xxhash_rust::xxh3::xxh3_64_with_seed(&(i as u64).to_le_bytes(), seed);
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        KeyHasher(SecretInput::new(secret))
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         xxh3_64_with_secret_input(key, &self.0)
     }
@@ -197,9 +208,20 @@ pub struct Cache {
 impl Cache {
     /// A cache bounded to `maxmemory` accounted bytes (0: unbounded).
     pub fn new(maxmemory: u64, kind: PolicyKind) -> Self {
+        Self::with_hasher(maxmemory, kind, KeyHasher::random())
+    }
+
+    /// [`Cache::new`] with a key hash fixed by `seed` instead of a random one, so that a
+    /// replayed trace gives the same result every time (`crate::workload::simulate`).
+    /// A server never uses it: a fixed hash invites hash flooding.
+    pub fn with_hash_seed(maxmemory: u64, kind: PolicyKind, seed: u64) -> Self {
+        Self::with_hasher(maxmemory, kind, KeyHasher::seeded(seed))
+    }
+
+    fn with_hasher(maxmemory: u64, kind: PolicyKind, hasher: KeyHasher) -> Self {
         Cache {
             index: HashTable::new(),
-            hasher: KeyHasher::random(),
+            hasher,
             slots: Vec::new(),
             free: Vec::new(),
             expiries: BTreeSet::new(),
