@@ -8,6 +8,7 @@
 //!             [--value-size 1000] [--batch 64] [--scan-every N --scan-len L]
 //! zipf_replay --bound BYTES ...   # prints the ideal hit ratio for a memory budget
 //! zipf_replay --simulate lfu --budget BYTES ...   # in process, against the engine
+//! zipf_replay --exact-lfu ENTRIES ...   # exact LFU with perfect memory, the online reference
 //! ```
 //!
 //! Requests are pipelined `--batch` GETs at a time (then the SETs for that batch's
@@ -20,7 +21,7 @@
 
 use bytes::Bytes;
 use cache::policy::PolicyKind;
-use cache::workload::{Trace, TraceSpec, simulate};
+use cache::workload::{Trace, TraceSpec, exact_lfu, simulate};
 use clap::Parser;
 use proto::Frame;
 use service::RespClient;
@@ -61,6 +62,10 @@ struct Cli {
     simulate: Option<String>,
     #[arg(long, default_value_t = 0)]
     budget: u64,
+    /// Print the hit ratio of exact LFU with perfect memory holding this many keys (the
+    /// reference for an online policy; `cache::workload::exact_lfu`).
+    #[arg(long)]
+    exact_lfu: Option<usize>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -82,6 +87,10 @@ async fn main() -> Result<(), service::BoxError> {
     if let Some(budget) = cli.bound {
         let fits = (budget / entry) as usize;
         println!("{:.4} {fits}", trace.bound(fits));
+        return Ok(());
+    }
+    if let Some(fits) = cli.exact_lfu {
+        println!("{:.4}", exact_lfu(&trace, fits));
         return Ok(());
     }
     if let Some(policy) = &cli.simulate {

@@ -20,6 +20,7 @@
 
 pub mod changes;
 pub mod commands;
+pub mod entry;
 pub mod frequency_sketch;
 pub mod hill_climber;
 pub mod invalidation;
