@@ -28,7 +28,7 @@ pub const INLINE: usize = 44;
 /// Values up to this size are copied out of the store on a read; larger ones are shared
 /// (a reference count, so a read of a 1 MB value does not copy it under the lock). For a
 /// small value the copy is cheaper than the shared count: no atomic, no extra cache line.
-const COPY_OUT_LIMIT: usize = 512;
+pub(crate) const COPY_OUT_LIMIT: usize = 512;
 
 /// Where the key's and value's bytes are: `key ++ value` either way.
 #[derive(Debug, Clone)]

@@ -119,12 +119,12 @@ mod tests {
         // First sample: 0.50 vs nothing, an improvement: the first step (shrink) is taken.
         let w = sample(&mut c, 5000, 0.50);
         assert_eq!(w, 5000 - 625);
-        // Better again: the same direction, a slightly smaller step.
+        // Better again (by less than the restart threshold): the same direction.
         let w2 = sample(&mut c, w, 0.52);
-        assert!(w2 < w && w - w2 < 625, "{w} -> {w2}");
-        // Worse: turn round.
+        assert_eq!(w2, w - 625);
+        // Worse: turn round, with the step decayed by 2%.
         let w3 = sample(&mut c, w2, 0.51);
-        assert!(w3 > w2, "{w2} -> {w3}");
+        assert_eq!(w3, w2 + 612);
     }
 
     #[test]

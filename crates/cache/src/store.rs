@@ -502,6 +502,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::COPY_OUT_LIMIT;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())

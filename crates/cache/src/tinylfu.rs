@@ -25,10 +25,16 @@
 //!   come from probation's back, so an entry hit once since admission survives one more
 //!   round than one never hit.
 //!
-//! Budgets are in bytes (this cache is bounded by memory, not by count): the window gets
-//! 1% of `maxmemory`, protected 80% of the rest. Caffeine also tunes the window size
-//! with a hill climber and adds a little randomness to admission against hash flooding;
-//! this version keeps the fixed 1% the paper recommends.
+//! Budgets are in bytes (this cache is bounded by memory, not by count): the window
+//! starts at 1% of `maxmemory` (the paper's recommendation), protected gets 80% of the
+//! rest. The window then *adapts*: a hill climber ([`crate::hill_climber`]) watches the
+//! hit ratio and moves the window's budget towards whatever split serves the workload
+//! best, as Caffeine does. (Caffeine also adds a little randomness to admission against
+//! hash flooding; here the sketch's hash is keyed at random per process instead.)
+//!
+//! The sketch counts *reads* — hits, and misses of keys not cached — but not writes: in
+//! cache-aside a miss is followed by a write of the same key, and counting both would
+//! give every newcomer a double vote against the incumbents it must displace.
 
 use crate::frequency_sketch::FrequencySketch;
 use crate::hill_climber::HillClimber;
