@@ -95,7 +95,14 @@ async fn main() -> Result<(), service::BoxError> {
     }
     if let Some(policy) = &cli.simulate {
         let kind = PolicyKind::parse(policy).ok_or(format!("unknown policy {policy}"))?;
-        let ratio = simulate(&trace, kind, cli.budget, cli.value_size, cli.batch, cli.seed);
+        let ratio = simulate(
+            &trace,
+            kind,
+            cli.budget,
+            cli.value_size,
+            cli.batch,
+            cli.seed,
+        );
         println!("{ratio:.4}");
         return Ok(());
     }

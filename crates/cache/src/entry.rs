@@ -188,8 +188,8 @@ mod tests {
         for (key, value) in [
             (&b"k"[..], &b""[..]),
             (b"key:000000012345", b"xxx"),
-            (&[7u8; 40][..], &[9u8; 4][..]),  // exactly INLINE
-            (&[7u8; 40][..], &[9u8; 5][..]),  // one byte over: heap
+            (&[7u8; 40][..], &[9u8; 4][..]),    // exactly INLINE
+            (&[7u8; 40][..], &[9u8; 5][..]),    // one byte over: heap
             (&[1u8; 300][..], &[2u8; 600][..]), // shared on read
         ] {
             let e = Entry::new(key, Some(value), Some(5), 1);

@@ -32,8 +32,8 @@
 
 use std::mem::size_of;
 
-use crate::policy::Slot;
 use crate::entry::Entry;
+use crate::policy::Slot;
 
 /// A heap allocation's bookkeeping in a typical allocator (size class rounding included).
 const ALLOCATION_HEADER: usize = 16;

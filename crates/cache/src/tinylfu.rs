@@ -44,7 +44,6 @@ use crate::policy::{EntryMeta, Policy, Slot, ensure_slot};
 const WINDOW_PERCENT: u64 = 1;
 const PROTECTED_PERCENT: u64 = 80;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
     None,

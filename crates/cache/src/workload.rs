@@ -222,7 +222,10 @@ mod tests {
         assert!(lfu_1 > lru_1 + 0.08, "lfu {lfu_1} vs lru {lru_1}");
         let lfu_10 = ratio(&trace, PolicyKind::Lfu, 10_000);
         let exact_10 = exact_lfu(&trace, 10_000);
-        assert!(lfu_10 >= exact_10 - 0.005, "lfu {lfu_10} vs exact {exact_10}");
+        assert!(
+            lfu_10 >= exact_10 - 0.005,
+            "lfu {lfu_10} vs exact {exact_10}"
+        );
         assert!(lfu_10 > ratio(&trace, PolicyKind::Lru, 10_000) + 0.04);
     }
 
@@ -243,7 +246,10 @@ mod tests {
             let lru = ratio(&scanned, PolicyKind::Lru, entries) / share;
             let lfu = ratio(&scanned, PolicyKind::Lfu, entries) / share;
             let lfu_plain = ratio(&plain, PolicyKind::Lfu, entries);
-            assert!(lfu > lfu_plain - 0.02, "{entries}: lfu {lfu} vs {lfu_plain}");
+            assert!(
+                lfu > lfu_plain - 0.02,
+                "{entries}: lfu {lfu} vs {lfu_plain}"
+            );
             assert!(lfu > lru + 0.08, "{entries}: lfu {lfu} vs lru {lru}");
         }
         let lru = ratio(&scanned, PolicyKind::Lru, 10_000) / share;
