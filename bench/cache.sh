@@ -14,6 +14,7 @@
 # CPU 0 (on a 2-core machine shared with other work the figures are "under load").
 #
 #   bench/cache.sh [runs] [requests]       (defaults: 3 runs, 1000000 requests)
+#   ONLY=throughput bench/cache.sh ...     (or ONLY=hit-ratio: one part alone)
 #
 # Same budget for both: the cache's maxmemory is the budget; Redis's is its own baseline
 # used_memory (measured after start, ~1 MB of non-data) plus the budget. The cache charges
@@ -55,7 +56,10 @@ is_cache() {
     { echo "port $1 is not our cache" >&2; exit 1; }
 }
 
+ONLY=${ONLY:-}
+
 # --- 1. throughput ------------------------------------------------------------------
+if [ "$ONLY" != hit-ratio ]; then
 "${SERVER_CPU[@]}" "$BIN/cache_server" --port "$OURS" --maxmemory 1gb --maxmemory-policy lfu 2>/dev/null &
 CACHE_PID=$!
 PIDS+=("$CACHE_PID")
@@ -73,6 +77,8 @@ compare "SET -P 16" "$OURS" "$PEER" set "$RUNS" -n "$((N * 5))" -r 100000 -P 16
 compare "GET -P 16" "$OURS" "$PEER" get "$RUNS" -n "$((N * 5))" -r 100000 -P 16
 stop "$CACHE_PID"
 stop "$REDIS_PID"
+fi
+[ "$ONLY" = throughput ] && exit 0
 
 # --- 2. hit ratio -------------------------------------------------------------------
 ZIPF=("$BIN/zipf_replay" --keys 100000 --requests "$REQUESTS" --theta 0.99 --seed 42 --value-size 1000)
