@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! zipf_replay --port 7380 [--keys 100000] [--requests 1000000] [--theta 0.99] [--seed 42]
-//!             [--value-size 1000] [--batch 64]
+//!             [--value-size 1000] [--batch 64] [--scan-every N --scan-len L]
 //! zipf_replay --bound BYTES ...   # prints the ideal hit ratio for a memory budget
+//! zipf_replay --simulate lfu --budget BYTES ...   # in process, against the engine
+//! zipf_replay --exact-lfu ENTRIES ...   # exact LFU with perfect memory, the online reference
 //! ```
 //!
 //! Requests are pipelined `--batch` GETs at a time (then the SETs for that batch's
@@ -18,6 +20,8 @@
 #![forbid(unsafe_code)]
 
 use bytes::Bytes;
+use cache::policy::PolicyKind;
+use cache::workload::{Trace, TraceSpec, exact_lfu, simulate};
 use clap::Parser;
 use proto::Frame;
 use service::RespClient;
@@ -46,89 +50,80 @@ struct Cli {
     /// Print the working set's size (every key once) by the cache's accounting, and exit.
     #[arg(long)]
     working_set: bool,
-}
-
-/// Average key length of the trace's keys (they differ by a few digits).
-fn avg_key_len(keys: usize) -> usize {
-    let n = keys.clamp(1, 1000);
-    (0..n).map(|r| key(r).len()).sum::<usize>() / n
-}
-
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// The trace: key ranks (0 = most popular), drawn by inverse CDF from Zipf(theta).
-fn trace(cli: &Cli) -> Vec<usize> {
-    let mut cdf = Vec::with_capacity(cli.keys);
-    let mut sum = 0.0;
-    for rank in 1..=cli.keys {
-        sum += 1.0 / (rank as f64).powf(cli.theta);
-        cdf.push(sum);
-    }
-    let mut rng = SplitMix(cli.seed);
-    (0..cli.requests)
-        .map(|_| {
-            let u = rng.next_f64() * sum;
-            cdf.partition_point(|&c| c < u).min(cli.keys - 1)
-        })
-        .collect()
-}
-
-fn key(rank: usize) -> Bytes {
-    // Scatter ranks over the key space so popularity has nothing to do with key order.
-    let id = (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-    Bytes::from(format!("key:{id:06x}:{rank}"))
+    /// After every this many Zipf requests, a burst of `--scan-len` one-hit wonders
+    /// (keys requested once, never again; 0: none). See `cache::workload`.
+    #[arg(long, default_value_t = 0)]
+    scan_every: usize,
+    #[arg(long, default_value_t = 0)]
+    scan_len: usize,
+    /// Replay in process against the engine with this policy and `--budget` bytes, with
+    /// the key hash seeded by `--seed` (deterministic), instead of over the network.
+    #[arg(long)]
+    simulate: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    budget: u64,
+    /// Print the hit ratio of exact LFU with perfect memory holding this many keys (the
+    /// reference for an online policy; `cache::workload::exact_lfu`).
+    #[arg(long)]
+    exact_lfu: Option<usize>,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), service::BoxError> {
     let cli = Cli::parse();
+    let trace = Trace::draw(TraceSpec {
+        keys: cli.keys,
+        requests: cli.requests,
+        theta: cli.theta,
+        seed: cli.seed,
+        scan_every: cli.scan_every,
+        scan_len: cli.scan_len,
+    });
+    let entry = cache::memory::entry_size(trace.avg_key_len(), cli.value_size);
     if cli.working_set {
-        let entry = cache::memory::entry_size(avg_key_len(cli.keys), cli.value_size);
         println!("{}", entry * cli.keys as u64);
         return Ok(());
     }
-    let requests = trace(&cli);
     if let Some(budget) = cli.bound {
-        let mut counts = vec![0u64; cli.keys];
-        for &r in &requests {
-            counts[r] += 1;
-        }
-        counts.sort_unstable_by(|a, b| b.cmp(a));
-        let entry = cache::memory::entry_size(avg_key_len(cli.keys), cli.value_size);
         let fits = (budget / entry) as usize;
-        let top: u64 = counts.iter().take(fits).sum();
-        println!("{:.4} {fits}", top as f64 / requests.len() as f64);
+        println!("{:.4} {fits}", trace.bound(fits));
+        return Ok(());
+    }
+    if let Some(fits) = cli.exact_lfu {
+        println!("{:.4}", exact_lfu(&trace, fits));
+        return Ok(());
+    }
+    if let Some(policy) = &cli.simulate {
+        let kind = PolicyKind::parse(policy).ok_or(format!("unknown policy {policy}"))?;
+        let ratio = simulate(
+            &trace,
+            kind,
+            cli.budget,
+            cli.value_size,
+            cli.batch,
+            cli.seed,
+        );
+        println!("{ratio:.4}");
         return Ok(());
     }
     let mut conn = RespClient::connect((cli.host.as_str(), cli.port)).await?;
     let value = Bytes::from(vec![b'v'; cli.value_size]);
     let mut hits = 0usize;
-    for chunk in requests.chunks(cli.batch) {
-        for &rank in chunk {
-            conn.queue([Bytes::from_static(b"GET"), key(rank)]);
+    for chunk in trace.requests.chunks(cli.batch) {
+        for &id in chunk {
+            conn.queue([Bytes::from_static(b"GET"), trace.key(id)]);
         }
         conn.flush().await?;
         let mut misses = Vec::new();
-        for &rank in chunk {
+        for &id in chunk {
             match conn.read_reply().await? {
                 Frame::Bulk(_) => hits += 1,
-                Frame::Null => misses.push(rank),
+                Frame::Null => misses.push(id),
                 other => return Err(format!("GET: unexpected reply {other:?}").into()),
             }
         }
-        for &rank in &misses {
-            conn.queue([Bytes::from_static(b"SET"), key(rank), value.clone()]);
+        for &id in &misses {
+            conn.queue([Bytes::from_static(b"SET"), trace.key(id), value.clone()]);
         }
         conn.flush().await?;
         for _ in &misses {
@@ -138,6 +133,6 @@ async fn main() -> Result<(), service::BoxError> {
             }
         }
     }
-    println!("{:.4}", hits as f64 / requests.len() as f64);
+    println!("{:.4}", hits as f64 / trace.requests.len() as f64);
     Ok(())
 }

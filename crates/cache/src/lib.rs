@@ -20,7 +20,9 @@
 
 pub mod changes;
 pub mod commands;
+pub mod entry;
 pub mod frequency_sketch;
+pub mod hill_climber;
 pub mod invalidation;
 pub mod layer;
 pub mod lru;
@@ -34,6 +36,7 @@ pub mod singleflight;
 pub mod store;
 pub mod tinylfu;
 pub mod ttl;
+pub mod workload;
 
 use std::sync::Arc;
 
@@ -97,7 +100,21 @@ fn parse_policy(s: &str) -> Result<PolicyKind, String> {
 }
 
 /// Binds, starts the background tasks and returns once listening.
+///
+/// The cache runs on a thread of its own, one event loop like Redis's and kv's
+/// ([`service::spawn_on_own_thread`]). Every command already runs under the store's one
+/// lock, so a second worker thread only adds parallel parsing and socket work — and
+/// drags the store's index, slab and policy lists between the cores' caches on every
+/// command, while the connection it hands work to is often parked on the other core (a
+/// futex wake per hand-off). On one thread the lock is never contended and those lines
+/// stay in one core's cache.
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    service::spawn_on_own_thread("cache", move || start_here(args, shutdown)).await
+}
+
+/// [`start`] on the current runtime: the connections, the expiry task and the
+/// invalidation subscriber all land on it.
+async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
     let server = Arc::new(CacheLayer::new(&args));
     let running = service::spawn(
         server.clone(),

@@ -7,12 +7,12 @@
 //! ```
 //!
 //! where [`ENTRY_OVERHEAD`] is the bookkeeping every entry carries, computed from the real
-//! type sizes on this platform (174 bytes on x86-64; `INFO memory` shows it as
+//! type sizes on this platform (166 bytes on x86-64; `INFO memory` shows it as
 //! `entry_overhead_bytes`):
 //!
 //! | part | why |
 //! |---|---|
-//! | slab slot (`Option<Entry>`) | the entry record: key and value handles, expiry, hash, size |
+//! | slab slot (`Option<Entry>`, one 64-byte line) | the entry record: hash, expiry, and the key and value themselves if small, else a handle to them |
 //! | hash-table bucket (a `Slot`, + its share of empty buckets at load 7/8, + 1 control byte) | key → slot index |
 //! | expiry index node (`(u64, Slot)` + B-tree node share) | active expiry, entries with a TTL |
 //! | policy bookkeeping (the largest policy's per-slot record) | links, segment, hash, size |
@@ -21,7 +21,7 @@
 //! The estimate is what `INFO memory` reports as `used_memory`, and it is *exact with
 //! respect to itself*: the store adds an entry's size when it is written and subtracts the
 //! same number when it leaves, so the bound is enforced precisely. It is not the process's
-//! RSS: connection buffers, the frequency sketch (a few KiB), the slab's spare capacity
+//! RSS: connection buffers, the frequency sketch (32 bytes per entry it is sized for), the slab's spare capacity
 //! and allocator fragmentation are not counted — as in Redis, whose `used_memory` also
 //! excludes fragmentation, you leave headroom between `maxmemory` and the machine.
 //!
@@ -32,8 +32,8 @@
 
 use std::mem::size_of;
 
+use crate::entry::Entry;
 use crate::policy::Slot;
-use crate::store::Entry;
 
 /// A heap allocation's bookkeeping in a typical allocator (size class rounding included).
 const ALLOCATION_HEADER: usize = 16;

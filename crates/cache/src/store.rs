@@ -8,7 +8,7 @@
 //! ```text
 //! index: HashTable<Slot> ──▶ slots: Vec<Option<Entry>>   (a slab; freed slots are reused)
 //!                                  │
-//!                                  └─▶ key bytes ++ value bytes   (one allocation)
+//!                                  └─▶ key ++ value   (inside the entry if small, else one allocation)
 //! expiries: BTreeSet<(expires_at, Slot)>   policy: Box<dyn Policy>  (both speak in slots)
 //! ```
 //!
@@ -27,10 +27,11 @@
 //!   when the cache is created*: a cache stores keys chosen by its clients, and a fixed,
 //!   public hash would let a client pick keys that all collide (hash flooding). The same
 //!   hash feeds the policy's frequency sketch, so it is computed once, not twice.
-//! - **Key and value share one allocation** (`key ++ value`). Lookups are memory-bound:
-//!   on a large cache every pointer followed is a cache miss, as in Redis's dict → entry →
-//!   object chain. Here it is index → slab entry → one buffer, and comparing the key has
-//!   already brought the start of the value into cache.
+//! - **One cache line per entry** ([`crate::entry`]): the slab record is 64 bytes, and
+//!   small keys and values live inside it; larger ones share one allocation
+//!   (`key ++ value`). Lookups are memory-bound: on a large cache every pointer followed
+//!   is a cache miss, as in Redis's dict → entry → key → object chain. Here it is index →
+//!   slab record, and for a small entry that line holds the key and the value too.
 //! - **Negative entries**: a value of `None` records "the origin has no such key" for a
 //!   short TTL, so repeated misses for absent keys do not all reach the origin. They are
 //!   invisible to EXISTS, KEYS, SCAN and DBSIZE.
@@ -44,13 +45,9 @@ use proto::glob::glob_match;
 use xxhash_rust::xxh3::{SecretInput, xxh3_64_with_secret_input};
 
 use crate::changes::Changes;
+pub use crate::entry::Entry;
 use crate::memory::entry_size;
-use crate::policy::{EntryMeta, Policy, PolicyKind, Slot};
-
-/// Values up to this size are copied out of the store on a read; larger ones are shared
-/// (a reference count, so a read of a 1 MB value does not copy it under the lock). For a
-/// small value the copy is cheaper than the shared count: no atomic, no extra cache line.
-const COPY_OUT_LIMIT: usize = 512;
+use crate::policy::{Policy, PolicyKind, Slot};
 
 /// The size of the random XXH3 secret (the library's default secret size).
 const SECRET_SIZE: usize = 192;
@@ -70,77 +67,19 @@ impl KeyHasher {
         KeyHasher(SecretInput::new(secret))
     }
 
+    /// A secret derived from `seed`: the same keys hash the same way in every run
+    /// (simulations and tests that must be reproducible; never a server's).
+    fn seeded(seed: u64) -> Self {
+        let mut secret = [0u8; SECRET_SIZE];
+        for (i, chunk) in secret.chunks_exact_mut(8).enumerate() {
+            let word = xxhash_rust::xxh3::xxh3_64_with_seed(&(i as u64).to_le_bytes(), seed);
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        KeyHasher(SecretInput::new(secret))
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         xxh3_64_with_secret_input(key, &self.0)
-    }
-}
-
-/// One cached key.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The key's bytes followed by the value's, in one allocation.
-    data: Bytes,
-    key_len: u32,
-    /// A negative entry (the origin has no such key): no value.
-    negative: bool,
-    /// Absolute expiry in unix milliseconds.
-    pub expires_at: Option<u64>,
-    hash: u64,
-    size: u64,
-}
-
-impl Entry {
-    fn new(key: &[u8], value: Option<&[u8]>, expires_at: Option<u64>, hash: u64) -> Self {
-        let value_bytes = value.unwrap_or_default();
-        let mut data = Vec::with_capacity(key.len() + value_bytes.len());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value_bytes);
-        Entry {
-            data: Bytes::from(data),
-            key_len: key.len() as u32,
-            negative: value.is_none(),
-            expires_at,
-            hash,
-            size: entry_size(key.len(), value_bytes.len()),
-        }
-    }
-
-    pub fn key(&self) -> &[u8] {
-        self.data.get(..self.key_len as usize).unwrap_or_default()
-    }
-
-    /// The value's bytes; `None` for a negative entry.
-    pub fn value_bytes(&self) -> Option<&[u8]> {
-        if self.negative {
-            return None;
-        }
-        self.data.get(self.key_len as usize..)
-    }
-
-    /// The value, to hand to a reply (copied if small, shared if large).
-    pub fn value(&self) -> Option<Bytes> {
-        let bytes = self.value_bytes()?;
-        Some(if bytes.len() <= COPY_OUT_LIMIT {
-            Bytes::copy_from_slice(bytes)
-        } else {
-            self.data.slice(self.key_len as usize..)
-        })
-    }
-
-    pub fn has_value(&self) -> bool {
-        !self.negative
-    }
-
-    fn meta(&self) -> EntryMeta {
-        EntryMeta {
-            hash: self.hash,
-            size: self.size,
-            expires_at: self.expires_at,
-        }
-    }
-
-    fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -197,9 +136,20 @@ pub struct Cache {
 impl Cache {
     /// A cache bounded to `maxmemory` accounted bytes (0: unbounded).
     pub fn new(maxmemory: u64, kind: PolicyKind) -> Self {
+        Self::with_hasher(maxmemory, kind, KeyHasher::random())
+    }
+
+    /// [`Cache::new`] with a key hash fixed by `seed` instead of a random one, so that a
+    /// replayed trace gives the same result every time (`crate::workload::simulate`).
+    /// A server never uses it: a fixed hash invites hash flooding.
+    pub fn with_hash_seed(maxmemory: u64, kind: PolicyKind, seed: u64) -> Self {
+        Self::with_hasher(maxmemory, kind, KeyHasher::seeded(seed))
+    }
+
+    fn with_hasher(maxmemory: u64, kind: PolicyKind, hasher: KeyHasher) -> Self {
         Cache {
             index: HashTable::new(),
-            hasher: KeyHasher::random(),
+            hasher,
             slots: Vec::new(),
             free: Vec::new(),
             expiries: BTreeSet::new(),
@@ -247,7 +197,7 @@ impl Cache {
                 slots
                     .get(slot as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|e| e.hash == hash && e.key() == key)
+                    .is_some_and(|e| e.hash() == hash && e.key() == key)
             })
             .copied()
     }
@@ -309,7 +259,7 @@ impl Cache {
         let size = entry_size(key.len(), value.map_or(0, <[u8]>::len));
         let hash = self.hasher.hash(key);
         let existing = self.live_slot(key, hash, now);
-        let old_size = existing.and_then(|s| self.entry(s)).map_or(0, |e| e.size);
+        let old_size = existing.and_then(|s| self.entry(s)).map_or(0, Entry::size);
         if self.kind == PolicyKind::NoEviction
             && self.maxmemory > 0
             && size > old_size
@@ -322,15 +272,15 @@ impl Cache {
                 let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
                     return Ok(());
                 };
-                if entry.negative {
+                if !entry.has_value() {
                     self.negatives -= 1;
                 }
-                if let Some(at) = entry.expires_at {
+                if let Some(at) = entry.expires_at() {
                     self.expiries.remove(&(at, slot));
                 }
                 *entry = Entry::new(key, value, expires_at, hash);
                 let meta = entry.meta();
-                let negative = entry.negative;
+                let negative = !entry.has_value();
                 self.after_write(slot, negative, expires_at);
                 self.used = self.used - old_size + size;
                 self.policy.update(slot, meta);
@@ -338,7 +288,7 @@ impl Cache {
             None => {
                 let entry = Entry::new(key, value, expires_at, hash);
                 let meta = entry.meta();
-                let negative = entry.negative;
+                let negative = !entry.has_value();
                 let slot = match self.free.pop() {
                     Some(slot) => {
                         self.slots[slot as usize] = Some(entry);
@@ -354,7 +304,7 @@ impl Cache {
                     slots
                         .get(s as usize)
                         .and_then(Option::as_ref)
-                        .map_or(0, |e| e.hash)
+                        .map_or(0, Entry::hash)
                 });
                 self.after_write(slot, negative, expires_at);
                 self.used += size;
@@ -408,13 +358,13 @@ impl Cache {
         let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
             return false;
         };
-        if entry.negative {
+        if !entry.has_value() {
             return false;
         }
-        if let Some(at) = entry.expires_at {
+        if let Some(at) = entry.expires_at() {
             self.expiries.remove(&(at, slot));
         }
-        entry.expires_at = expires_at;
+        entry.set_expires_at(expires_at);
         self.changes.note(key);
         let meta = entry.meta();
         if let Some(at) = expires_at {
@@ -426,16 +376,16 @@ impl Cache {
 
     fn remove_slot(&mut self, slot: Slot) -> Option<Entry> {
         let entry = self.slots.get_mut(slot as usize)?.take()?;
-        if let Ok(found) = self.index.find_entry(entry.hash, |&s| s == slot) {
+        if let Ok(found) = self.index.find_entry(entry.hash(), |&s| s == slot) {
             found.remove();
         }
-        if let Some(at) = entry.expires_at {
+        if let Some(at) = entry.expires_at() {
             self.expiries.remove(&(at, slot));
         }
-        if entry.negative {
+        if !entry.has_value() {
             self.negatives -= 1;
         }
-        self.used -= entry.size;
+        self.used -= entry.size();
         self.policy.remove(slot);
         self.free.push(slot);
         self.changes.note(entry.key());
@@ -552,6 +502,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::COPY_OUT_LIMIT;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
@@ -682,7 +633,7 @@ mod tests {
         assert_eq!(c.stats.expired, 2);
         assert_eq!(c.used_memory(), entry_size(1, 1));
         assert!(c.set_expiry(b"c", Some(6_000), 5_000));
-        assert_eq!(c.peek(b"c", 5_000).and_then(|e| e.expires_at), Some(6_000));
+        assert_eq!(c.peek(b"c", 5_000).and_then(Entry::expires_at), Some(6_000));
         assert!(c.set_expiry(b"c", None, 5_000));
         assert_eq!(c.expires_count(), 0);
     }

@@ -25,12 +25,19 @@
 //!   come from probation's back, so an entry hit once since admission survives one more
 //!   round than one never hit.
 //!
-//! Budgets are in bytes (this cache is bounded by memory, not by count): the window gets
-//! 1% of `maxmemory`, protected 80% of the rest. Caffeine also tunes the window size
-//! with a hill climber and adds a little randomness to admission against hash flooding;
-//! this version keeps the fixed 1% the paper recommends.
+//! Budgets are in bytes (this cache is bounded by memory, not by count): the window
+//! starts at 1% of `maxmemory` (the paper's recommendation), protected gets 80% of the
+//! rest. The window then *adapts*: a hill climber ([`crate::hill_climber`]) watches the
+//! hit ratio and moves the window's budget towards whatever split serves the workload
+//! best, as Caffeine does. (Caffeine also adds a little randomness to admission against
+//! hash flooding; here the sketch's hash is keyed at random per process instead.)
+//!
+//! The sketch counts *reads* — hits, and misses of keys not cached — but not writes: in
+//! cache-aside a miss is followed by a write of the same key, and counting both would
+//! give every newcomer a double vote against the incumbents it must displace.
 
 use crate::frequency_sketch::FrequencySketch;
+use crate::hill_climber::HillClimber;
 use crate::lru::{List, Lists};
 use crate::policy::{EntryMeta, Policy, Slot, ensure_slot};
 
@@ -67,6 +74,9 @@ pub struct WTinyLfu {
     nodes: Vec<Node>,
     sketch: FrequencySketch,
     capacity: u64,
+    /// The window's share in bytes, moved by the hill climber.
+    window_budget: u64,
+    climber: HillClimber,
     entries: usize,
 }
 
@@ -80,6 +90,8 @@ impl Default for WTinyLfu {
             nodes: Vec::new(),
             sketch: FrequencySketch::new(1024),
             capacity: 0,
+            window_budget: 0,
+            climber: HillClimber::default(),
             entries: 0,
         }
     }
@@ -87,7 +99,27 @@ impl Default for WTinyLfu {
 
 impl WTinyLfu {
     fn window_budget(&self) -> u64 {
-        self.capacity * WINDOW_PERCENT / 100
+        self.window_budget
+    }
+
+    /// The hill climber's turn (see [`crate::hill_climber`]): at the end of each sample
+    /// of requests it moves the window's budget one step up or down the hill. Nothing
+    /// moves eagerly: a larger window takes its room from the main space's next victims,
+    /// a smaller one sends its overflow through the admission contest.
+    fn climb(&mut self) {
+        let sample = self.sketch.sample_size() as u64;
+        if let Some(window) = self
+            .climber
+            .adjust(self.window_budget, self.capacity, sample)
+        {
+            self.window_budget = window;
+            self.rebalance_protected();
+        }
+    }
+
+    /// The window's budget now (for tests and the simulator).
+    pub fn window_bytes(&self) -> u64 {
+        self.window_budget
     }
 
     fn main_budget(&self) -> u64 {
@@ -172,6 +204,22 @@ impl WTinyLfu {
         self.probation.bytes + self.protected.bytes
     }
 
+    /// A use of `slot`: counted in the sketch, moved up its segment (a hit on
+    /// probation promotes it to protected).
+    fn touch(&mut self, slot: Slot) {
+        let node = self.node(slot);
+        self.sketch.increment(node.hash);
+        match node.segment {
+            Segment::Window => self.move_to(slot, Segment::Window),
+            Segment::Probation => {
+                self.move_to(slot, Segment::Protected);
+                self.rebalance_protected();
+            }
+            Segment::Protected => self.move_to(slot, Segment::Protected),
+            Segment::None => {}
+        }
+    }
+
     /// Estimated recent frequency of an entry's key (for tests and INFO).
     pub fn frequency(&self, slot: Slot) -> u8 {
         self.sketch.estimate(self.node(slot).hash)
@@ -190,7 +238,9 @@ impl WTinyLfu {
 
 impl Policy for WTinyLfu {
     fn insert(&mut self, slot: Slot, meta: EntryMeta) {
-        self.sketch.increment(meta.hash);
+        // Not counted in the sketch: popularity is *demand*, and the read that missed
+        // before this write (cache-aside) was counted already; a write nobody reads is
+        // no reason to keep a key.
         self.entries += 1;
         if self.entries > self.sketch.width() {
             // Grown past what the sketch was sized for: resize it (history restarts,
@@ -208,25 +258,17 @@ impl Policy for WTinyLfu {
     }
 
     fn access(&mut self, slot: Slot) {
-        let node = self.node(slot);
-        self.sketch.increment(node.hash);
-        match node.segment {
-            Segment::Window => self.move_to(slot, Segment::Window),
-            Segment::Probation => {
-                self.move_to(slot, Segment::Protected);
-                self.rebalance_protected();
-            }
-            Segment::Protected => self.move_to(slot, Segment::Protected),
-            Segment::None => {}
-        }
+        self.climber.record_hit();
+        self.touch(slot);
+        self.climb();
     }
 
     fn update(&mut self, slot: Slot, meta: EntryMeta) {
-        // Same segment, new size, counted as an access.
+        // Same segment, new size, counted as a use (but not as a read for the climber).
         let node = self.detach(slot);
         self.nodes[slot as usize].size = meta.size;
         self.attach(slot, node.segment);
-        self.access(slot);
+        self.touch(slot);
     }
 
     fn remove(&mut self, slot: Slot) {
@@ -241,6 +283,8 @@ impl Policy for WTinyLfu {
 
     fn record_miss(&mut self, hash: u64) {
         self.sketch.increment(hash);
+        self.climber.record_miss();
+        self.climb();
     }
 
     fn victim(&mut self) -> Option<Slot> {
@@ -274,13 +318,15 @@ impl Policy for WTinyLfu {
 
     fn set_capacity(&mut self, bytes: u64) {
         self.capacity = bytes;
+        self.window_budget = bytes * WINDOW_PERCENT / 100;
+        self.climber.restart(bytes);
         self.rebalance_protected();
     }
 
     fn clear(&mut self) {
         let capacity = self.capacity;
         *self = WTinyLfu::default();
-        self.capacity = capacity;
+        self.set_capacity(capacity);
     }
 }
 

@@ -88,7 +88,7 @@ pub fn expire(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let Some(entry) = store.peek_value(&key, now) else {
         return Ok(Frame::Integer(0));
     };
-    let current = entry.expires_at;
+    let current = entry.expires_at();
     let allowed = match condition.as_deref() {
         Some("NX") => current.is_none(),
         Some("XX") => current.is_some(),
@@ -116,7 +116,7 @@ pub fn ttl(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let mut store = server.store();
     Ok(Frame::Integer(match store.peek_value(&key, now) {
         None => -2,
-        Some(entry) => match entry.expires_at {
+        Some(entry) => match entry.expires_at() {
             None => -1,
             Some(at) if millis => (at - now) as i64,
             // Rounded to the nearest second, as Redis does.
@@ -131,7 +131,7 @@ pub fn persist(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let mut store = server.store();
     let has_ttl = store
         .peek_value(&key, now)
-        .is_some_and(|e| e.expires_at.is_some());
+        .is_some_and(|e| e.expires_at().is_some());
     if has_ttl {
         store.set_expiry(&key, None, now);
     }

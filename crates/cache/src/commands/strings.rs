@@ -121,7 +121,7 @@ fn apply(
     let old = if needs_old {
         store
             .peek_value(&key, now)
-            .map(|e| (e.value(), e.expires_at))
+            .map(|e| (e.value(), e.expires_at()))
     } else {
         None
     };
@@ -330,7 +330,7 @@ pub async fn incr(server: &CacheLayer, args: &mut Args) -> CommandResult {
                 .value_bytes()
                 .and_then(parse_int)
                 .ok_or(CommandError::NotInteger)?,
-            entry.expires_at,
+            entry.expires_at(),
         ),
         None => (0, server.default_expiry(now)),
     };
