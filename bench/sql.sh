@@ -21,7 +21,7 @@ OURS=7532
 PEER=7533
 DATA=$(mktemp -d)
 chmod 755 "$DATA"
-trap 'cleanup; rm -rf "$DATA"' EXIT
+trap 'cleanup; wait; rm -rf "$DATA"' EXIT
 infralab_bin
 # read committed on both sides: PostgreSQL's default, and pgbench does not retry 40001.
 taskset -c 1 "$BIN" sql --port "$OURS" --dir "$DATA/sql" --fsync always --default-isolation read-committed 2>/dev/null &

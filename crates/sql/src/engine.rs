@@ -60,6 +60,17 @@ impl Table {
         self.def.indexes.iter().map(|i| i.columns.clone()).collect()
     }
 
+    /// Builds every index again from the rows (after their keys or the definition
+    /// changed).
+    pub fn rebuild_indexes(&mut self) {
+        self.heap.indexes = self
+            .def
+            .indexes
+            .iter()
+            .map(|i| self.heap.build_index(&i.columns))
+            .collect();
+    }
+
     pub fn scope(&self, alias: &str) -> Scope {
         Scope {
             columns: self
@@ -177,6 +188,12 @@ impl Engine {
     pub fn table(&self, name: &str) -> std::result::Result<&Table, SqlError> {
         self.tables
             .get(name)
+            .ok_or_else(|| SqlError::undefined_table(name))
+    }
+
+    pub fn table_mut(&mut self, name: &str) -> std::result::Result<&mut Table, SqlError> {
+        self.tables
+            .get_mut(name)
             .ok_or_else(|| SqlError::undefined_table(name))
     }
 

@@ -530,16 +530,21 @@ async fn psql_aligned(port: u16, sql: &str) -> (String, String) {
     (out, err)
 }
 
+/// The two tables the `\d` tests describe: keys, a default, a CHECK, a generated column,
+/// SERIALs, a foreign key.
+const DESCRIBED_TABLES: &str = "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL,
+        balance NUMERIC(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
+        total INT GENERATED ALWAYS AS (id * 2) STORED, code SERIAL UNIQUE);
+    CREATE TABLE transfers (id SERIAL PRIMARY KEY,
+        from_id INT REFERENCES accounts(id) ON DELETE CASCADE, amount NUMERIC(12,2))";
+
 #[tokio::test]
 async fn psql_describes_tables_indexes_and_views() {
     let srv = server().await;
     let port = srv.addr().port();
     let c = connect(srv.addr()).await;
-    exec(&c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL,
-                  balance NUMERIC(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
-                  total INT GENERATED ALWAYS AS (id * 2) STORED, code SERIAL UNIQUE);
-              CREATE TABLE transfers (id SERIAL PRIMARY KEY, from_id INT REFERENCES accounts(id) ON DELETE CASCADE, amount NUMERIC(12,2));
-              CREATE INDEX tr_amount ON transfers (amount);
+    exec(&c, DESCRIBED_TABLES).await;
+    exec(&c, "CREATE INDEX tr_amount ON transfers (amount);
               CREATE UNIQUE INDEX tr_u ON transfers (from_id, amount);
               CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
               CREATE TRIGGER tr AFTER INSERT OR DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION f();
@@ -632,11 +637,12 @@ async fn psql_describes_a_table_verbosely() {
     let srv = server().await;
     let port = srv.addr().port();
     let c = connect(srv.addr()).await;
-    exec(&c, "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT NOT NULL,
-                  balance NUMERIC(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0),
-                  total INT GENERATED ALWAYS AS (id * 2) STORED, code SERIAL UNIQUE);
-              CREATE TABLE transfers (id SERIAL PRIMARY KEY, from_id INT REFERENCES accounts(id) ON DELETE CASCADE, amount NUMERIC(12,2));
-              CREATE MATERIALIZED VIEW mv AS SELECT id, owner FROM accounts").await;
+    exec(&c, DESCRIBED_TABLES).await;
+    exec(
+        &c,
+        "CREATE MATERIALIZED VIEW mv AS SELECT id, owner FROM accounts",
+    )
+    .await;
     // PostgreSQL 15's output for the same schema (the CHECK's cast aside).
     let (out, err) = psql_aligned(port, "\\d+ accounts").await;
     assert_eq!(

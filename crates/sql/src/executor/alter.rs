@@ -178,11 +178,7 @@ fn add_column(ctx: &mut Ctx<'_>, table: &str, column_def: &ast::ColumnDef) -> Re
         };
         values.push((row, v));
     }
-    let t = ctx
-        .engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = ctx.engine.table_mut(table)?;
     for (row, v) in values {
         if let Some(chain) = t.heap.rows.get_mut(&row) {
             for version in chain.iter_mut() {
@@ -263,11 +259,7 @@ fn drop_column(ctx: &mut Ctx<'_>, table: &str, name: &str, if_exists: bool) -> R
         ))
         .into());
     }
-    let t = ctx
-        .engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = ctx.engine.table_mut(table)?;
     let def = &mut t.def;
     let column = &mut def.columns[at];
     column.name = format!("{DROPPED_PREFIX}{}........", at + 1);
@@ -280,12 +272,7 @@ fn drop_column(ctx: &mut Ctx<'_>, table: &str, name: &str, if_exists: bool) -> R
     def.indexes.retain(|i| !i.columns.contains(&at));
     def.foreign_keys.retain(|f| !f.columns.contains(&at));
     def.checks.retain(|c| !names(&c.expr, name));
-    t.heap.indexes = t
-        .def
-        .indexes
-        .iter()
-        .map(|i| t.heap.build_index(&i.columns))
-        .collect();
+    t.rebuild_indexes();
     Ok(())
 }
 
@@ -325,10 +312,7 @@ fn rename_in(e: &Expr, from: &str, to: &str) -> Expr {
 }
 
 fn rename_column(engine: &mut Engine, table: &str, from: &str, to: &str) -> Result<()> {
-    let t = engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = engine.table_mut(table)?;
     let at = t.def.column_or_err(from)?;
     if t.def.column(to).is_some() {
         return Err(SqlError::new(
@@ -389,11 +373,7 @@ fn add_constraint(
                 return Ok(());
             };
             check_unique(&def, &index, &rows)?;
-            let t = ctx
-                .engine
-                .tables
-                .get_mut(table)
-                .ok_or_else(|| SqlError::undefined_table(table))?;
+            let t = ctx.engine.table_mut(table)?;
             let tree = t.heap.build_index(&index.columns);
             t.heap.indexes.push(tree);
             t.def = def;
@@ -492,11 +472,7 @@ pub(super) fn check_holds(
 }
 
 fn set_def(engine: &mut Engine, table: &str, def: TableDef) -> Result<()> {
-    engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?
-        .def = def;
+    engine.table_mut(table)?.def = def;
     Ok(())
 }
 
@@ -532,18 +508,12 @@ fn drop_constraint(engine: &mut Engine, table: &str, name: &str, if_exists: bool
             ))
             .into());
         }
-        let t = engine
-            .tables
-            .get_mut(table)
-            .ok_or_else(|| SqlError::undefined_table(table))?;
+        let t = engine.table_mut(table)?;
         t.def.indexes.remove(at);
         t.heap.indexes.remove(at);
         return Ok(());
     }
-    let t = engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = engine.table_mut(table)?;
     let before = t.def.checks.len() + t.def.foreign_keys.len();
     t.def.checks.retain(|c| c.name != name);
     t.def.foreign_keys.retain(|f| f.name != name);
@@ -595,11 +565,7 @@ fn alter_column(
         | AlterColumnOperation::DropDefault => {}
         other => return Err(SqlError::unsupported(format!("ALTER COLUMN {other}")).into()),
     }
-    let t = ctx
-        .engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = ctx.engine.table_mut(table)?;
     let c = &mut t.def.columns[at];
     match op {
         AlterColumnOperation::SetNotNull => c.not_null = true,

@@ -133,11 +133,7 @@ pub(super) fn set_data_type(
         converted.push((row, values));
     }
 
-    let t = ctx
-        .engine
-        .tables
-        .get_mut(table)
-        .ok_or_else(|| SqlError::undefined_table(table))?;
+    let t = ctx.engine.table_mut(table)?;
     let mut before = Vec::with_capacity(converted.len());
     for (row, values) in converted {
         let Some(chain) = t.heap.rows.get_mut(&row) else {
@@ -158,12 +154,7 @@ pub(super) fn set_data_type(
     let c = &mut t.def.columns[at];
     c.ty = ty;
     c.type_name = type_name;
-    t.heap.indexes = t
-        .def
-        .indexes
-        .iter()
-        .map(|i| t.heap.build_index(&i.columns))
-        .collect();
+    t.rebuild_indexes();
 
     // Keys that were distinct may now be equal (1.2 and 1.4 as integers), and a CHECK
     // may read the column differently.
