@@ -168,6 +168,15 @@ async fn bitmap_and_hyperloglog_replies_match_redis_server() {
     }
 }
 
+/// LCS, the geo commands and sorted-set algebra, in RESP2 and after `HELLO 3`: scores,
+/// positions and distances must be the same bits, not only close.
+#[tokio::test]
+async fn geo_lcs_and_zset_algebra_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/geo.txt"), 300, protocol).await;
+    }
+}
+
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
 async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;

@@ -79,15 +79,16 @@ fn bybox(w: &[u8], h: &[u8], u: &[u8]) -> Result<(Extent, f64)> {
     Ok((Extent::Box { width, height }, unit(u)?))
 }
 
-/// A coordinate as Redis replies it: RESP3 a double; RESP2 a bulk string of the value
-/// with 17 decimals, trailing zeros trimmed (`addReplyHumanLongDouble`).
+/// A coordinate as Redis replies it (`addReplyHumanLongDouble`): the value with 17
+/// decimals, trailing zeros trimmed; a bulk string in RESP2, a double of that text in
+/// RESP3 (so tiny values lose digits there too, as Redis's do).
 fn coordinate(v: f64, protocol: Protocol) -> Frame {
-    if protocol == Protocol::Resp3 {
-        return Frame::Double(v);
-    }
     let text = format!("{v:.17}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
-    Frame::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+    match protocol {
+        Protocol::Resp3 => Frame::Double(text.parse().unwrap_or(v)),
+        _ => Frame::Bulk(Bytes::copy_from_slice(text.as_bytes())),
+    }
 }
 
 fn position_frame(score: f64, protocol: Protocol) -> Frame {
