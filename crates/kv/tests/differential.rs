@@ -470,38 +470,14 @@ async fn bit_ranges_match_redis_on_random_strings() {
 /// against redis-server: the same screen.
 #[tokio::test]
 async fn redis_cli_bitmap_session_matches_redis() {
-    let redis = RedisServer::start(&[]);
-    let server = common::start(&[]).await;
     let script = "SETBIT active:mon 1001 1\nSETBIT active:mon 1002 1\nSETBIT active:tue 1001 1\n\
                   BITCOUNT active:mon\nBITOP AND active:both active:mon active:tue\n\
                   BITPOS active:both 1\nBITFIELD counters INCRBY u4 #7 3 GET u4 #7\n\
                   PFADD visitors:mon alice bob carol\nPFADD visitors:tue alice dave\n\
                   PFCOUNT visitors:mon visitors:tue\nPFMERGE visitors:week visitors:mon visitors:tue\n\
                   PFCOUNT visitors:week\nTYPE visitors:week\nSETBIT active:mon -1 1\n";
-    let session = move |port: u16| {
-        use std::io::Write;
-        let mut child = testkit::peer("redis-cli")
-            .args(["-p", &port.to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-    };
-    let (kv_port, redis_port) = (server.addr().port(), redis.port);
-    let (ours, theirs) =
-        tokio::task::spawn_blocking(move || (session(kv_port), session(redis_port)))
-            .await
-            .unwrap();
-    assert_eq!(ours, theirs);
+    let ours = same_screen(script).await;
     assert!(ours.contains("1001") && ours.contains("string"), "{ours}");
-    server.stop().await;
 }
 
 /// Geo searches on many random places, compared with redis-server: 3,000 members
@@ -592,4 +568,59 @@ async fn geo_searches_match_redis_on_random_places() {
     let all = ["ZRANGE", "places", "0", "-1", "WITHSCORES"];
     assert_eq!(kv.call(all).await.unwrap(), peer.call(all).await.unwrap());
     server.stop().await;
+}
+
+/// Types `script` into `redis-cli` against kv and against redis-server; the two screens
+/// must be equal. Returns kv's.
+async fn same_screen(script: &'static str) -> String {
+    let redis = RedisServer::start(&[]);
+    let server = common::start(&[]).await;
+    let (kv_port, redis_port) = (server.addr().port(), redis.port);
+    let (ours, theirs) = tokio::task::spawn_blocking(move || {
+        (redis_cli(kv_port, script), redis_cli(redis_port, script))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ours, theirs);
+    server.stop().await;
+    ours
+}
+
+/// Types `script` into `redis-cli -p port` and returns what it printed.
+fn redis_cli(port: u16, script: &str) -> String {
+    use std::io::Write;
+    let mut child = testkit::peer("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// The README's geo, sorted-set algebra and LCS session, typed into `redis-cli` against kv
+/// and against redis-server: the same screen.
+#[tokio::test]
+async fn redis_cli_geo_session_matches_redis() {
+    let script = "GEOADD drivers 13.361389 38.115556 ada 15.087269 37.502669 bob 13.5 38.2 cy\n\
+                  GEOPOS drivers ada\nGEODIST drivers ada bob km\nGEOHASH drivers ada bob\n\
+                  GEOSEARCH drivers FROMLONLAT 13.4 38.1 BYRADIUS 20 km ASC WITHDIST\n\
+                  GEOSEARCHSTORE near drivers FROMMEMBER ada BYRADIUS 50 km STOREDIST\n\
+                  ZRANGE near 0 -1 WITHSCORES\nZSCORE drivers ada\n\
+                  ZADD week1 10 ada 5 bob\nZADD week2 3 ada 8 cy\n\
+                  ZUNION 2 week1 week2 WITHSCORES\n\
+                  ZINTERSTORE both 2 week1 week2 WEIGHTS 1 2 AGGREGATE MAX\n\
+                  ZRANGE both 0 -1 WITHSCORES\nSET a ohmytext\nSET b mynewtext\nLCS a b\n\
+                  LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN\n";
+    let ours = same_screen(script).await;
+    assert!(
+        ours.contains("13.36138933897018433") && ours.contains("166.2742") && ours.contains("mytext"),
+        "{ours}"
+    );
 }
