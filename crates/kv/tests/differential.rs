@@ -497,7 +497,12 @@ async fn geo_searches_match_redis_on_random_places() {
         state ^= state << 17;
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let centres = [(2.35, 48.85), (-73.98, 40.75), (139.69, 35.68), (-58.38, -34.6)];
+    let centres = [
+        (2.35, 48.85),
+        (-73.98, 40.75),
+        (139.69, 35.68),
+        (-58.38, -34.6),
+    ];
     for batch in 0..30 {
         let mut words = vec![Bytes::from_static(b"GEOADD"), Bytes::from_static(b"places")];
         for i in 0..100 {
@@ -519,7 +524,11 @@ async fn geo_searches_match_redis_on_random_places() {
     for round in 0..400 {
         let (unit, metres) = units[round % units.len()];
         let size = |next: &mut dyn FnMut() -> f64| {
-            let m = if round % 5 == 0 { 2_000_000.0 } else { 150_000.0 };
+            let m = if round % 5 == 0 {
+                2_000_000.0
+            } else {
+                150_000.0
+            };
             format!("{:.3}", next() * m / metres)
         };
         let mut words: Vec<String> = vec!["GEOSEARCH".into(), "places".into()];
@@ -563,7 +572,10 @@ async fn geo_searches_match_redis_on_random_places() {
         compared += 1;
     }
     assert_eq!(compared, 400);
-    assert!(found_several > 200, "only {found_several} searches found places");
+    assert!(
+        found_several > 200,
+        "only {found_several} searches found places"
+    );
     // The stored scores are the same geohashes, member by member.
     let all = ["ZRANGE", "places", "0", "-1", "WITHSCORES"];
     assert_eq!(kv.call(all).await.unwrap(), peer.call(all).await.unwrap());
@@ -620,7 +632,9 @@ async fn redis_cli_geo_session_matches_redis() {
                   LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN\n";
     let ours = same_screen(script).await;
     assert!(
-        ours.contains("13.36138933897018433") && ours.contains("166.2742") && ours.contains("mytext"),
+        ours.contains("13.36138933897018433")
+            && ours.contains("166.2742")
+            && ours.contains("mytext"),
         "{ours}"
     );
 }

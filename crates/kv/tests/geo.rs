@@ -19,15 +19,28 @@ async fn geo_sets_and_stored_results_survive_a_restart() {
         assert!(!matches!(reply, Frame::Error(_)), "{words:?}: {reply:?}");
     }
     let search = [
-        "GEOSEARCH", "Sicily", "FROMMEMBER", "Palermo", "BYRADIUS", "300", "km", "ASC",
-        "WITHDIST", "WITHCOORD",
+        "GEOSEARCH",
+        "Sicily",
+        "FROMMEMBER",
+        "Palermo",
+        "BYRADIUS",
+        "300",
+        "km",
+        "ASC",
+        "WITHDIST",
+        "WITHCOORD",
     ];
     let before_search = call(&mut c, &search).await;
     let before = dataset(&server).await;
-    let keys: Vec<String> = before.iter().map(|(k, _, _)| common::frame_text(k)).collect();
+    let keys: Vec<String> = before
+        .iter()
+        .map(|(k, _, _)| common::frame_text(k))
+        .collect();
     assert_eq!(
         keys,
-        ["Sicily", "diff", "dists", "inter", "lex", "near", "s1", "top", "union", "z1"]
+        [
+            "Sicily", "diff", "dists", "inter", "lex", "near", "s1", "top", "union", "z1"
+        ]
     );
     server.stop().await;
 

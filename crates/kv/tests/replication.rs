@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    COLLECTION_EDITS, GEO_WRITES, bulk, call, check_edited, connect, dataset, err, frame_text as text, int,
-    start, start_with_clock,
+    COLLECTION_EDITS, GEO_WRITES, bulk, call, check_edited, connect, dataset, err,
+    frame_text as text, int, start, start_with_clock,
 };
 use kv::clock::ManualClock;
 use proto::Frame;
@@ -477,26 +477,52 @@ async fn geo_sets_and_stored_results_reach_the_replica() {
     for step in GEO_WRITES {
         call(&mut c, step).await;
         synced(&primary, &[&replica]).await;
-        assert_eq!(dataset(&replica).await, dataset(&primary).await, "after {step:?}");
+        assert_eq!(
+            dataset(&replica).await,
+            dataset(&primary).await,
+            "after {step:?}"
+        );
     }
     let mut r = connect(&replica).await;
     let search = [
-        "GEOSEARCH", "Sicily", "FROMLONLAT", "15", "37", "BYRADIUS", "300", "km", "ASC",
+        "GEOSEARCH",
+        "Sicily",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "300",
+        "km",
+        "ASC",
         "WITHDIST",
     ];
     let found = call(&mut r, &search).await;
     assert_eq!(found, call(&mut c, &search).await);
-    assert!(matches!(&found, Frame::Array(items) if items.len() == 3), "{found:?}");
+    assert!(
+        matches!(&found, Frame::Array(items) if items.len() == 3),
+        "{found:?}"
+    );
     assert_eq!(
         call(&mut r, &["GEODIST", "Sicily", "Palermo", "Catania", "km"]).await,
         call(&mut c, &["GEODIST", "Sicily", "Palermo", "Catania", "km"]).await
     );
     let readonly = err("READONLY You can't write against a read only replica.");
     let store = [
-        "GEOSEARCHSTORE", "x", "Sicily", "FROMLONLAT", "15", "37", "BYRADIUS", "300", "km",
+        "GEOSEARCHSTORE",
+        "x",
+        "Sicily",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "300",
+        "km",
     ];
     assert_eq!(call(&mut r, &store).await, readonly);
-    assert_eq!(call(&mut r, &["ZUNIONSTORE", "x", "1", "z1"]).await, readonly);
+    assert_eq!(
+        call(&mut r, &["ZUNIONSTORE", "x", "1", "z1"]).await,
+        readonly
+    );
     replica.stop().await;
     primary.stop().await;
 }

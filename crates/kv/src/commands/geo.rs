@@ -129,8 +129,14 @@ pub fn geoadd(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     write(kv, s, Op::ZAdd { key, flags, pairs })
 }
 
-/// `GEOPOS key member...`: `[longitude, latitude]` per member, a null for a missing one.
-pub fn geopos(kv: &Kv, s: &mut Session, args: &mut Args, protocol: Protocol) -> Result {
+/// One reply per member named after the key, from its score (`None`: no such member or
+/// no such key): what GEOPOS and GEOHASH share.
+fn per_member(
+    kv: &Kv,
+    s: &Session,
+    args: &mut Args,
+    reply: impl Fn(Option<f64>) -> Frame,
+) -> Result {
     let key = args.next_bytes()?;
     let members = args.rest();
     read(kv, s, &key, |v| {
@@ -138,12 +144,16 @@ pub fn geopos(kv: &Kv, s: &mut Session, args: &mut Args, protocol: Protocol) -> 
         Ok(Frame::Array(
             members
                 .iter()
-                .map(|m| match z.and_then(|z| z.score(m)) {
-                    Some(score) => position_frame(score, protocol),
-                    None => Frame::NullArray,
-                })
+                .map(|m| reply(z.and_then(|z| z.score(m))))
                 .collect(),
         ))
+    })
+}
+
+/// `GEOPOS key member...`: `[longitude, latitude]` per member, a null for a missing one.
+pub fn geopos(kv: &Kv, s: &mut Session, args: &mut Args, protocol: Protocol) -> Result {
+    per_member(kv, s, args, |score| {
+        score.map_or(Frame::NullArray, |score| position_frame(score, protocol))
     })
 }
 
@@ -171,27 +181,16 @@ pub fn geodist(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 
 /// `GEOHASH key member...`: standard 11-character geohash strings.
 pub fn geohash(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
-    let key = args.next_bytes()?;
-    let members = args.rest();
-    read(kv, s, &key, |v| {
-        let z = v.map(Value::as_zset).transpose()?;
-        Ok(Frame::Array(
-            members
-                .iter()
-                .map(|m| match z.and_then(|z| z.score(m)) {
-                    Some(score) => {
-                        Frame::Bulk(Bytes::copy_from_slice(&geohash::geohash_string(score)))
-                    }
-                    None => Frame::Null,
-                })
-                .collect(),
-        ))
+    per_member(kv, s, args, |score| {
+        score.map_or(Frame::Null, |score| {
+            Frame::Bulk(Bytes::copy_from_slice(&geohash::geohash_string(score)))
+        })
     })
 }
 
 /// Which search command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Search {
+pub enum Form {
     /// `GEORADIUS key lon lat radius unit ...` (`read_only`: the `_RO` form, no STORE).
     Radius { read_only: bool },
     /// `GEORADIUSBYMEMBER key member radius unit ...`.
@@ -217,40 +216,48 @@ struct Parsed {
 /// Parses a search as Redis's `georadiusGeneric` does, in its order: the source's type,
 /// then the fixed arguments, then the options (a FROMMEMBER member is looked up when
 /// read). `z` is the source (`None`: missing).
-fn parse(kind: Search, name: &[u8], words: &[Bytes], z: Option<&ZSet>) -> Result<Parsed> {
-    let is_search = matches!(kind, Search::Search | Search::SearchStore);
-    let src_at = if kind == Search::SearchStore { 1 } else { 0 };
+fn parse(kind: Form, name: &[u8], words: &[Bytes], z: Option<&ZSet>) -> Result<Parsed> {
+    // The fixed arguments (the arity check has counted them; a script may not have).
+    let fixed = match kind {
+        Form::Radius { .. } => 5,
+        Form::ByMember { .. } => 4,
+        Form::Search => 1,
+        Form::SearchStore => 2,
+    };
+    if words.len() < fixed {
+        return Err(CommandError::Syntax);
+    }
+    let is_search = matches!(kind, Form::Search | Form::SearchStore);
+    let src_at = if kind == Form::SearchStore { 1 } else { 0 };
     let src = words.get(src_at).cloned().unwrap_or_default();
     let mut center = None;
     let mut shape = None;
-    let mut store = (kind == Search::SearchStore).then(|| (words[0].clone(), false));
-    let base = match kind {
-        Search::Radius { .. } => {
+    let mut store = (kind == Form::SearchStore).then(|| (words[0].clone(), false));
+    match kind {
+        Form::Radius { .. } => {
             let (lon, lat) = lon_lat(&words[1], &words[2])?;
             center = Some(Center::LonLat(lon, lat));
             shape = Some(radius(&words[3], &words[4])?);
-            5
         }
-        Search::ByMember { .. } => {
+        Form::ByMember { .. } => {
             if let Some(z) = z {
                 let member = words[1].clone();
                 z.score(&member).ok_or_else(no_member)?;
                 center = Some(Center::Member(member));
                 shape = Some(radius(&words[2], &words[3])?);
             }
-            4
         }
-        Search::Search => 1,
-        Search::SearchStore => 2,
-    };
+        Form::Search | Form::SearchStore => {}
+    }
     let can_store = matches!(
         kind,
-        Search::Radius { read_only: false } | Search::ByMember { read_only: false }
+        Form::Radius { read_only: false } | Form::ByMember { read_only: false }
     );
     let (mut with_dist, mut with_hash, mut with_coord) = (false, false, false);
     let (mut order, mut count, mut any) = (Order::Unsorted, 0usize, false);
-    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) = (false, false, false, false);
-    let opts = words.get(base..).unwrap_or_default();
+    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) =
+        (false, false, false, false);
+    let opts = &words[fixed..];
     let mut i = 0;
     while i < opts.len() {
         let left = opts.len() - i - 1;
@@ -277,7 +284,7 @@ fn parse(kind: Search, name: &[u8], words: &[Bytes], z: Option<&ZSet>) -> Result
                 store = Some((opts[i + 1].clone(), true));
                 i += 1;
             }
-            b"storedist" if kind == Search::SearchStore => {
+            b"storedist" if kind == Form::SearchStore => {
                 store = store.map(|(dest, _)| (dest, true));
             }
             b"frommember" if left >= 1 && is_search && !from_lonlat => {
@@ -310,7 +317,7 @@ fn parse(kind: Search, name: &[u8], words: &[Bytes], z: Option<&ZSet>) -> Result
         i += 1;
     }
     if store.is_some() && (with_dist || with_hash || with_coord) {
-        let what = if kind == Search::SearchStore {
+        let what = if kind == Form::SearchStore {
             "GEOSEARCHSTORE"
         } else {
             "STORE option in GEORADIUS"
@@ -389,17 +396,11 @@ enum Next {
 /// The search runs under one read of the keyspace; a STORE form then goes down the
 /// write path as a [`ZStore::Geo`], which searches again inside the write (so the stored
 /// result is the set as it is when stored) and journals the destination's new record.
-pub fn search(
-    kv: &Kv,
-    s: &mut Session,
-    args: &mut Args,
-    kind: Search,
-    protocol: Protocol,
-) -> Result {
+pub fn search(kv: &Kv, s: &mut Session, args: &mut Args, kind: Form, protocol: Protocol) -> Result {
     let name = args.raw_name().to_vec();
     let words = args.rest();
     let src = words
-        .get(usize::from(kind == Search::SearchStore))
+        .get(usize::from(kind == Form::SearchStore))
         .cloned()
         .unwrap_or_default();
     let next = kv.read(|ks, now| -> Result<Next> {
@@ -412,7 +413,7 @@ pub fn search(
                 src: p.src,
                 query: p.query,
                 dist,
-                search: kind == Search::SearchStore,
+                search: kind == Form::SearchStore,
             }));
         }
         let (Some(query), Some(z)) = (&p.query, z) else {

@@ -67,7 +67,10 @@ pub fn lcs(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         })
         .collect();
     Ok(Frame::Map(vec![
-        (Frame::Bulk(Bytes::from_static(b"matches")), Frame::Array(matches)),
+        (
+            Frame::Bulk(Bytes::from_static(b"matches")),
+            Frame::Array(matches),
+        ),
         (Frame::Bulk(Bytes::from_static(b"len")), int(answer.len)),
     ]))
 }

@@ -650,14 +650,40 @@ pub static TABLE: &[CommandSpec] = &[
     spec("georadius", -6, WD, "geo", "Members near a point.").keys(1, 1, 1),
     spec("georadius_ro", -6, R, "geo", "Members near a point.").keys(1, 1, 1),
     spec("georadiusbymember", -5, WD, "geo", "Members near a member.").keys(1, 1, 1),
-    spec("georadiusbymember_ro", -5, R, "geo", "Members near a member.").keys(1, 1, 1),
+    spec(
+        "georadiusbymember_ro",
+        -5,
+        R,
+        "geo",
+        "Members near a member.",
+    )
+    .keys(1, 1, 1),
     spec("zunion", -3, R, "sorted-set", "Union of sorted sets."),
-    spec("zinter", -3, R, "sorted-set", "Intersection of sorted sets."),
+    spec(
+        "zinter",
+        -3,
+        R,
+        "sorted-set",
+        "Intersection of sorted sets.",
+    ),
     spec("zdiff", -3, R, "sorted-set", "Difference of sorted sets."),
     spec("zunionstore", -4, WD, "sorted-set", "Stores a union.").keys(1, 1, 1),
-    spec("zinterstore", -4, WD, "sorted-set", "Stores an intersection.").keys(1, 1, 1),
+    spec(
+        "zinterstore",
+        -4,
+        WD,
+        "sorted-set",
+        "Stores an intersection.",
+    )
+    .keys(1, 1, 1),
     spec("zdiffstore", -4, WD, "sorted-set", "Stores a difference.").keys(1, 1, 1),
-    spec("zintercard", -3, R, "sorted-set", "Size of an intersection."),
+    spec(
+        "zintercard",
+        -3,
+        R,
+        "sorted-set",
+        "Size of an intersection.",
+    ),
     spec("sintercard", -3, R, "set", "Size of a set intersection."),
     spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.").keys(1, 2, 1),
     spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.").keys(1, 1, 1),
@@ -874,22 +900,22 @@ fn bitwise(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
 /// LCS, the geo commands and the sorted-set algebra (`None`: not one of them).
 fn derived(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
     use crate::types::ops::Algebra::{Diff, Inter, Union};
-    use geo::Search;
+    use geo::Form;
     Some(match a.name() {
         "lcs" => lcs::lcs(kv, s, a),
         "geoadd" => geo::geoadd(kv, s, a),
         "geopos" => geo::geopos(kv, s, a, protocol),
         "geodist" => geo::geodist(kv, s, a),
         "geohash" => geo::geohash(kv, s, a),
-        "geosearch" => geo::search(kv, s, a, Search::Search, protocol),
-        "geosearchstore" => geo::search(kv, s, a, Search::SearchStore, protocol),
+        "geosearch" => geo::search(kv, s, a, Form::Search, protocol),
+        "geosearchstore" => geo::search(kv, s, a, Form::SearchStore, protocol),
         "georadius" | "georadius_ro" => {
             let read_only = a.name() == "georadius_ro";
-            geo::search(kv, s, a, Search::Radius { read_only }, protocol)
+            geo::search(kv, s, a, Form::Radius { read_only }, protocol)
         }
         "georadiusbymember" | "georadiusbymember_ro" => {
             let read_only = a.name() == "georadiusbymember_ro";
-            geo::search(kv, s, a, Search::ByMember { read_only }, protocol)
+            geo::search(kv, s, a, Form::ByMember { read_only }, protocol)
         }
         "zunion" => zalgebra::combine(kv, s, a, Union),
         "zinter" => zalgebra::combine(kv, s, a, Inter),

@@ -183,12 +183,7 @@ pub fn check_inputs(
 }
 
 /// Computes a union, intersection or difference as a sorted set.
-pub fn combine(
-    ks: &mut Keyspace,
-    db: usize,
-    c: &Combine,
-    now: u64,
-) -> Result<ZSet, CommandError> {
+pub fn combine(ks: &mut Keyspace, db: usize, c: &Combine, now: u64) -> Result<ZSet, CommandError> {
     let mut sources: Vec<(Input<'_>, f64)> = inputs(ks, db, &c.keys, now)?
         .into_iter()
         .zip(c.weights.iter().copied())
