@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kv against redis-server, side by side: SET, GET, INCR, MSET and the collection tests
 # (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100) with
-# redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent.
+# redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent; then GEOADD
+# and GEOSEARCH (custom command lines, in memory, pinned).
 #   bench/kv.sh [runs] [requests]
 #   in memory:  kv (no --dir)              vs redis-server --save '' --appendonly no
 #   persistent: kv --dir D --fsync everysec vs redis-server --appendonly yes --appendfsync everysec
@@ -17,10 +18,14 @@ DATA=$(mktemp -d)
 COLLECTIONS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 
 # rps PORT TEST [args...]: like lib.sh's, but also reads "MSET (10 keys): N requests per second".
+# TEST "-" runs the command line given after the options instead of a -t test, with the
+# load generator pinned to CPU 0 (the geo rows' servers are pinned to CPU 1).
 rps() {
   local port=$1 test=$2
   shift 2
-  redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
+  local run=(redis-benchmark -p "$port" -t "$test")
+  [ "$test" = - ] && run=(taskset -c 0 redis-benchmark -p "$port")
+  "${run[@]}" -q "$@" 2>/dev/null | tr '\r' '\n' |
     awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
 }
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -60,3 +65,38 @@ for mode in memory disk; do
     compare "$mode ${t^^} -P 16" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$((N * 5))" -P 16
   done
 done
+
+# Geo rows: GEOADD of random places, and GEOSEARCH BYRADIUS on a key holding 10,000
+# places (about 80 within the 5 km searched, sorted by distance). redis-benchmark has no
+# geo test, so these run custom command lines, against a fresh in-memory pair pinned to
+# CPU 1 while the load generator runs on CPU 0.
+KV_GEO=7414
+REDIS_GEO=7415
+taskset -c 1 "$BIN" kv --port "$KV_GEO" 2>/dev/null &
+PIDS+=($!)
+taskset -c 1 redis-server --port "$REDIS_GEO" --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
+PIDS+=($!)
+for port in "$KV_GEO" "$REDIS_GEO"; do
+  wait_port "$port"
+  # The same 10,000 places on both, 100 per GEOADD.
+  awk 'BEGIN { srand(7); for (c = 0; c < 100; c++) { line = "GEOADD geo:places"
+    for (i = 0; i < 100; i++) line = line sprintf(" %.6f %.6f p%d", 13 + rand(), 38 + rand(), c * 100 + i)
+    print line } }' | redis-cli -p "$port" >/dev/null
+done
+GEOADD=(GEOADD geo:bench "13.__rand_int__" "38.__rand_int__" "m:__rand_int__")
+GEOSEARCH=(GEOSEARCH geo:places FROMLONLAT 13.5 38.5 BYRADIUS 5 km ASC)
+for p in 1 16; do
+  for cmd in GEOADD GEOSEARCH; do
+    declare -n line=$cmd
+    out=$(redis-benchmark -p "$KV_GEO" -c 50 -n 1000 -r 100000 -P "$p" -q "${line[@]}" 2>&1 | tr '\r' '\n')
+    if grep -qiE 'error|ERR ' <<<"$out"; then
+      echo "errors from kv on $cmd at -P $p:" >&2
+      exit 1
+    fi
+  done
+done
+echo "-- geo (in memory, pinned: servers CPU 1, load CPU 0)"
+compare "GEOADD -P 1" "$KV_GEO" "$REDIS_GEO" - "$RUNS" -c 50 -n "$N" -r 100000 -P 1 "${GEOADD[@]}"
+compare "GEOADD -P 16" "$KV_GEO" "$REDIS_GEO" - "$RUNS" -c 50 -n "$((N * 5))" -r 100000 -P 16 "${GEOADD[@]}"
+compare "GEOSEARCH 5km -P 1" "$KV_GEO" "$REDIS_GEO" - "$RUNS" -c 50 -n "$((N / 4))" -P 1 "${GEOSEARCH[@]}"
+compare "GEOSEARCH 5km -P 16" "$KV_GEO" "$REDIS_GEO" - "$RUNS" -c 50 -n "$N" -P 16 "${GEOSEARCH[@]}"

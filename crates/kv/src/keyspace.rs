@@ -452,6 +452,8 @@ pub enum Mutation {
     Collection(crate::types::ops::Op),
     /// A bitmap or HyperLogLog write (see [`crate::types::bitwrite`]).
     Bits(crate::types::bitwrite::BitWrite),
+    /// A sorted-set STORE form or `ZREMRANGEBYLEX` (see [`crate::types::zstore`]).
+    ZStore(crate::types::zstore::ZStore),
 }
 
 impl Mutation {
@@ -470,6 +472,7 @@ impl Mutation {
                 | Mutation::Restore { .. }
         ) || matches!(self, Mutation::Collection(op) if op.may_grow())
             || matches!(self, Mutation::Bits(op) if op.may_grow())
+            || matches!(self, Mutation::ZStore(op) if op.may_grow())
     }
 }
 
@@ -1241,6 +1244,7 @@ impl Keyspace {
             }
             Mutation::Collection(op) => crate::types::ops::apply(self, db, op, now),
             Mutation::Bits(op) => crate::types::bitwrite::apply(self, db, op, now),
+            Mutation::ZStore(op) => crate::types::zstore::apply(self, db, op, now),
         }
     }
 

@@ -28,6 +28,7 @@ use bytes::Bytes;
 use crate::keyspace::{Mutation, Touch, Ttl};
 use crate::types::bitwrite::BitWrite;
 use crate::types::ops::{Algebra, Op};
+use crate::types::zstore::ZStore;
 
 /// `notify-keyspace-events`, as bits (Redis's `NOTIFY_*` values).
 pub type Flags = u32;
@@ -295,6 +296,7 @@ fn events(mutation: &Mutation, db: usize) -> Vec<Planned> {
             BitWrite::PfMerge { dest, .. } => add(STRING, "pfadd", dest, Touched),
             BitWrite::PfCount { .. } => {}
         },
+        Mutation::ZStore(op) => zstore(op, &mut add),
     }
     out
 }
@@ -358,6 +360,37 @@ fn collection(op: &Op, add: &mut impl FnMut(Flags, &'static str, &Bytes, When)) 
         Op::ZRemRangeByScore { key, .. } => emptied(add, ZSET, "zremrangebyscore", key),
         Op::ZPop { key, max, .. } => emptied(add, ZSET, side(*max, "zpopmax", "zpopmin"), key),
     }
+}
+
+/// The events of a sorted-set STORE form (`del` instead when the result is empty) or
+/// of `ZREMRANGEBYLEX`.
+fn zstore(op: &ZStore, add: &mut impl FnMut(Flags, &'static str, &Bytes, When)) {
+    let (dest, event) = match op {
+        ZStore::RemRangeByLex { key, .. } => {
+            add(ZSET, "zremrangebylex", key, When::Touched);
+            add(GENERIC, "del", key, When::Removed);
+            return;
+        }
+        ZStore::Combine { dest, combine } => (
+            dest,
+            match combine.algebra {
+                Algebra::Inter => "zinterstore",
+                Algebra::Union => "zunionstore",
+                Algebra::Diff => "zdiffstore",
+            },
+        ),
+        ZStore::Range { dest, .. } => (dest, "zrangestore"),
+        ZStore::Geo { dest, search, .. } => (
+            dest,
+            if *search {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            },
+        ),
+    };
+    add(ZSET, event, dest, When::Kept);
+    add(GENERIC, "del", dest, When::Removed);
 }
 
 /// The two channels of an event: `__keyspace@<db>__:<key>` (message: the event) and

@@ -168,6 +168,15 @@ async fn bitmap_and_hyperloglog_replies_match_redis_server() {
     }
 }
 
+/// LCS, the geo commands and sorted-set algebra, in RESP2 and after `HELLO 3`: scores,
+/// positions and distances must be the same bits, not only close.
+#[tokio::test]
+async fn geo_lcs_and_zset_algebra_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/geo.txt"), 300, protocol).await;
+    }
+}
+
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
 async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;
@@ -461,36 +470,171 @@ async fn bit_ranges_match_redis_on_random_strings() {
 /// against redis-server: the same screen.
 #[tokio::test]
 async fn redis_cli_bitmap_session_matches_redis() {
-    let redis = RedisServer::start(&[]);
-    let server = common::start(&[]).await;
     let script = "SETBIT active:mon 1001 1\nSETBIT active:mon 1002 1\nSETBIT active:tue 1001 1\n\
                   BITCOUNT active:mon\nBITOP AND active:both active:mon active:tue\n\
                   BITPOS active:both 1\nBITFIELD counters INCRBY u4 #7 3 GET u4 #7\n\
                   PFADD visitors:mon alice bob carol\nPFADD visitors:tue alice dave\n\
                   PFCOUNT visitors:mon visitors:tue\nPFMERGE visitors:week visitors:mon visitors:tue\n\
                   PFCOUNT visitors:week\nTYPE visitors:week\nSETBIT active:mon -1 1\n";
-    let session = move |port: u16| {
-        use std::io::Write;
-        let mut child = testkit::peer("redis-cli")
-            .args(["-p", &port.to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-    };
-    let (kv_port, redis_port) = (server.addr().port(), redis.port);
-    let (ours, theirs) =
-        tokio::task::spawn_blocking(move || (session(kv_port), session(redis_port)))
-            .await
-            .unwrap();
-    assert_eq!(ours, theirs);
+    let ours = same_screen(script).await;
     assert!(ours.contains("1001") && ours.contains("string"), "{ours}");
+}
+
+/// Geo searches on many random places, compared with redis-server: 3,000 members
+/// (clustered and world-wide), then random searches by radius and by box, around points
+/// and around members, in every unit, sorted or not, with COUNT and ANY. Unsorted
+/// replies must come in the same order too: that checks the neighbour cells are the
+/// same cells, scanned in the same order.
+#[tokio::test]
+async fn geo_searches_match_redis_on_random_places() {
+    let (_redis, mut peer) = start_redis().await;
+    let server = common::start(&[]).await;
+    let mut kv = common::connect(&server).await;
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let centres = [
+        (2.35, 48.85),
+        (-73.98, 40.75),
+        (139.69, 35.68),
+        (-58.38, -34.6),
+    ];
+    for batch in 0..30 {
+        let mut words = vec![Bytes::from_static(b"GEOADD"), Bytes::from_static(b"places")];
+        for i in 0..100 {
+            let (lon, lat) = if batch % 3 == 0 {
+                (next() * 360.0 - 180.0, next() * 170.0 - 85.0)
+            } else {
+                let (clon, clat) = centres[(batch + i) % centres.len()];
+                (clon + next() * 2.0 - 1.0, clat + next() * 2.0 - 1.0)
+            };
+            words.push(Bytes::from(format!("{lon:.6}")));
+            words.push(Bytes::from(format!("{lat:.6}")));
+            words.push(Bytes::from(format!("m{batch}-{i}")));
+        }
+        let ours = kv.call(words.clone()).await.unwrap();
+        assert_eq!(ours, peer.call(words).await.unwrap());
+    }
+    let units = [("m", 1.0), ("km", 1000.0), ("mi", 1609.34), ("ft", 0.3048)];
+    let (mut compared, mut found_several) = (0, 0);
+    for round in 0..400 {
+        let (unit, metres) = units[round % units.len()];
+        let size = |next: &mut dyn FnMut() -> f64| {
+            let m = if round % 5 == 0 {
+                2_000_000.0
+            } else {
+                150_000.0
+            };
+            format!("{:.3}", next() * m / metres)
+        };
+        let mut words: Vec<String> = vec!["GEOSEARCH".into(), "places".into()];
+        if round % 2 == 0 {
+            let (clon, clat) = centres[round % centres.len()];
+            words.push("FROMLONLAT".into());
+            words.push(format!("{:.5}", clon + next() - 0.5));
+            words.push(format!("{:.5}", clat + next() - 0.5));
+        } else {
+            words.push("FROMMEMBER".into());
+            words.push(format!("m{}-{}", round % 30, round % 100));
+        }
+        if round % 3 == 0 {
+            words.extend(["BYBOX".into(), size(&mut next), size(&mut next)]);
+        } else {
+            words.extend(["BYRADIUS".into(), size(&mut next)]);
+        }
+        words.push(unit.into());
+        match round % 4 {
+            0 => words.push("ASC".into()),
+            1 => words.push("DESC".into()),
+            _ => {}
+        }
+        if round % 7 == 0 {
+            words.extend(["COUNT".into(), "5".into()]);
+        }
+        if round % 11 == 0 {
+            words.extend(["COUNT".into(), "3".into(), "ANY".into()]);
+        }
+        words.extend(["WITHDIST".into(), "WITHHASH".into()]);
+        if round % 2 == 1 {
+            words.push("WITHCOORD".into());
+        }
+        let request: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.clone())).collect();
+        let ours = kv.call(request.clone()).await.unwrap();
+        let theirs = peer.call(request).await.unwrap();
+        assert_eq!(ours, theirs, "{}", words.join(" "));
+        if matches!(&ours, Frame::Array(found) if found.len() > 1) {
+            found_several += 1;
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 400);
+    assert!(
+        found_several > 200,
+        "only {found_several} searches found places"
+    );
+    // The stored scores are the same geohashes, member by member.
+    let all = ["ZRANGE", "places", "0", "-1", "WITHSCORES"];
+    assert_eq!(kv.call(all).await.unwrap(), peer.call(all).await.unwrap());
     server.stop().await;
+}
+
+/// Types `script` into `redis-cli` against kv and against redis-server; the two screens
+/// must be equal. Returns kv's.
+async fn same_screen(script: &'static str) -> String {
+    let redis = RedisServer::start(&[]);
+    let server = common::start(&[]).await;
+    let (kv_port, redis_port) = (server.addr().port(), redis.port);
+    let (ours, theirs) = tokio::task::spawn_blocking(move || {
+        (redis_cli(kv_port, script), redis_cli(redis_port, script))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ours, theirs);
+    server.stop().await;
+    ours
+}
+
+/// Types `script` into `redis-cli -p port` and returns what it printed.
+fn redis_cli(port: u16, script: &str) -> String {
+    use std::io::Write;
+    let mut child = testkit::peer("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// The README's geo, sorted-set algebra and LCS session, typed into `redis-cli` against kv
+/// and against redis-server: the same screen.
+#[tokio::test]
+async fn redis_cli_geo_session_matches_redis() {
+    let script = "GEOADD drivers 13.361389 38.115556 ada 15.087269 37.502669 bob 13.5 38.2 cy\n\
+                  GEOPOS drivers ada\nGEODIST drivers ada bob km\nGEOHASH drivers ada bob\n\
+                  GEOSEARCH drivers FROMLONLAT 13.4 38.1 BYRADIUS 20 km ASC WITHDIST\n\
+                  GEOSEARCHSTORE near drivers FROMMEMBER ada BYRADIUS 50 km STOREDIST\n\
+                  ZRANGE near 0 -1 WITHSCORES\nZSCORE drivers ada\n\
+                  ZADD week1 10 ada 5 bob\nZADD week2 3 ada 8 cy\n\
+                  ZUNION 2 week1 week2 WITHSCORES\n\
+                  ZINTERSTORE both 2 week1 week2 WEIGHTS 1 2 AGGREGATE MAX\n\
+                  ZRANGE both 0 -1 WITHSCORES\nSET a ohmytext\nSET b mynewtext\nLCS a b\n\
+                  LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN\n";
+    let ours = same_screen(script).await;
+    assert!(
+        ours.contains("13.36138933897018433")
+            && ours.contains("166.2742")
+            && ours.contains("mytext"),
+        "{ours}"
+    );
 }

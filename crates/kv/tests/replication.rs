@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    COLLECTION_EDITS, bulk, call, check_edited, connect, dataset, err, frame_text as text, int,
-    start, start_with_clock,
+    COLLECTION_EDITS, GEO_WRITES, bulk, call, check_edited, connect, dataset, err,
+    frame_text as text, int, start, start_with_clock,
 };
 use kv::clock::ManualClock;
 use proto::Frame;
@@ -459,6 +459,70 @@ async fn bitmaps_and_sketches_reach_the_replica() {
     let readonly = err("READONLY You can't write against a read only replica.");
     assert_eq!(call(&mut r, &["SETBIT", "bits", "1", "1"]).await, readonly);
     assert_eq!(call(&mut r, &["PFADD", "hll", "w"]).await, readonly);
+    replica.stop().await;
+    primary.stop().await;
+}
+
+/// Geo sets and the sorted sets computed by the STORE forms replicate as their effects:
+/// after each write the replica's data equals the primary's key by key (the geohash
+/// scores, the stored search results, a STORE that deleted its destination), and the
+/// replica answers geo searches itself while refusing the STORE forms.
+#[tokio::test]
+async fn geo_sets_and_stored_results_reach_the_replica() {
+    let primary = start(&[]).await;
+    let mut c = connect(&primary).await;
+    call(&mut c, &["GEOADD", "early", "2.35", "48.85", "paris"]).await;
+    let replica = replica_of(&primary, &[]).await;
+    synced(&primary, &[&replica]).await;
+    for step in GEO_WRITES {
+        call(&mut c, step).await;
+        synced(&primary, &[&replica]).await;
+        assert_eq!(
+            dataset(&replica).await,
+            dataset(&primary).await,
+            "after {step:?}"
+        );
+    }
+    let mut r = connect(&replica).await;
+    let search = [
+        "GEOSEARCH",
+        "Sicily",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "300",
+        "km",
+        "ASC",
+        "WITHDIST",
+    ];
+    let found = call(&mut r, &search).await;
+    assert_eq!(found, call(&mut c, &search).await);
+    assert!(
+        matches!(&found, Frame::Array(items) if items.len() == 3),
+        "{found:?}"
+    );
+    assert_eq!(
+        call(&mut r, &["GEODIST", "Sicily", "Palermo", "Catania", "km"]).await,
+        call(&mut c, &["GEODIST", "Sicily", "Palermo", "Catania", "km"]).await
+    );
+    let readonly = err("READONLY You can't write against a read only replica.");
+    let store = [
+        "GEOSEARCHSTORE",
+        "x",
+        "Sicily",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "300",
+        "km",
+    ];
+    assert_eq!(call(&mut r, &store).await, readonly);
+    assert_eq!(
+        call(&mut r, &["ZUNIONSTORE", "x", "1", "z1"]).await,
+        readonly
+    );
     replica.stop().await;
     primary.stop().await;
 }

@@ -7,19 +7,22 @@
 mod bits;
 mod collections;
 mod expiry;
+mod geo;
 mod hashes;
 mod hyperloglog;
 mod keys;
+mod lcs;
 mod lists;
 pub(crate) mod messaging;
 mod sets;
 mod strings;
+mod zalgebra;
 mod zsets;
 
 pub(crate) use lists::side;
 
 use bytes::Bytes;
-use proto::{Args, CommandError, Frame};
+use proto::{Args, CommandError, Frame, Protocol};
 use service::{Client, CommandSpec, Reply};
 
 use crate::keyspace::{DATABASES, Outcome};
@@ -636,6 +639,54 @@ pub static TABLE: &[CommandSpec] = &[
         "Iterates over members and scores.",
     )
     .keys(1, 1, 1),
+    // LCS, geo sets (sorted sets of geohashes), sorted-set algebra and STORE forms
+    spec("lcs", -3, R, "string", "Longest common subsequence.").keys(1, 2, 1),
+    spec("geoadd", -5, WD, "geo", "Adds places to a geo set.").keys(1, 1, 1),
+    spec("geopos", -2, R, "geo", "Returns members' positions.").keys(1, 1, 1),
+    spec("geodist", -4, R, "geo", "Distance between two members.").keys(1, 1, 1),
+    spec("geohash", -2, R, "geo", "Members' geohash strings.").keys(1, 1, 1),
+    spec("geosearch", -7, R, "geo", "Members inside a circle or box.").keys(1, 1, 1),
+    spec("geosearchstore", -8, WD, "geo", "Stores a GEOSEARCH.").keys(1, 2, 1),
+    spec("georadius", -6, WD, "geo", "Members near a point.").keys(1, 1, 1),
+    spec("georadius_ro", -6, R, "geo", "Members near a point.").keys(1, 1, 1),
+    spec("georadiusbymember", -5, WD, "geo", "Members near a member.").keys(1, 1, 1),
+    spec(
+        "georadiusbymember_ro",
+        -5,
+        R,
+        "geo",
+        "Members near a member.",
+    )
+    .keys(1, 1, 1),
+    spec("zunion", -3, R, "sorted-set", "Union of sorted sets."),
+    spec(
+        "zinter",
+        -3,
+        R,
+        "sorted-set",
+        "Intersection of sorted sets.",
+    ),
+    spec("zdiff", -3, R, "sorted-set", "Difference of sorted sets."),
+    spec("zunionstore", -4, WD, "sorted-set", "Stores a union.").keys(1, 1, 1),
+    spec(
+        "zinterstore",
+        -4,
+        WD,
+        "sorted-set",
+        "Stores an intersection.",
+    )
+    .keys(1, 1, 1),
+    spec("zdiffstore", -4, WD, "sorted-set", "Stores a difference.").keys(1, 1, 1),
+    spec(
+        "zintercard",
+        -3,
+        R,
+        "sorted-set",
+        "Size of an intersection.",
+    ),
+    spec("sintercard", -3, R, "set", "Size of a set intersection."),
+    spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.").keys(1, 2, 1),
+    spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.").keys(1, 1, 1),
 ];
 
 /// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
@@ -674,6 +725,7 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
 /// connection loop (`Server::execute_now`), so a `GET` builds and polls no future.
 pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
     let a = &mut args;
+    let protocol = client.protocol;
     let s = &mut client.session;
     let result = match a.name() {
         "get" => strings::get(kv, s, a),
@@ -735,7 +787,10 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "lrange" => {
             return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
         }
-        _ => match collection(kv, s, a).or_else(|| bitwise(kv, s, a)) {
+        _ => match collection(kv, s, a)
+            .or_else(|| bitwise(kv, s, a))
+            .or_else(|| derived(kv, s, a, protocol))
+        {
             Some(result) => result,
             None => return Reply::Unhandled(args),
         },
@@ -838,6 +893,40 @@ fn bitwise(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "pfadd" => hyperloglog::pfadd(kv, s, a),
         "pfcount" => hyperloglog::pfcount(kv, s, a),
         "pfmerge" => hyperloglog::pfmerge(kv, s, a),
+        _ => return None,
+    })
+}
+
+/// LCS, the geo commands and the sorted-set algebra (`None`: not one of them).
+fn derived(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
+    use crate::types::ops::Algebra::{Diff, Inter, Union};
+    use geo::Form;
+    Some(match a.name() {
+        "lcs" => lcs::lcs(kv, s, a),
+        "geoadd" => geo::geoadd(kv, s, a),
+        "geopos" => geo::geopos(kv, s, a, protocol),
+        "geodist" => geo::geodist(kv, s, a),
+        "geohash" => geo::geohash(kv, s, a),
+        "geosearch" => geo::search(kv, s, a, Form::Search, protocol),
+        "geosearchstore" => geo::search(kv, s, a, Form::SearchStore, protocol),
+        "georadius" | "georadius_ro" => {
+            let read_only = a.name() == "georadius_ro";
+            geo::search(kv, s, a, Form::Radius { read_only }, protocol)
+        }
+        "georadiusbymember" | "georadiusbymember_ro" => {
+            let read_only = a.name() == "georadiusbymember_ro";
+            geo::search(kv, s, a, Form::ByMember { read_only }, protocol)
+        }
+        "zunion" => zalgebra::combine(kv, s, a, Union),
+        "zinter" => zalgebra::combine(kv, s, a, Inter),
+        "zdiff" => zalgebra::combine(kv, s, a, Diff),
+        "zunionstore" => zalgebra::store(kv, s, a, Union),
+        "zinterstore" => zalgebra::store(kv, s, a, Inter),
+        "zdiffstore" => zalgebra::store(kv, s, a, Diff),
+        "zintercard" => zalgebra::zintercard(kv, s, a),
+        "sintercard" => zalgebra::sintercard(kv, s, a),
+        "zrangestore" => zalgebra::zrangestore(kv, s, a),
+        "zremrangebylex" => zalgebra::zremrangebylex(kv, s, a),
         _ => return None,
     })
 }

@@ -11,9 +11,9 @@ use super::collections::{
     positive_count, random_count, random_entries, read, scan_args, scan_reply, write,
 };
 use crate::server::{Kv, Session};
-use crate::types::ops::{Op, ZAddFlags, index_range};
+use crate::types::ops::{Op, ZAddFlags};
 use crate::types::scan_slots;
-use crate::types::zset::{LexBound, ScoreBound, ZSet, format_score, reply_score};
+use crate::types::zset::{LexBound, Range, ScoreBound, ZSet, format_score, reply_score, select};
 use crate::value::Value;
 
 fn with_zset<R>(
@@ -47,7 +47,7 @@ fn score_bound(b: &[u8]) -> Result<ScoreBound> {
     ScoreBound::parse(b).ok_or_else(|| CommandError::err("min or max is not a float"))
 }
 
-fn lex_bound(b: &Bytes) -> Result<LexBound> {
+pub(super) fn lex_bound(b: &Bytes) -> Result<LexBound> {
     LexBound::parse(b).ok_or_else(|| CommandError::err("min or max not valid string range item"))
 }
 
@@ -195,6 +195,41 @@ pub fn zrange(
     by: Option<By>,
     rev: Option<bool>,
 ) -> Result {
+    let q = range_query(args, by, rev, false)?;
+    with_zset(kv, s, &q.key, |z| {
+        let items = z
+            .map(|z| select(z, &q.range, q.rev, q.offset, q.limit))
+            .unwrap_or_default();
+        if q.withscores {
+            scored(items.into_iter().map(|(score, m)| (m, score)))
+        } else {
+            Frame::Array(
+                items
+                    .into_iter()
+                    .map(|(_, m)| Frame::Bulk(m.clone()))
+                    .collect(),
+            )
+        }
+    })
+}
+
+/// A parsed `ZRANGE`/`ZRANGESTORE`: `key min max [BYSCORE|BYLEX] [REV] [LIMIT o c]
+/// [WITHSCORES]` (no WITHSCORES when storing).
+pub(super) struct RangeQuery {
+    pub key: Bytes,
+    pub range: Range,
+    pub rev: bool,
+    pub offset: i64,
+    pub limit: i64,
+    pub withscores: bool,
+}
+
+pub(super) fn range_query(
+    args: &mut Args,
+    by: Option<By>,
+    rev: Option<bool>,
+    store: bool,
+) -> Result<RangeQuery> {
     let key = args.next_bytes()?;
     let (mut start, mut stop) = (args.next_bytes()?, args.next_bytes()?);
     let (mut by_opt, mut rev_opt) = (by, rev);
@@ -204,7 +239,7 @@ pub fn zrange(
     while i < rest.len() {
         let left = rest.len() - i - 1;
         match rest[i].to_ascii_uppercase().as_slice() {
-            b"WITHSCORES" => withscores = true,
+            b"WITHSCORES" if !store => withscores = true,
             b"LIMIT" if left >= 2 => {
                 offset = super::collections::int_arg(&rest[i + 1])?;
                 limit = super::collections::int_arg(&rest[i + 2])?;
@@ -241,88 +276,14 @@ pub fn zrange(
         By::Score => Range::Score(score_bound(&start)?, score_bound(&stop)?),
         By::Lex => Range::Lex(lex_bound(&start)?, lex_bound(&stop)?),
     };
-    with_zset(kv, s, &key, |z| {
-        let items = z
-            .map(|z| select(z, &range, rev, offset, limit))
-            .unwrap_or_default();
-        if withscores {
-            scored(items.into_iter().map(|(score, m)| (m, score)))
-        } else {
-            Frame::Array(
-                items
-                    .into_iter()
-                    .map(|(_, m)| Frame::Bulk(m.clone()))
-                    .collect(),
-            )
-        }
+    Ok(RangeQuery {
+        key,
+        range,
+        rev,
+        offset,
+        limit,
+        withscores,
     })
-}
-
-/// A parsed range; for scores and lex, the first bound is the minimum.
-pub enum Range {
-    Rank(i64, i64),
-    Score(ScoreBound, ScoreBound),
-    Lex(LexBound, LexBound),
-}
-
-/// The elements of `range`, in order (reversed with `rev`), after skipping `offset` and
-/// taking at most `limit` (negative: all). Locating the start is O(log n); each element
-/// after it is O(1) amortized.
-pub fn select<'a>(
-    z: &'a ZSet,
-    range: &Range,
-    rev: bool,
-    offset: i64,
-    limit: i64,
-) -> Vec<(f64, &'a Bytes)> {
-    if offset < 0 {
-        return Vec::new();
-    }
-    let offset = offset as usize;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let order = z.order();
-    let len = z.len();
-    match range {
-        Range::Rank(start, stop) => {
-            let (a, b) = index_range(*start, *stop, len);
-            order.iter_from(a, rev).take(b - a).collect()
-        }
-        Range::Score(min, max) => {
-            let (min, max) = (*min, *max);
-            if rev {
-                let first = len - order.count_below(|s, _| max.within_max(s));
-                order
-                    .iter_from(first + offset, true)
-                    .take_while(|(s, _)| !min.below_min(*s))
-                    .take(limit)
-                    .collect()
-            } else {
-                let first = order.count_below(|s, _| min.below_min(s));
-                order
-                    .iter_from(first + offset, false)
-                    .take_while(|(s, _)| max.within_max(*s))
-                    .take(limit)
-                    .collect()
-            }
-        }
-        Range::Lex(min, max) => {
-            if rev {
-                let first = len - order.count_below(|_, m| max.within_max(m));
-                order
-                    .iter_from(first + offset, true)
-                    .take_while(|(_, m)| !min.below_min(m))
-                    .take(limit)
-                    .collect()
-            } else {
-                let first = order.count_below(|_, m| min.below_min(m));
-                order
-                    .iter_from(first + offset, false)
-                    .take_while(|(_, m)| max.within_max(m))
-                    .take(limit)
-                    .collect()
-            }
-        }
-    }
 }
 
 pub fn zrem(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {

@@ -29,12 +29,16 @@ pub mod bitfield;
 pub mod bitmap;
 pub mod bitwrite;
 pub mod edit;
+pub mod geo;
+pub mod geohash;
 pub mod hash;
 pub mod hyperloglog;
+pub mod lcs;
 pub mod list;
 pub mod ops;
 pub mod set;
 pub mod zset;
+pub mod zstore;
 
 use std::collections::BTreeMap;
 

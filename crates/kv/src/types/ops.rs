@@ -315,7 +315,7 @@ fn touched(
 /// Removes a range of members just read off `z`'s order (`ZREMRANGEBYRANK`/`BYSCORE`).
 /// They are collected first because the order cannot be walked while it changes; the
 /// same list then becomes the journal's edit, so nothing is copied twice.
-fn remove_range(z: &mut ZSet, doomed: Vec<Bytes>, journal: bool) -> (usize, Delta) {
+pub fn remove_range(z: &mut ZSet, doomed: Vec<Bytes>, journal: bool) -> (usize, Delta) {
     for m in &doomed {
         z.remove(m);
     }

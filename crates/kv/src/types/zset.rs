@@ -28,6 +28,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::ELEMENT_OVERHEAD;
+use super::ops::index_range;
 use crate::keyspace::Slot;
 
 const NIL: usize = usize::MAX;
@@ -431,6 +432,74 @@ impl LexBound {
             LexBound::PosInf => true,
             LexBound::Inclusive(b) => m <= &b[..],
             LexBound::Exclusive(b) => m < &b[..],
+        }
+    }
+}
+
+/// A parsed range; for scores and lex, the first bound is the minimum.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Range {
+    Rank(i64, i64),
+    Score(ScoreBound, ScoreBound),
+    Lex(LexBound, LexBound),
+}
+
+/// The elements of `range`, in order (reversed with `rev`), after skipping `offset` and
+/// taking at most `limit` (negative: all). Locating the start is O(log n); each element
+/// after it is O(1) amortized.
+pub fn select<'a>(
+    z: &'a ZSet,
+    range: &Range,
+    rev: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<(f64, &'a Bytes)> {
+    if offset < 0 {
+        return Vec::new();
+    }
+    let offset = offset as usize;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let order = z.order();
+    let len = z.len();
+    match range {
+        Range::Rank(start, stop) => {
+            let (a, b) = index_range(*start, *stop, len);
+            order.iter_from(a, rev).take(b - a).collect()
+        }
+        Range::Score(min, max) => {
+            let (min, max) = (*min, *max);
+            if rev {
+                let first = len - order.count_below(|s, _| max.within_max(s));
+                order
+                    .iter_from(first + offset, true)
+                    .take_while(|(s, _)| !min.below_min(*s))
+                    .take(limit)
+                    .collect()
+            } else {
+                let first = order.count_below(|s, _| min.below_min(s));
+                order
+                    .iter_from(first + offset, false)
+                    .take_while(|(s, _)| max.within_max(*s))
+                    .take(limit)
+                    .collect()
+            }
+        }
+        Range::Lex(min, max) => {
+            if rev {
+                let first = len - order.count_below(|_, m| max.within_max(m));
+                order
+                    .iter_from(first + offset, true)
+                    .take_while(|(_, m)| !min.below_min(m))
+                    .take(limit)
+                    .collect()
+            } else {
+                let first = order.count_below(|_, m| min.below_min(m));
+                order
+                    .iter_from(first + offset, false)
+                    .take_while(|(_, m)| max.within_max(m))
+                    .take(limit)
+                    .collect()
+            }
         }
     }
 }

@@ -130,6 +130,66 @@ pub const COLLECTION_EDITS: &[&[&str]] = &[
     &["RPOP", "other", "10"],
 ];
 
+/// Writes of every new kind: GEOADD, the geo and algebra STORE forms, ZRANGESTORE,
+/// ZREMRANGEBYLEX (and a STORE that empties its destination).
+pub const GEO_WRITES: &[&[&str]] = &[
+    &[
+        "GEOADD",
+        "Sicily",
+        "13.361389",
+        "38.115556",
+        "Palermo",
+        "15.087269",
+        "37.502669",
+        "Catania",
+        "12.5",
+        "37.8",
+        "Marsala",
+    ],
+    &["GEOADD", "Sicily", "XX", "CH", "13.4", "38.1", "Palermo"],
+    &[
+        "GEOSEARCHSTORE",
+        "near",
+        "Sicily",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "200",
+        "km",
+        "ASC",
+    ],
+    &[
+        "GEORADIUSBYMEMBER",
+        "Sicily",
+        "Palermo",
+        "300",
+        "km",
+        "STOREDIST",
+        "dists",
+    ],
+    &["ZADD", "z1", "1", "a", "2", "b", "3", "c"],
+    &["SADD", "s1", "b", "c", "d"],
+    &[
+        "ZUNIONSTORE",
+        "union",
+        "2",
+        "z1",
+        "s1",
+        "WEIGHTS",
+        "2",
+        "10",
+    ],
+    &["ZINTERSTORE", "inter", "2", "z1", "s1", "AGGREGATE", "MAX"],
+    &["ZDIFFSTORE", "diff", "2", "z1", "s1"],
+    &["ZRANGESTORE", "top", "union", "0", "1", "REV"],
+    &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"],
+    &["ZREMRANGEBYLEX", "lex", "[b", "[c"],
+    &["SET", "gone", "x"],
+    &["ZINTERSTORE", "gone", "2", "z1", "nothing"],
+    &["EXPIRE", "near", "1000"],
+];
+
 /// What [`COLLECTION_EDITS`] leaves, as [`dataset`] shows it: list, hash (with its
 /// deadline), set, str and zset; fresh, set2 and other were emptied by pops.
 pub fn check_edited(data: &[(Frame, Frame, Frame)]) {
