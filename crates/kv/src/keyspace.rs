@@ -589,7 +589,7 @@ impl Keyspace {
         }
     }
 
-    /// Lists that received elements since the last call (see [`Self::track_ready`]).
+    /// Lists and sorted sets that received elements since the last call (see [`Self::track_ready`]).
     pub fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
         std::mem::take(&mut self.ready)
     }
@@ -750,7 +750,7 @@ impl Keyspace {
         if delta == Delta::Unchanged {
             return Ok(Some(answer));
         }
-        if self.track_ready && matches!(entry.value, Value::List(_)) {
+        if self.track_ready && matches!(entry.value, Value::List(_) | Value::ZSet(_)) {
             self.ready.push((db, slot.key.clone()));
         }
         if journaling {
@@ -773,7 +773,7 @@ impl Keyspace {
 
     /// Stores a record and journals it.
     pub(crate) fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
-        if self.track_ready && matches!(entry.value, Value::List(_)) {
+        if self.track_ready && matches!(entry.value, Value::List(_) | Value::ZSet(_)) {
             self.ready.push((db, key.clone()));
         }
         if self.journal.recording() {

@@ -219,6 +219,9 @@ fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
         "brpop" => return crate::blocking::bpop_now(kv, s, &mut args, false),
         "blmove" => return crate::blocking::bmove_now(kv, s, &mut args, false),
         "brpoplpush" => return crate::blocking::bmove_now(kv, s, &mut args, true),
+        "blmpop" | "bzmpop" | "bzpopmin" | "bzpopmax" => {
+            return crate::commands::blocking_pop_now(kv, s, &mut args).unwrap_or(Frame::NullArray);
+        }
         "bgsave" => {
             kv.request_save();
             return Frame::simple("Background saving started");

@@ -12,11 +12,14 @@ mod hyperloglog;
 mod keys;
 mod lists;
 pub(crate) mod messaging;
+mod pops;
 mod sets;
 mod strings;
 mod zsets;
 
 pub(crate) use lists::side;
+pub(crate) use pops::now as blocking_pop_now;
+pub(crate) use zsets::score_frame;
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
@@ -35,6 +38,7 @@ const WD: &[&str] = &["write", "denyoom"];
 /// so a disconnected client is unblocked (and never handed an element) as in Redis.
 const WB: &[&str] = &["write", "blocking"];
 const WDB: &[&str] = &["write", "denyoom", "blocking"];
+const WFB: &[&str] = &["write", "fast", "blocking"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
@@ -635,7 +639,19 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Iterates over members and scores.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1),    // multi-key and blocking pops (see pops.rs, crate::blocking)
+    spec("lmpop", -4, W, "list", "Pops elements from the first non-empty list.")
+        .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+    spec("blmpop", -5, WB, "list", "Pops from the first non-empty list, or waits.")
+        .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+    spec("zmpop", -4, W, "sorted-set", "Pops members from the first non-empty sorted set.")
+        .syntax("numkeys key [key ...] MIN|MAX [COUNT count]"),
+    spec("bzmpop", -5, WB, "sorted-set", "Pops from the first non-empty sorted set, or waits.")
+        .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]"),
+    spec("bzpopmin", -3, WFB, "sorted-set", "Pops the lowest-scored member, or waits.")
+        .keys(1, -2, 1),
+    spec("bzpopmax", -3, WFB, "sorted-set", "Pops the highest-scored member, or waits.")
+        .keys(1, -2, 1),
 ];
 
 /// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
@@ -643,7 +659,16 @@ pub static TABLE: &[CommandSpec] = &[
 pub fn waits(name: &str) -> bool {
     matches!(
         name,
-        "save" | "bgsave" | "blpop" | "brpop" | "blmove" | "brpoplpush"
+        "save"
+            | "bgsave"
+            | "blpop"
+            | "brpop"
+            | "blmove"
+            | "brpoplpush"
+            | "blmpop"
+            | "bzmpop"
+            | "bzpopmin"
+            | "bzpopmax"
     )
 }
 
@@ -664,7 +689,10 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
         "brpop" => crate::blocking::bpop(kv, s, a, false).await,
         "blmove" => crate::blocking::bmove(kv, s, a, false).await,
         "brpoplpush" => crate::blocking::bmove(kv, s, a, true).await,
-        _ => return execute_now(kv, client, args),
+        _ => match pops::wait(kv, s, a).await {
+            Some(frame) => frame,
+            None => return execute_now(kv, client, args),
+        },
     };
     Reply::One(frame)
 }
@@ -820,6 +848,8 @@ fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "zpopmax" => zsets::zpop(kv, s, a, true),
         "zrandmember" => zsets::zrandmember(kv, s, a),
         "zscan" => zsets::zscan(kv, s, a),
+        "lmpop" => pops::mpop(kv, s, a, false),
+        "zmpop" => pops::mpop(kv, s, a, true),
         _ => return None,
     })
 }
@@ -843,7 +873,7 @@ fn bitwise(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
 }
 
 /// An engine outcome as a reply frame.
-fn reply(outcome: Outcome) -> Frame {
+pub(crate) fn reply(outcome: Outcome) -> Frame {
     match outcome {
         Outcome::Ok => Frame::ok(),
         Outcome::Nil => Frame::Null,
