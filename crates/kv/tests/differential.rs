@@ -168,6 +168,15 @@ async fn bitmap_and_hyperloglog_replies_match_redis_server() {
     }
 }
 
+/// Multi-key and blocking pops, SORT, MOVE, OBJECT and the server commands, in RESP2
+/// and after `HELLO 3`.
+#[tokio::test]
+async fn pops_sort_and_server_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/pops.txt"), 70, protocol).await;
+    }
+}
+
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
 async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;
