@@ -341,6 +341,10 @@ fn collection(op: &Op, add: &mut impl FnMut(Flags, &'static str, &Bytes, When)) 
             emptied(add, SET, "srem", from);
             add(SET, "sadd", to, Kept);
         }
+        Op::ListStore { dest, .. } => {
+            add(LIST, "sortstore", dest, Kept);
+            add(GENERIC, "del", dest, Removed);
+        }
         Op::SStore { dest, algebra, .. } => {
             let event = match algebra {
                 Algebra::Inter => "sinterstore",

@@ -13,6 +13,7 @@ mod keys;
 mod lists;
 pub(crate) mod messaging;
 mod pops;
+mod sort;
 mod sets;
 mod strings;
 mod zsets;
@@ -652,6 +653,12 @@ pub static TABLE: &[CommandSpec] = &[
         .keys(1, -2, 1),
     spec("bzpopmax", -3, WFB, "sorted-set", "Pops the highest-scored member, or waits.")
         .keys(1, -2, 1),
+    spec("sort", -2, WD, "generic", "Sorts a list, set or sorted set, maybe by other keys.")
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]"),
+    spec("sort_ro", -2, R, "generic", "Sorts a list, set or sorted set (read-only SORT).")
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]"),
 ];
 
 /// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
@@ -850,6 +857,8 @@ fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "zscan" => zsets::zscan(kv, s, a),
         "lmpop" => pops::mpop(kv, s, a, false),
         "zmpop" => pops::mpop(kv, s, a, true),
+        "sort" => sort::sort(kv, s, a, false),
+        "sort_ro" => sort::sort(kv, s, a, true),
         _ => return None,
     })
 }
