@@ -427,6 +427,11 @@ pub enum Mutation {
         to_db: usize,
         replace: bool,
     },
+    /// MOVE: the key, with its TTL, to another database, unless it exists there.
+    Move {
+        key: Bytes,
+        to_db: usize,
+    },
     /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT: a deadline at or before `now` deletes the key.
     Expire {
         key: Bytes,
@@ -677,6 +682,13 @@ impl Keyspace {
 
     pub(crate) fn exists(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
         self.live(db, key, now).is_some()
+    }
+
+    /// `MEMORY USAGE`: the bytes kv counts for a live key (key, value, overheads).
+    pub fn memory_usage(&self, db: usize, key: &Bytes, now: u64) -> Option<usize> {
+        let slot = Slot::new(key.clone());
+        let entry = self.dbs[db].entries.get(&slot).filter(|e| !e.is_expired(now))?;
+        Some(footprint(&slot, entry))
     }
 
     /// The value of a live key, without side effects: lets a command that already looked
@@ -1171,6 +1183,21 @@ impl Keyspace {
                     self.remove(to_db, &to);
                 }
                 self.store(to_db, own(&to), entry);
+                Ok(Outcome::Integer(1))
+            }
+            Mutation::Move { key, to_db } => {
+                if db == to_db {
+                    return Err(CommandError::err(
+                        "source and destination objects are the same",
+                    ));
+                }
+                if !self.exists(db, &key, now) || self.exists(to_db, &key, now) {
+                    return Ok(Outcome::Integer(0));
+                }
+                let Some(entry) = self.remove(db, &key) else {
+                    return Ok(Outcome::Integer(0));
+                };
+                self.store(to_db, own(&key), entry);
                 Ok(Outcome::Integer(1))
             }
             Mutation::Expire { key, at, condition } => {

@@ -16,7 +16,8 @@
 //! - [`notify`], [`events`]: what kv tells clients when data changes — keyspace
 //!   notifications and `CLIENT TRACKING` invalidations (`hub::tracking`), on the pub/sub
 //!   hub kv shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
-//! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
+//! - [`server`]: the lock, the expiry cycle, INFO and CONFIG; [`encoding`]: what
+//!   `OBJECT ENCODING` reports and the thresholds behind it.
 #![forbid(unsafe_code)]
 
 pub mod allocator;
@@ -24,6 +25,7 @@ pub mod blocking;
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod encoding;
 pub mod events;
 pub mod keyspace;
 pub mod notify;

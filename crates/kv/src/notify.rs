@@ -275,6 +275,16 @@ fn events(mutation: &Mutation, db: usize) -> Vec<Planned> {
             key: to.clone(),
             when: Kept,
         }),
+        Mutation::Move { key, to_db } => {
+            add(GENERIC, "move_from", key, Removed);
+            out.push(Planned {
+                class: GENERIC,
+                event: "move_to",
+                db: *to_db,
+                key: key.clone(),
+                when: Kept,
+            });
+        }
         Mutation::Expire { key, .. } => {
             add(GENERIC, "expire", key, Kept);
             add(GENERIC, "del", key, Removed);

@@ -94,6 +94,8 @@ pub struct Kv {
     pub(crate) blocked: crate::blocking::Blocked,
     /// Pub/sub, keyspace notifications and client-side caching (see [`crate::events`]).
     pub(crate) events: Arc<Events>,
+    /// The encoding thresholds `OBJECT ENCODING` applies (see [`crate::encoding`]).
+    pub(crate) encodings: crate::encoding::Thresholds,
 }
 
 impl Kv {
@@ -127,6 +129,7 @@ impl Kv {
             replication: Replication::new(replication::Config::default()),
             blocked: crate::blocking::Blocked::default(),
             events: Arc::new(Events::default()),
+            encodings: crate::encoding::Thresholds::default(),
         })
     }
 

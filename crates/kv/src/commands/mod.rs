@@ -12,6 +12,7 @@ mod hyperloglog;
 mod keys;
 mod lists;
 pub(crate) mod messaging;
+mod object;
 mod pops;
 mod sort;
 mod sets;
@@ -250,6 +251,18 @@ pub static TABLE: &[CommandSpec] = &[
     spec("copy", -3, WD, "generic", "Copies a key.")
         .keys(1, 2, 1)
         .syntax("source destination [DB db] [REPLACE]"),
+    spec("move", 3, WF, "generic", "Moves a key to another database.").keys(1, 1, 1),
+    spec("object", -2, R, "generic", "Inspects a key's value: encoding, references.")
+        .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)]),
+    spec("memory", -2, R, "server", "Reports memory use.")
+        .subcommands(&[
+            ("usage", -3),
+            ("stats", 2),
+            ("doctor", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("help", 2),
+        ]),
     spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1),
     spec(
         "restore",
@@ -754,6 +767,9 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         },
         "swapdb" => keys::swapdb(kv, s, a),
         "copy" => keys::copy(kv, s, a),
+        "move" => keys::move_key(kv, s, a),
+        "object" => object::object(kv, s, a),
+        "memory" => object::memory(kv, s, a),
         "dump" => keys::dump(kv, s, a),
         "restore" => keys::restore(kv, s, a),
         "expire" => expiry::expire(kv, s, a, 1000, false),
