@@ -629,6 +629,11 @@ impl Keyspace {
         self.journal.touches.take()
     }
 
+    /// `CONFIG RESETSTAT`.
+    pub fn reset_stats(&mut self) {
+        self.stats = KeyspaceStats::default();
+    }
+
     pub fn stats(&self) -> KeyspaceStats {
         self.stats
     }

@@ -28,9 +28,11 @@ pub mod commands;
 pub mod encoding;
 pub mod events;
 pub mod keyspace;
+pub mod monitor;
 pub mod notify;
 pub mod replication;
 pub mod server;
+pub mod slowlog;
 pub mod storage;
 pub mod transaction;
 pub mod types;
@@ -134,12 +136,14 @@ async fn start_here(
     shutdown: CancellationToken,
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Running, BoxError> {
+    // SHUTDOWN stops this server alone, not others sharing `shutdown` (`infralab up`).
+    let shutdown = shutdown.child_token();
     let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
     let load_truncated = args.load_truncated;
     let kv =
         tokio::task::spawn_blocking(move || Kv::open(dir, fsync, load_truncated, maxmemory, clock))
             .await??;
-    let kv = Arc::new(kv.with_replication(replication::Config {
+    let kv = Arc::new(kv.with_shutdown(shutdown.clone()).with_replication(replication::Config {
         mode: args.replication,
         sync_replicas: args.sync_replicas,
         sync_timeout: std::time::Duration::from_millis(args.sync_timeout),

@@ -4,6 +4,7 @@
 //! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
 //! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
 
+mod admin;
 mod bits;
 mod collections;
 mod expiry;
@@ -19,6 +20,7 @@ mod sets;
 mod strings;
 mod zsets;
 
+pub(crate) use admin::Leave;
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
@@ -263,6 +265,13 @@ pub static TABLE: &[CommandSpec] = &[
             ("purge", 2),
             ("help", 2),
         ]),
+    spec("slowlog", -2, &["admin"], "server", "Shows or resets the slow log.")
+        .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)]),
+    spec("latency", -2, &["admin"], "server", "Shows or resets latency events.")
+        .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)]),
+    spec("monitor", 1, &["admin"], "server", "Streams every command the server runs."),
+    spec("shutdown", -1, &["admin"], "server", "Stops the server.")
+        .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]"),
     spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1),
     spec(
         "restore",
@@ -689,6 +698,7 @@ pub fn waits(name: &str) -> bool {
             | "bzmpop"
             | "bzpopmin"
             | "bzpopmax"
+            | "shutdown"
     )
 }
 
@@ -709,6 +719,7 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
         "brpop" => crate::blocking::bpop(kv, s, a, false).await,
         "blmove" => crate::blocking::bmove(kv, s, a, false).await,
         "brpoplpush" => crate::blocking::bmove(kv, s, a, true).await,
+        "shutdown" => return admin::shutdown(kv, a).await,
         _ => match pops::wait(kv, s, a).await {
             Some(frame) => frame,
             None => return execute_now(kv, client, args),
@@ -768,6 +779,9 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "swapdb" => keys::swapdb(kv, s, a),
         "copy" => keys::copy(kv, s, a),
         "move" => keys::move_key(kv, s, a),
+        "slowlog" => admin::slowlog(kv, a),
+        "latency" => admin::latency(kv, a),
+        "monitor" => admin::monitor(kv, s),
         "object" => object::object(kv, s, a),
         "memory" => object::memory(kv, s, a),
         "dump" => keys::dump(kv, s, a),
