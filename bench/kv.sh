@@ -5,7 +5,9 @@
 #   bench/kv.sh [runs] [requests]
 #   in memory:  kv (no --dir)              vs redis-server --save '' --appendonly no
 #   persistent: kv --dir D --fsync everysec vs redis-server --appendonly yes --appendfsync everysec
-# Prints the median requests/s of each and the ratio kv / redis per command.
+# Prints the median requests/s of each and the ratio kv / redis per command. Then, in
+# memory, custom command lines: SETBIT, BITCOUNT, PFADD, PFCOUNT, SORT_RO, LMPOP
+# (ONLY_CUSTOM=1 runs only those).
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 N=${2:-200000}
@@ -39,8 +41,10 @@ redis-server --port "$REDIS_DISK" --save '' --appendonly yes --appendfsync every
 PIDS+=($!)
 for port in "$KV_MEM" "$KV_DISK" "$REDIS_DISK"; do wait_port "$port"; done
 
+# ONLY_CUSTOM=1 bench/kv.sh: skip to the custom command lines at the end.
+ONLY_CUSTOM=${ONLY_CUSTOM:-0}
 # The acceptance run: every test passes with no error replies, at both pipeline depths.
-for port in "$KV_MEM" "$KV_DISK"; do
+[ "$ONLY_CUSTOM" = 1 ] || for port in "$KV_MEM" "$KV_DISK"; do
   for p in 1 16; do
     out=$(redis-benchmark -p "$port" -t "set,get,incr,mset,$COLLECTIONS" -c 50 -n "$N" -P "$p" -q 2>&1 | tr '\r' '\n')
     if grep -qiE 'error|ERR ' <<<"$out"; then
@@ -52,11 +56,62 @@ for port in "$KV_MEM" "$KV_DISK"; do
 done
 
 echo "kv vs redis-server $(redis-server --version | awk '{print $3}'): $N requests, 50 clients, median of $RUNS runs"
-for mode in memory disk; do
+[ "$ONLY_CUSTOM" = 1 ] || for mode in memory disk; do
   if [ "$mode" = memory ]; then ours=$KV_MEM peer=$REDIS_MEM; else ours=$KV_DISK peer=$REDIS_DISK; fi
   echo "-- $mode"
   for t in set get incr mset ${COLLECTIONS//,/ }; do
     compare "$mode ${t^^} -P 1" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$N" -P 1
     compare "$mode ${t^^} -P 16" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$((N * 5))" -P 16
   done
+done
+
+# Commands redis-benchmark has no test for, as custom command lines (`__rand_int__` is
+# replaced per request, `-r` sets its range): bitmaps, HyperLogLog, SORT_RO and LMPOP
+# (on empty lists: what a poller of several queues mostly sees). Pinned like the rest of the run should be on a loaded machine: the
+# servers on CPU 1, redis-benchmark on CPU 0.
+# rps_cmd PORT [redis-benchmark args...] -- COMMAND...: requests/s of one custom command.
+rps_cmd() {
+  local port=$1
+  shift
+  taskset -c 0 redis-benchmark -p "$port" -q "$@" 2>/dev/null | tr '\r' '\n' |
+    awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
+}
+# compare_cmd LABEL RUNS [redis-benchmark args and command...]: in memory, ours vs peer,
+# interleaved, medians and ratio (as lib.sh's compare).
+compare_cmd() {
+  local label=$1 runs=$2
+  shift 2
+  local a=() b=() i
+  for i in $(seq 1 "$runs"); do
+    if ((i % 2)); then
+      a+=("$(rps_cmd "$KV_MEM" "$@")")
+      b+=("$(rps_cmd "$REDIS_MEM" "$@")")
+    else
+      b+=("$(rps_cmd "$REDIS_MEM" "$@")")
+      a+=("$(rps_cmd "$KV_MEM" "$@")")
+    fi
+  done
+  local ma mb
+  ma=$(median "${a[@]}")
+  mb=$(median "${b[@]}")
+  printf '%-28s infralab %12.0f rps   peer %12.0f rps   ratio %5.2f   (runs: %s | %s)\n' \
+    "$label" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
+    "${a[*]}" "${b[*]}"
+}
+for port in "$KV_MEM" "$REDIS_MEM"; do
+  taskset -cp 1 "$(redis-cli -p "$port" INFO server | tr -d '\r' | awk -F: '/^process_id/ { print $2 }')" >/dev/null
+  redis-cli -p "$port" FLUSHALL >/dev/null
+  redis-cli -p "$port" RPUSH sortme $(seq 100 -1 1) >/dev/null
+  redis-cli -p "$port" PFADD sketch $(seq 1 1000) >/dev/null
+done
+echo "-- memory, custom commands (servers on CPU 1, redis-benchmark on CPU 0)"
+for p in 1 16; do
+  n=$N
+  [ "$p" = 16 ] && n=$((N * 5))
+  compare_cmd "SETBIT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" -r 1000000 SETBIT bits __rand_int__ 1
+  compare_cmd "BITCOUNT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" BITCOUNT bits 0 1000
+  compare_cmd "PFADD -P $p" "$RUNS" -c 50 -n "$n" -P "$p" -r 1000000 PFADD hll __rand_int__
+  compare_cmd "PFCOUNT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" PFCOUNT sketch
+  compare_cmd "SORT_RO 100 -P $p" "$RUNS" -c 50 -n "$((n / 10))" -P "$p" SORT_RO sortme LIMIT 0 10
+  compare_cmd "LMPOP (empty) -P $p" "$RUNS" -c 50 -n "$n" -P "$p" LMPOP 2 none1 none2 LEFT
 done
