@@ -79,12 +79,20 @@ impl Action {
                 max: *max,
                 count: None,
             },
-            Action::MPop { zset: false, end, count } => Op::Pop {
+            Action::MPop {
+                zset: false,
+                end,
+                count,
+            } => Op::Pop {
                 key,
                 left: *end,
                 count: Some(*count),
             },
-            Action::MPop { zset: true, end, count } => Op::ZPop {
+            Action::MPop {
+                zset: true,
+                end,
+                count,
+            } => Op::ZPop {
                 key,
                 max: *end,
                 count: Some(*count),
@@ -111,7 +119,9 @@ impl Action {
         let key = || Frame::Bulk(key.clone());
         match (self, outcome) {
             (_, Err(e)) => Some(e.to_frame()),
-            (Action::Pop { .. }, Ok(Outcome::Bulk(v))) => Some(Frame::Array(vec![key(), Frame::Bulk(v)])),
+            (Action::Pop { .. }, Ok(Outcome::Bulk(v))) => {
+                Some(Frame::Array(vec![key(), Frame::Bulk(v)]))
+            }
             (Action::Move { .. }, Ok(Outcome::Bulk(v))) => Some(Frame::Bulk(v)),
             (Action::ZPop { .. }, Ok(Outcome::Array(mut pair))) if pair.len() == 2 => {
                 let score = crate::commands::reply(pair.pop()?);
@@ -332,7 +342,12 @@ pub(crate) fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandErro
 }
 
 /// Serves from the first non-empty list in argument order, now; `None` if all are empty.
-pub(crate) fn serve_now(kv: &Kv, s: &mut Session, keys: &[Bytes], action: &Action) -> Option<Frame> {
+pub(crate) fn serve_now(
+    kv: &Kv,
+    s: &mut Session,
+    keys: &[Bytes],
+    action: &Action,
+) -> Option<Frame> {
     let db = s.db;
     for key in keys {
         let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| action.can_take(v)));

@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(t.name(&set(&["1", "a"])), "hashtable");
         assert_eq!(t.config_set("set-max-intset-entries", "1"), Some(Ok(())));
         assert_eq!(t.name(&set(&["1", "2"])), "hashtable");
-        assert!(matches!(t.config_set("zset-max-ziplist-entries", "x"), Some(Err(_))));
+        assert!(matches!(
+            t.config_set("zset-max-ziplist-entries", "x"),
+            Some(Err(_))
+        ));
         assert_eq!(t.config_set("nope", "1"), None);
     }
 }

@@ -692,7 +692,10 @@ impl Keyspace {
     /// `MEMORY USAGE`: the bytes kv counts for a live key (key, value, overheads).
     pub fn memory_usage(&self, db: usize, key: &Bytes, now: u64) -> Option<usize> {
         let slot = Slot::new(key.clone());
-        let entry = self.dbs[db].entries.get(&slot).filter(|e| !e.is_expired(now))?;
+        let entry = self.dbs[db]
+            .entries
+            .get(&slot)
+            .filter(|e| !e.is_expired(now))?;
         Some(footprint(&slot, entry))
     }
 

@@ -143,13 +143,16 @@ async fn start_here(
     let kv =
         tokio::task::spawn_blocking(move || Kv::open(dir, fsync, load_truncated, maxmemory, clock))
             .await??;
-    let kv = Arc::new(kv.with_shutdown(shutdown.clone()).with_replication(replication::Config {
-        mode: args.replication,
-        sync_replicas: args.sync_replicas,
-        sync_timeout: std::time::Duration::from_millis(args.sync_timeout),
-        backlog_size: usize::try_from(args.repl_backlog_size).unwrap_or(usize::MAX),
-        replicaof: args.replicaof.clone(),
-    }));
+    let kv = Arc::new(
+        kv.with_shutdown(shutdown.clone())
+            .with_replication(replication::Config {
+                mode: args.replication,
+                sync_replicas: args.sync_replicas,
+                sync_timeout: std::time::Duration::from_millis(args.sync_timeout),
+                backlog_size: usize::try_from(args.repl_backlog_size).unwrap_or(usize::MAX),
+                replicaof: args.replicaof.clone(),
+            }),
+    );
     let running = service::spawn(kv.clone(), &args.service, DEFAULT_PORT, shutdown.clone()).await?;
     replication::Replication::attach(&kv, shutdown.clone(), running.addr().port());
     let stopping = (kv.clone(), shutdown.clone());

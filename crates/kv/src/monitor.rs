@@ -169,7 +169,12 @@ mod tests {
         let mut watching = monitors.add();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
         monitors.feed(0, addr, &[Bytes::from_static(b"ping")]);
-        assert!(watching.next().await.is_some_and(|l| l.ends_with(b"\"ping\"\r\n")));
+        assert!(
+            watching
+                .next()
+                .await
+                .is_some_and(|l| l.ends_with(b"\"ping\"\r\n"))
+        );
         let big = Bytes::from(vec![b'x'; MAX_QUEUED]);
         monitors.feed(0, addr, &[big]);
         assert!(!monitors.active());

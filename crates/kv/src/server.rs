@@ -193,7 +193,12 @@ impl Kv {
     /// After a command: feeds the monitors and the slow log (see [`crate::monitor`],
     /// [`crate::slowlog`]). `waited`: the command may have waited (a blocking pop), so
     /// its time is not its cost and the slow log skips it.
-    fn observe_end(&self, client: &Client<Session>, observed: Option<(Args, Instant)>, waited: bool) {
+    fn observe_end(
+        &self,
+        client: &Client<Session>,
+        observed: Option<(Args, Instant)>,
+        waited: bool,
+    ) {
         let Some((args, started)) = observed else {
             return;
         };
@@ -799,8 +804,9 @@ impl Server for Kv {
             }
             "appendonly" => Some(match service::settings::yes_no(value) {
                 Ok(on) if on == self.storage.is_some() => Ok(()),
-                Ok(_) => Err("kv persists exactly when started with --dir; restart to change it"
-                    .to_string()),
+                Ok(_) => Err(
+                    "kv persists exactly when started with --dir; restart to change it".to_string(),
+                ),
                 Err(e) => Err(e),
             }),
             "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {

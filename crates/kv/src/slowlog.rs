@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -146,7 +146,9 @@ impl SlowLog {
             ),
             (
                 "latency-monitor-threshold".into(),
-                self.latency_threshold_ms.load(Ordering::Relaxed).to_string(),
+                self.latency_threshold_ms
+                    .load(Ordering::Relaxed)
+                    .to_string(),
             ),
         ]
     }
@@ -300,7 +302,10 @@ mod tests {
     #[test]
     fn negative_threshold_logs_nothing() {
         let log = SlowLog::default();
-        assert_eq!(log.config_set("slowlog-log-slower-than", "-1"), Some(Ok(())));
+        assert_eq!(
+            log.config_set("slowlog-log-slower-than", "-1"),
+            Some(Ok(()))
+        );
         assert!(!log.wants(Duration::from_secs(5)));
     }
 }

@@ -70,7 +70,10 @@ async fn slowlog_keeps_the_slow_commands_newest_first() {
     assert_eq!(entry.len(), 6);
     assert!(matches!(entry[1], Frame::Integer(t) if t > 1_600_000_000));
     assert!(matches!(entry[2], Frame::Integer(us) if us >= 0));
-    assert_eq!(entry[3], Frame::Array(vec![bulk("SET"), bulk("a"), bulk("b")]));
+    assert_eq!(
+        entry[3],
+        Frame::Array(vec![bulk("SET"), bulk("a"), bulk("b")])
+    );
     assert_eq!(frame_text(&entry[4]), local);
     call(&mut c, &["CONFIG", "SET", "slowlog-max-len", "2"]).await;
     call(&mut c, &["GET", "a"]).await;
@@ -123,7 +126,9 @@ async fn list_and_set_encodings_follow_the_thresholds() {
     call(&mut c, &["CONFIG", "SET", "list-max-listpack-size", "-2"]).await;
     assert_eq!(
         call(&mut c, &["CONFIG", "SET", "list-max-listpack-size", "0"]).await,
-        err("ERR CONFIG SET failed (possibly related to argument 'list-max-listpack-size') - argument must be between -5 and 65535 (not 0)")
+        err(
+            "ERR CONFIG SET failed (possibly related to argument 'list-max-listpack-size') - argument must be between -5 and 65535 (not 0)"
+        )
     );
     call(&mut c, &["SADD", "words", "a", "b"]).await;
     assert_eq!(call(&mut c, &encoding("words")).await, bulk("listpack"));

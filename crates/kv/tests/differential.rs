@@ -328,11 +328,25 @@ async fn blocking_script(
     // blocked, each by its kind of key (the list waiter on `pq` lets the zset pass by).
     block(&mut a, &["BZPOPMIN", "pq", "0"]).await;
     wait_blocked(&mut c, 1).await;
-    block(&mut m, &["BLMPOP", "0", "2", "pq", "lq", "LEFT", "COUNT", "5"]).await;
+    block(
+        &mut m,
+        &["BLMPOP", "0", "2", "pq", "lq", "LEFT", "COUNT", "5"],
+    )
+    .await;
     wait_blocked(&mut c, 2).await;
-    block(&mut b, &["BZMPOP", "0", "2", "none", "pq", "MAX", "COUNT", "2"]).await;
+    block(
+        &mut b,
+        &["BZMPOP", "0", "2", "none", "pq", "MAX", "COUNT", "2"],
+    )
+    .await;
     wait_blocked(&mut c, 3).await;
-    log.push(call(&mut c, &["ZADD", "pq", "3", "c", "1", "a", "2", "b", "4", "d"]).await);
+    log.push(
+        call(
+            &mut c,
+            &["ZADD", "pq", "3", "c", "1", "a", "2", "b", "4", "d"],
+        )
+        .await,
+    );
     log.push(a.read_reply().await.unwrap());
     log.push(b.read_reply().await.unwrap());
     log.push(call(&mut c, &["ZRANGE", "pq", "0", "-1", "WITHSCORES"]).await);

@@ -35,10 +35,17 @@ async fn pops_sorts_and_moves_survive_restarts() {
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(call(&mut c, &["ZADD", "pq", "1", "x", "2", "y"]).await, int(2));
+    assert_eq!(
+        call(&mut c, &["ZADD", "pq", "1", "x", "2", "y"]).await,
+        int(2)
+    );
     assert_eq!(
         blocked.read_reply().await.unwrap(),
-        Frame::Array(vec![common::bulk("pq"), common::bulk("y"), common::bulk("2")])
+        Frame::Array(vec![
+            common::bulk("pq"),
+            common::bulk("y"),
+            common::bulk("2")
+        ])
     );
     for step in POP_STEPS {
         let reply = call(&mut c, step).await;

@@ -483,7 +483,10 @@ async fn pops_sorts_and_moves_reach_the_replica() {
     let mut r = connect(&replica).await;
     let readonly = err("READONLY You can't write against a read only replica.");
     assert_eq!(call(&mut r, &["LMPOP", "1", "l", "LEFT"]).await, readonly);
-    assert_eq!(call(&mut r, &["SORT", "l", "ALPHA", "STORE", "x"]).await, readonly);
+    assert_eq!(
+        call(&mut r, &["SORT", "l", "ALPHA", "STORE", "x"]).await,
+        readonly
+    );
     assert_eq!(
         call(&mut r, &["SORT_RO", "l", "ALPHA", "DESC"]).await,
         Frame::Array(vec![bulk("d"), bulk("c")])

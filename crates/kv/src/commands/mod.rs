@@ -15,8 +15,8 @@ mod lists;
 pub(crate) mod messaging;
 mod object;
 mod pops;
-mod sort;
 mod sets;
+mod sort;
 mod strings;
 mod zsets;
 

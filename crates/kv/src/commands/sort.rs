@@ -93,7 +93,11 @@ fn elements(value: Option<&Value>) -> Result<Vec<Bytes>> {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(Bytes::copy_from_slice).collect(),
         Some(Value::Set(s)) => s.iter().cloned().collect(),
-        Some(Value::ZSet(z)) => z.order().iter_from(0, false).map(|(_, m)| m.clone()).collect(),
+        Some(Value::ZSet(z)) => z
+            .order()
+            .iter_from(0, false)
+            .map(|(_, m)| m.clone())
+            .collect(),
         Some(_) => return Err(CommandError::WrongType),
     })
 }
@@ -105,7 +109,11 @@ fn window(limit: Option<(i64, i64)>, len: usize) -> (usize, usize) {
     let (offset, count) = limit.unwrap_or((0, -1));
     let start = offset.max(0).min(len);
     let count = count.max(-1).min(len);
-    let mut end = if count < 0 { len - 1 } else { start + count - 1 };
+    let mut end = if count < 0 {
+        len - 1
+    } else {
+        start + count - 1
+    };
     let start = if start >= len {
         end = len - 2;
         len - 1
@@ -129,7 +137,13 @@ fn numeric_weight(text: &[u8]) -> Option<f64> {
 }
 
 /// Sorts and pages; the reply rows (one per element, or one per element and `GET`).
-fn run(ks: &mut Keyspace, db: usize, now: u64, key: &Bytes, r: &Request) -> Result<Vec<Option<Bytes>>> {
+fn run(
+    ks: &mut Keyspace,
+    db: usize,
+    now: u64,
+    key: &Bytes,
+    r: &Request,
+) -> Result<Vec<Option<Bytes>>> {
     let mut items = elements(ks.value(db, key, now))?;
     let is_set = matches!(ks.peek(db, key, now), Some(Value::Set(_)));
     let (mut dont_sort, mut alpha, mut by) = (r.dont_sort, r.alpha, r.by.as_ref());
@@ -161,7 +175,11 @@ fn run(ks: &mut Keyspace, db: usize, now: u64, key: &Bytes, r: &Request) -> Resu
         } else {
             let mut scored = Vec::with_capacity(keyed.len());
             for (e, weight) in keyed {
-                let text = if by.is_some() { weight } else { Some(e.clone()) };
+                let text = if by.is_some() {
+                    weight
+                } else {
+                    Some(e.clone())
+                };
                 let score = match text {
                     None => 0.0,
                     Some(t) => numeric_weight(&t).ok_or_else(|| {
@@ -171,7 +189,10 @@ fn run(ks: &mut Keyspace, db: usize, now: u64, key: &Bytes, r: &Request) -> Resu
                 scored.push((e, score));
             }
             scored.sort_by(|a, b| {
-                let cmp = a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal).then_with(|| a.0.cmp(&b.0));
+                let cmp =
+                    a.1.partial_cmp(&b.1)
+                        .unwrap_or(Ordering::Equal)
+                        .then_with(|| a.0.cmp(&b.0));
                 if r.desc { cmp.reverse() } else { cmp }
             });
             keyed = scored.into_iter().map(|(e, _)| (e, None)).collect();

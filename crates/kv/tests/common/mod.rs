@@ -185,7 +185,10 @@ pub async fn pop_dataset(server: &Running) -> Vec<(Frame, Frame, Frame)> {
 pub async fn check_popped(server: &Running) {
     let mut c = connect(server).await;
     let list = |items: &[&str]| Frame::Array(items.iter().map(|i| bulk(i)).collect());
-    assert_eq!(call(&mut c, &["LRANGE", "l", "0", "-1"]).await, list(&["c", "d"]));
+    assert_eq!(
+        call(&mut c, &["LRANGE", "l", "0", "-1"]).await,
+        list(&["c", "d"])
+    );
     assert_eq!(
         call(&mut c, &["LRANGE", "sorted", "0", "-1"]).await,
         list(&["1", "2", "3", "10"])
@@ -194,7 +197,10 @@ pub async fn check_popped(server: &Running) {
         call(&mut c, &["LRANGE", "alpha", "0", "-1"]).await,
         list(&["1", "10", "2", "3"])
     );
-    assert_eq!(call(&mut c, &["LRANGE", "top", "0", "-1"]).await, list(&["10", "3"]));
+    assert_eq!(
+        call(&mut c, &["LRANGE", "top", "0", "-1"]).await,
+        list(&["10", "3"])
+    );
     assert_eq!(call(&mut c, &["EXISTS", "z", "m"]).await, int(0));
     assert_eq!(call(&mut c, &["GET", "stays"]).await, bulk("here"));
     call(&mut c, &["SELECT", "3"]).await;
