@@ -10,7 +10,8 @@
 //!
 //! The latency monitor is coarser: with `latency-monitor-threshold` set (ms, 0: off), a
 //! command over it records a `command` event (`fast-command` for commands flagged fast);
-//! `LATENCY LATEST` shows each event's last and worst latency.
+//! `LATENCY LATEST` shows each event's last and worst latency. The commands that read
+//! both are in `commands::admin`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use proto::{Args, CommandError, Frame};
 
 /// Redis keeps at most this many arguments of a logged command, and this many bytes of
 /// each: a slow `MSET` of a million keys must not make the log itself a memory problem.
@@ -173,108 +173,49 @@ impl SlowLog {
         })
     }
 
-    /// `SLOWLOG GET [count] | LEN | RESET | HELP`.
-    pub fn command(&self, args: &mut Args) -> Result<Frame, CommandError> {
-        let sub = args.next_keyword().unwrap_or_default();
-        match sub.as_str() {
-            "GET" => {
-                let count = if args.is_empty() {
-                    10
-                } else {
-                    let n = proto::decode::parse_int(&args.next_bytes()?)
-                        .filter(|&n| n >= -1)
-                        .ok_or_else(|| {
-                            CommandError::err("count should be greater than or equal to -1")
-                        })?;
-                    if n == -1 { usize::MAX } else { n as usize }
-                };
-                let entries = crate::lock(&self.entries);
-                Ok(Frame::Array(
-                    entries
-                        .iter()
-                        .take(count)
-                        .map(|e| {
-                            Frame::Array(vec![
-                                Frame::Integer(e.id as i64),
-                                Frame::Integer(e.unix_secs as i64),
-                                Frame::Integer(e.micros as i64),
-                                Frame::bulk_array(e.args.iter().cloned()),
-                                Frame::bulk(e.client.to_string()),
-                                Frame::bulk(""),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            "LEN" => Ok(Frame::Integer(crate::lock(&self.entries).len() as i64)),
-            "RESET" => {
-                crate::lock(&self.entries).clear();
-                Ok(Frame::ok())
-            }
-            _ => Ok(help(&[
-                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET [<count>]",
-                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-                "    Entries are made of:",
-                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-                "    client name",
-                "LEN",
-                "    Return the length of the slowlog.",
-                "RESET",
-                "    Reset the slowlog.",
-                "HELP",
-                "    Prints this help.",
-            ])),
-        }
+    /// The newest `count` entries, newest first: (id, Unix seconds, microseconds,
+    /// arguments, client address).
+    pub fn newest(&self, count: usize) -> Vec<(u64, u64, u64, Vec<Bytes>, SocketAddr)> {
+        let entries = crate::lock(&self.entries);
+        entries
+            .iter()
+            .take(count)
+            .map(|e| (e.id, e.unix_secs, e.micros, e.args.clone(), e.client))
+            .collect()
     }
 
-    /// `LATENCY LATEST | RESET [event...] | HELP`.
-    pub fn latency(&self, args: &mut Args) -> Result<Frame, CommandError> {
-        let sub = args.next_keyword().unwrap_or_default();
-        match sub.as_str() {
-            "LATEST" => {
-                let events = crate::lock(&self.events);
-                Ok(Frame::Array(
-                    events
-                        .iter()
-                        .map(|(name, e)| {
-                            Frame::Array(vec![
-                                Frame::bulk(*name),
-                                Frame::Integer(e.at as i64),
-                                Frame::Integer(e.last_ms as i64),
-                                Frame::Integer(e.max_ms as i64),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            "RESET" => {
-                let named: Vec<Bytes> = args.rest();
-                let mut events = crate::lock(&self.events);
-                let before = events.len();
-                if named.is_empty() {
-                    events.clear();
-                } else {
-                    events.retain(|name, _| !named.iter().any(|n| n == name.as_bytes()));
-                }
-                Ok(Frame::Integer((before - events.len()) as i64))
-            }
-            _ => Ok(help(&[
-                "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "LATEST",
-                "    Return the latest latency samples for all events.",
-                "RESET [<event> ...]",
-                "    Reset latency data of one or more <event> classes.",
-                "    (default: reset all data for all event classes)",
-                "HELP",
-                "    Prints this help.",
-            ])),
-        }
+    pub fn len(&self) -> usize {
+        crate::lock(&self.entries).len()
     }
-}
 
-fn help(lines: &[&'static str]) -> Frame {
-    Frame::Array(lines.iter().map(|l| Frame::simple(*l)).collect())
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn reset(&self) {
+        crate::lock(&self.entries).clear();
+    }
+
+    /// Each latency event: (name, Unix seconds of the last, last ms, worst ms).
+    pub fn latest_events(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let events = crate::lock(&self.events);
+        events
+            .iter()
+            .map(|(name, e)| (*name, e.at, e.last_ms, e.max_ms))
+            .collect()
+    }
+
+    /// Forgets the named latency events (all if `names` is empty); how many were known.
+    pub fn reset_events(&self, names: &[Bytes]) -> usize {
+        let mut events = crate::lock(&self.events);
+        let before = events.len();
+        if names.is_empty() {
+            events.clear();
+        } else {
+            events.retain(|name, _| !names.iter().any(|n| n == name.as_bytes()));
+        }
+        before - events.len()
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use crate::value::Value;
 /// it, and reports that object's reference count as "immortal".
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
-fn help(lines: &[&'static str]) -> Frame {
-    Frame::Array(lines.iter().map(|l| Frame::simple(*l)).collect())
+/// A `HELP` subcommand's reply: one status line per line of text, as Redis answers.
+pub(super) fn help(lines: &[&'static str]) -> Frame {
+    Frame::Array(lines.iter().map(|&l| Frame::simple(l)).collect())
 }
 
 /// Runs `f` on the key's value; a null reply if the key is missing.
