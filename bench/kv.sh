@@ -22,7 +22,7 @@ COLLECTIONS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 rps() {
   local port=$1 test=$2
   shift 2
-  redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
+  ${PIN_CLIENT:-} redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
     awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
 }
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -66,52 +66,28 @@ echo "kv vs redis-server $(redis-server --version | awk '{print $3}'): $N reques
 done
 
 # Commands redis-benchmark has no test for, as custom command lines (`__rand_int__` is
-# replaced per request, `-r` sets its range): bitmaps, HyperLogLog, SORT_RO and LMPOP
-# (on empty lists: what a poller of several queues mostly sees). Pinned like the rest of the run should be on a loaded machine: the
-# servers on CPU 1, redis-benchmark on CPU 0.
-# rps_cmd PORT [redis-benchmark args...] -- COMMAND...: requests/s of one custom command.
-rps_cmd() {
-  local port=$1
-  shift
-  taskset -c 0 redis-benchmark -p "$port" -q "$@" 2>/dev/null | tr '\r' '\n' |
-    awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
-}
-# compare_cmd LABEL RUNS [redis-benchmark args and command...]: in memory, ours vs peer,
-# interleaved, medians and ratio (as lib.sh's compare).
-compare_cmd() {
-  local label=$1 runs=$2
-  shift 2
-  local a=() b=() i
-  for i in $(seq 1 "$runs"); do
-    if ((i % 2)); then
-      a+=("$(rps_cmd "$KV_MEM" "$@")")
-      b+=("$(rps_cmd "$REDIS_MEM" "$@")")
-    else
-      b+=("$(rps_cmd "$REDIS_MEM" "$@")")
-      a+=("$(rps_cmd "$KV_MEM" "$@")")
-    fi
-  done
-  local ma mb
-  ma=$(median "${a[@]}")
-  mb=$(median "${b[@]}")
-  printf '%-28s infralab %12.0f rps   peer %12.0f rps   ratio %5.2f   (runs: %s | %s)\n' \
-    "$label" "$ma" "$mb" "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')" \
-    "${a[*]}" "${b[*]}"
-}
+# replaced per request by a zero-padded number, `-r` sets its range; Redis refuses one
+# as a bit offset, so SETBIT varies its key): bitmaps, HyperLogLog, SORT_RO and LMPOP
+# (on empty lists: what a poller of several queues mostly sees). Pinned: the servers on
+# CPU 1, redis-benchmark on CPU 0.
+# A custom command line is given after the options; redis-benchmark then runs it alone
+# (the `-t custom` that compare passes selects nothing).
+PIN_CLIENT="taskset -c 0"
 for port in "$KV_MEM" "$REDIS_MEM"; do
   taskset -cp 1 "$(redis-cli -p "$port" INFO server | tr -d '\r' | awk -F: '/^process_id/ { print $2 }')" >/dev/null
   redis-cli -p "$port" FLUSHALL >/dev/null
   redis-cli -p "$port" RPUSH sortme $(seq 100 -1 1) >/dev/null
   redis-cli -p "$port" PFADD sketch $(seq 1 1000) >/dev/null
+  redis-cli -p "$port" SETBIT bits 8000 1 >/dev/null
 done
 echo "-- memory, custom commands (servers on CPU 1, redis-benchmark on CPU 0)"
 for p in 1 16; do
   n=$N
   [ "$p" = 16 ] && n=$((N * 5))
-  compare_cmd "SETBIT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" -r 1000000 SETBIT bits __rand_int__ 1
-  compare_cmd "BITCOUNT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" BITCOUNT bits 0 1000
-  compare_cmd "PFADD -P $p" "$RUNS" -c 50 -n "$n" -P "$p" -r 1000000 PFADD hll __rand_int__
-  compare_cmd "PFCOUNT -P $p" "$RUNS" -c 50 -n "$n" -P "$p" PFCOUNT sketch
-  compare_cmd "SORT_RO 100 -P $p" "$RUNS" -c 50 -n "$((n / 10))" -P "$p" SORT_RO sortme LIMIT 0 10
-  compare_cmd "LMPOP (empty) -P $p" "$RUNS" -c 50 -n "$n" -P "$p" LMPOP 2 none1 none2 LEFT
+  compare "SETBIT -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$n" -P "$p" -r 1000 SETBIT bits:__rand_int__ 1001 1
+  compare "BITCOUNT -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$n" -P "$p" BITCOUNT bits 0 1000
+  compare "PFADD -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$n" -P "$p" -r 1000000 PFADD hll __rand_int__
+  compare "PFCOUNT -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$n" -P "$p" PFCOUNT sketch
+  compare "SORT_RO 100 -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$((n / 10))" -P "$p" SORT_RO sortme LIMIT 0 10
+  compare "LMPOP (empty) -P $p" "$KV_MEM" "$REDIS_MEM" custom "$RUNS" -c 50 -n "$n" -P "$p" LMPOP 2 none1 none2 LEFT
 done
