@@ -173,7 +173,7 @@ async fn bitmap_and_hyperloglog_replies_match_redis_server() {
 #[tokio::test]
 async fn pops_sort_and_server_replies_match_redis_server() {
     for protocol in [Protocol::Resp2, Protocol::Resp3] {
-        compare_corpus(include_str!("data/pops.txt"), 70, protocol).await;
+        compare_corpus(include_str!("data/pops.txt"), 300, protocol).await;
     }
 }
 
