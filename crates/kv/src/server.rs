@@ -364,7 +364,8 @@ impl Kv {
     }
 
     /// [`Self::refuses`] for a command being queued by `MULTI` (by its flags: `write`,
-    /// `denyoom`): Redis refuses it already then, which aborts the transaction.
+    /// `denyoom`): Redis refuses it already then, which aborts the transaction. Also for
+    /// a write command that may not write at all (`SORT` without `STORE`).
     pub(crate) fn refuses_queued(&self, flags: &[&str]) -> Option<CommandError> {
         let (write, grows) = (flags.contains(&"write"), flags.contains(&"denyoom"));
         if !write && !grows {
