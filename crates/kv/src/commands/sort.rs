@@ -220,7 +220,10 @@ pub fn sort(kv: &Kv, s: &mut Session, args: &mut Args, read_only: bool) -> Resul
     let request = parse(args, read_only)?;
     // SORT is a write command even without STORE: a replica refuses it, as Redis's
     // does, and readers there use SORT_RO.
-    if let Some(refused) = (!read_only).then(|| kv.refuses_queued(&["write"])).flatten() {
+    if let Some(refused) = (!read_only)
+        .then(|| kv.refuses_queued(&["write"]))
+        .flatten()
+    {
         return Err(refused);
     }
     let db = s.db;
