@@ -74,7 +74,7 @@ done
 # (the `-t custom` that compare passes selects nothing).
 PIN_CLIENT="taskset -c 0"
 for port in "$KV_MEM" "$REDIS_MEM"; do
-  taskset -cp 1 "$(redis-cli -p "$port" INFO server | tr -d '\r' | awk -F: '/^process_id/ { print $2 }')" >/dev/null
+  taskset -acp 1 "$(redis-cli -p "$port" INFO server | tr -d '\r' | awk -F: '/^process_id/ { print $2 }')" >/dev/null
   redis-cli -p "$port" FLUSHALL >/dev/null
   redis-cli -p "$port" RPUSH sortme $(seq 100 -1 1) >/dev/null
   redis-cli -p "$port" PFADD sketch $(seq 1 1000) >/dev/null
