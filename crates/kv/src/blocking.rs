@@ -1,4 +1,7 @@
-//! Blocking list pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`.
+//! Blocking pops: `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP` on lists and
+//! `BZPOPMIN`, `BZPOPMAX`, `BZMPOP` on sorted sets (their parsing is in
+//! `commands::pops`). A priority queue is a sorted set popped by the lowest score; a
+//! work queue is a list: both wait here the same way.
 //!
 //! A client that finds every list empty is *registered* as a waiter on each of its keys
 //! (a FIFO queue per key) and sleeps. Registration happens under the keyspace lock, after
@@ -6,7 +9,7 @@
 //!
 //! A push does not wake the waiters to let them race for the element (the fastest would
 //! win, not the first). As in Redis, the writer serves them itself: after any write that
-//! added elements to a list somebody waits on, still under the same lock, [`serve`] pops
+//! added elements to a list or sorted set somebody waits on, still under the same lock, [`serve`] pops
 //! on behalf of the waiters of that list, oldest first, through the normal write path (so
 //! the pop is journaled, persisted and replicated like any other), and hands each its
 //! reply over a oneshot channel. A client blocked first is served first, and an element
@@ -33,8 +36,9 @@ use tokio::sync::oneshot;
 use crate::keyspace::{Keyspace, Mutation, Outcome};
 use crate::server::{Kv, Session};
 use crate::types::ops::{self, Op};
+use crate::value::Value;
 
-/// What a waiter does with the first element it gets.
+/// What a waiter does with the first elements it gets.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// `BLPOP`/`BRPOP`: pop from this end and reply `[key, element]`.
@@ -45,6 +49,11 @@ pub enum Action {
         from_left: bool,
         to_left: bool,
     },
+    /// `BZPOPMIN`/`BZPOPMAX`: pop the lowest (highest) member, reply `[key, member, score]`.
+    ZPop { max: bool },
+    /// `LMPOP`/`BLMPOP` (`zset: false`, `end`: left) and `ZMPOP`/`BZMPOP` (`zset: true`,
+    /// `end`: max): pop up to `count` elements, reply `[key, [element...]]`.
+    MPop { zset: bool, end: bool, count: usize },
 }
 
 impl Action {
@@ -65,18 +74,74 @@ impl Action {
                 from_left: *from_left,
                 to_left: *to_left,
             },
+            Action::ZPop { max } => Op::ZPop {
+                key,
+                max: *max,
+                count: None,
+            },
+            Action::MPop {
+                zset: false,
+                end,
+                count,
+            } => Op::Pop {
+                key,
+                left: *end,
+                count: Some(*count),
+            },
+            Action::MPop {
+                zset: true,
+                end,
+                count,
+            } => Op::ZPop {
+                key,
+                max: *end,
+                count: Some(*count),
+            },
+        }
+    }
+
+    /// Does this action take from sorted sets (else lists)?
+    fn wants_zset(&self) -> bool {
+        matches!(self, Action::ZPop { .. } | Action::MPop { zset: true, .. })
+    }
+
+    /// Can this action take from `value` now? `WRONGTYPE` if it holds the other kind.
+    fn can_take(&self, value: &Value) -> Result<bool, CommandError> {
+        if self.wants_zset() {
+            value.as_zset().map(|z| !z.is_empty())
+        } else {
+            value.as_list().map(|l| !l.is_empty())
         }
     }
 
     /// The reply once the op ran on `key`; `None` if there was nothing to take.
     fn reply(&self, key: &Bytes, outcome: Result<Outcome, CommandError>) -> Option<Frame> {
-        match outcome {
-            Ok(Outcome::Bulk(v)) => Some(match self {
-                Action::Pop { .. } => Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]),
-                Action::Move { .. } => Frame::Bulk(v),
-            }),
-            Ok(_) => None,
-            Err(e) => Some(e.to_frame()),
+        let key = || Frame::Bulk(key.clone());
+        match (self, outcome) {
+            (_, Err(e)) => Some(e.to_frame()),
+            (Action::Pop { .. }, Ok(Outcome::Bulk(v))) => {
+                Some(Frame::Array(vec![key(), Frame::Bulk(v)]))
+            }
+            (Action::Move { .. }, Ok(Outcome::Bulk(v))) => Some(Frame::Bulk(v)),
+            (Action::ZPop { .. }, Ok(Outcome::Array(mut pair))) if pair.len() == 2 => {
+                let score = crate::commands::reply(pair.pop()?);
+                let member = crate::commands::reply(pair.pop()?);
+                Some(Frame::Array(vec![key(), member, score]))
+            }
+            (Action::MPop { .. }, Ok(Outcome::Array(items))) if !items.is_empty() => {
+                let items = items.into_iter().map(crate::commands::reply).collect();
+                Some(Frame::Array(vec![key(), Frame::Array(items)]))
+            }
+            (Action::MPop { .. }, Ok(Outcome::Scored(pairs))) if !pairs.is_empty() => {
+                let pairs = pairs
+                    .into_iter()
+                    .map(|(m, score)| {
+                        Frame::Array(vec![Frame::Bulk(m), crate::commands::score_frame(score)])
+                    })
+                    .collect();
+                Some(Frame::Array(vec![key(), Frame::Array(pairs)]))
+            }
+            _ => None,
         }
     }
 }
@@ -151,12 +216,21 @@ pub fn serve(blocked: &Blocked, ks: &mut Keyspace, now: u64) {
         }
         for (db, key) in ready {
             let slot = (db, key.clone());
-            while let Some(&id) = w.queues.get(&slot).and_then(VecDeque::front) {
-                let has_items = ks
-                    .peek(db, &key, now)
-                    .is_some_and(|v| v.as_list().is_ok_and(|l| !l.is_empty()));
-                if !has_items {
-                    break;
+            // Waiters for the other kind of key (a `BZPOPMIN` on what is now a list) stay
+            // queued, in their place, as in Redis.
+            let mut skipped = 0;
+            while let Some(&id) = w.queues.get(&slot).and_then(|q| q.get(skipped)) {
+                let takes = match (w.clients.get(&id), ks.peek(db, &key, now)) {
+                    (Some(waiter), Some(value)) => waiter.action.can_take(value),
+                    _ => Ok(false),
+                };
+                match takes {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => {
+                        skipped += 1;
+                        continue;
+                    }
                 }
                 let Some(waiter) = w.unregister(id) else {
                     break;
@@ -191,7 +265,7 @@ impl Drop for Registration<'_> {
 }
 
 /// What a blocking command asks for: the lists to watch, how long, and what to do.
-type Request = (Vec<Bytes>, Option<Duration>, Action);
+pub(crate) type Request = (Vec<Bytes>, Option<Duration>, Action);
 
 /// `BLPOP`/`BRPOP key... timeout`.
 pub async fn bpop(kv: &Kv, s: &mut Session, args: &mut Args, left: bool) -> Frame {
@@ -228,9 +302,14 @@ pub fn bmove_now(kv: &Kv, s: &mut Session, args: &mut Args, brpoplpush: bool) ->
 }
 
 fn parse_pop(args: &mut Args, left: bool) -> Result<Request, CommandError> {
+    keys_then_timeout(args, Action::Pop { left })
+}
+
+/// `key... timeout` (`BLPOP`, `BRPOP`, `BZPOPMIN`, `BZPOPMAX`).
+pub(crate) fn keys_then_timeout(args: &mut Args, action: Action) -> Result<Request, CommandError> {
     let mut keys = args.rest();
     match keys.pop().map(|t| parse_timeout(&t)) {
-        Some(timeout) => Ok((keys, timeout?, Action::Pop { left })),
+        Some(timeout) => Ok((keys, timeout?, action)),
         None => Err(args.wrong_arity()),
     }
 }
@@ -252,7 +331,7 @@ fn parse_move(args: &mut Args, brpoplpush: bool) -> Result<Request, CommandError
 }
 
 /// A timeout in seconds, fractions allowed; 0 waits forever.
-fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
+pub(crate) fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
     let secs = proto::args::parse_f64(text)
         .filter(|s| s.is_finite())
         .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
@@ -263,14 +342,19 @@ fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
 }
 
 /// Serves from the first non-empty list in argument order, now; `None` if all are empty.
-fn serve_now(kv: &Kv, s: &mut Session, keys: &[Bytes], action: &Action) -> Option<Frame> {
+pub(crate) fn serve_now(
+    kv: &Kv,
+    s: &mut Session,
+    keys: &[Bytes],
+    action: &Action,
+) -> Option<Frame> {
     let db = s.db;
     for key in keys {
-        let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| v.as_list().map(|_| ())));
+        let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| action.can_take(v)));
         match kind {
-            None => continue,
+            None | Some(Ok(false)) => continue,
             Some(Err(e)) => return Some(e.to_frame()),
-            Some(Ok(())) => {
+            Some(Ok(true)) => {
                 let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
                 if let Some(frame) = action.reply(key, outcome) {
                     return Some(frame);
@@ -282,7 +366,7 @@ fn serve_now(kv: &Kv, s: &mut Session, keys: &[Bytes], action: &Action) -> Optio
 }
 
 /// Serves from the first non-empty list now, or waits. See the module docs.
-async fn block(
+pub(crate) async fn block(
     kv: &Kv,
     s: &mut Session,
     keys: Vec<Bytes>,

@@ -427,6 +427,11 @@ pub enum Mutation {
         to_db: usize,
         replace: bool,
     },
+    /// MOVE: the key, with its TTL, to another database, unless it exists there.
+    Move {
+        key: Bytes,
+        to_db: usize,
+    },
     /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT: a deadline at or before `now` deletes the key.
     Expire {
         key: Bytes,
@@ -592,7 +597,7 @@ impl Keyspace {
         }
     }
 
-    /// Lists that received elements since the last call (see [`Self::track_ready`]).
+    /// Lists and sorted sets that received elements since the last call (see [`Self::track_ready`]).
     pub fn take_ready(&mut self) -> Vec<(usize, Bytes)> {
         std::mem::take(&mut self.ready)
     }
@@ -625,6 +630,11 @@ impl Keyspace {
     /// What changes touched since the last call (empty unless [`Self::observe`] is on).
     pub fn take_touched(&mut self) -> Vec<Touch> {
         self.journal.touches.take()
+    }
+
+    /// `CONFIG RESETSTAT`.
+    pub fn reset_stats(&mut self) {
+        self.stats = KeyspaceStats::default();
     }
 
     pub fn stats(&self) -> KeyspaceStats {
@@ -680,6 +690,16 @@ impl Keyspace {
 
     pub(crate) fn exists(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
         self.live(db, key, now).is_some()
+    }
+
+    /// `MEMORY USAGE`: the bytes kv counts for a live key (key, value, overheads).
+    pub fn memory_usage(&self, db: usize, key: &Bytes, now: u64) -> Option<usize> {
+        let slot = Slot::new(key.clone());
+        let entry = self.dbs[db]
+            .entries
+            .get(&slot)
+            .filter(|e| !e.is_expired(now))?;
+        Some(footprint(&slot, entry))
     }
 
     /// The value of a live key, without side effects: lets a command that already looked
@@ -753,7 +773,7 @@ impl Keyspace {
         if delta == Delta::Unchanged {
             return Ok(Some(answer));
         }
-        if self.track_ready && matches!(entry.value, Value::List(_)) {
+        if self.track_ready && matches!(entry.value, Value::List(_) | Value::ZSet(_)) {
             self.ready.push((db, slot.key.clone()));
         }
         if journaling {
@@ -776,7 +796,7 @@ impl Keyspace {
 
     /// Stores a record and journals it.
     pub(crate) fn store(&mut self, db: usize, key: Bytes, entry: Entry) {
-        if self.track_ready && matches!(entry.value, Value::List(_)) {
+        if self.track_ready && matches!(entry.value, Value::List(_) | Value::ZSet(_)) {
             self.ready.push((db, key.clone()));
         }
         if self.journal.recording() {
@@ -1174,6 +1194,21 @@ impl Keyspace {
                     self.remove(to_db, &to);
                 }
                 self.store(to_db, own(&to), entry);
+                Ok(Outcome::Integer(1))
+            }
+            Mutation::Move { key, to_db } => {
+                if db == to_db {
+                    return Err(CommandError::err(
+                        "source and destination objects are the same",
+                    ));
+                }
+                if !self.exists(db, &key, now) || self.exists(to_db, &key, now) {
+                    return Ok(Outcome::Integer(0));
+                }
+                let Some(entry) = self.remove(db, &key) else {
+                    return Ok(Outcome::Integer(0));
+                };
+                self.store(to_db, own(&key), entry);
                 Ok(Outcome::Integer(1))
             }
             Mutation::Expire { key, at, condition } => {

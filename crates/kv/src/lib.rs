@@ -16,7 +16,8 @@
 //! - [`notify`], [`events`]: what kv tells clients when data changes — keyspace
 //!   notifications and `CLIENT TRACKING` invalidations (`hub::tracking`), on the pub/sub
 //!   hub kv shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
-//! - [`server`]: the lock, the expiry cycle, INFO and CONFIG.
+//! - [`server`]: the lock, the expiry cycle, INFO and CONFIG; [`encoding`]: what
+//!   `OBJECT ENCODING` reports and the thresholds behind it.
 #![forbid(unsafe_code)]
 
 pub mod allocator;
@@ -24,11 +25,14 @@ pub mod blocking;
 pub mod clock;
 pub mod codec;
 pub mod commands;
+pub mod encoding;
 pub mod events;
 pub mod keyspace;
+pub mod monitor;
 pub mod notify;
 pub mod replication;
 pub mod server;
+pub mod slowlog;
 pub mod storage;
 pub mod transaction;
 pub mod types;
@@ -132,18 +136,23 @@ async fn start_here(
     shutdown: CancellationToken,
     clock: Arc<dyn clock::Clock>,
 ) -> Result<Running, BoxError> {
+    // SHUTDOWN stops this server alone, not others sharing `shutdown` (`infralab up`).
+    let shutdown = shutdown.child_token();
     let (dir, fsync, maxmemory) = (args.dir.clone(), args.fsync, args.maxmemory);
     let load_truncated = args.load_truncated;
     let kv =
         tokio::task::spawn_blocking(move || Kv::open(dir, fsync, load_truncated, maxmemory, clock))
             .await??;
-    let kv = Arc::new(kv.with_replication(replication::Config {
-        mode: args.replication,
-        sync_replicas: args.sync_replicas,
-        sync_timeout: std::time::Duration::from_millis(args.sync_timeout),
-        backlog_size: usize::try_from(args.repl_backlog_size).unwrap_or(usize::MAX),
-        replicaof: args.replicaof.clone(),
-    }));
+    let kv = Arc::new(
+        kv.with_shutdown(shutdown.clone())
+            .with_replication(replication::Config {
+                mode: args.replication,
+                sync_replicas: args.sync_replicas,
+                sync_timeout: std::time::Duration::from_millis(args.sync_timeout),
+                backlog_size: usize::try_from(args.repl_backlog_size).unwrap_or(usize::MAX),
+                replicaof: args.replicaof.clone(),
+            }),
+    );
     let running = service::spawn(kv.clone(), &args.service, DEFAULT_PORT, shutdown.clone()).await?;
     replication::Replication::attach(&kv, shutdown.clone(), running.addr().port());
     let stopping = (kv.clone(), shutdown.clone());

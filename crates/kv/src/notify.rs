@@ -276,6 +276,16 @@ fn events(mutation: &Mutation, db: usize) -> Vec<Planned> {
             key: to.clone(),
             when: Kept,
         }),
+        Mutation::Move { key, to_db } => {
+            add(GENERIC, "move_from", key, Removed);
+            out.push(Planned {
+                class: GENERIC,
+                event: "move_to",
+                db: *to_db,
+                key: key.clone(),
+                when: Kept,
+            });
+        }
         Mutation::Expire { key, .. } => {
             add(GENERIC, "expire", key, Kept);
             add(GENERIC, "del", key, Removed);
@@ -342,6 +352,10 @@ fn collection(op: &Op, add: &mut impl FnMut(Flags, &'static str, &Bytes, When)) 
         Op::SMove { from, to, .. } => {
             emptied(add, SET, "srem", from);
             add(SET, "sadd", to, Kept);
+        }
+        Op::ListStore { dest, .. } => {
+            add(LIST, "sortstore", dest, Kept);
+            add(GENERIC, "del", dest, Removed);
         }
         Op::SStore { dest, algebra, .. } => {
             let event = match algebra {

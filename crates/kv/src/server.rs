@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,8 @@ pub struct Session {
     pub(crate) pubsub: hub::Subscriptions,
     /// `CLIENT TRACKING`'s state (see `hub::tracker`).
     pub(crate) client_cache: hub::ClientCache,
+    /// After `MONITOR`: the feed of every command the server runs (see [`crate::monitor`]).
+    pub(crate) monitor: Option<crate::monitor::Watching>,
 }
 
 impl AsMut<hub::Subscriptions> for Session {
@@ -94,6 +96,19 @@ pub struct Kv {
     pub(crate) blocked: crate::blocking::Blocked,
     /// Pub/sub, keyspace notifications and client-side caching (see [`crate::events`]).
     pub(crate) events: Arc<Events>,
+    /// The encoding thresholds `OBJECT ENCODING` applies (see [`crate::encoding`]).
+    pub(crate) encodings: crate::encoding::Thresholds,
+    /// `SLOWLOG` and `LATENCY` (see [`crate::slowlog`]).
+    pub(crate) slowlog: crate::slowlog::SlowLog,
+    /// `MONITOR`'s clients (see [`crate::monitor`]).
+    pub(crate) monitors: crate::monitor::Monitors,
+    /// Cancelled by `SHUTDOWN`: stops this server (see [`Self::with_shutdown`]).
+    stopping: CancellationToken,
+    /// `SHUTDOWN NOSAVE` asked for a stop without the final fold.
+    skip_fold: AtomicBool,
+    /// `CONFIG SET save`'s value, shown back by `CONFIG GET`. kv's checkpoints follow
+    /// the journal's size and `SAVE`, not Redis's save points (see [`crate::storage`]).
+    save_points: Mutex<String>,
 }
 
 impl Kv {
@@ -127,6 +142,12 @@ impl Kv {
             replication: Replication::new(replication::Config::default()),
             blocked: crate::blocking::Blocked::default(),
             events: Arc::new(Events::default()),
+            encodings: crate::encoding::Thresholds::default(),
+            slowlog: crate::slowlog::SlowLog::default(),
+            monitors: crate::monitor::Monitors::default(),
+            stopping: CancellationToken::new(),
+            skip_fold: AtomicBool::new(false),
+            save_points: Mutex::new(String::new()),
         })
     }
 
@@ -143,6 +164,62 @@ impl Kv {
 
     pub fn now(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The token that stops this server: `SHUTDOWN` cancels it (before the server starts).
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.stopping = token;
+        self
+    }
+
+    /// `SHUTDOWN`: a checkpoint first if asked, then stop serving. The data is flushed by
+    /// [`Server::shutdown`] once the connections are closed.
+    pub(crate) async fn stop(&self, leave: crate::commands::Leave) {
+        match leave {
+            crate::commands::Leave::Save => self.save().await,
+            crate::commands::Leave::NoSave => self.skip_fold.store(true, Ordering::Relaxed),
+            crate::commands::Leave::Default => {}
+        }
+        self.stopping.cancel();
+    }
+
+    /// Before a command: what [`Self::observe_end`] needs, if the slow log is on or
+    /// anyone monitors (a copy of the arguments is a reference count; the clock is read
+    /// once before and once after, as Redis times every command).
+    fn observe_start(&self, args: &Args) -> Option<(Args, Instant)> {
+        (self.slowlog.enabled() || self.monitors.active()).then(|| (args.clone(), Instant::now()))
+    }
+
+    /// After a command: feeds the monitors and the slow log (see [`crate::monitor`],
+    /// [`crate::slowlog`]). `waited`: the command may have waited (a blocking pop), so
+    /// its time is not its cost and the slow log skips it.
+    fn observe_end(
+        &self,
+        client: &Client<Session>,
+        observed: Option<(Args, Instant)>,
+        waited: bool,
+    ) {
+        let Some((args, started)) = observed else {
+            return;
+        };
+        let elapsed = started.elapsed();
+        let flags = client.spec().map_or(&[][..], |spec| spec.flags);
+        let monitor = self.monitors.active()
+            && !flags.contains(&"admin")
+            && !matches!(args.name(), "auth" | "hello");
+        let slow = !waited && self.slowlog.wants(elapsed);
+        if !monitor && !slow {
+            return;
+        }
+        let mut words = vec![Bytes::copy_from_slice(args.raw_name())];
+        words.extend(args.peek_bytes());
+        if monitor {
+            self.monitors.feed(client.session.db, client.addr(), &words);
+        }
+        if slow {
+            let fast = flags.contains(&"fast");
+            self.slowlog.record(&words, fast, elapsed, client.addr());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
@@ -287,7 +364,8 @@ impl Kv {
     }
 
     /// [`Self::refuses`] for a command being queued by `MULTI` (by its flags: `write`,
-    /// `denyoom`): Redis refuses it already then, which aborts the transaction.
+    /// `denyoom`): Redis refuses it already then, which aborts the transaction. Also for
+    /// a write command that may not write at all (`SORT` without `STORE`).
     pub(crate) fn refuses_queued(&self, flags: &[&str]) -> Option<CommandError> {
         let (write, grows) = (flags.contains(&"write"), flags.contains(&"denyoom"));
         if !write && !grows {
@@ -463,6 +541,8 @@ impl Server for Kv {
             return refused;
         }
         let reads = Self::reads(client, &args);
+        let observed = self.observe_start(&args);
+        let waits = commands::waits(args.name());
         let reply = match crate::transaction::queue(self, client, args) {
             Ok(reply) => reply,
             Err(args) => match replication::execute(self, client, args) {
@@ -473,6 +553,7 @@ impl Server for Kv {
                 reply => reply,
             },
         };
+        self.observe_end(client, observed, waits);
         self.remember(reads);
         self.settle(&mut client.session).await;
         replication::after_write(&self.replication, &mut client.session, reply)
@@ -498,6 +579,7 @@ impl Server for Kv {
             return Ok(refused);
         }
         let reads = Self::reads(client, &args);
+        let observed = self.observe_start(&args);
         let reply = match crate::transaction::queue(self, client, args) {
             Ok(reply) => reply,
             Err(args) => match replication::execute(self, client, args) {
@@ -508,6 +590,7 @@ impl Server for Kv {
                 reply => reply,
             },
         };
+        self.observe_end(client, observed, false);
         self.remember(reads);
         Ok(replication::after_write(
             &self.replication,
@@ -541,7 +624,21 @@ impl Server for Kv {
     /// A replica's stream, or this client's pub/sub queue (messages, notifications,
     /// invalidations), whichever has something first.
     async fn next_push(&self, session: &mut Session) -> Push {
-        let Session { repl, pubsub, .. } = session;
+        let Session {
+            repl,
+            pubsub,
+            monitor,
+            ..
+        } = session;
+        if let Some(watching) = monitor {
+            return tokio::select! {
+                push = self.replication.next_push(repl) => push,
+                lines = watching.next() => match lines {
+                    Some(lines) => Push::Bytes(lines),
+                    None => Push::Disconnect("MONITOR output fell too far behind".into()),
+                },
+            };
+        }
         let Some(subscriber) = pubsub.subscriber.as_ref() else {
             return self.replication.next_push(repl).await;
         };
@@ -557,6 +654,7 @@ impl Server for Kv {
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
         self.replication
             .pending_push(&mut session.repl)
+            .or_else(|| session.monitor.as_mut()?.try_next())
             .or_else(|| {
                 session
                     .pubsub
@@ -659,7 +757,9 @@ impl Server for Kv {
                 if self.storage.is_some() { "yes" } else { "no" }.into(),
             ),
             ("appendfsync".into(), fsync.into()),
-            ("save".into(), String::new()),
+            // kv journals every write (`appendonly`) when it has a `--dir`, and folds the
+            // journal into its checkpoint by size and on SAVE, not on Redis's save points.
+            ("save".into(), crate::lock(&self.save_points).clone()),
             (
                 "notify-keyspace-events".into(),
                 crate::notify::format(self.events.flags()),
@@ -683,10 +783,33 @@ impl Server for Kv {
                     .unwrap_or_default(),
             ),
         ]
+        .into_iter()
+        .chain(self.encodings.config_get())
+        .chain(self.slowlog.config_get())
+        .collect()
     }
 
     fn config_set(&self, name: &str, value: &str) -> Option<Result<(), String>> {
+        if let Some(done) = self
+            .encodings
+            .config_set(name, value)
+            .or_else(|| self.slowlog.config_set(name, value))
+        {
+            return Some(done);
+        }
         match name {
+            // Accepted with their kv meaning: persistence is `--dir`, chosen at start.
+            "save" => {
+                *crate::lock(&self.save_points) = value.to_string();
+                Some(Ok(()))
+            }
+            "appendonly" => Some(match service::settings::yes_no(value) {
+                Ok(on) if on == self.storage.is_some() => Ok(()),
+                Ok(_) => Err(
+                    "kv persists exactly when started with --dir; restart to change it".to_string(),
+                ),
+                Err(e) => Err(e),
+            }),
             "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {
                 self.maxmemory.store(n, Ordering::Relaxed);
             })),
@@ -710,7 +833,17 @@ impl Server for Kv {
 
     async fn shutdown(&self) {
         if let Some(storage) = &self.storage {
-            storage.close().await;
+            if self.skip_fold.load(Ordering::Relaxed) {
+                storage.close_without_fold().await;
+            } else {
+                storage.close().await;
+            }
         }
+    }
+
+    /// `CONFIG RESETSTAT`: kv's own counters (keyspace hits and misses, expired keys),
+    /// with the service's.
+    fn reset_stats(&self) {
+        self.lock().reset_stats();
     }
 }

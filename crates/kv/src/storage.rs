@@ -472,6 +472,12 @@ impl Storage {
         self.stop(false).await;
     }
 
+    /// Writes and fsyncs what is queued and stops, leaving the journal unfolded
+    /// (`SHUTDOWN NOSAVE`): the restart replays it.
+    pub async fn close_without_fold(&self) {
+        self.stop(true).await;
+    }
+
     async fn stop(&self, abandon: bool) {
         {
             let mut pending = self.shared.lock();

@@ -176,9 +176,9 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
 }
 
 /// The commands Redis 7 refuses inside `MULTI` (its `no-multi` flag), of those kv has:
-/// `SAVE` waits for the disk, and `SYNC`/`PSYNC` turn the connection into a replica's
-/// link, neither of which can happen in `EXEC`'s turn.
-const NOT_QUEUED: &[&str] = &["save", "sync", "psync"];
+/// `SAVE` and `SHUTDOWN` wait for the disk, and `SYNC`/`PSYNC` turn the connection into a
+/// replica's link, none of which can happen in `EXEC`'s turn.
+const NOT_QUEUED: &[&str] = &["save", "shutdown", "sync", "psync"];
 
 /// `EXEC`: runs the queue (see the module docs) and answers each command's reply in an
 /// array; `EXECABORT` if queueing failed; a null reply if a watched key changed.
@@ -219,6 +219,9 @@ fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
         "brpop" => return crate::blocking::bpop_now(kv, s, &mut args, false),
         "blmove" => return crate::blocking::bmove_now(kv, s, &mut args, false),
         "brpoplpush" => return crate::blocking::bmove_now(kv, s, &mut args, true),
+        "blmpop" | "bzmpop" | "bzpopmin" | "bzpopmax" => {
+            return crate::commands::blocking_pop_now(kv, s, &mut args).unwrap_or(Frame::NullArray);
+        }
         "bgsave" => {
             kv.request_save();
             return Frame::simple("Background saving started");

@@ -177,6 +177,15 @@ async fn geo_lcs_and_zset_algebra_replies_match_redis_server() {
     }
 }
 
+/// Multi-key and blocking pops, SORT, MOVE, OBJECT and the server commands, in RESP2
+/// and after `HELLO 3`.
+#[tokio::test]
+async fn pops_sort_and_server_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/pops.txt"), 300, protocol).await;
+    }
+}
+
 /// Sends every command of `corpus` to kv and to redis-server; all replies must match.
 async fn compare_corpus(corpus: &str, at_least: usize, protocol: Protocol) {
     let (_redis, mut peer) = start_redis().await;
@@ -324,6 +333,41 @@ async fn blocking_script(
     log.push(a.read_reply().await.unwrap());
     log.push(call(&mut c, &["LPUSH", "f", "second"]).await);
     log.push(b.read_reply().await.unwrap());
+    // Sorted sets as priority queues, and the multi-key forms: served in the order they
+    // blocked, each by its kind of key (the list waiter on `pq` lets the zset pass by).
+    block(&mut a, &["BZPOPMIN", "pq", "0"]).await;
+    wait_blocked(&mut c, 1).await;
+    block(
+        &mut m,
+        &["BLMPOP", "0", "2", "pq", "lq", "LEFT", "COUNT", "5"],
+    )
+    .await;
+    wait_blocked(&mut c, 2).await;
+    block(
+        &mut b,
+        &["BZMPOP", "0", "2", "none", "pq", "MAX", "COUNT", "2"],
+    )
+    .await;
+    wait_blocked(&mut c, 3).await;
+    log.push(
+        call(
+            &mut c,
+            &["ZADD", "pq", "3", "c", "1", "a", "2", "b", "4", "d"],
+        )
+        .await,
+    );
+    log.push(a.read_reply().await.unwrap());
+    log.push(b.read_reply().await.unwrap());
+    log.push(call(&mut c, &["ZRANGE", "pq", "0", "-1", "WITHSCORES"]).await);
+    log.push(call(&mut c, &["RPUSH", "lq", "1", "2"]).await);
+    log.push(m.read_reply().await.unwrap());
+    block(&mut a, &["BZPOPMAX", "pq2", "0"]).await;
+    wait_blocked(&mut c, 1).await;
+    log.push(call(&mut c, &["ZADD", "pq2", "1", "x", "9", "y"]).await);
+    log.push(a.read_reply().await.unwrap());
+    log.push(call(&mut a, &["BZPOPMIN", "none", "0.05"]).await);
+    log.push(call(&mut a, &["BZMPOP", "0.05", "1", "none", "MIN"]).await);
+    log.push(call(&mut a, &["BLMPOP", "0.05", "1", "none", "LEFT"]).await);
     // Errors.
     log.push(call(&mut c, &["SET", "s", "x"]).await);
     log.push(call(&mut c, &["BLPOP", "s", "0"]).await);

@@ -526,3 +526,35 @@ async fn geo_sets_and_stored_results_reach_the_replica() {
     replica.stop().await;
     primary.stop().await;
 }
+
+/// The multi-key pops, SORT ... STORE and MOVE (into another database) reach a replica
+/// by their effects, as does a pop served to a blocked client.
+#[tokio::test]
+async fn pops_sorts_and_moves_reach_the_replica() {
+    let primary = start(&[]).await;
+    let replica = replica_of(&primary, &[]).await;
+    let mut c = connect(&primary).await;
+    for step in common::POP_STEPS {
+        let reply = call(&mut c, step).await;
+        assert!(!matches!(reply, Frame::Error(_)), "{step:?}: {reply:?}");
+    }
+    synced(&primary, &[&replica]).await;
+    assert_eq!(
+        common::pop_dataset(&replica).await,
+        common::pop_dataset(&primary).await
+    );
+    common::check_popped(&replica).await;
+    let mut r = connect(&replica).await;
+    let readonly = err("READONLY You can't write against a read only replica.");
+    assert_eq!(call(&mut r, &["LMPOP", "1", "l", "LEFT"]).await, readonly);
+    assert_eq!(
+        call(&mut r, &["SORT", "l", "ALPHA", "STORE", "x"]).await,
+        readonly
+    );
+    assert_eq!(
+        call(&mut r, &["SORT_RO", "l", "ALPHA", "DESC"]).await,
+        Frame::Array(vec![bulk("d"), bulk("c")])
+    );
+    replica.stop().await;
+    primary.stop().await;
+}

@@ -634,6 +634,7 @@ fn config<S: Server>(ctx: &Context<S>, args: &mut Args) -> Result<Frame, Command
         }
         "RESETSTAT" => {
             ctx.shared.reset_stats();
+            ctx.server.reset_stats();
             Ok(Frame::ok())
         }
         "REWRITE" => Err(CommandError::err(

@@ -251,6 +251,10 @@ pub trait Server: Send + Sync + 'static {
         None
     }
 
+    /// `CONFIG RESETSTAT`: reset the server's own `INFO` counters (the service resets its
+    /// own: commands processed, connections received, bytes).
+    fn reset_stats(&self) {}
+
     /// Called once after the last connection has finished, before `run` returns:
     /// flush to disk here.
     fn shutdown(&self) -> impl Future<Output = ()> + Send {

@@ -1,5 +1,5 @@
 //! Generic key commands: DEL, EXISTS, TYPE, RENAME, KEYS, SCAN, RANDOMKEY, FLUSHDB,
-//! SWAPDB, COPY, DUMP/RESTORE.
+//! SWAPDB, COPY, MOVE, DUMP/RESTORE.
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
@@ -153,6 +153,13 @@ pub fn copy(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         replace,
     };
     kv.write(s, m).map(reply)
+}
+
+/// `MOVE key db`: 1 if the key moved to `db`, 0 if it is missing here or exists there.
+pub fn move_key(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
+    let key = args.next_bytes()?;
+    let to_db = db_index(args.next_bytes())?;
+    kv.write(s, Mutation::Move { key, to_db }).map(reply)
 }
 
 /// `DUMP key`: the value in kv's own checksummed format (see [`codec`]).

@@ -4,6 +4,7 @@
 //! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
 //! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
 
+mod admin;
 mod bits;
 mod collections;
 mod expiry;
@@ -14,12 +15,18 @@ mod keys;
 mod lcs;
 mod lists;
 pub(crate) mod messaging;
+mod object;
+mod pops;
 mod sets;
+mod sort;
 mod strings;
 mod zalgebra;
 mod zsets;
 
+pub(crate) use admin::Leave;
 pub(crate) use lists::side;
+pub(crate) use pops::now as blocking_pop_now;
+pub(crate) use zsets::score_frame;
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame, Protocol};
@@ -38,6 +45,7 @@ const WD: &[&str] = &["write", "denyoom"];
 /// so a disconnected client is unblocked (and never handed an element) as in Redis.
 const WB: &[&str] = &["write", "blocking"];
 const WDB: &[&str] = &["write", "denyoom", "blocking"];
+const WFB: &[&str] = &["write", "fast", "blocking"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
@@ -248,6 +256,25 @@ pub static TABLE: &[CommandSpec] = &[
     spec("copy", -3, WD, "generic", "Copies a key.")
         .keys(1, 2, 1)
         .syntax("source destination [DB db] [REPLACE]"),
+    spec("move", 3, WF, "generic", "Moves a key to another database.").keys(1, 1, 1),
+    spec("object", -2, R, "generic", "Inspects a key's value: encoding, references.")
+        .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)]),
+    spec("memory", -2, R, "server", "Reports memory use.")
+        .subcommands(&[
+            ("usage", -3),
+            ("stats", 2),
+            ("doctor", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("help", 2),
+        ]),
+    spec("slowlog", -2, &["admin"], "server", "Shows or resets the slow log.")
+        .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)]),
+    spec("latency", -2, &["admin"], "server", "Shows or resets latency events.")
+        .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)]),
+    spec("monitor", 1, &["admin"], "server", "Streams every command the server runs."),
+    spec("shutdown", -1, &["admin"], "server", "Stops the server.")
+        .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]"),
     spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1),
     spec(
         "restore",
@@ -687,6 +714,25 @@ pub static TABLE: &[CommandSpec] = &[
     spec("sintercard", -3, R, "set", "Size of a set intersection."),
     spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.").keys(1, 2, 1),
     spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.").keys(1, 1, 1),
+    // multi-key and blocking pops (see pops.rs, crate::blocking)
+    spec("lmpop", -4, W, "list", "Pops elements from the first non-empty list.")
+        .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+    spec("blmpop", -5, WB, "list", "Pops from the first non-empty list, or waits.")
+        .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+    spec("zmpop", -4, W, "sorted-set", "Pops members from the first non-empty sorted set.")
+        .syntax("numkeys key [key ...] MIN|MAX [COUNT count]"),
+    spec("bzmpop", -5, WB, "sorted-set", "Pops from the first non-empty sorted set, or waits.")
+        .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]"),
+    spec("bzpopmin", -3, WFB, "sorted-set", "Pops the lowest-scored member, or waits.")
+        .keys(1, -2, 1),
+    spec("bzpopmax", -3, WFB, "sorted-set", "Pops the highest-scored member, or waits.")
+        .keys(1, -2, 1),
+    spec("sort", -2, WD, "generic", "Sorts a list, set or sorted set, maybe by other keys.")
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]"),
+    spec("sort_ro", -2, R, "generic", "Sorts a list, set or sorted set (read-only SORT).")
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]"),
 ];
 
 /// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
@@ -694,7 +740,17 @@ pub static TABLE: &[CommandSpec] = &[
 pub fn waits(name: &str) -> bool {
     matches!(
         name,
-        "save" | "bgsave" | "blpop" | "brpop" | "blmove" | "brpoplpush"
+        "save"
+            | "bgsave"
+            | "blpop"
+            | "brpop"
+            | "blmove"
+            | "brpoplpush"
+            | "blmpop"
+            | "bzmpop"
+            | "bzpopmin"
+            | "bzpopmax"
+            | "shutdown"
     )
 }
 
@@ -715,7 +771,11 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
         "brpop" => crate::blocking::bpop(kv, s, a, false).await,
         "blmove" => crate::blocking::bmove(kv, s, a, false).await,
         "brpoplpush" => crate::blocking::bmove(kv, s, a, true).await,
-        _ => return execute_now(kv, client, args),
+        "shutdown" => return admin::shutdown(kv, a).await,
+        _ => match pops::wait(kv, s, a).await {
+            Some(frame) => frame,
+            None => return execute_now(kv, client, args),
+        },
     };
     Reply::One(frame)
 }
@@ -771,6 +831,12 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         },
         "swapdb" => keys::swapdb(kv, s, a),
         "copy" => keys::copy(kv, s, a),
+        "move" => keys::move_key(kv, s, a),
+        "slowlog" => admin::slowlog(kv, a),
+        "latency" => admin::latency(kv, a),
+        "monitor" => admin::monitor(kv, s),
+        "object" => object::object(kv, s, a),
+        "memory" => object::memory(kv, s, a),
         "dump" => keys::dump(kv, s, a),
         "restore" => keys::restore(kv, s, a),
         "expire" => expiry::expire(kv, s, a, 1000, false),
@@ -875,6 +941,10 @@ fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
         "zpopmax" => zsets::zpop(kv, s, a, true),
         "zrandmember" => zsets::zrandmember(kv, s, a),
         "zscan" => zsets::zscan(kv, s, a),
+        "lmpop" => pops::mpop(kv, s, a, false),
+        "zmpop" => pops::mpop(kv, s, a, true),
+        "sort" => sort::sort(kv, s, a, false),
+        "sort_ro" => sort::sort(kv, s, a, true),
         _ => return None,
     })
 }
@@ -932,7 +1002,7 @@ fn derived(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option
 }
 
 /// An engine outcome as a reply frame.
-fn reply(outcome: Outcome) -> Frame {
+pub(crate) fn reply(outcome: Outcome) -> Frame {
     match outcome {
         Outcome::Ok => Frame::ok(),
         Outcome::Nil => Frame::Null,

@@ -26,7 +26,7 @@ fn with_zset<R>(
 }
 
 /// A score in a reply: a double (RESP3 `,2.5`; RESP2 `$3 2.5`, see `proto::frame`).
-pub(super) fn score_frame(score: f64) -> Frame {
+pub(crate) fn score_frame(score: f64) -> Frame {
     Frame::Double(reply_score(score))
 }
 

@@ -58,6 +58,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use serde::de::{SeqAccess, Visitor};
@@ -68,6 +69,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// its elements, small enough that moving one chunk's bytes (an insert in the middle) is
 /// cheap.
 pub const CHUNK_BYTES: usize = 8 * 1024;
+
+/// The chunk size in use: [`CHUNK_BYTES`] unless `CONFIG SET list-max-listpack-size`
+/// changed it (see [`crate::encoding`]). One setting per process: it shapes only how
+/// new chunks are cut, never what a list holds, so lists built under another size stay
+/// valid.
+static CHUNK_LIMIT: AtomicUsize = AtomicUsize::new(CHUNK_BYTES);
+
+fn chunk_bytes() -> usize {
+    CHUNK_LIMIT.load(Ordering::Relaxed)
+}
+
+/// Sets the size of the chunks cut from now on (`list-max-listpack-size`).
+pub fn set_chunk_limit(bytes: usize) {
+    CHUNK_LIMIT.store(bytes.max(64), Ordering::Relaxed);
+}
 
 /// The buffer a list's first chunk starts with; it doubles as the list grows.
 const FIRST_CHUNK: usize = 32;
@@ -215,8 +231,8 @@ impl Chunk {
     /// either side). The caller has checked that `live + need` fits in a chunk.
     fn make_room(&mut self, need: usize, left: bool, both_ends: bool) {
         let (live, cap) = (self.live(), self.buf.len());
-        let new_cap = if (live + need) * 2 > cap && cap < CHUNK_BYTES {
-            ((live + need) * 2).next_power_of_two().min(CHUNK_BYTES)
+        let new_cap = if (live + need) * 2 > cap && cap < chunk_bytes() {
+            ((live + need) * 2).next_power_of_two().min(chunk_bytes())
         } else {
             cap
         };
@@ -339,11 +355,11 @@ impl Packer {
 
     fn add(&mut self, value: &[u8]) {
         let need = entry_len(value.len());
-        if self.count > 0 && self.buf.len() + need > CHUNK_BYTES {
+        if self.count > 0 && self.buf.len() + need > chunk_bytes() {
             self.seal();
         }
         if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(need.max(CHUNK_BYTES));
+            self.buf.reserve_exact(need.max(chunk_bytes()));
         }
         let at = self.buf.len();
         self.buf.resize(at + need, 0);
@@ -392,7 +408,7 @@ impl List {
         };
         let fits = match end {
             Some(c) if c.room(left) >= need => true,
-            Some(c) if c.live() + need <= CHUNK_BYTES => {
+            Some(c) if c.live() + need <= chunk_bytes() => {
                 self.bytes -= c.buf.len();
                 c.make_room(need, left, both_ends);
                 self.bytes += c.buf.len();
@@ -419,14 +435,14 @@ impl List {
     /// and exactly `need` for an element that would fill most of a chunk alone.
     fn add_chunk(&mut self, need: usize, left: bool) {
         let first = self.chunks.is_empty();
-        let cap = if need > CHUNK_BYTES / 2 {
+        let cap = if need > chunk_bytes() / 2 {
             need
         } else if first {
             (need * 2)
                 .next_power_of_two()
-                .clamp(FIRST_CHUNK, CHUNK_BYTES)
+                .clamp(FIRST_CHUNK, chunk_bytes())
         } else {
-            CHUNK_BYTES
+            chunk_bytes()
         };
         // A first chunk keeps room on both sides; a new end chunk only outwards.
         let at = match (first, left) {
@@ -657,6 +673,12 @@ impl List {
 
     pub fn memory(&self) -> usize {
         self.bytes
+    }
+
+    /// How many packed chunks hold the elements: one is Redis's `listpack` encoding,
+    /// more its `quicklist` (see [`crate::encoding`]).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
     }
 }
 

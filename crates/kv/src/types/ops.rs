@@ -102,6 +102,11 @@ pub enum Op {
         from_left: bool,
         to_left: bool,
     },
+    /// `SORT ... STORE`: `dest` becomes a list of `values` (deleted if there are none).
+    ListStore {
+        dest: Bytes,
+        values: Vec<Bytes>,
+    },
     // sets
     SAdd {
         key: Bytes,
@@ -169,6 +174,7 @@ impl Op {
                 | Op::SAdd { .. }
                 | Op::SMove { .. }
                 | Op::SStore { .. }
+                | Op::ListStore { .. }
                 | Op::ZAdd { .. }
         )
     }
@@ -633,6 +639,18 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             if n > 0 {
                 let set: Set = members.into_iter().collect();
                 ks.store(db, own(&dest), Entry::new(Value::Set(set), None));
+            }
+            Ok(int(n))
+        }
+        Op::ListStore { dest, values } => {
+            let n = values.len();
+            ks.remove(db, &dest);
+            if n > 0 {
+                let mut list = List::default();
+                for value in &values {
+                    list.push(value, false);
+                }
+                ks.store(db, own(&dest), Entry::new(Value::List(list), None));
             }
             Ok(int(n))
         }

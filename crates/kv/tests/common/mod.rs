@@ -201,3 +201,70 @@ pub fn check_edited(data: &[(Frame, Frame, Frame)]) {
     );
     assert_eq!(data[4].2, Frame::Integer(-1), "zset persisted");
 }
+
+/// The writes of the multi-key pops, SORT ... STORE and MOVE (issue #26): restart and
+/// replica tests run them and compare what every database holds.
+pub const POP_STEPS: &[&[&str]] = &[
+    &["RPUSH", "l", "a", "b", "c", "d", "e"],
+    &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+    &["SADD", "s", "3", "1", "2", "10"],
+    &["LMPOP", "2", "none", "l", "LEFT", "COUNT", "2"],
+    &["ZMPOP", "1", "z", "MAX"],
+    &["BZPOPMIN", "z", "0"],
+    &["BLMPOP", "0", "1", "l", "RIGHT"],
+    &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "5"],
+    &["SORT", "s", "STORE", "sorted"],
+    &["SORT", "s", "BY", "nosort", "STORE", "alpha"],
+    &["SORT", "s", "DESC", "LIMIT", "0", "2", "STORE", "top"],
+    &["SET", "m", "moved"],
+    &["EXPIRE", "m", "1000"],
+    &["MOVE", "m", "3"],
+    &["SELECT", "3"],
+    &["SET", "stays", "there"],
+    &["SELECT", "0"],
+    &["SET", "stays", "here"],
+    // Refused: the key exists in database 3. Both copies stay.
+    &["MOVE", "stays", "3"],
+];
+
+/// Every key of databases 0 and 3 with its DUMP payload and deadline (MOVE's target).
+pub async fn pop_dataset(server: &Running) -> Vec<(Frame, Frame, Frame)> {
+    let mut data = dataset(server).await;
+    let mut c = connect(server).await;
+    call(&mut c, &["SELECT", "3"]).await;
+    for key in ["m", "stays"] {
+        let dump = call(&mut c, &["DUMP", key]).await;
+        let deadline = call(&mut c, &["PEXPIRETIME", key]).await;
+        data.push((bulk(key), dump, deadline));
+    }
+    data
+}
+
+/// What [`POP_STEPS`] leaves: `l` [c, d], `sorted` [1 2 3 10], `alpha` [1 10 2 3], `top`
+/// [10 3], no `z`, and `m` in database 3 with its TTL.
+pub async fn check_popped(server: &Running) {
+    let mut c = connect(server).await;
+    let list = |items: &[&str]| Frame::Array(items.iter().map(|i| bulk(i)).collect());
+    assert_eq!(
+        call(&mut c, &["LRANGE", "l", "0", "-1"]).await,
+        list(&["c", "d"])
+    );
+    assert_eq!(
+        call(&mut c, &["LRANGE", "sorted", "0", "-1"]).await,
+        list(&["1", "2", "3", "10"])
+    );
+    assert_eq!(
+        call(&mut c, &["LRANGE", "alpha", "0", "-1"]).await,
+        list(&["1", "10", "2", "3"])
+    );
+    assert_eq!(
+        call(&mut c, &["LRANGE", "top", "0", "-1"]).await,
+        list(&["10", "3"])
+    );
+    assert_eq!(call(&mut c, &["EXISTS", "z", "m"]).await, int(0));
+    assert_eq!(call(&mut c, &["GET", "stays"]).await, bulk("here"));
+    call(&mut c, &["SELECT", "3"]).await;
+    assert_eq!(call(&mut c, &["GET", "m"]).await, bulk("moved"));
+    assert_eq!(call(&mut c, &["GET", "stays"]).await, bulk("there"));
+    assert!(matches!(call(&mut c, &["TTL", "m"]).await, Frame::Integer(t) if t > 900));
+}
