@@ -1255,7 +1255,15 @@ impl Keyspace {
         get: bool,
         now: u64,
     ) -> Result<Outcome, CommandError> {
-        let (old_value, old_deadline) = match self.live(db, &key, now) {
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+            ..
+        } = self;
+        let d = &mut dbs[db];
+        let mut found = live_in(d, db, journal, stats, &key, now);
+        let (old_value, old_deadline) = match &found {
             Some(entry) if get => (Some(entry.value.as_string()?.clone()), entry.expires_at),
             Some(entry) => (Some(Bytes::new()), entry.expires_at),
             None => (None, None),
@@ -1285,6 +1293,26 @@ impl Keyspace {
             }
             Ttl::At(at) => Some(at),
         };
+        // Overwriting a live key (the usual SET of a hot key): change the entry the
+        // lookup above found, in place. Storing it anew would descend the map a second
+        // time to find the same node. Its key and place in the map stay as they are.
+        if let Some(entry) = found.take() {
+            let before = entry.value.memory();
+            entry.value = Value::String(own(&value));
+            entry.expires_at = expires_at;
+            let after = entry.value.memory();
+            d.used = (d.used + after).saturating_sub(before);
+            if old_deadline.is_some() || expires_at.is_some() {
+                d.set_deadline(&key, expires_at);
+            }
+            if journal.recording() {
+                // The request's key and value: the change is encoded before the
+                // command returns (see `store_string`).
+                let entry = Entry::new(Value::String(value), expires_at);
+                journal.push(Change::Put { db, key, entry });
+            }
+            return Ok(reply(old_value));
+        }
         self.store_string(db, &key, &value, expires_at);
         Ok(reply(old_value))
     }
