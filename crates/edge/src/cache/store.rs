@@ -377,6 +377,31 @@ mod tests {
         assert!(store.used() <= one * 3);
     }
 
+    /// Hits only stamp their variant; eviction still takes the least recently used of
+    /// all, in the order of the last hits, however stale the recency records are.
+    #[test]
+    fn eviction_follows_the_last_hits_not_the_insertion_order() {
+        let one = response(&"x".repeat(100), &[]).size("/a");
+        let mut store = Store::new(one * 3);
+        for key in ["/a", "/b", "/c"] {
+            assert!(store.insert(key, response(&"x".repeat(100), &[])));
+        }
+        let none = HeaderMap::new();
+        for key in ["/c", "/a", "/c", "/b", "/a"] {
+            assert!(store.get(key, &none).is_some());
+        }
+        // Last uses: c, b, a (oldest first).
+        store.insert("/d", response(&"x".repeat(100), &[]));
+        assert!(store.get("/c", &none).is_none(), "c was the LRU");
+        store.insert("/e", response(&"x".repeat(100), &[]));
+        assert!(store.get("/b", &none).is_none(), "then b");
+        for key in ["/a", "/d", "/e"] {
+            assert!(store.get(key, &none).is_some(), "{key} stays");
+        }
+        assert_eq!(store.evictions(), 2);
+        assert_eq!(store.len(), 3);
+    }
+
     #[test]
     fn variants_share_a_url_and_replace_their_own() {
         let mut store = Store::new(1 << 20);
