@@ -1406,6 +1406,47 @@ mod tests {
         assert_eq!(ks.ttl(0, &b("n"), 5_000), TtlState::Persistent);
     }
 
+    /// `SET` over a live key changes the entry its lookup found, in place: value, TTL,
+    /// TTL index, memory estimate and journal must be what a fresh store would give,
+    /// and the value a copy, never a view into the request.
+    #[test]
+    fn set_over_a_live_key_equals_storing_it_afresh() {
+        let request = Bytes::from(b"kvalue-two".to_vec());
+        let mut ks = Keyspace::new(true);
+        set(&mut ks, "k", "one", Ttl::Clear, 0);
+        let steps = [
+            (Ttl::At(5_000), TtlState::At(5_000), 1),
+            (Ttl::At(7_000), TtlState::At(7_000), 1),
+            (Ttl::Keep, TtlState::At(7_000), 1),
+            (Ttl::Clear, TtlState::Persistent, 0),
+        ];
+        for (ttl, expect, volatile) in steps {
+            let m = Mutation::Set {
+                key: request.slice(0..1),
+                value: request.slice(1..),
+                condition: Condition::Always,
+                ttl,
+                get: false,
+            };
+            assert_eq!(ks.apply(0, m, 1), Ok(Outcome::Ok));
+            let mut fresh = Keyspace::new(true);
+            let fresh_ttl = match expect {
+                TtlState::At(at) => Ttl::At(at),
+                _ => Ttl::Clear,
+            };
+            set(&mut fresh, "k", "value-two", fresh_ttl, 1);
+            let value = ks.get(0, &b("k"), 1).unwrap().unwrap();
+            assert_eq!(value, b("value-two"));
+            assert!(!request.as_ptr_range().contains(&value.as_ptr()));
+            assert_eq!(ks.ttl(0, &b("k"), 1), expect);
+            assert_eq!(ks.keyspace_info(1), vec![(0, 1, volatile)]);
+            assert_eq!(ks.used_memory(), fresh.used_memory());
+            let (changes, _) = ks.drain_changes();
+            let (expected, _) = fresh.drain_changes();
+            assert_eq!(changes.last(), expected.last());
+        }
+    }
+
     /// `SET` and `MSET` get their key and value as views into the connection's read
     /// buffer. The journal may borrow them (it is drained before the command returns),
     /// but the map must hold copies: a view would pin the whole buffer for the key's life.
