@@ -421,7 +421,7 @@ mod tests {
             store.insert("/p", Arc::new(stored));
         }
         assert_eq!(store.len(), 2);
-        let mut body = |req: &HeaderMap| store.get("/p", req).map(|s| s.body.clone());
+        let body = |req: &HeaderMap| store.get("/p", req).map(|s| s.body.clone());
         assert_eq!(body(&gzip).as_deref(), Some(&b"gz2"[..]));
         assert_eq!(body(&plain).as_deref(), Some(&b"plain"[..]));
     }
