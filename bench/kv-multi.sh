@@ -6,7 +6,7 @@
 # pipeline(transaction=True) sent back to back). Both servers in memory, each pinned to
 # the same CPU (SERVER_CPU; kv's runtime then starts one worker thread, Redis has one event
 # loop), the clients to another (CLIENT_CPU).
-#   bench/kv-multi.sh [runs] [transactions per client] [clients]
+#   [BIN=path/to/infralab] bench/kv-multi.sh [runs] [transactions per client] [clients]
 # Prints the median transactions/s of each and the ratio kv / redis.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
@@ -19,8 +19,7 @@ REDIS_PORT=7415
 DATA=$(mktemp -d)
 trap 'cleanup; rm -rf "$DATA"' EXIT
 
-cargo build --release -q -p infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
-BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
+infralab_bin
 taskset -c "$SERVER_CPU" "$BIN" kv --port "$KV_PORT" 2>/dev/null &
 PIDS+=($!)
 taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --save '' --appendonly no >/dev/null 2>&1 &
