@@ -10,8 +10,8 @@
 #
 # Equal cores: both caches are pinned to the same CPU (SERVER_CPU) and the load generator
 # and the origin to another (CLIENT_CPU), so neither side's load steals the other's time.
-# On one CPU tokio starts one worker thread (it sizes its pool by the CPUs the process may
-# use), and nginx runs `worker_processes 1`: one event loop each.
+# Both get one CPU's time: nginx runs `worker_processes 1`; the edge's threads (tokio sizes
+# its pool from the CPUs it may use) all share CPU SERVER_CPU.
 #
 #   RUNS=3 DURATION=10 bench/edge.sh        (needs nginx and wrk: apt-get install nginx wrk)
 . "$(dirname "$0")/lib.sh"
@@ -107,7 +107,7 @@ hits() {
     "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')"
 }
 
-echo "cache hits, wrk -t1 -c50 -d${DURATION}s (on CPU $CLIENT_CPU; each cache on CPU $SERVER_CPU: one tokio worker vs nginx worker_processes 1), medians of $RUNS runs"
+echo "cache hits, wrk -t1 -c50 -d${DURATION}s (on CPU $CLIENT_CPU; each cache on CPU $SERVER_CPU, nginx worker_processes 1), medians of $RUNS runs"
 hits "1 KiB object" "/test?cc=max-age=3600&size=1024&o=1k"
 hits "100 KiB object" "/test?cc=max-age=3600&size=102400&o=100k"
 

@@ -4,8 +4,8 @@
 # here is `redis-cli --pipe`: CLIENTS connections, each sending a file of pre-encoded
 # transactions as fast as the server takes them (pipelined, like redis-py's
 # pipeline(transaction=True) sent back to back). Both servers in memory, each pinned to
-# the same CPU (SERVER_CPU; kv's runtime then starts one worker thread, Redis has one event
-# loop), the clients to another (CLIENT_CPU).
+# the same CPU (SERVER_CPU: all of kv's threads and Redis's event loop share it), the clients
+# to another (CLIENT_CPU).
 #   [BIN=path/to/infralab] bench/kv-multi.sh [runs] [transactions per client] [clients]
 # Prints the median transactions/s of each and the ratio kv / redis.
 . "$(dirname "$0")/lib.sh"
