@@ -8,14 +8,22 @@
 #   2. 1,000 concurrent requests for one cold object (curl --parallel): origin requests each
 #      caused (the origin counts them; the edge must make exactly one).
 #
+# Equal cores: both caches are pinned to the same CPU (SERVER_CPU) and the load generator
+# and the origin to another (CLIENT_CPU), so neither side's load steals the other's time.
+# Both get one CPU's time: nginx runs `worker_processes 1`; the edge's threads (tokio sizes
+# its pool from the CPUs it may use) all share CPU SERVER_CPU.
+#
 #   RUNS=3 DURATION=10 bench/edge.sh        (needs nginx and wrk: apt-get install nginx wrk)
 . "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 BASE=${BASE:-18500}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
 ORIGIN=$((BASE + 1)) EDGE=$((BASE + 2)) NGINX=$((BASE + 3))
 WORK=$(mktemp -d)
+trap 'cleanup; rm -rf "$WORK"' EXIT
 for tool in nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "bench/edge.sh needs $tool (apt-get install nginx wrk curl)" >&2; exit 1; }
 done
@@ -26,16 +34,16 @@ if [ -z "${BIN:-}" ]; then
   BIN=${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab
 fi
 
-"$BIN" web --port "$ORIGIN" >/dev/null 2>&1 &
+taskset -c "$CLIENT_CPU" "$BIN" web --port "$ORIGIN" >/dev/null 2>&1 &
 PIDS+=($!)
-"$BIN" edge --port "$EDGE" --origin "127.0.0.1:$ORIGIN" --max-memory 256mb >/dev/null 2>&1 &
+taskset -c "$SERVER_CPU" "$BIN" edge --port "$EDGE" --origin "127.0.0.1:$ORIGIN" --max-memory 256mb >/dev/null 2>&1 &
 PIDS+=($!)
 
 mkdir -p "$WORK/cache" "$WORK/logs"
 # nginx run as root hands the cache to its workers' user (nobody): let them write it.
 chmod 755 "$WORK" && chmod 777 "$WORK/cache"
 cat >"$WORK/nginx.conf" <<CONF
-worker_processes 2;
+worker_processes 1;
 error_log $WORK/logs/error.log warn;
 pid $WORK/nginx.pid;
 events { worker_connections 4096; }
@@ -57,7 +65,7 @@ http {
   }
 }
 CONF
-nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
+taskset -c "$SERVER_CPU" nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 wait_http() {
@@ -71,7 +79,7 @@ wait_http "$NGINX" /health
 
 # wrk_run PORT PATH -> "requests/s p99_ms"
 wrk_run() {
-  wrk -t2 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$1$2" |
+  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$1$2" |
     awk '/Requests\/sec/ { rps = $2 }
          /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } p99 = v }
          END { print rps, p99 }'
@@ -99,7 +107,7 @@ hits() {
     "$(awk -v x="$ma" -v y="$mb" 'BEGIN { print (y > 0) ? x / y : 0 }')"
 }
 
-echo "cache hits, wrk -t2 -c50 -d${DURATION}s, medians of $RUNS runs"
+echo "cache hits, wrk -t1 -c50 -d${DURATION}s (on CPU $CLIENT_CPU; each cache on CPU $SERVER_CPU, nginx worker_processes 1), medians of $RUNS runs"
 hits "1 KiB object" "/test?cc=max-age=3600&size=1024&o=1k"
 hits "100 KiB object" "/test?cc=max-age=3600&size=102400&o=100k"
 

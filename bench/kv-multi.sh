@@ -3,23 +3,28 @@
 # redis-benchmark repeats one command and cannot send a MULTI...EXEC block, so the client
 # here is `redis-cli --pipe`: CLIENTS connections, each sending a file of pre-encoded
 # transactions as fast as the server takes them (pipelined, like redis-py's
-# pipeline(transaction=True) sent back to back). Both servers in memory.
-#   bench/kv-multi.sh [runs] [transactions per client] [clients]
+# pipeline(transaction=True) sent back to back). Both servers in memory, each pinned to
+# the same CPU (SERVER_CPU: all of kv's threads and Redis's event loop share it), the clients
+# to another (CLIENT_CPU).
+#   [BIN=path/to/infralab] bench/kv-multi.sh [runs] [transactions per client] [clients]
 # Prints the median transactions/s of each and the ratio kv / redis.
 . "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
 TX=${2:-20000}
 CLIENTS=${3:-4}
+SERVER_CPU=${SERVER_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
 KV_PORT=7414
 REDIS_PORT=7415
 DATA=$(mktemp -d)
 trap 'cleanup; rm -rf "$DATA"' EXIT
 
-cargo build --release -q -p infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
-BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
-"$BIN" kv --port "$KV_PORT" 2>/dev/null &
+infralab_bin
+taskset -c "$SERVER_CPU" "$BIN" kv --port "$KV_PORT" 2>/dev/null &
 PIDS+=($!)
-start_redis "$REDIS_PORT"
+taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --save '' --appendonly no >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$REDIS_PORT"
 wait_port "$KV_PORT"
 
 # One file per client: TX transactions of MULTI, SET k:<client>:<i>:<j> v (j < 10), EXEC.
@@ -50,7 +55,7 @@ run() {
   redis-cli -p "$port" FLUSHALL >/dev/null
   start=$(date +%s.%N)
   for c in $(seq 1 "$CLIENTS"); do
-    redis-cli -p "$port" --pipe <"$DATA/tx$c.resp" >"$DATA/out$c" 2>&1 &
+    taskset -c "$CLIENT_CPU" redis-cli -p "$port" --pipe <"$DATA/tx$c.resp" >"$DATA/out$c" 2>&1 &
     pipes+=($!)
   done
   wait "${pipes[@]}"
@@ -65,13 +70,19 @@ run() {
 
 ours=() theirs=()
 for i in $(seq 1 "$RUNS"); do
-  ours+=("$(run "$KV_PORT")")
-  theirs+=("$(run "$REDIS_PORT")")
+  # Alternating which goes first: a drift in the machine's speed then favours neither.
+  if ((i % 2)); then
+    ours+=("$(run "$KV_PORT")")
+    theirs+=("$(run "$REDIS_PORT")")
+  else
+    theirs+=("$(run "$REDIS_PORT")")
+    ours+=("$(run "$KV_PORT")")
+  fi
   # Each run's pair: other load on the machine moves both, so a ratio is read per run.
   echo "run $i: kv ${ours[-1]} tx/s, redis ${theirs[-1]} tx/s" >&2
 done
 k=$(median "${ours[@]}")
 r=$(median "${theirs[@]}")
-echo "MULTI + 10 SET + EXEC, $CLIENTS clients x $TX transactions (redis-cli --pipe), median of $RUNS runs"
+echo "MULTI + 10 SET + EXEC, $CLIENTS clients x $TX transactions (redis-cli --pipe on CPU $CLIENT_CPU, servers on CPU $SERVER_CPU), median of $RUNS runs"
 printf '%-28s kv %10s tx/s   redis %10s tx/s   ratio %s\n' "MULTI/EXEC of 10 SETs" "$k" "$r" \
   "$(awk -v a="$k" -v b="$r" 'BEGIN { printf "%.2f", a / b }')"

@@ -1294,7 +1294,15 @@ impl Keyspace {
         get: bool,
         now: u64,
     ) -> Result<Outcome, CommandError> {
-        let (old_value, old_deadline) = match self.live(db, &key, now) {
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+            ..
+        } = self;
+        let d = &mut dbs[db];
+        let mut found = live_in(d, db, journal, stats, &key, now);
+        let (old_value, old_deadline) = match &found {
             Some(entry) if get => (Some(entry.value.as_string()?.clone()), entry.expires_at),
             Some(entry) => (Some(Bytes::new()), entry.expires_at),
             None => (None, None),
@@ -1324,6 +1332,26 @@ impl Keyspace {
             }
             Ttl::At(at) => Some(at),
         };
+        // Overwriting a live key (the usual SET of a hot key): change the entry the
+        // lookup above found, in place. Storing it anew would descend the map a second
+        // time to find the same node. Its key and place in the map stay as they are.
+        if let Some(entry) = found.take() {
+            let before = entry.value.memory();
+            entry.value = Value::String(own(&value));
+            entry.expires_at = expires_at;
+            let after = entry.value.memory();
+            d.used = (d.used + after).saturating_sub(before);
+            if old_deadline.is_some() || expires_at.is_some() {
+                d.set_deadline(&key, expires_at);
+            }
+            if journal.recording() {
+                // The request's key and value: the change is encoded before the
+                // command returns (see `store_string`).
+                let entry = Entry::new(Value::String(value), expires_at);
+                journal.push(Change::Put { db, key, entry });
+            }
+            return Ok(reply(old_value));
+        }
         self.store_string(db, &key, &value, expires_at);
         Ok(reply(old_value))
     }
@@ -1415,6 +1443,47 @@ mod tests {
         };
         assert_eq!(ks.apply(0, incr, 5_000), Ok(Outcome::Integer(1)));
         assert_eq!(ks.ttl(0, &b("n"), 5_000), TtlState::Persistent);
+    }
+
+    /// `SET` over a live key changes the entry its lookup found, in place: value, TTL,
+    /// TTL index, memory estimate and journal must be what a fresh store would give,
+    /// and the value a copy, never a view into the request.
+    #[test]
+    fn set_over_a_live_key_equals_storing_it_afresh() {
+        let request = Bytes::from(b"kvalue-two".to_vec());
+        let mut ks = Keyspace::new(true);
+        set(&mut ks, "k", "one", Ttl::Clear, 0);
+        let steps = [
+            (Ttl::At(5_000), TtlState::At(5_000), 1),
+            (Ttl::At(7_000), TtlState::At(7_000), 1),
+            (Ttl::Keep, TtlState::At(7_000), 1),
+            (Ttl::Clear, TtlState::Persistent, 0),
+        ];
+        for (ttl, expect, volatile) in steps {
+            let m = Mutation::Set {
+                key: request.slice(0..1),
+                value: request.slice(1..),
+                condition: Condition::Always,
+                ttl,
+                get: false,
+            };
+            assert_eq!(ks.apply(0, m, 1), Ok(Outcome::Ok));
+            let mut fresh = Keyspace::new(true);
+            let fresh_ttl = match expect {
+                TtlState::At(at) => Ttl::At(at),
+                _ => Ttl::Clear,
+            };
+            set(&mut fresh, "k", "value-two", fresh_ttl, 1);
+            let value = ks.get(0, &b("k"), 1).unwrap().unwrap();
+            assert_eq!(value, b("value-two"));
+            assert!(!request.as_ptr_range().contains(&value.as_ptr()));
+            assert_eq!(ks.ttl(0, &b("k"), 1), expect);
+            assert_eq!(ks.keyspace_info(1), vec![(0, 1, volatile)]);
+            assert_eq!(ks.used_memory(), fresh.used_memory());
+            let (changes, _) = ks.drain_changes();
+            let (expected, _) = fresh.drain_changes();
+            assert_eq!(changes.last(), expected.last());
+        }
     }
 
     /// `SET` and `MSET` get their key and value as views into the connection's read

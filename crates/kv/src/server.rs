@@ -325,6 +325,10 @@ impl Kv {
 
     /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
     fn reads(client: &Client<Session>, args: &Args) -> Option<Reads> {
+        // Most clients do not track: spare them the lookup of the command's keys.
+        if !client.session.client_cache.tracking {
+            return None;
+        }
         static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
             LazyLock::new(|| commands::TABLE.iter().map(|s| (s.name, s)).collect());
         Reads::before(client, BY_NAME.get(args.name()).copied(), args)

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use hyper::header::HeaderValue;
 use hyper::{HeaderMap, header};
 
 use super::directives::CacheControl;
@@ -97,8 +98,8 @@ pub fn decide(stored: &Stored, request: &CacheControl, now: SystemTime) -> Reuse
 }
 
 /// Seconds, rounded down, for the `Age` header.
-pub fn age_header(age: Duration) -> String {
-    age.as_secs().to_string()
+pub fn age_header(age: Duration) -> HeaderValue {
+    HeaderValue::from(age.as_secs())
 }
 
 #[cfg(test)]

@@ -2,12 +2,26 @@
 //!
 //! Memory is counted per entry (body + headers + keys + a fixed overhead) against
 //! `--max-memory`; inserting past it evicts the least recently used variants until the
-//! new one fits. Recency is a tick per access, kept in a `BTreeMap` ordered by tick, so
-//! finding the victim and touching an entry are both O(log n). Tags (`Surrogate-Key`,
-//! `Cache-Tag`) index the URLs that carry them, for purges by event.
+//! new one fits. Tags (`Surrogate-Key`, `Cache-Tag`) index the URLs that carry them, for
+//! purges by event.
+//!
+//! ## Exact LRU without a write per hit
+//!
+//! Recency is a tick: a counter that every access advances. A hit is the hot path of a
+//! CDN node, and a hit that had to reorder a shared list (or a `BTreeMap` by tick) would
+//! need the store's lock exclusively, so every hit on every thread would queue behind
+//! every other. Here a hit only *stamps* the variant with a new tick (an atomic store),
+//! under a shared read lock. The order by tick (`recency`) is brought up to date lazily,
+//! when room is needed: it holds each variant once, at the tick it had when last
+//! *recorded* there, which is never later than its stamp. Eviction pops the smallest
+//! recorded tick; if that variant was stamped since, it is recorded again at its stamp
+//! and the next smallest is tried. The first one whose record equals its stamp is the
+//! least recently used of all (every other stamp is at least its own record, which is at
+//! least this one): exact LRU, paid for at eviction time, at most one re-record per hit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -135,18 +149,29 @@ fn tags_of(headers: &HeaderMap) -> Vec<String> {
 
 struct Variant {
     stored: Arc<Stored>,
-    tick: u64,
+    /// The tick of its last use (a hit stamps it through a shared reference).
+    used_at: AtomicU64,
+    /// The tick under which `recency` holds it (at most `used_at`).
+    recorded: u64,
     size: usize,
 }
 
-/// The store. Not thread-safe by itself: the edge keeps it behind a mutex, held only for
+impl Variant {
+    fn used_at(&self) -> u64 {
+        self.used_at.load(Ordering::Relaxed)
+    }
+}
+
+/// The store. Lookups take `&self` and writes `&mut self`: the edge keeps it behind a
+/// read-write lock, so hits on every thread proceed together; the lock is held only for
 /// map operations (never across an await).
 pub struct Store {
     entries: HashMap<String, Vec<Variant>>,
-    /// tick → URL: the recency order. The smallest tick is the LRU victim.
+    /// recorded tick → URL: the recency order, brought up to date at eviction (see the
+    /// module docs).
     recency: BTreeMap<u64, String>,
     tags: HashMap<String, HashSet<String>>,
-    next_tick: u64,
+    next_tick: AtomicU64,
     used: usize,
     max: usize,
     evictions: u64,
@@ -158,28 +183,25 @@ impl Store {
             entries: HashMap::new(),
             recency: BTreeMap::new(),
             tags: HashMap::new(),
-            next_tick: 0,
+            next_tick: AtomicU64::new(0),
             used: 0,
             max: max_bytes,
             evictions: 0,
         }
     }
 
-    fn tick(&mut self) -> u64 {
-        self.next_tick += 1;
-        self.next_tick
+    fn tick(&self) -> u64 {
+        self.next_tick.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The variant of `key` that `request` selects, marked as recently used.
-    pub fn get(&mut self, key: &str, request: &HeaderMap) -> Option<Arc<Stored>> {
-        let tick = self.tick();
-        let variants = self.entries.get_mut(key)?;
-        let variant = variants
-            .iter_mut()
+    /// The variant of `key` that `request` selects, stamped as recently used.
+    pub fn get(&self, key: &str, request: &HeaderMap) -> Option<Arc<Stored>> {
+        let variant = self
+            .entries
+            .get(key)?
+            .iter()
             .find(|v| v.stored.secondary.matches(request))?;
-        self.recency.remove(&variant.tick);
-        variant.tick = tick;
-        self.recency.insert(tick, key.to_owned());
+        variant.used_at.store(self.tick(), Ordering::Relaxed);
         Some(variant.stored.clone())
     }
 
@@ -201,14 +223,19 @@ impl Store {
         {
             freed.push(variants.remove(i));
         } else if variants.len() >= MAX_VARIANTS
-            && let Some(i) = (0..variants.len()).min_by_key(|&i| variants[i].tick)
+            && let Some(i) = (0..variants.len()).min_by_key(|&i| variants[i].used_at())
         {
             freed.push(variants.remove(i));
         }
-        variants.push(Variant { stored, tick, size });
+        variants.push(Variant {
+            stored,
+            used_at: AtomicU64::new(tick),
+            recorded: tick,
+            size,
+        });
         for old in freed {
             self.used -= old.size;
-            self.recency.remove(&old.tick);
+            self.recency.remove(&old.recorded);
         }
         self.used += size;
         self.recency.insert(tick, key.to_owned());
@@ -223,14 +250,25 @@ impl Store {
         true
     }
 
-    /// Evicts the least recently used variant.
+    /// Evicts the least recently used variant: the first in `recency` not used since it
+    /// was recorded there (those that were are recorded again, at their last use).
     fn evict_one(&mut self) -> bool {
-        let Some((tick, key)) = self.recency.pop_first() else {
-            return false;
-        };
-        if let Some(variants) = self.entries.get_mut(&key)
-            && let Some(i) = variants.iter().position(|v| v.tick == tick)
-        {
+        loop {
+            let Some((recorded, key)) = self.recency.pop_first() else {
+                return false;
+            };
+            let Some(variants) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let Some(i) = variants.iter().position(|v| v.recorded == recorded) else {
+                continue;
+            };
+            let used_at = variants[i].used_at();
+            if used_at > recorded {
+                variants[i].recorded = used_at;
+                self.recency.insert(used_at, key);
+                continue;
+            }
             let gone = variants.remove(i);
             self.used -= gone.size;
             self.evictions += 1;
@@ -238,8 +276,8 @@ impl Store {
                 self.entries.remove(&key);
                 self.untag(&key, &gone.stored.tags);
             }
+            return true;
         }
-        true
     }
 
     /// Drops `key` from the tag index once its last variant is gone, so the index never
@@ -262,7 +300,7 @@ impl Store {
         };
         for v in &variants {
             self.used -= v.size;
-            self.recency.remove(&v.tick);
+            self.recency.remove(&v.recorded);
             self.untag(key, &v.stored.tags);
         }
         variants.len()
@@ -339,6 +377,31 @@ mod tests {
         assert!(store.used() <= one * 3);
     }
 
+    /// Hits only stamp their variant; eviction still takes the least recently used of
+    /// all, in the order of the last hits, however stale the recency records are.
+    #[test]
+    fn eviction_follows_the_last_hits_not_the_insertion_order() {
+        let one = response(&"x".repeat(100), &[]).size("/a");
+        let mut store = Store::new(one * 3);
+        for key in ["/a", "/b", "/c"] {
+            assert!(store.insert(key, response(&"x".repeat(100), &[])));
+        }
+        let none = HeaderMap::new();
+        for key in ["/c", "/a", "/c", "/b", "/a"] {
+            assert!(store.get(key, &none).is_some());
+        }
+        // Last uses: c, b, a (oldest first).
+        store.insert("/d", response(&"x".repeat(100), &[]));
+        assert!(store.get("/c", &none).is_none(), "c was the LRU");
+        store.insert("/e", response(&"x".repeat(100), &[]));
+        assert!(store.get("/b", &none).is_none(), "then b");
+        for key in ["/a", "/d", "/e"] {
+            assert!(store.get(key, &none).is_some(), "{key} stays");
+        }
+        assert_eq!(store.evictions(), 2);
+        assert_eq!(store.len(), 3);
+    }
+
     #[test]
     fn variants_share_a_url_and_replace_their_own() {
         let mut store = Store::new(1 << 20);
@@ -358,7 +421,7 @@ mod tests {
             store.insert("/p", Arc::new(stored));
         }
         assert_eq!(store.len(), 2);
-        let mut body = |req: &HeaderMap| store.get("/p", req).map(|s| s.body.clone());
+        let body = |req: &HeaderMap| store.get("/p", req).map(|s| s.body.clone());
         assert_eq!(body(&gzip).as_deref(), Some(&b"gz2"[..]));
         assert_eq!(body(&plain).as_deref(), Some(&b"plain"[..]));
     }

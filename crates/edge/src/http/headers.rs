@@ -38,9 +38,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Appends this hop to `Via` (`1.1 edge-eu`).
 pub fn add_via(headers: &mut HeaderMap, pseudonym: &str) {
-    if let Ok(value) = HeaderValue::from_str(&format!("1.1 {pseudonym}")) {
+    if let Some(value) = via_value(pseudonym) {
         headers.append(header::VIA, value);
     }
+}
+
+/// This hop's `Via` value (`1.1 edge-eu`), for a server to make once and append to each
+/// response (`None` for a pseudonym that is no valid field value).
+pub fn via_value(pseudonym: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("1.1 {pseudonym}")).ok()
 }
 
 /// Appends the client's address to `X-Forwarded-For` (`client, proxy1, proxy2`).

@@ -84,7 +84,7 @@ pub fn page(edge: &Edge, parts: &Parts) -> Response<Body> {
     }
     let s = &edge.stats;
     let (objects, used, evictions) = {
-        let store = edge.store();
+        let store = edge.store_read();
         (store.len(), store.used(), store.evictions())
     };
     let body = format!(

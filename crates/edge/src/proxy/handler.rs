@@ -33,7 +33,7 @@ use super::{Edge, admin};
 use crate::cache::reuse::{Reuse, age_header, decide, request_directives};
 use crate::cache::{CacheControl, Stored, partial, validate};
 use crate::http::headers::{
-    ArrivedOverTls, add_forwarded_for, add_forwarded_proto, add_via, strip_hop_by_hop,
+    ArrivedOverTls, add_forwarded_for, add_forwarded_proto, strip_hop_by_hop,
 };
 use crate::http::{Body, Handler, read_body, text};
 
@@ -111,17 +111,17 @@ fn cache_key(parts: &Parts) -> &str {
 
 /// GET and HEAD: the cache path.
 async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
-    let key = cache_key(parts).to_owned();
+    let key = cache_key(parts);
     let request_cc = request_directives(&parts.headers);
     let now = SystemTime::now();
-    let stored = edge.store().get(&key, &parts.headers);
+    let stored = edge.store_read().get(key, &parts.headers);
 
     // A range of a complete stored response takes the usual path (served, or validated
     // first, then cut); without one, ranges have their own (pieces, or the origin's 206).
     if parts.headers.contains_key(header::RANGE)
         && stored.as_ref().is_none_or(|s| s.partial.is_some())
     {
-        return ranged(edge, parts, &key, stored, &request_cc, now).await;
+        return ranged(edge, parts, key, stored, &request_cc, now).await;
     }
     // Pieces of a representation answer range requests only.
     let stored = stored.filter(|s| s.partial.is_none());
@@ -130,7 +130,7 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
         if request_cc.only_if_cached {
             return gateway_timeout("only-if-cached and nothing stored");
         }
-        return fill(edge, parts, &key, None, false).await;
+        return fill(edge, parts, key, None, false).await;
     };
     match decide(&stored, &request_cc, now) {
         Reuse::Fresh => serve(edge, parts, &stored, Label::Hit, now),
@@ -139,6 +139,7 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
             let background = edge.clone();
             let headers = parts.headers.clone();
             let stale = stored.clone();
+            let key = key.to_owned();
             tokio::spawn(async move {
                 origin::fetch_collapsed(&background, &key, &headers, Some(stale)).await;
             });
@@ -148,7 +149,7 @@ async fn cached(edge: &Arc<Edge>, parts: &Parts) -> Response<Body> {
             if request_cc.only_if_cached {
                 return gateway_timeout("only-if-cached and the stored response is stale");
             }
-            fill(edge, parts, &key, Some(stored), stale_if_error).await
+            fill(edge, parts, key, Some(stored), stale_if_error).await
         }
     }
 }
@@ -331,11 +332,7 @@ fn serve_body(parts: &Parts, stored: &Stored, now: SystemTime) -> Response<Body>
         } else {
             (stored.status, stored.headers.clone(), stored.body.clone())
         };
-    headers.insert(
-        header::AGE,
-        HeaderValue::from_str(&age_header(stored.age(now)))
-            .unwrap_or(HeaderValue::from_static("0")),
-    );
+    headers.insert(header::AGE, age_header(stored.age(now)));
     if !headers.contains_key(header::DATE) {
         headers.insert(header::DATE, validate::date_now(now));
     }
@@ -383,7 +380,7 @@ fn build(parts: &Parts, status: StatusCode, headers: HeaderMap, body: Bytes) -> 
 fn set_label(response: &mut Response<Body>, edge: &Edge, label: Label) {
     let headers = response.headers_mut();
     headers.insert("x-cache", HeaderValue::from_static(label.as_str()));
-    add_via(headers, &edge.region);
+    edge.add_via(headers);
 }
 
 fn gateway_timeout(why: &str) -> Response<Body> {

@@ -11,9 +11,11 @@ pub mod handler;
 pub mod origin;
 pub mod stats;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use hyper::HeaderMap;
+use hyper::header::{self, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::BoxError;
@@ -80,11 +82,14 @@ const MAX_ORIGIN_RESPONSE: usize = 64 << 20;
 
 /// Everything the request path shares.
 pub struct Edge {
-    pub store: Mutex<crate::cache::Store>,
+    /// Read-locked for lookups (hits on all threads at once), write-locked to change it.
+    pub store: RwLock<crate::cache::Store>,
     pub collapser: Arc<Collapser<origin::Fetched>>,
     pub origin: Upstream,
     pub stats: Stats,
     pub region: String,
+    /// `Via: 1.1 <region>`, made once rather than per response.
+    pub via: Option<HeaderValue>,
     pub origin_latency: Duration,
     pub max_object_size: usize,
     pub max_body_bytes: usize,
@@ -97,7 +102,7 @@ impl Edge {
     pub fn new(args: &Args) -> Edge {
         Edge {
             tls: None,
-            store: Mutex::new(Store::new(args.max_memory)),
+            store: RwLock::new(Store::new(args.max_memory)),
             collapser: Arc::new(Collapser::default()),
             origin: Upstream::new(
                 &args.origin,
@@ -106,6 +111,7 @@ impl Edge {
             ),
             stats: Stats::default(),
             region: args.region.clone(),
+            via: crate::http::headers::via_value(&args.region),
             origin_latency: Duration::from_millis(args.origin_latency),
             max_object_size: args.max_object_size,
             max_body_bytes: args.http.max_body_bytes,
@@ -113,11 +119,25 @@ impl Edge {
         }
     }
 
-    /// The store, locked (a poisoned lock still holds a consistent store: every method
-    /// finishes its bookkeeping before it can panic).
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    /// The store, locked to change it (a poisoned lock still holds a consistent store:
+    /// every method finishes its bookkeeping before it can panic).
+    pub fn store(&self) -> RwLockWriteGuard<'_, Store> {
         self.store
-            .lock()
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends this hop to `Via`, on requests to the origin and responses to clients.
+    pub fn add_via(&self, headers: &mut HeaderMap) {
+        if let Some(via) = &self.via {
+            headers.append(header::VIA, via.clone());
+        }
+    }
+
+    /// The store, locked to look up in it (shared with other readers).
+    pub fn store_read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

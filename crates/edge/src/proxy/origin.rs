@@ -71,7 +71,7 @@ pub async fn send(
     mut headers: HeaderMap,
     body: Bytes,
 ) -> Result<FromOrigin, UpstreamError> {
-    crate::http::headers::add_via(&mut headers, &edge.region);
+    edge.add_via(&mut headers);
     if !edge.origin_latency.is_zero() {
         tokio::time::sleep(edge.origin_latency).await;
     }
