@@ -202,6 +202,14 @@ const NOT_IN_SCRIPTS: &[&str] = &[
     "unwatch",
     "save",
     "bgsave",
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
+    "bzpopmin",
+    "bzpopmax",
+    "blmpop",
+    "bzmpop",
     "sync",
     "psync",
     "replicaof",
@@ -250,11 +258,6 @@ pub fn call(kv: &Kv, s: &mut Session, words: Vec<Bytes>, read_only: bool, gate: 
     }
     let a = &mut args;
     let result = match spec.name {
-        // A script never waits: a blocking pop pops now or answers null, as in `EXEC`.
-        "blpop" => return crate::blocking::bpop_now(kv, s, a, true),
-        "brpop" => return crate::blocking::bpop_now(kv, s, a, false),
-        "blmove" => return crate::blocking::bmove_now(kv, s, a, false),
-        "brpoplpush" => return crate::blocking::bmove_now(kv, s, a, true),
         "lrange" => super::lists::lrange(kv, s, a)
             .map(|encoded| service::Settled::Resp2(encoded).into_frame()),
         _ => super::run(kv, s, a)

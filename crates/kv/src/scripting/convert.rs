@@ -107,8 +107,12 @@ fn to_frame_at(value: &Value, resp3: bool, depth: usize) -> Frame {
     }
 }
 
-/// Lua's `(long long)` cast of a double, as Redis does it: toward zero, saturating.
+/// Redis's `(long long)` cast of a double: toward zero; out of range (and NaN) it is what
+/// x86 gives, the smallest integer.
 fn truncate(n: f64) -> i64 {
+    if n.is_nan() || n >= 9.223_372_036_854_775_807e18 || n < -9.223_372_036_854_775_808e18 {
+        return i64::MIN;
+    }
     n as i64
 }
 

@@ -337,9 +337,10 @@ fn failure(sha: &str, error: &Value) -> Frame {
     };
     let err: String = t.raw_get("err").unwrap_or_default();
     let line: Option<i64> = t.raw_get("line").ok();
+    let source: Option<String> = t.raw_get("source").ok();
     let mut text = err;
-    if let Some(line) = line {
-        text.push_str(&format!(" script: {sha}, on @user_script:{line}."));
+    if let (Some(line), Some(source)) = (line, source) {
+        text.push_str(&format!(" script: {sha}, on {source}:{line}."));
     }
     Frame::error(one_line(text))
 }
@@ -364,12 +365,18 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
             t
         }
     };
-    let line = (1..64)
+    // Where the error happened: the first Lua frame that is not the sandbox's own (Redis
+    // skips one C frame: `error` or `redis.call`, its library being C).
+    let place = (1..64)
         .map_while(|level| lua.inspect_stack(level))
-        .find(|frame| frame.source().source.as_deref() == Some("@user_script"))
-        .map(|frame| frame.curr_line());
-    if let Some(line) = line {
-        t.raw_set("source", "@user_script")?;
+        .find_map(|frame| {
+            let source = frame.source();
+            let name = source.source?;
+            (!matches!(source.what, "C" | "tail") && name != "=sandbox")
+                .then(|| (name.into_owned(), frame.curr_line()))
+        });
+    if let Some((source, line)) = place {
+        t.raw_set("source", source)?;
         t.raw_set("line", line)?;
     }
     Ok(t)
@@ -379,6 +386,7 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
 fn error_text(e: &mlua::Error) -> String {
     match e {
         mlua::Error::RuntimeError(text) if text.starts_with("ERR ") => text.clone(),
+        mlua::Error::RuntimeError(text) => format!("ERR {text}"),
         e if reply_error(e).is_some() => reply_error(e).unwrap_or_default().to_string(),
         mlua::Error::CallbackError { cause, .. } => error_text(cause),
         mlua::Error::MemoryError(_) => format!(
@@ -403,14 +411,21 @@ fn sandbox(lua: &Lua) -> mlua::Result<Table> {
         Ok(reply)
     })?;
     let pcall = lua.create_function(|lua, words: MultiValue| redis_call(lua, words))?;
-    // Lua's `pcall` around `redis.call` gives the error as `{err = ...}`, as in Redis.
+    // Redis 7's `pcall`: an error reply caught (from `redis.call`, or `error({err = ...})`)
+    // comes back as its text.
     let tidy = lua.create_function(|lua, mut results: MultiValue| {
-        if let (Some(Value::Boolean(false)), Some(Value::Error(e))) = (results.front(), results.get(1))
-            && let Some(text) = reply_error(e)
-        {
-            let t = lua.create_table()?;
-            t.raw_set("err", text)?;
-            results[1] = Value::Table(t);
+        if let Some(Value::Boolean(false)) = results.front() {
+            let text = match results.get(1) {
+                Some(Value::Error(e)) => reply_error(e).map(str::to_string),
+                Some(Value::Table(t)) => match t.raw_get::<Value>("err") {
+                    Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(text) = text {
+                results[1] = Value::String(lua.create_string(text)?);
+            }
         }
         Ok(results)
     })?;
@@ -460,14 +475,14 @@ local redis = {}
 redis.call = call
 redis.pcall = pcall_reply
 redis.error_reply = function(msg)
-  if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
+  if type(msg) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
   if msg:sub(1, 1) == '-' then msg = msg:sub(2) end
   if not msg:find(' ', 1, true) then msg = 'ERR ' .. msg end
   msg = msg:gsub('[\r\n]+$', '')
   return {err = msg}
 end
 redis.status_reply = function(msg)
-  if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
+  if type(msg) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
   return {ok = msg}
 end
 redis.sha1hex = function(s)
@@ -479,7 +494,10 @@ redis.log = function(level, ...)
   if type(level) ~= 'number' then error('First argument must be a number (log level).', 2) end
   log(level, ...)
 end
-redis.setresp = function(v) setresp(v) end
+redis.setresp = function(...)
+  if select('#', ...) ~= 1 then error('redis.setresp() requires one argument.', 0) end
+  setresp(...)
+end
 -- Redis 7 always replicates a script's effects: these remain for old scripts.
 redis.replicate_commands = function() return true end
 redis.set_repl = function() end
