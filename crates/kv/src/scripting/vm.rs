@@ -179,9 +179,10 @@ impl Vm {
                     let Some(kv) = kv.upgrade() else { return };
                     let done = eval.done;
                     let ran = self.eval(kv, eval.request);
-                    // The reply first, then the gate: whoever waits on the gate finds it.
-                    done(ran);
+                    // The gate first: once the client has the reply, its next command
+                    // must find the gate open.
                     self.gate.close();
+                    done(ran);
                 }
                 Job::Load(body, reply) => {
                     let _ = reply.send(self.compile(&body, false).map(|(sha, _)| sha));
@@ -196,7 +197,7 @@ impl Vm {
                 Job::Flush(reply) => {
                     self.cache.clear();
                     self.evals.clear();
-                    let _ = self.lua.gc_collect();
+                    self.collect();
                     let _ = reply.send(());
                 }
             }
@@ -217,6 +218,7 @@ impl Vm {
             .set_environment(self.env.clone())
             .into_function()
             .map_err(|e| {
+                self.collect();
                 let message = match e {
                     mlua::Error::SyntaxError { message, .. } => message,
                     other => other.to_string(),
@@ -300,10 +302,18 @@ impl Vm {
         };
         let reply = run().unwrap_or_else(|e| failure(sha, &Value::Error(Box::new(e))));
         if matches!(reply, Frame::Error(_)) {
-            // A failed script may have left garbage up to the memory limit behind.
-            let _ = self.lua.gc_collect();
+            self.collect();
         }
         reply
+    }
+
+    /// A failed script (or compilation) may have left garbage up to the memory limit
+    /// behind: collect it now. Lua's collector itself allocates a little, so the limit is
+    /// lifted while it runs.
+    fn collect(&self) {
+        let _ = self.lua.set_memory_limit(0);
+        let _ = self.lua.gc_collect();
+        let _ = self.lua.set_memory_limit(MEMORY_LIMIT);
     }
 
     fn strings(&self, words: &[Bytes]) -> mlua::Result<Table> {
