@@ -14,34 +14,12 @@ use proto::Frame;
 use service::RespClient;
 use testkit::RedisServer;
 
-/// The sliding-window rate limiter (a sorted set of request times per client): drop the
-/// requests older than the window, count the rest, admit this one if under the limit.
-/// KEYS[1]: the client's window; ARGV: now (ms), window (ms), limit, a unique request id.
-pub const RATE_LIMITER: &str = r"
-local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count >= limit then
-  return {0, count}
-end
-redis.call('ZADD', key, now, ARGV[4])
-redis.call('PEXPIRE', key, window)
-return {1, count + 1}
-";
-
-/// Acquire a lock only if it is free, with a token and a TTL (SET NX PX)...
-pub const LOCK_ACQUIRE: &str = r"
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-";
-
-/// ...and release it only if we still hold it (compare-and-delete): a client whose lock
-/// expired must not delete the lock another client took since.
-pub const LOCK_RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+/// The course's sliding-window rate limiter (a sorted set of request times per client).
+const RATE_LIMITER: &str = include_str!("data/lua/rate_limiter.lua");
+/// The course's lock: take it with a token and a TTL (SET NX PX)...
+const LOCK_ACQUIRE: &str = include_str!("data/lua/lock_acquire.lua");
+/// ...and release it only if we still hold it (compare-and-delete).
+const LOCK_RELEASE: &str = include_str!("data/lua/lock_release.lua");
 
 async fn eval(c: &mut RespClient, script: &str, keys: &[&str], args: &[&str]) -> Frame {
     let mut words = vec!["EVAL".to_string(), script.to_string(), keys.len().to_string()];
@@ -351,4 +329,14 @@ async fn scripts_in_transactions_and_the_cache() {
         call(&mut c, &["EVALSHA", &sha, "1", "n"]).await,
         err("NOSCRIPT No matching script. Please use EVAL.")
     );
+}
+
+/// redis-py's `register_script` (EVALSHA, then EVAL on NOSCRIPT) runs the rate limiter
+/// and the lock against kv and redis-server alike: `tests/python/scripts.py`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_registered_scripts_match_redis() {
+    let redis = RedisServer::start(&[]);
+    let server = start(&[]).await;
+    let ports = [server.addr().port(), redis.port];
+    common::run_python("scripts.py", &ports.map(|p| p.to_string())).await;
 }

@@ -141,3 +141,29 @@ pub fn check_edited(data: &[(Frame, Frame, Frame)]) {
     );
     assert_eq!(data[4].2, Frame::Integer(-1), "zset persisted");
 }
+
+/// Runs `tests/python/<script>` with `args` (the first one also in `INFRALAB_KV_PORT`);
+/// fails with its output unless it exits 0. `.ci/run` installs redis-py; without it the
+/// script fails and says so.
+pub async fn run_python(script: &str, args: &[String]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let args = args.to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&path)
+            .args(&args)
+            .env("INFRALAB_KV_PORT", args.first().cloned().unwrap_or_default())
+            .output()
+    })
+    .await
+    .expect("python task")
+    .unwrap_or_else(|e| panic!("cannot run python3 ({e}): run .ci/run"));
+    assert!(
+        output.status.success(),
+        "{script}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
