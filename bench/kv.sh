@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kv against redis-server, side by side: SET, GET, INCR, MSET and the collection tests
 # (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100) with
-# redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent.
+# redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent; then EVALSHA
+# of a Lua script (in memory).
 #   bench/kv.sh [runs] [requests]
 #   in memory:  kv (no --dir)              vs redis-server --save '' --appendonly no
 #   persistent: kv --dir D --fsync everysec vs redis-server --appendonly yes --appendfsync everysec
@@ -17,10 +18,17 @@ DATA=$(mktemp -d)
 COLLECTIONS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 
 # rps PORT TEST [args...]: like lib.sh's, but also reads "MSET (10 keys): N requests per second".
+# TEST "-": the custom command line at the end of the arguments (the scripting rows), with
+# redis-benchmark pinned to CPU 0 (the servers it measures are on CPU 1).
 rps() {
   local port=$1 test=$2
   shift 2
-  redis-benchmark -p "$port" -t "$test" -q "$@" 2>/dev/null | tr '\r' '\n' |
+  if [ "$test" = - ]; then
+    set -- taskset -c 0 redis-benchmark -p "$port" -q "$@"
+  else
+    set -- redis-benchmark -p "$port" -t "$test" -q "$@"
+  fi
+  "$@" 2>/dev/null | tr '\r' '\n' |
     awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
 }
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -60,3 +68,20 @@ for mode in memory disk; do
     compare "$mode ${t^^} -P 16" "$ours" "$peer" "$t" "$RUNS" -c 50 -n "$((N * 5))" -P 16
   done
 done
+
+# Scripting: EVALSHA of a small script (INCR, then GET) from redis-benchmark's custom
+# command line; a kv and a redis-server of their own, pinned to CPU 1.
+KV_LUA=7414
+REDIS_LUA=7415
+taskset -c 1 "$BIN" kv --port "$KV_LUA" 2>/dev/null &
+PIDS+=($!)
+taskset -c 1 redis-server --port "$REDIS_LUA" --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
+PIDS+=($!)
+LUA="redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])"
+for port in "$KV_LUA" "$REDIS_LUA"; do
+  wait_port "$port"
+  SHA=$(redis-cli -p "$port" SCRIPT LOAD "$LUA")
+done
+echo "-- scripting (servers on CPU 1, redis-benchmark on CPU 0)"
+compare "EVALSHA -P 1" "$KV_LUA" "$REDIS_LUA" - "$RUNS" -c 50 -n "$N" -P 1 EVALSHA "$SHA" 1 counter
+compare "EVALSHA -P 16" "$KV_LUA" "$REDIS_LUA" - "$RUNS" -c 50 -n "$((N * 5))" -P 16 EVALSHA "$SHA" 1 counter
