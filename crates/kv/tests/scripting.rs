@@ -22,7 +22,11 @@ const LOCK_ACQUIRE: &str = include_str!("data/lua/lock_acquire.lua");
 const LOCK_RELEASE: &str = include_str!("data/lua/lock_release.lua");
 
 async fn eval(c: &mut RespClient, script: &str, keys: &[&str], args: &[&str]) -> Frame {
-    let mut words = vec!["EVAL".to_string(), script.to_string(), keys.len().to_string()];
+    let mut words = vec![
+        "EVAL".to_string(),
+        script.to_string(),
+        keys.len().to_string(),
+    ];
     words.extend(keys.iter().map(|k| k.to_string()));
     words.extend(args.iter().map(|a| a.to_string()));
     c.call(words.into_iter().map(Bytes::from)).await.unwrap()
@@ -46,7 +50,12 @@ async fn rate_limiter_and_lock_behave_as_on_redis() {
                 c,
                 RATE_LIMITER,
                 &["rate:alice"],
-                &[&(1_000_000 + now).to_string(), "1000", "3", &format!("req{i}")],
+                &[
+                    &(1_000_000 + now).to_string(),
+                    "1000",
+                    "3",
+                    &format!("req{i}"),
+                ],
             )
             .await;
             seen.push(reply);
@@ -62,7 +71,10 @@ async fn rate_limiter_and_lock_behave_as_on_redis() {
         seen.push(eval(c, LOCK_ACQUIRE, &["lock:job"], &["token-b", "30000"]).await);
         seen.push(call(c, &["GET", "lock:job"]).await);
         let pttl = call(c, &["PTTL", "lock:job"]).await;
-        assert!(matches!(pttl, Frame::Integer(ms) if ms > 20_000 && ms <= 30_000), "{pttl:?}");
+        assert!(
+            matches!(pttl, Frame::Integer(ms) if ms > 20_000 && ms <= 30_000),
+            "{pttl:?}"
+        );
         replies.push(seen);
     }
     let [ours_seen, peer_seen] = [&replies[0], &replies[1]];
@@ -126,7 +138,9 @@ async fn until_busy(c: &mut RespClient) {
     loop {
         let reply = call(c, &["GET", "x"]).await;
         if reply
-            == err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+            == err(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            )
         {
             return;
         }
@@ -143,7 +157,11 @@ async fn a_runaway_script_is_killed_while_others_get_busy() {
     let server = start(&[]).await;
     let mut admin = connect(&server).await;
     assert_eq!(
-        call(&mut admin, &["CONFIG", "SET", "busy-reply-threshold", "100"]).await,
+        call(
+            &mut admin,
+            &["CONFIG", "SET", "busy-reply-threshold", "100"]
+        )
+        .await,
         Frame::ok()
     );
     assert_eq!(
@@ -161,7 +179,9 @@ async fn a_runaway_script_is_killed_while_others_get_busy() {
     let mut other = connect(&server).await;
     assert_eq!(
         call(&mut other, &["SET", "y", "1"]).await,
-        err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+        err(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+        )
     );
     assert_eq!(call(&mut other, &["SCRIPT", "KILL"]).await, Frame::ok());
     assert_eq!(
@@ -185,7 +205,11 @@ async fn a_script_that_wrote_is_unkillable() {
          while tonumber(redis.call('TIME')[1]) - t0 < 2 do end return 'finished'";
     let server = start(&[]).await;
     let mut admin = connect(&server).await;
-    call(&mut admin, &["CONFIG", "SET", "busy-reply-threshold", "100"]).await;
+    call(
+        &mut admin,
+        &["CONFIG", "SET", "busy-reply-threshold", "100"],
+    )
+    .await;
     let mut runner = connect(&server).await;
     let running =
         tokio::spawn(async move { eval(&mut runner, WRITE_THEN_SPIN, &["w"], &[]).await });
@@ -264,7 +288,10 @@ async fn a_replica_applies_a_scripts_effects() {
     let mut r = connect(&replica).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while call(&mut r, &["GET", "stamp"]).await != written {
-        assert!(Instant::now() < deadline, "the replica never got the script's write");
+        assert!(
+            Instant::now() < deadline,
+            "the replica never got the script's write"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
@@ -300,7 +327,10 @@ async fn a_script_cannot_take_unbounded_memory() {
         String::from_utf8_lossy(text).contains("not enough memory"),
         "{reply:?}"
     );
-    assert_eq!(eval(&mut c, "return 'still here'", &[], &[]).await, bulk("still here"));
+    assert_eq!(
+        eval(&mut c, "return 'still here'", &[], &[]).await,
+        bulk("still here")
+    );
 }
 
 /// `EVAL` queued in `MULTI` runs in `EXEC`'s turn; `EVALSHA` finds what `SCRIPT LOAD`
@@ -309,7 +339,11 @@ async fn a_script_cannot_take_unbounded_memory() {
 async fn scripts_in_transactions_and_the_cache() {
     let server = start(&[]).await;
     let mut c = connect(&server).await;
-    let sha = call(&mut c, &["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"]).await;
+    let sha = call(
+        &mut c,
+        &["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"],
+    )
+    .await;
     let sha = common::frame_text(&sha);
     assert_eq!(call(&mut c, &["MULTI"]).await, Frame::simple("OK"));
     assert_eq!(
@@ -317,7 +351,11 @@ async fn scripts_in_transactions_and_the_cache() {
         Frame::simple("QUEUED")
     );
     assert_eq!(
-        call(&mut c, &["EVAL", "return redis.call('INCRBY', KEYS[1], 10)", "1", "n"]).await,
+        call(
+            &mut c,
+            &["EVAL", "return redis.call('INCRBY', KEYS[1], 10)", "1", "n"]
+        )
+        .await,
         Frame::simple("QUEUED")
     );
     assert_eq!(

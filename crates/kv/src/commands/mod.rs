@@ -636,10 +636,35 @@ pub static TABLE: &[CommandSpec] = &[
     .keys(1, 1, 1),
     // scripting (see crate::scripting)
     spec("eval", -3, EVAL, "scripting", "Runs a Lua script."),
-    spec("evalsha", -3, EVAL, "scripting", "Runs a cached Lua script."),
-    spec("eval_ro", -3, EVAL_RO, "scripting", "Runs a read-only Lua script."),
-    spec("evalsha_ro", -3, EVAL_RO, "scripting", "Runs a cached read-only Lua script."),
-    spec("script", -2, &["noscript"], "scripting", "Manages the Lua script cache.").subcommands(&[
+    spec(
+        "evalsha",
+        -3,
+        EVAL,
+        "scripting",
+        "Runs a cached Lua script.",
+    ),
+    spec(
+        "eval_ro",
+        -3,
+        EVAL_RO,
+        "scripting",
+        "Runs a read-only Lua script.",
+    ),
+    spec(
+        "evalsha_ro",
+        -3,
+        EVAL_RO,
+        "scripting",
+        "Runs a cached read-only Lua script.",
+    ),
+    spec(
+        "script",
+        -2,
+        &["noscript"],
+        "scripting",
+        "Manages the Lua script cache.",
+    )
+    .subcommands(&[
         ("load", 3),
         ("exists", -3),
         ("flush", -2),

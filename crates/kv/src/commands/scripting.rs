@@ -131,7 +131,10 @@ pub fn script(kv: &Kv, a: &mut Args) -> Result {
             }
             let found = rx.recv().map_err(|_| lost())?;
             Ok(Frame::Array(
-                found.into_iter().map(|f| Frame::Integer(f.into())).collect(),
+                found
+                    .into_iter()
+                    .map(|f| Frame::Integer(f.into()))
+                    .collect(),
             ))
         }
         "flush" => {
@@ -260,8 +263,11 @@ pub fn call(kv: &Kv, s: &mut Session, words: Vec<Bytes>, read_only: bool, gate: 
     let result = match spec.name {
         "lrange" => super::lists::lrange(kv, s, a)
             .map(|encoded| service::Settled::Resp2(encoded).into_frame()),
-        _ => super::run(kv, s, a)
-            .unwrap_or_else(|| Err(CommandError::err("Unknown Redis command called from script"))),
+        _ => super::run(kv, s, a).unwrap_or_else(|| {
+            Err(CommandError::err(
+                "Unknown Redis command called from script",
+            ))
+        }),
     };
     result.unwrap_or_else(|e| e.to_frame())
 }

@@ -97,7 +97,7 @@ pub fn to_frame(value: &Value, resp3: bool) -> Frame {
 fn to_frame_at(value: &Value, resp3: bool, depth: usize) -> Frame {
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Integer(n) => Frame::Integer(*n as i64),
+        Value::Integer(n) => Frame::Integer(*n),
         Value::Number(n) => Frame::Integer(truncate(*n)),
         Value::Boolean(true) if resp3 => Frame::Boolean(true),
         Value::Boolean(false) if resp3 => Frame::Boolean(false),
@@ -110,7 +110,9 @@ fn to_frame_at(value: &Value, resp3: bool, depth: usize) -> Frame {
 /// Redis's `(long long)` cast of a double: toward zero; out of range (and NaN) it is what
 /// x86 gives, the smallest integer.
 fn truncate(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_775_807e18 || n < -9.223_372_036_854_775_808e18 {
+    // 2^63: the first double past i64::MAX.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIMIT..LIMIT).contains(&n) {
         return i64::MIN;
     }
     n as i64

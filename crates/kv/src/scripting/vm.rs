@@ -58,7 +58,9 @@ impl std::error::Error for ReplyError {}
 /// The error reply inside an error raised from Rust, if it is one.
 fn reply_error(e: &mlua::Error) -> Option<&str> {
     match e {
-        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ReplyError>().map(|r| r.0.as_str()),
+        mlua::Error::ExternalError(inner) => {
+            inner.downcast_ref::<ReplyError>().map(|r| r.0.as_str())
+        }
         mlua::Error::CallbackError { cause, .. } => reply_error(cause),
         _ => None,
     }
@@ -440,7 +442,9 @@ fn sandbox(lua: &Lua) -> mlua::Result<Table> {
         Ok(results)
     })?;
     let sha1hex = lua.create_function(|_, s: mlua::String| {
-        Ok(sha1_smol::Sha1::from(&s.as_bytes()[..]).digest().to_string())
+        Ok(sha1_smol::Sha1::from(&s.as_bytes()[..])
+            .digest()
+            .to_string())
     })?;
     let log = lua.create_function(|_, (level, words): (i64, MultiValue)| {
         let text: Vec<String> = words

@@ -154,7 +154,10 @@ pub async fn run_python(script: &str, args: &[String]) {
         std::process::Command::new("python3")
             .arg(&path)
             .args(&args)
-            .env("INFRALAB_KV_PORT", args.first().cloned().unwrap_or_default())
+            .env(
+                "INFRALAB_KV_PORT",
+                args.first().cloned().unwrap_or_default(),
+            )
             .output()
     })
     .await
