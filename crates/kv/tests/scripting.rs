@@ -315,7 +315,7 @@ async fn a_script_cannot_take_unbounded_memory() {
     let mut c = connect(&server).await;
     let reply = eval(
         &mut c,
-        "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 64) .. i end",
+        "local mb, t = string.rep('x', 1048576), {} for i = 1, 1e6 do t[i] = mb .. i end",
         &[],
         &[],
     )

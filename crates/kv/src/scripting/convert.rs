@@ -166,57 +166,9 @@ fn one_line(text: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// A Lua number as a command argument: Redis writes it with `%.17g`, so `3` is `"3"` and
-/// `0.1` is `"0.10000000000000001"`.
-pub fn number_arg(n: f64) -> String {
-    if n.is_nan() {
-        return "nan".into();
-    }
-    if n.is_infinite() {
-        return if n > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    if n == 0.0 {
-        return if n.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    // `%.17g`: 17 significant digits, scientific notation outside 1e-4 ..= 1e17.
-    let sci = format!("{n:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..17).contains(&exp) {
-        let mantissa = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let decimals = usize::try_from(16 - exp).unwrap_or(0);
-    trim_fraction(&format!("{n:.decimals$}")).to_string()
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_written_as_redis_writes_them() {
-        for (n, text) in [
-            (3.0, "3"),
-            (3.5, "3.5"),
-            (0.1, "0.10000000000000001"),
-            (-2.0, "-2"),
-            (1e20, "1e+20"),
-            (1.5e-7, "1.4999999999999999e-07"),
-            (123456789012.0, "123456789012"),
-        ] {
-            assert_eq!(number_arg(n), text, "{n}");
-        }
-    }
 
     #[test]
     fn replies_lose_what_redis_loses() {

@@ -581,7 +581,9 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
         match word {
             Value::String(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Integer(n) => args.push(Bytes::from(n.to_string())),
-            Value::Number(n) => args.push(Bytes::from(convert::number_arg(n))),
+            // Redis writes a number argument with `%.17g`: `3` is "3", `0.1` is
+            // "0.10000000000000001".
+            Value::Number(n) => args.push(Bytes::from(proto::frame::format_double(n))),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
