@@ -28,6 +28,8 @@ pub struct Gate {
     ended: Condvar,
     /// Set by `SCRIPT KILL`, read by the VM's hook.
     kill: AtomicBool,
+    /// Notified when a script ends, for tasks that wait without blocking the event loop.
+    idle: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,20 @@ impl Gate {
         self.running.store(false, Ordering::SeqCst);
         self.kill.store(false, Ordering::SeqCst);
         self.ended.notify_all();
+        self.idle.notify_waiters();
+    }
+
+    /// Waits, as a task, until no script runs: a replica's link holds the primary's
+    /// changes back while a (read-only) script runs past the threshold on the replica.
+    pub async fn idle(&self) {
+        loop {
+            // Created before the check: `close` between the two still wakes it.
+            let ended = self.idle.notified();
+            if !self.running() {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Is a script running?
