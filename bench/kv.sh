@@ -2,7 +2,7 @@
 # kv against redis-server, side by side: SET, GET, INCR, MSET and the collection tests
 # (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100) with
 # redis-benchmark (-c 50, -P 1 and -P 16), first in memory, then persistent; then GEOADD
-# and GEOSEARCH (custom command lines, in memory, pinned).
+# and GEOSEARCH (custom command lines, in memory, pinned), and EVALSHA of a Lua script.
 #   bench/kv.sh [runs] [requests]
 #   in memory:  kv (no --dir)              vs redis-server --save '' --appendonly no
 #   persistent: kv --dir D --fsync everysec vs redis-server --appendonly yes --appendfsync everysec
@@ -20,14 +20,17 @@ DATA=$(mktemp -d)
 COLLECTIONS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100
 
 # rps PORT TEST [args...]: like lib.sh's, but also reads "MSET (10 keys): N requests per second".
-# TEST "-" runs the command line given after the options instead of a -t test, with the
-# load generator pinned to CPU 0 (the geo rows' servers are pinned to CPU 1).
+# TEST "-": the custom command line at the end of the arguments (geo, scripting, bitmaps...), with
+# redis-benchmark pinned to CPU 0 (the servers it measures are on CPU 1).
 rps() {
   local port=$1 test=$2
   shift 2
-  local run=(redis-benchmark -p "$port" -t "$test")
-  [ "$test" = - ] && run=(taskset -c 0 redis-benchmark -p "$port")
-  "${run[@]}" -q "$@" 2>/dev/null | tr '\r' '\n' |
+  if [ "$test" = - ]; then
+    set -- taskset -c 0 redis-benchmark -p "$port" -q "$@"
+  else
+    set -- redis-benchmark -p "$port" -t "$test" -q "$@"
+  fi
+  "$@" 2>/dev/null | tr '\r' '\n' |
     awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") rate = $i } END { print rate + 0 }'
 }
 trap 'cleanup; rm -rf "$DATA"' EXIT
@@ -128,3 +131,16 @@ for p in 1 16; do
   compare "SORT_RO 100 -P $p" "$KV_MEM" "$REDIS_MEM" - "$RUNS" -c 50 -n "$((n / 10))" -P "$p" SORT_RO sortme LIMIT 0 10
   compare "LMPOP (empty) -P $p" "$KV_MEM" "$REDIS_MEM" - "$RUNS" -c 50 -n "$n" -P "$p" LMPOP 2 none1 none2 LEFT
 done
+
+# Scripting: EVALSHA of a small script (INCR, then GET) from redis-benchmark's custom
+# command line, on the geo rows' pinned pair.
+KV_LUA=$KV_GEO
+REDIS_LUA=$REDIS_GEO
+LUA="redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])"
+for port in "$KV_LUA" "$REDIS_LUA"; do
+  wait_port "$port"
+  SHA=$(redis-cli -p "$port" SCRIPT LOAD "$LUA")
+done
+echo "-- scripting (servers on CPU 1, redis-benchmark on CPU 0)"
+compare "EVALSHA -P 1" "$KV_LUA" "$REDIS_LUA" - "$RUNS" -c 50 -n "$N" -P 1 EVALSHA "$SHA" 1 counter
+compare "EVALSHA -P 16" "$KV_LUA" "$REDIS_LUA" - "$RUNS" -c 50 -n "$((N * 5))" -P 16 EVALSHA "$SHA" 1 counter

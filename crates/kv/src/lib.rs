@@ -12,7 +12,8 @@
 //!   always`, written before the replies under `everysec`) folded into sled, the
 //!   checkpoint; [`codec`]: the fixed byte format; [`allocator`]: giving freed memory back.
 //! - [`commands`]: RESP arguments → engine → reply, one module per command family;
-//!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit.
+//!   [`transaction`]: `MULTI`/`EXEC`/`WATCH`, queued per connection, run as one unit;
+//!   [`scripting`]: `EVAL` and friends, Lua scripts run atomically on a VM thread.
 //! - [`notify`], [`events`]: what kv tells clients when data changes — keyspace
 //!   notifications and `CLIENT TRACKING` invalidations (`hub::tracking`), on the pub/sub
 //!   hub kv shares with the pubsub server (SUBSCRIBE ... PUBSUB work on kv too).
@@ -31,6 +32,7 @@ pub mod keyspace;
 pub mod monitor;
 pub mod notify;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod slowlog;
 pub mod storage;
@@ -153,6 +155,7 @@ async fn start_here(
                 replicaof: args.replicaof.clone(),
             }),
     );
+    scripting::Scripts::start(&kv)?;
     let running = service::spawn(kv.clone(), &args.service, DEFAULT_PORT, shutdown.clone()).await?;
     replication::Replication::attach(&kv, shutdown.clone(), running.addr().port());
     let stopping = (kv.clone(), shutdown.clone());

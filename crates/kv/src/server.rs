@@ -15,7 +15,6 @@
 //! parallelise only parsing and socket work, while every command still queues for the one
 //! lock and drags the keyspace's cache lines from core to core.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -55,6 +54,24 @@ pub struct Session {
     pub(crate) client_cache: hub::ClientCache,
     /// After `MONITOR`: the feed of every command the server runs (see [`crate::monitor`]).
     pub(crate) monitor: Option<crate::monitor::Watching>,
+}
+
+impl Session {
+    /// The session a script's commands run in, starting in the caller's database.
+    pub(crate) fn for_script(db: usize) -> Session {
+        Session {
+            db,
+            ..Session::default()
+        }
+    }
+
+    /// After a script ran in `script`'s session: its writes are this client's, so its
+    /// reply waits for them as after any write.
+    pub(crate) fn absorb(&mut self, script: &Session) {
+        self.unsynced = self.unsynced.max(script.unsynced);
+        self.unwritten = self.unwritten.max(script.unwritten);
+        self.repl.written = self.repl.written.max(script.repl.written);
+    }
 }
 
 impl AsMut<hub::Subscriptions> for Session {
@@ -109,6 +126,9 @@ pub struct Kv {
     /// `CONFIG SET save`'s value, shown back by `CONFIG GET`. kv's checkpoints follow
     /// the journal's size and `SAVE`, not Redis's save points (see [`crate::storage`]).
     save_points: Mutex<String>,
+    /// Lua scripting: the VM and the gate that makes a script atomic (see
+    /// [`crate::scripting`]).
+    pub(crate) scripts: crate::scripting::Scripts,
 }
 
 impl Kv {
@@ -148,6 +168,7 @@ impl Kv {
             stopping: CancellationToken::new(),
             skip_fold: AtomicBool::new(false),
             save_points: Mutex::new(String::new()),
+            scripts: crate::scripting::Scripts::default(),
         })
     }
 
@@ -329,9 +350,7 @@ impl Kv {
         if !client.session.client_cache.tracking {
             return None;
         }
-        static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
-            LazyLock::new(|| commands::TABLE.iter().map(|s| (s.name, s)).collect());
-        Reads::before(client, BY_NAME.get(args.name()).copied(), args)
+        Reads::before(client, commands::lookup(args.name()), args)
     }
 
     /// After a tracking client's command: see [`Reads::remember`].
@@ -422,6 +441,22 @@ impl Kv {
         }
     }
 
+    /// A script begins: like [`Self::begin`], unless it runs inside an `EXEC`, whose unit
+    /// it is part of. `true`: the script's own unit began ([`Self::commit_unit`] ends it).
+    pub(crate) fn begin_unit(&self) -> bool {
+        let mut ks = self.lock();
+        if ks.in_transaction() {
+            return false;
+        }
+        ks.begin();
+        true
+    }
+
+    /// A script ends: see [`Self::commit`].
+    pub(crate) fn commit_unit(&self, session: &mut Session) {
+        self.commit(session);
+    }
+
     /// `BGSAVE` inside `EXEC`: starts a flush to disk without waiting for it.
     pub(crate) fn request_save(&self) {
         if let Some(storage) = &self.storage {
@@ -493,8 +528,9 @@ impl Kv {
                     let (examined, expired) = {
                         let now = self.now();
                         let mut ks = self.lock();
-                        // A replica deletes only what its primary's stream deletes.
-                        if !ks.has_volatile(db) || ks.is_follower() {
+                        // A replica deletes only what its primary's stream deletes; a
+                        // running script must not see keys vanish under it.
+                        if !ks.has_volatile(db) || ks.is_follower() || self.scripts.gate.running() {
                             break;
                         }
                         let result = ks.sweep(db, now, SWEEP_SAMPLE);
@@ -541,6 +577,9 @@ impl Server for Kv {
     }
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
+        if let Some(busy) = self.scripts.admit(&args) {
+            return Reply::One(busy);
+        }
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
             return refused;
         }
@@ -571,6 +610,10 @@ impl Server for Kv {
     /// previous write, so a client gets at most one command past the limit before
     /// `settle` makes it wait.
     fn execute_now(&self, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
+        // While a script runs, nothing else does (see `crate::scripting::gate`).
+        if let Some(busy) = self.scripts.admit(&args) {
+            return Ok(Reply::One(busy));
+        }
         if commands::waits(args.name()) {
             return Err(args);
         }
@@ -765,6 +808,14 @@ impl Server for Kv {
             // journal into its checkpoint by size and on SAVE, not on Redis's save points.
             ("save".into(), crate::lock(&self.save_points).clone()),
             (
+                "busy-reply-threshold".into(),
+                self.scripts.busy_threshold().as_millis().to_string(),
+            ),
+            (
+                "lua-time-limit".into(),
+                self.scripts.busy_threshold().as_millis().to_string(),
+            ),
+            (
                 "notify-keyspace-events".into(),
                 crate::notify::format(self.events.flags()),
             ),
@@ -817,6 +868,12 @@ impl Server for Kv {
             "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {
                 self.maxmemory.store(n, Ordering::Relaxed);
             })),
+            "busy-reply-threshold" | "lua-time-limit" => Some(
+                value
+                    .parse::<u64>()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+                    .map(|ms| self.scripts.set_busy_threshold(ms)),
+            ),
             "notify-keyspace-events" => Some(crate::notify::parse(value).map(|flags| {
                 self.events.set_flags(flags);
                 self.observe_changes();

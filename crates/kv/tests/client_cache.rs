@@ -7,39 +7,19 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_client_side_cache_over_kv() {
-    run_script("client_cache.py", "redis-py client-side cache").await;
+    run_script("client_cache.py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_pops_sort_and_shutdown_over_kv() {
-    run_script("pops.py", "redis-py pops, SORT and SHUTDOWN").await;
+    run_script("pops.py").await;
 }
 
 /// Runs `tests/python/<name>` against a fresh kv; it must exit 0.
-async fn run_script(name: &str, what: &str) {
+async fn run_script(name: &str) {
     let server = common::start(&[]).await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name);
     let port = server.addr().port().to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(&script)
-            .env("INFRALAB_KV_PORT", port)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("cannot run python3 ({e}): run .ci/run"));
-    assert!(
-        output.status.success(),
-        "{what}:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_python(name, &[port]).await;
 }

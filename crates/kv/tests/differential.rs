@@ -140,6 +140,14 @@ async fn replies_match_redis_server() {
     compare_corpus(include_str!("data/corpus.txt"), 300, Protocol::Resp2).await;
 }
 
+/// Lua scripting (EVAL, EVALSHA, SCRIPT), in RESP2 and after `HELLO 3`.
+#[tokio::test]
+async fn script_replies_match_redis_server() {
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        compare_corpus(include_str!("data/scripting.txt"), 180, protocol).await;
+    }
+}
+
 /// Hashes, lists, sets and sorted sets.
 #[tokio::test]
 async fn collection_replies_match_redis_server() {

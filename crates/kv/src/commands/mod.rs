@@ -17,6 +17,7 @@ mod lists;
 pub(crate) mod messaging;
 mod object;
 mod pops;
+pub(crate) mod scripting;
 mod sets;
 mod sort;
 mod strings;
@@ -27,6 +28,9 @@ pub(crate) use admin::Leave;
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame, Protocol};
@@ -49,6 +53,8 @@ const WFB: &[&str] = &["write", "fast", "blocking"];
 const WDF: &[&str] = &["write", "denyoom", "fast"];
 const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
+const EVAL: &[&str] = &["noscript", "stale", "may_replicate", "no_mandatory_keys"];
+const EVAL_RO: &[&str] = &["noscript", "stale", "readonly", "no_mandatory_keys"];
 
 const fn spec(
     name: &'static str,
@@ -658,6 +664,44 @@ pub static TABLE: &[CommandSpec] = &[
         "Returns random members.",
     )
     .keys(1, 1, 1),
+    // scripting (see crate::scripting)
+    spec("eval", -3, EVAL, "scripting", "Runs a Lua script."),
+    spec(
+        "evalsha",
+        -3,
+        EVAL,
+        "scripting",
+        "Runs a cached Lua script.",
+    ),
+    spec(
+        "eval_ro",
+        -3,
+        EVAL_RO,
+        "scripting",
+        "Runs a read-only Lua script.",
+    ),
+    spec(
+        "evalsha_ro",
+        -3,
+        EVAL_RO,
+        "scripting",
+        "Runs a cached read-only Lua script.",
+    ),
+    spec(
+        "script",
+        -2,
+        &["noscript"],
+        "scripting",
+        "Manages the Lua script cache.",
+    )
+    .subcommands(&[
+        ("load", 3),
+        ("exists", -3),
+        ("flush", -2),
+        ("kill", 2),
+        ("debug", 3),
+        ("help", 2),
+    ]),
     spec(
         "zscan",
         -3,
@@ -751,6 +795,10 @@ pub fn waits(name: &str) -> bool {
             | "bzpopmin"
             | "bzpopmax"
             | "shutdown"
+            | "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
     )
 }
 
@@ -772,6 +820,10 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
         "blmove" => crate::blocking::bmove(kv, s, a, false).await,
         "brpoplpush" => crate::blocking::bmove(kv, s, a, true).await,
         "shutdown" => return admin::shutdown(kv, a).await,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => match eval_request(a) {
+            Ok(request) => scripting::eval(kv, s, request).await,
+            Err(e) => e.to_frame(),
+        },
         _ => match pops::wait(kv, s, a).await {
             Some(frame) => frame,
             None => return execute_now(kv, client, args),
@@ -788,6 +840,46 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
     let protocol = client.protocol;
     let s = &mut client.session;
     let result = match a.name() {
+        "lrange" => {
+            return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
+        }
+        "select" => {
+            let selected = run(kv, s, a, protocol);
+            client.set_db(client.session.db);
+            selected
+        }
+        // Inside `EXEC` (elsewhere `EVAL` waits, see `execute`).
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            Some(eval_request(a).map(|r| scripting::eval_now(kv, s, r)))
+        }
+        "script" => Some(scripting::script(kv, a)),
+        _ => run(kv, s, a, protocol),
+    };
+    match result {
+        Some(Ok(frame)) => Reply::One(frame),
+        Some(Err(e)) => Reply::One(e.to_frame()),
+        None => Reply::Unhandled(args),
+    }
+}
+
+/// `EVAL`'s arguments, by the variant's name.
+fn eval_request(a: &mut Args) -> Result<scripting::Request> {
+    let name = a.name();
+    let (by_sha, read_only) = (name.starts_with("evalsha"), name.ends_with("_ro"));
+    scripting::request(a, by_sha, read_only)
+}
+
+/// A command's table entry, by lowercase name.
+pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
+    static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+        LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
+    BY_NAME.get(name).copied()
+}
+
+/// Runs one of kv's commands that needs only the session (`None`: not one of them):
+/// what a client's command and a script's `redis.call` both come to.
+fn run(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
+    Some(match a.name() {
         "get" => strings::get(kv, s, a),
         "set" => strings::set(kv, s, a),
         "setnx" => strings::setnx(kv, s, a),
@@ -821,14 +913,10 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         )),
         "flushdb" => keys::flush(kv, s, a, false),
         "flushall" => keys::flush(kv, s, a, true),
-        "select" => match db_index(a.next_bytes()) {
-            Ok(db) => {
-                s.db = db;
-                client.set_db(db);
-                Ok(Frame::ok())
-            }
-            Err(e) => Err(e),
-        },
+        "select" => db_index(a.next_bytes()).map(|db| {
+            s.db = db;
+            Frame::ok()
+        }),
         "swapdb" => keys::swapdb(kv, s, a),
         "copy" => keys::copy(kv, s, a),
         "move" => keys::move_key(kv, s, a),
@@ -850,21 +938,12 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "pexpiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixMillis),
         "time" => Ok(time()),
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
-        "lrange" => {
-            return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
+        _ => {
+            return collection(kv, s, a)
+                .or_else(|| bitwise(kv, s, a))
+                .or_else(|| derived(kv, s, a, protocol));
         }
-        _ => match collection(kv, s, a)
-            .or_else(|| bitwise(kv, s, a))
-            .or_else(|| derived(kv, s, a, protocol))
-        {
-            Some(result) => result,
-            None => return Reply::Unhandled(args),
-        },
-    };
-    match result {
-        Ok(frame) => Reply::One(frame),
-        Err(e) => Reply::One(e.to_frame()),
-    }
+    })
 }
 
 /// The hash, list, set and sorted-set commands (`None`: not one of them).

@@ -279,6 +279,8 @@ async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
             offset += size as u64;
             batch.extend(change_of(frame)?);
         }
+        // A script running here must not see the data change under it.
+        kv.scripts.gate.idle().await;
         apply(kv, batch);
         up.offset.store(offset, Ordering::Relaxed);
         if offset != acked {

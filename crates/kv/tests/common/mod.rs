@@ -268,3 +268,32 @@ pub async fn check_popped(server: &Running) {
     assert_eq!(call(&mut c, &["GET", "stays"]).await, bulk("there"));
     assert!(matches!(call(&mut c, &["TTL", "m"]).await, Frame::Integer(t) if t > 900));
 }
+
+/// Runs `tests/python/<script>` with `args` (the first one also in `INFRALAB_KV_PORT`);
+/// fails with its output unless it exits 0. `.ci/run` installs redis-py; without it the
+/// script fails and says so.
+pub async fn run_python(script: &str, args: &[String]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let args = args.to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&path)
+            .args(&args)
+            .env(
+                "INFRALAB_KV_PORT",
+                args.first().cloned().unwrap_or_default(),
+            )
+            .output()
+    })
+    .await
+    .expect("python task")
+    .unwrap_or_else(|e| panic!("cannot run python3 ({e}): run .ci/run"));
+    assert!(
+        output.status.success(),
+        "{script}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

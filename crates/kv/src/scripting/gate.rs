@@ -1,0 +1,155 @@
+//! The script gate: while a script runs, nothing else does — until it has run too long.
+//!
+//! Redis runs a script on its one thread, so no other command can slip in between the
+//! script's reads and writes: that is what makes a script atomic. kv runs the script on
+//! a thread of its own (the Lua VM's, see [`super::vm`]) and makes the event loop wait
+//! for it here. For `busy-reply-threshold` (5 s by default) the wait is silent, as Redis's
+//! blocked event loop is. After that the event loop serves clients again, but every
+//! command gets `-BUSY` except `SCRIPT KILL` (and `SHUTDOWN NOSAVE`): a runaway script must
+//! not make the server unreachable, and the data must not change under it.
+//!
+//! `SCRIPT KILL` raises a flag that the VM's instruction hook checks; a script that has
+//! already written cannot be killed (`-UNKILLABLE`), because stopping it halfway would
+//! leave half of its writes in the dataset.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use proto::{CommandError, Frame};
+
+/// What the event loop knows about the script that is running, if any.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// A script is running: the one check every command pays.
+    running: AtomicBool,
+    state: Mutex<Option<Running>>,
+    /// Notified when a script ends.
+    ended: Condvar,
+    /// Set by `SCRIPT KILL`, read by the VM's hook.
+    kill: AtomicBool,
+    /// Notified when a script ends, for tasks that wait without blocking the event loop.
+    idle: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct Running {
+    started: Instant,
+    /// The script has called a write command: it can no longer be killed.
+    wrote: bool,
+}
+
+/// `-BUSY`: what every command gets while a script runs past the threshold.
+pub fn busy() -> Frame {
+    CommandError::coded(
+        "BUSY",
+        "Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+    )
+    .to_frame()
+}
+
+impl Gate {
+    /// A script starts (on the event loop, before it is handed to the VM).
+    pub fn open(&self) {
+        *crate::lock(&self.state) = Some(Running {
+            started: Instant::now(),
+            wrote: false,
+        });
+        self.kill.store(false, Ordering::SeqCst);
+        self.running.store(true, Ordering::SeqCst);
+    }
+
+    /// The script ended (on the VM thread, after its reply was handed over).
+    pub fn close(&self) {
+        let mut state = crate::lock(&self.state);
+        *state = None;
+        self.running.store(false, Ordering::SeqCst);
+        self.kill.store(false, Ordering::SeqCst);
+        self.ended.notify_all();
+        self.idle.notify_waiters();
+    }
+
+    /// Waits, as a task, until no script runs: a replica's link holds the primary's
+    /// changes back while a (read-only) script runs past the threshold on the replica.
+    pub async fn idle(&self) {
+        loop {
+            // Created before the check: `close` between the two still wakes it.
+            let ended = self.idle.notified();
+            if !self.running() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Is a script running?
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// The running script called a write command.
+    pub fn wrote(&self) {
+        if let Some(running) = crate::lock(&self.state).as_mut() {
+            running.wrote = true;
+        }
+    }
+
+    /// Has `SCRIPT KILL` asked the running script to stop?
+    pub fn killed(&self) -> bool {
+        self.kill.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no script runs, or until the running one has run for `threshold`
+    /// (`None`: no limit). `true`: no script runs any more.
+    pub fn wait(&self, threshold: Option<Duration>) -> bool {
+        let mut state = crate::lock(&self.state);
+        loop {
+            let Some(running) = state.as_ref() else {
+                return true;
+            };
+            let left = match threshold {
+                None => Duration::from_secs(3600),
+                Some(t) => match t.checked_sub(running.started.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+            };
+            state = match self.ended.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// A command from another client while a script runs: `None` once the script has
+    /// ended (run the command), or the reply it gets now (`-BUSY`, or `SCRIPT KILL`'s).
+    pub fn admit(&self, name: &str, sub: Option<&[u8]>, threshold: Duration) -> Option<Frame> {
+        if self.wait(Some(threshold)) {
+            return None;
+        }
+        match (name, sub) {
+            ("script", Some(sub)) if sub.eq_ignore_ascii_case(b"kill") => Some(self.kill()),
+            ("shutdown", _) => None,
+            _ => Some(busy()),
+        }
+    }
+
+    /// `SCRIPT KILL`: stops a script that has not written.
+    pub fn kill(&self) -> Frame {
+        let state = crate::lock(&self.state);
+        match state.as_ref() {
+            None => CommandError::coded("NOTBUSY", "No scripts in execution right now.").to_frame(),
+            Some(running) if running.wrote => CommandError::coded(
+                "UNKILLABLE",
+                "Sorry the script already executed write commands against the dataset. You can \
+                 either wait the script termination or kill the server in a hard way using the \
+                 SHUTDOWN NOSAVE command.",
+            )
+            .to_frame(),
+            Some(_) => {
+                self.kill.store(true, Ordering::SeqCst);
+                Frame::ok()
+            }
+        }
+    }
+}

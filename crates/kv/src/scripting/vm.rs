@@ -1,0 +1,605 @@
+//! The Lua VM: one Lua 5.1 state on a thread of its own, the script cache, the sandbox and
+//! the `redis` library scripts call.
+//!
+//! Like Redis, kv keeps one Lua state for every script: a script is compiled once into a
+//! function (named by the SHA-1 of its body, which is what `EVALSHA` and `SCRIPT LOAD`
+//! use) and called with fresh `KEYS` and `ARGV` tables each time.
+//!
+//! ## The sandbox
+//!
+//! A script must only compute and call commands: it gets Lua's base, `string`, `table`
+//! and `math` libraries and nothing that reaches the machine (`os`, `io`, `debug`,
+//! `package`, `require`, `loadfile`, `dofile`, `print`). Its globals are read-only, as
+//! in Redis 7 (`x = 1` fails with `Attempt to modify a readonly table`; reading an unknown
+//! global fails too, which catches typos), so one script cannot leave state behind for the
+//! next, and the libraries are read-only views so nobody can replace `redis.call`. The
+//! state has a memory limit ([`MEMORY_LIMIT`]) and an instruction hook that stops a
+//! script `SCRIPT KILL` asked to stop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use proto::Frame;
+
+use super::convert;
+use super::gate::Gate;
+use crate::server::{Kv, Session};
+
+/// Bytes the Lua state may allocate, scripts and cache together; past it an allocation
+/// fails and the script gets an error ("not enough memory") instead of the server
+/// growing without bound.
+pub const MEMORY_LIMIT: usize = 64 << 20;
+
+/// Scripts added by `EVAL` (not `SCRIPT LOAD`) kept compiled at most; the oldest goes
+/// first, as in Redis 7.4, so an application that builds a new script body per call (a
+/// known anti-pattern) cannot fill memory with them.
+pub const EVAL_CACHE: usize = 500;
+
+/// The hook runs every this many VM instructions to check for `SCRIPT KILL`.
+const HOOK_EVERY: u32 = 10_000;
+
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// An error reply `redis.call` raises: the script fails with its text as it is.
+#[derive(Debug)]
+struct ReplyError(String);
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// The error reply inside an error raised from Rust, if it is one.
+fn reply_error(e: &mlua::Error) -> Option<&str> {
+    match e {
+        mlua::Error::ExternalError(inner) => {
+            inner.downcast_ref::<ReplyError>().map(|r| r.0.as_str())
+        }
+        mlua::Error::CallbackError { cause, .. } => reply_error(cause),
+        _ => None,
+    }
+}
+
+/// Work for the VM thread.
+pub enum Job {
+    Eval(Eval),
+    /// `SCRIPT LOAD`: the SHA-1, or the compile error.
+    Load(Bytes, Sender<Result<String, Frame>>),
+    /// `SCRIPT EXISTS`.
+    Exists(Vec<Bytes>, Sender<Vec<bool>>),
+    /// `SCRIPT FLUSH`.
+    Flush(Sender<()>),
+}
+
+/// A script to run: `EVAL` (its body) or `EVALSHA` (its name).
+pub enum Script {
+    Body(Bytes),
+    Sha(Bytes),
+}
+
+pub struct Eval {
+    pub request: Request,
+    /// Called with the outcome, on the VM thread.
+    pub done: Box<dyn FnOnce(Ran) + Send>,
+}
+
+/// What to run.
+pub struct Request {
+    pub script: Script,
+    pub keys: Vec<Bytes>,
+    pub argv: Vec<Bytes>,
+    /// The caller's database: the script starts in it.
+    pub db: usize,
+    /// `EVAL_RO`/`EVALSHA_RO`: write commands are refused.
+    pub read_only: bool,
+}
+
+/// What a script did: its reply, and the session its commands ran in (whose journal
+/// position the caller waits for before replying, like after any write).
+pub struct Ran {
+    pub reply: Frame,
+    pub session: Session,
+}
+
+/// What `redis.call` needs while a script runs.
+struct Context {
+    kv: Arc<Kv>,
+    session: Session,
+    read_only: bool,
+    /// `redis.setresp(3)` was called.
+    resp3: bool,
+    gate: Arc<Gate>,
+}
+
+/// Starts the VM thread; it ends when the returned sender is dropped (with the `Kv`).
+pub fn spawn(kv: Weak<Kv>, gate: Arc<Gate>) -> std::io::Result<Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("kv-lua".into())
+        .spawn(move || match Vm::new(gate) {
+            Ok(vm) => vm.serve(&kv, rx),
+            Err(e) => tracing::error!("cannot start the Lua VM: {e}"),
+        })?;
+    Ok(tx)
+}
+
+struct Vm {
+    lua: Lua,
+    /// The globals scripts see (see the module docs).
+    env: Table,
+    /// `xpcall` and the error handler: a script runs under both, so an error becomes a
+    /// table with the line it happened on.
+    xpcall: Function,
+    handler: Function,
+    cache: HashMap<String, Function>,
+    /// The scripts `EVAL` added, oldest first.
+    evals: VecDeque<String>,
+    gate: Arc<Gate>,
+}
+
+impl Vm {
+    fn new(gate: Arc<Gate>) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let xpcall: Function = lua.globals().get("xpcall")?;
+        let env = sandbox(&lua)?;
+        let handler = lua.create_function(error_handler)?;
+        let hook_gate = gate.clone();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                if hook_gate.killed() {
+                    return Err(mlua::Error::RuntimeError(KILLED.into()));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        Ok(Vm {
+            lua,
+            env,
+            xpcall,
+            handler,
+            cache: HashMap::new(),
+            evals: VecDeque::new(),
+            gate,
+        })
+    }
+
+    fn serve(mut self, kv: &Weak<Kv>, jobs: Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Eval(eval) => {
+                    let Some(kv) = kv.upgrade() else { return };
+                    let done = eval.done;
+                    let ran = self.eval(kv, eval.request);
+                    // The gate first: once the client has the reply, its next command
+                    // must find the gate open.
+                    self.gate.close();
+                    done(ran);
+                }
+                Job::Load(body, reply) => {
+                    let _ = reply.send(self.compile(&body, false).map(|(sha, _)| sha));
+                }
+                Job::Exists(shas, reply) => {
+                    let found = shas
+                        .iter()
+                        .map(|sha| self.cache.contains_key(&sha_key(sha)))
+                        .collect();
+                    let _ = reply.send(found);
+                }
+                Job::Flush(reply) => {
+                    self.cache.clear();
+                    self.evals.clear();
+                    self.collect();
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    /// Compiles `body` (or finds it compiled): its SHA-1 and function.
+    fn compile(&mut self, body: &[u8], by_eval: bool) -> Result<(String, Function), Frame> {
+        let sha = sha1_smol::Sha1::from(body).digest().to_string();
+        if let Some(f) = self.cache.get(&sha) {
+            return Ok((sha, f.clone()));
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                self.collect();
+                let message = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                Frame::error(format!(
+                    "ERR Error compiling script (new function): {message}"
+                ))
+            })?;
+        if by_eval {
+            self.evals.push_back(sha.clone());
+            if self.evals.len() > EVAL_CACHE
+                && let Some(old) = self.evals.pop_front()
+            {
+                self.cache.remove(&old);
+            }
+        }
+        self.cache.insert(sha.clone(), f.clone());
+        Ok((sha, f))
+    }
+
+    /// Runs one script.
+    fn eval(&mut self, kv: Arc<Kv>, request: Request) -> Ran {
+        let Request {
+            script,
+            keys,
+            argv,
+            db,
+            read_only,
+        } = request;
+        let found = match script {
+            Script::Body(body) => self.compile(&body, true),
+            Script::Sha(sha) => {
+                let sha = sha_key(&sha);
+                match self.cache.get(&sha) {
+                    Some(f) => Ok((sha, f.clone())),
+                    None => Err(Frame::error(
+                        "NOSCRIPT No matching script. Please use EVAL.",
+                    )),
+                }
+            }
+        };
+        let session = Session::for_script(db);
+        let (sha, f) = match found {
+            Ok(found) => found,
+            Err(reply) => return Ran { reply, session },
+        };
+        // The script's writes reach the journal and the replicas as one unit, like
+        // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
+        let unit = kv.begin_unit();
+        self.lua.set_app_data(Context {
+            kv: kv.clone(),
+            session,
+            read_only,
+            resp3: false,
+            gate: self.gate.clone(),
+        });
+        let reply = self.call(&sha, f, &keys, &argv);
+        let context = self.lua.remove_app_data::<Context>();
+        let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
+        if unit {
+            kv.commit_unit(&mut session);
+        }
+        Ran { reply, session }
+    }
+
+    fn call(&self, sha: &str, f: Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
+        let run = || -> mlua::Result<Frame> {
+            self.env.raw_set("KEYS", self.strings(keys)?)?;
+            self.env.raw_set("ARGV", self.strings(argv)?)?;
+            let mut out = self
+                .xpcall
+                .call::<MultiValue>((f, self.handler.clone()))?
+                .into_iter();
+            let ok = matches!(out.next(), Some(Value::Boolean(true)));
+            let value = out.next().unwrap_or(Value::Nil);
+            if ok {
+                let resp3 = self.lua.app_data_ref::<Context>().is_some_and(|c| c.resp3);
+                return Ok(convert::to_frame(&value, resp3));
+            }
+            Ok(failure(sha, &value))
+        };
+        let reply = run().unwrap_or_else(|e| failure(sha, &Value::Error(Box::new(e))));
+        if matches!(reply, Frame::Error(_)) {
+            self.collect();
+        }
+        reply
+    }
+
+    /// A failed script (or compilation) may have left garbage up to the memory limit
+    /// behind: collect it now. Lua's collector itself allocates a little, so the limit is
+    /// lifted while it runs.
+    fn collect(&self) {
+        let _ = self.lua.set_memory_limit(0);
+        let _ = self.lua.gc_collect();
+        let _ = self.lua.set_memory_limit(MEMORY_LIMIT);
+    }
+
+    fn strings(&self, words: &[Bytes]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(words.len(), 0)?;
+        for (i, w) in words.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(w)?)?;
+        }
+        Ok(t)
+    }
+}
+
+/// A SHA-1 as the cache knows it (`EVALSHA` accepts upper case).
+fn sha_key(sha: &[u8]) -> String {
+    String::from_utf8_lossy(sha).to_ascii_lowercase()
+}
+
+/// The reply of a script that failed with `error` (what the error handler made of it):
+/// `<err> script: <sha>, on @user_script:<line>.`, Redis 7's wording.
+fn failure(sha: &str, error: &Value) -> Frame {
+    let Value::Table(t) = error else {
+        // Errors the handler never saw: running out of memory, or a failure to start.
+        let text = match error {
+            Value::String(s) => s.to_string_lossy(),
+            Value::Error(e) => e.to_string(),
+            _ => "execution failure".to_string(),
+        };
+        return Frame::error(one_line(format!(
+            "ERR Error running script {sha}: {text} (scripts may use up to {} MiB)",
+            MEMORY_LIMIT >> 20
+        )));
+    };
+    let err: String = t.raw_get("err").unwrap_or_default();
+    let line: Option<i64> = t.raw_get("line").ok();
+    let source: Option<String> = t.raw_get("source").ok();
+    let mut text = err;
+    if let (Some(line), Some(source)) = (line, source) {
+        text.push_str(&format!(" script: {sha}, on {source}:{line}."));
+    }
+    Frame::error(one_line(text))
+}
+
+fn one_line(text: String) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// The message handler a script runs under (Redis's `__redis__err__handler`): turns any
+/// error into a `{err = ...}` table and notes the script line it happened on.
+fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
+    let t = match error {
+        Value::Table(t) if matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) => t,
+        other => {
+            let text = match other {
+                Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+                Value::Error(e) => error_text(&e),
+                other => format!("ERR {}", other.to_string().unwrap_or_default()),
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", text)?;
+            t
+        }
+    };
+    // Where the error happened: the first Lua frame that is not the sandbox's own (Redis
+    // skips one C frame: `error` or `redis.call`, its library being C).
+    let place = (1..64)
+        .map_while(|level| lua.inspect_stack(level))
+        .find_map(|frame| {
+            let source = frame.source();
+            let name = source.source?;
+            (!matches!(source.what, "C" | "tail") && name != "=sandbox")
+                .then(|| (name.into_owned(), frame.curr_line()))
+        });
+    if let Some((source, line)) = place {
+        t.raw_set("source", source)?;
+        t.raw_set("line", line)?;
+    }
+    Ok(t)
+}
+
+/// An error raised from Rust (the kill hook, the memory limit) as Redis words it.
+fn error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(text) if text.starts_with("ERR ") => text.clone(),
+        mlua::Error::RuntimeError(text) => format!("ERR {text}"),
+        e if reply_error(e).is_some() => reply_error(e).unwrap_or_default().to_string(),
+        mlua::Error::CallbackError { cause, .. } => error_text(cause),
+        mlua::Error::MemoryError(_) => format!(
+            "ERR not enough memory: scripts may use up to {} MiB",
+            MEMORY_LIMIT >> 20
+        ),
+        other => format!("ERR {other}"),
+    }
+}
+
+/// Builds the `redis` library and the read-only globals scripts run with.
+fn sandbox(lua: &Lua) -> mlua::Result<Table> {
+    // `redis.call` is a Rust function, as in Redis a C one: `return redis.call(...)` is
+    // then no Lua tail call, and the error handler still finds the script's line.
+    let call = lua.create_function(|lua, words: MultiValue| {
+        let reply = redis_call(lua, words)?;
+        if let Value::Table(t) = &reply
+            && let Ok(Value::String(e)) = t.raw_get::<Value>("err")
+        {
+            return Err(mlua::Error::external(ReplyError(e.to_string_lossy())));
+        }
+        Ok(reply)
+    })?;
+    let pcall = lua.create_function(|lua, words: MultiValue| redis_call(lua, words))?;
+    // Redis 7's `pcall`: an error reply caught (from `redis.call`, or `error({err = ...})`)
+    // comes back as its text.
+    let tidy = lua.create_function(|lua, mut results: MultiValue| {
+        if let Some(Value::Boolean(false)) = results.front() {
+            let text = match results.get(1) {
+                Some(Value::Error(e)) => reply_error(e).map(str::to_string),
+                Some(Value::Table(t)) => match t.raw_get::<Value>("err") {
+                    Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(text) = text {
+                results[1] = Value::String(lua.create_string(text)?);
+            }
+        }
+        Ok(results)
+    })?;
+    let sha1hex = lua.create_function(|_, s: mlua::String| {
+        Ok(sha1_smol::Sha1::from(&s.as_bytes()[..])
+            .digest()
+            .to_string())
+    })?;
+    let log = lua.create_function(|_, (level, words): (i64, MultiValue)| {
+        let text: Vec<String> = words
+            .iter()
+            .map(|w| w.to_string().unwrap_or_default())
+            .collect();
+        let text = text.join(" ");
+        match level {
+            0 => tracing::debug!(target: "kv::script", "{text}"),
+            1 => tracing::info!(target: "kv::script", verbose = true, "{text}"),
+            2 => tracing::info!(target: "kv::script", "{text}"),
+            3 => tracing::warn!(target: "kv::script", "{text}"),
+            _ => return Err(mlua::Error::RuntimeError("Invalid debug level.".into())),
+        }
+        Ok(())
+    })?;
+    let setresp = lua.create_function(|lua, version: i64| {
+        if version != 2 && version != 3 {
+            return Err(mlua::Error::RuntimeError(
+                "RESP version must be 2 or 3.".into(),
+            ));
+        }
+        if let Some(mut context) = lua.app_data_mut::<Context>() {
+            context.resp3 = version == 3;
+        }
+        Ok(())
+    })?;
+    lua.load(SANDBOX)
+        .set_name("=sandbox")
+        .call((call, pcall, tidy, sha1hex, log, setresp))
+}
+
+/// The Lua half of the sandbox, run once with the full globals.
+const SANDBOX: &str = r#"
+local call, pcall_reply, tidy, sha1hex, log, setresp = ...
+local error, type, tostring, setmetatable, pairs, ipairs, select =
+  error, type, tostring, setmetatable, pairs, ipairs, select
+local setfenv, loadstring, pcall = setfenv, loadstring, pcall
+
+local redis = {}
+-- redis.call raises a command's error; redis.pcall returns it as {err = ...}.
+redis.call = call
+redis.pcall = pcall_reply
+redis.error_reply = function(msg)
+  if type(msg) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
+  if msg:sub(1, 1) == '-' then msg = msg:sub(2) end
+  if not msg:find(' ', 1, true) then msg = 'ERR ' .. msg end
+  msg = msg:gsub('[\r\n]+$', '')
+  return {err = msg}
+end
+redis.status_reply = function(msg)
+  if type(msg) ~= 'string' then return {err = 'ERR wrong number or type of arguments'} end
+  return {ok = msg}
+end
+redis.sha1hex = function(s)
+  if type(s) ~= 'string' and type(s) ~= 'number' then error('wrong number of arguments', 2) end
+  return sha1hex(tostring(s))
+end
+redis.log = function(level, ...)
+  if select('#', ...) == 0 then error('redis.log() requires two arguments or more.', 2) end
+  if type(level) ~= 'number' then error('First argument must be a number (log level).', 2) end
+  log(level, ...)
+end
+redis.setresp = function(...)
+  if select('#', ...) ~= 1 then error('redis.setresp() requires one argument.', 0) end
+  setresp(...)
+end
+-- Redis 7 always replicates a script's effects: these remain for old scripts.
+redis.replicate_commands = function() return true end
+redis.set_repl = function() end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = '7.4.0', 0x070400
+
+local function readonly(t)
+  return setmetatable({}, {
+    __index = t,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
+end
+
+local removed = {
+  loadfile = true, dofile = true, print = true, setfenv = true, getfenv = true,
+  newproxy = true, module = true, require = true, gcinfo = true, load = true,
+}
+local visible = {}
+for name, value in pairs(_G) do
+  if not removed[name] then visible[name] = value end
+end
+for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
+  visible[name] = readonly(_G[name])
+end
+visible.redis = readonly(redis)
+visible.pcall = function(...) return tidy(pcall(...)) end
+
+local env = setmetatable({}, {
+  __index = function(_, name)
+    local value = visible[name]
+    if value == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+    end
+    return value
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+visible._G = env
+-- Source text only (bytecode can break out of any sandbox), run with the same globals.
+visible.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'attempt to load a binary chunk'
+  end
+  local f, e = loadstring(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+return env
+"#;
+
+/// `redis.call`/`redis.pcall`'s Rust half: runs the command and returns its reply, an
+/// error reply as `{err = ...}` (the Lua half raises it for `redis.call`).
+fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
+    let fail = |text: &str| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("err", text)?;
+        Ok(Value::Table(t))
+    };
+    if words.is_empty() {
+        return fail("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut args = Vec::with_capacity(words.len());
+    for word in words {
+        match word {
+            Value::String(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => args.push(Bytes::from(n.to_string())),
+            // Redis writes a number argument with `%.17g`: `3` is "3", `0.1` is
+            // "0.10000000000000001".
+            Value::Number(n) => args.push(Bytes::from(proto::frame::format_double(n))),
+            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let (reply, resp3) = {
+        let Some(mut context) = lua.app_data_mut::<Context>() else {
+            return fail("ERR redis.call outside a script");
+        };
+        let Context {
+            kv,
+            session,
+            read_only,
+            resp3,
+            gate,
+        } = &mut *context;
+        let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
+        (reply, *resp3)
+    };
+    convert::to_lua(lua, reply, resp3)
+}
