@@ -207,8 +207,14 @@ impl WTinyLfu {
     /// A use of `slot`: counted in the sketch, moved up its segment (a hit on
     /// probation promotes it to protected).
     fn touch(&mut self, slot: Slot) {
+        self.sketch.increment(self.node(slot).hash);
+        self.promote(slot);
+    }
+
+    /// Moves `slot` up its segment without counting it (an overwrite: a write is not
+    /// demand, and on a large cache the sketch's line is one more cache miss per SET).
+    fn promote(&mut self, slot: Slot) {
         let node = self.node(slot);
-        self.sketch.increment(node.hash);
         match node.segment {
             Segment::Window => self.move_to(slot, Segment::Window),
             Segment::Probation => {
@@ -264,11 +270,12 @@ impl Policy for WTinyLfu {
     }
 
     fn update(&mut self, slot: Slot, meta: EntryMeta) {
-        // Same segment, new size, counted as a use (but not as a read for the climber).
+        // Same segment, new size, moved up as a use; not counted in the sketch or by the
+        // climber (only reads are).
         let node = self.detach(slot);
         self.nodes[slot as usize].size = meta.size;
         self.attach(slot, node.segment);
-        self.touch(slot);
+        self.promote(slot);
     }
 
     fn remove(&mut self, slot: Slot) {
