@@ -384,7 +384,12 @@ async fn recovery_applies_a_transaction_whole_or_not_at_all() {
             );
         } else {
             assert_eq!(present, [false, false, false], "cut at {cut}: part applied");
-            assert_eq!(std::fs::metadata(&file).unwrap().len(), start as u64);
+            // The torn tail is cut off. Opening also folds the replayed journal into the
+            // checkpoint in the background, which deletes the file: gone is fine too (the
+            // reopen below shows what the fold kept).
+            if let Ok(meta) = std::fs::metadata(&file) {
+                assert_eq!(meta.len(), start as u64, "cut at {cut}: tail not truncated");
+            }
         }
         storage.close().await;
         // And again after folding into the checkpoint: the same state.
