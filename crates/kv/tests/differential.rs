@@ -641,31 +641,16 @@ async fn same_screen(script: &'static str) -> String {
     let server = common::start(&[]).await;
     let (kv_port, redis_port) = (server.addr().port(), redis.port);
     let (ours, theirs) = tokio::task::spawn_blocking(move || {
-        (redis_cli(kv_port, script), redis_cli(redis_port, script))
+        (
+            testkit::redis_cli(kv_port, script),
+            testkit::redis_cli(redis_port, script),
+        )
     })
     .await
     .unwrap();
     assert_eq!(ours, theirs);
     server.stop().await;
     ours
-}
-
-/// Types `script` into `redis-cli -p port` and returns what it printed.
-fn redis_cli(port: u16, script: &str) -> String {
-    use std::io::Write;
-    let mut child = testkit::peer("redis-cli")
-        .args(["-p", &port.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
 }
 
 /// The README's geo, sorted-set algebra and LCS session, typed into `redis-cli` against kv

@@ -310,22 +310,7 @@ async fn redis_cli_session_matches_a_direct_session() {
     let (running, _) = router(&shards_toml(&backends.iter().collect::<Vec<_>>())).await;
     let script =
         "SET a 1\nSET b 2\nMGET a b nope\nINCR a\nDEL a b\nHSET h f v\nHGETALL h\nEXISTS a h\n";
-    let session = |port: u16| {
-        use std::io::Write;
-        let mut child = testkit::peer("redis-cli")
-            .args(["-p", &port.to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
-    };
+    let session = |port: u16| testkit::redis_cli(port, script);
     let port = running.addr().port();
     let (through, straight) =
         tokio::task::spawn_blocking(move || (session(port), session(direct.port)))

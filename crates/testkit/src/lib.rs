@@ -38,6 +38,26 @@ pub fn peer(program: &str) -> Command {
     Command::new(program)
 }
 
+/// Types `script` into `redis-cli -p port`, as a user at a terminal would, and returns
+/// what it printed: README sessions are checked this way against kv and redis-server.
+pub fn redis_cli(port: u16, script: &str) -> String {
+    use std::io::Write;
+    let mut child = peer("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(script.as_bytes())
+        .expect("redis-cli reads its input");
+    let out = child.wait_with_output().expect("redis-cli exits");
+    String::from_utf8(out.stdout).expect("redis-cli prints text")
+}
+
 /// A free loopback port: bind port 0, read what the kernel picked, let it go. (Another
 /// process could take it in between; on a test machine that does not happen in practice.)
 pub fn free_port() -> u16 {
