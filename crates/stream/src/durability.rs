@@ -121,7 +121,8 @@ impl GroupCommit {
                 return Ok(());
             }
             match self.leader.try_lock() {
-                Ok(_guard) => {
+                Ok(guard) => {
+                    let _leading = Leading::new(self, guard);
                     if *self.synced.borrow() < ticket {
                         self.gather().await;
                         // Let producers whose requests are already here append first, so
@@ -165,7 +166,7 @@ impl GroupCommit {
 
     /// Fsyncs every dirty file now (the everysec task, shutdown). Waits for a running sync.
     pub async fn sync_all(&self) -> io::Result<()> {
-        let _guard = self.leader.lock().await;
+        let _leading = Leading::new(self, self.leader.lock().await);
         self.sync_now().await
     }
 
@@ -196,6 +197,34 @@ impl GroupCommit {
             .store(self.arrivals.load(Ordering::Acquire), Ordering::Release);
         self.synced.send_modify(|s| *s = (*s).max(target));
         Ok(())
+    }
+}
+
+/// The leader's lock, held while one task runs a round (or only looks whether it must).
+///
+/// A task that finds the lock taken waits for the round's result. When the lock is let go
+/// the waiters are woken once more, *after* it is free: a waiter whose ticket the round did
+/// not cover (it arrived after the round noted its target, or the holder only looked)
+/// saw the last result while the lock was still held, and without this wake it would wait
+/// for a round that no one starts — every producer asleep, none of them leader.
+struct Leading<'a> {
+    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    commit: &'a GroupCommit,
+}
+
+impl<'a> Leading<'a> {
+    fn new(commit: &'a GroupCommit, guard: tokio::sync::MutexGuard<'a, ()>) -> Self {
+        Leading {
+            guard: Some(guard),
+            commit,
+        }
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.commit.synced.send_modify(|_| {});
     }
 }
 
