@@ -126,24 +126,11 @@ impl Server for CacheLayer {
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {
-        let Some(subscriber) = session.pubsub.subscriber.as_ref() else {
-            return std::future::pending().await;
-        };
-        match subscriber.outbox().next().await {
-            Ok(batch) => Push::Bytes(batch),
-            Err(reason) => Push::Disconnect(reason.to_string()),
-        }
+        session.pubsub.next_push().await
     }
 
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        session
-            .pubsub
-            .subscriber
-            .as_ref()?
-            .outbox()
-            .try_take()
-            .ok()
-            .flatten()
+        session.pubsub.pending_push()
     }
 
     fn batch_executed(&self, session: &mut Session) {

@@ -40,6 +40,24 @@ impl Subscriptions {
     pub fn subscribed(&self) -> bool {
         self.subscriber.as_ref().is_some_and(|s| s.total() > 0)
     }
+
+    /// The next batch of messages queued for this client, for `Server::next_push`: never
+    /// ready while it has no queue; a disconnect when its queue overflowed (the slow
+    /// subscriber policy chose to drop the client).
+    pub async fn next_push(&self) -> service::Push {
+        let Some(subscriber) = self.subscriber.as_ref() else {
+            return std::future::pending().await;
+        };
+        match subscriber.outbox().next().await {
+            Ok(batch) => service::Push::Bytes(batch),
+            Err(reason) => service::Push::Disconnect(reason.to_string()),
+        }
+    }
+
+    /// What is already queued, without waiting, for `Server::pending_push`.
+    pub fn pending_push(&self) -> Option<bytes::Bytes> {
+        self.subscriber.as_ref()?.outbox().try_take().ok().flatten()
+    }
 }
 
 impl AsMut<Subscriptions> for Subscriptions {

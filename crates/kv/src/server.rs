@@ -686,15 +686,9 @@ impl Server for Kv {
                 },
             };
         }
-        let Some(subscriber) = pubsub.subscriber.as_ref() else {
-            return self.replication.next_push(repl).await;
-        };
         tokio::select! {
             push = self.replication.next_push(repl) => push,
-            batch = subscriber.outbox().next() => match batch {
-                Ok(batch) => Push::Bytes(batch),
-                Err(reason) => Push::Disconnect(reason.to_string()),
-            },
+            push = pubsub.next_push() => push,
         }
     }
 
@@ -702,16 +696,7 @@ impl Server for Kv {
         self.replication
             .pending_push(&mut session.repl)
             .or_else(|| session.monitor.as_mut()?.try_next())
-            .or_else(|| {
-                session
-                    .pubsub
-                    .subscriber
-                    .as_ref()?
-                    .outbox()
-                    .try_take()
-                    .ok()
-                    .flatten()
-            })
+            .or_else(|| session.pubsub.pending_push())
     }
 
     fn protocol_changed(&self, session: &mut Session, protocol: proto::Protocol) {

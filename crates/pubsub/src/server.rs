@@ -52,23 +52,11 @@ impl Server for PubSub {
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {
-        let Some(subscriber) = session.subscriber.as_ref() else {
-            return std::future::pending().await;
-        };
-        match subscriber.outbox().next().await {
-            Ok(batch) => Push::Bytes(batch),
-            Err(reason) => Push::Disconnect(reason.to_string()),
-        }
+        session.next_push().await
     }
 
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        session
-            .subscriber
-            .as_ref()?
-            .outbox()
-            .try_take()
-            .ok()
-            .flatten()
+        session.pending_push()
     }
 
     fn batch_executed(&self, session: &mut Session) {
