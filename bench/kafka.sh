@@ -18,6 +18,12 @@
 #         first record of a transaction and its AddPartitionsToTxn (librdkafka registers
 #         partitions from a 1 ms timer) and the round trip of each request. The server's CPU
 #         time per 1000 records of the kcat -P runs, plain and idempotent, too.
+#         Why idempotence costs a librdkafka producer throughput: its debug log (protocol)
+#         of a TXN_MESSAGES run, plain and idempotent, gives the most Produce requests it
+#         had in flight at once — librdkafka's idempotent producer keeps one per partition
+#         (see crates/stream/README.md) — and the same kcat -P pair over a topic of four
+#         partitions shows the window is per partition. Transactions with 16 producers
+#         side by side, too (Kafka users run many; each waits on its own round trips).
 # Both sides: the same server process, --fsync everysec, pinned to CPU 1; every client on
 # CPU 0 (taskset). Prints medians of messages/s.
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +44,7 @@ wait_port "$RESP"
 
 VALUE=$(head -c 100 /dev/zero | tr '\0' 'x')
 awk -v n="$MESSAGES" -v v="$VALUE" 'BEGIN { for (i = 0; i < n; i++) print v }' >"$DATA/messages"
+head -n "$TXN_MESSAGES" "$DATA/messages" >"$DATA/probe"
 
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
@@ -48,17 +55,24 @@ per_unit_us() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { prin
 kcat_produce() { # topic [extra kcat args]
   local topic=$1
   shift
-  taskset -c 0 kcat -b "127.0.0.1:$KAFKA" -P -t "$topic" -X acks=all -X linger.ms=5 "$@" -l "$DATA/messages"
+  taskset -c 0 kcat -b "127.0.0.1:$KAFKA" -P -t "$topic" -X acks=all -X linger.ms=5 "$@" -l "${FILE:-$DATA/messages}"
+}
+# The most Produce requests librdkafka had in flight at once while kcat -P sent the probe
+# file (TXN_MESSAGES lines), read from its debug log: a request counts from "Sent" (its
+# last byte written) to "Received" (its answer read).
+kcat_in_flight() { # topic [extra kcat args]
+  FILE="$DATA/probe" kcat_produce "$@" -X debug=protocol 2>"$DATA/in_flight.log"
+  awk '/Sent ProduceRequest/ { if (++n > max) max = n } /Received ProduceResponse/ { n-- } END { print max + 0 }' "$DATA/in_flight.log"
 }
 
 # confluent-kafka, plain, idempotent or transactional (100 records per transaction),
 # PRODUCERS processes side by side, each with its own transactional.id, TXN_MESSAGES in
 # all: messages/s from the first producer's start to the last one's end (each prints its
-# own start and end).
+# own start and end into a file of its own).
 python_produce() {
   local mode=$1 topic=$2 n=$3 producers=$4 i
   for i in $(seq 1 "$producers"); do
-    taskset -c 0 python3 - "$mode" "$topic" $((n / producers)) "127.0.0.1:$KAFKA" "$i" <<'PY' &
+    taskset -c 0 python3 - "$mode" "$topic" $((n / producers)) "127.0.0.1:$KAFKA" "$i" >"$DATA/times.$i" <<'PY' &
 import sys, time
 from confluent_kafka import Producer
 mode, topic, n, broker, me = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -91,8 +105,15 @@ for start in range(0, n, 100):
 p.flush(60)
 print(t0, time.time())
 PY
-  done | awk -v n="$n" 'NR == 1 || $1 < a { a = $1 } NR == 1 || $2 > b { b = $2 } END { printf "%.0f", n / (b - a) }'
+  done
   wait
+  # Each producer's start and end in a file of its own (one pipe shared by 16 processes
+  # once gave a line that was not two times); a producer that printed none fails the run.
+  for i in $(seq 1 "$producers"); do cat "$DATA/times.$i"; done |
+    awk -v n="$n" -v want="$producers" 'NF == 2 { k++; if (k == 1 || $1 < a) a = $1; if (k == 1 || $2 > b) b = $2 }
+      END { if (k != want) { print "python_produce: " k " of " want " producers finished" > "/dev/stderr"; exit 1 }
+            printf "%.0f", n / (b - a) }'
+  rm -f "$DATA"/times.*
 }
 
 # One transactional producer, 500 transactions of 100 records, with librdkafka's debug log
@@ -143,7 +164,8 @@ print()
 PY
 }
 
-kp=() kc=() rp=() rc=() ki=() pp=() pi=() pt=() pp4=() pt4=()
+kp=() kc=() rp=() rc=() ki=() pp=() pi=() pt=() pp4=() pt4=() pp16=() pt16=()
+kp4=() ki4=() flight_plain=() flight_idem=()
 cpu_plain=() cpu_txn=() anatomy=() cpu_kp=() cpu_ki=()
 for run in $(seq 1 "$RUNS"); do
   # Plain and idempotent kcat -P, alternating which goes first (a drift in the machine's
@@ -163,6 +185,24 @@ for run in $(seq 1 "$RUNS"); do
       cpu_ki+=("$(per_unit_us $(($(server_ticks) - c0)) $((MESSAGES / 1000)))")
     fi
   done
+  # The same over four partitions: librdkafka's idempotent window is per partition.
+  redis-cli -p "$RESP" TOPIC.CREATE "k4p$run" PARTITIONS 4 >/dev/null
+  redis-cli -p "$RESP" TOPIC.CREATE "i4p$run" PARTITIONS 4 >/dev/null
+  for mode in $( ((run % 2)) && echo idempotent plain || echo plain idempotent); do
+    t0=$(now)
+    if [ "$mode" = plain ]; then
+      kcat_produce "k4p$run"
+      kp4+=("$(rate "$MESSAGES" "$t0" "$(now)")")
+    else
+      kcat_produce "i4p$run" -X enable.idempotence=true
+      ki4+=("$(rate "$MESSAGES" "$t0" "$(now)")")
+    fi
+  done
+  redis-cli -p "$RESP" TOPIC.CREATE "fp$run" PARTITIONS 1 >/dev/null
+  redis-cli -p "$RESP" TOPIC.CREATE "fi$run" PARTITIONS 1 >/dev/null
+  flight_plain+=("$(kcat_in_flight "fp$run")")
+  flight_idem+=("$(kcat_in_flight "fi$run" -X enable.idempotence=true)")
+
   t1=$(now)
   got=$(taskset -c 0 kcat -b "127.0.0.1:$KAFKA" -C -t "k$run" -o beginning -e -q -f '\n' | wc -l)
   t2=$(now)
@@ -182,6 +222,8 @@ for run in $(seq 1 "$RUNS"); do
   cpu_txn+=("$(per_unit_us $((c2 - c1)) $((TXN_MESSAGES / 100)))")
   pp4+=("$(python_produce plain "plain$run" "$TXN_MESSAGES" 4)")
   pt4+=("$(python_produce txn "txn$run" "$TXN_MESSAGES" 4)")
+  pp16+=("$(python_produce plain "plain$run" "$TXN_MESSAGES" 16)")
+  pt16+=("$(python_produce txn "txn$run" "$TXN_MESSAGES" 16)")
   anatomy+=("$(txn_anatomy "txn$run")")
 
   topic="r$run"
@@ -202,6 +244,10 @@ printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka idempotent (kcat -P)"
 printf '%-44s %10.1f us   (idempotent: %.1f us; runs: %s / %s)\n' "  server CPU per 1000 records, plain (kcat)" \
   "$(median "${cpu_kp[@]}")" "$(median "${cpu_ki[@]}")" "${cpu_kp[*]}" "${cpu_ki[*]}"
 printf '%-44s %10.2f   (target >= 0.90)\n' "  idempotent / plain (kcat)" "$(awk -v a="$(median "${ki[@]}")" -v b="$(median "${kp[@]}")" 'BEGIN { print a / b }')"
+printf '%-44s %10s   (idempotent: %s; runs: %s / %s)\n' "  Produce requests in flight at most, plain" "$(median "${flight_plain[@]}")" "$(median "${flight_idem[@]}")" "${flight_plain[*]}" "${flight_idem[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka 4 partitions (kcat -P)" "$(median "${kp4[@]}")" "${kp4[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, Kafka 4 partitions idempotent" "$(median "${ki4[@]}")" "${ki4[*]}"
+printf '%-44s %10.2f\n' "  idempotent / plain, 4 partitions (kcat)" "$(awk -v a="$(median "${ki4[@]}")" -v b="$(median "${kp4[@]}")" 'BEGIN { print a / b }')"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain ($TXN_MESSAGES)" "$(median "${pp[@]}")" "${pp[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka idempotent" "$(median "${pi[@]}")" "${pi[*]}"
 printf '%-44s %10.2f   (target >= 0.90)\n' "  idempotent / plain (confluent-kafka)" "$(awk -v a="$(median "${pi[@]}")" -v b="$(median "${pp[@]}")" 'BEGIN { print a / b }')"
@@ -210,6 +256,9 @@ printf '%-44s %10.2f   (target >= 0.50)\n' "  transactional / plain (confluent-k
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain, 4 producers" "$(median "${pp4[@]}")" "${pp4[*]}"
 printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, 100/transaction, 4 producers" "$(median "${pt4[@]}")" "${pt4[*]}"
 printf '%-44s %10.2f\n' "  transactional / plain, 4 producers" "$(awk -v a="$(median "${pt4[@]}")" -v b="$(median "${pp4[@]}")" 'BEGIN { print a / b }')"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, confluent-kafka plain, 16 producers" "$(median "${pp16[@]}")" "${pp16[*]}"
+printf '%-44s %10.0f msg/s   (runs: %s)\n' "produce, 100/transaction, 16 producers" "$(median "${pt16[@]}")" "${pt16[*]}"
+printf '%-44s %10.2f\n' "  transactional / plain, 16 producers" "$(awk -v a="$(median "${pt16[@]}")" -v b="$(median "${pp16[@]}")" 'BEGIN { print a / b }')"
 echo "where one transaction's time goes (medians of the runs' figures):"
 col() { local i=$1 a; shift; for a in "$@"; do echo "$a" | awk -v i="$i" '{ print $i }'; done; }
 printf '%-44s %10.2f ms   (100 plain records: %.2f ms)\n' "  wall time per transaction, one producer" \
