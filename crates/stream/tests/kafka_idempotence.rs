@@ -381,8 +381,6 @@ async fn open_transaction(
     txid: &TransactionalId,
     timeout_ms: i32,
 ) -> (i64, i16) {
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
     let request = InitProducerIdRequest::default()
         .with_transactional_id(Some(txid.clone()))
         .with_transaction_timeout_ms(timeout_ms)
@@ -390,6 +388,25 @@ async fn open_transaction(
         .with_producer_epoch(-1);
     let r: InitProducerIdResponse = call(conn, ApiKey::InitProducerId, 4, &request).await;
     let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    common::Client::connect(server.addr())
+        .await
+        .call(&["TOPIC.CREATE", "txn"])
+        .await;
+    write_in_transaction(conn, txid, (pid, epoch), 0).await;
+    (pid, epoch)
+}
+
+/// What a transactional producer does between its transaction's start and its end:
+/// AddPartitionsToTxn for partition 0 of `txn`, then three records there, the first with
+/// sequence number `sequence`.
+async fn write_in_transaction(
+    conn: &mut TcpStream,
+    txid: &TransactionalId,
+    (pid, epoch): (i64, i16),
+    sequence: i32,
+) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
     let add = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(txid.clone())
         .with_v3_and_below_producer_id(pid.into())
@@ -399,10 +416,6 @@ async fn open_transaction(
                 .with_name(TopicName(StrBytes::from_static_str("txn")))
                 .with_partitions(vec![0]),
         ]);
-    common::Client::connect(server.addr())
-        .await
-        .call(&["TOPIC.CREATE", "txn"])
-        .await;
     let r: AddPartitionsToTxnResponse = call(conn, ApiKey::AddPartitionsToTxn, 3, &add).await;
     assert_eq!(
         r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
@@ -419,12 +432,11 @@ async fn open_transaction(
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(batch(pid, epoch, 0, 3, true))),
+                        .with_records(Some(batch(pid, epoch, sequence, 3, true))),
                 ]),
         ]);
     let r: ProduceResponse = call(conn, ApiKey::Produce, 9, &request).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    (pid, epoch)
 }
 
 async fn describe_transaction(
@@ -579,5 +591,57 @@ async fn end_txn_under_fsync_always_waits_for_two_fsyncs() {
     assert_eq!(r.error_code, 0);
     assert_eq!(rounds().await - before, 2);
     assert_eq!(stable_offset(&mut conn, "txn").await, 4);
+    server.running.stop().await;
+}
+
+/// Under `--fsync everysec` no transaction request waits for the disk: its records are
+/// written to the kernel before the answer and fsynced by the once-a-second task, as
+/// DESIGN.md's durability words say. Thirty transactions (AddPartitionsToTxn, a produce,
+/// EndTxn each) cost at most the background task's rounds — one a second — where EndTxn
+/// waiting for the Prepare record and the markers would cost two rounds each.
+#[tokio::test]
+async fn transactions_under_fsync_everysec_wait_for_no_fsync() {
+    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+    const TRANSACTIONS: i32 = 30;
+    let dir = tmp_dir("kafka-txn-everysec");
+    let server = common::start_in(&dir, &["--fsync", "everysec"]).await;
+    let mut conn = TcpStream::connect(server.kafka).await.unwrap();
+    let txid = TransactionalId(StrBytes::from_static_str("unsynced"));
+    let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 60_000).await;
+    let mut info = common::Client::connect(server.addr()).await;
+    let mut rounds = async || -> u64 {
+        let text = common::string(&info.call(&["INFO", "stream"]).await);
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
+        line.unwrap().parse().unwrap()
+    };
+    let before = rounds().await;
+    let started = std::time::Instant::now();
+    for i in 0..TRANSACTIONS {
+        if i > 0 {
+            write_in_transaction(&mut conn, &txid, (pid, epoch), 3 * i).await;
+        }
+        let end = EndTxnRequest::default()
+            .with_transactional_id(txid.clone())
+            .with_producer_id(pid.into())
+            .with_producer_epoch(epoch)
+            .with_committed(true);
+        let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
+        assert_eq!(r.error_code, 0);
+    }
+    let rounds = rounds().await - before;
+    // The background task's rounds: one a second, and one already under way.
+    let background = started.elapsed().as_secs() + 2;
+    assert!(
+        rounds <= background,
+        "{rounds} fsync rounds for {TRANSACTIONS} transactions in {:?}",
+        started.elapsed()
+    );
+    // Every transaction committed: three records and a marker each.
+    assert_eq!(
+        stable_offset(&mut conn, "txn").await,
+        i64::from(TRANSACTIONS) * 4
+    );
     server.running.stop().await;
 }
