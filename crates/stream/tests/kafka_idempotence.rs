@@ -439,6 +439,27 @@ async fn write_in_transaction(
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 }
 
+/// EndTxn committing `txid`'s transaction: the answer's error code.
+async fn commit(conn: &mut TcpStream, txid: &TransactionalId, (pid, epoch): (i64, i16)) -> i16 {
+    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+    let end = EndTxnRequest::default()
+        .with_transactional_id(txid.clone())
+        .with_producer_id(pid.into())
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r: EndTxnResponse = call(conn, ApiKey::EndTxn, 3, &end).await;
+    r.error_code
+}
+
+/// The fsync rounds the server has run so far (`INFO stream`'s `fsync_rounds`).
+async fn fsync_rounds(info: &mut common::Client) -> u64 {
+    let text = common::string(&info.call(&["INFO", "stream"]).await);
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
+    line.unwrap().parse().unwrap()
+}
+
 async fn describe_transaction(
     conn: &mut TcpStream,
     txid: &TransactionalId,
@@ -453,7 +474,6 @@ async fn describe_transaction(
 
 #[tokio::test]
 async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced() {
-    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
     const PRODUCER_FENCED: i16 = 90;
     let server = common::start("kafka-txn-timeout", &[]).await;
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
@@ -475,13 +495,10 @@ async fn an_abandoned_transaction_times_out_is_aborted_and_its_producer_fenced()
     assert_eq!(state.transaction_state.as_str(), "CompleteAbort");
     assert_eq!(state.producer_epoch, epoch + 1, "the epoch was bumped");
     // The zombie comes back to commit: fenced.
-    let end = EndTxnRequest::default()
-        .with_transactional_id(txid)
-        .with_producer_id(pid.into())
-        .with_producer_epoch(epoch)
-        .with_committed(true);
-    let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
-    assert_eq!(r.error_code, PRODUCER_FENCED);
+    assert_eq!(
+        commit(&mut conn, &txid, (pid, epoch)).await,
+        PRODUCER_FENCED
+    );
     server.running.stop().await;
 }
 
@@ -567,29 +584,15 @@ async fn a_producer_may_bump_only_its_own_current_epoch() {
 /// after the marker is durable: the partition's last stable offset is past it.
 #[tokio::test]
 async fn end_txn_under_fsync_always_waits_for_two_fsyncs() {
-    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
     let dir = tmp_dir("kafka-txn-fsyncs");
     let server = common::start_in(&dir, &["--fsync", "always"]).await;
     let mut conn = TcpStream::connect(server.kafka).await.unwrap();
     let txid = TransactionalId(StrBytes::from_static_str("synced"));
     let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 60_000).await;
     let mut info = common::Client::connect(server.addr()).await;
-    let mut rounds = async || -> u64 {
-        let text = common::string(&info.call(&["INFO", "stream"]).await);
-        let line = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
-        line.unwrap().parse().unwrap()
-    };
-    let before = rounds().await;
-    let end = EndTxnRequest::default()
-        .with_transactional_id(txid.clone())
-        .with_producer_id(pid.into())
-        .with_producer_epoch(epoch)
-        .with_committed(true);
-    let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
-    assert_eq!(r.error_code, 0);
-    assert_eq!(rounds().await - before, 2);
+    let before = fsync_rounds(&mut info).await;
+    assert_eq!(commit(&mut conn, &txid, (pid, epoch)).await, 0);
+    assert_eq!(fsync_rounds(&mut info).await - before, 2);
     assert_eq!(stable_offset(&mut conn, "txn").await, 4);
     server.running.stop().await;
 }
@@ -601,7 +604,6 @@ async fn end_txn_under_fsync_always_waits_for_two_fsyncs() {
 /// waiting for the Prepare record and the markers would cost two rounds each.
 #[tokio::test]
 async fn transactions_under_fsync_everysec_wait_for_no_fsync() {
-    use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
     const TRANSACTIONS: i32 = 30;
     let dir = tmp_dir("kafka-txn-everysec");
     let server = common::start_in(&dir, &["--fsync", "everysec"]).await;
@@ -609,28 +611,15 @@ async fn transactions_under_fsync_everysec_wait_for_no_fsync() {
     let txid = TransactionalId(StrBytes::from_static_str("unsynced"));
     let (pid, epoch) = open_transaction(&server, &mut conn, &txid, 60_000).await;
     let mut info = common::Client::connect(server.addr()).await;
-    let mut rounds = async || -> u64 {
-        let text = common::string(&info.call(&["INFO", "stream"]).await);
-        let line = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("fsync_rounds:"));
-        line.unwrap().parse().unwrap()
-    };
-    let before = rounds().await;
+    let before = fsync_rounds(&mut info).await;
     let started = std::time::Instant::now();
     for i in 0..TRANSACTIONS {
         if i > 0 {
             write_in_transaction(&mut conn, &txid, (pid, epoch), 3 * i).await;
         }
-        let end = EndTxnRequest::default()
-            .with_transactional_id(txid.clone())
-            .with_producer_id(pid.into())
-            .with_producer_epoch(epoch)
-            .with_committed(true);
-        let r: EndTxnResponse = call(&mut conn, ApiKey::EndTxn, 3, &end).await;
-        assert_eq!(r.error_code, 0);
+        assert_eq!(commit(&mut conn, &txid, (pid, epoch)).await, 0);
     }
-    let rounds = rounds().await - before;
+    let rounds = fsync_rounds(&mut info).await - before;
     // The background task's rounds: one a second, and one already under way.
     let background = started.elapsed().as_secs() + 2;
     assert!(
