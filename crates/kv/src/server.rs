@@ -682,9 +682,8 @@ impl Server for Kv {
         let reads = Self::reads(client, &args);
         let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
         let reply = if queued {
-            // Queueing is not running: like Redis, the slow log skips it (the command
-            // is timed inside `EXEC`'s turn, as part of `EXEC`, which reads the clock
-            // itself).
+            // Queueing is not running: like Redis, the slow log skips it. The command
+            // is timed in `EXEC`'s turn, as part of `EXEC` (which reads the clock itself).
             client.session.lap = None;
             let observed = self.monitors.active().then(|| args.clone());
             // (`QUIT` and `RESET` come back: the service runs them.)
@@ -1001,30 +1000,10 @@ mod tests {
             }
         }
         // The names those modules' `execute` match on.
-        for name in [
-            "multi",
-            "exec",
-            "discard",
-            "watch",
-            "unwatch",
-            "replicaof",
-            "slaveof",
-            "replconf",
-            "psync",
-            "sync",
-            "wait",
-            "role",
-            "subscribe",
-            "psubscribe",
-            "ssubscribe",
-            "unsubscribe",
-            "punsubscribe",
-            "sunsubscribe",
-            "publish",
-            "spublish",
-            "pubsub",
-            "client",
-        ] {
+        let claimed = "multi exec discard watch unwatch replicaof slaveof replconf psync sync \
+                       wait role subscribe psubscribe ssubscribe unsubscribe punsubscribe \
+                       sunsubscribe publish spublish pubsub client";
+        for name in claimed.split_whitespace() {
             assert!(
                 commands::TABLE.iter().all(|spec| spec.name != name),
                 "{name}"

@@ -2,7 +2,8 @@
 //!
 //! Every command is timed (its execution: not the time spent waiting for its bytes,
 //! writing the reply to the socket, or a blocking pop's wait; a command queued by `MULTI`
-//! is timed when `EXEC` runs it, as part of `EXEC`). One that took longer than
+//! is timed when `EXEC` runs it, as part of `EXEC`'s one entry, where Redis 7 logs each
+//! queued command and not `EXEC`). One that took longer than
 //! `slowlog-log-slower-than` microseconds (default 10,000; 0 logs everything, a negative
 //! value nothing) is kept in a ring of the last `slowlog-max-len` (128) entries, with its
 //! arguments, client and time: `SLOWLOG GET` shows them newest first. The log lives in
