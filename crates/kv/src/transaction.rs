@@ -90,7 +90,14 @@ pub struct Transaction {
     queue: Option<Queue>,
     /// The keys `WATCH`ed since the last `EXEC`, `DISCARD` or `UNWATCH`.
     watching: Vec<Watch>,
+    /// The last queue's vector, empty, for the next `MULTI`: a client that sends
+    /// transaction after transaction queues into the same memory.
+    spare: Vec<Args>,
 }
+
+/// A spare queue this long or shorter is kept for the next `MULTI` (see
+/// [`Transaction::spare`]); a longer one is let go.
+const KEEP_QUEUE: usize = 64;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -100,6 +107,11 @@ struct Queue {
 }
 
 impl Transaction {
+    /// Between `MULTI` and `EXEC`/`DISCARD`: every command but those is queued.
+    pub(crate) fn queueing(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// A command was refused before it could be queued (see `Server::refused`).
     pub(crate) fn refused(&mut self) {
         if let Some(queue) = &mut self.queue {
@@ -121,7 +133,10 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
     let Some(queue) = &mut tx.queue else {
         let frame = match args.name() {
             "multi" => {
-                tx.queue = Some(Queue::default());
+                tx.queue = Some(Queue {
+                    commands: std::mem::take(&mut tx.spare),
+                    failed: false,
+                });
                 Frame::ok()
             }
             "exec" => CommandError::err("EXEC without MULTI").to_frame(),
@@ -202,12 +217,16 @@ fn exec(kv: &Kv, client: &mut Client<Session>) -> Reply {
         kv,
         committed: false,
     };
-    let mut replies = Replies::new(client.protocol, queue.commands.len());
-    for args in queue.commands {
+    let mut commands = queue.commands;
+    let mut replies = Replies::new(client.protocol, commands.len());
+    for args in commands.drain(..) {
         let reply = run(kv, client, args);
         replies.push(client.protocol, reply);
     }
     open.commit(&mut client.session);
+    if commands.capacity() <= KEEP_QUEUE {
+        client.session.tx.spare = commands;
+    }
     replies.finish()
 }
 

@@ -115,6 +115,58 @@ async fn queued_commands_run_only_at_exec() {
     server.stop().await;
 }
 
+/// A clock that moves a second forward every time anything reads it.
+struct Ticking(std::sync::atomic::AtomicU64);
+
+impl kv::clock::Clock for Ticking {
+    fn now_ms(&self) -> u64 {
+        self.0.fetch_add(1000, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The clock stops while `EXEC` runs (Redis 7): all its commands see the time it began,
+/// so a key does not expire half-way through. Here time runs a second per clock read, so
+/// any command reading the clock anew inside `EXEC` would see the key gone.
+#[tokio::test]
+async fn the_clock_stops_while_exec_runs() {
+    let clock = std::sync::Arc::new(Ticking(std::sync::atomic::AtomicU64::new(
+        1_700_000_000_000,
+    )));
+    let server = kv::start_with_clock(
+        <kv::Args as clap::Parser>::parse_from(["kv", "--port", "0"]),
+        service::CancellationToken::new(),
+        clock,
+    )
+    .await
+    .unwrap();
+    let mut c = connect(&server).await;
+    call(&mut c, &["MULTI"]).await;
+    call(&mut c, &["SET", "k", "v", "PX", "2500"]).await;
+    for _ in 0..4 {
+        call(&mut c, &["GET", "k"]).await;
+    }
+    call(&mut c, &["PTTL", "k"]).await;
+    let v = Frame::Bulk(Bytes::from_static(b"v"));
+    assert_eq!(
+        call(&mut c, &["EXEC"]).await,
+        Frame::Array(vec![
+            Frame::ok(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v,
+            Frame::Integer(2500),
+        ])
+    );
+    // Outside `EXEC` the clock runs again: the key is gone after a few reads.
+    let mut gone = false;
+    for _ in 0..4 {
+        gone |= call(&mut c, &["GET", "k"]).await == Frame::Null;
+    }
+    assert!(gone);
+    server.stop().await;
+}
+
 /// A write on a replica, or over `--maxmemory`, is refused while queueing, as in Redis:
 /// the transaction is then aborted.
 #[tokio::test]

@@ -255,6 +255,22 @@ impl Args {
         self.clone().rest()
     }
 
+    /// Every word of the request as it arrived, the name as sent first, whatever the
+    /// command has taken since: for the slow log and `MONITOR`, which show a command
+    /// after it ran. Views of the request (a reference count each).
+    pub fn words(&self) -> Vec<Bytes> {
+        let mut words = vec![self.request.slice(self.raw_name.0..self.raw_name.1)];
+        // Every `Args` holds exactly one request, in RESP's request form (see
+        // `from_request` and `new`): its words run to the end of the buffer.
+        let mut next = self.raw_name.1 + 2;
+        while next < self.request.len() {
+            let (start, end) = word_at(&self.request, next);
+            words.push(self.request.slice(start..end));
+            next = end + 2;
+        }
+        words
+    }
+
     /// The error for a missing or extra argument.
     pub fn wrong_arity(&self) -> CommandError {
         CommandError::WrongArity(self.name().to_string())
@@ -415,6 +431,27 @@ mod tests {
         assert_eq!(CommandError::Syntax.to_string(), "ERR syntax error");
         let a = args(&["GET", "k", "extra"]);
         assert!(a.finish().is_err());
+    }
+
+    #[test]
+    fn words_are_the_whole_request_whatever_was_taken() {
+        let mut a = args(&["SET", "k", "", "EX", "10"]);
+        a.next_bytes().unwrap();
+        a.next_bytes().unwrap();
+        let expected: Vec<Bytes> = ["SET", "k", "", "EX", "10"]
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        assert_eq!(a.words(), expected);
+        let mut parser = crate::RequestParser::default();
+        let mut buf =
+            bytes::BytesMut::from(&b"*2\r\n$3\r\nGeT\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n"[..]);
+        let limits = crate::Limits::default();
+        let mut get = parser.next(&mut buf, &limits).unwrap().unwrap();
+        get.next_bytes().unwrap();
+        assert_eq!(get.words(), vec![Bytes::from("GeT"), Bytes::from("k")]);
+        let ping = parser.next(&mut buf, &limits).unwrap().unwrap();
+        assert_eq!(ping.words(), vec![Bytes::from("PING")]);
     }
 
     #[test]

@@ -836,12 +836,19 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
 /// it is not a kv command. Not `async`: the service calls it straight from its
 /// connection loop (`Server::execute_now`), so a `GET` builds and polls no future.
 pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
-    let a = &mut args;
+    execute_now_borrowed(kv, client, &mut args).unwrap_or(Reply::Unhandled(args))
+}
+
+/// [`execute_now`] on borrowed arguments (`None`: not a kv command): the caller keeps
+/// them, for the slow log (see `Kv::observe_end`).
+pub fn execute_now_borrowed(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Option<Reply> {
     let protocol = client.protocol;
     let s = &mut client.session;
     let result = match a.name() {
         "lrange" => {
-            return lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded);
+            return Some(
+                lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded),
+            );
         }
         "select" => {
             let selected = run(kv, s, a, protocol);
@@ -855,11 +862,10 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
         "script" => Some(scripting::script(kv, a)),
         _ => run(kv, s, a, protocol),
     };
-    match result {
-        Some(Ok(frame)) => Reply::One(frame),
-        Some(Err(e)) => Reply::One(e.to_frame()),
-        None => Reply::Unhandled(args),
-    }
+    Some(Reply::One(match result? {
+        Ok(frame) => frame,
+        Err(e) => e.to_frame(),
+    }))
 }
 
 /// `EVAL`'s arguments, by the variant's name.
