@@ -33,6 +33,9 @@ use crate::poller::now_ms;
 /// the dashboard works offline (no CDN, nothing to install).
 pub const PAGE: &str = include_str!("page.html");
 
+/// The course map the panels link to, served too so the links work offline.
+pub const CHAPTERS: &str = include_str!("../../../docs/chapters.md");
+
 type ResponseBody = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until `shutdown`, serving each on its own task.
@@ -92,6 +95,7 @@ fn route(
             shared.state_json(now_ms()),
         ),
         "/events" => events(shared, shutdown),
+        "/docs/chapters.md" => text(StatusCode::OK, "text/plain; charset=utf-8", CHAPTERS.into()),
         _ => text(
             StatusCode::NOT_FOUND,
             "text/plain",

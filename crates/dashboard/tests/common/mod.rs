@@ -2,6 +2,8 @@
 //! reads the dashboard: `GET /api/state` and the `/events` stream.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::time::Duration;
 
 use clap::Parser;
