@@ -1,6 +1,6 @@
 //! The sql server, over the PostgreSQL protocol, as psql would ask it.
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::sample::Sample;
 
@@ -11,7 +11,8 @@ pub struct SqlProbe {
 }
 
 impl SqlProbe {
-    /// `SELECT 1`: the server answers queries (a dropped connection is dialled again).
+    /// `pg_locks`' waits now: transactions blocked on another's row lock (a dropped
+    /// connection is dialled again).
     pub async fn poll(&mut self, addr: &str, password: Option<&str>) -> Sample {
         let client = match self.client.take() {
             Some(c) if !c.is_closed() => c,
@@ -20,10 +21,21 @@ impl SqlProbe {
                 Err(e) => return Sample::down(e.to_string()),
             },
         };
-        match client.simple_query("SELECT 1").await {
-            Ok(_) => {
+        match client
+            .simple_query("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .await
+        {
+            Ok(messages) => {
                 self.client = Some(client);
-                Sample::up()
+                let mut s = Sample::up();
+                let waits = messages.iter().find_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => row.get(0)?.parse::<f64>().ok(),
+                    _ => None,
+                });
+                if let Some(waits) = waits {
+                    s.set("lock_waits", waits);
+                }
+                s
             }
             Err(e) => Sample::down(e.to_string()),
         }
