@@ -24,21 +24,29 @@ pub fn requested() -> bool {
 }
 
 /// A dashboard watching nothing yet (servers are added as they start), on its default
-/// port or, when that is taken (by `infralab up`'s), on any free one. Prints its URL.
+/// port or, when that is taken (by `infralab up`'s), on any free one, polling four times a
+/// second. Prints its URL.
 pub async fn start(shutdown: service::CancellationToken) -> Option<Dashboard> {
     if !requested() {
         return None;
     }
     for port in [dashboard::DEFAULT_PORT, 0] {
+        // Four polls a second: a demo's steps take a second or two each.
         let args = dashboard::Args::parse_from(
-            ["dashboard", "--port", &port.to_string()]
-                .into_iter()
-                .chain(
-                    ["--kv", "--cache", "--router", "--broker", "--stream"]
-                        .into_iter()
-                        .flat_map(|f| [f, ""]),
-                )
-                .chain(["--pubsub", "", "--sql", "", "--edge", ""]),
+            [
+                "dashboard",
+                "--interval-ms",
+                "250",
+                "--port",
+                &port.to_string(),
+            ]
+            .into_iter()
+            .chain(
+                ["--kv", "--cache", "--router", "--broker", "--stream"]
+                    .into_iter()
+                    .flat_map(|f| [f, ""]),
+            )
+            .chain(["--pubsub", "", "--sql", "", "--edge", ""]),
         );
         if let Ok(d) = dashboard::start(args, shutdown.clone()).await {
             println!(
