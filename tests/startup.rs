@@ -134,7 +134,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let up = Running(child);
-    let table = read_until(stdout, |line| line.starts_with("pubsub"));
+    let table = read_until(stdout, |line| line.starts_with("dashboard"));
     for (name, default) in [
         ("kv", 7379),
         ("cache", 7380),
@@ -145,6 +145,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         ("stream (Kafka)", 9092),
         ("pubsub", 7381),
         ("shard-router", 7390),
+        ("dashboard", 7300),
     ] {
         let addr = format!("127.0.0.2:{}", default + offset);
         assert!(
@@ -164,6 +165,23 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         .output()
         .unwrap();
     assert!(ping.status.success(), "{ping:?}");
+    // The dashboard watches the servers on their moved ports, and sees kv up.
+    let kv_up = format!(
+        "\"name\":\"kv\",\"kind\":\"kv\",\"addr\":\"127.0.0.2:{}\",\"up\":true",
+        7379 + offset
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = http_get(&format!("127.0.0.2:{}", 7300 + offset), "/api/state");
+        if state.contains(&kv_up) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard does not show kv up on its moved port: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     drop(up);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -198,4 +216,19 @@ fn logs_written_to_a_file_have_no_colour_codes() {
         "ANSI escapes in a redirected log: {log:?}"
     );
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: the whole response, or "" when the
+/// server is not there (yet).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut response);
+    }
+    response
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 //! Issue 30's real-browser test: headless Chromium (Debian's `chromium`, which `.ci/run`
 //! installs) loads the page of a dashboard over a live topology and runs its script (the
 //! `/api/state` fetch, the `/events` stream, the SVG drawing); the test reads the text

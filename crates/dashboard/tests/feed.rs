@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
 //! The acceptance test of issue 30's feed: a small topology, known operations, and the
 //! numbers they must produce in `/api/state` and in the `/events` stream.
 

@@ -1,0 +1,121 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is a test failure
+//! `infralab demo celebrity --dashboard`: the demo prints the dashboard's URL, the page
+//! lists the demo's servers as they start and carries their activity, and after the demo
+//! the servers stay up until Ctrl-C (SIGINT), which ends it cleanly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `GET path` with `Connection: close`: the body, or "" when nothing answers.
+fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut response);
+    }
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_demo_with_dashboard_prints_the_url_and_shows_its_servers() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infralab"))
+        .args(["demo", "celebrity", "--dashboard"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The demo's output, line by line, read on a thread so the test can wait with a deadline.
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_matching = |what: &str, holds: &dyn Fn(&str) -> bool| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{what}: not printed within 120 s"));
+            if holds(&line) {
+                return line;
+            }
+        }
+    };
+    let line = next_matching("the dashboard's URL", &|l| {
+        l.starts_with("dashboard: http://")
+    });
+    let addr = line
+        .trim_start_matches("dashboard: http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    next_matching("the end of the demo", &|l| {
+        l.starts_with("The demo is done")
+    });
+
+    // Every server the demo started is on the page, up (they stay up), with the reads the
+    // demo made counted on the cache.
+    let cache_hits = |state: &str| -> Option<f64> {
+        state
+            .split("\"name\":\"cache-0\"")
+            .nth(1)?
+            .split("\"hits_total\":")
+            .nth(1)?
+            .split([',', '}'])
+            .next()?
+            .parse()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = http_get(&addr, "/api/state");
+        let shown = [
+            "\"name\":\"kv-0\"",
+            "\"name\":\"router-0\"",
+            "\"name\":\"cache-0\"",
+        ]
+        .iter()
+        .all(|n| state.contains(n));
+        // The celebrity's 200 reads and the regular post's 199 hits.
+        if shown && !state.contains("\"up\":false") && cache_hits(&state) >= Some(399.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo's servers and its 399 cache hits are not on the page: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Ctrl-C ends it.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
