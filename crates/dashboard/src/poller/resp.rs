@@ -119,10 +119,10 @@ impl RespProbe {
 /// second, as the poll does (the dashboard must never wait on one server for long).
 async fn connect(addr: &str, password: Option<&str>) -> io::Result<RespClient> {
     let mut client = RespClient::connect(addr).await?;
-    if let Some(password) = password {
-        if let Frame::Error(e) = ask(&mut client, &["AUTH", password]).await? {
-            return Err(io::Error::other(String::from_utf8_lossy(&e).into_owned()));
-        }
+    if let Some(password) = password
+        && let Frame::Error(e) = ask(&mut client, &["AUTH", password]).await?
+    {
+        return Err(io::Error::other(String::from_utf8_lossy(&e).into_owned()));
     }
     Ok(client)
 }

@@ -208,7 +208,7 @@ impl Events {
             if line.is_empty() {
                 break;
             }
-            event_stream |= line.to_ascii_lowercase() == "content-type: text/event-stream";
+            event_stream |= line.eq_ignore_ascii_case("content-type: text/event-stream");
         }
         assert!(event_stream, "/events is not text/event-stream");
         Events { lines }
