@@ -3,26 +3,12 @@
 //! lists the demo's servers as they start and carries their activity, and after the demo
 //! the servers stay up until Ctrl-C (SIGINT), which ends it cleanly.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// `GET path` with `Connection: close`: the body, or "" when nothing answers.
-fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let mut response = String::new();
-    if stream.write_all(request.as_bytes()).is_ok() {
-        let _ = stream.read_to_string(&mut response);
-    }
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
-}
+mod http_get;
 
 #[test]
 fn a_demo_with_dashboard_prints_the_url_and_shows_its_servers() {
@@ -81,7 +67,7 @@ fn a_demo_with_dashboard_prints_the_url_and_shows_its_servers() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state = http_get(&addr, "/api/state");
+        let state = http_get::body(&addr, "/api/state");
         let shown = [
             "\"name\":\"kv-0\"",
             "\"name\":\"router-0\"",

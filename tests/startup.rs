@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod http_get;
+
 /// A child process killed (SIGKILL) when the test ends, however it ends.
 struct Running(Child);
 
@@ -172,7 +174,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let state = http_get(&format!("127.0.0.2:{}", 7300 + offset), "/api/state");
+        let state = http_get::body(&format!("127.0.0.2:{}", 7300 + offset), "/api/state");
         if state.contains(&kv_up) {
             break;
         }
@@ -216,19 +218,4 @@ fn logs_written_to_a_file_have_no_colour_codes() {
         "ANSI escapes in a redirected log: {log:?}"
     );
     let _ = std::fs::remove_dir_all(&data);
-}
-
-/// `GET path` over HTTP/1.1 with `Connection: close`: the whole response, or "" when the
-/// server is not there (yet).
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let mut response = String::new();
-    if stream.write_all(request.as_bytes()).is_ok() {
-        let _ = stream.read_to_string(&mut response);
-    }
-    response
 }

@@ -19,11 +19,12 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use service::protocol_port::Protocol;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::board::Shared;
@@ -36,42 +37,57 @@ pub const PAGE: &str = include_str!("page.html");
 /// The course map the panels link to, served too so the links work offline.
 pub const CHAPTERS: &str = include_str!("../../../docs/chapters.md");
 
+/// How long a client has to send a request's head.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 type ResponseBody = BoxBody<Bytes, Infallible>;
 
-/// Accepts connections until `shutdown`, serving each on its own task.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    connections: TaskTracker,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    debug!("dashboard: accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                let shutdown = shutdown.clone();
-                async move { Ok::<_, Infallible>(route(&req, &shared, shutdown)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                debug!("dashboard: connection from {peer}: {e}");
-            }
+/// The dashboard's HTTP side as a protocol of `service`'s accept loop (which checks
+/// protected mode and `--maxclients` for every connection, as on every server here).
+pub struct Page {
+    pub shared: Arc<Shared>,
+}
+
+impl Protocol for Page {
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let page = self.clone();
+        let stop = shutdown.clone();
+        let service = service_fn(move |req| {
+            let response = route(&req, &page.shared, stop.clone());
+            async move { Ok::<_, Infallible>(response) }
         });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let mut conn = std::pin::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            _ = shutdown.cancelled() => {
+                // Open `/events` streams end with the shutdown; then the connection closes.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            debug!("dashboard: connection from {peer}: {e}");
+        }
+    }
+
+    /// A refused browser gets `403` with the reason, then the connection closes.
+    async fn refuse(self: Arc<Self>, mut stream: TcpStream, reason: &'static str) {
+        let response = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{reason}",
+            reason.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
     }
 }
 

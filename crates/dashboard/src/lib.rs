@@ -22,9 +22,9 @@ pub mod topology;
 use std::sync::Arc;
 use std::time::Duration;
 
+use service::protocol_port::{Admission, accept_loop};
 use service::{BoxError, CancellationToken, Running};
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use topology::{Kind, Target, Topology};
 
@@ -39,7 +39,8 @@ pub const DEFAULT_PORT: u16 = 7300;
 #[command(name = "dashboard")]
 pub struct Args {
     /// Address the page is served on. The page shows stats only (no commands can be sent
-    /// from it), but anyone who can reach it sees the topology: expose it on purpose.
+    /// from it), but anyone who can reach it sees the topology: expose it on purpose
+    /// (see `--protected-mode`).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
     /// Port of the page (0 picks a free one).
@@ -64,6 +65,20 @@ pub struct Args {
     /// Edge caches (HTTP; their `/_edge/stats` is read).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub edge: String,
+    /// `yes`: bound to a non-loopback address, serve browsers on this host only (others
+    /// get `403`), as Redis's protected mode; the page has no password. `no`: serve anyone
+    /// who can reach the port (the compose image sets `INFRALAB_PROTECTED_MODE=no`).
+    #[arg(
+        long,
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = service::settings::yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub protected_mode: bool,
+    /// Browsers (connections) beyond this many are refused.
+    #[arg(long, default_value_t = 1000)]
+    pub maxclients: usize,
     /// Milliseconds between polls of each server.
     #[arg(long, default_value_t = 1000)]
     pub interval_ms: u64,
@@ -117,11 +132,8 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
     )
     .await?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        warn!(
-            "dashboard: serving {addr} beyond this host: anyone who reaches it sees every server's stats"
-        );
-    }
+    // The page has no password: off this host, protected mode refuses other hosts.
+    service::protected::warn_if_exposed("dashboard", addr, args.protected_mode, false);
     info!("dashboard on {}", http::url(addr));
     let shared = Arc::new(board::Shared::new(&args.topology()));
     let interval = Duration::from_millis(args.interval_ms.max(50));
@@ -131,15 +143,17 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
         args.password,
         shutdown.clone(),
     ));
-    let connections = TaskTracker::new();
+    let admission = Admission {
+        protected_mode: args.protected_mode,
+        password_set: false,
+        maxclients: args.maxclients,
+    };
     let token = shutdown.clone();
     let pollers = poller.clone();
+    let page = Arc::new(http::Page { shared });
     let task = tokio::spawn(async move {
-        http::serve(listener, shared, shutdown, connections.clone()).await;
+        accept_loop("dashboard", listener, page, admission, shutdown).await;
         pollers.stopped().await;
-        connections.close();
-        // Open pages' streams end with the shutdown; give requests in flight a moment.
-        let _ = tokio::time::timeout(Duration::from_secs(2), connections.wait()).await;
     });
     Ok(Dashboard {
         running: Running::new(addr, token, task),
