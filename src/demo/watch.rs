@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
 use dashboard::{Dashboard, Kind};
 
 use super::Endpoints;
@@ -32,22 +31,11 @@ pub async fn start(shutdown: service::CancellationToken) -> Option<Dashboard> {
     }
     for port in [dashboard::DEFAULT_PORT, 0] {
         // Four polls a second: a demo's steps take a second or two each.
-        let args = dashboard::Args::parse_from(
-            [
-                "dashboard",
-                "--interval-ms",
-                "250",
-                "--port",
-                &port.to_string(),
-            ]
-            .into_iter()
-            .chain(
-                ["--kv", "--cache", "--router", "--broker", "--stream"]
-                    .into_iter()
-                    .flat_map(|f| [f, ""]),
-            )
-            .chain(["--pubsub", "", "--sql", "", "--edge", ""]),
-        );
+        let args = dashboard::Args {
+            port,
+            interval_ms: 250,
+            ..dashboard::Args::ephemeral()
+        };
         if let Ok(d) = dashboard::start(args, shutdown.clone()).await {
             println!(
                 "dashboard: {} (the demo's servers appear as they start)",

@@ -88,6 +88,27 @@ pub struct Args {
 }
 
 impl Args {
+    /// Watching nothing yet, on a free loopback port (tests, and demos that add servers as
+    /// they start them): set the fields you need, `..Args::ephemeral()` for the rest.
+    pub fn ephemeral() -> Self {
+        Args {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            kv: String::new(),
+            cache: String::new(),
+            router: String::new(),
+            broker: String::new(),
+            stream: String::new(),
+            pubsub: String::new(),
+            sql: String::new(),
+            edge: String::new(),
+            protected_mode: true,
+            maxclients: 1000,
+            interval_ms: 1000,
+            password: None,
+        }
+    }
+
     /// The servers these flags name, in the README diagram's order.
     pub fn topology(&self) -> Topology {
         let mut t = Topology::default();

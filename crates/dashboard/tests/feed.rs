@@ -120,27 +120,10 @@ async fn known_operations_show_in_the_state_and_the_event_stream() {
 #[tokio::test]
 async fn the_page_is_served_and_unknown_paths_are_not() {
     let shutdown = service::CancellationToken::new();
-    let args = <dashboard::Args as clap::Parser>::parse_from([
-        "dashboard",
-        "--port",
-        "0",
-        "--kv",
-        "127.0.0.1:1",
-        "--cache",
-        "",
-        "--router",
-        "",
-        "--broker",
-        "",
-        "--stream",
-        "",
-        "--pubsub",
-        "",
-        "--sql",
-        "",
-        "--edge",
-        "",
-    ]);
+    let args = dashboard::Args {
+        kv: "127.0.0.1:1".into(),
+        ..dashboard::Args::ephemeral()
+    };
     let d = dashboard::start(args, shutdown).await.unwrap();
     let addr = d.running.addr();
     let (status, body) = common::get(addr, "/").await;

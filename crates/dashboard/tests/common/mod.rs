@@ -76,29 +76,14 @@ pub async fn start(name: &str) -> Topology {
         stream.addr().to_string(),
     );
     let dashboard = dashboard::start(
-        dashboard::Args::parse_from([
-            "dashboard",
-            "--port",
-            "0",
-            "--interval-ms",
-            "100",
-            "--kv",
-            &shards,
-            "--cache",
-            &cache_addr,
-            "--router",
-            &router_addr,
-            "--stream",
-            &stream_addr,
-            "--broker",
-            "",
-            "--pubsub",
-            "",
-            "--sql",
-            "",
-            "--edge",
-            "",
-        ]),
+        dashboard::Args {
+            interval_ms: 100,
+            kv: shards.clone(),
+            cache: cache_addr.clone(),
+            router: router_addr.clone(),
+            stream: stream_addr.clone(),
+            ..dashboard::Args::ephemeral()
+        },
         shutdown(),
     )
     .await
