@@ -15,6 +15,10 @@ use crate::topology::{Kind, Target, Topology};
 /// Points kept per series: five minutes at one poll a second.
 pub const POINTS: usize = 300;
 
+/// A series no longer reported is dropped once its newest point is this old (the page's
+/// five minutes).
+pub const FORGET_AFTER_MS: u64 = 5 * 60 * 1000;
+
 /// A fixed-size time series: `(unix milliseconds, value)`, oldest first.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(transparent)]
@@ -133,6 +137,13 @@ impl Board {
                 .or_default()
                 .push(at_ms, *value);
         }
+        // A queue, topic or group that went away keeps its series for as long as its
+        // points would still be on the chart, then the series goes too: the names of a
+        // long-lived topology come and go, and memory must not grow with them.
+        let horizon = at_ms.saturating_sub(FORGET_AFTER_MS);
+        node.series.retain(|name, ring| {
+            sample.metrics.contains_key(name) || ring.last().is_some_and(|(t, _)| t >= horizon)
+        });
         node.latest = sample;
         node.at_ms = at_ms;
     }
@@ -195,6 +206,22 @@ mod tests {
         s.set("commands_total", 5.0);
         b.record(0, 3_000, s);
         assert!(!b.nodes[0].latest.metrics.contains_key("commands_per_sec"));
+    }
+
+    #[test]
+    fn a_series_no_longer_reported_is_forgotten_after_five_minutes() {
+        let mut b = board();
+        let mut s = Sample::up();
+        s.set("queue.jobs.ready", 3.0);
+        b.record(0, 1_000, s);
+        b.record(0, 2_000, Sample::up());
+        assert!(
+            b.nodes[0].series.contains_key("queue.jobs.ready"),
+            "still on the chart"
+        );
+        b.record(0, 1_000 + FORGET_AFTER_MS + 1, Sample::up());
+        assert!(!b.nodes[0].series.contains_key("queue.jobs.ready"));
+        assert!(b.nodes[0].series.contains_key("up"));
     }
 
     #[test]

@@ -17,6 +17,10 @@ use crate::topology::Kind;
 /// thousands of them costs the dashboard (and the server) a bounded amount of work.
 pub const MAX_NAMES: usize = 12;
 
+/// At most this many partitions of a topic are charted (the first ones); the records/s
+/// counter still sums them all.
+pub const MAX_PARTITIONS: f64 = 32.0;
+
 /// One RESP server's connection, kept open between polls, and what the poll remembers.
 #[derive(Default)]
 pub struct RespProbe {
@@ -299,7 +303,9 @@ async fn stream(client: &mut RespClient) -> io::Result<Sample> {
                 p.get("partition").and_then(number),
                 p.get("end").and_then(number),
             ) {
-                s.set(format!("end.{topic}.{id}"), end);
+                if id < MAX_PARTITIONS {
+                    s.set(format!("end.{topic}.{id}"), end);
+                }
                 records += end;
             }
         }
@@ -315,6 +321,9 @@ async fn stream(client: &mut RespClient) -> io::Result<Sample> {
             ) else {
                 continue;
             };
+            if id >= MAX_PARTITIONS {
+                continue;
+            }
             if let Some(lag) = p.get("lag").and_then(number) {
                 s.set(format!("lag.{group}.{topic}.{id}"), lag);
             }
