@@ -10,15 +10,28 @@ use std::time::{Duration, Instant};
 
 mod http_get;
 
+/// The demo's process, killed if the test fails before it ends it.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_demo_with_dashboard_prints_the_url_and_shows_its_servers() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infralab"))
-        .args(["demo", "celebrity", "--dashboard"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_infralab"))
+            .args(["demo", "celebrity", "--dashboard"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut demo.0;
     // The demo's output, line by line, read on a thread so the test can wait with a deadline.
     let (lines_tx, lines) = mpsc::channel::<String>();
     let stdout = child.stdout.take().unwrap();
