@@ -66,6 +66,8 @@ enum Command {
     Web(edge::web::Args),
     /// A relational database with ACID transactions, over the PostgreSQL protocol (port 7432).
     Sql(sql::Args),
+    /// A live web page over every server's stats, polled over their own protocols (port 7300).
+    Dashboard(dashboard::Args),
 }
 
 #[derive(clap::Args)]
@@ -152,6 +154,13 @@ fn main() -> ExitCode {
                 pubsub::bridge::run(args, service::telemetry::shutdown_on_signal()).await
             }
             Command::Sql(args) => sql::run(args, service::telemetry::shutdown_on_signal()).await,
+            Command::Dashboard(args) => {
+                let dashboard =
+                    dashboard::start(args, service::telemetry::shutdown_on_signal()).await?;
+                println!("dashboard: {}", dashboard.url());
+                dashboard.running.wait().await;
+                Ok(())
+            }
             Command::Broker(args) => {
                 serve_until_signal(broker::start(
                     args,
@@ -220,6 +229,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         lb_port,
         edge_port,
         sql_port,
+        dashboard_port,
     ] = startup::free_ports(
         bind,
         args.port_offset,
@@ -241,6 +251,7 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
             ("lb", edge::lb::DEFAULT_PORT),
             ("edge", edge::proxy::DEFAULT_PORT),
             ("sql", sql::DEFAULT_PORT),
+            ("dashboard", dashboard::DEFAULT_PORT),
         ],
     )
     .await?;
@@ -472,6 +483,42 @@ async fn up(args: UpArgs) -> Result<(), BoxError> {
         format!("psql -h {} -p {sql_port} -c 'SELECT 1'", client_host(bind)),
     ));
     running.push(sql_server);
+
+    // The dashboard last: it polls every server above, at the addresses just printed.
+    let at = |port: u16| format!("{near}:{port}");
+    let dashboard = dashboard::start(
+        dashboard::Args::parse_from([
+            "dashboard".to_string(),
+            "--bind".into(),
+            bind.to_string(),
+            "--port".into(),
+            dashboard_port.to_string(),
+            "--kv".into(),
+            at(kv_port),
+            "--cache".into(),
+            at(cache_port),
+            "--router".into(),
+            at(router_port),
+            "--broker".into(),
+            at(broker_port),
+            "--stream".into(),
+            at(stream_port),
+            "--pubsub".into(),
+            at(pubsub_port),
+            "--sql".into(),
+            at(sql_port),
+            "--edge".into(),
+            at(edge_port),
+        ]),
+        shutdown.clone(),
+    )
+    .await?;
+    table.push((
+        "dashboard",
+        dashboard.running.addr().to_string(),
+        format!("open {}", dashboard.url()),
+    ));
+    running.push(dashboard.running);
 
     println!("{:<16} {:<18} try it", "server", "address");
     for (name, addr, hint) in &table {

@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod http_get;
+
 /// A child process killed (SIGKILL) when the test ends, however it ends.
 struct Running(Child);
 
@@ -134,7 +136,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let up = Running(child);
-    let table = read_until(stdout, |line| line.starts_with("pubsub"));
+    let table = read_until(stdout, |line| line.starts_with("dashboard"));
     for (name, default) in [
         ("kv", 7379),
         ("cache", 7380),
@@ -145,6 +147,7 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         ("stream (Kafka)", 9092),
         ("pubsub", 7381),
         ("shard-router", 7390),
+        ("dashboard", 7300),
     ] {
         let addr = format!("127.0.0.2:{}", default + offset);
         assert!(
@@ -164,6 +167,23 @@ fn up_moves_every_port_by_the_offset_onto_the_bind_address() {
         .output()
         .unwrap();
     assert!(ping.status.success(), "{ping:?}");
+    // The dashboard watches the servers on their moved ports, and sees kv up.
+    let kv_up = format!(
+        "\"name\":\"kv\",\"kind\":\"kv\",\"addr\":\"127.0.0.2:{}\",\"up\":true",
+        7379 + offset
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = http_get::body(&format!("127.0.0.2:{}", 7300 + offset), "/api/state");
+        if state.contains(&kv_up) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard does not show kv up on its moved port: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     drop(up);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -64,6 +64,8 @@ pub struct Lab {
     running: Vec<Running>,
     bridges: Vec<pubsub::bridge::Bridge>,
     next_dir: u32,
+    /// With `demo --dashboard`: the page every server this lab starts is added to.
+    dashboard: Option<dashboard::Dashboard>,
 }
 
 impl Lab {
@@ -86,6 +88,7 @@ impl Lab {
             running: Vec::new(),
             bridges: Vec::new(),
             next_dir: 0,
+            dashboard: None,
         })
     }
 
@@ -98,9 +101,17 @@ impl Lab {
             .into_owned()
     }
 
-    fn keep(&mut self, running: Running) -> String {
+    /// Keeps a started server until [`Lab::stop`]; with `--dashboard`, shows it there too
+    /// (the dashboard starts with the lab's first server).
+    async fn keep(&mut self, kind: dashboard::Kind, running: Running) -> String {
         let addr = running.addr().to_string();
         self.running.push(running);
+        if self.dashboard.is_none() {
+            self.dashboard = super::watch::start(self.shutdown.clone()).await;
+        }
+        if let Some(d) = &self.dashboard {
+            d.watch(kind, &addr);
+        }
         addr
     }
 
@@ -110,7 +121,7 @@ impl Lab {
         let mut argv = vec!["kv", "--port", "0", "--dir", &dir, "--fsync", "no"];
         argv.extend_from_slice(extra);
         let running = kv::start(kv::Args::parse_from(argv), self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Kv, running).await)
     }
 
     /// A shard router over `config` (TOML text), written into the lab directory.
@@ -118,7 +129,7 @@ impl Lab {
         let path = self.write_file("router.toml", config)?;
         let args = shard_router::Args::parse_from(["router", "--port", "0", "--config", &path]);
         let running = shard_router::start(args, self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Router, running).await)
     }
 
     /// A cache whose origin is `origin`, lazy population, entries live 60 s.
@@ -133,7 +144,7 @@ impl Lab {
             "60",
         ]);
         let running = cache::start(args, self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Cache, running).await)
     }
 
     /// A broker; `extra` flags such as `--on-disconnect keep`.
@@ -154,7 +165,7 @@ impl Lab {
         ];
         argv.extend_from_slice(extra);
         let running = broker::start(broker::Args::parse_from(argv), self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Broker, running).await)
     }
 
     /// A stream server.
@@ -163,14 +174,14 @@ impl Lab {
         let args =
             stream::Args::parse_from(["stream", "--port", "0", "--kafka-port", "0", "--dir", &dir]);
         let running = stream::start(args, self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Stream, running).await)
     }
 
     /// A pub/sub server.
     pub async fn pubsub(&mut self) -> Result<String, BoxError> {
         let args = pubsub::Args::parse_from(["pubsub", "--port", "0"]);
         let running = pubsub::start(args, self.shutdown.clone()).await?;
-        Ok(self.keep(running))
+        Ok(self.keep(dashboard::Kind::Pubsub, running).await)
     }
 
     /// A bridge from the pub/sub `pattern` into the broker's `queue`.
@@ -199,6 +210,9 @@ impl Lab {
 
     /// Stops every server (gracefully) and removes the temporary directory.
     pub async fn stop(self) {
+        if let Some(d) = &self.dashboard {
+            super::watch::linger(d).await;
+        }
         self.shutdown.cancel();
         for bridge in self.bridges {
             bridge.wait().await;
@@ -243,7 +257,20 @@ pub async fn run_against<T>(
     scenario: impl AsyncFnOnce(&Endpoints, &mut Trace) -> Result<T, BoxError>,
 ) -> Result<T, BoxError> {
     match against {
-        Against::Compose => scenario(&Endpoints::from_env(), trace).await,
+        Against::Compose => {
+            let ends = Endpoints::from_env();
+            let shutdown = CancellationToken::new();
+            let dashboard = super::watch::start(shutdown.clone()).await;
+            if let Some(d) = &dashboard {
+                super::watch::watch_endpoints(d, &ends);
+            }
+            let result = scenario(&ends, trace).await;
+            if let Some(d) = dashboard {
+                super::watch::linger(&d).await;
+                d.running.stop().await;
+            }
+            result
+        }
         Against::Local => {
             let mut lab = Lab::new(name)?;
             let result = match setup(&mut lab, trace).await {

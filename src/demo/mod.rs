@@ -34,6 +34,7 @@ mod reply;
 pub mod reshard;
 mod slow_link;
 mod trace;
+mod watch;
 
 pub use lab::{Against, Endpoints, Lab};
 pub use trace::{Trace, show};
@@ -49,6 +50,10 @@ pub struct DemoArgs {
     /// `local`: start the servers in this process; `compose`: use a running topology.
     #[arg(long, value_enum, default_value = "local")]
     pub against: Against,
+    /// Also serve the dashboard over the demo's servers (prints its URL; port 7300, or a
+    /// free one when that is taken). The servers stay up after the demo until Ctrl-C.
+    #[arg(long)]
+    pub dashboard: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,9 @@ pub enum Scenario {
 
 /// Runs one scenario, printing its trace and a one-line summary of its outcome.
 pub async fn run(args: DemoArgs) -> Result<(), BoxError> {
+    if args.dashboard {
+        watch::request();
+    }
     let mut trace = Trace::new();
     let summary = match args.scenario {
         Scenario::Blog => blog::run(args.against, &mut trace).await?.to_string(),

@@ -275,16 +275,28 @@ impl Hub {
 
     /// Bytes waiting in all subscribers' queues.
     pub fn queued_bytes(&self) -> usize {
+        self.each_subscriber(|outboxes| outboxes.map(|o| o.queued_bytes()).sum())
+    }
+
+    /// Clients subscribed to at least one channel, pattern or shard channel (`INFO`'s
+    /// `subscribers`; what the dashboard's pub/sub panel draws).
+    pub fn subscribers(&self) -> usize {
+        self.each_subscriber(|outboxes| outboxes.count())
+    }
+
+    /// `f` over every subscriber's queue once, however many subscriptions it has.
+    fn each_subscriber<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Arc<Outbox>>) -> T) -> T {
         let t = self.lock();
         let mut seen = std::collections::HashSet::new();
-        t.channels
+        let mut outboxes = t
+            .channels
             .values()
             .chain(t.patterns.values())
             .chain(t.shards.values())
             .flat_map(|subscribers| subscribers.iter())
             .filter(|(id, _)| seen.insert(**id))
-            .map(|(_, outbox)| outbox.queued_bytes())
-            .sum()
+            .map(|(_, outbox)| outbox);
+        f(&mut outboxes)
     }
 
     /// Entries in the channel and pattern tables (for `INFO` and the no-leak tests).

@@ -85,6 +85,7 @@ impl Server for PubSub {
                 .field("pubsub_channels", channels)
                 .field("pubsub_patterns", patterns)
                 .field("pubsubshard_channels", self.hub.shard_channels())
+                .field("subscribers", self.hub.subscribers())
                 .field(
                     "client_output_buffer_limit_disconnections",
                     get(&s.slow_disconnects),

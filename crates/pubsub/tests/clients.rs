@@ -234,6 +234,18 @@ async fn info_and_config() {
     ] {
         assert!(text.contains(field), "{field} in {text}");
     }
+    // Subscribers: clients with at least one subscription, each counted once.
+    let mut sub = RespClient::connect(server.addr()).await.unwrap();
+    sub.queue(["SUBSCRIBE", "a", "b"]);
+    sub.queue(["PSUBSCRIBE", "a*"]);
+    sub.flush().await.unwrap();
+    for _ in 0..3 {
+        sub.read_reply().await.unwrap();
+    }
+    let info = c.call(["INFO", "stats"]).await.unwrap();
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap()).into_owned();
+    assert!(text.contains("subscribers:1\r\n"), "{text}");
+    drop(sub);
     assert_eq!(
         c.call([
             "CONFIG",
