@@ -42,6 +42,11 @@ pub struct Heap {
     pub indexes: Vec<IndexTree>,
     /// The last value handed out by each SERIAL column's sequence (by column index).
     pub sequences: BTreeMap<usize, i64>,
+    /// Rows with a version some transaction deleted or replaced (`xmax` set): the only
+    /// rows vacuum has anything to do in. PostgreSQL's visibility map serves the same
+    /// purpose — skip the pages whose every tuple is visible to all — so a sweep costs
+    /// what was written since the last one, not the size of the table.
+    pub to_vacuum: BTreeSet<RowId>,
 }
 
 /// The key of `values` for an index over `columns`.
@@ -59,6 +64,7 @@ impl Heap {
             next_row: 1,
             indexes: vec![IndexTree::new(); index_count],
             sequences: BTreeMap::new(),
+            to_vacuum: BTreeSet::new(),
         }
     }
 
@@ -134,9 +140,13 @@ impl Heap {
         }
     }
 
+    /// Marks the newest version of `row` deleted by `xmax` (0 takes the mark back).
     pub fn set_xmax(&mut self, row: RowId, xmax: TxId) {
         if let Some(v) = self.rows.get_mut(&row).and_then(|c| c.last_mut()) {
             v.xmax = xmax;
+            if xmax != 0 {
+                self.to_vacuum.insert(row);
+            }
         }
     }
 
