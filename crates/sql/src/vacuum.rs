@@ -103,7 +103,9 @@ pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId)
     for (tree, cols) in heap.indexes.iter_mut().zip(&columns) {
         for v in &gone {
             let key = key_of(&v.values, cols);
-            if !kept.iter().any(|k| key_of(&k.values, cols) == key) && tree.remove(&(key, row)) {
+            if !kept.iter().any(|k| key_of(&k.values, cols) == key)
+                && tree.remove(&(crate::storage::IndexKey::new(key), row))
+            {
                 pruned.index_entries += 1;
             }
         }
