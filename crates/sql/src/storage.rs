@@ -204,13 +204,12 @@ impl Heap {
     /// bottom-up from the sorted entries (`BTreeSet::from_iter` sorts and bulk-loads),
     /// rather than inserted one at a time from the root.
     pub fn build_index(&mut self, columns: &[usize]) -> IndexTree {
-        self.rows
-            .iter()
-            .flat_map(|(&row, chain)| {
-                chain
-                    .iter()
-                    .map(move |v| (IndexKey::new(key_of(&v.values, columns)), row))
-            })
-            .collect()
+        let mut entries = Vec::with_capacity(self.rows.values().map(Vec::len).sum());
+        entries.extend(self.rows.iter().flat_map(|(&row, chain)| {
+            chain
+                .iter()
+                .map(move |v| (IndexKey::new(key_of(&v.values, columns)), row))
+        }));
+        entries.into_iter().collect()
     }
 }
