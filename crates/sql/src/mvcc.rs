@@ -66,7 +66,7 @@ impl CommitLog {
 
     fn push(&mut self, status: TxStatus) {
         let at = self.len as usize;
-        if at % PAGE == 0 {
+        if at.is_multiple_of(PAGE) {
             self.pages.push(Box::new([TxStatus::Aborted; PAGE]));
         }
         if let Some(page) = self.pages.last_mut() {
