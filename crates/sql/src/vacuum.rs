@@ -17,7 +17,9 @@
 //! Pruning happens in two places, as in PostgreSQL: the row an UPDATE or DELETE is about
 //! to change is pruned on the spot (PostgreSQL prunes the page on access), and every
 //! [`VACUUM_EVERY`] transactions that wrote — or on `VACUUM` — every table is swept, which
-//! also removes deleted rows nobody touches again (autovacuum). `VACUUM VERBOSE` says per
+//! also removes deleted rows nobody touches again (autovacuum). A sweep visits only the rows
+//! that have a deleted version (`Heap::to_vacuum`), so it costs what was written since the
+//! last one, not the size of the table. `VACUUM VERBOSE` says per
 //! table how many versions went and how many are "dead but not yet removable": deleted by
 //! a committed transaction at or above the horizon, which some kept snapshot may not see.
 //!
