@@ -381,7 +381,11 @@ impl Engine {
                 .into());
             }
         }
-        let scope = t.scope(&def.name);
+        let scope = if def.checks.is_empty() {
+            Scope::default() // no CHECK to evaluate: no names to resolve
+        } else {
+            t.scope(&def.name)
+        };
         for check in &def.checks {
             let env = Env {
                 scope: &scope,

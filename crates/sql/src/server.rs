@@ -26,22 +26,17 @@ use pgwire::api::auth::{
 use pgwire::api::copy::{
     CopyHandler, send_copy_both_response, send_copy_in_response, send_copy_out_response,
 };
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::Format;
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
     send_ready_for_query,
 };
-use pgwire::api::results::{
-    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
-    Response, Tag,
-};
-use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::Sync as PgSync;
-use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -52,10 +47,10 @@ use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
 use crate::error::{SqlError, from_parser};
 use crate::executor::Output;
-use crate::params::decode_param;
 use crate::session::{Session, TxEffect};
 use crate::types::{DataType, Value};
 
+mod extended;
 mod prepared;
 
 pub use prepared::{Prepared, SqlParser};
@@ -553,131 +548,6 @@ where
         }
     }
     Ok(Response::Execution(Tag::new("VACUUM")))
-}
-
-#[async_trait]
-impl ExtendedQueryHandler for Handler {
-    type Statement = Prepared;
-    type QueryParser = SqlParser;
-
-    fn query_parser(&self) -> Arc<SqlParser> {
-        self.parser.clone()
-    }
-
-    /// pgwire's `on_sync`, with the ReadyForQuery status taken from the session.
-    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Self::Statement>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        use futures::SinkExt;
-        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
-        let mut session = self.session.lock().await;
-        // Sync ends the implicit transaction of the Executes before it: commit it now
-        // (after an error it was rolled back already, and pgwire skipped to this Sync).
-        if let Err(e) = session.end_implicit().await {
-            let error: PgWireError = e.into();
-            client
-                .feed(PgWireBackendMessage::ErrorResponse(
-                    pgwire::error::ErrorInfo::from(error).into(),
-                ))
-                .await?;
-        }
-        let status = session.status();
-        drop(session);
-        client.set_transaction_status(status);
-        client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-                status,
-            )))
-            .await?;
-        client.flush().await?;
-        Ok(())
-    }
-
-    async fn do_describe_statement<C>(
-        &self,
-        _client: &mut C,
-        target: &StoredStatement<Prepared>,
-    ) -> PgWireResult<DescribeStatementResponse>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let params = self.parser.get_parameter_types(&target.statement)?;
-        let fields = self.parser.get_result_schema(&target.statement, None)?;
-        Ok(DescribeStatementResponse::new(params, fields))
-    }
-
-    async fn do_describe_portal<C>(
-        &self,
-        _client: &mut C,
-        portal: &Portal<Prepared>,
-    ) -> PgWireResult<DescribePortalResponse>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let fields = self.parser.get_result_schema(
-            &portal.statement.statement,
-            Some(&portal.result_column_format),
-        )?;
-        Ok(DescribePortalResponse::new(fields))
-    }
-
-    async fn do_query<C>(
-        &self,
-        _client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let prepared = &portal.statement.statement;
-        let mut session = self.session.lock().await;
-        let mut params = Vec::with_capacity(portal.parameters.len());
-        for (i, raw) in portal.parameters.iter().enumerate() {
-            let ty = prepared
-                .param_types
-                .get(i)
-                .copied()
-                .unwrap_or(DataType::Text);
-            match decode_param(raw.as_deref(), ty, portal.parameter_format.is_binary(i)) {
-                Ok(v) => params.push(v),
-                Err(e) => {
-                    session.abort_block();
-                    return Err(e);
-                }
-            }
-        }
-        if prepared.system_view
-            && let Some(r) = crate::pg_locks::answer(&prepared.stmt, &session)
-                .or_else(|| crate::pg_catalog::answer(&prepared.stmt, &session))
-        {
-            return to_response(r, TxEffect::None, &portal.result_column_format);
-        }
-        // Outside a block, the Executes up to the next Sync share one implicit
-        // transaction, as in PostgreSQL: Sync commits it, and an error in any of them
-        // rolls back the ones before (pgwire then skips to the Sync).
-        session.begin_implicit();
-        if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
-            return r.map_err(Into::into);
-        }
-        match session.run(&prepared.stmt, &params).await {
-            Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 #[async_trait]

@@ -17,7 +17,9 @@
 //! Pruning happens in two places, as in PostgreSQL: the row an UPDATE or DELETE is about
 //! to change is pruned on the spot (PostgreSQL prunes the page on access), and every
 //! [`VACUUM_EVERY`] transactions that wrote — or on `VACUUM` — every table is swept, which
-//! also removes deleted rows nobody touches again (autovacuum). `VACUUM VERBOSE` says per
+//! also removes deleted rows nobody touches again (autovacuum). A sweep visits only the rows
+//! that have a deleted version (`Heap::to_vacuum`), so it costs what was written since the
+//! last one, not the size of the table. `VACUUM VERBOSE` says per
 //! table how many versions went and how many are "dead but not yet removable": deleted by
 //! a committed transaction at or above the horizon, which some kept snapshot may not see.
 //!
@@ -88,9 +90,13 @@ pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId)
     let columns = table.index_columns();
     let heap = &mut table.heap;
     let Some(chain) = heap.rows.get_mut(&row) else {
+        heap.to_vacuum.remove(&row);
         return pruned;
     };
     if !chain.iter().any(|v| dead(v.xmax)) {
+        if chain.iter().all(|v| v.xmax == 0) {
+            heap.to_vacuum.remove(&row); // a rolled-back delete: nothing left to do here
+        }
         return pruned;
     }
     let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(chain)
@@ -99,14 +105,20 @@ pub fn prune_row(table: &mut Table, row: RowId, clog: &CommitLog, horizon: TxId)
     for (tree, cols) in heap.indexes.iter_mut().zip(&columns) {
         for v in &gone {
             let key = key_of(&v.values, cols);
-            if !kept.iter().any(|k| key_of(&k.values, cols) == key) && tree.remove(&(key, row)) {
+            if !kept.iter().any(|k| key_of(&k.values, cols) == key)
+                && tree.remove(&(crate::storage::IndexKey::new(key), row))
+            {
                 pruned.index_entries += 1;
             }
         }
     }
     if kept.is_empty() {
         heap.rows.remove(&row);
+        heap.to_vacuum.remove(&row);
     } else {
+        if kept.iter().all(|v| v.xmax == 0) {
+            heap.to_vacuum.remove(&row);
+        }
         *chain = kept;
     }
     pruned.versions = gone.len() as u64;
@@ -139,7 +151,8 @@ pub fn run(engine: &mut Engine, command: &Command) -> Result<Vec<Report>, SqlErr
         .collect())
 }
 
-/// Prunes every row of one table and counts what is left.
+/// Prunes the rows of one table that have a deleted version (`Heap::to_vacuum`: every
+/// other row is a single live version, nothing to prune) and counts what is left.
 fn vacuum_table(engine: &mut Engine, name: &str) -> Report {
     let mut report = Report {
         table: name.to_string(),
@@ -150,14 +163,17 @@ fn vacuum_table(engine: &mut Engine, name: &str) -> Report {
     let Some(table) = engine.tables.get_mut(name) else {
         return report;
     };
-    let rows: Vec<RowId> = table.heap.rows.keys().copied().collect();
+    let rows: Vec<RowId> = table.heap.to_vacuum.iter().copied().collect();
     for row in rows {
         let pruned = prune_row(table, row, clog, horizon);
         report.removed += pruned.versions as usize;
         report.index_entries_removed += pruned.index_entries as usize;
     }
+    // A clean row is one live version; the others are counted version by version.
     let deleted = |xmax: TxId| xmax != 0 && clog.status(xmax) == TxStatus::Committed;
-    for chain in table.heap.rows.values() {
+    let heap = &table.heap;
+    report.remain = heap.rows.len() - heap.to_vacuum.len();
+    for chain in heap.to_vacuum.iter().filter_map(|r| heap.rows.get(r)) {
         report.remain += chain.len();
         report.not_yet_removable += chain.iter().filter(|v| deleted(v.xmax)).count();
     }

@@ -26,7 +26,7 @@ use crate::catalog::{self, DROPPED_PREFIX, TableDef, ident, object_name};
 use crate::engine::{Engine, Result, Undo};
 use crate::error::SqlError;
 use crate::expr::{Scope, eval};
-use crate::storage::{RowId, key_of};
+use crate::storage::{IndexKey, RowId, key_of};
 use crate::types::Value;
 use crate::wal::Change;
 
@@ -403,16 +403,17 @@ fn add_constraint(
 }
 
 /// Refuses a unique (or primary key) index whose key `rows` already repeat, or, for a
-/// primary key, leave NULL.
+/// primary key, leave NULL. Duplicates are found by sorting the keys and comparing
+/// neighbours — as PostgreSQL's index build finds them, while sorting — which on a
+/// million rows is several times cheaper than hashing each key into a set.
 pub(super) fn check_unique(
     def: &TableDef,
     index: &catalog::IndexDef,
     rows: &[(RowId, Vec<Value>)],
 ) -> Result<()> {
     let table = &def.name;
-    let mut seen = std::collections::HashSet::new();
+    let mut keys = Vec::with_capacity(rows.len());
     for (_, v) in rows {
-        let key = key_of(v, &index.columns);
         if index.primary
             && let Some(&c) = index.columns.iter().find(|&&c| v[c].is_null())
         {
@@ -425,26 +426,33 @@ pub(super) fn check_unique(
             )
             .into());
         }
-        if !key.iter().any(Value::is_null) && !seen.insert(key.clone()) {
-            return Err(SqlError::new(
-                "23505",
-                format!("could not create unique index \"{}\"", index.name),
-            )
-            .with_detail(format!(
-                "Key ({})=({}) is duplicated.",
-                index
-                    .columns
-                    .iter()
-                    .map(|&c| def.columns[c].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                key.iter()
-                    .map(Value::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .into());
+        let key = IndexKey::new(key_of(v, &index.columns));
+        if !key.as_slice().iter().any(Value::is_null) {
+            keys.push(key); // NULLs are distinct: never a duplicate
         }
+    }
+    keys.sort_unstable();
+    let duplicate = keys.windows(2).find(|pair| pair[0] == pair[1]);
+    if let Some(pair) = duplicate {
+        let key = pair[0].as_slice();
+        return Err(SqlError::new(
+            "23505",
+            format!("could not create unique index \"{}\"", index.name),
+        )
+        .with_detail(format!(
+            "Key ({})=({}) is duplicated.",
+            index
+                .columns
+                .iter()
+                .map(|&c| def.columns[c].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            key.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
     }
     Ok(())
 }
