@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a panic is a failed run
 
+mod harness;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -118,17 +120,7 @@ async fn main() {
             out.extend_from_slice(b"\r\n");
             seq += 1;
         }
-        publisher.write_all(&out).await.unwrap();
-        out.clear();
-        let mut lines = 0;
-        while lines < batch {
-            if let Some(pos) = replies.iter().position(|&b| b == b'\n') {
-                replies.advance(pos + 1);
-                lines += 1;
-            } else {
-                assert!(publisher.read_buf(&mut replies).await.unwrap() > 0);
-            }
-        }
+        harness::pipeline(&mut publisher, &mut out, &mut replies, batch).await;
     }
     tokio::time::timeout(Duration::from_secs(120), reader)
         .await
