@@ -450,6 +450,13 @@ mod tests {
         soft_for: Duration::from_secs(10),
     };
 
+    /// No limit at all.
+    const UNLIMITED: OutputLimit = OutputLimit {
+        hard: 0,
+        soft: 0,
+        soft_for: Duration::ZERO,
+    };
+
     #[test]
     fn parses_redis_syntax() {
         assert_eq!(
@@ -577,11 +584,6 @@ mod tests {
     fn a_queue_that_fell_behind_holds_its_own_compact_copies() {
         let o = outbox();
         let now = Instant::now();
-        let unlimited = OutputLimit {
-            hard: 0,
-            soft: 0,
-            soft_for: Duration::ZERO,
-        };
         let published: Vec<Bytes> = (0..2_000u32)
             .map(|i| {
                 let mut m = vec![b'x'; 1000];
@@ -592,7 +594,7 @@ mod tests {
         let mut shared = 0;
         for m in &published {
             let held_before = o.queued_bytes();
-            o.offer(m, || now, unlimited, SlowPolicy::Disconnect);
+            o.offer(m, || now, UNLIMITED, SlowPolicy::Disconnect);
             let queue = o.lock();
             let held = queue.items.back().unwrap();
             assert_eq!(held, m);
@@ -622,16 +624,11 @@ mod tests {
     fn take_coalesces_small_messages_and_keeps_order() {
         let o = outbox();
         let now = Instant::now();
-        let unlimited = OutputLimit {
-            hard: 0,
-            soft: 0,
-            soft_for: Duration::ZERO,
-        };
         for i in 0..10_000u32 {
             o.offer(
                 &Bytes::copy_from_slice(&i.to_be_bytes()),
                 || now,
-                unlimited,
+                UNLIMITED,
                 SlowPolicy::Disconnect,
             );
         }
