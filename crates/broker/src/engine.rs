@@ -276,7 +276,7 @@ impl<J: Journal> Engine<J> {
         queue.receive(max, |m| timeout(default, m), now, nonces, &mut out);
         for delivery in &out {
             if let Some(message) = queue.get(delivery.id) {
-                self.journal.put_message(name, message)?;
+                self.journal.update_message(name, message)?;
             }
         }
         Ok(out)
@@ -484,7 +484,7 @@ impl<J: Journal> Engine<J> {
         if let Some(queue) = self.queues.get(name) {
             for id in changes.saved {
                 if let Some(message) = queue.get(id) {
-                    self.journal.put_message(name, message)?;
+                    self.journal.update_message(name, message)?;
                 }
             }
         }

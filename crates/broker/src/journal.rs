@@ -24,6 +24,10 @@ pub trait Journal {
     fn next_id(&mut self) -> Result<MessageId, StorageError>;
     /// Writes (or overwrites) a message and the queue it is in.
     fn put_message(&mut self, queue: &Bytes, message: &Message) -> Result<(), StorageError>;
+    /// Rewrites a message whose [`Status`](crate::message::Status) changed (received,
+    /// given back, its lease extended or ended, its delay over) and nothing else: the
+    /// store may record the status alone.
+    fn update_message(&mut self, queue: &Bytes, message: &Message) -> Result<(), StorageError>;
     fn delete_message(&mut self, id: MessageId) -> Result<(), StorageError>;
     fn put_queue(&mut self, name: &Bytes, config: &QueueConfig) -> Result<(), StorageError>;
     fn delete_queue(&mut self, name: &Bytes) -> Result<(), StorageError>;
@@ -42,6 +46,10 @@ impl Journal for MemoryJournal {
     }
 
     fn put_message(&mut self, _: &Bytes, _: &Message) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn update_message(&mut self, _: &Bytes, _: &Message) -> Result<(), StorageError> {
         Ok(())
     }
 

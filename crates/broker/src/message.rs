@@ -55,6 +55,40 @@ pub struct Message {
     pub deduplication_id: Option<Bytes>,
 }
 
+/// What changes about a message after it is sent: where it stands in its deliveries.
+///
+/// A receive, a nack, a heartbeat, a lease running out, a delay ending: each changes
+/// only these fields, never the body, the attributes or the queue. So the redo log
+/// records such a change as this alone (about 60 bytes, see [`crate::redo`]) instead of
+/// the whole message again — with 1 KiB jobs, a reservation used to write the job's
+/// kilobyte a second time, encoded, checksummed and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// beanstalkd's `release` may give a job a new priority as it gives it back.
+    pub priority: Priority,
+    pub deliveries: u32,
+    pub first_received: Option<Millis>,
+    pub state: State,
+}
+
+impl Message {
+    pub fn status(&self) -> Status {
+        Status {
+            priority: self.priority,
+            deliveries: self.deliveries,
+            first_received: self.first_received,
+            state: self.state,
+        }
+    }
+
+    pub fn set_status(&mut self, status: Status) {
+        self.priority = status.priority;
+        self.deliveries = status.deliveries;
+        self.first_received = status.first_received;
+        self.state = status.state;
+    }
+}
+
 /// One named, typed value sent beside a message's body. SQS's `MessageAttributes`: the
 /// type is `String`, `Number` or `Binary`, optionally with a custom suffix
 /// (`Number.float`); `value` is the string's UTF-8 or the binary's bytes.

@@ -122,7 +122,8 @@ impl Delivery {
 /// What an operation changed, for the engine to persist and route.
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// Messages of this queue whose record changed.
+    /// Messages of this queue whose [`Status`](crate::message::Status) changed (and
+    /// nothing else: a message that changes queue is in `dead`).
     pub saved: Vec<MessageId>,
     /// Messages removed from this queue for good.
     pub deleted: Vec<MessageId>,

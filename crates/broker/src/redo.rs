@@ -27,6 +27,27 @@
 //! record: length u32 LE | crc32c(payload) u32 LE | payload = codec::encode(Change)
 //! ```
 //!
+//! **The record kinds** ([`Change`]) follow a job's life, and only the first carries its
+//! body:
+//!
+//! | record | written when | holds | size, 1 KiB job |
+//! |---|---|---|---|
+//! | `PutMessage` | sent; moved to another queue (dead-lettered, buried, redriven, kicked) | queue, the whole message | ~1.1 KiB |
+//! | `SetStatus` | received / reserved, nacked / released, extended / touched, its lease or delay over | id, [`Status`]: priority, deliveries, first receive, state and lease | ~70 B |
+//! | `DeleteMessage` | acknowledged / deleted, expired, purged | id | 21 B |
+//! | `PutQueue`, `DeleteQueue` | a queue created, changed, deleted | name (and attributes) | small |
+//!
+//! So a job sent, received and acknowledged costs the log its body once, as beanstalkd's
+//! binlog does (it writes a reservation not at all: a reserved job comes back after a
+//! restart as ready; here a lease survives one, see `--on-disconnect keep`).
+//!
+//! Replaying a `SetStatus` needs the message it changes: an earlier record of the replay
+//! (its put, in this file or an older one), else sled's copy. If neither has it, the
+//! message was deleted before the checkpoint that sled holds, and a `DeleteMessage`
+//! follows in the log (a status is only ever recorded for a message that exists), so
+//! skipping it is exact. The replay applies every record from the oldest file on to the
+//! end, so the last record of each message — put, status or delete — decides what it is.
+//!
 //! As in kv's journal, a record that is cut short or fails its checksum with nothing
 //! valid after it is a torn tail (a write the crash interrupted, confirmed to no one) and
 //! is cut off. Damage followed by a valid record is not a crash's work: opening refuses
@@ -41,16 +62,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::journal::StorageError;
-use crate::message::{Message, MessageId};
+use crate::message::{Message, MessageId, Status};
 use crate::queue::QueueConfig;
 
-/// One change to the store, as the engine made it.
+/// One change to the store, as the engine made it (the record kinds: see the module's
+/// documentation). bincode writes the variant's index: new kinds go at the end.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Change {
     PutMessage(Bytes, Message),
     DeleteMessage(MessageId),
     PutQueue(Bytes, QueueConfig),
     DeleteQueue(Bytes),
+    /// A message's status changed, nothing else (see [`Status`]).
+    SetStatus(MessageId, Status),
 }
 
 const HEADER: usize = 8;

@@ -6,7 +6,8 @@
 //! each other's servers; they share libraries.
 //!
 //! - [`fanout`]: who listens to what (channels, patterns, shard channels) and fan-out: a
-//!   message is encoded once per protocol and every subscriber's queue shares the bytes.
+//!   message is encoded once per protocol and every subscriber's queue shares the bytes
+//!   (a queue that fell far behind keeps compact copies of its own instead).
 //! - [`outbox`]: one subscriber's bounded queue (Redis's `client-output-buffer-limit
 //!   pubsub`), and the policy that decides who pays when a subscriber is slow.
 //! - [`tracking`] and [`tracker`]: `CLIENT TRACKING`, client-side caching's server half —

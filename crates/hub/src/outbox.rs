@@ -24,8 +24,19 @@
 //! course's answer for subscribers that must not lose messages is a queue behind them:
 //! see the [`bridge`](crate::bridge).)
 //!
-//! Queued messages are [`Bytes`]: the same encoded message is shared by every queue it is
-//! in, so a queue's "size" is the bytes it keeps alive, the figure the limits apply to.
+//! **What a queue holds, and what the limits count.** A subscriber that keeps up shares
+//! the publisher's one encoded copy of each message: its queue holds a [`Bytes`] that
+//! points at it (and so do the other subscribers' queues). One that falls behind by more
+//! than [`COMPACT_AFTER`] bytes gets its own compact copies from then on, packed one
+//! after the other into blocks of [`BLOCK_BYTES`] (Redis's reply lists are 16 KiB
+//! blocks too): the shared copy goes back to the allocator as soon as the others have
+//! written it, instead of living on, with its allocation's slack and reference count,
+//! for as long as the slowest subscriber takes. (A 1 KiB message's own allocation is
+//! about a quarter larger than the message: the allocator rounds it up to a size
+//! class.) So the slow subscriber pays for its own backlog, byte for byte, and the
+//! limits count what it holds: each queued message's bytes plus its slot in the queue
+//! ([`ENTRY_BYTES`]). The count misses at most the unfilled rest of the block being
+//! filled and the written head of the oldest block, under two blocks.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,6 +53,24 @@ use tokio_util::sync::CancellationToken;
 /// A connection takes at most about this many bytes from its queue per socket write:
 /// small messages are coalesced into one write, large ones go one at a time.
 pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// A queue holding this many bytes copies further messages into its own blocks rather
+/// than share the publisher's copy (see the module's documentation). Well above what a
+/// subscriber that keeps up has queued between two writes, so the fan-out of a healthy
+/// channel copies nothing.
+pub const COMPACT_AFTER: usize = 1024 * 1024;
+
+/// The blocks a queue that fell behind copies its messages into. Messages larger than a
+/// quarter of this are kept shared: their allocation's slack is small beside them.
+pub const BLOCK_BYTES: usize = 16 * 1024;
+
+/// What a queued message costs beyond its bytes: its slot in the queue.
+pub const ENTRY_BYTES: usize = std::mem::size_of::<Bytes>();
+
+/// The bytes a queued message is counted for against the limits.
+fn cost(message: &[u8]) -> usize {
+    message.len() + ENTRY_BYTES
+}
 
 /// The limits on one subscriber's queue (0 disables a limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +212,26 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct Queue {
     items: VecDeque<Bytes>,
+    /// What the queued messages are counted for ([`cost`]).
     bytes: usize,
+    /// The rest of the block the next copied message goes into (once the queue holds
+    /// [`COMPACT_AFTER`]); each message is split off it, sharing its allocation.
+    block: BytesMut,
     /// When the queue last went above the soft limit (reset when it falls below).
     over_soft_since: Option<Instant>,
     /// Why the subscriber was disconnected, once it has been.
     closed: Option<&'static str>,
+}
+
+impl Queue {
+    /// A copy of `message` in the queue's current block (a new block if it is full).
+    fn copy(&mut self, message: &[u8]) -> Bytes {
+        if self.block.capacity() - self.block.len() < message.len() {
+            self.block = BytesMut::with_capacity(BLOCK_BYTES);
+        }
+        self.block.extend_from_slice(message);
+        self.block.split().freeze()
+    }
 }
 
 impl Outbox {
@@ -223,7 +267,7 @@ impl Outbox {
             .store(protocol == Protocol::Resp3, Ordering::Relaxed);
     }
 
-    /// Bytes waiting in the queue.
+    /// Bytes waiting in the queue, counted as the limits count them ([`cost`]).
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
     }
@@ -241,7 +285,7 @@ impl Outbox {
         if q.closed.is_some() {
             return Offer::Closed;
         }
-        let after = q.bytes + message.len();
+        let after = q.bytes + cost(message);
         // Redis's rule: over the soft limit *continuously* for longer than N seconds.
         let over_soft_too_long = if limit.soft > 0 && after > limit.soft {
             let now = now();
@@ -253,7 +297,7 @@ impl Outbox {
         };
         let over_hard = limit.hard > 0 && after > limit.hard;
         if !over_hard && !over_soft_too_long {
-            self.push(&mut q, message.clone());
+            self.push(&mut q, message);
             return Offer::Queued { evicted: 0 };
         }
         match policy {
@@ -268,32 +312,38 @@ impl Outbox {
                 } else {
                     limit.hard
                 };
-                if message.len() > cap {
+                if cost(message) > cap {
                     return Offer::Dropped;
                 }
                 let mut evicted = 0;
-                while q.bytes + message.len() > cap {
+                while q.bytes + cost(message) > cap {
                     let Some(old) = q.items.pop_front() else {
                         break;
                     };
-                    q.bytes -= old.len();
+                    q.bytes -= cost(&old);
                     evicted += 1;
                 }
-                self.push(&mut q, message.clone());
+                self.push(&mut q, message);
                 Offer::Queued { evicted }
             }
         }
     }
 
-    fn push(&self, q: &mut Queue, message: Bytes) {
+    /// Queues `message`: shared, or copied into the queue's block once it is behind.
+    fn push(&self, q: &mut Queue, message: &Bytes) {
         if q.items.is_empty() {
             self.needs_wake.store(true, Ordering::Release);
         }
-        q.bytes += message.len();
+        q.bytes += cost(message);
         if q.bytes > self.gauge.peak.load(Ordering::Relaxed) {
             self.gauge.peak.fetch_max(q.bytes, Ordering::Relaxed);
         }
-        q.items.push_back(message);
+        let held = if q.bytes > COMPACT_AFTER && message.len() <= BLOCK_BYTES / 4 {
+            q.copy(message)
+        } else {
+            message.clone()
+        };
+        q.items.push_back(held);
     }
 
     /// After a message was queued: `true` if the queue was empty, so its connection is
@@ -314,6 +364,7 @@ impl Outbox {
     fn close(&self, q: &mut Queue, reason: &'static str) {
         q.closed = Some(reason);
         q.items = VecDeque::new();
+        q.block = BytesMut::new();
         q.bytes = 0;
         self.evict.cancel();
         self.ready.notify_one();
@@ -347,7 +398,7 @@ impl Outbox {
             }
             buf.freeze()
         };
-        q.bytes -= batch.len();
+        q.bytes -= batch.len() + taken as usize * ENTRY_BYTES;
         self.gauge.sent.fetch_add(taken, Ordering::Relaxed);
         Ok(Some(batch))
     }
@@ -383,14 +434,27 @@ mod tests {
         )
     }
 
-    fn msg(n: usize, tag: u8) -> Bytes {
-        Bytes::from(vec![tag; n])
+    /// A message the limits count as `cost` bytes (its bytes and its slot in the queue).
+    fn msg(cost: usize, tag: u8) -> Bytes {
+        Bytes::from(vec![tag; cost - ENTRY_BYTES])
+    }
+
+    /// The smallest message: one byte.
+    fn tiny(tag: u8) -> Bytes {
+        msg(ENTRY_BYTES + 1, tag)
     }
 
     const LIMIT: OutputLimit = OutputLimit {
-        hard: 100,
-        soft: 50,
+        hard: 1000,
+        soft: 500,
         soft_for: Duration::from_secs(10),
+    };
+
+    /// No limit at all.
+    const UNLIMITED: OutputLimit = OutputLimit {
+        hard: 0,
+        soft: 0,
+        soft_for: Duration::ZERO,
     };
 
     #[test]
@@ -421,19 +485,19 @@ mod tests {
         let now = Instant::now();
         for _ in 0..10 {
             assert_eq!(
-                o.offer(&msg(10, 1), || now, LIMIT, SlowPolicy::Disconnect),
+                o.offer(&msg(100, 1), || now, LIMIT, SlowPolicy::Disconnect),
                 Offer::Queued { evicted: 0 }
             );
         }
-        assert_eq!(o.queued_bytes(), 100);
+        assert_eq!(o.queued_bytes(), 1000, "bytes and queue slots");
         assert_eq!(
-            o.offer(&msg(1, 1), || now, LIMIT, SlowPolicy::Disconnect),
+            o.offer(&tiny(1), || now, LIMIT, SlowPolicy::Disconnect),
             Offer::Disconnected
         );
         assert!(o.evict.is_cancelled());
         assert_eq!(o.queued_bytes(), 0);
         assert_eq!(
-            o.offer(&msg(1, 1), || now, LIMIT, SlowPolicy::Disconnect),
+            o.offer(&tiny(1), || now, LIMIT, SlowPolicy::Disconnect),
             Offer::Closed
         );
         assert!(o.try_take().is_err());
@@ -446,30 +510,27 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let p = SlowPolicy::Disconnect;
         for _ in 0..6 {
-            o.offer(&msg(10, 1), || t0, LIMIT, p);
+            o.offer(&msg(100, 1), || t0, LIMIT, p);
         }
-        // 60 bytes: over soft since t0. Still fine at 10 s (not *longer* than 10 s).
+        // 600 bytes: over soft since t0. Still fine at 10 s (not *longer* than 10 s).
         assert_eq!(
-            o.offer(&msg(1, 1), || at(10), LIMIT, p),
+            o.offer(&tiny(1), || at(10), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
         // The subscriber catches up: below soft again, the timer restarts.
         while o.try_take().unwrap().is_some() {}
         assert_eq!(
-            o.offer(&msg(10, 1), || at(11), LIMIT, p),
+            o.offer(&msg(100, 1), || at(11), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
         for _ in 0..5 {
-            o.offer(&msg(10, 1), || at(12), LIMIT, p);
+            o.offer(&msg(100, 1), || at(12), LIMIT, p);
         }
         assert_eq!(
-            o.offer(&msg(1, 1), || at(22), LIMIT, p),
+            o.offer(&tiny(1), || at(22), LIMIT, p),
             Offer::Queued { evicted: 0 }
         );
-        assert_eq!(
-            o.offer(&msg(1, 1), || at(23), LIMIT, p),
-            Offer::Disconnected
-        );
+        assert_eq!(o.offer(&tiny(1), || at(23), LIMIT, p), Offer::Disconnected);
     }
 
     #[test]
@@ -478,20 +539,20 @@ mod tests {
         let newest = outbox();
         let oldest = outbox();
         for tag in 0..12u8 {
-            newest.offer(&msg(10, tag), || now, LIMIT, SlowPolicy::DropNewest);
-            oldest.offer(&msg(10, tag), || now, LIMIT, SlowPolicy::DropOldest);
+            newest.offer(&msg(100, tag), || now, LIMIT, SlowPolicy::DropNewest);
+            oldest.offer(&msg(100, tag), || now, LIMIT, SlowPolicy::DropOldest);
         }
         assert_eq!(
-            newest.offer(&msg(10, 99), || now, LIMIT, SlowPolicy::DropNewest),
+            newest.offer(&msg(100, 99), || now, LIMIT, SlowPolicy::DropNewest),
             Offer::Dropped
         );
         assert_eq!(
-            oldest.offer(&msg(20, 99), || now, LIMIT, SlowPolicy::DropOldest),
+            oldest.offer(&msg(200, 99), || now, LIMIT, SlowPolicy::DropOldest),
             Offer::Queued { evicted: 2 }
         );
         // Larger than the limit itself: cannot be queued at all.
         assert_eq!(
-            oldest.offer(&msg(101, 7), || now, LIMIT, SlowPolicy::DropOldest),
+            oldest.offer(&msg(1001, 7), || now, LIMIT, SlowPolicy::DropOldest),
             Offer::Dropped
         );
         let drain = |o: &Outbox| {
@@ -501,29 +562,73 @@ mod tests {
             }
             all
         };
+        let each = 100 - ENTRY_BYTES;
         let kept_new = drain(&newest);
-        assert_eq!(kept_new.len(), 100);
-        assert_eq!((kept_new[0], kept_new[99]), (0, 9), "the first ten survive");
+        assert_eq!(kept_new.len(), 10 * each);
+        assert_eq!(
+            (kept_new[0], kept_new[10 * each - 1]),
+            (0, 9),
+            "the first ten survive"
+        );
         let kept_old = drain(&oldest);
-        assert_eq!(kept_old.len(), 100);
-        assert_eq!((kept_old[0], kept_old[99]), (4, 99), "the latest survive");
+        assert_eq!(kept_old.len(), 8 * each + (200 - ENTRY_BYTES));
+        assert_eq!(
+            (kept_old[0], kept_old[kept_old.len() - 1]),
+            (4, 99),
+            "the latest survive"
+        );
         assert!(!newest.evict.is_cancelled() && !oldest.evict.is_cancelled());
+    }
+
+    #[test]
+    fn a_queue_that_fell_behind_holds_its_own_compact_copies() {
+        let o = outbox();
+        let now = Instant::now();
+        let published: Vec<Bytes> = (0..2_000u32)
+            .map(|i| {
+                let mut m = vec![b'x'; 1000];
+                m[..4].copy_from_slice(&i.to_be_bytes());
+                Bytes::from(m)
+            })
+            .collect();
+        let mut shared = 0;
+        for m in &published {
+            let held_before = o.queued_bytes();
+            o.offer(m, || now, UNLIMITED, SlowPolicy::Disconnect);
+            let queue = o.lock();
+            let held = queue.items.back().unwrap();
+            assert_eq!(held, m);
+            if held.as_ptr() == m.as_ptr() {
+                shared += 1;
+                assert!(
+                    held_before + cost(m) <= COMPACT_AFTER,
+                    "shared past the mark"
+                );
+            }
+        }
+        assert_eq!(shared, COMPACT_AFTER / cost(&published[0]));
+        assert_eq!(o.queued_bytes(), 2_000 * cost(&published[0]));
+        // The copies live in blocks: the publisher's copies can all go.
+        drop(published);
+        let mut next = 0u32;
+        while let Some(batch) = o.try_take().unwrap() {
+            for m in batch.chunks(1000) {
+                assert_eq!(m[..4], next.to_be_bytes(), "in order");
+                next += 1;
+            }
+        }
+        assert_eq!((next, o.queued_bytes()), (2_000, 0));
     }
 
     #[test]
     fn take_coalesces_small_messages_and_keeps_order() {
         let o = outbox();
         let now = Instant::now();
-        let unlimited = OutputLimit {
-            hard: 0,
-            soft: 0,
-            soft_for: Duration::ZERO,
-        };
         for i in 0..10_000u32 {
             o.offer(
                 &Bytes::copy_from_slice(&i.to_be_bytes()),
                 || now,
-                unlimited,
+                UNLIMITED,
                 SlowPolicy::Disconnect,
             );
         }
@@ -552,10 +657,10 @@ mod tests {
             async move { o.next().await }
         });
         tokio::task::yield_now().await;
-        o.offer(&msg(3, 5), Instant::now, LIMIT, SlowPolicy::Disconnect);
+        o.offer(&tiny(5), Instant::now, LIMIT, SlowPolicy::Disconnect);
         assert!(o.claim_wake(), "the queue was empty");
         assert!(!o.claim_wake(), "claimed once");
         o.wake();
-        assert_eq!(waiter.await.unwrap().unwrap(), msg(3, 5));
+        assert_eq!(waiter.await.unwrap().unwrap(), tiny(5));
     }
 }

@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)] // a benchmark tool: a panic is a failed run
 
+mod harness;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -207,18 +209,7 @@ async fn one_run(
             out.extend_from_slice(b"\r\n");
             seq += 1;
         }
-        publisher.write_all(&out).await.unwrap();
-        out.clear();
-        // Each reply is `:N\r\n`.
-        let mut lines = 0;
-        while lines < batch {
-            if let Some(pos) = replies.iter().position(|&b| b == b'\n') {
-                replies.advance(pos + 1);
-                lines += 1;
-            } else {
-                publisher.read_buf(&mut replies).await.unwrap();
-            }
-        }
+        harness::pipeline(&mut publisher, &mut out, &mut replies, batch).await;
     }
 
     let mut latencies = Vec::new();

@@ -9,7 +9,8 @@
 //!   message.
 //! - **Fan-out.** One publish reaches many subscribers, so the cost that matters is per
 //!   recipient. The hub ([`hub::fanout`], a library kv's pub/sub shares) encodes a message
-//!   once and hands every subscriber's queue the same bytes; the publisher never waits for
+//!   once and hands every subscriber's queue the same bytes (a queue that fell far behind
+//!   copies them into compact blocks of its own); the publisher never waits for
 //!   any subscriber.
 //! - **No back-pressure.** A publisher cannot be slowed by a subscriber, so a slow
 //!   subscriber's queue grows. [`hub::outbox`] bounds every queue (Redis's

@@ -125,9 +125,13 @@ impl Decoder for Codec {
             match self.state {
                 State::Line { scanned } => match find_crlf(src, scanned) {
                     Some(end) if end + 2 <= MAX_LINE => {
-                        let line = src.split_to(end + 2);
+                        // Parsed in place, then skipped (the request owns what it
+                        // keeps): the buffer stays one unshared allocation, reused
+                        // read after read.
+                        let parsed = parse_line(&src[..end], self.max_job_size);
+                        src.advance(end + 2);
                         self.state = State::Line { scanned: 0 };
-                        match parse_line(&line[..end], self.max_job_size) {
+                        match parsed {
                             Parsed::Done(request) => return Ok(Some(request)),
                             Parsed::Body {
                                 pri,
@@ -187,10 +191,15 @@ impl Decoder for Codec {
                     if src.len() < len + 2 {
                         return Ok(None);
                     }
-                    let body = src.split_to(len).freeze();
-                    let crlf = src.split_to(2);
+                    // A copy of exactly the body, rather than a slice of the read
+                    // buffer: a slice would keep the whole buffer (16 KiB) alive for as
+                    // long as the job waits in its tube, and the buffer could not be
+                    // reused for the next read.
+                    let body = Bytes::copy_from_slice(&src[..len]);
+                    let crlf = src[len..len + 2] == *b"\r\n";
+                    src.advance(len + 2);
                     self.state = State::Line { scanned: 0 };
-                    if &crlf[..] != b"\r\n" {
+                    if !crlf {
                         return Ok(Some(Request::Error(EXPECTED_CRLF)));
                     }
                     let put = Command::Put {

@@ -247,7 +247,7 @@ impl<J: Journal> Engine<J> {
         // The lease as `VisibilityTimeout::lease` makes it; `insert` indexes it.
         let receipt = VisibilityTimeout::default().lease(&mut message, timeout, now, nonce);
         let delivery = Delivery::of(&message, receipt);
-        self.journal.put_message(&name, &message)?;
+        self.journal.update_message(&name, &message)?;
         let queue = self.existing(&name)?;
         queue.counters.received += 1;
         queue.insert(message);
