@@ -66,7 +66,12 @@ fn commands(w: u64, n: u64, sha: &Bytes) -> (Vec<Vec<Bytes>>, usize) {
     match w % KINDS {
         0 => (
             vec![
-                vec![b("SETBIT"), b(format!("bits:{w}")), b(n.to_string()), b("1")],
+                vec![
+                    b("SETBIT"),
+                    b(format!("bits:{w}")),
+                    b(n.to_string()),
+                    b("1"),
+                ],
                 vec![
                     b("BITFIELD"),
                     b(format!("bf:{w}")),
@@ -297,13 +302,7 @@ async fn crash_and_check(fsync: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let enough = {
             let log = log.lock().unwrap();
-            (0..KINDS).all(|kind| {
-                log.acked
-                    .iter()
-                    .filter(|(w, _)| w % KINDS == kind)
-                    .count()
-                    >= 60
-            })
+            (0..KINDS).all(|kind| log.acked.iter().filter(|(w, _)| w % KINDS == kind).count() >= 60)
         };
         if enough {
             break;
@@ -347,7 +346,10 @@ async fn crash_and_check(fsync: &str) {
             other => panic!("scount:{w}: {other:?}"),
         }
     }
-    assert_eq!(counted, whole, "INCR counters vs scripts with their effects");
+    assert_eq!(
+        counted, whole,
+        "INCR counters vs scripts with their effects"
+    );
     println!(
         "fsync {fsync}: {} acknowledged writes all there after SIGKILL; {whole} of {} scripts \
          whole, none partial",
