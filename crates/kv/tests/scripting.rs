@@ -132,6 +132,15 @@ async fn a_script_is_atomic() {
     assert_eq!(call(&mut c, &["GET", "counter"]).await, bulk("400"));
 }
 
+/// A server whose scripts make others busy after 100 ms, and a client of it.
+async fn busy_after_100ms() -> (service::Running, RespClient) {
+    let server = start(&[]).await;
+    let mut admin = connect(&server).await;
+    let set = ["CONFIG", "SET", "busy-reply-threshold", "100"];
+    assert_eq!(call(&mut admin, &set).await, Frame::ok());
+    (server, admin)
+}
+
 /// Sends a command again and again until its reply is `-BUSY`.
 async fn until_busy(c: &mut RespClient) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -203,13 +212,7 @@ async fn a_script_that_wrote_is_unkillable() {
     const WRITE_THEN_SPIN: &str = "redis.call('SET', KEYS[1], 'written') \
          local t0 = tonumber(redis.call('TIME')[1]) \
          while tonumber(redis.call('TIME')[1]) - t0 < 2 do end return 'finished'";
-    let server = start(&[]).await;
-    let mut admin = connect(&server).await;
-    call(
-        &mut admin,
-        &["CONFIG", "SET", "busy-reply-threshold", "100"],
-    )
-    .await;
+    let (server, mut admin) = busy_after_100ms().await;
     let mut runner = connect(&server).await;
     let running =
         tokio::spawn(async move { eval(&mut runner, WRITE_THEN_SPIN, &["w"], &[]).await });
@@ -386,13 +389,7 @@ async fn redis_py_registered_scripts_match_redis() {
 async fn a_quick_script_that_turns_runaway_is_still_killed_while_others_get_busy() {
     const SOMETIMES_SPINS: &str = "if ARGV[1] == 'spin' then \
          while true do pcall(function() while true do end end) end end return 'quick'";
-    let server = start(&[]).await;
-    let mut admin = connect(&server).await;
-    call(
-        &mut admin,
-        &["CONFIG", "SET", "busy-reply-threshold", "100"],
-    )
-    .await;
+    let (server, mut admin) = busy_after_100ms().await;
     let mut runner = connect(&server).await;
     for _ in 0..3 {
         assert_eq!(
