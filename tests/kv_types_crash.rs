@@ -207,7 +207,7 @@ fn int(n: i64) -> Frame {
 async fn check_acked(c: &mut RespClient, w: u64, acked: &Acked) {
     let n = acked.n;
     match w % KINDS {
-        0 | 1 | 2 => {
+        0..=2 => {
             let (commands, reads) = commands(w, n, &Bytes::new());
             let reads = &commands[commands.len() - reads..];
             for (read, before) in reads.iter().zip(&acked.seen) {

@@ -47,7 +47,7 @@ pub fn request(a: &mut Args, by_sha: bool, read_only: bool) -> Result<Request> {
 
 impl Request {
     /// What the VM runs, in the caller's database.
-    fn to_vm(self, s: &Session) -> vm::Request {
+    fn into_vm(self, s: &Session) -> vm::Request {
         vm::Request {
             script: self.script,
             keys: self.keys,
@@ -61,7 +61,7 @@ impl Request {
 /// Runs a quick script on the event loop (see [`crate::scripting`]): its reply, or the
 /// request back to hand to the VM's thread.
 fn inline(kv: &Kv, s: &mut Session, r: Request) -> std::result::Result<Frame, vm::Request> {
-    let ran = kv.scripts.run_inline(r.to_vm(s))?;
+    let ran = kv.scripts.run_inline(r.into_vm(s))?;
     s.absorb(&ran.session);
     Ok(ran.reply)
 }
