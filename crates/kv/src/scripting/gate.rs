@@ -16,7 +16,7 @@
 //! open the same way, and [`Gate::outlived`] is what the hook asks to know when such a
 //! run must stop and start over on the VM's thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,10 @@ pub struct Gate {
     state: Mutex<Option<Running>>,
     /// Notified when a script ends.
     ended: Condvar,
+    /// Threads waiting on `ended` (changed under `state`'s lock): `close` wakes them only
+    /// if there are any, since waking a condition variable is a system call even when
+    /// nobody waits, one per inline script otherwise.
+    waiters: AtomicUsize,
     /// Set by `SCRIPT KILL`, read by the VM's hook.
     kill: AtomicBool,
     /// The running script runs inline, on the event loop (see [`super`]).
@@ -122,7 +126,9 @@ impl Gate {
         self.kill.store(false, Ordering::SeqCst);
         self.inline.store(false, Ordering::SeqCst);
         self.abandoned.store(false, Ordering::SeqCst);
-        self.ended.notify_all();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.ended.notify_all();
+        }
         self.idle.notify_waiters();
     }
 
@@ -171,10 +177,12 @@ impl Gate {
                     _ => return false,
                 },
             };
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             state = match self.ended.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
