@@ -132,6 +132,15 @@ async fn a_script_is_atomic() {
     assert_eq!(call(&mut c, &["GET", "counter"]).await, bulk("400"));
 }
 
+/// A server whose scripts make others busy after 100 ms, and a client of it.
+async fn busy_after_100ms() -> (service::Running, RespClient) {
+    let server = start(&[]).await;
+    let mut admin = connect(&server).await;
+    let set = ["CONFIG", "SET", "busy-reply-threshold", "100"];
+    assert_eq!(call(&mut admin, &set).await, Frame::ok());
+    (server, admin)
+}
+
 /// Sends a command again and again until its reply is `-BUSY`.
 async fn until_busy(c: &mut RespClient) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -203,13 +212,7 @@ async fn a_script_that_wrote_is_unkillable() {
     const WRITE_THEN_SPIN: &str = "redis.call('SET', KEYS[1], 'written') \
          local t0 = tonumber(redis.call('TIME')[1]) \
          while tonumber(redis.call('TIME')[1]) - t0 < 2 do end return 'finished'";
-    let server = start(&[]).await;
-    let mut admin = connect(&server).await;
-    call(
-        &mut admin,
-        &["CONFIG", "SET", "busy-reply-threshold", "100"],
-    )
-    .await;
+    let (server, mut admin) = busy_after_100ms().await;
     let mut runner = connect(&server).await;
     let running =
         tokio::spawn(async move { eval(&mut runner, WRITE_THEN_SPIN, &["w"], &[]).await });
@@ -377,4 +380,71 @@ async fn redis_py_registered_scripts_match_redis() {
     let server = start(&[]).await;
     let ports = [server.addr().port(), redis.port];
     common::run_python("scripts.py", &ports.map(|p| p.to_string())).await;
+}
+
+/// A script quick on its first runs runs inline on the event loop; when a later run spins
+/// (here inside `pcall`, which must not catch the move or the kill), it is moved to the
+/// VM's thread before it wrote: other clients get `-BUSY` and `SCRIPT KILL` stops it.
+#[tokio::test]
+async fn a_quick_script_that_turns_runaway_is_still_killed_while_others_get_busy() {
+    const SOMETIMES_SPINS: &str = "if ARGV[1] == 'spin' then \
+         while true do pcall(function() while true do end end) end end return 'quick'";
+    let (server, mut admin) = busy_after_100ms().await;
+    let mut runner = connect(&server).await;
+    for _ in 0..3 {
+        assert_eq!(
+            eval(&mut runner, SOMETIMES_SPINS, &[], &["no"]).await,
+            bulk("quick")
+        );
+    }
+    let running =
+        tokio::spawn(async move { eval(&mut runner, SOMETIMES_SPINS, &[], &["spin"]).await });
+    until_busy(&mut admin).await;
+    assert_eq!(call(&mut admin, &["SCRIPT", "KILL"]).await, Frame::ok());
+    let killed = running.await.unwrap();
+    assert!(
+        format!("{killed:?}").contains("Script killed by user with SCRIPT KILL"),
+        "{killed:?}"
+    );
+    assert_eq!(call(&mut admin, &["SET", "y", "1"]).await, Frame::ok());
+    // Killed once, it goes on running where it is killable; quick again, inline again.
+    let mut c = connect(&server).await;
+    for _ in 0..3 {
+        assert_eq!(
+            eval(&mut c, SOMETIMES_SPINS, &[], &["no"]).await,
+            bulk("quick")
+        );
+    }
+}
+
+/// A quick script that reads, then takes long before it writes, is started over on the
+/// VM's thread: its write happens once, computed from what it read, and its reply is the
+/// one of the run that finished.
+#[tokio::test]
+async fn a_script_moved_to_the_vm_thread_writes_once() {
+    const READ_WAIT_WRITE: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+         if ARGV[1] == 'slow' then \
+           local function now() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end \
+           local t0 = now() while now() - t0 < 200000 do end end \
+         redis.call('SET', KEYS[1], v + 1) return v";
+    let server = start(&[]).await;
+    let mut c = connect(&server).await;
+    for i in 0..3 {
+        assert_eq!(
+            eval(&mut c, READ_WAIT_WRITE, &["n"], &["fast"]).await,
+            int(i)
+        );
+    }
+    assert_eq!(
+        eval(&mut c, READ_WAIT_WRITE, &["n"], &["slow"]).await,
+        int(3)
+    );
+    assert_eq!(call(&mut c, &["GET", "n"]).await, bulk("4"));
+    for i in 4..7 {
+        assert_eq!(
+            eval(&mut c, READ_WAIT_WRITE, &["n"], &["fast"]).await,
+            int(i)
+        );
+    }
+    assert_eq!(call(&mut c, &["GET", "n"]).await, bulk("7"));
 }

@@ -45,21 +45,33 @@ pub fn request(a: &mut Args, by_sha: bool, read_only: bool) -> Result<Request> {
     })
 }
 
+impl Request {
+    /// What the VM runs, in the caller's database.
+    fn into_vm(self, s: &Session) -> vm::Request {
+        vm::Request {
+            script: self.script,
+            keys: self.keys,
+            argv: self.argv,
+            db: s.db,
+            read_only: self.read_only,
+        }
+    }
+}
+
+/// Runs a quick script on the event loop (see [`crate::scripting`]): its reply, or the
+/// request back to hand to the VM's thread.
+fn inline(kv: &Kv, s: &mut Session, r: Request) -> std::result::Result<Frame, vm::Request> {
+    let ran = kv.scripts.run_inline(r.into_vm(s))?;
+    s.absorb(&ran.session);
+    Ok(ran.reply)
+}
+
 /// Hands a script to the VM with the gate closed behind it (see
 /// [`crate::scripting::gate`]); `done` gets the outcome.
-fn start(kv: &Kv, s: &Session, r: Request, done: Box<dyn FnOnce(Ran) + Send>) -> Result<()> {
+fn start(kv: &Kv, request: vm::Request, done: Box<dyn FnOnce(Ran) + Send>) -> Result<()> {
     let gate = &kv.scripts.gate;
     gate.open();
-    let job = Job::Eval(Eval {
-        request: vm::Request {
-            script: r.script,
-            keys: r.keys,
-            argv: r.argv,
-            db: s.db,
-            read_only: r.read_only,
-        },
-        done,
-    });
+    let job = Job::Eval(Eval { request, done });
     if !kv.scripts.send(job) {
         gate.close();
         return Err(CommandError::err("scripting is not running"));
@@ -67,15 +79,20 @@ fn start(kv: &Kv, s: &Session, r: Request, done: Box<dyn FnOnce(Ran) + Send>) ->
     Ok(())
 }
 
-/// `EVAL` from a client: the event loop waits for the script — nothing else runs, so the
-/// script is atomic — until `busy-reply-threshold`; past it, this client keeps waiting
-/// while the event loop serves the others (`-BUSY`, `SCRIPT KILL`).
+/// `EVAL` from a client: a quick script runs inline; any other is handed to the VM's
+/// thread and the event loop waits for it — nothing else runs, so the script is atomic —
+/// until `busy-reply-threshold`; past it, this client keeps waiting while the event loop
+/// serves the others (`-BUSY`, `SCRIPT KILL`).
 pub async fn eval(kv: &Kv, s: &mut Session, r: Request) -> Frame {
+    let request = match inline(kv, s, r) {
+        Ok(reply) => return reply,
+        Err(request) => request,
+    };
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let done = Box::new(move |ran: Ran| {
         let _ = tx.send(ran);
     });
-    if let Err(e) = start(kv, s, r, done) {
+    if let Err(e) = start(kv, request, done) {
         return e.to_frame();
     }
     kv.scripts.gate.wait(Some(kv.scripts.busy_threshold()));
@@ -92,11 +109,15 @@ pub async fn eval(kv: &Kv, s: &mut Session, r: Request) -> Frame {
 
 /// `EVAL` inside `EXEC`: the transaction holds the event loop until the script ends.
 pub fn eval_now(kv: &Kv, s: &mut Session, r: Request) -> Frame {
+    let request = match inline(kv, s, r) {
+        Ok(reply) => return reply,
+        Err(request) => request,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let done = Box::new(move |ran: Ran| {
         let _ = tx.send(ran);
     });
-    if let Err(e) = start(kv, s, r, done) {
+    if let Err(e) = start(kv, request, done) {
         return e.to_frame();
     }
     match rx.recv() {
@@ -236,6 +257,10 @@ const NOT_IN_SCRIPTS: &[&str] = &[
 /// `redis.call`: runs one of kv's commands in the script's session, checked as Redis
 /// checks a script's call.
 pub fn call(kv: &Kv, s: &mut Session, words: Vec<Bytes>, read_only: bool, gate: &Gate) -> Frame {
+    if gate.abandoned() {
+        // An inline run being moved to the VM's thread: it must not write now.
+        return Frame::error("ERR the inline run outlived its slice");
+    }
     let mut args = Args::new(words);
     let name = args.name();
     if NOT_IN_SCRIPTS.contains(&name) {

@@ -11,8 +11,12 @@
 //! `SCRIPT KILL` raises a flag that the VM's instruction hook checks; a script that has
 //! already written cannot be killed (`-UNKILLABLE`), because stopping it halfway would
 //! leave half of its writes in the dataset.
+//!
+//! A short script runs on the event loop itself, *inline* (see [`super`]): the gate is
+//! open the same way, and [`Gate::outlived`] is what the hook asks to know when such a
+//! run must stop and start over on the VM's thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +30,19 @@ pub struct Gate {
     state: Mutex<Option<Running>>,
     /// Notified when a script ends.
     ended: Condvar,
+    /// Threads waiting on `ended` (changed under `state`'s lock): `close` wakes them only
+    /// if there are any, since waking a condition variable is a system call even when
+    /// nobody waits, one per inline script otherwise.
+    waiters: AtomicUsize,
     /// Set by `SCRIPT KILL`, read by the VM's hook.
     kill: AtomicBool,
+    /// The running script runs inline, on the event loop (see [`super`]).
+    inline: AtomicBool,
+    /// The inline run outlived its slice before writing: it is being abandoned, to run
+    /// again on the VM's thread. Every `redis.call` fails and no `pcall` catches it.
+    abandoned: AtomicBool,
+    /// How long an inline run may take, in nanoseconds.
+    slice_ns: AtomicU64,
     /// Notified when a script ends, for tasks that wait without blocking the event loop.
     idle: tokio::sync::Notify,
 }
@@ -59,13 +74,61 @@ impl Gate {
         self.running.store(true, Ordering::SeqCst);
     }
 
-    /// The script ended (on the VM thread, after its reply was handed over).
+    /// How long an inline run may take (see [`super`]).
+    pub fn slice(&self) -> Duration {
+        Duration::from_nanos(self.slice_ns.load(Ordering::Relaxed))
+    }
+
+    pub fn set_slice(&self, slice: Duration) {
+        let ns = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+        self.slice_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// A script starts inline, on the event loop, allowed to run for [`Gate::slice`].
+    pub fn open_inline(&self) {
+        self.inline.store(true, Ordering::SeqCst);
+        self.abandoned.store(false, Ordering::SeqCst);
+        self.open();
+    }
+
+    /// The hook's question during an inline run: has it outlived its slice without
+    /// writing? Then it is abandoned (`true`): nothing it did has to be undone, so it can
+    /// run again from the start on the VM's thread. One that has written runs on where it
+    /// is (see [`super`] for what that costs).
+    pub fn outlived(&self) -> bool {
+        if !self.inline.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.abandoned.load(Ordering::Relaxed) {
+            return true;
+        }
+        let slice = self.slice();
+        let state = crate::lock(&self.state);
+        match state.as_ref() {
+            Some(running) if !running.wrote && running.started.elapsed() > slice => {
+                self.abandoned.store(true, Ordering::SeqCst);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Was the inline run abandoned (see [`Gate::outlived`])?
+    pub fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// The script ended (on the VM thread after its reply was handed over, or inline).
     pub fn close(&self) {
         let mut state = crate::lock(&self.state);
         *state = None;
         self.running.store(false, Ordering::SeqCst);
         self.kill.store(false, Ordering::SeqCst);
-        self.ended.notify_all();
+        self.inline.store(false, Ordering::SeqCst);
+        self.abandoned.store(false, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.ended.notify_all();
+        }
         self.idle.notify_waiters();
     }
 
@@ -114,10 +177,12 @@ impl Gate {
                     _ => return false,
                 },
             };
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             state = match self.ended.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

@@ -14,11 +14,17 @@
 //! global fails too, which catches typos), so one script cannot leave state behind for the
 //! next, and the libraries are read-only views so nobody can replace `redis.call`. The
 //! state has a memory limit ([`MEMORY_LIMIT`]) and an instruction hook that stops a
-//! script `SCRIPT KILL` asked to stop.
+//! script `SCRIPT KILL` asked to stop, or an inline run that outlived its slice (see
+//! [`super`]).
+//!
+//! The state is shared (`mlua`'s `send` feature, behind a mutex) between the event loop,
+//! which runs short scripts inline, and the VM's thread, which runs the others; only one
+//! of them holds it at a time, and only while a script or a `SCRIPT` job runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
@@ -42,6 +48,9 @@ pub const EVAL_CACHE: usize = 500;
 const HOOK_EVERY: u32 = 10_000;
 
 const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// The error an abandoned inline run stops with (nobody sees it: the script runs again).
+const ABANDONED: &str = "ERR the inline run outlived its slice";
 
 /// An error reply `redis.call` raises: the script fails with its text as it is.
 #[derive(Debug)]
@@ -117,19 +126,54 @@ struct Context {
     gate: Arc<Gate>,
 }
 
+/// The one Lua state, shared by the event loop (inline runs) and the VM's thread.
+pub type Shared = Arc<Mutex<Vm>>;
+
 /// Starts the VM thread; it ends when the returned sender is dropped (with the `Kv`).
-pub fn spawn(kv: Weak<Kv>, gate: Arc<Gate>) -> std::io::Result<Sender<Job>> {
+pub fn spawn(kv: Weak<Kv>, vm: Shared) -> std::io::Result<Sender<Job>> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("kv-lua".into())
-        .spawn(move || match Vm::new(gate) {
-            Ok(vm) => vm.serve(&kv, rx),
-            Err(e) => tracing::error!("cannot start the Lua VM: {e}"),
-        })?;
+        .spawn(move || serve(&vm, &kv, rx))?;
     Ok(tx)
 }
 
-struct Vm {
+fn serve(vm: &Shared, kv: &Weak<Kv>, jobs: Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        let mut vm = crate::lock(vm);
+        match job {
+            Job::Eval(eval) => {
+                let Some(kv) = kv.upgrade() else { return };
+                let done = eval.done;
+                let ran = vm.eval(kv, eval.request);
+                // The gate first: once the client has the reply, its next command
+                // must find the gate open.
+                vm.gate.close();
+                drop(vm);
+                done(ran);
+            }
+            Job::Load(body, reply) => {
+                let _ = reply.send(vm.compile(&body, false).map(|(sha, _)| sha));
+            }
+            Job::Exists(shas, reply) => {
+                let found = shas
+                    .iter()
+                    .map(|sha| vm.cache.contains_key(&sha_key(sha)))
+                    .collect();
+                let _ = reply.send(found);
+            }
+            Job::Flush(reply) => {
+                vm.cache.clear();
+                vm.evals.clear();
+                vm.quick.clear();
+                vm.collect();
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+pub struct Vm {
     lua: Lua,
     /// The globals scripts see (see the module docs).
     env: Table,
@@ -140,17 +184,29 @@ struct Vm {
     cache: HashMap<String, Function>,
     /// The scripts `EVAL` added, oldest first.
     evals: VecDeque<String>,
+    /// Scripts whose last run ended within the inline slice: the ones the event loop
+    /// runs itself (see [`super`]).
+    quick: HashSet<String>,
     gate: Arc<Gate>,
 }
 
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("scripts", &self.cache.len())
+            .field("quick", &self.quick.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Vm {
-    fn new(gate: Arc<Gate>) -> mlua::Result<Vm> {
+    pub fn new(gate: Arc<Gate>) -> mlua::Result<Vm> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
         let xpcall: Function = lua.globals().get("xpcall")?;
-        let env = sandbox(&lua)?;
+        let env = sandbox(&lua, &gate)?;
         let handler = lua.create_function(error_handler)?;
         let hook_gate = gate.clone();
         lua.set_hook(
@@ -158,6 +214,9 @@ impl Vm {
             move |_, _| {
                 if hook_gate.killed() {
                     return Err(mlua::Error::RuntimeError(KILLED.into()));
+                }
+                if hook_gate.outlived() {
+                    return Err(mlua::Error::RuntimeError(ABANDONED.into()));
                 }
                 Ok(mlua::VmState::Continue)
             },
@@ -170,40 +229,9 @@ impl Vm {
             handler,
             cache: HashMap::new(),
             evals: VecDeque::new(),
+            quick: HashSet::new(),
             gate,
         })
-    }
-
-    fn serve(mut self, kv: &Weak<Kv>, jobs: Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            match job {
-                Job::Eval(eval) => {
-                    let Some(kv) = kv.upgrade() else { return };
-                    let done = eval.done;
-                    let ran = self.eval(kv, eval.request);
-                    // The gate first: once the client has the reply, its next command
-                    // must find the gate open.
-                    self.gate.close();
-                    done(ran);
-                }
-                Job::Load(body, reply) => {
-                    let _ = reply.send(self.compile(&body, false).map(|(sha, _)| sha));
-                }
-                Job::Exists(shas, reply) => {
-                    let found = shas
-                        .iter()
-                        .map(|sha| self.cache.contains_key(&sha_key(sha)))
-                        .collect();
-                    let _ = reply.send(found);
-                }
-                Job::Flush(reply) => {
-                    self.cache.clear();
-                    self.evals.clear();
-                    self.collect();
-                    let _ = reply.send(());
-                }
-            }
-        }
     }
 
     /// Compiles `body` (or finds it compiled): its SHA-1 and function.
@@ -235,25 +263,19 @@ impl Vm {
                 && let Some(old) = self.evals.pop_front()
             {
                 self.cache.remove(&old);
+                self.quick.remove(&old);
             }
         }
         self.cache.insert(sha.clone(), f.clone());
         Ok((sha, f))
     }
 
-    /// Runs one script.
+    /// Runs one script (on the VM's thread).
     fn eval(&mut self, kv: Arc<Kv>, request: Request) -> Ran {
-        let Request {
-            script,
-            keys,
-            argv,
-            db,
-            read_only,
-        } = request;
-        let found = match script {
-            Script::Body(body) => self.compile(&body, true),
+        let found = match &request.script {
+            Script::Body(body) => self.compile(body, true),
             Script::Sha(sha) => {
-                let sha = sha_key(&sha);
+                let sha = sha_key(sha);
                 match self.cache.get(&sha) {
                     Some(f) => Ok((sha, f.clone())),
                     None => Err(Frame::error(
@@ -262,22 +284,69 @@ impl Vm {
                 }
             }
         };
-        let session = Session::for_script(db);
         let (sha, f) = match found {
             Ok(found) => found,
-            Err(reply) => return Ran { reply, session },
+            Err(reply) => {
+                return Ran {
+                    reply,
+                    session: Session::for_script(request.db),
+                };
+            }
         };
+        let started = Instant::now();
+        let ran = self.run(kv, &sha, f, &request);
+        self.timed(sha, started, self.gate.slice());
+        ran
+    }
+
+    /// Runs one script on the event loop, if it is one of the quick ones: `Err` gives the
+    /// request back to be handed to the VM's thread (a script not known quick, or an
+    /// inline run that outlived `slice` before writing and was abandoned).
+    pub fn eval_inline(&mut self, kv: Arc<Kv>, request: Request) -> Result<Ran, Request> {
+        let sha = match &request.script {
+            Script::Body(body) => sha1_smol::Sha1::from(&body[..]).digest().to_string(),
+            Script::Sha(sha) => sha_key(sha),
+        };
+        let Some(f) = self.quick.get(&sha).and_then(|_| self.cache.get(&sha)) else {
+            return Err(request);
+        };
+        let f = f.clone();
+        let started = Instant::now();
+        let slice = self.gate.slice();
+        self.gate.open_inline();
+        let ran = self.run(kv, &sha, f, &request);
+        let abandoned = self.gate.abandoned();
+        self.gate.close();
+        self.timed(sha, started, slice);
+        if abandoned {
+            return Err(request);
+        }
+        Ok(ran)
+    }
+
+    /// Notes whether a run of `sha` that began at `started` fit in the inline slice.
+    fn timed(&mut self, sha: String, started: Instant, slice: Duration) {
+        if started.elapsed() <= slice {
+            self.quick.insert(sha);
+        } else {
+            self.quick.remove(&sha);
+        }
+    }
+
+    /// Runs a compiled script in a fresh session of the caller's database.
+    fn run(&mut self, kv: Arc<Kv>, sha: &str, f: Function, request: &Request) -> Ran {
+        let db = request.db;
         // The script's writes reach the journal and the replicas as one unit, like
         // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
         let unit = kv.begin_unit();
         self.lua.set_app_data(Context {
             kv: kv.clone(),
-            session,
-            read_only,
+            session: Session::for_script(db),
+            read_only: request.read_only,
             resp3: false,
             gate: self.gate.clone(),
         });
-        let reply = self.call(&sha, f, &keys, &argv);
+        let reply = self.call(sha, f, &request.keys, &request.argv);
         let context = self.lua.remove_app_data::<Context>();
         let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
         if unit {
@@ -409,8 +478,19 @@ fn error_text(e: &mlua::Error) -> String {
     }
 }
 
+/// A killed script, or an abandoned inline run, must stop whatever catches errors (a
+/// `pcall` in a loop would otherwise outlast `SCRIPT KILL`, as Redis's hook also sees
+/// to): the error `pcall`, `xpcall` and `coroutine.resume` raise again.
+fn stopped(gate: &Gate) -> Option<mlua::Error> {
+    if gate.killed() {
+        return Some(mlua::Error::RuntimeError(KILLED.into()));
+    }
+    gate.abandoned()
+        .then(|| mlua::Error::RuntimeError(ABANDONED.into()))
+}
+
 /// Builds the `redis` library and the read-only globals scripts run with.
-fn sandbox(lua: &Lua) -> mlua::Result<Table> {
+fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<Table> {
     // `redis.call` is a Rust function, as in Redis a C one: `return redis.call(...)` is
     // then no Lua tail call, and the error handler still finds the script's line.
     let call = lua.create_function(|lua, words: MultiValue| {
@@ -425,7 +505,11 @@ fn sandbox(lua: &Lua) -> mlua::Result<Table> {
     let pcall = lua.create_function(|lua, words: MultiValue| redis_call(lua, words))?;
     // Redis 7's `pcall`: an error reply caught (from `redis.call`, or `error({err = ...})`)
     // comes back as its text.
-    let tidy = lua.create_function(|lua, mut results: MultiValue| {
+    let tidy_gate = gate.clone();
+    let tidy = lua.create_function(move |lua, mut results: MultiValue| {
+        if let Some(stop) = stopped(&tidy_gate) {
+            return Err(stop);
+        }
         if let Some(Value::Boolean(false)) = results.front() {
             let text = match results.get(1) {
                 Some(Value::Error(e)) => reply_error(e).map(str::to_string),
@@ -472,17 +556,24 @@ fn sandbox(lua: &Lua) -> mlua::Result<Table> {
         }
         Ok(())
     })?;
+    let rethrow_gate = gate.clone();
+    let rethrow =
+        lua.create_function(move |_, results: MultiValue| match stopped(&rethrow_gate) {
+            Some(stop) => Err(stop),
+            None => Ok(results),
+        })?;
     lua.load(SANDBOX)
         .set_name("=sandbox")
-        .call((call, pcall, tidy, sha1hex, log, setresp))
+        .call((call, pcall, tidy, sha1hex, log, setresp, rethrow))
 }
 
 /// The Lua half of the sandbox, run once with the full globals.
 const SANDBOX: &str = r#"
-local call, pcall_reply, tidy, sha1hex, log, setresp = ...
+local call, pcall_reply, tidy, sha1hex, log, setresp, rethrow = ...
 local error, type, tostring, setmetatable, pairs, ipairs, select =
   error, type, tostring, setmetatable, pairs, ipairs, select
-local setfenv, loadstring, pcall = setfenv, loadstring, pcall
+local setfenv, loadstring, pcall, xpcall = setfenv, loadstring, pcall, xpcall
+local resume = coroutine.resume
 
 local redis = {}
 -- redis.call raises a command's error; redis.pcall returns it as {err = ...}.
@@ -535,11 +626,16 @@ local visible = {}
 for name, value in pairs(_G) do
   if not removed[name] then visible[name] = value end
 end
+local co = {}
+for name, value in pairs(coroutine) do co[name] = value end
+co.resume = function(...) return rethrow(resume(...)) end
+coroutine = co
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   visible[name] = readonly(_G[name])
 end
 visible.redis = readonly(redis)
 visible.pcall = function(...) return tidy(pcall(...)) end
+visible.xpcall = function(...) return rethrow(xpcall(...)) end
 
 local env = setmetatable({}, {
   __index = function(_, name)

@@ -108,14 +108,30 @@ pub fn count(bytes: &[u8], range: Option<(i64, i64, Unit)>) -> i64 {
         }
     };
     let (first_byte, last_byte) = ((first >> 3) as usize, (last >> 3) as usize);
-    let mut total: u32 = bytes[first_byte..=last_byte]
-        .iter()
-        .map(|b| b.count_ones())
-        .sum();
+    let mut total = popcount(&bytes[first_byte..=last_byte]);
     // Take away the bits of the edge bytes that lie outside the range.
-    total -= (u32::from(bytes[first_byte]) >> (8 - (first & 7))).count_ones();
-    total -= (bytes[last_byte] & (0xffu8 >> (last & 7) >> 1)).count_ones();
-    i64::from(total)
+    total -= u64::from((u32::from(bytes[first_byte]) >> (8 - (first & 7))).count_ones());
+    total -= u64::from((bytes[last_byte] & (0xffu8 >> (last & 7) >> 1)).count_ones());
+    total as i64
+}
+
+/// The set bits in `bytes`, eight bytes at a time: on a CPU without a population-count
+/// instruction (the x86-64 baseline) each `count_ones` is a dozen shifts and masks, so
+/// doing it per word instead of per byte is eight times fewer (Redis's `redisPopcount`
+/// does the same with 28-byte steps).
+fn popcount(bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut total: u64 = words
+        .by_ref()
+        .map(|w| {
+            let word = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            u64::from(word.count_ones())
+        })
+        .sum();
+    for b in words.remainder() {
+        total += u64::from(b.count_ones());
+    }
+    total
 }
 
 /// `BITPOS`: the position of the first bit equal to `bit` in the string, or in

@@ -187,6 +187,20 @@ pub fn apply(
             let created = !ks.exists(db, &key, now);
             let grew = ks.update(db, &key, now, Some(new_string), |v, _| {
                 let current = v.as_string()?;
+                if !created && hll::is_dense(current) {
+                    // Changed in place: no copy of the 12 KiB of registers, and none at
+                    // all when no register grows.
+                    if !elements.iter().any(|e| hll::would_grow(current, e)) {
+                        return Ok((false, Delta::Unchanged));
+                    }
+                    let mut dense = take_bytes(v)?;
+                    for element in &elements {
+                        hll::add(&mut dense, element);
+                    }
+                    hll::invalidate(&mut dense);
+                    *v = Value::String(dense.freeze());
+                    return Ok((true, Delta::Whole));
+                }
                 let mut dense = if current.is_empty() && created {
                     hll::empty()
                 } else {

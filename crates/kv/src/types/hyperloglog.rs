@@ -240,6 +240,18 @@ pub fn to_dense(bytes: &[u8]) -> Result<Vec<u8>, Invalid> {
     }
 }
 
+/// Is `bytes` a dense sketch (one [`add`] can change in place)?
+pub fn is_dense(bytes: &[u8]) -> bool {
+    check(bytes) == Ok(DENSE)
+}
+
+/// Would adding `element` to a dense sketch grow a register? (A read: most `PFADD`s of a
+/// sketch that has seen many elements change nothing, and need no writable copy.)
+pub fn would_grow(dense: &[u8], element: &[u8]) -> bool {
+    let (index, run) = observe(element);
+    get(&dense[HEADER..], index) < run
+}
+
 /// Adds an element to a dense sketch; `true` if a register grew (the count may change).
 pub fn add(dense: &mut [u8], element: &[u8]) -> bool {
     let (index, run) = observe(element);
