@@ -11,10 +11,7 @@ use tokio_postgres::Client;
 /// driver's prepared query would) to cover its Describe too.
 async fn ends(c: &Client) -> (i64, i64, i64) {
     let rows = c
-        .query(
-            "SELECT * FROM pg_stat_database",
-            &[],
-        )
+        .query("SELECT * FROM pg_stat_database", &[])
         .await
         .expect("pg_stat_database");
     assert_eq!(rows.len(), 1, "one database");
@@ -57,7 +54,10 @@ async fn transaction_ends_and_aborts_by_cause_are_counted() {
     exec(&a, "BEGIN ISOLATION LEVEL REPEATABLE READ").await;
     assert_eq!(lines(&a, "SELECT v FROM t WHERE id = 1").await, ["11"]);
     exec(&b, "UPDATE t SET v = 20 WHERE id = 1").await;
-    assert_eq!(code(&a, "UPDATE t SET v = v + 1 WHERE id = 1").await, "40001");
+    assert_eq!(
+        code(&a, "UPDATE t SET v = v + 1 WHERE id = 1").await,
+        "40001"
+    );
     // The block is aborted: a statement refused with 25P02 is no new abort.
     assert_eq!(code(&a, "SELECT 1").await, "25P02");
     exec(&a, "ROLLBACK").await;
