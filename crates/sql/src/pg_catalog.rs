@@ -63,13 +63,18 @@ pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
                 .to_vec()
         })
         .collect();
-    Some(Output {
-        columns: columns(stmt)?,
+    Some(select(columns(stmt)?, rows))
+}
+
+/// A system view's answer: `rows` under `columns`, tagged as a SELECT.
+pub fn select(columns: Vec<(String, DataType)>, rows: Vec<Vec<Value>>) -> Output {
+    Output {
+        columns,
         tag: format!("SELECT {}", rows.len()),
         rows,
         returns_rows: true,
         copy_in: None,
-    })
+    }
 }
 
 /// The columns such an answer has (for Describe).

@@ -154,11 +154,5 @@ pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
             .map(|(cause, n)| vec![Value::Text(cause.into()), int(n)])
             .collect(),
     };
-    Some(Output {
-        columns: columns(stmt)?,
-        tag: format!("SELECT {}", rows.len()),
-        rows,
-        returns_rows: true,
-        copy_in: None,
-    })
+    Some(crate::pg_catalog::select(columns(stmt)?, rows))
 }
