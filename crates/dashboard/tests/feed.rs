@@ -117,6 +117,92 @@ async fn known_operations_show_in_the_state_and_the_event_stream() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A tokio-postgres session to the sql server at `addr`.
+async fn postgres(addr: std::net::SocketAddr) -> tokio_postgres::Client {
+    let config = format!("host={} port={} user=test", addr.ip(), addr.port());
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_commits_and_a_serialization_failure_show_in_the_state() {
+    let shutdown = service::CancellationToken::new;
+    let sql = sql::start(sql::Args::ephemeral(), shutdown())
+        .await
+        .unwrap();
+    let args = dashboard::Args {
+        interval_ms: 100,
+        sql: sql.addr().to_string(),
+        ..dashboard::Args::ephemeral()
+    };
+    let d = dashboard::start(args, shutdown()).await.unwrap();
+    let addr = d.running.addr();
+    let s = until_state(addr, "sql polled", |s| {
+        metric(s, "sql", "xact_total").is_some()
+    })
+    .await;
+    // A fresh server, and the dashboard's own polls start no transaction.
+    assert_eq!(metric(&s, "sql", "xact_total"), Some(0.0), "{s}");
+    assert_eq!(metric(&s, "sql", "lock_waits"), Some(0.0));
+
+    let (a, b) = (postgres(sql.addr()).await, postgres(sql.addr()).await);
+    // One transaction (a multi-statement query is one): a commit.
+    a.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 0)")
+        .await
+        .unwrap();
+    // Two repeatable-read transactions update the same row: the first to commit wins,
+    // the other gets 40001 and rolls back.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    a.simple_query("SELECT v FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE t SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    let e = a
+        .batch_execute("UPDATE t SET v = 2 WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("40001"), "{e}");
+    a.batch_execute("ROLLBACK").await.unwrap();
+
+    let s = until_state(
+        addr,
+        "2 commits, 1 rollback, 1 serialization failure",
+        |s| metric(s, "sql", "xact_total") == Some(3.0),
+    )
+    .await;
+    assert_eq!(metric(&s, "sql", "xact_commit_total"), Some(2.0), "{s}");
+    assert_eq!(metric(&s, "sql", "xact_rollback_total"), Some(1.0));
+    assert_eq!(
+        metric(&s, "sql", "abort.serialization_failure_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&s, "sql", "abort.deadlock_detected_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&s, "sql", "abort.constraint_violation_total"),
+        Some(0.0)
+    );
+    assert!(
+        metric(&s, "sql", "xact_per_sec").is_some(),
+        "a rate derived: {s}"
+    );
+    d.running.stop().await;
+    sql.stop().await;
+}
+
 #[tokio::test]
 async fn the_page_is_served_and_unknown_paths_are_not() {
     let shutdown = service::CancellationToken::new();

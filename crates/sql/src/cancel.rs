@@ -112,6 +112,11 @@ impl Backends {
         self.map().get(&pid).map(|(_, b)| b.cancel()).is_some()
     }
 
+    /// How many connections there are (`pg_stat_database.numbackends`).
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+
     fn register(&self, backend: &Arc<Backend>, key: &SecretKey) -> i32 {
         // Pids start where PostgreSQL's small ones would not be mistaken for them.
         let pid = 10_000 + self.next_pid.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,8 @@ pub struct Database {
     generation: AtomicU64,
     /// The isolation level sessions start with (`--default-isolation`).
     pub default_isolation: Isolation,
+    /// The engine's transaction counters, readable without its lock.
+    pub stats: Arc<crate::pg_stat::TxStats>,
 }
 
 impl Database {
@@ -37,6 +39,7 @@ impl Database {
     ) -> Database {
         Database {
             catalog_version: engine.catalog_version.clone(),
+            stats: engine.stats.clone(),
             engine: Mutex::new(engine),
             locks: LockTable::default(),
             backends: Arc::default(),

@@ -167,6 +167,9 @@ pub struct Engine {
     pub predicate_locks: PredicateLocks,
     /// The snapshots vacuum must respect, and when to sweep.
     pub vacuum: Vacuum,
+    /// Transactions ended (counted in `finish`); shared so `pg_stat_database` reads
+    /// it without the engine lock.
+    pub stats: std::sync::Arc<crate::pg_stat::TxStats>,
 }
 
 impl Default for Engine {
@@ -180,6 +183,7 @@ impl Default for Engine {
             replaying: false,
             predicate_locks: PredicateLocks::default(),
             vacuum: Vacuum::default(),
+            stats: Default::default(),
         }
     }
 }
@@ -307,6 +311,7 @@ impl Engine {
 
     /// Ends `tx`: committed (its redo goes to the log first, by the caller) or rolled back.
     pub fn finish(&mut self, tx: &mut TxState, commit: bool) {
+        self.stats.ended(commit);
         // Only a committed writer can leave dead versions behind (a rollback's are
         // taken out by its undo): reads do not bring the next sweep closer.
         let wrote = commit && !tx.undo.is_empty();

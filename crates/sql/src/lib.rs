@@ -27,6 +27,7 @@ pub mod mvcc;
 pub mod params;
 pub mod pg_catalog;
 pub mod pg_locks;
+pub mod pg_stat;
 pub mod planner;
 pub mod predicate_locks;
 pub mod recovery;

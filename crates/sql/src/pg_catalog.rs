@@ -17,8 +17,8 @@ fn is_list_tables(sql: &str) -> bool {
         && sql.contains("AS \"Owner\"")
 }
 
-/// Does `stmt` read a system view (a `pg_...` relation in its FROM)? Only such a query
-/// can be one this module or `pg_locks` answers: the check that spares every other
+/// Does `stmt` read a system view (a `pg_...` or `infralab_...` relation in its FROM)?
+/// Only such a query can be one this module, `pg_locks` or `pg_stat` answers: the check that spares every other
 /// statement from being printed back to text to be recognised.
 pub fn reads_system_view(stmt: &Statement) -> bool {
     let Statement::Query(q) = stmt else {
@@ -32,7 +32,10 @@ pub fn reads_system_view(stmt: &Statement) -> bool {
             .0
             .last()
             .and_then(|part| part.as_ident())
-            .is_some_and(|i| i.value.to_ascii_lowercase().starts_with("pg_")),
+            .is_some_and(|i| {
+                let name = i.value.to_ascii_lowercase();
+                name.starts_with("pg_") || name.starts_with("infralab_")
+            }),
         _ => false,
     })
 }
@@ -41,6 +44,9 @@ pub fn reads_system_view(stmt: &Statement) -> bool {
 pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
     if !reads_system_view(stmt) {
         return None;
+    }
+    if let Some(out) = crate::pg_stat::answer(stmt, session) {
+        return Some(out);
     }
     let sql = stmt.to_string();
     if !is_list_tables(&sql) {
@@ -57,17 +63,25 @@ pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
                 .to_vec()
         })
         .collect();
-    Some(Output {
-        columns: columns(stmt)?,
+    Some(select(columns(stmt)?, rows))
+}
+
+/// A system view's answer: `rows` under `columns`, tagged as a SELECT.
+pub fn select(columns: Vec<(String, DataType)>, rows: Vec<Vec<Value>>) -> Output {
+    Output {
+        columns,
         tag: format!("SELECT {}", rows.len()),
         rows,
         returns_rows: true,
         copy_in: None,
-    })
+    }
 }
 
 /// The columns such an answer has (for Describe).
 pub fn columns(stmt: &Statement) -> Option<Vec<(String, DataType)>> {
+    if let Some(columns) = crate::pg_stat::columns(stmt) {
+        return Some(columns);
+    }
     (reads_system_view(stmt) && is_list_tables(&stmt.to_string())).then(|| {
         ["Schema", "Name", "Type", "Owner"]
             .map(|c| (c.to_string(), DataType::Text))

@@ -106,11 +106,5 @@ pub fn answer(stmt: &Statement, session: &Session) -> Option<Output> {
     if count {
         rows = vec![vec![Value::Int(rows.len() as i64)]];
     }
-    Some(Output {
-        columns: columns(stmt)?,
-        tag: format!("SELECT {}", rows.len()),
-        rows,
-        returns_rows: true,
-        copy_in: None,
-    })
+    Some(crate::pg_catalog::select(columns(stmt)?, rows))
 }

@@ -167,8 +167,22 @@ impl Session {
         }
     }
 
-    /// Runs one statement; returns its output and its effect on the transaction.
+    /// Runs one statement; returns its output and its effect on the transaction. A
+    /// failure is counted by cause here, where every statement's error passes
+    /// (`infralab_stat_aborts`).
     pub async fn run(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+    ) -> Result<(Output, TxEffect), SqlError> {
+        let result = self.run_statement(stmt, params).await;
+        if let Err(e) = &result {
+            self.db.stats.failed(e.code, &e.message);
+        }
+        result
+    }
+
+    async fn run_statement(
         &mut self,
         stmt: &Statement,
         params: &[Value],
