@@ -186,7 +186,9 @@ mod tests {
     fn thresholds_choose_the_names() {
         let t = Thresholds::default();
         let set = |members: &[&str]| {
-            Value::Set(members.iter().map(|m| Bytes::from(m.to_string())).collect())
+            Value::Set(Box::new(
+                members.iter().map(|m| Bytes::from(m.to_string())).collect(),
+            ))
         };
         assert_eq!(t.name(&set(&["1", "2"])), "intset");
         assert_eq!(t.name(&set(&["1", "a"])), "listpack");

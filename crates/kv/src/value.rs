@@ -3,24 +3,30 @@
 //! [`Value`] is an enum: a string, or one of Redis's collections (hash, list, set,
 //! sorted set; see [`crate::types`]). Every command that expects one type
 //! matches on it and answers `WRONGTYPE` for the others, as Redis does.
+//!
+//! MEMORY_DOC
 
-use bytes::Bytes;
 use proto::CommandError;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
 
-/// A value stored under a key.
+mod small;
+
+pub use small::SmallBytes;
+
+/// A value stored under a key: 24 bytes (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// A binary-safe string (Redis's only scalar type; numbers are strings that parse).
-    String(Bytes),
-    // The collections (see `crate::types`). New variants go at the end: the variant's
-    // position is its tag in the byte format.
-    Hash(Hash),
-    List(List),
-    Set(Set),
-    ZSet(ZSet),
+    String(SmallBytes),
+    // The collections (see `crate::types`), boxed: a sorted set's maps are 96 bytes, and
+    // an unboxed variant would make every string key pay for them. New variants go at the
+    // end: the variant's position is its tag in the byte format.
+    Hash(Box<Hash>),
+    List(Box<List>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -36,7 +42,7 @@ impl Value {
     }
 
     /// The string, or `WRONGTYPE` if the key holds another type.
-    pub fn as_string(&self) -> Result<&Bytes, CommandError> {
+    pub fn as_string(&self) -> Result<&SmallBytes, CommandError> {
         match self {
             Value::String(b) => Ok(b),
             _ => Err(CommandError::WrongType),
@@ -73,14 +79,14 @@ macro_rules! accessors {
             $(
                 pub fn $get(&self) -> Result<&$ty, CommandError> {
                     match self {
-                        Value::$variant(v) => Ok(v),
+                        Value::$variant(v) => Ok(&**v),
                         _ => Err(CommandError::WrongType),
                     }
                 }
 
                 pub fn $get_mut(&mut self) -> Result<&mut $ty, CommandError> {
                     match self {
-                        Value::$variant(v) => Ok(v),
+                        Value::$variant(v) => Ok(&mut **v),
                         _ => Err(CommandError::WrongType),
                     }
                 }

@@ -80,7 +80,7 @@ fn lookup(ks: &mut Keyspace, db: usize, now: u64, pattern: &[u8], element: &[u8]
     };
     let key = Bytes::from([&pattern[..star], element, suffix].concat());
     match (ks.value(db, &key, now)?, field) {
-        (Value::String(s), None) => Some(s.clone()),
+        (Value::String(s), None) => Some(s.to_bytes()),
         (Value::Hash(h), Some(field)) => h.get(&Bytes::copy_from_slice(field)).cloned(),
         _ => None,
     }

@@ -19,10 +19,6 @@ use bytes::Bytes;
 use proto::CommandError;
 use serde::{Deserialize, Serialize};
 
-use super::hash::Hash;
-use super::list::List;
-use super::set::Set;
-use super::zset::ZSet;
 use crate::value::Value;
 
 /// The effect of one write on one collection. Applying it to the collection it was
@@ -67,10 +63,10 @@ impl Edit {
             Edit::ListPush { .. }
             | Edit::ListPop { .. }
             | Edit::ListSet { .. }
-            | Edit::ListTrim { .. } => Value::List(List::default()),
-            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Hash::default()),
-            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Set::default()),
-            Edit::ZAdd(_) | Edit::ZRemove(_) => Value::ZSet(ZSet::default()),
+            | Edit::ListTrim { .. } => Value::List(Box::default()),
+            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Box::default()),
+            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Box::default()),
+            Edit::ZAdd(_) | Edit::ZRemove(_) => Value::ZSet(Box::default()),
         }
     }
 

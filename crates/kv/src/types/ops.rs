@@ -9,7 +9,6 @@ use bytes::Bytes;
 use proto::CommandError;
 
 use super::edit::{Delta, Edit};
-use super::hash::Hash;
 use super::list::List;
 use super::set::Set;
 use super::zset::{ScoreBound, ZSet};
@@ -181,16 +180,16 @@ impl Op {
 }
 
 fn new_hash() -> Value {
-    Value::Hash(Hash::default())
+    Value::Hash(Box::default())
 }
 fn new_list() -> Value {
-    Value::List(List::default())
+    Value::List(Box::default())
 }
 fn new_set() -> Value {
-    Value::Set(Set::default())
+    Value::Set(Box::default())
 }
 fn new_zset() -> Value {
-    Value::ZSet(ZSet::default())
+    Value::ZSet(Box::default())
 }
 
 /// Resolves Redis's `start`/`stop` indexes (negative from the end, inclusive) against a
@@ -638,7 +637,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             ks.remove(db, &dest);
             if n > 0 {
                 let set: Set = members.into_iter().collect();
-                ks.store(db, own(&dest), Entry::new(Value::Set(set), None));
+                ks.store(db, own(&dest), Entry::new(Value::Set(Box::new(set)), None));
             }
             Ok(int(n))
         }
@@ -650,7 +649,11 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for value in &values {
                     list.push(value, false);
                 }
-                ks.store(db, own(&dest), Entry::new(Value::List(list), None));
+                ks.store(
+                    db,
+                    own(&dest),
+                    Entry::new(Value::List(Box::new(list)), None),
+                );
             }
             Ok(int(n))
         }

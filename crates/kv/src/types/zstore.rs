@@ -281,7 +281,7 @@ fn store(ks: &mut Keyspace, db: usize, dest: &Bytes, z: ZSet) -> Outcome {
     let n = z.len();
     ks.remove(db, dest);
     if n > 0 {
-        ks.store(db, own(dest), Entry::new(Value::ZSet(z), None));
+        ks.store(db, own(dest), Entry::new(Value::ZSet(Box::new(z)), None));
     }
     Outcome::Integer(n as i64)
 }
