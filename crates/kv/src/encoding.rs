@@ -21,8 +21,6 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use bytes::Bytes;
-
 use crate::value::Value;
 
 /// The thresholds, as `CONFIG GET` names them, with Redis 7's defaults.
@@ -124,7 +122,7 @@ impl Thresholds {
                 if s.len() as i64 <= self.get(INTSET_ENTRIES) && s.iter().all(|m| is_int(m)) {
                     return "intset";
                 }
-                let longest = s.iter().map(Bytes::len).max().unwrap_or(0);
+                let longest = s.iter().map(<[u8]>::len).max().unwrap_or(0);
                 if small(s.len(), SET_ENTRIES, longest, SET_VALUE) {
                     "listpack"
                 } else {
@@ -187,7 +185,10 @@ mod tests {
         let t = Thresholds::default();
         let set = |members: &[&str]| {
             Value::Set(Box::new(
-                members.iter().map(|m| Bytes::from(m.to_string())).collect(),
+                members
+                    .iter()
+                    .map(|m| bytes::Bytes::from(m.to_string()))
+                    .collect(),
             ))
         };
         assert_eq!(t.name(&set(&["1", "2"])), "intset");

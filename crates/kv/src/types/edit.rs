@@ -95,7 +95,7 @@ impl Edit {
             Edit::HashPut(pairs) => {
                 let h = value.as_hash_mut()?;
                 for (f, v) in pairs {
-                    h.insert(f.clone(), v.clone());
+                    h.insert(f, v);
                 }
             }
             Edit::HashRemove(fields) => {
@@ -107,7 +107,7 @@ impl Edit {
             Edit::SetAdd(members) => {
                 let s = value.as_set_mut()?;
                 for m in members {
-                    s.insert(m.clone());
+                    s.insert(m);
                 }
             }
             Edit::SetRemove(members) => {

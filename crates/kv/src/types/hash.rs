@@ -1,68 +1,194 @@
 //! A Redis hash: a map of fields to values inside one key.
+//!
+//! Small hashes are packed (see [`super::packed`]): fields and values alternate in one
+//! buffer, in the order they were first set. Past [`MAX_ENTRIES`] fields or a field or
+//! value longer than [`MAX_ELEMENT`] bytes, the hash moves to a map ordered by hash of
+//! field (see [`super`]) for good.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::ELEMENT_OVERHEAD;
+use super::packed::{MAX_ELEMENT, MAX_ENTRIES, Packed, Span};
+use super::{ELEMENT_OVERHEAD, random_entries, random_items, scan_slots};
 use crate::keyspace::Slot;
 
-/// Fields ordered by (hash of field, field): see the module docs of [`super`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// A hash's fields (see the module docs).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "Vec<(Bytes, Bytes)>")]
 pub struct Hash {
-    fields: BTreeMap<Slot, Bytes>,
+    fields: Fields,
+    /// Number of fields.
+    len: usize,
     bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Fields {
+    /// field, value, field, value...
+    Packed(Packed),
+    Table(BTreeMap<Slot, Bytes>),
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::Packed(Packed::default())
+    }
+}
+
+/// The places of `field` and its value in a packed hash.
+fn find(p: &Packed, field: &[u8]) -> Option<(Span, Span)> {
+    let mut spans = p.spans();
+    while let (Some(f), Some(v)) = (spans.next(), spans.next()) {
+        if p.get(f) == field {
+            return Some((f, v));
+        }
+    }
+    None
 }
 
 impl Hash {
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.len == 0
     }
 
-    pub fn get(&self, field: &Bytes) -> Option<&Bytes> {
-        self.fields.get(&Slot::new(field.clone()))
+    /// Is it still in the packed form? (`OBJECT ENCODING`'s `listpack`.)
+    pub fn is_packed(&self) -> bool {
+        matches!(self.fields, Fields::Packed(_))
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        match &self.fields {
+            Fields::Packed(p) => find(p, field).map(|(_, v)| p.get(v)),
+            Fields::Table(map) => map
+                .get(&Slot::new(Bytes::copy_from_slice(field)))
+                .map(|v| &v[..]),
+        }
     }
 
     /// Sets a field; `true` if it is new.
-    pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
+    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if let Fields::Packed(p) = &self.fields
+            && (field.len() > MAX_ELEMENT || value.len() > MAX_ELEMENT || self.len >= MAX_ENTRIES)
+            && find(p, field).is_none_or(|_| value.len() > MAX_ELEMENT)
+        {
+            self.unpack();
+        }
+        let old = match &mut self.fields {
+            Fields::Packed(p) => match find(p, field) {
+                Some((_, v)) => {
+                    let old = v.end - v.data;
+                    p.replace(v, value);
+                    Some(old)
+                }
+                None => {
+                    p.push(&[field, value]);
+                    None
+                }
+            },
+            Fields::Table(map) => map
+                .insert(
+                    Slot::new(Bytes::copy_from_slice(field)),
+                    Bytes::copy_from_slice(value),
+                )
+                .map(|old| old.len()),
+        };
         self.bytes += value.len();
-        let flen = field.len();
-        match self.fields.insert(Slot::new(field), value) {
+        match old {
             Some(old) => {
-                self.bytes -= old.len();
+                self.bytes -= old;
                 false
             }
             None => {
-                self.bytes += flen + ELEMENT_OVERHEAD;
+                self.len += 1;
+                self.bytes += field.len() + ELEMENT_OVERHEAD;
                 true
             }
         }
     }
 
     /// Removes a field; `true` if it was there.
-    pub fn remove(&mut self, field: &Bytes) -> bool {
-        match self.fields.remove(&Slot::new(field.clone())) {
-            Some(old) => {
-                self.bytes -= field.len() + old.len() + ELEMENT_OVERHEAD;
-                true
-            }
-            None => false,
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        let old = match &mut self.fields {
+            Fields::Packed(p) => find(p, field).map(|(f, v)| {
+                p.remove(f, v);
+                v.end - v.data
+            }),
+            Fields::Table(map) => map
+                .remove(&Slot::new(Bytes::copy_from_slice(field)))
+                .map(|old| old.len()),
+        };
+        let Some(old) = old else {
+            return false;
+        };
+        self.len -= 1;
+        self.bytes -= field.len() + old + ELEMENT_OVERHEAD;
+        true
+    }
+
+    /// Moves the fields to the map, for good.
+    fn unpack(&mut self) {
+        if self.is_packed() {
+            let map = self
+                .iter()
+                .map(|(f, v)| {
+                    let field = Slot::new(Bytes::copy_from_slice(f));
+                    (field, Bytes::copy_from_slice(v))
+                })
+                .collect();
+            self.fields = Fields::Table(map);
         }
     }
 
-    /// Fields and values in hash order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-        self.fields.iter().map(|(slot, v)| (slot.key(), v))
+    /// Fields and values: in the order they were set while packed, in hash order after.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        match &self.fields {
+            Fields::Packed(p) => {
+                let mut elements = p.iter();
+                Box::new(std::iter::from_fn(move || {
+                    Some((elements.next()?, elements.next()?))
+                }))
+            }
+            Fields::Table(map) => Box::new(map.iter().map(|(slot, v)| (&slot.key()[..], &v[..]))),
+        }
     }
 
-    pub fn slots(&self) -> &BTreeMap<Slot, Bytes> {
-        &self.fields
+    /// One page of `HSCAN` (see [`scan_slots`]). A packed hash is returned whole, with
+    /// cursor 0, as Redis returns a listpack.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        pattern: Option<&[u8]>,
+        mut emit: impl FnMut(&[u8], &[u8]),
+    ) -> u64 {
+        match &self.fields {
+            Fields::Table(map) => scan_slots(map, cursor, count, pattern, |f, v| emit(f, v)),
+            Fields::Packed(_) => {
+                for (f, v) in self.iter() {
+                    if pattern.is_none_or(|p| proto::glob::glob_match(p, f)) {
+                        emit(f, v);
+                    }
+                }
+                0
+            }
+        }
+    }
+
+    /// `HRANDFIELD`'s picks (see [`random_entries`]).
+    pub fn random(&self, count: i64) -> Vec<(&[u8], &[u8])> {
+        match &self.fields {
+            Fields::Table(map) => random_entries(map, count)
+                .into_iter()
+                .map(|(f, v)| (&f[..], &v[..]))
+                .collect(),
+            Fields::Packed(_) => random_items(&self.iter().collect::<Vec<_>>(), count),
+        }
     }
 
     pub fn memory(&self) -> usize {
@@ -70,20 +196,31 @@ impl Hash {
     }
 }
 
+/// Equal when they hold the same fields and values, whatever their form and order (a
+/// packed hash keeps the order fields were set in, which a reload may change).
+impl PartialEq for Hash {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().all(|(f, v)| other.get(f) == Some(v))
+    }
+}
+
 impl From<Vec<(Bytes, Bytes)>> for Hash {
     fn from(pairs: Vec<(Bytes, Bytes)>) -> Self {
         let mut hash = Hash::default();
         for (field, value) in pairs {
-            hash.insert(field, value);
+            hash.insert(&field, &value);
         }
         hash
     }
 }
 
-/// On disk and in `DUMP`: the list of (field, value) pairs; the order is rebuilt on load.
+/// On disk and in `DUMP`: the list of (field, value) pairs; the form is rebuilt on load.
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        s.collect_seq(
+            self.iter()
+                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))),
+        )
     }
 }
 
@@ -93,13 +230,49 @@ mod tests {
 
     #[test]
     fn fields_and_memory() {
-        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
         let mut h = Hash::default();
-        assert!(h.insert(b("f"), b("v")));
-        assert!(!h.insert(b("f"), b("vv")));
-        assert_eq!(h.get(&b("f")), Some(&b("vv")));
+        assert!(h.insert(b"f", b"v"));
+        assert!(!h.insert(b"f", b"vv"));
+        assert_eq!(h.get(b"f"), Some(&b"vv"[..]));
         assert_eq!(h.memory(), 3 + ELEMENT_OVERHEAD);
-        assert!(h.remove(&b("f")));
+        assert!(h.remove(b"f"));
         assert_eq!((h.len(), h.memory()), (0, 0));
+    }
+
+    /// The packed form and the map must hold the same thing: the same random writes to
+    /// a hash that moves to the map midway and to a model.
+    #[test]
+    fn packed_and_table_agree_with_a_model() {
+        let mut h = Hash::default();
+        let mut model = std::collections::HashMap::new();
+        for i in 0..400u32 {
+            let field = format!("f{}", (i * 7) % 150);
+            let value = if i == 300 {
+                "v".repeat(100)
+            } else {
+                format!("v{i}")
+            };
+            if i % 5 == 4 {
+                assert_eq!(h.remove(field.as_bytes()), model.remove(&field).is_some());
+            } else {
+                let new = model.insert(field.clone(), value.clone()).is_none();
+                assert_eq!(h.insert(field.as_bytes(), value.as_bytes()), new);
+            }
+            assert_eq!(h.len(), model.len());
+            if i == 100 {
+                assert!(h.is_packed());
+            }
+        }
+        assert!(!h.is_packed());
+        for (f, v) in &model {
+            assert_eq!(h.get(f.as_bytes()), Some(v.as_bytes()));
+        }
+        assert_eq!(h.iter().count(), model.len());
+        // A long value moves a small hash to the map too.
+        let mut small = Hash::default();
+        small.insert(b"a", b"1");
+        small.insert(b"b", &[b'x'; MAX_ELEMENT + 1]);
+        assert!(!small.is_packed());
+        assert_eq!(small.get(b"a"), Some(&b"1"[..]));
     }
 }

@@ -1,0 +1,165 @@
+//! [`Packed`]: small collections in one buffer, Redis's *listpack*.
+//!
+//! A hash of five short fields held as a map costs a tree node sized for eleven entries
+//! (about 900 bytes), plus a `Bytes` header and an allocation for every field and every
+//! value: over a kilobyte for forty bytes of data. Redis keeps such a hash in a listpack:
+//! its elements back to back in one allocation, each prefixed by its length, and finds a
+//! field by walking them. For a few dozen short elements the walk over contiguous bytes is
+//! as fast as a tree's pointer chasing, and the whole hash costs its bytes plus two or so
+//! per element.
+//!
+//! [`crate::types::hash::Hash`] and [`crate::types::set::Set`] start out packed and move
+//! to their ordered map once they hold more than [`MAX_ENTRIES`] elements or one longer
+//! than [`MAX_ELEMENT`] bytes (Redis's defaults for `hash-max-listpack-entries` and
+//! `-value`), and never move back, as in Redis. A hash stores field, value, field,
+//! value...; a set its members. Each element is `varint(len) | bytes` (LEB128), and the
+//! buffer is kept at its exact length, since a small collection is written rarely and
+//! read often: an insert reallocates, as a listpack's does.
+
+/// Most elements (hash fields, set members) a packed collection holds.
+pub const MAX_ENTRIES: usize = 128;
+/// Longest element (field, value or member) a packed collection holds.
+pub const MAX_ELEMENT: usize = 64;
+
+/// Elements back to back, each `varint(len) | bytes`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Packed {
+    buf: Vec<u8>,
+}
+
+/// Where one element sits in the buffer: its length prefix starts at `start`, its bytes
+/// are `data..end`.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    pub start: usize,
+    pub data: usize,
+    pub end: usize,
+}
+
+impl Packed {
+    /// Bytes of buffer: what the collection costs beyond its header.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The elements, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.spans().map(|s| &self.buf[s.data..s.end])
+    }
+
+    /// The elements' places, in order.
+    pub fn spans(&self) -> Spans<'_> {
+        Spans {
+            buf: &self.buf,
+            at: 0,
+        }
+    }
+
+    /// The bytes of an element found with [`Self::spans`].
+    pub fn get(&self, span: Span) -> &[u8] {
+        &self.buf[span.data..span.end]
+    }
+
+    /// Appends elements at the end, growing the buffer once.
+    pub fn push(&mut self, elements: &[&[u8]]) {
+        let more: usize = elements.iter().map(|e| encoded_len(e.len())).sum();
+        self.buf.reserve_exact(more);
+        for e in elements {
+            write_varint(&mut self.buf, e.len());
+            self.buf.extend_from_slice(e);
+        }
+    }
+
+    /// Replaces the element at `span` with `element`.
+    pub fn replace(&mut self, span: Span, element: &[u8]) {
+        let mut encoded = Vec::with_capacity(encoded_len(element.len()));
+        write_varint(&mut encoded, element.len());
+        encoded.extend_from_slice(element);
+        self.buf.splice(span.start..span.end, encoded);
+        self.buf.shrink_to_fit();
+    }
+
+    /// Removes the elements from `from.start` to `to.end`.
+    pub fn remove(&mut self, from: Span, to: Span) {
+        self.buf.drain(from.start..to.end);
+        self.buf.shrink_to_fit();
+    }
+}
+
+/// The places of a [`Packed`]'s elements.
+pub struct Spans<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Spans<'_> {
+    type Item = Span;
+
+    fn next(&mut self) -> Option<Span> {
+        let start = self.at;
+        let (len, data) = read_varint(self.buf, start)?;
+        let end = data.checked_add(len).filter(|&e| e <= self.buf.len())?;
+        self.at = end;
+        Some(Span { start, data, end })
+    }
+}
+
+fn encoded_len(len: usize) -> usize {
+    let mut n = 1;
+    let mut v = len >> 7;
+    while v > 0 {
+        n += 1;
+        v >>= 7;
+    }
+    n + len
+}
+
+fn write_varint(buf: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        buf.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// The length at `at` and where its bytes start; `None` at the end of the buffer.
+fn read_varint(buf: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let mut v = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *buf.get(at)?;
+        at += 1;
+        v |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            return Some((v, at));
+        }
+        shift += 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_push_replace_and_remove_in_place() {
+        let mut p = Packed::default();
+        let long = vec![b'x'; 200];
+        p.push(&[b"a", b"", &long, b"bc"]);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"", &long, b"bc"]
+        );
+        assert_eq!(p.capacity(), 2 + 1 + 202 + 3);
+        let spans: Vec<Span> = p.spans().collect();
+        p.replace(spans[2], b"yy");
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"", b"yy", b"bc"]
+        );
+        let spans: Vec<Span> = p.spans().collect();
+        p.remove(spans[1], spans[2]);
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"bc"]);
+        assert_eq!(p.get(p.spans().nth(1).unwrap()), b"bc");
+    }
+}
