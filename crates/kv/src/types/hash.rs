@@ -1,17 +1,18 @@
 //! A Redis hash: a map of fields to values inside one key.
 //!
 //! Small hashes are packed (see [`super::packed`]): fields and values alternate in one
-//! buffer, in the order they were first set. Past [`MAX_ENTRIES`] fields or a field or
+//! buffer, in the maps' order (by hash of field). Past [`MAX_ENTRIES`] fields or a field or
 //! value longer than [`MAX_ELEMENT`] bytes, the hash moves to a map ordered by hash of
 //! field (see [`super`]) for good.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::packed::{MAX_ELEMENT, MAX_ENTRIES, Packed, Span};
-use super::{ELEMENT_OVERHEAD, random_entries, random_items, scan_slots};
+use super::{ELEMENT_OVERHEAD, ElementBytes, random_entries, random_items, scan_slots};
 use crate::keyspace::Slot;
 
 /// A hash's fields (see the module docs).
@@ -87,7 +88,7 @@ impl Hash {
                     Some(old)
                 }
                 None => {
-                    p.push(&[field, value]);
+                    p.insert(p.position(field, 2), &[field, value]);
                     None
                 }
             },
@@ -145,7 +146,7 @@ impl Hash {
         }
     }
 
-    /// Fields and values: in the order they were set while packed, in hash order after.
+    /// Fields and values, in hash order (in either form).
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.fields {
             Fields::Packed(p) => {
@@ -191,8 +192,13 @@ impl Hash {
         }
     }
 
+    /// Bytes held: a packed hash's buffer and header, or the map's estimate (payload
+    /// plus [`ELEMENT_OVERHEAD`] per field, kept up to date in both forms).
     pub fn memory(&self) -> usize {
-        self.bytes
+        match &self.fields {
+            Fields::Packed(p) => p.capacity() + std::mem::size_of::<Hash>(),
+            Fields::Table(_) => self.bytes,
+        }
     }
 }
 
@@ -215,12 +221,14 @@ impl From<Vec<(Bytes, Bytes)>> for Hash {
 }
 
 /// On disk and in `DUMP`: the list of (field, value) pairs; the form is rebuilt on load.
+/// (bincode needs the length up front: the pairs are counted, not collected.)
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.iter()
-                .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))),
-        )
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for (f, v) in self.iter() {
+            seq.serialize_element(&(ElementBytes(f), ElementBytes(v)))?;
+        }
+        seq.end()
     }
 }
 
@@ -234,9 +242,10 @@ mod tests {
         assert!(h.insert(b"f", b"v"));
         assert!(!h.insert(b"f", b"vv"));
         assert_eq!(h.get(b"f"), Some(&b"vv"[..]));
-        assert_eq!(h.memory(), 3 + ELEMENT_OVERHEAD);
+        // Packed: the buffer (two one-byte lengths, "f", "vv") and the header.
+        assert_eq!(h.memory(), 5 + std::mem::size_of::<Hash>());
         assert!(h.remove(b"f"));
-        assert_eq!((h.len(), h.memory()), (0, 0));
+        assert_eq!(h.len(), 0);
     }
 
     /// The packed form and the map must hold the same thing: the same random writes to

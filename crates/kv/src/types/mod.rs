@@ -141,6 +141,16 @@ pub fn random_items<T: Copy>(all: &[T], count: i64) -> Vec<T> {
         .collect()
 }
 
+/// An element serialized as a `Bytes` is (a length and the bytes), without copying it
+/// into one: how packed collections write themselves to disk and to replicas.
+pub struct ElementBytes<'a>(pub &'a [u8]);
+
+impl serde::Serialize for ElementBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
 /// Copies request bytes into an allocation of their own (see `keyspace::own`).
 pub fn own(b: &Bytes) -> Bytes {
     Bytes::copy_from_slice(b)

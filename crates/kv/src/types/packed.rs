@@ -15,11 +15,19 @@
 //! value...; a set its members. Each element is `varint(len) | bytes` (LEB128), and the
 //! buffer is kept at its exact length, since a small collection is written rarely and
 //! read often: an insert reallocates, as a listpack's does.
+//!
+//! Fields and members are kept in the order the maps use, by (hash, bytes) (see
+//! [`crate::keyspace::Slot`]), not in the order they came: a collection then iterates in
+//! the same order in either form, and the same contents give the same `DUMP` and the
+//! same order after a restart, whatever order they were written in. Finding where a new
+//! element goes hashes the ones before it; a lookup compares bytes only.
 
 /// Most elements (hash fields, set members) a packed collection holds.
 pub const MAX_ENTRIES: usize = 128;
 /// Longest element (field, value or member) a packed collection holds.
 pub const MAX_ELEMENT: usize = 64;
+
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Elements back to back, each `varint(len) | bytes`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,14 +68,30 @@ impl Packed {
         &self.buf[span.data..span.end]
     }
 
-    /// Appends elements at the end, growing the buffer once.
-    pub fn push(&mut self, elements: &[&[u8]]) {
+    /// Where `element` goes among every `stride`-th element (a hash's fields, a set's
+    /// members) in (hash, bytes) order: the start of the first one after it.
+    pub fn position(&self, element: &[u8], stride: usize) -> usize {
+        let key = (xxh3_64(element), element);
+        self.spans()
+            .step_by(stride)
+            .find(|&s| {
+                let e = self.get(s);
+                (xxh3_64(e), e) > key
+            })
+            .map_or(self.buf.len(), |s| s.start)
+    }
+
+    /// Inserts elements at byte offset `at` (from [`Self::position`]), growing the
+    /// buffer once.
+    pub fn insert(&mut self, at: usize, elements: &[&[u8]]) {
         let more: usize = elements.iter().map(|e| encoded_len(e.len())).sum();
-        self.buf.reserve_exact(more);
+        let mut encoded = Vec::with_capacity(more);
         for e in elements {
-            write_varint(&mut self.buf, e.len());
-            self.buf.extend_from_slice(e);
+            write_varint(&mut encoded, e.len());
+            encoded.extend_from_slice(e);
         }
+        self.buf.reserve_exact(more);
+        self.buf.splice(at..at, encoded);
     }
 
     /// Replaces the element at `span` with `element`.
@@ -142,24 +166,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn elements_push_replace_and_remove_in_place() {
+    fn elements_insert_replace_and_remove_in_place() {
         let mut p = Packed::default();
         let long = vec![b'x'; 200];
-        p.push(&[b"a", b"", &long, b"bc"]);
+        p.insert(0, &[b"a", b"", &long]);
+        p.insert(0, &[b"bc"]);
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
-            vec![&b"a"[..], b"", &long, b"bc"]
+            vec![&b"bc"[..], b"a", b"", &long]
         );
-        assert_eq!(p.capacity(), 2 + 1 + 202 + 3);
+        assert_eq!(p.capacity(), 3 + 2 + 1 + 202);
         let spans: Vec<Span> = p.spans().collect();
-        p.replace(spans[2], b"yy");
+        p.replace(spans[3], b"yy");
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
-            vec![&b"a"[..], b"", b"yy", b"bc"]
+            vec![&b"bc"[..], b"a", b"", b"yy"]
         );
         let spans: Vec<Span> = p.spans().collect();
         p.remove(spans[1], spans[2]);
-        assert_eq!(p.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"bc"]);
-        assert_eq!(p.get(p.spans().nth(1).unwrap()), b"bc");
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![&b"bc"[..], b"yy"]);
+        assert_eq!(p.get(p.spans().nth(1).unwrap()), b"yy");
+    }
+
+    /// Elements placed by `position` iterate in (hash, bytes) order, whatever order they
+    /// were inserted in.
+    #[test]
+    fn positions_keep_the_hash_order() {
+        let names: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        let mut forwards = Packed::default();
+        let mut backwards = Packed::default();
+        for n in &names {
+            forwards.insert(forwards.position(n.as_bytes(), 1), &[n.as_bytes()]);
+        }
+        for n in names.iter().rev() {
+            backwards.insert(backwards.position(n.as_bytes(), 1), &[n.as_bytes()]);
+        }
+        assert_eq!(forwards, backwards);
+        let mut sorted: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        sorted.sort_by_key(|n| (xxh3_64(n), *n));
+        assert_eq!(forwards.iter().collect::<Vec<_>>(), sorted);
     }
 }

@@ -1,17 +1,18 @@
 //! A Redis set: unique members inside one key.
 //!
 //! Small sets are packed (see [`super::packed`]): the members in one buffer, in the
-//! order they were added. Past [`MAX_ENTRIES`] members or one longer than
+//! maps' order (by hash of member). Past [`MAX_ENTRIES`] members or one longer than
 //! [`MAX_ELEMENT`] bytes, the set moves to a map ordered by hash of member (see
 //! [`super`]) for good.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::packed::{MAX_ELEMENT, MAX_ENTRIES, Packed};
-use super::{ELEMENT_OVERHEAD, pick, random_entries, random_items, scan_slots};
+use super::{ELEMENT_OVERHEAD, ElementBytes, pick, random_entries, random_items, scan_slots};
 use crate::keyspace::Slot;
 
 /// A set's members (see the module docs).
@@ -69,7 +70,7 @@ impl Set {
             Members::Packed(p) => {
                 let new = !p.iter().any(|m| m == member);
                 if new {
-                    p.push(&[member]);
+                    p.insert(p.position(member, 1), &[member]);
                 }
                 new
             }
@@ -116,7 +117,7 @@ impl Set {
         }
     }
 
-    /// The members: in the order they were added while packed, in hash order after.
+    /// The members, in hash order (in either form).
     pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match &self.members {
             Members::Packed(p) => Box::new(p.iter()),
@@ -163,8 +164,13 @@ impl Set {
         }
     }
 
+    /// Bytes held: a packed set's buffer and header, or the map's estimate (payload plus
+    /// [`ELEMENT_OVERHEAD`] per member, kept up to date in both forms).
     pub fn memory(&self) -> usize {
-        self.bytes
+        match &self.members {
+            Members::Packed(p) => p.capacity() + std::mem::size_of::<Set>(),
+            Members::Table(_) => self.bytes,
+        }
     }
 }
 
@@ -191,10 +197,14 @@ impl FromIterator<Bytes> for Set {
     }
 }
 
-/// On disk and in `DUMP`: the list of members.
+/// On disk and in `DUMP`: the list of members (counted up front, as bincode needs).
 impl Serialize for Set {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter().map(Bytes::copy_from_slice))
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for m in self.iter() {
+            seq.serialize_element(&ElementBytes(m))?;
+        }
+        seq.end()
     }
 }
 
