@@ -10,9 +10,11 @@
 //!
 //! kv's lists really are packed (see [`crate::types::list`]): a list that fits in one
 //! chunk is a `listpack`, a longer one a chain of them, a `quicklist`, and
-//! `list-max-listpack-size` sets the chunk size. Its hashes, sets and sorted sets have one
-//! layout each (ordered maps, see [`crate::types`]), so for them `OBJECT ENCODING` names the
-//! encoding Redis would use for the same contents under the same thresholds. One
+//! `list-max-listpack-size` sets the chunk size. Its hashes and sets are packed too (see
+//! [`crate::types::packed`]) up to Redis's *default* thresholds (128 elements, none longer
+//! than 64 bytes), then move to an ordered map for good; its sorted sets have one layout.
+//! `OBJECT ENCODING` names the encoding Redis would use for the same contents under the
+//! thresholds `CONFIG SET` gave — the thresholds choose the name, not kv's layout. One
 //! difference: Redis never converts a value back to the compact form when it shrinks,
 //! while kv's answer follows the current contents.
 //!

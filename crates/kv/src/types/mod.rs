@@ -7,9 +7,9 @@
 //!
 //! | type | structure | why |
 //! |---|---|---|
-//! | hash | `BTreeMap` ordered by (hash of field, field) | O(log n) field access, an `HSCAN` cursor that never misses a field, O(log n) random picks |
+//! | hash | up to 128 short fields: one packed buffer ([`packed`], Redis's listpack); then a `BTreeMap` ordered by (hash of field, field) | a small hash costs its bytes; a large one O(log n) field access, an `HSCAN` cursor that never misses a field, O(log n) random picks |
 //! | list | `VecDeque` of packed chunks of up to 8 KiB (Redis's quicklist of listpacks) | O(1) push and pop at both ends; a small element costs its bytes plus two, in a shared buffer, not an allocation of its own |
-//! | set | `BTreeMap` ordered by (hash of member, member) | as hashes: `SSCAN`, and `SPOP`/`SRANDMEMBER` in O(log n) |
+//! | set | as hashes: packed while small, then a `BTreeMap` ordered by (hash of member, member) | as hashes: `SSCAN`, and `SPOP`/`SRANDMEMBER` in O(log n) |
 //! | sorted set | member → score map plus a treap ordered by (score, member) | O(log n) rank, select and range start |
 //!
 //! Hashes and sets are ordered by the hash of their elements for the same reason the
