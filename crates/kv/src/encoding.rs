@@ -121,7 +121,7 @@ impl Thresholds {
                 }
             }
             Value::Set(s) => {
-                if s.len() as i64 <= self.get(INTSET_ENTRIES) && s.iter().all(|m| is_int(m)) {
+                if s.len() as i64 <= self.get(INTSET_ENTRIES) && s.iter().all(is_int) {
                     return "intset";
                 }
                 let longest = s.iter().map(<[u8]>::len).max().unwrap_or(0);

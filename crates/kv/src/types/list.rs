@@ -116,7 +116,7 @@ struct Chunk {
 /// Bytes of `n`'s LEB128 encoding. Most elements are under 128 bytes: one byte, tested
 /// first so the walks over a chunk stay a few instructions per element.
 #[inline]
-fn varint_len(n: usize) -> usize {
+pub(super) fn varint_len(n: usize) -> usize {
     if n < 0x80 { 1 } else { varint_len_long(n) }
 }
 

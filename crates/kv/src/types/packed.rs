@@ -29,6 +29,8 @@ pub const MAX_ELEMENT: usize = 64;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::list::varint_len;
+
 /// Elements back to back, each `varint(len) | bytes`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Packed {
@@ -128,14 +130,10 @@ impl Iterator for Spans<'_> {
     }
 }
 
+/// Bytes an element of `len` bytes takes: its length (as a list chunk writes it) and
+/// its bytes.
 fn encoded_len(len: usize) -> usize {
-    let mut n = 1;
-    let mut v = len >> 7;
-    while v > 0 {
-        n += 1;
-        v >>= 7;
-    }
-    n + len
+    varint_len(len) + len
 }
 
 fn write_varint(buf: &mut Vec<u8>, mut v: usize) {
