@@ -33,7 +33,7 @@
 //! of 40 bytes, the key copied again when longer than 22 bytes).
 //!
 //! Small hashes and sets are packed into one buffer (see [`crate::types::packed`]): a hash
-//! of five short fields costs its box (56 bytes) and a buffer of its bytes plus one per
+//! of five short fields costs its box (48 bytes) and a buffer of its bytes plus one per
 //! element, where it cost a map node sized for eleven fields, and an allocation and a
 //! `Bytes` header per field and per value.
 
@@ -168,5 +168,8 @@ mod tests {
             std::mem::size_of::<crate::keyspace::Slot<SmallBytes>>() + std::mem::size_of::<Entry>(),
             72
         );
+        // A small hash's or set's box, besides its packed buffer.
+        assert_eq!(std::mem::size_of::<Hash>(), 48);
+        assert_eq!(std::mem::size_of::<Set>(), 48);
     }
 }
