@@ -186,12 +186,12 @@ mod tests {
     fn thresholds_choose_the_names() {
         let t = Thresholds::default();
         let set = |members: &[&str]| {
-            Value::Set(Box::new(
+            Value::Set(
                 members
                     .iter()
                     .map(|m| bytes::Bytes::from(m.to_string()))
                     .collect(),
-            ))
+            )
         };
         assert_eq!(t.name(&set(&["1", "2"])), "intset");
         assert_eq!(t.name(&set(&["1", "a"])), "listpack");

@@ -383,9 +383,9 @@ impl Files {
         let items = elements.into_iter();
         Ok(Some(match body {
             Body::String(s) => Value::String(s),
-            Body::Hash => Value::Hash(Box::new(Hash::from(
+            Body::Hash => Value::Hash(Hash::from(
                 items.map(|(f, v)| (f, bytes(v))).collect::<Vec<_>>(),
-            ))),
+            )),
             Body::List { .. } => Value::List(Box::new(List::from(
                 items.map(|(_, v)| bytes(v)).collect::<VecDeque<_>>(),
             ))),
@@ -400,7 +400,7 @@ impl Files {
                 }
                 Value::List(Box::new(List::from(list)))
             }
-            Body::Set => Value::Set(Box::new(items.map(|(m, _)| m).collect())),
+            Body::Set => Value::Set(items.map(|(m, _)| m).collect()),
             Body::ZSet => Value::ZSet(Box::new(ZSet::from(
                 items
                     .map(|(m, v)| (m, codec::decode_score(&v).unwrap_or(f64::NAN)))

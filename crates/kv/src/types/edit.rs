@@ -64,8 +64,8 @@ impl Edit {
             | Edit::ListPop { .. }
             | Edit::ListSet { .. }
             | Edit::ListTrim { .. } => Value::List(Box::default()),
-            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Box::default()),
-            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Box::default()),
+            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Default::default()),
+            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Default::default()),
             Edit::ZAdd(_) | Edit::ZRemove(_) => Value::ZSet(Box::default()),
         }
     }

@@ -22,14 +22,22 @@ pub struct Hash {
     fields: Fields,
     /// Number of fields.
     len: usize,
-    bytes: usize,
 }
 
+/// 16 bytes (the table is boxed), so that a `Hash` is 24 and sits in its
+/// [`crate::value::Value`] with no box of its own.
 #[derive(Debug, Clone, PartialEq)]
 enum Fields {
     /// field, value, field, value...
     Packed(Packed),
-    Table(BTreeMap<Slot, Bytes>),
+    Table(Box<Table>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Table {
+    map: BTreeMap<Slot, Bytes>,
+    /// Payload plus [`ELEMENT_OVERHEAD`] per field: the memory estimate.
+    bytes: usize,
 }
 
 impl Default for Fields {
@@ -66,7 +74,8 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.fields {
             Fields::Packed(p) => find(p, field).map(|(_, v)| p.get(v)),
-            Fields::Table(map) => map
+            Fields::Table(t) => t
+                .map
                 .get(&Slot::new(Bytes::copy_from_slice(field)))
                 .map(|v| &v[..]),
         }
@@ -92,25 +101,23 @@ impl Hash {
                     None
                 }
             },
-            Fields::Table(map) => map
-                .insert(
+            Fields::Table(t) => {
+                let old = t.map.insert(
                     Slot::new(Bytes::copy_from_slice(field)),
                     Bytes::copy_from_slice(value),
-                )
-                .map(|old| old.len()),
+                );
+                t.bytes += value.len();
+                match &old {
+                    Some(old) => t.bytes -= old.len(),
+                    None => t.bytes += field.len() + ELEMENT_OVERHEAD,
+                }
+                old.map(|old| old.len())
+            }
         };
-        self.bytes += value.len();
-        match old {
-            Some(old) => {
-                self.bytes -= old;
-                false
-            }
-            None => {
-                self.len += 1;
-                self.bytes += field.len() + ELEMENT_OVERHEAD;
-                true
-            }
+        if old.is_none() {
+            self.len += 1;
         }
+        old.is_none()
     }
 
     /// Removes a field; `true` if it was there.
@@ -120,29 +127,35 @@ impl Hash {
                 p.remove(f, v);
                 v.end - v.data
             }),
-            Fields::Table(map) => map
-                .remove(&Slot::new(Bytes::copy_from_slice(field)))
-                .map(|old| old.len()),
+            Fields::Table(t) => {
+                let old = t.map.remove(&Slot::new(Bytes::copy_from_slice(field)));
+                if let Some(old) = &old {
+                    t.bytes -= field.len() + old.len() + ELEMENT_OVERHEAD;
+                }
+                old.map(|old| old.len())
+            }
         };
-        let Some(old) = old else {
-            return false;
-        };
-        self.len -= 1;
-        self.bytes -= field.len() + old + ELEMENT_OVERHEAD;
-        true
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old.is_some()
     }
 
     /// Moves the fields to the map, for good.
     fn unpack(&mut self) {
         if self.is_packed() {
-            let map = self
+            let map: BTreeMap<Slot, Bytes> = self
                 .iter()
                 .map(|(f, v)| {
                     let field = Slot::new(Bytes::copy_from_slice(f));
                     (field, Bytes::copy_from_slice(v))
                 })
                 .collect();
-            self.fields = Fields::Table(map);
+            let bytes = self
+                .iter()
+                .map(|(f, v)| f.len() + v.len() + ELEMENT_OVERHEAD)
+                .sum();
+            self.fields = Fields::Table(Box::new(Table { map, bytes }));
         }
     }
 
@@ -155,7 +168,7 @@ impl Hash {
                     Some((elements.next()?, elements.next()?))
                 }))
             }
-            Fields::Table(map) => Box::new(map.iter().map(|(slot, v)| (&slot.key()[..], &v[..]))),
+            Fields::Table(t) => Box::new(t.map.iter().map(|(slot, v)| (&slot.key()[..], &v[..]))),
         }
     }
 
@@ -169,7 +182,7 @@ impl Hash {
         mut emit: impl FnMut(&[u8], &[u8]),
     ) -> u64 {
         match &self.fields {
-            Fields::Table(map) => scan_slots(map, cursor, count, pattern, |f, v| emit(f, v)),
+            Fields::Table(t) => scan_slots(&t.map, cursor, count, pattern, |f, v| emit(f, v)),
             Fields::Packed(_) => {
                 for (f, v) in self.iter() {
                     if pattern.is_none_or(|p| proto::glob::glob_match(p, f)) {
@@ -184,7 +197,7 @@ impl Hash {
     /// `HRANDFIELD`'s picks (see [`random_entries`]).
     pub fn random(&self, count: i64) -> Vec<(&[u8], &[u8])> {
         match &self.fields {
-            Fields::Table(map) => random_entries(map, count)
+            Fields::Table(t) => random_entries(&t.map, count)
                 .into_iter()
                 .map(|(f, v)| (&f[..], &v[..]))
                 .collect(),
@@ -192,12 +205,11 @@ impl Hash {
         }
     }
 
-    /// Bytes held: a packed hash's buffer and header, or the map's estimate (payload
-    /// plus [`ELEMENT_OVERHEAD`] per field, kept up to date in both forms).
+    /// Bytes held: a packed hash's buffer, or the map's estimate.
     pub fn memory(&self) -> usize {
         match &self.fields {
-            Fields::Packed(p) => p.capacity() + std::mem::size_of::<Hash>(),
-            Fields::Table(_) => self.bytes,
+            Fields::Packed(p) => p.capacity(),
+            Fields::Table(t) => t.bytes,
         }
     }
 }
@@ -242,8 +254,8 @@ mod tests {
         assert!(h.insert(b"f", b"v"));
         assert!(!h.insert(b"f", b"vv"));
         assert_eq!(h.get(b"f"), Some(&b"vv"[..]));
-        // Packed: the buffer (two one-byte lengths, "f", "vv") and the header.
-        assert_eq!(h.memory(), 5 + std::mem::size_of::<Hash>());
+        // Packed: the buffer (two one-byte lengths, "f", "vv").
+        assert_eq!(h.memory(), 5);
         assert!(h.remove(b"f"));
         assert_eq!(h.len(), 0);
     }

@@ -180,13 +180,13 @@ impl Op {
 }
 
 fn new_hash() -> Value {
-    Value::Hash(Box::default())
+    Value::Hash(Default::default())
 }
 fn new_list() -> Value {
     Value::List(Box::default())
 }
 fn new_set() -> Value {
-    Value::Set(Box::default())
+    Value::Set(Default::default())
 }
 fn new_zset() -> Value {
     Value::ZSet(Box::default())
@@ -631,7 +631,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
             ks.remove(db, &dest);
             if n > 0 {
                 let set: Set = members.into_iter().collect();
-                ks.store(db, own(&dest), Entry::new(Value::Set(Box::new(set)), None));
+                ks.store(db, own(&dest), Entry::new(Value::Set(set), None));
             }
             Ok(int(n))
         }

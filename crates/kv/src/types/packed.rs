@@ -34,7 +34,8 @@ use super::list::varint_len;
 /// Elements back to back, each `varint(len) | bytes`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Packed {
-    buf: Vec<u8>,
+    /// A boxed slice, not a `Vec`: 16 bytes, so a small hash or set fits in its value.
+    buf: Box<[u8]>,
 }
 
 /// Where one element sits in the buffer: its length prefix starts at `start`, its bytes
@@ -49,7 +50,7 @@ pub struct Span {
 impl Packed {
     /// Bytes of buffer: what the collection costs beyond its header.
     pub fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 
     /// The elements, in order.
@@ -92,8 +93,10 @@ impl Packed {
             write_varint(&mut encoded, e.len());
             encoded.extend_from_slice(e);
         }
-        self.buf.reserve_exact(more);
-        self.buf.splice(at..at, encoded);
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.reserve_exact(more);
+        buf.splice(at..at, encoded);
+        self.buf = buf.into_boxed_slice();
     }
 
     /// Replaces the element at `span` with `element`.
@@ -101,14 +104,16 @@ impl Packed {
         let mut encoded = Vec::with_capacity(encoded_len(element.len()));
         write_varint(&mut encoded, element.len());
         encoded.extend_from_slice(element);
-        self.buf.splice(span.start..span.end, encoded);
-        self.buf.shrink_to_fit();
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.splice(span.start..span.end, encoded);
+        self.buf = buf.into_boxed_slice();
     }
 
     /// Removes the elements from `from.start` to `to.end`.
     pub fn remove(&mut self, from: Span, to: Span) {
-        self.buf.drain(from.start..to.end);
-        self.buf.shrink_to_fit();
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.drain(from.start..to.end);
+        self.buf = buf.into_boxed_slice();
     }
 }
 

@@ -22,13 +22,20 @@ pub struct Set {
     members: Members,
     /// Number of members.
     len: usize,
-    bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Members {
     Packed(Packed),
-    Table(BTreeMap<Slot, ()>),
+    /// Boxed, as a hash's table: a `Set` is 24 bytes and needs no box of its own.
+    Table(Box<Table>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Table {
+    map: BTreeMap<Slot, ()>,
+    /// Payload plus [`ELEMENT_OVERHEAD`] per member: the memory estimate.
+    bytes: usize,
 }
 
 impl Default for Members {
@@ -54,7 +61,9 @@ impl Set {
     pub fn contains(&self, member: &[u8]) -> bool {
         match &self.members {
             Members::Packed(p) => p.iter().any(|m| m == member),
-            Members::Table(map) => map.contains_key(&Slot::new(Bytes::copy_from_slice(member))),
+            Members::Table(t) => t
+                .map
+                .contains_key(&Slot::new(Bytes::copy_from_slice(member))),
         }
     }
 
@@ -74,13 +83,19 @@ impl Set {
                 }
                 new
             }
-            Members::Table(map) => map
-                .insert(Slot::new(Bytes::copy_from_slice(member)), ())
-                .is_none(),
+            Members::Table(t) => {
+                let new = t
+                    .map
+                    .insert(Slot::new(Bytes::copy_from_slice(member)), ())
+                    .is_none();
+                if new {
+                    t.bytes += member.len() + ELEMENT_OVERHEAD;
+                }
+                new
+            }
         };
         if new {
             self.len += 1;
-            self.bytes += member.len() + ELEMENT_OVERHEAD;
         }
         new
     }
@@ -95,13 +110,19 @@ impl Set {
                 }
                 None => false,
             },
-            Members::Table(map) => map
-                .remove(&Slot::new(Bytes::copy_from_slice(member)))
-                .is_some(),
+            Members::Table(t) => {
+                let gone = t
+                    .map
+                    .remove(&Slot::new(Bytes::copy_from_slice(member)))
+                    .is_some();
+                if gone {
+                    t.bytes -= member.len() + ELEMENT_OVERHEAD;
+                }
+                gone
+            }
         };
         if gone {
             self.len -= 1;
-            self.bytes -= member.len() + ELEMENT_OVERHEAD;
         }
         gone
     }
@@ -113,7 +134,8 @@ impl Set {
                 .iter()
                 .map(|m| (Slot::new(Bytes::copy_from_slice(m)), ()))
                 .collect();
-            self.members = Members::Table(map);
+            let bytes = p.iter().map(|m| m.len() + ELEMENT_OVERHEAD).sum();
+            self.members = Members::Table(Box::new(Table { map, bytes }));
         }
     }
 
@@ -121,7 +143,7 @@ impl Set {
     pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match &self.members {
             Members::Packed(p) => Box::new(p.iter()),
-            Members::Table(map) => Box::new(map.keys().map(|slot| &slot.key()[..])),
+            Members::Table(t) => Box::new(t.map.keys().map(|slot| &slot.key()[..])),
         }
     }
 
@@ -135,7 +157,7 @@ impl Set {
         mut emit: impl FnMut(&[u8]),
     ) -> u64 {
         match &self.members {
-            Members::Table(map) => scan_slots(map, cursor, count, pattern, |m, ()| emit(m)),
+            Members::Table(t) => scan_slots(&t.map, cursor, count, pattern, |m, ()| emit(m)),
             Members::Packed(p) => {
                 p.iter()
                     .filter(|m| pattern.is_none_or(|pat| proto::glob::glob_match(pat, m)))
@@ -148,7 +170,7 @@ impl Set {
     /// `SRANDMEMBER`'s picks (see [`random_entries`]).
     pub fn random(&self, count: i64) -> Vec<&[u8]> {
         match &self.members {
-            Members::Table(map) => random_entries(map, count)
+            Members::Table(t) => random_entries(&t.map, count)
                 .into_iter()
                 .map(|(m, ())| &m[..])
                 .collect(),
@@ -159,7 +181,7 @@ impl Set {
     /// One member chosen by `random` (any u64): what `SPOP` removes.
     pub fn pick(&self, random: u64) -> Option<&[u8]> {
         match &self.members {
-            Members::Table(map) => pick(map, random).map(|(slot, ())| &slot.key()[..]),
+            Members::Table(t) => pick(&t.map, random).map(|(slot, ())| &slot.key()[..]),
             Members::Packed(p) => p.iter().nth((random % self.len.max(1) as u64) as usize),
         }
     }
@@ -168,8 +190,8 @@ impl Set {
     /// [`ELEMENT_OVERHEAD`] per member, kept up to date in both forms).
     pub fn memory(&self) -> usize {
         match &self.members {
-            Members::Packed(p) => p.capacity() + std::mem::size_of::<Set>(),
-            Members::Table(_) => self.bytes,
+            Members::Packed(p) => p.capacity(),
+            Members::Table(t) => t.bytes,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! cost with its `embstr` encoding: a string of up to 44 bytes is allocated together with
 //! its object header, in one block.
 //!
-//! `SmallBytes` is 24 bytes — a one-byte tag, then either the contents themselves (up to
+//! `SmallBytes` is 24 bytes: a one-byte tag, then either the contents themselves (up to
 //! [`INLINE`] bytes, no allocation at all) or a pointer to them:
 //!
 //! | variant | contents | costs beyond the 24 bytes | a read (`to_bytes`) |
@@ -20,8 +20,8 @@
 //! buffer anyway; copying a 64 MiB value once more per `GET` would double the work, while
 //! copying a 100-byte one costs less than the memory a shared header would keep.
 //!
-//! The tag has room for more values than its three variants, and Rust uses that room: a
-//! [`crate::value::Value`] holding a `SmallBytes` or a boxed collection is also 24 bytes.
+//! The tag has room for more values than its three variants, which Rust can use for the
+//! tag of an enum around it.
 
 use std::cmp::Ordering;
 use std::fmt;
