@@ -56,6 +56,8 @@ commands() {
 # measure ROW N: one fresh pair, loaded with ROW; prints one line per server.
 measure() {
   local row=$1 n=$2 port pid base after keys
+  # This runs in a subshell (see below): stop its servers however it ends.
+  trap cleanup EXIT
   PIDS=()
   taskset -c 1 "$BIN" kv --port "$KV_PORT" 2>/dev/null &
   PIDS+=($!)

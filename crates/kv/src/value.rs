@@ -15,10 +15,10 @@
 //! |---|---|---|
 //! | map slot: hash of the key | 8 | 8 |
 //! | map slot: the key | `Bytes`, 32 | [`SmallBytes`], 24, the key inside it |
-//! | map slot: the value | 104: the enum was as large as its largest variant, a sorted set's two maps | 32: strings inline, a small hash or set as its packed buffer's handle, lists and sorted sets boxed |
+//! | map slot: the value | 104: the enum was as large as its largest variant, a sorted set's two maps | 24: strings inline, a small hash or set as its packed buffer's handle, lists and sorted sets boxed |
 //! | map slot: the deadline | 16 | 16 |
-//! | one slot | 160 | 80 |
-//! | a leaf of 11 slots (mimalloc block) | 1,776 (1,792) | 892 (896) |
+//! | one slot | 160 | 72 |
+//! | a leaf of 11 slots (mimalloc block) | 1,776 (1,792) | 808 (896) |
 //! | leaf share per key, about 8 keys a leaf | ~230 | ~115 |
 //! | the key's and the value's own allocations | 16 + 16, and a 32-byte shared header after the first `GET` or `SCAN` clones them | none up to 22 bytes each |
 //! | measured RSS per key, `bench/memory.sh`, 1M keys | 282 (Redis 7.0: 130) | 123 (Redis 7.0: 129) |
@@ -35,8 +35,9 @@
 //! Small hashes and sets are packed into one buffer (see [`crate::types::packed`]) held
 //! by the value itself: a hash of five short fields costs its slot and a buffer of its
 //! bytes plus one per element, where it cost a box, a map node sized for eleven fields, and
-//! an allocation and a `Bytes` header per field and per value. (A value of 32 bytes rather
-//! than 24 costs strings nothing: a leaf of 80-byte slots still fits the 896-byte block.)
+//! an allocation and a `Bytes` header per field and per value. The hash and the set keep
+//! no count (a packed one is counted by walking it) so that the value stays 24 bytes: with
+//! a count, 32-byte values cost every string key 13 bytes more (`bench/memory.sh`).
 
 use proto::CommandError;
 use serde::{Deserialize, Serialize};
@@ -47,14 +48,14 @@ mod small;
 
 pub use small::SmallBytes;
 
-/// A value stored under a key: 32 bytes (see the module docs).
+/// A value stored under a key: 24 bytes (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// A binary-safe string (Redis's only scalar type; numbers are strings that parse).
     String(SmallBytes),
     // The collections (see `crate::types`). Lists and sorted sets are boxed: a sorted
     // set's maps are 96 bytes, and an unboxed variant would make every string key pay for
-    // them. Hashes and sets are 24 bytes (a packed buffer's handle, or a boxed map) and
+    // them. Hashes and sets are 16 bytes (a packed buffer's handle, or a boxed map) and
     // sit here unboxed. New variants go at the end: the variant's position is its tag in
     // the byte format.
     Hash(Hash),
@@ -161,16 +162,16 @@ impl Entry {
 mod tests {
     use super::*;
 
-    /// The sizes the module docs count with: a string key's value and deadline in 48
-    /// bytes, a map slot (hash, key, entry) in 80.
+    /// The sizes the module docs count with: a string key's value and deadline in 40
+    /// bytes, a map slot (hash, key, entry) in 72.
     #[test]
-    fn a_value_is_32_bytes_and_an_entry_48() {
-        assert_eq!(std::mem::size_of::<Value>(), 32);
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    fn a_value_is_24_bytes_and_an_entry_40() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
         let slot = std::mem::size_of::<crate::keyspace::Slot<SmallBytes>>();
-        assert_eq!(slot + std::mem::size_of::<Entry>(), 80);
-        // A small hash or set: its 16-byte packed buffer handle and its length, in the value.
-        assert_eq!(std::mem::size_of::<Hash>(), 24);
-        assert_eq!(std::mem::size_of::<Set>(), 24);
+        assert_eq!(slot + std::mem::size_of::<Entry>(), 72);
+        // A small hash or set: its packed buffer's handle, in the value.
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
+        assert_eq!(std::mem::size_of::<Set>(), 16);
     }
 }

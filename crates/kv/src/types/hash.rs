@@ -19,9 +19,9 @@ use crate::keyspace::Slot;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "Vec<(Bytes, Bytes)>")]
 pub struct Hash {
+    /// No count of its own: 16 bytes, so a [`crate::value::Value`] stays 24. A packed
+    /// hash counts by walking (at most 128 fields), a map knows its length.
     fields: Fields,
-    /// Number of fields.
-    len: usize,
 }
 
 /// 16 bytes (the table is boxed), so that a `Hash` is 24 and sits in its
@@ -59,11 +59,17 @@ fn find(p: &Packed, field: &[u8]) -> Option<(Span, Span)> {
 
 impl Hash {
     pub fn len(&self) -> usize {
-        self.len
+        match &self.fields {
+            Fields::Packed(p) => p.spans().count() / 2,
+            Fields::Table(t) => t.map.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        match &self.fields {
+            Fields::Packed(p) => p.capacity() == 0,
+            Fields::Table(t) => t.map.is_empty(),
+        }
     }
 
     /// Is it still in the packed form? (`OBJECT ENCODING`'s `listpack`.)
@@ -84,7 +90,7 @@ impl Hash {
     /// Sets a field; `true` if it is new.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let Fields::Packed(p) = &self.fields
-            && (field.len() > MAX_ELEMENT || value.len() > MAX_ELEMENT || self.len >= MAX_ENTRIES)
+            && (field.len() > MAX_ELEMENT || value.len() > MAX_ELEMENT || self.len() >= MAX_ENTRIES)
             && find(p, field).is_none_or(|_| value.len() > MAX_ELEMENT)
         {
             self.unpack();
@@ -114,9 +120,6 @@ impl Hash {
                 old.map(|old| old.len())
             }
         };
-        if old.is_none() {
-            self.len += 1;
-        }
         old.is_none()
     }
 
@@ -135,9 +138,6 @@ impl Hash {
                 old.map(|old| old.len())
             }
         };
-        if old.is_some() {
-            self.len -= 1;
-        }
         old.is_some()
     }
 
@@ -218,7 +218,7 @@ impl Hash {
 /// packed hash keeps the order fields were set in, which a reload may change).
 impl PartialEq for Hash {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().all(|(f, v)| other.get(f) == Some(v))
+        self.len() == other.len() && self.iter().all(|(f, v)| other.get(f) == Some(v))
     }
 }
 
@@ -236,7 +236,7 @@ impl From<Vec<(Bytes, Bytes)>> for Hash {
 /// (bincode needs the length up front: the pairs are counted, not collected.)
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.len))?;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
         for (f, v) in self.iter() {
             seq.serialize_element(&(ElementBytes(f), ElementBytes(v)))?;
         }

@@ -20,8 +20,6 @@ use crate::keyspace::Slot;
 #[serde(from = "Vec<Bytes>")]
 pub struct Set {
     members: Members,
-    /// Number of members.
-    len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,12 +43,20 @@ impl Default for Members {
 }
 
 impl Set {
+    /// A packed set counts by walking (at most 128 members): no count of its own keeps
+    /// a `Set` at 16 bytes and a [`crate::value::Value`] at 24.
     pub fn len(&self) -> usize {
-        self.len
+        match &self.members {
+            Members::Packed(p) => p.spans().count(),
+            Members::Table(t) => t.map.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        match &self.members {
+            Members::Packed(p) => p.capacity() == 0,
+            Members::Table(t) => t.map.is_empty(),
+        }
     }
 
     /// Is it still in the packed form? (`OBJECT ENCODING`'s `listpack` or `intset`.)
@@ -70,7 +76,7 @@ impl Set {
     /// `true` if the member is new.
     pub fn insert(&mut self, member: &[u8]) -> bool {
         if self.is_packed()
-            && (member.len() > MAX_ELEMENT || self.len >= MAX_ENTRIES)
+            && (member.len() > MAX_ELEMENT || self.len() >= MAX_ENTRIES)
             && !self.contains(member)
         {
             self.unpack();
@@ -94,9 +100,6 @@ impl Set {
                 new
             }
         };
-        if new {
-            self.len += 1;
-        }
         new
     }
 
@@ -121,9 +124,6 @@ impl Set {
                 gone
             }
         };
-        if gone {
-            self.len -= 1;
-        }
         gone
     }
 
@@ -182,7 +182,7 @@ impl Set {
     pub fn pick(&self, random: u64) -> Option<&[u8]> {
         match &self.members {
             Members::Table(t) => pick(&t.map, random).map(|(slot, ())| &slot.key()[..]),
-            Members::Packed(p) => p.iter().nth((random % self.len.max(1) as u64) as usize),
+            Members::Packed(p) => p.iter().nth((random % self.len().max(1) as u64) as usize),
         }
     }
 
@@ -199,7 +199,7 @@ impl Set {
 /// Equal when they hold the same members, whatever their form and order.
 impl PartialEq for Set {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().all(|m| other.contains(m))
+        self.len() == other.len() && self.iter().all(|m| other.contains(m))
     }
 }
 
@@ -222,7 +222,7 @@ impl FromIterator<Bytes> for Set {
 /// On disk and in `DUMP`: the list of members (counted up front, as bincode needs).
 impl Serialize for Set {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.len))?;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
         for m in self.iter() {
             seq.serialize_element(&ElementBytes(m))?;
         }
