@@ -81,7 +81,7 @@ impl Set {
         {
             self.unpack();
         }
-        let new = match &mut self.members {
+        match &mut self.members {
             Members::Packed(p) => {
                 let new = !p.iter().any(|m| m == member);
                 if new {
@@ -99,13 +99,12 @@ impl Set {
                 }
                 new
             }
-        };
-        new
+        }
     }
 
     /// `true` if the member was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let gone = match &mut self.members {
+        match &mut self.members {
             Members::Packed(p) => match p.spans().find(|&s| p.get(s) == member) {
                 Some(s) => {
                     p.remove(s, s);
@@ -123,8 +122,7 @@ impl Set {
                 }
                 gone
             }
-        };
-        gone
+        }
     }
 
     /// Moves the members to the map, for good.
