@@ -81,7 +81,7 @@ pub struct Record {
 /// What a [`Record`] holds besides the deadline. New variants go at the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Body {
-    String(Bytes),
+    String(crate::value::SmallBytes),
     Hash,
     /// Format 2's list: its elements sit at positions `head..tail`, one record per
     /// element (see [`list_position`]). New lists are [`Body::PagedList`]s.
@@ -322,7 +322,7 @@ mod tests {
     fn records_round_trip_and_the_format_is_fixed() {
         let record = Record {
             expires_at: Some(7),
-            body: Body::String(Bytes::from_static(b"v\0\xff")),
+            body: Body::String(b"v\0\xff"[..].into()),
         };
         let bytes = encode_record(&record);
         // version, Some tag, u64 deadline, variant tag (u32), length (u64), 3 bytes.
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn dump_payloads_are_checksummed() {
-        let value = Value::String(Bytes::from_static(b"hello"));
+        let value = Value::String(b"hello"[..].into());
         let mut payload = dump(&value);
         // The format is fixed: bincode(Value) | version 1 (u16 LE) | CRC-32C (u32 LE).
         assert_eq!(payload.len(), 4 + 8 + 5 + 2 + 4);

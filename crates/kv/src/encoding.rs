@@ -10,9 +10,11 @@
 //!
 //! kv's lists really are packed (see [`crate::types::list`]): a list that fits in one
 //! chunk is a `listpack`, a longer one a chain of them, a `quicklist`, and
-//! `list-max-listpack-size` sets the chunk size. Its hashes, sets and sorted sets have one
-//! layout each (ordered maps, see [`crate::types`]), so for them `OBJECT ENCODING` names the
-//! encoding Redis would use for the same contents under the same thresholds. One
+//! `list-max-listpack-size` sets the chunk size. Its hashes and sets are packed too (see
+//! [`crate::types::packed`]) up to Redis's *default* thresholds (128 elements, none longer
+//! than 64 bytes), then move to an ordered map for good; its sorted sets have one layout.
+//! `OBJECT ENCODING` names the encoding Redis would use for the same contents under the
+//! thresholds `CONFIG SET` gave — the thresholds choose the name, not kv's layout. One
 //! difference: Redis never converts a value back to the compact form when it shrinks,
 //! while kv's answer follows the current contents.
 //!
@@ -20,8 +22,6 @@
 //! allocates those together with their object header), `raw` beyond.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-
-use bytes::Bytes;
 
 use crate::value::Value;
 
@@ -121,10 +121,10 @@ impl Thresholds {
                 }
             }
             Value::Set(s) => {
-                if s.len() as i64 <= self.get(INTSET_ENTRIES) && s.iter().all(|m| is_int(m)) {
+                if s.len() as i64 <= self.get(INTSET_ENTRIES) && s.iter().all(is_int) {
                     return "intset";
                 }
-                let longest = s.iter().map(Bytes::len).max().unwrap_or(0);
+                let longest = s.iter().map(<[u8]>::len).max().unwrap_or(0);
                 if small(s.len(), SET_ENTRIES, longest, SET_VALUE) {
                     "listpack"
                 } else {
@@ -186,7 +186,12 @@ mod tests {
     fn thresholds_choose_the_names() {
         let t = Thresholds::default();
         let set = |members: &[&str]| {
-            Value::Set(members.iter().map(|m| Bytes::from(m.to_string())).collect())
+            Value::Set(
+                members
+                    .iter()
+                    .map(|m| bytes::Bytes::from(m.to_string()))
+                    .collect(),
+            )
         };
         assert_eq!(t.name(&set(&["1", "2"])), "intset");
         assert_eq!(t.name(&set(&["1", "a"])), "listpack");

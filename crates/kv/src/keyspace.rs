@@ -49,7 +49,7 @@ use proto::glob::glob_match;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::types::edit::{Delta, Edit};
-use crate::value::{Entry, Value};
+use crate::value::{Entry, SmallBytes, Value};
 
 mod replay;
 mod touched;
@@ -68,30 +68,36 @@ const KEY_OVERHEAD: usize = 80;
 /// Keys examined per sweep round (Redis's `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
 pub const SWEEP_SAMPLE: usize = 20;
 
-/// A key and its position in the database's order.
+/// A key and its position in the database's order. The keyspace's keys are
+/// [`SmallBytes`] (inline when short: see [`crate::value`]); the collections' elements
+/// (hash fields, set and sorted-set members) are `Bytes`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slot {
+pub struct Slot<K = Bytes> {
     hash: u64,
-    key: Bytes,
+    key: K,
 }
 
-impl Slot {
-    pub fn new(key: Bytes) -> Self {
+impl<K: AsRef<[u8]>> Slot<K> {
+    pub fn new(key: K) -> Self {
         Slot {
-            hash: xxh3_64(&key),
+            hash: xxh3_64(key.as_ref()),
             key,
         }
     }
+}
 
+impl<K: Default> Slot<K> {
     /// The first position at or after `hash` (for cursors and random picks).
     pub fn at(hash: u64) -> Self {
         Slot {
             hash,
-            key: Bytes::new(),
+            key: K::default(),
         }
     }
+}
 
-    pub fn key(&self) -> &Bytes {
+impl<K> Slot<K> {
+    pub fn key(&self) -> &K {
         &self.key
     }
 
@@ -100,45 +106,38 @@ impl Slot {
     }
 }
 
+/// A key of the keyspace, where the maps hold it.
+type Key = Slot<SmallBytes>;
+
+/// The map position of `key` (request bytes): a copy, inline when short, so looking a
+/// key up allocates nothing for keys of up to 22 bytes.
+fn key_slot(key: &[u8]) -> Key {
+    Slot::new(SmallBytes::copy(key))
+}
+
 /// One database.
 #[derive(Debug, Default)]
 pub struct Db {
-    entries: BTreeMap<Slot, Entry>,
+    entries: BTreeMap<Key, Entry>,
     /// Keys that have a TTL, with their deadline: what the expiry sweep samples.
-    expires: BTreeMap<Slot, u64>,
+    expires: BTreeMap<Key, u64>,
     /// Where the next sweep round starts.
-    sweep_cursor: Option<Slot>,
+    sweep_cursor: Option<Key>,
     /// Estimated bytes held.
     used: usize,
 }
 
-fn footprint(slot: &Slot, entry: &Entry) -> usize {
+fn footprint(slot: &Key, entry: &Entry) -> usize {
     slot.key.len() + entry.value.memory() + KEY_OVERHEAD
 }
 
 impl Db {
     /// Inserts or replaces, keeping the TTL index and memory estimate in step.
-    fn put(&mut self, slot: Slot, entry: Entry) {
-        self.put_with(slot, entry, |slot| slot);
-    }
-
-    /// [`Self::put`] for a key that is still a view into the request it came in (a
-    /// `Bytes` slice of the connection's read buffer): the key is copied out only if
-    /// the map does not hold it yet. Storing the view itself would pin the whole read
-    /// buffer in memory for as long as the key lives.
-    fn put_request_key(&mut self, view: Slot, entry: Entry) {
-        self.put_with(view, entry, |view| Slot {
-            hash: view.hash,
-            key: own(&view.key),
-        });
-    }
-
+    ///
     /// Overwriting a present key (every `SET` of a hot key) replaces the entry in place:
-    /// the map keeps the key it holds, the TTL index is touched only if a deadline comes
-    /// or goes, and `slot` is never cloned — a clone of a freshly copied `Bytes` allocates
-    /// its shared header, which on this path cost more than the lookup itself. `keep`
-    /// makes the key the maps hold from `slot`, and runs only if a map takes a new key.
-    fn put_with(&mut self, slot: Slot, entry: Entry, keep: impl FnOnce(Slot) -> Slot) {
+    /// the map keeps the key it holds, and the TTL index is touched only if a deadline
+    /// comes or goes.
+    fn put(&mut self, slot: Key, entry: Entry) {
         self.used += footprint(&slot, &entry);
         let deadline = entry.expires_at;
         let had_deadline = match self.entries.get_mut(&slot) {
@@ -147,7 +146,6 @@ impl Db {
                 std::mem::replace(old, entry).expires_at.is_some()
             }
             None => {
-                let slot = keep(slot);
                 if let Some(at) = deadline {
                     self.expires.insert(slot.clone(), at);
                 }
@@ -159,9 +157,7 @@ impl Db {
             Some(at) => match self.expires.get_mut(&slot) {
                 Some(old) => *old = at,
                 None => {
-                    // Index the key `entries` holds (a clone shares it), not `slot`.
-                    let held = self.entries.get_key_value(&slot).map(|(k, _)| k.clone());
-                    self.expires.insert(held.unwrap_or_else(|| keep(slot)), at);
+                    self.expires.insert(slot, at);
                 }
             },
             None if had_deadline => {
@@ -171,7 +167,7 @@ impl Db {
         }
     }
 
-    fn take(&mut self, slot: &Slot) -> Option<Entry> {
+    fn take(&mut self, slot: &Key) -> Option<Entry> {
         let old = self.entries.remove(slot)?;
         if old.expires_at.is_some() {
             self.expires.remove(slot);
@@ -181,8 +177,8 @@ impl Db {
     }
 
     /// Changes a present key's deadline in place, keeping the TTL index in step.
-    fn set_deadline(&mut self, key: &Bytes, deadline: Option<u64>) {
-        let slot = Slot::new(key.clone());
+    fn set_deadline(&mut self, key: &[u8], deadline: Option<u64>) {
+        let slot = key_slot(key);
         let Some(entry) = self.entries.get_mut(&slot) else {
             return;
         };
@@ -190,7 +186,7 @@ impl Db {
         match (deadline, self.expires.get_mut(&slot)) {
             (Some(at), Some(old)) => *old = at,
             (Some(at), None) => {
-                self.expires.insert(Slot::new(own(key)), at);
+                self.expires.insert(slot, at);
             }
             (None, _) => {
                 self.expires.remove(&slot);
@@ -567,7 +563,7 @@ fn live_in<'a>(
     key: &Bytes,
     now: u64,
 ) -> Option<&'a mut Entry> {
-    match d.entries.entry(Slot::new(key.clone())) {
+    match d.entries.entry(key_slot(key)) {
         btree_map::Entry::Vacant(_) => None,
         btree_map::Entry::Occupied(o) if journal.follower && o.get().is_expired(now) => None,
         btree_map::Entry::Occupied(o) if o.get().is_expired(now) => {
@@ -575,7 +571,10 @@ fn live_in<'a>(
             d.expires.remove(&slot);
             d.used = d.used.saturating_sub(footprint(&slot, &old));
             stats.expired_keys += 1;
-            journal.expired(Change::Remove { db, key: slot.key });
+            journal.expired(Change::Remove {
+                db,
+                key: slot.key.to_bytes(),
+            });
             None
         }
         btree_map::Entry::Occupied(o) => Some(o.into_mut()),
@@ -652,7 +651,7 @@ impl Keyspace {
         if entry.is_expired(now) {
             return false;
         }
-        self.dbs[db].put(Slot::new(key), entry);
+        self.dbs[db].put(key_slot(&key), entry);
         true
     }
 
@@ -694,7 +693,7 @@ impl Keyspace {
 
     /// `MEMORY USAGE`: the bytes kv counts for a live key (key, value, overheads).
     pub fn memory_usage(&self, db: usize, key: &Bytes, now: u64) -> Option<usize> {
-        let slot = Slot::new(key.clone());
+        let slot = key_slot(key);
         let entry = self.dbs[db]
             .entries
             .get(&slot)
@@ -707,7 +706,7 @@ impl Keyspace {
     pub fn peek(&self, db: usize, key: &Bytes, now: u64) -> Option<&Value> {
         self.dbs[db]
             .entries
-            .get(&Slot::new(key.clone()))
+            .get(&key_slot(key))
             .filter(|e| !e.is_expired(now))
             .map(|e| &e.value)
     }
@@ -742,9 +741,9 @@ impl Keyspace {
         }
         let journaling = self.journal.recording();
         let d = &mut self.dbs[db];
-        let slot = Slot::new(key.clone());
+        let slot = key_slot(key);
         if !exists && let Some(make) = create {
-            d.put(Slot::new(own(key)), Entry::new(make(), None));
+            d.put(slot.clone(), Entry::new(make(), None));
         }
         let Some(entry) = d.entries.get_mut(&slot) else {
             return Ok(None);
@@ -774,18 +773,18 @@ impl Keyspace {
             return Ok(Some(answer));
         }
         if self.track_ready && matches!(entry.value, Value::List(_) | Value::ZSet(_)) {
-            self.ready.push((db, slot.key.clone()));
+            self.ready.push((db, key.clone()));
         }
         if journaling {
             let change = match delta {
                 Delta::Edit(edit) => Change::Edit {
                     db,
-                    key: slot.key.clone(),
+                    key: key.clone(),
                     edit,
                 },
                 _ => Change::Put {
                     db,
-                    key: slot.key.clone(),
+                    key: key.clone(),
                     entry: entry.clone(),
                 },
             };
@@ -806,32 +805,30 @@ impl Keyspace {
                 entry: entry.clone(),
             });
         }
-        self.dbs[db].put(Slot::new(key), entry);
+        self.dbs[db].put(key_slot(&key), entry);
     }
 
     /// Stores a string under a key that is still a view into the request (`SET`,
     /// `MSET`) and journals it.
     ///
     /// The journal gets the request's own bytes: its change is encoded and dropped
-    /// before the command returns, so a view is as good as a copy there, and cloning a
-    /// view is a reference count where cloning a fresh copy allocates (its first clone
-    /// turns it into a shared buffer). The map copies the value, and the key only if it
-    /// is new: overwriting a hot key copies nothing but the value.
+    /// before the command returns, so a view is as good as a copy there (see
+    /// [`SmallBytes::view`]). The map copies key and value, inline when short.
     fn store_string(&mut self, db: usize, key: &Bytes, value: &Bytes, expires_at: Option<u64>) {
         if self.journal.recording() {
             self.journal.push(Change::Put {
                 db,
                 key: key.clone(),
-                entry: Entry::new(Value::String(value.clone()), expires_at),
+                entry: Entry::new(Value::String(SmallBytes::view(value)), expires_at),
             });
         }
-        let entry = Entry::new(Value::String(own(value)), expires_at);
-        self.dbs[db].put_request_key(Slot::new(key.clone()), entry);
+        let entry = Entry::new(Value::String(SmallBytes::copy(value)), expires_at);
+        self.dbs[db].put(key_slot(key), entry);
     }
 
     /// Removes a key (live or not) and journals it; returns what it held.
     pub(crate) fn remove(&mut self, db: usize, key: &Bytes) -> Option<Entry> {
-        let old = self.dbs[db].take(&Slot::new(key.clone()))?;
+        let old = self.dbs[db].take(&key_slot(key))?;
         self.journal.push(Change::Remove {
             db,
             key: key.clone(),
@@ -845,7 +842,7 @@ impl Keyspace {
     pub fn get(&mut self, db: usize, key: &Bytes, now: u64) -> Result<Option<Bytes>, CommandError> {
         match self.lookup_read(db, key, now) {
             None => Ok(None),
-            Some(entry) => entry.value.as_string().cloned().map(Some),
+            Some(entry) => entry.value.as_string().map(|s| Some(s.to_bytes())),
         }
     }
 
@@ -901,7 +898,7 @@ impl Keyspace {
             .filter(|(slot, entry)| {
                 !entry.is_expired(now) && (all || glob_match(pattern, &slot.key))
             })
-            .map(|(slot, _)| slot.key.clone())
+            .map(|(slot, _)| slot.key.to_bytes())
             .collect()
     }
 
@@ -933,7 +930,7 @@ impl Keyspace {
                 && pattern.is_none_or(|p| glob_match(p, &slot.key))
                 && type_name.is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()));
             if wanted {
-                keys.push(slot.key.clone());
+                keys.push(slot.key.to_bytes());
             }
         }
         ScanPage { cursor: 0, keys }
@@ -957,16 +954,16 @@ impl Keyspace {
                 .next()
                 .or_else(|| d.entries.iter().next())?;
             if !entry.is_expired(now) {
-                return Some(slot.key.clone());
+                return Some(slot.key.to_bytes());
             }
-            let key = slot.key.clone();
+            let key = slot.key.to_bytes();
             self.live(db, &key, now);
         }
         self.dbs[db]
             .entries
             .iter()
             .find(|(_, e)| !e.is_expired(now))
-            .map(|(slot, _)| slot.key.clone())
+            .map(|(slot, _)| slot.key.to_bytes())
     }
 
     // ----- active expiry ---------------------------------------------------------------
@@ -1002,7 +999,10 @@ impl Keyspace {
             if let Some(old) = self.dbs[db].take(&slot) {
                 debug_assert!(old.is_expired(now));
                 self.stats.expired_keys += 1;
-                self.journal.expired(Change::Remove { db, key: slot.key });
+                self.journal.expired(Change::Remove {
+                    db,
+                    key: slot.key.to_bytes(),
+                });
             }
         }
         (examined, expired)
@@ -1053,7 +1053,7 @@ impl Keyspace {
                 let old = match self.live(db, &key, now) {
                     Some(entry) => entry.value.as_string()?.clone(),
                     None if value.is_empty() => return Ok(Outcome::Integer(0)),
-                    None => Bytes::new(),
+                    None => SmallBytes::default(),
                 };
                 if value.is_empty() {
                     return Ok(Outcome::Integer(old.len() as i64));
@@ -1101,7 +1101,7 @@ impl Keyspace {
                 let Some(entry) = self.lookup_read(db, &key, now) else {
                     return Ok(Outcome::Nil);
                 };
-                let value = entry.value.as_string()?.clone();
+                let value = entry.value.as_string()?.to_bytes();
                 self.remove(db, &key);
                 Ok(Outcome::Bulk(value))
             }
@@ -1109,7 +1109,7 @@ impl Keyspace {
                 let Some(entry) = self.lookup_read(db, &key, now) else {
                     return Ok(Outcome::Nil);
                 };
-                let value = entry.value.as_string()?.clone();
+                let value = entry.value.as_string()?.to_bytes();
                 match ttl {
                     Ttl::Keep => {}
                     Ttl::At(at) if at <= now => {
@@ -1165,7 +1165,7 @@ impl Keyspace {
                     return Ok(Outcome::Integer(0));
                 }
                 if let Some(entry) = self.remove(db, &from) {
-                    self.store(db, own(&to), entry);
+                    self.store(db, to, entry);
                 }
                 Ok(if only_if_absent {
                     Outcome::Integer(1)
@@ -1193,7 +1193,7 @@ impl Keyspace {
                     }
                     self.remove(to_db, &to);
                 }
-                self.store(to_db, own(&to), entry);
+                self.store(to_db, to, entry);
                 Ok(Outcome::Integer(1))
             }
             Mutation::Move { key, to_db } => {
@@ -1208,7 +1208,7 @@ impl Keyspace {
                 let Some(entry) = self.remove(db, &key) else {
                     return Ok(Outcome::Integer(0));
                 };
-                self.store(to_db, own(&key), entry);
+                self.store(to_db, key, entry);
                 Ok(Outcome::Integer(1))
             }
             Mutation::Expire { key, at, condition } => {
@@ -1255,7 +1255,7 @@ impl Keyspace {
                     }
                     return Ok(Outcome::Ok);
                 }
-                self.store(db, own(&key), Entry::new(value, expires_at));
+                self.store(db, key, Entry::new(value, expires_at));
                 Ok(Outcome::Ok)
             }
             Mutation::FlushDb => {
@@ -1303,7 +1303,7 @@ impl Keyspace {
         let d = &mut dbs[db];
         let mut found = live_in(d, db, journal, stats, &key, now);
         let (old_value, old_deadline) = match &found {
-            Some(entry) if get => (Some(entry.value.as_string()?.clone()), entry.expires_at),
+            Some(entry) if get => (Some(entry.value.as_string()?.to_bytes()), entry.expires_at),
             Some(entry) => (Some(Bytes::new()), entry.expires_at),
             None => (None, None),
         };
@@ -1337,7 +1337,7 @@ impl Keyspace {
         // time to find the same node. Its key and place in the map stay as they are.
         if let Some(entry) = found.take() {
             let before = entry.value.memory();
-            entry.value = Value::String(own(&value));
+            entry.value = Value::String(SmallBytes::copy(&value));
             entry.expires_at = expires_at;
             let after = entry.value.memory();
             d.used = (d.used + after).saturating_sub(before);
@@ -1347,7 +1347,7 @@ impl Keyspace {
             if journal.recording() {
                 // The request's key and value: the change is encoded before the
                 // command returns (see `store_string`).
-                let entry = Entry::new(Value::String(value), expires_at);
+                let entry = Entry::new(Value::String(SmallBytes::view(&value)), expires_at);
                 journal.push(Change::Put { db, key, entry });
             }
             return Ok(reply(old_value));
@@ -1366,7 +1366,7 @@ impl Keyspace {
         } = self;
         let d = &mut dbs[db];
         let Some(entry) = live_in(d, db, journal, stats, &key, now) else {
-            self.store(db, own(&key), Entry::new(Value::String(value), None));
+            self.store(db, key, Entry::new(Value::String(value.into()), None));
             return;
         };
         // The key is there (a counter's second `INCR` onwards): change its value in
@@ -1374,7 +1374,7 @@ impl Keyspace {
         // map a second time and drop the old entry: about 1,100 of an `INCR`'s 4,200
         // instructions. The deadline and the key's place in the map stay as they are.
         let before = entry.value.memory();
-        entry.value = Value::String(value);
+        entry.value = Value::String(value.into());
         let after = entry.value.memory();
         if journal.recording() {
             let entry = entry.clone();
@@ -1697,7 +1697,7 @@ mod tests {
         let put = |key: &str, v: &str| Change::Put {
             db: 0,
             key: b(key),
-            entry: Entry::new(Value::String(b(v)), Some(50)),
+            entry: Entry::new(Value::String(SmallBytes::copy(v.as_bytes())), Some(50)),
         };
         assert_eq!(
             changes,

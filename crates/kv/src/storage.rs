@@ -761,7 +761,7 @@ mod tests {
         Change::Put {
             db,
             key: b(key),
-            entry: Entry::new(Value::String(b(value)), None),
+            entry: Entry::new(Value::String(b(value).into()), None),
         }
     }
 

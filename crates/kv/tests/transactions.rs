@@ -382,7 +382,7 @@ fn put(key: &str, value: &str) -> Change {
     Change::Put {
         db: 0,
         key: b(key),
-        entry: Entry::new(Value::String(b(value)), None),
+        entry: Entry::new(Value::String(b(value).into()), None),
     }
 }
 

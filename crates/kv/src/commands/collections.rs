@@ -1,18 +1,18 @@
 //! Helpers shared by the hash, list, set and sorted-set command modules.
 
-use std::collections::{BTreeMap, HashSet};
-
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
-use rand::Rng;
-use rand::seq::index;
 
 use super::Result;
-use crate::keyspace::{Keyspace, Mutation, Slot};
+use crate::keyspace::{Keyspace, Mutation};
 use crate::server::{Kv, Session};
 use crate::types::ops::Op;
-use crate::types::pick;
 use crate::value::Value;
+
+/// A bulk reply holding a copy of an element (packed collections hand out slices).
+pub fn bulk(element: &[u8]) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(element))
+}
 
 /// Sends a collection write down the one write path.
 pub fn write(kv: &Kv, s: &mut Session, op: Op) -> Result {
@@ -101,42 +101,4 @@ pub fn random_count(args: &mut Args) -> Result<i64> {
         )));
     }
     Ok(n)
-}
-
-/// `SRANDMEMBER`/`HRANDFIELD`/`ZRANDMEMBER key count`: a positive count gives distinct
-/// elements (all of them if it is not smaller than the collection), a negative one
-/// `|count|` independent picks that may repeat. Small requests pick random positions in
-/// the hash order (O(log n) each); large ones sample the whole collection.
-pub fn random_entries<'a, V>(map: &'a BTreeMap<Slot, V>, count: i64) -> Vec<(&'a Bytes, &'a V)> {
-    let mut rng = rand::thread_rng();
-    let entry = |(slot, v): (&'a Slot, &'a V)| (slot.key(), v);
-    if map.is_empty() {
-        return Vec::new();
-    }
-    if count < 0 {
-        return (0..count.unsigned_abs())
-            .filter_map(|_| pick(map, rng.r#gen()).map(entry))
-            .collect();
-    }
-    let n = (count as usize).min(map.len());
-    if n == map.len() {
-        return map.iter().map(entry).collect();
-    }
-    if n * 3 < map.len() {
-        let mut seen = HashSet::with_capacity(n);
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            if let Some((slot, v)) = pick(map, rng.r#gen())
-                && seen.insert(slot.hash())
-            {
-                out.push((slot.key(), v));
-            }
-        }
-        return out;
-    }
-    let all: Vec<_> = map.iter().map(entry).collect();
-    index::sample(&mut rng, all.len(), n)
-        .into_iter()
-        .map(|i| all[i])
-        .collect()
 }

@@ -5,11 +5,10 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 
 use super::Result;
-use super::collections::{random_count, random_entries, read, scan_args, scan_reply, write};
+use super::collections::{bulk, random_count, read, scan_args, scan_reply, write};
 use crate::server::{Kv, Session};
 use crate::types::hash::Hash;
 use crate::types::ops::Op;
-use crate::types::scan_slots;
 use crate::value::Value;
 
 /// Runs `f` on the hash at `key` (`None` if missing).
@@ -57,9 +56,7 @@ pub fn hsetnx(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 pub fn hget(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let (key, field) = (args.next_bytes()?, args.next_bytes()?);
     with_hash(kv, s, &key, |h| {
-        h.and_then(|h| h.get(&field))
-            .cloned()
-            .map_or(Frame::Null, Frame::Bulk)
+        h.and_then(|h| h.get(&field)).map_or(Frame::Null, bulk)
     })
 }
 
@@ -70,11 +67,7 @@ pub fn hmget(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         Frame::Array(
             fields
                 .iter()
-                .map(|f| {
-                    h.and_then(|h| h.get(f))
-                        .cloned()
-                        .map_or(Frame::Null, Frame::Bulk)
-                })
+                .map(|f| h.and_then(|h| h.get(f)).map_or(Frame::Null, bulk))
                 .collect(),
         )
     })
@@ -86,19 +79,15 @@ pub fn hgetall(kv: &Kv, s: &mut Session, args: &mut Args, keys: bool, values: bo
     with_hash(kv, s, &key, |h| {
         let fields = h.into_iter().flat_map(Hash::iter);
         if keys && values {
-            return Frame::Map(
-                fields
-                    .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
-                    .collect(),
-            );
+            return Frame::Map(fields.map(|(f, v)| (bulk(f), bulk(v))).collect());
         }
         let mut out = Vec::new();
         for (f, v) in fields {
             if keys {
-                out.push(Frame::Bulk(f.clone()));
+                out.push(bulk(f));
             }
             if values {
-                out.push(Frame::Bulk(v.clone()));
+                out.push(bulk(v));
             }
         }
         Frame::Array(out)
@@ -128,7 +117,7 @@ pub fn hlen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 pub fn hstrlen(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let (key, field) = (args.next_bytes()?, args.next_bytes()?);
     with_hash(kv, s, &key, |h| {
-        Frame::Integer(h.and_then(|h| h.get(&field)).map_or(0, Bytes::len) as i64)
+        Frame::Integer(h.and_then(|h| h.get(&field)).map_or(0, <[u8]>::len) as i64)
     })
 }
 
@@ -154,16 +143,10 @@ pub fn hscan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     with_hash(kv, s, &key, |h| {
         let mut items = Vec::new();
         let cursor = h.map_or(0, |h| {
-            scan_slots(
-                h.slots(),
-                scan.cursor,
-                scan.count,
-                scan.pattern.as_deref(),
-                |f, v| {
-                    items.push(f.clone());
-                    items.push(v.clone());
-                },
-            )
+            h.scan(scan.cursor, scan.count, scan.pattern.as_deref(), |f, v| {
+                items.push(Bytes::copy_from_slice(f));
+                items.push(Bytes::copy_from_slice(v));
+            })
         });
         scan_reply(cursor, items)
     })
@@ -183,26 +166,15 @@ pub fn hrandfield(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     }
     with_hash(kv, s, &key, |h| match count {
         None => h
-            .and_then(|h| {
-                random_entries(h.slots(), 1)
-                    .first()
-                    .map(|(f, _)| (*f).clone())
-            })
-            .map_or(Frame::Null, Frame::Bulk),
+            .and_then(|h| h.random(1).first().map(|&(f, _)| bulk(f)))
+            .unwrap_or(Frame::Null),
         Some(count) => {
-            let picked = h
-                .map(|h| random_entries(h.slots(), count))
-                .unwrap_or_default()
-                .into_iter();
+            let picked = h.map(|h| h.random(count)).unwrap_or_default().into_iter();
             if with_values {
                 // [field, value] pairs: a field may repeat, so not a map.
-                Frame::Pairs(
-                    picked
-                        .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
-                        .collect(),
-                )
+                Frame::Pairs(picked.map(|(f, v)| (bulk(f), bulk(v))).collect())
             } else {
-                Frame::Array(picked.map(|(f, _)| Frame::Bulk(f.clone())).collect())
+                Frame::Array(picked.map(|(f, _)| bulk(f)).collect())
             }
         }
     })

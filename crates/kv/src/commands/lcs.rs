@@ -16,7 +16,7 @@ pub fn lcs(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let (a, b) = kv.read(|ks, now| -> Result<(Bytes, Bytes)> {
         let mut string = |key: &Bytes| match ks.value(s.db, key, now) {
             None => Ok(Bytes::new()),
-            Some(Value::String(b)) => Ok(b.clone()),
+            Some(Value::String(b)) => Ok(b.to_bytes()),
             Some(_) => Err(CommandError::err(
                 "The specified keys must contain string values",
             )),

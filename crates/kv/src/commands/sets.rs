@@ -5,12 +5,9 @@ use bytes::Bytes;
 use proto::{Args, Frame};
 
 use super::Result;
-use super::collections::{
-    positive_count, random_count, random_entries, read, scan_args, scan_reply, write,
-};
+use super::collections::{bulk, positive_count, random_count, read, scan_args, scan_reply, write};
 use crate::server::{Kv, Session};
 use crate::types::ops::{Algebra, Op, combine};
-use crate::types::scan_slots;
 use crate::types::set::Set;
 use crate::value::Value;
 
@@ -56,7 +53,7 @@ pub fn smembers(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
         Frame::bulk_set(
             set.into_iter()
                 .flat_map(Set::iter)
-                .cloned()
+                .map(Bytes::copy_from_slice)
                 .collect::<Vec<_>>(),
         )
     })
@@ -88,17 +85,13 @@ pub fn srandmember(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     };
     with_set(kv, s, &key, |set| match count {
         None => set
-            .and_then(|set| {
-                random_entries(set.slots(), 1)
-                    .first()
-                    .map(|(m, ())| (*m).clone())
-            })
-            .map_or(Frame::Null, Frame::Bulk),
+            .and_then(|set| set.random(1).first().map(|m| bulk(m)))
+            .unwrap_or(Frame::Null),
         Some(count) => Frame::bulk_array(
-            set.map(|set| random_entries(set.slots(), count))
+            set.map(|set| set.random(count))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(m, ())| m.clone())
+                .map(Bytes::copy_from_slice)
                 .collect::<Vec<_>>(),
         ),
     })
@@ -137,15 +130,9 @@ pub fn sscan(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     with_set(kv, s, &key, |set| {
         let mut items = Vec::new();
         let cursor = set.map_or(0, |set| {
-            scan_slots(
-                set.slots(),
-                scan.cursor,
-                scan.count,
-                scan.pattern.as_deref(),
-                |m, ()| {
-                    items.push(m.clone());
-                },
-            )
+            set.scan(scan.cursor, scan.count, scan.pattern.as_deref(), |m| {
+                items.push(Bytes::copy_from_slice(m));
+            })
         });
         scan_reply(cursor, items)
     })

@@ -80,8 +80,8 @@ fn lookup(ks: &mut Keyspace, db: usize, now: u64, pattern: &[u8], element: &[u8]
     };
     let key = Bytes::from([&pattern[..star], element, suffix].concat());
     match (ks.value(db, &key, now)?, field) {
-        (Value::String(s), None) => Some(s.clone()),
-        (Value::Hash(h), Some(field)) => h.get(&Bytes::copy_from_slice(field)).cloned(),
+        (Value::String(s), None) => Some(s.to_bytes()),
+        (Value::Hash(h), Some(field)) => h.get(field).map(Bytes::copy_from_slice),
         _ => None,
     }
 }
@@ -92,7 +92,7 @@ fn elements(value: Option<&Value>) -> Result<Vec<Bytes>> {
     Ok(match value {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(Bytes::copy_from_slice).collect(),
-        Some(Value::Set(s)) => s.iter().cloned().collect(),
+        Some(Value::Set(s)) => s.iter().map(Bytes::copy_from_slice).collect(),
         Some(Value::ZSet(z)) => z
             .order()
             .iter_from(0, false)

@@ -7,13 +7,11 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 
 use super::Result;
-use super::collections::{
-    positive_count, random_count, random_entries, read, scan_args, scan_reply, write,
-};
+use super::collections::{positive_count, random_count, read, scan_args, scan_reply, write};
 use crate::server::{Kv, Session};
 use crate::types::ops::{Op, ZAddFlags};
-use crate::types::scan_slots;
 use crate::types::zset::{LexBound, Range, ScoreBound, ZSet, format_score, reply_score, select};
+use crate::types::{random_entries, scan_slots};
 use crate::value::Value;
 
 fn with_zset<R>(

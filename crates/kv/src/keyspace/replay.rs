@@ -7,7 +7,7 @@
 //! at the primary's moment — so a replica cannot drift from its primary the way it could
 //! re-evaluating commands against its own clock.
 
-use super::{Change, Db, Entry, Keyspace, Slot};
+use super::{Change, Db, Entry, Keyspace, key_slot};
 use crate::types::edit::Edit;
 
 impl Keyspace {
@@ -30,8 +30,9 @@ impl Keyspace {
 
     /// Every key of every database as a [`Change::Put`], preceded by a
     /// [`Change::FlushAll`]: replaying the list rebuilds this dataset anywhere. Keys
-    /// already past their deadline are left out. Values are reference-counted, so this is
-    /// a clone of pointers; the caller encodes it after releasing the lock.
+    /// already past their deadline are left out. Short keys and values are copied, long
+    /// values shared (see [`crate::value::SmallBytes`]); the caller encodes it after
+    /// releasing the lock.
     pub fn snapshot(&self, now: u64) -> Vec<Change> {
         let mut changes = vec![Change::FlushAll];
         for (db, d) in self.dbs.iter().enumerate() {
@@ -39,7 +40,7 @@ impl Keyspace {
                 if !entry.is_expired(now) {
                     changes.push(Change::Put {
                         db,
-                        key: slot.key.clone(),
+                        key: slot.key().to_bytes(),
                         entry: entry.clone(),
                     });
                 }
@@ -96,7 +97,7 @@ impl Keyspace {
     /// key is missing (the edit created it). A collection the edit empties is removed.
     fn replay_edit(&mut self, db: usize, key: bytes::Bytes, edit: Edit) {
         let d = &mut self.dbs[db];
-        let slot = Slot::new(key.clone());
+        let slot = key_slot(&key);
         if !d.entries.contains_key(&slot) {
             d.put(slot.clone(), Entry::new(edit.empty_value(), None));
         }
@@ -125,9 +126,8 @@ impl Keyspace {
     /// Is `key` present in `db`, expired or not? (Tests of replica expiry: the key is
     /// hidden from reads but still held until the primary's delete arrives.)
     pub fn holds(&self, db: usize, key: &[u8]) -> bool {
-        self.dbs.get(db).is_some_and(|d| {
-            d.entries
-                .contains_key(&Slot::new(bytes::Bytes::copy_from_slice(key)))
-        })
+        self.dbs
+            .get(db)
+            .is_some_and(|d| d.entries.contains_key(&key_slot(key)))
     }
 }

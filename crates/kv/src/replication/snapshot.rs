@@ -82,7 +82,7 @@ mod tests {
             Change::Put {
                 db: 3,
                 key: Bytes::from_static(b"k\0"),
-                entry: Entry::new(Value::String(Bytes::from_static(b"v")), Some(42)),
+                entry: Entry::new(Value::String(b"v"[..].into()), Some(42)),
             },
             Change::SwapDb { a: 1, b: 2 },
         ];

@@ -386,9 +386,9 @@ impl Files {
             Body::Hash => Value::Hash(Hash::from(
                 items.map(|(f, v)| (f, bytes(v))).collect::<Vec<_>>(),
             )),
-            Body::List { .. } => Value::List(List::from(
+            Body::List { .. } => Value::List(Box::new(List::from(
                 items.map(|(_, v)| bytes(v)).collect::<VecDeque<_>>(),
-            )),
+            ))),
             Body::PagedList { .. } => {
                 let mut list = VecDeque::new();
                 for (page, v) in items {
@@ -398,14 +398,14 @@ impl Files {
                     };
                     list.extend(elements);
                 }
-                Value::List(List::from(list))
+                Value::List(Box::new(List::from(list)))
             }
             Body::Set => Value::Set(items.map(|(m, _)| m).collect()),
-            Body::ZSet => Value::ZSet(ZSet::from(
+            Body::ZSet => Value::ZSet(Box::new(ZSet::from(
                 items
                     .map(|(m, v)| (m, codec::decode_score(&v).unwrap_or(f64::NAN)))
                     .collect::<Vec<_>>(),
-            )),
+            ))),
         }))
     }
 

@@ -60,7 +60,7 @@ impl BitWrite {
 }
 
 fn new_string() -> Value {
-    Value::String(Bytes::new())
+    Value::String(Default::default())
 }
 
 /// The string's bytes to change in place: no copy when nothing else shares them.
@@ -69,8 +69,7 @@ fn take_bytes(value: &mut Value) -> Result<BytesMut, CommandError> {
     let Value::String(b) = std::mem::replace(value, new_string()) else {
         return Err(CommandError::WrongType);
     };
-    Ok(b.try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..])))
+    Ok(b.into_bytes_mut())
 }
 
 /// The value of a string key for reading, `None` if missing (lazy expiry applied).
@@ -82,7 +81,7 @@ pub fn string_of(
 ) -> Result<Option<Bytes>, CommandError> {
     match ks.value(db, key, now) {
         None => Ok(None),
-        Some(v) => v.as_string().cloned().map(Some),
+        Some(v) => v.as_string().map(|s| Some(s.to_bytes())),
     }
 }
 
@@ -128,7 +127,7 @@ pub fn apply(
                     bytes.resize(byte + 1, 0);
                 }
                 bitmap::set_bit(&mut bytes, offset, on);
-                *v = Value::String(bytes.freeze());
+                *v = Value::String(bytes.freeze().into());
                 Ok((old, Delta::Whole))
             })?;
             Ok(Outcome::Integer(i64::from(old.unwrap_or(0))))
@@ -148,7 +147,7 @@ pub fn apply(
                     .zip(&replies)
                     .any(|(op, r)| !matches!(op, FieldOp::Get { .. }) && r.is_some());
                 let changed = grown || wrote;
-                *v = Value::String(bytes.freeze());
+                *v = Value::String(bytes.freeze().into());
                 let delta = if changed {
                     Delta::Whole
                 } else {
@@ -178,7 +177,7 @@ pub fn apply(
                 }
             } else {
                 // BITOP replaces the destination, TTL included, as `SET` does.
-                let entry = Entry::new(Value::String(Bytes::from(result)), None);
+                let entry = Entry::new(Value::String(result.into()), None);
                 ks.store(db, own(&dest), entry);
             }
             Ok(Outcome::Integer(len))
@@ -216,7 +215,7 @@ pub fn apply(
                 if grew {
                     hll::invalidate(&mut dense);
                 }
-                *v = Value::String(Bytes::from(dense));
+                *v = Value::String(dense.into());
                 Ok((grew, Delta::Whole))
             })?;
             Ok(Outcome::Integer(i64::from(created || grew == Some(true))))
@@ -230,7 +229,7 @@ pub fn apply(
                 let count = hll::count(&hll::registers(current).map_err(|e| e.error())?);
                 let mut bytes = take_bytes(v)?;
                 hll::set_cached(&mut bytes, count);
-                *v = Value::String(bytes.freeze());
+                *v = Value::String(bytes.freeze().into());
                 Ok((count, Delta::Whole))
             })?;
             Ok(Outcome::Integer(count.unwrap_or(0) as i64))
@@ -242,7 +241,7 @@ pub fn apply(
             keys.extend(sources);
             let max = merged_registers(ks, db, &keys, now)?;
             ks.update(db, &dest, now, Some(new_string), |v, _| {
-                *v = Value::String(Bytes::from(hll::from_registers(&max)));
+                *v = Value::String(hll::from_registers(&max).into());
                 Ok(((), Delta::Whole))
             })?;
             Ok(Outcome::Ok)

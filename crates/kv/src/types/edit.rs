@@ -19,10 +19,6 @@ use bytes::Bytes;
 use proto::CommandError;
 use serde::{Deserialize, Serialize};
 
-use super::hash::Hash;
-use super::list::List;
-use super::set::Set;
-use super::zset::ZSet;
 use crate::value::Value;
 
 /// The effect of one write on one collection. Applying it to the collection it was
@@ -67,10 +63,10 @@ impl Edit {
             Edit::ListPush { .. }
             | Edit::ListPop { .. }
             | Edit::ListSet { .. }
-            | Edit::ListTrim { .. } => Value::List(List::default()),
-            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Hash::default()),
-            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Set::default()),
-            Edit::ZAdd(_) | Edit::ZRemove(_) => Value::ZSet(ZSet::default()),
+            | Edit::ListTrim { .. } => Value::List(Box::default()),
+            Edit::HashPut(_) | Edit::HashRemove(_) => Value::Hash(Default::default()),
+            Edit::SetAdd(_) | Edit::SetRemove(_) => Value::Set(Default::default()),
+            Edit::ZAdd(_) | Edit::ZRemove(_) => Value::ZSet(Box::default()),
         }
     }
 
@@ -99,7 +95,7 @@ impl Edit {
             Edit::HashPut(pairs) => {
                 let h = value.as_hash_mut()?;
                 for (f, v) in pairs {
-                    h.insert(f.clone(), v.clone());
+                    h.insert(f, v);
                 }
             }
             Edit::HashRemove(fields) => {
@@ -111,7 +107,7 @@ impl Edit {
             Edit::SetAdd(members) => {
                 let s = value.as_set_mut()?;
                 for m in members {
-                    s.insert(m.clone());
+                    s.insert(m);
                 }
             }
             Edit::SetRemove(members) => {

@@ -64,6 +64,8 @@ use bytes::Bytes;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ElementBytes;
+
 /// The most bytes a chunk holds (unless one element alone is larger): Redis's default
 /// `list-max-listpack-size -2`. Big enough that a chunk's bookkeeping is noise next to
 /// its elements, small enough that moving one chunk's bytes (an insert in the middle) is
@@ -114,7 +116,7 @@ struct Chunk {
 /// Bytes of `n`'s LEB128 encoding. Most elements are under 128 bytes: one byte, tested
 /// first so the walks over a chunk stay a few instructions per element.
 #[inline]
-fn varint_len(n: usize) -> usize {
+pub(super) fn varint_len(n: usize) -> usize {
     if n < 0x80 { 1 } else { varint_len_long(n) }
 }
 
@@ -799,20 +801,11 @@ impl<'a> FromIterator<&'a Bytes> for List {
     }
 }
 
-/// One element on the wire: a byte string, as a `Bytes` serializes.
-struct Element<'a>(&'a [u8]);
-
-impl Serialize for Element<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
 /// A sequence of byte strings: the format of the `VecDeque<Bytes>` lists used to be, so
 /// data directories, `DUMP` payloads and replication streams written before still load.
 impl Serialize for List {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter().map(Element))
+        s.collect_seq(self.iter().map(ElementBytes))
     }
 }
 

@@ -7,9 +7,9 @@
 //!
 //! | type | structure | why |
 //! |---|---|---|
-//! | hash | `BTreeMap` ordered by (hash of field, field) | O(log n) field access, an `HSCAN` cursor that never misses a field, O(log n) random picks |
+//! | hash | up to 128 short fields: one packed buffer ([`packed`], Redis's listpack); then a `BTreeMap` ordered by (hash of field, field) | a small hash costs its bytes; a large one O(log n) field access, an `HSCAN` cursor that never misses a field, O(log n) random picks |
 //! | list | `VecDeque` of packed chunks of up to 8 KiB (Redis's quicklist of listpacks) | O(1) push and pop at both ends; a small element costs its bytes plus two, in a shared buffer, not an allocation of its own |
-//! | set | `BTreeMap` ordered by (hash of member, member) | as hashes: `SSCAN`, and `SPOP`/`SRANDMEMBER` in O(log n) |
+//! | set | as hashes: packed while small, then a `BTreeMap` ordered by (hash of member, member) | as hashes: `SSCAN`, and `SPOP`/`SRANDMEMBER` in O(log n) |
 //! | sorted set | member → score map plus a treap ordered by (score, member) | O(log n) rank, select and range start |
 //!
 //! Hashes and sets are ordered by the hash of their elements for the same reason the
@@ -36,14 +36,17 @@ pub mod hyperloglog;
 pub mod lcs;
 pub mod list;
 pub mod ops;
+pub mod packed;
 pub mod set;
 pub mod zset;
 pub mod zstore;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use proto::glob::glob_match;
+use rand::Rng;
+use rand::seq::index;
 
 use crate::keyspace::Slot;
 
@@ -79,6 +82,73 @@ pub fn pick<V>(map: &BTreeMap<Slot, V>, random: u64) -> Option<(&Slot, &V)> {
     map.range(Slot::at(random)..)
         .next()
         .or_else(|| map.iter().next())
+}
+
+/// `SRANDMEMBER`/`HRANDFIELD`/`ZRANDMEMBER key count`: a positive count gives distinct
+/// elements (all of them if it is not smaller than the collection), a negative one
+/// `|count|` independent picks that may repeat. Small requests pick random positions in
+/// the hash order (O(log n) each); large ones sample the whole collection.
+pub fn random_entries<'a, V>(map: &'a BTreeMap<Slot, V>, count: i64) -> Vec<(&'a Bytes, &'a V)> {
+    let mut rng = rand::thread_rng();
+    let entry = |(slot, v): (&'a Slot, &'a V)| (slot.key(), v);
+    if map.is_empty() {
+        return Vec::new();
+    }
+    if count < 0 {
+        return (0..count.unsigned_abs())
+            .filter_map(|_| pick(map, rng.r#gen()).map(entry))
+            .collect();
+    }
+    let n = (count as usize).min(map.len());
+    if n == map.len() {
+        return map.iter().map(entry).collect();
+    }
+    if n * 3 < map.len() {
+        let mut seen = HashSet::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if let Some((slot, v)) = pick(map, rng.r#gen())
+                && seen.insert(slot.hash())
+            {
+                out.push((slot.key(), v));
+            }
+        }
+        return out;
+    }
+    let all: Vec<_> = map.iter().map(entry).collect();
+    index::sample(&mut rng, all.len(), n)
+        .into_iter()
+        .map(|i| all[i])
+        .collect()
+}
+
+/// [`random_entries`] over a packed collection's elements (a few dozen at most), each
+/// `T` one element or one pair.
+pub fn random_items<T: Copy>(all: &[T], count: i64) -> Vec<T> {
+    let mut rng = rand::thread_rng();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    if count < 0 {
+        return (0..count.unsigned_abs())
+            .map(|_| all[rng.gen_range(0..all.len())])
+            .collect();
+    }
+    let n = (count as usize).min(all.len());
+    index::sample(&mut rng, all.len(), n)
+        .into_iter()
+        .map(|i| all[i])
+        .collect()
+}
+
+/// An element serialized as a `Bytes` is (a length and the bytes), without copying it
+/// into one: how packed collections write themselves to disk and to replicas.
+pub struct ElementBytes<'a>(pub &'a [u8]);
+
+impl serde::Serialize for ElementBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }
 
 /// Copies request bytes into an allocation of their own (see `keyspace::own`).

@@ -9,11 +9,10 @@ use bytes::Bytes;
 use proto::CommandError;
 
 use super::edit::{Delta, Edit};
-use super::hash::Hash;
 use super::list::List;
+use super::own;
 use super::set::Set;
 use super::zset::{ScoreBound, ZSet};
-use super::{own, pick};
 use crate::keyspace::{Keyspace, Outcome, format_float};
 use crate::value::{Entry, Value};
 
@@ -181,16 +180,16 @@ impl Op {
 }
 
 fn new_hash() -> Value {
-    Value::Hash(Hash::default())
+    Value::Hash(Default::default())
 }
 fn new_list() -> Value {
-    Value::List(List::default())
+    Value::List(Box::default())
 }
 fn new_set() -> Value {
-    Value::Set(Set::default())
+    Value::Set(Default::default())
 }
 fn new_zset() -> Value {
-    Value::ZSet(ZSet::default())
+    Value::ZSet(Box::default())
 }
 
 /// Resolves Redis's `start`/`stop` indexes (negative from the end, inclusive) against a
@@ -269,24 +268,24 @@ pub fn combine(
                 .into_iter()
                 .flat_map(|s| s.iter())
                 .filter(|m| others.iter().all(|o| o.contains(m)))
-                .cloned()
+                .map(Bytes::copy_from_slice)
                 .collect()
         }
         Algebra::Union => {
             let mut union = Set::default();
             for s in sets.iter().flatten() {
                 for m in s.iter() {
-                    union.insert(m.clone());
+                    union.insert(m);
                 }
             }
-            union.iter().cloned().collect()
+            union.iter().map(Bytes::copy_from_slice).collect()
         }
         Algebra::Diff => match first {
             None => Vec::new(),
             Some(first) => first
                 .iter()
                 .filter(|m| !rest.iter().flatten().any(|o| o.contains(m)))
-                .cloned()
+                .map(Bytes::copy_from_slice)
                 .collect(),
         },
     };
@@ -348,7 +347,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     if journal {
                         written.push((field.clone(), value.clone()));
                     }
-                    added += usize::from(h.insert(own(field), own(value)));
+                    added += usize::from(h.insert(field, value));
                 }
                 let changed = added > 0 || !only_if_new;
                 Ok((
@@ -377,7 +376,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     .checked_add(delta)
                     .ok_or_else(|| CommandError::err("increment or decrement would overflow"))?;
                 let text = Bytes::from(next.to_string());
-                h.insert(own(&field), text.clone());
+                h.insert(&field, &text);
                 let delta = Delta::edit(journal, || Edit::HashPut(vec![(own(&field), text)]));
                 Ok((next, delta))
             })?;
@@ -396,7 +395,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                     return Err(CommandError::err("increment would produce NaN or Infinity"));
                 }
                 let text = Bytes::from(format_float(next));
-                h.insert(own(&field), text.clone());
+                h.insert(&field, &text);
                 let delta =
                     Delta::edit(journal, || Edit::HashPut(vec![(own(&field), text.clone())]));
                 Ok((text, delta))
@@ -561,12 +560,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
         Op::SAdd { key, members } => {
             let n = ks.update(db, &key, now, Some(new_set), |v, journal| {
                 let s = v.as_set_mut()?;
-                Ok(touched(
-                    &members,
-                    journal,
-                    |m| s.insert(own(m)),
-                    Edit::SetAdd,
-                ))
+                Ok(touched(&members, journal, |m| s.insert(m), Edit::SetAdd))
             })?;
             Ok(int(n.unwrap_or(0)))
         }
@@ -584,8 +578,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 let mut state = seed;
                 let mut out = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let Some(m) = pick(s.slots(), next_random(&mut state))
-                        .map(|(slot, ())| slot.key().clone())
+                    let Some(m) = s.pick(next_random(&mut state)).map(Bytes::copy_from_slice)
                     else {
                         break;
                     };
@@ -622,7 +615,7 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 Ok((gone, Delta::edit(journal, edit)))
             })?;
             ks.update(db, &to, now, Some(new_set), |v, journal| {
-                let added = v.as_set_mut()?.insert(own(&member));
+                let added = v.as_set_mut()?.insert(&member);
                 let edit = || Edit::SetAdd(vec![own(&member)]);
                 Ok((added, Delta::edit_if(added, journal, edit)))
             })?;
@@ -650,7 +643,11 @@ pub fn apply(ks: &mut Keyspace, db: usize, op: Op, now: u64) -> Result<Outcome, 
                 for value in &values {
                     list.push(value, false);
                 }
-                ks.store(db, own(&dest), Entry::new(Value::List(list), None));
+                ks.store(
+                    db,
+                    own(&dest),
+                    Entry::new(Value::List(Box::new(list)), None),
+                );
             }
             Ok(int(n))
         }
@@ -958,13 +955,13 @@ mod tests {
                 key: b("s"),
                 members: bs(&["a", "zz"]),
             },
-            spop(None, 7),
-            spop(Some(2), 99),
             Op::SMove {
                 from: b("s"),
                 to: b("s2"),
                 member: b("b"),
             },
+            spop(None, 7),
+            spop(Some(2), 99),
             Op::SStore {
                 dest: b("s3"),
                 keys: bs(&["s", "s2"]),

@@ -129,17 +129,17 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn score(self, member: &Bytes) -> Option<f64> {
+    fn score(self, member: &[u8]) -> Option<f64> {
         match self {
-            Input::Z(z) => z.score(member),
+            Input::Z(z) => z.score(&Bytes::copy_from_slice(member)),
             Input::S(s) => s.contains(member).then_some(1.0),
             Input::Missing => None,
         }
     }
 
-    fn iter(self) -> Box<dyn Iterator<Item = (&'a Bytes, f64)> + 'a> {
+    fn iter(self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
         match self {
-            Input::Z(z) => Box::new(z.slots().iter().map(|(slot, &s)| (slot.key(), s))),
+            Input::Z(z) => Box::new(z.slots().iter().map(|(slot, &s)| (&slot.key()[..], s))),
             Input::S(s) => Box::new(s.iter().map(|m| (m, 1.0))),
             Input::Missing => Box::new(std::iter::empty()),
         }
@@ -210,11 +210,11 @@ pub fn combine(ks: &mut Keyspace, db: usize, c: &Combine, now: u64) -> Result<ZS
                     };
                     c.aggregate.fold(&mut acc, s * weight);
                 }
-                out.insert(member.clone(), acc);
+                out.insert(Bytes::copy_from_slice(member), acc);
             }
         }
         Algebra::Union => {
-            let mut acc: HashMap<&Bytes, f64> = HashMap::new();
+            let mut acc: HashMap<&[u8], f64> = HashMap::new();
             for &(input, weight) in &sources {
                 for (member, score) in input.iter() {
                     let value = weighted(score, weight);
@@ -224,7 +224,7 @@ pub fn combine(ks: &mut Keyspace, db: usize, c: &Combine, now: u64) -> Result<ZS
                 }
             }
             for (member, score) in acc {
-                out.insert(member.clone(), score);
+                out.insert(Bytes::copy_from_slice(member), score);
             }
         }
         Algebra::Diff => {
@@ -233,7 +233,7 @@ pub fn combine(ks: &mut Keyspace, db: usize, c: &Combine, now: u64) -> Result<ZS
                     .iter()
                     .any(|(other, _)| other.score(member).is_some())
                 {
-                    out.insert(member.clone(), score);
+                    out.insert(Bytes::copy_from_slice(member), score);
                 }
             }
         }
@@ -281,7 +281,7 @@ fn store(ks: &mut Keyspace, db: usize, dest: &Bytes, z: ZSet) -> Outcome {
     let n = z.len();
     ks.remove(db, dest);
     if n > 0 {
-        ks.store(db, own(dest), Entry::new(Value::ZSet(z), None));
+        ks.store(db, own(dest), Entry::new(Value::ZSet(Box::new(z)), None));
     }
     Outcome::Integer(n as i64)
 }
