@@ -197,7 +197,7 @@ pub fn apply(
                         hll::add(&mut dense, element);
                     }
                     hll::invalidate(&mut dense);
-                    *v = Value::String(dense.freeze());
+                    *v = Value::String(dense.freeze().into());
                     return Ok((true, Delta::Whole));
                 }
                 let mut dense = if current.is_empty() && created {
