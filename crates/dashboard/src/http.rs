@@ -19,7 +19,6 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use service::protocol_port::Protocol;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -36,9 +35,6 @@ pub const PAGE: &str = include_str!("page.html");
 
 /// The course map the panels link to, served too so the links work offline.
 pub const CHAPTERS: &str = include_str!("../../../docs/chapters.md");
-
-/// How long a client has to send a request's head.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 type ResponseBody = BoxBody<Bytes, Infallible>;
 
@@ -61,19 +57,8 @@ impl Protocol for Page {
             let response = route(&req, &page.shared, stop.clone());
             async move { Ok::<_, Infallible>(response) }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let mut conn = std::pin::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            _ = shutdown.cancelled() => {
-                // Open `/events` streams end with the shutdown; then the connection closes.
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
+        // Open `/events` streams end with the shutdown; then the connection closes.
+        let result = service::http1::serve(stream, service, &shutdown).await;
         if let Err(e) = result {
             debug!("dashboard: connection from {peer}: {e}");
         }

@@ -21,6 +21,7 @@ pub mod builtin;
 pub mod client;
 pub mod command_table;
 pub mod connection;
+pub mod http1;
 pub mod info;
 pub mod listener;
 pub mod ping;

@@ -53,15 +53,12 @@ pub mod wire;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use service::CancellationToken;
 use service::protocol_port::{Protocol, listen};
 use tokio::io::AsyncWriteExt;
@@ -79,9 +76,6 @@ pub const DEFAULT_SQS_PORT: u16 = 9324;
 /// The largest request body: a batch of ten 256 KiB messages and their JSON. A larger one
 /// gets `413` without being read further.
 pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
-
-/// A client has this long to send a request's head (slowloris protection).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The region ARNs name when the request does not say (it is unsigned).
 const DEFAULT_REGION: &str = "us-east-1";
@@ -132,19 +126,8 @@ impl Protocol for Sqs {
             let sqs = sqs.clone();
             async move { Ok::<_, Infallible>(sqs.handle(req).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let mut conn = std::pin::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            _ = shutdown.cancelled() => {
-                // Finish the request in flight (a long poll returns at once), then close.
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
+        // A long poll in flight returns at once, then the connection closes.
+        let result = service::http1::serve(stream, service, &shutdown).await;
         if let Err(e) = result {
             debug!("sqs connection {peer}: {e}");
         }
