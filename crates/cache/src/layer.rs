@@ -8,7 +8,7 @@
 //! thread does) and keeps `used_memory ≤ maxmemory` at every instant; a sharded store
 //! would scale writes across cores at the price of per-shard approximations.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -62,6 +62,10 @@ pub struct CacheLayer {
     pub stats: OriginStats,
     /// `CLIENT TRACKING`: who may have cached which key (`hub::tracking`, as kv's).
     pub(crate) tracker: Arc<Tracker>,
+    /// Whether the store records changed keys (`store.changes` is on), readable without
+    /// the store's lock: while no client tracks, [`Self::announce`] after a command is
+    /// one load instead of two locks (the store's, then the tracker's).
+    recording: AtomicBool,
 }
 
 impl CacheLayer {
@@ -78,6 +82,7 @@ impl CacheLayer {
             epoch: AtomicU64::new(0),
             stats: OriginStats::default(),
             tracker: Arc::new(Tracker::new(Arc::new(Hub::default()))),
+            recording: AtomicBool::new(false),
         }
     }
 
@@ -238,10 +243,14 @@ impl CacheLayer {
     /// call (`writer`: the client whose command it was, for `NOLOOP`). Called after every
     /// command, expiry sweep and origin invalidation.
     pub fn announce(&self, writer: Option<u64>) {
+        if !self.recording.load(Ordering::Acquire) {
+            return;
+        }
         let (keys, flushed) = {
             let mut store = self.store();
             if !self.tracker.is_active() {
                 store.changes.set_on(false);
+                self.recording.store(false, Ordering::Release);
                 return;
             }
             store.changes.take()
@@ -258,6 +267,8 @@ impl CacheLayer {
     /// Turns recording changed keys on if some client tracks (after `CLIENT TRACKING`).
     pub fn watch_changes(&self) {
         let on = self.tracker.is_active();
-        self.store().changes.set_on(on);
+        let mut store = self.store();
+        store.changes.set_on(on);
+        self.recording.store(on, Ordering::Release);
     }
 }

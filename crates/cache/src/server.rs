@@ -1,7 +1,6 @@
 //! Wiring: the [`CacheLayer`] as a RESP server (its commands, INFO and CONFIG), and the
 //! active-expiry task.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -69,6 +68,15 @@ impl AsRef<hub::ClientCache> for Session {
     }
 }
 
+impl CacheLayer {
+    /// A tracking client's reads are remembered *before* they run (see `execute`).
+    fn remember_reads(&self, client: &Client<Session>, args: &Args) {
+        if let Some(reads) = Reads::before(client, client.spec(), args) {
+            reads.remember(&self.tracker);
+        }
+    }
+}
+
 impl Server for CacheLayer {
     type Session = Session;
 
@@ -76,6 +84,10 @@ impl Server for CacheLayer {
     /// invalidation pushes), so it reports the Redis version that client asks for.
     const REDIS_VERSION: &'static str = "7.4.0";
     const HELLO_SERVER: &'static str = "redis";
+
+    /// One event loop on its own thread, as kv's: replies go out after every ready
+    /// client has been served (see [`Server::WRITE_AFTER_READS`]).
+    const WRITE_AFTER_READS: bool = true;
 
     fn name(&self) -> &'static str {
         "cache"
@@ -112,17 +124,27 @@ impl Server for CacheLayer {
                 return hub::commands::execute(tracker.hub(), client, args);
             }
             _ => {
-                static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
-                    LazyLock::new(|| commands::COMMANDS.iter().map(|s| (s.name, s)).collect());
-                let spec = BY_NAME.get(args.name()).copied();
-                if let Some(reads) = Reads::before(client, spec, &args) {
-                    reads.remember(tracker);
-                }
+                self.remember_reads(client, &args);
                 commands::execute(self, args).await
             }
         };
         self.announce(client.session.client_cache.id());
         reply
+    }
+
+    /// The commands that never wait ([`commands::runs_now`]: all but read-through,
+    /// write-through and WARM), run straight from the connection's loop.
+    fn execute_now(&self, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
+        if !commands::runs_now(self, args.name()) {
+            return Err(args);
+        }
+        if let Some(refused) = hub::commands::subscribe::subscribed_mode(client, &args) {
+            return Ok(refused);
+        }
+        self.remember_reads(client, &args);
+        let reply = commands::execute_now(self, args);
+        self.announce(client.session.client_cache.id());
+        Ok(reply)
     }
 
     async fn next_push(&self, session: &mut Session) -> Push {

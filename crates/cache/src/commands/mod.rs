@@ -44,7 +44,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("warm", -2, &["write", "denyoom"], "cache", "Loads keys from the origin ahead of demand; returns how many the origin had.").keys(1, -1, 1).syntax("key [key ...]"),
 ];
 
-/// Runs one command.
+/// Runs one command, waiting for the origin where it has to (a read-through, a
+/// write-through, `WARM`); whatever never waits is [`execute_now`]'s.
 pub async fn execute(server: &CacheLayer, mut args: Args) -> Reply {
     let result = match args.name() {
         "get" => strings::get(server, &mut args).await,
@@ -55,6 +56,32 @@ pub async fn execute(server: &CacheLayer, mut args: Args) -> Reply {
         "mset" => strings::mset(server, &mut args).await,
         "incr" | "decr" | "incrby" | "decrby" => strings::incr(server, &mut args).await,
         "del" | "unlink" => keys::del(server, &mut args).await,
+        "warm" => cache::warm(server, &mut args).await,
+        _ => return execute_now(server, args),
+    };
+    reply(result)
+}
+
+/// Whether `name` runs without waiting, so the connection can call [`execute_now`]
+/// straight from its loop and build no future for it. The TTL, key-space and flush
+/// commands never reach the origin; `GET`, `MGET` and `SET` do only when there is one
+/// (a read-through on a miss, a write-through first). The rest of the writes are rarer
+/// and keep the one path that forwards them.
+pub fn runs_now(server: &CacheLayer, name: &str) -> bool {
+    match name {
+        "get" | "mget" | "set" => server.origin().is_none(),
+        "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl" | "pttl"
+        | "persist" | "keys" | "scan" | "dbsize" | "flushall" | "flushdb" => true,
+        _ => false,
+    }
+}
+
+/// Runs a command that [`runs_now`] says never waits (a synchronous call: no future).
+pub fn execute_now(server: &CacheLayer, mut args: Args) -> Reply {
+    let result = match args.name() {
+        "get" => strings::get_now(server, &mut args),
+        "mget" => strings::mget_now(server, &mut args),
+        "set" => strings::set_now(server, &mut args),
         "exists" => keys::exists(server, &mut args),
         "type" => keys::key_type(server, &mut args),
         "expire" | "pexpire" | "expireat" | "pexpireat" => keys::expire(server, &mut args),
@@ -64,9 +91,12 @@ pub async fn execute(server: &CacheLayer, mut args: Args) -> Reply {
         "scan" => keys::scan(server, &mut args),
         "dbsize" => cache::dbsize(server, &mut args),
         "flushall" | "flushdb" => cache::flushall(server, &mut args),
-        "warm" => cache::warm(server, &mut args).await,
         _ => return Reply::Unhandled(args),
     };
+    reply(result)
+}
+
+fn reply(result: CommandResult) -> Reply {
     match result {
         Ok(frame) => Reply::One(frame),
         Err(e) => Reply::One(e.to_frame()),

@@ -11,11 +11,37 @@ use proto::{Args, CommandError, Frame};
 
 use super::{CommandResult, words};
 use crate::layer::{CacheLayer, now_ms};
+use crate::store::Lookup;
 
 pub async fn get(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let key = args.next_bytes()?;
     args.finish()?;
     Ok(server.read(&key).await?.map_or(Frame::Null, Frame::Bulk))
+}
+
+/// `GET` answered from memory alone (no origin to read through to).
+pub fn get_now(server: &CacheLayer, args: &mut Args) -> CommandResult {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    Ok(match server.store().get(&key, now_ms()) {
+        Lookup::Hit(value) => Frame::Bulk(value),
+        Lookup::NegativeHit | Lookup::Miss => Frame::Null,
+    })
+}
+
+/// `MGET` answered from memory alone, under one lock.
+pub fn mget_now(server: &CacheLayer, args: &mut Args) -> CommandResult {
+    let now = now_ms();
+    let mut store = server.store();
+    let values = args
+        .rest()
+        .iter()
+        .map(|key| match store.get(key, now) {
+            Lookup::Hit(value) => Frame::Bulk(value),
+            Lookup::NegativeHit | Lookup::Miss => Frame::Null,
+        })
+        .collect();
+    Ok(Frame::Array(values))
 }
 
 pub async fn mget(server: &CacheLayer, args: &mut Args) -> CommandResult {
@@ -153,66 +179,103 @@ fn apply(
     Ok((true, old_value))
 }
 
+/// `SET`'s arguments, parsed: everything but the origin's say.
+struct SetRequest {
+    key: Bytes,
+    value: Bytes,
+    condition: Condition,
+    expiry: Expiry,
+    get: bool,
+    now: u64,
+}
+
+impl SetRequest {
+    fn parse(args: &mut Args) -> Result<SetRequest, CommandError> {
+        let key = args.next_bytes()?;
+        let value = args.next_bytes()?;
+        let now = now_ms();
+        let mut condition = Condition::Always;
+        let mut expiry = Expiry::Default;
+        let mut get = false;
+        while let Some(option) = args.next_keyword() {
+            let unit = match option.as_str() {
+                "NX" | "XX" if condition == Condition::Always => {
+                    condition = if option == "NX" {
+                        Condition::IfAbsent
+                    } else {
+                        Condition::IfPresent
+                    };
+                    continue;
+                }
+                "GET" if !get => {
+                    get = true;
+                    continue;
+                }
+                "KEEPTTL" if expiry == Expiry::Default => {
+                    expiry = Expiry::Keep;
+                    continue;
+                }
+                "EX" => (1000, false),
+                "PX" => (1, false),
+                "EXAT" => (1000, true),
+                "PXAT" => (1, true),
+                _ => return Err(CommandError::Syntax),
+            };
+            if expiry != Expiry::Default {
+                return Err(CommandError::Syntax);
+            }
+            let amount = args.next_int().map_err(|e| match e {
+                CommandError::WrongArity(_) => CommandError::Syntax,
+                other => other,
+            })?;
+            expiry = Expiry::At(expiry_at(amount, unit.0, unit.1, now, "set")?);
+        }
+        Ok(SetRequest {
+            key,
+            value,
+            condition,
+            expiry,
+            get,
+            now,
+        })
+    }
+
+    /// The write to the cache, once `origin` (the origin's reply in write-through mode,
+    /// `None` otherwise) says how to mirror it.
+    fn apply(self, server: &CacheLayer, origin: Option<Frame>) -> CommandResult {
+        let get = self.get;
+        let mirror = match origin {
+            None => Mirror::Local,
+            Some(Frame::Null) if !get => Mirror::Skip,
+            Some(_) if get && self.condition != Condition::Always => Mirror::Drop,
+            Some(_) => Mirror::Apply,
+        };
+        let rule = Rule {
+            condition: self.condition,
+            expiry: self.expiry,
+            mirror,
+            want_old: get,
+        };
+        let (written, old) = apply(server, self.key, self.value, rule, self.now)?;
+        Ok(match (get, written) {
+            (true, _) => old.map_or(Frame::Null, Frame::Bulk),
+            (false, true) => Frame::ok(),
+            (false, false) if mirror == Mirror::Drop => Frame::ok(),
+            (false, false) => Frame::Null,
+        })
+    }
+}
+
 pub async fn set(server: &CacheLayer, args: &mut Args) -> CommandResult {
     let forward = server.writes_through().then(|| words(args));
-    let key = args.next_bytes()?;
-    let value = args.next_bytes()?;
-    let now = now_ms();
-    let mut condition = Condition::Always;
-    let mut expiry = Expiry::Default;
-    let mut get = false;
-    while let Some(option) = args.next_keyword() {
-        let unit = match option.as_str() {
-            "NX" | "XX" if condition == Condition::Always => {
-                condition = if option == "NX" {
-                    Condition::IfAbsent
-                } else {
-                    Condition::IfPresent
-                };
-                continue;
-            }
-            "GET" if !get => {
-                get = true;
-                continue;
-            }
-            "KEEPTTL" if expiry == Expiry::Default => {
-                expiry = Expiry::Keep;
-                continue;
-            }
-            "EX" => (1000, false),
-            "PX" => (1, false),
-            "EXAT" => (1000, true),
-            "PXAT" => (1, true),
-            _ => return Err(CommandError::Syntax),
-        };
-        if expiry != Expiry::Default {
-            return Err(CommandError::Syntax);
-        }
-        let amount = args.next_int().map_err(|e| match e {
-            CommandError::WrongArity(_) => CommandError::Syntax,
-            other => other,
-        })?;
-        expiry = Expiry::At(expiry_at(amount, unit.0, unit.1, now, "set")?);
-    }
-    let mirror = match server.write_through(forward).await? {
-        None => Mirror::Local,
-        Some(Frame::Null) if !get => Mirror::Skip,
-        Some(_) if get && condition != Condition::Always => Mirror::Drop,
-        Some(_) => Mirror::Apply,
-    };
-    let rule = Rule {
-        condition,
-        expiry,
-        mirror,
-        want_old: get,
-    };
-    let (written, old) = apply(server, key, value, rule, now)?;
-    Ok(match (get, written) {
-        (true, _) => old.map_or(Frame::Null, Frame::Bulk),
-        (false, true) => Frame::ok(),
-        (false, false) if mirror == Mirror::Drop => Frame::ok(),
-        (false, false) => Frame::Null,
-    })
+    let request = SetRequest::parse(args)?;
+    let origin = server.write_through(forward).await?;
+    request.apply(server, origin)
+}
+
+/// `SET` when nothing is written through: no origin to wait for.
+pub fn set_now(server: &CacheLayer, args: &mut Args) -> CommandResult {
+    SetRequest::parse(args)?.apply(server, None)
 }
 
 pub async fn setex(server: &CacheLayer, args: &mut Args) -> CommandResult {
