@@ -4,7 +4,10 @@
 
 use clap::Parser;
 
-#[tokio::main]
+/// The cache runs on an event-loop thread of its own (`cache::start`); this runtime only
+/// waits for a signal, so it needs no worker threads of its own — pinned to one core by
+/// `bench/cache.sh`, idle workers would only share that core with the event loop.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), service::BoxError> {
     let args = cache::Args::parse();
     service::telemetry::init_logging(None);

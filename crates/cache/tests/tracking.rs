@@ -104,3 +104,28 @@ async fn a_read_through_fill_is_not_an_invalidation() {
     call(&mut writer, "SET k local").await;
     assert_eq!(reader.read_reply().await.unwrap(), invalidate(&["k"]));
 }
+
+/// While nobody tracks, the store records no changes and a command's announce is one
+/// load (`CacheLayer::announce`); a client turning tracking on again must switch the
+/// recording back on, or its reads would never be invalidated.
+#[tokio::test]
+async fn tracking_turned_off_and_on_again_still_invalidates() {
+    let cache = start_cache(&[]).await;
+    let mut reader = client(&cache).await;
+    let mut writer = client(&cache).await;
+    call(&mut reader, "HELLO 3").await;
+    call(&mut reader, "CLIENT TRACKING on").await;
+    call(&mut reader, "CLIENT TRACKING off").await;
+    // Nobody tracks now: this write is where the recording is switched off.
+    call(&mut writer, "SET k v1").await;
+    call(&mut writer, "SET k v2").await;
+    assert_eq!(
+        call(&mut reader, "CLIENT TRACKING on").await,
+        Frame::simple("OK")
+    );
+    assert_eq!(call(&mut reader, "GET k").await, bulk("v2"));
+    call(&mut writer, "SET k v3").await;
+    // The invalidation is queued before the writer's reply, so it comes before PONG (a
+    // missing one fails here instead of waiting forever).
+    assert_eq!(call(&mut reader, "PING").await, invalidate(&["k"]));
+}
