@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         (_, level) => level,
     };
     service::telemetry::init_logging(log_level);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("infralab: cannot start the runtime: {e}");
@@ -194,6 +194,26 @@ fn main() -> ExitCode {
             eprintln!("infralab: {}", startup::explain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The runtime `main` runs a command on. A server that runs its own event loop on a
+/// thread of its own (`service::spawn_on_own_thread`: kv, cache, router, stream, pubsub)
+/// leaves the main thread nothing to do but wait for a signal, so it gets a
+/// single-threaded runtime: a pool of idle worker threads would only cost their stacks
+/// and their allocator heaps in the server's resident memory (what a stalled
+/// subscriber's row in `bench/pubsub.sh` compares with Redis). Everything else (`up`,
+/// the demos, the HTTP servers) gets the multi-threaded one.
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Kv(_)
+        | Command::Pubsub(_)
+        | Command::Cache(_)
+        | Command::Router(_)
+        | Command::Stream(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
     }
 }
 

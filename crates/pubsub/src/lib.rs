@@ -60,7 +60,24 @@ pub struct Args {
 }
 
 /// Binds and starts serving; returns once listening.
+///
+/// The server runs on a thread of its own, one event loop as Redis's
+/// ([`service::spawn_on_own_thread`], as kv, the cache and the router do). Every
+/// `PUBLISH` already runs under the hub's one lock, so a second thread adds no
+/// throughput, only hand-offs: on the shared multi-threaded runtime a publisher and its
+/// subscribers' connections run on different cores, and each message's encoded copy is
+/// allocated by one thread and freed by another. The allocator (mimalloc, one heap per
+/// thread) hands such a block back to its owner's heap later, through a queue, so the
+/// memory a fast subscriber has just written is not at once there for the next message.
+/// On one thread a freed block is the next one allocated, and the process has one
+/// thread's heap and stack instead of a pool of them (see the README's slow-subscriber
+/// figures).
 pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
+    service::spawn_on_own_thread("pubsub", move || start_here(args, shutdown)).await
+}
+
+/// [`start`] on the current runtime: every connection's task lands on it.
+async fn start_here(args: Args, shutdown: CancellationToken) -> Result<Running, BoxError> {
     let server = Arc::new(PubSub::new(
         args.client_output_buffer_limit,
         args.slow_consumer_policy,
