@@ -734,14 +734,20 @@ impl Keyspace {
         create: Option<fn() -> Value>,
         f: impl FnOnce(&mut Value, bool) -> Result<(R, Delta), CommandError>,
     ) -> Result<Option<R>, CommandError> {
-        let exists = self.exists(db, key, now);
+        // The key hashed and copied once for the whole write. An expired key is deleted
+        // first (lazy expiry, journaled), as `exists` does.
+        let slot = key_slot(key);
+        let exists = match self.dbs[db].entries.get(&slot) {
+            Some(entry) if !entry.is_expired(now) => true,
+            Some(_) => self.exists(db, key, now),
+            None => false,
+        };
         if !exists && create.is_none() {
-            // A pop from a missing key: nothing to hash, clone or look up again.
+            // A pop from a missing key: nothing to clone or look up again.
             return Ok(None);
         }
         let journaling = self.journal.recording();
         let d = &mut self.dbs[db];
-        let slot = key_slot(key);
         if !exists && let Some(make) = create {
             d.put(slot.clone(), Entry::new(make(), None));
         }
