@@ -32,6 +32,7 @@ use proto::{Args, Frame};
 
 use super::convert;
 use super::gate::Gate;
+use super::name::ShaName;
 use crate::server::{Kv, Session};
 
 /// Bytes the Lua state may allocate, scripts and cache together; past it an allocation
@@ -244,7 +245,7 @@ impl Vm {
 
     /// Compiles `body` (or finds it compiled): its SHA-1 and function.
     fn compile(&mut self, body: &[u8], by_eval: bool) -> Result<(String, Function), Frame> {
-        let sha = sha1_smol::Sha1::from(body).digest().to_string();
+        let sha = ShaName::of(body).as_str().to_owned();
         if let Some(f) = self.cache.get(&sha) {
             return Ok((sha, f.clone()));
         }
@@ -428,38 +429,6 @@ fn unlimited<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
     let result = f();
     let _ = lua.set_memory_limit(MEMORY_LIMIT);
     result
-}
-
-/// A script's name as the cache knows it: the SHA-1 of its body in lower-case hex. On
-/// the stack: `EVALSHA` looks one up per call.
-struct ShaName([u8; 40]);
-
-impl ShaName {
-    /// The name of `body`.
-    fn of(body: &[u8]) -> ShaName {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut name = [0; 40];
-        let digest = sha1_smol::Sha1::from(body).digest().bytes();
-        for (pair, byte) in name.chunks_exact_mut(2).zip(digest) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 15)];
-        }
-        ShaName(name)
-    }
-
-    /// An `EVALSHA` or `SCRIPT EXISTS` argument (upper case accepted); `None` if it
-    /// cannot be any script's name.
-    fn parse(sha: &[u8]) -> Option<ShaName> {
-        let name: [u8; 40] = sha.try_into().ok()?;
-        name.iter()
-            .all(u8::is_ascii_hexdigit)
-            .then(|| ShaName(name.map(|b| b.to_ascii_lowercase())))
-    }
-
-    fn as_str(&self) -> &str {
-        // Hex digits only (see `of` and `parse`).
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
 }
 
 /// The reply of a script that failed with `error` (what the error handler made of it):
