@@ -734,19 +734,31 @@ impl Keyspace {
         create: Option<fn() -> Value>,
         f: impl FnOnce(&mut Value, bool) -> Result<(R, Delta), CommandError>,
     ) -> Result<Option<R>, CommandError> {
-        let exists = self.exists(db, key, now);
-        if !exists && create.is_none() {
-            // A pop from a missing key: nothing to hash, clone or look up again.
-            return Ok(None);
-        }
         let journaling = self.journal.recording();
-        let d = &mut self.dbs[db];
+        let Keyspace {
+            dbs,
+            journal,
+            stats,
+            ..
+        } = self;
+        let d = &mut dbs[db];
+        // The key hashed and copied once, and a live key found in one descent of the map.
         let slot = key_slot(key);
-        if !exists && let Some(make) = create {
-            d.put(slot.clone(), Entry::new(make(), None));
-        }
-        let Some(entry) = d.entries.get_mut(&slot) else {
-            return Ok(None);
+        let (exists, entry) = match d.entries.get_mut(&slot) {
+            Some(entry) if !entry.is_expired(now) => (true, entry),
+            _ => {
+                // Missing, or expired: deleted first (lazy expiry, journaled), as `live`.
+                live_in(d, db, journal, stats, key, now);
+                let Some(make) = create else {
+                    // A pop from a missing key: nothing to clone or look up again.
+                    return Ok(None);
+                };
+                d.put(slot.clone(), Entry::new(make(), None));
+                let Some(entry) = d.entries.get_mut(&slot) else {
+                    return Ok(None);
+                };
+                (false, entry)
+            }
         };
         let before = entry.value.memory();
         let (answer, delta) = match f(&mut entry.value, journaling) {

@@ -325,6 +325,10 @@ impl Args {
 
     /// The next argument uppercased, for option loops (`EX`, `NX`, `MATCH`...).
     pub fn next_keyword(&mut self) -> Option<String> {
+        if self.left == 0 {
+            // Not `take`'s error: its text would be allocated only to be dropped.
+            return None;
+        }
         let (start, end) = self.take().ok()?;
         Some(String::from_utf8_lossy(&self.request[start..end]).to_ascii_uppercase())
     }
@@ -332,8 +336,13 @@ impl Args {
     /// Takes every remaining argument.
     pub fn rest(&mut self) -> Vec<Bytes> {
         let mut words = Vec::with_capacity(self.left);
-        while let Ok(word) = self.next_bytes() {
-            words.push(word);
+        // Counted, not "until `next_bytes` fails": its failure is an error reply, whose
+        // text is allocated (a profile of `PFCOUNT` showed it).
+        for _ in 0..self.left {
+            match self.next_bytes() {
+                Ok(word) => words.push(word),
+                Err(_) => break,
+            }
         }
         words
     }

@@ -945,8 +945,10 @@ fn run(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Res
         "time" => Ok(time()),
         "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
         _ => {
-            return collection(kv, s, a)
-                .or_else(|| bitwise(kv, s, a))
+            // The short table first: a `match` on names compares them one by one, and
+            // the collections' seventy names cost a bitmap command ~150 instructions.
+            return bitwise(kv, s, a)
+                .or_else(|| collection(kv, s, a))
                 .or_else(|| derived(kv, s, a, protocol));
         }
     })

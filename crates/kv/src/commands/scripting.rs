@@ -256,12 +256,11 @@ const NOT_IN_SCRIPTS: &[&str] = &[
 
 /// `redis.call`: runs one of kv's commands in the script's session, checked as Redis
 /// checks a script's call.
-pub fn call(kv: &Kv, s: &mut Session, words: Vec<Bytes>, read_only: bool, gate: &Gate) -> Frame {
+pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Gate) -> Frame {
     if gate.abandoned() {
         // An inline run being moved to the VM's thread: it must not write now.
         return Frame::error("ERR the inline run outlived its slice");
     }
-    let mut args = Args::new(words);
     let name = args.name();
     if NOT_IN_SCRIPTS.contains(&name) {
         return Frame::error("ERR This Redis command is not allowed from script");

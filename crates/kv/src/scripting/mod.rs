@@ -18,6 +18,7 @@
 //! - [`gate`]: the event loop waits while a script runs, so the script is atomic, up to
 //!   `busy-reply-threshold`; after it, other clients get `-BUSY` and `SCRIPT KILL` works.
 //! - [`convert`]: Redis's Lua <-> RESP conversion rules.
+//! - [`name`]: a script's name, the SHA-1 of its body.
 //!
 //! A script's writes go through the one write path ([`Kv::write`]) like any command's, and
 //! reach the journal and the replicas as one unit ([`Kv::begin_unit`]): Redis 7's "effects
@@ -52,6 +53,7 @@
 
 pub mod convert;
 pub mod gate;
+pub mod name;
 pub mod vm;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -26,12 +26,13 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
-use proto::Frame;
+use proto::{Args, Frame};
 
 use super::convert;
 use super::gate::Gate;
+use super::name::ShaName;
 use crate::server::{Kv, Session};
 
 /// Bytes the Lua state may allocate, scripts and cache together; past it an allocation
@@ -158,7 +159,9 @@ fn serve(vm: &Shared, kv: &Weak<Kv>, jobs: Receiver<Job>) {
             Job::Exists(shas, reply) => {
                 let found = shas
                     .iter()
-                    .map(|sha| vm.cache.contains_key(&sha_key(sha)))
+                    .map(|sha| {
+                        ShaName::parse(sha).is_some_and(|n| vm.cache.contains_key(n.as_str()))
+                    })
                     .collect();
                 let _ = reply.send(found);
             }
@@ -181,6 +184,10 @@ pub struct Vm {
     /// table with the line it happened on.
     xpcall: Function,
     handler: Function,
+    /// The names `KEYS` and `ARGV`, made once: a name set per call would be a new Lua
+    /// string per call.
+    keys_name: mlua::String,
+    argv_name: mlua::String,
     cache: HashMap<String, Function>,
     /// The scripts `EVAL` added, oldest first.
     evals: VecDeque<String>,
@@ -223,6 +230,8 @@ impl Vm {
         );
         lua.set_memory_limit(MEMORY_LIMIT)?;
         Ok(Vm {
+            keys_name: lua.create_string("KEYS")?,
+            argv_name: lua.create_string("ARGV")?,
             lua,
             env,
             xpcall,
@@ -236,7 +245,7 @@ impl Vm {
 
     /// Compiles `body` (or finds it compiled): its SHA-1 and function.
     fn compile(&mut self, body: &[u8], by_eval: bool) -> Result<(String, Function), Frame> {
-        let sha = sha1_smol::Sha1::from(body).digest().to_string();
+        let sha = ShaName::of(body).as_str().to_owned();
         if let Some(f) = self.cache.get(&sha) {
             return Ok((sha, f.clone()));
         }
@@ -275,10 +284,11 @@ impl Vm {
         let found = match &request.script {
             Script::Body(body) => self.compile(body, true),
             Script::Sha(sha) => {
-                let sha = sha_key(sha);
-                match self.cache.get(&sha) {
-                    Some(f) => Ok((sha, f.clone())),
-                    None => Err(Frame::error(
+                let name = ShaName::parse(sha);
+                let found = name.as_ref().and_then(|n| self.cache.get(n.as_str()));
+                match (name, found) {
+                    (Some(name), Some(f)) => Ok((name.as_str().to_owned(), f.clone())),
+                    _ => Err(Frame::error(
                         "NOSCRIPT No matching script. Please use EVAL.",
                     )),
                 }
@@ -295,7 +305,7 @@ impl Vm {
         };
         let started = Instant::now();
         let ran = self.run(kv, &sha, f, &request);
-        self.timed(sha, started, self.gate.slice());
+        self.timed(&sha, started, self.gate.slice());
         ran
     }
 
@@ -303,18 +313,22 @@ impl Vm {
     /// request back to be handed to the VM's thread (a script not known quick, or an
     /// inline run that outlived `slice` before writing and was abandoned).
     pub fn eval_inline(&mut self, kv: Arc<Kv>, request: Request) -> Result<Ran, Request> {
-        let sha = match &request.script {
-            Script::Body(body) => sha1_smol::Sha1::from(&body[..]).digest().to_string(),
-            Script::Sha(sha) => sha_key(sha),
+        let name = match &request.script {
+            Script::Body(body) => Some(ShaName::of(body)),
+            Script::Sha(sha) => ShaName::parse(sha),
         };
-        let Some(f) = self.quick.get(&sha).and_then(|_| self.cache.get(&sha)) else {
+        let Some(name) = name else {
+            return Err(request);
+        };
+        let sha = name.as_str();
+        let Some(f) = self.quick.get(sha).and_then(|_| self.cache.get(sha)) else {
             return Err(request);
         };
         let f = f.clone();
         let started = Instant::now();
         let slice = self.gate.slice();
         self.gate.open_inline();
-        let ran = self.run(kv, &sha, f, &request);
+        let ran = self.run(kv, sha, f, &request);
         let abandoned = self.gate.abandoned();
         self.gate.close();
         self.timed(sha, started, slice);
@@ -325,11 +339,11 @@ impl Vm {
     }
 
     /// Notes whether a run of `sha` that began at `started` fit in the inline slice.
-    fn timed(&mut self, sha: String, started: Instant, slice: Duration) {
-        if started.elapsed() <= slice {
-            self.quick.insert(sha);
-        } else {
-            self.quick.remove(&sha);
+    fn timed(&mut self, sha: &str, started: Instant, slice: Duration) {
+        if started.elapsed() > slice {
+            self.quick.remove(sha);
+        } else if !self.quick.contains(sha) {
+            self.quick.insert(sha.to_owned());
         }
     }
 
@@ -357,8 +371,10 @@ impl Vm {
 
     fn call(&self, sha: &str, f: Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
         let run = || -> mlua::Result<Frame> {
-            self.env.raw_set("KEYS", self.strings(keys)?)?;
-            self.env.raw_set("ARGV", self.strings(argv)?)?;
+            unlimited(&self.lua, || {
+                self.env.raw_set(&self.keys_name, self.strings(keys)?)?;
+                self.env.raw_set(&self.argv_name, self.strings(argv)?)
+            })?;
             let mut out = self
                 .xpcall
                 .call::<MultiValue>((f, self.handler.clone()))?
@@ -387,6 +403,8 @@ impl Vm {
         let _ = self.lua.set_memory_limit(MEMORY_LIMIT);
     }
 
+    /// `KEYS` or `ARGV`: a new table per call, as in Redis (a script may change them).
+    /// Called with the memory limit lifted (see [`unlimited`]).
     fn strings(&self, words: &[Bytes]) -> mlua::Result<Table> {
         let t = self.lua.create_table_with_capacity(words.len(), 0)?;
         for (i, w) in words.iter().enumerate() {
@@ -396,9 +414,21 @@ impl Vm {
     }
 }
 
-/// A SHA-1 as the cache knows it (`EVALSHA` accepts upper case).
-fn sha_key(sha: &[u8]) -> String {
-    String::from_utf8_lossy(sha).to_ascii_lowercase()
+/// Runs `f`, which builds Lua values from Rust (a script's `KEYS` and `ARGV`, a
+/// command's reply), with the memory limit lifted.
+///
+/// Under a limit, `mlua` must guard every allocation it makes for Rust against Lua's
+/// out-of-memory error (a `longjmp`): each table, string and `rawset` becomes a protected
+/// call through a new C closure — most of what an `EVALSHA` cost beyond the script's own
+/// work. Without a limit Lua's allocations cannot fail, so `mlua` makes them directly.
+/// What is built here is bounded by the request or by a command's reply, as in Redis
+/// (whose Lua has no limit at all); the script's own allocations stay limited, and a
+/// script over the limit fails at its next one.
+fn unlimited<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
+    let _ = lua.set_memory_limit(0);
+    let result = f();
+    let _ = lua.set_memory_limit(MEMORY_LIMIT);
+    result
 }
 
 /// The reply of a script that failed with `error` (what the error handler made of it):
@@ -637,14 +667,16 @@ visible.redis = readonly(redis)
 visible.pcall = function(...) return tidy(pcall(...)) end
 visible.xpcall = function(...) return rethrow(xpcall(...)) end
 
-local env = setmetatable({}, {
+-- A global the script reads (`redis`, `tonumber`...) is found in `visible` by the VM
+-- itself, with no Lua call per lookup; only a name `visible` lacks reaches the function.
+setmetatable(visible, {
   __index = function(_, name)
-    local value = visible[name]
-    if value == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-    end
-    return value
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
   end,
+  __metatable = false,
+})
+local env = setmetatable({}, {
+  __index = visible,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 })
@@ -672,17 +704,25 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
     if words.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
-    let mut args = Vec::with_capacity(words.len());
-    for word in words {
+    // The command in request form, as a client would have sent it: one buffer, not a
+    // copy per word.
+    let mut request = BytesMut::with_capacity(64);
+    request.put_u8(b'*');
+    proto::frame::put_decimal(&mut request, words.len() as i64);
+    request.put_slice(b"\r\n");
+    let first = request.len();
+    for word in &words {
         match word {
-            Value::String(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(n) => args.push(Bytes::from(n.to_string())),
+            Value::String(s) => put_word(&mut request, &s.as_bytes()),
+            Value::Integer(n) => put_word(&mut request, n.to_string().as_bytes()),
             // Redis writes a number argument with `%.17g`: `3` is "3", `0.1` is
             // "0.10000000000000001".
-            Value::Number(n) => args.push(Bytes::from(proto::frame::format_double(n))),
+            Value::Number(n) => put_word(&mut request, proto::frame::format_double(*n).as_bytes()),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
+    let args = Args::from_request(request.freeze(), first, words.len());
+    drop(words);
     let (reply, resp3) = {
         let Some(mut context) = lua.app_data_mut::<Context>() else {
             return fail("ERR redis.call outside a script");
@@ -697,5 +737,15 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
         let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
         (reply, *resp3)
     };
-    convert::to_lua(lua, reply, resp3)
+    unlimited(lua, || convert::to_lua(lua, reply, resp3))
+}
+
+/// One bulk string of a request.
+fn put_word(request: &mut BytesMut, word: &[u8]) {
+    request.reserve(word.len() + 16);
+    request.put_u8(b'$');
+    proto::frame::put_decimal(request, word.len() as i64);
+    request.put_slice(b"\r\n");
+    request.put_slice(word);
+    request.put_slice(b"\r\n");
 }

@@ -63,6 +63,10 @@ fn new_string() -> Value {
     Value::String(Default::default())
 }
 
+fn new_sketch() -> Value {
+    Value::String(hll::empty().into())
+}
+
 /// The string's bytes to change in place: no copy when nothing else shares them.
 fn take_bytes(value: &mut Value) -> Result<BytesMut, CommandError> {
     value.as_string()?;
@@ -183,8 +187,15 @@ pub fn apply(
             Ok(Outcome::Integer(len))
         }
         BitWrite::PfAdd { key, elements } => {
-            let created = !ks.exists(db, &key, now);
-            let grew = ks.update(db, &key, now, Some(new_string), |v, _| {
+            // With elements, a missing key is made as an empty sketch, which the first
+            // element always grows: whether the key was there needs no lookup of its own.
+            let created = elements.is_empty() && !ks.exists(db, &key, now);
+            let make = if elements.is_empty() {
+                new_string
+            } else {
+                new_sketch
+            };
+            let grew = ks.update(db, &key, now, Some(make), |v, _| {
                 let current = v.as_string()?;
                 if !created && hll::is_dense(current) {
                     // Changed in place: no copy of the 12 KiB of registers, and none at
