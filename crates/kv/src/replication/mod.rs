@@ -63,7 +63,7 @@ mod replica;
 mod snapshot;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -224,6 +224,9 @@ pub struct Replication {
     base_offset: AtomicU64,
     /// The backlog's end offset, for the replicas' senders to wait on.
     stream: watch::Sender<u64>,
+    /// Set by a replica's sender that found nothing to send and is about to wait: only
+    /// then does a write wake it (see [`Self::wake_senders`]).
+    senders_waiting: AtomicBool,
     /// Bumped whenever the backlog is replaced: links of the old history must go.
     epoch: AtomicU64,
     acks: Arc<Acks>,
@@ -245,14 +248,30 @@ fn new_replid() -> String {
     )
 }
 
-/// The stream's framing of a change: `*2\r\n$6\r\nCHANGE\r\n$<n>\r\n<record>\r\n`.
+/// The stream's framing of a change: `*2\r\n$6\r\nCHANGE\r\n$<n>\r\n<record>\r\n`,
+/// encoded where it goes: the record's length is measured first (a walk over the
+/// change that copies nothing), so the record is encoded straight after its header.
 fn frame_change(change: &Change, out: &mut Vec<u8>) {
-    let record = codec::encode_change(change);
     out.extend_from_slice(b"*2\r\n$6\r\nCHANGE\r\n$");
-    out.extend_from_slice(record.len().to_string().as_bytes());
+    push_decimal(out, codec::change_len(change));
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&record);
+    codec::append_change(out, change);
     out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, without a `String` per number.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The heartbeat in the stream.
@@ -266,6 +285,7 @@ impl Replication {
             backlog: Mutex::new(None),
             base_offset: AtomicU64::new(0),
             stream: watch::Sender::new(0),
+            senders_waiting: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             acks: Arc::new(Acks {
                 followers: Mutex::new(BTreeMap::new()),
@@ -323,15 +343,28 @@ impl Replication {
     pub fn feed(&self, changes: &[Change]) -> Option<u64> {
         let mut guard = lock(&self.backlog);
         let backlog = guard.as_mut()?;
-        let mut bytes = Vec::new();
-        for change in changes {
-            frame_change(change, &mut bytes);
-        }
-        backlog.append(&bytes, Some(Instant::now()));
+        backlog.append_write(Instant::now(), |out| {
+            changes.iter().for_each(|change| frame_change(change, out))
+        });
         let end = backlog.end();
         drop(guard);
-        self.stream.send_replace(end);
+        self.wake_senders(end);
         Some(end)
+    }
+
+    /// Tells the replicas' senders the stream grew to `end`, if one is waiting for that.
+    ///
+    /// A write wakes the senders only when one of them is idle: while a sender has not
+    /// yet run since the last wake, the bytes of every later write simply accumulate in
+    /// the backlog, and it takes them all at once when it runs — one `write()` to the
+    /// replica for everything the event loop did meanwhile, as Redis writes a replica's
+    /// output once per turn of its loop. (A watch's send on every write would cost a
+    /// lock and a wake-up per write for nothing.) A sender sets the flag *before* it looks
+    /// at the backlog, so a write either lands where it looks or sees the flag.
+    pub(crate) fn wake_senders(&self, end: u64) {
+        if self.senders_waiting.swap(false, Ordering::AcqRel) {
+            self.stream.send_replace(end);
+        }
     }
 
     /// Is this server a replica right now?

@@ -136,6 +136,7 @@ impl Replication {
         link.started = true;
         loop {
             link.stream.borrow_and_update();
+            self.senders_waiting.store(true, Ordering::Release);
             if let Some(push) = self.take(link) {
                 return push;
             }
@@ -176,7 +177,7 @@ pub(crate) async fn heartbeat(kv: Arc<Kv>, shutdown: CancellationToken) {
             }
             None => continue,
         };
-        repl.stream.send_replace(end);
+        repl.wake_senders(end);
     }
 }
 
