@@ -148,6 +148,13 @@ pub(crate) struct Acks {
     followers: Mutex<BTreeMap<u64, Follower>>,
     /// Bumped on every acknowledgement and on every change of followers.
     changed: watch::Sender<u64>,
+    /// `--sync-replicas`: how many replicas a sync-mode write waits for.
+    quorum: usize,
+    /// The highest offset `quorum` replicas have all acknowledged, recomputed at every
+    /// [`Self::bump`]. One `REPLCONF ACK` releases every write up to its offset, as one
+    /// fsync releases every write of a group commit: a pipeline's writes after the first
+    /// find themselves acknowledged already with one atomic load (see [`Self::synced`]).
+    synced: AtomicU64,
 }
 
 impl Acks {
@@ -156,7 +163,15 @@ impl Acks {
     }
 
     fn bump(&self) {
+        let synced = quorum_offset(&self.followers(), self.quorum);
+        self.synced.store(synced, Ordering::Release);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Have `--sync-replicas` replicas acknowledged `offset`? (The fast path of sync mode's
+    /// wait; [`Self::wait`] is the slow one.)
+    fn synced(&self, offset: u64) -> bool {
+        self.synced.load(Ordering::Acquire) >= offset
     }
 
     /// How many replicas have acknowledged `offset`.
@@ -195,6 +210,19 @@ impl Acks {
                 _ = expired => return self.count(offset),
                 _ = shutdown.cancelled() => return self.count(offset),
             }
+        }
+    }
+}
+
+/// The highest offset that at least `quorum` of `followers` have acknowledged.
+fn quorum_offset(followers: &BTreeMap<u64, Follower>, quorum: usize) -> u64 {
+    match quorum {
+        0 => u64::MAX,
+        1 => followers.values().map(|f| f.ack).max().unwrap_or(0),
+        _ => {
+            let mut acks: Vec<u64> = followers.values().map(|f| f.ack).collect();
+            acks.sort_unstable_by(|a, b| b.cmp(a));
+            acks.get(quorum - 1).copied().unwrap_or(0)
         }
     }
 }
@@ -279,6 +307,7 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 impl Replication {
     pub fn new(config: Config) -> Self {
+        let quorum = config.sync_replicas;
         Replication {
             config,
             replid: Mutex::new(new_replid()),
@@ -290,6 +319,8 @@ impl Replication {
             acks: Arc::new(Acks {
                 followers: Mutex::new(BTreeMap::new()),
                 changed: watch::Sender::new(0),
+                quorum,
+                synced: AtomicU64::new(0),
             }),
             next_follower: AtomicU64::new(1),
             sync_full: AtomicU64::new(0),
@@ -381,5 +412,55 @@ impl Replication {
             .get()
             .map(|(_, token, _)| token.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn followers(acks: &[u64]) -> BTreeMap<u64, Follower> {
+        acks.iter()
+            .enumerate()
+            .map(|(i, &ack)| {
+                let follower = Follower {
+                    ip: "127.0.0.1".into(),
+                    port: 0,
+                    ack,
+                    ack_at: Instant::now(),
+                };
+                (i as u64, follower)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_quorum_offset_is_what_enough_replicas_all_have() {
+        let three = followers(&[50, 10, 30]);
+        assert_eq!(quorum_offset(&three, 1), 50);
+        assert_eq!(quorum_offset(&three, 2), 30);
+        assert_eq!(quorum_offset(&three, 3), 10);
+        // More replicas wanted than connected: nothing is acknowledged by enough of them.
+        assert_eq!(quorum_offset(&three, 4), 0);
+        assert_eq!(quorum_offset(&followers(&[]), 1), 0);
+        assert_eq!(quorum_offset(&followers(&[]), 0), u64::MAX);
+    }
+
+    #[test]
+    fn frames_carry_the_record_and_its_decimal_length() {
+        let change = Change::SwapDb { a: 1, b: 2 };
+        let record = codec::encode_change(&change);
+        let mut out = b"before".to_vec();
+        frame_change(&change, &mut out);
+        let mut expected = b"before*2\r\n$6\r\nCHANGE\r\n$".to_vec();
+        expected.extend_from_slice(format!("{}\r\n", record.len()).as_bytes());
+        expected.extend_from_slice(&record);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(out, expected);
+        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut digits = Vec::new();
+            push_decimal(&mut digits, n);
+            assert_eq!(digits, n.to_string().into_bytes());
+        }
     }
 }

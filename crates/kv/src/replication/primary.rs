@@ -348,6 +348,9 @@ pub(crate) fn after_write(repl: &Replication, session: &mut Session, reply: Repl
     let (acks, shutdown) = (repl.acks(), repl.shutdown_token());
     let (wanted, timeout) = (config.sync_replicas, config.sync_timeout);
     Reply::Deferred(Deferred::new(async move {
+        if acks.synced(offset) {
+            return frame;
+        }
         let got = acks.wait(offset, wanted, Some(timeout), &shutdown).await;
         if got >= wanted {
             frame
