@@ -175,8 +175,12 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Backlog::new(1024, 0);
         b.append_write(t0, |out| out.extend_from_slice(b"w1"));
-        b.append_write(t0 + Duration::from_micros(300), |out| out.extend_from_slice(b"w2"));
-        b.append_write(t0 + Duration::from_millis(2), |out| out.extend_from_slice(b"w3"));
+        b.append_write(t0 + Duration::from_micros(300), |out| {
+            out.extend_from_slice(b"w2")
+        });
+        b.append_write(t0 + Duration::from_millis(2), |out| {
+            out.extend_from_slice(b"w3")
+        });
         assert_eq!(b.marks.len(), 2);
         assert_eq!(b.read(0, 100), Ok(b"w1w2w3".to_vec()));
         // w2 is measured from w1's time, at most a millisecond too old.
@@ -193,7 +197,9 @@ mod tests {
             let mut b = Backlog::new(capacity, 1000);
             let mut all = Vec::new();
             for n in 0..40u8 {
-                let chunk: Vec<u8> = (0..n % 5).map(|i| n.wrapping_mul(7).wrapping_add(i)).collect();
+                let chunk: Vec<u8> = (0..n % 5)
+                    .map(|i| n.wrapping_mul(7).wrapping_add(i))
+                    .collect();
                 b.append(&chunk, None);
                 all.extend_from_slice(&chunk);
                 for offset in b.start()..=b.end() {
