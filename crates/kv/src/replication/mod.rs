@@ -67,6 +67,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use proto::frame::put_decimal;
 use service::CancellationToken;
 use tokio::sync::watch;
 
@@ -281,25 +282,10 @@ fn new_replid() -> String {
 /// change that copies nothing), so the record is encoded straight after its header.
 fn frame_change(change: &Change, out: &mut Vec<u8>) {
     out.extend_from_slice(b"*2\r\n$6\r\nCHANGE\r\n$");
-    push_decimal(out, codec::change_len(change));
+    put_decimal(out, codec::change_len(change) as i64);
     out.extend_from_slice(b"\r\n");
     codec::append_change(out, change);
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, without a `String` per number.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// The heartbeat in the stream.
@@ -457,10 +443,5 @@ mod tests {
         expected.extend_from_slice(&record);
         expected.extend_from_slice(b"\r\n");
         assert_eq!(out, expected);
-        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
-            let mut digits = Vec::new();
-            push_decimal(&mut digits, n);
-            assert_eq!(digits, n.to_string().into_bytes());
-        }
     }
 }
