@@ -15,6 +15,20 @@
 //! or data type replicates with no code here. Each change travels as one RESP array,
 //! `CHANGE <codec::encode_change(change)>`; the primary also sends `PING` once a second.
 //!
+//! ## What a replicated write costs the primary
+//!
+//! Redis appends each write to its replication buffer and writes a replica's output once
+//! per turn of its event loop. kv does the same: [`Replication::feed`] encodes the change
+//! straight into the backlog (a buffer reused, no allocation per write), and wakes the
+//! replica's sender only if it is idle ([`Replication::wake_senders`]); every write made
+//! before the sender runs just accumulates, and it takes them all in one `write()`. The
+//! replica reads the stream as a server reads requests (`proto::RequestParser`: one walk,
+//! the record a slice of the read buffer), applies what one read brought under one lock,
+//! and acknowledges that batch with one `REPLCONF ACK`. Measured with callgrind on the
+//! primary (SET -c 50 -P 16 with an async replica): feeding the stream was ~3,100
+//! instructions per write, most of it bincode growing a fresh `Vec` byte by byte and a
+//! watch channel's wake-up per write.
+//!
 //! ## Offsets, backlog, partial and full resync
 //!
 //! Both sides count the stream's bytes: the primary's `master_repl_offset`, the replica's
@@ -40,7 +54,9 @@
 //! - `--replication sync --sync-replicas N --sync-timeout MS`: the reply waits until N
 //!   replicas acknowledged an offset at or past the write. Every acknowledged write is on
 //!   N replicas (promote one and nothing acknowledged is lost), for one network round trip
-//!   more per write (pipelined writes share it). If they do not acknowledge in time the
+//!   more per write. Pipelined and concurrent writes share it, as writes share an fsync
+//!   in a group commit: one `REPLCONF ACK <offset>` releases every write up to that
+//!   offset, and a write already covered finds out with one atomic load (`Acks::synced`). If they do not acknowledge in time the
 //!   client gets `-NOTREPLICATED`: the write *is* applied on the primary, just not
 //!   replicated — the honest answer, since it cannot be taken back.
 //!
