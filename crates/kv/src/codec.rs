@@ -207,11 +207,26 @@ const CHANGE_VERSION: u8 = 1;
 
 /// Encodes one journaled change for replication: `version: u8 | bincode(Change)`.
 pub fn encode_change(change: &Change) -> Vec<u8> {
-    let mut out = vec![CHANGE_VERSION];
-    if options().serialize_into(&mut out, change).is_err() {
-        out.truncate(1);
-    }
+    let mut out = Vec::new();
+    append_change(&mut out, change);
     out
+}
+
+/// The length of [`encode_change`]'s record for `change`, measured without encoding it.
+pub fn change_len(change: &Change) -> usize {
+    1 + write_options().serialized_size(change).unwrap_or(0) as usize
+}
+
+/// [`encode_change`] appended to `out`, so the replication stream encodes each change
+/// into a buffer it reuses (no allocation per write), and without bincode's size limit
+/// (which would walk the change twice: see [`write_options`]).
+pub fn append_change(out: &mut Vec<u8>, change: &Change) {
+    let start = out.len();
+    out.push(CHANGE_VERSION);
+    if write_options().serialize_into(&mut *out, change).is_err() {
+        // Cannot happen for a Vec; keep the version byte alone, as before.
+        out.truncate(start + 1);
+    }
 }
 
 pub fn decode_change(bytes: &[u8]) -> Result<Change, CodecError> {

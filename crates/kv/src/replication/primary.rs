@@ -136,6 +136,7 @@ impl Replication {
         link.started = true;
         loop {
             link.stream.borrow_and_update();
+            self.senders_waiting.store(true, Ordering::Release);
             if let Some(push) = self.take(link) {
                 return push;
             }
@@ -176,7 +177,7 @@ pub(crate) async fn heartbeat(kv: Arc<Kv>, shutdown: CancellationToken) {
             }
             None => continue,
         };
-        repl.stream.send_replace(end);
+        repl.wake_senders(end);
     }
 }
 
@@ -347,6 +348,9 @@ pub(crate) fn after_write(repl: &Replication, session: &mut Session, reply: Repl
     let (acks, shutdown) = (repl.acks(), repl.shutdown_token());
     let (wanted, timeout) = (config.sync_replicas, config.sync_timeout);
     Reply::Deferred(Deferred::new(async move {
+        if acks.synced(offset) {
+            return frame;
+        }
         let got = acks.wait(offset, wanted, Some(timeout), &shutdown).await;
         if got >= wanted {
             frame
