@@ -599,7 +599,7 @@ static ALL: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
 /// [`commands::execute_now_borrowed`] runs? The service hands out references into
 /// [`ALL`], whose first entries are [`commands::TABLE`]: an address comparison, where a
 /// lookup by name would hash it again.
-fn is_data_command(spec: &CommandSpec) -> bool {
+pub(crate) fn is_data_command(spec: &CommandSpec) -> bool {
     ALL[..commands::TABLE.len()]
         .as_ptr_range()
         .contains(&std::ptr::from_ref(spec))

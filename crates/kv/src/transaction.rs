@@ -92,7 +92,7 @@ pub struct Transaction {
     watching: Vec<Watch>,
     /// The last queue's vector, empty, for the next `MULTI`: a client that sends
     /// transaction after transaction queues into the same memory.
-    spare: Vec<Args>,
+    spare: Vec<Queued>,
 }
 
 /// A spare queue this long or shorter is kept for the next `MULTI` (see
@@ -101,7 +101,7 @@ const KEEP_QUEUE: usize = 64;
 
 #[derive(Debug, Default)]
 struct Queue {
-    commands: Vec<Args>,
+    commands: Vec<Queued>,
     /// A command was refused while queueing: `EXEC` will answer `EXECABORT`.
     failed: bool,
 }
@@ -118,6 +118,16 @@ impl Transaction {
             queue.failed = true;
         }
     }
+}
+
+/// A command waiting for `EXEC`: its arguments as they arrived (a view of the request,
+/// not a copy or a parsed form), and its entry in the command table, looked up once, when
+/// the connection admitted it. Redis's queue is the same: each command keeps its `argv`
+/// and the command it resolved to, and `EXEC` calls that command directly.
+#[derive(Debug)]
+struct Queued {
+    args: Args,
+    spec: Option<&'static CommandSpec>,
 }
 
 /// Redis's answer to a command it does not queue ([`NOT_QUEUED`]).
@@ -177,7 +187,7 @@ pub fn queue(kv: &Kv, client: &mut Client<Session>, args: Args) -> Result<Reply,
         // checked already, before kv saw it, so a mistake there aborted the transaction.
         _ => match kv.refuses_queued(spec.map_or(&[][..], |spec| spec.flags)) {
             None => {
-                queue.commands.push(args);
+                queue.commands.push(Queued { args, spec });
                 Frame::simple("QUEUED")
             }
             // A write on a replica, or over `--maxmemory`: refused now, as in Redis.
@@ -219,8 +229,8 @@ fn exec(kv: &Kv, client: &mut Client<Session>) -> Reply {
     };
     let mut commands = queue.commands;
     let mut replies = Replies::new(client.protocol, commands.len());
-    for args in commands.drain(..) {
-        let reply = run(kv, client, args);
+    for Queued { args, spec } in commands.drain(..) {
+        let reply = run(kv, client, args, spec);
         replies.push(client.protocol, reply);
     }
     open.commit(&mut client.session);
@@ -230,8 +240,13 @@ fn exec(kv: &Kv, client: &mut Client<Session>) -> Reply {
     replies.finish()
 }
 
-/// Runs one queued command inside `EXEC`.
-fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
+/// Runs one queued command inside `EXEC`; `spec`: its table entry, from queueing.
+fn run(
+    kv: &Kv,
+    client: &mut Client<Session>,
+    mut args: Args,
+    spec: Option<&'static CommandSpec>,
+) -> Frame {
     let s = &mut client.session;
     let reply = match args.name() {
         "blpop" => return crate::blocking::bpop_now(kv, s, &mut args, true),
@@ -247,6 +262,14 @@ fn run(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Frame {
         }
         // The watches were handed back when `EXEC` began.
         "unwatch" => return Frame::ok(),
+        // kv's data commands (most of what transactions hold) go straight to their
+        // handler, on borrowed arguments, as outside a transaction (see
+        // `Kv::execute_now`): the table entry found when queueing says which they are,
+        // so the other modules' names are not tried one by one first.
+        _ if spec.is_some_and(crate::server::is_data_command) => {
+            crate::commands::execute_now_borrowed(kv, client, &mut args)
+                .unwrap_or_else(|| not_allowed().into())
+        }
         _ => match crate::replication::execute(kv, client, args) {
             Reply::Unhandled(args) => match crate::commands::execute_now(kv, client, args) {
                 // The service's commands, run in their turn like kv's.
