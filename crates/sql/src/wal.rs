@@ -617,6 +617,30 @@ mod tests {
     }
 
     #[test]
+    fn a_redo_built_change_by_change_and_cut_back_frames_as_its_changes() {
+        let mut redo = Redo::default();
+        assert_eq!(Redo::default().into_record(), frame(&[]));
+        for c in sample() {
+            redo.push(c);
+        }
+        let kept = redo.len();
+        redo.put("t", 9, &[Value::Int(1), Value::Text("gone".into())]);
+        redo.push(Change::Ddl("DROP TABLE t".into()));
+        redo.truncate(kept); // a savepoint taken after the sample, rolled back to
+        redo.put("t", 4, &[Value::Int(2)]);
+        let mut expected = sample();
+        expected.push(Change::Put {
+            table: "t".into(),
+            row: 4,
+            values: vec![Value::Int(2)],
+        });
+        let record = redo.into_record();
+        assert_eq!(record, frame(&expected));
+        let read = scan(&record, Path::new("wal.0")).ok();
+        assert_eq!(read.map(|s| s.records), Some(vec![expected]));
+    }
+
+    #[test]
     fn damage_before_valid_records_refuses() {
         let mut bytes = frame(&sample());
         bytes.extend_from_slice(&frame(&sample()));
