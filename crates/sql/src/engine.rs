@@ -345,11 +345,7 @@ impl Engine {
         let wrote = commit && !tx.undo.is_empty();
         if !commit {
             self.undo_to(tx, (0, 0));
-        } else if tx
-            .undo
-            .iter()
-            .any(|u| matches!(u, Undo::DroppedTable(_)))
-        {
+        } else if tx.undo.iter().any(|u| matches!(u, Undo::DroppedTable(_))) {
             // A dropped table's rows are freed now that nothing can bring them back —
             // on a thread of their own: freeing a million rows takes a good fraction
             // of a second, which neither the engine lock nor the client should wait for
