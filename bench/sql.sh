@@ -18,8 +18,8 @@
 RUNS=${1:-3}
 SECONDS_PER_RUN=${2:-20}
 SCALE=${3:-10}
-OURS=7532
-PEER=7533
+OURS=${OURS_PORT:-7532}
+PEER=${PEER_PORT:-7533}
 DATA=$(mktemp -d)
 chmod 755 "$DATA"
 trap 'cleanup; wait; rm -rf "$DATA"' EXIT
