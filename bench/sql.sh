@@ -10,7 +10,8 @@
 #   select-only: pgbench -n -S -c 8 -j 2 -T SECONDS -M prepared
 # Prints medians of RUNS runs (tps, p50/p99 latency from pgbench's per-transaction log)
 # and the ratio ours/PostgreSQL. BIN=path/to/infralab skips the release build.
-# ONLY=load runs only the two load rows (ONLY=tps only the timed runs).
+# ONLY=load runs only the two load rows (ONLY=tps only the timed runs); OURS_PORT and
+# PEER_PORT move the two servers off 7532/7533.
 # Pinned: both servers on CPU 1 (PostgreSQL's postmaster and every process it forks),
 # pgbench on CPU 0, so the two servers get the same core and neither competes with the
 # load generator; each run alternates which server goes first.
