@@ -10,6 +10,8 @@
 #   select-only: pgbench -n -S -c 8 -j 2 -T SECONDS -M prepared
 # Prints medians of RUNS runs (tps, p50/p99 latency from pgbench's per-transaction log)
 # and the ratio ours/PostgreSQL. BIN=path/to/infralab skips the release build.
+# ONLY=load runs only the two load rows (ONLY=tps only the timed runs); OURS_PORT and
+# PEER_PORT move the two servers off 7532/7533.
 # Pinned: both servers on CPU 1 (PostgreSQL's postmaster and every process it forks),
 # pgbench on CPU 0, so the two servers get the same core and neither competes with the
 # load generator; each run alternates which server goes first.
@@ -17,8 +19,8 @@
 RUNS=${1:-3}
 SECONDS_PER_RUN=${2:-20}
 SCALE=${3:-10}
-OURS=7532
-PEER=7533
+OURS=${OURS_PORT:-7532}
+PEER=${PEER_PORT:-7533}
 DATA=$(mktemp -d)
 chmod 755 "$DATA"
 trap 'cleanup; wait; rm -rf "$DATA"' EXIT
@@ -59,7 +61,9 @@ run() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "") printf "%.2fx", a / b; else print "n/a" }'; }
 
 printf '%-34s %14s %14s %8s\n' "scale $SCALE, $RUNS runs, medians" "infralab sql" "PostgreSQL" "ratio"
+ONLY=${ONLY:-}
 for steps in "" "-I dtGp"; do
+  [ "$ONLY" = tps ] && break
   a=() b=()
   for i in $(seq 1 "$RUNS"); do
     for port in $( ((i % 2)) && echo "$OURS $PEER" || echo "$PEER $OURS"); do
@@ -74,6 +78,7 @@ for steps in "" "-I dtGp"; do
   # A load is better when shorter: the ratio is PostgreSQL's time over ours.
   printf '%-34s %14s %14s %8s\n' "pgbench -i ${steps:-(client COPY)} s" "$ma" "$mb" "$(ratio "$mb" "$ma")"
 done
+[ "$ONLY" = load ] && exit 0
 pgb "$OURS" -i -s "$SCALE" -q >/dev/null 2>&1
 pgb "$PEER" -i -s "$SCALE" -q >/dev/null 2>&1
 

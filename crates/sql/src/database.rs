@@ -74,7 +74,7 @@ impl Database {
             return; // another session just did it, or DDL is in flight: later
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        wal.checkpoint(generation, &engine.checkpoint());
+        wal.checkpoint(generation, engine.checkpoint());
         self.checkpointed_at.store(lsn, Ordering::Relaxed);
     }
 

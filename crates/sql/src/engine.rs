@@ -22,7 +22,7 @@ use crate::predicate_locks::{self, PredicateLocks};
 use crate::storage::{Heap, RowId, Version, key_of};
 use crate::types::Value;
 use crate::vacuum::Vacuum;
-use crate::wal::Change;
+use crate::wal::{Change, Redo};
 
 /// A foreign key pointing at a table: (child table, fk columns, parent columns,
 /// ON DELETE action, ON UPDATE action, constraint name).
@@ -86,10 +86,12 @@ impl Table {
 /// How to take back one change (statement failure, ROLLBACK).
 #[derive(Debug)]
 pub enum Undo {
-    /// A version was appended to this row.
+    /// A version was appended to each of these rows, in order. Consecutive rows share
+    /// one entry (see [`TxState::pushed`]): a COPY of a million rows leaves one undo
+    /// record per batch, not a million.
     Pushed {
         table: String,
-        row: RowId,
+        rows: std::ops::Range<RowId>,
     },
     /// The newest version's `xmax` was set (it was 0).
     Xmax {
@@ -131,7 +133,7 @@ pub enum Undo {
 pub struct TxState {
     pub id: TxId,
     pub undo: Vec<Undo>,
-    pub redo: Vec<Change>,
+    pub redo: Redo,
     /// Row changes of this statement that AFTER ROW triggers must see, fired when the
     /// statement ends (see `triggers`). Empty unless a table has triggers.
     pub events: Vec<crate::triggers::RowEvent>,
@@ -139,11 +141,33 @@ pub struct TxState {
     pub isolation: Isolation,
     /// The snapshot it keeps across statements (repeatable read), once taken.
     pub snapshot: Option<Snapshot>,
+    /// Undo entries below this index belong before the last [`TxState::mark`]: they are
+    /// never extended, so undoing to a mark takes back exactly what followed it.
+    undo_floor: usize,
 }
 
 impl TxState {
-    pub fn mark(&self) -> (usize, usize) {
+    /// The position to undo to (a statement's start, a savepoint).
+    pub fn mark(&mut self) -> (usize, usize) {
+        self.undo_floor = self.undo.len();
         (self.undo.len(), self.redo.len())
+    }
+
+    /// Records that a version was appended to `row`: extends the last entry when it
+    /// covers the row just before (a bulk insert's rows are consecutive), else a new one.
+    fn pushed(&mut self, table: &str, row: RowId) {
+        if self.undo.len() > self.undo_floor
+            && let Some(Undo::Pushed { table: t, rows }) = self.undo.last_mut()
+            && rows.end == row
+            && t == table
+        {
+            rows.end += 1;
+            return;
+        }
+        self.undo.push(Undo::Pushed {
+            table: table.into(),
+            rows: row..row + 1,
+        });
     }
 }
 
@@ -205,10 +229,11 @@ impl Engine {
         TxState {
             id: self.clog.begin(),
             undo: Vec::new(),
-            redo: Vec::new(),
+            redo: Redo::default(),
             events: Vec::new(),
             isolation: Isolation::ReadCommitted,
             snapshot: None,
+            undo_floor: 0,
         }
     }
 
@@ -236,10 +261,12 @@ impl Engine {
                 self.catalog_changed();
             }
             match u {
-                Undo::Pushed { table, row } => {
+                Undo::Pushed { table, rows } => {
                     if let Some(t) = self.tables.get_mut(&table) {
                         let cols = t.index_columns();
-                        t.heap.pop_version(row, &cols);
+                        for row in rows.rev() {
+                            t.heap.pop_version(row, &cols);
+                        }
                     }
                 }
                 Undo::Xmax { table, row } => {
@@ -307,6 +334,7 @@ impl Engine {
             }
         }
         tx.redo.truncate(mark.1);
+        tx.undo_floor = tx.undo_floor.min(tx.undo.len());
     }
 
     /// Ends `tx`: committed (its redo goes to the log first, by the caller) or rolled back.
@@ -317,6 +345,18 @@ impl Engine {
         let wrote = commit && !tx.undo.is_empty();
         if !commit {
             self.undo_to(tx, (0, 0));
+        } else if tx.undo.iter().any(|u| matches!(u, Undo::DroppedTable(_))) {
+            // A dropped table's rows are freed now that nothing can bring them back —
+            // on a thread of their own: freeing a million rows takes a good fraction
+            // of a second, which neither the engine lock nor the client should wait for
+            // (PostgreSQL likewise only unlinks the files at commit).
+            let undo = std::mem::take(&mut tx.undo);
+            let freed = std::thread::Builder::new()
+                .name("sql-drop".into())
+                .spawn(move || drop(undo));
+            if let Err(e) = freed {
+                tracing::warn!("freeing a dropped table on this thread: {e}");
+            }
         }
         self.ddl_in_flight.remove(&tx.id);
         self.predicate_locks.release(tx.id);
@@ -710,17 +750,18 @@ impl Engine {
     /// The committed state as a list of changes — the checkpoint: the schema as DDL
     /// (`dump`), the newest committed version of every row, and the sequences. Versions of transactions still running are left out: their commit
     /// records will follow in the next log.
-    pub fn checkpoint(&self) -> Vec<Change> {
+    ///
+    /// Returned framed, as the log writes it: rows are encoded where they lie, never
+    /// copied into a list of changes first (a copy of every row, under the engine lock).
+    pub fn checkpoint(&self) -> Vec<u8> {
         let committed = self.clog.snapshot(0);
-        let mut out = Vec::new();
-        out.extend(crate::dump::schema(self).into_iter().map(Change::Ddl));
+        let mut out = Redo::default();
+        for ddl in crate::dump::schema(self) {
+            out.push(Change::Ddl(ddl));
+        }
         for t in self.tables.values() {
             for (row, v) in t.heap.scan(&committed, &self.clog) {
-                out.push(Change::Put {
-                    table: t.def.name.clone(),
-                    row,
-                    values: v.values.clone(),
-                });
+                out.put(&t.def.name, row, &v.values);
             }
             for (&column, &value) in &t.heap.sequences {
                 out.push(Change::Sequence {
@@ -730,7 +771,7 @@ impl Engine {
                 });
             }
         }
-        out
+        out.into_record()
     }
 }
 
@@ -745,23 +786,16 @@ fn names(def: &TableDef, columns: &[usize]) -> String {
 /// Adds `values` as `tx`'s new version of `row` (an insert, or an update's second half),
 /// with the undo entry that removes it on rollback and the redo entry the log will carry.
 fn push_version(t: &mut Table, tx: &mut TxState, table: &str, row: RowId, values: Vec<Value>) {
+    tx.redo.put(table, row, &values);
+    tx.pushed(table, row);
     let cols = t.index_columns();
     t.heap.push_version(
         row,
         Version {
             xmin: tx.id,
             xmax: 0,
-            values: values.clone(),
+            values,
         },
         &cols,
     );
-    tx.undo.push(Undo::Pushed {
-        table: table.into(),
-        row,
-    });
-    tx.redo.push(Change::Put {
-        table: table.into(),
-        row,
-        values,
-    });
 }

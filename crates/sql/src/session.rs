@@ -586,7 +586,9 @@ impl Session {
         let lsn = {
             let mut engine = self.db.engine();
             let lsn = match (&self.db.wal, tx.redo.is_empty()) {
-                (Some(wal), false) => Some(wal.append(&tx.redo)),
+                (Some(wal), false) => {
+                    Some(wal.append_record(std::mem::take(&mut tx.redo).into_record()))
+                }
                 _ => None,
             };
             engine.finish(&mut tx, true);

@@ -152,6 +152,19 @@ impl Value {
     }
 
     /// The value converted to `ty` (an implicit assignment cast or an explicit `CAST`).
+    /// The value a column of type `ty` holds for `text` (a COPY field): the cast from
+    /// text, without first copying the text into a `Value::Text` for the types parsed
+    /// straight from it (integers: every column a bulk load like pgbench's fills).
+    pub fn from_text(text: &str, ty: DataType) -> Result<Value, SqlError> {
+        if matches!(ty, DataType::SmallInt | DataType::Int | DataType::BigInt)
+            && let Ok(n) = text.parse::<i64>()
+        {
+            // In range: the same value the cast makes. Out of range, the cast's error.
+            return Value::Int(n).cast(ty);
+        }
+        Value::Text(text.to_string()).cast(ty)
+    }
+
     pub fn cast(self, ty: DataType) -> Result<Value, SqlError> {
         let invalid = |v: &Value| {
             SqlError::invalid_text(format!(

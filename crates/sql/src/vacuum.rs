@@ -338,6 +338,34 @@ mod tests {
         engine.finish(&mut tx, true);
     }
 
+    /// Consecutive inserts share an undo entry, but never across a savepoint or
+    /// statement mark: undoing to the mark takes back exactly the rows after it.
+    #[test]
+    fn undo_to_a_mark_takes_back_the_inserts_after_it_only() {
+        let mut engine = Engine::default();
+        create(&mut engine);
+        let mut tx = engine.begin();
+        let insert = |engine: &mut Engine, tx: &mut crate::engine::TxState, id: i64| {
+            let row = vec![Value::Int(id), Value::Int(0)];
+            assert!(engine.insert(tx, "t", row).is_ok());
+        };
+        for id in 1..=3 {
+            insert(&mut engine, &mut tx, id);
+        }
+        let mark = tx.mark();
+        for id in 4..=5 {
+            insert(&mut engine, &mut tx, id);
+        }
+        assert_eq!(tx.undo.len(), 2, "one entry before the mark, one after");
+        engine.undo_to(&mut tx, mark);
+        assert_eq!(versions(&engine), 3);
+        assert_eq!(tx.redo.len(), 3);
+        insert(&mut engine, &mut tx, 6);
+        engine.finish(&mut tx, false);
+        assert_eq!(versions(&engine), 0);
+        assert!(engine.tables["t"].heap.indexes.iter().all(|i| i.is_empty()));
+    }
+
     #[test]
     fn an_update_loop_keeps_a_bounded_number_of_versions() {
         let mut engine = Engine::default();

@@ -161,7 +161,7 @@ pub(super) fn set_data_type(
     let rows = super::alter::visible_rows(ctx, table)?;
     let t = ctx.engine.table(table)?;
     for index in t.def.indexes.iter().filter(|i| i.unique) {
-        super::alter::check_unique(&t.def, index, &rows)?;
+        super::alter::check_unique(&t.def, index, rows.iter().map(|(_, v)| v.as_slice()))?;
     }
     let scope = t.scope(table);
     for check in &t.def.checks {

@@ -130,7 +130,8 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
         }
         None => vec![Vec::new()],
     };
-    let mut written = Vec::with_capacity(source_rows.len());
+    let mut written = Vec::new();
+    let mut count = 0usize;
     for src in source_rows {
         if src.len() > targets.len() {
             return Err(
@@ -157,6 +158,12 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
             row.push(v.cast(col.ty)?);
         }
         match &mut upsert {
+            // Without RETURNING the rows written are only counted: `INSERT ... SELECT`
+            // of a million rows keeps no second copy of them.
+            None if ins.returning.is_none() => {
+                ctx.engine.insert(ctx.tx, &table, row)?;
+                count += 1;
+            }
             None => {
                 ctx.engine.insert(ctx.tx, &table, row.clone())?;
                 written.push(row);
@@ -164,7 +171,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert) -> Result<Output> {
             Some(upsert) => written.extend(upsert.write(ctx, &table, row)?),
         }
     }
-    let tag = format!("INSERT 0 {}", written.len());
+    let tag = format!("INSERT 0 {}", count + written.len());
     returning(
         ctx.engine.table(&table)?,
         &ins.returning,
@@ -373,7 +380,10 @@ fn insert_text_row(
     let mut row = Vec::with_capacity(def.columns.len());
     for (i, (slot, col)) in slot_of.iter().zip(&def.columns).enumerate() {
         let v = match slot.map(|k| &fields[k]) {
-            Some(Some(text)) => Value::Text(text.clone()),
+            Some(Some(text)) => {
+                row.push(Value::from_text(text, col.ty)?);
+                continue;
+            }
             Some(None) => Value::Null,
             None if col.serial => Value::Int(ctx.engine.next_serial(ctx.tx, table, i)?),
             None => match &col.default {

@@ -177,7 +177,7 @@ impl Session {
         if self.outside_block() {
             return Err(no_block("SAVEPOINT"));
         }
-        let mark = self.tx.as_ref().map_or((0, 0), |tx| tx.mark());
+        let mark = self.tx.as_mut().map_or((0, 0), |tx| tx.mark());
         self.savepoints.push((name.to_string(), mark));
         Ok((tag("SAVEPOINT"), TxEffect::None))
     }
