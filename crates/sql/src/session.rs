@@ -24,8 +24,9 @@ use crate::cancel::{Backend, SessionCall};
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
-use crate::executor::{Ctx, Output, execute};
+use crate::executor::{Ctx, Output, PointQuery, execute};
 use crate::isolation::Isolation;
+use crate::plancache::PlanCache;
 use crate::types::{DataType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +176,27 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
-        let result = self.run_statement(stmt, params).await;
+        self.run_planned(stmt, params, None).await
+    }
+
+    /// Runs one execution of a prepared statement, with the plan cache it keeps (see
+    /// `plancache`).
+    pub async fn run_prepared(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: &PlanCache,
+    ) -> Result<(Output, TxEffect), SqlError> {
+        self.run_planned(stmt, params, Some(plans)).await
+    }
+
+    async fn run_planned(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: Option<&PlanCache>,
+    ) -> Result<(Output, TxEffect), SqlError> {
+        let result = self.run_statement(stmt, params, plans).await;
         if let Err(e) = &result {
             self.db.stats.failed(e.code, &e.message);
         }
@@ -186,6 +207,7 @@ impl Session {
         &mut self,
         stmt: &Statement,
         params: &[Value],
+        plans: Option<&PlanCache>,
     ) -> Result<(Output, TxEffect), SqlError> {
         self.backend.begin_statement();
         if let Some(reply) = self.control(stmt).await {
@@ -244,7 +266,7 @@ impl Session {
             }
             return result.map(|o| (o, TxEffect::None));
         }
-        let result = self.statement(stmt, params).await;
+        let result = self.statement(stmt, params, plans).await;
         match result {
             Ok(out) => {
                 if self.block == Block::None {
@@ -261,8 +283,28 @@ impl Session {
 
     /// Runs a statement in the current transaction (starting one if needed). A statement
     /// that meets a locked row is undone, waits for the lock holder, and runs again.
-    async fn statement(&mut self, stmt: &Statement, params: &[Value]) -> Result<Output, SqlError> {
-        self.in_tx(|ctx| execute(ctx, stmt), params).await
+    /// A point lookup (one row by its key) takes its own short path: from the prepared
+    /// statement's plan cache, or recognised afresh for a statement without one.
+    async fn statement(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: Option<&PlanCache>,
+    ) -> Result<Output, SqlError> {
+        self.in_tx(
+            |ctx| {
+                let point = match plans {
+                    Some(plans) => plans.point(ctx.engine, stmt),
+                    None => PointQuery::compile(ctx.engine, stmt).map(Arc::new),
+                };
+                match point.and_then(|p| p.run(ctx)) {
+                    Some(result) => result,
+                    None => execute(ctx, stmt),
+                }
+            },
+            params,
+        )
+        .await
     }
 
     /// Runs `work` in the current transaction (starting one if needed). Work that meets
