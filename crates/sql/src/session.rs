@@ -334,7 +334,6 @@ impl Session {
                 let mark = tx.mark();
                 let snapshot =
                     crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
-                earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
                     tx,
@@ -353,6 +352,9 @@ impl Session {
                     result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
                 }
                 let waited_in_subquery = ctx.waited_in_subquery.take();
+                // Kept for a retry after a lock wait (read committed runs it again in
+                // the same snapshot).
+                earlier = Some(ctx.snapshot);
                 match result {
                     Ok(out) => {
                         crate::isolation::statement_done(&mut engine, tx);
