@@ -66,6 +66,8 @@ pub struct Session {
     savepoints: Vec<(String, (usize, usize))>,
     /// This connection's cancel flag and pid (see `cancel`).
     backend: Arc<Backend>,
+    /// Whether the open transaction is in the lock table (others may wait for it).
+    in_lock_table: bool,
 }
 
 /// COPY rows inserted at once: enough that the per-statement work (the engine lock, a
@@ -101,6 +103,7 @@ impl Session {
             next_isolation: None,
             savepoints: Vec::new(),
             backend: Arc::default(),
+            in_lock_table: false,
             db,
         }
     }
@@ -327,7 +330,6 @@ impl Session {
                     None => {
                         let mut tx = engine.begin();
                         tx.isolation = self.next_isolation.unwrap_or(self.characteristics);
-                        self.db.locks.register(tx.id);
                         self.tx.insert(tx)
                     }
                 };
@@ -355,6 +357,20 @@ impl Session {
                 // Kept for a retry after a lock wait (read committed runs it again in
                 // the same snapshot).
                 earlier = Some(ctx.snapshot);
+                // A transaction joins the lock table — where others wait for it — once
+                // it holds something they could wait for: a row it wrote or locked, or
+                // (serializable) a read lock. Joining here, before the engine lock is
+                // released, no other transaction can have met that row or lock yet. A
+                // read-only transaction never joins: a SELECT outside a block saves two
+                // trips through the lock table's mutex and a channel.
+                if !self.in_lock_table
+                    && (!tx.undo.is_empty()
+                        || !tx.redo.is_empty()
+                        || tx.isolation.locking_reads())
+                {
+                    self.db.locks.register(tx.id);
+                    self.in_lock_table = true;
+                }
                 match result {
                     Ok(out) => {
                         crate::isolation::statement_done(&mut engine, tx);
@@ -370,7 +386,7 @@ impl Session {
                             let id = tx.id;
                             drop(engine);
                             self.tx = None;
-                            self.db.locks.release(id);
+                            self.leave_lock_table(id);
                         }
                         return Ok(out);
                     }
@@ -636,7 +652,7 @@ impl Session {
             engine.finish(&mut tx, true);
             lsn
         };
-        self.db.locks.release(tx.id);
+        self.leave_lock_table(tx.id);
         if let (Some(wal), Some(lsn)) = (&self.db.wal, lsn) {
             wal.durable(lsn)
                 .await
@@ -646,12 +662,20 @@ impl Session {
         Ok(())
     }
 
+    /// The transaction `id` ended: wake whoever waits for it (see `in_tx` for when a
+    /// transaction is in the lock table at all).
+    fn leave_lock_table(&mut self, id: crate::mvcc::TxId) {
+        if std::mem::take(&mut self.in_lock_table) {
+            self.db.locks.release(id);
+        }
+    }
+
     /// Rolls back (or, with `commit`, commits without logging: read-only) the open
     /// transaction.
     fn end(&mut self, commit: bool) {
         if let Some(mut tx) = self.tx.take() {
             self.db.engine().finish(&mut tx, commit);
-            self.db.locks.release(tx.id);
+            self.leave_lock_table(tx.id);
         }
     }
 
