@@ -364,9 +364,7 @@ impl Session {
                 // read-only transaction never joins: a SELECT outside a block saves two
                 // trips through the lock table's mutex and a channel.
                 if !self.in_lock_table
-                    && (!tx.undo.is_empty()
-                        || !tx.redo.is_empty()
-                        || tx.isolation.locking_reads())
+                    && (!tx.undo.is_empty() || !tx.redo.is_empty() || tx.isolation.locking_reads())
                 {
                     self.db.locks.register(tx.id);
                     self.in_lock_table = true;
