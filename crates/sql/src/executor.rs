@@ -28,11 +28,13 @@ mod ddl;
 mod dml;
 mod explain;
 mod matview;
+mod point;
 mod subquery;
 mod upsert;
 
 pub use alter::rename_table;
 pub use matview::relations;
+pub use point::PointQuery;
 
 use aggregate::{aggregate, collect_aggregates};
 
@@ -153,65 +155,69 @@ pub(crate) fn scan_table(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<(RowId, Vec<V
     };
     let t = ctx.engine.table(table)?;
     let clog = &ctx.engine.clog;
-    let locking = ctx.tx.isolation.locking_reads();
-    let lock = |index_key: Option<(usize, &[Value])>| {
-        if locking {
-            crate::predicate_locks::before_read(
-                &ctx.engine.predicate_locks,
-                clog,
-                ctx.tx.id,
-                t,
-                index_key,
-            )
-        } else {
-            Ok(())
-        }
+    let key = match index_key {
+        Some((index, key)) => lookup_key(ctx, t, *index, key)?.map(|k| (*index, k)),
+        None => None,
     };
-    Ok(match index_key {
-        None => {
-            lock(None)?;
+    let Some((index, key)) = key else {
+        read_lock(ctx, t, None)?;
+        return Ok(t
+            .heap
+            .scan(&ctx.snapshot, clog)
+            .map(|(id, v)| (id, v.values.clone()))
+            .collect());
+    };
+    read_lock(ctx, t, Some((index, &key)))?;
+    Ok(t.heap
+        .lookup(index, &key)
+        .into_iter()
+        .filter_map(|id| {
             t.heap
-                .scan(&ctx.snapshot, clog)
-                .map(|(id, v)| (id, v.values.clone()))
-                .collect()
+                .visible(id, &ctx.snapshot, clog)
+                .map(|v| (id, v.values.clone()))
+        })
+        .collect())
+}
+
+/// The key an index scan looks up: `key`'s expressions evaluated, in the indexed
+/// columns' types. `None` when a value cannot be held exactly by its column's type (1.5
+/// or 2^40 against an INT column): such a key cannot be looked up, so the caller reads
+/// every row instead and lets the WHERE clause, which every caller rechecks, decide.
+pub(crate) fn lookup_key(
+    ctx: &Ctx<'_>,
+    t: &crate::engine::Table,
+    index: usize,
+    key: &[Expr],
+) -> Result<Option<Vec<Value>>> {
+    let empty = Scope::default();
+    let mut values = Vec::with_capacity(key.len());
+    for (e, &c) in key.iter().zip(&t.def.indexes[index].columns) {
+        let v = eval(e, &env(&empty, &[], ctx.params))?;
+        match v.clone().cast(t.def.columns[c].ty) {
+            Ok(cast) if cast == v => values.push(cast),
+            _ => return Ok(None),
         }
-        Some((index, key)) => {
-            let empty = Scope::default();
-            let mut values = Vec::with_capacity(key.len());
-            for e in key {
-                values.push(eval(e, &env(&empty, &[], ctx.params))?);
-            }
-            // The key in the column's type. A value the type cannot hold exactly (1.5 or
-            // 2^40 against an INT column) cannot be looked up: read every row instead, and
-            // let the WHERE clause, which every caller rechecks, decide.
-            let key: Option<Vec<Value>> = values
-                .into_iter()
-                .zip(&t.def.indexes[*index].columns)
-                .map(|(v, &c)| {
-                    let cast = v.clone().cast(t.def.columns[c].ty).ok()?;
-                    (cast == v).then_some(cast)
-                })
-                .collect();
-            let Some(key) = key else {
-                lock(None)?;
-                return Ok(t
-                    .heap
-                    .scan(&ctx.snapshot, clog)
-                    .map(|(id, v)| (id, v.values.clone()))
-                    .collect());
-            };
-            lock(Some((*index, &key)))?;
-            t.heap
-                .lookup(*index, &key)
-                .into_iter()
-                .filter_map(|id| {
-                    t.heap
-                        .visible(id, &ctx.snapshot, clog)
-                        .map(|v| (id, v.values.clone()))
-                })
-                .collect()
-        }
-    })
+    }
+    Ok(Some(values))
+}
+
+/// Serializable reads leave a predicate lock on what they read (the key looked up, or
+/// the whole table for a scan); the other levels read without one.
+pub(crate) fn read_lock(
+    ctx: &Ctx<'_>,
+    t: &crate::engine::Table,
+    index_key: Option<(usize, &[Value])>,
+) -> Result<()> {
+    if !ctx.tx.isolation.locking_reads() {
+        return Ok(());
+    }
+    crate::predicate_locks::before_read(
+        &ctx.engine.predicate_locks,
+        &ctx.engine.clog,
+        ctx.tx.id,
+        t,
+        index_key,
+    )
 }
 
 fn run(ctx: &Ctx<'_>, plan: &Plan) -> Result<Vec<Vec<Value>>> {

@@ -28,6 +28,7 @@ pub mod params;
 pub mod pg_catalog;
 pub mod pg_locks;
 pub mod pg_stat;
+pub mod plancache;
 pub mod planner;
 pub mod predicate_locks;
 pub mod recovery;

@@ -87,7 +87,7 @@ pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
 }
 
 /// Does `e` read no column (a literal, a parameter, arithmetic on those)?
-fn is_constant(e: &Expr) -> bool {
+pub(crate) fn is_constant(e: &Expr) -> bool {
     match e {
         Expr::Value(_) => true,
         Expr::Nested(e) | Expr::UnaryOp { expr: e, .. } | Expr::Cast { expr: e, .. } => {

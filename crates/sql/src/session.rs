@@ -24,8 +24,9 @@ use crate::cancel::{Backend, SessionCall};
 use crate::database::Database;
 use crate::engine::{Halt, TxState};
 use crate::error::SqlError;
-use crate::executor::{Ctx, Output, execute};
+use crate::executor::{Ctx, Output, PointQuery, execute};
 use crate::isolation::Isolation;
+use crate::plancache::PlanCache;
 use crate::types::{DataType, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Session {
     savepoints: Vec<(String, (usize, usize))>,
     /// This connection's cancel flag and pid (see `cancel`).
     backend: Arc<Backend>,
+    /// Whether the open transaction is in the lock table (others may wait for it).
+    in_lock_table: bool,
 }
 
 /// COPY rows inserted at once: enough that the per-statement work (the engine lock, a
@@ -100,6 +103,7 @@ impl Session {
             next_isolation: None,
             savepoints: Vec::new(),
             backend: Arc::default(),
+            in_lock_table: false,
             db,
         }
     }
@@ -175,7 +179,27 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
-        let result = self.run_statement(stmt, params).await;
+        self.run_planned(stmt, params, None).await
+    }
+
+    /// Runs one execution of a prepared statement, with the plan cache it keeps (see
+    /// `plancache`).
+    pub async fn run_prepared(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: &PlanCache,
+    ) -> Result<(Output, TxEffect), SqlError> {
+        self.run_planned(stmt, params, Some(plans)).await
+    }
+
+    async fn run_planned(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: Option<&PlanCache>,
+    ) -> Result<(Output, TxEffect), SqlError> {
+        let result = self.run_statement(stmt, params, plans).await;
         if let Err(e) = &result {
             self.db.stats.failed(e.code, &e.message);
         }
@@ -186,6 +210,7 @@ impl Session {
         &mut self,
         stmt: &Statement,
         params: &[Value],
+        plans: Option<&PlanCache>,
     ) -> Result<(Output, TxEffect), SqlError> {
         self.backend.begin_statement();
         if let Some(reply) = self.control(stmt).await {
@@ -244,7 +269,7 @@ impl Session {
             }
             return result.map(|o| (o, TxEffect::None));
         }
-        let result = self.statement(stmt, params).await;
+        let result = self.statement(stmt, params, plans).await;
         match result {
             Ok(out) => {
                 if self.block == Block::None {
@@ -261,8 +286,28 @@ impl Session {
 
     /// Runs a statement in the current transaction (starting one if needed). A statement
     /// that meets a locked row is undone, waits for the lock holder, and runs again.
-    async fn statement(&mut self, stmt: &Statement, params: &[Value]) -> Result<Output, SqlError> {
-        self.in_tx(|ctx| execute(ctx, stmt), params).await
+    /// A point lookup (one row by its key) takes its own short path: from the prepared
+    /// statement's plan cache, or recognised afresh for a statement without one.
+    async fn statement(
+        &mut self,
+        stmt: &Statement,
+        params: &[Value],
+        plans: Option<&PlanCache>,
+    ) -> Result<Output, SqlError> {
+        self.in_tx(
+            |ctx| {
+                let point = match plans {
+                    Some(plans) => plans.point(ctx.engine, stmt),
+                    None => PointQuery::compile(ctx.engine, stmt).map(Arc::new),
+                };
+                match point.and_then(|p| p.run(ctx)) {
+                    Some(result) => result,
+                    None => execute(ctx, stmt),
+                }
+            },
+            params,
+        )
+        .await
     }
 
     /// Runs `work` in the current transaction (starting one if needed). Work that meets
@@ -285,14 +330,12 @@ impl Session {
                     None => {
                         let mut tx = engine.begin();
                         tx.isolation = self.next_isolation.unwrap_or(self.characteristics);
-                        self.db.locks.register(tx.id);
                         self.tx.insert(tx)
                     }
                 };
                 let mark = tx.mark();
                 let snapshot =
                     crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
-                earlier = Some(snapshot.clone());
                 let mut ctx = Ctx {
                     engine: &mut engine,
                     tx,
@@ -311,6 +354,21 @@ impl Session {
                     result = crate::cancel::running(&self.backend, deadline, || work(&mut ctx));
                 }
                 let waited_in_subquery = ctx.waited_in_subquery.take();
+                // Kept for a retry after a lock wait (read committed runs it again in
+                // the same snapshot).
+                earlier = Some(ctx.snapshot);
+                // A transaction joins the lock table — where others wait for it — once
+                // it holds something they could wait for: a row it wrote or locked, or
+                // (serializable) a read lock. Joining here, before the engine lock is
+                // released, no other transaction can have met that row or lock yet. A
+                // read-only transaction never joins: a SELECT outside a block saves two
+                // trips through the lock table's mutex and a channel.
+                if !self.in_lock_table
+                    && (!tx.undo.is_empty() || !tx.redo.is_empty() || tx.isolation.locking_reads())
+                {
+                    self.db.locks.register(tx.id);
+                    self.in_lock_table = true;
+                }
                 match result {
                     Ok(out) => {
                         crate::isolation::statement_done(&mut engine, tx);
@@ -326,7 +384,7 @@ impl Session {
                             let id = tx.id;
                             drop(engine);
                             self.tx = None;
-                            self.db.locks.release(id);
+                            self.leave_lock_table(id);
                         }
                         return Ok(out);
                     }
@@ -594,7 +652,7 @@ impl Session {
             engine.finish(&mut tx, true);
             lsn
         };
-        self.db.locks.release(tx.id);
+        self.leave_lock_table(tx.id);
         if let (Some(wal), Some(lsn)) = (&self.db.wal, lsn) {
             wal.durable(lsn)
                 .await
@@ -604,12 +662,20 @@ impl Session {
         Ok(())
     }
 
+    /// The transaction `id` ended: wake whoever waits for it (see `in_tx` for when a
+    /// transaction is in the lock table at all).
+    fn leave_lock_table(&mut self, id: crate::mvcc::TxId) {
+        if std::mem::take(&mut self.in_lock_table) {
+            self.db.locks.release(id);
+        }
+    }
+
     /// Rolls back (or, with `commit`, commits without logging: read-only) the open
     /// transaction.
     fn end(&mut self, commit: bool) {
         if let Some(mut tx) = self.tx.take() {
             self.db.engine().finish(&mut tx, commit);
-            self.db.locks.release(tx.id);
+            self.leave_lock_table(tx.id);
         }
     }
 

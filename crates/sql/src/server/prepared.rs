@@ -20,6 +20,7 @@ use crate::database::Database;
 use crate::error::SqlError;
 use crate::executor::{Output, describe};
 use crate::params::param_types;
+use crate::plancache::PlanCache;
 use crate::session::Session;
 use crate::types::DataType;
 
@@ -35,6 +36,8 @@ pub struct Prepared {
     /// describes the portal before every Execute, and the answer only changes with the
     /// catalog (a table altered or dropped).
     columns: Arc<std::sync::Mutex<Option<(u64, Columns)>>>,
+    /// Its plan, kept between executions while the catalog stays the same.
+    pub plans: Arc<PlanCache>,
 }
 
 /// A statement's result columns: name and type.
@@ -47,6 +50,7 @@ impl Prepared {
             stmt,
             param_types,
             columns: Arc::default(),
+            plans: Arc::default(),
         }
     }
 
