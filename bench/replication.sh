@@ -28,15 +28,18 @@ if [ -n "$REPLICA_CPU" ]; then REPLICA=(taskset -c "$REPLICA_CPU"); else REPLICA
 cargo build --release -q -p infralab --manifest-path "$BENCH_ROOT/Cargo.toml"
 BIN="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/infralab"
 
+# Redis writes the full sync's RDB (primary and replica side) into its working directory.
+RDB_DIR=$(mktemp -d)
+trap 'cleanup; rm -rf "$RDB_DIR"' EXIT
 "${SERVER[@]}" "$BIN" kv --port "$P0" 2>/dev/null & PIDS+=($!)
 "${SERVER[@]}" "$BIN" kv --port "$P1" 2>/dev/null & PIDS+=($!)
 "${SERVER[@]}" "$BIN" kv --port "$P2" --replication sync --sync-replicas 1 2>/dev/null & PIDS+=($!)
-"${SERVER[@]}" redis-server --port "$RP" --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
+"${SERVER[@]}" redis-server --port "$RP" --dir "$RDB_DIR" --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
 PIDS+=($!)
 for port in "$P0" "$P1" "$P2" "$RP"; do wait_port "$port"; done
 "${REPLICA[@]}" "$BIN" kv --port "$R1" --replicaof "127.0.0.1:$P1" 2>/dev/null & PIDS+=($!)
 "${REPLICA[@]}" "$BIN" kv --port "$R2" --replicaof "127.0.0.1:$P2" 2>/dev/null & PIDS+=($!)
-"${REPLICA[@]}" redis-server --port "$RR" --save '' --appendonly no --replicaof 127.0.0.1 "$RP" \
+"${REPLICA[@]}" redis-server --port "$RR" --dir "$RDB_DIR" --dbfilename replica.rdb --save '' --appendonly no --replicaof 127.0.0.1 "$RP" \
   --daemonize no >/dev/null 2>&1 &
 PIDS+=($!)
 for port in "$R1" "$R2" "$RR"; do wait_port "$port"; done
