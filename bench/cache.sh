@@ -4,9 +4,9 @@
 #   2. hit ratio of each eviction policy on one Zipf(0.99) trace (100k keys, 1M requests,
 #      fixed seed, 1000-byte values, cache-aside: GET, SET on a miss) at memory budgets of
 #      1% and 10% of the working set, against redis-server's allkeys-lru and allkeys-lfu,
-#      with the ideal bound (the share of requests to the C most popular keys) and exact
-#      LFU with perfect memory (the reference for an online policy, see
-#      crates/cache/src/workload.rs);
+#      with the ideal bound (the share of requests to the C most popular keys), the best
+#      hit ratio any policy that sees only the past can expect, and exact LFU with perfect
+#      memory (an online policy that comes close to it; see crates/cache/src/workload.rs);
 #   3. the same on a scan-heavy trace: after every 20,000 Zipf requests a burst of 20,000
 #      one-hit wonders (keys asked once, never again), where plain LRU collapses.
 #
@@ -116,7 +116,8 @@ hit_ratios() {
     budget=$((WS * pct / 100))
     read -r bound fits < <("${REPLAY[@]}" --bound "$budget")
     exact=$("${REPLAY[@]}" --exact-lfu "$fits")
-    echo "-- budget $pct% = $budget bytes (~$fits entries); ideal bound $bound; exact LFU with perfect memory $exact"
+    online=$("${REPLAY[@]}" --online-bound "$fits")
+    echo "-- budget $pct% = $budget bytes (~$fits entries); ideal bound $bound; best any online policy can expect $online; exact LFU with perfect memory $exact"
     best_redis=0
     for policy in allkeys-lru allkeys-lfu; do
       r=()

@@ -9,6 +9,7 @@
 //! zipf_replay --bound BYTES ...   # prints the ideal hit ratio for a memory budget
 //! zipf_replay --simulate lfu --budget BYTES ...   # in process, against the engine
 //! zipf_replay --exact-lfu ENTRIES ...   # exact LFU with perfect memory, the online reference
+//! zipf_replay --online-bound ENTRIES ...   # the best any policy seeing only the past can expect
 //! ```
 //!
 //! Requests are pipelined `--batch` GETs at a time (then the SETs for that batch's
@@ -21,7 +22,7 @@
 
 use bytes::Bytes;
 use cache::policy::PolicyKind;
-use cache::workload::{Trace, TraceSpec, exact_lfu, simulate};
+use cache::workload::{Trace, TraceSpec, exact_lfu, online_bound, simulate};
 use clap::Parser;
 use proto::Frame;
 use service::RespClient;
@@ -66,6 +67,10 @@ struct Cli {
     /// reference for an online policy; `cache::workload::exact_lfu`).
     #[arg(long)]
     exact_lfu: Option<usize>,
+    /// Print the best hit ratio any policy that sees only the past can expect holding this
+    /// many keys (`cache::workload::online_bound`).
+    #[arg(long)]
+    online_bound: Option<usize>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -91,6 +96,10 @@ async fn main() -> Result<(), service::BoxError> {
     }
     if let Some(fits) = cli.exact_lfu {
         println!("{:.4}", exact_lfu(&trace, fits));
+        return Ok(());
+    }
+    if let Some(fits) = cli.online_bound {
+        println!("{:.4}", online_bound(&trace, fits));
         return Ok(());
     }
     if let Some(policy) = &cli.simulate {
