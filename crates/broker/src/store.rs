@@ -567,6 +567,26 @@ mod tests {
             .collect()
     }
 
+    /// Opens a store this process just closed. sled's background threads let go of the
+    /// directory's lock a moment after the last handle is dropped (a new process never
+    /// sees this: the kernel drops a dead process's lock), so a refusal for the lock is
+    /// retried until it is released, for at most 10 s.
+    fn reopen<T>(open: impl Fn() -> Result<T, StorageError>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open() {
+                Ok(opened) => return opened,
+                Err(e)
+                    if e.0.contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("the store did not reopen: {}", e.0),
+            }
+        }
+    }
+
     #[test]
     fn writes_coalesce_until_applied_and_deletes_of_applied_messages_are_kept() {
         let dir = std::env::temp_dir().join(format!("broker-store-{}", std::process::id()));
@@ -594,7 +614,7 @@ mod tests {
             store.db.flush().unwrap();
         }
         // After a restart, ids loaded from disk count as written: deleting one is kept.
-        let mut store = Store::open(&dir).unwrap();
+        let mut store = reopen(|| Store::open(&dir));
         let (queues, messages) = store.load().unwrap();
         assert_eq!(queues.len(), 1, "the queue's deletion was never applied");
         assert_eq!(messages.len(), 1);
@@ -659,7 +679,7 @@ mod tests {
             store.write_redo();
             // The process dies: nothing but the log has these changes.
         }
-        let (store, (_, messages)) = Store::open_and_load(&dir, Fsync::Everysec, false).unwrap();
+        let (store, (_, messages)) = reopen(|| Store::open_and_load(&dir, Fsync::Everysec, false));
         let expected = vec![
             (q.clone(), leased(body(a), 1)),
             (q.clone(), leased(body(b), 2)),
