@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use service::Running;
+use service::protected::ProtectedMode;
 use service::{BoxError, CancellationToken};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -91,17 +92,8 @@ pub struct Args {
     /// own default is read committed.
     #[arg(long, value_enum, default_value_t = Isolation::RepeatableRead)]
     pub default_isolation: Isolation,
-    /// `yes`: while no password is set, refuse clients that are not on this host
-    /// (protected mode, as every infralab server). `no`: accept anyone who can reach
-    /// the port.
-    #[arg(
-        long,
-        env = "INFRALAB_PROTECTED_MODE",
-        default_value = "yes",
-        value_parser = service::settings::yes_no,
-        action = clap::ArgAction::Set
-    )]
-    pub protected_mode: bool,
+    #[command(flatten)]
+    pub protected_mode: ProtectedMode,
 }
 
 impl Args {
@@ -116,7 +108,7 @@ impl Args {
             checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
             default_isolation: Isolation::RepeatableRead,
-            protected_mode: true,
+            protected_mode: ProtectedMode::ON,
         }
     }
 }
@@ -151,7 +143,12 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
     .await?;
     let addr = listener.local_addr()?;
     info!("sql listening on {addr}");
-    service::protected::warn_if_exposed("sql", addr, args.protected_mode, args.password.is_some());
+    service::protected::warn_if_exposed(
+        "sql",
+        addr,
+        args.protected_mode.on,
+        args.password.is_some(),
+    );
     let token = shutdown.clone();
     let task = tokio::spawn(accept_loop(listener, db, args, token));
     Ok(Running::new(addr, shutdown, task))
@@ -186,7 +183,7 @@ async fn accept_loop(
         let _ = socket.set_nodelay(true);
         let local = socket.local_addr().map_or(peer.ip(), |a| a.ip());
         let password_set = args.password.is_some();
-        if service::protected::refusal(args.protected_mode, local, password_set, peer.ip())
+        if service::protected::refusal(args.protected_mode.on, local, password_set, peer.ip())
             .is_some()
         {
             warn!("sql: refused {peer}: protected mode is on and no password is set");
@@ -231,4 +228,22 @@ async fn accept_loop(
         wal.close();
     }
     info!("sql: shut down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn protected_mode_is_the_shared_flag() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("sql").chain(args.iter().copied()))
+                .map(|a| a.protected_mode)
+                .ok()
+        };
+        assert_eq!(parse(&[]), Some(ProtectedMode::ON));
+        assert_eq!(parse(&["--protected-mode", "no"]), Some(ProtectedMode::OFF));
+        assert_eq!(parse(&["--protected-mode", "maybe"]), None);
+    }
 }
