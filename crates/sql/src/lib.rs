@@ -60,7 +60,8 @@ pub const DEFAULT_PORT: u16 = 7432;
 
 /// `infralab sql`: the house flags. (`service::ServiceArgs` is shaped for RESP servers —
 /// `--requirepass`, `--proto-max-bulk-len` — so this server has its own, with the same
-/// names where they mean the same; `--password` is also accepted as `--requirepass`.)
+/// names where they mean the same; `--password` is also accepted as `--requirepass`.
+/// `--protected-mode` is the one every server flattens, `service::protected::ProtectedMode`.)
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "sql")]
 pub struct Args {
@@ -235,15 +236,12 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    /// `service`'s flag, flattened: on by default, `no` turns it off.
     #[test]
     fn protected_mode_is_the_shared_flag() {
-        let parse = |args: &[&str]| {
-            Args::try_parse_from(std::iter::once("sql").chain(args.iter().copied()))
-                .map(|a| a.protected_mode)
-                .ok()
-        };
-        assert_eq!(parse(&[]), Some(ProtectedMode::ON));
-        assert_eq!(parse(&["--protected-mode", "no"]), Some(ProtectedMode::OFF));
-        assert_eq!(parse(&["--protected-mode", "maybe"]), None);
+        let default = Args::try_parse_from(["sql"]).map(|a| a.protected_mode);
+        let off = Args::try_parse_from(["sql", "--protected-mode", "no"]).map(|a| a.protected_mode);
+        assert_eq!(default.ok(), Some(ProtectedMode::ON));
+        assert_eq!(off.ok(), Some(ProtectedMode::OFF));
     }
 }
