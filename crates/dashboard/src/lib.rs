@@ -22,6 +22,7 @@ pub mod topology;
 use std::sync::Arc;
 use std::time::Duration;
 
+use service::protected::ProtectedMode;
 use service::protocol_port::{Admission, accept_loop};
 use service::{BoxError, CancellationToken, Running};
 use tracing::info;
@@ -37,6 +38,11 @@ pub const DEFAULT_PORT: u16 = 7300;
 /// watches none of that kind.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "dashboard")]
+#[command(mut_arg("protected_mode", |arg| arg.help(
+    "`yes`: bound to a non-loopback address, serve browsers on this host only (others get \
+     `403`), as Redis's protected mode; the page has no password. `no`: serve anyone who \
+     can reach the port (the compose image sets `INFRALAB_PROTECTED_MODE=no`)"
+)))]
 pub struct Args {
     /// Address the page is served on. The page shows stats only (no commands can be sent
     /// from it), but anyone who can reach it sees the topology: expose it on purpose
@@ -65,17 +71,9 @@ pub struct Args {
     /// Edge caches (HTTP; their `/_edge/stats` is read).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub edge: String,
-    /// `yes`: bound to a non-loopback address, serve browsers on this host only (others
-    /// get `403`), as Redis's protected mode; the page has no password. `no`: serve anyone
-    /// who can reach the port (the compose image sets `INFRALAB_PROTECTED_MODE=no`).
-    #[arg(
-        long,
-        env = "INFRALAB_PROTECTED_MODE",
-        default_value = "yes",
-        value_parser = service::settings::yes_no,
-        action = clap::ArgAction::Set
-    )]
-    pub protected_mode: bool,
+    /// The page has no password: protected mode alone decides who is served.
+    #[command(flatten)]
+    pub protected_mode: ProtectedMode,
     /// Browsers (connections) beyond this many are refused.
     #[arg(long, default_value_t = 1000)]
     pub maxclients: usize,
@@ -102,7 +100,7 @@ impl Args {
             pubsub: String::new(),
             sql: String::new(),
             edge: String::new(),
-            protected_mode: true,
+            protected_mode: ProtectedMode::ON,
             maxclients: 1000,
             interval_ms: 1000,
             password: None,
@@ -154,7 +152,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
     .await?;
     let addr = listener.local_addr()?;
     // The page has no password: off this host, protected mode refuses other hosts.
-    service::protected::warn_if_exposed("dashboard", addr, args.protected_mode, false);
+    service::protected::warn_if_exposed("dashboard", addr, args.protected_mode.on, false);
     info!("dashboard on {}", http::url(addr));
     let shared = Arc::new(board::Shared::new(&args.topology()));
     let interval = Duration::from_millis(args.interval_ms.max(50));
@@ -165,7 +163,7 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
         shutdown.clone(),
     ));
     let admission = Admission {
-        protected_mode: args.protected_mode,
+        protected_mode: args.protected_mode.on,
         password_set: false,
         maxclients: args.maxclients,
     };
@@ -180,4 +178,19 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
         running: Running::new(addr, token, task),
         poller,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// `service`'s flag, flattened; only its `--help` line is the page's own.
+    #[test]
+    fn protected_mode_is_the_shared_flag_with_the_pages_own_help() {
+        let off = Args::try_parse_from(["dashboard", "--protected-mode", "no"]);
+        assert_eq!(off.map(|a| a.protected_mode).ok(), Some(ProtectedMode::OFF));
+        let help = Args::command().render_help().to_string();
+        assert!(help.contains("the page has no password"), "{help}");
+    }
 }

@@ -178,19 +178,19 @@ async fn bound_to_every_interface_other_hosts_get_403_until_protected_mode_is_of
     for protected in [true, false] {
         let mut web_args = edge::web::Args::ephemeral("web");
         web_args.http.bind = "0.0.0.0".into();
-        web_args.http.protected_mode = protected;
+        web_args.http.protected_mode.on = protected;
         let web = edge::web::start(web_args, tokio_util::sync::CancellationToken::new())
             .await
             .expect("web");
         let mut lb_args = edge::lb::Args::ephemeral(&[web.addr().to_string()]);
         lb_args.http.bind = "0.0.0.0".into();
-        lb_args.http.protected_mode = protected;
+        lb_args.http.protected_mode.on = protected;
         let lb = edge::lb::start(lb_args, tokio_util::sync::CancellationToken::new())
             .await
             .expect("lb");
         let mut edge_args = edge::Args::ephemeral(&lb.addr().to_string());
         edge_args.http.bind = "0.0.0.0".into();
-        edge_args.http.protected_mode = protected;
+        edge_args.http.protected_mode.on = protected;
         let edge = edge::start(edge_args, tokio_util::sync::CancellationToken::new())
             .await
             .expect("edge");

@@ -10,10 +10,46 @@
 //! The rule is [`refusal`], one function for every listener of every server: the RESP
 //! accept loop calls it with each new peer, and a listener of another protocol (the
 //! stream server's Kafka port) can call it too and send the text in its own error form.
+//!
+//! The switch is [`ProtectedMode`], the one definition of `--protected-mode yes|no` that
+//! every server's `Args` flattens: the RESP servers through [`crate::ServiceArgs`], and sql,
+//! the HTTP servers and the dashboard directly, so the flag, its environment variable and
+//! its default cannot drift apart from one server to the next.
 
 use std::net::{IpAddr, SocketAddr};
 
 use tracing::warn;
+
+use crate::settings::yes_no;
+
+/// `--protected-mode yes|no` (or `INFRALAB_PROTECTED_MODE`), on unless turned off. A
+/// server's `Args` takes it with `#[command(flatten)] pub protected_mode: ProtectedMode`
+/// and reads `args.protected_mode.on`. A server whose refusal reads differently (the HTTP
+/// servers' `403`) words its `--help` line itself, with
+/// `#[command(mut_arg("protected_mode", |arg| arg.help("...")))]` on its `Args`: the flag,
+/// its variable and its default stay defined here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ProtectedMode {
+    /// `yes`: while no password is set, refuse clients that are not on this host (Redis's
+    /// protected mode). `no`: accept anyone who can reach the port.
+    #[arg(
+        long = "protected-mode",
+        id = "protected_mode",
+        value_name = "PROTECTED_MODE",
+        env = "INFRALAB_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub on: bool,
+}
+
+impl ProtectedMode {
+    /// The default: remote clients of an exposed server without a password are refused.
+    pub const ON: ProtectedMode = ProtectedMode { on: true };
+    /// Anyone who can reach the port is served (`--protected-mode no`).
+    pub const OFF: ProtectedMode = ProtectedMode { on: false };
+}
 
 /// Why a client is refused, in Redis's words (Redis sends it as `-DENIED ...`).
 pub const DENIED: &str = "DENIED infralab is running in protected mode because protected mode \
@@ -40,14 +76,21 @@ pub fn refusal(
     password_set: bool,
     peer: IpAddr,
 ) -> Option<&'static str> {
-    let exposed = protected_mode && !password_set && !is_loopback(local);
-    (exposed && !is_loopback(peer)).then_some(DENIED)
+    (protected_mode && exposed(local, password_set) && !is_loopback(peer)).then_some(DENIED)
+}
+
+/// Can other hosts reach a listener on `local` without a password? Not when it is bound
+/// to loopback (only this host's clients ever arrive), nor when a password is set (they
+/// must prove they know it). This is what protected mode guards, and what the startup
+/// warnings of every protocol's listeners (RESP, PostgreSQL, HTTP) are about.
+pub fn exposed(local: IpAddr, password_set: bool) -> bool {
+    !password_set && !is_loopback(local)
 }
 
 /// Warns, at startup, about a listener on `addr` that other hosts can reach without a
 /// password: refused by protected mode, or — with it off — open to anyone.
 pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, password_set: bool) {
-    if is_loopback(addr.ip()) || password_set {
+    if !exposed(addr.ip(), password_set) {
         return;
     }
     if protected_mode {
@@ -98,6 +141,37 @@ mod tests {
         }
         // Bound to loopback: nothing is exposed.
         assert_eq!(refusal(true, ip("127.0.0.1"), false, ip("127.0.0.1")), None);
+    }
+
+    #[test]
+    fn exposed_means_reachable_from_other_hosts_without_a_password() {
+        assert!(exposed(ip("0.0.0.0"), false));
+        assert!(exposed(ip("::"), false));
+        assert!(exposed(ip("192.0.2.2"), false));
+        assert!(!exposed(ip("0.0.0.0"), true));
+        assert!(!exposed(ip("127.0.0.1"), false));
+        assert!(!exposed(ip("::ffff:127.0.0.1"), false));
+    }
+
+    #[test]
+    fn the_flag_is_yes_or_no_and_on_by_default() {
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            protected_mode: ProtectedMode,
+        }
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+                .map(|cli| cli.protected_mode)
+                .ok()
+        };
+        assert_eq!(parse(&[]), Some(ProtectedMode::ON));
+        assert_eq!(parse(&["--protected-mode", "no"]), Some(ProtectedMode::OFF));
+        assert_eq!(parse(&["--protected-mode", "YES"]), Some(ProtectedMode::ON));
+        assert_eq!(parse(&["--protected-mode", "maybe"]), None);
+        assert_eq!(parse(&["--protected-mode"]), None);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub async fn listen<P: Protocol>(
     let addr = listener.local_addr()?;
     info!("{name} listening on {addr}");
     let admission = Admission {
-        protected_mode: args.protected_mode,
+        protected_mode: args.protected_mode.on,
         password_set: args.requirepass.is_some(),
         maxclients: args.maxclients,
     };

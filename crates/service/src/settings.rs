@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 use proto::Limits;
 
+use crate::protected::ProtectedMode;
+
 /// Redis's default `tcp-backlog`: how many connections the kernel queues before `accept`.
 pub const DEFAULT_TCP_BACKLOG: u32 = 511;
 
@@ -25,16 +27,8 @@ pub struct ServiceArgs {
     /// Require `AUTH <password>` before any other command.
     #[arg(long, env = "INFRALAB_REQUIREPASS")]
     pub requirepass: Option<String>,
-    /// `yes`: while no password is set, refuse clients that are not on this host (Redis's
-    /// protected mode). `no`: accept anyone who can reach the port.
-    #[arg(
-        long,
-        env = "INFRALAB_PROTECTED_MODE",
-        default_value = "yes",
-        value_parser = yes_no,
-        action = clap::ArgAction::Set
-    )]
-    pub protected_mode: bool,
+    #[command(flatten)]
+    pub protected_mode: ProtectedMode,
     /// Close connections idle for this many seconds (0: never, as Redis's default).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -56,7 +50,7 @@ impl ServiceArgs {
             port: Some(0),
             maxclients: 10_000,
             requirepass: None,
-            protected_mode: true,
+            protected_mode: ProtectedMode::ON,
             timeout: 0,
             tcp_backlog: DEFAULT_TCP_BACKLOG,
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -65,7 +59,7 @@ impl ServiceArgs {
 }
 
 /// `yes` or `no`, as Redis writes a boolean setting (a clap value parser for every
-/// server's yes/no flags, `--protected-mode` first).
+/// server's yes/no flags, `--protected-mode` first, and for their `CONFIG SET`).
 pub fn yes_no(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
@@ -105,7 +99,7 @@ impl Settings {
             inner: RwLock::new(Mutable {
                 maxclients: args.maxclients,
                 requirepass: args.requirepass.clone().filter(|p| !p.is_empty()),
-                protected_mode: args.protected_mode,
+                protected_mode: args.protected_mode.on,
                 timeout: args.timeout,
                 limits,
             }),
@@ -254,16 +248,16 @@ mod tests {
 
     #[test]
     fn protected_mode_and_backlog_flags() {
-        let defaults = parse(&[]).map(|a| (a.protected_mode, a.tcp_backlog));
+        let defaults = parse(&[]).map(|a| (a.protected_mode.on, a.tcp_backlog));
         assert_eq!(defaults.ok(), Some((true, 511)));
         let set = parse(&["--protected-mode", "no", "--tcp-backlog", "4096"]);
         assert_eq!(
-            set.map(|a| (a.protected_mode, a.tcp_backlog)).ok(),
+            set.map(|a| (a.protected_mode.on, a.tcp_backlog)).ok(),
             Some((false, 4096))
         );
         assert_eq!(
             parse(&["--protected-mode", "YES"])
-                .map(|a| a.protected_mode)
+                .map(|a| a.protected_mode.on)
                 .ok(),
             Some(true)
         );

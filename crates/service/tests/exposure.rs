@@ -161,7 +161,7 @@ async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
 async fn protected_mode_off_by_flag_serves_remote_clients() {
     let server = common::start(|args| {
         args.bind = "0.0.0.0".into();
-        args.protected_mode = false;
+        args.protected_mode.on = false;
     })
     .await;
     let remote = SocketAddr::new(testkit::non_loopback_ip(), server.addr().port());

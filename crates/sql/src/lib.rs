@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use service::Running;
+use service::protected::ProtectedMode;
 use service::{BoxError, CancellationToken};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -59,7 +60,8 @@ pub const DEFAULT_PORT: u16 = 7432;
 
 /// `infralab sql`: the house flags. (`service::ServiceArgs` is shaped for RESP servers —
 /// `--requirepass`, `--proto-max-bulk-len` — so this server has its own, with the same
-/// names where they mean the same; `--password` is also accepted as `--requirepass`.)
+/// names where they mean the same; `--password` is also accepted as `--requirepass`.
+/// `--protected-mode` is the one every server flattens, `service::protected::ProtectedMode`.)
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "sql")]
 pub struct Args {
@@ -91,17 +93,8 @@ pub struct Args {
     /// own default is read committed.
     #[arg(long, value_enum, default_value_t = Isolation::RepeatableRead)]
     pub default_isolation: Isolation,
-    /// `yes`: while no password is set, refuse clients that are not on this host
-    /// (protected mode, as every infralab server). `no`: accept anyone who can reach
-    /// the port.
-    #[arg(
-        long,
-        env = "INFRALAB_PROTECTED_MODE",
-        default_value = "yes",
-        value_parser = service::settings::yes_no,
-        action = clap::ArgAction::Set
-    )]
-    pub protected_mode: bool,
+    #[command(flatten)]
+    pub protected_mode: ProtectedMode,
 }
 
 impl Args {
@@ -116,7 +109,7 @@ impl Args {
             checkpoint_bytes: 64 * 1024 * 1024,
             password: None,
             default_isolation: Isolation::RepeatableRead,
-            protected_mode: true,
+            protected_mode: ProtectedMode::ON,
         }
     }
 }
@@ -151,7 +144,12 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Running, B
     .await?;
     let addr = listener.local_addr()?;
     info!("sql listening on {addr}");
-    service::protected::warn_if_exposed("sql", addr, args.protected_mode, args.password.is_some());
+    service::protected::warn_if_exposed(
+        "sql",
+        addr,
+        args.protected_mode.on,
+        args.password.is_some(),
+    );
     let token = shutdown.clone();
     let task = tokio::spawn(accept_loop(listener, db, args, token));
     Ok(Running::new(addr, shutdown, task))
@@ -186,7 +184,7 @@ async fn accept_loop(
         let _ = socket.set_nodelay(true);
         let local = socket.local_addr().map_or(peer.ip(), |a| a.ip());
         let password_set = args.password.is_some();
-        if service::protected::refusal(args.protected_mode, local, password_set, peer.ip())
+        if service::protected::refusal(args.protected_mode.on, local, password_set, peer.ip())
             .is_some()
         {
             warn!("sql: refused {peer}: protected mode is on and no password is set");
@@ -231,4 +229,19 @@ async fn accept_loop(
         wal.close();
     }
     info!("sql: shut down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `service`'s flag, flattened: on by default, `no` turns it off.
+    #[test]
+    fn protected_mode_is_the_shared_flag() {
+        let default = Args::try_parse_from(["sql"]).map(|a| a.protected_mode);
+        let off = Args::try_parse_from(["sql", "--protected-mode", "no"]).map(|a| a.protected_mode);
+        assert_eq!(default.ok(), Some(ProtectedMode::ON));
+        assert_eq!(off.ok(), Some(ProtectedMode::OFF));
+    }
 }

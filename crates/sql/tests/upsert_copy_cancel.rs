@@ -747,7 +747,7 @@ async fn protected_mode_refuses_remote_clients_until_a_password_is_set() {
 
     // And with protected mode off, anyone is served.
     let srv = server_with(sql::Args {
-        protected_mode: false,
+        protected_mode: service::protected::ProtectedMode::OFF,
         ..exposed
     })
     .await;

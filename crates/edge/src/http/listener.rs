@@ -30,6 +30,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use service::protected::ProtectedMode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -48,6 +49,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Flags every HTTP server here takes (flattened into each server's `Args`).
 #[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("protected_mode", |arg| arg.help(
+    "`yes`: bound to a non-loopback address, serve clients on this host only (others get \
+     `403`), as Redis's protected mode. `no`: serve anyone who can reach the port"
+)))]
 pub struct HttpArgs {
     /// Address to listen on. The default is loopback only: expose a server on purpose.
     #[arg(long, default_value = "127.0.0.1")]
@@ -68,16 +73,9 @@ pub struct HttpArgs {
     /// Largest request body in bytes; more gets `413 Content Too Large`.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// `yes`: bound to a non-loopback address, serve clients on this host only (others get
-    /// `403`), as Redis's protected mode. `no`: serve anyone who can reach the port.
-    #[arg(
-        long,
-        env = "INFRALAB_PROTECTED_MODE",
-        default_value = "yes",
-        value_parser = service::settings::yes_no,
-        action = clap::ArgAction::Set
-    )]
-    pub protected_mode: bool,
+    /// These servers have no password: protected mode alone decides who is served.
+    #[command(flatten)]
+    pub protected_mode: ProtectedMode,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -92,7 +90,7 @@ impl HttpArgs {
             max_header_bytes: 32 * 1024,
             header_timeout: 60,
             max_body_bytes: 1024 * 1024,
-            protected_mode: true,
+            protected_mode: ProtectedMode::ON,
             tls: TlsArgs::off(),
         }
     }
@@ -124,7 +122,7 @@ pub async fn spawn<H: Handler>(
     let listener = service::listener::bind(name, &args.bind, port, backlog, "--port PORT").await?;
     let addr = listener.local_addr()?;
     info!("{name} listening on http://{addr}");
-    protected::warn_if_exposed(name, addr, args.protected_mode);
+    protected::warn_if_exposed(name, addr, args.protected_mode.on);
     let secure = match (&tls, args.tls.tls_port) {
         (Some(tls), Some(tls_port)) => {
             let listener =
@@ -133,7 +131,7 @@ pub async fn spawn<H: Handler>(
             let tls_addr = listener.local_addr()?;
             tls.bound(tls_addr);
             info!("{name} listening on https://{tls_addr}");
-            protected::warn_if_exposed(name, tls_addr, args.protected_mode);
+            protected::warn_if_exposed(name, tls_addr, args.protected_mode.on);
             Some((listener, tls.clone()))
         }
         _ => None,
@@ -188,7 +186,7 @@ impl<H: Handler> Serving<H> {
             slots: Arc::new(Semaphore::new(args.maxclients)),
             connections: TaskTracker::new(),
             header_timeout,
-            protected_mode: args.protected_mode,
+            protected_mode: args.protected_mode.on,
             shutdown,
         }
     }
@@ -237,9 +235,11 @@ async fn accept_loop<H: Handler>(
             } // (a TLS client cannot read a plain-text answer: it is just closed)
             continue;
         };
-        let refused = stream
-            .local_addr()
-            .is_ok_and(|local| protected::refused(serving.protected_mode, local.ip(), peer.ip()));
+        // No password exists for these servers: protected mode alone decides.
+        let refused = stream.local_addr().is_ok_and(|local| {
+            service::protected::refusal(serving.protected_mode, local.ip(), false, peer.ip())
+                .is_some()
+        });
         if refused {
             debug!("{name}: {peer} refused: protected mode");
         }

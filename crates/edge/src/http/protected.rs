@@ -1,5 +1,7 @@
-//! Protected mode for the HTTP servers: the rule every infralab listener shares
-//! ([`service::protected::refusal`]), answered the HTTP way.
+//! Protected mode for the HTTP servers: the flag and the rule every infralab listener
+//! shares ([`service::protected::ProtectedMode`], [`service::protected::refusal`]),
+//! answered the HTTP way. Only the words are HTTP's: the `403` a refused client reads,
+//! and the startup warning, which has no password to suggest.
 //!
 //! A server bound to a non-loopback address (`--bind 0.0.0.0`) while protected mode is on
 //! (`--protected-mode yes`, the default) serves clients on this host only: anyone else gets
@@ -11,7 +13,7 @@
 //! behind it should be exposed on purpose, not because `--bind 0.0.0.0` was the quickest
 //! way to try it from a laptop.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -26,12 +28,6 @@ pub const FORBIDDEN: &str = "DENIED infralab is running in protected mode: it li
      environment variable INFRALAB_PROTECTED_MODE=no); MAKE SURE that is what you mean to \
      expose (an edge's PURGE and stats, the origin behind it) before you do so.\n";
 
-/// Must a client at `peer`, who reached us at `local`, be refused?
-pub fn refused(protected_mode: bool, local: IpAddr, peer: IpAddr) -> bool {
-    // No password exists for these servers: protected mode alone decides.
-    service::protected::refusal(protected_mode, local, false, peer).is_some()
-}
-
 /// The answer to every request on a refused connection.
 pub fn forbidden() -> Response<Body> {
     let mut response = text(StatusCode::FORBIDDEN, FORBIDDEN);
@@ -43,7 +39,8 @@ pub fn forbidden() -> Response<Body> {
 
 /// Says loudly, at startup, that a listener on `addr` is reachable from other hosts.
 pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool) {
-    if addr.ip().to_canonical().is_loopback() {
+    // No password exists for these servers: being off loopback is enough to be exposed.
+    if !service::protected::exposed(addr.ip(), false) {
         return;
     }
     if protected_mode {
@@ -69,25 +66,43 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool) {
 mod tests {
     use super::*;
 
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
-    }
-
-    #[test]
-    fn only_remote_clients_of_an_exposed_server_are_refused() {
-        let any = ip("0.0.0.0");
-        assert!(!refused(true, any, ip("127.0.0.1")));
-        assert!(!refused(true, any, ip("::ffff:127.0.0.1")));
-        assert!(refused(true, any, ip("192.0.2.7")));
-        assert!(refused(true, ip("10.0.0.2"), ip("10.0.0.3")));
-        assert!(!refused(false, any, ip("192.0.2.7")));
-        assert!(!refused(true, ip("127.0.0.1"), ip("127.0.0.1")));
-    }
-
     #[test]
     fn the_refusal_says_how_to_get_in() {
         assert!(FORBIDDEN.contains("--protected-mode no"));
         assert!(FORBIDDEN.contains("INFRALAB_PROTECTED_MODE=no"));
         assert_eq!(forbidden().status(), StatusCode::FORBIDDEN);
+    }
+
+    /// The flag is `service`'s, flattened into every HTTP server's `Args`; only its
+    /// `--help` line is worded here, for the `403`.
+    #[test]
+    fn every_http_server_takes_the_shared_flag_and_says_403_in_its_help() {
+        use clap::{CommandFactory, Parser};
+        use service::protected::ProtectedMode;
+
+        let edge = crate::Args::try_parse_from(["edge", "--protected-mode", "no"]);
+        let lb = crate::lb::Args::try_parse_from(["lb", "--backends", "127.0.0.1:1"]);
+        let web = crate::web::Args::try_parse_from(["web", "--protected-mode", "yes"]);
+        assert_eq!(
+            edge.ok().map(|a| a.http.protected_mode),
+            Some(ProtectedMode::OFF)
+        );
+        assert_eq!(
+            lb.ok().map(|a| a.http.protected_mode),
+            Some(ProtectedMode::ON)
+        );
+        assert_eq!(
+            web.ok().map(|a| a.http.protected_mode),
+            Some(ProtectedMode::ON)
+        );
+        for mut command in [
+            crate::Args::command(),
+            crate::lb::Args::command(),
+            crate::web::Args::command(),
+        ] {
+            let help = command.render_help().to_string();
+            assert!(help.contains("(others get `403`)"), "{help}");
+            assert!(help.contains("INFRALAB_PROTECTED_MODE"), "{help}");
+        }
     }
 }

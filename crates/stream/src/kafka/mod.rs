@@ -102,7 +102,7 @@ impl Listener {
             advertised_port: args.kafka_advertised_port,
             max_request_bytes: args.kafka_max_request_bytes,
             password: args.service.requirepass.clone().filter(|p| !p.is_empty()),
-            protected_mode: args.service.protected_mode,
+            protected_mode: args.service.protected_mode.on,
             tcp_backlog: args.service.tcp_backlog,
         }
     }
