@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::table::Table;
 use super::{Key, key_slot};
 use crate::value::Entry;
 
@@ -12,7 +13,8 @@ const KEY_OVERHEAD: usize = 80;
 
 #[derive(Debug, Default)]
 pub struct Db {
-    pub(super) entries: BTreeMap<Key, Entry>,
+    /// Every key, probed by hash (see [`Table`]).
+    pub(super) entries: Table,
     /// Keys that have a TTL, with their deadline: what the expiry sweep samples.
     pub(super) expires: BTreeMap<Key, u64>,
     /// Where the next sweep round starts.

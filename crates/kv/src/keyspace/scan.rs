@@ -1,4 +1,4 @@
-//! Walking a database in its order: `KEYS`, `SCAN`, `RANDOMKEY`, and the active expiry
+//! Walking a database: `KEYS`, `SCAN`, `RANDOMKEY`, and the active expiry
 //! sweep over the keys that have a TTL.
 
 use std::ops::Bound;
@@ -6,7 +6,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 use proto::glob::glob_match;
 
-use super::{Change, Keyspace, Slot};
+use super::{Change, Keyspace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanPage {
@@ -30,9 +30,9 @@ impl Keyspace {
     }
 
     /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: visits about `count` keys
-    /// from the cursor's position on. See the module docs for the guarantee. A group of
-    /// keys with the same hash is never split across pages, so "every hash below the
-    /// cursor is done" stays true.
+    /// from the cursor's bucket on, whole buckets at a time. The cursor is Redis's
+    /// reverse-binary bucket count: see [`super::table`] for why a key present
+    /// throughout is returned exactly once even when the table doubles between pages.
     pub fn scan(
         &self,
         db: usize,
@@ -43,24 +43,15 @@ impl Keyspace {
         now: u64,
     ) -> ScanPage {
         let mut keys = Vec::new();
-        let mut last_hash = None;
-        for (visited, (slot, entry)) in self.dbs[db].entries.range(Slot::at(cursor)..).enumerate() {
-            if visited >= count && last_hash != Some(slot.hash) {
-                // Resume at this key's hash next time.
-                return ScanPage {
-                    cursor: slot.hash,
-                    keys,
-                };
-            }
-            last_hash = Some(slot.hash);
+        let cursor = self.dbs[db].entries.scan(cursor, count, |slot, entry| {
             let wanted = !entry.is_expired(now)
                 && pattern.is_none_or(|p| glob_match(p, &slot.key))
                 && type_name.is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name()));
             if wanted {
                 keys.push(slot.key.to_bytes());
             }
-        }
-        ScanPage { cursor: 0, keys }
+        });
+        ScanPage { cursor, keys }
     }
 
     /// `RANDOMKEY`: the first live key at or after a random position. `random` supplies
@@ -75,11 +66,7 @@ impl Keyspace {
         // after a few tries and walk in order, so a database full of expired keys ends.
         for _ in 0..16 {
             let d = &self.dbs[db];
-            let (slot, entry) = d
-                .entries
-                .range(Slot::at(random())..)
-                .next()
-                .or_else(|| d.entries.iter().next())?;
+            let (slot, entry) = d.entries.first_from(random())?;
             if !entry.is_expired(now) {
                 return Some(slot.key.to_bytes());
             }
