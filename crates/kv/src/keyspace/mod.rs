@@ -50,9 +50,11 @@
 //! (`WATCH`), `touched.rs` (what notifications and tracking hear of), `replay.rs` (what
 //! replication needs: snapshots and applying a primary's changes).
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use proto::CommandError;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::types::edit::Delta;
 use crate::value::{Entry, SmallBytes, Value};
@@ -123,8 +125,19 @@ type Key = Slot<SmallBytes>;
 
 /// The map position of `key` (request bytes): a copy, inline when short, so looking a
 /// key up allocates nothing for keys of up to 22 bytes.
+///
+/// The hash is seeded, with a seed drawn once per process, as Redis seeds its `siphash`:
+/// the hash picks the key's bucket in the table (`table.rs`), and a client who could
+/// compute it could send thousands of keys that share a bucket, turning every lookup into
+/// a walk down one long chain (hash flooding). The ordered map this table replaced did
+/// not care; a hash table must.
 fn key_slot(key: &[u8]) -> Key {
-    Slot::new(SmallBytes::copy(key))
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(rand::random);
+    Slot {
+        hash: xxh3_64_with_seed(key, seed),
+        key: SmallBytes::copy(key),
+    }
 }
 
 /// Counters for `INFO stats`.

@@ -10,7 +10,8 @@
 //! ordered map (kv's keyspace was a `BTreeMap` ordered by hash) descends one node per
 //! level, comparing against a handful of keys in each: with 40,000 keys, five levels and
 //! a dozen cache lines, which was a quarter of a `SET`'s time. Redis's keyspace is this
-//! same structure (`dict.c`).
+//! same structure (`dict.c`). The hash is seeded per process (see `key_slot`), so that no
+//! client can choose keys that pile up in one bucket.
 //!
 //! ## SCAN's promise, kept by the order of the buckets
 //!
@@ -239,6 +240,19 @@ impl Table {
     }
 }
 
+/// Drops the chains one node at a time: the default drop of a chain recurses once per
+/// node, and a long chain must not exhaust the stack.
+impl Drop for Table {
+    fn drop(&mut self) {
+        for chain in &mut self.buckets {
+            let mut next = chain.take();
+            while let Some(mut node) = next {
+                next = node.next.take();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +299,14 @@ mod tests {
             let k = key_slot(format!("k{i}").as_bytes());
             assert_eq!(t.contains_key(&k), i % 2 == 1, "k{i}");
         }
+    }
+
+    /// Where a key lands cannot be computed from the key alone (see `key_slot`): the
+    /// process's seed is mixed in.
+    #[test]
+    fn the_hash_is_seeded() {
+        let k = key_slot(b"k");
+        assert_ne!(k.hash(), xxhash_rust::xxh3::xxh3_64(b"k"));
     }
 
     /// For a fixed size, the reversed count visits every bucket exactly once and ends at 0.
