@@ -7,6 +7,7 @@ redis-py's default protocol (RESP3) and with protocol=2.
 """
 
 import os
+import queue
 import sys
 import threading
 import unittest
@@ -139,23 +140,38 @@ class Transactions:
         self.assertEqual(self.r.get(k), b"3")
 
     def test_the_transaction_helper_retries_under_a_concurrent_writer(self):
+        """Another client writes the watched key between a worker's read and its EXEC:
+        EXEC must abort, the helper must retry, and no increment may be lost.
+
+        The writer does a fixed number of writes, each one on a worker's request made
+        right after that worker read the counter under WATCH, and the worker waits until
+        the write is done before it queues its own. Every such write therefore lands
+        inside a transaction's window and forces at least one retry, and the test's length
+        does not depend on how fast the writer can loop (a free-running writer made the
+        workers retry thousands of times)."""
         counter = self.key("counter")
         self.r.set(counter, 0)
-        workers, each = 4, 40
-        stop = threading.Event()
-        added = [0]
-        retries = [0]
+        workers, each, writes, every = 4, 40, 20, 8
+        requests = queue.Queue()
+        lock = threading.Lock()
+        attempts = [0]
 
         def writer():
             r = self.client()
-            while not stop.is_set():
+            while (done := requests.get()) is not None:
                 r.incrby(counter, 1000)
-                added[0] += 1000
+                done.set()
             r.close()
 
         def increment(pipe):
             value = int(pipe.get(counter))
-            retries[0] += 1
+            with lock:
+                attempts[0] += 1
+                ask = attempts[0] % every == 0 and attempts[0] // every <= writes
+            if ask:
+                done = threading.Event()
+                requests.put(done)
+                self.assertTrue(done.wait(timeout=60), "the writer never wrote")
             pipe.multi()
             pipe.set(counter, value + 1)
 
@@ -172,13 +188,17 @@ class Transactions:
             t.start()
         for t in threads:
             t.join()
-        stop.set()
+        requests.put(None)
         w.join()
-        self.assertEqual(int(self.r.get(counter)), workers * each + added[0])
-        # Every attempt beyond the first of each increment was a retry after a conflict.
+        # At least `workers * each` attempts were made, so every write was asked for.
+        self.assertEqual(int(self.r.get(counter)), workers * each + 1000 * writes)
+        # Every attempt beyond the first of each increment was a retry after a conflict;
+        # each of the writer's writes caused one at least.
+        retries = attempts[0] - workers * each
+        self.assertGreaterEqual(retries, writes)
         print(
             f"{self.name} protocol={self.protocol}: {workers * each} increments, "
-            f"{retries[0] - workers * each} retries, writer added {added[0]}",
+            f"{retries} retries, writer wrote {writes} times",
             file=sys.stderr,
         )
 

@@ -917,7 +917,7 @@ mod tests {
                 storage.sync().await;
             }
         }
-        let expected = ks.snapshot(NOW);
+        let expected = ks.dataset(NOW);
         storage.stop(true).await;
         assert!(
             !journal::generations(&journal::directory(&dir))
@@ -926,7 +926,7 @@ mod tests {
         );
 
         let (ks, storage) = open(&dir, 4096);
-        assert_eq!(ks.snapshot(NOW), expected);
+        assert_eq!(ks.dataset(NOW), expected);
         // A clean stop folds everything: the next start replays nothing.
         storage.close().await;
         assert!(
@@ -935,7 +935,7 @@ mod tests {
                 .is_empty()
         );
         let (ks, storage) = open(&dir, 4096);
-        assert_eq!(ks.snapshot(NOW), expected);
+        assert_eq!(ks.dataset(NOW), expected);
         storage.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -981,7 +981,7 @@ mod tests {
         let dir = temp_dir("torn");
         let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
         write(&mut ks, &storage, workload(0)).await;
-        let expected = ks.snapshot(NOW);
+        let expected = ks.dataset(NOW);
         storage.stop(true).await;
 
         // The crash cut the last record short: its header and half its payload.
@@ -998,7 +998,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
 
         let (mut ks, storage) = open(&dir, FOLD_THRESHOLD);
-        assert_eq!(ks.snapshot(NOW), expected);
+        assert_eq!(ks.dataset(NOW), expected);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
         // Writes after the restart go to a new file.
         write(&mut ks, &storage, workload(1)).await;
@@ -1075,7 +1075,7 @@ mod tests {
         // What the records before the damage make, and nothing after.
         let mut ks = Keyspace::new(true);
         let storage = Storage::open(&dir, Fsync::Always, false, &mut ks, NOW).unwrap();
-        assert_eq!(ks.snapshot(NOW), prefix.snapshot(NOW));
+        assert_eq!(ks.dataset(NOW), prefix.dataset(NOW));
         storage.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -447,7 +447,7 @@ async fn recovery_applies_a_transaction_whole_or_not_at_all() {
         // And again after folding into the checkpoint: the same state.
         let mut again = Keyspace::new(true);
         let storage = Storage::open(&dir, Fsync::Always, false, &mut again, NOW).unwrap();
-        assert_eq!(again.snapshot(NOW), ks.snapshot(NOW), "cut at {cut}");
+        assert_eq!(again.dataset(NOW), ks.dataset(NOW), "cut at {cut}");
         storage.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -36,7 +36,7 @@ impl Keyspace {
     pub fn snapshot(&self, now: u64) -> Vec<Change> {
         let mut changes = vec![Change::FlushAll];
         for (db, d) in self.dbs.iter().enumerate() {
-            for (slot, entry) in &d.entries {
+            for (slot, entry) in d.entries.iter() {
                 if !entry.is_expired(now) {
                     changes.push(Change::Put {
                         db,
@@ -46,6 +46,27 @@ impl Keyspace {
                 }
             }
         }
+        changes
+    }
+
+    /// [`Self::snapshot`] sorted by database and key: the same list for two keyspaces
+    /// holding the same data, whatever order their keys arrived in and however large
+    /// their tables grew (a table's order depends on both; see [`super::table`]). What
+    /// tests of recovery and replication compare.
+    pub fn dataset(&self, now: u64) -> Vec<Change> {
+        let mut changes = self.snapshot(now);
+        changes.sort_by(|a, b| match (a, b) {
+            (
+                Change::Put { db, key, .. },
+                Change::Put {
+                    db: db2, key: key2, ..
+                },
+            ) => (db, key).cmp(&(db2, key2)),
+            // The leading `FlushAll` stays first.
+            (Change::Put { .. }, _) => std::cmp::Ordering::Greater,
+            (_, Change::Put { .. }) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Equal,
+        });
         changes
     }
 

@@ -1011,7 +1011,7 @@ mod tests {
                 replica.replay(change);
             }
             replica.drain_changes();
-            assert_eq!(replica.snapshot(0), primary.snapshot(0), "after {line}");
+            assert_eq!(replica.dataset(0), primary.dataset(0), "after {line}");
         }
         // l, h, s, s3, z (l2 was emptied by its pops, s2 by nothing: it holds "b").
         assert_eq!(primary.snapshot(0).len(), 1 + 6);
