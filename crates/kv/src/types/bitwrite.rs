@@ -67,7 +67,18 @@ fn new_sketch() -> Value {
     Value::String(hll::empty().into())
 }
 
-/// The string's bytes to change in place: no copy when nothing else shares them.
+/// Changes the string's bytes where they are, keeping its length: no allocation and no
+/// copy (see [`crate::value::SmallBytes::edit`]). Only a write that grows the string needs
+/// [`take_bytes`].
+fn edit_bytes<R>(value: &mut Value, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, CommandError> {
+    match value {
+        Value::String(b) => Ok(b.edit(f)),
+        _ => Err(CommandError::WrongType),
+    }
+}
+
+/// The string's bytes to change and grow: no copy when nothing else shares them (a short
+/// string is copied back into its place afterwards, when the caller stores the result).
 fn take_bytes(value: &mut Value) -> Result<BytesMut, CommandError> {
     value.as_string()?;
     let Value::String(b) = std::mem::replace(value, new_string()) else {
@@ -126,12 +137,14 @@ pub fn apply(
                 if byte < current.len() && (old == 1) == on {
                     return Ok((old, Delta::Unchanged));
                 }
-                let mut bytes = take_bytes(v)?;
-                if bytes.len() <= byte {
+                if byte < current.len() {
+                    edit_bytes(v, |bytes| bitmap::set_bit(bytes, offset, on))?;
+                } else {
+                    let mut bytes = take_bytes(v)?;
                     bytes.resize(byte + 1, 0);
+                    bitmap::set_bit(&mut bytes, offset, on);
+                    *v = Value::String(bytes.freeze().into());
                 }
-                bitmap::set_bit(&mut bytes, offset, on);
-                *v = Value::String(bytes.freeze().into());
                 Ok((old, Delta::Whole))
             })?;
             Ok(Outcome::Integer(i64::from(old.unwrap_or(0))))
@@ -139,19 +152,22 @@ pub fn apply(
         BitWrite::BitField { key, ops } => {
             let needed = bitfield::needed_len(&ops).unwrap_or(0);
             let replies = ks.update(db, &key, now, Some(new_string), |v, _| {
-                let mut bytes = take_bytes(v)?;
-                let grown = bytes.len() < needed;
-                if grown {
+                let grown = v.as_string()?.len() < needed;
+                let replies = if grown {
+                    let mut bytes = take_bytes(v)?;
                     bytes.resize(needed, 0);
-                }
-                let replies = bitfield::run(&mut bytes, &ops);
+                    let replies = bitfield::run(&mut bytes, &ops);
+                    *v = Value::String(bytes.freeze().into());
+                    replies
+                } else {
+                    edit_bytes(v, |bytes| bitfield::run(bytes, &ops))?
+                };
                 // Redis counts a change for every write `OVERFLOW FAIL` did not refuse.
                 let wrote = ops
                     .iter()
                     .zip(&replies)
                     .any(|(op, r)| !matches!(op, FieldOp::Get { .. }) && r.is_some());
                 let changed = grown || wrote;
-                *v = Value::String(bytes.freeze().into());
                 let delta = if changed {
                     Delta::Whole
                 } else {
@@ -203,12 +219,12 @@ pub fn apply(
                     if !elements.iter().any(|e| hll::would_grow(current, e)) {
                         return Ok((false, Delta::Unchanged));
                     }
-                    let mut dense = take_bytes(v)?;
-                    for element in &elements {
-                        hll::add(&mut dense, element);
-                    }
-                    hll::invalidate(&mut dense);
-                    *v = Value::String(dense.freeze().into());
+                    edit_bytes(v, |dense| {
+                        for element in &elements {
+                            hll::add(dense, element);
+                        }
+                        hll::invalidate(dense);
+                    })?;
                     return Ok((true, Delta::Whole));
                 }
                 let mut dense = if current.is_empty() && created {
@@ -238,9 +254,7 @@ pub fn apply(
                     return Ok((cached, Delta::Unchanged));
                 }
                 let count = hll::count(&hll::registers(current).map_err(|e| e.error())?);
-                let mut bytes = take_bytes(v)?;
-                hll::set_cached(&mut bytes, count);
-                *v = Value::String(bytes.freeze().into());
+                edit_bytes(v, |sketch| hll::set_cached(sketch, count))?;
                 Ok((count, Delta::Whole))
             })?;
             Ok(Outcome::Integer(count.unwrap_or(0) as i64))
@@ -256,6 +270,49 @@ pub fn apply(
                 Ok(((), Delta::Whole))
             })?;
             Ok(Outcome::Ok)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setbit(ks: &mut Keyspace, key: &Bytes, offset: u64, on: bool) -> Outcome {
+        let op = BitWrite::SetBit {
+            key: key.clone(),
+            offset,
+            on,
+        };
+        apply(ks, 0, op, 0).unwrap()
+    }
+
+    /// A `SETBIT` inside the string changes it where it is (inline, boxed and shared
+    /// bitmaps alike); the bytes a reader took before stay as they were, and the journal
+    /// records the key's new value.
+    #[test]
+    fn setbit_in_place_spares_readers_and_journals_the_new_value() {
+        for len in [3u64, 100, 2000] {
+            let mut ks = Keyspace::new(true);
+            let key = Bytes::from_static(b"bits");
+            let last = len * 8 - 1;
+            assert_eq!(setbit(&mut ks, &key, last, true), Outcome::Integer(0));
+            let before = string_of(&mut ks, 0, &key, 0).unwrap().unwrap();
+            ks.drain_changes();
+            assert_eq!(setbit(&mut ks, &key, 0, true), Outcome::Integer(0));
+            assert_eq!(setbit(&mut ks, &key, last, false), Outcome::Integer(1));
+            let after = string_of(&mut ks, 0, &key, 0).unwrap().unwrap();
+            assert_eq!((before[0], before[before.len() - 1]), (0, 1));
+            assert_eq!((after[0], after[after.len() - 1]), (0x80, 0));
+            assert_eq!(after.len() as u64, len);
+            let (changes, _) = ks.drain_changes();
+            let Some(crate::keyspace::Change::Put { entry, .. }) = changes.last() else {
+                panic!("expected the key's new record, got {changes:?}");
+            };
+            assert_eq!(entry.value.as_string().unwrap().to_bytes(), after);
+            // The bit already there: nothing changes, nothing is journaled.
+            assert_eq!(setbit(&mut ks, &key, 0, true), Outcome::Integer(1));
+            assert!(ks.drain_changes().0.is_empty());
         }
     }
 }

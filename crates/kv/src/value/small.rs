@@ -105,6 +105,26 @@ impl SmallBytes {
         }
     }
 
+    /// Runs `f` on the contents, changed where they are: a write that keeps the length
+    /// (a `SETBIT` inside the string, a `BITFIELD SET`, a HyperLogLog register) costs no
+    /// allocation and no copy. Short contents (inline or boxed) are owned outright; long
+    /// ones are shared with any reply still holding them, so they are taken back whole
+    /// and copied only if a reply does (what [`Self::into_bytes_mut`] does).
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        match self {
+            SmallBytes::Inline { len, bytes } => f(&mut bytes[..usize::from(*len)]),
+            SmallBytes::Boxed(b) => f(b),
+            SmallBytes::Shared(b) => {
+                let mut owned = std::mem::take(&mut **b)
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                let answer = f(&mut owned);
+                **b = owned.freeze();
+                answer
+            }
+        }
+    }
+
     fn as_slice(&self) -> &[u8] {
         match self {
             SmallBytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -233,6 +253,32 @@ mod tests {
             assert_eq!(s.clone().into_bytes_mut(), b[..]);
             assert_eq!(s, SmallBytes::from(Bytes::from(b.clone())));
         }
+    }
+
+    /// `edit` changes the contents of every variant where they are, and never the bytes a
+    /// reply still holds.
+    #[test]
+    fn editing_changes_the_contents_in_place_and_spares_shared_readers() {
+        for n in [1, INLINE, INLINE + 1, SHARED_FROM, 5000] {
+            let mut s = SmallBytes::copy(&vec![0; n]);
+            let variant = std::mem::discriminant(&s);
+            let reply = s.to_bytes();
+            let was = s.edit(|b| std::mem::replace(&mut b[n - 1], 9));
+            assert_eq!(was, 0);
+            assert_eq!(s.len(), n);
+            assert_eq!(s[n - 1], 9);
+            assert_eq!(
+                reply[n - 1],
+                0,
+                "a reply taken before the edit is unchanged"
+            );
+            assert_eq!(std::mem::discriminant(&s), variant);
+        }
+        // Boxed: the same allocation, no copy.
+        let mut s = SmallBytes::copy(&[0; 100]);
+        let before = s.as_ptr();
+        s.edit(|b| b[0] = 1);
+        assert_eq!((s.as_ptr(), s[0]), (before, 1));
     }
 
     #[test]
