@@ -56,6 +56,19 @@ async fn synced(primary: &Running, replicas: &[&Running]) {
     }
 }
 
+/// A primary in sync mode waiting for one replica, at most `timeout_ms`.
+async fn sync_primary(timeout_ms: &str) -> Running {
+    start(&[
+        "--replication",
+        "sync",
+        "--sync-replicas",
+        "1",
+        "--sync-timeout",
+        timeout_ms,
+    ])
+    .await
+}
+
 async fn pipeline(c: &mut RespClient, commands: &[Vec<String>]) -> Vec<Frame> {
     for words in commands {
         c.queue(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())));
@@ -212,15 +225,7 @@ async fn reconnect_resumes_from_the_backlog_or_resyncs_fully() {
 
 #[tokio::test]
 async fn sync_mode_acknowledges_only_replicated_writes() {
-    let primary = start(&[
-        "--replication",
-        "sync",
-        "--sync-replicas",
-        "1",
-        "--sync-timeout",
-        "200",
-    ])
-    .await;
+    let primary = sync_primary("200").await;
     let mut c = connect(&primary).await;
     // No replica: the write is applied, but the client is told it is not replicated.
     let reply = call(&mut c, &["SET", "lonely", "v"]).await;
@@ -295,15 +300,7 @@ async fn next_change(link: &mut RespClient) -> u64 {
 /// write, not for offset 0.
 #[tokio::test]
 async fn each_sync_write_waits_for_an_ack_that_covers_it() {
-    let primary = start(&[
-        "--replication",
-        "sync",
-        "--sync-replicas",
-        "1",
-        "--sync-timeout",
-        "300",
-    ])
-    .await;
+    let primary = sync_primary("300").await;
     let mut link = connect(&primary).await;
     assert_eq!(
         call(&mut link, &["REPLCONF", "listening-port", "1"]).await,
