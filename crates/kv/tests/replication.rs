@@ -56,6 +56,19 @@ async fn synced(primary: &Running, replicas: &[&Running]) {
     }
 }
 
+/// A primary in sync mode waiting for one replica, at most `timeout_ms`.
+async fn sync_primary(timeout_ms: &str) -> Running {
+    start(&[
+        "--replication",
+        "sync",
+        "--sync-replicas",
+        "1",
+        "--sync-timeout",
+        timeout_ms,
+    ])
+    .await
+}
+
 async fn pipeline(c: &mut RespClient, commands: &[Vec<String>]) -> Vec<Frame> {
     for words in commands {
         c.queue(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())));
@@ -212,15 +225,7 @@ async fn reconnect_resumes_from_the_backlog_or_resyncs_fully() {
 
 #[tokio::test]
 async fn sync_mode_acknowledges_only_replicated_writes() {
-    let primary = start(&[
-        "--replication",
-        "sync",
-        "--sync-replicas",
-        "1",
-        "--sync-timeout",
-        "200",
-    ])
-    .await;
+    let primary = sync_primary("200").await;
     let mut c = connect(&primary).await;
     // No replica: the write is applied, but the client is told it is not replicated.
     let reply = call(&mut c, &["SET", "lonely", "v"]).await;
@@ -269,6 +274,62 @@ async fn sync_mode_acknowledges_only_replicated_writes() {
         Some("master")
     );
     replica.stop().await;
+}
+
+/// The stream's next change as a replica sees it, and its size in bytes (the offset it
+/// advances), skipping heartbeats.
+async fn next_change(link: &mut RespClient) -> u64 {
+    let mut size = 0;
+    loop {
+        let frame = link.read_reply().await.unwrap();
+        let mut encoded = bytes::BytesMut::new();
+        frame.encode(proto::Protocol::Resp2, &mut encoded);
+        size += encoded.len() as u64;
+        let Frame::Array(words) = frame else {
+            panic!("stream command {frame:?}")
+        };
+        if words[0] == bulk("CHANGE") {
+            return size;
+        }
+    }
+}
+
+/// Sync mode, against a replica played by the test: each write of a pipeline is
+/// answered `OK` only once an acknowledgement covers *its* offset — one that covers the
+/// first write does not release the second — and `WAIT` waits for this client's last
+/// write, not for offset 0.
+#[tokio::test]
+async fn each_sync_write_waits_for_an_ack_that_covers_it() {
+    let primary = sync_primary("300").await;
+    let mut link = connect(&primary).await;
+    assert_eq!(
+        call(&mut link, &["REPLCONF", "listening-port", "1"]).await,
+        Frame::ok()
+    );
+    let fullresync = text(&call(&mut link, &["PSYNC", "?", "-1"]).await);
+    let start_offset: u64 = fullresync.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(matches!(link.read_reply().await.unwrap(), Frame::Bulk(_)));
+
+    let mut c = connect(&primary).await;
+    c.queue(["SET", "a", "1"]);
+    c.queue(["SET", "b", "2"]);
+    c.flush().await.unwrap();
+    let first = start_offset + next_change(&mut link).await;
+    let second = first + next_change(&mut link).await;
+    // Only the first write is acknowledged.
+    link.queue(["REPLCONF".to_string(), "ACK".into(), first.to_string()]);
+    link.flush().await.unwrap();
+    assert_eq!(c.read_reply().await.unwrap(), Frame::ok());
+    assert!(
+        text(&c.read_reply().await.unwrap())
+            .starts_with("NOTREPLICATED the write is applied and durable on the primary")
+    );
+    // WAIT counts the replicas that have this client's last write (the second).
+    assert_eq!(call(&mut c, &["WAIT", "1", "50"]).await, int(0));
+    link.queue(["REPLCONF".to_string(), "ACK".into(), second.to_string()]);
+    link.flush().await.unwrap();
+    assert_eq!(call(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    primary.stop().await;
 }
 
 #[tokio::test]

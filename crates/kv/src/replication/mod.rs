@@ -172,6 +172,10 @@ pub(crate) struct Acks {
     /// fsync releases every write of a group commit: a pipeline's writes after the first
     /// find themselves acknowledged already with one atomic load (see [`Self::synced`]).
     synced: AtomicU64,
+    /// The server's shutdown token (set once it listens): a wait ends with the server.
+    /// Kept here so that a sync write's reply holds one `Arc<Acks>` and nothing else
+    /// shared (cloning a token takes its lock, on every write).
+    shutdown: OnceLock<CancellationToken>,
 }
 
 impl Acks {
@@ -201,20 +205,28 @@ impl Acks {
 
     /// Waits until `wanted` replicas acknowledged `offset`, or `timeout` passes (`None`:
     /// no limit), or the server shuts down. Returns how many did.
+    ///
+    /// Every acknowledgement wakes every waiter (one watch); a sync write's waiter that
+    /// is still not covered goes back to sleep after one atomic load, without taking the
+    /// followers' lock.
     pub(crate) async fn wait(
         &self,
         offset: u64,
         wanted: usize,
         timeout: Option<Duration>,
-        shutdown: &CancellationToken,
     ) -> usize {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let shutdown = self.shutdown.get().cloned().unwrap_or_default();
         let mut changed = self.changed.subscribe();
         loop {
             changed.borrow_and_update();
-            let count = self.count(offset);
-            if count >= wanted {
-                return count;
+            let enough = if wanted == self.quorum {
+                self.synced(offset)
+            } else {
+                self.count(offset) >= wanted
+            };
+            if enough {
+                return self.count(offset);
             }
             let expired = async {
                 match deadline {
@@ -323,6 +335,7 @@ impl Replication {
                 changed: watch::Sender::new(0),
                 quorum,
                 synced: AtomicU64::new(0),
+                shutdown: OnceLock::new(),
             }),
             next_follower: AtomicU64::new(1),
             sync_full: AtomicU64::new(0),
@@ -355,6 +368,7 @@ impl Replication {
         {
             return;
         }
+        let _ = this.acks.shutdown.set(shutdown.clone());
         tokio::spawn(primary::heartbeat(kv.clone(), shutdown));
         if let Some((host, port)) = this.config.replicaof.clone() {
             replica::follow(kv, host, port);

@@ -81,6 +81,9 @@ pub struct ReplSession {
     port: u16,
     /// Stream offset just past this client's last write (`WAIT`, sync mode).
     pub(crate) written: u64,
+    /// `written` as [`after_write`] last saw it: a command wrote when `written` moved
+    /// past this. (`written` itself stays, for a later `WAIT`.)
+    answered: u64,
 }
 
 /// A replica's link, held by its connection; dropping it (the connection closed)
@@ -329,29 +332,47 @@ fn wait(kv: &Kv, client: &mut Client<Session>, args: &mut Args) -> Reply {
     };
     let offset = client.session.repl.written;
     let acks = repl.acks();
-    let shutdown = repl.shutdown_token();
     Reply::Deferred(Deferred::new(async move {
-        Frame::Integer(acks.wait(offset, wanted, timeout, &shutdown).await as i64)
+        Frame::Integer(acks.wait(offset, wanted, timeout).await as i64)
     }))
 }
 
 /// Sync mode: holds a write's reply until `--sync-replicas` replicas acknowledged it.
+///
+/// What a held reply costs matters, because in sync mode every write's reply is held,
+/// and a pipeline of 16 writes holds 16. So the reply is a small future: the frame, the
+/// offset and one `Arc<Acks>`. The service settles the held replies of a batch in order,
+/// after the whole batch ran; the first one waits (one watch subscription, one timer),
+/// and the one `REPLCONF ACK` that releases it normally covers the rest of the batch
+/// too, which then settle with one atomic load each ([`Acks::synced`]). A write that is
+/// already acknowledged when its command returns (a replica faster than this client)
+/// is not held at all.
 pub(crate) fn after_write(repl: &Replication, session: &mut Session, reply: Reply) -> Reply {
-    let offset = std::mem::take(&mut session.repl.written);
+    let offset = session.repl.written;
+    if offset == session.repl.answered {
+        // This command wrote nothing.
+        return reply;
+    }
+    session.repl.answered = offset;
     let config = &repl.config;
-    if config.mode != Mode::Sync || offset == 0 {
+    if config.mode != Mode::Sync {
         return reply;
     }
     let Reply::One(frame) = reply else {
         return reply;
     };
-    let (acks, shutdown) = (repl.acks(), repl.shutdown_token());
+    if repl.acks.synced(offset) {
+        return Reply::One(frame);
+    }
+    let acks = repl.acks();
     let (wanted, timeout) = (config.sync_replicas, config.sync_timeout);
     Reply::Deferred(Deferred::new(async move {
         if acks.synced(offset) {
             return frame;
         }
-        let got = acks.wait(offset, wanted, Some(timeout), &shutdown).await;
+        // Boxed: the wait's state (a timer, a watch receiver) would otherwise make every
+        // held reply as large as the one that actually waits.
+        let got = Box::pin(acks.wait(offset, wanted, Some(timeout))).await;
         if got >= wanted {
             frame
         } else {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use proto::frame::put_decimal;
 use proto::{Args, CommandError, Frame, FrameParser, Limits, Mode, Protocol, RequestParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -136,6 +137,8 @@ struct Connection {
     /// buffer (measured on the replica, SET -P 16: ~2,500 instructions per change
     /// spent parsing before).
     requests: RequestParser,
+    /// Where each `REPLCONF ACK` is encoded (reused).
+    acks: Vec<u8>,
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
@@ -180,17 +183,25 @@ impl Connection {
         }
     }
 
+    /// Reads more during the handshake, where nothing else watches for a silent primary.
     async fn fill(&mut self, up: &Upstream) -> io::Result<()> {
-        self.input.reserve(64 * 1024);
-        let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.input));
-        match read.await {
+        match tokio::time::timeout(READ_TIMEOUT, self.read(up)).await {
             Err(_) => Err(silent()),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(0)) => Err(io::Error::new(
+            Ok(read) => read,
+        }
+    }
+
+    /// Reads more, with no timer of its own: the streaming loop's once-a-second tick
+    /// watches `last_io` instead. (A timeout around every read would arm and cancel a
+    /// timer per read, and a replica under write load reads thousands of times a second.)
+    async fn read(&mut self, up: &Upstream) -> io::Result<()> {
+        self.input.reserve(64 * 1024);
+        match self.stream.read_buf(&mut self.input).await? {
+            0 => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "primary closed the link",
             )),
-            Ok(Ok(_)) => {
+            _ => {
                 up.last_io
                     .store(up.created.elapsed().as_millis() as u64, Ordering::Relaxed);
                 Ok(())
@@ -198,8 +209,19 @@ impl Connection {
         }
     }
 
+    /// `REPLCONF ACK <offset>`, encoded into a buffer the link reuses: it is sent after
+    /// every batch the replica applies, which in sync mode is what releases the
+    /// primary's waiting writes.
     async fn ack(&mut self, offset: u64) -> io::Result<()> {
-        self.send(&["REPLCONF", "ACK", &offset.to_string()]).await
+        let out = &mut self.acks;
+        out.clear();
+        out.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$");
+        let digits = offset.checked_ilog10().map_or(1, |d| d + 1);
+        put_decimal(out, i64::from(digits));
+        out.extend_from_slice(b"\r\n");
+        put_decimal(out, i64::try_from(offset).unwrap_or(i64::MAX));
+        out.extend_from_slice(b"\r\n");
+        self.stream.write_all(out).await
     }
 }
 
@@ -253,6 +275,7 @@ async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
         limits: Limits::default(),
         frames: FrameParser::default(),
         requests: RequestParser::default(),
+        acks: Vec::new(),
     };
     let my_port = repl.server.get().map_or(0, |(_, _, port)| *port);
     conn.send(&["REPLCONF", "listening-port", &my_port.to_string()])
@@ -306,7 +329,7 @@ async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
             acked = offset;
         }
         tokio::select! {
-            filled = conn.fill(up) => filled?,
+            read = conn.read(up) => read?,
             _ = tick.tick() => {
                 let since_io = (up.created.elapsed().as_millis() as u64)
                     .saturating_sub(up.last_io.load(Ordering::Relaxed));
