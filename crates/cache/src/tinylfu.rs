@@ -35,6 +35,15 @@
 //! The sketch counts *reads* — hits, and misses of keys not cached — but not writes: in
 //! cache-aside a miss is followed by a write of the same key, and counting both would
 //! give every newcomer a double vote against the incumbents it must displace.
+//!
+//! **Counting starts when the cache is half full** (Caffeine initialises its sketch
+//! lazily at the same point). Frequencies and the climber's hit ratios only serve
+//! decisions taken when something must leave — the admission contest and the window's
+//! size — and nothing leaves before the cache is full. Until it is half full, a read pays
+//! for neither: on a large cache the sketch's block is a random cache line (about 1.5
+//! misses of the CPU's L2 per read, measured on a pipelined `GET`, and ~100
+//! instructions), for counts nobody would look at. The second half of the fill still
+//! counts every read before the first contest; counts are aged away over time anyway.
 
 use crate::frequency_sketch::FrequencySketch;
 use crate::hill_climber::HillClimber;
@@ -78,6 +87,9 @@ pub struct WTinyLfu {
     window_budget: u64,
     climber: HillClimber,
     entries: usize,
+    /// Whether reads are counted (sketch and climber): from the moment the entries reach
+    /// half the capacity (see the module's notes); a flush starts over.
+    counting: bool,
 }
 
 impl Default for WTinyLfu {
@@ -93,6 +105,7 @@ impl Default for WTinyLfu {
             window_budget: 0,
             climber: HillClimber::default(),
             entries: 0,
+            counting: false,
         }
     }
 }
@@ -204,10 +217,25 @@ impl WTinyLfu {
         self.probation.bytes + self.protected.bytes
     }
 
-    /// A use of `slot`: counted in the sketch, moved up its segment (a hit on
-    /// probation promotes it to protected).
+    /// Starts counting reads once the entries fill half the capacity (see the module's
+    /// notes). An unbounded cache (capacity 0) never evicts, so never needs to count.
+    fn start_counting_if_half_full(&mut self) {
+        if !self.counting && self.capacity > 0 {
+            self.counting = 2 * (self.window.bytes + self.main_bytes()) >= self.capacity;
+        }
+    }
+
+    /// Whether reads are being counted (for tests).
+    pub fn counting(&self) -> bool {
+        self.counting
+    }
+
+    /// A use of `slot`: counted in the sketch (once counting has started), moved up its
+    /// segment (a hit on probation promotes it to protected).
     fn touch(&mut self, slot: Slot) {
-        self.sketch.increment(self.node(slot).hash);
+        if self.counting {
+            self.sketch.increment(self.node(slot).hash);
+        }
         self.promote(slot);
     }
 
@@ -261,12 +289,15 @@ impl Policy for WTinyLfu {
         };
         self.attach(slot, Segment::Window);
         self.drain_window();
+        self.start_counting_if_half_full();
     }
 
     fn access(&mut self, slot: Slot) {
-        self.climber.record_hit();
         self.touch(slot);
-        self.climb();
+        if self.counting {
+            self.climber.record_hit();
+            self.climb();
+        }
     }
 
     fn update(&mut self, slot: Slot, meta: EntryMeta) {
@@ -276,6 +307,7 @@ impl Policy for WTinyLfu {
         self.nodes[slot as usize].size = meta.size;
         self.attach(slot, node.segment);
         self.promote(slot);
+        self.start_counting_if_half_full();
     }
 
     fn remove(&mut self, slot: Slot) {
@@ -289,9 +321,11 @@ impl Policy for WTinyLfu {
     }
 
     fn record_miss(&mut self, hash: u64) {
-        self.sketch.increment(hash);
-        self.climber.record_miss();
-        self.climb();
+        if self.counting {
+            self.sketch.increment(hash);
+            self.climber.record_miss();
+            self.climb();
+        }
     }
 
     fn victim(&mut self) -> Option<Slot> {
@@ -328,6 +362,7 @@ impl Policy for WTinyLfu {
         self.window_budget = bytes * WINDOW_PERCENT / 100;
         self.climber.restart(bytes);
         self.rebalance_protected();
+        self.start_counting_if_half_full();
     }
 
     fn clear(&mut self) {
@@ -386,6 +421,10 @@ mod tests {
     #[test]
     fn a_frequent_key_survives_a_scan() {
         let mut h = Harness::new(1000); // 100 entries
+        // Half full first: reads count from then on.
+        for warm in 100..150 {
+            h.get_or_insert(warm);
+        }
         for _ in 0..5 {
             h.get_or_insert(1);
         }
@@ -399,6 +438,26 @@ mod tests {
             "protected",
             "a hit on probation promotes"
         );
+    }
+
+    #[test]
+    fn reads_count_from_half_full() {
+        let mut h = Harness::new(1000); // 100 entries
+        for _ in 0..5 {
+            h.get_or_insert(1);
+        }
+        assert!(!h.policy.counting());
+        assert_eq!(h.policy.frequency(1), 0, "not counted below half full");
+        for warm in 100..148 {
+            h.get_or_insert(warm);
+        }
+        assert!(!h.policy.counting(), "49 of 100 entries");
+        h.get_or_insert(148);
+        assert!(h.policy.counting(), "50 of 100 entries");
+        for _ in 0..3 {
+            h.get_or_insert(1);
+        }
+        assert_eq!(h.policy.frequency(1), 3);
     }
 
     #[test]
