@@ -552,6 +552,11 @@ mod tests {
     fn lfu_keeps_a_frequent_key_that_lru_loses_to_a_scan() {
         for (kind, survives) in [(PolicyKind::Lru, false), (PolicyKind::Lfu, true)] {
             let mut c = Cache::new(room_for(100), kind);
+            // Half full first: W-TinyLFU records reads from then on (`crate::tinylfu`).
+            for i in 0..50 {
+                let key = format!("w{i:03}");
+                c.put(&b(&key), Some(&b("vvvvvvv")[..]), None, 0).unwrap();
+            }
             for _ in 0..10 {
                 if c.get(b"hot", 0) == Lookup::Miss {
                     c.put(&b("hot"), Some(&b("vvvvvvvvv")[..]), None, 0)

@@ -35,6 +35,21 @@
 //! The sketch counts *reads* — hits, and misses of keys not cached — but not writes: in
 //! cache-aside a miss is followed by a write of the same key, and counting both would
 //! give every newcomer a double vote against the incumbents it must displace.
+//!
+//! **A read is recorded once the cache is half full** (Caffeine initialises its sketch
+//! lazily at the same point). Frequencies, the segments' order and the climber's hit
+//! ratios only serve decisions taken when something must leave — the admission contest,
+//! the victim, the window's size — and nothing leaves before the cache is full. Until it
+//! is half full a hit records nothing: no sketch increment (a random cache line, ~1.5
+//! misses of the CPU's L2 and ~100 instructions per read, measured on a pipelined `GET`
+//! of 100k keys), no move to the front of its segment (the entry's node and its two
+//! neighbours: three more random lines, ~2.7 misses). A hit then costs what a lookup
+//! costs, as in Redis, whose LRU clock lives in the object it reads anyway. The price:
+//! when the first victim is chosen, the entries not read since the cache was half full
+//! are in the order they came in rather than the order of their last read (all of them
+//! behind every entry read since), and frequencies start from that point — on the Zipf
+//! traces of `bench/cache.sh` the hit ratio moves by 0.0004 (0.5939 → 0.5936 at 1%,
+//! 0.7772 → 0.7768 at 10%); counts are aged away over time anyway.
 
 use crate::frequency_sketch::FrequencySketch;
 use crate::hill_climber::HillClimber;
@@ -78,6 +93,9 @@ pub struct WTinyLfu {
     window_budget: u64,
     climber: HillClimber,
     entries: usize,
+    /// Whether reads are recorded (sketch, segment order, climber): from the moment the
+    /// entries reach half the capacity (see the module's notes); a flush starts over.
+    counting: bool,
 }
 
 impl Default for WTinyLfu {
@@ -93,6 +111,7 @@ impl Default for WTinyLfu {
             window_budget: 0,
             climber: HillClimber::default(),
             entries: 0,
+            counting: false,
         }
     }
 }
@@ -204,6 +223,19 @@ impl WTinyLfu {
         self.probation.bytes + self.protected.bytes
     }
 
+    /// Starts recording reads once the entries fill half the capacity (see the module's
+    /// notes). An unbounded cache (capacity 0) never evicts, so never needs to.
+    fn start_counting_if_half_full(&mut self) {
+        if !self.counting && self.capacity > 0 {
+            self.counting = 2 * (self.window.bytes + self.main_bytes()) >= self.capacity;
+        }
+    }
+
+    /// Whether reads are being recorded (for tests).
+    pub fn counting(&self) -> bool {
+        self.counting
+    }
+
     /// A use of `slot`: counted in the sketch, moved up its segment (a hit on
     /// probation promotes it to protected).
     fn touch(&mut self, slot: Slot) {
@@ -261,11 +293,16 @@ impl Policy for WTinyLfu {
         };
         self.attach(slot, Segment::Window);
         self.drain_window();
+        self.start_counting_if_half_full();
     }
 
+    /// A hit: recorded only once the cache is half full (see the module's notes).
     fn access(&mut self, slot: Slot) {
-        self.climber.record_hit();
+        if !self.counting {
+            return;
+        }
         self.touch(slot);
+        self.climber.record_hit();
         self.climb();
     }
 
@@ -276,6 +313,7 @@ impl Policy for WTinyLfu {
         self.nodes[slot as usize].size = meta.size;
         self.attach(slot, node.segment);
         self.promote(slot);
+        self.start_counting_if_half_full();
     }
 
     fn remove(&mut self, slot: Slot) {
@@ -289,9 +327,11 @@ impl Policy for WTinyLfu {
     }
 
     fn record_miss(&mut self, hash: u64) {
-        self.sketch.increment(hash);
-        self.climber.record_miss();
-        self.climb();
+        if self.counting {
+            self.sketch.increment(hash);
+            self.climber.record_miss();
+            self.climb();
+        }
     }
 
     fn victim(&mut self) -> Option<Slot> {
@@ -328,6 +368,7 @@ impl Policy for WTinyLfu {
         self.window_budget = bytes * WINDOW_PERCENT / 100;
         self.climber.restart(bytes);
         self.rebalance_protected();
+        self.start_counting_if_half_full();
     }
 
     fn clear(&mut self) {
@@ -386,6 +427,10 @@ mod tests {
     #[test]
     fn a_frequent_key_survives_a_scan() {
         let mut h = Harness::new(1000); // 100 entries
+        // Half full first: reads count from then on.
+        for warm in 100..150 {
+            h.get_or_insert(warm);
+        }
         for _ in 0..5 {
             h.get_or_insert(1);
         }
@@ -394,6 +439,36 @@ mod tests {
         }
         assert!(h.live.contains(&1), "the hot key was evicted by a scan");
         h.get_or_insert(1);
+        assert_eq!(
+            h.policy.segment_of(1),
+            "protected",
+            "a hit on probation promotes"
+        );
+    }
+
+    #[test]
+    fn reads_are_recorded_from_half_full() {
+        let mut h = Harness::new(1000); // 100 entries
+        for _ in 0..5 {
+            h.get_or_insert(1);
+        }
+        assert!(!h.policy.counting());
+        assert_eq!(h.policy.frequency(1), 0, "not counted below half full");
+        assert_eq!(
+            h.policy.segment_of(1),
+            "window",
+            "not moved below half full"
+        );
+        for warm in 100..148 {
+            h.get_or_insert(warm);
+        }
+        assert!(!h.policy.counting(), "49 of 100 entries");
+        h.get_or_insert(148);
+        assert!(h.policy.counting(), "50 of 100 entries");
+        for _ in 0..3 {
+            h.get_or_insert(1);
+        }
+        assert_eq!(h.policy.frequency(1), 3);
         assert_eq!(
             h.policy.segment_of(1),
             "protected",

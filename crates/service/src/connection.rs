@@ -220,7 +220,7 @@ pub(crate) async fn serve<S: Server>(
                 if input.capacity() - input.len() < 4096 {
                     input.reserve(READ_SIZE);
                 }
-                match stream.try_read_buf(&mut input) {
+                match read_ready(&mut stream, &mut input).await {
                     Ok(0) => break,
                     Ok(n) => {
                         Stats::add(&stats.reads_processed, 1);
@@ -493,6 +493,31 @@ async fn write_parts(
     drop(parts);
     outbox.output.clear();
     Ok(())
+}
+
+/// One read from a socket that has just been reported readable, into `input`'s spare
+/// room; `WouldBlock` if the readiness was spurious (never waits).
+///
+/// Why not `try_read_buf`: it forgets readiness only when a read finds nothing, so after
+/// every batch the connection would come back, see the socket still marked readable, and
+/// spend a `recvfrom` learning that the client has not sent its next batch yet (it is
+/// waiting for these replies). Measured on the cache's pipelined GET, 0.7 extra reads per
+/// 16-request batch. `AsyncRead::poll_read` (behind `read_buf`) knows better: on an
+/// edge-triggered poller (epoll, kqueue) a read that does not fill the buffer has drained
+/// the socket, so it forgets readiness then, and the next batch's arrival is a fresh
+/// event. One read per batch, as Redis does.
+async fn read_ready(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Result<usize> {
+    use std::future::Future;
+    use std::task::Poll;
+    use tokio::io::AsyncReadExt;
+
+    let read = stream.read_buf(input);
+    tokio::pin!(read);
+    std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+        Poll::Pending => Poll::Ready(Err(std::io::ErrorKind::WouldBlock.into())),
+        ready => ready,
+    })
+    .await
 }
 
 /// Why a write gave up: the client was evicted (over its output limit, killed, or the
