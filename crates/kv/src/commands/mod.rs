@@ -884,12 +884,12 @@ pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
     BY_NAME.get(name).copied()
 }
 
-/// FNV-1a, for [`lookup`]'s table. A `HashMap`'s default hasher (SipHash with a random
+/// FNV-1a, for [`lookup`]'s table (and the set of commands scripts may not call). A `HashMap`'s default hasher (SipHash with a random
 /// key) defends a table against keys chosen to collide; this table's keys are kv's
 /// command names, fixed when it is built, so a name a client sends can only miss. A
 /// script's `redis.call` looks its command up on every call: FNV costs a few instructions
 /// per byte of the name, SipHash a few hundred per lookup.
-struct NameHasher(u64);
+pub(crate) struct NameHasher(u64);
 
 impl Default for NameHasher {
     fn default() -> Self {

@@ -138,6 +138,11 @@ struct Context {
     gate: Arc<Gate>,
 }
 
+/// Where [`Context`] lives: in the Lua state's app data for the state's whole life, filled
+/// when a script starts and emptied when it ends (adding and removing the app data per
+/// script would box it and index it each time).
+type Slot = Option<Context>;
+
 /// The one Lua state, shared by the event loop (inline runs) and the VM's thread.
 pub type Shared = Arc<Mutex<Vm>>;
 
@@ -244,6 +249,7 @@ impl Vm {
             },
         );
         lua.set_memory_limit(MEMORY_LIMIT)?;
+        lua.set_app_data::<Slot>(None);
         Ok(Vm {
             lua,
             env,
@@ -352,15 +358,20 @@ impl Vm {
         // The script's writes reach the journal and the replicas as one unit, like
         // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
         let unit = kv.begin_unit();
-        self.lua.set_app_data(Context {
-            kv: kv.clone(),
-            session: Session::for_script(db),
-            read_only: request.read_only,
-            resp3: false,
-            gate: self.gate.clone(),
-        });
+        if let Some(mut slot) = self.lua.app_data_mut::<Slot>() {
+            *slot = Some(Context {
+                kv: kv.clone(),
+                session: Session::for_script(db),
+                read_only: request.read_only,
+                resp3: false,
+                gate: self.gate.clone(),
+            });
+        }
         let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
-        let context = self.lua.remove_app_data::<Context>();
+        let context = self
+            .lua
+            .app_data_mut::<Slot>()
+            .and_then(|mut slot| slot.take());
         let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
         if unit {
             kv.commit_unit(&mut session);
@@ -375,7 +386,10 @@ impl Vm {
             })?;
             let (ok, value) = self.runner.call::<(bool, Value)>((f, keys, argv))?;
             if ok {
-                let resp3 = self.lua.app_data_ref::<Context>().is_some_and(|c| c.resp3);
+                let resp3 = self
+                    .lua
+                    .app_data_ref::<Slot>()
+                    .is_some_and(|slot| slot.as_ref().is_some_and(|c| c.resp3));
                 return Ok(convert::to_frame(&value, resp3));
             }
             Ok(failure(sha, &value))
@@ -572,7 +586,9 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
                 "RESP version must be 2 or 3.".into(),
             ));
         }
-        if let Some(mut context) = lua.app_data_mut::<Context>() {
+        if let Some(mut slot) = lua.app_data_mut::<Slot>()
+            && let Some(context) = slot.as_mut()
+        {
             context.resp3 = version == 3;
         }
         Ok(())
@@ -725,16 +741,19 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
     let args = Args::from_request(request.freeze(), first, words.len());
     drop(words);
     let (reply, resp3) = {
-        let Some(mut context) = lua.app_data_mut::<Context>() else {
+        let Some(mut slot) = lua.app_data_mut::<Slot>() else {
             return fail("ERR redis.call outside a script");
         };
-        let Context {
+        let Some(Context {
             kv,
             session,
             read_only,
             resp3,
             gate,
-        } = &mut *context;
+        }) = slot.as_mut()
+        else {
+            return fail("ERR redis.call outside a script");
+        };
         let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
         (reply, *resp3)
     };
