@@ -411,10 +411,15 @@ impl Vm {
     }
 
     /// `KEYS` or `ARGV`: a new table per call, as in Redis (a script may change them),
-    /// made in one step. Called with the memory limit lifted (see [`unlimited`]).
-    fn strings(&self, words: &[Bytes]) -> mlua::Result<Table> {
+    /// made in one step; `None` for no words (the sandbox's `run` makes the empty table).
+    /// Called with the memory limit lifted (see [`unlimited`]).
+    fn strings(&self, words: &[Bytes]) -> mlua::Result<Option<Table>> {
+        if words.is_empty() {
+            return Ok(None);
+        }
         self.lua
             .create_sequence_from(words.iter().map(|w| BStr::new(&w[..])))
+            .map(Some)
     }
 }
 
@@ -699,12 +704,13 @@ visible.loadstring = function(s, name)
   return f, e
 end
 
--- One script call: its KEYS and ARGV (fresh tables) become globals, and the script
--- runs under the error handler. One call from Rust per script, where setting each
--- global from Rust and calling xpcall would be three.
+-- One script call: its KEYS and ARGV (fresh tables; nil for an empty one, made here,
+-- where an empty table costs less than one made from Rust) become globals, and the
+-- script runs under the error handler. One call from Rust per script, where setting
+-- each global from Rust and calling xpcall would be three.
 local function run(f, keys, argv)
-  rawset(env, 'KEYS', keys)
-  rawset(env, 'ARGV', argv)
+  rawset(env, 'KEYS', keys or {})
+  rawset(env, 'ARGV', argv or {})
   return xpcall(f, handler)
 end
 return env, run
