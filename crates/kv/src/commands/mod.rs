@@ -28,9 +28,14 @@ pub(crate) use admin::Leave;
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
+// The service's command-table hash (FNV-1a), for `lookup`'s table and the set of commands
+// scripts may not call: both are fixed when built, so a name a client sends can only
+// miss, and SipHash's defence against chosen keys would cost a few hundred instructions
+// per lookup — one per command, and one more per `redis.call`.
+pub(crate) use service::command_table::NameHasher;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
@@ -882,31 +887,6 @@ pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
     static BY_NAME: LazyLock<ByName> =
         LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
     BY_NAME.get(name).copied()
-}
-
-/// FNV-1a, for [`lookup`]'s table (and the set of commands scripts may not call). A `HashMap`'s default hasher (SipHash with a random
-/// key) defends a table against keys chosen to collide; this table's keys are kv's
-/// command names, fixed when it is built, so a name a client sends can only miss. A
-/// script's `redis.call` looks its command up on every call: FNV costs a few instructions
-/// per byte of the name, SipHash a few hundred per lookup.
-pub(crate) struct NameHasher(u64);
-
-impl Default for NameHasher {
-    fn default() -> Self {
-        NameHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Runs one of kv's commands that needs only the session (`None`: not one of them):
