@@ -11,8 +11,11 @@
 //! call) takes the state's lock and keeps a reference to what it made, a few hundred
 //! instructions each, so an `EVALSHA` is built from as few of them as possible: the
 //! script is found with one cache lookup ([`Cached`]); `KEYS` and `ARGV` are made one
-//! step each ([`Lua::create_sequence_from`]); and one call into the sandbox's `run`
-//! installs them and runs the script under the error handler (see [`SANDBOX`]).
+//! step each ([`Lua::create_sequence_from`]; an empty one by the sandbox itself); and
+//! one call into the sandbox's `run` installs them and runs the script under the error
+//! handler (see [`SANDBOX`]). What stays is `mlua`'s price per value crossing over (each
+//! argument of `redis.call` and each string of a reply is a reference it keeps and
+//! drops), about a third of an `EVALSHA`'s instructions.
 //!
 //! ## The sandbox
 //!
