@@ -28,8 +28,14 @@ pub(crate) use admin::Leave;
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
+// The service's command-table hash (FNV-1a), for `lookup`'s table and the set of commands
+// scripts may not call: both are fixed when built, so a name a client sends can only
+// miss, and SipHash's defence against chosen keys would cost a few hundred instructions
+// per lookup — one per command, and one more per `redis.call`.
+pub(crate) use service::command_table::NameHasher;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
@@ -877,7 +883,8 @@ fn eval_request(a: &mut Args) -> Result<scripting::Request> {
 
 /// A command's table entry, by lowercase name.
 pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
-    static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+    type ByName = HashMap<&'static str, &'static CommandSpec, BuildHasherDefault<NameHasher>>;
+    static BY_NAME: LazyLock<ByName> =
         LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
     BY_NAME.get(name).copied()
 }

@@ -1,10 +1,14 @@
 //! `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`, `SCRIPT`, and the commands a script calls
 //! (`redis.call`). The scripting engine itself is [`crate::scripting`].
 
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 
-use super::Result;
+use super::{NameHasher, Result};
 use crate::scripting::gate::Gate;
 use crate::scripting::vm::{self, Eval, Job, Ran, Script};
 use crate::server::{Kv, Session};
@@ -254,6 +258,14 @@ const NOT_IN_SCRIPTS: &[&str] = &[
     "shutdown",
 ];
 
+/// May a script call `name`? (A set, looked up once per `redis.call`, rather than a scan
+/// of [`NOT_IN_SCRIPTS`].)
+fn allowed(name: &str) -> bool {
+    static NOT_ALLOWED: LazyLock<HashSet<&str, BuildHasherDefault<NameHasher>>> =
+        LazyLock::new(|| NOT_IN_SCRIPTS.iter().copied().collect());
+    !NOT_ALLOWED.contains(name)
+}
+
 /// `redis.call`: runs one of kv's commands in the script's session, checked as Redis
 /// checks a script's call.
 pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Gate) -> Frame {
@@ -262,7 +274,7 @@ pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Ga
         return Frame::error("ERR the inline run outlived its slice");
     }
     let name = args.name();
-    if NOT_IN_SCRIPTS.contains(&name) {
+    if !allowed(name) {
         return Frame::error("ERR This Redis command is not allowed from script");
     }
     if name == "ping" {

@@ -66,8 +66,13 @@ pub fn busy() -> Frame {
 impl Gate {
     /// A script starts (on the event loop, before it is handed to the VM).
     pub fn open(&self) {
+        self.open_at(Instant::now());
+    }
+
+    /// A script starts, at `started` (the caller's clock read, one fewer per script).
+    fn open_at(&self, started: Instant) {
         *crate::lock(&self.state) = Some(Running {
-            started: Instant::now(),
+            started,
             wrote: false,
         });
         self.kill.store(false, Ordering::SeqCst);
@@ -84,11 +89,12 @@ impl Gate {
         self.slice_ns.store(ns, Ordering::Relaxed);
     }
 
-    /// A script starts inline, on the event loop, allowed to run for [`Gate::slice`].
-    pub fn open_inline(&self) {
+    /// A script starts inline, on the event loop, at `started`, allowed to run for
+    /// [`Gate::slice`].
+    pub fn open_inline(&self, started: Instant) {
         self.inline.store(true, Ordering::SeqCst);
         self.abandoned.store(false, Ordering::SeqCst);
-        self.open();
+        self.open_at(started);
     }
 
     /// The hook's question during an inline run: has it outlived its slice without

@@ -2,7 +2,8 @@
 //! EXISTS` use to refer to it.
 
 /// A script's name as the cache knows it: the SHA-1 of its body in lower-case hex. On
-/// the stack: `EVALSHA` looks one up per call.
+/// the stack, and the cache's key: `EVALSHA` looks one up per call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ShaName([u8; 40]);
 
 impl ShaName {

@@ -5,6 +5,18 @@
 //! function (named by the SHA-1 of its body, which is what `EVALSHA` and `SCRIPT LOAD`
 //! use) and called with fresh `KEYS` and `ARGV` tables each time.
 //!
+//! ## What a call costs
+//!
+//! Every step between Rust and Lua through `mlua` (a table, a string, a `rawset`, a
+//! call) takes the state's lock and keeps a reference to what it made, a few hundred
+//! instructions each, so an `EVALSHA` is built from as few of them as possible: the
+//! script is found with one cache lookup ([`Cached`]); `KEYS` and `ARGV` are made one
+//! step each ([`Lua::create_sequence_from`]; an empty one by the sandbox itself); and
+//! one call into the sandbox's `run` installs them and runs the script under the error
+//! handler (see [`SANDBOX`]). What stays is `mlua`'s price per value crossing over (each
+//! argument of `redis.call` and each string of a reply is a reference it keeps and
+//! drops), about a third of an `EVALSHA`'s instructions.
+//!
 //! ## The sandbox
 //!
 //! A script must only compute and call commands: it gets Lua's base, `string`, `table`
@@ -21,11 +33,13 @@
 //! which runs short scripts inline, and the VM's thread, which runs the others; only one
 //! of them holds it at a time, and only while a script or a `SCRIPT` job runs.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use bstr::BStr;
 use bytes::{BufMut, Bytes, BytesMut};
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use proto::{Args, Frame};
@@ -127,6 +141,11 @@ struct Context {
     gate: Arc<Gate>,
 }
 
+/// Where [`Context`] lives: in the Lua state's app data for the state's whole life, filled
+/// when a script starts and emptied when it ends (adding and removing the app data per
+/// script would box it and index it each time).
+type Slot = Option<Context>;
+
 /// The one Lua state, shared by the event loop (inline runs) and the VM's thread.
 pub type Shared = Arc<Mutex<Vm>>;
 
@@ -154,21 +173,21 @@ fn serve(vm: &Shared, kv: &Weak<Kv>, jobs: Receiver<Job>) {
                 done(ran);
             }
             Job::Load(body, reply) => {
-                let _ = reply.send(vm.compile(&body, false).map(|(sha, _)| sha));
+                let _ = reply.send(
+                    vm.compile(&body, false)
+                        .map(|name| name.as_str().to_owned()),
+                );
             }
             Job::Exists(shas, reply) => {
                 let found = shas
                     .iter()
-                    .map(|sha| {
-                        ShaName::parse(sha).is_some_and(|n| vm.cache.contains_key(n.as_str()))
-                    })
+                    .map(|sha| ShaName::parse(sha).is_some_and(|n| vm.cache.contains_key(&n)))
                     .collect();
                 let _ = reply.send(found);
             }
             Job::Flush(reply) => {
                 vm.cache.clear();
                 vm.evals.clear();
-                vm.quick.clear();
                 vm.collect();
                 let _ = reply.send(());
             }
@@ -180,28 +199,34 @@ pub struct Vm {
     lua: Lua,
     /// The globals scripts see (see the module docs).
     env: Table,
-    /// `xpcall` and the error handler: a script runs under both, so an error becomes a
-    /// table with the line it happened on.
-    xpcall: Function,
-    handler: Function,
-    /// The names `KEYS` and `ARGV`, made once: a name set per call would be a new Lua
-    /// string per call.
-    keys_name: mlua::String,
-    argv_name: mlua::String,
-    cache: HashMap<String, Function>,
+    /// The sandbox's `run(f, KEYS, ARGV)`: installs a call's `KEYS` and `ARGV` and runs
+    /// the script under the error handler (`xpcall`), so an error becomes a table with
+    /// the line it happened on.
+    runner: Function,
+    /// The compiled scripts, by name: one lookup per `EVALSHA`.
+    cache: HashMap<ShaName, Cached>,
     /// The scripts `EVAL` added, oldest first.
-    evals: VecDeque<String>,
-    /// Scripts whose last run ended within the inline slice: the ones the event loop
-    /// runs itself (see [`super`]).
-    quick: HashSet<String>,
+    evals: VecDeque<ShaName>,
     gate: Arc<Gate>,
+}
+
+/// A compiled script in the cache.
+struct Cached {
+    function: Function,
+    /// Its last run ended within the inline slice: the event loop runs it itself (see
+    /// [`super`]). A `Cell`, so a run updates it through the same lookup that found the
+    /// script.
+    quick: Cell<bool>,
 }
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
             .field("scripts", &self.cache.len())
-            .field("quick", &self.quick.len())
+            .field(
+                "quick",
+                &self.cache.values().filter(|c| c.quick.get()).count(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -212,9 +237,7 @@ impl Vm {
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
-        let xpcall: Function = lua.globals().get("xpcall")?;
-        let env = sandbox(&lua, &gate)?;
-        let handler = lua.create_function(error_handler)?;
+        let (env, runner) = sandbox(&lua, &gate)?;
         let hook_gate = gate.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
@@ -229,27 +252,24 @@ impl Vm {
             },
         );
         lua.set_memory_limit(MEMORY_LIMIT)?;
+        lua.set_app_data::<Slot>(None);
         Ok(Vm {
-            keys_name: lua.create_string("KEYS")?,
-            argv_name: lua.create_string("ARGV")?,
             lua,
             env,
-            xpcall,
-            handler,
+            runner,
             cache: HashMap::new(),
             evals: VecDeque::new(),
-            quick: HashSet::new(),
             gate,
         })
     }
 
-    /// Compiles `body` (or finds it compiled): its SHA-1 and function.
-    fn compile(&mut self, body: &[u8], by_eval: bool) -> Result<(String, Function), Frame> {
-        let sha = ShaName::of(body).as_str().to_owned();
-        if let Some(f) = self.cache.get(&sha) {
-            return Ok((sha, f.clone()));
+    /// Compiles `body` (or finds it compiled) into the cache: its name.
+    fn compile(&mut self, body: &[u8], by_eval: bool) -> Result<ShaName, Frame> {
+        let name = ShaName::of(body);
+        if self.cache.contains_key(&name) {
+            return Ok(name);
         }
-        let f = self
+        let function = self
             .lua
             .load(body)
             .set_name("@user_script")
@@ -267,34 +287,32 @@ impl Vm {
                 ))
             })?;
         if by_eval {
-            self.evals.push_back(sha.clone());
+            self.evals.push_back(name);
             if self.evals.len() > EVAL_CACHE
                 && let Some(old) = self.evals.pop_front()
             {
                 self.cache.remove(&old);
-                self.quick.remove(&old);
             }
         }
-        self.cache.insert(sha.clone(), f.clone());
-        Ok((sha, f))
+        let quick = Cell::new(false);
+        self.cache.insert(name, Cached { function, quick });
+        Ok(name)
     }
 
     /// Runs one script (on the VM's thread).
     fn eval(&mut self, kv: Arc<Kv>, request: Request) -> Ran {
-        let found = match &request.script {
+        let name = match &request.script {
             Script::Body(body) => self.compile(body, true),
-            Script::Sha(sha) => {
-                let name = ShaName::parse(sha);
-                let found = name.as_ref().and_then(|n| self.cache.get(n.as_str()));
-                match (name, found) {
-                    (Some(name), Some(f)) => Ok((name.as_str().to_owned(), f.clone())),
-                    _ => Err(Frame::error(
-                        "NOSCRIPT No matching script. Please use EVAL.",
-                    )),
-                }
-            }
+            Script::Sha(sha) => ShaName::parse(sha)
+                .ok_or_else(|| Frame::error("NOSCRIPT No matching script. Please use EVAL.")),
         };
-        let (sha, f) = match found {
+        let found = name.and_then(|name| match self.cache.get(&name) {
+            Some(cached) => Ok((name, cached)),
+            None => Err(Frame::error(
+                "NOSCRIPT No matching script. Please use EVAL.",
+            )),
+        });
+        let (name, cached) = match found {
             Ok(found) => found,
             Err(reply) => {
                 return Ran {
@@ -304,8 +322,8 @@ impl Vm {
             }
         };
         let started = Instant::now();
-        let ran = self.run(kv, &sha, f, &request);
-        self.timed(&sha, started, self.gate.slice());
+        let ran = self.run(kv, &name, &cached.function, &request);
+        cached.quick.set(started.elapsed() <= self.gate.slice());
         ran
     }
 
@@ -320,48 +338,43 @@ impl Vm {
         let Some(name) = name else {
             return Err(request);
         };
-        let sha = name.as_str();
-        let Some(f) = self.quick.get(sha).and_then(|_| self.cache.get(sha)) else {
+        let Some(cached) = self.cache.get(&name).filter(|c| c.quick.get()) else {
             return Err(request);
         };
-        let f = f.clone();
         let started = Instant::now();
         let slice = self.gate.slice();
-        self.gate.open_inline();
-        let ran = self.run(kv, sha, f, &request);
+        self.gate.open_inline(started);
+        let ran = self.run(kv, &name, &cached.function, &request);
         let abandoned = self.gate.abandoned();
         self.gate.close();
-        self.timed(sha, started, slice);
+        // Whether this run fit in the slice decides where the next one runs.
+        cached.quick.set(started.elapsed() <= slice);
         if abandoned {
             return Err(request);
         }
         Ok(ran)
     }
 
-    /// Notes whether a run of `sha` that began at `started` fit in the inline slice.
-    fn timed(&mut self, sha: &str, started: Instant, slice: Duration) {
-        if started.elapsed() > slice {
-            self.quick.remove(sha);
-        } else if !self.quick.contains(sha) {
-            self.quick.insert(sha.to_owned());
-        }
-    }
-
     /// Runs a compiled script in a fresh session of the caller's database.
-    fn run(&mut self, kv: Arc<Kv>, sha: &str, f: Function, request: &Request) -> Ran {
+    fn run(&self, kv: Arc<Kv>, name: &ShaName, f: &Function, request: &Request) -> Ran {
         let db = request.db;
         // The script's writes reach the journal and the replicas as one unit, like
         // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
         let unit = kv.begin_unit();
-        self.lua.set_app_data(Context {
-            kv: kv.clone(),
-            session: Session::for_script(db),
-            read_only: request.read_only,
-            resp3: false,
-            gate: self.gate.clone(),
-        });
-        let reply = self.call(sha, f, &request.keys, &request.argv);
-        let context = self.lua.remove_app_data::<Context>();
+        if let Some(mut slot) = self.lua.app_data_mut::<Slot>() {
+            *slot = Some(Context {
+                kv: kv.clone(),
+                session: Session::for_script(db),
+                read_only: request.read_only,
+                resp3: false,
+                gate: self.gate.clone(),
+            });
+        }
+        let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
+        let context = self
+            .lua
+            .app_data_mut::<Slot>()
+            .and_then(|mut slot| slot.take());
         let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
         if unit {
             kv.commit_unit(&mut session);
@@ -369,20 +382,17 @@ impl Vm {
         Ran { reply, session }
     }
 
-    fn call(&self, sha: &str, f: Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
+    fn call(&self, sha: &str, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
         let run = || -> mlua::Result<Frame> {
-            unlimited(&self.lua, || {
-                self.env.raw_set(&self.keys_name, self.strings(keys)?)?;
-                self.env.raw_set(&self.argv_name, self.strings(argv)?)
+            let (keys, argv) = unlimited(&self.lua, || {
+                Ok::<_, mlua::Error>((self.strings(keys)?, self.strings(argv)?))
             })?;
-            let mut out = self
-                .xpcall
-                .call::<MultiValue>((f, self.handler.clone()))?
-                .into_iter();
-            let ok = matches!(out.next(), Some(Value::Boolean(true)));
-            let value = out.next().unwrap_or(Value::Nil);
+            let (ok, value) = self.runner.call::<(bool, Value)>((f, keys, argv))?;
             if ok {
-                let resp3 = self.lua.app_data_ref::<Context>().is_some_and(|c| c.resp3);
+                let resp3 = self
+                    .lua
+                    .app_data_ref::<Slot>()
+                    .is_some_and(|slot| slot.as_ref().is_some_and(|c| c.resp3));
                 return Ok(convert::to_frame(&value, resp3));
             }
             Ok(failure(sha, &value))
@@ -403,14 +413,16 @@ impl Vm {
         let _ = self.lua.set_memory_limit(MEMORY_LIMIT);
     }
 
-    /// `KEYS` or `ARGV`: a new table per call, as in Redis (a script may change them).
+    /// `KEYS` or `ARGV`: a new table per call, as in Redis (a script may change them),
+    /// made in one step; `None` for no words (the sandbox's `run` makes the empty table).
     /// Called with the memory limit lifted (see [`unlimited`]).
-    fn strings(&self, words: &[Bytes]) -> mlua::Result<Table> {
-        let t = self.lua.create_table_with_capacity(words.len(), 0)?;
-        for (i, w) in words.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(w)?)?;
+    fn strings(&self, words: &[Bytes]) -> mlua::Result<Option<Table>> {
+        if words.is_empty() {
+            return Ok(None);
         }
-        Ok(t)
+        self.lua
+            .create_sequence_from(words.iter().map(|w| BStr::new(&w[..])))
+            .map(Some)
     }
 }
 
@@ -519,8 +531,9 @@ fn stopped(gate: &Gate) -> Option<mlua::Error> {
         .then(|| mlua::Error::RuntimeError(ABANDONED.into()))
 }
 
-/// Builds the `redis` library and the read-only globals scripts run with.
-fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<Table> {
+/// Builds the `redis` library and the read-only globals scripts run with, and the
+/// function that runs a script in them (see [`SANDBOX`]).
+fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
     // `redis.call` is a Rust function, as in Redis a C one: `return redis.call(...)` is
     // then no Lua tail call, and the error handler still finds the script's line.
     let call = lua.create_function(|lua, words: MultiValue| {
@@ -581,7 +594,9 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<Table> {
                 "RESP version must be 2 or 3.".into(),
             ));
         }
-        if let Some(mut context) = lua.app_data_mut::<Context>() {
+        if let Some(mut slot) = lua.app_data_mut::<Slot>()
+            && let Some(context) = slot.as_mut()
+        {
             context.resp3 = version == 3;
         }
         Ok(())
@@ -592,16 +607,17 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<Table> {
             Some(stop) => Err(stop),
             None => Ok(results),
         })?;
+    let handler = lua.create_function(error_handler)?;
     lua.load(SANDBOX)
         .set_name("=sandbox")
-        .call((call, pcall, tidy, sha1hex, log, setresp, rethrow))
+        .call((call, pcall, tidy, sha1hex, log, setresp, rethrow, handler))
 }
 
 /// The Lua half of the sandbox, run once with the full globals.
 const SANDBOX: &str = r#"
-local call, pcall_reply, tidy, sha1hex, log, setresp, rethrow = ...
-local error, type, tostring, setmetatable, pairs, ipairs, select =
-  error, type, tostring, setmetatable, pairs, ipairs, select
+local call, pcall_reply, tidy, sha1hex, log, setresp, rethrow, handler = ...
+local error, type, tostring, setmetatable, pairs, ipairs, select, rawset =
+  error, type, tostring, setmetatable, pairs, ipairs, select, rawset
 local setfenv, loadstring, pcall, xpcall = setfenv, loadstring, pcall, xpcall
 local resume = coroutine.resume
 
@@ -690,7 +706,17 @@ visible.loadstring = function(s, name)
   if f then setfenv(f, env) end
   return f, e
 end
-return env
+
+-- One script call: its KEYS and ARGV (fresh tables; nil for an empty one, made here,
+-- where an empty table costs less than one made from Rust) become globals, and the
+-- script runs under the error handler. One call from Rust per script, where setting
+-- each global from Rust and calling xpcall would be three.
+local function run(f, keys, argv)
+  rawset(env, 'KEYS', keys or {})
+  rawset(env, 'ARGV', argv or {})
+  return xpcall(f, handler)
+end
+return env, run
 "#;
 
 /// `redis.call`/`redis.pcall`'s Rust half: runs the command and returns its reply, an
@@ -724,16 +750,19 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
     let args = Args::from_request(request.freeze(), first, words.len());
     drop(words);
     let (reply, resp3) = {
-        let Some(mut context) = lua.app_data_mut::<Context>() else {
+        let Some(mut slot) = lua.app_data_mut::<Slot>() else {
             return fail("ERR redis.call outside a script");
         };
-        let Context {
+        let Some(Context {
             kv,
             session,
             read_only,
             resp3,
             gate,
-        } = &mut *context;
+        }) = slot.as_mut()
+        else {
+            return fail("ERR redis.call outside a script");
+        };
         let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
         (reply, *resp3)
     };
