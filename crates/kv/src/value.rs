@@ -6,27 +6,25 @@
 //!
 //! # What a key costs
 //!
-//! Each database is a `BTreeMap<Slot, Entry>` (see [`crate::keyspace`]). A B-tree keeps
-//! its entries inline in nodes of eleven, and after inserts in random (hash) order a node
-//! is about two-thirds full, so every byte of an entry costs about 1.5 bytes of memory.
-//! Per key, for a 16-byte key holding a 16-byte string (`redis-benchmark -d 16`):
+//! Each database is a hash table with chaining (see [`crate::keyspace`]'s `table.rs`): a
+//! bucket array of pointers, and one node per key holding the key, its entry and the link
+//! to the next node of its bucket. Per key, for a 16-byte key holding a 16-byte string
+//! (`redis-benchmark -d 16`):
 //!
-//! | part | before | now |
-//! |---|---|---|
-//! | map slot: hash of the key | 8 | 8 |
-//! | map slot: the key | `Bytes`, 32 | [`SmallBytes`], 24, the key inside it |
-//! | map slot: the value | 104: the enum was as large as its largest variant, a sorted set's two maps | 24: strings inline, a small hash or set as its packed buffer's handle, lists and sorted sets boxed |
-//! | map slot: the deadline | 16 | 16 |
-//! | one slot | 160 | 72 |
-//! | a leaf of 11 slots (mimalloc block) | 1,776 (1,792) | 808 (896) |
-//! | leaf share per key, about 8 keys a leaf | ~230 | ~115 |
-//! | the key's and the value's own allocations | 16 + 16, and a 32-byte shared header after the first `GET` or `SCAN` clones them | none up to 22 bytes each |
-//! | measured RSS per key, `bench/memory.sh`, 1M keys | 282 (Redis 7.0: 130) | 123 (Redis 7.0: 129) |
+//! | part | first version | B-tree, compact | now, hash table |
+//! |---|---|---|---|
+//! | hash of the key | 8 | 8 | 8 (in the node) |
+//! | the key | `Bytes`, 32 | [`SmallBytes`], 24, the key inside it | the same |
+//! | the value | 104: the enum was as large as its largest variant, a sorted set's two maps | 24: strings inline, a small hash or set as its packed buffer's handle, lists and sorted sets boxed | the same |
+//! | the deadline | 16 | 16 | 16 |
+//! | where the map keeps it | a slot of 160 in a B-tree leaf of 11, leaves about two-thirds full: ~230 | a slot of 72: ~115 | a node of 80 (the above and an 8-byte link; mimalloc's 80-byte class, no slack) and a bucket of 8 (one bucket per key at most, the table doubling when full) |
+//! | the key's and the value's own allocations | 16 + 16, and a 32-byte shared header after the first `GET` or `SCAN` clones them | none up to 22 bytes each | none up to 22 bytes each |
+//! | measured RSS per key, `bench/memory.sh`, 1M keys | 282 (Redis 7.0: 130) | 123 (Redis 7.0: 129) | 104 (Redis 7.0: 129) |
 //!
 //! Redis pays for a key a hash-table bucket (8 bytes, at a load factor of 0.5 to 1), a
 //! 24-byte `dictEntry`, the key as an `sds` string and a 16-byte object header with the
-//! value in it (`embstr`). kv has no bucket array and no per-key header allocation: the
-//! B-tree's slot is the entry. What it does not keep per key: no idle clock or access
+//! value in it (`embstr`). kv's node is the `dictEntry`, the key and the object header in
+//! one allocation. What it does not keep per key: no idle clock or access
 //! frequency (`OBJECT IDLETIME` answers 0, kv never evicts), no `WATCH` version (only
 //! watched keys have a counter, in [`crate::keyspace::Watches`]), and no second index
 //! unless the key has a TTL (then it is also in the database's expiry map: one more slot

@@ -368,7 +368,7 @@ impl Keyspace {
             ..
         } = self;
         let d = &mut dbs[db];
-        // The key hashed and copied once, and a live key found in one descent of the map.
+        // The key hashed and copied once, and a live key found in one probe of the table.
         let slot = key_slot(key);
         let (exists, entry) = match d.entries.get_mut(&slot) {
             Some(entry) if !entry.is_expired(now) => (true, entry),

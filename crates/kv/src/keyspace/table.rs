@@ -301,6 +301,13 @@ mod tests {
         }
     }
 
+    /// The node is what a key costs in the table (see `value.rs`, "What a key costs"):
+    /// the hash, the key, the entry and the link, 80 bytes, one of mimalloc's size classes.
+    #[test]
+    fn a_node_is_eighty_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 80);
+    }
+
     /// Where a key lands cannot be computed from the key alone (see `key_slot`): the
     /// process's seed is mixed in.
     #[test]
