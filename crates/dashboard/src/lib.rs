@@ -152,7 +152,13 @@ pub async fn start(args: Args, shutdown: CancellationToken) -> Result<Dashboard,
     .await?;
     let addr = listener.local_addr()?;
     // The page has no password: off this host, protected mode refuses other hosts.
-    service::protected::warn_if_exposed("dashboard", addr, args.protected_mode.on, false);
+    service::protected::warn_if_exposed_without_password(
+        "dashboard",
+        addr,
+        args.protected_mode.on,
+        "403 Forbidden",
+        "",
+    );
     info!("dashboard on {}", http::url(addr));
     let shared = Arc::new(board::Shared::new(&args.topology()));
     let interval = Duration::from_millis(args.interval_ms.max(50));

@@ -109,6 +109,34 @@ pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool, pas
     }
 }
 
+/// The same warning for a server that has no password at all (the HTTP servers: edge,
+/// lb, web, and the dashboard): being off loopback is enough to be exposed. `refused_with`
+/// is what a refused client gets (`403 Forbidden`); `open_note` is appended to the
+/// warning when protected mode is off (what else is then open, or empty).
+pub fn warn_if_exposed_without_password(
+    server: &str,
+    addr: SocketAddr,
+    protected_mode: bool,
+    refused_with: &str,
+    open_note: &str,
+) {
+    if !exposed(addr.ip(), false) {
+        return;
+    }
+    if protected_mode {
+        warn!(
+            "WARNING: {server} listens on {addr}, reachable from other hosts: protected mode \
+             is on, so clients that are not on this host get {refused_with}. Start it with \
+             --protected-mode no to serve them."
+        );
+    } else {
+        warn!(
+            "WARNING: {server} listens on {addr} with protected mode off: anyone who can \
+             reach this address is served{open_note}."
+        );
+    }
+}
+
 /// Loopback, counting an IPv4 address written as IPv6 (`::ffff:127.0.0.1`).
 fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()

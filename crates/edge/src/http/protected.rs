@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-use tracing::warn;
 
 use super::{Body, text};
 
@@ -39,27 +38,18 @@ pub fn forbidden() -> Response<Body> {
 
 /// Says loudly, at startup, that a listener on `addr` is reachable from other hosts.
 pub fn warn_if_exposed(server: &str, addr: SocketAddr, protected_mode: bool) {
-    // No password exists for these servers: being off loopback is enough to be exposed.
-    if !service::protected::exposed(addr.ip(), false) {
-        return;
-    }
-    if protected_mode {
-        warn!(
-            "WARNING: {server} listens on {addr}, reachable from other hosts: protected mode \
-             is on, so clients that are not on this host get 403 Forbidden. Start it with \
-             --protected-mode no to serve them."
-        );
+    let open_note = if server == "edge" {
+        ", and PURGE is open to private networks"
     } else {
-        warn!(
-            "WARNING: {server} listens on {addr} with protected mode off: anyone who can \
-             reach this address is served{}.",
-            if server == "edge" {
-                ", and PURGE is open to private networks"
-            } else {
-                ""
-            }
-        );
-    }
+        ""
+    };
+    service::protected::warn_if_exposed_without_password(
+        server,
+        addr,
+        protected_mode,
+        "403 Forbidden",
+        open_note,
+    );
 }
 
 #[cfg(test)]
