@@ -18,7 +18,10 @@
 //! **Resumable.** After each batch the SCAN cursor of the node being drained is saved to
 //! the state file; run the same command again after an interruption and it carries on
 //! from there (SCAN cursors are stateless on the server, and moving a key twice is a
-//! no-op). The state file is removed when the reshard completes.
+//! no-op). A cursor is a position in the node's hash table, valid while that node keeps
+//! running, as Redis's: if a source node restarted in between, delete the state file
+//! and start over (the keys already moved are no longer on it). The state file is removed
+//! when the reshard completes.
 
 use std::io::Write;
 use std::path::PathBuf;
