@@ -86,24 +86,21 @@ fn lookup(ks: &mut Keyspace, db: usize, now: u64, pattern: &[u8], element: &[u8]
     }
 }
 
-/// The elements in their own order: a list's, a sorted set's by score (reversed for
-/// `DESC` when not sorting), a set's iteration order.
-fn elements(value: Option<&Value>) -> Result<Vec<Bytes>> {
+/// The elements in their own order, as views of the value: a list's, a sorted set's
+/// by score, a set's iteration order. Nothing is copied: only the page that is
+/// answered will be.
+fn elements(value: Option<&Value>) -> Result<Vec<&[u8]>> {
     Ok(match value {
         None => Vec::new(),
-        Some(Value::List(l)) => l.iter().map(Bytes::copy_from_slice).collect(),
-        Some(Value::Set(s)) => s.iter().map(Bytes::copy_from_slice).collect(),
-        Some(Value::ZSet(z)) => z
-            .order()
-            .iter_from(0, false)
-            .map(|(_, m)| m.clone())
-            .collect(),
+        Some(Value::List(l)) => l.iter().collect(),
+        Some(Value::Set(s)) => s.iter().collect(),
+        Some(Value::ZSet(z)) => z.order().iter_from(0, false).map(|(_, m)| &m[..]).collect(),
         Some(_) => return Err(CommandError::WrongType),
     })
 }
 
-/// Redis's LIMIT arithmetic: the inclusive window `[start, end]` of `len` elements
-/// (empty when `end < start`).
+/// Redis's LIMIT arithmetic: the window `start..end` of `len` elements (empty when
+/// `end <= start`).
 fn window(limit: Option<(i64, i64)>, len: usize) -> (usize, usize) {
     let len = len as i64;
     let (offset, count) = limit.unwrap_or((0, -1));
@@ -127,13 +124,119 @@ fn window(limit: Option<(i64, i64)>, len: usize) -> (usize, usize) {
     (start as usize, (end + 1) as usize)
 }
 
-/// A weight parsed as C's `strtod` with nothing left over (Redis's check).
+/// A weight parsed as C's `strtod` with nothing left over and no overflow (Redis's
+/// check). An integer, what lists of ids and counters hold, takes the short way: it
+/// is the same double `strtod` would give, without the general float parser (which
+/// was a tenth of `SORT`'s instructions on a list of 100 numbers).
 fn numeric_weight(text: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(text).ok()?.trim_start();
-    if text.is_empty() {
-        return Some(0.0);
+    if let Some(n) = proto::decode::parse_int(text) {
+        return Some(n as f64);
     }
-    text.parse::<f64>().ok().filter(|w| !w.is_nan())
+    if text.is_empty() {
+        return Some(0.0); // `strtod("")` converts nothing and leaves nothing over
+    }
+    let text = std::str::from_utf8(text).ok()?.trim_start();
+    let weight = text.parse::<f64>().ok().filter(|w| !w.is_nan())?;
+    // `strtod` reports ERANGE for "1e400" where Rust answers infinity.
+    let overflow = weight.is_infinite() && !text.to_ascii_lowercase().contains("inf");
+    (!overflow).then_some(weight)
+}
+
+/// Puts the elements of the sorted order's positions `start..end` (the `LIMIT` page) at
+/// those positions of `items`, sorted, without sorting the rest.
+///
+/// Sorting all `n` elements to answer ten of them is `n log n` comparisons spent mostly
+/// on elements nobody sees. A *selection* (quickselect, `select_nth_unstable_by`) puts
+/// the element of rank `k` at position `k` with the smaller ones before it and the
+/// larger ones after, in any order, in linear time. Two selections fence the page
+/// (rank `end` first, then rank `start` inside the `end` smallest) and only the page is
+/// sorted: `n + k log k` instead of `n log n`. Redis's `pqsort` (a partial quicksort)
+/// does the same with `BY`. `cmp` must be a total order (ties broken), so the page is
+/// the same whichever way the selection went.
+fn sort_page<T>(
+    items: &mut [T],
+    (start, end): (usize, usize),
+    mut cmp: impl FnMut(&T, &T) -> Ordering,
+) {
+    if start >= end {
+        return;
+    }
+    if end < items.len() {
+        items.select_nth_unstable_by(end, &mut cmp);
+    }
+    let head = &mut items[..end];
+    if start > 0 {
+        head.select_nth_unstable_by(start, &mut cmp);
+    }
+    head[start..].sort_unstable_by(cmp);
+}
+
+/// The positions in `elements` of the page `start..end` of the sorted order. `weights`:
+/// what the `BY` pattern found for each element (`None`: sort by the elements).
+///
+/// What an element is sorted by is computed once, before sorting, as Redis's
+/// `redisSortObject` holds it: a number parsed once per element, not once per
+/// comparison. Ties are broken as Redis breaks them: numbers by the elements' bytes
+/// (`DESC` reverses that too); `ALPHA BY` weights by the collection's own order.
+fn page<E: AsRef<[u8]>>(
+    elements: &[E],
+    weights: Option<Vec<Option<Bytes>>>,
+    alpha: bool,
+    desc: bool,
+    window: (usize, usize),
+) -> Result<Vec<usize>> {
+    let bytes = |i: usize| elements[i].as_ref();
+    let directed = |o: Ordering| if desc { o.reverse() } else { o };
+    let mut order: Vec<usize> = (0..elements.len()).collect();
+    match (alpha, weights) {
+        (false, weights) => {
+            let text = |i: usize| match &weights {
+                None => Some(bytes(i)),
+                Some(w) => w[i].as_deref(),
+            };
+            // A missing weight counts as 0, as in Redis.
+            let scores = (0..elements.len())
+                .map(|i| text(i).map_or(Some(0.0), numeric_weight))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| {
+                    CommandError::err("One or more scores can't be converted into double")
+                })?;
+            sort_page(&mut order, window, |&a, &b| {
+                let by_score = scores[a].partial_cmp(&scores[b]).unwrap_or(Ordering::Equal);
+                directed(by_score.then_with(|| bytes(a).cmp(bytes(b))))
+            });
+        }
+        (true, None) => sort_page(&mut order, window, |&a, &b| {
+            directed(bytes(a).cmp(bytes(b)))
+        }),
+        // A missing weight sorts first (`None < Some`), as Redis's NULL does.
+        (true, Some(w)) => sort_page(&mut order, window, |&a, &b| {
+            directed(w[a].cmp(&w[b])).then(a.cmp(&b))
+        }),
+    }
+    let (start, end) = window;
+    order.truncate(end);
+    order.drain(..start);
+    Ok(order)
+}
+
+/// The positions in `items` of the reply's elements, in reply order: the `LIMIT` page
+/// of the collection's own order (`BY` without `*`), or of the sorted order.
+fn arrange<E: AsRef<[u8]>>(
+    items: &mut [E],
+    weights: Option<Vec<Option<Bytes>>>,
+    dont_sort: bool,
+    alpha: bool,
+    r: &Request,
+) -> Result<Vec<usize>> {
+    if dont_sort && r.desc {
+        items.reverse();
+    }
+    let (start, end) = window(r.limit, items.len());
+    if dont_sort {
+        return Ok((start..end).collect());
+    }
+    page(items, weights, alpha, r.desc, (start, end))
 }
 
 /// Sorts and pages; the reply rows (one per element, or one per element and `GET`).
@@ -144,73 +247,39 @@ fn run(
     key: &Bytes,
     r: &Request,
 ) -> Result<Vec<Option<Bytes>>> {
-    let mut items = elements(ks.value(db, key, now))?;
-    let is_set = matches!(ks.peek(db, key, now), Some(Value::Set(_)));
+    let value = ks.value(db, key, now);
+    let is_set = matches!(value, Some(Value::Set(_)));
     let (mut dont_sort, mut alpha, mut by) = (r.dont_sort, r.alpha, r.by.as_ref());
     // A set has no order of its own: stored results are sorted, so that a replica or a
     // replayed journal gets the same list (Redis does the same).
     if dont_sort && is_set && r.store.is_some() {
         (dont_sort, alpha, by) = (false, true, None);
     }
-    if dont_sort {
-        if r.desc {
-            items.reverse();
-        }
-    } else {
-        let mut keyed: Vec<(Bytes, Option<Bytes>)> = items
+    let by = by.filter(|_| !dont_sort);
+    let mut items = elements(value)?;
+    if by.is_none() && r.gets.is_empty() {
+        // Nothing to look up in other keys: sort views of the elements where they lie
+        // and copy out only the page.
+        let rows = arrange(&mut items, None, dont_sort, alpha, r)?;
+        return Ok(rows
             .into_iter()
-            .map(|e| {
-                let weight = by.and_then(|p| lookup(ks, db, now, p, &e));
-                (e, weight)
-            })
-            .collect();
-        if alpha {
-            keyed.sort_by(|a, b| {
-                let cmp = match by {
-                    Some(_) => a.1.cmp(&b.1),
-                    None => a.0.cmp(&b.0),
-                };
-                if r.desc { cmp.reverse() } else { cmp }
-            });
-        } else {
-            let mut scored = Vec::with_capacity(keyed.len());
-            for (e, weight) in keyed {
-                let text = if by.is_some() {
-                    weight
-                } else {
-                    Some(e.clone())
-                };
-                let score = match text {
-                    None => 0.0,
-                    Some(t) => numeric_weight(&t).ok_or_else(|| {
-                        CommandError::err("One or more scores can't be converted into double")
-                    })?,
-                };
-                scored.push((e, score));
-            }
-            scored.sort_by(|a, b| {
-                let cmp =
-                    a.1.partial_cmp(&b.1)
-                        .unwrap_or(Ordering::Equal)
-                        .then_with(|| a.0.cmp(&b.0));
-                if r.desc { cmp.reverse() } else { cmp }
-            });
-            keyed = scored.into_iter().map(|(e, _)| (e, None)).collect();
-        }
-        items = keyed.into_iter().map(|(e, _)| e).collect();
+            .map(|i| Some(Bytes::copy_from_slice(items[i])))
+            .collect());
     }
-    let (start, end) = window(r.limit, items.len());
-    let page = &items[start..end];
+    // The patterns read other keys of the keyspace: the elements are copied out first.
+    let mut items: Vec<Bytes> = items.into_iter().map(Bytes::copy_from_slice).collect();
+    let weights = by.map(|p| items.iter().map(|e| lookup(ks, db, now, p, e)).collect());
+    let rows = arrange(&mut items, weights, dont_sort, alpha, r)?;
     if r.gets.is_empty() {
-        return Ok(page.iter().cloned().map(Some).collect());
+        return Ok(rows.into_iter().map(|i| Some(items[i].clone())).collect());
     }
-    let mut rows = Vec::with_capacity(page.len() * r.gets.len());
-    for e in page {
+    let mut out = Vec::with_capacity(rows.len() * r.gets.len());
+    for i in rows {
         for pattern in &r.gets {
-            rows.push(lookup(ks, db, now, pattern, e));
+            out.push(lookup(ks, db, now, pattern, &items[i]));
         }
     }
-    Ok(rows)
+    Ok(out)
 }
 
 /// `SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
