@@ -342,6 +342,9 @@ pub(crate) fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandErro
 }
 
 /// Serves from the first non-empty list in argument order, now; `None` if all are empty.
+///
+/// The keys are looked at under one lock, not one lock (and one clock reading) per key:
+/// a poller of several empty queues (`LMPOP 2 q1 q2 LEFT`) is what this mostly serves.
 pub(crate) fn serve_now(
     kv: &Kv,
     s: &mut Session,
@@ -349,20 +352,29 @@ pub(crate) fn serve_now(
     action: &Action,
 ) -> Option<Frame> {
     let db = s.db;
-    for key in keys {
-        let kind = kv.read(|ks, now| ks.value(db, key, now).map(|v| action.can_take(v)));
-        match kind {
-            None | Some(Ok(false)) => continue,
-            Some(Err(e)) => return Some(e.to_frame()),
-            Some(Ok(true)) => {
-                let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
-                if let Some(frame) = action.reply(key, outcome) {
-                    return Some(frame);
+    let mut from = 0;
+    loop {
+        let first = kv.read(|ks, now| {
+            keys.iter().enumerate().skip(from).find_map(|(i, key)| {
+                match ks.value(db, key, now).map(|v| action.can_take(v)) {
+                    None | Some(Ok(false)) => None,
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(true)) => Some(Ok(i)),
                 }
-            }
+            })
+        })?;
+        let i = match first {
+            Ok(i) => i,
+            Err(e) => return Some(e.to_frame()),
+        };
+        let key = &keys[i];
+        let outcome = kv.write(s, Mutation::Collection(action.op(key.clone())));
+        if let Some(frame) = action.reply(key, outcome) {
+            return Some(frame);
         }
+        // Emptied by another client between the look and the pop: on to the next key.
+        from = i + 1;
     }
-    None
 }
 
 /// Serves from the first non-empty list now, or waits. See the module docs.

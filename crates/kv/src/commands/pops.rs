@@ -24,13 +24,22 @@ fn parse_mpop(args: &mut Args, zset: bool) -> Result<(Vec<Bytes>, Action)> {
     if numkeys as u64 >= args.remaining() as u64 {
         return Err(CommandError::Syntax);
     }
-    let keys: Vec<Bytes> = (0..numkeys)
-        .map(|_| args.next_bytes())
-        .collect::<Result<_>>()?;
-    let end = match (zset, args.next_keyword().as_deref()) {
-        (false, Some("LEFT")) | (true, Some("MIN")) => true,
-        (false, Some("RIGHT")) | (true, Some("MAX")) => false,
-        _ => return Err(CommandError::Syntax),
+    let mut keys = Vec::with_capacity(numkeys as usize);
+    for _ in 0..numkeys {
+        keys.push(args.next_bytes()?);
+    }
+    // `next_flag` compares in place; `next_keyword` would allocate an uppercased copy.
+    let (first, last) = if zset {
+        ("MIN", "MAX")
+    } else {
+        ("LEFT", "RIGHT")
+    };
+    let end = if args.next_flag(first) {
+        true
+    } else if args.next_flag(last) {
+        false
+    } else {
+        return Err(CommandError::Syntax);
     };
     let mut count = None;
     while !args.is_empty() {
