@@ -41,7 +41,9 @@ use std::time::Instant;
 
 use bstr::BStr;
 use bytes::{BufMut, Bytes, BytesMut};
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{
+    ChunkMode, Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
+};
 use proto::{Args, Frame};
 
 use super::convert;
@@ -141,10 +143,26 @@ struct Context {
     gate: Arc<Gate>,
 }
 
-/// Where [`Context`] lives: in the Lua state's app data for the state's whole life, filled
-/// when a script starts and emptied when it ends (adding and removing the app data per
-/// script would box it and index it each time).
-type Slot = Option<Context>;
+/// Where [`Context`] lives for the state's whole life, filled when a script starts and
+/// emptied when it ends; `redis.call` and `redis.setresp` hold a handle to it.
+///
+/// A plain mutex rather than the Lua state's app data: `app_data_mut` takes the state's
+/// lock, borrows its map of app data and looks the type up, about 180 instructions per
+/// `redis.call`; an uncontended mutex is one atomic exchange each way (only one thread
+/// runs a script at a time).
+type Slot = Arc<Mutex<Calls>>;
+
+/// What `redis.call` keeps between calls: the running script's context, and the buffer
+/// each command is written into (reused once the previous command has let go of it, so
+/// a call allocates none).
+#[derive(Default)]
+struct Calls {
+    context: Option<Context>,
+    request: BytesMut,
+}
+
+/// A request buffer grown past this by a large command is not kept for the next.
+const KEEP_REQUEST: usize = 64 << 10;
 
 /// The one Lua state, shared by the event loop (inline runs) and the VM's thread.
 pub type Shared = Arc<Mutex<Vm>>;
@@ -208,6 +226,7 @@ pub struct Vm {
     /// The scripts `EVAL` added, oldest first.
     evals: VecDeque<ShaName>,
     gate: Arc<Gate>,
+    slot: Slot,
 }
 
 /// A compiled script in the cache.
@@ -237,7 +256,8 @@ impl Vm {
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
-        let (env, runner) = sandbox(&lua, &gate)?;
+        let slot = Slot::default();
+        let (env, runner) = sandbox(&lua, &gate, &slot)?;
         let hook_gate = gate.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
@@ -252,7 +272,6 @@ impl Vm {
             },
         );
         lua.set_memory_limit(MEMORY_LIMIT)?;
-        lua.set_app_data::<Slot>(None);
         Ok(Vm {
             lua,
             env,
@@ -260,6 +279,7 @@ impl Vm {
             cache: HashMap::new(),
             evals: VecDeque::new(),
             gate,
+            slot,
         })
     }
 
@@ -361,20 +381,15 @@ impl Vm {
         // The script's writes reach the journal and the replicas as one unit, like
         // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
         let unit = kv.begin_unit();
-        if let Some(mut slot) = self.lua.app_data_mut::<Slot>() {
-            *slot = Some(Context {
-                kv: kv.clone(),
-                session: Session::for_script(db),
-                read_only: request.read_only,
-                resp3: false,
-                gate: self.gate.clone(),
-            });
-        }
+        crate::lock(&self.slot).context = Some(Context {
+            kv: kv.clone(),
+            session: Session::for_script(db),
+            read_only: request.read_only,
+            resp3: false,
+            gate: self.gate.clone(),
+        });
         let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
-        let context = self
-            .lua
-            .app_data_mut::<Slot>()
-            .and_then(|mut slot| slot.take());
+        let context = crate::lock(&self.slot).context.take();
         let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
         if unit {
             kv.commit_unit(&mut session);
@@ -389,10 +404,10 @@ impl Vm {
             })?;
             let (ok, value) = self.runner.call::<(bool, Value)>((f, keys, argv))?;
             if ok {
-                let resp3 = self
-                    .lua
-                    .app_data_ref::<Slot>()
-                    .is_some_and(|slot| slot.as_ref().is_some_and(|c| c.resp3));
+                let resp3 = crate::lock(&self.slot)
+                    .context
+                    .as_ref()
+                    .is_some_and(|c| c.resp3);
                 return Ok(convert::to_frame(&value, resp3));
             }
             Ok(failure(sha, &value))
@@ -421,8 +436,19 @@ impl Vm {
             return Ok(None);
         }
         self.lua
-            .create_sequence_from(words.iter().map(|w| BStr::new(&w[..])))
+            .create_sequence_from(words.iter().map(|w| word(w)))
             .map(Some)
+    }
+}
+
+/// A word of `KEYS` or `ARGV` as `mlua` pushes it fastest: text (nearly every key and
+/// argument) goes straight onto the Lua stack, where bytes (`&BStr`) become a Lua string
+/// `mlua` keeps a reference to, and then push and drop that reference: checking the
+/// UTF-8 costs a few instructions per byte of a short key, the reference a few hundred.
+fn word(w: &[u8]) -> Either<&str, &BStr> {
+    match std::str::from_utf8(w) {
+        Ok(text) => Either::Left(text),
+        Err(_) => Either::Right(BStr::new(w)),
     }
 }
 
@@ -533,11 +559,12 @@ fn stopped(gate: &Gate) -> Option<mlua::Error> {
 
 /// Builds the `redis` library and the read-only globals scripts run with, and the
 /// function that runs a script in them (see [`SANDBOX`]).
-fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
+fn sandbox(lua: &Lua, gate: &Arc<Gate>, slot: &Slot) -> mlua::Result<(Table, Function)> {
     // `redis.call` is a Rust function, as in Redis a C one: `return redis.call(...)` is
     // then no Lua tail call, and the error handler still finds the script's line.
-    let call = lua.create_function(|lua, words: MultiValue| {
-        let reply = redis_call(lua, words)?;
+    let call_slot = slot.clone();
+    let call = lua.create_function(move |lua, words: MultiValue| {
+        let reply = redis_call(lua, &call_slot, words)?;
         if let Value::Table(t) = &reply
             && let Ok(Value::String(e)) = t.raw_get::<Value>("err")
         {
@@ -545,7 +572,9 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
         }
         Ok(reply)
     })?;
-    let pcall = lua.create_function(|lua, words: MultiValue| redis_call(lua, words))?;
+    let pcall_slot = slot.clone();
+    let pcall =
+        lua.create_function(move |lua, words: MultiValue| redis_call(lua, &pcall_slot, words))?;
     // Redis 7's `pcall`: an error reply caught (from `redis.call`, or `error({err = ...})`)
     // comes back as its text.
     let tidy_gate = gate.clone();
@@ -588,15 +617,14 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
         }
         Ok(())
     })?;
-    let setresp = lua.create_function(|lua, version: i64| {
+    let resp_slot = slot.clone();
+    let setresp = lua.create_function(move |_, version: i64| {
         if version != 2 && version != 3 {
             return Err(mlua::Error::RuntimeError(
                 "RESP version must be 2 or 3.".into(),
             ));
         }
-        if let Some(mut slot) = lua.app_data_mut::<Slot>()
-            && let Some(context) = slot.as_mut()
-        {
+        if let Some(context) = crate::lock(&resp_slot).context.as_mut() {
             context.resp3 = version == 3;
         }
         Ok(())
@@ -616,8 +644,8 @@ fn sandbox(lua: &Lua, gate: &Arc<Gate>) -> mlua::Result<(Table, Function)> {
 /// The Lua half of the sandbox, run once with the full globals.
 const SANDBOX: &str = r#"
 local call, pcall_reply, tidy, sha1hex, log, setresp, rethrow, handler = ...
-local error, type, tostring, setmetatable, pairs, ipairs, select, rawset =
-  error, type, tostring, setmetatable, pairs, ipairs, select, rawset
+local error, type, tostring, setmetatable, pairs, ipairs, select =
+  error, type, tostring, setmetatable, pairs, ipairs, select
 local setfenv, loadstring, pcall, xpcall = setfenv, loadstring, pcall, xpcall
 local resume = coroutine.resume
 
@@ -711,9 +739,13 @@ end
 -- where an empty table costs less than one made from Rust) become globals, and the
 -- script runs under the error handler. One call from Rust per script, where setting
 -- each global from Rust and calling xpcall would be three.
+--
+-- KEYS and ARGV live in `visible`, beside the libraries: read-only to the script, as in
+-- Redis 7 (`KEYS = nil` fails), and set here with two plain table stores, where two
+-- `rawset`s into `env` were two C calls (about 430 instructions per EVALSHA).
 local function run(f, keys, argv)
-  rawset(env, 'KEYS', keys or {})
-  rawset(env, 'ARGV', argv or {})
+  visible.KEYS = keys or {}
+  visible.ARGV = argv or {}
   return xpcall(f, handler)
 end
 return env, run
@@ -721,7 +753,7 @@ return env, run
 
 /// `redis.call`/`redis.pcall`'s Rust half: runs the command and returns its reply, an
 /// error reply as `{err = ...}` (the Lua half raises it for `redis.call`).
-fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
+fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> {
     let fail = |text: &str| -> mlua::Result<Value> {
         let t = lua.create_table()?;
         t.raw_set("err", text)?;
@@ -730,43 +762,51 @@ fn redis_call(lua: &Lua, words: MultiValue) -> mlua::Result<Value> {
     if words.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
+    let mut calls = crate::lock(slot);
+    let Calls { context, request } = &mut *calls;
     // The command in request form, as a client would have sent it: one buffer, not a
     // copy per word.
-    let mut request = BytesMut::with_capacity(64);
+    request.reserve(64);
     request.put_u8(b'*');
-    proto::frame::put_decimal(&mut request, words.len() as i64);
+    proto::frame::put_decimal(request, words.len() as i64);
     request.put_slice(b"\r\n");
     let first = request.len();
     for word in &words {
         match word {
-            Value::String(s) => put_word(&mut request, &s.as_bytes()),
-            Value::Integer(n) => put_word(&mut request, n.to_string().as_bytes()),
+            Value::String(s) => put_word(request, &s.as_bytes()),
+            Value::Integer(n) => put_word(request, n.to_string().as_bytes()),
             // Redis writes a number argument with `%.17g`: `3` is "3", `0.1` is
             // "0.10000000000000001".
-            Value::Number(n) => put_word(&mut request, proto::frame::format_double(*n).as_bytes()),
-            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+            Value::Number(n) => put_word(request, proto::frame::format_double(*n).as_bytes()),
+            _ => {
+                request.clear();
+                return fail("ERR Lua redis lib command arguments must be strings or integers");
+            }
         }
     }
-    let args = Args::from_request(request.freeze(), first, words.len());
+    let args = Args::from_request(request.split().freeze(), first, words.len());
+    if request.capacity() > KEEP_REQUEST {
+        *request = BytesMut::new();
+    }
     drop(words);
-    let (reply, resp3) = {
-        let Some(mut slot) = lua.app_data_mut::<Slot>() else {
-            return fail("ERR redis.call outside a script");
-        };
-        let Some(Context {
-            kv,
-            session,
-            read_only,
-            resp3,
-            gate,
-        }) = slot.as_mut()
-        else {
-            return fail("ERR redis.call outside a script");
-        };
-        let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
-        (reply, *resp3)
+    let Some(Context {
+        kv,
+        session,
+        read_only,
+        resp3,
+        gate,
+    }) = context.as_mut()
+    else {
+        return fail("ERR redis.call outside a script");
     };
-    unlimited(lua, || convert::to_lua(lua, reply, resp3))
+    let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
+    let resp3 = *resp3;
+    drop(calls);
+    match reply {
+        // A number makes no Lua object: no limit to lift.
+        Frame::Integer(n) => Ok(Value::Number(n as f64)),
+        reply => unlimited(lua, || convert::to_lua(lua, reply, resp3)),
+    }
 }
 
 /// One bulk string of a request.
