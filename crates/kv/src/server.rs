@@ -273,6 +273,13 @@ impl Kv {
         }
     }
 
+    /// Every reply leaves through here: sync mode holds a write's reply until replicas
+    /// acknowledged it (see [`replication::after_write`]).
+    fn answer(&self, client: &mut Client<Session>, reply: Reply) -> Reply {
+        let protocol = client.protocol;
+        replication::after_write(&self.replication, &mut client.session.repl, protocol, reply)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
         crate::lock(&self.keyspace)
     }
@@ -627,10 +634,10 @@ impl Server for Kv {
 
     async fn execute(&self, client: &mut Client<Session>, args: Args) -> Reply {
         if let Some(busy) = self.scripts.admit(&args) {
-            return Reply::One(busy);
+            return self.answer(client, Reply::One(busy));
         }
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
-            return refused;
+            return self.answer(client, refused);
         }
         let reads = Self::reads(client, &args);
         // This path may wait (a blocking pop, the disk): the command starts its own
@@ -653,7 +660,7 @@ impl Server for Kv {
         self.remember(reads);
         self.settle(&mut client.session).await;
         client.session.lap = None;
-        replication::after_write(&self.replication, &mut client.session, reply)
+        self.answer(client, reply)
     }
 
     /// [`Self::execute`] without a future, whenever nothing will wait: only the commands
@@ -666,7 +673,7 @@ impl Server for Kv {
     fn execute_now(&self, client: &mut Client<Session>, args: Args) -> Result<Reply, Args> {
         // While a script runs, nothing else does (see `crate::scripting::gate`).
         if let Some(busy) = self.scripts.admit(&args) {
-            return Ok(Reply::One(busy));
+            return Ok(self.answer(client, Reply::One(busy)));
         }
         if commands::waits(args.name()) {
             return Err(args);
@@ -677,7 +684,7 @@ impl Server for Kv {
             return Err(args);
         }
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
-            return Ok(refused);
+            return Ok(self.answer(client, refused));
         }
         let reads = Self::reads(client, &args);
         let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
@@ -722,11 +729,7 @@ impl Server for Kv {
             client.session.lap = None;
         }
         self.remember(reads);
-        Ok(replication::after_write(
-            &self.replication,
-            &mut client.session,
-            reply,
-        ))
+        Ok(self.answer(client, reply))
     }
 
     /// Before the batch's replies are written: under `--fsync everysec` and `no`, the
@@ -752,6 +755,8 @@ impl Server for Kv {
     /// being queued, if any: its `EXEC` will answer `EXECABORT`.
     fn refused(&self, session: &mut Session) {
         session.tx.refused();
+        // Its error goes to the output: a sync write's held replies stay before it.
+        session.repl.seal();
     }
 
     /// A replica's stream, or this client's pub/sub queue (messages, notifications,
@@ -779,10 +784,22 @@ impl Server for Kv {
     }
 
     fn pending_push(&self, session: &mut Session) -> Option<Bytes> {
-        self.replication
-            .pending_push(&mut session.repl)
-            .or_else(|| session.monitor.as_mut()?.try_next())
-            .or_else(|| session.pubsub.pending_push())
+        let next = |session: &mut Session| {
+            self.replication
+                .pending_push(&mut session.repl)
+                .or_else(|| session.monitor.as_mut()?.try_next())
+                .or_else(|| session.pubsub.pending_push())
+        };
+        // Sync mode, with this batch's replies held: a push joins them, at its place.
+        let Some(gate) = session.repl.open_gate().cloned() else {
+            return next(session);
+        };
+        while let Some(push) = next(session) {
+            if !gate.push(&push) {
+                return Some(push);
+            }
+        }
+        None
     }
 
     fn protocol_changed(&self, session: &mut Session, protocol: proto::Protocol) {

@@ -332,6 +332,40 @@ async fn each_sync_write_waits_for_an_ack_that_covers_it() {
     primary.stop().await;
 }
 
+/// Sync mode holds a batch's replies together, behind its first unacknowledged write:
+/// the reads between the writes, a command the server refuses and the writes after it
+/// still come back in request order, and each write is judged by its own offset.
+#[tokio::test]
+async fn held_replies_keep_request_order_and_each_write_its_own_verdict() {
+    let primary = sync_primary("300").await;
+    let mut link = connect(&primary).await;
+    call(&mut link, &["REPLCONF", "listening-port", "1"]).await;
+    let fullresync = text(&call(&mut link, &["PSYNC", "?", "-1"]).await);
+    let start_offset: u64 = fullresync.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(matches!(link.read_reply().await.unwrap(), Frame::Bulk(_)));
+
+    let mut c = connect(&primary).await;
+    c.queue(["SET", "a", "1"]);
+    c.queue(["GET", "a"]);
+    c.queue(["NOSUCHCOMMAND"]);
+    c.queue(["SET", "b", "2"]);
+    c.queue(["GET", "b"]);
+    c.flush().await.unwrap();
+    let first = start_offset + next_change(&mut link).await;
+    next_change(&mut link).await;
+    link.queue(["REPLCONF".to_string(), "ACK".into(), first.to_string()]);
+    link.flush().await.unwrap();
+    assert_eq!(c.read_reply().await.unwrap(), Frame::ok());
+    assert_eq!(c.read_reply().await.unwrap(), bulk("1"));
+    assert!(text(&c.read_reply().await.unwrap()).starts_with("ERR unknown command"));
+    assert!(
+        text(&c.read_reply().await.unwrap())
+            .starts_with("NOTREPLICATED the write is applied and durable on the primary")
+    );
+    assert_eq!(c.read_reply().await.unwrap(), bulk("2"));
+    primary.stop().await;
+}
+
 #[tokio::test]
 async fn wait_counts_replicas_that_have_the_write() {
     let primary = start(&[]).await;

@@ -56,9 +56,11 @@
 //!   N replicas (promote one and nothing acknowledged is lost), for one network round trip
 //!   more per write. Pipelined and concurrent writes share it, as writes share an fsync
 //!   in a group commit: one `REPLCONF ACK <offset>` releases every write up to that
-//!   offset, and a write already covered finds out with one atomic load (`Acks::synced`). If they do not acknowledge in time the
-//!   client gets `-NOTREPLICATED`: the write *is* applied on the primary, just not
-//!   replicated — the honest answer, since it cannot be taken back.
+//!   offset, and a write already covered finds out with one atomic load (`Acks::synced`).
+//!   A client's batch waits once: its replies are held together behind one gate that
+//!   opens when its last write is acknowledged ([`held`]). If they do not acknowledge in
+//!   time the client gets `-NOTREPLICATED`: the write *is* applied on the primary, just
+//!   not replicated — the honest answer, since it cannot be taken back.
 //!
 //! `WAIT numreplicas timeout` gives the same guarantee for one client on demand.
 //!
@@ -74,6 +76,7 @@
 //! in Redis).
 
 mod backlog;
+mod held;
 mod primary;
 mod replica;
 mod snapshot;
@@ -179,6 +182,16 @@ pub(crate) struct Acks {
 }
 
 impl Acks {
+    fn new(quorum: usize) -> Self {
+        Acks {
+            followers: Mutex::new(BTreeMap::new()),
+            changed: watch::Sender::new(0),
+            quorum,
+            synced: AtomicU64::new(0),
+            shutdown: OnceLock::new(),
+        }
+    }
+
     fn followers(&self) -> MutexGuard<'_, BTreeMap<u64, Follower>> {
         lock(&self.followers)
     }
@@ -216,7 +229,14 @@ impl Acks {
         timeout: Option<Duration>,
     ) -> usize {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let shutdown = self.shutdown.get().cloned().unwrap_or_default();
+        // Borrowed, not cloned: a clone takes the token's lock, once per wait.
+        let shutdown = async {
+            match self.shutdown.get() {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(shutdown);
         let mut changed = self.changed.subscribe();
         loop {
             changed.borrow_and_update();
@@ -237,7 +257,7 @@ impl Acks {
             tokio::select! {
                 _ = changed.changed() => {}
                 _ = expired => return self.count(offset),
-                _ = shutdown.cancelled() => return self.count(offset),
+                _ = &mut shutdown => return self.count(offset),
             }
         }
     }
@@ -330,13 +350,7 @@ impl Replication {
             stream: watch::Sender::new(0),
             senders_waiting: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
-            acks: Arc::new(Acks {
-                followers: Mutex::new(BTreeMap::new()),
-                changed: watch::Sender::new(0),
-                quorum,
-                synced: AtomicU64::new(0),
-                shutdown: OnceLock::new(),
-            }),
+            acks: Arc::new(Acks::new(quorum)),
             next_follower: AtomicU64::new(1),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),

@@ -12,10 +12,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::{Args, CommandError, Frame};
+use proto::{Args, CommandError, Frame, Protocol};
 use service::{CancellationToken, Client, CommandSpec, Deferred, InfoSection, Push, Reply};
 use tokio::sync::watch;
 
+use super::held::Gate;
 use super::{Acks, Backlog, Follower, Mode, PING, Replication, lock, replica, snapshot};
 use crate::server::{Kv, Session};
 
@@ -84,6 +85,8 @@ pub struct ReplSession {
     /// `written` as [`after_write`] last saw it: a command wrote when `written` moved
     /// past this. (`written` itself stays, for a later `WAIT`.)
     answered: u64,
+    /// Sync mode: the gate holding this batch's replies, while replies may join it.
+    gate: Option<Arc<Gate>>,
 }
 
 /// A replica's link, held by its connection; dropping it (the connection closed)
@@ -338,24 +341,37 @@ fn wait(kv: &Kv, client: &mut Client<Session>, args: &mut Args) -> Reply {
 }
 
 /// Sync mode: holds a write's reply until `--sync-replicas` replicas acknowledged it.
+/// Every reply the server gives passes through here (`protocol`: the connection's).
 ///
-/// What a held reply costs matters, because in sync mode every write's reply is held,
-/// and a pipeline of 16 writes holds 16. So the reply is a small future: the frame, the
-/// offset and one `Arc<Acks>`. The service settles the held replies of a batch in order,
-/// after the whole batch ran; the first one waits (one watch subscription, one timer),
-/// and the one `REPLCONF ACK` that releases it normally covers the rest of the batch
-/// too, which then settle with one atomic load each ([`Acks::synced`]). A write that is
-/// already acknowledged when its command returns (a replica faster than this client)
-/// is not held at all.
-pub(crate) fn after_write(repl: &Replication, session: &mut Session, reply: Reply) -> Reply {
-    let offset = session.repl.written;
-    if offset == session.repl.answered {
-        // This command wrote nothing.
-        return reply;
-    }
-    session.repl.answered = offset;
+/// A batch's replies are held together, behind one [`Gate`] (see [`super::held`]): the
+/// first write of the batch that is not yet acknowledged opens it, and every later reply
+/// of the batch joins it while it is open. A write that is already acknowledged when its
+/// command returns (a replica faster than this client), with no gate open, is not held
+/// at all.
+pub(crate) fn after_write(
+    repl: &Replication,
+    session: &mut ReplSession,
+    protocol: Protocol,
+    reply: Reply,
+) -> Reply {
+    let offset = session.written;
+    let wrote = offset != session.answered;
+    // (`written` itself stays, for a later `WAIT`.)
+    session.answered = offset;
+    let reply = match &session.gate {
+        Some(gate) => match gate.join(reply, wrote.then_some(offset)) {
+            // Held in the gate: nothing goes to the output now.
+            None => return Reply::Many(Vec::new()),
+            // Sealed: this reply goes to the output, after the gate.
+            Some(reply) => {
+                session.gate = None;
+                reply
+            }
+        },
+        None => reply,
+    };
     let config = &repl.config;
-    if config.mode != Mode::Sync {
+    if !wrote || config.mode != Mode::Sync {
         return reply;
     }
     let Reply::One(frame) = reply else {
@@ -364,28 +380,28 @@ pub(crate) fn after_write(repl: &Replication, session: &mut Session, reply: Repl
     if repl.acks.synced(offset) {
         return Reply::One(frame);
     }
-    let acks = repl.acks();
     let (wanted, timeout) = (config.sync_replicas, config.sync_timeout);
-    Reply::Deferred(Deferred::new(async move {
-        if acks.synced(offset) {
-            return frame;
+    let (gate, reply) = Gate::open(repl.acks(), protocol, offset, frame, wanted, timeout);
+    session.gate = Some(gate);
+    reply
+}
+
+impl ReplSession {
+    /// Something goes to the output that did not pass through [`after_write`] (a
+    /// command the service refused): no later reply may join the open gate.
+    pub(crate) fn seal(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            gate.seal();
         }
-        // Boxed: the wait's state (a timer, a watch receiver) would otherwise make every
-        // held reply as large as the one that actually waits.
-        let got = Box::pin(acks.wait(offset, wanted, Some(timeout))).await;
-        if got >= wanted {
-            frame
-        } else {
-            CommandError::coded(
-                "NOTREPLICATED",
-                format!(
-                    "the write is applied and durable on the primary but not replicated: {got} of {wanted} replicas acknowledged it within {} ms",
-                    timeout.as_millis()
-                ),
-            )
-            .to_frame()
+    }
+
+    /// The open gate, if any, for pushes to join (see [`Gate::push`]).
+    pub(crate) fn open_gate(&mut self) -> Option<&Arc<Gate>> {
+        if self.gate.as_ref().is_some_and(|gate| !gate.is_open()) {
+            self.gate = None;
         }
-    }))
+        self.gate.as_ref()
+    }
 }
 
 /// `ROLE`.
