@@ -40,8 +40,8 @@ pub struct RequestParser {
 #[derive(Debug, Default, Clone, Copy)]
 struct Walk {
     count: usize,
-    /// Where the first word starts (after the `*N` header).
-    first: usize,
+    /// Where the first word's bytes (the command name) lie, once walked.
+    name: (usize, usize),
     pos: usize,
     left: usize,
 }
@@ -102,6 +102,17 @@ fn careful_header(
 #[inline]
 fn plain_digits(buf: &[u8], pos: usize, max_line: usize) -> Option<(i64, usize)> {
     let digits = buf.get(pos..)?;
+    // The commonest headers, a word count or a length under 100 (`*3`, `$3`, `$16`),
+    // in one step each, not a loop with a bounds check per byte.
+    match *digits {
+        [d @ b'0'..=b'9', b'\r', b'\n', ..] if max_line >= 1 => {
+            return Some((i64::from(d - b'0'), pos + 3));
+        }
+        [d1 @ b'1'..=b'9', d2 @ b'0'..=b'9', b'\r', b'\n', ..] if max_line >= 2 => {
+            return Some((i64::from(d1 - b'0') * 10 + i64::from(d2 - b'0'), pos + 4));
+        }
+        _ => {}
+    }
     let first = *digits.first()?;
     if !first.is_ascii_digit() {
         return None;
@@ -167,7 +178,7 @@ impl RequestParser {
             }
             self.walk = Walk {
                 count,
-                first: pos,
+                name: (0, 0),
                 pos,
                 left: count,
             };
@@ -192,7 +203,7 @@ impl RequestParser {
         let max_line = limits.max_inline_len;
         let Walk {
             count,
-            first,
+            mut name,
             mut pos,
             mut left,
         } = self.walk;
@@ -226,11 +237,15 @@ impl RequestParser {
             if &buf[end..end + 2] != b"\r\n" {
                 return Err(ProtocolError("bulk string not terminated by CRLF".into()));
             }
+            if left == count {
+                name = (data, end);
+            }
             pos = end + 2;
             left -= 1;
         }
         self.scanned += (pos - start) as u64;
         if left > 0 {
+            self.walk.name = name;
             self.walk.pos = pos;
             self.walk.left = left;
             return Ok(None);
@@ -238,7 +253,7 @@ impl RequestParser {
         self.walk = Walk::default();
         self.scan_from = 0;
         let request = buf.split_to(pos).freeze();
-        Ok(Some(Args::from_request(request, first, count)))
+        Ok(Some(Args::from_walked(request, name, count)))
     }
 
     /// The line starting at `line_start` has no end yet: remember how far its search got.

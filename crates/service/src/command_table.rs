@@ -92,12 +92,13 @@ impl CommandSpec {
     /// command, with these words; so a transaction refuses `CONFIG GET` without a
     /// pattern when it is queued, not when `EXEC` runs it.
     pub fn check_subcommand(&self, args: &proto::Args) -> Result<(), proto::CommandError> {
-        let Some(sub) = args.peek_all().next() else {
-            return Ok(());
-        };
+        // Most commands have no subcommands: answer that before reading an argument.
         if self.subcommands.is_empty() {
             return Ok(());
         }
+        let Some(sub) = args.peek_all().next() else {
+            return Ok(());
+        };
         let found = self
             .subcommands
             .iter()
@@ -185,6 +186,12 @@ impl Hasher for NameHasher {
         }
     }
 
+    /// One round for a length (a `[u8]` key's hash starts with its length), not one per
+    /// byte of a `usize`.
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }
@@ -193,7 +200,9 @@ impl Hasher for NameHasher {
 /// Name → spec lookup over the service's built-ins and a server's own commands.
 #[derive(Debug)]
 pub struct CommandTable {
-    by_name: HashMap<&'static str, &'static CommandSpec, BuildHasherDefault<NameHasher>>,
+    /// Keyed by the name's bytes, so a request's name is looked up as it arrived
+    /// (lowercased) with no UTF-8 check (see [`proto::Args::name_bytes`]).
+    by_name: HashMap<&'static [u8], &'static CommandSpec, BuildHasherDefault<NameHasher>>,
     ordered: Vec<&'static CommandSpec>,
 }
 
@@ -203,7 +212,9 @@ impl CommandTable {
         let mut by_name = HashMap::default();
         let mut ordered = Vec::new();
         for spec in server.iter().chain(builtin) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = by_name.entry(spec.name) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                by_name.entry(spec.name.as_bytes())
+            {
                 slot.insert(spec);
                 ordered.push(spec);
             }
@@ -212,6 +223,11 @@ impl CommandTable {
     }
 
     pub fn get(&self, lowercase_name: &str) -> Option<&'static CommandSpec> {
+        self.get_bytes(lowercase_name.as_bytes())
+    }
+
+    /// [`Self::get`] by the name's bytes.
+    pub fn get_bytes(&self, lowercase_name: &[u8]) -> Option<&'static CommandSpec> {
         self.by_name.get(lowercase_name).copied()
     }
 

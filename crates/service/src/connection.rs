@@ -105,7 +105,7 @@ pub(crate) async fn serve<S: Server>(
                 }
             };
             executed += 1;
-            let spec = ctx.table.get(args.name());
+            let spec = ctx.table.get_bytes(args.name_bytes());
             let reply = match admit(&mut client, spec, &mut args) {
                 Err(refusal) => {
                     ctx.server.refused(&mut client.session);
