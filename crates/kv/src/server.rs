@@ -25,8 +25,8 @@ use proto::{Args, CommandError};
 use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
 use crate::clock::Clock;
-use crate::commands;
 use crate::commands::messaging;
+use crate::commands::{self, Command};
 use crate::events::Events;
 use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
 use crate::replication::{self, Replication};
@@ -374,6 +374,14 @@ impl Kv {
         }
     }
 
+    /// Does the client's command wait by nature ([`Command::waits`])?
+    fn waits(client: &Client<Session>) -> bool {
+        client
+            .spec()
+            .and_then(data_command)
+            .is_some_and(|command| command.waits)
+    }
+
     /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
     fn reads(client: &Client<Session>, args: &Args) -> Option<Reads> {
         // Most clients do not track: spare them the lookup of the command's keys.
@@ -586,23 +594,27 @@ impl Kv {
 
 /// Every command of kv, as the service looks them up: kv's data commands first.
 static ALL: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    [
-        commands::TABLE,
-        replication::COMMANDS,
-        crate::transaction::COMMANDS,
-        messaging::COMMANDS,
-    ]
-    .concat()
+    let data = commands::TABLE.iter().map(|command| command.spec);
+    data.chain(
+        [
+            replication::COMMANDS,
+            crate::transaction::COMMANDS,
+            messaging::COMMANDS,
+        ]
+        .concat(),
+    )
+    .collect()
 });
 
-/// Is `spec` (as the service looked it up) one of kv's data commands, the ones
-/// [`commands::execute_now_borrowed`] runs? The service hands out references into
-/// [`ALL`], whose first entries are [`commands::TABLE`]: an address comparison, where a
-/// lookup by name would hash it again.
-pub(crate) fn is_data_command(spec: &CommandSpec) -> bool {
-    ALL[..commands::TABLE.len()]
-        .as_ptr_range()
-        .contains(&std::ptr::from_ref(spec))
+/// The row of [`commands::TABLE`] behind `spec` (as the service looked it up), if it is
+/// one of kv's data commands. The service hands out references into [`ALL`], whose first
+/// entries are the table's specs in its order: the row is found by the spec's position,
+/// where a lookup by name would hash it again.
+pub(crate) fn data_command(spec: &CommandSpec) -> Option<&'static Command> {
+    let offset = std::ptr::from_ref(spec)
+        .addr()
+        .wrapping_sub(ALL.as_ptr().addr());
+    commands::TABLE.get(offset / std::mem::size_of::<CommandSpec>())
 }
 
 impl Server for Kv {
@@ -638,7 +650,7 @@ impl Server for Kv {
         client.session.lap = None;
         let started = self.observe_start(&mut client.session);
         let observed = (started.is_some() || self.monitors.active()).then(|| args.clone());
-        let waits = commands::waits(args.name());
+        let waits = Self::waits(client);
         let reply = match crate::transaction::queue(self, client, args) {
             Ok(reply) => reply,
             Err(args) => match replication::execute(self, client, args) {
@@ -657,7 +669,7 @@ impl Server for Kv {
     }
 
     /// [`Self::execute`] without a future, whenever nothing will wait: only the commands
-    /// that wait by nature ([`commands::waits`]) and the writes that must wait for the
+    /// that wait by nature ([`Command::waits`]) and the writes that must wait for the
     /// disk take the async path. With `--fsync always` that is every command (a write
     /// waits for its fsync). With `everysec` or `no` a write waits only when the journal
     /// writer has fallen behind ([`Storage::caught_up`]); the check looks at this client's
@@ -668,7 +680,8 @@ impl Server for Kv {
         if let Some(busy) = self.scripts.admit(&args) {
             return Ok(Reply::One(busy));
         }
-        if commands::waits(args.name()) {
+        let command = client.spec().and_then(data_command);
+        if command.is_some_and(|command| command.waits) {
             return Err(args);
         }
         if let Some(storage) = &self.storage
@@ -691,12 +704,12 @@ impl Server for Kv {
                 crate::transaction::queue(self, client, args).unwrap_or_else(Reply::Unhandled);
             self.observe_end(client, None, observed.as_ref(), false);
             reply
-        } else if client.spec().is_some_and(is_data_command) {
+        } else if let Some(command) = command {
             // kv's own commands only borrow their arguments: the slow log reads them
             // afterwards, and only if the command was slow (no copy, no reference count).
             let started = self.observe_start(&mut client.session);
             let mut args = args;
-            let reply = commands::execute_now_borrowed(self, client, &mut args);
+            let reply = commands::execute_command(self, client, command, &mut args);
             self.observe_end(client, started, Some(&args), false);
             reply.unwrap_or(Reply::Unhandled(args))
         } else {
@@ -984,7 +997,7 @@ impl Server for Kv {
 mod tests {
     use super::*;
 
-    /// The commands [`is_data_command`] sends straight to `commands::execute_now_borrowed`
+    /// The commands [`data_command`] sends straight to `commands::execute_command`
     /// are none of the transaction, replication or pub/sub modules' own: those run first
     /// on every other path, and a name in both tables would skip them.
     #[test]
@@ -994,7 +1007,7 @@ mod tests {
             crate::transaction::COMMANDS,
             messaging::COMMANDS,
         ];
-        for spec in commands::TABLE {
+        for spec in commands::TABLE.iter().map(|command| &command.spec) {
             for other in others.iter().flat_map(|table| table.iter()) {
                 assert_ne!(spec.name, other.name, "in two tables");
             }
@@ -1005,13 +1018,19 @@ mod tests {
                        sunsubscribe publish spublish pubsub client";
         for name in claimed.split_whitespace() {
             assert!(
-                commands::TABLE.iter().all(|spec| spec.name != name),
+                commands::TABLE
+                    .iter()
+                    .all(|command| command.spec.name != name),
                 "{name}"
             );
         }
-        let get = ALL.iter().find(|spec| spec.name == "get");
-        assert!(get.is_some_and(is_data_command));
+        // Each of kv's specs, as the service hands it out, finds its own row.
+        for spec in ALL.iter() {
+            let row = data_command(spec).map(|command| command.spec.name);
+            let mine = commands::TABLE.iter().any(|c| c.spec.name == spec.name);
+            assert_eq!(row, mine.then_some(spec.name));
+        }
         let exec = ALL.iter().find(|spec| spec.name == "exec");
-        assert!(exec.is_some_and(|spec| !is_data_command(spec)));
+        assert!(exec.is_some_and(|spec| data_command(spec).is_none()));
     }
 }

@@ -266,8 +266,8 @@ fn run(
         // handler, on borrowed arguments, as outside a transaction (see
         // `Kv::execute_now`): the table entry found when queueing says which they are,
         // so the other modules' names are not tried one by one first.
-        _ if spec.is_some_and(crate::server::is_data_command) => {
-            crate::commands::execute_now_borrowed(kv, client, &mut args)
+        _ if let Some(command) = spec.and_then(crate::server::data_command) => {
+            crate::commands::execute_command(kv, client, command, &mut args)
                 .unwrap_or_else(|| not_allowed().into())
         }
         _ => match crate::replication::execute(kv, client, args) {
