@@ -1,8 +1,9 @@
 //! RESP commands: parse the arguments, call the engine, shape the reply.
 //!
 //! One module per command family, as Redis groups them. Each command is a function from
-//! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
-//! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
+//! its arguments to a reply frame, named beside the command in [`TABLE`]; writes build a
+//! [`crate::keyspace::Mutation`] and hand it to [`Kv::write`], reads run a closure against
+//! the keyspace with [`Kv::read`].
 
 mod admin;
 mod bits;
@@ -68,7 +69,10 @@ const RF: &[&str] = &["readonly", "fast"];
 const EVAL: &[&str] = &["noscript", "stale", "may_replicate", "no_mandatory_keys"];
 const EVAL_RO: &[&str] = &["noscript", "stale", "readonly", "no_mandatory_keys"];
 
-/// Every command kv implements, for `COMMAND` and the arity check.
+/// Every command kv implements: what `COMMAND` reports and the connection checks (name,
+/// arity, flags, keys), then the handler that runs it (see [`Command`]). `.runs(f)`:
+/// `f(kv, session, args)`; `.shaped(f)`: also the client's protocol; `.on_client(f)`: the
+/// whole client; `.waits()`: run on the waiting path, [`execute`].
 pub static TABLE: &[Command] = &[
     // strings
     spec("get", 2, RF, "string", "Returns the string value of a key.")
@@ -149,8 +153,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, -1, 1)
     .runs(strings::mget),
     spec("mset", -3, WD, "string", "Sets several keys.")
-    .keys(1, -1, 2)
-    .runs(|kv, s, a| strings::mset(kv, s, a, false)),
+        .keys(1, -1, 2)
+        .runs(|kv, s, a| strings::mset(kv, s, a, false)),
     spec(
         "msetnx",
         -3,
@@ -162,35 +166,35 @@ pub static TABLE: &[Command] = &[
     .runs(|kv, s, a| strings::mset(kv, s, a, true)),
     spec("append", 3, WDF, "string", "Appends to a string.").keys(1, 1, 1).runs(strings::append),
     spec("strlen", 2, RF, "string", "Returns the length of a string.")
-    .keys(1, 1, 1)
-    .runs(strings::strlen),
+        .keys(1, 1, 1)
+        .runs(strings::strlen),
     spec("getrange", 4, R, "string", "Returns a substring.").keys(1, 1, 1).runs(strings::getrange),
     spec("setrange", 4, WD, "string", "Overwrites part of a string.")
-    .keys(1, 1, 1)
-    .runs(strings::setrange),
+        .keys(1, 1, 1)
+        .runs(strings::setrange),
     spec("incr", 2, WDF, "string", "Increments an integer by one.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| strings::incr(kv, s, a, Some(1))),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, Some(1))),
     spec("incrby", 3, WDF, "string", "Increments an integer.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| strings::incr(kv, s, a, None)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, None)),
     spec("decr", 2, WDF, "string", "Decrements an integer by one.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| strings::incr(kv, s, a, Some(-1))),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, Some(-1))),
     spec("decrby", 3, WDF, "string", "Decrements an integer.").keys(1, 1, 1).runs(strings::decrby),
     spec("incrbyfloat", 3, WDF, "string", "Increments a float.")
-    .keys(1, 1, 1)
-    .runs(strings::incrbyfloat),
+        .keys(1, 1, 1)
+        .runs(strings::incrbyfloat),
     spec("substr", 4, R, "string", "Returns a substring (GETRANGE).")
-    .keys(1, 1, 1)
-    .runs(strings::getrange),
+        .keys(1, 1, 1)
+        .runs(strings::getrange),
     // bitmaps and HyperLogLog: strings read bit by bit (see crate::types::bitmap)
     spec("setbit", 4, WD, "bitmap", "Sets or clears a bit.").keys(1, 1, 1).runs(bits::setbit),
     spec("getbit", 3, RF, "bitmap", "Returns a bit.").keys(1, 1, 1).runs(bits::getbit),
     spec("bitcount", -2, R, "bitmap", "Counts set bits.")
-    .keys(1, 1, 1)
-    .syntax("key [start end [BYTE|BIT]]")
-    .runs(bits::bitcount),
+        .keys(1, 1, 1)
+        .syntax("key [start end [BYTE|BIT]]")
+        .runs(bits::bitcount),
     spec(
         "bitpos",
         -3,
@@ -212,8 +216,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(|kv, s, a| bits::bitfield(kv, s, a, false)),
     spec("bitfield_ro", -2, RF, "bitmap", "Reads integer fields.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| bits::bitfield(kv, s, a, true)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| bits::bitfield(kv, s, a, true)),
     spec(
         "pfadd",
         -2,
@@ -233,8 +237,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, -1, 1)
     .runs(hyperloglog::pfcount),
     spec("pfmerge", -2, WD, "hyperloglog", "Merges HyperLogLogs.")
-    .keys(1, -1, 1)
-    .runs(hyperloglog::pfmerge),
+        .keys(1, -1, 1)
+        .runs(hyperloglog::pfmerge),
     // keys
     spec("del", -2, W, "generic", "Deletes keys.").keys(1, -1, 1).runs(keys::del),
     spec("unlink", -2, WF, "generic", "Deletes keys.").keys(1, -1, 1).runs(keys::del),
@@ -257,8 +261,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(keys::type_of),
     spec("rename", 3, W, "generic", "Renames a key.")
-    .keys(1, 2, 1)
-    .runs(|kv, s, a| keys::rename(kv, s, a, false)),
+        .keys(1, 2, 1)
+        .runs(|kv, s, a| keys::rename(kv, s, a, false)),
     spec(
         "renamenx",
         3,
@@ -277,10 +281,10 @@ pub static TABLE: &[Command] = &[
     )
     .runs(keys::keys),
     spec("scan", -2, R, "generic", "Iterates over the keys.")
-    .syntax("cursor [MATCH pattern] [COUNT count] [TYPE type]")
-    .runs(keys::scan),
+        .syntax("cursor [MATCH pattern] [COUNT count] [TYPE type]")
+        .runs(keys::scan),
     spec("randomkey", 1, R, "generic", "Returns a random key.")
-    .runs(|kv, s, _| keys::randomkey(kv, s)),
+        .runs(|kv, s, _| keys::randomkey(kv, s)),
     spec("dbsize", 1, RF, "server", "Returns the number of keys.").runs(dbsize),
     spec(
         "flushdb",
@@ -309,17 +313,17 @@ pub static TABLE: &[Command] = &[
     spec("swapdb", 3, WF, "server", "Swaps two databases.").runs(keys::swapdb),
     spec("touch", -2, RF, "generic", "Counts existing keys.").keys(1, -1, 1).runs(keys::exists),
     spec("copy", -3, WD, "generic", "Copies a key.")
-    .keys(1, 2, 1)
-    .syntax("source destination [DB db] [REPLACE]")
-    .runs(keys::copy),
+        .keys(1, 2, 1)
+        .syntax("source destination [DB db] [REPLACE]")
+        .runs(keys::copy),
     spec("move", 3, WF, "generic", "Moves a key to another database.")
-    .keys(1, 1, 1)
-    .runs(keys::move_key),
+        .keys(1, 1, 1)
+        .runs(keys::move_key),
     spec("object", -2, R, "generic", "Inspects a key's value: encoding, references.")
-    .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)])
-    .runs(object::object),
+        .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)])
+        .runs(object::object),
     spec("memory", -2, R, "server", "Reports memory use.")
-    .subcommands(&[
+        .subcommands(&[
             ("usage", -3),
             ("stats", 2),
             ("doctor", 2),
@@ -327,18 +331,18 @@ pub static TABLE: &[Command] = &[
             ("purge", 2),
             ("help", 2),
         ])
-    .runs(object::memory),
+        .runs(object::memory),
     spec("slowlog", -2, &["admin"], "server", "Shows or resets the slow log.")
-    .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)])
-    .runs(|kv, _, a| admin::slowlog(kv, a)),
+        .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)])
+        .runs(|kv, _, a| admin::slowlog(kv, a)),
     spec("latency", -2, &["admin"], "server", "Shows or resets latency events.")
-    .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)])
-    .runs(|kv, _, a| admin::latency(kv, a)),
+        .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)])
+        .runs(|kv, _, a| admin::latency(kv, a)),
     spec("monitor", 1, &["admin"], "server", "Streams every command the server runs.")
-    .runs(|kv, s, _| admin::monitor(kv, s)),
+        .runs(|kv, s, _| admin::monitor(kv, s)),
     spec("shutdown", -1, &["admin"], "server", "Stops the server.")
-    .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]")
-    .waits(),
+        .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]")
+        .waits(),
     spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1).runs(keys::dump),
     spec(
         "restore",
@@ -355,11 +359,11 @@ pub static TABLE: &[Command] = &[
         .keys(1, 1, 1)
         .runs(|kv, s, a| expiry::expire(kv, s, a, 1000, false)),
     spec("pexpire", -3, WF, "generic", "Sets a TTL in milliseconds.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| expiry::expire(kv, s, a, 1, false)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::expire(kv, s, a, 1, false)),
     spec("expireat", -3, WF, "generic", "Sets an expiry Unix time.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| expiry::expire(kv, s, a, 1000, true)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::expire(kv, s, a, 1000, true)),
     spec(
         "pexpireat",
         -3,
@@ -370,11 +374,11 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(|kv, s, a| expiry::expire(kv, s, a, 1, true)),
     spec("ttl", 2, RF, "generic", "Returns the TTL in seconds.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Seconds)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Seconds)),
     spec("pttl", 2, RF, "generic", "Returns the TTL in milliseconds.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Millis)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Millis)),
     spec("persist", 2, WF, "generic", "Removes a key's TTL.").keys(1, 1, 1).runs(expiry::persist),
     spec(
         "expiretime",
@@ -444,17 +448,17 @@ pub static TABLE: &[Command] = &[
     .runs(hashes::hsetnx),
     spec("hget", 3, RF, "hash", "Returns a field's value.").keys(1, 1, 1).runs(hashes::hget),
     spec("hmget", -3, RF, "hash", "Returns several fields' values.")
-    .keys(1, 1, 1)
-    .runs(hashes::hmget),
+        .keys(1, 1, 1)
+        .runs(hashes::hmget),
     spec("hgetall", 2, R, "hash", "Returns every field and value.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, true)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, true)),
     spec("hkeys", 2, R, "hash", "Returns every field.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, false)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, false)),
     spec("hvals", 2, R, "hash", "Returns every value.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| hashes::hgetall(kv, s, a, false, true)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, false, true)),
     spec("hdel", -3, WF, "hash", "Deletes fields.").keys(1, 1, 1).runs(hashes::hdel),
     spec("hexists", 3, RF, "hash", "Does a field exist?").keys(1, 1, 1).runs(hashes::hexists),
     spec("hlen", 2, RF, "hash", "Returns the number of fields.").keys(1, 1, 1).runs(hashes::hlen),
@@ -468,23 +472,23 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(hashes::hstrlen),
     spec("hincrby", 4, WDF, "hash", "Increments an integer field.")
-    .keys(1, 1, 1)
-    .runs(hashes::hincrby),
+        .keys(1, 1, 1)
+        .runs(hashes::hincrby),
     spec("hincrbyfloat", 4, WDF, "hash", "Increments a float field.")
-    .keys(1, 1, 1)
-    .runs(hashes::hincrbyfloat),
+        .keys(1, 1, 1)
+        .runs(hashes::hincrbyfloat),
     spec("hscan", -3, R, "hash", "Iterates over fields and values.")
-    .keys(1, 1, 1)
-    .runs(hashes::hscan),
+        .keys(1, 1, 1)
+        .runs(hashes::hscan),
     spec("hrandfield", -2, R, "hash", "Returns random fields.")
-    .keys(1, 1, 1)
-    .runs(hashes::hrandfield),
+        .keys(1, 1, 1)
+        .runs(hashes::hrandfield),
     spec("lpush", -3, WDF, "list", "Prepends elements.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| lists::push(kv, s, a, true, false)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| lists::push(kv, s, a, true, false)),
     spec("rpush", -3, WDF, "list", "Appends elements.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| lists::push(kv, s, a, false, false)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| lists::push(kv, s, a, false, false)),
     spec(
         "lpushx",
         -3,
@@ -524,8 +528,8 @@ pub static TABLE: &[Command] = &[
     spec("llen", 2, RF, "list", "Returns the length of a list.").keys(1, 1, 1).runs(lists::llen),
     spec("lrange", 4, R, "list", "Returns a range of elements.").keys(1, 1, 1).on_client(lrange),
     spec("lindex", 3, R, "list", "Returns the element at an index.")
-    .keys(1, 1, 1)
-    .runs(lists::lindex),
+        .keys(1, 1, 1)
+        .runs(lists::lindex),
     spec("lset", 4, WD, "list", "Sets the element at an index.").keys(1, 1, 1).runs(lists::lset),
     spec(
         "linsert",
@@ -537,8 +541,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(lists::linsert),
     spec("lrem", 4, W, "list", "Removes occurrences of an element.")
-    .keys(1, 1, 1)
-    .runs(lists::lrem),
+        .keys(1, 1, 1)
+        .runs(lists::lrem),
     spec("ltrim", 4, W, "list", "Keeps only a range of elements.").keys(1, 1, 1).runs(lists::ltrim),
     spec(
         "lpos",
@@ -602,20 +606,20 @@ pub static TABLE: &[Command] = &[
     spec("smembers", 2, R, "set", "Returns every member.").keys(1, 1, 1).runs(sets::smembers),
     spec("scard", 2, RF, "set", "Returns the number of members.").keys(1, 1, 1).runs(sets::scard),
     spec("spop", -2, WF, "set", "Removes and returns random members.")
-    .keys(1, 1, 1)
-    .runs(sets::spop),
+        .keys(1, 1, 1)
+        .runs(sets::spop),
     spec("srandmember", -2, R, "set", "Returns random members.")
-    .keys(1, 1, 1)
-    .runs(sets::srandmember),
+        .keys(1, 1, 1)
+        .runs(sets::srandmember),
     spec("sinter", -2, R, "set", "Intersects sets.")
-    .keys(1, -1, 1)
-    .runs(|kv, s, a| sets::algebra(kv, s, a, Inter)),
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Inter)),
     spec("sunion", -2, R, "set", "Unites sets.")
-    .keys(1, -1, 1)
-    .runs(|kv, s, a| sets::algebra(kv, s, a, Union)),
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Union)),
     spec("sdiff", -2, R, "set", "Subtracts sets.")
-    .keys(1, -1, 1)
-    .runs(|kv, s, a| sets::algebra(kv, s, a, Diff)),
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Diff)),
     spec(
         "sinterstore",
         -3,
@@ -626,8 +630,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, -1, 1)
     .runs(|kv, s, a| sets::store(kv, s, a, Inter)),
     spec("sunionstore", -3, WD, "set", "Stores the union of sets.")
-    .keys(1, -1, 1)
-    .runs(|kv, s, a| sets::store(kv, s, a, Union)),
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::store(kv, s, a, Union)),
     spec(
         "sdiffstore",
         -3,
@@ -658,8 +662,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(zsets::zincrby),
     spec("zscore", 3, RF, "sorted-set", "Returns a member's score.")
-    .keys(1, 1, 1)
-    .runs(zsets::zscore),
+        .keys(1, 1, 1)
+        .runs(zsets::zscore),
     spec(
         "zmscore",
         -3,
@@ -875,20 +879,20 @@ pub static TABLE: &[Command] = &[
     spec("geodist", -4, R, "geo", "Distance between two members.").keys(1, 1, 1).runs(geo::geodist),
     spec("geohash", -2, R, "geo", "Members' geohash strings.").keys(1, 1, 1).runs(geo::geohash),
     spec("geosearch", -7, R, "geo", "Members inside a circle or box.")
-    .keys(1, 1, 1)
-    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Search, p)),
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Search, p)),
     spec("geosearchstore", -8, WD, "geo", "Stores a GEOSEARCH.")
-    .keys(1, 2, 1)
-    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::SearchStore, p)),
+        .keys(1, 2, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::SearchStore, p)),
     spec("georadius", -6, WD, "geo", "Members near a point.")
-    .keys(1, 1, 1)
-    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: false }, p)),
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: false }, p)),
     spec("georadius_ro", -6, R, "geo", "Members near a point.")
-    .keys(1, 1, 1)
-    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: true }, p)),
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: true }, p)),
     spec("georadiusbymember", -5, WD, "geo", "Members near a member.")
-    .keys(1, 1, 1)
-    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::ByMember { read_only: false }, p)),
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::ByMember { read_only: false }, p)),
     spec(
         "georadiusbymember_ro",
         -5,
@@ -899,7 +903,7 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::ByMember { read_only: true }, p)),
     spec("zunion", -3, R, "sorted-set", "Union of sorted sets.")
-    .runs(|kv, s, a| zalgebra::combine(kv, s, a, Union)),
+        .runs(|kv, s, a| zalgebra::combine(kv, s, a, Union)),
     spec(
         "zinter",
         -3,
@@ -909,10 +913,10 @@ pub static TABLE: &[Command] = &[
     )
     .runs(|kv, s, a| zalgebra::combine(kv, s, a, Inter)),
     spec("zdiff", -3, R, "sorted-set", "Difference of sorted sets.")
-    .runs(|kv, s, a| zalgebra::combine(kv, s, a, Diff)),
+        .runs(|kv, s, a| zalgebra::combine(kv, s, a, Diff)),
     spec("zunionstore", -4, WD, "sorted-set", "Stores a union.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| zalgebra::store(kv, s, a, Union)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| zalgebra::store(kv, s, a, Union)),
     spec(
         "zinterstore",
         -4,
@@ -923,8 +927,8 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(|kv, s, a| zalgebra::store(kv, s, a, Inter)),
     spec("zdiffstore", -4, WD, "sorted-set", "Stores a difference.")
-    .keys(1, 1, 1)
-    .runs(|kv, s, a| zalgebra::store(kv, s, a, Diff)),
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| zalgebra::store(kv, s, a, Diff)),
     spec(
         "zintercard",
         -3,
@@ -935,38 +939,38 @@ pub static TABLE: &[Command] = &[
     .runs(zalgebra::zintercard),
     spec("sintercard", -3, R, "set", "Size of a set intersection.").runs(zalgebra::sintercard),
     spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.")
-    .keys(1, 2, 1)
-    .runs(zalgebra::zrangestore),
+        .keys(1, 2, 1)
+        .runs(zalgebra::zrangestore),
     spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.")
-    .keys(1, 1, 1)
-    .runs(zalgebra::zremrangebylex),
+        .keys(1, 1, 1)
+        .runs(zalgebra::zremrangebylex),
     // multi-key and blocking pops (see pops.rs, crate::blocking)
     spec("lmpop", -4, W, "list", "Pops elements from the first non-empty list.")
-    .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]")
-    .runs(|kv, s, a| pops::mpop(kv, s, a, false)),
+        .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]")
+        .runs(|kv, s, a| pops::mpop(kv, s, a, false)),
     spec("blmpop", -5, WB, "list", "Pops from the first non-empty list, or waits.")
-    .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]")
-    .waits(),
+        .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]")
+        .waits(),
     spec("zmpop", -4, W, "sorted-set", "Pops members from the first non-empty sorted set.")
-    .syntax("numkeys key [key ...] MIN|MAX [COUNT count]")
-    .runs(|kv, s, a| pops::mpop(kv, s, a, true)),
+        .syntax("numkeys key [key ...] MIN|MAX [COUNT count]")
+        .runs(|kv, s, a| pops::mpop(kv, s, a, true)),
     spec("bzmpop", -5, WB, "sorted-set", "Pops from the first non-empty sorted set, or waits.")
-    .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]")
-    .waits(),
+        .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]")
+        .waits(),
     spec("bzpopmin", -3, WFB, "sorted-set", "Pops the lowest-scored member, or waits.")
-    .keys(1, -2, 1)
-    .waits(),
+        .keys(1, -2, 1)
+        .waits(),
     spec("bzpopmax", -3, WFB, "sorted-set", "Pops the highest-scored member, or waits.")
-    .keys(1, -2, 1)
-    .waits(),
+        .keys(1, -2, 1)
+        .waits(),
     spec("sort", -2, WD, "generic", "Sorts a list, set or sorted set, maybe by other keys.")
-    .keys(1, 1, 1)
-    .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]")
-    .runs(|kv, s, a| sort::sort(kv, s, a, false)),
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]")
+        .runs(|kv, s, a| sort::sort(kv, s, a, false)),
     spec("sort_ro", -2, R, "generic", "Sorts a list, set or sorted set (read-only SORT).")
-    .keys(1, 1, 1)
-    .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]")
-    .runs(|kv, s, a| sort::sort(kv, s, a, true)),
+        .keys(1, 1, 1)
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]")
+        .runs(|kv, s, a| sort::sort(kv, s, a, true)),
 ];
 
 /// Runs one command, or hands it back to the service if it is not a kv command. The
