@@ -4,8 +4,10 @@
 //! Keeping the handler in the row is what makes dispatch cheap. The service has already
 //! found the row by hashing the command's name once (to check its arity); the row's
 //! handler is then one indirect call away. Finding it again by comparing the name
-//! against `match` arms, as kv once did, cost a `SETBIT` ~380 instructions: four nested
-//! `match`es, each comparing names one by one until the right arm, on every request.
+//! against `match` arms, as kv once did, cost every request a few hundred instructions
+//! (four nested `match`es, each comparing names one by one until the right arm) and half
+//! its instruction-cache misses: callgrind per pipelined `SETBIT`, 3,660 -> 3,345
+//! instructions and, with a 32 KiB L1i, 28.6 -> 15.3 misses (Redis: 4,467 and 5.0).
 
 use proto::{Args, Protocol};
 use service::{Client, CommandSpec, Reply};
