@@ -247,8 +247,18 @@ fn run(
     mut args: Args,
     spec: Option<&'static CommandSpec>,
 ) -> Frame {
+    // kv's data commands (most of what transactions hold) go straight to their handler,
+    // on borrowed arguments, as outside a transaction (see `Kv::execute_now`): the table
+    // row found when queueing says which they are, so no name is compared first.
+    let command = spec.and_then(crate::server::data_command);
+    if let Some(command) = command
+        && let Some(reply) = crate::commands::execute_command(kv, client, command, &mut args)
+    {
+        return frame_of(reply);
+    }
     let s = &mut client.session;
     let reply = match args.name() {
+        // The commands that wait elsewhere, in their forms that do not.
         "blpop" => return crate::blocking::bpop_now(kv, s, &mut args, true),
         "brpop" => return crate::blocking::bpop_now(kv, s, &mut args, false),
         "blmove" => return crate::blocking::bmove_now(kv, s, &mut args, false),
@@ -260,16 +270,10 @@ fn run(
             kv.request_save();
             return Frame::simple("Background saving started");
         }
+        // `SAVE`, `SHUTDOWN`.
+        _ if command.is_some() => not_allowed().into(),
         // The watches were handed back when `EXEC` began.
         "unwatch" => return Frame::ok(),
-        // kv's data commands (most of what transactions hold) go straight to their
-        // handler, on borrowed arguments, as outside a transaction (see
-        // `Kv::execute_now`): the table entry found when queueing says which they are,
-        // so the other modules' names are not tried one by one first.
-        _ if spec.is_some_and(crate::server::is_data_command) => {
-            crate::commands::execute_now_borrowed(kv, client, &mut args)
-                .unwrap_or_else(|| not_allowed().into())
-        }
         _ => match crate::replication::execute(kv, client, args) {
             Reply::Unhandled(args) => match crate::commands::execute_now(kv, client, args) {
                 // The service's commands, run in their turn like kv's.
@@ -279,6 +283,11 @@ fn run(
             reply => reply,
         },
     };
+    frame_of(reply)
+}
+
+/// One command's reply as an element of `EXEC`'s array.
+fn frame_of(reply: Reply) -> Frame {
     match reply {
         Reply::One(frame) => frame,
         Reply::Many(frames) => Frame::Array(frames),

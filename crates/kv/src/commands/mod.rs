@@ -1,12 +1,14 @@
 //! RESP commands: parse the arguments, call the engine, shape the reply.
 //!
 //! One module per command family, as Redis groups them. Each command is a function from
-//! its arguments to a reply frame; writes build a [`crate::keyspace::Mutation`] and hand
-//! it to [`Kv::write`], reads run a closure against the keyspace with [`Kv::read`].
+//! its arguments to a reply frame, named beside the command in [`TABLE`]; writes build a
+//! [`crate::keyspace::Mutation`] and hand it to [`Kv::write`], reads run a closure against
+//! the keyspace with [`Kv::read`].
 
 mod admin;
 mod bits;
 mod collections;
+mod command;
 mod expiry;
 mod geo;
 mod hashes;
@@ -25,6 +27,8 @@ mod zalgebra;
 mod zsets;
 
 pub(crate) use admin::Leave;
+use command::spec;
+pub use command::{Command, Run};
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
@@ -44,6 +48,9 @@ use service::{Client, CommandSpec, Reply};
 
 use crate::keyspace::{DATABASES, Outcome};
 use crate::server::{Kv, Session};
+use crate::types::ops::Algebra::{Diff, Inter, Union};
+use geo::Form;
+use zsets::By;
 
 /// What a command function returns.
 type Result<T = Frame> = std::result::Result<T, CommandError>;
@@ -62,20 +69,15 @@ const RF: &[&str] = &["readonly", "fast"];
 const EVAL: &[&str] = &["noscript", "stale", "may_replicate", "no_mandatory_keys"];
 const EVAL_RO: &[&str] = &["noscript", "stale", "readonly", "no_mandatory_keys"];
 
-const fn spec(
-    name: &'static str,
-    arity: i64,
-    flags: &'static [&'static str],
-    group: &'static str,
-    summary: &'static str,
-) -> CommandSpec {
-    CommandSpec::new(name, arity, flags, group, summary)
-}
-
-/// Every command kv implements, for `COMMAND` and the arity check.
-pub static TABLE: &[CommandSpec] = &[
+/// Every command kv implements: what `COMMAND` reports and the connection checks (name,
+/// arity, flags, keys), then the handler that runs it (see [`Command`]). `.runs(f)`:
+/// `f(kv, session, args)`; `.shaped(f)`: also the client's protocol; `.on_client(f)`: the
+/// whole client; `.waits()`: run on the waiting path, [`execute`].
+pub static TABLE: &[Command] = &[
     // strings
-    spec("get", 2, RF, "string", "Returns the string value of a key.").keys(1, 1, 1),
+    spec("get", 2, RF, "string", "Returns the string value of a key.")
+        .keys(1, 1, 1)
+        .runs(strings::get),
     spec(
         "set",
         -3,
@@ -84,7 +86,8 @@ pub static TABLE: &[CommandSpec] = &[
         "Sets the string value of a key, with options.",
     )
     .keys(1, 1, 1)
-    .syntax("key value [NX|XX] [GET] [EX seconds|PX ms|EXAT ts|PXAT ts|KEEPTTL]"),
+    .syntax("key value [NX|XX] [GET] [EX seconds|PX ms|EXAT ts|PXAT ts|KEEPTTL]")
+    .runs(strings::set),
     spec(
         "setnx",
         3,
@@ -92,7 +95,8 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Sets a key only if it does not exist.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(strings::setnx),
     spec(
         "setex",
         4,
@@ -100,7 +104,8 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Sets a key with a TTL in seconds.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| strings::setex(kv, s, a, 1000)),
     spec(
         "psetex",
         4,
@@ -108,7 +113,8 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Sets a key with a TTL in milliseconds.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| strings::setex(kv, s, a, 1)),
     spec(
         "getset",
         3,
@@ -116,7 +122,8 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Sets a key and returns its old value.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(strings::getset),
     spec(
         "getdel",
         2,
@@ -124,7 +131,8 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Returns a key's value and deletes it.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(strings::getdel),
     spec(
         "getex",
         -2,
@@ -133,7 +141,8 @@ pub static TABLE: &[CommandSpec] = &[
         "Returns a key's value and changes its TTL.",
     )
     .keys(1, 1, 1)
-    .syntax("key [EX seconds|PX ms|EXAT ts|PXAT ts|PERSIST]"),
+    .syntax("key [EX seconds|PX ms|EXAT ts|PXAT ts|PERSIST]")
+    .runs(strings::getex),
     spec(
         "mget",
         -2,
@@ -141,8 +150,11 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Returns the values of several keys.",
     )
-    .keys(1, -1, 1),
-    spec("mset", -3, WD, "string", "Sets several keys.").keys(1, -1, 2),
+    .keys(1, -1, 1)
+    .runs(strings::mget),
+    spec("mset", -3, WD, "string", "Sets several keys.")
+        .keys(1, -1, 2)
+        .runs(|kv, s, a| strings::mset(kv, s, a, false)),
     spec(
         "msetnx",
         -3,
@@ -150,23 +162,39 @@ pub static TABLE: &[CommandSpec] = &[
         "string",
         "Sets several keys only if none exists.",
     )
-    .keys(1, -1, 2),
-    spec("append", 3, WDF, "string", "Appends to a string.").keys(1, 1, 1),
-    spec("strlen", 2, RF, "string", "Returns the length of a string.").keys(1, 1, 1),
-    spec("getrange", 4, R, "string", "Returns a substring.").keys(1, 1, 1),
-    spec("setrange", 4, WD, "string", "Overwrites part of a string.").keys(1, 1, 1),
-    spec("incr", 2, WDF, "string", "Increments an integer by one.").keys(1, 1, 1),
-    spec("incrby", 3, WDF, "string", "Increments an integer.").keys(1, 1, 1),
-    spec("decr", 2, WDF, "string", "Decrements an integer by one.").keys(1, 1, 1),
-    spec("decrby", 3, WDF, "string", "Decrements an integer.").keys(1, 1, 1),
-    spec("incrbyfloat", 3, WDF, "string", "Increments a float.").keys(1, 1, 1),
-    spec("substr", 4, R, "string", "Returns a substring (GETRANGE).").keys(1, 1, 1),
+    .keys(1, -1, 2)
+    .runs(|kv, s, a| strings::mset(kv, s, a, true)),
+    spec("append", 3, WDF, "string", "Appends to a string.").keys(1, 1, 1).runs(strings::append),
+    spec("strlen", 2, RF, "string", "Returns the length of a string.")
+        .keys(1, 1, 1)
+        .runs(strings::strlen),
+    spec("getrange", 4, R, "string", "Returns a substring.").keys(1, 1, 1).runs(strings::getrange),
+    spec("setrange", 4, WD, "string", "Overwrites part of a string.")
+        .keys(1, 1, 1)
+        .runs(strings::setrange),
+    spec("incr", 2, WDF, "string", "Increments an integer by one.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, Some(1))),
+    spec("incrby", 3, WDF, "string", "Increments an integer.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, None)),
+    spec("decr", 2, WDF, "string", "Decrements an integer by one.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| strings::incr(kv, s, a, Some(-1))),
+    spec("decrby", 3, WDF, "string", "Decrements an integer.").keys(1, 1, 1).runs(strings::decrby),
+    spec("incrbyfloat", 3, WDF, "string", "Increments a float.")
+        .keys(1, 1, 1)
+        .runs(strings::incrbyfloat),
+    spec("substr", 4, R, "string", "Returns a substring (GETRANGE).")
+        .keys(1, 1, 1)
+        .runs(strings::getrange),
     // bitmaps and HyperLogLog: strings read bit by bit (see crate::types::bitmap)
-    spec("setbit", 4, WD, "bitmap", "Sets or clears a bit.").keys(1, 1, 1),
-    spec("getbit", 3, RF, "bitmap", "Returns a bit.").keys(1, 1, 1),
+    spec("setbit", 4, WD, "bitmap", "Sets or clears a bit.").keys(1, 1, 1).runs(bits::setbit),
+    spec("getbit", 3, RF, "bitmap", "Returns a bit.").keys(1, 1, 1).runs(bits::getbit),
     spec("bitcount", -2, R, "bitmap", "Counts set bits.")
         .keys(1, 1, 1)
-        .syntax("key [start end [BYTE|BIT]]"),
+        .syntax("key [start end [BYTE|BIT]]")
+        .runs(bits::bitcount),
     spec(
         "bitpos",
         -3,
@@ -175,8 +203,9 @@ pub static TABLE: &[CommandSpec] = &[
         "Finds the first set or clear bit.",
     )
     .keys(1, 1, 1)
-    .syntax("key bit [start [end [BYTE|BIT]]]"),
-    spec("bitop", -4, WD, "bitmap", "Combines strings bitwise.").keys(2, -1, 1),
+    .syntax("key bit [start [end [BYTE|BIT]]]")
+    .runs(bits::bitpos),
+    spec("bitop", -4, WD, "bitmap", "Combines strings bitwise.").keys(2, -1, 1).runs(bits::bitop),
     spec(
         "bitfield",
         -2,
@@ -184,8 +213,11 @@ pub static TABLE: &[CommandSpec] = &[
         "bitmap",
         "Reads and writes integer fields.",
     )
-    .keys(1, 1, 1),
-    spec("bitfield_ro", -2, RF, "bitmap", "Reads integer fields.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| bits::bitfield(kv, s, a, false)),
+    spec("bitfield_ro", -2, RF, "bitmap", "Reads integer fields.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| bits::bitfield(kv, s, a, true)),
     spec(
         "pfadd",
         -2,
@@ -193,7 +225,8 @@ pub static TABLE: &[CommandSpec] = &[
         "hyperloglog",
         "Adds elements to a HyperLogLog.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(hyperloglog::pfadd),
     spec(
         "pfcount",
         -2,
@@ -201,11 +234,14 @@ pub static TABLE: &[CommandSpec] = &[
         "hyperloglog",
         "Estimates distinct elements.",
     )
-    .keys(1, -1, 1),
-    spec("pfmerge", -2, WD, "hyperloglog", "Merges HyperLogLogs.").keys(1, -1, 1),
+    .keys(1, -1, 1)
+    .runs(hyperloglog::pfcount),
+    spec("pfmerge", -2, WD, "hyperloglog", "Merges HyperLogLogs.")
+        .keys(1, -1, 1)
+        .runs(hyperloglog::pfmerge),
     // keys
-    spec("del", -2, W, "generic", "Deletes keys.").keys(1, -1, 1),
-    spec("unlink", -2, WF, "generic", "Deletes keys.").keys(1, -1, 1),
+    spec("del", -2, W, "generic", "Deletes keys.").keys(1, -1, 1).runs(keys::del),
+    spec("unlink", -2, WF, "generic", "Deletes keys.").keys(1, -1, 1).runs(keys::del),
     spec(
         "exists",
         -2,
@@ -213,7 +249,8 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Counts existing keys (repeats count).",
     )
-    .keys(1, -1, 1),
+    .keys(1, -1, 1)
+    .runs(keys::exists),
     spec(
         "type",
         2,
@@ -221,8 +258,11 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Returns the type of a key's value.",
     )
-    .keys(1, 1, 1),
-    spec("rename", 3, W, "generic", "Renames a key.").keys(1, 2, 1),
+    .keys(1, 1, 1)
+    .runs(keys::type_of),
+    spec("rename", 3, W, "generic", "Renames a key.")
+        .keys(1, 2, 1)
+        .runs(|kv, s, a| keys::rename(kv, s, a, false)),
     spec(
         "renamenx",
         3,
@@ -230,47 +270,58 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Renames a key if the new name is free.",
     )
-    .keys(1, 2, 1),
+    .keys(1, 2, 1)
+    .runs(|kv, s, a| keys::rename(kv, s, a, true)),
     spec(
         "keys",
         2,
         R,
         "generic",
         "Returns the keys matching a pattern.",
-    ),
+    )
+    .runs(keys::keys),
     spec("scan", -2, R, "generic", "Iterates over the keys.")
-        .syntax("cursor [MATCH pattern] [COUNT count] [TYPE type]"),
-    spec("randomkey", 1, R, "generic", "Returns a random key."),
-    spec("dbsize", 1, RF, "server", "Returns the number of keys."),
+        .syntax("cursor [MATCH pattern] [COUNT count] [TYPE type]")
+        .runs(keys::scan),
+    spec("randomkey", 1, R, "generic", "Returns a random key.")
+        .runs(|kv, s, _| keys::randomkey(kv, s)),
+    spec("dbsize", 1, RF, "server", "Returns the number of keys.").runs(dbsize),
     spec(
         "flushdb",
         -1,
         W,
         "server",
         "Deletes every key of the database.",
-    ),
+    )
+    .runs(|kv, s, a| keys::flush(kv, s, a, false)),
     spec(
         "flushall",
         -1,
         W,
         "server",
         "Deletes every key of every database.",
-    ),
+    )
+    .runs(|kv, s, a| keys::flush(kv, s, a, true)),
     spec(
         "select",
         2,
         &["fast"],
         "connection",
         "Changes the selected database.",
-    ),
-    spec("swapdb", 3, WF, "server", "Swaps two databases."),
-    spec("touch", -2, RF, "generic", "Counts existing keys.").keys(1, -1, 1),
+    )
+    .runs(select),
+    spec("swapdb", 3, WF, "server", "Swaps two databases.").runs(keys::swapdb),
+    spec("touch", -2, RF, "generic", "Counts existing keys.").keys(1, -1, 1).runs(keys::exists),
     spec("copy", -3, WD, "generic", "Copies a key.")
         .keys(1, 2, 1)
-        .syntax("source destination [DB db] [REPLACE]"),
-    spec("move", 3, WF, "generic", "Moves a key to another database.").keys(1, 1, 1),
+        .syntax("source destination [DB db] [REPLACE]")
+        .runs(keys::copy),
+    spec("move", 3, WF, "generic", "Moves a key to another database.")
+        .keys(1, 1, 1)
+        .runs(keys::move_key),
     spec("object", -2, R, "generic", "Inspects a key's value: encoding, references.")
-        .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)]),
+        .subcommands(&[("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3), ("help", 2)])
+        .runs(object::object),
     spec("memory", -2, R, "server", "Reports memory use.")
         .subcommands(&[
             ("usage", -3),
@@ -279,15 +330,20 @@ pub static TABLE: &[CommandSpec] = &[
             ("malloc-stats", 2),
             ("purge", 2),
             ("help", 2),
-        ]),
+        ])
+        .runs(object::memory),
     spec("slowlog", -2, &["admin"], "server", "Shows or resets the slow log.")
-        .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)]),
+        .subcommands(&[("get", -2), ("len", 2), ("reset", 2), ("help", 2)])
+        .runs(|kv, _, a| admin::slowlog(kv, a)),
     spec("latency", -2, &["admin"], "server", "Shows or resets latency events.")
-        .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)]),
-    spec("monitor", 1, &["admin"], "server", "Streams every command the server runs."),
+        .subcommands(&[("latest", 2), ("reset", -2), ("help", 2)])
+        .runs(|kv, _, a| admin::latency(kv, a)),
+    spec("monitor", 1, &["admin"], "server", "Streams every command the server runs.")
+        .runs(|kv, s, _| admin::monitor(kv, s)),
     spec("shutdown", -1, &["admin"], "server", "Stops the server.")
-        .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]"),
-    spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1),
+        .syntax("[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]")
+        .waits(),
+    spec("dump", 2, R, "generic", "Serializes a key's value.").keys(1, 1, 1).runs(keys::dump),
     spec(
         "restore",
         -4,
@@ -296,11 +352,18 @@ pub static TABLE: &[CommandSpec] = &[
         "Creates a key from a DUMP payload.",
     )
     .keys(1, 1, 1)
-    .syntax("key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]"),
+    .syntax("key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]")
+    .runs(keys::restore),
     // expiry
-    spec("expire", -3, WF, "generic", "Sets a TTL in seconds.").keys(1, 1, 1),
-    spec("pexpire", -3, WF, "generic", "Sets a TTL in milliseconds.").keys(1, 1, 1),
-    spec("expireat", -3, WF, "generic", "Sets an expiry Unix time.").keys(1, 1, 1),
+    spec("expire", -3, WF, "generic", "Sets a TTL in seconds.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::expire(kv, s, a, 1000, false)),
+    spec("pexpire", -3, WF, "generic", "Sets a TTL in milliseconds.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::expire(kv, s, a, 1, false)),
+    spec("expireat", -3, WF, "generic", "Sets an expiry Unix time.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::expire(kv, s, a, 1000, true)),
     spec(
         "pexpireat",
         -3,
@@ -308,10 +371,15 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Sets an expiry Unix time in ms.",
     )
-    .keys(1, 1, 1),
-    spec("ttl", 2, RF, "generic", "Returns the TTL in seconds.").keys(1, 1, 1),
-    spec("pttl", 2, RF, "generic", "Returns the TTL in milliseconds.").keys(1, 1, 1),
-    spec("persist", 2, WF, "generic", "Removes a key's TTL.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| expiry::expire(kv, s, a, 1, true)),
+    spec("ttl", 2, RF, "generic", "Returns the TTL in seconds.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Seconds)),
+    spec("pttl", 2, RF, "generic", "Returns the TTL in milliseconds.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::Millis)),
+    spec("persist", 2, WF, "generic", "Removes a key's TTL.").keys(1, 1, 1).runs(expiry::persist),
     spec(
         "expiretime",
         2,
@@ -319,7 +387,8 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Returns the expiry Unix time.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::UnixSeconds)),
     spec(
         "pexpiretime",
         2,
@@ -327,32 +396,38 @@ pub static TABLE: &[CommandSpec] = &[
         "generic",
         "Returns the expiry Unix time in ms.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| expiry::ttl(kv, s, a, expiry::TtlView::UnixMillis)),
     // server
-    spec("time", 1, &["fast"], "server", "Returns the server time."),
+    spec("time", 1, &["fast"], "server", "Returns the server time.").runs(|_, _, _| Ok(time())),
     spec(
         "save",
         1,
         &["admin"],
         "server",
         "Flushes the dataset to disk.",
-    ),
+    )
+    .waits(),
     spec(
         "bgsave",
         -1,
         &["admin"],
         "server",
         "Flushes the dataset to disk.",
-    ),
+    )
+    .waits(),
     spec(
         "lastsave",
         1,
         &["fast"],
         "server",
         "Unix time of the last flush to disk.",
-    ),
+    )
+    .runs(|kv, _, _| Ok(Frame::Integer(kv.last_save() as i64))),
     // hashes, lists, sets, sorted sets (see crate::types)
-    spec("hset", -4, WDF, "hash", "Sets fields of a hash.").keys(1, 1, 1),
+    spec("hset", -4, WDF, "hash", "Sets fields of a hash.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hset(kv, s, a, false)),
     spec(
         "hmset",
         -4,
@@ -360,7 +435,8 @@ pub static TABLE: &[CommandSpec] = &[
         "hash",
         "Sets fields of a hash (answers OK).",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| hashes::hset(kv, s, a, true)),
     spec(
         "hsetnx",
         4,
@@ -368,15 +444,24 @@ pub static TABLE: &[CommandSpec] = &[
         "hash",
         "Sets a field only if it does not exist.",
     )
-    .keys(1, 1, 1),
-    spec("hget", 3, RF, "hash", "Returns a field's value.").keys(1, 1, 1),
-    spec("hmget", -3, RF, "hash", "Returns several fields' values.").keys(1, 1, 1),
-    spec("hgetall", 2, R, "hash", "Returns every field and value.").keys(1, 1, 1),
-    spec("hkeys", 2, R, "hash", "Returns every field.").keys(1, 1, 1),
-    spec("hvals", 2, R, "hash", "Returns every value.").keys(1, 1, 1),
-    spec("hdel", -3, WF, "hash", "Deletes fields.").keys(1, 1, 1),
-    spec("hexists", 3, RF, "hash", "Does a field exist?").keys(1, 1, 1),
-    spec("hlen", 2, RF, "hash", "Returns the number of fields.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(hashes::hsetnx),
+    spec("hget", 3, RF, "hash", "Returns a field's value.").keys(1, 1, 1).runs(hashes::hget),
+    spec("hmget", -3, RF, "hash", "Returns several fields' values.")
+        .keys(1, 1, 1)
+        .runs(hashes::hmget),
+    spec("hgetall", 2, R, "hash", "Returns every field and value.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, true)),
+    spec("hkeys", 2, R, "hash", "Returns every field.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, true, false)),
+    spec("hvals", 2, R, "hash", "Returns every value.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| hashes::hgetall(kv, s, a, false, true)),
+    spec("hdel", -3, WF, "hash", "Deletes fields.").keys(1, 1, 1).runs(hashes::hdel),
+    spec("hexists", 3, RF, "hash", "Does a field exist?").keys(1, 1, 1).runs(hashes::hexists),
+    spec("hlen", 2, RF, "hash", "Returns the number of fields.").keys(1, 1, 1).runs(hashes::hlen),
     spec(
         "hstrlen",
         3,
@@ -384,13 +469,26 @@ pub static TABLE: &[CommandSpec] = &[
         "hash",
         "Returns the length of a field's value.",
     )
-    .keys(1, 1, 1),
-    spec("hincrby", 4, WDF, "hash", "Increments an integer field.").keys(1, 1, 1),
-    spec("hincrbyfloat", 4, WDF, "hash", "Increments a float field.").keys(1, 1, 1),
-    spec("hscan", -3, R, "hash", "Iterates over fields and values.").keys(1, 1, 1),
-    spec("hrandfield", -2, R, "hash", "Returns random fields.").keys(1, 1, 1),
-    spec("lpush", -3, WDF, "list", "Prepends elements.").keys(1, 1, 1),
-    spec("rpush", -3, WDF, "list", "Appends elements.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(hashes::hstrlen),
+    spec("hincrby", 4, WDF, "hash", "Increments an integer field.")
+        .keys(1, 1, 1)
+        .runs(hashes::hincrby),
+    spec("hincrbyfloat", 4, WDF, "hash", "Increments a float field.")
+        .keys(1, 1, 1)
+        .runs(hashes::hincrbyfloat),
+    spec("hscan", -3, R, "hash", "Iterates over fields and values.")
+        .keys(1, 1, 1)
+        .runs(hashes::hscan),
+    spec("hrandfield", -2, R, "hash", "Returns random fields.")
+        .keys(1, 1, 1)
+        .runs(hashes::hrandfield),
+    spec("lpush", -3, WDF, "list", "Prepends elements.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| lists::push(kv, s, a, true, false)),
+    spec("rpush", -3, WDF, "list", "Appends elements.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| lists::push(kv, s, a, false, false)),
     spec(
         "lpushx",
         -3,
@@ -398,7 +496,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Prepends elements to an existing list.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| lists::push(kv, s, a, true, true)),
     spec(
         "rpushx",
         -3,
@@ -406,7 +505,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Appends elements to an existing list.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| lists::push(kv, s, a, false, true)),
     spec(
         "lpop",
         -2,
@@ -414,7 +514,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Removes and returns the first elements.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| lists::pop(kv, s, a, true)),
     spec(
         "rpop",
         -2,
@@ -422,11 +523,14 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Removes and returns the last elements.",
     )
-    .keys(1, 1, 1),
-    spec("llen", 2, RF, "list", "Returns the length of a list.").keys(1, 1, 1),
-    spec("lrange", 4, R, "list", "Returns a range of elements.").keys(1, 1, 1),
-    spec("lindex", 3, R, "list", "Returns the element at an index.").keys(1, 1, 1),
-    spec("lset", 4, WD, "list", "Sets the element at an index.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| lists::pop(kv, s, a, false)),
+    spec("llen", 2, RF, "list", "Returns the length of a list.").keys(1, 1, 1).runs(lists::llen),
+    spec("lrange", 4, R, "list", "Returns a range of elements.").keys(1, 1, 1).on_client(lrange),
+    spec("lindex", 3, R, "list", "Returns the element at an index.")
+        .keys(1, 1, 1)
+        .runs(lists::lindex),
+    spec("lset", 4, WD, "list", "Sets the element at an index.").keys(1, 1, 1).runs(lists::lset),
     spec(
         "linsert",
         5,
@@ -434,9 +538,12 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Inserts before or after an element.",
     )
-    .keys(1, 1, 1),
-    spec("lrem", 4, W, "list", "Removes occurrences of an element.").keys(1, 1, 1),
-    spec("ltrim", 4, W, "list", "Keeps only a range of elements.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(lists::linsert),
+    spec("lrem", 4, W, "list", "Removes occurrences of an element.")
+        .keys(1, 1, 1)
+        .runs(lists::lrem),
+    spec("ltrim", 4, W, "list", "Keeps only a range of elements.").keys(1, 1, 1).runs(lists::ltrim),
     spec(
         "lpos",
         -3,
@@ -444,7 +551,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Returns the index of matching elements.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(lists::lpos),
     spec(
         "lmove",
         5,
@@ -452,7 +560,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Pops from one list and pushes onto another.",
     )
-    .keys(1, 2, 1),
+    .keys(1, 2, 1)
+    .runs(|kv, s, a| lists::lmove(kv, s, a, false)),
     spec(
         "rpoplpush",
         3,
@@ -460,7 +569,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Pops the last element and pushes it onto another list.",
     )
-    .keys(1, 2, 1),
+    .keys(1, 2, 1)
+    .runs(|kv, s, a| lists::lmove(kv, s, a, true)),
     spec(
         "blpop",
         -3,
@@ -468,7 +578,8 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Pops the first element, waiting for one.",
     )
-    .keys(1, -2, 1),
+    .keys(1, -2, 1)
+    .waits(),
     spec(
         "brpop",
         -3,
@@ -476,8 +587,9 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "Pops the last element, waiting for one.",
     )
-    .keys(1, -2, 1),
-    spec("blmove", 6, WDB, "list", "LMOVE, waiting for an element.").keys(1, 2, 1),
+    .keys(1, -2, 1)
+    .waits(),
+    spec("blmove", 6, WDB, "list", "LMOVE, waiting for an element.").keys(1, 2, 1).waits(),
     spec(
         "brpoplpush",
         4,
@@ -485,18 +597,29 @@ pub static TABLE: &[CommandSpec] = &[
         "list",
         "RPOPLPUSH, waiting for an element.",
     )
-    .keys(1, 2, 1),
-    spec("sadd", -3, WDF, "set", "Adds members.").keys(1, 1, 1),
-    spec("srem", -3, WF, "set", "Removes members.").keys(1, 1, 1),
-    spec("sismember", 3, RF, "set", "Is this a member?").keys(1, 1, 1),
-    spec("smismember", -3, RF, "set", "Are these members?").keys(1, 1, 1),
-    spec("smembers", 2, R, "set", "Returns every member.").keys(1, 1, 1),
-    spec("scard", 2, RF, "set", "Returns the number of members.").keys(1, 1, 1),
-    spec("spop", -2, WF, "set", "Removes and returns random members.").keys(1, 1, 1),
-    spec("srandmember", -2, R, "set", "Returns random members.").keys(1, 1, 1),
-    spec("sinter", -2, R, "set", "Intersects sets.").keys(1, -1, 1),
-    spec("sunion", -2, R, "set", "Unites sets.").keys(1, -1, 1),
-    spec("sdiff", -2, R, "set", "Subtracts sets.").keys(1, -1, 1),
+    .keys(1, 2, 1)
+    .waits(),
+    spec("sadd", -3, WDF, "set", "Adds members.").keys(1, 1, 1).runs(sets::sadd),
+    spec("srem", -3, WF, "set", "Removes members.").keys(1, 1, 1).runs(sets::srem),
+    spec("sismember", 3, RF, "set", "Is this a member?").keys(1, 1, 1).runs(sets::sismember),
+    spec("smismember", -3, RF, "set", "Are these members?").keys(1, 1, 1).runs(sets::smismember),
+    spec("smembers", 2, R, "set", "Returns every member.").keys(1, 1, 1).runs(sets::smembers),
+    spec("scard", 2, RF, "set", "Returns the number of members.").keys(1, 1, 1).runs(sets::scard),
+    spec("spop", -2, WF, "set", "Removes and returns random members.")
+        .keys(1, 1, 1)
+        .runs(sets::spop),
+    spec("srandmember", -2, R, "set", "Returns random members.")
+        .keys(1, 1, 1)
+        .runs(sets::srandmember),
+    spec("sinter", -2, R, "set", "Intersects sets.")
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Inter)),
+    spec("sunion", -2, R, "set", "Unites sets.")
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Union)),
+    spec("sdiff", -2, R, "set", "Subtracts sets.")
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::algebra(kv, s, a, Diff)),
     spec(
         "sinterstore",
         -3,
@@ -504,8 +627,11 @@ pub static TABLE: &[CommandSpec] = &[
         "set",
         "Stores the intersection of sets.",
     )
-    .keys(1, -1, 1),
-    spec("sunionstore", -3, WD, "set", "Stores the union of sets.").keys(1, -1, 1),
+    .keys(1, -1, 1)
+    .runs(|kv, s, a| sets::store(kv, s, a, Inter)),
+    spec("sunionstore", -3, WD, "set", "Stores the union of sets.")
+        .keys(1, -1, 1)
+        .runs(|kv, s, a| sets::store(kv, s, a, Union)),
     spec(
         "sdiffstore",
         -3,
@@ -513,9 +639,10 @@ pub static TABLE: &[CommandSpec] = &[
         "set",
         "Stores the difference of sets.",
     )
-    .keys(1, -1, 1),
-    spec("smove", 4, WF, "set", "Moves a member to another set.").keys(1, 2, 1),
-    spec("sscan", -3, R, "set", "Iterates over members.").keys(1, 1, 1),
+    .keys(1, -1, 1)
+    .runs(|kv, s, a| sets::store(kv, s, a, Diff)),
+    spec("smove", 4, WF, "set", "Moves a member to another set.").keys(1, 2, 1).runs(sets::smove),
+    spec("sscan", -3, R, "set", "Iterates over members.").keys(1, 1, 1).runs(sets::sscan),
     spec(
         "zadd",
         -4,
@@ -523,7 +650,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Adds members or updates their scores.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zadd),
     spec(
         "zincrby",
         4,
@@ -531,8 +659,11 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Increments a member's score.",
     )
-    .keys(1, 1, 1),
-    spec("zscore", 3, RF, "sorted-set", "Returns a member's score.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zincrby),
+    spec("zscore", 3, RF, "sorted-set", "Returns a member's score.")
+        .keys(1, 1, 1)
+        .runs(zsets::zscore),
     spec(
         "zmscore",
         -3,
@@ -540,7 +671,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns several members' scores.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zmscore),
     spec(
         "zcard",
         2,
@@ -548,7 +680,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns the number of members.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zcard),
     spec(
         "zcount",
         4,
@@ -556,7 +689,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Counts members within a score range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zcount),
     spec(
         "zlexcount",
         4,
@@ -564,7 +698,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Counts members within a lexicographic range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zlexcount),
     spec(
         "zrank",
         3,
@@ -572,7 +707,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns a member's rank, lowest score first.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrank(kv, s, a, false)),
     spec(
         "zrevrank",
         3,
@@ -580,7 +716,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns a member's rank, highest score first.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrank(kv, s, a, true)),
     spec(
         "zrange",
         -4,
@@ -588,7 +725,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members by rank, score or lex range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, None, None)),
     spec(
         "zrangebyscore",
         -4,
@@ -596,7 +734,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members within a score range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, Some(By::Score), Some(false))),
     spec(
         "zrevrangebyscore",
         -4,
@@ -604,7 +743,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members within a score range, highest first.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, Some(By::Score), Some(true))),
     spec(
         "zrangebylex",
         -4,
@@ -612,7 +752,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members within a lexicographic range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, Some(By::Lex), Some(false))),
     spec(
         "zrevrangebylex",
         -4,
@@ -620,7 +761,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members within a lexicographic range, reversed.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, Some(By::Lex), Some(true))),
     spec(
         "zrevrange",
         -4,
@@ -628,8 +770,9 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns members by rank, highest first.",
     )
-    .keys(1, 1, 1),
-    spec("zrem", -3, WF, "sorted-set", "Removes members.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zrange(kv, s, a, Some(By::Rank), Some(true))),
+    spec("zrem", -3, WF, "sorted-set", "Removes members.").keys(1, 1, 1).runs(zsets::zrem),
     spec(
         "zremrangebyrank",
         4,
@@ -637,7 +780,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Removes members within a rank range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zremrangebyrank),
     spec(
         "zremrangebyscore",
         4,
@@ -645,7 +789,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Removes members within a score range.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zremrangebyscore),
     spec(
         "zpopmin",
         -2,
@@ -653,7 +798,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Removes and returns the lowest-scored members.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zpop(kv, s, a, false)),
     spec(
         "zpopmax",
         -2,
@@ -661,7 +807,8 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Removes and returns the highest-scored members.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zsets::zpop(kv, s, a, true)),
     spec(
         "zrandmember",
         -2,
@@ -669,30 +816,37 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Returns random members.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zrandmember),
     // scripting (see crate::scripting)
-    spec("eval", -3, EVAL, "scripting", "Runs a Lua script."),
+    spec("eval", -3, EVAL, "scripting", "Runs a Lua script.").on_client(eval_now).waits(),
     spec(
         "evalsha",
         -3,
         EVAL,
         "scripting",
         "Runs a cached Lua script.",
-    ),
+    )
+    .on_client(eval_now)
+    .waits(),
     spec(
         "eval_ro",
         -3,
         EVAL_RO,
         "scripting",
         "Runs a read-only Lua script.",
-    ),
+    )
+    .on_client(eval_now)
+    .waits(),
     spec(
         "evalsha_ro",
         -3,
         EVAL_RO,
         "scripting",
         "Runs a cached read-only Lua script.",
-    ),
+    )
+    .on_client(eval_now)
+    .waits(),
     spec(
         "script",
         -2,
@@ -707,7 +861,8 @@ pub static TABLE: &[CommandSpec] = &[
         ("kill", 2),
         ("debug", 3),
         ("help", 2),
-    ]),
+    ])
+    .on_client(|kv, _, a| Reply::One(scripting::script(kv, a).unwrap_or_else(|e| e.to_frame()))),
     spec(
         "zscan",
         -3,
@@ -715,18 +870,29 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Iterates over members and scores.",
     )
-    .keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(zsets::zscan),
     // LCS, geo sets (sorted sets of geohashes), sorted-set algebra and STORE forms
-    spec("lcs", -3, R, "string", "Longest common subsequence.").keys(1, 2, 1),
-    spec("geoadd", -5, WD, "geo", "Adds places to a geo set.").keys(1, 1, 1),
-    spec("geopos", -2, R, "geo", "Returns members' positions.").keys(1, 1, 1),
-    spec("geodist", -4, R, "geo", "Distance between two members.").keys(1, 1, 1),
-    spec("geohash", -2, R, "geo", "Members' geohash strings.").keys(1, 1, 1),
-    spec("geosearch", -7, R, "geo", "Members inside a circle or box.").keys(1, 1, 1),
-    spec("geosearchstore", -8, WD, "geo", "Stores a GEOSEARCH.").keys(1, 2, 1),
-    spec("georadius", -6, WD, "geo", "Members near a point.").keys(1, 1, 1),
-    spec("georadius_ro", -6, R, "geo", "Members near a point.").keys(1, 1, 1),
-    spec("georadiusbymember", -5, WD, "geo", "Members near a member.").keys(1, 1, 1),
+    spec("lcs", -3, R, "string", "Longest common subsequence.").keys(1, 2, 1).runs(lcs::lcs),
+    spec("geoadd", -5, WD, "geo", "Adds places to a geo set.").keys(1, 1, 1).runs(geo::geoadd),
+    spec("geopos", -2, R, "geo", "Returns members' positions.").keys(1, 1, 1).shaped(geo::geopos),
+    spec("geodist", -4, R, "geo", "Distance between two members.").keys(1, 1, 1).runs(geo::geodist),
+    spec("geohash", -2, R, "geo", "Members' geohash strings.").keys(1, 1, 1).runs(geo::geohash),
+    spec("geosearch", -7, R, "geo", "Members inside a circle or box.")
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Search, p)),
+    spec("geosearchstore", -8, WD, "geo", "Stores a GEOSEARCH.")
+        .keys(1, 2, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::SearchStore, p)),
+    spec("georadius", -6, WD, "geo", "Members near a point.")
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: false }, p)),
+    spec("georadius_ro", -6, R, "geo", "Members near a point.")
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::Radius { read_only: true }, p)),
+    spec("georadiusbymember", -5, WD, "geo", "Members near a member.")
+        .keys(1, 1, 1)
+        .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::ByMember { read_only: false }, p)),
     spec(
         "georadiusbymember_ro",
         -5,
@@ -734,17 +900,23 @@ pub static TABLE: &[CommandSpec] = &[
         "geo",
         "Members near a member.",
     )
-    .keys(1, 1, 1),
-    spec("zunion", -3, R, "sorted-set", "Union of sorted sets."),
+    .keys(1, 1, 1)
+    .shaped(|kv, s, a, p| geo::search(kv, s, a, Form::ByMember { read_only: true }, p)),
+    spec("zunion", -3, R, "sorted-set", "Union of sorted sets.")
+        .runs(|kv, s, a| zalgebra::combine(kv, s, a, Union)),
     spec(
         "zinter",
         -3,
         R,
         "sorted-set",
         "Intersection of sorted sets.",
-    ),
-    spec("zdiff", -3, R, "sorted-set", "Difference of sorted sets."),
-    spec("zunionstore", -4, WD, "sorted-set", "Stores a union.").keys(1, 1, 1),
+    )
+    .runs(|kv, s, a| zalgebra::combine(kv, s, a, Inter)),
+    spec("zdiff", -3, R, "sorted-set", "Difference of sorted sets.")
+        .runs(|kv, s, a| zalgebra::combine(kv, s, a, Diff)),
+    spec("zunionstore", -4, WD, "sorted-set", "Stores a union.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| zalgebra::store(kv, s, a, Union)),
     spec(
         "zinterstore",
         -4,
@@ -752,63 +924,58 @@ pub static TABLE: &[CommandSpec] = &[
         "sorted-set",
         "Stores an intersection.",
     )
-    .keys(1, 1, 1),
-    spec("zdiffstore", -4, WD, "sorted-set", "Stores a difference.").keys(1, 1, 1),
+    .keys(1, 1, 1)
+    .runs(|kv, s, a| zalgebra::store(kv, s, a, Inter)),
+    spec("zdiffstore", -4, WD, "sorted-set", "Stores a difference.")
+        .keys(1, 1, 1)
+        .runs(|kv, s, a| zalgebra::store(kv, s, a, Diff)),
     spec(
         "zintercard",
         -3,
         R,
         "sorted-set",
         "Size of an intersection.",
-    ),
-    spec("sintercard", -3, R, "set", "Size of a set intersection."),
-    spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.").keys(1, 2, 1),
-    spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.").keys(1, 1, 1),
+    )
+    .runs(zalgebra::zintercard),
+    spec("sintercard", -3, R, "set", "Size of a set intersection.").runs(zalgebra::sintercard),
+    spec("zrangestore", -5, WD, "sorted-set", "Stores a ZRANGE.")
+        .keys(1, 2, 1)
+        .runs(zalgebra::zrangestore),
+    spec("zremrangebylex", 4, W, "sorted-set", "Removes a lex range.")
+        .keys(1, 1, 1)
+        .runs(zalgebra::zremrangebylex),
     // multi-key and blocking pops (see pops.rs, crate::blocking)
     spec("lmpop", -4, W, "list", "Pops elements from the first non-empty list.")
-        .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+        .syntax("numkeys key [key ...] LEFT|RIGHT [COUNT count]")
+        .runs(|kv, s, a| pops::mpop(kv, s, a, false)),
     spec("blmpop", -5, WB, "list", "Pops from the first non-empty list, or waits.")
-        .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]"),
+        .syntax("timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]")
+        .waits(),
     spec("zmpop", -4, W, "sorted-set", "Pops members from the first non-empty sorted set.")
-        .syntax("numkeys key [key ...] MIN|MAX [COUNT count]"),
+        .syntax("numkeys key [key ...] MIN|MAX [COUNT count]")
+        .runs(|kv, s, a| pops::mpop(kv, s, a, true)),
     spec("bzmpop", -5, WB, "sorted-set", "Pops from the first non-empty sorted set, or waits.")
-        .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]"),
+        .syntax("timeout numkeys key [key ...] MIN|MAX [COUNT count]")
+        .waits(),
     spec("bzpopmin", -3, WFB, "sorted-set", "Pops the lowest-scored member, or waits.")
-        .keys(1, -2, 1),
+        .keys(1, -2, 1)
+        .waits(),
     spec("bzpopmax", -3, WFB, "sorted-set", "Pops the highest-scored member, or waits.")
-        .keys(1, -2, 1),
+        .keys(1, -2, 1)
+        .waits(),
     spec("sort", -2, WD, "generic", "Sorts a list, set or sorted set, maybe by other keys.")
         .keys(1, 1, 1)
-        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]"),
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]")
+        .runs(|kv, s, a| sort::sort(kv, s, a, false)),
     spec("sort_ro", -2, R, "generic", "Sorts a list, set or sorted set (read-only SORT).")
         .keys(1, 1, 1)
-        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]"),
+        .syntax("key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]")
+        .runs(|kv, s, a| sort::sort(kv, s, a, true)),
 ];
 
-/// Does this command wait (`SAVE` for the disk, the blocking pops for a push)? Only these
-/// need [`execute`]; every other command runs to completion in [`execute_now`].
-pub fn waits(name: &str) -> bool {
-    matches!(
-        name,
-        "save"
-            | "bgsave"
-            | "blpop"
-            | "brpop"
-            | "blmove"
-            | "brpoplpush"
-            | "blmpop"
-            | "bzmpop"
-            | "bzpopmin"
-            | "bzpopmax"
-            | "shutdown"
-            | "eval"
-            | "evalsha"
-            | "eval_ro"
-            | "evalsha_ro"
-    )
-}
-
-/// Runs one command, or hands it back to the service if it is not a kv command.
+/// Runs one command, or hands it back to the service if it is not a kv command. The
+/// commands that may wait ([`Command::waits`]) are named here; every other one runs to
+/// completion in [`execute_now`].
 pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
     let a = &mut args;
     let s = &mut client.session;
@@ -838,7 +1005,7 @@ pub async fn execute(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> R
     Reply::One(frame)
 }
 
-/// Runs a command that does not wait (see [`waits`]), or hands it back to the service if
+/// Runs a command that does not wait, found by name, or hands it back to the service if
 /// it is not a kv command. Not `async`: the service calls it straight from its
 /// connection loop (`Server::execute_now`), so a `GET` builds and polls no future.
 pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Reply {
@@ -848,30 +1015,45 @@ pub fn execute_now(kv: &Kv, client: &mut Client<Session>, mut args: Args) -> Rep
 /// [`execute_now`] on borrowed arguments (`None`: not a kv command): the caller keeps
 /// them, for the slow log (see `Kv::observe_end`).
 pub fn execute_now_borrowed(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Option<Reply> {
-    let protocol = client.protocol;
-    let s = &mut client.session;
-    let result = match a.name() {
-        "lrange" => {
-            return Some(
-                lists::lrange(kv, s, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded),
-            );
+    execute_command(kv, client, command(a.name())?, a)
+}
+
+/// Runs `command` (its table row, already found) on borrowed arguments; `None`: it runs
+/// only elsewhere ([`Run::Elsewhere`]).
+pub fn execute_command(
+    kv: &Kv,
+    client: &mut Client<Session>,
+    command: &Command,
+    a: &mut Args,
+) -> Option<Reply> {
+    let result = match command.run {
+        Run::Session(handler) => {
+            let db = client.session.db;
+            let result = handler(kv, &mut client.session, a);
+            if client.session.db != db {
+                // `SELECT`: CLIENT LIST shows the database a client is in.
+                client.set_db(client.session.db);
+            }
+            result
         }
-        "select" => {
-            let selected = run(kv, s, a, protocol);
-            client.set_db(client.session.db);
-            selected
-        }
-        // Inside `EXEC` (elsewhere `EVAL` waits, see `execute`).
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
-            Some(eval_request(a).map(|r| scripting::eval_now(kv, s, r)))
-        }
-        "script" => Some(scripting::script(kv, a)),
-        _ => run(kv, s, a, protocol),
+        Run::Shaped(handler) => handler(kv, &mut client.session, a, client.protocol),
+        Run::Client(handler) => return Some(handler(kv, client, a)),
+        Run::Elsewhere => return None,
     };
-    Some(Reply::One(match result? {
-        Ok(frame) => frame,
-        Err(e) => e.to_frame(),
-    }))
+    Some(Reply::One(result.unwrap_or_else(|e| e.to_frame())))
+}
+
+/// `EVAL` and its variants inside `EXEC` (elsewhere they wait, see [`execute`]).
+fn eval_now(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Reply {
+    let s = &mut client.session;
+    eval_request(a)
+        .map_or_else(|e| e.to_frame(), |r| scripting::eval_now(kv, s, r))
+        .into()
+}
+
+/// `LRANGE`'s reply is encoded as it is read, straight from the list.
+fn lrange(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Reply {
+    lists::lrange(kv, &mut client.session, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded)
 }
 
 /// `EVAL`'s arguments, by the variant's name.
@@ -881,218 +1063,41 @@ fn eval_request(a: &mut Args) -> Result<scripting::Request> {
     scripting::request(a, by_sha, read_only)
 }
 
+/// A command's table row, by lowercase name: one hash probe, for the callers that
+/// have only a name (a queued command in `EXEC`, a script's `redis.call`).
+pub(crate) fn command(name: &str) -> Option<&'static Command> {
+    type ByName = HashMap<&'static str, &'static Command, BuildHasherDefault<NameHasher>>;
+    static BY_NAME: LazyLock<ByName> =
+        LazyLock::new(|| TABLE.iter().map(|c| (c.spec.name, c)).collect());
+    BY_NAME.get(name).copied()
+}
+
 /// A command's table entry, by lowercase name.
 pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
-    type ByName = HashMap<&'static str, &'static CommandSpec, BuildHasherDefault<NameHasher>>;
-    static BY_NAME: LazyLock<ByName> =
-        LazyLock::new(|| TABLE.iter().map(|s| (s.name, s)).collect());
-    BY_NAME.get(name).copied()
+    command(name).map(|c| &c.spec)
 }
 
 /// Runs one of kv's commands that needs only the session (`None`: not one of them):
 /// what a client's command and a script's `redis.call` both come to.
 fn run(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
-    Some(match a.name() {
-        "get" => strings::get(kv, s, a),
-        "set" => strings::set(kv, s, a),
-        "setnx" => strings::setnx(kv, s, a),
-        "setex" => strings::setex(kv, s, a, 1000),
-        "psetex" => strings::setex(kv, s, a, 1),
-        "getset" => strings::getset(kv, s, a),
-        "getdel" => strings::getdel(kv, s, a),
-        "getex" => strings::getex(kv, s, a),
-        "mget" => strings::mget(kv, s, a),
-        "mset" => strings::mset(kv, s, a, false),
-        "msetnx" => strings::mset(kv, s, a, true),
-        "append" => strings::append(kv, s, a),
-        "strlen" => strings::strlen(kv, s, a),
-        "getrange" => strings::getrange(kv, s, a),
-        "setrange" => strings::setrange(kv, s, a),
-        "incr" => strings::incr(kv, s, a, Some(1)),
-        "decr" => strings::incr(kv, s, a, Some(-1)),
-        "incrby" => strings::incr(kv, s, a, None),
-        "decrby" => strings::decrby(kv, s, a),
-        "incrbyfloat" => strings::incrbyfloat(kv, s, a),
-        "del" | "unlink" => keys::del(kv, s, a),
-        "exists" | "touch" => keys::exists(kv, s, a),
-        "type" => keys::type_of(kv, s, a),
-        "rename" => keys::rename(kv, s, a, false),
-        "renamenx" => keys::rename(kv, s, a, true),
-        "keys" => keys::keys(kv, s, a),
-        "scan" => keys::scan(kv, s, a),
-        "randomkey" => keys::randomkey(kv, s),
-        "dbsize" => Ok(Frame::Integer(
-            kv.read(|ks, now| ks.dbsize(s.db, now)) as i64
-        )),
-        "flushdb" => keys::flush(kv, s, a, false),
-        "flushall" => keys::flush(kv, s, a, true),
-        "select" => db_index(a.next_bytes()).map(|db| {
-            s.db = db;
-            Frame::ok()
-        }),
-        "swapdb" => keys::swapdb(kv, s, a),
-        "copy" => keys::copy(kv, s, a),
-        "move" => keys::move_key(kv, s, a),
-        "slowlog" => admin::slowlog(kv, a),
-        "latency" => admin::latency(kv, a),
-        "monitor" => admin::monitor(kv, s),
-        "object" => object::object(kv, s, a),
-        "memory" => object::memory(kv, s, a),
-        "dump" => keys::dump(kv, s, a),
-        "restore" => keys::restore(kv, s, a),
-        "expire" => expiry::expire(kv, s, a, 1000, false),
-        "pexpire" => expiry::expire(kv, s, a, 1, false),
-        "expireat" => expiry::expire(kv, s, a, 1000, true),
-        "pexpireat" => expiry::expire(kv, s, a, 1, true),
-        "ttl" => expiry::ttl(kv, s, a, expiry::TtlView::Seconds),
-        "pttl" => expiry::ttl(kv, s, a, expiry::TtlView::Millis),
-        "persist" => expiry::persist(kv, s, a),
-        "expiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixSeconds),
-        "pexpiretime" => expiry::ttl(kv, s, a, expiry::TtlView::UnixMillis),
-        "time" => Ok(time()),
-        "lastsave" => Ok(Frame::Integer(kv.last_save() as i64)),
-        _ => {
-            // The short table first: a `match` on names compares them one by one, and
-            // the collections' seventy names cost a bitmap command ~150 instructions.
-            return bitwise(kv, s, a)
-                .or_else(|| collection(kv, s, a))
-                .or_else(|| derived(kv, s, a, protocol));
-        }
-    })
+    match command(a.name())?.run {
+        Run::Session(handler) => Some(handler(kv, s, a)),
+        Run::Shaped(handler) => Some(handler(kv, s, a, protocol)),
+        Run::Client(_) | Run::Elsewhere => None,
+    }
 }
 
-/// The hash, list, set and sorted-set commands (`None`: not one of them).
-fn collection(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
-    use crate::types::ops::Algebra;
-    use zsets::By;
-    Some(match a.name() {
-        "hset" => hashes::hset(kv, s, a, false),
-        "hmset" => hashes::hset(kv, s, a, true),
-        "hsetnx" => hashes::hsetnx(kv, s, a),
-        "hget" => hashes::hget(kv, s, a),
-        "hmget" => hashes::hmget(kv, s, a),
-        "hgetall" => hashes::hgetall(kv, s, a, true, true),
-        "hkeys" => hashes::hgetall(kv, s, a, true, false),
-        "hvals" => hashes::hgetall(kv, s, a, false, true),
-        "hdel" => hashes::hdel(kv, s, a),
-        "hexists" => hashes::hexists(kv, s, a),
-        "hlen" => hashes::hlen(kv, s, a),
-        "hstrlen" => hashes::hstrlen(kv, s, a),
-        "hincrby" => hashes::hincrby(kv, s, a),
-        "hincrbyfloat" => hashes::hincrbyfloat(kv, s, a),
-        "hscan" => hashes::hscan(kv, s, a),
-        "hrandfield" => hashes::hrandfield(kv, s, a),
-        "lpush" => lists::push(kv, s, a, true, false),
-        "rpush" => lists::push(kv, s, a, false, false),
-        "lpushx" => lists::push(kv, s, a, true, true),
-        "rpushx" => lists::push(kv, s, a, false, true),
-        "lpop" => lists::pop(kv, s, a, true),
-        "rpop" => lists::pop(kv, s, a, false),
-        "llen" => lists::llen(kv, s, a),
-        "lindex" => lists::lindex(kv, s, a),
-        "lset" => lists::lset(kv, s, a),
-        "linsert" => lists::linsert(kv, s, a),
-        "lrem" => lists::lrem(kv, s, a),
-        "ltrim" => lists::ltrim(kv, s, a),
-        "lpos" => lists::lpos(kv, s, a),
-        "lmove" => lists::lmove(kv, s, a, false),
-        "rpoplpush" => lists::lmove(kv, s, a, true),
-        "sadd" => sets::sadd(kv, s, a),
-        "srem" => sets::srem(kv, s, a),
-        "sismember" => sets::sismember(kv, s, a),
-        "smismember" => sets::smismember(kv, s, a),
-        "smembers" => sets::smembers(kv, s, a),
-        "scard" => sets::scard(kv, s, a),
-        "spop" => sets::spop(kv, s, a),
-        "srandmember" => sets::srandmember(kv, s, a),
-        "sinter" => sets::algebra(kv, s, a, Algebra::Inter),
-        "sunion" => sets::algebra(kv, s, a, Algebra::Union),
-        "sdiff" => sets::algebra(kv, s, a, Algebra::Diff),
-        "sinterstore" => sets::store(kv, s, a, Algebra::Inter),
-        "sunionstore" => sets::store(kv, s, a, Algebra::Union),
-        "sdiffstore" => sets::store(kv, s, a, Algebra::Diff),
-        "smove" => sets::smove(kv, s, a),
-        "sscan" => sets::sscan(kv, s, a),
-        "zadd" => zsets::zadd(kv, s, a),
-        "zincrby" => zsets::zincrby(kv, s, a),
-        "zscore" => zsets::zscore(kv, s, a),
-        "zmscore" => zsets::zmscore(kv, s, a),
-        "zcard" => zsets::zcard(kv, s, a),
-        "zcount" => zsets::zcount(kv, s, a),
-        "zlexcount" => zsets::zlexcount(kv, s, a),
-        "zrank" => zsets::zrank(kv, s, a, false),
-        "zrevrank" => zsets::zrank(kv, s, a, true),
-        "zrange" => zsets::zrange(kv, s, a, None, None),
-        "zrangebyscore" => zsets::zrange(kv, s, a, Some(By::Score), Some(false)),
-        "zrevrangebyscore" => zsets::zrange(kv, s, a, Some(By::Score), Some(true)),
-        "zrangebylex" => zsets::zrange(kv, s, a, Some(By::Lex), Some(false)),
-        "zrevrangebylex" => zsets::zrange(kv, s, a, Some(By::Lex), Some(true)),
-        "zrevrange" => zsets::zrange(kv, s, a, Some(By::Rank), Some(true)),
-        "zrem" => zsets::zrem(kv, s, a),
-        "zremrangebyrank" => zsets::zremrangebyrank(kv, s, a),
-        "zremrangebyscore" => zsets::zremrangebyscore(kv, s, a),
-        "zpopmin" => zsets::zpop(kv, s, a, false),
-        "zpopmax" => zsets::zpop(kv, s, a, true),
-        "zrandmember" => zsets::zrandmember(kv, s, a),
-        "zscan" => zsets::zscan(kv, s, a),
-        "lmpop" => pops::mpop(kv, s, a, false),
-        "zmpop" => pops::mpop(kv, s, a, true),
-        "sort" => sort::sort(kv, s, a, false),
-        "sort_ro" => sort::sort(kv, s, a, true),
-        _ => return None,
-    })
+/// `SELECT index`: this session's database from now on.
+fn select(_: &Kv, s: &mut Session, a: &mut Args) -> Result {
+    s.db = db_index(a.next_bytes())?;
+    Ok(Frame::ok())
 }
 
-/// The bitmap and HyperLogLog commands, and SUBSTR (`None`: not one of them).
-fn bitwise(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Result> {
-    Some(match a.name() {
-        "substr" => strings::getrange(kv, s, a),
-        "setbit" => bits::setbit(kv, s, a),
-        "getbit" => bits::getbit(kv, s, a),
-        "bitcount" => bits::bitcount(kv, s, a),
-        "bitpos" => bits::bitpos(kv, s, a),
-        "bitop" => bits::bitop(kv, s, a),
-        "bitfield" => bits::bitfield(kv, s, a, false),
-        "bitfield_ro" => bits::bitfield(kv, s, a, true),
-        "pfadd" => hyperloglog::pfadd(kv, s, a),
-        "pfcount" => hyperloglog::pfcount(kv, s, a),
-        "pfmerge" => hyperloglog::pfmerge(kv, s, a),
-        _ => return None,
-    })
-}
-
-/// LCS, the geo commands and the sorted-set algebra (`None`: not one of them).
-fn derived(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
-    use crate::types::ops::Algebra::{Diff, Inter, Union};
-    use geo::Form;
-    Some(match a.name() {
-        "lcs" => lcs::lcs(kv, s, a),
-        "geoadd" => geo::geoadd(kv, s, a),
-        "geopos" => geo::geopos(kv, s, a, protocol),
-        "geodist" => geo::geodist(kv, s, a),
-        "geohash" => geo::geohash(kv, s, a),
-        "geosearch" => geo::search(kv, s, a, Form::Search, protocol),
-        "geosearchstore" => geo::search(kv, s, a, Form::SearchStore, protocol),
-        "georadius" | "georadius_ro" => {
-            let read_only = a.name() == "georadius_ro";
-            geo::search(kv, s, a, Form::Radius { read_only }, protocol)
-        }
-        "georadiusbymember" | "georadiusbymember_ro" => {
-            let read_only = a.name() == "georadiusbymember_ro";
-            geo::search(kv, s, a, Form::ByMember { read_only }, protocol)
-        }
-        "zunion" => zalgebra::combine(kv, s, a, Union),
-        "zinter" => zalgebra::combine(kv, s, a, Inter),
-        "zdiff" => zalgebra::combine(kv, s, a, Diff),
-        "zunionstore" => zalgebra::store(kv, s, a, Union),
-        "zinterstore" => zalgebra::store(kv, s, a, Inter),
-        "zdiffstore" => zalgebra::store(kv, s, a, Diff),
-        "zintercard" => zalgebra::zintercard(kv, s, a),
-        "sintercard" => zalgebra::sintercard(kv, s, a),
-        "zrangestore" => zalgebra::zrangestore(kv, s, a),
-        "zremrangebylex" => zalgebra::zremrangebylex(kv, s, a),
-        _ => return None,
-    })
+/// `DBSIZE`: the number of keys in the session's database.
+fn dbsize(kv: &Kv, s: &mut Session, _: &mut Args) -> Result {
+    Ok(Frame::Integer(
+        kv.read(|ks, now| ks.dbsize(s.db, now)) as i64
+    ))
 }
 
 /// An engine outcome as a reply frame.
@@ -1136,4 +1141,32 @@ fn time() -> Frame {
         Bytes::from(now.as_secs().to_string()),
         Bytes::from(now.subsec_micros().to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row with no handler here must be one of the commands [`execute`] runs on the
+    /// waiting path; any other would answer "unknown command" while `COMMAND` lists it.
+    #[test]
+    fn every_command_runs_somewhere() {
+        for row in TABLE {
+            assert!(
+                row.waits || !matches!(row.run, Run::Elsewhere),
+                "{} has no handler",
+                row.spec.name
+            );
+        }
+    }
+
+    /// Names are unique, and each is found by name as the row it is.
+    #[test]
+    fn each_name_finds_its_row() {
+        for row in TABLE {
+            let found = command(row.spec.name).map(std::ptr::from_ref);
+            assert_eq!(found, Some(std::ptr::from_ref(row)), "{}", row.spec.name);
+        }
+        assert!(command("nosuchcommand").is_none());
+    }
 }
