@@ -12,8 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use proto::frame::put_decimal;
-use proto::{Args, CommandError, Frame, FrameParser, Limits, Mode, Protocol, RequestParser};
+use proto::{Args, CommandError, Frame, FrameParser, Limits, Mode, RequestParser, encode_command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
@@ -137,8 +136,9 @@ struct Connection {
     /// buffer (measured on the replica, SET -P 16: ~2,500 instructions per change
     /// spent parsing before).
     requests: RequestParser,
-    /// Where each `REPLCONF ACK` is encoded (reused).
-    acks: Vec<u8>,
+    /// Where each command to the primary is encoded (reused: a `REPLCONF ACK` follows
+    /// every batch the replica applies).
+    out: BytesMut,
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
@@ -147,10 +147,9 @@ fn invalid(message: impl Into<String>) -> io::Error {
 
 impl Connection {
     async fn send(&mut self, words: &[&str]) -> io::Result<()> {
-        let mut out = BytesMut::new();
-        Frame::bulk_array(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())))
-            .encode(Protocol::Resp2, &mut out);
-        self.stream.write_all(&out).await
+        self.out.clear();
+        encode_command(&mut self.out, words.iter().map(|w| w.as_bytes()));
+        self.stream.write_all(&self.out).await
     }
 
     /// The next frame and its size in bytes, reading as needed.
@@ -209,19 +208,10 @@ impl Connection {
         }
     }
 
-    /// `REPLCONF ACK <offset>`, encoded into a buffer the link reuses: it is sent after
-    /// every batch the replica applies, which in sync mode is what releases the
-    /// primary's waiting writes.
+    /// `REPLCONF ACK <offset>`: sent after every batch the replica applies, which in
+    /// sync mode is what releases the primary's waiting writes.
     async fn ack(&mut self, offset: u64) -> io::Result<()> {
-        let out = &mut self.acks;
-        out.clear();
-        out.extend_from_slice(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$");
-        let digits = offset.checked_ilog10().map_or(1, |d| d + 1);
-        put_decimal(out, i64::from(digits));
-        out.extend_from_slice(b"\r\n");
-        put_decimal(out, i64::try_from(offset).unwrap_or(i64::MAX));
-        out.extend_from_slice(b"\r\n");
-        self.stream.write_all(out).await
+        self.send(&["REPLCONF", "ACK", &offset.to_string()]).await
     }
 }
 
@@ -275,7 +265,7 @@ async fn link(kv: &Kv, up: &Upstream) -> io::Result<()> {
         limits: Limits::default(),
         frames: FrameParser::default(),
         requests: RequestParser::default(),
-        acks: Vec::new(),
+        out: BytesMut::new(),
     };
     let my_port = repl.server.get().map_or(0, |(_, _, port)| *port);
     conn.send(&["REPLCONF", "listening-port", &my_port.to_string()])
