@@ -41,11 +41,17 @@ pub struct Deferred(Pin<Box<dyn Future<Output = Settled> + Send + 'static>>);
 pub enum Settled {
     /// A reply frame, encoded in the client's protocol like any other.
     Frame(Frame),
-    /// Exactly one complete reply, already encoded in RESP2: a backend's reply bytes as
-    /// they came off its socket. A proxy that forwards them this way never decodes a
-    /// reply into a [`Frame`] only to encode it again; a RESP2 client gets the bytes
-    /// copied into its output as they are. A RESP3 client gets them decoded and
-    /// re-encoded (its nulls differ), which is what a `Frame` reply would have cost.
+    /// Whole replies already encoded in RESP2, in order: usually exactly one, a
+    /// backend's reply bytes as they came off its socket. A proxy that forwards them
+    /// this way never decodes a reply into a [`Frame`] only to encode it again; a RESP2
+    /// client gets the bytes copied into its output as they are. A RESP3 client gets
+    /// them decoded and re-encoded reply by reply (its nulls differ), which is what
+    /// `Frame` replies would have cost.
+    ///
+    /// Several replies in one are allowed because a reply may stand for the rest of a
+    /// batch: kv's sync replication holds every reply after a batch's first
+    /// unacknowledged write in one [`Deferred`] (they may not overtake it), encoded in
+    /// the connection's protocol, and releases them together.
     Resp2(Bytes),
     /// Exactly one complete RESP2 reply, in parts to be sent one after another: a reply
     /// that embeds large values kept elsewhere (a log's record values, read from its
@@ -55,16 +61,18 @@ pub enum Settled {
     /// into the output buffer, then into the socket. A RESP3 client gets the parts joined
     /// and re-encoded, like [`Settled::Resp2`].
     Resp2Parts(Vec<Bytes>),
-    /// Exactly one complete reply, already encoded in RESP3: a backend's reply bytes,
-    /// from a connection that the proxy opened with `HELLO 3` for its RESP3 clients. A
-    /// RESP3 client gets the bytes as they are; a RESP2 client gets them decoded and
-    /// lowered (maps flattened, doubles as text), as any [`Frame`] reply would be.
+    /// Whole replies already encoded in RESP3, in order (usually one, as for
+    /// [`Settled::Resp2`]): a backend's reply bytes, from a connection that the proxy
+    /// opened with `HELLO 3` for its RESP3 clients. A RESP3 client gets the bytes as they
+    /// are; a RESP2 client gets them decoded and lowered reply by reply (maps flattened,
+    /// doubles as text), as [`Frame`] replies would be.
     Resp3(Bytes),
 }
 
 impl Settled {
     /// The reply as a frame (decoding RESP2 bytes), for a caller that must look inside
-    /// it — merging the parts of a split MGET, say.
+    /// it — merging the parts of a split MGET, say. Meant for one reply: bytes holding
+    /// several decode to an error frame.
     pub fn into_frame(self) -> Frame {
         match self {
             Settled::Frame(frame) => frame,
@@ -89,7 +97,22 @@ impl Settled {
                     dst.extend_from_slice(&part);
                 }
             }
+            Settled::Resp2(bytes) | Settled::Resp3(bytes) => reencode(bytes, protocol, dst),
             other => other.into_frame().encode(protocol, dst),
+        }
+    }
+}
+
+/// Replies encoded in the other protocol, decoded one by one and encoded in `protocol`.
+fn reencode(bytes: Bytes, protocol: Protocol, dst: &mut bytes::BytesMut) {
+    let mut buf = bytes::BytesMut::from(bytes);
+    while !buf.is_empty() {
+        match proto::parse_frame(&mut buf, &proto::Limits::default(), proto::Mode::Reply) {
+            Ok(Some(frame)) => frame.encode(protocol, dst),
+            _ => {
+                Frame::error("ERR malformed reply from backend").encode(protocol, dst);
+                return;
+            }
         }
     }
 }
@@ -287,6 +310,20 @@ mod tests {
         out.clear();
         map().encode(Protocol::Resp2, &mut out);
         assert_eq!(&out[..], b"*2\r\n$1\r\nf\r\n$3\r\n1.5\r\n");
+    }
+
+    #[test]
+    fn several_replies_in_one_are_re_encoded_one_by_one() {
+        let batch = || Settled::Resp2(Bytes::from_static(b"+OK\r\n$-1\r\n:3\r\n"));
+        let mut out = bytes::BytesMut::new();
+        batch().encode(Protocol::Resp2, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n$-1\r\n:3\r\n");
+        out.clear();
+        batch().encode(Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n_\r\n:3\r\n");
+        out.clear();
+        Settled::Resp2(Bytes::from_static(b"+OK\r\n$5\r\nab")).encode(Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n-ERR malformed reply from backend\r\n");
     }
 
     #[test]
