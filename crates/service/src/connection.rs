@@ -195,7 +195,7 @@ pub(crate) async fn serve<S: Server>(
         // 2. One write for the whole batch — on an event loop of its own, only after every
         // other client with input waiting has had its turn (see `Server::WRITE_AFTER_READS`).
         if S::WRITE_AFTER_READS && executed > 0 {
-            tokio::task::yield_now().await;
+            behind_ready_clients().await;
         }
         if write(&mut stream, &mut output, stats, &info.evict)
             .await
@@ -516,6 +516,33 @@ async fn read_ready(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Re
     std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
         Poll::Pending => Poll::Ready(Err(std::io::ErrorKind::WouldBlock.into())),
         ready => ready,
+    })
+    .await
+}
+
+/// Lets every task already queued on this event loop run before this one goes on: the
+/// other clients the last poll of the sockets found ready (see
+/// `Server::WRITE_AFTER_READS`).
+///
+/// Not `tokio::task::yield_now`: since tokio 1.23 it defers its wake-up until the
+/// scheduler has polled the driver again, so that a task spinning on `yield_now` cannot
+/// starve I/O. On a one-threaded loop that costs an extra `epoll_wait` (with a zero
+/// timeout) for every round of reads — measured on the cache's `GET -P 1`, 0.53
+/// `epoll_wait`s per request against Redis's 0.36 — and it pulls newly ready clients in
+/// ahead of the replies already made. Waking ourselves puts the task at the back of the
+/// run queue, behind the ready clients and nothing else, which is Redis's order: read
+/// every ready client, then write every reply (`beforeSleep`), then wait for events.
+/// The I/O driver cannot starve: a connection yields here at most once per batch it read,
+/// and the scheduler polls the driver every 61 tasks regardless.
+async fn behind_ready_clients() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if queued {
+            return std::task::Poll::Ready(());
+        }
+        queued = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     })
     .await
 }
