@@ -28,7 +28,7 @@ mod zsets;
 
 pub(crate) use admin::Leave;
 use command::spec;
-pub use command::{Command, Run};
+pub use command::{Command, Run, TryNow};
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
@@ -819,7 +819,9 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(zsets::zrandmember),
     // scripting (see crate::scripting)
-    spec("eval", -3, EVAL, "scripting", "Runs a Lua script.").on_client(eval_now).waits(),
+    spec("eval", -3, EVAL, "scripting", "Runs a Lua script.")
+        .on_client(eval_now)
+        .tries_now(eval_inline),
     spec(
         "evalsha",
         -3,
@@ -828,7 +830,7 @@ pub static TABLE: &[Command] = &[
         "Runs a cached Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "eval_ro",
         -3,
@@ -837,7 +839,7 @@ pub static TABLE: &[Command] = &[
         "Runs a read-only Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "evalsha_ro",
         -3,
@@ -846,7 +848,7 @@ pub static TABLE: &[Command] = &[
         "Runs a cached read-only Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "script",
         -2,
@@ -1054,6 +1056,15 @@ fn eval_now(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Reply {
 /// `LRANGE`'s reply is encoded as it is read, straight from the list.
 fn lrange(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Reply {
     lists::lrange(kv, &mut client.session, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded)
+}
+
+/// `EVAL` and its variants on the path without a future: a quick script's reply (see
+/// [`TryNow`]).
+fn eval_inline(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Frame> {
+    match eval_request(a) {
+        Ok(request) => scripting::eval_inline(kv, s, request),
+        Err(e) => Some(e.to_frame()),
+    }
 }
 
 /// `EVAL`'s arguments, by the variant's name.

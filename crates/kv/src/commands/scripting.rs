@@ -66,8 +66,17 @@ impl Request {
 /// request back to hand to the VM's thread.
 fn inline(kv: &Kv, s: &mut Session, r: Request) -> std::result::Result<Frame, vm::Request> {
     let ran = kv.scripts.run_inline(r.into_vm(s))?;
-    s.absorb(&ran.session);
+    s.absorb(ran.written);
     Ok(ran.reply)
+}
+
+/// `EVAL` on the event loop's path without a future (see
+/// [`TryNow`](crate::commands::TryNow)): a quick script's reply, or `None` for
+/// one that must go to the VM's thread, which [`eval`] then does. Nothing runs in between
+/// (no `await` separates the two), so a run abandoned here and started again there is as
+/// atomic as one that began there.
+pub fn eval_inline(kv: &Kv, s: &mut Session, r: Request) -> Option<Frame> {
+    inline(kv, s, r).ok()
 }
 
 /// Hands a script to the VM with the gate closed behind it (see
@@ -107,7 +116,7 @@ pub async fn eval(kv: &Kv, s: &mut Session, r: Request) -> Frame {
             Err(_) => return CommandError::err("the script was lost").to_frame(),
         },
     };
-    s.absorb(&ran.session);
+    s.absorb(ran.written);
     ran.reply
 }
 
@@ -126,7 +135,7 @@ pub fn eval_now(kv: &Kv, s: &mut Session, r: Request) -> Frame {
     }
     match rx.recv() {
         Ok(ran) => {
-            s.absorb(&ran.session);
+            s.absorb(ran.written);
             ran.reply
         }
         Err(_) => CommandError::err("the script was lost").to_frame(),

@@ -49,7 +49,7 @@ use proto::{Args, Frame};
 use super::convert;
 use super::gate::Gate;
 use super::name::ShaName;
-use crate::server::{Kv, Session};
+use crate::server::{Kv, Session, Written};
 
 /// Bytes the Lua state may allocate, scripts and cache together; past it an allocation
 /// fails and the script gets an error ("not enough memory") instead of the server
@@ -126,21 +126,19 @@ pub struct Request {
     pub read_only: bool,
 }
 
-/// What a script did: its reply, and the session its commands ran in (whose journal
-/// position the caller waits for before replying, like after any write).
+/// What a script did: its reply, and how far its writes reached (which the caller waits
+/// for before replying, like after any write).
 pub struct Ran {
     pub reply: Frame,
-    pub session: Session,
+    pub written: Written,
 }
 
 /// What `redis.call` needs while a script runs.
 struct Context {
     kv: Arc<Kv>,
-    session: Session,
     read_only: bool,
     /// `redis.setresp(3)` was called.
     resp3: bool,
-    gate: Arc<Gate>,
 }
 
 /// Where [`Context`] lives for the state's whole life, filled when a script starts and
@@ -152,13 +150,26 @@ struct Context {
 /// runs a script at a time).
 type Slot = Arc<Mutex<Calls>>;
 
-/// What `redis.call` keeps between calls: the running script's context, and the buffer
-/// each command is written into (reused once the previous command has let go of it, so
-/// a call allocates none).
-#[derive(Default)]
+/// What `redis.call` keeps between calls: the running script's context, the session
+/// scripts' commands run in (one for all, see [`Session::start_script`]), the gate, and
+/// the buffer each command is written into (reused once the previous command has let go
+/// of it, so a call allocates none).
 struct Calls {
     context: Option<Context>,
+    session: Session,
+    gate: Arc<Gate>,
     request: BytesMut,
+}
+
+impl Calls {
+    fn slot(gate: Arc<Gate>) -> Slot {
+        Arc::new(Mutex::new(Calls {
+            context: None,
+            session: Session::for_scripts(),
+            gate,
+            request: BytesMut::new(),
+        }))
+    }
 }
 
 /// A request buffer grown past this by a large command is not kept for the next.
@@ -256,7 +267,7 @@ impl Vm {
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
         )?;
-        let slot = Slot::default();
+        let slot = Calls::slot(gate.clone());
         let (env, runner) = sandbox(&lua, &gate, &slot)?;
         let hook_gate = gate.clone();
         lua.set_hook(
@@ -337,7 +348,7 @@ impl Vm {
             Err(reply) => {
                 return Ran {
                     reply,
-                    session: Session::for_script(request.db),
+                    written: Written::default(),
                 };
             }
         };
@@ -381,20 +392,30 @@ impl Vm {
         // The script's writes reach the journal and the replicas as one unit, like
         // `EXEC`'s (unless it runs inside an `EXEC`, which is already one).
         let unit = kv.begin_unit();
-        crate::lock(&self.slot).context = Some(Context {
-            kv: kv.clone(),
-            session: Session::for_script(db),
-            read_only: request.read_only,
-            resp3: false,
-            gate: self.gate.clone(),
-        });
-        let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
-        let context = crate::lock(&self.slot).context.take();
-        let mut session = context.map_or_else(|| Session::for_script(db), |c| c.session);
-        if unit {
-            kv.commit_unit(&mut session);
+        {
+            let mut calls = crate::lock(&self.slot);
+            calls.session.start_script(db);
+            calls.context = Some(Context {
+                kv,
+                read_only: request.read_only,
+                resp3: false,
+            });
         }
-        Ran { reply, session }
+        let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
+        let mut calls = crate::lock(&self.slot);
+        let Calls {
+            context, session, ..
+        } = &mut *calls;
+        // Always there: set above, and only taken here.
+        if let Some(context) = context.take()
+            && unit
+        {
+            context.kv.commit_unit(session);
+        }
+        Ran {
+            reply,
+            written: session.written(),
+        }
     }
 
     fn call(&self, sha: &str, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
@@ -763,7 +784,12 @@ fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> 
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
     let mut calls = crate::lock(slot);
-    let Calls { context, request } = &mut *calls;
+    let Calls {
+        context,
+        session,
+        gate,
+        request,
+    } = &mut *calls;
     // The command in request form, as a client would have sent it: one buffer, not a
     // copy per word.
     request.reserve(64);
@@ -791,10 +817,8 @@ fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> 
     drop(words);
     let Some(Context {
         kv,
-        session,
         read_only,
         resp3,
-        gate,
     }) = context.as_mut()
     else {
         return fail("ERR redis.call outside a script");
