@@ -455,12 +455,14 @@ impl Kv {
         }
     }
 
-    /// Does the client's command wait by nature ([`Command::waits`])?
+    /// Does the client's command wait for something else by nature (a blocking pop, the
+    /// disk: [`Command::waits`]), so that its time is not its cost? A script that waits
+    /// waits for itself (run on the VM's thread): the slow log wants it, as Redis's does.
     fn waits(client: &Client<Session>) -> bool {
         client
             .spec()
             .and_then(data_command)
-            .is_some_and(|command| command.waits)
+            .is_some_and(|command| command.waits && command.try_now.is_none())
     }
 
     /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
