@@ -77,14 +77,15 @@ impl Session {
     }
 
     /// A script starts in the caller's database, with none of the previous script's
-    /// writes to wait for. Only what a script's commands can change is reset: they
-    /// cannot subscribe, watch, track, monitor or replicate (see
-    /// `commands::scripting::NOT_IN_SCRIPTS`).
+    /// writes to wait for. Only what a script's commands can change is reset (its
+    /// database and its write positions): they cannot subscribe, watch, track, monitor
+    /// or be a replica's link (see `commands::scripting::NOT_IN_SCRIPTS`), and nothing
+    /// answers through this session, so no reply of it is held for replicas.
     pub(crate) fn start_script(&mut self, db: usize) {
         self.db = db;
         self.unsynced = 0;
         self.unwritten = 0;
-        self.repl = crate::replication::ReplSession::default();
+        self.repl.written = 0;
     }
 
     /// Where this session's writes reached.

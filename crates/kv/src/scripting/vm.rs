@@ -401,7 +401,7 @@ impl Vm {
                 resp3: false,
             });
         }
-        let reply = self.call(name.as_str(), f, &request.keys, &request.argv);
+        let reply = self.call(name, f, &request.keys, &request.argv);
         let mut calls = crate::lock(&self.slot);
         let Calls {
             context, session, ..
@@ -418,7 +418,8 @@ impl Vm {
         }
     }
 
-    fn call(&self, sha: &str, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
+    /// Runs `f`; `name` is only read if it fails (the error names the script).
+    fn call(&self, name: &ShaName, f: &Function, keys: &[Bytes], argv: &[Bytes]) -> Frame {
         let run = || -> mlua::Result<Frame> {
             let (keys, argv) = unlimited(&self.lua, || {
                 Ok::<_, mlua::Error>((self.strings(keys)?, self.strings(argv)?))
@@ -431,9 +432,9 @@ impl Vm {
                     .is_some_and(|c| c.resp3);
                 return Ok(convert::to_frame(&value, resp3));
             }
-            Ok(failure(sha, &value))
+            Ok(failure(name.as_str(), &value))
         };
-        let reply = run().unwrap_or_else(|e| failure(sha, &Value::Error(Box::new(e))));
+        let reply = run().unwrap_or_else(|e| failure(name.as_str(), &Value::Error(Box::new(e))));
         if matches!(reply, Frame::Error(_)) {
             self.collect();
         }
@@ -492,6 +493,8 @@ fn unlimited<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
 
 /// The reply of a script that failed with `error` (what the error handler made of it):
 /// `<err> script: <sha>, on @user_script:<line>.`, Redis 7's wording.
+#[cold]
+#[inline(never)]
 fn failure(sha: &str, error: &Value) -> Frame {
     let Value::Table(t) = error else {
         // Errors the handler never saw: running out of memory, or a failure to start.
@@ -774,14 +777,17 @@ return env, run
 
 /// `redis.call`/`redis.pcall`'s Rust half: runs the command and returns its reply, an
 /// error reply as `{err = ...}` (the Lua half raises it for `redis.call`).
+///
+/// Kept to what every call runs: the rare paths (a number argument, an error) are
+/// functions of their own, out of line, so the common path spans fewer cache lines (a
+/// script's path through kv, `mlua` and Lua is larger than the instruction cache, so
+/// each line it touches is likely a miss).
 fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> {
-    let fail = |text: &str| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set("err", text)?;
-        Ok(Value::Table(t))
-    };
     if words.is_empty() {
-        return fail("ERR Please specify at least one argument for this redis lib call");
+        return fail(
+            lua,
+            "ERR Please specify at least one argument for this redis lib call",
+        );
     }
     let mut calls = crate::lock(slot);
     let Calls {
@@ -800,13 +806,14 @@ fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> 
     for word in &words {
         match word {
             Value::String(s) => put_word(request, &s.as_bytes()),
-            Value::Integer(n) => put_word(request, n.to_string().as_bytes()),
-            // Redis writes a number argument with `%.17g`: `3` is "3", `0.1` is
-            // "0.10000000000000001".
-            Value::Number(n) => put_word(request, proto::frame::format_double(*n).as_bytes()),
-            _ => {
-                request.clear();
-                return fail("ERR Lua redis lib command arguments must be strings or integers");
+            other => {
+                if !put_number(request, other) {
+                    request.clear();
+                    return fail(
+                        lua,
+                        "ERR Lua redis lib command arguments must be strings or integers",
+                    );
+                }
             }
         }
     }
@@ -821,7 +828,7 @@ fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> 
         resp3,
     }) = context.as_mut()
     else {
-        return fail("ERR redis.call outside a script");
+        return fail(lua, "ERR redis.call outside a script");
     };
     let reply = crate::commands::scripting::call(kv, session, args, *read_only, gate);
     let resp3 = *resp3;
@@ -831,6 +838,29 @@ fn redis_call(lua: &Lua, slot: &Slot, words: MultiValue) -> mlua::Result<Value> 
         Frame::Integer(n) => Ok(Value::Number(n as f64)),
         reply => unlimited(lua, || convert::to_lua(lua, reply, resp3)),
     }
+}
+
+/// A number argument as a word of the request (`false` for anything else, which no
+/// command takes). Redis writes a number with `%.17g`: `3` is "3", `0.1` is
+/// "0.10000000000000001".
+#[cold]
+#[inline(never)]
+fn put_number(request: &mut BytesMut, word: &Value) -> bool {
+    match word {
+        Value::Integer(n) => put_word(request, n.to_string().as_bytes()),
+        Value::Number(n) => put_word(request, proto::frame::format_double(*n).as_bytes()),
+        _ => return false,
+    }
+    true
+}
+
+/// `redis.call`'s error reply `{err = text}` (raised by the Lua half of `redis.call`).
+#[cold]
+#[inline(never)]
+fn fail(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", text)?;
+    Ok(Value::Table(t))
 }
 
 /// One bulk string of a request.
