@@ -474,3 +474,21 @@ async fn scripts_reach_the_slow_log_wherever_they_run() {
     assert_eq!(scripts, 3);
     server.stop().await;
 }
+
+/// Every script starts in its caller's database, even right after one that `SELECT`ed
+/// another (scripts' commands share one session, reset as each script starts): on the
+/// VM's thread (a script's first run) and inline (the runs after).
+#[tokio::test]
+async fn each_script_starts_in_its_callers_database() {
+    const WRITE_IN_2: &str = "redis.call('select', 2) return redis.call('incr', KEYS[1])";
+    const READ: &str = "return redis.call('get', KEYS[1])";
+    let server = start(&[]).await;
+    let mut c = connect(&server).await;
+    for i in 1..=3 {
+        assert_eq!(eval(&mut c, WRITE_IN_2, &["n"], &[]).await, int(i));
+        assert_eq!(eval(&mut c, READ, &["n"], &[]).await, Frame::Null);
+    }
+    call(&mut c, &["SELECT", "2"]).await;
+    assert_eq!(eval(&mut c, READ, &["n"], &[]).await, bulk("3"));
+    server.stop().await;
+}

@@ -1089,9 +1089,16 @@ pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
 }
 
 /// Runs one of kv's commands that needs only the session (`None`: not one of them):
-/// what a client's command and a script's `redis.call` both come to.
-fn run(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
-    match command(a.name())?.run {
+/// what a client's command and a script's `redis.call` both come to. `row`: the
+/// command's row, which the caller has looked up already.
+fn run(
+    row: &Command,
+    kv: &Kv,
+    s: &mut Session,
+    a: &mut Args,
+    protocol: Protocol,
+) -> Option<Result> {
+    match row.run {
         Run::Session(handler) => Some(handler(kv, s, a)),
         Run::Shaped(handler) => Some(handler(kv, s, a, protocol)),
         Run::Client(_) | Run::Elsewhere => None,

@@ -293,9 +293,11 @@ pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Ga
             _ => Frame::error("ERR Wrong number of args calling Redis command from script"),
         };
     }
-    let Some(spec) = super::lookup(name) else {
+    // One lookup of the row, for its spec and its handler both.
+    let Some(row) = super::command(name) else {
         return Frame::error("ERR Unknown Redis command called from script");
     };
+    let spec = &row.spec;
     args.set_known_name(spec.name);
     if !spec.arity_ok(args.remaining() + 1) {
         return Frame::error("ERR Wrong number of args calling Redis command from script");
@@ -310,7 +312,7 @@ pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Ga
     let result = match spec.name {
         "lrange" => super::lists::lrange(kv, s, a)
             .map(|encoded| service::Settled::Resp2(encoded).into_frame()),
-        _ => super::run(kv, s, a, proto::Protocol::Resp2).unwrap_or_else(|| {
+        _ => super::run(row, kv, s, a, proto::Protocol::Resp2).unwrap_or_else(|| {
             Err(CommandError::err(
                 "Unknown Redis command called from script",
             ))
