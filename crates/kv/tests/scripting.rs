@@ -448,3 +448,47 @@ async fn a_script_moved_to_the_vm_thread_writes_once() {
     }
     assert_eq!(call(&mut c, &["GET", "n"]).await, bulk("7"));
 }
+
+/// A script is in the slow log like any command, as in Redis: its time is its own work,
+/// whether it ran on the VM's thread (a script's first run) or inline on the event loop
+/// (the runs after a quick one).
+#[tokio::test]
+async fn scripts_reach_the_slow_log_wherever_they_run() {
+    let server = start(&[]).await;
+    let mut c = connect(&server).await;
+    call(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await;
+    for _ in 0..3 {
+        assert_eq!(eval(&mut c, "return 1", &[], &[]).await, int(1));
+    }
+    call(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).await;
+    let Frame::Array(entries) = call(&mut c, &["SLOWLOG", "GET", "-1"]).await else {
+        panic!("SLOWLOG GET");
+    };
+    let scripts = entries
+        .iter()
+        .filter(|entry| {
+            matches!(entry, Frame::Array(fields)
+                if fields[3] == Frame::Array(vec![bulk("EVAL"), bulk("return 1"), bulk("0")]))
+        })
+        .count();
+    assert_eq!(scripts, 3);
+    server.stop().await;
+}
+
+/// Every script starts in its caller's database, even right after one that `SELECT`ed
+/// another (scripts' commands share one session, reset as each script starts): on the
+/// VM's thread (a script's first run) and inline (the runs after).
+#[tokio::test]
+async fn each_script_starts_in_its_callers_database() {
+    const WRITE_IN_2: &str = "redis.call('select', 2) return redis.call('incr', KEYS[1])";
+    const READ: &str = "return redis.call('get', KEYS[1])";
+    let server = start(&[]).await;
+    let mut c = connect(&server).await;
+    for i in 1..=3 {
+        assert_eq!(eval(&mut c, WRITE_IN_2, &["n"], &[]).await, int(i));
+        assert_eq!(eval(&mut c, READ, &["n"], &[]).await, Frame::Null);
+    }
+    call(&mut c, &["SELECT", "2"]).await;
+    assert_eq!(eval(&mut c, READ, &["n"], &[]).await, bulk("3"));
+    server.stop().await;
+}

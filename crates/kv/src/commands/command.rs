@@ -9,7 +9,7 @@
 //! its instruction-cache misses: callgrind per pipelined `SETBIT`, 3,660 -> 3,345
 //! instructions and, with a 32 KiB L1i, 28.6 -> 15.3 misses (Redis: 4,467 and 5.0).
 
-use proto::{Args, Protocol};
+use proto::{Args, Frame, Protocol};
 use service::{Client, CommandSpec, Reply};
 
 use super::Result;
@@ -25,7 +25,17 @@ pub struct Command {
     /// commands itself; `run` is then its form that does not wait, if it has one (`EVAL`
     /// inside `EXEC`).
     pub waits: bool,
+    /// A command that may wait but usually need not (`EVAL` of a quick script): what it
+    /// runs first, on the path without a future (see [`TryNow`]).
+    pub try_now: Option<TryNow>,
 }
+
+/// Runs a command that [`Command::waits`] without waiting, when it can: its reply, or
+/// `None` to send it down the waiting path after all (which gets the command's
+/// arguments as they arrived, not as this left them). `EVAL` of a script that ran
+/// quickly last time runs inline (see [`crate::scripting`]); only the others need a
+/// future.
+pub type TryNow = fn(&Kv, &mut Session, &mut Args) -> Option<Frame>;
 
 /// How a command's handler is called: with what it needs, and no more.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +65,7 @@ pub const fn spec(
         spec: CommandSpec::new(name, arity, flags, group, summary),
         run: Run::Elsewhere,
         waits: false,
+        try_now: None,
     }
 }
 
@@ -104,6 +115,13 @@ impl Command {
     /// May wait (see [`Command::waits`]).
     pub const fn waits(mut self) -> Self {
         self.waits = true;
+        self
+    }
+
+    /// May wait, but tries not to first (see [`TryNow`]).
+    pub const fn tries_now(mut self, attempt: TryNow) -> Self {
+        self.waits = true;
+        self.try_now = Some(attempt);
         self
     }
 }

@@ -28,7 +28,7 @@ mod zsets;
 
 pub(crate) use admin::Leave;
 use command::spec;
-pub use command::{Command, Run};
+pub use command::{Command, Run, TryNow};
 pub(crate) use lists::side;
 pub(crate) use pops::now as blocking_pop_now;
 pub(crate) use zsets::score_frame;
@@ -819,7 +819,9 @@ pub static TABLE: &[Command] = &[
     .keys(1, 1, 1)
     .runs(zsets::zrandmember),
     // scripting (see crate::scripting)
-    spec("eval", -3, EVAL, "scripting", "Runs a Lua script.").on_client(eval_now).waits(),
+    spec("eval", -3, EVAL, "scripting", "Runs a Lua script.")
+        .on_client(eval_now)
+        .tries_now(eval_inline),
     spec(
         "evalsha",
         -3,
@@ -828,7 +830,7 @@ pub static TABLE: &[Command] = &[
         "Runs a cached Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "eval_ro",
         -3,
@@ -837,7 +839,7 @@ pub static TABLE: &[Command] = &[
         "Runs a read-only Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "evalsha_ro",
         -3,
@@ -846,7 +848,7 @@ pub static TABLE: &[Command] = &[
         "Runs a cached read-only Lua script.",
     )
     .on_client(eval_now)
-    .waits(),
+    .tries_now(eval_inline),
     spec(
         "script",
         -2,
@@ -1056,6 +1058,15 @@ fn lrange(kv: &Kv, client: &mut Client<Session>, a: &mut Args) -> Reply {
     lists::lrange(kv, &mut client.session, a).map_or_else(|e| e.to_frame().into(), Reply::Encoded)
 }
 
+/// `EVAL` and its variants on the path without a future: a quick script's reply (see
+/// [`TryNow`]).
+fn eval_inline(kv: &Kv, s: &mut Session, a: &mut Args) -> Option<Frame> {
+    match eval_request(a) {
+        Ok(request) => scripting::eval_inline(kv, s, request),
+        Err(e) => Some(e.to_frame()),
+    }
+}
+
 /// `EVAL`'s arguments, by the variant's name.
 fn eval_request(a: &mut Args) -> Result<scripting::Request> {
     let name = a.name();
@@ -1078,9 +1089,16 @@ pub(crate) fn lookup(name: &str) -> Option<&'static CommandSpec> {
 }
 
 /// Runs one of kv's commands that needs only the session (`None`: not one of them):
-/// what a client's command and a script's `redis.call` both come to.
-fn run(kv: &Kv, s: &mut Session, a: &mut Args, protocol: Protocol) -> Option<Result> {
-    match command(a.name())?.run {
+/// what a client's command and a script's `redis.call` both come to. `row`: the
+/// command's row, which the caller has looked up already.
+fn run(
+    row: &Command,
+    kv: &Kv,
+    s: &mut Session,
+    a: &mut Args,
+    protocol: Protocol,
+) -> Option<Result> {
+    match row.run {
         Run::Session(handler) => Some(handler(kv, s, a)),
         Run::Shaped(handler) => Some(handler(kv, s, a, protocol)),
         Run::Client(_) | Run::Elsewhere => None,

@@ -66,8 +66,17 @@ impl Request {
 /// request back to hand to the VM's thread.
 fn inline(kv: &Kv, s: &mut Session, r: Request) -> std::result::Result<Frame, vm::Request> {
     let ran = kv.scripts.run_inline(r.into_vm(s))?;
-    s.absorb(&ran.session);
+    s.absorb(ran.written);
     Ok(ran.reply)
+}
+
+/// `EVAL` on the event loop's path without a future (see
+/// [`TryNow`](crate::commands::TryNow)): a quick script's reply, or `None` for
+/// one that must go to the VM's thread, which [`eval`] then does. Nothing runs in between
+/// (no `await` separates the two), so a run abandoned here and started again there is as
+/// atomic as one that began there.
+pub fn eval_inline(kv: &Kv, s: &mut Session, r: Request) -> Option<Frame> {
+    inline(kv, s, r).ok()
 }
 
 /// Hands a script to the VM with the gate closed behind it (see
@@ -107,7 +116,7 @@ pub async fn eval(kv: &Kv, s: &mut Session, r: Request) -> Frame {
             Err(_) => return CommandError::err("the script was lost").to_frame(),
         },
     };
-    s.absorb(&ran.session);
+    s.absorb(ran.written);
     ran.reply
 }
 
@@ -126,7 +135,7 @@ pub fn eval_now(kv: &Kv, s: &mut Session, r: Request) -> Frame {
     }
     match rx.recv() {
         Ok(ran) => {
-            s.absorb(&ran.session);
+            s.absorb(ran.written);
             ran.reply
         }
         Err(_) => CommandError::err("the script was lost").to_frame(),
@@ -284,9 +293,11 @@ pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Ga
             _ => Frame::error("ERR Wrong number of args calling Redis command from script"),
         };
     }
-    let Some(spec) = super::lookup(name) else {
+    // One lookup of the row, for its spec and its handler both.
+    let Some(row) = super::command(name) else {
         return Frame::error("ERR Unknown Redis command called from script");
     };
+    let spec = &row.spec;
     args.set_known_name(spec.name);
     if !spec.arity_ok(args.remaining() + 1) {
         return Frame::error("ERR Wrong number of args calling Redis command from script");
@@ -301,7 +312,7 @@ pub fn call(kv: &Kv, s: &mut Session, mut args: Args, read_only: bool, gate: &Ga
     let result = match spec.name {
         "lrange" => super::lists::lrange(kv, s, a)
             .map(|encoded| service::Settled::Resp2(encoded).into_frame()),
-        _ => super::run(kv, s, a, proto::Protocol::Resp2).unwrap_or_else(|| {
+        _ => super::run(row, kv, s, a, proto::Protocol::Resp2).unwrap_or_else(|| {
             Err(CommandError::err(
                 "Unknown Redis command called from script",
             ))

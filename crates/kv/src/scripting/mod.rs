@@ -35,7 +35,9 @@
 //! itself: most scripts (a rate limiter, a lock) take microseconds.
 //!
 //! So a script runs *inline*, on the event loop, when its previous run ended within a
-//! short slice ([`SLICE`], at most half the threshold). If an inline run outlives the
+//! short slice ([`SLICE`], at most half the threshold), and on the connection's path that
+//! builds no future ([`crate::commands::TryNow`]): only a script handed to the VM's
+//! thread goes down the waiting `async` path. If an inline run outlives the
 //! slice, the hook (every 10,000 Lua instructions) abandons it — provided it has not
 //! written: a script that has only read has changed nothing, so it can start over from
 //! the top on the VM's thread, where it is killable and others get `-BUSY` as before.
