@@ -18,9 +18,11 @@
 //!
 //! Memory: a server may hold thousands of connections that are idle nearly all the time,
 //! so a connection holds buffers only while it uses them. It waits for input *without* a
-//! read buffer — one is taken when the socket is readable, and let go again when every
-//! request in it has been served (Redis 7 likewise frees an idle client's query buffer).
-//! A partly arrived request keeps its buffer, which grows only as its bytes arrive. The
+//! read buffer — one is taken when the socket is readable, and given back when every
+//! request in it has been served, to be the thread's spare that the next connection to
+//! read takes ([`crate::read_buffer`]: one hot buffer goes round the clients, where a
+//! fresh one per batch cost an allocation's slow path and cold cache lines). A partly
+//! arrived request keeps its buffer, which grows only as its bytes arrive. The
 //! reply buffer is kept between batches while small, and let go when a large reply grew
 //! it, so one big request does not cost its size for the rest of the connection's life.
 
@@ -37,6 +39,7 @@ use tracing::debug;
 use crate::builtin;
 use crate::client::{Client, Registration, Shared, Stats};
 use crate::command_table::{CommandSpec, CommandTable};
+use crate::read_buffer;
 use crate::server::{Deferred, Push, Reply, Server, Settled};
 
 /// Output beyond this many bytes is written before the rest of a pipeline is executed,
@@ -46,9 +49,6 @@ const FLUSH_THRESHOLD: usize = 1024 * 1024;
 /// Deferred replies beyond this many are settled and written before the rest of a
 /// pipeline is executed, bounding what one client keeps in flight.
 const MAX_IN_FLIGHT: usize = 4096;
-
-/// The read buffer taken when the socket is readable: what one read may bring.
-const READ_SIZE: usize = 16 * 1024;
 
 /// A reply buffer up to this size is kept between batches (reused, it costs no
 /// allocation per batch); a larger one, grown by a large reply, is let go once written.
@@ -191,6 +191,10 @@ pub(crate) async fn serve<S: Server>(
         Stats::add(&stats.commands_processed, executed);
         client.publish_activity();
         ctx.server.batch_executed(&mut client.session);
+        // Every complete request is served: the read buffer goes back now, before this
+        // connection yields and writes, so the next connection to read on this thread
+        // reads into the same cache lines.
+        read_buffer::give_back(&mut input);
 
         // 2. One write for the whole batch — on an event loop of its own, only after every
         // other client with input waiting has had its turn (see `Server::WRITE_AFTER_READS`).
@@ -205,10 +209,7 @@ pub(crate) async fn serve<S: Server>(
         }
 
         // 3. Wait for more input, a push, a kill/shutdown, or the idle timeout — holding
-        // no read buffer if every request in the last one was served.
-        if input.is_empty() {
-            input = BytesMut::new();
-        }
+        // no read buffer if every request in the last one was served (given back above).
         output.let_go_of_large_buffers();
         let idle = ctx.shared.settings.idle_timeout();
         tokio::select! {
@@ -217,9 +218,7 @@ pub(crate) async fn serve<S: Server>(
                 if ready.is_err() {
                     break;
                 }
-                if input.capacity() - input.len() < 4096 {
-                    input.reserve(READ_SIZE);
-                }
+                read_buffer::make_room(&mut input);
                 match read_ready(&mut stream, &mut input).await {
                     Ok(0) => break,
                     Ok(n) => {

@@ -14,6 +14,8 @@
 //!   exposed without a password.
 //! - [`protocol_port`]: the port flag and accept loop of a second protocol's listener
 //!   (Kafka on the stream server, beanstalkd and SQS on the broker).
+//! - [`read_buffer`]: the read buffer a connection takes per batch, one spare per thread
+//!   passed from connection to connection.
 //! - [`telemetry`]: logging setup and the signal handler.
 #![forbid(unsafe_code)]
 
@@ -27,6 +29,7 @@ pub mod listener;
 pub mod ping;
 pub mod protected;
 pub mod protocol_port;
+pub mod read_buffer;
 pub mod resp_client;
 pub mod server;
 pub mod settings;
