@@ -463,7 +463,7 @@ impl Kv {
         client
             .spec()
             .and_then(data_command)
-            .is_some_and(|command| command.waits && command.try_now.is_none())
+            .is_some_and(Command::must_wait)
     }
 
     /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
@@ -765,7 +765,7 @@ impl Server for Kv {
             return Ok(self.answer(client, Reply::One(busy)));
         }
         let command = client.spec().and_then(data_command);
-        if command.is_some_and(|command| command.waits && command.try_now.is_none()) {
+        if command.is_some_and(Command::must_wait) {
             return Err(args);
         }
         if let Some(storage) = &self.storage

@@ -124,4 +124,10 @@ impl Command {
         self.try_now = Some(attempt);
         self
     }
+
+    /// Goes straight down the waiting path: it may wait and has no attempt without a
+    /// future ([`TryNow`]). Such a command's time is what it waited for, not its cost.
+    pub fn must_wait(&self) -> bool {
+        self.waits && self.try_now.is_none()
+    }
 }
