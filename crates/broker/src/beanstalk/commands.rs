@@ -27,9 +27,6 @@ use crate::engine::{Error, SendOptions};
 use crate::message::{MessageId, State};
 use crate::queue::Delivery;
 
-/// How much room a read of the connection gets (the RESP listener's figure).
-const READ_SIZE: usize = 16 * 1024;
-
 /// A reserved job whose TTR ends within this many ms makes `reserve` answer
 /// `DEADLINE_SOON` rather than wait (beanstalkd's one-second safety margin).
 const SAFETY_MARGIN: u64 = 1000;
@@ -61,12 +58,12 @@ impl Input {
     }
 
     /// Reads what has arrived; 0 at the end of the stream. Into a buffer with room for
-    /// a good read: left to itself, `read_buf` grows an emptied buffer 64 bytes at a
-    /// time, so a 1 KiB `put` took several reads and reallocations.
+    /// a good read, by the RESP connections' rule ([`service::read_buffer::make_room`]):
+    /// left to itself, `read_buf` grows an emptied buffer 64 bytes at a time, so a 1 KiB
+    /// `put` took several reads and reallocations. (The buffer is never given back as the
+    /// thread's spare: a beanstalkd connection keeps its own while it lives.)
     pub async fn fill(&mut self) -> std::io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            self.buf.reserve(READ_SIZE);
-        }
+        service::read_buffer::make_room(&mut self.buf);
         self.reader.read_buf(&mut self.buf).await
     }
 
