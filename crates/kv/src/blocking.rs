@@ -331,12 +331,20 @@ fn parse_move(args: &mut Args, brpoplpush: bool) -> Result<Request, CommandError
 }
 
 /// A timeout in seconds, fractions allowed; 0 waits forever.
+///
+/// Redis turns a timeout into a deadline in Unix milliseconds and refuses one whose
+/// deadline would not fit in 64 bits ("timeout is out of range"); so does kv, counting
+/// the Unix time as at most 2^42 ms (the year 2109), so that the check needs no clock.
 pub(crate) fn parse_timeout(text: &[u8]) -> Result<Option<Duration>, CommandError> {
+    const LATEST_DEADLINE_MS: f64 = (i64::MAX - (1 << 42)) as f64;
     let secs = proto::args::parse_f64(text)
         .filter(|s| s.is_finite())
         .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
     if secs < 0.0 {
         return Err(CommandError::err("timeout is negative"));
+    }
+    if secs * 1000.0 > LATEST_DEADLINE_MS {
+        return Err(CommandError::err("timeout is out of range"));
     }
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
@@ -440,5 +448,41 @@ pub(crate) async fn block(
             frame
         }
         None => Frame::NullArray,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_a_deadline_that_fits_in_64_bit_milliseconds() {
+        let parse = |text: &str| parse_timeout(text.as_bytes()).map_err(|e| e.to_frame());
+        assert_eq!(parse("0"), Ok(None));
+        assert_eq!(parse("0.5"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(
+            parse("100000000000"),
+            Ok(Some(Duration::from_secs(100_000_000_000)))
+        );
+        for huge in ["1e20", "1e300", "1e17"] {
+            assert_eq!(
+                parse(huge),
+                Err(proto::Frame::error("ERR timeout is out of range")),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            parse("-1"),
+            Err(proto::Frame::error("ERR timeout is negative"))
+        );
+        for bad in ["inf", "nan", "x"] {
+            assert_eq!(
+                parse(bad),
+                Err(proto::Frame::error(
+                    "ERR timeout is not a float or out of range"
+                )),
+                "{bad}"
+            );
+        }
     }
 }

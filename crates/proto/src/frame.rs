@@ -289,11 +289,29 @@ pub fn format_double(v: f64) -> String {
     }
 }
 
+/// A one-line reply (`+...`, `-...`, `,...`). A line ends at the first CR LF, so a CR or
+/// LF inside the text would end the reply early and the client would read the rest as
+/// the next reply: an error that quotes what a client sent (`unknown command 'X\r\n+OK'`)
+/// would forge a `+OK` and put every later reply off by one. Like Redis, each CR or LF
+/// is written as a space.
 fn line(dst: &mut BytesMut, type_byte: u8, text: &[u8]) {
     dst.reserve(text.len() + 3);
     dst.put_u8(type_byte);
-    dst.put_slice(text);
+    if text.iter().any(|&b| b == b'\r' || b == b'\n') {
+        put_one_line(dst, text);
+    } else {
+        dst.put_slice(text);
+    }
     dst.put_slice(b"\r\n");
+}
+
+#[cold]
+#[inline(never)]
+fn put_one_line(dst: &mut BytesMut, text: &[u8]) {
+    dst.extend(
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
 }
 
 /// Encodes an array of `count` bulk strings straight from borrowed bytes — the same
@@ -396,6 +414,19 @@ mod tests {
         let mut out = BytesMut::new();
         encode_bulk_array(&mut out, 0, []);
         assert_eq!(&out[..], b"*0\r\n");
+    }
+
+    /// An error quoting what a client sent cannot end early and forge a reply: CR and LF
+    /// become spaces, and the reply parses back as one error.
+    #[test]
+    fn a_line_reply_stays_one_line() {
+        let error = Frame::error("ERR unknown command 'NOSUCH\r\n+OK'");
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            let out = enc(&error, protocol);
+            assert_eq!(&out[..], b"-ERR unknown command 'NOSUCH  +OK'\r\n");
+        }
+        let status = Frame::Simple(Bytes::from_static(b"a\nb"));
+        assert_eq!(&enc(&status, Protocol::Resp2)[..], b"+a b\r\n");
     }
 
     /// Every header length and sign comes out as `fmt` would write it.
