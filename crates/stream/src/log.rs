@@ -561,9 +561,10 @@ impl Log {
             .collect())
     }
 
-    /// The earliest offset whose record timestamp is at or after `timestamp` (Kafka's
-    /// ListOffsets by time), or `None` if every record is older.
-    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<u64>, LogError> {
+    /// The earliest record whose timestamp is at or after `timestamp` (Kafka's
+    /// ListOffsets by time): its offset and its own timestamp, which a client reports
+    /// (`offsets_for_times`); `None` if every record is older.
+    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<(u64, i64)>, LogError> {
         self.flush()?;
         for segment in &self.segments {
             let Some(batch) = segment.batch_at_or_after_time(timestamp)? else {
@@ -573,11 +574,12 @@ impl Log {
                 Ok(records) => records
                     .iter()
                     .find(|r| r.record.timestamp >= timestamp)
-                    .map(|r| r.offset),
-                // A compressed batch: its base offset is the right place to start reading.
+                    .map(|r| (r.offset, r.record.timestamp)),
+                // A compressed batch: its base offset is the right place to start reading,
+                // and its first record's time is the batch's base timestamp.
                 Err(_) => record::BatchHeader::parse(&batch)
                     .ok()
-                    .map(|h| h.base_offset),
+                    .map(|h| (h.base_offset, h.base_timestamp)),
             });
         }
         Ok(None)

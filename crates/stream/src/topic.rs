@@ -403,7 +403,8 @@ impl Partition {
         crate::log::read_views_into(&views, offset, max_bytes, max_records, buf)
     }
 
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
+    /// See [`crate::log::Log::offset_for_timestamp`]: the offset and its record's time.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>, LogError> {
         self.log().offset_for_timestamp(timestamp)
     }
 

@@ -522,9 +522,16 @@ async fn create_topics_list_offsets_delete_topics_and_list_groups() {
                     ]),
             ])
     };
-    for (ts, expected) in [(-2, 0), (-1, 2), (1500, 1), (3000, -1)] {
+    // By time: the first record at or after it, with that record's own timestamp (what
+    // `offsets_for_times` reports), not the one asked for.
+    for (ts, offset, timestamp) in [(-2, 0, -1), (-1, 2, -1), (1500, 1, 2000), (3000, -1, -1)] {
         let r: ListOffsetsResponse = call(&mut conn, ApiKey::ListOffsets, 5, &ask(ts)).await;
-        assert_eq!(r.topics[0].partitions[0].offset, expected, "timestamp {ts}");
+        let found = &r.topics[0].partitions[0];
+        assert_eq!(
+            (found.offset, found.timestamp),
+            (offset, timestamp),
+            "timestamp {ts}"
+        );
     }
 
     c.ok(&["GROUP.COMMIT", "auditors", "x", "-1", "events", "0", "0"])

@@ -295,7 +295,9 @@ pub fn list_offsets(s: &StreamServer, args: &mut Args) -> Result<Frame, CommandE
         let timestamp = proto::decode::parse_int(&what).ok_or_else(|| {
             CommandError::err("expected EARLIEST, LATEST or a timestamp in milliseconds")
         })?;
-        p.offset_for_timestamp(timestamp).map_err(log_error)?
+        p.offset_for_timestamp(timestamp)
+            .map_err(log_error)?
+            .map(|(offset, _)| offset)
     };
     Ok(offset.map_or(Frame::Null, int))
 }

@@ -218,7 +218,6 @@ pub async fn list_offsets(
                         ts if ts < 0 => Err(ResponseError::UnsupportedVersion.code()),
                         ts => partition
                             .offset_for_timestamp(ts)
-                            .map(|o| o.map(|o| (o, ts)))
                             .map_err(|e| log_error_code(&e)),
                     });
                     match found {

@@ -261,11 +261,11 @@ fn lookup_by_timestamp() {
         log.append_records(&[rec("v", i * 10), rec("w", i * 10 + 5)], i * 10)
             .unwrap();
     }
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
-    assert_eq!(log.offset_for_timestamp(5).unwrap(), Some(1));
-    assert_eq!(log.offset_for_timestamp(6).unwrap(), Some(2));
-    assert_eq!(log.offset_for_timestamp(500).unwrap(), Some(100));
-    assert_eq!(log.offset_for_timestamp(995).unwrap(), Some(199));
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 0)));
+    assert_eq!(log.offset_for_timestamp(5).unwrap(), Some((1, 5)));
+    assert_eq!(log.offset_for_timestamp(6).unwrap(), Some((2, 10)));
+    assert_eq!(log.offset_for_timestamp(500).unwrap(), Some((100, 500)));
+    assert_eq!(log.offset_for_timestamp(995).unwrap(), Some((199, 995)));
     assert_eq!(log.offset_for_timestamp(996).unwrap(), None);
     std::fs::remove_dir_all(&dir).unwrap();
 }
