@@ -98,6 +98,50 @@ impl Tracker {
         self.deliver(&mut state, invalidations, wakes);
     }
 
+    /// [`Self::changed`] for a server that writes its client's own invalidations itself:
+    /// those the writer would get on its own connection (RESP3, no `REDIRECT`) are
+    /// returned, not queued, and the server writes them after the reply of the command
+    /// that caused them — Redis's order (its `tracking_pending_keys`). Queued now, they
+    /// would reach the client before that reply: a client caching what the reply holds
+    /// (a read of the key in the same `EXEC`, before the write) would store a stale value
+    /// after the invalidation meant to drop it.
+    pub fn changed_holding_own(
+        &self,
+        keys: &[Bytes],
+        writer: u64,
+        wakes: &mut Wakes,
+    ) -> Vec<Bytes> {
+        let mut state = self.state();
+        if !state.tracking.is_active() {
+            return Vec::new();
+        }
+        let mut invalidations = state.tracking.invalidate(keys, Some(writer));
+        let own_connection = state.tracking.redirect(writer).is_none()
+            && state
+                .queues
+                .get(&writer)
+                .and_then(Weak::upgrade)
+                .is_some_and(|q| q.protocol() == Protocol::Resp3);
+        let mut held = Vec::new();
+        if own_connection && let Some(i) = invalidations.iter().position(|i| i.client == writer) {
+            held = invalidations.swap_remove(i).keys.unwrap_or_default();
+        }
+        self.deliver(&mut state, invalidations, wakes);
+        held
+    }
+
+    /// Queues the invalidation of `keys` to `client` now: what
+    /// [`Self::changed_holding_own`] held back, when its server cannot write it after
+    /// the reply after all.
+    pub fn release(&self, client: u64, keys: Vec<Bytes>) {
+        let invalidation = Invalidation {
+            client,
+            keys: Some(keys),
+        };
+        let mut state = self.state();
+        self.deliver(&mut state, vec![invalidation], &mut Wakes::default());
+    }
+
     /// Every key may have changed (a flush): every tracking client drops everything.
     pub fn flushed(&self, wakes: &mut Wakes) {
         let mut state = self.state();

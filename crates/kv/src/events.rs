@@ -55,7 +55,9 @@ impl Events {
 
     /// After a command: publishes the keyspace notifications of what it did (`plan`, see
     /// [`notify::plan`]; expired keys announce themselves) and sends the invalidations of
-    /// the keys it touched. `writer`: the client whose command it was, for `NOLOOP`.
+    /// the keys it touched. `writer`: the client whose command it was, for `NOLOOP`; its
+    /// own invalidations are returned, for the server to write after the command's reply
+    /// (see [`hub::Tracker::changed_holding_own`]).
     ///
     /// On a replica (`replica`), changes come from the primary's stream, not commands: a
     /// replica never expires keys itself, and announces a key the primary removed (expired
@@ -67,9 +69,9 @@ impl Events {
         writer: Option<u64>,
         replica: bool,
         now: impl Fn() -> Instant,
-    ) {
+    ) -> Vec<Bytes> {
         if touched.is_empty() {
-            return;
+            return Vec::new();
         }
         let mut wakes = Wakes::default();
         let flags = self.flags();
@@ -115,16 +117,21 @@ impl Events {
         }
         if touched.contains(&Touch::Databases) {
             self.tracker.flushed(&mut wakes);
-        } else {
-            let keys: Vec<Bytes> = touched
-                .into_iter()
-                .filter_map(|t| match t {
-                    Touch::Key { key, .. } => Some(key),
-                    Touch::Databases | Touch::Miss { .. } => None,
-                })
-                .collect();
-            if !keys.is_empty() {
-                self.tracker.changed(&keys, writer, &mut wakes);
+            return Vec::new();
+        }
+        let keys: Vec<Bytes> = touched
+            .into_iter()
+            .filter_map(|t| match t {
+                Touch::Key { key, .. } => Some(key),
+                Touch::Databases | Touch::Miss { .. } => None,
+            })
+            .collect();
+        match writer {
+            _ if keys.is_empty() => Vec::new(),
+            Some(writer) => self.tracker.changed_holding_own(&keys, writer, &mut wakes),
+            None => {
+                self.tracker.changed(&keys, None, &mut wakes);
+                Vec::new()
             }
         }
     }

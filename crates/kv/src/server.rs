@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::{Args, CommandError};
+use proto::{Args, CommandError, Frame};
 use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
 use crate::clock::Clock;
@@ -57,6 +57,9 @@ pub struct Session {
     /// When this client's last command ended, if it was in the batch being served: the
     /// next command's start for the slow log (see [`Kv::observe_start`]).
     lap: Option<Instant>,
+    /// Keys this client's own writes invalidated for itself (`CLIENT TRACKING`): pushed
+    /// after the command's reply, not before it (see [`Kv::answer`]).
+    invalidated: Vec<Bytes>,
 }
 
 /// How far a session's writes reached (journal and replication positions): what a reply
@@ -316,7 +319,38 @@ impl Kv {
     /// acknowledged it (see [`replication::after_write`]).
     fn answer(&self, client: &mut Client<Session>, reply: Reply) -> Reply {
         let protocol = client.protocol;
-        replication::after_write(&self.replication, &mut client.session.repl, protocol, reply)
+        let reply =
+            replication::after_write(&self.replication, &mut client.session.repl, protocol, reply);
+        if client.session.invalidated.is_empty() {
+            return reply;
+        }
+        self.invalidate_after(&mut client.session, reply)
+    }
+
+    /// The invalidations of a tracking client's own writes, after the reply of the
+    /// command that made them, as Redis sends them: a client that cached a value this
+    /// reply carries (`MULTI`, `GET k`, `INCR k`, `EXEC`) must hear that it is stale after
+    /// it, or it would keep the stale value. A reply the connection writes later (one
+    /// waiting for the disk or a replica) cannot take a push behind it: the push is
+    /// queued at once then, as before.
+    #[cold]
+    #[inline(never)]
+    fn invalidate_after(&self, session: &mut Session, reply: Reply) -> Reply {
+        let keys = std::mem::take(&mut session.invalidated);
+        let push = |keys| Frame::Push(vec![Frame::bulk("invalidate"), Frame::bulk_array(keys)]);
+        match reply {
+            Reply::One(frame) => Reply::Many(vec![frame, push(keys)]),
+            Reply::Many(mut frames) => {
+                frames.push(push(keys));
+                Reply::Many(frames)
+            }
+            other => {
+                if let Some(id) = session.client_cache.id() {
+                    self.events.tracker.release(id, keys);
+                }
+                other
+            }
+        }
     }
 
     /// A command queued by `MULTI`, from [`Server::execute_now`]. Out of line, as
@@ -363,7 +397,8 @@ impl Kv {
     /// is preserved. Returns the position of the last change and the replication offset
     /// just past it (if a replica ever attached), if there were any changes.
     fn publish(&self, ks: &mut Keyspace) -> Option<(u64, Option<u64>)> {
-        self.observed(ks, &crate::notify::Plan::default(), None);
+        // No writer: nothing comes back to hold.
+        let _ = self.observed(ks, &crate::notify::Plan::default(), None);
         let changes = ks.changes();
         // An `EXEC` publishes its changes once, as one transaction, when it ends.
         if changes.is_empty() || ks.in_transaction() {
@@ -427,7 +462,10 @@ impl Kv {
             .filter(|(db, key)| ks.exists(*db, key, now))
             .collect();
         let writer = session.client_cache.id();
-        self.observed(&mut ks, &plan, writer);
+        let own = self.observed(&mut ks, &plan, writer);
+        if !own.is_empty() {
+            session.invalidated.extend(own);
+        }
         if ks.track_ready && !ks.in_transaction() {
             // Clients blocked on a list this write filled are served now, in order.
             crate::blocking::serve(&self.blocked, &mut ks, now);
@@ -443,17 +481,25 @@ impl Kv {
     /// Tells [`Events`] what the last command touched (`plan`: the keyspace
     /// notifications it may send; `writer`: its client, for `NOLOOP`). With the lock held,
     /// so notifications and invalidations go out in the order of the changes.
-    fn observed(&self, ks: &mut Keyspace, plan: &crate::notify::Plan, writer: Option<u64>) {
+    /// Returns the writer's own invalidations (see [`Events::after`]).
+    fn observed(
+        &self,
+        ks: &mut Keyspace,
+        plan: &crate::notify::Plan,
+        writer: Option<u64>,
+    ) -> Vec<Bytes> {
         let touched = ks.take_touched();
         if touched.is_empty() {
-            return;
+            return Vec::new();
         }
         let replica = ks.is_follower();
-        self.events
+        let own = self
+            .events
             .after(touched, plan, writer, replica, Instant::now);
         if !self.events.observing() {
             ks.observe(false);
         }
+        own
     }
 
     /// Does the client's command wait for something else by nature (a blocking pop, the
@@ -476,7 +522,7 @@ impl Kv {
     }
 
     /// After a tracking client's command: see [`Reads::remember`].
-    fn remember(&self, reads: Option<Reads>) {
+    pub(crate) fn remember(&self, reads: Option<Reads>) {
         if let Some(reads) = reads {
             reads.remember(&self.events.tracker);
         }
@@ -728,7 +774,13 @@ impl Server for Kv {
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
             return self.answer(client, refused);
         }
-        let reads = Self::reads(client, &args);
+        // A queued read is remembered when `EXEC` runs it (see `transaction::run`).
+        let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
+        let reads = if queued {
+            None
+        } else {
+            Self::reads(client, &args)
+        };
         // This path may wait (a blocking pop, the disk): the command starts its own
         // clock, and the next one will too (see `observe_start`).
         client.session.lap = None;
@@ -776,8 +828,13 @@ impl Server for Kv {
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
             return Ok(self.answer(client, refused));
         }
-        let reads = Self::reads(client, &args);
         let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
+        // A queued read is remembered when `EXEC` runs it (see `transaction::run`).
+        let reads = if queued {
+            None
+        } else {
+            Self::reads(client, &args)
+        };
         let reply = if queued {
             self.queue_now(client, args)
         } else if let Some(command) = command {

@@ -37,6 +37,7 @@
 //! recovery applies all of it or none (`crate::storage::journal`), and a replica applies
 //! it in one step, so neither a crash nor a replica ever shows half a transaction.
 
+use hub::commands::tracking::Reads;
 use proto::{Args, CommandError, Frame, Protocol};
 use service::{Client, CommandSpec, Reply, Settled};
 
@@ -230,7 +231,11 @@ fn exec(kv: &Kv, client: &mut Client<Session>) -> Reply {
     let mut commands = queue.commands;
     let mut replies = Replies::new(client.protocol, commands.len());
     for Queued { args, spec } in commands.drain(..) {
+        // What a read reads is remembered for `CLIENT TRACKING` as it runs, not when it
+        // was queued: a write earlier in the queue must not invalidate it first.
+        let reads = Reads::before(client, spec, &args);
         let reply = run(kv, client, args, spec);
+        kv.remember(reads);
         replies.push(client.protocol, reply);
     }
     open.commit(&mut client.session);

@@ -209,3 +209,42 @@ async fn the_tracking_table_is_bounded() {
     let info = common::frame_text(&call(&mut admin, &["INFO", "stats"]).await);
     assert!(info.contains("tracking_total_keys:2"), "{info}");
 }
+
+/// A client's own write invalidates what it read after the write's reply, as in Redis: a
+/// client that caches what a reply carries must hear that it is stale after it. Inside
+/// `EXEC`, a read is remembered as it runs, not as it is queued, so a write queued before
+/// it does not forget it.
+#[tokio::test]
+async fn own_writes_invalidate_after_the_reply_and_exec_remembers_reads_as_they_run() {
+    let server = common::start(&[]).await;
+    let mut reader = resp3(&server).await;
+    let mut writer = connect(&server).await;
+    assert_eq!(call(&mut reader, &["CLIENT", "TRACKING", "on"]).await, ok());
+    assert_eq!(call(&mut reader, &["GET", "k"]).await, Frame::Null);
+    // The reply first, then the push.
+    assert_eq!(call(&mut reader, &["INCR", "k"]).await, int(1));
+    assert_eq!(reader.read_reply().await.unwrap(), invalidate(&["k"]));
+
+    // A write, then a read of the same key: the read is tracked, nothing is sent now,
+    // and another client's write later invalidates it.
+    assert_eq!(call(&mut reader, &["MULTI"]).await, ok());
+    call(&mut reader, &["INCR", "k"]).await;
+    call(&mut reader, &["GET", "k"]).await;
+    assert_eq!(
+        call(&mut reader, &["EXEC"]).await,
+        Frame::Array(vec![int(2), bulk("2")])
+    );
+    call(&mut writer, &["SET", "k", "5"]).await;
+    assert_eq!(reader.read_reply().await.unwrap(), invalidate(&["k"]));
+
+    // A read, then a write: EXEC's reply carries the value read, the push follows it.
+    assert_eq!(call(&mut reader, &["MULTI"]).await, ok());
+    call(&mut reader, &["GET", "k"]).await;
+    call(&mut reader, &["INCR", "k"]).await;
+    assert_eq!(
+        call(&mut reader, &["EXEC"]).await,
+        Frame::Array(vec![bulk("5"), int(6)])
+    );
+    assert_eq!(reader.read_reply().await.unwrap(), invalidate(&["k"]));
+    assert_eq!(call(&mut reader, &["PING"]).await, Frame::simple("PONG"));
+}
