@@ -24,7 +24,7 @@ use bytes::Bytes;
 use proto::{Args, CommandError};
 use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
-use crate::clock::Clock;
+use crate::clock::{Anchor, Clock};
 use crate::commands::messaging;
 use crate::commands::{self, Command};
 use crate::events::Events;
@@ -57,6 +57,10 @@ pub struct Session {
     /// When this client's last command ended, if it was in the batch being served: the
     /// next command's start for the slow log (see [`Kv::observe_start`]).
     lap: Option<Instant>,
+    /// The wall clock as read at this batch's first timed command, if the clock can be
+    /// anchored: the later commands of the batch tell the time from their start instant
+    /// (see [`Kv::command_time`]).
+    anchor: Option<Anchor>,
 }
 
 /// How far a session's writes reached (journal and replication positions): what a reply
@@ -164,6 +168,10 @@ pub struct Kv {
     /// While an `EXEC` runs: the time it began, which its commands all see (0: none runs;
     /// see [`Self::now`]).
     frozen_ms: AtomicU64,
+    /// While one of kv's data commands runs on the path without a future: the time it
+    /// began, told from its start instant (0: none, or the clock cannot be anchored;
+    /// see [`Self::command_time`]).
+    command_ms: AtomicU64,
 }
 
 impl Kv {
@@ -205,6 +213,7 @@ impl Kv {
             save_points: Mutex::new(String::new()),
             scripts: crate::scripting::Scripts::default(),
             frozen_ms: AtomicU64::new(0),
+            command_ms: AtomicU64::new(0),
         })
     }
 
@@ -220,12 +229,34 @@ impl Kv {
     }
 
     /// The time commands see, in Unix milliseconds: the clock's, except while an `EXEC`
-    /// runs, when it is the time `EXEC` began (see [`Self::begin`]).
+    /// runs, when it is the time `EXEC` began (see [`Self::begin`]), and while a data
+    /// command runs, when it is the time that command began (see [`Self::command_time`]).
     pub fn now(&self) -> u64 {
         match self.frozen_ms.load(Ordering::Relaxed) {
-            0 => self.clock.now_ms(),
+            0 => match self.command_ms.load(Ordering::Relaxed) {
+                0 => self.clock.now_ms(),
+                started => started,
+            },
             frozen => frozen,
         }
+    }
+
+    /// The Unix milliseconds at `started`, a command's start instant (from
+    /// [`Self::observe_start`]), without reading the wall clock again: from the batch's
+    /// [`Anchor`], which the batch's first timed command takes (one read of the wall
+    /// clock per batch, not one per command). `None` when the slow log is off (no
+    /// instant is read) or the clock cannot be anchored (a test's manual clock): then
+    /// [`Self::now`] reads the clock, as before.
+    ///
+    /// Like Redis 7's command time snapshot, a command then sees one time throughout,
+    /// the time it began; a script sees the time its `EVAL` began.
+    fn command_time(&self, session: &mut Session, started: Option<Instant>) -> Option<u64> {
+        let started = started?;
+        let anchor = match session.anchor {
+            Some(anchor) => anchor,
+            None => *session.anchor.insert(self.clock.anchor(started)?),
+        };
+        Some(anchor.ms_at(started))
     }
 
     /// The token that stops this server: `SHUTDOWN` cancels it (before the server starts).
@@ -784,16 +815,23 @@ impl Server for Kv {
             // kv's own commands only borrow their arguments: the slow log reads them
             // afterwards, and only if the command was slow (no copy, no reference count).
             let started = self.observe_start(&mut client.session);
+            if let Some(ms) = self.command_time(&mut client.session, started) {
+                self.command_ms.store(ms, Ordering::Relaxed);
+            }
             let mut args = args;
             let reply = match command.try_now {
                 // It may still have to wait: then the waiting path gets the arguments
                 // as they came (a clone is a reference count, not a copy).
                 Some(attempt) => match attempt(self, &mut client.session, &mut args.clone()) {
                     Some(frame) => Some(Reply::One(frame)),
-                    None => return Err(args),
+                    None => {
+                        self.command_ms.store(0, Ordering::Relaxed);
+                        return Err(args);
+                    }
                 },
                 None => commands::execute_command(self, client, command, &mut args),
             };
+            self.command_ms.store(0, Ordering::Relaxed);
             self.observe_end(client, started, Some(&args), false);
             reply.unwrap_or(Reply::Unhandled(args))
         } else {
@@ -812,8 +850,10 @@ impl Server for Kv {
     /// [`Storage::write_through`]). Under `always` each write already waited for its fsync.
     fn batch_executed(&self, session: &mut Session) {
         // The replies are written next, and the client may be slow to take them: the
-        // next batch's first command starts its own clock (see `Kv::observe_start`).
+        // next batch's first command starts its own clock (see `Kv::observe_start`), and
+        // anchors the wall clock anew (see `Kv::command_time`).
         session.lap = None;
+        session.anchor = None;
         session.pubsub.wakes.wake_all();
         if session.unwritten == 0 {
             return;
