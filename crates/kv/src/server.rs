@@ -559,6 +559,25 @@ impl Kv {
     }
 }
 
+/// A data command's start time, held in [`Kv::now`]'s `command_ms` while it runs and
+/// let go when it ends however it ends: an early return (it must wait after all) or a
+/// panic would otherwise leave every later command, and the expiry sweep, with that time.
+struct PinnedTime<'a>(&'a AtomicU64);
+
+impl<'a> PinnedTime<'a> {
+    fn pin(slot: &'a AtomicU64, ms: Option<u64>) -> Option<Self> {
+        let ms = ms?;
+        slot.store(ms, Ordering::Relaxed);
+        Some(PinnedTime(slot))
+    }
+}
+
+impl Drop for PinnedTime<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Every command of kv, as the service looks them up: kv's data commands first.
 static ALL: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
     let data = commands::TABLE.iter().map(|command| command.spec);
@@ -667,23 +686,21 @@ impl Server for Kv {
             // kv's own commands only borrow their arguments: the slow log reads them
             // afterwards, and only if the command was slow (no copy, no reference count).
             let started = self.observe_start(&mut client.session);
-            if let Some(ms) = self.command_time(&mut client.session, started) {
-                self.command_ms.store(ms, Ordering::Relaxed);
-            }
+            let pinned = PinnedTime::pin(
+                &self.command_ms,
+                self.command_time(&mut client.session, started),
+            );
             let mut args = args;
             let reply = match command.try_now {
                 // It may still have to wait: then the waiting path gets the arguments
                 // as they came (a clone is a reference count, not a copy).
                 Some(attempt) => match attempt(self, &mut client.session, &mut args.clone()) {
                     Some(frame) => Some(Reply::One(frame)),
-                    None => {
-                        self.command_ms.store(0, Ordering::Relaxed);
-                        return Err(args);
-                    }
+                    None => return Err(args),
                 },
                 None => commands::execute_command(self, client, command, &mut args),
             };
-            self.command_ms.store(0, Ordering::Relaxed);
+            drop(pinned);
             self.observe_end(client, started, Some(&args), false);
             reply.unwrap_or(Reply::Unhandled(args))
         } else {
