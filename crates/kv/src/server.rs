@@ -24,7 +24,7 @@ use bytes::Bytes;
 use proto::{Args, CommandError, Frame};
 use service::{CancellationToken, Client, CommandSpec, InfoSection, Push, Reply, Server};
 
-use crate::clock::Clock;
+use crate::clock::{Anchor, Clock};
 use crate::commands::messaging;
 use crate::commands::{self, Command};
 use crate::events::Events;
@@ -32,6 +32,10 @@ use crate::keyspace::{DATABASES, Keyspace, Mutation, Outcome, SWEEP_SAMPLE};
 use crate::replication::{self, Replication};
 use crate::storage::{Fsync, Storage};
 use hub::commands::tracking::Reads;
+
+mod observe;
+mod report;
+mod units;
 
 /// Per-connection state.
 #[derive(Debug, Default)]
@@ -60,6 +64,10 @@ pub struct Session {
     /// Keys this client's own writes invalidated for itself (`CLIENT TRACKING`): pushed
     /// after the command's reply, not before it (see [`Kv::answer`]).
     invalidated: Vec<Bytes>,
+    /// The wall clock as read at this batch's first timed command, if the clock can be
+    /// anchored: the later commands of the batch tell the time from their start instant
+    /// (see [`Kv::command_time`]).
+    anchor: Option<Anchor>,
 }
 
 /// How far a session's writes reached (journal and replication positions): what a reply
@@ -167,6 +175,10 @@ pub struct Kv {
     /// While an `EXEC` runs: the time it began, which its commands all see (0: none runs;
     /// see [`Self::now`]).
     frozen_ms: AtomicU64,
+    /// While one of kv's data commands runs on the path without a future: the time it
+    /// began, told from its start instant (0: none, or the clock cannot be anchored;
+    /// see [`Self::command_time`]).
+    command_ms: AtomicU64,
 }
 
 impl Kv {
@@ -208,6 +220,7 @@ impl Kv {
             save_points: Mutex::new(String::new()),
             scripts: crate::scripting::Scripts::default(),
             frozen_ms: AtomicU64::new(0),
+            command_ms: AtomicU64::new(0),
         })
     }
 
@@ -223,10 +236,14 @@ impl Kv {
     }
 
     /// The time commands see, in Unix milliseconds: the clock's, except while an `EXEC`
-    /// runs, when it is the time `EXEC` began (see [`Self::begin`]).
+    /// runs, when it is the time `EXEC` began (see [`Self::begin`]), and while a data
+    /// command runs, when it is the time that command began (see [`Self::command_time`]).
     pub fn now(&self) -> u64 {
         match self.frozen_ms.load(Ordering::Relaxed) {
-            0 => self.clock.now_ms(),
+            0 => match self.command_ms.load(Ordering::Relaxed) {
+                0 => self.clock.now_ms(),
+                started => started,
+            },
             frozen => frozen,
         }
     }
@@ -246,73 +263,6 @@ impl Kv {
             crate::commands::Leave::Default => {}
         }
         self.stopping.cancel();
-    }
-
-    /// Before a command: when it started, if the slow log or the latency monitor is on.
-    ///
-    /// The clock is read once per command, not twice: a command starts where the
-    /// previous one of the same batch ended ([`Session::lap`], set by
-    /// [`Self::observe_end`]), and only the first command of a batch reads the clock
-    /// itself. Pipelined, that is half the clock reads (a clock read is ~20 ns, a tenth
-    /// of a pipelined `GET`'s time on kv). The price is that a command is charged with
-    /// what the connection did since the previous command ended: encoding that reply
-    /// and parsing this request, microseconds. Anything that may take longer breaks the
-    /// chain — the end of a batch (its replies are written, the client may be slow), a
-    /// command that may wait, one the service runs itself — so its time is never
-    /// charged to the next command.
-    fn observe_start(&self, session: &mut Session) -> Option<Instant> {
-        let lap = session.lap.take();
-        self.slowlog
-            .enabled()
-            .then(|| lap.unwrap_or_else(Instant::now))
-    }
-
-    /// After a command: feeds the monitors and the slow log (see [`crate::monitor`],
-    /// [`crate::slowlog`]). `started`: from [`Self::observe_start`]; `args`: the
-    /// command's arguments, as it left them (only the name and the request are read).
-    /// `waited`: the command may have waited (a blocking pop), so its time is not its
-    /// cost and the slow log skips it.
-    fn observe_end(
-        &self,
-        client: &mut Client<Session>,
-        started: Option<Instant>,
-        args: Option<&Args>,
-        waited: bool,
-    ) {
-        let elapsed = started.map(|started| {
-            let now = Instant::now();
-            client.session.lap = Some(now);
-            now.saturating_duration_since(started)
-        });
-        let Some(args) = args else {
-            return;
-        };
-        let flags = client.spec().map_or(&[][..], |spec| spec.flags);
-        let monitor = self.monitors.active()
-            && !flags.contains(&"admin")
-            && !matches!(args.name(), "auth" | "hello");
-        let slow = elapsed.filter(|&elapsed| !waited && self.slowlog.wants(elapsed));
-        if monitor || slow.is_some() {
-            self.record(client, args, monitor, slow);
-        }
-    }
-
-    /// [`Self::observe_end`]'s rare part, out of line: a command that every request runs
-    /// stays a few cache lines long (kv's hot path touched 3 to 4 times Redis's
-    /// instruction-cache lines per command; callgrind, 32 KiB L1i).
-    #[cold]
-    #[inline(never)]
-    fn record(&self, client: &Client<Session>, args: &Args, monitor: bool, slow: Option<Duration>) {
-        let words = args.words();
-        if monitor {
-            self.monitors.feed(client.session.db, client.addr(), &words);
-        }
-        if let Some(elapsed) = slow {
-            let fast = client
-                .spec()
-                .is_some_and(|spec| spec.flags.contains(&"fast"));
-            self.slowlog.record(&words, fast, elapsed, client.addr());
-        }
     }
 
     /// Every reply leaves through here: sync mode holds a write's reply until replicas
@@ -565,73 +515,6 @@ impl Kv {
         self.refuses(&self.lock(), write, grows)
     }
 
-    /// `WATCH`: the keys' watches, taken under the lock.
-    pub(crate) fn watch(&self, db: usize, keys: &[Bytes]) -> Vec<crate::keyspace::Watch> {
-        let now = self.now();
-        let mut ks = self.lock();
-        keys.iter().map(|key| ks.watch(db, key, now)).collect()
-    }
-
-    /// `UNWATCH` (and the end of every `EXEC` or `DISCARD`).
-    pub(crate) fn unwatch(&self, watching: Vec<crate::keyspace::Watch>) {
-        if !watching.is_empty() {
-            self.lock().unwatch(watching);
-        }
-    }
-
-    /// `EXEC` begins: `false` (and nothing begins) if a watched key changed. Otherwise
-    /// the journal holds every change until [`Self::commit`], so that persistence and
-    /// replication get the transaction as one unit.
-    ///
-    /// The clock stops until then too, as in Redis 7: every command of the transaction
-    /// sees the time `EXEC` began, so no key expires half-way through it (a `GET` and a
-    /// later `TTL` of the same key agree), and the commands read the clock once, not once
-    /// each.
-    pub(crate) fn begin(&self, watching: Vec<crate::keyspace::Watch>) -> bool {
-        let now = self.now();
-        let mut ks = self.lock();
-        let changed = ks.any_changed(&watching, now);
-        ks.unwatch(watching);
-        if !changed {
-            ks.begin();
-            self.frozen_ms.store(now, Ordering::Relaxed);
-        }
-        !changed
-    }
-
-    /// `EXEC` ends: publishes its changes as one transaction, then serves the clients
-    /// blocked on lists it filled (after it, as Redis does).
-    pub(crate) fn commit(&self, session: &mut Session) {
-        let now = self.now();
-        let mut ks = self.lock();
-        ks.commit();
-        self.frozen_ms.store(0, Ordering::Relaxed);
-        if ks.track_ready {
-            crate::blocking::serve(&self.blocked, &mut ks, now);
-        }
-        if let Some((seq, offset)) = self.publish(&mut ks) {
-            session.unsynced = seq;
-            session.unwritten = seq;
-            session.repl.written = offset.unwrap_or(session.repl.written);
-        }
-    }
-
-    /// A script begins: like [`Self::begin`], unless it runs inside an `EXEC`, whose unit
-    /// it is part of. `true`: the script's own unit began ([`Self::commit_unit`] ends it).
-    pub(crate) fn begin_unit(&self) -> bool {
-        let mut ks = self.lock();
-        if ks.in_transaction() {
-            return false;
-        }
-        ks.begin();
-        true
-    }
-
-    /// A script ends: see [`Self::commit`].
-    pub(crate) fn commit_unit(&self, session: &mut Session) {
-        self.commit(session);
-    }
-
     /// `BGSAVE` inside `EXEC`: starts a flush to disk without waiting for it.
     pub(crate) fn request_save(&self) {
         if let Some(storage) = &self.storage {
@@ -719,6 +602,25 @@ impl Kv {
                 }
             }
         }
+    }
+}
+
+/// A data command's start time, held in [`Kv::now`]'s `command_ms` while it runs and
+/// let go when it ends however it ends: an early return (it must wait after all) or a
+/// panic would otherwise leave every later command, and the expiry sweep, with that time.
+struct PinnedTime<'a>(&'a AtomicU64);
+
+impl<'a> PinnedTime<'a> {
+    fn pin(slot: &'a AtomicU64, ms: Option<u64>) -> Option<Self> {
+        let ms = ms?;
+        slot.store(ms, Ordering::Relaxed);
+        Some(PinnedTime(slot))
+    }
+}
+
+impl Drop for PinnedTime<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -841,6 +743,10 @@ impl Server for Kv {
             // kv's own commands only borrow their arguments: the slow log reads them
             // afterwards, and only if the command was slow (no copy, no reference count).
             let started = self.observe_start(&mut client.session);
+            let pinned = PinnedTime::pin(
+                &self.command_ms,
+                self.command_time(&mut client.session, started),
+            );
             let mut args = args;
             let reply = match command.try_now {
                 // It may still have to wait: then the waiting path gets the arguments
@@ -851,6 +757,7 @@ impl Server for Kv {
                 },
                 None => commands::execute_command(self, client, command, &mut args),
             };
+            drop(pinned);
             self.observe_end(client, started, Some(&args), false);
             reply.unwrap_or(Reply::Unhandled(args))
         } else {
@@ -869,8 +776,10 @@ impl Server for Kv {
     /// [`Storage::write_through`]). Under `always` each write already waited for its fsync.
     fn batch_executed(&self, session: &mut Session) {
         // The replies are written next, and the client may be slow to take them: the
-        // next batch's first command starts its own clock (see `Kv::observe_start`).
+        // next batch's first command starts its own clock (see `Kv::observe_start`), and
+        // anchors the wall clock anew (see `Kv::command_time`).
         session.lap = None;
+        session.anchor = None;
         session.pubsub.wakes.wake_all();
         if session.unwritten == 0 {
             return;
@@ -941,175 +850,15 @@ impl Server for Kv {
     }
 
     fn info(&self) -> Vec<InfoSection> {
-        let now = self.now();
-        let (used, stats, seq, keyspace) = {
-            let ks = self.lock();
-            (
-                ks.used_memory() as u64,
-                ks.stats(),
-                ks.journal().seq(),
-                ks.keyspace_info(now),
-            )
-        };
-        let maxmemory = self.maxmemory.load(Ordering::Relaxed);
-        let (channels, patterns) = self.events.hub.table_sizes();
-        let (tracking_clients, tracking_keys, tracking_prefixes) = self
-            .events
-            .tracker
-            .with(|t| ((t.clients(), t.keys(), t.prefixes()), Vec::new()));
-        let progress = self.storage.as_ref().map(|s| s.progress());
-        let mut keyspace_section = InfoSection::new("keyspace");
-        for (db, keys, expires) in keyspace {
-            keyspace_section = keyspace_section.field(
-                format!("db{db}"),
-                format!("keys={keys},expires={expires},avg_ttl=0"),
-            );
-        }
-        vec![
-            InfoSection::new("clients")
-                .field("blocked_clients", self.blocked.count())
-                .field("tracking_clients", tracking_clients),
-            InfoSection::new("memory")
-                .field("used_memory", used)
-                .field("used_memory_human", service::info::human_bytes(used))
-                .field("maxmemory", maxmemory)
-                .field("maxmemory_human", service::info::human_bytes(maxmemory))
-                .field("maxmemory_policy", "noeviction"),
-            InfoSection::new("persistence")
-                .field("loading", 0)
-                .field(
-                    "rdb_changes_since_last_save",
-                    progress.map_or(0, |p| seq.saturating_sub(p.durable)),
-                )
-                .field("rdb_last_save_time", self.last_save())
-                .field("aof_enabled", u8::from(self.storage.is_some()))
-                .field(
-                    "infralab_fsync",
-                    self.storage.as_ref().map_or("off", |s| s.fsync.name()),
-                )
-                .field(
-                    "infralab_dir",
-                    self.dir
-                        .as_ref()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default(),
-                ),
-            InfoSection::new("stats")
-                .field("pubsub_channels", channels)
-                .field("pubsub_patterns", patterns)
-                .field("pubsubshard_channels", self.events.hub.shard_channels())
-                .field("tracking_total_keys", tracking_keys)
-                .field("tracking_total_items", tracking_keys)
-                .field("tracking_total_prefixes", tracking_prefixes)
-                .field("keyspace_hits", stats.keyspace_hits)
-                .field("keyspace_misses", stats.keyspace_misses)
-                .field("expired_keys", stats.expired_keys)
-                .field("evicted_keys", 0),
-            replication::info(&self.replication),
-            keyspace_section,
-        ]
+        self.info_sections()
     }
 
     fn config_get(&self) -> Vec<(String, String)> {
-        let fsync = self.storage.as_ref().map_or("no", |s| s.fsync.name());
-        vec![
-            (
-                "maxmemory".into(),
-                self.maxmemory.load(Ordering::Relaxed).to_string(),
-            ),
-            ("maxmemory-policy".into(), "noeviction".into()),
-            ("databases".into(), DATABASES.to_string()),
-            (
-                "appendonly".into(),
-                if self.storage.is_some() { "yes" } else { "no" }.into(),
-            ),
-            ("appendfsync".into(), fsync.into()),
-            // kv journals every write (`appendonly`) when it has a `--dir`, and folds the
-            // journal into its checkpoint by size and on SAVE, not on Redis's save points.
-            ("save".into(), crate::lock(&self.save_points).clone()),
-            (
-                "busy-reply-threshold".into(),
-                self.scripts.busy_threshold().as_millis().to_string(),
-            ),
-            (
-                "lua-time-limit".into(),
-                self.scripts.busy_threshold().as_millis().to_string(),
-            ),
-            (
-                "notify-keyspace-events".into(),
-                crate::notify::format(self.events.flags()),
-            ),
-            (
-                "tracking-table-max-keys".into(),
-                self.events
-                    .tracker
-                    .with(|t| (t.max_keys(), Vec::new()))
-                    .to_string(),
-            ),
-            (
-                "client-output-buffer-limit".into(),
-                self.events.hub.limits().0.to_string(),
-            ),
-            (
-                "dir".into(),
-                self.dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            ),
-        ]
-        .into_iter()
-        .chain(self.encodings.config_get())
-        .chain(self.slowlog.config_get())
-        .collect()
+        self.config_pairs()
     }
 
     fn config_set(&self, name: &str, value: &str) -> Option<Result<(), String>> {
-        if let Some(done) = self
-            .encodings
-            .config_set(name, value)
-            .or_else(|| self.slowlog.config_set(name, value))
-        {
-            return Some(done);
-        }
-        match name {
-            // Accepted with their kv meaning: persistence is `--dir`, chosen at start.
-            "save" => {
-                *crate::lock(&self.save_points) = value.to_string();
-                Some(Ok(()))
-            }
-            "appendonly" => Some(match service::settings::yes_no(value) {
-                Ok(on) if on == self.storage.is_some() => Ok(()),
-                Ok(_) => Err(
-                    "kv persists exactly when started with --dir; restart to change it".to_string(),
-                ),
-                Err(e) => Err(e),
-            }),
-            "maxmemory" => Some(service::settings::parse_memory(value).map(|n| {
-                self.maxmemory.store(n, Ordering::Relaxed);
-            })),
-            "busy-reply-threshold" | "lua-time-limit" => Some(
-                value
-                    .parse::<u64>()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())
-                    .map(|ms| self.scripts.set_busy_threshold(ms)),
-            ),
-            "notify-keyspace-events" => Some(crate::notify::parse(value).map(|flags| {
-                self.events.set_flags(flags);
-                self.observe_changes();
-            })),
-            "tracking-table-max-keys" => Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())
-                    .map(|max| self.events.tracker.with(|t| ((), t.set_max_keys(max)))),
-            ),
-            "client-output-buffer-limit" => Some(value.parse::<hub::OutputLimit>().map(|limit| {
-                let (_, policy) = self.events.hub.limits();
-                self.events.hub.set_limits(limit, policy);
-            })),
-            _ => None,
-        }
+        self.set_config(name, value)
     }
 
     async fn shutdown(&self) {

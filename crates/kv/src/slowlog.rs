@@ -14,7 +14,9 @@
 //! million commands a second each nanosecond is a tenth of a percent. A clock read costs
 //! ~20 ns, so kv reads the clock once per command, not once before and once after: a
 //! command of a pipelined batch starts where the previous one ended (see
-//! `Kv::observe_start`). And it copies nothing: a data command only borrows its
+//! `Kv::observe_start`), and the wall time a command sees for expiry is told from that
+//! same instant and one read of the wall clock per batch (`clock::Anchor`). And it
+//! copies nothing: a data command only borrows its
 //! arguments, so they are still there afterwards, and the log reads them only if the
 //! command turned out slow.
 //!

@@ -343,6 +343,15 @@ impl Args {
         Ok(self.request.slice(start..end))
     }
 
+    /// The next argument, borrowed: for a word the command only reads (a number, a
+    /// flag). A view ([`Self::next_bytes`]) costs two atomic updates of the request's
+    /// reference count, one to make and one to drop, ~20 cycles each that an
+    /// instruction count does not show.
+    pub fn next_word(&mut self) -> Result<&[u8], CommandError> {
+        let (start, end) = self.take()?;
+        Ok(&self.request[start..end])
+    }
+
     /// The next argument as UTF-8 text (`syntax error` if it is not).
     pub fn next_str(&mut self) -> Result<String, CommandError> {
         let (start, end) = self.take()?;

@@ -25,8 +25,8 @@ fn read_string(kv: &Kv, s: &Session, key: &Bytes) -> Result<Option<Bytes>> {
 /// `SETBIT key offset 0|1`: the bit's old value.
 pub fn setbit(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let offset = bitmap::parse_offset(&args.next_bytes()?, None)?;
-    let on = match proto::decode::parse_int(&args.next_bytes()?) {
+    let offset = bitmap::parse_offset(args.next_word()?, None)?;
+    let on = match proto::decode::parse_int(args.next_word()?) {
         Some(0) => false,
         Some(1) => true,
         _ => return Err(CommandError::err("bit is not an integer or out of range")),
@@ -37,7 +37,7 @@ pub fn setbit(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
 /// `GETBIT key offset`: 0 past the end or for a missing key.
 pub fn getbit(kv: &Kv, s: &mut Session, args: &mut Args) -> Result {
     let key = args.next_bytes()?;
-    let offset = bitmap::parse_offset(&args.next_bytes()?, None)?;
+    let offset = bitmap::parse_offset(args.next_word()?, None)?;
     let value = read_string(kv, s, &key)?.unwrap_or_default();
     Ok(Frame::Integer(i64::from(bitmap::get_bit(&value, offset))))
 }
