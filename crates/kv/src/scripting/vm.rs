@@ -10,29 +10,35 @@
 //! Every step between Rust and Lua through `mlua` (a table, a string, a `rawset`, a
 //! call) takes the state's lock and keeps a reference to what it made, a few hundred
 //! instructions each, so an `EVALSHA` is built from as few of them as possible: the
-//! script is found with one cache lookup ([`Cached`]); `KEYS` and `ARGV` are made one
-//! step each ([`Lua::create_sequence_from`]; an empty one by the sandbox itself); and
-//! one call into the sandbox's `run` installs them and runs the script under the error
-//! handler (see [`SANDBOX`]). What stays is `mlua`'s price per value crossing over (each
-//! argument of `redis.call` and each string of a reply is a reference it keeps and
-//! drops), about a third of an `EVALSHA`'s instructions.
+//! script is found with one cache lookup ([`Cached`], hashed by its name's own digits);
+//! `KEYS` and `ARGV` are made one step each ([`Lua::create_sequence_from`]; an empty one
+//! by the sandbox itself); and one call into the sandbox's `run` installs them and runs
+//! the script under the error handler (see [`SANDBOX`]). What stays is `mlua`'s price
+//! per value crossing over (each argument of `redis.call` and each string of a reply is
+//! a reference it keeps and drops), about a third of an `EVALSHA`'s instructions.
+//!
+//! Some costs are not instructions. `mlua`'s lock (its `send` feature) and each of its
+//! references (a weak count up, and at the drop a strong count up and down and the weak
+//! one down) are atomic operations, some 20 cycles each even uncontended; so a run holds
+//! the lock once for all its steps ([`Vm::run`]), the gate's flags are plain stores
+//! ([`Gate`]), and the clock stops for the script as in Redis 7, so it is read once per
+//! script, not once per command ([`Kv::begin_unit`](crate::server::Kv::begin_unit)).
 //!
 //! In figures (callgrind with a 32 KiB L1 instruction cache, `EVALSHA` of
 //! `redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])` pipelined 16 deep, per
-//! script): kv 19,600 instructions and 760 instruction-cache misses, Redis 7.0 19,100 and
-//! 380. Of kv's, the event loop's share (parse, dispatch, reply) is 2,700 instructions;
-//! reading `EVALSHA`'s arguments 600; `KEYS` 1,450; the script under `run` 12,350, of
-//! which the two `redis.call`s are 8,250 (`INCR` and `GET` themselves 3,000, `mlua`'s
-//! callback frame, the arguments as `mlua` values and the reply made a Lua string the
-//! rest) and Lua's own work (`run`, `xpcall`, the script, the read-only globals'
-//! metatable hops) 4,100; the rest of [`Vm::run`] (gate, context, the journal unit)
-//! 1,900. The instructions are Redis's within 3%; the misses are twice Redis's, and
-//! they, not the instructions, are why a script costs more CPU time than in Redis: a
-//! script's path (tokio, the service, kv's commands, `mlua`'s generic glue, the Lua VM)
-//! is larger than the cache, so most lines it touches are fetched again on every script.
-//! Hence the shape of the hot path: a quick script runs without a future (see
-//! [`crate::commands::TryNow`]), `redis.call` keeps its rare branches out of line, and
-//! one [`Session`] serves every script's commands.
+//! script): kv 19,300 instructions and 820 instruction-cache misses, Redis 7.0 19,000 and
+//! 380. Of kv's, `KEYS` (and the empty `ARGV`) is 1,550 and the two `redis.call`s'
+//! Rust halves 6,200 (`INCR` and `GET` themselves 3,000; the arguments as `mlua` values,
+//! the request, the reply made a Lua string the rest). The instructions are Redis's
+//! within 2%; the misses are twice Redis's, and they, not the instructions, are why a
+//! script costs more CPU time than in Redis: a script's path (tokio, the service, kv's
+//! commands, `mlua`'s generic glue, the Lua VM) is larger than the cache, so most lines
+//! it touches are fetched again on every script. (Laying the Lua VM's and `mlua`'s hot
+//! functions out together, an `EVALSHA` row in `scripts/hot-code-order.sh`, left the
+//! misses where they were, 818 before and 831 after: they come from the path's size, not
+//! from lines that collide.) Hence the shape of the hot path: a quick script runs without
+//! a future (see [`crate::commands::TryNow`]), `redis.call` keeps its rare branches out
+//! of line, and one [`Session`] serves every script's commands.
 //!
 //! ## The sandbox
 //!
