@@ -26,8 +26,9 @@
 //!
 //! In figures (callgrind with a 32 KiB L1 instruction cache, `EVALSHA` of
 //! `redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])` pipelined 16 deep, per
-//! script): kv 19,300 instructions and 820 instruction-cache misses, Redis 7.0 19,000 and
-//! 380. Of kv's, `KEYS` (and the empty `ARGV`) is 1,550 and the two `redis.call`s'
+//! script): kv 19,000-19,300 instructions and 800-820 instruction-cache misses (the
+//! upper figures from a run where valgrind's slowness sent 9% of the scripts to the VM's
+//! thread), Redis 7.0 19,000 and 380. Of kv's, `KEYS` (and the empty `ARGV`) is 1,550 and the two `redis.call`s'
 //! Rust halves 6,200 (`INCR` and `GET` themselves 3,000; the arguments as `mlua` values,
 //! the request, the reply made a Lua string the rest). The instructions are Redis's
 //! within 2%; the misses are twice Redis's, and they, not the instructions, are why a
