@@ -2,7 +2,8 @@
 # Renews hot-code.order (see build.rs): the functions kv's pipelined requests run through,
 # hottest first, as callgrind counts them in a release build.
 #   scripts/hot-code-order.sh [port]      (default port 7499; needs valgrind, redis-benchmark)
-# For each row (SETBIT, PFADD, PFCOUNT, LMPOP, SPOP, SET, GET, INCR, SADD, HSET at -c 50 -P 16)
+# For each row (SETBIT, PFADD, PFCOUNT, LMPOP, SPOP, SET, GET, INCR, SADD, HSET, and bench/kv.sh's
+# EVALSHA script, at -c 50 -P 16)
 # the server runs under callgrind with symbol names left mangled (the ordering file names
 # symbols as the linker sees them); after a warm-up its counters are zeroed, 20,000 requests
 # are profiled, and every function of the binary that ran 1,000 instructions or more over
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 PORT=${1:-7499}
 BIN="${CARGO_TARGET_DIR:-target}/release/infralab"
 cargo build --release -q -p infralab
+# bench/kv.sh's script: its row lays out mlua's glue and the Lua VM's hot functions too.
+LUA="redis.call('INCR', KEYS[1]) return redis.call('GET', KEYS[1])"
+SHA=$(printf '%s' "$LUA" | sha1sum | cut -d' ' -f1)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 rows=(
@@ -25,6 +29,7 @@ rows=(
   "INCR counter"
   "-r 100000 SADD s __rand_int__"
   "-r 100000 HSET h __rand_int__ v"
+  "EVALSHA $SHA 1 counter"
 )
 for i in "${!rows[@]}"; do
   read -ra cmd <<<"${rows[$i]}"
@@ -33,6 +38,7 @@ for i in "${!rows[@]}"; do
   vg=$!
   until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.5; done
   redis-cli -p "$PORT" PFADD sketch $(seq 1 1000) >/dev/null
+  redis-cli -p "$PORT" SCRIPT LOAD "$LUA" >/dev/null
   redis-benchmark -p "$PORT" -c 50 -n 5000 -P 16 -q "${cmd[@]}" >/dev/null 2>&1
   callgrind_control -z "$vg" >/dev/null
   redis-benchmark -p "$PORT" -c 50 -n 20000 -P 16 -q "${cmd[@]}" >/dev/null 2>&1

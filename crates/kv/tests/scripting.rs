@@ -492,3 +492,23 @@ async fn each_script_starts_in_its_callers_database() {
     assert_eq!(eval(&mut c, READ, &["n"], &[]).await, bulk("3"));
     server.stop().await;
 }
+
+/// A script sees the time it started at (Redis 7's "time snapshot"): a key that expires
+/// while the script runs still exists for the script's later commands, on kv as on
+/// redis-server, where without the snapshot it would be gone.
+#[tokio::test]
+async fn a_key_does_not_expire_in_the_middle_of_a_script() {
+    const OUTLIVE: &str = "redis.call('set', KEYS[1], 'v', 'px', 1) \
+        local t0 = redis.call('time') \
+        repeat local t = redis.call('time') \
+        until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 5000 \
+        return {redis.call('exists', KEYS[1]), redis.call('get', KEYS[1])}";
+    let redis = RedisServer::start(&[]);
+    let mut theirs = RespClient::connect(redis.socket_addr()).await.unwrap();
+    let server = start(&[]).await;
+    let mut ours = connect(&server).await;
+    let expected = Frame::Array(vec![int(1), bulk("v")]);
+    assert_eq!(eval(&mut theirs, OUTLIVE, &["k"], &[]).await, expected);
+    assert_eq!(eval(&mut ours, OUTLIVE, &["k"], &[]).await, expected);
+    server.stop().await;
+}

@@ -45,6 +45,25 @@ pub struct Gate {
     slice_ns: AtomicU64,
     /// Notified when a script ends, for tasks that wait without blocking the event loop.
     idle: tokio::sync::Notify,
+    /// Tasks in [`Gate::idle`]: `close` notifies only if there are any (notifying takes
+    /// the `Notify`'s own lock even when nobody waits).
+    idlers: AtomicUsize,
+}
+
+/// A task counted in [`Gate::idle`] while it waits (also when its future is dropped).
+struct Idler<'a>(&'a AtomicUsize);
+
+impl<'a> Idler<'a> {
+    fn new(idlers: &'a AtomicUsize) -> Self {
+        idlers.fetch_add(1, Ordering::SeqCst);
+        Idler(idlers)
+    }
+}
+
+impl Drop for Idler<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -70,13 +89,17 @@ impl Gate {
     }
 
     /// A script starts, at `started` (the caller's clock read, one fewer per script).
+    ///
+    /// The flags are stored with `Release`, a plain store on x86, where `SeqCst` is a
+    /// locked exchange: what another thread must see in order comes through `state`'s
+    /// mutex; only `running` (see [`Gate::close`]) needs the total order.
     fn open_at(&self, started: Instant) {
         *crate::lock(&self.state) = Some(Running {
             started,
             wrote: false,
         });
-        self.kill.store(false, Ordering::SeqCst);
-        self.running.store(true, Ordering::SeqCst);
+        self.kill.store(false, Ordering::Release);
+        self.running.store(true, Ordering::Release);
     }
 
     /// How long an inline run may take (see [`super`]).
@@ -92,8 +115,8 @@ impl Gate {
     /// A script starts inline, on the event loop, at `started`, allowed to run for
     /// [`Gate::slice`].
     pub fn open_inline(&self, started: Instant) {
-        self.inline.store(true, Ordering::SeqCst);
-        self.abandoned.store(false, Ordering::SeqCst);
+        self.inline.store(true, Ordering::Release);
+        self.abandoned.store(false, Ordering::Release);
         self.open_at(started);
     }
 
@@ -128,23 +151,28 @@ impl Gate {
     pub fn close(&self) {
         let mut state = crate::lock(&self.state);
         *state = None;
+        self.kill.store(false, Ordering::Release);
+        self.inline.store(false, Ordering::Release);
+        self.abandoned.store(false, Ordering::Release);
+        // `SeqCst` store, then load, against `idle`'s increment, then load: either
+        // `idle` sees no script running or this sees it waiting.
         self.running.store(false, Ordering::SeqCst);
-        self.kill.store(false, Ordering::SeqCst);
-        self.inline.store(false, Ordering::SeqCst);
-        self.abandoned.store(false, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::Relaxed) > 0 {
             self.ended.notify_all();
         }
-        self.idle.notify_waiters();
+        if self.idlers.load(Ordering::SeqCst) > 0 {
+            self.idle.notify_waiters();
+        }
     }
 
     /// Waits, as a task, until no script runs: a replica's link holds the primary's
     /// changes back while a (read-only) script runs past the threshold on the replica.
     pub async fn idle(&self) {
+        let _idler = Idler::new(&self.idlers);
         loop {
             // Created before the check: `close` between the two still wakes it.
             let ended = self.idle.notified();
-            if !self.running() {
+            if !self.running.load(Ordering::SeqCst) {
                 return;
             }
             ended.await;

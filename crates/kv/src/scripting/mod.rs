@@ -12,9 +12,9 @@
 //!
 //! ## How kv runs them
 //!
-//! - [`vm`]: one Lua 5.1 state, the script cache (by SHA-1), the sandbox, and
-//!   `redis.call`, which runs kv's own command functions in a session of the script's
-//!   ([`crate::commands::scripting::call`]).
+//! - [`vm`]: one Lua 5.1 state and the script cache (by SHA-1); `sandbox`: the globals a
+//!   script sees and `redis.call`, which runs kv's own command functions in a session of
+//!   the script's ([`crate::commands::scripting::call`]).
 //! - [`gate`]: the event loop waits while a script runs, so the script is atomic, up to
 //!   `busy-reply-threshold`; after it, other clients get `-BUSY` and `SCRIPT KILL` works.
 //! - [`convert`]: Redis's Lua <-> RESP conversion rules.
@@ -56,6 +56,7 @@
 pub mod convert;
 pub mod gate;
 pub mod name;
+mod sandbox;
 pub mod vm;
 
 use std::sync::atomic::{AtomicU64, Ordering};

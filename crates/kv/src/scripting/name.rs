@@ -1,10 +1,56 @@
 //! A script's name: the SHA-1 of its body, which `EVALSHA`, `SCRIPT LOAD` and `SCRIPT
 //! EXISTS` use to refer to it.
 
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
 /// A script's name as the cache knows it: the SHA-1 of its body in lower-case hex. On
 /// the stack, and the cache's key: `EVALSHA` looks one up per call.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ShaName([u8; 40]);
+
+/// A name's hash is its first 16 hex digits, 64 bits of a SHA-1 already spread evenly:
+/// hashing all 40 bytes again with the standard library's SipHash cost about 250
+/// instructions per `EVALSHA`. (Nobody can crowd the cache by choosing names: a name is
+/// the hash of a body, and `EVAL`'s scripts are capped, see [`super::vm::EVAL_CACHE`].)
+impl Hash for ShaName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut digits = [0; 8];
+        for (word, pair) in digits.iter_mut().zip(self.0.chunks_exact(2)) {
+            *word = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
+        }
+        state.write_u64(u64::from_le_bytes(digits));
+    }
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        _ => digit.wrapping_sub(b'a').wrapping_add(10) & 15,
+    }
+}
+
+/// The script cache's hasher: a [`ShaName`]'s hash as it is (see its `Hash`).
+pub type ShaHash = BuildHasherDefault<ShaHasher>;
+
+#[derive(Default)]
+pub struct ShaHasher(u64);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called (see `ShaName`'s `Hash`); anything else still hashes.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 impl ShaName {
     /// The name of `body`.

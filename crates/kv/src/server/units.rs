@@ -61,12 +61,18 @@ impl Kv {
 
     /// A script begins: like [`Self::begin`], unless it runs inside an `EXEC`, whose unit
     /// it is part of. `true`: the script's own unit began ([`Self::commit_unit`] ends it).
+    ///
+    /// The clock stops for the script as for `EXEC` (Redis 7 checks expiry against the
+    /// script's start time, its "time snapshot"): a key that exists at the script's first
+    /// command exists at its last, and the script's commands read the clock once.
     pub(crate) fn begin_unit(&self) -> bool {
+        let now = self.now();
         let mut ks = self.lock();
         if ks.in_transaction() {
             return false;
         }
         ks.begin();
+        self.frozen_ms.store(now, Ordering::Relaxed);
         true
     }
 
