@@ -269,7 +269,22 @@ fn like(text: &str, pattern: &str, fold: bool) -> bool {
     p[pi..].iter().all(|&c| c == '%')
 }
 
+/// Evaluation recurses once per level of the expression tree, and in a debug build this
+/// function's frame is about 20 KiB: 100 levels (`1 + 1 + ...`) overflowed a 2 MiB
+/// thread. [`crate::parse`] bounds the depth at [`crate::parse::MAX_DEPTH`]; on top of
+/// that, when less than [`STACK_RED_ZONE`] of the stack is left the evaluation continues
+/// on a freshly allocated segment (`stacker`), which costs a comparison per call.
 pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || eval_node(e, env))
+}
+
+/// Stack that must be left for an evaluation level and what it calls before recursing
+/// (a subquery runs a whole executor between two levels).
+pub const STACK_RED_ZONE: usize = 256 << 10;
+/// Size of each extra stack segment.
+pub const STACK_SEGMENT: usize = 4 << 20;
+
+fn eval_node(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
     Ok(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
             let (q, name) = match e {
@@ -559,8 +574,13 @@ fn text_fn(v: Value, f: impl Fn(&str) -> String) -> Value {
     }
 }
 
-/// The type an expression produces, for RowDescription (before any row exists).
+/// The type an expression produces, for RowDescription (before any row exists). Recurses
+/// like [`eval`], so it grows the stack the same way.
 pub fn infer_type(e: &Expr, scope: &Scope) -> DataType {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || infer_node(e, scope))
+}
+
+fn infer_node(e: &Expr, scope: &Scope) -> DataType {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => scope
             .column_of(e)

@@ -39,13 +39,11 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use sqlparser::ast::Statement;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use tokio::sync::Mutex;
 
 use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
-use crate::error::{SqlError, from_parser};
+use crate::error::SqlError;
 use crate::executor::Output;
 use crate::session::{Session, TxEffect};
 use crate::types::{DataType, Value};
@@ -62,12 +60,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if sql.len() > MAX_STATEMENT_LEN {
         return Err(SqlError::new("54000", "statement is too long"));
     }
-    let sql = &*crate::isolation::mysql_session_syntax(sql);
-    Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| from_parser(sql, e))
+    crate::parse::statements(&crate::isolation::mysql_session_syntax(sql))
 }
 
 /// One connection's handlers.
