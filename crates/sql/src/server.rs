@@ -32,7 +32,7 @@ use pgwire::api::query::{
     send_ready_for_query,
 };
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{MemPortalStore, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -50,6 +50,7 @@ use crate::types::{DataType, Value};
 
 mod extended;
 mod prepared;
+mod sql_prepared;
 
 pub use prepared::{Prepared, SqlParser};
 
@@ -102,6 +103,7 @@ impl Connection {
             parser: Arc::new(SqlParser {
                 db,
                 session: session.clone(),
+                names: Default::default(),
             }),
             session,
             password,
@@ -418,6 +420,22 @@ impl SimpleQueryHandler for Handler {
             {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
+            }
+            let store = client
+                .portal_store()
+                .as_any()
+                .downcast_ref::<MemPortalStore<Prepared>>();
+            match sql_prepared::run(stmt, store, &self.parser, &mut session).await {
+                Some(Ok((out, effect))) => {
+                    responses.push(to_response(out, effect, &Format::UnifiedText)?);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    session.abort_block();
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                None => {}
             }
             match copy_out(&mut session, stmt, &[]).await {
                 Some(Ok(r)) => {

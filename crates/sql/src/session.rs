@@ -112,6 +112,14 @@ impl Session {
         &self.db
     }
 
+    /// `DISCARD ALL`'s `RESET ALL`: every setting back to its default, and the session's
+    /// isolation level back to the server's.
+    pub fn reset_all(&mut self) {
+        self.settings.clear();
+        self.characteristics = self.db.default_isolation;
+        self.next_isolation = None;
+    }
+
     pub fn backend(&self) -> &Arc<Backend> {
         &self.backend
     }

@@ -70,7 +70,67 @@ async fn deep_expressions_fail_the_query_not_the_server() {
     srv.stop().await;
 }
 
-#[allow(dead_code)]
+#[tokio::test]
+async fn psycopg_rolls_back_after_preparing_and_sql_prepare_works() {
+    let srv = server().await;
+    let out = psycopg(
+        srv.addr().port(),
+        r#"
+conn.execute("CREATE TABLE items (id INT PRIMARY KEY)")
+conn.commit()
+for i in range(6):  # the sixth run is a prepared statement (prepare_threshold = 5)
+    conn.execute("INSERT INTO items VALUES (%s)", (i,))
+conn.cursor().executemany("INSERT INTO items VALUES (%s)", [(10,), (11,)])
+try:
+    conn.execute("INSERT INTO items VALUES (%s)", (1,))
+except psycopg.errors.UniqueViolation as e:
+    print("unique", e.sqlstate)
+conn.rollback()  # sends DEALLOCATE ALL
+print(conn.execute("SELECT count(*) FROM items").fetchone()[0])
+try:
+    with conn.transaction():
+        for i in range(6):
+            conn.execute("INSERT INTO items VALUES (%s)", (100 + i,))
+        conn.execute("INSERT INTO items VALUES (100)")
+except psycopg.errors.UniqueViolation:
+    print("rolled back")
+print(conn.execute("SELECT count(*) FROM items WHERE id >= 100").fetchone()[0])
+conn.rollback()
+"#,
+    )
+    .await;
+    assert_eq!(out, "unique 23505\n0\nrolled back\n0");
+
+    let c = connect(srv.addr()).await;
+    exec(&c, "CREATE TABLE t (id INT PRIMARY KEY, name TEXT)").await;
+    exec(
+        &c,
+        "PREPARE ins (int, text) AS INSERT INTO t VALUES ($1, $2)",
+    )
+    .await;
+    exec(&c, "EXECUTE ins(1, 'one'); EXECUTE ins (2, 'two')").await;
+    exec(&c, "PREPARE one AS SELECT name FROM t WHERE id = $1").await;
+    assert_eq!(rows(&c, "EXECUTE one(2)").await, cell("two"));
+    assert_eq!(code(&c, "PREPARE one AS SELECT 1").await, "42P05");
+    assert_eq!(code(&c, "EXECUTE one(1, 2)").await, "42601");
+    exec(&c, "DEALLOCATE PREPARE one").await;
+    assert_eq!(code(&c, "EXECUTE one(2)").await, "26000");
+    assert_eq!(code(&c, "DEALLOCATE one").await, "26000");
+    // A statement named by the protocol's Parse, dropped by DEALLOCATE ALL.
+    let named = c
+        .prepare("SELECT name FROM t WHERE id = $1")
+        .await
+        .expect("Parse");
+    exec(&c, "DEALLOCATE ALL").await;
+    assert!(c.query(&named, &[&1i32]).await.is_err(), "deallocated");
+    assert_eq!(code(&c, "EXECUTE ins(3, 'x')").await, "26000");
+    exec(&c, "PREPARE again AS SELECT 1; DISCARD PLANS").await;
+    exec(&c, "DISCARD ALL").await;
+    assert_eq!(code(&c, "EXECUTE again").await, "26000");
+    assert_eq!(code(&c, "BEGIN; DISCARD ALL").await, "25001");
+    srv.stop().await;
+}
+
 async fn psycopg(port: u16, body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     python(format!(

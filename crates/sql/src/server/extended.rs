@@ -82,7 +82,10 @@ impl ExtendedQueryHandler for Handler {
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME).to_owned();
         match StoredStatement::parse(client, &message, self.query_parser()).await? {
-            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            Some(stmt) => {
+                client.portal_store().put_statement(Arc::new(stmt));
+                self.parser.names.add(&name);
+            }
             None => client.portal_store().put_empty_statement(&name),
         }
         client

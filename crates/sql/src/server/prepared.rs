@@ -44,7 +44,7 @@ pub struct Prepared {
 type Columns = Vec<(String, DataType)>;
 
 impl Prepared {
-    fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
+    pub(super) fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
         Prepared {
             system_view: crate::pg_catalog::reads_system_view(&stmt),
             stmt,
@@ -79,6 +79,8 @@ pub struct SqlParser {
     /// The connection's session: a statement that fails to parse inside a transaction
     /// block aborts the block, as any other error does.
     pub(super) session: Arc<Mutex<Session>>,
+    /// The connection's named prepared statements, for `DEALLOCATE ALL`.
+    pub(super) names: super::sql_prepared::Names,
 }
 
 #[async_trait]
