@@ -141,6 +141,9 @@ pub struct TxState {
     pub isolation: Isolation,
     /// The snapshot it keeps across statements (repeatable read), once taken.
     pub snapshot: Option<Snapshot>,
+    /// When it began: what `now()` and `current_timestamp` return in every statement of
+    /// it, as in PostgreSQL (at microsecond precision, as every timestamp).
+    pub started: chrono::NaiveDateTime,
     /// Undo entries below this index belong before the last [`TxState::mark`]: they are
     /// never extended, so undoing to a mark takes back exactly what followed it.
     undo_floor: usize,
@@ -233,6 +236,7 @@ impl Engine {
             events: Vec::new(),
             isolation: Isolation::ReadCommitted,
             snapshot: None,
+            started: crate::types::current_timestamp(),
             undo_floor: 0,
         }
     }

@@ -269,6 +269,31 @@ fn like(text: &str, pattern: &str, fold: bool) -> bool {
     p[pi..].iter().all(|&c| c == '%')
 }
 
+thread_local! {
+    /// The start of the transaction whose statement this thread is running: see
+    /// [`at_transaction_start`].
+    static TRANSACTION_START: std::cell::Cell<Option<chrono::NaiveDateTime>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (a statement's work, synchronous under the engine lock) with `now()` and
+/// `current_timestamp` reading `start`: in PostgreSQL they are the transaction's start
+/// time, the same value for every call in the transaction. A thread-local rather than a
+/// field of [`Env`], which is built in a dozen places that all evaluate inside such a run.
+pub fn at_transaction_start<R>(start: chrono::NaiveDateTime, f: impl FnOnce() -> R) -> R {
+    let before = TRANSACTION_START.replace(Some(start));
+    let result = f();
+    TRANSACTION_START.set(before);
+    result
+}
+
+/// `now()`: the running transaction's start, or the clock outside any.
+fn transaction_start() -> chrono::NaiveDateTime {
+    TRANSACTION_START
+        .get()
+        .unwrap_or_else(crate::types::current_timestamp)
+}
+
 /// Evaluation recurses once per level of the expression tree, and in a debug build this
 /// function's frame is about 20 KiB: 100 levels (`1 + 1 + ...`) overflowed a 2 MiB
 /// thread. [`crate::parse`] bounds the depth at [`crate::parse::MAX_DEPTH`]; on top of
@@ -521,11 +546,12 @@ fn scalar_function(name: &str, args: Vec<Value>) -> Result<Value, SqlError> {
             .into_iter()
             .find(|v| !v.is_null())
             .unwrap_or(Value::Null),
-        "now"
-        | "current_timestamp"
-        | "localtimestamp"
-        | "statement_timestamp"
-        | "transaction_timestamp" => Value::Timestamp(chrono::Utc::now().naive_utc()),
+        "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" => {
+            Value::Timestamp(transaction_start())
+        }
+        "statement_timestamp" | "clock_timestamp" => {
+            Value::Timestamp(crate::types::current_timestamp())
+        }
         "lower" => text_fn(arg(0), |s| s.to_lowercase()),
         "upper" => text_fn(arg(0), |s| s.to_uppercase()),
         "length" | "char_length" => match arg(0) {
@@ -651,6 +677,7 @@ fn infer_node(e: &Expr, scope: &Scope) -> DataType {
                 | "current_timestamp"
                 | "localtimestamp"
                 | "statement_timestamp"
+                | "clock_timestamp"
                 | "transaction_timestamp" => DataType::Timestamp,
                 _ => DataType::Text,
             }

@@ -342,6 +342,7 @@ impl Session {
                     }
                 };
                 let mark = tx.mark();
+                let started = tx.started;
                 let snapshot =
                     crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
                 let mut ctx = Ctx {
@@ -351,6 +352,8 @@ impl Session {
                     params,
                     waited_in_subquery: Default::default(),
                 };
+                let mut work =
+                    |ctx: &mut Ctx<'_>| crate::expr::at_transaction_start(started, || work(ctx));
                 let mut result =
                     crate::cancel::running_inline(&self.backend, deadline, || work(&mut ctx));
                 if matches!(&result, Err(Halt::Error(e)) if crate::cancel::ran_long(e)) {

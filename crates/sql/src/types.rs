@@ -267,16 +267,49 @@ impl Value {
     }
 }
 
+/// `t` rounded to the microsecond. PostgreSQL's timestamps have microsecond precision —
+/// in storage, in text and in binary — and clients rely on it: psycopg parses the text
+/// form's fraction into Python's `datetime`, which holds microseconds only, and failed on
+/// the nine digits of a nanosecond clock.
+pub fn to_microseconds(t: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Timelike;
+    let below = i64::from(t.nanosecond() % 1000);
+    let rounded = t - chrono::TimeDelta::nanoseconds(below);
+    if below >= 500 {
+        rounded + chrono::TimeDelta::microseconds(1)
+    } else {
+        rounded
+    }
+}
+
+/// The clock, as a timestamp PostgreSQL could store (UTC, microseconds).
+pub fn current_timestamp() -> NaiveDateTime {
+    to_microseconds(chrono::Utc::now().naive_utc())
+}
+
 fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t);
+            return Some(to_microseconds(t));
         }
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// PostgreSQL's text form of a timestamp: seconds, then the microseconds without their
+/// trailing zeros (`19.5`, `19.500691`, no fraction at all for whole seconds).
+fn write_timestamp(f: &mut fmt::Formatter<'_>, t: &NaiveDateTime) -> fmt::Result {
+    use chrono::Timelike;
+    write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S"))?;
+    let micros = to_microseconds(*t).nanosecond() / 1000;
+    if micros == 0 {
+        return Ok(());
+    }
+    let digits = format!("{micros:06}");
+    write!(f, ".{}", digits.trim_end_matches('0'))
 }
 
 /// The text form PostgreSQL sends (`t`/`f` for booleans).
@@ -289,7 +322,7 @@ impl fmt::Display for Value {
             Value::Double(x) => write!(f, "{x}"),
             Value::Numeric(d) => write!(f, "{d}"),
             Value::Text(s) => f.write_str(s),
-            Value::Timestamp(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.f")),
+            Value::Timestamp(t) => write_timestamp(f, t),
         }
     }
 }

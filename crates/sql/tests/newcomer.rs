@@ -131,6 +131,46 @@ conn.rollback()
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn timestamps_have_microseconds_and_now_is_the_transaction_start() {
+    let srv = server().await;
+    let out = psycopg(
+        srv.addr().port(),
+        r#"
+conn.execute("CREATE TABLE events (id INT PRIMARY KEY, at TIMESTAMPTZ DEFAULT now())")
+conn.execute("INSERT INTO events (id) VALUES (1)")
+conn.commit()
+at = conn.execute("SELECT at FROM events").fetchone()[0]
+print(type(at).__name__)
+with conn.cursor(binary=True) as cur:
+    print(cur.execute("SELECT at FROM events").fetchone()[0] == at)
+with conn.transaction():
+    first = conn.execute("SELECT now()").fetchone()[0]
+    conn.execute("SELECT pg_sleep(0.01)")
+    conn.execute("INSERT INTO events (id) VALUES (2)")
+    same = conn.execute("SELECT now() = current_timestamp, now(), at FROM events WHERE id = 2").fetchone()
+    print(same[0], same[1] == first, same[2] == first)
+print(conn.execute("SELECT '2020-01-01 00:00:00.1234567'::timestamp").fetchone()[0])
+"#,
+    )
+    .await;
+    assert_eq!(
+        out,
+        "datetime\nTrue\nTrue True True\n2020-01-01 00:00:00.123457"
+    );
+
+    let c = connect(srv.addr()).await;
+    let text = rows(&c, "SELECT now()::text").await;
+    let text = text[0][0].clone().expect("a timestamp");
+    let fraction = text.split('.').nth(1).unwrap_or("");
+    assert!(fraction.len() <= 6, "{text}");
+    assert_eq!(
+        rows(&c, "SELECT '2020-01-01 10:00:00.5'::timestamp").await,
+        cell("2020-01-01 10:00:00.5")
+    );
+    srv.stop().await;
+}
+
 async fn psycopg(port: u16, body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     python(format!(
