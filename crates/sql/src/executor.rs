@@ -632,8 +632,14 @@ fn select_rows(
     } else {
         units = rows.into_iter().map(|r| (r, None)).collect();
     }
-    // Project, computing sort keys alongside.
+    let distinct_on: &[Expr] = match &select.distinct {
+        Some(ast::Distinct::On(on)) => on,
+        _ => &[],
+    };
+    check_distinct_on(distinct_on, &order)?;
+    // Project, computing sort keys (and DISTINCT ON keys) alongside.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
+    let mut on_keys: Vec<Vec<Value>> = Vec::new();
     for (row, aggs) in &units {
         check_for_interrupts()?;
         let e = Env {
@@ -648,9 +654,10 @@ fn select_rows(
             .iter()
             .map(|(x, _)| eval(x, &e))
             .collect::<std::result::Result<_, _>>()?;
-        let mut keys = Vec::with_capacity(order.len());
-        for o in &order {
-            let by_output = match &o.expr {
+        // A sort key may name an output column (by name or position), as may a
+        // DISTINCT ON key.
+        let key = |expr: &Expr| -> Result<Value> {
+            let by_output = match expr {
                 Expr::Value(v) => match &v.value {
                     ast::Value::Number(n, _) => n
                         .parse::<usize>()
@@ -658,20 +665,35 @@ fn select_rows(
                         .and_then(|k| projected.get(k.wrapping_sub(1)).cloned()),
                     _ => None,
                 },
-                Expr::Identifier(i) if scope.column_of(&o.expr).is_none() => items
+                Expr::Identifier(i) if scope.column_of(expr).is_none() => items
                     .iter()
                     .position(|(_, name)| *name == ident(i))
                     .and_then(|k| projected.get(k).cloned()),
                 _ => None,
             };
-            keys.push(match by_output {
+            Ok(match by_output {
                 Some(v) => v,
-                None => eval(&o.expr, &e)?,
-            });
+                None => eval(expr, &e)?,
+            })
+        };
+        let keys = order
+            .iter()
+            .map(|o| key(&o.expr))
+            .collect::<Result<Vec<_>>>()?;
+        if !distinct_on.is_empty() {
+            // Kept beside the row: the index of `out` is the row's until the sort.
+            let on = distinct_on.iter().map(key).collect::<Result<Vec<_>>>()?;
+            on_keys.push(on);
         }
         out.push((projected, keys));
     }
-    if select.distinct.is_some() {
+    if !distinct_on.is_empty() {
+        // Carry each row's DISTINCT ON key through the sort in its sort keys' tail.
+        for ((_, keys), on) in out.iter_mut().zip(on_keys) {
+            keys.extend(on);
+        }
+    }
+    if select.distinct == Some(ast::Distinct::Distinct) {
         let mut seen = std::collections::HashSet::new();
         out.retain(|(r, _)| seen.insert(r.clone()));
     }
@@ -712,6 +734,11 @@ fn select_rows(
             std::cmp::Ordering::Equal
         });
     }
+    if !distinct_on.is_empty() {
+        // The first row (in ORDER BY's order) of each set of rows with equal keys.
+        let mut seen = std::collections::HashSet::new();
+        out.retain_mut(|(_, keys)| seen.insert(keys.split_off(order.len())));
+    }
     let (limit, offset) = match &q.limit_clause {
         Some(LimitClause::LimitOffset { limit, offset, .. }) => (
             limit
@@ -742,6 +769,29 @@ fn select_rows(
         returns_rows: true,
         copy_in: None,
     })
+}
+
+/// PostgreSQL's rule (42P10): ORDER BY, if present, must begin with the DISTINCT ON
+/// expressions (in any order among themselves), so that "the first row of each set" is
+/// defined by the sort.
+fn check_distinct_on(on: &[Expr], order: &[ast::OrderByExpr]) -> Result<()> {
+    if on.is_empty() || order.is_empty() {
+        return Ok(());
+    }
+    let leading: Vec<String> = order
+        .iter()
+        .take(on.len())
+        .map(|o| o.expr.to_string())
+        .collect();
+    let matches = order.len() >= on.len() && on.iter().all(|e| leading.contains(&e.to_string()));
+    if !matches {
+        return Err(SqlError::new(
+            "42P10",
+            "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn values_query(ctx: &Ctx<'_>, v: &ast::Values) -> Result<Output> {

@@ -269,6 +269,30 @@ fn like(text: &str, pattern: &str, fold: bool) -> bool {
     p[pi..].iter().all(|&c| c == '%')
 }
 
+/// Values hold every integer as an `i64`, but in PostgreSQL `integer + integer` is an
+/// `integer` and overflows past 2^31 (22003 "integer out of range"), as `smallint +
+/// smallint` does past 2^15. Only a result outside smallint's range can be one, so the
+/// operands' types are looked up only then.
+fn check_integer_range(
+    result: &Value,
+    left: &Expr,
+    right: &Expr,
+    scope: &Scope,
+) -> Result<(), SqlError> {
+    let Value::Int(n) = *result else {
+        return Ok(());
+    };
+    if i16::try_from(n).is_ok() {
+        return Ok(());
+    }
+    let ty = match (infer_type(left, scope), infer_type(right, scope)) {
+        (DataType::SmallInt, DataType::SmallInt) => DataType::SmallInt,
+        (DataType::SmallInt | DataType::Int, DataType::SmallInt | DataType::Int) => DataType::Int,
+        _ => return Ok(()),
+    };
+    result.clone().cast(ty).map(|_| ())
+}
+
 thread_local! {
     /// The start of the transaction whose statement this thread is running: see
     /// [`at_transaction_start`].
@@ -396,7 +420,11 @@ fn eval_node(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                         Value::Text(format!("{l}{r}"))
                     }
                 }
-                _ => arithmetic(op, l, eval(right, env)?)?,
+                _ => {
+                    let result = arithmetic(op, l, eval(right, env)?)?;
+                    check_integer_range(&result, left, right, env.scope)?;
+                    result
+                }
             }
         }
         Expr::Between {
@@ -520,6 +548,13 @@ fn eval_node(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                             "aggregate functions are not allowed here".to_string(),
                         )
                     });
+            }
+            if f.filter.is_some() || f.over.is_some() {
+                let clause = if f.filter.is_some() { "FILTER" } else { "OVER" };
+                return Err(SqlError::new(
+                    "42809",
+                    format!("{clause} specified, but {name} is not an aggregate function"),
+                ));
             }
             let args: Vec<Value> = function_args(f)
                 .into_iter()

@@ -22,8 +22,9 @@ pub enum DataType {
     Int,
     BigInt,
     Double,
-    /// Exact decimal arithmetic; `NUMERIC(p,s)` rounds to `s` places.
-    Numeric(Option<u32>),
+    /// Exact decimal arithmetic; `NUMERIC(p,s)` (precision, scale) rounds to `s` places and
+    /// refuses a value with more than `p - s` digits before the point (22003).
+    Numeric(Option<(u32, u32)>),
     Text,
     /// `VARCHAR(n)`/`CHAR(n)`: text with a length limit.
     Varchar(Option<u32>),
@@ -39,7 +40,7 @@ impl DataType {
             DataType::Int => "integer".into(),
             DataType::BigInt => "bigint".into(),
             DataType::Double => "double precision".into(),
-            DataType::Numeric(Some(s)) => format!("numeric(,{s})"),
+            DataType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
             DataType::Numeric(None) => "numeric".into(),
             DataType::Text => "text".into(),
             DataType::Varchar(Some(n)) => format!("character varying({n})"),
@@ -216,7 +217,7 @@ impl Value {
                 Value::Text(s) => s.trim().parse().map_err(|_| invalid(&v))?,
                 _ => return Err(SqlError::cannot_cast(&v, ty)),
             }),
-            (DataType::Numeric(scale), v) => {
+            (DataType::Numeric(typmod), v) => {
                 let d = match &v {
                     Value::Int(n) => Decimal::from(*n),
                     Value::Double(f) => Decimal::try_from(*f).map_err(|_| invalid(&v))?,
@@ -224,14 +225,8 @@ impl Value {
                     Value::Text(s) => s.trim().parse().map_err(|_| invalid(&v))?,
                     _ => return Err(SqlError::cannot_cast(&v, ty)),
                 };
-                Value::Numeric(match scale {
-                    Some(s) => {
-                        // NUMERIC(p,s) keeps exactly s digits: 100 is stored as 100.00.
-                        let mut r =
-                            d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
-                        r.rescale(s);
-                        r
-                    }
+                Value::Numeric(match typmod {
+                    Some((p, s)) => to_precision(d, p, s)?,
                     None => d,
                 })
             }
@@ -265,6 +260,26 @@ impl Value {
             },
         })
     }
+}
+
+/// `d` as a `NUMERIC(p,s)` holds it: rounded (half away from zero) to exactly `s` places —
+/// 100 is stored as 100.00 — and refused with PostgreSQL's 22003 when more than `p - s`
+/// digits remain before the point.
+fn to_precision(d: Decimal, p: u32, s: u32) -> Result<Decimal, SqlError> {
+    let mut r = d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(s);
+    let integer_digits = p.saturating_sub(s);
+    // rust_decimal holds at most 28 digits: a wider field cannot overflow.
+    if integer_digits < 28 {
+        let limit = Decimal::from_i128_with_scale(10i128.pow(integer_digits), 0);
+        if r.abs() >= limit {
+            return Err(SqlError::new("22003", "numeric field overflow").with_detail(format!(
+                "A field with precision {p}, scale {s} must round to an absolute value less than {}.",
+                if integer_digits == 0 { "1".to_string() } else { format!("10^{integer_digits}") }
+            )));
+        }
+    }
+    Ok(r)
 }
 
 /// `t` rounded to the microsecond. PostgreSQL's timestamps have microsecond precision —
@@ -440,7 +455,7 @@ mod tests {
                 .map(|e| e.code),
             Some("22P02")
         );
-        let n = Value::Text("1.005".into()).cast(DataType::Numeric(Some(2)));
+        let n = Value::Text("1.005".into()).cast(DataType::Numeric(Some((10, 2))));
         assert_eq!(n.ok().map(|v| v.to_string()), Some("1.01".to_string()));
     }
 }

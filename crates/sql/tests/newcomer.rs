@@ -171,6 +171,102 @@ print(conn.execute("SELECT '2020-01-01 00:00:00.1234567'::timestamp").fetchone()
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn filter_distinct_on_and_overflow_are_never_ignored() {
+    let srv = server().await;
+    let c = connect(srv.addr()).await;
+    exec(
+        &c,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT, balance NUMERIC(5,2));
+         INSERT INTO accounts VALUES (1, 'ann', 0.5), (2, 'ann', 7), (3, 'bob', 3), (4, 'bob', 1)",
+    )
+    .await;
+    let one = |sql: &'static str| {
+        let c = &c;
+        async move { rows(c, sql).await }
+    };
+    assert_eq!(
+        one("SELECT count(*) FILTER (WHERE balance > 1), count(*) FROM accounts").await,
+        vec![vec![Some("2".into()), Some("4".into())]]
+    );
+    assert_eq!(
+        one("SELECT avg(balance) FILTER (WHERE false) IS NULL, sum(id) FILTER (WHERE owner = 'bob') FROM accounts").await,
+        vec![vec![Some("t".into()), Some("7".into())]]
+    );
+    assert_eq!(
+        one("SELECT owner, count(*) FILTER (WHERE balance >= 3) FROM accounts GROUP BY owner ORDER BY owner").await,
+        vec![vec![Some("ann".into()), Some("1".into())], vec![Some("bob".into()), Some("1".into())]]
+    );
+    // DISTINCT ON: the first row of each owner in ORDER BY's order.
+    assert_eq!(
+        one("SELECT DISTINCT ON (owner) owner, id FROM accounts ORDER BY owner, balance DESC")
+            .await,
+        vec![
+            vec![Some("ann".into()), Some("2".into())],
+            vec![Some("bob".into()), Some("3".into())]
+        ]
+    );
+    assert_eq!(
+        one("SELECT DISTINCT ON (owner) id FROM accounts")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        code(
+            &c,
+            "SELECT DISTINCT ON (owner) id FROM accounts ORDER BY id"
+        )
+        .await,
+        "42P10"
+    );
+    assert_eq!(
+        code(&c, "SELECT lower(owner) FILTER (WHERE true) FROM accounts").await,
+        "42809"
+    );
+    assert_eq!(
+        code(&c, "SELECT count(*) OVER () FROM accounts").await,
+        "0A000"
+    );
+
+    // numeric(5,2): rounded to 2 places, at most 3 digits before the point.
+    exec(&c, "INSERT INTO accounts VALUES (5, 'cy', 999.994)").await;
+    assert_eq!(
+        one("SELECT balance FROM accounts WHERE id = 5").await,
+        cell("999.99")
+    );
+    assert_eq!(
+        code(&c, "INSERT INTO accounts VALUES (6, 'cy', 999.995)").await,
+        "22003"
+    );
+    assert_eq!(
+        code(&c, "UPDATE accounts SET balance = 1000 WHERE id = 1").await,
+        "22003"
+    );
+    assert_eq!(code(&c, "SELECT 12.5::numeric(2,1)").await, "22003");
+    assert_eq!(one("SELECT 1.25::numeric(3,1)").await, cell("1.3"));
+
+    // integer arithmetic overflows as integer; bigint has room.
+    assert_eq!(code(&c, "SELECT 2147483647::int + 1").await, "22003");
+    assert_eq!(
+        code(&c, "SELECT id * 2147483647 FROM accounts WHERE id = 2").await,
+        "22003"
+    );
+    assert_eq!(
+        code(&c, "SELECT 32767::smallint + 1::smallint").await,
+        "22003"
+    );
+    assert_eq!(
+        one("SELECT 2147483647::bigint + 1").await,
+        cell("2147483648")
+    );
+    assert_eq!(
+        one("SELECT 2147483647 + 1::bigint").await,
+        cell("2147483648")
+    );
+    srv.stop().await;
+}
+
 async fn psycopg(port: u16, body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     python(format!(
