@@ -300,15 +300,45 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
+thread_local! {
+    /// The types of the running prepared statement's parameters: see [`with_param_types`].
+    static PARAM_TYPES: std::cell::RefCell<Vec<DataType>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Runs `f` (a statement's work, synchronous under the engine lock) with `now()` and
-/// `current_timestamp` reading `start`: in PostgreSQL they are the transaction's start
-/// time, the same value for every call in the transaction. A thread-local rather than a
-/// field of [`Env`], which is built in a dozen places that all evaluate inside such a run.
-pub fn at_transaction_start<R>(start: chrono::NaiveDateTime, f: impl FnOnce() -> R) -> R {
+/// `current_timestamp` reading `start` — in PostgreSQL they are the transaction's start
+/// time, the same value for every call in the transaction — and `$n` typed as
+/// `param_types` (see [`with_param_types`]). Thread-locals rather than fields of [`Env`]
+/// and [`Scope`], which are built in a dozen places that all run inside such a call.
+pub fn in_statement<R>(
+    start: chrono::NaiveDateTime,
+    param_types: &[DataType],
+    f: impl FnOnce() -> R,
+) -> R {
     let before = TRANSACTION_START.replace(Some(start));
-    let result = f();
+    let result = with_param_types(param_types, f);
     TRANSACTION_START.set(before);
     result
+}
+
+/// Runs `f` with [`infer_type`] typing `$n` as `types[n - 1]`: the type the client
+/// declared (or we inferred) for it, so `SELECT $1` with a boolean is a boolean column
+/// and `SELECT $1 + 1` with 1.5 a double one, in the Describe answer and in the result
+/// alike. Outside such a call a parameter's type is unknown (text).
+pub fn with_param_types<R>(types: &[DataType], f: impl FnOnce() -> R) -> R {
+    if types.is_empty() {
+        return f();
+    }
+    PARAM_TYPES.with_borrow_mut(|p| p.extend_from_slice(types));
+    let result = f();
+    PARAM_TYPES.with_borrow_mut(Vec::clear);
+    result
+}
+
+fn param_type(placeholder: &str) -> Option<DataType> {
+    let n: usize = placeholder.trim_start_matches('$').parse().ok()?;
+    PARAM_TYPES.with_borrow(|types| types.get(n.checked_sub(1)?).copied())
 }
 
 /// `now()`: the running transaction's start, or the clock outside any.
@@ -655,6 +685,7 @@ fn infer_node(e: &Expr, scope: &Scope) -> DataType {
                 Err(_) => DataType::Numeric(None),
             },
             Lit::Boolean(_) => DataType::Bool,
+            Lit::Placeholder(p) => param_type(p).unwrap_or(DataType::Text),
             _ => DataType::Text,
         },
         Expr::Cast { data_type: t, .. } => data_type(t).map_or(DataType::Text, |(t, _)| t),

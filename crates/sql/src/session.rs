@@ -68,6 +68,9 @@ pub struct Session {
     backend: Arc<Backend>,
     /// Whether the open transaction is in the lock table (others may wait for it).
     in_lock_table: bool,
+    /// The running prepared statement's parameter types (empty for a simple query): what
+    /// a bare `$n` in its select list is (see `expr::with_param_types`).
+    param_types: Vec<DataType>,
 }
 
 /// COPY rows inserted at once: enough that the per-statement work (the engine lock, a
@@ -104,6 +107,7 @@ impl Session {
             savepoints: Vec::new(),
             backend: Arc::default(),
             in_lock_table: false,
+            param_types: Vec::new(),
             db,
         }
     }
@@ -187,6 +191,7 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
+        self.param_types.clear();
         self.run_planned(stmt, params, None).await
     }
 
@@ -196,8 +201,11 @@ impl Session {
         &mut self,
         stmt: &Statement,
         params: &[Value],
+        param_types: &[DataType],
         plans: &PlanCache,
     ) -> Result<(Output, TxEffect), SqlError> {
+        self.param_types.clear();
+        self.param_types.extend_from_slice(param_types);
         self.run_planned(stmt, params, Some(plans)).await
     }
 
@@ -352,8 +360,10 @@ impl Session {
                     params,
                     waited_in_subquery: Default::default(),
                 };
-                let mut work =
-                    |ctx: &mut Ctx<'_>| crate::expr::at_transaction_start(started, || work(ctx));
+                let param_types = &self.param_types;
+                let mut work = |ctx: &mut Ctx<'_>| {
+                    crate::expr::in_statement(started, param_types, || work(ctx))
+                };
                 let mut result =
                     crate::cancel::running_inline(&self.backend, deadline, || work(&mut ctx));
                 if matches!(&result, Err(Halt::Error(e)) if crate::cancel::ran_long(e)) {

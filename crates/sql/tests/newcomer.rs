@@ -267,6 +267,32 @@ async fn filter_distinct_on_and_overflow_are_never_ignored() {
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn the_clients_declared_parameter_types_are_used() {
+    let srv = server().await;
+    let out = psycopg(
+        srv.addr().port(),
+        r#"
+from datetime import date, datetime
+from decimal import Decimal
+conn.execute("CREATE TABLE days (d DATE, at TIMESTAMP, n INT)")
+conn.execute("INSERT INTO days VALUES (%s, %s, %s)", (date(2026, 12, 6), datetime(2026, 12, 6, 1, 2, 3, 456789), 1))
+print(conn.execute("SELECT d, at FROM days WHERE d = %s", (date(2026, 12, 6),)).fetchone())
+print(repr(conn.execute("SELECT %s + 1", (1.5,)).fetchone()[0]))
+print(repr(conn.execute("SELECT %s + 1", (Decimal("1.5"),)).fetchone()[0]))
+print(repr(conn.execute("SELECT %s", (True,)).fetchone()[0]))
+print(repr(conn.execute("SELECT %s", (7,)).fetchone()[0]))
+print(repr(conn.execute("SELECT n + %s FROM days", (2,)).fetchone()[0]))
+"#,
+    )
+    .await;
+    assert_eq!(
+        out,
+        "(datetime.datetime(2026, 12, 6, 0, 0), datetime.datetime(2026, 12, 6, 1, 2, 3, 456789))\n2.5\nDecimal('2.5')\nTrue\n7\n3"
+    );
+    srv.stop().await;
+}
+
 async fn psycopg(port: u16, body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     python(format!(

@@ -350,7 +350,9 @@ impl ExtendedQueryHandler for Handler {
                 .get(i)
                 .copied()
                 .unwrap_or(DataType::Text);
-            match decode_param(raw.as_deref(), ty, portal.parameter_format.is_binary(i)) {
+            let declared = prepared.declared.get(i).and_then(Option::as_ref);
+            let binary = portal.parameter_format.is_binary(i);
+            match decode_param(raw.as_deref(), ty, binary, declared) {
                 Ok(v) => params.push(v),
                 Err(e) => {
                     session.abort_block();
@@ -372,7 +374,12 @@ impl ExtendedQueryHandler for Handler {
             return r.map_err(Into::into);
         }
         match session
-            .run_prepared(&prepared.stmt, &params, &prepared.plans)
+            .run_prepared(
+                &prepared.stmt,
+                &params,
+                &prepared.param_types,
+                &prepared.plans,
+            )
             .await
         {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),

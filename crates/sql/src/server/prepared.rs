@@ -29,6 +29,10 @@ use crate::types::DataType;
 pub struct Prepared {
     pub stmt: Statement,
     pub param_types: Vec<DataType>,
+    /// The parameter types the client declared at Parse (`None` where it left one to
+    /// us): how a binary parameter is laid out on the wire, which can differ from the
+    /// type the statement needs (psycopg sends a Python `date` as a 4-byte `date`).
+    pub declared: Vec<Option<pgwire::api::Type>>,
     /// Whether it reads a system view (`pg_locks`, `pg_catalog...`): only then can it
     /// be one of the queries answered outside the executor.
     pub(super) system_view: bool,
@@ -49,6 +53,7 @@ impl Prepared {
             system_view: crate::pg_catalog::reads_system_view(&stmt),
             stmt,
             param_types,
+            declared: Vec::new(),
             columns: Arc::default(),
             plans: Arc::default(),
         }
@@ -67,7 +72,9 @@ impl Prepared {
             .or_else(|| crate::pg_catalog::columns(&self.stmt))
         {
             Some(c) => c,
-            None => describe(&db.engine(), &self.stmt)?,
+            None => crate::expr::with_param_types(&self.param_types, || {
+                describe(&db.engine(), &self.stmt)
+            })?,
         };
         *cached = Some((version, columns.clone()));
         Ok(columns)
@@ -125,7 +132,9 @@ impl QueryParser for SqlParser {
                 param_types[i] = t;
             }
         }
-        Ok(Some(Prepared::new(stmt, param_types)))
+        let mut prepared = Prepared::new(stmt, param_types);
+        prepared.declared = types.to_vec();
+        Ok(Some(prepared))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {

@@ -218,6 +218,11 @@ async fn execute(
         .map(|(a, ty)| eval(a, &env(&scope, &[], &[]))?.cast(*ty))
         .collect::<Result<Vec<Value>, SqlError>>()?;
     session
-        .run_prepared(&prepared.stmt, &params, &prepared.plans)
+        .run_prepared(
+            &prepared.stmt,
+            &params,
+            &prepared.param_types,
+            &prepared.plans,
+        )
         .await
 }
