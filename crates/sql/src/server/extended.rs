@@ -373,15 +373,7 @@ impl ExtendedQueryHandler for Handler {
         if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
             return r.map_err(Into::into);
         }
-        match session
-            .run_prepared(
-                &prepared.stmt,
-                &params,
-                &prepared.param_types,
-                &prepared.plans,
-            )
-            .await
-        {
+        match prepared.run(&mut session, &params).await {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),
             Err(e) => Err(e.into()),
         }

@@ -59,6 +59,17 @@ impl Prepared {
         }
     }
 
+    /// One execution with `params`, with the plan it keeps.
+    pub(super) async fn run(
+        &self,
+        session: &mut Session,
+        params: &[crate::types::Value],
+    ) -> Result<(Output, crate::session::TxEffect), SqlError> {
+        session
+            .run_prepared(&self.stmt, params, &self.param_types, &self.plans)
+            .await
+    }
+
     /// The result columns, computed again only when the catalog has changed.
     fn columns(&self, db: &Database) -> Result<Columns, SqlError> {
         let version = db.catalog_version();

@@ -217,12 +217,5 @@ async fn execute(
         .zip(&prepared.param_types)
         .map(|(a, ty)| eval(a, &env(&scope, &[], &[]))?.cast(*ty))
         .collect::<Result<Vec<Value>, SqlError>>()?;
-    session
-        .run_prepared(
-            &prepared.stmt,
-            &params,
-            &prepared.param_types,
-            &prepared.plans,
-        )
-        .await
+    prepared.run(session, &params).await
 }
