@@ -142,8 +142,9 @@ pub struct TxState {
     /// The snapshot it keeps across statements (repeatable read), once taken.
     pub snapshot: Option<Snapshot>,
     /// When it began: what `now()` and `current_timestamp` return in every statement of
-    /// it, as in PostgreSQL (at microsecond precision, as every timestamp).
-    pub started: chrono::NaiveDateTime,
+    /// it, as in PostgreSQL. Kept as the clock's reading (one `clock_gettime`); only a
+    /// `now()` pays for the conversion to a timestamp.
+    pub started: std::time::SystemTime,
     /// Undo entries below this index belong before the last [`TxState::mark`]: they are
     /// never extended, so undoing to a mark takes back exactly what followed it.
     undo_floor: usize,
@@ -236,7 +237,7 @@ impl Engine {
             events: Vec::new(),
             isolation: Isolation::ReadCommitted,
             snapshot: None,
-            started: crate::types::current_timestamp(),
+            started: std::time::SystemTime::now(),
             undo_floor: 0,
         }
     }

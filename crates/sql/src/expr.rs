@@ -296,7 +296,7 @@ fn check_integer_range(
 thread_local! {
     /// The start of the transaction whose statement this thread is running: see
     /// [`at_transaction_start`].
-    static TRANSACTION_START: std::cell::Cell<Option<chrono::NaiveDateTime>> =
+    static TRANSACTION_START: std::cell::Cell<Option<std::time::SystemTime>> =
         const { std::cell::Cell::new(None) };
 }
 
@@ -312,7 +312,7 @@ thread_local! {
 /// `param_types` (see [`with_param_types`]). Thread-locals rather than fields of [`Env`]
 /// and [`Scope`], which are built in a dozen places that all run inside such a call.
 pub fn in_statement<R>(
-    start: chrono::NaiveDateTime,
+    start: std::time::SystemTime,
     param_types: &[DataType],
     f: impl FnOnce() -> R,
 ) -> R {
@@ -343,9 +343,12 @@ fn param_type(placeholder: &str) -> Option<DataType> {
 
 /// `now()`: the running transaction's start, or the clock outside any.
 fn transaction_start() -> chrono::NaiveDateTime {
-    TRANSACTION_START
-        .get()
-        .unwrap_or_else(crate::types::current_timestamp)
+    match TRANSACTION_START.get() {
+        Some(start) => {
+            crate::types::to_microseconds(chrono::DateTime::<chrono::Utc>::from(start).naive_utc())
+        }
+        None => crate::types::current_timestamp(),
+    }
 }
 
 /// Evaluation recurses once per level of the expression tree, and in a debug build this

@@ -350,7 +350,7 @@ impl Session {
                     }
                 };
                 let mark = tx.mark();
-                let started = tx.started;
+                let tx_started = tx.started;
                 let snapshot =
                     crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
                 let mut ctx = Ctx {
@@ -362,7 +362,7 @@ impl Session {
                 };
                 let param_types = &self.param_types;
                 let mut work = |ctx: &mut Ctx<'_>| {
-                    crate::expr::in_statement(started, param_types, || work(ctx))
+                    crate::expr::in_statement(tx_started, param_types, || work(ctx))
                 };
                 let mut result =
                     crate::cancel::running_inline(&self.backend, deadline, || work(&mut ctx));
