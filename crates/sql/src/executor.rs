@@ -28,6 +28,7 @@ mod ddl;
 mod dml;
 mod explain;
 mod matview;
+mod order;
 mod point;
 mod subquery;
 mod upsert;
@@ -636,7 +637,7 @@ fn select_rows(
         Some(ast::Distinct::On(on)) => on,
         _ => &[],
     };
-    check_distinct_on(distinct_on, &order)?;
+    order::check_distinct_on(distinct_on, &order)?;
     // Project, computing sort keys (and DISTINCT ON keys) alongside.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
     let mut on_keys: Vec<Vec<Value>> = Vec::new();
@@ -697,47 +698,9 @@ fn select_rows(
         let mut seen = std::collections::HashSet::new();
         out.retain(|(r, _)| seen.insert(r.clone()));
     }
-    if !order.is_empty() {
-        out.sort_by(|(_, a), (_, b)| {
-            for (i, o) in order.iter().enumerate() {
-                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
-                let nulls_first = o.options.nulls_first.unwrap_or(desc);
-                let (x, y) = (&a[i], &b[i]);
-                let ord = match (x.is_null(), y.is_null()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => {
-                        if nulls_first {
-                            std::cmp::Ordering::Less
-                        } else {
-                            std::cmp::Ordering::Greater
-                        }
-                    }
-                    (false, true) => {
-                        if nulls_first {
-                            std::cmp::Ordering::Greater
-                        } else {
-                            std::cmp::Ordering::Less
-                        }
-                    }
-                    _ => {
-                        if desc {
-                            y.cmp(x)
-                        } else {
-                            x.cmp(y)
-                        }
-                    }
-                };
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
-    }
+    order::sort(&mut out, &order);
     if !distinct_on.is_empty() {
-        // The first row (in ORDER BY's order) of each set of rows with equal keys.
-        let mut seen = std::collections::HashSet::new();
-        out.retain_mut(|(_, keys)| seen.insert(keys.split_off(order.len())));
+        order::first_of_each(&mut out, order.len());
     }
     let (limit, offset) = match &q.limit_clause {
         Some(LimitClause::LimitOffset { limit, offset, .. }) => (
@@ -769,29 +732,6 @@ fn select_rows(
         returns_rows: true,
         copy_in: None,
     })
-}
-
-/// PostgreSQL's rule (42P10): ORDER BY, if present, must begin with the DISTINCT ON
-/// expressions (in any order among themselves), so that "the first row of each set" is
-/// defined by the sort.
-fn check_distinct_on(on: &[Expr], order: &[ast::OrderByExpr]) -> Result<()> {
-    if on.is_empty() || order.is_empty() {
-        return Ok(());
-    }
-    let leading: Vec<String> = order
-        .iter()
-        .take(on.len())
-        .map(|o| o.expr.to_string())
-        .collect();
-    let matches = order.len() >= on.len() && on.iter().all(|e| leading.contains(&e.to_string()));
-    if !matches {
-        return Err(SqlError::new(
-            "42P10",
-            "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
-        )
-        .into());
-    }
-    Ok(())
 }
 
 fn values_query(ctx: &Ctx<'_>, v: &ast::Values) -> Result<Output> {
