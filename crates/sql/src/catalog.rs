@@ -162,8 +162,10 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool), SqlError> {
         }
         T::Numeric(info) | T::Decimal(info) => (
             DataType::Numeric(match info {
-                ast::ExactNumberInfo::PrecisionAndScale(_, s) => Some((*s).max(0) as u32),
-                ast::ExactNumberInfo::Precision(_) => Some(0),
+                ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
+                    Some((*p as u32, (*s).max(0) as u32))
+                }
+                ast::ExactNumberInfo::Precision(p) => Some((*p as u32, 0)),
                 ast::ExactNumberInfo::None => None,
             }),
             false,

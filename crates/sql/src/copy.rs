@@ -265,7 +265,7 @@ pub fn copy_out(stmt: &Statement) -> Result<Option<(Statement, Options)>, SqlErr
                     .join(", ")
             };
             let text = format!("SELECT {list} FROM {table_name}");
-            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &text)
+            crate::parse::statements(&text)
                 .ok()
                 .and_then(|mut v| v.pop())
                 .ok_or_else(|| SqlError::syntax(format!("COPY of {table_name}"), None))?

@@ -141,6 +141,10 @@ pub struct TxState {
     pub isolation: Isolation,
     /// The snapshot it keeps across statements (repeatable read), once taken.
     pub snapshot: Option<Snapshot>,
+    /// When it began: what `now()` and `current_timestamp` return in every statement of
+    /// it, as in PostgreSQL. Kept as the clock's reading (one `clock_gettime`); only a
+    /// `now()` pays for the conversion to a timestamp.
+    pub started: std::time::SystemTime,
     /// Undo entries below this index belong before the last [`TxState::mark`]: they are
     /// never extended, so undoing to a mark takes back exactly what followed it.
     undo_floor: usize,
@@ -233,6 +237,7 @@ impl Engine {
             events: Vec::new(),
             isolation: Isolation::ReadCommitted,
             snapshot: None,
+            started: std::time::SystemTime::now(),
             undo_floor: 0,
         }
     }

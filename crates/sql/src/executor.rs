@@ -28,6 +28,7 @@ mod ddl;
 mod dml;
 mod explain;
 mod matview;
+mod order;
 mod point;
 mod subquery;
 mod upsert;
@@ -632,8 +633,14 @@ fn select_rows(
     } else {
         units = rows.into_iter().map(|r| (r, None)).collect();
     }
-    // Project, computing sort keys alongside.
+    let distinct_on: &[Expr] = match &select.distinct {
+        Some(ast::Distinct::On(on)) => on,
+        _ => &[],
+    };
+    order::check_distinct_on(distinct_on, &order)?;
+    // Project, computing sort keys (and DISTINCT ON keys) alongside.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(units.len());
+    let mut on_keys: Vec<Vec<Value>> = Vec::new();
     for (row, aggs) in &units {
         check_for_interrupts()?;
         let e = Env {
@@ -648,9 +655,10 @@ fn select_rows(
             .iter()
             .map(|(x, _)| eval(x, &e))
             .collect::<std::result::Result<_, _>>()?;
-        let mut keys = Vec::with_capacity(order.len());
-        for o in &order {
-            let by_output = match &o.expr {
+        // A sort key may name an output column (by name or position), as may a
+        // DISTINCT ON key.
+        let key = |expr: &Expr| -> Result<Value> {
+            let by_output = match expr {
                 Expr::Value(v) => match &v.value {
                     ast::Value::Number(n, _) => n
                         .parse::<usize>()
@@ -658,59 +666,41 @@ fn select_rows(
                         .and_then(|k| projected.get(k.wrapping_sub(1)).cloned()),
                     _ => None,
                 },
-                Expr::Identifier(i) if scope.column_of(&o.expr).is_none() => items
+                Expr::Identifier(i) if scope.column_of(expr).is_none() => items
                     .iter()
                     .position(|(_, name)| *name == ident(i))
                     .and_then(|k| projected.get(k).cloned()),
                 _ => None,
             };
-            keys.push(match by_output {
+            Ok(match by_output {
                 Some(v) => v,
-                None => eval(&o.expr, &e)?,
-            });
+                None => eval(expr, &e)?,
+            })
+        };
+        let keys = order
+            .iter()
+            .map(|o| key(&o.expr))
+            .collect::<Result<Vec<_>>>()?;
+        if !distinct_on.is_empty() {
+            // Kept beside the row: the index of `out` is the row's until the sort.
+            let on = distinct_on.iter().map(key).collect::<Result<Vec<_>>>()?;
+            on_keys.push(on);
         }
         out.push((projected, keys));
     }
-    if select.distinct.is_some() {
+    if !distinct_on.is_empty() {
+        // Carry each row's DISTINCT ON key through the sort in its sort keys' tail.
+        for ((_, keys), on) in out.iter_mut().zip(on_keys) {
+            keys.extend(on);
+        }
+    }
+    if select.distinct == Some(ast::Distinct::Distinct) {
         let mut seen = std::collections::HashSet::new();
         out.retain(|(r, _)| seen.insert(r.clone()));
     }
-    if !order.is_empty() {
-        out.sort_by(|(_, a), (_, b)| {
-            for (i, o) in order.iter().enumerate() {
-                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
-                let nulls_first = o.options.nulls_first.unwrap_or(desc);
-                let (x, y) = (&a[i], &b[i]);
-                let ord = match (x.is_null(), y.is_null()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => {
-                        if nulls_first {
-                            std::cmp::Ordering::Less
-                        } else {
-                            std::cmp::Ordering::Greater
-                        }
-                    }
-                    (false, true) => {
-                        if nulls_first {
-                            std::cmp::Ordering::Greater
-                        } else {
-                            std::cmp::Ordering::Less
-                        }
-                    }
-                    _ => {
-                        if desc {
-                            y.cmp(x)
-                        } else {
-                            x.cmp(y)
-                        }
-                    }
-                };
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
+    order::sort(&mut out, &order);
+    if !distinct_on.is_empty() {
+        order::first_of_each(&mut out, order.len());
     }
     let (limit, offset) = match &q.limit_clause {
         Some(LimitClause::LimitOffset { limit, offset, .. }) => (

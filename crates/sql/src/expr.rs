@@ -269,7 +269,104 @@ fn like(text: &str, pattern: &str, fold: bool) -> bool {
     p[pi..].iter().all(|&c| c == '%')
 }
 
+/// Values hold every integer as an `i64`, but in PostgreSQL `integer + integer` is an
+/// `integer` and overflows past 2^31 (22003 "integer out of range"), as `smallint +
+/// smallint` does past 2^15. Only a result outside smallint's range can be one, so the
+/// operands' types are looked up only then.
+fn check_integer_range(
+    result: &Value,
+    left: &Expr,
+    right: &Expr,
+    scope: &Scope,
+) -> Result<(), SqlError> {
+    let Value::Int(n) = *result else {
+        return Ok(());
+    };
+    if i16::try_from(n).is_ok() {
+        return Ok(());
+    }
+    let ty = match (infer_type(left, scope), infer_type(right, scope)) {
+        (DataType::SmallInt, DataType::SmallInt) => DataType::SmallInt,
+        (DataType::SmallInt | DataType::Int, DataType::SmallInt | DataType::Int) => DataType::Int,
+        _ => return Ok(()),
+    };
+    result.clone().cast(ty).map(|_| ())
+}
+
+thread_local! {
+    /// The start of the transaction whose statement this thread is running: see
+    /// [`at_transaction_start`].
+    static TRANSACTION_START: std::cell::Cell<Option<std::time::SystemTime>> =
+        const { std::cell::Cell::new(None) };
+}
+
+thread_local! {
+    /// The types of the running prepared statement's parameters: see [`with_param_types`].
+    static PARAM_TYPES: std::cell::RefCell<Vec<DataType>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (a statement's work, synchronous under the engine lock) with `now()` and
+/// `current_timestamp` reading `start` — in PostgreSQL they are the transaction's start
+/// time, the same value for every call in the transaction — and `$n` typed as
+/// `param_types` (see [`with_param_types`]). Thread-locals rather than fields of [`Env`]
+/// and [`Scope`], which are built in a dozen places that all run inside such a call.
+pub fn in_statement<R>(
+    start: std::time::SystemTime,
+    param_types: &[DataType],
+    f: impl FnOnce() -> R,
+) -> R {
+    let before = TRANSACTION_START.replace(Some(start));
+    let result = with_param_types(param_types, f);
+    TRANSACTION_START.set(before);
+    result
+}
+
+/// Runs `f` with [`infer_type`] typing `$n` as `types[n - 1]`: the type the client
+/// declared (or we inferred) for it, so `SELECT $1` with a boolean is a boolean column
+/// and `SELECT $1 + 1` with 1.5 a double one, in the Describe answer and in the result
+/// alike. Outside such a call a parameter's type is unknown (text).
+pub fn with_param_types<R>(types: &[DataType], f: impl FnOnce() -> R) -> R {
+    if types.is_empty() {
+        return f();
+    }
+    PARAM_TYPES.with_borrow_mut(|p| p.extend_from_slice(types));
+    let result = f();
+    PARAM_TYPES.with_borrow_mut(Vec::clear);
+    result
+}
+
+fn param_type(placeholder: &str) -> Option<DataType> {
+    let n: usize = placeholder.trim_start_matches('$').parse().ok()?;
+    PARAM_TYPES.with_borrow(|types| types.get(n.checked_sub(1)?).copied())
+}
+
+/// `now()`: the running transaction's start, or the clock outside any.
+fn transaction_start() -> chrono::NaiveDateTime {
+    match TRANSACTION_START.get() {
+        Some(start) => {
+            crate::types::to_microseconds(chrono::DateTime::<chrono::Utc>::from(start).naive_utc())
+        }
+        None => crate::types::current_timestamp(),
+    }
+}
+
+/// Evaluation recurses once per level of the expression tree, and in a debug build this
+/// function's frame is about 20 KiB: 100 levels (`1 + 1 + ...`) overflowed a 2 MiB
+/// thread. [`crate::parse`] bounds the depth at [`crate::parse::MAX_DEPTH`]; on top of
+/// that, when less than [`STACK_RED_ZONE`] of the stack is left the evaluation continues
+/// on a freshly allocated segment (`stacker`), which costs a comparison per call.
 pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || eval_node(e, env))
+}
+
+/// Stack that must be left for an evaluation level and what it calls before recursing
+/// (a subquery runs a whole executor between two levels).
+pub const STACK_RED_ZONE: usize = 256 << 10;
+/// Size of each extra stack segment.
+pub const STACK_SEGMENT: usize = 4 << 20;
+
+fn eval_node(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
     Ok(match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
             let (q, name) = match e {
@@ -356,7 +453,11 @@ pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                         Value::Text(format!("{l}{r}"))
                     }
                 }
-                _ => arithmetic(op, l, eval(right, env)?)?,
+                _ => {
+                    let result = arithmetic(op, l, eval(right, env)?)?;
+                    check_integer_range(&result, left, right, env.scope)?;
+                    result
+                }
             }
         }
         Expr::Between {
@@ -481,6 +582,13 @@ pub fn eval(e: &Expr, env: &Env<'_>) -> Result<Value, SqlError> {
                         )
                     });
             }
+            if f.filter.is_some() || f.over.is_some() {
+                let clause = if f.filter.is_some() { "FILTER" } else { "OVER" };
+                return Err(SqlError::new(
+                    "42809",
+                    format!("{clause} specified, but {name} is not an aggregate function"),
+                ));
+            }
             let args: Vec<Value> = function_args(f)
                 .into_iter()
                 .map(|a| a.map_or(Ok(Value::Null), |a| eval(a, env)))
@@ -506,11 +614,12 @@ fn scalar_function(name: &str, args: Vec<Value>) -> Result<Value, SqlError> {
             .into_iter()
             .find(|v| !v.is_null())
             .unwrap_or(Value::Null),
-        "now"
-        | "current_timestamp"
-        | "localtimestamp"
-        | "statement_timestamp"
-        | "transaction_timestamp" => Value::Timestamp(chrono::Utc::now().naive_utc()),
+        "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" => {
+            Value::Timestamp(transaction_start())
+        }
+        "statement_timestamp" | "clock_timestamp" => {
+            Value::Timestamp(crate::types::current_timestamp())
+        }
         "lower" => text_fn(arg(0), |s| s.to_lowercase()),
         "upper" => text_fn(arg(0), |s| s.to_uppercase()),
         "length" | "char_length" => match arg(0) {
@@ -559,8 +668,13 @@ fn text_fn(v: Value, f: impl Fn(&str) -> String) -> Value {
     }
 }
 
-/// The type an expression produces, for RowDescription (before any row exists).
+/// The type an expression produces, for RowDescription (before any row exists). Recurses
+/// like [`eval`], so it grows the stack the same way.
 pub fn infer_type(e: &Expr, scope: &Scope) -> DataType {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || infer_node(e, scope))
+}
+
+fn infer_node(e: &Expr, scope: &Scope) -> DataType {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => scope
             .column_of(e)
@@ -574,6 +688,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> DataType {
                 Err(_) => DataType::Numeric(None),
             },
             Lit::Boolean(_) => DataType::Bool,
+            Lit::Placeholder(p) => param_type(p).unwrap_or(DataType::Text),
             _ => DataType::Text,
         },
         Expr::Cast { data_type: t, .. } => data_type(t).map_or(DataType::Text, |(t, _)| t),
@@ -631,6 +746,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> DataType {
                 | "current_timestamp"
                 | "localtimestamp"
                 | "statement_timestamp"
+                | "clock_timestamp"
                 | "transaction_timestamp" => DataType::Timestamp,
                 _ => DataType::Text,
             }

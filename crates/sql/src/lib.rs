@@ -25,6 +25,7 @@ pub mod isolation;
 pub mod locks;
 pub mod mvcc;
 pub mod params;
+pub mod parse;
 pub mod pg_catalog;
 pub mod pg_locks;
 pub mod pg_stat;

@@ -211,11 +211,39 @@ pub fn param_types(engine: &Engine, stmt: &Statement) -> Vec<DataType> {
     types
 }
 
-/// Decodes one bound parameter of type `ty`.
-pub fn decode_param(raw: Option<&[u8]>, ty: DataType, binary: bool) -> PgWireResult<Value> {
+/// Decodes one bound parameter for a statement that needs it as `ty`. A binary value is
+/// laid out as the type the client `declared` for it at Parse, when it declared one:
+/// decoded as that, then cast (a `date` becomes a timestamp at midnight, an `int2` an
+/// `int8`).
+pub fn decode_param(
+    raw: Option<&[u8]>,
+    ty: DataType,
+    binary: bool,
+    declared: Option<&pgwire::api::Type>,
+) -> PgWireResult<Value> {
     let Some(raw) = raw else {
         return Ok(Value::Null);
     };
+    if binary && let Some(declared) = declared {
+        if *declared == pgwire::api::Type::DATE {
+            let days = <[u8; 4]>::try_from(raw)
+                .map(i32::from_be_bytes)
+                .map_err(|_| {
+                    SqlError::new(
+                        "22P03",
+                        "incorrect binary data format in bind parameter of type date",
+                    )
+                })?;
+            let epoch = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+            let day = epoch + chrono::TimeDelta::days(i64::from(days));
+            return Ok(Value::Timestamp(day.and_time(chrono::NaiveTime::MIN)).cast(ty)?);
+        }
+        if let Some(wire) = DataType::from_pg_type(declared)
+            && wire != ty
+        {
+            return Ok(decode_param(Some(raw), wire, true, None)?.cast(ty)?);
+        }
+    }
     if !binary {
         let text = std::str::from_utf8(raw)
             .map_err(|_| SqlError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?;

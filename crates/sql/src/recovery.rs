@@ -11,9 +11,6 @@
 use std::fs;
 use std::path::Path;
 
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
-
 use crate::engine::Engine;
 use crate::executor::{Ctx, execute};
 use crate::mvcc::FROZEN;
@@ -76,8 +73,8 @@ pub fn apply(engine: &mut Engine, changes: Vec<Change>) -> Result<(), String> {
         match change {
             Change::Ddl(sql) => {
                 engine.replaying = true;
-                let statements = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
-                    .map_err(|e| format!("replaying {sql}: {e}"))?;
+                let statements = crate::parse::statements(&sql)
+                    .map_err(|e| format!("replaying {sql}: {}", e.message))?;
                 let mut tx = engine.begin();
                 for stmt in &statements {
                     let snapshot = engine.snapshot(&tx);

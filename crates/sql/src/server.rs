@@ -32,26 +32,25 @@ use pgwire::api::query::{
     send_ready_for_query,
 };
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{MemPortalStore, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use sqlparser::ast::Statement;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use tokio::sync::Mutex;
 
 use crate::cancel::{BackendKey, Backends};
 use crate::database::Database;
-use crate::error::{SqlError, from_parser};
+use crate::error::SqlError;
 use crate::executor::Output;
 use crate::session::{Session, TxEffect};
 use crate::types::{DataType, Value};
 
 mod extended;
 mod prepared;
+mod sql_prepared;
 
 pub use prepared::{Prepared, SqlParser};
 
@@ -62,12 +61,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if sql.len() > MAX_STATEMENT_LEN {
         return Err(SqlError::new("54000", "statement is too long"));
     }
-    let sql = &*crate::isolation::mysql_session_syntax(sql);
-    Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| from_parser(sql, e))
+    crate::parse::statements(&crate::isolation::mysql_session_syntax(sql))
 }
 
 /// One connection's handlers.
@@ -109,6 +103,7 @@ impl Connection {
             parser: Arc::new(SqlParser {
                 db,
                 session: session.clone(),
+                names: Default::default(),
             }),
             session,
             password,
@@ -425,6 +420,22 @@ impl SimpleQueryHandler for Handler {
             {
                 responses.push(to_response(r, TxEffect::None, &Format::UnifiedText)?);
                 continue;
+            }
+            let store = client
+                .portal_store()
+                .as_any()
+                .downcast_ref::<MemPortalStore<Prepared>>();
+            match sql_prepared::run(stmt, store, &self.parser, &mut session).await {
+                Some(Ok((out, effect))) => {
+                    responses.push(to_response(out, effect, &Format::UnifiedText)?);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    session.abort_block();
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+                None => {}
             }
             match copy_out(&mut session, stmt, &[]).await {
                 Some(Ok(r)) => {

@@ -68,6 +68,9 @@ pub struct Session {
     backend: Arc<Backend>,
     /// Whether the open transaction is in the lock table (others may wait for it).
     in_lock_table: bool,
+    /// The running prepared statement's parameter types (empty for a simple query): what
+    /// a bare `$n` in its select list is (see `expr::with_param_types`).
+    param_types: Vec<DataType>,
 }
 
 /// COPY rows inserted at once: enough that the per-statement work (the engine lock, a
@@ -104,12 +107,21 @@ impl Session {
             savepoints: Vec::new(),
             backend: Arc::default(),
             in_lock_table: false,
+            param_types: Vec::new(),
             db,
         }
     }
 
     pub fn db(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    /// `DISCARD ALL`'s `RESET ALL`: every setting back to its default, and the session's
+    /// isolation level back to the server's.
+    pub fn reset_all(&mut self) {
+        self.settings.clear();
+        self.characteristics = self.db.default_isolation;
+        self.next_isolation = None;
     }
 
     pub fn backend(&self) -> &Arc<Backend> {
@@ -179,6 +191,7 @@ impl Session {
         stmt: &Statement,
         params: &[Value],
     ) -> Result<(Output, TxEffect), SqlError> {
+        self.param_types.clear();
         self.run_planned(stmt, params, None).await
     }
 
@@ -188,8 +201,11 @@ impl Session {
         &mut self,
         stmt: &Statement,
         params: &[Value],
+        param_types: &[DataType],
         plans: &PlanCache,
     ) -> Result<(Output, TxEffect), SqlError> {
+        self.param_types.clear();
+        self.param_types.extend_from_slice(param_types);
         self.run_planned(stmt, params, Some(plans)).await
     }
 
@@ -334,6 +350,7 @@ impl Session {
                     }
                 };
                 let mark = tx.mark();
+                let tx_started = tx.started;
                 let snapshot =
                     crate::isolation::statement_snapshot(&mut engine, tx, earlier.take());
                 let mut ctx = Ctx {
@@ -342,6 +359,10 @@ impl Session {
                     snapshot,
                     params,
                     waited_in_subquery: Default::default(),
+                };
+                let param_types = &self.param_types;
+                let mut work = |ctx: &mut Ctx<'_>| {
+                    crate::expr::in_statement(tx_started, param_types, || work(ctx))
                 };
                 let mut result =
                     crate::cancel::running_inline(&self.backend, deadline, || work(&mut ctx));

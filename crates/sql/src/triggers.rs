@@ -30,7 +30,6 @@
 
 use sqlparser::ast::{self, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::catalog::{TableDef, ident, object_name};
@@ -296,8 +295,8 @@ pub fn parse_body(body: &str) -> std::result::Result<Vec<(Statement, Vec<RowRef>
             text.push(' ');
             i += 1;
         }
-        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &text)
-            .map_err(|e| unsupported(&format!("\"{}\" ({e})", text.trim())))?;
+        let mut statements = crate::parse::statements(&text)
+            .map_err(|e| unsupported(&format!("\"{}\" ({})", text.trim(), e.message)))?;
         match (statements.pop(), statements.is_empty()) {
             (Some(stmt), true) => out.push((stmt, refs)),
             _ => return Err(unsupported("this statement")),

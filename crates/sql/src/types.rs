@@ -22,8 +22,9 @@ pub enum DataType {
     Int,
     BigInt,
     Double,
-    /// Exact decimal arithmetic; `NUMERIC(p,s)` rounds to `s` places.
-    Numeric(Option<u32>),
+    /// Exact decimal arithmetic; `NUMERIC(p,s)` (precision, scale) rounds to `s` places and
+    /// refuses a value with more than `p - s` digits before the point (22003).
+    Numeric(Option<(u32, u32)>),
     Text,
     /// `VARCHAR(n)`/`CHAR(n)`: text with a length limit.
     Varchar(Option<u32>),
@@ -39,7 +40,7 @@ impl DataType {
             DataType::Int => "integer".into(),
             DataType::BigInt => "bigint".into(),
             DataType::Double => "double precision".into(),
-            DataType::Numeric(Some(s)) => format!("numeric(,{s})"),
+            DataType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
             DataType::Numeric(None) => "numeric".into(),
             DataType::Text => "text".into(),
             DataType::Varchar(Some(n)) => format!("character varying({n})"),
@@ -216,7 +217,7 @@ impl Value {
                 Value::Text(s) => s.trim().parse().map_err(|_| invalid(&v))?,
                 _ => return Err(SqlError::cannot_cast(&v, ty)),
             }),
-            (DataType::Numeric(scale), v) => {
+            (DataType::Numeric(typmod), v) => {
                 let d = match &v {
                     Value::Int(n) => Decimal::from(*n),
                     Value::Double(f) => Decimal::try_from(*f).map_err(|_| invalid(&v))?,
@@ -224,14 +225,8 @@ impl Value {
                     Value::Text(s) => s.trim().parse().map_err(|_| invalid(&v))?,
                     _ => return Err(SqlError::cannot_cast(&v, ty)),
                 };
-                Value::Numeric(match scale {
-                    Some(s) => {
-                        // NUMERIC(p,s) keeps exactly s digits: 100 is stored as 100.00.
-                        let mut r =
-                            d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
-                        r.rescale(s);
-                        r
-                    }
+                Value::Numeric(match typmod {
+                    Some((p, s)) => to_precision(d, p, s)?,
                     None => d,
                 })
             }
@@ -267,16 +262,69 @@ impl Value {
     }
 }
 
+/// `d` as a `NUMERIC(p,s)` holds it: rounded (half away from zero) to exactly `s` places —
+/// 100 is stored as 100.00 — and refused with PostgreSQL's 22003 when more than `p - s`
+/// digits remain before the point.
+fn to_precision(d: Decimal, p: u32, s: u32) -> Result<Decimal, SqlError> {
+    let mut r = d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(s);
+    let integer_digits = p.saturating_sub(s);
+    // rust_decimal holds at most 28 digits: a wider field cannot overflow.
+    if integer_digits < 28 {
+        let limit = Decimal::from_i128_with_scale(10i128.pow(integer_digits), 0);
+        if r.abs() >= limit {
+            return Err(SqlError::new("22003", "numeric field overflow").with_detail(format!(
+                "A field with precision {p}, scale {s} must round to an absolute value less than {}.",
+                if integer_digits == 0 { "1".to_string() } else { format!("10^{integer_digits}") }
+            )));
+        }
+    }
+    Ok(r)
+}
+
+/// `t` rounded to the microsecond. PostgreSQL's timestamps have microsecond precision —
+/// in storage, in text and in binary — and clients rely on it: psycopg parses the text
+/// form's fraction into Python's `datetime`, which holds microseconds only, and failed on
+/// the nine digits of a nanosecond clock.
+pub fn to_microseconds(t: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Timelike;
+    let below = i64::from(t.nanosecond() % 1000);
+    let rounded = t - chrono::TimeDelta::nanoseconds(below);
+    if below >= 500 {
+        rounded + chrono::TimeDelta::microseconds(1)
+    } else {
+        rounded
+    }
+}
+
+/// The clock, as a timestamp PostgreSQL could store (UTC, microseconds).
+pub fn current_timestamp() -> NaiveDateTime {
+    to_microseconds(chrono::Utc::now().naive_utc())
+}
+
 fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t);
+            return Some(to_microseconds(t));
         }
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// PostgreSQL's text form of a timestamp: seconds, then the microseconds without their
+/// trailing zeros (`19.5`, `19.500691`, no fraction at all for whole seconds).
+fn write_timestamp(f: &mut fmt::Formatter<'_>, t: &NaiveDateTime) -> fmt::Result {
+    use chrono::Timelike;
+    write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S"))?;
+    let micros = to_microseconds(*t).nanosecond() / 1000;
+    if micros == 0 {
+        return Ok(());
+    }
+    let digits = format!("{micros:06}");
+    write!(f, ".{}", digits.trim_end_matches('0'))
 }
 
 /// The text form PostgreSQL sends (`t`/`f` for booleans).
@@ -289,7 +337,7 @@ impl fmt::Display for Value {
             Value::Double(x) => write!(f, "{x}"),
             Value::Numeric(d) => write!(f, "{d}"),
             Value::Text(s) => f.write_str(s),
-            Value::Timestamp(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.f")),
+            Value::Timestamp(t) => write_timestamp(f, t),
         }
     }
 }
@@ -407,7 +455,7 @@ mod tests {
                 .map(|e| e.code),
             Some("22P02")
         );
-        let n = Value::Text("1.005".into()).cast(DataType::Numeric(Some(2)));
+        let n = Value::Text("1.005".into()).cast(DataType::Numeric(Some((10, 2))));
         assert_eq!(n.ok().map(|v| v.to_string()), Some("1.01".to_string()));
     }
 }

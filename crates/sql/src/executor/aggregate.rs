@@ -1,11 +1,13 @@
 //! Aggregates: finding the aggregate calls in a grouped query's expressions, and
 //! computing count/sum/avg/min/max over one group's rows (NULLs ignored, DISTINCT
-//! deduplicated; sum of integers continues in numeric past bigint, as PostgreSQL's).
+//! deduplicated, `FILTER (WHERE ...)` keeping only the rows it accepts; sum of integers
+//! continues in numeric past bigint, as PostgreSQL's).
 
 use rust_decimal::Decimal;
 use sqlparser::ast::{self, Expr, FunctionArguments};
 
 use crate::engine::Result;
+use crate::error::SqlError;
 use crate::expr::{AGGREGATES, Scope, eval, function_args, function_name};
 use crate::types::{DataType, Value};
 
@@ -61,6 +63,27 @@ pub(super) fn aggregate(
         return Ok(Value::Null);
     };
     let name = function_name(f);
+    if f.over.is_some() {
+        return Err(SqlError::unsupported("window functions (OVER)").into());
+    }
+    if !f.within_group.is_empty() {
+        return Err(SqlError::unsupported("WITHIN GROUP").into());
+    }
+    // `FILTER (WHERE cond)`: only the group's rows where cond is true are aggregated.
+    let filtered: Vec<&Vec<Value>>;
+    let rows = match &f.filter {
+        Some(cond) => {
+            let mut kept = Vec::with_capacity(rows.len());
+            for r in rows {
+                if eval(cond, &env(scope, r, params))?.truthy()? == Some(true) {
+                    kept.push(*r);
+                }
+            }
+            filtered = kept;
+            &filtered[..]
+        }
+        None => rows,
+    };
     let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(ast::DuplicateTreatment::Distinct));
     let arg = function_args(f).first().copied().flatten();
     let mut values: Vec<Value> = match arg {

@@ -19,7 +19,6 @@
 
 use sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation, Expr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::catalog::{self, DROPPED_PREFIX, TableDef, ident, object_name};
@@ -305,10 +304,7 @@ fn rename_in(e: &Expr, from: &str, to: &str) -> Expr {
             other => other.to_string(),
         })
         .collect();
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&text)
-        .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|_| e.clone())
+    crate::parse::expression(&text).unwrap_or_else(|_| e.clone())
 }
 
 fn rename_column(engine: &mut Engine, table: &str, from: &str, to: &str) -> Result<()> {

@@ -82,7 +82,10 @@ impl ExtendedQueryHandler for Handler {
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME).to_owned();
         match StoredStatement::parse(client, &message, self.query_parser()).await? {
-            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            Some(stmt) => {
+                client.portal_store().put_statement(Arc::new(stmt));
+                self.parser.names.add(&name);
+            }
             None => client.portal_store().put_empty_statement(&name),
         }
         client
@@ -347,7 +350,9 @@ impl ExtendedQueryHandler for Handler {
                 .get(i)
                 .copied()
                 .unwrap_or(DataType::Text);
-            match decode_param(raw.as_deref(), ty, portal.parameter_format.is_binary(i)) {
+            let declared = prepared.declared.get(i).and_then(Option::as_ref);
+            let binary = portal.parameter_format.is_binary(i);
+            match decode_param(raw.as_deref(), ty, binary, declared) {
                 Ok(v) => params.push(v),
                 Err(e) => {
                     session.abort_block();
@@ -368,10 +373,7 @@ impl ExtendedQueryHandler for Handler {
         if let Some(r) = copy_out(&mut session, &prepared.stmt, &params).await {
             return r.map_err(Into::into);
         }
-        match session
-            .run_prepared(&prepared.stmt, &params, &prepared.plans)
-            .await
-        {
+        match prepared.run(&mut session, &params).await {
             Ok((out, effect)) => to_response(out, effect, &portal.result_column_format),
             Err(e) => Err(e.into()),
         }

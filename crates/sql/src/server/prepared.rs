@@ -29,6 +29,10 @@ use crate::types::DataType;
 pub struct Prepared {
     pub stmt: Statement,
     pub param_types: Vec<DataType>,
+    /// The parameter types the client declared at Parse (`None` where it left one to
+    /// us): how a binary parameter is laid out on the wire, which can differ from the
+    /// type the statement needs (psycopg sends a Python `date` as a 4-byte `date`).
+    pub declared: Vec<Option<pgwire::api::Type>>,
     /// Whether it reads a system view (`pg_locks`, `pg_catalog...`): only then can it
     /// be one of the queries answered outside the executor.
     pub(super) system_view: bool,
@@ -44,14 +48,26 @@ pub struct Prepared {
 type Columns = Vec<(String, DataType)>;
 
 impl Prepared {
-    fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
+    pub(super) fn new(stmt: Statement, param_types: Vec<DataType>) -> Prepared {
         Prepared {
             system_view: crate::pg_catalog::reads_system_view(&stmt),
             stmt,
             param_types,
+            declared: Vec::new(),
             columns: Arc::default(),
             plans: Arc::default(),
         }
+    }
+
+    /// One execution with `params`, with the plan it keeps.
+    pub(super) async fn run(
+        &self,
+        session: &mut Session,
+        params: &[crate::types::Value],
+    ) -> Result<(Output, crate::session::TxEffect), SqlError> {
+        session
+            .run_prepared(&self.stmt, params, &self.param_types, &self.plans)
+            .await
     }
 
     /// The result columns, computed again only when the catalog has changed.
@@ -67,7 +83,9 @@ impl Prepared {
             .or_else(|| crate::pg_catalog::columns(&self.stmt))
         {
             Some(c) => c,
-            None => describe(&db.engine(), &self.stmt)?,
+            None => crate::expr::with_param_types(&self.param_types, || {
+                describe(&db.engine(), &self.stmt)
+            })?,
         };
         *cached = Some((version, columns.clone()));
         Ok(columns)
@@ -79,6 +97,8 @@ pub struct SqlParser {
     /// The connection's session: a statement that fails to parse inside a transaction
     /// block aborts the block, as any other error does.
     pub(super) session: Arc<Mutex<Session>>,
+    /// The connection's named prepared statements, for `DEALLOCATE ALL`.
+    pub(super) names: super::sql_prepared::Names,
 }
 
 #[async_trait]
@@ -123,7 +143,9 @@ impl QueryParser for SqlParser {
                 param_types[i] = t;
             }
         }
-        Ok(Some(Prepared::new(stmt, param_types)))
+        let mut prepared = Prepared::new(stmt, param_types);
+        prepared.declared = types.to_vec();
+        Ok(Some(prepared))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
