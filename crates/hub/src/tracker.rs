@@ -90,12 +90,7 @@ impl Tracker {
 
     /// `keys` changed (`writer`: the client whose command changed them, for `NOLOOP`).
     pub fn changed(&self, keys: &[Bytes], writer: Option<u64>, wakes: &mut Wakes) {
-        let mut state = self.state();
-        if !state.tracking.is_active() {
-            return;
-        }
-        let invalidations = state.tracking.invalidate(keys, writer);
-        self.deliver(&mut state, invalidations, wakes);
+        self.invalidate(keys, writer, false, wakes);
     }
 
     /// [`Self::changed`] for a server that writes its client's own invalidations itself:
@@ -111,19 +106,34 @@ impl Tracker {
         writer: u64,
         wakes: &mut Wakes,
     ) -> Vec<Bytes> {
+        self.invalidate(keys, Some(writer), true, wakes)
+    }
+
+    /// [`Self::changed`], and with `hold_own` [`Self::changed_holding_own`]: the
+    /// writer's own invalidation (if it would go to its own RESP3 connection) is
+    /// returned instead of queued.
+    fn invalidate(
+        &self,
+        keys: &[Bytes],
+        writer: Option<u64>,
+        hold_own: bool,
+        wakes: &mut Wakes,
+    ) -> Vec<Bytes> {
         let mut state = self.state();
         if !state.tracking.is_active() {
             return Vec::new();
         }
-        let mut invalidations = state.tracking.invalidate(keys, Some(writer));
-        let own_connection = state.tracking.redirect(writer).is_none()
+        let mut invalidations = state.tracking.invalidate(keys, writer);
+        let mut held = Vec::new();
+        if let Some(writer) = writer.filter(|_| hold_own)
+            && state.tracking.redirect(writer).is_none()
             && state
                 .queues
                 .get(&writer)
                 .and_then(Weak::upgrade)
-                .is_some_and(|q| q.protocol() == Protocol::Resp3);
-        let mut held = Vec::new();
-        if own_connection && let Some(i) = invalidations.iter().position(|i| i.client == writer) {
+                .is_some_and(|q| q.protocol() == Protocol::Resp3)
+            && let Some(i) = invalidations.iter().position(|i| i.client == writer)
+        {
             held = invalidations.swap_remove(i).keys.unwrap_or_default();
         }
         self.deliver(&mut state, invalidations, wakes);

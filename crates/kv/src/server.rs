@@ -462,13 +462,20 @@ impl Kv {
             .is_some_and(Command::must_wait)
     }
 
-    /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`.
+    /// Before a tracking client's command: what it reads, for `CLIENT TRACKING`. Not for
+    /// a command `MULTI` queues: a queued read is remembered when `EXEC` runs it (see
+    /// `transaction::exec`).
     fn reads(client: &Client<Session>, args: &Args) -> Option<Reads> {
         // Most clients do not track: spare them the lookup of the command's keys.
-        if !client.session.client_cache.tracking {
+        if !client.session.client_cache.tracking || Self::queues(client, args) {
             return None;
         }
         Reads::before(client, commands::lookup(args.name()), args)
+    }
+
+    /// Is this command one `MULTI` queues rather than runs?
+    fn queues(client: &Client<Session>, args: &Args) -> bool {
+        client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard")
     }
 
     /// After a tracking client's command: see [`Reads::remember`].
@@ -676,13 +683,7 @@ impl Server for Kv {
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
             return self.answer(client, refused);
         }
-        // A queued read is remembered when `EXEC` runs it (see `transaction::run`).
-        let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
-        let reads = if queued {
-            None
-        } else {
-            Self::reads(client, &args)
-        };
+        let reads = Self::reads(client, &args);
         // This path may wait (a blocking pop, the disk): the command starts its own
         // clock, and the next one will too (see `observe_start`).
         client.session.lap = None;
@@ -730,14 +731,8 @@ impl Server for Kv {
         if let Some(refused) = messaging::subscribed_mode(client, &args) {
             return Ok(self.answer(client, refused));
         }
-        let queued = client.session.tx.queueing() && !matches!(args.name(), "exec" | "discard");
-        // A queued read is remembered when `EXEC` runs it (see `transaction::run`).
-        let reads = if queued {
-            None
-        } else {
-            Self::reads(client, &args)
-        };
-        let reply = if queued {
+        let reads = Self::reads(client, &args);
+        let reply = if Self::queues(client, &args) {
             self.queue_now(client, args)
         } else if let Some(command) = command {
             // kv's own commands only borrow their arguments: the slow log reads them
